@@ -1,0 +1,223 @@
+"""Read the CDC processing report ("accusé de traitement", SPEC.md section 9).
+
+Two variants exist: a processed file lists its passages under `PassagesKO` / `PassagesOK`;
+a file rejected as a whole carries `erreurs/erreur` and no passage at all. Reports come from
+outside, so they are parsed with entities, DTDs and network access off, and bounded in size.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+from pathlib import Path
+
+from lxml import etree
+
+from accrochage.errors import ReportError
+
+MAX_REPORT_BYTES = 50 * 1024 * 1024
+
+_ROOT = "rapport"
+_KO = "PassagesKO"
+_OK = "PassagesOK"
+_ERRORS = "erreurs"
+_ID = "idTechnique"
+_HINT = "is this a CDC accusé de traitement? expected root <rapport>"
+_DTD_MARKERS = (b"<!DOCTYPE", b"<!ENTITY")
+# Matched on the accent-stripped, case-folded message. `d\S{1,3}j\S{1,3}` also accepts
+# "deja" and the mojibake "dÃ©jÃ" of a report decoded as Latin-1. The word "passage" is
+# required: "Le titulaire existe déjà en base" says nothing about the passage being held.
+_ALREADY_KNOWN = re.compile(r"\bpassage\b.*\bexiste\s+d\S{1,3}j\S{1,3}\s+en\s+base\b", re.DOTALL)
+
+
+@dataclass(frozen=True)
+class PassageOutcome:
+    id_technique: str
+    accepted: bool
+    message: str | None
+    already_known: bool
+
+
+@dataclass(frozen=True)
+class FileError:
+    type: str | None
+    message: str
+    line: int | None
+    column: int | None
+
+
+@dataclass(frozen=True)
+class ProcessingReport:
+    file_name: str | None
+    id_flux: str | None
+    id_traitement: str | None
+    outcomes: tuple[PassageOutcome, ...]
+    file_errors: tuple[FileError, ...]
+
+    @property
+    def rejected_whole_file(self) -> bool:
+        return bool(self.file_errors)
+
+    @property
+    def accepted(self) -> tuple[str, ...]:
+        return tuple(o.id_technique for o in self.outcomes if o.accepted)
+
+    @property
+    def rejected(self) -> tuple[PassageOutcome, ...]:
+        return tuple(o for o in self.outcomes if not o.accepted)
+
+
+def _fail(source: str, problem: str, fix: str) -> ReportError:
+    return ReportError(f"{source}: {problem}; {fix}")
+
+
+def is_already_known(message: str) -> bool:
+    """True when a KO message says the CDC already holds this passage."""
+    decomposed = unicodedata.normalize("NFKD", message)
+    folded = "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
+    return _ALREADY_KNOWN.search(folded) is not None
+
+
+def _text(parent: etree._Element, tag: str) -> str | None:
+    child = parent.find(tag)
+    if child is None or child.text is None:
+        return None
+    return child.text.strip() or None
+
+
+def _int_or_none(text: str | None) -> int | None:
+    return int(text) if text is not None and re.fullmatch(r"[0-9]+", text) else None
+
+
+def _elements(parent: etree._Element) -> list[etree._Element]:
+    """Child elements only: processing instructions and entities are skipped."""
+    return [child for child in parent if isinstance(child.tag, str)]
+
+
+def _ko_outcome(passage: etree._Element, source: str) -> PassageOutcome:
+    if passage.tag != "passage":
+        raise _fail(
+            source,
+            f"unexpected <{passage.tag}> inside <{_KO}>",
+            f"each rejection must be a <passage> with <{_ID}> and <messageErreur>",
+        )
+    id_technique = _text(passage, _ID)
+    if id_technique is None:
+        raise _fail(
+            source,
+            f"a <passage> in <{_KO}> (line {passage.sourceline}) has no <{_ID}>",
+            "the rejection cannot be matched to a record; ask the CDC for the full report",
+        )
+    message = _text(passage, "messageErreur")
+    known = message is not None and is_already_known(message)
+    return PassageOutcome(id_technique, accepted=known, message=message, already_known=known)
+
+
+def _ok_outcome(element: etree._Element, source: str) -> PassageOutcome:
+    id_technique = (element.text or "").strip() if element.tag == _ID else ""
+    if not id_technique:
+        raise _fail(
+            source,
+            f"<{_OK}> holds <{element.tag}> (line {element.sourceline}) instead of an id",
+            f"<{_OK}> must list non-empty <{_ID}> elements",
+        )
+    return PassageOutcome(id_technique, accepted=True, message=None, already_known=False)
+
+
+def _file_error(erreur: etree._Element) -> FileError:
+    return FileError(
+        type=_text(erreur, "type"),
+        message=_text(erreur, "message") or "",
+        line=_int_or_none(_text(erreur, "ligne")),
+        column=_int_or_none(_text(erreur, "colonne")),
+    )
+
+
+def _merge(outcomes: list[PassageOutcome], source: str) -> tuple[PassageOutcome, ...]:
+    """Keep each id once; an id both accepted and rejected cannot be trusted either way."""
+    merged: dict[str, PassageOutcome] = {}
+    for outcome in outcomes:
+        seen = merged.setdefault(outcome.id_technique, outcome)
+        if seen.accepted != outcome.accepted:
+            raise _fail(
+                source,
+                f"idTechnique {outcome.id_technique} is reported both accepted and rejected",
+                "the report contradicts itself; check the record on the CDC portal",
+            )
+    return tuple(merged.values())
+
+
+def _parse_xml(data: bytes, source: str) -> etree._Element:
+    if len(data) > MAX_REPORT_BYTES:
+        raise _fail(
+            source,
+            f"report is {len(data)} bytes, above the {MAX_REPORT_BYTES} byte limit",
+            "a real accusé de traitement is far smaller; check the file",
+        )
+    if not data.strip():
+        raise _fail(source, "report is empty", "download the accusé de traitement again")
+    if any(marker in data for marker in _DTD_MARKERS):
+        raise _fail(source, "report declares a DOCTYPE or entities", "refused for safety")
+    parser = etree.XMLParser(
+        resolve_entities=False,
+        no_network=True,
+        load_dtd=False,
+        huge_tree=False,
+        remove_comments=True,
+    )
+    try:
+        root = etree.fromstring(data, parser)
+    except etree.XMLSyntaxError as exc:
+        raise _fail(source, f"report is not well-formed XML ({exc})", _HINT) from None
+    docinfo = root.getroottree().docinfo
+    # The byte scan misses UTF-16 input; the parsed tree tells the truth.
+    if docinfo.internalDTD is not None or docinfo.externalDTD is not None:
+        raise _fail(source, "report declares a DOCTYPE or entities", "refused for safety")
+    return root
+
+
+def parse_report(data: bytes, *, source: str = "<bytes>") -> ProcessingReport:
+    root = _parse_xml(data, source)
+    if root.tag != _ROOT:
+        raise _fail(source, f"root element is <{root.tag}>", _HINT)
+    sections = {tag: root.findall(tag) for tag in (_KO, _OK, _ERRORS)}
+    if not any(sections.values()):
+        raise _fail(
+            source,
+            f"no <{_KO}>, <{_OK}> or <{_ERRORS}> section (names are case-sensitive)",
+            _HINT,
+        )
+    outcomes = [_ko_outcome(p, source) for s in sections[_KO] for p in _elements(s)]
+    outcomes += [_ok_outcome(i, source) for s in sections[_OK] for i in _elements(s)]
+    errors = [_file_error(e) for s in sections[_ERRORS] for e in s.findall("erreur")]
+    if sections[_ERRORS] and not errors:
+        raise _fail(
+            source,
+            f"<{_ERRORS}> holds no <erreur>",
+            "the file was rejected for an unknown reason; check it on the CDC portal",
+        )
+    return ProcessingReport(
+        file_name=_text(root, "nomFichier"),
+        id_flux=_text(root, "idFlux"),
+        id_traitement=_text(root, "idTraitement"),
+        outcomes=_merge(outcomes, source),
+        file_errors=tuple(errors),
+    )
+
+
+def read_report(path: Path) -> ProcessingReport:
+    source = str(path)
+    try:
+        size = path.stat().st_size
+        if size > MAX_REPORT_BYTES:
+            raise _fail(
+                source,
+                f"report is {size} bytes, above the {MAX_REPORT_BYTES} byte limit",
+                "a real accusé de traitement is far smaller; check the file",
+            )
+        with path.open("rb") as handle:
+            data = handle.read(MAX_REPORT_BYTES + 1)  # the file may grow after stat
+    except OSError as exc:
+        raise _fail(source, f"cannot read report ({exc.strerror})", "check the path") from None
+    return parse_report(data, source=source)
