@@ -1,0 +1,67 @@
+"""A thin click layer over the library: parse options, call one function, print, exit."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from accrochage.errors import AccrochageError, ConfigError
+from accrochage.settings import Settings, load_settings
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class AppContext:
+    def __init__(self, config: Path | None) -> None:
+        self.config = config
+        self._settings: Settings | None = None
+
+    @property
+    def settings(self) -> Settings:
+        if self._settings is None:
+            self._settings = load_settings(self.config)
+        return self._settings
+
+
+class Group(click.Group):
+    """Every deliberate error ends as one line on stderr and exit 2 (1 for failed work)."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except ConfigError as exc:
+            click.echo(f"configuration error: {exc}", err=True)
+            sys.exit(2)
+        except AccrochageError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(1)
+
+
+@click.group(cls=Group)
+@click.option(
+    "--config",
+    type=click.Path(path_type=Path, dir_okay=False),
+    envvar="ACCROCHAGE_CONFIG",
+    help="Configuration file (default ./accrochage.toml, or $ACCROCHAGE_CONFIG).",
+)
+@click.version_option(package_name="accrochage")
+@click.pass_context
+def main(ctx: click.Context, config: Path | None) -> None:
+    """Keep every delivered certification on its way to the CDC (SI CPF), on time."""
+    ctx.obj = AppContext(config)
+
+
+pass_app = click.make_pass_decorator(AppContext)
+
+
+def register_commands() -> None:
+    from accrochage.commands import files
+
+    files.register(main)
+
+
+register_commands()

@@ -1,0 +1,74 @@
+"""Who deposits and for whom: the emitter and the certifiers of the configuration."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from accrochage.models.problems import Problem
+from accrochage.settings import Settings
+
+
+@dataclass(frozen=True, slots=True)
+class Emitter:
+    id_client: str
+    nature: str
+
+
+@dataclass(frozen=True, slots=True)
+class Certifier:
+    key: str
+    id_client: str
+    id_contrat: str
+    certifications: frozenset[str]
+
+
+class Registry:
+    """Maps an event's certifier (or, when absent, its certification code) to a certifier."""
+
+    def __init__(self, emitter: Emitter, certifiers: Iterable[Certifier]) -> None:
+        self.emitter = emitter
+        self.certifiers = {c.key: c for c in certifiers}
+        owners: dict[str, list[str]] = {}
+        for certifier in self.certifiers.values():
+            for code in certifier.certifications:
+                owners.setdefault(code, []).append(certifier.key)
+        self._owners = owners
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Registry:
+        return cls(
+            Emitter(settings.emitter.id_client, settings.emitter.nature),
+            (
+                Certifier(c.key, c.id_client, c.id_contrat, frozenset(c.certifications))
+                for c in settings.certifiers
+            ),
+        )
+
+    def get(self, key: str) -> Certifier | None:
+        return self.certifiers.get(key)
+
+    def resolve(self, key: str | None, code: str) -> tuple[Certifier | None, list[Problem]]:
+        if key is None:
+            owners = self._owners.get(code, [])
+            if len(owners) == 1:
+                return self.certifiers[owners[0]], []
+            if not owners:
+                why = f"is required: no configured certifier delivers {code}"
+            else:
+                why = f"is required: {code} is delivered by {', '.join(sorted(owners))}"
+            return None, [Problem("certifier", why)]
+        certifier = self.certifiers.get(key)
+        if certifier is None:
+            known = ", ".join(sorted(self.certifiers)) or "none"
+            return None, [Problem("certifier", f"unknown certifier {key!r}; configured: {known}")]
+        if code not in certifier.certifications:
+            delivered = ", ".join(sorted(certifier.certifications))
+            return certifier, [
+                Problem(
+                    "certification.code",
+                    f"{code} is not delivered by certifier {key!r} (configured: {delivered}); "
+                    "add it to its certifications or fix the code",
+                )
+            ]
+        return certifier, []

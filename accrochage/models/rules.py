@@ -1,0 +1,92 @@
+"""Rules that join several fields of a structurally valid event: errors and warnings."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from accrochage.models.event import BirthDate, DeliveredEvent
+from accrochage.models.nir import nir_errors, nir_warnings
+from accrochage.models.problems import Problem
+
+
+def _born_after(birth: BirthDate, day: date) -> bool:
+    if birth.year != day.year:
+        return birth.year > day.year
+    if birth.month is None or birth.month != day.month:
+        return birth.month is not None and birth.month > day.month
+    return birth.day is not None and birth.day > day.day
+
+
+def _identity_errors(event: DeliveredEvent) -> list[Problem]:
+    if event.holder is None and event.cpf_file is None:
+        return [Problem("holder", "holder (or cpf_file, its CPF alternative) is required")]
+    if event.holder is not None and event.cpf_file is not None:
+        return [Problem("cpf_file", "give either holder or cpf_file, not both")]
+    return []
+
+
+def _holder_errors(event: DeliveredEvent) -> list[Problem]:
+    holder = event.holder
+    if holder is None:
+        return []
+    errors: list[Problem] = []
+    if _born_after(holder.birth_date, event.delivered_on):
+        errors.append(Problem("holder.birth_date", "is after delivered_on"))
+    place = holder.birth_place
+    if place is not None and place.insee_code is not None and place.postal_code is not None:
+        errors.append(
+            Problem(
+                "holder.birth_place.postal_code",
+                "give either insee_code or postal_code, not both (the CDC takes one)",
+            )
+        )
+    if holder.nir is not None:
+        errors.extend(nir_errors(holder.nir))
+    return errors
+
+
+def delivered_errors(event: DeliveredEvent, today: date) -> list[Problem]:
+    """What the CDC schema forbids across fields, or what cannot be true."""
+    errors = _identity_errors(event)
+    if event.certification.code.startswith("RNCP") != (event.certification.type == "RNCP"):
+        errors.append(
+            Problem(
+                "certification.code",
+                f"{event.certification.code} does not match certification.type "
+                f"{event.certification.type}: the code starts with the type",
+            )
+        )
+    if event.delivered_on > today:
+        errors.append(
+            Problem("delivered_on", f"{event.delivered_on} is in the future (today is {today})")
+        )
+    if event.valid_until is not None and event.valid_until < event.delivered_on:
+        errors.append(Problem("valid_until", "is before delivered_on"))
+    exam = event.exam
+    if exam is not None and exam.start and exam.end and exam.start > exam.end:
+        errors.append(Problem("exam.end", f"{exam.end} is before exam.start {exam.start}"))
+    errors.extend(_holder_errors(event))
+    return errors
+
+
+def delivered_warnings(event: DeliveredEvent) -> list[Problem]:
+    """Plausibility rules the CDC's own examples do not follow: reported, never blocking."""
+    warnings: list[Problem] = []
+    exam = event.exam
+    if exam is not None:
+        for name, day in (("exam.start", exam.start), ("exam.end", exam.end)):
+            if day is not None and day > event.delivered_on:
+                warnings.append(Problem(name, f"{day} is after delivered_on {event.delivered_on}"))
+    registration = event.registration
+    if (
+        registration is not None
+        and registration.vae_path is not None
+        and registration.access_mode != "VAE"
+    ):
+        warnings.append(
+            Problem("registration.vae_path", "is given but registration.access_mode is not VAE")
+        )
+    holder = event.holder
+    if holder is not None and holder.nir is not None and not nir_errors(holder.nir):
+        warnings.extend(nir_warnings(holder.nir, holder.sex, holder.birth_date))
+    return warnings

@@ -1,0 +1,103 @@
+"""Constrained scalar types of the event contract, shared by every model.
+
+Every text field is trimmed, never empty, and holds XML 1.0 characters only: a control
+character would make the CDC reject the whole file, so it is refused here with its field.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BeforeValidator, Field, StringConstraints
+from pydantic_core import PydanticCustomError
+
+# C0 and C1 controls (tab and newline included: no CDC field is multi-line), surrogates
+# and the two non-characters XML 1.0 forbids.
+_FORBIDDEN_CHARS = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+MIN_YEAR = 1900
+MAX_YEAR = 2099
+
+
+def check_xml_text(value: str) -> str:
+    found = _FORBIDDEN_CHARS.search(value)
+    if found is not None:
+        raise PydanticCustomError(
+            "xml_char",
+            f"contains the control character U+{ord(found.group()):04X} at position "
+            f"{found.start()}; only printable XML 1.0 characters are allowed",
+        )
+    return value
+
+
+def _bounded(low: int, high: int) -> StringConstraints:
+    return StringConstraints(strip_whitespace=True, min_length=low, max_length=high)
+
+
+_XML = AfterValidator(check_xml_text)
+Text3 = Annotated[str, _bounded(3, 3), _XML]
+Text5 = Annotated[str, _bounded(5, 5), _XML]
+Text9 = Annotated[str, _bounded(1, 9), _XML]
+Text13 = Annotated[str, _bounded(1, 13), _XML]
+Text20 = Annotated[str, _bounded(1, 20), _XML]
+Text30 = Annotated[str, _bounded(1, 30), _XML]
+Text60 = Annotated[str, _bounded(1, 60), _XML]
+Text255 = Annotated[str, _bounded(1, 255), _XML]
+Text1000 = Annotated[str, _bounded(1, 1000), _XML]
+
+
+def check_year(year: int) -> int:
+    if not MIN_YEAR <= year <= MAX_YEAR:
+        raise PydanticCustomError(
+            "year_range",
+            "year {year} is outside 1900–2099, the range the CDC accepts",
+            {"year": year},
+        )
+    return year
+
+
+def parse_iso_date(value: Any) -> date:
+    """A `YYYY-MM-DD` string that names a real day between 1900 and 2099."""
+    if not isinstance(value, str):
+        raise PydanticCustomError("date_type", "expected a date as a YYYY-MM-DD string")
+    if _ISO_DATE.fullmatch(value) is None:
+        raise PydanticCustomError(
+            "date_format", "expected a date as YYYY-MM-DD, got {value!r}", {"value": value[:40]}
+        )
+    try:
+        parsed = date.fromisoformat(value)
+    except ValueError:
+        raise PydanticCustomError(
+            "date_value", "{value} is not a day of the calendar", {"value": value}
+        ) from None
+    check_year(parsed.year)
+    return parsed
+
+
+IsoDate = Annotated[date, BeforeValidator(parse_iso_date, json_schema_input_type=date)]
+
+
+def score_to_text(value: Any) -> Any:
+    """`score` alone accepts a JSON number, kept as the text the CDC `scoring` element holds."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return repr(value) if not value.is_integer() else str(int(value))
+    return value
+
+
+Score = Annotated[
+    str,
+    _bounded(1, 255),
+    _XML,
+    BeforeValidator(score_to_text, json_schema_input_type=str | int | float),
+]
+Digit1 = Annotated[
+    str, StringConstraints(min_length=1, max_length=1), AfterValidator(check_xml_text)
+]
+DigitalLevel = Annotated[int, Field(ge=1, le=8)]
+GeneralScore = Annotated[int, Field(ge=1, le=1000)]

@@ -1,0 +1,191 @@
+"""One typed settings object: `accrochage.toml` plus `ACCROCHAGE_*` environment overrides."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, Field, ValidationError, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from accrochage.errors import ConfigError
+
+DEFAULT_CONFIG = Path("accrochage.toml")
+CDC_MAX_PASSAGES = 200_000
+_DURATION = re.compile(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([smhd])\s*")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(value: Any) -> timedelta:
+    if isinstance(value, timedelta):
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return timedelta(seconds=value)
+    match = _DURATION.fullmatch(str(value))
+    if match is None:
+        raise ValueError(f"expected a duration such as 30s, 15m, 2h or 14d, got {value!r}")
+    return timedelta(seconds=float(match.group(1)) * _UNITS[match.group(2)])
+
+
+Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+Bcr = Annotated[str, Field(min_length=8, max_length=8, pattern=r"^[A-Za-z0-9]{8}$")]
+
+
+class EmitterSettings(BaseModel):
+    id_client: Bcr
+    nature: Literal["CERTIFICATEUR", "TIERS_CONFIANCE"] = "CERTIFICATEUR"
+
+
+class CertifierSettings(BaseModel):
+    key: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")]
+    id_client: Bcr
+    id_contrat: Annotated[str, Field(min_length=1, max_length=20)]
+    certifications: list[Annotated[str, Field(pattern=r"^(RNCP|RS)[0-9]{1,20}$")]] = Field(
+        min_length=1
+    )
+
+
+class BatchingSettings(BaseModel):
+    max_records: int = Field(default=1000, ge=1, le=CDC_MAX_PASSAGES)
+    max_file_bytes: int = Field(default=190_000_000, ge=100_000, le=200_000_000)
+    max_delay: Duration = timedelta(minutes=15)
+    deadline_margin: Duration = timedelta(days=14)
+    tick: Duration = timedelta(seconds=5)
+
+    @property
+    def margin_days(self) -> int:
+        return self.deadline_margin.days
+
+
+class PathsSettings(BaseModel):
+    state: Path = Path("var/state.db")
+    outbox: Path = Path("var/outbox")
+
+
+class SchemaSettings(BaseModel):
+    version: Literal["1.1.2", "1.1.5"] = "1.1.2"
+    xsd: Path | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _empty_xsd_is_none(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("xsd") in ("", None):
+            return {**data, "xsd": None}
+        return data
+
+
+class ApiSettings(BaseModel):
+    bind: str = "127.0.0.1:8787"
+    token: str = ""
+
+    @property
+    def host(self) -> str:
+        return self.bind.rsplit(":", 1)[0].strip("[]")
+
+    @property
+    def port(self) -> int:
+        return int(self.bind.rsplit(":", 1)[1])
+
+    @model_validator(mode="after")
+    def _token_off_loopback(self) -> ApiSettings:
+        if ":" not in self.bind or not self.bind.rsplit(":", 1)[1].isdigit():
+            raise ValueError(f"bind must be HOST:PORT, got {self.bind!r}")
+        if not _is_loopback(self.host) and not self.token:
+            raise ValueError(
+                f"api.token is required when api.bind ({self.bind}) is not a loopback address"
+            )
+        return self
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class KafkaSettings(BaseModel):
+    bootstrap: str = "127.0.0.1:9092"
+    topic: str = "accrochage.certifications.delivered"
+    rejected_topic: str = "accrochage.certifications.rejected"
+    partitions: int = Field(default=8, ge=1, le=1024)
+    group: str = "accrochage"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="ACCROCHAGE_", env_nested_delimiter="__", extra="forbid"
+    )
+
+    emitter: EmitterSettings
+    certifiers: list[CertifierSettings] = Field(min_length=1)
+    batching: BatchingSettings = BatchingSettings()
+    paths: PathsSettings = PathsSettings()
+    schema_: SchemaSettings = Field(default=SchemaSettings(), alias="schema")
+    api: ApiSettings = ApiSettings()
+    kafka: KafkaSettings = KafkaSettings()
+
+    @model_validator(mode="after")
+    def _unique_keys(self) -> Settings:
+        keys = [c.key for c in self.certifiers]
+        duplicates = sorted({k for k in keys if keys.count(k) > 1})
+        if duplicates:
+            raise ValueError(f"certifier keys must be unique; repeated: {', '.join(duplicates)}")
+        return self
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls))
+
+
+def config_path(explicit: Path | None = None) -> Path:
+    if explicit is not None:
+        return explicit
+    from_env = os.environ.get("ACCROCHAGE_CONFIG")
+    return Path(from_env) if from_env else DEFAULT_CONFIG
+
+
+def load_settings(path: Path | None = None, **overrides: Any) -> Settings:
+    """Read the TOML file (and the environment); a missing or wrong setting names itself."""
+    source = config_path(path)
+    if not source.is_file():
+        raise ConfigError(
+            f"configuration file {source} not found: pass --config PATH, set ACCROCHAGE_CONFIG, "
+            "or copy accrochage.example.toml to ./accrochage.toml"
+        )
+
+    class _FromFile(Settings):
+        model_config = SettingsConfigDict(toml_file=source)
+
+    try:
+        return _FromFile(**overrides)
+    except ValidationError as exc:
+        raise ConfigError(describe_settings_errors(source, exc)) from None
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{source}: cannot read the configuration: {exc}") from None
+
+
+def describe_settings_errors(source: Path, exc: ValidationError) -> str:
+    lines = [f"{source}: {exc.error_count()} wrong or missing setting(s):"]
+    for error in exc.errors():
+        where = ".".join(str(part) for part in error["loc"]).replace("schema_", "schema")
+        lines.append(f"  - {where}: {error['msg']}")
+    return "\n".join(lines)

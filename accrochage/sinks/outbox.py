@@ -1,0 +1,77 @@
+"""Releasing a batch file: render to a temporary name, fsync, check, rename, fsync the folder.
+
+A reader of `outbox/` sees either no file or a complete, XSD-valid one, even after a crash.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from accrochage.models.event import DeliveredEvent
+from accrochage.sinks.gate import check_file
+from accrochage.sinks.render import FluxHeader, render_flux
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
+
+
+@dataclass(frozen=True, slots=True)
+class ReleasedFile:
+    path: Path
+    passages: int
+    size: int
+    sha256: str
+
+
+def file_name(header: FluxHeader) -> str:
+    """`<emitter BCR>_<certifier>_<YYYYMMDDTHHMMSS>_<batch id>.xml`, ASCII only."""
+    stamp = header.horodatage[:19].replace("-", "").replace(":", "")
+    parts = (header.emitter.id_client, header.certifier.key, stamp, header.id_flux)
+    return "_".join(_UNSAFE.sub("-", part) for part in parts) + ".xml"
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def release(
+    outbox: Path,
+    header: FluxHeader,
+    passages: Iterable[DeliveredEvent],
+    *,
+    xsd: Path,
+    max_bytes: int | None = None,
+) -> ReleasedFile:
+    """Write, check and publish one batch; on any failure nothing is left under its name."""
+    folder = outbox / header.certifier.key
+    folder.mkdir(parents=True, exist_ok=True)
+    final = folder / file_name(header)
+    temporary = folder / f".{final.name}.partial"
+    try:
+        with temporary.open("wb") as handle:
+            stats = render_flux(handle, header, passages, max_bytes=max_bytes)
+            handle.flush()
+            os.fsync(handle.fileno())
+        check_file(temporary, xsd)
+        digest = _sha256(temporary)
+        os.replace(temporary, final)
+        _fsync_dir(folder)
+    finally:
+        temporary.unlink(missing_ok=True)
+    return ReleasedFile(final, stats.passages, stats.bytes_written, digest)
