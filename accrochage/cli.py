@@ -59,9 +59,11 @@ pass_app = click.make_pass_decorator(AppContext)
 
 
 def register_commands() -> None:
-    from accrochage.commands import files
+    from accrochage.commands import files, generate, tracker
 
     files.register(main)
+    tracker.register(main)
+    generate.register(main)
 
 
 register_commands()

@@ -1,0 +1,311 @@
+"""Commands over the state: ingest, flush, outstanding, summary, deposited, import-report, retry."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sys
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import click
+
+from accrochage.app import Core, build_core
+from accrochage.models.deadline import paris_today
+from accrochage.state import queries
+from accrochage.streams.files import read_events
+from accrochage.streams.ingest import Incoming, IngestResult
+
+CHUNK = 500
+SHOWN_PROBLEMS = 20
+
+
+@contextmanager
+def core_from(ctx: click.Context) -> Iterator[Core]:
+    core = build_core(ctx.obj.settings)
+    try:
+        yield core
+    finally:
+        core.close()
+
+
+def _chunks(items: Iterable[Incoming], size: int) -> Iterator[list[Incoming]]:
+    chunk: list[Incoming] = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+class IngestTally:
+    def __init__(self) -> None:
+        self.outcomes: Counter[str] = Counter()
+        self.read = self.invalid = self.unusable = self.warned = 0
+        self.problems: list[str] = []
+
+    def add(self, item: Incoming, result: IngestResult) -> None:
+        self.read += 1
+        self.outcomes[result.outcome] += 1
+        self.warned += bool(result.warnings)
+        if result.errors:
+            if result.status is None:
+                self.unusable += 1
+            else:
+                self.invalid += 1
+            if len(self.problems) < SHOWN_PROBLEMS:
+                reasons = "; ".join(f"{p.field}: {p.message}" for p in result.errors[:3])
+                self.problems.append(f"  {item.source} {result.record_id or '-'}: {reasons}")
+
+    def lines(self) -> list[str]:
+        ok = self.read - self.invalid - self.unusable
+        detail = ", ".join(f"{k} {v}" for k, v in sorted(self.outcomes.items()))
+        out = [
+            f"{self.read} events read ({detail})",
+            f"  accepted: {ok} (with warnings: {self.warned})",
+            f"  invalid:  {self.invalid} (kept as invalid records, outstanding until fixed)",
+            f"  unusable: {self.unusable} (no usable record_id: kept in the unusable log)",
+        ]
+        if self.problems:
+            out.append("first problems:")
+            out.extend(self.problems)
+        return out
+
+
+def _open(name: str) -> io.BufferedReader:
+    if name == "-":
+        return sys.stdin.buffer  # type: ignore[return-value]
+    try:
+        return open(name, "rb")
+    except OSError as exc:
+        raise click.ClickException(f"cannot read {name}: {exc.strerror}") from None
+
+
+@click.command()
+@click.argument("files", nargs=-1, required=True)
+@click.pass_context
+def ingest(ctx: click.Context, files: tuple[str, ...]) -> None:
+    """Read JSONL or CSV events (`-` for stdin) into the state; batches are cut by `flush`."""
+    tally = IngestTally()
+    with core_from(ctx) as core:
+        for name in files:
+            stream = _open(name)
+            size = Path(name).stat().st_size if name != "-" else 0
+            show = sys.stderr.isatty() and size > 5_000_000
+            with click.progressbar(
+                length=size, label=name, file=sys.stderr, hidden=not show
+            ) as bar:
+                for chunk in _chunks(read_events(stream, name), CHUNK):
+                    for item, result in zip(chunk, core.ingestor.ingest(chunk), strict=True):
+                        tally.add(item, result)
+                    if show:
+                        bar.update(stream.tell() - bar.pos)
+            if name != "-":
+                stream.close()
+    click.echo("\n".join(tally.lines()))
+
+
+@click.command()
+@click.option("--force", is_flag=True, help="Cut every pending record now, whatever is due.")
+@click.pass_context
+def flush(ctx: click.Context, force: bool) -> None:
+    """Cut the batches that are due and write them to the outbox, XSD-checked."""
+    with core_from(ctx) as core:
+        report = core.flusher.flush(force=force)
+    for batch in report.cut:
+        click.echo(
+            f"cut {batch.batch_id} ({batch.certifier}, {batch.passages} passages): {batch.reason}"
+        )
+    for written in report.written:
+        click.echo(f"wrote {written.path} ({written.passages} passages, {written.bytes} bytes)")
+    for note in report.notes:
+        click.echo(f"note: {note}")
+    for failed in report.failed:
+        click.echo(f"FAILED {failed.batch_id} ({failed.certifier}): {failed.error}", err=True)
+    if not (report.cut or report.written or report.failed):
+        click.echo("nothing due")
+    if not report.ok:
+        sys.exit(1)
+
+
+TABLE_COLUMNS = (
+    "certifier",
+    "record_id",
+    "status",
+    "delivered_on",
+    "deadline",
+    "days_left",
+    "batch_id",
+    "flags",
+)
+
+
+def _flags(row: dict[str, Any]) -> str:
+    flags = [f"{len(row['errors'])} error(s)"] if row["errors"] else []
+    flags += ["correction_pending"] if row["correction_pending"] else []
+    flags += ["revocation_pending"] if row["revocation_pending"] else []
+    return ", ".join(flags)
+
+
+def _table(rows: list[dict[str, Any]]) -> str:
+    cells = [
+        [
+            str(r[c] if c != "flags" else _flags(r)) if (c == "flags" or r[c] is not None) else "-"
+            for c in TABLE_COLUMNS
+        ]
+        for r in rows
+    ]
+    widths = [max([len(c)] + [len(row[i]) for row in cells]) for i, c in enumerate(TABLE_COLUMNS)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(TABLE_COLUMNS, widths, strict=True))]
+    lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)) for row in cells]
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def _csv(rows: list[dict[str, Any]]) -> str:
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=queries.OUTSTANDING_FIELDS, extrasaction="ignore")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow(
+            {
+                **row,
+                "errors": json.dumps(row["errors"], ensure_ascii=False),
+                "warnings": json.dumps(row["warnings"], ensure_ascii=False),
+            }
+        )
+    return out.getvalue()
+
+
+@click.command()
+@click.option("--certifier", help="Only this certifier's records.")
+@click.option(
+    "--status",
+    "statuses",
+    multiple=True,
+    type=click.Choice(
+        ["invalid", "pending", "batched", "deposited", "rejected", "accepted", "withdrawn"]
+    ),
+    help="Only these statuses.",
+)
+@click.option("--due-within", type=click.IntRange(min=0), help="Keep days_left <= DAYS.")
+@click.option("--overdue", is_flag=True, help="Only records past their deadline.")
+@click.option(
+    "--as-of",
+    type=click.DateTime(formats=["%Y-%m-%d"]),
+    help="Compute days_left as of this day (default: today in Europe/Paris).",
+)
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table")
+@click.pass_context
+def outstanding(
+    ctx: click.Context,
+    certifier: str | None,
+    statuses: tuple[str, ...],
+    due_within: int | None,
+    overdue: bool,
+    as_of: Any,
+    fmt: str,
+) -> None:
+    """List outstanding records, the nearest deadline first."""
+    with core_from(ctx) as core:
+        day: date = as_of.date() if as_of else paris_today(core.clock)
+        reader = core.store.reader()
+        rows = queries.outstanding(
+            reader,
+            queries.OutstandingQuery(
+                as_of=day,
+                certifier=certifier,
+                statuses=statuses,
+                due_within=due_within,
+                overdue=overdue,
+            ),
+        )
+        reader.close()
+    if fmt == "json":
+        click.echo(
+            json.dumps(
+                [{k: r[k] for k in queries.OUTSTANDING_FIELDS} for r in rows],
+                ensure_ascii=False,
+                indent=1,
+            )
+        )
+    elif fmt == "csv":
+        click.echo(_csv(rows), nl=False)
+    else:
+        click.echo(_table(rows) if rows else "no outstanding record")
+        if rows:
+            click.echo(f"{len(rows)} outstanding record(s) as of {day}")
+
+
+@click.command()
+@click.option("--as-of", type=click.DateTime(formats=["%Y-%m-%d"]))
+@click.pass_context
+def summary(ctx: click.Context, as_of: Any) -> None:
+    """Counts per status and certifier, at risk, overdue, next deadlines (JSON)."""
+    with core_from(ctx) as core:
+        day: date = as_of.date() if as_of else paris_today(core.clock)
+        reader = core.store.reader()
+        result = queries.summary(reader, day, core.settings.batching.margin_days)
+        reader.close()
+    click.echo(json.dumps(result, ensure_ascii=False, indent=1))
+
+
+@click.command()
+@click.argument("batch_ids", nargs=-1, required=True)
+@click.pass_context
+def deposited(ctx: click.Context, batch_ids: tuple[str, ...]) -> None:
+    """Record that these batch files were uploaded to the CDC portal."""
+    with core_from(ctx) as core:
+        for line in core.feedback.deposited(batch_ids):
+            click.echo(line)
+
+
+@click.command("import-report")
+@click.argument(
+    "files", nargs=-1, required=True, type=click.Path(path_type=Path, dir_okay=False, exists=True)
+)
+@click.pass_context
+def import_report(ctx: click.Context, files: tuple[Path, ...]) -> None:
+    """Apply CDC processing reports (accusés de traitement) to the records."""
+    with core_from(ctx) as core:
+        for path in files:
+            result = core.feedback.import_report(path)
+            click.echo(
+                f"{path.name}: batch {result.batch_id or 'unknown'}: "
+                f"{len(result.accepted)} accepted, {len(result.rejected)} rejected, "
+                f"{len(result.unchanged)} unchanged"
+            )
+            if result.file_error:
+                click.echo(f"  whole file rejected: {result.file_error}")
+            for label, ids in (
+                ("unknown idTechnique", result.unknown_ids),
+                ("not mentioned, status kept", result.not_mentioned),
+            ):
+                if ids:
+                    click.echo(
+                        f"  {label} ({len(ids)}): {', '.join(ids[:20])}"
+                        + (" ..." if len(ids) > 20 else "")
+                    )
+            for note in result.notes:
+                click.echo(f"  note: {note}")
+
+
+@click.command()
+@click.argument("record_ids", nargs=-1, required=True)
+@click.pass_context
+def retry(ctx: click.Context, record_ids: tuple[str, ...]) -> None:
+    """Put rejected records back to pending, without new content."""
+    with core_from(ctx) as core:
+        for line in core.feedback.retry(record_ids):
+            click.echo(line)
+
+
+def register(group: click.Group) -> None:
+    for command in (ingest, flush, outstanding, summary, deposited, import_report, retry):
+        group.add_command(command)

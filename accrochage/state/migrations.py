@@ -1,0 +1,125 @@
+"""The schema of the state database, as an ordered list of migrations (sqlite-migrate)."""
+
+from __future__ import annotations
+
+from sqlite_migrate import Migrations
+from sqlite_utils import Database
+
+migrations = Migrations("accrochage")
+
+
+@migrations()
+def m001_initial(db: Database) -> None:
+    db.executescript(
+        """
+        CREATE TABLE records (
+            record_id TEXT PRIMARY KEY,
+            certifier TEXT,
+            code TEXT,
+            status TEXT NOT NULL,
+            outstanding INTEGER NOT NULL,
+            version INTEGER NOT NULL,
+            content_hash TEXT NOT NULL,
+            delivered_on TEXT,
+            deadline TEXT,
+            errors TEXT NOT NULL DEFAULT '[]',
+            warnings TEXT NOT NULL DEFAULT '[]',
+            xml_bytes INTEGER,
+            batch_id TEXT,
+            pending_since TEXT,
+            correction_version INTEGER,
+            revocation_pending INTEGER NOT NULL DEFAULT 0,
+            cdc_message TEXT,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        );
+        CREATE INDEX records_outstanding_deadline ON records (outstanding, deadline);
+        CREATE INDEX records_outstanding_certifier
+            ON records (outstanding, certifier, deadline);
+        CREATE INDEX records_pending ON records (status, certifier, code, record_id);
+        CREATE INDEX records_batch ON records (batch_id);
+
+        CREATE TABLE contents (
+            record_id TEXT NOT NULL,
+            version INTEGER NOT NULL,
+            content_hash TEXT NOT NULL,
+            event_id TEXT,
+            payload TEXT NOT NULL,
+            received_at TEXT NOT NULL,
+            source TEXT,
+            PRIMARY KEY (record_id, version)
+        ) WITHOUT ROWID;
+
+        CREATE TABLE history (
+            id INTEGER PRIMARY KEY,
+            record_id TEXT NOT NULL,
+            at TEXT NOT NULL,
+            from_status TEXT,
+            to_status TEXT NOT NULL,
+            reason TEXT NOT NULL,
+            batch_id TEXT,
+            report TEXT
+        );
+        CREATE INDEX history_record ON history (record_id, id);
+
+        CREATE TABLE batches (
+            batch_id TEXT PRIMARY KEY,
+            certifier TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            schema_version TEXT NOT NULL,
+            emitter_id_client TEXT NOT NULL,
+            nature TEXT NOT NULL,
+            certifier_id_client TEXT NOT NULL,
+            id_contrat TEXT NOT NULL,
+            state TEXT NOT NULL,
+            passages INTEGER NOT NULL,
+            file_name TEXT NOT NULL,
+            file_path TEXT,
+            sha256 TEXT,
+            bytes INTEGER,
+            error TEXT,
+            written_at TEXT,
+            deposited_at TEXT,
+            report_file TEXT,
+            id_traitement TEXT
+        );
+        CREATE INDEX batches_state ON batches (state);
+        CREATE UNIQUE INDEX batches_file_name ON batches (file_name);
+
+        CREATE TABLE batch_members (
+            batch_id TEXT NOT NULL,
+            code TEXT NOT NULL,
+            record_id TEXT NOT NULL,
+            version INTEGER NOT NULL,
+            PRIMARY KEY (batch_id, code, record_id)
+        ) WITHOUT ROWID;
+        CREATE INDEX batch_members_record ON batch_members (record_id);
+
+        CREATE TABLE unusable (
+            id INTEGER PRIMARY KEY,
+            received_at TEXT NOT NULL,
+            source TEXT,
+            event_id TEXT,
+            record_id TEXT,
+            raw TEXT NOT NULL,
+            errors TEXT NOT NULL
+        );
+
+        CREATE TABLE input_offsets (
+            source TEXT NOT NULL,
+            partition INTEGER NOT NULL,
+            next_offset INTEGER NOT NULL,
+            PRIMARY KEY (source, partition)
+        );
+
+        CREATE TABLE reports (
+            sha256 TEXT PRIMARY KEY,
+            file_name TEXT,
+            id_flux TEXT,
+            id_traitement TEXT,
+            batch_id TEXT,
+            imported_at TEXT NOT NULL,
+            summary TEXT NOT NULL
+        );
+        """
+    )

@@ -1,0 +1,86 @@
+"""When a certifier is due, and how its pending records are cut into files. Pure functions."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+
+from accrochage.models.deadline import days_left
+
+
+@dataclass(frozen=True, slots=True)
+class PendingStats:
+    certifier: str
+    count: int
+    oldest_pending_since: datetime
+    earliest_deadline: date | None
+
+
+@dataclass(frozen=True, slots=True)
+class Member:
+    record_id: str
+    version: int
+    code: str
+    xml_bytes: int
+
+
+def due_reason(
+    stats: PendingStats,
+    *,
+    now: datetime,
+    today: date,
+    max_records: int,
+    max_delay: timedelta,
+    margin_days: int,
+) -> str | None:
+    """Why this certifier must be cut now, or None when it can wait."""
+    if stats.count >= max_records:
+        return f"{stats.count} pending records reach max_records ({max_records})"
+    if now - stats.oldest_pending_since >= max_delay:
+        return f"the oldest pending record has waited {max_delay} (max_delay)"
+    if stats.earliest_deadline is not None:
+        left = days_left(stats.earliest_deadline, today)
+        if left <= margin_days:
+            return f"a pending record has {left} day(s) left (deadline margin {margin_days})"
+    return None
+
+
+def split(
+    members: Iterable[Member],
+    *,
+    max_records: int,
+    max_bytes: int,
+    envelope_bytes: int,
+    per_code_bytes: int,
+) -> list[list[Member]]:
+    """Consecutive files of at most `max_records` passages and `max_bytes` bytes.
+
+    `members` come sorted by (code, record_id); each file keeps that order. Sizes are exact
+    per passage, so a file never exceeds the byte limit.
+    """
+    files: list[list[Member]] = []
+    current: list[Member] = []
+    size = envelope_bytes
+    for member in members:
+        added = member.xml_bytes
+        if not current or current[-1].code != member.code:
+            added += per_code_bytes
+        if current and (len(current) >= max_records or size + added > max_bytes):
+            files.append(current)
+            current, size = [], envelope_bytes
+            added = member.xml_bytes + per_code_bytes
+        if size + added > max_bytes:
+            raise ValueError(
+                f"record {member.record_id} alone ({member.xml_bytes} bytes) exceeds "
+                f"max_file_bytes ({max_bytes})"
+            )
+        current.append(member)
+        size += added
+    if current:
+        files.append(current)
+    return files
+
+
+def codes_of(members: Sequence[Member]) -> int:
+    return len({m.code for m in members})

@@ -1,0 +1,318 @@
+"""Cutting due batches (frozen in SQLite) and writing them to the outbox.
+
+A batch is frozen when it is cut: id, timestamp, emitter and certifier identifiers, schema
+version, members and the content version of each. Writing reads only that, so a batch cut
+before a crash is written again at the next flush with the same name and the same bytes.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from accrochage.errors import AccrochageError
+from accrochage.models.deadline import Clock, paris_today
+from accrochage.models.event import DeliveredEvent
+from accrochage.models.registry import Certifier, Emitter, Registry
+from accrochage.settings import BatchingSettings
+from accrochage.sinks.gate import schema_path
+from accrochage.sinks.outbox import file_name, release
+from accrochage.sinks.profiles import SchemaProfile, profile_for
+from accrochage.sinks.render import FluxHeader, certification_head, envelope_bytes
+from accrochage.state.lifecycle import Status, history_row
+from accrochage.state.store import Store
+from accrochage.streams.batching import Member, PendingStats, due_reason, split
+
+
+@dataclass(frozen=True, slots=True)
+class CutBatch:
+    batch_id: str
+    certifier: str
+    passages: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class WrittenBatch:
+    batch_id: str
+    certifier: str
+    path: Path
+    passages: int
+    bytes: int
+    sha256: str
+
+
+@dataclass(frozen=True, slots=True)
+class FailedBatch:
+    batch_id: str
+    certifier: str
+    error: str
+
+
+@dataclass(slots=True)
+class FlushReport:
+    cut: list[CutBatch] = field(default_factory=list)
+    written: list[WrittenBatch] = field(default_factory=list)
+    failed: list[FailedBatch] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+
+class Flusher:
+    def __init__(
+        self,
+        store: Store,
+        registry: Registry,
+        clock: Clock,
+        batching: BatchingSettings,
+        profile: SchemaProfile,
+        outbox: Path,
+        xsd_override: Path | None,
+    ) -> None:
+        self.store = store
+        self.registry = registry
+        self.clock = clock
+        self.batching = batching
+        self.profile = profile
+        self.outbox = outbox
+        self.xsd_override = xsd_override
+
+    def flush(self, *, force: bool = False) -> FlushReport:
+        report = FlushReport()
+        self.cut(report, force=force)
+        self.write_unwritten(report)
+        return report
+
+    # -- cutting ---------------------------------------------------------------------------
+
+    def cut(self, report: FlushReport, *, force: bool = False) -> None:
+        now = self.clock.now().replace(microsecond=0)
+        today = paris_today(self.clock)
+        with self.store.write() as conn:
+            for stats in _pending_stats(conn):
+                certifier = self.registry.get(stats.certifier)
+                if certifier is None:
+                    report.notes.append(
+                        f"{stats.count} pending record(s) of {stats.certifier!r}, which is no "
+                        "longer configured: add it back to [[certifiers]] to send them"
+                    )
+                    continue
+                reason = (
+                    "forced"
+                    if force
+                    else due_reason(
+                        stats,
+                        now=now,
+                        today=today,
+                        max_records=self.batching.max_records,
+                        max_delay=self.batching.max_delay,
+                        margin_days=self.batching.margin_days,
+                    )
+                )
+                if reason is not None:
+                    self._cut_certifier(conn, certifier, now, reason, report)
+
+    def _cut_certifier(
+        self,
+        conn: sqlite3.Connection,
+        certifier: Certifier,
+        now: datetime,
+        reason: str,
+        report: FlushReport,
+    ) -> None:
+        header = self._header(str(uuid.UUID(int=0)), now, certifier)
+        per_code = len(certification_head(header, "RNCP", "RNCP" + "9" * 20)) + 64
+        members = [
+            Member(r["record_id"], r["version"], r["code"], r["xml_bytes"])
+            for r in conn.execute(
+                "SELECT record_id, version, code, xml_bytes FROM records "
+                "WHERE status = 'pending' AND certifier = ? ORDER BY code, record_id",
+                (certifier.key,),
+            )
+        ]
+        groups = split(
+            members,
+            max_records=self.batching.max_records,
+            max_bytes=self.batching.max_file_bytes,
+            envelope_bytes=envelope_bytes(header, 0),
+            per_code_bytes=per_code,
+        )
+        stamp = now.isoformat()
+        for group in groups:
+            batch = self._header(str(uuid.uuid4()), now, certifier)
+            _insert_batch(conn, batch, len(group), stamp)
+            conn.executemany(
+                "INSERT INTO batch_members (batch_id, code, record_id, version) "
+                "VALUES (?, ?, ?, ?)",
+                [(batch.id_flux, m.code, m.record_id, m.version) for m in group],
+            )
+            conn.executemany(
+                "UPDATE records SET status = 'batched', batch_id = ?, pending_since = NULL, "
+                "updated_at = ? WHERE record_id = ?",
+                [(batch.id_flux, stamp, m.record_id) for m in group],
+            )
+            Store.add_history(
+                conn,
+                (
+                    history_row(
+                        m.record_id,
+                        stamp,
+                        Status.PENDING,
+                        Status.BATCHED,
+                        f"batch cut: {reason}",
+                        batch.id_flux,
+                    )
+                    for m in group
+                ),
+            )
+            report.cut.append(CutBatch(batch.id_flux, certifier.key, len(group), reason))
+
+    def _header(self, batch_id: str, now: datetime, certifier: Certifier) -> FluxHeader:
+        return FluxHeader(batch_id, now, self.registry.emitter, certifier, self.profile)
+
+    # -- writing ---------------------------------------------------------------------------
+
+    def write_unwritten(self, report: FlushReport) -> None:
+        reader = self.store.reader()
+        try:
+            batches = [
+                dict(r)
+                for r in reader.execute(
+                    "SELECT * FROM batches WHERE state IN ('cut', 'failed') "
+                    "ORDER BY created_at, batch_id"
+                )
+            ]
+            for batch in batches:
+                self._write(reader, batch, report)
+        finally:
+            reader.close()
+
+    def _write(
+        self, reader: sqlite3.Connection, batch: dict[str, object], report: FlushReport
+    ) -> None:
+        header = _frozen_header(batch)
+        xsd = schema_path(
+            header.profile, self.xsd_override if header.profile == self.profile else None
+        )
+        batch_id = header.id_flux
+        try:
+            released = release(
+                self.outbox,
+                header,
+                _members(reader, batch_id),
+                xsd=xsd,
+                max_bytes=self.batching.max_file_bytes,
+            )
+        except (AccrochageError, OSError, ValueError) as exc:
+            message = f"{type(exc).__name__}: {exc}"
+            with self.store.write() as conn:
+                conn.execute(
+                    "UPDATE batches SET state = 'failed', error = ? WHERE batch_id = ?",
+                    (message, batch_id),
+                )
+            report.failed.append(FailedBatch(batch_id, header.certifier.key, message))
+            return
+        written_at = self.clock.now().isoformat(timespec="seconds")
+        with self.store.write() as conn:
+            conn.execute(
+                "UPDATE batches SET state = 'written', file_path = ?, sha256 = ?, bytes = ?, "
+                "error = NULL, written_at = ? WHERE batch_id = ?",
+                (str(released.path), released.sha256, released.size, written_at, batch_id),
+            )
+            Store.add_history(
+                conn,
+                (
+                    history_row(
+                        rid,
+                        written_at,
+                        Status.BATCHED,
+                        Status.BATCHED,
+                        f"file written: {released.path.name}",
+                        batch_id,
+                    )
+                    for (rid,) in conn.execute(
+                        "SELECT record_id FROM batch_members WHERE batch_id = ?", (batch_id,)
+                    )
+                ),
+            )
+        report.written.append(
+            WrittenBatch(
+                batch_id,
+                header.certifier.key,
+                released.path,
+                released.passages,
+                released.size,
+                released.sha256,
+            )
+        )
+
+
+def _pending_stats(conn: sqlite3.Connection) -> list[PendingStats]:
+    return [
+        PendingStats(
+            r["certifier"],
+            r["n"],
+            datetime.fromisoformat(r["oldest"]),
+            datetime.fromisoformat(r["deadline"]).date() if r["deadline"] else None,
+        )
+        for r in conn.execute(
+            "SELECT certifier, count(*) AS n, min(pending_since) AS oldest, "
+            "min(deadline) AS deadline FROM records WHERE status = 'pending' "
+            "GROUP BY certifier ORDER BY certifier"
+        )
+    ]
+
+
+def _insert_batch(conn: sqlite3.Connection, header: FluxHeader, passages: int, stamp: str) -> None:
+    conn.execute(
+        "INSERT INTO batches (batch_id, certifier, created_at, schema_version, "
+        "emitter_id_client, nature, certifier_id_client, id_contrat, state, passages, "
+        "file_name) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'cut', ?, ?)",
+        (
+            header.id_flux,
+            header.certifier.key,
+            stamp,
+            header.profile.version,
+            header.emitter.id_client,
+            header.emitter.nature,
+            header.certifier.id_client,
+            header.certifier.id_contrat,
+            passages,
+            file_name(header),
+        ),
+    )
+
+
+def _frozen_header(batch: dict[str, object]) -> FluxHeader:
+    certifier = Certifier(
+        str(batch["certifier"]),
+        str(batch["certifier_id_client"]),
+        str(batch["id_contrat"]),
+        frozenset(),
+    )
+    return FluxHeader(
+        str(batch["batch_id"]),
+        datetime.fromisoformat(str(batch["created_at"])),
+        Emitter(str(batch["emitter_id_client"]), str(batch["nature"])),
+        certifier,
+        profile_for(str(batch["schema_version"])),
+    )
+
+
+def _members(reader: sqlite3.Connection, batch_id: str) -> Iterator[DeliveredEvent]:
+    rows = reader.execute(
+        "SELECT c.payload FROM batch_members m JOIN contents c "
+        "ON c.record_id = m.record_id AND c.version = m.version "
+        "WHERE m.batch_id = ? ORDER BY m.code, m.record_id",
+        (batch_id,),
+    )
+    for (payload,) in rows:
+        yield DeliveredEvent.model_validate(json.loads(payload))
