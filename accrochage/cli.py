@@ -59,11 +59,12 @@ pass_app = click.make_pass_decorator(AppContext)
 
 
 def register_commands() -> None:
-    from accrochage.commands import files, generate, tracker
+    from accrochage.commands import files, generate, service, tracker
 
     files.register(main)
     tracker.register(main)
     generate.register(main)
+    service.register(main)
 
 
 register_commands()
