@@ -59,12 +59,13 @@ pass_app = click.make_pass_decorator(AppContext)
 
 
 def register_commands() -> None:
-    from accrochage.commands import files, generate, service, tracker
+    from accrochage.commands import files, generate, kafka, service, tracker
 
     files.register(main)
     tracker.register(main)
     generate.register(main)
     service.register(main)
+    kafka.register(main)
 
 
 register_commands()

@@ -120,7 +120,9 @@ class KafkaSettings(BaseModel):
     topic: str = "accrochage.certifications.delivered"
     rejected_topic: str = "accrochage.certifications.rejected"
     partitions: int = Field(default=8, ge=1, le=1024)
+    replication: int = Field(default=1, ge=1, le=16)
     group: str = "accrochage"
+    session_timeout: Duration = timedelta(seconds=10)
 
 
 class Settings(BaseSettings):

@@ -123,3 +123,23 @@ def m001_initial(db: Database) -> None:
         );
         """
     )
+
+
+@migrations()
+def m002_dead_letters(db: Database) -> None:
+    """Rejected events waiting to be produced to the rejected topic (a transactional outbox).
+
+    They are written in the transaction that records the event, then published and deleted,
+    so a crash between the two can repeat a dead letter but never lose one.
+    """
+    db.executescript(
+        """
+        CREATE TABLE dead_letters (
+            id INTEGER PRIMARY KEY,
+            topic TEXT NOT NULL,
+            key BLOB,
+            value TEXT NOT NULL,
+            created_at TEXT NOT NULL
+        );
+        """
+    )

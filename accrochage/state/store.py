@@ -163,12 +163,25 @@ class Store:
             [(source, partition, offset) for partition, offset in offsets.items()],
         )
 
+    @staticmethod
+    def offsets_in(conn: sqlite3.Connection, source: str) -> dict[int, int]:
+        rows = conn.execute(
+            "SELECT partition, next_offset FROM input_offsets WHERE source = ?", (source,)
+        )
+        return {int(r["partition"]): int(r["next_offset"]) for r in rows}
+
     def offsets(self, source: str) -> dict[int, int]:
         with self.lock:
-            rows = self.conn.execute(
-                "SELECT partition, next_offset FROM input_offsets WHERE source = ?", (source,)
+            return self.offsets_in(self.conn, source)
+
+    @staticmethod
+    def queue_dead_letters(conn: sqlite3.Connection, rows: list[Row]) -> None:
+        if rows:
+            conn.executemany(
+                "INSERT INTO dead_letters (topic, key, value, created_at) "
+                "VALUES (:topic, :key, :value, datetime('now'))",
+                rows,
             )
-            return {int(r["partition"]): int(r["next_offset"]) for r in rows}
 
 
 def fetch_all(conn: sqlite3.Connection, query: str, params: Sequence[Any] = ()) -> list[Row]:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 from accrochage.models.deadline import Clock, paris_today
@@ -29,6 +28,9 @@ RAW_KEPT = 4096
 class Incoming:
     raw: bytes | str | dict[str, Any]
     source: str | None = None
+    partition: int | None = None
+    offset: int | None = None
+    key: bytes | None = None
 
 
 @dataclass(slots=True)
@@ -62,11 +64,14 @@ class IngestResult:
 
 
 @dataclass(frozen=True, slots=True)
-class OffsetCommit:
-    """The next offsets of a Kafka topic's partitions, committed with the records."""
+class LogSource:
+    """A partitioned log (a Kafka topic): offsets are stored with the records they produce.
 
-    source: str
-    next_offsets: dict[int, int]
+    Rejected events are queued for `rejected_topic` in the same transaction.
+    """
+
+    topic: str
+    rejected_topic: str | None = None
 
 
 def raw_text(raw: bytes | str | dict[str, Any]) -> str:
@@ -95,29 +100,73 @@ class Ingestor:
             size = len(passage_bytes(decoded.event, self.profile))
         return decoded, size
 
-    def ingest(
-        self, items: Sequence[Incoming], *, offsets: OffsetCommit | None = None
-    ) -> list[IngestResult]:
+    def ingest(self, items: Sequence[Incoming]) -> list[IngestResult]:
         decoded = [self._decode(item) for item in items]
+        with self.store.write() as conn:
+            return self._store(conn, items, decoded)
+
+    def ingest_from_log(
+        self, source: LogSource, items: Sequence[Incoming]
+    ) -> list[tuple[Incoming, IngestResult]]:
+        """Ingest events read from a log; events below the stored offsets are skipped.
+
+        The next offset of each partition is written in the same transaction as the records,
+        so the state always says exactly how far each partition was read.
+        """
+        decoded = [self._decode(item) for item in items]
+        with self.store.write() as conn:
+            stored = Store.offsets_in(conn, source.topic)
+            kept = [
+                (item, one)
+                for item, one in zip(items, decoded, strict=True)
+                if item.partition is None
+                or item.offset is None
+                or item.offset >= stored.get(item.partition, 0)
+            ]
+            if not kept:
+                return []
+            kept_items = [item for item, _ in kept]
+            results = self._store(conn, kept_items, [one for _, one in kept])
+            next_offsets: dict[int, int] = {}
+            for item in kept_items:
+                if item.partition is not None and item.offset is not None:
+                    next_offsets[item.partition] = max(
+                        next_offsets.get(item.partition, 0), item.offset + 1
+                    )
+            Store.save_offsets(conn, source.topic, next_offsets)
+            if source.rejected_topic is not None:
+                Store.queue_dead_letters(
+                    conn,
+                    [
+                        dead_letter(source, item, result)
+                        for item, result in zip(kept_items, results, strict=True)
+                        if result.errors
+                    ],
+                )
+        return list(zip(kept_items, results, strict=True))
+
+    def _store(
+        self,
+        conn: Any,
+        items: Sequence[Incoming],
+        decoded: Sequence[tuple[Decoded, int | None]],
+    ) -> list[IngestResult]:
         now = self.clock.now().isoformat(timespec="seconds")
         usable = [d.record_id for d, _ in decoded if d.record_id is not None]
-        with self.store.write() as conn:
-            rows = Store.current_rows(conn, usable)
-            changes: list[Change] = []
-            unusable: list[dict[str, Any]] = []
-            results = []
-            for item, (one, size) in zip(items, decoded, strict=True):
-                result, change = self._apply(one, size, rows, now, item.source)
-                if change is not None and change.record is not None:
-                    rows[change.record["record_id"]] = _with_version(change, rows)
-                    changes.append(change)
-                if change is None or change.outcome is Outcome.REFUSED:
-                    unusable.append(_unusable_row(item, one, result.errors, now))
-                results.append(result)
-            Store.write_changes(conn, changes)
-            Store.log_unusable(conn, unusable)
-            if offsets is not None:
-                Store.save_offsets(conn, offsets.source, offsets.next_offsets)
+        rows = Store.current_rows(conn, usable)
+        changes: list[Change] = []
+        unusable: list[dict[str, Any]] = []
+        results = []
+        for item, (one, size) in zip(items, decoded, strict=True):
+            result, change = self._apply(one, size, rows, now, item.source)
+            if change is not None and change.record is not None:
+                rows[change.record["record_id"]] = _with_version(change, rows)
+                changes.append(change)
+            if change is None or change.outcome is Outcome.REFUSED:
+                unusable.append(_unusable_row(item, one, result.errors, now))
+            results.append(result)
+        Store.write_changes(conn, changes)
+        Store.log_unusable(conn, unusable)
         return results
 
     def _apply(
@@ -173,5 +222,27 @@ def _unusable_row(
     }
 
 
-def utc_now_text(moment: datetime) -> str:
-    return moment.isoformat(timespec="seconds")
+def dead_letter(source: LogSource, item: Incoming, result: IngestResult) -> dict[str, Any]:
+    """The rejected-topic envelope of CONTRACT.md §5."""
+    event: Any
+    if isinstance(item.raw, dict):
+        event = item.raw
+    else:
+        text = (
+            item.raw.decode("utf-8", errors="replace") if isinstance(item.raw, bytes) else item.raw
+        )
+        try:
+            event = json.loads(text)
+        except ValueError:
+            event = text[:RAW_KEPT]
+    envelope = {
+        "errors": problems_as_dicts(result.errors),
+        "warnings": problems_as_dicts(result.warnings),
+        "event": event,
+        "source": {"topic": source.topic, "partition": item.partition, "offset": item.offset},
+    }
+    return {
+        "topic": source.rejected_topic,
+        "key": item.key,
+        "value": json.dumps(envelope, ensure_ascii=False),
+    }

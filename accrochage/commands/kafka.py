@@ -1,0 +1,78 @@
+"""`accrochage worker` (the Kafka runtime) and `accrochage send` (for exam platforms)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sys
+from pathlib import Path
+
+import click
+
+from accrochage.app import build_core
+
+
+@click.command()
+@click.option(
+    "--log-level",
+    default="INFO",
+    show_default=True,
+    type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"]),
+)
+@click.pass_context
+def worker(ctx: click.Context, log_level: str) -> None:
+    """Run the Kafka runtime (faust); a second worker on the same state waits as a standby."""
+    import faust
+
+    from accrochage.streams.kafka.admin import ensure_topics
+    from accrochage.streams.kafka.standby import StateLock
+    from accrochage.streams.kafka.worker import build_worker
+
+    logging.basicConfig(level=log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    settings = ctx.obj.settings
+    lock = StateLock(settings.paths.state)
+    lock.wait()
+    kafka = settings.kafka
+    asyncio.run(
+        ensure_topics(
+            kafka.bootstrap,
+            {kafka.topic: kafka.partitions, kafka.rejected_topic: kafka.partitions},
+            replication=kafka.replication,
+        )
+    )
+    core = build_core(settings)
+    app = build_worker(core)
+    runner = faust.Worker(
+        app, loglevel=log_level, quiet=True, redirect_stdouts=False, override_logging=False
+    )
+    try:
+        runner.execute_from_commandline()
+    finally:
+        core.close()
+        lock.release()
+
+
+@click.command()
+@click.argument("files", nargs=-1, required=True)
+@click.option("--topic", help="Default: kafka.topic of the configuration.")
+@click.pass_context
+def send(ctx: click.Context, files: tuple[str, ...], topic: str | None) -> None:
+    """Publish JSONL events to the topic, keyed by certifier (for exam platforms)."""
+    from accrochage.streams.kafka.producer import publish_lines
+
+    settings = ctx.obj.settings
+    target = topic or settings.kafka.topic
+    total = 0
+    for name in files:
+        if name == "-":
+            total += asyncio.run(publish_lines(settings.kafka.bootstrap, target, sys.stdin.buffer))
+            continue
+        with Path(name).open("rb") as stream:
+            total += asyncio.run(publish_lines(settings.kafka.bootstrap, target, stream))
+    click.echo(json.dumps({"topic": target, "sent": total}))
+
+
+def register(group: click.Group) -> None:
+    group.add_command(worker)
+    group.add_command(send)

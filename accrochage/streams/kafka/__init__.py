@@ -1,0 +1,1 @@
+"""The Kafka runtime: a faust worker over the same core as the embedded service."""

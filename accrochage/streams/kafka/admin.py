@@ -1,0 +1,52 @@
+"""Source topics are not created by faust: create them, with the partitions configured."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaConnectionError, KafkaError, TopicAlreadyExistsError
+
+from accrochage.errors import AccrochageError
+
+log = logging.getLogger("accrochage.kafka")
+
+
+async def ensure_topics(
+    bootstrap: str,
+    topics: dict[str, int],
+    *,
+    replication: int = 1,
+    timeout: float = 60.0,
+) -> None:
+    """Create each missing topic; wait (bounded) for a broker that is still starting."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10_000)
+        try:
+            await admin.start()
+            existing = set(await admin.list_topics())
+            missing = [
+                NewTopic(name, partitions, replication)
+                for name, partitions in topics.items()
+                if name not in existing
+            ]
+            if missing:
+                try:
+                    await admin.create_topics(missing)
+                    log.info("created topics %s", ", ".join(t.name for t in missing))
+                except TopicAlreadyExistsError:
+                    pass
+            return
+        except KafkaConnectionError as exc:
+            if asyncio.get_running_loop().time() > deadline:
+                raise AccrochageError(
+                    f"no Kafka broker at {bootstrap} after {timeout:.0f} s ({exc}); "
+                    "check kafka.bootstrap"
+                ) from None
+            await asyncio.sleep(1.0)
+        except KafkaError as exc:
+            raise AccrochageError(f"cannot create the topics on {bootstrap}: {exc}") from None
+        finally:
+            await admin.close()

@@ -1,0 +1,45 @@
+"""A faust transport whose consumer resumes from the offsets stored in SQLite.
+
+faust seeks every assigned partition to the broker's committed offset after each
+rebalance (`perform_seek`). The broker's offsets trail or lead the state depending on when
+faust last committed; the state store is the truth, so this consumer seeks again, to the
+next offset stored with the records, before the flow of messages resumes.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from faust.transport.drivers import aiokafka as faust_aiokafka
+
+log = logging.getLogger("accrochage.kafka")
+
+StoredOffsets = Callable[[str], dict[int, int]]
+
+
+class SeekingConsumer(faust_aiokafka.Consumer):
+    stored_offsets: StoredOffsets | None = None
+
+    async def perform_seek(self) -> None:
+        await super().perform_seek()
+        lookup = type(self).stored_offsets
+        if lookup is None:
+            return
+        cache: dict[str, dict[int, int]] = {}
+        for tp in self.assignment():
+            offsets = cache.setdefault(tp.topic, lookup(tp.topic))
+            if tp.partition in offsets:
+                log.info(
+                    "resume %s[%d] at stored offset %d",
+                    tp.topic,
+                    tp.partition,
+                    offsets[tp.partition],
+                )
+                await self.seek(tp, offsets[tp.partition])
+
+
+def seeking_transport(lookup: StoredOffsets) -> Any:
+    consumer = type("BoundSeekingConsumer", (SeekingConsumer,), {"stored_offsets": lookup})
+    return type("SeekingTransport", (faust_aiokafka.Transport,), {"Consumer": consumer})

@@ -1,0 +1,191 @@
+"""`accrochage worker`: a faust app over the same core as the embedded service.
+
+The guarantee rests on SQLite, not on faust's acks: events are grouped into one
+transaction together with each partition's next offset; the consumer always resumes from
+those offsets (see `seeking.py`); events below them are skipped inside the transaction. An
+unexpected failure stops the process at once, before faust can commit anything.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import sqlite3
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import faust
+from aiohttp import web
+
+from accrochage.app import Core
+from accrochage.streams.ingest import Incoming, LogSource
+from accrochage.streams.kafka.seeking import seeking_transport
+
+log = logging.getLogger("accrochage.kafka")
+GROUP_SIZE = 500
+EXIT_UNEXPECTED = 70
+
+
+class WorkerApp(faust.App):
+    transport_class: Any = None
+
+    def _new_transport(self) -> Any:
+        return self.transport_class(self.conf.broker_consumer, self)
+
+
+class Pending:
+    """Events received but not yet committed; committed as one group, synchronously."""
+
+    def __init__(self, core: Core, source: LogSource) -> None:
+        self.core = core
+        self.source = source
+        self.items: list[Incoming] = []
+        self.committed = 0
+
+    def add(self, message: Any) -> None:
+        self.items.append(
+            Incoming(
+                message.value,
+                f"kafka:{message.topic}:{message.partition}:{message.offset}",
+                message.partition,
+                message.offset,
+                message.key,
+            )
+        )
+
+    def commit(self) -> None:
+        if not self.items:
+            return
+        items, self.items = self.items, []
+        try:
+            self.core.ingestor.ingest_from_log(self.source, items)
+        except BaseException:
+            log.critical(
+                "cannot store %d events: stopping before anything is acknowledged",
+                len(items),
+                exc_info=True,
+            )
+            logging.shutdown()
+            os._exit(EXIT_UNEXPECTED)
+        self.committed += len(items)
+
+
+def _idle(stream: Any) -> bool:
+    channel = getattr(stream, "channel", None)
+    queue = getattr(channel, "queue", None)
+    return queue is None or queue.empty()
+
+
+def build_worker(core: Core) -> WorkerApp:
+    settings = core.settings
+    kafka = settings.kafka
+    app = WorkerApp(
+        kafka.group,
+        broker=f"kafka://{kafka.bootstrap}",
+        web_enabled=False,
+        autodiscover=False,
+        datadir=str(settings.paths.state.parent / "faust"),
+        topic_allow_declare=False,
+        topic_disable_leader=True,
+        consumer_auto_offset_reset="earliest",
+        broker_session_timeout=kafka.session_timeout.total_seconds(),
+        broker_heartbeat_interval=max(0.3, kafka.session_timeout.total_seconds() / 6),
+        producer_acks=-1,
+        key_serializer="raw",
+        value_serializer="raw",
+    )
+    app.transport_class = seeking_transport(core.store.offsets)
+    source = LogSource(kafka.topic, kafka.rejected_topic)
+    pending = Pending(core, source)
+    topic = app.topic(
+        kafka.topic, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
+    )
+    flush_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="flusher")
+
+    @app.agent(topic, concurrency=1)
+    async def consume(stream: Any) -> None:
+        async for event in stream.events():
+            pending.add(event.message)
+            if len(pending.items) >= GROUP_SIZE or _idle(stream):
+                pending.commit()
+
+    @app.timer(0.2)  # type: ignore[untyped-decorator]
+    async def commit_stragglers() -> None:
+        pending.commit()
+
+    @app.timer(settings.batching.tick.total_seconds())  # type: ignore[untyped-decorator]
+    async def batch_timer() -> None:
+        try:
+            report = await asyncio.get_running_loop().run_in_executor(
+                flush_pool, core.flusher.flush
+            )
+        except Exception:
+            log.exception("flush failed; retrying at the next tick")
+            return
+        for written in report.written:
+            log.info("wrote %s (%d passages)", written.path.name, written.passages)
+        for failed in report.failed:
+            log.error("batch %s failed: %s", failed.batch_id, failed.error)
+
+    @app.timer(0.5)  # type: ignore[untyped-decorator]
+    async def publish_dead_letters() -> None:
+        await _publish_dead_letters(app, core)
+
+    @app.task  # type: ignore[untyped-decorator]
+    async def serve_api() -> None:
+        await _start_api(app, core)
+
+    return app
+
+
+async def _publish_dead_letters(app: WorkerApp, core: Core) -> None:
+    """Produce queued rejected events, then forget them (at least once on that topic)."""
+    reader = core.store.reader()
+    try:
+        rows = reader.execute(
+            "SELECT id, topic, key, value FROM dead_letters ORDER BY id LIMIT 500"
+        ).fetchall()
+    finally:
+        reader.close()
+    if not rows:
+        return
+    try:
+        for row in rows:
+            await app.producer.send_and_wait(
+                row["topic"], row["key"], row["value"].encode(), None, None, None
+            )
+    except Exception as exc:
+        log.warning("rejected-topic publish failed (%s); retrying", exc)
+        return
+    with core.store.write() as conn:
+        conn.executemany("DELETE FROM dead_letters WHERE id = ?", [(r["id"],) for r in rows])
+
+
+async def _start_api(app: WorkerApp, core: Core) -> None:
+    from accrochage.api.server import build_app
+
+    api = core.settings.api
+    runner = web.AppRunner(build_app(core, timer=False), handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, api.host, api.port)
+    try:
+        await site.start()
+    except OSError as exc:
+        log.error("query API not started on %s: %s", api.bind, exc)
+        return
+    log.info("query API on http://%s", api.bind)
+
+    async def stop(*_: Any, **__: Any) -> None:
+        await runner.cleanup()
+
+    app.on_before_shutdown.connect(stop)
+
+
+def stored_offsets(conn: sqlite3.Connection, topic: str) -> dict[int, int]:
+    return {
+        r[0]: r[1]
+        for r in conn.execute(
+            "SELECT partition, next_offset FROM input_offsets WHERE source = ?", (topic,)
+        )
+    }
