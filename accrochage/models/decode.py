@@ -14,6 +14,7 @@ from enum import StrEnum
 from typing import Any
 
 from pydantic import ValidationError
+from pydantic_core import ErrorDetails
 
 from accrochage.models.event import (
     ENVELOPE_FIELDS,
@@ -53,6 +54,7 @@ class Decoded:
     code: str | None = None
     delivered_on: date | None = None
     payload: dict[str, Any] | None = None
+    content: str | None = None
     content_hash: str | None = None
     event: DeliveredEvent | RevokedEvent | None = None
     errors: list[Problem] = field(default_factory=list)
@@ -70,18 +72,28 @@ def error_path(loc: tuple[int | str, ...]) -> str:
     return path or "event"
 
 
+def _message(err: ErrorDetails) -> str:
+    # "must not be empty or blank" misleads for an exact length (insee_code "7511").
+    if err["type"] == "string_too_short" and err.get("ctx", {}).get("min_length", 1) > 1:
+        return err["msg"]
+    return _FRIENDLY.get(err["type"], err["msg"])
+
+
 def problems_from(exc: ValidationError) -> list[Problem]:
     return [
-        Problem(error_path(err["loc"]), _FRIENDLY.get(err["type"], err["msg"]))
+        Problem(error_path(err["loc"]), _message(err))
         for err in exc.errors(include_url=False, include_input=False)
     ]
 
 
-def content_hash(payload: dict[str, Any]) -> str:
+def canonical_content(payload: dict[str, Any]) -> str:
     """The event's content: everything but how it travelled (event_id, occurred_at, source)."""
     content = {k: v for k, v in payload.items() if k not in ENVELOPE_FIELDS}
-    canonical = json.dumps(content, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode()).hexdigest()
+    return json.dumps(content, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+
+
+def content_hash(content: str) -> str:
+    return hashlib.sha256(content.encode()).hexdigest()
 
 
 def _record_id_problem(value: Any) -> str | None:
@@ -115,6 +127,8 @@ def parse_payload(raw: bytes | str | dict[str, Any]) -> tuple[dict[str, Any] | N
         payload = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         return None, f"is not valid JSON: {exc}"
+    except RecursionError:
+        return None, "is not usable JSON: nested too deeply"
     if not isinstance(payload, dict):
         return None, f"expected a JSON object, got a JSON {type(payload).__name__}"
     return payload, None
@@ -138,8 +152,9 @@ def decode(raw: bytes | str | dict[str, Any], registry: Registry, today: date) -
         record_id=payload["record_id"].strip(),
         event_id=event_id,
         payload=payload,
-        content_hash=content_hash(payload),
     )
+    decoded.content = canonical_content(payload)
+    decoded.content_hash = content_hash(decoded.content)
     certifier = payload.get("certifier")
     decoded.certifier = certifier if isinstance(certifier, str) else None
     certification = payload.get("certification")

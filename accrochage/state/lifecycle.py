@@ -87,10 +87,21 @@ def _content_row(decoded: Decoded, version: int, now: str, source: str | None) -
         "version": version,
         "content_hash": decoded.content_hash,
         "event_id": decoded.event_id,
-        "payload": json.dumps(decoded.payload, ensure_ascii=False, separators=(",", ":")),
+        "payload": decoded.content,
+        "occurred_at": _envelope_text(decoded, "occurred_at"),
+        "emitted_by": _envelope_text(decoded, "source"),
         "received_at": now,
         "source": source,
     }
+
+
+def _envelope_text(decoded: Decoded, name: str) -> str | None:
+    value = (decoded.payload or {}).get(name)
+    return value[:255] if isinstance(value, str) else None
+
+
+def _problems_json(problems: list[Problem]) -> str:
+    return json.dumps(problems_as_dicts(problems), ensure_ascii=False) if problems else "[]"
 
 
 def _fields_from(decoded: Decoded, xml_bytes: int | None) -> Row:
@@ -102,8 +113,8 @@ def _fields_from(decoded: Decoded, xml_bytes: int | None) -> Row:
         "content_hash": decoded.content_hash,
         "delivered_on": decoded.delivered_on.isoformat() if decoded.delivered_on else None,
         "deadline": deadline.isoformat() if deadline else None,
-        "errors": json.dumps(problems_as_dicts(decoded.errors), ensure_ascii=False),
-        "warnings": json.dumps(problems_as_dicts(decoded.warnings), ensure_ascii=False),
+        "errors": _problems_json(decoded.errors),
+        "warnings": _problems_json(decoded.warnings),
         "xml_bytes": xml_bytes,
     }
 
@@ -149,10 +160,14 @@ def apply_delivered(
             ],
         )
     revalidated = current["status"] == Status.INVALID and decoded.valid
-    same = decoded.content_hash in (current["content_hash"], current.get("correction_hash"))
+    before = Status(current["status"])
+    # A stored correction only counts as the current content while the record is in a batch:
+    # once rejected (or never sent), sending it again must re-queue it like any correction.
+    same = decoded.content_hash == current["content_hash"] or (
+        before in IN_A_BATCH and decoded.content_hash == current.get("correction_hash")
+    )
     if same and not revalidated:
         return Change(Outcome.UNCHANGED)
-    before = Status(current["status"])
     version = int(current["max_version"]) + 1
     content = _content_row(decoded, version, now, source)
     if before in IN_A_BATCH:
@@ -172,6 +187,7 @@ def apply_delivered(
         "outstanding": 1,
         "version": version,
         "batch_id": None,
+        "correction_version": None,  # the new content supersedes any stored correction
         "cdc_message": None,
         "updated_at": now,
         "pending_since": current["pending_since"]

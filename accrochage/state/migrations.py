@@ -45,6 +45,8 @@ def m001_initial(db: Database) -> None:
             content_hash TEXT NOT NULL,
             event_id TEXT,
             payload TEXT NOT NULL,
+            occurred_at TEXT,
+            emitted_by TEXT,
             received_at TEXT NOT NULL,
             source TEXT,
             PRIMARY KEY (record_id, version)

@@ -48,6 +48,8 @@ CONTENT_COLUMNS = (
     "content_hash",
     "event_id",
     "payload",
+    "occurred_at",
+    "emitted_by",
     "received_at",
     "source",
 )

@@ -12,7 +12,7 @@ import sqlite3
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 from accrochage.errors import AccrochageError
@@ -22,6 +22,7 @@ from accrochage.models.registry import Certifier, Emitter, Registry
 from accrochage.settings import BatchingSettings
 from accrochage.sinks.gate import schema_path
 from accrochage.sinks.outbox import file_name, release
+from accrochage.sinks.passage import passage_bytes
 from accrochage.sinks.profiles import SchemaProfile, profile_for
 from accrochage.sinks.render import FluxHeader, certification_head, envelope_bytes
 from accrochage.state.lifecycle import Status, history_row
@@ -138,13 +139,15 @@ class Flusher:
                 (certifier.key,),
             )
         ]
-        groups = split(
-            members,
-            max_records=self.batching.max_records,
-            max_bytes=self.batching.max_file_bytes,
-            envelope_bytes=envelope_bytes(header, 0),
-            per_code_bytes=per_code,
-        )
+        limits = {
+            "max_records": self.batching.max_records,
+            "max_bytes": self.batching.max_file_bytes,
+            "envelope_bytes": envelope_bytes(header, 0),
+            "per_code_bytes": per_code,
+        }
+        groups = _split_or_none(members, limits)
+        if groups is None or len(groups) > -(-len(members) // self.batching.max_records):
+            groups = split(_exact_sizes(conn, members, self.profile), **limits)
         stamp = now.isoformat()
         for group in groups:
             batch = self._header(str(uuid.uuid4()), now, certifier)
@@ -207,7 +210,7 @@ class Flusher:
             released = release(
                 self.outbox,
                 header,
-                _members(reader, batch_id),
+                frozen_events(reader, batch_id),
                 xsd=xsd,
                 max_bytes=self.batching.max_file_bytes,
             )
@@ -255,16 +258,46 @@ class Flusher:
         )
 
 
+def _split_or_none(members: list[Member], limits: dict[str, int]) -> list[list[Member]] | None:
+    try:
+        return split(members, **limits)
+    except ValueError:
+        return None
+
+
+def _exact_sizes(
+    conn: sqlite3.Connection, members: list[Member], profile: SchemaProfile
+) -> list[Member]:
+    """Render each passage to know its exact size.
+
+    Only needed when the size bounds stored at ingest would make more files than
+    `max_records` alone (a large max_records, or a small max_file_bytes).
+    """
+    sized = []
+    for member in members:
+        payload, event_id = conn.execute(
+            "SELECT payload, event_id FROM contents WHERE record_id = ? AND version = ?",
+            (member.record_id, member.version),
+        ).fetchone()
+        event = DeliveredEvent.model_validate({**json.loads(payload), "event_id": event_id})
+        size = len(passage_bytes(event, profile))
+        sized.append(Member(member.record_id, member.version, member.code, size))
+    return sized
+
+
 def _pending_stats(conn: sqlite3.Connection) -> list[PendingStats]:
+    # pending_since carries its Paris offset, which changes with DST: compare instants
+    # (epoch seconds), not strings, or the oldest record is misjudged around the change.
     return [
         PendingStats(
             r["certifier"],
             r["n"],
-            datetime.fromisoformat(r["oldest"]),
+            datetime.fromtimestamp(int(r["oldest"]), UTC),
             datetime.fromisoformat(r["deadline"]).date() if r["deadline"] else None,
         )
         for r in conn.execute(
-            "SELECT certifier, count(*) AS n, min(pending_since) AS oldest, "
+            "SELECT certifier, count(*) AS n, "
+            "min(CAST(strftime('%s', pending_since) AS INTEGER)) AS oldest, "
             "min(deadline) AS deadline FROM records WHERE status = 'pending' "
             "GROUP BY certifier ORDER BY certifier"
         )
@@ -307,12 +340,13 @@ def _frozen_header(batch: dict[str, object]) -> FluxHeader:
     )
 
 
-def _members(reader: sqlite3.Connection, batch_id: str) -> Iterator[DeliveredEvent]:
+def frozen_events(reader: sqlite3.Connection, batch_id: str) -> Iterator[DeliveredEvent]:
+    """The events of a batch as frozen when it was cut: its members' content versions."""
     rows = reader.execute(
-        "SELECT c.payload FROM batch_members m JOIN contents c "
+        "SELECT c.payload, c.event_id FROM batch_members m JOIN contents c "
         "ON c.record_id = m.record_id AND c.version = m.version "
         "WHERE m.batch_id = ? ORDER BY m.code, m.record_id",
         (batch_id,),
     )
-    for (payload,) in rows:
-        yield DeliveredEvent.model_validate(json.loads(payload))
+    for payload, event_id in rows:
+        yield DeliveredEvent.model_validate({**json.loads(payload), "event_id": event_id})

@@ -16,7 +16,7 @@ from accrochage.models.decode import Decoded, Kind, decode
 from accrochage.models.event import DeliveredEvent
 from accrochage.models.problems import Problem, problems_as_dicts
 from accrochage.models.registry import Registry
-from accrochage.sinks.passage import passage_bytes
+from accrochage.sinks.passage import passage_size_bound
 from accrochage.sinks.profiles import SchemaProfile
 from accrochage.state.lifecycle import Change, Outcome, apply_delivered, apply_revoked
 from accrochage.state.store import Store
@@ -96,8 +96,8 @@ class Ingestor:
     def _decode(self, item: Incoming) -> tuple[Decoded, int | None]:
         decoded = decode(item.raw, self.registry, paris_today(self.clock))
         size = None
-        if decoded.valid and isinstance(decoded.event, DeliveredEvent):
-            size = len(passage_bytes(decoded.event, self.profile))
+        if decoded.valid and isinstance(decoded.event, DeliveredEvent) and decoded.content:
+            size = passage_size_bound(decoded.content)
         return decoded, size
 
     def ingest(self, items: Sequence[Incoming]) -> list[IngestResult]:

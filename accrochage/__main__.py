@@ -1,0 +1,3 @@
+from accrochage.cli import main
+
+main()
