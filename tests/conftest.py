@@ -32,7 +32,8 @@ def _shared_dir() -> Path:
 @pytest.fixture(scope="session")
 def shared_dir() -> Path:
     path = _shared_dir()
-    require((path / "cdc" / "xsd" / "cpf-1.1.2.xsd").is_file(), f"reference data not found at {path}")
+    found = (path / "cdc" / "xsd" / "cpf-1.1.2.xsd").is_file()
+    require(found, f"reference data not found at {path}")
     return path
 
 

@@ -63,8 +63,8 @@ def _check_certifier_key(value: str) -> str:
         raise PydanticCustomError(
             "certifier_key",
             "expected a certifier key of lowercase letters, digits, '-' and '_' "
-            "(at most 64, starting with a letter or digit), got {value!r}",
-            {"value": value[:70]},
+            "(at most 64, starting with a letter or digit), got {value}",
+            {"value": repr(value[:70])},
         )
     return value
 
@@ -73,8 +73,8 @@ def _check_code(value: str) -> str:
     if CERTIFICATION_CODE.fullmatch(value) is None:
         raise PydanticCustomError(
             "certification_code",
-            "expected RNCP or RS followed by digits (e.g. RNCP35726, RS5875), got {value!r}",
-            {"value": value[:110]},
+            "expected RNCP or RS followed by digits (e.g. RNCP35726, RS5875), got {value}",
+            {"value": repr(value[:110])},
         )
     return value
 

@@ -64,7 +64,7 @@ def parse_iso_date(value: Any) -> date:
         raise PydanticCustomError("date_type", "expected a date as a YYYY-MM-DD string")
     if _ISO_DATE.fullmatch(value) is None:
         raise PydanticCustomError(
-            "date_format", "expected a date as YYYY-MM-DD, got {value!r}", {"value": value[:40]}
+            "date_format", "expected a date as YYYY-MM-DD, got {value}", {"value": repr(value[:40])}
         )
     try:
         parsed = date.fromisoformat(value)
@@ -96,8 +96,6 @@ Score = Annotated[
     _XML,
     BeforeValidator(score_to_text, json_schema_input_type=str | int | float),
 ]
-Digit1 = Annotated[
-    str, StringConstraints(min_length=1, max_length=1), AfterValidator(check_xml_text)
-]
+Digit1 = Annotated[str, _bounded(1, 1), _XML]
 DigitalLevel = Annotated[int, Field(ge=1, le=8)]
 GeneralScore = Annotated[int, Field(ge=1, le=1000)]

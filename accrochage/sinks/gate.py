@@ -1,7 +1,7 @@
 """The XSD gate: a file is checked against the schema while it is read, with flat memory.
 
-lxml's `iterparse(schema=...)` validates as it parses; each finished passage is dropped from
-the tree, so a 190 MB file costs no more memory than a small one.
+lxml's pull parser validates as it parses; each finished passage is dropped from the tree,
+so a 190 MB file costs no more memory than a small one.
 """
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 from lxml import etree
 
@@ -17,6 +18,8 @@ from accrochage.sinks.profiles import NAMESPACE, SchemaProfile
 
 _PASSAGE = f"{{{NAMESPACE}}}passageCertification"
 _ID = f"{{{NAMESPACE}}}idTechnique"
+_FLUX = f"{{{NAMESPACE}}}flux"
+_CHUNK = 1 << 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,39 +47,79 @@ def load_schema(path: Path) -> etree.XMLSchema:
 
 
 def check_file(path: Path, xsd: Path) -> CheckResult:
-    """Validate `path` against `xsd` while streaming; raise on the first fault."""
+    """Validate `path` against `xsd` while streaming; raise on the first fault.
+
+    The file is fed line by line (at most 64 KiB at a time): a rendered flux holds one passage
+    per line, so a schema error is seen right after the passage that holds it, and named.
+    """
     schema = load_schema(xsd)
-    passages = 0
-    last_id: str | None = None
+    parser = etree.XMLPullParser(
+        events=("end",),
+        tag=(_FLUX, _PASSAGE, _ID),
+        schema=schema,
+        # not False: with a schema, lxml then drops fatal parse errors (a truncated file
+        # passed); "internal" still never resolves an external entity.
+        resolve_entities="internal",  # type: ignore[arg-type]  # lxml-stubs predate lxml 5
+        no_network=True,
+        load_dtd=False,
+    )
+    seen = _Seen()
     try:
-        for _, element in etree.iterparse(
-            str(path),
-            events=("end",),
-            tag=(_PASSAGE, _ID),
-            schema=schema,
-            resolve_entities=False,
-            no_network=True,
-            load_dtd=False,
-        ):
-            if element.tag == _ID:
-                last_id = element.text
-                continue
-            passages += 1
-            element.clear(keep_tail=True)
-            parent = element.getparent()
-            while parent is not None and element.getprevious() is not None:
-                del parent[0]
+        with path.open("rb") as handle:
+            for chunk in iter(lambda: handle.readline(_CHUNK), b""):
+                parser.feed(chunk)
+                seen.read(parser)
+                errors = parser.feed_error_log.filter_from_errors()
+                if errors:
+                    raise SchemaValidationError(
+                        f"{path}: {errors[0].message}; {seen.where()} (checked against {xsd})"
+                    )
+            parser.close()
+            seen.read(parser)
     except etree.XMLSyntaxError as exc:
         raise SchemaValidationError(
-            f"{path}: {exc.msg}; {_where(passages, last_id)} (checked against {xsd})"
+            f"{path}: {exc.msg}; {seen.where()} (checked against {xsd})"
         ) from None
     except OSError as exc:
         raise SchemaValidationError(f"{path}: cannot be read: {exc}") from None
-    return CheckResult(path, passages, xsd)
+    if not seen.closed:
+        raise SchemaValidationError(
+            f"{path}: the document ends before </cpf:flux> (truncated?); {seen.where()} "
+            f"(checked against {xsd})"
+        )
+    return CheckResult(path, seen.passages, xsd)
 
 
-def _where(passages: int, last_id: str | None) -> str:
-    """Streaming validation has no line numbers: say which passage it was in."""
+class _Seen:
+    """How far the streamed parse got: passages done, the last idTechnique, the root's end."""
+
+    def __init__(self) -> None:
+        self.passages = 0
+        self.ids = 0
+        self.last_id: str | None = None
+        self.closed = False
+
+    def read(self, parser: etree.XMLPullParser) -> None:
+        for _, item in parser.read_events():
+            element: Any = item  # "end" events carry elements (the stubs lack keep_tail)
+            if element.tag == _ID:
+                self.ids += 1
+                self.last_id = element.text
+            elif element.tag == _FLUX:
+                self.closed = True
+            else:
+                self.passages += 1
+                element.clear(keep_tail=True)
+                parent = element.getparent()
+                while parent is not None and element.getprevious() is not None:
+                    del parent[0]
+
+    def where(self) -> str:
+        return _where(self.ids, self.last_id)
+
+
+def _where(ids: int, last_id: str | None) -> str:
+    """Schema errors carry no line number when streamed: say which passage it was in."""
     if last_id is None:
         return "before the first passage"
-    return f"in or after passage {passages + 1} (last idTechnique read: {last_id})"
+    return f"in or after passage {ids} (idTechnique {last_id})"
