@@ -78,8 +78,8 @@ async def post_events(request: web.Request) -> web.Response:
     source = f"http:{request.remote}"
     try:
         parsed = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        parsed = None
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        parsed = None  # decoded again below: the event is logged as unusable, answered 422
     items = (
         [Incoming(e if isinstance(e, dict) else json.dumps(e), source) for e in parsed]
         if isinstance(parsed, list)

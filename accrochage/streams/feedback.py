@@ -230,6 +230,11 @@ def _apply_outcomes(
             summary.unknown_ids.append(outcome.id_technique)
             continue
         target = Status.ACCEPTED if outcome.accepted else Status.REJECTED
+        if batch_id is not None and row["batch_id"] != batch_id:
+            # the record has moved on (re-queued, sent again in another batch): a report on
+            # an older batch says nothing of its current state
+            summary.unchanged.append(outcome.id_technique)
+            continue
         if row["status"] == target or row["status"] not in (*AWAITING_REPORT, Status.REJECTED):
             summary.unchanged.append(outcome.id_technique)
             continue

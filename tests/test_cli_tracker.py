@@ -1,0 +1,387 @@
+"""The tracker through the command line: `accrochage --config PATH COMMAND`.
+
+The CLI builds the core with the system clock, so events are delivered a few days before the
+real today (Europe/Paris).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+import subprocess
+import sys
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner, Result
+
+from accrochage.cli import main
+from accrochage.models.deadline import SystemClock, paris_today
+from accrochage.state import queries
+from tests.test_tracker import (
+    NO_HOLDER,
+    NS,
+    assert_official_valid,
+    event,
+    file_rejected_report,
+    ids_in_files,
+    passages,
+    processed_report,
+    write_config,
+    xml_files,
+)
+
+NS_XSI = "http://www.w3.org/2001/XMLSchema-instance"
+REAL_TODAY = paris_today(SystemClock())
+RECENT = (REAL_TODAY - timedelta(days=10)).isoformat()
+CONTRACT_KEYS = {
+    "certifier",
+    "record_id",
+    "status",
+    "delivered_on",
+    "deadline",
+    "days_left",
+    "batch_id",
+    "errors",
+    "warnings",
+    "correction_pending",
+    "revocation_pending",
+}
+
+
+def recent(record_id: str, **overrides: Any) -> dict[str, Any]:
+    overrides.setdefault("delivered_on", RECENT)
+    return event(record_id, **overrides)
+
+
+def run(config: Path, *args: str, code: int | None = 0) -> Result:
+    result = CliRunner().invoke(main, ["--config", str(config), *args], catch_exceptions=False)
+    if code is not None:
+        assert result.exit_code == code, (result.stdout, result.stderr)
+    return result
+
+
+def outstanding_json(config: Path, *args: str) -> list[dict[str, Any]]:
+    rows = json.loads(run(config, "outstanding", "--format", "json", *args).stdout)
+    assert isinstance(rows, list)
+    return rows
+
+
+def problem_line(out: str, source: Path, line: int, record_id: str, field: str) -> str:
+    """The summary's line for one problem: `file:line record_id field: message`."""
+    pattern = (
+        rf"^\s*{re.escape(f'{source}:{line}')} {re.escape(record_id)}:? {re.escape(field)}: (.+)$"
+    )
+    found = re.search(pattern, out, re.MULTILINE)
+    assert found, (pattern, out)
+    return found.group(1)
+
+
+def write_jsonl(path: Path, lines: list[dict[str, Any] | str]) -> Path:
+    path.write_text(
+        "".join((line if isinstance(line, str) else json.dumps(line)) + "\n" for line in lines),
+        encoding="utf-8",
+    )
+    return path
+
+
+@pytest.fixture()
+def config(tmp_path: Path) -> Path:
+    return write_config(tmp_path)
+
+
+def outbox(config: Path) -> Path:
+    return config.parent / "var" / "outbox"
+
+
+# --- ingest ---------------------------------------------------------------------------------
+
+
+def test_ingest_jsonl_prints_the_summary(config: Path, tmp_path: Path) -> None:
+    good = [recent(f"J-{i}") for i in range(3)]
+    source = write_jsonl(
+        tmp_path / "events.jsonl",
+        [
+            *good,
+            recent("J-BAD", obtention="PAR_HASARD"),
+            "",
+            "{not json",
+            good[0],  # a duplicate
+        ],
+    )
+    result = run(config, "ingest", str(source))
+    out = result.stdout
+    assert "6 events read" in out
+    assert re.search(r"accepted: 4\b", out)  # three created, one unchanged duplicate
+    assert re.search(r"invalid:\s+1\b", out)
+    assert re.search(r"unusable: 1\b", out)
+    assert problem_line(out, source, 4, "J-BAD", "obtention")
+    assert problem_line(out, source, 6, "-", "event").startswith("is not valid JSON")
+    rows = {r["record_id"]: r for r in outstanding_json(config)}
+    assert set(rows) == {"J-0", "J-1", "J-2", "J-BAD"}
+    assert rows["J-BAD"]["status"] == "invalid"
+    assert rows["J-BAD"]["errors"][0]["field"] == "obtention"
+    # A second run of the same file changes nothing.
+    again = run(config, "ingest", str(source)).stdout
+    assert "(unchanged 5, unusable 1)" in again  # the invalid one is reported again
+
+
+def test_ingest_csv_with_semicolons_bom_and_lists(
+    config: Path, tmp_path: Path, official_xsd: Path
+) -> None:
+    header = [
+        "record_id",
+        "event_id",
+        "certifier",
+        "certification.type",
+        "certification.code",
+        "delivered_on",
+        "obtention",
+        "score",
+        "mention",
+        "holder.birth_name",
+        "holder.usage_name",
+        "holder.first_names",
+        "holder.birth_date",
+        "holder.sex",
+        "holder.birth_place.postal_code",
+        "holder.birth_place.city",
+        "holder.birth_place.country",
+    ]
+    rows = [
+        f"C-1;e-1;pix;RS;RS5875;{RECENT};PAR_SCORING;324;;Lefèvre;;Marie|Léa|Zoé;1990-02-03;F;"
+        "75002;PARIS;FRANCE",
+        f"C-2;e-2;school;RNCP;RNCP35726;{RECENT};PAR_ADMISSION;;MENTION_BIEN;D'Amico;Martin;Jean;"
+        "1985-11-30;M;;;",
+        f"C-3;e-3;pix;RS;RS5875;{RECENT};PAR_SCORING;12;;Haba;;Bart;1993-05-23;X;;;",
+    ]
+    text = "\ufeff" + "\r\n".join([";".join(header), *rows]) + "\r\n"
+    source = tmp_path / "events.csv"
+    source.write_bytes(text.encode("utf-8"))
+    out = run(config, "ingest", str(source)).stdout
+    assert "3 events read" in out
+    assert re.search(r"accepted: 2\b", out)
+    assert re.search(r"invalid:\s+1\b", out)
+    assert "'M' or 'F'" in problem_line(out, source, 4, "C-3", "holder.sex")
+
+    run(config, "flush", "--force")
+    found: dict[str, Any] = {}
+    for path in xml_files(outbox(config)):
+        found.update(passages(path))
+    assert set(found) == {"C-1", "C-2"}
+    first = found["C-1"]
+    names = [first.findtext(f".//cpf:prenom{i}", namespaces=NS) for i in (1, 2, 3)]
+    assert names == ["Marie", "Léa", "Zoé"]
+    assert first.findtext(".//cpf:nomNaissance", namespaces=NS) == "Lefèvre"
+    usage = first.find(".//cpf:nomUsage", namespaces=NS)
+    assert usage is not None and usage.get(f"{{{NS_XSI}}}nil") == "true"  # empty cell: absent
+    second = found["C-2"]
+    assert second.findtext(".//cpf:nomUsage", namespaces=NS) == "Martin"
+    assert second.findtext("cpf:mentionValidee", namespaces=NS) == "MENTION_BIEN"
+    assert second.find(".//cpf:codePostal", namespaces=NS).get(f"{{{NS_XSI}}}nil") == "true"
+    assert_official_valid(xml_files(outbox(config)), official_xsd)
+
+
+def test_ingest_of_a_missing_file_fails(config: Path, tmp_path: Path) -> None:
+    result = run(config, "ingest", str(tmp_path / "nowhere.jsonl"), code=None)
+    assert result.exit_code != 0
+    assert "nowhere.jsonl" in result.stderr
+
+
+PYTHON_CLI = (sys.executable, "-c", "from accrochage.cli import main; main()")
+
+
+def test_ingest_from_stdin(config: Path) -> None:
+    """`-` reads the real standard input (a pipe), JSONL told apart by its first bytes."""
+    data = json.dumps(recent("STDIN-1")) + "\n" + json.dumps(recent("STDIN-2")) + "\n"
+    done = subprocess.run(
+        [*PYTHON_CLI, "--config", str(config), "ingest", "-"],
+        input=data.encode(),
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr.decode()
+    assert "2 events read (created 2)" in done.stdout.decode()
+    assert [r["record_id"] for r in outstanding_json(config)] == ["STDIN-1", "STDIN-2"]
+
+
+# --- flush ----------------------------------------------------------------------------------
+
+
+def test_flush_writes_then_nothing_is_due(config: Path, tmp_path: Path) -> None:
+    source = write_jsonl(
+        tmp_path / "e.jsonl", [recent("F-1"), recent("F-2"), recent("F-3", certifier="school")]
+    )
+    run(config, "ingest", str(source))
+    assert run(config, "flush").stdout.strip() == "nothing due"  # 15m max_delay, far deadlines
+    out = run(config, "flush", "--force").stdout
+    wrote = [line for line in out.splitlines() if line.startswith("wrote ")]
+    assert len(wrote) == 2
+    for line in wrote:
+        path = Path(line.split()[1])
+        assert path.is_file() and path.parent.parent == outbox(config)
+    assert run(config, "flush").stdout.strip() == "nothing due"
+    assert ids_in_files(outbox(config)) == {"F-1": 1, "F-2": 1, "F-3": 1}
+
+
+def test_flush_exits_1_when_the_outbox_cannot_be_written(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    config = write_config(tmp_path, paths={"outbox": blocker / "outbox"})
+    run(config, "ingest", str(write_jsonl(tmp_path / "e.jsonl", [recent("W-1")])))
+    result = run(config, "flush", "--force", code=1)
+    assert "FAILED" in result.stderr
+    assert "wrote" not in result.stdout
+    rows = outstanding_json(config)
+    assert [(r["record_id"], r["status"]) for r in rows] == [("W-1", "batched")]
+    # The operator fixes the path: the failed batch is written by the next flush.
+    fixed = write_config(tmp_path, paths={"outbox": tmp_path / "outbox"})
+    out = run(fixed, "flush").stdout
+    assert out.startswith("wrote ")
+    assert ids_in_files(tmp_path / "outbox") == {"W-1": 1}
+
+
+# --- outstanding ----------------------------------------------------------------------------
+
+
+@pytest.fixture()
+def loaded(config: Path, tmp_path: Path) -> Path:
+    late = (REAL_TODAY - timedelta(days=100)).isoformat()
+    soon = (REAL_TODAY - timedelta(days=85)).isoformat()
+    events = [
+        recent("Q-FAR"),
+        recent("Q-LATE", delivered_on=late),
+        recent("Q-SOON", delivered_on=soon),
+        recent("Q-INV", certifier="school", holder=None),
+    ]
+    run(config, "ingest", str(write_jsonl(tmp_path / "q.jsonl", events)))
+    return config
+
+
+def test_outstanding_json_has_exactly_the_contract_keys(loaded: Path) -> None:
+    rows = outstanding_json(loaded)
+    assert {r["record_id"] for r in rows} == {"Q-FAR", "Q-LATE", "Q-SOON", "Q-INV"}
+    for row in rows:
+        assert set(row) == CONTRACT_KEYS
+        assert isinstance(row["errors"], list) and isinstance(row["warnings"], list)
+        assert isinstance(row["correction_pending"], bool)
+    assert set(queries.OUTSTANDING_FIELDS) == CONTRACT_KEYS
+    days = [r["days_left"] for r in rows]
+    assert days == sorted(days)
+    assert rows[0]["record_id"] == "Q-LATE" and rows[0]["days_left"] < 0
+
+
+def test_outstanding_filters(loaded: Path) -> None:
+    assert [r["record_id"] for r in outstanding_json(loaded, "--overdue")] == ["Q-LATE"]
+    due = [r["record_id"] for r in outstanding_json(loaded, "--due-within", "14")]
+    assert due == ["Q-LATE", "Q-SOON"]
+    assert [r["record_id"] for r in outstanding_json(loaded, "--certifier", "school")] == ["Q-INV"]
+    assert [r["record_id"] for r in outstanding_json(loaded, "--status", "invalid")] == ["Q-INV"]
+    base = {r["record_id"]: r["days_left"] for r in outstanding_json(loaded)}
+    later = (REAL_TODAY + timedelta(days=30)).isoformat()
+    shifted = {r["record_id"]: r["days_left"] for r in outstanding_json(loaded, "--as-of", later)}
+    assert {k: v - 30 for k, v in base.items()} == shifted
+    overdue_later = [
+        r["record_id"] for r in outstanding_json(loaded, "--as-of", later, "--overdue")
+    ]
+    assert overdue_later == ["Q-LATE", "Q-SOON"]
+    bad = run(loaded, "outstanding", "--status", "lost", code=None)
+    assert bad.exit_code == 2
+
+
+def test_outstanding_csv_and_table(loaded: Path) -> None:
+    text = run(loaded, "outstanding", "--format", "csv").stdout
+    rows = list(csv.DictReader(io.StringIO(text)))
+    assert {r["record_id"] for r in rows} == {"Q-FAR", "Q-LATE", "Q-SOON", "Q-INV"}
+    assert set(rows[0]) == CONTRACT_KEYS
+    invalid = next(r for r in rows if r["record_id"] == "Q-INV")
+    assert json.loads(invalid["errors"])[0]["field"] == "holder"
+    table = run(loaded, "outstanding").stdout
+    assert "Q-SOON" in table and "4 outstanding record(s)" in table
+
+
+# --- deposited, import-report, retry ---------------------------------------------------------
+
+
+def test_deposited_import_report_and_retry(config: Path, tmp_path: Path, shared_dir: Path) -> None:
+    ids = ["G-OK", "G-KO", "G-SILENT"]
+    run(config, "ingest", str(write_jsonl(tmp_path / "g.jsonl", [recent(i) for i in ids])))
+    out = run(config, "flush", "--force").stdout
+    path = Path(next(line for line in out.splitlines() if line.startswith("wrote ")).split()[1])
+    batch_id = next(iter(outstanding_json(config)))["batch_id"]
+    assert batch_id in path.name
+
+    assert "deposited (3 records)" in run(config, "deposited", batch_id).stdout
+    assert {r["status"] for r in outstanding_json(config)} == {"deposited"}
+    unknown = run(config, "deposited", "no-such-batch", code=1)
+    assert "unknown batch" in unknown.stderr
+
+    report = tmp_path / "accuse.xml"
+    report.write_bytes(
+        processed_report(
+            shared_dir,
+            file_name=path.name,
+            id_flux=None,
+            ok=["G-OK"],
+            ko={"G-KO": NO_HOLDER, "G-GHOST": NO_HOLDER},
+        )
+    )
+    out = run(config, "import-report", str(report)).stdout
+    assert f"accuse.xml: batch {batch_id}: 1 accepted, 1 rejected, 0 unchanged" in out
+    assert "unknown idTechnique (1): G-GHOST" in out
+    assert "not mentioned, status kept (1): G-SILENT" in out
+    again = run(config, "import-report", str(report)).stdout
+    assert "already imported" in again
+    statuses = {r["record_id"]: r["status"] for r in outstanding_json(config)}
+    assert statuses == {"G-KO": "rejected", "G-SILENT": "deposited"}
+
+    assert "G-KO: pending again" in run(config, "retry", "G-KO").stdout
+    assert "only rejected" in run(config, "retry", "G-SILENT", code=1).stderr
+    out = run(config, "flush", "--force").stdout
+    assert out.startswith("cut ") and "wrote " in out
+    assert ids_in_files(outbox(config)) == {"G-OK": 1, "G-KO": 2, "G-SILENT": 1}
+
+
+def test_import_of_a_whole_file_rejection(config: Path, tmp_path: Path, shared_dir: Path) -> None:
+    run(config, "ingest", str(write_jsonl(tmp_path / "h.jsonl", [recent("H-1"), recent("H-2")])))
+    out = run(config, "flush", "--force").stdout
+    path = Path(next(line for line in out.splitlines() if line.startswith("wrote ")).split()[1])
+    report = tmp_path / "rejet.xml"
+    report.write_bytes(file_rejected_report(shared_dir, file_name=path.name))
+    out = run(config, "import-report", str(report)).stdout
+    assert "2 rejected" in out and "whole file rejected: XSD: " in out
+    assert {r["status"] for r in outstanding_json(config)} == {"rejected"}
+    missing = run(config, "import-report", str(tmp_path / "absent.xml"), code=2)
+    assert "absent.xml" in missing.stderr
+
+
+# --- configuration errors ------------------------------------------------------------------
+
+
+def test_missing_configuration_file(tmp_path: Path) -> None:
+    result = run(tmp_path / "absent.toml", "outstanding", code=2)
+    assert "configuration error" in result.stderr
+    assert "absent.toml" in result.stderr and "not found" in result.stderr
+    assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize(
+    ("options", "named"),
+    [
+        ({"batching": {"max_records": 0}}, "batching.max_records"),
+        ({"batching": {"max_delay": "soon"}}, "batching.max_delay"),
+        ({"emitter_id": "03VML24"}, "emitter.id_client"),
+        ({"api": {"bind": "0.0.0.0:8787"}}, "api.token"),
+    ],
+)
+def test_wrong_setting_names_itself(tmp_path: Path, options: dict[str, Any], named: str) -> None:
+    config = write_config(tmp_path, **options)
+    result = run(config, "outstanding", code=2)
+    assert "configuration error" in result.stderr
+    assert named in result.stderr, result.stderr
+    assert "Traceback" not in result.output

@@ -1,0 +1,369 @@
+"""The embedded service over real HTTP: aiohttp on 127.0.0.1, a free port, a real client.
+
+The app is the one `accrochage run` serves (`build_app(core)`), started inside the test's event
+loop. The core runs on the system clock (the batch timer needs real time), so events are
+delivered a few days before the real today.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from accrochage.api.server import build_app
+from accrochage.app import Core, build_core
+from accrochage.models.deadline import SystemClock, paris_today
+from accrochage.settings import load_settings
+from tests.test_tracker import event, write_config, xml_files
+
+REAL_TODAY = paris_today(SystemClock())
+RECENT = (REAL_TODAY - timedelta(days=10)).isoformat()
+TIMEOUT = aiohttp.ClientTimeout(total=30)
+
+
+def recent(record_id: str, **overrides: Any) -> dict[str, Any]:
+    overrides.setdefault("delivered_on", RECENT)
+    return event(record_id, **overrides)
+
+
+def core_for(directory: Path, **sections: Any) -> Core:
+    return build_core(load_settings(write_config(directory, **sections)))
+
+
+@pytest.fixture()
+def core(tmp_path: Path) -> Iterator[Core]:
+    built = core_for(tmp_path)
+    yield built
+    built.close()
+
+
+@asynccontextmanager
+async def serving(core: Core, *, timer: bool = False) -> AsyncIterator[aiohttp.ClientSession]:
+    """The service on 127.0.0.1:<free port>, and a client session bound to it."""
+    runner = web.AppRunner(build_app(core, timer=timer))
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        host, port = runner.addresses[0][:2]
+        assert host == "127.0.0.1" and port > 0
+        async with aiohttp.ClientSession(
+            base_url=f"http://127.0.0.1:{port}", timeout=TIMEOUT
+        ) as client:
+            yield client
+    finally:
+        await asyncio.wait_for(runner.cleanup(), timeout=30)
+
+
+async def post(client: aiohttp.ClientSession, body: Any, **kwargs: Any) -> tuple[int, Any]:
+    data = body if isinstance(body, bytes | str) else json.dumps(body)
+    async with client.post("/events", data=data, **kwargs) as response:
+        return response.status, await response.json()
+
+
+async def get(client: aiohttp.ClientSession, path: str, **kwargs: Any) -> tuple[int, Any]:
+    async with client.get(path, **kwargs) as response:
+        return response.status, await response.json()
+
+
+def assert_error_shape(body: Any, code: str | None = None) -> None:
+    assert set(body) == {"error"}
+    assert set(body["error"]) == {"code", "message", "details"}
+    assert isinstance(body["error"]["message"], str) and body["error"]["message"]
+    if code is not None:
+        assert body["error"]["code"] == code
+
+
+# --- ingestion ------------------------------------------------------------------------------
+
+
+async def test_post_events(core: Core) -> None:
+    async with serving(core) as client:
+        one = recent("H-1")
+        status, body = await post(client, one)
+        assert status == 201
+        assert (body["record_id"], body["status"], body["warnings"]) == ("H-1", "pending", [])
+
+        again = dict(one, event_id="another-emission", source="retry")
+        status, body = await post(client, again)
+        assert (status, body["status"], body["outcome"]) == (200, "pending", "unchanged")
+
+        status, body = await post(client, recent("H-BAD", obtention="PAR_HASARD"))
+        assert status == 422
+        assert body["record_id"] == "H-BAD"
+        assert [e["field"] for e in body["errors"]] == ["obtention"]
+        status, detail = await get(client, "/records/H-BAD")
+        assert status == 200
+        assert detail["status"] == "invalid"
+        assert detail["errors"][0]["field"] == "obtention"
+        assert [(h["from_status"], h["to_status"]) for h in detail["history"]] == [
+            (None, "invalid")
+        ]
+
+        status, body = await post(client, b"this is not JSON")
+        assert status == 422
+        assert body["record_id"] is None and body["errors"][0]["field"] == "event"
+        status, summary = await get(client, "/summary")
+        assert summary["unusable_events"] == 1
+
+        batch = [recent("H-2"), one, recent("H-3", holder=None), "not an object", recent("H-4")]
+        status, results = await post(client, batch)
+        assert status == 200
+        assert [r["record_id"] for r in results] == ["H-2", "H-1", "H-3", None, "H-4"]
+        assert [r["http_status"] for r in results] == [201, 200, 422, 422, 201]
+        assert results[2]["errors"][0]["field"] == "holder"
+
+        status, summary = await get(client, "/summary")
+        assert status == 200
+        assert summary["records"] == 5
+        assert summary["by_status"] == {"invalid": 2, "pending": 3}
+        assert summary["outstanding"] == 5
+        assert summary["unusable_events"] == 2
+
+
+async def test_response_is_sent_after_commit(core: Core) -> None:
+    async with serving(core) as client:
+        for i in range(5):
+            status, _ = await post(client, recent(f"COMMIT-{i}"))
+            assert status == 201
+            other = sqlite3.connect(core.settings.paths.state, timeout=5)
+            try:
+                row = other.execute(
+                    "SELECT status FROM records WHERE record_id = ?", (f"COMMIT-{i}",)
+                ).fetchone()
+            finally:
+                other.close()
+            assert row == ("pending",)
+
+
+async def test_concurrent_posts_all_committed(core: Core) -> None:
+    async with serving(core) as client:
+        answers = await asyncio.gather(*(post(client, recent(f"CC-{i:03d}")) for i in range(60)))
+        assert {status for status, _ in answers} == {201}
+        status, page = await get(client, "/records", params={"limit": "1000"})
+        assert status == 200
+        assert {r["record_id"] for r in page["records"]} == {f"CC-{i:03d}" for i in range(60)}
+
+
+# --- queries --------------------------------------------------------------------------------
+
+
+async def test_records_filters_and_paging(core: Core) -> None:
+    events = []
+    for i in range(23):
+        delivered = (REAL_TODAY - timedelta(days=60 + 4 * (i // 2))).isoformat()  # pairs tie
+        events.append(recent(f"R-{(i * 5) % 23:02d}", delivered_on=delivered))
+    events.append(recent("R-SCHOOL", certifier="school"))
+    events.append(recent("R-INV", holder=None))
+    events.append(recent("R-NODATE", delivered_on="not a date"))
+    async with serving(core) as client:
+        status, _ = await post(client, events)
+        assert status == 200
+
+        status, full = await get(client, "/records", params={"limit": "1000"})
+        assert status == 200 and full["next_cursor"] is None
+        everything = [r["record_id"] for r in full["records"]]
+        assert sorted(everything) == sorted(e["record_id"] for e in events)
+
+        for size in (1, 4, 25, 26):
+            seen: list[str] = []
+            params: dict[str, str] = {"limit": str(size)}
+            for _ in range(40):
+                status, page = await get(client, "/records", params=params)
+                assert status == 200 and len(page["records"]) <= size
+                seen += [r["record_id"] for r in page["records"]]
+                if page["next_cursor"] is None:
+                    break
+                params = {"limit": str(size), "cursor": page["next_cursor"]}
+            assert seen == everything, size
+
+        status, page = await get(client, "/records", params={"certifier": "school"})
+        assert [r["record_id"] for r in page["records"]] == ["R-SCHOOL"]
+        status, page = await get(client, "/records", params={"status": "invalid"})
+        assert {r["record_id"] for r in page["records"]} == {"R-INV", "R-NODATE"}
+        status, page = await get(client, "/records", params={"overdue": "true"})
+        overdue = page["records"]
+        assert overdue and all(r["days_left"] < 0 for r in overdue)
+        status, page = await get(client, "/records", params={"due_within": "5"})
+        due = page["records"]
+        assert all(r["days_left"] <= 5 for r in due)
+        assert {r["record_id"] for r in overdue} <= {r["record_id"] for r in due}
+        later = (REAL_TODAY + timedelta(days=7)).isoformat()
+        status, page = await get(client, "/records", params={"as_of": later, "limit": "1000"})
+        shifted = {r["record_id"]: r["days_left"] for r in page["records"]}
+        for row in full["records"]:
+            if row["days_left"] is not None:
+                assert shifted[row["record_id"]] == row["days_left"] - 7
+
+        for params in ({"limit": "many"}, {"status": "lost"}, {"as_of": "tomorrow"}):
+            status, body = await get(client, "/records", params=params)
+            assert status == 400
+            assert_error_shape(body, "bad_parameter")
+        status, body = await get(client, "/records", params={"cursor": "%%%garbage"})
+        assert status == 400
+        assert_error_shape(body)
+
+        status, body = await get(client, "/records/NOPE-404")
+        assert status == 404
+        assert_error_shape(body, "not_found")
+        status, body = await get(client, "/no/such/route")
+        assert status == 404
+        assert_error_shape(body)
+
+
+async def test_batches_after_a_flush(core: Core) -> None:
+    async with serving(core) as client:
+        await post(client, [recent("B-1"), recent("B-2"), recent("B-3", certifier="school")])
+        status, body = await get(client, "/batches")
+        assert (status, body) == (200, {"batches": []})
+        report = await asyncio.to_thread(core.flusher.flush, force=True)
+        assert report.ok and len(report.written) == 2
+
+        status, body = await get(client, "/batches")
+        assert status == 200
+        listed = {b["batch_id"]: b for b in body["batches"]}
+        assert set(listed) == {w.batch_id for w in report.written}
+        assert {b["state"] for b in listed.values()} == {"written"}
+        pix = next(w for w in report.written if w.certifier == "pix")
+        status, detail = await get(client, f"/batches/{pix.batch_id}")
+        assert status == 200
+        assert detail["members"] == ["B-1", "B-2"]
+        assert detail["file_name"] == pix.path.name
+        assert detail["sha256"] == pix.sha256
+        status, body = await get(client, "/batches", params={"certifier": "school"})
+        assert [b["certifier"] for b in body["batches"]] == ["school"]
+        status, body = await get(client, "/batches/not-a-batch")
+        assert status == 404
+        assert_error_shape(body, "not_found")
+
+        status, record = await get(client, "/records/B-1")
+        assert (record["status"], record["batch_id"]) == ("batched", pix.batch_id)
+        status, summary = await get(client, "/summary")
+        assert summary["batches"] == {"written": 2}
+        assert summary["by_status"] == {"batched": 3}
+
+
+# --- access control -------------------------------------------------------------------------
+
+
+async def test_token_is_required_when_set(tmp_path: Path) -> None:
+    core = core_for(tmp_path, api={"token": "s3cret-token"})
+    try:
+        async with serving(core) as client:
+            for headers in (
+                {},
+                {"Authorization": "Bearer wrong"},
+                {"Authorization": "s3cret-token"},
+            ):
+                for path in ("/health", "/records", "/summary"):
+                    status, body = await get(client, path, headers=headers)
+                    assert status == 401
+                    assert_error_shape(body, "unauthorized")
+                status, body = await post(client, recent("T-1"), headers=headers)
+                assert status == 401
+                assert_error_shape(body, "unauthorized")
+            good = {"Authorization": "Bearer s3cret-token"}
+            status, _ = await get(client, "/health", headers=good)
+            assert status == 200
+            status, body = await post(client, recent("T-1"), headers=good)
+            assert (status, body["status"]) == (201, "pending")
+            status, body = await get(client, "/records/T-1", headers=good)
+            assert status == 200
+        conn = sqlite3.connect(core.settings.paths.state, timeout=5)
+        try:
+            assert conn.execute("SELECT count(*) FROM records").fetchone() == (1,)
+        finally:
+            conn.close()
+    finally:
+        core.close()
+
+
+# --- hostile input --------------------------------------------------------------------------
+
+
+async def test_malformed_input_never_stops_the_service(core: Core) -> None:
+    huge_name = recent("M-HUGE")
+    huge_name["holder"]["birth_name"] = "N" * 100_000
+    control = recent("M-CTRL")
+    control["holder"]["birth_name"] = "Bad\x00Name\x1b"
+    bodies: list[tuple[bytes | str | Any, set[int]]] = [
+        (b"{", {422}),
+        (b"", {422}),
+        (b"\xff\xfe\x00{", {422}),
+        ("null", {422}),
+        ("42", {422}),
+        ('"a string"', {422}),
+        ("[]", {400}),
+        ({"record_id": 5}, {422}),
+        ({"record_id": ["M-LIST"]}, {422}),
+        ({"record_id": "M-RID\x07"}, {422}),
+        (recent("M-TYPES", certified="yes", score=12.5, holder=[]), {422}),
+        (recent("M-DATE", delivered_on=20261118), {422}),
+        (huge_name, {422}),
+        (control, {422}),
+        ({"record_id": "R" * 100_000}, {422}),
+        (json.dumps("x" * 10_000_000), {422}),
+        ("[" * 100_000 + "]" * 100_000, {422}),
+        ('{"record_id": "M-DEEP", "holder": ' + "[" * 50_000 + "]" * 50_000 + "}", {422}),
+        ([[[[]]]], {200}),
+    ]
+    async with serving(core) as client:
+        for body, expected in bodies:
+            status, answer = await post(client, body)
+            shown = body[:60] if isinstance(body, bytes | str) else str(body)[:60]
+            assert status in expected, (shown, status, answer)
+            if status >= 400 and "error" in answer:
+                assert_error_shape(answer)
+            status, health = await get(client, "/health")
+            assert (status, health) == (200, {"status": "ok"})
+
+        status, detail = await get(client, "/records/M-HUGE")
+        assert detail["status"] == "invalid"
+        assert "holder.birth_name" in {e["field"] for e in detail["errors"]}
+        status, detail = await get(client, "/records/M-CTRL")
+        assert "holder.birth_name" in {e["field"] for e in detail["errors"]}
+        status, unusable = await get(client, "/unusable", params={"limit": "1000"})
+        assert all(len(e["raw"]) <= 4096 for e in unusable["events"])
+
+        status, body = await post(client, recent("M-FINE"))
+        assert (status, body["status"]) == (201, "pending")
+
+
+# --- the batch timer ------------------------------------------------------------------------
+
+
+async def test_batch_timer_flushes_an_idle_certifier(tmp_path: Path) -> None:
+    core = core_for(tmp_path, batching={"max_delay": "1s", "tick": "0.2s"})
+    outbox = core.settings.paths.outbox
+    try:
+        async with serving(core, timer=True) as client:
+            status, _ = await post(client, recent("TIMER-1"))
+            assert status == 201
+            deadline = time.monotonic() + 15
+            while not xml_files(outbox) and time.monotonic() < deadline:
+                await asyncio.sleep(0.1)
+            files = xml_files(outbox)
+            assert len(files) == 1, "the timer did not write the idle certifier's batch"
+            assert "TIMER-1" in files[0].read_text(encoding="utf-8")
+            for _ in range(50):  # the state follows once the file is released
+                status, record = await get(client, "/records/TIMER-1")
+                if record["batch_id"] is not None:
+                    break
+                await asyncio.sleep(0.1)
+            assert record["status"] == "batched"
+            assert record["batch_id"] in files[0].name
+            await asyncio.sleep(0.5)  # more ticks: nothing more is written
+            assert xml_files(outbox) == files
+    finally:
+        core.close()
