@@ -24,6 +24,8 @@ from accrochage.streams.kafka.seeking import seeking_transport
 
 log = logging.getLogger("accrochage.kafka")
 GROUP_SIZE = 500
+GROUP_WAIT = 0.05
+"""Seconds an event may wait for its group: acks before the commit are harmless (see above)."""
 EXIT_UNEXPECTED = 70
 
 
@@ -71,12 +73,6 @@ class Pending:
         self.committed += len(items)
 
 
-def _idle(stream: Any) -> bool:
-    channel = getattr(stream, "channel", None)
-    queue = getattr(channel, "queue", None)
-    return queue is None or queue.empty()
-
-
 def build_worker(core: Core) -> WorkerApp:
     settings = core.settings
     kafka = settings.kafka
@@ -107,10 +103,10 @@ def build_worker(core: Core) -> WorkerApp:
     async def consume(stream: Any) -> None:
         async for event in stream.events():
             pending.add(event.message)
-            if len(pending.items) >= GROUP_SIZE or _idle(stream):
+            if len(pending.items) >= GROUP_SIZE:
                 pending.commit()
 
-    @app.timer(0.2)  # type: ignore[untyped-decorator]
+    @app.timer(GROUP_WAIT)  # type: ignore[untyped-decorator]
     async def commit_stragglers() -> None:
         pending.commit()
 
