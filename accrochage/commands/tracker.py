@@ -62,7 +62,7 @@ class IngestTally:
                 self.invalid += 1
             if len(self.problems) < SHOWN_PROBLEMS:
                 reasons = "; ".join(f"{p.field}: {p.message}" for p in result.errors[:3])
-                self.problems.append(f"  {item.source} {result.record_id or '-'}: {reasons}")
+                self.problems.append(f"  {item.source} {result.record_id or '-'} {reasons}")
 
     def lines(self) -> list[str]:
         ok = self.read - self.invalid - self.unusable

@@ -197,15 +197,18 @@ def _set_outcome(
     label: str,
 ) -> None:
     after = Status.ACCEPTED if accepted else Status.REJECTED
-    outstanding = is_outstanding(
-        after, row["correction_version"] is not None, bool(row["revocation_pending"])
-    )
-    conn.execute(
-        "UPDATE records SET status = ?, outstanding = ?, cdc_message = ?, updated_at = ? "
-        "WHERE record_id = ?",
-        (after, int(outstanding), message, now, row["record_id"]),
-    )
+    revocation = bool(row["revocation_pending"])
     reason = "accepted by the CDC" if accepted else f"rejected by the CDC: {message}"
+    if not accepted and revocation:
+        # Revoked while in flight and never accepted: the CDC holds nothing to delete.
+        after, revocation = Status.WITHDRAWN, False
+        reason += "; it had been revoked, so it is withdrawn"
+    outstanding = is_outstanding(after, row["correction_version"] is not None, revocation)
+    conn.execute(
+        "UPDATE records SET status = ?, outstanding = ?, cdc_message = ?, "
+        "revocation_pending = ?, updated_at = ? WHERE record_id = ?",
+        (after, int(outstanding), message, int(revocation), now, row["record_id"]),
+    )
     Store.add_history(
         conn,
         [history_row(row["record_id"], now, row["status"], after, reason, row["batch_id"], label)],

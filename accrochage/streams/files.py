@@ -6,7 +6,7 @@ import csv
 import io
 import json
 from collections.abc import Iterator
-from typing import IO, Any
+from typing import IO, Any, cast
 
 from accrochage.streams.ingest import Incoming
 
@@ -89,8 +89,10 @@ def read_csv(stream: IO[bytes], name: str) -> Iterator[Incoming]:
         yield Incoming(csv_row_to_event(row), f"{name}:{number}")
 
 
-def read_events(stream: io.BufferedReader, name: str) -> Iterator[Incoming]:
+def read_events(stream: IO[bytes], name: str) -> Iterator[Incoming]:
     """JSONL or CSV, told apart by the file name or, for stdin, by the first bytes."""
+    if not isinstance(stream, io.BufferedReader):
+        stream = io.BufferedReader(cast(io.RawIOBase, stream))
     head = stream.peek(4096)[:4096]
     if looks_like_csv(name, head):
         return read_csv(stream, name)
