@@ -20,6 +20,7 @@ import pytest
 from lxml import etree
 
 from accrochage.app import Core, build_core
+from accrochage.errors import AccrochageError
 from accrochage.generate import GeneratedCertifier, generate_events
 from accrochage.models.deadline import PARIS, FixedClock
 from accrochage.settings import load_settings
@@ -1052,3 +1053,29 @@ def test_due_by_age_across_the_autumn_dst_change(tmp_path: Path) -> None:
     report = core.flusher.flush()  # DST-1 has waited 65 minutes
     assert [(c.certifier, c.passages) for c in report.cut] == [("pix", 2)]
     core.close()
+
+
+def test_revoked_in_flight_then_rejected_is_withdrawn_and_accepted_stays_flagged(
+    core: Core, shared_dir: Path, tmp_path: Path
+) -> None:
+    ingest(core, event("PX-GONE"), event("PX-KEPT"))
+    batch_id = only_batch(core.flusher.flush(force=True))
+    for rid in ("PX-GONE", "PX-KEPT"):
+        assert ingest_one(core, revoked_event(record_id=rid)).outcome == "revocation_flagged"
+    batch = batch_row(core, batch_id)
+    report = processed_report(
+        shared_dir,
+        file_name=batch["file_name"],
+        id_flux=batch_id,
+        ok=["PX-KEPT"],
+        ko={"PX-GONE": NO_HOLDER},
+    )
+    core.feedback.import_report(write_report(tmp_path, "r.xml", report))
+    gone, kept = record(core, "PX-GONE"), record(core, "PX-KEPT")
+    assert (gone["status"], gone["revocation_pending"]) == ("withdrawn", False)
+    assert "revoked" in gone["history"][-1]["reason"]
+    # Accepted by the CDC: it must be deleted there, so it stays outstanding and flagged.
+    assert (kept["status"], kept["revocation_pending"]) == ("accepted", True)
+    assert outstanding_ids(core) == ["PX-KEPT"]
+    with pytest.raises(AccrochageError, match="only rejected records"):
+        core.feedback.retry(["PX-GONE"])
