@@ -39,6 +39,7 @@ class Core:
         return paris_today(self.clock)
 
     def close(self) -> None:
+        self.flusher.close()
         self.store.close()
 
 
@@ -63,6 +64,7 @@ def build_core(settings: Settings, clock: Clock | None = None) -> Core:
             profile,
             settings.paths.outbox,
             settings.schema_.xsd,
+            settings.batching.render_processes,
         ),
         feedback=Feedback(store, clock),
     )

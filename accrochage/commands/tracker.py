@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import sys
 from collections import Counter
 from collections.abc import Iterable, Iterator
@@ -118,6 +119,9 @@ def ingest(ctx: click.Context, files: tuple[str, ...]) -> None:
 def flush(ctx: click.Context, force: bool) -> None:
     """Cut the batches that are due and write them to the outbox, XSD-checked."""
     with core_from(ctx) as core:
+        if core.flusher.render_processes:
+            # Nothing else runs in this process: every core may render.
+            core.flusher.render_processes = max(core.flusher.render_processes, os.cpu_count() or 1)
         report = core.flusher.flush(force=force)
     for batch in report.cut:
         click.echo(

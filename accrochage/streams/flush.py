@@ -8,11 +8,14 @@ before a crash is written again at the next flush with the same name and the sam
 from __future__ import annotations
 
 import json
+import multiprocessing
 import sqlite3
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 
 from accrochage.errors import AccrochageError
@@ -21,12 +24,12 @@ from accrochage.models.event import DeliveredEvent
 from accrochage.models.registry import Certifier, Emitter, Registry
 from accrochage.settings import BatchingSettings
 from accrochage.sinks.gate import schema_path
-from accrochage.sinks.outbox import file_name, release
+from accrochage.sinks.outbox import ReleasedFile, file_name, release
 from accrochage.sinks.passage import passage_bytes
 from accrochage.sinks.profiles import SchemaProfile, profile_for
 from accrochage.sinks.render import FluxHeader, certification_head, envelope_bytes
 from accrochage.state.lifecycle import Status, history_row
-from accrochage.state.store import Store
+from accrochage.state.store import Store, connect
 from accrochage.streams.batching import Member, PendingStats, due_reason, split
 
 
@@ -67,6 +70,39 @@ class FlushReport:
         return not self.failed
 
 
+@dataclass(frozen=True, slots=True)
+class RenderJob:
+    """Everything a (possibly separate) process needs to release one frozen batch."""
+
+    state: Path
+    outbox: Path
+    header: FluxHeader
+    xsd: Path
+    max_bytes: int
+
+
+def release_batch(job: RenderJob) -> ReleasedFile:
+    """Render, check and release one batch from its frozen members; runs in any process."""
+    reader = connect(job.state, readonly=True)
+    try:
+        return release(
+            job.outbox,
+            job.header,
+            frozen_events(reader, job.header.id_flux),
+            xsd=job.xsd,
+            max_bytes=job.max_bytes,
+        )
+    finally:
+        reader.close()
+
+
+def _outcome(run: Callable[[], ReleasedFile]) -> ReleasedFile | str:
+    try:
+        return run()
+    except (AccrochageError, OSError, ValueError) as exc:
+        return f"{type(exc).__name__}: {exc}"
+
+
 class Flusher:
     def __init__(
         self,
@@ -77,6 +113,7 @@ class Flusher:
         profile: SchemaProfile,
         outbox: Path,
         xsd_override: Path | None,
+        render_processes: int = 0,
     ) -> None:
         self.store = store
         self.registry = registry
@@ -85,6 +122,8 @@ class Flusher:
         self.profile = profile
         self.outbox = outbox
         self.xsd_override = xsd_override
+        self.render_processes = render_processes
+        self._pool: ProcessPoolExecutor | None = None
 
     def flush(self, *, force: bool = False) -> FlushReport:
         report = FlushReport()
@@ -184,6 +223,11 @@ class Flusher:
     # -- writing ---------------------------------------------------------------------------
 
     def write_unwritten(self, report: FlushReport) -> None:
+        """Render, check and release every batch cut but not written (or failed).
+
+        Large amounts are rendered in worker processes (the second core), so that the
+        process that ingests is not slowed by rendering and the XSD gate.
+        """
         reader = self.store.reader()
         try:
             batches = [
@@ -193,36 +237,52 @@ class Flusher:
                     "ORDER BY created_at, batch_id"
                 )
             ]
-            for batch in batches:
-                self._write(reader, batch, report)
         finally:
             reader.close()
+        jobs = [self._job(batch) for batch in batches]
+        if self.render_processes and sum(int(str(b["passages"])) for b in batches) >= 2000:
+            pool = self._render_pool()
+            futures = [pool.submit(release_batch, job) for job in jobs]
+            for job, future in zip(jobs, futures, strict=True):
+                self._record(job, _outcome(future.result), report)
+        else:
+            for job in jobs:
+                self._record(job, _outcome(partial(release_batch, job)), report)
 
-    def _write(
-        self, reader: sqlite3.Connection, batch: dict[str, object], report: FlushReport
-    ) -> None:
+    def _job(self, batch: dict[str, object]) -> RenderJob:
         header = _frozen_header(batch)
-        xsd = schema_path(
-            header.profile, self.xsd_override if header.profile == self.profile else None
+        override = self.xsd_override if header.profile == self.profile else None
+        return RenderJob(
+            state=self.store.path,
+            outbox=self.outbox,
+            header=header,
+            xsd=schema_path(header.profile, override),
+            max_bytes=self.batching.max_file_bytes,
         )
+
+    def _render_pool(self) -> ProcessPoolExecutor:
+        if self._pool is None:
+            context = multiprocessing.get_context("forkserver")
+            self._pool = ProcessPoolExecutor(self.render_processes, mp_context=context)
+        return self._pool
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
+
+    def _record(self, job: RenderJob, outcome: ReleasedFile | str, report: FlushReport) -> None:
+        header = job.header
         batch_id = header.id_flux
-        try:
-            released = release(
-                self.outbox,
-                header,
-                frozen_events(reader, batch_id),
-                xsd=xsd,
-                max_bytes=self.batching.max_file_bytes,
-            )
-        except (AccrochageError, OSError, ValueError) as exc:
-            message = f"{type(exc).__name__}: {exc}"
+        if isinstance(outcome, str):
             with self.store.write() as conn:
                 conn.execute(
                     "UPDATE batches SET state = 'failed', error = ? WHERE batch_id = ?",
-                    (message, batch_id),
+                    (outcome, batch_id),
                 )
-            report.failed.append(FailedBatch(batch_id, header.certifier.key, message))
+            report.failed.append(FailedBatch(batch_id, header.certifier.key, outcome))
             return
+        released = outcome
         written_at = self.clock.now().isoformat(timespec="seconds")
         with self.store.write() as conn:
             conn.execute(
