@@ -122,6 +122,7 @@ def flush(ctx: click.Context, force: bool) -> None:
         if core.flusher.render_processes:
             # Nothing else runs in this process: every core may render.
             core.flusher.render_processes = max(core.flusher.render_processes, os.cpu_count() or 1)
+            core.flusher.pool_threshold = 2000
         report = core.flusher.flush(force=force)
     for batch in report.cut:
         click.echo(

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import os
 import sqlite3
+import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -81,6 +84,28 @@ class RenderJob:
     max_bytes: int
 
 
+def _exit_with(parent: int) -> None:
+    """Pool initializer: end this render worker as soon as the flushing process is gone.
+
+    A worker's parent is the fork server, not the flusher, and it waits on a queue that it
+    holds open itself: after a kill -9 of the flusher it would live on, finish the renders
+    already queued while the restarted flusher writes the same batches, then idle forever
+    (with the fork server and the resource tracker).
+    """
+
+    def watch() -> None:
+        while True:
+            time.sleep(0.2)
+            try:
+                os.kill(parent, 0)
+            except ProcessLookupError:
+                os._exit(1)
+            except PermissionError:
+                pass
+
+    threading.Thread(target=watch, name="exit-with-flusher", daemon=True).start()
+
+
 def release_batch(job: RenderJob) -> ReleasedFile:
     """Render, check and release one batch from its frozen members; runs in any process."""
     reader = connect(job.state, readonly=True)
@@ -123,6 +148,8 @@ class Flusher:
         self.outbox = outbox
         self.xsd_override = xsd_override
         self.render_processes = render_processes
+        self.pool_threshold = 0
+        """Fewer passages than this render in-process (a one-off command avoids the pool)."""
         self._pool: ProcessPoolExecutor | None = None
 
     def flush(self, *, force: bool = False) -> FlushReport:
@@ -240,7 +267,8 @@ class Flusher:
         finally:
             reader.close()
         jobs = [self._job(batch) for batch in batches]
-        if self.render_processes and sum(int(str(b["passages"])) for b in batches) >= 2000:
+        passages = sum(int(str(b["passages"])) for b in batches)
+        if self.render_processes and passages >= self.pool_threshold:
             pool = self._render_pool()
             futures = [pool.submit(release_batch, job) for job in jobs]
             for job, future in zip(jobs, futures, strict=True):
@@ -263,7 +291,12 @@ class Flusher:
     def _render_pool(self) -> ProcessPoolExecutor:
         if self._pool is None:
             context = multiprocessing.get_context("forkserver")
-            self._pool = ProcessPoolExecutor(self.render_processes, mp_context=context)
+            self._pool = ProcessPoolExecutor(
+                self.render_processes,
+                mp_context=context,
+                initializer=_exit_with,
+                initargs=(os.getpid(),),
+            )
         return self._pool
 
     def close(self) -> None:
