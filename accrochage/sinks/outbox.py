@@ -5,6 +5,7 @@ A reader of `outbox/` sees either no file or a complete, XSD-valid one, even aft
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import re
@@ -63,15 +64,47 @@ def release(
     folder.mkdir(parents=True, exist_ok=True)
     final = folder / file_name(header)
     temporary = folder / f".{final.name}.partial"
+    fd = _open_locked(temporary)
+    renamed = False
     try:
-        with temporary.open("wb") as handle:
+        with os.fdopen(fd, "wb", closefd=False) as handle:
             stats = render_flux(handle, header, passages, max_bytes=max_bytes)
             handle.flush()
             os.fsync(handle.fileno())
         check_file(temporary, xsd)
         digest = _sha256(temporary)
         os.replace(temporary, final)
+        renamed = True
         _fsync_dir(folder)
+    except BaseException:
+        # Still ours until renamed: only the holder of the lock renames or removes it.
+        if not renamed:
+            temporary.unlink(missing_ok=True)
+        raise
     finally:
-        temporary.unlink(missing_ok=True)
+        os.close(fd)
     return ReleasedFile(final, stats.passages, stats.bytes_written, digest)
+
+
+def _open_locked(temporary: Path) -> int:
+    """Open the batch's temporary file, empty, holding an exclusive lock on it.
+
+    Another process may be rendering the same batch: a render worker that outlived a killed
+    flush, or a second flusher. Opening the shared temporary name and truncating it under
+    that process would let it publish a truncated file (or lose its own). So wait for its
+    lock (kept until it has renamed or removed the file, or died), and start over if the
+    name no longer holds the file that was locked.
+    """
+    while True:
+        fd = os.open(temporary, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            if os.path.samestat(os.fstat(fd), os.stat(temporary)):
+                os.ftruncate(fd, 0)
+                return fd
+        except FileNotFoundError:
+            pass
+        except BaseException:
+            os.close(fd)
+            raise
+        os.close(fd)
