@@ -1,0 +1,117 @@
+"""`accrochage run` as a real process: CLI commands beside it, and a graceful stop on SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from datetime import date, timedelta
+from pathlib import Path
+
+import aiohttp
+
+from accrochage.generate import GeneratedCertifier, generate_events
+from tests.test_tracker import write_config
+
+DEADLINE = 30.0
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def cli(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "accrochage", "--config", str(config), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+async def wait_healthy(base: str, service: subprocess.Popen[bytes]) -> None:
+    start = time.monotonic()
+    async with aiohttp.ClientSession() as session:
+        while time.monotonic() - start < DEADLINE:
+            assert service.poll() is None, "the service exited while starting"
+            try:
+                async with session.get(f"{base}/health") as response:
+                    if response.status == 200:
+                        return
+            except aiohttp.ClientConnectionError:
+                pass
+            await asyncio.sleep(0.1)
+    raise AssertionError("the service did not answer /health in time")
+
+
+async def post_all(base: str, events: list[dict[str, object]]) -> list[int]:
+    connector = aiohttp.TCPConnector(limit=8)
+    async with aiohttp.ClientSession(connector=connector) as session:
+
+        async def post(event: dict[str, object]) -> int:
+            async with session.post(f"{base}/events", json=event) as response:
+                return response.status
+
+        return list(await asyncio.gather(*(post(e) for e in events)))
+
+
+async def test_cli_beside_the_service_and_graceful_sigterm(tmp_path: Path) -> None:
+    port = free_port()
+    config = write_config(
+        tmp_path, api={"bind": f"127.0.0.1:{port}"}, batching={"tick": "0.2s", "max_delay": "1h"}
+    )
+    today = date.today() - timedelta(days=1)
+    events = list(
+        generate_events(
+            400,
+            [GeneratedCertifier("pix", ["RS5875"]), GeneratedCertifier("school", ["RNCP35726"])],
+            today=today,
+            seed=7,
+            max_age_days=10,
+        )
+    )
+    log = (tmp_path / "service.log").open("wb")
+    service = subprocess.Popen(
+        [sys.executable, "-m", "accrochage", "--config", str(config), "run"],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        await wait_healthy(base, service)
+        first = asyncio.create_task(post_all(base, events[:200]))
+        # The CLI writes and reads the same state while the service ingests.
+        ingested = await asyncio.to_thread(cli, config, "outstanding", "--format", "json")
+        statuses = await first
+        assert set(statuses) == {201}
+        assert ingested.returncode == 0, ingested.stderr
+        json.loads(ingested.stdout)
+        flushed = await asyncio.to_thread(cli, config, "flush", "--force")
+        assert flushed.returncode == 0, flushed.stderr
+        assert "wrote" in flushed.stdout
+
+        # SIGTERM while requests are in flight: every answered event is stored.
+        second = asyncio.create_task(post_all(base, events[200:]))
+        await asyncio.sleep(0.05)
+        service.send_signal(signal.SIGTERM)
+        answered = await asyncio.gather(second, return_exceptions=True)
+        assert service.wait(timeout=DEADLINE) == 0
+    finally:
+        if service.poll() is None:
+            service.kill()
+            service.wait()
+        log.close()
+    summary = json.loads(cli(config, "summary").stdout)
+    stored = summary["records"]
+    accepted = 200 + (answered[0].count(201) if isinstance(answered[0], list) else 0)
+    assert stored >= accepted, (stored, accepted)
+    assert stored <= 400
