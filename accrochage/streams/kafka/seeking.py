@@ -30,14 +30,12 @@ class SeekingConsumer(faust_aiokafka.Consumer):
         cache: dict[str, dict[int, int]] = {}
         for tp in self.assignment():
             offsets = cache.setdefault(tp.topic, lookup(tp.topic))
-            if tp.partition in offsets:
-                log.info(
-                    "resume %s[%d] at stored offset %d",
-                    tp.topic,
-                    tp.partition,
-                    offsets[tp.partition],
-                )
-                await self.seek(tp, offsets[tp.partition])
+            # Nothing stored for a partition means nothing of it was stored: read it from
+            # its start, never from the broker's committed offset (faust commits the offsets
+            # of events received, which may never have reached the state).
+            offset = offsets.get(tp.partition, 0)
+            log.info("resume %s[%d] at stored offset %d", tp.topic, tp.partition, offset)
+            await self.seek(tp, offset)
 
 
 def seeking_transport(lookup: StoredOffsets) -> Any:
