@@ -12,6 +12,7 @@ import asyncio
 import logging
 import os
 import sqlite3
+from concurrent import futures
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -44,6 +45,8 @@ class Pending:
         self.source = source
         self.items: list[Incoming] = []
         self.committed = 0
+        self.lock = asyncio.Lock()
+        self.writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="writer")
 
     def add(self, message: Any) -> None:
         self.items.append(
@@ -56,20 +59,34 @@ class Pending:
             )
         )
 
-    def commit(self) -> None:
-        if not self.items:
-            return
-        items, self.items = self.items, []
-        try:
-            self.core.ingestor.ingest_from_log(self.source, items)
-        except BaseException:
-            log.critical(
-                "cannot store %d events: stopping before anything is acknowledged",
-                len(items),
-                exc_info=True,
-            )
-            logging.shutdown()
-            os._exit(EXIT_UNEXPECTED)
+    async def commit(self) -> None:
+        """Store what is pending in the writer thread; one group in flight at a time.
+
+        While a group's transaction (and its fsync) runs, the event loop keeps receiving the
+        next group. An exception cannot lose events: nothing is stored, the offsets in SQLite
+        do not move, and the process stops before resuming from them.
+        """
+        async with self.lock:
+            if not self.items:
+                return
+            items, self.items = self.items, []
+            stored = self.writer.submit(self.core.ingestor.ingest_from_log, self.source, items)
+            try:
+                await asyncio.wrap_future(stored)
+            except asyncio.CancelledError:
+                # A graceful stop (SIGTERM) while the group is being stored: not a failure.
+                # The transaction cannot be interrupted; let it end (committed or rolled back,
+                # the offsets stored with it keep the state exact) before the store is closed.
+                futures.wait([stored])
+                raise
+            except BaseException:
+                log.critical(
+                    "cannot store %d events: stopping before anything is acknowledged",
+                    len(items),
+                    exc_info=True,
+                )
+                logging.shutdown()
+                os._exit(EXIT_UNEXPECTED)
         self.committed += len(items)
 
 
@@ -104,11 +121,11 @@ def build_worker(core: Core) -> WorkerApp:
         async for event in stream.events():
             pending.add(event.message)
             if len(pending.items) >= GROUP_SIZE:
-                pending.commit()
+                await pending.commit()
 
     @app.timer(GROUP_WAIT)  # type: ignore[untyped-decorator]
     async def commit_stragglers() -> None:
-        pending.commit()
+        await pending.commit()
 
     @app.timer(settings.batching.tick.total_seconds())  # type: ignore[untyped-decorator]
     async def batch_timer() -> None:

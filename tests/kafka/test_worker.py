@@ -1,0 +1,190 @@
+"""`accrochage worker` against a real broker: every event lands where CONTRACT.md says.
+
+Valid events end in exactly one outbox file (valid against the official XSD); invalid ones are
+`invalid` records and reach the rejected topic in the envelope of CONTRACT.md §5, a non-JSON
+message too (raw text in `event`, kept in the unusable log); exact re-sends change nothing; a
+correction either replaces the content before the cut or is stored beside the batched record;
+the offsets stored in SQLite equal the topic's end offsets; the query API answers beside it.
+
+The events are random: the seed is printed; replay with ACCROCHAGE_KAFKA_SEED=<seed>.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from accrochage.sinks.profiles import PROFILES
+from tests.kafka.conftest import KafkaEndpoint
+from tests.kafka.workers import (
+    NOT_JSON,
+    PARTITIONS,
+    Worker,
+    check_corrections,
+    check_final_state,
+    check_offsets,
+    check_rejected,
+    end_offsets,
+    kill_all,
+    query,
+    read_outbox,
+    read_topic,
+    seed_from_env,
+    send,
+    wait_until_done,
+    write_events,
+    write_worker_config,
+)
+
+pytestmark = pytest.mark.kafka
+
+EVENTS = 3_000
+INVALID_RATIO = 0.05
+DUPLICATES = 150
+CORRECTIONS = 150
+START_TIMEOUT = 60.0
+RUN_TIMEOUT = 120.0
+
+
+@pytest.fixture()
+def kafka_seed() -> int:
+    return seed_from_env()
+
+
+@pytest.fixture()
+def workers() -> Iterator[list[Worker]]:
+    started: list[Worker] = []
+    try:
+        yield started
+    finally:
+        kill_all(started)
+
+
+async def test_worker_stores_batches_and_dead_letters_every_event(
+    kafka_broker: KafkaEndpoint,
+    tmp_path: Path,
+    kafka_seed: int,
+    official_xsd: Path,
+    workers: list[Worker],
+) -> None:
+    began = time.monotonic()
+    why = f"(seed {kafka_seed}; replay with ACCROCHAGE_KAFKA_SEED={kafka_seed})"
+    config = write_worker_config(tmp_path / "worker", kafka_broker.bootstrap)
+    spec = write_events(
+        tmp_path / "events.jsonl",
+        config.settings(),
+        kafka_seed,
+        EVENTS,
+        invalid_ratio=INVALID_RATIO,
+        duplicates=DUPLICATES,
+        corrections=CORRECTIONS,
+        not_json=True,
+    )
+    assert spec.invalid and spec.valid, why
+
+    worker = Worker(config, tmp_path / "worker.log")
+    workers.append(worker)
+    await asyncio.to_thread(worker.wait_for_log, "Worker ready", START_TIMEOUT)
+    # Sent while the worker runs: cuts and corrections interleave as they would in production.
+    sent = await asyncio.to_thread(send, config, spec.path, tmp_path / "send.log")
+    assert sent == len(spec.lines), why
+    elapsed = await asyncio.to_thread(
+        wait_until_done, config, sent, RUN_TIMEOUT, alive=worker.alive, why=why
+    )
+    print(f"worker: {sent} events read, cut, written in {elapsed:.1f}s ({sent / elapsed:.0f}/s)")
+
+    # The query API beside the worker.
+    async with (
+        aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as http,
+        http.get(f"http://{config.bind}/summary") as response,
+    ):
+        assert response.status == 200, await response.text()
+        summary = await response.json()
+    assert summary["records"] == EVENTS, summary
+    assert summary["by_status"] == {"batched": len(spec.valid), "invalid": len(spec.invalid)}, (
+        summary
+    )
+
+    assert worker.stop() == 0, f"the worker did not stop cleanly:\n{worker.tail()}"
+    assert "Traceback" not in worker.text(), worker.tail(80)
+
+    # The outbox: every valid record in exactly one file, every file valid.
+    outbox = read_outbox(config.outbox, [PROFILES["1.1.2"].bundled_xsd, official_xsd], why)
+    check_final_state(config, spec, outbox, why)
+    ways = check_corrections(config, spec, outbox, why)
+    print(f"{len(outbox.files)} files; corrections: {ways}")
+
+    # The offsets: SQLite read exactly to the end of each partition.
+    ends = await check_offsets(config, sent, why)
+    assert all(ends[p] > 0 for p in range(PARTITIONS)), f"a partition got no event: {ends}"
+
+    # The rejected topic: one envelope per rejected message, the non-JSON one included.
+    messages = await read_topic(config.bootstrap, config.topic)
+    assert len(messages) == sent, why
+    rejected = await read_topic(config.bootstrap, config.rejected_topic)
+    check_rejected(messages, rejected, config, spec, exactly_once=True, why=why)
+    raw = [
+        json.loads(m.value) for m in rejected if not isinstance(json.loads(m.value)["event"], dict)
+    ]
+    assert [envelope["event"] for envelope in raw] == [NOT_JSON], why
+    assert raw[0]["errors"], raw
+
+    # The non-JSON message is kept in the unusable log, with where it came from.
+    (source,) = [
+        f"kafka:{config.topic}:{m.partition}:{m.offset}"
+        for m in messages
+        if m.value.decode() == NOT_JSON
+    ]
+    unusable = [dict(r) for r in query(config.state, "SELECT * FROM unusable")]
+    assert [(u["raw"], u["source"]) for u in unusable] == [(NOT_JSON, source)], unusable
+    assert json.loads(unusable[0]["errors"]), unusable
+    print(f"test_worker: {time.monotonic() - began:.1f}s {why}")
+
+
+async def test_worker_resumes_from_the_state_not_from_the_broker_offsets(
+    kafka_broker: KafkaEndpoint,
+    tmp_path: Path,
+    kafka_seed: int,
+    workers: list[Worker],
+) -> None:
+    """A partition the state has never stored is read from its start, whatever the broker says.
+
+    faust commits acked offsets to the broker on its own schedule, acked meaning "received",
+    not "stored": a worker killed after such a commit and before its first SQLite transaction
+    for a partition leaves a committed offset ahead of a state that holds nothing for it.
+    Simulated here by committing offsets for the group before the first worker starts.
+    """
+    why = f"(seed {kafka_seed}; replay with ACCROCHAGE_KAFKA_SEED={kafka_seed})"
+    config = write_worker_config(tmp_path / "worker", kafka_broker.bootstrap)
+    spec = write_events(
+        tmp_path / "events.jsonl", config.settings(), kafka_seed, 400, invalid_ratio=0.05
+    )
+    await kafka_broker.create_topic(config.topic, PARTITIONS)
+    await kafka_broker.create_topic(config.rejected_topic, PARTITIONS)
+    sent = await asyncio.to_thread(send, config, spec.path, tmp_path / "send.log")
+    ends = await end_offsets(config.bootstrap, config.topic)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=config.bootstrap, group_id=config.group, enable_auto_commit=False
+    )
+    await consumer.start()
+    try:
+        halfway = {TopicPartition(config.topic, p): end // 2 for p, end in ends.items() if end}
+        consumer.assign(list(halfway))
+        await consumer.commit(halfway)
+    finally:
+        await consumer.stop()
+
+    worker = Worker(config, tmp_path / "worker.log")
+    workers.append(worker)
+    await asyncio.to_thread(wait_until_done, config, sent, RUN_TIMEOUT, alive=worker.alive, why=why)
+    assert worker.stop() == 0, worker.tail()
+    outbox = read_outbox(config.outbox, [PROFILES["1.1.2"].bundled_xsd], why)
+    check_final_state(config, spec, outbox, why)
+    await check_offsets(config, sent, why)

@@ -1,0 +1,351 @@
+"""`accrochage worker` killed, its broker restarted, its standby taking over: no loss, no duplicate.
+
+DESIGN.md, "No loss, no duplicate": after a crash at any instant (kill -9), every valid event
+ends up in exactly one released file and every invalid one in the rejected records; the offsets
+stored in SQLite say exactly how far each partition was read.
+
+- kill -9 of the worker at >= 10 random points of a 50,000-event run (events produced while it
+  runs), restarted each time;
+- the broker restarted mid-run: the same worker process recovers on its own;
+- two workers on one state: the second waits as a standby and takes over when the first is
+  killed mid-run.
+
+The schedules are random: the seed is printed and named in every assertion message; replay a
+failure with ACCROCHAGE_KAFKA_SEED=<seed>.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from accrochage.sinks.profiles import PROFILES
+from tests.kafka.conftest import KafkaEndpoint
+from tests.kafka.workers import (
+    PARTITIONS,
+    Input,
+    Worker,
+    WorkerConfig,
+    check_corrections,
+    check_final_state,
+    check_offsets,
+    check_rejected,
+    kill_all,
+    progress,
+    read_outbox,
+    read_topic,
+    seed_from_env,
+    send,
+    send_async,
+    wait_until_done,
+    write_events,
+    write_worker_config,
+)
+from tests.support.kafka_broker import KafkaBroker, create_topic
+
+pytestmark = [pytest.mark.kafka, pytest.mark.slow]
+
+START_TIMEOUT = 60.0
+"""A (re)started worker is ready within this: start-up, then the dead member's session (3 s)."""
+FINISH_TIMEOUT = 300.0
+
+CRASH_EVENTS = 50_000
+CRASH_KILLS = 12
+MIN_KILLS = 10
+SIGTERMS = 5
+CRASH_BUDGET = 360.0
+"""The whole kill -9 test, generation and final checks included, stays under this."""
+
+
+@pytest.fixture()
+def kafka_seed() -> int:
+    return seed_from_env()
+
+
+@pytest.fixture()
+def workers() -> Iterator[list[Worker]]:
+    started: list[Worker] = []
+    try:
+        yield started
+    finally:
+        kill_all(started)
+
+
+def _why(seed: int) -> str:
+    return f"(seed {seed}; replay with ACCROCHAGE_KAFKA_SEED={seed})"
+
+
+def _events(config: WorkerConfig, path: Path, seed: int, count: int) -> Input:
+    return write_events(
+        path,
+        config.settings(),
+        seed,
+        count,
+        invalid_ratio=0.02,
+        duplicates=count // 100,
+        corrections=count // 100,
+        not_json=True,
+    )
+
+
+def _create_topics(bootstrap: str, config: WorkerConfig) -> None:
+    """`accrochage send` needs the topic; the worker would create it too."""
+
+    async def create() -> None:
+        await create_topic(bootstrap, config.topic, PARTITIONS)
+        await create_topic(bootstrap, config.rejected_topic, PARTITIONS)
+
+    asyncio.run(create())
+
+
+def _check_everything(
+    config: WorkerConfig, spec: Input, produced: int, official_xsd: Path, why: str
+) -> None:
+    """What must hold after the last worker stopped: files, state, offsets, rejected topic."""
+    began = time.monotonic()
+    outbox = read_outbox(config.outbox, [PROFILES["1.1.2"].bundled_xsd, official_xsd], why)
+    check_final_state(config, spec, outbox, why)
+    ways = check_corrections(config, spec, outbox, why)
+    asyncio.run(check_offsets(config, produced, why))
+    messages = asyncio.run(read_topic(config.bootstrap, config.topic))
+    assert len(messages) == produced, why
+    rejected = asyncio.run(read_topic(config.bootstrap, config.rejected_topic))
+    # At least once on the rejected topic: a crash between publishing and forgetting repeats.
+    check_rejected(messages, rejected, config, spec, exactly_once=False, why=why)
+    print(
+        f"checked {len(outbox.holder)} released records in {len(outbox.files)} files, "
+        f"{len(rejected)} rejected envelopes for {spec.rejected_lines} rejected messages, "
+        f"corrections {ways}, in {time.monotonic() - began:.1f}s"
+    )
+
+
+def _wait_read(config: WorkerConfig, at_least: int, worker: Worker, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while progress(config).read < at_least:
+        assert worker.alive(), f"the worker died:\n{worker.tail()}"
+        assert time.monotonic() < deadline, f"{at_least} events not read after {timeout:.0f}s"
+        time.sleep(0.1)
+
+
+def test_kill_9_at_random_points_loses_and_duplicates_nothing(
+    kafka_broker: KafkaEndpoint,
+    tmp_path: Path,
+    kafka_seed: int,
+    official_xsd: Path,
+    workers: list[Worker],
+) -> None:
+    began = time.monotonic()
+    why = _why(kafka_seed)
+    rng = random.Random(kafka_seed)
+    config = write_worker_config(tmp_path / "worker", kafka_broker.bootstrap)
+    spec = _events(config, tmp_path / "events.jsonl", kafka_seed, CRASH_EVENTS)
+    produced = len(spec.lines)
+    print(f"{produced} events generated in {time.monotonic() - began:.1f}s")
+    _create_topics(kafka_broker.bootstrap, config)
+    logs = tmp_path / "logs"
+    logs.mkdir()
+
+    # Produced while the worker runs (and dies): `accrochage send`, keys = certifiers.
+    sender = send_async(config, spec.path, logs / "send.log")
+    schedule: list[str] = []
+    kills = 0
+    try:
+        for attempt in range(CRASH_KILLS + 6):
+            if kills >= CRASH_KILLS or time.monotonic() - began > CRASH_BUDGET * 0.5:
+                break
+            worker = Worker(config, logs / f"worker-{attempt:02d}.log")
+            workers.append(worker)
+            if rng.random() < 0.25:
+                # anywhere in start-up, joining the group, waiting for the dead member
+                delay = rng.uniform(0.5, 6.0)
+                where = "after start"
+                time.sleep(delay)
+            else:
+                worker.wait_for_log("Worker ready", START_TIMEOUT)
+                delay = rng.uniform(0.1, 2.5)
+                where = "after ready"
+                time.sleep(delay)
+            before_kill = progress(config)
+            if sender.poll() is not None and before_kill.done(produced):
+                schedule.append(f"  #{attempt}: all done {delay:.2f}s {where}: not counted")
+                worker.kill()
+                break
+            assert worker.alive(), f"worker #{attempt} died on its own {why}:\n{worker.tail()}"
+            worker.kill()
+            kills += 1
+            after_kill = progress(config)
+            lived = time.monotonic() - worker.started
+            schedule.append(
+                f"  #{attempt}: killed {delay:.2f}s {where} ({lived:.1f}s after start), "
+                f"{after_kill.read} read, {after_kill.records} records, "
+                f"{after_kill.pending} pending, {after_kill.unwritten} batches unwritten, "
+                f"{after_kill.dead_letters} dead letters queued"
+            )
+        killing = time.monotonic() - began
+        print(f"{kills} kills in {killing:.1f}s:\n" + "\n".join(schedule))
+        assert kills >= MIN_KILLS, f"only {kills} kills mid-run {why}\n" + "\n".join(schedule)
+
+        assert sender.wait(120) == 0, f"accrochage send failed {why}"
+        last = Worker(config, logs / "worker-last.log")
+        workers.append(last)
+        left = produced - progress(config).read
+        finishing = wait_until_done(config, produced, FINISH_TIMEOUT, alive=last.alive, why=why)
+        last.wait_for_log("Worker ready", START_TIMEOUT)
+        print(
+            f"the last worker read the {left} events left and wrote everything in "
+            f"{finishing:.1f}s, start-up included ({left / finishing:.0f} events/s)"
+        )
+        assert last.stop() == 0, f"the last worker did not stop cleanly {why}:\n{last.tail()}"
+    finally:
+        if sender.poll() is None:
+            sender.kill()
+            sender.wait(30)
+
+    _check_everything(config, spec, produced, official_xsd, why)
+    total = time.monotonic() - began
+    print(f"kill -9 test: {total:.1f}s {why}")
+    assert total < CRASH_BUDGET + FINISH_TIMEOUT, why
+
+
+@pytest.mark.parametrize("how", ["restart", "kill-9"])
+def test_broker_restarted_mid_run_the_worker_recovers_on_its_own(
+    how: str,
+    fresh_broker: KafkaBroker,
+    tmp_path: Path,
+    kafka_seed: int,
+    official_xsd: Path,
+    workers: list[Worker],
+) -> None:
+    began = time.monotonic()
+    why = _why(kafka_seed)
+    rng = random.Random(kafka_seed)
+    config = write_worker_config(tmp_path / "worker", fresh_broker.bootstrap)
+    spec = _events(config, tmp_path / "events.jsonl", kafka_seed, 10_000)
+    produced = len(spec.lines)
+    # Half before the restart, the rest after: the worker must read both.
+    cut = rng.randrange(produced // 3, 2 * produced // 3)
+    first, second = tmp_path / "first.jsonl", tmp_path / "second.jsonl"
+    first.write_text("".join(line + "\n" for line in spec.lines[:cut]), encoding="utf-8")
+    second.write_text("".join(line + "\n" for line in spec.lines[cut:]), encoding="utf-8")
+
+    worker = Worker(config, tmp_path / "worker.log")
+    workers.append(worker)
+    worker.wait_for_log("Worker ready", START_TIMEOUT)
+    assert send(config, first, tmp_path / "send-1.log") == cut, why
+    at = rng.randrange(cut // 4, 3 * cut // 4)
+    _wait_read(config, at, worker, 120)
+    before = progress(config)
+    restart_began = time.monotonic()
+    if how == "kill-9":
+        fresh_broker.kill()
+        fresh_broker.start(90)
+    else:
+        fresh_broker.restart(90)
+    restart = time.monotonic() - restart_began
+    after = progress(config)
+    print(f"broker {how} took {restart:.1f}s, at {before.read} events read ({after.read} after)")
+    assert worker.alive(), f"the worker died with the broker {why}:\n{worker.tail()}"
+    assert send(config, second, tmp_path / "send-2.log") == produced - cut, why
+
+    finishing = wait_until_done(config, produced, FINISH_TIMEOUT, alive=worker.alive, why=why)
+    print(f"finished {finishing:.1f}s after the restart")
+    assert worker.stop() == 0, f"the worker did not stop cleanly {why}:\n{worker.tail()}"
+    _check_everything(config, spec, produced, official_xsd, why)
+    print(f"broker restart test: {time.monotonic() - began:.1f}s {why}")
+
+
+def test_standby_takes_over_when_the_active_worker_is_killed(
+    kafka_broker: KafkaEndpoint,
+    tmp_path: Path,
+    kafka_seed: int,
+    official_xsd: Path,
+    workers: list[Worker],
+) -> None:
+    began = time.monotonic()
+    why = _why(kafka_seed)
+    rng = random.Random(kafka_seed)
+    config = write_worker_config(tmp_path / "worker", kafka_broker.bootstrap)
+    spec = _events(config, tmp_path / "events.jsonl", kafka_seed, 10_000)
+    produced = len(spec.lines)
+
+    active = Worker(config, tmp_path / "active.log")
+    workers.append(active)
+    active.wait_for_log("Worker ready", START_TIMEOUT)
+    standby = Worker(config, tmp_path / "standby.log")
+    workers.append(standby)
+    standby.wait_for_log("waiting as a standby", START_TIMEOUT)
+
+    sender = send_async(config, spec.path, tmp_path / "send.log")
+    try:
+        at = rng.randrange(produced // 5, 3 * produced // 5)
+        _wait_read(config, at, active, 120)
+        assert "Worker ready" not in standby.text(), f"the standby consumes {why}"
+        active.kill()
+        killed_at = progress(config)
+        print(f"active worker killed at {killed_at}")
+        standby.wait_for_log("taking over", 30)
+        assert sender.wait(120) == 0, f"accrochage send failed {why}"
+    finally:
+        if sender.poll() is None:
+            sender.kill()
+            sender.wait(30)
+    finishing = wait_until_done(config, produced, FINISH_TIMEOUT, alive=standby.alive, why=why)
+    print(f"the standby finished {finishing:.1f}s after the kill")
+    assert "resume" in standby.text(), standby.tail()
+    assert standby.stop() == 0, f"the standby did not stop cleanly {why}:\n{standby.tail()}"
+    _check_everything(config, spec, produced, official_xsd, why)
+    print(f"standby test: {time.monotonic() - began:.1f}s {why}")
+
+
+def test_sigterm_mid_run_stops_cleanly_and_the_next_worker_resumes(
+    kafka_broker: KafkaEndpoint,
+    tmp_path: Path,
+    kafka_seed: int,
+    official_xsd: Path,
+    workers: list[Worker],
+) -> None:
+    """A graceful stop (SIGTERM) while busy exits 0, stores or forgets whole groups only."""
+    began = time.monotonic()
+    why = _why(kafka_seed)
+    rng = random.Random(kafka_seed)
+    config = write_worker_config(tmp_path / "worker", kafka_broker.bootstrap)
+    spec = _events(config, tmp_path / "events.jsonl", kafka_seed, 10_000)
+    produced = len(spec.lines)
+    _create_topics(kafka_broker.bootstrap, config)
+    assert send(config, spec.path, tmp_path / "send.log") == produced, why
+
+    stops: list[str] = []
+    for attempt in range(SIGTERMS):
+        worker = Worker(config, tmp_path / f"worker-{attempt}.log")
+        workers.append(worker)
+        worker.wait_for_log("Worker ready", START_TIMEOUT)
+        time.sleep(rng.uniform(0.2, 1.5))
+        seen = progress(config)
+        if seen.done(produced):
+            assert worker.stop() == 0, f"{why}\n{worker.tail(40)}"
+            break
+        stopping = time.monotonic()
+        code = worker.stop(timeout=30)
+        stops.append(
+            f"  #{attempt}: SIGTERM at {seen.read} read, {seen.pending} pending: exit {code} "
+            f"in {time.monotonic() - stopping:.1f}s"
+        )
+        assert code == 0, f"SIGTERM while busy: exit {code} {why}\n{worker.tail(40)}"
+        assert "cannot store" not in worker.text(), f"{why}\n{worker.tail(40)}"
+    print("graceful stops:\n" + "\n".join(stops))
+    assert stops, f"the run ended before any stop {why}"
+
+    last = Worker(config, tmp_path / "worker-last.log")
+    workers.append(last)
+    wait_until_done(config, produced, FINISH_TIMEOUT, alive=last.alive, why=why)
+    # The run may have been complete already: a SIGTERM before faust's handlers are in
+    # place ends the process by the default action (-15), which says nothing of the worker.
+    last.wait_for_log("Worker ready", START_TIMEOUT)
+    assert last.stop() == 0, f"the last worker did not stop cleanly {why}:\n{last.tail()}"
+    _check_everything(config, spec, produced, official_xsd, why)
+    print(f"SIGTERM test: {time.monotonic() - began:.1f}s {why}")

@@ -1,0 +1,87 @@
+"""The worker's group commit (`Pending`) when faust cancels it: a graceful stop, not a failure.
+
+faust cancels its agents and timers on SIGTERM. When that lands while a group is being stored
+in the writer thread, the transaction cannot be interrupted: the worker must let it end and
+stop normally, not report "cannot store" and leave by the hard exit of an unexpected failure
+(EXIT_UNEXPECTED, possibly in the middle of the transaction). A failure of the store itself
+must still stop the process hard. No broker needed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from accrochage.streams.ingest import LogSource
+from accrochage.streams.kafka import worker as worker_module
+from accrochage.streams.kafka.worker import EXIT_UNEXPECTED, Pending
+
+
+class HardExit(Exception):
+    def __init__(self, code: int) -> None:
+        super().__init__(code)
+        self.code = code
+
+
+class SlowIngestor:
+    """Stands for `Ingestor.ingest_from_log`: a transaction that takes a while, or fails."""
+
+    def __init__(self, seconds: float, fail: bool = False) -> None:
+        self.seconds = seconds
+        self.fail = fail
+        self.started = threading.Event()
+        self.finished = threading.Event()
+        self.groups: list[int] = []
+
+    def ingest_from_log(self, source: LogSource, items: list[Any]) -> list[Any]:
+        self.started.set()
+        time.sleep(self.seconds)
+        if self.fail:
+            raise OSError("disk full")
+        self.groups.append(len(items))
+        self.finished.set()
+        return []
+
+
+def _pending(ingestor: SlowIngestor, monkeypatch: pytest.MonkeyPatch) -> Pending:
+    def hard_exit(code: int) -> None:
+        raise HardExit(code)
+
+    monkeypatch.setattr(worker_module.os, "_exit", hard_exit)
+    monkeypatch.setattr(worker_module.logging, "shutdown", lambda: None)
+    core: Any = SimpleNamespace(ingestor=ingestor)
+    pending = Pending(core, LogSource("topic", "rejected"))
+    message = SimpleNamespace(value=b"{}", topic="topic", partition=0, offset=7, key=b"k")
+    pending.add(message)
+    return pending
+
+
+async def test_a_stop_while_a_group_is_stored_waits_for_it_and_is_no_failure(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    ingestor = SlowIngestor(0.5)
+    pending = _pending(ingestor, monkeypatch)
+    task = asyncio.create_task(pending.commit())
+    await asyncio.to_thread(ingestor.started.wait, 5)
+    task.cancel()  # what faust does to its agents and timers on SIGTERM
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert ingestor.finished.is_set(), "the commit returned while its transaction still ran"
+    assert ingestor.groups == [1]
+    pending.writer.shutdown(wait=True)
+
+
+async def test_a_failing_store_still_stops_the_process_hard(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    ingestor = SlowIngestor(0.05, fail=True)
+    pending = _pending(ingestor, monkeypatch)
+    with pytest.raises(HardExit) as exited:
+        await pending.commit()
+    assert exited.value.code == EXIT_UNEXPECTED
+    pending.writer.shutdown(wait=True)
