@@ -49,6 +49,8 @@ def worker(ctx: click.Context, log_level: str) -> None:
     try:
         runner.execute_from_commandline()
     finally:
+        if app.pending is not None:
+            app.pending.writer.shutdown(wait=True)
         core.close()
         lock.release()
 

@@ -116,6 +116,14 @@ def record_detail(conn: sqlite3.Connection, record_id: str, as_of: date) -> dict
     detail = present(row, as_of)
     detail["version"] = row["version"]
     detail["correction_version"] = row["correction_version"]
+    detail["batch"] = None
+    if row["batch_id"] is not None:
+        batch = conn.execute(
+            "SELECT batch_id, state, file_name, written_at, deposited_at, report_file "
+            "FROM batches WHERE batch_id = ?",
+            (row["batch_id"],),
+        ).fetchone()
+        detail["batch"] = dict(batch) if batch is not None else None
     detail["history"] = fetch_all(
         conn,
         "SELECT at, from_status, to_status, reason, batch_id, report FROM history "

@@ -323,22 +323,6 @@ class Flusher:
                 "error = NULL, written_at = ? WHERE batch_id = ?",
                 (str(released.path), released.sha256, released.size, written_at, batch_id),
             )
-            Store.add_history(
-                conn,
-                (
-                    history_row(
-                        rid,
-                        written_at,
-                        Status.BATCHED,
-                        Status.BATCHED,
-                        f"file written: {released.path.name}",
-                        batch_id,
-                    )
-                    for (rid,) in conn.execute(
-                        "SELECT record_id FROM batch_members WHERE batch_id = ?", (batch_id,)
-                    )
-                ),
-            )
         report.written.append(
             WrittenBatch(
                 batch_id,

@@ -66,7 +66,8 @@ async def test_a_stop_while_a_group_is_stored_waits_for_it_and_is_no_failure(
 ) -> None:
     ingestor = SlowIngestor(0.5)
     pending = _pending(ingestor, monkeypatch)
-    task = asyncio.create_task(pending.commit())
+    await pending.commit()  # hands the group to the writer thread and returns
+    task = asyncio.create_task(pending.drain())
     await asyncio.to_thread(ingestor.started.wait, 5)
     task.cancel()  # what faust does to its agents and timers on SIGTERM
     with pytest.raises(asyncio.CancelledError):
@@ -81,7 +82,27 @@ async def test_a_failing_store_still_stops_the_process_hard(
 ) -> None:
     ingestor = SlowIngestor(0.05, fail=True)
     pending = _pending(ingestor, monkeypatch)
+    await pending.commit()
     with pytest.raises(HardExit) as exited:
-        await pending.commit()
+        await pending.drain()
     assert exited.value.code == EXIT_UNEXPECTED
+    pending.writer.shutdown(wait=True)
+
+
+async def test_the_next_group_accumulates_while_one_is_stored(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    ingestor = SlowIngestor(0.3)
+    pending = _pending(ingestor, monkeypatch)
+    await pending.commit()
+    await asyncio.to_thread(ingestor.started.wait, 5)
+    for offset in (8, 9):
+        pending.add(
+            SimpleNamespace(value=b"{}", topic="topic", partition=0, offset=offset, key=b"k")
+        )
+    assert not ingestor.finished.is_set(), "commit() waited for the transaction"
+    await pending.commit()  # waits for the first group, then hands over the second
+    await pending.drain()
+    assert ingestor.groups == [1, 2]
+    assert pending.committed == 3
     pending.writer.shutdown(wait=True)

@@ -32,13 +32,19 @@ EXIT_UNEXPECTED = 70
 
 class WorkerApp(faust.App):
     transport_class: Any = None
+    pending: Pending | None = None
 
     def _new_transport(self) -> Any:
         return self.transport_class(self.conf.broker_consumer, self)
 
 
 class Pending:
-    """Events received but not yet committed; committed as one group, synchronously."""
+    """Events received but not yet stored, and the group being stored in the writer thread.
+
+    One group is stored while the next accumulates, so the event loop never waits for a
+    transaction's fsync unless the previous group is still being stored. Nothing here can
+    lose an event: a group not stored leaves the offsets in SQLite where they were.
+    """
 
     def __init__(self, core: Core, source: LogSource) -> None:
         self.core = core
@@ -47,6 +53,7 @@ class Pending:
         self.committed = 0
         self.lock = asyncio.Lock()
         self.writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="writer")
+        self._in_flight: tuple[futures.Future[Any], int] | None = None
 
     def add(self, message: Any) -> None:
         self.items.append(
@@ -60,34 +67,42 @@ class Pending:
         )
 
     async def commit(self) -> None:
-        """Store what is pending in the writer thread; one group in flight at a time.
-
-        While a group's transaction (and its fsync) runs, the event loop keeps receiving the
-        next group. An exception cannot lose events: nothing is stored, the offsets in SQLite
-        do not move, and the process stops before resuming from them.
-        """
+        """Hand what is pending to the writer, once the previous group is stored."""
         async with self.lock:
+            await self._settle()
             if not self.items:
                 return
             items, self.items = self.items, []
             stored = self.writer.submit(self.core.ingestor.ingest_from_log, self.source, items)
-            try:
-                await asyncio.wrap_future(stored)
-            except asyncio.CancelledError:
-                # A graceful stop (SIGTERM) while the group is being stored: not a failure.
-                # The transaction cannot be interrupted; let it end (committed or rolled back,
-                # the offsets stored with it keep the state exact) before the store is closed.
-                futures.wait([stored])
-                raise
-            except BaseException:
-                log.critical(
-                    "cannot store %d events: stopping before anything is acknowledged",
-                    len(items),
-                    exc_info=True,
-                )
-                logging.shutdown()
-                os._exit(EXIT_UNEXPECTED)
-        self.committed += len(items)
+            self._in_flight = (stored, len(items))
+
+    async def drain(self) -> None:
+        """Wait until the group in flight is stored (on stop, and before closing the store)."""
+        async with self.lock:
+            await self._settle()
+
+    async def _settle(self) -> None:
+        if self._in_flight is None:
+            return
+        stored, count = self._in_flight
+        try:
+            await asyncio.wrap_future(stored)
+        except asyncio.CancelledError:
+            # A graceful stop (SIGTERM) while the group is being stored: not a failure.
+            # The transaction cannot be interrupted; let it end (committed or rolled back,
+            # the offsets stored with it keep the state exact) before the store is closed.
+            futures.wait([stored])
+            raise
+        except BaseException:
+            log.critical(
+                "cannot store %d events: stopping before anything is acknowledged",
+                count,
+                exc_info=True,
+            )
+            logging.shutdown()
+            os._exit(EXIT_UNEXPECTED)
+        self._in_flight = None
+        self.committed += count
 
 
 def build_worker(core: Core) -> WorkerApp:
@@ -111,6 +126,7 @@ def build_worker(core: Core) -> WorkerApp:
     app.transport_class = seeking_transport(core.store.offsets)
     source = LogSource(kafka.topic, kafka.rejected_topic)
     pending = Pending(core, source)
+    app.pending = pending
     topic = app.topic(
         kafka.topic, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
     )
