@@ -7,6 +7,8 @@ processes, `synchronous=FULL` so that an acknowledged event survives a power cut
 
 from __future__ import annotations
 
+import fcntl
+import os
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Sequence
@@ -100,9 +102,12 @@ class Store:
                 f"cannot open the state database {path}: {exc}; check paths.state"
             ) from None
         self.lock = threading.RLock()
+        lock_path = path.with_name(path.name + ".write-lock")
+        self._write_lock = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
 
     def close(self) -> None:
         self.conn.close()
+        os.close(self._write_lock)
 
     def reader(self) -> sqlite3.Connection:
         """A separate connection for queries: readers never block the writer in WAL."""
@@ -110,15 +115,25 @@ class Store:
 
     @contextmanager
     def write(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction (BEGIN IMMEDIATE ... COMMIT), serialised in this process."""
+        """One write transaction (BEGIN IMMEDIATE ... COMMIT), one writer at a time.
+
+        Writers of every process first take an exclusive `flock` on `<state>.write-lock`: the
+        kernel wakes a waiting writer the moment the lock is free, where SQLite's busy handler
+        would sleep up to 100 ms between retries (a service's writer behind a flush in
+        another process lost half its time so). Readers never take it.
+        """
         with self.lock:
-            self.conn.execute("BEGIN IMMEDIATE")
+            fcntl.flock(self._write_lock, fcntl.LOCK_EX)
             try:
-                yield self.conn
-            except BaseException:
-                self.conn.execute("ROLLBACK")
-                raise
-            self.conn.execute("COMMIT")
+                self.conn.execute("BEGIN IMMEDIATE")
+                try:
+                    yield self.conn
+                except BaseException:
+                    self.conn.execute("ROLLBACK")
+                    raise
+                self.conn.execute("COMMIT")
+            finally:
+                fcntl.flock(self._write_lock, fcntl.LOCK_UN)
 
     @staticmethod
     def current_rows(conn: sqlite3.Connection, record_ids: Sequence[str]) -> dict[str, Row]:
