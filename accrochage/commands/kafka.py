@@ -20,14 +20,21 @@ from accrochage.app import build_core
     show_default=True,
     type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"]),
 )
+@click.option(
+    "--separate-writer/--no-separate-writer",
+    default=True,
+    show_default=True,
+    help="Store events in a second process (the second core).",
+)
 @click.pass_context
-def worker(ctx: click.Context, log_level: str) -> None:
+def worker(ctx: click.Context, log_level: str, separate_writer: bool) -> None:
     """Run the Kafka runtime (faust); a second worker on the same state waits as a standby."""
     import faust
 
     from accrochage.streams.kafka.admin import ensure_topics
     from accrochage.streams.kafka.standby import StateLock
     from accrochage.streams.kafka.worker import build_worker
+    from accrochage.streams.kafka.writers import ProcessWriter
 
     logging.basicConfig(level=log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     settings = ctx.obj.settings
@@ -42,7 +49,8 @@ def worker(ctx: click.Context, log_level: str) -> None:
         )
     )
     core = build_core(settings)
-    app = build_worker(core)
+    writer = ProcessWriter(ctx.obj.config) if separate_writer else None
+    app = build_worker(core, writer)
     runner = faust.Worker(
         app, loglevel=log_level, quiet=True, redirect_stdouts=False, override_logging=False
     )

@@ -11,8 +11,6 @@ import json
 import multiprocessing
 import os
 import sqlite3
-import threading
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -34,6 +32,7 @@ from accrochage.sinks.render import FluxHeader, certification_head, envelope_byt
 from accrochage.state.lifecycle import Status, history_row
 from accrochage.state.store import Store, connect
 from accrochage.streams.batching import Member, PendingStats, due_reason, split
+from accrochage.streams.lifeline import exit_with
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,28 +81,6 @@ class RenderJob:
     header: FluxHeader
     xsd: Path
     max_bytes: int
-
-
-def _exit_with(parent: int) -> None:
-    """Pool initializer: end this render worker as soon as the flushing process is gone.
-
-    A worker's parent is the fork server, not the flusher, and it waits on a queue that it
-    holds open itself: after a kill -9 of the flusher it would live on, finish the renders
-    already queued while the restarted flusher writes the same batches, then idle forever
-    (with the fork server and the resource tracker).
-    """
-
-    def watch() -> None:
-        while True:
-            time.sleep(0.2)
-            try:
-                os.kill(parent, 0)
-            except ProcessLookupError:
-                os._exit(1)
-            except PermissionError:
-                pass
-
-    threading.Thread(target=watch, name="exit-with-flusher", daemon=True).start()
 
 
 def release_batch(job: RenderJob) -> ReleasedFile:
@@ -294,7 +271,7 @@ class Flusher:
             self._pool = ProcessPoolExecutor(
                 self.render_processes,
                 mp_context=context,
-                initializer=_exit_with,
+                initializer=exit_with,
                 initargs=(os.getpid(),),
             )
         return self._pool

@@ -12,6 +12,7 @@ import asyncio
 import logging
 import os
 import sqlite3
+from collections import deque
 from concurrent import futures
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -22,10 +23,14 @@ from aiohttp import web
 from accrochage.app import Core
 from accrochage.streams.ingest import Incoming, LogSource
 from accrochage.streams.kafka.seeking import seeking_transport
+from accrochage.streams.kafka.writers import GroupWriter, ThreadWriter
 
 log = logging.getLogger("accrochage.kafka")
 GROUP_SIZE = 500
 GROUP_WAIT = 0.05
+MAX_IN_FLIGHT = 4
+FETCH_BYTES_PER_PARTITION = 8 * 1024 * 1024
+STREAM_BUFFER = 32_768
 """Seconds an event may wait for its group: acks before the commit are harmless (see above)."""
 EXIT_UNEXPECTED = 70
 
@@ -39,21 +44,19 @@ class WorkerApp(faust.App):
 
 
 class Pending:
-    """Events received but not yet stored, and the group being stored in the writer thread.
+    """Events received but not yet stored, and the groups being stored by the writer.
 
-    One group is stored while the next accumulates, so the event loop never waits for a
-    transaction's fsync unless the previous group is still being stored. Nothing here can
-    lose an event: a group not stored leaves the offsets in SQLite where they were.
+    Up to `MAX_IN_FLIGHT` groups are stored (in order, by one writer) while the next one
+    accumulates, so neither the event loop nor the writer waits for the other. Nothing here
+    can lose an event: a group not stored leaves the offsets in SQLite where they were.
     """
 
-    def __init__(self, core: Core, source: LogSource) -> None:
-        self.core = core
-        self.source = source
+    def __init__(self, core: Core, source: LogSource, writer: GroupWriter | None = None) -> None:
         self.items: list[Incoming] = []
         self.committed = 0
         self.lock = asyncio.Lock()
-        self.writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="writer")
-        self._in_flight: tuple[futures.Future[Any], int] | None = None
+        self.writer = writer or ThreadWriter(core.ingestor, source)
+        self._in_flight: deque[tuple[futures.Future[Any], int]] = deque()
 
     def add(self, message: Any) -> None:
         self.items.append(
@@ -67,31 +70,32 @@ class Pending:
         )
 
     async def commit(self) -> None:
-        """Hand what is pending to the writer, once the previous group is stored."""
+        """Hand what is pending to the writer; wait only when too many groups are in flight."""
         async with self.lock:
-            await self._settle()
+            while self._in_flight and self._in_flight[0][0].done():
+                await self._settle_oldest()
+            if len(self._in_flight) >= MAX_IN_FLIGHT:
+                await self._settle_oldest()
             if not self.items:
                 return
             items, self.items = self.items, []
-            stored = self.writer.submit(self.core.ingestor.ingest_from_log, self.source, items)
-            self._in_flight = (stored, len(items))
+            self._in_flight.append((self.writer.submit(items), len(items)))
 
     async def drain(self) -> None:
-        """Wait until the group in flight is stored (on stop, and before closing the store)."""
+        """Wait until every group in flight is stored (on stop, before closing the store)."""
         async with self.lock:
-            await self._settle()
+            while self._in_flight:
+                await self._settle_oldest()
 
-    async def _settle(self) -> None:
-        if self._in_flight is None:
-            return
-        stored, count = self._in_flight
+    async def _settle_oldest(self) -> None:
+        stored, count = self._in_flight[0]
         try:
             await asyncio.wrap_future(stored)
         except asyncio.CancelledError:
-            # A graceful stop (SIGTERM) while the group is being stored: not a failure.
-            # The transaction cannot be interrupted; let it end (committed or rolled back,
-            # the offsets stored with it keep the state exact) before the store is closed.
-            futures.wait([stored])
+            # A graceful stop (SIGTERM) while groups are being stored: not a failure. Their
+            # transactions cannot be interrupted; let them end (committed or rolled back, the
+            # offsets stored with them keep the state exact) before the store is closed.
+            futures.wait([f for f, _ in self._in_flight])
             raise
         except BaseException:
             log.critical(
@@ -101,11 +105,11 @@ class Pending:
             )
             logging.shutdown()
             os._exit(EXIT_UNEXPECTED)
-        self._in_flight = None
+        self._in_flight.popleft()
         self.committed += count
 
 
-def build_worker(core: Core) -> WorkerApp:
+def build_worker(core: Core, writer: GroupWriter | None = None) -> WorkerApp:
     settings = core.settings
     kafka = settings.kafka
     app = WorkerApp(
@@ -120,12 +124,16 @@ def build_worker(core: Core) -> WorkerApp:
         broker_session_timeout=kafka.session_timeout.total_seconds(),
         broker_heartbeat_interval=max(0.3, kafka.session_timeout.total_seconds() / 6),
         producer_acks=-1,
+        # faust fetches 1 MiB per partition per round trip by default: with a few busy
+        # partitions (one per certifier) that, not the processing, bounded the throughput.
+        consumer_max_fetch_size=FETCH_BYTES_PER_PARTITION,
+        stream_buffer_maxsize=STREAM_BUFFER,
         key_serializer="raw",
         value_serializer="raw",
     )
     app.transport_class = seeking_transport(core.store.offsets)
     source = LogSource(kafka.topic, kafka.rejected_topic)
-    pending = Pending(core, source)
+    pending = Pending(core, source, writer)
     app.pending = pending
     topic = app.topic(
         kafka.topic, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"

@@ -1,0 +1,31 @@
+"""Helper processes die with the process that started them.
+
+A helper started through the fork server has the fork server, not its starter, as parent,
+and waits on queues it holds open itself: after a kill -9 of its starter it would live on,
+keep working beside the restarted service, then idle forever. A thread that polls the
+starter's pid ends it within a fraction of a second instead.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+
+POLL_SECONDS = 0.2
+
+
+def exit_with(parent: int) -> None:
+    """Start a daemon thread that ends this process as soon as `parent` is gone."""
+
+    def watch() -> None:
+        while True:
+            time.sleep(POLL_SECONDS)
+            try:
+                os.kill(parent, 0)
+            except ProcessLookupError:
+                os._exit(1)
+            except PermissionError:
+                pass
+
+    threading.Thread(target=watch, name=f"exit-with-{parent}", daemon=True).start()
