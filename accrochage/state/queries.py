@@ -58,7 +58,36 @@ def decode_cursor(cursor: str) -> tuple[str | None, str]:
 
 
 def outstanding(conn: sqlite3.Connection, query: OutstandingQuery) -> list[dict[str, Any]]:
-    """Outstanding records by deadline (unknown deadlines last), then record id."""
+    """Outstanding records by deadline, then record id; unknown deadlines last.
+
+    Dated and undated records are read by two queries so that each follows an index in its
+    order: one query sorting on `deadline IS NULL` would sort every matching row to return
+    the first page.
+    """
+    where, params = _filters(query)
+    after: tuple[str | None, str] | None = None
+    if query.cursor is not None:
+        after = decode_cursor(query.cursor)
+    limit = query.limit
+    rows: list[sqlite3.Row] = []
+    if after is None or after[0] is not None:
+        dated, dated_params = [*where, "deadline IS NOT NULL"], list(params)
+        if after is not None:
+            dated.append("(deadline, record_id) > (?, ?)")
+            dated_params += [after[0], after[1]]
+        rows += _select(conn, dated, dated_params, "deadline, record_id", limit)
+    undated_possible = query.due_within is None and not query.overdue
+    if undated_possible and (limit is None or len(rows) < limit):
+        undated, undated_params = [*where, "deadline IS NULL"], list(params)
+        if after is not None and after[0] is None:
+            undated.append("record_id > ?")
+            undated_params.append(after[1])
+        remaining = None if limit is None else limit - len(rows)
+        rows += _select(conn, undated, undated_params, "record_id", remaining)
+    return [present(row, query.as_of) for row in rows]
+
+
+def _filters(query: OutstandingQuery) -> tuple[list[str], list[Any]]:
     where, params = ["outstanding = 1"], []
     if query.certifier is not None:
         where.append("certifier = ?")
@@ -74,21 +103,16 @@ def outstanding(conn: sqlite3.Connection, query: OutstandingQuery) -> list[dict[
     if query.overdue:
         where.append("deadline < ?")
         params.append(query.as_of.isoformat())
-    if query.cursor is not None:
-        deadline, record_id = decode_cursor(query.cursor)
-        if deadline is None:
-            where.append("deadline IS NULL AND record_id > ?")
-            params.append(record_id)
-        else:
-            where.append("(deadline > ? OR (deadline = ? AND record_id > ?) OR deadline IS NULL)")
-            params.extend([deadline, deadline, record_id])
-    sql = (
-        f"SELECT * FROM records WHERE {' AND '.join(where)} "
-        "ORDER BY deadline IS NULL, deadline, record_id"
-    )
-    if query.limit is not None:
-        sql += f" LIMIT {int(query.limit)}"
-    return [present(row, query.as_of) for row in conn.execute(sql, params)]
+    return where, params
+
+
+def _select(
+    conn: sqlite3.Connection, where: list[str], params: list[Any], order: str, limit: int | None
+) -> list[sqlite3.Row]:
+    sql = f"SELECT * FROM records WHERE {' AND '.join(where)} ORDER BY {order}"
+    if limit is not None:
+        sql += f" LIMIT {int(limit)}"
+    return conn.execute(sql, params).fetchall()
 
 
 def present(row: sqlite3.Row, as_of: date) -> dict[str, Any]:
