@@ -89,7 +89,9 @@ def problems_from(exc: ValidationError) -> list[Problem]:
 def canonical_content(payload: dict[str, Any]) -> str:
     """The event's content: everything but how it travelled (event_id, occurred_at, source)."""
     content = {k: v for k, v in payload.items() if k not in ENVELOPE_FIELDS}
-    return json.dumps(content, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return json.dumps(
+        content, sort_keys=True, ensure_ascii=False, separators=(",", ":"), check_circular=False
+    )
 
 
 def content_hash(content: str) -> str:
@@ -163,7 +165,6 @@ def decode(raw: bytes | str | dict[str, Any], registry: Registry, today: date) -
     if decoded.kind is Kind.REVOKED:
         _validate_revoked(decoded, payload, registry)
     else:
-        decoded.delivered_on = _best_effort_date(payload.get("delivered_on"))
         _validate_delivered(decoded, payload, registry, today)
     return decoded
 
@@ -175,12 +176,14 @@ def _validate_delivered(
         event = DeliveredEvent.model_validate(payload)
     except ValidationError as exc:
         decoded.errors = problems_from(exc)
+        decoded.delivered_on = _best_effort_date(payload.get("delivered_on"))
         if decoded.code is not None and not any(p.field == "certifier" for p in decoded.errors):
             certifier, problems = registry.resolve(decoded.certifier, decoded.code)
             decoded.certifier = certifier.key if certifier else decoded.certifier
             decoded.errors.extend(problems)
         return
     decoded.event = event
+    decoded.delivered_on = event.delivered_on
     certifier, problems = registry.resolve(event.certifier, event.certification.code)
     decoded.certifier = certifier.key if certifier else event.certifier
     decoded.errors = [*problems, *delivered_errors(event, today)]

@@ -62,7 +62,7 @@ def parse_iso_date(value: Any) -> date:
     """A `YYYY-MM-DD` string that names a real day between 1900 and 2099."""
     if not isinstance(value, str):
         raise PydanticCustomError("date_type", "expected a date as a YYYY-MM-DD string")
-    if _ISO_DATE.fullmatch(value) is None:
+    if len(value) != 10 or _ISO_DATE.fullmatch(value) is None:
         raise PydanticCustomError(
             "date_format", "expected a date as YYYY-MM-DD, got {value}", {"value": repr(value[:40])}
         )
