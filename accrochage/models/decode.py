@@ -25,7 +25,7 @@ from accrochage.models.event import (
 from accrochage.models.problems import Problem
 from accrochage.models.registry import Registry
 from accrochage.models.rules import delivered_errors, delivered_warnings
-from accrochage.models.text import check_xml_text, parse_iso_date
+from accrochage.models.text import check_xml_text, forbidden_char_message, parse_iso_date
 
 MAX_RECORD_ID = 255
 _FRIENDLY = {
@@ -36,6 +36,8 @@ _FRIENDLY = {
     "model_attributes_type": "expected a JSON object",
     "dict_type": "expected a JSON object",
     "list_type": "expected a JSON array",
+    "string_unicode": "is not valid Unicode text (a lone surrogate?); only printable XML 1.0 "
+    "characters are allowed",
 }
 
 
@@ -76,14 +78,15 @@ def _message(err: ErrorDetails) -> str:
     # "must not be empty or blank" misleads for an exact length (insee_code "7511").
     if err["type"] == "string_too_short" and err.get("ctx", {}).get("min_length", 1) > 1:
         return err["msg"]
+    if err["type"] == "string_pattern_mismatch" and isinstance(err.get("input"), str):
+        precise = forbidden_char_message(err["input"])
+        if precise is not None:
+            return precise
     return _FRIENDLY.get(err["type"], err["msg"])
 
 
 def problems_from(exc: ValidationError) -> list[Problem]:
-    return [
-        Problem(error_path(err["loc"]), _message(err))
-        for err in exc.errors(include_url=False, include_input=False)
-    ]
+    return [Problem(error_path(err["loc"]), _message(err)) for err in exc.errors(include_url=False)]
 
 
 def canonical_content(payload: dict[str, Any]) -> str:

@@ -10,7 +10,7 @@ import re
 from datetime import date
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BeforeValidator, Field, StringConstraints
+from pydantic import BeforeValidator, Field, StringConstraints
 from pydantic_core import PydanticCustomError
 
 # C0 and C1 controls (tab and newline included: no CDC field is multi-line), surrogates
@@ -21,31 +21,45 @@ MIN_YEAR = 1900
 MAX_YEAR = 2099
 
 
-def check_xml_text(value: str) -> str:
+# The same rule for pydantic-core (Rust regex, no Python call per field). Lone surrogates
+# cannot reach it: pydantic-core refuses them as `string_unicode` first.
+XML_TEXT_PATTERN = r"^[^\u0000-\u001F\u007F-\u009F\uFFFE\uFFFF]*$"
+
+
+def forbidden_char_message(value: str) -> str | None:
+    """What is wrong with a text that holds a character XML 1.0 refuses, or None."""
     found = _FORBIDDEN_CHARS.search(value)
-    if found is not None:
-        raise PydanticCustomError(
-            "xml_char",
-            f"contains the control character U+{ord(found.group()):04X} at position "
-            f"{found.start()}; only printable XML 1.0 characters are allowed",
-        )
+    if found is None:
+        return None
+    return (
+        f"contains the control character U+{ord(found.group()):04X} at position "
+        f"{found.start()}; only printable XML 1.0 characters are allowed"
+    )
+
+
+def check_xml_text(value: str) -> str:
+    message = forbidden_char_message(value)
+    if message is not None:
+        raise PydanticCustomError("xml_char", message)
     return value
 
 
 def _bounded(low: int, high: int) -> StringConstraints:
-    return StringConstraints(strip_whitespace=True, min_length=low, max_length=high)
+    """Trimmed, `low`–`high` characters, XML 1.0 text only (see `forbidden_char_message`)."""
+    return StringConstraints(
+        strip_whitespace=True, min_length=low, max_length=high, pattern=XML_TEXT_PATTERN
+    )
 
 
-_XML = AfterValidator(check_xml_text)
-Text3 = Annotated[str, _bounded(3, 3), _XML]
-Text5 = Annotated[str, _bounded(5, 5), _XML]
-Text9 = Annotated[str, _bounded(1, 9), _XML]
-Text13 = Annotated[str, _bounded(1, 13), _XML]
-Text20 = Annotated[str, _bounded(1, 20), _XML]
-Text30 = Annotated[str, _bounded(1, 30), _XML]
-Text60 = Annotated[str, _bounded(1, 60), _XML]
-Text255 = Annotated[str, _bounded(1, 255), _XML]
-Text1000 = Annotated[str, _bounded(1, 1000), _XML]
+Text3 = Annotated[str, _bounded(3, 3)]
+Text5 = Annotated[str, _bounded(5, 5)]
+Text9 = Annotated[str, _bounded(1, 9)]
+Text13 = Annotated[str, _bounded(1, 13)]
+Text20 = Annotated[str, _bounded(1, 20)]
+Text30 = Annotated[str, _bounded(1, 30)]
+Text60 = Annotated[str, _bounded(1, 60)]
+Text255 = Annotated[str, _bounded(1, 255)]
+Text1000 = Annotated[str, _bounded(1, 1000)]
 
 
 def check_year(year: int) -> int:
@@ -93,9 +107,8 @@ def score_to_text(value: Any) -> Any:
 Score = Annotated[
     str,
     _bounded(1, 255),
-    _XML,
     BeforeValidator(score_to_text, json_schema_input_type=str | int | float),
 ]
-Digit1 = Annotated[str, _bounded(1, 1), _XML]
+Digit1 = Annotated[str, _bounded(1, 1)]
 DigitalLevel = Annotated[int, Field(ge=1, le=8)]
 GeneralScore = Annotated[int, Field(ge=1, le=1000)]
