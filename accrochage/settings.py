@@ -60,7 +60,7 @@ class BatchingSettings(BaseModel):
     max_delay: Duration = timedelta(minutes=15)
     deadline_margin: Duration = timedelta(days=14)
     tick: Duration = timedelta(seconds=5)
-    render_processes: int = Field(default=1, ge=0, le=16)
+    render_processes: int = Field(default=2, ge=0, le=16)
     """Processes that render and check large batches (0: in the calling process)."""
 
     @property
