@@ -1,0 +1,292 @@
+"""The outstanding query over a large state: one certifier, due within 30 days, 1,000 rows.
+
+    python -m bench.query [--rows N] [--runs 50] [--quick] [--json] [--rebuild]
+
+The database is created by `accrochage.state.store.Store` (the real schema and indexes),
+then filled directly with sqlite3 executemany: N records (default 1,000,000) spread over 10
+certifiers (a few large, many small), statuses of a steady state (most accepted), deadlines
+over 120 days around the day of the query; no content rows (the query does not read them).
+It is cached under the temporary folder, keyed by row count, and reused by later runs.
+`queries.outstanding(...)` is then timed in-process on a reader connection, against a bare
+`SELECT count(*) FROM records` in the same run. Target: median and p95 <= 200 ms.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+import sqlite3
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from accrochage.models.deadline import deadline_for
+from accrochage.state import queries
+from accrochage.state.lifecycle import Status, is_outstanding
+from accrochage.state.store import RECORD_COLUMNS, Store
+from bench._common import (
+    Report,
+    at_most,
+    base_parser,
+    cpu_seconds,
+    finish,
+    info,
+    median,
+    percentile,
+)
+
+TARGET_MS = 200.0
+FORMAT = "v1"  # bump when the generated rows change, so that old caches are not reused
+AS_OF = date(2026, 12, 1)
+# (key, weight, codes): a few large certifiers and a long tail, as on the real market.
+CERTIFIERS = (
+    ("pix", 30, ("RS5875",)),
+    ("demo-school", 18, ("RNCP35726", "RNCP37873")),
+    ("campus-num", 12, ("RS6200", "RNCP38000")),
+    ("langues-plus", 9, ("RS5001", "RS5002")),
+    ("ecole-sante", 8, ("RNCP34001",)),
+    ("btp-academie", 7, ("RNCP36010", "RNCP36011")),
+    ("compta-pro", 6, ("RS6100",)),
+    ("digital-up", 4, ("RS6300", "RS6301")),
+    ("logistique-fr", 3, ("RNCP35500",)),
+    ("art-metiers", 3, ("RNCP37000",)),
+)
+STATUSES = (
+    (Status.ACCEPTED, 55),
+    (Status.DEPOSITED, 12),
+    (Status.PENDING, 12),
+    (Status.BATCHED, 8),
+    (Status.INVALID, 6),
+    (Status.REJECTED, 4),
+    (Status.WITHDRAWN, 3),
+)
+ERRORS = json.dumps(
+    [{"field": "holder", "message": "holder (or cpf_file, its CPF alternative) is required"}]
+)
+WARNINGS = json.dumps([{"field": "exam.end", "message": "2026-11-20 is after delivered_on"}])
+
+
+def cache_path(rows: int) -> Path:
+    return Path(tempfile.gettempdir()) / f"accrochage-bench-query-{FORMAT}-{rows}.db"
+
+
+def _record(index: int, rng: random.Random) -> tuple[Any, ...]:
+    key, codes = rng.choices(_KEYS, weights=_WEIGHTS)[0]
+    status = rng.choices(_STATUS_NAMES, weights=_STATUS_WEIGHTS)[0]
+    delivered: date | None = AS_OF - timedelta(days=rng.randrange(120))
+    if status is Status.INVALID and rng.random() < 0.1:
+        delivered = None  # an unreadable delivery date: no deadline
+    deadline = deadline_for(delivered) if delivered else None
+    correction = rng.random() < 0.01 and status in (Status.ACCEPTED, Status.DEPOSITED)
+    revocation = rng.random() < 0.005 and status is Status.ACCEPTED
+    record_id = f"{key.upper()}-{index:08d}"
+    received = datetime(2026, 8, 1, 9) + timedelta(seconds=index * 7)
+    stamp = received.isoformat()
+    batch = (
+        f"batch-{key}-{index // 1000:06d}"
+        if status in (Status.BATCHED, Status.DEPOSITED, Status.ACCEPTED, Status.REJECTED)
+        else None
+    )
+    values = {
+        "record_id": record_id,
+        "certifier": key,
+        "code": rng.choice(codes),
+        "status": status.value,
+        "outstanding": int(is_outstanding(status, correction, revocation)),
+        "version": 2 if correction else 1,
+        "content_hash": hashlib.sha256(record_id.encode()).hexdigest(),
+        "delivered_on": delivered.isoformat() if delivered else None,
+        "deadline": deadline.isoformat() if deadline else None,
+        "errors": ERRORS if status is Status.INVALID else "[]",
+        "warnings": WARNINGS if rng.random() < 0.02 else "[]",
+        "xml_bytes": None if status is Status.INVALID else rng.randrange(900, 2200),
+        "batch_id": batch,
+        "pending_since": stamp if status is Status.PENDING else None,
+        "correction_version": 2 if correction else None,
+        "revocation_pending": int(revocation),
+        "cdc_message": "idTechnique déjà connu" if status is Status.REJECTED else None,
+        "created_at": stamp,
+        "updated_at": stamp,
+    }
+    return tuple(values[c] for c in RECORD_COLUMNS)
+
+
+_KEYS = [(key, codes) for key, _, codes in CERTIFIERS]
+_WEIGHTS = [weight for _, weight, _ in CERTIFIERS]
+_STATUS_NAMES = [status for status, _ in STATUSES]
+_STATUS_WEIGHTS = [weight for _, weight in STATUSES]
+
+
+def _rows(count: int, seed: int = 11) -> Iterator[list[tuple[Any, ...]]]:
+    rng = random.Random(seed)
+    chunk: list[tuple[Any, ...]] = []
+    for index in range(count):
+        chunk.append(_record(index, rng))
+        if len(chunk) == 50_000:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def build(rows: int, rebuild: bool = False) -> tuple[Path, float | None]:
+    """The cached database of `rows` records: (path, seconds spent building it or None)."""
+    final = cache_path(rows)
+    if final.is_file() and not rebuild:
+        return final, None
+    start = time.perf_counter()
+    partial = final.with_name(f"{final.name}.{os.getpid()}.partial")
+    Store(partial).close()  # the real schema, through the real migrations
+    conn = sqlite3.connect(partial, isolation_level=None)
+    conn.execute("PRAGMA journal_mode = OFF")
+    conn.execute("PRAGMA synchronous = OFF")
+    conn.execute("PRAGMA cache_size = -262144")
+    insert = (
+        f"INSERT INTO records ({', '.join(RECORD_COLUMNS)}) "
+        f"VALUES ({', '.join('?' * len(RECORD_COLUMNS))})"
+    )
+    conn.execute("BEGIN")
+    for chunk in _rows(rows):
+        conn.executemany(insert, chunk)
+    conn.execute("COMMIT")
+    conn.execute("PRAGMA journal_mode = WAL")  # as the Store leaves it
+    conn.close()
+    os.replace(partial, final)
+    return final, time.perf_counter() - start
+
+
+def timed(
+    runs: int, work: Callable[[], Any], cpu: list[float] | None = None
+) -> tuple[list[float], Any]:
+    """Wall milliseconds of each run (and CPU milliseconds into `cpu`), the last result."""
+    times, result = [], None
+    for _ in range(runs):
+        start, used = time.perf_counter(), cpu_seconds()
+        result = work()
+        times.append((time.perf_counter() - start) * 1000)
+        if cpu is not None:
+            cpu.append((cpu_seconds() - used) * 1000)
+    return times, result
+
+
+def plan(conn: sqlite3.Connection, sql: str) -> list[str]:
+    return [row[3] for row in conn.execute(f"EXPLAIN QUERY PLAN {sql}")]
+
+
+def main() -> None:
+    parser = base_parser(__doc__ or "")
+    parser.add_argument("--rows", type=int, help="records (default 1,000,000)")
+    parser.add_argument("--runs", type=int, default=50, help="timed runs of each query")
+    parser.add_argument("--rebuild", action="store_true", help="ignore the cached database")
+    args = parser.parse_args()
+    rows = args.rows or (20_000 if args.quick else 1_000_000)
+    runs = 10 if args.quick else args.runs
+    path, built = build(rows, args.rebuild)
+    certifier = CERTIFIERS[0][0]
+    query = queries.OutstandingQuery(as_of=AS_OF, certifier=certifier, due_within=30, limit=1000)
+
+    # The Store opens the file as the service does (and applies any newer migration).
+    store = Store(path)
+    reader = store.reader()
+    statements: list[str] = []
+    reader.set_trace_callback(statements.append)
+    first_ms, _ = timed(1, lambda: queries.outstanding(reader, query))
+    reader.set_trace_callback(None)
+    query_cpu: list[float] = []
+    query_ms, found = timed(runs, lambda: queries.outstanding(reader, query), query_cpu)
+    # Where the time goes: the statement alone, and without its `deadline IS NULL` term.
+    sql = statements[-1] if statements else ""
+    index_order = sql.replace("ORDER BY deadline IS NULL, deadline", "ORDER BY deadline")
+    sql_ms, _ = timed(runs, lambda: reader.execute(sql).fetchall())
+    index_ms, _ = timed(runs, lambda: reader.execute(index_order).fetchall())
+    count_sql = "SELECT count(*) FROM records"
+    count_ms, counted = timed(runs, lambda: reader.execute(count_sql).fetchone())
+    matching = reader.execute(
+        "SELECT count(*) FROM records WHERE outstanding = 1 AND certifier = ? AND deadline <= ?",
+        (certifier, (AS_OF + timedelta(days=30)).isoformat()),
+    ).fetchone()[0]
+    query_plan = plan(reader, sql) if sql else []
+    index_plan = plan(reader, index_order) if sql else []
+    reader.close()
+    store.close()
+
+    report = Report(
+        "query",
+        args.quick,
+        {
+            "records": rows,
+            "runs": runs,
+            "certifier": f"{certifier} (the largest, ~30%)",
+            "cache": str(path),
+        },
+    )
+    report.add(
+        at_most(
+            "outstanding(): median",
+            median(query_ms),
+            "ms",
+            TARGET_MS,
+            f"CPU median {median(query_cpu):.1f} ms",
+        )
+    )
+    report.add(
+        at_most(
+            "outstanding(): p95",
+            percentile(query_ms, 95),
+            "ms",
+            TARGET_MS,
+            f"first (cold) run {first_ms[0]:.1f} ms; {len(found)} rows returned "
+            f"of {matching:,} matching",
+        )
+    )
+    report.add(
+        info(
+            "baseline SELECT count(*): median",
+            median(count_ms),
+            "ms",
+            f"p95 {percentile(count_ms, 95):.1f} ms; {counted[0]:,} records",
+        )
+    )
+    report.add(info("ratio outstanding / count(*)", median(query_ms) / median(count_ms), "x"))
+    report.add(
+        info(
+            "  its SQL alone (fetchall): median",
+            median(sql_ms),
+            "ms",
+            "plan: " + "; ".join(query_plan),
+        )
+    )
+    report.add(
+        info(
+            "  same SQL, ORDER BY deadline, record_id",
+            median(index_ms),
+            "ms",
+            "plan: " + "; ".join(index_plan),
+        )
+    )
+    if built is not None:
+        report.add(info("database build (cached for later runs)", built, "s"))
+    report.details = {
+        "query_ms": query_ms,
+        "count_ms": count_ms,
+        "sql": sql,
+        "plan": query_plan,
+        "sql_alone_ms": sql_ms,
+        "index_order_sql": index_order,
+        "index_order_plan": index_plan,
+        "index_order_ms": index_ms,
+    }
+    finish(report, args.json)
+    if len(found) != min(1000, matching):
+        raise SystemExit(
+            f"outstanding() returned {len(found)} rows, expected {min(1000, matching)}"
+        )
+
+
+if __name__ == "__main__":
+    main()
