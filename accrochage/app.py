@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from accrochage.models.deadline import Clock, SystemClock, paris_today
+from accrochage.models.deadline import Clock, SystemClock
 from accrochage.models.registry import Registry
 from accrochage.settings import Settings
 from accrochage.sinks.gate import load_schema, schema_path
@@ -34,9 +34,6 @@ class Core:
     @property
     def xsd(self) -> Path:
         return schema_path(self.profile, self.settings.schema_.xsd)
-
-    def today(self) -> object:
-        return paris_today(self.clock)
 
     def close(self) -> None:
         self.flusher.close()

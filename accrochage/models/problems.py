@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any
 
 
 @dataclass(frozen=True, slots=True)
@@ -15,10 +14,6 @@ class Problem:
 
     def as_dict(self) -> dict[str, str]:
         return asdict(self)
-
-
-def problems_from_dicts(items: list[dict[str, Any]] | None) -> list[Problem]:
-    return [Problem(str(item["field"]), str(item["message"])) for item in items or []]
 
 
 def problems_as_dicts(items: list[Problem]) -> list[dict[str, str]]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
@@ -80,7 +80,3 @@ def split(
     if current:
         files.append(current)
     return files
-
-
-def codes_of(members: Sequence[Member]) -> int:
-    return len({m.code for m in members})

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import sqlite3
 from collections import deque
 from concurrent import futures
 from concurrent.futures import ThreadPoolExecutor
@@ -217,12 +216,3 @@ async def _start_api(app: WorkerApp, core: Core) -> None:
         await runner.cleanup()
 
     app.on_before_shutdown.connect(stop)
-
-
-def stored_offsets(conn: sqlite3.Connection, topic: str) -> dict[int, int]:
-    return {
-        r[0]: r[1]
-        for r in conn.execute(
-            "SELECT partition, next_offset FROM input_offsets WHERE source = ?", (topic,)
-        )
-    }
