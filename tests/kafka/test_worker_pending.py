@@ -10,16 +10,22 @@ must still stop the process hard. No broker needed.
 from __future__ import annotations
 
 import asyncio
+import json
+import sqlite3
 import threading
 import time
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
-from accrochage.streams.ingest import LogSource
+from accrochage.streams.ingest import Incoming, LogSource
 from accrochage.streams.kafka import worker as worker_module
 from accrochage.streams.kafka.worker import EXIT_UNEXPECTED, Pending
+from accrochage.streams.kafka.writers import ProcessWriter
+from tests.factories import delivered_event
+from tests.test_tracker import write_config
 
 
 class HardExit(Exception):
@@ -106,3 +112,31 @@ async def test_the_next_group_accumulates_while_one_is_stored(
     assert ingestor.groups == [1, 2]
     assert pending.committed == 3
     pending.writer.shutdown(wait=True)
+
+
+async def test_a_stop_does_not_cancel_a_group_handed_to_the_writer_process(
+    tmp_path: Path,
+) -> None:
+    """wrap_future() passes a waiter's cancellation on to the future it waits for: the group
+    must still be stored and its future resolved (a cancelled one made the collector fail)."""
+    config = write_config(tmp_path)
+    writer = ProcessWriter(config)
+    try:
+        event = json.dumps(delivered_event()).encode()
+        stored = writer.submit([Incoming(event, "kafka:t:0:0", 0, 0, b"pix")])
+        waiter = asyncio.ensure_future(asyncio.wrap_future(stored))
+        await asyncio.sleep(0)
+        waiter.cancel()  # faust cancelling the agent on SIGTERM
+        with pytest.raises(asyncio.CancelledError):
+            await waiter
+        assert not stored.cancelled()
+        assert await asyncio.to_thread(stored.result, 60) == 1
+    finally:
+        writer.shutdown(wait=True)
+    conn = sqlite3.connect(tmp_path / "var" / "state.db")
+    try:
+        offsets = conn.execute("SELECT partition, next_offset FROM input_offsets").fetchall()
+        records = conn.execute("SELECT count(*) FROM records").fetchone()[0]
+    finally:
+        conn.close()
+    assert (offsets, records) == ([(0, 1)], 1)

@@ -99,6 +99,9 @@ class ProcessWriter:
 
     def submit(self, items: list[Incoming]) -> futures.Future[Any]:
         done: futures.Future[Any] = futures.Future()
+        # Running, as a thread pool's future would be: a cancelled waiter (SIGTERM) must not
+        # cancel the group, which the writer stores whatever happens to the waiter.
+        done.set_running_or_notify_cancel()
         if not self._process.is_alive():
             done.set_exception(RuntimeError(self._death()))
             return done
