@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import require
+from tests.kafka.workers import Worker, kill_all, seed_from_env
 from tests.support.kafka_broker import KafkaBroker, available, create_topic, ensure_jars
 
 HERE = Path(__file__).resolve().parent
@@ -89,3 +90,19 @@ def fresh_broker(tmp_path: Path) -> Iterator[KafkaBroker]:
         yield broker
     finally:
         broker.stop()
+
+
+@pytest.fixture()
+def kafka_seed() -> int:
+    """The random seed of a test, printed by it; ACCROCHAGE_KAFKA_SEED replays one."""
+    return seed_from_env()
+
+
+@pytest.fixture()
+def workers() -> Iterator[list[Worker]]:
+    """Worker processes a test starts: killed at its end, whatever happened."""
+    started: list[Worker] = []
+    try:
+        yield started
+    finally:
+        kill_all(started)

@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import aiohttp
@@ -32,11 +31,9 @@ from tests.kafka.workers import (
     check_offsets,
     check_rejected,
     end_offsets,
-    kill_all,
     query,
     read_outbox,
     read_topic,
-    seed_from_env,
     send,
     wait_until_done,
     write_events,
@@ -51,20 +48,6 @@ DUPLICATES = 150
 CORRECTIONS = 150
 START_TIMEOUT = 60.0
 RUN_TIMEOUT = 120.0
-
-
-@pytest.fixture()
-def kafka_seed() -> int:
-    return seed_from_env()
-
-
-@pytest.fixture()
-def workers() -> Iterator[list[Worker]]:
-    started: list[Worker] = []
-    try:
-        yield started
-    finally:
-        kill_all(started)
 
 
 async def test_worker_stores_batches_and_dead_letters_every_event(

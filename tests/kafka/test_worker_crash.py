@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -35,11 +34,9 @@ from tests.kafka.workers import (
     check_final_state,
     check_offsets,
     check_rejected,
-    kill_all,
     progress,
     read_outbox,
     read_topic,
-    seed_from_env,
     send,
     send_async,
     wait_until_done,
@@ -60,20 +57,6 @@ MIN_KILLS = 10
 SIGTERMS = 5
 CRASH_BUDGET = 360.0
 """The whole kill -9 test, generation and final checks included, stays under this."""
-
-
-@pytest.fixture()
-def kafka_seed() -> int:
-    return seed_from_env()
-
-
-@pytest.fixture()
-def workers() -> Iterator[list[Worker]]:
-    started: list[Worker] = []
-    try:
-        yield started
-    finally:
-        kill_all(started)
 
 
 def _why(seed: int) -> str:
