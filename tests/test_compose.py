@@ -1,0 +1,52 @@
+"""docker-compose.yml stays consistent with the project (no Docker engine runs here).
+
+It runs the Kafka version the tests run (tools/kafka/pom.xml), its environment overrides
+name real settings, and the worker's state and outbox live on volumes.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from accrochage.settings import load_settings
+from tests.conftest import ROOT
+
+
+def compose() -> dict[str, Any]:
+    loaded = yaml.safe_load((ROOT / "docker-compose.yml").read_text(encoding="utf-8"))
+    assert isinstance(loaded, dict)
+    return loaded
+
+
+def test_compose_runs_the_kafka_version_of_the_tests() -> None:
+    pom = (ROOT / "tools" / "kafka" / "pom.xml").read_text(encoding="utf-8")
+    found = re.search(r"<kafka.version>([^<]+)</kafka.version>", pom)
+    assert found is not None
+    assert compose()["services"]["kafka"]["image"] == f"apache/kafka:{found.group(1)}"
+
+
+def test_compose_environment_names_real_settings(tmp_path: Path, monkeypatch: Any) -> None:
+    worker = compose()["services"]["worker"]
+    environment: dict[str, str] = worker["environment"]
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    settings = load_settings(ROOT / "accrochage.example.toml")
+    assert settings.kafka.bootstrap == environment["ACCROCHAGE_KAFKA__BOOTSTRAP"]
+    assert str(settings.paths.state) == environment["ACCROCHAGE_PATHS__STATE"]
+    assert str(settings.paths.outbox) == environment["ACCROCHAGE_PATHS__OUTBOX"]
+    assert worker["command"][-1] == "worker"
+
+
+def test_compose_keeps_state_and_outbox_on_volumes() -> None:
+    document = compose()
+    mounts = {m.split(":")[1]: m.split(":")[0] for m in document["services"]["worker"]["volumes"]}
+    state_dir = str(
+        Path(document["services"]["worker"]["environment"]["ACCROCHAGE_PATHS__STATE"]).parent
+    )
+    outbox = document["services"]["worker"]["environment"]["ACCROCHAGE_PATHS__OUTBOX"]
+    assert mounts[state_dir] in document["volumes"]
+    assert mounts[outbox] in document["volumes"]
