@@ -333,8 +333,7 @@ def _exact_sizes(
             "SELECT payload, event_id FROM contents WHERE record_id = ? AND version = ?",
             (member.record_id, member.version),
         ).fetchone()
-        event = DeliveredEvent.model_validate({**json.loads(payload), "event_id": event_id})
-        size = len(passage_bytes(event, profile))
+        size = len(passage_bytes(stored_event(payload, event_id), profile))
         sized.append(Member(member.record_id, member.version, member.code, size))
     return sized
 
@@ -403,4 +402,9 @@ def frozen_events(reader: sqlite3.Connection, batch_id: str) -> Iterator[Deliver
         (batch_id,),
     )
     for payload, event_id in rows:
-        yield DeliveredEvent.model_validate({**json.loads(payload), "event_id": event_id})
+        yield stored_event(payload, event_id)
+
+
+def stored_event(payload: str, event_id: str | None) -> DeliveredEvent:
+    """An event from its stored content, which leaves out the envelope but its event_id."""
+    return DeliveredEvent.model_validate({**json.loads(payload), "event_id": event_id})
