@@ -149,10 +149,17 @@ def test_kill_9_at_random_points_loses_and_duplicates_nothing(
                 where = "after start"
                 time.sleep(delay)
             else:
+                # After a random share of the work left, split over the kills still to make:
+                # a fixed delay would let a fast worker finish before the last kills.
                 worker.wait_for_log("Worker ready", START_TIMEOUT)
-                delay = rng.uniform(0.1, 2.5)
-                where = "after ready"
-                time.sleep(delay)
+                ready = time.monotonic()
+                start = progress(config).read
+                share = (produced - start) / (CRASH_KILLS - kills + 1)
+                target = start + max(1, int(rng.uniform(0.1, 1.0) * share))
+                while progress(config).read < target and time.monotonic() - ready < 15:
+                    time.sleep(0.02)
+                delay = time.monotonic() - ready
+                where = f"after ready, {target - start} events read"
             before_kill = progress(config)
             if sender.poll() is not None and before_kill.done(produced):
                 schedule.append(f"  #{attempt}: all done {delay:.2f}s {where}: not counted")
