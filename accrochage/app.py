@@ -1,23 +1,31 @@
-"""The composition root: settings -> store, registry, clock, profile -> tracker parts.
+"""The composition root: settings -> store, sink, registry, clock -> the pipeline's parts.
 
-Both runtimes (embedded and Kafka) and every CLI command build the core here and nowhere
-else; nothing below knows which runtime calls it.
+Every runtime (`runtimes/`) and every CLI command builds its parts here and nowhere else;
+nothing below knows which runtime calls it. Parts are built whole: nothing is adjusted
+after construction.
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from accrochage.models.deadline import Clock, SystemClock
-from accrochage.models.registry import Registry
-from accrochage.settings import Settings
-from accrochage.sinks.gate import load_schema, schema_path
-from accrochage.sinks.profiles import SchemaProfile, profile_for
-from accrochage.state.store import Store
+from accrochage.models.registry import Certifier, Emitter, Registry
+from accrochage.settings import Settings, load_settings
+from accrochage.sinks.xml_outbox import XmlOutbox
+from accrochage.state.base import Store
+from accrochage.state.sqlite import SqliteStore
+from accrochage.streams.batching import BatchLimits
 from accrochage.streams.feedback import Feedback
 from accrochage.streams.flush import Flusher
-from accrochage.streams.ingest import Ingestor
+from accrochage.streams.ingest import Ingestor, LogSource
+from accrochage.streams.kafka.writers import WriterParts
+from accrochage.streams.writer import WriterService
+
+ONE_OFF_POOL_THRESHOLD = 2000
+"""A one-off `flush` renders fewer passages than this in its own process (no pool start-up)."""
 
 
 @dataclass
@@ -26,42 +34,84 @@ class Core:
     store: Store
     registry: Registry
     clock: Clock
-    profile: SchemaProfile
     ingestor: Ingestor
     flusher: Flusher
     feedback: Feedback
-
-    @property
-    def xsd(self) -> Path:
-        return schema_path(self.profile, self.settings.schema_.xsd)
 
     def close(self) -> None:
         self.flusher.close()
         self.store.close()
 
 
-def build_core(settings: Settings, clock: Clock | None = None) -> Core:
+def registry_from(settings: Settings) -> Registry:
+    return Registry(
+        Emitter(settings.emitter.id_client, settings.emitter.nature),
+        (
+            Certifier(c.key, c.id_client, c.id_contrat, frozenset(c.certifications))
+            for c in settings.certifiers
+        ),
+    )
+
+
+def open_store(settings: Settings) -> Store:
+    return SqliteStore(settings.paths.state)
+
+
+def batch_limits(settings: Settings) -> BatchLimits:
+    batching = settings.batching
+    return BatchLimits(
+        max_records=batching.max_records,
+        max_file_bytes=batching.max_file_bytes,
+        max_delay=batching.max_delay,
+        margin_days=batching.margin_days,
+    )
+
+
+def build_sink(settings: Settings, store: Store, *, one_off: bool = False) -> XmlOutbox:
+    """The XML outbox; a one-off command (nothing else in its process) renders on every core."""
+    processes = settings.batching.render_processes
+    if one_off and processes:
+        processes = max(processes, os.cpu_count() or 1)
+    return XmlOutbox(
+        settings.paths.outbox,
+        store.location,
+        schema_version=settings.schema_.version,
+        xsd=settings.schema_.xsd,
+        max_file_bytes=settings.batching.max_file_bytes,
+        render_processes=processes,
+        pool_threshold=ONE_OFF_POOL_THRESHOLD if one_off else 0,
+    )
+
+
+def build_core(settings: Settings, clock: Clock | None = None, *, one_off: bool = False) -> Core:
     clock = clock or SystemClock()
-    profile = profile_for(settings.schema_.version)
-    load_schema(schema_path(profile, settings.schema_.xsd))
-    store = Store(settings.paths.state)
-    registry = Registry.from_settings(settings)
+    registry = registry_from(settings)
+    store = open_store(settings)
+    try:
+        sink = build_sink(settings, store, one_off=one_off)
+    except BaseException:
+        store.close()
+        raise
     return Core(
         settings=settings,
         store=store,
         registry=registry,
         clock=clock,
-        profile=profile,
-        ingestor=Ingestor(store, registry, clock, profile),
+        ingestor=Ingestor(store, registry, clock),
         flusher=Flusher(
-            store,
-            registry,
-            clock,
-            settings.batching,
-            profile,
-            settings.paths.outbox,
-            settings.schema_.xsd,
-            settings.batching.render_processes,
+            store, sink, registry, clock, batch_limits(settings), settings.schema_.version
         ),
         feedback=Feedback(store, clock),
     )
+
+
+def log_source(settings: Settings) -> LogSource:
+    return LogSource(settings.kafka.topic, settings.kafka.rejected_topic)
+
+
+def build_writer_parts(config: Path | None) -> WriterParts:
+    """What the Kafka writer process builds: a store, an ingestor and a writer service only."""
+    settings = load_settings(config)
+    store = open_store(settings)
+    service = WriterService(Ingestor(store, registry_from(settings), SystemClock()))
+    return WriterParts(service, log_source(settings), store.close)

@@ -7,7 +7,7 @@ import os
 import re
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, Field, ValidationError, model_validator
 from pydantic_settings import (
@@ -18,6 +18,7 @@ from pydantic_settings import (
 )
 
 from accrochage.errors import ConfigError
+from accrochage.models.vocabulary import DepositorNature, SchemaVersion
 
 DEFAULT_CONFIG = Path("accrochage.toml")
 CDC_MAX_PASSAGES = 200_000
@@ -42,7 +43,7 @@ Bcr = Annotated[str, Field(min_length=8, max_length=8, pattern=r"^[A-Za-z0-9]{8}
 
 class EmitterSettings(BaseModel):
     id_client: Bcr
-    nature: Literal["CERTIFICATEUR", "TIERS_CONFIANCE"] = "CERTIFICATEUR"
+    nature: DepositorNature = DepositorNature.CERTIFICATEUR
 
 
 class CertifierSettings(BaseModel):
@@ -74,7 +75,7 @@ class PathsSettings(BaseModel):
 
 
 class SchemaSettings(BaseModel):
-    version: Literal["1.1.2", "1.1.5"] = "1.1.2"
+    version: SchemaVersion = SchemaVersion.V1_1_2
     xsd: Path | None = None
 
     @model_validator(mode="before")

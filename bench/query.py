@@ -2,7 +2,7 @@
 
     python -m bench.query [--rows N] [--runs 50] [--quick] [--json] [--rebuild]
 
-The database is created by `accrochage.state.store.Store` (the real schema and indexes),
+The database is created by `accrochage.state.sqlite.SqliteStore` (the real schema and indexes),
 then filled directly with sqlite3 executemany: N records (default 1,000,000) spread over 10
 certifiers (a few large, many small), statuses of a steady state (most accepted), deadlines
 over 120 days around the day of the query; no content rows (the query does not read them).
@@ -26,9 +26,12 @@ from pathlib import Path
 from typing import Any
 
 from accrochage.models.deadline import deadline_for
+from accrochage.models.lifecycle import Status, is_outstanding
 from accrochage.state import queries
-from accrochage.state.lifecycle import Status, is_outstanding
-from accrochage.state.store import RECORD_COLUMNS, Store
+from accrochage.state.sqlite import SqliteStore
+from accrochage.state.sqlite.reader import outstanding
+from accrochage.state.sqlite.rows import RECORD_COLUMNS
+from accrochage.state.sqlite.store import connect
 from bench._common import (
     Report,
     at_most,
@@ -141,7 +144,7 @@ def build(rows: int, rebuild: bool = False) -> tuple[Path, float | None]:
         return final, None
     start = time.perf_counter()
     partial = final.with_name(f"{final.name}.{os.getpid()}.partial")
-    Store(partial).close()  # the real schema, through the real migrations
+    SqliteStore(partial).close()  # the real schema, through the real migrations
     conn = sqlite3.connect(partial, isolation_level=None)
     conn.execute("PRAGMA journal_mode = OFF")
     conn.execute("PRAGMA synchronous = OFF")
@@ -191,14 +194,14 @@ def main() -> None:
     query = queries.OutstandingQuery(as_of=AS_OF, certifier=certifier, due_within=30, limit=1000)
 
     # The Store opens the file as the service does (and applies any newer migration).
-    store = Store(path)
-    reader = store.reader()
+    store = SqliteStore(path)
+    reader = connect(path, readonly=True)
     statements: list[str] = []
     reader.set_trace_callback(statements.append)
-    first_ms, _ = timed(1, lambda: queries.outstanding(reader, query))
+    first_ms, _ = timed(1, lambda: outstanding(reader, query))
     reader.set_trace_callback(None)
     query_cpu: list[float] = []
-    query_ms, found = timed(runs, lambda: queries.outstanding(reader, query), query_cpu)
+    query_ms, found = timed(runs, lambda: outstanding(reader, query), query_cpu)
     # Where the time goes: the statement alone, and without its `deadline IS NULL` term.
     sql = statements[-1] if statements else ""
     index_order = sql.replace("ORDER BY deadline IS NULL, deadline", "ORDER BY deadline")

@@ -34,21 +34,21 @@ from typing import Any
 
 import pytest
 
-from accrochage.app import build_core
+from accrochage.app import build_core, registry_from
 from accrochage.commands.tracker import CHUNK
 from accrochage.errors import SchemaValidationError
 from accrochage.generate import GeneratedCertifier, generate_events
 from accrochage.models.deadline import SystemClock, paris_today
 from accrochage.models.decode import decode
-from accrochage.models.event import DeliveredEvent
-from accrochage.models.registry import Certifier, Emitter, Registry
+from accrochage.models.event import DeliveredEvent, event_from_content
+from accrochage.models.registry import Certifier, Emitter
 from accrochage.settings import Settings, load_settings
 from accrochage.sinks import outbox as outbox_module
 from accrochage.sinks.gate import check_file, schema_path
 from accrochage.sinks.outbox import ReleasedFile, release
 from accrochage.sinks.profiles import PROFILES, profile_for
 from accrochage.sinks.render import FluxHeader, render_flux
-from accrochage.streams.flush import FlushReport, frozen_events
+from accrochage.streams.flush import FlushReport
 from accrochage.streams.ingest import Incoming
 from tests.support.crash import (
     Run,
@@ -119,7 +119,7 @@ def write_events(path: Path, settings: Settings, seed: int) -> Input:
     path.write_text(
         "".join(json.dumps(e, ensure_ascii=False) + "\n" for e in lines), encoding="utf-8"
     )
-    registry = Registry.from_settings(settings)
+    registry = registry_from(settings)
     valid, invalid = set(), set()
     for event in events:
         (valid if decode(event, registry, today).valid else invalid).add(event["record_id"])
@@ -482,7 +482,13 @@ def _frozen(conn: sqlite3.Connection, batch_id: str) -> tuple[FluxHeader, list[D
         Certifier(row["certifier"], row["certifier_id_client"], row["id_contrat"], frozenset()),
         profile_for(row["schema_version"]),
     )
-    return header, list(frozen_events(conn, batch_id))
+    members = conn.execute(
+        "SELECT c.payload, c.event_id FROM batch_members m JOIN contents c "
+        "ON c.record_id = m.record_id AND c.version = m.version "
+        "WHERE m.batch_id = ? ORDER BY m.code, m.record_id",
+        (batch_id,),
+    )
+    return header, [event_from_content(payload, event_id) for payload, event_id in members]
 
 
 def _events(settings: Settings, count: int) -> list[dict[str, Any]]:

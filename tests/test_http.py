@@ -1,6 +1,6 @@
 """The embedded service over real HTTP: aiohttp on 127.0.0.1, a free port, a real client.
 
-The app is the one `accrochage run` serves (`build_app(core)`), started inside the test's event
+The app is the one `accrochage run` serves (`build_service(core)`), started inside the test's event
 loop. The core runs on the system clock (the batch timer needs real time), so events are
 delivered a few days before the real today.
 """
@@ -21,9 +21,9 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from accrochage.api.server import build_app
 from accrochage.app import Core, build_core
 from accrochage.models.deadline import SystemClock, paris_today
+from accrochage.runtimes.embedded import build_service
 from accrochage.settings import load_settings
 from tests.test_tracker import event, write_config, xml_files
 
@@ -51,7 +51,7 @@ def core(tmp_path: Path) -> Iterator[Core]:
 @asynccontextmanager
 async def serving(core: Core, *, timer: bool = False) -> AsyncIterator[aiohttp.ClientSession]:
     """The service on 127.0.0.1:<free port>, and a client session bound to it."""
-    runner = web.AppRunner(build_app(core, timer=timer))
+    runner = web.AppRunner(build_service(core, timer=timer))
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()

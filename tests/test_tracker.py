@@ -159,15 +159,15 @@ def ingest_one(core: Core, one: dict[str, Any] | bytes | str) -> IngestResult:
 
 
 def db(core: Core) -> sqlite3.Connection:
-    return core.store.reader()
+    """A read-only connection of the test's own, to look at the state as stored."""
+    conn = sqlite3.connect(f"file:{core.settings.paths.state}?mode=ro", uri=True)
+    conn.row_factory = sqlite3.Row
+    return conn
 
 
 def record(core: Core, record_id: str) -> dict[str, Any]:
-    conn = db(core)
-    try:
-        detail = queries.record_detail(conn, record_id, TODAY)
-    finally:
-        conn.close()
+    with core.store.reading() as reader:
+        detail = reader.record_detail(record_id, TODAY)
     assert detail is not None, f"no record {record_id}"
     return detail
 
@@ -186,11 +186,8 @@ def history(core: Core, record_id: str) -> list[dict[str, Any]]:
 
 def outstanding(core: Core, **options: Any) -> list[dict[str, Any]]:
     options.setdefault("as_of", TODAY)
-    conn = db(core)
-    try:
-        return queries.outstanding(conn, queries.OutstandingQuery(**options))
-    finally:
-        conn.close()
+    with core.store.reading() as reader:
+        return reader.outstanding(queries.OutstandingQuery(**options))
 
 
 def outstanding_ids(core: Core, **options: Any) -> list[str]:
@@ -587,11 +584,8 @@ def test_record_id_of_another_certifier_is_refused_and_logged(core: Core) -> Non
     assert logged[0]["record_id"] == "SHARED-1"
     assert json.loads(logged[0]["errors"])[0]["field"] == "record_id"
     assert "school" in logged[0]["raw"]
-    conn = db(core)
-    try:
-        assert queries.summary(conn, TODAY, 14)["unusable_events"] == 1
-    finally:
-        conn.close()
+    with core.store.reading() as reader:
+        assert reader.summary(TODAY, 14)["unusable_events"] == 1
 
 
 def test_events_without_a_usable_record_id_are_logged(core: Core) -> None:

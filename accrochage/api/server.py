@@ -1,53 +1,65 @@
-"""The embedded service: HTTP ingestion, the batch timer, the query API (aiohttp).
+"""The HTTP API (aiohttp): event ingestion and the query API, for both runtimes.
 
-Writes go through the group writer (one thread, group commit); reads run on reader
-connections in a thread pool, so a slow query never stalls ingestion or the event loop.
+Writes go through the writer service (one thread, group commit); reads run on readers in a
+thread pool, so a slow query never stalls ingestion or the event loop. What the API needs
+comes in an `ApiContext`; the runtimes (`runtimes/`) build it and run the app.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import date
 from typing import Any, TypeVar
 
 from aiohttp import web
 
 from accrochage.api.errors import ApiError, auth_middleware, error_middleware
-from accrochage.api.writer import GroupWriter
-from accrochage.app import Core
-from accrochage.models.deadline import paris_today
+from accrochage.models.deadline import Clock, paris_today
+from accrochage.models.vocabulary import RecordStatus, values
 from accrochage.state import queries
-from accrochage.state.lifecycle import Status
+from accrochage.state.base import Reader, Store
 from accrochage.streams.ingest import Incoming
+from accrochage.streams.writer import WriterService
 
-log = logging.getLogger("accrochage.service")
 T = TypeVar("T")
 MAX_BODY = 64 * 1024 * 1024
 MAX_PAGE = 1000
-CORE = web.AppKey("core", Core)
-WRITER = web.AppKey("writer", GroupWriter)
+READER_THREADS = 4
+
+
+@dataclass(frozen=True, slots=True)
+class ApiContext:
+    store: Store
+    clock: Clock
+    writer: WriterService
+    token: str
+    margin_days: int
+
+
+CONTEXT = web.AppKey("context", ApiContext)
 READERS = web.AppKey("readers", ThreadPoolExecutor)
 
 
 class _Readers(threading.local):
-    conn: Any = None
+    reader: Reader | None = None
 
 
 _local = _Readers()
 
 
-async def read(request: web.Request, query: Callable[..., T], *args: Any) -> T:
-    core = request.app[CORE]
+async def read(request: web.Request, query: Callable[[Reader], T]) -> T:
+    """Run `query(reader)` on a reader thread's own reader, off the event loop."""
+    store = request.app[CONTEXT].store
 
     def run() -> T:
-        if _local.conn is None:
-            _local.conn = core.store.reader()
-        return query(_local.conn, *args)
+        if _local.reader is None:
+            _local.reader = store.reader()
+        return query(_local.reader)
 
     return await asyncio.get_running_loop().run_in_executor(request.app[READERS], run)
 
@@ -55,7 +67,7 @@ async def read(request: web.Request, query: Callable[..., T], *args: Any) -> T:
 def _as_of(request: web.Request) -> date:
     value = request.query.get("as_of")
     if not value:
-        return paris_today(request.app[CORE].clock)
+        return paris_today(request.app[CONTEXT].clock)
     try:
         return date.fromisoformat(value)
     except ValueError:
@@ -87,7 +99,7 @@ async def post_events(request: web.Request) -> web.Response:
     )
     if isinstance(parsed, list) and not items:
         raise ApiError(400, "empty_array", "the array holds no event")
-    results = await request.app[WRITER].submit(items)
+    results = await asyncio.wrap_future(request.app[CONTEXT].writer.submit(items))
     if isinstance(parsed, list):
         return web.json_response([r.as_dict() | {"http_status": r.http_status} for r in results])
     return web.json_response(results[0].as_dict(), status=results[0].http_status)
@@ -96,12 +108,12 @@ async def post_events(request: web.Request) -> web.Response:
 async def get_records(request: web.Request) -> web.Response:
     statuses = tuple(s for s in request.query.getall("status", []) if s)
     for status in statuses:
-        if status not in Status.__members__.values():
+        if status not in values(RecordStatus):
             raise ApiError(
                 400,
                 "bad_parameter",
                 f"unknown status {status!r}",
-                {"allowed": [s.value for s in Status]},
+                {"allowed": values(RecordStatus)},
             )
     limit = _int_param(request, "limit", 100, MAX_PAGE) or 100
     query = queries.OutstandingQuery(
@@ -113,7 +125,7 @@ async def get_records(request: web.Request) -> web.Response:
         limit=limit + 1,
         cursor=request.query.get("cursor") or None,
     )
-    rows = await read(request, queries.outstanding, query)
+    rows = await read(request, lambda reader: reader.outstanding(query))
     page, more = rows[:limit], len(rows) > limit
     cursor = queries.encode_cursor(page[-1]["deadline"], page[-1]["record_id"]) if more else None
     return web.json_response({"records": page, "next_cursor": cursor})
@@ -121,7 +133,8 @@ async def get_records(request: web.Request) -> web.Response:
 
 async def get_record(request: web.Request) -> web.Response:
     record_id = request.match_info["record_id"]
-    detail = await read(request, queries.record_detail, record_id, _as_of(request))
+    as_of = _as_of(request)
+    detail = await read(request, lambda reader: reader.record_detail(record_id, as_of))
     if detail is None:
         raise ApiError(404, "not_found", f"no record {record_id}")
     return web.json_response(detail)
@@ -130,8 +143,7 @@ async def get_record(request: web.Request) -> web.Response:
 async def get_batches(request: web.Request) -> web.Response:
     rows = await read(
         request,
-        lambda c: queries.batches(
-            c,
+        lambda reader: reader.batches(
             state=request.query.get("state"),
             certifier=request.query.get("certifier"),
             limit=_int_param(request, "limit", 100, MAX_PAGE) or 100,
@@ -142,55 +154,35 @@ async def get_batches(request: web.Request) -> web.Response:
 
 async def get_batch(request: web.Request) -> web.Response:
     batch_id = request.match_info["batch_id"]
-    detail = await read(request, queries.batch_detail, batch_id)
+    detail = await read(request, lambda reader: reader.batch_detail(batch_id))
     if detail is None:
         raise ApiError(404, "not_found", f"no batch {batch_id}")
     return web.json_response(detail)
 
 
 async def get_summary(request: web.Request) -> web.Response:
-    margin = request.app[CORE].settings.batching.margin_days
-    return web.json_response(await read(request, queries.summary, _as_of(request), margin))
+    margin = request.app[CONTEXT].margin_days
+    as_of = _as_of(request)
+    return web.json_response(await read(request, lambda reader: reader.summary(as_of, margin)))
 
 
 async def get_unusable(request: web.Request) -> web.Response:
     limit = _int_param(request, "limit", 100, MAX_PAGE) or 100
-    return web.json_response({"events": await read(request, queries.unusable, limit)})
+    return web.json_response({"events": await read(request, lambda reader: reader.unusable(limit))})
 
 
 async def health(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
 
-async def batch_timer(app: web.Application) -> None:
-    """Tick on the wall clock: an idle certifier still flushes on time."""
-    core = app[CORE]
-    tick = core.settings.batching.tick.total_seconds()
-    loop = asyncio.get_running_loop()
-    flusher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="flusher")
-    try:
-        while True:
-            try:
-                report = await loop.run_in_executor(flusher, core.flusher.flush)
-                for written in report.written:
-                    log.info("wrote %s (%d passages)", written.path.name, written.passages)
-                for failed in report.failed:
-                    log.error("batch %s failed: %s", failed.batch_id, failed.error)
-            except Exception:
-                log.exception("flush failed; retrying at the next tick")
-            await asyncio.sleep(tick)
-    finally:
-        flusher.shutdown(wait=True)
-
-
-def build_app(core: Core, *, timer: bool = True) -> web.Application:
+def build_app(context: ApiContext) -> web.Application:
+    """The routes of CONTRACT.md §4 over `context`; the caller starts and stops the writer."""
     app = web.Application(
         client_max_size=MAX_BODY,
-        middlewares=[error_middleware, auth_middleware(core.settings.api.token)],
+        middlewares=[error_middleware, auth_middleware(context.token)],
     )
-    app[CORE] = core
-    app[WRITER] = GroupWriter(core.ingestor)
-    app[READERS] = ThreadPoolExecutor(max_workers=4, thread_name_prefix="reader")
+    app[CONTEXT] = context
+    app[READERS] = ThreadPoolExecutor(max_workers=READER_THREADS, thread_name_prefix="reader")
     app.router.add_post("/events", post_events)
     app.router.add_get("/records", get_records)
     app.router.add_get("/records/{record_id}", get_record)
@@ -200,29 +192,9 @@ def build_app(core: Core, *, timer: bool = True) -> web.Application:
     app.router.add_get("/unusable", get_unusable)
     app.router.add_get("/health", health)
 
-    async def lifecycle(app: web.Application) -> Any:
-        app[WRITER].start()
-        task = asyncio.get_running_loop().create_task(batch_timer(app)) if timer else None
+    async def readers(app: web.Application) -> Any:
         yield
-        if task is not None:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
-        await app[WRITER].stop()
         app[READERS].shutdown(wait=True)
 
-    app.cleanup_ctx.append(lifecycle)
+    app.cleanup_ctx.append(readers)
     return app
-
-
-def run_service(core: Core) -> None:
-    """Serve until SIGTERM or SIGINT; in-flight requests and the queue finish first."""
-    api = core.settings.api
-    log.info("accrochage service on http://%s (outbox %s)", api.bind, core.settings.paths.outbox)
-    web.run_app(
-        build_app(core),
-        host=api.host,
-        port=api.port,
-        print=None,
-        shutdown_timeout=30,
-        handle_signals=True,
-    )

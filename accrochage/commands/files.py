@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from accrochage.models.jsonschema import event_json_schema_text
+from accrochage.models.vocabulary import SchemaVersion, values
 from accrochage.sinks.gate import check_file, schema_path
 from accrochage.sinks.profiles import profile_for
 
@@ -19,7 +20,10 @@ from accrochage.sinks.profiles import profile_for
     help="XSD to check against (default: the bundled schema of --schema-version).",
 )
 @click.option(
-    "--schema-version", type=click.Choice(["1.1.2", "1.1.5"]), default="1.1.2", show_default=True
+    "--schema-version",
+    type=click.Choice(values(SchemaVersion)),
+    default=SchemaVersion.V1_1_2.value,
+    show_default=True,
 )
 def check_xml(files: tuple[Path, ...], xsd: Path | None, schema_version: str) -> None:
     """Validate XML files against the CDC schema, streaming (any size)."""

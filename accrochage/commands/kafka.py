@@ -10,8 +10,6 @@ from pathlib import Path
 
 import click
 
-from accrochage.app import build_core
-
 
 @click.command()
 @click.option(
@@ -29,38 +27,12 @@ from accrochage.app import build_core
 @click.pass_context
 def worker(ctx: click.Context, log_level: str, separate_writer: bool) -> None:
     """Run the Kafka runtime (faust); a second worker on the same state waits as a standby."""
-    import faust
-
-    from accrochage.streams.kafka.admin import ensure_topics
-    from accrochage.streams.kafka.standby import StateLock
-    from accrochage.streams.kafka.worker import build_worker
-    from accrochage.streams.kafka.writers import ProcessWriter
+    from accrochage.runtimes.kafka import run_worker
 
     logging.basicConfig(level=log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    settings = ctx.obj.settings
-    lock = StateLock(settings.paths.state)
-    lock.wait()
-    kafka = settings.kafka
-    asyncio.run(
-        ensure_topics(
-            kafka.bootstrap,
-            {kafka.topic: kafka.partitions, kafka.rejected_topic: kafka.partitions},
-            replication=kafka.replication,
-        )
+    run_worker(
+        ctx.obj.settings, ctx.obj.config, log_level=log_level, separate_writer=separate_writer
     )
-    core = build_core(settings)
-    writer = ProcessWriter(ctx.obj.config) if separate_writer else None
-    app = build_worker(core, writer)
-    runner = faust.Worker(
-        app, loglevel=log_level, quiet=True, redirect_stdouts=False, override_logging=False
-    )
-    try:
-        runner.execute_from_commandline()
-    finally:
-        if app.pending is not None:
-            app.pending.writer.shutdown(wait=True)
-        core.close()
-        lock.release()
 
 
 @click.command()

@@ -19,7 +19,7 @@ from accrochage.app import build_core
 @click.pass_context
 def run(ctx: click.Context, log_level: str) -> None:
     """Run the embedded service: HTTP ingestion, batch timer, query API."""
-    from accrochage.api.server import run_service
+    from accrochage.runtimes.embedded import run_service
 
     logging.basicConfig(level=log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     core = build_core(ctx.obj.settings)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 import sys
 from collections import Counter
 from collections.abc import Iterable, Iterator
@@ -18,6 +17,7 @@ import click
 
 from accrochage.app import Core, build_core
 from accrochage.models.deadline import paris_today
+from accrochage.models.vocabulary import RecordStatus, values
 from accrochage.state import queries
 from accrochage.streams.files import read_events
 from accrochage.streams.ingest import Incoming, IngestResult
@@ -27,8 +27,8 @@ SHOWN_PROBLEMS = 20
 
 
 @contextmanager
-def core_from(ctx: click.Context) -> Iterator[Core]:
-    core = build_core(ctx.obj.settings)
+def core_from(ctx: click.Context, *, one_off: bool = False) -> Iterator[Core]:
+    core = build_core(ctx.obj.settings, one_off=one_off)
     try:
         yield core
     finally:
@@ -118,11 +118,7 @@ def ingest(ctx: click.Context, files: tuple[str, ...]) -> None:
 @click.pass_context
 def flush(ctx: click.Context, force: bool) -> None:
     """Cut the batches that are due and write them to the outbox, XSD-checked."""
-    with core_from(ctx) as core:
-        if core.flusher.render_processes:
-            # Nothing else runs in this process: every core may render.
-            core.flusher.render_processes = max(core.flusher.render_processes, os.cpu_count() or 1)
-            core.flusher.pool_threshold = 2000
+    with core_from(ctx, one_off=True) as core:
         report = core.flusher.flush(force=force)
     for batch in report.cut:
         click.echo(
@@ -194,9 +190,7 @@ def _csv(rows: list[dict[str, Any]]) -> str:
     "--status",
     "statuses",
     multiple=True,
-    type=click.Choice(
-        ["invalid", "pending", "batched", "deposited", "rejected", "accepted", "withdrawn"]
-    ),
+    type=click.Choice(values(RecordStatus)),
     help="Only these statuses.",
 )
 @click.option("--due-within", type=click.IntRange(min=0), help="Keep days_left <= DAYS.")
@@ -220,18 +214,16 @@ def outstanding(
     """List outstanding records, the nearest deadline first."""
     with core_from(ctx) as core:
         day: date = as_of.date() if as_of else paris_today(core.clock)
-        reader = core.store.reader()
-        rows = queries.outstanding(
-            reader,
-            queries.OutstandingQuery(
-                as_of=day,
-                certifier=certifier,
-                statuses=statuses,
-                due_within=due_within,
-                overdue=overdue,
-            ),
-        )
-        reader.close()
+        with core.store.reading() as reader:
+            rows = reader.outstanding(
+                queries.OutstandingQuery(
+                    as_of=day,
+                    certifier=certifier,
+                    statuses=statuses,
+                    due_within=due_within,
+                    overdue=overdue,
+                )
+            )
     if fmt == "json":
         click.echo(
             json.dumps(
@@ -255,9 +247,8 @@ def summary(ctx: click.Context, as_of: Any) -> None:
     """Counts per status and certifier, at risk, overdue, next deadlines (JSON)."""
     with core_from(ctx) as core:
         day: date = as_of.date() if as_of else paris_today(core.clock)
-        reader = core.store.reader()
-        result = queries.summary(reader, day, core.settings.batching.margin_days)
-        reader.close()
+        with core.store.reading() as reader:
+            result = reader.summary(day, core.settings.batching.margin_days)
     click.echo(json.dumps(result, ensure_ascii=False, indent=1))
 
 

@@ -4,6 +4,7 @@ The models enforce types and every single-field constraint of XSD 1.1.2; rules t
 several fields live in `rules.py`. JSON types are never coerced (strict mode), except `score`.
 """
 
+import json
 import re
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
@@ -275,3 +276,8 @@ __all__ = [
     "Text20",
     "Text30",
 ]
+
+
+def event_from_content(payload: str, event_id: str | None) -> DeliveredEvent:
+    """An event from its stored content, which leaves out the envelope but its event_id."""
+    return DeliveredEvent.model_validate({**json.loads(payload), "event_id": event_id})

@@ -6,7 +6,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from accrochage.models.problems import Problem
-from accrochage.settings import Settings
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,16 +33,6 @@ class Registry:
             for code in certifier.certifications:
                 owners.setdefault(code, []).append(certifier.key)
         self._owners = owners
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> Registry:
-        return cls(
-            Emitter(settings.emitter.id_client, settings.emitter.nature),
-            (
-                Certifier(c.key, c.id_client, c.id_contrat, frozenset(c.certifications))
-                for c in settings.certifiers
-            ),
-        )
 
     def get(self, key: str) -> Certifier | None:
         return self.certifiers.get(key)

@@ -10,22 +10,14 @@ import hashlib
 import os
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
 
+from accrochage.models.batch import ReleasedFile
 from accrochage.models.event import DeliveredEvent
 from accrochage.sinks.gate import check_file
 from accrochage.sinks.render import FluxHeader, render_flux
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
-
-
-@dataclass(frozen=True, slots=True)
-class ReleasedFile:
-    path: Path
-    passages: int
-    size: int
-    sha256: str
 
 
 def file_name(header: FluxHeader) -> str:

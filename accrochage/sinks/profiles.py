@@ -11,6 +11,7 @@ from importlib import resources
 from pathlib import Path
 
 from accrochage.errors import ConfigError
+from accrochage.models.vocabulary import CdcAction, SchemaVersion
 
 NAMESPACE = "urn:cdc:cpf:pc5:schema:1.0.0"
 XSI = "http://www.w3.org/2001/XMLSchema-instance"
@@ -18,9 +19,9 @@ XSI = "http://www.w3.org/2001/XMLSchema-instance"
 
 @dataclass(frozen=True, slots=True)
 class SchemaProfile:
-    version: str
+    version: SchemaVersion
     xsd_name: str
-    action: str | None
+    action: CdcAction | None
     """`flux/action` (1.1.5): a creation flux says CREATION."""
     national_id: bool
     """Whether a known NIR identifies the holder (`identifiantNational`, 13 characters)."""
@@ -30,17 +31,21 @@ class SchemaProfile:
         return Path(str(resources.files("accrochage.sinks") / "xsd" / self.xsd_name))
 
 
-PROFILES = {
-    "1.1.2": SchemaProfile("1.1.2", "cpf-1.1.2.xsd", action=None, national_id=False),
-    "1.1.5": SchemaProfile("1.1.5", "cpf-1.1.5.xsd", action="CREATION", national_id=True),
+PROFILES: dict[str, SchemaProfile] = {
+    SchemaVersion.V1_1_2: SchemaProfile(
+        SchemaVersion.V1_1_2, "cpf-1.1.2.xsd", action=None, national_id=False
+    ),
+    SchemaVersion.V1_1_5: SchemaProfile(
+        SchemaVersion.V1_1_5, "cpf-1.1.5.xsd", action=CdcAction.CREATION, national_id=True
+    ),
 }
 
 
 def profile_for(version: str) -> SchemaProfile:
     try:
-        return PROFILES[version]
-    except KeyError:
-        known = ", ".join(sorted(PROFILES))
+        return PROFILES[SchemaVersion(version)]
+    except ValueError:
+        known = ", ".join(v.value for v in SchemaVersion)
         raise ConfigError(
             f"schema.version {version!r} is not supported; use one of {known}"
         ) from None

@@ -1,1 +1,1 @@
-"""state"""
+"""The state: the one package that speaks SQL, behind `state.base`."""

@@ -1,21 +1,14 @@
-"""Read-side queries: outstanding records, one record with its history, batches, summary.
-
-They run on a reader connection and serve the CLI and the HTTP API alike.
-"""
+"""What a query asks, independent of any store: the outstanding query and its paging cursor."""
 
 from __future__ import annotations
 
 import base64
 import json
-import sqlite3
 from dataclasses import dataclass
-from datetime import date, timedelta
-from typing import Any
+from datetime import date
 
 from accrochage.errors import AccrochageError
-from accrochage.models.deadline import days_left, urgency
-from accrochage.state.lifecycle import Status
-from accrochage.state.store import fetch_all
+from accrochage.models.vocabulary import RecordStatus
 
 OUTSTANDING_FIELDS = (
     "certifier",
@@ -36,7 +29,7 @@ OUTSTANDING_FIELDS = (
 class OutstandingQuery:
     as_of: date
     certifier: str | None = None
-    statuses: tuple[str, ...] = ()
+    statuses: tuple[RecordStatus | str, ...] = ()
     due_within: int | None = None
     overdue: bool = False
     limit: int | None = None
@@ -55,204 +48,3 @@ def decode_cursor(cursor: str) -> tuple[str | None, str]:
         raise AccrochageError(
             f"invalid cursor {cursor!r}: pass the next_cursor of a previous page unchanged"
         ) from None
-
-
-def outstanding(conn: sqlite3.Connection, query: OutstandingQuery) -> list[dict[str, Any]]:
-    """Outstanding records by deadline, then record id; unknown deadlines last.
-
-    Dated and undated records are read by two queries so that each follows an index in its
-    order: one query sorting on `deadline IS NULL` would sort every matching row to return
-    the first page.
-    """
-    where, params = _filters(query)
-    after: tuple[str | None, str] | None = None
-    if query.cursor is not None:
-        after = decode_cursor(query.cursor)
-    limit = query.limit
-    rows: list[sqlite3.Row] = []
-    if after is None or after[0] is not None:
-        dated, dated_params = [*where, "deadline IS NOT NULL"], list(params)
-        if after is not None:
-            dated.append("(deadline, record_id) > (?, ?)")
-            dated_params += [after[0], after[1]]
-        rows += _select(conn, dated, dated_params, "deadline, record_id", limit)
-    undated_possible = query.due_within is None and not query.overdue
-    if undated_possible and (limit is None or len(rows) < limit):
-        undated, undated_params = [*where, "deadline IS NULL"], list(params)
-        if after is not None and after[0] is None:
-            undated.append("record_id > ?")
-            undated_params.append(after[1])
-        remaining = None if limit is None else limit - len(rows)
-        rows += _select(conn, undated, undated_params, "record_id", remaining)
-    return [present(row, query.as_of) for row in rows]
-
-
-def _filters(query: OutstandingQuery) -> tuple[list[str], list[Any]]:
-    where, params = ["outstanding = 1"], []
-    if query.certifier is not None:
-        where.append("certifier = ?")
-        params.append(query.certifier)
-    if query.statuses:
-        for status in query.statuses:
-            Status(status)
-        where.append(f"status IN ({', '.join('?' * len(query.statuses))})")
-        params.extend(query.statuses)
-    if query.due_within is not None:
-        where.append("deadline <= ?")
-        params.append((query.as_of + timedelta(days=query.due_within)).isoformat())
-    if query.overdue:
-        where.append("deadline < ?")
-        params.append(query.as_of.isoformat())
-    return where, params
-
-
-def _select(
-    conn: sqlite3.Connection, where: list[str], params: list[Any], order: str, limit: int | None
-) -> list[sqlite3.Row]:
-    sql = f"SELECT * FROM records WHERE {' AND '.join(where)} ORDER BY {order}"
-    if limit is not None:
-        sql += f" LIMIT {int(limit)}"
-    return conn.execute(sql, params).fetchall()
-
-
-def present(row: sqlite3.Row, as_of: date) -> dict[str, Any]:
-    deadline = row["deadline"]
-    return {
-        "certifier": row["certifier"],
-        "record_id": row["record_id"],
-        "status": row["status"],
-        "delivered_on": row["delivered_on"],
-        "deadline": deadline,
-        "days_left": days_left(date.fromisoformat(deadline), as_of) if deadline else None,
-        "batch_id": row["batch_id"],
-        "errors": json.loads(row["errors"]),
-        "warnings": json.loads(row["warnings"]),
-        "correction_pending": row["correction_version"] is not None,
-        "revocation_pending": bool(row["revocation_pending"]),
-        "cdc_message": row["cdc_message"],
-    }
-
-
-def record_detail(conn: sqlite3.Connection, record_id: str, as_of: date) -> dict[str, Any] | None:
-    row = conn.execute("SELECT * FROM records WHERE record_id = ?", (record_id,)).fetchone()
-    if row is None:
-        return None
-    detail = present(row, as_of)
-    detail["version"] = row["version"]
-    detail["correction_version"] = row["correction_version"]
-    detail["batch"] = None
-    if row["batch_id"] is not None:
-        batch = conn.execute(
-            "SELECT batch_id, state, file_name, written_at, deposited_at, report_file "
-            "FROM batches WHERE batch_id = ?",
-            (row["batch_id"],),
-        ).fetchone()
-        detail["batch"] = dict(batch) if batch is not None else None
-    detail["history"] = fetch_all(
-        conn,
-        "SELECT at, from_status, to_status, reason, batch_id, report FROM history "
-        "WHERE record_id = ? ORDER BY id",
-        (record_id,),
-    )
-    return detail
-
-
-def batches(
-    conn: sqlite3.Connection,
-    *,
-    state: str | None = None,
-    certifier: str | None = None,
-    limit: int = 100,
-) -> list[dict[str, Any]]:
-    where, params = ["1 = 1"], []
-    if state:
-        where.append("state = ?")
-        params.append(state)
-    if certifier:
-        where.append("certifier = ?")
-        params.append(certifier)
-    return fetch_all(
-        conn,
-        f"SELECT * FROM batches WHERE {' AND '.join(where)} "
-        f"ORDER BY created_at DESC, batch_id LIMIT {int(limit)}",
-        params,
-    )
-
-
-def batch_detail(conn: sqlite3.Connection, batch_id: str) -> dict[str, Any] | None:
-    row = conn.execute("SELECT * FROM batches WHERE batch_id = ?", (batch_id,)).fetchone()
-    if row is None:
-        return None
-    detail = dict(row)
-    detail["members"] = [
-        r[0]
-        for r in conn.execute(
-            "SELECT record_id FROM batch_members WHERE batch_id = ? ORDER BY code, record_id",
-            (batch_id,),
-        )
-    ]
-    return detail
-
-
-def summary(conn: sqlite3.Connection, as_of: date, margin_days: int) -> dict[str, Any]:
-    by_status = {
-        r[0]: r[1]
-        for r in conn.execute(
-            "SELECT status, count(*) FROM records GROUP BY status ORDER BY status"
-        )
-    }
-    per_certifier: dict[str, dict[str, int]] = {}
-    for certifier, status, count in conn.execute(
-        "SELECT coalesce(certifier, '?'), status, count(*) FROM records GROUP BY 1, 2 ORDER BY 1, 2"
-    ):
-        per_certifier.setdefault(certifier, {})[status] = count
-    margin_end = (as_of + timedelta(days=margin_days)).isoformat()
-    today = as_of.isoformat()
-    overdue = conn.execute(
-        "SELECT count(*) FROM records WHERE outstanding = 1 AND deadline < ?", (today,)
-    ).fetchone()[0]
-    at_risk = conn.execute(
-        "SELECT count(*) FROM records WHERE outstanding = 1 AND deadline >= ? AND deadline <= ?",
-        (today, margin_end),
-    ).fetchone()[0]
-    next_rows = conn.execute(
-        "SELECT * FROM records WHERE outstanding = 1 AND deadline >= ? "
-        "ORDER BY deadline, record_id LIMIT 10",
-        (today,),
-    ).fetchall()
-    return {
-        "as_of": today,
-        "records": sum(by_status.values()),
-        "outstanding": conn.execute(
-            "SELECT count(*) FROM records WHERE outstanding = 1"
-        ).fetchone()[0],
-        "by_status": by_status,
-        "by_certifier": per_certifier,
-        "at_risk": at_risk,
-        "overdue": overdue,
-        "deadline_margin_days": margin_days,
-        "next_deadlines": [
-            {
-                "record_id": r["record_id"],
-                "certifier": r["certifier"],
-                "deadline": r["deadline"],
-                "days_left": days_left(date.fromisoformat(r["deadline"]), as_of),
-                "urgency": urgency(date.fromisoformat(r["deadline"]), as_of, margin_days).value,
-            }
-            for r in next_rows
-        ],
-        "unusable_events": conn.execute("SELECT count(*) FROM unusable").fetchone()[0],
-        "batches": {
-            r[0]: r[1]
-            for r in conn.execute(
-                "SELECT state, count(*) FROM batches GROUP BY state ORDER BY state"
-            )
-        },
-    }
-
-
-def unusable(conn: sqlite3.Connection, limit: int = 100) -> list[dict[str, Any]]:
-    return [
-        {**row, "errors": json.loads(row["errors"])}
-        for row in fetch_all(conn, f"SELECT * FROM unusable ORDER BY id DESC LIMIT {int(limit)}")
-    ]

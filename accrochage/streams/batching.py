@@ -1,4 +1,7 @@
-"""When a certifier is due, and how its pending records are cut into files. Pure functions."""
+"""The batching policy: when a certifier is due, how its pending records are cut into files.
+
+Pure functions: no store, no clock, no XML (sizes come in as numbers).
+"""
 
 from __future__ import annotations
 
@@ -6,59 +9,41 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
+from accrochage.models.batch import Member, PendingStats
 from accrochage.models.deadline import days_left
 
 
 @dataclass(frozen=True, slots=True)
-class PendingStats:
-    certifier: str
-    count: int
-    oldest_pending_since: datetime
-    earliest_deadline: date | None
+class BatchLimits:
+    max_records: int
+    max_file_bytes: int
+    max_delay: timedelta
+    margin_days: int
 
 
-@dataclass(frozen=True, slots=True)
-class Member:
-    record_id: str
-    version: int
-    code: str
-    xml_bytes: int
-
-
-def due_reason(
-    stats: PendingStats,
-    *,
-    now: datetime,
-    today: date,
-    max_records: int,
-    max_delay: timedelta,
-    margin_days: int,
-) -> str | None:
+def due_reason(stats: PendingStats, now: datetime, today: date, limits: BatchLimits) -> str | None:
     """Why this certifier must be cut now, or None when it can wait."""
-    if stats.count >= max_records:
-        return f"{stats.count} pending records reach max_records ({max_records})"
-    if now - stats.oldest_pending_since >= max_delay:
-        return f"the oldest pending record has waited {max_delay} (max_delay)"
+    if stats.count >= limits.max_records:
+        return f"{stats.count} pending records reach max_records ({limits.max_records})"
+    if now - stats.oldest_pending_since >= limits.max_delay:
+        return f"the oldest pending record has waited {limits.max_delay} (max_delay)"
     if stats.earliest_deadline is not None:
         left = days_left(stats.earliest_deadline, today)
-        if left <= margin_days:
-            return f"a pending record has {left} day(s) left (deadline margin {margin_days})"
+        if left <= limits.margin_days:
+            return f"a pending record has {left} day(s) left (deadline margin {limits.margin_days})"
     return None
 
 
 def split(
-    members: Iterable[Member],
-    *,
-    max_records: int,
-    max_bytes: int,
-    envelope_bytes: int,
-    per_code_bytes: int,
+    members: Iterable[Member], limits: BatchLimits, envelope_bytes: int, per_code_bytes: int
 ) -> list[list[Member]]:
-    """Consecutive files of at most `max_records` passages and `max_bytes` bytes.
+    """Consecutive files of at most `max_records` passages and `max_file_bytes` bytes.
 
-    `members` come sorted by (code, record_id); each file keeps that order. Sizes are exact
-    per passage, so a file never exceeds the byte limit.
+    `members` come sorted by (code, record_id); each file keeps that order. A file spends
+    `envelope_bytes`, plus `per_code_bytes` for each code block it opens, besides its
+    passages. Raises ValueError when one passage alone does not fit in a file.
     """
+    max_records, max_bytes = limits.max_records, limits.max_file_bytes
     files: list[list[Member]] = []
     current: list[Member] = []
     size = envelope_bytes

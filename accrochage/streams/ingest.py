@@ -9,17 +9,18 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from accrochage.models.deadline import Clock, paris_today
 from accrochage.models.decode import Decoded, Kind, decode
 from accrochage.models.event import DeliveredEvent
+from accrochage.models.lifecycle import Change, Outcome, Record, apply_delivered, apply_revoked
 from accrochage.models.problems import Problem, problems_as_dicts
 from accrochage.models.registry import Registry
+from accrochage.models.vocabulary import RecordStatus
 from accrochage.sinks.passage import passage_size_bound
-from accrochage.sinks.profiles import SchemaProfile
-from accrochage.state.lifecycle import Change, Outcome, apply_delivered, apply_revoked
-from accrochage.state.store import Store
+from accrochage.state.base import DeadLetter, Store, Transaction, UnusableEvent
 
 RAW_KEPT = 4096
 
@@ -85,13 +86,10 @@ def raw_text(raw: bytes | str | dict[str, Any]) -> str:
 
 
 class Ingestor:
-    def __init__(
-        self, store: Store, registry: Registry, clock: Clock, profile: SchemaProfile
-    ) -> None:
+    def __init__(self, store: Store, registry: Registry, clock: Clock) -> None:
         self.store = store
         self.registry = registry
         self.clock = clock
-        self.profile = profile
 
     def _decode(self, item: Incoming) -> tuple[Decoded, int | None]:
         decoded = decode(item.raw, self.registry, paris_today(self.clock))
@@ -102,8 +100,8 @@ class Ingestor:
 
     def ingest(self, items: Sequence[Incoming]) -> list[IngestResult]:
         decoded = [self._decode(item) for item in items]
-        with self.store.write() as conn:
-            return self._store(conn, items, decoded)
+        with self.store.transaction() as tx:
+            return self._store(tx, items, decoded)
 
     def ingest_from_log(
         self, source: LogSource, items: Sequence[Incoming]
@@ -114,8 +112,8 @@ class Ingestor:
         so the state always says exactly how far each partition was read.
         """
         decoded = [self._decode(item) for item in items]
-        with self.store.write() as conn:
-            stored = Store.offsets_in(conn, source.topic)
+        with self.store.transaction() as tx:
+            stored = tx.offsets(source.topic)
             kept = [
                 (item, one)
                 for item, one in zip(items, decoded, strict=True)
@@ -126,17 +124,16 @@ class Ingestor:
             if not kept:
                 return []
             kept_items = [item for item, _ in kept]
-            results = self._store(conn, kept_items, [one for _, one in kept])
+            results = self._store(tx, kept_items, [one for _, one in kept])
             next_offsets: dict[int, int] = {}
             for item in kept_items:
                 if item.partition is not None and item.offset is not None:
                     next_offsets[item.partition] = max(
                         next_offsets.get(item.partition, 0), item.offset + 1
                     )
-            Store.save_offsets(conn, source.topic, next_offsets)
+            tx.save_offsets(source.topic, next_offsets)
             if source.rejected_topic is not None:
-                Store.queue_dead_letters(
-                    conn,
+                tx.queue_dead_letters(
                     [
                         dead_letter(source, item, result)
                         for item, result in zip(kept_items, results, strict=True)
@@ -147,39 +144,39 @@ class Ingestor:
 
     def _store(
         self,
-        conn: Any,
+        tx: Transaction,
         items: Sequence[Incoming],
         decoded: Sequence[tuple[Decoded, int | None]],
     ) -> list[IngestResult]:
-        now = self.clock.now().isoformat(timespec="seconds")
+        now = self.clock.now().replace(microsecond=0)
         usable = [d.record_id for d, _ in decoded if d.record_id is not None]
-        rows = Store.current_rows(conn, usable)
+        records = tx.records(usable)
         changes: list[Change] = []
-        unusable: list[dict[str, Any]] = []
+        unusable: list[UnusableEvent] = []
         results = []
         for item, (one, size) in zip(items, decoded, strict=True):
-            result, change = self._apply(one, size, rows, now, item.source)
+            result, change = self._apply(one, size, records, now, item.source)
             if change is not None and change.record is not None:
-                rows[change.record["record_id"]] = _with_version(change, rows)
+                records[change.record.record_id] = change.record
                 changes.append(change)
             if change is None or change.outcome is Outcome.REFUSED:
-                unusable.append(_unusable_row(item, one, result.errors, now))
+                unusable.append(_unusable(item, one, result.errors, now))
             results.append(result)
-        Store.write_changes(conn, changes)
-        Store.log_unusable(conn, unusable)
+        tx.save(changes)
+        tx.log_unusable(unusable)
         return results
 
     def _apply(
         self,
         decoded: Decoded,
         size: int | None,
-        rows: dict[str, Any],
-        now: str,
+        records: dict[str, Record],
+        now: datetime,
         source: str | None,
     ) -> tuple[IngestResult, Change | None]:
         if decoded.kind is Kind.UNUSABLE or decoded.record_id is None:
             return IngestResult(decoded.record_id, "unusable", None, decoded.errors), None
-        current = rows.get(decoded.record_id)
+        current = records.get(decoded.record_id)
         if decoded.kind is Kind.REVOKED:
             if decoded.errors:
                 return IngestResult(decoded.record_id, "unusable", None, decoded.errors), None
@@ -187,42 +184,25 @@ class Ingestor:
         else:
             change = apply_delivered(current, decoded, now, source, size)
         record = change.record or current
-        status = record["status"] if record else None
+        status = record.status if record else None
         errors = change.errors or (
-            decoded.errors if change.outcome is not Outcome.UNCHANGED or status == "invalid" else []
+            decoded.errors
+            if change.outcome is not Outcome.UNCHANGED or status is RecordStatus.INVALID
+            else []
         )
         result = IngestResult(decoded.record_id, change.outcome, status, errors, decoded.warnings)
         return result, change
 
 
-def _with_version(change: Change, rows: dict[str, Any]) -> dict[str, Any]:
-    """The row as the next event of the same group must see it."""
-    assert change.record is not None
-    record = dict(change.record)
-    previous = rows.get(record["record_id"], {})
-    max_version = previous.get("max_version") or 0
-    if change.content is not None:
-        max_version = max(int(max_version), int(change.content["version"]))
-        if change.outcome is Outcome.CORRECTION_STORED:
-            record["correction_hash"] = change.content["content_hash"]
-    record["max_version"] = max_version
-    return record
+def _unusable(
+    item: Incoming, decoded: Decoded, errors: list[Problem], now: datetime
+) -> UnusableEvent:
+    return UnusableEvent(
+        now, item.source, decoded.event_id, decoded.record_id, raw_text(item.raw), errors
+    )
 
 
-def _unusable_row(
-    item: Incoming, decoded: Decoded, errors: list[Problem], now: str
-) -> dict[str, Any]:
-    return {
-        "received_at": now,
-        "source": item.source,
-        "event_id": decoded.event_id,
-        "record_id": decoded.record_id,
-        "raw": raw_text(item.raw),
-        "errors": json.dumps(problems_as_dicts(errors), ensure_ascii=False),
-    }
-
-
-def dead_letter(source: LogSource, item: Incoming, result: IngestResult) -> dict[str, Any]:
+def dead_letter(source: LogSource, item: Incoming, result: IngestResult) -> DeadLetter:
     """The rejected-topic envelope of CONTRACT.md §5."""
     event: Any
     if isinstance(item.raw, dict):
@@ -241,8 +221,5 @@ def dead_letter(source: LogSource, item: Incoming, result: IngestResult) -> dict
         "event": event,
         "source": {"topic": source.topic, "partition": item.partition, "offset": item.offset},
     }
-    return {
-        "topic": source.rejected_topic,
-        "key": item.key,
-        "value": json.dumps(envelope, ensure_ascii=False),
-    }
+    assert source.rejected_topic is not None
+    return DeadLetter(source.rejected_topic, item.key, json.dumps(envelope, ensure_ascii=False))

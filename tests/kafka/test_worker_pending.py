@@ -14,16 +14,19 @@ import json
 import sqlite3
 import threading
 import time
+from functools import partial
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
+from accrochage.app import build_writer_parts
 from accrochage.streams.ingest import Incoming, LogSource
 from accrochage.streams.kafka import worker as worker_module
 from accrochage.streams.kafka.worker import EXIT_UNEXPECTED, Pending
-from accrochage.streams.kafka.writers import ProcessWriter
+from accrochage.streams.kafka.writers import InProcessWriter, ProcessWriter
+from accrochage.streams.writer import WriterService
 from tests.factories import delivered_event
 from tests.test_tracker import write_config
 
@@ -60,8 +63,8 @@ def _pending(ingestor: SlowIngestor, monkeypatch: pytest.MonkeyPatch) -> Pending
 
     monkeypatch.setattr(worker_module.os, "_exit", hard_exit)
     monkeypatch.setattr(worker_module.logging, "shutdown", lambda: None)
-    core: Any = SimpleNamespace(ingestor=ingestor)
-    pending = Pending(core, LogSource("topic", "rejected"))
+    service = WriterService(ingestor)  # type: ignore[arg-type]
+    pending = Pending(InProcessWriter(service, LogSource("topic", "rejected")))
     message = SimpleNamespace(value=b"{}", topic="topic", partition=0, offset=7, key=b"k")
     pending.add(message)
     return pending
@@ -120,7 +123,7 @@ async def test_a_stop_does_not_cancel_a_group_handed_to_the_writer_process(
     """wrap_future() passes a waiter's cancellation on to the future it waits for: the group
     must still be stored and its future resolved (a cancelled one made the collector fail)."""
     config = write_config(tmp_path)
-    writer = ProcessWriter(config)
+    writer = ProcessWriter(partial(build_writer_parts, config))
     try:
         event = json.dumps(delivered_event()).encode()
         stored = writer.submit([Incoming(event, "kafka:t:0:0", 0, 0, b"pix")])

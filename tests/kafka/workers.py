@@ -28,11 +28,11 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from lxml import etree
 
+from accrochage.app import registry_from
 from accrochage.errors import SchemaValidationError
 from accrochage.generate import GeneratedCertifier, generate_events
 from accrochage.models.deadline import SystemClock, paris_today
 from accrochage.models.decode import decode
-from accrochage.models.registry import Registry
 from accrochage.settings import Settings, load_settings
 from accrochage.sinks.gate import check_file
 from accrochage.sinks.profiles import NAMESPACE
@@ -277,7 +277,7 @@ def write_events(
     events = list(
         generate_events(count, certifiers, today=day, seed=seed, invalid_ratio=invalid_ratio)
     )
-    registry = Registry.from_settings(settings)
+    registry = registry_from(settings)
     spec = Input(path, [])
     rejected: set[str] = set()
     lines = []

@@ -1,4 +1,4 @@
-"""`accrochage worker`: a faust app over the same core as the embedded service.
+"""The faust app of `accrochage worker`: consume, group, hand groups to the writer.
 
 The guarantee rests on SQLite, not on faust's acks: events are grouped into one
 transaction together with each partition's next offset; the consumer always resumes from
@@ -12,17 +12,19 @@ import asyncio
 import logging
 import os
 from collections import deque
+from collections.abc import Callable
 from concurrent import futures
-from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import faust
-from aiohttp import web
 
-from accrochage.app import Core
-from accrochage.streams.ingest import Incoming, LogSource
+from accrochage.settings import KafkaSettings
+from accrochage.state.base import Store
+from accrochage.streams.ingest import Incoming
 from accrochage.streams.kafka.seeking import seeking_transport
-from accrochage.streams.kafka.writers import GroupWriter, ThreadWriter
+from accrochage.streams.kafka.writers import GroupWriter
+from accrochage.streams.scheduler import Job
 
 log = logging.getLogger("accrochage.kafka")
 GROUP_SIZE = 500
@@ -50,11 +52,11 @@ class Pending:
     can lose an event: a group not stored leaves the offsets in SQLite where they were.
     """
 
-    def __init__(self, core: Core, source: LogSource, writer: GroupWriter | None = None) -> None:
+    def __init__(self, writer: GroupWriter) -> None:
         self.items: list[Incoming] = []
         self.committed = 0
         self.lock = asyncio.Lock()
-        self.writer = writer or ThreadWriter(core.ingestor, source)
+        self.writer = writer
         self._in_flight: deque[tuple[futures.Future[Any], int]] = deque()
 
     def add(self, message: Any) -> None:
@@ -108,15 +110,19 @@ class Pending:
         self.committed += count
 
 
-def build_worker(core: Core, writer: GroupWriter | None = None) -> WorkerApp:
-    settings = core.settings
-    kafka = settings.kafka
+def build_worker(
+    kafka: KafkaSettings,
+    datadir: Path,
+    offsets: Callable[[str], dict[int, int]],
+    writer: GroupWriter,
+) -> WorkerApp:
+    """The faust app: its consumer resumes from `offsets` (the state's), groups go to `writer`."""
     app = WorkerApp(
         kafka.group,
         broker=f"kafka://{kafka.bootstrap}",
         web_enabled=False,
         autodiscover=False,
-        datadir=str(settings.paths.state.parent / "faust"),
+        datadir=str(datadir),
         topic_allow_declare=False,
         topic_disable_leader=True,
         consumer_auto_offset_reset="earliest",
@@ -130,14 +136,12 @@ def build_worker(core: Core, writer: GroupWriter | None = None) -> WorkerApp:
         key_serializer="raw",
         value_serializer="raw",
     )
-    app.transport_class = seeking_transport(core.store.offsets)
-    source = LogSource(kafka.topic, kafka.rejected_topic)
-    pending = Pending(core, source, writer)
+    app.transport_class = seeking_transport(offsets)
+    pending = Pending(writer)
     app.pending = pending
     topic = app.topic(
         kafka.topic, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
     )
-    flush_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="flusher")
 
     @app.agent(topic, concurrency=1)
     async def consume(stream: Any) -> None:
@@ -150,69 +154,26 @@ def build_worker(core: Core, writer: GroupWriter | None = None) -> WorkerApp:
     async def commit_stragglers() -> None:
         await pending.commit()
 
-    @app.timer(settings.batching.tick.total_seconds())  # type: ignore[untyped-decorator]
-    async def batch_timer() -> None:
-        try:
-            report = await asyncio.get_running_loop().run_in_executor(
-                flush_pool, core.flusher.flush
-            )
-        except Exception:
-            log.exception("flush failed; retrying at the next tick")
-            return
-        for written in report.written:
-            log.info("wrote %s (%d passages)", written.path.name, written.passages)
-        for failed in report.failed:
-            log.error("batch %s failed: %s", failed.batch_id, failed.error)
-
-    @app.timer(0.5)  # type: ignore[untyped-decorator]
-    async def publish_dead_letters() -> None:
-        await _publish_dead_letters(app, core)
-
-    @app.task  # type: ignore[untyped-decorator]
-    async def serve_api() -> None:
-        await _start_api(app, core)
-
     return app
 
 
-async def _publish_dead_letters(app: WorkerApp, core: Core) -> None:
+def dead_letter_job(app: WorkerApp, store: Store, every: float = 0.5) -> Job:
     """Produce queued rejected events, then forget them (at least once on that topic)."""
-    reader = core.store.reader()
-    try:
-        rows = reader.execute(
-            "SELECT id, topic, key, value FROM dead_letters ORDER BY id LIMIT 500"
-        ).fetchall()
-    finally:
-        reader.close()
-    if not rows:
-        return
-    try:
-        for row in rows:
-            await app.producer.send_and_wait(
-                row["topic"], row["key"], row["value"].encode(), None, None, None
-            )
-    except Exception as exc:
-        log.warning("rejected-topic publish failed (%s); retrying", exc)
-        return
-    with core.store.write() as conn:
-        conn.executemany("DELETE FROM dead_letters WHERE id = ?", [(r["id"],) for r in rows])
 
+    async def publish() -> None:
+        with store.reading() as reader:
+            letters = reader.dead_letters(500)
+        if not letters:
+            return
+        try:
+            for letter in letters:
+                await app.producer.send_and_wait(
+                    letter.topic, letter.key, letter.value.encode(), None, None, None
+                )
+        except Exception as exc:
+            log.warning("rejected-topic publish failed (%s); retrying", exc)
+            return
+        with store.transaction() as tx:
+            tx.forget_dead_letters(letter.id for letter in letters if letter.id is not None)
 
-async def _start_api(app: WorkerApp, core: Core) -> None:
-    from accrochage.api.server import build_app
-
-    api = core.settings.api
-    runner = web.AppRunner(build_app(core, timer=False), handle_signals=False)
-    await runner.setup()
-    site = web.TCPSite(runner, api.host, api.port)
-    try:
-        await site.start()
-    except OSError as exc:
-        log.error("query API not started on %s: %s", api.bind, exc)
-        return
-    log.info("query API on http://%s", api.bind)
-
-    async def stop(*_: Any, **__: Any) -> None:
-        await runner.cleanup()
-
-    app.on_before_shutdown.connect(stop)
+    return Job("dead-letters", every, publish)

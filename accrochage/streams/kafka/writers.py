@@ -1,9 +1,10 @@
-"""Where the worker stores its groups of events: a thread, or a process of its own.
+"""Where the worker stores its groups of events: the writer service, here or in a process.
 
 The faust loop, ingestion (validation, SQLite) and the batch timer all run Python code; in
-one process they share one interpreter lock and one core. `ProcessWriter` moves ingestion
-to a second process fed through a bounded queue, so the machine's second core does it.
-Both give back a future per group, resolved once the group's transaction has committed.
+one process they share one interpreter lock and one core. `ProcessWriter` runs the same
+writer service (`streams/writer.py`) in a second process fed through a bounded queue, so
+the machine's second core does the storing. Both give back a future per group, resolved once
+the group's transaction has committed.
 """
 
 from __future__ import annotations
@@ -14,16 +15,19 @@ import os
 import queue
 import threading
 from collections import deque
+from collections.abc import Callable
 from concurrent import futures
-from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
+from dataclasses import dataclass
+from functools import partial
 from typing import Any, Protocol
 
-from accrochage.streams.ingest import Incoming, Ingestor, LogSource
-from accrochage.streams.lifeline import exit_with
+from accrochage.lifeline import exit_with
+from accrochage.streams.ingest import Incoming, LogSource
+from accrochage.streams.writer import WriterService
 
 log = logging.getLogger("accrochage.kafka")
 QUEUED_GROUPS = 4
+EXIT_STORE_FAILED = 70
 Wire = tuple[int | None, int | None, bytes | None, Any, str | None]
 
 
@@ -33,19 +37,27 @@ class GroupWriter(Protocol):
     def shutdown(self, wait: bool = True) -> None: ...
 
 
-class ThreadWriter:
-    """Stores groups in a thread of this process."""
+@dataclass(frozen=True, slots=True)
+class WriterParts:
+    """What a writer process builds for itself: the service, its log, and how to close."""
 
-    def __init__(self, ingestor: Ingestor, source: LogSource) -> None:
-        self._ingestor = ingestor
+    service: WriterService
+    source: LogSource
+    close: Callable[[], None]
+
+
+class InProcessWriter:
+    """Stores groups through a writer service of this process."""
+
+    def __init__(self, service: WriterService, source: LogSource) -> None:
+        self._service = service
         self._source = source
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="writer")
 
     def submit(self, items: list[Incoming]) -> futures.Future[Any]:
-        return self._pool.submit(self._ingestor.ingest_from_log, self._source, items)
+        return self._service.submit(items, self._source)
 
     def shutdown(self, wait: bool = True) -> None:
-        self._pool.shutdown(wait=wait)
+        self._service.stop(None if wait else 0)
 
 
 def _to_wire(item: Incoming) -> Wire:
@@ -57,37 +69,42 @@ def _from_wire(wire: Wire) -> Incoming:
     return Incoming(raw, source, partition, offset, key)
 
 
-def _writer_main(config: str | None, parent: int, requests: Any, results: Any) -> None:
-    """The writer process: build the core from the same configuration, store each group."""
-    from accrochage.app import build_core
-    from accrochage.settings import load_settings
-
+def _writer_main(
+    build: Callable[[], WriterParts], parent: int, requests: Any, results: Any
+) -> None:
+    """The writer process: build only what storing needs, store each group in order."""
     exit_with(parent)
-    core = build_core(load_settings(Path(config) if config else None))
-    kafka = core.settings.kafka
-    source = LogSource(kafka.topic, kafka.rejected_topic)
+    parts = build()
+
+    def report(size: int, stored: futures.Future[Any]) -> None:
+        error = stored.exception()
+        if error is not None:
+            results.put((False, f"{type(error).__name__}: {error}"))
+            os._exit(EXIT_STORE_FAILED)
+        results.put((True, size))
+
     try:
         while (group := requests.get()) is not None:
-            try:
-                core.ingestor.ingest_from_log(source, [_from_wire(w) for w in group])
-            except BaseException as exc:
-                results.put((False, f"{type(exc).__name__}: {exc}"))
-                os._exit(70)
-            results.put((True, len(group)))
+            stored = parts.service.submit([_from_wire(w) for w in group], parts.source)
+            stored.add_done_callback(partial(report, len(group)))
+        parts.service.stop()
     finally:
-        core.close()
+        parts.close()
 
 
 class ProcessWriter:
-    """Stores groups in a process of its own; a dead writer fails every pending group."""
+    """Stores groups in a process of its own; a dead writer fails every pending group.
 
-    def __init__(self, config: Path | None) -> None:
+    `build` (picklable: a module-level function or a partial of one) runs in the new process.
+    """
+
+    def __init__(self, build: Callable[[], WriterParts]) -> None:
         context = multiprocessing.get_context("forkserver")
         self._requests: Any = context.Queue(maxsize=QUEUED_GROUPS)
         self._results: Any = context.Queue()
         self._process = context.Process(
             target=_writer_main,
-            args=(str(config) if config else None, os.getpid(), self._requests, self._results),
+            args=(build, os.getpid(), self._requests, self._results),
             name="accrochage-writer",
             daemon=True,
         )
@@ -99,7 +116,7 @@ class ProcessWriter:
 
     def submit(self, items: list[Incoming]) -> futures.Future[Any]:
         done: futures.Future[Any] = futures.Future()
-        # Running, as a thread pool's future would be: a cancelled waiter (SIGTERM) must not
+        # Running, as the writer service's futures are: a cancelled waiter (SIGTERM) must not
         # cancel the group, which the writer stores whatever happens to the waiter.
         done.set_running_or_notify_cancel()
         if not self._process.is_alive():

@@ -1,0 +1,66 @@
+"""What a batch is made of, as the store hands it out and the sinks take it in."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from pathlib import Path
+
+from accrochage.models.registry import Certifier, Emitter
+from accrochage.models.vocabulary import BatchState, CdcAction, SchemaVersion
+
+
+@dataclass(frozen=True, slots=True)
+class PendingStats:
+    """One certifier's pending records, summed up for the batching policy."""
+
+    certifier: str
+    count: int
+    oldest_pending_since: datetime
+    earliest_deadline: date | None
+
+
+@dataclass(frozen=True, slots=True)
+class Member:
+    """A pending record as a batch takes it: the content version it freezes, its size bound."""
+
+    record_id: str
+    version: int
+    code: str
+    xml_bytes: int
+
+
+@dataclass(frozen=True, slots=True)
+class FrozenBatch:
+    """A batch as frozen at its cut: everything its file is written from, but the passages.
+
+    Writing it again at any later time gives the same file name and the same bytes.
+    """
+
+    batch_id: str
+    created_at: datetime
+    emitter: Emitter
+    certifier: Certifier
+    schema_version: SchemaVersion
+    passages: int
+    action: CdcAction = CdcAction.CREATION
+
+
+@dataclass(frozen=True, slots=True)
+class BatchInfo:
+    """A batch's current state, for the feedback loop."""
+
+    batch_id: str
+    certifier: str
+    state: BatchState
+    file_name: str
+
+
+@dataclass(frozen=True, slots=True)
+class ReleasedFile:
+    """A batch file a sink has released: complete, checked, under its final name."""
+
+    path: Path
+    passages: int
+    size: int
+    sha256: str

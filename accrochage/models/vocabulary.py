@@ -1,0 +1,63 @@
+"""Every vocabulary of the product, defined once.
+
+Settings, click choices, the HTTP API, the store and the sinks all take their words from here;
+a new schema version, status or batch state is added in this file first.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class SchemaVersion(StrEnum):
+    """CDC XSD versions the tracker can write (SPEC.md §3)."""
+
+    V1_1_2 = "1.1.2"
+    V1_1_5 = "1.1.5"
+
+
+class RecordStatus(StrEnum):
+    """A record's place in its life (DESIGN.md, "The record's life")."""
+
+    INVALID = "invalid"
+    PENDING = "pending"
+    BATCHED = "batched"
+    DEPOSITED = "deposited"
+    ACCEPTED = "accepted"
+    REJECTED = "rejected"
+    WITHDRAWN = "withdrawn"
+
+
+class BatchState(StrEnum):
+    """A batch from its cut to the deposit of its file."""
+
+    CUT = "cut"
+    """Frozen in the state, its file not written yet (written at the next flush)."""
+    WRITTEN = "written"
+    """Its file is released in the outbox, XSD-valid."""
+    FAILED = "failed"
+    """Writing its file failed (XSD, disk); retried at each flush."""
+    DEPOSITED = "deposited"
+    """The operator declared the file uploaded to the CDC portal."""
+
+
+class CdcAction(StrEnum):
+    """`flux/action` of schema 1.1.5: one flux creates or deletes, never both."""
+
+    CREATION = "CREATION"
+    SUPPRESSION = "SUPPRESSION"
+
+
+class DepositorNature(StrEnum):
+    """`natureDeposant`: who deposits the files."""
+
+    CERTIFICATEUR = "CERTIFICATEUR"
+    TIERS_CONFIANCE = "TIERS_CONFIANCE"
+
+
+def values(vocabulary: type[StrEnum]) -> list[str]:
+    """The words of a vocabulary, in definition order (for click choices and API errors)."""
+    return [member.value for member in vocabulary]
+
+
+BATCHES_TO_WRITE = (BatchState.CUT, BatchState.FAILED)

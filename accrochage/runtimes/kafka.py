@@ -1,0 +1,101 @@
+"""`accrochage worker`: the faust app, the writer (a process of its own by default), the
+scheduler's jobs (batch cut, rejected-topic publishing) and the HTTP API beside it."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import faust
+from aiohttp import web
+
+from accrochage.api.server import build_app
+from accrochage.app import Core, build_core, build_writer_parts, log_source
+from accrochage.runtimes.embedded import api_context, scheduler_for
+from accrochage.settings import Settings
+from accrochage.streams.kafka.admin import ensure_topics
+from accrochage.streams.kafka.standby import StateLock
+from accrochage.streams.kafka.worker import WorkerApp, build_worker, dead_letter_job
+from accrochage.streams.kafka.writers import GroupWriter, InProcessWriter, ProcessWriter
+from accrochage.streams.writer import WriterService
+
+log = logging.getLogger("accrochage.kafka")
+
+
+def compose_worker(core: Core, writer: GroupWriter) -> WorkerApp:
+    """The faust app with the scheduler's jobs and the HTTP API attached to its life."""
+    settings = core.settings
+    app = build_worker(
+        settings.kafka, settings.paths.state.parent / "faust", core.store.offsets, writer
+    )
+    scheduler = scheduler_for(core)
+    scheduler.add(dead_letter_job(app, core.store))
+    api_writer = WriterService(core.ingestor)
+
+    @app.task  # type: ignore[untyped-decorator]
+    async def start_jobs() -> None:
+        scheduler.start()
+
+    @app.task  # type: ignore[untyped-decorator]
+    async def serve_api() -> None:
+        await _start_api(app, core, api_writer)
+
+    async def stop_jobs(*_: Any, **__: Any) -> None:
+        await scheduler.stop()
+        await asyncio.to_thread(api_writer.stop)
+
+    app.on_before_shutdown.connect(stop_jobs)
+    return app
+
+
+async def _start_api(app: WorkerApp, core: Core, writer: WriterService) -> None:
+    api = core.settings.api
+    runner = web.AppRunner(build_app(api_context(core, writer)), handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, api.host, api.port)
+    try:
+        await site.start()
+    except OSError as exc:
+        log.error("query API not started on %s: %s", api.bind, exc)
+        return
+    log.info("query API on http://%s", api.bind)
+
+    async def stop(*_: Any, **__: Any) -> None:
+        await runner.cleanup()
+
+    app.on_before_shutdown.connect(stop)
+
+
+def run_worker(
+    settings: Settings, config: Path | None, *, log_level: str, separate_writer: bool
+) -> None:
+    """Wait for the state lock (standby), create the topics, run until stopped."""
+    lock = StateLock(settings.paths.state)
+    lock.wait()
+    kafka = settings.kafka
+    asyncio.run(
+        ensure_topics(
+            kafka.bootstrap,
+            {kafka.topic: kafka.partitions, kafka.rejected_topic: kafka.partitions},
+            replication=kafka.replication,
+        )
+    )
+    core = build_core(settings)
+    writer: GroupWriter
+    if separate_writer:
+        writer = ProcessWriter(partial(build_writer_parts, config))
+    else:
+        writer = InProcessWriter(WriterService(core.ingestor), log_source(settings))
+    app = compose_worker(core, writer)
+    runner = faust.Worker(
+        app, loglevel=log_level, quiet=True, redirect_stdouts=False, override_logging=False
+    )
+    try:
+        runner.execute_from_commandline()
+    finally:
+        writer.shutdown(wait=True)
+        core.close()
+        lock.release()

@@ -1,0 +1,59 @@
+"""The batch sink: where a frozen batch goes to become a file the CDC will take.
+
+The flusher (policy: what is due, how it is cut) hands frozen batches to a sink and records
+what the sink answers; it knows nothing of XML. The XML outbox (`xml_outbox.py`) is the first
+sink; another target (a portal upload, an object store) is another subclass beside it.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from functools import partial
+
+from accrochage.errors import AccrochageError
+from accrochage.models.batch import FrozenBatch, ReleasedFile
+from accrochage.state.base import StoredContent
+
+
+@dataclass(frozen=True, slots=True)
+class FileSizes:
+    """The bytes a file spends besides its passages: its envelope, and each code's block."""
+
+    envelope: int
+    per_code: int
+
+
+class BatchSink(ABC):
+    @abstractmethod
+    def file_name(self, batch: FrozenBatch) -> str:
+        """The name the batch's file will have: deterministic, stored at the cut."""
+
+    @abstractmethod
+    def sizes(self, batch: FrozenBatch) -> FileSizes: ...
+
+    @abstractmethod
+    def passage_size(self, batch: FrozenBatch, content: StoredContent) -> int:
+        """The exact bytes of one passage in this batch's file."""
+
+    @abstractmethod
+    def write(self, batch: FrozenBatch) -> ReleasedFile:
+        """Write, check and release one batch's file; raise when it cannot be released."""
+
+    def write_many(
+        self, batches: Sequence[FrozenBatch]
+    ) -> Iterator[tuple[FrozenBatch, ReleasedFile | str]]:
+        """Each batch with its released file, or why it failed; one failure stops no other."""
+        for batch in batches:
+            yield batch, outcome_of(partial(self.write, batch))
+
+    def close(self) -> None:  # noqa: B027 - a sink holding nothing has nothing to release
+        """Release what the sink holds (worker processes, connections)."""
+
+
+def outcome_of(write: Callable[[], ReleasedFile]) -> ReleasedFile | str:
+    try:
+        return write()
+    except (AccrochageError, OSError, ValueError) as exc:
+        return f"{type(exc).__name__}: {exc}"

@@ -1,0 +1,153 @@
+"""The XML outbox: the first batch sink. Each batch becomes one XSD-checked file.
+
+Large amounts are rendered in worker processes (the second core), so that the process that
+ingests is not slowed by rendering and the XSD gate. A render process reads the frozen batch
+from the store on its own (a reader opened from the store's location), so nothing but the
+batch's header crosses the process boundary.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from accrochage.lifeline import exit_with
+from accrochage.models.batch import FrozenBatch, ReleasedFile
+from accrochage.models.event import event_from_content
+from accrochage.models.vocabulary import SchemaVersion
+from accrochage.sinks.base import BatchSink, FileSizes, outcome_of
+from accrochage.sinks.gate import load_schema, schema_path
+from accrochage.sinks.outbox import file_name, release
+from accrochage.sinks.passage import passage_bytes
+from accrochage.sinks.profiles import profile_for
+from accrochage.sinks.render import FluxHeader, certification_head, envelope_bytes
+from accrochage.state.base import StoredContent, StoreLocation
+
+LONGEST_CODE = "RNCP" + "9" * 20
+CODE_BLOCK_SLACK = 64
+
+
+def header_of(batch: FrozenBatch) -> FluxHeader:
+    return FluxHeader(
+        batch.batch_id,
+        batch.created_at,
+        batch.emitter,
+        batch.certifier,
+        profile_for(batch.schema_version),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class RenderJob:
+    """Everything a (possibly separate) process needs to release one frozen batch."""
+
+    store: StoreLocation
+    outbox: Path
+    batch: FrozenBatch
+    xsd: Path
+    max_bytes: int
+
+
+def release_batch(job: RenderJob) -> ReleasedFile:
+    """Render, check and release one batch from its frozen members; runs in any process."""
+    reader = job.store.open_reader()
+    try:
+        events = (
+            event_from_content(c.payload, c.event_id)
+            for c in reader.frozen_contents(job.batch.batch_id)
+        )
+        return release(
+            job.outbox, header_of(job.batch), events, xsd=job.xsd, max_bytes=job.max_bytes
+        )
+    finally:
+        reader.close()
+
+
+class XmlOutbox(BatchSink):
+    """Files under `outbox/<certifier>/`, named from the batch, released atomically.
+
+    `xsd` replaces the bundled schema of `schema_version` (the configured version); batches
+    of another version (cut before a change of configuration) keep their bundled schema.
+    """
+
+    def __init__(
+        self,
+        outbox: Path,
+        store: StoreLocation,
+        *,
+        schema_version: SchemaVersion,
+        xsd: Path | None,
+        max_file_bytes: int,
+        render_processes: int = 0,
+        pool_threshold: int = 0,
+    ) -> None:
+        self.outbox = outbox
+        self.store = store
+        self.schema_version = schema_version
+        self.xsd_override = xsd
+        self.max_file_bytes = max_file_bytes
+        self.render_processes = render_processes
+        self.pool_threshold = pool_threshold
+        """Fewer passages than this render in-process (a one-off command avoids the pool)."""
+        self._pool: ProcessPoolExecutor | None = None
+        load_schema(self.xsd_for(schema_version))
+
+    def xsd_for(self, version: SchemaVersion) -> Path:
+        override = self.xsd_override if version == self.schema_version else None
+        return schema_path(profile_for(version), override)
+
+    def file_name(self, batch: FrozenBatch) -> str:
+        return file_name(header_of(batch))
+
+    def sizes(self, batch: FrozenBatch) -> FileSizes:
+        header = header_of(batch)
+        per_code = len(certification_head(header, "RNCP", LONGEST_CODE)) + CODE_BLOCK_SLACK
+        return FileSizes(envelope_bytes(header, 0), per_code)
+
+    def passage_size(self, batch: FrozenBatch, content: StoredContent) -> int:
+        event = event_from_content(content.payload, content.event_id)
+        return len(passage_bytes(event, profile_for(batch.schema_version)))
+
+    def _job(self, batch: FrozenBatch) -> RenderJob:
+        return RenderJob(
+            self.store,
+            self.outbox,
+            batch,
+            self.xsd_for(batch.schema_version),
+            self.max_file_bytes,
+        )
+
+    def write(self, batch: FrozenBatch) -> ReleasedFile:
+        return release_batch(self._job(batch))
+
+    def write_many(
+        self, batches: Sequence[FrozenBatch]
+    ) -> Iterator[tuple[FrozenBatch, ReleasedFile | str]]:
+        passages = sum(b.passages for b in batches)
+        if not (self.render_processes and passages >= self.pool_threshold):
+            yield from super().write_many(batches)
+            return
+        pool = self._render_pool()
+        futures = [pool.submit(release_batch, self._job(batch)) for batch in batches]
+        for batch, future in zip(batches, futures, strict=True):
+            yield batch, outcome_of(future.result)
+
+    def _render_pool(self) -> ProcessPoolExecutor:
+        if self._pool is None:
+            context = multiprocessing.get_context("forkserver")
+            self._pool = ProcessPoolExecutor(
+                self.render_processes,
+                mp_context=context,
+                initializer=exit_with,
+                initargs=(os.getpid(),),
+            )
+        return self._pool
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None

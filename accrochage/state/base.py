@@ -1,0 +1,240 @@
+"""The store's interface: what the pipeline, the feedback loop and the queries may ask of state.
+
+The SQLite store (`state/sqlite/`) implements it today. Everything that crosses it is a plain
+typed value of `models/` (records, contents, batches, problems) or of this module, never a
+connection, a cursor or a row, so that another implementation (PostgreSQL, for a sharded
+scale-out) can stand beside it without a change above `state/`.
+
+Writes happen in a unit of work: `with store.transaction() as tx:` commits when the block
+ends and rolls back when it raises. One transaction at a time per store, and across processes.
+Reads go through readers that never wait for a writer.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+from accrochage.models.batch import (
+    BatchInfo,
+    FrozenBatch,
+    Member,
+    PendingStats,
+    ReleasedFile,
+)
+from accrochage.models.lifecycle import Change, HistoryEntry, Record
+from accrochage.models.problems import Problem
+from accrochage.state.queries import OutstandingQuery
+
+JsonRow = dict[str, Any]
+"""A query answer, shaped as the API and the CLI print it (CONTRACT.md)."""
+
+
+@dataclass(frozen=True, slots=True)
+class UnusableEvent:
+    """An event that cannot become a record, kept with its errors (raw text truncated)."""
+
+    received_at: datetime
+    source: str | None
+    event_id: str | None
+    record_id: str | None
+    raw: str
+    errors: Sequence[Problem]
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """A rejected event waiting to be produced to the rejected topic (transactional outbox)."""
+
+    topic: str
+    key: bytes | None
+    value: str
+    id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StoredContent:
+    """A content version as stored: the payload without the envelope but its event id."""
+
+    payload: str
+    event_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ImportedReport:
+    sha256: str
+    name: str
+    file_name: str | None
+    id_flux: str | None
+    id_traitement: str | None
+    batch_id: str | None
+    imported_at: datetime
+    summary: JsonRow
+
+
+class Transaction(ABC):
+    """One unit of work; every method runs inside it and commits (or not) with it."""
+
+    # -- records ---------------------------------------------------------------------------
+
+    @abstractmethod
+    def records(self, record_ids: Sequence[str]) -> dict[str, Record]:
+        """The current records of these ids (missing ids are absent from the answer)."""
+
+    @abstractmethod
+    def save(self, changes: Iterable[Change]) -> None:
+        """Write what changes say: records, new content versions, history entries."""
+
+    @abstractmethod
+    def log_unusable(self, events: Iterable[UnusableEvent]) -> None: ...
+
+    # -- inputs ----------------------------------------------------------------------------
+
+    @abstractmethod
+    def offsets(self, source: str) -> dict[int, int]:
+        """The next offset to read of each partition of a log, as stored."""
+
+    @abstractmethod
+    def save_offsets(self, source: str, offsets: dict[int, int]) -> None: ...
+
+    @abstractmethod
+    def queue_dead_letters(self, letters: Iterable[DeadLetter]) -> None: ...
+
+    @abstractmethod
+    def forget_dead_letters(self, ids: Iterable[int]) -> None: ...
+
+    # -- batches ---------------------------------------------------------------------------
+
+    @abstractmethod
+    def pending_stats(self) -> list[PendingStats]:
+        """Each certifier with pending records: how many, the oldest, the nearest deadline."""
+
+    @abstractmethod
+    def pending_members(self, certifier: str) -> list[Member]:
+        """A certifier's pending records, ordered by (code, record_id)."""
+
+    @abstractmethod
+    def content(self, record_id: str, version: int) -> StoredContent: ...
+
+    @abstractmethod
+    def add_batch(
+        self,
+        batch: FrozenBatch,
+        file_name: str,
+        members: Sequence[Member],
+        history: Iterable[HistoryEntry],
+    ) -> None:
+        """Freeze a batch: its header, its members' content versions; members become batched."""
+
+    @abstractmethod
+    def batch_written(self, batch_id: str, file: ReleasedFile, at: datetime) -> None: ...
+
+    @abstractmethod
+    def batch_failed(self, batch_id: str, error: str) -> None: ...
+
+    @abstractmethod
+    def batch(self, batch_id: str) -> BatchInfo | None: ...
+
+    @abstractmethod
+    def batch_deposited(self, batch_id: str, at: datetime) -> None: ...
+
+    @abstractmethod
+    def records_in_batch(self, batch_id: str) -> list[Record]:
+        """The records whose current batch is this one."""
+
+    @abstractmethod
+    def batch_member_ids(self, batch_id: str) -> list[str]:
+        """Every record frozen in this batch, sorted, wherever it is now."""
+
+    # -- CDC reports -----------------------------------------------------------------------
+
+    @abstractmethod
+    def find_batch(self, id_flux: str | None, file_name: str | None) -> str | None:
+        """The batch a report speaks of: by its idFlux first, then by its file name."""
+
+    @abstractmethod
+    def report_imported(self, sha256: str) -> bool: ...
+
+    @abstractmethod
+    def save_report(self, report: ImportedReport) -> None:
+        """Remember an imported report (and link it to its batch, when known)."""
+
+
+class Reader(ABC):
+    """Read-only queries; a reader never blocks a writer and sees committed state only."""
+
+    @abstractmethod
+    def outstanding(self, query: OutstandingQuery) -> list[JsonRow]: ...
+
+    @abstractmethod
+    def record_detail(self, record_id: str, as_of: date) -> JsonRow | None: ...
+
+    @abstractmethod
+    def batches(
+        self, *, state: str | None = None, certifier: str | None = None, limit: int = 100
+    ) -> list[JsonRow]: ...
+
+    @abstractmethod
+    def batch_detail(self, batch_id: str) -> JsonRow | None: ...
+
+    @abstractmethod
+    def summary(self, as_of: date, margin_days: int) -> JsonRow: ...
+
+    @abstractmethod
+    def unusable(self, limit: int = 100) -> list[JsonRow]: ...
+
+    @abstractmethod
+    def batches_to_write(self) -> list[FrozenBatch]:
+        """Batches cut but not written, or whose writing failed, oldest first."""
+
+    @abstractmethod
+    def frozen_contents(self, batch_id: str) -> Iterator[StoredContent]:
+        """A batch's members as frozen at its cut, in file order (code, record_id)."""
+
+    @abstractmethod
+    def dead_letters(self, limit: int) -> list[DeadLetter]: ...
+
+    @abstractmethod
+    def offsets(self, source: str) -> dict[int, int]: ...
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+
+class StoreLocation(ABC):
+    """Where a store lives, as a picklable value: other processes open readers from it."""
+
+    @abstractmethod
+    def open_reader(self) -> Reader: ...
+
+
+class Store(ABC):
+    location: StoreLocation
+
+    @abstractmethod
+    def transaction(self) -> AbstractContextManager[Transaction]:
+        """A unit of work: commits at the end of the block, rolls back if it raises."""
+
+    def reader(self) -> Reader:
+        """A reader of its own for the caller to keep (and close)."""
+        return self.location.open_reader()
+
+    @contextmanager
+    def reading(self) -> Iterator[Reader]:
+        """A reader for one block of queries."""
+        reader = self.reader()
+        try:
+            yield reader
+        finally:
+            reader.close()
+
+    def offsets(self, source: str) -> dict[int, int]:
+        with self.reading() as reader:
+            return reader.offsets(source)
+
+    @abstractmethod
+    def close(self) -> None: ...

@@ -1,0 +1,165 @@
+"""Typed values <-> SQLite rows: the only place that knows how a record is laid out in SQL."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Sequence
+from datetime import date, datetime
+from typing import Any
+
+from accrochage.models.batch import FrozenBatch
+from accrochage.models.lifecycle import Content, HistoryEntry, Record
+from accrochage.models.problems import Problem
+from accrochage.models.registry import Certifier, Emitter
+from accrochage.models.vocabulary import RecordStatus, SchemaVersion
+
+RECORD_COLUMNS = (
+    "record_id",
+    "certifier",
+    "code",
+    "status",
+    "outstanding",
+    "version",
+    "content_hash",
+    "delivered_on",
+    "deadline",
+    "errors",
+    "warnings",
+    "xml_bytes",
+    "batch_id",
+    "pending_since",
+    "correction_version",
+    "revocation_pending",
+    "cdc_message",
+    "created_at",
+    "updated_at",
+)
+CONTENT_COLUMNS = (
+    "record_id",
+    "version",
+    "content_hash",
+    "event_id",
+    "payload",
+    "occurred_at",
+    "emitted_by",
+    "received_at",
+    "source",
+)
+HISTORY_COLUMNS = ("record_id", "at", "from_status", "to_status", "reason", "batch_id", "report")
+
+
+def stamp(moment: datetime) -> str:
+    return moment.isoformat(timespec="seconds")
+
+
+def _day(value: date | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def problems_json(problems: Sequence[Problem]) -> str:
+    if not problems:
+        return "[]"
+    return json.dumps([p.as_dict() for p in problems], ensure_ascii=False)
+
+
+def _problems(text: str) -> tuple[Problem, ...]:
+    if text == "[]":
+        return ()
+    return tuple(Problem(p["field"], p["message"]) for p in json.loads(text))
+
+
+def record_values(record: Record) -> tuple[Any, ...]:
+    return (
+        record.record_id,
+        record.certifier,
+        record.code,
+        record.status.value,
+        int(record.outstanding),
+        record.version,
+        record.content_hash,
+        _day(record.delivered_on),
+        _day(record.deadline),
+        problems_json(record.errors),
+        problems_json(record.warnings),
+        record.xml_bytes,
+        record.batch_id,
+        stamp(record.pending_since) if record.pending_since else None,
+        record.correction_version,
+        int(record.revocation_pending),
+        record.cdc_message,
+        stamp(record.created_at),
+        stamp(record.updated_at),
+    )
+
+
+def record_from(row: sqlite3.Row) -> Record:
+    """A record from a `records` row, with `max_version` and `correction_hash` if selected."""
+    keys = row.keys()
+    pending_since = row["pending_since"]
+    delivered_on, deadline = row["delivered_on"], row["deadline"]
+    return Record(
+        record_id=row["record_id"],
+        certifier=row["certifier"],
+        code=row["code"],
+        status=RecordStatus(row["status"]),
+        version=row["version"],
+        content_hash=row["content_hash"],
+        delivered_on=date.fromisoformat(delivered_on) if delivered_on else None,
+        deadline=date.fromisoformat(deadline) if deadline else None,
+        errors=_problems(row["errors"]),
+        warnings=_problems(row["warnings"]),
+        xml_bytes=row["xml_bytes"],
+        batch_id=row["batch_id"],
+        pending_since=datetime.fromisoformat(pending_since) if pending_since else None,
+        correction_version=row["correction_version"],
+        revocation_pending=bool(row["revocation_pending"]),
+        cdc_message=row["cdc_message"],
+        created_at=datetime.fromisoformat(row["created_at"]),
+        updated_at=datetime.fromisoformat(row["updated_at"]),
+        latest_version=row["max_version"] if "max_version" in keys else row["version"],
+        correction_hash=row["correction_hash"] if "correction_hash" in keys else None,
+    )
+
+
+def content_values(content: Content) -> tuple[Any, ...]:
+    return (
+        content.record_id,
+        content.version,
+        content.content_hash,
+        content.event_id,
+        content.payload,
+        content.occurred_at,
+        content.emitted_by,
+        stamp(content.received_at),
+        content.source,
+    )
+
+
+def history_values(entry: HistoryEntry) -> tuple[Any, ...]:
+    return (
+        entry.record_id,
+        stamp(entry.at),
+        entry.from_status.value if entry.from_status is not None else None,
+        entry.to_status.value,
+        entry.reason,
+        entry.batch_id,
+        entry.report,
+    )
+
+
+def frozen_batch_from(row: sqlite3.Row) -> FrozenBatch:
+    return FrozenBatch(
+        batch_id=row["batch_id"],
+        created_at=datetime.fromisoformat(row["created_at"]),
+        emitter=Emitter(row["emitter_id_client"], row["nature"]),
+        certifier=Certifier(
+            row["certifier"], row["certifier_id_client"], row["id_contrat"], frozenset()
+        ),
+        schema_version=SchemaVersion(row["schema_version"]),
+        passages=row["passages"],
+    )
+
+
+def placeholders(columns: Sequence[str]) -> str:
+    return ", ".join("?" * len(columns))

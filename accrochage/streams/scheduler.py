@@ -1,0 +1,85 @@
+"""One scheduler of periodic jobs for both runtimes: the batch cut today; alerts, metrics and
+report polling later.
+
+Each job ticks on the wall clock in a loop of its own, so a slow job delays only itself. A
+plain function runs in a thread of the job's own (never on the event loop); a coroutine
+function runs on the loop. A job that raises is logged and runs again at its next tick.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from accrochage.streams.flush import Flusher
+
+log = logging.getLogger("accrochage.scheduler")
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    name: str
+    every: float
+    """Seconds between the end of one run and the start of the next."""
+    run: Callable[[], None] | Callable[[], Awaitable[None]]
+
+
+class Scheduler:
+    def __init__(self, jobs: list[Job] | None = None) -> None:
+        self.jobs: list[Job] = list(jobs or [])
+        self._tasks: list[asyncio.Task[None]] = []
+        self._threads: list[ThreadPoolExecutor] = []
+
+    def add(self, job: Job) -> None:
+        self.jobs.append(job)
+
+    def start(self) -> None:
+        """Start every job's loop on the running event loop."""
+        loop = asyncio.get_running_loop()
+        for job in self.jobs:
+            self._tasks.append(loop.create_task(self._loop(job), name=f"job-{job.name}"))
+
+    async def _loop(self, job: Job) -> None:
+        thread: ThreadPoolExecutor | None = None
+        if not inspect.iscoroutinefunction(job.run):
+            thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix=job.name)
+            self._threads.append(thread)
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                if thread is None:
+                    await job.run()  # type: ignore[misc]
+                else:
+                    await loop.run_in_executor(thread, job.run)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("job %s failed; it runs again at its next tick", job.name)
+            await asyncio.sleep(job.every)
+
+    async def stop(self) -> None:
+        """Cancel the loops; a job running in its thread finishes its run first."""
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+        for thread in self._threads:
+            thread.shutdown(wait=True)
+        self._threads.clear()
+
+
+def batch_cut_job(flusher: Flusher, every: float) -> Job:
+    """Cut due batches and write them; log each file written and each failure."""
+
+    def run() -> None:
+        report = flusher.flush()
+        for written in report.written:
+            log.info("wrote %s (%d passages)", written.path.name, written.passages)
+        for failed in report.failed:
+            log.error("batch %s failed: %s", failed.batch_id, failed.error)
+
+    return Job("batch-cut", every, run)

@@ -1,0 +1,108 @@
+"""The writer service: one thread stores groups of events, one transaction per group.
+
+HTTP requests and the Kafka writer process both hand their events to it. Submissions queued
+while a transaction runs are stored together in the next one (group commit), up to
+`max_group` events; each submission's future resolves with its own results only once that
+transaction has committed, so nothing is acknowledged before it is durable.
+
+A submitted group is stored whatever happens to whoever waits for it: its future is running
+from the start and cannot be cancelled (a SIGTERM that cancels the waiter leaves the group to
+commit or roll back as a whole).
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass
+
+from accrochage.streams.ingest import Incoming, Ingestor, IngestResult, LogSource
+
+MAX_GROUP = 2000
+
+
+@dataclass(slots=True)
+class _Submission:
+    items: Sequence[Incoming]
+    source: LogSource | None
+    done: Future[list[IngestResult]]
+
+
+class WriterService:
+    def __init__(self, ingestor: Ingestor, *, max_group: int = MAX_GROUP) -> None:
+        self._ingestor = ingestor
+        self._max_group = max_group
+        self._queue: queue.SimpleQueue[_Submission | None] = queue.SimpleQueue()
+        self._held: _Submission | None = None
+        self._thread = threading.Thread(target=self._run, name="writer", daemon=True)
+        self._stopping = False
+        self._lock = threading.Lock()
+        self._thread.start()
+
+    def submit(
+        self, items: Sequence[Incoming], source: LogSource | None = None
+    ) -> Future[list[IngestResult]]:
+        """Queue events for the next transaction; `source` stores log offsets with them."""
+        done: Future[list[IngestResult]] = Future()
+        done.set_running_or_notify_cancel()
+        with self._lock:
+            if self._stopping:
+                done.set_exception(RuntimeError("the writer is stopping: events not stored"))
+            else:
+                self._queue.put(_Submission(items, source, done))
+        return done
+
+    def _next_group(self, first: _Submission) -> list[_Submission]:
+        """The first submission and those queued behind it with the same source, bounded."""
+        group, size = [first], len(first.items)
+        while size < self._max_group:
+            try:
+                following = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if following is None or following.source != first.source:
+                self._held = following
+                break
+            group.append(following)
+            size += len(following.items)
+        return group
+
+    def _take(self) -> _Submission | None:
+        if self._held is not None:
+            held, self._held = self._held, None
+            return held
+        return self._queue.get()
+
+    def _run(self) -> None:
+        while (first := self._take()) is not None:
+            self._store(self._next_group(first))
+
+    def _store(self, group: list[_Submission]) -> None:
+        items = [item for submission in group for item in submission.items]
+        source = group[0].source
+        try:
+            if source is None:
+                results = self._ingestor.ingest(items)
+                by_item = {id(item): result for item, result in zip(items, results, strict=True)}
+            else:
+                # Events below the stored offsets are skipped: they get no result.
+                stored = self._ingestor.ingest_from_log(source, items)
+                by_item = {id(item): result for item, result in stored}
+        except BaseException as exc:  # the transaction rolled back: every submission fails
+            for submission in group:
+                submission.done.set_exception(exc)
+            return
+        for submission in group:
+            submission.done.set_result(
+                [by_item[id(item)] for item in submission.items if id(item) in by_item]
+            )
+
+    def stop(self, timeout: float | None = None) -> None:
+        """Store everything already submitted, then end the writer thread."""
+        with self._lock:
+            if not self._stopping:
+                self._stopping = True
+                self._queue.put(None)
+        self._thread.join(timeout)
