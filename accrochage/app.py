@@ -21,8 +21,8 @@ from accrochage.streams.batching import BatchLimits
 from accrochage.streams.feedback import Feedback
 from accrochage.streams.flush import Flusher
 from accrochage.streams.ingest import Ingestor, LogSource
-from accrochage.streams.kafka.writers import WriterParts
 from accrochage.streams.writer import WriterService
+from accrochage.streams.writer_process import WriterParts
 
 ONE_OFF_POOL_THRESHOLD = 2000
 """A one-off `flush` renders fewer passages than this in its own process (no pool start-up)."""

@@ -212,7 +212,7 @@ def scenario_service(config: Path) -> None:
     Flusher.flush are wrapped (instance attributes: no library change) with profilers of
     their own, next to the event loop's. Printed to stderr when the service stops.
     """
-    from accrochage.api.server import run_service
+    from accrochage.runtimes.embedded import run_service
     from accrochage.app import build_core
     from accrochage.settings import load_settings
 

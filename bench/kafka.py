@@ -173,7 +173,7 @@ def main() -> None:
             broker.start()
             bootstrap = broker.bootstrap
         try:
-            from accrochage.streams.kafka.admin import ensure_topics
+            from accrochage.runtimes.kafka.admin import ensure_topics
 
             asyncio.run(
                 ensure_topics(bootstrap, {topic: PARTITIONS, f"{topic}.rejected": PARTITIONS})

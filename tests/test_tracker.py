@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import json
+import shutil
 import sqlite3
 import uuid
 from collections import Counter
@@ -54,9 +55,13 @@ def write_config(
     emitter_id: str = "03VML243",
     name: str = "accrochage.toml",
 ) -> Path:
-    """A complete configuration: two certifiers, state and outbox under `directory`."""
+    """A complete configuration: two certifiers, state and outbox under `directory`.
+
+    Batches render in the calling process (`render_processes = 0`) unless `batching` says
+    otherwise: starting a process pool per test is what the pool's own tests are for.
+    """
     sections = {
-        "batching": batching or {},
+        "batching": {"render_processes": 0, **(batching or {})},
         "paths": {
             "state": directory / "var" / "state.db",
             "outbox": directory / "var" / "outbox",
@@ -707,6 +712,36 @@ def test_files_split_under_max_file_bytes(tmp_path: Path, official_xsd: Path) ->
     assert set(counts.values()) == {1}
     assert_official_valid(files, official_xsd)
     core.close()
+
+
+def test_render_processes_write_the_same_files_as_the_calling_process(tmp_path: Path) -> None:
+    """The XML outbox's pool (render_processes > 0) and in-process rendering of the same
+    frozen batches give the same file names and the same bytes."""
+    alone, pooled = tmp_path / "alone", tmp_path / "pooled"
+    alone.mkdir()
+    core, _ = make_core(alone, batching={"max_records": 40})
+    generated = generate_events(
+        150, [GeneratedCertifier("pix", ("RS5875", "RNCP37873"))], today=TODAY, seed=5
+    )
+    assert all(r.accepted for r in ingest(core, *generated))
+    cut = FlushReport()
+    core.flusher.cut(cut, force=True)
+    core.close()
+    assert len(cut.cut) == 4
+    (pooled / "var").mkdir(parents=True)
+    shutil.copyfile(alone / "var" / "state.db", pooled / "var" / "state.db")
+    written = {}
+    for folder, processes in ((alone, 0), (pooled, 2)):
+        core, _ = make_core(folder, batching={"max_records": 40, "render_processes": processes})
+        try:
+            report = FlushReport()
+            core.flusher.write_unwritten(report)
+        finally:
+            core.close()
+        assert report.ok and len(report.written) == 4
+        outbox = folder / "var" / "outbox"
+        written[processes] = {p.relative_to(outbox): p.read_bytes() for p in xml_files(outbox)}
+    assert written[0] == written[2]
 
 
 # =============================================================================================

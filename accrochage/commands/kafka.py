@@ -27,7 +27,7 @@ import click
 @click.pass_context
 def worker(ctx: click.Context, log_level: str, separate_writer: bool) -> None:
     """Run the Kafka runtime (faust); a second worker on the same state waits as a standby."""
-    from accrochage.runtimes.kafka import run_worker
+    from accrochage.runtimes.kafka.compose import run_worker
 
     logging.basicConfig(level=log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     run_worker(
@@ -41,7 +41,7 @@ def worker(ctx: click.Context, log_level: str, separate_writer: bool) -> None:
 @click.pass_context
 def send(ctx: click.Context, files: tuple[str, ...], topic: str | None) -> None:
     """Publish JSONL events to the topic, keyed by certifier (for exam platforms)."""
-    from accrochage.streams.kafka.producer import publish_lines
+    from accrochage.runtimes.kafka.producer import publish_lines
 
     settings = ctx.obj.settings
     target = topic or settings.kafka.topic

@@ -22,11 +22,11 @@ from typing import Any
 import pytest
 
 from accrochage.app import build_writer_parts
+from accrochage.runtimes.kafka import worker as worker_module
+from accrochage.runtimes.kafka.worker import EXIT_UNEXPECTED, Pending
 from accrochage.streams.ingest import Incoming, LogSource
-from accrochage.streams.kafka import worker as worker_module
-from accrochage.streams.kafka.worker import EXIT_UNEXPECTED, Pending
-from accrochage.streams.kafka.writers import InProcessWriter, ProcessWriter
 from accrochage.streams.writer import WriterService
+from accrochage.streams.writer_process import InProcessWriter, ProcessWriter
 from tests.factories import delivered_event
 from tests.test_tracker import write_config
 

@@ -1,10 +1,10 @@
-"""Where the worker stores its groups of events: the writer service, here or in a process.
+"""Groups of log events to the writer service, in this process or in a process of its own.
 
-The faust loop, ingestion (validation, SQLite) and the batch timer all run Python code; in
-one process they share one interpreter lock and one core. `ProcessWriter` runs the same
-writer service (`streams/writer.py`) in a second process fed through a bounded queue, so
-the machine's second core does the storing. Both give back a future per group, resolved once
-the group's transaction has committed.
+A consumer loop (faust), ingestion (validation, SQLite) and the batch timer all run Python
+code; in one process they share one interpreter lock and one core. `ProcessWriter` runs the
+writer service (`streams/writer.py`) in a second process fed through a bounded queue, so the
+machine's second core does the storing. Both give back a future per group, resolved once the
+group's transaction has committed.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from accrochage.lifeline import exit_with
 from accrochage.streams.ingest import Incoming, LogSource
 from accrochage.streams.writer import WriterService
 
-log = logging.getLogger("accrochage.kafka")
+log = logging.getLogger("accrochage.writer")
 QUEUED_GROUPS = 4
 EXIT_STORE_FAILED = 70
 Wire = tuple[int | None, int | None, bytes | None, Any, str | None]

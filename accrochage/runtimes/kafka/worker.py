@@ -19,12 +19,12 @@ from typing import Any
 
 import faust
 
+from accrochage.runtimes.kafka.seeking import seeking_transport
 from accrochage.settings import KafkaSettings
 from accrochage.state.base import Store
 from accrochage.streams.ingest import Incoming
-from accrochage.streams.kafka.seeking import seeking_transport
-from accrochage.streams.kafka.writers import GroupWriter
 from accrochage.streams.scheduler import Job
+from accrochage.streams.writer_process import GroupWriter
 
 log = logging.getLogger("accrochage.kafka")
 GROUP_SIZE = 500

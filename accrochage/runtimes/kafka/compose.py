@@ -15,12 +15,12 @@ from aiohttp import web
 from accrochage.api.server import build_app
 from accrochage.app import Core, build_core, build_writer_parts, log_source
 from accrochage.runtimes.embedded import api_context, scheduler_for
+from accrochage.runtimes.kafka.admin import ensure_topics
+from accrochage.runtimes.kafka.standby import StateLock
+from accrochage.runtimes.kafka.worker import WorkerApp, build_worker, dead_letter_job
 from accrochage.settings import Settings
-from accrochage.streams.kafka.admin import ensure_topics
-from accrochage.streams.kafka.standby import StateLock
-from accrochage.streams.kafka.worker import WorkerApp, build_worker, dead_letter_job
-from accrochage.streams.kafka.writers import GroupWriter, InProcessWriter, ProcessWriter
 from accrochage.streams.writer import WriterService
+from accrochage.streams.writer_process import GroupWriter, InProcessWriter, ProcessWriter
 
 log = logging.getLogger("accrochage.kafka")
 
