@@ -43,6 +43,7 @@ from tests.support.crash import (
     connect_readonly,
     id_techniques,
     leftover_partials,
+    outlivers,
     released_files,
 )
 from tests.support.kafka_broker import _die_with_parent
@@ -167,7 +168,11 @@ def write_worker_config(
 
 
 class Worker:
-    """One `accrochage worker` process, its output in a log file."""
+    """One `accrochage worker` process, its output in a log file.
+
+    It leads a process group of its own, which its helpers (fork server, writer) join: after
+    a kill, `remnants` finds whatever of it still runs.
+    """
 
     def __init__(self, config: WorkerConfig, log: Path) -> None:
         self.config = config
@@ -180,6 +185,7 @@ class Worker:
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             env={**child_env(), "PYTHONUNBUFFERED": "1"},
+            start_new_session=True,
             preexec_fn=_die_with_parent,
         )
 
@@ -214,6 +220,16 @@ class Worker:
             self.proc.send_signal(signal.SIGKILL)
         self.proc.wait(30)
         self._out.close()
+
+    def remnants(self, grace: float) -> tuple[str, ...]:
+        """Its processes still alive `grace` seconds after it ended (each then killed).
+
+        Returns as soon as none is left: after a kill -9 the writer process ends within a
+        fraction of a second (accrochage.streams.lifeline), committing at most the groups it
+        was given; only then does the state show where the kill left the run.
+        """
+        assert not self.alive(), "remnants of a running worker"
+        return outlivers(self.pid, grace=grace)
 
     def stop(self, timeout: float = 30) -> int:
         """SIGTERM (faust's graceful shutdown), SIGKILL if it outlives `timeout`."""
@@ -395,6 +411,30 @@ def progress(config: WorkerConfig) -> Progress:
         )
     except sqlite3.OperationalError:  # the first worker has not migrated the schema yet
         return Progress(0, 0, 0, 0, 0)
+    finally:
+        conn.close()
+
+
+def events_read(config: WorkerConfig) -> int:
+    """The messages the state says were read (stored with their records in one transaction).
+
+    The sum of the stored offsets: cheap enough to poll every few milliseconds, unlike
+    `progress`, which counts the records.
+    """
+    if not config.state.exists():
+        return 0
+    try:
+        conn = connect_readonly(config.state)
+    except sqlite3.Error:
+        return 0
+    try:
+        (read,) = conn.execute(
+            "SELECT coalesce(sum(next_offset), 0) FROM input_offsets WHERE source = ?",
+            (config.topic,),
+        ).fetchone()
+        return int(read)
+    except sqlite3.OperationalError:  # the first worker has not migrated the schema yet
+        return 0
     finally:
         conn.close()
 
