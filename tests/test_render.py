@@ -24,7 +24,7 @@ from accrochage.errors import RenderError, SchemaValidationError
 from accrochage.models.decode import decode
 from accrochage.models.event import DeliveredEvent
 from accrochage.models.registry import Certifier
-from accrochage.sinks.gate import check_file
+from accrochage.sinks.gate import check_file, reduce_schema_error
 from accrochage.sinks.outbox import file_name, release
 from accrochage.sinks.profiles import NAMESPACE, PROFILES, XSI
 from accrochage.sinks.render import FluxHeader, horodatage, render_flux
@@ -887,7 +887,8 @@ def test_a_file_broken_in_the_middle_names_the_passage(
             check_file(path, xsd)
         message = str(caught.value)
         assert f"idTechnique {target}" in message
-        assert "PAR_HASARD" in message
+        assert "obtentionCertification" in message and "enumeration" in message
+        assert "PAR_HASARD" not in message  # a value is never quoted
         assert "P049" not in message or target == "P049"
 
 
@@ -1044,3 +1045,43 @@ def test_release_makes_an_unsafe_batch_id_ascii(tmp_path: Path) -> None:
     assert released.path.name.isascii()
     assert "/" not in released.path.name and " " not in released.path.name
     assert etree.parse(str(released.path)).findtext("cpf:idFlux", namespaces=NS) == "lot/é 1"
+
+
+@pytest.mark.parametrize(
+    ("message", "type_name", "element", "rule"),
+    [
+        (
+            "Element '{urn:x}nomNaissance': [facet 'pattern'] The value \"O'Hara-Z\" is not "
+            "accepted by the pattern '[A-Z]+'.",
+            "SCHEMAV_CVC_PATTERN_VALID",
+            "nomNaissance",
+            "[facet 'pattern'] the value does not match the pattern '[A-Z]+'",
+        ),
+        (
+            "Element '{urn:x}nomNaissance': [facet 'maxLength'] The value 'O'Hara-Z' has a "
+            "length of '8'; this exceeds the allowed maximum length of '3'.",
+            "SCHEMAV_CVC_MAXLENGTH_VALID",
+            "nomNaissance",
+            "[facet 'maxLength'] the value is longer than the maximum length of 3",
+        ),
+        (
+            "Element '{urn:x}nir': 'O'Hara-Z' is not a valid value of the atomic type "
+            "'{urn:x}nir'.",
+            "SCHEMAV_CVC_DATATYPE_VALID_1_2_1",
+            "nir",
+            "the value is not a valid value of the atomic type 'nir'",
+        ),
+        (
+            "Element '{urn:x}dateFinValidite', attribute '{http://w3/xsi}nil': 'O'Hara-Z' "
+            "is something new.",
+            "SCHEMAV_CVC_SOMETHING_NEW",
+            "dateFinValidite/@nil",
+            "the value breaks the schema rule SCHEMAV_CVC_SOMETHING_NEW",
+        ),
+    ],
+    ids=["pattern", "max-length", "datatype", "unknown-rule"],
+)
+def test_xsd_errors_are_reduced_to_element_and_rule(
+    message: str, type_name: str, element: str, rule: str
+) -> None:
+    assert reduce_schema_error(message, type_name) == (element, rule)

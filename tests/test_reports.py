@@ -181,7 +181,7 @@ def test_oversized_file_refused_before_reading(
 
 
 def test_missing_file_is_report_error(tmp_path: Path) -> None:
-    with pytest.raises(ReportError, match="cannot read"):
+    with pytest.raises(ReportError, match="cannot be read"):
         read_report(tmp_path / "absent.xml")
 
 

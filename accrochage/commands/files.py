@@ -2,35 +2,46 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import click
 
 from accrochage.models.jsonschema import event_json_schema_text
 from accrochage.models.vocabulary import SchemaVersion, values
-from accrochage.sinks.gate import check_file, schema_path
-from accrochage.sinks.profiles import profile_for
+from accrochage.sinks.gate import inspect_file, xsd_for_file
 
 
 @click.command("check-xml")
-@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path, dir_okay=False))
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option(
     "--xsd",
     type=click.Path(path_type=Path, exists=True, dir_okay=False),
-    help="XSD to check against (default: the bundled schema of --schema-version).",
+    help="XSD to check against (default: the bundled schema of each file's version).",
 )
 @click.option(
     "--schema-version",
     type=click.Choice(values(SchemaVersion)),
-    default=SchemaVersion.V1_1_2.value,
-    show_default=True,
+    help="Check every file against this version (default: read from each file: "
+    "cpf:action present means 1.1.5).",
 )
-def check_xml(files: tuple[Path, ...], xsd: Path | None, schema_version: str) -> None:
-    """Validate XML files against the CDC schema, streaming (any size)."""
-    schema = schema_path(profile_for(schema_version), xsd)
+def check_xml(files: tuple[Path, ...], xsd: Path | None, schema_version: str | None) -> None:
+    """Validate XML files against the CDC schema, streaming (any size); every error of each.
+
+    Exit 1 when any file fails; the others are still checked.
+    """
+    version = SchemaVersion(schema_version) if schema_version else None
+    failed = 0
     for path in files:
-        result = check_file(path, schema)
-        click.echo(f"{path}: valid ({result.passages} passages, {schema.name})")
+        result = inspect_file(path, xsd_for_file(path, version, xsd))
+        if result.ok:
+            click.echo(f"{path}: valid ({result.passages} passages, {result.schema.name})")
+        else:
+            failed += 1
+            click.echo(f"error: {result.message(shown=len(result.faults))}", err=True)
+    if failed:
+        click.echo(f"{failed} of {len(files)} file(s) failed", err=True)
+        sys.exit(1)
 
 
 @click.command("schema")

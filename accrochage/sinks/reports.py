@@ -15,6 +15,7 @@ from pathlib import Path
 from lxml import etree
 
 from accrochage.errors import ReportError
+from accrochage.sinks.regular import read_regular
 
 MAX_REPORT_BYTES = 50 * 1024 * 1024
 
@@ -206,18 +207,17 @@ def parse_report(data: bytes, *, source: str = "<bytes>") -> ProcessingReport:
     )
 
 
-def read_report(path: Path) -> ProcessingReport:
+def read_report_bytes(path: Path) -> bytes:
+    """A report file's bytes: a regular file of at most MAX_REPORT_BYTES, checked from its
+    `stat` before it is opened (a FIFO, a directory, a device or a huge file is refused
+    without waiting and without reading)."""
     source = str(path)
-    try:
-        size = path.stat().st_size
-        if size > MAX_REPORT_BYTES:
-            raise _fail(
-                source,
-                f"report is {size} bytes, above the {MAX_REPORT_BYTES} byte limit",
-                "a real accusé de traitement is far smaller; check the file",
-            )
-        with path.open("rb") as handle:
-            data = handle.read(MAX_REPORT_BYTES + 1)  # the file may grow after stat
-    except OSError as exc:
-        raise _fail(source, f"cannot read report ({exc.strerror})", "check the path") from None
-    return parse_report(data, source=source)
+
+    def refuse(problem: str) -> ReportError:
+        return ReportError(f"{source}: the report {problem}")
+
+    return read_regular(path, max_bytes=MAX_REPORT_BYTES, refuse=refuse)
+
+
+def read_report(path: Path) -> ProcessingReport:
+    return parse_report(read_report_bytes(path), source=str(path))

@@ -28,6 +28,7 @@ from accrochage.models.batch import (
 )
 from accrochage.models.lifecycle import Change, HistoryEntry, Record
 from accrochage.models.problems import Problem
+from accrochage.models.vocabulary import BatchState
 from accrochage.state.queries import OutstandingQuery
 
 JsonRow = dict[str, Any]
@@ -74,6 +75,15 @@ class ImportedReport:
     batch_id: str | None
     imported_at: datetime
     summary: JsonRow
+
+
+@dataclass(frozen=True, slots=True)
+class ReleasedBatch:
+    """A batch whose file was released: the frozen batch, its state, the file as recorded."""
+
+    batch: FrozenBatch
+    state: BatchState
+    file: ReleasedFile
 
 
 class Transaction(ABC):
@@ -190,6 +200,10 @@ class Reader(ABC):
     @abstractmethod
     def batches_to_write(self) -> list[FrozenBatch]:
         """Batches cut but not written, or whose writing failed, oldest first."""
+
+    @abstractmethod
+    def released_batches(self, states: Sequence[BatchState]) -> list[ReleasedBatch]:
+        """Batches in these states whose file was released (path, size, sha256), oldest first."""
 
     @abstractmethod
     def frozen_contents(self, batch_id: str) -> Iterator[StoredContent]:

@@ -19,7 +19,7 @@ from accrochage.models.lifecycle import (
     apply_retry,
 )
 from accrochage.models.vocabulary import BatchState
-from accrochage.sinks.reports import ProcessingReport, parse_report, read_report
+from accrochage.sinks.reports import ProcessingReport, parse_report, read_report_bytes
 from accrochage.state.base import ImportedReport, Store, Transaction
 
 
@@ -91,9 +91,8 @@ class Feedback:
         return done
 
     def import_report(self, path: Path) -> ImportSummary:
-        data = path.read_bytes() if path.is_file() else b""
-        report = read_report(path)
-        return self.apply_report(report, data, path.name)
+        data = read_report_bytes(path)  # read once: the size and kind checked first
+        return self.apply_report(parse_report(data, source=str(path)), data, path.name)
 
     def import_report_bytes(self, data: bytes, name: str) -> ImportSummary:
         return self.apply_report(parse_report(data, source=name), data, name)

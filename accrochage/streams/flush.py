@@ -17,10 +17,11 @@ from accrochage.models.batch import FrozenBatch, Member, ReleasedFile
 from accrochage.models.deadline import Clock, paris_today
 from accrochage.models.lifecycle import cut_entry
 from accrochage.models.registry import Certifier, Registry
-from accrochage.models.vocabulary import SchemaVersion
+from accrochage.models.vocabulary import BatchState, SchemaVersion
 from accrochage.sinks.base import BatchSink
 from accrochage.state.base import Store, Transaction
 from accrochage.streams.batching import BatchLimits, due_reason, split
+from accrochage.streams.verify import file_problem, rewrite
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +82,7 @@ class Flusher:
         report = FlushReport()
         self.cut(report, force=force)
         self.write_unwritten(report)
+        self.rewrite_missing(report)
         return report
 
     def cut(self, report: FlushReport, *, force: bool = False) -> None:
@@ -144,6 +146,35 @@ class Flusher:
             batches = reader.batches_to_write()
         for batch, outcome in self.sink.write_many(batches):
             self._record(batch, outcome, report)
+
+    def rewrite_missing(self, report: FlushReport) -> None:
+        """Write again the file of every `written` batch whose file is gone from the outbox.
+
+        Its records are `batched` and wait for that file: without it nothing would ever be
+        deposited. The frozen batch gives the same bytes. Any other missing or altered file
+        (a deposited batch, a file edited in place) is `verify --repair`'s job.
+        """
+        with self.store.reading() as reader:
+            written = reader.released_batches((BatchState.WRITTEN,))
+        for item in written:
+            if file_problem(item.file) != "missing":
+                continue
+            error = rewrite(self.sink, item)
+            key = item.batch.certifier.key
+            if error is not None:
+                report.failed.append(FailedBatch(item.batch.batch_id, key, error))
+                continue
+            report.notes.append(f"rewrote the missing file {item.file.path}")
+            report.written.append(
+                WrittenBatch(
+                    item.batch.batch_id,
+                    key,
+                    item.file.path,
+                    item.file.passages,
+                    item.file.size,
+                    item.file.sha256,
+                )
+            )
 
     def _record(self, batch: FrozenBatch, outcome: ReleasedFile | str, report: FlushReport) -> None:
         key = batch.certifier.key

@@ -7,14 +7,15 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import date, timedelta
+from pathlib import Path
 from typing import Any
 
-from accrochage.models.batch import FrozenBatch
+from accrochage.models.batch import FrozenBatch, ReleasedFile
 from accrochage.models.deadline import days_left, urgency
-from accrochage.models.vocabulary import BATCHES_TO_WRITE, RecordStatus
-from accrochage.state.base import DeadLetter, JsonRow, Reader, StoredContent
+from accrochage.models.vocabulary import BATCHES_TO_WRITE, BatchState, RecordStatus
+from accrochage.state.base import DeadLetter, JsonRow, Reader, ReleasedBatch, StoredContent
 from accrochage.state.queries import OutstandingQuery, decode_cursor
 from accrochage.state.sqlite.rows import frozen_batch_from
 
@@ -262,6 +263,24 @@ class SqliteReader(Reader):
                 "ORDER BY created_at, batch_id",
                 states,
             )
+        ]
+
+    def released_batches(self, states: Sequence[BatchState]) -> list[ReleasedBatch]:
+        wanted = [BatchState(s).value for s in states]
+        if not wanted:
+            return []
+        rows = self._conn.execute(
+            f"SELECT * FROM batches WHERE state IN ({', '.join('?' * len(wanted))}) "
+            "AND file_path IS NOT NULL ORDER BY created_at, batch_id",
+            wanted,
+        )
+        return [
+            ReleasedBatch(
+                frozen_batch_from(row),
+                BatchState(row["state"]),
+                ReleasedFile(Path(row["file_path"]), row["passages"], row["bytes"], row["sha256"]),
+            )
+            for row in rows
         ]
 
     def frozen_contents(self, batch_id: str) -> Iterator[StoredContent]:

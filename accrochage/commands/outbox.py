@@ -1,0 +1,45 @@
+"""Commands over the outbox's files: verify [--repair]."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from accrochage.commands.tracker import core_from
+from accrochage.streams.verify import FileIssue, OutboxVerifier
+
+
+def _line(issue: FileIssue) -> str:
+    head = f"{issue.batch_id} ({issue.certifier}, {issue.state}) {issue.path}: {issue.problem}"
+    if issue.repaired:
+        return f"{head}; repaired (same bytes as recorded)"
+    if issue.repair_error is not None:
+        return f"{head}; NOT repaired: {issue.repair_error}"
+    return f"{head}; run `accrochage verify --repair` to write it again"
+
+
+@click.command()
+@click.option(
+    "--repair",
+    is_flag=True,
+    help="Write every missing or altered file again from its frozen batch (same bytes).",
+)
+@click.pass_context
+def verify(ctx: click.Context, repair: bool) -> None:
+    """Check every released file against its recorded size and sha256; exit 1 on any problem."""
+    with core_from(ctx, one_off=True) as core:
+        report = OutboxVerifier(core.store, core.flusher.sink).verify(repair=repair)
+    for issue in report.issues:
+        click.echo(_line(issue), err=not issue.repaired)
+    repaired = sum(issue.repaired for issue in report.issues)
+    click.echo(
+        f"{report.checked} released file(s) checked: {len(report.issues)} missing or altered"
+        + (f", {repaired} repaired" if repair else "")
+    )
+    if report.issues and not (repair and report.ok):
+        sys.exit(1)
+
+
+def register(group: click.Group) -> None:
+    group.add_command(verify)

@@ -1,0 +1,125 @@
+"""Outbox integrity: every released file is still there, with the bytes the state recorded.
+
+A file can go missing (deleted by hand, a lost volume) or be altered (edited, truncated,
+damaged) after its release. `verify` compares each released file of the state with its
+recorded size and sha256; with `repair`, the sink writes a missing or altered file again from
+its frozen batch, which gives the same bytes (same name, same header, same contents).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from accrochage.models.batch import ReleasedFile
+from accrochage.models.vocabulary import BatchState
+from accrochage.sinks.base import BatchSink, outcome_of
+from accrochage.state.base import ReleasedBatch, Store
+
+RELEASED_STATES = (BatchState.WRITTEN, BatchState.DEPOSITED)
+"""The states whose file exists today (a file is released when written and stays so)."""
+
+_BLOCK = 1 << 20
+
+
+@dataclass(frozen=True, slots=True)
+class FileIssue:
+    """A released file that is not as recorded, and what repairing it did (if tried)."""
+
+    batch_id: str
+    certifier: str
+    state: BatchState
+    path: Path
+    problem: str
+    repaired: bool = False
+    repair_error: str | None = None
+
+
+@dataclass(slots=True)
+class VerifyReport:
+    checked: int = 0
+    issues: list[FileIssue] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """True when every file is as recorded, or was repaired."""
+        return all(issue.repaired for issue in self.issues)
+
+
+def file_problem(recorded: ReleasedFile) -> str | None:
+    """Why the file at `recorded.path` is not the one recorded, or None when it is."""
+    try:
+        info = os.stat(recorded.path)
+    except FileNotFoundError:
+        return "missing"
+    except OSError as exc:
+        return f"cannot be read ({exc.strerror})"
+    if not os.path.isfile(recorded.path):
+        return "not a regular file"
+    if info.st_size != recorded.size:
+        return f"altered: {info.st_size} bytes, {recorded.size} recorded"
+    try:
+        digest = _sha256(recorded.path)
+    except OSError as exc:
+        return f"cannot be read ({exc.strerror})"
+    if digest != recorded.sha256:
+        return "altered: its sha256 differs from the recorded one"
+    return None
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(_BLOCK), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def rewrite(sink: BatchSink, released: ReleasedBatch) -> str | None:
+    """Write a released batch's file again from its frozen batch; why it failed, or None.
+
+    The new file must be the recorded one, byte for byte, at the recorded path: anything
+    else (a renderer that changed since) is reported, never recorded over the state.
+    """
+    outcome = outcome_of(lambda: sink.write(released.batch))
+    if isinstance(outcome, str):
+        return outcome
+    recorded = released.file
+    if outcome.path != recorded.path:
+        return f"written again at {outcome.path}, but the state records {recorded.path}"
+    if (outcome.size, outcome.sha256) != (recorded.size, recorded.sha256):
+        return (
+            "written again, but its bytes differ from the recorded ones (the renderer "
+            "changed since): check the file before depositing it"
+        )
+    return None
+
+
+class OutboxVerifier:
+    def __init__(self, store: Store, sink: BatchSink) -> None:
+        self.store = store
+        self.sink = sink
+
+    def verify(self, *, repair: bool = False) -> VerifyReport:
+        with self.store.reading() as reader:
+            released = reader.released_batches(RELEASED_STATES)
+        report = VerifyReport(checked=len(released))
+        for item in released:
+            problem = file_problem(item.file)
+            if problem is None:
+                continue
+            error = rewrite(self.sink, item) if repair else None
+            report.issues.append(
+                FileIssue(
+                    item.batch.batch_id,
+                    item.batch.certifier.key,
+                    item.state,
+                    item.file.path,
+                    problem,
+                    repaired=repair and error is None,
+                    repair_error=error,
+                )
+            )
+        return report
