@@ -53,8 +53,9 @@ def registry_from(settings: Settings) -> Registry:
     )
 
 
-def open_store(settings: Settings) -> Store:
-    return SqliteStore(settings.paths.state)
+def open_store(settings: Settings, *, service: bool = False) -> Store:
+    """The state; a long-running service checks the whole database's integrity at start."""
+    return SqliteStore(settings.paths.state, always_check=service)
 
 
 def batch_limits(settings: Settings) -> BatchLimits:
@@ -83,10 +84,17 @@ def build_sink(settings: Settings, store: Store, *, one_off: bool = False) -> Xm
     )
 
 
-def build_core(settings: Settings, clock: Clock | None = None, *, one_off: bool = False) -> Core:
+def build_core(
+    settings: Settings,
+    clock: Clock | None = None,
+    *,
+    one_off: bool = False,
+    service: bool = False,
+) -> Core:
+    """`one_off`: a command alone in its process; `service`: `run` or `worker`."""
     clock = clock or SystemClock()
     registry = registry_from(settings)
-    store = open_store(settings)
+    store = open_store(settings, service=service)
     try:
         sink = build_sink(settings, store, one_off=one_off)
     except BaseException:

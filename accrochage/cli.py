@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 
 import click
 
-from accrochage.errors import AccrochageError, ConfigError
+from accrochage.errors import AccrochageError, ConfigError, StorageCorruptError
 from accrochage.settings import Settings, load_settings
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -36,6 +36,9 @@ class Group(click.Group):
         except ConfigError as exc:
             click.echo(f"configuration error: {exc}", err=True)
             sys.exit(2)
+        except StorageCorruptError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(2)
         except AccrochageError as exc:
             click.echo(f"error: {exc}", err=True)
             sys.exit(1)
@@ -59,13 +62,14 @@ pass_app = click.make_pass_decorator(AppContext)
 
 
 def register_commands() -> None:
-    from accrochage.commands import files, generate, kafka, service, tracker
+    from accrochage.commands import files, generate, kafka, outbox, service, tracker
 
     files.register(main)
     tracker.register(main)
     generate.register(main)
     service.register(main)
     kafka.register(main)
+    outbox.register(main)
 
 
 register_commands()

@@ -9,7 +9,17 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, Field, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    model_validator,
+)
+from pydantic_core import ErrorDetails
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -26,27 +36,84 @@ _DURATION = re.compile(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([smhd])\s*")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
+MAX_DURATION = timedelta(days=3650)
+"""No duration setting makes sense beyond this; larger ones are refused before any arithmetic."""
+
+
 def parse_duration(value: Any) -> timedelta:
     if isinstance(value, timedelta):
+        seconds = value.total_seconds()
+    elif isinstance(value, int | float) and not isinstance(value, bool):
+        seconds = float(value)
+    else:
+        match = _DURATION.fullmatch(str(value))
+        if match is None:
+            raise ValueError(f"expected a duration such as 30s, 15m, 2h or 14d, got {value!r}")
+        seconds = float(match.group(1)) * _UNITS[match.group(2)]
+    if not 0 <= seconds <= MAX_DURATION.total_seconds():
+        raise ValueError(f"expected a duration between 0s and {_show(MAX_DURATION)}, got {value!r}")
+    return timedelta(seconds=seconds)
+
+
+def _show(duration: timedelta) -> str:
+    seconds = duration.total_seconds()
+    for unit in ("d", "h", "m"):
+        if seconds >= _UNITS[unit] and seconds % _UNITS[unit] == 0:
+            return f"{int(seconds // _UNITS[unit])}{unit}"
+    return f"{seconds:g}s"
+
+
+def _within(low: timedelta, high: timedelta, why: str) -> AfterValidator:
+    def check(value: timedelta) -> timedelta:
+        if not low <= value <= high:
+            raise ValueError(
+                f"must be between {_show(low)} and {_show(high)} ({why}), got {_show(value)}"
+            )
         return value
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return timedelta(seconds=value)
-    match = _DURATION.fullmatch(str(value))
-    if match is None:
-        raise ValueError(f"expected a duration such as 30s, 15m, 2h or 14d, got {value!r}")
-    return timedelta(seconds=float(match.group(1)) * _UNITS[match.group(2)])
+
+    return AfterValidator(check)
 
 
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+Tick = Annotated[
+    Duration,
+    _within(timedelta(seconds=1), timedelta(hours=1), "the services' timer"),
+]
+MaxDelay = Annotated[
+    Duration,
+    _within(
+        timedelta(seconds=1),
+        timedelta(days=60),
+        "how long a pending record may wait for a batch; the CDC deadline is 3 months",
+    ),
+]
+DeadlineMargin = Annotated[
+    Duration,
+    _within(
+        timedelta(0),
+        timedelta(days=60),
+        "records this close to their 3-month deadline are sent at once",
+    ),
+]
+SessionTimeout = Annotated[
+    Duration,
+    _within(timedelta(seconds=1), timedelta(minutes=30), "Kafka's accepted range"),
+]
 Bcr = Annotated[str, Field(min_length=8, max_length=8, pattern=r"^[A-Za-z0-9]{8}$")]
 
 
-class EmitterSettings(BaseModel):
+class Section(BaseModel):
+    """A section of the configuration: an unknown key is refused with its name, never ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class EmitterSettings(Section):
     id_client: Bcr
     nature: DepositorNature = DepositorNature.CERTIFICATEUR
 
 
-class CertifierSettings(BaseModel):
+class CertifierSettings(Section):
     key: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")]
     id_client: Bcr
     id_contrat: Annotated[str, Field(min_length=1, max_length=20)]
@@ -55,12 +122,12 @@ class CertifierSettings(BaseModel):
     )
 
 
-class BatchingSettings(BaseModel):
+class BatchingSettings(Section):
     max_records: int = Field(default=1000, ge=1, le=CDC_MAX_PASSAGES)
     max_file_bytes: int = Field(default=190_000_000, ge=100_000, le=200_000_000)
-    max_delay: Duration = timedelta(minutes=15)
-    deadline_margin: Duration = timedelta(days=14)
-    tick: Duration = timedelta(seconds=5)
+    max_delay: MaxDelay = timedelta(minutes=15)
+    deadline_margin: DeadlineMargin = timedelta(days=14)
+    tick: Tick = timedelta(seconds=5)
     render_processes: int = Field(default=2, ge=0, le=16)
     """Processes that render and check large batches (0: in the calling process)."""
 
@@ -69,12 +136,12 @@ class BatchingSettings(BaseModel):
         return self.deadline_margin.days
 
 
-class PathsSettings(BaseModel):
+class PathsSettings(Section):
     state: Path = Path("var/state.db")
     outbox: Path = Path("var/outbox")
 
 
-class SchemaSettings(BaseModel):
+class SchemaSettings(Section):
     version: SchemaVersion = SchemaVersion.V1_1_2
     xsd: Path | None = None
 
@@ -86,9 +153,34 @@ class SchemaSettings(BaseModel):
         return data
 
 
+MIN_TOKEN_CHARS = 32
+
+
+def _strong_token(value: SecretStr) -> SecretStr:
+    secret = value.get_secret_value()
+    if secret and len(secret) < MIN_TOKEN_CHARS:
+        raise ValueError(
+            f"a token must hold at least {MIN_TOKEN_CHARS} characters (got {len(secret)}); "
+            "generate one with: python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+        )
+    if secret and (not secret.isascii() or any(not c.isprintable() or c.isspace() for c in secret)):
+        raise ValueError("a token must be printable ASCII without spaces")
+    return value
+
+
+Token = Annotated[SecretStr, AfterValidator(_strong_token)]
+
+
 class ApiSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     bind: str = "127.0.0.1:8787"
-    token: str = ""
+    token: Token = SecretStr("")
+    """The operator's token: every route (records carry personal data)."""
+    ingest_tokens: list[Token] = []
+    """Tokens of exam platforms: `POST /events` and `POST /check` only."""
+    max_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1024, le=1024 * 1024 * 1024)
+    max_events_per_request: int = Field(default=1000, ge=1, le=100_000)
 
     @property
     def host(self) -> str:
@@ -100,9 +192,12 @@ class ApiSettings(BaseModel):
 
     @model_validator(mode="after")
     def _token_off_loopback(self) -> ApiSettings:
-        if ":" not in self.bind or not self.bind.rsplit(":", 1)[1].isdigit():
-            raise ValueError(f"bind must be HOST:PORT, got {self.bind!r}")
-        if not _is_loopback(self.host) and not self.token:
+        port = self.bind.rsplit(":", 1)[1] if ":" in self.bind else ""
+        if not (port.isascii() and port.isdigit()) or not 0 < int(port) < 65536:
+            raise ValueError(
+                f"bind must be HOST:PORT with a port from 1 to 65535, got {self.bind!r}"
+            )
+        if not _is_loopback(self.host) and not self.token.get_secret_value():
             raise ValueError(
                 f"api.token is required when api.bind ({self.bind}) is not a loopback address"
             )
@@ -118,20 +213,24 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-class KafkaSettings(BaseModel):
+class KafkaSettings(Section):
     bootstrap: str = "127.0.0.1:9092"
     topic: str = "accrochage.certifications.delivered"
     rejected_topic: str = "accrochage.certifications.rejected"
     partitions: int = Field(default=8, ge=1, le=1024)
     replication: int = Field(default=1, ge=1, le=16)
     group: str = "accrochage"
-    session_timeout: Duration = timedelta(seconds=10)
+    session_timeout: SessionTimeout = timedelta(seconds=10)
 
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
-        env_prefix="ACCROCHAGE_", env_nested_delimiter="__", extra="forbid"
+        env_prefix="ACCROCHAGE_",
+        env_prefix_target="all",
+        env_nested_delimiter="__",
+        extra="forbid",
     )
+    """`env_prefix_target="all"`: the `schema` alias takes the prefix (ACCROCHAGE_SCHEMA__XSD)."""
 
     emitter: EmitterSettings
     certifiers: list[CertifierSettings] = Field(min_length=1)
@@ -192,5 +291,15 @@ def describe_settings_errors(source: Path, exc: ValidationError) -> str:
     lines = [f"{source}: {exc.error_count()} wrong or missing setting(s):"]
     for error in exc.errors():
         where = ".".join(str(part) for part in error["loc"]).replace("schema_", "schema")
-        lines.append(f"  - {where}: {error['msg']}")
+        lines.append(f"  - {where}: {_error_message(error)}")
     return "\n".join(lines)
+
+
+def _error_message(error: ErrorDetails) -> str:
+    if error["type"] == "extra_forbidden":
+        return (
+            "unknown setting (check its spelling against accrochage.example.toml; "
+            "an environment variable is ACCROCHAGE_<SECTION>__<KEY>)"
+        )
+    message = error["msg"]
+    return message.removeprefix("Value error, ")

@@ -104,7 +104,7 @@ def run_worker(
     folder: Path, bootstrap: str, topic: str, count: int, timeout: float
 ) -> tuple[float, float]:
     config = write_config(
-        folder, max_records=1000, bind=f"127.0.0.1:{free_port()}", tick="0.5s", max_delay="1s"
+        folder, max_records=1000, bind=f"127.0.0.1:{free_port()}", tick="1s", max_delay="1s"
     )
     with config.open("a", encoding="utf-8") as handle:
         handle.write(

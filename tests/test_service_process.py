@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -66,7 +67,7 @@ async def post_all(base: str, events: list[dict[str, object]]) -> list[int]:
 async def test_cli_beside_the_service_and_graceful_sigterm(tmp_path: Path) -> None:
     port = free_port()
     config = write_config(
-        tmp_path, api={"bind": f"127.0.0.1:{port}"}, batching={"tick": "0.2s", "max_delay": "1h"}
+        tmp_path, api={"bind": f"127.0.0.1:{port}"}, batching={"tick": "1s", "max_delay": "1h"}
     )
     today = date.today() - timedelta(days=1)
     events = list(
@@ -115,3 +116,48 @@ async def test_cli_beside_the_service_and_graceful_sigterm(tmp_path: Path) -> No
     accepted = 200 + (answered[0].count(201) if isinstance(answered[0], list) else 0)
     assert stored >= accepted, (stored, accepted)
     assert stored <= 400
+
+
+LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+0[12]:00 (INFO|WARNING|ERROR) ")
+
+
+def test_a_busy_port_is_one_line_and_exit_1(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        config = write_config(tmp_path, api={"bind": f"127.0.0.1:{port}"})
+        done = cli(config, "run")
+    assert done.returncode == 1, done.stderr
+    assert "Traceback" not in done.stderr
+    assert "started" not in done.stderr
+    errors = [line for line in done.stderr.splitlines() if not LOG_LINE.match(line)]
+    assert len(errors) == 1, done.stderr
+    assert errors[0].startswith(f"error: cannot listen on 127.0.0.1:{port} (api.bind)")
+
+
+async def test_started_and_stopped_are_logged_with_paris_time(tmp_path: Path) -> None:
+    port = free_port()
+    config = write_config(tmp_path, api={"bind": f"127.0.0.1:{port}"})
+    service = subprocess.Popen(
+        [sys.executable, "-m", "accrochage", "--config", str(config), "run"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1", "TZ": "UTC"},
+    )
+    try:
+        await wait_healthy(f"http://127.0.0.1:{port}", service)
+        service.send_signal(signal.SIGTERM)
+        _, err = service.communicate(timeout=DEADLINE)
+    finally:
+        if service.poll() is None:
+            service.kill()
+            service.communicate()
+    assert service.returncode == 0, err
+    lines = err.splitlines()
+    assert lines and all(LOG_LINE.match(line) for line in lines), err
+    started = [i for i, line in enumerate(lines) if "service started on" in line]
+    stopped = [i for i, line in enumerate(lines) if "service stopped" in line]
+    assert len(started) == 1 and len(stopped) == 1 and started[0] < stopped[0], err
+    assert f"http://127.0.0.1:{port}" in lines[started[0]]

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import sys
 from pathlib import Path
 
 import click
+
+from accrochage.commands.logs import LEVELS, setup_logging
 
 
 @click.command()
@@ -16,7 +17,7 @@ import click
     "--log-level",
     default="INFO",
     show_default=True,
-    type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"]),
+    type=click.Choice(LEVELS),
 )
 @click.option(
     "--separate-writer/--no-separate-writer",
@@ -29,7 +30,7 @@ def worker(ctx: click.Context, log_level: str, separate_writer: bool) -> None:
     """Run the Kafka runtime (faust); a second worker on the same state waits as a standby."""
     from accrochage.runtimes.kafka.compose import run_worker
 
-    logging.basicConfig(level=log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    setup_logging(log_level)
     run_worker(
         ctx.obj.settings, ctx.obj.config, log_level=log_level, separate_writer=separate_writer
     )

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import logging
-
 import click
 
 from accrochage.app import build_core
+from accrochage.commands.logs import LEVELS, setup_logging
 
 
 @click.command()
@@ -14,15 +13,15 @@ from accrochage.app import build_core
     "--log-level",
     default="INFO",
     show_default=True,
-    type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"]),
+    type=click.Choice(LEVELS),
 )
 @click.pass_context
 def run(ctx: click.Context, log_level: str) -> None:
     """Run the embedded service: HTTP ingestion, batch timer, query API."""
     from accrochage.runtimes.embedded import run_service
 
-    logging.basicConfig(level=log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    core = build_core(ctx.obj.settings)
+    setup_logging(log_level)
+    core = build_core(ctx.obj.settings, service=True)
     try:
         run_service(core)
     finally:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import json
@@ -11,15 +12,17 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 
 from accrochage.app import Core, build_core
+from accrochage.errors import ConfigError, StoreError
 from accrochage.models.deadline import paris_today
 from accrochage.models.vocabulary import RecordStatus, values
 from accrochage.state import queries
-from accrochage.streams.files import read_events
+from accrochage.streams.files import AUTO, open_events
+from accrochage.streams.flush import FlushReport
 from accrochage.streams.ingest import Incoming, IngestResult
 
 CHUNK = 500
@@ -27,8 +30,18 @@ SHOWN_PROBLEMS = 20
 
 
 @contextmanager
-def core_from(ctx: click.Context, *, one_off: bool = False) -> Iterator[Core]:
-    core = build_core(ctx.obj.settings, one_off=one_off)
+def core_from(
+    ctx: click.Context, *, one_off: bool = False, existing: bool = False
+) -> Iterator[Core]:
+    """`existing`: a command that only reads or updates records refuses a state that does not
+    exist (a mistyped paths.state would otherwise report an empty, brand-new database)."""
+    settings = ctx.obj.settings
+    if existing and not settings.paths.state.exists():
+        raise ConfigError(
+            f"the state database {settings.paths.state} (paths.state) does not exist: check "
+            "paths.state and --config; `ingest`, `flush` and `run` create it"
+        )
+    core = build_core(settings, one_off=one_off)
     try:
         yield core
     finally:
@@ -51,6 +64,7 @@ class IngestTally:
         self.outcomes: Counter[str] = Counter()
         self.read = self.invalid = self.unusable = self.warned = 0
         self.problems: list[str] = []
+        self.files: list[str] = []
 
     def add(self, item: Incoming, result: IngestResult) -> None:
         self.read += 1
@@ -69,6 +83,7 @@ class IngestTally:
         ok = self.read - self.invalid - self.unusable
         detail = ", ".join(f"{k} {v}" for k, v in sorted(self.outcomes.items()))
         out = [
+            *self.files,
             f"{self.read} events read ({detail})",
             f"  accepted: {ok} (with warnings: {self.warned})",
             f"  invalid:  {self.invalid} (kept as invalid records, outstanding until fixed)",
@@ -89,28 +104,70 @@ def _open(name: str) -> io.BufferedReader:
         raise click.ClickException(f"cannot read {name}: {exc.strerror}") from None
 
 
+def _encoding(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    if value == AUTO:
+        return value
+    try:
+        return codecs.lookup(value).name
+    except LookupError:
+        raise click.BadParameter(
+            f"{value!r} is not an encoding Python knows (try utf-8, cp1252, latin-1)"
+        ) from None
+
+
+def _stop(tally: IngestTally, name: str, reason: Exception) -> NoReturn:
+    """A storage fault: what was committed is printed, then the reason, and exit 1."""
+    click.echo("\n".join(tally.lines()))
+    click.echo(f"{name}: stopped by the error below; every event counted above is stored")
+    click.echo(f"error: ingest stopped: {_reason(reason)}", err=True)
+    sys.exit(1)
+
+
+def _reason(exc: Exception) -> str:
+    if isinstance(exc, OSError):
+        where = f" ({exc.filename})" if exc.filename else ""
+        return f"{exc.strerror or exc}{where}"
+    return str(exc)
+
+
 @click.command()
 @click.argument("files", nargs=-1, required=True)
+@click.option(
+    "--encoding",
+    default=AUTO,
+    show_default=True,
+    callback=_encoding,
+    help="CSV encoding: auto (UTF-8, with or without BOM, else Windows-1252) or a codec name.",
+)
 @click.pass_context
-def ingest(ctx: click.Context, files: tuple[str, ...]) -> None:
+def ingest(ctx: click.Context, files: tuple[str, ...], encoding: str) -> None:
     """Read JSONL or CSV events (`-` for stdin) into the state; batches are cut by `flush`."""
     tally = IngestTally()
     with core_from(ctx) as core:
         for name in files:
-            stream = _open(name)
-            size = Path(name).stat().st_size if name != "-" else 0
-            show = sys.stderr.isatty() and size > 5_000_000
-            with click.progressbar(
-                length=size, label=name, file=sys.stderr, hidden=not show
-            ) as bar:
-                for chunk in _chunks(read_events(stream, name), CHUNK):
-                    for item, result in zip(chunk, core.ingestor.ingest(chunk), strict=True):
-                        tally.add(item, result)
-                    if show:
-                        bar.update(stream.tell() - bar.pos)
-            if name != "-":
-                stream.close()
+            try:
+                _ingest_file(core, name, encoding, tally)
+            except (StoreError, OSError) as exc:
+                _stop(tally, name, exc)
     click.echo("\n".join(tally.lines()))
+
+
+def _ingest_file(core: Core, name: str, encoding: str, tally: IngestTally) -> None:
+    stream = _open(name)
+    try:
+        size = Path(name).stat().st_size if name != "-" else 0
+        show = sys.stderr.isatty() and size > 5_000_000
+        events = open_events(stream, name, encoding)
+        tally.files.append(f"{name}: {events.described}")
+        with click.progressbar(length=size, label=name, file=sys.stderr, hidden=not show) as bar:
+            for chunk in _chunks(events.events, CHUNK):
+                for item, result in zip(chunk, core.ingestor.ingest(chunk), strict=True):
+                    tally.add(item, result)
+                if show:
+                    bar.update(stream.tell() - bar.pos)
+    finally:
+        if name != "-":
+            stream.close()
 
 
 @click.command()
@@ -118,8 +175,28 @@ def ingest(ctx: click.Context, files: tuple[str, ...]) -> None:
 @click.pass_context
 def flush(ctx: click.Context, force: bool) -> None:
     """Cut the batches that are due and write them to the outbox, XSD-checked."""
+    report = FlushReport()
+    fault: Exception | None = None
     with core_from(ctx, one_off=True) as core:
-        report = core.flusher.flush(force=force)
+        try:
+            core.flusher.cut(report, force=force)
+        except (StoreError, OSError) as exc:
+            report.cut.clear()  # the cut's transaction was rolled back
+            fault = exc
+        if fault is None:
+            try:
+                core.flusher.write_unwritten(report)
+            except (StoreError, OSError) as exc:
+                fault = exc
+    _print_flush(report, nothing=fault is None)
+    if fault is not None:
+        click.echo(f"error: flush stopped: {_reason(fault)}", err=True)
+        sys.exit(1)
+    if not report.ok:
+        sys.exit(1)
+
+
+def _print_flush(report: FlushReport, *, nothing: bool) -> None:
     for batch in report.cut:
         click.echo(
             f"cut {batch.batch_id} ({batch.certifier}, {batch.passages} passages): {batch.reason}"
@@ -130,10 +207,8 @@ def flush(ctx: click.Context, force: bool) -> None:
         click.echo(f"note: {note}")
     for failed in report.failed:
         click.echo(f"FAILED {failed.batch_id} ({failed.certifier}): {failed.error}", err=True)
-    if not (report.cut or report.written or report.failed):
+    if nothing and not (report.cut or report.written or report.failed):
         click.echo("nothing due")
-    if not report.ok:
-        sys.exit(1)
 
 
 TABLE_COLUMNS = (
@@ -212,7 +287,7 @@ def outstanding(
     fmt: str,
 ) -> None:
     """List outstanding records, the nearest deadline first."""
-    with core_from(ctx) as core:
+    with core_from(ctx, existing=True) as core:
         day: date = as_of.date() if as_of else paris_today(core.clock)
         with core.store.reading() as reader:
             rows = reader.outstanding(
@@ -245,7 +320,7 @@ def outstanding(
 @click.pass_context
 def summary(ctx: click.Context, as_of: Any) -> None:
     """Counts per status and certifier, at risk, overdue, next deadlines (JSON)."""
-    with core_from(ctx) as core:
+    with core_from(ctx, existing=True) as core:
         day: date = as_of.date() if as_of else paris_today(core.clock)
         with core.store.reading() as reader:
             result = reader.summary(day, core.settings.batching.margin_days)
@@ -257,7 +332,7 @@ def summary(ctx: click.Context, as_of: Any) -> None:
 @click.pass_context
 def deposited(ctx: click.Context, batch_ids: tuple[str, ...]) -> None:
     """Record that these batch files were uploaded to the CDC portal."""
-    with core_from(ctx) as core:
+    with core_from(ctx, existing=True) as core:
         for line in core.feedback.deposited(batch_ids):
             click.echo(line)
 
@@ -269,7 +344,7 @@ def deposited(ctx: click.Context, batch_ids: tuple[str, ...]) -> None:
 @click.pass_context
 def import_report(ctx: click.Context, files: tuple[Path, ...]) -> None:
     """Apply CDC processing reports (accusés de traitement) to the records."""
-    with core_from(ctx) as core:
+    with core_from(ctx, existing=True) as core:
         for path in files:
             result = core.feedback.import_report(path)
             click.echo(
@@ -297,7 +372,7 @@ def import_report(ctx: click.Context, files: tuple[Path, ...]) -> None:
 @click.pass_context
 def retry(ctx: click.Context, record_ids: tuple[str, ...]) -> None:
     """Put rejected records back to pending, without new content."""
-    with core_from(ctx) as core:
+    with core_from(ctx, existing=True) as core:
         for line in core.feedback.retry(record_ids):
             click.echo(line)
 

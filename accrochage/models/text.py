@@ -6,6 +6,7 @@ character would make the CDC reject the whole file, so it is refused here with i
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import date
 from typing import Annotated, Any
@@ -77,14 +78,13 @@ def parse_iso_date(value: Any) -> date:
     if not isinstance(value, str):
         raise PydanticCustomError("date_type", "expected a date as a YYYY-MM-DD string")
     if len(value) != 10 or _ISO_DATE.fullmatch(value) is None:
-        raise PydanticCustomError(
-            "date_format", "expected a date as YYYY-MM-DD, got {value}", {"value": repr(value[:40])}
-        )
+        # The value is never quoted: a birth date is personal data.
+        raise PydanticCustomError("date_format", "expected a date as YYYY-MM-DD")
     try:
         parsed = date.fromisoformat(value)
     except ValueError:
         raise PydanticCustomError(
-            "date_value", "{value} is not a day of the calendar", {"value": value}
+            "date_value", "is not a day of the calendar (YYYY-MM-DD: check the month and day)"
         ) from None
     check_year(parsed.year)
     return parsed
@@ -93,12 +93,32 @@ def parse_iso_date(value: Any) -> date:
 IsoDate = Annotated[date, BeforeValidator(parse_iso_date, json_schema_input_type=date)]
 
 
+class WrittenNumber(float):
+    """A JSON number with a fraction or an exponent, parsed with the text it was written as
+    (`json.loads(..., parse_float=WrittenNumber)`): a decimal score keeps every digit."""
+
+    text: str
+
+    def __new__(cls, text: str) -> WrittenNumber:
+        number = super().__new__(cls, text)
+        number.text = text
+        return number
+
+
 def score_to_text(value: Any) -> Any:
     """`score` alone accepts a JSON number, kept as the text the CDC `scoring` element holds."""
     if isinstance(value, bool):
         return value
     if isinstance(value, int):
         return str(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        raise PydanticCustomError(
+            "finite_number",
+            "must be a finite number or a text, got {value}",
+            {"value": str(value)},
+        )
+    if isinstance(value, WrittenNumber):
+        return value.text
     if isinstance(value, float):
         return repr(value) if not value.is_integer() else str(int(value))
     return value

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import json
+import re
+import shutil
+import tempfile
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import IO, Any, cast
 
 from accrochage.streams.ingest import Incoming
@@ -77,23 +82,142 @@ def csv_row_to_event(row: dict[str, str]) -> dict[str, Any]:
     return event
 
 
-def read_csv(stream: IO[bytes], name: str) -> Iterator[Incoming]:
-    text = io.TextIOWrapper(stream, encoding="utf-8-sig", newline="")
-    header = text.readline()
+_BOM = b"\xef\xbb\xbf"
+_UTF8_MULTIBYTE = re.compile(
+    rb"[\xc2-\xdf][\x80-\xbf]|\xe0[\xa0-\xbf][\x80-\xbf]|[\xe1-\xec\xee\xef][\x80-\xbf]{2}"
+    rb"|\xed[\x80-\x9f][\x80-\xbf]|\xf0[\x90-\xbf][\x80-\xbf]{2}"
+    rb"|[\xf1-\xf3][\x80-\xbf]{3}|\xf4[\x80-\x8f][\x80-\xbf]{2}"
+)
+UTF8 = "utf-8"
+WINDOWS_1252 = "cp1252"
+AUTO = "auto"
+_LABELS = {UTF8: "UTF-8", WINDOWS_1252: "Windows-1252"}
+
+
+@dataclass(slots=True)
+class FileEvents:
+    """The events of one file, and how it was read (the summary names the encoding)."""
+
+    format: str
+    encoding: str
+    events: Iterator[Incoming]
+
+    @property
+    def described(self) -> str:
+        return f"{self.format}, {self.encoding}"
+
+
+def encoding_label(codec: str, *, bom: bool = False) -> str:
+    name = codecs.lookup(codec).name
+    label = _LABELS.get(name, name)
+    return f"{label} with BOM" if bom else label
+
+
+def guess_encoding(stream: IO[bytes]) -> str:
+    """UTF-8 when the file holds a BOM or any valid UTF-8 multi-byte sequence, or is valid
+    UTF-8 throughout; Windows-1252 only when it has bytes that are not UTF-8 and no UTF-8
+    sequence at all (what Excel writes on a French Windows PC). The stream is read line by
+    line to the first decisive line, then put back where it was."""
+    start = stream.tell()
+    undecodable = False
+    try:
+        first = True
+        while line := stream.readline(MAX_LINE_BYTES):
+            if first and line.startswith(_BOM):
+                return UTF8
+            first = False
+            if line.isascii():
+                continue
+            try:
+                line.decode(UTF8)
+                return UTF8
+            except UnicodeDecodeError:
+                if _UTF8_MULTIBYTE.search(line):
+                    return UTF8
+                undecodable = True
+        return WINDOWS_1252 if undecodable else UTF8
+    finally:
+        stream.seek(start)
+
+
+class _Lines:
+    """Physical lines (the header is line 1), decoded one by one. A line that does not decode
+    becomes an unusable event with its number in `unreadable`, and is skipped; `take_start`
+    gives the number of the line where the CSV record just read began."""
+
+    def __init__(self, stream: IO[bytes], codec: str, name: str) -> None:
+        self.stream = stream
+        self.codec = codec
+        self.name = name
+        self.unreadable: list[Incoming] = []
+        self._start: int | None = None
+
+    def __iter__(self) -> Iterator[str]:
+        number = 0
+        while line := self.stream.readline(MAX_LINE_BYTES):
+            number += 1
+            if number == 1 and line.startswith(_BOM):
+                line = line[len(_BOM) :]
+            try:
+                text = line.decode(self.codec)
+            except UnicodeDecodeError:
+                if number > 1:
+                    self.unreadable.append(Incoming(line.rstrip(b"\r\n"), f"{self.name}:{number}"))
+                    continue
+                text = line.decode(self.codec, errors="replace")  # named by every row's errors
+            if self._start is None and text.strip():
+                self._start = number
+            yield text
+
+    def take_start(self) -> int:
+        start, self._start = self._start or 0, None
+        return start
+
+
+def read_csv(stream: IO[bytes], name: str, codec: str = UTF8) -> Iterator[Incoming]:
+    lines = _Lines(stream, codec, name)
+    numbered = iter(lines)
+    header = next(numbered, "")
+    lines.take_start()
     delimiter = ";" if header.count(";") > header.count(",") else ","
-    fields = next(csv.reader([header], delimiter=delimiter))
-    reader = csv.DictReader(text, fieldnames=fields, delimiter=delimiter)
-    for number, row in enumerate(reader, start=2):
-        if not any(row.values()):
-            continue
-        yield Incoming(csv_row_to_event(row), f"{name}:{number}")
+    fields = next(csv.reader([header], delimiter=delimiter), [])
+    for row in csv.DictReader(numbered, fieldnames=fields, delimiter=delimiter):
+        number = lines.take_start()
+        yield from lines.unreadable
+        lines.unreadable.clear()
+        if any(row.values()):
+            yield Incoming(csv_row_to_event(row), f"{name}:{number}")
+    yield from lines.unreadable
 
 
-def read_events(stream: IO[bytes], name: str) -> Iterator[Incoming]:
-    """JSONL or CSV, told apart by the file name or, for stdin, by the first bytes."""
+def _seekable(stream: IO[bytes]) -> IO[bytes]:
+    """Standard input from a pipe is copied aside, so that it can be scanned then read."""
+    if stream.seekable():
+        return stream
+    copy = tempfile.SpooledTemporaryFile(max_size=MAX_LINE_BYTES)  # noqa: SIM115
+    shutil.copyfileobj(stream, copy)
+    copy.seek(0)
+    return cast(IO[bytes], copy)
+
+
+def open_events(stream: IO[bytes], name: str, encoding: str = AUTO) -> FileEvents:
+    """JSONL or CSV, told apart by the file name or, for stdin, by the first bytes.
+
+    JSONL is UTF-8 (JSON's own rule); `encoding` applies to CSV: `auto`, or a codec name.
+    """
     if not isinstance(stream, io.BufferedReader):
         stream = io.BufferedReader(cast(io.RawIOBase, stream))
     head = stream.peek(4096)[:4096]
-    if looks_like_csv(name, head):
-        return read_csv(stream, name)
-    return read_jsonl(stream, name)
+    if not looks_like_csv(name, head):
+        return FileEvents("JSONL", encoding_label(UTF8), read_jsonl(stream, name))
+    if encoding == AUTO:
+        stream = _seekable(stream)
+        codec = guess_encoding(stream)
+    else:
+        codec = codecs.lookup(encoding).name
+    label = encoding_label(codec, bom=head.startswith(_BOM))
+    return FileEvents("CSV", label, read_csv(stream, name, codec))
+
+
+def read_events(stream: IO[bytes], name: str, encoding: str = AUTO) -> Iterator[Incoming]:
+    return open_events(stream, name, encoding).events

@@ -144,7 +144,7 @@ def write_worker_config(
         r'(?m)^outbox = ".*?"': f"outbox = {json.dumps(str(config.outbox))}",
         r"(?m)^max_records = \d+": f"max_records = {max_records}",
         r'(?m)^max_delay = ".*?"': 'max_delay = "1s"',
-        r'(?m)^tick = ".*?"': 'tick = "0.5s"',
+        r'(?m)^tick = ".*?"': 'tick = "1s"',
         r'(?m)^xsd = ".*?"': f"xsd = {json.dumps(str(xsd) if xsd else '')}",
         r'(?m)^bind = ".*?"': f"bind = {json.dumps(config.bind)}",
         r'(?m)^bootstrap = ".*?"': f"bootstrap = {json.dumps(bootstrap)}",

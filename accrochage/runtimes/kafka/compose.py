@@ -12,6 +12,7 @@ from typing import Any
 import faust
 from aiohttp import web
 
+from accrochage.api.protocol import ApiRunner
 from accrochage.api.server import build_app
 from accrochage.app import Core, build_core, build_writer_parts, log_source
 from accrochage.runtimes.embedded import api_context, scheduler_for
@@ -53,7 +54,7 @@ def compose_worker(core: Core, writer: GroupWriter) -> WorkerApp:
 
 async def _start_api(app: WorkerApp, core: Core, writer: WriterService) -> None:
     api = core.settings.api
-    runner = web.AppRunner(build_app(api_context(core, writer)), handle_signals=False)
+    runner = ApiRunner(build_app(api_context(core, writer)), handle_signals=False)
     await runner.setup()
     site = web.TCPSite(runner, api.host, api.port)
     try:
@@ -83,7 +84,7 @@ def run_worker(
             replication=kafka.replication,
         )
     )
-    core = build_core(settings)
+    core = build_core(settings, service=True)
     writer: GroupWriter
     if separate_writer:
         writer = ProcessWriter(partial(build_writer_parts, config))

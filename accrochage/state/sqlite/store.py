@@ -12,13 +12,13 @@ import os
 import sqlite3
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
 from sqlite_utils import Database
 
-from accrochage.errors import StoreError
+from accrochage.errors import StorageCorruptError, StorageFullError, StoreError
 from accrochage.state.base import Reader, Store, StoreLocation
 from accrochage.state.sqlite.migrations import migrations
 from accrochage.state.sqlite.reader import SqliteReader
@@ -49,20 +49,46 @@ class SqliteLocation(StoreLocation):
 
 
 class SqliteStore(Store):
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, always_check: bool = False) -> None:
         self.path = path
         self.location = SqliteLocation(path)
+        self._lock = threading.RLock()
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            self._conn = connect(path)
-            migrations.apply(Database(self._conn))
-        except (OSError, sqlite3.Error) as exc:
+            lock_path = path.with_name(path.name + ".write-lock")
+            self._write_lock = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        except OSError as exc:
             raise StoreError(
-                f"cannot open the state database {path}: {exc}; check paths.state"
+                f"cannot open the state database {path}: {exc.strerror}; check paths.state "
+                "and that its folder is writable"
             ) from None
-        self._lock = threading.RLock()
-        lock_path = path.with_name(path.name + ".write-lock")
-        self._write_lock = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            self._conn = self._open(path, always_check)
+        except BaseException:
+            os.close(self._write_lock)
+            raise
+
+    def _open(self, path: Path, always_check: bool) -> sqlite3.Connection:
+        """Connect, check, migrate: under the write lock, so that processes started together
+        on a fresh state do not each try to create the tables."""
+        conn: sqlite3.Connection | None = None
+        fcntl.flock(self._write_lock, fcntl.LOCK_EX)
+        try:
+            conn = connect(path)
+            if always_check or _size(path) <= QUICK_CHECK_MAX_BYTES:
+                check_integrity(conn, path)
+            migrations.apply(Database(conn))
+            return conn
+        except sqlite3.Error as exc:
+            if conn is not None:
+                conn.close()
+            raise storage_error(exc, path, opening=True) from None
+        except BaseException:
+            if conn is not None:
+                conn.close()
+            raise
+        finally:
+            fcntl.flock(self._write_lock, fcntl.LOCK_UN)
 
     def close(self) -> None:
         self._conn.close()
@@ -76,6 +102,9 @@ class SqliteStore(Store):
         kernel wakes a waiting writer the moment the lock is free, where SQLite's busy handler
         would sleep up to 100 ms between retries (a service's writer behind a flush in
         another process lost half its time so). Readers never take it.
+
+        A full disk, a read-only or damaged database surfaces as `StorageFullError` or
+        `StorageCorruptError`; nothing of the transaction is kept.
         """
         with self._lock:
             fcntl.flock(self._write_lock, fcntl.LOCK_EX)
@@ -83,9 +112,67 @@ class SqliteStore(Store):
                 self._conn.execute("BEGIN IMMEDIATE")
                 try:
                     yield SqliteTransaction(self._conn)
+                    self._conn.execute("COMMIT")
                 except BaseException:
-                    self._conn.execute("ROLLBACK")
+                    self._rollback()
                     raise
-                self._conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                raise storage_error(exc, self.path) from None
             finally:
                 fcntl.flock(self._write_lock, fcntl.LOCK_UN)
+
+    def _rollback(self) -> None:
+        """SQLite may already have rolled back (a full disk does): then there is nothing to do."""
+        if self._conn.in_transaction:
+            with suppress(sqlite3.Error):
+                self._conn.execute("ROLLBACK")
+
+
+QUICK_CHECK_MAX_BYTES = 256 * 1024 * 1024
+"""`quick_check` reads the whole file (about 1.5 s for 400 MB): the services always run it at
+start, a one-off command only up to this size; beyond, damage is still found when a statement
+meets it (`StorageCorruptError`)."""
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+def check_integrity(conn: sqlite3.Connection, path: Path) -> None:
+    """`PRAGMA quick_check` at start: a damaged database is refused before anything uses it."""
+    rows = conn.execute("PRAGMA quick_check(3)").fetchall()
+    problems = [str(row[0]) for row in rows if row[0] != "ok"]
+    if problems:
+        raise StorageCorruptError(_corrupt_message(path, "; ".join(problems)[:300]))
+
+
+_FULL = {sqlite3.SQLITE_FULL, sqlite3.SQLITE_IOERR, sqlite3.SQLITE_READONLY}
+_CORRUPT = {sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB}
+
+
+def storage_error(exc: sqlite3.Error, path: Path, *, opening: bool = False) -> StoreError:
+    """What a SQLite error means for the operator: a full or unwritable disk, a damaged file,
+    or (anything else) a store error; each message says what to do."""
+    code = (getattr(exc, "sqlite_errorcode", None) or 0) & 0xFF
+    if code in _CORRUPT:
+        return StorageCorruptError(_corrupt_message(path, str(exc)))
+    if code in _FULL:
+        return StorageFullError(
+            f"the state database {path} cannot be written ({exc}): free disk space on its "
+            "volume, or make it and its folder writable by this user; nothing of the "
+            "interrupted operation was stored, run it again once fixed"
+        )
+    if opening:
+        return StoreError(f"cannot open the state database {path}: {exc}; check paths.state")
+    return StoreError(f"the state database {path} refused an operation: {exc}")
+
+
+def _corrupt_message(path: Path, detail: str) -> str:
+    return (
+        f"the state database {path} is damaged ({detail}): stop every accrochage process, "
+        "keep a copy of the file, and restore the last backup (or try `sqlite3 STATE "
+        "'.recover'` on the copy)"
+    )

@@ -1,0 +1,351 @@
+"""Hostile and real-world input on the command line: encodings, storage faults, a missing or
+damaged state, processes started together on a fresh state."""
+
+from __future__ import annotations
+
+import json
+import resource
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.test_cli_tracker import (
+    PYTHON_CLI,
+    RECENT,
+    outbox,
+    outstanding_json,
+    recent,
+    run,
+    write_jsonl,
+)
+from tests.test_tracker import NS, passages, write_config, xml_files
+
+HEADER = [
+    "record_id",
+    "event_id",
+    "certifier",
+    "certification.type",
+    "certification.code",
+    "delivered_on",
+    "obtention",
+    "score",
+    "holder.birth_name",
+    "holder.first_names",
+    "holder.birth_date",
+    "holder.sex",
+    "holder.birth_place.postal_code",
+    "holder.birth_place.city",
+]
+
+
+def csv_row(number: int, birth_name: str, first_names: str) -> str:
+    return (
+        f"R-{number};e-{number};pix;RS;RS5875;{RECENT};PAR_SCORING;300;{birth_name};"
+        f"{first_names};1990-02-03;F;75002;PARIS"
+    )
+
+
+def csv_text(rows: list[str]) -> str:
+    return "\r\n".join([";".join(HEADER), *rows]) + "\r\n"
+
+
+def stored_names(config: Path) -> dict[str, tuple[str, list[str]]]:
+    """Birth and first names as stored, read straight from the state database."""
+    state = config.parent / "var" / "state.db"
+    with sqlite3.connect(state) as conn:
+        rows = conn.execute("SELECT record_id, payload FROM contents").fetchall()
+    out = {}
+    for record_id, payload in rows:
+        holder = json.loads(payload)["holder"]
+        out[record_id] = (holder["birth_name"], holder["first_names"])
+    return out
+
+
+@pytest.fixture()
+def config(tmp_path: Path) -> Path:
+    return write_config(tmp_path)
+
+
+# --- encodings ------------------------------------------------------------------------------
+
+FRENCH = [
+    ("Lefèvre", "Hélène|Françoise"),
+    ("Cœur", "Zoé"),
+    ("D’Amico", "Noël|Gaëlle"),
+    ("Bœuf-Garçon", "Agnès"),
+]
+
+
+def test_a_windows_1252_csv_from_excel_is_read_with_its_accents(
+    config: Path, tmp_path: Path
+) -> None:
+    rows = [csv_row(i, name, firsts) for i, (name, firsts) in enumerate(FRENCH, start=1)]
+    source = tmp_path / "excel.csv"
+    source.write_bytes(csv_text(rows).encode("cp1252"))
+
+    out = run(config, "ingest", str(source)).stdout
+    assert f"{source}: CSV, Windows-1252" in out
+    assert "4 events read (created 4)" in out
+    assert "unusable: 0" in out
+    names = stored_names(config)
+    for number, (name, firsts) in enumerate(FRENCH, start=1):
+        assert names[f"R-{number}"] == (name, firsts.split("|"))
+
+    run(config, "flush", "--force")
+    (path,) = xml_files(outbox(config))
+    rendered = passages(path)
+    assert rendered["R-2"].findtext(".//cpf:nomNaissance", namespaces=NS) == "Cœur"
+    assert rendered["R-3"].findtext(".//cpf:nomNaissance", namespaces=NS) == "D’Amico"
+
+
+def test_a_utf8_csv_with_one_bad_byte_keeps_every_other_row(config: Path, tmp_path: Path) -> None:
+    """1301 lines, a byte that is not UTF-8 on line 1201: only that line is lost."""
+    rows = [csv_row(i, f"Lefèvre-{i}", "Hélène|Zoé") for i in range(2, 1302)]
+    lines = [line.encode("utf-8") for line in csv_text(rows).split("\r\n")]
+    assert lines[1200].startswith(b"R-1201;")
+    lines[1200] = lines[1200].replace("Lefèvre".encode(), b"Lef\xe8vre")  # a cp1252 byte
+    source = tmp_path / "export.csv"
+    source.write_bytes(b"\r\n".join(lines))
+
+    result = run(config, "ingest", str(source))
+    out = result.stdout
+    assert f"{source}: CSV, UTF-8" in out
+    assert "1300 events read" in out
+    assert "accepted: 1299" in out
+    assert "unusable: 1" in out
+    assert f"{source}:1201 " in out
+    assert "Traceback" not in result.output
+
+    names = stored_names(config)
+    assert len(names) == 1299
+    assert "R-1201" not in names
+    assert names["R-1200"] == ("Lefèvre-1200", ["Hélène", "Zoé"])
+    assert names["R-1301"] == ("Lefèvre-1301", ["Hélène", "Zoé"])  # after the bad line
+
+
+def test_a_utf8_csv_with_a_bom_and_a_bad_byte_before_any_accent(
+    config: Path, tmp_path: Path
+) -> None:
+    rows = [csv_row(2, "Martin", "Paul"), csv_row(3, "Lefèvre", "Zoé")]
+    data = ("\ufeff" + csv_text(rows)).encode("utf-8").replace(b"Martin", b"Mart\xefn")
+    source = tmp_path / "bom.csv"
+    source.write_bytes(data)
+    out = run(config, "ingest", str(source)).stdout
+    assert f"{source}: CSV, UTF-8 with BOM" in out
+    assert f"{source}:2 " in out and "unusable: 1" in out
+    assert stored_names(config)["R-3"] == ("Lefèvre", ["Zoé"])
+
+
+def test_the_encoding_can_be_forced(config: Path, tmp_path: Path) -> None:
+    source = tmp_path / "latin.csv"
+    source.write_bytes(csv_text([csv_row(1, "Lefèvre", "Zoé")]).encode("latin-1"))
+    out = run(config, "ingest", "--encoding", "latin-1", str(source)).stdout
+    assert f"{source}: CSV, iso8859-1" in out
+    assert stored_names(config)["R-1"] == ("Lefèvre", ["Zoé"])
+    refused = run(config, "ingest", "--encoding", "klingon", str(source), code=2)
+    assert "klingon" in refused.stderr
+
+
+def test_a_windows_1252_csv_on_standard_input(config: Path) -> None:
+    """A pipe cannot be read twice: the guess works on a copy."""
+    data = csv_text([csv_row(1, "Lefèvre", "Françoise")]).encode("cp1252")
+    done = subprocess.run(
+        [*PYTHON_CLI, "--config", str(config), "ingest", "-"],
+        input=data,
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr.decode()
+    assert "-: CSV, Windows-1252" in done.stdout.decode()
+    assert stored_names(config)["R-1"] == ("Lefèvre", ["Françoise"])
+
+
+def test_a_jsonl_line_that_is_not_utf8_is_unusable_and_the_rest_is_read(
+    config: Path, tmp_path: Path
+) -> None:
+    good = [json.dumps(recent(f"J-{i}"), ensure_ascii=False) for i in range(4)]
+    bad = json.dumps(recent("J-BAD")).replace("Bart", "B\xe9rt").encode("cp1252")
+    source = tmp_path / "events.jsonl"
+    source.write_bytes(b"\n".join([good[0].encode(), bad, *(g.encode() for g in good[1:])]))
+    result = run(config, "ingest", str(source))
+    assert f"{source}: JSONL, UTF-8" in result.stdout
+    assert f"{source}:2 " in result.stdout and "unusable: 1" in result.stdout
+    assert {r["record_id"] for r in outstanding_json(config)} == {f"J-{i}" for i in range(4)}
+
+
+# --- storage faults -------------------------------------------------------------------------
+
+
+def _file_size_limit(limit: int) -> Any:
+    def apply() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    return apply
+
+
+def cli_limited(config: Path, limit: int, *args: str) -> subprocess.CompletedProcess[str]:
+    """The CLI in a process that cannot grow any file beyond `limit` bytes (RLIMIT_FSIZE): the
+    kernel refuses its writes as a full disk would, without touching the machine's disks."""
+    return subprocess.run(
+        [*PYTHON_CLI, "--config", str(config), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        preexec_fn=_file_size_limit(limit),
+    )
+
+
+def test_ingest_on_a_full_disk_prints_what_was_stored_and_stops_cleanly(
+    config: Path, tmp_path: Path
+) -> None:
+    source = write_jsonl(tmp_path / "many.jsonl", [recent(f"D-{i:05}") for i in range(6000)])
+    result = cli_limited(config, 3_000_000, "ingest", str(source))
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    (reason,) = result.stderr.strip().splitlines()
+    assert reason.startswith("error: ingest stopped: the state database")
+    assert "free disk space" in reason
+    assert "stopped by the error below" in result.stdout
+    read = int(result.stdout.split(" events read")[0].splitlines()[-1])
+    assert 0 < read < 6000
+    stored = json.loads(run(config, "summary").stdout)["records"]
+    assert stored == read  # what the summary says was stored, is
+
+
+def test_flush_on_a_full_disk_exits_1_without_a_traceback(config: Path, tmp_path: Path) -> None:
+    source = write_jsonl(tmp_path / "many.jsonl", [recent(f"F-{i:05}") for i in range(3000)])
+    run(config, "ingest", str(source))
+    result = cli_limited(config, 100_000, "flush", "--force")
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.stderr.startswith("error: flush stopped: the state database")
+    assert all(row["status"] == "pending" for row in outstanding_json(config))
+
+
+def test_a_damaged_state_database_is_refused_at_start(config: Path, tmp_path: Path) -> None:
+    source = write_jsonl(tmp_path / "many.jsonl", [recent(f"C-{i:04}") for i in range(400)])
+    run(config, "ingest", str(source))
+    state = config.parent / "var" / "state.db"
+    data = bytearray(state.read_bytes())
+    page = 4096
+    assert len(data) > 20 * page
+    data[10 * page : 12 * page] = b"\x5a" * (2 * page)  # two pages of the tables overwritten
+    state.write_bytes(bytes(data))
+    for command in (["outstanding"], ["ingest", str(source)], ["flush"]):
+        result = run(config, *command, code=2)
+        assert "is damaged" in result.stderr and "backup" in result.stderr, command
+        assert "Traceback" not in result.stderr
+
+
+def test_a_file_that_is_not_a_database_is_refused(config: Path) -> None:
+    state = config.parent / "var" / "state.db"
+    state.parent.mkdir(parents=True)
+    state.write_bytes(b"certainly not SQLite " * 500)
+    result = run(config, "ingest", "-", code=2)
+    assert "is damaged (file is not a database)" in result.stderr
+
+
+# --- a missing state, a fresh state -------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["outstanding"], ["summary"], ["retry", "X-1"], ["deposited", "0123456789abcdef"]],
+)
+def test_reading_commands_refuse_a_state_that_does_not_exist(
+    tmp_path: Path, command: list[str]
+) -> None:
+    mistyped = tmp_path / "var" / "stat.db"
+    config = write_config(tmp_path, paths={"state": mistyped})
+    result = run(config, *command, code=2)
+    assert "paths.state" in result.stderr and str(mistyped) in result.stderr
+    assert not mistyped.exists()
+
+
+RELEASED_TOGETHER = (
+    "import sys; from accrochage.cli import main; "
+    "print('ready', flush=True); sys.stdin.readline(); main()"
+)
+
+
+def start_together(config: Path, commands: list[list[str]]) -> list[tuple[int, str]]:
+    """Start the CLI processes, wait until each has imported everything, then release them all
+    at once: they reach the fresh state together, whatever the machine's speed."""
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-c", RELEASED_TOGETHER, "--config", str(config), *command],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for command in commands
+    ]
+    try:
+        for process in processes:
+            assert process.stdout is not None and process.stdout.readline() == "ready\n"
+        for process in processes:
+            assert process.stdin is not None
+            process.stdin.write("go\n")
+            process.stdin.flush()
+        return [(p.wait(timeout=120), p.communicate()[1]) for p in processes]
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.kill()
+                process.communicate()
+
+
+def test_processes_started_together_on_a_fresh_state_all_succeed(tmp_path: Path) -> None:
+    """Each process migrates the new database under the write lock: one creates the tables,
+    the others find them (before: `table records already exists`, most times)."""
+    for attempt in range(3):
+        folder = tmp_path / f"attempt-{attempt}"
+        folder.mkdir()
+        config = write_config(folder)
+        sources = [write_jsonl(folder / f"e{i}.jsonl", [recent(f"P-{i}")]) for i in range(6)]
+        outcomes = start_together(config, [["ingest", str(source)] for source in sources])
+        assert [code for code, _ in outcomes] == [0] * 6, outcomes
+        assert len(outstanding_json(config)) == 6
+
+
+# --- score ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("literal", ["NaN", "Infinity", "-Infinity"])
+def test_a_score_that_is_not_a_number_is_a_field_error(
+    config: Path, tmp_path: Path, literal: str
+) -> None:
+    line = json.dumps(recent("S-1"))
+    line = line.replace('"score": "324"', f'"score": {literal}')
+    assert literal in line
+    source = tmp_path / "s.jsonl"
+    source.write_text(line + "\n", encoding="utf-8")
+    out = run(config, "ingest", str(source)).stdout
+    assert "invalid:  1" in out
+    (row,) = outstanding_json(config)
+    assert [e["field"] for e in row["errors"]] == ["score"]
+    assert "finite" in row["errors"][0]["message"]
+
+
+def test_a_decimal_score_keeps_its_digits_as_written(config: Path, tmp_path: Path) -> None:
+    scores = {"S-1": "12.345678901234567890123", "S-2": "1.50", "S-3": "7", "S-4": "2.5E+3"}
+    lines = [
+        json.dumps(recent(rid)).replace('"score": "324"', f'"score": {value}')
+        for rid, value in scores.items()
+    ]
+    source = tmp_path / "s.jsonl"
+    source.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    out = run(config, "ingest", str(source)).stdout
+    assert "accepted: 4" in out
+    run(config, "flush", "--force")
+    (path,) = xml_files(outbox(config))
+    rendered = passages(path)
+    for rid, value in scores.items():
+        assert rendered[rid].findtext("cpf:scoring", namespaces=NS) == value

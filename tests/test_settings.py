@@ -1,0 +1,177 @@
+"""The configuration: unknown keys refused, every key overridable from the environment, bounds."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import BaseModel, SecretStr
+
+from accrochage.errors import ConfigError
+from accrochage.settings import Settings, load_settings
+from tests.test_tracker import write_config
+
+TOKEN = "t" * 40
+
+# One valid value per key, different from its default: a key added to a section without a
+# sample here fails `test_every_key_is_overridden_by_its_environment_variable`.
+SAMPLES: dict[str, dict[str, tuple[str, Any]]] = {
+    "emitter": {
+        "id_client": ("99ZZZ999", "99ZZZ999"),
+        "nature": ("TIERS_CONFIANCE", "TIERS_CONFIANCE"),
+    },
+    "batching": {
+        "max_records": ("17", 17),
+        "max_file_bytes": ("150000", 150_000),
+        "max_delay": ("2h", timedelta(hours=2)),
+        "deadline_margin": ("3d", timedelta(days=3)),
+        "tick": ("7s", timedelta(seconds=7)),
+        "render_processes": ("3", 3),
+    },
+    "paths": {
+        "state": ("/srv/accrochage/state.db", Path("/srv/accrochage/state.db")),
+        "outbox": ("/srv/accrochage/outbox", Path("/srv/accrochage/outbox")),
+    },
+    "schema": {
+        "version": ("1.1.5", "1.1.5"),
+        "xsd": ("/srv/kit/cdc.xsd", Path("/srv/kit/cdc.xsd")),
+    },
+    "api": {
+        "bind": ("127.0.0.1:9999", "127.0.0.1:9999"),
+        "token": (TOKEN, TOKEN),
+        "ingest_tokens": (f'["{TOKEN}"]', [TOKEN]),
+        "max_body_bytes": ("2048", 2048),
+        "max_events_per_request": ("5", 5),
+    },
+    "kafka": {
+        "bootstrap": ("kafka:9093", "kafka:9093"),
+        "topic": ("t.delivered", "t.delivered"),
+        "rejected_topic": ("t.rejected", "t.rejected"),
+        "partitions": ("3", 3),
+        "replication": ("2", 2),
+        "group": ("elsewhere", "elsewhere"),
+        "session_timeout": ("30s", timedelta(seconds=30)),
+    },
+}
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, SecretStr):
+        return value.get_secret_value()
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _sections() -> list[tuple[str, str, type[BaseModel]]]:
+    out = []
+    for name, field in Settings.model_fields.items():
+        if name == "certifiers":
+            continue
+        model = field.annotation
+        assert isinstance(model, type) and issubclass(model, BaseModel), name
+        out.append((field.alias or name, name, model))
+    return out
+
+
+def test_every_key_is_overridden_by_its_environment_variable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = write_config(tmp_path)
+    walked = 0
+    for section, attribute, model in _sections():
+        for key in model.model_fields:
+            assert key in SAMPLES.get(section, {}), f"no sample for {section}.{key}: add one"
+            text, expected = SAMPLES[section][key]
+            variable = f"ACCROCHAGE_{section.upper()}__{key.upper()}"
+            with monkeypatch.context() as env:
+                env.setenv(variable, text)
+                settings = load_settings(config)
+            value = _plain(getattr(getattr(settings, attribute), key))
+            assert value == expected, variable
+            walked += 1
+    assert walked >= 20
+
+
+def test_a_variable_without_the_prefix_is_ignored(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SCHEMA__XSD", "/somewhere/else.xsd")
+    monkeypatch.setenv("SCHEMA__VERSION", "1.1.5")
+    monkeypatch.setenv("BATCHING__MAX_RECORDS", "3")
+    settings = load_settings(write_config(tmp_path))
+    assert settings.schema_.xsd is None
+    assert settings.schema_.version == "1.1.2"
+    assert settings.batching.max_records == 1000
+
+
+@pytest.mark.parametrize(
+    ("sections", "extra", "named"),
+    [
+        ({}, '[schema]\nversoin = "1.1.5"\n', "schema.versoin"),
+        ({"batching": {"max_recs": 3}}, "", "batching.max_recs"),
+        ({"paths": {"stat": "x.db"}}, "", "paths.stat"),
+        ({}, '[kafka]\ntopik = "x"\n', "kafka.topik"),
+        ({}, '[emitter2]\nid_client = "03VML243"\n', "emitter2"),
+        (
+            {},
+            '[[certifiers]]\nkey = "c"\nid_client = "03VML243"\nid_contrat = "X"\n'
+            'certifications = ["RS1"]\ntik = "3s"\n',
+            "certifiers.2.tik",
+        ),
+    ],
+)
+def test_an_unknown_key_is_refused_with_its_name(
+    tmp_path: Path, sections: dict[str, Any], extra: str, named: str
+) -> None:
+    config = write_config(tmp_path, **sections)
+    config.write_text(config.read_text(encoding="utf-8") + "\n" + extra, encoding="utf-8")
+    with pytest.raises(ConfigError) as caught:
+        load_settings(config)
+    assert f"{named}: unknown setting" in str(caught.value)
+
+
+def test_an_unknown_key_from_the_environment_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ACCROCHAGE_BATCHING__MAX_RECS", "3")
+    with pytest.raises(ConfigError, match=r"batching\.max_recs: unknown setting"):
+        load_settings(write_config(tmp_path))
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("tick", "0.2s", "batching.tick: must be between 1s and 1h"),
+        ("tick", "2h", "batching.tick: must be between 1s and 1h"),
+        ("max_delay", "0s", "batching.max_delay: must be between 1s and 60d"),
+        ("max_delay", "90d", "batching.max_delay: must be between 1s and 60d"),
+        ("deadline_margin", "100d", "batching.deadline_margin: must be between 0s and 60d"),
+        ("max_delay", "99999999999999999d", "batching.max_delay: expected a duration between"),
+        ("tick", "1e9s", "batching.tick: expected a duration such as"),
+        ("deadline_margin", "-1d", "batching.deadline_margin: expected a duration such as"),
+    ],
+)
+def test_durations_are_bounded(tmp_path: Path, key: str, value: str, message: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings(write_config(tmp_path, batching={key: value}))
+    assert message in str(caught.value)
+    assert "Value error" not in str(caught.value)
+
+
+def test_a_huge_number_of_seconds_is_a_config_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ACCROCHAGE_KAFKA__SESSION_TIMEOUT", "1" + "0" * 30 + "s")
+    with pytest.raises(ConfigError, match=r"kafka\.session_timeout: expected a duration between"):
+        load_settings(write_config(tmp_path))
+
+
+def test_the_bounds_themselves_are_accepted(tmp_path: Path) -> None:
+    settings = load_settings(
+        write_config(tmp_path, batching={"tick": "1s", "max_delay": "60d", "deadline_margin": "0d"})
+    )
+    assert settings.batching.tick == timedelta(seconds=1)
+    assert settings.batching.max_delay == timedelta(days=60)
