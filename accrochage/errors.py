@@ -1,7 +1,8 @@
 """One exception root for everything accrochage raises on purpose.
 
 Messages say what is wrong and how to fix it; callers (CLI, HTTP) turn them into an exit
-code or the one JSON error shape without inspecting the text.
+code or the one JSON error shape without inspecting the text: each class carries its `code`
+and the HTTP `status` it answers with.
 """
 
 
@@ -9,33 +10,60 @@ class AccrochageError(Exception):
     """Root of every error accrochage raises deliberately."""
 
     code = "accrochage_error"
+    status = 400
+
+
+class BadParameter(AccrochageError):
+    """A parameter of a query or a command is malformed; the message names it."""
+
+    code = "bad_parameter"
+    status = 400
 
 
 class ConfigError(AccrochageError):
     """A setting is missing or wrong; the message names it."""
 
     code = "config_error"
+    status = 500
 
 
 class SchemaValidationError(AccrochageError):
     """An XML file does not pass the XSD gate."""
 
     code = "xsd_invalid"
+    status = 422
 
 
 class ReportError(AccrochageError):
     """A CDC processing report cannot be read."""
 
     code = "report_invalid"
+    status = 422
 
 
 class RenderError(AccrochageError):
     """A batch cannot be rendered within its limits."""
 
     code = "render_error"
+    status = 500
 
 
 class StoreError(AccrochageError):
     """The state store refused an operation."""
 
     code = "store_error"
+    status = 500
+
+
+class StorageFullError(StoreError):
+    """The disk holding the state is full, or the state cannot be written (read-only)."""
+
+    code = "storage_full"
+    status = 507
+
+
+class StorageCorruptError(StoreError):
+    """The state database is damaged: restore it from a backup."""
+
+    code = "storage_corrupt"
+    status = 503

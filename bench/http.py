@@ -212,8 +212,8 @@ def scenario_service(config: Path) -> None:
     Flusher.flush are wrapped (instance attributes: no library change) with profilers of
     their own, next to the event loop's. Printed to stderr when the service stops.
     """
-    from accrochage.runtimes.embedded import run_service
     from accrochage.app import build_core
+    from accrochage.runtimes.embedded import run_service
     from accrochage.settings import load_settings
 
     core = build_core(load_settings(config))

@@ -8,6 +8,7 @@ delivered a few days before the real today.
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import sqlite3
 import time
@@ -21,7 +22,9 @@ import aiohttp
 import pytest
 from aiohttp import web
 
+from accrochage.api.protocol import ApiRunner
 from accrochage.app import Core, build_core
+from accrochage.errors import ConfigError
 from accrochage.models.deadline import SystemClock, paris_today
 from accrochage.runtimes.embedded import build_service
 from accrochage.settings import load_settings
@@ -51,7 +54,7 @@ def core(tmp_path: Path) -> Iterator[Core]:
 @asynccontextmanager
 async def serving(core: Core, *, timer: bool = False) -> AsyncIterator[aiohttp.ClientSession]:
     """The service on 127.0.0.1:<free port>, and a client session bound to it."""
-    runner = web.AppRunner(build_service(core, timer=timer))
+    runner = ApiRunner(build_service(core, timer=timer))
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
@@ -257,36 +260,60 @@ async def test_batches_after_a_flush(core: Core) -> None:
 # --- access control -------------------------------------------------------------------------
 
 
+OPERATOR = "operator-token-0123456789-abcdefghij"
+PLATFORM = "platform-token-0123456789-abcdefghij"
+
+
+def basic(password: str) -> dict[str, str]:
+    return {"Authorization": "Basic " + base64.b64encode(f"any:{password}".encode()).decode()}
+
+
 async def test_token_is_required_when_set(tmp_path: Path) -> None:
-    core = core_for(tmp_path, api={"token": "s3cret-token"})
+    core = core_for(tmp_path, api={"token": OPERATOR, "ingest_tokens": [PLATFORM]})
     try:
         async with serving(core) as client:
+            status, body = await get(client, "/health")
+            assert (status, body) == (200, {"status": "ok"}), "/health is open"
             for headers in (
                 {},
                 {"Authorization": "Bearer wrong"},
-                {"Authorization": "s3cret-token"},
+                {"Authorization": OPERATOR},
+                {"Authorization": f"Bearer {OPERATOR[:-1]}"},
+                {"Authorization": f"Bearer {OPERATOR}x"},
+                basic("wrong"),
             ):
-                for path in ("/health", "/records", "/summary"):
+                for path in ("/records", "/summary", "/batches"):
                     status, body = await get(client, path, headers=headers)
-                    assert status == 401
+                    assert status == 401, (headers, path)
                     assert_error_shape(body, "unauthorized")
                 status, body = await post(client, recent("T-1"), headers=headers)
                 assert status == 401
                 assert_error_shape(body, "unauthorized")
-            good = {"Authorization": "Bearer s3cret-token"}
-            status, _ = await get(client, "/health", headers=good)
-            assert status == 200
-            status, body = await post(client, recent("T-1"), headers=good)
+            platform = {"Authorization": f"Bearer {PLATFORM}"}
+            status, body = await post(client, recent("T-1"), headers=platform)
             assert (status, body["status"]) == (201, "pending")
-            status, body = await get(client, "/records/T-1", headers=good)
-            assert status == 200
+            for path in ("/records", "/records/T-1", "/summary"):
+                status, body = await get(client, path, headers=platform)
+                assert status == 403, "an ingest token reads no personal data"
+                assert_error_shape(body, "forbidden")
+            for n, good in enumerate(({"Authorization": f"Bearer {OPERATOR}"}, basic(OPERATOR))):
+                status, body = await post(client, recent(f"T-OP-{n}"), headers=good)
+                assert (status, body["status"]) == (201, "pending")
+                status, body = await get(client, "/records/T-1", headers=good)
+                assert status == 200
         conn = sqlite3.connect(core.settings.paths.state, timeout=5)
         try:
-            assert conn.execute("SELECT count(*) FROM records").fetchone() == (1,)
+            assert conn.execute("SELECT count(*) FROM records").fetchone() == (3,)
         finally:
             conn.close()
     finally:
         core.close()
+
+
+def test_tokens_shorter_than_32_characters_are_refused(tmp_path: Path) -> None:
+    for api in ({"token": "s3cret-token"}, {"ingest_tokens": ["x" * 31]}):
+        with pytest.raises(ConfigError, match="at least 32 characters"):
+            load_settings(write_config(tmp_path, api=api))
 
 
 # --- hostile input --------------------------------------------------------------------------
@@ -344,7 +371,7 @@ async def test_malformed_input_never_stops_the_service(core: Core) -> None:
 
 
 async def test_batch_timer_flushes_an_idle_certifier(tmp_path: Path) -> None:
-    core = core_for(tmp_path, batching={"max_delay": "1s", "tick": "0.2s"})
+    core = core_for(tmp_path, batching={"max_delay": "1s", "tick": "1s"})
     outbox = core.settings.paths.outbox
     try:
         async with serving(core, timer=True) as client:

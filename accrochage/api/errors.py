@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import logging
+import traceback
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
-from aiohttp.typedefs import Middleware
+from aiohttp.http_exceptions import HttpProcessingError
 
 from accrochage.errors import AccrochageError
 
@@ -31,6 +32,7 @@ def error_response(status: int, code: str, message: str, details: Any = None) ->
 
 @web.middleware
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every error in the one JSON shape, its status from the exception that raised it."""
     try:
         return await handler(request)
     except ApiError as exc:
@@ -38,24 +40,27 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        code = exc.reason.lower().replace(" ", "_")
+        code = exc.reason.lower().replace(" ", "_").replace("-", "_")
         return error_response(exc.status, code, exc.text or exc.reason)
+    except HttpProcessingError as exc:
+        log.info("HTTP 400: unreadable body (%s)", type(exc).__name__)
+        return error_response(
+            400,
+            "bad_body",
+            "the request body could not be read: check its Content-Encoding (identity, gzip "
+            "or deflate, matching the body) and its length",
+        )
     except AccrochageError as exc:
-        return error_response(400, exc.code, str(exc))
-    except Exception:
-        log.exception("unexpected error on %s %s", request.method, request.path)
+        if exc.status >= 500:
+            log.error("HTTP %d on %s %s: %s", exc.status, request.method, request.path, exc.code)
+        return error_response(exc.status, exc.code, str(exc))
+    except Exception as exc:
+        # The traceback without the exception's message, which may quote a value.
+        log.error(
+            "unexpected error on %s %s (%s):\n%s",
+            request.method,
+            request.path,
+            type(exc).__name__,
+            "".join(traceback.format_tb(exc.__traceback__)),
+        )
         return error_response(500, "internal_error", "unexpected error; see the service log")
-
-
-def auth_middleware(token: str) -> Middleware:
-    expected = f"Bearer {token}"
-
-    @web.middleware
-    async def check(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if token and request.headers.get("Authorization", "") != expected:
-            return error_response(
-                401, "unauthorized", "send Authorization: Bearer <api.token> with every request"
-            )
-        return await handler(request)
-
-    return check

@@ -17,17 +17,22 @@ from datetime import date
 from typing import Any, TypeVar
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.web_protocol import RequestPayloadError
+from pydantic import SecretStr
 
-from accrochage.api.errors import ApiError, auth_middleware, error_middleware
+from accrochage.api import params
+from accrochage.api.auth import auth_middleware
+from accrochage.api.errors import ApiError, error_middleware
 from accrochage.models.deadline import Clock, paris_today
-from accrochage.models.vocabulary import RecordStatus, values
+from accrochage.models.text import WrittenNumber
+from accrochage.models.vocabulary import BatchState, RecordStatus, values
 from accrochage.state import queries
 from accrochage.state.base import Reader, Store
 from accrochage.streams.ingest import Incoming
 from accrochage.streams.writer import WriterService
 
 T = TypeVar("T")
-MAX_BODY = 64 * 1024 * 1024
 MAX_PAGE = 1000
 READER_THREADS = 4
 
@@ -37,8 +42,11 @@ class ApiContext:
     store: Store
     clock: Clock
     writer: WriterService
-    token: str
     margin_days: int
+    token: SecretStr
+    ingest_tokens: tuple[SecretStr, ...]
+    max_body_bytes: int
+    max_events_per_request: int
 
 
 CONTEXT = web.AppKey("context", ApiContext)
@@ -65,44 +73,65 @@ async def read(request: web.Request, query: Callable[[Reader], T]) -> T:
 
 
 def _as_of(request: web.Request) -> date:
-    value = request.query.get("as_of")
-    if not value:
-        return paris_today(request.app[CONTEXT].clock)
+    return params.day(request, "as_of", paris_today(request.app[CONTEXT].clock))
+
+
+async def _body(request: web.Request) -> bytes:
+    limit = request.app[CONTEXT].max_body_bytes
+    if request.content_length is not None and request.content_length > limit:
+        raise _too_large(f"the body holds {request.content_length} bytes", limit)
     try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise ApiError(400, "bad_parameter", "as_of must be YYYY-MM-DD", {"as_of": value}) from None
-
-
-def _int_param(request: web.Request, name: str, default: int | None, high: int) -> int | None:
-    value = request.query.get(name)
-    if value is None or value == "":
-        return default
-    if not value.isdigit() or not 0 <= int(value) <= high:
+        return await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        raise _too_large("the body is larger", limit) from None
+    except (RequestPayloadError, HttpProcessingError) as exc:
         raise ApiError(
-            400, "bad_parameter", f"{name} must be an integer within 0–{high}", {name: value}
-        )
-    return int(value)
+            400,
+            "bad_body",
+            "the request body could not be read: check that its Content-Encoding (identity, "
+            "gzip or deflate) matches the body",
+            {"error": type(exc).__name__},
+        ) from None
+
+
+def _too_large(what: str, limit: int) -> ApiError:
+    return ApiError(
+        413,
+        "payload_too_large",
+        f"{what}; api.max_body_bytes is {limit}: send fewer events per request",
+        {"max_body_bytes": limit},
+    )
 
 
 async def post_events(request: web.Request) -> web.Response:
-    body = await request.read()
+    context = request.app[CONTEXT]
+    body = await _body(request)
     source = f"http:{request.remote}"
     try:
-        parsed = json.loads(body)
+        parsed = json.loads(body, parse_float=WrittenNumber)
     except (ValueError, UnicodeDecodeError, RecursionError):
         parsed = None  # decoded again below: the event is logged as unusable, answered 422
-    items = (
-        [Incoming(e if isinstance(e, dict) else json.dumps(e), source) for e in parsed]
-        if isinstance(parsed, list)
-        else [Incoming(body, source)]
-    )
-    if isinstance(parsed, list) and not items:
-        raise ApiError(400, "empty_array", "the array holds no event")
-    results = await asyncio.wrap_future(request.app[CONTEXT].writer.submit(items))
+    if isinstance(parsed, list):
+        if not parsed:
+            raise ApiError(400, "empty_array", "the array holds no event")
+        if len(parsed) > context.max_events_per_request:
+            raise ApiError(
+                413,
+                "too_many_events",
+                f"the array holds {len(parsed)} events; api.max_events_per_request is "
+                f"{context.max_events_per_request}: split it",
+                {"max_events_per_request": context.max_events_per_request},
+            )
+        items = [Incoming(e if isinstance(e, dict) else json.dumps(e), source) for e in parsed]
+    else:
+        items = [Incoming(body, source)]
+    results = await asyncio.wrap_future(context.writer.submit(items))
     if isinstance(parsed, list):
         return web.json_response([r.as_dict() | {"http_status": r.http_status} for r in results])
-    return web.json_response(results[0].as_dict(), status=results[0].http_status)
+    (result,) = results
+    if not result.stored:
+        raise ApiError(500, "internal_error", "the event could not be stored; see the service log")
+    return web.json_response(result.as_dict(), status=result.http_status)
 
 
 async def get_records(request: web.Request) -> web.Response:
@@ -112,18 +141,21 @@ async def get_records(request: web.Request) -> web.Response:
             raise ApiError(
                 400,
                 "bad_parameter",
-                f"unknown status {status!r}",
+                f"unknown status {status[:100]!r}",
                 {"allowed": values(RecordStatus)},
             )
-    limit = _int_param(request, "limit", 100, MAX_PAGE) or 100
+    limit = params.integer(request, "limit", 100, MAX_PAGE) or 100
+    cursor = params.key(request, "cursor")
+    if cursor is not None:
+        queries.decode_cursor(cursor)
     query = queries.OutstandingQuery(
         as_of=_as_of(request),
-        certifier=request.query.get("certifier") or None,
+        certifier=params.key(request, "certifier"),
         statuses=statuses,
-        due_within=_int_param(request, "due_within", None, 100_000),
-        overdue=request.query.get("overdue", "").lower() in {"1", "true", "yes"},
+        due_within=params.integer(request, "due_within", None, 100_000),
+        overdue=params.flag(request, "overdue"),
         limit=limit + 1,
-        cursor=request.query.get("cursor") or None,
+        cursor=cursor,
     )
     rows = await read(request, lambda reader: reader.outstanding(query))
     page, more = rows[:limit], len(rows) > limit
@@ -141,13 +173,11 @@ async def get_record(request: web.Request) -> web.Response:
 
 
 async def get_batches(request: web.Request) -> web.Response:
+    state = params.word(request, "state", values(BatchState))
+    certifier = params.key(request, "certifier")
+    limit = params.integer(request, "limit", 100, MAX_PAGE) or 100
     rows = await read(
-        request,
-        lambda reader: reader.batches(
-            state=request.query.get("state"),
-            certifier=request.query.get("certifier"),
-            limit=_int_param(request, "limit", 100, MAX_PAGE) or 100,
-        ),
+        request, lambda reader: reader.batches(state=state, certifier=certifier, limit=limit)
     )
     return web.json_response({"batches": rows})
 
@@ -167,19 +197,25 @@ async def get_summary(request: web.Request) -> web.Response:
 
 
 async def get_unusable(request: web.Request) -> web.Response:
-    limit = _int_param(request, "limit", 100, MAX_PAGE) or 100
+    limit = params.integer(request, "limit", 100, MAX_PAGE) or 100
     return web.json_response({"events": await read(request, lambda reader: reader.unusable(limit))})
 
 
 async def health(request: web.Request) -> web.Response:
-    return web.json_response({"status": "ok"})
+    """`ok`, or `degraded` (503) while the last write failed for the storage's sake."""
+    problem = request.app[CONTEXT].writer.storage_error
+    if problem is None:
+        return web.json_response({"status": "ok"})
+    return web.json_response(
+        {"status": "degraded", "reason": problem.code, "message": str(problem)}, status=503
+    )
 
 
 def build_app(context: ApiContext) -> web.Application:
     """The routes of CONTRACT.md §4 over `context`; the caller starts and stops the writer."""
     app = web.Application(
-        client_max_size=MAX_BODY,
-        middlewares=[error_middleware, auth_middleware(context.token)],
+        client_max_size=context.max_body_bytes,
+        middlewares=[error_middleware, auth_middleware(context.token, context.ingest_tokens)],
     )
     app[CONTEXT] = context
     app[READERS] = ThreadPoolExecutor(max_workers=READER_THREADS, thread_name_prefix="reader")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import dataclass, field
 from datetime import date
 from enum import StrEnum
@@ -25,9 +26,15 @@ from accrochage.models.event import (
 from accrochage.models.problems import Problem
 from accrochage.models.registry import Registry
 from accrochage.models.rules import delivered_errors, delivered_warnings
-from accrochage.models.text import check_xml_text, forbidden_char_message, parse_iso_date
+from accrochage.models.text import (
+    WrittenNumber,
+    check_xml_text,
+    forbidden_char_message,
+    parse_iso_date,
+)
 
 MAX_RECORD_ID = 255
+MAX_PROBLEMS = 50
 _FRIENDLY = {
     "missing": "is required",
     "extra_forbidden": "is not a field of the event contract (check its spelling)",
@@ -126,31 +133,105 @@ def _best_effort_date(value: Any) -> date | None:
 
 
 def parse_payload(raw: bytes | str | dict[str, Any]) -> tuple[dict[str, Any] | None, str | None]:
+    """The event's JSON object, or why there is none. Parse JSON with `parse_float=WrittenNumber`
+    before handing a dict here, or a decimal score loses the digits a float cannot hold."""
     if isinstance(raw, dict):
-        return raw, None
+        return _score_as_written(raw), None
     try:
-        payload = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
+        payload = json.loads(raw, parse_float=WrittenNumber)
+    except UnicodeDecodeError as exc:
+        return None, (
+            f"is not valid text ({exc.encoding}: {exc.reason}, byte 0x{exc.object[exc.start]:02x}"
+            f" at position {exc.start}); save the file as UTF-8"
+        )
+    except ValueError as exc:
         return None, f"is not valid JSON: {exc}"
     except RecursionError:
         return None, "is not usable JSON: nested too deeply"
     if not isinstance(payload, dict):
         return None, f"expected a JSON object, got a JSON {type(payload).__name__}"
-    return payload, None
+    return _score_as_written(payload), None
+
+
+def _score_as_written(payload: dict[str, Any]) -> dict[str, Any]:
+    score = payload.get("score")
+    if isinstance(score, WrittenNumber) and math.isfinite(score):
+        payload["score"] = score.text  # the content keeps the score as written
+    return payload
+
+
+def storable(text: str) -> str:
+    """The text, with any lone surrogate (unencodable in UTF-8) written as its escape."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _without_surrogates(value: Any, path: str, found: list[str]) -> Any:
+    """A copy of a JSON value whose unencodable strings are escaped; their paths in `found`."""
+    if isinstance(value, str):
+        if _encodable(value):
+            return value
+        found.append(path or "event")
+        return storable(value)
+    if isinstance(value, dict):
+        clean: dict[str, Any] = {}
+        for key, item in value.items():
+            name = key if _encodable(key) else storable(key)
+            if name != key:
+                found.append(f"{path}.{name}" if path else name)
+            clean[name] = _without_surrogates(item, f"{path}.{name}" if path else name, found)
+        return clean
+    if isinstance(value, list):
+        return [_without_surrogates(v, f"{path}[{i}]", found) for i, v in enumerate(value)]
+    return value
+
+
+def _storable(payload: dict[str, Any]) -> tuple[dict[str, Any], str, str, list[str]]:
+    """The payload as it can be stored, its content and hash, and the paths that could not be.
+
+    A lone surrogate (the JSON escape of half a UTF-16 pair) decodes to a Python string that
+    UTF-8 cannot encode: stored as is, it would fail the whole transaction, and every other
+    event of the group with it. Hashing the content encodes it anyway, so the common case
+    costs nothing more; the walk runs only when that fails.
+    """
+    try:
+        content = canonical_content(payload)
+        digest = content_hash(content)
+        envelope = (payload.get(name) for name in ENVELOPE_FIELDS)
+        if all(_encodable(v) for v in envelope if isinstance(v, str)):
+            return payload, content, digest, []
+    except UnicodeEncodeError:
+        pass
+    found: list[str] = []
+    clean = _without_surrogates(payload, "", found)
+    content = canonical_content(clean)
+    return clean, content, content_hash(content), found
 
 
 def decode(raw: bytes | str | dict[str, Any], registry: Registry, today: date) -> Decoded:
     payload, problem = parse_payload(raw)
     if payload is None:
         return Decoded(Kind.UNUSABLE, errors=[Problem("event", problem or "unreadable")])
+    payload, content, digest, unstorable = _storable(payload)
+    surrogates = [Problem(path, _FRIENDLY["string_unicode"]) for path in unstorable]
     rid_problem = _record_id_problem(payload.get("record_id"))
+    if "record_id" in unstorable:
+        rid_problem = _FRIENDLY["string_unicode"]
     event_id = payload.get("event_id") if isinstance(payload.get("event_id"), str) else None
     if rid_problem is not None:
         return Decoded(
             Kind.UNUSABLE,
             event_id=event_id,
             payload=payload,
-            errors=[Problem("record_id", rid_problem)],
+            errors=[Problem("record_id", rid_problem)]
+            + [p for p in surrogates if p.field != "record_id"],
         )
     decoded = Decoded(
         Kind.REVOKED if payload.get("type") == REVOKED else Kind.DELIVERED,
@@ -158,8 +239,8 @@ def decode(raw: bytes | str | dict[str, Any], registry: Registry, today: date) -
         event_id=event_id,
         payload=payload,
     )
-    decoded.content = canonical_content(payload)
-    decoded.content_hash = content_hash(decoded.content)
+    decoded.content = content
+    decoded.content_hash = digest
     certifier = payload.get("certifier")
     decoded.certifier = certifier if isinstance(certifier, str) else None
     certification = payload.get("certification")
@@ -169,7 +250,23 @@ def decode(raw: bytes | str | dict[str, Any], registry: Registry, today: date) -
         _validate_revoked(decoded, payload, registry)
     else:
         _validate_delivered(decoded, payload, registry, today)
+    if surrogates:
+        decoded.event = None
+        decoded.errors = [*surrogates, *decoded.errors]
+    decoded.errors = capped(decoded.errors)
+    decoded.warnings = capped(decoded.warnings)
     return decoded
+
+
+def capped(problems: list[Problem]) -> list[Problem]:
+    """At most `MAX_PROBLEMS` findings, and how many more: a record keeps what helps fix it."""
+    if len(problems) <= MAX_PROBLEMS:
+        return problems
+    more = len(problems) - MAX_PROBLEMS
+    return [
+        *problems[:MAX_PROBLEMS],
+        Problem("event", f"{more} more finding(s) not listed: fix the ones above and send again"),
+    ]
 
 
 def _validate_delivered(

@@ -7,6 +7,7 @@ here knows how records are stored.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from enum import StrEnum
@@ -17,6 +18,9 @@ from accrochage.models.problems import Problem
 from accrochage.models.vocabulary import RecordStatus
 
 Status = RecordStatus
+INVALID_CONTENT_KEPT = 65_536
+"""Characters of an invalid content kept in the state (its hash is of the whole content)."""
+TRUNCATED = "_truncated"
 NEVER_SENT = frozenset({Status.INVALID, Status.PENDING, Status.REJECTED})
 IN_A_BATCH = frozenset({Status.BATCHED, Status.DEPOSITED, Status.ACCEPTED})
 AWAITING_REPORT = frozenset({Status.BATCHED, Status.DEPOSITED})
@@ -113,6 +117,21 @@ def is_outstanding(status: RecordStatus, correction: bool, revocation: bool) -> 
     return True
 
 
+def kept_payload(decoded: Decoded) -> str:
+    """The content as stored: whole when valid; an invalid one only up to a cap.
+
+    A valid content is bounded by the contract's field lengths; an invalid one is not (an
+    unknown field of 60 MiB), and it is never rendered: its start is enough to fix it.
+    """
+    content = decoded.content or ""
+    if decoded.valid or len(content) <= INVALID_CONTENT_KEPT:
+        return content
+    return json.dumps(
+        {TRUNCATED: {"characters": len(content), "start": content[:INVALID_CONTENT_KEPT]}},
+        ensure_ascii=False,
+    )
+
+
 def _content(decoded: Decoded, version: int, now: datetime, source: str | None) -> Content:
     assert decoded.record_id is not None and decoded.content_hash is not None
     return Content(
@@ -120,7 +139,7 @@ def _content(decoded: Decoded, version: int, now: datetime, source: str | None) 
         version=version,
         content_hash=decoded.content_hash,
         event_id=decoded.event_id,
-        payload=decoded.content or "",
+        payload=kept_payload(decoded),
         occurred_at=_envelope_text(decoded, "occurred_at"),
         emitted_by=_envelope_text(decoded, "source"),
         received_at=now,

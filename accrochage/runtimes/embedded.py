@@ -4,27 +4,35 @@ scheduler's jobs (the batch cut), the query API."""
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 
+from accrochage.api.protocol import ApiRunner
 from accrochage.api.server import ApiContext, build_app
 from accrochage.app import Core
+from accrochage.errors import AccrochageError
 from accrochage.streams.scheduler import Scheduler, batch_cut_job
 from accrochage.streams.writer import WriterService
 
 log = logging.getLogger("accrochage.service")
 SHUTDOWN_TIMEOUT = 30
+_BIND_ERRORS = {errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES}
 
 
 def api_context(core: Core, writer: WriterService) -> ApiContext:
+    api = core.settings.api
     return ApiContext(
         store=core.store,
         clock=core.clock,
         writer=writer,
-        token=core.settings.api.token,
         margin_days=core.settings.batching.margin_days,
+        token=api.token,
+        ingest_tokens=tuple(api.ingest_tokens),
+        max_body_bytes=api.max_body_bytes,
+        max_events_per_request=api.max_events_per_request,
     )
 
 
@@ -48,15 +56,41 @@ def build_service(core: Core, *, timer: bool = True) -> web.Application:
     return app
 
 
+async def serve(app: web.Application, host: str, port: int, started: Callable[[], None]) -> None:
+    """Serve `app` until cancelled (SIGTERM and SIGINT end it gracefully, as `web.run_app`
+    does), through `ApiRunner`: every HTTP-level error in the JSON shape, no header logged."""
+    runner = ApiRunner(app, handle_signals=True, shutdown_timeout=SHUTDOWN_TIMEOUT)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, host, port).start()
+        started()
+        while True:
+            await asyncio.sleep(3600)
+    finally:
+        await runner.cleanup()
+
+
 def run_service(core: Core) -> None:
-    """Serve until SIGTERM or SIGINT; in-flight requests and queued events finish first."""
+    """Serve until SIGTERM or SIGINT; in-flight requests and queued events finish first.
+
+    "started" is logged once the port is bound; a port that cannot be bound is one
+    `AccrochageError` naming `api.bind`, not a traceback.
+    """
     api = core.settings.api
-    log.info("accrochage service on http://%s (outbox %s)", api.bind, core.settings.paths.outbox)
-    web.run_app(
-        build_service(core),
-        host=api.host,
-        port=api.port,
-        print=None,
-        shutdown_timeout=SHUTDOWN_TIMEOUT,
-        handle_signals=True,
-    )
+    outbox = core.settings.paths.outbox
+
+    def started() -> None:
+        log.info("accrochage service started on http://%s (outbox %s)", api.bind, outbox)
+
+    try:
+        asyncio.run(serve(build_service(core), api.host, api.port, started))
+    except (web.GracefulExit, KeyboardInterrupt):
+        pass
+    except OSError as exc:
+        if exc.errno not in _BIND_ERRORS:
+            raise
+        raise AccrochageError(
+            f"cannot listen on {api.bind} (api.bind): {exc.strerror or exc}; stop the process "
+            "that uses this port or choose another one"
+        ) from None
+    log.info("accrochage service stopped")

@@ -7,7 +7,7 @@ import json
 from dataclasses import dataclass
 from datetime import date
 
-from accrochage.errors import AccrochageError
+from accrochage.errors import BadParameter
 from accrochage.models.vocabulary import RecordStatus
 
 OUTSTANDING_FIELDS = (
@@ -41,10 +41,15 @@ def encode_cursor(deadline: str | None, record_id: str) -> str:
 
 
 def decode_cursor(cursor: str) -> tuple[str | None, str]:
+    """The (deadline, record_id) a page ended at; anything else is a BadParameter."""
     try:
-        deadline, record_id = json.loads(base64.urlsafe_b64decode(cursor.encode()))
-        return deadline, str(record_id)
-    except (ValueError, TypeError):
-        raise AccrochageError(
-            f"invalid cursor {cursor!r}: pass the next_cursor of a previous page unchanged"
+        deadline, record_id = json.loads(base64.urlsafe_b64decode(cursor.encode("ascii")))
+        if deadline is not None:
+            date.fromisoformat(deadline)
+        if not isinstance(record_id, str) or not 0 < len(record_id) <= 255:
+            raise ValueError(record_id)
+        return deadline, record_id
+    except (ValueError, TypeError, UnicodeError):
+        raise BadParameter(
+            "invalid cursor: pass the next_cursor of a previous page unchanged"
         ) from None

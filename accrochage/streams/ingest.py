@@ -7,13 +7,15 @@ applies the record life, writes, and (on Kafka) stores the next offsets with the
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from accrochage.errors import StoreError
 from accrochage.models.deadline import Clock, paris_today
-from accrochage.models.decode import Decoded, Kind, decode
+from accrochage.models.decode import Decoded, Kind, decode, storable
 from accrochage.models.event import DeliveredEvent
 from accrochage.models.lifecycle import Change, Outcome, Record, apply_delivered, apply_revoked
 from accrochage.models.problems import Problem, problems_as_dicts
@@ -22,7 +24,11 @@ from accrochage.models.vocabulary import RecordStatus
 from accrochage.sinks.passage import passage_size_bound
 from accrochage.state.base import DeadLetter, Store, Transaction, UnusableEvent
 
+log = logging.getLogger("accrochage.ingest")
 RAW_KEPT = 4096
+"""Characters of an unusable event's raw input kept in the unusable log."""
+FAILED = "failed"
+"""The outcome of an event whose own transaction failed: nothing of it was stored."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +53,13 @@ class IngestResult:
         return not self.errors
 
     @property
+    def stored(self) -> bool:
+        return self.outcome != FAILED
+
+    @property
     def http_status(self) -> int:
+        if not self.stored:
+            return 500
         if self.errors:
             return 422
         return 200 if self.outcome == Outcome.UNCHANGED else 201
@@ -82,7 +94,7 @@ def raw_text(raw: bytes | str | dict[str, Any]) -> str:
         text = raw[: RAW_KEPT * 4].decode("utf-8", errors="replace")
     else:
         text = raw
-    return text[:RAW_KEPT]
+    return storable(text[:RAW_KEPT])
 
 
 class Ingestor:
@@ -102,6 +114,25 @@ class Ingestor:
         decoded = [self._decode(item) for item in items]
         with self.store.transaction() as tx:
             return self._store(tx, items, decoded)
+
+    def ingest_each(self, items: Sequence[Incoming]) -> list[IngestResult]:
+        """Each event in a transaction of its own: one that fails fails alone.
+
+        The fallback of a group transaction that failed for a reason other than the storage
+        itself; an event that fails again is answered `failed` (nothing of it stored) and
+        logged by its position and error class, never its content.
+        """
+        results = []
+        for item in items:
+            try:
+                results.extend(self.ingest([item]))
+            except StoreError:
+                raise
+            except Exception as exc:
+                log.error("an event could not be stored (%s); the others were", type(exc).__name__)
+                problem = Problem("event", "could not be stored; see the service log")
+                results.append(IngestResult(None, FAILED, None, [problem]))
+        return results
 
     def ingest_from_log(
         self, source: LogSource, items: Sequence[Incoming]
@@ -222,4 +253,5 @@ def dead_letter(source: LogSource, item: Incoming, result: IngestResult) -> Dead
         "source": {"topic": source.topic, "partition": item.partition, "offset": item.offset},
     }
     assert source.rejected_topic is not None
-    return DeadLetter(source.rejected_topic, item.key, json.dumps(envelope, ensure_ascii=False))
+    value = storable(json.dumps(envelope, ensure_ascii=False))
+    return DeadLetter(source.rejected_topic, item.key, value)

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 
+from accrochage.errors import StoreError
 from accrochage.streams.ingest import Incoming, Ingestor, IngestResult, LogSource
 
 MAX_GROUP = 2000
@@ -39,6 +40,8 @@ class WriterService:
         self._thread = threading.Thread(target=self._run, name="writer", daemon=True)
         self._stopping = False
         self._lock = threading.Lock()
+        self.storage_error: StoreError | None = None
+        """The storage failure of the last transaction (disk full, corrupt), or None."""
         self._thread.start()
 
     def submit(
@@ -90,14 +93,34 @@ class WriterService:
                 # Events below the stored offsets are skipped: they get no result.
                 stored = self._ingestor.ingest_from_log(source, items)
                 by_item = {id(item): result for item, result in stored}
-        except BaseException as exc:  # the transaction rolled back: every submission fails
-            for submission in group:
-                submission.done.set_exception(exc)
-            return
+        except BaseException as exc:  # the transaction rolled back
+            if isinstance(exc, StoreError):
+                self.storage_error = exc
+            one_may_be_at_fault = (
+                source is None
+                and len(items) > 1
+                and isinstance(exc, Exception)
+                and not isinstance(exc, StoreError)
+            )
+            if not one_may_be_at_fault:
+                self._fail(group, exc)
+                return
+            try:
+                results = self._ingestor.ingest_each(items)
+            except BaseException as again:
+                self._fail(group, again)
+                return
+            by_item = {id(item): result for item, result in zip(items, results, strict=True)}
+        self.storage_error = None
         for submission in group:
             submission.done.set_result(
                 [by_item[id(item)] for item in submission.items if id(item) in by_item]
             )
+
+    @staticmethod
+    def _fail(group: list[_Submission], exc: BaseException) -> None:
+        for submission in group:
+            submission.done.set_exception(exc)
 
     def stop(self, timeout: float | None = None) -> None:
         """Store everything already submitted, then end the writer thread."""

@@ -1,0 +1,75 @@
+"""Query parameters read strictly: ASCII digits, real dates within bounds, known words.
+
+Python's `str.isdigit` accepts `²` and `date.fromisoformat` accepts year 9999, whose day after
+overflows: every parameter is checked here, and a bad one is a 400 naming it.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+
+from aiohttp import web
+
+from accrochage.api.errors import ApiError
+
+FIRST_DAY = date(1900, 1, 1)
+LAST_DAY = date(2200, 12, 31)
+_DIGITS = re.compile(r"[0-9]{1,9}")
+_DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_TRUE = {"1", "true", "yes"}
+_FALSE = {"", "0", "false", "no"}
+
+
+def bad(name: str, value: str, expected: str) -> ApiError:
+    return ApiError(400, "bad_parameter", f"{name} must be {expected}", {name: value[:100]})
+
+
+def integer(request: web.Request, name: str, default: int | None, high: int) -> int | None:
+    value = request.query.get(name)
+    if value is None or value == "":
+        return default
+    if not _DIGITS.fullmatch(value) or int(value) > high:
+        raise bad(name, value, f"an integer within 0–{high} (ASCII digits)")
+    return int(value)
+
+
+def day(request: web.Request, name: str, default: date) -> date:
+    value = request.query.get(name)
+    if not value:
+        return default
+    try:
+        if not _DAY.fullmatch(value):
+            raise ValueError(value)
+        parsed = date.fromisoformat(value)
+    except ValueError:
+        raise bad(name, value, "a date YYYY-MM-DD") from None
+    if not FIRST_DAY <= parsed <= LAST_DAY:
+        raise bad(name, value, f"a date from {FIRST_DAY} to {LAST_DAY}")
+    return parsed
+
+
+def flag(request: web.Request, name: str) -> bool:
+    value = request.query.get(name, "").lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise bad(name, value, "true or false")
+
+
+def word(request: web.Request, name: str, allowed: list[str]) -> str | None:
+    value = request.query.get(name) or None
+    if value is not None and value not in allowed:
+        raise ApiError(
+            400, "bad_parameter", f"unknown {name} {value[:100]!r}", {"allowed": allowed}
+        )
+    return value
+
+
+def key(request: web.Request, name: str) -> str | None:
+    """A free identifier (certifier key, cursor): bounded, printable, never echoed whole."""
+    value = request.query.get(name) or None
+    if value is not None and (len(value) > 512 or not value.isprintable()):
+        raise bad(name, value, "printable and at most 512 characters")
+    return value

@@ -1,0 +1,93 @@
+"""aiohttp's HTTP layer made to speak the API's one error shape, and to keep headers out of
+the logs.
+
+Errors found before a request reaches the application (a malformed request line, a header
+with a control character, a URL or header over aiohttp's limits, a broken body encoding) are
+answered by aiohttp's protocol handler as text that may echo the offending header — a token
+included — and logged with the parser's message, which quotes it. `JsonErrorHandler`
+answers them with the JSON error shape and logs one line without any header or value.
+"""
+
+from __future__ import annotations
+
+import logging
+from http import HTTPStatus
+from typing import Any
+
+from aiohttp import web
+from aiohttp.web_protocol import RequestHandler
+from aiohttp.web_request import BaseRequest
+from aiohttp.web_server import Server
+
+from accrochage.api.errors import error_response
+
+log = logging.getLogger("accrochage.api")
+ACCESS_LOG_FORMAT = '%a "%r" %s %b %Tfs'
+"""Address, request line, status, size, duration: never a header (aiohttp's default logs the
+Referer and User-Agent, which a client fills as it likes)."""
+
+
+def code_for(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase.lower().replace(" ", "_").replace("-", "_")
+    except ValueError:
+        return "http_error"
+
+
+class JsonErrorHandler(RequestHandler):
+    __slots__ = ()
+
+    def log_exception(self, *args: Any, **kwargs: Any) -> None:
+        """aiohttp's own exception logs, without the message nor the traceback's values."""
+        error = kwargs.get("exc_info")
+        kind = _kind(error if isinstance(error, BaseException) else None)
+        self.logger.error(*(args or ("aiohttp error",)))
+        self.logger.error("aiohttp: the error above was a %s", kind)
+
+    def handle_error(
+        self,
+        request: BaseRequest,
+        status: int = 500,
+        exc: BaseException | None = None,
+        message: str | None = None,
+    ) -> web.StreamResponse:
+        if status >= 500:
+            log.error("HTTP %d before the request reached the API (%s)", status, _kind(exc))
+        else:
+            log.info("HTTP %d: malformed request refused (%s)", status, _kind(exc))
+        if request.writer is not None and request.writer.output_size > 0:
+            raise ConnectionError("the response has started: cannot send an error response")
+        reason = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else ""
+        response = error_response(
+            status,
+            code_for(status),
+            f"{reason or 'error'}: the request could not be read as HTTP; check its request "
+            "line, headers (no control characters) and body encoding",
+        )
+        response.force_close()
+        return response
+
+
+def _kind(exc: BaseException | None) -> str:
+    """The error's class only: its message may quote a header or a value."""
+    return type(exc).__name__ if exc is not None else "no detail"
+
+
+class JsonErrorServer(Server):
+    def __call__(self) -> RequestHandler:
+        return JsonErrorHandler(self, loop=self._loop, **self._kwargs)
+
+
+class ApiRunner(web.AppRunner):
+    """An AppRunner whose connections answer HTTP-level errors in the JSON error shape."""
+
+    __slots__ = ()
+
+    def __init__(self, app: web.Application, **kwargs: Any) -> None:
+        kwargs.setdefault("access_log_format", ACCESS_LOG_FORMAT)
+        super().__init__(app, **kwargs)
+
+    async def _make_server(self) -> Server:
+        server = await super()._make_server()
+        server.__class__ = JsonErrorServer
+        return server

@@ -1,0 +1,293 @@
+"""The HTTP API under hostile and broken input: one bad request never costs anyone else.
+
+Each test reproduces a failure seen on an earlier main (issue 8): a lone surrogate that failed
+a whole group commit, unbounded bodies, 500s on crafted query parameters, aiohttp's own errors
+as plain text echoing a header, a full disk answered 500 while /health said ok.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import json
+import logging
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from accrochage.app import Core
+from accrochage.models.decode import MAX_PROBLEMS
+from accrochage.models.lifecycle import INVALID_CONTENT_KEPT, TRUNCATED
+from accrochage.streams.ingest import Incoming
+from tests.test_http import (
+    OPERATOR,
+    assert_error_shape,
+    core_for,
+    get,
+    post,
+    recent,
+    serving,
+)
+
+SURROGATE_FIELDS = (
+    ("holder", "birth_name"),
+    ("holder", "usage_name"),
+    ("exam", "center_postal_code"),
+    ("verbatim",),
+    ("event_id",),
+    ("source",),
+)
+
+
+@pytest.fixture()
+def core(tmp_path: Path) -> Iterator[Core]:
+    built = core_for(tmp_path, api={"max_body_bytes": 200_000, "max_events_per_request": 50})
+    yield built
+    built.close()
+
+
+def stored(core: Core) -> set[str]:
+    conn = sqlite3.connect(core.settings.paths.state, timeout=5)
+    try:
+        return {r[0] for r in conn.execute("SELECT record_id FROM records")}
+    finally:
+        conn.close()
+
+
+def with_surrogate(record_id: str, path: tuple[str, ...]) -> str:
+    """The event's JSON with a lone surrogate (`\\ud800`) in the field at `path`."""
+    event = recent(record_id)
+    target = event
+    for name in path[:-1]:
+        target = target[name]
+    target[path[-1]] = "MARK"
+    return json.dumps(event).replace('"MARK"', '"X\\ud800Y"')
+
+
+async def test_a_lone_surrogate_fails_only_its_own_event(core: Core) -> None:
+    """600 valid events and 6 poisoned ones, concurrently: every valid one is acknowledged and
+    stored (539 of 600 got 500 when one surrogate failed the shared transaction)."""
+    async with serving(core) as client:
+        valid = [recent(f"OK-{i:04d}") for i in range(600)]
+        bad = [with_surrogate(f"BAD-{i}", path) for i, path in enumerate(SURROGATE_FIELDS)]
+        sends = [post(client, e) for e in valid] + [post(client, b) for b in bad]
+        answers = await asyncio.gather(*sends)
+    for status, body in answers[: len(valid)]:
+        assert (status, body["status"]) == (201, "pending")
+    for (status, body), path in zip(answers[len(valid) :], SURROGATE_FIELDS, strict=True):
+        assert status == 422
+        assert any(
+            e["field"] == ".".join(path) and "surrogate" in e["message"] for e in body["errors"]
+        ), body
+    assert stored(core) >= {e["record_id"] for e in valid}
+
+
+async def test_a_lone_surrogate_in_an_array_fails_only_that_event(core: Core) -> None:
+    body = (
+        "["
+        + ", ".join(
+            [json.dumps(recent("ARR-1")), with_surrogate("ARR-2", ("holder", "birth_name"))]
+        )
+        + "]"
+    )
+    async with serving(core) as client:
+        status, answers = await post(client, body)
+    assert status == 200
+    assert [a["http_status"] for a in answers] == [201, 422]
+    assert {"ARR-1", "ARR-2"} <= stored(core), "the invalid one is kept as an invalid record"
+
+
+async def test_a_body_over_the_limit_is_refused_before_it_is_read(core: Core) -> None:
+    async with serving(core) as client:
+        status, body = await post(client, b"[" + b"0," * 150_000 + b"0]")
+        assert status == 413
+        assert_error_shape(body, "payload_too_large")
+
+        async def chunks() -> Any:
+            for _ in range(30):
+                yield b" " * 10_000
+
+        async with client.post("/events", data=chunks()) as response:
+            assert response.status == 413
+            assert_error_shape(await response.json())
+        status, body = await get(client, "/health")
+        assert status == 200
+    assert stored(core) == set()
+
+
+async def test_an_array_over_the_limit_stores_nothing(core: Core) -> None:
+    async with serving(core) as client:
+        status, body = await post(client, [recent(f"MANY-{i}") for i in range(51)])
+        assert status == 413
+        assert_error_shape(body, "too_many_events")
+        status, _ = await post(client, [recent(f"FEW-{i}") for i in range(50)])
+        assert status == 200
+    assert stored(core) == {f"FEW-{i}" for i in range(50)}
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "/records?limit=²",
+        "/records?limit=١٢",
+        "/records?due_within=²",
+        "/records?limit=99999999999999999999",
+        "/records?as_of=9999-12-31&due_within=30",
+        "/records?as_of=2026-02-30",
+        "/records?as_of=20261201",
+        "/summary?as_of=9999-12-31",
+        "/records?cursor=W3siYSI6IDF9LCAieCJd",  # [{"a": 1}, "x"]
+        "/records?cursor=WzEsIDJd",  # [1, 2]
+        "/records?cursor=bm90IGpzb24",  # not json
+        "/records?cursor=%FF%FE",
+        "/records?overdue=maybe",
+        "/records?status=nope",
+        "/batches?state=nope",
+        "/batches?limit=-1",
+        "/unusable?limit=1e3",
+    ],
+)
+async def test_bad_query_parameters_are_400_never_500(core: Core, query: str) -> None:
+    async with serving(core) as client:
+        status, body = await get(client, query)
+    assert status == 400, (query, body)
+    assert_error_shape(body, "bad_parameter")
+
+
+async def test_a_body_whose_encoding_is_not_what_it_says_is_400(core: Core) -> None:
+    async with serving(core) as client:
+        for encoding in ("gzip", "deflate", "br"):
+            status, body = await post(
+                client,
+                json.dumps(recent("ENC-1")).encode(),
+                headers={"Content-Encoding": encoding, "Connection": "close"},
+            )
+            assert status in (400, 415), (encoding, status)
+            assert_error_shape(body)
+        status, body = await post(
+            client,
+            gzip.compress(json.dumps(recent("ENC-2")).encode()),
+            headers={"Content-Encoding": "gzip"},
+        )
+        assert (status, body["status"]) == (201, "pending"), "a real gzip body is read"
+
+
+async def raw_request(port: int, request: bytes) -> tuple[int, dict[str, str], bytes]:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(request)
+        await writer.drain()
+        data = await asyncio.wait_for(reader.read(), timeout=30)
+    finally:
+        writer.close()
+    head, _, body = data.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    headers = dict(line.split(": ", 1) for line in lines[1:] if ": " in line)
+    return int(lines[0].split()[1]), {k.lower(): v for k, v in headers.items()}, body
+
+
+async def test_http_level_errors_are_json_and_never_echo_a_header(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    core = core_for(tmp_path, api={"token": OPERATOR})
+    caplog.set_level(logging.DEBUG)
+    try:
+        async with serving(core) as client:
+            port = int(str(client._base_url).rsplit(":", 1)[1].rstrip("/"))
+            secret = f"Bearer {OPERATOR}\x01"
+            cases = [
+                f"GET /records HTTP/1.1\r\nHost: x\r\nAuthorization: {secret}\r\n\r\n",
+                f"GET /{'a' * 9000} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+                "GET /records HTTP/1.1\r\nHost: x\r\nX-Long: " + "b" * 9000 + "\r\n\r\n",
+                "BREW /pot HTCPCP/1.0\r\n\r\n",
+            ]
+            for request in cases:
+                status, headers, body = await raw_request(port, request.encode("latin-1"))
+                assert 400 <= status < 500, (request[:40], status)
+                assert headers["content-type"].startswith("application/json"), headers
+                assert_error_shape(json.loads(body))
+                assert OPERATOR.encode() not in body
+            status, body = await get(client, "/health")
+            assert status == 200
+    finally:
+        core.close()
+    assert OPERATOR not in caplog.text, "a token reached the log"
+
+
+async def test_a_full_disk_is_507_health_degraded_then_recovers(core: Core) -> None:
+    """SQLite's own 'database or disk is full' (max_page_count reached): 507, /health 503,
+    and both back to normal once there is room again, without a restart."""
+    writer = core.store._conn  # type: ignore[attr-defined]
+    async with serving(core) as client:
+        assert (await post(client, recent("ROOM-1")))[0] == 201
+        (pages,) = writer.execute("PRAGMA page_count").fetchone()
+        writer.execute(f"PRAGMA max_page_count = {pages}")
+        big = [recent(f"FULL-{i}", verbatim="v" * 120) for i in range(40)]
+        status, body = await post(client, big)
+        assert status == 507, body
+        assert_error_shape(body, "storage_full")
+        status, body = await get(client, "/health")
+        assert (status, body["status"], body["reason"]) == (503, "degraded", "storage_full")
+        writer.execute("PRAGMA max_page_count = 1073741823")
+        status, body = await post(client, big)
+        assert status == 200 and {a["http_status"] for a in body} == {201}
+        assert (await get(client, "/health")) == (200, {"status": "ok"})
+    assert {f"FULL-{i}" for i in range(40)} <= stored(core)
+
+
+async def test_the_service_answers_after_a_flood_of_bad_requests(core: Core) -> None:
+    async with serving(core) as client:
+        junk: list[Any] = [b"", b"{", b"[]", b"null", b"[[[[[[[[", b'{"record_id": 1}', b"\xff"]
+        answers = await asyncio.gather(*(post(client, j) for j in junk * 20))
+        assert all(status < 500 for status, _ in answers)
+        async with aiohttp.ClientSession() as other:
+            del other
+        assert (await post(client, recent("AFTER-1")))[0] == 201
+
+
+async def test_a_decimal_score_keeps_its_digits_in_an_array_too(core: Core) -> None:
+    one = json.dumps(recent("DEC-1")).replace('"score": "324"', '"score": 12.345678901234567890123')
+    assert "12.345678901234567890123" in one
+    async with serving(core) as client:
+        status, answers = await post(client, f"[{one}]")
+    assert (status, answers[0]["http_status"]) == (200, 201)
+    conn = sqlite3.connect(core.settings.paths.state, timeout=5)
+    try:
+        (payload,) = conn.execute(
+            "SELECT payload FROM contents WHERE record_id = 'DEC-1'"
+        ).fetchone()
+    finally:
+        conn.close()
+    assert json.loads(payload)["score"] == "12.345678901234567890123"
+
+
+def test_an_invalid_event_is_kept_truncated_and_its_errors_capped(core: Core) -> None:
+    """An invalid event of 2 MB with 180 errors is stored in at most 64 KiB and 51 errors, at
+    each correction too (a 60 MiB invalid event was stored whole, again at each correction)."""
+    huge = recent("HUGE-1", unknown_field="x" * 2_000_000)
+    huge["digital_level"] = {"general_score": 1, "results": [{"level": "?"}] * 60}
+    for attempt in range(2):
+        huge["verbatim"] = f"attempt {attempt}"
+        (result,) = core.ingestor.ingest([Incoming(json.dumps(huge).encode(), "test")])
+        assert result.status == "invalid"
+        assert len(result.errors) == MAX_PROBLEMS + 1
+        assert "more finding(s)" in result.errors[-1].message
+    conn = sqlite3.connect(core.settings.paths.state, timeout=5)
+    try:
+        rows = conn.execute(
+            "SELECT length(payload), payload FROM contents WHERE record_id = 'HUGE-1'"
+        ).fetchall()
+        (errors,) = conn.execute("SELECT errors FROM records WHERE record_id = 'HUGE-1'").fetchone()
+    finally:
+        conn.close()
+    assert len(rows) == 2
+    for size, payload in rows:
+        kept = json.loads(payload)[TRUNCATED]
+        assert kept["characters"] > 2_000_000 and kept["start"].startswith("{")
+        assert len(kept["start"]) == INVALID_CONTENT_KEPT
+        assert size < 3 * INVALID_CONTENT_KEPT, "stored in the order of the cap, not whole"
+    assert len(json.loads(errors)) == MAX_PROBLEMS + 1
