@@ -360,6 +360,22 @@ def test_import_of_a_whole_file_rejection(config: Path, tmp_path: Path, shared_d
     assert "absent.xml" in missing.stderr
 
 
+def test_a_report_that_cannot_be_read_stops_no_other(
+    config: Path, tmp_path: Path, shared_dir: Path
+) -> None:
+    run(config, "ingest", str(write_jsonl(tmp_path / "i.jsonl", [recent("I-1"), recent("I-2")])))
+    out = run(config, "flush", "--force").stdout
+    path = Path(next(line for line in out.splitlines() if line.startswith("wrote ")).split()[1])
+    broken = tmp_path / "broken.xml"
+    broken.write_bytes(b"<rapport><nomFichier>unterminated")
+    report = tmp_path / "rejet.xml"
+    report.write_bytes(file_rejected_report(shared_dir, file_name=path.name))
+    done = run(config, "import-report", str(broken), str(report), code=1)
+    assert "broken.xml" in done.stderr and "Traceback" not in done.stderr
+    assert "2 rejected" in done.stdout
+    assert {r["status"] for r in outstanding_json(config)} == {"rejected"}
+
+
 # --- configuration errors ------------------------------------------------------------------
 
 

@@ -17,7 +17,7 @@ from typing import Any, NoReturn
 import click
 
 from accrochage.app import Core, build_core
-from accrochage.errors import ConfigError, StoreError
+from accrochage.errors import AccrochageError, ConfigError, StoreError
 from accrochage.models.deadline import paris_today
 from accrochage.models.vocabulary import RecordStatus, values
 from accrochage.state import queries
@@ -343,10 +343,22 @@ def deposited(ctx: click.Context, batch_ids: tuple[str, ...]) -> None:
 )
 @click.pass_context
 def import_report(ctx: click.Context, files: tuple[Path, ...]) -> None:
-    """Apply CDC processing reports (accusés de traitement) to the records."""
+    """Apply CDC processing reports (accusés de traitement) to the records.
+
+    Each FILE is a report downloaded from the CDC portal. A file that cannot be applied is
+    reported and the others are still applied (exit 1 when any failed).
+    """
+    failed = 0
     with core_from(ctx, existing=True) as core:
         for path in files:
-            result = core.feedback.import_report(path)
+            try:
+                result = core.feedback.import_report(path)
+            except StoreError:
+                raise
+            except AccrochageError as exc:
+                failed += 1
+                click.echo(f"error: {path.name}: {exc}", err=True)
+                continue
             click.echo(
                 f"{path.name}: batch {result.batch_id or 'unknown'}: "
                 f"{len(result.accepted)} accepted, {len(result.rejected)} rejected, "
@@ -365,6 +377,8 @@ def import_report(ctx: click.Context, files: tuple[Path, ...]) -> None:
                     )
             for note in result.notes:
                 click.echo(f"  note: {note}")
+    if failed:
+        sys.exit(1)
 
 
 @click.command()

@@ -35,6 +35,8 @@ from accrochage.models.text import (
 
 MAX_RECORD_ID = 255
 MAX_PROBLEMS = 50
+_DECODER = json.JSONDecoder(parse_float=WrittenNumber)
+"""Built once: `json.loads(..., parse_float=...)` builds a decoder at every call."""
 _FRIENDLY = {
     "missing": "is required",
     "extra_forbidden": "is not a field of the event contract (check its spelling)",
@@ -138,7 +140,10 @@ def parse_payload(raw: bytes | str | dict[str, Any]) -> tuple[dict[str, Any] | N
     if isinstance(raw, dict):
         return _score_as_written(raw), None
     try:
-        payload = json.loads(raw, parse_float=WrittenNumber)
+        text = (
+            raw if isinstance(raw, str) else raw.decode(json.detect_encoding(raw), "surrogatepass")
+        )
+        payload = _DECODER.decode(text)
     except UnicodeDecodeError as exc:
         return None, (
             f"is not valid text ({exc.encoding}: {exc.reason}, byte 0x{exc.object[exc.start]:02x}"
@@ -204,9 +209,11 @@ def _storable(payload: dict[str, Any]) -> tuple[dict[str, Any], str, str, list[s
     try:
         content = canonical_content(payload)
         digest = content_hash(content)
-        envelope = (payload.get(name) for name in ENVELOPE_FIELDS)
-        if all(_encodable(v) for v in envelope if isinstance(v, str)):
-            return payload, content, digest, []
+        for name in ENVELOPE_FIELDS:
+            value = payload.get(name)
+            if type(value) is str and not value.isascii():  # ASCII always encodes
+                value.encode("utf-8")
+        return payload, content, digest, []
     except UnicodeEncodeError:
         pass
     found: list[str] = []
