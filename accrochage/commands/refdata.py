@@ -1,0 +1,111 @@
+"""Reference data commands: `refdata load`, `refdata status`, `revalidate`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from accrochage.commands.core import core_from
+from accrochage.errors import ConfigError
+from accrochage.models.deadline import paris_today
+from accrochage.refdata.load import load_refdata, status
+from accrochage.streams.revalidate import Revalidator
+
+
+@click.group("refdata")
+def refdata() -> None:
+    """France compétences' RNCP/RS export and INSEE's COG (CONTRACT §11)."""
+
+
+@refdata.command("load")
+@click.option("--rncp", type=click.Path(path_type=Path), help="Overrides refdata.rncp.")
+@click.option("--cog", type=click.Path(path_type=Path), help="Overrides refdata.cog.")
+@click.option("--force", is_flag=True, help="Load even files that did not change.")
+@click.pass_context
+def load(ctx: click.Context, rncp: Path | None, cog: Path | None, force: bool) -> None:
+    """Load the files of [refdata] into the state; running services pick them up."""
+    settings = ctx.obj.settings.refdata
+    rncp = rncp or settings.rncp
+    cog = cog or settings.cog
+    if rncp is None and cog is None:
+        raise ConfigError(
+            "no reference data configured: set refdata.rncp (France compétences' export) "
+            "and/or refdata.cog (INSEE's COG folder), or pass --rncp / --cog"
+        )
+    with core_from(ctx) as core:
+        storage = core.store.refdata()
+        report = load_refdata(storage, rncp, cog, force=force)
+        today = paris_today(core.clock)
+        shown = status(storage, today, settings.max_age)
+    for item in report.loaded:
+        source = item.source
+        files = ", ".join(source.files) if source else ""
+        counts = ", ".join(f"{v} {k}" for k, v in source.counts.items()) if source else ""
+        verb = "loaded" if item.changed else "unchanged"
+        click.echo(f"{item.kind}: {verb} from {item.path} ({files}): {counts}")
+    click.echo(f"reference data version {report.version}")
+    for warning in shown["warnings"]:
+        click.echo(f"warning: {warning}", err=True)
+
+
+@refdata.command("status")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
+@click.pass_context
+def show_status(ctx: click.Context, fmt: str) -> None:
+    """What is loaded, from which files and dates, how old, and which rules apply."""
+    with core_from(ctx, existing=True) as core:
+        shown = status(
+            core.store.refdata(), paris_today(core.clock), ctx.obj.settings.refdata.max_age
+        )
+    if fmt == "json":
+        click.echo(json.dumps(shown, ensure_ascii=False, indent=2))
+        return
+    if not shown["sources"]:
+        click.echo(
+            "no reference data loaded: its rules are not applied (`accrochage refdata load`)"
+        )
+    for source in shown["sources"]:
+        when = source["date"] or (f"COG {source['vintage']}" if source["vintage"] else "unknown")
+        age = f", {source['age_days']} days old" if source["age_days"] is not None else ""
+        click.echo(f"{source['kind']}: of {when}{age}, loaded {source['loaded_at']}")
+        click.echo(f"  files: {', '.join(source['files'])}")
+        click.echo("  " + ", ".join(f"{v} {k}" for k, v in source["counts"].items()))
+    click.echo(f"version {shown['version']}; rules:")
+    for rule in shown["rules"]:
+        mark = "applied" if rule["applied"] else f"skipped (needs {rule['needs']})"
+        click.echo(f"  {rule['rule']}: {mark}")
+    for warning in shown["warnings"]:
+        click.echo(f"warning: {warning}")
+
+
+@click.command()
+@click.option("--certifier", help="Only this certifier's records.")
+@click.pass_context
+def revalidate(ctx: click.Context, certifier: str | None) -> None:
+    """Check pending and invalid records again against the current reference data."""
+    with core_from(ctx, existing=True) as core:
+        holder = core.reference
+        reference = holder.current() if holder is not None else None
+        version = holder.version if holder is not None else 0
+        report = Revalidator(core.store, core.registry, core.clock, reference).run(
+            certifier, version
+        )
+    for item in report.changed:
+        click.echo(f"{item.record_id} ({item.certifier}): {item.before} -> {item.after}")
+        for line in item.added:
+            click.echo(f"  + {line}")
+        for line in item.removed:
+            click.echo(f"  - {line}")
+    if reference is None:
+        click.echo("no reference data loaded: only the other rules were applied", err=True)
+    click.echo(
+        f"{report.checked} record(s) checked, {len(report.changed)} changed"
+        + (f", {report.skipped} too large to re-read" if report.skipped else "")
+    )
+
+
+def register(group: click.Group) -> None:
+    group.add_command(refdata)
+    group.add_command(revalidate)

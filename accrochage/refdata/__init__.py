@@ -1,0 +1,1 @@
+"""Loaders of the official reference files: France compétences' RNCP/RS export, INSEE's COG."""

@@ -1,0 +1,185 @@
+"""Loading the files named in `[refdata]` into the state, and saying what is loaded.
+
+Files are parsed before any write; rows go to staging tables in short transactions and are
+swapped in at once. A kind whose files did not change since the last load is left alone
+unless `force` is given.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from accrochage.models.reference import Period
+from accrochage.refdata.cog import load_cog
+from accrochage.refdata.france_competences import load_export
+from accrochage.refdata.sources import signature
+from accrochage.state.base import RefdataSource, RefdataStorage
+
+RULES: tuple[tuple[str, str, str], ...] = (
+    ("the code is not in the RNCP/RS export", "rncp", "fiches"),
+    ("delivered_on after DATE_LIMITE_DELIVRANCE", "rncp", "delivery_limits"),
+    ("delivered_on after Date_Fin_Enregistrement", "rncp", "fiches"),
+    ("the code is replaced by a newer one", "rncp", "fiches"),
+    ("certifiers[].siret not among the fiche's certifiers", "rncp", "fiches"),
+    ("a birth commune code that did not exist on the birth date", "cog", "communes"),
+    ("a foreign-country code unknown to the COG", "cog", "countries"),
+)
+"""Each rule of CONTRACT §11, the reference it needs, and the part of it."""
+
+
+@dataclass(frozen=True, slots=True)
+class Loaded:
+    kind: str
+    path: Path
+    changed: bool
+    source: RefdataSource | None
+
+
+@dataclass(slots=True)
+class LoadReport:
+    loaded: list[Loaded] = field(default_factory=list)
+    version: int = 0
+
+    @property
+    def changed(self) -> bool:
+        return any(item.changed for item in self.loaded)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC).replace(microsecond=0)
+
+
+def load_refdata(
+    storage: RefdataStorage, rncp: Path | None, cog: Path | None, *, force: bool = False
+) -> LoadReport:
+    """Load whichever of the two references is configured and changed on disk."""
+    report = LoadReport()
+    stored = {s.kind: s for s in storage.sources()}
+    for kind, path in (("rncp", rncp), ("cog", cog)):
+        if path is None:
+            continue
+        sign = signature(path)
+        previous = stored.get(kind)
+        if not force and previous is not None and previous.signature == sign:
+            report.loaded.append(Loaded(kind, path, False, previous))
+            continue
+        source = (
+            _load_rncp(storage, path, sign) if kind == "rncp" else _load_cog(storage, path, sign)
+        )
+        report.loaded.append(Loaded(kind, path, True, source))
+    report.version = storage.version()
+    return report
+
+
+def _load_rncp(storage: RefdataStorage, path: Path, sign: str) -> RefdataSource:
+    export = load_export(path)
+    storage.stage("rncp")
+    storage.stage_fiches(export.fiches)
+    parts = sorted(export.kinds) + (["delivery_limits"] if export.delivery_limits else [])
+    source = RefdataSource(
+        kind="rncp",
+        day=export.day,
+        vintage=None,
+        files=tuple(export.files),
+        signature=sign,
+        loaded_at=_now(),
+        counts={
+            "fiches": len(export.fiches),
+            "certifiers": sum(len(f.sirets) for f in export.fiches),
+            "replaced": sum(1 for f in export.fiches if f.replaced_by),
+        },
+        parts=tuple(parts),
+    )
+    storage.swap(source)
+    return source
+
+
+def _load_cog(storage: RefdataStorage, path: Path, sign: str) -> RefdataSource:
+    cog = load_cog(path)
+    storage.stage("cog")
+    storage.stage_communes((c.code, Period(c.start, c.end)) for c in cog.communes)
+    storage.stage_moves(cog.moves)
+    storage.stage_countries(cog.countries)
+    parts = [
+        name
+        for name, present in (
+            ("communes", bool(cog.communes)),
+            ("moves", bool(cog.moves)),
+            ("countries", bool(cog.countries)),
+        )
+        if present
+    ]
+    source = RefdataSource(
+        kind="cog",
+        day=None,
+        vintage=cog.vintage,
+        files=tuple(cog.files),
+        signature=sign,
+        loaded_at=_now(),
+        counts={
+            "communes": len({c.code for c in cog.communes}),
+            "moves": len(cog.moves),
+            "countries": len(cog.countries),
+        },
+        parts=tuple(parts),
+    )
+    storage.swap(source)
+    return source
+
+
+def age_warnings(sources: list[RefdataSource], today: date, max_age: timedelta) -> list[str]:
+    """Reference data too old to trust (CONTRACT §11): never a problem on an event."""
+    warnings = []
+    for source in sources:
+        if source.kind == "rncp":
+            if source.day is None:
+                warnings.append(
+                    "the RNCP/RS export's date is unknown (its file names carry none): "
+                    "download the export again from data.gouv.fr"
+                )
+            elif today - source.day > max_age:
+                warnings.append(
+                    f"the RNCP/RS export is of {source.day}, {(today - source.day).days} days "
+                    f"old (refdata.max_age is {max_age.days}d): download today's from "
+                    "data.gouv.fr and run `accrochage refdata load`"
+                )
+        elif source.kind == "cog" and (source.vintage is None or source.vintage < today.year - 1):
+            warnings.append(
+                f"the COG is of {source.vintage or 'an unknown year'}, older than last year's: "
+                "download the current one from insee.fr and run `accrochage refdata load`"
+            )
+    return warnings
+
+
+def status(storage: RefdataStorage, today: date, max_age: timedelta) -> dict[str, Any]:
+    """What is loaded, from which files and dates, which rules apply, what is too old."""
+    sources = storage.sources()
+    by_kind = {s.kind: s for s in sources}
+    rules = []
+    for rule, kind, part in RULES:
+        source = by_kind.get(kind)
+        applied = source is not None and (
+            part in source.parts or (part == "fiches" and bool({"RNCP", "RS"} & set(source.parts)))
+        )
+        rules.append({"rule": rule, "applied": applied, "needs": f"{kind}:{part}"})
+    return {
+        "version": storage.version(),
+        "sources": [
+            {
+                "kind": s.kind,
+                "date": s.day.isoformat() if s.day else None,
+                "vintage": s.vintage,
+                "age_days": (today - s.day).days if s.day else None,
+                "files": list(s.files),
+                "loaded_at": s.loaded_at.isoformat(),
+                "counts": s.counts,
+                "parts": list(s.parts),
+            }
+            for s in sources
+        ],
+        "rules": rules,
+        "warnings": age_warnings(sources, today, max_age),
+    }

@@ -1,0 +1,130 @@
+"""Finding the reference files in what the user downloaded: a zip, a folder, single files.
+
+Names are matched with patterns, never by their exact date: a CSV inside
+`export-fiches-csv-2026-02-02.zip` may be dated 2026_02_01. Zip entry names stored as UTF-8
+without the zip's UTF-8 flag (Python reads them as cp437: `Comp├⌐tences`) are repaired,
+and every name is compared in Unicode NFC form.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+import zipfile
+from collections.abc import Callable
+from contextlib import AbstractContextManager, suppress
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import IO
+
+from accrochage.errors import RefdataError
+
+_DATE = re.compile(r"(\d{4})[-_](\d{2})[-_](\d{2})")
+_UTF8_FLAG = 0x800
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """One file to read: its (repaired) name, the container it came from, how to open it."""
+
+    name: str
+    origin: str
+    """The file downloaded: the zip, or the file itself."""
+    opener: Callable[[], AbstractContextManager[IO[bytes]]]
+
+    def read(self) -> bytes:
+        with self.opener() as stream:
+            return stream.read()
+
+    @property
+    def day(self) -> date | None:
+        return date_in(self.name)
+
+
+def date_in(name: str) -> date | None:
+    match = _DATE.search(name)
+    if match is None:
+        return None
+    try:
+        return date(int(match.group(1)), int(match.group(2)), int(match.group(3)))
+    except ValueError:
+        return None
+
+
+def entry_name(info: zipfile.ZipInfo) -> str:
+    name = info.filename
+    if not info.flag_bits & _UTF8_FLAG:
+        with suppress(UnicodeEncodeError, UnicodeDecodeError):
+            name = name.encode("cp437").decode("utf-8")
+    return unicodedata.normalize("NFC", name.rsplit("/", 1)[-1])
+
+
+def _zip_sources(path: Path) -> list[Source]:
+    try:
+        with zipfile.ZipFile(path) as archive:
+            infos = [info for info in archive.infolist() if not info.is_dir()]
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise RefdataError(f"{path} is not a readable zip ({exc}): download it again") from None
+
+    def opener(info: zipfile.ZipInfo) -> Callable[[], AbstractContextManager[IO[bytes]]]:
+        def open_entry() -> AbstractContextManager[IO[bytes]]:
+            archive = zipfile.ZipFile(path)
+            stream = archive.open(info)
+            return _Closing(stream, archive)
+
+        return open_entry
+
+    return [Source(entry_name(info), path.name, opener(info)) for info in infos]
+
+
+class _Closing(AbstractContextManager[IO[bytes]]):
+    def __init__(self, stream: IO[bytes], archive: zipfile.ZipFile) -> None:
+        self.stream = stream
+        self.archive = archive
+
+    def __enter__(self) -> IO[bytes]:
+        return self.stream
+
+    def __exit__(self, *exc: object) -> None:
+        self.stream.close()
+        self.archive.close()
+
+
+def _file_source(path: Path) -> Source:
+    def open_file() -> AbstractContextManager[IO[bytes]]:
+        try:
+            return path.open("rb")
+        except OSError as exc:
+            raise RefdataError(f"cannot read {path}: {exc.strerror}") from None
+
+    return Source(unicodedata.normalize("NFC", path.name), path.name, open_file)
+
+
+def sources(path: Path) -> list[Source]:
+    """Every file under `path` (a file, a zip or a folder), zips opened, in name order."""
+    if not path.exists():
+        raise RefdataError(f"{path} does not exist: check the [refdata] settings")
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+    found: list[Source] = []
+    for file in files:
+        if file.suffix.lower() == ".zip":
+            found.extend(_zip_sources(file))
+        else:
+            found.append(_file_source(file))
+    return found
+
+
+def signature(path: Path | None) -> str:
+    """What changes when the files change (names, sizes, modification times)."""
+    if path is None or not path.exists():
+        return ""
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+    parts = []
+    for file in files:
+        try:
+            stat = file.stat()
+        except OSError:
+            continue
+        parts.append(f"{file.name}:{stat.st_size}:{stat.st_mtime_ns}")
+    return "|".join(parts)

@@ -1,0 +1,88 @@
+"""Reading the reference CSV files whatever their serialisation, strict about their columns.
+
+France compétences writes `;`-separated, fully quoted UTF-8 with CRLF; INSEE's files are
+`,`-separated, quoted on insee.fr and unquoted in other copies, LF or CRLF, with or without a
+BOM. Columns are found by their header name, never by position.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from collections.abc import Iterator, Sequence
+from datetime import date
+
+from accrochage.errors import RefdataError
+
+_FR_DATE = re.compile(r"(\d{2})/(\d{2})/(\d{4})")
+_ISO_DATE = re.compile(r"(\d{4})-(\d{2})-(\d{2})")
+
+
+def clean(value: str | None) -> str:
+    """A value as meant: surrounding blanks (the export's TAB before SIRETs) removed, the
+    doubled apostrophes of some France compétences fields undone."""
+    if not value:
+        return ""
+    return value.strip().replace("''", "'")
+
+
+def text_of(data: bytes, name: str) -> str:
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise RefdataError(
+            f"{name} is not UTF-8 (byte 0x{exc.object[exc.start]:02x} at {exc.start}): "
+            "use the file as downloaded from the official site"
+        ) from None
+
+
+def rows(
+    data: bytes, name: str, required: Sequence[str], *, delimiter: str | None = None
+) -> Iterator[dict[str, str]]:
+    """Each row of a CSV file as {column: cleaned value}, for the required columns only."""
+    text = text_of(data, name)
+    first = text.split("\n", 1)[0]
+    if delimiter is None:
+        delimiter = ";" if first.count(";") > first.count(",") else ","
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    try:
+        header = [clean(column) for column in next(reader)]
+    except StopIteration:
+        raise RefdataError(f"{name} is empty: download it again") from None
+    positions = {column.upper(): index for index, column in enumerate(header)}
+    wanted = []
+    for column in required:
+        index = positions.get(column.upper())
+        if index is None:
+            raise RefdataError(
+                f"{name} has no column {column} (its columns: {', '.join(header)[:300]}): "
+                "is it the right file, as downloaded?"
+            )
+        wanted.append((column, index))
+    width = max(index for _, index in wanted) + 1
+    for line in reader:
+        if not line or (len(line) == 1 and not line[0].strip()):
+            continue
+        if len(line) < width:
+            raise RefdataError(
+                f"{name}, line {reader.line_num}: {len(line)} values where the header has "
+                f"{len(header)}; the file is truncated or damaged: download it again"
+            )
+        yield {column: clean(line[index]) for column, index in wanted}
+
+
+def day(value: str, name: str, column: str) -> date | None:
+    """A `DD/MM/YYYY` or `YYYY-MM-DD` date, or None when empty."""
+    if not value:
+        return None
+    match = _FR_DATE.fullmatch(value)
+    try:
+        if match is not None:
+            return date(int(match.group(3)), int(match.group(2)), int(match.group(1)))
+        match = _ISO_DATE.fullmatch(value)
+        if match is not None:
+            return date(int(match.group(1)), int(match.group(2)), int(match.group(3)))
+    except ValueError:
+        pass
+    raise RefdataError(f"{name}: {column} {value!r} is not a date (DD/MM/YYYY or YYYY-MM-DD)")

@@ -1,0 +1,79 @@
+"""Keeping a running service's reference data current, without a restart.
+
+A periodic job loads the files of `[refdata]` again when they change on disk, and every
+process re-reads the reference data when its stored version changes (another process, or
+`accrochage refdata load`, swapped new data in). A file that cannot be read is logged and
+the data already loaded stays in use.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from pathlib import Path
+
+from accrochage.errors import AccrochageError
+from accrochage.models.deadline import Clock, paris_today
+from accrochage.refdata.load import age_warnings, load_refdata
+from accrochage.refdata.memory import ReferenceHolder
+from accrochage.refdata.sources import signature
+from accrochage.state.base import RefdataStorage
+from accrochage.streams.scheduler import Job
+
+log = logging.getLogger("accrochage.refdata")
+
+
+class ReferenceKeeper:
+    def __init__(
+        self,
+        storage: RefdataStorage,
+        holder: ReferenceHolder,
+        rncp: Path | None,
+        cog: Path | None,
+        max_age: timedelta,
+        clock: Clock,
+    ) -> None:
+        self.storage = storage
+        self.holder = holder
+        self.rncp = rncp
+        self.cog = cog
+        self.max_age = max_age
+        self.clock = clock
+        self._failed: dict[str, str] = {}
+        self._seen: tuple[str, str] | None = None
+        """The files' signatures when last loaded: a `refdata load` of other files by the
+        operator stays in use until the configured files change."""
+
+    def run(self) -> None:
+        """Load changed files (if any are configured), then follow the stored version."""
+        if self.rncp is not None or self.cog is not None:
+            self._load()
+        if self.holder.refresh():
+            log.info("reference data version %d in use", self.holder.version)
+
+    def _load(self) -> None:
+        seen = (signature(self.rncp), signature(self.cog))
+        if seen == self._seen:
+            return
+        try:
+            report = load_refdata(self.storage, self.rncp, self.cog)
+        except AccrochageError as exc:
+            message = str(exc)
+            if self._failed.get("load") != message:  # once per distinct failure
+                log.error("reference data not reloaded: %s; the loaded data stays in use", exc)
+            self._failed["load"] = message
+            return
+        self._failed.clear()
+        self._seen = seen
+        if report.changed:
+            for item in report.loaded:
+                if item.changed and item.source is not None:
+                    log.info("loaded %s from %s", item.kind, ", ".join(item.source.files))
+            sources = self.storage.sources()
+            for warning in age_warnings(sources, paris_today(self.clock), self.max_age):
+                log.warning("%s", warning)
+
+
+def refdata_job(keeper: ReferenceKeeper, every: float) -> Job:
+    """`every`: seconds between two checks of the files and of the stored version."""
+    return Job("refdata", every, keeper.run)

@@ -1,0 +1,269 @@
+"""Loading France compétences' export and INSEE's COG from the real excerpts and variants."""
+
+from __future__ import annotations
+
+import unicodedata
+import zipfile
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from accrochage.errors import RefdataError
+from accrochage.models.reference import Fiche
+from accrochage.refdata.cog import load_cog
+from accrochage.refdata.france_competences import Export, load_export
+from accrochage.refdata.sources import entry_name
+from accrochage.refdata.tables import clean
+from tests.refdata_files import (
+    CSV_DAY,
+    CSV_PARTS,
+    cog,
+    cog_folder,
+    csv_export,
+    csv_part,
+    fc,
+    refdata_dir,
+    write_zip,
+    xml_export,
+    xml_fiche,
+)
+
+__all__ = ["refdata_dir"]
+
+
+def by_code(export: Export) -> dict[str, Fiche]:
+    return {f.code: f for f in export.fiches}
+
+
+# -- France compétences: the CSV export ---------------------------------------------------------
+
+
+def test_the_csv_zip_as_downloaded(refdata_dir: Path) -> None:
+    export = load_export(fc(refdata_dir) / "export-fiches-csv-2024-02-22.zip")
+    fiches = by_code(export)
+    assert export.day == date(2024, 2, 22)
+    assert export.kinds == {"RNCP", "RS"}
+    assert not export.delivery_limits
+    assert len(fiches) == 9
+    # The TAB inside the quotes is not part of the SIRET.
+    assert fiches["RNCP509"].sirets == {"11004301500012"}
+    assert fiches["RS6117"].sirets == {"78466840200018", "31504294500032"}
+    assert fiches["RS5000"] == Fiche(
+        "RS5000", True, date(2024, 5, 24), None, frozenset({"79279132900016"}), ()
+    )
+    assert not fiches["RNCP509"].active  # INACTIVE
+    assert fiches["RNCP1197"].replaced_by == ("RNCP4049",)
+    assert fiches["RNCP19468"].replaced_by == ("RS6117",)
+    assert fiches["RNCP30271"].replaced_by == ()
+    assert fiches["RNCP1197"].sirets == frozenset()  # no certifier row: no SIRET
+
+
+def test_the_unzipped_csv_files_give_the_same_fiches(refdata_dir: Path, tmp_path: Path) -> None:
+    for part in ("Standard", "Certificateurs", "Ancienne_Nouvelle_Certification"):
+        name = f"export_fiches_CSV_{part}_{CSV_DAY}.csv"
+        (tmp_path / name).write_bytes(csv_part(refdata_dir, part))
+    unzipped = load_export(tmp_path)
+    zipped = load_export(fc(refdata_dir) / "export-fiches-csv-2024-02-22.zip")
+    assert by_code(unzipped) == by_code(zipped)
+    assert unzipped.day == date(2024, 2, 22)
+
+
+def test_the_date_of_a_csv_name_may_differ_from_the_zips(refdata_dir: Path, tmp_path: Path) -> None:
+    export = load_export(csv_export(tmp_path, zip_day="2024-02-23"))
+    assert export.day == date(2024, 2, 23)  # the zip's date: what the user downloaded
+    assert "RS5000" in by_code(export)
+
+
+def test_accented_zip_entry_names_are_repaired(refdata_dir: Path, tmp_path: Path) -> None:
+    real = fc(refdata_dir) / "export-fiches-csv-2024-02-22.zip"
+    with zipfile.ZipFile(real) as archive:
+        names = {entry_name(info) for info in archive.infolist()}
+    assert f"export_fiches_CSV_Blocs_De_Compétences_{CSV_DAY}.csv" in names
+    assert f"export_fiches_CSV_VoixdAccès_{CSV_DAY}.csv" in names
+    # Written with and without the UTF-8 flag, in NFC and NFD: the same export either way.
+    expected = by_code(load_export(real))
+    for flag in (True, False):
+        for form in ("NFC", "NFD"):
+            entries = {
+                unicodedata.normalize(form, f"export_fiches_CSV_{part}_{CSV_DAY}.csv"): csv_part(
+                    refdata_dir, part
+                )
+                for part in CSV_PARTS
+            }
+            path = write_zip(
+                tmp_path / f"{flag}-{form}" / "export-fiches-csv-2024-02-22.zip",
+                entries,
+                utf8_flag=flag,
+            )
+            with zipfile.ZipFile(path) as archive:
+                infos = archive.infolist()
+                assert all(
+                    bool(i.flag_bits & 0x800) == flag for i in infos if not i.filename.isascii()
+                )
+                repaired = {entry_name(info) for info in infos}
+            assert f"export_fiches_CSV_VoixdAccès_{CSV_DAY}.csv" in repaired
+            assert by_code(load_export(path)) == expected
+
+
+def test_bom_lf_and_doubled_apostrophes_are_tolerated(refdata_dir: Path, tmp_path: Path) -> None:
+    standard = csv_part(refdata_dir, "Standard").replace(b"\r\n", b"\n")
+    path = csv_export(tmp_path, parts={"Standard": b"\xef\xbb\xbf" + standard})
+    assert by_code(load_export(path)) == by_code(
+        load_export(fc(refdata_dir) / "export-fiches-csv-2024-02-22.zip")
+    )
+    assert clean("\"Management et ingénierie d''affaires\"".strip('"')) == (
+        "Management et ingénierie d'affaires"
+    )
+    assert clean("\t11004301500012") == "11004301500012"
+
+
+def test_a_missing_column_names_the_file_and_the_column(refdata_dir: Path, tmp_path: Path) -> None:
+    broken = csv_part(refdata_dir, "Certificateurs").replace(b"Siret_Certificateur", b"Siret")
+    path = csv_export(tmp_path, parts={"Certificateurs": broken})
+    with pytest.raises(RefdataError) as caught:
+        load_export(path)
+    message = str(caught.value)
+    assert f"export_fiches_CSV_Certificateurs_{CSV_DAY}.csv" in message
+    assert "Siret_Certificateur" in message
+
+
+def test_a_missing_part_is_named(refdata_dir: Path, tmp_path: Path) -> None:
+    entries = {
+        f"export_fiches_CSV_{part}_{CSV_DAY}.csv": csv_part(refdata_dir, part)
+        for part in ("Standard", "Certificateurs")
+    }
+    path = write_zip(tmp_path / "export-fiches-csv-2024-02-22.zip", entries)
+    with pytest.raises(RefdataError, match="Ancienne_Nouvelle_Certification"):
+        load_export(path)
+
+
+def test_a_folder_without_an_export_says_what_it_expects(tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("nothing", encoding="utf-8")
+    with pytest.raises(RefdataError, match=r"export-fiches-csv-DATE\.zip"):
+        load_export(tmp_path)
+
+
+# -- France compétences: the XML export ---------------------------------------------------------
+
+
+def test_the_real_xml_files(refdata_dir: Path) -> None:
+    folder = fc(refdata_dir)
+    export = load_export(folder)  # XML preferred when both formats are there
+    fiches = by_code(export)
+    assert export.delivery_limits and export.kinds == {"RNCP", "RS"}
+    assert export.day == date(2026, 8, 16)
+    # With and without DATE_LIMITE_DELIVRANCE.
+    assert fiches["RNCP39568"].delivery_limit == date(2034, 8, 31)
+    assert fiches["RNCP39568"].end_of_registration == date(2029, 8, 31)
+    assert fiches["RNCP37488"].delivery_limit is None
+    assert fiches["RS6604"].delivery_limit == date(2029, 10, 26)
+    # ACTIF under FICHE, not the SI_JURY_* ones (all "Oui" in RNCP35419).
+    assert not fiches["RNCP35419"].active
+    assert fiches["RNCP37488"].active
+    assert fiches["RNCP35419"].replaced_by == ("RNCP42147",)
+    assert fiches["RS5000"].replaced_by == ("RS6604",)
+    assert fiches["RNCP39568"].sirets == {"81738914100018", "11004401300040"}
+
+
+def test_a_certifier_without_siret_and_cdata(tmp_path: Path) -> None:
+    fiche = xml_fiche(
+        "RNCP40344", end="31/12/2029", certifiers=(None, "\t12345678900011"), jury_active="Oui"
+    )
+    rs = xml_fiche("RS1", end="01/01/2030", active="Non", jury_active="Oui")
+    (tmp_path / "export_fiches_RNCP_V4_1_2026-08-16.xml").write_bytes(xml_export([fiche]))
+    (tmp_path / "export_fiches_RS_V4_1_2026-08-16.xml").write_bytes(xml_export([rs]))
+    fiches = by_code(load_export(tmp_path))
+    assert fiches["RNCP40344"].sirets == {"12345678900011"}
+    assert fiches["RNCP40344"].active
+    assert not fiches["RS1"].active  # the SI_JURY_FI ACTIF "Oui" is not the fiche's
+
+
+def test_xml_zips_are_streamed(refdata_dir: Path, tmp_path: Path) -> None:
+    for kind in ("RNCP", "RS"):
+        name = f"export_fiches_{kind}_V4_1_2026-08-16.xml"
+        data = (fc(refdata_dir) / name).read_bytes()
+        write_zip(tmp_path / f"export-fiches-{kind.lower()}-v4-1-2026-08-17.zip", {name: data})
+    export = load_export(tmp_path)
+    assert export.day == date(2026, 8, 17)
+    assert by_code(export) == by_code(load_export(fc(refdata_dir)))
+
+
+def test_both_formats_give_the_same_values(refdata_dir: Path, tmp_path: Path) -> None:
+    """The real CSV export, written as XML: every field both carry is equal."""
+    from_csv = by_code(load_export(fc(refdata_dir) / "export-fiches-csv-2024-02-22.zip"))
+    rncp: list[str] = []
+    rs: list[str] = []
+    for fiche in from_csv.values():
+        text = xml_fiche(
+            fiche.code,
+            end=fiche.end_of_registration.strftime("%d/%m/%Y") if fiche.end_of_registration else "",
+            active="Oui" if fiche.active else "Non",
+            certifiers=tuple(sorted(fiche.sirets)),
+            newer=fiche.replaced_by,
+        )
+        (rncp if fiche.code.startswith("RNCP") else rs).append(text)
+    (tmp_path / "export_fiches_RNCP_V4_1_2024-02-22.xml").write_bytes(xml_export(rncp))
+    (tmp_path / "export_fiches_RS_V4_1_2024-02-22.xml").write_bytes(xml_export(rs))
+    assert by_code(load_export(tmp_path)) == from_csv
+    # And the fiche both real excerpts carry (RS5000, 2024 CSV and 2026 XML).
+    from_xml = by_code(load_export(fc(refdata_dir)))
+    for name in ("end_of_registration", "sirets"):
+        assert getattr(from_xml["RS5000"], name) == getattr(from_csv["RS5000"], name)
+
+
+# -- INSEE COG ----------------------------------------------------------------------------------
+
+
+def test_the_real_cog_files(refdata_dir: Path) -> None:
+    loaded = load_cog(cog(refdata_dir))
+    periods = {(c.code, c.start, c.end) for c in loaded.communes}
+    assert ("01004", date(1943, 1, 1), date(1955, 3, 31)) in periods
+    assert ("2A004", date(1976, 1, 1), None) in periods
+    assert ("75101", date(1943, 1, 1), None) in periods  # an arrondissement
+    assert any(m.before == "20004" and m.after == "2A004" for m in loaded.moves)
+    assert loaded.vintage == 2025
+
+
+def test_unquoted_crlf_bom_and_the_older_columns_give_the_same(
+    refdata_dir: Path, tmp_path: Path
+) -> None:
+    quoted = load_cog(cog(refdata_dir))
+    text = (cog(refdata_dir) / "v_commune_depuis_1943.csv").read_text(encoding="utf-8")
+    unquoted = "\r\n".join(line.replace('"', "") for line in text.splitlines()) + "\r\n"
+    (tmp_path / "v_commune_depuis_1943.csv").write_bytes(b"\xef\xbb\xbf" + unquoted.encode())
+    variant = load_cog(tmp_path)
+    assert {(c.code, c.start, c.end) for c in variant.communes} == {
+        (c.code, c.start, c.end) for c in quoted.communes
+    }
+    # The 2024-era layout: 7 columns, no TYPECOM.
+    older = "\n".join(line.split(",", 1)[1] for line in text.splitlines()) + "\n"
+    (tmp_path / "v_commune_depuis_1943.csv").write_text(older, encoding="utf-8")
+    assert len(load_cog(tmp_path).communes) == len(quoted.communes)
+
+
+def test_the_unquoted_crlf_changes_file_of_datagouv(refdata_dir: Path, tmp_path: Path) -> None:
+    real = cog(refdata_dir) / "datagouv-decoupage-administratif" / "mouvements-communes.csv"
+    (tmp_path / "mouvements-communes.csv").write_bytes(real.read_bytes())
+    (tmp_path / "v_pays_territoire_2026.csv").write_text('"COG"\n"99100"\n', encoding="utf-8")
+    loaded = load_cog(tmp_path)
+    assert any(m.before == "01324" and m.after == "01245" for m in loaded.moves)
+    assert loaded.vintage == 2026
+
+
+def test_countries(tmp_path: Path, refdata_dir: Path) -> None:
+    loaded = load_cog(cog_folder(tmp_path))
+    assert {"99100", "99134", "99313", "99157"} <= loaded.countries
+
+
+def test_a_missing_cog_column_names_the_file_and_the_column(
+    refdata_dir: Path, tmp_path: Path
+) -> None:
+    text = (cog(refdata_dir) / "v_commune_depuis_1943.csv").read_text(encoding="utf-8")
+    (tmp_path / "v_commune_depuis_1943.csv").write_text(
+        text.replace('"DATE_FIN"', '"FIN"'), encoding="utf-8"
+    )
+    with pytest.raises(RefdataError) as caught:
+        load_cog(tmp_path)
+    assert "v_commune_depuis_1943.csv" in str(caught.value)
+    assert "DATE_FIN" in str(caught.value)

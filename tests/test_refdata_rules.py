@@ -1,0 +1,207 @@
+"""CONTRACT §11's rules, each with its field and kind, on reference data loaded from the real
+excerpts (France compétences' XML export, INSEE's COG) through the state."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import replace
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from accrochage.models.decode import decode
+from accrochage.models.problems import Problem
+from accrochage.models.registry import Certifier, Registry
+from accrochage.refdata.load import age_warnings, load_refdata
+from accrochage.refdata.memory import MemoryReference, ReferenceHolder
+from accrochage.state.base import RefdataSource
+from accrochage.state.sqlite import SqliteStore
+from tests.factories import EMITTER, delivered_event
+from tests.refdata_files import cog_folder, fc, refdata_dir
+
+__all__ = ["refdata_dir"]
+
+SIRET = "79279132900016"
+"""SIMPLON.CO, a certifier of RS5000 and RS6604 in the real export."""
+CODES = ("RS5000", "RS6604", "RS6232", "RS7423", "RNCP35419", "RNCP37488", "RNCP39568", "RS99999")
+LATER = date(2040, 1, 1)
+"""`today` for decoding: no delivery date of these tests is in the future."""
+
+
+@pytest.fixture(scope="module")
+def reference(refdata_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    folder = tmp_path_factory.mktemp("refdata")
+    store = SqliteStore(folder / "state.db")
+    load_refdata(store.refdata(), fc(refdata_dir), cog_folder(folder / "cog"))
+    loaded = ReferenceHolder(store.refdata()).current()
+    assert loaded is not None
+    yield loaded
+    store.close()
+
+
+def registry(siret: str | None = SIRET) -> Registry:
+    return Registry(
+        EMITTER, [Certifier("pix", "03VML243", "MCFCER000209", frozenset(CODES), siret)]
+    )
+
+
+def check(
+    reference: MemoryReference | None,
+    code: str = "RS6604",
+    delivered_on: str = "2026-11-18",
+    *,
+    siret: str | None = SIRET,
+    birth: str | dict[str, Any] = "1993-05-23",
+    insee: str | None = None,
+    registered: str | None = None,
+) -> tuple[list[Problem], list[Problem]]:
+    place = {"insee_code": insee, "city": "X"} if insee else None
+    event = delivered_event(
+        certification={"type": "RNCP" if code.startswith("RNCP") else "RS", "code": code},
+        delivered_on=delivered_on,
+        exam=None,
+        registration={"date": registered} if registered else None,
+        holder={
+            "birth_name": "Haba",
+            "first_names": ["Bart"],
+            "birth_date": birth,
+            "sex": "M",
+            "birth_place": place,
+        },
+    )
+    decoded = decode(event, registry(siret), LATER, reference)
+    return decoded.errors, decoded.warnings
+
+
+def fields(problems: list[Problem]) -> list[str]:
+    return [p.field for p in problems]
+
+
+def test_a_known_active_code_gives_nothing(reference: MemoryReference) -> None:
+    assert check(reference) == ([], [])
+
+
+def test_an_unknown_code_is_an_error(reference: MemoryReference) -> None:
+    errors, warnings = check(reference, "RS99999")
+    assert fields(errors) == ["certification.code"] and "RS99999" in errors[0].message
+    assert warnings == []
+
+
+def test_delivery_after_the_limit_is_an_error(reference: MemoryReference) -> None:
+    # RNCP39568: end of registration 2029-08-31, last day of delivery 2034-08-31.
+    assert check(reference, "RNCP39568", "2034-08-31", siret=None, registered="2029-01-01") == (
+        [],
+        [],
+    )
+    errors, _ = check(reference, "RNCP39568", "2034-09-01", siret=None, registered="2029-01-01")
+    assert fields(errors) == ["delivered_on"] and "2034-08-31" in errors[0].message
+
+
+def test_delivery_after_the_end_of_registration_is_a_warning(
+    reference: MemoryReference,
+) -> None:
+    # RNCP37488 has no DATE_LIMITE_DELIVRANCE: only the end of registration (2028-08-31).
+    errors, warnings = check(reference, "RNCP37488", "2028-09-01", siret=None)
+    assert errors == [] and fields(warnings) == ["delivered_on"]
+    # Registered before the end: may still receive it.
+    assert check(reference, "RNCP37488", "2028-09-01", siret=None, registered="2028-06-01") == (
+        [],
+        [],
+    )
+    _, warnings = check(reference, "RNCP37488", "2028-09-01", siret=None, registered="2028-09-01")
+    assert fields(warnings) == ["delivered_on"]
+
+
+def test_a_replaced_code_is_a_warning_naming_the_new_one(reference: MemoryReference) -> None:
+    errors, warnings = check(reference, "RS5000", "2024-05-01")
+    assert errors == []
+    assert fields(warnings) == ["certification.code"] and "RS6604" in warnings[0].message
+
+
+def test_an_inactive_fiche_alone_gives_nothing(reference: MemoryReference) -> None:
+    fiche = reference.fiche("RS6232")
+    assert fiche is not None and not fiche.active and fiche.replaced_by
+    errors, warnings = check(reference, "RS6232", "2026-01-10", siret="84210466300013")
+    assert errors == [] and fields(warnings) == ["certification.code"]  # replaced, not inactive
+    alone = MemoryReference(
+        kinds=frozenset({"RS"}), fiches={"RS6232": replace(fiche, replaced_by=())}
+    )
+    assert check(alone, "RS6232", "2026-01-10", siret="84210466300013") == ([], [])
+
+
+def test_a_siret_not_among_the_certifiers_is_a_warning(reference: MemoryReference) -> None:
+    errors, warnings = check(reference, "RS6604", siret="11004301500012")
+    assert errors == [] and fields(warnings) == ["certifier"]
+    assert check(reference, "RS6604", siret=None) == ([], [])
+
+
+def test_corsica_before_and_after_1976(reference: MemoryReference) -> None:
+    assert check(reference, insee="20004", birth="1970-05-23") == ([], [])
+    assert check(reference, insee="2A004", birth="1980-05-23") == ([], [])
+    _, warnings = check(reference, insee="2A004", birth="1970-05-23")
+    assert fields(warnings) == ["holder.birth_place.insee_code"]
+    assert "20004" in warnings[0].message
+    assert "1970" not in warnings[0].message  # no birth data in a message
+    _, warnings = check(reference, insee="20004", birth="1980-05-23")
+    assert fields(warnings) == ["holder.birth_place.insee_code"]
+    assert "2A004" in warnings[0].message
+
+
+def test_a_merged_commune(reference: MemoryReference) -> None:
+    # 01039 Béon merged into Culoz-Béon on 2023-01-01.
+    assert check(reference, insee="01039", birth="2000-01-01") == ([], [])
+    _, warnings = check(reference, insee="01039", birth="2023-06-01")
+    assert fields(warnings) == ["holder.birth_place.insee_code"]
+
+
+def test_only_where_the_cog_decides(reference: MemoryReference) -> None:
+    # Before 1943, or a partial birth date: the COG cannot say.
+    assert check(reference, insee="2A004", birth="1942-12-31") == ([], [])
+    partial = {"year": 1970, "month": None, "day": None}
+    assert check(reference, insee="2A004", birth=partial) == ([], [])
+    # Arrondissements exist.
+    assert check(reference, insee="75101", birth="1990-01-01") == ([], [])
+    _, warnings = check(reference, insee="01999", birth="1990-01-01")
+    assert fields(warnings) == ["holder.birth_place.insee_code"]
+
+
+def test_a_country_code(reference: MemoryReference) -> None:
+    assert check(reference, insee="99134") == ([], [])
+    assert check(reference, insee="99313") == ([], [])
+    _, warnings = check(reference, insee="99998")
+    assert fields(warnings) == ["holder.birth_place.insee_code"]
+    assert "99998" in warnings[0].message
+
+
+def test_without_reference_data_the_rules_are_not_applied(reference: MemoryReference) -> None:
+    assert check(None, "RS99999", insee="2A004", birth="1970-05-23") == ([], [])
+    assert check(None, "RNCP39568", "2035-01-01", siret="11004301500012") == ([], [])
+
+
+def test_a_missing_part_skips_its_rule_only(refdata_dir: Path, tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "state.db")
+    try:
+        load_refdata(store.refdata(), None, cog_folder(tmp_path / "cog", countries=False))
+        partial = ReferenceHolder(store.refdata()).current()
+        assert partial is not None
+        assert check(partial, "RS99999", insee="99998") == ([], [])  # no export, no countries
+        _, warnings = check(partial, insee="2A004", birth="1970-05-23")
+        assert fields(warnings) == ["holder.birth_place.insee_code"]
+    finally:
+        store.close()
+
+
+def test_old_reference_data_warns_at_load_never_on_an_event() -> None:
+    today = date(2026, 12, 1)
+
+    def source(kind: str, day: date | None, vintage: int | None) -> RefdataSource:
+        return RefdataSource(kind, day, vintage, (), "", today, {}, ())  # type: ignore[arg-type]
+
+    fresh = [source("rncp", today - timedelta(days=3), None), source("cog", None, 2025)]
+    assert age_warnings(fresh, today, timedelta(days=30)) == []
+    old = [source("rncp", today - timedelta(days=31), None), source("cog", None, 2024)]
+    warnings = age_warnings(old, today, timedelta(days=30))
+    assert len(warnings) == 2
+    assert "31 days old" in warnings[0] and "2024" in warnings[1]

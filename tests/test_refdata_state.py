@@ -1,0 +1,298 @@
+"""Reference data in the state (staging, swap, version), its commands, and a running service
+that picks new reference data up without a restart."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+from click.testing import CliRunner
+
+from accrochage.api.protocol import ApiRunner
+from accrochage.app import build_core
+from accrochage.cli import main
+from accrochage.errors import RefdataError
+from accrochage.models.deadline import SystemClock, paris_today
+from accrochage.refdata.france_competences import load_export
+from accrochage.refdata.load import load_refdata
+from accrochage.refdata.memory import ReferenceHolder
+from accrochage.runtimes.embedded import build_service
+from accrochage.settings import load_settings
+from accrochage.state.sqlite import SqliteStore
+from tests.factories import delivered_event
+from tests.refdata_files import cog_folder, csv_export, fc, refdata_dir
+
+__all__ = ["refdata_dir"]
+
+RECENT = (paris_today(SystemClock()) - timedelta(days=10)).isoformat()
+WAIT = 30.0
+"""Seconds a test waits at most for the service to pick new data up."""
+
+
+def xml_folder(refdata_dir: Path, target: Path) -> Path:
+    target.mkdir(parents=True, exist_ok=True)
+    for kind in ("RNCP", "RS"):
+        name = f"export_fiches_{kind}_V4_1_2026-08-16.xml"
+        shutil.copyfile(fc(refdata_dir) / name, target / name)
+    return target
+
+
+def write_config(directory: Path, refdata: dict[str, Any] | None = None) -> Path:
+    lines = [
+        "[emitter]",
+        'id_client = "03VML243"',
+        "[[certifiers]]",
+        'key = "pix"',
+        'id_client = "03VML243"',
+        'id_contrat = "MCFCER000209"',
+        'certifications = ["RS6604", "RS5000", "RS6117", "RNCP39568"]',
+        'siret = "\\t79279132900016"',
+        "[batching]",
+        'tick = "1s"',
+        "render_processes = 0",
+        "[paths]",
+        f'state = "{directory / "var" / "state.db"}"',
+        f'outbox = "{directory / "var" / "outbox"}"',
+    ]
+    if refdata:
+        lines.append("[refdata]")
+        lines += [f'{key} = "{value}"' for key, value in refdata.items()]
+    path = directory / "accrochage.toml"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def event(record_id: str, code: str) -> dict[str, Any]:
+    return delivered_event(
+        record_id=record_id,
+        event_id=f"ev-{record_id}",
+        certification={"type": "RS", "code": code},
+        delivered_on=RECENT,
+        exam=None,
+    )
+
+
+# -- the state ---------------------------------------------------------------------------------
+
+
+def test_staging_is_invisible_until_the_swap(refdata_dir: Path, tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "state.db")
+    other = SqliteStore(tmp_path / "state.db")  # another process's view of the same state
+    try:
+        storage = store.refdata()
+        assert storage.version() == 0 and storage.sources() == []
+        load_refdata(storage, csv_export(tmp_path / "csv"), None)
+        assert storage.version() == 1
+        holder = ReferenceHolder(other.refdata())
+        current = holder.current()
+        assert current is not None and current.fiche("RS6604") is None
+        # New rows staged: the live tables, the version and the other process see nothing yet.
+        export = load_export(xml_folder(refdata_dir, tmp_path / "xml"))
+        storage.stage("rncp")
+        storage.stage_fiches(export.fiches)
+        assert {f.code for f in storage.fiches()} == {
+            f.code for f in load_export(csv_export(tmp_path / "csv")).fiches
+        }
+        assert not holder.refresh()
+        # Then the swap: one version more, picked up by the other process.
+        load_refdata(storage, xml_folder(refdata_dir, tmp_path / "xml"), None)
+        assert storage.version() == 2
+        assert holder.refresh()
+        current = holder.current()
+        assert current is not None and current.fiche("RS6604") is not None
+        [source] = storage.sources()
+        assert source.kind == "rncp" and str(source.day) == "2026-08-16"
+        assert source.files == (
+            "export_fiches_RNCP_V4_1_2026-08-16.xml",
+            "export_fiches_RS_V4_1_2026-08-16.xml",
+        )
+    finally:
+        other.close()
+        store.close()
+
+
+def test_a_file_that_cannot_be_read_keeps_the_data_loaded(
+    refdata_dir: Path, tmp_path: Path
+) -> None:
+    store = SqliteStore(tmp_path / "state.db")
+    try:
+        storage = store.refdata()
+        load_refdata(storage, csv_export(tmp_path / "csv"), None)
+        broken = tmp_path / "broken"
+        broken.mkdir()
+        (broken / "export_fiches_RS_V4_1_2026-08-16.xml").write_text("<FICHES><FICHE>")
+        try:
+            load_refdata(storage, broken, None)
+        except RefdataError as exc:
+            assert "export_fiches_RS_V4_1_2026-08-16.xml" in str(exc)
+        else:
+            raise AssertionError("a damaged file was loaded")
+        assert storage.version() == 1
+        assert any(f.code == "RS5000" for f in storage.fiches())
+    finally:
+        store.close()
+
+
+def test_a_process_without_a_scheduler_follows_the_version(
+    refdata_dir: Path, tmp_path: Path
+) -> None:
+    """The Kafka writer process: `current()` itself looks at the stored version."""
+    store = SqliteStore(tmp_path / "state.db")
+    other = SqliteStore(tmp_path / "state.db")
+    try:
+        holder = ReferenceHolder(other.refdata(), check_every=0)
+        assert holder.current() is None
+        load_refdata(store.refdata(), xml_folder(refdata_dir, tmp_path / "xml"), None)
+        current = holder.current()
+        assert current is not None and current.fiche("RS6604") is not None
+        assert holder.version == 1
+    finally:
+        other.close()
+        store.close()
+
+
+# -- the commands ------------------------------------------------------------------------------
+
+
+def run(config: Path, *args: str) -> Any:
+    return CliRunner().invoke(main, ["--config", str(config), *args], catch_exceptions=False)
+
+
+def test_load_status_and_revalidate(refdata_dir: Path, tmp_path: Path) -> None:
+    csv = csv_export(tmp_path / "csv")
+    config = write_config(tmp_path, {"rncp": csv})
+    events = tmp_path / "events.jsonl"
+    events.write_text(
+        "\n".join(json.dumps(event(rid, code)) for rid, code in (("A", "RS6604"), ("B", "RS6117")))
+        + "\n",
+        encoding="utf-8",
+    )
+    assert run(config, "ingest", str(events)).exit_code == 0  # no reference data yet
+    result = run(config, "refdata", "status")
+    assert "no reference data loaded" in result.output
+
+    result = run(config, "refdata", "load")
+    assert result.exit_code == 0, result.output
+    assert "rncp: loaded" in result.output and "9 fiches" in result.output
+    assert "days old" in result.output  # a 2024 export is older than refdata.max_age
+    status = json.loads(run(config, "refdata", "status", "--format", "json").output)
+    assert status["version"] == 1
+    assert status["sources"][0]["date"] == "2024-02-22"
+    applied = {rule["rule"]: rule["applied"] for rule in status["rules"]}
+    assert applied["the code is not in the RNCP/RS export"]
+    assert not applied["delivered_on after DATE_LIMITE_DELIVRANCE"]  # CSV: no such column
+    assert not applied["a foreign-country code unknown to the COG"]
+    assert run(config, "refdata", "load").output.startswith("rncp: unchanged")
+
+    result = run(config, "revalidate")
+    assert result.exit_code == 0, result.output
+    # RS6604 is not in the 2024 export: A becomes invalid; RS6117 (known, SIRET among its
+    # certifiers? no: 79279132900016 is not) gets a warning.
+    assert "A (pix): pending -> invalid" in result.output
+    assert "+ error certification.code: RS6604 is not in" in result.output
+    assert "B (pix): pending -> pending" in result.output
+    assert "+ warning certifier:" in result.output
+    records = json.loads(run(config, "outstanding", "--format", "json").output)
+    by_id = {r["record_id"]: r for r in records}
+    assert by_id["A"]["status"] == "invalid"
+    assert [e["field"] for e in by_id["A"]["errors"]] == ["certification.code"]
+    # RS6117's registration ended on 2025-09-29: a warning too.
+    assert [w["field"] for w in by_id["B"]["warnings"]] == ["delivered_on", "certifier"]
+
+    # `check` answers as ingest would, reference rules included; `summary` says the data is old.
+    probe = tmp_path / "probe.jsonl"
+    probe.write_text(json.dumps(event("C", "RS6604")) + "\n", encoding="utf-8")
+    checked = run(config, "check", str(probe))
+    assert checked.exit_code == 1 and "certification.code: RS6604 is not in" in checked.output
+    table = run(config, "summary").output
+    assert "warning: " in table and "days old" in table
+    listed = json.loads(run(config, "summary", "--format", "json").output)["refdata_warnings"]
+    assert listed and "days old" in listed[0]
+
+    # The XML export knows RS6604: A is pending again.
+    config = write_config(tmp_path, {"rncp": xml_folder(refdata_dir, tmp_path / "xml")})
+    assert run(config, "refdata", "load").exit_code == 0
+    result = run(config, "revalidate", "--certifier", "pix")
+    assert "A (pix): invalid -> pending" in result.output
+    assert "0 changed" in run(config, "revalidate").output
+
+
+def test_load_without_configuration_is_a_usage_error(tmp_path: Path) -> None:
+    result = run(write_config(tmp_path), "refdata", "load")
+    assert result.exit_code == 2 and "refdata.rncp" in result.output
+
+
+# -- a running service --------------------------------------------------------------------------
+
+
+async def _post(client: aiohttp.ClientSession, body: dict[str, Any]) -> tuple[int, Any]:
+    async with client.post("/events", json=body) as response:
+        return response.status, await response.json()
+
+
+async def _until(client: aiohttp.ClientSession, code: str, status: int, prefix: str) -> Any:
+    """Post new events until one is answered `status` (bounded)."""
+    deadline = asyncio.get_running_loop().time() + WAIT
+    attempt = 0
+    while True:
+        attempt += 1
+        got, body = await _post(client, event(f"{prefix}-{attempt}", code))
+        if got == status:
+            return body
+        assert asyncio.get_running_loop().time() < deadline, f"still {got}: {body}"
+        await asyncio.sleep(0.2)
+
+
+def test_the_service_reloads_without_a_restart(refdata_dir: Path, tmp_path: Path) -> None:
+    rncp = tmp_path / "rncp"
+    csv_export(rncp)
+    config = write_config(tmp_path, {"rncp": rncp, "cog": cog_folder(tmp_path / "cog")})
+    core = build_core(load_settings(config))
+
+    async def scenario() -> None:
+        runner = ApiRunner(build_service(core, timer=True))
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = runner.addresses[0][1]
+        try:
+            async with aiohttp.ClientSession(base_url=f"http://127.0.0.1:{port}") as client:
+                # Loaded at start: RS6604 is not in the 2024 CSV export.
+                body = await _until(client, "RS6604", 422, "before")
+                assert [e["field"] for e in body["errors"]] == ["certification.code"]
+                # The user downloads the XML export into the same folder: picked up.
+                for old in rncp.iterdir():
+                    old.unlink()
+                xml_folder(refdata_dir, rncp)
+                body = await _until(client, "RS6604", 201, "after")
+                assert body["warnings"] == []
+                # `refdata load` from another process (another export): picked up too.
+                other = SqliteStore(tmp_path / "var" / "state.db")
+                try:
+                    load_refdata(other.refdata(), csv_export(tmp_path / "other"), None)
+                finally:
+                    other.close()
+                await _until(client, "RS6604", 422, "loaded")
+        finally:
+            await asyncio.wait_for(runner.cleanup(), timeout=30)
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        core.close()
+
+
+def test_a_file_that_cannot_be_read_is_one_line_and_exit_1(tmp_path: Path) -> None:
+    folder = tmp_path / "fc"
+    folder.mkdir()
+    (folder / "export_fiches_RNCP_V4_1_2026-08-16.xml").write_text("<FICHES><FICHE>")
+    result = run(write_config(tmp_path, {"rncp": folder}), "refdata", "load")
+    assert result.exit_code == 1
+    assert "export_fiches_RNCP_V4_1_2026-08-16.xml" in result.output
+    assert "Traceback" not in result.output
