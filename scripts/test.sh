@@ -5,6 +5,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh
 bash tools/kafka/fetch-jars.sh
+# The dashboard's test drives Debian's headless Chromium (never a browser a package downloads).
+if [ ! -x /usr/bin/chromium ]; then
+    apt-get update && apt-get install -y chromium chromium-driver
+fi
 .venv/bin/ruff check accrochage tests bench tools
 .venv/bin/ruff format --check accrochage tests bench tools
 .venv/bin/mypy

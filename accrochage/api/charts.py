@@ -1,0 +1,70 @@
+"""Server-rendered SVG charts for the dashboard: no script, no library, works offline."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from html import escape
+
+PALETTE = ("#2f6fb0", "#e07b39", "#3a9d5d", "#9b59b6", "#c0392b", "#16a085", "#7f8c8d")
+WIDTH, HEIGHT = 720, 260
+LEFT, BOTTOM, TOP = 48, 40, 16
+
+
+def stacked_bars(
+    chart_id: str,
+    title: str,
+    buckets: Sequence[str],
+    series: Mapping[str, Sequence[int]],
+) -> str:
+    """Bars per bucket, stacked by series (one colour each), with axis labels and a legend.
+
+    Each bar segment is a `<rect class="bar">` carrying `data-series`, `data-bucket` and
+    `data-count`, so the drawing can be checked as well as seen.
+    """
+    totals = [sum(values[i] for values in series.values()) for i in range(len(buckets))]
+    top = max(totals, default=0) or 1
+    plot_h = HEIGHT - BOTTOM - TOP
+    slot = (WIDTH - LEFT - 10) / max(len(buckets), 1)
+    bar_w = slot * 0.6
+    parts = [
+        f'<svg id="{escape(chart_id)}" class="chart" role="img" viewBox="0 0 {WIDTH} {HEIGHT}" '
+        f'width="{WIDTH}" height="{HEIGHT}" xmlns="http://www.w3.org/2000/svg">',
+        f"<title>{escape(title)}</title>",
+        f'<line x1="{LEFT}" y1="{TOP + plot_h}" x2="{WIDTH - 10}" y2="{TOP + plot_h}" '
+        'stroke="#444" stroke-width="1"/>',
+        f'<text x="{LEFT - 6}" y="{TOP + 4}" text-anchor="end" class="axis">{top}</text>',
+        f'<text x="{LEFT - 6}" y="{TOP + plot_h}" text-anchor="end" class="axis">0</text>',
+    ]
+    for i, bucket in enumerate(buckets):
+        x = LEFT + i * slot + (slot - bar_w) / 2
+        y: float = TOP + plot_h
+        for s, (name, values) in enumerate(series.items()):
+            count = values[i]
+            if count <= 0:
+                continue
+            h = max(plot_h * count / top, 1.0)
+            y -= h
+            parts.append(
+                f'<rect class="bar" x="{x:.1f}" y="{y:.1f}" width="{bar_w:.1f}" height="{h:.1f}" '
+                f'fill="{PALETTE[s % len(PALETTE)]}" data-series="{escape(name)}" '
+                f'data-bucket="{escape(bucket)}" data-count="{count}">'
+                f"<title>{escape(name)}: {count} ({escape(bucket)})</title></rect>"
+            )
+        if totals[i]:
+            parts.append(
+                f'<text x="{x + bar_w / 2:.1f}" y="{y - 4:.1f}" text-anchor="middle" '
+                f'class="total">{totals[i]}</text>'
+            )
+        parts.append(
+            f'<text x="{x + bar_w / 2:.1f}" y="{TOP + plot_h + 16}" text-anchor="middle" '
+            f'class="axis">{escape(bucket)}</text>'
+        )
+    for s, name in enumerate(series):
+        x = LEFT + s * 120
+        parts.append(
+            f'<rect x="{x}" y="{HEIGHT - 14}" width="10" height="10" '
+            f'fill="{PALETTE[s % len(PALETTE)]}"/>'
+            f'<text x="{x + 14}" y="{HEIGHT - 5}" class="legend">{escape(name)}</text>'
+        )
+    parts.append("</svg>")
+    return "".join(parts)

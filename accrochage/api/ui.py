@@ -1,0 +1,197 @@
+"""`GET /ui`: the dashboard a certifier's manager reads in a browser (CONTRACT §10).
+
+Server-rendered HTML and SVG (`api/charts.py`), no script and nothing fetched from elsewhere
+(a Content-Security-Policy says so), refreshing itself every `REFRESH` seconds. Behind the
+operator's token like every route (HTTP Basic with the token as password opens it in a
+browser). Counts, certifier keys and batch ids only: no person, no record's content.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from html import escape
+
+from aiohttp import web
+
+from accrochage.api.charts import stacked_bars
+from accrochage.models.deadline import Clock, days_left, paris_today
+from accrochage.models.vocabulary import RecordStatus
+from accrochage.state.base import AlertState, DashboardNumbers, Observation, Store
+
+REFRESH = 30
+BUCKETS = ("overdue", "0–7 d", "8–14 d", "15–30 d", "31–60 d", "61–92 d", "no deadline")
+UNREPORTED_AFTER = timedelta(days=10)
+CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-ancestors 'none'"
+STYLE = """
+body{font-family:system-ui,sans-serif;margin:1.5rem;color:#222}
+h1{font-size:1.4rem}h2{font-size:1.1rem;margin-top:1.6rem}
+table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:.25rem .5rem;text-align:right}
+th:first-child,td:first-child{text-align:left}.warn{color:#b35c00}.crit{color:#b00020}
+.axis,.legend,.total{font-size:11px;fill:#333}.muted{color:#777}
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class _Page:
+    as_of: date
+    now: datetime
+    margin_days: int
+    observation: Observation
+    numbers: DashboardNumbers
+    alerts: list[AlertState]
+
+
+def bucket(deadline: date | None, today: date) -> str:
+    if deadline is None:
+        return BUCKETS[-1]
+    left = days_left(deadline, today)
+    for limit, name in ((-1, 0), (7, 1), (14, 2), (30, 3), (60, 4)):
+        if left <= limit:
+            return BUCKETS[name]
+    return BUCKETS[5]
+
+
+def _certifiers(page: _Page) -> list[str]:
+    seen = {c for c, _ in page.observation.records} | {c for c, _ in page.numbers.deadlines}
+    return sorted(c if c is not None else "?" for c in seen)
+
+
+def _key(certifier: str | None) -> str:
+    return certifier if certifier is not None else "?"
+
+
+def _per_certifier(page: _Page) -> str:
+    statuses = [s.value for s in RecordStatus]
+    o = page.observation
+    head = "".join(f"<th>{s}</th>" for s in statuses)
+    rows = []
+    for certifier in _certifiers(page):
+        counts = {s: 0 for s in statuses}
+        for (c, s), n in o.records.items():
+            if _key(c) == certifier:
+                counts[s] = counts.get(s, 0) + n
+        at_risk = sum(n for c, n in o.at_risk.items() if _key(c) == certifier)
+        overdue = sum(n for c, n in o.overdue.items() if _key(c) == certifier)
+        opened = sum(
+            n for c, n in (o.correction_requests_open or {}).items() if _key(c) == certifier
+        )
+        nexts = [d for c, d in o.next_deadline.items() if _key(c) == certifier]
+        cells = "".join(f'<td data-status="{s}">{counts[s]}</td>' for s in statuses)
+        rows.append(
+            f'<tr data-certifier="{escape(certifier)}"><td class="certifier">{escape(certifier)}'
+            f'</td>{cells}<td class="warn" data-col="at_risk">{at_risk}</td>'
+            f'<td class="crit" data-col="overdue">{overdue}</td>'
+            f'<td data-col="corrections">{opened}</td>'
+            f"<td>{min(nexts).isoformat() if nexts else '—'}</td></tr>"
+        )
+    return (
+        f'<table id="certifiers"><tr><th>certifier</th>{head}<th>at risk</th><th>overdue</th>'
+        f"<th>open correction requests</th><th>next deadline</th></tr>{''.join(rows)}</table>"
+    )
+
+
+def _chart(page: _Page) -> str:
+    certifiers = sorted({_key(c) for c, _ in page.numbers.deadlines})
+    series = {c: [0] * len(BUCKETS) for c in certifiers}
+    for (certifier, deadline), n in page.numbers.deadlines.items():
+        series[_key(certifier)][BUCKETS.index(bucket(deadline, page.as_of))] += n
+    return stacked_bars(
+        "days-left-chart", "Outstanding records by days left before the deadline", BUCKETS, series
+    )
+
+
+def _to_deposit(page: _Page) -> str:
+    if not page.numbers.to_deposit:
+        return '<p id="to-deposit" class="muted">No file waiting to be uploaded.</p>'
+    rows = "".join(
+        f"<tr><td><code>{escape(b.batch_id)}</code></td><td>{escape(b.certifier)}</td>"
+        f"<td>{b.passages}</td>"
+        f"<td>{b.written_at.isoformat(timespec='minutes') if b.written_at else '—'}</td></tr>"
+        for b in page.numbers.to_deposit
+    )
+    return (
+        f'<table id="to-deposit"><tr><th>batch</th><th>certifier</th><th>passages</th>'
+        f"<th>written</th></tr>{rows}</table>"
+    )
+
+
+def _rejections(page: _Page) -> str:
+    if not page.numbers.rejections:
+        return '<p id="rejections" class="muted">No rejected record.</p>'
+    rows = "".join(
+        f"<tr><td>{escape(_key(c))}</td><td>{escape(reason or 'unclassified')}</td>"
+        f"<td>{n}</td></tr>"
+        for (c, reason), n in sorted(
+            page.numbers.rejections.items(), key=lambda kv: (_key(kv[0][0]), kv[0][1] or "")
+        )
+    )
+    return (
+        f'<table id="rejections"><tr><th>certifier</th><th>CDC reason</th><th>records</th></tr>'
+        f"{rows}</table>"
+    )
+
+
+def _alerts(page: _Page) -> str:
+    firing = [a for a in page.alerts if a.status == "firing"]
+    if not firing:
+        return '<p id="alerts" class="muted">No alert firing.</p>'
+    rows = "".join(
+        f'<tr class="{"crit" if a.severity == "critical" else "warn"}"><td>{escape(a.alertname)}'
+        f"</td><td>{escape(a.certifier)}</td><td>{a.value}</td>"
+        f"<td>{a.starts_at.isoformat(timespec='minutes')}</td></tr>"
+        for a in firing
+    )
+    return (
+        f'<table id="alerts"><tr><th>alert</th><th>certifier</th><th>count</th><th>since</th>'
+        f"</tr>{rows}</table>"
+    )
+
+
+def render(page: _Page) -> str:
+    return (
+        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
+        f'<meta http-equiv="refresh" content="{REFRESH}">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        '<link rel="icon" href="data:,"><title>accrochage — dashboard</title>'
+        f"<style>{STYLE}</style></head><body>"
+        f"<h1>accrochage — certifications on their way to the CDC</h1>"
+        f'<p class="muted">As of {page.as_of.isoformat()} (Paris); deadline margin '
+        f"{page.margin_days} days; refreshed every {REFRESH} s; updated "
+        f"{page.now.isoformat(timespec='seconds')}.</p>"
+        f"<h2>Records per certifier</h2>{_per_certifier(page)}"
+        f"<h2>Outstanding records by days left</h2>{_chart(page)}"
+        f"<h2>Alerts firing</h2>{_alerts(page)}"
+        f"<h2>Files to deposit</h2>{_to_deposit(page)}"
+        f"<h2>Rejections by CDC reason</h2>{_rejections(page)}"
+        "</body></html>"
+    )
+
+
+def add_routes(app: web.Application, store: Store, clock: Clock, margin_days: int) -> None:
+    def gather() -> _Page:
+        now = clock.now()
+        today = paris_today(clock)
+        with store.reading() as reader:
+            return _Page(
+                today,
+                now,
+                margin_days,
+                reader.observe(today, margin_days, now - UNREPORTED_AFTER),
+                reader.dashboard(),
+                reader.alert_states(),
+            )
+
+    async def get_ui(request: web.Request) -> web.Response:
+        page = await asyncio.to_thread(gather)
+        response = web.Response(text=render(page), content_type="text/html")
+        response.headers["Content-Security-Policy"] = CSP
+        response.headers["Cache-Control"] = "no-store"
+        return response
+
+    async def root(request: web.Request) -> web.Response:
+        raise web.HTTPFound("/ui")
+
+    app.router.add_get("/ui", get_ui)
+    app.router.add_get("/", root)

@@ -1,0 +1,67 @@
+"""The Kafka lag as the state sees it, and the stored offsets committed back to Kafka.
+
+Lag is the partition's end offset minus the next offset stored in the state (what was
+received but not yet stored counts as lag). Each tick, the stored offsets that moved since the
+last tick are committed to the consumer group (through `SeekingConsumer._commit`, which always
+commits stored offsets), so `kafka-consumer-groups --describe` and lag exporters agree.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from accrochage.state.base import Store
+from accrochage.streams import metrics
+from accrochage.streams.scheduler import Job
+
+log = logging.getLogger("accrochage.kafka")
+
+
+def lag_job(app: Any, store: Store, topic: str, every: float = 1.0) -> Job:
+    committed: dict[int, int] = {}
+
+    async def run() -> None:
+        consumer = app.consumer
+        assigned = sorted(
+            (tp for tp in consumer.assignment() if tp.topic == topic), key=lambda tp: tp.partition
+        )
+        if not assigned:
+            return
+        stored = await asyncio.to_thread(store.offsets, topic)
+        ends = await consumer.highwaters(*assigned)
+        metrics.STATE.publish_lag(
+            {
+                (topic, tp.partition): max(0, int(ends.get(tp) or 0) - stored.get(tp.partition, 0))
+                for tp in assigned
+            }
+        )
+        moved = {
+            tp: stored[tp.partition]
+            for tp in assigned
+            if tp.partition in stored and committed.get(tp.partition) != stored[tp.partition]
+        }
+        if moved and await consumer._commit(moved):
+            committed.update({tp.partition: offset for tp, offset in moved.items()})
+
+    return Job("kafka-lag", every, run)
+
+
+class AlertProducer:
+    """Produces alerts to `alerts.topic` from the delivery job's thread, on faust's loop."""
+
+    TIMEOUT = 10.0
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.loop: asyncio.AbstractEventLoop | None = None
+
+    def bind(self) -> None:
+        self.loop = asyncio.get_running_loop()
+
+    def __call__(self, topic: str, key: bytes, value: bytes) -> None:
+        if self.loop is None:
+            raise RuntimeError("the Kafka producer is not started yet")
+        send = self.app.producer.send_and_wait(topic, key, value, None, None, None)
+        asyncio.run_coroutine_threadsafe(send, self.loop).result(self.TIMEOUT)

@@ -1,0 +1,59 @@
+"""What the services watch and whom they warn, built from the settings: the watch job
+(metrics, alert rules) and the alert delivery job, for both runtimes."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from accrochage.app import Core
+from accrochage.state.base import AlertState
+from accrochage.streams.alerts import FIRING, Alerting, active, severity_of
+from accrochage.streams.receivers import Alertmanager, Deliverer, Receiver, Webhook, delivery_job
+from accrochage.streams.scheduler import Job
+from accrochage.streams.watch import Watch, watch_job
+
+
+def watch_for(core: Core) -> Watch:
+    """The watch job's numbers feed the metrics and the alert rules."""
+    settings = core.settings
+    certifiers = [c.key for c in settings.certifiers]
+    return Watch(
+        core.store,
+        core.clock,
+        margin_days=settings.batching.margin_days,
+        certifiers=certifiers,
+        unreported_after=settings.alerts.unreported_after,
+        listeners=[Alerting(core.store, certifiers).listener],
+    )
+
+
+def receivers_for(core: Core) -> list[Receiver]:
+    alerts = core.settings.alerts
+    receivers: list[Receiver] = [Webhook(url, alerts.repeat) for url in alerts.webhooks]
+    if alerts.alertmanager:
+        receivers.append(Alertmanager(alerts.alertmanager))
+    return receivers
+
+
+def deliverer_for(core: Core, extra: Sequence[Receiver] = ()) -> Deliverer:
+    return Deliverer(core.store, core.clock, [*receivers_for(core), *extra])
+
+
+def watching_jobs(core: Core, extra: Sequence[Receiver] = ()) -> list[Job]:
+    tick = core.settings.batching.tick.total_seconds()
+    return [watch_job(watch_for(core), tick), delivery_job(deliverer_for(core, extra), tick)]
+
+
+def firing_now(core: Core) -> list[AlertState]:
+    """The alerts the rules fire on the state now (since when: as the services recorded it)."""
+    watch = watch_for(core)
+    now = core.clock.now()
+    firing = active(watch.observe(), watch.certifiers)
+    with core.store.reading() as reader:
+        known = {(s.alertname, s.certifier): s for s in reader.alert_states()}
+    out = []
+    for (alertname, certifier), n in sorted(firing.items()):
+        stored = known.get((alertname, certifier))
+        since = stored.starts_at if stored is not None and stored.status == FIRING else now
+        out.append(AlertState(alertname, certifier, severity_of(alertname), FIRING, n, since))
+    return out

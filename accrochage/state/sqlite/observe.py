@@ -1,0 +1,100 @@
+"""The watched numbers in a few grouped queries, each answered from an index.
+
+Run by the services' timer (metrics, alerts, the dashboard), never per scrape: on a state of a
+million records the whole observation takes a fraction of a second, a scrape none.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import date, datetime, timedelta
+
+from accrochage.models.vocabulary import BatchState
+from accrochage.state.base import DashboardNumbers, Observation, ToDeposit
+
+_UNREPORTED = (BatchState.WRITTEN.value, BatchState.DEPOSITED.value)
+
+
+def observe(
+    conn: sqlite3.Connection, as_of: date, margin_days: int, unreported_before: datetime
+) -> Observation:
+    today = as_of.isoformat()
+    margin_end = (as_of + timedelta(days=margin_days)).isoformat()
+    records = {
+        (certifier, status): count
+        for status, certifier, count in conn.execute(
+            "SELECT status, certifier, count(*) FROM records GROUP BY status, certifier"
+        )
+    }
+    overdue = dict(
+        conn.execute(
+            "SELECT certifier, count(*) FROM records WHERE outstanding = 1 AND deadline < ? "
+            "GROUP BY certifier",
+            (today,),
+        ).fetchall()
+    )
+    at_risk = dict(
+        conn.execute(
+            "SELECT certifier, count(*) FROM records WHERE outstanding = 1 "
+            "AND deadline >= ? AND deadline <= ? GROUP BY certifier",
+            (today, margin_end),
+        ).fetchall()
+    )
+    next_deadline = {
+        certifier: date.fromisoformat(first)
+        for certifier, first in conn.execute(
+            "SELECT certifier, min(deadline) FROM records WHERE outstanding = 1 "
+            "AND deadline IS NOT NULL GROUP BY certifier"
+        )
+        if first is not None
+    }
+    batches = {
+        (certifier, state): count
+        for certifier, state, count in conn.execute(
+            "SELECT certifier, state, count(*) FROM batches GROUP BY certifier, state"
+        )
+    }
+    unreported = dict(
+        conn.execute(
+            f"SELECT certifier, count(*) FROM batches WHERE state IN ({', '.join('?' * 2)}) "
+            "AND report_file IS NULL AND written_at IS NOT NULL AND written_at < ? "
+            "GROUP BY certifier",
+            (*_UNREPORTED, unreported_before.isoformat()),
+        ).fetchall()
+    )
+    to_deposit = sum(n for (_, state), n in batches.items() if state == BatchState.WRITTEN.value)
+    return Observation(
+        records=records,
+        at_risk=at_risk,
+        overdue=overdue,
+        next_deadline=next_deadline,
+        batches=batches,
+        unreported=unreported,
+        to_deposit=to_deposit,
+    )
+
+
+def dashboard(conn: sqlite3.Connection, limit: int = 50) -> DashboardNumbers:
+    deadlines = {
+        (certifier, None if day is None else date.fromisoformat(day)): count
+        for certifier, day, count in conn.execute(
+            "SELECT certifier, deadline, count(*) FROM records WHERE outstanding = 1 "
+            "GROUP BY certifier, deadline"
+        )
+    }
+    rejections = {
+        (certifier, reason): count
+        for certifier, reason, count in conn.execute(
+            "SELECT certifier, cdc_reason, count(*) FROM records WHERE status = 'rejected' "
+            "GROUP BY certifier, cdc_reason"
+        )
+    }
+    to_deposit = [
+        ToDeposit(batch_id, certifier, passages, None if at is None else datetime.fromisoformat(at))
+        for batch_id, certifier, passages, at in conn.execute(
+            "SELECT batch_id, certifier, passages, written_at FROM batches WHERE state = ? "
+            "ORDER BY written_at DESC, batch_id LIMIT ?",
+            (BatchState.WRITTEN.value, limit),
+        )
+    ]
+    return DashboardNumbers(deadlines, rejections, to_deposit)

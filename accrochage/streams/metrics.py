@@ -1,0 +1,210 @@
+"""The Prometheus metrics of CONTRACT.md §10, in one registry of their own.
+
+Gauges come from the last `Observation` (computed by the watch job on the services' timer,
+`streams/watch.py`): a scrape renders numbers already known and never queries the state.
+Counters are incremented where events are stored and files written.
+
+Counting across processes: the process that serves `/metrics` holds the only registry that
+counts. The Kafka writer process ships the tally of each stored group back with its result
+(`streams/writer_process.py`), and render processes hand each file's outcome back to the
+flusher, which counts it. We chose this over prometheus-client's multiprocess mode, which
+needs `PROMETHEUS_MULTIPROC_DIR` set before the library is imported in every process, a
+directory to create and wipe at each start, and files left behind by a killed process;
+here a count is never lost nor doubled by a restarted child, and tests read a plain registry.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter as Tally
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, time
+
+from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from accrochage.models.deadline import PARIS
+from accrochage.models.lifecycle import Outcome
+from accrochage.models.vocabulary import BatchState, RecordStatus
+from accrochage.state.base import Observation
+from accrochage.streams.ingest import IngestResult
+
+UNKNOWN = "?"
+"""The `certifier` label of records whose certifier is not configured."""
+EVENT_OUTCOMES = ("created", "unchanged", "updated", "invalid", "unusable")
+BATCH_OUTCOMES = ("written", "failed")
+
+REGISTRY = CollectorRegistry()
+EVENTS = Counter(
+    "accrochage_events",
+    "Events stored, by outcome (created, unchanged, updated, invalid, unusable).",
+    ["outcome"],
+    registry=REGISTRY,
+)
+BATCH_WRITES = Counter(
+    "accrochage_batch_writes",
+    "Batch files written (XSD-valid, released) or failed.",
+    ["outcome"],
+    registry=REGISTRY,
+)
+LAST_FLUSH = Gauge(
+    "accrochage_last_flush_timestamp_seconds",
+    "When the flusher last ran to its end (Unix time).",
+    registry=REGISTRY,
+)
+for _outcome in EVENT_OUTCOMES:
+    EVENTS.labels(_outcome)
+for _outcome in BATCH_OUTCOMES:
+    BATCH_WRITES.labels(_outcome)
+
+
+def event_outcome(result: IngestResult) -> str | None:
+    """The `outcome` label of a stored event; None when nothing was stored."""
+    if not result.stored:
+        return None
+    if result.record_id is None:
+        return "unusable"
+    if result.errors:
+        return "invalid"
+    if result.outcome in (Outcome.CREATED, Outcome.UNCHANGED):
+        return str(result.outcome)
+    return "updated"
+
+
+def tally(results: Iterable[IngestResult]) -> dict[str, int]:
+    counts = Tally(o for o in map(event_outcome, results) if o is not None)
+    return dict(counts)
+
+
+def count_events(counts: Mapping[str, int]) -> None:
+    for outcome, n in counts.items():
+        if outcome in EVENT_OUTCOMES and n > 0:
+            EVENTS.labels(outcome).inc(n)
+
+
+def count_batch_write(ok: bool) -> None:
+    BATCH_WRITES.labels("written" if ok else "failed").inc()
+
+
+def flushed(at: datetime) -> None:
+    LAST_FLUSH.set(at.timestamp())
+
+
+@dataclass(slots=True)
+class _Snapshot:
+    observation: Observation | None = None
+    certifiers: tuple[str, ...] = ()
+    lag: dict[tuple[str, int], int] = field(default_factory=dict)
+
+
+class StateCollector(Collector):
+    """Renders the last published observation; publishing replaces it whole (no torn scrape)."""
+
+    def __init__(self) -> None:
+        self._snapshot = _Snapshot()
+        self._lock = threading.Lock()
+
+    def publish(self, observation: Observation, certifiers: Iterable[str]) -> None:
+        with self._lock:
+            self._snapshot = _Snapshot(observation, tuple(certifiers), self._snapshot.lag)
+
+    def publish_lag(self, lag: Mapping[tuple[str, int], int]) -> None:
+        with self._lock:
+            self._snapshot = _Snapshot(
+                self._snapshot.observation, self._snapshot.certifiers, dict(lag)
+            )
+
+    def collect(self) -> Iterator[Metric]:
+        snapshot = self._snapshot
+        yield from _state_families(snapshot.observation, snapshot.certifiers)
+        if snapshot.lag:
+            lag = GaugeMetricFamily(
+                "accrochage_kafka_lag_messages",
+                "Messages on the topic beyond the offset the state has stored.",
+                labels=["topic", "partition"],
+            )
+            for (topic, partition), n in sorted(snapshot.lag.items()):
+                lag.add_metric([topic, str(partition)], n)
+            yield lag
+
+
+def certifier_label(certifier: str | None, certifiers: Iterable[str]) -> str:
+    return certifier if certifier is not None and certifier in certifiers else UNKNOWN
+
+
+def by_label(counts: Mapping[str | None, int], certifiers: Iterable[str]) -> dict[str, int]:
+    keys = set(certifiers)
+    out = dict.fromkeys(sorted(keys), 0)
+    for certifier, n in counts.items():
+        label = certifier_label(certifier, keys)
+        out[label] = out.get(label, 0) + n
+    return out
+
+
+def _state_families(
+    observation: Observation | None, certifiers: tuple[str, ...]
+) -> Iterator[Metric]:
+    records = GaugeMetricFamily(
+        "accrochage_records", "Records by certifier and status.", labels=["certifier", "status"]
+    )
+    at_risk = GaugeMetricFamily(
+        "accrochage_records_at_risk",
+        "Outstanding records due within the deadline margin (not yet overdue).",
+        labels=["certifier"],
+    )
+    overdue = GaugeMetricFamily(
+        "accrochage_records_overdue",
+        "Outstanding records whose deadline has passed.",
+        labels=["certifier"],
+    )
+    next_deadline = GaugeMetricFamily(
+        "accrochage_next_deadline_timestamp_seconds",
+        "The earliest deadline of the outstanding records (midnight, Paris, Unix time).",
+        labels=["certifier"],
+    )
+    corrections = GaugeMetricFamily(
+        "accrochage_correction_requests_open",
+        "Correction requests not answered yet.",
+        labels=["certifier"],
+    )
+    batches = GaugeMetricFamily(
+        "accrochage_batches", "Batches by certifier and state.", labels=["certifier", "state"]
+    )
+    if observation is not None:
+        keys = set(certifiers)
+        per_status: dict[tuple[str, str], int] = {
+            (c, s.value): 0 for c in sorted(keys) for s in RecordStatus
+        }
+        for (certifier, status), n in observation.records.items():
+            label = (certifier_label(certifier, keys), status)
+            per_status[label] = per_status.get(label, 0) + n
+        for (certifier, status), n in sorted(per_status.items()):
+            records.add_metric([certifier, status], n)
+        for certifier, n in by_label(observation.at_risk, keys).items():
+            at_risk.add_metric([certifier], n)
+        for certifier, n in by_label(observation.overdue, keys).items():
+            overdue.add_metric([certifier], n)
+        earliest: dict[str, float] = {}
+        for certifier, day in observation.next_deadline.items():
+            key = certifier_label(certifier, keys)
+            stamp = datetime.combine(day, time(), PARIS).timestamp()
+            earliest[key] = min(stamp, earliest.get(key, stamp))
+        for certifier, stamp in sorted(earliest.items()):
+            next_deadline.add_metric([certifier], stamp)
+        for certifier, n in by_label(observation.correction_requests_open or {}, keys).items():
+            corrections.add_metric([certifier], n)
+        per_state: dict[tuple[str, str], int] = {
+            (c, s.value): 0 for c in sorted(keys) for s in BatchState
+        }
+        for (certifier, state), n in observation.batches.items():
+            label = (certifier_label(certifier, keys), state)
+            per_state[label] = per_state.get(label, 0) + n
+        for (certifier, state), n in sorted(per_state.items()):
+            batches.add_metric([certifier, state], n)
+    yield from (records, at_risk, overdue, next_deadline, corrections, batches)
+
+
+STATE = StateCollector()
+REGISTRY.register(STATE)

@@ -1,0 +1,192 @@
+"""Sending alerts: webhooks in Alertmanager's format, an Alertmanager's API, a Kafka topic.
+
+The delivery job compares, for each receiver, the alerts table with what that receiver last
+got (`alert_deliveries`) and sends what differs: a new firing, a repeat due
+(`alerts.repeat`; every minute for an Alertmanager), a resolution of what it got firing. A
+delivery is recorded only once the receiver took it, so a failure is retried at the next
+tick (with a back-off per receiver) and a restart neither loses nor repeats one. What waits
+is bounded by the alerts themselves (five rules per certifier), and each run sends at most
+`MAX_PER_RUN` per receiver. The job runs in a thread of its own: a receiver that is down
+(each request times out after `TIMEOUT` seconds) never slows ingestion.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import urllib.request
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from accrochage.models.deadline import Clock
+from accrochage.state.base import AlertDelivery, AlertState, Store
+from accrochage.streams.alerts import (
+    FIRING,
+    RESOLVED,
+    alert_object,
+    annotations_of,
+    labels,
+    webhook_body,
+)
+from accrochage.streams.scheduler import Job
+
+log = logging.getLogger("accrochage.alerts")
+TIMEOUT = 5.0
+MAX_PER_RUN = 100
+MAX_BACKOFF = timedelta(minutes=5)
+ALERTMANAGER_REPEAT = timedelta(minutes=1)
+ALERTMANAGER_AHEAD = timedelta(minutes=5)
+"""`endsAt` of a firing alert sent to an Alertmanager: it resolves it if we stop sending."""
+
+
+class Receiver(Protocol):
+    @property
+    def name(self) -> str:
+        """Stable, stored with its deliveries; never the URL itself (it may hold a secret)."""
+
+    @property
+    def repeat(self) -> timedelta: ...
+
+    def send(self, state: AlertState, now: datetime) -> None:
+        """Deliver, or raise."""
+
+
+def _id(kind: str, target: str) -> str:
+    return f"{kind}:{hashlib.sha256(target.encode()).hexdigest()[:12]}"
+
+
+def post_json(url: str, body: Any) -> None:
+    request = urllib.request.Request(
+        url,
+        data=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json", "User-Agent": "accrochage"},
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=TIMEOUT) as response:
+        response.read()
+
+
+@dataclass
+class Webhook:
+    url: str
+    repeat: timedelta
+
+    @property
+    def name(self) -> str:
+        return _id("webhook", self.url)
+
+    def send(self, state: AlertState, now: datetime) -> None:
+        post_json(self.url, webhook_body(state))
+
+
+@dataclass
+class Alertmanager:
+    base_url: str
+    repeat: timedelta = ALERTMANAGER_REPEAT
+
+    @property
+    def name(self) -> str:
+        return _id("alertmanager", self.base_url)
+
+    def send(self, state: AlertState, now: datetime) -> None:
+        ends = state.ends_at if state.status == RESOLVED and state.ends_at else None
+        alert = {
+            "labels": labels(state),
+            "annotations": annotations_of(state),
+            "startsAt": state.starts_at.isoformat(timespec="seconds"),
+            "endsAt": (ends or now + ALERTMANAGER_AHEAD).isoformat(timespec="seconds"),
+            "generatorURL": "",
+        }
+        post_json(self.base_url.rstrip("/") + "/api/v2/alerts", [alert])
+
+
+@dataclass
+class Topic:
+    """`alerts.topic` on Kafka: key the fingerprint, value the alert object."""
+
+    topic: str
+    produce: Callable[[str, bytes, bytes], None]
+    repeat: timedelta
+
+    @property
+    def name(self) -> str:
+        return _id("topic", self.topic)
+
+    def send(self, state: AlertState, now: datetime) -> None:
+        alert = alert_object(state)
+        self.produce(self.topic, alert["fingerprint"].encode(), json.dumps(alert).encode())
+
+
+def due(state: AlertState, last: AlertDelivery | None, repeat: timedelta, now: datetime) -> bool:
+    if state.status == FIRING:
+        if last is None or last.status != FIRING or last.sent_at < state.starts_at:
+            return True
+        return now - last.sent_at >= repeat
+    return last is not None and last.status == FIRING
+
+
+class Deliverer:
+    def __init__(self, store: Store, clock: Clock, receivers: Sequence[Receiver]) -> None:
+        self.store = store
+        self.clock = clock
+        self.receivers = list(receivers)
+        self._retry_at: dict[str, datetime] = {}
+        self._backoff: dict[str, timedelta] = {}
+
+    def run(self) -> int:
+        """Send what is due to every receiver; return how many deliveries succeeded."""
+        if not self.receivers:
+            return 0
+        now = self.clock.now()
+        sent = 0
+        with self.store.reading() as reader:
+            states = reader.alert_states()
+            last = {r.name: reader.alert_deliveries(r.name) for r in self.receivers}
+        for receiver in self.receivers:
+            if now < self._retry_at.get(receiver.name, now):
+                continue
+            got = {(d.alertname, d.certifier): d for d in last[receiver.name]}
+            todo = [
+                s
+                for s in states
+                if due(s, got.get((s.alertname, s.certifier)), receiver.repeat, now)
+            ]
+            for state in todo[:MAX_PER_RUN]:
+                try:
+                    receiver.send(state, now)
+                except Exception as exc:
+                    self._failed(receiver.name, now, exc)
+                    break
+                with self.store.transaction() as tx:
+                    tx.save_alert_delivery(
+                        AlertDelivery(
+                            state.alertname, state.certifier, receiver.name, state.status, now
+                        )
+                    )
+                sent += 1
+            else:
+                self._retry_at.pop(receiver.name, None)
+                self._backoff.pop(receiver.name, None)
+        return sent
+
+    def _failed(self, name: str, now: datetime, exc: Exception) -> None:
+        backoff = min(self._backoff.get(name, timedelta(seconds=2.5)) * 2, MAX_BACKOFF)
+        self._backoff[name] = backoff
+        self._retry_at[name] = now + backoff
+        log.warning(
+            "alert receiver %s failed (%s: %s); retrying in %ds",
+            name,
+            type(exc).__name__,
+            str(exc)[:200],
+            backoff.total_seconds(),
+        )
+
+
+def delivery_job(deliverer: Deliverer, every: float) -> Job:
+    def run() -> None:
+        deliverer.run()
+
+    return Job("alerts", every, run)

@@ -1,0 +1,72 @@
+"""The watch job: on the services' timer, observe the state once and hand the numbers to
+the metrics (`streams/metrics.py`), the alert rules and anything else that listens."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
+
+from accrochage.models.deadline import Clock, paris_today
+from accrochage.state.base import Observation, Store
+from accrochage.streams import metrics
+from accrochage.streams.scheduler import Job
+
+log = logging.getLogger("accrochage.watch")
+DUTY = 100
+"""The watch job waits at least this many times its last run's duration (at most 1 % of a
+core): every tick on a small state, every ~13 s on a million records (130 ms a run)."""
+
+Listener = Callable[[Observation, datetime], None]
+
+
+class Watch:
+    def __init__(
+        self,
+        store: Store,
+        clock: Clock,
+        *,
+        margin_days: int,
+        certifiers: Sequence[str],
+        unreported_after: timedelta,
+        listeners: Sequence[Listener] = (),
+    ) -> None:
+        self.store = store
+        self.clock = clock
+        self.margin_days = margin_days
+        self.certifiers = tuple(certifiers)
+        self.unreported_after = unreported_after
+        self.listeners = list(listeners)
+        self.last: Observation | None = None
+        self.last_seconds = 0.0
+
+    def observe(self) -> Observation:
+        now = self.clock.now()
+        with self.store.reading() as reader:
+            observation = reader.observe(
+                paris_today(self.clock), self.margin_days, now - self.unreported_after
+            )
+        return observation
+
+    def run(self) -> Observation:
+        """Observe, publish the gauges, tell every listener (one failing never stops others)."""
+        now = self.clock.now()
+        started = time.monotonic()
+        observation = self.observe()
+        self.last = observation
+        metrics.STATE.publish(observation, self.certifiers)
+        for listener in self.listeners:
+            try:
+                listener(observation, now)
+            except Exception:
+                log.exception("a listener of the watch job failed; it runs again next time")
+        self.last_seconds = time.monotonic() - started
+        return observation
+
+
+def watch_job(watch: Watch, every: float) -> Job:
+    def run() -> None:
+        watch.run()
+
+    return Job("watch", lambda: max(every, DUTY * watch.last_seconds), run)

@@ -1,0 +1,326 @@
+"""Alerts (CONTRACT §10) to real HTTP receivers on free loopback ports, driven by calling the
+scheduler's jobs directly with a `FixedClock`: firing within one tick, the repeat, the
+resolution, a receiver that fails then recovers, a restart between firing and resolution,
+an Alertmanager's API, and `accrochage alerts`."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+from click.testing import CliRunner
+from dateutil.relativedelta import relativedelta
+
+from accrochage.app import Core
+from accrochage.cli import main
+from accrochage.models.deadline import FixedClock, SystemClock, paris_today
+from accrochage.runtimes.watching import watch_for
+from accrochage.streams.receivers import Alertmanager, Deliverer, Receiver, Topic, Webhook
+from accrochage.streams.watch import watch_job
+from tests.test_tracker import NOW, event, ingest, make_core
+
+REPEAT = timedelta(hours=6)
+WEBHOOK_KEYS = {
+    "version",
+    "groupKey",
+    "truncatedAlerts",
+    "status",
+    "receiver",
+    "groupLabels",
+    "commonLabels",
+    "commonAnnotations",
+    "externalURL",
+    "alerts",
+}
+ALERT_KEYS = {
+    "status",
+    "labels",
+    "annotations",
+    "startsAt",
+    "endsAt",
+    "generatorURL",
+    "fingerprint",
+}
+
+
+class Sink:
+    """What a receiver got: each POST's path and JSON body; `failing` answers 500."""
+
+    def __init__(self) -> None:
+        self.posts: list[tuple[str, Any]] = []
+        self.failing = 0
+        self.lock = threading.Lock()
+
+    def bodies(self) -> list[Any]:
+        with self.lock:
+            return [body for _, body in self.posts]
+
+
+@contextmanager
+def receiver() -> Iterator[tuple[str, Sink]]:
+    sink = Sink()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            length = int(self.headers.get("Content-Length", "0"))
+            body = json.loads(self.rfile.read(length))
+            with sink.lock:
+                fail = sink.failing > 0
+                if fail:
+                    sink.failing -= 1
+                else:
+                    sink.posts.append((self.path, body))
+            self.send_response(500 if fail else 200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", sink
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(10)
+
+
+def tick(core: Core, receivers: list[Receiver]) -> None:
+    """One tick of the two jobs, as the scheduler runs them."""
+    watch_for(core).run()
+    Deliverer(core.store, core.clock, receivers).run()
+
+
+def accept_all(core: Core) -> None:
+    conn = sqlite3.connect(core.settings.paths.state)
+    try:
+        conn.execute("UPDATE records SET status = 'accepted', outstanding = 0")
+        conn.commit()
+    finally:
+        conn.close()
+
+
+def at_risk(core: Core) -> None:
+    # Delivered 2026-09-10: due 2026-12-10, within the 14-day margin on NOW (2026-12-01).
+    ingest(core, event("PX-1", delivered_on="2026-09-10"), event("PX-2", delivered_on="2026-09-11"))
+
+
+def test_firing_repeat_and_resolution_reach_a_webhook(tmp_path: Path) -> None:
+    core, clock = make_core(tmp_path)
+    with receiver() as (url, sink):
+        hook: list[Receiver] = [Webhook(url + "/hook", REPEAT)]
+        try:
+            tick(core, hook)
+            assert sink.bodies() == []  # nothing at risk, nothing sent
+            at_risk(core)
+            tick(core, hook)
+            (firing,) = sink.bodies()
+            assert set(firing) == WEBHOOK_KEYS and firing["version"] == "4"
+            assert firing["status"] == "firing"
+            (alert,) = firing["alerts"]
+            assert set(alert) == ALERT_KEYS
+            assert alert["labels"] == {
+                "alertname": "AccrochageRecordsAtRisk",
+                "certifier": "pix",
+                "severity": "warning",
+            }
+            assert firing["commonLabels"] == alert["labels"]
+            assert firing["groupLabels"] == {
+                "alertname": "AccrochageRecordsAtRisk",
+                "certifier": "pix",
+            }
+            assert alert["annotations"]["summary"].startswith("2 ")
+            assert "PX-1" not in json.dumps(firing)  # counts, never a record id or a person
+
+            clock.advance(REPEAT - timedelta(minutes=1))
+            tick(core, hook)
+            assert len(sink.bodies()) == 1  # not yet due again
+            clock.advance(timedelta(minutes=1))
+            tick(core, hook)
+            repeat = sink.bodies()[1]
+            assert repeat["status"] == "firing"
+            assert repeat["alerts"][0]["fingerprint"] == alert["fingerprint"]
+            assert repeat["alerts"][0]["startsAt"] == alert["startsAt"]
+
+            accept_all(core)
+            tick(core, hook)
+            resolved = sink.bodies()[2]
+            assert resolved["status"] == "resolved"
+            assert resolved["alerts"][0]["fingerprint"] == alert["fingerprint"]
+            assert resolved["alerts"][0]["endsAt"] != "0001-01-01T00:00:00Z"
+            clock.advance(REPEAT * 2)
+            tick(core, hook)
+            assert len(sink.bodies()) == 3  # a resolved alert is sent once
+        finally:
+            core.close()
+
+
+def test_overdue_and_unknown_certifier_are_critical_and_labelled_question_mark(
+    tmp_path: Path,
+) -> None:
+    core, _ = make_core(tmp_path)
+    with receiver() as (url, sink):
+        try:
+            ingest(core, event("OLD-1", delivered_on="2026-08-01"))
+            conn = sqlite3.connect(core.settings.paths.state)
+            conn.execute("UPDATE records SET certifier = 'gone'")
+            conn.commit()
+            conn.close()
+            tick(core, [Webhook(url, REPEAT)])
+        finally:
+            core.close()
+    labels = sorted(
+        (b["alerts"][0]["labels"]["alertname"], b["alerts"][0]["labels"]["severity"])
+        for b in sink.bodies()
+    )
+    assert labels == [
+        ("AccrochageRecordsAtRisk", "warning"),
+        ("AccrochageRecordsOverdue", "critical"),
+    ]
+    assert {b["alerts"][0]["labels"]["certifier"] for b in sink.bodies()} == {"?"}
+
+
+def test_a_receiver_that_fails_gets_the_alert_once_it_recovers(tmp_path: Path) -> None:
+    core, clock = make_core(tmp_path)
+    with receiver() as (url, sink):
+        try:
+            at_risk(core)
+            sink.failing = 2
+            watch_for(core).run()
+            deliverer = Deliverer(core.store, clock, [Webhook(url, REPEAT)])
+            deliverer.run()  # 500
+            assert sink.bodies() == []
+            deliverer.run()  # backing off: not even tried
+            assert sink.failing == 1
+            clock.advance(timedelta(seconds=5))
+            deliverer.run()  # 500 again
+            clock.advance(timedelta(seconds=10))
+            deliverer.run()
+            assert [b["status"] for b in sink.bodies()] == ["firing"]
+            clock.advance(timedelta(minutes=10))
+            deliverer.run()
+            assert len(sink.bodies()) == 1  # delivered: not repeated before alerts.repeat
+        finally:
+            core.close()
+
+
+def test_a_restart_neither_repeats_a_firing_nor_loses_a_resolution(tmp_path: Path) -> None:
+    clock = FixedClock(NOW)
+    core, _ = make_core(tmp_path, clock)
+    with receiver() as (url, sink):
+        hook: list[Receiver] = [Webhook(url, REPEAT)]
+        try:
+            at_risk(core)
+            tick(core, hook)
+        finally:
+            core.close()
+        assert [b["status"] for b in sink.bodies()] == ["firing"]
+
+        core, _ = make_core(tmp_path, clock)  # restart
+        try:
+            tick(core, hook)
+            assert len(sink.bodies()) == 1  # no duplicate firing
+            accept_all(core)
+            watch_for(core).run()  # resolved in the store; the process dies before sending
+        finally:
+            core.close()
+
+        core, _ = make_core(tmp_path, clock)  # restart
+        try:
+            Deliverer(core.store, clock, hook).run()
+            assert [b["status"] for b in sink.bodies()] == ["firing", "resolved"]
+        finally:
+            core.close()
+
+        core, _ = make_core(tmp_path, clock)  # restart again: the resolution is not re-sent
+        try:
+            clock.advance(REPEAT)
+            tick(core, hook)
+            assert len(sink.bodies()) == 2
+        finally:
+            core.close()
+
+
+def test_alertmanager_gets_the_alert_every_minute_while_firing_then_resolved(
+    tmp_path: Path,
+) -> None:
+    core, clock = make_core(tmp_path)
+    with receiver() as (url, sink):
+        manager: list[Receiver] = [Alertmanager(url)]
+        try:
+            at_risk(core)
+            tick(core, manager)
+            clock.advance(timedelta(seconds=30))
+            tick(core, manager)
+            clock.advance(timedelta(seconds=30))
+            tick(core, manager)
+            accept_all(core)
+            tick(core, manager)
+        finally:
+            core.close()
+    assert [path for path, _ in sink.posts] == ["/api/v2/alerts"] * 3
+    bodies = sink.bodies()
+    first_end = datetime.fromisoformat(bodies[0][0]["endsAt"])
+    assert first_end > NOW  # a few minutes ahead while firing
+    assert datetime.fromisoformat(bodies[1][0]["endsAt"]) > first_end
+    resolved_end = datetime.fromisoformat(bodies[2][0]["endsAt"])
+    assert resolved_end == NOW + timedelta(minutes=1)
+    assert bodies[0][0]["labels"]["alertname"] == "AccrochageRecordsAtRisk"
+
+
+def test_the_alerts_command_prints_what_fires(tmp_path: Path) -> None:
+    core, _ = make_core(tmp_path)
+    try:
+        config = tmp_path / "accrochage.toml"
+        runner = CliRunner()
+        quiet = runner.invoke(main, ["--config", str(config), "alerts"])
+        assert quiet.exit_code == 0, quiet.output
+        assert "no alert firing" in quiet.output
+        # The command runs on the system clock: a record due in five days from today.
+        today = paris_today(SystemClock())
+        delivered = today - relativedelta(months=3) + timedelta(days=5)
+        ingest(core, event("PX-1", delivered_on=delivered.isoformat()))
+        shown = runner.invoke(main, ["--config", str(config), "alerts", "--format", "json"])
+    finally:
+        core.close()
+    assert shown.exit_code == 0, shown.output
+    (alert,) = json.loads(shown.output)
+    assert alert["labels"]["alertname"] == "AccrochageRecordsAtRisk"
+    assert alert["status"] == "firing"
+
+
+def test_the_kafka_topic_gets_the_alert_object_keyed_by_its_fingerprint(tmp_path: Path) -> None:
+    core, _ = make_core(tmp_path)
+    produced: list[tuple[str, bytes, bytes]] = []
+    try:
+        at_risk(core)
+        tick(core, [Topic("t.alerts", lambda *m: produced.append(m), REPEAT)])
+    finally:
+        core.close()
+    ((topic, key, value),) = produced
+    alert = json.loads(value)
+    assert topic == "t.alerts" and set(alert) == ALERT_KEYS
+    assert key.decode() == alert["fingerprint"] and alert["status"] == "firing"
+
+
+def test_the_watch_job_runs_every_tick_but_spaces_itself_when_slow(tmp_path: Path) -> None:
+    core, _ = make_core(tmp_path)
+    try:
+        watch = watch_for(core)
+        job = watch_job(watch, 5.0)
+        job.run()
+        assert callable(job.every) and job.every() == 5.0  # a small state: every tick
+        watch.last_seconds = 0.2  # as over a million records
+        assert job.every() == 20.0  # at most 1 % of a core
+    finally:
+        core.close()

@@ -1,0 +1,69 @@
+"""`--log-format json` on `run` and `worker`: one JSON object per line, the same message as
+the text format and nothing more (no field of the log call's arguments beyond the message)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import pickle
+from collections.abc import Iterator
+
+import pytest
+from click.testing import CliRunner
+
+from accrochage.cli import main
+from accrochage.commands.logs import setup_logging
+from accrochage.streams.writer_process import _log_setup
+
+
+@pytest.fixture()
+def restore_logging() -> Iterator[None]:
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+
+
+def test_json_lines(restore_logging: None, capsys: pytest.CaptureFixture[str]) -> None:
+    setup_logging("INFO", "json")
+    log = logging.getLogger("accrochage.test")
+    log.info("wrote %s (%d passages)", "file.xml", 3, extra={"holder": "Haba"})
+    try:
+        raise ValueError("boom")
+    except ValueError:
+        log.exception("batch %s failed", "b-1")
+    log.debug("not shown")
+    lines = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
+    assert [(x["level"], x["logger"], x["message"]) for x in lines] == [
+        ("INFO", "accrochage.test", "wrote file.xml (3 passages)"),
+        ("ERROR", "accrochage.test", "batch b-1 failed"),
+    ]
+    assert set(lines[0]) == {"at", "level", "logger", "message", "pid"}
+    assert "ValueError: boom" in lines[1]["exception"]
+    assert "Haba" not in json.dumps(lines)  # extra fields are never copied
+    assert lines[0]["at"].endswith(("+01:00", "+02:00"))
+
+
+def test_text_stays_the_default(restore_logging: None, capsys: pytest.CaptureFixture[str]) -> None:
+    setup_logging("INFO")
+    logging.getLogger("accrochage.test").info("hello")
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.endswith("INFO accrochage.test hello")
+
+
+@pytest.mark.parametrize("command", ["run", "worker"])
+def test_run_and_worker_take_the_option(command: str) -> None:
+    shown = CliRunner().invoke(main, [command, "--help"])
+    assert shown.exit_code == 0, shown.output
+    assert "--log-format [text|json]" in shown.output
+
+
+def test_the_writer_process_gets_the_same_format(restore_logging: None) -> None:
+    """The Kafka writer process (forkserver) is handed its parent's formatter, pickled."""
+    setup_logging("WARNING", "json")
+    formatter, level = _log_setup()
+    assert formatter is not None and level == logging.WARNING
+    again = pickle.loads(pickle.dumps(formatter))
+    record = logging.LogRecord("accrochage.writer", logging.ERROR, __file__, 1, "x %d", (1,), None)
+    assert json.loads(again.format(record))["message"] == "x 1"

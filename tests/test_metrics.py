@@ -1,0 +1,170 @@
+"""Prometheus metrics (CONTRACT §10): the gauges from the watch job, the counters where events
+and files happen (in the writer process too), `GET /metrics` behind the operator's token.
+
+The exposition is parsed with `prometheus_client.parser`, never matched as text.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+from collections import defaultdict
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from prometheus_client import generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+
+from accrochage.app import Core, build_writer_parts
+from accrochage.models.deadline import paris_today
+from accrochage.models.vocabulary import RecordStatus
+from accrochage.runtimes.watching import watch_for
+from accrochage.streams import metrics
+from accrochage.streams.ingest import Incoming
+from accrochage.streams.writer_process import ProcessWriter
+from tests.test_http import serving
+from tests.test_tracker import event, ingest, make_core, write_config
+
+Samples = dict[str, list[tuple[dict[str, str], float]]]
+TOKEN = "t" * 40
+
+
+def parse(text: str) -> Samples:
+    samples: Samples = defaultdict(list)
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            samples[sample.name].append((sample.labels, sample.value))
+    return samples
+
+
+def scrape() -> Samples:
+    return parse(generate_latest(metrics.REGISTRY).decode())
+
+
+def counter(samples: Samples, name: str, outcome: str) -> float:
+    return sum(v for labels, v in samples[name] if labels["outcome"] == outcome)
+
+
+def total(samples: Samples, name: str, **wanted: str) -> float:
+    return sum(v for labels, v in samples[name] if all(labels[k] == w for k, w in wanted.items()))
+
+
+def every_status(core: Core) -> None:
+    """Records of both certifiers in every status, one invalid of an unknown certifier."""
+    statuses = list(RecordStatus)
+    events: list[dict[str, Any]] = []
+    for i, _ in enumerate(statuses):
+        events.append(event(f"PX-{i}", delivered_on="2026-09-10"))  # due 2026-12-10: at risk
+        events.append(
+            event(
+                f"SC-{i}", certifier="school", certification={"type": "RNCP", "code": "RNCP35726"}
+            )
+        )
+    events.append(event("OLD-1", delivered_on="2026-08-01"))  # overdue on 2026-12-01
+    events.append(event("NOBODY-1", certifier="nobody"))
+    results = ingest(core, *events)
+    assert all(r.stored for r in results)
+    state = core.settings.paths.state
+    conn = sqlite3.connect(state)
+    try:
+        for i, status in enumerate(statuses):
+            outstanding = int(status not in ("accepted", "withdrawn", "excluded"))
+            conn.execute(
+                "UPDATE records SET status = ?, outstanding = ? WHERE record_id IN (?, ?)",
+                (status.value, outstanding, f"PX-{i}", f"SC-{i}"),
+            )
+        conn.commit()
+    finally:
+        conn.close()
+
+
+def test_record_gauges_sum_to_the_summary_on_a_state_with_every_status(tmp_path: Path) -> None:
+    core, _ = make_core(tmp_path)
+    try:
+        every_status(core)
+        watch_for(core).run()
+        samples = scrape()
+        with core.store.reading() as reader:
+            summary = reader.summary(paris_today(core.clock), core.settings.batching.margin_days)
+    finally:
+        core.close()
+    assert total(samples, "accrochage_records") == summary["records"]
+    for status in RecordStatus:
+        assert total(samples, "accrochage_records", status=status.value) == summary[
+            "by_status"
+        ].get(status.value, 0), status
+    assert total(samples, "accrochage_records", certifier="pix") == sum(
+        summary["by_certifier"]["pix"].values()
+    )
+    assert total(samples, "accrochage_records", certifier="?") == 1  # "nobody" is not configured
+    labels = {labels["certifier"] for labels, _ in samples["accrochage_records"]}
+    assert labels == {"pix", "school", "?"}
+    assert total(samples, "accrochage_records_at_risk") == summary["at_risk"] > 0
+    assert total(samples, "accrochage_records_overdue") == summary["overdue"] > 0
+    deadlines = {
+        labels["certifier"]: v
+        for labels, v in samples["accrochage_next_deadline_timestamp_seconds"]
+    }
+    assert deadlines["pix"] < deadlines["school"]
+    assert {labels["status"] for labels, _ in samples["accrochage_records"]} >= {
+        s.value for s in RecordStatus
+    }
+
+
+def test_counters_follow_ingestion_and_batch_writes(tmp_path: Path) -> None:
+    core, _ = make_core(tmp_path)
+    try:
+        ingest(core, event("PX-1"), event("PX-2"))
+        before = scrape()
+        report = core.flusher.flush(force=True)
+        assert report.written and not report.failed
+        after = scrape()
+    finally:
+        core.close()
+    written = "accrochage_batch_writes_total"
+    assert counter(after, written, "written") - counter(before, written, "written") == 1
+    assert after["accrochage_last_flush_timestamp_seconds"][0][1] == core.clock.now().timestamp()
+
+
+async def test_metrics_over_http_need_the_token_and_count_events(tmp_path: Path) -> None:
+    core, _ = make_core(tmp_path, api={"token": TOKEN})
+    try:
+        async with serving(core) as client:
+            async with client.get("/metrics") as response:
+                assert response.status == 401
+            before = scrape()
+            bad = event("PX-9", holder={"sex": "X"})
+            body = json.dumps([event("PX-1"), event("PX-2"), bad, "not an event"])
+            headers = {"Authorization": f"Bearer {TOKEN}"}
+            async with client.post("/events", data=body, headers=headers) as response:
+                assert response.status == 200
+            watch_for(core).run()
+            async with client.get("/metrics", headers=headers) as response:
+                assert response.status == 200
+                assert response.headers["Content-Type"].startswith("text/plain")
+                after = parse(await response.text())
+    finally:
+        core.close()
+    name = "accrochage_events_total"
+    delta = {o: counter(after, name, o) - counter(before, name, o) for o in metrics.EVENT_OUTCOMES}
+    assert delta == {"created": 2, "unchanged": 0, "updated": 0, "invalid": 1, "unusable": 1}
+    assert total(after, "accrochage_records", certifier="pix", status="pending") == 2
+    for labels, _ in after["accrochage_records"]:
+        assert set(labels) == {"certifier", "status"}  # never a record id or a person
+
+
+async def test_the_writer_process_counts_in_the_serving_process(tmp_path: Path) -> None:
+    config = write_config(tmp_path)
+    writer = ProcessWriter(partial(build_writer_parts, config))
+    before = scrape()
+    try:
+        raw = json.dumps(event("PX-1")).encode()
+        stored = writer.submit([Incoming(raw, "kafka:t:0:0", 0, 0, b"pix")])
+        assert await asyncio.to_thread(stored.result, 60) == 1
+    finally:
+        writer.shutdown(wait=True)
+    after = scrape()
+    name = "accrochage_events_total"
+    assert counter(after, name, "created") - counter(before, name, "created") == 1

@@ -1,0 +1,150 @@
+"""The dashboard (`GET /ui`) in a real headless Chromium (Debian's), behind the operator's
+token sent as HTTP Basic, as a browser sends it: the certifier names, the counts, the chart
+drawn, no console error, a screenshot kept under the test's folder. Plus the HTTP side:
+`/` redirects, the token is required, no personal data on the page."""
+
+from __future__ import annotations
+
+import base64
+import sqlite3
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from accrochage.api.protocol import ApiRunner
+from accrochage.app import Core
+from accrochage.runtimes.embedded import build_service
+from tests.conftest import require
+from tests.support.browser import chromium, chromium_path
+from tests.test_tracker import event, ingest, make_core
+
+TOKEN = "u" * 40
+BASIC = {"Authorization": "Basic " + base64.b64encode(f"operator:{TOKEN}".encode()).decode()}
+SCHOOL = {"certifier": "school", "certification": {"type": "RNCP", "code": "RNCP35726"}}
+
+
+def populate(core: Core) -> None:
+    """pix: 3 at risk, 1 overdue, 2 in a file to deposit, 1 rejected; school: 2 far off."""
+    ingest(
+        core,
+        *(event(f"PX-R{i}", delivered_on="2026-09-10") for i in range(3)),
+        event("PX-O1", delivered_on="2026-08-01"),
+        event("PX-F1", delivered_on="2026-11-20"),
+        event("PX-F2", delivered_on="2026-11-20"),
+        event("PX-J1", delivered_on="2026-11-20"),
+        event("SC-1", delivered_on="2026-11-25", **SCHOOL),
+        event("SC-2", delivered_on="2026-11-25", **SCHOOL),
+    )
+    conn = sqlite3.connect(core.settings.paths.state)
+    try:  # only PX-F1 and PX-F2 pending when the file is cut
+        conn.execute(
+            "UPDATE records SET status = 'invalid' WHERE record_id NOT IN ('PX-F1', 'PX-F2')"
+        )
+        conn.commit()
+        report = core.flusher.flush(force=True)
+        assert len(report.written) == 1, report
+        conn.execute("UPDATE records SET status = 'pending' WHERE status = 'invalid'")
+        conn.execute(
+            "UPDATE records SET status = 'rejected', cdc_reason = 'identity_not_found' "
+            "WHERE record_id = 'PX-J1'"
+        )
+        conn.commit()
+    finally:
+        conn.close()
+
+
+@asynccontextmanager
+async def service(core: Core) -> AsyncIterator[str]:
+    runner = ApiRunner(build_service(core, timer=False))
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        host, port = runner.addresses[0][:2]
+        yield f"http://{host}:{port}"
+    finally:
+        await runner.cleanup()
+
+
+DOM = """(() => {
+  const rows = {};
+  for (const tr of document.querySelectorAll('#certifiers tr[data-certifier]')) {
+    const cells = {};
+    for (const td of tr.querySelectorAll('td[data-status], td[data-col]')) {
+      cells[td.dataset.status || td.dataset.col] = Number(td.textContent);
+    }
+    rows[tr.dataset.certifier] = cells;
+  }
+  const chart = document.querySelector('svg#days-left-chart');
+  const box = chart ? chart.getBoundingClientRect() : null;
+  const bars = chart ? [...chart.querySelectorAll('rect.bar')].map(r => ({
+    series: r.dataset.series, bucket: r.dataset.bucket, count: Number(r.dataset.count),
+    height: r.getBBox().height})) : [];
+  return {
+    rows, bars, chartSize: box ? [box.width, box.height] : null,
+    deposit: document.querySelectorAll('#to-deposit tr').length - 1,
+    rejections: document.querySelector('#rejections').textContent,
+    alerts: document.querySelector('#alerts').textContent,
+    text: document.body.innerText,
+  };
+})()"""
+
+
+async def test_the_dashboard_in_headless_chromium(tmp_path: Path) -> None:
+    require(chromium_path() is not None, "chromium is not installed (scripts/test.sh installs it)")
+    (tmp_path / "svc").mkdir()
+    core, _ = make_core(tmp_path / "svc", api={"token": TOKEN})
+    try:
+        populate(core)
+        async with service(core) as base, chromium(tmp_path / "profile") as page:
+            await page.open(f"{base}/", BASIC)  # `/` redirects to /ui
+            assert await page.evaluate("location.pathname") == "/ui"
+            dom: dict[str, Any] = await page.evaluate(DOM)
+            shot = await page.screenshot(tmp_path / "dashboard.png")
+            problems = list(page.problems)
+    finally:
+        core.close()
+    assert shot.stat().st_size > 10_000, "the screenshot is blank"
+    assert problems == [], problems
+    assert set(dom["rows"]) == {"pix", "school"}
+    pix, school = dom["rows"]["pix"], dom["rows"]["school"]
+    assert (pix["pending"], pix["batched"], pix["rejected"]) == (4, 2, 1)
+    assert (pix["at_risk"], pix["overdue"]) == (3, 1)
+    assert (school["pending"], school["at_risk"], school["overdue"]) == (2, 0, 0)
+    assert dom["chartSize"] and dom["chartSize"][0] > 100 and dom["chartSize"][1] > 100
+    drawn = {(b["series"], b["bucket"]): b["count"] for b in dom["bars"] if b["height"] > 0}
+    assert drawn[("pix", "overdue")] == 1
+    assert drawn[("pix", "8–14 d")] == 3
+    assert sum(n for (series, _), n in drawn.items() if series == "school") == 2
+    assert dom["deposit"] == 1
+    assert "identity_not_found" in dom["rejections"]
+    assert "Haba" not in dom["text"] and "Bart" not in dom["text"]  # no holder on the page
+
+
+async def test_the_dashboard_needs_the_token_and_root_redirects(tmp_path: Path) -> None:
+    core, _ = make_core(tmp_path, api={"token": TOKEN})
+    try:
+        populate(core)
+        async with (
+            service(core) as base,
+            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as http,
+        ):
+            async with http.get(f"{base}/ui") as response:
+                assert response.status == 401
+                assert response.headers["WWW-Authenticate"].startswith("Basic")
+            async with http.get(f"{base}/", headers=BASIC, allow_redirects=False) as response:
+                assert response.status == 302 and response.headers["Location"] == "/ui"
+            async with http.get(f"{base}/ui", headers=BASIC) as response:
+                assert response.status == 200
+                assert "default-src 'none'" in response.headers["Content-Security-Policy"]
+                html = await response.text()
+    finally:
+        core.close()
+    assert "<svg" in html and 'http-equiv="refresh"' in html
+    assert "http://" not in html.replace('xmlns="http://www.w3.org/2000/svg"', "")  # offline
+    for personal in ("Haba", "Bart", "1993"):
+        assert personal not in html
