@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 
 from accrochage.models.deadline import Clock, SystemClock
 from accrochage.models.registry import Certifier, Emitter, Registry
+from accrochage.refdata.load import age_warnings
+from accrochage.refdata.memory import ReferenceHolder
 from accrochage.settings import Settings, load_settings
 from accrochage.sinks.xml_outbox import XmlOutbox
 from accrochage.state.base import Store
@@ -21,6 +24,8 @@ from accrochage.streams.batching import BatchLimits
 from accrochage.streams.feedback import Feedback
 from accrochage.streams.flush import Flusher
 from accrochage.streams.ingest import Ingestor, LogSource
+from accrochage.streams.operations import Operations
+from accrochage.streams.reference import ReferenceKeeper
 from accrochage.streams.writer import WriterService
 from accrochage.streams.writer_process import WriterParts
 
@@ -37,6 +42,9 @@ class Core:
     ingestor: Ingestor
     flusher: Flusher
     feedback: Feedback
+    operations: Operations
+
+    reference: ReferenceHolder | None = None
 
     def close(self) -> None:
         self.flusher.close()
@@ -47,7 +55,7 @@ def registry_from(settings: Settings) -> Registry:
     return Registry(
         Emitter(settings.emitter.id_client, settings.emitter.nature),
         (
-            Certifier(c.key, c.id_client, c.id_contrat, frozenset(c.certifications))
+            Certifier(c.key, c.id_client, c.id_contrat, frozenset(c.certifications), c.siret)
             for c in settings.certifiers
         ),
     )
@@ -95,6 +103,7 @@ def build_core(
     clock = clock or SystemClock()
     registry = registry_from(settings)
     store = open_store(settings, service=service)
+    reference = ReferenceHolder(store.refdata())
     try:
         sink = build_sink(settings, store, one_off=one_off)
     except BaseException:
@@ -105,11 +114,13 @@ def build_core(
         store=store,
         registry=registry,
         clock=clock,
-        ingestor=Ingestor(store, registry, clock),
+        ingestor=Ingestor(store, registry, clock, reference.current),
+        reference=reference,
         flusher=Flusher(
             store, sink, registry, clock, batch_limits(settings), settings.schema_.version
         ),
-        feedback=Feedback(store, clock),
+        feedback=Feedback(store, clock, sink, settings.paths.state.parent / "reports"),
+        operations=Operations(store, clock, sink),
     )
 
 
@@ -121,5 +132,25 @@ def build_writer_parts(config: Path | None) -> WriterParts:
     """What the Kafka writer process builds: a store, an ingestor and a writer service only."""
     settings = load_settings(config)
     store = open_store(settings)
-    service = WriterService(Ingestor(store, registry_from(settings), SystemClock()))
+    clock = SystemClock()
+    # The worker's main process loads the files (its `refdata` job); this one follows the version.
+    every = settings.batching.tick.total_seconds()
+    reference = ReferenceHolder(store.refdata(), check_every=every)
+    ingestor = Ingestor(store, registry_from(settings), clock, reference.current)
+    service = WriterService(ingestor)
     return WriterParts(service, log_source(settings), store.close)
+
+
+def reference_keeper(
+    settings: Settings, store: Store, holder: ReferenceHolder, clock: Clock
+) -> ReferenceKeeper:
+    """What keeps a service's reference data current (the `refdata` job)."""
+    refdata = settings.refdata
+    return ReferenceKeeper(
+        store.refdata(), holder, refdata.rncp, refdata.cog, refdata.max_age, clock
+    )
+
+
+def refdata_warnings(core: Core, today: date) -> list[str]:
+    """Reference data too old to trust (CONTRACT §11): shown in `summary`, never on an event."""
+    return age_warnings(core.store.refdata().sources(), today, core.settings.refdata.max_age)

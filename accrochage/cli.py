@@ -62,7 +62,19 @@ pass_app = click.make_pass_decorator(AppContext)
 
 
 def register_commands() -> None:
-    from accrochage.commands import files, generate, kafka, outbox, service, tracker
+    from accrochage.commands import (
+        alerts,
+        check,
+        files,
+        generate,
+        kafka,
+        operator,
+        outbox,
+        records,
+        refdata,
+        service,
+        tracker,
+    )
 
     files.register(main)
     tracker.register(main)
@@ -70,6 +82,11 @@ def register_commands() -> None:
     service.register(main)
     kafka.register(main)
     outbox.register(main)
+    records.register(main)
+    operator.register(main)
+    check.register(main)
+    refdata.register(main)
+    alerts.register(main)
 
 
 register_commands()

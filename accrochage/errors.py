@@ -67,3 +67,10 @@ class StorageCorruptError(StoreError):
 
     code = "storage_corrupt"
     status = 503
+
+
+class RefdataError(AccrochageError):
+    """A reference data file (RNCP/RS export, COG) cannot be read; the message names it."""
+
+    code = "refdata_invalid"
+    status = 422

@@ -120,6 +120,17 @@ class CertifierSettings(Section):
     certifications: list[Annotated[str, Field(pattern=r"^(RNCP|RS)[0-9]{1,20}$")]] = Field(
         min_length=1
     )
+    siret: Annotated[str, Field(pattern=r"^([0-9]{14})?$")] | None = None
+    """Checked against the fiche's certifiers in the RNCP/RS export (CONTRACT §11)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _siret_as_written(cls, data: Any) -> Any:
+        """Spaces and a TAB (as the export writes them) are dropped; empty means none."""
+        if isinstance(data, dict) and isinstance(data.get("siret"), str):
+            siret = "".join(data["siret"].split())
+            return {**data, "siret": siret or None}
+        return data
 
 
 class BatchingSettings(Section):
@@ -213,6 +224,46 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
+class RefdataSettings(Section):
+    """Reference data (CONTRACT §11): France compétences' RNCP/RS export and INSEE's COG."""
+
+    rncp: Path | None = None
+    """The CSV zip, its CSV files, or the RNCP/RS XML files: a file or a folder."""
+    cog: Path | None = None
+    """A folder with v_commune_depuis_1943, v_mvt_commune and v_pays_territoire files."""
+    max_age: Duration = timedelta(days=30)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _empty_path_is_none(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            return {k: (None if k in ("rncp", "cog") and v == "" else v) for k, v in data.items()}
+        return data
+
+
+def _http_url(value: str) -> str:
+    if value and not value.startswith(("http://", "https://")):
+        raise ValueError(f"expected an http:// or https:// URL, got {value[:100]!r}")
+    return value
+
+
+HttpUrl = Annotated[str, AfterValidator(_http_url)]
+
+
+class AlertsSettings(Section):
+    """Alerts (CONTRACT §10): webhooks in Alertmanager's format, an Alertmanager, a topic."""
+
+    webhooks: list[HttpUrl] = []
+    alertmanager: HttpUrl = ""
+    topic: str = ""
+    repeat: Annotated[
+        Duration, _within(timedelta(minutes=1), timedelta(days=30), "how often to repeat")
+    ] = timedelta(hours=6)
+    unreported_after: Annotated[
+        Duration, _within(timedelta(hours=1), timedelta(days=90), "a file's wait for its report")
+    ] = timedelta(days=10)
+
+
 class KafkaSettings(Section):
     bootstrap: str = "127.0.0.1:9092"
     topic: str = "accrochage.certifications.delivered"
@@ -239,6 +290,8 @@ class Settings(BaseSettings):
     schema_: SchemaSettings = Field(default=SchemaSettings(), alias="schema")
     api: ApiSettings = ApiSettings()
     kafka: KafkaSettings = KafkaSettings()
+    refdata: RefdataSettings = RefdataSettings()
+    alerts: AlertsSettings = AlertsSettings()
 
     @model_validator(mode="after")
     def _unique_keys(self) -> Settings:

@@ -113,6 +113,8 @@ def _record(index: int, rng: random.Random) -> tuple[Any, ...]:
         "correction_version": 2 if correction else None,
         "revocation_pending": int(revocation),
         "cdc_message": "idTechnique déjà connu" if status is Status.REJECTED else None,
+        "cdc_reason": "identity_not_found" if status is Status.REJECTED else None,
+        "excluded_from": None,
         "created_at": stamp,
         "updated_at": stamp,
     }

@@ -16,7 +16,9 @@ import pytest
 from tests.conftest import ROOT
 
 
-@pytest.mark.parametrize("bench", ["validation", "render", "embedded", "http", "query"])
+@pytest.mark.parametrize(
+    "bench", ["validation", "render", "embedded", "http", "query", "metrics", "watching", "refdata"]
+)
 def test_benchmark_runs_at_smoke_size(bench: str) -> None:
     done = subprocess.run(
         [sys.executable, "-m", f"bench.{bench}", "--quick", "--json"],

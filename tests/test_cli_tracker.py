@@ -50,7 +50,10 @@ CONTRACT_KEYS = {
     "warnings",
     "correction_pending",
     "revocation_pending",
+    "cdc_message",
+    "cdc_reason",
 }
+"""CONTRACT §1 and its v2 part (§8): `cdc_message` and `cdc_reason` on every record."""
 
 
 def recent(record_id: str, **overrides: Any) -> dict[str, Any]:
@@ -300,9 +303,14 @@ def test_outstanding_csv_and_table(loaded: Path) -> None:
     assert {r["record_id"] for r in rows} == {"Q-FAR", "Q-LATE", "Q-SOON", "Q-INV"}
     assert set(rows[0]) == CONTRACT_KEYS
     invalid = next(r for r in rows if r["record_id"] == "Q-INV")
-    assert json.loads(invalid["errors"])[0]["field"] == "holder"
+    assert invalid["errors"].startswith("holder: "), "errors as `field: message` for a sheet"
+    assert {r["correction_pending"] for r in rows} == {"false"}
+    assert {r["cdc_message"] for r in rows} == {""}
     table = run(loaded, "outstanding").stdout
     assert "Q-SOON" in table and "4 outstanding record(s)" in table
+    assert "holder: " in next(line for line in table.splitlines() if "Q-INV" in line), (
+        "the table shows the first error itself, not a count"
+    )
 
 
 # --- deposited, import-report, retry ---------------------------------------------------------
@@ -319,7 +327,7 @@ def test_deposited_import_report_and_retry(config: Path, tmp_path: Path, shared_
     assert "deposited (3 records)" in run(config, "deposited", batch_id).stdout
     assert {r["status"] for r in outstanding_json(config)} == {"deposited"}
     unknown = run(config, "deposited", "no-such-batch", code=1)
-    assert "unknown batch" in unknown.stderr
+    assert "no batch has this id" in unknown.stderr
 
     report = tmp_path / "accuse.xml"
     report.write_bytes(
@@ -340,7 +348,7 @@ def test_deposited_import_report_and_retry(config: Path, tmp_path: Path, shared_
     statuses = {r["record_id"]: r["status"] for r in outstanding_json(config)}
     assert statuses == {"G-KO": "rejected", "G-SILENT": "deposited"}
 
-    assert "G-KO: pending again" in run(config, "retry", "G-KO").stdout
+    assert "G-KO: pending (was rejected)" in run(config, "retry", "G-KO").stdout
     assert "only rejected" in run(config, "retry", "G-SILENT", code=1).stderr
     out = run(config, "flush", "--force").stdout
     assert out.startswith("cut ") and "wrote " in out

@@ -50,3 +50,51 @@ def test_compose_keeps_state_and_outbox_on_volumes() -> None:
     outbox = document["services"]["worker"]["environment"]["ACCROCHAGE_PATHS__OUTBOX"]
     assert mounts[state_dir] in document["volumes"]
     assert mounts[outbox] in document["volumes"]
+
+
+def _yaml(path: Path) -> dict[str, Any]:
+    loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+    assert isinstance(loaded, dict)
+    return loaded
+
+
+def _mounted(service: dict[str, Any], target: str) -> Path:
+    for mount in service["volumes"]:
+        source, inside = mount.split(":")[:2]
+        if inside == target:
+            return ROOT / source
+    raise AssertionError(f"nothing mounted at {target}")
+
+
+def test_prometheus_scrapes_the_worker_metrics_with_the_token() -> None:
+    document = compose()
+    prometheus = document["services"]["prometheus"]
+    config = _yaml(_mounted(prometheus, "/etc/prometheus/prometheus.yml"))  # its default
+    (job,) = config["scrape_configs"]
+    assert job["metrics_path"] == "/metrics"
+    worker_port = document["services"]["worker"]["ports"][0].rsplit(":", 1)[1]
+    assert job["static_configs"][0]["targets"] == [f"worker:{worker_port}"]
+    assert job["authorization"]["type"] == "Bearer"
+    token_file = job["authorization"]["credentials_file"]
+    assert any(m.split(":")[1] == token_file for m in prometheus["volumes"])
+    assert "worker" in prometheus["depends_on"]
+
+
+def test_the_worker_sends_alerts_to_the_example_alertmanager(monkeypatch: Any) -> None:
+    document = compose()
+    environment = document["services"]["worker"]["environment"]
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    settings = load_settings(ROOT / "accrochage.example.toml")
+    manager = document["services"]["alertmanager"]
+    assert (
+        settings.alerts.alertmanager
+        == f"http://alertmanager:{manager['ports'][0].rsplit(':', 1)[1]}"
+    )
+    flag = next(c for c in manager["command"] if c.startswith("--config.file="))
+    config = _yaml(_mounted(manager, flag.split("=", 1)[1]))
+    names = {r["name"] for r in config["receivers"]}
+    routes = [config["route"], *config["route"].get("routes", [])]
+    assert all(route["receiver"] in names for route in routes)
+    grouped = set(config["route"]["group_by"])
+    assert grouped == {"alertname", "certifier"}  # the labels accrochage's alerts carry

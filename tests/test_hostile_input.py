@@ -214,7 +214,7 @@ def test_ingest_on_a_full_disk_prints_what_was_stored_and_stops_cleanly(
     assert "stopped by the error below" in result.stdout
     read = int(result.stdout.split(" events read")[0].splitlines()[-1])
     assert 0 < read < 6000
-    stored = json.loads(run(config, "summary").stdout)["records"]
+    stored = json.loads(run(config, "summary", "--format", "json").stdout)["records"]
     assert stored == read  # what the summary says was stored, is
 
 

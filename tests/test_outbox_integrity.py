@@ -213,9 +213,11 @@ def test_verify_checks_deposited_files_too(core: Core) -> None:
     files = _written(core)
     with sqlite3.connect(core.settings.paths.state) as db:
         (pix_batch,) = db.execute("SELECT batch_id FROM batches WHERE certifier = 'pix'").fetchone()
-    core.feedback.deposited([pix_batch])
     original = files["pix"].read_bytes()
-    files["pix"].write_bytes(original[:-10])
+    assert all(o.done for o in core.operations.deposited([pix_batch]))
+    moved = files["pix"].parent / "deposited" / files["pix"].name
+    assert not files["pix"].exists() and moved.read_bytes() == original
+    moved.write_bytes(original[:-10])
     verifier = OutboxVerifier(core.store, core.flusher.sink)
 
     (issue,) = verifier.verify().issues
@@ -225,7 +227,8 @@ def test_verify_checks_deposited_files_too(core: Core) -> None:
         "altered",
     )
     assert verifier.verify(repair=True).ok
-    assert files["pix"].read_bytes() == original
+    assert moved.read_bytes() == original, "repaired where the state has it: deposited/"
+    assert not files["pix"].exists(), "the top folder holds only the files still to upload"
 
 
 def test_flush_rewrites_the_missing_file_of_a_written_batch(core: Core) -> None:

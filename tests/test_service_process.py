@@ -111,7 +111,7 @@ async def test_cli_beside_the_service_and_graceful_sigterm(tmp_path: Path) -> No
             service.kill()
             service.wait()
         log.close()
-    summary = json.loads(cli(config, "summary").stdout)
+    summary = json.loads(cli(config, "summary", "--format", "json").stdout)
     stored = summary["records"]
     accepted = 200 + (answered[0].count(201) if isinstance(answered[0], list) else 0)
     assert stored >= accepted, (stored, accepted)

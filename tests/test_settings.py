@@ -34,6 +34,11 @@ SAMPLES: dict[str, dict[str, tuple[str, Any]]] = {
         "state": ("/srv/accrochage/state.db", Path("/srv/accrochage/state.db")),
         "outbox": ("/srv/accrochage/outbox", Path("/srv/accrochage/outbox")),
     },
+    "refdata": {
+        "rncp": ("/srv/refdata/fc", Path("/srv/refdata/fc")),
+        "cog": ("/srv/refdata/cog", Path("/srv/refdata/cog")),
+        "max_age": ("7d", timedelta(days=7)),
+    },
     "schema": {
         "version": ("1.1.5", "1.1.5"),
         "xsd": ("/srv/kit/cdc.xsd", Path("/srv/kit/cdc.xsd")),
@@ -44,6 +49,13 @@ SAMPLES: dict[str, dict[str, tuple[str, Any]]] = {
         "ingest_tokens": (f'["{TOKEN}"]', [TOKEN]),
         "max_body_bytes": ("2048", 2048),
         "max_events_per_request": ("5", 5),
+    },
+    "alerts": {
+        "webhooks": ('["http://hooks.example/a"]', ["http://hooks.example/a"]),
+        "alertmanager": ("http://alertmanager:9093", "http://alertmanager:9093"),
+        "topic": ("t.alerts", "t.alerts"),
+        "repeat": ("2h", timedelta(hours=2)),
+        "unreported_after": ("5d", timedelta(days=5)),
     },
     "kafka": {
         "bootstrap": ("kafka:9093", "kafka:9093"),
@@ -175,3 +187,25 @@ def test_the_bounds_themselves_are_accepted(tmp_path: Path) -> None:
     )
     assert settings.batching.tick == timedelta(seconds=1)
     assert settings.batching.max_delay == timedelta(days=60)
+
+
+def test_refdata_and_certifier_siret(tmp_path: Path) -> None:
+    config = write_config(tmp_path)
+    settings = load_settings(config)
+    assert settings.refdata.rncp is None and settings.refdata.cog is None
+    assert settings.refdata.max_age == timedelta(days=30)
+    assert all(c.siret is None for c in settings.certifiers)
+    text = config.read_text(encoding="utf-8")
+    marker = 'key = "pix"\n'
+    assert marker in text
+    config.write_text(
+        text.replace(marker, marker + 'siret = "\\t792 791 329 00016"\n', 1)
+        + '\n[refdata]\nrncp = ""\ncog = "/srv/cog"\nmax_age = "10d"\n',
+        encoding="utf-8",
+    )
+    settings = load_settings(config)
+    assert settings.certifiers[0].siret == "79279132900016"  # the export's TAB, spaces: dropped
+    assert settings.refdata.rncp is None and settings.refdata.cog == Path("/srv/cog")
+    config.write_text(text.replace(marker, marker + 'siret = "7927913290001"\n', 1))
+    with pytest.raises(ConfigError, match="siret"):
+        load_settings(config)

@@ -21,7 +21,6 @@ import pytest
 from lxml import etree
 
 from accrochage.app import Core, build_core
-from accrochage.errors import AccrochageError
 from accrochage.generate import GeneratedCertifier, generate_events
 from accrochage.models.deadline import PARIS, FixedClock
 from accrochage.settings import load_settings
@@ -819,10 +818,12 @@ def test_whole_file_rejection_rejects_every_member(
 def test_deposited_and_retry(core: Core, shared_dir: Path) -> None:
     ingest(core, event("D-1"), event("D-2"))
     batch_id = only_batch(core.flusher.flush(force=True))
-    assert core.feedback.deposited([batch_id]) == [f"{batch_id}: deposited (2 records)"]
+    (done,) = core.operations.deposited([batch_id])
+    assert (done.done, str(done)) == (True, f"{batch_id}: batch {batch_id} deposited (2 records)")
     assert {record(core, r)["status"] for r in ("D-1", "D-2")} == {"deposited"}
     assert batch_row(core, batch_id)["state"] == "deposited"
-    assert core.feedback.deposited([batch_id]) == [f"{batch_id}: already recorded as deposited"]
+    (again,) = core.operations.deposited([batch_id])
+    assert again.done and again.message == f"batch {batch_id} already recorded as deposited"
     assert record(core, "D-1")["history"][-1]["from_status"] == "batched"
 
     batch = batch_row(core, batch_id)
@@ -837,9 +838,10 @@ def test_deposited_and_retry(core: Core, shared_dir: Path) -> None:
         "r.xml",
     )
     assert record(core, "D-1")["status"] == "rejected"
-    with pytest.raises(Exception, match="only rejected records"):
-        core.feedback.retry(["D-2"])
-    assert core.feedback.retry(["D-1"]) == ["D-1: pending again"]
+    refused, done = core.operations.retry(["D-2", "D-1"])
+    assert not refused.done and "only rejected records" in refused.message
+    assert done.done and done.message.startswith("pending (was rejected)")
+    assert "warning: the CDC rejected its identity" in done.message
     detail = record(core, "D-1")
     assert (detail["status"], detail["batch_id"]) == ("pending", None)
     assert detail["history"][-1]["reason"] == "retried by the operator"
@@ -1061,7 +1063,7 @@ def test_report_on_an_older_batch_does_not_touch_a_record_sent_again(
         shared_dir, file_name=first["file_name"], id_flux=first["batch_id"], ko={"OLD-1": NO_HOLDER}
     )
     core.feedback.import_report_bytes(rejection, "first.xml")
-    core.feedback.retry(["OLD-1"])
+    assert all(o.done for o in core.operations.retry(["OLD-1"]))
     second = only_batch(core.flusher.flush(force=True))
     # The same report downloaded again (other bytes, same content) is imported late.
     summary = core.feedback.import_report_bytes(rejection.replace(b"?>", b"?>\n", 1), "again.xml")
@@ -1108,5 +1110,5 @@ def test_revoked_in_flight_then_rejected_is_withdrawn_and_accepted_stays_flagged
     # Accepted by the CDC: it must be deleted there, so it stays outstanding and flagged.
     assert (kept["status"], kept["revocation_pending"]) == ("accepted", True)
     assert outstanding_ids(core) == ["PX-KEPT"]
-    with pytest.raises(AccrochageError, match="only rejected records"):
-        core.feedback.retry(["PX-GONE"])
+    (refused,) = core.operations.retry(["PX-GONE"])
+    assert not refused.done and "only rejected records" in refused.message

@@ -18,7 +18,9 @@ from pydantic import SecretStr
 
 from accrochage.api.errors import Handler, error_response
 
-OPEN_ROUTES = frozenset({("GET", "/health"), ("HEAD", "/health")})
+OPEN_ROUTES = frozenset(
+    {("GET", "/health"), ("HEAD", "/health"), ("GET", "/openapi.json"), ("HEAD", "/openapi.json")}
+)
 INGEST_ROUTES = frozenset({("POST", "/events"), ("POST", "/check")})
 REALM = 'Basic realm="accrochage", charset="UTF-8"'
 

@@ -21,14 +21,18 @@ from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.web_protocol import RequestPayloadError
 from pydantic import SecretStr
 
-from accrochage.api import params
+from accrochage.api import metrics, params, ui
 from accrochage.api.auth import auth_middleware
 from accrochage.api.errors import ApiError, error_middleware
+from accrochage.api.openapi import openapi
 from accrochage.models.deadline import Clock, paris_today
+from accrochage.models.reference import Reference
+from accrochage.models.registry import Registry
 from accrochage.models.text import WrittenNumber
-from accrochage.models.vocabulary import BatchState, RecordStatus, values
+from accrochage.models.vocabulary import BatchState, CdcReason, RecordStatus, values
 from accrochage.state import queries
 from accrochage.state.base import Reader, Store
+from accrochage.streams.check import check
 from accrochage.streams.ingest import Incoming
 from accrochage.streams.writer import WriterService
 
@@ -41,12 +45,17 @@ READER_THREADS = 4
 class ApiContext:
     store: Store
     clock: Clock
+    registry: Registry
     writer: WriterService
     margin_days: int
     token: SecretStr
     ingest_tokens: tuple[SecretStr, ...]
     max_body_bytes: int
     max_events_per_request: int
+    reference: Callable[[], Reference | None] | None = None
+    """The process's current reference data (its rules run in POST /check too)."""
+    summary_warnings: Callable[[date], list[str]] | None = None
+    """Warnings `GET /summary` carries (reference data too old)."""
 
 
 CONTEXT = web.AppKey("context", ApiContext)
@@ -134,6 +143,36 @@ async def post_events(request: web.Request) -> web.Response:
     return web.json_response(result.as_dict(), status=result.http_status)
 
 
+async def post_check(request: web.Request) -> web.Response:
+    """`POST /check`: one event or an array, validated as ingestion would; nothing stored."""
+    context = request.app[CONTEXT]
+    body = await _body(request)
+    try:
+        parsed = json.loads(body, parse_float=WrittenNumber)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        parsed = None
+    if isinstance(parsed, list) and len(parsed) > context.max_events_per_request:
+        raise ApiError(
+            413,
+            "too_many_events",
+            f"the array holds {len(parsed)} events; api.max_events_per_request is "
+            f"{context.max_events_per_request}: split it",
+        )
+    items = (
+        [Incoming(e if isinstance(e, dict) else json.dumps(e), "http:check") for e in parsed]
+        if isinstance(parsed, list)
+        else [Incoming(body, "http:check")]
+    )
+
+    def run() -> list[dict[str, Any]]:
+        reference = context.reference() if context.reference is not None else None
+        found = check(items, context.registry, context.clock, context.store, reference)
+        return [one.as_dict() for one in found]
+
+    answers = await asyncio.get_running_loop().run_in_executor(request.app[READERS], run)
+    return web.json_response(answers if isinstance(parsed, list) else answers[0])
+
+
 async def get_records(request: web.Request) -> web.Response:
     statuses = tuple(s for s in request.query.getall("status", []) if s)
     for status in statuses:
@@ -156,6 +195,8 @@ async def get_records(request: web.Request) -> web.Response:
         overdue=params.flag(request, "overdue"),
         limit=limit + 1,
         cursor=cursor,
+        reason=params.word(request, "reason", values(CdcReason)),
+        only_outstanding=not statuses,
     )
     rows = await read(request, lambda reader: reader.outstanding(query))
     page, more = rows[:limit], len(rows) > limit
@@ -193,12 +234,19 @@ async def get_batch(request: web.Request) -> web.Response:
 async def get_summary(request: web.Request) -> web.Response:
     margin = request.app[CONTEXT].margin_days
     as_of = _as_of(request)
-    return web.json_response(await read(request, lambda reader: reader.summary(as_of, margin)))
+    summary = await read(request, lambda reader: reader.summary(as_of, margin))
+    notes = request.app[CONTEXT].summary_warnings
+    summary["refdata_warnings"] = notes(as_of) if notes is not None else []
+    return web.json_response(summary)
 
 
 async def get_unusable(request: web.Request) -> web.Response:
     limit = params.integer(request, "limit", 100, MAX_PAGE) or 100
     return web.json_response({"events": await read(request, lambda reader: reader.unusable(limit))})
+
+
+async def get_openapi(request: web.Request) -> web.Response:
+    return web.json_response(openapi())
 
 
 async def health(request: web.Request) -> web.Response:
@@ -220,6 +268,7 @@ def build_app(context: ApiContext) -> web.Application:
     app[CONTEXT] = context
     app[READERS] = ThreadPoolExecutor(max_workers=READER_THREADS, thread_name_prefix="reader")
     app.router.add_post("/events", post_events)
+    app.router.add_post("/check", post_check)
     app.router.add_get("/records", get_records)
     app.router.add_get("/records/{record_id}", get_record)
     app.router.add_get("/batches", get_batches)
@@ -227,6 +276,9 @@ def build_app(context: ApiContext) -> web.Application:
     app.router.add_get("/summary", get_summary)
     app.router.add_get("/unusable", get_unusable)
     app.router.add_get("/health", health)
+    app.router.add_get("/openapi.json", get_openapi)
+    metrics.add_routes(app)
+    ui.add_routes(app, context.store, context.clock, context.margin_days)
 
     async def readers(app: web.Application) -> Any:
         yield

@@ -61,6 +61,26 @@ def schema(output: Path | None) -> None:
         click.echo(f"wrote {output}")
 
 
+@click.command("openapi")
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Write to this file (docs/openapi.json) instead of standard output.",
+)
+def openapi(output: Path | None) -> None:
+    """Print the OpenAPI 3.1 description of the HTTP API (what GET /openapi.json serves)."""
+    from accrochage.api.openapi import openapi_text
+
+    text = openapi_text()
+    if output is None:
+        click.echo(text, nl=False)
+    else:
+        output.write_text(text, encoding="utf-8")
+        click.echo(f"wrote {output}")
+
+
 def register(group: click.Group) -> None:
     group.add_command(check_xml)
     group.add_command(schema)
+    group.add_command(openapi)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from accrochage.commands.logs import LEVELS, setup_logging
+from accrochage.commands.logs import LEVELS, log_format_option, setup_logging
 
 
 @click.command()
@@ -25,12 +25,13 @@ from accrochage.commands.logs import LEVELS, setup_logging
     show_default=True,
     help="Store events in a second process (the second core).",
 )
+@log_format_option
 @click.pass_context
-def worker(ctx: click.Context, log_level: str, separate_writer: bool) -> None:
+def worker(ctx: click.Context, log_level: str, log_format: str, separate_writer: bool) -> None:
     """Run the Kafka runtime (faust); a second worker on the same state waits as a standby."""
     from accrochage.runtimes.kafka.compose import run_worker
 
-    setup_logging(log_level)
+    setup_logging(log_level, log_format)
     run_worker(
         ctx.obj.settings, ctx.obj.config, log_level=log_level, separate_writer=separate_writer
     )

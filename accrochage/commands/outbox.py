@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from accrochage.commands.tracker import core_from
+from accrochage.commands.core import core_from
 from accrochage.streams.verify import FileIssue, OutboxVerifier
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from accrochage.app import build_core
-from accrochage.commands.logs import LEVELS, setup_logging
+from accrochage.commands.logs import LEVELS, log_format_option, setup_logging
 
 
 @click.command()
@@ -15,12 +15,13 @@ from accrochage.commands.logs import LEVELS, setup_logging
     show_default=True,
     type=click.Choice(LEVELS),
 )
+@log_format_option
 @click.pass_context
-def run(ctx: click.Context, log_level: str) -> None:
+def run(ctx: click.Context, log_level: str, log_format: str) -> None:
     """Run the embedded service: HTTP ingestion, batch timer, query API."""
     from accrochage.runtimes.embedded import run_service
 
-    setup_logging(log_level)
+    setup_logging(log_level, log_format)
     core = build_core(ctx.obj.settings, service=True)
     try:
         run_service(core)

@@ -3,49 +3,30 @@
 from __future__ import annotations
 
 import codecs
-import csv
 import io
 import json
 import sys
 from collections import Counter
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 from typing import Any, NoReturn
 
 import click
 
-from accrochage.app import Core, build_core
-from accrochage.errors import AccrochageError, ConfigError, StoreError
+from accrochage.app import Core, refdata_warnings
+from accrochage.commands.core import core_from
+from accrochage.commands.output import table
+from accrochage.errors import AccrochageError, StoreError
+from accrochage.models.cdc import ADVICE
 from accrochage.models.deadline import paris_today
-from accrochage.models.vocabulary import RecordStatus, values
-from accrochage.state import queries
+from accrochage.models.vocabulary import CdcReason, RecordStatus, values
 from accrochage.streams.files import AUTO, open_events
-from accrochage.streams.flush import FlushReport
+from accrochage.streams.flush import FailedBatch, FlushReport, WrittenBatch
 from accrochage.streams.ingest import Incoming, IngestResult
 
 CHUNK = 500
 SHOWN_PROBLEMS = 20
-
-
-@contextmanager
-def core_from(
-    ctx: click.Context, *, one_off: bool = False, existing: bool = False
-) -> Iterator[Core]:
-    """`existing`: a command that only reads or updates records refuses a state that does not
-    exist (a mistyped paths.state would otherwise report an empty, brand-new database)."""
-    settings = ctx.obj.settings
-    if existing and not settings.paths.state.exists():
-        raise ConfigError(
-            f"the state database {settings.paths.state} (paths.state) does not exist: check "
-            "paths.state and --config; `ingest`, `flush` and `run` create it"
-        )
-    core = build_core(settings, one_off=one_off)
-    try:
-        yield core
-    finally:
-        core.close()
 
 
 def _chunks(items: Iterable[Incoming], size: int) -> Iterator[list[Incoming]]:
@@ -77,6 +58,8 @@ class IngestTally:
                 self.invalid += 1
             if len(self.problems) < SHOWN_PROBLEMS:
                 reasons = "; ".join(f"{p.field}: {p.message}" for p in result.errors[:3])
+                if len(result.errors) > 3:
+                    reasons += f" (+{len(result.errors) - 3} more: accrochage show ID)"
                 self.problems.append(f"  {item.source} {result.record_id or '-'} {reasons}")
 
     def lines(self) -> list[str]:
@@ -92,6 +75,12 @@ class IngestTally:
         if self.problems:
             out.append("first problems:")
             out.extend(self.problems)
+            hidden = self.invalid + self.unusable - len(self.problems)
+            if hidden > 0:
+                out.append(
+                    f"  ... and {hidden} more: accrochage records --status invalid "
+                    "(unusable events: GET /unusable)"
+                )
         return out
 
 
@@ -156,7 +145,7 @@ def _ingest_file(core: Core, name: str, encoding: str, tally: IngestTally) -> No
     stream = _open(name)
     try:
         size = Path(name).stat().st_size if name != "-" else 0
-        show = sys.stderr.isatty() and size > 5_000_000
+        show = sys.stderr.isatty() and size > 0  # a bar on a terminal, for any file
         events = open_events(stream, name, encoding)
         tally.files.append(f"{name}: {events.described}")
         with click.progressbar(length=size, label=name, file=sys.stderr, hidden=not show) as bar:
@@ -174,8 +163,12 @@ def _ingest_file(core: Core, name: str, encoding: str, tally: IngestTally) -> No
 @click.option("--force", is_flag=True, help="Cut every pending record now, whatever is due.")
 @click.pass_context
 def flush(ctx: click.Context, force: bool) -> None:
-    """Cut the batches that are due and write them to the outbox, XSD-checked."""
-    report = FlushReport()
+    """Cut the batches that are due and write them to the outbox, XSD-checked.
+
+    Each file is printed as it is written; a file missing from the outbox for a batch still
+    to deposit is written again, byte for byte.
+    """
+    report = FlushReport(on_file=_print_file)
     fault: Exception | None = None
     with core_from(ctx, one_off=True) as core:
         try:
@@ -183,12 +176,21 @@ def flush(ctx: click.Context, force: bool) -> None:
         except (StoreError, OSError) as exc:
             report.cut.clear()  # the cut's transaction was rolled back
             fault = exc
+        for batch in report.cut:
+            click.echo(
+                f"cut {batch.batch_id} ({batch.certifier}, {batch.passages} passages): "
+                f"{batch.reason}"
+            )
         if fault is None:
             try:
                 core.flusher.write_unwritten(report)
+                core.flusher.rewrite_missing(report)
             except (StoreError, OSError) as exc:
                 fault = exc
-    _print_flush(report, nothing=fault is None)
+    for note in report.notes:
+        click.echo(f"note: {note}")
+    if fault is None and not (report.cut or report.written or report.failed):
+        click.echo("nothing due")
     if fault is not None:
         click.echo(f"error: flush stopped: {_reason(fault)}", err=True)
         sys.exit(1)
@@ -196,145 +198,66 @@ def flush(ctx: click.Context, force: bool) -> None:
         sys.exit(1)
 
 
-def _print_flush(report: FlushReport, *, nothing: bool) -> None:
-    for batch in report.cut:
-        click.echo(
-            f"cut {batch.batch_id} ({batch.certifier}, {batch.passages} passages): {batch.reason}"
-        )
-    for written in report.written:
-        click.echo(f"wrote {written.path} ({written.passages} passages, {written.bytes} bytes)")
-    for note in report.notes:
-        click.echo(f"note: {note}")
-    for failed in report.failed:
-        click.echo(f"FAILED {failed.batch_id} ({failed.certifier}): {failed.error}", err=True)
-    if nothing and not (report.cut or report.written or report.failed):
-        click.echo("nothing due")
-
-
-TABLE_COLUMNS = (
-    "certifier",
-    "record_id",
-    "status",
-    "delivered_on",
-    "deadline",
-    "days_left",
-    "batch_id",
-    "flags",
-)
-
-
-def _flags(row: dict[str, Any]) -> str:
-    flags = [f"{len(row['errors'])} error(s)"] if row["errors"] else []
-    flags += ["correction_pending"] if row["correction_pending"] else []
-    flags += ["revocation_pending"] if row["revocation_pending"] else []
-    return ", ".join(flags)
-
-
-def _table(rows: list[dict[str, Any]]) -> str:
-    cells = [
-        [
-            str(r[c] if c != "flags" else _flags(r)) if (c == "flags" or r[c] is not None) else "-"
-            for c in TABLE_COLUMNS
-        ]
-        for r in rows
-    ]
-    widths = [max([len(c)] + [len(row[i]) for row in cells]) for i, c in enumerate(TABLE_COLUMNS)]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(TABLE_COLUMNS, widths, strict=True))]
-    lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)) for row in cells]
-    return "\n".join(line.rstrip() for line in lines)
-
-
-def _csv(rows: list[dict[str, Any]]) -> str:
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=queries.OUTSTANDING_FIELDS, extrasaction="ignore")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow(
-            {
-                **row,
-                "errors": json.dumps(row["errors"], ensure_ascii=False),
-                "warnings": json.dumps(row["warnings"], ensure_ascii=False),
-            }
-        )
-    return out.getvalue()
+def _print_file(outcome: WrittenBatch | FailedBatch) -> None:
+    if isinstance(outcome, WrittenBatch):
+        click.echo(f"wrote {outcome.path} ({outcome.passages} passages, {outcome.bytes} bytes)")
+    else:
+        click.echo(f"FAILED {outcome.batch_id} ({outcome.certifier}): {outcome.error}", err=True)
 
 
 @click.command()
-@click.option("--certifier", help="Only this certifier's records.")
-@click.option(
-    "--status",
-    "statuses",
-    multiple=True,
-    type=click.Choice(values(RecordStatus)),
-    help="Only these statuses.",
-)
-@click.option("--due-within", type=click.IntRange(min=0), help="Keep days_left <= DAYS.")
-@click.option("--overdue", is_flag=True, help="Only records past their deadline.")
 @click.option(
     "--as-of",
     type=click.DateTime(formats=["%Y-%m-%d"]),
-    help="Compute days_left as of this day (default: today in Europe/Paris).",
+    help="Count at risk and overdue as of this day (default: today in Europe/Paris).",
 )
-@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
 @click.pass_context
-def outstanding(
-    ctx: click.Context,
-    certifier: str | None,
-    statuses: tuple[str, ...],
-    due_within: int | None,
-    overdue: bool,
-    as_of: Any,
-    fmt: str,
-) -> None:
-    """List outstanding records, the nearest deadline first."""
-    with core_from(ctx, existing=True) as core:
-        day: date = as_of.date() if as_of else paris_today(core.clock)
-        with core.store.reading() as reader:
-            rows = reader.outstanding(
-                queries.OutstandingQuery(
-                    as_of=day,
-                    certifier=certifier,
-                    statuses=statuses,
-                    due_within=due_within,
-                    overdue=overdue,
-                )
-            )
-    if fmt == "json":
-        click.echo(
-            json.dumps(
-                [{k: r[k] for k in queries.OUTSTANDING_FIELDS} for r in rows],
-                ensure_ascii=False,
-                indent=1,
-            )
-        )
-    elif fmt == "csv":
-        click.echo(_csv(rows), nl=False)
-    else:
-        click.echo(_table(rows) if rows else "no outstanding record")
-        if rows:
-            click.echo(f"{len(rows)} outstanding record(s) as of {day}")
-
-
-@click.command()
-@click.option("--as-of", type=click.DateTime(formats=["%Y-%m-%d"]))
-@click.pass_context
-def summary(ctx: click.Context, as_of: Any) -> None:
-    """Counts per status and certifier, at risk, overdue, next deadlines (JSON)."""
+def summary(ctx: click.Context, as_of: Any, fmt: str) -> None:
+    """Records per certifier and status, at risk, overdue, next deadlines, batches."""
     with core_from(ctx, existing=True) as core:
         day: date = as_of.date() if as_of else paris_today(core.clock)
         with core.store.reading() as reader:
             result = reader.summary(day, core.settings.batching.margin_days)
-    click.echo(json.dumps(result, ensure_ascii=False, indent=1))
+        result["refdata_warnings"] = refdata_warnings(core, day)
+    if fmt == "json":
+        click.echo(json.dumps(result, ensure_ascii=False, indent=1))
+    else:
+        click.echo(summary_text(result))
 
 
-@click.command()
-@click.argument("batch_ids", nargs=-1, required=True)
-@click.pass_context
-def deposited(ctx: click.Context, batch_ids: tuple[str, ...]) -> None:
-    """Record that these batch files were uploaded to the CDC portal."""
-    with core_from(ctx, existing=True) as core:
-        for line in core.feedback.deposited(batch_ids):
-            click.echo(line)
+def summary_text(result: dict[str, Any]) -> str:
+    margin = result["deadline_margin_days"]
+    lines = [
+        f"as of {result['as_of']}: {result['records']} records, {result['outstanding']} "
+        f"outstanding, {result['at_risk']} at risk (deadline within {margin} days), "
+        f"{result['overdue']} overdue",
+        "",
+    ]
+    statuses = [s for s in values(RecordStatus) if s in result["by_status"]]
+    rows = [
+        {"certifier": key, **counts, "total": sum(counts.values())}
+        for key, counts in sorted(result["by_certifier"].items())
+    ]
+    columns = ["certifier", *statuses, "total"]
+    if rows:
+        lines.append(table(rows, columns, lambda row, column: str(row.get(column, 0))))
+    shown = result["next_deadlines"]
+    if shown:
+        lines += ["", "next deadlines (all: accrochage outstanding):"]
+        lines += [
+            f"  {d['deadline']}  {d['days_left']:>4} days  {d['urgency']:<8} "
+            f"{d['certifier']} {d['record_id']}"
+            for d in shown
+        ]
+    batches = ", ".join(f"{state} {count}" for state, count in result["batches"].items())
+    lines += ["", f"batches: {batches or 'none'} (accrochage batches)"]
+    lines += [f"warning: {warning}" for warning in result.get("refdata_warnings", [])]
+    if result["unusable_events"]:
+        lines.append(
+            f"unusable events: {result['unusable_events']} (no usable record_id; GET /unusable)"
+        )
+    return "\n".join(lines)
 
 
 @click.command("import-report")
@@ -377,20 +300,37 @@ def import_report(ctx: click.Context, files: tuple[Path, ...]) -> None:
                     )
             for note in result.notes:
                 click.echo(f"  note: {note}")
+            echo_rejections(result.rejections)
+            if result.kept_as:
+                click.echo(f"  a copy of the report is kept at {result.kept_as}")
     if failed:
         sys.exit(1)
 
 
-@click.command()
-@click.argument("record_ids", nargs=-1, required=True)
-@click.pass_context
-def retry(ctx: click.Context, record_ids: tuple[str, ...]) -> None:
-    """Put rejected records back to pending, without new content."""
-    with core_from(ctx, existing=True) as core:
-        for line in core.feedback.retry(record_ids):
-            click.echo(line)
+SHOWN_PER_REASON = 20
+
+
+def echo_rejections(rejections: list[dict[str, str | None]]) -> None:
+    """The rejected ids with the CDC's messages, grouped by class, and what to do next."""
+    groups: dict[str, list[dict[str, str | None]]] = {}
+    for rejection in rejections:
+        groups.setdefault(rejection["cdc_reason"] or CdcReason.OTHER.value, []).append(rejection)
+    for reason, items in sorted(groups.items()):
+        click.echo(f"  rejected, {reason} ({len(items)}): {ADVICE[CdcReason(reason)]}")
+        for item in items[:SHOWN_PER_REASON]:
+            click.echo(f"    {item['record_id']}: {item['message']}")
+        if len(items) > SHOWN_PER_REASON:
+            click.echo(
+                f"    ... and {len(items) - SHOWN_PER_REASON} more: "
+                f"accrochage records --status rejected --reason {reason}"
+            )
+    if groups:
+        click.echo(
+            "  next: fix the data and send corrected events, or `accrochage retry --batch REF` "
+            "when the cause was on the CDC's side"
+        )
 
 
 def register(group: click.Group) -> None:
-    for command in (ingest, flush, outstanding, summary, deposited, import_report, retry):
+    for command in (ingest, flush, summary, import_report):
         group.add_command(command)

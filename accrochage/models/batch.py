@@ -54,6 +54,8 @@ class BatchInfo:
     certifier: str
     state: BatchState
     file_name: str
+    file_path: Path | None = None
+    """Where its file is now (null until written)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,6 +24,7 @@ from accrochage.models.event import (
     RevokedEvent,
 )
 from accrochage.models.problems import Problem
+from accrochage.models.reference import Reference, reference_problems
 from accrochage.models.registry import Registry
 from accrochage.models.rules import delivered_errors, delivered_warnings
 from accrochage.models.text import (
@@ -222,7 +223,13 @@ def _storable(payload: dict[str, Any]) -> tuple[dict[str, Any], str, str, list[s
     return clean, content, content_hash(content), found
 
 
-def decode(raw: bytes | str | dict[str, Any], registry: Registry, today: date) -> Decoded:
+def decode(
+    raw: bytes | str | dict[str, Any],
+    registry: Registry,
+    today: date,
+    reference: Reference | None = None,
+) -> Decoded:
+    """`reference`: the loaded reference data; its rules (CONTRACT §11) run only with it."""
     payload, problem = parse_payload(raw)
     if payload is None:
         return Decoded(Kind.UNUSABLE, errors=[Problem("event", problem or "unreadable")])
@@ -256,7 +263,7 @@ def decode(raw: bytes | str | dict[str, Any], registry: Registry, today: date) -
     if decoded.kind is Kind.REVOKED:
         _validate_revoked(decoded, payload, registry)
     else:
-        _validate_delivered(decoded, payload, registry, today)
+        _validate_delivered(decoded, payload, registry, today, reference)
     if surrogates:
         decoded.event = None
         decoded.errors = [*surrogates, *decoded.errors]
@@ -277,7 +284,11 @@ def capped(problems: list[Problem]) -> list[Problem]:
 
 
 def _validate_delivered(
-    decoded: Decoded, payload: dict[str, Any], registry: Registry, today: date
+    decoded: Decoded,
+    payload: dict[str, Any],
+    registry: Registry,
+    today: date,
+    reference: Reference | None,
 ) -> None:
     try:
         event = DeliveredEvent.model_validate(payload)
@@ -295,6 +306,11 @@ def _validate_delivered(
     decoded.certifier = certifier.key if certifier else event.certifier
     decoded.errors = [*problems, *delivered_errors(event, today)]
     decoded.warnings = delivered_warnings(event)
+    if reference is not None:
+        siret = certifier.siret if certifier is not None else None
+        errors, warnings = reference_problems(event, siret, reference)
+        decoded.errors.extend(errors)
+        decoded.warnings.extend(warnings)
 
 
 def _validate_revoked(decoded: Decoded, payload: dict[str, Any], registry: Registry) -> None:

@@ -12,16 +12,18 @@ from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from enum import StrEnum
 
+from accrochage.models.cdc import classify
 from accrochage.models.deadline import deadline_for
 from accrochage.models.decode import Decoded
 from accrochage.models.problems import Problem
-from accrochage.models.vocabulary import RecordStatus
+from accrochage.models.vocabulary import CdcReason, RecordStatus
 
 Status = RecordStatus
 INVALID_CONTENT_KEPT = 65_536
 """Characters of an invalid content kept in the state (its hash is of the whole content)."""
 TRUNCATED = "_truncated"
-NEVER_SENT = frozenset({Status.INVALID, Status.PENDING, Status.REJECTED})
+NEVER_SENT = frozenset({Status.INVALID, Status.PENDING, Status.REJECTED, Status.EXCLUDED})
+EXCLUDABLE = frozenset({Status.INVALID, Status.PENDING, Status.REJECTED})
 IN_A_BATCH = frozenset({Status.BATCHED, Status.DEPOSITED, Status.ACCEPTED})
 AWAITING_REPORT = frozenset({Status.BATCHED, Status.DEPOSITED})
 
@@ -64,6 +66,10 @@ class Record:
     """The highest content version stored (a stored correction may exceed `version`)."""
     correction_hash: str | None = None
     """The content hash of the stored correction, when there is one."""
+    cdc_reason: CdcReason | None = None
+    """The class of the CDC's last message on it (`cdc_message`), when there is one."""
+    excluded_from: RecordStatus | None = None
+    """While `excluded`: the status `include` gives back (that of its current content)."""
 
     @property
     def outstanding(self) -> bool:
@@ -112,7 +118,7 @@ class Change:
 
 
 def is_outstanding(status: RecordStatus, correction: bool, revocation: bool) -> bool:
-    if status in (Status.ACCEPTED, Status.WITHDRAWN):
+    if status in (Status.ACCEPTED, Status.WITHDRAWN, Status.EXCLUDED):
         return correction or revocation
     return True
 
@@ -243,6 +249,11 @@ def apply_delivered(
         pending_since=current.pending_since if was_waiting else fresh.pending_since,
     )
     reason = "correction received" if decoded.valid else "correction received with errors"
+    if before is Status.EXCLUDED:
+        # The operator took it out of the obligation: it stays out, with its new content.
+        record = replace(record, status=Status.EXCLUDED, excluded_from=status, pending_since=None)
+        status = Status.EXCLUDED
+        reason += "; the record stays excluded"
     return Change(
         Outcome.UPDATED,
         record,
@@ -286,7 +297,13 @@ def apply_revoked(current: Record | None, decoded: Decoded, now: datetime) -> Ch
     if before in NEVER_SENT:
         return Change(
             Outcome.WITHDRAWN,
-            replace(current, status=Status.WITHDRAWN, updated_at=now, pending_since=None),
+            replace(
+                current,
+                status=Status.WITHDRAWN,
+                updated_at=now,
+                pending_since=None,
+                excluded_from=None,
+            ),
             None,
             HistoryEntry(decoded.record_id, now, before, Status.WITHDRAWN, reason),
         )
@@ -363,6 +380,7 @@ def apply_report(
             current,
             status=after,
             cdc_message=message,
+            cdc_reason=classify(message, whole_file=whole_file) if message or whole_file else None,
             revocation_pending=revocation,
             updated_at=now,
         ),
@@ -393,4 +411,62 @@ def apply_retry(current: Record, now: datetime) -> Change:
         HistoryEntry(
             current.record_id, now, Status.REJECTED, Status.PENDING, "retried by the operator"
         ),
+    )
+
+
+def apply_exclude(current: Record, reason: str, now: datetime) -> Change:
+    """The operator takes a record out of the obligation (an invalid, pending or rejected one)."""
+    if current.status is Status.EXCLUDED:
+        return Change(Outcome.UNCHANGED)
+    if current.status not in EXCLUDABLE:
+        return Change(
+            Outcome.REFUSED,
+            errors=[
+                Problem(
+                    "record_id",
+                    f"record {current.record_id} is {current.status}: only invalid, pending and "
+                    "rejected records can be excluded (the CDC may hold the others)",
+                )
+            ],
+        )
+    return Change(
+        Outcome.MOVED,
+        replace(
+            current,
+            status=Status.EXCLUDED,
+            excluded_from=current.status,
+            pending_since=None,
+            updated_at=now,
+        ),
+        None,
+        HistoryEntry(
+            current.record_id, now, current.status, Status.EXCLUDED, f"excluded: {reason}"
+        ),
+    )
+
+
+def apply_include(current: Record, now: datetime) -> Change:
+    """The operator puts an excluded record back: it gets the status of its current content."""
+    if current.status is not Status.EXCLUDED:
+        return Change(
+            Outcome.REFUSED,
+            errors=[
+                Problem(
+                    "record_id",
+                    f"record {current.record_id} is {current.status}, not excluded",
+                )
+            ],
+        )
+    after = current.excluded_from or Status.PENDING
+    return Change(
+        Outcome.MOVED,
+        replace(
+            current,
+            status=after,
+            excluded_from=None,
+            pending_since=now if after is Status.PENDING else None,
+            updated_at=now,
+        ),
+        None,
+        HistoryEntry(current.record_id, now, Status.EXCLUDED, after, "included again"),
     )

@@ -20,6 +20,8 @@ class Certifier:
     id_client: str
     id_contrat: str
     certifications: frozenset[str]
+    siret: str | None = None
+    """Checked against the RNCP/RS export when reference data is loaded."""
 
 
 class Registry:

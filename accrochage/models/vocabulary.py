@@ -26,6 +26,8 @@ class RecordStatus(StrEnum):
     ACCEPTED = "accepted"
     REJECTED = "rejected"
     WITHDRAWN = "withdrawn"
+    EXCLUDED = "excluded"
+    """Taken out of the obligation by the operator, with a reason (`include` restores it)."""
 
 
 class BatchState(StrEnum):
@@ -39,6 +41,10 @@ class BatchState(StrEnum):
     """Writing its file failed (XSD, disk); retried at each flush."""
     DEPOSITED = "deposited"
     """The operator declared the file uploaded to the CDC portal."""
+    REPORTED = "reported"
+    """A CDC report was imported for it (records it did not name keep their status)."""
+    SUPERSEDED = "superseded"
+    """Never to be uploaded: its content was replaced before any deposit."""
 
 
 class CdcAction(StrEnum):
@@ -46,6 +52,20 @@ class CdcAction(StrEnum):
 
     CREATION = "CREATION"
     SUPPRESSION = "SUPPRESSION"
+
+
+class CdcReason(StrEnum):
+    """The class of a CDC rejection message (CONTRACT §9): what the operator must fix."""
+
+    IDENTITY_NOT_FOUND = "identity_not_found"
+    """No holder matches: the identity data (names, birth date and place, NIR) must change."""
+    IDENTITY_AMBIGUOUS = "identity_ambiguous"
+    """Several holders match: more identity data is needed."""
+    ALREADY_EXISTS = "already_exists"
+    """The CDC holds the passage already: for a CREATION, an acceptance."""
+    FILE_REJECTED = "file_rejected"
+    """The whole file was refused (its schema, its header)."""
+    OTHER = "other"
 
 
 class DepositorNature(StrEnum):
@@ -61,3 +81,5 @@ def values(vocabulary: type[StrEnum]) -> list[str]:
 
 
 BATCHES_TO_WRITE = (BatchState.CUT, BatchState.FAILED)
+RELEASED = (BatchState.WRITTEN, BatchState.DEPOSITED, BatchState.REPORTED)
+"""Batch states whose file exists: in the outbox's top folder, `deposited/` or `done/`."""

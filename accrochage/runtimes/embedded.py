@@ -6,15 +6,19 @@ from __future__ import annotations
 import asyncio
 import errno
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
+from functools import partial
 
 from aiohttp import web
 
 from accrochage.api.protocol import ApiRunner
 from accrochage.api.server import ApiContext, build_app
-from accrochage.app import Core
+from accrochage.app import Core, refdata_warnings, reference_keeper
 from accrochage.errors import AccrochageError
-from accrochage.streams.scheduler import Scheduler, batch_cut_job
+from accrochage.runtimes.watching import watching_jobs
+from accrochage.streams.receivers import Receiver
+from accrochage.streams.reference import refdata_job
+from accrochage.streams.scheduler import Job, Scheduler, batch_cut_job
 from accrochage.streams.writer import WriterService
 
 log = logging.getLogger("accrochage.service")
@@ -27,17 +31,33 @@ def api_context(core: Core, writer: WriterService) -> ApiContext:
     return ApiContext(
         store=core.store,
         clock=core.clock,
+        registry=core.registry,
         writer=writer,
         margin_days=core.settings.batching.margin_days,
         token=api.token,
         ingest_tokens=tuple(api.ingest_tokens),
         max_body_bytes=api.max_body_bytes,
         max_events_per_request=api.max_events_per_request,
+        reference=core.reference.current if core.reference is not None else None,
+        summary_warnings=partial(refdata_warnings, core),
     )
 
 
-def scheduler_for(core: Core) -> Scheduler:
-    return Scheduler([batch_cut_job(core.flusher, core.settings.batching.tick.total_seconds())])
+def scheduler_for(core: Core, extra: Sequence[Receiver] = ()) -> Scheduler:
+    """The batch cut, the watch job (metrics, alert rules), the alert delivery."""
+    tick = core.settings.batching.tick.total_seconds()
+    return Scheduler(
+        [batch_cut_job(core.flusher, tick), *watching_jobs(core, extra), *refdata_jobs(core)]
+    )
+
+
+def refdata_jobs(core: Core) -> list[Job]:
+    """Reload the reference data when its files change or another process loaded it: one
+    look at the files' sizes and times and at the stored version per tick."""
+    if core.reference is None:
+        return []
+    keeper = reference_keeper(core.settings, core.store, core.reference, core.clock)
+    return [refdata_job(keeper, core.settings.batching.tick.total_seconds())]
 
 
 def build_service(core: Core, *, timer: bool = True) -> web.Application:

@@ -11,9 +11,11 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import partial
+from pathlib import Path
 
 from accrochage.errors import AccrochageError
 from accrochage.models.batch import FrozenBatch, ReleasedFile
+from accrochage.models.vocabulary import BatchState
 from accrochage.state.base import StoredContent
 
 
@@ -40,6 +42,18 @@ class BatchSink(ABC):
     @abstractmethod
     def write(self, batch: FrozenBatch) -> ReleasedFile:
         """Write, check and release one batch's file; raise when it cannot be released."""
+
+    @abstractmethod
+    def place(self, certifier: str, file_name: str, state: BatchState) -> Path:
+        """Where the file of a batch in `state` belongs (the operator's view of what is left)."""
+
+    @abstractmethod
+    def find(self, certifier: str, file_name: str) -> Path | None:
+        """The batch's file wherever it is among its certifier's places, or None."""
+
+    @abstractmethod
+    def move(self, source: Path, target: Path) -> None:
+        """Move a released file atomically; nothing to do when it is there already."""
 
     def write_many(
         self, batches: Sequence[FrozenBatch]

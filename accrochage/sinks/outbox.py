@@ -100,3 +100,17 @@ def _open_locked(temporary: Path) -> int:
             os.close(fd)
             raise
         os.close(fd)
+
+
+def move_released(source: Path, target: Path) -> None:
+    """Rename a released file into another folder of the outbox, durably (both folders fsynced).
+
+    A rename is atomic: a reader sees the file in one folder or the other, never in both nor
+    half; after a crash the state and a later reconciliation put it where the state says.
+    """
+    if source == target:
+        return
+    target.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(source, target)
+    _fsync_dir(target.parent)
+    _fsync_dir(source.parent)

@@ -18,16 +18,23 @@ from pathlib import Path
 from accrochage.lifeline import exit_with
 from accrochage.models.batch import FrozenBatch, ReleasedFile
 from accrochage.models.event import event_from_content
-from accrochage.models.vocabulary import SchemaVersion
+from accrochage.models.vocabulary import BatchState, SchemaVersion
 from accrochage.sinks.base import BatchSink, FileSizes, outcome_of
 from accrochage.sinks.gate import load_schema, schema_path
-from accrochage.sinks.outbox import file_name, release
+from accrochage.sinks.outbox import file_name, move_released, release
 from accrochage.sinks.passage import passage_bytes
 from accrochage.sinks.profiles import profile_for
 from accrochage.sinks.render import FluxHeader, certification_head, envelope_bytes
 from accrochage.state.base import StoredContent, StoreLocation
 
 LONGEST_CODE = "RNCP" + "9" * 20
+FOLDERS = {
+    BatchState.DEPOSITED: "deposited",
+    BatchState.REPORTED: "done",
+    BatchState.SUPERSEDED: "superseded",
+}
+"""CONTRACT §7: the top folder holds only the files still to upload; the others beside it."""
+PLACES = ("", *FOLDERS.values())
 CODE_BLOCK_SLACK = 64
 
 
@@ -85,7 +92,8 @@ class XmlOutbox(BatchSink):
         render_processes: int = 0,
         pool_threshold: int = 0,
     ) -> None:
-        self.outbox = outbox
+        self.outbox = outbox.absolute()
+        """Absolute: the state records where each file is, whatever the reader's folder."""
         self.store = store
         self.schema_version = schema_version
         self.xsd_override = xsd
@@ -99,6 +107,19 @@ class XmlOutbox(BatchSink):
     def xsd_for(self, version: SchemaVersion) -> Path:
         override = self.xsd_override if version == self.schema_version else None
         return schema_path(profile_for(version), override)
+
+    def place(self, certifier: str, file_name: str, state: BatchState) -> Path:
+        return self.outbox / certifier / FOLDERS.get(state, "") / file_name
+
+    def find(self, certifier: str, file_name: str) -> Path | None:
+        for folder in PLACES:
+            candidate = self.outbox / certifier / folder / file_name
+            if candidate.is_file():
+                return candidate
+        return None
+
+    def move(self, source: Path, target: Path) -> None:
+        move_released(source, target)
 
     def file_name(self, batch: FrozenBatch) -> str:
         return file_name(header_of(batch))

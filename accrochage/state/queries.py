@@ -22,6 +22,8 @@ OUTSTANDING_FIELDS = (
     "warnings",
     "correction_pending",
     "revocation_pending",
+    "cdc_message",
+    "cdc_reason",
 )
 
 
@@ -34,6 +36,11 @@ class OutstandingQuery:
     overdue: bool = False
     limit: int | None = None
     cursor: str | None = None
+    reason: str | None = None
+    """Only records whose last CDC message is of this class (`CdcReason`)."""
+    only_outstanding: bool = True
+    """False: records of any status (`accrochage records`); due_within and overdue still
+    keep outstanding records only."""
 
 
 def encode_cursor(deadline: str | None, record_id: str) -> str:

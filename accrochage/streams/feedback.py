@@ -3,22 +3,22 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+import os
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from accrochage import failpoints
 from accrochage.errors import AccrochageError
 from accrochage.models.deadline import Clock
 from accrochage.models.lifecycle import (
     Change,
-    Outcome,
-    apply_deposited,
+    Record,
     apply_report,
-    apply_retry,
 )
-from accrochage.models.vocabulary import BatchState
+from accrochage.models.vocabulary import RELEASED, BatchState
+from accrochage.sinks.base import BatchSink
 from accrochage.sinks.reports import ProcessingReport, parse_report, read_report_bytes
 from accrochage.state.base import ImportedReport, Store, Transaction
 
@@ -35,64 +35,34 @@ class ImportSummary:
     not_mentioned: list[str] = field(default_factory=list)
     file_error: str | None = None
     notes: list[str] = field(default_factory=list)
+    rejections: list[dict[str, str | None]] = field(default_factory=list)
+    """Each rejected record with the CDC's message and its class (`cdc_reason`)."""
+    kept_as: str | None = None
+    """Where a copy of the report was kept, beside the state."""
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
 class Feedback:
-    def __init__(self, store: Store, clock: Clock) -> None:
+    def __init__(
+        self, store: Store, clock: Clock, sink: BatchSink, archive: Path | None = None
+    ) -> None:
         self.store = store
         self.clock = clock
+        self.sink = sink
+        self.archive = archive
+        """A folder keeping a copy of every report imported (the CDC's word, for audits)."""
 
     def _now(self) -> datetime:
         return self.clock.now().replace(microsecond=0)
 
-    def deposited(self, batch_ids: Sequence[str]) -> list[str]:
-        """Record that files were uploaded to the CDC portal; returns what was done for each."""
-        now, done = self._now(), []
-        with self.store.transaction() as tx:
-            for batch_id in batch_ids:
-                batch = tx.batch(batch_id)
-                if batch is None:
-                    raise AccrochageError(f"unknown batch {batch_id}: see `GET /batches`")
-                if batch.state is BatchState.DEPOSITED:
-                    done.append(f"{batch_id}: already recorded as deposited")
-                    continue
-                if batch.state is not BatchState.WRITTEN:
-                    raise AccrochageError(
-                        f"batch {batch_id} is {batch.state}, not written: its file is not in "
-                        "the outbox yet, so it cannot have been deposited"
-                    )
-                tx.batch_deposited(batch_id, now)
-                changes = [apply_deposited(r, batch_id, now) for r in tx.records_in_batch(batch_id)]
-                moved = [c for c in changes if c.changed]
-                tx.save(moved)
-                done.append(f"{batch_id}: deposited ({len(moved)} records)")
-        return done
-
-    def retry(self, record_ids: Sequence[str]) -> list[str]:
-        now, done = self._now(), []
-        with self.store.transaction() as tx:
-            current = tx.records(record_ids)
-            changes: list[Change] = []
-            for record_id in record_ids:
-                record = current.get(record_id)
-                if record is None:
-                    raise AccrochageError(f"unknown record {record_id}")
-                change = apply_retry(record, now)
-                if change.outcome is Outcome.REFUSED:
-                    raise AccrochageError(change.errors[0].message)
-                assert change.record is not None
-                current[record_id] = change.record
-                changes.append(change)
-                done.append(f"{record_id}: pending again")
-            tx.save(changes)
-        return done
-
     def import_report(self, path: Path) -> ImportSummary:
         data = read_report_bytes(path)  # read once: the size and kind checked first
-        return self.apply_report(parse_report(data, source=str(path)), data, path.name)
+        summary = self.apply_report(parse_report(data, source=str(path)), data, path.name)
+        if self.archive is not None and not summary.already_imported:
+            summary.kept_as = str(keep_copy(self.archive, data, path.name))
+        return summary
 
     def import_report_bytes(self, data: bytes, name: str) -> ImportSummary:
         return self.apply_report(parse_report(data, source=name), data, name)
@@ -100,6 +70,7 @@ class Feedback:
     def apply_report(self, report: ProcessingReport, data: bytes, name: str) -> ImportSummary:
         digest = hashlib.sha256(data).hexdigest()
         now = self._now()
+        move: tuple[Path, Path] | None = None
         with self.store.transaction() as tx:
             batch_id = tx.find_batch(report.id_flux, report.file_name)
             summary = ImportSummary(name, batch_id)
@@ -129,7 +100,27 @@ class Feedback:
                     summary=summary.as_dict(),
                 )
             )
+            if batch_id is not None:
+                move = self._file_done(tx, batch_id)
+        # Recorded first, moved after (see Operations.deposited).
+        failpoints.reached("reported:recorded")
+        if move is not None and move[0].is_file():
+            self.sink.move(*move)
+        failpoints.reached("reported:moved")
         return summary
+
+    def _file_done(self, tx: Transaction, batch_id: str) -> tuple[Path, Path] | None:
+        """Mark the batch reported; its file (if released) belongs in `done/` from now on."""
+        batch = tx.batch(batch_id)
+        assert batch is not None
+        if batch.state not in RELEASED:
+            return None
+        if batch.file_path is None:
+            tx.batch_reported(batch_id, None)
+            return None
+        target = self.sink.place(batch.certifier, batch.file_name, BatchState.REPORTED)
+        tx.batch_reported(batch_id, target)
+        return batch.file_path, target
 
 
 def _apply_outcomes(
@@ -161,6 +152,8 @@ def _apply_outcomes(
         current[outcome.id_technique] = change.record
         changes.append(change)
         (summary.accepted if outcome.accepted else summary.rejected).append(outcome.id_technique)
+        if not outcome.accepted:
+            summary.rejections.append(_rejection(change.record))
     tx.save(changes)
     if batch_id is not None:
         mentioned = {o.id_technique for o in report.outcomes}
@@ -201,4 +194,22 @@ def _reject_file(
         else:
             changes.append(change)
             summary.rejected.append(record.record_id)
+            assert change.record is not None
+            summary.rejections.append(_rejection(change.record))
     tx.save(changes)
+
+
+def _rejection(record: Record) -> dict[str, str | None]:
+    reason = record.cdc_reason.value if record.cdc_reason is not None else None
+    return {"record_id": record.record_id, "message": record.cdc_message, "cdc_reason": reason}
+
+
+def keep_copy(folder: Path, data: bytes, name: str) -> Path:
+    """The report's bytes under `folder`, named by its digest and name, written atomically."""
+    folder.mkdir(parents=True, exist_ok=True)
+    safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in name)[:100]
+    target = folder / f"{hashlib.sha256(data).hexdigest()[:16]}_{safe}"
+    temporary = target.with_name(f".{target.name}.partial")
+    temporary.write_bytes(data)
+    os.replace(temporary, target)
+    return target

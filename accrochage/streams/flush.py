@@ -9,6 +9,7 @@ with the same name and the same bytes.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -17,9 +18,10 @@ from accrochage.models.batch import FrozenBatch, Member, ReleasedFile
 from accrochage.models.deadline import Clock, paris_today
 from accrochage.models.lifecycle import cut_entry
 from accrochage.models.registry import Certifier, Registry
-from accrochage.models.vocabulary import BatchState, SchemaVersion
+from accrochage.models.vocabulary import RELEASED, BatchState, SchemaVersion
 from accrochage.sinks.base import BatchSink
 from accrochage.state.base import Store, Transaction
+from accrochage.streams import metrics
 from accrochage.streams.batching import BatchLimits, due_reason, split
 from accrochage.streams.verify import file_problem, rewrite
 
@@ -55,6 +57,18 @@ class FlushReport:
     written: list[WrittenBatch] = field(default_factory=list)
     failed: list[FailedBatch] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    on_file: Callable[[WrittenBatch | FailedBatch], None] | None = None
+    """Told of each file as it is written or fails (a command prints it at once)."""
+
+    def add_written(self, written: WrittenBatch) -> None:
+        self.written.append(written)
+        if self.on_file is not None:
+            self.on_file(written)
+
+    def add_failed(self, failed: FailedBatch) -> None:
+        self.failed.append(failed)
+        if self.on_file is not None:
+            self.on_file(failed)
 
     @property
     def ok(self) -> bool:
@@ -78,11 +92,12 @@ class Flusher:
         self.limits = limits
         self.schema_version = schema_version
 
-    def flush(self, *, force: bool = False) -> FlushReport:
-        report = FlushReport()
+    def flush(self, *, force: bool = False, report: FlushReport | None = None) -> FlushReport:
+        report = report if report is not None else FlushReport()
         self.cut(report, force=force)
         self.write_unwritten(report)
         self.rewrite_missing(report)
+        metrics.flushed(self.clock.now())
         return report
 
     def cut(self, report: FlushReport, *, force: bool = False) -> None:
@@ -148,24 +163,35 @@ class Flusher:
             self._record(batch, outcome, report)
 
     def rewrite_missing(self, report: FlushReport) -> None:
-        """Write again the file of every `written` batch whose file is gone from the outbox.
+        """Put back in place every released file missing where the state says it is.
 
-        Its records are `batched` and wait for that file: without it nothing would ever be
-        deposited. The frozen batch gives the same bytes. Any other missing or altered file
-        (a deposited batch, a file edited in place) is `verify --repair`'s job.
+        A file found in another of its certifier's folders (a crash between recording a
+        deposit or a report and moving the file) is moved where the state says. A `written`
+        batch's file found nowhere is written again: its records wait for it, and the frozen
+        batch gives the same bytes. Any other missing or altered file (a deposited batch's, a
+        file edited in place) is `verify --repair`'s job.
         """
         with self.store.reading() as reader:
-            written = reader.released_batches((BatchState.WRITTEN,))
-        for item in written:
+            released = reader.released_batches(RELEASED)
+        for item in released:
             if file_problem(item.file) != "missing":
                 continue
-            error = rewrite(self.sink, item)
             key = item.batch.certifier.key
+            found = self.sink.find(key, item.file.path.name)
+            if found is not None:
+                self.sink.move(found, item.file.path)
+                report.notes.append(
+                    f"moved {found} back to {item.file.path}, where the state has it"
+                )
+                continue
+            if item.state is not BatchState.WRITTEN:
+                continue
+            error = rewrite(self.sink, item)
             if error is not None:
-                report.failed.append(FailedBatch(item.batch.batch_id, key, error))
+                report.add_failed(FailedBatch(item.batch.batch_id, key, error))
                 continue
             report.notes.append(f"rewrote the missing file {item.file.path}")
-            report.written.append(
+            report.add_written(
                 WrittenBatch(
                     item.batch.batch_id,
                     key,
@@ -181,11 +207,13 @@ class Flusher:
         if isinstance(outcome, str):
             with self.store.transaction() as tx:
                 tx.batch_failed(batch.batch_id, outcome)
-            report.failed.append(FailedBatch(batch.batch_id, key, outcome))
+            metrics.count_batch_write(False)
+            report.add_failed(FailedBatch(batch.batch_id, key, outcome))
             return
         with self.store.transaction() as tx:
             tx.batch_written(batch.batch_id, outcome, self.clock.now())
-        report.written.append(
+        metrics.count_batch_write(True)
+        report.add_written(
             WrittenBatch(
                 batch.batch_id, key, outcome.path, outcome.passages, outcome.size, outcome.sha256
             )

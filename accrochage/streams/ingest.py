@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -19,6 +19,7 @@ from accrochage.models.decode import Decoded, Kind, decode, storable
 from accrochage.models.event import DeliveredEvent
 from accrochage.models.lifecycle import Change, Outcome, Record, apply_delivered, apply_revoked
 from accrochage.models.problems import Problem, problems_as_dicts
+from accrochage.models.reference import Reference
 from accrochage.models.registry import Registry
 from accrochage.models.vocabulary import RecordStatus
 from accrochage.sinks.passage import passage_size_bound
@@ -97,14 +98,26 @@ def raw_text(raw: bytes | str | dict[str, Any]) -> str:
     return storable(text[:RAW_KEPT])
 
 
+def _no_reference() -> Reference | None:
+    return None
+
+
 class Ingestor:
-    def __init__(self, store: Store, registry: Registry, clock: Clock) -> None:
+    def __init__(
+        self,
+        store: Store,
+        registry: Registry,
+        clock: Clock,
+        reference: Callable[[], Reference | None] | None = None,
+    ) -> None:
+        """`reference`: the current reference data (None: not loaded, its rules not applied)."""
         self.store = store
         self.registry = registry
         self.clock = clock
+        self.reference = reference or _no_reference
 
     def _decode(self, item: Incoming) -> tuple[Decoded, int | None]:
-        decoded = decode(item.raw, self.registry, paris_today(self.clock))
+        decoded = decode(item.raw, self.registry, paris_today(self.clock), self.reference())
         size = None
         if decoded.valid and isinstance(decoded.event, DeliveredEvent) and decoded.content:
             size = passage_size_bound(decoded.content)

@@ -23,8 +23,9 @@ log = logging.getLogger("accrochage.scheduler")
 @dataclass(frozen=True, slots=True)
 class Job:
     name: str
-    every: float
-    """Seconds between the end of one run and the start of the next."""
+    every: float | Callable[[], float]
+    """Seconds between the end of one run and the start of the next (or what gives them,
+    asked after each run)."""
     run: Callable[[], None] | Callable[[], Awaitable[None]]
 
 
@@ -59,7 +60,7 @@ class Scheduler:
                 raise
             except Exception:
                 log.exception("job %s failed; it runs again at its next tick", job.name)
-            await asyncio.sleep(job.every)
+            await asyncio.sleep(job.every() if callable(job.every) else job.every)
 
     async def stop(self) -> None:
         """Cancel the loops; a job running in its thread finishes its run first."""

@@ -14,11 +14,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from accrochage.models.batch import ReleasedFile
-from accrochage.models.vocabulary import BatchState
+from accrochage.models.vocabulary import RELEASED, BatchState
 from accrochage.sinks.base import BatchSink, outcome_of
 from accrochage.state.base import ReleasedBatch, Store
 
-RELEASED_STATES = (BatchState.WRITTEN, BatchState.DEPOSITED)
+RELEASED_STATES = RELEASED
 """The states whose file exists today (a file is released when written and stays so)."""
 
 _BLOCK = 1 << 20
@@ -88,13 +88,21 @@ def rewrite(sink: BatchSink, released: ReleasedBatch) -> str | None:
         return outcome
     recorded = released.file
     if outcome.path != recorded.path:
-        return f"written again at {outcome.path}, but the state records {recorded.path}"
+        # Written where a new file goes; the state says where it lives now (deposited/, done/).
+        moved = outcome_of(lambda: _moved(sink, outcome, recorded.path))
+        if isinstance(moved, str):
+            return f"written again at {outcome.path}, not moved to {recorded.path}: {moved}"
     if (outcome.size, outcome.sha256) != (recorded.size, recorded.sha256):
         return (
             "written again, but its bytes differ from the recorded ones (the renderer "
             "changed since): check the file before depositing it"
         )
     return None
+
+
+def _moved(sink: BatchSink, written: ReleasedFile, target: Path) -> ReleasedFile:
+    sink.move(written.path, target)
+    return ReleasedFile(target, written.passages, written.size, written.sha256)
 
 
 class OutboxVerifier:

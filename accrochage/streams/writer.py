@@ -19,6 +19,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 
 from accrochage.errors import StoreError
+from accrochage.streams import metrics
 from accrochage.streams.ingest import Incoming, Ingestor, IngestResult, LogSource
 
 MAX_GROUP = 2000
@@ -112,6 +113,7 @@ class WriterService:
                 return
             by_item = {id(item): result for item, result in zip(items, results, strict=True)}
         self.storage_error = None
+        metrics.count_events(metrics.tally(by_item.values()))
         for submission in group:
             submission.done.set_result(
                 [by_item[id(item)] for item in submission.items if id(item) in by_item]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import pickle
 import queue
 import threading
 from collections import deque
@@ -22,6 +23,7 @@ from functools import partial
 from typing import Any, Protocol
 
 from accrochage.lifeline import exit_with
+from accrochage.streams import metrics
 from accrochage.streams.ingest import Incoming, LogSource
 from accrochage.streams.writer import WriterService
 
@@ -69,19 +71,41 @@ def _from_wire(wire: Wire) -> Incoming:
     return Incoming(raw, source, partition, offset, key)
 
 
+def _log_setup() -> tuple[logging.Formatter | None, int]:
+    """The parent's log format (text or JSON lines) and level, for the writer process."""
+    root = logging.getLogger()
+    formatter = root.handlers[0].formatter if root.handlers else None
+    try:
+        pickle.dumps(formatter)
+    except Exception:
+        formatter = None
+    return formatter, root.level
+
+
 def _writer_main(
-    build: Callable[[], WriterParts], parent: int, requests: Any, results: Any
+    build: Callable[[], WriterParts],
+    parent: int,
+    requests: Any,
+    results: Any,
+    logs: tuple[logging.Formatter | None, int] = (None, logging.WARNING),
 ) -> None:
     """The writer process: build only what storing needs, store each group in order."""
     exit_with(parent)
+    formatter, level = logs
+    if formatter is not None:  # the same lines as its parent's (`--log-format`)
+        handler = logging.StreamHandler()
+        handler.setFormatter(formatter)
+        logging.getLogger().addHandler(handler)
+        logging.getLogger().setLevel(level)
     parts = build()
 
     def report(size: int, stored: futures.Future[Any]) -> None:
         error = stored.exception()
         if error is not None:
-            results.put((False, f"{type(error).__name__}: {error}"))
+            results.put((False, f"{type(error).__name__}: {error}", {}))
             os._exit(EXIT_STORE_FAILED)
-        results.put((True, size))
+        # The counts travel with the result: the parent serves /metrics (streams/metrics.py).
+        results.put((True, size, metrics.tally(stored.result())))
 
     try:
         while (group := requests.get()) is not None:
@@ -104,7 +128,7 @@ class ProcessWriter:
         self._results: Any = context.Queue()
         self._process = context.Process(
             target=_writer_main,
-            args=(build, os.getpid(), self._requests, self._results),
+            args=(build, os.getpid(), self._requests, self._results, _log_setup()),
             name="accrochage-writer",
             daemon=True,
         )
@@ -132,7 +156,7 @@ class ProcessWriter:
     def _collect(self) -> None:
         while True:
             try:
-                ok, detail = self._results.get(timeout=0.5)
+                ok, detail, counts = self._results.get(timeout=0.5)
             except queue.Empty:
                 if self._process.is_alive():
                     continue
@@ -141,6 +165,7 @@ class ProcessWriter:
                 return
             done = self._waiting.popleft()
             if ok:
+                metrics.count_events(counts)
                 done.set_result(detail)
             else:
                 done.set_exception(RuntimeError(detail))

@@ -17,9 +17,11 @@ from accrochage.api.server import build_app
 from accrochage.app import Core, build_core, build_writer_parts, log_source
 from accrochage.runtimes.embedded import api_context, scheduler_for
 from accrochage.runtimes.kafka.admin import ensure_topics
+from accrochage.runtimes.kafka.lag import AlertProducer, lag_job
 from accrochage.runtimes.kafka.standby import StateLock
 from accrochage.runtimes.kafka.worker import WorkerApp, build_worker, dead_letter_job
 from accrochage.settings import Settings
+from accrochage.streams.receivers import Topic
 from accrochage.streams.writer import WriterService
 from accrochage.streams.writer_process import GroupWriter, InProcessWriter, ProcessWriter
 
@@ -32,12 +34,17 @@ def compose_worker(core: Core, writer: GroupWriter) -> WorkerApp:
     app = build_worker(
         settings.kafka, settings.paths.state.parent / "faust", core.store.offsets, writer
     )
-    scheduler = scheduler_for(core)
+    producer = AlertProducer(app)
+    alerts = settings.alerts
+    topic = [Topic(alerts.topic, producer, alerts.repeat)] if alerts.topic else []
+    scheduler = scheduler_for(core, topic)
     scheduler.add(dead_letter_job(app, core.store))
+    scheduler.add(lag_job(app, core.store, settings.kafka.topic))
     api_writer = WriterService(core.ingestor)
 
     @app.task  # type: ignore[untyped-decorator]
     async def start_jobs() -> None:
+        producer.bind()
         scheduler.start()
 
     @app.task  # type: ignore[untyped-decorator]
@@ -80,7 +87,8 @@ def run_worker(
     asyncio.run(
         ensure_topics(
             kafka.bootstrap,
-            {kafka.topic: kafka.partitions, kafka.rejected_topic: kafka.partitions},
+            {kafka.topic: kafka.partitions, kafka.rejected_topic: kafka.partitions}
+            | ({settings.alerts.topic: 1} if settings.alerts.topic else {}),
             replication=kafka.replication,
         )
     )

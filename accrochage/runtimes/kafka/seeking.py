@@ -9,10 +9,11 @@ next offset stored with the records, before the flow of messages resumes.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from faust.transport.drivers import aiokafka as faust_aiokafka
+from faust.types import TP
 
 log = logging.getLogger("accrochage.kafka")
 
@@ -36,6 +37,25 @@ class SeekingConsumer(faust_aiokafka.Consumer):
             offset = offsets.get(tp.partition, 0)
             log.info("resume %s[%d] at stored offset %d", tp.topic, tp.partition, offset)
             await self.seek(tp, offset)
+
+    async def _commit(self, offsets: Mapping[TP, int]) -> bool:
+        """Commit the offsets the state has stored, never those faust acked (received).
+
+        faust acks an event when it is received, before it is stored, so its commits lead the
+        state; committing the stored offsets instead keeps consumer-group lag tools exact.
+        """
+        lookup = type(self).stored_offsets
+        if lookup is None:
+            return await super()._commit(offsets)
+        cache: dict[str, dict[int, int]] = {}
+        stored = {}
+        for tp in offsets:
+            offset = cache.setdefault(tp.topic, lookup(tp.topic)).get(tp.partition)
+            if offset is not None:
+                stored[tp] = offset
+        if not stored:
+            return True
+        return await super()._commit(stored)
 
 
 def seeking_transport(lookup: StoredOffsets) -> Any:

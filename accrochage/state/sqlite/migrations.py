@@ -160,3 +160,78 @@ def m003_outstanding_indexes(db: Database) -> None:
             ON records (outstanding, certifier, deadline, record_id);
         """
     )
+
+
+@migrations()
+def m004_cdc_reason_and_exclusion(db: Database) -> None:
+    """The class of the CDC's last message on a record, and the status an excluded record had
+    (`include` gives it back)."""
+    db.executescript(
+        """
+        ALTER TABLE records ADD COLUMN cdc_reason TEXT;
+        ALTER TABLE records ADD COLUMN excluded_from TEXT;
+        """
+    )
+
+
+@migrations()
+def m010_refdata(db: Database) -> None:
+    """Reference data (CONTRACT §11): France compétences' export and INSEE's COG.
+
+    Each table is refilled as `<name>_staging` and renamed into place by a load
+    (state/sqlite/refdata.py keeps the same definitions); `refdata_meta` holds the version.
+    """
+    db.executescript(
+        """
+        CREATE TABLE refdata_fiches (
+            code TEXT PRIMARY KEY, active INTEGER NOT NULL, end_day TEXT, limit_day TEXT
+        ) WITHOUT ROWID;
+        CREATE TABLE refdata_certifiers (
+            code TEXT NOT NULL, siret TEXT NOT NULL, PRIMARY KEY (code, siret)
+        ) WITHOUT ROWID;
+        CREATE TABLE refdata_replacements (
+            code TEXT NOT NULL, position INTEGER NOT NULL, new_code TEXT NOT NULL,
+            PRIMARY KEY (code, position)
+        ) WITHOUT ROWID;
+        CREATE TABLE refdata_communes (
+            code TEXT NOT NULL, start_day TEXT NOT NULL, end_day TEXT NOT NULL,
+            PRIMARY KEY (code, start_day, end_day)
+        ) WITHOUT ROWID;
+        CREATE TABLE refdata_moves (
+            before TEXT NOT NULL, after TEXT NOT NULL, day TEXT NOT NULL,
+            PRIMARY KEY (before, after, day)
+        ) WITHOUT ROWID;
+        CREATE TABLE refdata_countries (code TEXT PRIMARY KEY) WITHOUT ROWID;
+        CREATE TABLE refdata_sources (kind TEXT PRIMARY KEY, source TEXT NOT NULL);
+        CREATE TABLE refdata_meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+        INSERT INTO refdata_meta (key, value) VALUES ('version', 0);
+        """
+    )
+
+
+@migrations()
+def m020_alerts(db: Database) -> None:
+    """Alert state (CONTRACT §10): each alert's last evaluation and each receiver's last
+    delivery, so a restart neither forgets a firing alert nor re-sends a resolved one."""
+    db.executescript(
+        """
+        CREATE TABLE alerts (
+            alertname TEXT NOT NULL,
+            certifier TEXT NOT NULL,
+            severity TEXT NOT NULL,
+            status TEXT NOT NULL,
+            value INTEGER NOT NULL,
+            starts_at TEXT NOT NULL,
+            ends_at TEXT,
+            PRIMARY KEY (alertname, certifier)
+        );
+        CREATE TABLE alert_deliveries (
+            alertname TEXT NOT NULL,
+            certifier TEXT NOT NULL,
+            receiver TEXT NOT NULL,
+            status TEXT NOT NULL,
+            sent_at TEXT NOT NULL,
+            PRIMARY KEY (alertname, certifier, receiver)
+        );
+        """
+    )

@@ -8,15 +8,32 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Iterator, Sequence
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import accrochage.state.sqlite.alerts as alert_rows
 from accrochage.models.batch import FrozenBatch, ReleasedFile
 from accrochage.models.deadline import days_left, urgency
 from accrochage.models.vocabulary import BATCHES_TO_WRITE, BatchState, RecordStatus
-from accrochage.state.base import DeadLetter, JsonRow, Reader, ReleasedBatch, StoredContent
+from accrochage.state.base import (
+    AlertDelivery,
+    AlertState,
+    DashboardNumbers,
+    DeadLetter,
+    JsonRow,
+    Observation,
+    Reader,
+    ReleasedBatch,
+    StoredContent,
+)
 from accrochage.state.queries import OutstandingQuery, decode_cursor
+from accrochage.state.sqlite.batch_queries import (
+    batch_detail,
+    batches,
+    batches_of_record,
+)
+from accrochage.state.sqlite.observe import dashboard, observe
 from accrochage.state.sqlite.rows import frozen_batch_from
 
 
@@ -27,37 +44,50 @@ def fetch_all(
 
 
 def outstanding(conn: sqlite3.Connection, query: OutstandingQuery) -> list[dict[str, Any]]:
-    """Outstanding records by deadline, then record id; unknown deadlines last.
+    return list(iter_outstanding(conn, query))
+
+
+def iter_outstanding(conn: sqlite3.Connection, query: OutstandingQuery) -> Iterator[dict[str, Any]]:
+    """Records by deadline, then record id; unknown deadlines last; rows as they are read.
 
     Dated and undated records are read by two queries so that each follows an index in its
     order: one query sorting on `deadline IS NULL` would sort every matching row to return
-    the first page.
+    the first page. Nothing is held but the row at hand: memory stays flat in the answer's
+    size.
     """
     where, params = _filters(query)
     after: tuple[str | None, str] | None = None
     if query.cursor is not None:
         after = decode_cursor(query.cursor)
     limit = query.limit
-    rows: list[sqlite3.Row] = []
+    sent = 0
     if after is None or after[0] is not None:
         dated, dated_params = [*where, "deadline IS NOT NULL"], list(params)
         if after is not None:
             dated.append("(deadline, record_id) > (?, ?)")
             dated_params += [after[0], after[1]]
-        rows += _select(conn, dated, dated_params, "deadline, record_id", limit)
+        for row in _select(conn, dated, dated_params, "deadline, record_id", limit):
+            sent += 1
+            yield present(row, query.as_of)
     undated_possible = query.due_within is None and not query.overdue
-    if undated_possible and (limit is None or len(rows) < limit):
+    if undated_possible and (limit is None or sent < limit):
         undated, undated_params = [*where, "deadline IS NULL"], list(params)
         if after is not None and after[0] is None:
             undated.append("record_id > ?")
             undated_params.append(after[1])
-        remaining = None if limit is None else limit - len(rows)
-        rows += _select(conn, undated, undated_params, "record_id", remaining)
-    return [present(row, query.as_of) for row in rows]
+        remaining = None if limit is None else limit - sent
+        for row in _select(conn, undated, undated_params, "record_id", remaining):
+            yield present(row, query.as_of)
 
 
 def _filters(query: OutstandingQuery) -> tuple[list[str], list[Any]]:
-    where, params = ["outstanding = 1"], []
+    where: list[str] = []
+    params: list[Any] = []
+    if query.only_outstanding or query.due_within is not None or query.overdue:
+        where.append("outstanding = 1")
+    if query.reason is not None:
+        where.append("cdc_reason = ?")
+        params.append(query.reason)
     if query.certifier is not None:
         where.append("certifier = ?")
         params.append(query.certifier)
@@ -77,11 +107,11 @@ def _filters(query: OutstandingQuery) -> tuple[list[str], list[Any]]:
 
 def _select(
     conn: sqlite3.Connection, where: list[str], params: list[Any], order: str, limit: int | None
-) -> list[sqlite3.Row]:
-    sql = f"SELECT * FROM records WHERE {' AND '.join(where)} ORDER BY {order}"
+) -> Iterator[sqlite3.Row]:
+    sql = f"SELECT * FROM records WHERE {' AND '.join(where) or '1 = 1'} ORDER BY {order}"
     if limit is not None:
         sql += f" LIMIT {int(limit)}"
-    return conn.execute(sql, params).fetchall()
+    return iter(conn.execute(sql, params))
 
 
 def present(row: sqlite3.Row, as_of: date) -> dict[str, Any]:
@@ -99,24 +129,28 @@ def present(row: sqlite3.Row, as_of: date) -> dict[str, Any]:
         "correction_pending": row["correction_version"] is not None,
         "revocation_pending": bool(row["revocation_pending"]),
         "cdc_message": row["cdc_message"],
+        "cdc_reason": row["cdc_reason"],
     }
 
 
 def record_detail(conn: sqlite3.Connection, record_id: str, as_of: date) -> dict[str, Any] | None:
+    """A record as `show` prints it: its fields, its content, its history, its batches."""
     row = conn.execute("SELECT * FROM records WHERE record_id = ?", (record_id,)).fetchone()
     if row is None:
         return None
     detail = present(row, as_of)
     detail["version"] = row["version"]
     detail["correction_version"] = row["correction_version"]
-    detail["batch"] = None
-    if row["batch_id"] is not None:
-        batch = conn.execute(
-            "SELECT batch_id, state, file_name, written_at, deposited_at, report_file "
-            "FROM batches WHERE batch_id = ?",
-            (row["batch_id"],),
-        ).fetchone()
-        detail["batch"] = dict(batch) if batch is not None else None
+    detail["excluded_from"] = row["excluded_from"]
+    detail["content"] = _content(conn, record_id, row["version"])
+    detail["correction"] = (
+        _content(conn, record_id, row["correction_version"])
+        if row["correction_version"] is not None
+        else None
+    )
+    carried = batches_of_record(conn, record_id)
+    detail["batches"] = carried
+    detail["batch"] = next((b for b in carried if b["batch_id"] == row["batch_id"]), None)
     detail["history"] = fetch_all(
         conn,
         "SELECT at, from_status, to_status, reason, batch_id, report FROM history "
@@ -126,41 +160,11 @@ def record_detail(conn: sqlite3.Connection, record_id: str, as_of: date) -> dict
     return detail
 
 
-def batches(
-    conn: sqlite3.Connection,
-    *,
-    state: str | None = None,
-    certifier: str | None = None,
-    limit: int = 100,
-) -> list[dict[str, Any]]:
-    where, params = ["1 = 1"], []
-    if state:
-        where.append("state = ?")
-        params.append(state)
-    if certifier:
-        where.append("certifier = ?")
-        params.append(certifier)
-    return fetch_all(
-        conn,
-        f"SELECT * FROM batches WHERE {' AND '.join(where)} "
-        f"ORDER BY created_at DESC, batch_id LIMIT {int(limit)}",
-        params,
-    )
-
-
-def batch_detail(conn: sqlite3.Connection, batch_id: str) -> dict[str, Any] | None:
-    row = conn.execute("SELECT * FROM batches WHERE batch_id = ?", (batch_id,)).fetchone()
-    if row is None:
-        return None
-    detail = dict(row)
-    detail["members"] = [
-        r[0]
-        for r in conn.execute(
-            "SELECT record_id FROM batch_members WHERE batch_id = ? ORDER BY code, record_id",
-            (batch_id,),
-        )
-    ]
-    return detail
+def _content(conn: sqlite3.Connection, record_id: str, version: int) -> Any:
+    found = conn.execute(
+        "SELECT payload FROM contents WHERE record_id = ? AND version = ?", (record_id, version)
+    ).fetchone()
+    return json.loads(found[0]) if found is not None else None
 
 
 def summary(conn: sqlite3.Connection, as_of: date, margin_days: int) -> dict[str, Any]:
@@ -237,11 +241,14 @@ class SqliteReader(Reader):
     def outstanding(self, query: OutstandingQuery) -> list[JsonRow]:
         return outstanding(self._conn, query)
 
+    def iter_outstanding(self, query: OutstandingQuery) -> Iterator[JsonRow]:
+        return iter_outstanding(self._conn, query)
+
     def record_detail(self, record_id: str, as_of: date) -> JsonRow | None:
         return record_detail(self._conn, record_id, as_of)
 
     def batches(
-        self, *, state: str | None = None, certifier: str | None = None, limit: int = 100
+        self, *, state: str | None = None, certifier: str | None = None, limit: int | None = 100
     ) -> list[JsonRow]:
         return batches(self._conn, state=state, certifier=certifier, limit=limit)
 
@@ -293,6 +300,18 @@ class SqliteReader(Reader):
         for payload, event_id in rows:
             yield StoredContent(payload, event_id)
 
+    def record_certifiers(self, record_ids: Sequence[str]) -> dict[str, str | None]:
+        found: dict[str, str | None] = {}
+        unique = list(dict.fromkeys(record_ids))
+        for start in range(0, len(unique), 500):
+            chunk = unique[start : start + 500]
+            marks = ", ".join("?" * len(chunk))
+            for record_id, certifier in self._conn.execute(
+                f"SELECT record_id, certifier FROM records WHERE record_id IN ({marks})", chunk
+            ):
+                found[record_id] = certifier
+        return found
+
     def dead_letters(self, limit: int) -> list[DeadLetter]:
         return [
             DeadLetter(row["topic"], row["key"], row["value"], row["id"])
@@ -306,3 +325,15 @@ class SqliteReader(Reader):
             "SELECT partition, next_offset FROM input_offsets WHERE source = ?", (source,)
         )
         return {int(r["partition"]): int(r["next_offset"]) for r in rows}
+
+    def observe(self, as_of: date, margin_days: int, unreported_before: datetime) -> Observation:
+        return observe(self._conn, as_of, margin_days, unreported_before)
+
+    def alert_states(self) -> list[AlertState]:
+        return alert_rows.alert_states(self._conn)
+
+    def alert_deliveries(self, receiver: str) -> list[AlertDelivery]:
+        return alert_rows.alert_deliveries(self._conn, receiver)
+
+    def dashboard(self, limit: int = 50) -> DashboardNumbers:
+        return dashboard(self._conn, limit)

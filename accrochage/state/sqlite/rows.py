@@ -12,7 +12,7 @@ from accrochage.models.batch import FrozenBatch
 from accrochage.models.lifecycle import Content, HistoryEntry, Record
 from accrochage.models.problems import Problem
 from accrochage.models.registry import Certifier, Emitter
-from accrochage.models.vocabulary import RecordStatus, SchemaVersion
+from accrochage.models.vocabulary import CdcReason, RecordStatus, SchemaVersion
 
 RECORD_COLUMNS = (
     "record_id",
@@ -34,6 +34,8 @@ RECORD_COLUMNS = (
     "cdc_message",
     "created_at",
     "updated_at",
+    "cdc_reason",
+    "excluded_from",
 )
 CONTENT_COLUMNS = (
     "record_id",
@@ -90,6 +92,8 @@ def record_values(record: Record) -> tuple[Any, ...]:
         record.cdc_message,
         stamp(record.created_at),
         stamp(record.updated_at),
+        record.cdc_reason.value if record.cdc_reason is not None else None,
+        record.excluded_from.value if record.excluded_from is not None else None,
     )
 
 
@@ -119,6 +123,8 @@ def record_from(row: sqlite3.Row) -> Record:
         updated_at=datetime.fromisoformat(row["updated_at"]),
         latest_version=row["max_version"] if "max_version" in keys else row["version"],
         correction_hash=row["correction_hash"] if "correction_hash" in keys else None,
+        cdc_reason=CdcReason(row["cdc_reason"]) if row["cdc_reason"] else None,
+        excluded_from=RecordStatus(row["excluded_from"]) if row["excluded_from"] else None,
     )
 
 

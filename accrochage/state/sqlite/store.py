@@ -19,7 +19,7 @@ from pathlib import Path
 from sqlite_utils import Database
 
 from accrochage.errors import StorageCorruptError, StorageFullError, StoreError
-from accrochage.state.base import Reader, Store, StoreLocation
+from accrochage.state.base import Reader, RefdataStorage, Store, StoreLocation
 from accrochage.state.sqlite.migrations import migrations
 from accrochage.state.sqlite.reader import SqliteReader
 from accrochage.state.sqlite.transaction import SqliteTransaction
@@ -93,6 +93,11 @@ class SqliteStore(Store):
     def close(self) -> None:
         self._conn.close()
         os.close(self._write_lock)
+
+    def refdata(self) -> RefdataStorage:
+        from accrochage.state.sqlite.refdata import SqliteRefdata
+
+        return SqliteRefdata(self.path, self.transaction)
 
     @contextmanager
     def transaction(self) -> Iterator[SqliteTransaction]:

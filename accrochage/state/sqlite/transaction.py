@@ -6,11 +6,15 @@ import json
 import sqlite3
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 
+import accrochage.state.sqlite.alerts as alert_rows
 from accrochage.models.batch import BatchInfo, FrozenBatch, Member, PendingStats, ReleasedFile
 from accrochage.models.lifecycle import Change, HistoryEntry, Record
 from accrochage.models.vocabulary import BatchState, RecordStatus
 from accrochage.state.base import (
+    AlertDelivery,
+    AlertState,
     DeadLetter,
     ImportedReport,
     StoredContent,
@@ -31,6 +35,8 @@ from accrochage.state.sqlite.rows import (
 )
 
 CHUNK = 500
+MIN_PREFIX = 8
+"""A batch id prefix names a batch from this many characters on."""
 _UPSERT_RECORD = (
     f"INSERT OR REPLACE INTO records ({', '.join(RECORD_COLUMNS)}) "
     f"VALUES ({placeholders(RECORD_COLUMNS)})"
@@ -213,19 +219,28 @@ class SqliteTransaction(Transaction):
 
     def batch(self, batch_id: str) -> BatchInfo | None:
         row = self._conn.execute(
-            "SELECT batch_id, certifier, state, file_name FROM batches WHERE batch_id = ?",
+            "SELECT batch_id, certifier, state, file_name, file_path FROM batches "
+            "WHERE batch_id = ?",
             (batch_id,),
         ).fetchone()
         if row is None:
             return None
+        path = Path(row["file_path"]) if row["file_path"] else None
         return BatchInfo(
-            row["batch_id"], row["certifier"], BatchState(row["state"]), row["file_name"]
+            row["batch_id"], row["certifier"], BatchState(row["state"]), row["file_name"], path
         )
 
-    def batch_deposited(self, batch_id: str, at: datetime) -> None:
+    def batch_deposited(self, batch_id: str, at: datetime, file: Path | None = None) -> None:
         self._conn.execute(
-            "UPDATE batches SET state = ?, deposited_at = ? WHERE batch_id = ?",
-            (BatchState.DEPOSITED.value, stamp(at), batch_id),
+            "UPDATE batches SET state = ?, deposited_at = ?, "
+            "file_path = coalesce(?, file_path) WHERE batch_id = ?",
+            (BatchState.DEPOSITED.value, stamp(at), str(file) if file else None, batch_id),
+        )
+
+    def batch_reported(self, batch_id: str, file: Path | None) -> None:
+        self._conn.execute(
+            "UPDATE batches SET state = ?, file_path = coalesce(?, file_path) WHERE batch_id = ?",
+            (BatchState.REPORTED.value, str(file) if file else None, batch_id),
         )
 
     def records_in_batch(self, batch_id: str) -> list[Record]:
@@ -235,6 +250,46 @@ class SqliteTransaction(Transaction):
                 "SELECT * FROM records WHERE batch_id = ? ORDER BY code, record_id", (batch_id,)
             )
         ]
+
+    def batch_ids_matching(self, ref: str) -> list[str]:
+        name = ref.replace("\\", "/").rsplit("/", 1)[-1]
+        if name.endswith(".xml"):
+            rows = self._conn.execute(
+                "SELECT batch_id FROM batches WHERE file_name = ?", (name,)
+            ).fetchall()
+            return [r[0] for r in rows]
+        exact = self._conn.execute("SELECT batch_id FROM batches WHERE batch_id = ?", (ref,))
+        found = [r[0] for r in exact]
+        if found or len(ref) < MIN_PREFIX:
+            return found
+        pattern = ref.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        rows = self._conn.execute(
+            "SELECT batch_id FROM batches WHERE batch_id LIKE ? ESCAPE '\\' ORDER BY batch_id",
+            (pattern,),
+        ).fetchall()
+        return [r[0] for r in rows]
+
+    def rejected_ids(
+        self,
+        *,
+        batch_id: str | None = None,
+        certifier: str | None = None,
+        reason: str | None = None,
+    ) -> list[str]:
+        where, params = ["status = ?"], [RecordStatus.REJECTED.value]
+        for column, value in (
+            ("batch_id", batch_id),
+            ("certifier", certifier),
+            ("cdc_reason", reason),
+        ):
+            if value is not None:
+                where.append(f"{column} = ?")
+                params.append(value)
+        rows = self._conn.execute(
+            f"SELECT record_id FROM records WHERE {' AND '.join(where)} ORDER BY record_id",
+            params,
+        )
+        return [r[0] for r in rows]
 
     def batch_member_ids(self, batch_id: str) -> list[str]:
         return [
@@ -260,6 +315,15 @@ class SqliteTransaction(Transaction):
     def report_imported(self, sha256: str) -> bool:
         found = self._conn.execute("SELECT 1 FROM reports WHERE sha256 = ?", (sha256,))
         return found.fetchone() is not None
+
+    def alert_states(self) -> list[AlertState]:
+        return alert_rows.alert_states(self._conn)
+
+    def save_alert_states(self, states: Iterable[AlertState]) -> None:
+        alert_rows.save_alert_states(self._conn, states)
+
+    def save_alert_delivery(self, delivery: AlertDelivery) -> None:
+        alert_rows.save_alert_delivery(self._conn, delivery)
 
     def save_report(self, report: ImportedReport) -> None:
         self._conn.execute(

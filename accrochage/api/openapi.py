@@ -1,0 +1,247 @@
+"""`GET /openapi.json`: an OpenAPI 3.1 description of every route, generated from the models.
+
+The events' schema comes from the event models (`models/event.py`), the answers' from
+`api/schemas.py`; `accrochage openapi -o docs/openapi.json` saves it, and a test keeps that
+file equal to what the models generate.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from http import HTTPStatus
+from typing import Any
+
+from pydantic import BaseModel
+from pydantic.json_schema import models_json_schema
+
+from accrochage.api import schemas as s
+from accrochage.models.event import DeliveredEvent, RevokedEvent
+from accrochage.models.vocabulary import BatchState, CdcReason, RecordStatus, values
+
+REF = "#/components/schemas/{model}"
+ERRORS = (400, 401, 403, 413, 503, 507)
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str
+    where: str = "query"
+    schema: dict[str, Any] = field(default_factory=lambda: {"type": "string"})
+    description: str = ""
+    repeat: bool = False
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    path: str
+    summary: str
+    answers: dict[int, Any]
+    params: tuple[Param, ...] = ()
+    body: bool = False
+    who: str = "operator"
+    media: str = "application/json"
+
+
+DAY = {"type": "string", "format": "date"}
+RECORD_FILTERS = (
+    Param("certifier", description="a configured certifier key"),
+    Param(
+        "status",
+        schema={"enum": values(RecordStatus)},
+        repeat=True,
+        description="repeatable; default: outstanding records only",
+    ),
+    Param("reason", schema={"enum": values(CdcReason)}, description="the CDC message's class"),
+    Param("due_within", schema={"type": "integer", "minimum": 0}),
+    Param("overdue", schema={"type": "boolean"}),
+    Param("as_of", schema=DAY, description="1900-01-01 to 2200-12-31; default today (Paris)"),
+    Param("limit", schema={"type": "integer", "minimum": 0, "maximum": 1000}),
+    Param("cursor", description="the next_cursor of the previous page"),
+)
+ROUTES = (
+    Route(
+        "post",
+        "/events",
+        "Send one event (or an array); answered after the commit",
+        {201: s.EventAnswer, 200: list[s.EventAnswerInArray], 422: s.EventAnswer},
+        body=True,
+        who="ingest",
+    ),
+    Route(
+        "post",
+        "/check",
+        "Validate one event (or an array) without storing it",
+        {200: s.CheckAnswer | list[s.CheckAnswer]},
+        body=True,
+        who="ingest",
+    ),
+    Route(
+        "get",
+        "/records",
+        "Records, the nearest deadline first (outstanding by default)",
+        {200: s.RecordsPage},
+        RECORD_FILTERS,
+    ),
+    Route(
+        "get",
+        "/records/{record_id}",
+        "One record with its content, batches and history",
+        {200: s.RecordDetail, 404: s.ErrorBody},
+        (Param("record_id", "path"), Param("as_of", schema=DAY)),
+    ),
+    Route(
+        "get",
+        "/batches",
+        "Batches, newest first",
+        {200: s.BatchList},
+        (
+            Param("state", schema={"enum": values(BatchState)}),
+            Param("certifier"),
+            Param("limit", schema={"type": "integer", "minimum": 0, "maximum": 1000}),
+        ),
+    ),
+    Route(
+        "get",
+        "/batches/{batch_id}",
+        "One batch with its members",
+        {200: s.BatchDetail, 404: s.ErrorBody},
+        (Param("batch_id", "path"),),
+    ),
+    Route(
+        "get",
+        "/summary",
+        "Counts per certifier and status, at risk, overdue",
+        {200: s.Summary},
+        (Param("as_of", schema=DAY),),
+    ),
+    Route(
+        "get",
+        "/unusable",
+        "Events without a usable record_id, newest first",
+        {200: s.UnusableList},
+        (Param("limit", schema={"type": "integer", "minimum": 0, "maximum": 1000}),),
+    ),
+    Route(
+        "get",
+        "/health",
+        "ok, or degraded (503) while the storage refuses writes",
+        {200: s.Health, 503: s.Health},
+        who="open",
+    ),
+    Route("get", "/openapi.json", "This description", {200: dict[str, Any]}, who="open"),
+    Route("get", "/metrics", "Prometheus metrics (text format)", {200: str}, media="text/plain"),
+    Route("get", "/ui", "The dashboard (HTML, refreshing itself)", {200: str}, media="text/html"),
+    Route("get", "/", "Redirects to /ui", {302: str}, media="text/html"),
+)
+
+
+def _security(who: str) -> list[dict[str, list[str]]]:
+    if who == "open":
+        return []
+    return [{"bearer": []}, {"basic": []}]
+
+
+def _param(param: Param) -> dict[str, Any]:
+    schema = {"type": "array", "items": param.schema} if param.repeat else param.schema
+    return {
+        "name": param.name,
+        "in": param.where,
+        "required": param.where == "path",
+        "schema": schema,
+        **({"description": param.description} if param.description else {}),
+        **({"explode": True} if param.repeat else {}),
+    }
+
+
+def _schema_of(answer: Any) -> dict[str, Any]:
+    if answer is str:
+        return {"type": "string"}
+    if isinstance(answer, type) and issubclass(answer, BaseModel):
+        return {"$ref": REF.format(model=answer.__name__)}
+    origin = getattr(answer, "__origin__", None)
+    if origin is list:
+        return {"type": "array", "items": _schema_of(answer.__args__[0])}
+    if origin is dict:
+        return {"type": "object"}
+    args = getattr(answer, "__args__", None)
+    if args:
+        return {"oneOf": [_schema_of(a) for a in args]}
+    return {}
+
+
+def openapi() -> dict[str, Any]:
+    models: list[type[BaseModel]] = [
+        value
+        for value in vars(s).values()
+        if isinstance(value, type) and issubclass(value, BaseModel) and value is not BaseModel
+    ]
+    _, answers = models_json_schema([(m, "serialization") for m in models], ref_template=REF)
+    _, events = models_json_schema(
+        [(DeliveredEvent, "validation"), (RevokedEvent, "validation")], ref_template=REF
+    )
+    components = {**answers.get("$defs", {}), **events.get("$defs", {})}
+    event = {
+        "oneOf": [{"$ref": REF.format(model=m.__name__)} for m in (DeliveredEvent, RevokedEvent)]
+    }
+    paths: dict[str, dict[str, Any]] = {}
+    for route in ROUTES:
+        responses: dict[str, Any] = {}
+        for status, answer in route.answers.items():
+            responses[str(status)] = {
+                "description": _phrase(status),
+                "content": {route.media: {"schema": _schema_of(answer)}},
+            }
+        for status in ERRORS:
+            responses.setdefault(
+                str(status),
+                {
+                    "description": _phrase(status),
+                    "content": {
+                        "application/json": {"schema": {"$ref": REF.format(model="ErrorBody")}}
+                    },
+                },
+            )
+        operation: dict[str, Any] = {
+            "summary": route.summary,
+            "parameters": [_param(p) for p in route.params],
+            "responses": responses,
+            "security": _security(route.who),
+        }
+        if route.body:
+            operation["requestBody"] = {
+                "required": True,
+                "content": {
+                    "application/json": {
+                        "schema": {"oneOf": [event, {"type": "array", "items": event}]}
+                    }
+                },
+            }
+        paths.setdefault(route.path, {})[route.method] = operation
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "accrochage",
+            "version": "2",
+            "description": "Certification records on their way to the CDC (SI CPF), on time. "
+            "Tokens: api.token (operator, every route) or api.ingest_tokens (POST /events and "
+            "/check only), as Bearer or as the password of HTTP Basic.",
+        },
+        "paths": paths,
+        "components": {
+            "schemas": components,
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer"},
+                "basic": {"type": "http", "scheme": "basic"},
+            },
+        },
+    }
+
+
+def _phrase(status: int) -> str:
+    return HTTPStatus(status).phrase
+
+
+def openapi_text() -> str:
+    return json.dumps(openapi(), indent=2, ensure_ascii=False, sort_keys=True) + "\n"

@@ -1,0 +1,79 @@
+"""`accrochage check`: validate events as `ingest` would, without storing anything."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+
+from accrochage.app import open_store, registry_from
+from accrochage.commands.tracker import CHUNK, _chunks, _encoding, _open
+from accrochage.models.deadline import SystemClock
+from accrochage.refdata.memory import ReferenceHolder
+from accrochage.state.base import Store
+from accrochage.streams.check import STATE_RULES, CheckResult, check
+from accrochage.streams.files import AUTO, open_events
+
+
+@click.command("check")
+@click.argument("files", nargs=-1, required=True)
+@click.option(
+    "--encoding",
+    default=AUTO,
+    show_default=True,
+    callback=_encoding,
+    help="CSV files: auto (UTF-8, else Windows-1252) or a codec name.",
+)
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
+@click.pass_context
+def check_events(ctx: click.Context, files: tuple[str, ...], encoding: str, fmt: str) -> None:
+    """Validate JSONL or CSV events (`-` for stdin) without storing them; exit 1 on any error.
+
+    For exam platforms and operators preparing a file: the answers are those `ingest` would
+    give. The rule that needs the state (a record id used by another certifier) runs when the
+    state at paths.state exists, and is named as skipped otherwise.
+    """
+    settings = ctx.obj.settings
+    registry, clock = registry_from(settings), SystemClock()
+    store: Store | None = open_store(settings) if settings.paths.state.exists() else None
+    reference = ReferenceHolder(store.refdata()).current() if store is not None else None
+    results: list[tuple[str | None, CheckResult]] = []
+    try:
+        for name in files:
+            stream = _open(name)
+            try:
+                events = open_events(stream, name, encoding)
+                for chunk in _chunks(events.events, CHUNK):
+                    answers = check(chunk, registry, clock, store, reference)
+                    results += [(i.source, a) for i, a in zip(chunk, answers, strict=True)]
+            finally:
+                if name != "-":
+                    stream.close()
+    finally:
+        if store is not None:
+            store.close()
+    _print(results, fmt, skipped=store is None)
+    if any(not answer.valid for _, answer in results):
+        sys.exit(1)
+
+
+def _print(results: list[tuple[str | None, CheckResult]], fmt: str, *, skipped: bool) -> None:
+    if fmt == "json":
+        click.echo(json.dumps([a.as_dict() | {"source": s} for s, a in results], indent=1))
+        return
+    bad = [(s, a) for s, a in results if not a.valid]
+    for source, answer in bad:
+        for problem in answer.errors:
+            click.echo(f"{source} {answer.record_id or '-'} {problem.field}: {problem.message}")
+    warned = sum(bool(a.warnings) for _, a in results)
+    click.echo(
+        f"{len(results)} events checked: {len(results) - len(bad)} valid "
+        f"({warned} with warnings), {len(bad)} with errors; nothing stored"
+    )
+    if skipped:
+        click.echo(f"skipped (no state at paths.state): {', '.join(STATE_RULES)}")
+
+
+def register(group: click.Group) -> None:
+    group.add_command(check_events)

@@ -1,0 +1,30 @@
+"""The core a command works with, built by the composition root and closed after."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import click
+
+from accrochage.app import Core, build_core
+from accrochage.errors import ConfigError
+
+
+@contextmanager
+def core_from(
+    ctx: click.Context, *, one_off: bool = False, existing: bool = False
+) -> Iterator[Core]:
+    """`existing`: a command that only reads or updates records refuses a state that does not
+    exist (a mistyped paths.state would otherwise report an empty, brand-new database)."""
+    settings = ctx.obj.settings
+    if existing and not settings.paths.state.exists():
+        raise ConfigError(
+            f"the state database {settings.paths.state} (paths.state) does not exist: check "
+            "paths.state and --config; `ingest`, `flush` and `run` create it"
+        )
+    core = build_core(settings, one_off=one_off)
+    try:
+        yield core
+    finally:
+        core.close()

@@ -1,0 +1,119 @@
+"""The operator's hand on records and files: deposited, retry, exclude, include.
+
+Each item is answered on its own line; one refused item never stops the others; the exit
+code is 1 when any was refused.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+import click
+
+from accrochage.commands.core import core_from
+from accrochage.models.vocabulary import CdcReason, values
+from accrochage.streams.operations import ItemOutcome
+
+
+def report(outcomes: Sequence[ItemOutcome]) -> None:
+    for outcome in outcomes:
+        click.echo(str(outcome), err=not outcome.done)
+    if not outcomes:
+        click.echo("nothing to do")
+    if any(not outcome.done for outcome in outcomes):
+        sys.exit(1)
+
+
+@click.command()
+@click.argument("refs", nargs=-1, required=True)
+@click.pass_context
+def deposited(ctx: click.Context, refs: tuple[str, ...]) -> None:
+    """Record that these files were uploaded to the CDC portal.
+
+    A REF is the file's name or path (as `batches --to-deposit` lists it), its batch id, or
+    the first 8 characters or more of the id.
+    """
+    with core_from(ctx, existing=True) as core:
+        outcomes = core.operations.deposited(refs)
+    report(outcomes)
+
+
+@click.command()
+@click.argument("record_ids", nargs=-1)
+@click.option(
+    "--batch", "batch_ref", help="The rejected records of this file (name, path or batch id)."
+)
+@click.option(
+    "--all-rejected",
+    is_flag=True,
+    help="Every rejected record (with --certifier or --reason: those only).",
+)
+@click.option("--certifier", help="With --batch or --all-rejected: only this certifier's records.")
+@click.option(
+    "--reason",
+    type=click.Choice(values(CdcReason)),
+    help="With --batch or --all-rejected: only records rejected for this class of reason.",
+)
+@click.pass_context
+def retry(
+    ctx: click.Context,
+    record_ids: tuple[str, ...],
+    batch_ref: str | None,
+    all_rejected: bool,
+    certifier: str | None,
+    reason: str | None,
+) -> None:
+    """Put rejected records back to pending, without new content (when the cause was fixed).
+
+    RECORD_IDs come from `records --status rejected` or `import-report`'s output. An identity
+    rejection is retried too, with a warning: the CDC will reject it again unless the holder's
+    data changed on its side; send a corrected event instead.
+    """
+    chosen = sum((bool(record_ids), batch_ref is not None, all_rejected))
+    if chosen != 1:
+        raise click.UsageError("give RECORD_IDs, or --batch REF, or --all-rejected (one of them)")
+    if record_ids and (certifier or reason):
+        raise click.UsageError("--certifier and --reason go with --batch or --all-rejected")
+    with core_from(ctx, existing=True) as core:
+        if record_ids:
+            outcomes = core.operations.retry(record_ids)
+        else:
+            outcomes = core.operations.retry_rejected(
+                batch_ref=batch_ref,
+                certifier=certifier,
+                reason=CdcReason(reason) if reason else None,
+            )
+    report(outcomes)
+
+
+@click.command()
+@click.argument("record_ids", nargs=-1, required=True)
+@click.option(
+    "--reason",
+    required=True,
+    help="Why the law does not ask for these records (kept in their history).",
+)
+@click.pass_context
+def exclude(ctx: click.Context, record_ids: tuple[str, ...], reason: str) -> None:
+    """Take invalid, pending or rejected records out of the obligation (`include` undoes it)."""
+    if not reason.strip():
+        raise click.UsageError("--reason must say why")
+    with core_from(ctx, existing=True) as core:
+        outcomes = core.operations.exclude(record_ids, reason.strip())
+    report(outcomes)
+
+
+@click.command()
+@click.argument("record_ids", nargs=-1, required=True)
+@click.pass_context
+def include(ctx: click.Context, record_ids: tuple[str, ...]) -> None:
+    """Put excluded records back: each gets the status of its current content."""
+    with core_from(ctx, existing=True) as core:
+        outcomes = core.operations.include(record_ids)
+    report(outcomes)
+
+
+def register(group: click.Group) -> None:
+    for command in (deposited, retry, exclude, include):
+        group.add_command(command)

@@ -1,0 +1,124 @@
+"""How commands print rows: aligned tables, JSON, and CSV a spreadsheet opens as it should."""
+
+from __future__ import annotations
+
+import csv
+import io
+import itertools
+import json
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any
+
+import click
+
+FORMATS = ("table", "json", "csv")
+WIDTH_SAMPLE = 1000
+Row = dict[str, Any]
+
+
+def problems_text(problems: Sequence[dict[str, str]]) -> str:
+    """`field: message; field: message` — readable in a cell or a table."""
+    return "; ".join(f"{p['field']}: {p['message']}" for p in problems)
+
+
+def cell(value: Any) -> str:
+    """A value as a spreadsheet reads it: booleans true/false, problems as text, none empty."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list) and all(isinstance(p, dict) and "field" in p for p in value):
+        return problems_text(value)
+    if isinstance(value, dict | list):
+        return json.dumps(value, ensure_ascii=False)
+    return str(value)
+
+
+def csv_text(rows: Iterable[Row], fields: Sequence[str]) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(fields)
+    for row in rows:
+        writer.writerow([cell(row.get(name)) for name in fields])
+    return out.getvalue()
+
+
+def table(rows: Sequence[Row], columns: Sequence[str], show: Callable[[Row, str], str]) -> str:
+    return "\n".join(table_lines(rows, columns, show))
+
+
+def table_lines(
+    rows: Iterable[Row], columns: Sequence[str], show: Callable[[Row, str], str]
+) -> Iterator[str]:
+    """Aligned lines; the widths come from the first `WIDTH_SAMPLE` rows, then rows stream."""
+    stream = iter(rows)
+    sample = list(itertools.islice(stream, WIDTH_SAMPLE))
+    cells = [[show(row, column) or "-" for column in columns] for row in sample]
+    widths = [max([len(c)] + [len(line[i]) for line in cells]) for i, c in enumerate(columns)]
+
+    def line(values: Sequence[str]) -> str:
+        return "  ".join(v.ljust(w) for v, w in zip(values, widths, strict=True)).rstrip()
+
+    yield line(columns)
+    for values in cells:
+        yield line(values)
+    for row in stream:
+        yield line([show(row, column) or "-" for column in columns])
+
+
+def echo_rows(
+    rows: Iterable[Row],
+    fmt: str,
+    fields: Sequence[str],
+    columns: Sequence[str],
+    show: Callable[[Row, str], str],
+    empty: str,
+) -> int:
+    """Print rows as they come (memory flat in their number); how many were printed."""
+    counted = _Counted(rows)
+    if fmt == "json":
+        click.echo("[", nl=False)
+        for number, row in enumerate(counted):
+            text = json.dumps({k: row.get(k) for k in fields}, ensure_ascii=False)
+            click.echo(("\n " if number == 0 else ",\n ") + text, nl=False)
+        click.echo("\n]" if counted.count else "]")
+    elif fmt == "csv":
+        writer = csv.writer(_Echo())
+        writer.writerow(fields)
+        for row in counted:
+            writer.writerow([cell(row.get(name)) for name in fields])
+    else:
+        lines = table_lines(counted, columns, show)
+        header = next(lines)
+        first = next(lines, None)
+        if first is None:
+            click.echo(empty)
+        else:
+            click.echo(header)
+            click.echo(first)
+            for text in lines:
+                click.echo(text)
+    return counted.count
+
+
+class _Counted:
+    def __init__(self, rows: Iterable[Row]) -> None:
+        self._rows = iter(rows)
+        self.count = 0
+
+    def __iter__(self) -> Iterator[Row]:
+        for row in self._rows:
+            self.count += 1
+            yield row
+
+
+class _Echo:
+    """A file-like target for csv.writer that writes through click."""
+
+    def write(self, text: str) -> int:
+        click.echo(text, nl=False)
+        return len(text)
+
+
+def shorten(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"

@@ -1,0 +1,228 @@
+"""Commands that show records and batches: outstanding, records, show, batches."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import date
+from typing import Any, TypeVar
+
+import click
+
+from accrochage.commands.core import core_from
+from accrochage.commands.output import FORMATS, Row, cell, echo_rows, problems_text, shorten
+from accrochage.models.deadline import paris_today
+from accrochage.models.vocabulary import BatchState, CdcReason, RecordStatus, values
+from accrochage.state import queries
+
+F = TypeVar("F", bound=Callable[..., Any])
+RECORD_COLUMNS = (
+    "certifier",
+    "record_id",
+    "status",
+    "delivered_on",
+    "deadline",
+    "days_left",
+    "batch_id",
+    "problem",
+)
+BATCH_FIELDS = (
+    "batch_id",
+    "certifier",
+    "action",
+    "state",
+    "passages",
+    "bytes",
+    "sha256",
+    "created_at",
+    "written_at",
+    "deposited_at",
+    "report",
+    "file",
+    "error",
+)
+BATCH_COLUMNS = (
+    "batch_id",
+    "certifier",
+    "action",
+    "state",
+    "passages",
+    "written_at",
+    "report",
+    "file",
+)
+
+
+def record_cell(row: Row, column: str) -> str:
+    """The table's cells: the first problem (error, CDC message or flag) says what to fix."""
+    if column != "problem":
+        return cell(row.get(column))
+    if row["errors"]:
+        first = problems_text(row["errors"][:1])
+        more = len(row["errors"]) - 1
+        return shorten(first, 70) + (f" (+{more} more)" if more else "")
+    if row.get("cdc_message"):
+        return shorten(f"CDC {row.get('cdc_reason') or ''}: {row['cdc_message']}", 70)
+    flags = [f for f in ("correction_pending", "revocation_pending") if row.get(f)]
+    return ", ".join(flags)
+
+
+def record_options(function: F) -> F:
+    decorators = [
+        click.option(
+            "--certifier", help="Only this certifier's records (its key in the configuration)."
+        ),
+        click.option(
+            "--status",
+            "statuses",
+            multiple=True,
+            type=click.Choice(values(RecordStatus)),
+            help="Only these statuses (repeatable).",
+        ),
+        click.option(
+            "--reason",
+            type=click.Choice(values(CdcReason)),
+            help="Only records whose last CDC message is of this class (from imported reports).",
+        ),
+        click.option(
+            "--due-within",
+            type=click.IntRange(min=0),
+            help="Only outstanding records with days_left <= DAYS.",
+        ),
+        click.option(
+            "--overdue", is_flag=True, help="Only outstanding records past their deadline."
+        ),
+        click.option(
+            "--as-of",
+            type=click.DateTime(formats=["%Y-%m-%d"]),
+            help="Compute days_left as of this day (default: today in Europe/Paris).",
+        ),
+        click.option(
+            "--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True
+        ),
+    ]
+    for decorator in reversed(decorators):
+        function = decorator(function)
+    return function
+
+
+def _list(ctx: click.Context, only_outstanding: bool, options: dict[str, Any]) -> None:
+    with core_from(ctx, existing=True) as core:
+        as_of = options["as_of"]
+        day: date = as_of.date() if as_of else paris_today(core.clock)
+        query = queries.OutstandingQuery(
+            as_of=day,
+            certifier=options["certifier"],
+            statuses=options["statuses"],
+            reason=options["reason"],
+            due_within=options["due_within"],
+            overdue=options["overdue"],
+            only_outstanding=only_outstanding,
+        )
+        what = "outstanding record" if only_outstanding else "record"
+        with core.store.reading() as reader:
+            printed = echo_rows(
+                reader.iter_outstanding(query),
+                options["fmt"],
+                queries.OUTSTANDING_FIELDS,
+                RECORD_COLUMNS,
+                record_cell,
+                f"no {what}",
+            )
+    if options["fmt"] == "table" and printed:
+        click.echo(f"{printed} {what}(s) as of {day}")
+
+
+@click.command()
+@record_options
+@click.pass_context
+def outstanding(ctx: click.Context, /, **options: Any) -> None:
+    """List outstanding records (what the law still asks for), the nearest deadline first."""
+    _list(ctx, True, options)
+
+
+@click.command()
+@record_options
+@click.pass_context
+def records(ctx: click.Context, /, **options: Any) -> None:
+    """List records of any status (accepted, withdrawn and excluded included)."""
+    _list(ctx, False, options)
+
+
+@click.command()
+@click.argument("record_id")
+@click.option(
+    "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True
+)
+@click.pass_context
+def show(ctx: click.Context, record_id: str, fmt: str) -> None:
+    """One record: its status, content, stored correction, batches and history.
+
+    RECORD_ID is the event's record_id (the CDC idTechnique).
+    """
+    with core_from(ctx, existing=True) as core, core.store.reading() as reader:
+        detail = reader.record_detail(record_id, paris_today(core.clock))
+    if detail is None:
+        raise click.ClickException(f"no record {record_id}: see `accrochage records`")
+    if fmt == "json":
+        click.echo(json.dumps(detail, ensure_ascii=False, indent=1))
+        return
+    for name in (
+        "record_id",
+        "certifier",
+        "status",
+        "delivered_on",
+        "deadline",
+        "days_left",
+        "batch_id",
+        "cdc_reason",
+        "cdc_message",
+    ):
+        click.echo(f"{name:<13} {cell(detail.get(name)) or '-'}")
+    for name in ("errors", "warnings"):
+        for problem in detail[name]:
+            click.echo(f"{name[:-1]:<13} {problem['field']}: {problem['message']}")
+    flags = [f for f in ("correction_pending", "revocation_pending") if detail.get(f)]
+    if flags:
+        click.echo(f"{'flags':<13} {', '.join(flags)}")
+    for batch in detail["batches"]:
+        where = batch["file"] or batch["file_name"]
+        click.echo(f"{'batch':<13} {batch['batch_id']} {batch['state']} {where}")
+    click.echo("history:")
+    for entry in detail["history"]:
+        before = entry["from_status"] or "-"
+        click.echo(f"  {entry['at']}  {before:>9} -> {entry['to_status']:<9}  {entry['reason']}")
+    click.echo("content: `accrochage show --format json` prints it (it holds personal data)")
+
+
+def batch_cell(row: Row, column: str) -> str:
+    if column == "report":
+        report = row.get("report")
+        return f"{report['accepted']} ok, {report['rejected']} ko" if report else ""
+    return cell(row.get(column))
+
+
+@click.command()
+@click.option("--certifier", help="Only this certifier's batches.")
+@click.option("--state", type=click.Choice(values(BatchState)), help="Only batches in this state.")
+@click.option(
+    "--to-deposit",
+    is_flag=True,
+    help="Only the files still to upload to the CDC portal (state written).",
+)
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
+@click.pass_context
+def batches(
+    ctx: click.Context, certifier: str | None, state: str | None, to_deposit: bool, fmt: str
+) -> None:
+    """List the batches, newest first, with their files and the CDC's reports."""
+    if to_deposit:
+        state = BatchState.WRITTEN.value
+    with core_from(ctx, existing=True) as core, core.store.reading() as reader:
+        rows = reader.batches(state=state, certifier=certifier, limit=None)
+    echo_rows(rows, fmt, BATCH_FIELDS, BATCH_COLUMNS, batch_cell, "no batch")
+
+
+def register(group: click.Group) -> None:
+    for command in (outstanding, records, show, batches):
+        group.add_command(command)

@@ -1,0 +1,96 @@
+"""Batches as the operator sees them (CONTRACT §8): state, action, current file, report."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from typing import Any
+
+from accrochage.models.vocabulary import CdcAction
+
+_SELECT = """
+SELECT b.*, r.summary AS report_summary, r.imported_at AS report_imported_at
+FROM batches b
+LEFT JOIN (
+    SELECT batch_id, summary, max(imported_at) AS imported_at FROM reports
+    WHERE batch_id IS NOT NULL GROUP BY batch_id
+) r ON r.batch_id = b.batch_id
+"""
+
+
+def present_batch(row: sqlite3.Row) -> dict[str, Any]:
+    report = None
+    if row["report_summary"] is not None:
+        summary = json.loads(row["report_summary"])
+        report = {
+            "accepted": len(summary.get("accepted", [])),
+            "rejected": len(summary.get("rejected", [])),
+            "imported_at": row["report_imported_at"],
+            "file": row["report_file"],
+        }
+    return {
+        "batch_id": row["batch_id"],
+        "certifier": row["certifier"],
+        "action": CdcAction.CREATION.value,
+        "state": row["state"],
+        "file": row["file_path"],
+        "file_name": row["file_name"],
+        "schema_version": row["schema_version"],
+        "passages": row["passages"],
+        "bytes": row["bytes"],
+        "sha256": row["sha256"],
+        "created_at": row["created_at"],
+        "written_at": row["written_at"],
+        "deposited_at": row["deposited_at"],
+        "error": row["error"],
+        "report": report,
+    }
+
+
+def batches(
+    conn: sqlite3.Connection,
+    *,
+    state: str | None = None,
+    certifier: str | None = None,
+    limit: int | None = 100,
+) -> list[dict[str, Any]]:
+    """The batches, newest first."""
+    where, params = ["1 = 1"], []
+    if state:
+        where.append("b.state = ?")
+        params.append(state)
+    if certifier:
+        where.append("b.certifier = ?")
+        params.append(certifier)
+    sql = f"{_SELECT} WHERE {' AND '.join(where)} ORDER BY b.created_at DESC, b.batch_id"
+    if limit is not None:
+        sql += f" LIMIT {int(limit)}"
+    return [present_batch(row) for row in conn.execute(sql, params)]
+
+
+def batch_detail(conn: sqlite3.Connection, batch_id: str) -> dict[str, Any] | None:
+    row = conn.execute(f"{_SELECT} WHERE b.batch_id = ?", (batch_id,)).fetchone()
+    if row is None:
+        return None
+    detail = present_batch(row)
+    detail["members"] = [
+        r[0]
+        for r in conn.execute(
+            "SELECT record_id FROM batch_members WHERE batch_id = ? ORDER BY code, record_id",
+            (batch_id,),
+        )
+    ]
+    return detail
+
+
+def batches_of_record(conn: sqlite3.Connection, record_id: str) -> list[dict[str, Any]]:
+    """The batches that carried a record, oldest first."""
+    return [
+        present_batch(row)
+        for row in conn.execute(
+            f"{_SELECT} WHERE b.batch_id IN "
+            "(SELECT batch_id FROM batch_members WHERE record_id = ?) "
+            "ORDER BY b.created_at, b.batch_id",
+            (record_id,),
+        )
+    ]

@@ -1,0 +1,74 @@
+"""Validate events without storing them: what an exam platform asks before it sends.
+
+The same decoding and validation as ingestion; the one rule that needs the state (a record id
+already used by another certifier) runs when a store is given.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from accrochage.models.deadline import Clock, paris_today
+from accrochage.models.decode import decode
+from accrochage.models.problems import Problem, problems_as_dicts
+from accrochage.models.reference import Reference
+from accrochage.models.registry import Registry
+from accrochage.state.base import Store
+from accrochage.streams.ingest import Incoming
+
+STATE_RULES = ("record_id used by another certifier",)
+
+
+@dataclass(slots=True)
+class CheckResult:
+    record_id: str | None
+    errors: list[Problem] = field(default_factory=list)
+    warnings: list[Problem] = field(default_factory=list)
+
+    @property
+    def valid(self) -> bool:
+        return not self.errors
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "record_id": self.record_id,
+            "valid": self.valid,
+            "errors": problems_as_dicts(self.errors),
+            "warnings": problems_as_dicts(self.warnings),
+        }
+
+
+def check(
+    items: Sequence[Incoming],
+    registry: Registry,
+    clock: Clock,
+    store: Store | None,
+    reference: Reference | None = None,
+) -> list[CheckResult]:
+    """Each event's findings, as `ingest` would store them; nothing is written.
+
+    `reference`: the loaded reference data, whose rules then run as they do at ingestion.
+    """
+    today = paris_today(clock)
+    decoded = [decode(item.raw, registry, today, reference) for item in items]
+    owners: dict[str, str | None] = {}
+    if store is not None:
+        ids = [d.record_id for d in decoded if d.record_id is not None]
+        with store.reading() as reader:
+            owners = reader.record_certifiers(ids)
+    results = []
+    for one in decoded:
+        errors = list(one.errors)
+        owner = owners.get(one.record_id or "")
+        if owner is not None and one.certifier is not None and owner != one.certifier:
+            errors.append(
+                Problem(
+                    "record_id",
+                    f"{one.record_id} is already a record of certifier {owner!r}; record ids "
+                    "are unique across the tracker (the CDC idTechnique)",
+                )
+            )
+        results.append(CheckResult(one.record_id, errors, list(one.warnings)))
+    return results

@@ -1,0 +1,176 @@
+"""What the operator does to records and batches by hand: deposited, retry, exclude, include.
+
+Each item gets its own outcome: one refused id never stops the others (CONTRACT v2: exit 1
+when any was refused). All items of one call are applied in one transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from accrochage import failpoints
+from accrochage.models.deadline import Clock
+from accrochage.models.lifecycle import (
+    Change,
+    Outcome,
+    Record,
+    apply_deposited,
+    apply_exclude,
+    apply_include,
+    apply_retry,
+)
+from accrochage.models.vocabulary import BatchState, CdcReason
+from accrochage.sinks.base import BatchSink
+from accrochage.state.base import Store, Transaction
+
+IDENTITY_REASONS = frozenset({CdcReason.IDENTITY_NOT_FOUND, CdcReason.IDENTITY_AMBIGUOUS})
+IDENTITY_WARNING = (
+    "warning: the CDC rejected its identity and it is unchanged; the CDC matches a holder on "
+    "birth name, first names, birth date and place (or the NIR): send a corrected event, or "
+    "this retry will be rejected again"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ItemOutcome:
+    item: str
+    done: bool
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.item}: {self.message}"
+
+
+def refused(item: str, message: str) -> ItemOutcome:
+    return ItemOutcome(item, False, message)
+
+
+class Operations:
+    def __init__(self, store: Store, clock: Clock, sink: BatchSink) -> None:
+        self.store = store
+        self.clock = clock
+        self.sink = sink
+
+    def _now(self) -> datetime:
+        return self.clock.now().replace(microsecond=0)
+
+    def deposited(self, refs: Sequence[str]) -> list[ItemOutcome]:
+        """Record that files were uploaded to the CDC portal. A REF is a batch id, a prefix of
+        8 characters or more, the file's name or a path ending in it."""
+        now, outcomes = self._now(), []
+        moves: list[tuple[Path, Path]] = []
+        with self.store.transaction() as tx:
+            for ref in refs:
+                outcomes.append(self._deposit(tx, ref, now, moves))
+        # Recorded first, moved after: a crash in between leaves the file where it was, and
+        # the next flush (or verify) moves it where the state says.
+        failpoints.reached("deposited:recorded")
+        for source, target in moves:
+            if source.is_file():
+                self.sink.move(source, target)
+        failpoints.reached("deposited:moved")
+        return outcomes
+
+    def _deposit(
+        self, tx: Transaction, ref: str, now: datetime, moves: list[tuple[Path, Path]]
+    ) -> ItemOutcome:
+        matching = tx.batch_ids_matching(ref)
+        if not matching:
+            return refused(ref, "no batch has this id, id prefix or file name: see `batches`")
+        if len(matching) > 1:
+            return refused(ref, f"names {len(matching)} batches: give more of the id")
+        (batch_id,) = matching
+        batch = tx.batch(batch_id)
+        assert batch is not None
+        if batch.state is BatchState.DEPOSITED:
+            return ItemOutcome(ref, True, f"batch {batch_id} already recorded as deposited")
+        if batch.state is BatchState.REPORTED:
+            return ItemOutcome(ref, True, f"batch {batch_id} already has the CDC's report")
+        if batch.state is not BatchState.WRITTEN:
+            return refused(
+                ref,
+                f"batch {batch_id} is {batch.state}, not written: its file is not in the outbox "
+                "yet, so it cannot have been deposited",
+            )
+        target = self.sink.place(batch.certifier, batch.file_name, BatchState.DEPOSITED)
+        tx.batch_deposited(batch_id, now, target)
+        if batch.file_path is not None:
+            moves.append((batch.file_path, target))
+        changes = [apply_deposited(r, batch_id, now) for r in tx.records_in_batch(batch_id)]
+        moved = [c for c in changes if c.changed]
+        tx.save(moved)
+        return ItemOutcome(ref, True, f"batch {batch_id} deposited ({len(moved)} records)")
+
+    def retry(self, record_ids: Sequence[str]) -> list[ItemOutcome]:
+        """Put rejected records back to pending, without new content."""
+        return self._apply(record_ids, apply_retry)
+
+    def retry_rejected(
+        self,
+        *,
+        batch_ref: str | None = None,
+        certifier: str | None = None,
+        reason: CdcReason | None = None,
+    ) -> list[ItemOutcome]:
+        """Retry the rejected records of a batch, of a certifier, of a `cdc_reason`, or all."""
+        with self.store.transaction() as tx:
+            batch_id = None
+            if batch_ref is not None:
+                matching = tx.batch_ids_matching(batch_ref)
+                if len(matching) != 1:
+                    why = "no batch" if not matching else f"{len(matching)} batches"
+                    return [refused(batch_ref, f"names {why}: give a batch id or file name")]
+                batch_id = matching[0]
+            ids = tx.rejected_ids(batch_id=batch_id, certifier=certifier, reason=reason)
+            return self._apply_in(tx, ids, apply_retry)
+
+    def exclude(self, record_ids: Sequence[str], reason: str) -> list[ItemOutcome]:
+        """Take records out of the obligation, with the reason kept in their history."""
+        return self._apply(record_ids, lambda record, now: apply_exclude(record, reason, now))
+
+    def include(self, record_ids: Sequence[str]) -> list[ItemOutcome]:
+        """Put excluded records back: each gets the status of its current content."""
+        return self._apply(record_ids, apply_include)
+
+    def _apply(
+        self, record_ids: Sequence[str], transition: Callable[[Record, datetime], Change]
+    ) -> list[ItemOutcome]:
+        with self.store.transaction() as tx:
+            return self._apply_in(tx, record_ids, transition)
+
+    def _apply_in(
+        self,
+        tx: Transaction,
+        record_ids: Sequence[str],
+        transition: Callable[[Record, datetime], Change],
+    ) -> list[ItemOutcome]:
+        now = self._now()
+        current = tx.records(record_ids)
+        outcomes, changes = [], []
+        for record_id in record_ids:
+            record = current.get(record_id)
+            if record is None:
+                outcomes.append(refused(record_id, "unknown record"))
+                continue
+            change = transition(record, now)
+            if change.outcome is Outcome.REFUSED:
+                outcomes.append(refused(record_id, change.errors[0].message))
+                continue
+            if change.record is None:
+                outcomes.append(ItemOutcome(record_id, True, f"already {record.status}"))
+                continue
+            current[record_id] = change.record
+            changes.append(change)
+            outcomes.append(ItemOutcome(record_id, True, _done(record, change.record)))
+        tx.save(changes)
+        return outcomes
+
+
+def _done(before: Record, after: Record) -> str:
+    message = f"{after.status} (was {before.status})"
+    if after.status == "pending" and before.cdc_reason in IDENTITY_REASONS:
+        message += f"; {IDENTITY_WARNING}"
+    return message

@@ -1,0 +1,138 @@
+"""`GET /openapi.json` describes every route the service answers, with answers that are true.
+
+The description is generated from the models of `api/schemas.py`; the real answers of a
+running service are validated against those models (extra keys refused), so neither can drift.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, TypeAdapter
+
+from accrochage.api import schemas as s
+from accrochage.api.openapi import ROUTES, openapi, openapi_text
+from accrochage.app import Core
+from accrochage.runtimes.embedded import build_service
+from tests.test_http import core_for, recent, serving
+from tests.test_tracker import NO_HOLDER, processed_report
+
+DOCS = Path(__file__).resolve().parents[1] / "docs" / "openapi.json"
+
+
+def test_the_saved_description_is_the_generated_one() -> None:
+    assert DOCS.read_text(encoding="utf-8") == openapi_text(), (
+        "docs/openapi.json is stale: run `accrochage openapi -o docs/openapi.json`"
+    )
+
+
+def test_every_route_the_service_answers_is_described(tmp_path: Path) -> None:
+    core = core_for(tmp_path)
+    try:
+        app = build_service(core, timer=False)
+        served = {
+            (route.method.lower(), route.resource.canonical)
+            for route in app.router.routes()
+            if route.method != "HEAD" and route.resource is not None
+        }
+    finally:
+        core.close()
+    described = {(method, path) for path, ops in openapi()["paths"].items() for method in ops}
+    assert served - described == set(), "routes the description misses"
+    assert described - served == set(), "described routes the service does not have"
+
+
+def test_the_description_is_openapi_3_1_with_the_event_schema() -> None:
+    document = openapi()
+    assert document["openapi"] == "3.1.0"
+    schemas = document["components"]["schemas"]
+    assert {"DeliveredEvent", "RevokedEvent", "RecordDetail", "ErrorBody"} <= set(schemas)
+    events = document["paths"]["/events"]["post"]
+    assert events["security"] and "requestBody" in events
+    assert document["paths"]["/health"]["get"]["security"] == []
+    json.dumps(document)
+
+
+def valid(model: Any, body: Any) -> None:
+    if isinstance(model, type) and issubclass(model, BaseModel):
+        model.model_validate(body)
+    else:
+        TypeAdapter(model).validate_python(body)
+
+
+async def test_the_answers_of_a_running_service_match_their_models(
+    tmp_path: Path, shared_dir: Path
+) -> None:
+    core: Core = core_for(tmp_path)
+    try:
+        async with serving(core) as client:
+
+            async def call(method: str, path: str, body: Any = None) -> tuple[int, Any]:
+                kwargs = {} if body is None else {"data": json.dumps(body)}
+                async with client.request(method, path, **kwargs) as response:
+                    return response.status, await response.json()
+
+            status, one = await call("POST", "/events", recent("OA-1"))
+            assert status == 201
+            valid(s.EventAnswer, one)
+            status, invalid = await call(
+                "POST", "/events", recent("OA-BAD", delivered_on="2099-01-01")
+            )
+            assert status == 422
+            valid(s.EventAnswer, invalid)
+            status, many = await call("POST", "/events", [recent("OA-2"), {"no": "id"}])
+            valid(list[s.EventAnswerInArray], many)
+            status, checked = await call("POST", "/check", [recent("OA-3")])
+            valid(list[s.CheckAnswer], checked)
+            report = await asyncio.to_thread(core.flusher.flush, force=True)
+            (written,) = report.written
+            data = processed_report(
+                shared_dir,
+                file_name=written.path.name,
+                id_flux=written.batch_id,
+                ok=["OA-1"],
+                ko={"OA-2": NO_HOLDER},
+            )
+            await asyncio.to_thread(core.feedback.import_report_bytes, data, "r.xml")
+            answers = {
+                "/records": s.RecordsPage,
+                "/records?status=accepted&status=rejected": s.RecordsPage,
+                "/records/OA-2": s.RecordDetail,
+                "/records/OA-BAD": s.RecordDetail,
+                "/batches": s.BatchList,
+                f"/batches/{written.batch_id}": s.BatchDetail,
+                "/summary": s.Summary,
+                "/unusable": s.UnusableList,
+                "/health": s.Health,
+                "/records/NOPE": s.ErrorBody,
+                "/records?limit=x": s.ErrorBody,
+            }
+            for path, model in answers.items():
+                status, body = await call("GET", path)
+                valid(model, body)
+            status, detail = await call("GET", "/records/OA-2")
+            assert detail["cdc_reason"] == "identity_not_found" and detail["batches"]
+            status, described = await call("GET", "/openapi.json")
+            assert status == 200 and described == openapi()
+    finally:
+        core.close()
+
+
+def test_every_answer_model_is_used_by_a_route() -> None:
+    used = {repr(answer) for route in ROUTES for answer in route.answers.values()}
+    text = " ".join(used)
+    for name in (
+        "EventAnswer",
+        "CheckAnswer",
+        "RecordsPage",
+        "RecordDetail",
+        "BatchList",
+        "BatchDetail",
+        "Summary",
+        "UnusableList",
+        "Health",
+    ):
+        assert name in text, name

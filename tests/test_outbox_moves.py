@@ -1,0 +1,144 @@
+"""The outbox shows what is left to do (CONTRACT §7), and stays true after kill -9.
+
+A file marked deposited moves to `deposited/`, a file whose report was imported to `done/`; the
+top folder holds only the files still to upload. Each move is recorded in the state first, then
+made. The process is killed (SIGKILL) at the named step between the two, and just after the
+move; a later `flush` (or the service's next tick) then finds the state and the folders in
+agreement: the file in exactly one place, the one `batches` gives, with its recorded bytes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from accrochage.failpoints import VARIABLE
+from tests.test_cli_tracker import recent, write_jsonl
+from tests.test_tracker import NO_HOLDER, processed_report, write_config
+
+FOLDERS = ("", "deposited", "done", "superseded")
+
+
+def accrochage(
+    config: Path, *args: str, failpoint: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != VARIABLE}
+    if failpoint is not None:
+        env[VARIABLE] = failpoint
+    return subprocess.run(
+        [sys.executable, "-m", "accrochage", "--config", str(config), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env=env,
+    )
+
+
+def ok(config: Path, *args: str) -> str:
+    done = accrochage(config, *args)
+    assert done.returncode == 0, (args, done.stdout, done.stderr)
+    return done.stdout
+
+
+def only_batch(config: Path) -> dict[str, Any]:
+    (batch,) = json.loads(ok(config, "batches", "--format", "json"))
+    assert isinstance(batch, dict)
+    return batch
+
+
+def copies(outbox: Path, name: str) -> list[Path]:
+    return [p for p in (outbox / "pix" / f / name for f in FOLDERS) if p.is_file()]
+
+
+def prepared(tmp_path: Path) -> tuple[Path, dict[str, Any]]:
+    config = write_config(tmp_path)
+    events = [recent(f"M-{i}") for i in range(3)]
+    ok(config, "ingest", str(write_jsonl(tmp_path / "m.jsonl", events)))
+    ok(config, "flush", "--force")
+    batch = only_batch(config)
+    assert Path(batch["file"]).parent == tmp_path / "var" / "outbox" / "pix"
+    return config, batch
+
+
+def report_file(tmp_path: Path, shared_dir: Path, batch: dict[str, Any]) -> Path:
+    path = tmp_path / "accuse.xml"
+    path.write_bytes(
+        processed_report(
+            shared_dir,
+            file_name=Path(batch["file"]).name,
+            id_flux=batch["batch_id"],
+            ok=["M-0", "M-1"],
+            ko={"M-2": NO_HOLDER},
+        )
+    )
+    return path
+
+
+def assert_agree(config: Path, expected_state: str, folder: str) -> None:
+    batch = only_batch(config)
+    path = Path(batch["file"])
+    outbox = config.parent / "var" / "outbox"
+    assert batch["state"] == expected_state
+    assert path == outbox / "pix" / folder / path.name
+    assert copies(outbox, path.name) == [path], "the file is in exactly one place"
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == batch["sha256"]
+    assert accrochage(config, "verify").returncode == 0, "verify finds every file as recorded"
+
+
+def test_deposited_and_reported_files_leave_the_top_folder(
+    tmp_path: Path, shared_dir: Path
+) -> None:
+    config, batch = prepared(tmp_path)
+    name = Path(batch["file"]).name
+    ok(config, "deposited", name)
+    assert_agree(config, "deposited", "deposited")
+    assert json.loads(ok(config, "batches", "--to-deposit", "--format", "json")) == []
+    ok(config, "import-report", str(report_file(tmp_path, shared_dir, batch)))
+    assert_agree(config, "reported", "done")
+    listed = only_batch(config)["report"]
+    assert (listed["accepted"], listed["rejected"]) == (2, 1)
+
+
+@pytest.mark.parametrize("point", ["deposited:recorded", "deposited:moved"])
+def test_a_kill_during_a_deposit_leaves_state_and_folders_in_agreement(
+    tmp_path: Path, point: str
+) -> None:
+    config, batch = prepared(tmp_path)
+    killed = accrochage(config, "deposited", Path(batch["file"]).name, failpoint=point)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    ok(config, "flush")
+    assert_agree(config, "deposited", "deposited")
+
+
+@pytest.mark.parametrize("point", ["reported:recorded", "reported:moved"])
+def test_a_kill_during_a_report_import_leaves_state_and_folders_in_agreement(
+    tmp_path: Path, shared_dir: Path, point: str
+) -> None:
+    config, batch = prepared(tmp_path)
+    ok(config, "deposited", batch["batch_id"][:8])
+    report = report_file(tmp_path, shared_dir, batch)
+    killed = accrochage(config, "import-report", str(report), failpoint=point)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    ok(config, "flush")
+    assert_agree(config, "reported", "done")
+    again = ok(config, "import-report", str(report))
+    assert "already imported" in again, "the kill came after the report was recorded"
+
+
+def test_a_report_imported_without_the_deposit_step_moves_the_file_to_done(
+    tmp_path: Path, shared_dir: Path
+) -> None:
+    config, batch = prepared(tmp_path)
+    ok(config, "import-report", str(report_file(tmp_path, shared_dir, batch)))
+    assert_agree(config, "reported", "done")
+    out = ok(config, "deposited", Path(batch["file"]).name)
+    assert "already has the CDC's report" in out
