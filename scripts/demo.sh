@@ -12,8 +12,8 @@ A="$OLDPWD/.venv/bin/accrochage"
 "$A" generate --count "${DEMO_EVENTS:-5000}" --invalid-ratio 0.01 --seed "${DEMO_SEED:-1}" > events.jsonl
 "$A" ingest events.jsonl
 "$A" flush
-echo "--- outbox: $(pwd)/var/outbox"
-find var/outbox -name '*.xml' | sort
+echo "--- files to deposit on the CDC portal (outbox: $(pwd)/var/outbox)"
+"$A" batches --to-deposit
 echo "--- outstanding, due within 14 days"
 "$A" outstanding --due-within 14 | tail -n 12
 echo "--- summary"

@@ -7,7 +7,8 @@ bash scripts/bootstrap.sh
 bash tools/kafka/fetch-jars.sh
 # The dashboard's test drives Debian's headless Chromium (never a browser a package downloads).
 if [ ! -x /usr/bin/chromium ]; then
-    apt-get update && apt-get install -y chromium chromium-driver
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update && apt-get install -y --no-install-recommends chromium chromium-driver
 fi
 .venv/bin/ruff check accrochage tests bench tools
 .venv/bin/ruff format --check accrochage tests bench tools

@@ -8,23 +8,17 @@ import sys
 import click
 
 from accrochage.app import open_store, registry_from
-from accrochage.commands.tracker import CHUNK, _chunks, _encoding, _open
+from accrochage.commands.tracker import CHUNK, _chunks, _open, encoding_option
 from accrochage.models.deadline import SystemClock
 from accrochage.refdata.memory import ReferenceHolder
 from accrochage.state.base import Store
 from accrochage.streams.check import STATE_RULES, CheckResult, check
-from accrochage.streams.files import AUTO, open_events
+from accrochage.streams.files import open_events
 
 
 @click.command("check")
 @click.argument("files", nargs=-1, required=True)
-@click.option(
-    "--encoding",
-    default=AUTO,
-    show_default=True,
-    callback=_encoding,
-    help="CSV files: auto (UTF-8, else Windows-1252) or a codec name.",
-)
+@encoding_option
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
 @click.pass_context
 def check_events(ctx: click.Context, files: tuple[str, ...], encoding: str, fmt: str) -> None:

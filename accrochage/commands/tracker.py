@@ -104,6 +104,15 @@ def _encoding(ctx: click.Context, param: click.Parameter, value: str) -> str:
         ) from None
 
 
+encoding_option = click.option(
+    "--encoding",
+    default=AUTO,
+    show_default=True,
+    callback=_encoding,
+    help="CSV encoding: auto (UTF-8, with or without BOM, else Windows-1252) or a codec name.",
+)
+
+
 def _stop(tally: IngestTally, name: str, reason: Exception) -> NoReturn:
     """A storage fault: what was committed is printed, then the reason, and exit 1."""
     click.echo("\n".join(tally.lines()))
@@ -121,13 +130,7 @@ def _reason(exc: Exception) -> str:
 
 @click.command()
 @click.argument("files", nargs=-1, required=True)
-@click.option(
-    "--encoding",
-    default=AUTO,
-    show_default=True,
-    callback=_encoding,
-    help="CSV encoding: auto (UTF-8, with or without BOM, else Windows-1252) or a codec name.",
-)
+@encoding_option
 @click.pass_context
 def ingest(ctx: click.Context, files: tuple[str, ...], encoding: str) -> None:
     """Read JSONL or CSV events (`-` for stdin) into the state; batches are cut by `flush`."""
