@@ -24,10 +24,11 @@ from accrochage.errors import RenderError, SchemaValidationError
 from accrochage.models.decode import decode
 from accrochage.models.event import DeliveredEvent
 from accrochage.models.registry import Certifier
-from accrochage.sinks.gate import check_file, reduce_schema_error
+from accrochage.sinks.gate import check_file
 from accrochage.sinks.outbox import file_name, release
 from accrochage.sinks.profiles import NAMESPACE, PROFILES, XSI
 from accrochage.sinks.render import FluxHeader, horodatage, render_flux
+from accrochage.sinks.xsd_messages import reduce_schema_error
 from tests.factories import (
     EMITTER,
     HOLDER_NIR,

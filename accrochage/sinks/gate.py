@@ -27,64 +27,21 @@ from lxml import etree
 
 from accrochage.errors import ConfigError, SchemaValidationError
 from accrochage.models.vocabulary import SchemaVersion
+from accrochage.sinks.faults import CheckResult, Fault, FileCheck
 from accrochage.sinks.profiles import NAMESPACE, SchemaProfile, profile_for
+from accrochage.sinks.prolog import HEAD, head_fault
 from accrochage.sinks.regular import open_regular
+from accrochage.sinks.xsd_messages import SUBJECT, reduce_schema_error, syntax_rule
 
 MAX_FILE_BYTES = 200_000_000
 """The CDC takes files of at most 200 MB (SPEC.md, size and volume)."""
 
 _CHUNK = 1 << 16
-_HEAD = 1 << 16
-"""What the prolog (declaration, comments, DOCTYPE) may take before the root element."""
-_SHOWN = 20
-"""Faults quoted in an exception's message; `FileCheck.faults` keeps every one."""
 _TEXT_CAP = 200
 
 _PASSAGE = "passageCertification"
 _CERTIFICATIONS = "certifications"
 _KEPT_TEXT = frozenset({"idTechnique", "code"})
-
-
-@dataclass(frozen=True, slots=True)
-class CheckResult:
-    path: Path
-    passages: int
-    schema: Path
-
-
-@dataclass(frozen=True, slots=True)
-class Fault:
-    """One reason a file fails: never a value of the file, only where and which rule."""
-
-    rule: str
-    line: int | None = None
-    element: str | None = None
-    place: str | None = None
-
-    def __str__(self) -> str:
-        where = [f"line {self.line}"] if self.line else []
-        where += [self.place] if self.place else []
-        where += [f"element {self.element}"] if self.element else []
-        return f"{', '.join(where)}: {self.rule}" if where else self.rule
-
-
-@dataclass(frozen=True, slots=True)
-class FileCheck:
-    path: Path
-    schema: Path
-    passages: int
-    faults: tuple[Fault, ...]
-
-    @property
-    def ok(self) -> bool:
-        return not self.faults
-
-    def message(self, shown: int = _SHOWN) -> str:
-        lines = [f"{self.path}: {len(self.faults)} error(s) (checked against {self.schema})"]
-        lines += [f"  {fault}" for fault in self.faults[:shown]]
-        if len(self.faults) > shown:
-            lines.append(f"  ... and {len(self.faults) - shown} more")
-        return "\n".join(lines)
 
 
 # -- the schema --------------------------------------------------------------------------------
@@ -107,165 +64,6 @@ def load_schema(path: Path) -> etree.XMLSchema:
     return _load(path.resolve())
 
 
-# -- what lxml says, reduced -------------------------------------------------------------------
-
-_SUBJECT = re.compile(
-    r"^Element '(?:\{[^}]*\})?(?P<element>[^']+)'(?:, attribute '(?P<attribute>[^']+)')?: "
-    r"(?P<rest>.*)$",
-    re.DOTALL,
-)
-_FACET = re.compile(r"^\[facet '(?P<facet>[A-Za-z]+)'\]")
-_LENGTH = re.compile(r"allowed (?P<which>minimum |maximum )?length of '(?P<n>[0-9]+)'\.$")
-_PATTERN = re.compile(r".*is not accepted by the pattern '(?P<pattern>.*)'\.$", re.DOTALL)
-_ENUMERATION = re.compile(r".*is not an element of the set (?P<set>\{.*\})\.$", re.DOTALL)
-_DATATYPE = re.compile(
-    r".*is not a valid value of the (?P<kind>(?:local )?(?:atomic|list|union)) type"
-    r"(?: '(?:\{[^}]*\})?(?P<type>[^']*)')?\.$",
-    re.DOTALL,
-)
-_NAMESPACED = re.compile(r"\{[^}]*\}")
-_STRUCTURAL = frozenset(
-    {
-        "SCHEMAV_ELEMENT_CONTENT",
-        "SCHEMAV_CVC_ELT_1",
-        "SCHEMAV_CVC_ELT_2",
-        "SCHEMAV_CVC_ELT_3_1",
-        "SCHEMAV_CVC_ELT_3_2_1",
-        "SCHEMAV_CVC_ELT_3_2_2",
-        "SCHEMAV_CVC_COMPLEX_TYPE_2_1",
-        "SCHEMAV_CVC_COMPLEX_TYPE_2_3",
-        "SCHEMAV_CVC_COMPLEX_TYPE_2_4",
-        "SCHEMAV_CVC_COMPLEX_TYPE_3_2_1",
-        "SCHEMAV_CVC_COMPLEX_TYPE_3_2_2",
-        "SCHEMAV_CVC_COMPLEX_TYPE_4",
-    }
-)
-"""Messages that name elements and attributes of the schema only, never a value."""
-
-
-def _facet_rule(facet: str, rest: str) -> str:
-    prefix = f"[facet '{facet}'] the value"
-    if facet == "enumeration" and (found := _ENUMERATION.match(rest)):
-        return f"{prefix} is not one of {found['set']}"
-    if facet == "pattern" and (found := _PATTERN.match(rest)):
-        return f"{prefix} does not match the pattern '{found['pattern']}'"
-    if facet.endswith(("length", "Length")) and (found := _LENGTH.search(rest)):
-        if found["which"] == "minimum ":
-            return f"{prefix} is shorter than the minimum length of {found['n']}"
-        if found["which"] == "maximum ":
-            return f"{prefix} is longer than the maximum length of {found['n']}"
-        return f"{prefix} does not have the required length of {found['n']}"
-    return f"{prefix} breaks this facet"
-
-
-def _rule(type_name: str, rest: str) -> str:
-    """The rule an error breaks, in words built from the schema, never from the value."""
-    if found := _FACET.match(rest):
-        return _facet_rule(found["facet"], rest)
-    if found := _DATATYPE.match(rest):
-        named = f" '{found['type']}'" if found["type"] else ""
-        return f"the value is not a valid value of the {found['kind']} type{named}"
-    if type_name in _STRUCTURAL and "The value '" not in rest:
-        return _NAMESPACED.sub("", rest).strip()
-    return f"the value breaks the schema rule {type_name}"
-
-
-def reduce_schema_error(message: str, type_name: str) -> tuple[str | None, str]:
-    """(the element, or element/@attribute, named in an XSD error; the rule it breaks)."""
-    found = _SUBJECT.match(message.strip())
-    if found is None:
-        return None, f"the document breaks the schema rule {type_name}"
-    element = found["element"]
-    if found["attribute"]:
-        element = f"{element}/@{_NAMESPACED.sub('', found['attribute'])}"
-    return element, _rule(type_name, found["rest"].strip())
-
-
-def _syntax_rule(message: str) -> str:
-    """A well-formedness error, without the bytes libxml2 quotes from the file."""
-    first = message.strip().splitlines()[0] if message.strip() else "not well-formed"
-    if "UTF-8" in first or "character encoding" in first:
-        return "the file is not UTF-8: save it as UTF-8"
-    return f"not well-formed XML: {first.rstrip(' ,!')}"
-
-
-# -- before lxml reads: kind, size, encoding, DTD ---------------------------------------------
-
-_BOMS = (
-    (b"\xef\xbb\xbf", None),
-    (b"\x00\x00\xfe\xff", "UTF-32"),
-    (b"\xff\xfe\x00\x00", "UTF-32"),
-    (b"\xfe\xff", "UTF-16"),
-    (b"\xff\xfe", "UTF-16"),
-)
-_DECLARATION = re.compile(rb"^<\?xml\s[^>]*?\?>", re.DOTALL)
-_ENCODING = re.compile(rb"""\sencoding\s*=\s*["']([^"']*)["']""")
-
-
-def _encoding_fault(head: bytes) -> tuple[Fault | None, bytes]:
-    """A fault if the file is not UTF-8 or says another encoding; the head after any BOM."""
-    for bom, name in _BOMS:
-        if head.startswith(bom):
-            if name is not None:
-                return Fault(f"the file is {name} (byte order mark): save it as UTF-8", 1), b""
-            head = head[len(bom) :]
-            break
-    if b"\x00" in head[:4]:
-        return Fault("the file is not UTF-8 (UTF-16 or UTF-32?): save it as UTF-8", 1), b""
-    declaration = _DECLARATION.match(head)
-    if declaration is not None:
-        encoding = _ENCODING.search(declaration.group(0))
-        name = encoding.group(1).decode("ascii", "replace") if encoding else "UTF-8"
-        if name.replace("_", "-").upper() not in {"UTF-8", "UTF8"}:
-            return Fault(
-                f"the file declares encoding {name!r}: the CDC takes UTF-8 only; "
-                'save it as UTF-8 with encoding="UTF-8"',
-                1,
-            ), b""
-        head = head[declaration.end() :]
-    return None, head
-
-
-def _dtd_fault(prolog: bytes, first_line: int, complete: bool) -> Fault | None:
-    """Walk the prolog (comments, processing instructions) up to the root: no DOCTYPE.
-
-    `complete`: the whole file is in `prolog`; otherwise a prolog that does not reach its
-    root element within the bytes read is refused rather than guessed at.
-    """
-    too_long = Fault(f"more than {_HEAD} bytes precede the root element: refused", first_line)
-    ends = {b"<?": b"?>", b"<!--": b"-->"}
-    position = 0
-    while True:
-        while position < len(prolog) and prolog[position : position + 1].isspace():
-            position += 1
-        rest = prolog[position:]
-        opening = next((o for o in ends if rest.startswith(o)), None)
-        if opening is None:
-            break
-        end = rest.find(ends[opening], len(opening))
-        if end < 0:
-            return None if complete else too_long  # the parser says what is unfinished
-        position += end + len(ends[opening])
-    if prolog[position:].startswith(b"<!"):
-        return Fault(
-            "the file declares a DTD (<!DOCTYPE>): DTDs and entities are refused, never "
-            "expanded; remove the DOCTYPE (CDC files have none)",
-            first_line + prolog[:position].count(b"\n"),
-        )
-    if not complete and len(prolog) - position < len(b"<!DOCTYPE"):
-        return too_long
-    return None
-
-
-def _head_fault(head: bytes) -> Fault | None:
-    """The encoding and the DTD, from the first bytes of the file."""
-    fault, prolog = _encoding_fault(head)
-    if fault is not None:
-        return fault
-    first_line = 1 + head[: len(head) - len(prolog)].count(b"\n")
-    return _dtd_fault(prolog, first_line, complete=len(head) < _HEAD)
-
-
 # -- the schema version a file is written in ---------------------------------------------------
 
 
@@ -277,8 +75,8 @@ def version_of(path: Path) -> SchemaVersion:
     """
     try:
         with open_regular(path, max_bytes=MAX_FILE_BYTES, refuse=SchemaValidationError) as handle:
-            head = handle.read(_HEAD)
-            if _head_fault(head) is not None:
+            head = handle.read(HEAD)
+            if head_fault(head) is not None:
                 return SchemaVersion.V1_1_2
             handle.seek(0)
             return _version_from(handle)
@@ -399,14 +197,14 @@ class _Checker:
         self._read()
         self._collect(line)
         at, message = _syntax_error(exc)
-        if _SUBJECT.match(message):
+        if SUBJECT.match(message):
             # Not a parse error: lxml raises the first XSD error again when the parser
             # closes. It is among the faults already; never quote it (it holds the value).
             if not (self.faults or self.more):
                 element, rule = reduce_schema_error(message, "SCHEMAV")
                 self.faults.append(Fault(rule, at or line, element, self.where.place()))
             return
-        self.faults.append(Fault(_syntax_rule(message), at or line))
+        self.faults.append(Fault(syntax_rule(message), at or line))
 
     def _collect(self, line: int) -> None:
         if len(self.faults) >= MAX_FAULTS:
@@ -518,7 +316,7 @@ def inspect_file(path: Path, xsd: Path) -> FileCheck:
     schema = load_schema(xsd)
     try:
         with open_regular(path, max_bytes=MAX_FILE_BYTES, refuse=SchemaValidationError) as handle:
-            fault = _head_fault(handle.read(_HEAD))
+            fault = head_fault(handle.read(HEAD))
             if fault is not None:
                 return FileCheck(path, xsd, 0, (fault,))
             handle.seek(0)

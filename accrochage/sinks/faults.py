@@ -1,0 +1,51 @@
+"""What a checked file is found to be: its faults, never a value of the file."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+SHOWN = 20
+"""Faults quoted in an exception's message; `FileCheck.faults` keeps every one."""
+
+
+@dataclass(frozen=True, slots=True)
+class CheckResult:
+    path: Path
+    passages: int
+    schema: Path
+
+
+@dataclass(frozen=True, slots=True)
+class Fault:
+    """One reason a file fails: never a value of the file, only where and which rule."""
+
+    rule: str
+    line: int | None = None
+    element: str | None = None
+    place: str | None = None
+
+    def __str__(self) -> str:
+        where = [f"line {self.line}"] if self.line else []
+        where += [self.place] if self.place else []
+        where += [f"element {self.element}"] if self.element else []
+        return f"{', '.join(where)}: {self.rule}" if where else self.rule
+
+
+@dataclass(frozen=True, slots=True)
+class FileCheck:
+    path: Path
+    schema: Path
+    passages: int
+    faults: tuple[Fault, ...]
+
+    @property
+    def ok(self) -> bool:
+        return not self.faults
+
+    def message(self, shown: int = SHOWN) -> str:
+        lines = [f"{self.path}: {len(self.faults)} error(s) (checked against {self.schema})"]
+        lines += [f"  {fault}" for fault in self.faults[:shown]]
+        if len(self.faults) > shown:
+            lines.append(f"  ... and {len(self.faults) - shown} more")
+        return "\n".join(lines)

@@ -1,0 +1,135 @@
+"""The plain values that cross the store's interface (besides those of `models/`)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+from accrochage.models.batch import FrozenBatch, ReleasedFile
+from accrochage.models.problems import Problem
+from accrochage.models.vocabulary import BatchState
+
+JsonRow = dict[str, Any]
+"""A query answer, shaped as the API and the CLI print it (CONTRACT.md)."""
+
+
+@dataclass(frozen=True, slots=True)
+class UnusableEvent:
+    """An event that cannot become a record, kept with its errors (raw text truncated)."""
+
+    received_at: datetime
+    source: str | None
+    event_id: str | None
+    record_id: str | None
+    raw: str
+    errors: Sequence[Problem]
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """A rejected event waiting to be produced to the rejected topic (transactional outbox)."""
+
+    topic: str
+    key: bytes | None
+    value: str
+    id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StoredContent:
+    """A content version as stored: the payload without the envelope but its event id."""
+
+    payload: str
+    event_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ImportedReport:
+    sha256: str
+    name: str
+    file_name: str | None
+    id_flux: str | None
+    id_traitement: str | None
+    batch_id: str | None
+    imported_at: datetime
+    summary: JsonRow
+
+
+@dataclass(frozen=True, slots=True)
+class ReleasedBatch:
+    """A batch whose file was released: the frozen batch, its state, the file as recorded."""
+
+    batch: FrozenBatch
+    state: BatchState
+    file: ReleasedFile
+
+
+@dataclass(frozen=True, slots=True)
+class Observation:
+    """The numbers an operator watches, read at once (metrics, alerts, the dashboard).
+
+    Keys are the certifier as stored (None when the event named none); callers map
+    certifiers that are not configured to `?`.
+    """
+
+    records: dict[tuple[str | None, str], int]
+    """(certifier, status) -> records."""
+    at_risk: dict[str | None, int]
+    """Outstanding records due from today to today + the margin."""
+    overdue: dict[str | None, int]
+    """Outstanding records whose deadline has passed."""
+    next_deadline: dict[str | None, date]
+    """The earliest deadline of each certifier's outstanding records (overdue included)."""
+    batches: dict[tuple[str, str], int]
+    """(certifier, state) -> batches."""
+    unreported: dict[str, int]
+    """Files written (or deposited) before the cut-off and still without a CDC report."""
+    to_deposit: int = 0
+    correction_requests_open: dict[str | None, int] | None = None
+    correction_requests_at_risk: dict[str | None, int] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ToDeposit:
+    batch_id: str
+    certifier: str
+    passages: int
+    written_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class DashboardNumbers:
+    """What the dashboard adds to an `Observation`: counts and batch ids, no personal data."""
+
+    deadlines: dict[tuple[str | None, date | None], int]
+    """(certifier, deadline) -> outstanding records."""
+    rejections: dict[tuple[str | None, str | None], int]
+    """(certifier, cdc_reason) -> rejected records."""
+    to_deposit: list[ToDeposit]
+    """The newest files written and not yet deposited (at most `limit`)."""
+
+
+@dataclass(frozen=True, slots=True)
+class AlertState:
+    """One alert (alertname, certifier) as last evaluated: `firing` or `resolved`."""
+
+    alertname: str
+    certifier: str
+    severity: str
+    status: str
+    value: int
+    starts_at: datetime
+    ends_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AlertDelivery:
+    """What a receiver last got of an alert, and when."""
+
+    alertname: str
+    certifier: str
+    receiver: str
+    status: str
+    sent_at: datetime
