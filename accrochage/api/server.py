@@ -112,30 +112,37 @@ def _too_large(what: str, limit: int) -> ApiError:
     )
 
 
-async def post_events(request: web.Request) -> web.Response:
-    context = request.app[CONTEXT]
+async def _events_in(request: web.Request, source: str) -> tuple[list[Incoming], bool]:
+    """The events of a request's body (one, or an array of at most max_events_per_request),
+    and whether it was an array. A body that is not JSON is one event, decoded again (and
+    answered unusable) like any other."""
+    limit = request.app[CONTEXT].max_events_per_request
     body = await _body(request)
-    source = f"http:{request.remote}"
     try:
         parsed = json.loads(body, parse_float=WrittenNumber)
     except (ValueError, UnicodeDecodeError, RecursionError):
-        parsed = None  # decoded again below: the event is logged as unusable, answered 422
-    if isinstance(parsed, list):
-        if not parsed:
-            raise ApiError(400, "empty_array", "the array holds no event")
-        if len(parsed) > context.max_events_per_request:
-            raise ApiError(
-                413,
-                "too_many_events",
-                f"the array holds {len(parsed)} events; api.max_events_per_request is "
-                f"{context.max_events_per_request}: split it",
-                {"max_events_per_request": context.max_events_per_request},
-            )
-        items = [Incoming(e if isinstance(e, dict) else json.dumps(e), source) for e in parsed]
-    else:
-        items = [Incoming(body, source)]
+        parsed = None
+    if not isinstance(parsed, list):
+        return [Incoming(body, source)], False
+    if len(parsed) > limit:
+        raise ApiError(
+            413,
+            "too_many_events",
+            f"the array holds {len(parsed)} events; api.max_events_per_request is {limit}: "
+            "split it",
+            {"max_events_per_request": limit},
+        )
+    items = [Incoming(e if isinstance(e, dict) else json.dumps(e), source) for e in parsed]
+    return items, True
+
+
+async def post_events(request: web.Request) -> web.Response:
+    context = request.app[CONTEXT]
+    items, array = await _events_in(request, f"http:{request.remote}")
+    if array and not items:
+        raise ApiError(400, "empty_array", "the array holds no event")
     results = await asyncio.wrap_future(context.writer.submit(items))
-    if isinstance(parsed, list):
+    if array:
         return web.json_response([r.as_dict() | {"http_status": r.http_status} for r in results])
     (result,) = results
     if not result.stored:
@@ -146,23 +153,7 @@ async def post_events(request: web.Request) -> web.Response:
 async def post_check(request: web.Request) -> web.Response:
     """`POST /check`: one event or an array, validated as ingestion would; nothing stored."""
     context = request.app[CONTEXT]
-    body = await _body(request)
-    try:
-        parsed = json.loads(body, parse_float=WrittenNumber)
-    except (ValueError, UnicodeDecodeError, RecursionError):
-        parsed = None
-    if isinstance(parsed, list) and len(parsed) > context.max_events_per_request:
-        raise ApiError(
-            413,
-            "too_many_events",
-            f"the array holds {len(parsed)} events; api.max_events_per_request is "
-            f"{context.max_events_per_request}: split it",
-        )
-    items = (
-        [Incoming(e if isinstance(e, dict) else json.dumps(e), "http:check") for e in parsed]
-        if isinstance(parsed, list)
-        else [Incoming(body, "http:check")]
-    )
+    items, array = await _events_in(request, "http:check")
 
     def run() -> list[dict[str, Any]]:
         reference = context.reference() if context.reference is not None else None
@@ -170,7 +161,7 @@ async def post_check(request: web.Request) -> web.Response:
         return [one.as_dict() for one in found]
 
     answers = await asyncio.get_running_loop().run_in_executor(request.app[READERS], run)
-    return web.json_response(answers if isinstance(parsed, list) else answers[0])
+    return web.json_response(answers if array else answers[0])
 
 
 async def get_records(request: web.Request) -> web.Response:

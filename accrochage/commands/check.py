@@ -8,7 +8,7 @@ import sys
 import click
 
 from accrochage.app import open_store, registry_from
-from accrochage.commands.tracker import CHUNK, _chunks, _open, encoding_option
+from accrochage.commands.tracker import CHUNK, chunks, encoding_option, open_input
 from accrochage.models.deadline import SystemClock
 from accrochage.refdata.memory import ReferenceHolder
 from accrochage.state.base import Store
@@ -35,10 +35,10 @@ def check_events(ctx: click.Context, files: tuple[str, ...], encoding: str, fmt:
     results: list[tuple[str | None, CheckResult]] = []
     try:
         for name in files:
-            stream = _open(name)
+            stream = open_input(name)
             try:
                 events = open_events(stream, name, encoding)
-                for chunk in _chunks(events.events, CHUNK):
+                for chunk in chunks(events.events, CHUNK):
                     answers = check(chunk, registry, clock, store, reference)
                     results += [(i.source, a) for i, a in zip(chunk, answers, strict=True)]
             finally:

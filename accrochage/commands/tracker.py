@@ -29,7 +29,7 @@ CHUNK = 500
 SHOWN_PROBLEMS = 20
 
 
-def _chunks(items: Iterable[Incoming], size: int) -> Iterator[list[Incoming]]:
+def chunks(items: Iterable[Incoming], size: int) -> Iterator[list[Incoming]]:
     chunk: list[Incoming] = []
     for item in items:
         chunk.append(item)
@@ -84,7 +84,7 @@ class IngestTally:
         return out
 
 
-def _open(name: str) -> io.BufferedReader:
+def open_input(name: str) -> io.BufferedReader:
     if name == "-":
         return sys.stdin.buffer  # type: ignore[return-value]
     try:
@@ -145,14 +145,14 @@ def ingest(ctx: click.Context, files: tuple[str, ...], encoding: str) -> None:
 
 
 def _ingest_file(core: Core, name: str, encoding: str, tally: IngestTally) -> None:
-    stream = _open(name)
+    stream = open_input(name)
     try:
         size = Path(name).stat().st_size if name != "-" else 0
         show = sys.stderr.isatty() and size > 0  # a bar on a terminal, for any file
         events = open_events(stream, name, encoding)
         tally.files.append(f"{name}: {events.described}")
         with click.progressbar(length=size, label=name, file=sys.stderr, hidden=not show) as bar:
-            for chunk in _chunks(events.events, CHUNK):
+            for chunk in chunks(events.events, CHUNK):
                 for item, result in zip(chunk, core.ingestor.ingest(chunk), strict=True):
                     tally.add(item, result)
                 if show:

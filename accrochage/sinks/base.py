@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
+from accrochage import failpoints
 from accrochage.errors import AccrochageError
 from accrochage.models.batch import FrozenBatch, ReleasedFile
 from accrochage.models.vocabulary import BatchState
@@ -54,6 +55,18 @@ class BatchSink(ABC):
     @abstractmethod
     def move(self, source: Path, target: Path) -> None:
         """Move a released file atomically; nothing to do when it is there already."""
+
+    def move_recorded(self, moves: Sequence[tuple[Path, Path]], step: str) -> None:
+        """Move files whose new place the state has just recorded (committed).
+
+        Recorded first, moved after: a crash in between leaves a file where it was, and the
+        next flush moves it where the state says. `step` names the crash points around it.
+        """
+        failpoints.reached(f"{step}:recorded")
+        for source, target in moves:
+            if source.is_file():
+                self.move(source, target)
+        failpoints.reached(f"{step}:moved")
 
     def write_many(
         self, batches: Sequence[FrozenBatch]

@@ -9,7 +9,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from accrochage import failpoints
 from accrochage.errors import AccrochageError
 from accrochage.models.deadline import Clock
 from accrochage.models.lifecycle import (
@@ -102,11 +101,7 @@ class Feedback:
             )
             if batch_id is not None:
                 move = self._file_done(tx, batch_id)
-        # Recorded first, moved after (see Operations.deposited).
-        failpoints.reached("reported:recorded")
-        if move is not None and move[0].is_file():
-            self.sink.move(*move)
-        failpoints.reached("reported:moved")
+        self.sink.move_recorded([move] if move is not None else [], "reported")
         return summary
 
     def _file_done(self, tx: Transaction, batch_id: str) -> tuple[Path, Path] | None:

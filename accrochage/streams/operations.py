@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from accrochage import failpoints
 from accrochage.models.deadline import Clock
 from accrochage.models.lifecycle import (
     Change,
@@ -65,13 +64,7 @@ class Operations:
         with self.store.transaction() as tx:
             for ref in refs:
                 outcomes.append(self._deposit(tx, ref, now, moves))
-        # Recorded first, moved after: a crash in between leaves the file where it was, and
-        # the next flush (or verify) moves it where the state says.
-        failpoints.reached("deposited:recorded")
-        for source, target in moves:
-            if source.is_file():
-                self.sink.move(source, target)
-        failpoints.reached("deposited:moved")
+        self.sink.move_recorded(moves, "deposited")
         return outcomes
 
     def _deposit(

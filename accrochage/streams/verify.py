@@ -18,9 +18,6 @@ from accrochage.models.vocabulary import RELEASED, BatchState
 from accrochage.sinks.base import BatchSink, outcome_of
 from accrochage.state.base import ReleasedBatch, Store
 
-RELEASED_STATES = RELEASED
-"""The states whose file exists today (a file is released when written and stays so)."""
-
 _BLOCK = 1 << 20
 
 
@@ -112,7 +109,7 @@ class OutboxVerifier:
 
     def verify(self, *, repair: bool = False) -> VerifyReport:
         with self.store.reading() as reader:
-            released = reader.released_batches(RELEASED_STATES)
+            released = reader.released_batches(RELEASED)
         report = VerifyReport(checked=len(released))
         for item in released:
             problem = file_problem(item.file)

@@ -34,7 +34,7 @@ from accrochage.state.sqlite.batch_queries import (
     batches_of_record,
 )
 from accrochage.state.sqlite.observe import dashboard, observe
-from accrochage.state.sqlite.rows import frozen_batch_from
+from accrochage.state.sqlite.rows import frozen_batch_from, in_chunks, placeholders
 
 
 def fetch_all(
@@ -302,12 +302,11 @@ class SqliteReader(Reader):
 
     def record_certifiers(self, record_ids: Sequence[str]) -> dict[str, str | None]:
         found: dict[str, str | None] = {}
-        unique = list(dict.fromkeys(record_ids))
-        for start in range(0, len(unique), 500):
-            chunk = unique[start : start + 500]
-            marks = ", ".join("?" * len(chunk))
+        for chunk in in_chunks(record_ids):
             for record_id, certifier in self._conn.execute(
-                f"SELECT record_id, certifier FROM records WHERE record_id IN ({marks})", chunk
+                f"SELECT record_id, certifier FROM records WHERE record_id IN "
+                f"({placeholders(chunk)})",
+                chunk,
             ):
                 found[record_id] = certifier
         return found

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import date, datetime
 from typing import Any
 
@@ -169,3 +169,14 @@ def frozen_batch_from(row: sqlite3.Row) -> FrozenBatch:
 
 def placeholders(columns: Sequence[str]) -> str:
     return ", ".join("?" * len(columns))
+
+
+IN_CHUNK = 500
+"""Ids bound in one `IN (...)` (SQLite's default limit of bound variables is higher)."""
+
+
+def in_chunks(ids: Sequence[str]) -> Iterator[list[str]]:
+    """The ids without repeats, in slices small enough for one `IN (...)` each."""
+    unique = list(dict.fromkeys(ids))
+    for start in range(0, len(unique), IN_CHUNK):
+        yield unique[start : start + IN_CHUNK]

@@ -27,6 +27,7 @@ from accrochage.state.sqlite.rows import (
     RECORD_COLUMNS,
     content_values,
     history_values,
+    in_chunks,
     placeholders,
     problems_json,
     record_from,
@@ -34,7 +35,6 @@ from accrochage.state.sqlite.rows import (
     stamp,
 )
 
-CHUNK = 500
 MIN_PREFIX = 8
 """A batch id prefix names a batch from this many characters on."""
 _UPSERT_RECORD = (
@@ -65,9 +65,7 @@ class SqliteTransaction(Transaction):
 
     def records(self, record_ids: Sequence[str]) -> dict[str, Record]:
         found: dict[str, Record] = {}
-        unique = list(dict.fromkeys(record_ids))
-        for start in range(0, len(unique), CHUNK):
-            chunk = unique[start : start + CHUNK]
+        for chunk in in_chunks(record_ids):
             for row in self._conn.execute(_CURRENT.format(marks=placeholders(chunk)), chunk):
                 found[row["record_id"]] = record_from(row)
         return found
