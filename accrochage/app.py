@@ -21,11 +21,14 @@ from accrochage.sinks.xml_outbox import XmlOutbox
 from accrochage.state.base import Store
 from accrochage.state.sqlite import SqliteStore
 from accrochage.streams.batching import BatchLimits
+from accrochage.streams.corrections import Corrections
 from accrochage.streams.feedback import Feedback
 from accrochage.streams.flush import Flusher
 from accrochage.streams.ingest import Ingestor, LogSource
 from accrochage.streams.operations import Operations
+from accrochage.streams.redecode import ContentDecoder
 from accrochage.streams.reference import ReferenceKeeper
+from accrochage.streams.schema_choice import check_schema_choice
 from accrochage.streams.writer import WriterService
 from accrochage.streams.writer_process import WriterParts
 
@@ -43,6 +46,7 @@ class Core:
     flusher: Flusher
     feedback: Feedback
     operations: Operations
+    corrections: Corrections
 
     reference: ReferenceHolder | None = None
 
@@ -99,16 +103,22 @@ def build_core(
     one_off: bool = False,
     service: bool = False,
 ) -> Core:
-    """`one_off`: a command alone in its process; `service`: `run` or `worker`."""
+    """`one_off`: a command alone in its process; `service`: `run` or `worker`.
+
+    A state holding 1.1.2 files and a configuration that does not name `schema.version`
+    stop here with a `ConfigError` (`streams/schema_choice.py`): no silent switch to 1.1.5.
+    """
     clock = clock or SystemClock()
     registry = registry_from(settings)
     store = open_store(settings, service=service)
     reference = ReferenceHolder(store.refdata())
     try:
+        check_schema_choice(settings, store)
         sink = build_sink(settings, store, one_off=one_off)
     except BaseException:
         store.close()
         raise
+    decoder = ContentDecoder(registry, clock, reference.current)
     return Core(
         settings=settings,
         store=store,
@@ -117,11 +127,24 @@ def build_core(
         ingestor=Ingestor(store, registry, clock, reference.current),
         reference=reference,
         flusher=Flusher(
-            store, sink, registry, clock, batch_limits(settings), settings.schema_.version
+            store,
+            sink,
+            registry,
+            clock,
+            batch_limits(settings),
+            settings.schema_.version,
+            decoder,
         ),
-        feedback=Feedback(store, clock, sink, settings.paths.state.parent / "reports"),
+        feedback=Feedback(store, clock, sink, decoder, settings.paths.state.parent / "reports"),
         operations=Operations(store, clock, sink),
+        corrections=corrections_for(settings, store, clock),
     )
+
+
+def corrections_for(settings: Settings, store: Store, clock: Clock) -> Corrections:
+    """The correction requests' service (the CLI's commands and the HTTP routes)."""
+    keys = (c.key for c in settings.certifiers)
+    return Corrections(store, clock, settings.batching.margin_days, keys)
 
 
 def log_source(settings: Settings) -> LogSource:

@@ -65,6 +65,9 @@ def register_commands() -> None:
     from accrochage.commands import (
         alerts,
         check,
+        corrections,
+        doctor,
+        evidence,
         files,
         generate,
         kafka,
@@ -87,6 +90,9 @@ def register_commands() -> None:
     check.register(main)
     refdata.register(main)
     alerts.register(main)
+    corrections.register(main)
+    doctor.register(main)
+    evidence.register(main)
 
 
 register_commands()

@@ -74,3 +74,17 @@ class RefdataError(AccrochageError):
 
     code = "refdata_invalid"
     status = 422
+
+
+class NotFound(AccrochageError):
+    """What a command or a request names does not exist; the message says where to look."""
+
+    code = "not_found"
+    status = 404
+
+
+class Conflict(AccrochageError):
+    """The operation cannot apply to the thing in its current state (closed, already done)."""
+
+    code = "conflict"
+    status = 409

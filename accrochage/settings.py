@@ -153,8 +153,16 @@ class PathsSettings(Section):
 
 
 class SchemaSettings(Section):
-    version: SchemaVersion = SchemaVersion.V1_1_2
+    version: SchemaVersion = SchemaVersion.V1_1_5
+    """The CDC's current kit by default; a state holding 1.1.2 files refuses the default
+    until the configuration names a version (`version_named`, checked by `app.build_core`)."""
     xsd: Path | None = None
+    """The official XSD of the CDC's kit; none: the bundled one of `version`."""
+
+    @property
+    def version_named(self) -> bool:
+        """Whether the configuration names `version` (the TOML or ACCROCHAGE_SCHEMA__VERSION)."""
+        return "version" in self.model_fields_set
 
     @model_validator(mode="before")
     @classmethod

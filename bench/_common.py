@@ -448,8 +448,10 @@ def write_config(
     bind: str = "127.0.0.1:8787",
     tick: str = "5s",
     max_delay: str = "15m",
+    schema: str = "1.1.2",
 ) -> Path:
-    """An accrochage.toml whose state and outbox live in `folder`."""
+    """An accrochage.toml whose state and outbox live in `folder`, in schema `schema` (named:
+    1.1.2 by default, the version whose official XSD the crash tests check files against)."""
     lines = [
         "[emitter]",
         f'id_client = "{EMITTER.id_client}"',
@@ -479,7 +481,7 @@ def write_config(
         f'outbox = "{folder / "outbox"}"',
         "",
         "[schema]",
-        'version = "1.1.2"',
+        f'version = "{schema}"',
         "",
         "[api]",
         f'bind = "{bind}"',

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from accrochage.models.deadline import deadline_for
-from accrochage.models.lifecycle import Status, is_outstanding
+from accrochage.models.record import Status, is_outstanding
 from accrochage.state import queries
 from accrochage.state.sqlite import SqliteStore
 from accrochage.state.sqlite.reader import outstanding

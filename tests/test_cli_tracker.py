@@ -25,6 +25,7 @@ from accrochage.state import queries
 from tests.test_tracker import (
     NO_HOLDER,
     NS,
+    SCHEMA_1_1_2,
     assert_official_valid,
     event,
     file_rejected_report,
@@ -52,8 +53,10 @@ CONTRACT_KEYS = {
     "revocation_pending",
     "cdc_message",
     "cdc_reason",
+    "correction_request",
 }
-"""CONTRACT §1 and its v2 part (§8): `cdc_message` and `cdc_reason` on every record."""
+"""CONTRACT §1 and its v2 part (§8): `cdc_message`, `cdc_reason` and `correction_request`
+(§9) on every record."""
 
 
 def recent(record_id: str, **overrides: Any) -> dict[str, Any]:
@@ -133,9 +136,8 @@ def test_ingest_jsonl_prints_the_summary(config: Path, tmp_path: Path) -> None:
     assert "(unchanged 5, unusable 1)" in again  # the invalid one is reported again
 
 
-def test_ingest_csv_with_semicolons_bom_and_lists(
-    config: Path, tmp_path: Path, official_xsd: Path
-) -> None:
+def test_ingest_csv_with_semicolons_bom_and_lists(tmp_path: Path, official_xsd: Path) -> None:
+    config = write_config(tmp_path, schema=SCHEMA_1_1_2)  # checked against the official XSD
     header = [
         "record_id",
         "event_id",

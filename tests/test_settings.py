@@ -111,12 +111,29 @@ def test_a_variable_without_the_prefix_is_ignored(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("SCHEMA__XSD", "/somewhere/else.xsd")
-    monkeypatch.setenv("SCHEMA__VERSION", "1.1.5")
+    monkeypatch.setenv("SCHEMA__VERSION", "1.1.2")
     monkeypatch.setenv("BATCHING__MAX_RECORDS", "3")
     settings = load_settings(write_config(tmp_path))
     assert settings.schema_.xsd is None
-    assert settings.schema_.version == "1.1.2"
+    assert settings.schema_.version == "1.1.5"
+    assert not settings.schema_.version_named
     assert settings.batching.max_records == 1000
+
+
+def test_the_default_schema_is_1_1_5_and_known_as_not_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`version_named` tells the start-up guard whether the user chose (TOML or variable)."""
+    default = load_settings(write_config(tmp_path))
+    assert default.schema_.version == "1.1.5"
+    assert not default.schema_.version_named
+    only_xsd = load_settings(write_config(tmp_path, schema={"xsd": ""}))
+    assert (only_xsd.schema_.version, only_xsd.schema_.version_named) == ("1.1.5", False)
+    named = load_settings(write_config(tmp_path, schema={"version": "1.1.2"}))
+    assert (named.schema_.version, named.schema_.version_named) == ("1.1.2", True)
+    monkeypatch.setenv("ACCROCHAGE_SCHEMA__VERSION", "1.1.5")
+    from_env = load_settings(write_config(tmp_path))
+    assert (from_env.schema_.version, from_env.schema_.version_named) == ("1.1.5", True)
 
 
 @pytest.mark.parametrize(

@@ -33,6 +33,8 @@ from tests.factories import delivered_event, revoked_event
 NOW = datetime(2026, 12, 1, 10, 0, tzinfo=PARIS)
 TODAY = NOW.date()
 NS = {"cpf": NAMESPACE}
+SCHEMA_1_1_2 = {"version": "1.1.2"}
+"""`[schema]` of the tests whose files are checked against the CDC's official 1.1.2 XSD."""
 
 # --- building a core ------------------------------------------------------------------------
 
@@ -53,6 +55,7 @@ def write_config(
     batching: dict[str, Any] | None = None,
     paths: dict[str, Any] | None = None,
     api: dict[str, Any] | None = None,
+    schema: dict[str, Any] | None = None,
     emitter_id: str = "03VML243",
     name: str = "accrochage.toml",
 ) -> Path:
@@ -60,6 +63,8 @@ def write_config(
 
     Batches render in the calling process (`render_processes = 0`) unless `batching` says
     otherwise: starting a process pool per test is what the pool's own tests are for.
+    Without `schema` the file names no schema version: the default (1.1.5) applies; a test
+    that checks files against the CDC's official 1.1.2 XSD passes `schema=SCHEMA_1_1_2`.
     """
     sections = {
         "batching": {"render_processes": 0, **(batching or {})},
@@ -69,6 +74,7 @@ def write_config(
             **(paths or {}),
         },
         "api": api or {},
+        "schema": schema or {},
     }
     text = f"""
 [emitter]
@@ -107,6 +113,14 @@ def make_core(
 @pytest.fixture()
 def core(tmp_path: Path) -> Iterable[Core]:
     built, _ = make_core(tmp_path)
+    yield built
+    built.close()
+
+
+@pytest.fixture()
+def core_1_1_2(tmp_path: Path) -> Iterable[Core]:
+    """A core writing schema 1.1.2, named in its configuration (the official XSD's version)."""
+    built, _ = make_core(tmp_path, schema=SCHEMA_1_1_2)
     yield built
     built.close()
 
@@ -306,7 +320,7 @@ ALREADY = (
 def test_mixed_stream_sends_each_valid_record_exactly_once(
     tmp_path: Path, official_xsd: Path
 ) -> None:
-    core, _ = make_core(tmp_path)
+    core, _ = make_core(tmp_path, schema=SCHEMA_1_1_2)
     generated = list(
         generate_events(
             60,
@@ -446,8 +460,9 @@ def test_replay_changes_nothing_whatever_the_status(core: Core, shared_dir: Path
 
 
 def test_correction_after_rejection_requeues_and_is_sent_again(
-    core: Core, shared_dir: Path, tmp_path: Path, official_xsd: Path
+    core_1_1_2: Core, shared_dir: Path, tmp_path: Path, official_xsd: Path
 ) -> None:
+    core = core_1_1_2
     first = event("PX-REJ", score="100")
     ingest(core, first, event("PX-FINE"))
     report = core.flusher.flush(force=True)
@@ -502,18 +517,22 @@ def test_correction_after_rejection_requeues_and_is_sent_again(
 def test_correction_after_batching_is_kept_flagged_and_not_sent(
     core: Core, shared_dir: Path
 ) -> None:
+    """Deposited, the file may be with the CDC: the correction waits for its report.
+
+    (A file written and not deposited is superseded instead: tests/test_cdc_loop.py.)"""
     original = event("PX-LATE", score="100")
     ingest(core, original)
     batch_id = only_batch(core.flusher.flush(force=True))
+    core.operations.deposited([batch_id])
     fixed = replay(original)
     fixed["score"] = "777"
     result = ingest_one(core, fixed)
-    assert (result.outcome, result.status) == ("correction_stored", "batched")
+    assert (result.outcome, result.status) == ("correction_stored", "deposited")
     assert ingest_one(core, replay(fixed)).outcome == "unchanged"  # the stored correction
 
     listed = {r["record_id"]: r for r in outstanding(core)}
     assert listed["PX-LATE"]["correction_pending"] is True
-    assert listed["PX-LATE"]["status"] == "batched"
+    assert listed["PX-LATE"]["status"] == "deposited"
     assert listed["PX-LATE"]["batch_id"] == batch_id
     contents = rows(
         core,
@@ -664,7 +683,7 @@ def test_due_by_deadline_margin(tmp_path: Path) -> None:
 
 
 def test_files_split_at_max_records(tmp_path: Path, official_xsd: Path) -> None:
-    core, _ = make_core(tmp_path, batching={"max_records": 5})
+    core, _ = make_core(tmp_path, batching={"max_records": 5}, schema=SCHEMA_1_1_2)
     events = [event(f"PX-{i:03d}") for i in range(9)]
     events += [
         event(
@@ -690,7 +709,7 @@ def test_files_split_at_max_records(tmp_path: Path, official_xsd: Path) -> None:
 
 def test_files_split_under_max_file_bytes(tmp_path: Path, official_xsd: Path) -> None:
     limit = 100_000
-    core, _ = make_core(tmp_path, batching={"max_file_bytes": limit})
+    core, _ = make_core(tmp_path, batching={"max_file_bytes": limit}, schema=SCHEMA_1_1_2)
     generated = list(
         generate_events(
             150,
@@ -999,12 +1018,14 @@ def test_failing_outbox_keeps_the_batch_and_a_later_flush_writes_it(tmp_path: Pa
 def test_stored_correction_sent_again_after_a_rejection_requeues(
     core: Core, shared_dir: Path
 ) -> None:
-    """A correction kept while batched, re-sent after the CDC rejected the record."""
+    """A correction kept while deposited becomes the content when the CDC rejects the record;
+    the platform sending it again changes nothing."""
     original = event("RC-1", score="100")
     ingest(core, original)
     batch_id = only_batch(core.flusher.flush(force=True))
     fixed = replay(original)
     fixed["score"] = "200"
+    core.operations.deposited([batch_id])
     assert ingest_one(core, fixed).outcome == "correction_stored"
     batch = batch_row(core, batch_id)
     core.feedback.import_report_bytes(
@@ -1013,10 +1034,10 @@ def test_stored_correction_sent_again_after_a_rejection_requeues(
         ),
         "r.xml",
     )
-    assert record(core, "RC-1")["status"] == "rejected"
+    assert record(core, "RC-1")["status"] == "pending"
 
     result = ingest_one(core, replay(fixed))
-    assert (result.outcome, result.status) == ("updated", "pending")
+    assert (result.outcome, result.status) == ("unchanged", "pending")
     detail = record(core, "RC-1")
     assert detail["correction_pending"] is False and detail["correction_version"] is None
     report = core.flusher.flush(force=True)

@@ -42,6 +42,8 @@ class Route:
     body: bool = False
     who: str = "operator"
     media: str = "application/json"
+    request: type[BaseModel] | None = None
+    """The body's model, for a route whose body is not events."""
 
 
 DAY = {"type": "string", "format": "date"}
@@ -130,6 +132,31 @@ ROUTES = (
         {200: s.Health, 503: s.Health},
         who="open",
     ),
+    Route(
+        "post",
+        "/correction-requests",
+        "Open a correction request (deadline: received_on + 3 months)",
+        {201: s.CorrectionRequestOut, 422: s.ErrorBody},
+        request=s.CorrectionRequestIn,
+    ),
+    Route(
+        "get",
+        "/correction-requests",
+        "Correction requests, open ones first, the nearest deadline first",
+        {200: s.CorrectionRequestList},
+        (
+            Param("open", schema={"type": "boolean"}, description="only the open requests"),
+            Param("as_of", schema=DAY, description="default today (Paris)"),
+        ),
+    ),
+    Route(
+        "post",
+        "/correction-requests/{request_id}/answer",
+        "Close a correction request by hand: unfounded (with why) or corrected",
+        {200: s.CorrectionRequestOut, 404: s.ErrorBody, 409: s.ErrorBody, 422: s.ErrorBody},
+        (Param("request_id", "path"),),
+        request=s.CorrectionAnswerIn,
+    ),
     Route("get", "/openapi.json", "This description", {200: dict[str, Any]}, who="open"),
     Route("get", "/metrics", "Prometheus metrics (text format)", {200: str}, media="text/plain"),
     Route("get", "/ui", "The dashboard (HTML, refreshing itself)", {200: str}, media="text/html"),
@@ -217,6 +244,11 @@ def openapi() -> dict[str, Any]:
                         "schema": {"oneOf": [event, {"type": "array", "items": event}]}
                     }
                 },
+            }
+        if route.request is not None:
+            operation["requestBody"] = {
+                "required": True,
+                "content": {"application/json": {"schema": _schema_of(route.request)}},
             }
         paths.setdefault(route.path, {})[route.method] = operation
     return {

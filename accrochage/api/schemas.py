@@ -6,7 +6,7 @@ so the description cannot drift from what the routes return.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
@@ -53,6 +53,15 @@ class CheckAnswer(Answer):
     warnings: list[ProblemOut]
 
 
+class CorrectionRequestRef(Answer):
+    """A record's open correction request of earliest deadline (CONTRACT §9)."""
+
+    request_id: str
+    deadline: str
+    days_left: int
+    status: str
+
+
 class RecordRow(Answer):
     certifier: str | None
     record_id: str
@@ -67,6 +76,11 @@ class RecordRow(Answer):
     revocation_pending: bool
     cdc_message: str | None
     cdc_reason: str | None
+    suppression_rejected: bool
+    """The CDC refused the record's SUPPRESSION: it still holds the passage (retry)."""
+    identity_procedure: bool
+    """Rejected twice for identity: gather the evidence for the CDC's procedure."""
+    correction_request: CorrectionRequestRef | None
 
 
 class RecordsPage(Answer):
@@ -116,6 +130,56 @@ class HistoryRow(Answer):
     report: str | None
 
 
+class RequestAnswerOut(Answer):
+    kind: str
+    """`unfounded` or `corrected`."""
+    text: str | None
+    at: str | None
+
+
+class CorrectionRequestOut(Answer):
+    """A correction request (CONTRACT §9); `at_risk` is absent from a record's detail."""
+
+    request_id: str
+    record_id: str
+    certifier: str | None
+    source: str
+    received_on: str
+    deadline: str
+    days_left: int
+    status: str
+    answer: RequestAnswerOut | None
+    at_risk: bool | None = None
+    overdue: bool
+    note: str | None
+    opened_at: str
+
+
+class CorrectionRequestList(Answer):
+    correction_requests: list[CorrectionRequestOut]
+
+
+class CorrectionRequestIn(BaseModel):
+    """`POST /correction-requests`: `received_on` is the day the request arrived."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    record_id: str
+    received_on: str
+    source: Literal["cdc", "holder"] = "cdc"
+    certifier: str | None = None
+    note: str | None = None
+
+
+class CorrectionAnswerIn(BaseModel):
+    """`POST /correction-requests/{id}/answer`: `{"unfounded": TEXT}` or `{"corrected": true}`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    unfounded: str | None = None
+    corrected: bool | None = None
+
+
 class RecordDetail(RecordRow):
     version: int
     correction_version: int | None
@@ -125,6 +189,7 @@ class RecordDetail(RecordRow):
     batches: list[BatchRow]
     batch: BatchRow | None
     history: list[HistoryRow]
+    correction_requests: list[CorrectionRequestOut]
 
 
 class NextDeadline(Answer):
@@ -133,6 +198,16 @@ class NextDeadline(Answer):
     deadline: str
     days_left: int
     urgency: str
+
+
+class RequestCounts(Answer):
+    open: int
+    at_risk: int
+    overdue: int
+
+
+class RequestSummary(RequestCounts):
+    by_certifier: dict[str, RequestCounts]
 
 
 class Summary(Answer):
@@ -150,6 +225,7 @@ class Summary(Answer):
     unusable_events: int
     batches: dict[str, int]
     refdata_warnings: list[str]
+    correction_requests: RequestSummary
 
 
 class UnusableRow(Answer):

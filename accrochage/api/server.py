@@ -21,7 +21,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.web_protocol import RequestPayloadError
 from pydantic import SecretStr
 
-from accrochage.api import metrics, params, ui
+from accrochage.api import corrections, metrics, params, ui
 from accrochage.api.auth import auth_middleware
 from accrochage.api.errors import ApiError, error_middleware
 from accrochage.api.openapi import openapi
@@ -33,6 +33,7 @@ from accrochage.models.vocabulary import BatchState, CdcReason, RecordStatus, va
 from accrochage.state import queries
 from accrochage.state.base import Reader, Store
 from accrochage.streams.check import check
+from accrochage.streams.corrections import Corrections
 from accrochage.streams.ingest import Incoming
 from accrochage.streams.writer import WriterService
 
@@ -269,6 +270,9 @@ def build_app(context: ApiContext) -> web.Application:
     app.router.add_get("/health", health)
     app.router.add_get("/openapi.json", get_openapi)
     metrics.add_routes(app)
+    keys = tuple(context.registry.certifiers)
+    service = Corrections(context.store, context.clock, context.margin_days, keys)
+    corrections.add_routes(app, service, app[READERS])
     ui.add_routes(app, context.store, context.clock, context.margin_days)
 
     async def readers(app: web.Application) -> Any:

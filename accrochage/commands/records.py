@@ -52,6 +52,9 @@ BATCH_COLUMNS = (
     "file",
 )
 
+FLAGS = ("correction_pending", "revocation_pending", "suppression_rejected", "identity_procedure")
+"""The record's flags a person reads in a table (CONTRACT §8, §9)."""
+
 
 def record_cell(row: Row, column: str) -> str:
     """The table's cells: the first problem (error, CDC message or flag) says what to fix."""
@@ -62,8 +65,12 @@ def record_cell(row: Row, column: str) -> str:
         more = len(row["errors"]) - 1
         return shorten(first, 70) + (f" (+{more} more)" if more else "")
     if row.get("cdc_message"):
-        return shorten(f"CDC {row.get('cdc_reason') or ''}: {row['cdc_message']}", 70)
-    flags = [f for f in ("correction_pending", "revocation_pending") if row.get(f)]
+        said = "SUPPRESSION refused" if row.get("suppression_rejected") else "CDC"
+        return shorten(f"{said} {row.get('cdc_reason') or ''}: {row['cdc_message']}", 70)
+    flags = [f for f in FLAGS if row.get(f)]
+    request = row.get("correction_request")
+    if request:
+        flags.append(f"correction request {request['request_id']} due {request['deadline']}")
     return ", ".join(flags)
 
 
@@ -182,9 +189,14 @@ def show(ctx: click.Context, record_id: str, fmt: str) -> None:
     for name in ("errors", "warnings"):
         for problem in detail[name]:
             click.echo(f"{name[:-1]:<13} {problem['field']}: {problem['message']}")
-    flags = [f for f in ("correction_pending", "revocation_pending") if detail.get(f)]
+    flags = [f for f in FLAGS if detail.get(f)]
     if flags:
         click.echo(f"{'flags':<13} {', '.join(flags)}")
+    for request in detail.get("correction_requests", []):
+        click.echo(
+            f"{'request':<13} {request['request_id']} {request['status']} (received "
+            f"{request['received_on']}, due {request['deadline']}, {request['days_left']} days)"
+        )
     for batch in detail["batches"]:
         where = batch["file"] or batch["file_name"]
         click.echo(f"{'batch':<13} {batch['batch_id']} {batch['state']} {where}")

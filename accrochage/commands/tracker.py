@@ -20,7 +20,7 @@ from accrochage.commands.output import table
 from accrochage.errors import AccrochageError, StoreError
 from accrochage.models.cdc import ADVICE
 from accrochage.models.deadline import paris_today
-from accrochage.models.vocabulary import CdcReason, RecordStatus, values
+from accrochage.models.vocabulary import CdcAction, CdcReason, RecordStatus, values
 from accrochage.streams.files import AUTO, open_events
 from accrochage.streams.flush import FailedBatch, FlushReport, WrittenBatch
 from accrochage.streams.ingest import Incoming, IngestResult
@@ -179,10 +179,16 @@ def flush(ctx: click.Context, force: bool) -> None:
         except (StoreError, OSError) as exc:
             report.cut.clear()  # the cut's transaction was rolled back
             fault = exc
-        for batch in report.cut:
+        for batch_id in report.superseded:
             click.echo(
-                f"cut {batch.batch_id} ({batch.certifier}, {batch.passages} passages): "
-                f"{batch.reason}"
+                f"superseded {batch_id}: a record changed before its file was deposited; the "
+                "file moved to superseded/ (do not upload it) and its records are cut again"
+            )
+        for batch in report.cut:
+            withdraws = " SUPPRESSION" if batch.action is CdcAction.SUPPRESSION else ""
+            click.echo(
+                f"cut{withdraws} {batch.batch_id} ({batch.certifier}, {batch.passages} "
+                f"passages): {batch.reason}"
             )
         if fault is None:
             try:
@@ -255,6 +261,12 @@ def summary_text(result: dict[str, Any]) -> str:
         ]
     batches = ", ".join(f"{state} {count}" for state, count in result["batches"].items())
     lines += ["", f"batches: {batches or 'none'} (accrochage batches)"]
+    requests = result.get("correction_requests")
+    if requests and requests["open"]:
+        lines.append(
+            f"correction requests: {requests['open']} open, {requests['at_risk']} at risk, "
+            f"{requests['overdue']} overdue (accrochage correction-request list --open)"
+        )
     lines += [f"warning: {warning}" for warning in result.get("refdata_warnings", [])]
     if result["unusable_events"]:
         lines.append(
@@ -285,8 +297,10 @@ def import_report(ctx: click.Context, files: tuple[Path, ...]) -> None:
                 failed += 1
                 click.echo(f"error: {path.name}: {exc}", err=True)
                 continue
+            withdrawal = result.action == CdcAction.SUPPRESSION
             click.echo(
-                f"{path.name}: batch {result.batch_id or 'unknown'}: "
+                f"{path.name}: {'SUPPRESSION ' if withdrawal else ''}batch "
+                f"{result.batch_id or 'unknown'}: "
                 f"{len(result.accepted)} accepted, {len(result.rejected)} rejected, "
                 f"{len(result.unchanged)} unchanged"
             )
@@ -303,7 +317,15 @@ def import_report(ctx: click.Context, files: tuple[Path, ...]) -> None:
                     )
             for note in result.notes:
                 click.echo(f"  note: {note}")
-            echo_rejections(result.rejections)
+            if withdrawal:
+                echo_refused_suppressions(result.rejections)
+            else:
+                echo_rejections(result.rejections)
+            if result.requests_closed:
+                click.echo(
+                    f"  correction requests closed, corrected data accepted "
+                    f"({len(result.requests_closed)}): {', '.join(result.requests_closed)}"
+                )
             if result.kept_as:
                 click.echo(f"  a copy of the report is kept at {result.kept_as}")
     if failed:
@@ -331,6 +353,18 @@ def echo_rejections(rejections: list[dict[str, str | None]]) -> None:
         click.echo(
             "  next: fix the data and send corrected events, or `accrochage retry --batch REF` "
             "when the cause was on the CDC's side"
+        )
+
+
+def echo_refused_suppressions(rejections: list[dict[str, str | None]]) -> None:
+    for item in rejections[:SHOWN_PER_REASON]:
+        click.echo(f"  suppression refused, {item['record_id']}: {item['message']}")
+    if len(rejections) > SHOWN_PER_REASON:
+        click.echo(f"    ... and {len(rejections) - SHOWN_PER_REASON} more")
+    if rejections:
+        click.echo(
+            "  next: the CDC still holds these passages; once the cause is fixed, "
+            "`accrochage retry ID...` (or --all-rejected) cuts their SUPPRESSION again"
         )
 
 

@@ -31,6 +31,26 @@ class Member:
 
 
 @dataclass(frozen=True, slots=True)
+class SentAs:
+    """How a CREATION batch sent its passages: what a SUPPRESSION of them must repeat."""
+
+    emitter: Emitter
+    certifier: Certifier
+    schema_version: SchemaVersion
+
+
+@dataclass(frozen=True, slots=True)
+class Suppressible:
+    """An accepted record to withdraw from the CDC, with the passage as it was sent."""
+
+    certifier: str
+    member: Member
+    sent_as: SentAs
+    waiting_since: datetime
+    """Since when it waits for its SUPPRESSION (the batching age rule)."""
+
+
+@dataclass(frozen=True, slots=True)
 class FrozenBatch:
     """A batch as frozen at its cut: everything its file is written from, but the passages.
 
@@ -44,6 +64,13 @@ class FrozenBatch:
     schema_version: SchemaVersion
     passages: int
     action: CdcAction = CdcAction.CREATION
+    sent_as: SchemaVersion | None = None
+    """A SUPPRESSION's: the schema of the CREATION files it repeats (their identity branch)."""
+
+    @property
+    def passage_schema(self) -> SchemaVersion:
+        """The schema its passages are written in: as they were sent, for a SUPPRESSION."""
+        return self.sent_as or self.schema_version
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +83,8 @@ class BatchInfo:
     file_name: str
     file_path: Path | None = None
     """Where its file is now (null until written)."""
+    action: CdcAction = CdcAction.CREATION
+    schema_version: SchemaVersion = SchemaVersion.V1_1_2
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,126 +1,35 @@
-"""The record's life (DESIGN.md): what one event, cut, deposit, report or retry does to a record.
+"""The record's life (DESIGN.md): what one event, cut, deposit or report does to a record.
 
-Pure functions over typed values: the store reads the current `Record`s, a function here says
-what changes (a `Change`), and the store writes the answer in the same transaction. Nothing
-here knows how records are stored.
+Pure functions over typed values (`models/record.py`): the store reads the current `Record`s,
+a function here says what changes (a `Change`), and the store writes the answer in the same
+transaction. Nothing here knows how records are stored.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field, replace
-from datetime import date, datetime
-from enum import StrEnum
+from dataclasses import replace
+from datetime import datetime
 
 from accrochage.models.cdc import classify
 from accrochage.models.deadline import deadline_for
 from accrochage.models.decode import Decoded
 from accrochage.models.problems import Problem
-from accrochage.models.vocabulary import CdcReason, RecordStatus
-
-Status = RecordStatus
-INVALID_CONTENT_KEPT = 65_536
-"""Characters of an invalid content kept in the state (its hash is of the whole content)."""
-TRUNCATED = "_truncated"
-NEVER_SENT = frozenset({Status.INVALID, Status.PENDING, Status.REJECTED, Status.EXCLUDED})
-EXCLUDABLE = frozenset({Status.INVALID, Status.PENDING, Status.REJECTED})
-IN_A_BATCH = frozenset({Status.BATCHED, Status.DEPOSITED, Status.ACCEPTED})
-AWAITING_REPORT = frozenset({Status.BATCHED, Status.DEPOSITED})
-
-
-class Outcome(StrEnum):
-    CREATED = "created"
-    UPDATED = "updated"
-    UNCHANGED = "unchanged"
-    CORRECTION_STORED = "correction_stored"
-    WITHDRAWN = "withdrawn"
-    REVOCATION_FLAGGED = "revocation_flagged"
-    REFUSED = "refused"
-    MOVED = "moved"
-    """A cut, a deposit, a report outcome or a retry changed the record's status."""
-
-
-@dataclass(frozen=True, slots=True)
-class Record:
-    """A record's current row: its status, its current content's summary, its flags."""
-
-    record_id: str
-    certifier: str | None
-    code: str | None
-    status: RecordStatus
-    version: int
-    content_hash: str
-    delivered_on: date | None
-    deadline: date | None
-    errors: tuple[Problem, ...]
-    warnings: tuple[Problem, ...]
-    xml_bytes: int | None
-    batch_id: str | None
-    pending_since: datetime | None
-    correction_version: int | None
-    revocation_pending: bool
-    cdc_message: str | None
-    created_at: datetime
-    updated_at: datetime
-    latest_version: int
-    """The highest content version stored (a stored correction may exceed `version`)."""
-    correction_hash: str | None = None
-    """The content hash of the stored correction, when there is one."""
-    cdc_reason: CdcReason | None = None
-    """The class of the CDC's last message on it (`cdc_message`), when there is one."""
-    excluded_from: RecordStatus | None = None
-    """While `excluded`: the status `include` gives back (that of its current content)."""
-
-    @property
-    def outstanding(self) -> bool:
-        return is_outstanding(
-            self.status, self.correction_version is not None, self.revocation_pending
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class Content:
-    """One version of a record's content, as received (the payload without the envelope)."""
-
-    record_id: str
-    version: int
-    content_hash: str
-    event_id: str | None
-    payload: str
-    occurred_at: str | None
-    emitted_by: str | None
-    received_at: datetime
-    source: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class HistoryEntry:
-    record_id: str
-    at: datetime
-    from_status: RecordStatus | None
-    to_status: RecordStatus
-    reason: str
-    batch_id: str | None = None
-    report: str | None = None
-
-
-@dataclass(slots=True)
-class Change:
-    outcome: Outcome
-    record: Record | None = None
-    content: Content | None = None
-    history: HistoryEntry | None = None
-    errors: list[Problem] = field(default_factory=list)
-
-    @property
-    def changed(self) -> bool:
-        return self.record is not None
-
-
-def is_outstanding(status: RecordStatus, correction: bool, revocation: bool) -> bool:
-    if status in (Status.ACCEPTED, Status.WITHDRAWN, Status.EXCLUDED):
-        return correction or revocation
-    return True
+from accrochage.models.record import (
+    AWAITING_REPORT,
+    IDENTITY_REASONS,
+    IN_A_BATCH,
+    INVALID_CONTENT_KEPT,
+    NEVER_SENT,
+    TRUNCATED,
+    Change,
+    Content,
+    HistoryEntry,
+    Outcome,
+    Record,
+    Status,
+)
+from accrochage.models.vocabulary import RecordStatus
 
 
 def kept_payload(decoded: Decoded) -> str:
@@ -226,15 +135,19 @@ def apply_delivered(
     content = _content(decoded, version, now, source)
     if before in IN_A_BATCH:
         reason = "correction received after the batch was cut: kept for the correction path"
+        if not decoded.valid:
+            reason += " (it has errors: a valid correction must follow before it is sent)"
+        flagged = replace(
+            current,
+            correction_version=version,
+            correction_hash=decoded.content_hash,
+            correction_valid=decoded.valid,
+            latest_version=version,
+            updated_at=now,
+        )
         return Change(
             Outcome.CORRECTION_STORED,
-            replace(
-                current,
-                correction_version=version,
-                correction_hash=decoded.content_hash,
-                latest_version=version,
-                updated_at=now,
-            ),
+            awaiting_withdrawal(flagged, now),
             content,
             HistoryEntry(decoded.record_id, now, before, before, reason),
         )
@@ -309,7 +222,7 @@ def apply_revoked(current: Record | None, decoded: Decoded, now: datetime) -> Ch
         )
     return Change(
         Outcome.REVOCATION_FLAGGED,
-        replace(current, revocation_pending=True, updated_at=now),
+        awaiting_withdrawal(replace(current, revocation_pending=True, updated_at=now), now),
         None,
         HistoryEntry(
             decoded.record_id,
@@ -319,6 +232,18 @@ def apply_revoked(current: Record | None, decoded: Decoded, now: datetime) -> Ch
             reason + " after the batch was cut: flagged for SUPPRESSION",
         ),
     )
+
+
+def awaiting_withdrawal(record: Record, now: datetime) -> Record:
+    """An accepted record that must leave the CDC (revoked, or corrected): it waits for a
+    SUPPRESSION from `now` (the batching age rule), and its delivery deadline is met for good:
+    what is due now is the open correction request's answer, tracked by the request itself.
+    """
+    if record.status is not Status.ACCEPTED or record.pending_since is not None:
+        return record
+    if record.correction_version is None and not record.revocation_pending:
+        return record
+    return replace(record, deadline=None, pending_since=now)
 
 
 def cut_entry(record_id: str, now: datetime, reason: str, batch_id: str) -> HistoryEntry:
@@ -374,99 +299,29 @@ def apply_report(
         # Revoked while in flight and never accepted: the CDC holds nothing to delete.
         after, revocation = Status.WITHDRAWN, False
         reason += "; it had been revoked, so it is withdrawn"
+    cdc_reason = classify(message, whole_file=whole_file) if message or whole_file else None
+    identity = not accepted and cdc_reason in IDENTITY_REASONS
+    record = replace(
+        current,
+        status=after,
+        cdc_message=message,
+        cdc_reason=cdc_reason,
+        revocation_pending=revocation,
+        accepted_batch_id=current.batch_id if accepted else current.accepted_batch_id,
+        identity_rejections=current.identity_rejections + int(identity),
+        pending_since=None,
+        updated_at=now,
+    )
+    if record.identity_procedure and identity:
+        reason += (
+            f"; rejected {record.identity_rejections} times for identity: gather the "
+            "evidence (accrochage evidence) for the CDC's identity procedure"
+        )
     return Change(
         Outcome.MOVED,
-        replace(
-            current,
-            status=after,
-            cdc_message=message,
-            cdc_reason=classify(message, whole_file=whole_file) if message or whole_file else None,
-            revocation_pending=revocation,
-            updated_at=now,
-        ),
+        awaiting_withdrawal(record, now),
         None,
         HistoryEntry(
             current.record_id, now, current.status, after, reason, current.batch_id, label
         ),
-    )
-
-
-def apply_retry(current: Record, now: datetime) -> Change:
-    """The operator re-queues a rejected record without new content."""
-    if current.status is not Status.REJECTED:
-        return Change(
-            Outcome.REFUSED,
-            errors=[
-                Problem(
-                    "record_id",
-                    f"record {current.record_id} is {current.status}: only rejected records "
-                    "can be retried (a corrected event re-queues the others)",
-                )
-            ],
-        )
-    return Change(
-        Outcome.MOVED,
-        replace(current, status=Status.PENDING, pending_since=now, batch_id=None, updated_at=now),
-        None,
-        HistoryEntry(
-            current.record_id, now, Status.REJECTED, Status.PENDING, "retried by the operator"
-        ),
-    )
-
-
-def apply_exclude(current: Record, reason: str, now: datetime) -> Change:
-    """The operator takes a record out of the obligation (an invalid, pending or rejected one)."""
-    if current.status is Status.EXCLUDED:
-        return Change(Outcome.UNCHANGED)
-    if current.status not in EXCLUDABLE:
-        return Change(
-            Outcome.REFUSED,
-            errors=[
-                Problem(
-                    "record_id",
-                    f"record {current.record_id} is {current.status}: only invalid, pending and "
-                    "rejected records can be excluded (the CDC may hold the others)",
-                )
-            ],
-        )
-    return Change(
-        Outcome.MOVED,
-        replace(
-            current,
-            status=Status.EXCLUDED,
-            excluded_from=current.status,
-            pending_since=None,
-            updated_at=now,
-        ),
-        None,
-        HistoryEntry(
-            current.record_id, now, current.status, Status.EXCLUDED, f"excluded: {reason}"
-        ),
-    )
-
-
-def apply_include(current: Record, now: datetime) -> Change:
-    """The operator puts an excluded record back: it gets the status of its current content."""
-    if current.status is not Status.EXCLUDED:
-        return Change(
-            Outcome.REFUSED,
-            errors=[
-                Problem(
-                    "record_id",
-                    f"record {current.record_id} is {current.status}, not excluded",
-                )
-            ],
-        )
-    after = current.excluded_from or Status.PENDING
-    return Change(
-        Outcome.MOVED,
-        replace(
-            current,
-            status=after,
-            excluded_from=None,
-            pending_since=now if after is Status.PENDING else None,
-            updated_at=now,
-        ),
-        None,
-        HistoryEntry(current.record_id, now, Status.EXCLUDED, after, "included again"),
     )

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import datetime
 
-from accrochage.models.lifecycle import Change, HistoryEntry, Outcome, Record
 from accrochage.models.problems import Problem
+from accrochage.models.record import Change, HistoryEntry, Outcome, Record
 from accrochage.models.vocabulary import RecordStatus
 
 REVALIDATED = frozenset({RecordStatus.PENDING, RecordStatus.INVALID})

@@ -68,6 +68,23 @@ class CdcReason(StrEnum):
     OTHER = "other"
 
 
+class RequestStatus(StrEnum):
+    """A correction request's state (CONTRACT §9, décret 2024-1236)."""
+
+    OPEN = "open"
+    ANSWERED = "answered"
+    """Closed by the operator: the request was unfounded (the answer says why)."""
+    CORRECTED = "corrected"
+    """Closed by corrected data: the CDC accepted it, or the operator said so."""
+
+
+class RequestSource(StrEnum):
+    """Who asked for a correction."""
+
+    CDC = "cdc"
+    HOLDER = "holder"
+
+
 class DepositorNature(StrEnum):
     """`natureDeposant`: who deposits the files."""
 
@@ -82,4 +99,6 @@ def values(vocabulary: type[StrEnum]) -> list[str]:
 
 BATCHES_TO_WRITE = (BatchState.CUT, BatchState.FAILED)
 RELEASED = (BatchState.WRITTEN, BatchState.DEPOSITED, BatchState.REPORTED)
+PLACED = (*RELEASED, BatchState.SUPERSEDED)
+"""Batches whose file exists somewhere in the outbox (superseded ones beside the others)."""
 """Batch states whose file exists: in the outbox's top folder, `deposited/` or `done/`."""

@@ -64,6 +64,16 @@ def load_schema(path: Path) -> etree.XMLSchema:
     return _load(path.resolve())
 
 
+def declared_version(path: Path) -> str | None:
+    """The `version` attribute of an XSD's `xsd:schema` (the CDC's files carry it), if any."""
+    try:
+        parser = etree.XMLParser(resolve_entities=False, no_network=True)
+        version = etree.parse(str(path), parser).getroot().get("version")
+    except (OSError, etree.XMLSyntaxError):
+        return None
+    return version.strip() if version else None
+
+
 # -- the schema version a file is written in ---------------------------------------------------
 
 

@@ -16,6 +16,7 @@ from accrochage.errors import RenderError
 from accrochage.models.deadline import PARIS
 from accrochage.models.event import DeliveredEvent
 from accrochage.models.registry import Certifier, Emitter
+from accrochage.models.vocabulary import CdcAction
 from accrochage.sinks.passage import NS_DECLARATIONS, element, fragment, passage_bytes
 from accrochage.sinks.profiles import SchemaProfile
 
@@ -31,6 +32,15 @@ class FluxHeader:
     emitter: Emitter
     certifier: Certifier
     profile: SchemaProfile
+    action: CdcAction = CdcAction.CREATION
+    """Written where the profile has `action` (1.1.5); a 1.1.2 flux can only create."""
+    passage_profile: SchemaProfile | None = None
+    """The schema the passages are written in, when not the flux's: a SUPPRESSION repeats
+    passages as their CREATION file sent them (identity branch included)."""
+
+    @property
+    def passages_as(self) -> SchemaProfile:
+        return self.passage_profile or self.profile
 
     @property
     def horodatage(self) -> str:
@@ -67,7 +77,7 @@ def flux_head(header: FluxHeader) -> bytes:
     parts = [XML_DECLARATION, b"<cpf:flux" + NS_DECLARATIONS + b">\n"]
     parts += [_leaf("idFlux", header.id_flux), _leaf("horodatage", header.horodatage)]
     if header.profile.action is not None:
-        parts.append(_leaf("action", header.profile.action))
+        parts.append(_leaf("action", header.action))
     parts += [b"\n", _open("emetteur"), _leaf("idClient", header.emitter.id_client)]
     parts += [b"\n", _open("certificateurs"), _open("certificateur")]
     parts += [_leaf("idClient", header.certifier.id_client)]
@@ -112,7 +122,7 @@ def render_flux(
             seen.add(code)
             current = code
             written += out.write(certification_head(header, event.certification.type, code))
-        written += out.write(passage_bytes(event, header.profile))
+        written += out.write(passage_bytes(event, header.passages_as))
         count += 1
         if max_bytes is not None and written > max_bytes:
             raise RenderError(f"the file exceeds max_file_bytes ({max_bytes} bytes)")

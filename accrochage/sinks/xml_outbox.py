@@ -45,6 +45,8 @@ def header_of(batch: FrozenBatch) -> FluxHeader:
         batch.emitter,
         batch.certifier,
         profile_for(batch.schema_version),
+        batch.action,
+        profile_for(batch.passage_schema),
     )
 
 
@@ -131,7 +133,7 @@ class XmlOutbox(BatchSink):
 
     def passage_size(self, batch: FrozenBatch, content: StoredContent) -> int:
         event = event_from_content(content.payload, content.event_id)
-        return len(passage_bytes(event, profile_for(batch.schema_version)))
+        return len(passage_bytes(event, profile_for(batch.passage_schema)))
 
     def _job(self, batch: FrozenBatch) -> RenderJob:
         return RenderJob(

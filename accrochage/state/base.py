@@ -25,9 +25,12 @@ from accrochage.models.batch import (
     Member,
     PendingStats,
     ReleasedFile,
+    Suppressible,
 )
-from accrochage.models.lifecycle import Change, HistoryEntry, Record
+from accrochage.models.corrections import CorrectionRequest, RequestClosure
+from accrochage.models.record import Change, HistoryEntry, Record
 from accrochage.models.vocabulary import BatchState
+from accrochage.models.withdrawal import Sending
 from accrochage.state.queries import OutstandingQuery
 from accrochage.state.refdata import REFDATA_KINDS, RefdataSource, RefdataStorage
 from accrochage.state.values import (
@@ -35,11 +38,13 @@ from accrochage.state.values import (
     AlertState,
     DashboardNumbers,
     DeadLetter,
+    EvidenceSources,
     ImportedReport,
     JsonRow,
     Observation,
     ReleasedBatch,
     StoredContent,
+    StoreHealth,
     ToDeposit,
     UnusableEvent,
 )
@@ -120,6 +125,27 @@ class Transaction(ABC):
     def records_in_batch(self, batch_id: str) -> list[Record]:
         """The records whose current batch is this one."""
 
+    # -- the CDC loop (CONTRACT §9) --------------------------------------------------------
+
+    @abstractmethod
+    def suppressible(self) -> list[Suppressible]:
+        """Accepted records to withdraw (revoked, or with a valid correction), not yet in a
+        SUPPRESSION nor refused one, each with the passage as its CREATION batch sent it."""
+
+    @abstractmethod
+    def to_supersede(self) -> list[str]:
+        """CREATION batches written, never deposited nor reported, holding a record that was
+        corrected or revoked since: their files are replaced before anyone uploads them."""
+
+    @abstractmethod
+    def batch_superseded(self, batch_id: str, file: Path | None) -> None:
+        """The batch is never to be uploaded; `file`: where its file now lives."""
+
+    @abstractmethod
+    def sendings(self, record_id: str) -> list[Sending]:
+        """The CREATION batches that carried the record, oldest first, but those whose report
+        rejected it (what the CDC may hold)."""
+
     @abstractmethod
     def batch_ids_matching(self, ref: str) -> list[str]:
         """Batches a reference names: the batch id, a prefix of it (8 characters or more), the
@@ -162,6 +188,31 @@ class Transaction(ABC):
 
     @abstractmethod
     def save_alert_delivery(self, delivery: AlertDelivery) -> None: ...
+
+    # -- correction requests ---------------------------------------------------------------
+
+    @abstractmethod
+    def add_correction_request(self, request: CorrectionRequest) -> None: ...
+
+    @abstractmethod
+    def correction_request(self, request_id: str) -> CorrectionRequest | None: ...
+
+    @abstractmethod
+    def answer_correction_request(self, request: CorrectionRequest) -> None:
+        """Save a request closed by hand (its status, answer kind, text and time)."""
+
+    @abstractmethod
+    def close_correction_requests(
+        self, closures: Sequence[RequestClosure], at: datetime, label: str
+    ) -> list[str]:
+        """Close as `corrected` the open requests that CDC acceptances answer (CONTRACT §9):
+        opened before `at` and, for an accepted content version, no later than that content
+        was stored (`version` None: a revoked record's accepted suppression closes them all).
+        Each gets a history row on its record; the closed request ids are returned."""
+
+    @abstractmethod
+    def correction_deadlines(self, record_ids: Sequence[str]) -> dict[str, date]:
+        """The earliest deadline of each record's open requests (records with none absent)."""
 
 
 class Reader(ABC):
@@ -230,6 +281,28 @@ class Reader(ABC):
     @abstractmethod
     def close(self) -> None: ...
 
+    @abstractmethod
+    def schema_versions_written(self) -> set[str]:
+        """The CDC schema versions of the batches the state holds (whatever their state)."""
+
+    @abstractmethod
+    def health(self) -> StoreHealth:
+        """The storage's size and the migrations applied (integrity: `Store` checks it)."""
+
+    @abstractmethod
+    def evidence_sources(self, record_id: str) -> EvidenceSources:
+        """The batches that carried a record (oldest first) and the imported reports naming it
+        (by their lists, or a whole-file rejection of one of those batches), oldest first."""
+
+    # -- correction requests ---------------------------------------------------------------
+
+    @abstractmethod
+    def correction_requests(
+        self, *, open_only: bool, as_of: date, margin_days: int
+    ) -> list[JsonRow]:
+        """CONTRACT §9's objects (plus `note`, `opened_at`, `at_risk`, `overdue`), open ones
+        first, each group by deadline."""
+
 
 class StoreLocation(ABC):
     """Where a store lives, as a picklable value: other processes open readers from it."""
@@ -276,6 +349,7 @@ __all__ = [
     "AlertState",
     "DashboardNumbers",
     "DeadLetter",
+    "EvidenceSources",
     "ImportedReport",
     "JsonRow",
     "Observation",
@@ -284,6 +358,7 @@ __all__ = [
     "RefdataStorage",
     "ReleasedBatch",
     "Store",
+    "StoreHealth",
     "StoreLocation",
     "StoredContent",
     "ToDeposit",

@@ -24,6 +24,7 @@ OUTSTANDING_FIELDS = (
     "revocation_pending",
     "cdc_message",
     "cdc_reason",
+    "correction_request",
 )
 
 

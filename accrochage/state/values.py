@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
+from pathlib import Path
 from typing import Any
 
 from accrochage.models.batch import FrozenBatch, ReleasedFile
 from accrochage.models.problems import Problem
-from accrochage.models.vocabulary import BatchState
+from accrochage.models.vocabulary import BatchState, CdcAction
 
 JsonRow = dict[str, Any]
 """A query answer, shaped as the API and the CLI print it (CONTRACT.md)."""
@@ -133,3 +134,54 @@ class AlertDelivery:
     receiver: str
     status: str
     sent_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class CarryingBatch:
+    """A batch that carried a record (`accrochage evidence`): its file as recorded."""
+
+    batch_id: str
+    certifier: str
+    action: CdcAction
+    state: BatchState
+    schema_version: str
+    created_at: datetime
+    file_name: str
+    file_path: Path | None
+    """Where its file is recorded now (None: never released)."""
+    sha256: str | None
+    size: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class ReportNaming:
+    """An imported CDC report that names a record (`accrochage evidence`)."""
+
+    sha256: str
+    name: str
+    """The report file's name when it was imported."""
+    nom_fichier: str | None
+    batch_id: str | None
+    imported_at: datetime
+    outcome: str
+    """What it said of the record: accepted, rejected, unchanged, unknown or file_rejected."""
+    kept_as: Path | None
+    """The copy kept beside the state, when the stored summary says where."""
+
+
+@dataclass(frozen=True, slots=True)
+class EvidenceSources:
+    """Where the evidence of one record lies: its batches and the reports naming it."""
+
+    batches: tuple[CarryingBatch, ...]
+    reports: tuple[ReportNaming, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class StoreHealth:
+    """How the state's storage looks (`accrochage doctor`): counts and names, no record."""
+
+    bytes: int
+    """The database's size (its pages; a SQLite WAL beside it is not counted)."""
+    migrations: tuple[str, ...]
+    """The schema migrations applied, in the order they were."""

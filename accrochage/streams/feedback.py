@@ -10,16 +10,15 @@ from pathlib import Path
 from typing import Any
 
 from accrochage.errors import AccrochageError
+from accrochage.models.corrections import RequestClosure
 from accrochage.models.deadline import Clock
-from accrochage.models.lifecycle import (
-    Change,
-    Record,
-    apply_report,
-)
-from accrochage.models.vocabulary import RELEASED, BatchState
+from accrochage.models.record import Change, Record
+from accrochage.models.vocabulary import RELEASED, BatchState, CdcAction
 from accrochage.sinks.base import BatchSink
 from accrochage.sinks.reports import ProcessingReport, parse_report, read_report_bytes
 from accrochage.state.base import ImportedReport, Store, Transaction
+from accrochage.streams.outcomes import Closure, OutcomeContext, Verdict, apply_verdict, closure_of
+from accrochage.streams.redecode import Decodes
 
 
 @dataclass(slots=True)
@@ -38,6 +37,10 @@ class ImportSummary:
     """Each rejected record with the CDC's message and its class (`cdc_reason`)."""
     kept_as: str | None = None
     """Where a copy of the report was kept, beside the state."""
+    action: str = CdcAction.CREATION.value
+    """The reported batch's action: a SUPPRESSION's acceptance withdraws what the CDC held."""
+    requests_closed: list[str] = field(default_factory=list)
+    """Correction requests this report answered (corrected data accepted)."""
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -45,11 +48,18 @@ class ImportSummary:
 
 class Feedback:
     def __init__(
-        self, store: Store, clock: Clock, sink: BatchSink, archive: Path | None = None
+        self,
+        store: Store,
+        clock: Clock,
+        sink: BatchSink,
+        decode: Decodes,
+        archive: Path | None = None,
     ) -> None:
         self.store = store
         self.clock = clock
         self.sink = sink
+        self.decode = decode
+        """Decodes a stored correction again, the day it becomes a record's content."""
         self.archive = archive
         """A folder keeping a copy of every report imported (the CDC's word, for audits)."""
 
@@ -83,10 +93,18 @@ class Feedback:
                     f"{report.id_flux!r}: outcomes are applied by idTechnique only"
                 )
             label = f"{name} (idTraitement {report.id_traitement})"
+            batch = tx.batch(batch_id) if batch_id is not None else None
+            if batch is not None:
+                summary.action = batch.action.value
+            ctx = OutcomeContext(tx, batch, now, label, self.decode)
             if report.rejected_whole_file:
-                _reject_file(tx, report, batch_id, summary, now, label)
+                closures = _reject_file(ctx, report, summary)
             else:
-                _apply_outcomes(tx, report, batch_id, summary, now, label)
+                closures = _apply_outcomes(ctx, report, summary)
+            if closures:
+                summary.requests_closed = tx.close_correction_requests(
+                    [RequestClosure(c.record_id, c.version) for c in closures], now, label
+                )
             tx.save_report(
                 ImportedReport(
                     sha256=digest,
@@ -119,79 +137,63 @@ class Feedback:
 
 
 def _apply_outcomes(
-    tx: Transaction,
-    report: ProcessingReport,
-    batch_id: str | None,
-    summary: ImportSummary,
-    now: datetime,
-    label: str,
-) -> None:
+    ctx: OutcomeContext, report: ProcessingReport, summary: ImportSummary
+) -> list[Closure]:
+    tx = ctx.tx
     current = tx.records([o.id_technique for o in report.outcomes])
     changes: list[Change] = []
+    closures: list[Closure] = []
     for outcome in report.outcomes:
         record = current.get(outcome.id_technique)
         if record is None:
             summary.unknown_ids.append(outcome.id_technique)
             continue
-        change = apply_report(
-            record,
-            accepted=outcome.accepted,
-            message=outcome.message,
-            report_batch=batch_id,
-            now=now,
-            label=label,
-        )
+        verdict = Verdict(outcome.accepted, outcome.message, outcome.already_known)
+        change = apply_verdict(ctx, record, verdict)
         if change.record is None:
             summary.unchanged.append(outcome.id_technique)
             continue
         current[outcome.id_technique] = change.record
         changes.append(change)
+        closure = closure_of(ctx, record, change.record)
+        if closure is not None:
+            closures.append(closure)
         (summary.accepted if outcome.accepted else summary.rejected).append(outcome.id_technique)
         if not outcome.accepted:
             summary.rejections.append(_rejection(change.record))
     tx.save(changes)
-    if batch_id is not None:
+    if ctx.batch is not None:
         mentioned = {o.id_technique for o in report.outcomes}
-        summary.not_mentioned = [r for r in tx.batch_member_ids(batch_id) if r not in mentioned]
+        members = tx.batch_member_ids(ctx.batch.batch_id)
+        summary.not_mentioned = [r for r in members if r not in mentioned]
+    return closures
 
 
 def _reject_file(
-    tx: Transaction,
-    report: ProcessingReport,
-    batch_id: str | None,
-    summary: ImportSummary,
-    now: datetime,
-    label: str,
-) -> None:
+    ctx: OutcomeContext, report: ProcessingReport, summary: ImportSummary
+) -> list[Closure]:
     error = "; ".join(
         f"{e.type or 'erreur'}: {e.message}" + (f" (ligne {e.line})" if e.line else "")
         for e in report.file_errors
     )
     summary.file_error = error
-    if batch_id is None:
+    if ctx.batch is None:
         raise AccrochageError(
             f"{summary.file}: the CDC rejected the whole file {report.file_name!r} ({error}), "
             "but no batch has that file name: cannot tell which records it held"
         )
     changes = []
-    for record in tx.records_in_batch(batch_id):
-        change = apply_report(
-            record,
-            accepted=False,
-            message=f"file rejected: {error}",
-            report_batch=batch_id,
-            now=now,
-            label=label,
-            whole_file=True,
-        )
+    verdict = Verdict(False, f"file rejected: {error}", whole_file=True)
+    for record in ctx.tx.records_in_batch(ctx.batch.batch_id):
+        change = apply_verdict(ctx, record, verdict)
         if change.record is None:
             summary.unchanged.append(record.record_id)
         else:
             changes.append(change)
             summary.rejected.append(record.record_id)
-            assert change.record is not None
             summary.rejections.append(_rejection(change.record))
-    tx.save(changes)
+    ctx.tx.save(changes)
+    return []
 
 
 def _rejection(record: Record) -> dict[str, str | None]:

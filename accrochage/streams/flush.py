@@ -14,16 +14,20 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+from accrochage import failpoints
 from accrochage.models.batch import FrozenBatch, Member, ReleasedFile
 from accrochage.models.deadline import Clock, paris_today
 from accrochage.models.lifecycle import cut_entry
 from accrochage.models.registry import Certifier, Registry
-from accrochage.models.vocabulary import RELEASED, BatchState, SchemaVersion
+from accrochage.models.vocabulary import PLACED, BatchState, CdcAction, SchemaVersion
 from accrochage.sinks.base import BatchSink
+from accrochage.sinks.profiles import profile_for
 from accrochage.state.base import Store, Transaction
 from accrochage.streams import metrics
 from accrochage.streams.batching import BatchLimits, due_reason, split
+from accrochage.streams.redecode import Decodes
 from accrochage.streams.verify import file_problem, rewrite
+from accrochage.streams.withdraw import cut_suppressions, supersede
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +36,7 @@ class CutBatch:
     certifier: str
     passages: int
     reason: str
+    action: CdcAction = CdcAction.CREATION
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +59,8 @@ class FailedBatch:
 @dataclass(slots=True)
 class FlushReport:
     cut: list[CutBatch] = field(default_factory=list)
+    superseded: list[str] = field(default_factory=list)
+    """Written files replaced before any deposit (moved to `superseded/`)."""
     written: list[WrittenBatch] = field(default_factory=list)
     failed: list[FailedBatch] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
@@ -84,6 +91,7 @@ class Flusher:
         clock: Clock,
         limits: BatchLimits,
         schema_version: SchemaVersion,
+        decode: Decodes,
     ) -> None:
         self.store = store
         self.sink = sink
@@ -91,6 +99,8 @@ class Flusher:
         self.clock = clock
         self.limits = limits
         self.schema_version = schema_version
+        self.decode = decode
+        """Decodes a stored correction again, the day it replaces a record's content."""
 
     def flush(self, *, force: bool = False, report: FlushReport | None = None) -> FlushReport:
         report = report if report is not None else FlushReport()
@@ -104,6 +114,24 @@ class Flusher:
         now = self.clock.now().replace(microsecond=0)
         today = paris_today(self.clock)
         with self.store.transaction() as tx:
+            superseded, moves = supersede(tx, self.sink, self.decode, now)
+        report.superseded += superseded
+        self.sink.move_recorded(moves, "superseded")
+        with self.store.transaction() as tx:
+            if profile_for(self.schema_version).action is not None:
+                report.notes += cut_suppressions(
+                    tx,
+                    self.sink,
+                    self.limits,
+                    self.schema_version,
+                    lambda key: self.registry.get(key) is not None,
+                    now,
+                    today,
+                    force=force,
+                    on_cut=lambda batch, n, why: report.cut.append(
+                        CutBatch(batch.batch_id, batch.certifier.key, n, why, batch.action)
+                    ),
+                )
             for stats in tx.pending_stats():
                 certifier = self.registry.get(stats.certifier)
                 if certifier is None:
@@ -115,6 +143,7 @@ class Flusher:
                 reason = "forced" if force else due_reason(stats, now, today, self.limits)
                 if reason is not None:
                     self._cut_certifier(tx, certifier, now, reason, report)
+        failpoints.reached("flush:cut")
 
     def _cut_certifier(
         self,
@@ -172,7 +201,7 @@ class Flusher:
         file edited in place) is `verify --repair`'s job.
         """
         with self.store.reading() as reader:
-            released = reader.released_batches(RELEASED)
+            released = reader.released_batches(PLACED)
         for item in released:
             if file_problem(item.file) != "missing":
                 continue

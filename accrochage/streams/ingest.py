@@ -17,8 +17,9 @@ from accrochage.errors import StoreError
 from accrochage.models.deadline import Clock, paris_today
 from accrochage.models.decode import Decoded, Kind, decode, storable
 from accrochage.models.event import DeliveredEvent
-from accrochage.models.lifecycle import Change, Outcome, Record, apply_delivered, apply_revoked
+from accrochage.models.lifecycle import apply_delivered, apply_revoked
 from accrochage.models.problems import Problem, problems_as_dicts
+from accrochage.models.record import Change, Outcome, Record
 from accrochage.models.reference import Reference
 from accrochage.models.registry import Registry
 from accrochage.models.vocabulary import RecordStatus

@@ -26,7 +26,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from accrochage.models.deadline import PARIS
-from accrochage.models.lifecycle import Outcome
+from accrochage.models.record import Outcome
 from accrochage.models.vocabulary import BatchState, RecordStatus
 from accrochage.state.base import Observation
 from accrochage.streams.ingest import IngestResult

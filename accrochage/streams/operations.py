@@ -12,20 +12,14 @@ from datetime import datetime
 from pathlib import Path
 
 from accrochage.models.deadline import Clock
-from accrochage.models.lifecycle import (
-    Change,
-    Outcome,
-    Record,
-    apply_deposited,
-    apply_exclude,
-    apply_include,
-    apply_retry,
-)
-from accrochage.models.vocabulary import BatchState, CdcReason
+from accrochage.models.lifecycle import apply_deposited
+from accrochage.models.operator import apply_exclude, apply_include, apply_retry
+from accrochage.models.record import IDENTITY_REASONS, Change, Outcome, Record
+from accrochage.models.vocabulary import BatchState, CdcReason, RecordStatus
+from accrochage.models.withdrawal import apply_suppression_retry
 from accrochage.sinks.base import BatchSink
 from accrochage.state.base import Store, Transaction
 
-IDENTITY_REASONS = frozenset({CdcReason.IDENTITY_NOT_FOUND, CdcReason.IDENTITY_AMBIGUOUS})
 IDENTITY_WARNING = (
     "warning: the CDC rejected its identity and it is unchanged; the CDC matches a holder on "
     "birth name, first names, birth date and place (or the NIR): send a corrected event, or "
@@ -98,8 +92,9 @@ class Operations:
         return ItemOutcome(ref, True, f"batch {batch_id} deposited ({len(moved)} records)")
 
     def retry(self, record_ids: Sequence[str]) -> list[ItemOutcome]:
-        """Put rejected records back to pending, without new content."""
-        return self._apply(record_ids, apply_retry)
+        """Put rejected records back to pending, without new content; cut a refused
+        SUPPRESSION again."""
+        return self._apply(record_ids, retry)
 
     def retry_rejected(
         self,
@@ -118,7 +113,7 @@ class Operations:
                     return [refused(batch_ref, f"names {why}: give a batch id or file name")]
                 batch_id = matching[0]
             ids = tx.rejected_ids(batch_id=batch_id, certifier=certifier, reason=reason)
-            return self._apply_in(tx, ids, apply_retry)
+            return self._apply_in(tx, ids, retry)
 
     def exclude(self, record_ids: Sequence[str], reason: str) -> list[ItemOutcome]:
         """Take records out of the obligation, with the reason kept in their history."""
@@ -162,7 +157,15 @@ class Operations:
         return outcomes
 
 
+def retry(record: Record, now: datetime) -> Change:
+    if record.status is RecordStatus.ACCEPTED and record.suppression_rejected:
+        return apply_suppression_retry(record, now)
+    return apply_retry(record, now)
+
+
 def _done(before: Record, after: Record) -> str:
+    if before.suppression_rejected and not after.suppression_rejected:
+        return "its SUPPRESSION is cut again at the next flush"
     message = f"{after.status} (was {before.status})"
     if after.status == "pending" and before.cdc_reason in IDENTITY_REASONS:
         message += f"; {IDENTITY_WARNING}"

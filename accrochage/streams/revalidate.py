@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 
 from accrochage.models.deadline import Clock, paris_today
 from accrochage.models.decode import decode
-from accrochage.models.lifecycle import TRUNCATED, Change, Outcome
 from accrochage.models.problems import Problem
+from accrochage.models.record import TRUNCATED, Change, Outcome
 from accrochage.models.reference import Reference
 from accrochage.models.registry import Registry
 from accrochage.models.revalidation import REVALIDATED, apply_revalidated

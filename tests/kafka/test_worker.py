@@ -59,7 +59,7 @@ async def test_worker_stores_batches_and_dead_letters_every_event(
 ) -> None:
     began = time.monotonic()
     why = f"(seed {kafka_seed}; replay with ACCROCHAGE_KAFKA_SEED={kafka_seed})"
-    config = write_worker_config(tmp_path / "worker", kafka_broker.bootstrap)
+    config = write_worker_config(tmp_path / "worker", kafka_broker.bootstrap, schema="1.1.2")
     spec = write_events(
         tmp_path / "events.jsonl",
         config.settings(),
@@ -145,7 +145,7 @@ async def test_worker_resumes_from_the_state_not_from_the_broker_offsets(
     Simulated here by committing offsets for the group before the first worker starts.
     """
     why = f"(seed {kafka_seed}; replay with ACCROCHAGE_KAFKA_SEED={kafka_seed})"
-    config = write_worker_config(tmp_path / "worker", kafka_broker.bootstrap)
+    config = write_worker_config(tmp_path / "worker", kafka_broker.bootstrap, schema="1.1.2")
     spec = write_events(
         tmp_path / "events.jsonl", config.settings(), kafka_seed, 400, invalid_ratio=0.05
     )

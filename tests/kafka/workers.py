@@ -124,9 +124,16 @@ class WorkerConfig:
 
 
 def write_worker_config(
-    folder: Path, bootstrap: str, *, max_records: int = 500, xsd: Path | None = None
+    folder: Path,
+    bootstrap: str,
+    *,
+    max_records: int = 500,
+    xsd: Path | None = None,
+    schema: str | None = None,
 ) -> WorkerConfig:
-    """The example configuration with its own topics, group, paths and API port."""
+    """The example configuration with its own topics, group, paths and API port; `schema`
+    replaces its `schema.version` (1.1.5, the default): "1.1.2" for the tests that check the
+    worker's files against the CDC's official XSD."""
     folder.mkdir(parents=True, exist_ok=True)
     name = unique("accrochage")
     config = WorkerConfig(
@@ -139,6 +146,7 @@ def write_worker_config(
         bind=f"127.0.0.1:{free_port()}",
     )
     text = EXAMPLE_CONFIG.read_text(encoding="utf-8")
+    version = json.dumps(schema) if schema else r'"\1"'  # the example's, unless named
     replacements = {
         r'(?m)^state = ".*?"': f"state = {json.dumps(str(config.state))}",
         r'(?m)^outbox = ".*?"': f"outbox = {json.dumps(str(config.outbox))}",
@@ -146,6 +154,7 @@ def write_worker_config(
         r'(?m)^max_delay = ".*?"': 'max_delay = "1s"',
         r'(?m)^tick = ".*?"': 'tick = "1s"',
         r'(?m)^xsd = ".*?"': f"xsd = {json.dumps(str(xsd) if xsd else '')}",
+        r'(?m)^version = "(.*?)"': f"version = {version}",
         r'(?m)^bind = ".*?"': f"bind = {json.dumps(config.bind)}",
         r'(?m)^bootstrap = ".*?"': f"bootstrap = {json.dumps(bootstrap)}",
         r'(?m)^topic = ".*?"': f"topic = {json.dumps(config.topic)}",
@@ -377,6 +386,8 @@ class Progress:
     pending: int
     unwritten: int
     dead_letters: int
+    to_supersede: int = 0
+    """Records corrected after their file was written: the next tick supersedes that file."""
 
     def done(self, produced: int) -> bool:
         return (
@@ -384,6 +395,7 @@ class Progress:
             and self.pending == 0
             and self.unwritten == 0
             and self.dead_letters == 0
+            and self.to_supersede == 0
         )
 
 
@@ -406,8 +418,14 @@ def progress(config: WorkerConfig) -> Progress:
             ),
             records=one("SELECT count(*) FROM records"),
             pending=one("SELECT count(*) FROM records WHERE status = 'pending'"),
-            unwritten=one("SELECT count(*) FROM batches WHERE state <> 'written'"),
+            unwritten=one(
+                "SELECT count(*) FROM batches WHERE state NOT IN ('written', 'superseded')"
+            ),
             dead_letters=one("SELECT count(*) FROM dead_letters"),
+            to_supersede=one(
+                "SELECT count(*) FROM records WHERE status = 'batched' "
+                "AND (correction_version IS NOT NULL OR revocation_pending = 1)"
+            ),
         )
     except sqlite3.OperationalError:  # the first worker has not migrated the schema yet
         return Progress(0, 0, 0, 0, 0)
@@ -529,9 +547,13 @@ class Outbox:
 
 
 def read_outbox(outbox: Path, xsds: Iterable[Path], why: str = "") -> Outbox:
-    """Every released file valid against each XSD; no idTechnique in two files."""
+    """Every released file valid against each XSD; no idTechnique in two files to upload.
+
+    Files replaced before any deposit (under `superseded/`) are never to be uploaded: their
+    records went out again in the files that replaced them.
+    """
     assert not leftover_partials(outbox), f"partial files left: {leftover_partials(outbox)} {why}"
-    files = released_files(outbox)
+    files = [p for p in released_files(outbox) if p.parent.name != "superseded"]
     holder: dict[str, Path] = {}
     for path in files:
         for xsd in xsds:
@@ -569,11 +591,13 @@ def check_final_state(config: WorkerConfig, spec: Input, outbox: Outbox, why: st
         states = {
             r[0]: r[1] for r in conn.execute("SELECT state, count(*) FROM batches GROUP BY 1")
         }
-        assert set(states) == {"written"}, f"batches not all written: {states} {why}"
+        assert set(states) <= {"written", "superseded"}, f"batches not all written: {states} {why}"
         by_path = {
             Path(r["file_path"]): r["batch_id"]
-            for r in conn.execute("SELECT batch_id, file_path FROM batches")
+            for r in conn.execute("SELECT batch_id, file_path FROM batches WHERE state = 'written'")
         }
+        for (path,) in conn.execute("SELECT file_path FROM batches WHERE state = 'superseded'"):
+            assert Path(path).parent.name == "superseded" and Path(path).is_file(), (path, why)
         assert set(by_path) == set(outbox.files), (
             f"files and batches differ: {sorted(set(by_path) ^ set(outbox.files))[:5]} {why}"
         )
@@ -599,6 +623,11 @@ def check_final_state(config: WorkerConfig, spec: Input, outbox: Outbox, why: st
             "SELECT record_id FROM history WHERE from_status = 'pending' AND to_status = 'batched'"
         ):
             cuts[record_id] = cuts.get(record_id, 0) + 1
+        for (record_id,) in conn.execute(
+            "SELECT record_id FROM history WHERE from_status = 'batched' "
+            "AND reason LIKE 'file superseded%'"
+        ):
+            cuts[record_id] -= 1  # taken out of a superseded file, then cut again
         twice = [r for r, n in cuts.items() if n != 1]
         assert not twice and cuts.keys() == spec.valid, f"cut twice or never: {twice[:5]} {why}"
     finally:
@@ -666,7 +695,7 @@ def check_corrections(
 ) -> dict[str, int]:
     """Whichever came first, the cut or the correction, the correction is never lost."""
     conn = connect_readonly(config.state)
-    ways = {"in the file": 0, "stored beside": 0}
+    ways = {"in the file": 0, "stored beside": 0, "superseded a file": 0}
     try:
         for record_id in sorted(spec.corrected):
             record = conn.execute(
@@ -674,8 +703,14 @@ def check_corrections(
                 (record_id,),
             ).fetchone()
             (member,) = conn.execute(
-                "SELECT version FROM batch_members WHERE record_id = ?", (record_id,)
+                "SELECT version FROM batch_members WHERE record_id = ? AND batch_id = ?",
+                (record_id, record["batch_id"]),
             ).fetchone()
+            carried = conn.execute(
+                "SELECT count(*) FROM batch_members WHERE record_id = ?", (record_id,)
+            ).fetchone()[0]
+            if carried > 1:
+                ways["superseded a file"] += 1
             postal_code = _exam_postal_code(outbox.holder[record_id], record_id)
             corrected = postal_code == CORRECTED_POSTAL_CODE
             if record["correction_version"] is None:

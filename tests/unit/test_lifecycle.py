@@ -15,16 +15,14 @@ import pytest
 from accrochage.models.deadline import PARIS
 from accrochage.models.decode import Decoded, decode
 from accrochage.models.lifecycle import (
-    Change,
-    Outcome,
-    Record,
     apply_delivered,
     apply_deposited,
     apply_report,
-    apply_retry,
     apply_revoked,
     cut_entry,
 )
+from accrochage.models.operator import apply_retry
+from accrochage.models.record import Change, Outcome, Record
 from accrochage.models.vocabulary import RecordStatus as S
 from tests.factories import TODAY, delivered_event, make_registry, revoked_event
 

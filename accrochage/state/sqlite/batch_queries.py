@@ -6,8 +6,6 @@ import json
 import sqlite3
 from typing import Any
 
-from accrochage.models.vocabulary import CdcAction
-
 _SELECT = """
 SELECT b.*, r.summary AS report_summary, r.imported_at AS report_imported_at
 FROM batches b
@@ -31,7 +29,7 @@ def present_batch(row: sqlite3.Row) -> dict[str, Any]:
     return {
         "batch_id": row["batch_id"],
         "certifier": row["certifier"],
-        "action": CdcAction.CREATION.value,
+        "action": row["action"],
         "state": row["state"],
         "file": row["file_path"],
         "file_name": row["file_name"],

@@ -175,6 +175,34 @@ def m004_cdc_reason_and_exclusion(db: Database) -> None:
 
 
 @migrations()
+def m005_cdc_loop(db: Database) -> None:
+    """The CDC loop of schema 1.1.5 (CONTRACT §9).
+
+    `records.accepted_batch_id`: the CREATION batch whose content the CDC holds (what a
+    SUPPRESSION repeats); while a suppression is in flight `batch_id` names the suppression
+    batch instead. `correction_valid`: whether the stored correction passed validation (only a
+    valid one may replace what the CDC holds). `identity_rejections`: CDC rejections for
+    identity, two of which flag the record for the CDC's identity procedure.
+    `batches.action` and `batches.sent_as` (for a SUPPRESSION: the schema version of the
+    CREATION files whose passages it repeats, which decides their identity branch).
+    """
+    db.executescript(
+        """
+        ALTER TABLE records ADD COLUMN accepted_batch_id TEXT;
+        ALTER TABLE records ADD COLUMN suppression_rejected INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE records ADD COLUMN correction_valid INTEGER;
+        ALTER TABLE records ADD COLUMN identity_rejections INTEGER NOT NULL DEFAULT 0;
+        UPDATE records SET accepted_batch_id = batch_id WHERE status = 'accepted';
+        UPDATE records SET correction_valid = 1 WHERE correction_version IS NOT NULL;
+        CREATE INDEX records_flagged ON records (status, certifier)
+            WHERE correction_version IS NOT NULL OR revocation_pending = 1;
+        ALTER TABLE batches ADD COLUMN action TEXT NOT NULL DEFAULT 'CREATION';
+        ALTER TABLE batches ADD COLUMN sent_as TEXT;
+        """
+    )
+
+
+@migrations()
 def m010_refdata(db: Database) -> None:
     """Reference data (CONTRACT §11): France compétences' export and INSEE's COG.
 
@@ -233,5 +261,36 @@ def m020_alerts(db: Database) -> None:
             sent_at TEXT NOT NULL,
             PRIMARY KEY (alertname, certifier, receiver)
         );
+        """
+    )
+
+
+@migrations()
+def m030_correction_requests(db: Database) -> None:
+    """Correction requests (CONTRACT §9, décret 2024-1236), keyed by record id so that a
+    request on a record the tracker does not know yet attaches to it when it arrives.
+
+    `(status, deadline)` serves the open requests by deadline (summary, metrics, alerts);
+    `(record_id)` the requests of one record (`show`, the outstanding listing, the closing
+    by a CDC acceptance).
+    """
+    db.executescript(
+        """
+        CREATE TABLE correction_requests (
+            request_id TEXT PRIMARY KEY,
+            record_id TEXT NOT NULL,
+            certifier TEXT,
+            source TEXT NOT NULL,
+            received_on TEXT NOT NULL,
+            deadline TEXT NOT NULL,
+            status TEXT NOT NULL,
+            note TEXT,
+            opened_at TEXT NOT NULL,
+            answer_kind TEXT,
+            answer_text TEXT,
+            answered_at TEXT
+        );
+        CREATE INDEX correction_requests_open ON correction_requests (status, deadline);
+        CREATE INDEX correction_requests_record ON correction_requests (record_id);
         """
     )

@@ -9,6 +9,7 @@ from __future__ import annotations
 import sqlite3
 from datetime import date, datetime, timedelta
 
+import accrochage.state.sqlite.correction_queries as open_requests
 from accrochage.models.vocabulary import BatchState
 from accrochage.state.base import DashboardNumbers, Observation, ToDeposit
 
@@ -63,6 +64,7 @@ def observe(
         ).fetchall()
     )
     to_deposit = sum(n for (_, state), n in batches.items() if state == BatchState.WRITTEN.value)
+    requests = open_requests.counts(conn, as_of, margin_days)
     return Observation(
         records=records,
         at_risk=at_risk,
@@ -71,6 +73,9 @@ def observe(
         batches=batches,
         unreported=unreported,
         to_deposit=to_deposit,
+        correction_requests_open={c: n for c, (n, _, _) in requests.items()},
+        # At risk keeps counting past the deadline (CONTRACT §10: the alert keeps firing).
+        correction_requests_at_risk={c: risk + late for c, (_, risk, late) in requests.items()},
     )
 
 

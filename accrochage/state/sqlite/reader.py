@@ -8,13 +8,17 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import accrochage.state.sqlite.alerts as alert_rows
+import accrochage.state.sqlite.correction_queries as open_requests
+import accrochage.state.sqlite.corrections as correction_rows
 from accrochage.models.batch import FrozenBatch, ReleasedFile
 from accrochage.models.deadline import days_left, urgency
+from accrochage.models.record import IDENTITY_PROCEDURE_AFTER
 from accrochage.models.vocabulary import BATCHES_TO_WRITE, BatchState, RecordStatus
 from accrochage.state.base import (
     AlertDelivery,
@@ -33,8 +37,11 @@ from accrochage.state.sqlite.batch_queries import (
     batches,
     batches_of_record,
 )
+from accrochage.state.sqlite.evidence import evidence_sources
+from accrochage.state.sqlite.health import schema_versions_written, store_health
 from accrochage.state.sqlite.observe import dashboard, observe
 from accrochage.state.sqlite.rows import frozen_batch_from, in_chunks, placeholders
+from accrochage.state.values import EvidenceSources, StoreHealth
 
 
 def fetch_all(
@@ -48,6 +55,35 @@ def outstanding(conn: sqlite3.Connection, query: OutstandingQuery) -> list[dict[
 
 
 def iter_outstanding(conn: sqlite3.Connection, query: OutstandingQuery) -> Iterator[dict[str, Any]]:
+    """The records' rows, each with its `correction_request`; when only outstanding records
+    are asked for, merged in order with the records an open request alone keeps outstanding
+    (few: loaded at once, while the records stream)."""
+    opened = open_requests.open_refs(conn)
+    rows = (open_requests.attach(row, opened, query.as_of) for row in _record_rows(conn, query))
+    if not opened or not _outstanding_only(query):
+        yield from rows
+        return
+    wider = replace(query, due_within=None, overdue=False, only_outstanding=False)
+    where, params = _filters(wider)
+    held = open_requests.held_open(
+        conn,
+        opened,
+        where,
+        params,
+        lambda row: present(row, query.as_of),
+        as_of=query.as_of,
+        due_within=query.due_within,
+        overdue=query.overdue,
+        after=None if query.cursor is None else decode_cursor(query.cursor),
+    )
+    yield from open_requests.merged(rows, held, query.limit)
+
+
+def _outstanding_only(query: OutstandingQuery) -> bool:
+    return query.only_outstanding or query.due_within is not None or query.overdue
+
+
+def _record_rows(conn: sqlite3.Connection, query: OutstandingQuery) -> Iterator[dict[str, Any]]:
     """Records by deadline, then record id; unknown deadlines last; rows as they are read.
 
     Dated and undated records are read by two queries so that each follows an index in its
@@ -130,6 +166,8 @@ def present(row: sqlite3.Row, as_of: date) -> dict[str, Any]:
         "revocation_pending": bool(row["revocation_pending"]),
         "cdc_message": row["cdc_message"],
         "cdc_reason": row["cdc_reason"],
+        "suppression_rejected": bool(row["suppression_rejected"]),
+        "identity_procedure": row["identity_rejections"] >= IDENTITY_PROCEDURE_AFTER,
     }
 
 
@@ -139,6 +177,8 @@ def record_detail(conn: sqlite3.Connection, record_id: str, as_of: date) -> dict
     if row is None:
         return None
     detail = present(row, as_of)
+    requests = correction_rows.of_record(conn, record_id, as_of)
+    detail["correction_request"] = correction_rows.first_open(requests)
     detail["version"] = row["version"]
     detail["correction_version"] = row["correction_version"]
     detail["excluded_from"] = row["excluded_from"]
@@ -157,6 +197,7 @@ def record_detail(conn: sqlite3.Connection, record_id: str, as_of: date) -> dict
         "WHERE record_id = ? ORDER BY id",
         (record_id,),
     )
+    detail["correction_requests"] = requests
     return detail
 
 
@@ -256,7 +297,11 @@ class SqliteReader(Reader):
         return batch_detail(self._conn, batch_id)
 
     def summary(self, as_of: date, margin_days: int) -> JsonRow:
-        return summary(self._conn, as_of, margin_days)
+        result = summary(self._conn, as_of, margin_days)
+        # A record an open correction request keeps outstanding (CONTRACT §9) counts too.
+        result["outstanding"] += open_requests.held_count(self._conn)
+        result["correction_requests"] = open_requests.summary_part(self._conn, as_of, margin_days)
+        return result
 
     def unusable(self, limit: int = 100) -> list[JsonRow]:
         return unusable(self._conn, limit)
@@ -336,3 +381,21 @@ class SqliteReader(Reader):
 
     def dashboard(self, limit: int = 50) -> DashboardNumbers:
         return dashboard(self._conn, limit)
+
+    def schema_versions_written(self) -> set[str]:
+        return schema_versions_written(self._conn)
+
+    def health(self) -> StoreHealth:
+        return store_health(self._conn)
+
+    def evidence_sources(self, record_id: str) -> EvidenceSources:
+        return evidence_sources(self._conn, record_id)
+
+    # -- correction requests ---------------------------------------------------------------
+
+    def correction_requests(
+        self, *, open_only: bool, as_of: date, margin_days: int
+    ) -> list[JsonRow]:
+        return correction_rows.listing(
+            self._conn, open_only=open_only, as_of=as_of, margin_days=margin_days
+        )

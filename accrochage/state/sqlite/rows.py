@@ -9,10 +9,10 @@ from datetime import date, datetime
 from typing import Any
 
 from accrochage.models.batch import FrozenBatch
-from accrochage.models.lifecycle import Content, HistoryEntry, Record
 from accrochage.models.problems import Problem
+from accrochage.models.record import Content, HistoryEntry, Record
 from accrochage.models.registry import Certifier, Emitter
-from accrochage.models.vocabulary import CdcReason, RecordStatus, SchemaVersion
+from accrochage.models.vocabulary import CdcAction, CdcReason, RecordStatus, SchemaVersion
 
 RECORD_COLUMNS = (
     "record_id",
@@ -36,6 +36,10 @@ RECORD_COLUMNS = (
     "updated_at",
     "cdc_reason",
     "excluded_from",
+    "accepted_batch_id",
+    "suppression_rejected",
+    "correction_valid",
+    "identity_rejections",
 )
 CONTENT_COLUMNS = (
     "record_id",
@@ -94,6 +98,10 @@ def record_values(record: Record) -> tuple[Any, ...]:
         stamp(record.updated_at),
         record.cdc_reason.value if record.cdc_reason is not None else None,
         record.excluded_from.value if record.excluded_from is not None else None,
+        record.accepted_batch_id,
+        int(record.suppression_rejected),
+        None if record.correction_valid is None else int(record.correction_valid),
+        record.identity_rejections,
     )
 
 
@@ -125,6 +133,10 @@ def record_from(row: sqlite3.Row) -> Record:
         correction_hash=row["correction_hash"] if "correction_hash" in keys else None,
         cdc_reason=CdcReason(row["cdc_reason"]) if row["cdc_reason"] else None,
         excluded_from=RecordStatus(row["excluded_from"]) if row["excluded_from"] else None,
+        accepted_batch_id=row["accepted_batch_id"],
+        suppression_rejected=bool(row["suppression_rejected"]),
+        correction_valid=None if row["correction_valid"] is None else bool(row["correction_valid"]),
+        identity_rejections=row["identity_rejections"],
     )
 
 
@@ -164,6 +176,8 @@ def frozen_batch_from(row: sqlite3.Row) -> FrozenBatch:
         ),
         schema_version=SchemaVersion(row["schema_version"]),
         passages=row["passages"],
+        action=CdcAction(row["action"]),
+        sent_as=SchemaVersion(row["sent_as"]) if row["sent_as"] else None,
     )
 
 

@@ -5,13 +5,24 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import accrochage.state.sqlite.alerts as alert_rows
-from accrochage.models.batch import BatchInfo, FrozenBatch, Member, PendingStats, ReleasedFile
-from accrochage.models.lifecycle import Change, HistoryEntry, Record
-from accrochage.models.vocabulary import BatchState, RecordStatus
+import accrochage.state.sqlite.corrections as correction_rows
+import accrochage.state.sqlite.withdrawals as withdrawals
+from accrochage.models.batch import (
+    BatchInfo,
+    FrozenBatch,
+    Member,
+    PendingStats,
+    ReleasedFile,
+    Suppressible,
+)
+from accrochage.models.corrections import CorrectionRequest, RequestClosure
+from accrochage.models.record import Change, HistoryEntry, Record
+from accrochage.models.vocabulary import BatchState, CdcAction, RecordStatus, SchemaVersion
+from accrochage.models.withdrawal import Sending
 from accrochage.state.base import (
     AlertDelivery,
     AlertState,
@@ -48,13 +59,14 @@ _INSERT_CONTENT = (
 _INSERT_HISTORY = (
     f"INSERT INTO history ({', '.join(HISTORY_COLUMNS)}) VALUES ({placeholders(HISTORY_COLUMNS)})"
 )
-_CURRENT = """
+_WITH_VERSIONS = """
 SELECT r.*,
   (SELECT max(version) FROM contents c WHERE c.record_id = r.record_id) AS max_version,
   (SELECT content_hash FROM contents c
      WHERE c.record_id = r.record_id AND c.version = r.correction_version) AS correction_hash
-FROM records r WHERE r.record_id IN ({marks})
+FROM records r
 """
+_CURRENT = _WITH_VERSIONS + "WHERE r.record_id IN ({marks})"
 
 
 class SqliteTransaction(Transaction):
@@ -79,6 +91,7 @@ class SqliteTransaction(Transaction):
                 contents.append(content_values(change.content))
             if change.history is not None:
                 history.append(history_values(change.history))
+            history.extend(history_values(entry) for entry in change.extra_history)
         self._conn.executemany(_UPSERT_RECORD, records)
         self._conn.executemany(_INSERT_CONTENT, contents)
         self._conn.executemany(_INSERT_HISTORY, history)
@@ -176,7 +189,7 @@ class SqliteTransaction(Transaction):
         self._conn.execute(
             "INSERT INTO batches (batch_id, certifier, created_at, schema_version, "
             "emitter_id_client, nature, certifier_id_client, id_contrat, state, passages, "
-            "file_name) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "file_name, action, sent_as) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 batch.batch_id,
                 batch.certifier.key,
@@ -189,18 +202,25 @@ class SqliteTransaction(Transaction):
                 BatchState.CUT.value,
                 batch.passages,
                 file_name,
+                batch.action.value,
+                batch.sent_as.value if batch.sent_as is not None else None,
             ),
         )
         self._conn.executemany(
             "INSERT INTO batch_members (batch_id, code, record_id, version) VALUES (?, ?, ?, ?)",
             [(batch.batch_id, m.code, m.record_id, m.version) for m in members],
         )
+        self._add_history(history)
+        if batch.action is CdcAction.SUPPRESSION:
+            withdrawals.add_suppression_members(
+                self._conn, batch.batch_id, [m.record_id for m in members], created
+            )
+            return
         self._conn.executemany(
             "UPDATE records SET status = ?, batch_id = ?, pending_since = NULL, "
             "updated_at = ? WHERE record_id = ?",
             [(RecordStatus.BATCHED.value, batch.batch_id, created, m.record_id) for m in members],
         )
-        self._add_history(history)
 
     def batch_written(self, batch_id: str, file: ReleasedFile, at: datetime) -> None:
         self._conn.execute(
@@ -217,7 +237,8 @@ class SqliteTransaction(Transaction):
 
     def batch(self, batch_id: str) -> BatchInfo | None:
         row = self._conn.execute(
-            "SELECT batch_id, certifier, state, file_name, file_path FROM batches "
+            "SELECT batch_id, certifier, state, file_name, file_path, action, schema_version "
+            "FROM batches "
             "WHERE batch_id = ?",
             (batch_id,),
         ).fetchone()
@@ -225,7 +246,13 @@ class SqliteTransaction(Transaction):
             return None
         path = Path(row["file_path"]) if row["file_path"] else None
         return BatchInfo(
-            row["batch_id"], row["certifier"], BatchState(row["state"]), row["file_name"], path
+            row["batch_id"],
+            row["certifier"],
+            BatchState(row["state"]),
+            row["file_name"],
+            path,
+            CdcAction(row["action"]),
+            SchemaVersion(row["schema_version"]),
         )
 
     def batch_deposited(self, batch_id: str, at: datetime, file: Path | None = None) -> None:
@@ -245,9 +272,22 @@ class SqliteTransaction(Transaction):
         return [
             record_from(row)
             for row in self._conn.execute(
-                "SELECT * FROM records WHERE batch_id = ? ORDER BY code, record_id", (batch_id,)
+                _WITH_VERSIONS + "WHERE r.batch_id = ? ORDER BY r.code, r.record_id",
+                (batch_id,),
             )
         ]
+
+    def suppressible(self) -> list[Suppressible]:
+        return withdrawals.suppressible(self._conn)
+
+    def to_supersede(self) -> list[str]:
+        return withdrawals.to_supersede(self._conn)
+
+    def batch_superseded(self, batch_id: str, file: Path | None) -> None:
+        withdrawals.batch_superseded(self._conn, batch_id, file)
+
+    def sendings(self, record_id: str) -> list[Sending]:
+        return withdrawals.sendings(self._conn, record_id)
 
     def batch_ids_matching(self, ref: str) -> list[str]:
         name = ref.replace("\\", "/").rsplit("/", 1)[-1]
@@ -274,7 +314,8 @@ class SqliteTransaction(Transaction):
         certifier: str | None = None,
         reason: str | None = None,
     ) -> list[str]:
-        where, params = ["status = ?"], [RecordStatus.REJECTED.value]
+        where = ["(status = ? OR (status = ? AND suppression_rejected = 1))"]
+        params = [RecordStatus.REJECTED.value, RecordStatus.ACCEPTED.value]
         for column, value in (
             ("batch_id", batch_id),
             ("certifier", certifier),
@@ -342,3 +383,22 @@ class SqliteTransaction(Transaction):
                 "UPDATE batches SET report_file = ?, id_traitement = ? WHERE batch_id = ?",
                 (report.name, report.id_traitement, report.batch_id),
             )
+
+    # -- correction requests ---------------------------------------------------------------
+
+    def add_correction_request(self, request: CorrectionRequest) -> None:
+        correction_rows.add_request(self._conn, request)
+
+    def correction_request(self, request_id: str) -> CorrectionRequest | None:
+        return correction_rows.request(self._conn, request_id)
+
+    def answer_correction_request(self, request: CorrectionRequest) -> None:
+        correction_rows.save_answer(self._conn, request)
+
+    def close_correction_requests(
+        self, closures: Sequence[RequestClosure], at: datetime, label: str
+    ) -> list[str]:
+        return correction_rows.close_requests(self._conn, closures, at, label)
+
+    def correction_deadlines(self, record_ids: Sequence[str]) -> dict[str, date]:
+        return correction_rows.open_deadlines(self._conn, record_ids)

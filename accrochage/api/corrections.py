@@ -1,0 +1,130 @@
+"""`/correction-requests` (CONTRACT §9): open, list and answer correction requests over HTTP.
+
+Operator routes (the `api.token`, as `/records`). Bodies are read strictly (JSON types as
+documented, no unknown key); a field error is a 422 naming the field, never quoting its value:
+a note may name a person, and neither it nor an answer's text is ever logged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from collections.abc import Callable
+from concurrent.futures import Executor
+from datetime import date
+from typing import TypeVar
+
+from aiohttp import web
+from pydantic import BaseModel, ValidationError
+
+from accrochage.api import params
+from accrochage.api.errors import ApiError
+from accrochage.api.schemas import CorrectionAnswerIn, CorrectionRequestIn
+from accrochage.models.deadline import paris_today
+from accrochage.models.vocabulary import RequestSource
+from accrochage.streams.corrections import Corrections
+
+M = TypeVar("M", bound=BaseModel)
+T = TypeVar("T")
+MAX_BODY = 64 * 1024
+_DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+SERVICE = web.AppKey("corrections", Corrections)
+EXECUTOR = web.AppKey("corrections_executor", Executor)
+
+
+async def _body(request: web.Request, model: type[M]) -> M:
+    if request.content_length is not None and request.content_length > MAX_BODY:
+        raise ApiError(413, "payload_too_large", f"a correction request body is at most {MAX_BODY}")
+    raw = await request.read()
+    if len(raw) > MAX_BODY:
+        raise ApiError(413, "payload_too_large", f"a correction request body is at most {MAX_BODY}")
+    try:
+        parsed = json.loads(raw)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        raise ApiError(400, "bad_body", "the body must be one JSON object") from None
+    if not isinstance(parsed, dict):
+        raise ApiError(400, "bad_body", "the body must be one JSON object")
+    try:
+        return model.model_validate(parsed, strict=True)
+    except ValidationError as exc:
+        fields = [
+            {"field": ".".join(str(p) for p in e["loc"]) or "body", "message": e["msg"]}
+            for e in exc.errors(include_input=False, include_url=False)
+        ]
+        raise ApiError(
+            422, "invalid_body", "the body has field errors: see details", fields
+        ) from None
+
+
+def _day(value: str, name: str) -> date:
+    try:
+        if not _DAY.fullmatch(value):
+            raise ValueError(value)
+        parsed = date.fromisoformat(value)
+    except ValueError:
+        raise _field(name, "must be a date YYYY-MM-DD") from None
+    if not params.FIRST_DAY <= parsed <= params.LAST_DAY:
+        raise _field(name, f"must be from {params.FIRST_DAY} to {params.LAST_DAY}")
+    return parsed
+
+
+def _field(name: str, message: str) -> ApiError:
+    return ApiError(422, "invalid_body", f"{name} {message}", [{"field": name, "message": message}])
+
+
+async def _run(request: web.Request, work: Callable[[], T]) -> T:
+    """Blocking store work off the event loop (the store serialises writers itself)."""
+    return await asyncio.get_running_loop().run_in_executor(request.app[EXECUTOR], work)
+
+
+async def post_request(request: web.Request) -> web.Response:
+    body = await _body(request, CorrectionRequestIn)
+    received_on = _day(body.received_on, "received_on")
+    service = request.app[SERVICE]
+    opened = await _run(
+        request,
+        lambda: service.add(
+            body.record_id,
+            received_on,
+            source=RequestSource(body.source),
+            certifier=body.certifier,
+            note=body.note,
+        ),
+    )
+    return web.json_response(opened.json, status=201)
+
+
+async def get_requests(request: web.Request) -> web.Response:
+    service = request.app[SERVICE]
+    open_only = params.flag(request, "open")
+    as_of = params.day(request, "as_of", paris_today(service.clock))
+    rows = await _run(request, lambda: service.list(open_only=open_only, as_of=as_of))
+    return web.json_response({"correction_requests": rows})
+
+
+async def post_answer(request: web.Request) -> web.Response:
+    request_id = request.match_info["request_id"]
+    body = await _body(request, CorrectionAnswerIn)
+    if (body.unfounded is None) == (body.corrected is not True):
+        raise ApiError(
+            422,
+            "invalid_body",
+            'send exactly one of {"unfounded": "why the data is right"} and {"corrected": true}',
+        )
+    service = request.app[SERVICE]
+    done = await _run(
+        request,
+        lambda: service.answer(
+            request_id, unfounded=body.unfounded, corrected=bool(body.corrected)
+        ),
+    )
+    return web.json_response(done)
+
+
+def add_routes(app: web.Application, service: Corrections, executor: Executor) -> None:
+    app[SERVICE] = service
+    app[EXECUTOR] = executor
+    app.router.add_post("/correction-requests", post_request)
+    app.router.add_get("/correction-requests", get_requests)
+    app.router.add_post("/correction-requests/{request_id}/answer", post_answer)

@@ -1,0 +1,196 @@
+"""Correction requests (décret 2024-1236, CONTRACT §9): pure values and their rules.
+
+A request from the CDC or a holder must be answered within 3 months of the day it was
+received, with corrected data or a reason why it is unfounded. Its deadline follows the same
+month arithmetic as a record's (`deadline_for`), so 31 January gives 30 April. The store keeps
+the requests; the rules of opening and answering live here, where they can be tested alone.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, replace
+from datetime import date, datetime
+from enum import StrEnum
+from typing import Any
+
+from accrochage.errors import BadParameter, Conflict, NotFound
+from accrochage.models.deadline import days_left, deadline_for
+from accrochage.models.vocabulary import RequestSource, RequestStatus
+
+ID_PREFIX = "CR-"
+ID_HEX = 12
+MAX_NOTE = 2000
+MAX_ANSWER = 2000
+
+
+class AnswerKind(StrEnum):
+    """How a request was closed: the data was corrected, or the request was unfounded."""
+
+    UNFOUNDED = "unfounded"
+    CORRECTED = "corrected"
+
+
+class RequestNotFound(NotFound):
+    """No correction request has this id."""
+
+
+class RequestClosed(Conflict):
+    """The request was already answered or corrected: a request is closed once."""
+
+    code = "request_closed"
+
+
+@dataclass(frozen=True, slots=True)
+class CorrectionRequest:
+    request_id: str
+    record_id: str
+    certifier: str | None
+    """The certifier the operator named; None: the record's, once the record is known."""
+    source: RequestSource
+    received_on: date
+    """The day the request reached the certifier: the law counts from it."""
+    deadline: date
+    status: RequestStatus
+    note: str | None
+    """Operator text (may mention a person): stored and shown, never logged."""
+    opened_at: datetime
+    answer_kind: AnswerKind | None = None
+    answer_text: str | None = None
+    answered_at: datetime | None = None
+
+    @property
+    def is_open(self) -> bool:
+        return self.status is RequestStatus.OPEN
+
+    def days_left(self, today: date) -> int:
+        return days_left(self.deadline, today)
+
+
+@dataclass(frozen=True, slots=True)
+class RequestClosure:
+    """A CDC acceptance that may close requests on a record (the feedback loop builds it).
+
+    `version`: the content version the CDC accepted; a request closes only if that content
+    was stored at or after the request was opened. None: the acceptance of the suppression
+    of a revoked record, which closes any open request on it.
+    """
+
+    record_id: str
+    version: int | None
+
+
+def new_request_id() -> str:
+    """Short enough to type, unique enough never to repeat (48 random bits)."""
+    return ID_PREFIX + uuid.uuid4().hex[:ID_HEX].upper()
+
+
+def open_request(
+    record_id: str,
+    received_on: date,
+    opened_at: datetime,
+    *,
+    source: RequestSource = RequestSource.CDC,
+    certifier: str | None = None,
+    note: str | None = None,
+    request_id: str | None = None,
+) -> CorrectionRequest:
+    """A new open request; its deadline is received_on + 3 months (the records' rule)."""
+    record_id = record_id.strip()
+    if not record_id or len(record_id) > 255 or not record_id.isprintable():
+        raise BadParameter(
+            "record_id must be the record's id (its idTechnique): 1 to 255 printable characters"
+        )
+    if received_on > opened_at.date():
+        raise BadParameter(
+            f"received_on {received_on} is in the future: give the day the request arrived"
+        )
+    note = (note or "").strip() or None
+    if note is not None and len(note) > MAX_NOTE:
+        raise BadParameter(f"note is longer than {MAX_NOTE} characters: shorten it")
+    certifier = (certifier or "").strip() or None
+    return CorrectionRequest(
+        request_id=request_id or new_request_id(),
+        record_id=record_id,
+        certifier=certifier,
+        source=RequestSource(source),
+        received_on=received_on,
+        deadline=deadline_for(received_on),
+        status=RequestStatus.OPEN,
+        note=note,
+        opened_at=opened_at,
+    )
+
+
+def answer(
+    request: CorrectionRequest, kind: AnswerKind, text: str | None, at: datetime
+) -> CorrectionRequest:
+    """Close a request by hand: `unfounded` needs the reason; a closed request stays closed."""
+    if not request.is_open:
+        raise RequestClosed(
+            f"correction request {request.request_id} is already {request.status} "
+            f"({request.answer_kind or 'closed'} on {_day(request.answered_at)}): "
+            "a request is answered once; open a new one if the CDC or the holder asks again"
+        )
+    text = (text or "").strip()
+    if kind is AnswerKind.UNFOUNDED and not text:
+        raise BadParameter(
+            "an unfounded answer needs its reason: say why the data is right as sent"
+        )
+    if len(text) > MAX_ANSWER:
+        raise BadParameter(f"the answer is longer than {MAX_ANSWER} characters: shorten it")
+    status = RequestStatus.ANSWERED if kind is AnswerKind.UNFOUNDED else RequestStatus.CORRECTED
+    return replace(
+        request,
+        status=status,
+        answer_kind=kind,
+        answer_text=text or "corrected data sent (declared by the operator)",
+        answered_at=at,
+    )
+
+
+def corrected_by(request: CorrectionRequest, label: str, at: datetime) -> CorrectionRequest:
+    """Closed by the CDC's acceptance of corrected data (or of a revoked record's removal)."""
+    return replace(
+        request,
+        status=RequestStatus.CORRECTED,
+        answer_kind=AnswerKind.CORRECTED,
+        answer_text=f"corrected data accepted by the CDC ({label})",
+        answered_at=at,
+    )
+
+
+def stamp(moment: datetime) -> str:
+    return moment.isoformat(timespec="seconds")
+
+
+def to_json(
+    request: CorrectionRequest, certifier: str | None, as_of: date, margin_days: int
+) -> dict[str, Any]:
+    """CONTRACT §9's object, plus `note`, `opened_at`, `at_risk` and `overdue` (as records:
+    at risk is open and due within the margin, not past it; overdue is open and past it).
+    `certifier`: the request's own, else the record's when the record is known."""
+    left = request.days_left(as_of)
+    answered = None
+    if request.answer_kind is not None:
+        at = None if request.answered_at is None else stamp(request.answered_at)
+        answered = {"kind": request.answer_kind.value, "text": request.answer_text, "at": at}
+    return {
+        "request_id": request.request_id,
+        "record_id": request.record_id,
+        "certifier": request.certifier or certifier,
+        "source": request.source.value,
+        "received_on": request.received_on.isoformat(),
+        "deadline": request.deadline.isoformat(),
+        "days_left": left,
+        "status": request.status.value,
+        "answer": answered,
+        "at_risk": request.is_open and 0 <= left <= margin_days,
+        "overdue": request.is_open and left < 0,
+        "note": request.note,
+        "opened_at": stamp(request.opened_at),
+    }
+
+
+def _day(moment: datetime | None) -> str:
+    return moment.date().isoformat() if moment is not None else "an earlier day"

@@ -1,0 +1,140 @@
+"""A record and what changes it, as values (DESIGN.md, "The record's life").
+
+`lifecycle.py` (before the record is sent), `withdrawal.py` (after) and `operator.py` (what the
+operator does by hand) are pure functions from these values to a `Change`; the store reads and
+writes them, nothing here knows how.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from enum import StrEnum
+
+from accrochage.models.problems import Problem
+from accrochage.models.vocabulary import CdcReason, RecordStatus
+
+Status = RecordStatus
+INVALID_CONTENT_KEPT = 65_536
+"""Characters of an invalid content kept in the state (its hash is of the whole content)."""
+TRUNCATED = "_truncated"
+NEVER_SENT = frozenset({Status.INVALID, Status.PENDING, Status.REJECTED, Status.EXCLUDED})
+EXCLUDABLE = frozenset({Status.INVALID, Status.PENDING, Status.REJECTED})
+IN_A_BATCH = frozenset({Status.BATCHED, Status.DEPOSITED, Status.ACCEPTED})
+AWAITING_REPORT = frozenset({Status.BATCHED, Status.DEPOSITED})
+IDENTITY_REASONS = frozenset({CdcReason.IDENTITY_NOT_FOUND, CdcReason.IDENTITY_AMBIGUOUS})
+IDENTITY_PROCEDURE_AFTER = 2
+"""Identity rejections after which a record needs the CDC's procedure (SPEC §8)."""
+
+
+class Outcome(StrEnum):
+    CREATED = "created"
+    UPDATED = "updated"
+    UNCHANGED = "unchanged"
+    CORRECTION_STORED = "correction_stored"
+    WITHDRAWN = "withdrawn"
+    REVOCATION_FLAGGED = "revocation_flagged"
+    REFUSED = "refused"
+    MOVED = "moved"
+    """A cut, a deposit, a report outcome or a retry changed the record's status."""
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """A record's current row: its status, its current content's summary, its flags."""
+
+    record_id: str
+    certifier: str | None
+    code: str | None
+    status: RecordStatus
+    version: int
+    content_hash: str
+    delivered_on: date | None
+    deadline: date | None
+    errors: tuple[Problem, ...]
+    warnings: tuple[Problem, ...]
+    xml_bytes: int | None
+    batch_id: str | None
+    pending_since: datetime | None
+    correction_version: int | None
+    revocation_pending: bool
+    cdc_message: str | None
+    created_at: datetime
+    updated_at: datetime
+    latest_version: int
+    """The highest content version stored (a stored correction may exceed `version`)."""
+    correction_hash: str | None = None
+    """The content hash of the stored correction, when there is one."""
+    cdc_reason: CdcReason | None = None
+    """The class of the CDC's last message on it (`cdc_message`), when there is one."""
+    excluded_from: RecordStatus | None = None
+    """While `excluded`: the status `include` gives back (that of its current content)."""
+    accepted_batch_id: str | None = None
+    """The CREATION batch whose content the CDC holds (what a SUPPRESSION repeats)."""
+    suppression_rejected: bool = False
+    """The CDC refused the record's last SUPPRESSION (`retry` cuts it again)."""
+    correction_valid: bool | None = None
+    """Whether the stored correction passed validation (only a valid one replaces sent data)."""
+    identity_rejections: int = 0
+    """CDC rejections for identity so far (two flag the CDC's identity procedure)."""
+
+    @property
+    def identity_procedure(self) -> bool:
+        return self.identity_rejections >= IDENTITY_PROCEDURE_AFTER
+
+    @property
+    def suppression_in_flight(self) -> bool:
+        return self.status is Status.ACCEPTED and self.batch_id != self.accepted_batch_id
+
+    @property
+    def outstanding(self) -> bool:
+        return is_outstanding(
+            self.status, self.correction_version is not None, self.revocation_pending
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Content:
+    """One version of a record's content, as received (the payload without the envelope)."""
+
+    record_id: str
+    version: int
+    content_hash: str
+    event_id: str | None
+    payload: str
+    occurred_at: str | None
+    emitted_by: str | None
+    received_at: datetime
+    source: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryEntry:
+    record_id: str
+    at: datetime
+    from_status: RecordStatus | None
+    to_status: RecordStatus
+    reason: str
+    batch_id: str | None = None
+    report: str | None = None
+
+
+@dataclass(slots=True)
+class Change:
+    outcome: Outcome
+    record: Record | None = None
+    content: Content | None = None
+    history: HistoryEntry | None = None
+    errors: list[Problem] = field(default_factory=list)
+    extra_history: list[HistoryEntry] = field(default_factory=list)
+    """Further transitions of the same change (a rejection, then its correction's promotion)."""
+
+    @property
+    def changed(self) -> bool:
+        return self.record is not None
+
+
+def is_outstanding(status: RecordStatus, correction: bool, revocation: bool) -> bool:
+    if status in (Status.ACCEPTED, Status.WITHDRAWN, Status.EXCLUDED):
+        return correction or revocation
+    return True

@@ -1,0 +1,306 @@
+"""The CDC loop after a record was sent (CONTRACT §9): suppressions, superseded files, and the
+corrections that replace what was sent.
+
+Pure functions beside `lifecycle.py`: the store reads the records, the feedback loop and the
+flusher decode the stored correction when one must become the content, and a function here says
+what changes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import date, datetime
+
+from accrochage.models.cdc import classify
+from accrochage.models.deadline import deadline_for
+from accrochage.models.decode import Decoded
+from accrochage.models.lifecycle import awaiting_withdrawal
+from accrochage.models.record import Change, HistoryEntry, Outcome, Record, Status
+from accrochage.models.vocabulary import CdcReason
+
+
+@dataclass(frozen=True, slots=True)
+class Sending:
+    """One CREATION batch that carried a record: which content version, of which hash."""
+
+    batch_id: str
+    version: int
+    content_hash: str
+
+
+def cut_suppression_entry(
+    record: Record, now: datetime, reason: str, batch_id: str
+) -> HistoryEntry:
+    why = "revoked" if record.revocation_pending else "corrected"
+    return HistoryEntry(
+        record.record_id,
+        now,
+        Status.ACCEPTED,
+        Status.ACCEPTED,
+        f"SUPPRESSION cut ({why}): {reason}",
+        batch_id,
+    )
+
+
+def with_correction(
+    current: Record,
+    decoded: Decoded,
+    xml_bytes: int | None,
+    now: datetime,
+    *,
+    deadline: date | None,
+) -> Record:
+    """The record with its stored correction as its content (the old one is gone from the CDC,
+    or was never held): pending when valid, invalid otherwise, in no batch."""
+    assert current.correction_version is not None and current.correction_hash is not None
+    status = Status.PENDING if decoded.valid else Status.INVALID
+    return replace(
+        current,
+        certifier=decoded.certifier or current.certifier,
+        code=decoded.code,
+        status=status,
+        version=current.correction_version,
+        content_hash=current.correction_hash,
+        delivered_on=decoded.delivered_on,
+        deadline=deadline,
+        errors=tuple(decoded.errors),
+        warnings=tuple(decoded.warnings),
+        xml_bytes=xml_bytes,
+        batch_id=None,
+        pending_since=now if status is Status.PENDING else None,
+        correction_version=None,
+        correction_hash=None,
+        correction_valid=None,
+        accepted_batch_id=None,
+        suppression_rejected=False,
+        updated_at=now,
+    )
+
+
+def apply_suppression_report(
+    current: Record,
+    *,
+    batch_id: str,
+    accepted: bool,
+    message: str | None,
+    now: datetime,
+    label: str,
+    correction: tuple[Decoded, int | None] | None,
+    request_deadline: date | None,
+    whole_file: bool = False,
+) -> Change:
+    """The CDC's answer to a SUPPRESSION of the record.
+
+    Accepted: a revoked record is `withdrawn`; a corrected one becomes `pending` with its new
+    content (`correction`, decoded again), due by its open correction request, if any — the
+    CDC had it on time. Refused ("existe déjà" included: it never accepts a suppression): the
+    record stays `accepted` with `suppression_rejected`, and `retry` cuts it again.
+    """
+    if current.status is not Status.ACCEPTED or current.batch_id != batch_id:
+        return Change(Outcome.UNCHANGED)
+    if not accepted:
+        reason = CdcReason.FILE_REJECTED if whole_file else classify(message)
+        if reason is CdcReason.ALREADY_EXISTS:
+            reason = CdcReason.OTHER
+        return Change(
+            Outcome.MOVED,
+            replace(
+                current,
+                suppression_rejected=True,
+                cdc_message=message,
+                cdc_reason=reason,
+                pending_since=None,
+                updated_at=now,
+            ),
+            None,
+            HistoryEntry(
+                current.record_id,
+                now,
+                Status.ACCEPTED,
+                Status.ACCEPTED,
+                f"SUPPRESSION rejected by the CDC: {message}; the CDC still holds the passage "
+                "(`accrochage retry` cuts the suppression again)",
+                batch_id,
+                label,
+            ),
+        )
+    if current.revocation_pending or current.correction_version is None or correction is None:
+        record = replace(
+            current,
+            status=Status.WITHDRAWN,
+            revocation_pending=False,
+            correction_version=None,
+            correction_hash=None,
+            correction_valid=None,
+            accepted_batch_id=None,
+            suppression_rejected=False,
+            pending_since=None,
+            deadline=None,
+            cdc_message=None,
+            cdc_reason=None,
+            updated_at=now,
+        )
+        return Change(
+            Outcome.MOVED,
+            record,
+            None,
+            HistoryEntry(
+                current.record_id,
+                now,
+                Status.ACCEPTED,
+                Status.WITHDRAWN,
+                "SUPPRESSION accepted by the CDC: withdrawn",
+                batch_id,
+                label,
+            ),
+        )
+    decoded, size = correction
+    record = replace(
+        with_correction(current, decoded, size, now, deadline=request_deadline),
+        cdc_message=None,
+        cdc_reason=None,
+    )
+    return Change(
+        Outcome.MOVED,
+        record,
+        None,
+        HistoryEntry(
+            current.record_id,
+            now,
+            Status.ACCEPTED,
+            record.status,
+            "SUPPRESSION accepted by the CDC: the correction is sent next, in a CREATION file",
+            batch_id,
+            label,
+        ),
+    )
+
+
+def apply_rejected_with_correction(
+    current: Record, correction: tuple[Decoded, int | None], now: datetime
+) -> Change:
+    """A record the CDC rejected while a correction waited beside it: the correction is its
+    content from now on (the rejected one is never sent again)."""
+    decoded, size = correction
+    deadline = deadline_for(decoded.delivered_on) if decoded.delivered_on else None
+    record = with_correction(current, decoded, size, now, deadline=deadline)
+    return Change(
+        Outcome.MOVED,
+        record,
+        None,
+        HistoryEntry(
+            current.record_id,
+            now,
+            Status.REJECTED,
+            record.status,
+            "the stored correction replaces the rejected content",
+        ),
+    )
+
+
+def apply_superseded(
+    current: Record,
+    batch_id: str,
+    now: datetime,
+    correction: tuple[Decoded, int | None] | None,
+) -> Change:
+    """A member of a CREATION file that was written but never deposited, replaced because one
+    of its records changed: each member goes back to be cut again (the changed one with its
+    correction, a revoked one withdrawn)."""
+    if current.status is not Status.BATCHED or current.batch_id != batch_id:
+        return Change(Outcome.UNCHANGED)
+    why = "file superseded before any deposit"
+    if current.revocation_pending:
+        record = replace(
+            current,
+            status=Status.WITHDRAWN,
+            revocation_pending=False,
+            correction_version=None,
+            correction_hash=None,
+            correction_valid=None,
+            pending_since=None,
+            updated_at=now,
+        )
+        reason = f"{why}: it was revoked, so it is withdrawn"
+    elif current.correction_version is not None and correction is not None:
+        decoded, size = correction
+        deadline = deadline_for(decoded.delivered_on) if decoded.delivered_on else None
+        record = with_correction(current, decoded, size, now, deadline=deadline)
+        reason = f"{why}: its correction is its content now"
+    else:
+        record = replace(current, status=Status.PENDING, pending_since=now, updated_at=now)
+        reason = f"{why}: cut again"
+    return Change(
+        Outcome.MOVED,
+        replace(record, batch_id=None),
+        None,
+        HistoryEntry(current.record_id, now, Status.BATCHED, record.status, reason, batch_id),
+    )
+
+
+HELD_FROM = frozenset(
+    {Status.PENDING, Status.INVALID, Status.BATCHED, Status.DEPOSITED, Status.REJECTED}
+)
+
+
+def apply_held_elsewhere(
+    current: Record, held: Sending, now: datetime, reason: str, label: str | None
+) -> Change:
+    """The CDC holds the content `held` carried (a report on an earlier batch accepted it, or
+    "existe déjà" answered a later content): the record is `accepted` as of that batch, and
+    a newer content of its own becomes a correction to send through a SUPPRESSION."""
+    if current.status not in HELD_FROM:
+        return Change(Outcome.UNCHANGED)
+    newest = (
+        (current.correction_version, current.correction_hash, current.correction_valid)
+        if current.correction_version is not None
+        else (current.version, current.content_hash, current.status is not Status.INVALID)
+    )
+    differs = newest[1] != held.content_hash
+    record = replace(
+        current,
+        status=Status.ACCEPTED,
+        version=held.version,
+        content_hash=held.content_hash,
+        batch_id=held.batch_id,
+        accepted_batch_id=held.batch_id,
+        correction_version=newest[0] if differs else None,
+        correction_hash=newest[1] if differs else None,
+        correction_valid=newest[2] if differs else None,
+        pending_since=None,
+        excluded_from=None,
+        updated_at=now,
+    )
+    if not differs and not record.revocation_pending:
+        record = replace(record, cdc_message=None, cdc_reason=None)
+    return Change(
+        Outcome.MOVED,
+        awaiting_withdrawal(record, now),
+        None,
+        HistoryEntry(
+            current.record_id, now, current.status, Status.ACCEPTED, reason, held.batch_id, label
+        ),
+    )
+
+
+def apply_suppression_retry(current: Record, now: datetime) -> Change:
+    """The operator asks for a refused SUPPRESSION to be cut again."""
+    record = replace(
+        current,
+        suppression_rejected=False,
+        batch_id=current.accepted_batch_id,
+        pending_since=now,
+        updated_at=now,
+    )
+    return Change(
+        Outcome.MOVED,
+        record,
+        None,
+        HistoryEntry(
+            current.record_id,
+            now,
+            Status.ACCEPTED,
+            Status.ACCEPTED,
+            "SUPPRESSION retried by the operator",
+        ),
+    )

@@ -1,0 +1,147 @@
+"""What the outstanding listing, the summary and the watch job read of open correction requests.
+
+Open requests are few (an operator opens each), so the outstanding listing loads them once per
+query while the records keep streaming; the counts are grouped queries over the
+`(status, deadline)` index.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import sqlite3
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Any
+
+from accrochage.models.deadline import days_left
+from accrochage.models.vocabulary import RequestStatus
+from accrochage.state.sqlite.rows import in_chunks, placeholders
+from accrochage.state.values import JsonRow
+
+_OPEN = RequestStatus.OPEN.value
+
+
+@dataclass(frozen=True, slots=True)
+class OpenRef:
+    """A record's most urgent open request, as the outstanding listing shows it."""
+
+    request_id: str
+    deadline: str
+
+    def as_json(self, as_of: date) -> JsonRow:
+        left = days_left(date.fromisoformat(self.deadline), as_of)
+        return {
+            "request_id": self.request_id,
+            "deadline": self.deadline,
+            "days_left": left,
+            "status": _OPEN,
+        }
+
+
+def open_refs(conn: sqlite3.Connection) -> dict[str, OpenRef]:
+    """Each record's earliest-deadline open request (one pass over the open index)."""
+    found: dict[str, OpenRef] = {}
+    for record_id, request_id, deadline in conn.execute(
+        "SELECT record_id, request_id, deadline FROM correction_requests WHERE status = ? "
+        "ORDER BY deadline, request_id",
+        (_OPEN,),
+    ):
+        found.setdefault(record_id, OpenRef(request_id, deadline))
+    return found
+
+
+def attach(row: JsonRow, opened: dict[str, OpenRef], as_of: date) -> JsonRow:
+    ref = opened.get(row["record_id"])
+    row["correction_request"] = None if ref is None else ref.as_json(as_of)
+    return row
+
+
+def _key(row: JsonRow) -> tuple[bool, str, str]:
+    return (row["deadline"] is None, row["deadline"] or "", row["record_id"])
+
+
+def held_open(
+    conn: sqlite3.Connection,
+    opened: dict[str, OpenRef],
+    where: list[str],
+    params: list[Any],
+    present: Callable[[sqlite3.Row], JsonRow],
+    *,
+    as_of: date,
+    due_within: int | None,
+    overdue: bool,
+    after: tuple[str | None, str] | None,
+) -> list[JsonRow]:
+    """Records outstanding only because of an open request (accepted ones, say), sorted.
+
+    Such a record is due when its request is: its row shows the request's deadline and
+    days left (CONTRACT §9: a record the CDC accepted on time is never overdue again; the
+    request's deadline is what binds the certifier), and `due_within` / `overdue` apply to it.
+    """
+    found: list[JsonRow] = []
+    for chunk in in_chunks(list(opened)):
+        clauses = [*where, "outstanding = 0", f"record_id IN ({placeholders(chunk)})"]
+        for row in conn.execute(
+            f"SELECT * FROM records WHERE {' AND '.join(clauses)}", [*params, *chunk]
+        ):
+            shown = attach(present(row), opened, as_of)
+            ref = shown["correction_request"]
+            shown["deadline"], shown["days_left"] = ref["deadline"], ref["days_left"]
+            if due_within is not None and ref["days_left"] > due_within:
+                continue
+            if overdue and ref["days_left"] >= 0:
+                continue
+            if after is not None and _key(shown) <= (after[0] is None, after[0] or "", after[1]):
+                continue
+            found.append(shown)
+    return sorted(found, key=_key)
+
+
+def merged(rows: Iterable[JsonRow], held: list[JsonRow], limit: int | None) -> Iterator[JsonRow]:
+    """The record rows and the held ones in one (deadline, record_id) order, up to `limit`."""
+    both = heapq.merge(rows, held, key=_key) if held else iter(rows)
+    return itertools.islice(both, limit)
+
+
+def held_count(conn: sqlite3.Connection) -> int:
+    """Known records outstanding only because of an open request (for the summary)."""
+    row = conn.execute(
+        "SELECT count(DISTINCT q.record_id) FROM correction_requests q "
+        "JOIN records r ON r.record_id = q.record_id WHERE q.status = ? AND r.outstanding = 0",
+        (_OPEN,),
+    ).fetchone()
+    return int(row[0])
+
+
+def counts(
+    conn: sqlite3.Connection, as_of: date, margin_days: int
+) -> dict[str | None, tuple[int, int, int]]:
+    """Per certifier (the request's, else the record's): open, at risk (due within the
+    margin, not past it) and overdue requests."""
+    today = as_of.isoformat()
+    margin_end = (as_of + timedelta(days=margin_days)).isoformat()
+    return {
+        certifier: (int(n), int(risk or 0), int(late or 0))
+        for certifier, n, risk, late in conn.execute(
+            "SELECT coalesce(q.certifier, r.certifier), count(*), "
+            "sum(q.deadline >= ? AND q.deadline <= ?), sum(q.deadline < ?) "
+            "FROM correction_requests q LEFT JOIN records r ON r.record_id = q.record_id "
+            "WHERE q.status = ? GROUP BY 1",
+            (today, margin_end, today, _OPEN),
+        )
+    }
+
+
+def summary_part(conn: sqlite3.Connection, as_of: date, margin_days: int) -> JsonRow:
+    per = counts(conn, as_of, margin_days)
+    return {
+        "open": sum(n for n, _, _ in per.values()),
+        "at_risk": sum(r for _, r, _ in per.values()),
+        "overdue": sum(o for _, _, o in per.values()),
+        "by_certifier": {
+            certifier or "?": {"open": n, "at_risk": r, "overdue": o}
+            for certifier, (n, r, o) in sorted(per.items(), key=lambda kv: kv[0] or "?")
+        },
+    }

@@ -1,0 +1,221 @@
+"""Correction requests in SQLite (CONTRACT §9): their rows, their answers, their closing.
+
+Requests are keyed by record id and never joined to a record when stored, so a request on a
+record the tracker does not know yet simply finds it when it arrives. The certifier shown is
+the request's own, else the record's. What other queries read of the open requests (the
+outstanding listing, the summary, the watch job) is in `correction_queries.py`.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from datetime import date, datetime
+from typing import Any
+
+from accrochage.models.corrections import (
+    AnswerKind,
+    CorrectionRequest,
+    RequestClosure,
+    corrected_by,
+    to_json,
+)
+from accrochage.models.vocabulary import RequestSource, RequestStatus
+from accrochage.state.sqlite.rows import in_chunks, placeholders, stamp
+from accrochage.state.values import JsonRow
+
+COLUMNS = (
+    "request_id",
+    "record_id",
+    "certifier",
+    "source",
+    "received_on",
+    "deadline",
+    "status",
+    "note",
+    "opened_at",
+    "answer_kind",
+    "answer_text",
+    "answered_at",
+)
+_OPEN = RequestStatus.OPEN.value
+_SELECT = (
+    "SELECT q.*, coalesce(q.certifier, r.certifier) AS shown_certifier "
+    "FROM correction_requests q LEFT JOIN records r ON r.record_id = q.record_id"
+)
+
+
+# -- values <-> rows -------------------------------------------------------------------------
+
+
+def _values(request: CorrectionRequest) -> tuple[Any, ...]:
+    return (
+        request.request_id,
+        request.record_id,
+        request.certifier,
+        request.source.value,
+        request.received_on.isoformat(),
+        request.deadline.isoformat(),
+        request.status.value,
+        request.note,
+        stamp(request.opened_at),
+        None if request.answer_kind is None else request.answer_kind.value,
+        request.answer_text,
+        None if request.answered_at is None else stamp(request.answered_at),
+    )
+
+
+def _request(row: sqlite3.Row) -> CorrectionRequest:
+    answered = row["answered_at"]
+    return CorrectionRequest(
+        request_id=row["request_id"],
+        record_id=row["record_id"],
+        certifier=row["certifier"],
+        source=RequestSource(row["source"]),
+        received_on=date.fromisoformat(row["received_on"]),
+        deadline=date.fromisoformat(row["deadline"]),
+        status=RequestStatus(row["status"]),
+        note=row["note"],
+        opened_at=datetime.fromisoformat(row["opened_at"]),
+        answer_kind=AnswerKind(row["answer_kind"]) if row["answer_kind"] else None,
+        answer_text=row["answer_text"],
+        answered_at=datetime.fromisoformat(answered) if answered else None,
+    )
+
+
+def as_json(row: sqlite3.Row, as_of: date, margin_days: int) -> JsonRow:
+    """A row of `_SELECT` as CONTRACT §9's object (`models.corrections.to_json`)."""
+    return to_json(_request(row), row["shown_certifier"], as_of, margin_days)
+
+
+# -- the write side --------------------------------------------------------------------------
+
+
+def add_request(conn: sqlite3.Connection, request: CorrectionRequest) -> None:
+    conn.execute(
+        f"INSERT INTO correction_requests ({', '.join(COLUMNS)}) VALUES ({placeholders(COLUMNS)})",
+        _values(request),
+    )
+
+
+def request(conn: sqlite3.Connection, request_id: str) -> CorrectionRequest | None:
+    row = conn.execute(
+        "SELECT * FROM correction_requests WHERE request_id = ?", (request_id,)
+    ).fetchone()
+    return None if row is None else _request(row)
+
+
+def save_answer(conn: sqlite3.Connection, answered: CorrectionRequest) -> None:
+    conn.execute(
+        "UPDATE correction_requests SET status = ?, answer_kind = ?, answer_text = ?, "
+        "answered_at = ? WHERE request_id = ?",
+        (
+            answered.status.value,
+            None if answered.answer_kind is None else answered.answer_kind.value,
+            answered.answer_text,
+            None if answered.answered_at is None else stamp(answered.answered_at),
+            answered.request_id,
+        ),
+    )
+
+
+def close_requests(
+    conn: sqlite3.Connection, closures: Sequence[RequestClosure], at: datetime, label: str
+) -> list[str]:
+    """Close as `corrected` the open requests an acceptance answers, with a history row each.
+
+    A request closes when it was opened by `at` and, for an accepted content version,
+    no later than that content was stored: data stored before the request cannot be the
+    correction it asked for. Instants are compared as instants (offsets change with DST).
+    """
+    closed: list[str] = []
+    for closure in closures:
+        rows = conn.execute(
+            "SELECT * FROM correction_requests WHERE record_id = ? AND status = ? "
+            "ORDER BY deadline, request_id",
+            (closure.record_id, _OPEN),
+        ).fetchall()
+        if not rows:
+            continue
+        stored_at = _stored_at(conn, closure)
+        if closure.version is not None and stored_at is None:
+            continue
+        status = conn.execute(
+            "SELECT status FROM records WHERE record_id = ?", (closure.record_id,)
+        ).fetchone()
+        for row in rows:
+            found = _request(row)
+            if found.opened_at > at or (stored_at is not None and found.opened_at > stored_at):
+                continue
+            done = corrected_by(found, label, at)
+            save_answer(conn, done)
+            closed.append(done.request_id)
+            if status is not None:
+                conn.execute(
+                    "INSERT INTO history (record_id, at, from_status, to_status, reason) "
+                    "VALUES (?, ?, ?, ?, ?)",
+                    (
+                        closure.record_id,
+                        stamp(at),
+                        status[0],
+                        status[0],
+                        f"correction request {done.request_id} closed: {done.answer_text}",
+                    ),
+                )
+    return closed
+
+
+def _stored_at(conn: sqlite3.Connection, closure: RequestClosure) -> datetime | None:
+    if closure.version is None:
+        return None
+    row = conn.execute(
+        "SELECT received_at FROM contents WHERE record_id = ? AND version = ?",
+        (closure.record_id, closure.version),
+    ).fetchone()
+    return None if row is None else datetime.fromisoformat(row[0])
+
+
+def open_deadlines(conn: sqlite3.Connection, record_ids: Sequence[str]) -> dict[str, date]:
+    """The earliest deadline of each record's open requests (records without one are absent)."""
+    found: dict[str, date] = {}
+    for chunk in in_chunks(record_ids):
+        for record_id, first in conn.execute(
+            f"SELECT record_id, min(deadline) FROM correction_requests WHERE status = ? "
+            f"AND record_id IN ({placeholders(chunk)}) GROUP BY record_id",
+            [_OPEN, *chunk],
+        ):
+            found[record_id] = date.fromisoformat(first)
+    return found
+
+
+# -- the read side ---------------------------------------------------------------------------
+
+
+def listing(
+    conn: sqlite3.Connection, *, open_only: bool, as_of: date, margin_days: int
+) -> list[JsonRow]:
+    """Open requests first by deadline; closed ones after them, the same order."""
+    where = " WHERE q.status = ?" if open_only else ""
+    order = " ORDER BY q.status != 'open', q.deadline, q.request_id"
+    rows = conn.execute(_SELECT + where + order, (_OPEN,) if open_only else ())
+    return [as_json(row, as_of, margin_days) for row in rows]
+
+
+def of_record(conn: sqlite3.Connection, record_id: str, as_of: date) -> list[JsonRow]:
+    """A record's requests, oldest first (`show`); without `at_risk`, which needs the margin."""
+    rows = conn.execute(
+        _SELECT + " WHERE q.record_id = ? ORDER BY q.opened_at, q.request_id", (record_id,)
+    )
+    found = [as_json(row, as_of, 0) for row in rows]
+    for one in found:
+        del one["at_risk"]
+    return found
+
+
+def first_open(requests: Sequence[JsonRow]) -> JsonRow | None:
+    """The open request of earliest deadline, in the outstanding listing's shape."""
+    opened = [r for r in requests if r["status"] == _OPEN]
+    if not opened:
+        return None
+    first = min(opened, key=lambda r: (r["deadline"], r["request_id"]))
+    return {k: first[k] for k in ("request_id", "deadline", "days_left", "status")}

@@ -1,0 +1,90 @@
+"""The statements of the CDC loop (CONTRACT §9): suppressions, superseded files, sendings."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import datetime
+from pathlib import Path
+
+from accrochage.models.batch import Member, SentAs, Suppressible
+from accrochage.models.registry import Certifier, Emitter
+from accrochage.models.vocabulary import BatchState, CdcAction, RecordStatus, SchemaVersion
+from accrochage.models.withdrawal import Sending
+
+_SUPPRESSIBLE = """
+SELECT r.record_id, r.certifier, r.pending_since, r.updated_at, r.xml_bytes,
+       m.version, m.code, b.emitter_id_client, b.nature, b.certifier_id_client, b.id_contrat,
+       b.schema_version
+FROM records r
+JOIN batch_members m ON m.batch_id = r.accepted_batch_id AND m.record_id = r.record_id
+JOIN batches b ON b.batch_id = r.accepted_batch_id
+WHERE r.status = 'accepted'
+  AND (r.correction_version IS NOT NULL OR r.revocation_pending = 1)
+  AND (r.revocation_pending = 1 OR r.correction_valid = 1)
+  AND r.suppression_rejected = 0
+  AND r.batch_id = r.accepted_batch_id
+ORDER BY r.certifier, m.code, r.record_id
+"""
+
+
+def suppressible(conn: sqlite3.Connection) -> list[Suppressible]:
+    found = []
+    for row in conn.execute(_SUPPRESSIBLE):
+        since = row["pending_since"] or row["updated_at"]
+        sent_as = SentAs(
+            Emitter(row["emitter_id_client"], row["nature"]),
+            Certifier(row["certifier"], row["certifier_id_client"], row["id_contrat"], frozenset()),
+            SchemaVersion(row["schema_version"]),
+        )
+        found.append(
+            Suppressible(
+                row["certifier"],
+                Member(row["record_id"], row["version"], row["code"], row["xml_bytes"] or 0),
+                sent_as,
+                datetime.fromisoformat(since),
+            )
+        )
+    return found
+
+
+def to_supersede(conn: sqlite3.Connection) -> list[str]:
+    rows = conn.execute(
+        "SELECT DISTINCT b.batch_id, b.created_at FROM records r "
+        "JOIN batches b ON b.batch_id = r.batch_id "
+        "WHERE (r.correction_version IS NOT NULL OR r.revocation_pending = 1) AND r.status = ? "
+        "AND b.state = ? AND b.action = ? AND b.deposited_at IS NULL AND b.report_file IS NULL "
+        "ORDER BY b.created_at, b.batch_id",
+        (RecordStatus.BATCHED.value, BatchState.WRITTEN.value, CdcAction.CREATION.value),
+    )
+    return [r[0] for r in rows]
+
+
+def batch_superseded(conn: sqlite3.Connection, batch_id: str, file: Path | None) -> None:
+    conn.execute(
+        "UPDATE batches SET state = ?, file_path = coalesce(?, file_path) WHERE batch_id = ?",
+        (BatchState.SUPERSEDED.value, str(file) if file else None, batch_id),
+    )
+
+
+def sendings(conn: sqlite3.Connection, record_id: str) -> list[Sending]:
+    rows = conn.execute(
+        "SELECT m.batch_id, m.version, c.content_hash FROM batch_members m "
+        "JOIN batches b ON b.batch_id = m.batch_id "
+        "JOIN contents c ON c.record_id = m.record_id AND c.version = m.version "
+        "WHERE m.record_id = ? AND b.action = ? AND NOT EXISTS ("
+        "  SELECT 1 FROM history h WHERE h.record_id = m.record_id "
+        "  AND h.batch_id = m.batch_id AND h.to_status = ?) "
+        "ORDER BY b.created_at, b.batch_id",
+        (record_id, CdcAction.CREATION.value, RecordStatus.REJECTED.value),
+    )
+    return [Sending(r[0], r[1], r[2]) for r in rows]
+
+
+def add_suppression_members(
+    conn: sqlite3.Connection, batch_id: str, record_ids: list[str], at: str
+) -> None:
+    """Members of a SUPPRESSION stay `accepted`; their `batch_id` names it while in flight."""
+    conn.executemany(
+        "UPDATE records SET batch_id = ?, pending_since = NULL, updated_at = ? WHERE record_id = ?",
+        [(batch_id, at, record_id) for record_id in record_ids],
+    )

@@ -1,0 +1,121 @@
+"""Correction requests by hand (CONTRACT §9): open one, list them, answer one.
+
+The law (décret 2024-1236) gives a certifier 3 months from a request, by the CDC or a holder,
+to send corrected data or say why the request is unfounded. The operator opens the request
+here; the CDC's acceptance of corrected data closes it by itself (the feedback loop calls
+`Transaction.close_correction_requests`), or the operator answers it. The request's note is
+the operator's text and may name a person: it is stored and shown, never logged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date, datetime
+
+from accrochage.errors import BadParameter
+from accrochage.models.corrections import (
+    AnswerKind,
+    CorrectionRequest,
+    RequestNotFound,
+    answer,
+    open_request,
+    to_json,
+)
+from accrochage.models.deadline import Clock, paris_today
+from accrochage.models.vocabulary import RequestSource
+from accrochage.state.base import JsonRow, Store
+
+
+@dataclass(frozen=True, slots=True)
+class Opened:
+    """A request just opened, and whether the tracker knows its record yet."""
+
+    request: CorrectionRequest
+    record_known: bool
+    json: JsonRow
+
+
+class Corrections:
+    def __init__(
+        self, store: Store, clock: Clock, margin_days: int, certifiers: Iterable[str]
+    ) -> None:
+        self.store = store
+        self.clock = clock
+        self.margin_days = margin_days
+        self.certifiers = tuple(certifiers)
+
+    def _now(self) -> datetime:
+        return self.clock.now().replace(microsecond=0)
+
+    def add(
+        self,
+        record_id: str,
+        received_on: date,
+        *,
+        source: RequestSource | str = RequestSource.CDC,
+        certifier: str | None = None,
+        note: str | None = None,
+    ) -> Opened:
+        """Open a request; a record id the tracker does not know yet is accepted (older
+        data): the request attaches to the record when it arrives."""
+        source = _source(source)
+        if certifier is not None and certifier not in self.certifiers:
+            raise BadParameter(
+                f"unknown certifier {certifier[:100]!r}: give a configured key "
+                f"({', '.join(self.certifiers) or 'none configured'}), or leave it out to use "
+                "the record's"
+            )
+        request = open_request(
+            record_id, received_on, self._now(), source=source, certifier=certifier, note=note
+        )
+        with self.store.transaction() as tx:
+            record = tx.records([request.record_id]).get(request.record_id)
+            if record is not None and certifier is not None and record.certifier != certifier:
+                raise BadParameter(
+                    f"record {request.record_id} belongs to {record.certifier or 'no certifier'}, "
+                    f"not {certifier}: leave --certifier out, or check the record id"
+                )
+            tx.add_correction_request(request)
+        shown = record.certifier if record is not None else None
+        today = paris_today(self.clock)
+        return Opened(request, record is not None, to_json(request, shown, today, self.margin_days))
+
+    def list(self, *, open_only: bool = False, as_of: date | None = None) -> list[JsonRow]:
+        """CONTRACT §9's objects: open requests first by deadline, then the closed ones."""
+        day = as_of or paris_today(self.clock)
+        with self.store.reading() as reader:
+            return reader.correction_requests(
+                open_only=open_only, as_of=day, margin_days=self.margin_days
+            )
+
+    def answer(
+        self, request_id: str, *, unfounded: str | None = None, corrected: bool = False
+    ) -> JsonRow:
+        """Close a request by hand: unfounded (with the reason) or corrected, exactly one."""
+        if (unfounded is not None) == bool(corrected):
+            raise BadParameter(
+                "answer with exactly one of: unfounded (the reason the data is right as sent) "
+                "or corrected"
+            )
+        kind = AnswerKind.CORRECTED if corrected else AnswerKind.UNFOUNDED
+        with self.store.transaction() as tx:
+            found = tx.correction_request(request_id)
+            if found is None:
+                raise RequestNotFound(
+                    f"no correction request {request_id[:100]!r}: see "
+                    "`accrochage correction-request list`"
+                )
+            done = answer(found, kind, unfounded, self._now())
+            tx.answer_correction_request(done)
+            record = tx.records([done.record_id]).get(done.record_id)
+        shown = record.certifier if record is not None else None
+        return to_json(done, shown, paris_today(self.clock), self.margin_days)
+
+
+def _source(value: RequestSource | str) -> RequestSource:
+    try:
+        return RequestSource(value)
+    except ValueError:
+        allowed = ", ".join(s.value for s in RequestSource)
+        raise BadParameter(f"source must be one of {allowed}") from None

@@ -1,0 +1,282 @@
+"""`accrochage doctor`: what an operator should know about an installation, checked at once.
+
+Each check gives typed findings (`ok`, `warning`, `error`); the command prints them and exits
+1 when one needs the operator (`needs_operator`): every error, and the warnings marked
+`action` — something the operator can and should do now (get the official XSD, reload old
+reference data, see to a firing alert). A warning without `action` only informs (no state
+yet, optional reference data never configured). Messages carry versions, paths, counts and
+dates only: never a record's content.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from accrochage.errors import AccrochageError, StorageCorruptError
+from accrochage.models.deadline import Clock, paris_today
+from accrochage.models.vocabulary import BatchState
+from accrochage.refdata.load import age_warnings
+from accrochage.settings import Settings
+from accrochage.sinks.gate import declared_version, load_schema
+from accrochage.sinks.profiles import OFFICIAL_KIT, RECONSTRUCTED, profile_for
+from accrochage.state.base import AlertState, Observation, Store
+from accrochage.streams.alerts import active, annotations_of, severity_of
+from accrochage.streams.schema_choice import unchosen_schema
+from accrochage.streams.watch import Watch
+
+_NEVER = datetime(1970, 1, 1, tzinfo=UTC)
+"""An alert's start, unused by its summary."""
+
+
+class Level(StrEnum):
+    OK = "ok"
+    WARNING = "warning"
+    ERROR = "error"
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    check: str
+    """What was checked: schema, xsd, state, refdata, alerts, files."""
+    level: Level
+    message: str
+    action: bool = False
+    """A warning the operator should act on (an error always needs the operator)."""
+
+    @property
+    def needs_operator(self) -> bool:
+        return self.level is Level.ERROR or (self.level is Level.WARNING and self.action)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "check": self.check,
+            "level": self.level.value,
+            "needs_operator": self.needs_operator,
+            "message": self.message,
+        }
+
+
+def needs_operator(findings: list[Finding]) -> bool:
+    return any(f.needs_operator for f in findings)
+
+
+def diagnose(settings: Settings, clock: Clock, open_store: Callable[[], Store]) -> list[Finding]:
+    """Every check; `open_store` opens the state checking its integrity (`quick_check`)."""
+    findings = [schema_finding(settings), xsd_finding(settings)]
+    state = settings.paths.state
+    if not state.exists():
+        findings.append(
+            Finding(
+                "state",
+                Level.WARNING,
+                f"no state at {state} (paths.state) yet: `ingest`, `flush` and `run` create "
+                "it; if one should exist, check paths.state and --config",
+            )
+        )
+        return findings
+    try:
+        store = open_store()
+    except StorageCorruptError as exc:
+        return [*findings, Finding("state", Level.ERROR, str(exc))]
+    except AccrochageError as exc:
+        return [*findings, Finding("state", Level.ERROR, f"the state cannot be opened: {exc}")]
+    try:
+        findings += state_findings(settings, store)
+        findings += refdata_findings(settings, store, clock)
+        observation = _watch(settings, store, clock).observe()
+        findings += alert_findings(settings, observation)
+        findings.append(files_finding(observation))
+    finally:
+        store.close()
+    return findings
+
+
+# -- the schema and its XSD -----------------------------------------------------------------
+
+
+def schema_finding(settings: Settings) -> Finding:
+    schema = settings.schema_
+    how = (
+        "named in the configuration"
+        if schema.version_named
+        else "the default: schema.version is not set"
+    )
+    return Finding("schema", Level.OK, f"files are written with schema {schema.version} ({how})")
+
+
+def xsd_finding(settings: Settings) -> Finding:
+    version = settings.schema_.version
+    given = settings.schema_.xsd
+    if given is not None:
+        return _given_xsd(given.resolve(), version)
+    bundled = profile_for(version).bundled_xsd
+    if version in RECONSTRUCTED:
+        return Finding(
+            "xsd",
+            Level.WARNING,
+            f"files are checked against the bundled {version} XSD ({bundled.name}), a "
+            "RECONSTRUCTION from secondary sources, not the CDC's file: a file it accepts may "
+            f"still be refused by the CDC. Download the official kit from {OFFICIAL_KIT}; "
+            "set schema.xsd to that file, then run `accrochage doctor` and `accrochage "
+            "check-xml` on a written file",
+            action=True,
+        )
+    return Finding(
+        "xsd",
+        Level.OK,
+        f"files are checked against the bundled {version} XSD ({bundled.name}): the project's "
+        "own schema, checked against the CDC's official 1.1.2 file by the tests",
+    )
+
+
+def _given_xsd(path: Path, version: str) -> Finding:
+    if not path.is_file():
+        return Finding(
+            "xsd",
+            Level.ERROR,
+            f"schema.xsd names {path}, which is not a file: point it at the XSD of the CDC's "
+            "kit, or empty it to use the bundled one",
+        )
+    try:
+        load_schema(path)
+    except AccrochageError as exc:
+        return Finding("xsd", Level.ERROR, str(exc))
+    declared = declared_version(path)
+    if declared is not None and declared != version:
+        return Finding(
+            "xsd",
+            Level.WARNING,
+            f"schema.xsd ({path}) declares version {declared} but schema.version is "
+            f"{version}: set schema.version to {declared}, or point schema.xsd at the "
+            f"{version} kit's XSD",
+            action=True,
+        )
+    stated = f"version {declared}" if declared else "no version attribute"
+    return Finding(
+        "xsd",
+        Level.OK,
+        f"files are checked against {path} (schema.xsd, {stated}): the file you supplied, "
+        "not the bundled one",
+    )
+
+
+# -- the state --------------------------------------------------------------------------------
+
+
+def state_findings(settings: Settings, store: Store) -> list[Finding]:
+    with store.reading() as reader:
+        health = reader.health()
+        written = reader.schema_versions_written()
+    last = health.migrations[-1] if health.migrations else "none"
+    findings = [
+        Finding(
+            "state",
+            Level.OK,
+            f"{settings.paths.state}: integrity check (quick_check) ok, "
+            f"{health.bytes / 1e6:.1f} MB, {len(health.migrations)} migration(s) applied "
+            f"(last {last})",
+        )
+    ]
+    unchosen = unchosen_schema(settings, written)
+    if unchosen is not None:
+        findings.append(Finding("schema", Level.ERROR, unchosen))
+    elif written:
+        shown = ", ".join(sorted(written))
+        findings.append(Finding("schema", Level.OK, f"the state holds files of schema {shown}"))
+    return findings
+
+
+# -- reference data ---------------------------------------------------------------------------
+
+
+def refdata_findings(settings: Settings, store: Store, clock: Clock) -> list[Finding]:
+    configured = settings.refdata
+    sources = store.refdata().sources()
+    findings = [
+        Finding("refdata", Level.WARNING, warning, action=True)
+        for warning in age_warnings(sources, paris_today(clock), configured.max_age)
+    ]
+    loaded = {s.kind for s in sources}
+    wanted = {kind for kind, path in (("rncp", configured.rncp), ("cog", configured.cog)) if path}
+    for kind in sorted(wanted - loaded):
+        findings.append(
+            Finding(
+                "refdata",
+                Level.WARNING,
+                f"refdata.{kind} is set but nothing of it is loaded: run `accrochage refdata "
+                "load` (its rules are not applied until then)",
+                action=True,
+            )
+        )
+    if not sources and not wanted:
+        findings.append(
+            Finding(
+                "refdata",
+                Level.WARNING,
+                "no reference data loaded: the RNCP/RS and COG rules are not applied "
+                "(optional: set refdata.rncp / refdata.cog and run `accrochage refdata load`)",
+            )
+        )
+    if sources and not findings:
+        kinds = ", ".join(sorted(loaded))
+        findings.append(
+            Finding("refdata", Level.OK, f"reference data loaded ({kinds}), none too old")
+        )
+    return findings
+
+
+# -- alerts and files -------------------------------------------------------------------------
+
+
+def _watch(settings: Settings, store: Store, clock: Clock) -> Watch:
+    return Watch(
+        store,
+        clock,
+        margin_days=settings.batching.margin_days,
+        certifiers=[c.key for c in settings.certifiers],
+        unreported_after=settings.alerts.unreported_after,
+    )
+
+
+def alert_findings(settings: Settings, observation: Observation) -> list[Finding]:
+    certifiers = [c.key for c in settings.certifiers]
+    firing = active(observation, certifiers)
+    if not firing:
+        return [Finding("alerts", Level.OK, "no alert firing")]
+    findings = []
+    for (alertname, certifier), n in sorted(firing.items()):
+        severity = severity_of(alertname)
+        shown = AlertState(alertname, certifier, severity, "firing", n, _NEVER)
+        summary = annotations_of(shown)["summary"]
+        level = Level.ERROR if severity == "critical" else Level.WARNING
+        findings.append(
+            Finding(
+                "alerts",
+                level,
+                f"{alertname} ({severity}): {summary}; see `accrochage outstanding` "
+                "and `accrochage batches`",
+                action=True,
+            )
+        )
+    return findings
+
+
+def files_finding(observation: Observation) -> Finding:
+    waiting = sum(
+        n
+        for (_, state), n in observation.batches.items()
+        if state in (BatchState.WRITTEN, BatchState.DEPOSITED)
+    )
+    late = sum(observation.unreported.values())
+    return Finding(
+        "files",
+        Level.OK,
+        f"{observation.to_deposit} file(s) to deposit on the CDC portal; {waiting} file(s) "
+        f"written or deposited without a CDC report ({late} of them for longer than "
+        "alerts.unreported_after)",
+    )

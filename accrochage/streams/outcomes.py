@@ -1,0 +1,153 @@
+"""One CDC outcome (a passage OK or KO, or a whole file refused) for one record.
+
+The report's batch decides what the outcome means: a SUPPRESSION's acceptance withdraws what
+the CDC holds; a CREATION's acceptance makes the record `accepted` — or, when it reports on an
+earlier batch than the record's current one, says the CDC holds *that* batch's content.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from accrochage.models.batch import BatchInfo
+from accrochage.models.lifecycle import apply_report
+from accrochage.models.record import Change, Outcome, Record, Status
+from accrochage.models.vocabulary import CdcAction, SchemaVersion
+from accrochage.models.withdrawal import (
+    Sending,
+    apply_held_elsewhere,
+    apply_rejected_with_correction,
+    apply_suppression_report,
+)
+from accrochage.state.base import Transaction
+from accrochage.streams.redecode import Decodes
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """What the CDC said of one passage."""
+
+    accepted: bool
+    message: str | None
+    already_known: bool = False
+    whole_file: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Closure:
+    """Correction requests this outcome answers: the acceptance of content `version` (None: of
+    a revoked record's suppression)."""
+
+    record_id: str
+    version: int | None
+
+
+@dataclass(slots=True)
+class OutcomeContext:
+    tx: Transaction
+    batch: BatchInfo | None
+    now: datetime
+    label: str
+    decode: Decodes
+
+    @property
+    def batch_id(self) -> str | None:
+        return self.batch.batch_id if self.batch is not None else None
+
+    @property
+    def closes_requests(self) -> bool:
+        """Only under 1.1.5 can data be corrected after acceptance, so only there does an
+        acceptance answer a correction request (under 1.1.2 the operator closes them)."""
+        return self.batch is not None and self.batch.schema_version is SchemaVersion.V1_1_5
+
+
+def apply_verdict(ctx: OutcomeContext, record: Record, verdict: Verdict) -> Change:
+    if ctx.batch is not None and ctx.batch.action is CdcAction.SUPPRESSION:
+        return _suppression(ctx, record, verdict)
+    if ctx.batch is not None and record.batch_id != ctx.batch.batch_id:
+        return _earlier_batch(ctx, record, verdict)
+    if verdict.already_known:
+        held = _held_before(ctx, record)
+        if held is not None:
+            reason = (
+                "the CDC answered 'existe déjà' for a content that differs from the one an "
+                f"earlier batch sent ({held.batch_id}): it holds that one, so the newer content "
+                "is a correction to send through a SUPPRESSION"
+            )
+            return apply_held_elsewhere(record, held, ctx.now, reason, ctx.label)
+    change = apply_report(
+        record,
+        accepted=verdict.accepted,
+        message=verdict.message,
+        report_batch=ctx.batch_id,
+        now=ctx.now,
+        label=ctx.label,
+        whole_file=verdict.whole_file,
+    )
+    after = change.record
+    if after is not None and after.status is Status.REJECTED and after.correction_version:
+        promoted = apply_rejected_with_correction(
+            after, ctx.decode(ctx.tx, after.record_id, after.correction_version), ctx.now
+        )
+        assert promoted.record is not None and promoted.history is not None
+        change.record = promoted.record
+        change.extra_history.append(promoted.history)
+    return change
+
+
+def _suppression(ctx: OutcomeContext, record: Record, verdict: Verdict) -> Change:
+    assert ctx.batch is not None
+    correction = None
+    deadline = None
+    if verdict.accepted and record.correction_version and not record.revocation_pending:
+        correction = ctx.decode(ctx.tx, record.record_id, record.correction_version)
+        deadline = ctx.tx.correction_deadlines([record.record_id]).get(record.record_id)
+    return apply_suppression_report(
+        record,
+        batch_id=ctx.batch.batch_id,
+        accepted=verdict.accepted and not verdict.already_known,
+        message=verdict.message,
+        now=ctx.now,
+        label=ctx.label,
+        correction=correction,
+        request_deadline=deadline,
+        whole_file=verdict.whole_file,
+    )
+
+
+def _earlier_batch(ctx: OutcomeContext, record: Record, verdict: Verdict) -> Change:
+    """A report on a batch the record has left (superseded, or re-cut after a rejection):
+    its acceptance says the CDC holds what that batch carried; a rejection says nothing new."""
+    assert ctx.batch is not None
+    if not verdict.accepted:
+        return Change(Outcome.UNCHANGED)
+    held = next(
+        (s for s in ctx.tx.sendings(record.record_id) if s.batch_id == ctx.batch.batch_id), None
+    )
+    if held is None:
+        return Change(Outcome.UNCHANGED)
+    reason = f"accepted by the CDC in an earlier file ({ctx.batch.file_name})"
+    return apply_held_elsewhere(record, held, ctx.now, reason, ctx.label)
+
+
+def _held_before(ctx: OutcomeContext, record: Record) -> Sending | None:
+    """The latest earlier sending whose content differs from the one this batch carried."""
+    earlier = [
+        s
+        for s in ctx.tx.sendings(record.record_id)
+        if s.batch_id != ctx.batch_id and s.content_hash != record.content_hash
+    ]
+    return earlier[-1] if earlier else None
+
+
+def closure_of(ctx: OutcomeContext, before: Record, after: Record) -> Closure | None:
+    if not ctx.closes_requests:
+        return None
+    if after.status is Status.ACCEPTED and before.status is not Status.ACCEPTED:
+        if after.correction_version is None and not after.revocation_pending:
+            return Closure(after.record_id, after.version)
+        return None
+    if after.status is Status.WITHDRAWN and before.status is Status.ACCEPTED:
+        return Closure(after.record_id, None)
+    return None

@@ -1,0 +1,150 @@
+"""What the flusher does for records the CDC holds, or may soon hold (CONTRACT §9).
+
+- **Superseded files.** A CREATION file written but never deposited, holding a record that was
+  corrected or revoked since, is replaced before anyone uploads it: the batch becomes
+  `superseded`, its file moves to `superseded/`, and its records are cut again (the corrected
+  one with its correction, a revoked one withdrawn). Sending a file we know to be out of date
+  would only start a suppression the day its report comes. If the file was uploaded anyway
+  (without `accrochage deposited`), its report is still applied to the content it carried.
+- **Suppressions** (schema 1.1.5): accepted records that were revoked or corrected are cut into
+  SUPPRESSION batches under the same rules as creations (size, age, the deadline margin of their
+  open correction request), one file per certifier and per way they were sent.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from collections.abc import Callable
+from datetime import date, datetime
+from pathlib import Path
+
+from accrochage.models.batch import FrozenBatch, Member, PendingStats, SentAs, Suppressible
+from accrochage.models.vocabulary import BatchState, CdcAction, SchemaVersion
+from accrochage.models.withdrawal import apply_superseded, cut_suppression_entry
+from accrochage.sinks.base import BatchSink
+from accrochage.state.base import Transaction
+from accrochage.streams.batching import BatchLimits, due_reason, split
+from accrochage.streams.redecode import Decodes
+
+SupersededMove = tuple[Path, Path]
+Cut = Callable[[FrozenBatch, int, str], None]
+"""Told of each batch cut: the batch, its passages, why."""
+
+
+def supersede(
+    tx: Transaction, sink: BatchSink, decode: Decodes, now: datetime
+) -> tuple[list[str], list[SupersededMove]]:
+    """Mark every out-of-date written file superseded; the moves to make once committed."""
+    superseded, moves = [], []
+    for batch_id in tx.to_supersede():
+        info = tx.batch(batch_id)
+        assert info is not None
+        changes = []
+        for record in tx.records_in_batch(batch_id):
+            correction = None
+            if record.correction_version is not None and not record.revocation_pending:
+                correction = decode(tx, record.record_id, record.correction_version)
+            change = apply_superseded(record, batch_id, now, correction)
+            if change.changed:
+                changes.append(change)
+        tx.save(changes)
+        target = None
+        if info.file_path is not None:
+            target = sink.place(info.certifier, info.file_name, BatchState.SUPERSEDED)
+            moves.append((info.file_path, target))
+        tx.batch_superseded(batch_id, target)
+        superseded.append(batch_id)
+    return superseded, moves
+
+
+def _stats(certifier: str, items: list[Suppressible], deadlines: dict[str, date]) -> PendingStats:
+    due = [deadlines[i.member.record_id] for i in items if i.member.record_id in deadlines]
+    return PendingStats(
+        certifier,
+        len(items),
+        min(i.waiting_since for i in items),
+        min(due) if due else None,
+    )
+
+
+def cut_suppressions(
+    tx: Transaction,
+    sink: BatchSink,
+    limits: BatchLimits,
+    schema_version: SchemaVersion,
+    configured: Callable[[str], bool],
+    now: datetime,
+    today: date,
+    *,
+    force: bool,
+    on_cut: Cut,
+) -> list[str]:
+    """Cut the due SUPPRESSION batches; returns notes for the operator."""
+    candidates = tx.suppressible()
+    if not candidates:
+        return []
+    deadlines = tx.correction_deadlines([c.member.record_id for c in candidates])
+    by_way: dict[tuple[str, SentAs], list[Suppressible]] = defaultdict(list)
+    for item in candidates:
+        by_way[(item.certifier, item.sent_as)].append(item)
+    notes = []
+    for (certifier, sent_as), items in by_way.items():
+        if not configured(certifier):
+            notes.append(
+                f"{len(items)} record(s) of {certifier!r} to withdraw from the CDC, which is "
+                "no longer configured: add it back to [[certifiers]] to send their SUPPRESSION"
+            )
+            continue
+        stats = _stats(certifier, items, deadlines)
+        reason = "forced" if force else due_reason(stats, now, today, limits)
+        if reason is not None:
+            _cut_way(tx, sink, limits, schema_version, sent_as, items, now, reason, on_cut)
+    return notes
+
+
+def _cut_way(
+    tx: Transaction,
+    sink: BatchSink,
+    limits: BatchLimits,
+    schema_version: SchemaVersion,
+    sent_as: SentAs,
+    items: list[Suppressible],
+    now: datetime,
+    reason: str,
+    on_cut: Cut,
+) -> None:
+    def frozen(batch_id: str, passages: int) -> FrozenBatch:
+        return FrozenBatch(
+            batch_id,
+            now,
+            sent_as.emitter,
+            sent_as.certifier,
+            schema_version,
+            passages,
+            CdcAction.SUPPRESSION,
+            sent_as.schema_version,
+        )
+
+    sizes = sink.sizes(frozen(str(uuid.UUID(int=0)), 0))
+    records = tx.records([i.member.record_id for i in items])
+    members = [i.member for i in items]
+    try:
+        groups = split(members, limits, sizes.envelope, sizes.per_code)
+    except ValueError:
+        template = frozen(str(uuid.UUID(int=0)), 0)
+        exact = [
+            Member(m.record_id, m.version, m.code, _exact(tx, sink, template, m)) for m in members
+        ]
+        groups = split(exact, limits, sizes.envelope, sizes.per_code)
+    for group in groups:
+        batch = frozen(str(uuid.uuid4()), len(group))
+        history = [
+            cut_suppression_entry(records[m.record_id], now, reason, batch.batch_id) for m in group
+        ]
+        tx.add_batch(batch, sink.file_name(batch), group, history)
+        on_cut(batch, len(group), reason)
+
+
+def _exact(tx: Transaction, sink: BatchSink, batch: FrozenBatch, member: Member) -> int:
+    return sink.passage_size(batch, tx.content(member.record_id, member.version))

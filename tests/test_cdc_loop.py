@@ -1,0 +1,594 @@
+"""The CDC loop of schema 1.1.5 (CONTRACT §9): suppressions, corrections after acceptance,
+superseded files, reports on earlier batches, rejection triage."""
+
+from __future__ import annotations
+
+import json
+import signal
+from collections.abc import Iterable
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from lxml import etree
+
+from accrochage.app import Core, build_core
+from accrochage.models.deadline import FixedClock
+from accrochage.settings import load_settings
+from accrochage.sinks.profiles import profile_for
+from accrochage.streams.flush import FlushReport
+from tests.factories import HOLDER_NIR, revoked_event
+from tests.test_cli_tracker import recent, run, write_jsonl
+from tests.test_outbox_moves import accrochage, ok
+from tests.test_tracker import (
+    ALREADY,
+    NO_HOLDER,
+    NOW,
+    NS,
+    TODAY,
+    batch_row,
+    event,
+    file_rejected_report,
+    ingest,
+    ingest_one,
+    outstanding,
+    passages,
+    processed_report,
+    record,
+    replay,
+    write_config,
+)
+
+SUPPRESSION_NS = {"cpf": NS["cpf"]}
+
+
+def make(tmp_path: Path, version: str) -> Core:
+    config = write_config(tmp_path)
+    text = config.read_text(encoding="utf-8")
+    config.write_text(text + f'\n[schema]\nversion = "{version}"\n', encoding="utf-8")
+    return build_core(load_settings(config), FixedClock(NOW))
+
+
+@pytest.fixture()
+def core(tmp_path: Path) -> Iterable[Core]:
+    built = make(tmp_path, "1.1.5")
+    yield built
+    built.close()
+
+
+@pytest.fixture()
+def core112(tmp_path: Path) -> Iterable[Core]:
+    built = make(tmp_path, "1.1.2")
+    yield built
+    built.close()
+
+
+def later(core: Core, minutes: int = 5) -> None:
+    assert isinstance(core.clock, FixedClock)
+    core.clock.advance(timedelta(minutes=minutes))
+
+
+def flush(core: Core) -> FlushReport:
+    report = core.flusher.flush(force=True)
+    assert report.ok, report.failed
+    return report
+
+
+def answer(
+    core: Core,
+    shared_dir: Path,
+    batch_id: str,
+    *,
+    ok: Iterable[str] = (),
+    ko: dict[str, str] | None = None,
+) -> Any:
+    batch = batch_row(core, batch_id)
+    data = processed_report(
+        shared_dir, file_name=batch["file_name"], id_flux=batch_id, ok=ok, ko=ko
+    )
+    return core.feedback.import_report_bytes(data, f"report-{batch_id[:8]}.xml")
+
+
+def accepted(core: Core, shared_dir: Path, *events: dict[str, Any]) -> str:
+    """The events sent in one CREATION file, which the CDC accepted."""
+    ingest(core, *events)
+    report = flush(core)
+    (written,) = report.written
+    answer(core, shared_dir, written.batch_id, ok=[e["record_id"] for e in events])
+    for one in events:
+        assert record(core, one["record_id"])["status"] == "accepted"
+    return written.batch_id
+
+
+def action_of(path: Path) -> str | None:
+    return etree.parse(str(path)).getroot().findtext("cpf:action", namespaces=NS)
+
+
+def assert_bundled_valid(path: Path, version: str = "1.1.5") -> None:
+    schema = etree.XMLSchema(etree.parse(str(profile_for(version).bundled_xsd)))
+    doc = etree.parse(str(path))
+    assert schema.validate(doc), schema.error_log
+
+
+def only_written(report: FlushReport) -> tuple[str, Path]:
+    (written,) = report.written
+    return written.batch_id, written.path
+
+
+# --- the whole life of a corrected record ----------------------------------------------------
+
+
+def test_a_correction_after_acceptance_goes_out_as_suppression_then_creation(
+    core: Core, shared_dir: Path
+) -> None:
+    original = event("CL-1", score="100")
+    other = event("CL-2")
+    first = accepted(core, shared_dir, original, other)
+    fixed = replay(original)
+    fixed["score"] = "250"
+    assert ingest_one(core, fixed).outcome == "correction_stored"
+
+    listed = {r["record_id"]: r for r in outstanding(core)}
+    assert set(listed) == {"CL-1"}, "accepted and corrected: outstanding until sent again"
+    assert listed["CL-1"]["status"] == "accepted"
+    assert listed["CL-1"]["correction_pending"] is True
+    assert listed["CL-1"]["deadline"] is None, "accepted on time: never at risk again"
+
+    report = flush(core)
+    assert [c.action for c in report.cut] == ["SUPPRESSION"]
+    suppression, path = only_written(report)
+    assert "_SUPPRESSION_" in path.name
+    assert action_of(path) == "SUPPRESSION"
+    assert_bundled_valid(path)
+    sent = passages(
+        batch_row(core, first)["file_path"] and Path(batch_row(core, first)["file_path"])
+    )
+    repeated = passages(path)
+    assert set(repeated) == {"CL-1"}
+    assert etree.tostring(repeated["CL-1"]) == etree.tostring(sent["CL-1"]), "as it was sent"
+    detail = record(core, "CL-1")
+    assert (detail["status"], detail["batch_id"]) == ("accepted", suppression)
+    assert not flush(core).cut, "a suppression in flight is not cut twice"
+
+    answer(core, shared_dir, suppression, ok=["CL-1"])
+    detail = record(core, "CL-1")
+    assert detail["status"] == "pending"
+    assert detail["correction_pending"] is False
+    assert detail["version"] == 2
+    assert detail["deadline"] is None, "no open correction request: no deadline"
+
+    creation, path = only_written(flush(core))
+    assert action_of(path) == "CREATION"
+    assert_bundled_valid(path)
+    found = passages(path)
+    assert set(found) == {"CL-1"}
+    assert found["CL-1"].findtext("cpf:scoring", namespaces=NS) == "250"
+    answer(core, shared_dir, creation, ok=["CL-1"])
+    assert record(core, "CL-1")["status"] == "accepted"
+    assert outstanding(core) == []
+    reasons = [h["reason"] for h in record(core, "CL-1")["history"]]
+    assert any(r.startswith("SUPPRESSION cut (corrected)") for r in reasons)
+    assert any(r.startswith("SUPPRESSION accepted by the CDC") for r in reasons)
+
+
+def test_under_112_a_correction_after_acceptance_waits_flagged(
+    core112: Core, shared_dir: Path
+) -> None:
+    original = event("OLD-1", score="100")
+    accepted(core112, shared_dir, original)
+    fixed = replay(original)
+    fixed["score"] = "250"
+    ingest(core112, fixed)
+    assert not flush(core112).cut, "1.1.2 has no SUPPRESSION"
+    (row,) = outstanding(core112)
+    assert (row["status"], row["correction_pending"]) == ("accepted", True)
+
+
+@pytest.mark.parametrize(
+    ("sent_with", "branch"), [("1.1.2", "titulaire"), ("1.1.5", "identifiantNational")]
+)
+def test_a_suppression_repeats_the_identity_branch_it_was_sent_with(
+    tmp_path: Path, shared_dir: Path, sent_with: str, branch: str
+) -> None:
+    """A holder with a NIR: sent under 1.1.2 as `titulaire`, under 1.1.5 as
+    `identifiantNational`; withdrawn under 1.1.5, the passage is repeated as it was sent."""
+    old = make(tmp_path, sent_with)
+    holder_event = event("NIR-1")
+    holder_event["holder"]["nir"] = HOLDER_NIR
+    first = accepted(old, shared_dir, holder_event)
+    sent = passages(Path(batch_row(old, first)["file_path"]))["NIR-1"]
+    old.close()
+    core = make(tmp_path, "1.1.5")
+    try:
+        ingest(core, revoked_event(record_id="NIR-1"))
+        _, path = only_written(flush(core))
+        assert_bundled_valid(path)
+        (passage,) = passages(path).values()
+        identity = passage.find("cpf:identificationTitulaire", namespaces=NS)
+        assert identity is not None
+        assert [etree.QName(c).localname for c in identity] == [branch]
+        assert etree.tostring(passage) == etree.tostring(sent)
+    finally:
+        core.close()
+
+
+# --- revocations ------------------------------------------------------------------------------
+
+
+def test_a_revocation_after_acceptance_withdraws_through_a_suppression(
+    core: Core, shared_dir: Path
+) -> None:
+    accepted(core, shared_dir, event("RV-1"))
+    assert ingest_one(core, revoked_event(record_id="RV-1")).outcome == "revocation_flagged"
+    (row,) = outstanding(core)
+    assert (row["status"], row["revocation_pending"]) == ("accepted", True)
+    report = flush(core)
+    assert [(c.action, c.passages) for c in report.cut] == [("SUPPRESSION", 1)]
+    suppression, _ = only_written(report)
+    answer(core, shared_dir, suppression, ok=["RV-1"])
+    detail = record(core, "RV-1")
+    assert detail["status"] == "withdrawn"
+    assert detail["revocation_pending"] is False
+    assert outstanding(core) == []
+    assert not flush(core).cut
+
+
+def test_a_record_revoked_while_its_file_waits_for_its_report(core: Core, shared_dir: Path) -> None:
+    ingest(core, event("RW-1"))
+    creation, _ = only_written(flush(core))
+    core.operations.deposited([creation])
+    ingest(core, revoked_event(record_id="RW-1"))
+    assert not flush(core).cut, "deposited: it waits for its report"
+    answer(core, shared_dir, creation, ok=["RW-1"])
+    detail = record(core, "RW-1")
+    assert (detail["status"], detail["revocation_pending"]) == ("accepted", True)
+    suppression, _ = only_written(flush(core))
+    answer(core, shared_dir, suppression, ok=["RW-1"])
+    assert record(core, "RW-1")["status"] == "withdrawn"
+
+
+# --- a suppression the CDC refuses ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("message", "reason"),
+    [("Erreur technique", "other"), (ALREADY.format(rid="SR-1"), "other")],
+)
+def test_a_refused_suppression_leaves_the_record_accepted_until_retried(
+    core: Core, shared_dir: Path, message: str, reason: str
+) -> None:
+    accepted(core, shared_dir, event("SR-1"))
+    ingest(core, revoked_event(record_id="SR-1"))
+    suppression, _ = only_written(flush(core))
+    answer(core, shared_dir, suppression, ko={"SR-1": message})
+    (row,) = outstanding(core)
+    assert row["status"] == "accepted"
+    assert row["suppression_rejected"] is True
+    assert (row["cdc_message"], row["cdc_reason"]) == (message, reason)
+    assert not flush(core).cut, "a refused suppression waits for the operator"
+
+    (outcome,) = core.operations.retry(["SR-1"])
+    assert outcome.done, outcome
+    again, path = only_written(flush(core))
+    assert again != suppression and action_of(path) == "SUPPRESSION"
+    answer(core, shared_dir, again, ok=["SR-1"])
+    assert record(core, "SR-1")["status"] == "withdrawn"
+
+
+def test_a_suppression_file_rejected_whole_keeps_its_records_accepted(
+    core: Core, shared_dir: Path
+) -> None:
+    accepted(core, shared_dir, event("SF-1"))
+    ingest(core, revoked_event(record_id="SF-1"))
+    suppression, _ = only_written(flush(core))
+    name = batch_row(core, suppression)["file_name"]
+    core.feedback.import_report_bytes(file_rejected_report(shared_dir, file_name=name), "k.xml")
+    detail = record(core, "SF-1")
+    assert detail["status"] == "accepted"
+    assert detail["suppression_rejected"] is True
+    assert detail["cdc_reason"] == "file_rejected"
+    assert [o.done for o in core.operations.retry_rejected()] == [True]
+
+
+# --- corrections while the CREATION file is written but not deposited -------------------------
+
+
+def test_a_correction_supersedes_a_written_file_never_deposited(
+    core: Core, shared_dir: Path
+) -> None:
+    first = event("SU-1", score="100")
+    ingest(core, first, event("SU-2"), event("SU-3"))
+    old_batch, old_path = only_written(flush(core))
+    fixed = replay(first)
+    fixed["score"] = "300"
+    ingest(core, fixed)
+    ingest(core, revoked_event(record_id="SU-3"))
+
+    report = flush(core)
+    assert report.superseded == [old_batch]
+    moved = old_path.parent / "superseded" / old_path.name
+    assert not old_path.exists() and moved.is_file()
+    assert batch_row(core, old_batch)["state"] == "superseded"
+    _, new_path = only_written(report)
+    found = passages(new_path)
+    assert set(found) == {"SU-1", "SU-2"}
+    assert found["SU-1"].findtext("cpf:scoring", namespaces=NS) == "300"
+    assert record(core, "SU-3")["status"] == "withdrawn"
+    top = [p.name for p in old_path.parent.glob("*.xml")]
+    assert top == [new_path.name], "the top folder holds only the file to upload"
+
+
+def test_a_report_on_a_superseded_file_that_was_uploaded_anyway(
+    core: Core, shared_dir: Path
+) -> None:
+    """The operator uploaded the first file without saying so: the CDC holds its content."""
+    first = event("UP-1", score="100")
+    ingest(core, first)
+    old_batch, _ = only_written(flush(core))
+    fixed = replay(first)
+    fixed["score"] = "300"
+    ingest(core, fixed)
+    new_batch, _ = only_written(flush(core))
+
+    answer(core, shared_dir, old_batch, ok=["UP-1"])
+    detail = record(core, "UP-1")
+    assert (detail["status"], detail["version"]) == ("accepted", 1)
+    assert detail["correction_pending"] is True
+
+    answer(core, shared_dir, new_batch, ko={"UP-1": ALREADY.format(rid="UP-1")})
+    assert record(core, "UP-1")["status"] == "accepted", "the later file changes nothing"
+    suppression, path = only_written(flush(core))
+    assert passages(path)["UP-1"].findtext("cpf:scoring", namespaces=NS) == "100"
+    answer(core, shared_dir, suppression, ok=["UP-1"])
+    _, path = only_written(flush(core))
+    assert passages(path)["UP-1"].findtext("cpf:scoring", namespaces=NS) == "300"
+
+
+def test_existe_deja_for_a_content_an_earlier_file_did_not_carry(
+    core: Core, shared_dir: Path
+) -> None:
+    first = event("ED-1", score="100")
+    ingest(core, first)
+    only_written(flush(core))
+    fixed = replay(first)
+    fixed["score"] = "300"
+    ingest(core, fixed)
+    new_batch, _ = only_written(flush(core))
+    core.operations.deposited([new_batch])
+    answer(core, shared_dir, new_batch, ko={"ED-1": ALREADY.format(rid="ED-1")})
+    detail = record(core, "ED-1")
+    assert detail["status"] == "accepted"
+    assert detail["correction_pending"] is True, "the CDC holds the first file's content"
+    assert detail["version"] == 1 and detail["correction_version"] == 2
+
+
+def test_existe_deja_for_the_same_content_is_an_acceptance(core: Core, shared_dir: Path) -> None:
+    ingest(core, event("ES-1"))
+    batch, _ = only_written(flush(core))
+    answer(core, shared_dir, batch, ko={"ES-1": ALREADY.format(rid="ES-1")})
+    detail = record(core, "ES-1")
+    assert (detail["status"], detail["correction_pending"]) == ("accepted", False)
+
+
+# --- rejections --------------------------------------------------------------------------------
+
+
+def test_a_rejection_makes_the_stored_correction_the_content(core: Core, shared_dir: Path) -> None:
+    first = event("RJ-1", score="100")
+    ingest(core, first)
+    batch, _ = only_written(flush(core))
+    core.operations.deposited([batch])
+    fixed = replay(first)
+    fixed["score"] = "300"
+    ingest(core, fixed)
+    answer(core, shared_dir, batch, ko={"RJ-1": NO_HOLDER})
+    detail = record(core, "RJ-1")
+    assert (detail["status"], detail["version"]) == ("pending", 2)
+    assert detail["correction_pending"] is False
+    _, path = only_written(flush(core))
+    assert passages(path)["RJ-1"].findtext("cpf:scoring", namespaces=NS) == "300"
+
+
+def test_two_identity_rejections_flag_the_identity_procedure(core: Core, shared_dir: Path) -> None:
+    ingest(core, event("ID-1"))
+    for round_ in range(2):
+        batch, _ = only_written(flush(core))
+        answer(core, shared_dir, batch, ko={"ID-1": NO_HOLDER})
+        (row,) = outstanding(core)
+        assert row["identity_procedure"] is (round_ == 1)
+        (outcome,) = core.operations.retry(["ID-1"])
+        assert "the CDC matches a holder on" in outcome.message
+    assert record(core, "ID-1")["identity_procedure"] is True
+
+
+def test_an_invalid_correction_of_an_accepted_record_is_not_sent(
+    core: Core, shared_dir: Path
+) -> None:
+    original = event("IV-1")
+    accepted(core, shared_dir, original)
+    broken = replay(original)
+    broken["delivered_on"] = "2026-02-30"
+    assert ingest_one(core, broken).outcome == "correction_stored"
+    assert not flush(core).cut, "the CDC keeps the valid data until a valid correction comes"
+    (row,) = outstanding(core)
+    assert row["correction_pending"] is True
+
+
+def test_the_suppression_is_due_by_the_margin_of_its_correction_request(
+    core: Core, shared_dir: Path
+) -> None:
+    original = event("DR-1", score="100")
+    accepted(core, shared_dir, original)
+    core.corrections.add("DR-1", received_on=date(2026, 9, 10), source="cdc")
+    fixed = replay(original)
+    fixed["score"] = "200"
+    ingest(core, fixed)
+    report = core.flusher.flush()
+    assert [c.action for c in report.cut] == ["SUPPRESSION"], "due within the margin"
+    assert "day(s) left" in report.cut[0].reason
+    suppression = report.cut[0].batch_id
+    answer(core, shared_dir, suppression, ok=["DR-1"])
+    assert record(core, "DR-1")["deadline"] == "2026-12-10", "the request's deadline"
+    assert date(2026, 12, 10) > TODAY
+
+
+def test_a_correction_request_closes_when_the_cdc_accepts_the_corrected_data(
+    core: Core, shared_dir: Path
+) -> None:
+    original = event("CR-1", score="100")
+    accepted(core, shared_dir, original)
+    later(core)
+    opened = core.corrections.add("CR-1", received_on=date(2026, 9, 10), source="holder")
+    request_id = opened.request.request_id
+    later(core)
+    (row,) = outstanding(core)
+    assert row["correction_request"]["request_id"] == request_id
+    assert row["correction_request"]["days_left"] == 9, "at risk: within the 14-day margin"
+    (listed,) = core.corrections.list(open_only=True)
+    assert (listed["status"], listed["deadline"]) == ("open", "2026-12-10")
+
+    fixed = replay(original)
+    fixed["score"] = "200"
+    ingest(core, fixed)
+    suppression, _ = only_written(flush(core))
+    summary = answer(core, shared_dir, suppression, ok=["CR-1"])
+    assert summary.requests_closed == [], "withdrawn is not yet corrected"
+    creation, _ = only_written(flush(core))
+    summary = answer(core, shared_dir, creation, ok=["CR-1"])
+    assert summary.requests_closed == [request_id]
+    (closed,) = core.corrections.list()
+    assert closed["status"] == "corrected" and closed["answer"]["kind"] == "corrected"
+    assert outstanding(core) == []
+    assert any(
+        h["reason"].startswith(f"correction request {request_id} closed")
+        for h in record(core, "CR-1")["history"]
+    )
+
+
+def test_a_request_on_a_revoked_record_closes_with_its_suppression(
+    core: Core, shared_dir: Path
+) -> None:
+    accepted(core, shared_dir, event("CR-2"))
+    request_id = core.corrections.add("CR-2", received_on=TODAY).request.request_id
+    ingest(core, revoked_event(record_id="CR-2"))
+    suppression, _ = only_written(flush(core))
+    assert answer(core, shared_dir, suppression, ok=["CR-2"]).requests_closed == [request_id]
+
+
+def test_under_112_only_the_operator_closes_a_request(core112: Core, shared_dir: Path) -> None:
+    ingest(core112, event("CR-3"))
+    request_id = core112.corrections.add("CR-3", received_on=TODAY).request.request_id
+    batch, _ = only_written(flush(core112))
+    assert answer(core112, shared_dir, batch, ok=["CR-3"]).requests_closed == []
+    (row,) = outstanding(core112)
+    assert row["status"] == "accepted" and row["correction_request"]["request_id"] == request_id
+    core112.corrections.answer(request_id, unfounded="the data is right as sent")
+    assert outstanding(core112) == []
+
+
+# --- kill -9 between a suppression's report and the new creation ----------------------------
+
+
+def _batches(config: Path) -> list[dict[str, Any]]:
+    found = json.loads(ok(config, "batches", "--format", "json"))
+    assert isinstance(found, list)
+    return found
+
+
+def _report(
+    tmp_path: Path, shared_dir: Path, batch: dict[str, Any], name: str, record_id: str = "K-1"
+) -> Path:
+    path = tmp_path / name
+    path.write_bytes(
+        processed_report(
+            shared_dir,
+            file_name=Path(batch["file"]).name,
+            id_flux=batch["batch_id"],
+            ok=[record_id],
+        )
+    )
+    return path
+
+
+@pytest.mark.parametrize("point", ["reported:recorded", "reported:moved"])
+def test_kill_9_between_the_suppressions_report_and_the_new_creation(
+    tmp_path: Path, shared_dir: Path, point: str
+) -> None:
+    config = write_config(tmp_path)
+    config.write_text(config.read_text(encoding="utf-8") + '\n[schema]\nversion = "1.1.5"\n')
+    original = recent("K-1", score="100")
+    ok(config, "ingest", str(write_jsonl(tmp_path / "a.jsonl", [original])))
+    ok(config, "flush", "--force")
+    (creation,) = _batches(config)
+    ok(config, "import-report", str(_report(tmp_path, shared_dir, creation, "r1.xml")))
+    fixed = replay(original)
+    fixed["score"] = "300"
+    ok(config, "ingest", str(write_jsonl(tmp_path / "b.jsonl", [fixed])))
+    assert "cut SUPPRESSION" in ok(config, "flush", "--force")
+    (suppression,) = [b for b in _batches(config) if b["action"] == "SUPPRESSION"]
+    report = _report(tmp_path, shared_dir, suppression, "r2.xml")
+
+    killed = accrochage(config, "import-report", str(report), failpoint=point)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    killed = accrochage(config, "flush", "--force", failpoint="flush:cut")
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    ok(config, "flush")
+    assert "already imported" in ok(config, "import-report", str(report))
+    ok(config, "flush", "--force")
+
+    batches = {b["batch_id"]: b for b in _batches(config)}
+    assert len(batches) == 3, "one creation, one suppression, one new creation: nothing twice"
+    (new,) = [
+        b
+        for b in batches.values()
+        if b["batch_id"] not in (creation["batch_id"], suppression["batch_id"])
+    ]
+    assert (new["action"], new["state"], new["passages"]) == ("CREATION", "written", 1)
+    assert batches[suppression["batch_id"]]["state"] == "reported"
+    outbox = tmp_path / "var" / "outbox" / "pix"
+    assert sorted(p.name for p in outbox.glob("*.xml")) == [Path(new["file"]).name]
+    found = passages(Path(new["file"]))
+    assert found["K-1"].findtext("cpf:scoring", namespaces=NS) == "300"
+    shown = json.loads(ok(config, "show", "K-1", "--format", "json"))
+    assert (shown["status"], shown["version"], shown["batch_id"]) == (
+        "batched",
+        2,
+        new["batch_id"],
+    )
+    accepted_suppressions = [
+        h for h in shown["history"] if h["reason"].startswith("SUPPRESSION accepted")
+    ]
+    assert len(accepted_suppressions) == 1
+    assert ok(config, "verify") is not None
+
+
+def test_the_operator_sees_the_loop_on_the_command_line(tmp_path: Path, shared_dir: Path) -> None:
+    config = write_config(tmp_path)
+    config.write_text(config.read_text(encoding="utf-8") + '\n[schema]\nversion = "1.1.5"\n')
+    run(config, "ingest", str(write_jsonl(tmp_path / "a.jsonl", [recent("OP-1")])))
+    run(config, "flush", "--force")
+    (creation,) = _batches(config)
+    run(config, "import-report", str(_report(tmp_path, shared_dir, creation, "r1.xml", "OP-1")))
+    revocation = revoked_event(record_id="OP-1")
+    run(config, "ingest", str(write_jsonl(tmp_path / "b.jsonl", [revocation])))
+    assert "cut SUPPRESSION" in run(config, "flush", "--force").stdout
+    (suppression,) = [b for b in _batches(config) if b["action"] == "SUPPRESSION"]
+    assert "_SUPPRESSION_" in suppression["file"]
+    to_upload = json.loads(run(config, "batches", "--to-deposit", "--format", "json").stdout)
+    assert [b["batch_id"] for b in to_upload] == [suppression["batch_id"]]
+
+    refused = tmp_path / "r2.xml"
+    refused.write_bytes(
+        processed_report(
+            shared_dir,
+            file_name=Path(suppression["file"]).name,
+            id_flux=suppression["batch_id"],
+            ko={"OP-1": "Erreur technique"},
+        )
+    )
+    out = run(config, "import-report", str(refused)).stdout
+    assert "SUPPRESSION batch" in out and "suppression refused, OP-1" in out
+    assert "SUPPRESSION refused other: Erreur technique" in run(config, "outstanding").stdout
+    assert "SUPPRESSION is cut again" in run(config, "retry", "OP-1").stdout
+    assert "cut SUPPRESSION" in run(config, "flush", "--force").stdout

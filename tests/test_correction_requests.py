@@ -1,0 +1,389 @@
+"""Correction requests (CONTRACT §9) through the store, the service, the CLI and HTTP.
+
+Cores are built by the composition root on a TOML file with a `FixedClock` (2026-12-01,
+Paris); the CLI runs on the system clock, so its dates are taken relative to the real today.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner, Result
+
+from accrochage.api import schemas as s
+from accrochage.api.openapi import openapi
+from accrochage.app import Core
+from accrochage.cli import main
+from accrochage.errors import BadParameter
+from accrochage.models.corrections import RequestClosed, RequestClosure, RequestNotFound
+from accrochage.models.deadline import SystemClock, paris_today
+from accrochage.streams.receivers import Receiver, Webhook
+from tests.test_alerts import REPEAT, receiver, tick
+from tests.test_http import serving
+from tests.test_metrics import scrape, total
+from tests.test_tracker import (
+    TODAY,
+    event,
+    ingest,
+    make_core,
+    outstanding,
+    outstanding_ids,
+    record,
+    write_config,
+)
+
+CONTRACT_KEYS = [
+    "request_id",
+    "record_id",
+    "certifier",
+    "source",
+    "received_on",
+    "deadline",
+    "days_left",
+    "status",
+    "answer",
+]
+TOKEN = "operator-token-0123456789-abcdefghij"
+
+
+@pytest.fixture()
+def core(tmp_path: Path) -> Iterator[Core]:
+    built, _ = make_core(tmp_path)
+    yield built
+    built.close()
+
+
+def accept(core: Core, *record_ids: str) -> None:
+    """Records the CDC accepted (what an imported report does to them)."""
+    conn = sqlite3.connect(core.settings.paths.state)
+    try:
+        conn.executemany(
+            "UPDATE records SET status = 'accepted', outstanding = 0 WHERE record_id = ?",
+            [(r,) for r in record_ids],
+        )
+        conn.commit()
+    finally:
+        conn.close()
+
+
+def listed(core: Core, *, open_only: bool = False, as_of: date = TODAY) -> list[dict[str, Any]]:
+    return core.corrections.list(open_only=open_only, as_of=as_of)
+
+
+# -- the service and the store ---------------------------------------------------------------
+
+
+def test_deadline_shape_and_urgency_by_as_of(core: Core) -> None:
+    ingest(core, event("PX-1"))
+    first = core.corrections.add("PX-1", date(2026, 1, 31), note="asked by phone")
+    assert first.record_known and first.request.deadline == date(2026, 4, 30)
+    soon = core.corrections.add("PX-1", date(2026, 9, 10), source="holder")
+    rows = listed(core)
+    assert [r["request_id"] for r in rows] == [first.request.request_id, soon.request.request_id]
+    assert list(rows[0])[: len(CONTRACT_KEYS)] == CONTRACT_KEYS
+    assert rows[0] | {"request_id": "x", "opened_at": "y"} == {
+        "request_id": "x",
+        "record_id": "PX-1",
+        "certifier": "pix",
+        "source": "cdc",
+        "received_on": "2026-01-31",
+        "deadline": "2026-04-30",
+        "days_left": (date(2026, 4, 30) - TODAY).days,
+        "status": "open",
+        "answer": None,
+        "at_risk": False,
+        "overdue": True,
+        "note": "asked by phone",
+        "opened_at": "y",
+    }
+    assert rows[1]["at_risk"] and not rows[1]["overdue"] and rows[1]["days_left"] == 9
+    assert rows[1]["source"] == "holder"
+    later = listed(core, as_of=date(2026, 12, 11))[1]
+    assert later["overdue"] and not later["at_risk"] and later["days_left"] == -1
+    early = listed(core, as_of=date(2026, 11, 1))[1]
+    assert not early["overdue"] and not early["at_risk"]
+    with core.store.reading() as reader:
+        summary = reader.summary(TODAY, core.settings.batching.margin_days)
+    assert summary["correction_requests"] == {
+        "open": 2,
+        "at_risk": 1,
+        "overdue": 1,
+        "by_certifier": {"pix": {"open": 2, "at_risk": 1, "overdue": 1}},
+    }
+
+
+def test_answered_unfounded_corrected_by_hand_and_never_twice(core: Core) -> None:
+    ingest(core, event("PX-1"))
+    one = core.corrections.add("PX-1", date(2026, 11, 20)).request.request_id
+    two = core.corrections.add("PX-1", date(2026, 11, 21)).request.request_id
+    with pytest.raises(BadParameter, match="reason"):
+        core.corrections.answer(one, unfounded=" ")
+    with pytest.raises(BadParameter, match="exactly one"):
+        core.corrections.answer(one, unfounded="x", corrected=True)
+    done = core.corrections.answer(one, unfounded="the birth date is the diploma's")
+    assert done["status"] == "answered"
+    assert done["answer"]["kind"] == "unfounded" and done["answer"]["at"].startswith("2026-12-01")
+    assert done["answer"]["text"] == "the birth date is the diploma's"
+    assert core.corrections.answer(two, corrected=True)["status"] == "corrected"
+    with pytest.raises(RequestClosed, match="already answered"):
+        core.corrections.answer(one, corrected=True)
+    with pytest.raises(RequestNotFound):
+        core.corrections.answer("CR-NOPE", corrected=True)
+    assert listed(core, open_only=True) == []
+    assert [r["status"] for r in listed(core)] == ["answered", "corrected"]
+    assert record(core, "PX-1")["correction_request"] is None
+
+
+def test_a_request_on_an_unknown_record_attaches_when_the_record_arrives(core: Core) -> None:
+    opened = core.corrections.add("OLD-7", date(2026, 11, 25), certifier="school")
+    assert not opened.record_known and opened.json["certifier"] == "school"
+    bare = core.corrections.add("OLD-8", date(2026, 11, 25))
+    assert bare.json["certifier"] is None
+    assert "OLD-7" not in outstanding_ids(core)
+    with pytest.raises(BadParameter, match="unknown certifier"):
+        core.corrections.add("OLD-9", date(2026, 11, 25), certifier="nobody")
+    ingest(core, event("OLD-8"))
+    (row,) = [r for r in outstanding(core) if r["record_id"] == "OLD-8"]
+    assert row["correction_request"] == {
+        "request_id": bare.request.request_id,
+        "deadline": "2027-02-25",
+        "days_left": (date(2027, 2, 25) - TODAY).days,
+        "status": "open",
+    }
+    detail = record(core, "OLD-8")
+    assert detail["correction_request"]["request_id"] == bare.request.request_id
+    assert [r["request_id"] for r in detail["correction_requests"]] == [bare.request.request_id]
+    shown = {r["record_id"]: r["certifier"] for r in listed(core)}
+    assert shown == {"OLD-7": "school", "OLD-8": "pix"}  # the record's, now that it is known
+    with pytest.raises(BadParameter, match="belongs to pix"):
+        core.corrections.add("OLD-8", date(2026, 11, 25), certifier="school")
+
+
+def test_an_accepted_record_with_an_open_request_is_outstanding(core: Core) -> None:
+    ingest(core, event("PX-1"), event("PX-2"), event("PX-3", delivered_on="2026-09-01"))
+    accept(core, "PX-1", "PX-2")
+    assert outstanding_ids(core) == ["PX-3"]
+    request = core.corrections.add("PX-1", date(2026, 9, 15)).request
+    rows = outstanding(core)
+    assert [r["record_id"] for r in rows] == ["PX-3", "PX-1"]  # by deadline: 12-01, 12-15
+    held = rows[1]
+    assert held["status"] == "accepted" and held["deadline"] == "2026-12-15"
+    assert held["correction_request"]["request_id"] == request.request_id
+    assert outstanding_ids(core, due_within=14) == ["PX-3", "PX-1"]
+    assert outstanding_ids(core, due_within=13) == ["PX-3"]
+    assert outstanding_ids(core, overdue=True) == []
+    assert outstanding_ids(core, limit=1) == ["PX-3"]
+    assert outstanding_ids(core, statuses=("accepted",)) == ["PX-1"]
+    assert outstanding_ids(core, certifier="school") == []
+    every = outstanding(core, only_outstanding=False)
+    assert [r["record_id"] for r in every] == ["PX-3", "PX-1", "PX-2"]
+    assert every[2]["correction_request"] is None
+    with core.store.reading() as reader:
+        summary = reader.summary(TODAY, 14)
+    assert summary["outstanding"] == 2 and summary["correction_requests"]["at_risk"] == 1
+
+
+def test_an_acceptance_closes_only_requests_opened_before_its_content(
+    tmp_path: Path,
+) -> None:
+    core, clock = make_core(tmp_path)
+    try:
+        ingest(core, event("PX-1"), event("PX-2"), event("PX-3"))  # content v1 of each
+        clock.advance(timedelta(hours=1))
+        first = core.corrections.add("PX-1", date(2026, 11, 30)).request.request_id
+        core.corrections.add("PX-2", date(2026, 11, 30))
+        gone = core.corrections.add("PX-3", date(2026, 11, 30)).request.request_id
+        clock.advance(timedelta(hours=1))
+        with core.store.transaction() as tx:
+            assert tx.correction_deadlines(["PX-1", "PX-2", "NONE"]) == {
+                "PX-1": date(2027, 2, 28),
+                "PX-2": date(2027, 2, 28),
+            }
+            stale = tx.close_correction_requests(
+                [RequestClosure("PX-1", 1)], clock.now(), "report-old.xml"
+            )
+        assert stale == []  # v1 was stored before the request: not its correction
+        ingest(core, event("PX-1", score="300"))  # corrected content, v2
+        clock.advance(timedelta(hours=1))
+        late = core.corrections.add("PX-1", date(2026, 12, 1)).request.request_id
+        with core.store.transaction() as tx:
+            closed = tx.close_correction_requests(
+                [RequestClosure("PX-1", 2), RequestClosure("PX-3", None)],
+                clock.now() - timedelta(minutes=30),
+                "report-ok.xml",
+            )
+        assert closed == [first, gone]  # `late` was opened after the acceptance
+        by_id = {r["request_id"]: r for r in listed(core)}
+        assert by_id[first]["status"] == "corrected"
+        assert "report-ok.xml" in by_id[first]["answer"]["text"]
+        assert by_id[late]["status"] == "open"
+        detail = record(core, "PX-1")
+        assert detail["correction_request"]["request_id"] == late
+        (entry,) = [h for h in detail["history"] if first in h["reason"]]
+        assert entry["from_status"] == entry["to_status"] == detail["status"]
+        assert entry["reason"].startswith(f"correction request {first} closed: ")
+    finally:
+        core.close()
+
+
+# -- metrics and alerts ----------------------------------------------------------------------
+
+
+def test_the_gauge_and_the_at_risk_alert(tmp_path: Path) -> None:
+    from accrochage.runtimes.watching import watch_for
+
+    core, _ = make_core(tmp_path)
+    with receiver() as (url, sink):
+        hook: list[Receiver] = [Webhook(url + "/hook", REPEAT)]
+        try:
+            ingest(core, event("PX-1"), event("SC-1", certifier="school"))
+            accept(core, "PX-1", "SC-1")
+            core.corrections.add("PX-1", date(2026, 11, 20))  # due 2027-02-20: not at risk
+            watch_for(core).run()
+            samples = scrape()
+            assert total(samples, "accrochage_correction_requests_open", certifier="pix") == 1
+            assert total(samples, "accrochage_correction_requests_open", certifier="school") == 0
+            tick(core, hook)
+            assert sink.bodies() == []
+            late = core.corrections.add("SC-1", date(2026, 8, 1))  # due 2026-11-01: overdue
+            tick(core, hook)
+            (firing,) = sink.bodies()
+            assert firing["alerts"][0]["labels"] == {
+                "alertname": "AccrochageCorrectionRequestAtRisk",
+                "certifier": "school",
+                "severity": "warning",
+            }
+            assert "SC-1" not in json.dumps(firing)
+            core.corrections.answer(late.request.request_id, unfounded="the data is right")
+            tick(core, hook)
+            assert sink.bodies()[1]["status"] == "resolved"
+        finally:
+            core.close()
+
+
+# -- the command line ------------------------------------------------------------------------
+
+
+def run(config: Path, *args: str, code: int = 0) -> Result:
+    result = CliRunner().invoke(main, ["--config", str(config), *args], catch_exceptions=False)
+    assert result.exit_code == code, (result.stdout, result.stderr)
+    return result
+
+
+def test_the_commands(tmp_path: Path) -> None:
+    config = write_config(tmp_path)
+    today = paris_today(SystemClock())
+    ingest_file = tmp_path / "events.jsonl"
+    delivered = (today - timedelta(days=10)).isoformat()
+    ingest_file.write_text(json.dumps(event("PX-1", delivered_on=delivered)) + "\n")
+    run(config, "ingest", str(ingest_file))
+    received = (today - timedelta(days=3)).isoformat()
+    added = run(config, "correction-request", "add", "PX-1", "--received-on", received)
+    request_id = added.stdout.strip()
+    assert request_id.startswith("CR-") and not added.stderr
+    unknown = run(
+        config, "correction-request", "add", "NEW-1", "--received-on", received,
+        "--source", "holder", "--note", "call Mme X back",
+    )  # fmt: skip
+    assert "does not know record NEW-1" in unknown.stderr
+    rows = json.loads(run(config, "correction-request", "list", "--format", "json").stdout)
+    assert [list(r)[: len(CONTRACT_KEYS)] for r in rows] == [CONTRACT_KEYS] * 2
+    assert {r["record_id"]: r["certifier"] for r in rows} == {"PX-1": "pix", "NEW-1": None}
+    table = run(config, "correction-request", "list", "--open").stdout
+    assert request_id in table and "NEW-1" in table
+    csv_text = run(config, "correction-request", "list", "--format", "csv").stdout
+    assert csv_text.splitlines()[0].startswith(",".join(CONTRACT_KEYS))
+    run(config, "correction-request", "answer", request_id, code=2)
+    both = ("--unfounded", "x", "--corrected")
+    run(config, "correction-request", "answer", request_id, *both, code=2)
+    done = run(config, "correction-request", "answer", request_id, "--unfounded", "right as sent")
+    assert done.stdout.strip() == f"{request_id}: answered (unfounded)"
+    again = run(config, "correction-request", "answer", request_id, "--corrected", code=1)
+    assert "already answered" in again.stderr
+    missing = run(config, "correction-request", "answer", "CR-0", "--corrected", code=1)
+    assert "no correction request" in missing.stderr
+    summary = run(config, "summary").stdout
+    assert "correction requests: 1 open" in summary
+    shown = json.loads(run(config, "show", "PX-1", "--format", "json").stdout)
+    assert shown["correction_requests"][0]["status"] == "answered"
+    outstanding_rows = json.loads(run(config, "outstanding", "--format", "json").stdout)
+    assert outstanding_rows[0]["correction_request"] is None
+
+
+# -- HTTP ------------------------------------------------------------------------------------
+
+
+async def test_the_http_routes(tmp_path: Path) -> None:
+    core, _ = make_core(tmp_path, api={"token": TOKEN})
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    try:
+        ingest(core, event("PX-1"))
+        async with serving(core) as client:
+
+            async def call(method: str, path: str, body: Any = None, **kw: Any) -> Any:
+                data = body if isinstance(body, str) else json.dumps(body)
+                kw.setdefault("headers", headers)
+                async with client.request(method, path, data=data, **kw) as response:
+                    return response.status, await response.json()
+
+            status, _ = await call("GET", "/correction-requests", headers={})
+            assert status == 401
+            new = {"record_id": "PX-1", "received_on": "2026-11-20", "note": "by mail"}
+            status, opened = await call("POST", "/correction-requests", new)
+            assert status == 201, opened
+            s.CorrectionRequestOut.model_validate(opened)
+            assert opened["deadline"] == "2027-02-20" and opened["certifier"] == "pix"
+            status, _ = await call("POST", "/correction-requests", new, headers={})
+            assert status == 401
+            for bad, code in (
+                ("not json", 400),
+                ({"record_id": "PX-1"}, 422),
+                ({"record_id": 7, "received_on": "2026-11-20"}, 422),
+                ({"record_id": "PX-1", "received_on": "2026-02-30"}, 422),
+                ({"record_id": "PX-1", "received_on": "2026-11-20", "x": 1}, 422),
+                ({"record_id": "PX-1", "received_on": "2026-11-20", "source": "me"}, 422),
+            ):
+                status, error = await call("POST", "/correction-requests", bad)
+                assert status == code, (bad, error)
+                s.ErrorBody.model_validate(error)
+            status, page = await call("GET", "/correction-requests?open=true&as_of=2027-02-21")
+            assert status == 200
+            s.CorrectionRequestList.model_validate(page)
+            (row,) = page["correction_requests"]
+            assert row["overdue"] and row["days_left"] == -1
+            status, error = await call("GET", "/correction-requests?open=maybe")
+            assert status == 400
+            path = f"/correction-requests/{opened['request_id']}/answer"
+            for bad in ({}, {"corrected": False}, {"corrected": True, "unfounded": "x"}):
+                status, error = await call("POST", path, bad)
+                assert status == 422, (bad, error)
+            status, done = await call("POST", path, {"corrected": True})
+            assert status == 200 and done["status"] == "corrected"
+            s.CorrectionRequestOut.model_validate(done)
+            status, error = await call("POST", path, {"unfounded": "no"})
+            assert status == 409 and error["error"]["code"] == "request_closed"
+            status, error = await call("POST", "/correction-requests/CR-NONE/answer", {})
+            assert status == 422
+            status, error = await call(
+                "POST", "/correction-requests/CR-NONE/answer", {"corrected": True}
+            )
+            assert status == 404 and error["error"]["code"] == "not_found"
+            status, detail = await call("GET", "/records/PX-1")
+            s.RecordDetail.model_validate(detail)
+            assert detail["correction_requests"][0]["status"] == "corrected"
+            status, records = await call("GET", "/records")
+            s.RecordsPage.model_validate(records)
+            status, summary = await call("GET", "/summary")
+            s.Summary.model_validate(summary)
+    finally:
+        core.close()
+    paths = openapi()["paths"]
+    assert {"post", "get"} <= set(paths["/correction-requests"])
+    answer = paths["/correction-requests/{request_id}/answer"]["post"]
+    assert answer["security"] and "requestBody" in answer and "409" in answer["responses"]

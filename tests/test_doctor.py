@@ -1,0 +1,283 @@
+"""Schema 1.1.5 by default: `accrochage doctor`, and the start-up guard of a 1.1.2 state.
+
+doctor exits 1 when something needs the operator: an error, or a warning that asks for an
+action (the bundled 1.1.5 XSD is a reconstruction: get the official one; reference data too
+old; an alert firing). A warning that only informs (no state yet, no reference data
+configured) leaves it at 0.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner, Result
+from lxml import etree
+
+from accrochage.app import build_core
+from accrochage.cli import main
+from accrochage.errors import ConfigError
+from accrochage.refdata.load import load_refdata
+from accrochage.settings import load_settings
+from accrochage.sinks.gate import check_file
+from accrochage.sinks.profiles import PROFILES
+from tests.factories import HOLDER_NIR
+from tests.refdata_files import fc, refdata_dir
+from tests.test_tracker import (
+    NS,
+    SCHEMA_1_1_2,
+    assert_official_valid,
+    event,
+    ingest,
+    make_core,
+    passages,
+    write_config,
+    xml_files,
+)
+
+__all__ = ["refdata_dir"]  # a fixture
+
+BUNDLED_1_1_5 = PROFILES["1.1.5"].bundled_xsd
+
+
+def doctor(config: Path, *args: str) -> Result:
+    return CliRunner().invoke(main, ["--config", str(config), "doctor", *args])
+
+
+def doctor_json(config: Path, code: int) -> dict[str, Any]:
+    result = doctor(config, "--format", "json")
+    assert result.exit_code == code, (result.stdout, result.stderr)
+    shown = json.loads(result.stdout)
+    assert isinstance(shown, dict)
+    return shown
+
+
+def findings(shown: dict[str, Any], check: str) -> list[dict[str, Any]]:
+    return [f for f in shown["findings"] if f["check"] == check]
+
+
+def with_state(directory: Path, **sections: Any) -> Path:
+    """A configuration and its state, created empty by building the core once."""
+    config = write_config(directory, **sections)
+    core, _ = make_core(directory, **sections)
+    core.close()
+    return config
+
+
+def wrote_1_1_2_files(directory: Path) -> None:
+    """An installation of before: its configuration named 1.1.2 and it wrote files."""
+    core, _ = make_core(directory, schema=SCHEMA_1_1_2)
+    ingest(core, event("PX-OLD"))
+    assert core.flusher.flush(force=True).written
+    core.close()
+
+
+# --- doctor -----------------------------------------------------------------------------------
+
+
+def test_the_bundled_1_1_5_xsd_is_a_reconstruction_that_needs_the_operator(
+    tmp_path: Path,
+) -> None:
+    config = with_state(tmp_path)
+    shown = doctor_json(config, code=1)
+    assert shown["needs_operator"] is True
+    [schema] = findings(shown, "schema")
+    assert schema["level"] == "ok" and "1.1.5 (the default" in schema["message"]
+    [xsd] = findings(shown, "xsd")
+    assert (xsd["level"], xsd["needs_operator"]) == ("warning", True)
+    assert "RECONSTRUCTION" in xsd["message"]
+    assert "certificateurs.moncompteformation.gouv.fr" in xsd["message"]
+    assert "schema.xsd" in xsd["message"]
+    # everything else is fine: only the reconstruction asks for the operator
+    assert [f["check"] for f in shown["findings"] if f["needs_operator"]] == ["xsd"]
+    [state] = findings(shown, "state")
+    assert state["level"] == "ok" and "quick_check) ok" in state["message"]
+    assert "migration(s) applied" in state["message"]
+
+    text = doctor(config)
+    assert text.exit_code == 1
+    assert "WARNING  xsd" in text.stdout and "1 finding(s) need the operator" in text.stdout
+
+
+def test_an_official_like_xsd_named_by_schema_xsd_gates_the_files_and_doctor_is_content(
+    tmp_path: Path,
+) -> None:
+    kit = tmp_path / "kit" / "certifications-cdc.xsd"
+    kit.parent.mkdir()
+    shutil.copy(BUNDLED_1_1_5, kit)
+    config = with_state(tmp_path, schema={"xsd": kit})
+    shown = doctor_json(config, code=0)
+    assert shown["needs_operator"] is False
+    [xsd] = findings(shown, "xsd")
+    assert xsd["level"] == "ok" and str(kit) in xsd["message"]
+    assert "version 1.1.5" in xsd["message"]
+    assert "RECONSTRUCTION" not in json.dumps(shown)
+    [refdata] = findings(shown, "refdata")  # none configured: it informs, asks for nothing
+    assert (refdata["level"], refdata["needs_operator"]) == ("warning", False)
+    assert doctor(config).stdout.rstrip().endswith("nothing needs the operator")
+
+
+def test_the_official_1_1_2_xsd_with_version_1_1_2(tmp_path: Path, official_xsd: Path) -> None:
+    kit = tmp_path / "cpf-1.1.2.xsd"
+    shutil.copy(official_xsd, kit)
+    config = with_state(tmp_path, schema={"version": "1.1.2", "xsd": kit})
+    shown = doctor_json(config, code=0)
+    [xsd] = findings(shown, "xsd")
+    assert xsd["level"] == "ok" and "version 1.1.2" in xsd["message"]
+
+
+def test_the_bundled_1_1_2_xsd_is_the_projects_own_checked_by_the_tests(tmp_path: Path) -> None:
+    config = with_state(tmp_path, schema=SCHEMA_1_1_2)
+    shown = doctor_json(config, code=0)
+    [schema] = findings(shown, "schema")
+    assert "1.1.2 (named in the configuration)" in schema["message"]
+    [xsd] = findings(shown, "xsd")
+    assert xsd["level"] == "ok" and "project's own schema" in xsd["message"]
+
+
+def test_an_xsd_of_another_version_than_schema_version_needs_the_operator(
+    tmp_path: Path, official_xsd: Path
+) -> None:
+    config = with_state(tmp_path, schema={"xsd": official_xsd})  # 1.1.2's, version 1.1.5
+    [xsd] = findings(doctor_json(config, code=1), "xsd")
+    assert (xsd["level"], xsd["needs_operator"]) == ("warning", True)
+    assert "declares version 1.1.2 but schema.version is 1.1.5" in xsd["message"]
+
+
+def test_a_missing_xsd_file_is_an_error(tmp_path: Path) -> None:
+    config = write_config(tmp_path, schema={"version": "1.1.5", "xsd": tmp_path / "nope.xsd"})
+    [xsd] = findings(doctor_json(config, code=1), "xsd")
+    assert xsd["level"] == "error" and "not a file" in xsd["message"]
+
+
+def test_no_state_yet_informs_without_creating_one(tmp_path: Path) -> None:
+    kit = tmp_path / "certifications-cdc.xsd"
+    shutil.copy(BUNDLED_1_1_5, kit)
+    config = write_config(tmp_path, schema={"xsd": kit})
+    shown = doctor_json(config, code=0)
+    [state] = findings(shown, "state")
+    assert (state["level"], state["needs_operator"]) == ("warning", False)
+    assert "no state" in state["message"]
+    assert not (tmp_path / "var" / "state.db").exists()
+
+
+def test_a_damaged_state_is_an_error(tmp_path: Path) -> None:
+    config = with_state(tmp_path, schema=SCHEMA_1_1_2)
+    (tmp_path / "var" / "state.db").write_bytes(b"certainly not SQLite " * 500)
+    shown = doctor_json(config, code=1)
+    [state] = findings(shown, "state")
+    assert state["level"] == "error" and "is damaged" in state["message"]
+    assert "backup" in state["message"]
+
+
+def test_old_reference_data_needs_the_operator(tmp_path: Path, refdata_dir: Path) -> None:
+    config = with_state(tmp_path, schema=SCHEMA_1_1_2)
+    core = build_core(load_settings(config))
+    try:
+        load_refdata(core.store.refdata(), fc(refdata_dir), None)
+    finally:
+        core.close()
+    refdata = findings(doctor_json(config, code=1), "refdata")
+    old = [f for f in refdata if "days old" in f["message"]]
+    assert old and old[0]["level"] == "warning" and old[0]["needs_operator"]
+    assert "accrochage refdata load" in old[0]["message"]
+
+
+def test_configured_reference_data_never_loaded_needs_the_operator(
+    tmp_path: Path, refdata_dir: Path
+) -> None:
+    config = with_state(tmp_path, schema=SCHEMA_1_1_2)
+    text = config.read_text(encoding="utf-8")
+    config.write_text(text + f'\n[refdata]\nrncp = "{fc(refdata_dir)}"\n', encoding="utf-8")
+    [refdata] = findings(doctor_json(config, code=1), "refdata")
+    assert refdata["needs_operator"] and "refdata.rncp is set" in refdata["message"]
+
+
+def test_firing_alerts_and_files_are_counted_without_personal_data(tmp_path: Path) -> None:
+    config = with_state(tmp_path, schema=SCHEMA_1_1_2)
+    core = build_core(load_settings(config))
+    sent = event("PX-1", delivered_on="2026-01-05")  # long overdue by the real clock
+    ingest(core, sent)
+    core.flusher.flush(force=True)
+    core.close()
+    result = doctor(config, "--format", "json")
+    shown = json.loads(result.stdout)
+    assert result.exit_code == 1
+    [files] = findings(shown, "files")
+    assert files["message"].startswith("1 file(s) to deposit")
+    alerts = findings(shown, "alerts")
+    assert alerts and all(a["needs_operator"] for a in alerts)
+    holder = sent["holder"]
+    for value in (holder["birth_name"], holder["first_names"][0], holder["birth_date"]):
+        assert value not in result.stdout
+
+
+# --- the start-up guard -----------------------------------------------------------------------
+
+
+def test_a_state_of_1_1_2_files_refuses_a_configuration_that_names_no_version(
+    tmp_path: Path,
+) -> None:
+    wrote_1_1_2_files(tmp_path)
+    unnamed = load_settings(write_config(tmp_path))
+    with pytest.raises(ConfigError) as refused:
+        build_core(unnamed)
+    message = str(refused.value)
+    assert "holds files written with schema 1.1.2" in message
+    assert "default schema is now 1.1.5" in message
+    assert '[schema] version = "1.1.2"' in message and 'version = "1.1.5"' in message
+    assert "SUPPRESSION" in message  # what switching means
+
+    config = write_config(tmp_path)
+    for command in (["flush"], ["outstanding"], ["ingest", "-"]):
+        result = CliRunner().invoke(main, ["--config", str(config), *command], input="")
+        assert result.exit_code == 2, (command, result.stdout, result.stderr)
+        assert "holds files written with schema 1.1.2" in result.stderr
+
+    [guard] = [f for f in findings(doctor_json(config, code=1), "schema") if f["level"] == "error"]
+    assert 'version = "1.1.2"' in guard["message"]
+
+
+def test_a_named_version_lets_a_1_1_2_state_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, official_xsd: Path
+) -> None:
+    wrote_1_1_2_files(tmp_path)
+    kept, _ = make_core(tmp_path, schema=SCHEMA_1_1_2)
+    ingest(kept, event("PX-KEPT"))
+    [file_112] = kept.flusher.flush(force=True).written
+    kept.close()
+    assert_official_valid([file_112.path], official_xsd)
+
+    monkeypatch.setenv("ACCROCHAGE_SCHEMA__VERSION", "1.1.5")  # named by the environment
+    switched = build_core(load_settings(write_config(tmp_path)))
+    ingest(switched, event("PX-NEW"))
+    [file_115] = switched.flusher.flush(force=True).written
+    switched.close()
+    assert check_file(file_115.path, BUNDLED_1_1_5).passages == 1
+    assert "<cpf:action>CREATION</cpf:action>" in file_115.path.read_text(encoding="utf-8")
+
+
+def test_a_fresh_state_takes_the_default_and_writes_files_the_bundled_1_1_5_xsd_accepts(
+    tmp_path: Path,
+) -> None:
+    core, _ = make_core(tmp_path)
+    assert core.settings.schema_.version == "1.1.5"
+    with_nir = event("PX-1")
+    with_nir["holder"]["nir"] = HOLDER_NIR
+    ingest(core, with_nir, event("SC-1", certifier="school"))
+    assert len(core.flusher.flush(force=True).written) == 2
+    core.close()
+    branches = {}
+    for path in xml_files(tmp_path / "var" / "outbox"):
+        assert check_file(path, BUNDLED_1_1_5).passages == 1
+        assert "<cpf:action>CREATION</cpf:action>" in path.read_text(encoding="utf-8")
+        [(record_id, passage)] = passages(path).items()
+        branch = passage.find("cpf:identificationTitulaire/*", NS)
+        assert branch is not None
+        branches[record_id] = etree.QName(branch).localname
+    assert branches == {"PX-1": "identifiantNational", "SC-1": "titulaire"}
+    again = build_core(load_settings(write_config(tmp_path)))  # 1.1.5 files only: no guard
+    again.close()
