@@ -40,13 +40,11 @@ from tests.test_tracker import (
     write_config,
 )
 
-SUPPRESSION_NS = {"cpf": NS["cpf"]}
+V115 = {"version": "1.1.5"}
 
 
 def make(tmp_path: Path, version: str) -> Core:
-    config = write_config(tmp_path)
-    text = config.read_text(encoding="utf-8")
-    config.write_text(text + f'\n[schema]\nversion = "{version}"\n', encoding="utf-8")
+    config = write_config(tmp_path, schema={"version": version})
     return build_core(load_settings(config), FixedClock(NOW))
 
 
@@ -515,8 +513,7 @@ def _report(
 def test_kill_9_between_the_suppressions_report_and_the_new_creation(
     tmp_path: Path, shared_dir: Path, point: str
 ) -> None:
-    config = write_config(tmp_path)
-    config.write_text(config.read_text(encoding="utf-8") + '\n[schema]\nversion = "1.1.5"\n')
+    config = write_config(tmp_path, schema=V115)
     original = recent("K-1", score="100")
     ok(config, "ingest", str(write_jsonl(tmp_path / "a.jsonl", [original])))
     ok(config, "flush", "--force")
@@ -564,8 +561,7 @@ def test_kill_9_between_the_suppressions_report_and_the_new_creation(
 
 
 def test_the_operator_sees_the_loop_on_the_command_line(tmp_path: Path, shared_dir: Path) -> None:
-    config = write_config(tmp_path)
-    config.write_text(config.read_text(encoding="utf-8") + '\n[schema]\nversion = "1.1.5"\n')
+    config = write_config(tmp_path, schema=V115)
     run(config, "ingest", str(write_jsonl(tmp_path / "a.jsonl", [recent("OP-1")])))
     run(config, "flush", "--force")
     (creation,) = _batches(config)
@@ -592,3 +588,29 @@ def test_the_operator_sees_the_loop_on_the_command_line(tmp_path: Path, shared_d
     assert "SUPPRESSION refused other: Erreur technique" in run(config, "outstanding").stdout
     assert "SUPPRESSION is cut again" in run(config, "retry", "OP-1").stdout
     assert "cut SUPPRESSION" in run(config, "flush", "--force").stdout
+
+
+def test_suppressions_are_cut_by_size_and_by_age_like_creations(
+    tmp_path: Path, shared_dir: Path
+) -> None:
+    config = write_config(tmp_path, batching={"max_records": 2, "max_delay": "1h"}, schema=V115)
+    core = build_core(load_settings(config), FixedClock(NOW))
+    try:
+        events = [event(f"AG-{i}") for i in range(3)]
+        ingest(core, *events)
+        report = flush(core)
+        for written in report.written:
+            ids = list(passages(written.path))
+            answer(core, shared_dir, written.batch_id, ok=ids)
+        ingest(core, revoked_event(record_id="AG-0"))
+        assert not core.flusher.flush().cut, "one record waiting, not long: not due"
+        later(core, 61)
+        (cut,) = core.flusher.flush().cut
+        assert (cut.action, cut.passages) == ("SUPPRESSION", 1)
+        assert "waited" in cut.reason
+        ingest(core, revoked_event(record_id="AG-1"), revoked_event(record_id="AG-2"))
+        (cut,) = core.flusher.flush().cut
+        assert (cut.action, cut.passages) == ("SUPPRESSION", 2)
+        assert "max_records" in cut.reason
+    finally:
+        core.close()
