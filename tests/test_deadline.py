@@ -5,11 +5,13 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
+from dateutil.relativedelta import relativedelta
 
 from accrochage.models.deadline import (
     FixedClock,
     SystemClock,
     Urgency,
+    add_months,
     days_left,
     deadline_for,
     paris_today,
@@ -100,3 +102,13 @@ def test_system_clock_is_aware() -> None:
     now = SystemClock().now()
     assert now.tzinfo is not None and now.utcoffset() is not None
     assert abs(paris_today(SystemClock()) - now.date()) <= timedelta(days=1)
+
+
+def test_month_arithmetic_equals_relativedelta_on_every_day() -> None:
+    """The hot path's own arithmetic against `dateutil` (which it replaced), day by day over
+    years with leap days and century rules, for every shift the product could use."""
+    day = date(1899, 1, 1)
+    while day < date(2102, 1, 1):
+        for months in (1, 2, 3, 6, 11, 12, 13, 25):
+            assert add_months(day, months) == day + relativedelta(months=months), (day, months)
+        day += timedelta(days=1)
