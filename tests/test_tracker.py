@@ -26,7 +26,7 @@ from accrochage.models.deadline import PARIS, FixedClock
 from accrochage.settings import load_settings
 from accrochage.sinks.profiles import NAMESPACE
 from accrochage.state import queries
-from accrochage.streams.flush import FlushReport
+from accrochage.streams.flush import Flusher, FlushReport
 from accrochage.streams.ingest import Incoming, IngestResult
 from tests.factories import delivered_event, revoked_event
 
@@ -1133,3 +1133,29 @@ def test_revoked_in_flight_then_rejected_is_withdrawn_and_accepted_stays_flagged
     assert outstanding_ids(core) == ["PX-KEPT"]
     (refused,) = core.operations.retry(["PX-GONE"])
     assert not refused.done and "only rejected records" in refused.message
+
+
+def test_a_change_between_the_plan_and_the_cut_is_left_for_the_next_tick(
+    core: Core, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each batch is cut in its own short transaction: a record corrected or revoked by another
+    writer after the plan was read is not cut with its old content."""
+    first = event("PLAN-1", score="100")
+    ingest(core, first, event("PLAN-2"), event("PLAN-3"))
+    original = Flusher._cut_group
+    fixed = replay(first)
+    fixed["score"] = "200"
+
+    def another_writer_first(self: Flusher, *args: Any, **kwargs: Any) -> Any:
+        ingest(core, fixed, revoked_event(record_id="PLAN-3"))
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(Flusher, "_cut_group", another_writer_first)
+    (cut,) = core.flusher.flush(force=True).cut
+    monkeypatch.undo()
+    assert cut.passages == 1
+    assert record(core, "PLAN-2")["status"] == "batched"
+    assert record(core, "PLAN-3")["status"] == "withdrawn"
+    assert (record(core, "PLAN-1")["status"], record(core, "PLAN-1")["version"]) == ("pending", 2)
+    (again,) = core.flusher.flush(force=True).written
+    assert passages(again.path)["PLAN-1"].findtext("cpf:scoring", namespaces=NS) == "200"

@@ -177,8 +177,7 @@ def flush(ctx: click.Context, force: bool) -> None:
         try:
             core.flusher.cut(report, force=force)
         except (StoreError, OSError) as exc:
-            report.cut.clear()  # the cut's transaction was rolled back
-            fault = exc
+            fault = exc  # `report.cut` holds only the batches whose transaction committed
         for batch_id in report.superseded:
             click.echo(
                 f"superseded {batch_id}: a record changed before its file was deposited; the "

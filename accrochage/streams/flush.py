@@ -11,15 +11,16 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 
 from accrochage import failpoints
 from accrochage.models.batch import FrozenBatch, Member, ReleasedFile
 from accrochage.models.deadline import Clock, paris_today
 from accrochage.models.lifecycle import cut_entry
+from accrochage.models.record import Record
 from accrochage.models.registry import Certifier, Registry
-from accrochage.models.vocabulary import PLACED, BatchState, CdcAction, SchemaVersion
+from accrochage.models.vocabulary import PLACED, BatchState, CdcAction, RecordStatus, SchemaVersion
 from accrochage.sinks.base import BatchSink
 from accrochage.sinks.profiles import profile_for
 from accrochage.state.base import Store, Transaction
@@ -111,14 +112,23 @@ class Flusher:
         return report
 
     def cut(self, report: FlushReport, *, force: bool = False) -> None:
+        """Cut what is due, in short transactions: the writer (the HTTP service's, the Kafka
+        worker's) waits at most one batch's worth of statements, whatever the backlog.
+
+        The plan (who is due, which members, how they split) is read first; each batch is then
+        cut in its own transaction, keeping only the members still pending with the content
+        version planned (a correction or revocation stored meanwhile is cut at the next tick).
+        `report.cut` lists only what was committed.
+        """
         now = self.clock.now().replace(microsecond=0)
         today = paris_today(self.clock)
         with self.store.transaction() as tx:
             superseded, moves = supersede(tx, self.sink, self.decode, now)
         report.superseded += superseded
         self.sink.move_recorded(moves, "superseded")
-        with self.store.transaction() as tx:
-            if profile_for(self.schema_version).action is not None:
+        if profile_for(self.schema_version).action is not None:
+            suppressions: list[CutBatch] = []
+            with self.store.transaction() as tx:
                 report.notes += cut_suppressions(
                     tx,
                     self.sink,
@@ -128,31 +138,38 @@ class Flusher:
                     now,
                     today,
                     force=force,
-                    on_cut=lambda batch, n, why: report.cut.append(
+                    on_cut=lambda batch, n, why: suppressions.append(
                         CutBatch(batch.batch_id, batch.certifier.key, n, why, batch.action)
                     ),
                 )
-            for stats in tx.pending_stats():
-                certifier = self.registry.get(stats.certifier)
-                if certifier is None:
-                    report.notes.append(
-                        f"{stats.count} pending record(s) of {stats.certifier!r}, which is no "
-                        "longer configured: add it back to [[certifiers]] to send them"
-                    )
-                    continue
-                reason = "forced" if force else due_reason(stats, now, today, self.limits)
-                if reason is not None:
-                    self._cut_certifier(tx, certifier, now, reason, report)
+            report.cut += suppressions
+        with self.store.transaction() as tx:
+            plan = self._plan(tx, now, today, force, report)
+        for certifier, reason, group in plan:
+            cut = self._cut_group(certifier, group, now, reason)
+            if cut is not None:
+                report.cut.append(cut)
         failpoints.reached("flush:cut")
 
-    def _cut_certifier(
-        self,
-        tx: Transaction,
-        certifier: Certifier,
-        now: datetime,
-        reason: str,
-        report: FlushReport,
-    ) -> None:
+    def _plan(
+        self, tx: Transaction, now: datetime, today: date, force: bool, report: FlushReport
+    ) -> list[tuple[Certifier, str, list[Member]]]:
+        plan = []
+        for stats in tx.pending_stats():
+            certifier = self.registry.get(stats.certifier)
+            if certifier is None:
+                report.notes.append(
+                    f"{stats.count} pending record(s) of {stats.certifier!r}, which is no "
+                    "longer configured: add it back to [[certifiers]] to send them"
+                )
+                continue
+            reason = "forced" if force else due_reason(stats, now, today, self.limits)
+            if reason is not None:
+                groups = self._groups(tx, certifier, now)
+                plan += [(certifier, reason, group) for group in groups]
+        return plan
+
+    def _groups(self, tx: Transaction, certifier: Certifier, now: datetime) -> list[list[Member]]:
         template = self._batch(str(uuid.UUID(int=0)), now, certifier, 0)
         sizes = self.sink.sizes(template)
         members = tx.pending_members(certifier.key)
@@ -163,11 +180,21 @@ class Flusher:
                 for m in members
             ]
             groups = split(exact, self.limits, sizes.envelope, sizes.per_code)
-        for group in groups:
-            batch = self._batch(str(uuid.uuid4()), now, certifier, len(group))
-            history = (cut_entry(m.record_id, now, reason, batch.batch_id) for m in group)
-            tx.add_batch(batch, self.sink.file_name(batch), group, history)
-            report.cut.append(CutBatch(batch.batch_id, certifier.key, len(group), reason))
+        return groups
+
+    def _cut_group(
+        self, certifier: Certifier, group: list[Member], now: datetime, reason: str
+    ) -> CutBatch | None:
+        """One batch, in its own transaction, of the planned members still pending as planned."""
+        with self.store.transaction() as tx:
+            current = tx.records([m.record_id for m in group])
+            still = [m for m in group if _still_pending(current.get(m.record_id), m, certifier.key)]
+            if not still:
+                return None
+            batch = self._batch(str(uuid.uuid4()), now, certifier, len(still))
+            history = (cut_entry(m.record_id, now, reason, batch.batch_id) for m in still)
+            tx.add_batch(batch, self.sink.file_name(batch), still, history)
+        return CutBatch(batch.batch_id, certifier.key, len(still), reason)
 
     def _exact_size(self, tx: Transaction, batch: FrozenBatch, member: Member) -> int:
         """Render one passage to know its exact size.
@@ -250,6 +277,15 @@ class Flusher:
 
     def close(self) -> None:
         self.sink.close()
+
+
+def _still_pending(record: Record | None, member: Member, certifier: str) -> bool:
+    return (
+        record is not None
+        and record.status is RecordStatus.PENDING
+        and record.version == member.version
+        and record.certifier == certifier
+    )
 
 
 def _split_or_none(
