@@ -25,6 +25,15 @@ from accrochage.state.sqlite.reader import SqliteReader
 from accrochage.state.sqlite.transaction import SqliteTransaction
 
 BUSY_TIMEOUT_MS = 30_000
+CHECKPOINT_PAGES = 10_000
+"""WAL pages before a checkpoint copies them into the database (SQLite's default: 1,000).
+
+A page dirtied by many transactions between two checkpoints is copied once: ten times fewer
+checkpoints cut ingest's bytes written by about a fifth (measured: 8.2 -> 6.7 KiB per event),
+for a WAL of at most about 40 MiB. Durability is the WAL's, unchanged (`synchronous = FULL`).
+"""
+WAL_KEPT_BYTES = 64 * 1024 * 1024
+"""After a checkpoint, a WAL larger than this is truncated back (a long reader let it grow)."""
 
 
 def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
@@ -37,6 +46,8 @@ def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
     if not readonly:
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("PRAGMA synchronous = FULL")
+        conn.execute(f"PRAGMA wal_autocheckpoint = {CHECKPOINT_PAGES}")
+        conn.execute(f"PRAGMA journal_size_limit = {WAL_KEPT_BYTES}")
     return conn
 
 
