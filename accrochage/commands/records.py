@@ -231,8 +231,8 @@ def batches(
     if to_deposit:
         state = BatchState.WRITTEN.value
     with core_from(ctx, existing=True) as core, core.store.reading() as reader:
-        rows = reader.batches(state=state, certifier=certifier, limit=None)
-    echo_rows(rows, fmt, BATCH_FIELDS, BATCH_COLUMNS, batch_cell, "no batch")
+        rows = reader.iter_batches(state=state, certifier=certifier)
+        echo_rows(rows, fmt, BATCH_FIELDS, BATCH_COLUMNS, batch_cell, "no batch")
 
 
 def register(group: click.Group) -> None:

@@ -235,6 +235,12 @@ class Reader(ABC):
         """Newest first, in the shape of CONTRACT §8; `limit=None`: all of them."""
 
     @abstractmethod
+    def iter_batches(
+        self, *, state: str | None = None, certifier: str | None = None
+    ) -> Iterator[JsonRow]:
+        """Every batch, newest first, as read: memory flat in their number."""
+
+    @abstractmethod
     def batch_detail(self, batch_id: str) -> JsonRow | None: ...
 
     @abstractmethod

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Iterator
 from typing import Any
 
 _SELECT = """
@@ -53,6 +54,17 @@ def batches(
     limit: int | None = 100,
 ) -> list[dict[str, Any]]:
     """The batches, newest first."""
+    return list(iter_batches(conn, state=state, certifier=certifier, limit=limit))
+
+
+def iter_batches(
+    conn: sqlite3.Connection,
+    *,
+    state: str | None = None,
+    certifier: str | None = None,
+    limit: int | None = 100,
+) -> Iterator[dict[str, Any]]:
+    """The batches, newest first, as they are read (a command prints them as they come)."""
     where, params = ["1 = 1"], []
     if state:
         where.append("b.state = ?")
@@ -63,7 +75,8 @@ def batches(
     sql = f"{_SELECT} WHERE {' AND '.join(where)} ORDER BY b.created_at DESC, b.batch_id"
     if limit is not None:
         sql += f" LIMIT {int(limit)}"
-    return [present_batch(row) for row in conn.execute(sql, params)]
+    for row in conn.execute(sql, params):
+        yield present_batch(row)
 
 
 def batch_detail(conn: sqlite3.Connection, batch_id: str) -> dict[str, Any] | None:

@@ -36,6 +36,7 @@ from accrochage.state.sqlite.batch_queries import (
     batch_detail,
     batches,
     batches_of_record,
+    iter_batches,
 )
 from accrochage.state.sqlite.evidence import evidence_sources
 from accrochage.state.sqlite.health import schema_versions_written, store_health
@@ -292,6 +293,11 @@ class SqliteReader(Reader):
         self, *, state: str | None = None, certifier: str | None = None, limit: int | None = 100
     ) -> list[JsonRow]:
         return batches(self._conn, state=state, certifier=certifier, limit=limit)
+
+    def iter_batches(
+        self, *, state: str | None = None, certifier: str | None = None
+    ) -> Iterator[JsonRow]:
+        return iter_batches(self._conn, state=state, certifier=certifier, limit=None)
 
     def batch_detail(self, batch_id: str) -> JsonRow | None:
         return batch_detail(self._conn, batch_id)
