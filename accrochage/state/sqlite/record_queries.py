@@ -1,0 +1,254 @@
+"""Records as the operator reads them: outstanding, one record in full, the summary.
+
+The queries of `SqliteReader` (reader.py) about records; batches are in batch_queries.py.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator
+from dataclasses import replace
+from datetime import date, timedelta
+from typing import Any
+
+import accrochage.state.sqlite.correction_queries as open_requests
+import accrochage.state.sqlite.corrections as correction_rows
+from accrochage.models.deadline import days_left, urgency
+from accrochage.models.record import IDENTITY_PROCEDURE_AFTER
+from accrochage.models.vocabulary import RecordStatus
+from accrochage.state.base import (
+    JsonRow,
+)
+from accrochage.state.queries import OutstandingQuery, decode_cursor
+from accrochage.state.sqlite.batch_queries import (
+    batches_of_record,
+)
+
+
+def fetch_all(
+    conn: sqlite3.Connection, query: str, params: tuple[Any, ...] | list[Any] = ()
+) -> list[JsonRow]:
+    return [dict(row) for row in conn.execute(query, params)]
+
+
+def outstanding(conn: sqlite3.Connection, query: OutstandingQuery) -> list[dict[str, Any]]:
+    return list(iter_outstanding(conn, query))
+
+
+def iter_outstanding(conn: sqlite3.Connection, query: OutstandingQuery) -> Iterator[dict[str, Any]]:
+    """The records' rows, each with its `correction_request`; when only outstanding records
+    are asked for, merged in order with the records an open request alone keeps outstanding
+    (few: loaded at once, while the records stream)."""
+    opened = open_requests.open_refs(conn)
+    rows = (open_requests.attach(row, opened, query.as_of) for row in _record_rows(conn, query))
+    if not opened or not _outstanding_only(query):
+        yield from rows
+        return
+    wider = replace(query, due_within=None, overdue=False, only_outstanding=False)
+    where, params = _filters(wider)
+    held = open_requests.held_open(
+        conn,
+        opened,
+        where,
+        params,
+        lambda row: present(row, query.as_of),
+        as_of=query.as_of,
+        due_within=query.due_within,
+        overdue=query.overdue,
+        after=None if query.cursor is None else decode_cursor(query.cursor),
+    )
+    yield from open_requests.merged(rows, held, query.limit)
+
+
+def _outstanding_only(query: OutstandingQuery) -> bool:
+    return query.only_outstanding or query.due_within is not None or query.overdue
+
+
+def _record_rows(conn: sqlite3.Connection, query: OutstandingQuery) -> Iterator[dict[str, Any]]:
+    """Records by deadline, then record id; unknown deadlines last; rows as they are read.
+
+    Dated and undated records are read by two queries so that each follows an index in its
+    order: one query sorting on `deadline IS NULL` would sort every matching row to return
+    the first page. Nothing is held but the row at hand: memory stays flat in the answer's
+    size.
+    """
+    where, params = _filters(query)
+    after: tuple[str | None, str] | None = None
+    if query.cursor is not None:
+        after = decode_cursor(query.cursor)
+    limit = query.limit
+    sent = 0
+    if after is None or after[0] is not None:
+        dated, dated_params = [*where, "deadline IS NOT NULL"], list(params)
+        if after is not None:
+            dated.append("(deadline, record_id) > (?, ?)")
+            dated_params += [after[0], after[1]]
+        for row in _select(conn, dated, dated_params, "deadline, record_id", limit):
+            sent += 1
+            yield present(row, query.as_of)
+    undated_possible = query.due_within is None and not query.overdue
+    if undated_possible and (limit is None or sent < limit):
+        undated, undated_params = [*where, "deadline IS NULL"], list(params)
+        if after is not None and after[0] is None:
+            undated.append("record_id > ?")
+            undated_params.append(after[1])
+        remaining = None if limit is None else limit - sent
+        for row in _select(conn, undated, undated_params, "record_id", remaining):
+            yield present(row, query.as_of)
+
+
+def _filters(query: OutstandingQuery) -> tuple[list[str], list[Any]]:
+    where: list[str] = []
+    params: list[Any] = []
+    if query.only_outstanding or query.due_within is not None or query.overdue:
+        where.append("outstanding = 1")
+    if query.reason is not None:
+        where.append("cdc_reason = ?")
+        params.append(query.reason)
+    if query.certifier is not None:
+        where.append("certifier = ?")
+        params.append(query.certifier)
+    if query.statuses:
+        for status in query.statuses:
+            RecordStatus(status)
+        where.append(f"status IN ({', '.join('?' * len(query.statuses))})")
+        params.extend(query.statuses)
+    if query.due_within is not None:
+        where.append("deadline <= ?")
+        params.append((query.as_of + timedelta(days=query.due_within)).isoformat())
+    if query.overdue:
+        where.append("deadline < ?")
+        params.append(query.as_of.isoformat())
+    return where, params
+
+
+def _select(
+    conn: sqlite3.Connection, where: list[str], params: list[Any], order: str, limit: int | None
+) -> Iterator[sqlite3.Row]:
+    sql = f"SELECT * FROM records WHERE {' AND '.join(where) or '1 = 1'} ORDER BY {order}"
+    if limit is not None:
+        sql += f" LIMIT {int(limit)}"
+    return iter(conn.execute(sql, params))
+
+
+def present(row: sqlite3.Row, as_of: date) -> dict[str, Any]:
+    deadline = row["deadline"]
+    return {
+        "certifier": row["certifier"],
+        "record_id": row["record_id"],
+        "status": row["status"],
+        "delivered_on": row["delivered_on"],
+        "deadline": deadline,
+        "days_left": days_left(date.fromisoformat(deadline), as_of) if deadline else None,
+        "batch_id": row["batch_id"],
+        "errors": json.loads(row["errors"]),
+        "warnings": json.loads(row["warnings"]),
+        "correction_pending": row["correction_version"] is not None,
+        "revocation_pending": bool(row["revocation_pending"]),
+        "cdc_message": row["cdc_message"],
+        "cdc_reason": row["cdc_reason"],
+        "suppression_rejected": bool(row["suppression_rejected"]),
+        "identity_procedure": row["identity_rejections"] >= IDENTITY_PROCEDURE_AFTER,
+    }
+
+
+def record_detail(conn: sqlite3.Connection, record_id: str, as_of: date) -> dict[str, Any] | None:
+    """A record as `show` prints it: its fields, its content, its history, its batches."""
+    row = conn.execute("SELECT * FROM records WHERE record_id = ?", (record_id,)).fetchone()
+    if row is None:
+        return None
+    detail = present(row, as_of)
+    requests = correction_rows.of_record(conn, record_id, as_of)
+    detail["correction_request"] = correction_rows.first_open(requests)
+    detail["version"] = row["version"]
+    detail["correction_version"] = row["correction_version"]
+    detail["excluded_from"] = row["excluded_from"]
+    detail["content"] = _content(conn, record_id, row["version"])
+    detail["correction"] = (
+        _content(conn, record_id, row["correction_version"])
+        if row["correction_version"] is not None
+        else None
+    )
+    carried = batches_of_record(conn, record_id)
+    detail["batches"] = carried
+    detail["batch"] = next((b for b in carried if b["batch_id"] == row["batch_id"]), None)
+    detail["history"] = fetch_all(
+        conn,
+        "SELECT at, from_status, to_status, reason, batch_id, report FROM history "
+        "WHERE record_id = ? ORDER BY id",
+        (record_id,),
+    )
+    detail["correction_requests"] = requests
+    return detail
+
+
+def _content(conn: sqlite3.Connection, record_id: str, version: int) -> Any:
+    found = conn.execute(
+        "SELECT payload FROM contents WHERE record_id = ? AND version = ?", (record_id, version)
+    ).fetchone()
+    return json.loads(found[0]) if found is not None else None
+
+
+def summary(conn: sqlite3.Connection, as_of: date, margin_days: int) -> dict[str, Any]:
+    by_status = {
+        r[0]: r[1]
+        for r in conn.execute(
+            "SELECT status, count(*) FROM records GROUP BY status ORDER BY status"
+        )
+    }
+    per_certifier: dict[str, dict[str, int]] = {}
+    for certifier, status, count in conn.execute(
+        "SELECT coalesce(certifier, '?'), status, count(*) FROM records GROUP BY 1, 2 ORDER BY 1, 2"
+    ):
+        per_certifier.setdefault(certifier, {})[status] = count
+    margin_end = (as_of + timedelta(days=margin_days)).isoformat()
+    today = as_of.isoformat()
+    overdue = conn.execute(
+        "SELECT count(*) FROM records WHERE outstanding = 1 AND deadline < ?", (today,)
+    ).fetchone()[0]
+    at_risk = conn.execute(
+        "SELECT count(*) FROM records WHERE outstanding = 1 AND deadline >= ? AND deadline <= ?",
+        (today, margin_end),
+    ).fetchone()[0]
+    next_rows = conn.execute(
+        "SELECT * FROM records WHERE outstanding = 1 AND deadline >= ? "
+        "ORDER BY deadline, record_id LIMIT 10",
+        (today,),
+    ).fetchall()
+    return {
+        "as_of": today,
+        "records": sum(by_status.values()),
+        "outstanding": conn.execute(
+            "SELECT count(*) FROM records WHERE outstanding = 1"
+        ).fetchone()[0],
+        "by_status": by_status,
+        "by_certifier": per_certifier,
+        "at_risk": at_risk,
+        "overdue": overdue,
+        "deadline_margin_days": margin_days,
+        "next_deadlines": [
+            {
+                "record_id": r["record_id"],
+                "certifier": r["certifier"],
+                "deadline": r["deadline"],
+                "days_left": days_left(date.fromisoformat(r["deadline"]), as_of),
+                "urgency": urgency(date.fromisoformat(r["deadline"]), as_of, margin_days).value,
+            }
+            for r in next_rows
+        ],
+        "unusable_events": conn.execute("SELECT count(*) FROM unusable").fetchone()[0],
+        "batches": {
+            r[0]: r[1]
+            for r in conn.execute(
+                "SELECT state, count(*) FROM batches GROUP BY state ORDER BY state"
+            )
+        },
+    }
+
+
+def unusable(conn: sqlite3.Connection, limit: int = 100) -> list[dict[str, Any]]:
+    return [
+        {**row, "errors": json.loads(row["errors"])}
+        for row in fetch_all(conn, f"SELECT * FROM unusable ORDER BY id DESC LIMIT {int(limit)}")
+    ]
