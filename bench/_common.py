@@ -217,6 +217,40 @@ def proc_cpu_seconds(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def tree_cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time of a process, its live descendants and its reaped children
+    (Linux, /proc): a service's worker processes count with it. None if it is gone."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    parents: dict[int, int] = {}
+    times: dict[int, float] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        child = int(entry.name)
+        parents[child] = int(fields[1])
+        own = int(fields[11]) + int(fields[12])
+        reaped = int(fields[13]) + int(fields[14])
+        times[child] = (own + (reaped if child == pid else 0)) / ticks
+    if pid not in times:
+        return None
+    total, frontier = 0.0, [pid]
+    while frontier:
+        current = frontier.pop()
+        total += times.get(current, 0.0)
+        frontier.extend(c for c, parent in parents.items() if parent == current)
+    return total
+
+
+def children_cpu_seconds() -> float:
+    """User + system CPU time of this process's reaped children so far (RUSAGE_CHILDREN)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def peak_rss_mb() -> float:
     """Peak resident set size of this process so far, in MiB."""
     return _maxrss_mb(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)

@@ -1,13 +1,18 @@
-"""End to end through a real Kafka broker with one worker, against a bare aiokafka consumer.
+"""End to end through a real Kafka broker with one worker, against a bare aiokafka consumer
+and against the embedded ingest of the same events.
 
     python -m bench.kafka [--events N] [--quick] [--json]
 
 A broker is started from the project's jars (tools/kafka), or `ACCROCHAGE_TEST_KAFKA=host:port`
 names one. N generated events are produced to a fresh topic (8 partitions, keyed by
-certifier). In the same run: a bare aiokafka consumer reads them all (the baseline); then
+certifier). In the same run: a bare aiokafka consumer reads them all (the baseline); the
+same events go through `accrochage ingest FILE` (spawn to exit, its CPU seconds); then
 `accrochage worker` consumes them into the state and writes every batch to XSD-checked files.
-The worker's figure counts from its first stored record to the last file written, and is
-also given with its start-up (joining the group). Target: >= 3,000 events/s.
+The worker's store rate counts from its first stored record to its last (the state polled
+every 50 ms), its end-to-end figure to the last file written, and both have the CPU seconds
+of the worker's processes over that span (/proc); also given with its start-up (joining the
+group). Targets: end to end >= 3,000 events/s; store rate >= 0.9x the embedded ingest's
+(issue 13).
 """
 
 from __future__ import annotations
@@ -20,14 +25,19 @@ import subprocess
 import sys
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from accrochage.generate import generate_events
 from bench._common import (
+    PYTHON,
     ROOT,
+    BenchError,
+    Measured,
     Report,
+    accrochage_command,
     at_least,
     base_parser,
     clean_env,
@@ -35,12 +45,18 @@ from bench._common import (
     free_port,
     generated_certifiers,
     info,
+    launch,
     paris_today,
+    run_measured,
     scratch_dir,
+    stop_measured,
+    tree_cpu_seconds,
     write_config,
 )
 
 TARGET_EVENTS_PER_S = 3_000
+TARGET_RATIO = 0.9
+"""The worker's store rate / the embedded ingest's of the same events (issue 13)."""
 PARTITIONS = 8
 
 
@@ -100,9 +116,26 @@ def progress(state: Path) -> tuple[int, int, int]:
         conn.close()
 
 
-def run_worker(
-    folder: Path, bootstrap: str, topic: str, count: int, timeout: float
-) -> tuple[float, float]:
+@dataclass
+class WorkerRun:
+    """`accrochage worker` over the topic, timed from its own progress in the state."""
+
+    stored_s: float
+    """First record stored -> the last record stored (the store rate)."""
+    end_to_end_s: float
+    """First record stored -> the last file written."""
+    with_start_s: float
+    """Process start -> the last file written."""
+    stored_cpu: float | None
+    """CPU seconds of the worker's processes while it stored (first -> last record)."""
+    end_to_end_cpu: float | None
+    run_cpu: float
+    """Every process of the worker over its whole run (start-up and shut-down included)."""
+    processes: int
+    peak_rss_mb: float
+
+
+def kafka_config(folder: Path, bootstrap: str, topic: str) -> Path:
     config = write_config(
         folder, max_records=1000, bind=f"127.0.0.1:{free_port()}", tick="1s", max_delay="1s"
     )
@@ -112,11 +145,36 @@ def run_worker(
             f'rejected_topic = "{topic}.rejected"\npartitions = {PARTITIONS}\n'
             f'group = "bench-{uuid.uuid4()}"\nsession_timeout = "6s"\n'
         )
+    return config
+
+
+def run_ingest(folder: Path, lines: list[bytes], bootstrap: str, topic: str) -> Measured:
+    """The embedded `accrochage ingest` of the same events (same configuration), measured."""
+    events = folder / "events.jsonl"
+    with events.open("wb") as out:
+        for line in lines:
+            out.write(line + b"\n")
+    config = kafka_config(folder, bootstrap, topic)
+    done = run_measured(
+        [*accrochage_command(), "--config", str(config), "ingest", str(events)],
+        cwd=folder,
+        env=clean_env(),
+    )
+    if done.returncode != 0:
+        raise BenchError(f"ingest failed ({done.returncode}):\n{done.stderr[-3000:]}")
+    stored = progress(folder / "state.db")[0]
+    if stored != len(lines):
+        raise BenchError(f"ingest stored {stored} records of {len(lines)}")
+    return done
+
+
+def run_worker(folder: Path, bootstrap: str, topic: str, count: int, timeout: float) -> WorkerRun:
+    config = kafka_config(folder, bootstrap, topic)
     log = (folder / "worker.log").open("wb")
     started = time.perf_counter()
-    worker = subprocess.Popen(
+    worker = launch(
         [
-            sys.executable,
+            PYTHON,
             "-m",
             "accrochage",
             "--config",
@@ -130,24 +188,44 @@ def run_worker(
         stdout=log,
         stderr=subprocess.STDOUT,
     )
-    first = None
+    first = all_stored = None
+    cpu_first = cpu_stored = cpu_done = None
     try:
+        pid = worker.pid
         while True:
-            if time.perf_counter() - started > timeout or worker.poll() is not None:
-                raise RuntimeError(f"worker did not finish; see {folder / 'worker.log'}")
+            if time.perf_counter() - started > timeout or worker.proc.poll() is not None:
+                raise BenchError(f"worker did not finish; see {folder / 'worker.log'}")
             stored, unwritten, written = progress(folder / "state.db")
             if stored and first is None:
-                first = time.perf_counter()
+                first, cpu_first = time.perf_counter(), tree_cpu_seconds(pid)
+            if stored >= count and all_stored is None:
+                all_stored, cpu_stored = time.perf_counter(), tree_cpu_seconds(pid)
             if stored >= count and unwritten == 0 and written >= count:
-                done = time.perf_counter()
+                done, cpu_done = time.perf_counter(), tree_cpu_seconds(pid)
                 break
-            time.sleep(0.1)
+            time.sleep(0.05)
     finally:
-        worker.terminate()
-        worker.wait(60)
+        outcome = stop_measured(worker)
         log.close()
-    assert first is not None
-    return done - first, done - started
+    assert first is not None and all_stored is not None
+
+    def spent(before: float | None, after: float | None) -> float | None:
+        return None if before is None or after is None else after - before
+
+    return WorkerRun(
+        all_stored - first,
+        done - first,
+        done - started,
+        spent(cpu_first, cpu_stored),
+        spent(cpu_first, cpu_done),
+        outcome["tree_cpu_seconds"],
+        outcome["processes"],
+        outcome["peak_rss_mb"],
+    )
+
+
+def cpu_text(seconds: float | None) -> str:
+    return "?" if seconds is None else f"{seconds:.1f} s"
 
 
 def main() -> None:
@@ -180,33 +258,70 @@ def main() -> None:
             )
             produce_s = asyncio.run(produce(bootstrap, topic, lines))
             bare_s = asyncio.run(bare_consume(bootstrap, topic, count, timeout=600))
+            ingest_dir = folder / "ingest"
+            ingest_dir.mkdir()
+            ingest = run_ingest(ingest_dir, lines, bootstrap, topic)
             worker_dir = folder / "worker"
             worker_dir.mkdir()
-            worker_s, with_start_s = run_worker(worker_dir, bootstrap, topic, count, 1800)
+            worker = run_worker(worker_dir, bootstrap, topic, count, 1800)
         finally:
             if broker is not None:
                 broker.stop()
     report = Report("kafka", args.quick, {"events": count, "partitions": PARTITIONS})
     report.add(
+        info(
+            "worker store rate events/s",
+            count / worker.stored_s,
+            "events/s",
+            f"first record stored -> last record stored, {worker.stored_s:.1f} s; CPU "
+            f"{cpu_text(worker.stored_cpu)} (all its processes, /proc)",
+        )
+    )
+    report.add(
+        info(
+            "  embedded ingest of the same events/s",
+            count / ingest.seconds,
+            "events/s",
+            f"`accrochage ingest FILE`, same configuration, spawn to exit, {ingest.seconds:.1f} s;"
+            f" CPU {ingest.tree_cpu_seconds:.1f} s ({ingest.processes} process(es))",
+        )
+    )
+    report.add(
+        at_least(
+            "ratio worker store rate / embedded ingest",
+            ingest.seconds / worker.stored_s,
+            "x",
+            TARGET_RATIO,
+            "same events, same run",
+        )
+    )
+    report.add(
         at_least(
             "worker end to end events/s",
-            count / worker_s,
+            count / worker.end_to_end_s,
             "events/s",
             TARGET_EVENTS_PER_S,
-            "first record stored -> last file written",
+            f"first record stored -> last file written, {worker.end_to_end_s:.1f} s; CPU "
+            f"{cpu_text(worker.end_to_end_cpu)}",
         )
     )
     report.add(
         info(
             "worker incl. start-up events/s",
-            count / with_start_s,
+            count / worker.with_start_s,
             "events/s",
-            "process start, group join, then all of the above",
+            f"process start, group join, then all of the above; CPU over the whole run "
+            f"{worker.run_cpu:.1f} s, {worker.processes} processes, peak RSS "
+            f"{worker.peak_rss_mb:.0f} MiB (largest)",
         )
     )
     report.add(info("bare aiokafka consumer events/s", count / bare_s, "events/s", "baseline"))
-    report.add(info("ratio worker / bare consumer", bare_s / worker_s, "x"))
+    report.add(info("ratio worker / bare consumer", bare_s / worker.end_to_end_s, "x"))
     report.add(info("produce events/s", count / produce_s, "events/s", "acks=all"))
+    report.details = {
+        "worker": vars(worker),
+        "ingest": {k: v for k, v in vars(ingest).items() if k not in ("stderr", "stdout")},
+    }
     finish(report, args.json)
 
 

@@ -33,6 +33,7 @@ from bench._common import (
     Report,
     at_most,
     base_parser,
+    cpu_seconds,
     finish,
     info,
     median,
@@ -61,20 +62,24 @@ def write_config(folder: Path, state: Path) -> Path:
     return path
 
 
-async def timed_gets(base: str, path: str, runs: int) -> tuple[list[float], str]:
-    times, text = [], ""
+async def timed_gets(base: str, path: str, runs: int) -> tuple[list[float], str, float]:
+    """Wall ms of each GET, the last answer, and the CPU ms per GET of this process (server
+    and client both run in it)."""
+    times, text, cpu = [], "", 0.0
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=1)) as session:
-        for _ in range(runs + 1):  # the first one warms the connection up
+        for number in range(runs + 1):  # the first one warms the connection up
+            if number == 1:
+                cpu = cpu_seconds()
             start = time.perf_counter()
             async with session.get(f"{base}{path}") as response:
                 text = await response.text()
                 if response.status != 200:
                     raise SystemExit(f"GET {path} answered {response.status}: {text[:300]}")
             times.append((time.perf_counter() - start) * 1000)
-    return times[1:], text
+    return times[1:], text, (cpu_seconds() - cpu) * 1000 / max(1, runs)
 
 
-async def measure(core: object, runs: int) -> dict[str, tuple[list[float], str]]:
+async def measure(core: object, runs: int) -> dict[str, tuple[list[float], str, float]]:
     runner = ApiRunner(build_service(core, timer=False))  # type: ignore[arg-type]
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
@@ -105,17 +110,18 @@ def main() -> None:
         core = build_core(load_settings(write_config(folder, path)), clock)
         try:
             watch = watch_for(core)
-            watch_ms = []
+            watch_ms, watch_cpu_ms = [], []
             for _ in range(3 if args.quick else 5):
-                start = time.perf_counter()
+                start, cpu = time.perf_counter(), cpu_seconds()
                 watch.run()
                 watch_ms.append((time.perf_counter() - start) * 1000)
+                watch_cpu_ms.append((cpu_seconds() - cpu) * 1000)
             results = asyncio.run(measure(core, runs))
         finally:
             core.close()
-    metrics_ms, text = results["metrics"]
-    health_ms, _ = results["health"]
-    ui_ms, _ = results["ui"]
+    metrics_ms, text, metrics_cpu = results["metrics"]
+    health_ms, _, health_cpu = results["health"]
+    ui_ms, _, ui_cpu = results["ui"]
     records = sum(
         s.value
         for family in text_string_to_metric_families(text)
@@ -129,19 +135,30 @@ def main() -> None:
             median(metrics_ms),
             "ms",
             TARGET_MS,
-            f"p95 {percentile(metrics_ms, 95):.1f} ms; {len(text):,} bytes",
+            f"p95 {percentile(metrics_ms, 95):.1f} ms; {len(text):,} bytes; CPU "
+            f"{metrics_cpu:.2f} ms per GET (server and client, one process)",
         )
     )
-    report.add(info("  baseline GET /health: median", median(health_ms), "ms"))
+    report.add(
+        info(
+            "  baseline GET /health: median",
+            median(health_ms),
+            "ms",
+            f"CPU {health_cpu:.2f} ms per GET (server and client)",
+        )
+    )
     report.add(
         info(
             "watch job (observe + publish + alert rules): median",
             median(watch_ms),
             "ms",
-            "on the services' timer (at most 1 % of a core), never per scrape",
+            f"CPU median {median(watch_cpu_ms):.0f} ms; on the services' timer (at most 1 % of "
+            "a core), never per scrape",
         )
     )
-    report.add(info("GET /ui: median", median(ui_ms), "ms", f"{len(ui_ms)} runs"))
+    report.add(
+        info("GET /ui: median", median(ui_ms), "ms", f"{len(ui_ms)} runs; CPU {ui_cpu:.0f} ms/GET")
+    )
     if built is not None:
         report.add(info("database build (cached for later runs)", built, "s"))
     report.details = {"metrics_ms": metrics_ms, "health_ms": health_ms, "watch_ms": watch_ms}

@@ -1,6 +1,7 @@
 """The outstanding query over a large state: one certifier, due within 30 days, 1,000 rows.
 
     python -m bench.query [--rows N] [--runs 50] [--quick] [--json] [--rebuild]
+                          [--no-cli | --cli-only]
 
 The database is created by `accrochage.state.sqlite.SqliteStore` (the real schema and indexes),
 then filled directly with sqlite3 executemany: N records (default 1,000,000) spread over 10
@@ -9,6 +10,12 @@ over 120 days around the day of the query; no content rows (the query does not r
 It is cached under the temporary folder, keyed by row count, and reused by later runs.
 `queries.outstanding(...)` is then timed in-process on a reader connection, against a bare
 `SELECT count(*) FROM records` in the same run. Target: median and p95 <= 200 ms.
+
+Also (unless --no-cli; alone with --cli-only): `accrochage outstanding --format json` over the
+same state as a subprocess, one certifier's overdue records and every outstanding record,
+its answer written to a file and its rows counted: wall and CPU seconds, and the peak RSS
+of the command (wait4 through the launcher). Target (issue 13): <= 100 MiB at 5,000,000
+records (`--rows 5000000 --cli-only`; the database build takes minutes, then is cached).
 """
 
 from __future__ import annotations
@@ -20,7 +27,8 @@ import random
 import sqlite3
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -33,14 +41,19 @@ from accrochage.state.sqlite.reader import outstanding
 from accrochage.state.sqlite.rows import RECORD_COLUMNS
 from accrochage.state.sqlite.store import connect
 from bench._common import (
+    BenchError,
     Report,
+    accrochage_command,
     at_most,
     base_parser,
+    clean_env,
     cpu_seconds,
     finish,
     info,
+    launch,
     median,
     percentile,
+    write_config,
 )
 
 TARGET_MS = 200.0
@@ -115,12 +128,39 @@ def _record(index: int, rng: random.Random) -> tuple[Any, ...]:
         "cdc_message": "idTechnique déjà connu" if status is Status.REJECTED else None,
         "cdc_reason": "identity_not_found" if status is Status.REJECTED else None,
         "excluded_from": None,
+        "accepted_batch_id": batch if status is Status.ACCEPTED else None,
         "created_at": stamp,
         "updated_at": stamp,
     }
-    return tuple(values[c] for c in RECORD_COLUMNS)
+    return tuple(values[c] for c in _COLUMNS)
 
 
+_BUILT = [
+    "record_id",
+    "certifier",
+    "code",
+    "status",
+    "outstanding",
+    "version",
+    "content_hash",
+    "delivered_on",
+    "deadline",
+    "errors",
+    "warnings",
+    "xml_bytes",
+    "batch_id",
+    "pending_since",
+    "correction_version",
+    "revocation_pending",
+    "cdc_message",
+    "cdc_reason",
+    "excluded_from",
+    "created_at",
+    "updated_at",
+    "accepted_batch_id",
+]
+_COLUMNS = [c for c in RECORD_COLUMNS if c in _BUILT]
+"""The columns this builder fills; any other (added since) takes its schema default."""
 _KEYS = [(key, codes) for key, _, codes in CERTIFIERS]
 _WEIGHTS = [weight for _, weight, _ in CERTIFIERS]
 _STATUS_NAMES = [status for status, _ in STATUSES]
@@ -152,8 +192,7 @@ def build(rows: int, rebuild: bool = False) -> tuple[Path, float | None]:
     conn.execute("PRAGMA synchronous = OFF")
     conn.execute("PRAGMA cache_size = -262144")
     insert = (
-        f"INSERT INTO records ({', '.join(RECORD_COLUMNS)}) "
-        f"VALUES ({', '.join('?' * len(RECORD_COLUMNS))})"
+        f"INSERT INTO records ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})"
     )
     conn.execute("BEGIN")
     for chunk in _rows(rows):
@@ -163,6 +202,71 @@ def build(rows: int, rebuild: bool = False) -> tuple[Path, float | None]:
     conn.close()
     os.replace(partial, final)
     return final, time.perf_counter() - start
+
+
+CLI_QUERIES = (
+    ("pix overdue", ("--certifier", "pix", "--overdue")),
+    ("all outstanding", ()),
+)
+"""`accrochage outstanding --format json --as-of AS_OF` with these filters: one certifier's
+overdue records (~3 % of the state), and every outstanding record (~43 %)."""
+TARGET_CLI_RSS_MB = 100.0
+"""Peak RSS of `outstanding --format json` at 5,000,000 records (issue 13)."""
+
+
+@dataclass
+class CliRun:
+    name: str
+    argv: list[str]
+    seconds: float
+    cpu_seconds: float
+    peak_rss_mb: float
+    rows: int
+    output_mb: float
+
+
+def run_cli_outstanding(state: Path, name: str, filters: Sequence[str]) -> CliRun:
+    """The CLI command over the cached state, its answer to a file (rows counted there): wall
+    and CPU seconds, peak RSS of its process (wait4, through the launcher)."""
+    with tempfile.TemporaryDirectory(prefix="accrochage-bench-query-cli-") as scratch:
+        folder = Path(scratch)
+        config = write_config(folder)
+        text = config.read_text(encoding="utf-8")
+        text = text.replace(f'state = "{folder / "state.db"}"', f'state = "{state}"')
+        config.write_text(text, encoding="utf-8")
+        argv = [
+            *accrochage_command(),
+            "--config",
+            str(config),
+            "outstanding",
+            "--format",
+            "json",
+            "--as-of",
+            AS_OF.isoformat(),
+            *filters,
+        ]
+        output = folder / "answer.json"
+        with output.open("wb") as out, tempfile.TemporaryFile() as err:
+            done = launch(argv, cwd=folder, env=clean_env(), stdout=out, stderr=err).outcome()
+            err.seek(0)
+            stderr = err.read().decode("utf-8", "replace")
+        if done["returncode"] != 0:
+            raise BenchError(f"outstanding failed ({done['returncode']}):\n{stderr[-3000:]}")
+        rows, tail = 0, b""
+        with output.open("rb") as handle:
+            while block := handle.read(1 << 20):
+                data = tail + block
+                rows += data.count(b"\n {")
+                tail = data[-2:]
+        return CliRun(
+            name,
+            argv[len(accrochage_command()) + 2 :],
+            done["seconds"],
+            done["tree_cpu_seconds"],
+            done["peak_rss_mb"],
+            rows,
+            output.stat().st_size / 1e6,
+        )
 
 
 def timed(
@@ -183,15 +287,52 @@ def plan(conn: sqlite3.Connection, sql: str) -> list[str]:
     return [row[3] for row in conn.execute(f"EXPLAIN QUERY PLAN {sql}")]
 
 
+def report_cli(report: Report, runs: list[CliRun], rows: int, built: float | None) -> None:
+    for run in runs:
+        report.add(
+            at_most(
+                f"outstanding --format json ({run.name}): peak RSS",
+                run.peak_rss_mb,
+                "MiB",
+                TARGET_CLI_RSS_MB,
+                f"{run.rows:,} rows, {run.output_mb:.0f} MB of JSON in {run.seconds:.1f} s, CPU "
+                f"{run.cpu_seconds:.1f} s; {' '.join(run.argv)}"
+                + (
+                    ""
+                    if rows == 5_000_000
+                    else f" (target set at 5,000,000 records, here {rows:,})"
+                ),
+            )
+        )
+    if built is not None:
+        report.add(info("database build (cached for later runs)", built, "s"))
+
+
 def main() -> None:
     parser = base_parser(__doc__ or "")
     parser.add_argument("--rows", type=int, help="records (default 1,000,000)")
     parser.add_argument("--runs", type=int, default=50, help="timed runs of each query")
     parser.add_argument("--rebuild", action="store_true", help="ignore the cached database")
+    parser.add_argument(
+        "--no-cli",
+        action="store_true",
+        help="skip `accrochage outstanding --format json` (peak RSS of the command)",
+    )
+    parser.add_argument(
+        "--cli-only",
+        action="store_true",
+        help="only `accrochage outstanding --format json` (for large --rows)",
+    )
     args = parser.parse_args()
     rows = args.rows or (20_000 if args.quick else 1_000_000)
     runs = 10 if args.quick else args.runs
     path, built = build(rows, args.rebuild)
+    cli_runs = [] if args.no_cli else [run_cli_outstanding(path, n, f) for n, f in CLI_QUERIES]
+    if args.cli_only:
+        report = Report("query", args.quick, {"records": rows, "cache": str(path)})
+        report_cli(report, cli_runs, rows, built)
+        report.details = {"cli": [vars(run) for run in cli_runs]}
+        return finish(report, args.json)
     certifier = CERTIFIERS[0][0]
     query = queries.OutstandingQuery(as_of=AS_OF, certifier=certifier, due_within=30, limit=1000)
 
@@ -274,9 +415,9 @@ def main() -> None:
             "plan: " + "; ".join(index_plan),
         )
     )
-    if built is not None:
-        report.add(info("database build (cached for later runs)", built, "s"))
+    report_cli(report, cli_runs, rows, built)
     report.details = {
+        "cli": [vars(run) for run in cli_runs],
         "query_ms": query_ms,
         "count_ms": count_ms,
         "sql": sql,
