@@ -10,7 +10,9 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from datetime import date
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 from accrochage.models.deadline import Clock, SystemClock
 from accrochage.models.registry import Certifier, Emitter, Registry
@@ -18,10 +20,12 @@ from accrochage.refdata.load import age_warnings
 from accrochage.refdata.memory import ReferenceHolder
 from accrochage.settings import Settings, load_settings
 from accrochage.sinks.xml_outbox import XmlOutbox
-from accrochage.state.base import Store
+from accrochage.state.base import RefdataStorage, Store
 from accrochage.state.sqlite import SqliteStore
+from accrochage.state.sqlite.refdata import SqliteRefdata
 from accrochage.streams.batching import BatchLimits
 from accrochage.streams.corrections import Corrections
+from accrochage.streams.decoding import DecodePool
 from accrochage.streams.feedback import Feedback
 from accrochage.streams.flush import Flusher
 from accrochage.streams.ingest import Ingestor, LogSource
@@ -34,6 +38,8 @@ from accrochage.streams.writer_process import WriterParts
 
 ONE_OFF_POOL_THRESHOLD = 2000
 """A one-off `flush` renders fewer passages than this in its own process (no pool start-up)."""
+ONE_OFF_DECODE_THRESHOLD = 500
+"""A one-off `ingest` decodes a group smaller than this in its own process (a small file)."""
 
 
 @dataclass
@@ -49,8 +55,12 @@ class Core:
     corrections: Corrections
 
     reference: ReferenceHolder | None = None
+    decoder: DecodePool | None = None
+    """Decodes events in processes of their own (`ingest.decode_processes`), or None."""
 
     def close(self) -> None:
+        if self.decoder is not None:
+            self.decoder.close()
         self.flusher.close()
         self.store.close()
 
@@ -119,6 +129,14 @@ def build_core(
         store.close()
         raise
     decoder = ContentDecoder(registry, clock, reference.current)
+    decode_pool = DecodePool(
+        registry,
+        clock,
+        reference.current,
+        processes=settings.ingest.decode_processes,
+        refdata=partial(reading_refdata, settings.paths.state),
+        threshold=ONE_OFF_DECODE_THRESHOLD if one_off else 1,
+    )
     return Core(
         settings=settings,
         store=store,
@@ -126,6 +144,7 @@ def build_core(
         clock=clock,
         ingestor=Ingestor(store, registry, clock, reference.current),
         reference=reference,
+        decoder=decode_pool if decode_pool.enabled else None,
         flusher=Flusher(
             store,
             sink,
@@ -145,6 +164,15 @@ def corrections_for(settings: Settings, store: Store, clock: Clock) -> Correctio
     """The correction requests' service (the CLI's commands and the HTTP routes)."""
     keys = (c.key for c in settings.certifiers)
     return Corrections(store, clock, settings.batching.margin_days, keys)
+
+
+def _read_only() -> Any:
+    raise RuntimeError("a decode process only reads the reference data")
+
+
+def reading_refdata(state: Path) -> RefdataStorage:
+    """The state's reference data, read-only: what a decode process opens for itself."""
+    return SqliteRefdata(state, _read_only)
 
 
 def log_source(settings: Settings) -> LogSource:

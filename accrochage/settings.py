@@ -147,6 +147,12 @@ class BatchingSettings(Section):
         return self.deadline_margin.days
 
 
+class IngestSettings(Section):
+    decode_processes: int = Field(default=1, ge=0, le=16)
+    """Processes that decode and validate events while the writer stores (0: the writer's
+    own process decodes)."""
+
+
 class PathsSettings(Section):
     state: Path = Path("var/state.db")
     outbox: Path = Path("var/outbox")
@@ -294,6 +300,7 @@ class Settings(BaseSettings):
     emitter: EmitterSettings
     certifiers: list[CertifierSettings] = Field(min_length=1)
     batching: BatchingSettings = BatchingSettings()
+    ingest: IngestSettings = IngestSettings()
     paths: PathsSettings = PathsSettings()
     schema_: SchemaSettings = Field(default=SchemaSettings(), alias="schema")
     api: ApiSettings = ApiSettings()

@@ -30,6 +30,9 @@ SAMPLES: dict[str, dict[str, tuple[str, Any]]] = {
         "tick": ("7s", timedelta(seconds=7)),
         "render_processes": ("3", 3),
     },
+    "ingest": {
+        "decode_processes": ("2", 2),
+    },
     "paths": {
         "state": ("/srv/accrochage/state.db", Path("/srv/accrochage/state.db")),
         "outbox": ("/srv/accrochage/outbox", Path("/srv/accrochage/outbox")),

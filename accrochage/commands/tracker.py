@@ -6,8 +6,9 @@ import codecs
 import io
 import json
 import sys
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Iterable, Iterator
+from concurrent.futures import Future
 from datetime import date
 from pathlib import Path
 from typing import Any, NoReturn
@@ -21,6 +22,7 @@ from accrochage.errors import AccrochageError, StoreError
 from accrochage.models.cdc import ADVICE
 from accrochage.models.deadline import paris_today
 from accrochage.models.vocabulary import CdcAction, CdcReason, RecordStatus, values
+from accrochage.streams.decoding import DecodeFailed
 from accrochage.streams.files import AUTO, open_events
 from accrochage.streams.flush import FailedBatch, FlushReport, WrittenBatch
 from accrochage.streams.ingest import Incoming, IngestResult
@@ -135,11 +137,11 @@ def _reason(exc: Exception) -> str:
 def ingest(ctx: click.Context, files: tuple[str, ...], encoding: str) -> None:
     """Read JSONL or CSV events (`-` for stdin) into the state; batches are cut by `flush`."""
     tally = IngestTally()
-    with core_from(ctx) as core:
+    with core_from(ctx, one_off=True) as core:  # a small file is decoded in this process
         for name in files:
             try:
                 _ingest_file(core, name, encoding, tally)
-            except (StoreError, OSError) as exc:
+            except (StoreError, OSError, DecodeFailed) as exc:
                 _stop(tally, name, exc)
     click.echo("\n".join(tally.lines()))
 
@@ -152,7 +154,7 @@ def _ingest_file(core: Core, name: str, encoding: str, tally: IngestTally) -> No
         events = open_events(stream, name, encoding)
         tally.files.append(f"{name}: {events.described}")
         with click.progressbar(length=size, label=name, file=sys.stderr, hidden=not show) as bar:
-            for chunk in chunks(events.events, CHUNK):
+            for chunk in _decoded(core, chunks(events.events, CHUNK)):
                 for item, result in zip(chunk, core.ingestor.ingest(chunk), strict=True):
                     tally.add(item, result)
                 if show:
@@ -160,6 +162,26 @@ def _ingest_file(core: Core, name: str, encoding: str, tally: IngestTally) -> No
     finally:
         if name != "-":
             stream.close()
+
+
+def _decoded(core: Core, groups: Iterator[list[Incoming]]) -> Iterator[list[Incoming]]:
+    """The chunks in order, decoded by the decode processes (`ingest.decode_processes`) a
+    few chunks ahead of the one being stored; as they are without decode processes."""
+    if core.decoder is None:
+        yield from groups
+        return
+    ahead: deque[Future[list[Incoming]]] = deque()
+    limit = 2 * core.decoder.processes + 1
+    try:
+        for group in groups:
+            ahead.append(core.decoder.submit(group))
+            if len(ahead) > limit:
+                yield ahead.popleft().result()
+        while ahead:
+            yield ahead.popleft().result()
+    finally:
+        for pending in ahead:
+            pending.cancel()
 
 
 @click.command()

@@ -40,6 +40,7 @@ def api_context(core: Core, writer: WriterService) -> ApiContext:
         max_events_per_request=api.max_events_per_request,
         reference=core.reference.current if core.reference is not None else None,
         summary_warnings=partial(refdata_warnings, core),
+        decoder=core.decoder,
     )
 
 

@@ -1,7 +1,8 @@
 """decode -> validate -> enrich -> track, for a group of events in one transaction.
 
-Decoding runs before the write lock is taken; the transaction only reads the current rows,
-applies the record life, writes, and (on Kafka) stores the next offsets with them.
+Decoding runs before the write lock is taken (here, or beforehand in decode processes:
+`streams/decoding.py`); the transaction only reads the current rows, applies the record
+life, writes, and (on Kafka) stores the next offsets with them.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import json
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from accrochage.errors import StoreError
@@ -33,6 +34,10 @@ FAILED = "failed"
 """The outcome of an event whose own transaction failed: nothing of it was stored."""
 
 
+Ready = tuple[Decoded, int | None]
+"""A decoded event and its passage's size bound (None: not a valid delivered event)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Incoming:
     raw: bytes | str | dict[str, Any]
@@ -40,6 +45,8 @@ class Incoming:
     partition: int | None = None
     offset: int | None = None
     key: bytes | None = None
+    decoded: Ready | None = field(default=None, compare=False)
+    """Decoded already (in a decode process, `streams/decoding.py`): stored as is."""
 
 
 @dataclass(slots=True)
@@ -103,6 +110,20 @@ def _no_reference() -> Reference | None:
     return None
 
 
+def decode_ready(
+    raw: bytes | str | dict[str, Any],
+    registry: Registry,
+    today: date,
+    reference: Reference | None,
+) -> Ready:
+    """`decode`, and the size bound of a valid delivered event's passage."""
+    decoded = decode(raw, registry, today, reference)
+    size = None
+    if decoded.valid and isinstance(decoded.event, DeliveredEvent) and decoded.content:
+        size = passage_size_bound(decoded.content)
+    return decoded, size
+
+
 class Ingestor:
     def __init__(
         self,
@@ -117,12 +138,10 @@ class Ingestor:
         self.clock = clock
         self.reference = reference or _no_reference
 
-    def _decode(self, item: Incoming) -> tuple[Decoded, int | None]:
-        decoded = decode(item.raw, self.registry, paris_today(self.clock), self.reference())
-        size = None
-        if decoded.valid and isinstance(decoded.event, DeliveredEvent) and decoded.content:
-            size = passage_size_bound(decoded.content)
-        return decoded, size
+    def _decode(self, item: Incoming) -> Ready:
+        if item.decoded is not None:
+            return item.decoded
+        return decode_ready(item.raw, self.registry, paris_today(self.clock), self.reference())
 
     def ingest(self, items: Sequence[Incoming]) -> list[IngestResult]:
         decoded = [self._decode(item) for item in items]
@@ -191,7 +210,7 @@ class Ingestor:
         self,
         tx: Transaction,
         items: Sequence[Incoming],
-        decoded: Sequence[tuple[Decoded, int | None]],
+        decoded: Sequence[Ready],
     ) -> list[IngestResult]:
         now = self.clock.now().replace(microsecond=0)
         usable = [d.record_id for d, _ in decoded if d.record_id is not None]

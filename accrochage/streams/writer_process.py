@@ -3,8 +3,10 @@
 A consumer loop (faust), ingestion (validation, SQLite) and the batch timer all run Python
 code; in one process they share one interpreter lock and one core. `ProcessWriter` runs the
 writer service (`streams/writer.py`) in a second process fed through a bounded queue, so the
-machine's second core does the storing. Both give back a future per group, resolved once the
-group's transaction has committed.
+machine's second core does the storing. With a decode pool (`streams/decoding.py`), groups
+are decoded in its processes first and handed to the writer process in the order they were
+submitted, so the writer process only stores. Both give back a future per group, resolved
+once the group's transaction has committed.
 """
 
 from __future__ import annotations
@@ -24,13 +26,14 @@ from typing import Any, Protocol
 
 from accrochage.lifeline import exit_with
 from accrochage.streams import metrics
-from accrochage.streams.ingest import Incoming, LogSource
+from accrochage.streams.decoding import DecodePool
+from accrochage.streams.ingest import Incoming, LogSource, Ready
 from accrochage.streams.writer import WriterService
 
 log = logging.getLogger("accrochage.writer")
 QUEUED_GROUPS = 4
 EXIT_STORE_FAILED = 70
-Wire = tuple[int | None, int | None, bytes | None, Any, str | None]
+Wire = tuple[int | None, int | None, bytes | None, Any, str | None, Ready | None]
 
 
 class GroupWriter(Protocol):
@@ -63,12 +66,12 @@ class InProcessWriter:
 
 
 def _to_wire(item: Incoming) -> Wire:
-    return (item.partition, item.offset, item.key, item.raw, item.source)
+    return (item.partition, item.offset, item.key, item.raw, item.source, item.decoded)
 
 
 def _from_wire(wire: Wire) -> Incoming:
-    partition, offset, key, raw, source = wire
-    return Incoming(raw, source, partition, offset, key)
+    partition, offset, key, raw, source, decoded = wire
+    return Incoming(raw, source, partition, offset, key, decoded)
 
 
 def _log_setup() -> tuple[logging.Formatter | None, int]:
@@ -120,9 +123,11 @@ class ProcessWriter:
     """Stores groups in a process of its own; a dead writer fails every pending group.
 
     `build` (picklable: a module-level function or a partial of one) runs in the new process.
+    `decoder`: decodes each group before it is sent (a feeder thread sends them in order); a
+    group whose decoding failed is sent as it is, and the writer process decodes it.
     """
 
-    def __init__(self, build: Callable[[], WriterParts]) -> None:
+    def __init__(self, build: Callable[[], WriterParts], decoder: DecodePool | None = None) -> None:
         context = multiprocessing.get_context("forkserver")
         self._requests: Any = context.Queue(maxsize=QUEUED_GROUPS)
         self._results: Any = context.Queue()
@@ -137,6 +142,14 @@ class ProcessWriter:
         self._closing = False
         self._collector = threading.Thread(target=self._collect, name="writer-results", daemon=True)
         self._collector.start()
+        self._decoder = decoder
+        self._decoding: queue.SimpleQueue[
+            tuple[futures.Future[list[Incoming]], list[Incoming]] | None
+        ] = queue.SimpleQueue()
+        self._feeder: threading.Thread | None = None
+        if decoder is not None:
+            self._feeder = threading.Thread(target=self._feed, name="writer-feed", daemon=True)
+            self._feeder.start()
 
     def submit(self, items: list[Incoming]) -> futures.Future[Any]:
         done: futures.Future[Any] = futures.Future()
@@ -147,8 +160,43 @@ class ProcessWriter:
             done.set_exception(RuntimeError(self._death()))
             return done
         self._waiting.append(done)
-        self._requests.put([_to_wire(item) for item in items])
+        if self._decoder is None:
+            self._requests.put([_to_wire(item) for item in items])
+        else:
+            self._decoding.put((self._decode(self._decoder, items), items))
         return done
+
+    @staticmethod
+    def _decode(decoder: DecodePool, items: list[Incoming]) -> futures.Future[list[Incoming]]:
+        try:
+            return decoder.submit(items)
+        except Exception as exc:  # no pool to decode: the feeder sends the group as it is
+            failed: futures.Future[list[Incoming]] = futures.Future()
+            failed.set_exception(exc)
+            return failed
+
+    def _feed(self) -> None:
+        """Send the decoded groups to the writer process, in the order they were submitted."""
+        while (entry := self._decoding.get()) is not None:
+            decoding, items = entry
+            try:
+                decoded = decoding.result()
+            except Exception as exc:  # a decode process died: the writer process decodes
+                log.error("a group goes to the writer undecoded (%s)", type(exc).__name__)
+                decoded = items
+            if not self._send([_to_wire(item) for item in decoded]):
+                return
+        self._send(None)
+
+    def _send(self, group: list[Wire] | None) -> bool:
+        """Put on the bounded queue; False when the writer process is gone."""
+        while True:
+            try:
+                self._requests.put(group, timeout=0.5)
+                return True
+            except queue.Full:
+                if not self._process.is_alive():
+                    return False
 
     def _death(self) -> str:
         return f"the writer process ended (exit code {self._process.exitcode})"
@@ -175,7 +223,12 @@ class ProcessWriter:
         if self._closing:
             return
         self._closing = True
-        if self._process.is_alive():
+        if self._feeder is not None:
+            self._decoding.put(None)  # the feeder sends what it holds, then the end
+            self._feeder.join(timeout=120 if wait else 0)
+            if self._process.is_alive():
+                self._process.join(timeout=120 if wait else 0)
+        elif self._process.is_alive():
             self._requests.put(None)
             self._process.join(timeout=120 if wait else 0)
         if self._process.is_alive():

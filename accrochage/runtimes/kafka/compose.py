@@ -95,7 +95,7 @@ def run_worker(
     core = build_core(settings, service=True)
     writer: GroupWriter
     if separate_writer:
-        writer = ProcessWriter(partial(build_writer_parts, config))
+        writer = ProcessWriter(partial(build_writer_parts, config), core.decoder)
     else:
         writer = InProcessWriter(WriterService(core.ingestor), log_source(settings))
     app = compose_worker(core, writer)

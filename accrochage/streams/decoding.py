@@ -1,0 +1,227 @@
+"""Decoding on the other cores: parse, validate and canonicalise events in worker processes.
+
+Storing is one writer's work (one transaction at a time); decoding an event (JSON, pydantic,
+the rules, the canonical content, the passage's size bound) needs nothing of the state but
+the reference data, so it runs in a pool of processes while the caller stores what was
+decoded before. A group is decoded in order and comes back whole: each `Incoming` carries
+its `decoded` value, a lean copy of `Decoded` (no pydantic event, only the envelope fields
+storing reads), and the writer stores it as it would have decoded it itself.
+
+A decode process reads the reference data from the state on its own and follows the
+version its caller uses. A decode process that dies fails its group loudly (`DecodeFailed`):
+nothing of that group is stored, and the next group starts a new pool. Below `threshold`
+events, or with no process configured, events go through unchanged and are decoded where
+they are stored, as before.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, replace
+from datetime import date
+from typing import Any
+
+from accrochage.errors import AccrochageError
+from accrochage.lifeline import exit_with
+from accrochage.models.deadline import Clock, paris_today
+from accrochage.models.decode import parse_payload
+from accrochage.models.reference import Reference
+from accrochage.models.registry import Registry
+from accrochage.refdata.memory import MemoryReference, ReferenceHolder
+from accrochage.state.base import RefdataStorage
+from accrochage.streams.ingest import Incoming, Ready, decode_ready
+
+PIECE = 500
+"""Events per task: a larger group is split so that every decode process gets a share."""
+KEPT_PAYLOAD = ("occurred_at", "source", "reason")
+"""What storing reads of the payload (the envelope's texts, a revocation's reason)."""
+
+RefdataOpener = Callable[[], RefdataStorage | None]
+
+
+class DecodeFailed(AccrochageError):
+    """A decode process ended before answering: the group was not stored."""
+
+    code = "decode_failed"
+    status = 500
+
+
+def lean(ready: Ready) -> Ready:
+    """The decoded value without what storing does not read: cheap to send between processes."""
+    decoded, size = ready
+    payload = decoded.payload
+    kept = None if payload is None else {k: payload[k] for k in KEPT_PAYLOAD if k in payload}
+    return replace(decoded, event=None, payload=kept), size
+
+
+@dataclass(slots=True)
+class _Worker:
+    registry: Registry
+    holder: ReferenceHolder | None
+
+
+_WORKER: _Worker | None = None
+
+
+def _start_worker(parent: int, registry: Registry, refdata: RefdataOpener | None) -> None:
+    exit_with(parent)
+    global _WORKER
+    storage = refdata() if refdata is not None else None
+    _WORKER = _Worker(registry, ReferenceHolder(storage) if storage is not None else None)
+
+
+def _worker_reference(worker: _Worker, version: int | None) -> Reference | None:
+    """The reference data of `version` (the caller's), or a newer one; None: not applied."""
+    if version is None or worker.holder is None:
+        return None
+    if worker.holder.version != version:
+        worker.holder.refresh()
+    return worker.holder.current()
+
+
+def decode_piece(
+    raws: Sequence[bytes | str | dict[str, Any]], today: date, version: int | None
+) -> list[Ready | None]:
+    """In a decode process: each raw event decoded, or None when decoding it raised (it is
+    decoded again where it is stored, and fails alone there)."""
+    worker = _WORKER
+    assert worker is not None, "a decode process starts with _start_worker"
+    reference = _worker_reference(worker, version)
+    out: list[Ready | None] = []
+    for raw in raws:
+        try:
+            out.append(lean(decode_ready(raw, worker.registry, today, reference)))
+        except Exception:
+            out.append(None)
+    return out
+
+
+def _with(item: Incoming, ready: Ready | None) -> Incoming:
+    if ready is None:
+        return item
+    return Incoming(item.raw, item.source, item.partition, item.offset, item.key, ready)
+
+
+class DecodePool:
+    """Decodes groups of events in `processes` worker processes (0: none, events go through)."""
+
+    def __init__(
+        self,
+        registry: Registry,
+        clock: Clock,
+        reference: Callable[[], Reference | None],
+        *,
+        processes: int,
+        refdata: RefdataOpener | None = None,
+        threshold: int = 1,
+    ) -> None:
+        """`refdata`: picklable, opens the state's reference data in a decode process.
+        `threshold`: a smaller group goes through undecoded (no pool start-up)."""
+        self.registry = registry
+        self.clock = clock
+        self.reference = reference
+        self.processes = processes
+        self.refdata = refdata
+        self.threshold = max(1, threshold)
+        self._pool: ProcessPoolExecutor | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def enabled(self) -> bool:
+        return self.processes > 0
+
+    def submit(self, items: Sequence[Incoming]) -> Future[list[Incoming]]:
+        """The same events, in the same order, each with its `decoded` value (resolves once
+        all are decoded); `DecodeFailed` when a decode process died on the way."""
+        reference = self.reference() if self.enabled else None
+        shippable = reference is None or isinstance(reference, MemoryReference)
+        if not self.enabled or len(items) < self.threshold or not shippable:
+            done: Future[list[Incoming]] = Future()
+            done.set_running_or_notify_cancel()
+            done.set_result(list(items))  # decoded where they are stored
+            return done
+        for item in items:
+            if isinstance(item.raw, dict):
+                parse_payload(item.raw)  # a decimal score as written, as decoding here does
+        version = reference.version if isinstance(reference, MemoryReference) else None
+        today = paris_today(self.clock)
+        pool = self._running_pool()
+        pieces = [items[i : i + PIECE] for i in range(0, len(items), PIECE)]
+        try:
+            futures = [
+                pool.submit(decode_piece, [item.raw for item in piece], today, version)
+                for piece in pieces
+            ]
+        except BrokenProcessPool:
+            self._forget(pool)
+            raise DecodeFailed(_DIED) from None
+        return self._joined(list(items), futures, pool)
+
+    def decode(self, items: Sequence[Incoming]) -> list[Incoming]:
+        return self.submit(items).result()
+
+    def _joined(
+        self,
+        items: list[Incoming],
+        futures: list[Future[list[Ready | None]]],
+        pool: ProcessPoolExecutor,
+    ) -> Future[list[Incoming]]:
+        done: Future[list[Incoming]] = Future()
+        done.set_running_or_notify_cancel()
+        remaining = [len(futures)]
+        lock = threading.Lock()
+
+        def finish(_: Future[list[Ready | None]]) -> None:
+            with lock:
+                remaining[0] -= 1
+                if remaining[0]:
+                    return
+            try:
+                readies = [ready for future in futures for ready in future.result()]
+            except BrokenProcessPool:
+                self._forget(pool)
+                done.set_exception(DecodeFailed(_DIED))
+                return
+            except BaseException as exc:
+                done.set_exception(exc)
+                return
+            done.set_result([_with(i, r) for i, r in zip(items, readies, strict=True)])
+
+        for future in futures:
+            future.add_done_callback(finish)
+        return done
+
+    def _running_pool(self) -> ProcessPoolExecutor:
+        with self._lock:
+            if self._pool is None:
+                self._pool = ProcessPoolExecutor(
+                    self.processes,
+                    mp_context=multiprocessing.get_context("forkserver"),
+                    initializer=_start_worker,
+                    initargs=(os.getpid(), self.registry, self.refdata),
+                )
+            return self._pool
+
+    def _forget(self, pool: ProcessPoolExecutor) -> None:
+        """A broken pool is dropped (it ended its processes itself): the next group starts a
+        new one."""
+        with self._lock:
+            if self._pool is pool:
+                self._pool = None
+
+    def close(self) -> None:
+        with self._lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+
+_DIED = (
+    "a decode process ended before answering (killed, or out of memory); the events of "
+    "this group were not stored: send them again"
+)
