@@ -38,6 +38,22 @@ class SeekingConsumer(faust_aiokafka.Consumer):
             log.info("resume %s[%d] at stored offset %d", tp.topic, tp.partition, offset)
             await self.seek(tp, offset)
 
+    async def _seek(self, partition: TP, offset: int) -> None:
+        """Seek in the consumer's own thread.
+
+        faust's `_seek` calls aiokafka's `seek` from the app's thread; aiokafka then deletes the
+        partition's fetched records while the consumer thread may be draining them
+        (`Fetcher.fetched_records`: KeyError, and the worker crashes — seen in CI after a
+        broker restart, once in a few hundred rebalances). Through `call_thread` the seek runs
+        in the consumer thread's loop, between two drains.
+        """
+        thread = self._thread
+
+        async def seek_there() -> None:
+            thread.seek(partition, offset)
+
+        await thread.call_thread(seek_there)
+
     async def _commit(self, offsets: Mapping[TP, int]) -> bool:
         """Commit the offsets the state has stored, never those faust acked (received).
 
