@@ -17,7 +17,7 @@ from accrochage.models.vocabulary import RELEASED, BatchState, CdcAction
 from accrochage.sinks.base import BatchSink
 from accrochage.sinks.reports import ProcessingReport, parse_report, read_report_bytes
 from accrochage.state.base import ImportedReport, Store, Transaction
-from accrochage.streams.outcomes import Closure, OutcomeContext, Verdict, apply_verdict, closure_of
+from accrochage.streams.outcomes import OutcomeContext, Verdict, apply_verdict, closure_of
 from accrochage.streams.redecode import Decodes
 
 
@@ -102,9 +102,7 @@ class Feedback:
             else:
                 closures = _apply_outcomes(ctx, report, summary)
             if closures:
-                summary.requests_closed = tx.close_correction_requests(
-                    [RequestClosure(c.record_id, c.version) for c in closures], now, label
-                )
+                summary.requests_closed = tx.close_correction_requests(closures, now, label)
             tx.save_report(
                 ImportedReport(
                     sha256=digest,
@@ -138,11 +136,11 @@ class Feedback:
 
 def _apply_outcomes(
     ctx: OutcomeContext, report: ProcessingReport, summary: ImportSummary
-) -> list[Closure]:
+) -> list[RequestClosure]:
     tx = ctx.tx
     current = tx.records([o.id_technique for o in report.outcomes])
     changes: list[Change] = []
-    closures: list[Closure] = []
+    closures: list[RequestClosure] = []
     for outcome in report.outcomes:
         record = current.get(outcome.id_technique)
         if record is None:
@@ -171,7 +169,7 @@ def _apply_outcomes(
 
 def _reject_file(
     ctx: OutcomeContext, report: ProcessingReport, summary: ImportSummary
-) -> list[Closure]:
+) -> list[RequestClosure]:
     error = "; ".join(
         f"{e.type or 'erreur'}: {e.message}" + (f" (ligne {e.line})" if e.line else "")
         for e in report.file_errors

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from accrochage.models.batch import BatchInfo
+from accrochage.models.corrections import RequestClosure
 from accrochage.models.lifecycle import apply_report
 from accrochage.models.record import Change, Outcome, Record, Status
 from accrochage.models.vocabulary import CdcAction, SchemaVersion
@@ -32,15 +33,6 @@ class Verdict:
     message: str | None
     already_known: bool = False
     whole_file: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class Closure:
-    """Correction requests this outcome answers: the acceptance of content `version` (None: of
-    a revoked record's suppression)."""
-
-    record_id: str
-    version: int | None
 
 
 @dataclass(slots=True)
@@ -141,13 +133,15 @@ def _held_before(ctx: OutcomeContext, record: Record) -> Sending | None:
     return earlier[-1] if earlier else None
 
 
-def closure_of(ctx: OutcomeContext, before: Record, after: Record) -> Closure | None:
+def closure_of(ctx: OutcomeContext, before: Record, after: Record) -> RequestClosure | None:
+    """The correction requests this outcome answers: the acceptance of content `version`
+    (None: of a revoked record's suppression)."""
     if not ctx.closes_requests:
         return None
     if after.status is Status.ACCEPTED and before.status is not Status.ACCEPTED:
         if after.correction_version is None and not after.revocation_pending:
-            return Closure(after.record_id, after.version)
+            return RequestClosure(after.record_id, after.version)
         return None
     if after.status is Status.WITHDRAWN and before.status is Status.ACCEPTED:
-        return Closure(after.record_id, None)
+        return RequestClosure(after.record_id, None)
     return None
