@@ -278,6 +278,20 @@ __all__ = [
 ]
 
 
+def stored_payload(payload: str, event_id: str | None) -> dict[str, Any] | None:
+    """A stored content as the event it came from (its event_id put back), to decode again;
+    None when it is not a JSON object."""
+    try:
+        found = json.loads(payload)
+    except ValueError:
+        return None
+    if not isinstance(found, dict):
+        return None
+    if event_id is not None:
+        found["event_id"] = event_id
+    return found
+
+
 def event_from_content(payload: str, event_id: str | None) -> DeliveredEvent:
     """An event from its stored content, which leaves out the envelope but its event_id."""
     return DeliveredEvent.model_validate({**json.loads(payload), "event_id": event_id})

@@ -7,19 +7,18 @@ errors and warnings are read again with today's rules and reference data.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 
 from accrochage.models.deadline import Clock, paris_today
-from accrochage.models.decode import Decoded, Kind, decode
-from accrochage.models.event import DeliveredEvent
+from accrochage.models.decode import Decoded, Kind
+from accrochage.models.event import stored_payload
 from accrochage.models.problems import Problem
 from accrochage.models.reference import Reference
 from accrochage.models.registry import Registry
-from accrochage.sinks.passage import passage_size_bound
 from accrochage.state.base import Transaction
+from accrochage.streams.ingest import Ready, decode_ready
 
-Decodes = Callable[[Transaction, str, int], tuple[Decoded, int | None]]
+Decodes = Callable[[Transaction, str, int], Ready]
 
 
 class ContentDecoder:
@@ -33,19 +32,10 @@ class ContentDecoder:
         self.clock = clock
         self.reference = reference or (lambda: None)
 
-    def __call__(self, tx: Transaction, record_id: str, version: int) -> tuple[Decoded, int | None]:
+    def __call__(self, tx: Transaction, record_id: str, version: int) -> Ready:
         stored = tx.content(record_id, version)
-        try:
-            payload = json.loads(stored.payload)
-        except ValueError:
-            payload = None
-        if not isinstance(payload, dict):
+        payload = stored_payload(stored.payload, stored.event_id)
+        if payload is None:
             problem = Problem("event", "the stored content cannot be read: send it again")
             return Decoded(Kind.DELIVERED, record_id=record_id, errors=[problem]), None
-        if stored.event_id is not None:
-            payload["event_id"] = stored.event_id
-        decoded = decode(payload, self.registry, paris_today(self.clock), self.reference())
-        size = None
-        if decoded.valid and isinstance(decoded.event, DeliveredEvent) and decoded.content:
-            size = passage_size_bound(decoded.content)
-        return decoded, size
+        return decode_ready(payload, self.registry, paris_today(self.clock), self.reference())

@@ -5,11 +5,11 @@ reported. Records in a batch are never touched: their content is frozen in a fil
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 
 from accrochage.models.deadline import Clock, paris_today
 from accrochage.models.decode import decode
+from accrochage.models.event import stored_payload
 from accrochage.models.problems import Problem
 from accrochage.models.record import TRUNCATED, Change, Outcome
 from accrochage.models.reference import Reference
@@ -78,12 +78,10 @@ class Revalidator:
                     if record.status not in REVALIDATED:
                         continue
                     stored = tx.content(record.record_id, record.version)
-                    payload = json.loads(stored.payload)
-                    if not isinstance(payload, dict) or TRUNCATED in payload:
+                    payload = stored_payload(stored.payload, stored.event_id)
+                    if payload is None or TRUNCATED in payload:
                         report.skipped += 1
                         continue
-                    if stored.event_id is not None:
-                        payload["event_id"] = stored.event_id
                     decoded = decode(payload, self.registry, today, self.reference)
                     report.checked += 1
                     change = apply_revalidated(
