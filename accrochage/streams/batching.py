@@ -5,7 +5,7 @@ Pure functions: no store, no clock, no XML (sizes come in as numbers).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
@@ -65,3 +65,24 @@ def split(
     if current:
         files.append(current)
     return files
+
+
+def files_for(
+    members: list[Member],
+    limits: BatchLimits,
+    envelope_bytes: int,
+    per_code_bytes: int,
+    exact_size: Callable[[Member], int],
+) -> list[list[Member]]:
+    """The files of `members`, from the size bounds stored at ingest, or from each passage's
+    exact size (`exact_size` renders it) when the bounds cannot place a passage or would
+    make more files than `max_records` alone (a large max_records, a small max_file_bytes).
+    """
+    try:
+        files = split(members, limits, envelope_bytes, per_code_bytes)
+        if len(files) <= -(-len(members) // limits.max_records):
+            return files
+    except ValueError:
+        pass
+    exact = [Member(m.record_id, m.version, m.code, exact_size(m)) for m in members]
+    return split(exact, limits, envelope_bytes, per_code_bytes)

@@ -25,10 +25,10 @@ from accrochage.sinks.base import BatchSink
 from accrochage.sinks.profiles import profile_for
 from accrochage.state.base import Store, Transaction
 from accrochage.streams import metrics
-from accrochage.streams.batching import BatchLimits, due_reason, split
+from accrochage.streams.batching import BatchLimits, due_reason, files_for
 from accrochage.streams.redecode import Decodes
 from accrochage.streams.verify import file_problem, rewrite
-from accrochage.streams.withdraw import cut_suppressions, supersede
+from accrochage.streams.withdraw import cut_suppressions, exact_sizes, supersede
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,14 +173,8 @@ class Flusher:
         template = self._batch(str(uuid.UUID(int=0)), now, certifier, 0)
         sizes = self.sink.sizes(template)
         members = tx.pending_members(certifier.key)
-        groups = _split_or_none(members, self.limits, sizes.envelope, sizes.per_code)
-        if groups is None or len(groups) > -(-len(members) // self.limits.max_records):
-            exact = [
-                Member(m.record_id, m.version, m.code, self._exact_size(tx, template, m))
-                for m in members
-            ]
-            groups = split(exact, self.limits, sizes.envelope, sizes.per_code)
-        return groups
+        exact = exact_sizes(tx, self.sink, template)
+        return files_for(members, self.limits, sizes.envelope, sizes.per_code, exact)
 
     def _cut_group(
         self, certifier: Certifier, group: list[Member], now: datetime, reason: str
@@ -195,14 +189,6 @@ class Flusher:
             history = (cut_entry(m.record_id, now, reason, batch.batch_id) for m in still)
             tx.add_batch(batch, self.sink.file_name(batch), still, history)
         return CutBatch(batch.batch_id, certifier.key, len(still), reason)
-
-    def _exact_size(self, tx: Transaction, batch: FrozenBatch, member: Member) -> int:
-        """Render one passage to know its exact size.
-
-        Only needed when the size bounds stored at ingest would make more files than
-        `max_records` alone (a large max_records, or a small max_file_bytes).
-        """
-        return self.sink.passage_size(batch, tx.content(member.record_id, member.version))
 
     def _batch(
         self, batch_id: str, now: datetime, certifier: Certifier, passages: int
@@ -286,12 +272,3 @@ def _still_pending(record: Record | None, member: Member, certifier: str) -> boo
         and record.version == member.version
         and record.certifier == certifier
     )
-
-
-def _split_or_none(
-    members: list[Member], limits: BatchLimits, envelope: int, per_code: int
-) -> list[list[Member]] | None:
-    try:
-        return split(members, limits, envelope, per_code)
-    except ValueError:
-        return None

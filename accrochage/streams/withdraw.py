@@ -24,7 +24,7 @@ from accrochage.models.vocabulary import BatchState, CdcAction, SchemaVersion
 from accrochage.models.withdrawal import apply_superseded, cut_suppression_entry
 from accrochage.sinks.base import BatchSink
 from accrochage.state.base import Transaction
-from accrochage.streams.batching import BatchLimits, due_reason, split
+from accrochage.streams.batching import BatchLimits, due_reason, files_for
 from accrochage.streams.redecode import Decodes
 
 SupersededMove = tuple[Path, Path]
@@ -126,17 +126,12 @@ def _cut_way(
             sent_as.schema_version,
         )
 
-    sizes = sink.sizes(frozen(str(uuid.UUID(int=0)), 0))
+    template = frozen(str(uuid.UUID(int=0)), 0)
+    sizes = sink.sizes(template)
     records = tx.records([i.member.record_id for i in items])
     members = [i.member for i in items]
-    try:
-        groups = split(members, limits, sizes.envelope, sizes.per_code)
-    except ValueError:
-        template = frozen(str(uuid.UUID(int=0)), 0)
-        exact = [
-            Member(m.record_id, m.version, m.code, _exact(tx, sink, template, m)) for m in members
-        ]
-        groups = split(exact, limits, sizes.envelope, sizes.per_code)
+    exact = exact_sizes(tx, sink, template)
+    groups = files_for(members, limits, sizes.envelope, sizes.per_code, exact)
     for group in groups:
         batch = frozen(str(uuid.uuid4()), len(group))
         history = [
@@ -146,5 +141,10 @@ def _cut_way(
         on_cut(batch, len(group), reason)
 
 
-def _exact(tx: Transaction, sink: BatchSink, batch: FrozenBatch, member: Member) -> int:
-    return sink.passage_size(batch, tx.content(member.record_id, member.version))
+def exact_sizes(tx: Transaction, sink: BatchSink, batch: FrozenBatch) -> Callable[[Member], int]:
+    """The exact size of a member's passage in `batch`'s file (rendered from its content)."""
+
+    def size(member: Member) -> int:
+        return sink.passage_size(batch, tx.content(member.record_id, member.version))
+
+    return size
