@@ -138,3 +138,19 @@ def is_outstanding(status: RecordStatus, correction: bool, revocation: bool) -> 
     if status in (Status.ACCEPTED, Status.WITHDRAWN, Status.EXCLUDED):
         return correction or revocation
     return True
+
+
+def moved(
+    current: Record,
+    after: Record,
+    now: datetime,
+    reason: str,
+    batch_id: str | None = None,
+    report: str | None = None,
+) -> Change:
+    """`current` becomes `after`, with the history entry that says so (from and to statuses
+    are the records' own)."""
+    entry = HistoryEntry(
+        current.record_id, now, current.status, after.status, reason, batch_id, report
+    )
+    return Change(Outcome.MOVED, after, None, entry)

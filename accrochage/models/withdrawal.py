@@ -15,7 +15,7 @@ from accrochage.models.cdc import classify
 from accrochage.models.deadline import deadline_for
 from accrochage.models.decode import Decoded
 from accrochage.models.lifecycle import awaiting_withdrawal
-from accrochage.models.record import Change, HistoryEntry, Outcome, Record, Status
+from accrochage.models.record import Change, HistoryEntry, Outcome, Record, Status, moved
 from accrochage.models.vocabulary import CdcReason
 
 
@@ -102,8 +102,8 @@ def apply_suppression_report(
         reason = CdcReason.FILE_REJECTED if whole_file else classify(message)
         if reason is CdcReason.ALREADY_EXISTS:
             reason = CdcReason.OTHER
-        return Change(
-            Outcome.MOVED,
+        return moved(
+            current,
             replace(
                 current,
                 suppression_rejected=True,
@@ -112,17 +112,11 @@ def apply_suppression_report(
                 pending_since=None,
                 updated_at=now,
             ),
-            None,
-            HistoryEntry(
-                current.record_id,
-                now,
-                Status.ACCEPTED,
-                Status.ACCEPTED,
-                f"SUPPRESSION rejected by the CDC: {message}; the CDC still holds the passage "
-                "(`accrochage retry` cuts the suppression again)",
-                batch_id,
-                label,
-            ),
+            now,
+            f"SUPPRESSION rejected by the CDC: {message}; the CDC still holds the passage "
+            "(`accrochage retry` cuts the suppression again)",
+            batch_id,
+            label,
         )
     if current.revocation_pending or current.correction_version is None or correction is None:
         record = replace(
@@ -140,19 +134,8 @@ def apply_suppression_report(
             cdc_reason=None,
             updated_at=now,
         )
-        return Change(
-            Outcome.MOVED,
-            record,
-            None,
-            HistoryEntry(
-                current.record_id,
-                now,
-                Status.ACCEPTED,
-                Status.WITHDRAWN,
-                "SUPPRESSION accepted by the CDC: withdrawn",
-                batch_id,
-                label,
-            ),
+        return moved(
+            current, record, now, "SUPPRESSION accepted by the CDC: withdrawn", batch_id, label
         )
     decoded, size = correction
     record = replace(
@@ -160,20 +143,8 @@ def apply_suppression_report(
         cdc_message=None,
         cdc_reason=None,
     )
-    return Change(
-        Outcome.MOVED,
-        record,
-        None,
-        HistoryEntry(
-            current.record_id,
-            now,
-            Status.ACCEPTED,
-            record.status,
-            "SUPPRESSION accepted by the CDC: the correction is sent next, in a CREATION file",
-            batch_id,
-            label,
-        ),
-    )
+    done = "SUPPRESSION accepted by the CDC: the correction is sent next, in a CREATION file"
+    return moved(current, record, now, done, batch_id, label)
 
 
 def apply_rejected_with_correction(
@@ -184,18 +155,7 @@ def apply_rejected_with_correction(
     decoded, size = correction
     deadline = deadline_for(decoded.delivered_on) if decoded.delivered_on else None
     record = with_correction(current, decoded, size, now, deadline=deadline)
-    return Change(
-        Outcome.MOVED,
-        record,
-        None,
-        HistoryEntry(
-            current.record_id,
-            now,
-            Status.REJECTED,
-            record.status,
-            "the stored correction replaces the rejected content",
-        ),
-    )
+    return moved(current, record, now, "the stored correction replaces the rejected content")
 
 
 def apply_superseded(
@@ -230,12 +190,7 @@ def apply_superseded(
     else:
         record = replace(current, status=Status.PENDING, pending_since=now, updated_at=now)
         reason = f"{why}: cut again"
-    return Change(
-        Outcome.MOVED,
-        replace(record, batch_id=None),
-        None,
-        HistoryEntry(current.record_id, now, Status.BATCHED, record.status, reason, batch_id),
-    )
+    return moved(current, replace(record, batch_id=None), now, reason, batch_id)
 
 
 HELD_FROM = frozenset(
@@ -273,14 +228,7 @@ def apply_held_elsewhere(
     )
     if not differs and not record.revocation_pending:
         record = replace(record, cdc_message=None, cdc_reason=None)
-    return Change(
-        Outcome.MOVED,
-        awaiting_withdrawal(record, now),
-        None,
-        HistoryEntry(
-            current.record_id, now, current.status, Status.ACCEPTED, reason, held.batch_id, label
-        ),
-    )
+    return moved(current, awaiting_withdrawal(record, now), now, reason, held.batch_id, label)
 
 
 def apply_suppression_retry(current: Record, now: datetime) -> Change:
@@ -292,15 +240,4 @@ def apply_suppression_retry(current: Record, now: datetime) -> Change:
         pending_since=now,
         updated_at=now,
     )
-    return Change(
-        Outcome.MOVED,
-        record,
-        None,
-        HistoryEntry(
-            current.record_id,
-            now,
-            Status.ACCEPTED,
-            Status.ACCEPTED,
-            "SUPPRESSION retried by the operator",
-        ),
-    )
+    return moved(current, record, now, "SUPPRESSION retried by the operator")
