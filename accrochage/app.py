@@ -19,6 +19,7 @@ from accrochage.models.registry import Certifier, Emitter, Registry
 from accrochage.refdata.load import age_warnings
 from accrochage.refdata.memory import ReferenceHolder
 from accrochage.settings import Settings, load_settings
+from accrochage.sinks.profiles import profile_for
 from accrochage.sinks.xml_outbox import XmlOutbox
 from accrochage.state.base import RefdataStorage, Store
 from accrochage.state.sqlite import SqliteStore
@@ -136,6 +137,7 @@ def build_core(
         processes=settings.ingest.decode_processes,
         refdata=partial(reading_refdata, settings.paths.state),
         threshold=ONE_OFF_DECODE_THRESHOLD if one_off else 1,
+        passages=profile_for(settings.schema_.version),
     )
     return Core(
         settings=settings,

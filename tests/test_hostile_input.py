@@ -205,7 +205,7 @@ def test_ingest_on_a_full_disk_prints_what_was_stored_and_stops_cleanly(
     config: Path, tmp_path: Path
 ) -> None:
     source = write_jsonl(tmp_path / "many.jsonl", [recent(f"D-{i:05}") for i in range(6000)])
-    result = cli_limited(config, 3_000_000, "ingest", str(source))
+    result = cli_limited(config, 6_000_000, "ingest", str(source))
     assert result.returncode == 1, result.stderr
     assert "Traceback" not in result.stderr
     (reason,) = result.stderr.strip().splitlines()

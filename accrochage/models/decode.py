@@ -24,6 +24,7 @@ from accrochage.models.event import (
     RevokedEvent,
 )
 from accrochage.models.problems import Problem
+from accrochage.models.record import PreparedPassage
 from accrochage.models.reference import Reference, reference_problems
 from accrochage.models.registry import Registry
 from accrochage.models.rules import delivered_errors, delivered_warnings
@@ -69,6 +70,7 @@ class Decoded:
     content: str | None = None
     content_hash: str | None = None
     event: DeliveredEvent | RevokedEvent | None = None
+    passage: PreparedPassage | None = None
     errors: list[Problem] = field(default_factory=list)
     warnings: list[Problem] = field(default_factory=list)
 

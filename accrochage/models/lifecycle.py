@@ -59,6 +59,7 @@ def _content(decoded: Decoded, version: int, now: datetime, source: str | None) 
         emitted_by=_envelope_text(decoded, "source"),
         received_at=now,
         source=source,
+        passage=decoded.passage,
     )
 
 

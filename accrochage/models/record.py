@@ -12,7 +12,7 @@ from datetime import date, datetime
 from enum import StrEnum
 
 from accrochage.models.problems import Problem
-from accrochage.models.vocabulary import CdcReason, RecordStatus
+from accrochage.models.vocabulary import CdcReason, RecordStatus, SchemaVersion
 
 Status = RecordStatus
 INVALID_CONTENT_KEPT = 65_536
@@ -94,6 +94,19 @@ class Record:
 
 
 @dataclass(frozen=True, slots=True)
+class PreparedPassage:
+    """A content's `passageCertification` bytes, rendered once where the event was decoded.
+
+    Flush writes them as they are into files whose passages are written in `schema`, instead
+    of loading, validating and rendering the content a second time; a file written in
+    another version renders the content itself.
+    """
+
+    schema: SchemaVersion
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
 class Content:
     """One version of a record's content, as received (the payload without the envelope)."""
 
@@ -106,6 +119,7 @@ class Content:
     emitted_by: str | None
     received_at: datetime
     source: str | None
+    passage: PreparedPassage | None = None
 
 
 @dataclass(frozen=True, slots=True)

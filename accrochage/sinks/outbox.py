@@ -16,7 +16,7 @@ from accrochage.models.batch import ReleasedFile
 from accrochage.models.event import DeliveredEvent
 from accrochage.models.vocabulary import CdcAction
 from accrochage.sinks.gate import check_file
-from accrochage.sinks.render import FluxHeader, render_flux
+from accrochage.sinks.render import FluxHeader, FluxPassage, flux_passage, write_flux
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
 
@@ -59,6 +59,20 @@ def release(
     xsd: Path,
     max_bytes: int | None = None,
 ) -> ReleasedFile:
+    """Render, check and publish one batch of events (see `release_passages`)."""
+    profile = header.passages_as
+    rendered = (flux_passage(event, profile) for event in passages)
+    return release_passages(outbox, header, rendered, xsd=xsd, max_bytes=max_bytes)
+
+
+def release_passages(
+    outbox: Path,
+    header: FluxHeader,
+    passages: Iterable[FluxPassage],
+    *,
+    xsd: Path,
+    max_bytes: int | None = None,
+) -> ReleasedFile:
     """Write, check and publish one batch; on any failure nothing is left under its name."""
     folder = outbox / header.certifier.key
     folder.mkdir(parents=True, exist_ok=True)
@@ -68,7 +82,7 @@ def release(
     renamed = False
     try:
         with os.fdopen(fd, "wb", closefd=False) as handle:
-            stats = render_flux(handle, header, passages, max_bytes=max_bytes)
+            stats = write_flux(handle, header, passages, max_bytes=max_bytes)
             handle.flush()
             os.fsync(handle.fileno())
         check_file(temporary, xsd)

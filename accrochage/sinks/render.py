@@ -1,8 +1,9 @@
 """Streamed rendering of one frozen batch into one CDC `flux`.
 
 Memory stays flat: passages arrive as an iterator; each is built with lxml, serialised and
-dropped. The envelope around them is a handful of fixed tags. The same header and the same
-passages always give the same bytes.
+dropped, or arrives as the bytes its decode process prepared (`FluxPassage`). The envelope
+around them is a handful of fixed tags. The same header and the same passages always give
+the same bytes.
 """
 
 from __future__ import annotations
@@ -52,6 +53,23 @@ def horodatage(moment: datetime) -> str:
     if moment.tzinfo is None:
         raise RenderError("the batch timestamp must be timezone-aware")
     return moment.astimezone(PARIS).isoformat(timespec="seconds")
+
+
+@dataclass(frozen=True, slots=True)
+class FluxPassage:
+    """One passage ready to be written: its bytes, and the certification they go under."""
+
+    code: str
+    data: bytes
+
+    @property
+    def cert_type(self) -> str:
+        """The code's prefix: a valid event's `certification.type` is its code's (rules)."""
+        return "RNCP" if self.code.startswith("RNCP") else "RS"
+
+
+def flux_passage(event: DeliveredEvent, profile: SchemaProfile) -> FluxPassage:
+    return FluxPassage(event.certification.code, passage_bytes(event, profile))
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,13 +125,27 @@ def render_flux(
     *,
     max_bytes: int | None = None,
 ) -> RenderStats:
+    """Write one flux of events; they must come grouped by certification code, in a stable
+    order."""
+    profile = header.passages_as
+    rendered = (flux_passage(event, profile) for event in passages)
+    return write_flux(out, header, rendered, max_bytes=max_bytes)
+
+
+def write_flux(
+    out: BinaryIO,
+    header: FluxHeader,
+    passages: Iterable[FluxPassage],
+    *,
+    max_bytes: int | None = None,
+) -> RenderStats:
     """Write one flux; passages must come grouped by certification code, in a stable order."""
     written = out.write(flux_head(header))
     seen: set[str] = set()
     current: str | None = None
     count = 0
-    for event in passages:
-        code = event.certification.code
+    for passage in passages:
+        code = passage.code
         if code != current:
             if code in seen:
                 raise RenderError(f"passages of {code} are not contiguous: sort them by code")
@@ -121,8 +153,8 @@ def render_flux(
                 written += out.write(CERTIFICATION_TAIL)
             seen.add(code)
             current = code
-            written += out.write(certification_head(header, event.certification.type, code))
-        written += out.write(passage_bytes(event, header.passages_as))
+            written += out.write(certification_head(header, passage.cert_type, code))
+        written += out.write(passage.data)
         count += 1
         if max_bytes is not None and written > max_bytes:
             raise RenderError(f"the file exceeds max_file_bytes ({max_bytes} bytes)")

@@ -21,10 +21,10 @@ from accrochage.models.event import event_from_content
 from accrochage.models.vocabulary import BatchState, SchemaVersion
 from accrochage.sinks.base import BatchSink, FileSizes, outcome_of
 from accrochage.sinks.gate import load_schema, schema_path
-from accrochage.sinks.outbox import file_name, move_released, release
+from accrochage.sinks.outbox import file_name, move_released, release_passages
 from accrochage.sinks.passage import passage_bytes
-from accrochage.sinks.profiles import profile_for
-from accrochage.sinks.render import FluxHeader, certification_head, envelope_bytes
+from accrochage.sinks.profiles import SchemaProfile, profile_for
+from accrochage.sinks.render import FluxHeader, FluxPassage, certification_head, envelope_bytes
 from accrochage.state.base import StoredContent, StoreLocation
 
 LONGEST_CODE = "RNCP" + "9" * 20
@@ -61,17 +61,26 @@ class RenderJob:
     max_bytes: int
 
 
+def stored_passage(content: StoredContent, profile: SchemaProfile) -> bytes:
+    """The passage bytes of a stored content in `profile`: as prepared at decoding when they
+    were prepared in that schema, rendered from the content otherwise."""
+    prepared = content.passage
+    if prepared is not None and prepared.schema == profile.version:
+        return prepared.data
+    return passage_bytes(event_from_content(content.payload, content.event_id), profile)
+
+
 def release_batch(job: RenderJob) -> ReleasedFile:
-    """Render, check and release one batch from its frozen members; runs in any process."""
+    """Write, check and release one batch from its frozen members; runs in any process."""
+    header = header_of(job.batch)
+    profile = header.passages_as
     reader = job.store.open_reader()
     try:
-        events = (
-            event_from_content(c.payload, c.event_id)
+        passages = (
+            FluxPassage(c.code or "", stored_passage(c, profile))
             for c in reader.frozen_contents(job.batch.batch_id)
         )
-        return release(
-            job.outbox, header_of(job.batch), events, xsd=job.xsd, max_bytes=job.max_bytes
-        )
+        return release_passages(job.outbox, header, passages, xsd=job.xsd, max_bytes=job.max_bytes)
     finally:
         reader.close()
 
@@ -132,8 +141,7 @@ class XmlOutbox(BatchSink):
         return FileSizes(envelope_bytes(header, 0), per_code)
 
     def passage_size(self, batch: FrozenBatch, content: StoredContent) -> int:
-        event = event_from_content(content.payload, content.event_id)
-        return len(passage_bytes(event, profile_for(batch.passage_schema)))
+        return len(stored_passage(content, profile_for(batch.passage_schema)))
 
     def _job(self, batch: FrozenBatch) -> RenderJob:
         return RenderJob(

@@ -10,6 +10,7 @@ from typing import Any
 
 from accrochage.models.batch import FrozenBatch, ReleasedFile
 from accrochage.models.problems import Problem
+from accrochage.models.record import PreparedPassage
 from accrochage.models.vocabulary import BatchState, CdcAction
 
 JsonRow = dict[str, Any]
@@ -40,10 +41,13 @@ class DeadLetter:
 
 @dataclass(frozen=True, slots=True)
 class StoredContent:
-    """A content version as stored: the payload without the envelope but its event id."""
+    """A content version as stored: the payload without the envelope but its event id; with
+    its certification code and prepared passage when read for a batch's file."""
 
     payload: str
     event_id: str | None
+    code: str | None = None
+    passage: PreparedPassage | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,8 +1,8 @@
 """Decoding on the other cores: parse, validate and canonicalise events in worker processes.
 
 Storing is one writer's work (one transaction at a time); decoding an event (JSON, pydantic,
-the rules, the canonical content, the passage's size bound) needs nothing of the state but
-the reference data, so it runs in a pool of processes while the caller stores what was
+the rules, the canonical content, the passage rendered in the files' schema) needs nothing of
+the state but the reference data, so it runs in a pool of processes while the caller stores what was
 decoded before. A group is decoded in order and comes back whole: each `Incoming` carries
 its `decoded` value, a lean copy of `Decoded` (no pydantic event, only the envelope fields
 storing reads), and the writer stores it as it would have decoded it itself.
@@ -33,6 +33,7 @@ from accrochage.models.decode import parse_payload
 from accrochage.models.reference import Reference
 from accrochage.models.registry import Registry
 from accrochage.refdata.memory import MemoryReference, ReferenceHolder
+from accrochage.sinks.profiles import SchemaProfile
 from accrochage.state.base import RefdataStorage
 from accrochage.streams.ingest import Incoming, Ready, decode_ready
 
@@ -85,17 +86,21 @@ def _worker_reference(worker: _Worker, version: int | None) -> Reference | None:
 
 
 def decode_piece(
-    raws: Sequence[bytes | str | dict[str, Any]], today: date, version: int | None
+    raws: Sequence[bytes | str | dict[str, Any]],
+    today: date,
+    version: int | None,
+    passages: SchemaProfile | None = None,
 ) -> list[Ready | None]:
-    """In a decode process: each raw event decoded, or None when decoding it raised (it is
-    decoded again where it is stored, and fails alone there)."""
+    """In a decode process: each raw event decoded (with its passage rendered in `passages`),
+    or None when decoding it raised (it is decoded again where it is stored, and fails alone
+    there)."""
     worker = _WORKER
     assert worker is not None, "a decode process starts with _start_worker"
     reference = _worker_reference(worker, version)
     out: list[Ready | None] = []
     for raw in raws:
         try:
-            out.append(lean(decode_ready(raw, worker.registry, today, reference)))
+            out.append(lean(decode_ready(raw, worker.registry, today, reference, passages)))
         except Exception:
             out.append(None)
     return out
@@ -119,15 +124,19 @@ class DecodePool:
         processes: int,
         refdata: RefdataOpener | None = None,
         threshold: int = 1,
+        passages: SchemaProfile | None = None,
     ) -> None:
         """`refdata`: picklable, opens the state's reference data in a decode process.
-        `threshold`: a smaller group goes through undecoded (no pool start-up)."""
+        `threshold`: a smaller group goes through undecoded (no pool start-up).
+        `passages`: the schema new files are written in; each valid delivered event's
+        passage is rendered in it by the decode process, so that flush writes it as is."""
         self.registry = registry
         self.clock = clock
         self.reference = reference
         self.processes = processes
         self.refdata = refdata
         self.threshold = max(1, threshold)
+        self.passages = passages
         self._pool: ProcessPoolExecutor | None = None
         self._lock = threading.Lock()
 
@@ -154,7 +163,9 @@ class DecodePool:
         pieces = [items[i : i + PIECE] for i in range(0, len(items), PIECE)]
         try:
             futures = [
-                pool.submit(decode_piece, [item.raw for item in piece], today, version)
+                pool.submit(
+                    decode_piece, [item.raw for item in piece], today, version, self.passages
+                )
                 for piece in pieces
             ]
         except BrokenProcessPool:

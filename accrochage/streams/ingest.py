@@ -20,11 +20,12 @@ from accrochage.models.decode import Decoded, Kind, decode, storable
 from accrochage.models.event import DeliveredEvent
 from accrochage.models.lifecycle import apply_delivered, apply_revoked
 from accrochage.models.problems import Problem, problems_as_dicts
-from accrochage.models.record import Change, Outcome, Record
+from accrochage.models.record import Change, Outcome, PreparedPassage, Record
 from accrochage.models.reference import Reference
 from accrochage.models.registry import Registry
 from accrochage.models.vocabulary import RecordStatus
-from accrochage.sinks.passage import passage_size_bound
+from accrochage.sinks.passage import passage_bytes, passage_size_bound
+from accrochage.sinks.profiles import SchemaProfile
 from accrochage.state.base import DeadLetter, Store, Transaction, UnusableEvent
 
 log = logging.getLogger("accrochage.ingest")
@@ -115,12 +116,20 @@ def decode_ready(
     registry: Registry,
     today: date,
     reference: Reference | None,
+    passages: SchemaProfile | None = None,
 ) -> Ready:
-    """`decode`, and the size bound of a valid delivered event's passage."""
+    """`decode`, and the size of a valid delivered event's passage: its exact size when its
+    passage is rendered here (`passages`: the schema files are written in), else a bound."""
     decoded = decode(raw, registry, today, reference)
     size = None
-    if decoded.valid and isinstance(decoded.event, DeliveredEvent) and decoded.content:
-        size = passage_size_bound(decoded.content)
+    event = decoded.event
+    if decoded.valid and isinstance(event, DeliveredEvent) and decoded.content:
+        if passages is not None:
+            data = passage_bytes(event, passages)
+            decoded.passage = PreparedPassage(passages.version, data)
+            size = len(data)
+        else:
+            size = passage_size_bound(decoded.content)
     return decoded, size
 
 

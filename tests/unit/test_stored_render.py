@@ -23,6 +23,7 @@ from accrochage.models.decode import Decoded, decode
 from accrochage.models.event import DeliveredEvent, event_from_content
 from accrochage.sinks.passage import passage_bytes
 from accrochage.sinks.profiles import PROFILES
+from accrochage.streams.ingest import decode_ready
 from tests.factories import (
     HOLDER_NIR,
     TODAY,
@@ -216,6 +217,28 @@ def test_a_generated_corpus_renders_the_same_from_the_stored_content() -> None:
     assert branches["1.1.5 titulaire"] > 1_000
     assert branches["1.1.2 identifiantNational"] == 0
     assert branches["1.1.2 dossierFormation"] > 50
+
+
+def test_a_prepared_passage_is_the_passage_of_the_stored_content() -> None:
+    """What a decode process prepares (`decode_ready` with the files' schema) is what flush
+    would render from the stored content, and its exact size is the record's size."""
+    arrivals = [raw for _, raw in _arrivals()]
+    generated = generate_events(PER_SEED, GENERATED, today=TODAY, seed=SEEDS[0])
+    arrivals += [_as_text(event) for event in generated]
+    prepared = 0
+    for raw in arrivals:
+        for version, profile in PROFILES.items():
+            decoded, size = decode_ready(copy.deepcopy(raw), REGISTRY, TODAY, None, profile)
+            if not decoded.valid:
+                assert decoded.passage is None
+                continue
+            assert decoded.passage is not None and decoded.content is not None
+            assert decoded.passage.schema == version
+            stored = event_from_content(decoded.content, decoded.event_id)
+            assert decoded.passage.data == passage_bytes(stored, profile)
+            assert size == len(decoded.passage.data)
+            prepared += 1
+    assert prepared >= 0.9 * len(arrivals) * len(PROFILES)
 
 
 def test_a_temporary_nir_keeps_the_civil_identity() -> None:

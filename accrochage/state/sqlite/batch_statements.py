@@ -28,6 +28,7 @@ from accrochage.state.sqlite.rows import (
     HISTORY_COLUMNS,
     history_values,
     placeholders,
+    prepared_passage,
     record_from,
     stamp,
 )
@@ -81,11 +82,13 @@ class BatchStatements:
         ]
 
     def content(self, record_id: str, version: int) -> StoredContent:
-        payload, event_id = self._conn.execute(
-            "SELECT payload, event_id FROM contents WHERE record_id = ? AND version = ?",
+        payload, event_id, passage, schema = self._conn.execute(
+            "SELECT c.payload, c.event_id, p.data, p.schema_version FROM contents c "
+            "LEFT JOIN passages p ON p.record_id = c.record_id AND p.version = c.version "
+            "WHERE c.record_id = ? AND c.version = ?",
             (record_id, version),
         ).fetchone()
-        return StoredContent(payload, event_id)
+        return StoredContent(payload, event_id, passage=prepared_passage(passage, schema))
 
     def add_batch(
         self,
@@ -136,6 +139,12 @@ class BatchStatements:
             "UPDATE batches SET state = ?, file_path = ?, sha256 = ?, bytes = ?, "
             "error = NULL, written_at = ? WHERE batch_id = ?",
             (BatchState.WRITTEN.value, str(file.path), file.sha256, file.size, stamp(at), batch_id),
+        )
+        self._conn.execute(
+            "DELETE FROM passages WHERE rowid IN (SELECT p.rowid FROM batch_members m "
+            "JOIN passages p ON p.record_id = m.record_id AND p.version = m.version "
+            "WHERE m.batch_id = ?)",
+            (batch_id,),
         )
 
     def batch_failed(self, batch_id: str, error: str) -> None:

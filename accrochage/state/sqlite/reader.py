@@ -42,7 +42,12 @@ from accrochage.state.sqlite.record_queries import (
     summary,
     unusable,
 )
-from accrochage.state.sqlite.rows import frozen_batch_from, in_chunks, placeholders
+from accrochage.state.sqlite.rows import (
+    frozen_batch_from,
+    in_chunks,
+    placeholders,
+    prepared_passage,
+)
 from accrochage.state.values import EvidenceSources, StoreHealth
 
 
@@ -116,13 +121,15 @@ class SqliteReader(Reader):
 
     def frozen_contents(self, batch_id: str) -> Iterator[StoredContent]:
         rows = self._conn.execute(
-            "SELECT c.payload, c.event_id FROM batch_members m JOIN contents c "
+            "SELECT c.payload, c.event_id, m.code, p.data, p.schema_version "
+            "FROM batch_members m JOIN contents c "
             "ON c.record_id = m.record_id AND c.version = m.version "
+            "LEFT JOIN passages p ON p.record_id = m.record_id AND p.version = m.version "
             "WHERE m.batch_id = ? ORDER BY m.code, m.record_id",
             (batch_id,),
         )
-        for payload, event_id in rows:
-            yield StoredContent(payload, event_id)
+        for payload, event_id, code, passage, schema in rows:
+            yield StoredContent(payload, event_id, code, prepared_passage(passage, schema))
 
     def record_certifiers(self, record_ids: Sequence[str]) -> dict[str, str | None]:
         found: dict[str, str | None] = {}

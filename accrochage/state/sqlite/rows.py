@@ -10,7 +10,7 @@ from typing import Any
 
 from accrochage.models.batch import FrozenBatch
 from accrochage.models.problems import Problem
-from accrochage.models.record import Content, HistoryEntry, Record
+from accrochage.models.record import Content, HistoryEntry, PreparedPassage, Record
 from accrochage.models.registry import Certifier, Emitter
 from accrochage.models.vocabulary import CdcAction, CdcReason, RecordStatus, SchemaVersion
 
@@ -194,3 +194,14 @@ def in_chunks(ids: Sequence[str]) -> Iterator[list[str]]:
     unique = list(dict.fromkeys(ids))
     for start in range(0, len(unique), IN_CHUNK):
         yield unique[start : start + IN_CHUNK]
+
+
+def passage_values(content: Content) -> tuple[str, int, str, bytes]:
+    assert content.passage is not None
+    return content.record_id, content.version, content.passage.schema.value, content.passage.data
+
+
+def prepared_passage(data: bytes | None, schema: str | None) -> PreparedPassage | None:
+    if data is None or schema is None:
+        return None
+    return PreparedPassage(SchemaVersion(schema), bytes(data))

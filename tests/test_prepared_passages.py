@@ -1,0 +1,203 @@
+"""Passages rendered once, by the decode processes (`PreparedPassage`): flush copies them into
+the files as they are, they are the bytes flush would have rendered from the stored content,
+a file in another schema renders the content itself, and the rows go once their file is
+written or a newer content replaces them."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from accrochage.cli import main
+from accrochage.generate import GeneratedCertifier, generate_events
+from accrochage.models.deadline import SystemClock, paris_today
+from accrochage.models.vocabulary import BatchState
+from accrochage.settings import load_settings
+from accrochage.sinks.gate import check_file
+from accrochage.sinks.xml_outbox import XmlOutbox
+from accrochage.state.sqlite import SqliteStore
+from tests.test_tracker import SCHEMA_1_1_2, write_config
+
+GENERATED = [
+    GeneratedCertifier("pix", ["RS5875", "RNCP37873"]),
+    GeneratedCertifier("school", ["RNCP35726"]),
+]
+COUNT = 1000
+"""Two whole chunks of `ingest` (500 each, its decode pool's threshold): all decoded in the pool."""
+OFFICIAL_112 = Path(__file__).resolve().parents[2] / "shared" / "cdc" / "xsd" / "cpf-1.1.2.xsd"
+
+
+def _config(folder: Path, processes: int = 1, **sections: Any) -> Path:
+    folder.mkdir(exist_ok=True)
+    config = write_config(folder, **sections)
+    with config.open("a", encoding="utf-8") as out:
+        out.write(f"\n[ingest]\ndecode_processes = {processes}\n")
+    return config
+
+
+def _events(path: Path, count: int = COUNT) -> list[dict[str, Any]]:
+    events = list(generate_events(count, GENERATED, today=paris_today(SystemClock()), seed=7))
+    path.write_text("".join(json.dumps(e, ensure_ascii=False) + "\n" for e in events))
+    return events
+
+
+def _cli(config: Path, *argv: str) -> str:
+    result = CliRunner().invoke(main, ["--config", str(config), *argv])
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def _db(config: Path) -> sqlite3.Connection:
+    return sqlite3.connect(config.parent / "var" / "state.db")
+
+
+def _passages(config: Path) -> dict[str, tuple[str, bytes]]:
+    with _db(config) as db:
+        rows = db.execute("SELECT record_id, schema_version, data FROM passages").fetchall()
+    return {record_id: (schema, bytes(data)) for record_id, schema, data in rows}
+
+
+def _written_files(config: Path) -> list[Path]:
+    return sorted((config.parent / "var" / "outbox").glob("*/*.xml"))
+
+
+def _rerendered(config: Path, tmp_path: Path) -> dict[str, bytes]:
+    """Every written batch rendered again from its stored contents alone, in a copy of the
+    state where the batches are to be written again and no passage is prepared."""
+    copy = tmp_path / "copy.db"
+    with _db(config) as db, sqlite3.connect(copy) as target:
+        db.backup(target)
+    with sqlite3.connect(copy) as db:
+        db.execute("UPDATE batches SET state = ?", (BatchState.CUT.value,))
+        db.execute("DELETE FROM passages")
+    settings = load_settings(config)
+    store = SqliteStore(copy)
+    outbox = XmlOutbox(
+        tmp_path / "again",
+        store.location,
+        schema_version=settings.schema_.version,
+        xsd=None,
+        max_file_bytes=settings.batching.max_file_bytes,
+    )
+    try:
+        with store.reading() as reader:
+            batches = reader.batches_to_write()
+        again = {}
+        for batch in batches:
+            released = outbox.write(batch)
+            again[released.path.name] = released.path.read_bytes()
+    finally:
+        outbox.close()
+        store.close()
+    return again
+
+
+def _passage_of(data: bytes, record_id: str) -> bytes:
+    """The one line of a written file holding `record_id`'s passage."""
+    mark = f"<cpf:idTechnique>{record_id}</cpf:idTechnique>".encode()
+    lines = [line + b"\n" for line in data.split(b"\n") if mark in line]
+    assert len(lines) == 1, record_id
+    return lines[0]
+
+
+def test_ingest_prepares_the_passages_flush_writes_them_as_they_are(tmp_path: Path) -> None:
+    config = _config(tmp_path / "state")
+    events_file = tmp_path / "events.jsonl"
+    events = _events(events_file)
+    _cli(config, "ingest", str(events_file))
+    prepared = _passages(config)
+    valid = {
+        r["record_id"]
+        for r in json.loads(_cli(config, "records", "--format", "json"))
+        if r["status"] == "pending"
+    }
+    assert set(prepared) == valid and len(valid) > 0.9 * len(events)
+    assert {schema for schema, _ in prepared.values()} == {"1.1.5"}
+    # Proof that flush copies the prepared bytes: one of them says what no content says.
+    true, false = b"<cpf:donneeCertifiee>true<", b"<cpf:donneeCertifiee>false<"
+    marked = next(r for r in sorted(prepared) if true in prepared[r][1])
+    changed = prepared[marked][1].replace(true, false)
+    with _db(config) as db:
+        db.execute("UPDATE passages SET data = ? WHERE record_id = ?", (changed, marked))
+    _cli(config, "flush", "--force")
+    files = {path.name: path.read_bytes() for path in _written_files(config)}
+    written = b"".join(files.values())
+    assert written.count(b"<cpf:passageCertification>") == len(valid)
+    for record_id, (_, data) in prepared.items():
+        expected = changed if record_id == marked else data
+        assert any(expected in content for content in files.values()), record_id
+    assert _passages(config) == {}, "a written file's passages are not kept"
+
+    # Without prepared passages, the same batches render to the same bytes (but the mark).
+    again = _rerendered(config, tmp_path)
+    assert again.keys() == files.keys()
+    for name, data in files.items():
+        if changed in data:
+            data = data.replace(changed, prepared[marked][1])
+        assert data == again[name], name
+
+
+def test_a_file_in_another_schema_renders_the_content(tmp_path: Path) -> None:
+    """Passages prepared in 1.1.5 (the default) are not those of a 1.1.2 file: a state whose
+    configuration then names 1.1.2 renders them, valid against the CDC's own 1.1.2 XSD."""
+    if not OFFICIAL_112.is_file():
+        pytest.fail(
+            f"the CDC's 1.1.2 XSD is missing: {OFFICIAL_112} (../shared beside the project)"
+        )
+    folder = tmp_path / "state"
+    config = _config(folder)
+    events_file = tmp_path / "events.jsonl"
+    _events(events_file)
+    _cli(config, "ingest", str(events_file))
+    prepared = _passages(config)
+    assert any(b"<cpf:identifiantNational>" in data for _, data in prepared.values())
+    config = _config(folder, schema=SCHEMA_1_1_2)
+    _cli(config, "flush", "--force")
+    files = _written_files(config)
+    assert files
+    for path in files:
+        data = path.read_bytes()
+        assert b"<cpf:identifiantNational>" not in data
+        check_file(path, OFFICIAL_112)
+    assert _rerendered(config, tmp_path) == {path.name: path.read_bytes() for path in files}
+
+
+def test_a_newer_content_drops_the_passage_of_the_older(tmp_path: Path) -> None:
+    config = _config(tmp_path / "state")
+    events_file = tmp_path / "events.jsonl"
+    events = _events(events_file)
+    corrected = events[3]["record_id"]
+    lines = [json.dumps(e, ensure_ascii=False) for e in events]
+    fix = {**events[3], "event_id": "fix-1", "verbatim": "corrected before the cut"}
+    lines.insert(100, json.dumps(fix, ensure_ascii=False))  # in the same group as the first
+    events_file.write_text("\n".join(lines) + "\n")
+    _cli(config, "ingest", str(events_file))
+    with _db(config) as db:
+        versions = db.execute(
+            "SELECT version FROM passages WHERE record_id = ?", (corrected,)
+        ).fetchall()
+    assert versions == [(2,)]
+    assert b"corrected before the cut" in _passages(config)[corrected][1]
+    _cli(config, "flush", "--force")
+    written = b"".join(path.read_bytes() for path in _written_files(config))
+    assert b"corrected before the cut" in _passage_of(written, corrected)
+    assert _passages(config) == {}
+
+
+def test_ingest_without_decode_processes_prepares_nothing_and_writes_the_same(
+    tmp_path: Path,
+) -> None:
+    events_file = tmp_path / "events.jsonl"
+    _events(events_file)
+    config = _config(tmp_path / "inline", processes=0)
+    _cli(config, "ingest", str(events_file))
+    assert _passages(config) == {}
+    _cli(config, "flush", "--force")
+    assert _rerendered(config, tmp_path) == {
+        path.name: path.read_bytes() for path in _written_files(config)
+    }
