@@ -24,7 +24,7 @@ from accrochage.models.deadline import paris_today
 from accrochage.models.vocabulary import CdcAction, CdcReason, RecordStatus, values
 from accrochage.streams.decoding import DecodeFailed
 from accrochage.streams.files import AUTO, open_events
-from accrochage.streams.flush import FailedBatch, FlushReport, WrittenBatch
+from accrochage.streams.flush import CutBatch, FailedBatch, FlushReport, WrittenBatch
 from accrochage.streams.ingest import Incoming, IngestResult
 
 CHUNK = 500
@@ -193,30 +193,21 @@ def flush(ctx: click.Context, force: bool) -> None:
     Each file is printed as it is written; a file missing from the outbox for a batch still
     to deposit is written again, byte for byte.
     """
-    report = FlushReport(on_file=_print_file)
+    report = FlushReport(on_file=_print_file, on_cut=_print_cut)
     fault: Exception | None = None
     with core_from(ctx, one_off=True) as core:
         try:
-            core.flusher.cut(report, force=force)
+            plan = core.flusher.plan(report, force=force)
+            for batch_id in report.superseded:
+                click.echo(
+                    f"superseded {batch_id}: a record changed before its file was deposited; "
+                    "the file moved to superseded/ (do not upload it) and its records are cut "
+                    "again"
+                )
+            core.flusher.write_planned(plan, report)
+            core.flusher.rewrite_missing(report)
         except (StoreError, OSError) as exc:
             fault = exc  # `report.cut` holds only the batches whose transaction committed
-        for batch_id in report.superseded:
-            click.echo(
-                f"superseded {batch_id}: a record changed before its file was deposited; the "
-                "file moved to superseded/ (do not upload it) and its records are cut again"
-            )
-        for batch in report.cut:
-            withdraws = " SUPPRESSION" if batch.action is CdcAction.SUPPRESSION else ""
-            click.echo(
-                f"cut{withdraws} {batch.batch_id} ({batch.certifier}, {batch.passages} "
-                f"passages): {batch.reason}"
-            )
-        if fault is None:
-            try:
-                core.flusher.write_unwritten(report)
-                core.flusher.rewrite_missing(report)
-            except (StoreError, OSError) as exc:
-                fault = exc
     for note in report.notes:
         click.echo(f"note: {note}")
     if fault is None and not (report.cut or report.written or report.failed):
@@ -226,6 +217,14 @@ def flush(ctx: click.Context, force: bool) -> None:
         sys.exit(1)
     if not report.ok:
         sys.exit(1)
+
+
+def _print_cut(batch: CutBatch) -> None:
+    withdraws = " SUPPRESSION" if batch.action is CdcAction.SUPPRESSION else ""
+    click.echo(
+        f"cut{withdraws} {batch.batch_id} ({batch.certifier}, {batch.passages} passages): "
+        f"{batch.reason}"
+    )
 
 
 def _print_file(outcome: WrittenBatch | FailedBatch) -> None:

@@ -8,7 +8,7 @@ sink; another target (a portal upload, an object store) is another subclass besi
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -69,9 +69,12 @@ class BatchSink(ABC):
         failpoints.reached(f"{step}:moved")
 
     def write_many(
-        self, batches: Sequence[FrozenBatch]
+        self, batches: Iterable[FrozenBatch], *, passages: int = 0
     ) -> Iterator[tuple[FrozenBatch, ReleasedFile | str]]:
-        """Each batch with its released file, or why it failed; one failure stops no other."""
+        """Each batch with its released file, or why it failed; one failure stops no other.
+
+        `batches` may be produced as they are cut: a sink writing in other processes starts
+        each one as it comes. `passages`: about how many in all (how much work is ahead)."""
         for batch in batches:
             yield batch, outcome_of(partial(self.write, batch))
 

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-from collections.abc import Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from collections import deque
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -156,16 +157,23 @@ class XmlOutbox(BatchSink):
         return release_batch(self._job(batch))
 
     def write_many(
-        self, batches: Sequence[FrozenBatch]
+        self, batches: Iterable[FrozenBatch], *, passages: int = 0
     ) -> Iterator[tuple[FrozenBatch, ReleasedFile | str]]:
-        passages = sum(b.passages for b in batches)
+        """In the render processes (when there are enough passages to be worth starting them),
+        each batch as soon as it comes; outcomes in the batches' order, each as soon as it and
+        those before it are done."""
         if not (self.render_processes and passages >= self.pool_threshold):
             yield from super().write_many(batches)
             return
         pool = self._render_pool()
-        futures = [pool.submit(release_batch, self._job(batch)) for batch in batches]
-        for batch, future in zip(batches, futures, strict=True):
-            yield batch, outcome_of(future.result)
+        running: deque[tuple[FrozenBatch, Future[ReleasedFile]]] = deque()
+        for batch in batches:
+            running.append((batch, pool.submit(release_batch, self._job(batch))))
+            while running and running[0][1].done():
+                done, future = running.popleft()
+                yield done, outcome_of(future.result)
+        for done, future in running:
+            yield done, outcome_of(future.result)
 
     def _render_pool(self) -> ProcessPoolExecutor:
         if self._pool is None:

@@ -92,6 +92,11 @@ class Transaction(ABC):
         """A certifier's pending records, ordered by (code, record_id)."""
 
     @abstractmethod
+    def still_pending(self, certifier: str, members: Sequence[Member]) -> list[Member]:
+        """The members still pending for `certifier` with the content version they were
+        planned with, in their order (what a batch cut planned earlier may still take)."""
+
+    @abstractmethod
     def content(self, record_id: str, version: int) -> StoredContent: ...
 
     @abstractmethod

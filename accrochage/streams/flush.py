@@ -9,18 +9,19 @@ with the same name and the same bytes.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from itertools import chain
 from pathlib import Path
 
 from accrochage import failpoints
+from accrochage.errors import StoreError
 from accrochage.models.batch import FrozenBatch, Member, ReleasedFile
 from accrochage.models.deadline import Clock, paris_today
 from accrochage.models.lifecycle import cut_entry
-from accrochage.models.record import Record
 from accrochage.models.registry import Certifier, Registry
-from accrochage.models.vocabulary import PLACED, BatchState, CdcAction, RecordStatus, SchemaVersion
+from accrochage.models.vocabulary import PLACED, BatchState, CdcAction, SchemaVersion
 from accrochage.sinks.base import BatchSink
 from accrochage.sinks.profiles import profile_for
 from accrochage.state.base import Store, Transaction
@@ -67,6 +68,13 @@ class FlushReport:
     notes: list[str] = field(default_factory=list)
     on_file: Callable[[WrittenBatch | FailedBatch], None] | None = None
     """Told of each file as it is written or fails (a command prints it at once)."""
+    on_cut: Callable[[CutBatch], None] | None = None
+    """Told of each batch as its transaction commits."""
+
+    def add_cut(self, cut: CutBatch) -> None:
+        self.cut.append(cut)
+        if self.on_cut is not None:
+            self.on_cut(cut)
 
     def add_written(self, written: WrittenBatch) -> None:
         self.written.append(written)
@@ -81,6 +89,21 @@ class FlushReport:
     @property
     def ok(self) -> bool:
         return not self.failed
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedGroup:
+    """The members of one batch to cut, as planned, and why it is due."""
+
+    certifier: Certifier
+    reason: str
+    members: list[Member]
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    now: datetime
+    groups: list[PlannedGroup]
 
 
 class Flusher:
@@ -105,17 +128,44 @@ class Flusher:
 
     def flush(self, *, force: bool = False, report: FlushReport | None = None) -> FlushReport:
         report = report if report is not None else FlushReport()
-        self.cut(report, force=force)
-        self.write_unwritten(report)
+        self.cut_and_write(report, force=force)
         self.rewrite_missing(report)
         metrics.flushed(self.clock.now())
         return report
 
-    def cut(self, report: FlushReport, *, force: bool = False) -> None:
-        """Cut what is due, in short transactions: the writer (the HTTP service's, the Kafka
-        worker's) waits at most one batch's worth of statements, whatever the backlog.
+    def cut_and_write(self, report: FlushReport, *, force: bool = False) -> None:
+        """Cut what is due and write every batch still to write, each file written (by the
+        sink's processes) while the next batch is cut.
 
-        The plan (who is due, which members, how they split) is read first; each batch is then
+        Batches cut earlier and not written (a crash, a failed file) go first. A failure to
+        cut stops the cutting, not the writing of what was cut; it is raised afterwards.
+        """
+        self.write_planned(self.plan(report, force=force), report)
+
+    def write_planned(self, plan: Plan, report: FlushReport) -> None:
+        """Cut what `plan` says and write every batch still to write (see `cut_and_write`)."""
+        with self.store.reading() as reader:
+            waiting = reader.batches_to_write()
+        fault: list[BaseException] = []
+        batches = chain(waiting, self._cut_planned(plan, report, fault))
+        passages = sum(b.passages for b in waiting) + sum(len(g.members) for g in plan.groups)
+        for batch, outcome in self.sink.write_many(batches, passages=passages):
+            self._record(batch, outcome, report)
+        if fault:
+            raise fault[0]
+
+    def cut(self, report: FlushReport, *, force: bool = False) -> None:
+        """Cut what is due, without writing (see `plan`)."""
+        plan = self.plan(report, force=force)
+        for _ in self._cut_planned(plan, report, None):
+            pass
+
+    def plan(self, report: FlushReport, *, force: bool = False) -> Plan:
+        """Supersede what changed, cut the suppressions, and plan the creations due.
+
+        Cutting is done in short transactions: the writer (the HTTP service's, the Kafka
+        worker's) waits at most one batch's worth of statements, whatever the backlog. The
+        plan (who is due, which members, how they split) is read first; each batch is then
         cut in its own transaction, keeping only the members still pending with the content
         version planned (a correction or revocation stored meanwhile is cut at the next tick).
         `report.cut` lists only what was committed.
@@ -142,19 +192,35 @@ class Flusher:
                         CutBatch(batch.batch_id, batch.certifier.key, n, why, batch.action)
                     ),
                 )
-            report.cut += suppressions
+            for suppression in suppressions:
+                report.add_cut(suppression)
         with self.store.transaction() as tx:
-            plan = self._plan(tx, now, today, force, report)
-        for certifier, reason, group in plan:
-            cut = self._cut_group(certifier, group, now, reason)
-            if cut is not None:
-                report.cut.append(cut)
-        failpoints.reached("flush:cut")
+            groups = self._plan(tx, now, today, force, report)
+        return Plan(now, groups)
+
+    def _cut_planned(
+        self, plan: Plan, report: FlushReport, fault: list[BaseException] | None
+    ) -> Iterator[FrozenBatch]:
+        """Each planned batch, once cut; with `fault`, a failure to cut ends the batches
+        there and is kept in it, to be raised once what was cut is written."""
+        try:
+            for group in plan.groups:
+                batch = self._cut_group(group, plan.now)
+                if batch is not None:
+                    report.add_cut(
+                        CutBatch(batch.batch_id, batch.certifier.key, batch.passages, group.reason)
+                    )
+                    yield batch
+            failpoints.reached("flush:cut")
+        except (StoreError, OSError) as exc:
+            if fault is None:
+                raise
+            fault.append(exc)
 
     def _plan(
         self, tx: Transaction, now: datetime, today: date, force: bool, report: FlushReport
-    ) -> list[tuple[Certifier, str, list[Member]]]:
-        plan = []
+    ) -> list[PlannedGroup]:
+        plan: list[PlannedGroup] = []
         for stats in tx.pending_stats():
             certifier = self.registry.get(stats.certifier)
             if certifier is None:
@@ -166,7 +232,7 @@ class Flusher:
             reason = "forced" if force else due_reason(stats, now, today, self.limits)
             if reason is not None:
                 groups = self._groups(tx, certifier, now)
-                plan += [(certifier, reason, group) for group in groups]
+                plan += [PlannedGroup(certifier, reason, group) for group in groups]
         return plan
 
     def _groups(self, tx: Transaction, certifier: Certifier, now: datetime) -> list[list[Member]]:
@@ -176,19 +242,17 @@ class Flusher:
         exact = exact_sizes(tx, self.sink, template)
         return files_for(members, self.limits, sizes.envelope, sizes.per_code, exact)
 
-    def _cut_group(
-        self, certifier: Certifier, group: list[Member], now: datetime, reason: str
-    ) -> CutBatch | None:
+    def _cut_group(self, group: PlannedGroup, now: datetime) -> FrozenBatch | None:
         """One batch, in its own transaction, of the planned members still pending as planned."""
+        certifier = group.certifier
         with self.store.transaction() as tx:
-            current = tx.records([m.record_id for m in group])
-            still = [m for m in group if _still_pending(current.get(m.record_id), m, certifier.key)]
+            still = tx.still_pending(certifier.key, group.members)
             if not still:
                 return None
             batch = self._batch(str(uuid.uuid4()), now, certifier, len(still))
-            history = (cut_entry(m.record_id, now, reason, batch.batch_id) for m in still)
+            history = (cut_entry(m.record_id, now, group.reason, batch.batch_id) for m in still)
             tx.add_batch(batch, self.sink.file_name(batch), still, history)
-        return CutBatch(batch.batch_id, certifier.key, len(still), reason)
+        return batch
 
     def _batch(
         self, batch_id: str, now: datetime, certifier: Certifier, passages: int
@@ -201,7 +265,8 @@ class Flusher:
         """Hand every batch cut but not written (or failed) to the sink; record each outcome."""
         with self.store.reading() as reader:
             batches = reader.batches_to_write()
-        for batch, outcome in self.sink.write_many(batches):
+        passages = sum(b.passages for b in batches)
+        for batch, outcome in self.sink.write_many(batches, passages=passages):
             self._record(batch, outcome, report)
 
     def rewrite_missing(self, report: FlushReport) -> None:
@@ -263,12 +328,3 @@ class Flusher:
 
     def close(self) -> None:
         self.sink.close()
-
-
-def _still_pending(record: Record | None, member: Member, certifier: str) -> bool:
-    return (
-        record is not None
-        and record.status is RecordStatus.PENDING
-        and record.version == member.version
-        and record.certifier == certifier
-    )

@@ -27,6 +27,7 @@ from accrochage.state.base import StoredContent
 from accrochage.state.sqlite.rows import (
     HISTORY_COLUMNS,
     history_values,
+    in_chunks,
     placeholders,
     prepared_passage,
     record_from,
@@ -80,6 +81,19 @@ class BatchStatements:
                 (RecordStatus.PENDING.value, certifier),
             )
         ]
+
+    def still_pending(self, certifier: str, members: Sequence[Member]) -> list[Member]:
+        versions: dict[str, int] = {}
+        ids = [m.record_id for m in members]
+        for chunk in in_chunks(ids):
+            versions.update(
+                self._conn.execute(
+                    f"SELECT record_id, version FROM records WHERE record_id IN "
+                    f"({placeholders(chunk)}) AND status = ? AND certifier = ?",
+                    [*chunk, RecordStatus.PENDING.value, certifier],
+                ).fetchall()
+            )
+        return [m for m in members if versions.get(m.record_id) == m.version]
 
     def content(self, record_id: str, version: int) -> StoredContent:
         payload, event_id, passage, schema = self._conn.execute(

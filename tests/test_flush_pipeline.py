@@ -1,0 +1,81 @@
+"""Flush cuts and writes at once: each batch goes to the sink as soon as its transaction
+commits, and the XML outbox starts writing it in its processes before the next is cut."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+from accrochage.generate import GeneratedCertifier, generate_events
+from accrochage.models.batch import FrozenBatch, ReleasedFile
+from accrochage.models.vocabulary import BatchState
+from accrochage.sinks.xml_outbox import XmlOutbox
+from accrochage.streams.flush import FlushReport
+from tests.test_tracker import TODAY, ingest, make_core
+
+GENERATED = [GeneratedCertifier("pix", ("RS5875", "RNCP37873"))]
+WAIT = 120.0
+"""Seconds a test waits at most for a file a render process writes (a loaded machine)."""
+
+
+def _events(count: int) -> list[dict[str, object]]:
+    return list(generate_events(count, GENERATED, today=TODAY, seed=9))
+
+
+def test_each_batch_reaches_the_sink_as_soon_as_it_is_cut(tmp_path: Path) -> None:
+    core, _ = make_core(tmp_path, batching={"max_records": 40})
+    steps: list[str] = []
+    sink = core.flusher.sink
+    original = sink.write_many
+
+    def recording(
+        batches: Iterable[FrozenBatch], *, passages: int = 0
+    ) -> Iterator[tuple[FrozenBatch, ReleasedFile | str]]:
+        def received() -> Iterator[FrozenBatch]:
+            for batch in batches:
+                steps.append(f"sink {batch.batch_id}")
+                yield batch
+
+        yield from original(received(), passages=passages)
+
+    sink.write_many = recording  # type: ignore[method-assign]
+    try:
+        assert all(r.accepted for r in ingest(core, *_events(150)))
+        report = FlushReport(on_cut=lambda cut: steps.append(f"cut {cut.batch_id}"))
+        core.flusher.flush(force=True, report=report)
+    finally:
+        core.close()
+    assert report.ok and len(report.cut) == 4 and len(report.written) == 4
+    expected = []
+    for cut in report.cut:
+        expected += [f"cut {cut.batch_id}", f"sink {cut.batch_id}"]
+    assert steps == expected
+
+
+def test_the_outbox_writes_a_batch_before_it_is_handed_the_next(tmp_path: Path) -> None:
+    """The second batch is handed over only once the first one's file exists: an outbox that
+    waited for every batch before writing would never see it (the wait is bounded)."""
+    core, _ = make_core(tmp_path, batching={"max_records": 40, "render_processes": 1})
+    try:
+        assert all(r.accepted for r in ingest(core, *_events(80)))
+        core.flusher.cut(FlushReport(), force=True)
+        with core.store.reading() as reader:
+            first, second = reader.batches_to_write()
+        sink = core.flusher.sink
+        assert isinstance(sink, XmlOutbox)
+        first_file = sink.place(first.certifier.key, sink.file_name(first), BatchState.WRITTEN)
+
+        def handed() -> Iterator[FrozenBatch]:
+            yield first
+            deadline = time.monotonic() + WAIT
+            while not first_file.is_file():
+                assert time.monotonic() < deadline, "the first batch was not written meanwhile"
+                time.sleep(0.05)
+            yield second
+
+        outcomes = list(sink.write_many(handed(), passages=80))
+    finally:
+        core.close()
+    assert [batch.batch_id for batch, _ in outcomes] == [first.batch_id, second.batch_id]
+    assert all(isinstance(outcome, ReleasedFile) for _, outcome in outcomes)
