@@ -12,8 +12,9 @@ hold one passage per event.
 The floor, in the same round and its own interpreter, stage by stage on one core: a bare
 parse (json.loads + DeliveredEvent.model_validate), the same SQLite rows as the round's
 state (every row of every table, into a fresh database of the same schema, WAL and
-synchronous=FULL, 500 rows per transaction), and a bare render (render_flux to /dev/null,
-files of 1000 per certifier; no XSD). R rounds (default 3, 1 with --quick), medians counting.
+synchronous=FULL, as many rows per transaction as ingest stores events in one), and a bare
+render (render_flux to /dev/null, files of 1000 per certifier; no XSD). R rounds (default 3,
+1 with --quick), medians counting.
 Targets: ingest >= 5,000 events/s, end to end >= 2,500 events/s, peak RSS <= 250 MB each;
 issue 13: end-to-end wall <= the bare parse+validate+render's (one core), and the floor's CPU
 seconds >= 0.75 of end to end's.
@@ -42,6 +43,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from accrochage.commands.tracker import CHUNK
 from accrochage.generate import generate_events
 from accrochage.models.deadline import PARIS
 from accrochage.models.event import DeliveredEvent
@@ -76,7 +78,7 @@ TARGET_INGEST = 5_000
 TARGET_END_TO_END = 2_500
 TARGET_RSS_MB = 250.0
 MAX_RECORDS = 1000
-INGEST_CHUNK = 500
+INGEST_CHUNK = CHUNK
 """Rows per transaction in the floor's SQLite stage (ingest's transaction size)."""
 TARGET_WALL_RATIO = 1.0
 """End to end wall time / the bare parse+validate+render's, on one core (issue 13)."""

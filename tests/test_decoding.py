@@ -20,6 +20,7 @@ from click.testing import CliRunner
 
 from accrochage.app import build_writer_parts, log_source, reading_refdata
 from accrochage.cli import main
+from accrochage.commands.tracker import CHUNK
 from accrochage.models.deadline import FixedClock
 from accrochage.models.registry import Certifier, Registry
 from accrochage.refdata.load import load_refdata
@@ -194,7 +195,7 @@ def _config(tmp_path: Path, name: str, processes: int) -> Path:
     return config
 
 
-def _events_file(tmp_path: Path, count: int) -> Path:
+def _events_file(tmp_path: Path, count: int, distinct: int = 1000) -> Path:
     lines = []
     for n in range(count):
         if n % 97 == 5:
@@ -202,7 +203,7 @@ def _events_file(tmp_path: Path, count: int) -> Path:
         elif n % 89 == 3:
             lines.append(json.dumps(event(f"D-{n}", delivered_on="2026-02-30")))
         else:
-            lines.append(json.dumps(event(f"D-{n % 1000}", delivered_on=RECENT, score=str(n))))
+            lines.append(json.dumps(event(f"D-{n % distinct}", delivered_on=RECENT, score=str(n))))
     path = tmp_path / "events.jsonl"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
@@ -230,7 +231,8 @@ def test_ingest_with_decode_processes_prints_and_stores_the_same(tmp_path: Path)
 def test_ingest_stops_at_a_dead_decode_process_without_a_partial_chunk(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    events = _events_file(tmp_path, 1600)
+    two = 2 * CHUNK
+    events = _events_file(tmp_path, two + CHUNK + 100, distinct=two)
     config = _config(tmp_path, "dies", 1)
     submitted = []
     real = DecodePool.submit
@@ -246,15 +248,15 @@ def test_ingest_stops_at_a_dead_decode_process_without_a_partial_chunk(
     monkeypatch.setattr(DecodePool, "submit", third_dies)
     result = CliRunner().invoke(main, ["--config", str(config), "ingest", str(events)])
     assert result.exit_code == 1
-    assert "1000 events read" in result.output
+    assert f"{two} events read" in result.output
     assert "ingest stopped: a decode process ended" in result.output
     store = SqliteStore(config.parent / "var" / "state.db")
     try:
-        records = stored(store, [f"D-{n}" for n in range(1000)])
+        records = stored(store, [f"D-{n}" for n in range(two)])
     finally:
         store.close()
-    assert len(records) == len([n for n in range(1000) if n % 97 != 5])
-    # The third chunk (lines 1000 to 1499) corrects D-0 to D-499: none of it was stored.
+    assert len(records) == len([n for n in range(two) if n % 97 != 5])
+    # The third chunk corrects the first chunk's records: none of it was stored.
     assert {record.version for record in records.values()} == {1}
 
 

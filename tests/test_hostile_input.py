@@ -204,8 +204,8 @@ def cli_limited(config: Path, limit: int, *args: str) -> subprocess.CompletedPro
 def test_ingest_on_a_full_disk_prints_what_was_stored_and_stops_cleanly(
     config: Path, tmp_path: Path
 ) -> None:
-    source = write_jsonl(tmp_path / "many.jsonl", [recent(f"D-{i:05}") for i in range(6000)])
-    result = cli_limited(config, 6_000_000, "ingest", str(source))
+    source = write_jsonl(tmp_path / "many.jsonl", [recent(f"D-{i:05}") for i in range(12000)])
+    result = cli_limited(config, 20_000_000, "ingest", str(source))
     assert result.returncode == 1, result.stderr
     assert "Traceback" not in result.stderr
     (reason,) = result.stderr.strip().splitlines()
@@ -213,7 +213,7 @@ def test_ingest_on_a_full_disk_prints_what_was_stored_and_stops_cleanly(
     assert "free disk space" in reason
     assert "stopped by the error below" in result.stdout
     read = int(result.stdout.split(" events read")[0].splitlines()[-1])
-    assert 0 < read < 6000
+    assert 0 < read < 12000
     stored = json.loads(run(config, "summary", "--format", "json").stdout)["records"]
     assert stored == read  # what the summary says was stored, is
 

@@ -40,8 +40,9 @@ def _config(folder: Path, processes: int = 1, **sections: Any) -> Path:
     return config
 
 
-def _events(path: Path, count: int = COUNT) -> list[dict[str, Any]]:
-    events = list(generate_events(count, GENERATED, today=paris_today(SystemClock()), seed=7))
+def _events(path: Path, count: int = COUNT, max_age_days: int = 80) -> list[dict[str, Any]]:
+    today = paris_today(SystemClock())
+    events = list(generate_events(count, GENERATED, today=today, seed=7, max_age_days=max_age_days))
     path.write_text("".join(json.dumps(e, ensure_ascii=False) + "\n" for e in events))
     return events
 
@@ -167,7 +168,7 @@ def test_a_file_in_another_schema_renders_the_content(tmp_path: Path) -> None:
     assert _rerendered(config, tmp_path) == {path.name: path.read_bytes() for path in files}
 
 
-def test_a_newer_content_drops_the_passage_of_the_older(tmp_path: Path) -> None:
+def test_a_newer_content_is_sent_and_no_passage_outlives_its_need(tmp_path: Path) -> None:
     config = _config(tmp_path / "state")
     events_file = tmp_path / "events.jsonl"
     events = _events(events_file)
@@ -181,11 +182,36 @@ def test_a_newer_content_drops_the_passage_of_the_older(tmp_path: Path) -> None:
         versions = db.execute(
             "SELECT version FROM passages WHERE record_id = ?", (corrected,)
         ).fetchall()
-    assert versions == [(2,)]
-    assert b"corrected before the cut" in _passages(config)[corrected][1]
+    assert (2,) in versions
     _cli(config, "flush", "--force")
     written = b"".join(path.read_bytes() for path in _written_files(config))
     assert b"corrected before the cut" in _passage_of(written, corrected)
+    assert _passages(config) == {}
+
+
+def test_the_passages_of_records_still_pending_are_kept(tmp_path: Path) -> None:
+    """A flush that writes one certifier's file keeps the passages of another certifier's
+    records, not due yet; those of the records it wrote go."""
+    config = _config(tmp_path / "state", batching={"max_records": 500})
+    events_file = tmp_path / "events.jsonl"
+    events = _events(events_file, max_age_days=5)  # no deadline near: max_records decides
+    by_certifier = {key: sum(e["certifier"] == key for e in events) for key in ("pix", "school")}
+    due, waiting = sorted(by_certifier, key=by_certifier.__getitem__, reverse=True)
+    assert by_certifier[due] >= 500 > by_certifier[waiting], by_certifier
+    _cli(config, "ingest", str(events_file))
+    output = _cli(config, "flush")
+    assert f"({due}," in output and f"({waiting}," not in output
+    kept = _passages(config)
+    pending = {
+        r["record_id"]
+        for r in json.loads(_cli(config, "records", "--format", "json"))
+        if r["status"] == "pending"
+    }
+    assert pending and set(kept) == pending
+    assert all(
+        record_id.startswith("SCHOOL-") or record_id.startswith("PIX-") for record_id in kept
+    )
+    _cli(config, "flush", "--force")
     assert _passages(config) == {}
 
 

@@ -27,7 +27,7 @@ from accrochage.streams.files import AUTO, open_events
 from accrochage.streams.flush import CutBatch, FailedBatch, FlushReport, WrittenBatch
 from accrochage.streams.ingest import Incoming, IngestResult
 
-CHUNK = 500
+CHUNK = 2000
 SHOWN_PROBLEMS = 20
 
 

@@ -92,6 +92,11 @@ class Transaction(ABC):
         """A certifier's pending records, ordered by (code, record_id)."""
 
     @abstractmethod
+    def forget_sent_passages(self) -> None:
+        """Drop the prepared passages no pending record will be cut with any more (a file
+        rewritten later renders its contents)."""
+
+    @abstractmethod
     def still_pending(self, certifier: str, members: Sequence[Member]) -> list[Member]:
         """The members still pending for `certifier` with the content version they were
         planned with, in their order (what a batch cut planned earlier may still take)."""

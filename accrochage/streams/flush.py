@@ -151,6 +151,9 @@ class Flusher:
         passages = sum(b.passages for b in waiting) + sum(len(g.members) for g in plan.groups)
         for batch, outcome in self.sink.write_many(batches, passages=passages):
             self._record(batch, outcome, report)
+        if report.written:
+            with self.store.transaction() as tx:
+                tx.forget_sent_passages()
         if fault:
             raise fault[0]
 

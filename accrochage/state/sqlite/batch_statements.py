@@ -34,6 +34,14 @@ from accrochage.state.sqlite.rows import (
     stamp,
 )
 
+_NEEDED_PASSAGE = (
+    "SELECT 1 FROM passages p JOIN records r ON r.record_id = p.record_id "
+    "AND r.version = p.version WHERE r.status = ? LIMIT 1"
+)
+_UNNEEDED_PASSAGES = (
+    "DELETE FROM passages WHERE rowid NOT IN (SELECT p.rowid FROM passages p JOIN records r "
+    "ON r.record_id = p.record_id AND r.version = p.version WHERE r.status = ?)"
+)
 MIN_PREFIX = 8
 """A batch id prefix names a batch from this many characters on."""
 WITH_VERSIONS = """
@@ -154,12 +162,13 @@ class BatchStatements:
             "error = NULL, written_at = ? WHERE batch_id = ?",
             (BatchState.WRITTEN.value, str(file.path), file.sha256, file.size, stamp(at), batch_id),
         )
-        self._conn.execute(
-            "DELETE FROM passages WHERE rowid IN (SELECT p.rowid FROM batch_members m "
-            "JOIN passages p ON p.record_id = m.record_id AND p.version = m.version "
-            "WHERE m.batch_id = ?)",
-            (batch_id,),
-        )
+
+    def forget_sent_passages(self) -> None:
+        needed = self._conn.execute(_NEEDED_PASSAGE, (RecordStatus.PENDING.value,)).fetchone()
+        if needed is None:
+            self._conn.execute("DELETE FROM passages")  # whole pages freed, none rewritten
+            return
+        self._conn.execute(_UNNEEDED_PASSAGES, (RecordStatus.PENDING.value,))
 
     def batch_failed(self, batch_id: str, error: str) -> None:
         self._conn.execute(

@@ -305,7 +305,9 @@ def m040_prepared_passages(db: Database) -> None:
 
     A table of its own, with rowids: a passage (~1.6 KB) beside its content in the WITHOUT
     ROWID `contents` would spill to an overflow page of its own (such a row keeps ~1 KB in
-    its page). Rows live from ingest until their file is written (`batch_written`).
+    its page). A row lives until no pending record needs it: after writing files, flush drops
+    those of records no longer pending (`forget_sent_passages`), the whole table at once when
+    none is needed (freeing whole pages instead of rewriting each one).
     """
     db.executescript(
         """

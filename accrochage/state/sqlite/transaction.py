@@ -45,8 +45,6 @@ _INSERT_CONTENT = (
 _INSERT_PASSAGE = (
     "INSERT OR REPLACE INTO passages (record_id, version, schema_version, data) VALUES (?, ?, ?, ?)"
 )
-_DROP_OLDER_PASSAGES = "DELETE FROM passages WHERE record_id = ? AND version < ?"
-"""A newer content replaces what an older one would have sent: its passage goes."""
 _CURRENT = WITH_VERSIONS + "WHERE r.record_id IN ({marks})"
 
 
@@ -66,15 +64,12 @@ class SqliteTransaction(BatchStatements, Transaction):
     def save(self, changes: Iterable[Change]) -> None:
         records, contents, history = [], [], []
         passages: list[tuple[str, int, str, bytes]] = []
-        replaced: list[tuple[str, int]] = []
         for change in changes:
             if change.record is not None:
                 records.append(record_values(change.record))
             content = change.content
             if content is not None:
                 contents.append(content_values(content))
-                if content.version > 1:
-                    replaced.append((content.record_id, content.version))
                 if content.passage is not None:
                     passages.append(passage_values(content))
             if change.history is not None:
@@ -83,7 +78,6 @@ class SqliteTransaction(BatchStatements, Transaction):
         self._conn.executemany(_UPSERT_RECORD, records)
         self._conn.executemany(_INSERT_CONTENT, contents)
         self._conn.executemany(_INSERT_PASSAGE, passages)
-        self._conn.executemany(_DROP_OLDER_PASSAGES, replaced)
         self._conn.executemany(INSERT_HISTORY, history)
 
     def log_unusable(self, events: Iterable[UnusableEvent]) -> None:
