@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import signal
 import time
 from collections.abc import Iterator
@@ -22,12 +23,14 @@ from accrochage.app import build_writer_parts, log_source, reading_refdata
 from accrochage.cli import main
 from accrochage.commands.tracker import CHUNK
 from accrochage.models.deadline import FixedClock
+from accrochage.models.decode import Kind
 from accrochage.models.registry import Certifier, Registry
 from accrochage.refdata.load import load_refdata
 from accrochage.refdata.memory import ReferenceHolder
+from accrochage.sinks.profiles import profile_for
 from accrochage.state.sqlite import SqliteStore
-from accrochage.streams.decoding import DecodeFailed, DecodePool
-from accrochage.streams.ingest import Incoming, Ingestor
+from accrochage.streams.decoding import DecodeFailed, DecodePool, lean
+from accrochage.streams.ingest import Incoming, Ingestor, decode_ready
 from accrochage.streams.writer_process import ProcessWriter
 from tests.factories import EMITTER, delivered_event, revoked_event
 from tests.refdata_files import cog_folder, fc, refdata_dir
@@ -69,6 +72,20 @@ def corpus() -> list[Incoming]:
         delivered_event(record_id="A-7", certification=cert, source="s" * 400),
     ]
     return [Incoming(raw, "file:test") for raw in raws]
+
+
+def test_a_decoded_event_crosses_a_pipe_unchanged() -> None:
+    """What decode processes send (compact pickles of `Decoded`) comes back equal: valid with
+    its passage, invalid with its errors and warnings, unusable, revoked."""
+    today = NOW.date()
+    passages = profile_for("1.1.5")
+    for item in corpus():
+        sent = lean(decode_ready(item.raw, registry(), today, None, passages))
+        back = pickle.loads(pickle.dumps(sent, protocol=pickle.HIGHEST_PROTOCOL))
+        assert back == sent
+        assert type(back[0].kind) is Kind
+    valid = lean(decode_ready(corpus()[0].raw, registry(), today, None, passages))[0]
+    assert valid.passage is not None and valid.delivered_on is not None
 
 
 @pytest.fixture
