@@ -7,10 +7,13 @@ import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+import pytest
+
 from accrochage.generate import GeneratedCertifier, generate_events
 from accrochage.models.batch import FrozenBatch, ReleasedFile
 from accrochage.models.vocabulary import BatchState
 from accrochage.sinks.xml_outbox import XmlOutbox
+from accrochage.streams import verify
 from accrochage.streams.flush import FlushReport
 from tests.test_tracker import TODAY, ingest, make_core
 
@@ -79,3 +82,24 @@ def test_the_outbox_writes_a_batch_before_it_is_handed_the_next(tmp_path: Path) 
         core.close()
     assert [batch.batch_id for batch, _ in outcomes] == [first.batch_id, second.batch_id]
     assert all(isinstance(outcome, ReleasedFile) for _, outcome in outcomes)
+
+
+def test_a_flush_reads_no_byte_of_the_files_already_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each tick looks for missing files with a stat: hashing every released file (years of
+    them) is `verify`'s job, not the batch timer's."""
+    core, _ = make_core(tmp_path, batching={"max_records": 40})
+    try:
+        assert all(r.accepted for r in ingest(core, *_events(80)))
+        assert len(core.flusher.flush(force=True).written) == 2
+
+        def no_hashing(path: Path) -> str:
+            raise AssertionError(f"flush read {path.name}")
+
+        monkeypatch.setattr(verify, "_sha256", no_hashing)
+        assert all(r.accepted for r in ingest(core, *_events(120)[80:]))
+        report = core.flusher.flush(force=True)
+    finally:
+        core.close()
+    assert report.ok and len(report.written) == 1

@@ -28,7 +28,7 @@ from accrochage.state.base import Store, Transaction
 from accrochage.streams import metrics
 from accrochage.streams.batching import BatchLimits, due_reason, files_for
 from accrochage.streams.redecode import Decodes
-from accrochage.streams.verify import file_problem, rewrite
+from accrochage.streams.verify import is_missing, rewrite
 from accrochage.streams.withdraw import cut_suppressions, exact_sizes, supersede
 
 
@@ -284,7 +284,7 @@ class Flusher:
         with self.store.reading() as reader:
             released = reader.released_batches(PLACED)
         for item in released:
-            if file_problem(item.file) != "missing":
+            if not is_missing(item.file):
                 continue
             key = item.batch.certifier.key
             found = self.sink.find(key, item.file.path.name)

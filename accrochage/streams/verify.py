@@ -45,6 +45,17 @@ class VerifyReport:
         return all(issue.repaired for issue in self.issues)
 
 
+def is_missing(recorded: ReleasedFile) -> bool:
+    """Whether nothing is at `recorded.path` (a stat: no byte of the file is read)."""
+    try:
+        os.stat(recorded.path)
+    except FileNotFoundError:
+        return True
+    except OSError:
+        return False
+    return False
+
+
 def file_problem(recorded: ReleasedFile) -> str | None:
     """Why the file at `recorded.path` is not the one recorded, or None when it is."""
     try:
