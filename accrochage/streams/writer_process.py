@@ -14,7 +14,6 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
-import pickle
 import queue
 import threading
 from collections import deque
@@ -26,12 +25,15 @@ from typing import Any, Protocol
 
 from accrochage.lifeline import exit_with
 from accrochage.streams import metrics
+from accrochage.streams.child_logs import LogSetup, adopt_log_setup, parent_log_setup
 from accrochage.streams.decoding import DecodePool
 from accrochage.streams.ingest import Incoming, LogSource, Ready
 from accrochage.streams.writer import WriterService
 
 log = logging.getLogger("accrochage.writer")
 QUEUED_GROUPS = 4
+DECODE_AHEAD = 3
+"""Groups a writer process with its own decode pool decodes ahead of the one it stores."""
 EXIT_STORE_FAILED = 70
 Wire = tuple[int | None, int | None, bytes | None, Any, str | None, Ready | None]
 
@@ -49,6 +51,9 @@ class WriterParts:
     service: WriterService
     source: LogSource
     close: Callable[[], None]
+    decoder: DecodePool | None = None
+    """Decodes groups in processes of the writer process's own (the sender sends raw events
+    only, the decoded ones cross one pipe); needs `ProcessWriter(..., daemon=False)`."""
 
 
 class InProcessWriter:
@@ -74,32 +79,16 @@ def _from_wire(wire: Wire) -> Incoming:
     return Incoming(raw, source, partition, offset, key, decoded)
 
 
-def _log_setup() -> tuple[logging.Formatter | None, int]:
-    """The parent's log format (text or JSON lines) and level, for the writer process."""
-    root = logging.getLogger()
-    formatter = root.handlers[0].formatter if root.handlers else None
-    try:
-        pickle.dumps(formatter)
-    except Exception:
-        formatter = None
-    return formatter, root.level
-
-
 def _writer_main(
     build: Callable[[], WriterParts],
     parent: int,
     requests: Any,
     results: Any,
-    logs: tuple[logging.Formatter | None, int] = (None, logging.WARNING),
+    logs: LogSetup = (None, logging.WARNING),
 ) -> None:
     """The writer process: build only what storing needs, store each group in order."""
     exit_with(parent)
-    formatter, level = logs
-    if formatter is not None:  # the same lines as its parent's (`--log-format`)
-        handler = logging.StreamHandler()
-        handler.setFormatter(formatter)
-        logging.getLogger().addHandler(handler)
-        logging.getLogger().setLevel(level)
+    adopt_log_setup(logs)
     parts = build()
 
     def report(size: int, stored: futures.Future[Any]) -> None:
@@ -111,12 +100,57 @@ def _writer_main(
         results.put((True, size, metrics.tally(stored.result())))
 
     try:
-        while (group := requests.get()) is not None:
-            stored = parts.service.submit([_from_wire(w) for w in group], parts.source)
-            stored.add_done_callback(partial(report, len(group)))
+        if parts.decoder is not None:
+            _decode_then_store(parts, parts.decoder, requests, report)
+        else:
+            while (group := requests.get()) is not None:
+                stored = parts.service.submit([_from_wire(w) for w in group], parts.source)
+                stored.add_done_callback(partial(report, len(group)))
         parts.service.stop()
     finally:
         parts.close()
+
+
+def _decode_then_store(
+    parts: WriterParts,
+    decoder: DecodePool,
+    requests: Any,
+    report: Callable[[int, futures.Future[Any]], None],
+) -> None:
+    """Decode each group in the writer's decode processes while earlier ones are stored;
+    submit them to the service in the order received. At most `DECODE_AHEAD` groups are
+    being decoded: beyond, the requests queue fills and its sender waits."""
+    ahead: queue.SimpleQueue[tuple[futures.Future[list[Incoming]], list[Incoming]] | None]
+    ahead = queue.SimpleQueue()
+    slots = threading.Semaphore(DECODE_AHEAD)
+
+    def store_in_order() -> None:
+        while (entry := ahead.get()) is not None:
+            decoding, items = entry
+            try:
+                decoded = decoding.result()
+            except Exception as exc:  # a decode process died: the service decodes the group
+                log.error("a group is decoded by the writer (%s)", type(exc).__name__)
+                decoded = items
+            slots.release()
+            stored = parts.service.submit(decoded, parts.source)
+            stored.add_done_callback(partial(report, len(items)))
+
+    def store_or_die() -> None:
+        try:
+            store_in_order()
+        except BaseException:  # never a silent hang: the sender's groups would never resolve
+            log.critical("the writer's in-order thread failed", exc_info=True)
+            os._exit(EXIT_STORE_FAILED)
+
+    storing = threading.Thread(target=store_or_die, name="writer-in-order", daemon=True)
+    storing.start()
+    while (group := requests.get()) is not None:
+        items = [_from_wire(w) for w in group]
+        slots.acquire()
+        ahead.put((ProcessWriter._decode(decoder, items), items))
+    ahead.put(None)
+    storing.join()
 
 
 class ProcessWriter:
@@ -127,15 +161,23 @@ class ProcessWriter:
     group whose decoding failed is sent as it is, and the writer process decodes it.
     """
 
-    def __init__(self, build: Callable[[], WriterParts], decoder: DecodePool | None = None) -> None:
+    def __init__(
+        self,
+        build: Callable[[], WriterParts],
+        decoder: DecodePool | None = None,
+        *,
+        daemon: bool = True,
+    ) -> None:
+        """`daemon=False`: the writer process may start processes of its own (a decode pool,
+        `WriterParts.decoder`); it still ends with this process (`lifeline.exit_with`)."""
         context = multiprocessing.get_context("forkserver")
         self._requests: Any = context.Queue(maxsize=QUEUED_GROUPS)
         self._results: Any = context.Queue()
         self._process = context.Process(
             target=_writer_main,
-            args=(build, os.getpid(), self._requests, self._results, _log_setup()),
+            args=(build, os.getpid(), self._requests, self._results, parent_log_setup()),
             name="accrochage-writer",
-            daemon=True,
+            daemon=daemon,
         )
         self._process.start()
         self._waiting: deque[futures.Future[Any]] = deque()

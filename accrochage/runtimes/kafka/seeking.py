@@ -15,6 +15,8 @@ from typing import Any
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
 
+from accrochage.runtimes.kafka.draining import Receive, drain
+
 log = logging.getLogger("accrochage.kafka")
 
 StoredOffsets = Callable[[str], dict[int, int]]
@@ -22,6 +24,15 @@ StoredOffsets = Callable[[str], dict[int, int]]
 
 class SeekingConsumer(faust_aiokafka.Consumer):
     stored_offsets: StoredOffsets | None = None
+    receive: Receive | None = None
+    """Takes each fetch's records (`draining.py`); None: faust delivers them to its agents."""
+
+    async def _drain_messages(self, fetcher: Any) -> None:
+        receive = type(self).receive
+        if receive is None:
+            await super()._drain_messages(fetcher)
+        else:
+            await drain(self, fetcher, receive)
 
     async def perform_seek(self) -> None:
         await super().perform_seek()
@@ -54,6 +65,17 @@ class SeekingConsumer(faust_aiokafka.Consumer):
 
         await thread.call_thread(seek_there)
 
+    async def force_commit(self, topics: Any = None, start_new_transaction: bool = True) -> bool:
+        """faust's periodic, on-revoke and on-stop commits: with records taken a fetch at a
+        time there are no acks to go by, so the stored offsets of every assigned partition
+        (`_commit` below) are committed instead."""
+        if type(self).receive is None:
+            return bool(await super().force_commit(topics, start_new_transaction))
+        assigned = [
+            tp for tp in self.assignment() if topics is None or tp in topics or tp.topic in topics
+        ]
+        return bool(assigned) and await self._commit(dict.fromkeys(assigned, 0))
+
     async def _commit(self, offsets: Mapping[TP, int]) -> bool:
         """Commit the offsets the state has stored, never those faust acked (received).
 
@@ -74,6 +96,9 @@ class SeekingConsumer(faust_aiokafka.Consumer):
         return await super()._commit(stored)
 
 
-def seeking_transport(lookup: StoredOffsets) -> Any:
-    consumer = type("BoundSeekingConsumer", (SeekingConsumer,), {"stored_offsets": lookup})
+def seeking_transport(lookup: StoredOffsets, receive: Receive | None = None) -> Any:
+    """A transport whose consumer resumes from `lookup`'s offsets and hands each fetch to
+    `receive` (None: to faust's agents, event by event)."""
+    bound = {"stored_offsets": lookup, "receive": staticmethod(receive) if receive else None}
+    consumer = type("BoundSeekingConsumer", (SeekingConsumer,), bound)
     return type("SeekingTransport", (faust_aiokafka.Transport,), {"Consumer": consumer})

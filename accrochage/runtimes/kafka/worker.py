@@ -1,4 +1,5 @@
-"""The faust app of `accrochage worker`: consume, group, hand groups to the writer.
+"""The faust app of `accrochage worker`: take each fetch's records, group them, hand the
+groups (raw bytes) to the writer, which decodes and stores them (`writing.py`).
 
 The guarantee rests on SQLite, not on faust's acks: events are grouped into one
 transaction together with each partition's next offset; the consumer always resumes from
@@ -12,7 +13,7 @@ import asyncio
 import logging
 import os
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent import futures
 from pathlib import Path
 from typing import Any
@@ -27,12 +28,15 @@ from accrochage.streams.scheduler import Job
 from accrochage.streams.writer_process import GroupWriter
 
 log = logging.getLogger("accrochage.kafka")
-GROUP_SIZE = 500
+GROUP_SIZE = 1000
+"""Events per group handed to the writer: one transaction (the writer merges queued groups)."""
 GROUP_WAIT = 0.05
+"""Seconds between the straggler timer's runs: a partial group waits at most about that."""
 MAX_IN_FLIGHT = 4
+"""Groups handed to the writer and not stored yet; beyond, fetching waits (back-pressure)."""
 FETCH_BYTES_PER_PARTITION = 8 * 1024 * 1024
-STREAM_BUFFER = 32_768
-"""Seconds an event may wait for its group: acks before the commit are harmless (see above)."""
+MAX_FETCH_RECORDS = GROUP_SIZE * MAX_IN_FLIGHT
+"""Records one fetch hands over at most (`draining.py`): what the writer can take at once."""
 EXIT_UNEXPECTED = 70
 
 
@@ -42,6 +46,17 @@ class WorkerApp(faust.App):
 
     def _new_transport(self) -> Any:
         return self.transport_class(self.conf.broker_consumer, self)
+
+
+def incoming(record: Any) -> Incoming:
+    """One record (an aiokafka record or a faust message): its raw bytes, untouched."""
+    return Incoming(
+        record.value,
+        f"kafka:{record.topic}:{record.partition}:{record.offset}",
+        record.partition,
+        record.offset,
+        record.key,
+    )
 
 
 class Pending:
@@ -60,18 +75,22 @@ class Pending:
         self._in_flight: deque[tuple[futures.Future[Any], int]] = deque()
 
     def add(self, message: Any) -> None:
-        self.items.append(
-            Incoming(
-                message.value,
-                f"kafka:{message.topic}:{message.partition}:{message.offset}",
-                message.partition,
-                message.offset,
-                message.key,
-            )
-        )
+        self.items.append(incoming(message))
+
+    async def receive(self, records: Sequence[Any]) -> None:
+        """The records of one fetch (`draining.py`), handed over in groups of `GROUP_SIZE`;
+        a partial group is left to the next fetch or to the straggler timer.
+
+        The whole fetch is added before anything is awaited: a stop (the only cancellation
+        the fetch loop sees) never leaves part of a fetch behind. The only wait is the
+        writer's back-pressure."""
+        self.items.extend(map(incoming, records))
+        while len(self.items) >= GROUP_SIZE:
+            await self.commit()
 
     async def commit(self) -> None:
-        """Hand what is pending to the writer; wait only when too many groups are in flight."""
+        """Hand a group (up to `GROUP_SIZE` pending events, oldest first) to the writer; wait
+        only when too many groups are in flight."""
         async with self.lock:
             while self._in_flight and self._in_flight[0][0].done():
                 await self._settle_oldest()
@@ -79,8 +98,17 @@ class Pending:
                 await self._settle_oldest()
             if not self.items:
                 return
-            items, self.items = self.items, []
+            items, self.items = self.items[:GROUP_SIZE], self.items[GROUP_SIZE:]
             self._in_flight.append((self.writer.submit(items), len(items)))
+
+    async def commit_stragglers(self) -> None:
+        """The straggler timer's: hand over what a partial fetch left, unless the writer has
+        its hands full (the next fetch's group takes them along then); never waits."""
+        if not self.items or self.lock.locked():
+            return
+        if len(self._in_flight) >= MAX_IN_FLIGHT and not self._in_flight[0][0].done():
+            return
+        await self.commit()
 
     async def drain(self) -> None:
         """Wait until every group in flight is stored (on stop, before closing the store)."""
@@ -132,27 +160,28 @@ def build_worker(
         # faust fetches 1 MiB per partition per round trip by default: with a few busy
         # partitions (one per certifier) that, not the processing, bounded the throughput.
         consumer_max_fetch_size=FETCH_BYTES_PER_PARTITION,
-        stream_buffer_maxsize=STREAM_BUFFER,
+        broker_max_poll_records=MAX_FETCH_RECORDS,
         key_serializer="raw",
         value_serializer="raw",
     )
-    app.transport_class = seeking_transport(offsets)
     pending = Pending(writer)
     app.pending = pending
+    # Each fetch goes to `pending` whole (`draining.py`): no agent, no stream, no acks; the
+    # topic is only registered so that the consumer subscribes to it.
+    app.transport_class = seeking_transport(offsets, pending.receive)
     topic = app.topic(
-        kafka.topic, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
+        kafka.topic,
+        key_type=bytes,
+        value_type=bytes,
+        key_serializer="raw",
+        value_serializer="raw",
+        acks=False,
     )
-
-    @app.agent(topic, concurrency=1)
-    async def consume(stream: Any) -> None:
-        async for event in stream.events():
-            pending.add(event.message)
-            if len(pending.items) >= GROUP_SIZE:
-                await pending.commit()
+    app.topics.add(topic)
 
     @app.timer(GROUP_WAIT)  # type: ignore[untyped-decorator]
     async def commit_stragglers() -> None:
-        await pending.commit()
+        await pending.commit_stragglers()
 
     return app
 
