@@ -8,6 +8,7 @@ after construction.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 from functools import partial
@@ -192,6 +193,18 @@ def build_writer_parts(config: Path | None) -> WriterParts:
     ingestor = Ingestor(store, registry_from(settings), clock, reference.current)
     service = WriterService(ingestor)
     return WriterParts(service, log_source(settings), store.close)
+
+
+def build_event_writer(
+    state: Path, registry: Registry, clock: Clock, check_every: float
+) -> tuple[WriterService, Callable[[], None]]:
+    """What the HTTP service's writer process builds (`api/writer_link.py`): the state (checked
+    at the service's start already), an ingestor that follows the stored reference data
+    version (the serving process's `refdata` job loads the files), a writer service."""
+    store = SqliteStore(state)
+    reference = ReferenceHolder(store.refdata(), check_every=check_every)
+    ingestor = Ingestor(store, registry, clock, reference.current)
+    return WriterService(ingestor), store.close
 
 
 def reference_keeper(

@@ -194,7 +194,10 @@ def get_json(url: str) -> Any:
 def scenario_service(config: Path) -> None:
     """`accrochage run` in-process, each busy thread under its own profiler.
 
-    cProfile sees one thread only, so the group writer's Ingestor.ingest and the timer's
+    The writer runs as a thread here (`separate_writer=False`), not in the process of its own
+    `accrochage run` gives it, so that these profilers see it: the figures are the thread
+    design's (py-spy on the writer process profiles the shipped one). cProfile sees one
+    thread only, so the group writer's Ingestor.ingest and the timer's
     Flusher.flush are wrapped (instance attributes: no library change) with profilers of
     their own, next to the event loop's. Printed to stderr when the service stops.
     """
@@ -239,7 +242,7 @@ def scenario_service(config: Path) -> None:
     core.flusher.flush = profiled_flush  # type: ignore[method-assign]
     loop_profile.enable()
     try:
-        run_service(core)
+        run_service(core, separate_writer=False)
     finally:
         loop_profile.disable()
         core.close()

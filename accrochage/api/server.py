@@ -1,9 +1,11 @@
 """The HTTP API (aiohttp): event ingestion and the query API, for both runtimes.
 
-Writes go through the writer service (one thread, group commit), decoded first in decode
-processes when there are (`streams/decoding.py`); reads run on readers in a thread pool, so
-a slow query never stalls ingestion or the event loop. What the API needs comes in an
-`ApiContext`; the runtimes (`runtimes/`) build it and run the app.
+Writes go through an `EventWriter` (`api/writing.py`): the writer service of this process
+(one thread, group commit), or a writer process (`api/writer_link.py`) to which this process
+sends its requests' events decoded, concurrent requests gathered into one group. Large
+arrays are decoded in decode processes when there are (`streams/decoding.py`). Reads run on
+readers in a thread pool, so a slow query never stalls ingestion or the event loop. What the
+API needs comes in an `ApiContext`; the runtimes (`runtimes/`) build it and run the app.
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ from accrochage.api import corrections, metrics, params, ui
 from accrochage.api.auth import auth_middleware
 from accrochage.api.errors import ApiError, error_middleware
 from accrochage.api.openapi import openapi
+from accrochage.api.writing import EventWriter, InlineDecoder
+from accrochage.errors import AccrochageError
 from accrochage.models.deadline import Clock, paris_today
 from accrochage.models.reference import Reference
 from accrochage.models.registry import Registry
@@ -38,14 +42,14 @@ from accrochage.streams.check import check
 from accrochage.streams.corrections import Corrections
 from accrochage.streams.decoding import DecodeFailed, DecodePool
 from accrochage.streams.ingest import Incoming
-from accrochage.streams.writer import WriterService
 
 T = TypeVar("T")
 log = logging.getLogger("accrochage.api")
 POOL_MIN_EVENTS = 16
-"""A request with fewer events is decoded in the writer's thread: one round trip to a decode
-process per request costs the serving process more than decoding a few events (measured:
-1,280 against 2,420 single-event requests/s); an array is worth sending."""
+"""A request with fewer events is decoded in the writer's thread, or in this process for a
+writer process: one round trip to a decode process per request costs the serving process more
+than decoding a few events (measured: 1,280 against 2,420 single-event requests/s); an array
+is worth sending."""
 MAX_PAGE = 1000
 READER_THREADS = 4
 
@@ -55,7 +59,7 @@ class ApiContext:
     store: Store
     clock: Clock
     registry: Registry
-    writer: WriterService
+    writer: EventWriter
     margin_days: int
     token: SecretStr
     ingest_tokens: tuple[SecretStr, ...]
@@ -69,6 +73,9 @@ class ApiContext:
     """Decodes a request's events in processes of their own before the writer stores them
     (None, or fewer than `POOL_MIN_EVENTS`: the writer's thread decodes them); the event
     loop only awaits it."""
+    decode_here: InlineDecoder | None = None
+    """Decodes smaller requests in this process when the writer wants them decoded
+    (`EventWriter.decodes_here`)."""
 
 
 CONTEXT = web.AppKey("context", ApiContext)
@@ -159,7 +166,9 @@ async def post_events(request: web.Request) -> web.Response:
             items = await asyncio.wrap_future(context.decoder.submit(items))
         except DecodeFailed:  # the writer decodes them; the next request starts a new pool
             log.error("a decode process ended; this request's events are decoded by the writer")
-    results = await asyncio.wrap_future(context.writer.submit(items))
+    elif context.decode_here is not None and context.writer.decodes_here:
+        items = context.decode_here(items)
+    results = await context.writer.store(items)
     if array:
         return web.json_response([r.as_dict() | {"http_status": r.http_status} for r in results])
     (result,) = results
@@ -259,8 +268,11 @@ async def get_openapi(request: web.Request) -> web.Response:
 
 
 async def health(request: web.Request) -> web.Response:
-    """`ok`, or `degraded` (503) while the last write failed for the storage's sake."""
-    problem = request.app[CONTEXT].writer.storage_error
+    """`ok`, or `degraded` (503) while the last write failed for the storage's sake, or the
+    writer process ended."""
+    problem: AccrochageError | None = request.app[CONTEXT].writer.storage_error
+    if problem is None:
+        problem = request.app[CONTEXT].writer.unavailable
     if problem is None:
         return web.json_response({"status": "ok"})
     return web.json_response(

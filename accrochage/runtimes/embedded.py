@@ -1,5 +1,5 @@
-"""`accrochage run`: one process, no broker. HTTP ingestion through the writer service, the
-scheduler's jobs (the batch cut), the query API."""
+"""`accrochage run`: no broker. HTTP ingestion (its events stored by a writer process of its
+own, `api/writer_link.py`), the scheduler's jobs (the batch cut), the query API."""
 
 from __future__ import annotations
 
@@ -13,8 +13,11 @@ from aiohttp import web
 
 from accrochage.api.protocol import ApiRunner
 from accrochage.api.server import ApiContext, build_app
-from accrochage.app import Core, refdata_warnings, reference_keeper
+from accrochage.api.writer_link import ProcessLink
+from accrochage.api.writing import EventWriter, InlineDecoder, ThreadWriter
+from accrochage.app import Core, build_event_writer, refdata_warnings, reference_keeper
 from accrochage.errors import AccrochageError
+from accrochage.models.reference import Reference
 from accrochage.runtimes.watching import watching_jobs
 from accrochage.streams.receivers import Receiver
 from accrochage.streams.reference import refdata_job
@@ -26,13 +29,15 @@ SHUTDOWN_TIMEOUT = 30
 _BIND_ERRORS = {errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES}
 
 
-def api_context(core: Core, writer: WriterService) -> ApiContext:
+def api_context(core: Core, writer: WriterService | EventWriter) -> ApiContext:
+    """The API's parts; `writer`: this process's writer service, or a writer process's link."""
     api = core.settings.api
+    reference = core.reference.current if core.reference is not None else _no_reference
     return ApiContext(
         store=core.store,
         clock=core.clock,
         registry=core.registry,
-        writer=writer,
+        writer=ThreadWriter(writer) if isinstance(writer, WriterService) else writer,
         margin_days=core.settings.batching.margin_days,
         token=api.token,
         ingest_tokens=tuple(api.ingest_tokens),
@@ -41,7 +46,12 @@ def api_context(core: Core, writer: WriterService) -> ApiContext:
         reference=core.reference.current if core.reference is not None else None,
         summary_warnings=partial(refdata_warnings, core),
         decoder=core.decoder,
+        decode_here=InlineDecoder(core.registry, core.clock, reference),
     )
+
+
+def _no_reference() -> Reference | None:
+    return None
 
 
 def scheduler_for(core: Core, extra: Sequence[Receiver] = ()) -> Scheduler:
@@ -61,17 +71,43 @@ def refdata_jobs(core: Core) -> list[Job]:
     return [refdata_job(keeper, core.settings.batching.tick.total_seconds())]
 
 
-def build_service(core: Core, *, timer: bool = True) -> web.Application:
-    """The embedded service's app; `timer=False` leaves the scheduler's jobs out (tests)."""
-    writer = WriterService(core.ingestor)
+def writer_link(core: Core) -> ProcessLink:
+    """A writer process storing into `core`'s state (started with the app)."""
+    tick = core.settings.batching.tick.total_seconds()
+    return ProcessLink(
+        partial(build_event_writer, core.settings.paths.state, core.registry, core.clock, tick)
+    )
+
+
+def build_service(
+    core: Core, *, timer: bool = True, separate_writer: bool = False
+) -> web.Application:
+    """The embedded service's app; `timer=False` leaves the scheduler's jobs out (tests).
+
+    `separate_writer`: events are stored by a writer process (`accrochage run`), not a thread
+    of this process: HTTP and decoding on one core, storing on the other.
+    """
+    link: ProcessLink | None = None
+    service: WriterService | None = None
+    writer: EventWriter
+    if separate_writer:
+        writer = link = writer_link(core)
+    else:
+        service = WriterService(core.ingestor)
+        writer = ThreadWriter(service)
     scheduler = scheduler_for(core) if timer else Scheduler()
     app = build_app(api_context(core, writer))
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
+        if link is not None:
+            await link.start()
         scheduler.start()
         yield
         await scheduler.stop()
-        await asyncio.to_thread(writer.stop)
+        if link is not None:
+            await link.close()
+        if service is not None:
+            await asyncio.to_thread(service.stop)
 
     app.cleanup_ctx.append(lifecycle)
     return app
@@ -91,7 +127,7 @@ async def serve(app: web.Application, host: str, port: int, started: Callable[[]
         await runner.cleanup()
 
 
-def run_service(core: Core) -> None:
+def run_service(core: Core, *, separate_writer: bool = True) -> None:
     """Serve until SIGTERM or SIGINT; in-flight requests and queued events finish first.
 
     "started" is logged once the port is bound; a port that cannot be bound is one
@@ -104,7 +140,8 @@ def run_service(core: Core) -> None:
         log.info("accrochage service started on http://%s (outbox %s)", api.bind, outbox)
 
     try:
-        asyncio.run(serve(build_service(core), api.host, api.port, started))
+        app = build_service(core, separate_writer=separate_writer)
+        asyncio.run(serve(app, api.host, api.port, started))
     except (web.GracefulExit, KeyboardInterrupt):
         pass
     except OSError as exc:

@@ -119,6 +119,18 @@ class WriterService:
                 [by_item[id(item)] for item in submission.items if id(item) in by_item]
             )
 
+    def store_now(self, groups: Sequence[Sequence[Incoming]]) -> list[Future[list[IngestResult]]]:
+        """Store `groups` in one transaction in the calling thread, as the writer thread
+        stores a group (one failing event fails alone; `storage_error` follows): for a
+        process that gathers its groups itself and stores through nothing else. A future
+        per group, resolved before this returns."""
+        group = [_Submission(items, None, Future()) for items in groups]
+        for submission in group:
+            submission.done.set_running_or_notify_cancel()
+        if group:
+            self._store(group)
+        return [submission.done for submission in group]
+
     @staticmethod
     def _fail(group: list[_Submission], exc: BaseException) -> None:
         for submission in group:

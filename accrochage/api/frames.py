@@ -1,0 +1,111 @@
+"""Length-prefixed pickled messages over a non-blocking socket, driven by the event loop's own
+reader and writer callbacks.
+
+No task reads it: at SIGTERM, `asyncio.run` cancels every task before the app's cleanup has
+run, and a cancelled reading task would leave the cleanup waiting for answers that no one
+reads. Callbacks keep running as long as the loop does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import pickle
+import socket
+from collections.abc import Callable
+from typing import Any
+
+from accrochage.api.writer_child import HEADER
+
+CHUNK = 1 << 20
+
+
+class FrameSocket:
+    """Sends messages (buffered when the socket is full) and hands each one received to
+    `received`; `lost` is called once when the socket fails or the other end closes."""
+
+    def __init__(
+        self,
+        sock: socket.socket,
+        received: Callable[[Any], None],
+        lost: Callable[[BaseException | None], None],
+    ) -> None:
+        sock.setblocking(False)
+        self.sock = sock
+        self._received = received
+        self._lost = lost
+        self._in = bytearray()
+        self._out = bytearray()
+        self._loop = asyncio.get_running_loop()
+        self._open = True
+        self._loop.add_reader(sock.fileno(), self._readable)
+
+    def send(self, message: Any) -> None:
+        body = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+        data = HEADER.pack(len(body)) + body
+        if not self._open:
+            return
+        if self._out:
+            self._out += data
+            return
+        try:
+            sent = self.sock.send(data)
+        except BlockingIOError:
+            sent = 0
+        except OSError as exc:
+            self._close(exc)
+            return
+        if sent < len(data):
+            self._out += data[sent:]
+            self._loop.add_writer(self.sock.fileno(), self._writable)
+
+    def _writable(self) -> None:
+        try:
+            sent = self.sock.send(self._out)
+        except BlockingIOError:
+            return
+        except OSError as exc:
+            self._close(exc)
+            return
+        del self._out[:sent]
+        if not self._out:
+            self._loop.remove_writer(self.sock.fileno())
+
+    def _readable(self) -> None:
+        try:
+            data = self.sock.recv(CHUNK)
+        except BlockingIOError:
+            return
+        except OSError as exc:
+            self._close(exc)
+            return
+        if not data:
+            self._close(None)
+            return
+        self._in += data
+        while len(self._in) >= HEADER.size:
+            (size,) = HEADER.unpack_from(self._in)
+            if len(self._in) < HEADER.size + size:
+                break
+            body = bytes(self._in[HEADER.size : HEADER.size + size])
+            del self._in[: HEADER.size + size]
+            try:
+                message = pickle.loads(body)
+            except Exception as exc:
+                self._close(exc)
+                return
+            self._received(message)
+            if not self._open:
+                return
+
+    def _close(self, exc: BaseException | None) -> None:
+        if not self._open:
+            return
+        self.close()
+        self._lost(exc)
+
+    def close(self) -> None:
+        if self._open:
+            self._open = False
+            self._loop.remove_reader(self.sock.fileno())
+            self._loop.remove_writer(self.sock.fileno())
+            self.sock.close()

@@ -1,0 +1,149 @@
+"""The writer process of the HTTP service (`api/writer_link.py` is its serving end).
+
+One thread: it waits for a group of events on its socket, takes every other group already
+there, stores them all in one transaction (`WriterService.store_now`: group commit, one
+failing event fails alone), then answers each group: its results, the storage failure of
+that transaction if any, and the outcome counts (the serving process serves `/metrics`).
+Groups that arrive while a transaction runs wait in the socket and go into the next one. No
+hand-off between threads: on a busy machine every wake-up costs a wait for a core.
+
+A group whose transaction failed is answered with the error's code only, and the message of
+a storage error (it names the state file, never an event). The process ends when its
+serving end sends the end (everything before it stored), when the socket closes, or within
+a fraction of a second of its parent's death (`lifeline`).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import pickle
+import signal
+import socket
+import struct
+from collections.abc import Callable
+from concurrent.futures import Future
+from typing import Any
+
+from accrochage.errors import StoreError
+from accrochage.lifeline import exit_with
+from accrochage.streams import metrics
+from accrochage.streams.child_logs import LogSetup, adopt_log_setup
+from accrochage.streams.ingest import Incoming, IngestResult
+from accrochage.streams.writer import WriterService
+
+log = logging.getLogger("accrochage.writer")
+HEADER = struct.Struct("!I")
+CHUNK = 1 << 20
+END = None
+
+WriterBuild = Callable[[], tuple[WriterService, Callable[[], None]]]
+"""Builds, in the writer process, its writer service and what closes its store."""
+
+
+def frame(message: Any) -> bytes:
+    body = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+    return HEADER.pack(len(body)) + body
+
+
+class Inbox:
+    """Length-prefixed messages from a blocking socket, buffered."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.buffer = bytearray()
+        self.closed = False
+
+    def _complete(self) -> Any:
+        """The next buffered message, or `self` when none is complete."""
+        if len(self.buffer) < HEADER.size:
+            return self
+        (size,) = HEADER.unpack_from(self.buffer)
+        if len(self.buffer) < HEADER.size + size:
+            return self
+        body = bytes(self.buffer[HEADER.size : HEADER.size + size])
+        del self.buffer[: HEADER.size + size]
+        return pickle.loads(body)
+
+    def _fill(self, *, wait: bool) -> bool:
+        """Read what the socket holds (waiting for something when `wait`); False at EOF or
+        when nothing was there."""
+        try:
+            chunk = self.sock.recv(CHUNK, 0 if wait else socket.MSG_DONTWAIT)
+        except BlockingIOError:
+            return False
+        if not chunk:
+            self.closed = True
+            return False
+        self.buffer += chunk
+        return True
+
+    def take(self) -> list[Any]:
+        """Every message there is, waiting for the first; [END] at the end."""
+        messages: list[Any] = []
+        while True:
+            message = self._complete()
+            if message is not self:
+                messages.append(message)
+                if message is END:
+                    return messages
+                continue
+            if messages and not self._fill(wait=False):
+                if self.closed:
+                    messages.append(END)
+                return messages
+            if not messages and not self._fill(wait=True):
+                return [END]
+
+
+def _storage(service: WriterService) -> tuple[str, str] | None:
+    problem = service.storage_error
+    return None if problem is None else (problem.code, str(problem))
+
+
+def _answer(service: WriterService, stored: Future[list[IngestResult]]) -> Any:
+    error = stored.exception()
+    if error is None:
+        results = stored.result()
+        return (True, results, _storage(service), metrics.tally(results))
+    if not isinstance(error, StoreError):
+        log.error("a group of events could not be stored (%s)", type(error).__name__)
+        return (False, ("internal_error", type(error).__name__, False), _storage(service), {})
+    return (False, (error.code, str(error), True), _storage(service), {})
+
+
+def serve_writer(
+    build: WriterBuild,
+    parent: int,
+    sock: socket.socket,
+    logs: LogSetup = (None, logging.WARNING),
+) -> None:
+    """The writer process's main: build the writer service, store the groups in order."""
+    exit_with(parent)
+    # The serving process decides when to stop (a Ctrl-C reaches the whole process group).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    adopt_log_setup(logs)
+    service, close = build()
+    inbox = Inbox(sock)
+    try:
+        sock.sendall(frame("ready"))
+        ended = False
+        while not ended:
+            messages = inbox.take()
+            ended = messages[-1] is END
+            groups = [
+                [Incoming(raw, source, decoded=decoded) for raw, source, decoded in wire]
+                for wire in messages
+                if wire is not END
+            ]
+            answers = [_answer(service, done) for done in service.store_now(groups)]
+            if answers:
+                try:
+                    sock.sendall(b"".join(frame(answer) for answer in answers))
+                except OSError:  # the serving end is gone: so is the service
+                    os._exit(1)
+        service.stop()
+    finally:
+        close()
+        sock.close()
