@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 from accrochage.cli import main
 from accrochage.commands.logs import setup_logging
-from accrochage.streams.writer_process import _log_setup
+from accrochage.streams.child_logs import parent_log_setup
 
 
 @pytest.fixture()
@@ -62,7 +62,7 @@ def test_run_and_worker_take_the_option(command: str) -> None:
 def test_the_writer_process_gets_the_same_format(restore_logging: None) -> None:
     """The Kafka writer process (forkserver) is handed its parent's formatter, pickled."""
     setup_logging("WARNING", "json")
-    formatter, level = _log_setup()
+    formatter, level = parent_log_setup()
     assert formatter is not None and level == logging.WARNING
     again = pickle.loads(pickle.dumps(formatter))
     record = logging.LogRecord("accrochage.writer", logging.ERROR, __file__, 1, "x %d", (1,), None)
