@@ -227,3 +227,31 @@ def test_ingest_without_decode_processes_prepares_nothing_and_writes_the_same(
     assert _rerendered(config, tmp_path) == {
         path.name: path.read_bytes() for path in _written_files(config)
     }
+
+
+def test_a_state_from_before_prepared_passages_upgrades_and_flushes(tmp_path: Path) -> None:
+    """A state written before `passages` existed (its migration not applied, records pending)
+    gets the table at the next command, and its files render from the contents, whole."""
+    config = _config(tmp_path / "state", processes=0)
+    events_file = tmp_path / "events.jsonl"
+    _events(events_file)
+    _cli(config, "ingest", str(events_file))
+    with _db(config) as db:
+        db.execute("DROP TABLE passages")
+        db.execute("DELETE FROM _sqlite_migrations WHERE name = 'm040_prepared_passages'")
+    output = _cli(config, "flush", "--force")
+    assert "wrote " in output
+    with _db(config) as db:
+        (applied,) = db.execute(
+            "SELECT count(*) FROM _sqlite_migrations WHERE name = 'm040_prepared_passages'"
+        ).fetchone()
+    assert applied == 1
+    files = _written_files(config)
+    written = b"".join(path.read_bytes() for path in files)
+    pending = json.loads(_cli(config, "records", "--format", "json"))
+    assert (
+        written.count(b"<cpf:passageCertification>")
+        == sum(r["status"] == "batched" for r in pending)
+        > 0
+    )
+    assert _rerendered(config, tmp_path) == {path.name: path.read_bytes() for path in files}
