@@ -17,7 +17,7 @@ from accrochage.app import Core, build_core
 from accrochage.models.deadline import FixedClock
 from accrochage.settings import load_settings
 from accrochage.sinks.profiles import profile_for
-from accrochage.streams.flush import FlushReport
+from accrochage.streams.flush_report import FlushReport
 from tests.factories import HOLDER_NIR, revoked_event
 from tests.test_cli_tracker import recent, run, write_jsonl
 from tests.test_outbox_moves import accrochage, ok

@@ -48,7 +48,7 @@ from accrochage.sinks.gate import check_file, schema_path
 from accrochage.sinks.outbox import ReleasedFile, release
 from accrochage.sinks.profiles import PROFILES, profile_for
 from accrochage.sinks.render import FluxHeader, render_flux
-from accrochage.streams.flush import FlushReport
+from accrochage.streams.flush_report import FlushReport
 from accrochage.streams.ingest import Incoming
 from tests.support.crash import (
     Run,

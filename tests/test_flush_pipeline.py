@@ -14,7 +14,7 @@ from accrochage.models.batch import FrozenBatch, ReleasedFile
 from accrochage.models.vocabulary import BatchState
 from accrochage.sinks.xml_outbox import XmlOutbox
 from accrochage.streams import verify
-from accrochage.streams.flush import FlushReport
+from accrochage.streams.flush_report import FlushReport
 from tests.test_tracker import TODAY, ingest, make_core
 
 GENERATED = [GeneratedCertifier("pix", ("RS5875", "RNCP37873"))]

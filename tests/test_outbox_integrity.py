@@ -22,7 +22,7 @@ from accrochage.models.deadline import FixedClock
 from accrochage.settings import load_settings
 from accrochage.sinks import reports
 from accrochage.sinks.profiles import PROFILES
-from accrochage.streams.flush import FlushReport
+from accrochage.streams.flush_report import FlushReport
 from accrochage.streams.verify import OutboxVerifier
 from tests.factories import HOLDER_NIR
 from tests.test_tracker import NOW, event, ingest, make_core, write_config

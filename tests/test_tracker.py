@@ -26,7 +26,8 @@ from accrochage.models.deadline import PARIS, FixedClock
 from accrochage.settings import load_settings
 from accrochage.sinks.profiles import NAMESPACE
 from accrochage.state import queries
-from accrochage.streams.flush import Flusher, FlushReport
+from accrochage.streams.flush import Flusher
+from accrochage.streams.flush_report import FlushReport
 from accrochage.streams.ingest import Incoming, IngestResult
 from tests.factories import delivered_event, revoked_event
 

@@ -24,7 +24,7 @@ from accrochage.models.deadline import paris_today
 from accrochage.models.vocabulary import CdcAction, CdcReason, RecordStatus, values
 from accrochage.streams.decoding import DecodeFailed
 from accrochage.streams.files import AUTO, open_events
-from accrochage.streams.flush import CutBatch, FailedBatch, FlushReport, WrittenBatch
+from accrochage.streams.flush_report import CutBatch, FailedBatch, FlushReport, WrittenBatch
 from accrochage.streams.ingest import Incoming, IngestResult
 
 CHUNK = 2000

@@ -9,11 +9,10 @@ with the same name and the same bytes.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import date, datetime
 from itertools import chain
-from pathlib import Path
 
 from accrochage import failpoints
 from accrochage.errors import StoreError
@@ -21,74 +20,21 @@ from accrochage.models.batch import FrozenBatch, Member, ReleasedFile
 from accrochage.models.deadline import Clock, paris_today
 from accrochage.models.lifecycle import cut_entry
 from accrochage.models.registry import Certifier, Registry
-from accrochage.models.vocabulary import PLACED, BatchState, CdcAction, SchemaVersion
+from accrochage.models.vocabulary import PLACED, BatchState, SchemaVersion
 from accrochage.sinks.base import BatchSink
 from accrochage.sinks.profiles import profile_for
 from accrochage.state.base import Store, Transaction
 from accrochage.streams import metrics
 from accrochage.streams.batching import BatchLimits, due_reason, files_for
+from accrochage.streams.flush_report import (
+    CutBatch,
+    FailedBatch,
+    FlushReport,
+    WrittenBatch,
+)
 from accrochage.streams.redecode import Decodes
 from accrochage.streams.verify import is_missing, rewrite
 from accrochage.streams.withdraw import cut_suppressions, exact_sizes, supersede
-
-
-@dataclass(frozen=True, slots=True)
-class CutBatch:
-    batch_id: str
-    certifier: str
-    passages: int
-    reason: str
-    action: CdcAction = CdcAction.CREATION
-
-
-@dataclass(frozen=True, slots=True)
-class WrittenBatch:
-    batch_id: str
-    certifier: str
-    path: Path
-    passages: int
-    bytes: int
-    sha256: str
-
-
-@dataclass(frozen=True, slots=True)
-class FailedBatch:
-    batch_id: str
-    certifier: str
-    error: str
-
-
-@dataclass(slots=True)
-class FlushReport:
-    cut: list[CutBatch] = field(default_factory=list)
-    superseded: list[str] = field(default_factory=list)
-    """Written files replaced before any deposit (moved to `superseded/`)."""
-    written: list[WrittenBatch] = field(default_factory=list)
-    failed: list[FailedBatch] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-    on_file: Callable[[WrittenBatch | FailedBatch], None] | None = None
-    """Told of each file as it is written or fails (a command prints it at once)."""
-    on_cut: Callable[[CutBatch], None] | None = None
-    """Told of each batch as its transaction commits."""
-
-    def add_cut(self, cut: CutBatch) -> None:
-        self.cut.append(cut)
-        if self.on_cut is not None:
-            self.on_cut(cut)
-
-    def add_written(self, written: WrittenBatch) -> None:
-        self.written.append(written)
-        if self.on_file is not None:
-            self.on_file(written)
-
-    def add_failed(self, failed: FailedBatch) -> None:
-        self.failed.append(failed)
-        if self.on_file is not None:
-            self.on_file(failed)
-
-    @property
-    def ok(self) -> bool:
-        return not self.failed
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,69 @@
+"""What a flush did, batch by batch: cut, written, failed, superseded; told as it happens
+(`on_cut`, `on_file`) to whoever prints it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from accrochage.models.vocabulary import CdcAction
+
+
+@dataclass(frozen=True, slots=True)
+class CutBatch:
+    batch_id: str
+    certifier: str
+    passages: int
+    reason: str
+    action: CdcAction = CdcAction.CREATION
+
+
+@dataclass(frozen=True, slots=True)
+class WrittenBatch:
+    batch_id: str
+    certifier: str
+    path: Path
+    passages: int
+    bytes: int
+    sha256: str
+
+
+@dataclass(frozen=True, slots=True)
+class FailedBatch:
+    batch_id: str
+    certifier: str
+    error: str
+
+
+@dataclass(slots=True)
+class FlushReport:
+    cut: list[CutBatch] = field(default_factory=list)
+    superseded: list[str] = field(default_factory=list)
+    """Written files replaced before any deposit (moved to `superseded/`)."""
+    written: list[WrittenBatch] = field(default_factory=list)
+    failed: list[FailedBatch] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    on_file: Callable[[WrittenBatch | FailedBatch], None] | None = None
+    """Told of each file as it is written or fails (a command prints it at once)."""
+    on_cut: Callable[[CutBatch], None] | None = None
+    """Told of each batch as its transaction commits."""
+
+    def add_cut(self, cut: CutBatch) -> None:
+        self.cut.append(cut)
+        if self.on_cut is not None:
+            self.on_cut(cut)
+
+    def add_written(self, written: WrittenBatch) -> None:
+        self.written.append(written)
+        if self.on_file is not None:
+            self.on_file(written)
+
+    def add_failed(self, failed: FailedBatch) -> None:
+        self.failed.append(failed)
+        if self.on_file is not None:
+            self.on_file(failed)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
