@@ -38,7 +38,6 @@ from accrochage.models.record import Status, is_outstanding
 from accrochage.state import queries
 from accrochage.state.sqlite import SqliteStore
 from accrochage.state.sqlite.reader import outstanding
-from accrochage.state.sqlite.rows import RECORD_COLUMNS
 from accrochage.state.sqlite.store import connect
 from bench._common import (
     BenchError,
@@ -91,7 +90,7 @@ def cache_path(rows: int) -> Path:
     return Path(tempfile.gettempdir()) / f"accrochage-bench-query-{FORMAT}-{rows}.db"
 
 
-def _record(index: int, rng: random.Random) -> tuple[Any, ...]:
+def _record(index: int, rng: random.Random) -> dict[str, Any]:
     key, codes = rng.choices(_KEYS, weights=_WEIGHTS)[0]
     status = rng.choices(_STATUS_NAMES, weights=_STATUS_WEIGHTS)[0]
     delivered: date | None = AS_OF - timedelta(days=rng.randrange(120))
@@ -132,44 +131,18 @@ def _record(index: int, rng: random.Random) -> tuple[Any, ...]:
         "created_at": stamp,
         "updated_at": stamp,
     }
-    return tuple(values[c] for c in _COLUMNS)
+    return values
 
 
-_BUILT = [
-    "record_id",
-    "certifier",
-    "code",
-    "status",
-    "outstanding",
-    "version",
-    "content_hash",
-    "delivered_on",
-    "deadline",
-    "errors",
-    "warnings",
-    "xml_bytes",
-    "batch_id",
-    "pending_since",
-    "correction_version",
-    "revocation_pending",
-    "cdc_message",
-    "cdc_reason",
-    "excluded_from",
-    "created_at",
-    "updated_at",
-    "accepted_batch_id",
-]
-_COLUMNS = [c for c in RECORD_COLUMNS if c in _BUILT]
-"""The columns this builder fills; any other (added since) takes its schema default."""
 _KEYS = [(key, codes) for key, _, codes in CERTIFIERS]
 _WEIGHTS = [weight for _, weight, _ in CERTIFIERS]
 _STATUS_NAMES = [status for status, _ in STATUSES]
 _STATUS_WEIGHTS = [weight for _, weight in STATUSES]
 
 
-def _rows(count: int, seed: int = 11) -> Iterator[list[tuple[Any, ...]]]:
+def _rows(count: int, seed: int = 11) -> Iterator[list[dict[str, Any]]]:
     rng = random.Random(seed)
-    chunk: list[tuple[Any, ...]] = []
+    chunk: list[dict[str, Any]] = []
     for index in range(count):
         chunk.append(_record(index, rng))
         if len(chunk) == 50_000:
@@ -191,11 +164,13 @@ def build(rows: int, rebuild: bool = False) -> tuple[Path, float | None]:
     conn.execute("PRAGMA journal_mode = OFF")
     conn.execute("PRAGMA synchronous = OFF")
     conn.execute("PRAGMA cache_size = -262144")
-    insert = (
-        f"INSERT INTO records ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})"
-    )
     conn.execute("BEGIN")
     for chunk in _rows(rows):
+        columns = list(chunk[0])  # the columns a record fills; the others take their default
+        insert = (
+            f"INSERT INTO records ({', '.join(columns)}) "
+            f"VALUES ({', '.join(':' + c for c in columns)})"
+        )
         conn.executemany(insert, chunk)
     conn.execute("COMMIT")
     conn.execute("PRAGMA journal_mode = WAL")  # as the Store leaves it
