@@ -19,8 +19,8 @@ from accrochage.errors import AccrochageError, StoreError
 from accrochage.models.deadline import Clock, paris_today
 from accrochage.models.reference import Reference
 from accrochage.models.registry import Registry
-from accrochage.streams.decoding import lean
-from accrochage.streams.ingest import Incoming, IngestResult, decode_ready
+from accrochage.streams.decoding import decode_lean
+from accrochage.streams.ingest import Incoming, IngestResult
 from accrochage.streams.writer import WriterService
 
 log = logging.getLogger("accrochage.api")
@@ -92,15 +92,10 @@ class InlineDecoder:
         self.reference = reference
 
     def __call__(self, items: list[Incoming]) -> list[Incoming]:
-        today = paris_today(self.clock)
-        reference = self.reference()
-        out = []
-        for item in items:
-            try:
-                ready = lean(decode_ready(item.raw, self.registry, today, reference))
-            except Exception as exc:
-                log.warning("an event is left for the writer to decode (%s)", type(exc).__name__)
-                out.append(item)
-                continue
-            out.append(Incoming(item.raw, item.source, decoded=ready))
-        return out
+        return decode_lean(
+            items, self.registry, paris_today(self.clock), self.reference(), on_error=_left
+        )
+
+
+def _left(exc: Exception) -> None:
+    log.warning("an event is left for the writer to decode (%s)", type(exc).__name__)

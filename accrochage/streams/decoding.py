@@ -85,28 +85,48 @@ def _worker_reference(worker: _Worker, version: int | None) -> Reference | None:
     return worker.holder.current()
 
 
+def decode_lean(
+    items: Sequence[Incoming],
+    registry: Registry,
+    today: date,
+    reference: Reference | None,
+    passages: SchemaProfile | None = None,
+    on_error: Callable[[Exception], None] | None = None,
+) -> list[Incoming]:
+    """Each event with its lean `decoded` value (its passage rendered in `passages`), or as
+    it came when decoding it raised (`on_error` is told): it is decoded again where it is
+    stored, and fails alone there."""
+    out: list[Incoming] = []
+    for item in items:
+        try:
+            ready = lean(decode_ready(item.raw, registry, today, reference, passages))
+        except Exception as exc:
+            if on_error is not None:
+                on_error(exc)
+            out.append(item)
+            continue
+        out.append(with_decoded(item, ready))
+    return out
+
+
 def decode_piece(
     raws: Sequence[bytes | str | dict[str, Any]],
     today: date,
     version: int | None,
     passages: SchemaProfile | None = None,
 ) -> list[Ready | None]:
-    """In a decode process: each raw event decoded (with its passage rendered in `passages`),
-    or None when decoding it raised (it is decoded again where it is stored, and fails alone
-    there)."""
+    """In a decode process: `decode_lean` of the raw events, None for an event left as it
+    came."""
     worker = _WORKER
     assert worker is not None, "a decode process starts with _start_worker"
     reference = _worker_reference(worker, version)
-    out: list[Ready | None] = []
-    for raw in raws:
-        try:
-            out.append(lean(decode_ready(raw, worker.registry, today, reference, passages)))
-        except Exception:
-            out.append(None)
-    return out
+    items = decode_lean(
+        [Incoming(raw) for raw in raws], worker.registry, today, reference, passages
+    )
+    return [item.decoded for item in items]
 
 
-def _with(item: Incoming, ready: Ready | None) -> Incoming:
+def with_decoded(item: Incoming, ready: Ready | None) -> Incoming:
     if ready is None:
         return item
     return Incoming(item.raw, item.source, item.partition, item.offset, item.key, ready)
@@ -201,7 +221,7 @@ class DecodePool:
             except BaseException as exc:
                 done.set_exception(exc)
                 return
-            done.set_result([_with(i, r) for i, r in zip(items, readies, strict=True)])
+            done.set_result([with_decoded(i, r) for i, r in zip(items, readies, strict=True)])
 
         for future in futures:
             future.add_done_callback(finish)
