@@ -19,6 +19,7 @@ from accrochage.models.corrections import (
 )
 from accrochage.models.deadline import PARIS
 from accrochage.models.vocabulary import RequestSource, RequestStatus
+from tests.test_correction_requests import CONTRACT_KEYS
 
 NOW = datetime(2026, 12, 1, 10, 0, tzinfo=PARIS)
 
@@ -71,17 +72,7 @@ def test_unfounded_needs_its_reason_and_a_closed_request_stays_closed() -> None:
 def test_the_json_object_and_its_urgency() -> None:
     opened = open_request("PX-1", date(2026, 9, 10), NOW, note="call back")
     shown = to_json(opened, "pix", date(2026, 12, 1), 14)
-    assert list(shown)[:9] == [
-        "request_id",
-        "record_id",
-        "certifier",
-        "source",
-        "received_on",
-        "deadline",
-        "days_left",
-        "status",
-        "answer",
-    ]
+    assert list(shown)[:9] == CONTRACT_KEYS
     assert shown["deadline"] == "2026-12-10" and shown["days_left"] == 9
     assert shown["at_risk"] and not shown["overdue"] and shown["certifier"] == "pix"
     late = to_json(opened, None, date(2026, 12, 11), 14)
