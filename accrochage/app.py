@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from accrochage.models.deadline import Clock, SystemClock
+from accrochage.models.reference import Reference
 from accrochage.models.registry import Certifier, Emitter, Registry
 from accrochage.refdata.load import age_warnings
 from accrochage.refdata.memory import ReferenceHolder
@@ -131,15 +132,8 @@ def build_core(
         store.close()
         raise
     decoder = ContentDecoder(registry, clock, reference.current)
-    decode_pool = DecodePool(
-        registry,
-        clock,
-        reference.current,
-        processes=settings.ingest.decode_processes,
-        refdata=partial(reading_refdata, settings.paths.state),
-        threshold=ONE_OFF_DECODE_THRESHOLD if one_off else 1,
-        passages=profile_for(settings.schema_.version),
-    )
+    threshold = ONE_OFF_DECODE_THRESHOLD if one_off else 1
+    decode_pool = build_decode_pool(settings, registry, clock, reference.current, threshold)
     return Core(
         settings=settings,
         store=store,
@@ -182,17 +176,49 @@ def log_source(settings: Settings) -> LogSource:
     return LogSource(settings.kafka.topic, settings.kafka.rejected_topic)
 
 
-def build_writer_parts(config: Path | None) -> WriterParts:
-    """What the Kafka writer process builds: a store, an ingestor and a writer service only."""
+def build_decode_pool(
+    settings: Settings,
+    registry: Registry,
+    clock: Clock,
+    reference: Callable[[], Reference | None],
+    threshold: int = 1,
+) -> DecodePool:
+    """The decode processes of `ingest.decode_processes`, rendering passages in the schema
+    new files are written in."""
+    return DecodePool(
+        registry,
+        clock,
+        reference,
+        processes=settings.ingest.decode_processes,
+        refdata=partial(reading_refdata, settings.paths.state),
+        threshold=threshold,
+        passages=profile_for(settings.schema_.version),
+    )
+
+
+def build_writer_parts(config: Path | None, *, decode: bool = False) -> WriterParts:
+    """What the Kafka writer process builds: a store, an ingestor, a writer service, and with
+    `decode` a decode pool of its own (`ProcessWriter(..., daemon=False)`, so that it may
+    start processes): the worker's event loop then only sends raw bytes, and decoded events
+    (the heaviest objects of the pipeline) cross one pipe, decode process -> writer, instead
+    of three through the event loop's process."""
     settings = load_settings(config)
     store = open_store(settings)
     clock = SystemClock()
+    registry = registry_from(settings)
     # The worker's main process loads the files (its `refdata` job); this one follows the version.
     every = settings.batching.tick.total_seconds()
     reference = ReferenceHolder(store.refdata(), check_every=every)
-    ingestor = Ingestor(store, registry_from(settings), clock, reference.current)
-    service = WriterService(ingestor)
-    return WriterParts(service, log_source(settings), store.close)
+    service = WriterService(Ingestor(store, registry, clock, reference.current))
+    if not decode:
+        return WriterParts(service, log_source(settings), store.close)
+    pool = build_decode_pool(settings, registry, clock, reference.current)
+
+    def close() -> None:
+        pool.close()
+        store.close()
+
+    return WriterParts(service, log_source(settings), close, pool if pool.enabled else None)
 
 
 def build_event_writer(

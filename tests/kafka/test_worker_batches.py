@@ -1,6 +1,6 @@
 """The worker takes records a fetch at a time (`draining.py`) and stores them in groups
-through a writer process that decodes them in its own pool (`writing.py`). No broker needed:
-fetches are made of aiokafka-like records.
+through a writer process that decodes them in its own pool (`app.build_writer_parts`). No
+broker needed: fetches are made of aiokafka-like records.
 
 - a fetch is handed over whole, in order, nothing dropped; the loop stops with the consumer;
 - a fetch cut into several groups, a bad event among them: the others are stored, the bad
@@ -25,10 +25,10 @@ from typing import Any, cast
 
 import pytest
 
+from accrochage.app import build_writer_parts
 from accrochage.runtimes.kafka import worker as worker_module
 from accrochage.runtimes.kafka.draining import drain
 from accrochage.runtimes.kafka.worker import Pending
-from accrochage.runtimes.kafka.writing import build_decoding_writer
 from accrochage.streams.decoding import DecodeFailed, DecodePool
 from accrochage.streams.writer_process import ProcessWriter, WriterParts
 from tests.factories import delivered_event
@@ -104,7 +104,7 @@ async def test_a_fetch_with_a_bad_event_stores_the_others_with_their_offsets(
     fetch += [record(1, o, good(100 + o)) for o in range(4)]
     state = tmp_path / "var" / "state.db"
     for _ in range(2):  # the second time: a redelivery, which must change nothing
-        writer = ProcessWriter(partial(build_decoding_writer, config), daemon=False)
+        writer = ProcessWriter(partial(build_writer_parts, config, decode=True), daemon=False)
         pending = Pending(writer)
         try:
             await pending.receive(fetch)
@@ -130,7 +130,7 @@ class DeadPool:
 
 
 def _writer_with_a_dead_pool(config: Path) -> WriterParts:
-    parts = build_decoding_writer(config)
+    parts = build_writer_parts(config, decode=True)
     return replace(parts, decoder=cast(DecodePool, DeadPool()))
 
 

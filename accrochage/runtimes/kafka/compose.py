@@ -14,13 +14,12 @@ from aiohttp import web
 
 from accrochage.api.protocol import ApiRunner
 from accrochage.api.server import build_app
-from accrochage.app import Core, build_core, log_source
+from accrochage.app import Core, build_core, build_writer_parts, log_source
 from accrochage.runtimes.embedded import api_context, scheduler_for
 from accrochage.runtimes.kafka.admin import ensure_topics
 from accrochage.runtimes.kafka.lag import AlertProducer, lag_job
 from accrochage.runtimes.kafka.standby import StateLock
 from accrochage.runtimes.kafka.worker import WorkerApp, build_worker, dead_letter_job
-from accrochage.runtimes.kafka.writing import build_decoding_writer
 from accrochage.settings import Settings
 from accrochage.streams.receivers import Topic
 from accrochage.streams.writer import WriterService
@@ -96,8 +95,8 @@ def run_worker(
     core = build_core(settings, service=True)
     writer: GroupWriter
     if separate_writer:
-        # Raw events to the writer process, which decodes them in its own pool (`writing.py`).
-        writer = ProcessWriter(partial(build_decoding_writer, config), daemon=False)
+        # Raw events to the writer process, which decodes them in its own pool.
+        writer = ProcessWriter(partial(build_writer_parts, config, decode=True), daemon=False)
     else:
         writer = InProcessWriter(WriterService(core.ingestor), log_source(settings))
     app = compose_worker(core, writer)
