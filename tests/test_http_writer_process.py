@@ -109,6 +109,9 @@ async def test_concurrent_single_events_are_each_stored_once_with_their_own_answ
     assert all(stored[b["record_id"]] == "invalid" for b in bad)
     created = rows(state, "SELECT record_id, count(*) FROM history GROUP BY record_id")
     assert {n for _, n in created} == {1}  # one creation each: none stored twice
+    # Decoded once, in the serving process: flush copies these instead of validating again.
+    prepared = dict(rows(state, "SELECT record_id, schema_version FROM passages"))
+    assert prepared == {b["record_id"]: core.settings.schema_.version for b in good}
     after, name = scrape(), "accrochage_events_total"  # counted in the serving process
     for outcome, n in (("created", 120), ("invalid", 3), ("unchanged", 1)):
         assert counter(after, name, outcome) - counter(before, name, outcome) == n

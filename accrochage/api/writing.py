@@ -3,9 +3,12 @@ process (`api/writer_link.py`).
 
 Both answer each request with its own results once their transaction has committed, and
 both report the last storage failure (`GET /health`). A writer process also wants the
-request's events decoded here first: the serving process then spends its core on HTTP and
-decoding, the writer process its own on storing (measured on two cores: decoding costs about
-80 µs an event, storing a group of 4 to 8 events 100 to 160 µs an event).
+request's events decoded here first, their passages prepared: the serving process then
+spends its core on HTTP and decoding, the writer process its own on storing, and the batch
+timer's files copy the prepared passages instead of validating and rendering each content
+again (measured on two cores: decoding costs about 80 µs an event and preparing its passage
+about 45; storing a group of 4 to 8 events 100 to 160 µs an event; rendering a passage from
+its stored content at flush about 70).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from accrochage.errors import AccrochageError, StoreError
 from accrochage.models.deadline import Clock, paris_today
 from accrochage.models.reference import Reference
 from accrochage.models.registry import Registry
+from accrochage.sinks.profiles import SchemaProfile
 from accrochage.streams.decoding import decode_lean
 from accrochage.streams.ingest import Incoming, IngestResult
 from accrochage.streams.writer import WriterService
@@ -85,15 +89,26 @@ class InlineDecoder:
     """
 
     def __init__(
-        self, registry: Registry, clock: Clock, reference: Callable[[], Reference | None]
+        self,
+        registry: Registry,
+        clock: Clock,
+        reference: Callable[[], Reference | None],
+        passages: SchemaProfile | None = None,
     ) -> None:
         self.registry = registry
         self.clock = clock
         self.reference = reference
+        self.passages = passages
+        """The schema each valid event's passage is prepared in (None: none prepared)."""
 
     def __call__(self, items: list[Incoming]) -> list[Incoming]:
         return decode_lean(
-            items, self.registry, paris_today(self.clock), self.reference(), on_error=_left
+            items,
+            self.registry,
+            paris_today(self.clock),
+            self.reference(),
+            self.passages,
+            on_error=_left,
         )
 
 

@@ -19,6 +19,7 @@ from accrochage.app import Core, build_event_writer, refdata_warnings, reference
 from accrochage.errors import AccrochageError
 from accrochage.models.reference import Reference
 from accrochage.runtimes.watching import watching_jobs
+from accrochage.sinks.profiles import profile_for
 from accrochage.streams.receivers import Receiver
 from accrochage.streams.reference import refdata_job
 from accrochage.streams.scheduler import Job, Scheduler, batch_cut_job
@@ -46,7 +47,9 @@ def api_context(core: Core, writer: WriterService | EventWriter) -> ApiContext:
         reference=core.reference.current if core.reference is not None else None,
         summary_warnings=partial(refdata_warnings, core),
         decoder=core.decoder,
-        decode_here=InlineDecoder(core.registry, core.clock, reference),
+        decode_here=InlineDecoder(
+            core.registry, core.clock, reference, profile_for(core.settings.schema_.version)
+        ),
     )
 
 
