@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import multiprocessing
 import os
 import socket
 from collections import deque
@@ -32,6 +31,7 @@ from accrochage.api.writer_child import WriterBuild, serve_writer
 from accrochage.api.writing import WriterFailed, WriterUnavailable
 from accrochage.errors import AccrochageError, StorageCorruptError, StorageFullError, StoreError
 from accrochage.models.decode import parse_payload
+from accrochage.processes import helper_context
 from accrochage.streams import metrics
 from accrochage.streams.child_logs import parent_log_setup
 from accrochage.streams.ingest import Incoming, IngestResult
@@ -73,7 +73,7 @@ class ProcessLink:
     async def start(self) -> None:
         """Start the writer process; returns once it is ready to store."""
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-        context = multiprocessing.get_context("forkserver")
+        context = helper_context()
         self._process = context.Process(
             target=serve_writer,
             args=(self._build, os.getpid(), theirs, parent_log_setup()),

@@ -8,7 +8,6 @@ batch's header crosses the process boundary.
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 from collections import deque
 from collections.abc import Iterable, Iterator
@@ -20,6 +19,7 @@ from accrochage.lifeline import exit_with
 from accrochage.models.batch import FrozenBatch, ReleasedFile
 from accrochage.models.event import event_from_content
 from accrochage.models.vocabulary import BatchState, SchemaVersion
+from accrochage.processes import helper_context
 from accrochage.sinks.base import BatchSink, FileSizes, outcome_of
 from accrochage.sinks.gate import load_schema, schema_path
 from accrochage.sinks.outbox import file_name, move_released, release_passages
@@ -177,7 +177,7 @@ class XmlOutbox(BatchSink):
 
     def _render_pool(self) -> ProcessPoolExecutor:
         if self._pool is None:
-            context = multiprocessing.get_context("forkserver")
+            context = helper_context()
             self._pool = ProcessPoolExecutor(
                 self.render_processes,
                 mp_context=context,

@@ -16,7 +16,6 @@ they are stored, as before.
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import threading
 from collections.abc import Callable, Sequence
@@ -32,6 +31,7 @@ from accrochage.models.deadline import Clock, paris_today
 from accrochage.models.decode import parse_payload
 from accrochage.models.reference import Reference
 from accrochage.models.registry import Registry
+from accrochage.processes import helper_context
 from accrochage.refdata.memory import MemoryReference, ReferenceHolder
 from accrochage.sinks.profiles import SchemaProfile
 from accrochage.state.base import RefdataStorage
@@ -232,7 +232,7 @@ class DecodePool:
             if self._pool is None:
                 self._pool = ProcessPoolExecutor(
                     self.processes,
-                    mp_context=multiprocessing.get_context("forkserver"),
+                    mp_context=helper_context(),
                     initializer=_start_worker,
                     initargs=(os.getpid(), self.registry, self.refdata),
                 )

@@ -12,7 +12,6 @@ once the group's transaction has committed.
 from __future__ import annotations
 
 import logging
-import multiprocessing
 import os
 import queue
 import threading
@@ -24,6 +23,7 @@ from functools import partial
 from typing import Any, Protocol
 
 from accrochage.lifeline import exit_with
+from accrochage.processes import helper_context
 from accrochage.streams import metrics
 from accrochage.streams.child_logs import LogSetup, adopt_log_setup, parent_log_setup
 from accrochage.streams.decoding import DecodePool
@@ -170,7 +170,7 @@ class ProcessWriter:
     ) -> None:
         """`daemon=False`: the writer process may start processes of its own (a decode pool,
         `WriterParts.decoder`); it still ends with this process (`lifeline.exit_with`)."""
-        context = multiprocessing.get_context("forkserver")
+        context = helper_context()
         self._requests: Any = context.Queue(maxsize=QUEUED_GROUPS)
         self._results: Any = context.Queue()
         self._process = context.Process(

@@ -18,7 +18,7 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[2] / "accrochage"
 
 LAYERS: list[set[str]] = [
-    {"errors", "lifeline", "failpoints"},
+    {"errors", "lifeline", "failpoints", "processes"},
     {"models"},
     {"settings", "generate"},
     {"state"},

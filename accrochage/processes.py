@@ -1,0 +1,35 @@
+"""How helper processes start: from a fork server that has already imported the project.
+
+Decode processes, render processes and writer processes start through the fork server (the
+service and the worker have threads: forking them is unsafe). Python 3.11's fork server is
+meant to import the main module once (`preload = ['__main__']`), but looks for it under a key
+(`main_path`) that `spawn.get_preparation_data` names `init_main_from_path`: it never does,
+so every helper ran the `accrochage` script again and imported the whole project, about a
+quarter of a second of CPU per helper. Naming the modules makes the fork server import them
+once; each helper then starts in milliseconds, its imports inherited.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from multiprocessing.context import ForkServerContext
+
+PRELOAD = ("accrochage.cli", "accrochage.api.writer_child")
+"""Everything a helper runs is imported by these (the command line imports the project)."""
+
+IMPORTED_BY = os.getpid()
+"""The process that imported the project: a helper's fork server, not the helper itself."""
+
+
+def helper_context() -> ForkServerContext:
+    """The start method of every helper process, its fork server preloading `PRELOAD`.
+
+    The preload applies to the fork server this process starts (at its first helper), so
+    every caller goes through here; a helper that starts helpers of its own (a writer process
+    and its decode pool) starts its own fork server with the same preload.
+    """
+    context = multiprocessing.get_context("forkserver")
+    assert isinstance(context, ForkServerContext)
+    context.set_forkserver_preload(list(PRELOAD))
+    return context
