@@ -97,9 +97,12 @@ class Transaction(ABC):
         rewritten later renders its contents)."""
 
     @abstractmethod
-    def still_pending(self, certifier: str, members: Sequence[Member]) -> list[Member]:
-        """The members still pending for `certifier` with the content version they were
-        planned with, in their order (what a batch cut planned earlier may still take)."""
+    def take_pending(
+        self, certifier: str, members: Sequence[Member], batch_id: str, at: datetime
+    ) -> list[Member]:
+        """Move into `batch_id` (batched) the members still pending for `certifier` with the
+        content version they were planned with (what a batch cut planned earlier may still
+        take); the members moved, in their order. `add_batch` then freezes the batch."""
 
     @abstractmethod
     def content(self, record_id: str, version: int) -> StoredContent: ...
@@ -112,7 +115,9 @@ class Transaction(ABC):
         members: Sequence[Member],
         history: Iterable[HistoryEntry],
     ) -> None:
-        """Freeze a batch: its header, its members' content versions; members become batched."""
+        """Freeze a batch: its header, its members' content versions, their history; the
+        members of a SUPPRESSION are recorded as sent for withdrawal, those of a creation
+        were moved by `take_pending`."""
 
     @abstractmethod
     def batch_written(self, batch_id: str, file: ReleasedFile, at: datetime) -> None: ...

@@ -194,11 +194,12 @@ class Flusher:
     def _cut_group(self, group: PlannedGroup, now: datetime) -> FrozenBatch | None:
         """One batch, in its own transaction, of the planned members still pending as planned."""
         certifier = group.certifier
+        batch_id = str(uuid.uuid4())
         with self.store.transaction() as tx:
-            still = tx.still_pending(certifier.key, group.members)
+            still = tx.take_pending(certifier.key, group.members, batch_id, now)
             if not still:
                 return None
-            batch = self._batch(str(uuid.uuid4()), now, certifier, len(still))
+            batch = self._batch(batch_id, now, certifier, len(still))
             history = (cut_entry(m.record_id, now, group.reason, batch.batch_id) for m in still)
             tx.add_batch(batch, self.sink.file_name(batch), still, history)
         return batch

@@ -27,7 +27,6 @@ from accrochage.state.base import StoredContent
 from accrochage.state.sqlite.rows import (
     HISTORY_COLUMNS,
     history_values,
-    in_chunks,
     placeholders,
     prepared_passage,
     record_from,
@@ -90,18 +89,29 @@ class BatchStatements:
             )
         ]
 
-    def still_pending(self, certifier: str, members: Sequence[Member]) -> list[Member]:
-        versions: dict[str, int] = {}
-        ids = [m.record_id for m in members]
-        for chunk in in_chunks(ids):
-            versions.update(
-                self._conn.execute(
-                    f"SELECT record_id, version FROM records WHERE record_id IN "
-                    f"({placeholders(chunk)}) AND status = ? AND certifier = ?",
-                    [*chunk, RecordStatus.PENDING.value, certifier],
-                ).fetchall()
+    def take_pending(
+        self, certifier: str, members: Sequence[Member], batch_id: str, at: datetime
+    ) -> list[Member]:
+        # One statement moves and checks each member; the members moved are only looked up
+        # when some were not (changed since the plan was read: the rare case).
+        batched, pending = RecordStatus.BATCHED.value, RecordStatus.PENDING.value
+        moved = self._conn.executemany(
+            "UPDATE records SET status = ?, batch_id = ?, pending_since = NULL, updated_at = ? "
+            "WHERE record_id = ? AND version = ? AND status = ? AND certifier = ?",
+            [
+                (batched, batch_id, stamp(at), m.record_id, m.version, pending, certifier)
+                for m in members
+            ],
+        ).rowcount
+        if moved == len(members):
+            return list(members)
+        taken = {
+            record_id
+            for (record_id,) in self._conn.execute(
+                "SELECT record_id FROM records WHERE batch_id = ?", (batch_id,)
             )
-        return [m for m in members if versions.get(m.record_id) == m.version]
+        }
+        return [m for m in members if m.record_id in taken]
 
     def content(self, record_id: str, version: int) -> StoredContent:
         payload, event_id, passage, schema = self._conn.execute(
@@ -149,12 +159,6 @@ class BatchStatements:
             withdrawals.add_suppression_members(
                 self._conn, batch.batch_id, [m.record_id for m in members], created
             )
-            return
-        self._conn.executemany(
-            "UPDATE records SET status = ?, batch_id = ?, pending_since = NULL, "
-            "updated_at = ? WHERE record_id = ?",
-            [(RecordStatus.BATCHED.value, batch.batch_id, created, m.record_id) for m in members],
-        )
 
     def batch_written(self, batch_id: str, file: ReleasedFile, at: datetime) -> None:
         self._conn.execute(
