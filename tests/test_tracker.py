@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import shutil
 import sqlite3
 import uuid
@@ -25,6 +26,7 @@ from accrochage.generate import GeneratedCertifier, generate_events
 from accrochage.models.deadline import PARIS, FixedClock
 from accrochage.settings import load_settings
 from accrochage.sinks.profiles import NAMESPACE
+from accrochage.sinks.xml_outbox import RENDER_NICENESS, XmlOutbox
 from accrochage.state import queries
 from accrochage.streams.flush import Flusher
 from accrochage.streams.flush_report import FlushReport
@@ -763,6 +765,19 @@ def test_render_processes_write_the_same_files_as_the_calling_process(tmp_path: 
         outbox = folder / "var" / "outbox"
         written[processes] = {p.relative_to(outbox): p.read_bytes() for p in xml_files(outbox)}
     assert written[0] == written[2]
+
+
+def test_render_processes_yield_the_cpu_to_the_processes_that_store(tmp_path: Path) -> None:
+    """On a busy machine the files wait (they are due within the batching delay), the events
+    do not: the render processes run at a lower priority than the process that starts them."""
+    core, _ = make_core(tmp_path, batching={"render_processes": 1})
+    try:
+        outbox = core.flusher.sink
+        assert isinstance(outbox, XmlOutbox)
+        niceness = outbox._render_pool().submit(os.nice, 0).result(timeout=120)
+    finally:
+        core.close()
+    assert niceness == min(19, os.nice(0) + RENDER_NICENESS)
 
 
 # =============================================================================================

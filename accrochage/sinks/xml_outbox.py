@@ -86,6 +86,18 @@ def release_batch(job: RenderJob) -> ReleasedFile:
         reader.close()
 
 
+RENDER_NICENESS = 10
+"""Render processes yield the CPU to those that store events (see `_start_render_process`)."""
+
+
+def _start_render_process(parent: int) -> None:
+    """A render process ends with `parent`, and runs at a lower priority than the processes
+    that store events: a file is due within the batching delay, an event's answer (an HTTP
+    201, a Kafka offset committed) now; on a busy machine the files wait, the events do not."""
+    exit_with(parent)
+    os.nice(RENDER_NICENESS)
+
+
 class XmlOutbox(BatchSink):
     """Files under `outbox/<certifier>/`, named from the batch, released atomically.
 
@@ -181,7 +193,7 @@ class XmlOutbox(BatchSink):
             self._pool = ProcessPoolExecutor(
                 self.render_processes,
                 mp_context=context,
-                initializer=exit_with,
+                initializer=_start_render_process,
                 initargs=(os.getpid(),),
             )
         return self._pool
