@@ -1,0 +1,97 @@
+"""A passage written directly (`passage_bytes`) is, byte for byte, the passage lxml builds and
+serialises (`passage_element` + `fragment`), the form the files held before and the XSD gate
+checks: for every kind of event, in both schemas, and for every character lxml accepts; a
+character lxml refuses is refused as it was (lxml itself raises)."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+
+import pytest
+from lxml import etree
+
+from accrochage.generate import GeneratedCertifier, generate_events
+from accrochage.models.decode import decode
+from accrochage.models.event import DeliveredEvent
+from accrochage.sinks.passage import fragment, passage_bytes, passage_element
+from accrochage.sinks.profiles import PROFILES
+from tests.factories import TODAY, delivered_event
+from tests.unit.test_stored_render import CASES, REGISTRY
+
+PROFILE = PROFILES["1.1.5"]
+
+
+def _lxml(event: DeliveredEvent, version: str) -> bytes:
+    return fragment(passage_element(event, PROFILES[version])) + b"\n"
+
+
+def _valid(raw: object) -> DeliveredEvent:
+    decoded = decode(raw, REGISTRY, TODAY)  # type: ignore[arg-type]
+    assert decoded.valid, decoded.errors
+    assert isinstance(decoded.event, DeliveredEvent)
+    return decoded.event
+
+
+@pytest.mark.parametrize("name", list(CASES))
+@pytest.mark.parametrize("version", list(PROFILES))
+def test_every_kind_of_event_is_written_as_lxml_writes_it(name: str, version: str) -> None:
+    event = _valid(CASES[name])
+    assert passage_bytes(event, PROFILES[version]) == _lxml(event, version)
+
+
+def test_a_generated_corpus_is_written_as_lxml_writes_it() -> None:
+    generated = generate_events(
+        3_000, [GeneratedCertifier("pix", ["RS5875", "RNCP35726"])], today=TODAY, seed=21
+    )
+    compared = 0
+    for raw in generated:
+        decoded = decode(raw, REGISTRY, TODAY)
+        if not decoded.valid or not isinstance(decoded.event, DeliveredEvent):
+            continue
+        for version in PROFILES:
+            assert passage_bytes(decoded.event, PROFILES[version]) == _lxml(decoded.event, version)
+        compared += 1
+    assert compared > 2_000
+
+
+def _refused_by_lxml(character: str) -> bool:
+    node = etree.Element("x")
+    try:
+        node.text = character
+        etree.tostring(node, encoding="UTF-8")
+    except ValueError:
+        return True
+    return False
+
+
+def _accepted_pieces(size: int = 4_096) -> Iterator[str]:
+    piece: list[str] = []
+    for code in range(sys.maxunicode + 1):
+        character = chr(code)
+        if _refused_by_lxml(character):
+            continue
+        piece.append(character)
+        if len(piece) == size:
+            yield "".join(piece)
+            piece = []
+    if piece:
+        yield "".join(piece)
+
+
+def test_every_character_lxml_accepts_is_written_as_lxml_writes_it() -> None:
+    base = _valid(delivered_event())
+    pieces = 0
+    for text in _accepted_pieces():
+        event = base.model_copy(update={"option_label": text, "verbatim": f"a{text}b"})
+        assert passage_bytes(event, PROFILE) == _lxml(event, "1.1.5")
+        pieces += 1
+    assert pieces > 250  # the whole of Unicode went through
+
+
+@pytest.mark.parametrize("code", [0x0, 0x8, 0xB, 0xC, 0x1F, 0xD800, 0xDFFF, 0xFFFE, 0xFFFF])
+def test_a_character_lxml_refuses_is_refused(code: int) -> None:
+    assert _refused_by_lxml(chr(code))
+    event = _valid(delivered_event()).model_copy(update={"verbatim": f"ok{chr(code)}"})
+    with pytest.raises(ValueError):
+        passage_bytes(event, PROFILE)
