@@ -55,8 +55,25 @@ CONTENT_COLUMNS = (
 HISTORY_COLUMNS = ("record_id", "at", "from_status", "to_status", "reason", "batch_id", "report")
 
 
-def stamp(moment: datetime) -> str:
-    return moment.isoformat(timespec="seconds")
+class _Stamps:
+    """`stamp` of the moment stamped last, kept: a transaction writes one `now` on each of its
+    rows (created, updated, pending since, received, history), five per event stored.
+
+    Keyed by identity, not equality: equal aware datetimes may carry different offsets
+    (12:00+01:00 == 11:00+00:00) and must keep their own text."""
+
+    last: tuple[datetime, str] | None = None
+
+    def __call__(self, moment: datetime) -> str:
+        last = self.last
+        if last is not None and last[0] is moment:
+            return last[1]
+        text = moment.isoformat(timespec="seconds")
+        self.last = (moment, text)
+        return text
+
+
+stamp = _Stamps()
 
 
 def _day(value: date | None) -> str | None:
