@@ -14,7 +14,10 @@ parse (json.loads + DeliveredEvent.model_validate), the same SQLite rows as the 
 state (every row of every table, into a fresh database of the same schema, WAL and
 synchronous=FULL, as many rows per transaction as ingest stores events in one), and a bare
 render (render_flux to /dev/null, files of 1000 per certifier; no XSD). R rounds (default 3,
-1 with --quick), medians counting.
+1 with --quick), medians counting. The issue's floor says "lxml render": the product now
+writes passages without building lxml trees (`sinks/passage.py`), so the same passages are
+also built as lxml trees, and the ratios on that floor are printed beside (for information:
+the targets are judged on the product's own render).
 Targets: ingest >= 5,000 events/s, end to end >= 2,500 events/s, peak RSS <= 250 MB each;
 issue 13: end-to-end wall <= the bare parse+validate+render's (one core), and the floor's CPU
 seconds >= 0.75 of end to end's.
@@ -47,6 +50,7 @@ from accrochage.commands.tracker import CHUNK
 from accrochage.generate import generate_events
 from accrochage.models.deadline import PARIS
 from accrochage.models.event import DeliveredEvent
+from accrochage.sinks.passage import fragment, passage_bytes, passage_element
 from accrochage.sinks.profiles import PROFILES
 from accrochage.sinks.render import FluxHeader, render_flux
 from bench._common import (
@@ -178,6 +182,9 @@ def write_rows(
         conn.close()
 
 
+FLOOR_STAGES = ("parse+validate", "sqlite rows", "render")
+
+
 def scenario_bare(
     events_file: Path, profile: bool, schema: str = DEFAULT_SCHEMA, rows_from: Path | None = None
 ) -> None:
@@ -217,12 +224,26 @@ def scenario_bare(
                     )
                     stats = render_flux(sink, head, events[first : first + MAX_RECORDS])
                     passages += stats.passages
+        # The issue's floor says "lxml render": the renderer of its day, a tree per passage.
+        # Measured beside the product's writer, on the same passages, to report both floors.
+        every = [e for events in by_certifier.values() for e in events]
+        with stage("passages, written directly"):
+            for event in every:
+                passage_bytes(event, PROFILES[schema])
+        with stage("passages, lxml trees"):
+            for event in every:
+                fragment(passage_element(event, PROFILES[schema]))
     bare = ("parse+validate", "render")
+    lxml_extra = (
+        stages["passages, lxml trees"]["cpu_seconds"]
+        - stages["passages, written directly"]["cpu_seconds"]
+    )
     emit_result(
         {
             "seconds": sum(stages[s]["seconds"] for s in bare),
             "cpu_seconds": sum(stages[s]["cpu_seconds"] for s in bare),
-            "floor_cpu_seconds": sum(v["cpu_seconds"] for v in stages.values()),
+            "floor_cpu_seconds": sum(stages[s]["cpu_seconds"] for s in FLOOR_STAGES),
+            "lxml_extra_cpu_seconds": lxml_extra,
             "stages": stages,
             "rows": rows,
             "passages": passages,
@@ -402,6 +423,26 @@ def report_floor(
             "x",
             TARGET_FLOOR_RATIO,
             f"{of} paired rounds ({', '.join(f'{x:.2f}' for x in cpu)})",
+        )
+    )
+    extra = [float(f["lxml_extra_cpu_seconds"]) for f in floors]
+    lxml_wall = [
+        r.seconds / (f["seconds"] + x) for r, f, x in zip(runs, floors, extra, strict=True)
+    ]
+    lxml_cpu = [
+        (f["floor_cpu_seconds"] + x) / r.cpu_seconds
+        for r, f, x in zip(runs, floors, extra, strict=True)
+    ]
+    report.add(
+        info(
+            "  the same, floor rendering lxml trees",
+            median(lxml_cpu),
+            "x",
+            f'the issue\'s wording ("lxml render"): passages as lxml trees cost '
+            f"{median(extra):.1f} CPU s more than the product's writer; wall ratio "
+            f"{median(lxml_wall):.2f}x ({', '.join(f'{x:.2f}' for x in lxml_wall)}), CPU ratio "
+            f"({', '.join(f'{x:.2f}' for x in lxml_cpu)}); the targets are judged on the lines "
+            "above",
         )
     )
     ingest = [
