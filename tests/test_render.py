@@ -24,6 +24,7 @@ from accrochage.errors import RenderError, SchemaValidationError
 from accrochage.models.decode import decode
 from accrochage.models.event import DeliveredEvent
 from accrochage.models.registry import Certifier
+from accrochage.sinks import gate
 from accrochage.sinks.gate import check_file
 from accrochage.sinks.outbox import file_name, release
 from accrochage.sinks.profiles import NAMESPACE, PROFILES, XSI
@@ -953,6 +954,55 @@ def test_an_external_entity_is_never_resolved(tmp_path: Path) -> None:
 
 def test_the_gate_counts_passages(tmp_path: Path, official_xsd: Path) -> None:
     assert check_file(_write(fifty(), tmp_path), official_xsd).passages == 50
+
+
+BROKEN: dict[str, Any] = {
+    "schema: a value outside its enumeration": lambda d: d.replace(
+        b"<cpf:sexe>M</cpf:sexe>", b"<cpf:sexe>X</cpf:sexe>", 1
+    ),
+    "schema: a mandatory element missing": lambda d: re.sub(
+        rb"<cpf:idTechnique>P007</cpf:idTechnique>", b"", d, count=1
+    ),
+    "schema: an element out of order": lambda d: d.replace(
+        b"<cpf:dateDebutValidite>", b"<cpf:x/><cpf:dateDebutValidite>", 1
+    ),
+    "not well formed": lambda d: d.replace(b"</cpf:sexe>", b"</cpf:sex>", 1),
+    "truncated": lambda d: d[: len(d) // 2],
+    "extra root": lambda d: d + b"<cpf:flux/>",
+    "bare ampersand": lambda d: d.replace(b"Haba", b"H&ba", 1),
+    "a DTD": lambda d: d.replace(b"<cpf:flux", b"<!DOCTYPE cpf:flux []>\n<cpf:flux", 1),
+}
+
+
+@pytest.mark.parametrize("name", ["valid", *BROKEN])
+def test_the_whole_file_check_decides_only_valid_files(
+    tmp_path: Path, name: str, official_xsd: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A small file is validated whole first (`gate.TREE_MAX_BYTES`): the answer, faults
+    and their places included, is the streamed check's, and a broken file always gets the
+    streamed check's faults (the whole-file check only ever says "valid")."""
+    data = fifty() if name == "valid" else BROKEN[name](fifty())
+    path = _write(data, tmp_path)
+    assert path.stat().st_size <= gate.TREE_MAX_BYTES
+    streamed_parse, streams = gate._parse, []
+
+    def counted(*args: Any) -> Any:
+        streams.append(1)
+        return streamed_parse(*args)
+
+    monkeypatch.setattr(gate, "_parse", counted)
+    answers = []
+    for limit in (gate.TREE_MAX_BYTES, 0):
+        monkeypatch.setattr(gate, "TREE_MAX_BYTES", limit)
+        answers.append(gate.inspect_file(path, official_xsd))
+    whole, streamed = answers
+    assert (whole.passages, whole.faults) == (streamed.passages, streamed.faults)
+    assert whole.ok is (name == "valid")
+    # Streamed once for the valid file (limit 0 only), twice for a broken one (both limits),
+    # never for a DTD (refused from the file's head, before any parser).
+    assert len(streams) == {"valid": 1, "a DTD": 0}.get(name, 2)
+    if name == "valid":
+        assert whole.passages == 50
 
 
 def test_a_missing_file_is_refused(tmp_path: Path) -> None:

@@ -16,6 +16,7 @@ with a DTD may ever reach the validating parser.
 from __future__ import annotations
 
 import ast
+import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -317,11 +318,37 @@ def _text_of(message: object) -> str:
     return str(message)
 
 
+TREE_MAX_BYTES = 4_000_000
+"""A file up to this size is first parsed whole and validated as a tree: half the CPU of the
+streamed check (12 against 25 ms for a file of 1,000 passages), for about five times the
+file's size in memory. Only a valid file is decided there; any other is checked again,
+streamed, which names every fault. Larger files (up to the CDC's 200 MB) only stream, in
+flat memory."""
+
+
+def _valid_passages(handle: BinaryIO, schema: etree.XMLSchema) -> int | None:
+    """The passages of a document that parses and is valid, or None (see `TREE_MAX_BYTES`).
+
+    Called only once the file's head has been checked: no DTD, so no entity, reaches lxml."""
+    parser = etree.XMLParser(
+        resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False
+    )
+    try:
+        document = etree.parse(handle, parser)
+    except etree.XMLSyntaxError:
+        return None
+    if not schema.validate(document):
+        return None
+    return sum(1 for _ in document.getroot().iter(f"{_NS}{_PASSAGE}"))
+
+
 def inspect_file(path: Path, xsd: Path) -> FileCheck:
     """Check one file against `xsd`; every fault is in the answer, nothing is raised for it.
 
-    The file is fed line by line (at most 64 KiB at a time): a rendered flux holds one passage
-    per line, a pretty-printed one an element per line, so each fault carries its line.
+    A small file is validated whole first (`TREE_MAX_BYTES`). Otherwise, and for any file
+    that fails there, the file is fed line by line (at most 64 KiB at a time): a rendered
+    flux holds one passage per line, a pretty-printed one an element per line, so each fault
+    carries its line.
     """
     schema = load_schema(xsd)
     try:
@@ -329,6 +356,11 @@ def inspect_file(path: Path, xsd: Path) -> FileCheck:
             fault = head_fault(handle.read(HEAD))
             if fault is not None:
                 return FileCheck(path, xsd, 0, (fault,))
+            if os.fstat(handle.fileno()).st_size <= TREE_MAX_BYTES:
+                handle.seek(0)
+                passages = _valid_passages(handle, schema)
+                if passages is not None:
+                    return FileCheck(path, xsd, passages, ())
             handle.seek(0)
             checker = _parse(handle, schema)
     except SchemaValidationError as exc:
