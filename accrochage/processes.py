@@ -19,7 +19,8 @@ PRELOAD = ("accrochage.cli", "accrochage.api.writer_child")
 """Everything a helper runs is imported by these (the command line imports the project)."""
 
 IMPORTED_BY = os.getpid()
-"""The process that imported the project: a helper's fork server, not the helper itself."""
+"""The process that imported the project: a helper's fork server, not the helper itself
+(what `tests/unit/test_processes.py` checks; nothing else reads it)."""
 
 
 def helper_context() -> ForkServerContext:

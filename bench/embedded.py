@@ -242,7 +242,7 @@ def scenario_bare(
         {
             "seconds": sum(stages[s]["seconds"] for s in bare),
             "cpu_seconds": sum(stages[s]["cpu_seconds"] for s in bare),
-            "floor_cpu_seconds": sum(stages[s]["cpu_seconds"] for s in FLOOR_STAGES),
+            "floor_cpu_seconds": sum(stages[s]["cpu_seconds"] for s in FLOOR_STAGES if s in stages),
             "lxml_extra_cpu_seconds": lxml_extra,
             "stages": stages,
             "rows": rows,

@@ -1,7 +1,7 @@
 """One valid event -> one CDC `passageCertification` element, XSD declaration order.
 
 The passage is described once, as nodes (`passage_nodes`), and written two ways: as bytes
-directly (`passage_bytes`, what files hold: about a quarter of the CPU of building an lxml
+directly (`passage_bytes`, what files hold: about a third of the CPU of building an lxml
 tree and serialising it) and as an lxml element (`passage_element`, for a caller that wants
 a tree). Both give the same bytes (tests compare them over every kind of event and every
 character); a value lxml would refuse (a control character, a surrogate) goes through lxml,

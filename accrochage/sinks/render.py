@@ -1,7 +1,8 @@
 """Streamed rendering of one frozen batch into one CDC `flux`.
 
-Memory stays flat: passages arrive as an iterator; each is built with lxml, serialised and
-dropped, or arrives as the bytes its decode process prepared (`FluxPassage`). The envelope
+Memory stays flat: passages arrive as an iterator; each is written as bytes
+(`sinks/passage.py`) and dropped, or arrives as the bytes its decode process prepared
+(`FluxPassage`). The envelope
 around them is a handful of fixed tags. The same header and the same passages always give
 the same bytes.
 """

@@ -8,6 +8,7 @@ batch's header crosses the process boundary.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections import deque
 from collections.abc import Iterable, Iterator
@@ -94,8 +95,9 @@ def _start_render_process(parent: int) -> None:
     """A render process ends with `parent`, and runs at a lower priority than the processes
     that store events: a file is due within the batching delay, an event's answer (an HTTP
     201, a Kafka offset committed) now; on a busy machine the files wait, the events do not."""
-    exit_with(parent)
-    os.nice(RENDER_NICENESS)
+    with contextlib.suppress(OSError):  # a sandbox may forbid it: render all the same
+        os.nice(RENDER_NICENESS)
+    exit_with(parent)  # after nice: its thread inherits it (Linux keeps one per thread)
 
 
 class XmlOutbox(BatchSink):

@@ -116,8 +116,9 @@ class Transaction(ABC):
         history: Iterable[HistoryEntry],
     ) -> None:
         """Freeze a batch: its header, its members' content versions, their history; the
-        members of a SUPPRESSION are recorded as sent for withdrawal, those of a creation
-        were moved by `take_pending`."""
+        members of a SUPPRESSION are recorded as sent for withdrawal. The members of a
+        creation must have been moved by `take_pending` in the same transaction (this does
+        not move them: left pending, they would be cut into a second file)."""
 
     @abstractmethod
     def batch_written(self, batch_id: str, file: ReleasedFile, at: datetime) -> None: ...

@@ -14,6 +14,7 @@ from lxml import etree
 from accrochage.generate import GeneratedCertifier, generate_events
 from accrochage.models.decode import decode
 from accrochage.models.event import DeliveredEvent
+from accrochage.sinks import passage
 from accrochage.sinks.passage import fragment, passage_bytes, passage_element
 from accrochage.sinks.profiles import PROFILES
 from tests.factories import TODAY, delivered_event
@@ -26,6 +27,15 @@ def _lxml(event: DeliveredEvent, version: str) -> bytes:
     return fragment(passage_element(event, PROFILES[version])) + b"\n"
 
 
+def direct_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`passage_bytes` may not fall back to lxml here: the bytes compared are its own."""
+
+    def refused(*_: object) -> None:
+        raise AssertionError("passage_bytes went through lxml")
+
+    monkeypatch.setattr(passage, "passage_element", refused)
+
+
 def _valid(raw: object) -> DeliveredEvent:
     decoded = decode(raw, REGISTRY, TODAY)  # type: ignore[arg-type]
     assert decoded.valid, decoded.errors
@@ -35,24 +45,31 @@ def _valid(raw: object) -> DeliveredEvent:
 
 @pytest.mark.parametrize("name", list(CASES))
 @pytest.mark.parametrize("version", list(PROFILES))
-def test_every_kind_of_event_is_written_as_lxml_writes_it(name: str, version: str) -> None:
+def test_every_kind_of_event_is_written_as_lxml_writes_it(
+    name: str, version: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     event = _valid(CASES[name])
-    assert passage_bytes(event, PROFILES[version]) == _lxml(event, version)
+    expected = _lxml(event, version)
+    direct_only(monkeypatch)
+    assert passage_bytes(event, PROFILES[version]) == expected
 
 
-def test_a_generated_corpus_is_written_as_lxml_writes_it() -> None:
+def test_a_generated_corpus_is_written_as_lxml_writes_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     generated = generate_events(
         3_000, [GeneratedCertifier("pix", ["RS5875", "RNCP35726"])], today=TODAY, seed=21
     )
-    compared = 0
-    for raw in generated:
-        decoded = decode(raw, REGISTRY, TODAY)
-        if not decoded.valid or not isinstance(decoded.event, DeliveredEvent):
-            continue
-        for version in PROFILES:
-            assert passage_bytes(decoded.event, PROFILES[version]) == _lxml(decoded.event, version)
-        compared += 1
-    assert compared > 2_000
+    events = [
+        decoded.event
+        for decoded in (decode(raw, REGISTRY, TODAY) for raw in generated)
+        if decoded.valid and isinstance(decoded.event, DeliveredEvent)
+    ]
+    assert len(events) > 2_000
+    expected = {version: [_lxml(event, version) for event in events] for version in PROFILES}
+    direct_only(monkeypatch)
+    for version, passages in expected.items():
+        assert [passage_bytes(event, PROFILES[version]) for event in events] == passages
 
 
 def _refused_by_lxml(character: str) -> bool:
@@ -79,14 +96,29 @@ def _accepted_pieces(size: int = 4_096) -> Iterator[str]:
         yield "".join(piece)
 
 
-def test_every_character_lxml_accepts_is_written_as_lxml_writes_it() -> None:
+def test_every_character_lxml_accepts_is_written_as_lxml_writes_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     base = _valid(delivered_event())
-    pieces = 0
-    for text in _accepted_pieces():
-        event = base.model_copy(update={"option_label": text, "verbatim": f"a{text}b"})
-        assert passage_bytes(event, PROFILE) == _lxml(event, "1.1.5")
-        pieces += 1
-    assert pieces > 250  # the whole of Unicode went through
+    events = [
+        base.model_copy(update={"option_label": text, "verbatim": f"a{text}b"})
+        for text in _accepted_pieces()
+    ]
+    assert len(events) > 250  # the whole of Unicode went through
+    expected = [_lxml(event, "1.1.5") for event in events]
+    direct_only(monkeypatch)
+    assert [passage_bytes(event, PROFILE) for event in events] == expected
+
+
+def test_the_characters_written_through_lxml_are_exactly_those_lxml_refuses() -> None:
+    """`passage_bytes` hands lxml a text holding any character of `_NOT_XML`: that set must be
+    lxml's own, over the whole of Unicode (else a text would be written that lxml refuses, or
+    a valid one slowed down for nothing)."""
+    for code in range(sys.maxunicode + 1):
+        character = chr(code)
+        assert (passage._NOT_XML.search(character) is not None) is _refused_by_lxml(character), hex(
+            code
+        )
 
 
 @pytest.mark.parametrize("code", [0x0, 0x8, 0xB, 0xC, 0x1F, 0xD800, 0xDFFF, 0xFFFE, 0xFFFF])
