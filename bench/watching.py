@@ -234,9 +234,10 @@ def main() -> None:
         report.add(
             info(
                 f"  {name}: service CPU per event, on vs off",
-                (on - off) / off * 100,
+                (on - off) / off * 100 if off > 0 else 0.0,
                 "%",
-                f"on {on:,.0f} µs, off {off:,.0f} µs per event (medians of {rounds})",
+                f"on {on:,.0f} µs, off {off:,.0f} µs per event (medians of {rounds})"
+                + ("" if off > 0 else "; too short to measure (CPU ticks of 10 ms)"),
             )
         )
     for name, off_rates in rates["off"].items():

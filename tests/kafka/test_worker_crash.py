@@ -174,12 +174,14 @@ def _reach_kill_point(
     return f"after ready, {target - start} events read"
 
 
-def _wait_read(config: WorkerConfig, at_least: int, worker: Worker, timeout: float) -> None:
+def _wait_read(
+    config: WorkerConfig, at_least: int, worker: Worker, timeout: float, poll: float = 0.1
+) -> None:
     deadline = time.monotonic() + timeout
     while progress(config).read < at_least:
         assert worker.alive(), f"the worker died:\n{worker.tail()}"
         assert time.monotonic() < deadline, f"{at_least} events not read after {timeout:.0f}s"
-        time.sleep(0.1)
+        time.sleep(poll)
 
 
 def test_kill_9_at_random_points_loses_and_duplicates_nothing(
@@ -373,7 +375,12 @@ def test_sigterm_mid_run_stops_cleanly_and_the_next_worker_resumes(
         worker = Worker(config, tmp_path / f"worker-{attempt}.log")
         workers.append(worker)
         worker.wait_for_log("Worker ready", START_TIMEOUT)
-        time.sleep(rng.uniform(0.2, 1.5))
+        # Stopped at a point of progress, not of time: a worker reads 10,000 events in about
+        # a second, so a delay chosen in advance may find the run over.
+        before = progress(config).read
+        share = (produced - before) // (SIGTERMS - attempt + 1)
+        if share > 1:
+            _wait_read(config, before + rng.randrange(1, share), worker, 120, poll=0.02)
         seen = progress(config)
         if seen.done(produced):
             assert worker.stop() == 0, f"{why}\n{worker.tail(40)}"
