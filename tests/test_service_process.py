@@ -136,6 +136,32 @@ def test_a_busy_port_is_one_line_and_exit_1(tmp_path: Path) -> None:
     assert errors[0].startswith(f"error: cannot listen on 127.0.0.1:{port} (api.bind)")
 
 
+def test_a_busy_port_stops_the_service_before_it_does_anything(tmp_path: Path) -> None:
+    """`run` on a port it cannot bind fails before its writer process and its timer start:
+    pending records due now (forced by max_records = 1) are not cut, no file is written."""
+    events = tmp_path / "events.jsonl"
+    generated = generate_events(
+        5, [GeneratedCertifier("pix", ("RS5875",))], today=date.today(), seed=3
+    )
+    events.write_text("".join(json.dumps(e) + "\n" for e in generated), encoding="utf-8")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        config = write_config(
+            tmp_path, api={"bind": f"127.0.0.1:{port}"}, batching={"max_records": 1}
+        )
+        assert cli(config, "ingest", str(events)).returncode == 0
+        done = cli(config, "run")
+    assert done.returncode == 1, done.stderr
+    assert "cannot listen" in done.stderr
+    summary = json.loads(cli(config, "summary", "--format", "json").stdout)
+    assert (summary["records"], summary["by_status"]) == (5, {"pending": 5}), summary
+    assert not summary["batches"], summary
+    outbox = tmp_path / "var" / "outbox"
+    assert not outbox.exists() or not any(outbox.rglob("*.xml"))
+
+
 async def test_started_and_stopped_are_logged_with_paris_time(tmp_path: Path) -> None:
     port = free_port()
     config = write_config(tmp_path, api={"bind": f"127.0.0.1:{port}"})

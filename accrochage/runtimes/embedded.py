@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import logging
+import socket
 from collections.abc import AsyncIterator, Callable, Sequence
 from functools import partial
 
@@ -28,6 +29,8 @@ from accrochage.streams.writer import WriterService
 log = logging.getLogger("accrochage.service")
 SHUTDOWN_TIMEOUT = 30
 _BIND_ERRORS = {errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES}
+LISTEN_BACKLOG = 128
+"""Connections waiting to be accepted (aiohttp's own default)."""
 
 
 def api_context(core: Core, writer: WriterService | EventWriter) -> ApiContext:
@@ -116,13 +119,33 @@ def build_service(
     return app
 
 
-async def serve(app: web.Application, host: str, port: int, started: Callable[[], None]) -> None:
-    """Serve `app` until cancelled (SIGTERM and SIGINT end it gracefully, as `web.run_app`
-    does), through `ApiRunner`: every HTTP-level error in the JSON shape, no header logged."""
+def listening_socket(host: str, port: int) -> socket.socket:
+    """The service's socket, bound and listening before anything of the service starts: the
+    writer process and the batch timer (whose first run cuts and writes what is due) start
+    with the app, so a port that cannot be bound must stop `run` before them."""
+    family, kind, proto, _, address = socket.getaddrinfo(
+        host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+    )[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(LISTEN_BACKLOG)
+        sock.setblocking(False)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+async def serve(app: web.Application, sock: socket.socket, started: Callable[[], None]) -> None:
+    """Serve `app` on `sock` until cancelled (SIGTERM and SIGINT end it gracefully, as
+    `web.run_app` does), through `ApiRunner`: every HTTP-level error in the JSON shape, no
+    header logged."""
     runner = ApiRunner(app, handle_signals=True, shutdown_timeout=SHUTDOWN_TIMEOUT)
     await runner.setup()
     try:
-        await web.TCPSite(runner, host, port).start()
+        await web.SockSite(runner, sock).start()
         started()
         while True:
             await asyncio.sleep(3600)
@@ -143,8 +166,9 @@ def run_service(core: Core, *, separate_writer: bool = True) -> None:
         log.info("accrochage service started on http://%s (outbox %s)", api.bind, outbox)
 
     try:
+        sock = listening_socket(api.host, api.port)
         app = build_service(core, separate_writer=separate_writer)
-        asyncio.run(serve(app, api.host, api.port, started))
+        asyncio.run(serve(app, sock, started))
     except (web.GracefulExit, KeyboardInterrupt):
         pass
     except OSError as exc:
