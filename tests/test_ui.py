@@ -28,7 +28,8 @@ SCHOOL = {"certifier": "school", "certification": {"type": "RNCP", "code": "RNCP
 
 
 def populate(core: Core) -> None:
-    """pix: 3 at risk, 1 overdue, 2 in a file to deposit, 1 rejected; school: 2 far off."""
+    """pix: 3 at risk, 1 overdue, 2 in a file to deposit, 1 rejected, 1 accepted whose
+    suppression the CDC refused; school: 2 far off."""
     ingest(
         core,
         *(event(f"PX-R{i}", delivered_on="2026-09-10") for i in range(3)),
@@ -36,6 +37,7 @@ def populate(core: Core) -> None:
         event("PX-F1", delivered_on="2026-11-20"),
         event("PX-F2", delivered_on="2026-11-20"),
         event("PX-J1", delivered_on="2026-11-20"),
+        event("PX-S1", delivered_on="2026-11-25"),
         event("SC-1", delivered_on="2026-11-25", **SCHOOL),
         event("SC-2", delivered_on="2026-11-25", **SCHOOL),
     )
@@ -51,6 +53,10 @@ def populate(core: Core) -> None:
         conn.execute(
             "UPDATE records SET status = 'rejected', cdc_reason = 'identity_not_found' "
             "WHERE record_id = 'PX-J1'"
+        )
+        conn.execute(
+            "UPDATE records SET status = 'accepted', suppression_rejected = 1, "
+            "cdc_reason = 'other' WHERE record_id = 'PX-S1'"
         )
         conn.commit()
     finally:
@@ -88,6 +94,7 @@ DOM = """(() => {
     rows, bars, chartSize: box ? [box.width, box.height] : null,
     deposit: document.querySelectorAll('#to-deposit tr').length - 1,
     rejections: document.querySelector('#rejections').textContent,
+    refused: document.querySelector('#refused-suppressions').textContent,
     alerts: document.querySelector('#alerts').textContent,
     text: document.body.innerText,
   };
@@ -122,6 +129,9 @@ async def test_the_dashboard_in_headless_chromium(tmp_path: Path) -> None:
     assert sum(n for (series, _), n in drawn.items() if series == "school") == 2
     assert dom["deposit"] == 1
     assert "identity_not_found" in dom["rejections"]
+    assert "other" not in dom["rejections"]
+    assert "pix" in dom["refused"] and "other" in dom["refused"]
+    assert "accrochage retry" in dom["text"]
     assert "Haba" not in dom["text"] and "Bart" not in dom["text"]  # no holder on the page
 
 

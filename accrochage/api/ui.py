@@ -117,19 +117,33 @@ def _to_deposit(page: _Page) -> str:
     )
 
 
-def _rejections(page: _Page) -> str:
-    if not page.numbers.rejections:
-        return '<p id="rejections" class="muted">No rejected record.</p>'
+def _by_reason(table_id: str, counts: dict[tuple[str | None, str | None], int]) -> str:
     rows = "".join(
         f"<tr><td>{escape(_key(c))}</td><td>{escape(reason or 'unclassified')}</td>"
         f"<td>{n}</td></tr>"
         for (c, reason), n in sorted(
-            page.numbers.rejections.items(), key=lambda kv: (_key(kv[0][0]), kv[0][1] or "")
+            counts.items(), key=lambda kv: (_key(kv[0][0]), kv[0][1] or "")
         )
     )
     return (
-        f'<table id="rejections"><tr><th>certifier</th><th>CDC reason</th><th>records</th></tr>'
+        f'<table id="{table_id}"><tr><th>certifier</th><th>CDC reason</th><th>records</th></tr>'
         f"{rows}</table>"
+    )
+
+
+def _rejections(page: _Page) -> str:
+    if not page.numbers.rejections:
+        return '<p id="rejections" class="muted">No rejected record.</p>'
+    return _by_reason("rejections", page.numbers.rejections)
+
+
+def _refused_suppressions(page: _Page) -> str:
+    if not page.numbers.refused_suppressions:
+        return '<p id="refused-suppressions" class="muted">No refused suppression.</p>'
+    return (
+        '<p class="muted">The CDC still holds these passages; <code>accrochage retry</code> '
+        "cuts their suppression again.</p>"
+        + _by_reason("refused-suppressions", page.numbers.refused_suppressions)
     )
 
 
@@ -165,6 +179,7 @@ def render(page: _Page) -> str:
         f"<h2>Alerts firing</h2>{_alerts(page)}"
         f"<h2>Files to deposit</h2>{_to_deposit(page)}"
         f"<h2>Rejections by CDC reason</h2>{_rejections(page)}"
+        f"<h2>Suppressions refused by the CDC</h2>{_refused_suppressions(page)}"
         "</body></html>"
     )
 

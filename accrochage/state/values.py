@@ -112,6 +112,9 @@ class DashboardNumbers:
     """(certifier, deadline) -> outstanding records."""
     rejections: dict[tuple[str | None, str | None], int]
     """(certifier, cdc_reason) -> rejected records."""
+    refused_suppressions: dict[tuple[str | None, str | None], int]
+    """(certifier, cdc_reason) -> accepted records whose SUPPRESSION the CDC refused: the CDC
+    still holds their passage, and they wait for `accrochage retry`."""
     to_deposit: list[ToDeposit]
     """The newest files written and not yet deposited (at most `limit`)."""
 

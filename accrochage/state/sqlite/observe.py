@@ -10,7 +10,7 @@ import sqlite3
 from datetime import date, datetime, timedelta
 
 import accrochage.state.sqlite.correction_queries as open_requests
-from accrochage.models.vocabulary import BatchState
+from accrochage.models.vocabulary import BatchState, RecordStatus
 from accrochage.state.base import DashboardNumbers, Observation, ToDeposit
 
 _UNREPORTED = (BatchState.WRITTEN.value, BatchState.DEPOSITED.value)
@@ -94,6 +94,14 @@ def dashboard(conn: sqlite3.Connection, limit: int = 50) -> DashboardNumbers:
             "GROUP BY certifier, cdc_reason"
         )
     }
+    refused_suppressions = {
+        (certifier, reason): count
+        for certifier, reason, count in conn.execute(
+            "SELECT certifier, cdc_reason, count(*) FROM records "
+            "WHERE status = ? AND suppression_rejected = 1 GROUP BY certifier, cdc_reason",
+            (RecordStatus.ACCEPTED.value,),
+        )
+    }
     to_deposit = [
         ToDeposit(batch_id, certifier, passages, None if at is None else datetime.fromisoformat(at))
         for batch_id, certifier, passages, at in conn.execute(
@@ -102,4 +110,4 @@ def dashboard(conn: sqlite3.Connection, limit: int = 50) -> DashboardNumbers:
             (BatchState.WRITTEN.value, limit),
         )
     ]
-    return DashboardNumbers(deadlines, rejections, to_deposit)
+    return DashboardNumbers(deadlines, rejections, refused_suppressions, to_deposit)
