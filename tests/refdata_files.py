@@ -51,6 +51,10 @@ def cog(refdata_dir: Path) -> Path:
     return refdata_dir / "insee-cog"
 
 
+UNIDENTIFIED_ROW = '"RS5000";"";"UN CERTIFICATEUR SANS SIRET"\r\n'
+"""A certifier row without a SIRET, as about a third of the export's certifiers are."""
+
+
 def csv_part(refdata_dir: Path, part: str) -> bytes:
     return (fc(refdata_dir) / f"export_fiches_CSV_{part}_{CSV_DAY}.csv").read_bytes()
 

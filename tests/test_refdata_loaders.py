@@ -18,6 +18,7 @@ from accrochage.refdata.tables import clean
 from tests.refdata_files import (
     CSV_DAY,
     CSV_PARTS,
+    UNIDENTIFIED_ROW,
     cog,
     cog_folder,
     csv_export,
@@ -175,8 +176,21 @@ def test_a_certifier_without_siret_and_cdata(tmp_path: Path) -> None:
     (tmp_path / "export_fiches_RS_V4_1_2026-08-16.xml").write_bytes(xml_export([rs]))
     fiches = by_code(load_export(tmp_path))
     assert fiches["RNCP40344"].sirets == {"12345678900011"}
+    assert fiches["RNCP40344"].unidentified_certifiers  # SNVEL has no SIRET there
+    assert not fiches["RS1"].unidentified_certifiers  # no certifier at all: nothing unknown
     assert fiches["RNCP40344"].active
     assert not fiches["RS1"].active  # the SI_JURY_FI ACTIF "Oui" is not the fiche's
+
+
+def test_a_certifier_row_without_siret_is_counted_unidentified(
+    refdata_dir: Path, tmp_path: Path
+) -> None:
+    certifiers = csv_part(refdata_dir, "Certificateurs") + UNIDENTIFIED_ROW.encode()
+    export = load_export(csv_export(tmp_path, parts={"Certificateurs": certifiers}))
+    fiches = by_code(export)
+    assert fiches["RS5000"].sirets == {"79279132900016"}
+    assert fiches["RS5000"].unidentified_certifiers
+    assert not any(f.unidentified_certifiers for c, f in fiches.items() if c != "RS5000")
 
 
 def test_xml_zips_are_streamed(refdata_dir: Path, tmp_path: Path) -> None:

@@ -137,6 +137,18 @@ def test_a_siret_not_among_the_certifiers_is_a_warning(reference: MemoryReferenc
     assert check(reference, "RS6604", siret=None) == ([], [])
 
 
+def test_a_siret_proves_nothing_when_a_certifier_has_none(reference: MemoryReference) -> None:
+    """A fiche one of whose certifiers has no SIRET in the export (about a third of them do
+    not): the configured SIRET may be that certifier's, so no warning."""
+    fiche = reference.fiche("RS6604")
+    assert fiche is not None and fiche.sirets and not fiche.unidentified_certifiers
+    unsure = MemoryReference(
+        kinds=frozenset({"RS"}),
+        fiches={"RS6604": replace(fiche, unidentified_certifiers=True)},
+    )
+    assert check(unsure, "RS6604", siret="11004301500012") == ([], [])
+
+
 def test_corsica_before_and_after_1976(reference: MemoryReference) -> None:
     assert check(reference, insee="20004", birth="1970-05-23") == ([], [])
     assert check(reference, insee="2A004", birth="1980-05-23") == ([], [])

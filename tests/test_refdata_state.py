@@ -26,7 +26,14 @@ from accrochage.runtimes.embedded import build_service
 from accrochage.settings import load_settings
 from accrochage.state.sqlite import SqliteStore
 from tests.factories import delivered_event
-from tests.refdata_files import cog_folder, csv_export, fc, refdata_dir
+from tests.refdata_files import (
+    UNIDENTIFIED_ROW,
+    cog_folder,
+    csv_export,
+    csv_part,
+    fc,
+    refdata_dir,
+)
 
 __all__ = ["refdata_dir"]
 
@@ -114,6 +121,26 @@ def test_staging_is_invisible_until_the_swap(refdata_dir: Path, tmp_path: Path) 
         )
     finally:
         other.close()
+        store.close()
+
+
+def test_a_certifier_without_siret_survives_the_state(refdata_dir: Path, tmp_path: Path) -> None:
+    """What the export says of certifiers without a SIRET is stored and read back as loaded."""
+    certifiers = csv_part(refdata_dir, "Certificateurs") + UNIDENTIFIED_ROW.encode()
+    export = csv_export(tmp_path / "csv", parts={"Certificateurs": certifiers})
+    store = SqliteStore(tmp_path / "state.db")
+    try:
+        storage = store.refdata()
+        load_refdata(storage, export, None)
+        stored = {f.code: f for f in storage.fiches()}
+        assert stored == {f.code: f for f in load_export(export).fiches}
+        assert stored["RS5000"].unidentified_certifiers
+        assert stored["RS5000"].sirets == {"79279132900016"}
+        current = ReferenceHolder(store.refdata()).current()
+        assert current is not None
+        fiche = current.fiche("RS5000")
+        assert fiche is not None and fiche.unidentified_certifiers
+    finally:
         store.close()
 
 

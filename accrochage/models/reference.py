@@ -32,6 +32,9 @@ class Fiche:
     """The SIRETs of its certifiers (some certifiers have none in the export)."""
     replaced_by: tuple[str, ...] = ()
     """Newer fiches that replace it (`Ancienne_Nouvelle_Certification`)."""
+    unidentified_certifiers: bool = False
+    """One of its certifiers has no SIRET in the export (about a third of them): a SIRET
+    not among `sirets` may be that certifier's, so it proves nothing."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,7 +136,18 @@ def _fiche_is_fine(fiche: Fiche, delivered: date, siret: str | None) -> bool:
         (end is None or delivered <= end)
         and (limit is None or delivered <= limit)
         and not fiche.replaced_by
-        and (siret is None or not fiche.sirets or siret in fiche.sirets)
+        and not _siret_unlisted(fiche, siret)
+    )
+
+
+def _siret_unlisted(fiche: Fiche, siret: str | None) -> bool:
+    """The configured SIRET is provably not among the fiche's certifiers: every certifier
+    of the fiche has a SIRET in the export, and none is this one."""
+    return (
+        siret is not None
+        and bool(fiche.sirets)
+        and not fiche.unidentified_certifiers
+        and siret not in fiche.sirets
     )
 
 
@@ -170,7 +184,7 @@ def _fiche_rules(
         warnings.append(
             Problem("certification.code", f"{code} is replaced by {newer} in the RNCP/RS export")
         )
-    if siret is not None and fiche.sirets and siret not in fiche.sirets:
+    if _siret_unlisted(fiche, siret):
         warnings.append(
             Problem(
                 "certifier",

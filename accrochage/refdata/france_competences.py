@@ -41,6 +41,16 @@ class _Draft:
     limit: date | None = None
     sirets: set[str] = field(default_factory=set)
     newer: list[str] = field(default_factory=list)
+    unidentified: bool = False
+    """A certifier of the fiche without a SIRET in the export."""
+
+    def certifier(self, siret: str) -> None:
+        """One certifier of the fiche, by its SIRET as written (spaces and TABs dropped)."""
+        value = "".join(siret.split())
+        if value:
+            self.sirets.add(value)
+        else:
+            self.unidentified = True
 
     def replaced_by(self, code: str) -> None:
         if code and code != self.code and code not in self.newer:
@@ -48,7 +58,13 @@ class _Draft:
 
     def fiche(self) -> Fiche:
         return Fiche(
-            self.code, self.active, self.end, self.limit, frozenset(self.sirets), tuple(self.newer)
+            self.code,
+            self.active,
+            self.end,
+            self.limit,
+            frozenset(self.sirets),
+            tuple(self.newer),
+            self.unidentified,
         )
 
 
@@ -132,9 +148,8 @@ def _from_csv(parts: dict[str, Source], path: Path) -> Export:
     certifiers = parts["certificateurs"]
     for row in rows(certifiers.read(), _file_label(certifiers), _CSV_PARTS["certificateurs"]):
         draft = drafts.get(row["Numero_Fiche"])
-        siret = "".join(row["Siret_Certificateur"].split())
-        if draft is not None and siret:
-            draft.sirets.add(siret)
+        if draft is not None:
+            draft.certifier(row["Siret_Certificateur"])
     links = parts["ancienne_nouvelle_certification"]
     columns = _CSV_PARTS["ancienne_nouvelle_certification"]
     for row in rows(links.read(), _file_label(links), columns):
@@ -215,10 +230,8 @@ def _fiche(element: etree._Element, label: str) -> _Draft:
     draft.limit = day(
         _text(element.find("DATE_LIMITE_DELIVRANCE")), where, "DATE_LIMITE_DELIVRANCE"
     )
-    for siret in element.iterfind("CERTIFICATEURS/CERTIFICATEUR/SIRET_CERTIFICATEUR"):
-        value = "".join(_text(siret).split())
-        if value:
-            draft.sirets.add(value)
+    for certifier in element.iterfind("CERTIFICATEURS/CERTIFICATEUR"):
+        draft.certifier(_text(certifier.find("SIRET_CERTIFICATEUR")))
     path = "NOUVELLES_CERTIFICATIONS/NOUVELLE_CERTIFICATION/ID_FICHE_NOUVELLE_CERTIFICATION"
     for newer in element.iterfind(path):
         draft.replaced_by(_text(newer))

@@ -40,6 +40,16 @@ TABLES: dict[str, dict[str, str]] = {
 """The same definitions as migration m010 (a load recreates them as staging tables)."""
 
 
+UNIDENTIFIED = ""
+"""The `refdata_certifiers` row of a fiche one of whose certifiers has no SIRET in the export
+(`Fiche.unidentified_certifiers`): no SIRET is empty."""
+
+
+def _certifier_rows(fiche: Fiche) -> list[str]:
+    rows = sorted(fiche.sirets)
+    return [*rows, UNIDENTIFIED] if fiche.unidentified_certifiers else rows
+
+
 def _day(value: date | None) -> str | None:
     return value.isoformat() if value is not None else None
 
@@ -101,7 +111,7 @@ class SqliteRefdata(RefdataStorage):
             )
             conn.executemany(
                 "INSERT OR IGNORE INTO refdata_certifiers_staging VALUES (?, ?)",
-                [(f.code, siret) for f in fiches for siret in sorted(f.sirets)],
+                [(f.code, siret) for f in fiches for siret in _certifier_rows(f)],
             )
             conn.executemany(
                 "INSERT OR REPLACE INTO refdata_replacements_staging VALUES (?, ?, ?)",
@@ -171,8 +181,12 @@ class SqliteRefdata(RefdataStorage):
 
     def fiches(self) -> Iterator[Fiche]:
         sirets: dict[str, set[str]] = {}
+        unidentified: set[str] = set()
         for row in self._read("SELECT code, siret FROM refdata_certifiers"):
-            sirets.setdefault(row[0], set()).add(row[1])
+            if row[1] == UNIDENTIFIED:
+                unidentified.add(row[0])
+            else:
+                sirets.setdefault(row[0], set()).add(row[1])
         newer: dict[str, list[str]] = {}
         for row in self._read(
             "SELECT code, new_code FROM refdata_replacements ORDER BY code, position"
@@ -187,6 +201,7 @@ class SqliteRefdata(RefdataStorage):
                 _date(row[3]),
                 frozenset(sirets.get(code, ())),
                 tuple(newer.get(code, ())),
+                code in unidentified,
             )
 
     def communes(self) -> Iterator[tuple[str, Period]]:
