@@ -20,6 +20,13 @@ class BadParameter(AccrochageError):
     status = 400
 
 
+class InputError(AccrochageError):
+    """A file of events cannot be read as one; the message says where, and how to fix it."""
+
+    code = "input_unreadable"
+    status = 400
+
+
 class ConfigError(AccrochageError):
     """A setting is missing or wrong; the message names it."""
 

@@ -140,6 +140,34 @@ def test_a_utf8_csv_with_a_bom_and_a_bad_byte_before_any_accent(
     assert stored_names(config)["R-3"] == ("Lefèvre", ["Zoé"])
 
 
+def test_a_csv_header_that_is_not_the_file_encoding_refuses_the_file(
+    config: Path, tmp_path: Path
+) -> None:
+    """One byte of the header not UTF-8 in a UTF-8 file: the header would name a column
+    wrongly and every row would be an invalid record; the file is refused before any row,
+    with the byte named, and the file ingested before it stays stored."""
+    good = tmp_path / "good.csv"
+    good.write_bytes(csv_text([csv_row(1, "Lefèvre", "Zoé")]).encode("utf-8"))
+    rows = [csv_row(i, "Lefèvre", "Zoé") for i in range(2, 5)]
+    data = csv_text(rows).encode("utf-8")
+    header_end = data.index(b"\r\n")
+    bad = tmp_path / "bad.csv"
+    bad.write_bytes(data[:header_end] + b";commentaire_\xe9" + data[header_end:])
+
+    result = run(config, "ingest", str(good), str(bad), code=1)
+    assert "Traceback" not in result.output
+    assert f"{bad}: line 1, the CSV header, is not utf-8 (byte 0xE9 at byte" in result.stderr
+    assert "--encoding" in result.stderr
+    assert "1 events read (created 1)" in result.stdout
+    assert set(stored_names(config)) == {"R-1"}  # nothing of bad.csv
+
+    checked = run(config, "check", str(bad), code=1)
+    assert "line 1, the CSV header, is not utf-8" in checked.stderr
+
+    forced = run(config, "ingest", "--encoding", "cp1252", str(bad), code=None)
+    assert "line 1, the CSV header" not in forced.output  # read, its column then named
+
+
 def test_the_encoding_can_be_forced(config: Path, tmp_path: Path) -> None:
     source = tmp_path / "latin.csv"
     source.write_bytes(csv_text([csv_row(1, "Lefèvre", "Zoé")]).encode("latin-1"))

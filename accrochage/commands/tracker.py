@@ -18,7 +18,7 @@ import click
 from accrochage.app import Core, refdata_warnings
 from accrochage.commands.core import core_from
 from accrochage.commands.output import table
-from accrochage.errors import AccrochageError, StoreError
+from accrochage.errors import AccrochageError, InputError, StoreError
 from accrochage.models.cdc import ADVICE
 from accrochage.models.deadline import paris_today
 from accrochage.models.vocabulary import CdcAction, CdcReason, RecordStatus, values
@@ -116,7 +116,8 @@ encoding_option = click.option(
 
 
 def _stop(tally: IngestTally, name: str, reason: Exception) -> NoReturn:
-    """A storage fault: what was committed is printed, then the reason, and exit 1."""
+    """A storage fault or an unreadable file: what was committed is printed, then the reason,
+    and exit 1."""
     click.echo("\n".join(tally.lines()))
     click.echo(f"{name}: stopped by the error below; every event counted above is stored")
     click.echo(f"error: ingest stopped: {_reason(reason)}", err=True)
@@ -141,7 +142,7 @@ def ingest(ctx: click.Context, files: tuple[str, ...], encoding: str) -> None:
         for name in files:
             try:
                 _ingest_file(core, name, encoding, tally)
-            except (StoreError, OSError, DecodeFailed) as exc:
+            except (StoreError, OSError, DecodeFailed, InputError) as exc:
                 _stop(tally, name, exc)
     click.echo("\n".join(tally.lines()))
 

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import IO, Any, cast
 
+from accrochage.errors import InputError
 from accrochage.streams.ingest import Incoming
 
 MAX_LINE_BYTES = 16 * 1024 * 1024
@@ -160,11 +161,11 @@ class _Lines:
                 line = line[len(_BOM) :]
             try:
                 text = line.decode(self.codec)
-            except UnicodeDecodeError:
-                if number > 1:
-                    self.unreadable.append(Incoming(line.rstrip(b"\r\n"), f"{self.name}:{number}"))
-                    continue
-                text = line.decode(self.codec, errors="replace")  # named by every row's errors
+            except UnicodeDecodeError as exc:
+                if number == 1:
+                    raise _unreadable_header(self.name, self.codec, exc) from None
+                self.unreadable.append(Incoming(line.rstrip(b"\r\n"), f"{self.name}:{number}"))
+                continue
             if self._start is None and text.strip():
                 self._start = number
             yield text
@@ -172,6 +173,18 @@ class _Lines:
     def take_start(self) -> int:
         start, self._start = self._start or 0, None
         return start
+
+
+def _unreadable_header(name: str, codec: str, exc: UnicodeDecodeError) -> InputError:
+    """The header names every column: read wrongly, it would make each row an invalid record
+    (its fields misnamed), so the file is refused before any row. The message names the
+    byte, never the text (a file without a header holds a holder on its first line)."""
+    byte = exc.object[exc.start]
+    return InputError(
+        f"{name}: line 1, the CSV header, is not {codec} (byte 0x{byte:02X} at byte "
+        f"{exc.start + 1} of the line); no event of this file was read: save it as UTF-8, or "
+        "give its encoding with --encoding"
+    )
 
 
 def read_csv(stream: IO[bytes], name: str, codec: str = UTF8) -> Iterator[Incoming]:
