@@ -1,5 +1,6 @@
-"""Length-prefixed pickled messages over a non-blocking socket, driven by the event loop's own
-reader and writer callbacks.
+"""Length-prefixed pickled messages between the HTTP service and its writer process: the
+framing (`frame`, `unframe`), used by both ends, and the serving end's non-blocking socket,
+driven by the event loop's own reader and writer callbacks.
 
 No task reads it: at SIGTERM, `asyncio.run` cancels every task before the app's cleanup has
 run, and a cancelled reading task would leave the cleanup waiting for answers that no one
@@ -11,12 +12,32 @@ from __future__ import annotations
 import asyncio
 import pickle
 import socket
+import struct
 from collections.abc import Callable
 from typing import Any
 
-from accrochage.api.writer_child import HEADER
-
+HEADER = struct.Struct("!I")
 CHUNK = 1 << 20
+"""Bytes read from the socket at a time, at most."""
+
+
+def frame(message: Any) -> bytes:
+    """One message as it crosses the socket: its pickle's length, then the pickle."""
+    body = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+    return HEADER.pack(len(body)) + body
+
+
+def unframe(buffer: bytearray) -> bytes | None:
+    """The pickle of the first complete message in `buffer`, taken out of it; None while
+    the message is incomplete."""
+    if len(buffer) < HEADER.size:
+        return None
+    (size,) = HEADER.unpack_from(buffer)
+    if len(buffer) < HEADER.size + size:
+        return None
+    body = bytes(buffer[HEADER.size : HEADER.size + size])
+    del buffer[: HEADER.size + size]
+    return body
 
 
 class FrameSocket:
@@ -40,8 +61,7 @@ class FrameSocket:
         self._loop.add_reader(sock.fileno(), self._readable)
 
     def send(self, message: Any) -> None:
-        body = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
-        data = HEADER.pack(len(body)) + body
+        data = frame(message)
         if not self._open:
             return
         if self._out:
@@ -82,12 +102,7 @@ class FrameSocket:
             self._close(None)
             return
         self._in += data
-        while len(self._in) >= HEADER.size:
-            (size,) = HEADER.unpack_from(self._in)
-            if len(self._in) < HEADER.size + size:
-                break
-            body = bytes(self._in[HEADER.size : HEADER.size + size])
-            del self._in[: HEADER.size + size]
+        while (body := unframe(self._in)) is not None:
             try:
                 message = pickle.loads(body)
             except Exception as exc:

@@ -20,11 +20,11 @@ import os
 import pickle
 import signal
 import socket
-import struct
 from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any
 
+from accrochage.api.frames import CHUNK, frame, unframe
 from accrochage.errors import StoreError
 from accrochage.lifeline import exit_with
 from accrochage.streams import metrics
@@ -33,17 +33,10 @@ from accrochage.streams.ingest import Incoming, IngestResult
 from accrochage.streams.writer import WriterService
 
 log = logging.getLogger("accrochage.writer")
-HEADER = struct.Struct("!I")
-CHUNK = 1 << 20
 END = None
 
 WriterBuild = Callable[[], tuple[WriterService, Callable[[], None]]]
 """Builds, in the writer process, its writer service and what closes its store."""
-
-
-def frame(message: Any) -> bytes:
-    body = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
-    return HEADER.pack(len(body)) + body
 
 
 class Inbox:
@@ -56,14 +49,8 @@ class Inbox:
 
     def _complete(self) -> Any:
         """The next buffered message, or `self` when none is complete."""
-        if len(self.buffer) < HEADER.size:
-            return self
-        (size,) = HEADER.unpack_from(self.buffer)
-        if len(self.buffer) < HEADER.size + size:
-            return self
-        body = bytes(self.buffer[HEADER.size : HEADER.size + size])
-        del self.buffer[: HEADER.size + size]
-        return pickle.loads(body)
+        body = unframe(self.buffer)
+        return self if body is None else pickle.loads(body)
 
     def _fill(self, *, wait: bool) -> bool:
         """Read what the socket holds (waiting for something when `wait`); False at EOF or

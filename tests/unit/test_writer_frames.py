@@ -8,8 +8,8 @@ import socket
 import threading
 from typing import Any
 
-from accrochage.api.frames import FrameSocket
-from accrochage.api.writer_child import END, Inbox, frame
+from accrochage.api.frames import FrameSocket, frame
+from accrochage.api.writer_child import END, Inbox
 
 
 def test_the_inbox_takes_every_waiting_message_and_the_end() -> None:
