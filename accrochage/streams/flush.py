@@ -213,11 +213,7 @@ class Flusher:
 
     def write_unwritten(self, report: FlushReport) -> None:
         """Hand every batch cut but not written (or failed) to the sink; record each outcome."""
-        with self.store.reading() as reader:
-            batches = reader.batches_to_write()
-        passages = sum(b.passages for b in batches)
-        for batch, outcome in self.sink.write_many(batches, passages=passages):
-            self._record(batch, outcome, report)
+        self.write_planned(Plan(self.clock.now(), []), report)
 
     def rewrite_missing(self, report: FlushReport) -> None:
         """Put back in place every released file missing where the state says it is.
