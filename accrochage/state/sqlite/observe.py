@@ -79,6 +79,20 @@ def observe(
     )
 
 
+def _by_reason(
+    conn: sqlite3.Connection, where: str, status: RecordStatus
+) -> dict[tuple[str | None, str | None], int]:
+    """(certifier, cdc_reason) -> records matching `where` (its one parameter: `status`)."""
+    return {
+        (certifier, reason): count
+        for certifier, reason, count in conn.execute(
+            f"SELECT certifier, cdc_reason, count(*) FROM records WHERE {where} "
+            "GROUP BY certifier, cdc_reason",
+            (status.value,),
+        )
+    }
+
+
 def dashboard(conn: sqlite3.Connection, limit: int = 50) -> DashboardNumbers:
     deadlines = {
         (certifier, None if day is None else date.fromisoformat(day)): count
@@ -87,21 +101,10 @@ def dashboard(conn: sqlite3.Connection, limit: int = 50) -> DashboardNumbers:
             "GROUP BY certifier, deadline"
         )
     }
-    rejections = {
-        (certifier, reason): count
-        for certifier, reason, count in conn.execute(
-            "SELECT certifier, cdc_reason, count(*) FROM records WHERE status = 'rejected' "
-            "GROUP BY certifier, cdc_reason"
-        )
-    }
-    refused_suppressions = {
-        (certifier, reason): count
-        for certifier, reason, count in conn.execute(
-            "SELECT certifier, cdc_reason, count(*) FROM records "
-            "WHERE status = ? AND suppression_rejected = 1 GROUP BY certifier, cdc_reason",
-            (RecordStatus.ACCEPTED.value,),
-        )
-    }
+    rejections = _by_reason(conn, "status = ?", RecordStatus.REJECTED)
+    refused_suppressions = _by_reason(
+        conn, "status = ? AND suppression_rejected = 1", RecordStatus.ACCEPTED
+    )
     to_deposit = [
         ToDeposit(batch_id, certifier, passages, None if at is None else datetime.fromisoformat(at))
         for batch_id, certifier, passages, at in conn.execute(
