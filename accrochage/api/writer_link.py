@@ -210,9 +210,11 @@ def _fail(group: list[_Waiting], exc: BaseException) -> None:
 
 
 def _store_error(storage: tuple[str, str] | None) -> StoreError | None:
-    if storage is None:
-        return None
-    code, message = storage
+    return None if storage is None else _rebuilt(*storage)
+
+
+def _rebuilt(code: str, message: str) -> StoreError:
+    """A storage error of the writer process, as its class (by code) in this process."""
     return _STORE_ERRORS.get(code, StoreError)(message)
 
 
@@ -221,5 +223,5 @@ def _error(payload: tuple[str, str, bool]) -> AccrochageError:
     as an internal error (its class is in the writer process's log, never its message)."""
     code, message, is_store = payload
     if is_store:
-        return _STORE_ERRORS.get(code, StoreError)(message)
+        return _rebuilt(code, message)
     return WriterFailed("the events could not be stored; see the service log")
