@@ -206,13 +206,11 @@ def build_writer_parts(config: Path | None, *, decode: bool = False) -> WriterPa
     store = open_store(settings)
     clock = SystemClock()
     registry = registry_from(settings)
-    # The worker's main process loads the files (its `refdata` job); this one follows the version.
     every = settings.batching.tick.total_seconds()
-    reference = ReferenceHolder(store.refdata(), check_every=every)
-    service = WriterService(Ingestor(store, registry, clock, reference.current))
+    service, reference = _following_writer(store, registry, clock, every)
     if not decode:
         return WriterParts(service, log_source(settings), store.close)
-    pool = build_decode_pool(settings, registry, clock, reference.current)
+    pool = build_decode_pool(settings, registry, clock, reference)
 
     def close() -> None:
         pool.close()
@@ -228,9 +226,18 @@ def build_event_writer(
     at the service's start already), an ingestor that follows the stored reference data
     version (the serving process's `refdata` job loads the files), a writer service."""
     store = SqliteStore(state)
+    service, _ = _following_writer(store, registry, clock, check_every)
+    return service, store.close
+
+
+def _following_writer(
+    store: Store, registry: Registry, clock: Clock, check_every: float
+) -> tuple[WriterService, Callable[[], Reference | None]]:
+    """A writer process's writer service, its ingestor on the reference data the state holds:
+    the main process's `refdata` job loads the files, this one follows the stored version
+    (checked every `check_every` seconds). Also what gives that reference data now."""
     reference = ReferenceHolder(store.refdata(), check_every=check_every)
-    ingestor = Ingestor(store, registry, clock, reference.current)
-    return WriterService(ingestor), store.close
+    return WriterService(Ingestor(store, registry, clock, reference.current)), reference.current
 
 
 def reference_keeper(
