@@ -158,7 +158,7 @@ def test_a_decode_process_follows_new_reference_data(tmp_path: Path, refdata_dir
         store.close()
 
 
-def _decode_processes(pool: DecodePool) -> list[int]:
+def decode_processes(pool: DecodePool) -> list[int]:
     executor = pool._pool
     assert executor is not None
     return list(executor._processes)  # type: ignore[attr-defined]
@@ -172,7 +172,7 @@ def test_a_killed_decode_process_fails_its_group_and_the_next_starts_a_new_pool(
     items = [Incoming(delivered_event(record_id=f"C-{n}")) for n in range(50)]
     try:
         pool.decode(items[:1])
-        for pid in _decode_processes(pool):
+        for pid in decode_processes(pool):
             os.kill(pid, signal.SIGKILL)
         time.sleep(0.5)
         with pytest.raises(DecodeFailed) as failed:
@@ -193,7 +193,7 @@ def test_a_decode_process_killed_while_decoding_fails_the_group(tmp_path: Path) 
     try:
         pool.decode(items[:1])
         pending = pool.submit(items)
-        for pid in _decode_processes(pool):
+        for pid in decode_processes(pool):
             os.kill(pid, signal.SIGKILL)
         with pytest.raises(DecodeFailed):
             pending.result(60)

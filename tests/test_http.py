@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import os
+import signal
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -23,11 +25,13 @@ import pytest
 from aiohttp import web
 
 from accrochage.api.protocol import ApiRunner
+from accrochage.api.server import POOL_MIN_EVENTS
 from accrochage.app import Core, build_core
 from accrochage.errors import ConfigError
 from accrochage.models.deadline import SystemClock, paris_today
 from accrochage.runtimes.embedded import build_service
 from accrochage.settings import load_settings
+from tests.test_decoding import decode_processes
 from tests.test_tracker import event, write_config, xml_files
 
 REAL_TODAY = paris_today(SystemClock())
@@ -157,6 +161,30 @@ async def test_concurrent_posts_all_committed(core: Core) -> None:
         status, page = await get(client, "/records", params={"limit": "1000"})
         assert status == 200
         assert {r["record_id"] for r in page["records"]} == {f"CC-{i:03d}" for i in range(60)}
+
+
+async def test_decode_processes_start_with_the_service_and_a_dead_one_loses_nothing(
+    core: Core,
+) -> None:
+    """Large arrays are decoded in decode processes: they are running before the first
+    request; one killed is replaced, and the request it would have decoded is stored all
+    the same (decoded by the writer)."""
+    assert core.decoder is not None and core.decoder.enabled
+    async with serving(core) as client:
+        workers = decode_processes(core.decoder)
+        assert workers, "the decode processes start with the service"
+        for pid in workers:
+            os.kill(pid, signal.SIGKILL)
+        await asyncio.sleep(0.5)
+        arrays = [[recent(f"DP-{n}-{i}") for i in range(POOL_MIN_EVENTS)] for n in range(3)]
+        for array in arrays:
+            status, results = await post(client, array)
+            assert status == 200
+            assert {r["http_status"] for r in results} == {201}
+        assert set(decode_processes(core.decoder)).isdisjoint(workers)
+        status, page = await get(client, "/records", params={"limit": "1000"})
+        stored = {r["record_id"] for r in page["records"]}
+        assert stored == {event["record_id"] for array in arrays for event in array}
 
 
 # --- queries --------------------------------------------------------------------------------

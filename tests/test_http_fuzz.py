@@ -9,6 +9,7 @@ plain sockets (http.client), each on a new connection.
 from __future__ import annotations
 
 import asyncio
+import faulthandler
 import http.client
 import json
 import sqlite3
@@ -32,6 +33,8 @@ REQUESTS_PER_EXAMPLE = 25
 ROUTES = ["/events", "/records", "/records/FZ-1", "/batches", "/summary", "/unusable", "/health"]
 PAGES = ("/", "/ui", "/metrics")
 """Routes that answer in HTML or text, not JSON (their errors are JSON all the same)."""
+REQUEST_TIMEOUT = 60
+STACKS_AFTER = 30
 PARAMS = ["limit", "due_within", "as_of", "cursor", "status", "certifier", "overdue", "state"]
 
 
@@ -79,13 +82,17 @@ class Service:
         self, method: str, target: str, body: bytes | None, headers: dict[str, str]
     ) -> tuple[int, dict[str, str], bytes]:
         self.requests += 1
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
+        # A request still unanswered after STACKS_AFTER seconds: every thread's stack goes
+        # to stderr (shown with the failure), to tell where the service waited.
+        faulthandler.dump_traceback_later(STACKS_AFTER, exit=False)
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=REQUEST_TIMEOUT)
         try:
             conn.request(method, target, body=body, headers=headers)
             response = conn.getresponse()
             data = response.read()
             return response.status, {k.lower(): v for k, v in response.getheaders()}, data
         finally:
+            faulthandler.cancel_dump_traceback_later()
             conn.close()
 
 

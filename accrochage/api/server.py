@@ -163,7 +163,10 @@ async def post_events(request: web.Request) -> web.Response:
         raise ApiError(400, "empty_array", "the array holds no event")
     if context.decoder is not None and len(items) >= POOL_MIN_EVENTS:
         try:
-            items = await asyncio.wrap_future(context.decoder.submit(items))
+            loop = asyncio.get_running_loop()
+            # Off the event loop: submitting starts the decode processes again after one died.
+            decoding = await loop.run_in_executor(None, context.decoder.submit, items)
+            items = await asyncio.wrap_future(decoding)
         except DecodeFailed:  # the writer decodes them; the next request starts a new pool
             log.error("a decode process ended; this request's events are decoded by the writer")
     elif context.decode_here is not None and context.writer.decodes_here:
@@ -308,5 +311,11 @@ def build_app(context: ApiContext) -> web.Application:
         yield
         app[READERS].shutdown(wait=True)
 
+    async def decode_processes(app: web.Application) -> Any:
+        if context.decoder is not None:
+            await asyncio.to_thread(context.decoder.start)
+        yield
+
     app.cleanup_ctx.append(readers)
+    app.cleanup_ctx.append(decode_processes)
     return app

@@ -16,6 +16,7 @@ they are stored, as before.
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from collections.abc import Callable, Sequence
@@ -37,6 +38,7 @@ from accrochage.sinks.profiles import SchemaProfile
 from accrochage.state.base import RefdataStorage
 from accrochage.streams.ingest import Incoming, Ready, decode_ready
 
+log = logging.getLogger("accrochage.decode")
 PIECE = 500
 """Events per task: a larger group is split so that every decode process gets a share."""
 KEPT_PAYLOAD = ("occurred_at", "source", "reason")
@@ -126,6 +128,10 @@ def decode_piece(
     return [item.decoded for item in items]
 
 
+def _started() -> bool:
+    return _WORKER is not None
+
+
 def with_decoded(item: Incoming, ready: Ready | None) -> Incoming:
     if ready is None:
         return item
@@ -195,6 +201,18 @@ class DecodePool:
 
     def decode(self, items: Sequence[Incoming]) -> list[Incoming]:
         return self.submit(items).result()
+
+    def start(self) -> None:
+        """Start the decode processes now (a service, at its start): the first group then
+        does not wait for them, nor does whoever submits it (an event loop)."""
+        if not self.enabled:
+            return
+        pool = self._running_pool()
+        try:
+            pool.submit(_started).result()
+        except BrokenProcessPool:  # the first group tries again, and decodes in the writer
+            self._forget(pool)
+            log.error("the decode processes did not start; see the log above")
 
     def _joined(
         self,
