@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
+from accrochage.app import build_core
 from accrochage.cli import main
 from accrochage.generate import GeneratedCertifier, generate_events
 from accrochage.models.deadline import SystemClock, paris_today
@@ -21,6 +22,8 @@ from accrochage.settings import load_settings
 from accrochage.sinks.gate import check_file
 from accrochage.sinks.xml_outbox import XmlOutbox
 from accrochage.state.sqlite import SqliteStore
+from accrochage.streams import flush
+from accrochage.streams.flush_report import FlushReport
 from tests.test_tracker import SCHEMA_1_1_2, write_config
 
 GENERATED = [
@@ -255,3 +258,73 @@ def test_a_state_from_before_prepared_passages_upgrades_and_flushes(tmp_path: Pa
         > 0
     )
     assert _rerendered(config, tmp_path) == {path.name: path.read_bytes() for path in files}
+
+
+def test_a_write_drops_its_batches_passages_and_a_sweep_the_ones_left_behind(
+    tmp_path: Path,
+) -> None:
+    """Without a sweep, only the written batches' passages go (a service's tick reads no
+    more than what it wrote): another certifier's pending passages stay, and so does the
+    passage of a content replaced while pending, until a sweep; a member pending again with
+    the same version (its file superseded) keeps its passage."""
+    config = _config(tmp_path / "state", batching={"max_records": 500})
+    events_file = tmp_path / "events.jsonl"
+    events = _events(events_file, max_age_days=5)
+    by_certifier = {key: sum(e["certifier"] == key for e in events) for key in ("pix", "school")}
+    due, waiting = sorted(by_certifier, key=by_certifier.__getitem__, reverse=True)
+    replaced = next(e for e in events if e["certifier"] == due)
+    fix = {**replaced, "event_id": "fix-1", "verbatim": "corrected before the cut"}
+    lines = [json.dumps(e, ensure_ascii=False) for e in [*events, fix]]
+    events_file.write_text("\n".join(lines) + "\n")
+    _cli(config, "ingest", str(events_file))
+    before = _passages(config)
+    assert len(before) == COUNT  # one row per record: the replaced one under its new version
+    with _db(config) as db:
+        versions = db.execute(
+            "SELECT version FROM passages WHERE record_id = ?", (replaced["record_id"],)
+        ).fetchall()
+    assert sorted(versions) == [(1,), (2,)]
+
+    core = build_core(load_settings(config))
+    try:
+        report = FlushReport()
+        core.flusher.cut(report)
+        batches = [cut.batch_id for cut in report.cut]
+        assert batches and {cut.certifier for cut in report.cut} == {due}
+        with _db(config) as db:
+            members = {
+                r[0]
+                for r in db.execute(
+                    "SELECT record_id FROM batch_members WHERE batch_id = ?", (batches[0],)
+                )
+            }
+            again = sorted(members - {replaced["record_id"]})[0]
+            db.execute("UPDATE records SET status = 'pending' WHERE record_id = ?", (again,))
+        with core.store.transaction() as tx:
+            tx.forget_sent_passages(batches)
+        with _db(config) as db:
+            left = set(db.execute("SELECT record_id, version FROM passages").fetchall())
+        waiting_ids = {e["record_id"] for e in events if e["certifier"] == waiting}
+        assert {record_id for record_id, _ in left} == waiting_ids | {replaced["record_id"], again}
+        assert [v for r, v in left if r == replaced["record_id"]] == [1]
+
+        with core.store.transaction() as tx:
+            tx.forget_sent_passages([], sweep=True)
+        with _db(config) as db:
+            swept = {r[0] for r in db.execute("SELECT record_id FROM passages")}
+        assert swept == waiting_ids | {again}
+    finally:
+        core.close()
+
+
+def test_a_flusher_sweeps_at_its_first_write_then_at_most_every_period(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    core = build_core(load_settings(_config(tmp_path / "state")))
+    try:
+        flusher = core.flusher
+        assert [flusher._sweep_due(), flusher._sweep_due()] == [True, False]
+        monkeypatch.setattr(flush, "PASSAGE_SWEEP_SECONDS", 0)
+        assert flusher._sweep_due()
+    finally:
+        core.close()

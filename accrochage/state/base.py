@@ -50,7 +50,23 @@ from accrochage.state.values import (
 )
 
 
-class Transaction(ABC):
+class PendingReads(ABC):
+    """What planning a cut reads: a transaction reads it, and so does a reader, which plans
+    without holding the write lock (the cut checks each member again)."""
+
+    @abstractmethod
+    def pending_stats(self) -> list[PendingStats]:
+        """Each certifier with pending records: how many, the oldest, the nearest deadline."""
+
+    @abstractmethod
+    def pending_members(self, certifier: str) -> list[Member]:
+        """A certifier's pending records, ordered by (code, record_id)."""
+
+    @abstractmethod
+    def content(self, record_id: str, version: int) -> StoredContent: ...
+
+
+class Transaction(PendingReads):
     """One unit of work; every method runs inside it and commits (or not) with it."""
 
     # -- records ---------------------------------------------------------------------------
@@ -84,17 +100,10 @@ class Transaction(ABC):
     # -- batches ---------------------------------------------------------------------------
 
     @abstractmethod
-    def pending_stats(self) -> list[PendingStats]:
-        """Each certifier with pending records: how many, the oldest, the nearest deadline."""
-
-    @abstractmethod
-    def pending_members(self, certifier: str) -> list[Member]:
-        """A certifier's pending records, ordered by (code, record_id)."""
-
-    @abstractmethod
-    def forget_sent_passages(self) -> None:
-        """Drop the prepared passages no pending record will be cut with any more (a file
-        rewritten later renders its contents)."""
+    def forget_sent_passages(self, batch_ids: Sequence[str], *, sweep: bool = False) -> None:
+        """Drop the prepared passages of the written batches' members (a file rewritten later
+        renders its contents), or with `sweep` every passage no pending record will be cut
+        with (those of records corrected or revoked while pending too)."""
 
     @abstractmethod
     def take_pending(
@@ -103,9 +112,6 @@ class Transaction(ABC):
         """Move into `batch_id` (batched) the members still pending for `certifier` with the
         content version they were planned with (what a batch cut planned earlier may still
         take); the members moved, in their order. `add_batch` then freezes the batch."""
-
-    @abstractmethod
-    def content(self, record_id: str, version: int) -> StoredContent: ...
 
     @abstractmethod
     def add_batch(
@@ -231,7 +237,7 @@ class Transaction(ABC):
         """The earliest deadline of each record's open requests (records with none absent)."""
 
 
-class Reader(ABC):
+class Reader(PendingReads):
     """Read-only queries; a reader never blocks a writer and sees committed state only."""
 
     @abstractmethod

@@ -8,6 +8,7 @@ with the same name and the same bytes.
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -23,7 +24,7 @@ from accrochage.models.registry import Certifier, Registry
 from accrochage.models.vocabulary import PLACED, BatchState, SchemaVersion
 from accrochage.sinks.base import BatchSink
 from accrochage.sinks.profiles import profile_for
-from accrochage.state.base import Store, Transaction
+from accrochage.state.base import PendingReads, Store
 from accrochage.streams import metrics
 from accrochage.streams.batching import BatchLimits, due_reason, files_for
 from accrochage.streams.flush_report import (
@@ -35,6 +36,10 @@ from accrochage.streams.flush_report import (
 from accrochage.streams.redecode import Decodes
 from accrochage.streams.verify import is_missing, rewrite
 from accrochage.streams.withdraw import cut_suppressions, exact_sizes, supersede
+
+PASSAGE_SWEEP_SECONDS = 600
+"""How often written passages are looked for among every pending record (those of records
+corrected or revoked while pending); at each write, only the written batches' are dropped."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +76,7 @@ class Flusher:
         self.schema_version = schema_version
         self.decode = decode
         """Decodes a stored correction again, the day it replaces a record's content."""
+        self._swept_at: float | None = None
 
     def flush(self, *, force: bool = False, report: FlushReport | None = None) -> FlushReport:
         report = report if report is not None else FlushReport()
@@ -98,8 +104,9 @@ class Flusher:
         for batch, outcome in self.sink.write_many(batches, passages=passages):
             self._record(batch, outcome, report)
         if report.written:
+            sweep = self._sweep_due()
             with self.store.transaction() as tx:
-                tx.forget_sent_passages()
+                tx.forget_sent_passages([w.batch_id for w in report.written], sweep=sweep)
         if fault:
             raise fault[0]
 
@@ -114,7 +121,8 @@ class Flusher:
 
         Cutting is done in short transactions: the writer (the HTTP service's, the Kafka
         worker's) waits at most one batch's worth of statements, whatever the backlog. The
-        plan (who is due, which members, how they split) is read first; each batch is then
+        plan (who is due, which members, how they split) is read first, by a reader (reading
+        every pending record takes no write lock); each batch is then
         cut in its own transaction, keeping only the members still pending with the content
         version planned (a correction or revocation stored meanwhile is cut at the next tick).
         `report.cut` lists only what was committed.
@@ -143,9 +151,17 @@ class Flusher:
                 )
             for suppression in suppressions:
                 report.add_cut(suppression)
-        with self.store.transaction() as tx:
-            groups = self._plan(tx, now, today, force, report)
+        with self.store.reading() as reader:
+            groups = self._plan(reader, now, today, force, report)
         return Plan(now, groups)
+
+    def _sweep_due(self) -> bool:
+        """True at most every `PASSAGE_SWEEP_SECONDS`: a sweep reads every pending record."""
+        now = time.monotonic()
+        if self._swept_at is not None and now - self._swept_at < PASSAGE_SWEEP_SECONDS:
+            return False
+        self._swept_at = now
+        return True
 
     def _cut_planned(
         self, plan: Plan, report: FlushReport, fault: list[BaseException] | None
@@ -167,7 +183,7 @@ class Flusher:
             fault.append(exc)
 
     def _plan(
-        self, tx: Transaction, now: datetime, today: date, force: bool, report: FlushReport
+        self, tx: PendingReads, now: datetime, today: date, force: bool, report: FlushReport
     ) -> list[PlannedGroup]:
         plan: list[PlannedGroup] = []
         for stats in tx.pending_stats():
@@ -184,7 +200,7 @@ class Flusher:
                 plan += [PlannedGroup(certifier, reason, group) for group in groups]
         return plan
 
-    def _groups(self, tx: Transaction, certifier: Certifier, now: datetime) -> list[list[Member]]:
+    def _groups(self, tx: PendingReads, certifier: Certifier, now: datetime) -> list[list[Member]]:
         template = self._batch(str(uuid.UUID(int=0)), now, certifier, 0)
         sizes = self.sink.sizes(template)
         members = tx.pending_members(certifier.key)

@@ -23,7 +23,7 @@ from accrochage.models.batch import FrozenBatch, Member, PendingStats, SentAs, S
 from accrochage.models.vocabulary import BatchState, CdcAction, SchemaVersion
 from accrochage.models.withdrawal import apply_superseded, cut_suppression_entry
 from accrochage.sinks.base import BatchSink
-from accrochage.state.base import Transaction
+from accrochage.state.base import PendingReads, Transaction
 from accrochage.streams.batching import BatchLimits, due_reason, files_for
 from accrochage.streams.redecode import Decodes
 
@@ -141,7 +141,7 @@ def _cut_way(
         on_cut(batch, len(group), reason)
 
 
-def exact_sizes(tx: Transaction, sink: BatchSink, batch: FrozenBatch) -> Callable[[Member], int]:
+def exact_sizes(tx: PendingReads, sink: BatchSink, batch: FrozenBatch) -> Callable[[Member], int]:
     """The exact size of a member's passage in `batch`'s file (rendered from its content)."""
 
     def size(member: Member) -> int:

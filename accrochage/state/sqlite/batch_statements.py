@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 import accrochage.state.sqlite.withdrawals as withdrawals
@@ -16,31 +16,39 @@ from accrochage.models.batch import (
     BatchInfo,
     FrozenBatch,
     Member,
-    PendingStats,
     ReleasedFile,
     Suppressible,
 )
 from accrochage.models.record import HistoryEntry, Record
 from accrochage.models.vocabulary import BatchState, CdcAction, RecordStatus, SchemaVersion
 from accrochage.models.withdrawal import Sending
-from accrochage.state.base import StoredContent
+from accrochage.state.sqlite.pending import PendingStatements
 from accrochage.state.sqlite.rows import (
     HISTORY_COLUMNS,
     history_values,
     placeholders,
-    prepared_passage,
     record_from,
     stamp,
 )
 
 _NEEDED_PASSAGE = (
-    "SELECT 1 FROM passages p JOIN records r ON r.record_id = p.record_id "
-    "AND r.version = p.version WHERE r.status = ? LIMIT 1"
+    "SELECT 1 FROM passages p WHERE EXISTS (SELECT 1 FROM records r WHERE "
+    "r.record_id = p.record_id AND r.version = p.version AND r.status = ?) LIMIT 1"
 )
+"""Read from the passages' side: pending records without a passage (decoded where they
+were stored) are never read."""
 _UNNEEDED_PASSAGES = (
     "DELETE FROM passages WHERE rowid NOT IN (SELECT p.rowid FROM passages p JOIN records r "
     "ON r.record_id = p.record_id AND r.version = p.version WHERE r.status = ?)"
 )
+_WRITTEN_PASSAGES = (
+    "DELETE FROM passages WHERE rowid IN (SELECT p.rowid FROM batch_members m "
+    "JOIN passages p ON p.record_id = m.record_id AND p.version = m.version "
+    "WHERE m.batch_id = ? AND NOT EXISTS (SELECT 1 FROM records r WHERE "
+    "r.record_id = p.record_id AND r.version = p.version AND r.status = ?))"
+)
+"""A written batch's passages, but those of members pending again with the same version (a
+superseded file's, cut again)."""
 MIN_PREFIX = 8
 """A batch id prefix names a batch from this many characters on."""
 WITH_VERSIONS = """
@@ -55,39 +63,11 @@ INSERT_HISTORY = (
 )
 
 
-class BatchStatements:
+class BatchStatements(PendingStatements):
     _conn: sqlite3.Connection
 
     def _add_history(self, entries: Iterable[HistoryEntry]) -> None:
         self._conn.executemany(INSERT_HISTORY, [history_values(e) for e in entries])
-
-    def pending_stats(self) -> list[PendingStats]:
-        # pending_since carries its Paris offset, which changes with DST: compare instants
-        # (epoch seconds), not strings, or the oldest record is misjudged around the change.
-        return [
-            PendingStats(
-                r["certifier"],
-                r["n"],
-                datetime.fromtimestamp(int(r["oldest"]), UTC),
-                datetime.fromisoformat(r["deadline"]).date() if r["deadline"] else None,
-            )
-            for r in self._conn.execute(
-                "SELECT certifier, count(*) AS n, "
-                "min(CAST(strftime('%s', pending_since) AS INTEGER)) AS oldest, "
-                "min(deadline) AS deadline FROM records WHERE status = 'pending' "
-                "GROUP BY certifier ORDER BY certifier"
-            )
-        ]
-
-    def pending_members(self, certifier: str) -> list[Member]:
-        return [
-            Member(r["record_id"], r["version"], r["code"], r["xml_bytes"])
-            for r in self._conn.execute(
-                "SELECT record_id, version, code, xml_bytes FROM records "
-                "WHERE status = ? AND certifier = ? ORDER BY code, record_id",
-                (RecordStatus.PENDING.value, certifier),
-            )
-        ]
 
     def take_pending(
         self, certifier: str, members: Sequence[Member], batch_id: str, at: datetime
@@ -112,15 +92,6 @@ class BatchStatements:
             )
         }
         return [m for m in members if m.record_id in taken]
-
-    def content(self, record_id: str, version: int) -> StoredContent:
-        payload, event_id, passage, schema = self._conn.execute(
-            "SELECT c.payload, c.event_id, p.data, p.schema_version FROM contents c "
-            "LEFT JOIN passages p ON p.record_id = c.record_id AND p.version = c.version "
-            "WHERE c.record_id = ? AND c.version = ?",
-            (record_id, version),
-        ).fetchone()
-        return StoredContent(payload, event_id, passage=prepared_passage(passage, schema))
 
     def add_batch(
         self,
@@ -167,12 +138,16 @@ class BatchStatements:
             (BatchState.WRITTEN.value, str(file.path), file.sha256, file.size, stamp(at), batch_id),
         )
 
-    def forget_sent_passages(self) -> None:
-        needed = self._conn.execute(_NEEDED_PASSAGE, (RecordStatus.PENDING.value,)).fetchone()
-        if needed is None:
+    def forget_sent_passages(self, batch_ids: Sequence[str], *, sweep: bool = False) -> None:
+        if self._conn.execute(_NEEDED_PASSAGE, (RecordStatus.PENDING.value,)).fetchone() is None:
             self._conn.execute("DELETE FROM passages")  # whole pages freed, none rewritten
-            return
-        self._conn.execute(_UNNEEDED_PASSAGES, (RecordStatus.PENDING.value,))
+        elif sweep:  # reads every pending record and every passage
+            self._conn.execute(_UNNEEDED_PASSAGES, (RecordStatus.PENDING.value,))
+        else:  # reads the written batches' members only
+            self._conn.executemany(
+                _WRITTEN_PASSAGES,
+                [(batch_id, RecordStatus.PENDING.value) for batch_id in batch_ids],
+            )
 
     def batch_failed(self, batch_id: str, error: str) -> None:
         self._conn.execute(

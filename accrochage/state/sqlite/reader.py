@@ -35,6 +35,7 @@ from accrochage.state.sqlite.batch_queries import (
 from accrochage.state.sqlite.evidence import evidence_sources
 from accrochage.state.sqlite.health import schema_versions_written, store_health
 from accrochage.state.sqlite.observe import dashboard, observe
+from accrochage.state.sqlite.pending import PendingStatements
 from accrochage.state.sqlite.record_queries import (
     iter_outstanding,
     outstanding,
@@ -51,7 +52,7 @@ from accrochage.state.sqlite.rows import (
 from accrochage.state.values import EvidenceSources, StoreHealth
 
 
-class SqliteReader(Reader):
+class SqliteReader(PendingStatements, Reader):
     def __init__(self, conn: sqlite3.Connection) -> None:
         self._conn = conn
 
