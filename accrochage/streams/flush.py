@@ -122,9 +122,9 @@ class Flusher:
         Cutting is done in short transactions: the writer (the HTTP service's, the Kafka
         worker's) waits at most one batch's worth of statements, whatever the backlog. The
         plan (who is due, which members, how they split) is read first, by a reader (reading
-        every pending record takes no write lock); each batch is then
-        cut in its own transaction, keeping only the members still pending with the content
-        version planned (a correction or revocation stored meanwhile is cut at the next tick).
+        every pending record takes no write lock); each batch is then cut in its own
+        transaction, keeping only the members still pending with the content version planned
+        (a correction or revocation stored meanwhile is cut at the next tick).
         `report.cut` lists only what was committed.
         """
         now = self.clock.now().replace(microsecond=0)
