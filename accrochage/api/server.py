@@ -311,11 +311,5 @@ def build_app(context: ApiContext) -> web.Application:
         yield
         app[READERS].shutdown(wait=True)
 
-    async def decode_processes(app: web.Application) -> Any:
-        if context.decoder is not None:
-            await asyncio.to_thread(context.decoder.start)
-        yield
-
     app.cleanup_ctx.append(readers)
-    app.cleanup_ctx.append(decode_processes)
     return app

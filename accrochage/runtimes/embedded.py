@@ -105,6 +105,8 @@ def build_service(
     app = build_app(api_context(core, writer))
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
+        if core.decoder is not None:  # not at the first large request, which would wait
+            await asyncio.to_thread(core.decoder.start)
         if link is not None:
             await link.start()
         scheduler.start()
