@@ -6,7 +6,6 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -104,34 +103,3 @@ def test_a_flush_reads_no_byte_of_the_files_already_written(
     finally:
         core.close()
     assert report.ok and len(report.written) == 1
-
-
-def test_a_flush_records_each_file_in_the_next_cut_s_transaction(tmp_path: Path) -> None:
-    """A flush of N batches takes the write lock N + 3 times (supersede, suppressions, each
-    cut, the last files with the passages they free): each file written while the next
-    batch is cut is recorded by that cut's transaction, not one of its own."""
-    core, _ = make_core(tmp_path, batching={"max_records": 40})
-    ingest(core, *_events(200))
-    store = core.flusher.store
-    original = store.transaction
-    states: list[dict[str, str]] = []
-
-    def counted() -> Any:
-        with store.reading() as reader:
-            states.append({b["batch_id"]: b["state"] for b in reader.batches(limit=None)})
-        return original()
-
-    store.transaction = counted  # type: ignore[method-assign]
-    try:
-        report = core.flusher.flush(force=True)
-    finally:
-        store.transaction = original  # type: ignore[method-assign]
-    cut = [c.batch_id for c in report.cut]
-    assert len(cut) == 5 and {w.batch_id for w in report.written} == set(cut)
-    assert len(states) == len(cut) + 3
-    with store.reading() as reader:
-        assert {b["state"] for b in reader.batches(limit=None)} == {"written"}
-    # Written one after the other here (too few passages for the render processes): each
-    # cut recorded the file before it, the last file waited for the last transaction.
-    assert sorted(states[-1].values()) == ["cut"] + ["written"] * (len(cut) - 1)
-    core.close()

@@ -24,7 +24,7 @@ from accrochage.models.registry import Certifier, Registry
 from accrochage.models.vocabulary import PLACED, BatchState, SchemaVersion
 from accrochage.sinks.base import BatchSink
 from accrochage.sinks.profiles import profile_for
-from accrochage.state.base import PendingReads, Store, Transaction
+from accrochage.state.base import PendingReads, Store
 from accrochage.streams import metrics
 from accrochage.streams.batching import BatchLimits, due_reason, files_for
 from accrochage.streams.flush_report import (
@@ -40,10 +40,6 @@ from accrochage.streams.withdraw import cut_suppressions, exact_sizes, supersede
 PASSAGE_SWEEP_SECONDS = 600
 """How often written passages are looked for among every pending record (those of records
 corrected or revoked while pending); at each write, only the written batches' are dropped."""
-
-
-Outcome = tuple[FrozenBatch, ReleasedFile | str]
-"""A batch handed to the sink, and its file (or why it could not be written)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,25 +99,21 @@ class Flusher:
         with self.store.reading() as reader:
             waiting = reader.batches_to_write()
         fault: list[BaseException] = []
-        outcomes: list[Outcome] = []
-        batches = chain(waiting, self._cut_planned(plan, report, fault, outcomes))
+        batches = chain(waiting, self._cut_planned(plan, report, fault))
         passages = sum(b.passages for b in waiting) + sum(len(g.members) for g in plan.groups)
-        outcomes.extend(self.sink.write_many(batches, passages=passages))
-        written = [w.batch_id for w in report.written]
-        written += [batch.batch_id for batch, outcome in outcomes if not isinstance(outcome, str)]
-        if outcomes or written:
+        for batch, outcome in self.sink.write_many(batches, passages=passages):
+            self._record(batch, outcome, report)
+        if report.written:
+            sweep = self._sweep_due()
             with self.store.transaction() as tx:
-                self._mark(tx, outcomes)
-                if written:
-                    tx.forget_sent_passages(written, sweep=self._sweep_due())
-            self._reported(outcomes, report)
+                tx.forget_sent_passages([w.batch_id for w in report.written], sweep=sweep)
         if fault:
             raise fault[0]
 
     def cut(self, report: FlushReport, *, force: bool = False) -> None:
         """Cut what is due, without writing (see `plan`)."""
         plan = self.plan(report, force=force)
-        for _ in self._cut_planned(plan, report, None, []):
+        for _ in self._cut_planned(plan, report, None):
             pass
 
     def plan(self, report: FlushReport, *, force: bool = False) -> Plan:
@@ -172,18 +164,13 @@ class Flusher:
         return True
 
     def _cut_planned(
-        self,
-        plan: Plan,
-        report: FlushReport,
-        fault: list[BaseException] | None,
-        outcomes: list[Outcome],
+        self, plan: Plan, report: FlushReport, fault: list[BaseException] | None
     ) -> Iterator[FrozenBatch]:
         """Each planned batch, once cut; with `fault`, a failure to cut ends the batches
-        there and is kept in it, to be raised once what was cut is written. The `outcomes`
-        of the files written meanwhile are recorded in each cut's transaction."""
+        there and is kept in it, to be raised once what was cut is written."""
         try:
             for group in plan.groups:
-                batch = self._cut_group(group, plan.now, outcomes, report)
+                batch = self._cut_group(group, plan.now)
                 if batch is not None:
                     report.add_cut(
                         CutBatch(batch.batch_id, batch.certifier.key, batch.passages, group.reason)
@@ -220,23 +207,17 @@ class Flusher:
         exact = exact_sizes(tx, self.sink, template)
         return files_for(members, self.limits, sizes.envelope, sizes.per_code, exact)
 
-    def _cut_group(
-        self, group: PlannedGroup, now: datetime, outcomes: list[Outcome], report: FlushReport
-    ) -> FrozenBatch | None:
-        """One batch, in its own transaction, of the planned members still pending as planned;
-        the same transaction records the `outcomes` of the files written since the last one
-        (a transaction fewer per file: the writer behind the lock waits less often)."""
+    def _cut_group(self, group: PlannedGroup, now: datetime) -> FrozenBatch | None:
+        """One batch, in its own transaction, of the planned members still pending as planned."""
         certifier = group.certifier
         batch_id = str(uuid.uuid4())
-        batch: FrozenBatch | None = None
         with self.store.transaction() as tx:
-            self._mark(tx, outcomes)
             still = tx.take_pending(certifier.key, group.members, batch_id, now)
-            if still:
-                batch = self._batch(batch_id, now, certifier, len(still))
-                history = (cut_entry(m.record_id, now, group.reason, batch_id) for m in still)
-                tx.add_batch(batch, self.sink.file_name(batch), still, history)
-        self._reported(outcomes, report)
+            if not still:
+                return None
+            batch = self._batch(batch_id, now, certifier, len(still))
+            history = (cut_entry(m.record_id, now, group.reason, batch.batch_id) for m in still)
+            tx.add_batch(batch, self.sink.file_name(batch), still, history)
         return batch
 
     def _batch(
@@ -290,37 +271,22 @@ class Flusher:
                 )
             )
 
-    def _mark(self, tx: Transaction, outcomes: list[Outcome]) -> None:
-        """Record each file written (or failed) in `tx`. A file written but not recorded
-        (a crash before the commit) is written again by the next flush, the same bytes under
-        the same name."""
-        at = self.clock.now()
-        for batch, outcome in outcomes:
-            if isinstance(outcome, str):
+    def _record(self, batch: FrozenBatch, outcome: ReleasedFile | str, report: FlushReport) -> None:
+        key = batch.certifier.key
+        if isinstance(outcome, str):
+            with self.store.transaction() as tx:
                 tx.batch_failed(batch.batch_id, outcome)
-            else:
-                tx.batch_written(batch.batch_id, outcome, at)
-
-    @staticmethod
-    def _reported(outcomes: list[Outcome], report: FlushReport) -> None:
-        """Once their transaction committed: the outcomes into the report and the metrics."""
-        for batch, outcome in outcomes:
-            key = batch.certifier.key
-            metrics.count_batch_write(not isinstance(outcome, str))
-            if isinstance(outcome, str):
-                report.add_failed(FailedBatch(batch.batch_id, key, outcome))
-            else:
-                report.add_written(
-                    WrittenBatch(
-                        batch.batch_id,
-                        key,
-                        outcome.path,
-                        outcome.passages,
-                        outcome.size,
-                        outcome.sha256,
-                    )
-                )
-        outcomes.clear()
+            metrics.count_batch_write(False)
+            report.add_failed(FailedBatch(batch.batch_id, key, outcome))
+            return
+        with self.store.transaction() as tx:
+            tx.batch_written(batch.batch_id, outcome, self.clock.now())
+        metrics.count_batch_write(True)
+        report.add_written(
+            WrittenBatch(
+                batch.batch_id, key, outcome.path, outcome.passages, outcome.size, outcome.sha256
+            )
+        )
 
     def close(self) -> None:
         self.sink.close()
