@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -103,3 +104,28 @@ def test_a_flush_reads_no_byte_of_the_files_already_written(
     finally:
         core.close()
     assert report.ok and len(report.written) == 1
+
+
+def test_a_plan_reads_the_pending_records_without_the_write_lock(tmp_path: Path) -> None:
+    """Planning reads every pending record (who is due, each certifier's members): a
+    reader does it, so that a writer never waits for it; only the supersede and the
+    suppressions take the lock, whatever the backlog."""
+    core, _ = make_core(tmp_path, batching={"max_records": 40})
+    ingest(core, *_events(200))
+    store = core.flusher.store
+    original = store.transaction
+    taken = 0
+
+    def counted() -> Any:
+        nonlocal taken
+        taken += 1
+        return original()
+
+    store.transaction = counted  # type: ignore[method-assign]
+    try:
+        plan = core.flusher.plan(FlushReport(), force=True)
+    finally:
+        store.transaction = original  # type: ignore[method-assign]
+        core.close()
+    assert sum(len(group.members) for group in plan.groups) == 200
+    assert taken == 2
