@@ -3,6 +3,7 @@ commits, and the XML outbox starts writing it in its processes before the next i
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -10,10 +11,12 @@ from typing import Any
 
 import pytest
 
+from accrochage.errors import StoreError
 from accrochage.generate import GeneratedCertifier, generate_events
 from accrochage.models.batch import FrozenBatch, ReleasedFile
 from accrochage.models.vocabulary import BatchState
 from accrochage.sinks.xml_outbox import XmlOutbox
+from accrochage.state.sqlite.reader import SqliteReader
 from accrochage.streams import verify
 from accrochage.streams.flush_report import FlushReport
 from tests.test_tracker import TODAY, ingest, make_core
@@ -129,3 +132,23 @@ def test_a_plan_reads_the_pending_records_without_the_write_lock(tmp_path: Path)
         core.close()
     assert sum(len(group.members) for group in plan.groups) == 200
     assert taken == 2
+
+
+def test_a_damaged_state_read_by_a_plan_is_a_storage_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A reader meets damage as a transaction does: the storage error that says what to
+    do, never SQLite's own exception (the command line prints the first, not the second)."""
+    core, _ = make_core(tmp_path)
+    ingest(core, *_events(10))
+
+    def damaged(self: SqliteReader) -> None:
+        raise sqlite3.DatabaseError("database disk image is malformed")
+
+    monkeypatch.setattr(SqliteReader, "pending_stats", damaged)
+    try:
+        with pytest.raises(StoreError) as raised:
+            core.flusher.plan(FlushReport(), force=True)
+    finally:
+        core.close()
+    assert "refused an operation" in str(raised.value)

@@ -164,15 +164,16 @@ async def test_concurrent_posts_all_committed(core: Core) -> None:
 
 
 async def test_decode_processes_start_with_the_service_and_a_dead_one_loses_nothing(
-    core: Core,
+    tmp_path: Path,
 ) -> None:
-    """Large arrays are decoded in decode processes: they are running before the first
-    request; one killed is replaced, and the request it would have decoded is stored all
-    the same (decoded by the writer)."""
-    assert core.decoder is not None and core.decoder.enabled
+    """Large arrays are decoded in decode processes: all of them are running before the
+    first request; killed, they are replaced, and the request they would have decoded is
+    stored all the same (decoded by the writer)."""
+    core = core_for(tmp_path, ingest={"decode_processes": 2})
+    assert core.decoder is not None and core.decoder.processes == 2
     async with serving(core) as client:
         workers = decode_processes(core.decoder)
-        assert workers, "the decode processes start with the service"
+        assert len(workers) == 2, "the decode processes start with the service"
         for pid in workers:
             os.kill(pid, signal.SIGKILL)
         await asyncio.sleep(0.5)
@@ -185,6 +186,7 @@ async def test_decode_processes_start_with_the_service_and_a_dead_one_loses_noth
         status, page = await get(client, "/records", params={"limit": "1000"})
         stored = {r["record_id"] for r in page["records"]}
         assert stored == {event["record_id"] for array in arrays for event in array}
+    core.close()
 
 
 # --- queries --------------------------------------------------------------------------------

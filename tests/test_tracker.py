@@ -59,6 +59,7 @@ def write_config(
     paths: dict[str, Any] | None = None,
     api: dict[str, Any] | None = None,
     schema: dict[str, Any] | None = None,
+    ingest: dict[str, Any] | None = None,
     emitter_id: str = "03VML243",
     name: str = "accrochage.toml",
 ) -> Path:
@@ -78,6 +79,7 @@ def write_config(
         },
         "api": api or {},
         "schema": schema or {},
+        "ingest": ingest or {},
     }
     text = f"""
 [emitter]

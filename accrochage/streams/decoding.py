@@ -209,10 +209,12 @@ class DecodePool:
             return
         pool = self._running_pool()
         try:
-            pool.submit(_started).result()
-        except BrokenProcessPool:  # the first group tries again, and decodes in the writer
+            # A pool starts a process per task while none is idle: one task each.
+            for started in [pool.submit(_started) for _ in range(self.processes)]:
+                started.result()
+        except Exception as exc:  # the first group tries again, or the writer decodes it
             self._forget(pool)
-            log.error("the decode processes did not start; see the log above")
+            log.error("the decode processes did not start (%s)", type(exc).__name__)
 
     def _joined(
         self,

@@ -108,6 +108,17 @@ class SqliteStore(Store):
         self._conn.close()
         os.close(self._write_lock)
 
+    @contextmanager
+    def reading(self) -> Iterator[Reader]:
+        """A reader for one block of queries; a SQLite error in the block surfaces as the
+        storage error it means (a damaged file, a disk that cannot be read), as in a
+        transaction."""
+        try:
+            with super().reading() as reader:
+                yield reader
+        except sqlite3.Error as exc:
+            raise storage_error(exc, self.path) from None
+
     def refdata(self) -> RefdataStorage:
         from accrochage.state.sqlite.refdata import SqliteRefdata
 
