@@ -183,10 +183,10 @@ class Flusher:
             fault.append(exc)
 
     def _plan(
-        self, tx: PendingReads, now: datetime, today: date, force: bool, report: FlushReport
+        self, reads: PendingReads, now: datetime, today: date, force: bool, report: FlushReport
     ) -> list[PlannedGroup]:
         plan: list[PlannedGroup] = []
-        for stats in tx.pending_stats():
+        for stats in reads.pending_stats():
             certifier = self.registry.get(stats.certifier)
             if certifier is None:
                 report.notes.append(
@@ -196,15 +196,17 @@ class Flusher:
                 continue
             reason = "forced" if force else due_reason(stats, now, today, self.limits)
             if reason is not None:
-                groups = self._groups(tx, certifier, now)
+                groups = self._groups(reads, certifier, now)
                 plan += [PlannedGroup(certifier, reason, group) for group in groups]
         return plan
 
-    def _groups(self, tx: PendingReads, certifier: Certifier, now: datetime) -> list[list[Member]]:
+    def _groups(
+        self, reads: PendingReads, certifier: Certifier, now: datetime
+    ) -> list[list[Member]]:
         template = self._batch(str(uuid.UUID(int=0)), now, certifier, 0)
         sizes = self.sink.sizes(template)
-        members = tx.pending_members(certifier.key)
-        exact = exact_sizes(tx, self.sink, template)
+        members = reads.pending_members(certifier.key)
+        exact = exact_sizes(reads, self.sink, template)
         return files_for(members, self.limits, sizes.envelope, sizes.per_code, exact)
 
     def _cut_group(self, group: PlannedGroup, now: datetime) -> FrozenBatch | None:

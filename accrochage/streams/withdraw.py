@@ -141,10 +141,12 @@ def _cut_way(
         on_cut(batch, len(group), reason)
 
 
-def exact_sizes(tx: PendingReads, sink: BatchSink, batch: FrozenBatch) -> Callable[[Member], int]:
+def exact_sizes(
+    reads: PendingReads, sink: BatchSink, batch: FrozenBatch
+) -> Callable[[Member], int]:
     """The exact size of a member's passage in `batch`'s file (rendered from its content)."""
 
     def size(member: Member) -> int:
-        return sink.passage_size(batch, tx.content(member.record_id, member.version))
+        return sink.passage_size(batch, reads.content(member.record_id, member.version))
 
     return size
