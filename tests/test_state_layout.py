@@ -1,0 +1,108 @@
+"""The state's table layout: `contents` with rowids (migration m050), upgraded in place from
+the WITHOUT ROWID table earlier versions wrote, every content kept and replaced by its key."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from datetime import UTC, datetime
+from pathlib import Path
+
+from accrochage.models.record import Change, Content, Outcome
+from accrochage.state.sqlite import SqliteStore
+from tests.test_prepared_passages import _cli, _config, _db, _events, _written_files
+
+OLD_CONTENTS = """
+CREATE TABLE contents_old (
+    record_id TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    content_hash TEXT NOT NULL,
+    event_id TEXT,
+    payload TEXT NOT NULL,
+    occurred_at TEXT,
+    emitted_by TEXT,
+    received_at TEXT NOT NULL,
+    source TEXT,
+    PRIMARY KEY (record_id, version)
+) WITHOUT ROWID;
+INSERT INTO contents_old SELECT record_id, version, content_hash, event_id, payload,
+    occurred_at, emitted_by, received_at, source FROM contents;
+DROP TABLE contents;
+ALTER TABLE contents_old RENAME TO contents;
+DELETE FROM _sqlite_migrations WHERE name = 'm050_contents_with_rowids';
+"""
+
+
+def _contents(db: sqlite3.Connection) -> list[tuple[object, ...]]:
+    return db.execute("SELECT * FROM contents ORDER BY record_id, version").fetchall()
+
+
+def _layout(db: sqlite3.Connection) -> tuple[str, list[str]]:
+    (table,) = db.execute("SELECT sql FROM sqlite_master WHERE name = 'contents'").fetchone()
+    indexes = [
+        name
+        for (name,) in db.execute(
+            "SELECT name FROM pragma_index_list('contents') WHERE \"unique\" = 1"
+        )
+    ]
+    return table, indexes
+
+
+def test_a_state_with_contents_without_rowid_is_upgraded_whole(tmp_path: Path) -> None:
+    """A state written before m050 (contents WITHOUT ROWID) gets the rowid table at the next
+    command, with the same rows; a correction stored after it adds its version, and flush
+    writes every pending record."""
+    config = _config(tmp_path / "state", processes=0)
+    events_file = tmp_path / "events.jsonl"
+    events = _events(events_file, count=300)
+    _cli(config, "ingest", str(events_file))
+    with _db(config) as db:
+        db.executescript(OLD_CONTENTS)
+        before = _contents(db)
+        assert "WITHOUT ROWID" in _layout(db)[0]
+    assert len(before) == 300
+
+    _cli(config, "records", "--format", "json")
+    with _db(config) as db:
+        table, unique = _layout(db)
+        assert "WITHOUT ROWID" not in table
+        assert unique == ["contents_key"]
+        assert _contents(db) == before
+        (applied,) = db.execute(
+            "SELECT count(*) FROM _sqlite_migrations WHERE name = 'm050_contents_with_rowids'"
+        ).fetchone()
+    assert applied == 1
+
+    corrected = {**events[0], "event_id": "fix-1", "verbatim": "corrected after the upgrade"}
+    events_file.write_text(json.dumps(corrected, ensure_ascii=False) + "\n")
+    _cli(config, "ingest", str(events_file))
+    with _db(config) as db:
+        versions = db.execute(
+            "SELECT version FROM contents WHERE record_id = ? ORDER BY version",
+            (events[0]["record_id"],),
+        ).fetchall()
+    assert versions == [(1,), (2,)]
+    assert "wrote " in _cli(config, "flush", "--force")
+    written = b"".join(path.read_bytes() for path in _written_files(config))
+    assert written.count(b"<cpf:passageCertification>") == 300
+
+
+def _content(payload: str, received: datetime) -> Content:
+    return Content("r-1", 1, f"hash-{payload}", "e-1", payload, None, None, received, "test")
+
+
+def test_a_content_saved_again_under_its_key_replaces_the_row(tmp_path: Path) -> None:
+    """The unique key keeps `INSERT OR REPLACE`'s meaning on a rowid table: one row per
+    (record_id, version), the last one saved."""
+    store = SqliteStore(tmp_path / "state.db")
+    try:
+        first = _content('{"a": 1}', datetime(2026, 11, 1, tzinfo=UTC))
+        second = _content('{"a": 2}', datetime(2026, 11, 2, tzinfo=UTC))
+        for content in (first, second):
+            with store.transaction() as tx:
+                tx.save([Change(Outcome.CREATED, content=content)])
+    finally:
+        store.close()
+    with sqlite3.connect(tmp_path / "state.db") as db:
+        rows = db.execute("SELECT version, payload FROM contents WHERE record_id = 'r-1'")
+        assert rows.fetchall() == [(1, '{"a": 2}')]
