@@ -4,12 +4,15 @@ the WITHOUT ROWID table earlier versions wrote, every content kept and replaced 
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
+
 from accrochage.models.record import Change, Content, Outcome
-from accrochage.state.sqlite import SqliteStore
+from accrochage.state.sqlite import SqliteStore, migrations
 from tests.test_prepared_passages import _cli, _config, _db, _events, _written_files
 
 OLD_CONTENTS = """
@@ -48,10 +51,12 @@ def _layout(db: sqlite3.Connection) -> tuple[str, list[str]]:
     return table, indexes
 
 
-def test_a_state_with_contents_without_rowid_is_upgraded_whole(tmp_path: Path) -> None:
+def test_a_state_with_contents_without_rowid_is_upgraded_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
     """A state written before m050 (contents WITHOUT ROWID) gets the rowid table at the next
-    command, with the same rows; a correction stored after it adds its version, and flush
-    writes every pending record."""
+    command, with the same rows, saying so first when the table is large; a correction
+    stored after it adds its version, and flush writes every pending record."""
     config = _config(tmp_path / "state", processes=0)
     events_file = tmp_path / "events.jsonl"
     events = _events(events_file, count=300)
@@ -62,7 +67,10 @@ def test_a_state_with_contents_without_rowid_is_upgraded_whole(tmp_path: Path) -
         assert "WITHOUT ROWID" in _layout(db)[0]
     assert len(before) == 300
 
-    _cli(config, "records", "--format", "json")
+    monkeypatch.setattr(migrations, "LOGGED_REBUILD_ROWS", 300)
+    with caplog.at_level(logging.WARNING, logger="accrochage.state"):
+        _cli(config, "records", "--format", "json")
+    assert "rebuilding the contents table (300 rows" in caplog.text
     with _db(config) as db:
         table, unique = _layout(db)
         assert "WITHOUT ROWID" not in table
