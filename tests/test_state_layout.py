@@ -1,18 +1,29 @@
 """The state's table layout: `contents` with rowids (migration m050), upgraded in place from
-the WITHOUT ROWID table earlier versions wrote, every content kept and replaced by its key."""
+the WITHOUT ROWID table earlier versions wrote, every content kept and replaced by its key;
+the rebuild is one transaction, whole after a kill -9 or a full disk in its middle."""
 
 from __future__ import annotations
 
 import json
 import logging
+import random
+import signal
 import sqlite3
+import subprocess
+import sys
+import threading
+import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import IO
 
 import pytest
+from sqlite_utils import Database
 
+from accrochage.errors import StorageFullError
 from accrochage.models.record import Change, Content, Outcome
 from accrochage.state.sqlite import SqliteStore, migrations
+from accrochage.state.sqlite.store import connect, storage_error
 from tests.test_prepared_passages import _cli, _config, _db, _events, _written_files
 
 OLD_CONTENTS = """
@@ -114,3 +125,107 @@ def test_a_content_saved_again_under_its_key_replaces_the_row(tmp_path: Path) ->
     with sqlite3.connect(tmp_path / "state.db") as db:
         rows = db.execute("SELECT version, payload FROM contents WHERE record_id = 'r-1'")
         assert rows.fetchall() == [(1, '{"a": 2}')]
+
+
+def _old_state_with_contents(config: Path, rows: int) -> None:
+    """A state as the version before m050 left it, `rows` contents in its old table."""
+    state = config.parent / "var" / "state.db"
+    state.parent.mkdir(parents=True, exist_ok=True)
+    SqliteStore(state).close()  # every migration applied
+    payload = json.dumps({"holder": "x" * 600})
+    with _db(config) as db:
+        db.executescript(OLD_CONTENTS)
+        db.executemany(
+            "INSERT INTO contents (record_id, version, content_hash, event_id, payload, "
+            "occurred_at, emitted_by, received_at, source) "
+            "VALUES (?, 1, ?, NULL, ?, NULL, NULL, '2026-11-30T10:00:00Z', 'test')",
+            ((f"R-{i:07d}", f"h{i}", payload) for i in range(rows)),
+        )
+
+
+def _wait_for_line(stream: IO[bytes], text: bytes, seconds: float) -> bool:
+    """Whether a line holding `text` comes within `seconds` (the stream is read in a thread:
+    a blocking read never outlives the bound)."""
+    found = threading.Event()
+
+    def read() -> None:
+        for line in stream:
+            if text in line:
+                found.set()
+                return
+
+    threading.Thread(target=read, daemon=True).start()
+    return found.wait(seconds)
+
+
+def test_a_kill_9_during_the_rebuild_leaves_the_state_whole_and_the_next_command_upgrades(
+    tmp_path: Path,
+) -> None:
+    """m050 is one transaction: a command killed while it rebuilds `contents` leaves either
+    the old table or the new one, every content in it, never half of each; the next command
+    finishes the upgrade."""
+    config = _config(tmp_path / "state", processes=0)
+    rows = 300_000
+    _old_state_with_contents(config, rows)
+    command = [sys.executable, "-m", "accrochage", "--config", str(config), "records"]
+    command += ["--format", "json"]
+    killed = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        assert killed.stderr is not None
+        assert _wait_for_line(killed.stderr, b"rebuilding the contents table", 120)
+        time.sleep(random.uniform(0.0, 0.5))
+        killed.send_signal(signal.SIGKILL)
+        killed.wait(30)
+    finally:
+        if killed.poll() is None:
+            killed.kill()
+            killed.wait()
+    with _db(config) as db:
+        assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        table, _ = _layout(db)
+        (count,) = db.execute("SELECT count(*) FROM contents").fetchone()
+        (applied,) = db.execute(
+            "SELECT count(*) FROM _sqlite_migrations WHERE name = 'm050_contents_with_rowids'"
+        ).fetchone()
+        leftovers = db.execute(
+            "SELECT name FROM sqlite_master WHERE name = 'contents_rowid'"
+        ).fetchall()
+    assert count == rows
+    assert applied == ("WITHOUT ROWID" not in table)  # the new layout only with its record
+    assert leftovers == []
+    _cli(config, "records", "--format", "json")
+    with _db(config) as db:
+        assert "WITHOUT ROWID" not in _layout(db)[0]
+        assert db.execute("SELECT count(*) FROM contents").fetchone() == (rows,)
+
+
+def test_a_full_disk_during_the_rebuild_rolls_it_back_whole(tmp_path: Path) -> None:
+    """The rebuild needs about the contents' size again: a disk that cannot give it fails
+    the upgrade with SQLite's full-disk error (a `StorageFullError` for the command that
+    opened the state), and leaves the old table, every content and the migration pending."""
+    config = _config(tmp_path / "state", processes=0)
+    rows = 20_000
+    _old_state_with_contents(config, rows)
+    state = config.parent / "var" / "state.db"
+    conn = connect(state)
+    try:
+        (pages,) = conn.execute("PRAGMA page_count").fetchone()
+        conn.execute(f"PRAGMA max_page_count = {pages + 50}")
+        with pytest.raises(sqlite3.OperationalError) as full:
+            migrations.migrations.apply(Database(conn))
+        assert isinstance(storage_error(full.value, state, opening=True), StorageFullError)
+    finally:
+        conn.close()
+    with _db(config) as db:
+        assert "WITHOUT ROWID" in _layout(db)[0]
+        assert db.execute("SELECT count(*) FROM contents").fetchone() == (rows,)
+        assert not db.execute(
+            "SELECT name FROM sqlite_master WHERE name = 'contents_rowid'"
+        ).fetchall()
+        assert not db.execute(
+            "SELECT 1 FROM _sqlite_migrations WHERE name = 'm050_contents_with_rowids'"
+        ).fetchall()
+    _cli(config, "records", "--format", "json")  # with room again, the upgrade goes through
+    with _db(config) as db:
+        assert "WITHOUT ROWID" not in _layout(db)[0]
+        assert db.execute("SELECT count(*) FROM contents").fetchone() == (rows,)
