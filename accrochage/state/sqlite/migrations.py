@@ -339,7 +339,10 @@ def m050_contents_with_rowids(db: Database) -> None:
     its meaning through the unique index.
 
     The rebuild is one transaction: about 14 s and 1.8 GB of free disk per million contents
-    (measured on 640-byte contents); a full disk rolls it back whole.
+    (measured on 640-byte contents); a full disk or a kill -9 leaves the old table whole
+    (`tests/test_state_layout.py`). It relies on sqlite-utils running a script's statements
+    one by one inside the open transaction, where `sqlite3`'s own `executescript` would
+    commit first.
     """
     (rows,) = db.execute("SELECT count(*) FROM contents").fetchone()
     if rows >= LOGGED_REBUILD_ROWS:
