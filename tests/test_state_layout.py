@@ -26,25 +26,33 @@ from accrochage.state.sqlite import SqliteStore, migrations
 from accrochage.state.sqlite.store import connect, storage_error
 from tests.test_prepared_passages import _cli, _config, _db, _events, _written_files
 
-OLD_CONTENTS = """
-CREATE TABLE contents_old (
-    record_id TEXT NOT NULL,
-    version INTEGER NOT NULL,
-    content_hash TEXT NOT NULL,
-    event_id TEXT,
-    payload TEXT NOT NULL,
-    occurred_at TEXT,
-    emitted_by TEXT,
-    received_at TEXT NOT NULL,
-    source TEXT,
-    PRIMARY KEY (record_id, version)
-) WITHOUT ROWID;
-INSERT INTO contents_old SELECT record_id, version, content_hash, event_id, payload,
-    occurred_at, emitted_by, received_at, source FROM contents;
-DROP TABLE contents;
-ALTER TABLE contents_old RENAME TO contents;
-DELETE FROM _sqlite_migrations WHERE name = 'm050_contents_with_rowids';
-"""
+M050 = "m050_contents_with_rowids"
+
+
+def _before_m050() -> str:
+    """The `contents` table as the versions before m050 created it: taken from the
+    migrations themselves, stopped before m050, never written again here."""
+    db = Database(sqlite3.connect(":memory:"))
+    migrations.migrations.apply(db, stop_before=M050)
+    (sql,) = db.execute("SELECT sql FROM sqlite_master WHERE name = 'contents'").fetchone()
+    db.close()
+    assert "WITHOUT ROWID" in sql
+    return str(sql)
+
+
+def _back_to_before_m050(db: sqlite3.Connection) -> None:
+    """A state of this version turned back into one the previous version left: its contents
+    in the old table, m050 not applied."""
+    old = _before_m050().replace("CREATE TABLE contents", "CREATE TABLE contents_old", 1)
+    db.executescript(
+        f"""
+        {old};
+        INSERT INTO contents_old SELECT * FROM contents;
+        DROP TABLE contents;
+        ALTER TABLE contents_old RENAME TO contents;
+        DELETE FROM _sqlite_migrations WHERE name = '{M050}';
+        """
+    )
 
 
 def _contents(db: sqlite3.Connection) -> list[tuple[object, ...]]:
@@ -73,7 +81,7 @@ def test_a_state_with_contents_without_rowid_is_upgraded_whole(
     events = _events(events_file, count=300)
     _cli(config, "ingest", str(events_file))
     with _db(config) as db:
-        db.executescript(OLD_CONTENTS)
+        _back_to_before_m050(db)
         before = _contents(db)
         assert "WITHOUT ROWID" in _layout(db)[0]
     assert len(before) == 300
@@ -88,7 +96,7 @@ def test_a_state_with_contents_without_rowid_is_upgraded_whole(
         assert unique == ["contents_key"]
         assert _contents(db) == before
         (applied,) = db.execute(
-            "SELECT count(*) FROM _sqlite_migrations WHERE name = 'm050_contents_with_rowids'"
+            "SELECT count(*) FROM _sqlite_migrations WHERE name = ?", (M050,)
         ).fetchone()
     assert applied == 1
 
@@ -131,10 +139,13 @@ def _old_state_with_contents(config: Path, rows: int) -> None:
     """A state as the version before m050 left it, `rows` contents in its old table."""
     state = config.parent / "var" / "state.db"
     state.parent.mkdir(parents=True, exist_ok=True)
-    SqliteStore(state).close()  # every migration applied
+    conn = connect(state)
+    try:
+        migrations.migrations.apply(Database(conn), stop_before=M050)
+    finally:
+        conn.close()
     payload = json.dumps({"holder": "x" * 600})
     with _db(config) as db:
-        db.executescript(OLD_CONTENTS)
         db.executemany(
             "INSERT INTO contents (record_id, version, content_hash, event_id, payload, "
             "occurred_at, emitted_by, received_at, source) "
@@ -185,7 +196,7 @@ def test_a_kill_9_during_the_rebuild_leaves_the_state_whole_and_the_next_command
         table, _ = _layout(db)
         (count,) = db.execute("SELECT count(*) FROM contents").fetchone()
         (applied,) = db.execute(
-            "SELECT count(*) FROM _sqlite_migrations WHERE name = 'm050_contents_with_rowids'"
+            "SELECT count(*) FROM _sqlite_migrations WHERE name = ?", (M050,)
         ).fetchone()
         leftovers = db.execute(
             "SELECT name FROM sqlite_master WHERE name = 'contents_rowid'"
@@ -222,9 +233,7 @@ def test_a_full_disk_during_the_rebuild_rolls_it_back_whole(tmp_path: Path) -> N
         assert not db.execute(
             "SELECT name FROM sqlite_master WHERE name = 'contents_rowid'"
         ).fetchall()
-        assert not db.execute(
-            "SELECT 1 FROM _sqlite_migrations WHERE name = 'm050_contents_with_rowids'"
-        ).fetchall()
+        assert not db.execute("SELECT 1 FROM _sqlite_migrations WHERE name = ?", (M050,)).fetchall()
     _cli(config, "records", "--format", "json")  # with room again, the upgrade goes through
     with _db(config) as db:
         assert "WITHOUT ROWID" not in _layout(db)[0]
