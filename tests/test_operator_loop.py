@@ -81,6 +81,10 @@ def test_the_daily_loop_without_sql(config: Path, tmp_path: Path, shared_dir: Pa
     accepted = {r["record_id"]: r for r in records_json(config, "--status", "accepted")}
     assert set(accepted) == {"L-OK", "L-KNOWN"}
     assert accepted["L-KNOWN"]["cdc_reason"] == "already_exists"
+    # Nothing is due for a record the CDC holds: its legal date stays, no count of days.
+    assert accepted["L-OK"]["deadline"] and accepted["L-OK"]["days_left"] is None
+    assert all(isinstance(r["days_left"], int) for r in rejected.values())
+    assert "L-OK" in run(config, "records", "--status", "accepted").stdout
     by_reason = records_json(config, "--reason", "identity_ambiguous")
     assert [r["record_id"] for r in by_reason] == ["L-TWO"]
     table = run(config, "records", "--status", "rejected").stdout
@@ -238,6 +242,10 @@ async def test_get_records_lists_any_status_when_asked(tmp_path: Path) -> None:
             assert [r["record_id"] for r in body["records"]] == ["G-1"]
             status, body = await get(client, "/records", params={"status": "withdrawn"})
             assert [r["record_id"] for r in body["records"]] == ["G-2"], "not outstanding, listed"
+            (withdrawn,) = body["records"]
+            assert withdrawn["deadline"] is not None and withdrawn["days_left"] is None
+            status, body = await get(client, "/records", params={"status": "pending"})
+            assert isinstance(body["records"][0]["days_left"], int)
             status, body = await get(client, "/records", params={"reason": "nope"})
             assert status == 400
     finally:

@@ -134,13 +134,14 @@ def _select(
 
 def present(row: sqlite3.Row, as_of: date) -> dict[str, Any]:
     deadline = row["deadline"]
+    due = deadline is not None and bool(row["outstanding"])
     return {
         "certifier": row["certifier"],
         "record_id": row["record_id"],
         "status": row["status"],
         "delivered_on": row["delivered_on"],
         "deadline": deadline,
-        "days_left": days_left(date.fromisoformat(deadline), as_of) if deadline else None,
+        "days_left": days_left(date.fromisoformat(deadline), as_of) if due else None,
         "batch_id": row["batch_id"],
         "errors": json.loads(row["errors"]),
         "warnings": json.loads(row["warnings"]),
