@@ -1,3 +1,3 @@
-from accrochage.cli import main
+from accrochage.cli import entry
 
-main()
+entry()

@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 
 import click
 
+from accrochage import heap
 from accrochage.errors import AccrochageError, ConfigError, StorageCorruptError
 from accrochage.settings import Settings, load_settings
 
@@ -56,6 +57,13 @@ class Group(click.Group):
 def main(ctx: click.Context, config: Path | None) -> None:
     """Keep every delivered certification on its way to the CDC (SI CPF), on time."""
     ctx.obj = AppContext(config)
+
+
+def entry() -> None:
+    """The `accrochage` command: the project imported, its heap settled, then the CLI (tests
+    call `main` in their own process, whose heap is theirs)."""
+    heap.settle()
+    main()
 
 
 pass_app = click.make_pass_decorator(AppContext)

@@ -24,6 +24,7 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any
 
+from accrochage import heap
 from accrochage.api.frames import CHUNK, frame, unframe
 from accrochage.errors import StoreError
 from accrochage.lifeline import exit_with
@@ -112,6 +113,7 @@ def serve_writer(
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     adopt_log_setup(logs)
     service, close = build()
+    heap.settle()
     inbox = Inbox(sock)
     try:
         sock.sendall(frame("ready"))

@@ -16,6 +16,7 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from accrochage import heap
 from accrochage.lifeline import exit_with
 from accrochage.models.batch import FrozenBatch, ReleasedFile
 from accrochage.models.event import event_from_content
@@ -98,6 +99,7 @@ def _start_render_process(parent: int) -> None:
     with contextlib.suppress(OSError):  # a sandbox may forbid it: render all the same
         os.nice(RENDER_NICENESS)
     exit_with(parent)  # after nice: its thread inherits it (Linux keeps one per thread)
+    heap.settle()
 
 
 class XmlOutbox(BatchSink):

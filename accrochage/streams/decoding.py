@@ -26,6 +26,7 @@ from dataclasses import dataclass, replace
 from datetime import date
 from typing import Any
 
+from accrochage import heap
 from accrochage.errors import AccrochageError
 from accrochage.lifeline import exit_with
 from accrochage.models.deadline import Clock, paris_today
@@ -76,6 +77,7 @@ def _start_worker(parent: int, registry: Registry, refdata: RefdataOpener | None
     global _WORKER
     storage = refdata() if refdata is not None else None
     _WORKER = _Worker(registry, ReferenceHolder(storage) if storage is not None else None)
+    heap.settle()
 
 
 def _worker_reference(worker: _Worker, version: int | None) -> Reference | None:
@@ -232,8 +234,12 @@ class DecodePool:
                 remaining[0] -= 1
                 if remaining[0]:
                     return
+            # Each future holds this callback, whose closure held the futures: a cycle that
+            # kept every group (events, decoded forms, passages) alive until a full
+            # collection of the cyclic GC, which then traversed them all.
+            finished, futures[:] = futures[:], []
             try:
-                readies = [ready for future in futures for ready in future.result()]
+                readies = [ready for future in finished for ready in future.result()]
             except BrokenProcessPool:
                 self._forget(pool)
                 done.set_exception(DecodeFailed(_DIED))

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any, Protocol
 
+from accrochage import heap
 from accrochage.lifeline import exit_with
 from accrochage.processes import helper_context
 from accrochage.streams import metrics
@@ -90,6 +91,7 @@ def _writer_main(
     exit_with(parent)
     adopt_log_setup(logs)
     parts = build()
+    heap.settle()
 
     def report(size: int, stored: futures.Future[Any]) -> None:
         error = stored.exception()

@@ -1,0 +1,25 @@
+"""The cyclic garbage collector, set for processes that stream events.
+
+CPython runs a young collection each time the tracked objects allocated outnumber those freed
+by 700, and a full one, walking every tracked object, when enough have survived. A group of
+events crossing a process (thousands of events, tens of thousands of objects that reference
+counting frees once the group is stored) outgrew that threshold many times over: each group
+in flight was collected young, then promoted, then walked again by full collections, for
+about a tenth of `ingest`'s CPU time. With the young threshold above a group's size, a
+process that streams only collects when garbage really accumulates.
+"""
+
+from __future__ import annotations
+
+import gc
+
+YOUNG_THRESHOLD = 50_000
+"""Above a group's objects in flight (a decode piece of 2,000 events is ~30,000); measured in
+bench/README.md (issue 13, session 8): 10,000 left a third of the gain on the table."""
+
+
+def settle() -> None:
+    """Called once by each process of the product when it has built what it keeps (the
+    `accrochage` command, each helper process): the young generation collected less often."""
+    _, middle, old = gc.get_threshold()
+    gc.set_threshold(YOUNG_THRESHOLD, middle, old)
