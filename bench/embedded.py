@@ -18,8 +18,8 @@ render (render_flux to /dev/null, files of 1000 per certifier; no XSD). R rounds
 every event (to render them by certifier), which no process of the product does, and the
 collector walking them again and again is no work the job needs. Under CPython's default
 thresholds its parse+validate took 3.3x the CPU (session 8: 6.2-6.7 against 1.9-2.0 s; with
-the product's thresholds, `accrochage/heap.py`, 2.7-3.0 s); the issue's figures were
-measured on that floor, so it runs too in each round, its ratios printed for information.
+the product's thresholds, `accrochage/heap.py`, 2.7-3.0 s); earlier figures were measured
+on that floor, so it runs too in each round, its ratios printed for information.
 The issue's floor says "lxml render": the product now writes passages without building lxml
 trees (`sinks/passage.py`), so the same passages are also built as lxml trees, and the
 ratios on that floor are printed beside (for information: the targets are judged on the
@@ -481,8 +481,8 @@ def report_floor(
 def report_collected_floor(
     report: Report, runs: list[Pipeline], floors: list[dict[str, Any]]
 ) -> None:
-    """The floor as the issue measured it: CPython's default collector walking the events the
-    floor holds. For comparison with the issue's figures only."""
+    """The floor as sessions up to 7 measured it: CPython's default collector walking the
+    events the floor holds. For comparison with earlier figures only."""
     parse = median([float(f["stages"]["parse+validate"]["cpu_seconds"]) for f in floors])
     wall = [r.seconds / f["seconds"] for r, f in zip(runs, floors, strict=True)]
     cpu = [f["floor_cpu_seconds"] / r.cpu_seconds for r, f in zip(runs, floors, strict=True)]
@@ -491,7 +491,7 @@ def report_collected_floor(
             "  the same, floor under the default collector",
             median(cpu),
             "x",
-            f"the floor as issue 13 measured it (its parse+validate {parse:.1f} CPU s): CPU "
+            f"the floor as session 7 measured it (its parse+validate {parse:.1f} CPU s): CPU "
             f"ratio ({', '.join(f'{x:.2f}' for x in cpu)}), wall ratio {median(wall):.2f}x "
             f"({', '.join(f'{x:.2f}' for x in wall)}); the targets are judged on the lines above",
         )

@@ -7,18 +7,22 @@ import gc
 import json
 import os
 from collections.abc import Iterator
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from accrochage import cli, heap
+from accrochage.api.writer_link import ProcessLink
 from accrochage.models.deadline import FixedClock
 from accrochage.processes import helper_context
 from accrochage.refdata.memory import ReferenceHolder
 from accrochage.sinks.xml_outbox import _start_render_process
 from accrochage.state.sqlite import SqliteStore
-from accrochage.streams.ingest import Incoming
+from accrochage.streams.ingest import Incoming, IngestResult
+from accrochage.streams.writer_process import ProcessWriter, WriterParts
 from tests.factories import delivered_event
 from tests.test_decoding import NOW, pool_for
 
@@ -94,3 +98,55 @@ def test_the_command_settles_its_heap_before_it_runs(monkeypatch: pytest.MonkeyP
     finally:
         gc.set_threshold(*threshold)
     assert seen == [heap.YOUNG_THRESHOLD] != [threshold[0]]
+
+
+class _ThresholdService:
+    """Stands in for the writer service: each group answered with the young threshold the
+    writer process collects at once it has built its service (the moment `settle` runs)."""
+
+    storage_error = None
+
+    def _answered(self, items: list[Incoming]) -> Future[list[IngestResult]]:
+        done: Future[list[IngestResult]] = Future()
+        threshold = str(_young_threshold())
+        done.set_result([IngestResult(threshold, "stored", None) for _ in items])
+        return done
+
+    def submit(self, items: list[Incoming], source: Any) -> Future[list[IngestResult]]:
+        """The Kafka writer answers with counts only: the threshold goes to a file."""
+        Path(source).write_text(str(_young_threshold()))
+        return self._answered(items)
+
+    def store_now(self, groups: list[list[Incoming]]) -> list[Future[list[IngestResult]]]:
+        return [self._answered(group) for group in groups]
+
+    def stop(self) -> None:
+        pass
+
+
+def _kafka_writer_parts(out: Path) -> WriterParts:
+    return WriterParts(_ThresholdService(), str(out), lambda: None)  # type: ignore[arg-type]
+
+
+def _http_writer_parts() -> tuple[Any, Any]:
+    return _ThresholdService(), lambda: None
+
+
+def test_the_kafka_writer_process_collects_at_the_settled_threshold(tmp_path: Path) -> None:
+    out = tmp_path / "threshold"
+    writer = ProcessWriter(partial(_kafka_writer_parts, out))
+    try:
+        assert writer.submit([Incoming(b"{}")]).result(timeout=120) == 1
+    finally:
+        writer.shutdown(wait=True)
+    assert out.read_text() == str(heap.YOUNG_THRESHOLD)
+
+
+async def test_the_http_writer_process_collects_at_the_settled_threshold() -> None:
+    link = ProcessLink(_http_writer_parts)
+    await link.start()
+    try:
+        (result,) = await link.store([Incoming(b"{}")])
+    finally:
+        await link.close()
+    assert result.record_id == str(heap.YOUNG_THRESHOLD)
