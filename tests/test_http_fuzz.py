@@ -91,6 +91,11 @@ class Service:
             response = conn.getresponse()
             data = response.read()
             return response.status, {k.lower(): v for k, v in response.getheaders()}, data
+        except TimeoutError:
+            raise AssertionError(
+                f"no answer in {REQUEST_TIMEOUT} s to {method} {target} {headers} "
+                f"body={body!r:.400}"
+            ) from None
         finally:
             faulthandler.cancel_dump_traceback_later()
             conn.close()

@@ -12,6 +12,7 @@ import gzip
 import json
 import logging
 import sqlite3
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -174,6 +175,52 @@ async def test_a_body_whose_encoding_is_not_what_it_says_is_400(core: Core) -> N
             headers={"Content-Encoding": "gzip"},
         )
         assert (status, body["status"]) == (201, "pending"), "a real gzip body is read"
+
+
+async def post_after_continue(port: int, body: bytes, encoding: str) -> tuple[int, bytes]:
+    """POST /events whose body is sent once the service answered `100 Continue`: its handler
+    is then already waiting for the body, as with a client that sends headers and body in
+    two writes (http.client does)."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(
+            f"POST /events HTTP/1.1\r\nHost: x\r\nContent-Length: {len(body)}\r\n"
+            f"Content-Encoding: {encoding}\r\nExpect: 100-continue\r\n"
+            "Connection: close\r\n\r\n".encode()
+        )
+        await writer.drain()
+        interim = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout=30)
+        assert interim.startswith(b"HTTP/1.1 100"), interim
+        writer.write(body)
+        await writer.drain()
+        answer = await asyncio.wait_for(reader.read(), timeout=30)
+    finally:
+        writer.close()
+    head, _, content = answer.partition(b"\r\n\r\n")
+    return int(head.split()[1]), content
+
+
+async def test_a_compressed_body_that_ends_early_is_answered_400_at_once(core: Core) -> None:
+    """With aiohttp decompressing (3.14), a deflate body that stops inside its stream, sent
+    after the headers, left the request unanswered and its connection held until the client
+    gave up (`api/bodies.py`)."""
+    event = json.dumps(recent("ENC-3")).encode()
+    unfinished = (b"\xc4\xdd", b"\x6b\xe4", zlib.compress(event)[:-4], gzip.compress(event)[:-9])
+    async with serving(core) as client:
+        port = int(str(client._base_url).rsplit(":", 1)[1].rstrip("/"))
+        for body in unfinished:
+            for encoding in ("deflate", "gzip"):
+                status, content = await post_after_continue(port, body, encoding)
+                assert status == 400, (body, encoding, content)
+                assert_error_shape(json.loads(content), "bad_body")
+        status, content = await post_after_continue(port, zlib.compress(event), "deflate")
+        assert (status, json.loads(content)["status"]) == (201, "pending"), "deflate is read"
+        limit = core.settings.api.max_body_bytes
+        status, answer = await post(
+            client, gzip.compress(b" " * (limit + 1)), headers={"Content-Encoding": "gzip"}
+        )
+        assert status == 413
+        assert_error_shape(answer, "payload_too_large")
 
 
 async def raw_request(port: int, request: bytes) -> tuple[int, dict[str, str], bytes]:

@@ -19,6 +19,7 @@ from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
 from accrochage.api import params
+from accrochage.api.bodies import TooLarge, read_body
 from accrochage.api.errors import ApiError
 from accrochage.api.schemas import CorrectionAnswerIn, CorrectionRequestIn
 from accrochage.models.deadline import paris_today
@@ -34,11 +35,12 @@ EXECUTOR = web.AppKey("corrections_executor", Executor)
 
 
 async def _body(request: web.Request, model: type[M]) -> M:
-    if request.content_length is not None and request.content_length > MAX_BODY:
-        raise ApiError(413, "payload_too_large", f"a correction request body is at most {MAX_BODY}")
-    raw = await request.read()
-    if len(raw) > MAX_BODY:
-        raise ApiError(413, "payload_too_large", f"a correction request body is at most {MAX_BODY}")
+    try:
+        raw = await read_body(request, MAX_BODY)
+    except TooLarge:
+        raise ApiError(
+            413, "payload_too_large", f"a correction request body is at most {MAX_BODY}"
+        ) from None
     try:
         parsed = json.loads(raw)
     except (ValueError, UnicodeDecodeError, RecursionError):

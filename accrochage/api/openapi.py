@@ -20,7 +20,7 @@ from accrochage.models.event import DeliveredEvent, RevokedEvent
 from accrochage.models.vocabulary import BatchState, CdcReason, RecordStatus, values
 
 REF = "#/components/schemas/{model}"
-ERRORS = (400, 401, 403, 413, 503, 507)
+ERRORS = (400, 401, 403, 413, 415, 503, 507)
 
 
 @dataclass(frozen=True)

@@ -85,6 +85,7 @@ class ApiRunner(web.AppRunner):
 
     def __init__(self, app: web.Application, **kwargs: Any) -> None:
         kwargs.setdefault("access_log_format", ACCESS_LOG_FORMAT)
+        kwargs["auto_decompress"] = False  # the handlers decode bodies (`api/bodies.py`)
         super().__init__(app, **kwargs)
 
     async def _make_server(self) -> Server:

@@ -21,12 +21,11 @@ from datetime import date
 from typing import Any, TypeVar
 
 from aiohttp import web
-from aiohttp.http_exceptions import HttpProcessingError
-from aiohttp.web_protocol import RequestPayloadError
 from pydantic import SecretStr
 
 from accrochage.api import corrections, metrics, params, ui
 from accrochage.api.auth import auth_middleware
+from accrochage.api.bodies import TooLarge, read_body
 from accrochage.api.errors import ApiError, error_middleware
 from accrochage.api.openapi import openapi
 from accrochage.api.writing import EventWriter, InlineDecoder
@@ -107,20 +106,10 @@ def _as_of(request: web.Request) -> date:
 
 async def _body(request: web.Request) -> bytes:
     limit = request.app[CONTEXT].max_body_bytes
-    if request.content_length is not None and request.content_length > limit:
-        raise _too_large(f"the body holds {request.content_length} bytes", limit)
     try:
-        return await request.read()
-    except web.HTTPRequestEntityTooLarge:
-        raise _too_large("the body is larger", limit) from None
-    except (RequestPayloadError, HttpProcessingError) as exc:
-        raise ApiError(
-            400,
-            "bad_body",
-            "the request body could not be read: check that its Content-Encoding (identity, "
-            "gzip or deflate) matches the body",
-            {"error": type(exc).__name__},
-        ) from None
+        return await read_body(request, limit)
+    except TooLarge as exc:
+        raise _too_large(str(exc), limit) from None
 
 
 def _too_large(what: str, limit: int) -> ApiError:

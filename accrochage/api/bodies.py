@@ -1,0 +1,87 @@
+"""Request bodies, read and decoded from their Content-Encoding here rather than by aiohttp.
+
+aiohttp 3.14 decompresses a body in its HTTP parser. A deflate body that ends inside its
+compressed stream (the two bytes `c4 dd`, say: valid deflate so far, never finished) raised
+in the parser after the handler had started, and the handler then awaited the rest of the
+body forever, holding its connection: every such request one stuck connection. The service
+runs with aiohttp's decompression off (`api/protocol.py`) and decodes the codings it accepts
+with zlib, bounded by the caller's limit, so that a lying body is a 400 at once.
+"""
+
+from __future__ import annotations
+
+import zlib
+
+from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.web_protocol import RequestPayloadError
+
+from accrochage.api.errors import ApiError
+
+ACCEPTED = ("identity", "gzip", "deflate")
+_GZIP = 16 + zlib.MAX_WBITS
+_ZLIB = zlib.MAX_WBITS
+_RAW_DEFLATE = -zlib.MAX_WBITS
+_ZLIB_METHOD = 8
+"""RFC 1950: the low four bits of a zlib stream's first byte; a deflate body without them is
+raw deflate, which some clients send (aiohttp and urllib3 accept it too)."""
+
+
+class TooLarge(Exception):
+    """The body, as sent or once decoded, is larger than the caller's limit."""
+
+
+def unreadable() -> ApiError:
+    return ApiError(
+        400,
+        "bad_body",
+        "the request body could not be read: check that its Content-Encoding (identity, "
+        "gzip or deflate) matches the body",
+    )
+
+
+async def read_body(request: web.Request, limit: int) -> bytes:
+    """The body decoded from its Content-Encoding, at most `limit` bytes as sent and decoded
+    (`TooLarge` beyond); an `ApiError` for a body that cannot be read or decoded."""
+    if request.content_length is not None and request.content_length > limit:
+        raise TooLarge(f"the body holds {request.content_length} bytes")
+    try:
+        raw = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        raise TooLarge("the body is larger") from None
+    except (RequestPayloadError, HttpProcessingError, ConnectionResetError):
+        raise unreadable() from None
+    if len(raw) > limit:
+        raise TooLarge(f"the body holds {len(raw)} bytes")
+    return decode_body(raw, request.headers.get("Content-Encoding"), limit)
+
+
+def decode_body(raw: bytes, coding: str | None, limit: int) -> bytes:
+    """`raw` decoded from `coding` (one of `ACCEPTED`, any case): at most `limit` bytes
+    (`TooLarge`), a whole compressed stream with nothing after it (`ApiError` 400), and a
+    coding the service reads (`ApiError` 415; the header is never echoed)."""
+    name = (coding or "identity").strip().lower()
+    if name == "identity":
+        return raw
+    if name in ("gzip", "x-gzip"):
+        wbits = _GZIP
+    elif name == "deflate":
+        wbits = _ZLIB if raw[:1] and raw[0] & 0x0F == _ZLIB_METHOD else _RAW_DEFLATE
+    else:
+        raise ApiError(
+            415,
+            "unsupported_encoding",
+            "the body's Content-Encoding is not one the service reads: send it as identity, "
+            "gzip or deflate",
+            {"accepted": list(ACCEPTED)},
+        )
+    decompressor = zlib.decompressobj(wbits)
+    try:
+        body = decompressor.decompress(raw, limit + 1)
+    except zlib.error:
+        raise unreadable() from None
+    if len(body) > limit:
+        raise TooLarge(f"the body decodes to more than {limit} bytes")
+    if not decompressor.eof or decompressor.unused_data:
+        raise unreadable()
+    return body
