@@ -95,6 +95,14 @@ DeadlineMargin = Annotated[
         "records this close to their 3-month deadline are sent at once",
     ),
 ]
+BodyTimeout = Annotated[
+    Duration,
+    _within(
+        timedelta(seconds=1),
+        timedelta(hours=1),
+        "how long a request's body may take to arrive once its headers have",
+    ),
+]
 SessionTimeout = Annotated[
     Duration,
     _within(timedelta(seconds=1), timedelta(minutes=30), "Kafka's accepted range"),
@@ -206,6 +214,10 @@ class ApiSettings(BaseModel):
     """Tokens of exam platforms: `POST /events` and `POST /check` only."""
     max_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1024, le=1024 * 1024 * 1024)
     max_events_per_request: int = Field(default=1000, ge=1, le=100_000)
+    body_timeout: BodyTimeout = timedelta(seconds=60)
+    """A body not whole by then is answered 408, and its connection closed after aiohttp's
+    lingering read (at most 10 s): a client that sends headers and then nothing, or a
+    trickle, holds no connection for long."""
 
     @property
     def host(self) -> str:

@@ -200,6 +200,31 @@ async def post_after_continue(port: int, body: bytes, encoding: str) -> tuple[in
     return int(head.split()[1]), content
 
 
+async def test_a_body_that_stops_arriving_is_408_and_its_connection_closed(
+    tmp_path: Path,
+) -> None:
+    """Headers, then part of the body, then nothing: without a body timeout the handler
+    waited as long as the client kept the connection open (one held connection each)."""
+    core = core_for(tmp_path, api={"body_timeout": "1s"})
+    try:
+        async with serving(core) as client:
+            port = int(str(client._base_url).rsplit(":", 1)[1].rstrip("/"))
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            try:
+                writer.write(b'POST /events HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{"a"')
+                await writer.drain()
+                answer = await asyncio.wait_for(reader.read(), timeout=30)  # to its close
+            finally:
+                writer.close()
+            head, _, content = answer.partition(b"\r\n\r\n")
+            assert head.split()[1] == b"408", head
+            assert_error_shape(json.loads(content), "body_timeout")
+            status, body = await post(client, recent("AFTER-408"))
+            assert (status, body["status"]) == (201, "pending")
+    finally:
+        core.close()
+
+
 async def test_a_compressed_body_that_ends_early_is_answered_400_at_once(core: Core) -> None:
     """With aiohttp decompressing (3.14), a deflate body that stops inside its stream, sent
     after the headers, left the request unanswered and its connection held until the client

@@ -52,6 +52,7 @@ SAMPLES: dict[str, dict[str, tuple[str, Any]]] = {
         "ingest_tokens": (f'["{TOKEN}"]', [TOKEN]),
         "max_body_bytes": ("2048", 2048),
         "max_events_per_request": ("5", 5),
+        "body_timeout": ("90s", timedelta(seconds=90)),
     },
     "alerts": {
         "webhooks": ('["http://hooks.example/a"]', ["http://hooks.example/a"]),

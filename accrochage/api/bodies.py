@@ -10,6 +10,7 @@ with zlib, bounded by the caller's limit, so that a lying body is a 400 at once.
 
 from __future__ import annotations
 
+import asyncio
 import zlib
 
 from aiohttp import web
@@ -27,6 +28,11 @@ _ZLIB_METHOD = 8
 raw deflate, which some clients send (aiohttp and urllib3 accept it too)."""
 
 
+DEFAULT_BODY_SECONDS = 60.0
+BODY_SECONDS = web.AppKey("body_timeout_seconds", float)
+"""How long a body may take to arrive once its headers have (`api.body_timeout`)."""
+
+
 class TooLarge(Exception):
     """The body, as sent or once decoded, is larger than the caller's limit."""
 
@@ -42,11 +48,20 @@ def unreadable() -> ApiError:
 
 async def read_body(request: web.Request, limit: int) -> bytes:
     """The body decoded from its Content-Encoding, at most `limit` bytes as sent and decoded
-    (`TooLarge` beyond); an `ApiError` for a body that cannot be read or decoded."""
+    (`TooLarge` beyond); an `ApiError` for a body that cannot be read or decoded, or that
+    does not arrive within the app's `BODY_SECONDS` (408)."""
     if request.content_length is not None and request.content_length > limit:
         raise TooLarge(f"the body holds {request.content_length} bytes")
+    seconds = request.app.get(BODY_SECONDS, DEFAULT_BODY_SECONDS)
     try:
-        raw = await request.read()
+        async with asyncio.timeout(seconds):
+            raw = await request.read()
+    except TimeoutError:
+        raise ApiError(
+            408,
+            "body_timeout",
+            f"the body did not arrive within {seconds:g} s (api.body_timeout): send it whole",
+        ) from None
     except web.HTTPRequestEntityTooLarge:
         raise TooLarge("the body is larger") from None
     except (RequestPayloadError, HttpProcessingError, ConnectionResetError):

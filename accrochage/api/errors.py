@@ -30,13 +30,19 @@ def error_response(status: int, code: str, message: str, details: Any = None) ->
     )
 
 
+REQUEST_TIMEOUT = 408
+
+
 @web.middleware
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Every error in the one JSON shape, its status from the exception that raised it."""
     try:
         return await handler(request)
     except ApiError as exc:
-        return error_response(exc.status, exc.code, str(exc), exc.details)
+        response = error_response(exc.status, exc.code, str(exc), exc.details)
+        if exc.status == REQUEST_TIMEOUT:  # the rest of the body is not waited for
+            response.force_close()
+        return response
     except web.HTTPException as exc:
         if exc.status < 400:
             raise

@@ -25,7 +25,7 @@ from pydantic import SecretStr
 
 from accrochage.api import corrections, metrics, params, ui
 from accrochage.api.auth import auth_middleware
-from accrochage.api.bodies import TooLarge, read_body
+from accrochage.api.bodies import BODY_SECONDS, DEFAULT_BODY_SECONDS, TooLarge, read_body
 from accrochage.api.errors import ApiError, error_middleware
 from accrochage.api.openapi import openapi
 from accrochage.api.writing import EventWriter, InlineDecoder
@@ -72,6 +72,8 @@ class ApiContext:
     """Decodes a request's events in processes of their own before the writer stores them
     (None, or fewer than `POOL_MIN_EVENTS`: the writer's thread decodes them); the event
     loop only awaits it."""
+    body_timeout_seconds: float = DEFAULT_BODY_SECONDS
+    """How long a request's body may take to arrive (`api.body_timeout`)."""
     decode_here: InlineDecoder | None = None
     """Decodes smaller requests in this process when the writer wants them decoded
     (`EventWriter.decodes_here`)."""
@@ -279,6 +281,7 @@ def build_app(context: ApiContext) -> web.Application:
         middlewares=[error_middleware, auth_middleware(context.token, context.ingest_tokens)],
     )
     app[CONTEXT] = context
+    app[BODY_SECONDS] = context.body_timeout_seconds
     app[READERS] = ThreadPoolExecutor(max_workers=READER_THREADS, thread_name_prefix="reader")
     app.router.add_post("/events", post_events)
     app.router.add_post("/check", post_check)
