@@ -568,25 +568,9 @@ def main() -> None:
                 )
                 runs[version].append(run)
             state = runs[bare_schema][-1].config.parent / "state.db"
-            floors.append(
-                run_scenario(
-                    "embedded",
-                    "bare",
-                    f"--file={events_file}",
-                    f"--schema={bare_schema}",
-                    f"--rows-from={state}",
-                )
-            )
-            collected.append(
-                run_scenario(
-                    "embedded",
-                    "bare",
-                    f"--file={events_file}",
-                    f"--schema={bare_schema}",
-                    f"--rows-from={state}",
-                    "--collector=default",
-                )
-            )
+            floor = ("embedded", "bare", f"--file={events_file}", f"--schema={bare_schema}")
+            floors.append(run_scenario(*floor, f"--rows-from={state}"))
+            collected.append(run_scenario(*floor, f"--rows-from={state}", "--collector=default"))
             for version in versions:  # keep the disk small: the passages are counted
                 shutil.rmtree(folder / f"{version}-{round_number}" / "outbox", ignore_errors=True)
 

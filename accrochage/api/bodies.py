@@ -17,7 +17,7 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.web_protocol import RequestPayloadError
 
-from accrochage.api.errors import ApiError
+from accrochage.api.errors import ApiError, unreadable_body
 
 ACCEPTED = ("identity", "gzip", "deflate")
 _GZIP = 16 + zlib.MAX_WBITS
@@ -35,15 +35,6 @@ BODY_SECONDS = web.AppKey("body_timeout_seconds", float)
 
 class TooLarge(Exception):
     """The body, as sent or once decoded, is larger than the caller's limit."""
-
-
-def unreadable() -> ApiError:
-    return ApiError(
-        400,
-        "bad_body",
-        "the request body could not be read: check that its Content-Encoding (identity, "
-        "gzip or deflate) matches the body",
-    )
 
 
 async def read_body(request: web.Request, limit: int) -> bytes:
@@ -64,8 +55,8 @@ async def read_body(request: web.Request, limit: int) -> bytes:
         ) from None
     except web.HTTPRequestEntityTooLarge:
         raise TooLarge("the body is larger") from None
-    except (RequestPayloadError, HttpProcessingError, ConnectionResetError):
-        raise unreadable() from None
+    except (RequestPayloadError, HttpProcessingError, ConnectionResetError) as exc:
+        raise unreadable_body(type(exc).__name__) from None
     if len(raw) > limit:
         raise TooLarge(f"the body holds {len(raw)} bytes")
     return decode_body(raw, request.headers.get("Content-Encoding"), limit)
@@ -94,9 +85,9 @@ def decode_body(raw: bytes, coding: str | None, limit: int) -> bytes:
     try:
         body = decompressor.decompress(raw, limit + 1)
     except zlib.error:
-        raise unreadable() from None
+        raise unreadable_body() from None
     if len(body) > limit:
         raise TooLarge(f"the body decodes to more than {limit} bytes")
     if not decompressor.eof or decompressor.unused_data:
-        raise unreadable()
+        raise unreadable_body()
     return body

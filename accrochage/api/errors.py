@@ -33,6 +33,18 @@ def error_response(status: int, code: str, message: str, details: Any = None) ->
 REQUEST_TIMEOUT = 408
 
 
+def unreadable_body(cause: str | None = None) -> ApiError:
+    """400 `bad_body`: a body that could not be read or decoded; `cause`, when given, is the
+    exception's class (never its message, which may quote the body)."""
+    return ApiError(
+        400,
+        "bad_body",
+        "the request body could not be read: check its Content-Encoding (identity, gzip or "
+        "deflate, matching the body) and its length",
+        None if cause is None else {"error": cause},
+    )
+
+
 @web.middleware
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Every error in the one JSON shape, its status from the exception that raised it."""
@@ -50,12 +62,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return error_response(exc.status, code, exc.text or exc.reason)
     except HttpProcessingError as exc:
         log.info("HTTP 400: unreadable body (%s)", type(exc).__name__)
-        return error_response(
-            400,
-            "bad_body",
-            "the request body could not be read: check its Content-Encoding (identity, gzip "
-            "or deflate, matching the body) and its length",
-        )
+        refused = unreadable_body()
+        return error_response(refused.status, refused.code, str(refused))
     except AccrochageError as exc:
         if exc.status >= 500:
             log.error("HTTP %d on %s %s: %s", exc.status, request.method, request.path, exc.code)
