@@ -39,7 +39,6 @@ from subprocess import Popen
 from typing import Any
 
 import aiohttp
-from aiohttp import web
 
 from accrochage.generate import generate_events
 from bench._common import (
@@ -67,6 +66,7 @@ from bench._common import (
     tree_cpu_seconds,
     write_config,
 )
+from bench.http_baselines import scenario_durable, scenario_trivial
 
 TARGET_EVENTS_PER_S = 1_000
 TARGET_RATIO = 0.3
@@ -258,23 +258,6 @@ def scenario_service(config: Path) -> None:
     print_profile(writer_profile, "writer thread (Ingestor.ingest)")
     print_profile(loop_profile, "event loop thread (aiohttp, handlers)")
     print_profile(flush_profile, "flusher thread (Flusher.flush)", top=12)
-
-
-# -- the trivial baseline server -------------------------------------------------------------
-
-
-def scenario_trivial(port: int) -> None:
-    async def accept(request: web.Request) -> web.Response:
-        await request.read()
-        return web.json_response({"status": "created"}, status=201)
-
-    async def health(request: web.Request) -> web.Response:
-        return web.json_response({"status": "ok"})
-
-    app = web.Application(client_max_size=64 * 1024 * 1024)
-    app.router.add_post("/events", accept)
-    app.router.add_get("/health", health)
-    web.run_app(app, host="127.0.0.1", port=port, print=None, handle_signals=True)
 
 
 # -- the load generator: wrk, or several client processes --------------------------------------
@@ -705,6 +688,15 @@ def count_records(state: Path) -> tuple[int, int]:
         conn.close()
 
 
+def count_bodies(database: Path) -> int:
+    """Bodies the stopped durable baseline stored."""
+    conn = sqlite3.connect(f"file:{database}?mode=ro", uri=True)
+    try:
+        return int(conn.execute("SELECT count(*) FROM bodies").fetchone()[0])
+    finally:
+        conn.close()
+
+
 def cpu_text(seconds: float | None) -> str:
     return "?" if seconds is None else f"{seconds:.1f} s"
 
@@ -737,9 +729,12 @@ def main() -> None:
     )
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--config", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--database", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.scenario == "trivial":
         return scenario_trivial(args.port)
+    if args.scenario == "durable":
+        return scenario_durable(args.port, args.database)
     if args.scenario == "service":
         return scenario_service(args.config)
     if args.generator == "auto":
@@ -781,6 +776,13 @@ def main() -> None:
         baseline, trivial_run = drive_server(
             trivial, ROOT, folder / "trivial.log", trivial_port, args, plan
         )
+        durable_port = free_port()
+        durable = [
+            *(PYTHON, "-m", "bench.http", "--scenario=durable", f"--port={durable_port}"),
+            f"--database={folder / 'durable.db'}",
+        ]
+        floor, _ = drive_server(durable, ROOT, folder / "durable.log", durable_port, args, plan)
+        stored_bodies = count_bodies(folder / "durable.db")
 
     single = [p for p in phases[1:-1]]
     single_base = [p for p in baseline[1:-1]]
@@ -828,6 +830,34 @@ def main() -> None:
             "median of the paired phases",
         )
     )
+    single_floor = floor[1:-1]
+    pairs = zip(single_floor, single_base, strict=True)
+    durable_share = median([d.requests_per_s / b.requests_per_s for d, b in pairs])
+    report.add(
+        info(
+            "  baseline durable server req/s",
+            median([p.requests_per_s for p in single_floor]),
+            "req/s",
+            f"median of {len(single_floor)} "
+            f"({', '.join(f'{p.requests_per_s:,.0f}' for p in single_floor)}); the trivial "
+            "handler answering once the body is in SQLite (WAL, synchronous=FULL, group "
+            "commit): the storing stage's floor; server CPU "
+            f"{median([b.server_cpu or 0.0 for b in single_floor]):.1f} s",
+        )
+    )
+    report.add(
+        info(
+            "  ratio service / durable req/s",
+            median(
+                [
+                    p.requests_per_s / b.requests_per_s
+                    for p, b in zip(single, single_floor, strict=True)
+                ]
+            ),
+            "x",
+            f"median of the paired phases; durable / trivial {durable_share:.3f}",
+        )
+    )
     arrays, arrays_base = phases[-1], baseline[-1]
     report.add(
         info(
@@ -863,15 +893,23 @@ def main() -> None:
     report.details = {
         "service": [vars(p) for p in phases],
         "trivial": [vars(p) for p in baseline],
+        "durable": [vars(p) for p in floor],
+        "durable_bodies": stored_bodies,
         "records": records,
         "answered_201": created,
     }
     finish(report, args.json)
-    failures = sum(len(p.other) for p in phases) + sum(len(p.other) for p in baseline)
+    failures = sum(len(p.other) for p in (*phases, *baseline, *floor))
+    floor_stored = sum(p.requests - len(p.other) for p in floor)
     if failures or records != created or created != expected or invalid:
         raise SystemExit(
             f"{failures} requests not answered 201; {records} records in the state for "
             f"{created} answered 201 ({expected} sent), {invalid} invalid"
+        )
+    if stored_bodies != floor_stored:
+        raise SystemExit(
+            f"the durable baseline stored {stored_bodies} bodies for {floor_stored} requests "
+            "answered 201"
         )
 
 

@@ -1,0 +1,101 @@
+"""The servers `bench.http` measures the service against, under the same load generator.
+
+- **trivial**: reads the body, answers 201 with a small JSON body. What aiohttp and the
+  generator cost: issue 13's ratio is taken against it.
+- **durable**: the same, answering only once the body is in a SQLite table (WAL,
+  `synchronous = FULL`, as the store) whose transaction committed: one writer thread takes
+  every body waiting and stores them in one transaction (group commit), as the service's
+  writer does, without decoding, validating or any of the state's rows and indexes. The
+  least a durable acknowledgement costs on this disk with this many clients: the floor of
+  the service's storing stage.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+from pathlib import Path
+
+from aiohttp import web
+
+CLIENT_MAX_SIZE = 64 * 1024 * 1024
+
+
+async def _health(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+def _serve(app: web.Application, port: int) -> None:
+    app.router.add_get("/health", _health)
+    web.run_app(app, host="127.0.0.1", port=port, print=None, handle_signals=True)
+
+
+def scenario_trivial(port: int) -> None:
+    async def accept(request: web.Request) -> web.Response:
+        await request.read()
+        return web.json_response({"status": "created"}, status=201)
+
+    app = web.Application(client_max_size=CLIENT_MAX_SIZE)
+    app.router.add_post("/events", accept)
+    _serve(app, port)
+
+
+class GroupCommit:
+    """Bodies stored by one thread, every body waiting in one transaction; each waiter's
+    future resolves once its transaction committed."""
+
+    def __init__(self, path: Path) -> None:
+        self.conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self.conn.execute("PRAGMA journal_mode = WAL")
+        self.conn.execute("PRAGMA synchronous = FULL")
+        self.conn.execute("CREATE TABLE IF NOT EXISTS bodies (id INTEGER PRIMARY KEY, body BLOB)")
+        self.waiting: list[tuple[bytes, asyncio.Future[None]]] = []
+        self.ready = threading.Condition()
+        self.loop: asyncio.AbstractEventLoop | None = None
+
+    def start(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        threading.Thread(target=self._run, name="group-commit", daemon=True).start()
+
+    def store(self, body: bytes) -> asyncio.Future[None]:
+        assert self.loop is not None
+        done: asyncio.Future[None] = self.loop.create_future()
+        with self.ready:
+            self.waiting.append((body, done))
+            self.ready.notify()
+        return done
+
+    def _run(self) -> None:
+        assert self.loop is not None
+        while True:
+            with self.ready:
+                while not self.waiting:
+                    self.ready.wait()
+                group, self.waiting = self.waiting, []
+            self.conn.execute("BEGIN IMMEDIATE")
+            self.conn.executemany("INSERT INTO bodies (body) VALUES (?)", [(b,) for b, _ in group])
+            self.conn.execute("COMMIT")
+            self.loop.call_soon_threadsafe(_resolve, [done for _, done in group])
+
+
+def _resolve(futures: list[asyncio.Future[None]]) -> None:
+    for done in futures:
+        if not done.done():
+            done.set_result(None)
+
+
+def scenario_durable(port: int, database: Path) -> None:
+    writer = GroupCommit(database)
+
+    async def accept(request: web.Request) -> web.Response:
+        await writer.store(await request.read())
+        return web.json_response({"status": "created"}, status=201)
+
+    async def start(app: web.Application) -> None:
+        writer.start(asyncio.get_running_loop())
+
+    app = web.Application(client_max_size=CLIENT_MAX_SIZE)
+    app.router.add_post("/events", accept)
+    app.on_startup.append(start)
+    _serve(app, port)
