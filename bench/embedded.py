@@ -13,13 +13,15 @@ The floor, in the same round and its own interpreter, stage by stage on one core
 parse (json.loads + DeliveredEvent.model_validate), the same SQLite rows as the round's
 state (every row of every table, into a fresh database of the same schema, WAL and
 synchronous=FULL, as many rows per transaction as ingest stores events in one), and a bare
-render (render_flux to /dev/null, files of 1000 per certifier; no XSD). R rounds (default 3,
-1 with --quick), medians counting. The floor runs with the cyclic collector off: it holds
+render (render_flux to /dev/null, files of 1000 per certifier; no XSD). It runs twice a
+round, the run of least CPU counting (`FLOOR_RUNS`). R rounds (default 3, 1 with --quick),
+medians counting. The floor runs with the cyclic collector off: it holds
 every event (to render them by certifier), which no process of the product does, and the
 collector walking them again and again is no work the job needs. Under CPython's default
 thresholds its parse+validate took 3.3x the CPU (session 8: 6.2-6.7 against 1.9-2.0 s; with
 the product's thresholds, `accrochage/heap.py`, 2.7-3.0 s); earlier figures were measured
-on that floor, so it runs too in each round, its ratios printed for information.
+on that floor, so it runs too in each round, right after the pipeline as it did then, its
+ratios printed for information.
 The issue's floor says "lxml render": the product now writes passages without building lxml
 trees (`sinks/passage.py`), so the same passages are also built as lxml trees, and the
 ratios on that floor are printed beside (for information: the targets are judged on the
@@ -191,6 +193,11 @@ def write_rows(
 
 
 FLOOR_STAGES = ("parse+validate", "sqlite rows", "render")
+FLOOR_RUNS = 2
+"""The judged floor runs twice a round and the run of least CPU counts, as a floor should:
+the first floor after a pipeline read 8.1-8.2 CPU s where the next ones, on the same files,
+read 6.2-7.1, and 6.2-6.5 after the page cache was dropped (session 9). One run measured
+the machine's state after the pipeline as much as the floor."""
 
 
 def scenario_bare(
@@ -381,6 +388,10 @@ def report_pipeline(report: Report, runs: list[Pipeline], count: int, label: str
     )
 
 
+def tries_text(floors: list[dict[str, Any]]) -> str:
+    return ", ".join("/".join(f"{cpu:.1f}" for cpu in f.get("tries", [])) for f in floors)
+
+
 def report_floor(
     report: Report, runs: list[Pipeline], floors: list[dict[str, Any]], count: int, schema: str
 ) -> None:
@@ -409,7 +420,8 @@ def report_floor(
             f"{of}: parse+validate {median([stage(f, 'parse+validate') for f in floors]):.1f}"
             f" + the same SQLite rows {median([stage(f, 'sqlite rows') for f in floors]):.1f}"
             f" ({floors[0]['rows']:,} rows, {INGEST_CHUNK} per transaction)"
-            f" + render {median([stage(f, 'render') for f in floors]):.1f}",
+            f" + render {median([stage(f, 'render') for f in floors]):.1f}; the least of"
+            f" {FLOOR_RUNS} runs a round ({tries_text(floors)})",
         )
     )
     wall = [r.seconds / f["seconds"] for r, f in zip(runs, floors, strict=True)]
@@ -569,8 +581,11 @@ def main() -> None:
                 runs[version].append(run)
             state = runs[bare_schema][-1].config.parent / "state.db"
             floor = ("embedded", "bare", f"--file={events_file}", f"--schema={bare_schema}")
-            floors.append(run_scenario(*floor, f"--rows-from={state}"))
+            # Session 7's floor first, where it ran then: right after the pipeline.
             collected.append(run_scenario(*floor, f"--rows-from={state}", "--collector=default"))
+            tries = [run_scenario(*floor, f"--rows-from={state}") for _ in range(FLOOR_RUNS)]
+            floors.append(min(tries, key=lambda f: float(f["floor_cpu_seconds"])))
+            floors[-1]["tries"] = [round(float(f["floor_cpu_seconds"]), 2) for f in tries]
             for version in versions:  # keep the disk small: the passages are counted
                 shutil.rmtree(folder / f"{version}-{round_number}" / "outbox", ignore_errors=True)
 
