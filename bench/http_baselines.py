@@ -73,16 +73,32 @@ class GroupCommit:
                 while not self.waiting:
                     self.ready.wait()
                 group, self.waiting = self.waiting, []
-            self.conn.execute("BEGIN IMMEDIATE")
-            self.conn.executemany("INSERT INTO bodies (body) VALUES (?)", [(b,) for b, _ in group])
+            failure: Exception | None = None
+            try:
+                self._commit([body for body, _ in group])
+            except Exception as exc:  # answered 500 and counted as a failure by the bench
+                failure = exc
+            self.loop.call_soon_threadsafe(_resolve, [done for _, done in group], failure)
+
+    def _commit(self, bodies: list[bytes]) -> None:
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            self.conn.executemany("INSERT INTO bodies (body) VALUES (?)", [(b,) for b in bodies])
             self.conn.execute("COMMIT")
-            self.loop.call_soon_threadsafe(_resolve, [done for _, done in group])
+        except BaseException:
+            if self.conn.in_transaction:
+                self.conn.execute("ROLLBACK")
+            raise
 
 
-def _resolve(futures: list[asyncio.Future[None]]) -> None:
+def _resolve(futures: list[asyncio.Future[None]], failure: Exception | None) -> None:
     for done in futures:
-        if not done.done():
+        if done.done():
+            continue
+        if failure is None:
             done.set_result(None)
+        else:
+            done.set_exception(failure)
 
 
 def scenario_durable(port: int, database: Path) -> None:
