@@ -45,16 +45,20 @@ def unreadable_body(cause: str | None = None) -> ApiError:
     )
 
 
+def _answer(exc: ApiError) -> web.Response:
+    response = error_response(exc.status, exc.code, str(exc), exc.details)
+    if exc.status == REQUEST_TIMEOUT:  # the rest of the body is not waited for
+        response.force_close()
+    return response
+
+
 @web.middleware
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Every error in the one JSON shape, its status from the exception that raised it."""
     try:
         return await handler(request)
     except ApiError as exc:
-        response = error_response(exc.status, exc.code, str(exc), exc.details)
-        if exc.status == REQUEST_TIMEOUT:  # the rest of the body is not waited for
-            response.force_close()
-        return response
+        return _answer(exc)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
@@ -62,8 +66,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return error_response(exc.status, code, exc.text or exc.reason)
     except HttpProcessingError as exc:
         log.info("HTTP 400: unreadable body (%s)", type(exc).__name__)
-        refused = unreadable_body()
-        return error_response(refused.status, refused.code, str(refused))
+        return _answer(unreadable_body())
     except AccrochageError as exc:
         if exc.status >= 500:
             log.error("HTTP %d on %s %s: %s", exc.status, request.method, request.path, exc.code)
