@@ -208,7 +208,7 @@ async def test_a_body_that_stops_arriving_is_408_and_its_connection_closed(
     core = core_for(tmp_path, api={"body_timeout": "1s"})
     try:
         async with serving(core) as client:
-            port = int(str(client._base_url).rsplit(":", 1)[1].rstrip("/"))
+            port = served_port(client)
             partial = b'POST /events HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{"a"'
             status, _, content = await raw_request(port, partial)  # read to its close
             assert status == 408, content
@@ -226,7 +226,7 @@ async def test_a_compressed_body_that_ends_early_is_answered_400_at_once(core: C
     event = json.dumps(recent("ENC-3")).encode()
     unfinished = (b"\xc4\xdd", b"\x6b\xe4", zlib.compress(event)[:-4], gzip.compress(event)[:-9])
     async with serving(core) as client:
-        port = int(str(client._base_url).rsplit(":", 1)[1].rstrip("/"))
+        port = served_port(client)
         for body in unfinished:
             for encoding in ("deflate", "gzip"):
                 status, content = await post_after_continue(port, body, encoding)
@@ -240,6 +240,12 @@ async def test_a_compressed_body_that_ends_early_is_answered_400_at_once(core: C
         )
         assert status == 413
         assert_error_shape(answer, "payload_too_large")
+
+
+def served_port(client: aiohttp.ClientSession) -> int:
+    """The port of the service `serving` bound the client to."""
+    assert client._base_url is not None and client._base_url.port is not None
+    return client._base_url.port
 
 
 async def raw_request(port: int, request: bytes) -> tuple[int, dict[str, str], bytes]:
@@ -263,7 +269,7 @@ async def test_http_level_errors_are_json_and_never_echo_a_header(
     caplog.set_level(logging.DEBUG)
     try:
         async with serving(core) as client:
-            port = int(str(client._base_url).rsplit(":", 1)[1].rstrip("/"))
+            port = served_port(client)
             secret = f"Bearer {OPERATOR}\x01"
             cases = [
                 f"GET /records HTTP/1.1\r\nHost: x\r\nAuthorization: {secret}\r\n\r\n",
