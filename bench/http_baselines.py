@@ -8,6 +8,8 @@
   writer does, without decoding, validating or any of the state's rows and indexes. The
   least a durable acknowledgement costs on this disk with this many clients: the floor of
   the service's storing stage.
+
+`body_table` and `append_bodies` are that store, shared with `bench.writes`'s baseline.
 """
 
 from __future__ import annotations
@@ -41,15 +43,33 @@ def scenario_trivial(port: int) -> None:
     _serve(app, port)
 
 
+def body_table(path: Path) -> sqlite3.Connection:
+    """A one-table store of bodies: WAL and `synchronous = FULL`, as the state."""
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA synchronous = FULL")
+    conn.execute("CREATE TABLE IF NOT EXISTS bodies (id INTEGER PRIMARY KEY, body BLOB NOT NULL)")
+    return conn
+
+
+def append_bodies(conn: sqlite3.Connection, bodies: list[bytes]) -> None:
+    """`bodies` appended in one transaction, rolled back whole when it fails."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        conn.executemany("INSERT INTO bodies (body) VALUES (?)", [(b,) for b in bodies])
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+
+
 class GroupCommit:
     """Bodies stored by one thread, every body waiting in one transaction; each waiter's
     future resolves once its transaction committed."""
 
     def __init__(self, path: Path) -> None:
-        self.conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        self.conn.execute("PRAGMA journal_mode = WAL")
-        self.conn.execute("PRAGMA synchronous = FULL")
-        self.conn.execute("CREATE TABLE IF NOT EXISTS bodies (id INTEGER PRIMARY KEY, body BLOB)")
+        self.conn = body_table(path)
         self.waiting: list[tuple[bytes, asyncio.Future[None]]] = []
         self.ready = threading.Condition()
         self.loop: asyncio.AbstractEventLoop | None = None
@@ -75,20 +95,10 @@ class GroupCommit:
                 group, self.waiting = self.waiting, []
             failure: Exception | None = None
             try:
-                self._commit([body for body, _ in group])
+                append_bodies(self.conn, [body for body, _ in group])
             except Exception as exc:  # answered 500 and counted as a failure by the bench
                 failure = exc
             self.loop.call_soon_threadsafe(_resolve, [done for _, done in group], failure)
-
-    def _commit(self, bodies: list[bytes]) -> None:
-        self.conn.execute("BEGIN IMMEDIATE")
-        try:
-            self.conn.executemany("INSERT INTO bodies (body) VALUES (?)", [(b,) for b in bodies])
-            self.conn.execute("COMMIT")
-        except BaseException:
-            if self.conn.in_transaction:
-                self.conn.execute("ROLLBACK")
-            raise
 
 
 def _resolve(futures: list[asyncio.Future[None]], failure: Exception | None) -> None:

@@ -57,6 +57,7 @@ from bench._common import (
     registry,
     scratch_dir,
 )
+from bench.http_baselines import append_bodies, body_table
 
 SIZES = (1, 8, 2000)
 INDEXED_SIZE = 8
@@ -158,19 +159,12 @@ def store_product(
 
 def store_baseline(folder: Path, lines: Sequence[bytes], size: int) -> Written:
     path = folder / f"baseline-{size}.db"
-    conn = sqlite3.connect(path, isolation_level=None)
-    conn.execute("PRAGMA journal_mode = WAL")
-    conn.execute("PRAGMA synchronous = FULL")
+    conn = body_table(path)
     conn.execute(f"PRAGMA wal_autocheckpoint = {CHECKPOINT_PAGES}")
-    conn.execute("CREATE TABLE events (id INTEGER PRIMARY KEY, body BLOB NOT NULL)")
 
     def work() -> None:
         for first in range(0, len(lines), size):
-            conn.execute("BEGIN IMMEDIATE")
-            conn.executemany(
-                "INSERT INTO events (body) VALUES (?)", [(b,) for b in lines[first : first + size]]
-            )
-            conn.execute("COMMIT")
+            append_bodies(conn, list(lines[first : first + size]))
         conn.close()
 
     return measured("baseline", size, len(lines), path, work)
