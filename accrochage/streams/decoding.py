@@ -22,7 +22,7 @@ import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
@@ -56,11 +56,14 @@ class DecodeFailed(AccrochageError):
 
 
 def lean(ready: Ready) -> Ready:
-    """The decoded value without what storing does not read: cheap to send between processes."""
-    decoded, size = ready
+    """The decoded value without what storing does not read: cheap to send between processes.
+    Trimmed in place: the value was just decoded, no one else holds it."""
+    decoded, _ = ready
     payload = decoded.payload
-    kept = None if payload is None else {k: payload[k] for k in KEPT_PAYLOAD if k in payload}
-    return replace(decoded, event=None, payload=kept), size
+    if payload is not None:
+        decoded.payload = {k: payload[k] for k in KEPT_PAYLOAD if k in payload}
+    decoded.event = None
+    return ready
 
 
 @dataclass(slots=True)
