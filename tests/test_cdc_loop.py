@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import signal
+import sqlite3
 from collections.abc import Iterable
 from datetime import date, timedelta
 from pathlib import Path
@@ -244,6 +245,60 @@ def test_a_record_revoked_while_its_file_waits_for_its_report(core: Core, shared
     suppression, _ = only_written(flush(core))
     answer(core, shared_dir, suppression, ok=["RW-1"])
     assert record(core, "RW-1")["status"] == "withdrawn"
+
+
+def test_corrected_and_revoked_in_flight_then_rejected_is_withdrawn_for_good(
+    core: Core, shared_dir: Path
+) -> None:
+    """The CDC rejects a record whose correction and revocation both came while its file
+    waited: it is withdrawn, with nothing left to send or to answer."""
+    first = event("CW-1", score="100")
+    ingest(core, first)
+    creation, _ = only_written(flush(core))
+    core.operations.deposited([creation])
+    fixed = replay(first)
+    fixed["score"] = "200"
+    ingest(core, fixed, revoked_event(record_id="CW-1"))
+    assert record(core, "CW-1")["correction_pending"] is True
+    answer(core, shared_dir, creation, ko={"CW-1": "Erreur technique"})
+    detail = record(core, "CW-1")
+    assert (detail["status"], detail["correction_pending"]) == ("withdrawn", False)
+    assert detail["revocation_pending"] is False
+    assert outstanding(core) == []
+    assert outstanding(core, as_of=TODAY + timedelta(days=400), overdue=True) == []
+    assert not flush(core).cut, "nothing to send for a withdrawn record"
+
+
+def test_an_upgraded_state_clears_a_withdrawn_record_left_with_a_correction(
+    tmp_path: Path,
+) -> None:
+    """A state where that record was withdrawn with its correction still flagged (before the
+    fix) is mended by migration m060 at the next command."""
+    config = write_config(tmp_path, schema=V115)
+    core = build_core(load_settings(config), FixedClock(NOW))
+    try:
+        ingest(core, event("CW-2"))
+        with core.store.transaction() as tx:
+            (stuck,) = tx.records(["CW-2"]).values()
+    finally:
+        core.close()
+    with sqlite3.connect(load_settings(config).paths.state) as conn:
+        conn.execute(
+            "UPDATE records SET status = 'withdrawn', correction_version = 2, "
+            "correction_valid = 1, outstanding = 1 WHERE record_id = ?",
+            (stuck.record_id,),
+        )
+        conn.execute(
+            "DELETE FROM _sqlite_migrations WHERE name = 'm060_withdrawn_without_correction'"
+        )
+    conn.close()
+    core = build_core(load_settings(config), FixedClock(NOW))
+    try:
+        detail = record(core, "CW-2")
+        assert (detail["status"], detail["correction_pending"]) == ("withdrawn", False)
+        assert outstanding(core) == []
+    finally:
+        core.close()
 
 
 # --- a suppression the CDC refuses ------------------------------------------------------------

@@ -235,6 +235,11 @@ def apply_revoked(current: Record | None, decoded: Decoded, now: datetime) -> Ch
     )
 
 
+def without_correction(record: Record) -> Record:
+    """The record with no stored correction waiting to be sent."""
+    return replace(record, correction_version=None, correction_hash=None, correction_valid=None)
+
+
 def awaiting_withdrawal(record: Record, now: datetime) -> Record:
     """An accepted record that must leave the CDC (revoked, or corrected): it waits for a
     SUPPRESSION from `now` (the batching age rule), and its delivery deadline is met for good:
@@ -296,14 +301,16 @@ def apply_report(
         return Change(Outcome.UNCHANGED)
     after, revocation = target, current.revocation_pending
     reason = "accepted by the CDC" if accepted else f"rejected by the CDC: {message}"
-    if not accepted and revocation:
-        # Revoked while in flight and never accepted: the CDC holds nothing to delete.
+    withdrawn = not accepted and revocation
+    if withdrawn:
+        # Revoked while in flight and never accepted: the CDC holds nothing to delete, and a
+        # correction stored meanwhile has nothing left to correct.
         after, revocation = Status.WITHDRAWN, False
         reason += "; it had been revoked, so it is withdrawn"
     cdc_reason = classify(message, whole_file=whole_file) if message or whole_file else None
     identity = not accepted and cdc_reason in IDENTITY_REASONS
     record = replace(
-        current,
+        current if not withdrawn else without_correction(current),
         status=after,
         cdc_message=message,
         cdc_reason=cdc_reason,

@@ -374,3 +374,16 @@ def m050_contents_with_rowids(db: Database) -> None:
         CREATE UNIQUE INDEX contents_key ON contents (record_id, version);
         """
     )
+
+
+@migrations()
+def m060_withdrawn_without_correction(db: Database) -> None:
+    """A record revoked while in flight, corrected meanwhile, then rejected by the CDC was
+    withdrawn with its stored correction still flagged: outstanding for ever, and refused by
+    `exclude`. A withdrawn record has nothing left to correct (`lifecycle.apply_report` now
+    drops the flag): the flag, and the outstanding mark that followed from it, are cleared."""
+    db.execute(
+        "UPDATE records SET correction_version = NULL, correction_valid = NULL, "
+        "outstanding = revocation_pending "
+        "WHERE status = 'withdrawn' AND correction_version IS NOT NULL"
+    )
