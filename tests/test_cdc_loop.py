@@ -314,7 +314,12 @@ def test_a_refused_suppression_leaves_the_record_accepted_until_retried(
     accepted(core, shared_dir, event("SR-1"))
     ingest(core, revoked_event(record_id="SR-1"))
     suppression, _ = only_written(flush(core))
-    answer(core, shared_dir, suppression, ko={"SR-1": message})
+    summary = answer(core, shared_dir, suppression, ko={"SR-1": message})
+    assert (summary.accepted, summary.rejected) == ([], ["SR-1"]), "told as refused"
+    assert [r["cdc_reason"] for r in summary.rejections] == [reason]
+    with core.store.reading() as reader:
+        (listed,) = [b for b in reader.batches() if b["batch_id"] == suppression]
+    assert (listed["report"]["accepted"], listed["report"]["rejected"]) == (0, 1)
     (row,) = outstanding(core)
     assert row["status"] == "accepted"
     assert row["suppression_rejected"] is True

@@ -17,7 +17,13 @@ from accrochage.models.vocabulary import RELEASED, BatchState, CdcAction
 from accrochage.sinks.base import BatchSink
 from accrochage.sinks.reports import ProcessingReport, parse_report, read_report_bytes
 from accrochage.state.base import ImportedReport, Store, Transaction
-from accrochage.streams.outcomes import OutcomeContext, Verdict, apply_verdict, closure_of
+from accrochage.streams.outcomes import (
+    OutcomeContext,
+    Verdict,
+    apply_verdict,
+    closure_of,
+    is_acceptance,
+)
 from accrochage.streams.redecode import Decodes
 
 
@@ -156,8 +162,9 @@ def _apply_outcomes(
         closure = closure_of(ctx, record, change.record)
         if closure is not None:
             closures.append(closure)
-        (summary.accepted if outcome.accepted else summary.rejected).append(outcome.id_technique)
-        if not outcome.accepted:
+        accepted = is_acceptance(ctx, verdict)
+        (summary.accepted if accepted else summary.rejected).append(outcome.id_technique)
+        if not accepted:
             summary.rejections.append(_rejection(change.record))
     tx.save(changes)
     if ctx.batch is not None:

@@ -54,6 +54,13 @@ class OutcomeContext:
         return self.batch is not None and self.batch.schema_version is SchemaVersion.V1_1_5
 
 
+def is_acceptance(ctx: OutcomeContext, verdict: Verdict) -> bool:
+    """Whether the CDC did what the batch asked: "existe déjà" accepts a CREATION (the CDC
+    holds the passage) and never a SUPPRESSION (it still holds it; CONTRACT §9)."""
+    suppression = ctx.batch is not None and ctx.batch.action is CdcAction.SUPPRESSION
+    return verdict.accepted and not (suppression and verdict.already_known)
+
+
 def apply_verdict(ctx: OutcomeContext, record: Record, verdict: Verdict) -> Change:
     if ctx.batch is not None and ctx.batch.action is CdcAction.SUPPRESSION:
         return _suppression(ctx, record, verdict)
@@ -98,7 +105,7 @@ def _suppression(ctx: OutcomeContext, record: Record, verdict: Verdict) -> Chang
     return apply_suppression_report(
         record,
         batch_id=ctx.batch.batch_id,
-        accepted=verdict.accepted and not verdict.already_known,
+        accepted=is_acceptance(ctx, verdict),
         message=verdict.message,
         now=ctx.now,
         label=ctx.label,
