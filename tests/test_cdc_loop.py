@@ -3,6 +3,8 @@ superseded files, reports on earlier batches, rejection triage."""
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import signal
 import sqlite3
@@ -646,6 +648,11 @@ def test_the_operator_sees_the_loop_on_the_command_line(tmp_path: Path, shared_d
     out = run(config, "import-report", str(refused)).stdout
     assert "SUPPRESSION batch" in out and "suppression refused, OP-1" in out
     assert "SUPPRESSION refused other: Erreur technique" in run(config, "outstanding").stdout
+    for command in ("outstanding", "records"):
+        (listed,) = json.loads(run(config, command, "--format", "json").stdout)
+        assert (listed["suppression_rejected"], listed["identity_procedure"]) == (True, False)
+    (row,) = csv.DictReader(io.StringIO(run(config, "outstanding", "--format", "csv").stdout))
+    assert (row["suppression_rejected"], row["identity_procedure"]) == ("true", "false")
     assert "SUPPRESSION is cut again" in run(config, "retry", "OP-1").stdout
     assert "cut SUPPRESSION" in run(config, "flush", "--force").stdout
 

@@ -53,10 +53,12 @@ CONTRACT_KEYS = {
     "revocation_pending",
     "cdc_message",
     "cdc_reason",
+    "suppression_rejected",
+    "identity_procedure",
     "correction_request",
 }
-"""CONTRACT §1 and its v2 part (§8): `cdc_message`, `cdc_reason` and `correction_request`
-(§9) on every record."""
+"""CONTRACT §1 and its v2 part (§8): `cdc_message`, `cdc_reason`, `suppression_rejected`,
+`identity_procedure` and `correction_request` (§9) on every record."""
 
 
 def recent(record_id: str, **overrides: Any) -> dict[str, Any]:

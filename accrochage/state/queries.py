@@ -24,6 +24,8 @@ OUTSTANDING_FIELDS = (
     "revocation_pending",
     "cdc_message",
     "cdc_reason",
+    "suppression_rejected",
+    "identity_procedure",
     "correction_request",
 )
 
