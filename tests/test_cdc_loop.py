@@ -20,6 +20,7 @@ from accrochage.app import Core, build_core
 from accrochage.models.deadline import FixedClock
 from accrochage.settings import load_settings
 from accrochage.sinks.profiles import profile_for
+from accrochage.state import queries
 from accrochage.streams.flush_report import FlushReport
 from tests.factories import HOLDER_NIR, revoked_event
 from tests.test_cli_tracker import recent, run, write_jsonl
@@ -491,6 +492,37 @@ def test_the_suppression_is_due_by_the_margin_of_its_correction_request(
     answer(core, shared_dir, suppression, ok=["DR-1"])
     assert record(core, "DR-1")["deadline"] == "2026-12-10", "the request's deadline"
     assert date(2026, 12, 10) > TODAY
+
+
+def test_a_correction_in_flight_keeps_the_deadline_of_its_open_request(
+    core: Core, shared_dir: Path
+) -> None:
+    """An accepted record with an open request, then corrected: while its SUPPRESSION waits,
+    the record is listed by the request's deadline, and overdue once the request is."""
+    original = event("KD-1", score="100")
+    accepted(core, shared_dir, original)
+    core.corrections.add("KD-1", received_on=date(2026, 11, 1), source="cdc")
+    ((before,),) = [outstanding(core)]
+    assert (before["deadline"], before["days_left"]) == ("2027-02-01", 62)
+    fixed = replay(original)
+    fixed["score"] = "200"
+    ingest(core, fixed)
+    (row,) = outstanding(core)
+    assert row["correction_pending"] is True
+    assert (row["deadline"], row["days_left"]) == ("2027-02-01", 62)
+    assert [r["record_id"] for r in outstanding(core, due_within=62)] == ["KD-1"]
+    assert outstanding(core, due_within=61) == []
+    late = TODAY + timedelta(days=90)
+    assert [r["record_id"] for r in outstanding(core, as_of=late, overdue=True)] == ["KD-1"]
+    with core.store.reading() as reader:
+        (listed,) = [
+            r
+            for r in reader.iter_outstanding(
+                queries.OutstandingQuery(as_of=TODAY, only_outstanding=False)
+            )
+            if r["record_id"] == "KD-1"
+        ]
+    assert listed["correction_request"]["deadline"] == "2027-02-01"
 
 
 def test_a_correction_request_closes_when_the_cdc_accepts_the_corrected_data(

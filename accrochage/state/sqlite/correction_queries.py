@@ -58,6 +58,15 @@ def attach(row: JsonRow, opened: dict[str, OpenRef], as_of: date) -> JsonRow:
     return row
 
 
+HELD = "outstanding = 0 OR deadline IS NULL"
+"""Which records with an open request take its deadline (see `held_open`)."""
+NOT_HELD = (
+    "record_id NOT IN (SELECT record_id FROM correction_requests "
+    f"WHERE status = '{_OPEN}' AND record_id IS NOT NULL)"
+)
+"""For undated records: one that `held_open` does not list."""
+
+
 def _key(row: JsonRow) -> tuple[bool, str, str]:
     return (row["deadline"] is None, row["deadline"] or "", row["record_id"])
 
@@ -74,15 +83,21 @@ def held_open(
     overdue: bool,
     after: tuple[str | None, str] | None,
 ) -> list[JsonRow]:
-    """Records outstanding only because of an open request (accepted ones, say), sorted.
+    """Records an open request holds to its deadline, sorted: those outstanding only because
+    of it (accepted ones, say), and outstanding ones without a deadline of their own (an
+    accepted record whose correction waits for its SUPPRESSION).
 
     Such a record is due when its request is: its row shows the request's deadline and
-    days left (CONTRACT §9: a record the CDC accepted on time is never overdue again; the
-    request's deadline is what binds the certifier), and `due_within` / `overdue` apply to it.
+    days left (CONTRACT §9: a record the CDC accepted on time is never overdue again; its new
+    content's deadline is that of its open request), and `due_within` / `overdue` apply to it.
     """
     found: list[JsonRow] = []
     for chunk in in_chunks(list(opened)):
-        clauses = [*where, "outstanding = 0", f"record_id IN ({placeholders(chunk)})"]
+        clauses = [
+            *where,
+            f"({HELD})",
+            f"record_id IN ({placeholders(chunk)})",
+        ]
         for row in conn.execute(
             f"SELECT * FROM records WHERE {' AND '.join(clauses)}", [*params, *chunk]
         ):

@@ -41,8 +41,10 @@ def iter_outstanding(conn: sqlite3.Connection, query: OutstandingQuery) -> Itera
     are asked for, merged in order with the records an open request alone keeps outstanding
     (few: loaded at once, while the records stream)."""
     opened = open_requests.open_refs(conn)
-    rows = (open_requests.attach(row, opened, query.as_of) for row in _record_rows(conn, query))
-    if not opened or not _outstanding_only(query):
+    merging = bool(opened) and _outstanding_only(query)
+    records = _record_rows(conn, query, skip_held=merging)
+    rows = (open_requests.attach(row, opened, query.as_of) for row in records)
+    if not merging:
         yield from rows
         return
     wider = replace(query, due_within=None, overdue=False, only_outstanding=False)
@@ -65,8 +67,11 @@ def _outstanding_only(query: OutstandingQuery) -> bool:
     return query.only_outstanding or query.due_within is not None or query.overdue
 
 
-def _record_rows(conn: sqlite3.Connection, query: OutstandingQuery) -> Iterator[dict[str, Any]]:
+def _record_rows(
+    conn: sqlite3.Connection, query: OutstandingQuery, *, skip_held: bool = False
+) -> Iterator[dict[str, Any]]:
     """Records by deadline, then record id; unknown deadlines last; rows as they are read.
+    `skip_held`: without the undated records an open request holds (listed by `held_open`).
 
     Dated and undated records are read by two queries so that each follows an index in its
     order: one query sorting on `deadline IS NULL` would sort every matching row to return
@@ -90,6 +95,8 @@ def _record_rows(conn: sqlite3.Connection, query: OutstandingQuery) -> Iterator[
     undated_possible = query.due_within is None and not query.overdue
     if undated_possible and (limit is None or sent < limit):
         undated, undated_params = [*where, "deadline IS NULL"], list(params)
+        if skip_held:
+            undated.append(open_requests.NOT_HELD)
         if after is not None and after[0] is None:
             undated.append("record_id > ?")
             undated_params.append(after[1])
