@@ -22,6 +22,7 @@ from click.testing import CliRunner, Result
 from accrochage.cli import main
 from accrochage.models.deadline import SystemClock, paris_today
 from accrochage.state import queries
+from tests.factories import revoked_event
 from tests.test_tracker import (
     NO_HOLDER,
     NS,
@@ -107,6 +108,26 @@ def outbox(config: Path) -> Path:
 
 
 # --- ingest ---------------------------------------------------------------------------------
+
+
+def test_ingest_counts_refused_events_apart_from_invalid_records(
+    config: Path, tmp_path: Path
+) -> None:
+    """An event applied to no record (a record id of another certifier, a revocation of an
+    unknown record) is refused into the unusable log: never told as an invalid record."""
+    run(config, "ingest", str(write_jsonl(tmp_path / "a.jsonl", [recent("RF-1")])))
+    elsewhere = recent("RF-1", certifier="school")
+    source = write_jsonl(
+        tmp_path / "b.jsonl", [elsewhere, revoked_event(record_id="RF-NEVER"), recent("RF-2")]
+    )
+    out = run(config, "ingest", str(source)).stdout
+    assert "3 events read" in out
+    assert re.search(r"accepted: 1\b", out)
+    assert re.search(r"invalid:\s+0\b", out)
+    assert re.search(r"refused:\s+2\b", out)
+    assert re.search(r"unusable: 0\b", out)
+    assert "already a record of certifier" in out and "no record RF-NEVER" in out
+    assert {r["record_id"] for r in outstanding_json(config)} == {"RF-1", "RF-2"}
 
 
 def test_ingest_jsonl_prints_the_summary(config: Path, tmp_path: Path) -> None:

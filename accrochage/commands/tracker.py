@@ -21,6 +21,7 @@ from accrochage.commands.output import table
 from accrochage.errors import AccrochageError, InputError, StoreError
 from accrochage.models.cdc import ADVICE
 from accrochage.models.deadline import paris_today
+from accrochage.models.record import Outcome
 from accrochage.models.vocabulary import CdcAction, CdcReason, RecordStatus, values
 from accrochage.streams.decoding import DecodeFailed
 from accrochage.streams.files import AUTO, open_events
@@ -45,7 +46,7 @@ def chunks(items: Iterable[Incoming], size: int) -> Iterator[list[Incoming]]:
 class IngestTally:
     def __init__(self) -> None:
         self.outcomes: Counter[str] = Counter()
-        self.read = self.invalid = self.unusable = self.warned = 0
+        self.read = self.invalid = self.refused = self.unusable = self.warned = 0
         self.problems: list[str] = []
         self.files: list[str] = []
 
@@ -54,7 +55,9 @@ class IngestTally:
         self.outcomes[result.outcome] += 1
         self.warned += bool(result.warnings)
         if result.errors:
-            if result.status is None:
+            if result.outcome == Outcome.REFUSED:
+                self.refused += 1
+            elif result.status is None:
                 self.unusable += 1
             else:
                 self.invalid += 1
@@ -65,19 +68,23 @@ class IngestTally:
                 self.problems.append(f"  {item.source} {result.record_id or '-'} {reasons}")
 
     def lines(self) -> list[str]:
-        ok = self.read - self.invalid - self.unusable
+        failed = self.invalid + self.refused + self.unusable
         detail = ", ".join(f"{k} {v}" for k, v in sorted(self.outcomes.items()))
         out = [
             *self.files,
             f"{self.read} events read ({detail})",
-            f"  accepted: {ok} (with warnings: {self.warned})",
+            f"  accepted: {self.read - failed} (with warnings: {self.warned})",
             f"  invalid:  {self.invalid} (kept as invalid records, outstanding until fixed)",
-            f"  unusable: {self.unusable} (no usable record_id: kept in the unusable log)",
         ]
+        if self.refused:
+            out.append(
+                f"  refused:  {self.refused} (applied to no record: kept in the unusable log)"
+            )
+        out.append(f"  unusable: {self.unusable} (no usable record: kept in the unusable log)")
         if self.problems:
             out.append("first problems:")
             out.extend(self.problems)
-            hidden = self.invalid + self.unusable - len(self.problems)
+            hidden = failed - len(self.problems)
             if hidden > 0:
                 out.append(
                     f"  ... and {hidden} more: accrochage records --status invalid "
