@@ -312,7 +312,7 @@ async def test_token_is_required_when_set(tmp_path: Path) -> None:
                 {"Authorization": f"Bearer {OPERATOR}x"},
                 basic("wrong"),
             ):
-                for path in ("/records", "/summary", "/batches"):
+                for path in ("/records", "/summary", "/batches", "/openapi.json"):
                     status, body = await get(client, path, headers=headers)
                     assert status == 401, (headers, path)
                     assert_error_shape(body, "unauthorized")
@@ -322,7 +322,7 @@ async def test_token_is_required_when_set(tmp_path: Path) -> None:
             platform = {"Authorization": f"Bearer {PLATFORM}"}
             status, body = await post(client, recent("T-1"), headers=platform)
             assert (status, body["status"]) == (201, "pending")
-            for path in ("/records", "/records/T-1", "/summary"):
+            for path in ("/records", "/records/T-1", "/summary", "/openapi.json"):
                 status, body = await get(client, path, headers=platform)
                 assert status == 403, "an ingest token reads no personal data"
                 assert_error_shape(body, "forbidden")

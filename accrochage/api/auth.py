@@ -18,9 +18,7 @@ from pydantic import SecretStr
 
 from accrochage.api.errors import Handler, error_response
 
-OPEN_ROUTES = frozenset(
-    {("GET", "/health"), ("HEAD", "/health"), ("GET", "/openapi.json"), ("HEAD", "/openapi.json")}
-)
+OPEN_ROUTES = frozenset({("GET", "/health"), ("HEAD", "/health")})
 INGEST_ROUTES = frozenset({("POST", "/events"), ("POST", "/check")})
 REALM = 'Basic realm="accrochage", charset="UTF-8"'
 

@@ -157,7 +157,12 @@ ROUTES = (
         (Param("request_id", "path"),),
         request=s.CorrectionAnswerIn,
     ),
-    Route("get", "/openapi.json", "This description", {200: dict[str, Any]}, who="open"),
+    Route(
+        "get",
+        "/openapi.json",
+        "This description (also in the project: docs/openapi.json)",
+        {200: dict[str, Any]},
+    ),
     Route("get", "/metrics", "Prometheus metrics (text format)", {200: str}, media="text/plain"),
     Route("get", "/ui", "The dashboard (HTML, refreshing itself)", {200: str}, media="text/html"),
     Route("get", "/", "Redirects to /ui", {302: str}, media="text/html"),
