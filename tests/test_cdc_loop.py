@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import signal
 import sqlite3
 from collections.abc import Iterable
@@ -140,7 +141,7 @@ def test_a_correction_after_acceptance_goes_out_as_suppression_then_creation(
     report = flush(core)
     assert [c.action for c in report.cut] == ["SUPPRESSION"]
     suppression, path = only_written(report)
-    assert "_SUPPRESSION_" in path.name
+    assert re.fullmatch(rf"03VML243_pix_\d{{8}}T\d{{6}}_{suppression}\.xml", path.name)
     assert action_of(path) == "SUPPRESSION"
     assert_bundled_valid(path)
     sent = passages(
@@ -664,7 +665,7 @@ def test_the_operator_sees_the_loop_on_the_command_line(tmp_path: Path, shared_d
     run(config, "ingest", str(write_jsonl(tmp_path / "b.jsonl", [revocation])))
     assert "cut SUPPRESSION" in run(config, "flush", "--force").stdout
     (suppression,) = [b for b in _batches(config) if b["action"] == "SUPPRESSION"]
-    assert "_SUPPRESSION_" in suppression["file"]
+    assert Path(suppression["file"]).name.endswith(f"_{suppression['batch_id']}.xml")
     to_upload = json.loads(run(config, "batches", "--to-deposit", "--format", "json").stdout)
     assert [b["batch_id"] for b in to_upload] == [suppression["batch_id"]]
 

@@ -14,7 +14,6 @@ from pathlib import Path
 
 from accrochage.models.batch import ReleasedFile
 from accrochage.models.event import DeliveredEvent
-from accrochage.models.vocabulary import CdcAction
 from accrochage.sinks.gate import check_file
 from accrochage.sinks.render import FluxHeader, FluxPassage, flux_passage, write_flux
 
@@ -22,16 +21,10 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
 
 
 def file_name(header: FluxHeader) -> str:
-    """`<emitter BCR>_<certifier>_<YYYYMMDDTHHMMSS>_<batch id>.xml`, ASCII only.
-
-    A SUPPRESSION file says so before its batch id: the person who uploads it sees which
-    files withdraw passages.
-    """
+    """`<emitter BCR>_<certifier>_<YYYYMMDDTHHMMSS>_<batch id>.xml`, ASCII only, whatever the
+    action (CONTRACT §7): `batches` says which files withdraw passages."""
     stamp = header.horodatage[:19].replace("-", "").replace(":", "")
-    parts: tuple[str, ...] = (header.emitter.id_client, header.certifier.key, stamp)
-    if header.action is CdcAction.SUPPRESSION:
-        parts += (CdcAction.SUPPRESSION.value,)
-    parts += (header.id_flux,)
+    parts = (header.emitter.id_client, header.certifier.key, stamp, header.id_flux)
     return "_".join(_UNSAFE.sub("-", part) for part in parts) + ".xml"
 
 
