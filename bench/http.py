@@ -11,14 +11,16 @@ otherwise from 2 client processes, each with its own aiohttp sessions (8 connect
 all). Phases: a warm-up, R phases of N events one per request (default R = 3, N = 20,000;
 the median counts), then N other events as arrays of 100. Baselines in the same run, driven by
 the same generator with the same bodies (`bench/http_baselines.py`): a trivial aiohttp
-handler (reads the body, answers 201 with a small JSON body), and a durable one (the same,
+handler (reads the body, answers 201 with a small JSON body), a durable one (the same,
 answering once the body is committed in SQLite with group commit: the storing stage's
-floor). Afterwards the state must hold exactly the events answered 201 (records counted in
-the stopped service's database), and the durable server's table one body per request it
-answered, or the bench exits non-zero. Printed: requests/s of all three, the ratio of the
-service's to the trivial one's (target >= 0.3) and to the durable one's, the CPU seconds of
-the service's processes per phase (/proc) and of the load generator. Target: >= 1,000
-events/s.
+floor), and a decoding one (the durable one, decoding each event first as the service does:
+the ceiling of any design that decodes where it serves and acknowledges only what is
+durable). Afterwards the state must hold exactly the events answered 201 (records counted in
+the stopped service's database), and each baseline's table one body per request it
+answered, or the bench exits non-zero. Printed: requests/s of all four, the ratio of the
+service's to the trivial one's (target >= 0.3), to the durable one's and to the decoding
+one's, the decoding one's to the trivial one's, the CPU seconds of the service's processes
+per phase (/proc) and of the load generator. Target: >= 1,000 events/s.
 """
 
 from __future__ import annotations
@@ -73,6 +75,8 @@ from bench._common import (
 from bench.http_baselines import scenario_durable, scenario_trivial
 
 TARGET_EVENTS_PER_S = 1_000
+SCHEMA = "1.1.2"
+"""The service's schema, in which the decoding baseline renders passages too."""
 TARGET_RATIO = 0.3
 """One event per request: the service's requests/s against the trivial handler's (issue 13)."""
 HEADERS = {"Content-Type": "application/json"}
@@ -739,6 +743,8 @@ def main() -> None:
         return scenario_trivial(args.port)
     if args.scenario == "durable":
         return scenario_durable(args.port, args.database)
+    if args.scenario == "decoding":
+        return scenario_durable(args.port, args.database, SCHEMA)
     if args.scenario == "service":
         return scenario_service(args.config)
     if args.generator == "auto":
@@ -765,7 +771,7 @@ def main() -> None:
     with scratch_dir("http") as folder:
         plan = make_plan(folder, count, args.batch, args.clients, repeat)
         port = free_port()
-        config = write_config(folder, bind=f"127.0.0.1:{port}")
+        config = write_config(folder, bind=f"127.0.0.1:{port}", schema=SCHEMA)
         service = [*accrochage_command(), "--config", str(config), "run", "--log-level=WARNING"]
         if args.profile:  # slower: the figures are then for the profile only
             service = [PYTHON, "-m", "bench.http", "--scenario=service", f"--config={config}"]
@@ -793,6 +799,19 @@ def main() -> None:
             durable, ROOT, folder / "durable.log", durable_port, args, plan
         )
         stored_bodies = count_bodies(folder / "durable.db")
+        decoding_port = free_port()
+        decoding = [
+            PYTHON,
+            "-m",
+            "bench.http",
+            "--scenario=decoding",
+            f"--port={decoding_port}",
+            f"--database={folder / 'decoding.db'}",
+        ]
+        decoding_phases, _ = drive_server(
+            decoding, ROOT, folder / "decoding.log", decoding_port, args, plan
+        )
+        decoded_bodies = count_bodies(folder / "decoding.db")
 
     single = [p for p in phases[1:-1]]
     single_base = [p for p in baseline[1:-1]]
@@ -872,6 +891,46 @@ def main() -> None:
             f"median of the paired phases; durable / trivial {durable_share:.3f}",
         )
     )
+    single_decoding = decoding_phases[1:-1]
+    ceiling = median(
+        [
+            d.requests_per_s / t.requests_per_s
+            for d, t in zip(single_decoding, single_base, strict=True)
+        ]
+    )
+    report.add(
+        info(
+            "  baseline decoding server req/s",
+            median([d.requests_per_s for d in single_decoding]),
+            "req/s",
+            f"median of {len(single_decoding)} "
+            f"({', '.join(f'{d.requests_per_s:,.0f}' for d in single_decoding)}); the durable "
+            f"handler decoding each event first as the service does (schema {SCHEMA}); server "
+            f"CPU {median([d.server_cpu or 0.0 for d in single_decoding]):.1f} s",
+        )
+    )
+    report.add(
+        info(
+            "  ratio decoding / trivial req/s",
+            ceiling,
+            "x",
+            "median of the paired phases: the ceiling of a design that decodes where it "
+            f"serves and answers once durable, against the target {TARGET_RATIO}",
+        )
+    )
+    report.add(
+        info(
+            "  ratio service / decoding req/s",
+            median(
+                [
+                    p.requests_per_s / d.requests_per_s
+                    for p, d in zip(single, single_decoding, strict=True)
+                ]
+            ),
+            "x",
+            "median of the paired phases",
+        )
+    )
     arrays, arrays_base = phases[-1], baseline[-1]
     report.add(
         info(
@@ -909,12 +968,15 @@ def main() -> None:
         "trivial": [vars(p) for p in baseline],
         "durable": [vars(d) for d in durable_phases],
         "durable_bodies": stored_bodies,
+        "decoding": [vars(d) for d in decoding_phases],
+        "decoding_bodies": decoded_bodies,
         "records": records,
         "answered_201": created,
     }
     finish(report, args.json)
-    failures = sum(len(p.other) for p in (*phases, *baseline, *durable_phases))
+    failures = sum(len(p.other) for p in (*phases, *baseline, *durable_phases, *decoding_phases))
     durable_requests = sum(d.requests for d in durable_phases)  # all answered 201, or failures
+    decoding_requests = sum(d.requests for d in decoding_phases)
     if failures or records != created or created != expected or invalid:
         raise SystemExit(
             f"{failures} requests not answered 201; {records} records in the state for "
@@ -923,6 +985,11 @@ def main() -> None:
     if stored_bodies != durable_requests:
         raise SystemExit(
             f"the durable baseline stored {stored_bodies} bodies for {durable_requests} "
+            "requests answered 201"
+        )
+    if decoded_bodies != decoding_requests:
+        raise SystemExit(
+            f"the decoding baseline stored {decoded_bodies} bodies for {decoding_requests} "
             "requests answered 201"
         )
 
