@@ -13,6 +13,7 @@ import sys
 import time
 from datetime import date, timedelta
 from pathlib import Path
+from typing import IO
 
 import aiohttp
 
@@ -187,3 +188,61 @@ async def test_started_and_stopped_are_logged_with_paris_time(tmp_path: Path) ->
     stopped = [i for i, line in enumerate(lines) if "service stopped" in line]
     assert len(started) == 1 and len(stopped) == 1 and started[0] < stopped[0], err
     assert f"http://127.0.0.1:{port}" in lines[started[0]]
+
+
+STOPPING_APP = """
+import asyncio, socket, sys
+from aiohttp import web
+from accrochage.runtimes.embedded import serve
+
+async def lifecycle(app):
+    yield
+    print("cleaning", flush=True)
+    await asyncio.sleep(1.0)  # a cleanup that takes a while: the writer, the timer
+    print("cleaned", flush=True)
+
+app = web.Application()
+app.cleanup_ctx.append(lifecycle)
+sock = socket.socket()
+sock.bind(("127.0.0.1", 0))
+sock.listen()
+sock.setblocking(False)
+asyncio.run(serve(app, sock, lambda: print("started", flush=True)))
+print("returned", flush=True)
+"""
+
+
+def _read_until(stream: IO[str], word: str) -> list[str]:
+    lines = []
+    for line in stream:  # bounded: the child ends, or the test's timeout does
+        lines.append(line.strip())
+        if line.strip() == word:
+            return lines
+    raise AssertionError(f"{word!r} never came: {lines}")
+
+
+def test_a_second_stop_signal_does_not_cut_the_cleanup_short() -> None:
+    """SIGTERM, then SIGTERM (or Ctrl-C) again while the service cleans up, as `timeout` and
+    impatient hands do: the cleanup runs to its end and `serve` returns; before, the second
+    signal raised inside the loop and the unfinished cleanup was destroyed while pending."""
+    child = subprocess.Popen(
+        [sys.executable, "-c", STOPPING_APP],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert child.stdout is not None
+        _read_until(child.stdout, "started")
+        child.send_signal(signal.SIGTERM)
+        _read_until(child.stdout, "cleaning")
+        child.send_signal(signal.SIGTERM)
+        child.send_signal(signal.SIGINT)
+        rest, err = child.communicate(timeout=DEADLINE)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.communicate()
+    assert rest.split() == ["cleaned", "returned"], (rest, err)
+    assert child.returncode == 0, err
+    assert "destroyed" not in err and "Traceback" not in err, err

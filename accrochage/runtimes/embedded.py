@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import logging
+import signal
 import socket
 from collections.abc import AsyncIterator, Callable, Sequence
 from functools import partial
@@ -31,6 +32,7 @@ SHUTDOWN_TIMEOUT = 30
 _BIND_ERRORS = {errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES}
 LISTEN_BACKLOG = 128
 """Connections waiting to be accepted (aiohttp's own default)."""
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
 def api_context(core: Core, writer: WriterService | EventWriter) -> ApiContext:
@@ -142,18 +144,29 @@ def listening_socket(host: str, port: int) -> socket.socket:
 
 
 async def serve(app: web.Application, sock: socket.socket, started: Callable[[], None]) -> None:
-    """Serve `app` on `sock` until cancelled (SIGTERM and SIGINT end it gracefully, as
-    `web.run_app` does), through `ApiRunner`: every HTTP-level error in the JSON shape, no
-    header logged."""
-    runner = ApiRunner(app, handle_signals=True, shutdown_timeout=SHUTDOWN_TIMEOUT)
-    await runner.setup()
+    """Serve `app` on `sock` until SIGTERM or SIGINT, then stop gracefully, through
+    `ApiRunner`: every HTTP-level error in the JSON shape, no header logged.
+
+    The signals only set an event: the service then returns through its own cleanup (in-flight
+    requests, the writer, the timer). aiohttp's own handlers raise `GracefulExit` inside the
+    loop instead, and `asyncio.run` then closed the loop under a cleanup still running ("Task
+    was destroyed but it is pending!"). A signal during the cleanup changes nothing."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for signum in STOP_SIGNALS:
+        loop.add_signal_handler(signum, stop.set)
+    runner = ApiRunner(app, handle_signals=False, shutdown_timeout=SHUTDOWN_TIMEOUT)
     try:
-        await web.SockSite(runner, sock).start()
-        started()
-        while True:
-            await asyncio.sleep(3600)
+        await runner.setup()
+        try:
+            await web.SockSite(runner, sock).start()
+            started()
+            await stop.wait()
+        finally:
+            await runner.cleanup()
     finally:
-        await runner.cleanup()
+        for signum in STOP_SIGNALS:
+            loop.remove_signal_handler(signum)
 
 
 def run_service(core: Core, *, separate_writer: bool = True) -> None:
