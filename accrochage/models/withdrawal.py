@@ -14,7 +14,7 @@ from datetime import date, datetime
 from accrochage.models.cdc import classify
 from accrochage.models.deadline import deadline_for
 from accrochage.models.decode import Decoded
-from accrochage.models.lifecycle import awaiting_withdrawal
+from accrochage.models.lifecycle import awaiting_withdrawal, without_correction
 from accrochage.models.record import Change, HistoryEntry, Outcome, Record, Status, moved
 from accrochage.models.vocabulary import CdcReason
 
@@ -120,12 +120,9 @@ def apply_suppression_report(
         )
     if current.revocation_pending or current.correction_version is None or correction is None:
         record = replace(
-            current,
+            without_correction(current),
             status=Status.WITHDRAWN,
             revocation_pending=False,
-            correction_version=None,
-            correction_hash=None,
-            correction_valid=None,
             accepted_batch_id=None,
             suppression_rejected=False,
             pending_since=None,
@@ -172,12 +169,9 @@ def apply_superseded(
     why = "file superseded before any deposit"
     if current.revocation_pending:
         record = replace(
-            current,
+            without_correction(current),
             status=Status.WITHDRAWN,
             revocation_pending=False,
-            correction_version=None,
-            correction_hash=None,
-            correction_valid=None,
             pending_since=None,
             updated_at=now,
         )
