@@ -8,11 +8,15 @@ import resource
 import sqlite3
 import subprocess
 import sys
+from datetime import date
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from accrochage.models.decode import decode
+from accrochage.models.registry import Registry
+from tests.factories import EMITTER
 from tests.test_cli_tracker import (
     PYTHON_CLI,
     RECENT,
@@ -360,6 +364,18 @@ def test_a_score_that_is_not_a_number_is_a_field_error(
     (row,) = outstanding_json(config)
     assert [e["field"] for e in row["errors"]] == ["score"]
     assert "finite" in row["errors"][0]["message"]
+    # Not JSON, so never written back as such: every output is strict JSON, and the stored
+    # content keeps a marker that no field accepts (read again, it is still invalid).
+    shown = run(config, "show", "S-1", "--format", "json").stdout
+    detail = json.loads(shown, parse_constant=_refuse_constant)
+    content = detail["content"]
+    assert content["score"] == {"not_json": literal}
+    again = decode(json.dumps(content), Registry(EMITTER, []), date.today())
+    assert "score" in [p.field for p in again.errors]
+
+
+def _refuse_constant(name: str) -> None:
+    raise AssertionError(f"{name} is not JSON")
 
 
 def test_a_decimal_score_keeps_its_digits_as_written(config: Path, tmp_path: Path) -> None:

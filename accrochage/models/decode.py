@@ -38,8 +38,20 @@ from accrochage.models.vocabulary import SchemaVersion
 
 MAX_RECORD_ID = 255
 MAX_PROBLEMS = 50
-_DECODER = json.JSONDecoder(parse_float=WrittenNumber)
-"""Built once: `json.loads(..., parse_float=...)` builds a decoder at every call."""
+_DECODER = json.JSONDecoder(parse_float=WrittenNumber, parse_constant=WrittenNumber)
+"""Built once: `json.loads(..., parse_float=...)` builds a decoder at every call. `NaN` and
+`Infinity` (which Python's json writes, and which are not JSON) come as non-finite numbers:
+the fields holding them fail validation, and the stored content marks them (`NOT_JSON`)."""
+_CANONICAL = json.JSONEncoder(
+    sort_keys=True,
+    ensure_ascii=False,
+    separators=(",", ":"),
+    check_circular=False,
+    allow_nan=False,
+)
+NOT_JSON = "not_json"
+"""The key of the object that stands in the stored content for a `NaN` or `Infinity`: valid
+JSON for every reader, and a value no field accepts, so the content stays invalid."""
 _FRIENDLY = {
     "missing": "is required",
     "extra_forbidden": "is not a field of the event contract (check its spelling)",
@@ -166,9 +178,22 @@ def problems_from(exc: ValidationError) -> list[Problem]:
 def canonical_content(payload: dict[str, Any]) -> str:
     """The event's content: everything but how it travelled (event_id, occurred_at, source)."""
     content = {k: v for k, v in payload.items() if k not in ENVELOPE_FIELDS}
-    return json.dumps(
-        content, sort_keys=True, ensure_ascii=False, separators=(",", ":"), check_circular=False
-    )
+    try:
+        return _CANONICAL.encode(content)
+    except ValueError:  # a NaN or an Infinity: not JSON, stored as a marker
+        return _CANONICAL.encode(_finite(content))
+
+
+def _finite(value: Any) -> Any:
+    """A copy of a JSON value whose non-finite numbers are `{"not_json": "NaN"}` and the like."""
+    if isinstance(value, float) and not math.isfinite(value):
+        written = value.text if isinstance(value, WrittenNumber) else repr(value)
+        return {NOT_JSON: written}
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_finite(item) for item in value]
+    return value
 
 
 def content_hash(content: str) -> str:
