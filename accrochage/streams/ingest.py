@@ -285,8 +285,8 @@ def dead_letter(source: LogSource, item: Incoming, result: IngestResult) -> Dead
             item.raw.decode("utf-8", errors="replace") if isinstance(item.raw, bytes) else item.raw
         )
         try:
-            event = json.loads(text)
-        except ValueError:
+            event = json.loads(text, parse_constant=_not_json)
+        except (ValueError, RecursionError):  # not JSON, or nested beyond what can be parsed
             event = text[:RAW_KEPT]
     envelope = {
         "errors": problems_as_dicts(result.errors),
@@ -295,5 +295,30 @@ def dead_letter(source: LogSource, item: Incoming, result: IngestResult) -> Dead
         "source": {"topic": source.topic, "partition": item.partition, "offset": item.offset},
     }
     assert source.rejected_topic is not None
-    value = storable(json.dumps(envelope, ensure_ascii=False))
-    return DeadLetter(source.rejected_topic, item.key, value)
+    return DeadLetter(source.rejected_topic, item.key, bounded_letter(envelope))
+
+
+def _not_json(name: str) -> None:
+    raise ValueError(f"{name} is not JSON")
+
+
+MAX_LETTER_BYTES = 900_000
+"""The most a rejected-topic value may weigh: below the producer's largest request (faust's
+`producer_max_request_size`, 1,000,000 bytes) and the broker's `message.max.bytes`."""
+
+
+def bounded_letter(envelope: dict[str, Any]) -> str:
+    """The envelope as JSON; when that would exceed `MAX_LETTER_BYTES` (an event of about a
+    megabyte, which the broker takes in but the rejected topic cannot), its `event` becomes the
+    beginning of its text, as for an event that is not JSON, and `event_truncated` says so."""
+    try:
+        value = storable(json.dumps(envelope, ensure_ascii=False, allow_nan=False))
+    except ValueError:  # a NaN or an Infinity in the event: not JSON, so its text
+        written = json.dumps(envelope["event"], ensure_ascii=False)
+        return bounded_letter({**envelope, "event": written[:RAW_KEPT]})
+    if len(value.encode("utf-8", "surrogatepass")) <= MAX_LETTER_BYTES:
+        return value
+    event = envelope.get("event")
+    text = event if isinstance(event, str) else json.dumps(event, ensure_ascii=False)
+    shrunk = {**envelope, "event": text[:RAW_KEPT], "event_truncated": True}
+    return storable(json.dumps(shrunk, ensure_ascii=False))

@@ -10,6 +10,7 @@ unexpected failure stops the process at once, before faust can commit anything.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 from collections import deque
@@ -23,7 +24,7 @@ import faust
 from accrochage.runtimes.kafka.seeking import seeking_transport
 from accrochage.settings import KafkaSettings
 from accrochage.state.base import Store
-from accrochage.streams.ingest import Incoming
+from accrochage.streams.ingest import MAX_LETTER_BYTES, Incoming, bounded_letter
 from accrochage.streams.scheduler import Job
 from accrochage.streams.writer_process import GroupWriter
 
@@ -103,8 +104,15 @@ class Pending:
 
     async def commit_stragglers(self) -> None:
         """The straggler timer's: hand over what a partial fetch left, unless the writer has
-        its hands full (the next fetch's group takes them along then); never waits."""
-        if not self.items or self.lock.locked():
+        its hands full (the next fetch's group takes them along then); never waits. A group
+        whose storing failed stops the worker here, without waiting for a next event."""
+        if self.lock.locked():
+            return
+        if not self.items:
+            if self._in_flight and self._in_flight[0][0].done():
+                async with self.lock:
+                    while self._in_flight and self._in_flight[0][0].done():
+                        await self._settle_oldest()
             return
         if len(self._in_flight) >= MAX_IN_FLIGHT and not self._in_flight[0][0].done():
             return
@@ -192,17 +200,21 @@ def dead_letter_job(app: WorkerApp, store: Store, every: float = 0.5) -> Job:
     async def publish() -> None:
         with store.reading() as reader:
             letters = reader.dead_letters(500)
-        if not letters:
-            return
+        sent: list[int] = []
         try:
             for letter in letters:
+                value = letter.value
+                if len(value.encode("utf-8", "surrogatepass")) > MAX_LETTER_BYTES:
+                    value = bounded_letter(json.loads(value))  # queued by an earlier version
                 await app.producer.send_and_wait(
-                    letter.topic, letter.key, letter.value.encode(), None, None, None
+                    letter.topic, letter.key, value.encode(), None, None, None
                 )
+                if letter.id is not None:
+                    sent.append(letter.id)
         except Exception as exc:
             log.warning("rejected-topic publish failed (%s); retrying", exc)
-            return
-        with store.transaction() as tx:
-            tx.forget_dead_letters(letter.id for letter in letters if letter.id is not None)
+        if sent:  # what was sent is forgotten, or it would be sent again at every retry
+            with store.transaction() as tx:
+                tx.forget_dead_letters(sent)
 
     return Job("dead-letters", every, publish)

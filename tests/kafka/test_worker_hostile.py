@@ -1,0 +1,140 @@
+"""Hostile events on the Kafka path, without a broker: a message nested beyond what JSON
+parsing allows, a rejected event too large for the rejected topic, a group whose storing
+failed while nothing else arrives, a producer that fails in the middle of the letters."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from functools import partial
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from accrochage.app import build_writer_parts
+from accrochage.models.decode import Problem
+from accrochage.runtimes.kafka import worker as worker_module
+from accrochage.runtimes.kafka.worker import EXIT_UNEXPECTED, Pending, dead_letter_job
+from accrochage.state.base import DeadLetter
+from accrochage.state.sqlite import SqliteStore
+from accrochage.streams.ingest import (
+    MAX_LETTER_BYTES,
+    Incoming,
+    IngestResult,
+    LogSource,
+    dead_letter,
+)
+from accrochage.streams.writer_process import ProcessWriter
+from tests.kafka.test_worker_batches import _stored, good, record
+from tests.kafka.test_worker_pending import HardExit, SlowIngestor, _pending
+from tests.test_tracker import write_config
+
+SOURCE = LogSource("certifications", "rejected")
+
+
+async def test_a_message_nested_too_deep_is_unusable_and_the_others_are_stored(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def hard_exit(code: int) -> None:
+        raise HardExit(code)  # what a failed group would do to the worker: fail, not end pytest
+
+    monkeypatch.setattr(worker_module.os, "_exit", hard_exit)
+    monkeypatch.setattr(worker_module.logging, "shutdown", lambda: None)
+    config = write_config(tmp_path)
+    deep = b"[" * 100_000 + b"]" * 100_000
+    fetch = [record(0, 0, good(0)), record(0, 1, deep), record(0, 2, good(2))]
+    writer = ProcessWriter(partial(build_writer_parts, config, decode=True), daemon=False)
+    pending = Pending(writer)
+    try:
+        await pending.receive(fetch)
+        await pending.commit()
+        await pending.drain()
+    finally:
+        await asyncio.to_thread(writer.shutdown, True)
+    stored = _stored(tmp_path / "var" / "state.db")
+    assert (stored["records"], stored["dead_letters"], stored["offsets"]) == (2, 1, {0: 3})
+    assert stored["unusable"] == [("kafka:certifications:0:1",)]
+
+
+def test_a_rejected_event_too_large_for_the_topic_is_sent_truncated() -> None:
+    big = json.dumps({"record_id": "BIG-1", "verbatim": "v" * 1_010_000}).encode()
+    result = IngestResult("BIG-1", "created", "invalid", [Problem("verbatim", "too long")])
+    letter = dead_letter(SOURCE, Incoming(big, "k", 0, 5, b"pix"), result)
+    assert len(letter.value.encode()) <= MAX_LETTER_BYTES
+    envelope = json.loads(letter.value)
+    assert envelope["event_truncated"] is True
+    assert envelope["event"].startswith('{"record_id": "BIG-1"')
+    assert envelope["errors"] == [{"field": "verbatim", "message": "too long"}]
+    assert envelope["source"] == {"topic": "certifications", "partition": 0, "offset": 5}
+    small = dead_letter(SOURCE, Incoming(b'{"record_id": "S"}', "k", 0, 6, b"pix"), result)
+    assert "event_truncated" not in json.loads(small.value)
+
+
+class FailingProducer:
+    """Sends `fail_at` letters, then fails every time (a broker gone)."""
+
+    def __init__(self, fail_at: int) -> None:
+        self.fail_at = fail_at
+        self.sent: list[bytes] = []
+
+    async def send_and_wait(self, topic: str, key: Any, value: bytes, *_: Any) -> None:
+        if len(self.sent) >= self.fail_at:
+            raise ConnectionError("broker gone")
+        self.sent.append(value)
+
+
+async def test_letters_sent_before_a_failure_are_not_sent_again(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "state.db")
+    try:
+        with store.transaction() as tx:
+            tx.queue_dead_letters(DeadLetter("rejected", b"pix", f'{{"n": {n}}}') for n in range(4))
+            old = {"event": "x" * (MAX_LETTER_BYTES + 10), "errors": []}
+            tx.queue_dead_letters([DeadLetter("rejected", b"pix", json.dumps(old))])
+        producer = FailingProducer(fail_at=2)
+        job = dead_letter_job(SimpleNamespace(producer=producer), store)  # type: ignore[arg-type]
+        await job.run()  # type: ignore[misc]
+        with store.reading() as reader:
+            assert [json.loads(d.value).get("n") for d in reader.dead_letters(10)] == [2, 3, None]
+        producer.fail_at = 10  # the broker is back
+        await job.run()  # type: ignore[misc]
+        with store.reading() as reader:
+            assert reader.dead_letters(10) == []
+    finally:
+        store.close()
+    assert [json.loads(v).get("n") for v in producer.sent[:4]] == [0, 1, 2, 3]
+    assert len(producer.sent) == 5, "each letter once"
+    assert len(producer.sent[4]) <= MAX_LETTER_BYTES
+    assert json.loads(producer.sent[4])["event_truncated"] is True
+
+
+async def test_a_failed_group_stops_the_worker_without_waiting_for_another_event(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    ingestor = SlowIngestor(0.01, fail=True)
+    pending = _pending(ingestor, monkeypatch)
+    await pending.commit()
+    await asyncio.to_thread(ingestor.started.wait, 5)
+    for _ in range(500):  # bounded: the writer thread fails the group within milliseconds
+        if pending._in_flight[0][0].done():
+            break
+        await asyncio.sleep(0.01)
+    assert pending.items == []
+    with pytest.raises(HardExit) as exited:
+        await pending.commit_stragglers()  # the straggler timer, with nothing left to hand over
+    assert exited.value.code == EXIT_UNEXPECTED
+    pending.writer.shutdown(wait=True)
+
+
+def test_a_rejected_event_with_nan_is_sent_as_its_text() -> None:
+    """NaN is not JSON: the envelope carries the event's text, as for any event not JSON."""
+    raw = b'{"record_id": "N-1", "score": NaN}'
+    result = IngestResult("N-1", "created", "invalid", [Problem("score", "not finite")])
+    letter = dead_letter(SOURCE, Incoming(raw, "k", 0, 9, b"pix"), result)
+
+    def refuse(name: str) -> None:
+        raise AssertionError(f"{name} is not JSON")
+
+    envelope = json.loads(letter.value, parse_constant=refuse)
+    assert envelope["event"] == raw.decode()
