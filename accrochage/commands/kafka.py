@@ -43,17 +43,23 @@ def worker(ctx: click.Context, log_level: str, log_format: str, separate_writer:
 @click.pass_context
 def send(ctx: click.Context, files: tuple[str, ...], topic: str | None) -> None:
     """Publish JSONL events to the topic, keyed by certifier (for exam platforms)."""
+    from accrochage.app import registry_from
     from accrochage.runtimes.kafka.producer import publish_lines
 
     settings = ctx.obj.settings
     target = topic or settings.kafka.topic
+    registry = registry_from(settings)
+    for name in files:
+        if name != "-" and not Path(name).is_file():
+            raise click.BadParameter(f"{name}: no such file", param_hint="FILES")
     total = 0
     for name in files:
         if name == "-":
-            total += asyncio.run(publish_lines(settings.kafka.bootstrap, target, sys.stdin.buffer))
+            lines = sys.stdin.buffer
+            total += asyncio.run(publish_lines(settings.kafka.bootstrap, target, lines, registry))
             continue
         with Path(name).open("rb") as stream:
-            total += asyncio.run(publish_lines(settings.kafka.bootstrap, target, stream))
+            total += asyncio.run(publish_lines(settings.kafka.bootstrap, target, stream, registry))
     click.echo(json.dumps({"topic": target, "sent": total}))
 
 

@@ -7,23 +7,59 @@ from collections.abc import Iterable
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaConnectionError, KafkaError
+
+from accrochage.errors import AccrochageError
+from accrochage.models.registry import Registry
+
+SEND_TIMEOUT_MS = 30_000
+"""How long one event may wait for the broker (metadata included) before `send` gives up."""
 
 
-def event_key(line: bytes) -> bytes | None:
-    """The certifier key keeps one certifier's events ordered on one partition."""
+def event_key(line: bytes, registry: Registry) -> bytes | None:
+    """The certifier key keeps one certifier's events ordered on one partition: the event's
+    `certifier`, or the one configured certifier its certification code belongs to (CONTRACT
+    §1 lets an event leave it out then). None: the worker refuses or reports it anyway."""
     try:
         payload: Any = json.loads(line)
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON: the worker keeps it as unusable
         return None
-    certifier = payload.get("certifier") if isinstance(payload, dict) else None
-    return certifier.encode() if isinstance(certifier, str) else None
+    if not isinstance(payload, dict):
+        return None
+    certifier = payload.get("certifier")
+    if isinstance(certifier, str):
+        return certifier.encode()
+    certification = payload.get("certification")
+    code = certification.get("code") if isinstance(certification, dict) else None
+    if certifier is None and isinstance(code, str):
+        owner, _ = registry.resolve(None, code.strip())
+        if owner is not None:
+            return owner.key.encode()
+    return None
 
 
-async def publish_lines(bootstrap: str, topic: str, lines: Iterable[bytes]) -> int:
+async def publish_lines(
+    bootstrap: str, topic: str, lines: Iterable[bytes], registry: Registry
+) -> int:
+    """Each non-blank line as one event; how many were acknowledged by the broker (acks=all).
+
+    A broker that cannot be reached or a topic that does not exist is an `AccrochageError`
+    saying so; the events sent before it stay sent (the worker drops no duplicate of an
+    unchanged event: sending a file again changes nothing)."""
     producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=5
+        bootstrap_servers=bootstrap,
+        acks="all",
+        enable_idempotence=True,
+        linger_ms=5,
+        request_timeout_ms=SEND_TIMEOUT_MS,
     )
-    await producer.start()
+    try:
+        await producer.start()
+    except KafkaConnectionError as exc:
+        await producer.stop()
+        raise AccrochageError(
+            f"no Kafka broker at {bootstrap} ({exc}); check kafka.bootstrap"
+        ) from None
     sent = 0
     try:
         batch = []
@@ -31,14 +67,21 @@ async def publish_lines(bootstrap: str, topic: str, lines: Iterable[bytes]) -> i
             line = line.rstrip(b"\r\n")
             if not line.strip():
                 continue
-            batch.append(await producer.send(topic, line, key=event_key(line)))
-            sent += 1
+            batch.append(await producer.send(topic, line, key=event_key(line, registry)))
             if len(batch) >= 1000:
                 for future in batch:
                     await future
+                sent += len(batch)
                 batch = []
         for future in batch:
             await future
+        sent += len(batch)
+    except KafkaError as exc:
+        raise AccrochageError(
+            f"cannot publish to {topic!r} on {bootstrap} after {sent} event(s) "
+            f"({type(exc).__name__}: {exc}); does the topic exist? (`accrochage worker` "
+            "creates kafka.topic)"
+        ) from None
     finally:
         await producer.stop()
     return sent

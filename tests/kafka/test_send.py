@@ -1,0 +1,106 @@
+"""`accrochage send`, the exam platforms' way onto the topic: every event keyed by its
+certifier (the one its code belongs to when it names none), and clear errors, never a
+traceback: a missing file, no broker, a topic that does not exist, a line that is not JSON."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer
+
+from accrochage.models.registry import Certifier, Emitter, Registry
+from accrochage.runtimes.kafka.producer import event_key
+from tests.kafka.conftest import KafkaEndpoint
+from tests.kafka.workers import write_worker_config
+from tests.support.crash import child_env, cli_command
+
+REGISTRY = Registry(
+    Emitter("03VML243", "CERTIFICATEUR"),
+    [
+        Certifier("pix", "03VML243", "MCFCER000209", frozenset({"RS5875", "RS0001"})),
+        Certifier("school", "12ABC345", "MCFCER000123", frozenset({"RNCP35726", "RS0001"})),
+    ],
+)
+
+
+def _line(**fields: Any) -> bytes:
+    return json.dumps({"record_id": "K-1", **fields}).encode()
+
+
+def test_an_event_is_keyed_by_its_certifier_or_the_owner_of_its_code() -> None:
+    assert event_key(_line(certifier="pix"), REGISTRY) == b"pix"
+    assert event_key(_line(certification={"code": "RNCP35726"}), REGISTRY) == b"school"
+    assert event_key(_line(certification={"code": " RS5875 "}), REGISTRY) == b"pix"
+    assert event_key(_line(certification={"code": "RS0001"}), REGISTRY) is None, "two owners"
+    assert event_key(_line(certification={"code": "RS9999"}), REGISTRY) is None, "no owner"
+    assert event_key(b"[" * 100_000 + b"]" * 100_000, REGISTRY) is None, "nested too deep"
+    assert event_key(b"{not json", REGISTRY) is None
+
+
+def _send(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        cli_command(config, "send", *args),
+        capture_output=True,
+        text=True,
+        env=child_env(),
+        stdin=subprocess.DEVNULL,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_send_says_what_is_wrong_without_a_traceback(tmp_path: Path) -> None:
+    config = write_worker_config(tmp_path / "w", "127.0.0.1:1")  # nothing listens there
+    events = tmp_path / "events.jsonl"
+    events.write_text(_line(certifier="pix").decode() + "\n", encoding="utf-8")
+    missing = _send(config.path, str(tmp_path / "nowhere.jsonl"))
+    assert missing.returncode == 2 and "no such file" in missing.stderr, missing.stderr
+    unreachable = _send(config.path, str(events))
+    assert unreachable.returncode != 0
+    assert "no Kafka broker at 127.0.0.1:1" in unreachable.stderr, unreachable.stderr
+    for done in (missing, unreachable):
+        assert "Traceback" not in done.stderr and "Unclosed" not in done.stderr, done.stderr
+
+
+async def _keys(bootstrap: str, topic: str, expected: int) -> dict[str, bytes | None]:
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", group_id=None
+    )
+    await consumer.start()
+    found: dict[str, bytes | None] = {}
+    try:
+        async with asyncio.timeout(60):
+            while len(found) < expected:
+                for batch in (await consumer.getmany(timeout_ms=500)).values():
+                    for message in batch:
+                        found[json.loads(message.value)["record_id"]] = message.key
+    finally:
+        await consumer.stop()
+    return found
+
+
+async def test_send_keys_events_on_a_real_broker(
+    kafka_broker: KafkaEndpoint, tmp_path: Path
+) -> None:
+    config = write_worker_config(tmp_path / "w", kafka_broker.bootstrap)
+    await kafka_broker.create_topic(config.topic, 4)
+    events = tmp_path / "events.jsonl"
+    lines = [
+        {"record_id": "S-1", "certifier": "pix", "certification": {"code": "RS5875"}},
+        {"record_id": "S-2", "certification": {"code": "RNCP35726"}},
+        {"record_id": "S-3", "certification": {"code": "RS5875"}},
+    ]
+    events.write_text("".join(json.dumps(e) + "\n" for e in lines) + "\n", encoding="utf-8")
+    sent = await asyncio.to_thread(_send, config.path, str(events))
+    assert sent.returncode == 0, sent.stderr
+    assert json.loads(sent.stdout) == {"topic": config.topic, "sent": 3}
+    keys = await _keys(kafka_broker.bootstrap, config.topic, 3)
+    assert keys == {"S-1": b"pix", "S-2": b"demo-school", "S-3": b"pix"}
+    nowhere = await asyncio.to_thread(_send, config.path, "--topic", "no.such.topic", str(events))
+    assert nowhere.returncode != 0
+    assert "cannot publish to 'no.such.topic'" in nowhere.stderr, nowhere.stderr
+    assert "Traceback" not in nowhere.stderr
