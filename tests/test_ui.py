@@ -9,6 +9,7 @@ import base64
 import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +62,8 @@ def populate(core: Core) -> None:
         conn.commit()
     finally:
         conn.close()
+    core.corrections.add("PX-F1", received_on=date(2026, 11, 20), source="holder")
+    core.corrections.add("OLD-2023-0001", received_on=date(2026, 11, 20))  # a record not known
 
 
 @asynccontextmanager
@@ -117,8 +120,9 @@ async def test_the_dashboard_in_headless_chromium(tmp_path: Path) -> None:
         core.close()
     assert shot.stat().st_size > 10_000, "the screenshot is blank"
     assert problems == [], problems
-    assert set(dom["rows"]) == {"pix", "school"}
+    assert set(dom["rows"]) == {"pix", "school", "?"}, "? holds a request on an unknown record"
     pix, school = dom["rows"]["pix"], dom["rows"]["school"]
+    assert (pix["corrections"], school["corrections"], dom["rows"]["?"]["corrections"]) == (1, 0, 1)
     assert (pix["pending"], pix["batched"], pix["rejected"]) == (4, 2, 1)
     assert (pix["at_risk"], pix["overdue"]) == (3, 1)
     assert (school["pending"], school["at_risk"], school["overdue"]) == (2, 0, 0)

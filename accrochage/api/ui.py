@@ -54,8 +54,12 @@ def bucket(deadline: date | None, today: date) -> str:
 
 
 def _certifiers(page: _Page) -> list[str]:
-    seen = {c for c, _ in page.observation.records} | {c for c, _ in page.numbers.deadlines}
-    return sorted(c if c is not None else "?" for c in seen)
+    """Every certifier something is counted for: records, deadlines, and open correction
+    requests (one may name a record the tracker does not know yet: certifier `?`)."""
+    o = page.observation
+    seen = {c for c, _ in o.records} | {c for c, _ in page.numbers.deadlines}
+    seen |= set(o.correction_requests_open or {})
+    return sorted({_key(c) for c in seen})
 
 
 def _key(certifier: str | None) -> str:
