@@ -176,6 +176,56 @@ class Ingestor:
                 results.append(IngestResult(None, FAILED, None, [problem]))
         return results
 
+    def ingest_each_from_log(
+        self, source: LogSource, items: Sequence[Incoming]
+    ) -> list[tuple[Incoming, IngestResult]]:
+        """`ingest_from_log`, each event in a transaction of its own: the fallback of a group
+        that failed for a reason other than the storage. An event that fails again is set
+        aside in a transaction of its own: kept in the unusable log (its raw text), queued
+        for the rejected topic, and its offset passed, so that the events after it are read
+        (a poison message never stalls its partition). Logged by error class only."""
+        stored: list[tuple[Incoming, IngestResult]] = []
+        for item in items:
+            try:
+                stored.extend(self.ingest_from_log(source, [item]))
+            except StoreError:
+                raise
+            except Exception as exc:
+                log.error(
+                    "an event of %s could not be stored (%s); it is kept as unusable",
+                    source.topic,
+                    type(exc).__name__,
+                )
+                stored.extend(self._set_aside(source, item, type(exc).__name__))
+        return stored
+
+    def _set_aside(
+        self, source: LogSource, item: Incoming, error: str
+    ) -> list[tuple[Incoming, IngestResult]]:
+        problem = Problem("event", f"could not be stored ({error}); see the service log")
+        result = IngestResult(None, FAILED, None, [problem])
+        with self.store.transaction() as tx:
+            if item.partition is not None and item.offset is not None:
+                if item.offset < tx.offsets(source.topic).get(item.partition, 0):
+                    return []
+                tx.save_offsets(source.topic, {item.partition: item.offset + 1})
+            now = self.clock.now().replace(microsecond=0)
+            tx.log_unusable([_unusable(item, Decoded(Kind.UNUSABLE), [problem], now)])
+            if source.rejected_topic is not None:
+                envelope = {
+                    "errors": problems_as_dicts([problem]),
+                    "warnings": [],
+                    "event": raw_text(item.raw),
+                    "source": {
+                        "topic": source.topic,
+                        "partition": item.partition,
+                        "offset": item.offset,
+                    },
+                }
+                letter = DeadLetter(source.rejected_topic, item.key, bounded_letter(envelope))
+                tx.queue_dead_letters([letter])
+        return [(item, result)]
+
     def ingest_from_log(
         self, source: LogSource, items: Sequence[Incoming]
     ) -> list[tuple[Incoming, IngestResult]]:

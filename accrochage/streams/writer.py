@@ -97,21 +97,22 @@ class WriterService:
         except BaseException as exc:  # the transaction rolled back
             if isinstance(exc, StoreError):
                 self.storage_error = exc
-            one_may_be_at_fault = (
-                source is None
-                and len(items) > 1
-                and isinstance(exc, Exception)
-                and not isinstance(exc, StoreError)
-            )
-            if not one_may_be_at_fault:
+            one_may_be_at_fault = isinstance(exc, Exception) and not isinstance(exc, StoreError)
+            if not one_may_be_at_fault or (source is None and len(items) == 1):
                 self._fail(group, exc)
                 return
             try:
-                results = self._ingestor.ingest_each(items)
+                if source is None:
+                    results = self._ingestor.ingest_each(items)
+                    by_item = {
+                        id(item): result for item, result in zip(items, results, strict=True)
+                    }
+                else:
+                    stored = self._ingestor.ingest_each_from_log(source, items)
+                    by_item = {id(item): result for item, result in stored}
             except BaseException as again:
                 self._fail(group, again)
                 return
-            by_item = {id(item): result for item, result in zip(items, results, strict=True)}
         self.storage_error = None
         metrics.count_events(metrics.tally(by_item.values()))
         for submission in group:

@@ -138,3 +138,35 @@ def test_a_rejected_event_with_nan_is_sent_as_its_text() -> None:
 
     envelope = json.loads(letter.value, parse_constant=refuse)
     assert envelope["event"] == raw.decode()
+
+
+async def test_a_poison_event_is_set_aside_and_the_others_are_stored(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A poison message (storing it raises, for a reason other than the storage) fails its
+    group's transaction: each event is then stored alone, the poison one is kept as unusable
+    and queued for the rejected topic, and the offsets pass it, so the partition goes on."""
+    from accrochage.streams import ingest as ingest_module
+
+    real = ingest_module.apply_delivered
+
+    def poisoned(current: Any, decoded: Any, *args: Any) -> Any:
+        if decoded.record_id == "PX-2026-000011":
+            raise ValueError("a bug met by this event only")
+        return real(current, decoded, *args)
+
+    monkeypatch.setattr(ingest_module, "apply_delivered", poisoned)
+    parts = build_writer_parts(write_config(tmp_path))
+    try:
+        group = [
+            Incoming(good(n), f"kafka:certifications:0:{n}", 0, n, b"pix") for n in (10, 11, 12)
+        ]
+        results = await asyncio.wrap_future(parts.service.submit(group, parts.source))
+        parts.service.stop()
+    finally:
+        parts.close()
+    assert [r.outcome for r in results] == ["created", "failed", "created"]
+    stored = _stored(tmp_path / "var" / "state.db")
+    assert (stored["records"], stored["dead_letters"]) == (2, 1)
+    assert stored["offsets"] == {0: 13}
+    assert stored["unusable"] == [("kafka:certifications:0:11",)]
