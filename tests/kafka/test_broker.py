@@ -142,8 +142,15 @@ async def test_data_and_committed_offsets_survive_a_broker_restart(
     resumed = _consumer(bootstrap, group)
     await resumed.start()
     try:
+        # Right after a restart the group coordinator may still be loading the offsets
+        # topic (GroupCoordinatorNotAvailable): committed() reads None until it has. Offsets
+        # that were lost would stay None, and the bound fails the test.
         async with asyncio.timeout(WAIT):
-            committed = {tp: await resumed.committed(tp) for tp in partitions}
+            while True:
+                committed = {tp: await resumed.committed(tp) for tp in partitions}
+                if None not in committed.values():
+                    break
+                await asyncio.sleep(0.5)
         assert committed == halfway
         resumed.subscribe([topic])
         rest = await _drain(resumed, expected=len(expected_rest))
