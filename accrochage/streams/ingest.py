@@ -7,7 +7,6 @@ life, writes, and (on Kafka) stores the next offsets with them.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -16,7 +15,7 @@ from typing import Any
 
 from accrochage.errors import StoreError
 from accrochage.models.deadline import Clock, paris_today
-from accrochage.models.decode import Decoded, Kind, decode, storable
+from accrochage.models.decode import Decoded, Kind, decode
 from accrochage.models.event import DeliveredEvent
 from accrochage.models.lifecycle import apply_delivered, apply_revoked
 from accrochage.models.problems import Problem, problems_as_dicts
@@ -27,10 +26,9 @@ from accrochage.models.vocabulary import RecordStatus
 from accrochage.sinks.passage import passage_bytes, passage_size_bound
 from accrochage.sinks.profiles import SchemaProfile
 from accrochage.state.base import DeadLetter, Store, Transaction, UnusableEvent
+from accrochage.streams.rejected import bounded_letter, letter_event, raw_text
 
 log = logging.getLogger("accrochage.ingest")
-RAW_KEPT = 4096
-"""Characters of an unusable event's raw input kept in the unusable log."""
 FAILED = "failed"
 """The outcome of an event whose own transaction failed: nothing of it was stored."""
 
@@ -95,16 +93,6 @@ class LogSource:
 
     topic: str
     rejected_topic: str | None = None
-
-
-def raw_text(raw: bytes | str | dict[str, Any]) -> str:
-    if isinstance(raw, dict):
-        text = json.dumps(raw, ensure_ascii=False)
-    elif isinstance(raw, bytes):
-        text = raw[: RAW_KEPT * 4].decode("utf-8", errors="replace")
-    else:
-        text = raw
-    return storable(text[:RAW_KEPT])
 
 
 def _no_reference() -> Reference | None:
@@ -212,18 +200,7 @@ class Ingestor:
             now = self.clock.now().replace(microsecond=0)
             tx.log_unusable([_unusable(item, Decoded(Kind.UNUSABLE), [problem], now)])
             if source.rejected_topic is not None:
-                envelope = {
-                    "errors": problems_as_dicts([problem]),
-                    "warnings": [],
-                    "event": raw_text(item.raw),
-                    "source": {
-                        "topic": source.topic,
-                        "partition": item.partition,
-                        "offset": item.offset,
-                    },
-                }
-                letter = DeadLetter(source.rejected_topic, item.key, bounded_letter(envelope))
-                tx.queue_dead_letters([letter])
+                tx.queue_dead_letters([dead_letter(source, item, result, parse=False)])
         return [(item, result)]
 
     def ingest_from_log(
@@ -325,50 +302,16 @@ def _unusable(
     )
 
 
-def dead_letter(source: LogSource, item: Incoming, result: IngestResult) -> DeadLetter:
-    """The rejected-topic envelope of CONTRACT.md §5."""
-    event: Any
-    if isinstance(item.raw, dict):
-        event = item.raw
-    else:
-        text = (
-            item.raw.decode("utf-8", errors="replace") if isinstance(item.raw, bytes) else item.raw
-        )
-        try:
-            event = json.loads(text, parse_constant=_not_json)
-        except (ValueError, RecursionError):  # not JSON, or nested beyond what can be parsed
-            event = text[:RAW_KEPT]
+def dead_letter(
+    source: LogSource, item: Incoming, result: IngestResult, *, parse: bool = True
+) -> DeadLetter:
+    """The rejected-topic envelope of CONTRACT.md §5 (`streams/rejected.py`); `parse=False`:
+    the event as its text (an event set aside because storing it failed)."""
     envelope = {
         "errors": problems_as_dicts(result.errors),
         "warnings": problems_as_dicts(result.warnings),
-        "event": event,
+        "event": letter_event(item.raw, parse=parse),
         "source": {"topic": source.topic, "partition": item.partition, "offset": item.offset},
     }
     assert source.rejected_topic is not None
     return DeadLetter(source.rejected_topic, item.key, bounded_letter(envelope))
-
-
-def _not_json(name: str) -> None:
-    raise ValueError(f"{name} is not JSON")
-
-
-MAX_LETTER_BYTES = 900_000
-"""The most a rejected-topic value may weigh: below the producer's largest request (faust's
-`producer_max_request_size`, 1,000,000 bytes) and the broker's `message.max.bytes`."""
-
-
-def bounded_letter(envelope: dict[str, Any]) -> str:
-    """The envelope as JSON; when that would exceed `MAX_LETTER_BYTES` (an event of about a
-    megabyte, which the broker takes in but the rejected topic cannot), its `event` becomes the
-    beginning of its text, as for an event that is not JSON, and `event_truncated` says so."""
-    try:
-        value = storable(json.dumps(envelope, ensure_ascii=False, allow_nan=False))
-    except ValueError:  # a NaN or an Infinity in the event: not JSON, so its text
-        written = json.dumps(envelope["event"], ensure_ascii=False)
-        return bounded_letter({**envelope, "event": written[:RAW_KEPT]})
-    if len(value.encode("utf-8", "surrogatepass")) <= MAX_LETTER_BYTES:
-        return value
-    event = envelope.get("event")
-    text = event if isinstance(event, str) else json.dumps(event, ensure_ascii=False)
-    shrunk = {**envelope, "event": text[:RAW_KEPT], "event_truncated": True}
-    return storable(json.dumps(shrunk, ensure_ascii=False))

@@ -19,13 +19,8 @@ from accrochage.runtimes.kafka import worker as worker_module
 from accrochage.runtimes.kafka.worker import EXIT_UNEXPECTED, Pending, dead_letter_job
 from accrochage.state.base import DeadLetter
 from accrochage.state.sqlite import SqliteStore
-from accrochage.streams.ingest import (
-    MAX_LETTER_BYTES,
-    Incoming,
-    IngestResult,
-    LogSource,
-    dead_letter,
-)
+from accrochage.streams.ingest import Incoming, IngestResult, LogSource, dead_letter
+from accrochage.streams.rejected import MAX_LETTER_BYTES
 from accrochage.streams.writer_process import ProcessWriter
 from tests.kafka.test_worker_batches import _stored, good, record
 from tests.kafka.test_worker_pending import HardExit, SlowIngestor, _pending

@@ -24,7 +24,8 @@ import faust
 from accrochage.runtimes.kafka.seeking import seeking_transport
 from accrochage.settings import KafkaSettings
 from accrochage.state.base import Store
-from accrochage.streams.ingest import MAX_LETTER_BYTES, Incoming, bounded_letter
+from accrochage.streams.ingest import Incoming
+from accrochage.streams.rejected import MAX_LETTER_BYTES, bounded_letter
 from accrochage.streams.scheduler import Job
 from accrochage.streams.writer_process import GroupWriter
 

@@ -1,0 +1,67 @@
+"""The rejected-topic envelope's parts (CONTRACT §5) and the raw text an unusable event keeps.
+
+A rejected event goes to the rejected topic through an outbox table written in the same
+transaction as its record. Its envelope is JSON for every reader: an event that is not JSON
+(`NaN` included, or nested too deep to parse) travels as its text, and an envelope too large
+for a Kafka request carries the beginning of its event (`event_truncated`).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from accrochage.models.decode import storable
+
+RAW_KEPT = 4096
+"""Characters of an unusable event's raw input kept in the unusable log."""
+
+
+def raw_text(raw: bytes | str | dict[str, Any]) -> str:
+    if isinstance(raw, dict):
+        text = json.dumps(raw, ensure_ascii=False)
+    elif isinstance(raw, bytes):
+        text = raw[: RAW_KEPT * 4].decode("utf-8", errors="replace")
+    else:
+        text = raw
+    return storable(text[:RAW_KEPT])
+
+
+def letter_event(raw: bytes | str | dict[str, Any], *, parse: bool = True) -> Any:
+    """The envelope's `event`: the original JSON, or the raw text when it is not JSON (NaN
+    included, or nested beyond what can be parsed); `parse=False`: the text whatever it is."""
+    if not parse:
+        return raw_text(raw)
+    if isinstance(raw, dict):
+        return raw
+    text = raw.decode("utf-8", errors="replace") if isinstance(raw, bytes) else raw
+    try:
+        return json.loads(text, parse_constant=_not_json)
+    except (ValueError, RecursionError):
+        return text[:RAW_KEPT]
+
+
+def _not_json(name: str) -> None:
+    raise ValueError(f"{name} is not JSON")
+
+
+MAX_LETTER_BYTES = 900_000
+"""The most a rejected-topic value may weigh: below the producer's largest request (faust's
+`producer_max_request_size`, 1,000,000 bytes) and the broker's `message.max.bytes`."""
+
+
+def bounded_letter(envelope: dict[str, Any]) -> str:
+    """The envelope as JSON; when that would exceed `MAX_LETTER_BYTES` (an event of about a
+    megabyte, which the broker takes in but the rejected topic cannot), its `event` becomes the
+    beginning of its text, as for an event that is not JSON, and `event_truncated` says so."""
+    try:
+        value = storable(json.dumps(envelope, ensure_ascii=False, allow_nan=False))
+    except ValueError:  # a NaN or an Infinity in the event: not JSON, so its text
+        written = json.dumps(envelope["event"], ensure_ascii=False)
+        return bounded_letter({**envelope, "event": written[:RAW_KEPT]})
+    if len(value.encode("utf-8", "surrogatepass")) <= MAX_LETTER_BYTES:
+        return value
+    event = envelope.get("event")
+    text = event if isinstance(event, str) else json.dumps(event, ensure_ascii=False)
+    shrunk = {**envelope, "event": text[:RAW_KEPT], "event_truncated": True}
+    return storable(json.dumps(shrunk, ensure_ascii=False))
