@@ -464,6 +464,22 @@ def test_two_identity_rejections_flag_the_identity_procedure(core: Core, shared_
     assert record(core, "ID-1")["identity_procedure"] is True
 
 
+def test_identity_rejections_count_across_a_corrected_resend(core: Core, shared_dir: Path) -> None:
+    """The CDC's procedure is for a passage still KO after a second, corrected deposit: the
+    correction the operator is told to send must not reset the count."""
+    first = event("ID-2")
+    ingest(core, first)
+    batch, _ = only_written(flush(core))
+    answer(core, shared_dir, batch, ko={"ID-2": NO_HOLDER})
+    fixed = replay(first)
+    fixed["holder"] = {**fixed["holder"], "birth_name": "DUPONT-CORRIGE"}
+    ingest(core, fixed)
+    assert record(core, "ID-2")["status"] == "pending"
+    again, _ = only_written(flush(core))
+    answer(core, shared_dir, again, ko={"ID-2": NO_HOLDER})
+    assert record(core, "ID-2")["identity_procedure"] is True
+
+
 def test_an_invalid_correction_of_an_accepted_record_is_not_sent(
     core: Core, shared_dir: Path
 ) -> None:

@@ -161,6 +161,8 @@ def apply_delivered(
         created_at=current.created_at,
         revocation_pending=current.revocation_pending,
         pending_since=current.pending_since if was_waiting else fresh.pending_since,
+        # The CDC's identity procedure counts rejections across corrected deposits.
+        identity_rejections=current.identity_rejections,
     )
     reason = "correction received" if decoded.valid else "correction received with errors"
     if before is Status.EXCLUDED:
