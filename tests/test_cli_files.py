@@ -251,6 +251,16 @@ def test_schema_writes_a_file(runner: CliRunner, tmp_path: Path) -> None:
     assert target.read_text(encoding="utf-8") == event_json_schema_text()
 
 
+@pytest.mark.parametrize("command", ["schema", "openapi"])
+def test_a_path_that_cannot_be_written_is_one_line(
+    runner: CliRunner, tmp_path: Path, command: str
+) -> None:
+    result = runner.invoke(main, [command, "-o", str(tmp_path / "no-such-folder" / "x.json")])
+    assert result.exit_code == 1
+    assert "cannot write" in result.output and "no-such-folder" in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
 def test_the_committed_json_schema_does_not_drift() -> None:
     committed = (ROOT / "docs" / "event.schema.json").read_text(encoding="utf-8")
     assert committed == event_json_schema_text(), (

@@ -389,8 +389,8 @@ def test_import_of_a_whole_file_rejection(config: Path, tmp_path: Path, shared_d
     out = run(config, "import-report", str(report)).stdout
     assert "2 rejected" in out and "whole file rejected: XSD: " in out
     assert {r["status"] for r in outstanding_json(config)} == {"rejected"}
-    missing = run(config, "import-report", str(tmp_path / "absent.xml"), code=2)
-    assert "absent.xml" in missing.stderr
+    missing = run(config, "import-report", str(tmp_path / "absent.xml"), code=1)
+    assert "absent.xml" in missing.stderr and "cannot be read" in missing.stderr
 
 
 def test_a_report_that_cannot_be_read_stops_no_other(
@@ -403,8 +403,10 @@ def test_a_report_that_cannot_be_read_stops_no_other(
     broken.write_bytes(b"<rapport><nomFichier>unterminated")
     report = tmp_path / "rejet.xml"
     report.write_bytes(file_rejected_report(shared_dir, file_name=path.name))
-    done = run(config, "import-report", str(broken), str(report), code=1)
+    missing = tmp_path / "not-downloaded.xml"
+    done = run(config, "import-report", str(missing), str(broken), str(report), code=1)
     assert "broken.xml" in done.stderr and "Traceback" not in done.stderr
+    assert "not-downloaded.xml" in done.stderr and "cannot be read" in done.stderr
     assert "2 rejected" in done.stdout
     assert {r["status"] for r in outstanding_json(config)} == {"rejected"}
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from accrochage.errors import AccrochageError
 from accrochage.models.jsonschema import event_json_schema_text
 from accrochage.models.vocabulary import SchemaVersion, values
 from accrochage.sinks.gate import inspect_file, xsd_for_file
@@ -53,12 +54,7 @@ def check_xml(files: tuple[Path, ...], xsd: Path | None, schema_version: str | N
 )
 def schema(output: Path | None) -> None:
     """Print the JSON Schema of the events exam platforms send."""
-    text = event_json_schema_text()
-    if output is None:
-        click.echo(text, nl=False)
-    else:
-        output.write_text(text, encoding="utf-8")
-        click.echo(f"wrote {output}")
+    _emit(event_json_schema_text(), output)
 
 
 @click.command("openapi")
@@ -72,12 +68,23 @@ def openapi(output: Path | None) -> None:
     """Print the OpenAPI 3.1 description of the HTTP API (what GET /openapi.json serves)."""
     from accrochage.api.openapi import openapi_text
 
-    text = openapi_text()
+    _emit(openapi_text(), output)
+
+
+def _emit(text: str, output: Path | None) -> None:
+    """`text` on standard output, or written to `output`; a path that cannot be written is
+    one line saying why (exit 1), never a traceback."""
     if output is None:
         click.echo(text, nl=False)
-    else:
+        return
+    try:
         output.write_text(text, encoding="utf-8")
-        click.echo(f"wrote {output}")
+    except OSError as exc:
+        raise AccrochageError(
+            f"cannot write {output} ({exc.strerror or exc}); check the folder exists and is "
+            "writable"
+        ) from None
+    click.echo(f"wrote {output}")
 
 
 def register(group: click.Group) -> None:

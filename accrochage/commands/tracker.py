@@ -304,9 +304,7 @@ def summary_text(result: dict[str, Any]) -> str:
 
 
 @click.command("import-report")
-@click.argument(
-    "files", nargs=-1, required=True, type=click.Path(path_type=Path, dir_okay=False, exists=True)
-)
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.pass_context
 def import_report(ctx: click.Context, files: tuple[Path, ...]) -> None:
     """Apply CDC processing reports (accusés de traitement) to the records.
