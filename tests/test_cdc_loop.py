@@ -521,6 +521,13 @@ def test_a_correction_in_flight_keeps_the_deadline_of_its_open_request(
     core.corrections.add("KD-1", received_on=date(2026, 11, 1), source="cdc")
     ((before,),) = [outstanding(core)]
     assert (before["deadline"], before["days_left"]) == ("2027-02-01", 62)
+    # Every view of the record agrees: the request's deadline is what is due.
+    (everything,) = outstanding(core, only_outstanding=False)
+    assert (everything["deadline"], everything["days_left"]) == ("2027-02-01", 62)
+    assert (record(core, "KD-1")["deadline"], record(core, "KD-1")["days_left"]) == (
+        "2027-02-01",
+        62,
+    )
     fixed = replay(original)
     fixed["score"] = "200"
     ingest(core, fixed)
@@ -540,6 +547,7 @@ def test_a_correction_in_flight_keeps_the_deadline_of_its_open_request(
             if r["record_id"] == "KD-1"
         ]
     assert listed["correction_request"]["deadline"] == "2027-02-01"
+    assert (listed["deadline"], record(core, "KD-1")["deadline"]) == ("2027-02-01",) * 2
 
 
 def test_a_correction_request_closes_when_the_cdc_accepts_the_corrected_data(

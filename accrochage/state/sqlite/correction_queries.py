@@ -61,10 +61,19 @@ def attach(row: JsonRow, opened: dict[str, OpenRef], as_of: date) -> JsonRow:
 HELD = "outstanding = 0 OR deadline IS NULL"
 """Which records with an open request take its deadline (see `held_open`)."""
 NOT_HELD = (
-    "record_id NOT IN (SELECT record_id FROM correction_requests "
-    f"WHERE status = '{_OPEN}' AND record_id IS NOT NULL)"
+    f"NOT (({HELD}) AND record_id IN (SELECT record_id FROM correction_requests "
+    f"WHERE status = '{_OPEN}' AND record_id IS NOT NULL))"
 )
-"""For undated records: one that `held_open` does not list."""
+"""A record that `held_open` does not list (those it lists are left out of the streams)."""
+
+
+def held_deadline(row: JsonRow, outstanding: bool, deadline: str | None) -> JsonRow:
+    """`row` showing its open request's deadline and days left when that request holds it
+    (see `held_open`): `show` then agrees with every listing."""
+    ref = row.get("correction_request")
+    if ref is not None and (not outstanding or deadline is None):
+        row["deadline"], row["days_left"] = ref["deadline"], ref["days_left"]
+    return row
 
 
 def _key(row: JsonRow) -> tuple[bool, str, str]:

@@ -37,11 +37,11 @@ def outstanding(conn: sqlite3.Connection, query: OutstandingQuery) -> list[dict[
 
 
 def iter_outstanding(conn: sqlite3.Connection, query: OutstandingQuery) -> Iterator[dict[str, Any]]:
-    """The records' rows, each with its `correction_request`; when only outstanding records
-    are asked for, merged in order with the records an open request alone keeps outstanding
-    (few: loaded at once, while the records stream)."""
+    """The records' rows, each with its `correction_request`, merged in order with the
+    records an open request holds to its deadline (few: loaded at once, while the records
+    stream), which show that deadline in every listing (see `held_open`)."""
     opened = open_requests.open_refs(conn)
-    merging = bool(opened) and _outstanding_only(query)
+    merging = bool(opened)
     records = _record_rows(conn, query, skip_held=merging)
     rows = (open_requests.attach(row, opened, query.as_of) for row in records)
     if not merging:
@@ -63,15 +63,11 @@ def iter_outstanding(conn: sqlite3.Connection, query: OutstandingQuery) -> Itera
     yield from open_requests.merged(rows, held, query.limit)
 
 
-def _outstanding_only(query: OutstandingQuery) -> bool:
-    return query.only_outstanding or query.due_within is not None or query.overdue
-
-
 def _record_rows(
     conn: sqlite3.Connection, query: OutstandingQuery, *, skip_held: bool = False
 ) -> Iterator[dict[str, Any]]:
     """Records by deadline, then record id; unknown deadlines last; rows as they are read.
-    `skip_held`: without the undated records an open request holds (listed by `held_open`).
+    `skip_held`: without the records an open request holds (listed by `held_open`).
 
     Dated and undated records are read by two queries so that each follows an index in its
     order: one query sorting on `deadline IS NULL` would sort every matching row to return
@@ -84,6 +80,8 @@ def _record_rows(
         after = decode_cursor(query.cursor)
     limit = query.limit
     sent = 0
+    if skip_held:
+        where = [*where, open_requests.NOT_HELD]
     if after is None or after[0] is not None:
         dated, dated_params = [*where, "deadline IS NOT NULL"], list(params)
         if after is not None:
@@ -95,8 +93,6 @@ def _record_rows(
     undated_possible = query.due_within is None and not query.overdue
     if undated_possible and (limit is None or sent < limit):
         undated, undated_params = [*where, "deadline IS NULL"], list(params)
-        if skip_held:
-            undated.append(open_requests.NOT_HELD)
         if after is not None and after[0] is None:
             undated.append("record_id > ?")
             undated_params.append(after[1])
@@ -169,6 +165,7 @@ def record_detail(conn: sqlite3.Connection, record_id: str, as_of: date) -> dict
     detail = present(row, as_of)
     requests = correction_rows.of_record(conn, record_id, as_of)
     detail["correction_request"] = correction_rows.first_open(requests)
+    open_requests.held_deadline(detail, bool(row["outstanding"]), row["deadline"])
     detail["version"] = row["version"]
     detail["correction_version"] = row["correction_version"]
     detail["excluded_from"] = row["excluded_from"]
