@@ -424,3 +424,21 @@ async def test_batch_timer_flushes_an_idle_certifier(tmp_path: Path) -> None:
             assert xml_files(outbox) == files
     finally:
         core.close()
+
+
+async def test_a_nan_event_is_the_same_content_alone_or_in_an_array(tmp_path: Path) -> None:
+    """NaN is not JSON: its marker in the stored content is spelled as it was written,
+    whether the event came alone or in an array, so sending it again changes nothing."""
+    core = core_for(tmp_path)
+    one = json.dumps(recent("NAN-1")).replace('"score": "324"', '"score": NaN')
+    assert "NaN" in one
+    try:
+        async with serving(core) as client:
+            status, body = await post(client, "[" + one + "]")
+            assert status == 200 and body[0]["outcome"] == "created", body
+            status, body = await post(client, one)
+            assert (status, body["outcome"]) == (422, "unchanged"), body
+            status, shown = await get(client, "/records/NAN-1")
+            assert shown["content"]["score"] == {"not_json": "NaN"}
+    finally:
+        core.close()

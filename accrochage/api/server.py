@@ -130,7 +130,7 @@ async def _events_in(request: web.Request, source: str) -> tuple[list[Incoming],
     limit = request.app[CONTEXT].max_events_per_request
     body = await _body(request)
     try:
-        parsed = json.loads(body, parse_float=WrittenNumber)
+        parsed = json.loads(body, parse_float=WrittenNumber, parse_constant=WrittenNumber)
     except (ValueError, UnicodeDecodeError, RecursionError):
         parsed = None
     if not isinstance(parsed, list):

@@ -226,7 +226,8 @@ def _best_effort_date(value: Any) -> date | None:
 
 def parse_payload(raw: bytes | str | dict[str, Any]) -> tuple[dict[str, Any] | None, str | None]:
     """The event's JSON object, or why there is none. Parse JSON with `parse_float=WrittenNumber`
-    before handing a dict here, or a decimal score loses the digits a float cannot hold."""
+    and `parse_constant=WrittenNumber` before handing a dict here, or a decimal score loses the
+    digits a float cannot hold (and a NaN its marker's spelling)."""
     if isinstance(raw, dict):
         return _score_as_written(raw), None
     try:
