@@ -176,8 +176,8 @@ class Ingestor:
         for item in items:
             try:
                 stored.extend(self.ingest_from_log(source, [item]))
-            except StoreError:
-                raise
+            except (StoreError, MemoryError, OSError):
+                raise  # the machine's trouble, not the event's: stop, and read it again later
             except Exception as exc:
                 log.error(
                     "an event of %s could not be stored (%s); it is kept as unusable",

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
 from functools import partial
 from pathlib import Path
 from types import SimpleNamespace
@@ -51,6 +52,11 @@ async def test_a_message_nested_too_deep_is_unusable_and_the_others_are_stored(
     stored = _stored(tmp_path / "var" / "state.db")
     assert (stored["records"], stored["dead_letters"], stored["offsets"]) == (2, 1, {0: 3})
     assert stored["unusable"] == [("kafka:certifications:0:1",)]
+    with sqlite3.connect(tmp_path / "var" / "state.db") as conn:
+        (value,) = conn.execute("SELECT value FROM dead_letters").fetchone()
+    conn.close()
+    # Unusable as decode says, in its group: not set aside after a failed group.
+    assert "nested too deeply" in json.loads(value)["errors"][0]["message"]
 
 
 def test_a_rejected_event_too_large_for_the_topic_is_sent_truncated() -> None:

@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 
 from accrochage.app import build_writer_parts
+from accrochage.errors import StoreError
 from accrochage.runtimes.kafka import worker as worker_module
 from accrochage.runtimes.kafka.worker import EXIT_UNEXPECTED, Pending
 from accrochage.streams.ingest import Incoming, LogSource
@@ -51,7 +52,7 @@ class SlowIngestor:
         self.started.set()
         time.sleep(self.seconds)
         if self.fail:
-            raise OSError("disk full")
+            raise StoreError("disk full")  # what a real full disk raises
         self.groups.append(len(items))
         self.finished.set()
         return []
