@@ -78,9 +78,10 @@ async def publish_lines(
         sent += len(batch)
     except KafkaError as exc:
         raise AccrochageError(
-            f"cannot publish to {topic!r} on {bootstrap} after {sent} event(s) "
-            f"({type(exc).__name__}: {exc}); does the topic exist? (`accrochage worker` "
-            "creates kafka.topic)"
+            f"cannot publish to {topic!r} on {bootstrap} ({type(exc).__name__}: {exc}); "
+            f"{sent} event(s) acknowledged before, and some after may have been sent too: "
+            "sending the file again is safe (an unchanged event changes nothing). Does the "
+            "topic exist (`accrochage worker` creates kafka.topic), is a line over 1 MB?"
         ) from None
     finally:
         await producer.stop()
