@@ -51,6 +51,7 @@ from bench._common import (
     PYTHON,
     ROOT,
     BenchError,
+    Metric,
     Report,
     accrochage_command,
     at_least,
@@ -705,6 +706,22 @@ def count_bodies(database: Path) -> int:
         conn.close()
 
 
+def paired_ratio(these: list[Load], those: list[Load]) -> float:
+    """The median, over phases run side by side, of one server's requests/s to another's."""
+    return median([a.requests_per_s / b.requests_per_s for a, b in zip(these, those, strict=True)])
+
+
+def _baseline_row(name: str, phases: list[Load], what: str) -> Metric:
+    """The row of a baseline server beside the trivial one: its requests/s and CPU."""
+    return info(
+        f"  baseline {name} server req/s",
+        median([p.requests_per_s for p in phases]),
+        "req/s",
+        f"median of {len(phases)} ({', '.join(f'{p.requests_per_s:,.0f}' for p in phases)}); "
+        f"{what}; server CPU {median([p.server_cpu or 0.0 for p in phases]):.1f} s",
+    )
+
+
 def cpu_text(seconds: float | None) -> str:
     return "?" if seconds is None else f"{seconds:.1f} s"
 
@@ -817,7 +834,6 @@ def main() -> None:
     single_base = [p for p in baseline[1:-1]]
     rate = median([p.requests_per_s for p in single])
     base_rate = median([p.requests_per_s for p in single_base])
-    ratios = [p.requests_per_s / b.requests_per_s for p, b in zip(single, single_base, strict=True)]
     per_phase = ", ".join(f"{p.requests_per_s:,.0f}" for p in single)
     report.add(
         at_least(
@@ -853,66 +869,42 @@ def main() -> None:
     report.add(
         at_least(
             "ratio service / trivial req/s",
-            median(ratios),
+            paired_ratio(single, single_base),
             "x",
             TARGET_RATIO,
             "median of the paired phases",
         )
     )
     single_durable = durable_phases[1:-1]
-    durable_share = median(
-        [
-            d.requests_per_s / t.requests_per_s
-            for d, t in zip(single_durable, single_base, strict=True)
-        ]
-    )
+    single_decoding = decoding_phases[1:-1]
     report.add(
-        info(
-            "  baseline durable server req/s",
-            median([d.requests_per_s for d in single_durable]),
-            "req/s",
-            f"median of {len(single_durable)} "
-            f"({', '.join(f'{d.requests_per_s:,.0f}' for d in single_durable)}); the trivial "
-            "handler answering once the body is in SQLite (WAL, synchronous=FULL, group "
-            "commit): the storing stage's floor; server CPU "
-            f"{median([d.server_cpu or 0.0 for d in single_durable]):.1f} s",
+        _baseline_row(
+            "durable",
+            single_durable,
+            "the trivial handler answering once the body is in SQLite (WAL, synchronous=FULL, "
+            "group commit): the storing stage's floor",
         )
     )
     report.add(
         info(
             "  ratio service / durable req/s",
-            median(
-                [
-                    p.requests_per_s / d.requests_per_s
-                    for p, d in zip(single, single_durable, strict=True)
-                ]
-            ),
+            paired_ratio(single, single_durable),
             "x",
-            f"median of the paired phases; durable / trivial {durable_share:.3f}",
+            "median of the paired phases; durable / trivial "
+            f"{paired_ratio(single_durable, single_base):.3f}",
         )
     )
-    single_decoding = decoding_phases[1:-1]
-    ceiling = median(
-        [
-            d.requests_per_s / t.requests_per_s
-            for d, t in zip(single_decoding, single_base, strict=True)
-        ]
-    )
     report.add(
-        info(
-            "  baseline decoding server req/s",
-            median([d.requests_per_s for d in single_decoding]),
-            "req/s",
-            f"median of {len(single_decoding)} "
-            f"({', '.join(f'{d.requests_per_s:,.0f}' for d in single_decoding)}); the durable "
-            f"handler decoding each event first as the service does (schema {SCHEMA}); server "
-            f"CPU {median([d.server_cpu or 0.0 for d in single_decoding]):.1f} s",
+        _baseline_row(
+            "decoding",
+            single_decoding,
+            f"the durable handler decoding each event first as the service does (schema {SCHEMA})",
         )
     )
     report.add(
         info(
             "  ratio decoding / trivial req/s",
-            ceiling,
+            paired_ratio(single_decoding, single_base),
             "x",
             "median of the paired phases: the ceiling of a design that decodes where it "
             f"serves and answers once durable, against the target {TARGET_RATIO}",
@@ -921,12 +913,7 @@ def main() -> None:
     report.add(
         info(
             "  ratio service / decoding req/s",
-            median(
-                [
-                    p.requests_per_s / d.requests_per_s
-                    for p, d in zip(single, single_decoding, strict=True)
-                ]
-            ),
+            paired_ratio(single, single_decoding),
             "x",
             "median of the paired phases",
         )
