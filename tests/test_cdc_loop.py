@@ -93,6 +93,14 @@ def answer(
     return core.feedback.import_report_bytes(data, f"report-{batch_id[:8]}.xml")
 
 
+def deposited(core: Core, *events: dict[str, Any]) -> str:
+    """The events (if any) ingested, cut into one CREATION file, marked uploaded: its batch."""
+    ingest(core, *events)
+    batch, _ = only_written(flush(core))
+    core.operations.deposited([batch])
+    return batch
+
+
 def accepted(core: Core, shared_dir: Path, *events: dict[str, Any]) -> str:
     """The events sent in one CREATION file, which the CDC accepted."""
     ingest(core, *events)
@@ -238,9 +246,7 @@ def test_a_revocation_after_acceptance_withdraws_through_a_suppression(
 
 
 def test_a_record_revoked_while_its_file_waits_for_its_report(core: Core, shared_dir: Path) -> None:
-    ingest(core, event("RW-1"))
-    creation, _ = only_written(flush(core))
-    core.operations.deposited([creation])
+    creation = deposited(core, event("RW-1"))
     ingest(core, revoked_event(record_id="RW-1"))
     assert not flush(core).cut, "deposited: it waits for its report"
     answer(core, shared_dir, creation, ok=["RW-1"])
@@ -257,9 +263,7 @@ def test_corrected_and_revoked_in_flight_then_rejected_is_withdrawn_for_good(
     """The CDC rejects a record whose correction and revocation both came while its file
     waited: it is withdrawn, with nothing left to send or to answer."""
     first = event("CW-1", score="100")
-    ingest(core, first)
-    creation, _ = only_written(flush(core))
-    core.operations.deposited([creation])
+    creation = deposited(core, first)
     fixed = replay(first)
     fixed["score"] = "200"
     ingest(core, fixed, revoked_event(record_id="CW-1"))
@@ -415,9 +419,7 @@ def test_existe_deja_for_a_content_an_earlier_file_did_not_carry(
     only_written(flush(core))
     fixed = replay(first)
     fixed["score"] = "300"
-    ingest(core, fixed)
-    new_batch, _ = only_written(flush(core))
-    core.operations.deposited([new_batch])
+    new_batch = deposited(core, fixed)
     answer(core, shared_dir, new_batch, ko={"ED-1": ALREADY.format(rid="ED-1")})
     detail = record(core, "ED-1")
     assert detail["status"] == "accepted"
@@ -438,9 +440,7 @@ def test_existe_deja_for_the_same_content_is_an_acceptance(core: Core, shared_di
 
 def test_a_rejection_makes_the_stored_correction_the_content(core: Core, shared_dir: Path) -> None:
     first = event("RJ-1", score="100")
-    ingest(core, first)
-    batch, _ = only_written(flush(core))
-    core.operations.deposited([batch])
+    batch = deposited(core, first)
     fixed = replay(first)
     fixed["score"] = "300"
     ingest(core, fixed)

@@ -13,7 +13,7 @@ import sys
 import time
 from datetime import date, timedelta
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import aiohttp
 
@@ -37,6 +37,13 @@ def cli(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
         timeout=120,
         check=False,
     )
+
+
+def _reaped(process: subprocess.Popen[Any]) -> None:
+    """A child still running when its test ends (a failed assertion) is killed and reaped."""
+    if process.poll() is None:
+        process.kill()
+        process.communicate()
 
 
 async def wait_healthy(base: str, service: subprocess.Popen[bytes]) -> None:
@@ -108,9 +115,7 @@ async def test_cli_beside_the_service_and_graceful_sigterm(tmp_path: Path) -> No
         answered = await asyncio.gather(second, return_exceptions=True)
         assert service.wait(timeout=DEADLINE) == 0
     finally:
-        if service.poll() is None:
-            service.kill()
-            service.wait()
+        _reaped(service)
         log.close()
     summary = json.loads(cli(config, "summary", "--format", "json").stdout)
     stored = summary["records"]
@@ -178,9 +183,7 @@ async def test_started_and_stopped_are_logged_with_paris_time(tmp_path: Path) ->
         service.send_signal(signal.SIGTERM)
         _, err = service.communicate(timeout=DEADLINE)
     finally:
-        if service.poll() is None:
-            service.kill()
-            service.communicate()
+        _reaped(service)
     assert service.returncode == 0, err
     lines = err.splitlines()
     assert lines and all(LOG_LINE.match(line) for line in lines), err
@@ -240,9 +243,7 @@ def test_a_second_stop_signal_does_not_cut_the_cleanup_short() -> None:
         child.send_signal(signal.SIGINT)
         rest, err = child.communicate(timeout=DEADLINE)
     finally:
-        if child.poll() is None:
-            child.kill()
-            child.communicate()
+        _reaped(child)
     assert rest.split() == ["cleaned", "returned"], (rest, err)
     assert child.returncode == 0, err
     assert "destroyed" not in err and "Traceback" not in err, err

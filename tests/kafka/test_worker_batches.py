@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
+from collections.abc import Callable
 from dataclasses import replace
 from functools import partial
 from pathlib import Path
@@ -80,6 +81,19 @@ async def test_each_fetch_is_handed_over_whole_and_in_order() -> None:
     assert received == [[(0, 5), (0, 6), (1, 0)], [(0, 7)]]
 
 
+async def store_fetch(parts: Callable[[], WriterParts], fetch: list[Any]) -> None:
+    """`fetch` through the worker's `Pending` to a writer process built by `parts`, every
+    group stored, then the writer stopped."""
+    writer = ProcessWriter(parts, daemon=False)
+    pending = Pending(writer)
+    try:
+        await pending.receive(fetch)
+        await pending.commit()
+        await pending.drain()
+    finally:
+        await asyncio.to_thread(writer.shutdown, True)
+
+
 def _stored(state: Path) -> dict[str, Any]:
     conn = sqlite3.connect(state)
     try:
@@ -104,14 +118,7 @@ async def test_a_fetch_with_a_bad_event_stores_the_others_with_their_offsets(
     fetch += [record(1, o, good(100 + o)) for o in range(4)]
     state = tmp_path / "var" / "state.db"
     for _ in range(2):  # the second time: a redelivery, which must change nothing
-        writer = ProcessWriter(partial(build_writer_parts, config, decode=True), daemon=False)
-        pending = Pending(writer)
-        try:
-            await pending.receive(fetch)
-            await pending.commit()
-            await pending.drain()
-        finally:
-            await asyncio.to_thread(writer.shutdown, True)
+        await store_fetch(partial(build_writer_parts, config, decode=True), fetch)
         stored = _stored(state)
         assert stored["records"] == 5 + 4
         assert stored["unusable"] == [(f"kafka:{TOPIC}:0:12",)]
@@ -136,14 +143,9 @@ def _writer_with_a_dead_pool(config: Path) -> WriterParts:
 
 async def test_a_group_whose_decoding_failed_is_decoded_by_the_writer(tmp_path: Path) -> None:
     config = write_config(tmp_path)
-    writer = ProcessWriter(partial(_writer_with_a_dead_pool, config), daemon=False)
-    pending = Pending(writer)
-    try:
-        await pending.receive([record(0, o, good(o)) for o in range(3)])
-        await pending.commit()
-        await pending.drain()
-    finally:
-        await asyncio.to_thread(writer.shutdown, True)
+    await store_fetch(
+        partial(_writer_with_a_dead_pool, config), [record(0, o, good(o)) for o in range(3)]
+    )
     stored = _stored(tmp_path / "var" / "state.db")
     assert (stored["records"], stored["offsets"]) == (3, {0: 3})
 

@@ -17,13 +17,12 @@ import pytest
 from accrochage.app import build_writer_parts
 from accrochage.models.decode import Problem
 from accrochage.runtimes.kafka import worker as worker_module
-from accrochage.runtimes.kafka.worker import EXIT_UNEXPECTED, Pending, dead_letter_job
+from accrochage.runtimes.kafka.worker import EXIT_UNEXPECTED, dead_letter_job
 from accrochage.state.base import DeadLetter
 from accrochage.state.sqlite import SqliteStore
 from accrochage.streams.ingest import Incoming, IngestResult, LogSource, dead_letter
 from accrochage.streams.rejected import MAX_LETTER_BYTES
-from accrochage.streams.writer_process import ProcessWriter
-from tests.kafka.test_worker_batches import _stored, good, record
+from tests.kafka.test_worker_batches import _stored, good, record, store_fetch
 from tests.kafka.test_worker_pending import HardExit, SlowIngestor, _pending
 from tests.test_tracker import write_config
 
@@ -41,14 +40,7 @@ async def test_a_message_nested_too_deep_is_unusable_and_the_others_are_stored(
     config = write_config(tmp_path)
     deep = b"[" * 100_000 + b"]" * 100_000
     fetch = [record(0, 0, good(0)), record(0, 1, deep), record(0, 2, good(2))]
-    writer = ProcessWriter(partial(build_writer_parts, config, decode=True), daemon=False)
-    pending = Pending(writer)
-    try:
-        await pending.receive(fetch)
-        await pending.commit()
-        await pending.drain()
-    finally:
-        await asyncio.to_thread(writer.shutdown, True)
+    await store_fetch(partial(build_writer_parts, config, decode=True), fetch)
     stored = _stored(tmp_path / "var" / "state.db")
     assert (stored["records"], stored["dead_letters"], stored["offsets"]) == (2, 1, {0: 3})
     assert stored["unusable"] == [("kafka:certifications:0:1",)]
