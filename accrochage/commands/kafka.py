@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+from contextlib import nullcontext
 from pathlib import Path
 
 import click
@@ -54,11 +55,7 @@ def send(ctx: click.Context, files: tuple[str, ...], topic: str | None) -> None:
             raise click.BadParameter(f"{name}: no such file", param_hint="FILES")
     total = 0
     for name in files:
-        if name == "-":
-            lines = sys.stdin.buffer
-            total += asyncio.run(publish_lines(settings.kafka.bootstrap, target, lines, registry))
-            continue
-        with Path(name).open("rb") as stream:
+        with nullcontext(sys.stdin.buffer) if name == "-" else Path(name).open("rb") as stream:
             total += asyncio.run(publish_lines(settings.kafka.bootstrap, target, stream, registry))
     click.echo(json.dumps({"topic": target, "sent": total}))
 

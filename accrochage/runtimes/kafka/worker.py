@@ -204,12 +204,10 @@ def dead_letter_job(app: WorkerApp, store: Store, every: float = 0.5) -> Job:
         sent: list[int] = []
         try:
             for letter in letters:
-                value = letter.value
-                if len(value.encode("utf-8", "surrogatepass")) > MAX_LETTER_BYTES:
-                    value = bounded_letter(json.loads(value))  # queued by an earlier version
-                await app.producer.send_and_wait(
-                    letter.topic, letter.key, value.encode(), None, None, None
-                )
+                value = letter.value.encode()
+                if len(value) > MAX_LETTER_BYTES:  # queued by an earlier version
+                    value = bounded_letter(json.loads(letter.value)).encode()
+                await app.producer.send_and_wait(letter.topic, letter.key, value, None, None, None)
                 if letter.id is not None:
                     sent.append(letter.id)
         except Exception as exc:
