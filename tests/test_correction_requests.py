@@ -253,16 +253,22 @@ def test_the_gauge_and_the_at_risk_alert(tmp_path: Path) -> None:
             assert sink.bodies() == []
             late = core.corrections.add("SC-1", date(2026, 8, 1))  # due 2026-11-01: overdue
             tick(core, hook)
-            (firing,) = sink.bodies()
-            assert firing["alerts"][0]["labels"] == {
-                "alertname": "AccrochageCorrectionRequestAtRisk",
-                "certifier": "school",
-                "severity": "warning",
-            }
+            firing = sink.bodies()
+            # The accepted record it holds is overdue with it, as `outstanding --overdue` lists
+            # it: the records' alerts fire as for any overdue record (CONTRACT §10).
+            assert sorted(
+                (f["alerts"][0]["labels"]["alertname"], f["alerts"][0]["labels"]["severity"])
+                for f in firing
+            ) == [
+                ("AccrochageCorrectionRequestAtRisk", "warning"),
+                ("AccrochageRecordsAtRisk", "warning"),
+                ("AccrochageRecordsOverdue", "critical"),
+            ]
+            assert {f["alerts"][0]["labels"]["certifier"] for f in firing} == {"school"}
             assert "SC-1" not in json.dumps(firing)
             core.corrections.answer(late.request.request_id, unfounded="the data is right")
             tick(core, hook)
-            assert sink.bodies()[1]["status"] == "resolved"
+            assert [f["status"] for f in sink.bodies()[3:]] == ["resolved"] * 3
         finally:
             core.close()
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
-from datetime import datetime
+from datetime import date, datetime
 
 from accrochage.models.cdc import classify
 from accrochage.models.deadline import deadline_for
@@ -163,6 +163,8 @@ def apply_delivered(
         pending_since=current.pending_since if was_waiting else fresh.pending_since,
         # The CDC's identity procedure counts rejections across corrected deposits.
         identity_rejections=current.identity_rejections,
+        delivery_met=current.delivery_met,
+        deadline=delivery_deadline(current, decoded.delivered_on),
     )
     reason = "correction received" if decoded.valid else "correction received with errors"
     if before is Status.EXCLUDED:
@@ -176,6 +178,14 @@ def apply_delivered(
         content,
         HistoryEntry(decoded.record_id, now, before, status, reason),
     )
+
+
+def delivery_deadline(record: Record, delivered_on: date | None) -> date | None:
+    """The deadline a content delivered on `delivered_on` gives `record`: none once the CDC
+    accepted the record (`delivery_met`), nor without a delivery date."""
+    if record.delivery_met or delivered_on is None:
+        return None
+    return deadline_for(delivered_on)
 
 
 def _belongs_elsewhere(current: Record, certifier: str | None) -> bool:
@@ -319,6 +329,7 @@ def apply_report(
         revocation_pending=revocation,
         accepted_batch_id=current.batch_id if accepted else current.accepted_batch_id,
         identity_rejections=current.identity_rejections + int(identity),
+        delivery_met=current.delivery_met or accepted,
         pending_since=None,
         updated_at=now,
     )

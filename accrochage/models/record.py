@@ -77,6 +77,10 @@ class Record:
     """Whether the stored correction passed validation (only a valid one replaces sent data)."""
     identity_rejections: int = 0
     """CDC rejections for identity so far (two flag the CDC's identity procedure)."""
+    delivery_met: bool = False
+    """The CDC accepted a passage of this record once: its delivery deadline is met for good
+    (CONTRACT §9). Whatever its later contents, it has no deadline of its own any more; what is
+    due is the answer to an open correction request, if any (the queries show that one)."""
 
     @property
     def identity_procedure(self) -> bool:

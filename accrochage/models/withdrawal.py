@@ -9,12 +9,11 @@ what changes.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from datetime import date, datetime
+from datetime import datetime
 
 from accrochage.models.cdc import classify
-from accrochage.models.deadline import deadline_for
 from accrochage.models.decode import Decoded
-from accrochage.models.lifecycle import awaiting_withdrawal, without_correction
+from accrochage.models.lifecycle import awaiting_withdrawal, delivery_deadline, without_correction
 from accrochage.models.record import Change, HistoryEntry, Outcome, Record, Status, moved
 from accrochage.models.vocabulary import CdcReason
 
@@ -43,15 +42,11 @@ def cut_suppression_entry(
 
 
 def with_correction(
-    current: Record,
-    decoded: Decoded,
-    xml_bytes: int | None,
-    now: datetime,
-    *,
-    deadline: date | None,
+    current: Record, decoded: Decoded, xml_bytes: int | None, now: datetime
 ) -> Record:
     """The record with its stored correction as its content (the old one is gone from the CDC,
-    or was never held): pending when valid, invalid otherwise, in no batch."""
+    or was never held): pending when valid, invalid otherwise, in no batch. Its deadline is the
+    new content's, unless the CDC once accepted the record (`delivery_deadline`)."""
     assert current.correction_version is not None and current.correction_hash is not None
     status = Status.PENDING if decoded.valid else Status.INVALID
     return replace(
@@ -62,7 +57,7 @@ def with_correction(
         version=current.correction_version,
         content_hash=current.correction_hash,
         delivered_on=decoded.delivered_on,
-        deadline=deadline,
+        deadline=delivery_deadline(current, decoded.delivered_on),
         errors=tuple(decoded.errors),
         warnings=tuple(decoded.warnings),
         xml_bytes=xml_bytes,
@@ -86,15 +81,15 @@ def apply_suppression_report(
     now: datetime,
     label: str,
     correction: tuple[Decoded, int | None] | None,
-    request_deadline: date | None,
     whole_file: bool = False,
 ) -> Change:
     """The CDC's answer to a SUPPRESSION of the record.
 
     Accepted: a revoked record is `withdrawn`; a corrected one becomes `pending` with its new
-    content (`correction`, decoded again), due by its open correction request, if any — the
-    CDC had it on time. Refused ("existe déjà" included: it never accepts a suppression): the
-    record stays `accepted` with `suppression_rejected`, and `retry` cuts it again.
+    content (`correction`, decoded again), due by its open correction request, if any (the
+    queries read that one): the CDC had it, its delivery deadline is met. Refused ("existe
+    déjà" included: it never accepts a suppression): the record stays `accepted` with
+    `suppression_rejected`, and `retry` cuts it again.
     """
     if current.status is not Status.ACCEPTED or current.batch_id != batch_id:
         return Change(Outcome.UNCHANGED)
@@ -136,7 +131,7 @@ def apply_suppression_report(
         )
     decoded, size = correction
     record = replace(
-        with_correction(current, decoded, size, now, deadline=request_deadline),
+        with_correction(current, decoded, size, now),
         cdc_message=None,
         cdc_reason=None,
     )
@@ -150,8 +145,7 @@ def apply_rejected_with_correction(
     """A record the CDC rejected while a correction waited beside it: the correction is its
     content from now on (the rejected one is never sent again)."""
     decoded, size = correction
-    deadline = deadline_for(decoded.delivered_on) if decoded.delivered_on else None
-    record = with_correction(current, decoded, size, now, deadline=deadline)
+    record = with_correction(current, decoded, size, now)
     return moved(current, record, now, "the stored correction replaces the rejected content")
 
 
@@ -178,8 +172,7 @@ def apply_superseded(
         reason = f"{why}: it was revoked, so it is withdrawn"
     elif current.correction_version is not None and correction is not None:
         decoded, size = correction
-        deadline = deadline_for(decoded.delivered_on) if decoded.delivered_on else None
-        record = with_correction(current, decoded, size, now, deadline=deadline)
+        record = with_correction(current, decoded, size, now)
         reason = f"{why}: its correction is its content now"
     else:
         record = replace(current, status=Status.PENDING, pending_since=now, updated_at=now)
@@ -213,6 +206,7 @@ def apply_held_elsewhere(
         content_hash=held.content_hash,
         batch_id=held.batch_id,
         accepted_batch_id=held.batch_id,
+        delivery_met=True,
         correction_version=newest[0] if differs else None,
         correction_hash=newest[1] if differs else None,
         correction_valid=newest[2] if differs else None,

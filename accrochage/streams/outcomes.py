@@ -98,10 +98,8 @@ def apply_verdict(ctx: OutcomeContext, record: Record, verdict: Verdict) -> Chan
 def _suppression(ctx: OutcomeContext, record: Record, verdict: Verdict) -> Change:
     assert ctx.batch is not None
     correction = None
-    deadline = None
     if verdict.accepted and record.correction_version and not record.revocation_pending:
         correction = ctx.decode(ctx.tx, record.record_id, record.correction_version)
-        deadline = ctx.tx.correction_deadlines([record.record_id]).get(record.record_id)
     return apply_suppression_report(
         record,
         batch_id=ctx.batch.batch_id,
@@ -110,7 +108,6 @@ def _suppression(ctx: OutcomeContext, record: Record, verdict: Verdict) -> Chang
         now=ctx.now,
         label=ctx.label,
         correction=correction,
-        request_deadline=deadline,
         whole_file=verdict.whole_file,
     )
 

@@ -24,7 +24,7 @@ SUPPRESSION = "S-1"
 
 
 def accepted(**fields: Any) -> Record:
-    return at(S.ACCEPTED, accepted_batch_id="B-1", **fields)
+    return at(S.ACCEPTED, accepted_batch_id="B-1", delivery_met=True, **fields)
 
 
 def corrected(record: Record, score: str = "999") -> Record:
@@ -67,7 +67,6 @@ def test_an_accepted_suppression_of_a_revoked_record_withdraws_it() -> None:
         now=NOW,
         label="r",
         correction=None,
-        request_deadline=None,
     )
     after = changed(change)
     assert after.status is S.WITHDRAWN and not after.outstanding
@@ -84,11 +83,13 @@ def test_an_accepted_suppression_of_a_corrected_record_makes_the_correction_pend
         now=NOW,
         label="r",
         correction=(delivered(score="999"), 3000),
-        request_deadline=date(2027, 1, 5),
     )
     after = changed(change)
     assert (after.status, after.version, after.batch_id) == (S.PENDING, 2, None)
-    assert after.correction_version is None and after.deadline == date(2027, 1, 5)
+    assert after.correction_version is None
+    assert after.deadline is None and after.delivery_met, (
+        "the CDC had it on time: only an open request's deadline is due (the queries read it)"
+    )
     assert after.pending_since == NOW and after.xml_bytes == 3000
 
 
@@ -108,7 +109,6 @@ def test_a_refused_suppression_keeps_the_record_accepted_and_retry_cuts_it_again
                 now=NOW,
                 label="r",
                 correction=None,
-                request_deadline=None,
                 whole_file=whole,
             )
         )
@@ -129,7 +129,6 @@ def test_a_suppression_report_on_another_batch_changes_nothing() -> None:
         now=NOW,
         label="r",
         correction=None,
-        request_deadline=None,
     )
     assert change.outcome is Outcome.UNCHANGED
 

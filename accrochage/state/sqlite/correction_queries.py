@@ -60,6 +60,25 @@ def attach(row: JsonRow, opened: dict[str, OpenRef], as_of: date) -> JsonRow:
 
 HELD = "outstanding = 0 OR deadline IS NULL"
 """Which records with an open request take its deadline (see `held_open`)."""
+_HELD_R = "r.outstanding = 0 OR r.deadline IS NULL"
+
+
+def held_due(conn: sqlite3.Connection, where: str = "1") -> list[tuple[str, str | None, date]]:
+    """(record id, certifier, deadline) of each record an open request holds (see
+    `held_open`) that matches `where` (on `r`, the record): the request's deadline is what is
+    due. Counts, charts and the batch plan add these to the records' own deadlines, as every
+    listing shows them."""
+    return [
+        (record_id, certifier, date.fromisoformat(day))
+        for record_id, certifier, day in conn.execute(
+            "SELECT r.record_id, r.certifier, min(q.deadline) FROM correction_requests q "
+            "JOIN records r ON r.record_id = q.record_id "
+            f"WHERE q.status = ? AND ({_HELD_R}) AND ({where}) GROUP BY r.record_id",
+            (_OPEN,),
+        )
+    ]
+
+
 NOT_HELD = (
     f"NOT (({HELD}) AND record_id IN (SELECT record_id FROM correction_requests "
     f"WHERE status = '{_OPEN}' AND record_id IS NOT NULL))"

@@ -387,3 +387,24 @@ def m060_withdrawn_without_correction(db: Database) -> None:
         "outstanding = revocation_pending "
         "WHERE status = 'withdrawn' AND correction_version IS NOT NULL"
     )
+
+
+@migrations()
+def m070_delivery_met(db: Database) -> None:
+    """Whether the CDC once accepted the record (`Record.delivery_met`): its delivery deadline
+    is met for good, whatever its later contents (CONTRACT §9). Before this, a corrected
+    record took its new content's legal deadline again (at risk, then overdue, although the
+    CDC had had it on time), or kept the deadline of a correction request answered since.
+
+    Every record the history shows accepted once is marked, and those no longer accepted lose
+    their own deadline: an open request's is shown instead. One pass over the history.
+    """
+    db.executescript(
+        """
+        ALTER TABLE records ADD COLUMN delivery_met INTEGER NOT NULL DEFAULT 0;
+        UPDATE records SET delivery_met = 1
+            WHERE status = 'accepted' OR accepted_batch_id IS NOT NULL
+               OR record_id IN (SELECT record_id FROM history WHERE to_status = 'accepted');
+        UPDATE records SET deadline = NULL WHERE delivery_met = 1 AND status <> 'accepted';
+        """
+    )

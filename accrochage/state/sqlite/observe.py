@@ -49,6 +49,13 @@ def observe(
         )
         if first is not None
     }
+    for _, certifier, day in open_requests.held_due(conn):
+        if day < as_of:
+            overdue[certifier] = overdue.get(certifier, 0) + 1
+        elif day.isoformat() <= margin_end:
+            at_risk[certifier] = at_risk.get(certifier, 0) + 1
+        if certifier not in next_deadline or day < next_deadline[certifier]:
+            next_deadline[certifier] = day
     batches = {
         (certifier, state): count
         for certifier, state, count in conn.execute(
@@ -101,6 +108,8 @@ def dashboard(conn: sqlite3.Connection, limit: int = 50) -> DashboardNumbers:
             "GROUP BY certifier, deadline"
         )
     }
+    for _, certifier, day in open_requests.held_due(conn):
+        deadlines[certifier, day] = deadlines.get((certifier, day), 0) + 1
     rejections = _by_reason(conn, "status = ?", RecordStatus.REJECTED)
     refused_suppressions = _by_reason(
         conn, "status = ? AND suppression_rejected = 1", RecordStatus.ACCEPTED

@@ -4,26 +4,39 @@ read without the write lock; each batch's cut checks its members again)."""
 from __future__ import annotations
 
 import sqlite3
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
+import accrochage.state.sqlite.correction_queries as open_requests
 from accrochage.models.batch import Member, PendingStats
 from accrochage.models.vocabulary import RecordStatus
 from accrochage.state.base import StoredContent
 from accrochage.state.sqlite.rows import prepared_passage
 
 
+def _earliest(own: str | None, held: date | None) -> date | None:
+    """The earlier of the records' own earliest deadline and that of the open requests holding
+    the others (a corrected record the CDC had on time waits on its request's deadline)."""
+    days = [day for day in (date.fromisoformat(own) if own else None, held) if day is not None]
+    return min(days, default=None)
+
+
 class PendingStatements:
     _conn: sqlite3.Connection
 
     def pending_stats(self) -> list[PendingStats]:
+        """Each certifier's pending records: how many, the oldest, and the earliest deadline,
+        that of an open request for a record without one of its own (see `_earliest`)."""
         # pending_since carries its Paris offset, which changes with DST: compare instants
         # (epoch seconds), not strings, or the oldest record is misjudged around the change.
+        held: dict[str | None, date] = {}
+        for _, certifier, day in open_requests.held_due(self._conn, "r.status = 'pending'"):
+            held[certifier] = min(day, held.get(certifier, day))
         return [
             PendingStats(
                 r["certifier"],
                 r["n"],
                 datetime.fromtimestamp(int(r["oldest"]), UTC),
-                datetime.fromisoformat(r["deadline"]).date() if r["deadline"] else None,
+                _earliest(r["deadline"], held.get(r["certifier"])),
             )
             for r in self._conn.execute(
                 "SELECT certifier, count(*) AS n, "

@@ -216,11 +216,20 @@ def summary(conn: sqlite3.Connection, as_of: date, margin_days: int) -> dict[str
         "SELECT count(*) FROM records WHERE outstanding = 1 AND deadline >= ? AND deadline <= ?",
         (today, margin_end),
     ).fetchone()[0]
-    next_rows = conn.execute(
-        "SELECT * FROM records WHERE outstanding = 1 AND deadline >= ? "
-        "ORDER BY deadline, record_id LIMIT 10",
-        (today,),
-    ).fetchall()
+    next_rows: list[tuple[str, str, str | None]] = [
+        (r["deadline"], r["record_id"], r["certifier"])
+        for r in conn.execute(
+            "SELECT record_id, certifier, deadline FROM records WHERE outstanding = 1 "
+            "AND deadline >= ? ORDER BY deadline, record_id LIMIT 10",
+            (today,),
+        )
+    ]
+    for record_id, certifier, day in open_requests.held_due(conn):
+        overdue += day < as_of
+        at_risk += as_of <= day <= as_of + timedelta(days=margin_days)
+        if day >= as_of:
+            next_rows.append((day.isoformat(), record_id, certifier))
+    next_rows = sorted(next_rows)[:10]
     return {
         "as_of": today,
         "records": sum(by_status.values()),
@@ -234,13 +243,13 @@ def summary(conn: sqlite3.Connection, as_of: date, margin_days: int) -> dict[str
         "deadline_margin_days": margin_days,
         "next_deadlines": [
             {
-                "record_id": r["record_id"],
-                "certifier": r["certifier"],
-                "deadline": r["deadline"],
-                "days_left": days_left(date.fromisoformat(r["deadline"]), as_of),
-                "urgency": urgency(date.fromisoformat(r["deadline"]), as_of, margin_days).value,
+                "record_id": record_id,
+                "certifier": certifier,
+                "deadline": day,
+                "days_left": days_left(date.fromisoformat(day), as_of),
+                "urgency": urgency(date.fromisoformat(day), as_of, margin_days).value,
             }
-            for r in next_rows
+            for day, record_id, certifier in next_rows
         ],
         "unusable_events": conn.execute("SELECT count(*) FROM unusable").fetchone()[0],
         "batches": {

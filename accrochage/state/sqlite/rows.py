@@ -40,6 +40,7 @@ RECORD_COLUMNS = (
     "suppression_rejected",
     "correction_valid",
     "identity_rejections",
+    "delivery_met",
 )
 CONTENT_COLUMNS = (
     "record_id",
@@ -119,6 +120,7 @@ def record_values(record: Record) -> tuple[Any, ...]:
         int(record.suppression_rejected),
         None if record.correction_valid is None else int(record.correction_valid),
         record.identity_rejections,
+        int(record.delivery_met),
     )
 
 
@@ -154,6 +156,7 @@ def record_from(row: sqlite3.Row) -> Record:
         suppression_rejected=bool(row["suppression_rejected"]),
         correction_valid=None if row["correction_valid"] is None else bool(row["correction_valid"]),
         identity_rejections=row["identity_rejections"],
+        delivery_met=bool(row["delivery_met"]),
     )
 
 
