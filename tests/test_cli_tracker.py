@@ -322,6 +322,28 @@ def test_outstanding_filters(loaded: Path) -> None:
     assert bad.exit_code == 2
 
 
+@pytest.mark.parametrize(
+    ("args", "named"),
+    [
+        (("outstanding", "--due-within", "999999999"), "--due-within"),
+        (("outstanding", "--as-of", "9999-12-25", "--due-within", "10"), "--as-of"),
+        (("records", "--as-of", "2026-02-30"), "--as-of"),
+        (("summary", "--as-of", "9999-12-31"), "--as-of"),
+        (("correction-request", "list", "--as-of", "1899-12-31"), "--as-of"),
+    ],
+)
+def test_days_and_windows_out_of_range_are_usage_errors(
+    loaded: Path, args: tuple[str, ...], named: str
+) -> None:
+    """Bounded as the HTTP API bounds them: a usage error naming the option, not an overflow
+    further on (a traceback, exit 1)."""
+    refused = run(loaded, *args, code=2)
+    assert f"Invalid value for '{named}'" in refused.stderr
+    assert "Traceback" not in refused.stderr
+    widest = run(loaded, "outstanding", "--as-of", "2200-12-31", "--due-within", "100000")
+    assert "outstanding record(s) as of 2200-12-31" in widest.stdout
+
+
 def test_outstanding_csv_and_table(loaded: Path) -> None:
     text = run(loaded, "outstanding", "--format", "csv").stdout
     rows = list(csv.DictReader(io.StringIO(text)))

@@ -22,7 +22,7 @@ from accrochage.api import params
 from accrochage.api.bodies import TooLarge, read_body
 from accrochage.api.errors import ApiError
 from accrochage.api.schemas import CorrectionAnswerIn, CorrectionRequestIn
-from accrochage.models.deadline import paris_today
+from accrochage.models.deadline import FIRST_DAY, LAST_DAY, paris_today
 from accrochage.models.vocabulary import RequestSource
 from accrochage.streams.corrections import Corrections
 
@@ -66,8 +66,8 @@ def _day(value: str, name: str) -> date:
         parsed = date.fromisoformat(value)
     except ValueError:
         raise _field(name, "must be a date YYYY-MM-DD") from None
-    if not params.FIRST_DAY <= parsed <= params.LAST_DAY:
-        raise _field(name, f"must be from {params.FIRST_DAY} to {params.LAST_DAY}")
+    if not FIRST_DAY <= parsed <= LAST_DAY:
+        raise _field(name, f"must be from {FIRST_DAY} to {LAST_DAY}")
     return parsed
 
 

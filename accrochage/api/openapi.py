@@ -16,6 +16,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from accrochage.api import schemas as s
+from accrochage.models.deadline import FIRST_DAY, LAST_DAY, MAX_DUE_WITHIN
 from accrochage.models.event import DeliveredEvent, RevokedEvent
 from accrochage.models.vocabulary import BatchState, CdcReason, RecordStatus, values
 
@@ -56,9 +57,9 @@ RECORD_FILTERS = (
         description="repeatable; default: outstanding records only",
     ),
     Param("reason", schema={"enum": values(CdcReason)}, description="the CDC message's class"),
-    Param("due_within", schema={"type": "integer", "minimum": 0}),
+    Param("due_within", schema={"type": "integer", "minimum": 0, "maximum": MAX_DUE_WITHIN}),
     Param("overdue", schema={"type": "boolean"}),
-    Param("as_of", schema=DAY, description="1900-01-01 to 2200-12-31; default today (Paris)"),
+    Param("as_of", schema=DAY, description=f"{FIRST_DAY} to {LAST_DAY}; default today (Paris)"),
     Param("limit", schema={"type": "integer", "minimum": 0, "maximum": 1000}),
     Param("cursor", description="the next_cursor of the previous page"),
 )

@@ -12,9 +12,8 @@ from datetime import date
 from aiohttp import web
 
 from accrochage.api.errors import ApiError
+from accrochage.models.deadline import FIRST_DAY, LAST_DAY
 
-FIRST_DAY = date(1900, 1, 1)
-LAST_DAY = date(2200, 12, 31)
 _DIGITS = re.compile(r"[0-9]{1,9}")
 _DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _TRUE = {"1", "true", "yes"}

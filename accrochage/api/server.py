@@ -30,7 +30,7 @@ from accrochage.api.errors import ApiError, error_middleware
 from accrochage.api.openapi import openapi
 from accrochage.api.writing import EventWriter, InlineDecoder
 from accrochage.errors import AccrochageError
-from accrochage.models.deadline import Clock, paris_today
+from accrochage.models.deadline import MAX_DUE_WITHIN, Clock, paris_today
 from accrochage.models.reference import Reference
 from accrochage.models.registry import Registry
 from accrochage.models.text import WrittenNumber
@@ -203,7 +203,7 @@ async def get_records(request: web.Request) -> web.Response:
         as_of=_as_of(request),
         certifier=params.key(request, "certifier"),
         statuses=statuses,
-        due_within=params.integer(request, "due_within", None, 100_000),
+        due_within=params.integer(request, "due_within", None, MAX_DUE_WITHIN),
         overdue=params.flag(request, "overdue"),
         limit=limit + 1,
         cursor=cursor,

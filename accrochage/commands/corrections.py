@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date
 
 import click
 
 from accrochage.commands.core import core_from
+from accrochage.commands.options import DAY
 from accrochage.commands.output import FORMATS, Row, cell, echo_rows, shorten
 from accrochage.models.vocabulary import RequestSource, values
 
@@ -23,7 +24,6 @@ COLUMNS = (
 )
 FIELDS = (*COLUMNS, "at_risk", "overdue", "note", "opened_at")
 """CONTRACT §9's keys first; the flags, the operator's note and when it was opened after."""
-DAY = click.DateTime(formats=["%Y-%m-%d"])
 
 
 def request_cell(row: Row, column: str) -> str:
@@ -63,7 +63,7 @@ def correction_request() -> None:
 def add(
     ctx: click.Context,
     record_id: str,
-    received_on: datetime,
+    received_on: date,
     source: str,
     certifier: str | None,
     note: str | None,
@@ -77,7 +77,7 @@ def add(
     with core_from(ctx, existing=True) as core:
         opened = core.corrections.add(
             record_id,
-            received_on.date(),
+            received_on,
             source=RequestSource(source),
             certifier=certifier,
             note=note,
@@ -96,10 +96,10 @@ def add(
 @click.option("--as-of", type=DAY, help="Compute days_left as of this day (default: today, Paris).")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
 @click.pass_context
-def list_requests(ctx: click.Context, open_only: bool, as_of: datetime | None, fmt: str) -> None:
+def list_requests(ctx: click.Context, open_only: bool, as_of: date | None, fmt: str) -> None:
     """List the requests: open ones first, the nearest deadline first."""
     with core_from(ctx, existing=True) as core:
-        rows = core.corrections.list(open_only=open_only, as_of=as_of.date() if as_of else None)
+        rows = core.corrections.list(open_only=open_only, as_of=as_of)
     empty = "no open correction request" if open_only else "no correction request"
     echo_rows(rows, fmt, FIELDS, COLUMNS, request_cell, empty)
 

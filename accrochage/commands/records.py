@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 import click
 
 from accrochage.commands.core import core_from
+from accrochage.commands.options import DAY, DUE_WITHIN
 from accrochage.commands.output import FORMATS, Row, cell, echo_rows, problems_text, shorten
 from accrochage.models.deadline import paris_today
 from accrochage.models.vocabulary import BatchState, CdcReason, RecordStatus, values
@@ -93,7 +94,7 @@ def record_options(function: F) -> F:
         ),
         click.option(
             "--due-within",
-            type=click.IntRange(min=0),
+            type=DUE_WITHIN,
             help="Only outstanding records with days_left <= DAYS.",
         ),
         click.option(
@@ -101,7 +102,7 @@ def record_options(function: F) -> F:
         ),
         click.option(
             "--as-of",
-            type=click.DateTime(formats=["%Y-%m-%d"]),
+            type=DAY,
             help="Compute days_left as of this day (default: today in Europe/Paris).",
         ),
         click.option(
@@ -116,7 +117,7 @@ def record_options(function: F) -> F:
 def _list(ctx: click.Context, only_outstanding: bool, options: dict[str, Any]) -> None:
     with core_from(ctx, existing=True) as core:
         as_of = options["as_of"]
-        day: date = as_of.date() if as_of else paris_today(core.clock)
+        day: date = as_of or paris_today(core.clock)
         query = queries.OutstandingQuery(
             as_of=day,
             certifier=options["certifier"],

@@ -17,6 +17,7 @@ import click
 
 from accrochage.app import Core, refdata_warnings
 from accrochage.commands.core import core_from
+from accrochage.commands.options import DAY
 from accrochage.commands.output import table
 from accrochage.errors import AccrochageError, InputError, StoreError
 from accrochage.models.cdc import ADVICE
@@ -245,7 +246,7 @@ def _print_file(outcome: WrittenBatch | FailedBatch) -> None:
 @click.command()
 @click.option(
     "--as-of",
-    type=click.DateTime(formats=["%Y-%m-%d"]),
+    type=DAY,
     help="Count at risk and overdue as of this day (default: today in Europe/Paris).",
 )
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
@@ -253,7 +254,7 @@ def _print_file(outcome: WrittenBatch | FailedBatch) -> None:
 def summary(ctx: click.Context, as_of: Any, fmt: str) -> None:
     """Records per certifier and status, at risk, overdue, next deadlines, batches."""
     with core_from(ctx, existing=True) as core:
-        day: date = as_of.date() if as_of else paris_today(core.clock)
+        day: date = as_of or paris_today(core.clock)
         with core.store.reading() as reader:
             result = reader.summary(day, core.settings.batching.margin_days)
         result["refdata_warnings"] = refdata_warnings(core, day)

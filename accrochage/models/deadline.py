@@ -16,6 +16,13 @@ from zoneinfo import ZoneInfo
 
 PARIS = ZoneInfo("Europe/Paris")
 LEGAL_MONTHS = 3
+FIRST_DAY = date(1900, 1, 1)
+LAST_DAY = date(2200, 12, 31)
+"""The days a question may be asked as of (`as_of`, a request's `received_on`): far enough
+for any real use, near enough that a deadline or a `due_within` window from them stays a
+date (Python's end at 9999-12-31)."""
+MAX_DUE_WITHIN = 100_000
+"""The widest `due_within` window, in days."""
 
 
 class Clock(Protocol):

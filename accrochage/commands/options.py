@@ -1,0 +1,38 @@
+"""Option types shared by the commands: days and windows bounded as the HTTP API bounds them."""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+from typing import Any
+
+import click
+
+from accrochage.models.deadline import FIRST_DAY, LAST_DAY, MAX_DUE_WITHIN
+
+_DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
+class Day(click.ParamType):
+    """A `YYYY-MM-DD` day from `FIRST_DAY` to `LAST_DAY`: a usage error (exit 2) otherwise,
+    never an overflow further on."""
+
+    name = "YYYY-MM-DD"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> date:
+        if isinstance(value, date):
+            return value
+        text = str(value)
+        try:
+            if not _DAY.fullmatch(text):
+                raise ValueError(text)
+            parsed = date.fromisoformat(text)
+        except ValueError:
+            self.fail(f"{text[:40]!r} is not a day YYYY-MM-DD", param, ctx)
+        if not FIRST_DAY <= parsed <= LAST_DAY:
+            self.fail(f"{parsed} is outside {FIRST_DAY} to {LAST_DAY}", param, ctx)
+        return parsed
+
+
+DAY = Day()
+DUE_WITHIN = click.IntRange(0, MAX_DUE_WITHIN)
