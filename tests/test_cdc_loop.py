@@ -411,6 +411,30 @@ def test_a_report_on_a_superseded_file_that_was_uploaded_anyway(
     assert passages(path)["UP-1"].findtext("cpf:scoring", namespaces=NS) == "300"
 
 
+def test_a_record_revoked_while_its_superseded_file_was_uploaded_anyway(
+    core: Core, shared_dir: Path
+) -> None:
+    """Revoked while its file waited: the file is superseded and the record withdrawn. If
+    the operator had uploaded it anyway and the CDC accepted it, the CDC holds a revoked
+    certification: the record is accepted as of that file and withdrawn through a SUPPRESSION
+    (README: its acceptance makes the record `accepted` as of that file)."""
+    ingest(core, event("UW-1"), event("UW-2"))
+    old_batch, _ = only_written(flush(core))
+    ingest(core, revoked_event(record_id="UW-2"))
+    only_written(flush(core))
+    assert record(core, "UW-2")["status"] == "withdrawn"
+
+    answer(core, shared_dir, old_batch, ok=["UW-1", "UW-2"])
+    detail = record(core, "UW-2")
+    assert (detail["status"], detail["revocation_pending"]) == ("accepted", True)
+    assert [r["record_id"] for r in outstanding(core)] == ["UW-2"]
+    suppression, path = only_written(flush(core))
+    assert action_of(path) == "SUPPRESSION" and set(passages(path)) == {"UW-2"}
+    answer(core, shared_dir, suppression, ok=["UW-2"])
+    assert record(core, "UW-2")["status"] == "withdrawn"
+    assert outstanding(core) == []
+
+
 def test_existe_deja_for_a_content_an_earlier_file_did_not_carry(
     core: Core, shared_dir: Path
 ) -> None:

@@ -190,9 +190,28 @@ def apply_held_elsewhere(
 ) -> Change:
     """The CDC holds the content `held` carried (a report on an earlier batch accepted it, or
     "existe déjà" answered a later content): the record is `accepted` as of that batch, and
-    a newer content of its own becomes a correction to send through a SUPPRESSION."""
-    if current.status not in HELD_FROM:
+    a newer content of its own becomes a correction to send through a SUPPRESSION.
+
+    A record withdrawn before the CDC ever accepted it (revoked while its file was superseded,
+    say) is revoked still: the CDC holds it after all, so it waits for a SUPPRESSION."""
+    revoked = current.status is Status.WITHDRAWN and not current.delivery_met
+    if current.status not in HELD_FROM and not revoked:
         return Change(Outcome.UNCHANGED)
+    if revoked:
+        record = replace(
+            without_correction(current),
+            status=Status.ACCEPTED,
+            version=held.version,
+            content_hash=held.content_hash,
+            batch_id=held.batch_id,
+            accepted_batch_id=held.batch_id,
+            delivery_met=True,
+            revocation_pending=True,
+            pending_since=None,
+            updated_at=now,
+        )
+        reason += "; it was revoked since: its SUPPRESSION is cut next"
+        return moved(current, awaiting_withdrawal(record, now), now, reason, held.batch_id, label)
     newest = (
         (current.correction_version, current.correction_hash, current.correction_valid)
         if current.correction_version is not None
