@@ -125,9 +125,18 @@ def apply_delivered(
         )
     before = current.status
     revalidated = before is Status.INVALID and decoded.valid
+    back = (
+        before in IN_A_BATCH
+        and current.correction_version is not None
+        and decoded.content_hash == current.content_hash
+    )
+    if back and not current.suppression_in_flight:
+        return _back_to_sent(current, decoded, now)
     # A stored correction only counts as the current content while the record is in a batch:
     # once rejected (or never sent), sending it again must re-queue it like any correction.
-    same = decoded.content_hash == current.content_hash or (
+    # Back to the content sent while its SUPPRESSION is in flight: that content is the
+    # correction to send again once the CDC has deleted it.
+    same = (decoded.content_hash == current.content_hash and not back) or (
         before in IN_A_BATCH and decoded.content_hash == current.correction_hash
     )
     if same and not revalidated:
@@ -177,6 +186,28 @@ def apply_delivered(
         record,
         content,
         HistoryEntry(decoded.record_id, now, before, status, reason),
+    )
+
+
+def _back_to_sent(current: Record, decoded: Decoded, now: datetime) -> Change:
+    """The platform sent again the content the record's batch carries, after a correction:
+    its last word is what was sent, so the stored correction is dropped (never sent). An
+    accepted record waits for no SUPPRESSION any more, unless it was revoked."""
+    assert decoded.record_id is not None
+    record = replace(without_correction(current), updated_at=now)
+    if record.status is Status.ACCEPTED and not record.revocation_pending:
+        record = replace(record, pending_since=None, suppression_rejected=False)
+    return Change(
+        Outcome.UPDATED,
+        record,
+        None,
+        HistoryEntry(
+            decoded.record_id,
+            now,
+            current.status,
+            record.status,
+            "the content sent was received again: the stored correction is dropped",
+        ),
     )
 
 

@@ -1,0 +1,82 @@
+"""A platform that corrects a record, then sends again the content its batch carried: its last
+word is what was sent, so the stored correction never goes out."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from accrochage.app import Core
+from tests.test_cdc_loop import accepted, action_of, answer, flush, later, only_written
+from tests.test_tracker import (
+    NS,
+    event,
+    ingest,
+    ingest_one,
+    make_core,
+    outstanding,
+    passages,
+    record,
+    replay,
+)
+
+
+@pytest.fixture()
+def core(tmp_path: Path) -> Iterator[Core]:
+    built, _ = make_core(tmp_path, schema={"version": "1.1.5"})
+    yield built
+    built.close()
+
+
+def scored(original: dict[str, object], score: str) -> dict[str, object]:
+    changed = replay(original)
+    changed["score"] = score
+    return changed
+
+
+def test_an_accepted_record_sent_back_as_accepted_waits_for_nothing(
+    core: Core, shared_dir: Path
+) -> None:
+    original = event("BS-1", score="100")
+    accepted(core, shared_dir, original)
+    assert ingest_one(core, scored(original, "200")).outcome == "correction_stored"
+    assert [r["record_id"] for r in outstanding(core)] == ["BS-1"]
+
+    back = ingest_one(core, replay(original))
+    assert back.outcome == "updated"
+    detail = record(core, "BS-1")
+    assert (detail["status"], detail["correction_pending"]) == ("accepted", False)
+    assert outstanding(core) == []
+    assert not flush(core).cut, "no SUPPRESSION of what the CDC rightly holds"
+    assert ingest_one(core, replay(original)).outcome == "unchanged"
+
+
+def test_a_written_file_is_not_superseded_for_a_correction_taken_back(core: Core) -> None:
+    original = event("BS-2", score="100")
+    ingest(core, original, event("BS-3"))
+    batch, path = only_written(flush(core))
+    ingest(core, scored(original, "200"))
+    assert ingest_one(core, replay(original)).outcome == "updated"
+    assert not flush(core).cut
+    assert record(core, "BS-2")["batch_id"] == batch and path.exists()
+    assert passages(path)["BS-2"].findtext("cpf:scoring", namespaces=NS) == "100"
+
+
+def test_taken_back_while_the_suppression_is_in_flight_the_sent_content_goes_again(
+    core: Core, shared_dir: Path
+) -> None:
+    """The SUPPRESSION already left: the CDC will delete the passage, so the content sent
+    before is the one to send again, not the correction taken back."""
+    original = event("BS-4", score="100")
+    accepted(core, shared_dir, original)
+    later(core)
+    ingest(core, scored(original, "200"))
+    suppression, path = only_written(flush(core))
+    assert action_of(path) == "SUPPRESSION"
+    assert ingest_one(core, replay(original)).outcome == "correction_stored"
+    answer(core, shared_dir, suppression, ok=["BS-4"])
+    _, path = only_written(flush(core))
+    assert action_of(path) == "CREATION"
+    assert passages(path)["BS-4"].findtext("cpf:scoring", namespaces=NS) == "100"
