@@ -152,7 +152,7 @@ def build_core(
             decoder,
         ),
         feedback=Feedback(store, clock, sink, decoder, settings.paths.state.parent / "reports"),
-        operations=Operations(store, clock, sink),
+        operations=Operations(store, clock, sink, decoder),
         corrections=corrections_for(settings, store, clock),
     )
 

@@ -1,12 +1,52 @@
-"""What the operator does to a record by hand: retry a rejection, exclude, include."""
+"""What the operator does to a record by hand: retry a rejection (or a record its report left
+out), exclude, include."""
 
 from __future__ import annotations
 
 from dataclasses import replace
 from datetime import datetime
 
+from accrochage.models.decode import Decoded
 from accrochage.models.problems import Problem
-from accrochage.models.record import EXCLUDABLE, Change, HistoryEntry, Outcome, Record, Status
+from accrochage.models.record import (
+    EXCLUDABLE,
+    Change,
+    HistoryEntry,
+    Outcome,
+    Record,
+    Status,
+    moved,
+)
+from accrochage.models.withdrawal import with_correction
+
+UNREPORTED = frozenset({Status.BATCHED, Status.DEPOSITED})
+"""Where a record stays when its batch's processed report does not mention it."""
+
+
+def apply_resend(
+    current: Record, now: datetime, correction: tuple[Decoded, int | None] | None
+) -> Change:
+    """The operator sends again a record its batch's processed report left out (it stays
+    `batched` or `deposited` until then): pending, with its stored correction as its content
+    when one waits (`correction`, decoded again)."""
+    if current.revocation_pending:
+        return _refused(
+            current,
+            f"record {current.record_id} was revoked: nothing to send again (if the CDC holds "
+            "it, a later report will say so)",
+        )
+    reason = "sent again by the operator: its batch's report did not mention it"
+    if correction is not None:
+        decoded, size = correction
+        return moved(current, with_correction(current, decoded, size, now), now, reason)
+    record = replace(
+        current, status=Status.PENDING, pending_since=now, batch_id=None, updated_at=now
+    )
+    return moved(current, record, now, reason)
+
+
+def _refused(current: Record, message: str) -> Change:
+    return Change(Outcome.REFUSED, errors=[Problem("record_id", message)])
 
 
 def apply_retry(current: Record, now: datetime) -> Change:
@@ -18,7 +58,8 @@ def apply_retry(current: Record, now: datetime) -> Change:
                 Problem(
                     "record_id",
                     f"record {current.record_id} is {current.status}: only rejected records "
-                    "can be retried (a corrected event re-queues the others)",
+                    "(and those a processed report left out) can be retried; a corrected "
+                    "event re-queues the others",
                 )
             ],
         )

@@ -13,12 +13,23 @@ from pathlib import Path
 
 from accrochage.models.deadline import Clock
 from accrochage.models.lifecycle import apply_deposited
-from accrochage.models.operator import apply_exclude, apply_include, apply_retry
-from accrochage.models.record import IDENTITY_REASONS, Change, Outcome, Record
+from accrochage.models.operator import (
+    UNREPORTED,
+    apply_exclude,
+    apply_include,
+    apply_resend,
+    apply_retry,
+)
+from accrochage.models.record import IDENTITY_REASONS, Change, Outcome, Record, Status
 from accrochage.models.vocabulary import BatchState, CdcReason, RecordStatus
 from accrochage.models.withdrawal import apply_suppression_retry
 from accrochage.sinks.base import BatchSink
 from accrochage.state.base import Store, Transaction
+from accrochage.streams.ingest import Ready
+from accrochage.streams.redecode import Decodes
+from accrochage.streams.withdraw import supersede_batch
+
+REPORTED, FAILED = BatchState.REPORTED, BatchState.FAILED
 
 IDENTITY_WARNING = (
     "warning: the CDC rejected its identity and it is unchanged; the CDC matches a holder on "
@@ -42,10 +53,12 @@ def refused(item: str, message: str) -> ItemOutcome:
 
 
 class Operations:
-    def __init__(self, store: Store, clock: Clock, sink: BatchSink) -> None:
+    def __init__(self, store: Store, clock: Clock, sink: BatchSink, decode: Decodes) -> None:
         self.store = store
         self.clock = clock
         self.sink = sink
+        self.decode = decode
+        """Decodes a stored correction again, the day it becomes a record's content."""
 
     def _now(self) -> datetime:
         return self.clock.now().replace(microsecond=0)
@@ -93,8 +106,15 @@ class Operations:
 
     def retry(self, record_ids: Sequence[str]) -> list[ItemOutcome]:
         """Put rejected records back to pending, without new content; cut a refused
-        SUPPRESSION again."""
-        return self._apply(record_ids, retry)
+        SUPPRESSION again; send again a record its batch's processed report left out."""
+        with self.store.transaction() as tx:
+
+            def again(record: Record, now: datetime) -> Change:
+                if record.status in UNREPORTED and self._batch_state(tx, record) is REPORTED:
+                    return apply_resend(record, now, self._correction(tx, record))
+                return retry(record, now)
+
+            return self._apply_in(tx, record_ids, again)
 
     def retry_rejected(
         self,
@@ -116,8 +136,31 @@ class Operations:
             return self._apply_in(tx, ids, retry)
 
     def exclude(self, record_ids: Sequence[str], reason: str) -> list[ItemOutcome]:
-        """Take records out of the obligation, with the reason kept in their history."""
-        return self._apply(record_ids, lambda record, now: apply_exclude(record, reason, now))
+        """Take records out of the obligation, with the reason kept in their history.
+
+        A member of a batch whose file could not be written (its XSD gate failed, say) can be
+        excluded too: the CDC never saw it. Its batch is superseded first, every other member
+        going back to be cut again without it.
+        """
+        with self.store.transaction() as tx:
+            now = self._now()
+            for record in tx.records(record_ids).values():
+                if record.status is Status.BATCHED and self._batch_state(tx, record) is FAILED:
+                    assert record.batch_id is not None
+                    supersede_batch(tx, record.batch_id, self.sink, self.decode, now)
+            return self._apply_in(
+                tx, record_ids, lambda record, now: apply_exclude(record, reason, now)
+            )
+
+    @staticmethod
+    def _batch_state(tx: Transaction, record: Record) -> BatchState | None:
+        info = tx.batch(record.batch_id) if record.batch_id is not None else None
+        return None if info is None else info.state
+
+    def _correction(self, tx: Transaction, record: Record) -> Ready | None:
+        if record.correction_version is None:
+            return None
+        return self.decode(tx, record.record_id, record.correction_version)
 
     def include(self, record_ids: Sequence[str]) -> list[ItemOutcome]:
         """Put excluded records back: each gets the status of its current content."""

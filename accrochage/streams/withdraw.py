@@ -35,27 +35,38 @@ Cut = Callable[[FrozenBatch, int, str], None]
 def supersede(
     tx: Transaction, sink: BatchSink, decode: Decodes, now: datetime
 ) -> tuple[list[str], list[SupersededMove]]:
-    """Mark every out-of-date written file superseded; the moves to make once committed."""
+    """Mark every out-of-date file never deposited superseded (a written one, or one whose
+    writing failed: a correction may be what it waits for); the moves to make once
+    committed."""
     superseded, moves = [], []
     for batch_id in tx.to_supersede():
-        info = tx.batch(batch_id)
-        assert info is not None
-        changes = []
-        for record in tx.records_in_batch(batch_id):
-            correction = None
-            if record.correction_version is not None and not record.revocation_pending:
-                correction = decode(tx, record.record_id, record.correction_version)
-            change = apply_superseded(record, batch_id, now, correction)
-            if change.changed:
-                changes.append(change)
-        tx.save(changes)
-        target = None
-        if info.file_path is not None:
-            target = sink.place(info.certifier, info.file_name, BatchState.SUPERSEDED)
-            moves.append((info.file_path, target))
-        tx.batch_superseded(batch_id, target)
+        move = supersede_batch(tx, batch_id, sink, decode, now)
+        moves += [move] if move is not None else []
         superseded.append(batch_id)
     return superseded, moves
+
+
+def supersede_batch(
+    tx: Transaction, batch_id: str, sink: BatchSink, decode: Decodes, now: datetime
+) -> SupersededMove | None:
+    """One batch never deposited superseded: each member goes back to be cut again (see
+    `apply_superseded`). The move of its file to make once committed, if it has one."""
+    info = tx.batch(batch_id)
+    assert info is not None
+    changes = []
+    for record in tx.records_in_batch(batch_id):
+        correction = None
+        if record.correction_version is not None and not record.revocation_pending:
+            correction = decode(tx, record.record_id, record.correction_version)
+        change = apply_superseded(record, batch_id, now, correction)
+        if change.changed:
+            changes.append(change)
+    tx.save(changes)
+    target = None
+    if info.file_path is not None:
+        target = sink.place(info.certifier, info.file_name, BatchState.SUPERSEDED)
+    tx.batch_superseded(batch_id, target)
+    return None if info.file_path is None or target is None else (info.file_path, target)
 
 
 def _stats(certifier: str, items: list[Suppressible], deadlines: dict[str, date]) -> PendingStats:

@@ -52,9 +52,14 @@ def to_supersede(conn: sqlite3.Connection) -> list[str]:
         "SELECT DISTINCT b.batch_id, b.created_at FROM records r "
         "JOIN batches b ON b.batch_id = r.batch_id "
         "WHERE (r.correction_version IS NOT NULL OR r.revocation_pending = 1) AND r.status = ? "
-        "AND b.state = ? AND b.action = ? AND b.deposited_at IS NULL AND b.report_file IS NULL "
-        "ORDER BY b.created_at, b.batch_id",
-        (RecordStatus.BATCHED.value, BatchState.WRITTEN.value, CdcAction.CREATION.value),
+        "AND b.state IN (?, ?) AND b.action = ? AND b.deposited_at IS NULL "
+        "AND b.report_file IS NULL ORDER BY b.created_at, b.batch_id",
+        (
+            RecordStatus.BATCHED.value,
+            BatchState.WRITTEN.value,
+            BatchState.FAILED.value,
+            CdcAction.CREATION.value,
+        ),
     )
     return [r[0] for r in rows]
 

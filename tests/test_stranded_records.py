@@ -1,0 +1,125 @@
+"""Records a batch holds that the CDC never answered for: a batch whose file could not be
+written (its XSD gate failed), and a record its batch's processed report left out. Neither may
+keep a record, or the records beside it, for ever."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from accrochage.app import Core
+from accrochage.sinks.profiles import profile_for
+from tests.test_cdc_loop import answer, flush, only_written
+from tests.test_tracker import (
+    NS,
+    batch_row,
+    event,
+    ingest,
+    ingest_one,
+    make_core,
+    outstanding,
+    passages,
+    record,
+    replay,
+)
+
+LONG = "Averyveryverylongname"
+
+
+def strict_kit(tmp_path: Path) -> Path:
+    """The bundled 1.1.5 schema with birth names of at most 10 characters: an official kit
+    stricter than the bundled one, the way a batch fails its gate with valid events."""
+    bundled = profile_for("1.1.5").bundled_xsd.read_text(encoding="utf-8")
+    narrowed = bundled.replace(
+        'name="nomNaissance" type="cpf:text60"', 'name="nomNaissance" type="cpf:short10"'
+    ).replace(
+        '<xsd:simpleType name="text60">',
+        '<xsd:simpleType name="short10"><xsd:restriction base="xsd:string">'
+        '<xsd:maxLength value="10"/></xsd:restriction></xsd:simpleType>\n'
+        '<xsd:simpleType name="text60">',
+    )
+    assert narrowed != bundled
+    kit = tmp_path / "strict.xsd"
+    kit.write_text(narrowed, encoding="utf-8")
+    return kit
+
+
+def named(record_id: str, birth_name: str) -> dict[str, Any]:
+    built = event(record_id)
+    built["holder"]["birth_name"] = birth_name
+    return built
+
+
+def failed_batch(tmp_path: Path) -> tuple[Core, str, dict[str, Any]]:
+    core, _ = make_core(tmp_path, schema={"version": "1.1.5", "xsd": str(strict_kit(tmp_path))})
+    too_long = named("SF-1", LONG)
+    ingest(core, too_long, named("SF-2", "Martin"))
+    report = core.flusher.flush(force=True)
+    (failed,) = report.failed
+    assert "SF-1" in failed.error, "the gate names the passage"
+    assert {record(core, r)["status"] for r in ("SF-1", "SF-2")} == {"batched"}
+    return core, failed.batch_id, too_long
+
+
+def test_a_correction_frees_a_batch_whose_file_failed_its_gate(tmp_path: Path) -> None:
+    core, failed, too_long = failed_batch(tmp_path)
+    try:
+        fixed = replay(too_long)
+        fixed["holder"]["birth_name"] = "Short"
+        assert ingest_one(core, fixed).outcome == "correction_stored"
+        report = core.flusher.flush(force=True)
+        assert report.superseded == [failed] and report.ok
+        (written,) = report.written
+        sent = passages(written.path)
+        assert set(sent) == {"SF-1", "SF-2"}
+        birth = ".//cpf:nomNaissance"
+        assert sent["SF-1"].findtext(birth, namespaces=NS) == "Short"
+        assert batch_row(core, failed)["state"] == "superseded"
+    finally:
+        core.close()
+
+
+def test_a_member_of_a_failed_batch_can_be_excluded(tmp_path: Path) -> None:
+    core, failed, _ = failed_batch(tmp_path)
+    try:
+        (outcome,) = core.operations.exclude(["SF-1"], "birth name refused by the official kit")
+        assert outcome.done, outcome.message
+        assert record(core, "SF-1")["status"] == "excluded"
+        assert record(core, "SF-2")["status"] == "pending", "cut again without it"
+        assert batch_row(core, failed)["state"] == "superseded"
+        _, path = only_written(flush(core))
+        assert set(passages(path)) == {"SF-2"}
+    finally:
+        core.close()
+
+
+def test_a_record_its_report_left_out_can_be_sent_again(tmp_path: Path, shared_dir: Path) -> None:
+    core, _ = make_core(tmp_path, schema={"version": "1.1.5"})
+    try:
+        original = event("SL-2", score="100")
+        ingest(core, event("SL-1"), original, event("SL-3"))
+        batch, _ = only_written(flush(core))
+        summary = answer(core, shared_dir, batch, ok=["SL-1"], ko={"SL-3": "Erreur"})
+        assert summary.not_mentioned == ["SL-2"]
+        assert record(core, "SL-2")["status"] == "batched"
+        assert ingest_one(core, replace_score(original, "250")).outcome == "correction_stored"
+
+        (refused,) = core.operations.retry(["SL-1"])
+        assert not refused.done, "an accepted record is not sent again"
+        (again,) = core.operations.retry(["SL-2"])
+        assert again.done, again.message
+        detail = record(core, "SL-2")
+        assert (detail["status"], detail["correction_pending"]) == ("pending", False)
+        assert [r["record_id"] for r in outstanding(core)] == ["SL-2", "SL-3"]
+        _, path = only_written(flush(core))
+        sent = passages(path)
+        assert set(sent) == {"SL-2"}, "the rejected one waits for its own retry"
+        assert sent["SL-2"].findtext("cpf:scoring", namespaces=NS) == "250", "its correction"
+    finally:
+        core.close()
+
+
+def replace_score(original: dict[str, Any], score: str) -> dict[str, Any]:
+    changed = replay(original)
+    changed["score"] = score
+    return changed
