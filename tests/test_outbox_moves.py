@@ -130,6 +130,9 @@ def test_a_kill_during_a_report_import_leaves_state_and_folders_in_agreement(
     assert killed.returncode == -signal.SIGKILL, killed.stderr
     ok(config, "flush")
     assert_agree(config, "reported", "done")
+    # The copy `evidence` hands over was kept before the report was applied.
+    (kept,) = (tmp_path / "var" / "reports").glob(f"*_{report.name}")
+    assert kept.read_bytes() == report.read_bytes()
     again = ok(config, "import-report", str(report))
     assert "already imported" in again, "the kill came after the report was recorded"
 

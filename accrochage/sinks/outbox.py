@@ -28,7 +28,8 @@ def file_name(header: FluxHeader) -> str:
     return "_".join(_UNSAFE.sub("-", part) for part in parts) + ".xml"
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_directory(path: Path) -> None:
+    """Make a rename or a new file in `path` durable (the folder's entry, not the file)."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -82,7 +83,7 @@ def release_passages(
         digest = _sha256(temporary)
         os.replace(temporary, final)
         renamed = True
-        _fsync_dir(folder)
+        fsync_directory(folder)
     except BaseException:
         # Still ours until renamed: only the holder of the lock renames or removes it.
         if not renamed:
@@ -127,5 +128,5 @@ def move_released(source: Path, target: Path) -> None:
         return
     target.parent.mkdir(parents=True, exist_ok=True)
     os.replace(source, target)
-    _fsync_dir(target.parent)
-    _fsync_dir(source.parent)
+    fsync_directory(target.parent)
+    fsync_directory(source.parent)

@@ -15,6 +15,7 @@ from accrochage.models.deadline import Clock
 from accrochage.models.record import Change, Record
 from accrochage.models.vocabulary import RELEASED, BatchState, CdcAction
 from accrochage.sinks.base import BatchSink
+from accrochage.sinks.outbox import fsync_directory
 from accrochage.sinks.reports import ProcessingReport, parse_report, read_report_bytes
 from accrochage.state.base import ImportedReport, Store, Transaction
 from accrochage.streams.outcomes import (
@@ -73,10 +74,15 @@ class Feedback:
         return self.clock.now().replace(microsecond=0)
 
     def import_report(self, path: Path) -> ImportSummary:
+        """Apply a report file, its copy kept first: a crash between the two never leaves an
+        applied report without the copy `evidence` hands over (importing it again, a no-op on
+        the state, puts a copy back in any case)."""
         data = read_report_bytes(path)  # read once: the size and kind checked first
-        summary = self.apply_report(parse_report(data, source=str(path)), data, path.name)
-        if self.archive is not None and not summary.already_imported:
-            summary.kept_as = str(keep_copy(self.archive, data, path.name))
+        report = parse_report(data, source=str(path))
+        kept = keep_copy(self.archive, data, path.name) if self.archive is not None else None
+        summary = self.apply_report(report, data, path.name)
+        if kept is not None:
+            summary.kept_as = str(kept)
         return summary
 
     def import_report_bytes(self, data: bytes, name: str) -> ImportSummary:
@@ -212,6 +218,10 @@ def keep_copy(folder: Path, data: bytes, name: str) -> Path:
     safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in name)[:100]
     target = folder / f"{hashlib.sha256(data).hexdigest()[:16]}_{safe}"
     temporary = target.with_name(f".{target.name}.partial")
-    temporary.write_bytes(data)
+    with temporary.open("wb") as out:
+        out.write(data)
+        out.flush()
+        os.fsync(out.fileno())
     os.replace(temporary, target)
+    fsync_directory(folder)
     return target
