@@ -197,8 +197,8 @@ def _parse_birth_date(value: Any) -> BirthDate:
         try:
             date(year, month, day)
         except ValueError:
-            raise PydanticCustomError(
-                "birth_date_value", f"{year:04d}-{month:02d}-{day:02d} is not a day of the calendar"
+            raise PydanticCustomError(  # the date is never quoted: it is personal data
+                "birth_date_value", "is not a day of the calendar (check the month and day)"
             ) from None
     return BirthDate(year=year, month=month, day=day)
 

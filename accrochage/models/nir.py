@@ -1,4 +1,7 @@
-"""The NIR (numéro de sécurité sociale): format, key, and what it says of its holder."""
+"""The NIR (numéro de sécurité sociale): format, key, and what it says of its holder.
+
+Messages name the digits they are about, never their values: a NIR and the birth data it
+holds are personal data, and these messages go back to the exam platform."""
 
 from __future__ import annotations
 
@@ -29,7 +32,11 @@ def nir_errors(nir: str) -> list[Problem]:
     expected = nir_key(nir[:13])
     if int(nir[13:]) != expected:
         return [
-            Problem(FIELD, f"the key {nir[13:]} is wrong: 97 − (n mod 97) gives {expected:02d}")
+            Problem(
+                FIELD,
+                "its key (the last 2 digits) does not match the first 13 digits "
+                "(97 − (n mod 97)): check the number",
+            )
         ]
     return []
 
@@ -42,21 +49,19 @@ def nir_warnings(nir: str, sex: str, birth: BirthDate) -> list[Problem]:
         warnings.append(
             Problem(
                 FIELD,
-                f"starts with {sex_digit}, not 1 or 2 (a temporary number): it is not "
-                "exported as identifiantNational",
+                "is a temporary number (its first digit is not 1 or 2): it is not exported "
+                "as identifiantNational",
             )
         )
     elif (sex_digit == "1") != (sex == "M"):
-        warnings.append(Problem(FIELD, f"starts with {sex_digit} but holder.sex is {sex}"))
+        warnings.append(Problem(FIELD, "its first digit (the sex) disagrees with holder.sex"))
     if int(nir[1:3]) != birth.year % 100:
         warnings.append(
-            Problem(FIELD, f"gives birth year ..{nir[1:3]} but holder.birth_date says {birth.year}")
+            Problem(FIELD, "its birth year (digits 2–3) disagrees with holder.birth_date")
         )
     month = int(nir[3:5])
     if 1 <= month <= 12 and birth.month is not None and month != birth.month:
         warnings.append(
-            Problem(
-                FIELD, f"gives birth month {nir[3:5]} but holder.birth_date says {birth.month:02d}"
-            )
+            Problem(FIELD, "its birth month (digits 4–5) disagrees with holder.birth_date")
         )
     return warnings

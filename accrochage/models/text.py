@@ -65,10 +65,8 @@ Text1000 = Annotated[str, _bounded(1, 1000)]
 
 def check_year(year: int) -> int:
     if not MIN_YEAR <= year <= MAX_YEAR:
-        raise PydanticCustomError(
-            "year_range",
-            "year {year} is outside 1900–2099, the range the CDC accepts",
-            {"year": year},
+        raise PydanticCustomError(  # the year is never quoted: it may be a birth year
+            "year_range", "the year is outside 1900–2099, the range the CDC accepts"
         )
     return year
 
