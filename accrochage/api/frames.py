@@ -61,7 +61,11 @@ class FrameSocket:
         self._loop.add_reader(sock.fileno(), self._readable)
 
     def send(self, message: Any) -> None:
-        data = frame(message)
+        self.send_frame(frame(message))
+
+    def send_frame(self, data: bytes) -> None:
+        """Send one message framed already (`frame`): a caller that must know whether its
+        message can be pickled frames it first."""
         if not self._open:
             return
         if self._out:

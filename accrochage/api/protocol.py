@@ -10,6 +10,7 @@ answers them with the JSON error shape and logs one line without any header or v
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from http import HTTPStatus
 from typing import Any
@@ -19,7 +20,10 @@ from aiohttp.web_protocol import RequestHandler
 from aiohttp.web_request import BaseRequest
 from aiohttp.web_server import Server
 
+from accrochage.api.bodies import BODY_SECONDS, DEFAULT_BODY_SECONDS
 from accrochage.api.errors import error_response
+
+DEFAULT_HEAD_SECONDS = DEFAULT_BODY_SECONDS
 
 log = logging.getLogger("accrochage.api")
 ACCESS_LOG_FORMAT = '%a "%r" %s %b %Tfs'
@@ -35,7 +39,39 @@ def code_for(status: int) -> str:
 
 
 class JsonErrorHandler(RequestHandler):
-    __slots__ = ()
+    """aiohttp's handler, with the JSON error shape and a deadline for the first request's
+    head: aiohttp waits for it for ever (its keep-alive timer runs only between requests), so
+    a client that opens connections and trickles their headers would hold them all."""
+
+    __slots__ = ("_head_deadline",)
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        seconds = getattr(self._manager, "head_seconds", DEFAULT_HEAD_SECONDS)
+        self._head_deadline: asyncio.TimerHandle | None = self._loop.call_later(
+            seconds, self._head_late, seconds
+        )
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        if self._head_deadline is not None and self._head_arrived():
+            self._head_deadline.cancel()
+            self._head_deadline = None
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        if self._head_deadline is not None:
+            self._head_deadline.cancel()
+            self._head_deadline = None
+        super().connection_lost(exc)
+
+    def _head_arrived(self) -> bool:
+        return bool(self._messages) or self._request_in_progress
+
+    def _head_late(self, seconds: float) -> None:
+        self._head_deadline = None
+        if not self._head_arrived():
+            log.info("HTTP: no whole request head within %g s (api.body_timeout): closed", seconds)
+            self.force_close()
 
     def log_exception(self, *args: Any, **kwargs: Any) -> None:
         """aiohttp's own exception logs, without the message nor the traceback's values."""
@@ -74,21 +110,29 @@ def _kind(exc: BaseException | None) -> str:
 
 
 class JsonErrorServer(Server):
+    head_seconds: float = DEFAULT_HEAD_SECONDS
+    """How long a connection may take to send its first request's head."""
+
     def __call__(self) -> RequestHandler:
         return JsonErrorHandler(self, loop=self._loop, **self._kwargs)
 
 
 class ApiRunner(web.AppRunner):
-    """An AppRunner whose connections answer HTTP-level errors in the JSON error shape."""
+    """An AppRunner whose connections answer HTTP-level errors in the JSON error shape, and
+    close when their first request's head is not whole within the app's body timeout."""
 
-    __slots__ = ()
+    __slots__ = ("_head_seconds",)
 
     def __init__(self, app: web.Application, **kwargs: Any) -> None:
         kwargs.setdefault("access_log_format", ACCESS_LOG_FORMAT)
         kwargs["auto_decompress"] = False  # the handlers decode bodies (`api/bodies.py`)
         super().__init__(app, **kwargs)
+        self._head_seconds = app.get(BODY_SECONDS, DEFAULT_HEAD_SECONDS)
+        """The app's `api.body_timeout`: a request's head, like its body, arrives by then."""
 
     async def _make_server(self) -> Server:
         server = await super()._make_server()
         server.__class__ = JsonErrorServer
+        assert isinstance(server, JsonErrorServer)
+        server.head_seconds = self._head_seconds
         return server

@@ -11,7 +11,6 @@ API needs comes in an `ApiContext`; the runtimes (`runtimes/`) build it and run 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import threading
 from collections.abc import Callable
@@ -27,13 +26,13 @@ from accrochage.api import corrections, metrics, params, ui
 from accrochage.api.auth import auth_middleware
 from accrochage.api.bodies import BODY_SECONDS, DEFAULT_BODY_SECONDS, TooLarge, read_body
 from accrochage.api.errors import ApiError, error_middleware
+from accrochage.api.intake import LARGE_BODIES, events_in, off_loop_if_large
 from accrochage.api.openapi import openapi
 from accrochage.api.writing import EventWriter, InlineDecoder
 from accrochage.errors import AccrochageError
 from accrochage.models.deadline import MAX_DUE_WITHIN, Clock, paris_today
 from accrochage.models.reference import Reference
 from accrochage.models.registry import Registry
-from accrochage.models.text import WrittenNumber
 from accrochage.models.vocabulary import BatchState, CdcReason, RecordStatus, values
 from accrochage.state import queries
 from accrochage.state.base import Reader, Store
@@ -123,36 +122,22 @@ def _too_large(what: str, limit: int) -> ApiError:
     )
 
 
-async def _events_in(request: web.Request, source: str) -> tuple[list[Incoming], bool]:
-    """The events of a request's body (one, or an array of at most max_events_per_request),
-    and whether it was an array. A body that is not JSON is one event, decoded again (and
-    answered unusable) like any other."""
-    limit = request.app[CONTEXT].max_events_per_request
-    body = await _body(request)
-    try:
-        parsed = json.loads(body, parse_float=WrittenNumber, parse_constant=WrittenNumber)
-    except (ValueError, UnicodeDecodeError, RecursionError):
-        parsed = None
-    if not isinstance(parsed, list):
-        return [Incoming(body, source)], False
-    if len(parsed) > limit:
-        raise ApiError(
-            413,
-            "too_many_events",
-            f"the array holds {len(parsed)} events; api.max_events_per_request is {limit}: "
-            "split it",
-            {"max_events_per_request": limit},
-        )
-    items = [Incoming(e if isinstance(e, dict) else json.dumps(e), source) for e in parsed]
-    return items, True
-
-
 async def post_events(request: web.Request) -> web.Response:
     context = request.app[CONTEXT]
-    items, array = await _events_in(request, f"http:{request.remote}")
-    if array and not items:
-        raise ApiError(400, "empty_array", "the array holds no event")
-    if context.decoder is not None and len(items) >= POOL_MIN_EVENTS:
+    body = await _body(request)
+
+    def pooled(items: list[Incoming]) -> bool:
+        return context.decoder is not None and len(items) >= POOL_MIN_EVENTS
+
+    def prepare() -> tuple[list[Incoming], bool]:
+        items, array = events_in(body, context.max_events_per_request, f"http:{request.remote}")
+        if not pooled(items) and context.decode_here is not None and context.writer.decodes_here:
+            items = context.decode_here(items)
+        return items, array
+
+    items, array = await off_loop_if_large(request.app, body, prepare)
+    if pooled(items):
+        assert context.decoder is not None
         try:
             loop = asyncio.get_running_loop()
             # Off the event loop: submitting starts the decode processes again after one died.
@@ -160,8 +145,6 @@ async def post_events(request: web.Request) -> web.Response:
             items = await asyncio.wrap_future(decoding)
         except DecodeFailed:  # the writer decodes them; the next request starts a new pool
             log.error("a decode process ended; this request's events are decoded by the writer")
-    elif context.decode_here is not None and context.writer.decodes_here:
-        items = context.decode_here(items)
     results = await context.writer.store(items)
     if array:
         return web.json_response([r.as_dict() | {"http_status": r.http_status} for r in results])
@@ -174,7 +157,11 @@ async def post_events(request: web.Request) -> web.Response:
 async def post_check(request: web.Request) -> web.Response:
     """`POST /check`: one event or an array, validated as ingestion would; nothing stored."""
     context = request.app[CONTEXT]
-    items, array = await _events_in(request, "http:check")
+    body = await _body(request)
+    limit = context.max_events_per_request
+    items, array = await off_loop_if_large(
+        request.app, body, lambda: events_in(body, limit, "http:check")
+    )
 
     def run() -> list[dict[str, Any]]:
         reference = context.reference() if context.reference is not None else None
@@ -282,6 +269,7 @@ def build_app(context: ApiContext) -> web.Application:
     )
     app[CONTEXT] = context
     app[BODY_SECONDS] = context.body_timeout_seconds
+    app[LARGE_BODIES] = asyncio.Semaphore(1)
     app[READERS] = ThreadPoolExecutor(max_workers=READER_THREADS, thread_name_prefix="reader")
     app.router.add_post("/events", post_events)
     app.router.add_post("/check", post_check)

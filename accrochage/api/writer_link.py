@@ -22,19 +22,21 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import pickle
 import socket
 from collections import deque
 from typing import Any
 
-from accrochage.api.frames import FrameSocket
+from accrochage.api.frames import FrameSocket, frame
 from accrochage.api.writer_child import WriterBuild, serve_writer
-from accrochage.api.writing import WriterFailed, WriterUnavailable
+from accrochage.api.writing import NotStorable, WriterFailed, WriterUnavailable
 from accrochage.errors import AccrochageError, StorageCorruptError, StorageFullError, StoreError
-from accrochage.models.decode import parse_payload
+from accrochage.models.decode import Kind, parse_payload
 from accrochage.processes import helper_context
 from accrochage.streams import metrics
 from accrochage.streams.child_logs import parent_log_setup
-from accrochage.streams.ingest import Incoming, IngestResult
+from accrochage.streams.ingest import Incoming, IngestResult, Ready
+from accrochage.streams.rejected import raw_text
 
 log = logging.getLogger("accrochage.writer")
 IN_FLIGHT = 2
@@ -50,6 +52,10 @@ _STORE_ERRORS: dict[str, type[StoreError]] = {
     cls.code: cls for cls in (StoreError, StorageFullError, StorageCorruptError)
 }
 
+NOT_STORABLE = (
+    "an event of this request is nested too deeply to be stored; none of the request's "
+    "events were stored: flatten that event and send the request again"
+)
 _Waiting = tuple[list[Incoming], "asyncio.Future[list[IngestResult]]"]
 
 
@@ -122,9 +128,12 @@ class ProcessLink:
         if not self._pending or len(self._sent) >= self._in_flight or self._dead is not None:
             return
         group, self._pending = self._pending, []
+        data, group = _framed(group)
+        if not group:
+            return
         self._sent.append(group)
         assert self._link is not None
-        self._link.send([(i.raw, i.source, i.decoded) for items, _ in group for i in items])
+        self._link.send_frame(data)
 
     def _received(self, message: Any) -> None:
         """The writer's answer to the oldest group sent (answers come in the order sent)."""
@@ -197,6 +206,40 @@ class ProcessLink:
             log.error("the writer process did not stop in time; ending it")
             self._process.kill()
             self._process.join()
+
+
+def _framed(group: list[_Waiting]) -> tuple[bytes, list[_Waiting]]:
+    """The group's message, and the requests it carries.
+
+    Framed before the group counts as sent: answers come back in the order groups were sent,
+    so a message that failed to go would hand every later request the answer of the one
+    after it. A request that cannot be pickled (an event nested deeper than pickling goes)
+    fails alone; the others go.
+    """
+    try:
+        return frame([_wire(i) for items, _ in group for i in items]), group
+    except (RecursionError, pickle.PicklingError):
+        pass
+    kept: list[_Waiting] = []
+    for items, done in group:
+        try:
+            frame([_wire(i) for i in items])
+        except (RecursionError, pickle.PicklingError):
+            log.warning("a request's events could not be framed for the writer: answered 422")
+            done.set_exception(NotStorable(NOT_STORABLE))
+            continue
+        kept.append((items, done))
+    data = frame([_wire(i) for items, _ in kept for i in items]) if kept else b""
+    return data, kept
+
+
+def _wire(item: Incoming) -> tuple[Any, str | None, Ready | None]:
+    """What the writer process reads of an event: its raw form only when it decodes the event
+    itself, or keeps its text (an unusable event); a parsed object is not sent otherwise."""
+    if item.decoded is None or not isinstance(item.raw, dict):
+        return item.raw, item.source, item.decoded
+    unusable = item.decoded[0].kind is Kind.UNUSABLE
+    return (raw_text(item.raw) if unusable else ""), item.source, item.decoded
 
 
 def _answer(group: list[_Waiting], results: list[IngestResult]) -> None:

@@ -37,6 +37,14 @@ class WriterUnavailable(AccrochageError):
     status = 503
 
 
+class NotStorable(AccrochageError):
+    """An event of the request cannot cross to the writer process (nested deeper than Python's
+    pickling goes): the request fails alone, and none of its events were stored."""
+
+    code = "not_storable"
+    status = 422
+
+
 class WriterFailed(AccrochageError):
     """A group's transaction failed for another reason than the storage: see the log."""
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import sys
 from dataclasses import dataclass, field
 from datetime import date
 from enum import StrEnum
@@ -38,10 +39,34 @@ from accrochage.models.vocabulary import SchemaVersion
 
 MAX_RECORD_ID = 255
 MAX_PROBLEMS = 50
-_DECODER = json.JSONDecoder(parse_float=WrittenNumber, parse_constant=WrittenNumber)
+NUMBER_TOO_LONG = "number_too_long"
+"""The key of the object that stands for an integer longer than Python converts
+(`sys.get_int_max_str_digits()`, 4,300 digits: a guard against quadratic conversion); its
+value is the count of digits. Valid JSON, and a value no field accepts."""
+
+
+def _bounded_int(text: str) -> Any:
+    digits = len(text) - text.startswith("-")
+    return int(text) if digits <= _INT_DIGITS else {NUMBER_TOO_LONG: digits}
+
+
+_INT_DIGITS = sys.get_int_max_str_digits() or 1 << 62
+_DECODER = json.JSONDecoder(
+    parse_float=WrittenNumber, parse_constant=WrittenNumber, parse_int=_bounded_int
+)
 """Built once: `json.loads(..., parse_float=...)` builds a decoder at every call. `NaN` and
 `Infinity` (which Python's json writes, and which are not JSON) come as non-finite numbers:
-the fields holding them fail validation, and the stored content marks them (`NOT_JSON`)."""
+the fields holding them fail validation, and the stored content marks them (`NOT_JSON`). An
+integer too long to convert becomes a `NUMBER_TOO_LONG` object: the event stays one event,
+invalid, and never makes an array it is part of unreadable."""
+
+
+def loads_json(raw: bytes | str) -> Any:
+    """A body or a line parsed as events are (`_DECODER`): UTF-8, -16 or -32 as JSON allows."""
+    text = raw if isinstance(raw, str) else raw.decode(json.detect_encoding(raw), "surrogatepass")
+    return _DECODER.decode(text)
+
+
 _CANONICAL = json.JSONEncoder(
     sort_keys=True,
     ensure_ascii=False,
@@ -231,10 +256,7 @@ def parse_payload(raw: bytes | str | dict[str, Any]) -> tuple[dict[str, Any] | N
     if isinstance(raw, dict):
         return _score_as_written(raw), None
     try:
-        text = (
-            raw if isinstance(raw, str) else raw.decode(json.detect_encoding(raw), "surrogatepass")
-        )
-        payload = _DECODER.decode(text)
+        payload = loads_json(raw)
     except UnicodeDecodeError as exc:
         return None, (
             f"is not valid text ({exc.encoding}: {exc.reason}, byte 0x{exc.object[exc.start]:02x}"
@@ -410,5 +432,27 @@ def _validate_revoked(decoded: Decoded, payload: dict[str, Any], registry: Regis
         decoded.errors = problems_from(exc)
         return
     decoded.event = event
-    if event.certifier is not None and registry.get(event.certifier) is None:
-        decoded.errors = [Problem("certifier", f"unknown certifier {event.certifier!r}")]
+    if event.certifier is not None:
+        if registry.get(event.certifier) is None:
+            decoded.errors = [Problem("certifier", f"unknown certifier {event.certifier!r}")]
+        return
+    decoded.certifier, problem = _revoking_certifier(event, registry)
+    decoded.errors = [] if problem is None else [problem]
+
+
+def _revoking_certifier(
+    event: RevokedEvent, registry: Registry
+) -> tuple[str | None, Problem | None]:
+    """Whose record a revocation without `certifier` withdraws: the one certifier delivering
+    its certification's code, or the only one configured. Otherwise it names none, and is
+    refused: left unnamed, it could withdraw any certifier's record."""
+    if event.certification is not None:
+        certifier, problems = registry.resolve(None, event.certification.code)
+        return (certifier.key, None) if certifier else (None, problems[0])
+    if len(registry.certifiers) == 1:
+        return next(iter(registry.certifiers)), None
+    return None, Problem(
+        "certifier",
+        "is required: more than one certifier is configured; name the record's certifier "
+        "(or its certification)",
+    )

@@ -16,8 +16,10 @@ they are stored, as before.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
+import pickle
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -61,7 +63,9 @@ def lean(ready: Ready) -> Ready:
     decoded, _ = ready
     payload = decoded.payload
     if payload is not None:
-        decoded.payload = {k: payload[k] for k in KEPT_PAYLOAD if k in payload}
+        # Texts only: any other value of these fields is refused by validation, and a value
+        # nested hundreds deep would not even cross to another process.
+        decoded.payload = {k: v for k in KEPT_PAYLOAD if isinstance(v := payload.get(k), str)}
     decoded.event = None
     return ready
 
@@ -202,7 +206,15 @@ class DecodePool:
         except BrokenProcessPool:
             self._forget(pool)
             raise DecodeFailed(_DIED) from None
-        return self._joined(list(items), futures, pool)
+        here = functools.partial(
+            decode_lean,
+            registry=self.registry,
+            today=today,
+            reference=reference,
+            passages=self.passages,
+            on_error=_left_undecoded,
+        )
+        return self._joined(pieces, futures, pool, here)
 
     def decode(self, items: Sequence[Incoming]) -> list[Incoming]:
         return self.submit(items).result()
@@ -223,10 +235,14 @@ class DecodePool:
 
     def _joined(
         self,
-        items: list[Incoming],
+        pieces: list[Sequence[Incoming]],
         futures: list[Future[list[Ready | None]]],
         pool: ProcessPoolExecutor,
+        here: Callable[[Sequence[Incoming]], list[Incoming]],
     ) -> Future[list[Incoming]]:
+        """The pieces' events decoded, in order, once every piece is. A piece that could not
+        cross to its decode process (an event nested deeper than pickling goes) is decoded
+        `here` instead: one such event fails alone, never its group."""
         done: Future[list[Incoming]] = Future()
         done.set_running_or_notify_cancel()
         remaining = [len(futures)]
@@ -241,8 +257,15 @@ class DecodePool:
             # kept every group (events, decoded forms, passages) alive until a full
             # collection of the cyclic GC, which then traversed them all.
             finished, futures[:] = futures[:], []
+            decoded: list[Incoming] = []
             try:
-                readies = [ready for future in finished for ready in future.result()]
+                for piece, future in zip(pieces, finished, strict=True):
+                    try:
+                        readies = future.result()
+                    except (RecursionError, pickle.PicklingError):
+                        decoded += here(piece)
+                        continue
+                    decoded += [with_decoded(i, r) for i, r in zip(piece, readies, strict=True)]
             except BrokenProcessPool:
                 self._forget(pool)
                 done.set_exception(DecodeFailed(_DIED))
@@ -250,7 +273,7 @@ class DecodePool:
             except BaseException as exc:
                 done.set_exception(exc)
                 return
-            done.set_result([with_decoded(i, r) for i, r in zip(items, readies, strict=True)])
+            done.set_result(decoded)
 
         for future in futures:
             future.add_done_callback(finish)
@@ -279,6 +302,10 @@ class DecodePool:
             pool, self._pool = self._pool, None
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _left_undecoded(exc: Exception) -> None:
+    log.warning("an event is left for the writer to decode (%s)", type(exc).__name__)
 
 
 _DIED = (

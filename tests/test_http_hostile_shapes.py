@@ -1,0 +1,230 @@
+"""Events shaped to break the machinery rather than the rules: nested deeper than pickling
+goes, integers longer than Python converts, bodies large enough to hold the event loop, heads
+that never end. Each costs its own request at most, never another client's answer."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from accrochage.api import intake
+from accrochage.api.writer_link import NOT_STORABLE, _framed
+from accrochage.api.writing import NotStorable
+from accrochage.app import Core, build_core
+from accrochage.models.decode import Decoded, Kind
+from accrochage.runtimes.embedded import build_service
+from accrochage.settings import load_settings
+from accrochage.streams.ingest import Incoming
+from tests.factories import revoked_event
+from tests.test_http import recent
+from tests.test_http_writer_process import rows, serving
+from tests.test_tracker import ingest, record, write_config
+
+DEEP = 600
+"""Levels of nesting: past what pickle takes (about 500), within what json parses (~960)."""
+WAIT = 20.0
+"""Seconds the tests wait for what must happen (never reached when they pass)."""
+
+
+def nested(depth: int) -> Any:
+    value: Any = "x"
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+def deep_event(record_id: str) -> dict[str, Any]:
+    built = recent(record_id)
+    built["verbatim"] = nested(DEEP)  # after the factory: its deep copy would not go so deep
+    return built
+
+
+@pytest.fixture()
+def core(tmp_path: Path) -> Iterator[Core]:
+    built = build_core(load_settings(write_config(tmp_path)))
+    yield built
+    built.close()
+
+
+async def test_an_event_nested_past_pickling_answers_for_itself_alone(core: Core) -> None:
+    """Its array is answered, its valid event stored, and every later request gets its own
+    answer: the group that could not cross to the writer process once shifted every answer
+    after it by one request (another certifier's)."""
+    deep = deep_event("WD-DEEP")
+    async with serving(build_service(core, timer=False, separate_writer=True)) as client:
+        async with client.post("/events", json=[recent("WD-OK"), deep]) as response:
+            assert response.status == 200
+            answers = await response.json()
+        assert [(a["record_id"], a["http_status"]) for a in answers] == [
+            ("WD-OK", 201),
+            ("WD-DEEP", 422),
+        ]
+        assert any(e["field"] == "verbatim" for e in answers[1]["errors"])
+        for record_id, certifier in (("WD-A", "pix"), ("WD-B", "school"), ("WD-C", "school")):
+            body = recent(record_id, certifier=certifier)
+            if certifier == "school":
+                body["certification"] = {"type": "RNCP", "code": "RNCP35726"}
+            async with client.post("/events", json=body) as response:
+                assert (response.status, (await response.json())["record_id"]) == (201, record_id)
+    stored = dict(rows(core.settings.paths.state, "SELECT record_id, status FROM records"))
+    assert stored == {
+        "WD-OK": "pending",
+        "WD-DEEP": "invalid",
+        "WD-A": "pending",
+        "WD-B": "pending",
+        "WD-C": "pending",
+    }
+
+
+def test_a_request_that_cannot_be_framed_fails_alone_and_keeps_the_order() -> None:
+    """The framing of a group, unit by unit: the request whose events cannot be pickled is
+    answered `NotStorable`; the others go, in their order."""
+
+    async def run() -> None:
+        loop = asyncio.get_running_loop()
+        undecoded = Incoming({"record_id": "X", "verbatim": nested(DEEP)}, "test")
+        fine = [Incoming(b'{"record_id": "A"}', "test")], loop.create_future()
+        bad = [undecoded], loop.create_future()
+        after = [Incoming(b'{"record_id": "B"}', "test")], loop.create_future()
+        data, kept = _framed([fine, bad, after])
+        assert kept == [fine, after]
+        assert data and b'"record_id": "A"' in data and b'"record_id": "B"' in data
+        with pytest.raises(NotStorable, match="nested too deeply"):
+            bad[1].result()
+        assert NOT_STORABLE.startswith("an event of this request")
+
+    asyncio.run(run())
+
+
+def test_a_decoded_event_travels_without_its_parsed_form() -> None:
+    """What crosses to the writer process of a decoded event from an array: never the parsed
+    object (nothing to pickle hundreds deep), its text only when it is unusable."""
+    from accrochage.api.writer_link import _wire
+
+    decoded = Decoded(Kind.DELIVERED, record_id="A", content="{}", content_hash="h")
+    assert (
+        _wire(Incoming({"record_id": "A", "x": nested(DEEP)}, "s", decoded=(decoded, None)))[0]
+        == ""
+    )
+    unusable = Decoded(Kind.UNUSABLE)
+    raw, _, _ = _wire(Incoming({"no_record_id": 1}, "s", decoded=(unusable, None)))
+    assert json.loads(raw) == {"no_record_id": 1}
+
+
+async def test_an_array_for_the_decode_processes_with_a_deep_event(core: Core) -> None:
+    """An array large enough for the decode processes: the piece that cannot be pickled to
+    them is decoded here, and its events stored, the deep one invalid."""
+    assert core.decoder is not None, "the test needs the decode processes"
+    body = [recent(f"WP-{i:02d}") for i in range(20)]
+    body[7] = deep_event("WP-DEEP")
+    app = build_service(core, timer=False, separate_writer=True)
+    async with serving(app) as client, client.post("/events", json=body) as response:
+        assert response.status == 200
+        answers = await response.json()
+    statuses = {a["record_id"]: a["http_status"] for a in answers}
+    assert statuses.pop("WP-DEEP") == 422
+    assert set(statuses.values()) == {201} and len(statuses) == 19
+
+
+@pytest.mark.parametrize("array", [False, True])
+async def test_an_integer_longer_than_python_converts_is_a_field_error(
+    core: Core, array: bool
+) -> None:
+    long_score = "7" * 5000
+    bad = json.dumps(recent("WL-BIG", score="TOO-LONG")).replace('"TOO-LONG"', long_score)
+    assert long_score in bad
+    body = f"[{json.dumps(recent('WL-1'))}, {bad}]" if array else bad
+    async with serving(build_service(core, timer=False)) as client:
+        async with client.post("/events", data=body) as response:
+            answer = await response.json()
+            status = response.status
+        async with client.get("/records/WL-BIG") as response:
+            detail = await response.json()
+    mine = answer[1] if array else answer
+    if array:
+        assert status == 200 and answer[0]["http_status"] == 201
+    else:
+        assert status == 422
+    assert (mine["record_id"], mine["outcome"]) == ("WL-BIG", "created")
+    assert [e["field"] for e in mine["errors"]] == ["score"]
+    assert detail["content"]["score"] == {"number_too_long": 5000}, "valid JSON, bounded"
+
+
+def test_a_revocation_must_name_whose_record_it_withdraws(core: Core) -> None:
+    """With two certifiers configured, a revocation naming neither a certifier nor a
+    certification could withdraw any certifier's record: it is refused."""
+    school = recent("WR-1", certifier="school")
+    school["certification"] = {"type": "RNCP", "code": "RNCP35726"}
+    ingest(core, school)
+    unnamed = revoked_event(record_id="WR-1")
+    del unnamed["certifier"], unnamed["certification"]
+    (result,) = ingest(core, unnamed)
+    assert [e.field for e in result.errors] == ["certifier"]
+    assert "more than one certifier is configured" in result.errors[0].message
+    assert record(core, "WR-1")["status"] == "pending"
+    (other,) = ingest(core, revoked_event(record_id="WR-1", event_id="e2"))
+    assert other.outcome == "refused", "pix's revocation of school's record"
+    by_code = revoked_event(record_id="WR-1", event_id="e3", certification=school["certification"])
+    del by_code["certifier"]
+    (withdrawn,) = ingest(core, by_code)
+    assert withdrawn.outcome == "withdrawn", "its certification names school"
+
+
+async def test_a_large_body_is_read_off_the_event_loop(
+    core: Core, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While a large body is parsed, other clients are answered: the parse is held on an
+    event here, and `GET /health` must answer meanwhile."""
+    release, entered = threading.Event(), threading.Event()
+    real = intake.loads_json
+
+    def held(raw: bytes | str) -> Any:
+        entered.set()
+        assert release.wait(WAIT), "the test never released the parse"
+        return real(raw)
+
+    monkeypatch.setattr(intake, "loads_json", held)
+    events = [recent(f"WB-{i:03d}") for i in range(400)]
+    body = json.dumps(events).encode()
+    assert len(body) >= intake.OFF_LOOP_BYTES
+    async with serving(build_service(core, timer=False)) as client:
+
+        async def post() -> int:
+            async with client.post("/events", data=body) as response:
+                return response.status
+
+        posting = asyncio.create_task(post())
+        assert await asyncio.to_thread(entered.wait, WAIT)
+        async with client.get("/health") as response:
+            assert response.status == 200, "answered while the large body is parsed"
+        assert not posting.done()
+        release.set()
+        assert await posting == 200
+
+
+async def test_a_head_that_never_ends_is_closed_by_the_body_timeout(tmp_path: Path) -> None:
+    built = build_core(load_settings(write_config(tmp_path, api={"body_timeout": "1s"})))
+    try:
+        async with serving(build_service(built, timer=False)) as client:
+            port = int(str(client._base_url).rsplit(":", 1)[1].rstrip("/"))
+
+            def trickle() -> float:
+                with socket.create_connection(("127.0.0.1", port), timeout=WAIT) as sock:
+                    sock.sendall(b"POST /events HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+                    started = time.monotonic()
+                    assert sock.recv(1) == b"", "the server closes the connection"
+                    return time.monotonic() - started
+
+            assert await asyncio.to_thread(trickle) < WAIT
+            async with client.get("/health") as response:
+                assert response.status == 200
+    finally:
+        built.close()
