@@ -4,6 +4,7 @@ word is what was sent, so the stored correction never goes out."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -80,3 +81,24 @@ def test_taken_back_while_the_suppression_is_in_flight_the_sent_content_goes_aga
     _, path = only_written(flush(core))
     assert action_of(path) == "CREATION"
     assert passages(path)["BS-4"].findtext("cpf:scoring", namespaces=NS) == "100"
+
+
+def test_a_superseded_file_s_records_keep_their_age(tmp_path: Path) -> None:
+    """One correction supersedes a written file: its records are cut again at once when they
+    have waited `max_delay` since the first cut, not `max_delay` more."""
+    core, clock = make_core(
+        tmp_path, schema={"version": "1.1.5"}, batching={"max_delay": "1h", "max_records": 1000}
+    )
+    try:
+        original = event("BS-5", score="100")
+        ingest(core, original, event("BS-6"))
+        old, _ = only_written(flush(core))
+        clock.advance(timedelta(hours=2))
+        ingest(core, scored(original, "200"))
+        report = core.flusher.flush()
+        assert report.superseded == [old]
+        (written,) = report.written
+        assert set(passages(written.path)) == {"BS-5", "BS-6"}
+        assert "waited" in report.cut[0].reason
+    finally:
+        core.close()

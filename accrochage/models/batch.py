@@ -85,6 +85,8 @@ class BatchInfo:
     """Where its file is now (null until written)."""
     action: CdcAction = CdcAction.CREATION
     schema_version: SchemaVersion = SchemaVersion.V1_1_2
+    cut_at: datetime | None = None
+    """When it was cut: its members had been pending since then at least."""
 
 
 @dataclass(frozen=True, slots=True)

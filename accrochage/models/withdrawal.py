@@ -154,10 +154,13 @@ def apply_superseded(
     batch_id: str,
     now: datetime,
     correction: tuple[Decoded, int | None] | None,
+    since: datetime | None = None,
 ) -> Change:
     """A member of a CREATION file that was written but never deposited, replaced because one
     of its records changed: each member goes back to be cut again (the changed one with its
-    correction, a revoked one withdrawn)."""
+    correction, a revoked one withdrawn), pending `since` the batch was cut: one correction
+    must not make the others wait `max_delay` once more."""
+    waiting = since or now
     if current.status is not Status.BATCHED or current.batch_id != batch_id:
         return Change(Outcome.UNCHANGED)
     why = "file superseded before any deposit"
@@ -173,9 +176,11 @@ def apply_superseded(
     elif current.correction_version is not None and correction is not None:
         decoded, size = correction
         record = with_correction(current, decoded, size, now)
+        if record.pending_since is not None:
+            record = replace(record, pending_since=waiting)
         reason = f"{why}: its correction is its content now"
     else:
-        record = replace(current, status=Status.PENDING, pending_since=now, updated_at=now)
+        record = replace(current, status=Status.PENDING, pending_since=waiting, updated_at=now)
         reason = f"{why}: cut again"
     return moved(current, replace(record, batch_id=None), now, reason, batch_id)
 

@@ -58,7 +58,7 @@ def supersede_batch(
         correction = None
         if record.correction_version is not None and not record.revocation_pending:
             correction = decode(tx, record.record_id, record.correction_version)
-        change = apply_superseded(record, batch_id, now, correction)
+        change = apply_superseded(record, batch_id, now, correction, info.cut_at)
         if change.changed:
             changes.append(change)
     tx.save(changes)

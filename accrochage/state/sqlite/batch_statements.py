@@ -157,9 +157,8 @@ class BatchStatements(PendingStatements):
 
     def batch(self, batch_id: str) -> BatchInfo | None:
         row = self._conn.execute(
-            "SELECT batch_id, certifier, state, file_name, file_path, action, schema_version "
-            "FROM batches "
-            "WHERE batch_id = ?",
+            "SELECT batch_id, certifier, state, file_name, file_path, action, schema_version, "
+            "created_at FROM batches WHERE batch_id = ?",
             (batch_id,),
         ).fetchone()
         if row is None:
@@ -173,6 +172,7 @@ class BatchStatements(PendingStatements):
             path,
             CdcAction(row["action"]),
             SchemaVersion(row["schema_version"]),
+            datetime.fromisoformat(row["created_at"]),
         )
 
     def batch_deposited(self, batch_id: str, at: datetime, file: Path | None = None) -> None:
