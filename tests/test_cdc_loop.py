@@ -383,6 +383,9 @@ def test_a_correction_supersedes_a_written_file_never_deposited(
     assert record(core, "SU-3")["status"] == "withdrawn"
     top = [p.name for p in old_path.parent.glob("*.xml")]
     assert top == [new_path.name], "the top folder holds only the file to upload"
+    (refused,) = core.operations.deposited([old_path.name])
+    assert not refused.done and "is superseded" in refused.message
+    assert "must not be uploaded" in refused.message
 
 
 def test_a_report_on_a_superseded_file_that_was_uploaded_anyway(

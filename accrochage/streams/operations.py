@@ -89,6 +89,13 @@ class Operations:
             return ItemOutcome(ref, True, f"batch {batch_id} already recorded as deposited")
         if batch.state is BatchState.REPORTED:
             return ItemOutcome(ref, True, f"batch {batch_id} already has the CDC's report")
+        if batch.state is BatchState.SUPERSEDED:
+            return refused(
+                ref,
+                f"batch {batch_id} is superseded: its file (in superseded/) was replaced before "
+                "any deposit and must not be uploaded; if it was, import its report: the CDC's "
+                "answer is applied to what it carried",
+            )
         if batch.state is not BatchState.WRITTEN:
             return refused(
                 ref,
