@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import socket
 import threading
 import time
@@ -228,3 +229,18 @@ async def test_a_head_that_never_ends_is_closed_by_the_body_timeout(tmp_path: Pa
                 assert response.status == 200
     finally:
         built.close()
+
+
+async def test_the_access_log_holds_no_query_string_nor_header(
+    core: Core, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="aiohttp.access")
+    secret = "QUERY-SECRET-0123456789abcdefghijklmnopqrstuv"
+    async with (
+        serving(build_service(core, timer=False)) as client,
+        client.get(f"/summary?token={secret}", headers={"User-Agent": "agent-Haba"}) as response,
+    ):
+        assert response.status == 200
+    (line,) = [r.getMessage() for r in caplog.records if r.name == "aiohttp.access"]
+    assert '"GET /summary?… HTTP/1.1" 200' in line
+    assert secret not in line and "Haba" not in line

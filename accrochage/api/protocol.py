@@ -16,6 +16,7 @@ from http import HTTPStatus
 from typing import Any
 
 from aiohttp import web
+from aiohttp.abc import AbstractAccessLogger
 from aiohttp.web_protocol import RequestHandler
 from aiohttp.web_request import BaseRequest
 from aiohttp.web_server import Server
@@ -26,9 +27,27 @@ from accrochage.api.errors import error_response
 DEFAULT_HEAD_SECONDS = DEFAULT_BODY_SECONDS
 
 log = logging.getLogger("accrochage.api")
-ACCESS_LOG_FORMAT = '%a "%r" %s %b %Tfs'
-"""Address, request line, status, size, duration: never a header (aiohttp's default logs the
-Referer and User-Agent, which a client fills as it likes)."""
+
+
+class AccessLog(AbstractAccessLogger):
+    """Address, method and path, status, size, duration: never a header (aiohttp's default
+    logs the Referer and User-Agent, which a client fills as it likes), nor the query string
+    (a token sent there by mistake, or whatever a client puts in it): its presence only."""
+
+    def log(self, request: BaseRequest, response: web.StreamResponse, time: float) -> None:
+        query = "?…" if request.query_string else ""
+        self.logger.info(
+            '%s "%s %s%s HTTP/%d.%d" %d %s %.6fs',
+            request.remote,
+            request.method,
+            request.path,
+            query,
+            request.version.major,
+            request.version.minor,
+            response.status,
+            response.body_length,
+            time,
+        )
 
 
 def code_for(status: int) -> str:
@@ -124,7 +143,7 @@ class ApiRunner(web.AppRunner):
     __slots__ = ("_head_seconds",)
 
     def __init__(self, app: web.Application, **kwargs: Any) -> None:
-        kwargs.setdefault("access_log_format", ACCESS_LOG_FORMAT)
+        kwargs.setdefault("access_log_class", AccessLog)
         kwargs["auto_decompress"] = False  # the handlers decode bodies (`api/bodies.py`)
         super().__init__(app, **kwargs)
         self._head_seconds = app.get(BODY_SECONDS, DEFAULT_HEAD_SECONDS)
