@@ -10,6 +10,7 @@ import asyncio
 import json
 import sqlite3
 from collections import defaultdict
+from datetime import datetime, time, timedelta
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from accrochage.app import Core, build_writer_parts
-from accrochage.models.deadline import paris_today
+from accrochage.models.deadline import PARIS, paris_today
 from accrochage.models.vocabulary import RecordStatus
 from accrochage.runtimes.watching import watch_for
 from accrochage.streams import metrics
@@ -88,6 +89,7 @@ def test_record_gauges_sum_to_the_summary_on_a_state_with_every_status(tmp_path:
         samples = scrape()
         with core.store.reading() as reader:
             summary = reader.summary(paris_today(core.clock), core.settings.batching.margin_days)
+            seen = reader.observe(paris_today(core.clock), 14, core.clock.now())
     finally:
         core.close()
     assert total(samples, "accrochage_records") == summary["records"]
@@ -108,6 +110,9 @@ def test_record_gauges_sum_to_the_summary_on_a_state_with_every_status(tmp_path:
         for labels, v in samples["accrochage_next_deadline_timestamp_seconds"]
     }
     assert deadlines["pix"] < deadlines["school"]
+    first = seen.next_deadline["pix"]
+    ends = datetime.combine(first + timedelta(days=1), time(), PARIS).timestamp()
+    assert deadlines["pix"] == ends, "late from the midnight that ends the deadline day"
     assert {labels["status"] for labels, _ in samples["accrochage_records"]} >= {
         s.value for s in RecordStatus
     }

@@ -19,7 +19,7 @@ import threading
 from collections import Counter as Tally
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, time
+from datetime import datetime, time, timedelta
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -161,7 +161,8 @@ def _state_families(
     )
     next_deadline = GaugeMetricFamily(
         "accrochage_next_deadline_timestamp_seconds",
-        "The earliest deadline of the outstanding records (midnight, Paris, Unix time).",
+        "When the earliest deadline of the outstanding records passes (Unix time): the end of "
+        "its day, midnight in Paris; `time() > this` means a record is overdue.",
         labels=["certifier"],
     )
     corrections = GaugeMetricFamily(
@@ -189,7 +190,8 @@ def _state_families(
         earliest: dict[str, float] = {}
         for certifier, day in observation.next_deadline.items():
             key = certifier_label(certifier, keys)
-            stamp = datetime.combine(day, time(), PARIS).timestamp()
+            # The deadline day itself is on time: the record is late from the next midnight.
+            stamp = datetime.combine(day + timedelta(days=1), time(), PARIS).timestamp()
             earliest[key] = min(stamp, earliest.get(key, stamp))
         for certifier, stamp in sorted(earliest.items()):
             next_deadline.add_metric([certifier], stamp)
