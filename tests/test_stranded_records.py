@@ -19,6 +19,7 @@ from tests.test_tracker import (
     make_core,
     outstanding,
     passages,
+    processed_report,
     record,
     replay,
 )
@@ -123,3 +124,37 @@ def replace_score(original: dict[str, Any], score: str) -> dict[str, Any]:
     changed = replay(original)
     changed["score"] = score
     return changed
+
+
+def test_a_report_matched_to_no_file_settles_the_batches_it_answers_whole(
+    tmp_path: Path, shared_dir: Path
+) -> None:
+    """A file renamed before its upload: its report names no batch, and is applied by
+    idTechnique. A batch all of whose records it settled waits for no report any more
+    (reported, its file in done/); one it settled in part keeps waiting."""
+    core, _ = make_core(tmp_path, schema={"version": "1.1.5"}, batching={"max_records": 2})
+    try:
+        ingest(core, event("SR-1"), event("SR-2"), event("SR-3"))
+        report = core.flusher.flush(force=True)
+        by_members = {len(passages(w.path)): w for w in report.written}
+        whole, part = by_members[2], by_members[1]
+        core.operations.deposited([whole.path.name, part.path.name])
+        members = set(passages(core.settings.paths.outbox / "pix" / "deposited" / whole.path.name))
+        lonely = next(
+            iter(passages(core.settings.paths.outbox / "pix" / "deposited" / part.path.name))
+        )
+        data = processed_report(
+            shared_dir,
+            file_name="renamed.xml",
+            id_flux=None,
+            ok=sorted(members),
+        )
+        summary = core.feedback.import_report_bytes(data, "renamed-report.xml")
+        assert summary.batch_id is None
+        assert any(whole.batch_id in note for note in summary.notes)
+        assert batch_row(core, whole.batch_id)["state"] == "reported"
+        assert (core.settings.paths.outbox / "pix" / "done" / whole.path.name).is_file()
+        assert batch_row(core, part.batch_id)["state"] == "deposited"
+        assert record(core, lonely)["status"] == "deposited"
+    finally:
+        core.close()

@@ -12,7 +12,7 @@ from typing import Any
 from accrochage.errors import AccrochageError
 from accrochage.models.corrections import RequestClosure
 from accrochage.models.deadline import Clock
-from accrochage.models.record import Change, Record
+from accrochage.models.record import AWAITING_REPORT, Change, Record
 from accrochage.models.vocabulary import RELEASED, BatchState, CdcAction
 from accrochage.sinks.base import BatchSink
 from accrochage.sinks.outbox import fsync_directory
@@ -91,7 +91,6 @@ class Feedback:
     def apply_report(self, report: ProcessingReport, data: bytes, name: str) -> ImportSummary:
         digest = hashlib.sha256(data).hexdigest()
         now = self._now()
-        move: tuple[Path, Path] | None = None
         with self.store.transaction() as tx:
             batch_id = tx.find_batch(report.id_flux, report.file_name)
             summary = ImportSummary(name, batch_id)
@@ -115,6 +114,10 @@ class Feedback:
                 closures = _apply_outcomes(ctx, report, summary)
             if closures:
                 summary.requests_closed = tx.close_correction_requests(closures, now, label)
+            settled = [batch_id] if batch_id is not None else []
+            if batch_id is None:
+                settled = _settled_batches(tx, [*summary.accepted, *summary.rejected])
+                summary.notes += [f"batch {b}: all its records settled, reported" for b in settled]
             tx.save_report(
                 ImportedReport(
                     sha256=digest,
@@ -127,9 +130,11 @@ class Feedback:
                     summary=summary.as_dict(),
                 )
             )
-            if batch_id is not None:
-                move = self._file_done(tx, batch_id)
-        self.sink.move_recorded([move] if move is not None else [], "reported")
+            moves = []
+            for done in settled:
+                move = self._file_done(tx, done)
+                moves += [move] if move is not None else []
+        self.sink.move_recorded(moves, "reported")
         return summary
 
     def _file_done(self, tx: Transaction, batch_id: str) -> tuple[Path, Path] | None:
@@ -144,6 +149,21 @@ class Feedback:
         target = self.sink.place(batch.certifier, batch.file_name, BatchState.REPORTED)
         tx.batch_reported(batch_id, target)
         return batch.file_path, target
+
+
+def _settled_batches(tx: Transaction, record_ids: list[str]) -> list[str]:
+    """The released batches of these records that wait for no report any more: a report
+    matched to no batch (a file renamed before its upload) settled every one of their records.
+    Left waiting, they would be counted unreported, and alerted on, for ever."""
+    batch_ids = {r.batch_id for r in tx.records(record_ids).values() if r.batch_id is not None}
+    settled = []
+    for batch_id in sorted(batch_ids):
+        info = tx.batch(batch_id)
+        if info is None or info.state not in (BatchState.WRITTEN, BatchState.DEPOSITED):
+            continue
+        if not any(r.status in AWAITING_REPORT for r in tx.records_in_batch(batch_id)):
+            settled.append(batch_id)
+    return settled
 
 
 def _apply_outcomes(
