@@ -118,8 +118,8 @@ def reference_problems(
             warnings.append(
                 Problem(
                     "holder.birth_place.insee_code",
-                    f"{insee} is not a country or territory code of the COG; "
-                    "check the code (99xxx, INSEE's list of countries)",
+                    "is not a country or territory code of the COG; check the code (99xxx, "
+                    "INSEE's list of countries)",
                 )
             )
     elif reference.has_communes:
@@ -206,17 +206,18 @@ def _commune_problem(code: str, birth: BirthDate, reference: Reference) -> str |
         if period.start <= day and (period.end is None or day < period.end):
             return None
     if not periods:
-        return f"{code} is not a commune code of the COG since 1943; check the code"
+        return "is not a commune code of the COG since 1943; check the code"
     hint = _hint(code, day, reference)
-    return f"{code} did not exist on the birth date{hint}; check the code"
+    return f"did not exist on the birth date{hint}; check the code"
 
 
 def _hint(code: str, day: date, reference: Reference) -> str:
-    """The code it had then, or the code it became, from the COG's changes."""
+    """Which way the code moved, from the COG's changes: never the codes nor the day, which
+    would give the birth place and date back to the platform (personal data)."""
     for move in sorted(reference.moves(code), key=lambda m: m.day):
         if move.after == code and move.before != code and move.day > day:
-            return f" (it was {move.before} before {move.day})"
+            return " (the commune had another code on that date: see the COG's changes)"
     for move in sorted(reference.moves(code), key=lambda m: m.day):
         if move.before == code and move.after != code and move.day <= day:
-            return f" (it became {move.after} on {move.day})"
+            return " (the code had been replaced by that date: see the COG's changes)"
     return ""
