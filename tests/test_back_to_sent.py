@@ -102,3 +102,22 @@ def test_a_superseded_file_s_records_keep_their_age(tmp_path: Path) -> None:
         assert "waited" in report.cut[0].reason
     finally:
         core.close()
+
+
+def test_sent_back_after_the_cdc_refused_its_suppression(core: Core, shared_dir: Path) -> None:
+    """The CDC refused the SUPPRESSION, so it still holds the content sent: sending that
+    content again takes the correction back, and nothing waits any more."""
+    original = event("BS-7", score="100")
+    first = accepted(core, shared_dir, original)
+    later(core)
+    ingest(core, scored(original, "200"))
+    suppression, _ = only_written(flush(core))
+    answer(core, shared_dir, suppression, ko={"BS-7": "Erreur technique"})
+    assert record(core, "BS-7")["suppression_rejected"] is True
+
+    assert ingest_one(core, replay(original)).outcome == "updated"
+    detail = record(core, "BS-7")
+    assert (detail["status"], detail["batch_id"]) == ("accepted", first)
+    assert (detail["correction_pending"], detail["suppression_rejected"]) == (False, False)
+    assert outstanding(core) == []
+    assert not flush(core).cut

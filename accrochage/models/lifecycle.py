@@ -130,7 +130,9 @@ def apply_delivered(
         and current.correction_version is not None
         and decoded.content_hash == current.content_hash
     )
-    if back and not current.suppression_in_flight:
+    # A SUPPRESSION the CDC refused left it holding the content sent: nothing is in flight.
+    in_flight = current.suppression_in_flight and not current.suppression_rejected
+    if back and not in_flight:
         return _back_to_sent(current, decoded, now)
     # A stored correction only counts as the current content while the record is in a batch:
     # once rejected (or never sent), sending it again must re-queue it like any correction.
@@ -196,7 +198,14 @@ def _back_to_sent(current: Record, decoded: Decoded, now: datetime) -> Change:
     assert decoded.record_id is not None
     record = replace(without_correction(current), updated_at=now)
     if record.status is Status.ACCEPTED and not record.revocation_pending:
-        record = replace(record, pending_since=None, suppression_rejected=False)
+        record = replace(
+            record,
+            pending_since=None,
+            suppression_rejected=False,
+            batch_id=current.accepted_batch_id,
+            cdc_message=None,
+            cdc_reason=None,
+        )
     return Change(
         Outcome.UPDATED,
         record,
