@@ -209,3 +209,17 @@ def test_an_upgraded_state_forgets_the_deadline_of_a_record_accepted_once(
         assert outstanding(core, as_of=LATE, overdue=True) == []
     finally:
         core.close()
+
+
+def test_the_chart_counts_a_held_record_once(core: Core, shared_dir: Path) -> None:
+    """Corrected while accepted: outstanding, without a deadline of its own, held by its
+    request; the chart shows it at the request's day only."""
+    original = event("DM-7", score="100")
+    accepted(core, shared_dir, original)
+    core.corrections.add("DM-7", received_on=date(2026, 9, 10), source="cdc")
+    fixed = replay(original)
+    fixed["score"] = "200"
+    ingest(core, fixed)
+    with core.store.reading() as reader:
+        chart = reader.dashboard().deadlines
+    assert {k: n for k, n in chart.items() if n} == {("pix", date(2026, 12, 10)): 1}
