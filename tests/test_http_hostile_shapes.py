@@ -105,19 +105,28 @@ def test_a_request_that_cannot_be_framed_fails_alone_and_keeps_the_order() -> No
     asyncio.run(run())
 
 
-def test_a_decoded_event_travels_without_its_parsed_form() -> None:
-    """What crosses to the writer process of a decoded event from an array: never the parsed
-    object (nothing to pickle hundreds deep), its text only when it is unusable."""
-    from accrochage.api.writer_link import _wire
+def test_a_decoded_event_travels_as_its_text() -> None:
+    """What crosses to the writer process of a decoded event from an array: its text (what
+    an unusable or refused event keeps), never the parsed object, which could be nested
+    deeper than pickling goes."""
+    from accrochage.api.writer_link import TOO_DEEP_TO_KEEP, _wire
 
     decoded = Decoded(Kind.DELIVERED, record_id="A", content="{}", content_hash="h")
-    assert (
-        _wire(Incoming({"record_id": "A", "x": nested(DEEP)}, "s", decoded=(decoded, None)))[0]
-        == ""
-    )
-    unusable = Decoded(Kind.UNUSABLE)
-    raw, _, _ = _wire(Incoming({"no_record_id": 1}, "s", decoded=(unusable, None)))
-    assert json.loads(raw) == {"no_record_id": 1}
+    raw, _, _ = _wire(Incoming({"record_id": "A", "x": [1]}, "s", decoded=(decoded, None)))
+    assert json.loads(raw) == {"record_id": "A", "x": [1]}
+    raw, _, _ = _wire(Incoming({"x": nested(2000)}, "s", decoded=(decoded, None)))
+    assert raw == TOO_DEEP_TO_KEEP
+
+
+async def test_a_refused_event_of_an_array_keeps_its_text_through_the_writer(core: Core) -> None:
+    revoking = revoked_event(record_id="WT-NONE")
+    async with (
+        serving(build_service(core, timer=False, separate_writer=True)) as client,
+        client.post("/events", json=[recent("WT-1"), revoking]) as response,
+    ):
+        assert [a["http_status"] for a in await response.json()] == [201, 422]
+    ((kept,),) = rows(core.settings.paths.state, "SELECT raw FROM unusable")
+    assert json.loads(kept) == revoking
 
 
 async def test_an_array_for_the_decode_processes_with_a_deep_event(core: Core) -> None:

@@ -31,7 +31,7 @@ from accrochage.api.frames import FrameSocket, frame
 from accrochage.api.writer_child import WriterBuild, serve_writer
 from accrochage.api.writing import NotStorable, WriterFailed, WriterUnavailable
 from accrochage.errors import AccrochageError, StorageCorruptError, StorageFullError, StoreError
-from accrochage.models.decode import Kind, parse_payload
+from accrochage.models.decode import parse_payload
 from accrochage.processes import helper_context
 from accrochage.streams import metrics
 from accrochage.streams.child_logs import parent_log_setup
@@ -52,6 +52,7 @@ _STORE_ERRORS: dict[str, type[StoreError]] = {
     cls.code: cls for cls in (StoreError, StorageFullError, StorageCorruptError)
 }
 
+TOO_DEEP_TO_KEEP = "(an event nested too deeply to be kept as text)"
 NOT_STORABLE = (
     "an event of this request is nested too deeply to be stored; none of the request's "
     "events were stored: flatten that event and send the request again"
@@ -234,12 +235,16 @@ def _framed(group: list[_Waiting]) -> tuple[bytes, list[_Waiting]]:
 
 
 def _wire(item: Incoming) -> tuple[Any, str | None, Ready | None]:
-    """What the writer process reads of an event: its raw form only when it decodes the event
-    itself, or keeps its text (an unusable event); a parsed object is not sent otherwise."""
+    """What the writer process reads of an event: an object parsed from an array crosses as
+    its text when it is decoded already (what an unusable or refused event keeps), never as
+    the object, which could be nested deeper than pickling goes."""
     if item.decoded is None or not isinstance(item.raw, dict):
         return item.raw, item.source, item.decoded
-    unusable = item.decoded[0].kind is Kind.UNUSABLE
-    return (raw_text(item.raw) if unusable else ""), item.source, item.decoded
+    try:
+        text = raw_text(item.raw)
+    except RecursionError:
+        text = TOO_DEEP_TO_KEEP
+    return text, item.source, item.decoded
 
 
 def _answer(group: list[_Waiting], results: list[IngestResult]) -> None:
