@@ -7,8 +7,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from accrochage.app import Core
 from accrochage.sinks.profiles import profile_for
+from accrochage.streams.flush import Flusher
+from tests.factories import revoked_event
 from tests.test_cdc_loop import answer, flush, only_written
 from tests.test_tracker import (
     NS,
@@ -88,6 +92,8 @@ def test_a_member_of_a_failed_batch_can_be_excluded(tmp_path: Path) -> None:
         assert record(core, "SF-1")["status"] == "excluded"
         assert record(core, "SF-2")["status"] == "pending", "cut again without it"
         assert batch_row(core, failed)["state"] == "superseded"
+        reasons = [h["reason"] for h in record(core, "SF-2")["history"]]
+        assert "batch superseded before its file could be written: cut again" in reasons
         _, path = only_written(flush(core))
         assert set(passages(path)) == {"SF-2"}
     finally:
@@ -156,5 +162,64 @@ def test_a_report_matched_to_no_file_settles_the_batches_it_answers_whole(
         assert (core.settings.paths.outbox / "pix" / "done" / whole.path.name).is_file()
         assert batch_row(core, part.batch_id)["state"] == "deposited"
         assert record(core, lonely)["status"] == "deposited"
+    finally:
+        core.close()
+
+
+def test_a_failed_batch_superseded_while_another_process_writes_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The service retries a failed batch while the operator's `exclude` supersedes it: the
+    file written meanwhile goes to superseded/, never beside the files to upload, and the
+    batch stays superseded (its other record is cut again once, in a new file)."""
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("a regular file where the outbox should be\n")
+    core, clock = make_core(tmp_path, paths={"outbox": blocker / "outbox"})
+    ingest(core, event("RW-1"), event("RW-2"))
+    (failed,) = core.flusher.flush(force=True).failed
+    core.close()
+    outbox = tmp_path / "outbox"
+    service, _ = make_core(tmp_path, clock, paths={"outbox": outbox})
+    operator, _ = make_core(tmp_path, clock, paths={"outbox": outbox})
+    try:
+        record_outcome = Flusher._record
+
+        def racing(self: Flusher, batch: Any, outcome: Any, report: Any) -> None:
+            if batch.batch_id == failed.batch_id:
+                (excluded,) = operator.operations.exclude(["RW-1"], "refused by the kit")
+                assert excluded.done, excluded.message
+            record_outcome(self, batch, outcome, report)
+
+        monkeypatch.setattr(Flusher, "_record", racing)
+        report = service.flusher.flush()
+        monkeypatch.undo()
+        assert report.written == [] and report.failed == []
+        assert any("superseded while its file was written" in n for n in report.notes)
+        assert batch_row(service, failed.batch_id)["state"] == "superseded"
+        assert list((outbox / "pix").glob("*.xml")) == []
+        assert len(list((outbox / "pix" / "superseded").glob("*.xml"))) == 1
+        (written,) = service.flusher.flush(force=True).written
+        assert set(passages(written.path)) == {"RW-2"}
+        assert record(service, "RW-1")["status"] == "excluded"
+    finally:
+        service.close()
+        operator.close()
+
+
+def test_a_revoked_record_its_report_left_out_is_withdrawn_on_retry(
+    tmp_path: Path, shared_dir: Path
+) -> None:
+    core, _ = make_core(tmp_path, schema={"version": "1.1.5"})
+    try:
+        ingest(core, event("SV-1"), event("SV-2"))
+        batch, _ = only_written(flush(core))
+        ingest(core, revoked_event(record_id="SV-2"))
+        assert record(core, "SV-2")["revocation_pending"] is True
+        answer(core, shared_dir, batch, ok=["SV-1"])
+        (outcome,) = core.operations.retry(["SV-2"])
+        assert outcome.done, outcome.message
+        detail = record(core, "SV-2")
+        assert (detail["status"], detail["revocation_pending"]) == ("withdrawn", False)
+        assert outstanding(core) == []
     finally:
         core.close()

@@ -7,6 +7,7 @@ from dataclasses import replace
 from datetime import datetime
 
 from accrochage.models.decode import Decoded
+from accrochage.models.lifecycle import without_correction
 from accrochage.models.problems import Problem
 from accrochage.models.record import (
     EXCLUDABLE,
@@ -28,12 +29,22 @@ def apply_resend(
 ) -> Change:
     """The operator sends again a record its batch's processed report left out (it stays
     `batched` or `deposited` until then): pending, with its stored correction as its content
-    when one waits (`correction`, decoded again)."""
+    when one waits (`correction`, decoded again); withdrawn if it was revoked."""
     if current.revocation_pending:
-        return _refused(
+        # Never acknowledged by the CDC, and revoked: nothing to send. Should a report show
+        # the CDC holds it after all, it comes back for its SUPPRESSION (`apply_held_elsewhere`).
+        withdrawn = replace(
+            without_correction(current),
+            status=Status.WITHDRAWN,
+            revocation_pending=False,
+            pending_since=None,
+            updated_at=now,
+        )
+        return moved(
             current,
-            f"record {current.record_id} was revoked: nothing to send again (if the CDC holds "
-            "it, a later report will say so)",
+            withdrawn,
+            now,
+            "withdrawn by the operator: revoked, and its batch's report did not mention it",
         )
     reason = "sent again by the operator: its batch's report did not mention it"
     if correction is not None:
@@ -43,10 +54,6 @@ def apply_resend(
         current, status=Status.PENDING, pending_since=now, batch_id=None, updated_at=now
     )
     return moved(current, record, now, reason)
-
-
-def _refused(current: Record, message: str) -> Change:
-    return Change(Outcome.REFUSED, errors=[Problem("record_id", message)])
 
 
 def apply_retry(current: Record, now: datetime) -> Change:

@@ -155,6 +155,8 @@ def apply_superseded(
     now: datetime,
     correction: tuple[Decoded, int | None] | None,
     since: datetime | None = None,
+    *,
+    written: bool = True,
 ) -> Change:
     """A member of a CREATION file that was written but never deposited, replaced because one
     of its records changed: each member goes back to be cut again (the changed one with its
@@ -163,7 +165,11 @@ def apply_superseded(
     waiting = since or now
     if current.status is not Status.BATCHED or current.batch_id != batch_id:
         return Change(Outcome.UNCHANGED)
-    why = "file superseded before any deposit"
+    why = (
+        "file superseded before any deposit"
+        if written
+        else "batch superseded before its file could be written"
+    )
     if current.revocation_pending:
         record = replace(
             without_correction(current),

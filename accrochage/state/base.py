@@ -127,10 +127,13 @@ class Transaction(PendingReads):
         not move them: left pending, they would be cut into a second file)."""
 
     @abstractmethod
-    def batch_written(self, batch_id: str, file: ReleasedFile, at: datetime) -> None: ...
+    def batch_written(self, batch_id: str, file: ReleasedFile, at: datetime) -> bool:
+        """Record the batch's file; False when the batch is no longer to write (superseded
+        while it was written, by another process): nothing is recorded then."""
 
     @abstractmethod
-    def batch_failed(self, batch_id: str, error: str) -> None: ...
+    def batch_failed(self, batch_id: str, error: str) -> bool:
+        """Record why its file could not be written; False as for `batch_written`."""
 
     @abstractmethod
     def batch(self, batch_id: str) -> BatchInfo | None: ...

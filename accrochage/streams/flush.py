@@ -277,12 +277,25 @@ class Flusher:
         key = batch.certifier.key
         if isinstance(outcome, str):
             with self.store.transaction() as tx:
-                tx.batch_failed(batch.batch_id, outcome)
-            metrics.count_batch_write(False)
-            report.add_failed(FailedBatch(batch.batch_id, key, outcome))
+                recorded = tx.batch_failed(batch.batch_id, outcome)
+            if recorded:
+                metrics.count_batch_write(False)
+                report.add_failed(FailedBatch(batch.batch_id, key, outcome))
             return
         with self.store.transaction() as tx:
-            tx.batch_written(batch.batch_id, outcome, self.clock.now())
+            recorded = tx.batch_written(batch.batch_id, outcome, self.clock.now())
+            if not recorded:
+                target = self.sink.place(key, outcome.path.name, BatchState.SUPERSEDED)
+                tx.batch_superseded(batch.batch_id, target)
+        if not recorded:
+            # Superseded by another process (a correction, an `exclude`) while its file was
+            # written: the file must not be uploaded, its records are cut again elsewhere.
+            self.sink.move_recorded([(outcome.path, target)], "superseded")
+            report.notes.append(
+                f"batch {batch.batch_id} was superseded while its file was written: "
+                f"{target} (never upload it)"
+            )
+            return
         metrics.count_batch_write(True)
         report.add_written(
             WrittenBatch(

@@ -89,6 +89,8 @@ class Operations:
             return ItemOutcome(ref, True, f"batch {batch_id} already recorded as deposited")
         if batch.state is BatchState.REPORTED:
             return ItemOutcome(ref, True, f"batch {batch_id} already has the CDC's report")
+        if batch.state is BatchState.SUPERSEDED and batch.file_path is None:
+            return refused(ref, f"batch {batch_id} was superseded before its file was written")
         if batch.state is BatchState.SUPERSEDED:
             return refused(
                 ref,
@@ -149,15 +151,19 @@ class Operations:
         excluded too: the CDC never saw it. Its batch is superseded first, every other member
         going back to be cut again without it.
         """
+        moves = []
         with self.store.transaction() as tx:
             now = self._now()
             for record in tx.records(record_ids).values():
                 if record.status is Status.BATCHED and self._batch_state(tx, record) is FAILED:
                     assert record.batch_id is not None
-                    supersede_batch(tx, record.batch_id, self.sink, self.decode, now)
-            return self._apply_in(
+                    move = supersede_batch(tx, record.batch_id, self.sink, self.decode, now)
+                    moves += [move] if move is not None else []
+            outcomes = self._apply_in(
                 tx, record_ids, lambda record, now: apply_exclude(record, reason, now)
             )
+        self.sink.move_recorded(moves, "superseded")
+        return outcomes
 
     @staticmethod
     def _batch_state(tx: Transaction, record: Record) -> BatchState | None:

@@ -58,7 +58,9 @@ def supersede_batch(
         correction = None
         if record.correction_version is not None and not record.revocation_pending:
             correction = decode(tx, record.record_id, record.correction_version)
-        change = apply_superseded(record, batch_id, now, correction, info.cut_at)
+        change = apply_superseded(
+            record, batch_id, now, correction, info.cut_at, written=info.file_path is not None
+        )
         if change.changed:
             changes.append(change)
     tx.save(changes)

@@ -20,7 +20,13 @@ from accrochage.models.batch import (
     Suppressible,
 )
 from accrochage.models.record import HistoryEntry, Record
-from accrochage.models.vocabulary import BatchState, CdcAction, RecordStatus, SchemaVersion
+from accrochage.models.vocabulary import (
+    BATCHES_TO_WRITE,
+    BatchState,
+    CdcAction,
+    RecordStatus,
+    SchemaVersion,
+)
 from accrochage.models.withdrawal import Sending
 from accrochage.state.sqlite.pending import PendingStatements
 from accrochage.state.sqlite.rows import (
@@ -61,6 +67,10 @@ FROM records r
 INSERT_HISTORY = (
     f"INSERT INTO history ({', '.join(HISTORY_COLUMNS)}) VALUES ({placeholders(HISTORY_COLUMNS)})"
 )
+
+
+_TO_WRITE = ", ".join(f"'{state.value}'" for state in BATCHES_TO_WRITE)
+"""The states a batch is written from: any other (superseded meanwhile) refuses the record."""
 
 
 class BatchStatements(PendingStatements):
@@ -131,12 +141,13 @@ class BatchStatements(PendingStatements):
                 self._conn, batch.batch_id, [m.record_id for m in members], created
             )
 
-    def batch_written(self, batch_id: str, file: ReleasedFile, at: datetime) -> None:
-        self._conn.execute(
+    def batch_written(self, batch_id: str, file: ReleasedFile, at: datetime) -> bool:
+        written = self._conn.execute(
             "UPDATE batches SET state = ?, file_path = ?, sha256 = ?, bytes = ?, "
-            "error = NULL, written_at = ? WHERE batch_id = ?",
+            f"error = NULL, written_at = ? WHERE batch_id = ? AND state IN ({_TO_WRITE})",
             (BatchState.WRITTEN.value, str(file.path), file.sha256, file.size, stamp(at), batch_id),
         )
+        return written.rowcount == 1
 
     def forget_sent_passages(self, batch_ids: Sequence[str], *, sweep: bool = False) -> None:
         if self._conn.execute(_NEEDED_PASSAGE, (RecordStatus.PENDING.value,)).fetchone() is None:
@@ -149,11 +160,13 @@ class BatchStatements(PendingStatements):
                 [(batch_id, RecordStatus.PENDING.value) for batch_id in batch_ids],
             )
 
-    def batch_failed(self, batch_id: str, error: str) -> None:
-        self._conn.execute(
-            "UPDATE batches SET state = ?, error = ? WHERE batch_id = ?",
+    def batch_failed(self, batch_id: str, error: str) -> bool:
+        failed = self._conn.execute(
+            "UPDATE batches SET state = ?, error = ? "
+            f"WHERE batch_id = ? AND state IN ({_TO_WRITE})",
             (BatchState.FAILED.value, error, batch_id),
         )
+        return failed.rowcount == 1
 
     def batch(self, batch_id: str) -> BatchInfo | None:
         row = self._conn.execute(
