@@ -823,11 +823,16 @@ def _unusable(decoded: Decoded, field: str, fragment: str) -> None:
 
 @pytest.mark.parametrize(
     "raw",
-    ["{", "not json", "", b"\xff\xfe{}", '{"record_id": "x",}'],
-    ids=["brace", "text", "empty", "bad-utf8", "trailing-comma"],
+    ["{", "not json", b"\xff\xfe{}", '{"record_id": "x",}'],
+    ids=["brace", "text", "bad-utf8", "trailing-comma"],
 )
 def test_not_json_is_unusable(raw: Any) -> None:
     _unusable(run(raw), "event", "not valid JSON")
+
+
+@pytest.mark.parametrize("raw", ["", b""], ids=["text", "bytes"])
+def test_nothing_is_unusable(raw: Any) -> None:
+    _unusable(run(raw), "event", "is empty: no JSON event")
 
 
 @pytest.mark.parametrize("raw", ["[]", json.dumps([delivered_event()]), "42", '"PX-1"', "null"])

@@ -255,6 +255,8 @@ def parse_payload(raw: bytes | str | dict[str, Any]) -> tuple[dict[str, Any] | N
     digits a float cannot hold (and a NaN its marker's spelling)."""
     if isinstance(raw, dict):
         return _score_as_written(raw), None
+    if not raw:
+        return None, "is empty: no JSON event (a Kafka record without a value, say)"
     try:
         payload = loads_json(raw)
     except UnicodeDecodeError as exc:
@@ -449,8 +451,9 @@ def _revoking_certifier(
     if event.certification is not None:
         certifier, problems = registry.resolve(None, event.certification.code)
         return (certifier.key, None) if certifier else (None, problems[0])
-    if len(registry.certifiers) == 1:
-        return next(iter(registry.certifiers)), None
+    sole = registry.sole()
+    if sole is not None:
+        return sole.key, None
     return None, Problem(
         "certifier",
         "is required: more than one certifier is configured; name the record's certifier "

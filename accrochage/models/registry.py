@@ -39,6 +39,11 @@ class Registry:
     def get(self, key: str) -> Certifier | None:
         return self.certifiers.get(key)
 
+    def sole(self) -> Certifier | None:
+        """The only certifier configured, or None: whose record a revocation naming neither a
+        certifier nor a certification withdraws (the worker and `send`'s key alike)."""
+        return next(iter(self.certifiers.values())) if len(self.certifiers) == 1 else None
+
     def resolve(self, key: str | None, code: str) -> tuple[Certifier | None, list[Problem]]:
         if key is None:
             owners = self._owners.get(code, [])

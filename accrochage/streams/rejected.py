@@ -21,7 +21,7 @@ def raw_text(raw: bytes | str | dict[str, Any]) -> str:
     if isinstance(raw, dict):
         text = json.dumps(raw, ensure_ascii=False)
     elif isinstance(raw, bytes):
-        text = raw[: RAW_KEPT * 4].decode("utf-8", errors="replace")
+        text = _text_of(raw[: RAW_KEPT * 4])
     else:
         text = raw
     return storable(text[:RAW_KEPT])
@@ -34,11 +34,19 @@ def letter_event(raw: bytes | str | dict[str, Any], *, parse: bool = True) -> An
         return raw_text(raw)
     if isinstance(raw, dict):
         return raw
-    text = raw.decode("utf-8", errors="replace") if isinstance(raw, bytes) else raw
+    text = _text_of(raw) if isinstance(raw, bytes) else raw
     try:
         return json.loads(text, parse_constant=_not_json)
     except (ValueError, RecursionError):
         return text[:RAW_KEPT]
+
+
+def _text_of(raw: bytes) -> str:
+    """Bytes as JSON reads them (UTF-8, -16 or -32, as `decode.loads_json` does)."""
+    try:
+        return raw.decode(json.detect_encoding(raw))
+    except UnicodeDecodeError:
+        return raw.decode("utf-8", errors="replace")
 
 
 def _not_json(name: str) -> None:

@@ -41,6 +41,17 @@ def test_an_event_is_keyed_by_its_certifier_or_the_owner_of_its_code() -> None:
     assert event_key(b"{not json", REGISTRY) is None
 
 
+def test_a_revocation_naming_no_one_is_keyed_as_the_worker_reads_it() -> None:
+    """The worker gives a revocation naming neither a certifier nor a certification to the
+    only certifier configured: `send` keys it the same, so it lands on its delivery's
+    partition, after it."""
+    sole = Registry(REGISTRY.emitter, [REGISTRY.certifiers["pix"]])
+    revocation = _line(type="certification.revoked", event_id="r-1")
+    assert event_key(revocation, sole) == b"pix"
+    assert event_key(revocation, REGISTRY) is None, "two certifiers: the worker refuses it"
+    assert event_key(_line(event_id="d-1"), sole) is None, "a delivery names its certification"
+
+
 def _send(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         cli_command(config, "send", *args),

@@ -39,7 +39,7 @@ from tests.test_tracker import write_config
 TOPIC = "certifications"
 
 
-def record(partition: int, offset: int, value: bytes) -> SimpleNamespace:
+def record(partition: int, offset: int, value: bytes | None) -> SimpleNamespace:
     return SimpleNamespace(topic=TOPIC, partition=partition, offset=offset, key=b"pix", value=value)
 
 

@@ -51,6 +51,37 @@ async def test_a_message_nested_too_deep_is_unusable_and_the_others_are_stored(
     assert "nested too deeply" in json.loads(value)["errors"][0]["message"]
 
 
+async def test_a_record_without_a_value_is_unusable_and_the_partition_goes_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A tombstone (a record whose value is null) once failed the set-aside transaction
+    itself: the worker exited 70 at every start, its partition stalled for good."""
+
+    def hard_exit(code: int) -> None:
+        raise HardExit(code)
+
+    monkeypatch.setattr(worker_module.os, "_exit", hard_exit)
+    monkeypatch.setattr(worker_module.logging, "shutdown", lambda: None)
+    config = write_config(tmp_path)
+    fetch = [record(0, 0, good(0)), record(0, 1, None), record(0, 2, good(2))]
+    await store_fetch(partial(build_writer_parts, config, decode=True), fetch)
+    stored = _stored(tmp_path / "var" / "state.db")
+    assert (stored["records"], stored["dead_letters"], stored["offsets"]) == (2, 1, {0: 3})
+    assert stored["unusable"] == [("kafka:certifications:0:1",)]
+    with sqlite3.connect(tmp_path / "var" / "state.db") as conn:
+        (value,) = conn.execute("SELECT value FROM dead_letters").fetchone()
+    conn.close()
+    envelope = json.loads(value)
+    assert "is empty" in envelope["errors"][0]["message"] and envelope["event"] == ""
+
+
+def test_a_utf16_event_is_its_json_in_the_envelope() -> None:
+    raw = json.dumps({"record_id": "U-1", "holder": {"sex": "X"}}).encode("utf-16")
+    result = IngestResult("U-1", "created", "invalid", [Problem("holder.sex", "M or F")])
+    envelope = json.loads(dead_letter(SOURCE, Incoming(raw, "k", 0, 3, b"pix"), result).value)
+    assert envelope["event"] == {"record_id": "U-1", "holder": {"sex": "X"}}
+
+
 def test_a_rejected_event_too_large_for_the_topic_is_sent_truncated() -> None:
     big = json.dumps({"record_id": "BIG-1", "verbatim": "v" * 1_010_000}).encode()
     result = IngestResult("BIG-1", "created", "invalid", [Problem("verbatim", "too long")])

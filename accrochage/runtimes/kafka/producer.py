@@ -19,7 +19,8 @@ SEND_TIMEOUT_MS = 30_000
 def event_key(line: bytes, registry: Registry) -> bytes | None:
     """The certifier key keeps one certifier's events ordered on one partition: the event's
     `certifier`, or the one configured certifier its certification code belongs to (CONTRACT
-    §1 lets an event leave it out then). None: the worker refuses or reports it anyway."""
+    §1 lets an event leave it out then), or, for a revocation naming neither, the only
+    certifier configured. None: the worker refuses or reports it anyway."""
     try:
         payload: Any = json.loads(line)
     except (ValueError, RecursionError):  # not JSON: the worker keeps it as unusable
@@ -35,6 +36,10 @@ def event_key(line: bytes, registry: Registry) -> bytes | None:
         owner, _ = registry.resolve(None, code.strip())
         if owner is not None:
             return owner.key.encode()
+    sole = registry.sole()
+    revocation = payload.get("type") == "certification.revoked"
+    if certifier is None and certification is None and revocation and sole is not None:
+        return sole.key.encode()  # the worker gives it to that certifier too
     return None
 
 

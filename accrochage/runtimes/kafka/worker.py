@@ -51,9 +51,10 @@ class WorkerApp(faust.App):
 
 
 def incoming(record: Any) -> Incoming:
-    """One record (an aiokafka record or a faust message): its raw bytes, untouched."""
+    """One record (an aiokafka record or a faust message): its raw bytes, untouched; a record
+    without a value (a tombstone, a producer's mistake) as empty bytes, an unusable event."""
     return Incoming(
-        record.value,
+        record.value if record.value is not None else b"",
         f"kafka:{record.topic}:{record.partition}:{record.offset}",
         record.partition,
         record.offset,
