@@ -213,14 +213,7 @@ class Ingestor:
         """
         decoded = [self._decode(item) for item in items]
         with self.store.transaction() as tx:
-            stored = tx.offsets(source.topic)
-            kept = [
-                (item, one)
-                for item, one in zip(items, decoded, strict=True)
-                if item.partition is None
-                or item.offset is None
-                or item.offset >= stored.get(item.partition, 0)
-            ]
+            kept = _unread(tx.offsets(source.topic), items, decoded)
             if not kept:
                 return []
             kept_items = [item for item, _ in kept]
@@ -292,6 +285,24 @@ class Ingestor:
         )
         result = IngestResult(decoded.record_id, change.outcome, status, errors, decoded.warnings)
         return result, change
+
+
+def _unread(
+    stored: dict[int, int], items: Sequence[Incoming], decoded: Sequence[Ready]
+) -> list[tuple[Incoming, Ready]]:
+    """The events not stored yet: at or past their partition's stored offset, each offset
+    once. A consumer that seeks back (a rebalance) fetches again what may still wait in the
+    same group: twice in one transaction, it would be logged and dead-lettered twice."""
+    seen: set[tuple[int, int]] = set()
+    kept = []
+    for item, one in zip(items, decoded, strict=True):
+        if item.partition is not None and item.offset is not None:
+            at = (item.partition, item.offset)
+            if item.offset < stored.get(item.partition, 0) or at in seen:
+                continue
+            seen.add(at)
+        kept.append((item, one))
+    return kept
 
 
 def _unusable(

@@ -75,6 +75,25 @@ async def test_a_record_without_a_value_is_unusable_and_the_partition_goes_on(
     assert "is empty" in envelope["errors"][0]["message"] and envelope["event"] == ""
 
 
+async def test_offsets_fetched_twice_in_one_group_are_stored_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A consumer that seeks back (a rebalance) fetches again what still waits in the group:
+    each offset is stored, logged and dead-lettered once."""
+
+    def hard_exit(code: int) -> None:
+        raise HardExit(code)
+
+    monkeypatch.setattr(worker_module.os, "_exit", hard_exit)
+    monkeypatch.setattr(worker_module.logging, "shutdown", lambda: None)
+    config = write_config(tmp_path)
+    first = [record(0, 0, b"{not json"), record(0, 1, good(1))]
+    await store_fetch(partial(build_writer_parts, config, decode=True), first + first)
+    stored = _stored(tmp_path / "var" / "state.db")
+    assert (stored["records"], stored["dead_letters"], stored["offsets"]) == (1, 1, {0: 2})
+    assert stored["unusable"] == [("kafka:certifications:0:0",)]
+
+
 def test_a_utf16_event_is_its_json_in_the_envelope() -> None:
     raw = json.dumps({"record_id": "U-1", "holder": {"sex": "X"}}).encode("utf-16")
     result = IngestResult("U-1", "created", "invalid", [Problem("holder.sex", "M or F")])
