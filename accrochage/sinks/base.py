@@ -7,6 +7,7 @@ sink; another target (a portal upload, an object store) is another subclass besi
 
 from __future__ import annotations
 
+import logging
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -18,6 +19,8 @@ from accrochage.errors import AccrochageError
 from accrochage.models.batch import FrozenBatch, ReleasedFile
 from accrochage.models.vocabulary import BatchState
 from accrochage.state.base import StoredContent
+
+log = logging.getLogger("accrochage.outbox")
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,8 +67,16 @@ class BatchSink(ABC):
         """
         failpoints.reached(f"{step}:recorded")
         for source, target in moves:
-            if source.is_file():
-                self.move(source, target)
+            try:
+                if source.is_file():
+                    self.move(source, target)
+            except OSError as exc:  # the state is committed: the file follows it later
+                log.warning(
+                    "%s could not be moved to %s (%s); the next flush puts it where the state says",
+                    source,
+                    target,
+                    type(exc).__name__,
+                )
         failpoints.reached(f"{step}:moved")
 
     def write_many(

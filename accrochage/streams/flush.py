@@ -284,10 +284,12 @@ class Flusher:
             return
         with self.store.transaction() as tx:
             recorded = tx.batch_written(batch.batch_id, outcome, self.clock.now())
-            if not recorded:
+            now_is = None if recorded else tx.batch(batch.batch_id)
+            superseded = now_is is not None and now_is.state is BatchState.SUPERSEDED
+            if superseded:
                 target = self.sink.place(key, outcome.path.name, BatchState.SUPERSEDED)
                 tx.batch_superseded(batch.batch_id, target)
-        if not recorded:
+        if superseded:
             # Superseded by another process (a correction, an `exclude`) while its file was
             # written: the file must not be uploaded, its records are cut again elsewhere.
             self.sink.move_recorded([(outcome.path, target)], "superseded")
@@ -295,6 +297,8 @@ class Flusher:
                 f"batch {batch.batch_id} was superseded while its file was written: "
                 f"{target} (never upload it)"
             )
+            return
+        if not recorded:  # another flush wrote it meanwhile: the same name, the same bytes
             return
         metrics.count_batch_write(True)
         report.add_written(

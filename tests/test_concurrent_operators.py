@@ -1,0 +1,90 @@
+"""Two processes at the state and the outbox at once: the service's flush and the operator's
+commands. Whatever interleaves, a batch keeps its one file, a committed step is reported as
+done, and the files end where the state says."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from accrochage.app import Core
+from accrochage.streams.flush import Flusher
+from tests.test_tracker import batch_row, event, ingest, make_core, passages, record
+
+
+def failed_then_fixed(tmp_path: Path) -> tuple[Core, Core, str]:
+    """A batch whose writing failed (no outbox), then two cores on a working outbox."""
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("a regular file where the outbox should be\n")
+    core, clock = make_core(tmp_path, paths={"outbox": blocker / "outbox"})
+    ingest(core, event("CC-1"), event("CC-2"))
+    (failed,) = core.flusher.flush(force=True).failed
+    core.close()
+    outbox = tmp_path / "outbox"
+    first, _ = make_core(tmp_path, clock, paths={"outbox": outbox})
+    second, _ = make_core(tmp_path, clock, paths={"outbox": outbox})
+    return first, second, failed.batch_id
+
+
+def test_two_flushes_writing_the_same_batch_leave_it_written_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The second writer of the same waiting batch finds it written: the same name, the same
+    bytes. It must not take it for superseded (its records would be stranded, batched in a
+    batch never to upload)."""
+    first, second, batch_id = failed_then_fixed(tmp_path)
+    try:
+        record_outcome = Flusher._record
+        raced: list[bool] = []
+
+        def racing(self: Flusher, batch: Any, outcome: Any, report: Any) -> None:
+            if not raced:
+                raced.append(True)
+                (other,) = second.flusher.flush().written
+                assert other.batch_id == batch_id
+            record_outcome(self, batch, outcome, report)
+
+        monkeypatch.setattr(Flusher, "_record", racing)
+        report = first.flusher.flush()
+        monkeypatch.undo()
+        assert not any("superseded" in note for note in report.notes)
+        row = batch_row(first, batch_id)
+        assert row["state"] == "written"
+        (top,) = (tmp_path / "outbox" / "pix").glob("*.xml")
+        assert Path(row["file_path"]) == top and set(passages(top)) == {"CC-1", "CC-2"}
+        assert not (tmp_path / "outbox" / "pix" / "superseded").exists()
+        assert not first.flusher.flush(force=True).cut
+    finally:
+        first.close()
+        second.close()
+
+
+def test_a_move_that_fails_after_the_commit_is_not_a_failed_command(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """`deposited` committed; its file's move then fails (another process moved it first, a
+    folder in the way): each item is still answered, the move is left to the next flush."""
+    core, _ = make_core(tmp_path)
+    try:
+        ingest(core, event("CM-1"))
+        (written,) = core.flusher.flush(force=True).written
+
+        def vanished(source: Path, target: Path) -> None:
+            raise FileNotFoundError(source)
+
+        monkeypatch.setattr(core.operations.sink, "move", vanished)
+        with caplog.at_level(logging.WARNING, logger="accrochage.outbox"):
+            (outcome,) = core.operations.deposited([written.batch_id])
+        monkeypatch.undo()
+        assert outcome.done and "deposited (1 records)" in outcome.message
+        assert any("could not be moved" in r.getMessage() for r in caplog.records)
+        assert batch_row(core, written.batch_id)["state"] == "deposited"
+        assert record(core, "CM-1")["status"] == "deposited"
+        core.flusher.flush()
+        deposited = tmp_path / "var" / "outbox" / "pix" / "deposited" / written.path.name
+        assert deposited.is_file() and not written.path.exists()
+    finally:
+        core.close()
