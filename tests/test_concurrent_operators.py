@@ -12,7 +12,16 @@ import pytest
 
 from accrochage.app import Core
 from accrochage.streams.flush import Flusher
-from tests.test_tracker import batch_row, event, ingest, make_core, passages, record
+from tests.test_tracker import (
+    batch_row,
+    event,
+    ingest,
+    make_core,
+    passages,
+    processed_report,
+    record,
+    rows,
+)
 
 
 def failed_then_fixed(tmp_path: Path) -> tuple[Core, Core, str]:
@@ -86,5 +95,35 @@ def test_a_move_that_fails_after_the_commit_is_not_a_failed_command(
         core.flusher.flush()
         deposited = tmp_path / "var" / "outbox" / "pix" / "deposited" / written.path.name
         assert deposited.is_file() and not written.path.exists()
+    finally:
+        core.close()
+
+
+def test_a_report_for_a_file_released_but_never_recorded(
+    tmp_path: Path, shared_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The process died between releasing a file and recording it (the batch stays `cut`),
+    and the operator uploaded that file: its report records it, moves it to done/, and no
+    flush offers it again."""
+    core, _ = make_core(tmp_path)
+    try:
+        ingest(core, event("CR-1"), event("CR-2"))
+        monkeypatch.setattr(Flusher, "_record", lambda self, batch, outcome, report: None)
+        core.flusher.flush(force=True)
+        monkeypatch.undo()
+        (released,) = (tmp_path / "var" / "outbox" / "pix").glob("*.xml")
+        (row,) = rows(core, "SELECT batch_id, state FROM batches")
+        assert row["state"] == "cut"
+        data = processed_report(
+            shared_dir, file_name=released.name, id_flux=row["batch_id"], ok=["CR-1", "CR-2"]
+        )
+        summary = core.feedback.import_report_bytes(data, "report.xml")
+        assert sorted(summary.accepted) == ["CR-1", "CR-2"]
+        after = batch_row(core, row["batch_id"])
+        assert after["state"] == "reported" and after["sha256"] is not None
+        assert (tmp_path / "var" / "outbox" / "pix" / "done" / released.name).is_file()
+        assert not released.exists()
+        report = core.flusher.flush(force=True)
+        assert not report.written and not report.cut
     finally:
         core.close()

@@ -101,7 +101,7 @@ def test_a_flush_reads_no_byte_of_the_files_already_written(
         def no_hashing(path: Path) -> str:
             raise AssertionError(f"flush read {path.name}")
 
-        monkeypatch.setattr(verify, "_sha256", no_hashing)
+        monkeypatch.setattr(verify, "sha256_of", no_hashing)
         assert all(r.accepted for r in ingest(core, *_events(120)[80:]))
         report = core.flusher.flush(force=True)
     finally:

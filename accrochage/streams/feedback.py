@@ -10,10 +10,11 @@ from pathlib import Path
 from typing import Any
 
 from accrochage.errors import AccrochageError
+from accrochage.models.batch import BatchInfo, ReleasedFile
 from accrochage.models.corrections import RequestClosure
 from accrochage.models.deadline import Clock
 from accrochage.models.record import AWAITING_REPORT, Change, Record
-from accrochage.models.vocabulary import RELEASED, BatchState, CdcAction
+from accrochage.models.vocabulary import BATCHES_TO_WRITE, RELEASED, BatchState, CdcAction
 from accrochage.sinks.base import BatchSink
 from accrochage.sinks.outbox import fsync_directory
 from accrochage.sinks.reports import ProcessingReport, parse_report, read_report_bytes
@@ -26,6 +27,7 @@ from accrochage.streams.outcomes import (
     is_acceptance,
 )
 from accrochage.streams.redecode import Decodes
+from accrochage.streams.verify import sha256_of
 
 
 @dataclass(slots=True)
@@ -132,15 +134,22 @@ class Feedback:
             )
             moves = []
             for done in settled:
-                move = self._file_done(tx, done)
+                move = self._file_done(tx, done, now)
                 moves += [move] if move is not None else []
         self.sink.move_recorded(moves, "reported")
         return summary
 
-    def _file_done(self, tx: Transaction, batch_id: str) -> tuple[Path, Path] | None:
+    def _file_done(self, tx: Transaction, batch_id: str, now: datetime) -> tuple[Path, Path] | None:
         """Mark the batch reported; its file (if released) belongs in `done/` from now on."""
         batch = tx.batch(batch_id)
         assert batch is not None
+        if batch.state in BATCHES_TO_WRITE:
+            self._record_found(tx, batch, now)
+            batch = tx.batch(batch_id)
+            assert batch is not None
+            if batch.state in BATCHES_TO_WRITE:
+                tx.batch_reported(batch_id, None)
+                return None
         if batch.state not in RELEASED:
             return None
         if batch.file_path is None:
@@ -149,6 +158,17 @@ class Feedback:
         target = self.sink.place(batch.certifier, batch.file_name, BatchState.REPORTED)
         tx.batch_reported(batch_id, target)
         return batch.file_path, target
+
+    def _record_found(self, tx: Transaction, batch: BatchInfo, now: datetime) -> None:
+        """A report for a batch never recorded written: its file was released, then the
+        process died before the commit, and the operator uploaded it anyway. The file found
+        is recorded as written, so that it moves to `done/` and is never offered again."""
+        found = self.sink.find(batch.certifier, batch.file_name)
+        if found is None:
+            return
+        passages = len(tx.batch_member_ids(batch.batch_id))
+        released = ReleasedFile(found, passages, found.stat().st_size, sha256_of(found))
+        tx.batch_written(batch.batch_id, released, now)
 
 
 def _settled_batches(tx: Transaction, record_ids: list[str]) -> list[str]:

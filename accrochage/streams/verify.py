@@ -69,7 +69,7 @@ def file_problem(recorded: ReleasedFile) -> str | None:
     if info.st_size != recorded.size:
         return f"altered: {info.st_size} bytes, {recorded.size} recorded"
     try:
-        digest = _sha256(recorded.path)
+        digest = sha256_of(recorded.path)
     except OSError as exc:
         return f"cannot be read ({exc.strerror})"
     if digest != recorded.sha256:
@@ -77,7 +77,7 @@ def file_problem(recorded: ReleasedFile) -> str | None:
     return None
 
 
-def _sha256(path: Path) -> str:
+def sha256_of(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as handle:
         for block in iter(lambda: handle.read(_BLOCK), b""):
