@@ -103,7 +103,6 @@ def build_sink(settings: Settings, store: Store, *, one_off: bool = False) -> Xm
         store.location,
         schema_version=settings.schema_.version,
         xsd=settings.schema_.xsd,
-        max_file_bytes=settings.batching.max_file_bytes,
         render_processes=processes,
         pool_threshold=ONE_OFF_POOL_THRESHOLD if one_off else 0,
     )

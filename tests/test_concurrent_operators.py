@@ -127,3 +127,36 @@ def test_a_report_for_a_file_released_but_never_recorded(
         assert not report.written and not report.cut
     finally:
         core.close()
+
+
+def test_a_lowered_max_file_bytes_still_writes_and_repairs_batches_cut_before(
+    tmp_path: Path,
+) -> None:
+    """Batches are cut within the limit of their day: written later, or again, they are the
+    same bytes whatever `max_file_bytes` says now."""
+    from accrochage.streams.verify import OutboxVerifier
+
+    outbox = tmp_path / "outbox"
+    core, clock = make_core(tmp_path, paths={"outbox": outbox})
+    ingest(core, *(event(f"CW-{i:03d}") for i in range(80)))
+    (written,) = core.flusher.flush(force=True).written
+    core.close()
+    assert written.path.stat().st_size > 100_000
+    written.path.unlink()
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("a regular file where the outbox should be\n")
+    blocked, _ = make_core(tmp_path, clock, paths={"outbox": blocker / "outbox"})
+    ingest(blocked, *(event(f"CB-{i:03d}") for i in range(80)))
+    failed = blocked.flusher.flush(force=True).failed
+    (waiting,) = [f for f in failed if f.batch_id != written.batch_id]  # the other: repaired
+    blocked.close()
+    lowered, _ = make_core(
+        tmp_path, clock, paths={"outbox": outbox}, batching={"max_file_bytes": 100_000}
+    )
+    try:
+        repaired = OutboxVerifier(lowered.store, lowered.flusher.sink).verify(repair=True)
+        assert repaired.ok and written.path.is_file()
+        (late,) = lowered.flusher.flush().written
+        assert late.batch_id == waiting.batch_id and late.path.stat().st_size > 100_000
+    finally:
+        lowered.close()

@@ -86,7 +86,6 @@ def _rerendered(config: Path, tmp_path: Path) -> dict[str, bytes]:
         store.location,
         schema_version=settings.schema_.version,
         xsd=None,
-        max_file_bytes=settings.batching.max_file_bytes,
     )
     try:
         with store.reading() as reader:

@@ -23,7 +23,7 @@ from accrochage.models.event import event_from_content
 from accrochage.models.vocabulary import BatchState, SchemaVersion
 from accrochage.processes import helper_context
 from accrochage.sinks.base import BatchSink, FileSizes, outcome_of
-from accrochage.sinks.gate import load_schema, schema_path
+from accrochage.sinks.gate import MAX_FILE_BYTES, load_schema, schema_path
 from accrochage.sinks.outbox import file_name, move_released, release_passages
 from accrochage.sinks.passage import passage_bytes
 from accrochage.sinks.profiles import SchemaProfile, profile_for
@@ -116,7 +116,6 @@ class XmlOutbox(BatchSink):
         *,
         schema_version: SchemaVersion,
         xsd: Path | None,
-        max_file_bytes: int,
         render_processes: int = 0,
         pool_threshold: int = 0,
     ) -> None:
@@ -125,7 +124,6 @@ class XmlOutbox(BatchSink):
         self.store = store
         self.schema_version = schema_version
         self.xsd_override = xsd
-        self.max_file_bytes = max_file_bytes
         self.render_processes = render_processes
         self.pool_threshold = pool_threshold
         """Fewer passages than this render in-process (a one-off command avoids the pool)."""
@@ -161,12 +159,16 @@ class XmlOutbox(BatchSink):
         return len(stored_passage(content, profile_for(batch.passage_schema)))
 
     def _job(self, batch: FrozenBatch) -> RenderJob:
+        """A frozen batch was cut within the `max_file_bytes` of its day, from its passages'
+        exact sizes: it is written (and written again, byte for byte) whatever the setting is
+        now, within the CDC's own limit only. Held to a setting lowered since, a batch cut but
+        not written, or a file to repair, could never be written again."""
         return RenderJob(
             self.store,
             self.outbox,
             batch,
             self.xsd_for(batch.schema_version),
-            self.max_file_bytes,
+            MAX_FILE_BYTES,
         )
 
     def write(self, batch: FrozenBatch) -> ReleasedFile:
