@@ -160,3 +160,34 @@ def test_a_lowered_max_file_bytes_still_writes_and_repairs_batches_cut_before(
         assert late.batch_id == waiting.batch_id and late.path.stat().st_size > 100_000
     finally:
         lowered.close()
+
+
+def test_verify_does_not_write_again_a_file_deposited_while_it_checked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`deposited` moves a file after `verify --repair` listed it: found missing where it
+    was, it is judged where the state says now, never written again beside the files to
+    upload."""
+    from accrochage.streams import verify as verify_module
+
+    core, _ = make_core(tmp_path)
+    try:
+        ingest(core, event("CV-1"))
+        (written,) = core.flusher.flush(force=True).written
+        real = verify_module.file_problem
+        moved: list[bool] = []
+
+        def deposited_meanwhile(recorded: Any) -> str | None:
+            if not moved:
+                moved.append(True)
+                (done,) = core.operations.deposited([written.batch_id])
+                assert done.done
+            return real(recorded)
+
+        monkeypatch.setattr(verify_module, "file_problem", deposited_meanwhile)
+        report = verify_module.OutboxVerifier(core.store, core.flusher.sink).verify(repair=True)
+        assert report.issues == []
+        assert not written.path.exists(), "no copy beside the files to upload"
+        assert (written.path.parent / "deposited" / written.path.name).is_file()
+    finally:
+        core.close()

@@ -122,10 +122,17 @@ class OutboxVerifier:
         with self.store.reading() as reader:
             released = reader.released_batches(RELEASED)
         report = VerifyReport(checked=len(released))
-        for item in released:
-            problem = file_problem(item.file)
+        for listed in released:
+            problem = file_problem(listed.file)
             if problem is None:
                 continue
+            item = self._still(listed)
+            if item is None or item.file.path != listed.file.path:
+                # Moved by another command since the listing (deposited, a report): judged
+                # where the state says now, never written again where it was.
+                problem = None if item is None else file_problem(item.file)
+                if item is None or problem is None:
+                    continue
             error = rewrite(self.sink, item) if repair else None
             report.issues.append(
                 FileIssue(
@@ -139,3 +146,10 @@ class OutboxVerifier:
                 )
             )
         return report
+
+    def _still(self, listed: ReleasedBatch) -> ReleasedBatch | None:
+        """The batch as the state records it now (a file may have moved while the others were
+        hashed), or None when it is no longer released."""
+        with self.store.reading() as reader:
+            now = reader.released_batches(RELEASED)
+        return next((b for b in now if b.batch.batch_id == listed.batch.batch_id), None)
