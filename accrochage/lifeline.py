@@ -9,6 +9,7 @@ starter's pid ends it within a fraction of a second instead.
 from __future__ import annotations
 
 import os
+import signal
 import threading
 import time
 
@@ -29,3 +30,12 @@ def exit_with(parent: int) -> None:
                 pass
 
     threading.Thread(target=watch, name=f"exit-with-{parent}", daemon=True).start()
+
+
+def ignore_stop_signals() -> None:
+    """A helper leaves SIGINT and SIGTERM to the process that started it, which stops it in
+    order. A Ctrl-C reaches the whole process group: a helper taking it interrupted its work
+    with a KeyboardInterrupt (a request lost, tracebacks in a JSON log, a pool its starter
+    then waited on for ever)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)

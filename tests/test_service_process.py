@@ -21,6 +21,7 @@ from accrochage.generate import GeneratedCertifier, generate_events
 from tests.test_tracker import write_config
 
 DEADLINE = 30.0
+COMMAND = (sys.executable, "-m", "accrochage")
 
 
 def free_port() -> int:
@@ -247,3 +248,58 @@ def test_a_second_stop_signal_does_not_cut_the_cleanup_short() -> None:
     assert rest.split() == ["cleaned", "returned"], (rest, err)
     assert child.returncode == 0, err
     assert "destroyed" not in err and "Traceback" not in err, err
+
+
+async def test_ctrl_c_stops_the_service_and_its_helpers_in_order(tmp_path: Path) -> None:
+    """Ctrl-C signals the whole process group: the helpers (writer, decode and render
+    processes) leave the stop to the service, which ends them in order. Once, each decode
+    process died of a KeyboardInterrupt of its own: tracebacks in a JSON log, a request lost,
+    and under load a service that never exited."""
+    port = free_port()
+    config = write_config(
+        tmp_path,
+        api={"bind": f"127.0.0.1:{port}"},
+        batching={"tick": "1s", "max_delay": "1s", "render_processes": 1},
+    )
+    today = date.today() - timedelta(days=1)
+    certifiers = [GeneratedCertifier("pix", ["RS5875"])]
+    events = list(generate_events(60, certifiers, today=today, seed=3, max_age_days=10))
+    log_path = tmp_path / "service.log"
+    with log_path.open("wb") as log:
+        service = subprocess.Popen(
+            [*COMMAND, "--config", str(config), "run", "--log-format", "json"],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            start_new_session=True,
+        )
+        base = f"http://127.0.0.1:{port}"
+        try:
+            await wait_healthy(base, service)
+            async with (
+                aiohttp.ClientSession() as session,
+                session.post(f"{base}/events", json=events) as response,
+            ):
+                assert response.status == 200  # an array: through the decode processes
+            os.killpg(service.pid, signal.SIGINT)
+            assert service.wait(timeout=DEADLINE) == 0
+        finally:
+            if service.poll() is None:
+                os.killpg(service.pid, signal.SIGKILL)
+            _reaped(service)
+    lines = log_path.read_text(encoding="utf-8").splitlines()
+    assert "KeyboardInterrupt" not in "\n".join(lines)
+    for line in lines:
+        assert isinstance(json.loads(line), dict), line
+    deadline = time.monotonic() + DEADLINE
+    while _group_alive(service.pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _group_alive(service.pid), "a helper outlived the service"
+
+
+def _group_alive(group: int) -> bool:
+    try:
+        os.killpg(group, 0)
+    except ProcessLookupError:
+        return False
+    return True

@@ -18,7 +18,6 @@ from __future__ import annotations
 import logging
 import os
 import pickle
-import signal
 import socket
 from collections.abc import Callable
 from concurrent.futures import Future
@@ -27,7 +26,7 @@ from typing import Any
 from accrochage import heap
 from accrochage.api.frames import CHUNK, frame, unframe
 from accrochage.errors import StoreError
-from accrochage.lifeline import exit_with
+from accrochage.lifeline import exit_with, ignore_stop_signals
 from accrochage.streams import metrics
 from accrochage.streams.child_logs import LogSetup, adopt_log_setup
 from accrochage.streams.ingest import Incoming, IngestResult
@@ -109,8 +108,7 @@ def serve_writer(
     """The writer process's main: build the writer service, store the groups in order."""
     exit_with(parent)
     # The serving process decides when to stop (a Ctrl-C reaches the whole process group).
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    ignore_stop_signals()
     adopt_log_setup(logs)
     service, close = build()
     heap.settle()

@@ -23,7 +23,7 @@ from functools import partial
 from typing import Any, Protocol
 
 from accrochage import heap
-from accrochage.lifeline import exit_with
+from accrochage.lifeline import exit_with, ignore_stop_signals
 from accrochage.processes import helper_context
 from accrochage.streams import metrics
 from accrochage.streams.child_logs import LogSetup, adopt_log_setup, parent_log_setup
@@ -89,6 +89,7 @@ def _writer_main(
 ) -> None:
     """The writer process: build only what storing needs, store each group in order."""
     exit_with(parent)
+    ignore_stop_signals()  # the worker ends it in order, after its last group
     adopt_log_setup(logs)
     parts = build()
     heap.settle()
