@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
+from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any
@@ -24,6 +25,7 @@ from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
+    SettingsError,
     TomlConfigSettingsSource,
 )
 
@@ -269,7 +271,8 @@ class RefdataSettings(Section):
 
 def _http_url(value: str) -> str:
     if value and not value.startswith(("http://", "https://")):
-        raise ValueError(f"expected an http:// or https:// URL, got {value[:100]!r}")
+        # Never the value: a webhook's URL (Slack's, say) is a credential.
+        raise ValueError("expected an http:// or https:// URL")
     return value
 
 
@@ -300,9 +303,12 @@ class KafkaSettings(Section):
     session_timeout: SessionTimeout = timedelta(seconds=10)
 
 
+ENV_PREFIX = "ACCROCHAGE_"
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
-        env_prefix="ACCROCHAGE_",
+        env_prefix=ENV_PREFIX,
         env_prefix_target="all",
         env_nested_delimiter="__",
         extra="forbid",
@@ -359,19 +365,61 @@ def load_settings(path: Path | None = None, **overrides: Any) -> Settings:
     class _FromFile(Settings):
         model_config = SettingsConfigDict(toml_file=source)
 
+    unknown = unknown_variables(os.environ)
+    if unknown:
+        raise ConfigError(
+            f"{', '.join(unknown)}: not a setting; a setting's variable is "
+            "ACCROCHAGE_<SECTION>__<KEY> (e.g. ACCROCHAGE_API__TOKEN): check its spelling"
+        )
     try:
         return _FromFile(**overrides)
     except ValidationError as exc:
         raise ConfigError(describe_settings_errors(source, exc)) from None
+    except SettingsError as exc:
+        raise ConfigError(
+            f"an ACCROCHAGE_* variable cannot be read ({exc}): a list setting takes JSON, "
+            """e.g. ACCROCHAGE_API__INGEST_TOKENS='["..."]'"""
+        ) from None
     except (OSError, ValueError) as exc:
         raise ConfigError(f"{source}: cannot read the configuration: {exc}") from None
+
+
+NOT_SETTINGS = frozenset(
+    {
+        "ACCROCHAGE_CONFIG",
+        "ACCROCHAGE_FAILPOINT",
+        "ACCROCHAGE_TEST_KAFKA",
+        "ACCROCHAGE_KAFKA_SEED",
+        "ACCROCHAGE_CRASH_SEED",
+        "ACCROCHAGE_SHARED",
+    }
+)
+"""ACCROCHAGE_* variables that are not settings: the configuration file's path, and the test
+suite's and benchmarks' own knobs."""
+
+
+def unknown_variables(environ: Mapping[str, str]) -> list[str]:
+    """ACCROCHAGE_* variables that name no setting (a misspelt section, a single `_` where
+    `__` goes): ignored, they would leave a setting the operator believes set at its default
+    (an API without the token they meant to require)."""
+    fields = {(f.alias or name).upper() for name, f in Settings.model_fields.items()}
+    found = []
+    for variable in environ:
+        if not variable.startswith(ENV_PREFIX) or variable in NOT_SETTINGS:
+            continue
+        section = variable.removeprefix(ENV_PREFIX).split("__", 1)[0]
+        if section not in fields:
+            found.append(variable)
+    return sorted(found)
 
 
 def describe_settings_errors(source: Path, exc: ValidationError) -> str:
     lines = [f"{source}: {exc.error_count()} wrong or missing setting(s):"]
     for error in exc.errors():
         where = ".".join(str(part) for part in error["loc"]).replace("schema_", "schema")
-        lines.append(f"  - {where}: {_error_message(error)}")
+        variable = ENV_PREFIX + "__".join(where.split(".")[:2]).upper()
+        origin = f" (from {variable})" if variable in os.environ else ""
+        lines.append(f"  - {where}{origin}: {_error_message(error)}")
     return "\n".join(lines)
 
 

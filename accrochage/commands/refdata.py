@@ -34,6 +34,9 @@ def load(ctx: click.Context, rncp: Path | None, cog: Path | None, force: bool) -
             "no reference data configured: set refdata.rncp (France compétences' export) "
             "and/or refdata.cog (INSEE's COG folder), or pass --rncp / --cog"
         )
+    for name, path in (("rncp", rncp), ("cog", cog)):
+        if path is not None and not path.exists():
+            raise ConfigError(f"{path} does not exist: check refdata.{name} (or --{name})")
     with core_from(ctx) as core:
         storage = core.store.refdata()
         report = load_refdata(storage, rncp, cog, force=force)
