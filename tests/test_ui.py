@@ -162,3 +162,24 @@ async def test_the_dashboard_needs_the_token_and_root_redirects(tmp_path: Path) 
     assert "http://" not in html.replace('xmlns="http://www.w3.org/2000/svg"', "")  # offline
     for personal in ("Haba", "Bart", "1993"):
         assert personal not in html
+
+
+async def test_a_certifier_not_configured_is_shown_as_question_mark(tmp_path: Path) -> None:
+    """A record's `certifier` may be any text its sender chose: the dashboard and the summary
+    count it under `?`, as metrics and alerts label it, never as a row of its own."""
+    core, _ = make_core(tmp_path)
+    try:
+        odd = "<img src=x onerror=alert(1)>"
+        ingest(core, event("U-1", certifier="acme-unknown"), event("U-2", certifier=odd))
+        ingest(core, event("U-3"))
+        async with service(core) as base, aiohttp.ClientSession() as session:
+            async with session.get(f"{base}/ui") as response:
+                page = await response.text()
+            async with session.get(f"{base}/summary") as response:
+                summary = await response.json()
+    finally:
+        core.close()
+    assert "acme-unknown" not in page and "onerror" not in page
+    assert 'data-certifier="?"' in page
+    assert set(summary["by_certifier"]) == {"?", "pix"}
+    assert sum(summary["by_certifier"]["?"].values()) == 2

@@ -40,6 +40,7 @@ from accrochage.streams.check import check
 from accrochage.streams.corrections import Corrections
 from accrochage.streams.decoding import DecodeFailed, DecodePool
 from accrochage.streams.ingest import Incoming
+from accrochage.streams.summary import as_configured
 
 T = TypeVar("T")
 log = logging.getLogger("accrochage.api")
@@ -233,7 +234,8 @@ async def get_batch(request: web.Request) -> web.Response:
 async def get_summary(request: web.Request) -> web.Response:
     margin = request.app[CONTEXT].margin_days
     as_of = _as_of(request)
-    summary = await read(request, lambda reader: reader.summary(as_of, margin))
+    keys = request.app[CONTEXT].registry.certifiers
+    summary = as_configured(await read(request, lambda r: r.summary(as_of, margin)), keys)
     notes = request.app[CONTEXT].summary_warnings
     summary["refdata_warnings"] = notes(as_of) if notes is not None else []
     return web.json_response(summary)
@@ -285,7 +287,7 @@ def build_app(context: ApiContext) -> web.Application:
     keys = tuple(context.registry.certifiers)
     service = Corrections(context.store, context.clock, context.margin_days, keys)
     corrections.add_routes(app, service, app[READERS])
-    ui.add_routes(app, context.store, context.clock, context.margin_days)
+    ui.add_routes(app, context.store, context.clock, context.margin_days, keys)
 
     async def readers(app: web.Application) -> Any:
         yield

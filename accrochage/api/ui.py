@@ -9,6 +9,7 @@ browser). Counts, certifier keys and batch ids only: no person, no record's cont
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from html import escape
@@ -41,6 +42,12 @@ class _Page:
     observation: Observation
     numbers: DashboardNumbers
     alerts: list[AlertState]
+    certifiers: frozenset[str]
+    """The configured keys: any other certifier is shown as `?`, as metrics and alerts label
+    it (CONTRACT §10), never as the text a sender put in its events."""
+
+    def label(self, certifier: str | None) -> str:
+        return certifier if certifier is not None and certifier in self.certifiers else "?"
 
 
 def bucket(deadline: date | None, today: date) -> str:
@@ -59,11 +66,7 @@ def _certifiers(page: _Page) -> list[str]:
     o = page.observation
     seen = {c for c, _ in o.records} | {c for c, _ in page.numbers.deadlines}
     seen |= set(o.correction_requests_open or {})
-    return sorted({_key(c) for c in seen})
-
-
-def _key(certifier: str | None) -> str:
-    return certifier if certifier is not None else "?"
+    return sorted({page.label(c) for c in seen})
 
 
 def _per_certifier(page: _Page) -> str:
@@ -74,14 +77,14 @@ def _per_certifier(page: _Page) -> str:
     for certifier in _certifiers(page):
         counts = {s: 0 for s in statuses}
         for (c, s), n in o.records.items():
-            if _key(c) == certifier:
+            if page.label(c) == certifier:
                 counts[s] = counts.get(s, 0) + n
-        at_risk = sum(n for c, n in o.at_risk.items() if _key(c) == certifier)
-        overdue = sum(n for c, n in o.overdue.items() if _key(c) == certifier)
+        at_risk = sum(n for c, n in o.at_risk.items() if page.label(c) == certifier)
+        overdue = sum(n for c, n in o.overdue.items() if page.label(c) == certifier)
         opened = sum(
-            n for c, n in (o.correction_requests_open or {}).items() if _key(c) == certifier
+            n for c, n in (o.correction_requests_open or {}).items() if page.label(c) == certifier
         )
-        nexts = [d for c, d in o.next_deadline.items() if _key(c) == certifier]
+        nexts = [d for c, d in o.next_deadline.items() if page.label(c) == certifier]
         cells = "".join(f'<td data-status="{s}">{counts[s]}</td>' for s in statuses)
         rows.append(
             f'<tr data-certifier="{escape(certifier)}"><td class="certifier">{escape(certifier)}'
@@ -97,10 +100,10 @@ def _per_certifier(page: _Page) -> str:
 
 
 def _chart(page: _Page) -> str:
-    certifiers = sorted({_key(c) for c, _ in page.numbers.deadlines})
+    certifiers = sorted({page.label(c) for c, _ in page.numbers.deadlines})
     series = {c: [0] * len(BUCKETS) for c in certifiers}
     for (certifier, deadline), n in page.numbers.deadlines.items():
-        series[_key(certifier)][BUCKETS.index(bucket(deadline, page.as_of))] += n
+        series[page.label(certifier)][BUCKETS.index(bucket(deadline, page.as_of))] += n
     return stacked_bars(
         "days-left-chart", "Outstanding records by days left before the deadline", BUCKETS, series
     )
@@ -121,12 +124,12 @@ def _to_deposit(page: _Page) -> str:
     )
 
 
-def _by_reason(table_id: str, counts: dict[tuple[str | None, str | None], int]) -> str:
+def _by_reason(page: _Page, table_id: str, counts: dict[tuple[str | None, str | None], int]) -> str:
     rows = "".join(
-        f"<tr><td>{escape(_key(c))}</td><td>{escape(reason or 'unclassified')}</td>"
+        f"<tr><td>{escape(page.label(c))}</td><td>{escape(reason or 'unclassified')}</td>"
         f"<td>{n}</td></tr>"
         for (c, reason), n in sorted(
-            counts.items(), key=lambda kv: (_key(kv[0][0]), kv[0][1] or "")
+            counts.items(), key=lambda kv: (page.label(kv[0][0]), kv[0][1] or "")
         )
     )
     return (
@@ -138,7 +141,7 @@ def _by_reason(table_id: str, counts: dict[tuple[str | None, str | None], int]) 
 def _rejections(page: _Page) -> str:
     if not page.numbers.rejections:
         return '<p id="rejections" class="muted">No rejected record.</p>'
-    return _by_reason("rejections", page.numbers.rejections)
+    return _by_reason(page, "rejections", page.numbers.rejections)
 
 
 def _refused_suppressions(page: _Page) -> str:
@@ -147,7 +150,7 @@ def _refused_suppressions(page: _Page) -> str:
     return (
         '<p class="muted">The CDC still holds these passages; <code>accrochage retry</code> '
         "cuts their suppression again.</p>"
-        + _by_reason("refused-suppressions", page.numbers.refused_suppressions)
+        + _by_reason(page, "refused-suppressions", page.numbers.refused_suppressions)
     )
 
 
@@ -188,7 +191,15 @@ def render(page: _Page) -> str:
     )
 
 
-def add_routes(app: web.Application, store: Store, clock: Clock, margin_days: int) -> None:
+def add_routes(
+    app: web.Application,
+    store: Store,
+    clock: Clock,
+    margin_days: int,
+    certifiers: Iterable[str],
+) -> None:
+    keys = frozenset(certifiers)
+
     def gather() -> _Page:
         now = clock.now()
         today = paris_today(clock)
@@ -200,6 +211,7 @@ def add_routes(app: web.Application, store: Store, clock: Clock, margin_days: in
                 reader.observe(today, margin_days, now - UNREPORTED_AFTER),
                 reader.dashboard(),
                 reader.alert_states(),
+                keys,
             )
 
     async def get_ui(request: web.Request) -> web.Response:

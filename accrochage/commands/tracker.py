@@ -28,6 +28,7 @@ from accrochage.streams.decoding import DecodeFailed
 from accrochage.streams.files import AUTO, open_events
 from accrochage.streams.flush_report import CutBatch, FailedBatch, FlushReport, WrittenBatch
 from accrochage.streams.ingest import Incoming, IngestResult
+from accrochage.streams.summary import as_configured
 
 CHUNK = 2000
 SHOWN_PROBLEMS = 20
@@ -257,6 +258,7 @@ def summary(ctx: click.Context, as_of: Any, fmt: str) -> None:
         day: date = as_of or paris_today(core.clock)
         with core.store.reading() as reader:
             result = reader.summary(day, core.settings.batching.margin_days)
+        result = as_configured(result, core.registry.certifiers)
         result["refdata_warnings"] = refdata_warnings(core, day)
     if fmt == "json":
         click.echo(json.dumps(result, ensure_ascii=False, indent=1))
