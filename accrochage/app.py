@@ -35,7 +35,7 @@ from accrochage.streams.ingest import Ingestor, LogSource
 from accrochage.streams.operations import Operations
 from accrochage.streams.redecode import ContentDecoder
 from accrochage.streams.reference import ReferenceKeeper
-from accrochage.streams.schema_choice import check_schema_choice
+from accrochage.streams.schema_choice import check_schema_choice, check_xsd_version
 from accrochage.streams.writer import WriterService
 from accrochage.streams.writer_process import WriterParts
 
@@ -126,6 +126,7 @@ def build_core(
     reference = ReferenceHolder(store.refdata())
     try:
         check_schema_choice(settings, store)
+        check_xsd_version(settings)
         sink = build_sink(settings, store, one_off=one_off)
     except BaseException:
         store.close()

@@ -154,7 +154,9 @@ class BatchingSettings(Section):
 
     @property
     def margin_days(self) -> int:
-        return self.deadline_margin.days
+        """Whole days, rounded up: deadlines are days, and "36h" must not warn later than
+        the operator asked (it is 2 days, not 1)."""
+        return -(-self.deadline_margin // timedelta(days=1))
 
 
 class IngestSettings(Section):

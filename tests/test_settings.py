@@ -268,3 +268,27 @@ def test_refdata_and_certifier_siret(tmp_path: Path) -> None:
     config.write_text(text.replace(marker, marker + 'siret = "7927913290001"\n', 1))
     with pytest.raises(ConfigError, match="siret"):
         load_settings(config)
+
+
+def test_an_xsd_of_another_version_stops_every_command_that_writes(tmp_path: Path) -> None:
+    """Every file would fail its check, at every flush, for ever: the command stops first
+    (exit 2), with what to change; `doctor` still reports it as a finding."""
+    from accrochage.app import build_core
+
+    kit = tmp_path / "kit-1.1.2.xsd"
+    kit.write_text(
+        '<xsd:schema xmlns:xsd="http://www.w3.org/2001/XMLSchema" version="1.1.2"/>\n',
+        encoding="utf-8",
+    )
+    settings = load_settings(write_config(tmp_path, schema={"version": "1.1.5", "xsd": kit}))
+    expected = r"declares version 1\.1\.2 but schema\.version is 1\.1\.5"
+    with pytest.raises(ConfigError, match=expected):
+        build_core(settings)
+
+
+@pytest.mark.parametrize(("margin", "days"), [("0s", 0), ("12h", 1), ("36h", 2), ("14d", 14)])
+def test_a_deadline_margin_counts_whole_days_rounded_up(
+    tmp_path: Path, margin: str, days: int
+) -> None:
+    settings = load_settings(write_config(tmp_path, batching={"deadline_margin": margin}))
+    assert settings.batching.margin_days == days

@@ -1,4 +1,5 @@
-"""No silent switch of schema: a state holding 1.1.2 files must name its version.
+"""No silent switch of schema: a state holding 1.1.2 files must name its version, and the
+XSD the files are checked against must be of the version they are written in.
 
 1.1.5 became the default. An installation that wrote 1.1.2 files and whose configuration
 does not name `schema.version` would otherwise start writing another format without anyone
@@ -11,6 +12,7 @@ from __future__ import annotations
 from accrochage.errors import ConfigError
 from accrochage.models.vocabulary import SchemaVersion
 from accrochage.settings import Settings
+from accrochage.sinks.gate import declared_version
 from accrochage.state.base import Store
 
 OLD = SchemaVersion.V1_1_2
@@ -43,3 +45,17 @@ def check_schema_choice(settings: Settings, store: Store) -> None:
     message = unchosen_schema(settings, written)
     if message is not None:
         raise ConfigError(message)
+
+
+def check_xsd_version(settings: Settings) -> None:
+    """Raise `ConfigError` when `schema.xsd` declares another version than `schema.version`:
+    every file would fail its gate, at every flush, for ever (`doctor` says it as a finding)."""
+    xsd = settings.schema_.xsd
+    declared = declared_version(xsd) if xsd is not None else None
+    version = settings.schema_.version
+    if declared is not None and declared != version:
+        raise ConfigError(
+            f"schema.xsd ({xsd}) declares version {declared} but schema.version is {version}: "
+            f"every file would fail its check; set schema.version to {declared}, or point "
+            f"schema.xsd at the {version} kit's XSD"
+        )
