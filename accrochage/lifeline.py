@@ -32,10 +32,18 @@ def exit_with(parent: int) -> None:
     threading.Thread(target=watch, name=f"exit-with-{parent}", daemon=True).start()
 
 
+def ignore_interrupt() -> None:
+    """A pool process leaves Ctrl-C to the process that started it, which stops the pool in
+    order. Ctrl-C reaches the whole process group: a pool process taking it interrupted its
+    work with a KeyboardInterrupt (a request lost, tracebacks in a JSON log, a pool its
+    starter then waited on for ever). SIGTERM keeps its default: a broken pool ends its other
+    processes with it."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def ignore_stop_signals() -> None:
-    """A helper leaves SIGINT and SIGTERM to the process that started it, which stops it in
-    order. A Ctrl-C reaches the whole process group: a helper taking it interrupted its work
-    with a KeyboardInterrupt (a request lost, tracebacks in a JSON log, a pool its starter
-    then waited on for ever)."""
+    """A writer process leaves SIGINT and SIGTERM to its starter, which ends it after its
+    last group (a message, never a signal): a signal to the process group must not cut a
+    transaction short."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)

@@ -409,7 +409,7 @@ def unknown_variables(environ: Mapping[str, str]) -> list[str]:
     for variable in environ:
         if not variable.startswith(ENV_PREFIX) or variable in NOT_SETTINGS:
             continue
-        section = variable.removeprefix(ENV_PREFIX).split("__", 1)[0]
+        section = variable.removeprefix(ENV_PREFIX).split("__", 1)[0].upper()
         if section not in fields:
             found.append(variable)
     return sorted(found)

@@ -351,6 +351,11 @@ def test_csv_keeps_a_formula_from_outside_as_text(config: Path, tmp_path: Path) 
     rows = list(csv.DictReader(io.StringIO(run(config, "records", "--format", "csv").stdout)))
     assert [r["record_id"] for r in rows] == ["'" + formula]
     assert rows[0]["days_left"].lstrip("-").isdigit(), "numbers are left as they are"
+    unknown_field = dict(recent("F-2"), **{'=HYPERLINK("http://evil.example/","x")': 1})
+    run(config, "ingest", str(write_jsonl(tmp_path / "g.jsonl", [unknown_field])), code=None)
+    rows = list(csv.DictReader(io.StringIO(run(config, "records", "--format", "csv").stdout)))
+    (invalid,) = [r for r in rows if r["record_id"] == "F-2"]
+    assert invalid["errors"].startswith("'=HYPERLINK("), invalid["errors"]
 
 
 def test_outstanding_csv_and_table(loaded: Path) -> None:

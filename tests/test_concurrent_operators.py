@@ -191,3 +191,36 @@ def test_verify_does_not_write_again_a_file_deposited_while_it_checked(
         assert (written.path.parent / "deposited" / written.path.name).is_file()
     finally:
         core.close()
+
+
+def test_a_late_copy_of_a_deposited_batch_is_not_left_to_upload(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A slower writer renames its copy into the folder of files to upload after another
+    flush recorded the batch and the operator deposited it: that copy is removed, never
+    offered for a second upload."""
+    from accrochage.sinks.xml_outbox import XmlOutbox
+
+    first, second, batch_id = failed_then_fixed(tmp_path)
+    try:
+        write = XmlOutbox.write
+        raced: list[bool] = []
+
+        def slow(self: XmlOutbox, batch: Any) -> Any:
+            if not raced and self is first.flusher.sink:
+                raced.append(True)
+                second.flusher.flush()
+                (done,) = second.operations.deposited([batch_id])
+                assert done.done
+            return write(self, batch)
+
+        monkeypatch.setattr(XmlOutbox, "write", slow)
+        report = first.flusher.flush()
+        monkeypatch.undo()
+        assert any("the second copy was removed" in note for note in report.notes)
+        assert batch_row(first, batch_id)["state"] == "deposited"
+        assert list((tmp_path / "outbox" / "pix").glob("*.xml")) == []
+        assert len(list((tmp_path / "outbox" / "pix" / "deposited").glob("*.xml"))) == 1
+    finally:
+        first.close()
+        second.close()

@@ -185,6 +185,31 @@ def test_a_killed_decode_process_fails_its_group_and_the_next_starts_a_new_pool(
         store.close()
 
 
+def test_the_other_decode_process_ends_when_one_is_killed(tmp_path: Path) -> None:
+    """A broken pool ends its other processes with SIGTERM: one that ignored it (Ctrl-C is
+    what decode processes ignore) outlived its pool, and the service's exit waited on it for
+    ever."""
+    store = SqliteStore(tmp_path / "state.db")
+    pool = pool_for(store, ReferenceHolder(store.refdata()), FixedClock(NOW))
+    raw = json.dumps(delivered_event()).encode()
+    items = [Incoming(raw) for _ in range(20_000)]
+    try:
+        pool.decode(items[:1])
+        pending = pool.submit(items)
+        time.sleep(0.5)  # both at work: the other one busy writing its results
+        killed, survivor = decode_processes(pool)
+        os.kill(killed, signal.SIGKILL)
+        with pytest.raises(DecodeFailed):
+            pending.result(60)
+        deadline = time.monotonic() + 30
+        while Path(f"/proc/{survivor}").exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not Path(f"/proc/{survivor}").exists(), "the other decode process outlived it"
+    finally:
+        pool.close()
+        store.close()
+
+
 def test_a_decode_process_killed_while_decoding_fails_the_group(tmp_path: Path) -> None:
     store = SqliteStore(tmp_path / "state.db")
     pool = pool_for(store, ReferenceHolder(store.refdata()), FixedClock(NOW))

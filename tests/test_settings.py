@@ -292,3 +292,10 @@ def test_a_deadline_margin_counts_whole_days_rounded_up(
 ) -> None:
     settings = load_settings(write_config(tmp_path, batching={"deadline_margin": margin}))
     assert settings.batching.margin_days == days
+
+
+def test_a_variable_is_read_whatever_the_case_of_its_section(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ACCROCHAGE_batching__max_records", "7")
+    assert load_settings(write_config(tmp_path)).batching.max_records == 7

@@ -194,7 +194,7 @@ def test_a_failed_batch_superseded_while_another_process_writes_it(
         report = service.flusher.flush()
         monkeypatch.undo()
         assert report.written == [] and report.failed == []
-        assert any("superseded while its file was written" in n for n in report.notes)
+        assert any("is superseded since its file was written" in n for n in report.notes)
         assert batch_row(service, failed.batch_id)["state"] == "superseded"
         assert list((outbox / "pix").glob("*.xml")) == []
         assert len(list((outbox / "pix" / "superseded").glob("*.xml"))) == 1

@@ -39,9 +39,11 @@ FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 def csv_cell(value: Any) -> str:
     """`cell`, with a text a spreadsheet would run as a formula kept as text (a leading `'`):
-    record ids, CDC messages and names come from outside. Numbers are left as they are."""
+    record ids, CDC messages, an unknown field's name in a problem come from outside. Numbers
+    are left as they are (a negative `days_left` is a number)."""
     text = cell(value)
-    return "'" + text if isinstance(value, str) and text.startswith(FORMULA_STARTS) else text
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    return "'" + text if not number and text.startswith(FORMULA_STARTS) else text
 
 
 def table(rows: Sequence[Row], columns: Sequence[str], show: Callable[[Row, str], str]) -> str:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from accrochage import heap
-from accrochage.lifeline import exit_with, ignore_stop_signals
+from accrochage.lifeline import exit_with, ignore_interrupt
 from accrochage.models.batch import FrozenBatch, ReleasedFile
 from accrochage.models.event import event_from_content
 from accrochage.models.vocabulary import BatchState, SchemaVersion
@@ -96,7 +96,7 @@ def _start_render_process(parent: int) -> None:
     """A render process ends with `parent`, and runs at a lower priority than the processes
     that store events: a file is due within the batching delay, an event's answer (an HTTP
     201, a Kafka offset committed) now; on a busy machine the files wait, the events do not."""
-    ignore_stop_signals()
+    ignore_interrupt()
     with contextlib.suppress(OSError):  # a sandbox may forbid it: render all the same
         os.nice(RENDER_NICENESS)
     exit_with(parent)  # after nice: its thread inherits it (Linux keeps one per thread)

@@ -30,7 +30,7 @@ from typing import Any
 
 from accrochage import heap
 from accrochage.errors import AccrochageError
-from accrochage.lifeline import exit_with, ignore_stop_signals
+from accrochage.lifeline import exit_with, ignore_interrupt
 from accrochage.models.deadline import Clock, paris_today
 from accrochage.models.decode import parse_payload
 from accrochage.models.reference import Reference
@@ -80,7 +80,7 @@ _WORKER: _Worker | None = None
 
 
 def _start_worker(parent: int, registry: Registry, refdata: RefdataOpener | None) -> None:
-    ignore_stop_signals()
+    ignore_interrupt()
     exit_with(parent)
     global _WORKER
     storage = refdata() if refdata is not None else None

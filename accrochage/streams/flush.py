@@ -17,14 +17,14 @@ from itertools import chain
 
 from accrochage import failpoints
 from accrochage.errors import StoreError
-from accrochage.models.batch import FrozenBatch, Member, ReleasedFile
+from accrochage.models.batch import BatchInfo, FrozenBatch, Member, ReleasedFile
 from accrochage.models.deadline import Clock, paris_today
 from accrochage.models.lifecycle import cut_entry
 from accrochage.models.registry import Certifier, Registry
 from accrochage.models.vocabulary import PLACED, BatchState, SchemaVersion
 from accrochage.sinks.base import BatchSink
 from accrochage.sinks.profiles import profile_for
-from accrochage.state.base import PendingReads, Store
+from accrochage.state.base import PendingReads, Store, Transaction
 from accrochage.streams import metrics
 from accrochage.streams.batching import BatchLimits, due_reason, files_for
 from accrochage.streams.flush_report import (
@@ -284,27 +284,51 @@ class Flusher:
             return
         with self.store.transaction() as tx:
             recorded = tx.batch_written(batch.batch_id, outcome, self.clock.now())
-            now_is = None if recorded else tx.batch(batch.batch_id)
-            superseded = now_is is not None and now_is.state is BatchState.SUPERSEDED
-            if superseded:
-                target = self.sink.place(key, outcome.path.name, BatchState.SUPERSEDED)
-                tx.batch_superseded(batch.batch_id, target)
-        if superseded:
-            # Superseded by another process (a correction, an `exclude`) while its file was
-            # written: the file must not be uploaded, its records are cut again elsewhere.
-            self.sink.move_recorded([(outcome.path, target)], "superseded")
-            report.notes.append(
-                f"batch {batch.batch_id} was superseded while its file was written: "
-                f"{target} (never upload it)"
-            )
-            return
-        if not recorded:  # another flush wrote it meanwhile: the same name, the same bytes
+            late = None if recorded else self._late_copy(tx, batch, outcome)
+        if late is not None:
+            self._put_late_copy(batch, outcome, late, report)
+        if not recorded:
             return
         metrics.count_batch_write(True)
         report.add_written(
             WrittenBatch(
                 batch.batch_id, key, outcome.path, outcome.passages, outcome.size, outcome.sha256
             )
+        )
+
+    def _late_copy(
+        self, tx: Transaction, batch: FrozenBatch, outcome: ReleasedFile
+    ) -> BatchInfo | None:
+        """Another process recorded this batch while this flush wrote its file (a second
+        flush, a correction or `exclude` superseding it, a report): what it is now, when this
+        copy is not the file the state records; None when it is (the same name and bytes)."""
+        now_is = tx.batch(batch.batch_id)
+        if now_is is None or now_is.file_path == outcome.path:
+            return None
+        if now_is.state is BatchState.SUPERSEDED and now_is.file_path is None:
+            target = self.sink.place(batch.certifier.key, outcome.path.name, now_is.state)
+            tx.batch_superseded(batch.batch_id, target)
+        return now_is
+
+    def _put_late_copy(
+        self, batch: FrozenBatch, outcome: ReleasedFile, now_is: BatchInfo, report: FlushReport
+    ) -> None:
+        """A copy written late must never wait beside the files to upload: superseded, it goes
+        to superseded/; reported without a file, to done/; any other batch keeps its file
+        where the state says, and the copy is removed."""
+        key = batch.certifier.key
+        if now_is.file_path is None:
+            target = self.sink.place(key, outcome.path.name, now_is.state)
+            self.sink.move_recorded([(outcome.path, target)], "late")
+            report.notes.append(
+                f"batch {batch.batch_id} is {now_is.state} since its file was written: "
+                f"{target} (never upload it)"
+            )
+            return
+        outcome.path.unlink(missing_ok=True)
+        report.notes.append(
+            f"batch {batch.batch_id} was recorded by another process while this one wrote its "
+            f"file: its file is {now_is.file_path}; the second copy was removed"
         )
 
     def close(self) -> None:

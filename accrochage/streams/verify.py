@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from accrochage.models.batch import ReleasedFile
@@ -149,7 +149,13 @@ class OutboxVerifier:
 
     def _still(self, listed: ReleasedBatch) -> ReleasedBatch | None:
         """The batch as the state records it now (a file may have moved while the others were
-        hashed), or None when it is no longer released."""
+        hashed), or None when it is no longer released. One batch read: its bytes do not
+        change when it moves, only its state and path."""
         with self.store.reading() as reader:
-            now = reader.released_batches(RELEASED)
-        return next((b for b in now if b.batch.batch_id == listed.batch.batch_id), None)
+            detail = reader.batch_detail(listed.batch.batch_id)
+        if detail is None or detail.get("file") is None:
+            return None
+        state = BatchState(detail["state"])
+        if state not in RELEASED:
+            return None
+        return replace(listed, state=state, file=replace(listed.file, path=Path(detail["file"])))
