@@ -292,6 +292,18 @@ def without_correction(record: Record) -> Record:
     return replace(record, correction_version=None, correction_hash=None, correction_valid=None)
 
 
+def withdrawn(record: Record, now: datetime) -> Record:
+    """A revoked record the CDC never acknowledged, taken out of its batch's way: withdrawn,
+    its stored correction dropped (nothing is left to correct)."""
+    return replace(
+        without_correction(record),
+        status=Status.WITHDRAWN,
+        revocation_pending=False,
+        pending_since=None,
+        updated_at=now,
+    )
+
+
 def awaiting_withdrawal(record: Record, now: datetime) -> Record:
     """An accepted record that must leave the CDC (revoked, or corrected): it waits for a
     SUPPRESSION from `now` (the batching age rule), and its delivery deadline is met for good:

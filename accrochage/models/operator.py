@@ -7,7 +7,7 @@ from dataclasses import replace
 from datetime import datetime
 
 from accrochage.models.decode import Decoded
-from accrochage.models.lifecycle import without_correction
+from accrochage.models.lifecycle import withdrawn
 from accrochage.models.problems import Problem
 from accrochage.models.record import (
     EXCLUDABLE,
@@ -30,19 +30,10 @@ def apply_resend(
     """The operator sends again a record its batch's processed report left out (it stays
     `batched` or `deposited` until then): pending, with its stored correction as its content
     when one waits (`correction`, decoded again); withdrawn if it was revoked."""
-    if current.revocation_pending:
-        # Never acknowledged by the CDC, and revoked: nothing to send. Should a report show
-        # the CDC holds it after all, it comes back for its SUPPRESSION (`apply_held_elsewhere`).
-        withdrawn = replace(
-            without_correction(current),
-            status=Status.WITHDRAWN,
-            revocation_pending=False,
-            pending_since=None,
-            updated_at=now,
-        )
+    if current.revocation_pending:  # never acknowledged by the CDC, and revoked
         return moved(
             current,
-            withdrawn,
+            withdrawn(current, now),
             now,
             "withdrawn by the operator: revoked, and its batch's report did not mention it",
         )

@@ -13,7 +13,12 @@ from datetime import datetime
 
 from accrochage.models.cdc import classify
 from accrochage.models.decode import Decoded
-from accrochage.models.lifecycle import awaiting_withdrawal, delivery_deadline, without_correction
+from accrochage.models.lifecycle import (
+    awaiting_withdrawal,
+    delivery_deadline,
+    withdrawn,
+    without_correction,
+)
 from accrochage.models.record import Change, HistoryEntry, Outcome, Record, Status, moved
 from accrochage.models.vocabulary import CdcReason
 
@@ -171,13 +176,7 @@ def apply_superseded(
         else "batch superseded before its file could be written"
     )
     if current.revocation_pending:
-        record = replace(
-            without_correction(current),
-            status=Status.WITHDRAWN,
-            revocation_pending=False,
-            pending_since=None,
-            updated_at=now,
-        )
+        record = withdrawn(current, now)
         reason = f"{why}: it was revoked, so it is withdrawn"
     elif current.correction_version is not None and correction is not None:
         decoded, size = correction
@@ -208,19 +207,20 @@ def apply_held_elsewhere(
     revoked = current.status is Status.WITHDRAWN and not current.delivery_met
     if current.status not in HELD_FROM and not revoked:
         return Change(Outcome.UNCHANGED)
+    held_as = replace(
+        current,
+        status=Status.ACCEPTED,
+        version=held.version,
+        content_hash=held.content_hash,
+        batch_id=held.batch_id,
+        accepted_batch_id=held.batch_id,
+        delivery_met=True,
+        pending_since=None,
+        excluded_from=None,
+        updated_at=now,
+    )
     if revoked:
-        record = replace(
-            without_correction(current),
-            status=Status.ACCEPTED,
-            version=held.version,
-            content_hash=held.content_hash,
-            batch_id=held.batch_id,
-            accepted_batch_id=held.batch_id,
-            delivery_met=True,
-            revocation_pending=True,
-            pending_since=None,
-            updated_at=now,
-        )
+        record = replace(without_correction(held_as), revocation_pending=True)
         reason += "; it was revoked since: its SUPPRESSION is cut next"
         return moved(current, awaiting_withdrawal(record, now), now, reason, held.batch_id, label)
     newest = (
@@ -230,19 +230,10 @@ def apply_held_elsewhere(
     )
     differs = newest[1] != held.content_hash
     record = replace(
-        current,
-        status=Status.ACCEPTED,
-        version=held.version,
-        content_hash=held.content_hash,
-        batch_id=held.batch_id,
-        accepted_batch_id=held.batch_id,
-        delivery_met=True,
+        held_as,
         correction_version=newest[0] if differs else None,
         correction_hash=newest[1] if differs else None,
         correction_valid=newest[2] if differs else None,
-        pending_since=None,
-        excluded_from=None,
-        updated_at=now,
     )
     if not differs and not record.revocation_pending:
         record = replace(record, cdc_message=None, cdc_reason=None)
