@@ -24,12 +24,13 @@ from tests.test_tracker import (
 )
 
 
-def failed_then_fixed(tmp_path: Path) -> tuple[Core, Core, str]:
-    """A batch whose writing failed (no outbox), then two cores on a working outbox."""
+def failed_then_fixed(tmp_path: Path, *record_ids: str) -> tuple[Core, Core, str]:
+    """A batch of `record_ids` (CC-1, CC-2 by default) whose writing failed (no outbox), then
+    two cores on a working outbox, and the batch's id."""
     blocker = tmp_path / "not-a-directory"
     blocker.write_text("a regular file where the outbox should be\n")
     core, clock = make_core(tmp_path, paths={"outbox": blocker / "outbox"})
-    ingest(core, event("CC-1"), event("CC-2"))
+    ingest(core, *(event(r) for r in record_ids or ("CC-1", "CC-2")))
     (failed,) = core.flusher.flush(force=True).failed
     core.close()
     outbox = tmp_path / "outbox"

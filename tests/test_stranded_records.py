@@ -13,7 +13,9 @@ from accrochage.app import Core
 from accrochage.sinks.profiles import profile_for
 from accrochage.streams.flush import Flusher
 from tests.factories import revoked_event
+from tests.test_back_to_sent import scored
 from tests.test_cdc_loop import answer, flush, only_written
+from tests.test_concurrent_operators import failed_then_fixed
 from tests.test_tracker import (
     NS,
     batch_row,
@@ -109,7 +111,7 @@ def test_a_record_its_report_left_out_can_be_sent_again(tmp_path: Path, shared_d
         summary = answer(core, shared_dir, batch, ok=["SL-1"], ko={"SL-3": "Erreur"})
         assert summary.not_mentioned == ["SL-2"]
         assert record(core, "SL-2")["status"] == "batched"
-        assert ingest_one(core, replace_score(original, "250")).outcome == "correction_stored"
+        assert ingest_one(core, scored(original, "250")).outcome == "correction_stored"
 
         (refused,) = core.operations.retry(["SL-1"])
         assert not refused.done, "an accepted record is not sent again"
@@ -124,12 +126,6 @@ def test_a_record_its_report_left_out_can_be_sent_again(tmp_path: Path, shared_d
         assert sent["SL-2"].findtext("cpf:scoring", namespaces=NS) == "250", "its correction"
     finally:
         core.close()
-
-
-def replace_score(original: dict[str, Any], score: str) -> dict[str, Any]:
-    changed = replay(original)
-    changed["score"] = score
-    return changed
 
 
 def test_a_report_matched_to_no_file_settles_the_batches_it_answers_whole(
@@ -172,20 +168,13 @@ def test_a_failed_batch_superseded_while_another_process_writes_it(
     """The service retries a failed batch while the operator's `exclude` supersedes it: the
     file written meanwhile goes to superseded/, never beside the files to upload, and the
     batch stays superseded (its other record is cut again once, in a new file)."""
-    blocker = tmp_path / "not-a-directory"
-    blocker.write_text("a regular file where the outbox should be\n")
-    core, clock = make_core(tmp_path, paths={"outbox": blocker / "outbox"})
-    ingest(core, event("RW-1"), event("RW-2"))
-    (failed,) = core.flusher.flush(force=True).failed
-    core.close()
+    service, operator, failed = failed_then_fixed(tmp_path, "RW-1", "RW-2")
     outbox = tmp_path / "outbox"
-    service, _ = make_core(tmp_path, clock, paths={"outbox": outbox})
-    operator, _ = make_core(tmp_path, clock, paths={"outbox": outbox})
     try:
         record_outcome = Flusher._record
 
         def racing(self: Flusher, batch: Any, outcome: Any, report: Any) -> None:
-            if batch.batch_id == failed.batch_id:
+            if batch.batch_id == failed:
                 (excluded,) = operator.operations.exclude(["RW-1"], "refused by the kit")
                 assert excluded.done, excluded.message
             record_outcome(self, batch, outcome, report)
@@ -195,7 +184,7 @@ def test_a_failed_batch_superseded_while_another_process_writes_it(
         monkeypatch.undo()
         assert report.written == [] and report.failed == []
         assert any("is superseded since its file was written" in n for n in report.notes)
-        assert batch_row(service, failed.batch_id)["state"] == "superseded"
+        assert batch_row(service, failed)["state"] == "superseded"
         assert list((outbox / "pix").glob("*.xml")) == []
         assert len(list((outbox / "pix" / "superseded").glob("*.xml"))) == 1
         (written,) = service.flusher.flush(force=True).written

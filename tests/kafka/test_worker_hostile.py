@@ -29,14 +29,21 @@ from tests.test_tracker import write_config
 SOURCE = LogSource("certifications", "rejected")
 
 
-async def test_a_message_nested_too_deep_is_unusable_and_the_others_are_stored(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def no_hard_exit(monkeypatch: pytest.MonkeyPatch) -> None:
+    """What a failed group does to the worker (`os._exit`) raises `HardExit` instead: the test
+    fails, pytest is not ended."""
+
     def hard_exit(code: int) -> None:
-        raise HardExit(code)  # what a failed group would do to the worker: fail, not end pytest
+        raise HardExit(code)
 
     monkeypatch.setattr(worker_module.os, "_exit", hard_exit)
     monkeypatch.setattr(worker_module.logging, "shutdown", lambda: None)
+
+
+async def test_a_message_nested_too_deep_is_unusable_and_the_others_are_stored(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    no_hard_exit(monkeypatch)
     config = write_config(tmp_path)
     deep = b"[" * 100_000 + b"]" * 100_000
     fetch = [record(0, 0, good(0)), record(0, 1, deep), record(0, 2, good(2))]
@@ -56,12 +63,7 @@ async def test_a_record_without_a_value_is_unusable_and_the_partition_goes_on(
 ) -> None:
     """A tombstone (a record whose value is null) once failed the set-aside transaction
     itself: the worker exited 70 at every start, its partition stalled for good."""
-
-    def hard_exit(code: int) -> None:
-        raise HardExit(code)
-
-    monkeypatch.setattr(worker_module.os, "_exit", hard_exit)
-    monkeypatch.setattr(worker_module.logging, "shutdown", lambda: None)
+    no_hard_exit(monkeypatch)
     config = write_config(tmp_path)
     fetch = [record(0, 0, good(0)), record(0, 1, None), record(0, 2, good(2))]
     await store_fetch(partial(build_writer_parts, config, decode=True), fetch)
@@ -80,12 +82,7 @@ async def test_offsets_fetched_twice_in_one_group_are_stored_once(
 ) -> None:
     """A consumer that seeks back (a rebalance) fetches again what still waits in the group:
     each offset is stored, logged and dead-lettered once."""
-
-    def hard_exit(code: int) -> None:
-        raise HardExit(code)
-
-    monkeypatch.setattr(worker_module.os, "_exit", hard_exit)
-    monkeypatch.setattr(worker_module.logging, "shutdown", lambda: None)
+    no_hard_exit(monkeypatch)
     config = write_config(tmp_path)
     first = [record(0, 0, b"{not json"), record(0, 1, good(1))]
     await store_fetch(partial(build_writer_parts, config, decode=True), first + first)
