@@ -310,7 +310,8 @@ def test_outstanding_filters(loaded: Path) -> None:
     assert due == ["Q-LATE", "Q-SOON"]
     assert [r["record_id"] for r in outstanding_json(loaded, "--certifier", "school")] == ["Q-INV"]
     assert [r["record_id"] for r in outstanding_json(loaded, "--status", "invalid")] == ["Q-INV"]
-    base = {r["record_id"]: r["days_left"] for r in outstanding_json(loaded)}
+    today = REAL_TODAY.isoformat()  # a run crossing midnight in Paris compares one day
+    base = {r["record_id"]: r["days_left"] for r in outstanding_json(loaded, "--as-of", today)}
     later = (REAL_TODAY + timedelta(days=30)).isoformat()
     shifted = {r["record_id"]: r["days_left"] for r in outstanding_json(loaded, "--as-of", later)}
     assert {k: v - 30 for k, v in base.items()} == shifted
