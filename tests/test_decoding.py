@@ -159,9 +159,9 @@ def test_a_decode_process_follows_new_reference_data(tmp_path: Path, refdata_dir
 
 
 def decode_processes(pool: DecodePool) -> list[int]:
-    executor = pool._pool
-    assert executor is not None
-    return list(executor._processes)  # type: ignore[attr-defined]
+    helpers = pool._pool
+    assert helpers is not None
+    return helpers.pids
 
 
 def test_a_killed_decode_process_fails_its_group_and_the_next_starts_a_new_pool(

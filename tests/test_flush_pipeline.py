@@ -3,6 +3,8 @@ commits, and the XML outbox starts writing it in its processes before the next i
 
 from __future__ import annotations
 
+import os
+import signal
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator
@@ -15,7 +17,9 @@ from accrochage.errors import StoreError
 from accrochage.generate import GeneratedCertifier, generate_events
 from accrochage.models.batch import FrozenBatch, ReleasedFile
 from accrochage.models.vocabulary import BatchState
-from accrochage.sinks.xml_outbox import XmlOutbox
+from accrochage.pool import HelperDied
+from accrochage.sinks import xml_outbox
+from accrochage.sinks.xml_outbox import RenderJob, XmlOutbox
 from accrochage.state.sqlite.reader import SqliteReader
 from accrochage.streams import verify
 from accrochage.streams.flush_report import FlushReport
@@ -152,3 +156,34 @@ def test_a_damaged_state_read_by_a_plan_is_a_storage_error(
     finally:
         core.close()
     assert "refused an operation" in str(raised.value)
+
+
+def _render_process_killed(job: RenderJob) -> ReleasedFile:
+    os.kill(os.getpid(), signal.SIGKILL)
+    raise AssertionError("unreachable")
+
+
+def test_a_render_process_killed_fails_the_flush_and_the_next_writes_each_batch_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A render process killed (the OOM killer) is no fault of the batch: the flush says
+    so, the batches stay to write (not failed), and the next flush writes them in new
+    render processes, each once. The render pool of a service lives on: a broken one is
+    replaced, or every later tick would fail."""
+    core, _ = make_core(tmp_path, batching={"max_records": 40, "render_processes": 2})
+    try:
+        assert all(r.accepted for r in ingest(core, *_events(80)))
+        monkeypatch.setattr(xml_outbox, "release_batch", _render_process_killed)
+        with pytest.raises(HelperDied, match="try again"):
+            core.flusher.flush(force=True)
+        with core.store.reading() as reader:
+            assert len(reader.batches_to_write()) == 2
+        monkeypatch.undo()
+        report = core.flusher.flush(force=True)
+    finally:
+        core.close()
+    assert report.ok and len(report.written) == 2 and not report.failed
+    outbox = tmp_path / "var" / "outbox" / "pix"
+    assert sorted(p.name for p in outbox.glob("*.xml")) == sorted(
+        w.path.name for w in report.written
+    )

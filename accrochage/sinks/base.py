@@ -18,6 +18,7 @@ from accrochage import failpoints
 from accrochage.errors import AccrochageError
 from accrochage.models.batch import FrozenBatch, ReleasedFile
 from accrochage.models.vocabulary import BatchState
+from accrochage.pool import HelperDied
 from accrochage.state.base import StoredContent
 
 log = logging.getLogger("accrochage.outbox")
@@ -94,7 +95,11 @@ class BatchSink(ABC):
 
 
 def outcome_of(write: Callable[[], ReleasedFile]) -> ReleasedFile | str:
+    """The released file, or why this batch's file failed. A helper process that died is
+    no fault of the batch: raised, the batch stays to write."""
     try:
         return write()
+    except HelperDied:
+        raise
     except (AccrochageError, OSError, ValueError) as exc:
         return f"{type(exc).__name__}: {exc}"

@@ -12,7 +12,7 @@ import contextlib
 import os
 from collections import deque
 from collections.abc import Iterable, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,7 +21,7 @@ from accrochage.lifeline import exit_with, ignore_interrupt
 from accrochage.models.batch import FrozenBatch, ReleasedFile
 from accrochage.models.event import event_from_content
 from accrochage.models.vocabulary import BatchState, SchemaVersion
-from accrochage.processes import helper_context
+from accrochage.pool import HelperDied, HelperPool
 from accrochage.sinks.base import BatchSink, FileSizes, outcome_of
 from accrochage.sinks.gate import MAX_FILE_BYTES, load_schema, schema_path
 from accrochage.sinks.outbox import file_name, move_released, release_passages
@@ -128,7 +128,7 @@ class XmlOutbox(BatchSink):
         self.render_processes = render_processes
         self.pool_threshold = pool_threshold
         """Fewer passages than this render in-process (a one-off command avoids the pool)."""
-        self._pool: ProcessPoolExecutor | None = None
+        self._pool: HelperPool | None = None
         load_schema(self.xsd_for(schema_version))
 
     def xsd_for(self, version: SchemaVersion) -> Path:
@@ -186,26 +186,30 @@ class XmlOutbox(BatchSink):
             return
         pool = self._render_pool()
         running: deque[tuple[FrozenBatch, Future[ReleasedFile]]] = deque()
-        for batch in batches:
-            running.append((batch, pool.submit(release_batch, self._job(batch))))
-            while running and running[0][1].done():
-                done, future = running.popleft()
+        try:
+            for batch in batches:
+                running.append((batch, pool.submit(release_batch, self._job(batch))))
+                while running and running[0][1].done():
+                    done, future = running.popleft()
+                    yield done, outcome_of(future.result)
+            for done, future in running:
                 yield done, outcome_of(future.result)
-        for done, future in running:
-            yield done, outcome_of(future.result)
+        except HelperDied:
+            self.close()  # the next flush starts new render processes, and writes these again
+            raise
 
-    def _render_pool(self) -> ProcessPoolExecutor:
-        if self._pool is None:
-            context = helper_context()
-            self._pool = ProcessPoolExecutor(
+    def _render_pool(self) -> HelperPool:
+        if self._pool is None or self._pool.broken:
+            self.close()
+            self._pool = HelperPool(
                 self.render_processes,
-                mp_context=context,
                 initializer=_start_render_process,
                 initargs=(os.getpid(),),
+                name="render",
             )
         return self._pool
 
     def close(self) -> None:
         if self._pool is not None:
-            self._pool.shutdown(wait=True)
+            self._pool.shutdown()
             self._pool = None

@@ -22,8 +22,7 @@ import os
 import pickle
 import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
+from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -35,7 +34,7 @@ from accrochage.models.deadline import Clock, paris_today
 from accrochage.models.decode import parse_payload
 from accrochage.models.reference import Reference
 from accrochage.models.registry import Registry
-from accrochage.processes import helper_context
+from accrochage.pool import HelperDied, HelperPool
 from accrochage.refdata.memory import MemoryReference, ReferenceHolder
 from accrochage.sinks.profiles import SchemaProfile
 from accrochage.state.base import RefdataStorage
@@ -173,7 +172,7 @@ class DecodePool:
         self.refdata = refdata
         self.threshold = max(1, threshold)
         self.passages = passages
-        self._pool: ProcessPoolExecutor | None = None
+        self._pool: HelperPool | None = None
         self._lock = threading.Lock()
 
     @property
@@ -204,7 +203,7 @@ class DecodePool:
                 )
                 for piece in pieces
             ]
-        except BrokenProcessPool:
+        except HelperDied:
             self._forget(pool)
             raise DecodeFailed(_DIED) from None
         here = functools.partial(
@@ -227,7 +226,7 @@ class DecodePool:
             return
         pool = self._running_pool()
         try:
-            # A pool starts a process per task while none is idle: one task each.
+            # Answered once a helper has read the reference data (its initializer).
             for started in [pool.submit(_started) for _ in range(self.processes)]:
                 started.result()
         except Exception as exc:  # the first group tries again, or the writer decodes it
@@ -238,7 +237,7 @@ class DecodePool:
         self,
         pieces: list[Sequence[Incoming]],
         futures: list[Future[list[Ready | None]]],
-        pool: ProcessPoolExecutor,
+        pool: HelperPool,
         here: Callable[[Sequence[Incoming]], list[Incoming]],
     ) -> Future[list[Incoming]]:
         """The pieces' events decoded, in order, once every piece is. A piece that could not
@@ -267,7 +266,7 @@ class DecodePool:
                         decoded += here(piece)
                         continue
                     decoded += [with_decoded(i, r) for i, r in zip(piece, readies, strict=True)]
-            except BrokenProcessPool:
+            except HelperDied:
                 self._forget(pool)
                 done.set_exception(DecodeFailed(_DIED))
                 return
@@ -280,29 +279,30 @@ class DecodePool:
             future.add_done_callback(finish)
         return done
 
-    def _running_pool(self) -> ProcessPoolExecutor:
+    def _running_pool(self) -> HelperPool:
         with self._lock:
             if self._pool is None:
-                self._pool = ProcessPoolExecutor(
+                self._pool = HelperPool(
                     self.processes,
-                    mp_context=helper_context(),
                     initializer=_start_worker,
                     initargs=(os.getpid(), self.registry, self.refdata),
+                    name="decode",
                 )
             return self._pool
 
-    def _forget(self, pool: ProcessPoolExecutor) -> None:
-        """A broken pool is dropped (it ended its processes itself): the next group starts a
-        new one."""
+    def _forget(self, pool: HelperPool) -> None:
+        """A broken pool is dropped (it ended its other processes itself) and shut down: the
+        next group starts a new one."""
         with self._lock:
             if self._pool is pool:
                 self._pool = None
+        pool.shutdown()
 
     def close(self) -> None:
         with self._lock:
             pool, self._pool = self._pool, None
         if pool is not None:
-            pool.shutdown(wait=True, cancel_futures=True)
+            pool.shutdown(cancel_futures=True)
 
 
 def _left_undecoded(exc: Exception) -> None:
