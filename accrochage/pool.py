@@ -51,7 +51,7 @@ def _serve(conn: Connection, initializer: Callable[..., None], initargs: Sequenc
     while True:
         try:
             task = conn.recv()
-        except EOFError:
+        except (EOFError, OSError):  # the starter is gone, or closed its end
             return
         if task is None:
             return
@@ -60,7 +60,10 @@ def _serve(conn: Connection, initializer: Callable[..., None], initargs: Sequenc
             answer: tuple[bool, Any] = (True, fn(*args))
         except BaseException as exc:  # the starter raises it where the result is awaited
             answer = (False, exc)
-        conn.send_bytes(_pickled(answer))
+        try:
+            conn.send_bytes(_pickled(answer))
+        except OSError:  # the starter is gone: no one to answer, nothing to report
+            return
 
 
 def _pickled(answer: tuple[bool, Any]) -> memoryview:
