@@ -16,9 +16,12 @@ a new one). A task that cannot be pickled fails alone, with the pickling error.
 from __future__ import annotations
 
 import contextlib
+import logging
 import pickle
 import queue
+import signal
 import threading
+import traceback
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -30,9 +33,10 @@ from typing import Any, TypeVar
 from accrochage.errors import AccrochageError
 from accrochage.processes import helper_context
 
+log = logging.getLogger("accrochage.pool")
 T = TypeVar("T")
 END_SECONDS = 5.0
-"""How long a stopped helper has to end before it is terminated, then killed."""
+"""How long a stopped helper has to end before it is killed."""
 
 _Work = tuple[Future[Any], Callable[..., Any], tuple[Any, ...]]
 
@@ -44,40 +48,62 @@ class HelperDied(AccrochageError):
     status = 500
 
 
+class RemoteTraceback(Exception):
+    """The helper's own traceback, set as the cause of the exception its task raised."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(text)
+        self.text = text
+
+    def __str__(self) -> str:
+        return self.text
+
+
 def _serve(conn: Connection, initializer: Callable[..., None], initargs: Sequence[Any]) -> None:
     """A helper's life: its initializer, then one task at a time until told to end, or
-    until its starter's end of the pipe closes."""
-    initializer(*initargs)
+    until its starter's end of the pipe closes. An initializer that fails makes every task
+    fail with what it raised (never an answer the starter waits for in vain)."""
+    # A starter that ignores SIGTERM (a writer process) must still be able to end its helpers.
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    try:
+        initializer(*initargs)
+        unusable: str | None = None
+    except Exception as exc:
+        unusable = f"a helper process could not start ({type(exc).__name__}: {exc})"
     while True:
         try:
-            task = conn.recv()
+            data = conn.recv_bytes()
         except (EOFError, OSError):  # the starter is gone, or closed its end
             return
-        if task is None:
-            return
-        fn, args = task
         try:
-            answer: tuple[bool, Any] = (True, fn(*args))
+            task = pickle.loads(data)
+            if task is None:
+                return
+            if unusable is not None:
+                raise HelperDied(unusable)
+            fn, args = task
+            answer: tuple[bool, Any, str | None] = (True, fn(*args), None)
         except BaseException as exc:  # the starter raises it where the result is awaited
-            answer = (False, exc)
+            answer = (False, exc, traceback.format_exc())
         try:
             conn.send_bytes(_pickled(answer))
         except OSError:  # the starter is gone: no one to answer, nothing to report
             return
 
 
-def _pickled(answer: tuple[bool, Any]) -> memoryview:
+def _pickled(answer: tuple[bool, Any, str | None]) -> memoryview:
     """The answer, or the error of pickling it (a result nested too deep: the starter may do
     the work itself), or at least that error's name."""
     try:
         return ForkingPickler.dumps(answer)
     except Exception as exc:
+        told = traceback.format_exc()
         try:
-            return ForkingPickler.dumps((False, exc))
+            return ForkingPickler.dumps((False, exc, told))
         except Exception:
             what = "result" if answer[0] else f"{type(answer[1]).__name__}"
             failure = f"the helper's {what} could not be sent back ({type(exc).__name__})"
-            return ForkingPickler.dumps((False, RuntimeError(failure)))
+            return ForkingPickler.dumps((False, RuntimeError(failure), told))
 
 
 def _no_initializer() -> None:
@@ -93,7 +119,10 @@ class _Helper:
 
 class HelperPool:
     """`processes` helper processes started through the fork server, each running
-    `initializer(*initargs)` first; `submit` runs a function in the first free one."""
+    `initializer(*initargs)` first; `submit` runs a function in the first free one.
+
+    Futures are failed or cancelled outside the pool's lock: their done-callbacks may call
+    the pool again (a decode group's callback shuts a broken pool down)."""
 
     def __init__(
         self,
@@ -107,25 +136,20 @@ class HelperPool:
         self._lock = threading.Lock()
         self._broken = False
         self._closed = False
-        self._helpers = [
-            self._start(initializer, tuple(initargs), f"{name}-{n}") for n in range(processes)
-        ]
+        self._helpers: list[_Helper] = []
+        try:
+            for n in range(processes):
+                self._helpers.append(_start(initializer, tuple(initargs), f"{name}-{n}"))
+        except BaseException:
+            for helper in self._helpers:
+                helper.process.kill()
+                _end(helper)
+            raise
         for helper in self._helpers:
             helper.thread = threading.Thread(
                 target=self._run, args=(helper,), name=helper.process.name, daemon=True
             )
             helper.thread.start()
-
-    @staticmethod
-    def _start(initializer: Callable[..., None], initargs: tuple[Any, ...], name: str) -> _Helper:
-        context = helper_context()
-        mine, theirs = context.Pipe()
-        process = context.Process(
-            target=_serve, args=(theirs, initializer, initargs), name=name, daemon=True
-        )
-        process.start()
-        theirs.close()  # the helper's end lives in the helper only: its death is an EOF here
-        return _Helper(process, mine)
 
     @property
     def pids(self) -> list[int]:
@@ -147,95 +171,124 @@ class HelperPool:
 
     def shutdown(self, *, cancel_futures: bool = False) -> None:
         """Stop the helpers once the tasks already given are answered (`cancel_futures`:
-        those not started yet are cancelled), and wait for them to end. Callable from a
-        task's done-callback (which runs in one of the pool's threads)."""
+        those not started yet are cancelled), and wait for them to end. From a task's
+        done-callback (one of the pool's threads), the helpers are ended in the background."""
         with self._lock:
             if self._closed:
                 return
             self._closed = True
-            if cancel_futures:
-                self._drain(None)
+            waiting = self._taken() if cancel_futures else []
             for _ in self._helpers:
                 self._tasks.put(None)
-        here = threading.current_thread()
+        for work in waiting:
+            work[0].cancel()
+        if threading.current_thread() in {h.thread for h in self._helpers}:
+            threading.Thread(target=self._wait_ended, name="helpers-end", daemon=True).start()
+        else:
+            self._wait_ended()
+
+    def _wait_ended(self) -> None:
         for helper in self._helpers:
-            if helper.thread is not None and helper.thread is not here:
+            if helper.thread is not None and helper.thread is not threading.current_thread():
                 helper.thread.join()
         for helper in self._helpers:
-            _end(helper.process)
-            helper.conn.close()
+            _end(helper)
 
     def _run(self, helper: _Helper) -> None:
         """One helper's thread: hands it a task, waits for its answer, and so on."""
-        while True:
-            work = self._tasks.get()
-            if work is None:
-                with contextlib.suppress(OSError):
-                    helper.conn.send(None)
-                return
-            future, fn, args = work
-            if not future.set_running_or_notify_cancel():
-                continue
-            try:
-                data = ForkingPickler.dumps((fn, args))
-            except Exception as exc:  # this task's own arguments: it fails alone
-                future.set_exception(exc)
-                continue
-            try:
-                helper.conn.send_bytes(data)
-                answer = helper.conn.recv_bytes()
-            except (EOFError, OSError):
-                self._break()  # before this task fails: its group's other tasks fail first
-                future.set_exception(HelperDied(_DIED))
-                return
-            try:
-                ok, value = pickle.loads(answer)
-            except Exception as exc:
-                future.set_exception(exc)
-                continue
-            if ok:
-                future.set_result(value)
-            else:
-                future.set_exception(value)
+        try:
+            while (work := self._tasks.get()) is not None and self._one(helper, work):
+                del work  # an idle thread holds no task, its arguments nor its answer
+        except BaseException as exc:  # never a future left running for ever
+            log.critical("a helper pool's thread failed (%s)", type(exc).__name__)
+            self._break()
+            raise
+        with contextlib.suppress(OSError):
+            helper.conn.send(None)
+
+    def _one(self, helper: _Helper, work: _Work) -> bool:
+        """Run one task in `helper`; False once the helper is gone (the pool is broken)."""
+        future, fn, args = work
+        if not future.set_running_or_notify_cancel():
+            return True
+        try:
+            data = ForkingPickler.dumps((fn, args))
+        except Exception as exc:  # this task's own arguments: it fails alone
+            future.set_exception(exc)
+            return True
+        try:
+            helper.conn.send_bytes(data)
+            del data
+            answer = helper.conn.recv_bytes()
+        except (EOFError, OSError):
+            self._break()  # before this task fails: its group's other tasks fail first
+            future.set_exception(HelperDied(_DIED))
+            return False
+        try:
+            ok, value, told = pickle.loads(answer)
+        except Exception as exc:
+            future.set_exception(exc)
+            return True
+        if ok:
+            future.set_result(value)
+            return True
+        if told is not None and isinstance(value, BaseException):
+            value.__cause__ = RemoteTraceback(told)
+        future.set_exception(value)
+        return True
 
     def _break(self) -> None:
-        """A helper died: every task not answered fails, the other helpers are ended (each
-        thread then finds its own helper's pipe closed, or the end marker)."""
+        """A helper died: the other helpers are killed (their unanswered work is lost
+        anyway; each thread then finds its helper's pipe closed, or the end marker), and
+        every task not taken fails."""
         with self._lock:
             if self._broken:
                 return
             self._broken = True
-            self._drain(HelperDied(_DIED))
+            waiting = self._taken()
             for _ in self._helpers:
                 self._tasks.put(None)
         for helper in self._helpers:
             if helper.process.is_alive():
-                helper.process.terminate()
+                helper.process.kill()
+        for future, _, _ in waiting:
+            if future.set_running_or_notify_cancel():
+                future.set_exception(HelperDied(_DIED))
 
-    def _drain(self, failure: BaseException | None) -> None:
-        """Fail (or, with no `failure`, cancel) the tasks no helper has taken yet."""
+    def _taken(self) -> list[_Work]:
+        """The tasks no helper has taken yet, out of the queue (under the lock; their
+        futures are settled after it is released)."""
+        taken: list[_Work] = []
         while True:
             try:
                 work = self._tasks.get_nowait()
             except queue.Empty:
-                return
-            if work is None:
-                continue
-            future = work[0]
-            if failure is None:
-                future.cancel()
-            elif future.set_running_or_notify_cancel():
-                future.set_exception(failure)
+                return taken
+            if work is not None:
+                taken.append(work)
 
 
-def _end(process: BaseProcess) -> None:
-    process.join(END_SECONDS)
-    if process.exitcode is None:
-        process.terminate()
+def _start(initializer: Callable[..., None], initargs: tuple[Any, ...], name: str) -> _Helper:
+    context = helper_context()
+    mine, theirs = context.Pipe()
+    process = context.Process(
+        target=_serve, args=(theirs, initializer, initargs), name=name, daemon=True
+    )
+    try:
+        process.start()
+    finally:
+        theirs.close()  # the helper's end lives in the helper only: its death is an EOF here
+    return _Helper(process, mine)
+
+
+def _end(helper: _Helper) -> None:
+    process = helper.process
+    if process.pid is not None:
         process.join(END_SECONDS)
-    if process.exitcode is None:
-        process.kill()
-        process.join()
+        if process.exitcode is None:
+            process.kill()
+            process.join(END_SECONDS)
+    helper.conn.close()
 
 
 _DIED = (

@@ -8,6 +8,7 @@ import signal
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ from accrochage.models.batch import FrozenBatch, ReleasedFile
 from accrochage.models.vocabulary import BatchState
 from accrochage.pool import HelperDied
 from accrochage.sinks import xml_outbox
-from accrochage.sinks.xml_outbox import RenderJob, XmlOutbox
+from accrochage.sinks.xml_outbox import RenderJob, XmlOutbox, release_batch
 from accrochage.state.sqlite.reader import SqliteReader
 from accrochage.streams import verify
 from accrochage.streams.flush_report import FlushReport
@@ -187,3 +188,39 @@ def test_a_render_process_killed_fails_the_flush_and_the_next_writes_each_batch_
     assert sorted(p.name for p in outbox.glob("*.xml")) == sorted(
         w.path.name for w in report.written
     )
+
+
+def _dies_once_another_file_is_released(dying: str, job: RenderJob) -> ReleasedFile:
+    """The render process of batch `dying` dies once another has released its file."""
+    if job.batch.batch_id != dying:
+        return release_batch(job)
+    deadline = time.monotonic() + WAIT
+    while not list(job.outbox.glob("*/*.xml")):
+        assert time.monotonic() < deadline, "the other batch was never written"
+        time.sleep(0.01)
+    os.kill(os.getpid(), signal.SIGKILL)
+    raise AssertionError("unreachable")
+
+
+def test_a_file_released_before_a_render_process_died_is_recorded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first batch's process dies after the second one's file was released: the first
+    stays to write, the second is recorded as written, not rendered again."""
+    core, _ = make_core(tmp_path, batching={"max_records": 40, "render_processes": 2})
+    try:
+        assert all(r.accepted for r in ingest(core, *_events(80)))
+        core.flusher.cut(FlushReport(), force=True)
+        with core.store.reading() as reader:
+            first, _ = reader.batches_to_write()
+        killing = partial(_dies_once_another_file_is_released, first.batch_id)
+        monkeypatch.setattr(xml_outbox, "release_batch", killing)
+        with pytest.raises(HelperDied):
+            core.flusher.flush(force=True)
+        with core.store.reading() as reader:
+            assert [b.batch_id for b in reader.batches_to_write()] == [first.batch_id]
+        monkeypatch.undo()
+        report = core.flusher.flush(force=True)
+    finally:
+        core.close()
+    assert report.ok and [w.batch_id for w in report.written] == [first.batch_id]

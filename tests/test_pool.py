@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import os
 import pickle
+import re
 import signal
+import subprocess
+import sys
 import threading
 import time
 from concurrent.futures import CancelledError, Future
@@ -15,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from accrochage.pool import HelperDied, HelperPool
+from accrochage.pool import HelperDied, HelperPool, RemoteTraceback
 
 WAIT = 60.0
 """Bound of every wait: far above what a loaded machine needs, far below a CI's patience."""
@@ -47,7 +50,33 @@ class _KillsItsProcess:
 
 
 def _dies_while_answering() -> tuple[bytes, Any]:
-    return b"x" * (256 << 20), _KillsItsProcess()
+    return b"x" * (32 << 20), _KillsItsProcess()
+
+
+def _refused_here() -> None:
+    raise ValueError("this argument cannot be rebuilt in a helper")
+
+
+class _BuiltOnlyHere:
+    """Pickled here, but rebuilding it in the helper raises."""
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_refused_here, ())
+
+
+def _wait_for(path: str) -> int:
+    deadline = time.monotonic() + WAIT
+    while not Path(path).exists():
+        assert time.monotonic() < deadline, "the test never released the task"
+        time.sleep(0.01)
+    return 0
+
+
+def _running(future: Future[Any]) -> None:
+    deadline = time.monotonic() + WAIT
+    while not future.running():
+        assert time.monotonic() < deadline, "no helper took the task"
+        time.sleep(0.01)
 
 
 def _nested(depth: int) -> list[Any]:
@@ -82,14 +111,28 @@ def test_tasks_run_in_the_helpers_and_their_own_errors_stay_theirs() -> None:
     try:
         pids = {pool.submit(_pid).result(WAIT) for _ in range(20)}
         assert pids <= set(pool.pids) and os.getpid() not in pids
-        with pytest.raises(ValueError, match="wrong"):
+        with pytest.raises(ValueError, match="wrong") as raised:
             pool.submit(_raise, "wrong").result(WAIT)
+        assert isinstance(raised.value.__cause__, RemoteTraceback)
+        assert "in _raise" in str(raised.value.__cause__), "the helper's own traceback"
         with pytest.raises(RecursionError):  # this task's arguments cannot cross
             pool.submit(len, _nested(5_000)).result(WAIT)
         with pytest.raises((pickle.PicklingError, AttributeError, TypeError)):
             pool.submit(len, [threading.Lock()]).result(WAIT)
+        with pytest.raises(ValueError, match="cannot be rebuilt"):
+            pool.submit(len, [_BuiltOnlyHere()]).result(WAIT)
         assert pool.submit(_sleep_then, 0, 7).result(WAIT) == 7
         assert not pool.broken
+    finally:
+        _shut_down_within(pool, WAIT)
+
+
+def test_a_helper_whose_initializer_fails_fails_each_task_saying_why() -> None:
+    pool = HelperPool(1, initializer=_raise, initargs=("no reference data",))
+    try:
+        why = re.escape("could not start (ValueError: no reference data)")
+        with pytest.raises(HelperDied, match=why):
+            pool.submit(_pid).result(WAIT)
     finally:
         _shut_down_within(pool, WAIT)
 
@@ -97,7 +140,7 @@ def test_tasks_run_in_the_helpers_and_their_own_errors_stay_theirs() -> None:
 def test_a_helper_killed_while_working_fails_every_task_not_answered() -> None:
     pool = HelperPool(2)
     pool.submit(_pid).result(WAIT)
-    survivor_pids = pool.pids
+    helper_pids = pool.pids
     running = [pool.submit(_sleep_then, 30, n) for n in range(6)]
     time.sleep(0.5)  # both helpers at work, four tasks waiting
     os.kill(pool.pids[0], signal.SIGKILL)
@@ -107,7 +150,7 @@ def test_a_helper_killed_while_working_fails_every_task_not_answered() -> None:
     assert pool.broken
     with pytest.raises(HelperDied):
         pool.submit(_pid)
-    assert all(_gone(pid) for pid in survivor_pids), "the other helper outlived its pool"
+    assert all(_gone(pid) for pid in helper_pids), "the other helper outlived its pool"
     _shut_down_within(pool, WAIT)
 
 
@@ -139,7 +182,9 @@ def test_a_helper_killed_while_idle_fails_the_next_task() -> None:
     _shut_down_within(pool, WAIT)
 
 
-def test_shutdown_waits_for_tasks_given_and_cancels_the_others_when_asked() -> None:
+def test_shutdown_waits_for_tasks_given_and_cancels_the_others_when_asked(
+    tmp_path: Path,
+) -> None:
     pool = HelperPool(1)
     given = [pool.submit(_sleep_then, 0.2, n) for n in range(3)]
     _shut_down_within(pool, WAIT)
@@ -147,10 +192,19 @@ def test_shutdown_waits_for_tasks_given_and_cancels_the_others_when_asked() -> N
     assert all(_gone(pid) for pid in pool.pids)
 
     pool = HelperPool(1)
-    first = pool.submit(_sleep_then, 0.5, 0)
-    time.sleep(0.2)
+    release = tmp_path / "release"
+    first = pool.submit(_wait_for, str(release))
+    _running(first)
     later: list[Future[int]] = [pool.submit(_sleep_then, 0, n) for n in range(3)]
-    pool.shutdown(cancel_futures=True)
+    stopper = threading.Thread(target=pool.shutdown, kwargs={"cancel_futures": True})
+    stopper.start()
+    deadline = time.monotonic() + WAIT
+    while not all(f.cancelled() for f in later):
+        assert time.monotonic() < deadline, "the tasks not started were not cancelled"
+        time.sleep(0.01)
+    release.touch()
+    stopper.join(WAIT)
+    assert not stopper.is_alive()
     assert first.result(0) == 0
     for future in later:
         with pytest.raises(CancelledError):
@@ -159,10 +213,77 @@ def test_shutdown_waits_for_tasks_given_and_cancels_the_others_when_asked() -> N
         pool.submit(_pid)
 
 
-def test_a_helper_ends_when_its_starter_closes_its_pipe() -> None:
-    pool = HelperPool(1)
-    pool.submit(_pid).result(WAIT)
-    (pid,) = pool.pids
-    pool._helpers[0].conn.close()  # as a starter killed -9 would
-    assert _gone(pid)
+def test_a_callback_may_shut_its_pool_down_even_as_a_helper_dies() -> None:
+    """A decode group's callback shuts a broken pool down: it runs when its future fails,
+    and failing futures under the pool's lock made that callback wait on itself for ever."""
+    pool = HelperPool(2)
+    working = [pool.submit(_sleep_then, 30, n) for n in range(2)]
+    for future in working:
+        _running(future)
+    queued = pool.submit(_sleep_then, 0, 2)
+    queued.add_done_callback(lambda _: pool.shutdown())
+    os.kill(pool.pids[0], signal.SIGKILL)
+    for future in [*working, queued]:
+        with pytest.raises(HelperDied):
+            future.result(WAIT)
+    assert all(_gone(pid) for pid in pool.pids)
     _shut_down_within(pool, WAIT)
+
+
+def test_a_callback_may_shut_a_healthy_pool_down_and_tasks_given_still_answer() -> None:
+    pool = HelperPool(1)
+    first = pool.submit(_sleep_then, 0.1, 1)
+    second = pool.submit(_sleep_then, 0, 2)
+    first.add_done_callback(lambda _: pool.shutdown())
+    assert (first.result(WAIT), second.result(WAIT)) == (1, 2)
+    assert not pool.broken
+    assert all(_gone(pid) for pid in pool.pids)
+
+
+STARTER = """
+import os, signal, sys, time
+signal.signal(signal.SIGTERM, signal.SIG_IGN)
+from accrochage.pool import HelperDied, HelperPool, RemoteTraceback
+pool = HelperPool(2)
+seconds = 30 if sys.argv[1] == "kill-a-helper" else 5
+working = [pool.submit(time.sleep, seconds) for _ in range(2)]
+while not all(f.running() for f in working):
+    time.sleep(0.01)
+time.sleep(0.3)
+if sys.argv[1] == "kill-a-helper":
+    os.kill(pool.pids[0], signal.SIGKILL)
+    for f in working:
+        try:
+            f.result(60)
+        except HelperDied:
+            print("failed", flush=True)
+    pool.shutdown()
+    print("ended", flush=True)
+else:
+    os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def _starter(mode: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", STARTER, mode],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        cwd=Path(__file__).resolve().parents[1],
+    )
+
+
+def test_helpers_of_a_starter_that_ignores_sigterm_still_end_with_their_pool() -> None:
+    """A writer process ignores SIGTERM, and its helpers inherit that: a broken pool must
+    still end the helper that lived on, in less than its 30-second task."""
+    done = _starter("kill-a-helper")
+    assert done.stdout.split() == ["failed", "failed", "ended"], done.stderr
+
+
+def test_helpers_of_a_starter_killed_while_they_work_end_quietly() -> None:
+    """No one is left to answer: no traceback in the log the helpers share with it."""
+    done = _starter("kill-the-starter")
+    assert done.returncode == -signal.SIGKILL
+    assert "Traceback" not in done.stderr, done.stderr

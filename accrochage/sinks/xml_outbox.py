@@ -103,6 +103,17 @@ def _start_render_process(parent: int) -> None:
     heap.settle()
 
 
+def _settled(
+    batch: FrozenBatch, future: Future[ReleasedFile], died: list[HelperDied]
+) -> Iterator[tuple[FrozenBatch, ReleasedFile | str]]:
+    """The batch's outcome; none when its render process died (noted in `died`): a batch
+    whose file was released by another process before that is recorded all the same."""
+    try:
+        yield batch, outcome_of(future.result)
+    except HelperDied as exc:
+        died.append(exc)
+
+
 class XmlOutbox(BatchSink):
     """Files under `outbox/<certifier>/`, named from the batch, released atomically.
 
@@ -186,17 +197,20 @@ class XmlOutbox(BatchSink):
             return
         pool = self._render_pool()
         running: deque[tuple[FrozenBatch, Future[ReleasedFile]]] = deque()
-        try:
-            for batch in batches:
+        died: list[HelperDied] = []
+        for batch in batches:
+            try:
                 running.append((batch, pool.submit(release_batch, self._job(batch))))
-                while running and running[0][1].done():
-                    done, future = running.popleft()
-                    yield done, outcome_of(future.result)
-            for done, future in running:
-                yield done, outcome_of(future.result)
-        except HelperDied:
+            except HelperDied as exc:
+                died.append(exc)
+                break  # the batches not cut yet are cut at the next flush
+            while running and running[0][1].done():
+                yield from _settled(*running.popleft(), died)
+        for done, future in running:
+            yield from _settled(done, future, died)
+        if died:
             self.close()  # the next flush starts new render processes, and writes these again
-            raise
+            raise died[0]
 
     def _render_pool(self) -> HelperPool:
         if self._pool is None or self._pool.broken:
