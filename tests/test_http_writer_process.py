@@ -25,14 +25,17 @@ import aiohttp
 import pytest
 from aiohttp import web
 
+from accrochage.api import writer_link
 from accrochage.api.protocol import ApiRunner
 from accrochage.api.server import build_app
 from accrochage.api.writer_link import ProcessLink
+from accrochage.api.writing import WriterUnavailable
 from accrochage.app import Core, build_core, build_event_writer
 from accrochage.models.deadline import Clock
 from accrochage.models.registry import Registry
 from accrochage.runtimes.embedded import api_context, build_service
 from accrochage.settings import load_settings
+from accrochage.streams.ingest import Incoming
 from accrochage.streams.writer import WriterService
 from tests.test_http import TIMEOUT, assert_error_shape, recent
 from tests.test_http_hostile import SURROGATE_FIELDS, with_surrogate
@@ -188,6 +191,32 @@ async def test_a_dead_writer_process_is_503_not_a_hang(core: Core) -> None:
             health = await response.json()
         assert (health["status"], health["reason"]) == ("degraded", "writer_unavailable")
     assert rows(core.settings.paths.state, "SELECT record_id FROM records") == [("D-1",)]
+
+
+async def test_a_writer_process_that_stops_answering_is_ended_at_stop(
+    core: Core, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A writer still busy (here: stopped) when the service stops is ended once the wait is
+    over: left alive, as it ignores SIGTERM, it kept the service from ever exiting."""
+    monkeypatch.setattr(writer_link, "STOP_SECONDS", 1.0)
+    tick = core.settings.batching.tick.total_seconds()
+    link = ProcessLink(
+        partial(build_event_writer, core.settings.paths.state, core.registry, core.clock, tick)
+    )
+    await link.start()
+    pid = _writer_pid(link)
+    try:
+        first = link.store([Incoming(json.dumps(recent("H-1")).encode())])
+        assert [r.accepted for r in await asyncio.wait_for(first, ANSWER_WITHIN)] == [True]
+        os.kill(pid, signal.SIGSTOP)
+        waiting = link.store([Incoming(json.dumps(recent("H-2")).encode())])
+        await asyncio.wait_for(link.close(), ANSWER_WITHIN)
+        assert link._process.exitcode == -signal.SIGKILL
+        with pytest.raises(WriterUnavailable):
+            await asyncio.wait_for(waiting, ANSWER_WITHIN)
+    finally:
+        if link._process.is_alive():
+            os.kill(pid, signal.SIGKILL)
 
 
 def full_disk_writer(

@@ -57,6 +57,10 @@ NOT_STORABLE = (
     "an event of this request is nested too deeply to be stored; none of the request's "
     "events were stored: flatten that event and send the request again"
 )
+NOT_STORED_AT_STOP = (
+    "the service stopped before the writer process stored the event: it was not "
+    "acknowledged and may not be stored; send it again once the service is restarted"
+)
 _Waiting = tuple[list[Incoming], "asyncio.Future[list[IngestResult]]"]
 
 
@@ -169,10 +173,7 @@ class ProcessLink:
             "send it again once the service is restarted"
         )
         self.storage_error = None
-        for group in (*self._sent, self._pending):
-            _fail(group, self._dead)
-        self._sent.clear()
-        self._pending = []
+        self._fail_waiting(self._dead)
         asyncio.get_running_loop().run_in_executor(None, self._log_exit)
 
     def _log_exit(self) -> None:
@@ -189,20 +190,33 @@ class ProcessLink:
         self._closing = True
         if self._link is None:
             return
-        if self._sent or self._pending:
-            self._idle.clear()
-            await asyncio.wait_for(self._idle.wait(), STOP_SECONDS)
-        if self._dead is None:
-            self._link.send(None)
-            try:
+        finished = False
+        try:
+            if self._sent or self._pending:
+                self._idle.clear()
+                await asyncio.wait_for(self._idle.wait(), STOP_SECONDS)
+            if self._dead is None:
+                self._link.send(None)
                 await asyncio.wait_for(self._gone.wait(), STOP_SECONDS)
-            except TimeoutError:
-                log.error("the writer process did not answer the end in time")
-        self._link.close()
-        await asyncio.to_thread(self._stop_process)
+            finished = True
+        except TimeoutError:
+            log.error("the writer process did not finish in time; ending it")
+        finally:
+            # Ended in every case (a timeout, a cancelled stop): a writer process left alive
+            # (it ignores SIGTERM) kept the service from exiting, multiprocessing waiting
+            # for it at exit.
+            self._link.close()
+            await asyncio.to_thread(self._stop_process, STOP_SECONDS if finished else 0)
+            self._fail_waiting(WriterUnavailable(NOT_STORED_AT_STOP))
 
-    def _stop_process(self) -> None:
-        self._process.join(STOP_SECONDS)
+    def _fail_waiting(self, exc: WriterUnavailable) -> None:
+        for group in (*self._sent, self._pending):
+            _fail(group, exc)
+        self._sent.clear()
+        self._pending = []
+
+    def _stop_process(self, patience: float) -> None:
+        self._process.join(patience)
         if self._process.is_alive():
             log.error("the writer process did not stop in time; ending it")
             self._process.kill()

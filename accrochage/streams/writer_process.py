@@ -175,6 +175,10 @@ class ProcessWriter:
         `WriterParts.decoder`); it still ends with this process (`lifeline.exit_with`)."""
         context = helper_context()
         self._requests: Any = context.Queue(maxsize=QUEUED_GROUPS)
+        # A group not yet in the pipe when the writer process died was never stored (its
+        # offsets come back): joining the thread that feeds the pipe, at exit, waited for
+        # ever on a pipe no one reads.
+        self._requests.cancel_join_thread()
         self._results: Any = context.Queue()
         self._process = context.Process(
             target=_writer_main,
@@ -184,6 +188,9 @@ class ProcessWriter:
         )
         self._process.start()
         self._waiting: deque[futures.Future[Any]] = deque()
+        self._lock = threading.Lock()
+        self._collected = threading.Event()
+        """Set once the results thread saw the writer process dead and failed what waited."""
         self._closing = False
         self._collector = threading.Thread(target=self._collect, name="writer-results", daemon=True)
         self._collector.start()
@@ -204,9 +211,13 @@ class ProcessWriter:
         if not self._process.is_alive():
             done.set_exception(RuntimeError(self._death()))
             return done
-        self._waiting.append(done)
+        with self._lock:
+            self._waiting.append(done)
+        if self._collected.is_set():  # the writer died meanwhile: nothing will answer
+            self._fail_waiting()
+            return done
         if self._decoder is None:
-            self._requests.put([_to_wire(item) for item in items])
+            self._send_or_fail([_to_wire(item) for item in items])
         else:
             self._decoding.put((self._decode(self._decoder, items), items))
         return done
@@ -253,15 +264,27 @@ class ProcessWriter:
             except queue.Empty:
                 if self._process.is_alive():
                     continue
-                while self._waiting:
-                    self._waiting.popleft().set_exception(RuntimeError(self._death()))
+                self._collected.set()
+                self._fail_waiting()
                 return
-            done = self._waiting.popleft()
+            with self._lock:
+                done = self._waiting.popleft()
             if ok:
                 metrics.count_events(counts)
                 done.set_result(detail)
             else:
                 done.set_exception(RuntimeError(detail))
+
+    def _fail_waiting(self) -> None:
+        with self._lock:
+            failed, self._waiting = self._waiting, deque()
+        for done in failed:
+            if not done.done():
+                done.set_exception(RuntimeError(self._death()))
+
+    def _send_or_fail(self, group: list[Wire]) -> None:
+        if not self._send(group):
+            self._fail_waiting()
 
     def shutdown(self, wait: bool = True) -> None:
         """Let the writer store what it was given, then end it."""
@@ -274,7 +297,7 @@ class ProcessWriter:
             if self._process.is_alive():
                 self._process.join(timeout=120 if wait else 0)
         elif self._process.is_alive():
-            self._requests.put(None)
+            self._send(None)
             self._process.join(timeout=120 if wait else 0)
         if self._process.is_alive():
             log.error("the writer process did not stop in time; ending it")

@@ -99,11 +99,11 @@ def run_worker(
         writer = ProcessWriter(partial(build_writer_parts, config, decode=True), daemon=False)
     else:
         writer = InProcessWriter(WriterService(core.ingestor), log_source(settings))
-    app = compose_worker(core, writer)
-    runner = faust.Worker(
-        app, loglevel=log_level, quiet=True, redirect_stdouts=False, override_logging=False
-    )
-    try:
+    try:  # from here on, the writer process is ended whatever fails: left, it hung the exit
+        app = compose_worker(core, writer)
+        runner = faust.Worker(
+            app, loglevel=log_level, quiet=True, redirect_stdouts=False, override_logging=False
+        )
         runner.execute_from_commandline()
     finally:
         writer.shutdown(wait=True)

@@ -39,6 +39,8 @@ MAX_IN_FLIGHT = 4
 FETCH_BYTES_PER_PARTITION = 8 * 1024 * 1024
 MAX_FETCH_RECORDS = GROUP_SIZE * MAX_IN_FLIGHT
 """Records one fetch hands over at most (`draining.py`): what the writer can take at once."""
+SETTLE_SECONDS = 120.0
+"""How long a stop waits for the groups being stored (each one a transaction)."""
 EXIT_UNEXPECTED = 70
 
 
@@ -134,7 +136,9 @@ class Pending:
             # A graceful stop (SIGTERM) while groups are being stored: not a failure. Their
             # transactions cannot be interrupted; let them end (committed or rolled back, the
             # offsets stored with them keep the state exact) before the store is closed.
-            futures.wait([f for f, _ in self._in_flight])
+            _, running = futures.wait([f for f, _ in self._in_flight], timeout=SETTLE_SECONDS)
+            if running:  # a writer that hangs must not hold the stop (and the loop) for ever
+                log.error("%d groups were still being stored at the stop", len(running))
             raise
         except BaseException:
             log.critical(

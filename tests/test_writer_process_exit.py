@@ -1,0 +1,53 @@
+"""A process whose writer process died ends: nothing of its own waits for the dead one."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+STARTER = """
+import json, os, signal, sys, time
+from functools import partial
+from pathlib import Path
+from accrochage.app import build_writer_parts
+from accrochage.streams.ingest import Incoming
+from accrochage.streams.writer_process import ProcessWriter
+from tests.test_tracker import event, write_config
+
+if __name__ == "__main__":
+    folder = Path(sys.argv[1])
+    write_config(folder)
+    writer = ProcessWriter(partial(build_writer_parts, folder / "accrochage.toml"))
+    first = Incoming(json.dumps(event("K-0")).encode(), "k", 0, 0, b"pix")
+    print(writer.submit([first]).result(60), flush=True)
+    os.kill(writer._process.pid, signal.SIGSTOP)
+    raw = json.dumps(event("K-1")).encode() + b" " * 100_000
+    groups = [
+        writer.submit([Incoming(raw, "k", 0, 1 + g * 10 + n, b"pix") for n in range(10)])
+        for g in range(3)
+    ]
+    time.sleep(0.5)  # its pipe full: the thread that feeds it waits
+    os.kill(writer._process.pid, signal.SIGKILL)
+    for group in groups:
+        try:
+            group.result(60)
+        except RuntimeError:
+            print("failed", flush=True)
+    print("exiting", flush=True)
+"""
+
+
+def test_a_process_whose_writer_died_with_groups_unsent_exits(tmp_path: Path) -> None:
+    """The groups the writer never read fail (their offsets come back); the process exits
+    instead of waiting at exit for a pipe no one reads (a Kafka worker hung there)."""
+    done = subprocess.run(
+        [sys.executable, "-c", STARTER, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        cwd=Path(__file__).resolve().parents[1],
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["1", "failed", "failed", "failed", "exiting"], done.stderr
