@@ -13,4 +13,5 @@ fi
 .venv/bin/ruff check accrochage tests bench tools
 .venv/bin/ruff format --check accrochage tests bench tools
 .venv/bin/mypy
-exec .venv/bin/pytest "$@"
+# A hang outside any test (at the interpreter's exit, in a session fixture) is ended too.
+exec timeout --kill-after=60 3600 .venv/bin/pytest "$@"

@@ -331,7 +331,8 @@ def start_together(config: Path, commands: list[list[str]]) -> list[tuple[int, s
         for process in processes:
             if process.poll() is None:
                 process.kill()
-                process.communicate()
+                process.wait(30)
+                process.communicate(timeout=30)
 
 
 def test_processes_started_together_on_a_fresh_state_all_succeed(tmp_path: Path) -> None:

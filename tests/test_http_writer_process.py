@@ -270,7 +270,10 @@ async def test_every_201_survives_a_kill_9_of_the_service(tmp_path: Path) -> Non
 
         async with aiohttp.ClientSession(base_url=base, timeout=TIMEOUT) as session:
             clients = [asyncio.create_task(client(session, w)) for w in range(8)]
+            deadline = asyncio.get_running_loop().time() + 120
             while len(answered) < 300:
+                assert service.poll() is None, "the service ended before it was killed"
+                assert asyncio.get_running_loop().time() < deadline, "300 answers never came"
                 await asyncio.sleep(0.01)
             service.send_signal(signal.SIGKILL)
             service.wait(timeout=30)

@@ -44,7 +44,8 @@ def _reaped(process: subprocess.Popen[Any]) -> None:
     """A child still running when its test ends (a failed assertion) is killed and reaped."""
     if process.poll() is None:
         process.kill()
-        process.communicate()
+        process.wait(30)  # reaped first: its helpers, seeing it gone, end and close its pipes
+        process.communicate(timeout=30)
 
 
 async def wait_healthy(base: str, service: subprocess.Popen[bytes]) -> None:

@@ -454,7 +454,9 @@ async def create_topic(
         await admin.create_topics(
             [NewTopic(name, num_partitions=partitions, replication_factor=replication_factor)]
         )
+        deadline = asyncio.get_running_loop().time() + 120
         while True:
+            assert asyncio.get_running_loop().time() < deadline, f"{name}: no leader in 120 s"
             described = await admin.describe_topics([name])
             parts = described[0].get("partitions", []) if described else []
             if (
