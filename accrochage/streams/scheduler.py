@@ -68,8 +68,8 @@ class Scheduler:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
-        for thread in self._threads:
-            thread.shutdown(wait=True)
+        for thread in self._threads:  # waited for off the loop: signals, /health still served
+            await asyncio.to_thread(thread.shutdown, wait=True)
         self._threads.clear()
 
 
