@@ -8,6 +8,7 @@ import signal
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator
+from concurrent.futures import Future
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ from accrochage.errors import StoreError
 from accrochage.generate import GeneratedCertifier, generate_events
 from accrochage.models.batch import FrozenBatch, ReleasedFile
 from accrochage.models.vocabulary import BatchState
-from accrochage.pool import HelperDied
+from accrochage.pool import HelperDied, HelperPool
 from accrochage.sinks import xml_outbox
 from accrochage.sinks.xml_outbox import RenderJob, XmlOutbox, release_batch
 from accrochage.state.sqlite.reader import SqliteReader
@@ -190,13 +191,13 @@ def test_a_render_process_killed_fails_the_flush_and_the_next_writes_each_batch_
     )
 
 
-def _dies_once_another_file_is_released(dying: str, job: RenderJob) -> ReleasedFile:
-    """The render process of batch `dying` dies once another has released its file."""
+def _dies_once_another_is_answered(dying: str, job: RenderJob) -> ReleasedFile:
+    """The render process of batch `dying` dies once another batch's answer came back."""
     if job.batch.batch_id != dying:
         return release_batch(job)
     deadline = time.monotonic() + WAIT
-    while not list(job.outbox.glob("*/*.xml")):
-        assert time.monotonic() < deadline, "the other batch was never written"
+    while not (job.outbox.parent / "answered").exists():
+        assert time.monotonic() < deadline, "the other batch was never answered"
         time.sleep(0.01)
     os.kill(os.getpid(), signal.SIGKILL)
     raise AssertionError("unreachable")
@@ -205,15 +206,25 @@ def _dies_once_another_file_is_released(dying: str, job: RenderJob) -> ReleasedF
 def test_a_file_released_before_a_render_process_died_is_recorded(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The first batch's process dies after the second one's file was released: the first
-    stays to write, the second is recorded as written, not rendered again."""
+    """The first batch's process dies after the second one's file was released and
+    answered: the first stays to write, the second is recorded as written, not rendered
+    again."""
     core, _ = make_core(tmp_path, batching={"max_records": 40, "render_processes": 2})
     try:
         assert all(r.accepted for r in ingest(core, *_events(80)))
         core.flusher.cut(FlushReport(), force=True)
         with core.store.reading() as reader:
             first, _ = reader.batches_to_write()
-        killing = partial(_dies_once_another_file_is_released, first.batch_id)
+        submit = HelperPool.submit
+
+        def noting_answers(pool: HelperPool, fn: Any, *args: Any) -> Future[Any]:
+            future = submit(pool, fn, *args)
+            if args[0].batch.batch_id != first.batch_id:
+                future.add_done_callback(lambda _: (tmp_path / "var" / "answered").touch())
+            return future
+
+        monkeypatch.setattr(HelperPool, "submit", noting_answers)
+        killing = partial(_dies_once_another_is_answered, first.batch_id)
         monkeypatch.setattr(xml_outbox, "release_batch", killing)
         with pytest.raises(HelperDied):
             core.flusher.flush(force=True)
