@@ -12,6 +12,7 @@ import os
 import signal
 import threading
 import time
+from pathlib import Path
 
 POLL_SECONDS = 0.2
 
@@ -22,14 +23,26 @@ def exit_with(parent: int) -> None:
     def watch() -> None:
         while True:
             time.sleep(POLL_SECONDS)
-            try:
-                os.kill(parent, 0)
-            except ProcessLookupError:
+            if gone(parent):
                 os._exit(1)
-            except PermissionError:
-                pass
 
     threading.Thread(target=watch, name=f"exit-with-{parent}", daemon=True).start()
+
+
+def gone(pid: int) -> bool:
+    """`pid` ended: no such process, or a zombie (dead, not yet reaped by its own parent,
+    which a supervisor may do late: a signal still reaches a zombie)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_bytes()
+    except OSError:
+        return False  # no /proc: a signal's answer is all there is
+    return stat.rpartition(b")")[2].split()[:1] == [b"Z"]
 
 
 def ignore_interrupt() -> None:

@@ -1,0 +1,77 @@
+"""Helper processes end with their starter, even one killed and not reaped yet."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from accrochage.lifeline import gone
+
+STARTER = """
+import sys, time
+from functools import partial
+from pathlib import Path
+from accrochage.app import build_writer_parts
+from accrochage.streams.writer_process import ProcessWriter
+from tests.test_tracker import write_config
+
+if __name__ == "__main__":
+    folder = Path(sys.argv[1])
+    write_config(folder)
+    writer = ProcessWriter(partial(build_writer_parts, folder / "accrochage.toml"))
+    print(writer._process.pid, flush=True)
+    time.sleep(600)
+"""
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_bytes().rpartition(b")")[2].split()[0].decode()
+    except OSError:
+        return "gone"
+
+
+def test_a_zombie_is_gone_and_a_live_process_is_not() -> None:
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+    try:
+        assert not gone(child.pid) and not gone(os.getpid())
+        child.kill()
+        deadline = time.monotonic() + 60
+        while _state(child.pid) != "Z":
+            assert time.monotonic() < deadline, "the child never became a zombie"
+            time.sleep(0.05)
+        assert gone(child.pid), "a zombie (killed, not reaped) counts as gone"
+    finally:
+        child.kill()
+        child.wait(30)
+    assert gone(child.pid)
+
+
+def test_a_writer_process_ends_while_its_killed_starter_awaits_reaping(tmp_path: Path) -> None:
+    """The Kafka writer process waits on queues whose both ends it holds: only its watch on
+    the starter ends it. A starter killed but not reaped yet (a supervisor that reaps late)
+    still answers signals; the writer process lived on beside the restarted worker."""
+    starter = subprocess.Popen(
+        [sys.executable, "-c", STARTER, str(tmp_path)],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=Path(__file__).resolve().parents[1],
+    )
+    try:
+        assert starter.stdout is not None
+        writer = int(starter.stdout.readline())
+        os.kill(starter.pid, signal.SIGKILL)
+        deadline = time.monotonic() + 60
+        while _state(writer) not in ("gone", "Z"):
+            assert _state(starter.pid) == "Z", "the starter is kept unreaped meanwhile"
+            assert time.monotonic() < deadline, "the writer process outlived its starter"
+            time.sleep(0.05)
+    finally:
+        starter.kill()
+        starter.wait(30)
+        if starter.stdout is not None:
+            starter.stdout.close()
