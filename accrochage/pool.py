@@ -21,6 +21,7 @@ import pickle
 import queue
 import signal
 import threading
+import time
 import traceback
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
@@ -37,6 +38,8 @@ log = logging.getLogger("accrochage.pool")
 T = TypeVar("T")
 END_SECONDS = 5.0
 """How long a stopped helper has to end before it is killed."""
+STOP_SECONDS = 120.0
+"""How long a shutdown waits for the tasks already given to be answered."""
 
 _Work = tuple[Future[Any], Callable[..., Any], tuple[Any, ...]]
 
@@ -188,20 +191,33 @@ class HelperPool:
             self._wait_ended()
 
     def _wait_ended(self) -> None:
+        """Each helper's thread ends once its last task is answered; a helper that answers
+        nothing within `STOP_SECONDS` (hung, not dead) is killed, failing its task."""
+        deadline = time.monotonic() + STOP_SECONDS
+        here = threading.current_thread()
         for helper in self._helpers:
-            if helper.thread is not None and helper.thread is not threading.current_thread():
-                helper.thread.join()
+            thread = helper.thread
+            if thread is None or thread is here:
+                continue
+            thread.join(max(0.0, deadline - time.monotonic()))
+            if thread.is_alive():
+                log.error("a helper process did not finish its task in time; ending it")
+                helper.process.kill()
+                thread.join(END_SECONDS)
         for helper in self._helpers:
             _end(helper)
 
     def _run(self, helper: _Helper) -> None:
         """One helper's thread: hands it a task, waits for its answer, and so on."""
+        work: _Work | None = None
         try:
             while (work := self._tasks.get()) is not None and self._one(helper, work):
-                del work  # an idle thread holds no task, its arguments nor its answer
+                work = None  # an idle thread holds no task, its arguments nor its answer
         except BaseException as exc:  # never a future left running for ever
             log.critical("a helper pool's thread failed (%s)", type(exc).__name__)
             self._break()
+            if work is not None and not work[0].done():
+                work[0].set_exception(HelperDied(_DIED))
             raise
         with contextlib.suppress(OSError):
             helper.conn.send(None)

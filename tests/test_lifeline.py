@@ -66,6 +66,9 @@ def test_a_writer_process_ends_while_its_killed_starter_awaits_reaping(tmp_path:
         writer = int(starter.stdout.readline())
         os.kill(starter.pid, signal.SIGKILL)
         deadline = time.monotonic() + 60
+        while _state(starter.pid) != "Z":
+            assert time.monotonic() < deadline, "the killed starter never became a zombie"
+            time.sleep(0.01)
         while _state(writer) not in ("gone", "Z"):
             assert _state(starter.pid) == "Z", "the starter is kept unreaped meanwhile"
             assert time.monotonic() < deadline, "the writer process outlived its starter"

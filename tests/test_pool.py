@@ -4,6 +4,7 @@ its starter waiting; a task's own failure stays its own."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pickle
 import re
@@ -18,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from accrochage import pool as pool_module
 from accrochage.pool import HelperDied, HelperPool, RemoteTraceback
 
 WAIT = 60.0
@@ -243,13 +245,15 @@ def test_a_callback_may_shut_a_healthy_pool_down_and_tasks_given_still_answer() 
 STARTER = """
 import os, signal, sys, time
 signal.signal(signal.SIGTERM, signal.SIG_IGN)
-from accrochage.pool import HelperDied, HelperPool, RemoteTraceback
+from accrochage.pool import HelperDied, HelperPool
 pool = HelperPool(2)
-seconds = 30 if sys.argv[1] == "kill-a-helper" else 5
+seconds = 5 if sys.argv[1] == "kill-the-starter" else 30
 working = [pool.submit(time.sleep, seconds) for _ in range(2)]
 while not all(f.running() for f in working):
     time.sleep(0.01)
 time.sleep(0.3)
+if sys.argv[1] == "exit-without-shutdown":
+    sys.exit(0)  # multiprocessing ends daemon helpers at exit: SIGTERM, then a join
 if sys.argv[1] == "kill-a-helper":
     os.kill(pool.pids[0], signal.SIGKILL)
     for f in working:
@@ -287,3 +291,26 @@ def test_helpers_of_a_starter_killed_while_they_work_end_quietly() -> None:
     done = _starter("kill-the-starter")
     assert done.returncode == -signal.SIGKILL
     assert "Traceback" not in done.stderr, done.stderr
+
+
+def test_a_starter_that_ignores_sigterm_exits_without_shutting_its_pool_down() -> None:
+    """Its helpers inherited SIGTERM ignored, and multiprocessing's exit ends daemon helpers
+    with SIGTERM and then waits: the starter's exit waited for their 30-second tasks."""
+    done = _starter("exit-without-shutdown")
+    assert done.returncode == 0, done.stderr
+
+
+def test_a_helper_that_hangs_is_ended_at_shutdown(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(pool_module, "STOP_SECONDS", 1.0)
+    pool = HelperPool(1)
+    hanging = pool.submit(_sleep_then, 0.5, 1)
+    _running(hanging)
+    (pid,) = pool.pids
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        _shut_down_within(pool, WAIT)
+        with pytest.raises(HelperDied):
+            hanging.result(0)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)

@@ -1,10 +1,23 @@
-"""A process whose writer process died ends: nothing of its own waits for the dead one."""
+"""A process whose writer process died or hung ends: nothing of its own waits for it."""
 
 from __future__ import annotations
 
+import json
+import os
+import signal
 import subprocess
 import sys
+import threading
+from functools import partial
 from pathlib import Path
+
+import pytest
+
+from accrochage.app import build_writer_parts
+from accrochage.streams import writer_process
+from accrochage.streams.ingest import Incoming
+from accrochage.streams.writer_process import ProcessWriter
+from tests.test_tracker import event, write_config
 
 STARTER = """
 import json, os, signal, sys, time
@@ -51,3 +64,32 @@ def test_a_process_whose_writer_died_with_groups_unsent_exits(tmp_path: Path) ->
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["1", "failed", "failed", "failed", "exiting"], done.stderr
+
+
+def test_a_writer_process_that_takes_nothing_more_is_ended_at_shutdown(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its queue full and the writer hung (stopped here): the end marker cannot go, and
+    shutdown ends it instead of waiting for room for ever."""
+    monkeypatch.setattr(writer_process, "STOP_SECONDS", 1.0)
+    write_config(tmp_path)
+    writer = ProcessWriter(partial(build_writer_parts, tmp_path / "accrochage.toml"))
+    pid = writer._process.pid
+    assert pid is not None
+    try:
+        first = Incoming(json.dumps(event("K-0")).encode(), "k", 0, 0, b"pix")
+        assert writer.submit([first]).result(60) == 1
+        os.kill(pid, signal.SIGSTOP)
+        raw = json.dumps(event("K-1")).encode()
+        groups = [writer.submit([Incoming(raw, "k", 0, 1 + g, b"pix")]) for g in range(4)]
+        stopper = threading.Thread(target=writer.shutdown, daemon=True)
+        stopper.start()
+        stopper.join(60)
+        assert not stopper.is_alive(), "shutdown waited for a writer that takes nothing"
+        assert writer._process.exitcode == -signal.SIGKILL
+        for group in groups:
+            with pytest.raises(RuntimeError, match="writer process ended"):
+                group.result(60)
+    finally:
+        if writer._process.is_alive():
+            os.kill(pid, signal.SIGKILL)

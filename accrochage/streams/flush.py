@@ -101,12 +101,14 @@ class Flusher:
         fault: list[BaseException] = []
         batches = chain(waiting, self._cut_planned(plan, report, fault))
         passages = sum(b.passages for b in waiting) + sum(len(g.members) for g in plan.groups)
-        for batch, outcome in self.sink.write_many(batches, passages=passages):
-            self._record(batch, outcome, report)
-        if report.written:
-            sweep = self._sweep_due()
-            with self.store.transaction() as tx:
-                tx.forget_sent_passages([w.batch_id for w in report.written], sweep=sweep)
+        try:
+            for batch, outcome in self.sink.write_many(batches, passages=passages):
+                self._record(batch, outcome, report)
+        finally:  # a sink that failed midway (a render process died): what it wrote counts
+            if report.written:
+                sweep = self._sweep_due()
+                with self.store.transaction() as tx:
+                    tx.forget_sent_passages([w.batch_id for w in report.written], sweep=sweep)
         if fault:
             raise fault[0]
 

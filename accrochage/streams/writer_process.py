@@ -15,6 +15,7 @@ import logging
 import os
 import queue
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 from concurrent import futures
@@ -33,6 +34,8 @@ from accrochage.streams.writer import WriterService
 
 log = logging.getLogger("accrochage.writer")
 QUEUED_GROUPS = 4
+STOP_SECONDS = 120.0
+"""How long a stop waits for the writer process to store what it was given."""
 DECODE_AHEAD = 3
 """Groups a writer process with its own decode pool decodes ahead of the one it stores."""
 EXIT_STORE_FAILED = 70
@@ -217,7 +220,7 @@ class ProcessWriter:
             self._fail_waiting()
             return done
         if self._decoder is None:
-            self._send_or_fail([_to_wire(item) for item in items])
+            self._send_or_fail([_to_wire(item) for item in items], done)
         else:
             self._decoding.put((self._decode(self._decoder, items), items))
         return done
@@ -244,36 +247,62 @@ class ProcessWriter:
                 return
         self._send(None)
 
-    def _send(self, group: list[Wire] | None) -> bool:
-        """Put on the bounded queue; False when the writer process is gone."""
+    def _send(self, group: list[Wire] | None, within: float | None = None) -> bool:
+        """Put on the bounded queue; False when the writer process is gone, or has not taken
+        a group within `within` seconds (None: while it lives)."""
+        deadline = None if within is None else time.monotonic() + within
         while True:
             try:
-                self._requests.put(group, timeout=0.5)
+                self._requests.put(group, timeout=0.5 if within is None else min(0.5, within))
                 return True
             except queue.Full:
                 if not self._process.is_alive():
+                    return False
+                if deadline is not None and time.monotonic() >= deadline:
                     return False
 
     def _death(self) -> str:
         return f"the writer process ended (exit code {self._process.exitcode})"
 
     def _collect(self) -> None:
-        while True:
-            try:
-                ok, detail, counts = self._results.get(timeout=0.5)
-            except queue.Empty:
-                if self._process.is_alive():
-                    continue
-                self._collected.set()
-                self._fail_waiting()
-                return
-            with self._lock:
-                done = self._waiting.popleft()
-            if ok:
-                metrics.count_events(counts)
-                done.set_result(detail)
-            else:
-                done.set_exception(RuntimeError(detail))
+        """Each answer to the oldest group waiting; once the writer process is dead, the
+        answers it sent before, then a failure for every group left."""
+        try:
+            while True:
+                try:
+                    answer = self._results.get(timeout=0.5)
+                except queue.Empty:
+                    if self._process.is_alive():
+                        continue
+                    while (last := self._answered_already()) is not None:
+                        self._settle(last)
+                    return
+                self._settle(answer)
+        except BaseException:  # never a group left waiting for ever
+            log.critical("the writer's results thread failed", exc_info=True)
+            raise
+        finally:
+            self._collected.set()
+            self._fail_waiting()
+
+    def _answered_already(self) -> tuple[bool, Any, dict[str, int]] | None:
+        try:
+            answer: tuple[bool, Any, dict[str, int]] = self._results.get_nowait()
+        except queue.Empty:
+            return None
+        return answer
+
+    def _settle(self, answer: tuple[bool, Any, dict[str, int]]) -> None:
+        ok, detail, counts = answer
+        with self._lock:
+            done = self._waiting.popleft() if self._waiting else None
+        if done is None:
+            log.error("the writer answered a group no one waits for")
+        elif ok:
+            metrics.count_events(counts)
+            done.set_result(detail)
+        else:
+            done.set_exception(RuntimeError(detail))
 
     def _fail_waiting(self) -> None:
         with self._lock:
@@ -282,9 +311,16 @@ class ProcessWriter:
             if not done.done():
                 done.set_exception(RuntimeError(self._death()))
 
-    def _send_or_fail(self, group: list[Wire]) -> None:
-        if not self._send(group):
-            self._fail_waiting()
+    def _send_or_fail(self, group: list[Wire], done: futures.Future[Any]) -> None:
+        """Send the group; when the writer process is gone, fail this group only (the
+        results thread answers those before it, then fails the rest)."""
+        if self._send(group):
+            return
+        with self._lock:
+            if done in self._waiting:
+                self._waiting.remove(done)
+        if not done.done():
+            done.set_exception(RuntimeError(self._death()))
 
     def shutdown(self, wait: bool = True) -> None:
         """Let the writer store what it was given, then end it."""
@@ -293,12 +329,12 @@ class ProcessWriter:
         self._closing = True
         if self._feeder is not None:
             self._decoding.put(None)  # the feeder sends what it holds, then the end
-            self._feeder.join(timeout=120 if wait else 0)
+            self._feeder.join(timeout=STOP_SECONDS if wait else 0)
             if self._process.is_alive():
-                self._process.join(timeout=120 if wait else 0)
-        elif self._process.is_alive():
-            self._send(None)
-            self._process.join(timeout=120 if wait else 0)
+                self._process.join(timeout=STOP_SECONDS if wait else 0)
+        elif self._process.is_alive() and self._send(None, within=STOP_SECONDS if wait else 0):
+            # (a writer that takes nothing more, hung, is not waited for: ended below)
+            self._process.join(timeout=STOP_SECONDS if wait else 0)
         if self._process.is_alive():
             log.error("the writer process did not stop in time; ending it")
             self._process.kill()
