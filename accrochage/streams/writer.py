@@ -12,6 +12,7 @@ commit or roll back as a whole).
 
 from __future__ import annotations
 
+import logging
 import queue
 import threading
 from collections.abc import Sequence
@@ -22,7 +23,12 @@ from accrochage.errors import StoreError
 from accrochage.streams import metrics
 from accrochage.streams.ingest import Incoming, Ingestor, IngestResult, LogSource
 
+log = logging.getLogger("accrochage.writer")
 MAX_GROUP = 2000
+_BROKEN = (
+    "the writer thread failed: the events were not acknowledged and may not be stored; "
+    "send them again once the service is restarted"
+)
 
 
 @dataclass(slots=True)
@@ -40,6 +46,7 @@ class WriterService:
         self._held: _Submission | None = None
         self._thread = threading.Thread(target=self._run, name="writer", daemon=True)
         self._stopping = False
+        self._broken = False
         self._lock = threading.Lock()
         self.storage_error: StoreError | None = None
         """The storage failure of the last transaction (disk full, corrupt), or None."""
@@ -52,7 +59,9 @@ class WriterService:
         done: Future[list[IngestResult]] = Future()
         done.set_running_or_notify_cancel()
         with self._lock:
-            if self._stopping:
+            if self._broken:
+                done.set_exception(RuntimeError(_BROKEN))
+            elif self._stopping:
                 done.set_exception(RuntimeError("the writer is stopping: events not stored"))
             else:
                 self._queue.put(_Submission(items, source, done))
@@ -80,8 +89,35 @@ class WriterService:
         return self._queue.get()
 
     def _run(self) -> None:
-        while (first := self._take()) is not None:
-            self._store(self._next_group(first))
+        group: list[_Submission] = []
+        try:
+            while (first := self._take()) is not None:
+                group = self._next_group(first)
+                self._store(group)
+                group = []
+        except BaseException as exc:  # never a submission left waiting for ever
+            log.critical("the writer thread failed (%s)", type(exc).__name__, exc_info=True)
+            self._fail_all(group)
+
+    def _fail_all(self, group: list[_Submission]) -> None:
+        """The writer thread is gone: what it held, what is queued and what comes later fail
+        (a group may have committed before the failure: sending it again stores nothing twice)."""
+        with self._lock:
+            self._stopping = True
+            self._broken = True
+        waiting = list(group)
+        if self._held is not None:
+            waiting.append(self._held)
+        while True:
+            try:
+                queued = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if queued is not None:
+                waiting.append(queued)
+        for submission in waiting:
+            if not submission.done.done():
+                submission.done.set_exception(RuntimeError(_BROKEN))
 
     def _store(self, group: list[_Submission]) -> None:
         items = [item for submission in group for item in submission.items]
