@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from accrochage.app import Core
 from accrochage.errors import StoreError
 from accrochage.generate import GeneratedCertifier, generate_events
 from accrochage.models.batch import FrozenBatch, ReleasedFile
@@ -66,15 +67,21 @@ def test_each_batch_reaches_the_sink_as_soon_as_it_is_cut(tmp_path: Path) -> Non
     assert steps == expected
 
 
+def _two_batches_cut(core: Core) -> tuple[FrozenBatch, FrozenBatch]:
+    """80 events cut into two batches of 40 (the core's `max_records`), not written yet."""
+    assert all(r.accepted for r in ingest(core, *_events(80)))
+    core.flusher.cut(FlushReport(), force=True)
+    with core.store.reading() as reader:
+        first, second = reader.batches_to_write()
+    return first, second
+
+
 def test_the_outbox_writes_a_batch_before_it_is_handed_the_next(tmp_path: Path) -> None:
     """The second batch is handed over only once the first one's file exists: an outbox that
     waited for every batch before writing would never see it (the wait is bounded)."""
     core, _ = make_core(tmp_path, batching={"max_records": 40, "render_processes": 1})
     try:
-        assert all(r.accepted for r in ingest(core, *_events(80)))
-        core.flusher.cut(FlushReport(), force=True)
-        with core.store.reading() as reader:
-            first, second = reader.batches_to_write()
+        first, second = _two_batches_cut(core)
         sink = core.flusher.sink
         assert isinstance(sink, XmlOutbox)
         first_file = sink.place(first.certifier.key, sink.file_name(first), BatchState.WRITTEN)
@@ -211,10 +218,7 @@ def test_a_file_released_before_a_render_process_died_is_recorded(
     again."""
     core, _ = make_core(tmp_path, batching={"max_records": 40, "render_processes": 2})
     try:
-        assert all(r.accepted for r in ingest(core, *_events(80)))
-        core.flusher.cut(FlushReport(), force=True)
-        with core.store.reading() as reader:
-            first, _ = reader.batches_to_write()
+        first, _ = _two_batches_cut(core)
         submit = HelperPool.submit
 
         def noting_answers(pool: HelperPool, fn: Any, *args: Any) -> Future[Any]:
