@@ -278,9 +278,8 @@ class ProcessWriter:
                         self._settle(last)
                     return
                 self._settle(answer)
-        except BaseException:  # never a group left waiting for ever
+        except BaseException:  # logged once here; what waits fails below, never for ever
             log.critical("the writer's results thread failed", exc_info=True)
-            raise
         finally:
             self._collected.set()
             self._fail_waiting()
