@@ -26,6 +26,7 @@ from accrochage.sinks.xml_outbox import XmlOutbox
 from accrochage.state.base import RefdataStorage, Store
 from accrochage.state.sqlite import SqliteStore
 from accrochage.state.sqlite.refdata import SqliteRefdata
+from accrochage.state.sqlite.write_lock import DEFAULT_WAIT_SECONDS
 from accrochage.streams.batching import BatchLimits
 from accrochage.streams.corrections import Corrections
 from accrochage.streams.decoding import DecodePool
@@ -80,7 +81,11 @@ def registry_from(settings: Settings) -> Registry:
 
 def open_store(settings: Settings, *, service: bool = False) -> Store:
     """The state; a long-running service checks the whole database's integrity at start."""
-    return SqliteStore(settings.paths.state, always_check=service)
+    return SqliteStore(
+        settings.paths.state,
+        always_check=service,
+        lock_wait_seconds=settings.state.lock_wait.total_seconds(),
+    )
 
 
 def batch_limits(settings: Settings) -> BatchLimits:
@@ -220,12 +225,17 @@ def build_writer_parts(config: Path | None, *, decode: bool = False) -> WriterPa
 
 
 def build_event_writer(
-    state: Path, registry: Registry, clock: Clock, check_every: float
+    state: Path,
+    registry: Registry,
+    clock: Clock,
+    check_every: float,
+    lock_wait: float = DEFAULT_WAIT_SECONDS,
 ) -> tuple[WriterService, Callable[[], None]]:
     """What the HTTP service's writer process builds (`api/writer_link.py`): the state (checked
     at the service's start already), an ingestor that follows the stored reference data
-    version (the serving process's `refdata` job loads the files), a writer service."""
-    store = SqliteStore(state)
+    version (the serving process's `refdata` job loads the files), a writer service;
+    `lock_wait`: `state.lock_wait`, in seconds."""
+    store = SqliteStore(state, lock_wait_seconds=lock_wait)
     service, _ = _following_writer(store, registry, clock, check_every)
     return service, store.close
 

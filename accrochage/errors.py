@@ -69,6 +69,14 @@ class StorageFullError(StoreError):
     status = 507
 
 
+class StoreBusyError(StoreError):
+    """Another writer kept the state's write lock longer than `state.lock_wait`: nothing was
+    stored; the message names that writer."""
+
+    code = "state_busy"
+    status = 503
+
+
 class StorageCorruptError(StoreError):
     """The state database is damaged: restore it from a backup."""
 

@@ -170,6 +170,22 @@ class PathsSettings(Section):
     outbox: Path = Path("var/outbox")
 
 
+LockWait = Annotated[
+    Duration,
+    _within(
+        timedelta(seconds=1),
+        timedelta(hours=1),
+        "how long a write waits for another process's writer before giving up",
+    ),
+]
+
+
+class StateSettings(Section):
+    lock_wait: LockWait = timedelta(seconds=30)
+    """How long a write waits for the state's write lock held by another process (a command
+    stopped with Ctrl-Z, a hung writer) before failing with `state_busy`, nothing stored."""
+
+
 class SchemaSettings(Section):
     version: SchemaVersion = SchemaVersion.V1_1_5
     """The CDC's current kit by default; a state holding 1.1.2 files refuses the default
@@ -322,6 +338,7 @@ class Settings(BaseSettings):
     batching: BatchingSettings = BatchingSettings()
     ingest: IngestSettings = IngestSettings()
     paths: PathsSettings = PathsSettings()
+    state: StateSettings = StateSettings()
     schema_: SchemaSettings = Field(default=SchemaSettings(), alias="schema")
     api: ApiSettings = ApiSettings()
     kafka: KafkaSettings = KafkaSettings()

@@ -37,6 +37,7 @@ SAMPLES: dict[str, dict[str, tuple[str, Any]]] = {
         "state": ("/srv/accrochage/state.db", Path("/srv/accrochage/state.db")),
         "outbox": ("/srv/accrochage/outbox", Path("/srv/accrochage/outbox")),
     },
+    "state": {"lock_wait": ("2m", timedelta(minutes=2))},
     "refdata": {
         "rncp": ("/srv/refdata/fc", Path("/srv/refdata/fc")),
         "cog": ("/srv/refdata/cog", Path("/srv/refdata/cog")),
@@ -230,6 +231,13 @@ def test_durations_are_bounded(tmp_path: Path, key: str, value: str, message: st
         load_settings(write_config(tmp_path, batching={key: value}))
     assert message in str(caught.value)
     assert "Value error" not in str(caught.value)
+
+
+@pytest.mark.parametrize("value", ["0.5s", "2h"])
+def test_the_lock_wait_is_bounded(tmp_path: Path, value: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings(write_config(tmp_path, state={"lock_wait": value}))
+    assert "state.lock_wait: must be between 1s and 1h" in str(caught.value)
 
 
 def test_a_huge_number_of_seconds_is_a_config_error(

@@ -60,6 +60,7 @@ def write_config(
     api: dict[str, Any] | None = None,
     schema: dict[str, Any] | None = None,
     ingest: dict[str, Any] | None = None,
+    state: dict[str, Any] | None = None,
     emitter_id: str = "03VML243",
     name: str = "accrochage.toml",
 ) -> Path:
@@ -80,6 +81,7 @@ def write_config(
         "api": api or {},
         "schema": schema or {},
         "ingest": ingest or {},
+        "state": state or {},
     }
     text = f"""
 [emitter]

@@ -30,7 +30,13 @@ from typing import Any
 from accrochage.api.frames import FrameSocket, frame
 from accrochage.api.writer_child import WriterBuild, serve_writer
 from accrochage.api.writing import NotStorable, WriterFailed, WriterUnavailable
-from accrochage.errors import AccrochageError, StorageCorruptError, StorageFullError, StoreError
+from accrochage.errors import (
+    AccrochageError,
+    StorageCorruptError,
+    StorageFullError,
+    StoreBusyError,
+    StoreError,
+)
 from accrochage.models.decode import parse_payload
 from accrochage.processes import helper_context
 from accrochage.streams import metrics
@@ -49,7 +55,7 @@ transactions); three gain nothing more. Against 16, where the writer gathers the
 fewer messages and wake-ups won: 2,770 against 1,890 in one paired run."""
 STOP_SECONDS = 120
 _STORE_ERRORS: dict[str, type[StoreError]] = {
-    cls.code: cls for cls in (StoreError, StorageFullError, StorageCorruptError)
+    cls.code: cls for cls in (StoreError, StorageFullError, StorageCorruptError, StoreBusyError)
 }
 
 TOO_DEEP_TO_KEEP = "(an event nested too deeply to be kept as text)"

@@ -83,8 +83,9 @@ def refdata_jobs(core: Core) -> list[Job]:
 def writer_link(core: Core) -> ProcessLink:
     """A writer process storing into `core`'s state (started with the app)."""
     tick = core.settings.batching.tick.total_seconds()
+    state, lock_wait = core.settings.paths.state, core.settings.state.lock_wait.total_seconds()
     return ProcessLink(
-        partial(build_event_writer, core.settings.paths.state, core.registry, core.clock, tick)
+        partial(build_event_writer, state, core.registry, core.clock, tick, lock_wait)
     )
 
 

@@ -7,8 +7,6 @@ other processes, `synchronous=FULL` so that an acknowledged event survives a pow
 
 from __future__ import annotations
 
-import fcntl
-import os
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -23,6 +21,7 @@ from accrochage.state.base import Reader, RefdataStorage, Store, StoreLocation
 from accrochage.state.sqlite.migrations import migrations
 from accrochage.state.sqlite.reader import SqliteReader
 from accrochage.state.sqlite.transaction import SqliteTransaction
+from accrochage.state.sqlite.write_lock import DEFAULT_WAIT_SECONDS, WriteLock
 
 BUSY_TIMEOUT_MS = 30_000
 CHECKPOINT_PAGES = 10_000
@@ -63,30 +62,37 @@ class SqliteLocation(StoreLocation):
 
 
 class SqliteStore(Store):
-    def __init__(self, path: Path, *, always_check: bool = False) -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        always_check: bool = False,
+        lock_wait_seconds: float = DEFAULT_WAIT_SECONDS,
+    ) -> None:
+        """`lock_wait_seconds`: how long a write waits for another process's writer before
+        failing with `StoreBusyError` (`state.lock_wait`; `state/sqlite/write_lock.py`)."""
         self.path = path
         self.location = SqliteLocation(path)
         self._lock = threading.RLock()
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            lock_path = path.with_name(path.name + ".write-lock")
-            self._write_lock = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
         except OSError as exc:
             raise StoreError(
                 f"cannot open the state database {path}: {exc.strerror}; check paths.state "
                 "and that its folder is writable"
             ) from None
+        self._write_lock = WriteLock(path, lock_wait_seconds)
         try:
             self._conn = self._open(path, always_check)
         except BaseException:
-            os.close(self._write_lock)
+            self._write_lock.close()
             raise
 
     def _open(self, path: Path, always_check: bool) -> sqlite3.Connection:
         """Connect, check, migrate: under the write lock, so that processes started together
         on a fresh state do not each try to create the tables."""
         conn: sqlite3.Connection | None = None
-        fcntl.flock(self._write_lock, fcntl.LOCK_EX)
+        held = self._write_lock.acquire()
         try:
             conn = connect(path)
             if always_check or _size(path) <= QUICK_CHECK_MAX_BYTES:
@@ -102,11 +108,11 @@ class SqliteStore(Store):
                 conn.close()
             raise
         finally:
-            fcntl.flock(self._write_lock, fcntl.LOCK_UN)
+            self._write_lock.release(held)
 
     def close(self) -> None:
         self._conn.close()
-        os.close(self._write_lock)
+        self._write_lock.close()
 
     @contextmanager
     def reading(self) -> Iterator[Reader]:
@@ -128,16 +134,17 @@ class SqliteStore(Store):
     def transaction(self) -> Iterator[SqliteTransaction]:
         """One write transaction (BEGIN IMMEDIATE ... COMMIT), one writer at a time.
 
-        Writers of every process first take an exclusive `flock` on `<state>.write-lock`: the
-        kernel wakes a waiting writer the moment the lock is free, where SQLite's busy handler
-        would sleep up to 100 ms between retries (a service's writer behind a flush in
-        another process lost half its time so). Readers never take it.
+        Writers of every process first take the state's write lock (`write_lock.py`: the
+        kernel wakes a waiting writer the moment it is free, where SQLite's busy handler
+        would sleep up to 100 ms between retries; a service's writer behind a flush in
+        another process lost half its time so), for at most `lock_wait_seconds`
+        (`StoreBusyError` beyond). Readers never take it.
 
         A full disk, a read-only or damaged database surfaces as `StorageFullError` or
         `StorageCorruptError`; nothing of the transaction is kept.
         """
         with self._lock:
-            fcntl.flock(self._write_lock, fcntl.LOCK_EX)
+            held = self._write_lock.acquire()
             try:
                 self._conn.execute("BEGIN IMMEDIATE")
                 try:
@@ -149,7 +156,7 @@ class SqliteStore(Store):
             except sqlite3.Error as exc:
                 raise storage_error(exc, self.path) from None
             finally:
-                fcntl.flock(self._write_lock, fcntl.LOCK_UN)
+                self._write_lock.release(held)
 
     def _rollback(self) -> None:
         """SQLite may already have rolled back (a full disk does): then there is nothing to do."""
