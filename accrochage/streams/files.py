@@ -5,7 +5,6 @@ from __future__ import annotations
 import codecs
 import csv
 import io
-import json
 import re
 import shutil
 import tempfile
@@ -14,6 +13,7 @@ from dataclasses import dataclass
 from typing import IO, Any, cast
 
 from accrochage.errors import InputError
+from accrochage.models.decode import loads_json
 from accrochage.streams.ingest import Incoming
 
 MAX_LINE_BYTES = 16 * 1024 * 1024
@@ -21,6 +21,9 @@ LIST_FIELDS = {"holder.first_names"}
 BOOL_FIELDS = {"certified"}
 INT_FIELDS = {"digital_level.general_score"}
 JSON_FIELDS = {"digital_level.results"}
+_INTEGER = re.compile(r"-?[0-9]{1,18}")
+"""An integer cell: ASCII digits only (`"²".isdigit()` is true, and `int("²")` fails), short
+enough to convert; anything else stays text and fails validation with its field's name."""
 
 
 def looks_like_csv(name: str, head: bytes) -> bool:
@@ -51,18 +54,20 @@ def read_jsonl(stream: IO[bytes], name: str) -> Iterator[Incoming]:
 def _cell(path: str, value: str) -> Any:
     """CSV cells are text; a few fields are converted so that JSON types line up.
 
-    A cell that does not convert is passed on as text, so validation names its field.
+    A cell that does not convert is passed on as text, so validation names its field. JSON
+    cells are parsed as JSON events are (`loads_json`: decimals kept as written, `NaN`
+    marked), so that a CSV row's content and hash are those of the same event in JSONL.
     """
     if path in LIST_FIELDS:
         return [part.strip() for part in value.split("|")]
     if path in BOOL_FIELDS and value.strip().lower() in {"true", "false"}:
         return value.strip().lower() == "true"
-    if path in INT_FIELDS and value.strip().lstrip("-").isdigit():
+    if path in INT_FIELDS and _INTEGER.fullmatch(value.strip()):
         return int(value)
     if path in JSON_FIELDS:
         try:
-            return json.loads(value)
-        except ValueError:
+            return loads_json(value)
+        except (ValueError, RecursionError):
             return value
     if path == "holder.birth_date" and len(value.strip()) in (4, 7):
         parts = [int(p) if p.isdigit() else p for p in value.strip().split("-")]

@@ -26,6 +26,7 @@ from accrochage.models.decode import (
     loads_json,
 )
 from accrochage.models.event import ENVELOPE_FIELDS
+from accrochage.streams.files import csv_row_to_event
 from tests.factories import make_registry
 
 ORACLE = json.JSONEncoder(
@@ -112,3 +113,19 @@ def test_a_lone_surrogate_is_escaped_in_the_stored_content() -> None:
     assert decoded.content is not None
     assert '"birth_name":"Du\\\\ud800pont"' in decoded.content  # the escape, escaped
     assert decoded.content_hash == content_hash(decoded.content)
+
+
+@pytest.mark.parametrize("results", ['[{"level": 1e-05}]', '[{"level": 2.50}]', '[{"level": NaN}]'])
+def test_a_csv_row_has_the_content_and_hash_of_the_same_event_in_jsonl(results: str) -> None:
+    """A CSV cell holding JSON is parsed as a JSONL line is: parsed with plain `json.loads`,
+    its floats were written by orjson's own format (`0.00001`) and a NaN became `null`."""
+    row = {"record_id": "R-1", "certifier": "pix", "digital_level.results": results}
+    from_csv = csv_row_to_event(row)
+    from_jsonl = parsed(
+        f'{{"record_id": "R-1", "certifier": "pix", "digital_level": {{"results": {results}}}}}'
+    )
+    assert canonical_and_hash(from_csv) == canonical_and_hash(from_jsonl)
+    if "NaN" not in results:
+        assert canonical_and_hash(from_csv) == oracle(from_jsonl)
+    else:
+        assert f'"{NOT_JSON}":"NaN"' in canonical_content(from_csv)
