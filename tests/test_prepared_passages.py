@@ -22,6 +22,7 @@ from accrochage.settings import load_settings
 from accrochage.sinks.gate import check_file
 from accrochage.sinks.xml_outbox import XmlOutbox
 from accrochage.state.sqlite import SqliteStore
+from accrochage.state.sqlite.transaction import SqliteTransaction
 from accrochage.streams import flush
 from accrochage.streams.flush_report import FlushReport
 from tests.test_tracker import SCHEMA_1_1_2, write_config
@@ -215,6 +216,40 @@ def test_the_passages_of_records_still_pending_are_kept(tmp_path: Path) -> None:
     )
     _cli(config, "flush", "--force")
     assert _passages(config) == {}
+
+
+def test_a_flush_of_many_batches_drops_their_passages_a_few_batches_a_transaction(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A backlog's first flush reads every written member's passage: in short transactions
+    (a few batches each), so that other writers never wait for the whole of it."""
+    monkeypatch.setattr(flush, "FORGET_PER_TRANSACTION", 2)
+    chunks: list[list[str]] = []
+    forget = SqliteTransaction.forget_sent_passages
+
+    def counted(self: SqliteTransaction, batch_ids: Any, *, sweep: bool = False) -> None:
+        chunks.append(list(batch_ids))
+        forget(self, batch_ids, sweep=sweep)
+
+    monkeypatch.setattr(SqliteTransaction, "forget_sent_passages", counted)
+    config = _config(tmp_path / "state", batching={"max_records": 60})
+    events_file = tmp_path / "events.jsonl"
+    events = _events(events_file, max_age_days=5)  # no deadline near: max_records decides
+    school = [e for e in events if e["certifier"] == "school"]
+    events = [e for e in events if e["certifier"] == "pix"] + school[:30]  # school: pending
+    events_file.write_text("".join(json.dumps(e, ensure_ascii=False) + "\n" for e in events))
+    _cli(config, "ingest", str(events_file))
+    _cli(config, "flush")
+    with _db(config) as db:
+        written = {row[0] for row in db.execute("SELECT batch_id FROM batches")}
+    assert len(written) >= 5 and all(0 < len(chunk) <= 2 for chunk in chunks), chunks
+    assert {b for chunk in chunks for b in chunk} == written
+    pending = {
+        r["record_id"]
+        for r in json.loads(_cli(config, "records", "--format", "json"))
+        if r["status"] == "pending"
+    }
+    assert len(pending) == 30 and set(_passages(config)) == pending
 
 
 def test_ingest_without_decode_processes_prepares_nothing_and_writes_the_same(

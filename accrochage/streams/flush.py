@@ -40,6 +40,9 @@ from accrochage.streams.withdraw import cut_suppressions, exact_sizes, supersede
 PASSAGE_SWEEP_SECONDS = 600
 """How often written passages are looked for among every pending record (those of records
 corrected or revoked while pending); at each write, only the written batches' are dropped."""
+FORGET_PER_TRANSACTION = 10
+"""Written batches whose passages one transaction drops (10,000 members at the default size:
+about 0.2 s at 1,000,000 records)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,11 +109,19 @@ class Flusher:
                 self._record(batch, outcome, report)
         finally:  # a sink that failed midway (a render process died): what it wrote counts
             if report.written:
-                sweep = self._sweep_due()
-                with self.store.transaction() as tx:
-                    tx.forget_sent_passages([w.batch_id for w in report.written], sweep=sweep)
+                self._forget_passages([w.batch_id for w in report.written])
         if fault:
             raise fault[0]
+
+    def _forget_passages(self, written: list[str]) -> None:
+        """Drop the prepared passages of the batches written, `FORGET_PER_TRANSACTION` batches
+        a transaction (a backlog's first flush reads their hundreds of thousands of members:
+        in one transaction, a minute at 5,000,000 records in which no one else could write)."""
+        sweep = self._sweep_due()
+        for start in range(0, len(written), FORGET_PER_TRANSACTION):
+            with self.store.transaction() as tx:
+                chunk = written[start : start + FORGET_PER_TRANSACTION]
+                tx.forget_sent_passages(chunk, sweep=sweep and start == 0)
 
     def cut(self, report: FlushReport, *, force: bool = False) -> None:
         """Cut what is due, without writing (see `plan`)."""
