@@ -26,20 +26,26 @@ from typing import Any
 import pytest
 
 from accrochage.api.server import build_app
+from accrochage.api.writer_link import ProcessLink
 from accrochage.app import build_core
 from accrochage.errors import StoreBusyError
 from accrochage.runtimes.embedded import api_context, writer_link
 from accrochage.settings import load_settings
 from accrochage.state.sqlite import SqliteStore
+from accrochage.state.sqlite import store as store_module
 from tests.test_http import assert_error_shape
 from tests.test_http_writer_process import ANSWER_WITHIN, serving
 from tests.test_service_process import cli
 from tests.test_tracker import event, write_config
 
+pytestmark = pytest.mark.timeout(300)
+"""Without a bounded wait a test here blocks until killed: fail it well before the suite's
+15 minutes (a passing test takes seconds)."""
+
 HOLDER = textwrap.dedent(
     """
     import fcntl, os, sys
-    fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT, 0o644)
+    fd = os.open(sys.argv[2], os.O_RDWR | os.O_CREAT, 0o644)
     fcntl.flock(fd, fcntl.LOCK_EX)
     print("held", flush=True)
     sys.stdin.read()
@@ -47,6 +53,8 @@ HOLDER = textwrap.dedent(
 )
 """Another process's writer: holds the lock until its standard input closes."""
 
+PERSONAL_FILE_NAME = "candidats_DUPONT_Jean_1987-03-02.csv"
+"""On the holder's command line, as a file an operator ingests may be named."""
 BOUND = 30.0
 """Seconds a wait in these tests may take before the test calls it a hang."""
 
@@ -59,7 +67,7 @@ def lock_of(state: Path) -> Path:
 def held(state: Path, *, stopped: bool = False) -> Iterator[subprocess.Popen[str]]:
     """A process holding `state`'s write lock (`stopped`: then stopped, as by Ctrl-Z)."""
     holder = subprocess.Popen(
-        [sys.executable, "-c", HOLDER, str(lock_of(state))],
+        [sys.executable, "-c", HOLDER, PERSONAL_FILE_NAME, str(lock_of(state))],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
@@ -133,6 +141,7 @@ def test_a_write_gives_up_on_a_stopped_holder_and_says_how_to_free_it(
         assert f"process {holder.pid}" in message
         assert "is stopped" in message and f"kill -CONT {holder.pid}" in message
         assert "nothing of this operation was stored" in message
+        assert "DUPONT" not in message and "fcntl" not in message  # the pid, not its argv
         assert (caught.value.code, caught.value.status) == ("state_busy", 503)
     assert offsets(store) == []
     write_one(store, "t-2")  # the lock the abandoned wait took as the holder died is free
@@ -179,30 +188,48 @@ def test_an_abandoned_wait_never_keeps_the_lock_from_other_processes(
         with pytest.raises(StoreBusyError):
             write_one(store, "t-1")
         release(holder)
-    probe = textwrap.dedent(
-        """
-        import fcntl, os, sys, time
-        fd = os.open(sys.argv[1], os.O_RDWR)
-        deadline = time.monotonic() + float(sys.argv[2])
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                sys.exit(0)
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    sys.exit(1)
-                time.sleep(0.02)
-        """
-    )
-    taken = subprocess.run(
-        [sys.executable, "-c", probe, str(lock_of(store.path)), str(BOUND)], timeout=BOUND * 2
-    )
-    assert taken.returncode == 0
+    assert other_process_can_lock(store.path)
 
 
-def test_opening_the_state_gives_up_on_a_stopped_holder(tmp_path: Path) -> None:
+PROBE = textwrap.dedent(
+    """
+    import fcntl, os, sys, time
+    fd = os.open(sys.argv[1], os.O_RDWR)
+    deadline = time.monotonic() + float(sys.argv[2])
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            sys.exit(0)
+        except BlockingIOError:
+            if time.monotonic() > deadline:
+                sys.exit(1)
+            time.sleep(0.02)
+    """
+)
+
+
+def other_process_can_lock(state: Path) -> bool:
+    """Whether another process takes the lock within the bound (the abandoned wait, which
+    took it as the holder went, let go of it)."""
+    probe = [sys.executable, "-c", PROBE, str(lock_of(state)), str(BOUND)]
+    return subprocess.run(probe, timeout=BOUND * 2).returncode == 0
+
+
+def test_an_up_to_date_state_opens_without_waiting_for_the_holder(tmp_path: Path) -> None:
+    """Opening checks the state's integrity (a read) and takes the lock only to migrate: a
+    command that only reads is not held up by a stopped writer."""
     state = tmp_path / "state.db"
     SqliteStore(state).close()
+    with held(state, stopped=True):
+        opened = SqliteStore(state, lock_wait_seconds=BOUND, always_check=True)
+        opened.close()
+
+
+def test_a_state_to_migrate_waits_for_the_holder_then_gives_up(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(store_module, "MIGRATION_WAIT_SECONDS", 1.0)
+    state = tmp_path / "state.db"
     with held(state, stopped=True), pytest.raises(StoreBusyError) as caught:
         SqliteStore(state, lock_wait_seconds=1.0)
     assert "is stopped" in str(caught.value)
@@ -258,3 +285,92 @@ async def test_the_service_answers_503_state_busy_then_stores_once_the_holder_is
             assert status == 201, body
     finally:
         core.close()
+
+
+def test_failed_writes_share_one_wait_instead_of_a_thread_and_a_descriptor_each(
+    store: SqliteStore,
+) -> None:
+    def waits() -> int:
+        return sum(t.name == "write-lock-wait" for t in threading.enumerate())
+
+    def lock_descriptors() -> int:
+        folder = Path("/proc/self/fd")
+        lock = lock_of(store.path)
+        return sum(1 for fd in folder.iterdir() if _same(fd, lock))
+
+    with held(store.path, stopped=True) as holder:
+        for _ in range(4):
+            with pytest.raises(StoreBusyError):
+                write_one(store, "t-1")
+        assert (waits(), lock_descriptors()) == (1, 2)  # the store's own, and the wait's
+        release_stopped(holder)
+        until(lambda: waits() == 0 and lock_descriptors() == 1)
+    write_one(store, "t-2")
+    assert offsets(store) == ["t-2"]
+
+
+def _same(fd: Path, path: Path) -> bool:
+    try:
+        return os.path.samefile(fd, path)
+    except OSError:
+        return False
+
+
+def release_stopped(holder: subprocess.Popen[str]) -> None:
+    os.kill(holder.pid, signal.SIGCONT)
+    release(holder)
+
+
+class Interrupted(Exception):
+    pass
+
+
+def test_a_wait_interrupted_never_keeps_the_lock(store: SqliteStore) -> None:
+    def interrupt(signum: int, frame: object) -> None:
+        raise Interrupted
+
+    previous = signal.signal(signal.SIGALRM, interrupt)
+    try:
+        with held(store.path) as holder:
+            signal.setitimer(signal.ITIMER_REAL, 0.3)
+            with pytest.raises(Interrupted):
+                write_one(store, "t-1")
+            release(holder)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    assert other_process_can_lock(store.path)
+
+
+def test_the_wait_for_this_process_s_other_writer_is_bounded_too(store: SqliteStore) -> None:
+    inside, leave = threading.Event(), threading.Event()
+
+    def long_writer() -> None:
+        with store.transaction():
+            inside.set()
+            leave.wait(BOUND)
+
+    writer = threading.Thread(target=long_writer)
+    writer.start()
+    try:
+        assert inside.wait(BOUND)
+        with pytest.raises(StoreBusyError) as caught:
+            write_one(store, "t-1")
+        assert f"this process (pid {os.getpid()})" in str(caught.value)
+    finally:
+        leave.set()
+        writer.join(BOUND)
+    write_one(store, "t-2")
+    assert offsets(store) == ["t-2"]
+
+
+def refusing_writer(*_: object) -> object:
+    """A writer process's parts that cannot be built: its state is busy."""
+    raise StoreBusyError("another writer has held the state for 1 s: process 1 is stopped")
+
+
+async def test_a_writer_process_that_cannot_open_the_state_says_why_in_one_error() -> None:
+    link = ProcessLink(refusing_writer)
+    with pytest.raises(StoreBusyError, match="process 1 is stopped"):
+        await asyncio.wait_for(link.start(), ANSWER_WITHIN)
+    assert link._process.exitcode == 0  # it said why and ended, no traceback

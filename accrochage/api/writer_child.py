@@ -21,11 +21,12 @@ import pickle
 import socket
 from collections.abc import Callable
 from concurrent.futures import Future
+from contextlib import suppress
 from typing import Any
 
 from accrochage import heap
 from accrochage.api.frames import CHUNK, frame, unframe
-from accrochage.errors import StoreError
+from accrochage.errors import AccrochageError, StoreError
 from accrochage.lifeline import exit_with, ignore_stop_signals
 from accrochage.streams import metrics
 from accrochage.streams.child_logs import LogSetup, adopt_log_setup
@@ -34,6 +35,9 @@ from accrochage.streams.writer import WriterService
 
 log = logging.getLogger("accrochage.writer")
 END = None
+STARTED_NOT = "not started"
+"""The first message of a writer process that could not build its parts, with the error's
+code and message (instead of "ready")."""
 
 WriterBuild = Callable[[], tuple[WriterService, Callable[[], None]]]
 """Builds, in the writer process, its writer service and what closes its store."""
@@ -110,7 +114,13 @@ def serve_writer(
     # The serving process decides when to stop (a Ctrl-C reaches the whole process group).
     ignore_stop_signals()
     adopt_log_setup(logs)
-    service, close = build()
+    try:
+        service, close = build()
+    except AccrochageError as exc:  # the serving process says it, in one line
+        with suppress(OSError):
+            sock.sendall(frame((STARTED_NOT, exc.code, str(exc))))
+        sock.close()
+        return
     heap.settle()
     inbox = Inbox(sock)
     try:

@@ -28,7 +28,7 @@ from collections import deque
 from typing import Any
 
 from accrochage.api.frames import FrameSocket, frame
-from accrochage.api.writer_child import WriterBuild, serve_writer
+from accrochage.api.writer_child import STARTED_NOT, WriterBuild, serve_writer
 from accrochage.api.writing import NotStorable, WriterFailed, WriterUnavailable
 from accrochage.errors import (
     AccrochageError,
@@ -115,6 +115,9 @@ class ProcessLink:
                 f"the writer process did not start (exit code {self._process.exitcode}); "
                 "see the log above"
             ) from None
+        except StoreError:  # it could not open the state (busy, damaged): it says why
+            await asyncio.to_thread(self._process.join, 5)
+            raise
 
     def store(self, items: list[Incoming]) -> asyncio.Future[list[IngestResult]]:
         loop = asyncio.get_running_loop()
@@ -149,7 +152,11 @@ class ProcessLink:
     def _received(self, message: Any) -> None:
         """The writer's answer to the oldest group sent (answers come in the order sent)."""
         if self._ready is not None and not self._ready.done():
-            self._ready.set_result(None)  # its first message: "ready"
+            if isinstance(message, tuple) and message[:1] == (STARTED_NOT,):
+                _, code, text = message
+                self._ready.set_exception(_rebuilt(code, text))
+            else:
+                self._ready.set_result(None)  # its first message: "ready"
             return
         ok, payload, storage, counts = message
         group = self._sent.popleft()

@@ -7,8 +7,10 @@ other processes, `synchronous=FULL` so that an acknowledged event survives a pow
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
@@ -16,12 +18,17 @@ from pathlib import Path
 
 from sqlite_utils import Database
 
-from accrochage.errors import StorageCorruptError, StorageFullError, StoreError
+from accrochage.errors import StorageCorruptError, StorageFullError, StoreBusyError, StoreError
 from accrochage.state.base import Reader, RefdataStorage, Store, StoreLocation
 from accrochage.state.sqlite.migrations import migrations
 from accrochage.state.sqlite.reader import SqliteReader
 from accrochage.state.sqlite.transaction import SqliteTransaction
-from accrochage.state.sqlite.write_lock import DEFAULT_WAIT_SECONDS, WriteLock
+from accrochage.state.sqlite.write_lock import (
+    DEFAULT_WAIT_SECONDS,
+    Holder,
+    WriteLock,
+    busy_message,
+)
 
 BUSY_TIMEOUT_MS = 30_000
 CHECKPOINT_PAGES = 10_000
@@ -31,6 +38,9 @@ A page dirtied by many transactions between two checkpoints is copied once: ten 
 checkpoints cut ingest's bytes written by about a fifth (measured: 8.2 -> 6.7 KiB per event),
 for a WAL of at most about 40 MiB. Durability is the WAL's, unchanged (`synchronous = FULL`).
 """
+MIGRATION_WAIT_SECONDS = 600.0
+"""How long opening a state that needs migrating waits for the write lock: another process
+may be migrating it (a table rebuilt at 5,000,000 records takes a minute or more)."""
 WAL_KEPT_BYTES = 64 * 1024 * 1024
 """After a checkpoint, a WAL larger than this is truncated back (a long reader let it grow)."""
 
@@ -89,15 +99,18 @@ class SqliteStore(Store):
             raise
 
     def _open(self, path: Path, always_check: bool) -> sqlite3.Connection:
-        """Connect, check, migrate: under the write lock, so that processes started together
-        on a fresh state do not each try to create the tables."""
+        """Connect, check, migrate. The integrity check is a read (a snapshot of the WAL
+        database: writers go on meanwhile; it takes 30 s and more on a large state whose
+        pages are not cached); only migrating takes the write lock, so that processes started
+        together on a fresh state do not each try to create the tables, and an up-to-date
+        state is opened without waiting for anyone."""
         conn: sqlite3.Connection | None = None
-        held = self._write_lock.acquire()
         try:
             conn = connect(path)
             if always_check or _size(path) <= QUICK_CHECK_MAX_BYTES:
                 check_integrity(conn, path)
-            migrations.apply(Database(conn))
+            if migrations.pending(Database(conn)):
+                self._migrate(conn)
             return conn
         except sqlite3.Error as exc:
             if conn is not None:
@@ -107,6 +120,13 @@ class SqliteStore(Store):
             if conn is not None:
                 conn.close()
             raise
+
+    def _migrate(self, conn: sqlite3.Connection) -> None:
+        """The pending migrations (none left when another process applied them meanwhile);
+        waiting up to `MIGRATION_WAIT_SECONDS` for another process migrating the same state."""
+        held = self._write_lock.acquire(max(self._write_lock.wait_seconds, MIGRATION_WAIT_SECONDS))
+        try:
+            migrations.apply(Database(conn))
         finally:
             self._write_lock.release(held)
 
@@ -137,14 +157,19 @@ class SqliteStore(Store):
         Writers of every process first take the state's write lock (`write_lock.py`: the
         kernel wakes a waiting writer the moment it is free, where SQLite's busy handler
         would sleep up to 100 ms between retries; a service's writer behind a flush in
-        another process lost half its time so), for at most `lock_wait_seconds`
-        (`StoreBusyError` beyond). Readers never take it.
+        another process lost half its time so), for at most `lock_wait_seconds` in all,
+        the wait for this process's other threads included (`StoreBusyError` beyond).
+        Readers never take it.
 
         A full disk, a read-only or damaged database surfaces as `StorageFullError` or
         `StorageCorruptError`; nothing of the transaction is kept.
         """
-        with self._lock:
-            held = self._write_lock.acquire()
+        wait = self._write_lock.wait_seconds
+        deadline = time.monotonic() + wait
+        if not self._lock.acquire(timeout=wait):
+            raise StoreBusyError(busy_message(self.path, wait, Holder(os.getpid(), "")))
+        try:
+            held = self._write_lock.acquire(max(0.0, deadline - time.monotonic()))
             try:
                 self._conn.execute("BEGIN IMMEDIATE")
                 try:
@@ -157,6 +182,8 @@ class SqliteStore(Store):
                 raise storage_error(exc, self.path) from None
             finally:
                 self._write_lock.release(held)
+        finally:
+            self._lock.release()
 
     def _rollback(self) -> None:
         """SQLite may already have rolled back (a full disk does): then there is nothing to do."""

@@ -26,12 +26,19 @@ DEFAULT_WAIT_SECONDS = 30.0
 
 @dataclass
 class _Attempt:
-    """One wait for the lock on a descriptor of its own, in a thread of its own."""
+    """A wait for the lock on a descriptor of its own, in a thread of its own.
+
+    It outlives a writer that gives up: the next write of the process waits on it again
+    (one thread and one descriptor however long the holder keeps the lock). When it takes
+    the lock with no writer waiting, it lets go at once.
+    """
 
     fd: int
     guard: threading.Lock = field(default_factory=threading.Lock)
     taken: threading.Event = field(default_factory=threading.Event)
-    abandoned: bool = False
+    waiting: bool = False
+    ended: bool = False
+    """The thread is done: it handed the lock over, let go of it, or failed."""
     error: OSError | None = None
 
     def run(self) -> None:
@@ -40,18 +47,32 @@ class _Attempt:
         except OSError as exc:
             self.error = exc
         with self.guard:
-            if self.abandoned:  # the writer gave up meanwhile: nobody else closes it
-                os.close(self.fd)
+            self.ended = True
+            if self.waiting:
+                self.taken.set()
                 return
-            self.taken.set()
+        _let_go(self.fd, locked=self.error is None)
 
-    def give_up(self) -> bool:
-        """True when the lock was not taken in time (the thread releases it if it ever is)."""
+    def wait(self, seconds: float) -> bool:
+        """True when this writer (`waiting` set) now holds the lock through `fd`."""
+        try:
+            self.taken.wait(seconds)
+        except BaseException:  # interrupted (Ctrl-C) as the lock came: not kept
+            if self._stop_waiting():
+                _let_go(self.fd, locked=self.error is None)
+            raise
+        return self._stop_waiting()
+
+    def _stop_waiting(self) -> bool:
         with self.guard:
-            if self.taken.is_set():
-                return False
-            self.abandoned = True
-            return True
+            self.waiting = False
+            return self.taken.is_set()
+
+
+def _let_go(fd: int, *, locked: bool) -> None:
+    if locked:
+        fcntl.flock(fd, fcntl.LOCK_UN)  # before the close: a forked copy would keep it
+    os.close(fd)
 
 
 class WriteLock:
@@ -62,6 +83,8 @@ class WriteLock:
         self.path = state.with_name(state.name + ".write-lock")
         self.wait_seconds = wait_seconds
         self._fd = self._open()
+        self._pending: _Attempt | None = None
+        self._guard = threading.Lock()
 
     def _open(self) -> int:
         try:
@@ -75,65 +98,82 @@ class WriteLock:
     def close(self) -> None:
         os.close(self._fd)
 
-    def acquire(self) -> int:
+    def acquire(self, seconds: float | None = None) -> int:
         """The descriptor now holding the lock, to give to `release`; `StoreBusyError` when
-        another writer kept it for `wait_seconds`."""
+        another writer kept it for `seconds` (default: `wait_seconds`)."""
         try:
             fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             return self._fd
         except BlockingIOError:
             pass
-        attempt = _Attempt(self._open())
-        threading.Thread(target=attempt.run, name="write-lock-wait", daemon=True).start()
-        if not attempt.taken.wait(self.wait_seconds) and attempt.give_up():
-            raise StoreBusyError(busy_message(self.state, self.wait_seconds, holder(self._fd)))
+        attempt = self._attempt()
+        if not attempt.wait(self.wait_seconds if seconds is None else seconds):
+            waited = max(self.wait_seconds, seconds or 0.0)  # a write's part of it, or more
+            raise StoreBusyError(busy_message(self.state, waited, holder(self.path)))
+        with self._guard:
+            self._pending = None
         if attempt.error is not None:
             os.close(attempt.fd)
             raise StoreError(f"cannot lock {self.path}: {attempt.error.strerror}") from None
         return attempt.fd
 
+    def _attempt(self) -> _Attempt:
+        """The wait still under way (a writer gave up on it), or a new one; this writer
+        waiting on it (set before its thread can find nobody waiting and let go)."""
+        with self._guard:
+            pending = self._pending
+            if pending is not None:
+                with pending.guard:
+                    if not pending.ended:
+                        pending.waiting = True
+                        return pending
+            attempt = _Attempt(self._open(), waiting=True)
+            self._pending = attempt
+            threading.Thread(target=attempt.run, name="write-lock-wait", daemon=True).start()
+            return attempt
+
     def release(self, fd: int) -> None:
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        if fd != self._fd:
-            os.close(fd)
+        if fd == self._fd:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+        else:
+            _let_go(fd, locked=True)
 
 
 @dataclass(frozen=True, slots=True)
 class Holder:
     pid: int
-    command: str
-    """The holder's command line, shortened ("" when it could not be read)."""
     state: str
     """Its state letter in `/proc/<pid>/stat` (`T`: stopped), "" when unknown."""
 
 
-def holder(fd: int) -> Holder | None:
-    """Who holds the `flock` on the file open as `fd`, from `/proc/locks` (Linux)."""
-    inode = str(os.fstat(fd).st_ino)
+def holder(lock: Path) -> Holder | None:
+    """Who holds the `flock` on `lock`, from `/proc/locks` (Linux), when that process is seen
+    to have the file open (a pid is only named, and advice only given, when it is sure)."""
     try:
+        inode = str(os.stat(lock).st_ino)
         with open("/proc/locks", encoding="ascii", errors="replace") as locks:
             lines = locks.read().splitlines()
     except OSError:
         return None
     for line in lines:
         fields = line.split()
-        if "->" in fields:  # a waiter, not a holder
+        # `N: FLOCK ADVISORY WRITE pid maj:min:inode ...`; a waiter's line has `->` after N:.
+        # The device as the kernel names it may not be what stat() gives (overlayfs): the
+        # inode, then the process's open files, tell.
+        if len(fields) < 6 or fields[1] != "FLOCK" or fields[5].rpartition(":")[2] != inode:
             continue
-        # `maj:min:inode`: the device as the kernel names it may not be what stat() gives
-        # (overlayfs), and this only names the holder in a message.
-        if len(fields) >= 6 and fields[1] == "FLOCK" and fields[5].rpartition(":")[2] == inode:
-            pid = int(fields[4])
-            return Holder(pid, _command(pid), _state(pid))
+        pid = int(fields[4]) if fields[4].isdigit() else 0
+        if pid > 0 and _has_open(pid, lock):
+            return Holder(pid, _state(pid))
     return None
 
 
-def _command(pid: int) -> str:
+def _has_open(pid: int, path: Path) -> bool:
+    folder = Path(f"/proc/{pid}/fd")
     try:
-        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        return any(os.path.samefile(entry, path) for entry in folder.iterdir())
     except OSError:
-        return ""
-    words = [os.path.basename(a.decode(errors="replace")) for a in argv[:4] if a]
-    return " ".join(" ".join(words).split())[:120]
+        return False
 
 
 def _state(pid: int) -> str:
@@ -141,20 +181,23 @@ def _state(pid: int) -> str:
         stat = Path(f"/proc/{pid}/stat").read_text(errors="replace")
     except OSError:
         return ""
-    return stat.rpartition(")")[2].split()[0] if ")" in stat else ""
+    after = stat.rpartition(")")[2].split()  # the command in parentheses may hold anything
+    return after[0] if after else ""
 
 
-def busy_message(path: Path, seconds: float, found: Holder | None) -> str:
-    waited = f"another writer has held the state {path} for {seconds:g} s"
+def busy_message(state: Path, seconds: float, found: Holder | None) -> str:
+    """What the writer that gave up says: who holds the state and how to free it. The
+    holder's command line is not quoted (its file names may name people): its pid is."""
+    waited = f"another writer has held the state {state} for {seconds:g} s"
     advice = (
         "nothing of this operation was stored: send or run it again once that writer is done "
         "(state.lock_wait sets how long to wait)"
     )
     if found is None:
         return f"{waited}; {advice}"
-    who = f"process {found.pid}" + (f" ({found.command})" if found.command else "")
     if found.pid == os.getpid():
-        who = f"this process (pid {found.pid}), through another connection"
+        return f"{waited}: this process (pid {found.pid}), another of its writers; {advice}"
+    who = f"process {found.pid} (`ps -o args= -p {found.pid}` shows it)"
     if found.state in {"T", "t"}:
         return (
             f"{waited}: {who} is stopped (Ctrl-Z?); resume it (`fg` in its terminal, or "
