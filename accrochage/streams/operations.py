@@ -1,7 +1,10 @@
 """What the operator does to records and batches by hand: deposited, retry, exclude, include.
 
 Each item gets its own outcome: one refused id never stops the others (CONTRACT v2: exit 1
-when any was refused). All items of one call are applied in one transaction.
+when any was refused). A call is applied in short transactions (a file each for `deposited`,
+`CHUNK_RECORDS` records each for the others), so that the service's writers never wait long
+behind an operator's command; each item is idempotent, so a call cut short (a storage
+failure refuses every item not applied yet, saying why) is simply run again.
 """
 
 from __future__ import annotations
@@ -9,8 +12,10 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 
+from accrochage.errors import StoreError
 from accrochage.models.deadline import Clock
 from accrochage.models.lifecycle import apply_deposited
 from accrochage.models.operator import (
@@ -30,6 +35,10 @@ from accrochage.streams.redecode import Decodes
 from accrochage.streams.withdraw import supersede_batch
 
 REPORTED, FAILED = BatchState.REPORTED, BatchState.FAILED
+CHUNK_RECORDS = 5_000
+"""Records one transaction of `retry`, `exclude` or `include` changes (about 0.5 s; 105 µs a
+record measured for `retry`): in one transaction, 300,000 ids kept every other writer waiting
+for half a minute."""
 
 IDENTITY_WARNING = (
     "warning: the CDC rejected its identity and it is unchanged; the CDC matches a holder on "
@@ -65,13 +74,17 @@ class Operations:
 
     def deposited(self, refs: Sequence[str]) -> list[ItemOutcome]:
         """Record that files were uploaded to the CDC portal. A REF is a batch id, a prefix of
-        8 characters or more, the file's name or a path ending in it."""
-        now, outcomes = self._now(), []
-        moves: list[tuple[Path, Path]] = []
-        with self.store.transaction() as tx:
-            for ref in refs:
-                outcomes.append(self._deposit(tx, ref, now, moves))
-        self.sink.move_recorded(moves, "deposited")
+        8 characters or more, the file's name or a path ending in it. A transaction a file."""
+        now, outcomes = self._now(), list[ItemOutcome]()
+        for index, ref in enumerate(refs):
+            moves: list[tuple[Path, Path]] = []
+            try:
+                with self.store.transaction() as tx:
+                    outcome = self._deposit(tx, ref, now, moves)
+            except StoreError as exc:
+                return outcomes + not_applied(refs[index:], exc)
+            outcomes.append(outcome)
+            self.sink.move_recorded(moves, "deposited")
         return outcomes
 
     def _deposit(
@@ -116,14 +129,14 @@ class Operations:
     def retry(self, record_ids: Sequence[str]) -> list[ItemOutcome]:
         """Put rejected records back to pending, without new content; cut a refused
         SUPPRESSION again; send again a record its batch's processed report left out."""
-        with self.store.transaction() as tx:
+        return self._in_chunks(
+            record_ids, lambda tx, chunk: self._apply_in(tx, chunk, partial(self._again, tx))
+        )
 
-            def again(record: Record, now: datetime) -> Change:
-                if record.status in UNREPORTED and self._batch_state(tx, record) is REPORTED:
-                    return apply_resend(record, now, self._correction(tx, record))
-                return retry(record, now)
-
-            return self._apply_in(tx, record_ids, again)
+    def _again(self, tx: Transaction, record: Record, now: datetime) -> Change:
+        if record.status in UNREPORTED and self._batch_state(tx, record) is REPORTED:
+            return apply_resend(record, now, self._correction(tx, record))
+        return retry(record, now)
 
     def retry_rejected(
         self,
@@ -142,7 +155,7 @@ class Operations:
                     return [refused(batch_ref, f"names {why}: give a batch id or file name")]
                 batch_id = matching[0]
             ids = tx.rejected_ids(batch_id=batch_id, certifier=certifier, reason=reason)
-            return self._apply_in(tx, ids, retry)
+        return self._in_chunks(ids, lambda tx, chunk: self._apply_in(tx, chunk, retry))
 
     def exclude(self, record_ids: Sequence[str], reason: str) -> list[ItemOutcome]:
         """Take records out of the obligation, with the reason kept in their history.
@@ -151,19 +164,22 @@ class Operations:
         excluded too: the CDC never saw it. Its batch is superseded first, every other member
         going back to be cut again without it.
         """
-        moves = []
-        with self.store.transaction() as tx:
+        moves: list[tuple[Path, Path]] = []
+
+        def step(tx: Transaction, chunk: Sequence[str]) -> list[ItemOutcome]:
             now = self._now()
-            for record in tx.records(record_ids).values():
+            for record in tx.records(chunk).values():
                 if record.status is Status.BATCHED and self._batch_state(tx, record) is FAILED:
                     assert record.batch_id is not None
                     move = supersede_batch(tx, record.batch_id, self.sink, self.decode, now)
-                    moves += [move] if move is not None else []
-            outcomes = self._apply_in(
-                tx, record_ids, lambda record, now: apply_exclude(record, reason, now)
-            )
-        self.sink.move_recorded(moves, "superseded")
-        return outcomes
+                    moves.extend([move] if move is not None else [])
+            return self._apply_in(tx, chunk, lambda r, now: apply_exclude(r, reason, now))
+
+        def moved() -> None:
+            self.sink.move_recorded(moves, "superseded")
+            moves.clear()
+
+        return self._in_chunks(record_ids, step, after=moved)
 
     @staticmethod
     def _batch_state(tx: Transaction, record: Record) -> BatchState | None:
@@ -182,8 +198,27 @@ class Operations:
     def _apply(
         self, record_ids: Sequence[str], transition: Callable[[Record, datetime], Change]
     ) -> list[ItemOutcome]:
-        with self.store.transaction() as tx:
-            return self._apply_in(tx, record_ids, transition)
+        return self._in_chunks(record_ids, lambda tx, chunk: self._apply_in(tx, chunk, transition))
+
+    def _in_chunks(
+        self,
+        record_ids: Sequence[str],
+        step: Callable[[Transaction, Sequence[str]], list[ItemOutcome]],
+        after: Callable[[], None] | None = None,
+    ) -> list[ItemOutcome]:
+        """`step` over `CHUNK_RECORDS` ids at a time, a transaction each (`after` once each
+        has committed); a storage failure refuses the ids not applied yet."""
+        outcomes: list[ItemOutcome] = []
+        for start in range(0, len(record_ids), CHUNK_RECORDS):
+            chunk = record_ids[start : start + CHUNK_RECORDS]
+            try:
+                with self.store.transaction() as tx:
+                    outcomes += step(tx, chunk)
+            except StoreError as exc:
+                return outcomes + not_applied(record_ids[start:], exc)
+            if after is not None:
+                after()
+        return outcomes
 
     def _apply_in(
         self,
@@ -211,6 +246,10 @@ class Operations:
             outcomes.append(ItemOutcome(record_id, True, _done(record, change.record)))
         tx.save(changes)
         return outcomes
+
+
+def not_applied(items: Sequence[str], exc: StoreError) -> list[ItemOutcome]:
+    return [refused(item, f"not applied: {exc}") for item in items]
 
 
 def retry(record: Record, now: datetime) -> Change:

@@ -1,0 +1,91 @@
+"""Operator commands over many records commit a chunk at a time, and a storage failure
+midway says which items were not applied.
+
+In one transaction, `retry --all-rejected` over 300,000 records or `deposited` of a thousand
+files kept every other writer (the service's clients) waiting past `state.lock_wait`. Each
+item is idempotent: a call cut short is run again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from accrochage.app import Core
+from accrochage.errors import StoreBusyError
+from accrochage.streams import operations
+from tests.test_tracker import event, ingest, make_core, record
+
+BUSY = "another writer has held the state for 30 s (in this test)"
+
+
+@pytest.fixture()
+def core(tmp_path: Path) -> Iterator[Core]:
+    built, _ = make_core(tmp_path, batching={"max_records": 1})
+    yield built
+    built.close()
+
+
+def fail_transaction(core: Core, monkeypatch: pytest.MonkeyPatch, number: int) -> Callable[[], int]:
+    """The store's `number`-th transaction from now fails as a busy state would; returns
+    how many were opened."""
+    real = core.store.transaction
+    opened: list[int] = []
+
+    def transaction() -> AbstractContextManager[Any]:
+        opened.append(1)
+        if len(opened) == number:
+            raise StoreBusyError(BUSY)
+        return real()
+
+    monkeypatch.setattr(core.store, "transaction", transaction)
+    return lambda: len(opened)
+
+
+def test_exclude_commits_a_chunk_at_a_time_and_refuses_what_a_failure_left(
+    core: Core, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ids = [f"K-{i}" for i in range(5)]
+    ingest(core, *(event(i) for i in ids))
+    monkeypatch.setattr(operations, "CHUNK_RECORDS", 2)
+    fail_transaction(core, monkeypatch, 2)
+    outcomes = core.operations.exclude(ids, "test cohort")
+    assert [(o.item, o.done) for o in outcomes] == [(i, i in ids[:2]) for i in ids]
+    assert all(o.message == f"not applied: {BUSY}" for o in outcomes[2:])
+    assert [record(core, i)["status"] for i in ids] == ["excluded"] * 2 + ["pending"] * 3
+
+    opened = fail_transaction(core, monkeypatch, 0)  # none fails: the call run again
+    again = core.operations.exclude(ids, "test cohort")
+    assert all(o.done for o in again) and opened() == 3
+    assert [o.message for o in again[:2]] == ["already excluded"] * 2
+    assert {record(core, i)["status"] for i in ids} == {"excluded"}
+
+
+def test_retry_and_include_go_by_chunks_too(core: Core, monkeypatch: pytest.MonkeyPatch) -> None:
+    ids = [f"I-{i}" for i in range(3)]
+    ingest(core, *(event(i) for i in ids))
+    core.operations.exclude(ids, "test cohort")
+    monkeypatch.setattr(operations, "CHUNK_RECORDS", 2)
+    opened = fail_transaction(core, monkeypatch, 0)
+    assert all(o.done for o in core.operations.include(ids)) and opened() == 2
+    refused = core.operations.retry(ids)  # pending, not rejected: refused one by one
+    assert [o.done for o in refused] == [False] * 3 and opened() == 4
+
+
+def test_deposited_commits_a_file_at_a_time(core: Core, monkeypatch: pytest.MonkeyPatch) -> None:
+    ingest(core, event("D-1"), event("D-2"))
+    written = core.flusher.flush(force=True).written
+    files = sorted((w.batch_id, w.path) for w in written)
+    assert len(files) == 2
+    fail_transaction(core, monkeypatch, 2)
+    first, second = core.operations.deposited([str(path) for _, path in files])
+    assert first.done and "deposited (1 records)" in first.message
+    assert (second.done, second.message) == (False, f"not applied: {BUSY}")
+    (_, path_1), (_, path_2) = files
+    assert not path_1.exists() and path_2.exists()  # the first moved to deposited/
+    deposited_files = list(path_1.parent.glob("deposited/*.xml"))
+    assert [p.name for p in deposited_files] == [path_1.name]
