@@ -1,9 +1,10 @@
-"""Operator commands over many records commit a chunk at a time, and a storage failure
-midway says which items were not applied.
+"""Operator commands and flushes over many records commit a chunk at a time, and a storage
+failure midway says which items were not applied.
 
-In one transaction, `retry --all-rejected` over 300,000 records or `deposited` of a thousand
-files kept every other writer (the service's clients) waiting past `state.lock_wait`. Each
-item is idempotent: a call cut short is run again.
+In one transaction, `retry --all-rejected` over 300,000 records, `deposited` of a thousand
+files or a mass correction superseding hundreds of written files kept every other writer
+(the service's clients) waiting past `state.lock_wait`. Each item is idempotent: a call cut
+short is run again.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import pytest
 from accrochage.app import Core
 from accrochage.errors import StoreBusyError
 from accrochage.streams import operations
-from tests.test_tracker import event, ingest, make_core, record
+from tests.test_tracker import batch_row, event, ingest, make_core, record
 
 BUSY = "another writer has held the state for 30 s (in this test)"
 
@@ -89,3 +90,23 @@ def test_deposited_commits_a_file_at_a_time(core: Core, monkeypatch: pytest.Monk
     assert not path_1.exists() and path_2.exists()  # the first moved to deposited/
     deposited_files = list(path_1.parent.glob("deposited/*.xml"))
     assert [p.name for p in deposited_files] == [path_1.name]
+
+
+def test_a_flush_supersedes_one_batch_a_transaction(
+    core: Core, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ingest(core, event("S-1", score="100"), event("S-2", score="100"))
+    written = sorted((w.batch_id, w.path) for w in core.flusher.flush(force=True).written)
+    ingest(core, event("S-1", score="300"), event("S-2", score="300"))  # both to supersede
+    fail_transaction(core, monkeypatch, 2)
+    with pytest.raises(StoreBusyError):
+        core.flusher.flush(force=True)
+    states = {batch_id: batch_row(core, batch_id)["state"] for batch_id, _ in written}
+    assert sorted(states.values()) == ["superseded", "written"], states
+    for batch_id, path in written:  # each file where the state says
+        assert path.exists() is (states[batch_id] == "written")
+    fail_transaction(core, monkeypatch, 0)
+    report = core.flusher.flush(force=True)
+    assert [b for b, s in states.items() if s == "written"] == report.superseded
+    assert {batch_row(core, b)["state"] for b, _ in written} == {"superseded"}
+    assert len(report.written) == 2  # both records cut again with their correction

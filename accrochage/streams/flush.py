@@ -35,7 +35,7 @@ from accrochage.streams.flush_report import (
 )
 from accrochage.streams.redecode import Decodes
 from accrochage.streams.verify import is_missing, rewrite
-from accrochage.streams.withdraw import cut_suppressions, exact_sizes, supersede
+from accrochage.streams.withdraw import cut_suppressions, exact_sizes, supersede_next
 
 PASSAGE_SWEEP_SECONDS = 600
 """How often written passages are looked for among every pending record (those of records
@@ -142,10 +142,7 @@ class Flusher:
         """
         now = self.clock.now().replace(microsecond=0)
         today = paris_today(self.clock)
-        with self.store.transaction() as tx:
-            superseded, moves = supersede(tx, self.sink, self.decode, now)
-        report.superseded += superseded
-        self.sink.move_recorded(moves, "superseded")
+        self._supersede(report, now)
         if profile_for(self.schema_version).action is not None:
             suppressions: list[CutBatch] = []
             with self.store.transaction() as tx:
@@ -167,6 +164,18 @@ class Flusher:
         with self.store.reading() as reader:
             groups = self._plan(reader, now, today, force, report)
         return Plan(now, groups)
+
+    def _supersede(self, report: FlushReport, now: datetime) -> None:
+        while True:
+            with self.store.transaction() as tx:
+                done = supersede_next(tx, self.sink, self.decode, now)
+            if done is None:
+                return
+            batch_id, move = done
+            if batch_id in report.superseded:  # listed again: its transaction changed nothing
+                raise StoreError(f"batch {batch_id} was not recorded as superseded; see the log")
+            report.superseded.append(batch_id)
+            self.sink.move_recorded([move] if move is not None else [], "superseded")
 
     def _sweep_due(self) -> bool:
         """True at most every `PASSAGE_SWEEP_SECONDS`: a sweep reads every pending record."""

@@ -32,18 +32,18 @@ Cut = Callable[[FrozenBatch, int, str], None]
 """Told of each batch cut: the batch, its passages, why."""
 
 
-def supersede(
+def supersede_next(
     tx: Transaction, sink: BatchSink, decode: Decodes, now: datetime
-) -> tuple[list[str], list[SupersededMove]]:
-    """Mark every out-of-date file never deposited superseded (a written one, or one whose
-    writing failed: a correction may be what it waits for); the moves to make once
-    committed."""
-    superseded, moves = [], []
-    for batch_id in tx.to_supersede():
-        move = supersede_batch(tx, batch_id, sink, decode, now)
-        moves += [move] if move is not None else []
-        superseded.append(batch_id)
-    return superseded, moves
+) -> tuple[str, SupersededMove | None] | None:
+    """The next out-of-date file never deposited marked superseded (a written one, or one
+    whose writing failed: a correction may be what it waits for), and the move to make once
+    committed; None when there is none. One a transaction: a mass correction may supersede
+    hundreds of batches, a tenth of a second each."""
+    found = tx.to_supersede()
+    if not found:
+        return None
+    batch_id = found[0]
+    return batch_id, supersede_batch(tx, batch_id, sink, decode, now)
 
 
 def supersede_batch(
