@@ -40,6 +40,10 @@ END_SECONDS = 5.0
 """How long a stopped helper has to end before it is killed."""
 STOP_SECONDS = 120.0
 """How long a shutdown waits for the tasks already given to be answered."""
+TASK_SECONDS = 600.0
+"""How long a task may take, from its sending to its answer, before its helper is taken for
+hung (stopped, deadlocked) and killed: a file at the CDC's limit renders in under 20 s, a
+decode piece in milliseconds. Without it, a flush or a decode group waited for ever."""
 
 _Work = tuple[Future[Any], Callable[..., Any], tuple[Any, ...]]
 
@@ -134,7 +138,9 @@ class HelperPool:
         initializer: Callable[..., None] = _no_initializer,
         initargs: Sequence[Any] = (),
         name: str = "helper",
+        task_seconds: float = TASK_SECONDS,
     ) -> None:
+        self.task_seconds = task_seconds
         self._tasks: queue.SimpleQueue[_Work | None] = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._broken = False
@@ -232,14 +238,18 @@ class HelperPool:
         except Exception as exc:  # this task's own arguments: it fails alone
             future.set_exception(exc)
             return True
+        watch = _Watch(helper, self.task_seconds)
         try:
             helper.conn.send_bytes(data)
             del data
             answer = helper.conn.recv_bytes()
         except (EOFError, OSError):
+            hung = watch.stop()
             self._break()  # before this task fails: its group's other tasks fail first
-            future.set_exception(HelperDied(_DIED))
+            why = _HUNG.format(seconds=self.task_seconds) if hung else _DIED
+            future.set_exception(HelperDied(why))
             return False
+        watch.stop()
         try:
             ok, value, told = pickle.loads(answer)
         except Exception as exc:
@@ -297,6 +307,34 @@ def _start(initializer: Callable[..., None], initargs: tuple[Any, ...], name: st
     return _Helper(process, mine)
 
 
+class _Watch:
+    """Kills `helper` if the task it was given is not answered within `seconds`."""
+
+    def __init__(self, helper: _Helper, seconds: float) -> None:
+        self.helper = helper
+        self.lock = threading.Lock()
+        self.finished = False
+        self.hung = False
+        self.timer = threading.Timer(seconds, self._fire)
+        self.timer.daemon = True
+        self.timer.start()
+
+    def _fire(self) -> None:
+        with self.lock:
+            if self.finished:  # answered as the time ran out
+                return
+            self.hung = True
+        log.error("a helper process gave no answer in time: it is ended")
+        self.helper.process.kill()
+
+    def stop(self) -> bool:
+        """True when the helper was taken for hung and killed."""
+        with self.lock:
+            self.finished = True
+        self.timer.cancel()
+        return self.hung
+
+
 def _end(helper: _Helper) -> None:
     process = helper.process
     if process.pid is not None:
@@ -307,6 +345,10 @@ def _end(helper: _Helper) -> None:
     helper.conn.close()
 
 
+_HUNG = (
+    "a helper process gave no answer within {seconds:g} s (stopped or hung) and was ended: "
+    "nothing of its work was recorded; try again"
+)
 _DIED = (
     "a helper process ended before answering (killed, or out of memory): nothing of its work "
     "was recorded; try again"

@@ -314,3 +314,30 @@ def test_a_helper_that_hangs_is_ended_at_shutdown(monkeypatch: pytest.MonkeyPatc
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
+
+
+def test_a_helper_stopped_while_working_is_ended_and_its_task_fails_saying_so() -> None:
+    """A helper stopped (SIGSTOP) or hung holds no flush for ever: past `task_seconds` it is
+    killed, its task fails as hung, and the pool is broken like after a death."""
+    pool = HelperPool(1, task_seconds=2.0)
+    (pid,) = pool.pids
+    stopped = pool.submit(_sleep_then, 30, 1)
+    _running(stopped)
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        with pytest.raises(HelperDied, match="no answer within 2 s"):
+            stopped.result(WAIT)
+        assert _gone(pid) and pool.broken
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    _shut_down_within(pool, WAIT)
+
+
+def test_tasks_answered_in_time_are_never_taken_for_hung() -> None:
+    pool = HelperPool(1, task_seconds=WAIT)
+    try:
+        assert [pool.submit(_sleep_then, 0.2, n).result(WAIT) for n in range(3)] == [0, 1, 2]
+        assert not pool.broken
+    finally:
+        _shut_down_within(pool, WAIT)
