@@ -225,11 +225,15 @@ def test_a_flush_of_many_batches_drops_their_passages_a_few_batches_a_transactio
     (a few batches each), so that other writers never wait for the whole of it."""
     monkeypatch.setattr(flush, "FORGET_PER_TRANSACTION", 2)
     chunks: list[list[str]] = []
+    deleted: list[int] = []
     forget = SqliteTransaction.forget_sent_passages
 
     def counted(self: SqliteTransaction, batch_ids: Any, *, sweep: bool = False) -> None:
-        chunks.append(list(batch_ids))
+        before = self._conn.total_changes
         forget(self, batch_ids, sweep=sweep)
+        if not sweep:
+            chunks.append(list(batch_ids))
+            deleted.append(self._conn.total_changes - before)
 
     monkeypatch.setattr(SqliteTransaction, "forget_sent_passages", counted)
     config = _config(tmp_path / "state", batching={"max_records": 60})
@@ -244,6 +248,7 @@ def test_a_flush_of_many_batches_drops_their_passages_a_few_batches_a_transactio
         written = {row[0] for row in db.execute("SELECT batch_id FROM batches")}
     assert len(written) >= 5 and all(0 < len(chunk) <= 2 for chunk in chunks), chunks
     assert {b for chunk in chunks for b in chunk} == written
+    assert all(0 < n <= 2 * 60 for n in deleted), deleted  # each chunk its batches' own
     pending = {
         r["record_id"]
         for r in json.loads(_cli(config, "records", "--format", "json"))
@@ -355,10 +360,21 @@ def test_a_flusher_sweeps_at_its_first_write_then_at_most_every_period(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     core = build_core(load_settings(_config(tmp_path / "state")))
+    sweeps: list[bool] = []
+    forget = SqliteTransaction.forget_sent_passages
+
+    def counted(self: SqliteTransaction, batch_ids: Any, *, sweep: bool = False) -> None:
+        sweeps.append(sweep)
+        forget(self, batch_ids, sweep=sweep)
+
+    monkeypatch.setattr(SqliteTransaction, "forget_sent_passages", counted)
     try:
         flusher = core.flusher
-        assert [flusher._sweep_due(), flusher._sweep_due()] == [True, False]
+        flusher._forget_passages(["written-1"])
+        flusher._forget_passages(["written-2"])
+        assert sweeps == [False, True, False]  # the sweep in a transaction of its own
         monkeypatch.setattr(flush, "PASSAGE_SWEEP_SECONDS", 0)
-        assert flusher._sweep_due()
+        flusher._forget_passages(["written-3"])
+        assert sweeps[3:] == [False, True]
     finally:
         core.close()

@@ -325,7 +325,7 @@ class Interrupted(Exception):
     pass
 
 
-def test_a_wait_interrupted_never_keeps_the_lock(store: SqliteStore) -> None:
+def test_a_wait_interrupted_before_the_lock_came_never_keeps_it(store: SqliteStore) -> None:
     def interrupt(signum: int, frame: object) -> None:
         raise Interrupted
 

@@ -35,7 +35,7 @@ from accrochage.streams.flush_report import (
 )
 from accrochage.streams.redecode import Decodes
 from accrochage.streams.verify import is_missing, rewrite
-from accrochage.streams.withdraw import cut_suppressions, exact_sizes, supersede_next
+from accrochage.streams.withdraw import cut_suppressions, exact_sizes, supersede_if_due
 
 PASSAGE_SWEEP_SECONDS = 600
 """How often written passages are looked for among every pending record (those of records
@@ -116,12 +116,15 @@ class Flusher:
     def _forget_passages(self, written: list[str]) -> None:
         """Drop the prepared passages of the batches written, `FORGET_PER_TRANSACTION` batches
         a transaction (a backlog's first flush reads their hundreds of thousands of members:
-        in one transaction, a minute at 5,000,000 records in which no one else could write)."""
-        sweep = self._sweep_due()
+        in one transaction, a minute at 5,000,000 records in which no one else could write);
+        then, when due, the sweep for the others left behind, in a transaction of its own."""
         for start in range(0, len(written), FORGET_PER_TRANSACTION):
             with self.store.transaction() as tx:
-                chunk = written[start : start + FORGET_PER_TRANSACTION]
-                tx.forget_sent_passages(chunk, sweep=sweep and start == 0)
+                tx.forget_sent_passages(written[start : start + FORGET_PER_TRANSACTION])
+        if self._sweep_due():
+            with self.store.transaction() as tx:
+                tx.forget_sent_passages([], sweep=True)
+            self._swept_at = time.monotonic()
 
     def cut(self, report: FlushReport, *, force: bool = False) -> None:
         """Cut what is due, without writing (see `plan`)."""
@@ -166,24 +169,20 @@ class Flusher:
         return Plan(now, groups)
 
     def _supersede(self, report: FlushReport, now: datetime) -> None:
-        while True:
+        with self.store.transaction() as tx:  # one read: the loop stays linear in the batches
+            due = tx.to_supersede()
+        for batch_id in due:
             with self.store.transaction() as tx:
-                done = supersede_next(tx, self.sink, self.decode, now)
-            if done is None:
-                return
-            batch_id, move = done
-            if batch_id in report.superseded:  # listed again: its transaction changed nothing
-                raise StoreError(f"batch {batch_id} was not recorded as superseded; see the log")
-            report.superseded.append(batch_id)
-            self.sink.move_recorded([move] if move is not None else [], "superseded")
+                done, move = supersede_if_due(tx, batch_id, self.sink, self.decode, now)
+            if done:
+                report.superseded.append(batch_id)
+                self.sink.move_recorded([move] if move is not None else [], "superseded")
 
     def _sweep_due(self) -> bool:
-        """True at most every `PASSAGE_SWEEP_SECONDS`: a sweep reads every pending record."""
+        """True at most every `PASSAGE_SWEEP_SECONDS` (from the last sweep committed): a sweep
+        reads every pending record."""
         now = time.monotonic()
-        if self._swept_at is not None and now - self._swept_at < PASSAGE_SWEEP_SECONDS:
-            return False
-        self._swept_at = now
-        return True
+        return self._swept_at is None or now - self._swept_at >= PASSAGE_SWEEP_SECONDS
 
     def _cut_planned(
         self, plan: Plan, report: FlushReport, fault: list[BaseException] | None

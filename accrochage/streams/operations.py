@@ -2,9 +2,11 @@
 
 Each item gets its own outcome: one refused id never stops the others (CONTRACT v2: exit 1
 when any was refused). A call is applied in short transactions (a file each for `deposited`,
-`CHUNK_RECORDS` records each for the others), so that the service's writers never wait long
-behind an operator's command; each item is idempotent, so a call cut short (a storage
-failure refuses every item not applied yet, saying why) is simply run again.
+`CHUNK_RECORDS` records each for `retry` and `include`), so that the service's writers never
+wait long behind an operator's command; each item is idempotent, so a call cut short (a
+storage failure refuses every item not applied yet, saying why) is simply run again.
+`exclude` is one transaction: a member of a failed batch goes out with the batch's others
+(superseded, they are cut again without it), which chunks could split.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from datetime import datetime
 from functools import partial
 from pathlib import Path
 
-from accrochage.errors import StoreError
+from accrochage.errors import StorageCorruptError, StoreError
 from accrochage.models.deadline import Clock
 from accrochage.models.lifecycle import apply_deposited
 from accrochage.models.operator import (
@@ -36,7 +38,7 @@ from accrochage.streams.withdraw import supersede_batch
 
 REPORTED, FAILED = BatchState.REPORTED, BatchState.FAILED
 CHUNK_RECORDS = 5_000
-"""Records one transaction of `retry`, `exclude` or `include` changes (about 0.5 s; 105 µs a
+"""Records one transaction of `retry` or `include` changes (about 0.5 s; 105 µs a
 record measured for `retry`): in one transaction, 300,000 ids kept every other writer waiting
 for half a minute."""
 
@@ -155,7 +157,7 @@ class Operations:
                     return [refused(batch_ref, f"names {why}: give a batch id or file name")]
                 batch_id = matching[0]
             ids = tx.rejected_ids(batch_id=batch_id, certifier=certifier, reason=reason)
-        return self._in_chunks(ids, lambda tx, chunk: self._apply_in(tx, chunk, retry))
+        return self._in_chunks(ids, lambda tx, chunk: self._apply_in(tx, chunk, _if_rejected))
 
     def exclude(self, record_ids: Sequence[str], reason: str) -> list[ItemOutcome]:
         """Take records out of the obligation, with the reason kept in their history.
@@ -164,22 +166,19 @@ class Operations:
         excluded too: the CDC never saw it. Its batch is superseded first, every other member
         going back to be cut again without it.
         """
-        moves: list[tuple[Path, Path]] = []
-
-        def step(tx: Transaction, chunk: Sequence[str]) -> list[ItemOutcome]:
+        moves = []
+        with self.store.transaction() as tx:  # one: a record goes with its failed batch's others
             now = self._now()
-            for record in tx.records(chunk).values():
+            for record in tx.records(record_ids).values():
                 if record.status is Status.BATCHED and self._batch_state(tx, record) is FAILED:
                     assert record.batch_id is not None
                     move = supersede_batch(tx, record.batch_id, self.sink, self.decode, now)
-                    moves.extend([move] if move is not None else [])
-            return self._apply_in(tx, chunk, lambda r, now: apply_exclude(r, reason, now))
-
-        def moved() -> None:
-            self.sink.move_recorded(moves, "superseded")
-            moves.clear()
-
-        return self._in_chunks(record_ids, step, after=moved)
+                    moves += [move] if move is not None else []
+            outcomes = self._apply_in(
+                tx, record_ids, lambda record, now: apply_exclude(record, reason, now)
+            )
+        self.sink.move_recorded(moves, "superseded")
+        return outcomes
 
     @staticmethod
     def _batch_state(tx: Transaction, record: Record) -> BatchState | None:
@@ -213,9 +212,10 @@ class Operations:
             chunk = record_ids[start : start + CHUNK_RECORDS]
             try:
                 with self.store.transaction() as tx:
-                    outcomes += step(tx, chunk)
-            except StoreError as exc:
+                    done = step(tx, chunk)
+            except StoreError as exc:  # COMMIT included: nothing of the chunk was applied
                 return outcomes + not_applied(record_ids[start:], exc)
+            outcomes += done
             if after is not None:
                 after()
         return outcomes
@@ -249,7 +249,22 @@ class Operations:
 
 
 def not_applied(items: Sequence[str], exc: StoreError) -> list[ItemOutcome]:
-    return [refused(item, f"not applied: {exc}") for item in items]
+    """The items a storage failure left, the first with its reason. A damaged state is not
+    a refusal of these items: it is raised (the command exits 2, saying what to restore)."""
+    if isinstance(exc, StorageCorruptError):
+        raise exc
+    return [
+        refused(item, f"not applied: {exc}" if n == 0 else "not applied (see above)")
+        for n, item in enumerate(items)
+    ]
+
+
+def _if_rejected(record: Record, now: datetime) -> Change:
+    """`retry`, for a record chosen as rejected before its chunk's transaction: one a report
+    or a correction changed meanwhile is left as it is ("already ...")."""
+    if record.status is not RecordStatus.REJECTED:
+        return Change(Outcome.UNCHANGED)
+    return retry(record, now)
 
 
 def retry(record: Record, now: datetime) -> Change:

@@ -32,18 +32,22 @@ Cut = Callable[[FrozenBatch, int, str], None]
 """Told of each batch cut: the batch, its passages, why."""
 
 
-def supersede_next(
-    tx: Transaction, sink: BatchSink, decode: Decodes, now: datetime
-) -> tuple[str, SupersededMove | None] | None:
-    """The next out-of-date file never deposited marked superseded (a written one, or one
-    whose writing failed: a correction may be what it waits for), and the move to make once
-    committed; None when there is none. One a transaction: a mass correction may supersede
-    hundreds of batches, a tenth of a second each."""
-    found = tx.to_supersede()
-    if not found:
-        return None
-    batch_id = found[0]
-    return batch_id, supersede_batch(tx, batch_id, sink, decode, now)
+SUPERSEDABLE = (BatchState.WRITTEN, BatchState.FAILED)
+"""A file never deposited (written, or whose writing failed), that a correction can replace."""
+
+
+def supersede_if_due(
+    tx: Transaction, batch_id: str, sink: BatchSink, decode: Decodes, now: datetime
+) -> tuple[bool, SupersededMove | None]:
+    """`batch_id`, listed by `tx.to_supersede()` (the out-of-date files never deposited, oldest
+    first) in an earlier transaction, superseded if it is
+    still never deposited (an operator may have recorded its deposit meanwhile): whether it
+    was, and the move of its file to make once committed. A transaction a batch: a mass
+    correction may supersede hundreds, a tenth of a second each."""
+    info = tx.batch(batch_id)
+    if info is None or info.state not in SUPERSEDABLE:
+        return False, None
+    return True, supersede_batch(tx, batch_id, sink, decode, now)
 
 
 def supersede_batch(
