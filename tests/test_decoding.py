@@ -196,9 +196,13 @@ def test_the_other_decode_process_ends_when_one_is_killed(tmp_path: Path) -> Non
     try:
         pool.decode(items[:1])
         pending = pool.submit(items)
-        time.sleep(0.5)  # both at work: the other one busy writing its results
         killed, survivor = decode_processes(pool)
+        # Both stopped at work, whatever the machine's speed (a sleep here let a faster
+        # decoding finish the group first), then one killed, the other let go on.
+        for pid in (killed, survivor):
+            os.kill(pid, signal.SIGSTOP)
         os.kill(killed, signal.SIGKILL)
+        os.kill(survivor, signal.SIGCONT)
         with pytest.raises(DecodeFailed):
             pending.result(60)
         deadline = time.monotonic() + 30
