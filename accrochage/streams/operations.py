@@ -77,17 +77,16 @@ class Operations:
     def deposited(self, refs: Sequence[str]) -> list[ItemOutcome]:
         """Record that files were uploaded to the CDC portal. A REF is a batch id, a prefix of
         8 characters or more, the file's name or a path ending in it. A transaction a file."""
-        now, outcomes = self._now(), list[ItemOutcome]()
-        for index, ref in enumerate(refs):
-            moves: list[tuple[Path, Path]] = []
-            try:
-                with self.store.transaction() as tx:
-                    outcome = self._deposit(tx, ref, now, moves)
-            except StoreError as exc:
-                return outcomes + not_applied(refs[index:], exc)
-            outcomes.append(outcome)
+        now = self._now()
+        moves: list[tuple[Path, Path]] = []
+
+        def moved() -> None:
             self.sink.move_recorded(moves, "deposited")
-        return outcomes
+            moves.clear()
+
+        return self._in_chunks(
+            refs, lambda tx, one: [self._deposit(tx, one[0], now, moves)], size=1, after=moved
+        )
 
     def _deposit(
         self, tx: Transaction, ref: str, now: datetime, moves: list[tuple[Path, Path]]
@@ -201,20 +200,24 @@ class Operations:
 
     def _in_chunks(
         self,
-        record_ids: Sequence[str],
+        items: Sequence[str],
         step: Callable[[Transaction, Sequence[str]], list[ItemOutcome]],
+        *,
+        size: int | None = None,
         after: Callable[[], None] | None = None,
     ) -> list[ItemOutcome]:
-        """`step` over `CHUNK_RECORDS` ids at a time, a transaction each (`after` once each
-        has committed); a storage failure refuses the ids not applied yet."""
+        """`step` over `size` items at a time (default: `CHUNK_RECORDS`, read at each call), a
+        transaction each (`after` once each has committed); a storage failure refuses the
+        items not applied yet."""
+        size = size or CHUNK_RECORDS
         outcomes: list[ItemOutcome] = []
-        for start in range(0, len(record_ids), CHUNK_RECORDS):
-            chunk = record_ids[start : start + CHUNK_RECORDS]
+        for start in range(0, len(items), size):
+            chunk = items[start : start + size]
             try:
                 with self.store.transaction() as tx:
                     done = step(tx, chunk)
             except StoreError as exc:  # COMMIT included: nothing of the chunk was applied
-                return outcomes + not_applied(record_ids[start:], exc)
+                return outcomes + not_applied(items[start:], exc)
             outcomes += done
             if after is not None:
                 after()
