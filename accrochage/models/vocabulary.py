@@ -101,4 +101,6 @@ BATCHES_TO_WRITE = (BatchState.CUT, BatchState.FAILED)
 RELEASED = (BatchState.WRITTEN, BatchState.DEPOSITED, BatchState.REPORTED)
 PLACED = (*RELEASED, BatchState.SUPERSEDED)
 """Batches whose file exists somewhere in the outbox (superseded ones beside the others)."""
+SUPERSEDABLE = (BatchState.WRITTEN, BatchState.FAILED)
+"""A file never deposited (written, or whose writing failed), that a correction replaces."""
 """Batch states whose file exists: in the outbox's top folder, `deposited/` or `done/`."""

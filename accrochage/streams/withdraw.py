@@ -20,7 +20,7 @@ from datetime import date, datetime
 from pathlib import Path
 
 from accrochage.models.batch import FrozenBatch, Member, PendingStats, SentAs, Suppressible
-from accrochage.models.vocabulary import BatchState, CdcAction, SchemaVersion
+from accrochage.models.vocabulary import SUPERSEDABLE, BatchState, CdcAction, SchemaVersion
 from accrochage.models.withdrawal import apply_superseded, cut_suppression_entry
 from accrochage.sinks.base import BatchSink
 from accrochage.state.base import PendingReads, Transaction
@@ -30,10 +30,6 @@ from accrochage.streams.redecode import Decodes
 SupersededMove = tuple[Path, Path]
 Cut = Callable[[FrozenBatch, int, str], None]
 """Told of each batch cut: the batch, its passages, why."""
-
-
-SUPERSEDABLE = (BatchState.WRITTEN, BatchState.FAILED)
-"""A file never deposited (written, or whose writing failed), that a correction can replace."""
 
 
 def supersede_if_due(

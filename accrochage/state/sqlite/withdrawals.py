@@ -8,7 +8,13 @@ from pathlib import Path
 
 from accrochage.models.batch import Member, SentAs, Suppressible
 from accrochage.models.registry import Certifier, Emitter
-from accrochage.models.vocabulary import BatchState, CdcAction, RecordStatus, SchemaVersion
+from accrochage.models.vocabulary import (
+    SUPERSEDABLE,
+    BatchState,
+    CdcAction,
+    RecordStatus,
+    SchemaVersion,
+)
 from accrochage.models.withdrawal import Sending
 
 _SUPPRESSIBLE = """
@@ -52,12 +58,12 @@ def to_supersede(conn: sqlite3.Connection) -> list[str]:
         "SELECT DISTINCT b.batch_id, b.created_at FROM records r "
         "JOIN batches b ON b.batch_id = r.batch_id "
         "WHERE (r.correction_version IS NOT NULL OR r.revocation_pending = 1) AND r.status = ? "
-        "AND b.state IN (?, ?) AND b.action = ? AND b.deposited_at IS NULL "
+        f"AND b.state IN ({', '.join('?' * len(SUPERSEDABLE))}) AND b.action = ? "
+        "AND b.deposited_at IS NULL "
         "AND b.report_file IS NULL ORDER BY b.created_at, b.batch_id",
         (
             RecordStatus.BATCHED.value,
-            BatchState.WRITTEN.value,
-            BatchState.FAILED.value,
+            *(state.value for state in SUPERSEDABLE),
             CdcAction.CREATION.value,
         ),
     )
