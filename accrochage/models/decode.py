@@ -364,8 +364,8 @@ def _storable(payload: dict[str, Any]) -> tuple[dict[str, Any], str, str, list[s
         pass
     found: list[str] = []
     clean = _without_surrogates(payload, "", found)
-    content = canonical_content(clean)
-    return clean, content, content_hash(content), found
+    content, digest = canonical_and_hash(clean)
+    return clean, content, digest, found
 
 
 def decode(
