@@ -53,6 +53,19 @@ HOLDER = textwrap.dedent(
 )
 """Another process's writer: holds the lock until its standard input closes."""
 
+TRY_LOCK = textwrap.dedent(
+    """
+    import fcntl, os, sys
+    fd = os.open(sys.argv[1], os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        print("free")
+    except BlockingIOError:
+        print("taken")
+    """
+)
+"""Another process trying the lock without waiting."""
+
 PERSONAL_FILE_NAME = "candidats_DUPONT_Jean_1987-03-02.csv"
 """On the holder's command line, as a file an operator ingests may be named."""
 BOUND = 30.0
@@ -281,10 +294,39 @@ async def test_the_service_answers_503_state_busy_then_stores_once_the_holder_is
                 async with client.get("/health") as response:
                     health = await response.json()
                 assert health["reason"] == "state_busy"
+                os.kill(holder.pid, signal.SIGCONT)
+                release(holder)
+            # Nothing was written since, and the state is free: a liveness probe must not
+            # restart a service whose next write goes through.
+            async with client.get("/health") as response:
+                assert (response.status, await response.json()) == (200, {"status": "ok"})
             status, body = await asyncio.wait_for(post("W-2"), ANSWER_WITHIN)
             assert status == 201, body
     finally:
         core.close()
+
+
+def test_whether_a_writer_holds_the_state_is_told_without_taking_it_from_anyone(
+    store: SqliteStore,
+) -> None:
+    assert not store.write_held()
+    with held(store.path) as holder:
+        assert store.write_held()
+        release(holder)
+    assert not store.write_held()
+    with store.transaction() as tx:
+        tx.save_offsets("mine", {0: 1})
+        assert store.write_held()  # this process's own writer holds it
+        # ... and still does once asked: another process finds the lock taken.
+        probe = subprocess.run(
+            [sys.executable, "-c", TRY_LOCK, str(lock_of(store.path))],
+            capture_output=True,
+            text=True,
+            timeout=BOUND,
+        )
+        assert probe.stdout == "taken\n", probe.stderr
+    assert not store.write_held()
+    assert offsets(store) == ["mine"]
 
 
 def test_failed_writes_share_one_wait_instead_of_a_thread_and_a_descriptor_each(

@@ -29,7 +29,7 @@ from accrochage.api.errors import ApiError, error_middleware
 from accrochage.api.intake import LARGE_BODIES, events_in, off_loop_if_large
 from accrochage.api.openapi import openapi
 from accrochage.api.writing import EventWriter, InlineDecoder
-from accrochage.errors import AccrochageError
+from accrochage.errors import AccrochageError, StoreBusyError
 from accrochage.models.deadline import MAX_DUE_WITHIN, Clock, paris_today
 from accrochage.models.reference import Reference
 from accrochage.models.registry import Registry
@@ -252,10 +252,18 @@ async def get_openapi(request: web.Request) -> web.Response:
 
 async def health(request: web.Request) -> web.Response:
     """`ok`, or `degraded` (503) while the last write failed for the storage's sake, or the
-    writer process ended."""
-    problem: AccrochageError | None = request.app[CONTEXT].writer.storage_error
+    writer process ended.
+
+    A write that gave up on another writer (`state_busy`) says so only while the state's
+    write lock is still held: once that writer let go, the next write goes through, and a
+    liveness probe must not restart a service that has nothing wrong (a full disk stays
+    degraded until a write succeeds: nothing but a write can tell it is over)."""
+    context = request.app[CONTEXT]
+    problem: AccrochageError | None = context.writer.storage_error
+    if isinstance(problem, StoreBusyError) and not context.store.write_held():
+        problem = None
     if problem is None:
-        problem = request.app[CONTEXT].writer.unavailable
+        problem = context.writer.unavailable
     if problem is None:
         return web.json_response({"status": "ok"})
     return web.json_response(

@@ -366,6 +366,11 @@ class Store(ABC):
         with self.reading() as reader:
             return reader.offsets(source)
 
+    def write_held(self) -> bool:
+        """True while a writer holds the state, of this process or another (a store whose
+        writers never wait on each other: never)."""
+        return False
+
     def refdata(self) -> RefdataStorage:
         """The reference data (CONTRACT §11) kept beside the records."""
         raise StoreError(f"{type(self).__name__} keeps no reference data")

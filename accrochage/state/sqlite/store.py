@@ -130,6 +130,9 @@ class SqliteStore(Store):
         finally:
             self._write_lock.release(held)
 
+    def write_held(self) -> bool:
+        return self._write_lock.held()
+
     def close(self) -> None:
         self._conn.close()
         self._write_lock.close()

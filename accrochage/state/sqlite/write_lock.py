@@ -132,6 +132,19 @@ class WriteLock:
             threading.Thread(target=attempt.run, name="write-lock-wait", daemon=True).start()
             return attempt
 
+    def held(self) -> bool:
+        """True while a writer (of any process, this one's included) holds the lock: a try on
+        a descriptor of its own that lets go at once. Never on `_fd`: a lock taken again
+        through the descriptor a writer of this process holds it by would be released by it."""
+        fd = self._open()
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return True
+        _let_go(fd, locked=True)
+        return False
+
     def release(self, fd: int) -> None:
         if fd == self._fd:
             fcntl.flock(fd, fcntl.LOCK_UN)
