@@ -37,6 +37,7 @@ from tests.test_tracker import (
     write_config,
     xml_files,
 )
+from tests.test_write_lock import held, release
 
 __all__ = ["refdata_dir"]  # a fixture
 
@@ -172,6 +173,29 @@ def test_a_damaged_state_is_an_error(tmp_path: Path) -> None:
     [state] = findings(shown, "state")
     assert state["level"] == "error" and "is damaged" in state["message"]
     assert "backup" in state["message"]
+
+
+@pytest.mark.timeout(300)
+def test_a_stopped_writer_holding_the_state_is_named_with_how_to_resume_it(
+    tmp_path: Path,
+) -> None:
+    config = with_state(tmp_path, schema=SCHEMA_1_1_2)
+    state = tmp_path / "var" / "state.db"
+    with held(state, stopped=True) as holder:
+        shown = doctor_json(config, code=1)
+    [stopped] = [f for f in findings(shown, "state") if "write lock" in f["message"]]
+    assert (stopped["level"], stopped["needs_operator"]) == ("error", True)
+    assert f"process {holder.pid} holds" in stopped["message"]
+    assert f"kill -CONT {holder.pid}" in stopped["message"]
+    with held(state) as holder:
+        shown = doctor_json(config, code=0)
+        [writing] = [f for f in findings(shown, "state") if "writing the state" in f["message"]]
+        assert (writing["level"], writing["needs_operator"]) == ("ok", False)
+        assert f"process {holder.pid} is writing" in writing["message"]
+        release(holder)
+    shown = doctor_json(config, code=0)
+    messages = [f["message"] for f in findings(shown, "state")]
+    assert not [m for m in messages if "write lock" in m or "writing the state" in m]
 
 
 def test_old_reference_data_needs_the_operator(tmp_path: Path, refdata_dir: Path) -> None:

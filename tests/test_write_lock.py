@@ -31,6 +31,7 @@ from accrochage.app import build_core
 from accrochage.errors import StoreBusyError
 from accrochage.runtimes.embedded import api_context, writer_link
 from accrochage.settings import load_settings
+from accrochage.state.base import WriteHolder
 from accrochage.state.sqlite import SqliteStore
 from accrochage.state.sqlite import store as store_module
 from tests.test_http import assert_error_shape
@@ -309,14 +310,18 @@ async def test_the_service_answers_503_state_busy_then_stores_once_the_holder_is
 def test_whether_a_writer_holds_the_state_is_told_without_taking_it_from_anyone(
     store: SqliteStore,
 ) -> None:
-    assert not store.write_held()
+    assert store.write_holder() is None
     with held(store.path) as holder:
-        assert store.write_held()
+        assert store.write_holder() == WriteHolder(holder.pid, stopped=False)
+        os.kill(holder.pid, signal.SIGSTOP)
+        until(lambda: process_state(holder.pid) == "T")
+        assert store.write_holder() == WriteHolder(holder.pid, stopped=True)
+        os.kill(holder.pid, signal.SIGCONT)
         release(holder)
-    assert not store.write_held()
+    assert store.write_holder() is None
     with store.transaction() as tx:
         tx.save_offsets("mine", {0: 1})
-        assert store.write_held()  # this process's own writer holds it
+        assert store.write_holder() == WriteHolder(os.getpid(), stopped=False)
         # ... and still does once asked: another process finds the lock taken.
         probe = subprocess.run(
             [sys.executable, "-c", TRY_LOCK, str(lock_of(store.path))],
@@ -325,7 +330,7 @@ def test_whether_a_writer_holds_the_state_is_told_without_taking_it_from_anyone(
             timeout=BOUND,
         )
         assert probe.stdout == "taken\n", probe.stderr
-    assert not store.write_held()
+    assert store.write_holder() is None
     assert offsets(store) == ["mine"]
 
 

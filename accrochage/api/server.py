@@ -260,7 +260,7 @@ async def health(request: web.Request) -> web.Response:
     degraded until a write succeeds: nothing but a write can tell it is over)."""
     context = request.app[CONTEXT]
     problem: AccrochageError | None = context.writer.storage_error
-    if isinstance(problem, StoreBusyError) and not context.store.write_held():
+    if isinstance(problem, StoreBusyError) and context.store.write_holder() is None:
         problem = None
     if problem is None:
         problem = context.writer.unavailable

@@ -47,6 +47,7 @@ from accrochage.state.values import (
     StoreHealth,
     ToDeposit,
     UnusableEvent,
+    WriteHolder,
 )
 
 
@@ -366,10 +367,10 @@ class Store(ABC):
         with self.reading() as reader:
             return reader.offsets(source)
 
-    def write_held(self) -> bool:
-        """True while a writer holds the state, of this process or another (a store whose
-        writers never wait on each other: never)."""
-        return False
+    def write_holder(self) -> WriteHolder | None:
+        """The writer holding the state now, of this process or another; None when it is
+        free (a store whose writers never wait on each other: always)."""
+        return None
 
     def refdata(self) -> RefdataStorage:
         """The reference data (CONTRACT §11) kept beside the records."""
@@ -400,4 +401,5 @@ __all__ = [
     "ToDeposit",
     "Transaction",
     "UnusableEvent",
+    "WriteHolder",
 ]

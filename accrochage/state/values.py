@@ -185,6 +185,16 @@ class EvidenceSources:
 
 
 @dataclass(frozen=True, slots=True)
+class WriteHolder:
+    """A writer holding the state now (another process's, or this one's)."""
+
+    pid: int | None
+    """Its process id; None when the system does not tell (`/proc/locks` unreadable)."""
+    stopped: bool
+    """Stopped (Ctrl-Z in a terminal, SIGSTOP): it keeps the state until it is resumed."""
+
+
+@dataclass(frozen=True, slots=True)
 class StoreHealth:
     """How the state's storage looks (`accrochage doctor`): counts and names, no record."""
 

@@ -87,6 +87,7 @@ def diagnose(settings: Settings, clock: Clock, open_store: Callable[[], Store]) 
         return [*findings, Finding("state", Level.ERROR, f"the state cannot be opened: {exc}")]
     try:
         findings += state_findings(settings, store)
+        findings += writer_findings(store)
         findings += refdata_findings(settings, store, clock)
         observation = _watch(settings, store, clock).observe()
         findings += alert_findings(settings, observation)
@@ -189,6 +190,34 @@ def state_findings(settings: Settings, store: Store) -> list[Finding]:
         shown = ", ".join(sorted(written))
         findings.append(Finding("schema", Level.OK, f"the state holds files of schema {shown}"))
     return findings
+
+
+def writer_findings(store: Store) -> list[Finding]:
+    """Who holds the state's write lock, when someone does: a stopped command holds every
+    writer behind it (the service answers `state_busy`), and says nothing itself."""
+    found = store.write_holder()
+    if found is None:
+        return []
+    who = f"process {found.pid}" if found.pid is not None else "a writer"
+    if found.stopped:
+        return [
+            Finding(
+                "state",
+                Level.ERROR,
+                f"{who} holds the state's write lock and is stopped (Ctrl-Z?): every writer "
+                "(the service, ingest, flush, a Kafka worker) waits for it, then gives up "
+                "with state_busy after state.lock_wait; resume it (`fg` in its terminal, or "
+                f"`kill -CONT {found.pid}`) or end it",
+            )
+        ]
+    return [
+        Finding(
+            "state",
+            Level.OK,
+            f"{who} is writing the state now (a command, the service or a worker): other "
+            "writers wait for it, up to state.lock_wait",
+        )
+    ]
 
 
 # -- reference data ---------------------------------------------------------------------------

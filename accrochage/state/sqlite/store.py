@@ -19,7 +19,7 @@ from pathlib import Path
 from sqlite_utils import Database
 
 from accrochage.errors import StorageCorruptError, StorageFullError, StoreBusyError, StoreError
-from accrochage.state.base import Reader, RefdataStorage, Store, StoreLocation
+from accrochage.state.base import Reader, RefdataStorage, Store, StoreLocation, WriteHolder
 from accrochage.state.sqlite.migrations import migrations
 from accrochage.state.sqlite.reader import SqliteReader
 from accrochage.state.sqlite.transaction import SqliteTransaction
@@ -28,6 +28,7 @@ from accrochage.state.sqlite.write_lock import (
     Holder,
     WriteLock,
     busy_message,
+    holder,
 )
 
 BUSY_TIMEOUT_MS = 30_000
@@ -130,8 +131,13 @@ class SqliteStore(Store):
         finally:
             self._write_lock.release(held)
 
-    def write_held(self) -> bool:
-        return self._write_lock.held()
+    def write_holder(self) -> WriteHolder | None:
+        if not self._write_lock.held():
+            return None
+        found = holder(self._write_lock.path)
+        if found is None:
+            return WriteHolder(None, stopped=False)
+        return WriteHolder(found.pid, stopped=found.stopped)
 
     def close(self) -> None:
         self._conn.close()

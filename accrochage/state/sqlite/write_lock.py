@@ -158,6 +158,10 @@ class Holder:
     state: str
     """Its state letter in `/proc/<pid>/stat` (`T`: stopped), "" when unknown."""
 
+    @property
+    def stopped(self) -> bool:
+        return self.state in {"T", "t"}
+
 
 def holder(lock: Path) -> Holder | None:
     """Who holds the `flock` on `lock`, from `/proc/locks` (Linux), when that process is seen
@@ -211,7 +215,7 @@ def busy_message(state: Path, seconds: float, found: Holder | None) -> str:
     if found.pid == os.getpid():
         return f"{waited}: this process (pid {found.pid}), another of its writers; {advice}"
     who = f"process {found.pid} (`ps -o args= -p {found.pid}` shows it)"
-    if found.state in {"T", "t"}:
+    if found.stopped:
         return (
             f"{waited}: {who} is stopped (Ctrl-Z?); resume it (`fg` in its terminal, or "
             f"`kill -CONT {found.pid}`) or end it; {advice}"
