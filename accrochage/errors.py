@@ -103,3 +103,19 @@ class Conflict(AccrochageError):
 
     code = "conflict"
     status = 409
+
+
+def rebuilt(code: str, message: str) -> AccrochageError:
+    """An error another process of accrochage raised (its code and message crossed a pipe),
+    as its own class here: its code and HTTP status kept. An unknown code: the root class."""
+    return _classes_by_code().get(code, AccrochageError)(message)
+
+
+def _classes_by_code() -> dict[str, type[AccrochageError]]:
+    found: dict[str, type[AccrochageError]] = {}
+    waiting: list[type[AccrochageError]] = [AccrochageError]
+    while waiting:
+        cls = waiting.pop()
+        found.setdefault(cls.code, cls)
+        waiting += cls.__subclasses__()
+    return found

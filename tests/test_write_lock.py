@@ -28,7 +28,7 @@ import pytest
 from accrochage.api.server import build_app
 from accrochage.api.writer_link import ProcessLink
 from accrochage.app import build_core
-from accrochage.errors import StoreBusyError
+from accrochage.errors import RefdataError, StoreBusyError
 from accrochage.runtimes.embedded import api_context, writer_link
 from accrochage.settings import load_settings
 from accrochage.state.base import WriteHolder
@@ -424,3 +424,15 @@ async def test_a_writer_process_that_cannot_open_the_state_says_why_in_one_error
         await asyncio.wait_for(link.start(), ANSWER_WITHIN)
     assert not link._process.is_alive()
     assert "Traceback" not in capfd.readouterr().err  # said once, by the serving process
+
+
+def writer_without_reference_data(*_: object) -> object:
+    """A writer process's parts that cannot be built for another reason than the storage."""
+    raise RefdataError("the stored reference data cannot be read: load it again")
+
+
+async def test_a_writer_process_start_error_keeps_its_own_class_and_status() -> None:
+    link = ProcessLink(writer_without_reference_data)
+    with pytest.raises(RefdataError, match="load it again") as raised:
+        await asyncio.wait_for(link.start(), ANSWER_WITHIN)
+    assert (raised.value.code, raised.value.status) == ("refdata_invalid", 422)

@@ -36,6 +36,7 @@ from accrochage.errors import (
     StorageFullError,
     StoreBusyError,
     StoreError,
+    rebuilt,
 )
 from accrochage.models.decode import parse_payload
 from accrochage.processes import helper_context
@@ -154,7 +155,7 @@ class ProcessLink:
         if self._ready is not None and not self._ready.done():
             if isinstance(message, tuple) and message[:1] == (STARTED_NOT,):
                 _, code, text = message
-                self._ready.set_exception(_rebuilt(code, text))
+                self._ready.set_exception(rebuilt(code, text))
             else:
                 self._ready.set_result(None)  # its first message: "ready"
             return

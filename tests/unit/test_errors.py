@@ -1,0 +1,32 @@
+"""An error raised in another process of accrochage keeps its class once its code crossed."""
+
+from __future__ import annotations
+
+import pytest
+
+from accrochage.errors import (
+    AccrochageError,
+    ConfigError,
+    StorageFullError,
+    StoreBusyError,
+    StoreError,
+    rebuilt,
+)
+
+
+@pytest.mark.parametrize(
+    "cls", [ConfigError, StoreError, StorageFullError, StoreBusyError, AccrochageError]
+)
+def test_each_class_comes_back_as_itself(cls: type[AccrochageError]) -> None:
+    again = rebuilt(cls.code, "what is wrong; how to fix it")
+    assert type(again) is cls
+    assert (again.code, again.status, str(again)) == (
+        cls.code,
+        cls.status,
+        "what is wrong; how to fix it",
+    )
+
+
+def test_an_unknown_code_is_the_root_class_with_its_message() -> None:
+    again = rebuilt("from_a_newer_version", "said there")
+    assert type(again) is AccrochageError and str(again) == "said there"
