@@ -126,6 +126,47 @@ async def test_cli_beside_the_service_and_graceful_sigterm(tmp_path: Path) -> No
     assert stored <= 400
 
 
+async def test_a_second_service_on_the_same_state_refuses_to_start_naming_the_first(
+    tmp_path: Path,
+) -> None:
+    """Two services on one state would each cut, write and alert on their own timer, their
+    clients split between two ports: the second refuses at once (before its state check),
+    the first serves on; once the first is gone, the state is free to serve again."""
+    port = free_port()
+    config = write_config(tmp_path, api={"bind": f"127.0.0.1:{port}"})
+    other = tmp_path / "other"
+    other.mkdir()
+    second_config, second_port = other / "accrochage.toml", free_port()
+    text = config.read_text(encoding="utf-8")
+    assert f"127.0.0.1:{port}" in text and str(tmp_path / "var" / "state.db") in text
+    second_config.write_text(
+        text.replace(f"127.0.0.1:{port}", f"127.0.0.1:{second_port}"), encoding="utf-8"
+    )
+    first = subprocess.Popen([*COMMAND, "--config", str(config), "run"], stderr=subprocess.PIPE)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        await wait_healthy(base, first)
+        refused = await asyncio.to_thread(cli, second_config, "run")
+        assert refused.returncode == 1, refused.stderr
+        errors = [line for line in refused.stderr.splitlines() if not LOG_LINE.match(line)]
+        assert len(errors) == 1, refused.stderr
+        assert errors[0].startswith("error: another service runs on the state"), errors
+        assert f"(process {first.pid}:" in errors[0]
+        assert "paths.state" in errors[0]
+        await wait_healthy(base, first)  # untouched
+        first.send_signal(signal.SIGTERM)
+        assert first.wait(timeout=DEADLINE) == 0
+    finally:
+        _reaped(first)
+    second = subprocess.Popen([*COMMAND, "--config", str(second_config), "run"])
+    try:
+        await wait_healthy(f"http://127.0.0.1:{second_port}", second)
+        second.send_signal(signal.SIGTERM)
+        assert second.wait(timeout=DEADLINE) == 0
+    finally:
+        _reaped(second)
+
+
 LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+0[12]:00 (INFO|WARNING|ERROR) ")
 
 

@@ -20,13 +20,19 @@ from accrochage.commands.logs import LEVELS, log_format_option, setup_logging
 def run(ctx: click.Context, log_level: str, log_format: str) -> None:
     """Run the embedded service: HTTP ingestion, batch timer, query API."""
     from accrochage.runtimes.embedded import run_service
+    from accrochage.runtimes.service_lock import ServiceLock
 
     setup_logging(log_level, log_format)
-    core = build_core(ctx.obj.settings, service=True)
+    lock = ServiceLock(ctx.obj.settings.paths.state)
+    lock.acquire_or_refuse()  # before the state's whole-file check: a refusal is at once
     try:
-        run_service(core)
+        core = build_core(ctx.obj.settings, service=True)
+        try:
+            run_service(core)
+        finally:
+            core.close()
     finally:
-        core.close()
+        lock.release()
 
 
 def register(group: click.Group) -> None:

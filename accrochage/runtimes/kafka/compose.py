@@ -18,8 +18,8 @@ from accrochage.app import Core, build_core, build_writer_parts, log_source
 from accrochage.runtimes.embedded import api_context, scheduler_for
 from accrochage.runtimes.kafka.admin import ensure_topics
 from accrochage.runtimes.kafka.lag import AlertProducer, lag_job
-from accrochage.runtimes.kafka.standby import StateLock
 from accrochage.runtimes.kafka.worker import WorkerApp, build_worker, dead_letter_job
+from accrochage.runtimes.service_lock import ServiceLock
 from accrochage.settings import Settings
 from accrochage.streams.receivers import Topic
 from accrochage.streams.writer import WriterService
@@ -81,7 +81,7 @@ def run_worker(
     settings: Settings, config: Path | None, *, log_level: str, separate_writer: bool
 ) -> None:
     """Wait for the state lock (standby), create the topics, run until stopped."""
-    lock = StateLock(settings.paths.state)
+    lock = ServiceLock(settings.paths.state)
     lock.wait()
     kafka = settings.kafka
     asyncio.run(

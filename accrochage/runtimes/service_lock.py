@@ -1,0 +1,84 @@
+"""One service per state: `accrochage run` or `worker` holds `<state>.lock` while it runs.
+
+A second worker on the same state waits on the lock as a standby and takes over when the
+active one dies; a second `run` refuses to start, naming the service there: two services on
+one state would each cut, write and alert on their own timer, and split the clients between
+two ports. `flock` is released by the kernel when its holder dies, even by SIGKILL, so no
+process ever needs to guess whether the holder is still alive.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import time
+from pathlib import Path
+
+from accrochage.errors import AccrochageError
+
+log = logging.getLogger("accrochage.service")
+
+
+class ServiceTaken(AccrochageError):
+    """Another service (`run` or `worker`) runs on this state."""
+
+    code = "service_running"
+    status = 409
+
+
+class ServiceLock:
+    def __init__(self, state: Path) -> None:
+        self.state = state
+        self.path = state.with_name(state.name + ".lock")
+        self._fd: int | None = None
+
+    def try_acquire(self) -> bool:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return False
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        self._fd = fd
+        return True
+
+    def acquire_or_refuse(self) -> None:
+        """Hold the lock now, or `ServiceTaken` naming the service that holds it."""
+        if not self.try_acquire():
+            raise ServiceTaken(self._taken_message())
+
+    def wait(self, poll: float = 0.5) -> None:
+        """Block until this process holds the lock: the standby's whole job."""
+        if self.try_acquire():
+            return
+        log.info("another service holds %s: waiting as a standby", self.path)
+        while not self.try_acquire():
+            time.sleep(poll)
+        log.info("the active service is gone: taking over")
+
+    def release(self) -> None:
+        if self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
+
+    def holder_pid(self) -> int | None:
+        """The pid the holder wrote in the lock file (None: unreadable, or not written yet)."""
+        try:
+            text = self.path.read_text(encoding="ascii", errors="replace").strip()
+        except OSError:
+            return None
+        return int(text) if text.isdigit() else None
+
+    def _taken_message(self) -> str:
+        pid = self.holder_pid()
+        who = f"process {pid}" if pid is not None else "another process"
+        return (
+            f"another service runs on the state {self.state} ({who}: `accrochage run` or "
+            f"`accrochage worker`, holding {self.path.name}): one service per state; stop "
+            "that one first, or give this one a paths.state of its own"
+        )
