@@ -24,6 +24,7 @@ from accrochage.cli import main
 from accrochage.commands.tracker import CHUNK
 from accrochage.models.deadline import FixedClock
 from accrochage.models.decode import Kind
+from accrochage.models.problems import Problem
 from accrochage.models.registry import Certifier, Registry
 from accrochage.refdata.load import load_refdata
 from accrochage.refdata.memory import ReferenceHolder
@@ -71,7 +72,19 @@ def corpus() -> list[Incoming]:
         b'{"record_id": "\\udc00"}',
         delivered_event(record_id="A-7", certification=cert, source="s" * 400),
     ]
-    return [Incoming(raw, "file:test") for raw in raws]
+    read = [
+        Incoming(
+            delivered_event(record_id="A-8", certification=cert),
+            "file:test",
+            problems=(CELL_BEYOND,),
+        ),
+        Incoming(b"(line 9 of f: not read)", "file:test", problems=(NOT_READ,)),
+    ]
+    return [Incoming(raw, "file:test") for raw in raws] + read
+
+
+CELL_BEYOND = Problem("event", "1 cell(s) beyond the header's 11 columns were not read")
+NOT_READ = Problem("event", "line 9 could not be read as a CSV row")
 
 
 def test_a_decoded_event_crosses_a_pipe_unchanged() -> None:
@@ -138,6 +151,9 @@ def test_the_pool_gives_the_results_and_the_state_of_decoding_in_process(
     assert outcomes[8:11] == ["unchanged", "updated", "withdrawn"]
     ids = [f"A-{n}" for n in range(1, 10)] + ["A-6"]
     assert stored(there, ids) == stored(here, ids)
+    # Problems found reading an input: beside its validation's, or alone when it is no event.
+    assert (got[-2].status, got[-2].errors) == ("invalid", [CELL_BEYOND])
+    assert (got[-1].outcome, got[-1].errors) == ("unusable", [NOT_READ])
 
 
 def test_a_decode_process_follows_new_reference_data(tmp_path: Path, refdata_dir: Path) -> None:

@@ -16,7 +16,7 @@ from accrochage.models.problems import Problem, problems_as_dicts
 from accrochage.models.reference import Reference
 from accrochage.models.registry import Registry
 from accrochage.state.base import Store
-from accrochage.streams.ingest import Incoming
+from accrochage.streams.ingest import Incoming, with_read_problems
 
 STATE_RULES = ("record_id used by another certifier",)
 
@@ -52,7 +52,10 @@ def check(
     `reference`: the loaded reference data, whose rules then run as they do at ingestion.
     """
     today = paris_today(clock)
-    decoded = [decode(item.raw, registry, today, reference) for item in items]
+    decoded = [
+        with_read_problems(item, (decode(item.raw, registry, today, reference), None))[0]
+        for item in items
+    ]
     owners: dict[str, str | None] = {}
     if store is not None:
         ids = [d.record_id for d in decoded if d.record_id is not None]

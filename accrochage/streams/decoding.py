@@ -38,7 +38,7 @@ from accrochage.pool import HelperDied, HelperPool
 from accrochage.refdata.memory import MemoryReference, ReferenceHolder
 from accrochage.sinks.profiles import SchemaProfile
 from accrochage.state.base import RefdataStorage
-from accrochage.streams.ingest import Incoming, Ready, decode_ready
+from accrochage.streams.ingest import Incoming, Ready, decode_ready, with_read_problems
 
 log = logging.getLogger("accrochage.decode")
 PIECE = 500
@@ -144,7 +144,10 @@ def _started() -> bool:
 def with_decoded(item: Incoming, ready: Ready | None) -> Incoming:
     if ready is None:
         return item
-    return Incoming(item.raw, item.source, item.partition, item.offset, item.key, ready)
+    ready = with_read_problems(item, ready)
+    return Incoming(
+        item.raw, item.source, item.partition, item.offset, item.key, ready, item.problems
+    )
 
 
 class DecodePool:

@@ -46,6 +46,9 @@ class Incoming:
     key: bytes | None = None
     decoded: Ready | None = field(default=None, compare=False)
     """Decoded already (in a decode process, `streams/decoding.py`): stored as is."""
+    problems: tuple[Problem, ...] = ()
+    """Found reading the input (a CSV row's cells no column names, say): errors of the event
+    beside its validation's (`with_read_problems`)."""
 
 
 @dataclass(slots=True)
@@ -99,6 +102,21 @@ def _no_reference() -> Reference | None:
     return None
 
 
+def with_read_problems(item: Incoming, ready: Ready) -> Ready:
+    """`item`'s decoding with the problems found reading it: an event with any is invalid (its
+    passage not prepared). An input that could not be read at all (`raw` holds only the start
+    of its text) is unusable for those reasons alone, not for what its start fails to parse."""
+    if not item.problems:
+        return ready
+    decoded, _ = ready
+    if decoded.kind is Kind.UNUSABLE and not isinstance(item.raw, dict):
+        decoded.errors = list(item.problems)
+    else:
+        decoded.errors = [*item.problems, *decoded.errors]
+    decoded.passage = None
+    return decoded, None
+
+
 def decode_ready(
     raw: bytes | str | dict[str, Any],
     registry: Registry,
@@ -138,7 +156,10 @@ class Ingestor:
     def _decode(self, item: Incoming) -> Ready:
         if item.decoded is not None:
             return item.decoded
-        return decode_ready(item.raw, self.registry, paris_today(self.clock), self.reference())
+        today = paris_today(self.clock)
+        return with_read_problems(
+            item, decode_ready(item.raw, self.registry, today, self.reference())
+        )
 
     def ingest(self, items: Sequence[Incoming]) -> list[IngestResult]:
         decoded = [self._decode(item) for item in items]

@@ -26,7 +26,7 @@ from accrochage.models.decode import (
     loads_json,
 )
 from accrochage.models.event import ENVELOPE_FIELDS
-from accrochage.streams.files import csv_row_to_event
+from accrochage.streams.csv_events import csv_row_to_event
 from tests.factories import make_registry
 
 ORACLE = json.JSONEncoder(

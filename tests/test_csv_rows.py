@@ -1,0 +1,178 @@
+"""A CSV file costs only its own bad rows: no crash, no row dropped or misread without a word.
+
+Each case here once crashed `ingest` with a traceback (the rows of its group never stored, the
+rows after it never read) or dropped data silently; the review that found them reproduced
+each from the CLI.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from accrochage.streams.csv_events import MAX_LINE_BYTES
+from tests.test_cli_tracker import RECENT, outstanding_json, problem_line, run
+from tests.test_tracker import write_config
+
+HEADER = (
+    "record_id;event_id;certifier;certification.type;certification.code;delivered_on;"
+    "obtention;holder.birth_name;holder.first_names;holder.birth_date;holder.sex"
+)
+BIRTH_NAME = "Haba"
+
+
+def row(record_id: str, *, birth_name: str = BIRTH_NAME, birth_date: str = "1993-05-23") -> str:
+    return (
+        f"{record_id};e-{record_id};pix;RS;RS5875;{RECENT};PAR_ADMISSION;{birth_name};Bart;"
+        f"{birth_date};M"
+    )
+
+
+@pytest.fixture()
+def config(tmp_path: Path) -> Path:
+    return write_config(tmp_path)
+
+
+def write_csv(path: Path, lines: list[str]) -> Path:
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def ingested(config: Path, source: Path, code: int | None = None) -> str:
+    out = run(config, "ingest", str(source), code=code)
+    assert "Traceback" not in out.stderr + out.stdout, out.stderr
+    return out.stdout
+
+
+def records(config: Path) -> dict[str, dict[str, object]]:
+    shown = run(config, "records", "--format", "json").stdout
+    return {r["record_id"]: r for r in json.loads(shown)}
+
+
+def test_a_header_naming_a_field_and_one_of_its_parts_refuses_the_file(
+    config: Path, tmp_path: Path
+) -> None:
+    """`holder.birth_place` with a value, then `holder.birth_place.insee_code`: the second
+    could not be set under a text (a TypeError, the file's rows lost)."""
+    header = HEADER + ";holder.birth_place;holder.birth_place.insee_code"
+    source = write_csv(tmp_path / "e.csv", [header, row("C-1") + ";Lyon;69123"])
+    out = run(config, "ingest", str(source), code=1)
+    assert "Traceback" not in out.stderr + out.stdout
+    assert "line 1, the CSV header" in out.stderr + out.stdout
+    assert "holder.birth_place and holder.birth_place.insee_code" in out.stderr + out.stdout
+    assert records(config) == {}
+
+
+def test_a_header_naming_a_field_twice_refuses_the_file(config: Path, tmp_path: Path) -> None:
+    """The csv module kept the last of two `holder.birth_name` cells, the first one lost."""
+    source = write_csv(tmp_path / "e.csv", [HEADER + ";holder.birth_name", row("D-1") + ";Other"])
+    out = run(config, "ingest", str(source), code=1)
+    said = out.stderr + out.stdout
+    assert "column holder.birth_name appears twice (columns 8 and 12)" in said, said
+    assert records(config) == {}
+
+
+def test_cells_beyond_the_header_or_under_an_unnamed_column_fail_their_row(
+    config: Path, tmp_path: Path
+) -> None:
+    source = write_csv(
+        tmp_path / "e.csv",
+        [HEADER + ";", row("X-1") + ";;lost;values", row("X-2") + ";kept?", row("X-3") + ";"],
+    )
+    out = ingested(config, source)
+    assert "3 events read" in out, out
+    extra = problem_line(out, source, 2, "X-1", "event")
+    assert "2 cell(s) beyond the header's 12 columns were not read" in extra
+    assert "column 12 has no name" in problem_line(out, source, 3, "X-2", "event")
+    stored = records(config)
+    assert {k: v["status"] for k, v in stored.items()} == {
+        "X-1": "invalid",
+        "X-2": "invalid",
+        "X-3": "pending",
+    }
+
+
+def test_a_stray_double_quote_is_named_and_the_rows_it_swallowed_are_said(
+    config: Path, tmp_path: Path
+) -> None:
+    """A birth name of `"Haba` read every line after it into that one cell: ingest said
+    `3 events read`, exit 0, the rows there gone without a word."""
+    lines = [HEADER, row("Q-1"), row("Q-2"), row("Q-3", birth_name='"Haba')]
+    lines += [row(f"Q-{n}") for n in range(4, 9)]
+    source = write_csv(tmp_path / "e.csv", lines)
+    out = ingested(config, source)
+    message = problem_line(out, source, 4, "Q-3", "holder.birth_name")
+    assert "a double quote opened in line 4 closes only in line 9" in message, message
+    assert "lines 4-9 were read as this one row" in message
+    assert BIRTH_NAME not in message  # the rows' content is not quoted back
+    assert records(config)["Q-3"]["status"] == "invalid"
+    assert {r["record_id"] for r in outstanding_json(config)} == {"Q-1", "Q-2", "Q-3"}
+
+
+def test_a_quoted_cell_on_one_line_is_read_as_usual(config: Path, tmp_path: Path) -> None:
+    source = write_csv(tmp_path / "e.csv", [HEADER, row("R-1", birth_name='"Haba; de la"')])
+    out = ingested(config, source, code=0)
+    assert "accepted: 1" in out, out
+
+
+def test_a_cell_over_the_csv_module_limit_fails_its_own_row(config: Path, tmp_path: Path) -> None:
+    """A 200 KiB cell raised `field larger than field limit` (131,072): a traceback, the rows
+    before it in the same group not stored."""
+    lines = [HEADER, row("M-1"), row("M-2", birth_name="x" * 200_000), row("M-3")]
+    source = write_csv(tmp_path / "e.csv", lines)
+    out = ingested(config, source)
+    assert "3 events read" in out, out
+    assert "at most 60" in problem_line(out, source, 3, "M-2", "holder.birth_name")
+    statuses = {k: v["status"] for k, v in records(config).items()}
+    assert statuses == {"M-1": "pending", "M-2": "invalid", "M-3": "pending"}
+
+
+def test_a_row_the_csv_module_cannot_read_is_unusable_and_the_next_ones_are_read(
+    config: Path, tmp_path: Path
+) -> None:
+    huge = "x" * (MAX_LINE_BYTES // 4)
+    # A quoted cell growing past the csv module's limit, line after line.
+    lines = [HEADER, row("U-1"), row("U-2", birth_name='"' + huge)]
+    lines += [huge] * 4 + ['end"' + ";x", row("U-3")]
+    source = write_csv(tmp_path / "e.csv", lines)
+    out = ingested(config, source)
+    assert "lines 3-6 could not be read as a CSV row (field larger than field limit" in out
+    assert {r["record_id"] for r in outstanding_json(config)} >= {"U-1", "U-3"}
+
+
+def test_a_birth_year_with_a_digit_python_cannot_convert_fails_its_own_row(
+    config: Path, tmp_path: Path
+) -> None:
+    """`"198²".isdigit()` is true and `int("198²")` raises: a traceback, B-1 not stored."""
+    lines = [HEADER, row("B-1", birth_date="1993"), row("B-2", birth_date="198²"), row("B-3")]
+    source = write_csv(tmp_path / "e.csv", lines)
+    out = ingested(config, source)
+    assert "3 events read" in out, out
+    assert problem_line(out, source, 3, "B-2", "holder.birth_date")
+    statuses = {k: v["status"] for k, v in records(config).items()}
+    assert statuses == {"B-1": "pending", "B-2": "invalid", "B-3": "pending"}
+
+
+def test_a_jsonl_line_too_long_to_read_says_so(config: Path, tmp_path: Path) -> None:
+    """Its reason was the JSON parser's on a marker text: `Expecting value: line 1 column 1`."""
+    source = tmp_path / "e.jsonl"
+    with source.open("wb") as out:
+        out.write(b'{"record_id": "L-1", "padding": "' + b"x" * (MAX_LINE_BYTES + 10) + b'"}\n')
+    said = ingested(config, source)
+    assert "line 1 is longer than 16 MiB: not read" in said, said
+    assert "Expecting value" not in said
+
+
+def test_check_reports_what_reading_found_as_ingest_does(config: Path, tmp_path: Path) -> None:
+    source = write_csv(
+        tmp_path / "e.csv", [HEADER, row("K-1", birth_name='"Haba'), row("K-2"), row("K-3")]
+    )
+    checked = run(config, "check", str(source), "--format", "json", code=None)
+    assert "Traceback" not in checked.stderr
+    [result] = json.loads(checked.stdout)
+    assert result["record_id"] == "K-1" and not result["valid"]
+    said = [e["message"] for e in result["errors"] if e["field"] == "holder.birth_name"]
+    assert any("lines 2-4 were read as this one row" in message for message in said), said
+    assert not (config.parent / "var" / "state.db").exists()  # nothing stored, nothing made
