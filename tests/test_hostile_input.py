@@ -182,6 +182,74 @@ def test_the_encoding_can_be_forced(config: Path, tmp_path: Path) -> None:
     assert "klingon" in refused.stderr
 
 
+@pytest.mark.parametrize("codec", ["utf-16", "utf-32"])
+def test_a_utf16_or_utf32_csv_with_its_bom_is_read_without_being_told(
+    config: Path, tmp_path: Path, codec: str
+) -> None:
+    """What Windows PowerShell's `>` writes: its line breaks are two bytes, and a byte 0x0A
+    may be half of a character (`Ċ` is 0x0A 0x01). Split as bytes, the header was refused as
+    not UTF-16 (`--encoding utf-16`), or guessed Windows-1252, every row unusable."""
+    rows = [csv_row(1, "Lefèvre", "Zoé"), csv_row(2, "Ċelik", "Ġorġ"), csv_row(3, "Ng", "Ana")]
+    source = tmp_path / "wide.csv"
+    source.write_bytes(csv_text(rows).encode(codec))
+    out = run(config, "ingest", str(source)).stdout
+    assert f"{source}: CSV, {codec.upper()} with BOM" in out
+    assert "3 events read (created 3)" in out and "accepted: 3" in out, out
+    names = stored_names(config)
+    assert names["R-1"] == ("Lefèvre", ["Zoé"]) and names["R-2"] == ("Ċelik", ["Ġorġ"])
+
+
+def test_a_utf16_file_named_by_encoding_and_a_tab_separated_one(
+    config: Path, tmp_path: Path
+) -> None:
+    """Excel's "Unicode text" is UTF-16 and separates cells by tabs."""
+    text = csv_text([csv_row(1, "Lefèvre", "Zoé")]).replace(";", "\t")
+    source = tmp_path / "excel.txt.csv"
+    source.write_bytes(text.encode("utf-16-le"))  # no BOM: the encoding is told
+    out = run(config, "ingest", "--encoding", "utf-16-le", str(source)).stdout
+    assert "accepted: 1" in out, out
+    assert stored_names(config)["R-1"] == ("Lefèvre", ["Zoé"])
+
+
+def test_a_utf16_jsonl_file_is_read_line_by_line(config: Path, tmp_path: Path) -> None:
+    """JSON allows UTF-16: the first line stored, the others unusable, and a phantom event
+    out of the last line break's second byte."""
+    lines = [json.dumps(recent(f"J-{n}"), ensure_ascii=False) for n in range(1, 4)]
+    source = tmp_path / "events.jsonl"
+    source.write_bytes(("\r\n".join(lines) + "\r\n").encode("utf-16"))
+    out = run(config, "ingest", str(source)).stdout
+    assert "JSONL, UTF-16 with BOM" in out
+    assert "3 events read (created 3)" in out and "unusable: 0" in out, out
+
+
+def test_a_utf16_file_broken_midway_keeps_what_came_before_and_says_where(
+    config: Path, tmp_path: Path
+) -> None:
+    data = csv_text([csv_row(1, "Lefèvre", "Zoé")]).encode("utf-16")
+    source = tmp_path / "broken.csv"
+    source.write_bytes(data + b"\x00")  # half a character at the end
+    result = run(config, "ingest", str(source), code=1)
+    assert "Traceback" not in result.output
+    assert "is not valid utf-16 at byte" in result.stderr, result.stderr
+    assert set(stored_names(config)) == {"R-1"}
+
+
+def test_a_file_that_cannot_be_opened_stops_ingest_with_the_summary_of_those_before(
+    config: Path, tmp_path: Path
+) -> None:
+    """The summary of the files read before was not printed: only `Error: cannot read`, the
+    operator not told that the first file's events were stored."""
+    first = write_jsonl(tmp_path / "first.jsonl", [recent(f"F-{n}") for n in range(5)])
+    missing = tmp_path / "tpyo.jsonl"
+    result = run(config, "ingest", str(first), str(missing), str(first), code=1)
+    assert "5 events read (created 5)" in result.stdout, result.stdout
+    assert f"{missing}: stopped by the error below; every event counted above is stored" in (
+        result.stdout
+    )
+    assert f"error: ingest stopped: cannot read {missing}: No such file" in result.stderr
+    assert len(stored_names(config)) == 5
+
+
 def test_a_windows_1252_csv_on_standard_input(config: Path) -> None:
     """A pipe cannot be read twice: the guess works on a copy."""
     data = csv_text([csv_row(1, "Lefèvre", "Françoise")]).encode("cp1252")

@@ -35,12 +35,20 @@ SHOWN_PROBLEMS = 20
 
 
 def chunks(items: Iterable[Incoming], size: int) -> Iterator[list[Incoming]]:
+    """`items` in lists of `size`. A file that stops being readable midway (`InputError`)
+    gives the events read before it first, so that they are stored before the error stops
+    the file."""
     chunk: list[Incoming] = []
-    for item in items:
-        chunk.append(item)
-        if len(chunk) >= size:
+    try:
+        for item in items:
+            chunk.append(item)
+            if len(chunk) >= size:
+                yield chunk
+                chunk = []
+    except InputError:
+        if chunk:
             yield chunk
-            chunk = []
+        raise
     if chunk:
         yield chunk
 
@@ -101,7 +109,7 @@ def open_input(name: str) -> io.BufferedReader:
     try:
         return open(name, "rb")
     except OSError as exc:
-        raise click.ClickException(f"cannot read {name}: {exc.strerror}") from None
+        raise InputError(f"cannot read {name}: {exc.strerror}; check its path") from None
 
 
 def _encoding(ctx: click.Context, param: click.Parameter, value: str) -> str:
@@ -183,10 +191,15 @@ def _decoded(core: Core, groups: Iterator[list[Incoming]]) -> Iterator[list[Inco
     ahead: deque[Future[list[Incoming]]] = deque()
     limit = 2 * core.decoder.processes + 1
     try:
-        for group in groups:
-            ahead.append(core.decoder.submit(group))
-            if len(ahead) > limit:
+        try:
+            for group in groups:
+                ahead.append(core.decoder.submit(group))
+                if len(ahead) > limit:
+                    yield ahead.popleft().result()
+        except InputError:  # the file stops being readable: what was read before is stored
+            while ahead:
                 yield ahead.popleft().result()
+            raise
         while ahead:
             yield ahead.popleft().result()
     finally:

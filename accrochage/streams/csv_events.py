@@ -27,6 +27,9 @@ LIST_FIELDS = {"holder.first_names"}
 BOOL_FIELDS = {"certified"}
 INT_FIELDS = {"digital_level.general_score"}
 JSON_FIELDS = {"digital_level.results"}
+DELIMITERS = (",", ";", "\t")
+"""The header's most frequent one separates the cells (a tie: the first); a tab is what
+Excel's "Unicode text" writes."""
 _INTEGER = re.compile(r"-?[0-9]{1,18}")
 """An integer cell: ASCII digits only (`"²".isdigit()` is true, and `int("²")` fails), short
 enough to convert; anything else stays text and fails validation with its field's name."""
@@ -186,7 +189,7 @@ def read_csv(stream: IO[bytes], name: str, codec: str) -> Iterator[Incoming]:
     numbered = iter(lines)
     header = next(numbered, "")
     lines.take_span()
-    delimiter = ";" if header.count(";") > header.count(",") else ","
+    delimiter = max(DELIMITERS, key=header.count)
     columns = next(csv.reader([header], delimiter=delimiter), [])
     problem = header_problem(columns)
     if problem is not None:

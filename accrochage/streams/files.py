@@ -14,6 +14,7 @@ from typing import IO, cast
 from accrochage.models.problems import Problem
 from accrochage.streams.csv_events import BOM, MAX_LINE_BYTES, read_csv
 from accrochage.streams.ingest import Incoming
+from accrochage.streams.wide import Utf8Lines
 
 _KEPT_OF_OVERLONG = 256
 """Bytes of a line too long to read kept in the unusable log: enough to find it."""
@@ -58,10 +59,23 @@ _UTF8_MULTIBYTE = re.compile(
     rb"|\xed[\x80-\x9f][\x80-\xbf]|\xf0[\x90-\xbf][\x80-\xbf]{2}"
     rb"|[\xf1-\xf3][\x80-\xbf]{3}|\xf4[\x80-\x8f][\x80-\xbf]{2}"
 )
+_WIDE_BOMS = (
+    (b"\xff\xfe\x00\x00", "utf-32"),
+    (b"\x00\x00\xfe\xff", "utf-32"),
+    (b"\xff\xfe", "utf-16"),
+    (b"\xfe\xff", "utf-16"),
+)
+_WIDE = {"utf-16", "utf-16-le", "utf-16-be", "utf-32", "utf-32-le", "utf-32-be"}
+
+
 UTF8 = "utf-8"
 WINDOWS_1252 = "cp1252"
 AUTO = "auto"
-_LABELS = {UTF8: "UTF-8", WINDOWS_1252: "Windows-1252"}
+_LABELS = {
+    UTF8: "UTF-8",
+    WINDOWS_1252: "Windows-1252",
+    **{codec: codec.upper().replace("-LE", "LE").replace("-BE", "BE") for codec in _WIDE},
+}
 
 
 @dataclass(slots=True)
@@ -120,14 +134,31 @@ def _seekable(stream: IO[bytes]) -> IO[bytes]:
     return cast(IO[bytes], copy)
 
 
+def _wide_codec(head: bytes, encoding: str) -> str | None:
+    """UTF-16 or UTF-32, by the BOM (what Windows PowerShell's `>` and Excel's "Unicode text"
+    write) or as named: their line breaks are two or four bytes."""
+    if encoding != AUTO:
+        named = codecs.lookup(encoding).name
+        return named if named in _WIDE else None
+    return next((codec for bom, codec in _WIDE_BOMS if head.startswith(bom)), None)
+
+
 def open_events(stream: IO[bytes], name: str, encoding: str = AUTO) -> FileEvents:
     """JSONL or CSV, told apart by the file name or, for stdin, by the first bytes.
 
-    JSONL is UTF-8 (JSON's own rule); `encoding` applies to CSV: `auto`, or a codec name.
+    JSONL is UTF-8 (JSON's own rule), or UTF-16/32 with a BOM (JSON allows them); `encoding`
+    applies to CSV: `auto`, or a codec name.
     """
     if not isinstance(stream, io.BufferedReader):
         stream = io.BufferedReader(cast(io.RawIOBase, stream))
     head = stream.peek(4096)[:4096]
+    wide = _wide_codec(head, encoding)
+    if wide is not None:
+        label = encoding_label(wide, bom=encoding == AUTO)
+        utf8 = cast(IO[bytes], Utf8Lines(stream, wide, name))
+        if looks_like_csv(name, head.decode(wide, "replace").encode()):
+            return FileEvents("CSV", label, read_csv(utf8, name, UTF8))
+        return FileEvents("JSONL", label, read_jsonl(utf8, name))
     if not looks_like_csv(name, head):
         return FileEvents("JSONL", encoding_label(UTF8), read_jsonl(stream, name))
     if encoding == AUTO:
