@@ -85,6 +85,31 @@ async def test_an_event_nested_past_pickling_answers_for_itself_alone(core: Core
     }
 
 
+TOO_DEEP = 3000
+"""Levels of nesting past what the json module parses (a `RecursionError`)."""
+
+
+@pytest.mark.parametrize("route", ["/events", "/check"])
+async def test_an_event_too_deep_to_parse_fails_alone_in_its_array(core: Core, route: str) -> None:
+    """Its array could not be parsed at all: the whole body was answered as one unusable
+    event (422), the valid events beside it never stored; `POST /check`, parsing again in a
+    thread, said `expected a JSON object, got a JSON list`."""
+    deep = json.dumps(recent("WT-DEEP"))[:-1] + ', "verbatim": ' + "[" * TOO_DEEP + "]" * TOO_DEEP
+    deep += ', "note": "] } [ { \\" ]"}'  # brackets and an escaped quote in a string
+    body = f"[{json.dumps(recent('WT-1'))}, {deep}, {json.dumps(recent('WT-2'))}]"
+    headers = {"Content-Type": "application/json"}
+    app = build_service(core, timer=False, separate_writer=True)
+    async with serving(app) as client, client.post(route, data=body, headers=headers) as response:
+        assert response.status == 200, await response.text()
+        answers = await response.json()
+    assert [a["record_id"] for a in answers] == ["WT-1", None, "WT-2"]
+    valid = [a.get("valid", a.get("http_status") == 201) for a in answers]
+    assert valid == [True, False, True]
+    assert "nested too deeply" in answers[1]["errors"][0]["message"]
+    stored = dict(rows(core.settings.paths.state, "SELECT record_id, status FROM records"))
+    assert stored == ({"WT-1": "pending", "WT-2": "pending"} if route == "/events" else {})
+
+
 def test_a_request_that_cannot_be_framed_fails_alone_and_keeps_the_order() -> None:
     """The framing of a group, unit by unit: the request whose events cannot be pickled is
     answered `NotStorable`; the others go, in their order."""

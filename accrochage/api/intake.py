@@ -11,12 +11,13 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Callable
-from typing import TypeVar
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from aiohttp import web
 
 from accrochage.api.errors import ApiError
-from accrochage.models.decode import loads_json
+from accrochage.models.decode import ELEMENT_DECODER, loads_json
 from accrochage.streams.ingest import Incoming
 
 T = TypeVar("T")
@@ -25,13 +26,23 @@ OFF_LOOP_BYTES = 256 * 1024
 LARGE_BODIES = web.AppKey("large_bodies", asyncio.Semaphore)
 
 
+@dataclass(frozen=True, slots=True)
+class _TooDeep:
+    """An element of an array nested too deeply to parse: its text, decoded (and answered
+    unusable) alone."""
+
+    text: str
+
+
 def events_in(body: bytes, limit: int, source: str) -> tuple[list[Incoming], bool]:
     """The events of a body (one, or an array of at most `limit`), and whether it was an
     array. A body that is not JSON is one event, decoded again (and answered unusable) like
-    any other."""
+    any other; so is an element of an array nested too deeply to parse, the others read."""
     try:
         parsed = loads_json(body)
-    except (ValueError, UnicodeDecodeError, RecursionError):
+    except RecursionError:
+        parsed = _array_elements(body)
+    except (ValueError, UnicodeDecodeError):
         parsed = None
     if not isinstance(parsed, list):
         return [Incoming(body, source)], False
@@ -45,7 +56,78 @@ def events_in(body: bytes, limit: int, source: str) -> tuple[list[Incoming], boo
         )
     if not parsed:
         raise ApiError(400, "empty_array", "the array holds no event")
-    return [Incoming(e if isinstance(e, dict) else json.dumps(e), source) for e in parsed], True
+    return [_incoming(element, source) for element in parsed], True
+
+
+def _incoming(element: Any, source: str) -> Incoming:
+    if isinstance(element, _TooDeep):
+        return Incoming(element.text, source)
+    return Incoming(element if isinstance(element, dict) else json.dumps(element), source)
+
+
+def _array_elements(body: bytes) -> list[Any] | None:
+    """An array's elements parsed one by one, an element too deep to parse kept as its text;
+    None when the body is not an array whose elements can be told apart."""
+    try:
+        text = body.decode(json.detect_encoding(body), "surrogatepass")
+    except UnicodeDecodeError:
+        return None
+    at = _skip_space(text, 0)
+    if not text.startswith("[", at):
+        return None
+    elements: list[Any] = []
+    at = _skip_space(text, at + 1)
+    if text.startswith("]", at):
+        return elements
+    while True:
+        try:
+            element, end = ELEMENT_DECODER.raw_decode(text, at)
+        except RecursionError:
+            skipped = _value_end(text, at)
+            if skipped is None:
+                return None
+            element, end = _TooDeep(text[at:skipped]), skipped
+        except ValueError:
+            return None
+        elements.append(element)
+        at = _skip_space(text, end)
+        if text.startswith("]", at):
+            return elements if not text[at + 1 :].strip() else None
+        if not text.startswith(",", at):
+            return None
+        at = _skip_space(text, at + 1)
+
+
+def _skip_space(text: str, at: int) -> int:
+    while at < len(text) and text[at] in " \t\r\n":
+        at += 1
+    return at
+
+
+def _value_end(text: str, start: int) -> int | None:
+    """Where the array or object at `start` ends (strings and escapes skipped), without
+    parsing it: its depth is what parsing could not take."""
+    depth, in_string, escaped = 0, False, False
+    for at in range(start, len(text)):
+        char = text[at]
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+        elif char in "]}":
+            depth -= 1
+            if depth == 0:
+                return at + 1
+        elif depth == 0:
+            return None
+    return None
 
 
 async def off_loop_if_large(app: web.Application, body: bytes, work: Callable[[], T]) -> T:

@@ -62,6 +62,10 @@ integer too long to convert becomes a `NUMBER_TOO_LONG` object: the event stays 
 invalid, and never makes an array it is part of unreadable."""
 
 
+ELEMENT_DECODER = _DECODER
+"""`loads_json`'s parser, for a caller reading an array's elements one by one (`raw_decode`)."""
+
+
 def loads_json(raw: bytes | str) -> Any:
     """A body or a line parsed as events are (`_DECODER`): UTF-8, -16 or -32 as JSON allows."""
     text = raw if isinstance(raw, str) else raw.decode(json.detect_encoding(raw), "surrogatepass")
