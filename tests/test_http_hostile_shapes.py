@@ -265,6 +265,45 @@ async def test_a_head_that_never_ends_is_closed_by_the_body_timeout(tmp_path: Pa
         built.close()
 
 
+def _read_response(sock: socket.socket) -> bytes:
+    """One whole HTTP response (its head, then `Content-Length` bytes of body)."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += sock.recv(4096)
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
+    while len(body) < length:
+        body += sock.recv(4096)
+    return head
+
+
+async def test_a_next_head_trickled_on_a_kept_alive_connection_is_closed_too(
+    tmp_path: Path,
+) -> None:
+    """Only a connection's first head had a deadline: after one whole request, a client could
+    trickle the next head a byte at a time and hold the connection for ever (aiohttp's
+    keep-alive timer only closes a connection that sends nothing)."""
+    built = build_core(load_settings(write_config(tmp_path, api={"body_timeout": "1s"})))
+    try:
+        async with serving(build_service(built, timer=False)) as client:
+            port = int(str(client._base_url).rsplit(":", 1)[1].rstrip("/"))
+
+            def trickle() -> float:
+                with socket.create_connection(("127.0.0.1", port), timeout=WAIT) as sock:
+                    for _ in range(2):  # whole requests keep the connection, as they should
+                        sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+                        assert _read_response(sock).startswith(b"HTTP/1.1 200")
+                        time.sleep(1.5)  # longer than the head deadline, between requests
+                    sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+                    started = time.monotonic()
+                    assert sock.recv(1) == b"", "the server closes the connection"
+                    return time.monotonic() - started
+
+            assert await asyncio.to_thread(trickle) < WAIT
+    finally:
+        built.close()
+
+
 async def test_the_access_log_holds_no_query_string_nor_header(
     core: Core, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -58,24 +58,32 @@ def code_for(status: int) -> str:
 
 
 class JsonErrorHandler(RequestHandler):
-    """aiohttp's handler, with the JSON error shape and a deadline for the first request's
-    head: aiohttp waits for it for ever (its keep-alive timer runs only between requests), so
-    a client that opens connections and trickles their headers would hold them all."""
+    """aiohttp's handler, with the JSON error shape and a deadline for each request's head:
+    aiohttp waits for a head for ever once its first bytes came (its keep-alive timer only
+    closes a connection that sends nothing), so a client that opens connections, or keeps
+    them alive, and trickles their headers would hold them all."""
 
-    __slots__ = ("_head_deadline",)
+    __slots__ = ("_head_deadline", "_head_seconds")
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
-        seconds = getattr(self._manager, "head_seconds", DEFAULT_HEAD_SECONDS)
-        self._head_deadline: asyncio.TimerHandle | None = self._loop.call_later(
-            seconds, self._head_late, seconds
-        )
+        self._head_seconds: float = getattr(self._manager, "head_seconds", DEFAULT_HEAD_SECONDS)
+        self._head_deadline: asyncio.TimerHandle | None = None
+        self._arm_head_deadline()
 
     def data_received(self, data: bytes) -> None:
         super().data_received(data)
-        if self._head_deadline is not None and self._head_arrived():
-            self._head_deadline.cancel()
-            self._head_deadline = None
+        if self._head_arrived():
+            if self._head_deadline is not None:
+                self._head_deadline.cancel()
+                self._head_deadline = None
+        elif data and self._head_deadline is None:
+            self._arm_head_deadline()  # the first bytes of the next request's head
+
+    def _arm_head_deadline(self) -> None:
+        self._head_deadline = self._loop.call_later(
+            self._head_seconds, self._head_late, self._head_seconds
+        )
 
     def connection_lost(self, exc: BaseException | None) -> None:
         if self._head_deadline is not None:
