@@ -20,6 +20,22 @@ class BadParameter(AccrochageError):
     status = 400
 
 
+class FieldError(BadParameter):
+    """One named field of a request body or a command's input is not acceptable: the HTTP
+    answer is `422 invalid_body` with the field in its details, as for a body's type errors."""
+
+    code = "invalid_body"
+    status = 422
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+    @property
+    def details(self) -> list[dict[str, str]]:
+        return [{"field": self.field, "message": str(self)}]
+
+
 class InputError(AccrochageError):
     """A file of events cannot be read as one; the message says where, and how to fix it."""
 

@@ -358,6 +358,19 @@ async def test_the_http_routes(tmp_path: Path) -> None:
                 status, error = await call("POST", "/correction-requests", bad)
                 assert status == code, (bad, error)
                 s.ErrorBody.model_validate(error)
+            # Every field error of a body: 422 invalid_body naming its field. A lone surrogate
+            # was a 500 (UnicodeEncodeError in the store); the rules of the request itself
+            # were 400 bad_parameter without details.
+            for field, bad_body in (
+                ("note", '{"record_id": "PX-1", "received_on": "2026-11-20", "note": "a\\ud800"}'),
+                ("note", {"record_id": "PX-1", "received_on": "2026-11-20", "note": "a\x00b"}),
+                ("received_on", {"record_id": "PX-1", "received_on": "2099-11-20"}),
+                ("record_id", {"record_id": " ", "received_on": "2026-11-20"}),
+                ("certifier", {"record_id": "PX-1", "received_on": "2026-11-20", "certifier": "x"}),
+            ):
+                status, error = await call("POST", "/correction-requests", bad_body)
+                assert (status, error["error"]["code"]) == (422, "invalid_body"), (bad_body, error)
+                assert [d["field"] for d in error["error"]["details"]] == [field], error
             status, page = await call("GET", "/correction-requests?open=true&as_of=2027-02-21")
             assert status == 200
             s.CorrectionRequestList.model_validate(page)
@@ -369,6 +382,10 @@ async def test_the_http_routes(tmp_path: Path) -> None:
             for bad in ({}, {"corrected": False}, {"corrected": True, "unfounded": "x"}):
                 status, error = await call("POST", path, bad)
                 assert status == 422, (bad, error)
+            for bad_answer in ('{"unfounded": "a\\ud800"}', {"unfounded": "  "}):
+                status, error = await call("POST", path, bad_answer)
+                assert (status, error["error"]["code"]) == (422, "invalid_body"), error
+                assert [d["field"] for d in error["error"]["details"]] == ["unfounded"], error
             status, done = await call("POST", path, {"corrected": True})
             assert status == 200 and done["status"] == "corrected"
             s.CorrectionRequestOut.model_validate(done)

@@ -10,7 +10,7 @@ from typing import Any
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
-from accrochage.errors import AccrochageError
+from accrochage.errors import AccrochageError, FieldError
 
 log = logging.getLogger("accrochage.api")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -70,7 +70,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except AccrochageError as exc:
         if exc.status >= 500:
             log.error("HTTP %d on %s %s: %s", exc.status, request.method, request.path, exc.code)
-        return error_response(exc.status, exc.code, str(exc))
+        details = exc.details if isinstance(exc, FieldError) else None
+        return error_response(exc.status, exc.code, str(exc), details)
     except Exception as exc:
         # The traceback without the exception's message, which may quote a value.
         log.error(

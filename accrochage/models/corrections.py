@@ -8,13 +8,14 @@ the requests; the rules of opening and answering live here, where they can be te
 
 from __future__ import annotations
 
+import re
 import uuid
 from dataclasses import dataclass, replace
 from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
 
-from accrochage.errors import BadParameter, Conflict, NotFound
+from accrochage.errors import Conflict, FieldError, NotFound
 from accrochage.models.deadline import days_left, deadline_for
 from accrochage.models.vocabulary import RequestSource, RequestStatus
 
@@ -85,6 +86,26 @@ def new_request_id() -> str:
     return ID_PREFIX + uuid.uuid4().hex[:ID_HEX].upper()
 
 
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+"""Control characters an operator's text has no use for (tabs and line breaks are kept)."""
+
+
+def storable_text(field: str, text: str) -> str:
+    """`text`, or `FieldError` when it cannot be stored as UTF-8 (a lone surrogate, such as a
+    JSON `\\ud800`) or holds a control character. The text itself is never quoted back."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise FieldError(
+            field,
+            f"{field} holds a character that cannot be stored (a lone surrogate, such as "
+            "\\ud800): send it as valid Unicode text",
+        ) from None
+    if _CONTROL.search(text):
+        raise FieldError(field, f"{field} holds a control character (U+0000 to U+001F): remove it")
+    return text
+
+
 def open_request(
     record_id: str,
     received_on: date,
@@ -98,16 +119,18 @@ def open_request(
     """A new open request; its deadline is received_on + 3 months (the records' rule)."""
     record_id = record_id.strip()
     if not record_id or len(record_id) > 255 or not record_id.isprintable():
-        raise BadParameter(
-            "record_id must be the record's id (its idTechnique): 1 to 255 printable characters"
+        raise FieldError(
+            "record_id",
+            "record_id must be the record's id (its idTechnique): 1 to 255 printable characters",
         )
     if received_on > opened_at.date():
-        raise BadParameter(
-            f"received_on {received_on} is in the future: give the day the request arrived"
+        raise FieldError(
+            "received_on",
+            f"received_on {received_on} is in the future: give the day the request arrived",
         )
-    note = (note or "").strip() or None
+    note = storable_text("note", (note or "").strip()) or None
     if note is not None and len(note) > MAX_NOTE:
-        raise BadParameter(f"note is longer than {MAX_NOTE} characters: shorten it")
+        raise FieldError("note", f"note is longer than {MAX_NOTE} characters: shorten it")
     certifier = (certifier or "").strip() or None
     return CorrectionRequest(
         request_id=request_id or new_request_id(),
@@ -132,13 +155,15 @@ def answer(
             f"({request.answer_kind or 'closed'} on {_day(request.answered_at)}): "
             "a request is answered once; open a new one if the CDC or the holder asks again"
         )
-    text = (text or "").strip()
+    text = storable_text("unfounded", (text or "").strip())
     if kind is AnswerKind.UNFOUNDED and not text:
-        raise BadParameter(
-            "an unfounded answer needs its reason: say why the data is right as sent"
+        raise FieldError(
+            "unfounded", "an unfounded answer needs its reason: say why the data is right as sent"
         )
     if len(text) > MAX_ANSWER:
-        raise BadParameter(f"the answer is longer than {MAX_ANSWER} characters: shorten it")
+        raise FieldError(
+            "unfounded", f"the answer is longer than {MAX_ANSWER} characters: shorten it"
+        )
     status = RequestStatus.ANSWERED if kind is AnswerKind.UNFOUNDED else RequestStatus.CORRECTED
     return replace(
         request,

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from accrochage.errors import BadParameter
+from accrochage.errors import BadParameter, FieldError
 from accrochage.models.corrections import (
     AnswerKind,
     CorrectionRequest,
@@ -61,10 +61,11 @@ class Corrections:
         data): the request attaches to the record when it arrives."""
         source = _source(source)
         if certifier is not None and certifier not in self.certifiers:
-            raise BadParameter(
+            raise FieldError(
+                "certifier",
                 f"unknown certifier {certifier[:100]!r}: give a configured key "
                 f"({', '.join(self.certifiers) or 'none configured'}), or leave it out to use "
-                "the record's"
+                "the record's",
             )
         request = open_request(
             record_id, received_on, self._now(), source=source, certifier=certifier, note=note
@@ -72,9 +73,10 @@ class Corrections:
         with self.store.transaction() as tx:
             record = tx.records([request.record_id]).get(request.record_id)
             if record is not None and certifier is not None and record.certifier != certifier:
-                raise BadParameter(
+                raise FieldError(
+                    "certifier",
                     f"record {request.record_id} belongs to {record.certifier or 'no certifier'}, "
-                    f"not {certifier}: leave --certifier out, or check the record id"
+                    f"not {certifier}: leave --certifier out, or check the record id",
                 )
             tx.add_correction_request(request)
         shown = record.certifier if record is not None else None
@@ -118,4 +120,4 @@ def _source(value: RequestSource | str) -> RequestSource:
         return RequestSource(value)
     except ValueError:
         allowed = ", ".join(s.value for s in RequestSource)
-        raise BadParameter(f"source must be one of {allowed}") from None
+        raise FieldError("source", f"source must be one of {allowed}") from None
