@@ -374,7 +374,7 @@ async def test_malformed_input_never_stops_the_service(core: Core) -> None:
         (control, {422}),
         ({"record_id": "R" * 100_000}, {422}),
         (json.dumps("x" * 10_000_000), {422}),
-        ("[" * 100_000 + "]" * 100_000, {422}),
+        ("[" * 100_000 + "]" * 100_000, {200}),  # an array of one event, too deep: unusable
         ('{"record_id": "M-DEEP", "holder": ' + "[" * 50_000 + "]" * 50_000 + "}", {422}),
         ([[[[]]]], {200}),
     ]
