@@ -493,3 +493,40 @@ def test_wrong_setting_names_itself(tmp_path: Path, options: dict[str, Any], nam
     assert "configuration error" in result.stderr
     assert named in result.stderr, result.stderr
     assert "Traceback" not in result.output
+
+
+def test_unusable_lists_what_became_no_record_without_sql(config: Path, tmp_path: Path) -> None:
+    """The unusable log was only readable over HTTP (`GET /unusable`): an operator of the
+    CLI had SQL to read why an event became no record."""
+    lines: list[dict[str, Any] | str] = [recent("U-OK"), "not json", {"record_id": 5}]
+    lines.append(revoked_event(record_id="U-NONE"))
+    source = write_jsonl(tmp_path / "u.jsonl", lines)
+    run(config, "ingest", str(source))
+    table = run(config, "unusable").stdout.splitlines()
+    assert table[0].split() == ["id", "received_at", "source", "record_id", "problem"]
+    assert len(table) == 4, table  # newest first
+    assert f"{source}:4" in table[1] and "U-NONE" in table[1] and "no record U-NONE" in table[1]
+    assert "record_id: expected a string" in table[2]
+    assert "is not valid JSON" in table[3]
+    assert "not json" not in "\n".join(table)  # the raw input only in JSON and CSV
+    shown = json.loads(run(config, "unusable", "--format", "json", "--limit", "1").stdout)
+    assert [(r["source"], r["raw"]) for r in shown] == [
+        (f"{source}:4", lines[3] and shown[0]["raw"])
+    ]
+    assert set(shown[0]) == {
+        "id",
+        "received_at",
+        "source",
+        "event_id",
+        "record_id",
+        "errors",
+        "raw",
+    }
+    assert json.loads(shown[0]["raw"])["record_id"] == "U-NONE"
+
+
+def test_a_certifier_key_not_configured_is_said_not_silently_empty(loaded: Path) -> None:
+    for command in ("outstanding", "records", "batches"):
+        typo = run(loaded, command, "--certifier", "pixx")
+        assert "'pixx' is not a certifier of the configuration (configured: pix" in typo.stderr
+        assert "note:" not in run(loaded, command, "--certifier", "pix").stderr

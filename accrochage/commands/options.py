@@ -36,3 +36,18 @@ class Day(click.ParamType):
 
 DAY = Day()
 DUE_WITHIN = click.IntRange(0, MAX_DUE_WITHIN)
+
+
+def said_if_unknown(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """A `--certifier` key the configuration does not name is said on stderr: a typo would
+    otherwise list nothing and exit 0. Not refused: the state may hold records of a certifier
+    taken out of the configuration since."""
+    settings = getattr(ctx.obj, "settings", None)
+    keys = [c.key for c in settings.certifiers] if settings is not None else []
+    if value is not None and keys and value not in keys:
+        click.echo(
+            f"note: {value[:100]!r} is not a certifier of the configuration (configured: "
+            f"{', '.join(keys)}); the state's records of that key, if any, are listed",
+            err=True,
+        )
+    return value

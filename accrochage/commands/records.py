@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 import click
 
 from accrochage.commands.core import core_from
-from accrochage.commands.options import DAY, DUE_WITHIN
+from accrochage.commands.options import DAY, DUE_WITHIN, said_if_unknown
 from accrochage.commands.output import FORMATS, Row, cell, echo_rows, problems_text, shorten
 from accrochage.models.deadline import paris_today
 from accrochage.models.vocabulary import BatchState, CdcReason, RecordStatus, values
@@ -78,7 +78,9 @@ def record_cell(row: Row, column: str) -> str:
 def record_options(function: F) -> F:
     decorators = [
         click.option(
-            "--certifier", help="Only this certifier's records (its key in the configuration)."
+            "--certifier",
+            callback=said_if_unknown,
+            help="Only this certifier's records (its key in the configuration).",
         ),
         click.option(
             "--status",
@@ -216,7 +218,7 @@ def batch_cell(row: Row, column: str) -> str:
 
 
 @click.command()
-@click.option("--certifier", help="Only this certifier's batches.")
+@click.option("--certifier", callback=said_if_unknown, help="Only this certifier's batches.")
 @click.option("--state", type=click.Choice(values(BatchState)), help="Only batches in this state.")
 @click.option(
     "--to-deposit",
@@ -236,6 +238,33 @@ def batches(
         echo_rows(rows, fmt, BATCH_FIELDS, BATCH_COLUMNS, batch_cell, "no batch")
 
 
+UNUSABLE_FIELDS = ("id", "received_at", "source", "event_id", "record_id", "errors", "raw")
+UNUSABLE_COLUMNS = ("id", "received_at", "source", "record_id", "problem")
+
+
+def unusable_cell(row: Row, column: str) -> str:
+    if column != "problem":
+        return cell(row.get(column))
+    errors = row["errors"]
+    more = len(errors) - 1
+    return shorten(problems_text(errors[:1]), 70) + (f" (+{more} more)" if more > 0 else "")
+
+
+@click.command()
+@click.option(
+    "--limit", type=click.IntRange(1, 100_000), default=100, show_default=True, help="At most."
+)
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
+@click.pass_context
+def unusable(ctx: click.Context, limit: int, fmt: str) -> None:
+    """The events kept without a usable record, newest first: not JSON, no usable record_id,
+    a revocation of no record, a record of another certifier. The table says why; JSON and
+    CSV carry the raw input too (it may hold personal data), to fix and send again."""
+    with core_from(ctx, existing=True) as core, core.store.reading() as reader:
+        rows = reader.unusable(limit)
+    echo_rows(rows, fmt, UNUSABLE_FIELDS, UNUSABLE_COLUMNS, unusable_cell, "no unusable event")
+
+
 def register(group: click.Group) -> None:
-    for command in (outstanding, records, show, batches):
+    for command in (outstanding, records, show, batches, unusable):
         group.add_command(command)
