@@ -530,3 +530,28 @@ def test_a_certifier_key_not_configured_is_said_not_silently_empty(loaded: Path)
         typo = run(loaded, command, "--certifier", "pixx")
         assert "'pixx' is not a certifier of the configuration (configured: pix" in typo.stderr
         assert "note:" not in run(loaded, command, "--certifier", "pix").stderr
+
+
+def test_an_unusable_input_sent_again_is_kept_once(config: Path, tmp_path: Path) -> None:
+    """A platform retrying a refused event, or a file ingested again, added a row each time:
+    the unusable count grew with no new problem to fix."""
+    lines: list[dict[str, Any] | str] = [
+        {"record_id": 5, "event_id": "same-unusable-1"},
+        revoked_event(record_id="U-NONE"),
+        "not json",
+    ]
+    source = write_jsonl(tmp_path / "u.jsonl", [*lines, lines[0]])
+    for _ in range(3):
+        out = run(config, "ingest", str(source)).stdout
+        assert "refused:  1" in out and "unusable: 3" in out, out  # each is still answered
+    again = write_jsonl(tmp_path / "again.jsonl", [lines[2], '{"record_id": 6}'])
+    run(config, "ingest", str(again))
+    shown = json.loads(run(config, "unusable", "--format", "json").stdout)
+    assert [r["source"] for r in shown] == [
+        f"{again}:2",
+        f"{source}:3",
+        f"{source}:2",
+        f"{source}:1",
+    ]
+    summary = json.loads(run(config, "summary", "--format", "json").stdout)
+    assert summary["unusable_events"] == 4

@@ -27,6 +27,9 @@ class UnusableEvent:
     record_id: str | None
     raw: str
     errors: Sequence[Problem]
+    raw_sha256: str | None = None
+    """The whole raw input's digest: a second event of the same input (a platform's retry,
+    a file ingested again) is not kept twice."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,7 +26,7 @@ from accrochage.models.vocabulary import RecordStatus
 from accrochage.sinks.passage import passage_bytes, passage_size_bound
 from accrochage.sinks.profiles import SchemaProfile
 from accrochage.state.base import DeadLetter, Store, Transaction, UnusableEvent
-from accrochage.streams.rejected import bounded_letter, letter_event, raw_text
+from accrochage.streams.rejected import bounded_letter, letter_event, raw_digest, raw_text
 
 log = logging.getLogger("accrochage.ingest")
 FAILED = "failed"
@@ -330,7 +330,13 @@ def _unusable(
     item: Incoming, decoded: Decoded, errors: list[Problem], now: datetime
 ) -> UnusableEvent:
     return UnusableEvent(
-        now, item.source, decoded.event_id, decoded.record_id, raw_text(item.raw), errors
+        now,
+        item.source,
+        decoded.event_id,
+        decoded.record_id,
+        raw_text(item.raw),
+        errors,
+        raw_digest(item.raw),
     )
 
 

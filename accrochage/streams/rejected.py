@@ -8,6 +8,7 @@ for a Kafka request carries the beginning of its event (`event_truncated`).
 
 from __future__ import annotations
 
+import hashlib
 import json
 from typing import Any
 
@@ -15,6 +16,17 @@ from accrochage.models.decode import storable
 
 RAW_KEPT = 4096
 """Characters of an unusable event's raw input kept in the unusable log."""
+
+
+def raw_digest(raw: bytes | str | dict[str, Any]) -> str:
+    """The SHA-256 of the whole input (a parsed row or array element as sorted JSON)."""
+    if isinstance(raw, dict):
+        data = json.dumps(raw, ensure_ascii=False, sort_keys=True).encode("utf-8", "surrogatepass")
+    elif isinstance(raw, str):
+        data = raw.encode("utf-8", "surrogatepass")
+    else:
+        data = raw
+    return hashlib.sha256(data).hexdigest()
 
 
 def raw_text(raw: bytes | str | dict[str, Any]) -> str:

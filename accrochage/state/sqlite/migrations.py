@@ -408,3 +408,16 @@ def m070_delivery_met(db: Database) -> None:
         UPDATE records SET deadline = NULL WHERE delivery_met = 1 AND status <> 'accepted';
         """
     )
+
+
+@migrations()
+def m080_unusable_once(db: Database) -> None:
+    """An unusable input is kept once: a platform retrying a refused event, or a file
+    ingested again, added a row each time (the unusable count growing with no new problem).
+    Rows kept before have no digest and stay as they are."""
+    db.executescript(
+        """
+        ALTER TABLE unusable ADD COLUMN raw_sha256 TEXT;
+        CREATE UNIQUE INDEX unusable_raw ON unusable (raw_sha256);
+        """
+    )

@@ -264,5 +264,9 @@ def summary(conn: sqlite3.Connection, as_of: date, margin_days: int) -> dict[str
 def unusable(conn: sqlite3.Connection, limit: int = 100) -> list[dict[str, Any]]:
     return [
         {**row, "errors": json.loads(row["errors"])}
-        for row in fetch_all(conn, f"SELECT * FROM unusable ORDER BY id DESC LIMIT {int(limit)}")
+        for row in fetch_all(
+            conn,
+            "SELECT id, received_at, source, event_id, record_id, raw, errors FROM unusable "
+            f"ORDER BY id DESC LIMIT {int(limit)}",
+        )
     ]

@@ -82,8 +82,9 @@ class SqliteTransaction(BatchStatements, Transaction):
 
     def log_unusable(self, events: Iterable[UnusableEvent]) -> None:
         self._conn.executemany(
-            "INSERT INTO unusable (received_at, source, event_id, record_id, raw, errors) "
-            "VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT INTO unusable "
+            "(received_at, source, event_id, record_id, raw, errors, raw_sha256) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (raw_sha256) DO NOTHING",
             [
                 (
                     stamp(e.received_at),
@@ -92,6 +93,7 @@ class SqliteTransaction(BatchStatements, Transaction):
                     e.record_id,
                     e.raw,
                     problems_json(e.errors),
+                    e.raw_sha256,
                 )
                 for e in events
             ],
