@@ -29,6 +29,8 @@ from accrochage.state.sqlite.write_lock import (
     WriteLock,
     busy_message,
     holder,
+    locked_message,
+    sqlite_holder,
 )
 
 BUSY_TIMEOUT_MS = 30_000
@@ -238,6 +240,8 @@ def storage_error(exc: sqlite3.Error, path: Path, *, opening: bool = False) -> S
             "volume, or make it and its folder writable by this user; nothing of the "
             "interrupted operation was stored, run it again once fixed"
         )
+    if code == sqlite3.SQLITE_BUSY and (stopped := sqlite_holder(path)) is not None:
+        return StoreBusyError(locked_message(path, BUSY_TIMEOUT_MS / 1000, stopped))
     if opening:
         return StoreError(f"cannot open the state database {path}: {exc}; check paths.state")
     return StoreError(f"the state database {path} refused an operation: {exc}")

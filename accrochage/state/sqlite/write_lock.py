@@ -166,23 +166,44 @@ class Holder:
 def holder(lock: Path) -> Holder | None:
     """Who holds the `flock` on `lock`, from `/proc/locks` (Linux), when that process is seen
     to have the file open (a pid is only named, and advice only given, when it is sure)."""
+    found = _holders([lock], "FLOCK")
+    return found[0] if found else None
+
+
+def sqlite_holder(state: Path) -> Holder | None:
+    """A stopped process holding one of SQLite's own locks on the state (the database, its
+    WAL index): what keeps readers out when the database stays locked (a command stopped with
+    Ctrl-Z as it closed the state, its last checkpoint under way). None: no stopped one."""
+    paths = [state, state.with_name(state.name + "-shm")]
+    stopped = [h for h in _holders(paths, "POSIX") if h.stopped and h.pid != os.getpid()]
+    return stopped[0] if stopped else None
+
+
+def _holders(paths: list[Path], kind: str) -> list[Holder]:
+    inodes: dict[str, Path] = {}
+    for path in paths:
+        try:
+            inodes[str(os.stat(path).st_ino)] = path
+        except OSError:
+            continue
     try:
-        inode = str(os.stat(lock).st_ino)
         with open("/proc/locks", encoding="ascii", errors="replace") as locks:
             lines = locks.read().splitlines()
     except OSError:
-        return None
+        return []
+    found: dict[int, Holder] = {}
     for line in lines:
         fields = line.split()
         # `N: FLOCK ADVISORY WRITE pid maj:min:inode ...`; a waiter's line has `->` after N:.
         # The device as the kernel names it may not be what stat() gives (overlayfs): the
         # inode, then the process's open files, tell.
-        if len(fields) < 6 or fields[1] != "FLOCK" or fields[5].rpartition(":")[2] != inode:
+        if len(fields) < 6 or fields[1] != kind:
             continue
+        locked = inodes.get(fields[5].rpartition(":")[2])
         pid = int(fields[4]) if fields[4].isdigit() else 0
-        if pid > 0 and _has_open(pid, lock):
-            return Holder(pid, _state(pid))
-    return None
+        if locked is not None and pid > 0 and pid not in found and _has_open(pid, locked):
+            found[pid] = Holder(pid, _state(pid))
+    return list(found.values())
 
 
 def _has_open(pid: int, path: Path) -> bool:
@@ -200,6 +221,17 @@ def _state(pid: int) -> str:
         return ""
     after = stat.rpartition(")")[2].split()  # the command in parentheses may hold anything
     return after[0] if after else ""
+
+
+def locked_message(state: Path, seconds: float, found: Holder) -> str:
+    """What a process that could not read the state for `seconds` says of the stopped
+    process holding SQLite's lock on it (its pid, never its command line)."""
+    return (
+        f"the state database {state} stayed locked for {seconds:g} s: process {found.pid} "
+        f"(`ps -o args= -p {found.pid}` shows it) is stopped (Ctrl-Z?) while it holds it; "
+        f"resume it (`fg` in its terminal, or `kill -CONT {found.pid}`) or end it, then run "
+        "this again"
+    )
 
 
 def busy_message(state: Path, seconds: float, found: Holder | None) -> str:
