@@ -161,6 +161,8 @@ def test_a_correction_after_acceptance_goes_out_as_suppression_then_creation(
     detail = record(core, "CL-1")
     assert (detail["status"], detail["batch_id"]) == ("accepted", suppression)
     assert not flush(core).cut, "a suppression in flight is not cut twice"
+    (uploaded,) = core.operations.deposited([suppression])
+    assert uploaded.done and "(a SUPPRESSION: its records wait for the report)" in str(uploaded)
 
     answer(core, shared_dir, suppression, ok=["CL-1"])
     detail = record(core, "CL-1")

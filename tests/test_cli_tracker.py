@@ -555,3 +555,18 @@ def test_an_unusable_input_sent_again_is_kept_once(config: Path, tmp_path: Path)
     ]
     summary = json.loads(run(config, "summary", "--format", "json").stdout)
     assert summary["unusable_events"] == 4
+
+
+def test_deposited_says_what_a_short_prefix_and_a_missing_file_mean(
+    config: Path, tmp_path: Path
+) -> None:
+    run(config, "ingest", str(write_jsonl(tmp_path / "d.jsonl", [recent("DP-1")])))
+    out = run(config, "flush", "--force").stdout
+    path = Path(next(line for line in out.splitlines() if line.startswith("wrote ")).split()[1])
+    batch_id = next(iter(outstanding_json(config)))["batch_id"]
+    short = run(config, "deposited", batch_id[:4], code=1)
+    assert "id prefix (8 characters or more)" in short.stderr, short.stderr
+    path.unlink()  # uploaded from elsewhere, or deleted by mistake: said, not refused
+    said = run(config, "deposited", batch_id).stdout
+    assert "deposited (1 records)" in said
+    assert f"its file {path.name} is no longer in the outbox" in said, said

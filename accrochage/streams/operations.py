@@ -28,7 +28,7 @@ from accrochage.models.operator import (
     apply_retry,
 )
 from accrochage.models.record import IDENTITY_REASONS, Change, Outcome, Record, Status
-from accrochage.models.vocabulary import BatchState, CdcReason, RecordStatus
+from accrochage.models.vocabulary import BatchState, CdcAction, CdcReason, RecordStatus
 from accrochage.models.withdrawal import apply_suppression_retry
 from accrochage.sinks.base import BatchSink
 from accrochage.state.base import Store, Transaction
@@ -93,7 +93,11 @@ class Operations:
     ) -> ItemOutcome:
         matching = tx.batch_ids_matching(ref)
         if not matching:
-            return refused(ref, "no batch has this id, id prefix or file name: see `batches`")
+            return refused(
+                ref,
+                "no batch has this id, id prefix (8 characters or more) or file name: see "
+                "`batches --to-deposit`",
+            )
         if len(matching) > 1:
             return refused(ref, f"names {len(matching)} batches: give more of the id")
         (batch_id,) = matching
@@ -125,7 +129,16 @@ class Operations:
         changes = [apply_deposited(r, batch_id, now) for r in tx.records_in_batch(batch_id)]
         moved = [c for c in changes if c.changed]
         tx.save(moved)
-        return ItemOutcome(ref, True, f"batch {batch_id} deposited ({len(moved)} records)")
+        if batch.action is CdcAction.SUPPRESSION:
+            said = f"batch {batch_id} deposited (a SUPPRESSION: its records wait for the report)"
+        else:
+            said = f"batch {batch_id} deposited ({len(moved)} records)"
+        if self.sink.find(batch.certifier, batch.file_name) is None:
+            said += (
+                f"; its file {batch.file_name} is no longer in the outbox (moved or deleted?): "
+                "check it is the one uploaded"
+            )
+        return ItemOutcome(ref, True, said)
 
     def retry(self, record_ids: Sequence[str]) -> list[ItemOutcome]:
         """Put rejected records back to pending, without new content; cut a refused
