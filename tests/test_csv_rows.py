@@ -176,3 +176,17 @@ def test_check_reports_what_reading_found_as_ingest_does(config: Path, tmp_path:
     said = [e["message"] for e in result["errors"] if e["field"] == "holder.birth_name"]
     assert any("lines 2-4 were read as this one row" in message for message in said), said
     assert not (config.parent / "var" / "state.db").exists()  # nothing stored, nothing made
+
+
+def test_an_excel_separator_line_before_the_header_is_followed(
+    config: Path, tmp_path: Path
+) -> None:
+    """Excel may write `sep=;` before the header: it was read as the header, every row then
+    unusable (`record_id is required`)."""
+    lines = ["sep=,", HEADER.replace(";", ","), row("S-1").replace(";", ",")]
+    lines.append(row("S-2", birth_date="someday").replace(";", ","))
+    source = write_csv(tmp_path / "e.csv", lines)
+    out = ingested(config, source)
+    assert "accepted: 1" in out, out
+    assert problem_line(out, source, 4, "S-2", "holder.birth_date")  # lines as in the file
+    assert records(config)["S-1"]["status"] == "pending"

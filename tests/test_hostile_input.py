@@ -3,17 +3,21 @@ damaged state, processes started together on a fresh state."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import resource
+import signal
 import sqlite3
 import subprocess
 import sys
+import time
 from datetime import date
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from accrochage.commands.tracker import CHUNK
 from accrochage.models.decode import decode
 from accrochage.models.registry import Registry
 from tests.factories import EMITTER
@@ -462,3 +466,47 @@ def test_a_decimal_score_keeps_its_digits_as_written(config: Path, tmp_path: Pat
     rendered = passages(path)
     for rid, value in scores.items():
         assert rendered[rid].findtext("cpf:scoring", namespaces=NS) == value
+
+
+def test_ctrl_c_during_ingest_prints_what_was_stored(config: Path, tmp_path: Path) -> None:
+    """Ctrl-C printed `Aborted!` and nothing else: the operator could not tell what of the
+    file was stored. The events come through a pipe kept open, so that the interruption
+    lands after groups are stored and before the input ends, whatever the machine's speed."""
+    state = config.parent / "var" / "state.db"
+
+    def stored() -> int:
+        if not state.exists():
+            return 0
+        with contextlib.closing(sqlite3.connect(f"file:{state}?mode=ro", uri=True)) as db:
+            try:
+                return int(db.execute("SELECT count(*) FROM records").fetchone()[0])
+            except sqlite3.OperationalError:
+                return 0
+
+    ingesting = subprocess.Popen(
+        [*PYTHON_CLI, "--config", str(config), "ingest", "-"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        assert ingesting.stdin is not None
+        events = [json.dumps(recent(f"I-{n}")) for n in range(5 * CHUNK + 10)]
+        ingesting.stdin.write(("\n".join(events) + "\n").encode())
+        ingesting.stdin.flush()
+        deadline = time.monotonic() + 60
+        while stored() < CHUNK:
+            assert time.monotonic() < deadline, "no group was ever stored"
+            time.sleep(0.05)
+        ingesting.send_signal(signal.SIGINT)
+        out, err = ingesting.communicate(timeout=60)
+    finally:
+        if ingesting.poll() is None:
+            ingesting.kill()
+            ingesting.communicate(timeout=30)
+    assert ingesting.returncode == 130, err.decode()
+    said = out.decode()
+    assert "Traceback" not in said + err.decode()
+    assert "-: interrupted (Ctrl-C); every event counted above is stored" in said, said
+    counted = int(said.split(" events read (created ")[0].rsplit("\n", 1)[-1])
+    assert counted == stored() >= CHUNK, (counted, stored())

@@ -161,6 +161,14 @@ def ingest(ctx: click.Context, files: tuple[str, ...], encoding: str) -> None:
                 _ingest_file(core, name, encoding, tally)
             except (StoreError, OSError, DecodeFailed, InputError) as exc:
                 _stop(tally, name, exc)
+            except KeyboardInterrupt:
+                click.echo("\n".join(tally.lines()))
+                click.echo(
+                    f"{name}: interrupted (Ctrl-C); every event counted above is stored, the "
+                    "rest was not read: ingest the file again to read it (what is stored "
+                    "comes back unchanged)"
+                )
+                sys.exit(130)
     click.echo("\n".join(tally.lines()))
 
 
@@ -224,8 +232,8 @@ def flush(ctx: click.Context, force: bool) -> None:
             for batch_id in report.superseded:
                 click.echo(
                     f"superseded {batch_id}: a record changed before its file was deposited; "
-                    "the file moved to superseded/ (do not upload it) and its records are cut "
-                    "again"
+                    "the file moved to superseded/ (do not upload it); its records are cut "
+                    "again when due (they keep their age: `flush --force` cuts them now)"
                 )
             core.flusher.write_planned(plan, report)
             core.flusher.rewrite_missing(report)

@@ -30,6 +30,8 @@ JSON_FIELDS = {"digital_level.results"}
 DELIMITERS = (",", ";", "\t")
 """The header's most frequent one separates the cells (a tie: the first); a tab is what
 Excel's "Unicode text" writes."""
+_SEPARATOR_LINE = re.compile(r"sep=([,;\t|])")
+"""The line Excel may write before the header, naming the separator."""
 _INTEGER = re.compile(r"-?[0-9]{1,18}")
 """An integer cell: ASCII digits only (`"²".isdigit()` is true, and `int("²")` fails), short
 enough to convert; anything else stays text and fails validation with its field's name."""
@@ -187,14 +189,18 @@ def read_csv(stream: IO[bytes], name: str, codec: str) -> Iterator[Incoming]:
     csv.field_size_limit(MAX_LINE_BYTES)  # a longer cell fails its own row (a field error)
     lines = _Lines(stream, codec, name)
     numbered = iter(lines)
-    header = next(numbered, "")
+    header, where = next(numbered, ""), "line 1"
     lines.take_span()
-    delimiter = max(DELIMITERS, key=header.count)
+    said = _SEPARATOR_LINE.fullmatch(header.strip())
+    if said is not None:  # Excel's `sep=;` line: the separator named, the header next
+        header, where = next(numbered, ""), "line 2"
+        lines.take_span()
+    delimiter = said.group(1) if said is not None else max(DELIMITERS, key=header.count)
     columns = next(csv.reader([header], delimiter=delimiter), [])
     problem = header_problem(columns)
     if problem is not None:
         raise InputError(
-            f"{name}: line 1, the CSV header: {problem}; no event of this file was read"
+            f"{name}: {where}, the CSV header: {problem}; no event of this file was read"
         )
     rows = csv.reader(numbered, delimiter=delimiter)
     while True:
