@@ -423,15 +423,17 @@ def test_deposited_import_report_and_retry(config: Path, tmp_path: Path, shared_
     assert f"accuse.xml: batch {batch_id}: 1 accepted, 1 rejected, 0 unchanged" in out
     assert "unknown idTechnique (1): G-GHOST" in out
     assert "not mentioned, status kept (1): G-SILENT" in out
+    assert f"`accrochage retry --batch {batch_id}` sends them again" in out
     again = run(config, "import-report", str(report)).stdout
     assert "already imported" in again
     statuses = {r["record_id"]: r["status"] for r in outstanding_json(config)}
     assert statuses == {"G-KO": "rejected", "G-SILENT": "deposited"}
 
-    assert "G-KO: pending (was rejected)" in run(config, "retry", "G-KO").stdout
     assert "only rejected" in run(config, "retry", "G-OK", code=1).stderr
-    # The report left it out: sent again on the operator's word.
-    assert "G-SILENT: pending (was deposited)" in run(config, "retry", "G-SILENT").stdout
+    # The rejected one, and the one the report left out (sent again on the operator's word):
+    # `retry --batch` said "nothing to do" for the second.
+    out = run(config, "retry", "--batch", batch_id).stdout
+    assert "G-KO: pending (was rejected)" in out and "G-SILENT: pending (was deposited)" in out
     out = run(config, "flush", "--force").stdout
     assert out.startswith("cut ") and "wrote " in out
     assert ids_in_files(outbox(config)) == {"G-OK": 1, "G-KO": 2, "G-SILENT": 2}

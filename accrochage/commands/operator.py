@@ -42,7 +42,9 @@ def deposited(ctx: click.Context, refs: tuple[str, ...]) -> None:
 @click.command()
 @click.argument("record_ids", nargs=-1)
 @click.option(
-    "--batch", "batch_ref", help="The rejected records of this file (name, path or batch id)."
+    "--batch",
+    "batch_ref",
+    help="The rejected records of this file, and those its report left out (name, path or id).",
 )
 @click.option(
     "--all-rejected",

@@ -365,6 +365,12 @@ def import_report(ctx: click.Context, files: tuple[Path, ...]) -> None:
                         f"  {label} ({len(ids)}): {', '.join(ids[:20])}"
                         + (" ..." if len(ids) > 20 else "")
                     )
+            if result.not_mentioned and result.batch_id and not result.file_error:
+                click.echo(
+                    "  the CDC's report did not list those: they never reached it, or its "
+                    f"report missed them; `accrochage retry --batch {result.batch_id}` sends "
+                    "them again (with the batch's rejected records)"
+                )
             for note in result.notes:
                 click.echo(f"  note: {note}")
             if withdrawal:

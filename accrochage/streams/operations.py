@@ -169,7 +169,26 @@ class Operations:
                     return [refused(batch_ref, f"names {why}: give a batch id or file name")]
                 batch_id = matching[0]
             ids = tx.rejected_ids(batch_id=batch_id, certifier=certifier, reason=reason)
-        return self._in_chunks(ids, lambda tx, chunk: self._apply_in(tx, chunk, _if_rejected))
+            left_out = (
+                self._left_out(tx, batch_id, certifier)
+                if batch_id is not None and reason is None
+                else []
+            )
+        rejected = self._in_chunks(ids, lambda tx, chunk: self._apply_in(tx, chunk, _if_rejected))
+        return rejected + self._in_chunks(
+            left_out, lambda tx, chunk: self._apply_in(tx, chunk, partial(self._again, tx))
+        )
+
+    def _left_out(self, tx: Transaction, batch_id: str, certifier: str | None) -> list[str]:
+        """The members a batch's processed report did not mention (still waiting for it)."""
+        batch = tx.batch(batch_id)
+        if batch is None or batch.state is not REPORTED:
+            return []
+        return [
+            record.record_id
+            for record in tx.records_in_batch(batch_id)
+            if record.status in UNREPORTED and certifier in (None, record.certifier)
+        ]
 
     def exclude(self, record_ids: Sequence[str], reason: str) -> list[ItemOutcome]:
         """Take records out of the obligation, with the reason kept in their history.
