@@ -445,3 +445,15 @@ async def test_a_nan_event_is_the_same_content_alone_or_in_an_array(tmp_path: Pa
             assert shown["content"]["score"] == {"not_json": "NaN"}
     finally:
         core.close()
+
+
+async def test_a_limit_of_zero_is_refused_not_read_as_a_hundred(core: Core) -> None:
+    """`?limit=0` was accepted and answered with 100 rows."""
+    async with serving(core) as client:
+        for path in ("/records", "/batches", "/unusable"):
+            status, answer = await get(client, f"{path}?limit=0")
+            assert status == 400, (path, answer)
+            assert_error_shape(answer, "bad_parameter")
+            assert "within 1–1000" in answer["error"]["message"]
+            status, _ = await get(client, f"{path}?limit=1")
+            assert status == 200

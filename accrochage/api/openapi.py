@@ -60,7 +60,7 @@ RECORD_FILTERS = (
     Param("due_within", schema={"type": "integer", "minimum": 0, "maximum": MAX_DUE_WITHIN}),
     Param("overdue", schema={"type": "boolean"}),
     Param("as_of", schema=DAY, description=f"{FIRST_DAY} to {LAST_DAY}; default today (Paris)"),
-    Param("limit", schema={"type": "integer", "minimum": 0, "maximum": 1000}),
+    Param("limit", schema={"type": "integer", "minimum": 1, "maximum": 1000}),
     Param("cursor", description="the next_cursor of the previous page"),
 )
 ROUTES = (
@@ -102,7 +102,7 @@ ROUTES = (
         (
             Param("state", schema={"enum": values(BatchState)}),
             Param("certifier"),
-            Param("limit", schema={"type": "integer", "minimum": 0, "maximum": 1000}),
+            Param("limit", schema={"type": "integer", "minimum": 1, "maximum": 1000}),
         ),
     ),
     Route(
@@ -124,7 +124,7 @@ ROUTES = (
         "/unusable",
         "Events without a usable record_id, newest first",
         {200: s.UnusableList},
-        (Param("limit", schema={"type": "integer", "minimum": 0, "maximum": 1000}),),
+        (Param("limit", schema={"type": "integer", "minimum": 1, "maximum": 1000}),),
     ),
     Route(
         "get",

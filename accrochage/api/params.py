@@ -24,12 +24,14 @@ def bad(name: str, value: str, expected: str) -> ApiError:
     return ApiError(400, "bad_parameter", f"{name} must be {expected}", {name: value[:100]})
 
 
-def integer(request: web.Request, name: str, default: int | None, high: int) -> int | None:
+def integer(
+    request: web.Request, name: str, default: int | None, high: int, low: int = 0
+) -> int | None:
     value = request.query.get(name)
     if value is None or value == "":
         return default
-    if not _DIGITS.fullmatch(value) or int(value) > high:
-        raise bad(name, value, f"an integer within 0–{high} (ASCII digits)")
+    if not _DIGITS.fullmatch(value) or not low <= int(value) <= high:
+        raise bad(name, value, f"an integer within {low}–{high} (ASCII digits)")
     return int(value)
 
 

@@ -183,7 +183,7 @@ async def get_records(request: web.Request) -> web.Response:
                 f"unknown status {status[:100]!r}",
                 {"allowed": values(RecordStatus)},
             )
-    limit = params.integer(request, "limit", 100, MAX_PAGE) or 100
+    limit = params.integer(request, "limit", 100, MAX_PAGE, low=1) or 100
     cursor = params.key(request, "cursor")
     if cursor is not None:
         queries.decode_cursor(cursor)
@@ -216,7 +216,7 @@ async def get_record(request: web.Request) -> web.Response:
 async def get_batches(request: web.Request) -> web.Response:
     state = params.word(request, "state", values(BatchState))
     certifier = params.key(request, "certifier")
-    limit = params.integer(request, "limit", 100, MAX_PAGE) or 100
+    limit = params.integer(request, "limit", 100, MAX_PAGE, low=1) or 100
     rows = await read(
         request, lambda reader: reader.batches(state=state, certifier=certifier, limit=limit)
     )
@@ -242,7 +242,7 @@ async def get_summary(request: web.Request) -> web.Response:
 
 
 async def get_unusable(request: web.Request) -> web.Response:
-    limit = params.integer(request, "limit", 100, MAX_PAGE) or 100
+    limit = params.integer(request, "limit", 100, MAX_PAGE, low=1) or 100
     return web.json_response({"events": await read(request, lambda reader: reader.unusable(limit))})
 
 
