@@ -25,7 +25,7 @@ from accrochage.models.event import (
     DeliveredEvent,
     RevokedEvent,
 )
-from accrochage.models.problems import Problem
+from accrochage.models.problems import DUPLICATED, GIVEN_TWICE, Problem
 from accrochage.models.record import PreparedPassage
 from accrochage.models.reference import Reference, reference_problems
 from accrochage.models.registry import Registry
@@ -52,8 +52,25 @@ def _bounded_int(text: str) -> Any:
 
 
 _INT_DIGITS = sys.get_int_max_str_digits() or 1 << 62
+
+
+def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object; a key given twice is marked (`DUPLICATED`), not silently resolved."""
+    built = dict(pairs)
+    if len(built) != len(pairs):
+        seen: set[str] = set()
+        twice: set[str] = set()
+        for key, _ in pairs:
+            (twice if key in seen else seen).add(key)
+        built[DUPLICATED] = sorted(twice)
+    return built
+
+
 _DECODER = json.JSONDecoder(
-    parse_float=WrittenNumber, parse_constant=WrittenNumber, parse_int=_bounded_int
+    parse_float=WrittenNumber,
+    parse_constant=WrittenNumber,
+    parse_int=_bounded_int,
+    object_pairs_hook=_object,
 )
 """Built once: `json.loads(..., parse_float=...)` builds a decoder at every call. `NaN` and
 `Infinity` (which Python's json writes, and which are not JSON) come as non-finite numbers:
@@ -202,7 +219,16 @@ def _message(err: ErrorDetails) -> str:
 
 
 def problems_from(exc: ValidationError) -> list[Problem]:
-    return [Problem(error_path(err["loc"]), _message(err)) for err in exc.errors(include_url=False)]
+    problems = []
+    for err in exc.errors(include_url=False):
+        loc = err["loc"]
+        if loc and loc[-1] == DUPLICATED and isinstance(err.get("input"), list):
+            problems += [
+                Problem(error_path((*loc[:-1], str(key))), GIVEN_TWICE) for key in err["input"]
+            ]
+        else:
+            problems.append(Problem(error_path(loc), _message(err)))
+    return problems
 
 
 def canonical_content(payload: dict[str, Any]) -> str:
@@ -387,6 +413,8 @@ def decode(
     rid_problem = _record_id_problem(payload.get("record_id"))
     if "record_id" in unstorable:
         rid_problem = _FRIENDLY["string_unicode"]
+    if "record_id" in (payload.get(DUPLICATED) or ()):
+        rid_problem = GIVEN_TWICE
     event_id = payload.get("event_id") if isinstance(payload.get("event_id"), str) else None
     if rid_problem is not None:
         return Decoded(

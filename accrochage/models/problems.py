@@ -4,6 +4,16 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+DUPLICATED = "(keys given twice)"
+"""The key under which an object parsed from JSON lists its keys given more than once
+(`decode.loads_json`): JSON readers keep the last value, so a duplicated `record_id` named
+another record without a word. No field of the contract is called so: validation refuses the
+object, naming each key (`GIVEN_TWICE`)."""
+GIVEN_TWICE = (
+    "is given more than once in its object: JSON readers keep the last value, so which one "
+    "is meant cannot be told; send each field once"
+)
+
 
 @dataclass(frozen=True, slots=True)
 class Problem:

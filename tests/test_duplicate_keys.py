@@ -1,0 +1,66 @@
+"""A key given twice in one JSON object is an error naming it, never silently the last value.
+
+JSON readers keep the last of two `record_id`s: an event meant for one record updated
+another (its correction, or its invalidation) without a word; a second `birth_name` replaced
+the first. Both reviews of session 14 reproduced it over HTTP and from a file.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from pathlib import Path
+
+from accrochage.models.decode import decode
+from accrochage.models.problems import GIVEN_TWICE
+from tests.factories import delivered_event
+from tests.test_cli_tracker import recent, run, write_jsonl
+from tests.test_decoding import registry
+from tests.test_tracker import write_config
+
+TODAY = date(2026, 12, 1)
+CERT = {"type": "RS", "code": "RS6604"}
+
+
+def text_of(record_id: str) -> str:
+    return json.dumps(delivered_event(record_id=record_id, certification=CERT))
+
+
+def test_a_record_id_given_twice_names_no_record() -> None:
+    decoded = decode(text_of("D-1")[:-1] + ', "record_id": "D-2"}', registry(), TODAY)
+    assert (decoded.kind, decoded.record_id) == ("unusable", None)
+    assert [(p.field, p.message) for p in decoded.errors] == [("record_id", GIVEN_TWICE)]
+
+
+def test_a_nested_key_given_twice_is_an_error_of_that_field() -> None:
+    event = delivered_event(record_id="D-3", certification=CERT)
+    holder = json.dumps(event["holder"])
+    twice = text_of("D-3").replace(holder, holder[:-1] + ', "birth_name": "Other"}')
+    decoded = decode(twice, registry(), TODAY)
+    assert (decoded.kind, decoded.record_id, decoded.valid) == ("delivered", "D-3", False)
+    assert [(p.field, p.message) for p in decoded.errors] == [("holder.birth_name", GIVEN_TWICE)]
+    once = decode(text_of("D-3"), registry(), TODAY)
+    assert once.valid and once.content_hash != decoded.content_hash
+
+
+def test_a_birth_date_part_given_twice_is_named() -> None:
+    event = delivered_event(record_id="D-4", certification=CERT)
+    event["holder"]["birth_date"] = {"year": 1990, "month": None, "day": None}
+    text = json.dumps(event).replace('"year": 1990', '"year": 1990, "year": 1991')
+    decoded = decode(text, registry(), TODAY)
+    assert [p.field for p in decoded.errors] == ["holder.birth_date"]
+    assert decoded.errors[0].message.startswith("year: is given more than once")
+
+
+def test_an_event_of_a_file_cannot_update_another_record_by_a_second_record_id(
+    tmp_path: Path,
+) -> None:
+    config = write_config(tmp_path)
+    run(config, "ingest", str(write_jsonl(tmp_path / "a.jsonl", [recent("DK-2")])))
+    meant_for_one = json.dumps(recent("DK-1", score="999"))[:-1] + ', "record_id": "DK-2"}'
+    out = run(config, "ingest", str(write_jsonl(tmp_path / "b.jsonl", [meant_for_one]))).stdout
+    assert "unusable: 1" in out and "record_id: is given more than once" in out, out
+    shown = json.loads(run(config, "records", "--format", "json").stdout)
+    assert [(r["record_id"], r["status"]) for r in shown] == [("DK-2", "pending")]
+    detail = json.loads(run(config, "show", "DK-2", "--format", "json").stdout)
+    assert detail["version"] == 1, "DK-2 was corrected by an event meant for DK-1"
