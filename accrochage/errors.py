@@ -132,6 +132,7 @@ def _classes_by_code() -> dict[str, type[AccrochageError]]:
     waiting: list[type[AccrochageError]] = [AccrochageError]
     while waiting:
         cls = waiting.pop()
-        found.setdefault(cls.code, cls)
+        if cls.__init__ is AccrochageError.__init__:  # built from a message alone
+            found.setdefault(cls.code, cls)
         waiting += cls.__subclasses__()
     return found

@@ -572,3 +572,18 @@ def test_deposited_says_what_a_short_prefix_and_a_missing_file_mean(
     said = run(config, "deposited", batch_id).stdout
     assert "deposited (1 records)" in said
     assert f"its file {path.name} is no longer in the outbox" in said, said
+
+
+def test_two_lines_too_long_to_read_are_two_inputs_even_of_the_same_start(
+    config: Path, tmp_path: Path
+) -> None:
+    """Their kept start was hashed: the second was taken for a copy of the first and not kept."""
+    source = tmp_path / "long.jsonl"
+    start = b'{"record_id": "L-1", "padding": "'
+    with source.open("wb") as out:
+        for fill in (b"x", b"y"):
+            out.write(start + b"a" * 300 + fill * (16 * 1024 * 1024) + b'"}\n')
+    out = run(config, "ingest", str(source)).stdout
+    assert "unusable: 2" in out, out
+    shown = json.loads(run(config, "unusable", "--format", "json").stdout)
+    assert [r["source"] for r in shown] == [f"{source}:2", f"{source}:1"]

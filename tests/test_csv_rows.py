@@ -61,7 +61,9 @@ def test_a_header_naming_a_field_and_one_of_its_parts_refuses_the_file(
     out = run(config, "ingest", str(source), code=1)
     assert "Traceback" not in out.stderr + out.stdout
     assert "line 1, the CSV header" in out.stderr + out.stdout
-    assert "holder.birth_place and holder.birth_place.insee_code" in out.stderr + out.stdout
+    said = out.stderr + out.stdout
+    assert "holder.birth_place (column 12) holds a value where" in said, said
+    assert "holder.birth_place.insee_code (column 13) holds a part of it" in said
     assert records(config) == {}
 
 
@@ -70,7 +72,7 @@ def test_a_header_naming_a_field_twice_refuses_the_file(config: Path, tmp_path: 
     source = write_csv(tmp_path / "e.csv", [HEADER + ";holder.birth_name", row("D-1") + ";Other"])
     out = run(config, "ingest", str(source), code=1)
     said = out.stderr + out.stdout
-    assert "column holder.birth_name appears twice (columns 8 and 12)" in said, said
+    assert "holder.birth_name (column 12) has the name of column 8" in said, said
     assert records(config) == {}
 
 
@@ -84,8 +86,8 @@ def test_cells_beyond_the_header_or_under_an_unnamed_column_fail_their_row(
     out = ingested(config, source)
     assert "3 events read" in out, out
     extra = problem_line(out, source, 2, "X-1", "event")
-    assert "2 cell(s) beyond the header's 12 columns were not read" in extra
-    assert "column 12 has no name" in problem_line(out, source, 3, "X-2", "event")
+    assert extra.startswith("2 cell(s) without a column in the header"), extra
+    assert "1 cell(s) without a column" in problem_line(out, source, 3, "X-2", "event")
     stored = records(config)
     assert {k: v["status"] for k, v in stored.items()} == {
         "X-1": "invalid",
@@ -190,3 +192,59 @@ def test_an_excel_separator_line_before_the_header_is_followed(
     assert "accepted: 1" in out, out
     assert problem_line(out, source, 4, "S-2", "holder.birth_date")  # lines as in the file
     assert records(config)["S-1"]["status"] == "pending"
+
+
+def test_a_row_with_cells_without_a_column_stays_invalid_when_sent_again(
+    config: Path, tmp_path: Path
+) -> None:
+    """The problem lived beside the content: the same row sent again after a valid one was
+    `unchanged`, and `revalidate` turned the invalid record pending."""
+    write_csv(tmp_path / "a.csv", [HEADER, row("Y-1")])
+    ingested(config, tmp_path / "a.csv", code=0)
+    stray = write_csv(tmp_path / "b.csv", [HEADER, row("Y-1") + ";STRAY"])
+    out = ingested(config, stray)
+    assert "updated 1" in out and "invalid:  1" in out, out
+    assert records(config)["Y-1"]["status"] == "invalid"
+    run(config, "revalidate")
+    assert records(config)["Y-1"]["status"] == "invalid"
+
+
+def test_a_header_error_never_quotes_a_cell_that_is_no_field(config: Path, tmp_path: Path) -> None:
+    """A file exported without its header: its first line, a holder's, is read as the header;
+    `column DUPONT appears twice` quoted the holder's name on stderr."""
+    first = row("P-1", birth_name="DUPONT").replace("Bart", "DUPONT")
+    source = write_csv(tmp_path / "e.csv", [first, row("P-2")])
+    out = run(config, "ingest", str(source), code=1)
+    said = out.stderr + out.stdout
+    assert "column 9 has the name of column 8" in said, said
+    assert "DUPONT" not in said
+
+
+def test_a_separator_line_then_a_header_that_does_not_decode_refuses_the_file(
+    config: Path, tmp_path: Path
+) -> None:
+    """Only line 1 could refuse a file: after `sep=;` the header was skipped as unusable and
+    the first row read as the header, nothing stored and nothing said of it."""
+    source = tmp_path / "e.csv"
+    source.write_bytes(
+        b"sep=;\n"
+        + HEADER.encode()
+        + b";commentaire_\xe9\n"
+        + row("H-1", birth_name="Lefèvre").encode()  # UTF-8: the file is guessed UTF-8
+        + b";x\n"
+    )
+    out = run(config, "ingest", str(source), code=1)
+    assert "line 2, the CSV header, is not utf-8 (byte 0xE9" in out.stderr, out.stderr
+
+
+def test_a_csv_line_too_long_to_read_is_one_unusable_event(config: Path, tmp_path: Path) -> None:
+    """Read in pieces, its tail became a row (a record of its own) and the lines after it
+    were numbered one too far."""
+    source = tmp_path / "e.csv"
+    with source.open("w", encoding="utf-8") as out:
+        out.write(HEADER + "\n" + row("V-1") + ";" + "x" * (MAX_LINE_BYTES + 10) + ";V-9\n")
+        out.write(row("V-2", birth_date="someday") + "\n")
+    said = ingested(config, source)
+    assert "2 events read" in said and "line 2 is longer than 16 MiB: not read" in said, said
+    assert set(records(config)) == {"V-2"}
+    assert problem_line(said, source, 3, "V-2", "holder.birth_date")  # its line, not 4

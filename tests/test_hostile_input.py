@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import resource
 import signal
 import sqlite3
@@ -20,6 +21,7 @@ import pytest
 from accrochage.commands.tracker import CHUNK
 from accrochage.models.decode import decode
 from accrochage.models.registry import Registry
+from accrochage.streams.ingest import Ingestor
 from tests.factories import EMITTER
 from tests.test_cli_tracker import (
     PYTHON_CLI,
@@ -510,3 +512,23 @@ def test_ctrl_c_during_ingest_prints_what_was_stored(config: Path, tmp_path: Pat
     assert "-: interrupted (Ctrl-C); every event counted above is stored" in said, said
     counted = int(said.split(" events read (created ")[0].rsplit("\n", 1)[-1])
     assert counted == stored() >= CHUNK, (counted, stored())
+
+
+def test_ctrl_c_right_after_a_commit_still_counts_that_group(
+    config: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Raised between a group's commit and its count, the interruption left stored events
+    out of the summary: it now waits for the count."""
+    real = Ingestor.ingest
+
+    def then_interrupted(self: Ingestor, items: Any) -> Any:
+        results = real(self, items)  # committed
+        os.kill(os.getpid(), signal.SIGINT)
+        return results
+
+    monkeypatch.setattr(Ingestor, "ingest", then_interrupted)
+    source = write_jsonl(tmp_path / "i.jsonl", [recent(f"IC-{n}") for n in range(3)])
+    result = run(config, "ingest", str(source), code=130)
+    assert "3 events read (created 3)" in result.stdout, result.stdout
+    assert "interrupted (Ctrl-C); every event counted above is stored" in result.stdout
+    assert len(stored_names(config)) == 3

@@ -5,10 +5,13 @@ from __future__ import annotations
 import codecs
 import io
 import json
+import signal
 import sys
+import threading
 from collections import Counter, deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future
+from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 from typing import Any, NoReturn
@@ -181,13 +184,32 @@ def _ingest_file(core: Core, name: str, encoding: str, tally: IngestTally) -> No
         tally.files.append(f"{name}: {events.described}")
         with click.progressbar(length=size, label=name, file=sys.stderr, hidden=not show) as bar:
             for chunk in _decoded(core, chunks(events.events, CHUNK)):
-                for item, result in zip(chunk, core.ingestor.ingest(chunk), strict=True):
-                    tally.add(item, result)
+                with _counted_whole():
+                    for item, result in zip(chunk, core.ingestor.ingest(chunk), strict=True):
+                        tally.add(item, result)
                 if show:
                     bar.update(stream.tell() - bar.pos)
     finally:
         if name != "-":
             stream.close()
+
+
+@contextmanager
+def _counted_whole() -> Iterator[None]:
+    """A Ctrl-C while a group is stored and counted waits for the count: raised between a
+    commit and its count, it would leave stored events out of the summary. Elsewhere (reading,
+    decoding) it interrupts at once."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, _: held.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous or signal.default_int_handler)
+    if held:
+        raise KeyboardInterrupt
 
 
 def _decoded(core: Core, groups: Iterator[list[Incoming]]) -> Iterator[list[Incoming]]:

@@ -25,7 +25,13 @@ from accrochage.models.event import (
     DeliveredEvent,
     RevokedEvent,
 )
-from accrochage.models.problems import DUPLICATED, GIVEN_TWICE, Problem
+from accrochage.models.problems import (
+    DUPLICATED,
+    GIVEN_TWICE,
+    UNREAD_CELLS,
+    UNREAD_CELLS_MESSAGE,
+    Problem,
+)
 from accrochage.models.record import PreparedPassage
 from accrochage.models.reference import Reference, reference_problems
 from accrochage.models.registry import Registry
@@ -222,7 +228,9 @@ def problems_from(exc: ValidationError) -> list[Problem]:
     problems = []
     for err in exc.errors(include_url=False):
         loc = err["loc"]
-        if loc and loc[-1] == DUPLICATED and isinstance(err.get("input"), list):
+        if loc == (UNREAD_CELLS,) and isinstance(err.get("input"), list):
+            problems.append(Problem("event", f"{len(err['input'])} {UNREAD_CELLS_MESSAGE}"))
+        elif loc and loc[-1] == DUPLICATED and isinstance(err.get("input"), list):
             problems += [
                 Problem(error_path((*loc[:-1], str(key))), GIVEN_TWICE) for key in err["input"]
             ]

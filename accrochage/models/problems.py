@@ -9,6 +9,14 @@ DUPLICATED = "(keys given twice)"
 (`decode.loads_json`): JSON readers keep the last value, so a duplicated `record_id` named
 another record without a word. No field of the contract is called so: validation refuses the
 object, naming each key (`GIVEN_TWICE`)."""
+UNREAD_CELLS = "(cells without a column)"
+"""The key under which a CSV row keeps its cells that no column of the header names (beyond
+its columns, or under a column without a name): no field is called so, and validation says
+what they are."""
+UNREAD_CELLS_MESSAGE = (
+    "cell(s) without a column in the header (beyond its columns, or under a column with no "
+    "name) were not read: name their column, or remove them"
+)
 GIVEN_TWICE = (
     "is given more than once in its object: JSON readers keep the last value, so which one "
     "is meant cannot be told; send each field once"

@@ -18,11 +18,14 @@ from typing import IO, Any
 
 from accrochage.errors import InputError
 from accrochage.models.decode import loads_json
-from accrochage.models.problems import Problem
+from accrochage.models.problems import UNREAD_CELLS, Problem
+from accrochage.streams.csv_header import header_problem
 from accrochage.streams.ingest import Incoming
 
 MAX_LINE_BYTES = 16 * 1024 * 1024
 """A line (a JSONL event, a CSV row) longer than this is not read."""
+KEPT_OF_OVERLONG = 256
+"""Bytes of a line too long to read kept in the unusable log: enough to find it."""
 LIST_FIELDS = {"holder.first_names"}
 BOOL_FIELDS = {"certified"}
 INT_FIELDS = {"digital_level.general_score"}
@@ -62,80 +65,48 @@ def _cell(path: str, value: str) -> Any:
     return value
 
 
-def csv_row_to_event(row: dict[str, str]) -> dict[str, Any]:
-    """A row of a header already checked (`header_problem`): each cell at its dotted path."""
+def csv_row_to_event(columns: Sequence[str], cells: Sequence[str]) -> dict[str, Any]:
+    """A row of a header already checked (`csv_header.header_problem`): each cell at its
+    dotted path. Cells without a column (beyond the header's, or under a column with no name)
+    are kept under `UNREAD_CELLS`, which no field accepts: the row is invalid for them, and
+    stays so when sent again or validated again."""
     event: dict[str, Any] = {}
-    for path, value in row.items():
-        if not path or value is None or value == "":
-            continue
-        target = event
-        *parents, leaf = path.strip().split(".")
-        for part in parents:
-            target = target.setdefault(part, {})
-        target[leaf] = _cell(path.strip(), value)
-    return event
-
-
-def header_problem(columns: Sequence[str]) -> str | None:
-    """Why a header cannot be read safely: a field named twice (one value would hide the
-    other), or a field and one of its parts (a value and a group of values at one place)."""
-    seen: dict[str, int] = {}
-    for number, column in enumerate(columns, 1):
+    unread = [cell for cell in cells[len(columns) :] if cell.strip()]
+    for column, value in zip(columns, cells, strict=False):
         path = column.strip()
         if not path:
+            if value.strip():
+                unread.append(value)
             continue
-        if path in seen:
-            return (
-                f"column {path} appears twice (columns {seen[path]} and {number}): one "
-                "value would hide the other; keep one of them"
-            )
-        seen[path] = number
-    for path in seen:
-        parts = path.split(".")
-        for end in range(1, len(parts)):
-            group = ".".join(parts[:end])
-            if group in seen:
-                return (
-                    f"columns {group} and {path} both hold {group}: a field is either one "
-                    f"value or a group of columns ({group}.…); keep one of them"
-                )
-    return None
+        if value == "":
+            continue
+        target = event
+        *parents, leaf = path.split(".")
+        for part in parents:
+            target = target.setdefault(part, {})
+        target[leaf] = _cell(path, value)
+    if unread:
+        event[UNREAD_CELLS] = unread
+    return event
 
 
 def row_problems(
     columns: Sequence[str], cells: Sequence[str], start: int, end: int
 ) -> list[Problem]:
-    """What of this row would be dropped or misread without a word."""
-    problems = []
-    extra = [cell for cell in cells[len(columns) :] if cell.strip()]
-    if extra:
-        problems.append(
-            Problem(
-                "event",
-                f"{len(extra)} cell(s) beyond the header's {len(columns)} columns were not "
-                "read: remove them, or name their column in the header",
-            )
+    """A cell that a double quote left open made of several lines: the rows there were read
+    as that cell (the row is invalid anyway: no field holds a line break; this says why)."""
+    if end == start:
+        return []
+    return [
+        Problem(
+            column.strip(),
+            f"holds a line break: a double quote opened in line {start} closes only in line "
+            f"{end}, so lines {start}-{end} were read as this one row; close that quote, or "
+            "remove it",
         )
-    for number, (column, cell) in enumerate(zip(columns, cells, strict=False), 1):
-        path = column.strip()
-        if not path and cell.strip():
-            problems.append(
-                Problem(
-                    "event",
-                    f"column {number} has no name in the header: its value was not read; "
-                    "name the column, or empty it",
-                )
-            )
-        elif end > start and path not in JSON_FIELDS and ("\n" in cell or "\r" in cell):
-            problems.append(
-                Problem(
-                    path,
-                    f"holds a line break: a double quote opened in line {start} closes only "
-                    f"in line {end}, so lines {start}-{end} were read as this one row; "
-                    "close that quote, or remove it",
-                )
-            )
-    return problems
+        for column, cell in zip(columns, cells, strict=False)
+        if column.strip() and column.strip() not in JSON_FIELDS and ("\n" in cell or "\r" in cell)
+    ]
 
 
 class _Lines:
@@ -148,20 +119,28 @@ class _Lines:
         self.codec = codec
         self.name = name
         self.unreadable: list[Incoming] = []
+        self.header_number = 1
+        """The header's line (2 after Excel's `sep=` line): one it cannot decode refuses the
+        file."""
         self._start: int | None = None
         self._number = 0
 
     def __iter__(self) -> Iterator[str]:
-        while line := self.stream.readline(MAX_LINE_BYTES):
+        while line := self.stream.readline(MAX_LINE_BYTES + 1):
             self._number += 1
             number = self._number
+            if len(line) > MAX_LINE_BYTES and not line.endswith(b"\n"):
+                while (rest := self.stream.readline(MAX_LINE_BYTES)) and not rest.endswith(b"\n"):
+                    pass
+                self.unreadable.append(overlong_line(line, self.name, number))
+                continue
             if number == 1 and line.startswith(BOM):
                 line = line[len(BOM) :]
             try:
                 text = line.decode(self.codec)
             except UnicodeDecodeError as exc:
-                if number == 1:
-                    raise _unreadable_header(self.name, self.codec, exc) from None
+                if number == self.header_number:
+                    raise _unreadable_header(self.name, number, self.codec, exc) from None
                 self.unreadable.append(Incoming(line.rstrip(b"\r\n"), f"{self.name}:{number}"))
                 continue
             if self._start is None and text.strip():
@@ -173,13 +152,13 @@ class _Lines:
         return start, self._number
 
 
-def _unreadable_header(name: str, codec: str, exc: UnicodeDecodeError) -> InputError:
+def _unreadable_header(name: str, number: int, codec: str, exc: UnicodeDecodeError) -> InputError:
     """The header names every column: read wrongly, it would make each row an invalid record
     (its fields misnamed), so the file is refused before any row. The message names the
     byte, never the text (a file without a header holds a holder on its first line)."""
     byte = exc.object[exc.start]
     return InputError(
-        f"{name}: line 1, the CSV header, is not {codec} (byte 0x{byte:02X} at byte "
+        f"{name}: line {number}, the CSV header, is not {codec} (byte 0x{byte:02X} at byte "
         f"{exc.start + 1} of the line); no event of this file was read: save it as UTF-8, or "
         "give its encoding with --encoding"
     )
@@ -193,6 +172,7 @@ def read_csv(stream: IO[bytes], name: str, codec: str) -> Iterator[Incoming]:
     lines.take_span()
     said = _SEPARATOR_LINE.fullmatch(header.strip())
     if said is not None:  # Excel's `sep=;` line: the separator named, the header next
+        lines.header_number = 2
         header, where = next(numbered, ""), "line 2"
         lines.take_span()
     delimiter = said.group(1) if said is not None else max(DELIMITERS, key=header.count)
@@ -216,9 +196,9 @@ def read_csv(stream: IO[bytes], name: str, codec: str) -> Iterator[Incoming]:
         start, end = lines.take_span()
         yield from _drained(lines)
         if any(cell.strip() for cell in cells):
-            row = dict(zip(columns, cells, strict=False))
             problems = tuple(row_problems(columns, cells, start, end))
-            yield Incoming(csv_row_to_event(row), f"{name}:{start}", problems=problems)
+            event = csv_row_to_event(columns, cells)
+            yield Incoming(event, f"{name}:{start}", problems=problems)
     yield from _drained(lines)
 
 
@@ -233,3 +213,14 @@ def _unread_row(name: str, start: int, end: int, why: str) -> Incoming:
     return Incoming(
         f"({where} of {name}: not read)".encode(), f"{name}:{start}", problems=(problem,)
     )
+
+
+def overlong_line(line: bytes, name: str, number: int) -> Incoming:
+    """A line longer than `MAX_LINE_BYTES`: not read, its start kept (no digest: two such
+    lines of the same start are two inputs)."""
+    problem = Problem(
+        "event",
+        f"line {number} is longer than {MAX_LINE_BYTES // (1024 * 1024)} MiB: not read (its "
+        "start is kept); an event is far smaller: is it several events on one line?",
+    )
+    return Incoming(line[:KEPT_OF_OVERLONG], f"{name}:{number}", problems=(problem,))

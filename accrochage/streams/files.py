@@ -11,22 +11,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import IO, cast
 
-from accrochage.models.problems import Problem
-from accrochage.streams.csv_events import BOM, MAX_LINE_BYTES, read_csv
+from accrochage.streams.csv_events import BOM, MAX_LINE_BYTES, overlong_line, read_csv
 from accrochage.streams.ingest import Incoming
 from accrochage.streams.wide import Utf8Lines
-
-_KEPT_OF_OVERLONG = 256
-"""Bytes of a line too long to read kept in the unusable log: enough to find it."""
-
-
-def _overlong(line: bytes, name: str, number: int) -> Incoming:
-    problem = Problem(
-        "event",
-        f"line {number} is longer than {MAX_LINE_BYTES // (1024 * 1024)} MiB: not read (its "
-        "start is kept); an event is far smaller: is it several events on one line?",
-    )
-    return Incoming(line[:_KEPT_OF_OVERLONG], f"{name}:{number}", problems=(problem,))
 
 
 def looks_like_csv(name: str, head: bytes) -> bool:
@@ -48,7 +35,7 @@ def read_jsonl(stream: IO[bytes], name: str) -> Iterator[Incoming]:
         if len(line) > MAX_LINE_BYTES and not line.endswith(b"\n"):
             while (rest := stream.readline(MAX_LINE_BYTES)) and not rest.endswith(b"\n"):
                 pass
-            yield _overlong(line, name, number)
+            yield overlong_line(line, name, number)
             continue
         if line.strip():
             yield Incoming(line.rstrip(b"\r\n"), f"{name}:{number}")

@@ -336,7 +336,9 @@ def _unusable(
         decoded.record_id,
         raw_text(item.raw),
         errors,
-        raw_digest(item.raw),
+        # An input that could not be read is kept as its start only: no digest, or two such
+        # inputs of the same start would be kept as one.
+        raw_digest(item.raw) if not item.problems or isinstance(item.raw, dict) else None,
     )
 
 

@@ -30,3 +30,9 @@ def test_each_class_comes_back_as_itself(cls: type[AccrochageError]) -> None:
 def test_an_unknown_code_is_the_root_class_with_its_message() -> None:
     again = rebuilt("from_a_newer_version", "said there")
     assert type(again) is AccrochageError and str(again) == "said there"
+
+
+def test_a_class_that_needs_more_than_a_message_comes_back_as_the_root() -> None:
+    """`FieldError` needs its field: rebuilt from a code and a message it raised TypeError."""
+    again = rebuilt("invalid_body", "note: too long")
+    assert type(again) is AccrochageError and str(again) == "note: too long"
