@@ -120,7 +120,7 @@ def test_a_csv_row_has_the_content_and_hash_of_the_same_event_in_jsonl(results: 
     """A CSV cell holding JSON is parsed as a JSONL line is: parsed with plain `json.loads`,
     its floats were written by orjson's own format (`0.00001`) and a NaN became `null`."""
     row = {"record_id": "R-1", "certifier": "pix", "digital_level.results": results}
-    from_csv = csv_row_to_event(row)
+    from_csv = csv_row_to_event(list(row), list(row.values()))
     from_jsonl = parsed(
         f'{{"record_id": "R-1", "certifier": "pix", "digital_level": {{"results": {results}}}}}'
     )
