@@ -484,6 +484,7 @@ def _validate_delivered(
             certifier, problems = registry.resolve(decoded.certifier, decoded.code)
             decoded.certifier = certifier.key if certifier else decoded.certifier
             decoded.errors.extend(problems)
+        decoded.errors.extend(_rules_beside(payload, exc, today))
         return
     decoded.event = event
     decoded.delivered_on = event.delivered_on
@@ -496,6 +497,52 @@ def _validate_delivered(
         errors, warnings = reference_problems(event, siret, reference)
         decoded.errors.extend(errors)
         decoded.warnings.extend(warnings)
+
+
+_STAND_INS: dict[str, Any] = {
+    "event_id": "-",
+    "record_id": "-",
+    "obtention": "PAR_ADMISSION",
+}
+"""Values a required field that failed stands in for while the rules across fields run: none
+of these rules reads it."""
+_PARTIAL_ROUNDS = 4
+
+
+def _rules_beside(payload: dict[str, Any], exc: ValidationError, today: date) -> list[Problem]:
+    """The rules across fields (`delivered_errors`) over the rest of an event whose fields
+    failed on their own: a wrong `exam.mode` hid a code of the wrong type, a delivery date in
+    the future and a NIR's wrong key, and a platform found them one resubmission at a time.
+
+    The failing top-level fields are left out (optional ones) or stood in for (`_STAND_INS`),
+    and what the rules then find is kept unless it is about a field left out or stood in for.
+    A failing field the rules need (`certification`, `delivered_on`) leaves them out."""
+    partial = dict(payload)
+    set_aside: set[str] = set()
+    for _ in range(_PARTIAL_ROUNDS):
+        failed = {str(err["loc"][0]) for err in exc.errors() if err["loc"]}
+        for name in failed - set_aside:
+            field = DeliveredEvent.model_fields.get(name)
+            if name in _STAND_INS:
+                partial[name] = _STAND_INS[name]
+            elif field is None or not field.is_required():  # an unknown key, or optional
+                partial.pop(name, None)
+            else:
+                return []  # a field the rules read, or no field at all
+            set_aside.add(name)
+        try:
+            event = DeliveredEvent.model_validate(partial)
+        except ValidationError as again:
+            exc = again
+            continue
+        if {"holder", "cpf_file"} & set_aside:
+            set_aside |= {"holder", "cpf_file"}  # which of the two is given is not known
+        return [
+            problem
+            for problem in delivered_errors(event, today)
+            if problem.field.split(".", 1)[0].split("[", 1)[0] not in set_aside
+        ]
+    return []
 
 
 def _validate_revoked(decoded: Decoded, payload: dict[str, Any], registry: Registry) -> None:

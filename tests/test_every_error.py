@@ -1,0 +1,65 @@
+"""An invalid event is answered with every error at once (CONTRACT §1), not one field's.
+
+The rules across fields (a code of the wrong type, a delivery in the future, a NIR's key)
+ran only on an event whose every field was valid on its own: one wrong `exam.mode` hid the
+three others, and a platform found them one resubmission at a time (the HTTP review of
+session 14 reproduced it with `POST /check`).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from typing import Any
+
+from accrochage.models.decode import decode
+from tests.factories import delivered_event
+from tests.test_decoding import registry
+
+TODAY = date(2026, 12, 1)
+WRONG_KEY_NIR = "193057510812345"
+
+
+def several_wrong(**changes: Any) -> dict[str, Any]:
+    event = delivered_event(
+        record_id="E-1",
+        certification={"type": "RNCP", "code": "RS6604"},  # an RS code said RNCP
+        delivered_on="2027-06-01",  # after today
+    )
+    event["holder"]["nir"] = WRONG_KEY_NIR
+    event.update(changes)
+    return event
+
+
+def fields(event: dict[str, Any]) -> list[str]:
+    return [p.field for p in decode(json.dumps(event), registry(), TODAY).errors]
+
+
+def test_the_rules_across_fields_run_beside_a_field_that_failed() -> None:
+    across = ["certification.code", "delivered_on", "holder.nir"]
+    assert fields(several_wrong()) == across
+    assert fields(several_wrong(exam={"mode": "BOGUS"})) == ["exam.mode", *across]
+    assert fields(several_wrong(exam={"mode": "BOGUS"}, colour="blue")) == [
+        "exam.mode",
+        "colour",
+        *across,
+    ]
+    assert fields(several_wrong(event_id=7)) == ["event_id", *across]
+
+
+def test_a_field_set_aside_is_never_blamed_by_a_rule() -> None:
+    """The holder failing on its own: the rule 'holder or cpf_file is required' would blame
+    the holder left out; its own rules (the NIR's key) cannot run either."""
+    event = several_wrong()
+    event["holder"]["sex"] = "X"
+    assert fields(event) == ["holder.sex", "certification.code", "delivered_on"]
+
+
+def test_a_failing_field_the_rules_need_leaves_them_out() -> None:
+    assert fields(several_wrong(delivered_on="someday")) == ["delivered_on"]
+    assert fields(several_wrong(certification={"type": "RS"})) == ["certification.code"]
+
+
+def test_a_valid_event_is_decoded_as_before() -> None:
+    decoded = decode(json.dumps(delivered_event(record_id="E-2")), registry(), TODAY)
+    assert decoded.valid and decoded.errors == []
