@@ -63,3 +63,13 @@ def test_a_failing_field_the_rules_need_leaves_them_out() -> None:
 def test_a_valid_event_is_decoded_as_before() -> None:
     decoded = decode(json.dumps(delivered_event(record_id="E-2")), registry(), TODAY)
     assert decoded.valid and decoded.errors == []
+
+
+def test_the_warnings_come_with_them() -> None:
+    """A plausibility warning (an exam after the delivery) beside a field that failed."""
+    event = delivered_event(record_id="E-3", delivered_on="2026-11-01")
+    event["exam"] = {"start": "2026-11-20"}
+    event["colour"] = "blue"
+    decoded = decode(json.dumps(event), registry(), TODAY)
+    assert [p.field for p in decoded.errors] == ["colour"]
+    assert [p.field for p in decoded.warnings] == ["exam.start"]

@@ -25,6 +25,7 @@ from accrochage.models.event import (
     DeliveredEvent,
     RevokedEvent,
 )
+from accrochage.models.partial import event_rules, partial_event, top_field
 from accrochage.models.problems import (
     DUPLICATED,
     GIVEN_TWICE,
@@ -33,9 +34,8 @@ from accrochage.models.problems import (
     Problem,
 )
 from accrochage.models.record import PreparedPassage
-from accrochage.models.reference import Reference, reference_problems
+from accrochage.models.reference import Reference
 from accrochage.models.registry import Registry
-from accrochage.models.rules import delivered_errors, delivered_warnings
 from accrochage.models.text import (
     WrittenNumber,
     check_xml_text,
@@ -480,69 +480,26 @@ def _validate_delivered(
     except ValidationError as exc:
         decoded.errors = problems_from(exc)
         decoded.delivered_on = _best_effort_date(payload.get("delivered_on"))
+        certifier = None
         if decoded.code is not None and not any(p.field == "certifier" for p in decoded.errors):
             certifier, problems = registry.resolve(decoded.certifier, decoded.code)
             decoded.certifier = certifier.key if certifier else decoded.certifier
             decoded.errors.extend(problems)
-        decoded.errors.extend(_rules_beside(payload, exc, today))
+        found = partial_event(payload, exc)
+        if found is not None:
+            partial, set_aside = found
+            siret = certifier.siret if certifier is not None else None
+            errors, warnings = event_rules(partial, siret, today, reference)
+            decoded.errors += [p for p in errors if top_field(p) not in set_aside]
+            decoded.warnings = [p for p in warnings if top_field(p) not in set_aside]
         return
     decoded.event = event
     decoded.delivered_on = event.delivered_on
     certifier, problems = registry.resolve(event.certifier, event.certification.code)
     decoded.certifier = certifier.key if certifier else event.certifier
-    decoded.errors = [*problems, *delivered_errors(event, today)]
-    decoded.warnings = delivered_warnings(event)
-    if reference is not None:
-        siret = certifier.siret if certifier is not None else None
-        errors, warnings = reference_problems(event, siret, reference)
-        decoded.errors.extend(errors)
-        decoded.warnings.extend(warnings)
-
-
-_STAND_INS: dict[str, Any] = {
-    "event_id": "-",
-    "record_id": "-",
-    "obtention": "PAR_ADMISSION",
-}
-"""Values a required field that failed stands in for while the rules across fields run: none
-of these rules reads it."""
-_PARTIAL_ROUNDS = 4
-
-
-def _rules_beside(payload: dict[str, Any], exc: ValidationError, today: date) -> list[Problem]:
-    """The rules across fields (`delivered_errors`) over the rest of an event whose fields
-    failed on their own: a wrong `exam.mode` hid a code of the wrong type, a delivery date in
-    the future and a NIR's wrong key, and a platform found them one resubmission at a time.
-
-    The failing top-level fields are left out (optional ones) or stood in for (`_STAND_INS`),
-    and what the rules then find is kept unless it is about a field left out or stood in for.
-    A failing field the rules need (`certification`, `delivered_on`) leaves them out."""
-    partial = dict(payload)
-    set_aside: set[str] = set()
-    for _ in range(_PARTIAL_ROUNDS):
-        failed = {str(err["loc"][0]) for err in exc.errors() if err["loc"]}
-        for name in failed - set_aside:
-            field = DeliveredEvent.model_fields.get(name)
-            if name in _STAND_INS:
-                partial[name] = _STAND_INS[name]
-            elif field is None or not field.is_required():  # an unknown key, or optional
-                partial.pop(name, None)
-            else:
-                return []  # a field the rules read, or no field at all
-            set_aside.add(name)
-        try:
-            event = DeliveredEvent.model_validate(partial)
-        except ValidationError as again:
-            exc = again
-            continue
-        if {"holder", "cpf_file"} & set_aside:
-            set_aside |= {"holder", "cpf_file"}  # which of the two is given is not known
-        return [
-            problem
-            for problem in delivered_errors(event, today)
-            if problem.field.split(".", 1)[0].split("[", 1)[0] not in set_aside
-        ]
-    return []
+    siret = certifier.siret if certifier is not None else None
+    errors, decoded.warnings = event_rules(event, siret, today, reference)
+    decoded.errors = [*problems, *errors]
 
 
 def _validate_revoked(decoded: Decoded, payload: dict[str, Any], registry: Registry) -> None:
