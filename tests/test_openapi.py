@@ -136,3 +136,12 @@ def test_every_answer_model_is_used_by_a_route() -> None:
         "Health",
     ):
         assert name in text, name
+
+
+def test_an_open_route_lists_no_auth_error_and_a_body_route_its_timeout() -> None:
+    """`/health` (open) listed 401 and 403; no route listed the 408 of `api.body_timeout`."""
+    paths = openapi()["paths"]
+    assert not {"401", "403"} & set(paths["/health"]["get"]["responses"])
+    for path in ("/events", "/check", "/correction-requests"):
+        assert "408" in paths[path]["post"]["responses"], path
+    assert "408" not in paths["/records"]["get"]["responses"]
