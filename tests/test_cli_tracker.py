@@ -587,3 +587,27 @@ def test_two_lines_too_long_to_read_are_two_inputs_even_of_the_same_start(
     assert "unusable: 2" in out, out
     shown = json.loads(run(config, "unusable", "--format", "json").stdout)
     assert [r["source"] for r in shown] == [f"{source}:2", f"{source}:1"]
+
+
+def test_a_report_naming_a_record_of_another_batch_names_it(
+    config: Path, tmp_path: Path, shared_dir: Path
+) -> None:
+    """It was counted `1 unchanged` and never named: a report of another file, or a record
+    sent again since, went unseen."""
+    run(config, "ingest", str(write_jsonl(tmp_path / "a.jsonl", [recent("EW-1")])))
+    first = run(config, "flush", "--force").stdout
+    path = Path(next(line for line in first.splitlines() if line.startswith("wrote ")).split()[1])
+    run(config, "ingest", str(write_jsonl(tmp_path / "b.jsonl", [recent("EW-2")])))
+    run(config, "flush", "--force")
+    report = tmp_path / "accuse.xml"
+    report.write_bytes(
+        processed_report(shared_dir, file_name=path.name, id_flux=None, ok=["EW-1", "EW-2"])
+    )
+    out = run(config, "import-report", str(report)).stdout
+    assert "1 accepted, 0 rejected, 1 unchanged" in out, out
+    assert "records the batch did not carry, left as they are (1): EW-2" in out
+    statuses = {
+        r["record_id"]: r["status"]
+        for r in json.loads(run(config, "records", "--format", "json").stdout)
+    }
+    assert statuses == {"EW-1": "accepted", "EW-2": "batched"}

@@ -380,6 +380,7 @@ def import_report(ctx: click.Context, files: tuple[Path, ...]) -> None:
                 click.echo(f"  whole file rejected: {result.file_error}")
             for label, ids in (
                 ("unknown idTechnique", result.unknown_ids),
+                ("records the batch did not carry, left as they are", result.elsewhere),
                 ("not mentioned, status kept", result.not_mentioned),
             ):
                 if ids:

@@ -40,6 +40,9 @@ class ImportSummary:
     unchanged: list[str] = field(default_factory=list)
     unknown_ids: list[str] = field(default_factory=list)
     not_mentioned: list[str] = field(default_factory=list)
+    elsewhere: list[str] = field(default_factory=list)
+    """Records the report names that the reported batch did not carry (they are in `unchanged`
+    too): a report of another file, or a record sent again since."""
     file_error: str | None = None
     notes: list[str] = field(default_factory=list)
     rejections: list[dict[str, str | None]] = field(default_factory=list)
@@ -191,6 +194,7 @@ def _apply_outcomes(
 ) -> list[RequestClosure]:
     tx = ctx.tx
     current = tx.records([o.id_technique for o in report.outcomes])
+    members = set(tx.batch_member_ids(ctx.batch.batch_id)) if ctx.batch is not None else None
     changes: list[Change] = []
     closures: list[RequestClosure] = []
     for outcome in report.outcomes:
@@ -202,6 +206,8 @@ def _apply_outcomes(
         change = apply_verdict(ctx, record, verdict)
         if change.record is None:
             summary.unchanged.append(outcome.id_technique)
+            if members is not None and outcome.id_technique not in members:
+                summary.elsewhere.append(outcome.id_technique)
             continue
         current[outcome.id_technique] = change.record
         changes.append(change)
@@ -215,8 +221,9 @@ def _apply_outcomes(
     tx.save(changes)
     if ctx.batch is not None:
         mentioned = {o.id_technique for o in report.outcomes}
-        members = tx.batch_member_ids(ctx.batch.batch_id)
-        summary.not_mentioned = [r for r in members if r not in mentioned]
+        summary.not_mentioned = [
+            r for r in tx.batch_member_ids(ctx.batch.batch_id) if r not in mentioned
+        ]
     return closures
 
 
