@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 from aiohttp import web
 
 from accrochage.api.errors import ApiError
-from accrochage.models.decode import ELEMENT_DECODER, loads_json
+from accrochage.models.json_input import ELEMENT_DECODER, loads_json
 from accrochage.streams.ingest import Incoming
 
 T = TypeVar("T")

@@ -17,7 +17,7 @@ from collections.abc import Iterator, Sequence
 from typing import IO, Any
 
 from accrochage.errors import InputError
-from accrochage.models.decode import loads_json
+from accrochage.models.json_input import loads_json
 from accrochage.models.problems import UNREAD_CELLS, Problem
 from accrochage.streams.csv_header import header_problem
 from accrochage.streams.ingest import Incoming
