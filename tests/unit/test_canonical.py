@@ -18,14 +18,13 @@ import pytest
 from accrochage.generate import GeneratedCertifier, generate_events
 from accrochage.models.decode import (
     NOT_JSON,
-    NUMBER_TOO_LONG,
     canonical_and_hash,
     canonical_content,
     content_hash,
     decode,
-    loads_json,
 )
 from accrochage.models.event import ENVELOPE_FIELDS
+from accrochage.models.json_input import NUMBER_TOO_LONG, loads_json
 from accrochage.streams.csv_events import csv_row_to_event
 from tests.factories import make_registry
 
