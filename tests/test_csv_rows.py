@@ -248,3 +248,14 @@ def test_a_csv_line_too_long_to_read_is_one_unusable_event(config: Path, tmp_pat
     assert "2 events read" in said and "line 2 is longer than 16 MiB: not read" in said, said
     assert set(records(config)) == {"V-2"}
     assert problem_line(said, source, 3, "V-2", "holder.birth_date")  # its line, not 4
+
+
+def test_a_csv_header_too_long_to_read_refuses_the_file(config: Path, tmp_path: Path) -> None:
+    """It was skipped as an unusable line and the first row read as the header: that row
+    gone without a word, every later one unusable."""
+    source = tmp_path / "e.csv"
+    with source.open("w", encoding="utf-8") as out:
+        out.write(HEADER + ";" + "x" * (MAX_LINE_BYTES + 10) + "\n" + row("W-1") + "\n")
+    out = run(config, "ingest", str(source), code=1)
+    assert "line 1, the CSV header, is longer than 16 MiB" in out.stderr, out.stderr
+    assert records(config) == {}

@@ -64,3 +64,35 @@ def test_an_event_of_a_file_cannot_update_another_record_by_a_second_record_id(
     assert [(r["record_id"], r["status"]) for r in shown] == [("DK-2", "pending")]
     detail = json.loads(run(config, "show", "DK-2", "--format", "json").stdout)
     assert detail["version"] == 1, "DK-2 was corrected by an event meant for DK-1"
+
+
+def test_a_sender_s_own_key_named_as_the_mark_is_only_an_unknown_field() -> None:
+    """`"(keys given twice)": 5` from the sender crashed decoding (a TypeError: a traceback
+    for ingest, a 500 for POST /check); a string there was read as key names."""
+    base = text_of("D-5")[:-1]
+    for value in ("5", '"record_id"', '["record_id"]'):
+        decoded = decode(base + f', "(keys given twice)": {value}}}', registry(), TODAY)
+        assert decoded.record_id == "D-5", value
+        assert [(p.field, p.message) for p in decoded.errors] == [
+            ("(keys given twice)", "is not a field of the event contract (check its spelling)")
+        ], value
+    event = delivered_event(record_id="D-6", certification=CERT)
+    event["holder"]["birth_date"] = {"year": 1990, "(keys given twice)": 7}
+    decoded = decode(json.dumps(event), registry(), TODAY)
+    assert [p.field for p in decoded.errors] == ["holder.birth_date"]
+
+
+def test_the_rules_across_fields_leave_out_a_key_given_twice() -> None:
+    """Which of two `delivered_on`s is meant cannot be told: no rule may judge the last one
+    (it said `valid_until: is before delivered_on` of a valid field)."""
+    event = delivered_event(record_id="D-7", certification=CERT, valid_until="2026-11-20")
+    text = json.dumps(event)
+    at = text.index('"delivered_on"')
+    twice = (
+        text[:at]
+        + '"delivered_on": "2026-11-01", '
+        + text[at:].replace(event["delivered_on"], "2027-01-01", 1)
+    )
+    decoded = decode(twice, registry(), TODAY)
+    assert [p.field for p in decoded.errors] == ["delivered_on"]
+    assert decoded.errors[0].message == GIVEN_TWICE

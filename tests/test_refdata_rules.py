@@ -221,3 +221,19 @@ def test_old_reference_data_warns_at_load_never_on_an_event() -> None:
     warnings = age_warnings(old, today, timedelta(days=30))
     assert len(warnings) == 2
     assert "31 days old" in warnings[0] and "2024" in warnings[1]
+
+
+def test_a_registration_that_fails_on_its_own_is_not_blamed_by_the_reference_rules(
+    reference: MemoryReference,
+) -> None:
+    """Over the rest of an invalid event (its `registration` set aside for a wrong
+    `access_mode`), the end-of-registration rule said `give registration.date`, which was
+    given: the reference data's rules do not run on a part of an event."""
+    event = delivered_event(
+        certification={"type": "RNCP", "code": "RNCP37488"},
+        delivered_on="2028-09-01",
+        registration={"access_mode": "BOGUS", "date": "2028-06-01"},
+    )
+    decoded = decode(event, registry(None), LATER, reference)
+    assert fields(decoded.errors) == ["registration.access_mode"]
+    assert decoded.warnings == []

@@ -32,6 +32,7 @@ from accrochage.models.problems import (
     UNREAD_CELLS,
     UNREAD_CELLS_MESSAGE,
     Problem,
+    given_twice,
 )
 from accrochage.models.record import PreparedPassage
 from accrochage.models.reference import Reference
@@ -182,9 +183,9 @@ def problems_from(exc: ValidationError) -> list[Problem]:
         if loc == (UNREAD_CELLS,) and isinstance(err.get("input"), list):
             problems.append(Problem("event", f"{len(err['input'])} {UNREAD_CELLS_MESSAGE}"))
         elif loc and loc[-1] == DUPLICATED and isinstance(err.get("input"), list):
-            problems += [
-                Problem(error_path((*loc[:-1], str(key))), GIVEN_TWICE) for key in err["input"]
-            ]
+            for key in err["input"]:  # the parser's list; its own name: the sender's key
+                said = GIVEN_TWICE if key != DUPLICATED else _FRIENDLY["extra_forbidden"]
+                problems.append(Problem(error_path((*loc[:-1], str(key))), said))
         else:
             problems.append(Problem(error_path(loc), _message(err)))
     return problems
@@ -372,7 +373,7 @@ def decode(
     rid_problem = _record_id_problem(payload.get("record_id"))
     if "record_id" in unstorable:
         rid_problem = _FRIENDLY["string_unicode"]
-    if "record_id" in (payload.get(DUPLICATED) or ()):
+    if "record_id" in given_twice(payload):
         rid_problem = GIVEN_TWICE
     event_id = payload.get("event_id") if isinstance(payload.get("event_id"), str) else None
     if rid_problem is not None:
@@ -431,7 +432,6 @@ def _validate_delivered(
     except ValidationError as exc:
         decoded.errors = problems_from(exc)
         decoded.delivered_on = _best_effort_date(payload.get("delivered_on"))
-        certifier = None
         if decoded.code is not None and not any(p.field == "certifier" for p in decoded.errors):
             certifier, problems = registry.resolve(decoded.certifier, decoded.code)
             decoded.certifier = certifier.key if certifier else decoded.certifier
@@ -439,8 +439,9 @@ def _validate_delivered(
         found = partial_event(payload, exc)
         if found is not None:
             partial, set_aside = found
-            siret = certifier.siret if certifier is not None else None
-            errors, warnings = event_rules(partial, siret, today, reference)
+            # The reference data's rules read fields across the event (a registration's date
+            # beside the delivery's): over a part of it, they would blame what was left out.
+            errors, warnings = event_rules(partial, None, today, None)
             decoded.errors += [p for p in errors if top_field(p) not in set_aside]
             decoded.warnings = [p for p in warnings if top_field(p) not in set_aside]
         return

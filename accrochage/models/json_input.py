@@ -33,12 +33,13 @@ _INT_DIGITS = sys.get_int_max_str_digits() or 1 << 62
 def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     """A JSON object; a key given twice is marked (`DUPLICATED`), not silently resolved."""
     built = dict(pairs)
-    if len(built) != len(pairs):
+    if len(built) != len(pairs) or DUPLICATED in built:
         seen: set[str] = set()
         twice: set[str] = set()
         for key, _ in pairs:
             (twice if key in seen else seen).add(key)
-        built[DUPLICATED] = sorted(twice)
+        # A sender's own key of that name is listed as one: the value is always this list.
+        built[DUPLICATED] = sorted(twice | ({DUPLICATED} & seen))
     return built
 
 

@@ -13,7 +13,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from accrochage.models.event import DeliveredEvent
-from accrochage.models.problems import Problem
+from accrochage.models.problems import Problem, given_twice
 from accrochage.models.reference import Reference, reference_problems
 from accrochage.models.rules import delivered_errors, delivered_warnings
 
@@ -58,6 +58,7 @@ def partial_event(
     set_aside: set[str] = set()
     for _ in range(_PARTIAL_ROUNDS):
         failed = {str(err["loc"][0]) for err in exc.errors() if err["loc"]}
+        failed |= set(given_twice(payload))  # which of their values is meant cannot be told
         for name in failed - set_aside:
             field = DeliveredEvent.model_fields.get(name)
             if name in _STAND_INS:

@@ -36,3 +36,12 @@ class Problem:
 
 def problems_as_dicts(items: list[Problem]) -> list[dict[str, str]]:
     return [item.as_dict() for item in items]
+
+
+def given_twice(values: dict[str, object]) -> list[str]:
+    """The keys an object parsed from JSON gave more than once (`DUPLICATED`); none when the
+    mark is absent or is not the parser's (a list of key names)."""
+    marked = values.get(DUPLICATED)
+    if isinstance(marked, list) and all(isinstance(key, str) for key in marked):
+        return marked
+    return []

@@ -130,6 +130,11 @@ class _Lines:
             self._number += 1
             number = self._number
             if len(line) > MAX_LINE_BYTES and not line.endswith(b"\n"):
+                if number == self.header_number:
+                    raise InputError(
+                        f"{self.name}: line {number}, the CSV header, is longer than "
+                        f"{MAX_LINE_BYTES // (1024 * 1024)} MiB; no event of this file was read"
+                    )
                 while (rest := self.stream.readline(MAX_LINE_BYTES)) and not rest.endswith(b"\n"):
                     pass
                 self.unreadable.append(overlong_line(line, self.name, number))
