@@ -281,6 +281,7 @@ def test_a_jsonl_line_that_is_not_utf8_is_unusable_and_the_rest_is_read(
     result = run(config, "ingest", str(source))
     assert f"{source}: JSONL, UTF-8" in result.stdout
     assert f"{source}:2 " in result.stdout and "unusable: 1" in result.stdout
+    assert "JSON is UTF-8: send it, or save its file, as UTF-8" in result.stdout
     assert {r["record_id"] for r in outstanding_json(config)} == {f"J-{i}" for i in range(4)}
 
 

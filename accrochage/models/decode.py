@@ -284,7 +284,7 @@ def parse_payload(raw: bytes | str | dict[str, Any]) -> tuple[dict[str, Any] | N
     except UnicodeDecodeError as exc:
         return None, (
             f"is not valid text ({exc.encoding}: {exc.reason}, byte 0x{exc.object[exc.start]:02x}"
-            f" at position {exc.start}); save the file as UTF-8"
+            f" at position {exc.start}); JSON is UTF-8: send it, or save its file, as UTF-8"
         )
     except ValueError as exc:
         return None, f"is not valid JSON: {exc}"
