@@ -79,7 +79,9 @@ def test_a_sender_s_own_key_named_as_the_mark_is_only_an_unknown_field() -> None
     event = delivered_event(record_id="D-6", certification=CERT)
     event["holder"]["birth_date"] = {"year": 1990, "(keys given twice)": 7}
     decoded = decode(json.dumps(event), registry(), TODAY)
-    assert [p.field for p in decoded.errors] == ["holder.birth_date"]
+    assert [(p.field, p.message) for p in decoded.errors] == [
+        ("holder.birth_date", "unknown key(s) (keys given twice); expected year, month, day")
+    ]
 
 
 def test_the_rules_across_fields_leave_out_a_key_given_twice() -> None:

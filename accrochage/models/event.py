@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 from pydantic_core import PydanticCustomError
 
-from accrochage.models.problems import GIVEN_TWICE, given_twice
+from accrochage.models.problems import DUPLICATED, GIVEN_TWICE, given_twice
 from accrochage.models.text import (
     Digit1,
     DigitalLevel,
@@ -178,7 +178,7 @@ def _parse_birth_date(value: Any) -> BirthDate:
             "birth_date_type",
             'expected "YYYY-MM-DD" or {"year": 1993, "month": null, "day": null}',
         )
-    if twice := given_twice(value):
+    if twice := [key for key in given_twice(value) if key != DUPLICATED]:
         raise PydanticCustomError(
             "birth_date_twice", "{keys}: " + GIVEN_TWICE, {"keys": ", ".join(twice)}
         )
