@@ -23,8 +23,8 @@ from accrochage.models.vocabulary import BatchState, CdcReason, RecordStatus, va
 REF = "#/components/schemas/{model}"
 ERRORS = (400, 401, 403, 413, 415, 503, 507)
 AUTH_ERRORS = (401, 403)
-BODY_ERRORS = (408, 413, 415)
-"""A request with a body may also end in 408 (`api.body_timeout`)."""
+BODY_TIMEOUT = 408
+"""A request with a body may also end so (`api.body_timeout`)."""
 
 
 @dataclass(frozen=True)
@@ -177,7 +177,7 @@ def _errors_of(route: Route) -> list[int]:
     """The error answers a route may give: no 401/403 on an open one, 408 with a body."""
     statuses = [s for s in ERRORS if not (route.who == "open" and s in AUTH_ERRORS)]
     if route.method == "post":
-        statuses += [s for s in BODY_ERRORS if s not in statuses]
+        statuses.append(BODY_TIMEOUT)
     return sorted(statuses)
 
 

@@ -20,6 +20,12 @@ def problems_text(problems: Sequence[dict[str, str]]) -> str:
     return "; ".join(f"{p['field']}: {p['message']}" for p in problems)
 
 
+def first_problem(problems: Sequence[dict[str, str]], width: int = 70) -> str:
+    """The first problem, shortened to `width`, and how many more: what a table's cell says."""
+    more = len(problems) - 1
+    return shorten(problems_text(problems[:1]), width) + (f" (+{more} more)" if more > 0 else "")
+
+
 def cell(value: Any) -> str:
     """A value as a spreadsheet reads it: booleans true/false, problems as text, none empty."""
     if value is None:

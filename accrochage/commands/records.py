@@ -11,7 +11,7 @@ import click
 
 from accrochage.commands.core import core_from
 from accrochage.commands.options import DAY, DUE_WITHIN, said_if_unknown
-from accrochage.commands.output import FORMATS, Row, cell, echo_rows, problems_text, shorten
+from accrochage.commands.output import FORMATS, Row, cell, echo_rows, first_problem, shorten
 from accrochage.models.deadline import paris_today
 from accrochage.models.vocabulary import BatchState, CdcReason, RecordStatus, values
 from accrochage.state import queries
@@ -62,9 +62,7 @@ def record_cell(row: Row, column: str) -> str:
     if column != "problem":
         return cell(row.get(column))
     if row["errors"]:
-        first = problems_text(row["errors"][:1])
-        more = len(row["errors"]) - 1
-        return shorten(first, 70) + (f" (+{more} more)" if more else "")
+        return first_problem(row["errors"])
     if row.get("cdc_message"):
         said = "SUPPRESSION refused" if row.get("suppression_rejected") else "CDC"
         return shorten(f"{said} {row.get('cdc_reason') or ''}: {row['cdc_message']}", 70)
@@ -245,9 +243,7 @@ UNUSABLE_COLUMNS = ("id", "received_at", "source", "record_id", "problem")
 def unusable_cell(row: Row, column: str) -> str:
     if column != "problem":
         return cell(row.get(column))
-    errors = row["errors"]
-    more = len(errors) - 1
-    return shorten(problems_text(errors[:1]), 70) + (f" (+{more} more)" if more > 0 else "")
+    return first_problem(row["errors"])
 
 
 @click.command()

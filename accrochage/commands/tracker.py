@@ -220,18 +220,19 @@ def _decoded(core: Core, groups: Iterator[list[Incoming]]) -> Iterator[list[Inco
         return
     ahead: deque[Future[list[Incoming]]] = deque()
     limit = 2 * core.decoder.processes + 1
+    unreadable: InputError | None = None
     try:
         try:
             for group in groups:
                 ahead.append(core.decoder.submit(group))
                 if len(ahead) > limit:
                     yield ahead.popleft().result()
-        except InputError:  # the file stops being readable: what was read before is stored
-            while ahead:
-                yield ahead.popleft().result()
-            raise
+        except InputError as exc:  # the file stops being readable: what was read is stored
+            unreadable = exc
         while ahead:
             yield ahead.popleft().result()
+        if unreadable is not None:
+            raise unreadable
     finally:
         for pending in ahead:
             pending.cancel()

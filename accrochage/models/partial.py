@@ -56,9 +56,9 @@ def partial_event(
     the rules read (`certification`, `delivered_on`): None, no rule runs."""
     partial = dict(payload)
     set_aside: set[str] = set()
+    twice = set(given_twice(payload))  # which of their values is meant cannot be told
     for _ in range(_PARTIAL_ROUNDS):
-        failed = {str(err["loc"][0]) for err in exc.errors() if err["loc"]}
-        failed |= set(given_twice(payload))  # which of their values is meant cannot be told
+        failed = {str(err["loc"][0]) for err in exc.errors() if err["loc"]} | twice
         for name in failed - set_aside:
             field = DeliveredEvent.model_fields.get(name)
             if name in _STAND_INS:

@@ -135,9 +135,7 @@ class _Lines:
                         f"{self.name}: line {number}, the CSV header, is longer than "
                         f"{MAX_LINE_BYTES // (1024 * 1024)} MiB; no event of this file was read"
                     )
-                while (rest := self.stream.readline(MAX_LINE_BYTES)) and not rest.endswith(b"\n"):
-                    pass
-                self.unreadable.append(overlong_line(line, self.name, number))
+                self.unreadable.append(overlong_line(self.stream, line, self.name, number))
                 continue
             if number == 1 and line.startswith(BOM):
                 line = line[len(BOM) :]
@@ -220,9 +218,12 @@ def _unread_row(name: str, start: int, end: int, why: str) -> Incoming:
     )
 
 
-def overlong_line(line: bytes, name: str, number: int) -> Incoming:
-    """A line longer than `MAX_LINE_BYTES`: not read, its start kept (no digest: two such
-    lines of the same start are two inputs)."""
+def overlong_line(stream: IO[bytes], line: bytes, name: str, number: int) -> Incoming:
+    """A line longer than `MAX_LINE_BYTES` (`line`, its start, read from `stream`): the rest of
+    it skipped, not read, its start kept (no digest: two such lines of the same start are two
+    inputs)."""
+    while (rest := stream.readline(MAX_LINE_BYTES)) and not rest.endswith(b"\n"):
+        pass
     problem = Problem(
         "event",
         f"line {number} is longer than {MAX_LINE_BYTES // (1024 * 1024)} MiB: not read (its "

@@ -33,9 +33,7 @@ def read_jsonl(stream: IO[bytes], name: str) -> Iterator[Incoming]:
             return
         number += 1
         if len(line) > MAX_LINE_BYTES and not line.endswith(b"\n"):
-            while (rest := stream.readline(MAX_LINE_BYTES)) and not rest.endswith(b"\n"):
-                pass
-            yield overlong_line(line, name, number)
+            yield overlong_line(stream, line, name, number)
             continue
         if line.strip():
             yield Incoming(line.rstrip(b"\r\n"), f"{name}:{number}")

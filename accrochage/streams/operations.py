@@ -174,10 +174,7 @@ class Operations:
                 if batch_id is not None and reason is None
                 else []
             )
-        rejected = self._in_chunks(ids, lambda tx, chunk: self._apply_in(tx, chunk, _if_rejected))
-        return rejected + self._in_chunks(
-            left_out, lambda tx, chunk: self._apply_in(tx, chunk, partial(self._again, tx))
-        )
+        return self._apply(ids, _if_rejected) + self.retry(left_out)
 
     def _left_out(self, tx: Transaction, batch_id: str, certifier: str | None) -> list[str]:
         """The members a batch's processed report did not mention (still waiting for it)."""
