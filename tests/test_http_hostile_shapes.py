@@ -10,7 +10,8 @@ import logging
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -245,24 +246,35 @@ async def test_a_large_body_is_read_off_the_event_loop(
         assert await posting == 200
 
 
-async def test_a_head_that_never_ends_is_closed_by_the_body_timeout(tmp_path: Path) -> None:
+@asynccontextmanager
+async def short_body_timeout(tmp_path: Path) -> AsyncIterator[int]:
+    """A service whose `api.body_timeout` is 1 s, and its port."""
     built = build_core(load_settings(write_config(tmp_path, api={"body_timeout": "1s"})))
     try:
         async with serving(build_service(built, timer=False)) as client:
-            port = int(str(client._base_url).rsplit(":", 1)[1].rstrip("/"))
-
-            def trickle() -> float:
-                with socket.create_connection(("127.0.0.1", port), timeout=WAIT) as sock:
-                    sock.sendall(b"POST /events HTTP/1.1\r\nHost: x\r\nX-Slow: ")
-                    started = time.monotonic()
-                    assert sock.recv(1) == b"", "the server closes the connection"
-                    return time.monotonic() - started
-
-            assert await asyncio.to_thread(trickle) < WAIT
+            yield int(str(client._base_url).rsplit(":", 1)[1].rstrip("/"))
             async with client.get("/health") as response:
-                assert response.status == 200
+                assert response.status == 200  # the service answers others all along
     finally:
         built.close()
+
+
+def closed_after(sock: socket.socket, head: bytes) -> float:
+    """Seconds until the server closes the connection once `head` (unfinished) is sent."""
+    sock.sendall(head)
+    started = time.monotonic()
+    assert sock.recv(1) == b"", "the server closes the connection"
+    return time.monotonic() - started
+
+
+async def test_a_head_that_never_ends_is_closed_by_the_body_timeout(tmp_path: Path) -> None:
+    async with short_body_timeout(tmp_path) as port:
+
+        def trickle() -> float:
+            with socket.create_connection(("127.0.0.1", port), timeout=WAIT) as sock:
+                return closed_after(sock, b"POST /events HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+
+        assert await asyncio.to_thread(trickle) < WAIT
 
 
 def _read_response(sock: socket.socket) -> bytes:
@@ -283,25 +295,17 @@ async def test_a_next_head_trickled_on_a_kept_alive_connection_is_closed_too(
     """Only a connection's first head had a deadline: after one whole request, a client could
     trickle the next head a byte at a time and hold the connection for ever (aiohttp's
     keep-alive timer only closes a connection that sends nothing)."""
-    built = build_core(load_settings(write_config(tmp_path, api={"body_timeout": "1s"})))
-    try:
-        async with serving(build_service(built, timer=False)) as client:
-            port = int(str(client._base_url).rsplit(":", 1)[1].rstrip("/"))
+    async with short_body_timeout(tmp_path) as port:
 
-            def trickle() -> float:
-                with socket.create_connection(("127.0.0.1", port), timeout=WAIT) as sock:
-                    for _ in range(2):  # whole requests keep the connection, as they should
-                        sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
-                        assert _read_response(sock).startswith(b"HTTP/1.1 200")
-                        time.sleep(1.5)  # longer than the head deadline, between requests
-                    sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\nX-Slow: ")
-                    started = time.monotonic()
-                    assert sock.recv(1) == b"", "the server closes the connection"
-                    return time.monotonic() - started
+        def trickle() -> float:
+            with socket.create_connection(("127.0.0.1", port), timeout=WAIT) as sock:
+                for _ in range(2):  # whole requests keep the connection, as they should
+                    sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+                    assert _read_response(sock).startswith(b"HTTP/1.1 200")
+                    time.sleep(1.5)  # longer than the head deadline, between requests
+                return closed_after(sock, b"GET /health HTTP/1.1\r\nHost: x\r\nX-Slow: ")
 
-            assert await asyncio.to_thread(trickle) < WAIT
-    finally:
-        built.close()
+        assert await asyncio.to_thread(trickle) < WAIT
 
 
 async def test_the_access_log_holds_no_query_string_nor_header(

@@ -67,6 +67,21 @@ TRY_LOCK = textwrap.dedent(
 )
 """Another process trying the lock without waiting."""
 
+SQLITE_HOLDER = textwrap.dedent(
+    """
+    import sqlite3, sys
+    conn = sqlite3.connect(sys.argv[1], isolation_level=None)
+    conn.execute("PRAGMA locking_mode = EXCLUSIVE")  # SQLite's own lock, kept
+    conn.execute("BEGIN IMMEDIATE")
+    conn.execute("INSERT INTO input_offsets VALUES ('held', 0, 1)")
+    conn.execute("COMMIT")
+    print("held", flush=True)
+    sys.stdin.read()
+    """
+)
+"""Another process holding SQLite's exclusive lock on the database itself, as a command does
+while it closes the state (its last checkpoint): readers cannot even open it."""
+
 PERSONAL_FILE_NAME = "candidats_DUPONT_Jean_1987-03-02.csv"
 """On the holder's command line, as a file an operator ingests may be named."""
 BOUND = 30.0
@@ -78,10 +93,18 @@ def lock_of(state: Path) -> Path:
 
 
 @contextmanager
-def held(state: Path, *, stopped: bool = False) -> Iterator[subprocess.Popen[str]]:
-    """A process holding `state`'s write lock (`stopped`: then stopped, as by Ctrl-Z)."""
+def held(
+    state: Path, *, stopped: bool = False, sqlite_lock: bool = False
+) -> Iterator[subprocess.Popen[str]]:
+    """A process holding `state`'s write lock (`sqlite_lock`: SQLite's own lock on the
+    database instead; `stopped`: then stopped, as by Ctrl-Z)."""
+    script = (
+        [SQLITE_HOLDER, str(state)]
+        if sqlite_lock
+        else [HOLDER, PERSONAL_FILE_NAME, str(lock_of(state))]
+    )
     holder = subprocess.Popen(
-        [sys.executable, "-c", HOLDER, PERSONAL_FILE_NAME, str(lock_of(state))],
+        [sys.executable, "-c", *script],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
@@ -438,22 +461,6 @@ async def test_a_writer_process_start_error_keeps_its_own_class_and_status() -> 
     assert (raised.value.code, raised.value.status) == ("refdata_invalid", 422)
 
 
-SQLITE_HOLDER = textwrap.dedent(
-    """
-    import sqlite3, sys
-    conn = sqlite3.connect(sys.argv[1], isolation_level=None)
-    conn.execute("PRAGMA locking_mode = EXCLUSIVE")  # SQLite's own lock, kept
-    conn.execute("BEGIN IMMEDIATE")
-    conn.execute("INSERT INTO input_offsets VALUES ('held', 0, 1)")
-    conn.execute("COMMIT")
-    print("held", flush=True)
-    sys.stdin.read()
-    """
-)
-"""Another process holding SQLite's exclusive lock on the database itself, as a command does
-while it closes the state (its last checkpoint): readers cannot even open it."""
-
-
 def test_a_state_locked_by_a_stopped_process_names_it_to_readers(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -463,27 +470,10 @@ def test_a_state_locked_by_a_stopped_process_names_it_to_readers(
     state = tmp_path / "state.db"
     SqliteStore(state).close()
     monkeypatch.setattr(store_module, "BUSY_TIMEOUT_MS", 1000)
-    holder = subprocess.Popen(
-        [sys.executable, "-c", SQLITE_HOLDER, str(state)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert holder.stdout is not None and holder.stdout.readline() == "held\n"
-        os.kill(holder.pid, signal.SIGSTOP)
-        until(lambda: process_state(holder.pid) == "T")
+    with held(state, stopped=True, sqlite_lock=True) as holder:
         with pytest.raises(StoreBusyError) as raised:
             SqliteStore(state).close()
         message = str(raised.value)
         assert f"process {holder.pid} (`ps -o args= -p {holder.pid}`" in message, message
         assert f"kill -CONT {holder.pid}" in message and "stayed locked for 1 s" in message
-        os.kill(holder.pid, signal.SIGCONT)
-    finally:
-        os.kill(holder.pid, signal.SIGCONT)
-        holder.kill()
-        holder.wait(BOUND)
-        for pipe in (holder.stdin, holder.stdout):
-            if pipe is not None:
-                pipe.close()
     SqliteStore(state).close()  # free again once the holder is gone
