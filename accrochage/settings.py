@@ -38,6 +38,9 @@ _DURATION = re.compile(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([smhd])\s*")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
+CertifierKey = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")]
+
+
 MAX_DURATION = timedelta(days=3650)
 """No duration setting makes sense beyond this; larger ones are refused before any arithmetic."""
 
@@ -124,7 +127,7 @@ class EmitterSettings(Section):
 
 
 class CertifierSettings(Section):
-    key: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")]
+    key: CertifierKey
     id_client: Bcr
     id_contrat: Annotated[str, Field(min_length=1, max_length=20)]
     certifications: list[Annotated[str, Field(pattern=r"^(RNCP|RS)[0-9]{1,20}$")]] = Field(
@@ -224,14 +227,36 @@ def _strong_token(value: SecretStr) -> SecretStr:
 Token = Annotated[SecretStr, AfterValidator(_strong_token)]
 
 
+class ScopedIngestToken(BaseModel):
+    """An exam platform's token that sends events for some certifiers only: an event for
+    another certifier, or naming a record of another certifier, is refused (403) and kept in
+    the unusable log. A bare token string sends for every certifier."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    token: Token
+    certifiers: list[CertifierKey] = Field(min_length=1)
+    """Keys of configured certifiers (`[[certifiers]] key`)."""
+
+
 class ApiSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     bind: str = "127.0.0.1:8787"
     token: Token = SecretStr("")
     """The operator's token: every route (records carry personal data)."""
-    ingest_tokens: list[Token] = []
-    """Tokens of exam platforms: `POST /events` and `POST /check` only."""
+    ingest_tokens: list[Token | ScopedIngestToken] = []
+    """Tokens of exam platforms: `POST /events` and `POST /check` only; each a string (any
+    certifier) or `{token = "...", certifiers = ["key", ...]}` (those certifiers only)."""
+
+    @property
+    def ingest_scopes(self) -> tuple[tuple[SecretStr, frozenset[str] | None], ...]:
+        """Each ingest token and the certifiers it may send for (None: any)."""
+        return tuple(
+            (t.token, frozenset(t.certifiers)) if isinstance(t, ScopedIngestToken) else (t, None)
+            for t in self.ingest_tokens
+        )
+
     max_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1024, le=1024 * 1024 * 1024)
     max_events_per_request: int = Field(default=1000, ge=1, le=100_000)
     body_timeout: BodyTimeout = timedelta(seconds=60)
@@ -351,6 +376,13 @@ class Settings(BaseSettings):
         duplicates = sorted({k for k in keys if keys.count(k) > 1})
         if duplicates:
             raise ValueError(f"certifier keys must be unique; repeated: {', '.join(duplicates)}")
+        for n, (_, scope) in enumerate(self.api.ingest_scopes):
+            unknown = sorted((scope or frozenset()) - set(keys))
+            if unknown:
+                raise ValueError(
+                    f"api.ingest_tokens[{n}].certifiers names {', '.join(map(repr, unknown))}, "
+                    f"not a configured certifier key (configured: {', '.join(keys)})"
+                )
         return self
 
     @classmethod

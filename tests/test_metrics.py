@@ -154,7 +154,14 @@ async def test_metrics_over_http_need_the_token_and_count_events(tmp_path: Path)
         core.close()
     name = "accrochage_events_total"
     delta = {o: counter(after, name, o) - counter(before, name, o) for o in metrics.EVENT_OUTCOMES}
-    assert delta == {"created": 2, "unchanged": 0, "updated": 0, "invalid": 1, "unusable": 1}
+    assert delta == {
+        "created": 2,
+        "unchanged": 0,
+        "updated": 0,
+        "invalid": 1,
+        "unusable": 1,
+        "forbidden": 0,
+    }
     assert total(after, "accrochage_records", certifier="pix", status="pending") == 2
     for labels, _ in after["accrochage_records"]:
         assert set(labels) == {"certifier", "status"}  # never a record id or a person

@@ -1,5 +1,6 @@
 """Who may call what: the operator's token opens every route, an exam platform's ingest
-token opens only the ingestion routes, `/health` is open.
+token opens only the ingestion routes (for the certifiers it is scoped to, when it is), `/health`
+is open.
 
 A token comes as `Authorization: Bearer <token>` or as the password of HTTP Basic (so that a
 browser can open the pages); never in a query string. Tokens are compared in constant time.
@@ -17,7 +18,12 @@ from aiohttp.typedefs import Middleware
 from pydantic import SecretStr
 
 from accrochage.api.errors import Handler, error_response
+from accrochage.models.scope import Scope
 
+IngestToken = tuple[SecretStr, Scope]
+"""An ingest token and the certifiers it may send events for (None: any)."""
+SCOPE = web.RequestKey("scope", frozenset)
+"""Set on a request authenticated by a scoped ingest token: the certifiers it sends for."""
 OPEN_ROUTES = frozenset({("GET", "/health"), ("HEAD", "/health")})
 INGEST_ROUTES = frozenset({("POST", "/events"), ("POST", "/check")})
 REALM = 'Basic realm="accrochage", charset="UTF-8"'
@@ -38,29 +44,45 @@ def presented_token(header: str) -> str | None:
 
 
 def matches(presented: str, tokens: Sequence[SecretStr]) -> bool:
+    return matching(presented, [(token, None) for token in tokens]) is not None
+
+
+def matching(presented: str, tokens: Sequence[IngestToken]) -> IngestToken | None:
+    """The token `presented` is, compared with every one in constant time; None: none."""
     given = presented.encode("utf-8", "replace")
-    found = False
+    found = None
     for token in tokens:
-        found |= hmac.compare_digest(given, token.get_secret_value().encode())
+        if hmac.compare_digest(given, token[0].get_secret_value().encode()):
+            found = token
     return found
 
 
-def auth_middleware(operator: SecretStr, ingest: Sequence[SecretStr]) -> Middleware:
+def scope_of(request: web.Request) -> Scope:
+    """The certifiers the request's sender may send events for; None: any."""
+    return request.get(SCOPE)
+
+
+def auth_middleware(operator: SecretStr, ingest: Sequence[IngestToken]) -> Middleware:
     operators = [operator] if operator.get_secret_value() else []
-    ingesters = [t for t in ingest if t.get_secret_value()]
+    ingesters = [t for t in ingest if t[0].get_secret_value()]
 
     @web.middleware
     async def check(request: web.Request, handler: Handler) -> web.StreamResponse:
         route = (request.method, request.path)
         if route in OPEN_ROUTES:
             return await handler(request)
-        allowed = operators + ingesters if route in INGEST_ROUTES else operators
-        if not allowed:  # no token configured for this route (a loopback-only service)
-            return await handler(request)
+        ingesting = route in INGEST_ROUTES
+        if not operators and not (ingesting and ingesters):
+            return await handler(request)  # no token for this route (a loopback-only service)
         presented = presented_token(request.headers.get("Authorization", ""))
-        if presented is not None and matches(presented, allowed):
+        if presented is not None and matches(presented, operators):
             return await handler(request)
-        if presented is not None and matches(presented, ingesters):
+        platform = matching(presented, ingesters) if presented is not None else None
+        if platform is not None and ingesting:
+            if platform[1] is not None:
+                request[SCOPE] = platform[1]
+            return await handler(request)
+        if platform is not None:
             return error_response(
                 403,
                 "forbidden",

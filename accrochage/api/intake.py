@@ -18,6 +18,7 @@ from aiohttp import web
 
 from accrochage.api.errors import ApiError
 from accrochage.models.json_input import ELEMENT_DECODER, loads_json
+from accrochage.models.scope import Scope
 from accrochage.streams.ingest import Incoming
 
 T = TypeVar("T")
@@ -34,10 +35,13 @@ class _TooDeep:
     text: str
 
 
-def events_in(body: bytes, limit: int, source: str) -> tuple[list[Incoming], bool]:
+def events_in(
+    body: bytes, limit: int, source: str, scope: Scope = None
+) -> tuple[list[Incoming], bool]:
     """The events of a body (one, or an array of at most `limit`), and whether it was an
-    array. A body that is not JSON is one event, decoded again (and answered unusable) like
-    any other; so is an element of an array nested too deeply to parse, the others read."""
+    array; each carries its sender's `scope`. A body that is not JSON is one event, decoded
+    again (and answered unusable) like any other; so is an element of an array nested too
+    deeply to parse, the others read."""
     try:
         parsed = loads_json(body)
     except RecursionError:
@@ -45,7 +49,7 @@ def events_in(body: bytes, limit: int, source: str) -> tuple[list[Incoming], boo
     except (ValueError, UnicodeDecodeError):
         parsed = None
     if not isinstance(parsed, list):
-        return [Incoming(body, source)], False
+        return [Incoming(body, source, scope=scope)], False
     if len(parsed) > limit:
         raise ApiError(
             413,
@@ -56,13 +60,14 @@ def events_in(body: bytes, limit: int, source: str) -> tuple[list[Incoming], boo
         )
     if not parsed:
         raise ApiError(400, "empty_array", "the array holds no event")
-    return [_incoming(element, source) for element in parsed], True
+    return [_incoming(element, source, scope) for element in parsed], True
 
 
-def _incoming(element: Any, source: str) -> Incoming:
+def _incoming(element: Any, source: str, scope: Scope) -> Incoming:
     if isinstance(element, _TooDeep):
-        return Incoming(element.text, source)
-    return Incoming(element if isinstance(element, dict) else json.dumps(element), source)
+        return Incoming(element.text, source, scope=scope)
+    raw = element if isinstance(element, dict) else json.dumps(element)
+    return Incoming(raw, source, scope=scope)
 
 
 def _array_elements(body: bytes) -> list[Any] | None:

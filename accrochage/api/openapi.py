@@ -71,7 +71,12 @@ ROUTES = (
         "post",
         "/events",
         "Send one event (or an array); answered after the commit",
-        {201: s.EventAnswer, 200: list[s.EventAnswerInArray], 422: s.EventAnswer},
+        {
+            201: s.EventAnswer,
+            200: list[s.EventAnswerInArray],
+            403: s.EventAnswer,
+            422: s.EventAnswer,
+        },
         body=True,
         who="ingest",
     ),
@@ -275,7 +280,9 @@ def openapi() -> dict[str, Any]:
             "version": "2",
             "description": "Certification records on their way to the CDC (SI CPF), on time. "
             "Tokens: api.token (operator, every route) or api.ingest_tokens (POST /events and "
-            "/check only), as Bearer or as the password of HTTP Basic.",
+            "/check only; an ingest token scoped to certifiers has an event for another "
+            "certifier, or about another certifier's record, refused with 403), as Bearer or as "
+            "the password of HTTP Basic.",
         },
         "paths": paths,
         "components": {

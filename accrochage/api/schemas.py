@@ -33,7 +33,8 @@ class ErrorBody(Answer):
 
 
 class EventAnswer(Answer):
-    """The answer to one event: 201 stored, 200 unchanged, 422 invalid (still kept) or unusable."""
+    """The answer to one event: 201 stored, 200 unchanged, 422 invalid (still kept) or unusable,
+    403 refused to a scoped ingest token (its record untouched, the event kept as unusable)."""
 
     record_id: str | None
     status: str | None

@@ -23,7 +23,7 @@ from aiohttp import web
 from pydantic import SecretStr
 
 from accrochage.api import corrections, metrics, params, ui
-from accrochage.api.auth import auth_middleware
+from accrochage.api.auth import IngestToken, auth_middleware, scope_of
 from accrochage.api.bodies import BODY_SECONDS, DEFAULT_BODY_SECONDS, TooLarge, read_body
 from accrochage.api.errors import ApiError, error_middleware
 from accrochage.api.intake import LARGE_BODIES, events_in, off_loop_if_large
@@ -61,7 +61,7 @@ class ApiContext:
     writer: EventWriter
     margin_days: int
     token: SecretStr
-    ingest_tokens: tuple[SecretStr, ...]
+    ingest_tokens: tuple[IngestToken, ...]
     max_body_bytes: int
     max_events_per_request: int
     reference: Callable[[], Reference | None] | None = None
@@ -131,7 +131,9 @@ async def post_events(request: web.Request) -> web.Response:
         return context.decoder is not None and len(items) >= POOL_MIN_EVENTS
 
     def prepare() -> tuple[list[Incoming], bool]:
-        items, array = events_in(body, context.max_events_per_request, f"http:{request.remote}")
+        items, array = events_in(
+            body, context.max_events_per_request, f"http:{request.remote}", scope_of(request)
+        )
         if not pooled(items) and context.decode_here is not None and context.writer.decodes_here:
             items = context.decode_here(items)
         return items, array
@@ -160,8 +162,9 @@ async def post_check(request: web.Request) -> web.Response:
     context = request.app[CONTEXT]
     body = await _body(request)
     limit = context.max_events_per_request
+    scope = scope_of(request)
     items, array = await off_loop_if_large(
-        request.app, body, lambda: events_in(body, limit, "http:check")
+        request.app, body, lambda: events_in(body, limit, "http:check", scope)
     )
 
     def run() -> list[dict[str, Any]]:

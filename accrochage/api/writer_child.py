@@ -130,7 +130,10 @@ def serve_writer(
             messages = inbox.take()
             ended = messages[-1] is END
             groups = [
-                [Incoming(raw, source, decoded=decoded) for raw, source, decoded in wire]
+                [
+                    Incoming(raw, source, decoded=decoded, scope=scope)
+                    for raw, source, decoded, scope in wire
+                ]
                 for wire in messages
                 if wire is not END
             ]

@@ -39,6 +39,7 @@ from accrochage.errors import (
     rebuilt,
 )
 from accrochage.models.decode import parse_payload
+from accrochage.models.scope import Scope
 from accrochage.processes import helper_context
 from accrochage.streams import metrics
 from accrochage.streams.child_logs import parent_log_setup
@@ -262,17 +263,17 @@ def _framed(group: list[_Waiting]) -> tuple[bytes, list[_Waiting]]:
     return data, kept
 
 
-def _wire(item: Incoming) -> tuple[Any, str | None, Ready | None]:
+def _wire(item: Incoming) -> tuple[Any, str | None, Ready | None, Scope]:
     """What the writer process reads of an event: an object parsed from an array crosses as
     its text when it is decoded already (what an unusable or refused event keeps), never as
     the object, which could be nested deeper than pickling goes."""
     if item.decoded is None or not isinstance(item.raw, dict):
-        return item.raw, item.source, item.decoded
+        return item.raw, item.source, item.decoded, item.scope
     try:
         text = raw_text(item.raw)
     except RecursionError:
         text = TOO_DEEP_TO_KEEP
-    return text, item.source, item.decoded
+    return text, item.source, item.decoded, item.scope
 
 
 def _answer(group: list[_Waiting], results: list[IngestResult]) -> None:

@@ -46,7 +46,7 @@ def api_context(core: Core, writer: WriterService | EventWriter) -> ApiContext:
         writer=ThreadWriter(writer) if isinstance(writer, WriterService) else writer,
         margin_days=core.settings.batching.margin_days,
         token=api.token,
-        ingest_tokens=tuple(api.ingest_tokens),
+        ingest_tokens=api.ingest_scopes,
         max_body_bytes=api.max_body_bytes,
         max_events_per_request=api.max_events_per_request,
         body_timeout_seconds=api.body_timeout.total_seconds(),

@@ -1,7 +1,8 @@
 """Validate events without storing them: what an exam platform asks before it sends.
 
 The same decoding and validation as ingestion; the one rule that needs the state (a record id
-already used by another certifier) runs when a store is given.
+already used by another certifier) runs when a store is given, and so do a scoped ingest
+token's limits (`models/scope.py`).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from accrochage.models.decode import decode
 from accrochage.models.problems import Problem, problems_as_dicts
 from accrochage.models.reference import Reference
 from accrochage.models.registry import Registry
+from accrochage.models.scope import out_of_scope
 from accrochage.state.base import Store
 from accrochage.streams.ingest import Incoming, with_read_problems
 
@@ -62,10 +64,15 @@ def check(
         with store.reading() as reader:
             owners = reader.record_certifiers(ids)
     results = []
-    for one in decoded:
+    for item, one in zip(items, decoded, strict=True):
         errors = list(one.errors)
         owner = owners.get(one.record_id or "")
-        if owner is not None and one.certifier is not None and owner != one.certifier:
+        forbidden = None
+        if one.record_id is not None:
+            forbidden = out_of_scope(item.scope, one.record_id, one.certifier, owner)
+        if forbidden is not None:
+            errors.insert(0, forbidden)
+        elif owner is not None and one.certifier is not None and owner != one.certifier:
             errors.append(
                 Problem(
                     "record_id",

@@ -23,7 +23,7 @@ import pickle
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from typing import Any
 
@@ -144,10 +144,7 @@ def _started() -> bool:
 def with_decoded(item: Incoming, ready: Ready | None) -> Incoming:
     if ready is None:
         return item
-    ready = with_read_problems(item, ready)
-    return Incoming(
-        item.raw, item.source, item.partition, item.offset, item.key, ready, item.problems
-    )
+    return replace(item, decoded=with_read_problems(item, ready))
 
 
 class DecodePool:

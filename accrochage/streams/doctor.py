@@ -42,7 +42,7 @@ class Level(StrEnum):
 @dataclass(frozen=True, slots=True)
 class Finding:
     check: str
-    """What was checked: schema, xsd, state, refdata, alerts, files."""
+    """What was checked: schema, xsd, api, state, refdata, alerts, files."""
     level: Level
     message: str
     action: bool = False
@@ -67,7 +67,7 @@ def needs_operator(findings: list[Finding]) -> bool:
 
 def diagnose(settings: Settings, clock: Clock, open_store: Callable[[], Store]) -> list[Finding]:
     """Every check; `open_store` opens the state checking its integrity (`quick_check`)."""
-    findings = [schema_finding(settings), xsd_finding(settings)]
+    findings = [schema_finding(settings), xsd_finding(settings), *token_findings(settings)]
     state = settings.paths.state
     if not state.exists():
         findings.append(
@@ -98,6 +98,27 @@ def diagnose(settings: Settings, clock: Clock, open_store: Callable[[], Store]) 
 
 
 # -- the schema and its XSD -----------------------------------------------------------------
+
+
+def token_findings(settings: Settings) -> list[Finding]:
+    """Ingest tokens that may send for every certifier, when there are several: a platform
+    could then create or correct another certifier's records."""
+    scopes = settings.api.ingest_scopes
+    keys = [c.key for c in settings.certifiers]
+    if not scopes or len(keys) < 2:
+        return []
+    open_ones = [str(n) for n, (_, scope) in enumerate(scopes) if scope is None]
+    if not open_ones:
+        return [Finding("api", Level.OK, f"each of the {len(scopes)} ingest tokens is scoped")]
+    return [
+        Finding(
+            "api",
+            Level.WARNING,
+            f"api.ingest_tokens[{', '.join(open_ones)}] may send events for every certifier "
+            f'({", ".join(keys)}): write each as {{token = "...", certifiers = [...]}} to '
+            "limit an exam platform to the certifiers it delivers for",
+        )
+    ]
 
 
 def schema_finding(settings: Settings) -> Finding:

@@ -22,6 +22,7 @@ from accrochage.models.problems import Problem, problems_as_dicts
 from accrochage.models.record import Change, Outcome, PreparedPassage, Record
 from accrochage.models.reference import Reference
 from accrochage.models.registry import Registry
+from accrochage.models.scope import Scope, out_of_scope
 from accrochage.models.vocabulary import RecordStatus
 from accrochage.sinks.passage import passage_bytes, passage_size_bound
 from accrochage.sinks.profiles import SchemaProfile
@@ -31,6 +32,9 @@ from accrochage.streams.rejected import bounded_letter, letter_event, raw_digest
 log = logging.getLogger("accrochage.ingest")
 FAILED = "failed"
 """The outcome of an event whose own transaction failed: nothing of it was stored."""
+FORBIDDEN = "forbidden"
+"""The outcome of an event its sender may not send (`models/scope.py`): its record untouched,
+the event kept in the unusable log."""
 
 
 Ready = tuple[Decoded, int | None]
@@ -49,6 +53,8 @@ class Incoming:
     problems: tuple[Problem, ...] = ()
     """Found reading the input (a CSV row's cells no column names, say): errors of the event
     beside its validation's (`with_read_problems`)."""
+    scope: Scope = None
+    """The certifiers its sender may send for (a scoped ingest token); None: any."""
 
 
 @dataclass(slots=True)
@@ -71,6 +77,8 @@ class IngestResult:
     def http_status(self) -> int:
         if not self.stored:
             return 500
+        if self.outcome == FORBIDDEN:
+            return 403
         if self.errors:
             return 422
         return 200 if self.outcome == Outcome.UNCHANGED else 201
@@ -269,7 +277,7 @@ class Ingestor:
         unusable: list[UnusableEvent] = []
         results = []
         for item, (one, size) in zip(items, decoded, strict=True):
-            result, change = self._apply(one, size, records, now, item.source)
+            result, change = self._apply(one, size, records, now, item)
             if change is not None and change.record is not None:
                 records[change.record.record_id] = change.record
                 changes.append(change)
@@ -286,17 +294,26 @@ class Ingestor:
         size: int | None,
         records: dict[str, Record],
         now: datetime,
-        source: str | None,
+        item: Incoming,
     ) -> tuple[IngestResult, Change | None]:
         if decoded.kind is Kind.UNUSABLE or decoded.record_id is None:
             return IngestResult(decoded.record_id, "unusable", None, decoded.errors), None
         current = records.get(decoded.record_id)
+        owner = current.certifier if current is not None else None
+        forbidden = out_of_scope(item.scope, decoded.record_id, decoded.certifier, owner)
+        if forbidden is not None:
+            log.warning(
+                "an event was refused: its ingest token does not send for its certifier or "
+                "its record's (kept in the unusable log)"
+            )
+            errors = [forbidden, *decoded.errors]
+            return IngestResult(decoded.record_id, FORBIDDEN, None, errors), None
         if decoded.kind is Kind.REVOKED:
             if decoded.errors:
                 return IngestResult(decoded.record_id, "unusable", None, decoded.errors), None
             change = apply_revoked(current, decoded, now)
         else:
-            change = apply_delivered(current, decoded, now, source, size)
+            change = apply_delivered(current, decoded, now, item.source, size)
         record = change.record or current
         status = record.status if record else None
         errors = change.errors or (

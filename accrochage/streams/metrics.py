@@ -29,17 +29,18 @@ from accrochage.models.deadline import PARIS
 from accrochage.models.record import Outcome
 from accrochage.models.vocabulary import BatchState, RecordStatus
 from accrochage.state.base import Observation
-from accrochage.streams.ingest import IngestResult
+from accrochage.streams.ingest import FORBIDDEN, IngestResult
 
 UNKNOWN = "?"
 """The `certifier` label of records whose certifier is not configured."""
-EVENT_OUTCOMES = ("created", "unchanged", "updated", "invalid", "unusable")
+EVENT_OUTCOMES = ("created", "unchanged", "updated", "invalid", "unusable", FORBIDDEN)
 BATCH_OUTCOMES = ("written", "failed")
 
 REGISTRY = CollectorRegistry()
 EVENTS = Counter(
     "accrochage_events",
-    "Events stored, by outcome (created, unchanged, updated, invalid, unusable).",
+    "Events stored, by outcome (created, unchanged, updated, invalid, unusable; forbidden: "
+    "refused to a scoped ingest token, kept in the unusable log).",
     ["outcome"],
     registry=REGISTRY,
 )
@@ -66,6 +67,8 @@ def event_outcome(result: IngestResult) -> str | None:
         return None
     if result.record_id is None:
         return "unusable"
+    if result.outcome == FORBIDDEN:
+        return FORBIDDEN
     if result.errors:
         return "invalid"
     if result.outcome in (Outcome.CREATED, Outcome.UNCHANGED):

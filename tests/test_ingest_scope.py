@@ -1,0 +1,212 @@
+"""Ingest tokens scoped to certifiers: an exam platform sends for its certifiers only.
+
+A platform's token scoped to `pix` must not create, correct or revoke a record of `school`,
+nor learn which certifier holds a record id; what it sends anyway is refused (403, the field
+named) and kept in the unusable log for the operator. Through the writer thread, the writer
+process `accrochage run` uses, and the decode processes large arrays go through.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from accrochage.api.server import POOL_MIN_EVENTS
+from accrochage.app import Core, build_core
+from accrochage.errors import ConfigError
+from accrochage.models.deadline import SystemClock
+from accrochage.runtimes.embedded import build_service
+from accrochage.settings import load_settings
+from accrochage.streams.doctor import Level, token_findings
+from tests.factories import revoked_event
+from tests.test_http import recent
+from tests.test_http_writer_process import serving as serving_app
+from tests.test_metrics import counter, scrape
+from tests.test_tracker import write_config
+
+OPERATOR = "operator-token-0123456789-abcdefghij"
+PIX_PLATFORM = "pix-platform-token-0123456789-abcdef"
+ANY_PLATFORM = "any-platform-token-0123456789-abcdef"
+SCOPED_API = {
+    "token": OPERATOR,
+    "ingest_tokens": [{"token": PIX_PLATFORM, "certifiers": ["pix"]}, ANY_PLATFORM],
+}
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+PIX, ANY, OP = bearer(PIX_PLATFORM), bearer(ANY_PLATFORM), bearer(OPERATOR)
+
+
+async def post(
+    client: aiohttp.ClientSession, body: Any, headers: dict[str, str], path: str = "/events"
+) -> tuple[int, Any]:
+    async with client.post(path, data=json.dumps(body), headers=headers) as response:
+        return response.status, await response.json()
+
+
+async def get(client: aiohttp.ClientSession, path: str) -> tuple[int, Any]:
+    async with client.get(path, headers=OP) as response:
+        return response.status, await response.json()
+
+
+@pytest.fixture(params=["thread", "process", "decode-processes"])
+def core(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Core, bool]]:
+    """A core with a pix-scoped and an open ingest token, and whether its writer is a process."""
+    ingest = {"decode_processes": 1} if request.param == "decode-processes" else {}
+    built = build_core(
+        load_settings(write_config(tmp_path, api=SCOPED_API, ingest=ingest)), SystemClock()
+    )
+    yield built, request.param == "process"
+    built.close()
+
+
+@asynccontextmanager
+async def service(core: tuple[Core, bool]) -> AsyncIterator[aiohttp.ClientSession]:
+    built, separate = core
+    async with serving_app(build_service(built, timer=False, separate_writer=separate)) as client:
+        yield client
+
+
+def no_other_certifier(answer: Any) -> None:
+    """Nothing in an answer to the pix platform names the school or its records' state."""
+    assert "school" not in json.dumps(answer)
+
+
+async def test_a_scoped_token_sends_for_its_certifier_only(core: tuple[Core, bool]) -> None:
+    before = scrape()
+    async with service(core) as client:
+        status, answer = await post(client, recent("PX-1"), PIX)
+        assert (status, answer["status"]) == (201, "pending")
+
+        status, answer = await post(client, recent("SC-NEW", certifier="school"), PIX)
+        assert status == 403, answer
+        assert answer["errors"][0]["field"] == "certifier"
+        assert "'school'" in answer["errors"][0]["message"], "its own event's key, named back"
+        assert "'pix'" in answer["errors"][0]["message"]
+        assert answer["status"] is None and answer["outcome"] == "forbidden"
+        assert (await get(client, "/records/SC-NEW"))[0] == 404, "nothing created"
+
+        status, answer = await post(client, recent("SC-1", certifier="school"), OP)
+        assert status == 201
+        _, before_record = await get(client, "/records/SC-1")
+
+        # A correction of the school's record, sent as pix: refused, without naming its owner.
+        taken = recent("SC-1")
+        status, answer = await post(client, taken, PIX)
+        assert status == 403, answer
+        assert [e["field"] for e in answer["errors"]] == ["record_id"]
+        assert answer["status"] is None
+        no_other_certifier(answer)
+        status, answer = await post(client, recent("SC-1", certifier="school"), PIX)
+        assert status == 403 and answer["errors"][0]["field"] == "certifier"
+        no_other_certifier({k: v for k, v in answer.items() if k != "errors"})
+
+        status, answer = await post(client, revoked_event(record_id="SC-1"), PIX)
+        assert status == 403, answer
+        no_other_certifier(answer)
+        _, after_record = await get(client, "/records/SC-1")
+        assert after_record == before_record, "the school's record is untouched"
+
+        # An array: each event its own answer, the pix one stored.
+        batch = [recent("PX-2"), recent("SC-2", certifier="school")]
+        status, answers = await post(client, batch, PIX)
+        assert status == 200
+        assert [a["http_status"] for a in answers] == [201, 403]
+        assert (await get(client, "/records/PX-2"))[0] == 200
+        assert (await get(client, "/records/SC-2"))[0] == 404
+
+        # The operator sees every refused event in the unusable log.
+        status, kept = await get(client, "/unusable")
+        refused = [e for e in kept["events"] if e["record_id"] in ("SC-NEW", "SC-1", "SC-2")]
+        assert len(refused) == 5
+        assert all(e["errors"][0]["field"] in ("certifier", "record_id") for e in refused)
+
+        # An open token and the operator's send for any certifier, as before.
+        status, _ = await post(client, recent("SC-3", certifier="school"), ANY)
+        assert status == 201
+        corrected = recent("SC-1", certifier="school")
+        corrected["holder"]["birth_name"] = "Autre-Nom"
+        status, answer = await post(client, corrected, OP)
+        assert (status, answer["outcome"]) == (201, "updated")
+    after = scrape()
+    name = "accrochage_events_total"
+    assert counter(after, name, "forbidden") - counter(before, name, "forbidden") == 5
+
+
+async def test_a_large_array_keeps_its_scope_through_the_decode_processes(
+    core: tuple[Core, bool],
+) -> None:
+    built, _ = core
+    events = [recent(f"PXA-{i:03d}") for i in range(POOL_MIN_EVENTS)]
+    events[3] = recent("SCA-003", certifier="school")
+    async with service(core) as client:
+        status, answers = await post(client, events, PIX)
+    assert status == 200
+    statuses = [a["http_status"] for a in answers]
+    assert statuses[3] == 403 and statuses.count(201) == POOL_MIN_EVENTS - 1
+    with built.store.reading() as reader:
+        assert reader.record_certifiers(["SCA-003", "PXA-000"]) == {"PXA-000": "pix"}
+
+
+async def test_check_applies_the_scope_without_naming_the_owner(tmp_path: Path) -> None:
+    built = build_core(load_settings(write_config(tmp_path, api=SCOPED_API)), SystemClock())
+    try:
+        async with serving_app(build_service(built, timer=False)) as client:
+            assert (await post(client, recent("SC-1", certifier="school"), OP))[0] == 201
+            bodies = [recent("PX-OK"), recent("SC-9", certifier="school"), recent("SC-1")]
+            status, found = await post(client, bodies, PIX, path="/check")
+            assert status == 200
+            assert [f["valid"] for f in found] == [True, False, False]
+            assert found[1]["errors"][0]["field"] == "certifier"
+            assert found[2]["errors"][0]["field"] == "record_id"
+            no_other_certifier(found[2])
+            status, found = await post(client, recent("SC-1"), ANY, path="/check")
+            assert "'school'" in found["errors"][0]["message"], "an open token: as before"
+    finally:
+        built.close()
+
+
+def test_scoped_tokens_in_the_configuration(tmp_path: Path) -> None:
+    settings = load_settings(write_config(tmp_path, api=SCOPED_API))
+    scopes = [(t.get_secret_value(), s) for t, s in settings.api.ingest_scopes]
+    assert scopes == [(PIX_PLATFORM, frozenset({"pix"})), (ANY_PLATFORM, None)]
+    assert PIX_PLATFORM not in repr(settings), "a token is a secret"
+
+    cases = [
+        ({"token": PIX_PLATFORM, "certifiers": ["nobody"]}, "'nobody', not a configured"),
+        ({"token": PIX_PLATFORM, "certifiers": []}, "certifiers"),
+        ({"token": "short", "certifiers": ["pix"]}, "at least 32 characters"),
+        ({"token": PIX_PLATFORM, "certifier": ["pix"]}, "certifier"),
+    ]
+    for token, message in cases:
+        with pytest.raises(ConfigError, match=message) as raised:
+            load_settings(write_config(tmp_path, api={"ingest_tokens": [token]}))
+        assert PIX_PLATFORM not in str(raised.value)
+
+
+def test_scoped_tokens_from_the_environment(tmp_path: Path, monkeypatch: Any) -> None:
+    monkeypatch.setenv(
+        "ACCROCHAGE_API__INGEST_TOKENS",
+        json.dumps([{"token": PIX_PLATFORM, "certifiers": ["school", "pix"]}]),
+    )
+    settings = load_settings(write_config(tmp_path))
+    assert [s for _, s in settings.api.ingest_scopes] == [frozenset({"pix", "school"})]
+
+
+def test_doctor_warns_of_a_token_open_to_every_certifier(tmp_path: Path) -> None:
+    (finding,) = token_findings(load_settings(write_config(tmp_path, api=SCOPED_API)))
+    assert finding.level is Level.WARNING and "api.ingest_tokens[1]" in finding.message
+    assert ANY_PLATFORM not in finding.message and "certifiers = [" in finding.message
+    scoped = {"ingest_tokens": [{"token": PIX_PLATFORM, "certifiers": ["pix"]}]}
+    (finding,) = token_findings(load_settings(write_config(tmp_path, api=scoped)))
+    assert finding.level is Level.OK
+    assert token_findings(load_settings(write_config(tmp_path))) == []
