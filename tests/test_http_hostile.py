@@ -177,6 +177,60 @@ async def test_a_body_whose_encoding_is_not_what_it_says_is_400(core: Core) -> N
         assert (status, body["status"]) == (201, "pending"), "a real gzip body is read"
 
 
+def latin_event(record_id: str) -> dict[str, Any]:
+    event = recent(record_id)
+    event["holder"]["birth_name"] = "Lefèvre"
+    event["holder"]["first_names"] = ["Zoé"]
+    return event
+
+
+def as_json(charset: str) -> dict[str, str]:
+    return {"Content-Type": f"application/json; charset={charset}"}
+
+
+async def test_a_body_in_the_charset_it_declares_is_read_in_it(core: Core) -> None:
+    """A platform on a Latin-1 or Windows-1252 system that says so has its accented names
+    read; one that does not (or says UTF-8) gets the unusable event it got before."""
+    async with serving(core) as client:
+        for n, charset in enumerate(("ISO-8859-1", "windows-1252", "latin1", "cp1252")):
+            body = json.dumps(latin_event(f"CS-{n}"), ensure_ascii=False).encode(charset)
+            status, answer = await post(client, body, headers=as_json(charset))
+            assert (status, answer["status"]) == (201, "pending"), (charset, answer)
+        status, record = await get(client, "/records/CS-0")
+        assert "Lefèvre" in json.dumps(record, ensure_ascii=False)
+        assert "Zoé" in json.dumps(record, ensure_ascii=False)
+
+        latin = json.dumps(latin_event("CS-X"), ensure_ascii=False).encode("latin-1")
+        for headers in ({}, {"Content-Type": "application/json"}, as_json("utf-8")):
+            status, answer = await post(client, latin, headers=headers)
+            assert status == 422 and answer["outcome"] == "unusable", headers
+        zipped = gzip.compress(
+            json.dumps(latin_event("CS-Z"), ensure_ascii=False).encode("latin-1")
+        )
+        status, answer = await post(
+            client, zipped, headers={**as_json("latin-1"), "Content-Encoding": "gzip"}
+        )
+        assert status == 201, "decompressed, then read in its charset"
+        async with client.post("/check", data=latin, headers=as_json("latin-1")) as response:
+            assert (await response.json())["valid"] is True
+
+        status, answer = await post(client, latin, headers=as_json("x-klingon"))
+        assert status == 415
+        assert_error_shape(answer, "unsupported_charset")
+        assert "klingon" not in json.dumps(answer), "a header is never echoed"
+        for not_text in ("base64", "rot13"):
+            status, answer = await post(client, latin, headers=as_json(not_text))
+            assert status == 415, not_text
+
+        # Valid UTF-8 declared Latin-1 (a mis-declared client): read as UTF-8, no mojibake.
+        utf8 = json.dumps(latin_event("CS-U"), ensure_ascii=False).encode("utf-8")
+        status, answer = await post(client, utf8, headers=as_json("ISO-8859-1"))
+        assert status == 201
+        status, record = await get(client, "/records/CS-U")
+        assert "Lefèvre" in json.dumps(record, ensure_ascii=False)
+    assert "CS-X" not in stored(core) and {"CS-0", "CS-3", "CS-Z", "CS-U"} <= stored(core)
+
+
 async def post_after_continue(port: int, body: bytes, encoding: str) -> tuple[int, bytes]:
     """POST /events whose body is sent once the service answered `100 Continue`: its handler
     is then already waiting for the body, as with a client that sends headers and body in

@@ -11,6 +11,7 @@ with zlib, bounded by the caller's limit, so that a lying body is a 400 at once.
 from __future__ import annotations
 
 import asyncio
+import codecs
 import zlib
 
 from aiohttp import web
@@ -59,7 +60,61 @@ async def read_body(request: web.Request, limit: int) -> bytes:
         raise unreadable_body(type(exc).__name__) from None
     if len(raw) > limit:
         raise TooLarge(f"the body holds {len(raw)} bytes")
-    return decode_body(raw, request.headers.get("Content-Encoding"), limit)
+    body = decode_body(raw, request.headers.get("Content-Encoding"), limit)
+    return as_utf8(body, request.charset, limit)
+
+
+def as_utf8(body: bytes, charset: str | None, limit: int) -> bytes:
+    """A body its `Content-Type` declares in another charset than UTF-8, as UTF-8.
+
+    JSON is UTF-8 (RFC 8259 §8.1), but a platform's HTTP client may send the text of a
+    Latin-1 or Windows-1252 system and say so: read as UTF-8, every accented name made its
+    event unusable. A body that is valid UTF-8 is read as UTF-8 whatever it declares (a
+    client that declares Latin-1 and sends UTF-8 would otherwise have "Lefèvre" stored as
+    "LefÃ¨vre"), as `ingest --encoding auto` reads files. A charset the service does not know
+    is 415 (never echoed); a body that is not valid in the charset it declares stays as sent,
+    and fails as an unusable event naming the byte, as an undeclared one does.
+    """
+    if charset is None:
+        return body
+    name = charset.strip()
+    try:
+        is_utf8 = codecs.lookup(name).name == "utf-8"
+        _text_encoding(name)
+    except LookupError:
+        raise ApiError(
+            415,
+            "unsupported_charset",
+            "the body's declared charset is not one the service reads: send the events as "
+            "UTF-8 (Content-Type: application/json; charset=utf-8)",
+        ) from None
+    if is_utf8 or _is_utf8(body):
+        return body
+    try:
+        text = body.decode(name)
+    except UnicodeDecodeError:
+        return body
+    # A lone surrogate (UTF-7 decodes one) as its JSON escape: a field error of its event.
+    utf8 = text.encode("utf-8", "backslashreplace")
+    if len(utf8) > limit:
+        raise TooLarge(f"the body holds more than {limit} bytes once written as UTF-8")
+    return utf8
+
+
+def _text_encoding(name: str) -> None:
+    """LookupError unless `name` is a text encoding (base64 and rot13 are codecs too)."""
+    try:
+        b"a".decode(name)
+    except UnicodeDecodeError:  # utf-16 and its kind: no one byte is whole text
+        pass
+
+
+def _is_utf8(body: bytes) -> bool:
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def decode_body(raw: bytes, coding: str | None, limit: int) -> bytes:
