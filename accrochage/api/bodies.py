@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import codecs
+import contextlib
 import zlib
 
 from aiohttp import web
@@ -103,10 +104,8 @@ def as_utf8(body: bytes, charset: str | None, limit: int) -> bytes:
 
 def _text_encoding(name: str) -> None:
     """LookupError unless `name` is a text encoding (base64 and rot13 are codecs too)."""
-    try:
+    with contextlib.suppress(UnicodeDecodeError):  # utf-16 and its kind: one byte is no text
         b"a".decode(name)
-    except UnicodeDecodeError:  # utf-16 and its kind: no one byte is whole text
-        pass
 
 
 def _is_utf8(body: bytes) -> bool:
