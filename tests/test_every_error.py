@@ -55,9 +55,42 @@ def test_a_field_set_aside_is_never_blamed_by_a_rule() -> None:
     assert fields(event) == ["holder.sex", "certification.code", "delivered_on"]
 
 
-def test_a_failing_field_the_rules_need_leaves_them_out() -> None:
-    assert fields(several_wrong(delivered_on="someday")) == ["delivered_on"]
-    assert fields(several_wrong(certification={"type": "RS"})) == ["certification.code"]
+def test_a_failing_field_the_rules_read_leaves_out_only_the_rules_that_read_it() -> None:
+    """A delivery date or a certification that failed on its own stands in for itself: the
+    rules that read it do not run, the others do (a missing `delivered_on` hid a wrong
+    NIR key and a code of the other type)."""
+    assert fields(several_wrong(delivered_on="someday")) == [
+        "delivered_on",
+        "certification.code",
+        "holder.nir",
+    ]
+    assert fields(several_wrong(certification={"type": "RS"})) == [
+        "certification.code",
+        "delivered_on",
+        "holder.nir",
+    ]
+
+
+def test_a_missing_delivery_date_no_longer_hides_a_missing_holder() -> None:
+    event = delivered_event(record_id="E-4")
+    del event["delivered_on"]
+    del event["holder"]
+    assert fields(event) == ["delivered_on", "holder"]
+    del event["certification"]
+    assert fields(event) == ["certification", "delivered_on", "holder"]
+
+
+def test_no_rule_judges_a_stand_in() -> None:
+    """Every rule that compares with the delivery date stays quiet when it failed: a
+    validity end, a birth, an exam (a warning) after the stand-in's day would be blamed."""
+    event = delivered_event(record_id="E-5", delivered_on="2026-13-45", valid_until="1999-01-01")
+    event["holder"]["birth_date"] = "2005-03-04"
+    event["exam"] = {"start": "2026-11-20", "end": "2026-11-21"}
+    decoded = decode(json.dumps(event), registry(), TODAY)
+    assert [p.field for p in decoded.errors] == ["delivered_on"]
+    assert decoded.warnings == []
+    kind = delivered_event(record_id="E-6", certification={"type": "RNCP", "code": 5})
+    assert fields(kind) == ["certification.code"], "no 'RS1 does not match' about the stand-in"
 
 
 def test_a_valid_event_is_decoded_as_before() -> None:

@@ -237,3 +237,31 @@ def test_a_registration_that_fails_on_its_own_is_not_blamed_by_the_reference_rul
     decoded = decode(event, registry(None), LATER, reference)
     assert fields(decoded.errors) == ["registration.access_mode"]
     assert decoded.warnings == []
+
+
+def test_the_reference_rules_run_beside_a_field_that_failed(reference: MemoryReference) -> None:
+    """An unknown code, a replaced one and a SIRET the fiche does not list are found beside
+    a wrong `exam.mode`, not one resubmission later; the rules that read a failing field
+    (the delivery date against the fiche's last day) stay quiet."""
+
+    def partial(code: str, siret: str | None = None, **changes: Any) -> tuple[list[str], ...]:
+        event = delivered_event(
+            certification={"type": "RNCP" if code.startswith("RNCP") else "RS", "code": code},
+            exam={"mode": "BOGUS"},
+            **changes,
+        )
+        decoded = decode(event, registry(siret), LATER, reference)
+        return fields(decoded.errors), fields(decoded.warnings)
+
+    assert partial("RS99999") == (["exam.mode", "certification.code"], [])
+    assert partial("RS5000", SIRET, delivered_on="2024-05-01") == (
+        ["exam.mode"],
+        ["certification.code"],
+    )
+    assert partial("RS6604", "11004301500012") == (["exam.mode"], ["certifier"])
+    assert partial("RNCP39568", delivered_on="2034-09-01", registration={"date": "2029-01-01"})[
+        0
+    ] == ["exam.mode", "delivered_on"]
+    late = partial("RNCP39568", delivered_on="2034-13-01", registration={"date": "2029-01-01"})
+    assert late == (["delivered_on", "exam.mode"], [])  # the field's own error, in field order
+    assert "2034-08-31" not in str(late)

@@ -439,9 +439,9 @@ def _validate_delivered(
         found = partial_event(payload, exc)
         if found is not None:
             partial, set_aside = found
-            # The reference data's rules read fields across the event (a registration's date
-            # beside the delivery's): over a part of it, they would blame what was left out.
-            errors, warnings = event_rules(partial, None, today, None)
+            known = registry.get(decoded.certifier or "") if "certifier" not in set_aside else None
+            siret = known.siret if known is not None else None
+            errors, warnings = event_rules(partial, siret, today, reference, frozenset(set_aside))
             decoded.errors += [p for p in errors if top_field(p) not in set_aside]
             decoded.warnings = [p for p in warnings if top_field(p) not in set_aside]
         return

@@ -19,12 +19,17 @@ from accrochage.models.rules import delivered_errors, delivered_warnings
 
 
 def event_rules(
-    event: DeliveredEvent, siret: str | None, today: date, reference: Reference | None
+    event: DeliveredEvent,
+    siret: str | None,
+    today: date,
+    reference: Reference | None,
+    unknown: frozenset[str] = frozenset(),
 ) -> tuple[list[Problem], list[Problem]]:
-    """The rules across fields, and those of the reference data when it is loaded."""
-    errors, warnings = delivered_errors(event, today), delivered_warnings(event)
+    """The rules across fields, and those of the reference data when it is loaded; those
+    that read an `unknown` field (one standing in for a value that failed) do not run."""
+    errors, warnings = delivered_errors(event, today, unknown), delivered_warnings(event, unknown)
     if reference is not None:
-        more_errors, more_warnings = reference_problems(event, siret, reference)
+        more_errors, more_warnings = reference_problems(event, siret, reference, unknown)
         errors += more_errors
         warnings += more_warnings
     return errors, warnings
@@ -38,9 +43,11 @@ _STAND_INS: dict[str, Any] = {
     "event_id": "-",
     "record_id": "-",
     "obtention": "PAR_ADMISSION",
+    "certification": {"type": "RS", "code": "RS1"},
+    "delivered_on": "2000-01-01",
 }
-"""Values a required field that failed stands in for while the rules across fields run: none
-of these rules reads it."""
+"""Values a required field that failed stands in for while the rules across fields run: the
+rules that read `certification` or `delivered_on` are told they are unknown, and skip."""
 _PARTIAL_ROUNDS = 4
 
 
@@ -52,8 +59,8 @@ def partial_event(
     wrong key, and a platform found them one resubmission at a time.
 
     The failing top-level fields are left out (optional ones, unknown keys) or stood in for
-    (`_STAND_INS`); they are returned, so that no finding about them is kept. A failing field
-    the rules read (`certification`, `delivered_on`): None, no rule runs."""
+    (`_STAND_INS`); they are returned, so that no rule reads them and no finding about them is
+    kept (a missing `delivered_on` hid a missing holder). None when the rest still fails."""
     partial = dict(payload)
     set_aside: set[str] = set()
     twice = set(given_twice(payload))  # which of their values is meant cannot be told
@@ -65,7 +72,7 @@ def partial_event(
                 partial[name] = _STAND_INS[name]
             elif field is None or not field.is_required():  # an unknown key, or optional
                 partial.pop(name, None)
-            else:
+            else:  # a required field without a stand-in: none left, kept for a new one
                 return None
             set_aside.add(name)
         try:

@@ -84,9 +84,14 @@ class Reference(Protocol):
 
 
 def reference_problems(
-    event: DeliveredEvent, siret: str | None, reference: Reference
+    event: DeliveredEvent,
+    siret: str | None,
+    reference: Reference,
+    unknown: frozenset[str] = frozenset(),
 ) -> tuple[list[Problem], list[Problem]]:
-    """The errors and warnings of CONTRACT §11 for one structurally valid event.
+    """The errors and warnings of CONTRACT §11 for one structurally valid event; `unknown`:
+    top-level fields standing in for ones that failed (`models/rules.py`), whose rules do not
+    run.
 
     It runs for every event: the common case (a known, deliverable code; a commune that
     existed) takes a few lookups and comparisons, and builds a message only for a finding.
@@ -94,7 +99,7 @@ def reference_problems(
     errors: list[Problem] = []
     warnings: list[Problem] = []
     code = event.certification.code
-    if reference.covers(code):
+    if "certification" not in unknown and reference.covers(code):
         fiche = reference.fiche(code)
         if fiche is None:
             errors.append(
@@ -104,8 +109,8 @@ def reference_problems(
                     "(or load a newer export if the fiche was just published)",
                 )
             )
-        elif not _fiche_is_fine(fiche, event.delivered_on, siret):
-            _fiche_rules(event, fiche, siret, errors, warnings)
+        elif unknown or not _fiche_is_fine(fiche, event.delivered_on, siret):
+            _fiche_rules(event, fiche, siret, errors, warnings, unknown)
     holder = event.holder
     if holder is None:
         return errors, warnings
@@ -157,10 +162,15 @@ def _fiche_rules(
     siret: str | None,
     errors: list[Problem],
     warnings: list[Problem],
+    unknown: frozenset[str],
 ) -> None:
     code = fiche.code
-    delivered = event.delivered_on
-    if fiche.delivery_limit is not None and delivered > fiche.delivery_limit:
+    delivered = None if "delivered_on" in unknown else event.delivered_on
+    if (
+        delivered is not None
+        and fiche.delivery_limit is not None
+        and delivered > fiche.delivery_limit
+    ):
         errors.append(
             Problem(
                 "delivered_on",
@@ -169,7 +179,12 @@ def _fiche_rules(
             )
         )
     end = fiche.end_of_registration
-    if end is not None and delivered > end:
+    if (
+        delivered is not None
+        and end is not None
+        and delivered > end
+        and "registration" not in unknown
+    ):
         registered = event.registration.date if event.registration is not None else None
         if registered is None or registered > end:
             warnings.append(

@@ -1,4 +1,9 @@
-"""Rules that join several fields of a structurally valid event: errors and warnings."""
+"""Rules that join several fields of a structurally valid event: errors and warnings.
+
+`unknown`: top-level fields that failed on their own and stand in for themselves in a partial
+event (`models/partial.py`): a rule that reads one of them does not run, or it would judge the
+stand-in.
+"""
 
 from __future__ import annotations
 
@@ -25,12 +30,12 @@ def _identity_errors(event: DeliveredEvent) -> list[Problem]:
     return []
 
 
-def _holder_errors(event: DeliveredEvent) -> list[Problem]:
+def _holder_errors(event: DeliveredEvent, unknown: frozenset[str]) -> list[Problem]:
     holder = event.holder
     if holder is None:
         return []
     errors: list[Problem] = []
-    if _born_after(holder.birth_date, event.delivered_on):
+    if "delivered_on" not in unknown and _born_after(holder.birth_date, event.delivered_on):
         errors.append(Problem("holder.birth_date", "is after delivered_on"))
     place = holder.birth_place
     if place is not None and place.insee_code is not None and place.postal_code is not None:
@@ -45,10 +50,13 @@ def _holder_errors(event: DeliveredEvent) -> list[Problem]:
     return errors
 
 
-def delivered_errors(event: DeliveredEvent, today: date) -> list[Problem]:
+def delivered_errors(
+    event: DeliveredEvent, today: date, unknown: frozenset[str] = frozenset()
+) -> list[Problem]:
     """What the CDC schema forbids across fields, or what cannot be true."""
     errors = _identity_errors(event)
-    if event.certification.code.startswith("RNCP") != (event.certification.type == "RNCP"):
+    code, kind = event.certification.code, event.certification.type
+    if "certification" not in unknown and code.startswith("RNCP") != (kind == "RNCP"):
         errors.append(
             Problem(
                 "certification.code",
@@ -56,24 +64,25 @@ def delivered_errors(event: DeliveredEvent, today: date) -> list[Problem]:
                 f"{event.certification.type}: the code starts with the type",
             )
         )
-    if event.delivered_on > today:
-        errors.append(
-            Problem("delivered_on", f"{event.delivered_on} is in the future (today is {today})")
-        )
-    if event.valid_until is not None and event.valid_until < event.delivered_on:
+    delivered = None if "delivered_on" in unknown else event.delivered_on
+    if delivered is not None and delivered > today:
+        errors.append(Problem("delivered_on", f"{delivered} is in the future (today is {today})"))
+    if delivered is not None and event.valid_until is not None and event.valid_until < delivered:
         errors.append(Problem("valid_until", "is before delivered_on"))
     exam = event.exam
     if exam is not None and exam.start and exam.end and exam.start > exam.end:
         errors.append(Problem("exam.end", f"{exam.end} is before exam.start {exam.start}"))
-    errors.extend(_holder_errors(event))
+    errors.extend(_holder_errors(event, unknown))
     return errors
 
 
-def delivered_warnings(event: DeliveredEvent) -> list[Problem]:
+def delivered_warnings(
+    event: DeliveredEvent, unknown: frozenset[str] = frozenset()
+) -> list[Problem]:
     """Plausibility rules the CDC's own examples do not follow: reported, never blocking."""
     warnings: list[Problem] = []
     exam = event.exam
-    if exam is not None:
+    if exam is not None and "delivered_on" not in unknown:
         for name, day in (("exam.start", exam.start), ("exam.end", exam.end)):
             if day is not None and day > event.delivered_on:
                 warnings.append(Problem(name, f"{day} is after delivered_on {event.delivered_on}"))
