@@ -138,9 +138,9 @@ def test_a_decoded_event_travels_as_its_text() -> None:
     from accrochage.api.writer_link import TOO_DEEP_TO_KEEP, _wire
 
     decoded = Decoded(Kind.DELIVERED, record_id="A", content="{}", content_hash="h")
-    raw, _, _ = _wire(Incoming({"record_id": "A", "x": [1]}, "s", decoded=(decoded, None)))
+    raw, *_ = _wire(Incoming({"record_id": "A", "x": [1]}, "s", decoded=(decoded, None)))
     assert json.loads(raw) == {"record_id": "A", "x": [1]}
-    raw, _, _ = _wire(Incoming({"x": nested(2000)}, "s", decoded=(decoded, None)))
+    raw, *_ = _wire(Incoming({"x": nested(2000)}, "s", decoded=(decoded, None)))
     assert raw == TOO_DEEP_TO_KEEP
 
 

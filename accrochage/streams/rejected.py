@@ -12,7 +12,7 @@ import hashlib
 import json
 from typing import Any
 
-from accrochage.models.decode import storable
+from accrochage.models.canonical import storable
 
 RAW_KEPT = 4096
 """Characters of an unusable event's raw input kept in the unusable log."""

@@ -16,13 +16,13 @@ from typing import Any
 import pytest
 
 from accrochage.generate import GeneratedCertifier, generate_events
-from accrochage.models.decode import (
+from accrochage.models.canonical import (
     NOT_JSON,
     canonical_and_hash,
     canonical_content,
     content_hash,
-    decode,
 )
+from accrochage.models.decode import decode
 from accrochage.models.event import ENVELOPE_FIELDS
 from accrochage.models.json_input import NUMBER_TOO_LONG, loads_json
 from accrochage.streams.csv_events import csv_row_to_event

@@ -1,0 +1,60 @@
+"""Pydantic's validation errors as field-level problems a sender can act on."""
+
+from __future__ import annotations
+
+from pydantic import ValidationError
+from pydantic_core import ErrorDetails
+
+from accrochage.models.problems import (
+    DUPLICATED,
+    GIVEN_TWICE,
+    UNREAD_CELLS,
+    UNREAD_CELLS_MESSAGE,
+    Problem,
+)
+from accrochage.models.text import forbidden_char_message
+
+FRIENDLY = {
+    "missing": "is required",
+    "extra_forbidden": "is not a field of the event contract (check its spelling)",
+    "string_too_short": "must not be empty or blank",
+    "model_type": "expected a JSON object",
+    "model_attributes_type": "expected a JSON object",
+    "dict_type": "expected a JSON object",
+    "list_type": "expected a JSON array",
+    "string_unicode": "is not valid Unicode text (a lone surrogate?); only printable XML 1.0 "
+    "characters are allowed",
+}
+
+
+def error_path(loc: tuple[int | str, ...]) -> str:
+    path = ""
+    for part in loc:
+        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
+    return path or "event"
+
+
+def _message(err: ErrorDetails) -> str:
+    # "must not be empty or blank" misleads for an exact length (insee_code "7511").
+    if err["type"] == "string_too_short" and err.get("ctx", {}).get("min_length", 1) > 1:
+        return err["msg"]
+    if err["type"] == "string_pattern_mismatch" and isinstance(err.get("input"), str):
+        precise = forbidden_char_message(err["input"])
+        if precise is not None:
+            return precise
+    return FRIENDLY.get(err["type"], err["msg"])
+
+
+def problems_from(exc: ValidationError) -> list[Problem]:
+    problems = []
+    for err in exc.errors(include_url=False):
+        loc = err["loc"]
+        if loc == (UNREAD_CELLS,) and isinstance(err.get("input"), list):
+            problems.append(Problem("event", f"{len(err['input'])} {UNREAD_CELLS_MESSAGE}"))
+        elif loc and loc[-1] == DUPLICATED and isinstance(err.get("input"), list):
+            for key in err["input"]:  # the parser's list; its own name: the sender's key
+                said = GIVEN_TWICE if key != DUPLICATED else FRIENDLY["extra_forbidden"]
+                problems.append(Problem(error_path((*loc[:-1], str(key))), said))
+        else:
+            problems.append(Problem(error_path(loc), _message(err)))
+    return problems
