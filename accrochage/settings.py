@@ -283,6 +283,12 @@ class ApiSettings(BaseModel):
             raise ValueError(
                 f"api.token is required when api.bind ({self.bind}) is not a loopback address"
             )
+        scoped = any(scope is not None for _, scope in self.ingest_scopes)
+        if scoped and not self.token.get_secret_value():
+            raise ValueError(
+                "api.token is required with an ingest token scoped to certifiers: without it "
+                "every other route (the records of every certifier) answers without a token"
+            )
         return self
 
 

@@ -218,9 +218,13 @@ async def test_a_body_in_the_charset_it_declares_is_read_in_it(core: Core) -> No
         assert status == 415
         assert_error_shape(answer, "unsupported_charset")
         assert "klingon" not in json.dumps(answer), "a header is never echoed"
-        for not_text in ("base64", "rot13"):
+        for not_text in ("base64", "rot13", "undefined"):
             status, answer = await post(client, latin, headers=as_json(not_text))
             assert status == 415, not_text
+
+        # idna refuses a label with UnicodeError, not its child UnicodeDecodeError.
+        status, answer = await post(client, b"xn--99999999.\xff", headers=as_json("idna"))
+        assert status == 422 and answer["outcome"] == "unusable"
 
         # Valid UTF-8 declared Latin-1 (a mis-declared client): read as UTF-8, no mojibake.
         utf8 = json.dumps(latin_event("CS-U"), ensure_ascii=False).encode("utf-8")

@@ -77,8 +77,9 @@ async def service(core: tuple[Core, bool]) -> AsyncIterator[aiohttp.ClientSessio
 
 
 def no_other_certifier(answer: Any) -> None:
-    """Nothing in an answer to the pix platform names the school or its records' state."""
-    assert "school" not in json.dumps(answer)
+    """Nothing in an answer to the pix platform names another certifier or its records' state."""
+    said = json.dumps(answer)
+    assert "school" not in said and "configured" not in said, said
 
 
 async def test_a_scoped_token_sends_for_its_certifier_only(core: tuple[Core, bool]) -> None:
@@ -89,10 +90,10 @@ async def test_a_scoped_token_sends_for_its_certifier_only(core: tuple[Core, boo
 
         status, answer = await post(client, recent("SC-NEW", certifier="school"), PIX)
         assert status == 403, answer
-        assert answer["errors"][0]["field"] == "certifier"
-        assert "'school'" in answer["errors"][0]["message"], "its own event's key, named back"
+        assert [e["field"] for e in answer["errors"]] == ["certifier"]
         assert "'pix'" in answer["errors"][0]["message"]
         assert answer["status"] is None and answer["outcome"] == "forbidden"
+        no_other_certifier(answer)
         assert (await get(client, "/records/SC-NEW"))[0] == 404, "nothing created"
 
         status, answer = await post(client, recent("SC-1", certifier="school"), OP)
@@ -108,7 +109,7 @@ async def test_a_scoped_token_sends_for_its_certifier_only(core: tuple[Core, boo
         no_other_certifier(answer)
         status, answer = await post(client, recent("SC-1", certifier="school"), PIX)
         assert status == 403 and answer["errors"][0]["field"] == "certifier"
-        no_other_certifier({k: v for k, v in answer.items() if k != "errors"})
+        no_other_certifier(answer)
 
         status, answer = await post(client, revoked_event(record_id="SC-1"), PIX)
         assert status == 403, answer
@@ -175,6 +176,14 @@ async def test_check_applies_the_scope_without_naming_the_owner(tmp_path: Path) 
         built.close()
 
 
+def test_a_scoped_token_needs_the_operators(tmp_path: Path) -> None:
+    """Without `api.token` every read route answers without a token: a scoped platform
+    would read the records of every certifier."""
+    scoped = {"ingest_tokens": [{"token": PIX_PLATFORM, "certifiers": ["pix"]}]}
+    with pytest.raises(ConfigError, match=r"api\.token is required with an ingest token scoped"):
+        load_settings(write_config(tmp_path, api=scoped))
+
+
 def test_scoped_tokens_in_the_configuration(tmp_path: Path) -> None:
     settings = load_settings(write_config(tmp_path, api=SCOPED_API))
     scopes = [(t.get_secret_value(), s) for t, s in settings.api.ingest_scopes]
@@ -189,7 +198,7 @@ def test_scoped_tokens_in_the_configuration(tmp_path: Path) -> None:
     ]
     for token, message in cases:
         with pytest.raises(ConfigError, match=message) as raised:
-            load_settings(write_config(tmp_path, api={"ingest_tokens": [token]}))
+            load_settings(write_config(tmp_path, api={"token": OPERATOR, "ingest_tokens": [token]}))
         assert PIX_PLATFORM not in str(raised.value)
 
 
@@ -198,7 +207,7 @@ def test_scoped_tokens_from_the_environment(tmp_path: Path, monkeypatch: Any) ->
         "ACCROCHAGE_API__INGEST_TOKENS",
         json.dumps([{"token": PIX_PLATFORM, "certifiers": ["school", "pix"]}]),
     )
-    settings = load_settings(write_config(tmp_path))
+    settings = load_settings(write_config(tmp_path, api={"token": OPERATOR}))
     assert [s for _, s in settings.api.ingest_scopes] == [frozenset({"pix", "school"})]
 
 
@@ -206,7 +215,55 @@ def test_doctor_warns_of_a_token_open_to_every_certifier(tmp_path: Path) -> None
     (finding,) = token_findings(load_settings(write_config(tmp_path, api=SCOPED_API)))
     assert finding.level is Level.WARNING and "api.ingest_tokens[1]" in finding.message
     assert ANY_PLATFORM not in finding.message and "certifiers = [" in finding.message
-    scoped = {"ingest_tokens": [{"token": PIX_PLATFORM, "certifiers": ["pix"]}]}
+    scoped = {"token": OPERATOR, "ingest_tokens": [{"token": PIX_PLATFORM, "certifiers": ["pix"]}]}
     (finding,) = token_findings(load_settings(write_config(tmp_path, api=scoped)))
     assert finding.level is Level.OK
     assert token_findings(load_settings(write_config(tmp_path))) == []
+    open_reads = {"ingest_tokens": [ANY_PLATFORM]}
+    (finding,) = token_findings(load_settings(write_config(tmp_path, api=open_reads)))
+    assert finding.needs_operator and "set api.token" in finding.message
+
+
+async def test_a_record_without_a_certifier_is_no_scoped_senders(core: tuple[Core, bool]) -> None:
+    """An invalid event that named no certifier (from an open token, a file, Kafka) leaves a
+    record without one: a scoped platform may neither correct nor revoke it (it would become
+    its certifier's and go to the CDC under its contract)."""
+    orphan = recent("OR-1", certifier="school")
+    del orphan["certifier"]
+    orphan["certification"] = {"type": "RNCP", "code": "RNCP3572"}  # school's code, mistyped
+    async with service(core) as client:
+        status, answer = await post(client, orphan, ANY)
+        assert (status, answer["status"]) == (422, "invalid")
+        _, before = await get(client, "/records/OR-1")
+        assert before["certifier"] is None
+
+        status, answer = await post(client, recent("OR-1"), PIX)
+        assert status == 403 and [e["field"] for e in answer["errors"]] == ["record_id"]
+        assert answer["outcome"] == "forbidden", "not 'updated': nothing says it exists"
+        status, answer = await post(client, revoked_event(record_id="OR-1"), PIX)
+        assert status == 403
+        assert (await get(client, "/records/OR-1"))[1] == before
+
+        fixed = recent("OR-1", certifier="school")
+        status, answer = await post(client, fixed, ANY)
+        assert (status, answer["status"]) == (201, "pending"), "its own platform corrects it"
+
+
+async def test_no_answer_to_a_scoped_token_names_another_certifier(
+    core: tuple[Core, bool],
+) -> None:
+    """An unknown key, a code of another certifier given without a certifier, a revocation
+    of a code another certifier delivers: refused without the list of configured keys, nor
+    which certifier delivers the code."""
+    unknown = recent("LK-1", certifier="zz")
+    by_code = recent("LK-2", certifier="school")
+    del by_code["certifier"]
+    revoking = revoked_event(record_id="LK-3", certification={"type": "RNCP", "code": "RNCP35726"})
+    async with service(core) as client:
+        for body in (unknown, by_code, revoking, [unknown, by_code]):
+            for path in ("/events", "/check"):
+                status, answer = await post(client, body, PIX, path=path)
+                assert status in (200, 403, 422), (path, status, answer)
+                no_other_certifier(answer)
+        status, answer = await post(client, by_code, PIX)
+        assert "certification code" in answer["errors"][0]["message"]

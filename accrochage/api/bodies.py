@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import codecs
-import contextlib
 import zlib
 
 from aiohttp import web
@@ -93,7 +92,7 @@ def as_utf8(body: bytes, charset: str | None, limit: int) -> bytes:
         return body
     try:
         text = body.decode(name)
-    except UnicodeDecodeError:
+    except UnicodeError:  # idna raises its parent for a label it cannot read
         return body
     # A lone surrogate (UTF-7 decodes one) as its JSON escape: a field error of its event.
     utf8 = text.encode("utf-8", "backslashreplace")
@@ -104,8 +103,12 @@ def as_utf8(body: bytes, charset: str | None, limit: int) -> bytes:
 
 def _text_encoding(name: str) -> None:
     """LookupError unless `name` is a text encoding (base64 and rot13 are codecs too)."""
-    with contextlib.suppress(UnicodeDecodeError):  # utf-16 and its kind: one byte is no text
+    try:
         b"a".decode(name)
+    except UnicodeDecodeError:  # utf-16 and its kind: one byte is no text
+        pass
+    except UnicodeError:  # "undefined": decodes nothing
+        raise LookupError(name) from None
 
 
 def _is_utf8(body: bytes) -> bool:

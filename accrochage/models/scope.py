@@ -1,7 +1,8 @@
 """The certifiers an event's sender may send for: an exam platform's scoped ingest token.
 
 A platform that delivers one school's certifications must not create, correct or revoke
-another certifier's records, nor learn which certifier holds a record id it does not own.
+another certifier's records, nor learn which certifier holds a record id or delivers a code:
+its refusals name no certifier but those it sends for.
 """
 
 from __future__ import annotations
@@ -14,10 +15,19 @@ an ingest token given without `certifiers`)."""
 
 
 def out_of_scope(
-    scope: Scope, record_id: str | None, certifier: str | None, owner: str | None
+    scope: Scope,
+    record_id: str | None,
+    certifier: str | None,
+    named: bool,
+    stored: bool,
+    owner: str | None,
 ) -> Problem | None:
-    """Why a sender of `scope` may not send this event (for `certifier`, about a record
-    `owner` holds, or None when no record has the id yet); None when it may."""
+    """Why a sender of `scope` may not send this event for `certifier` (`named`: the event
+    says it, rather than its code), about a record `stored` already with certifier `owner`;
+    None when it may.
+
+    A record without a certifier (an invalid event that named none, from another sender) is
+    no scoped sender's: only a scoped sender's own certifiers' records are."""
     if scope is None:
         return None
     allowed = ", ".join(repr(key) for key in sorted(scope))
@@ -27,16 +37,20 @@ def out_of_scope(
             f"this ingest token sends events for {allowed} only: name the event's certifier",
         )
     if certifier not in scope:
+        whose = "the event's certifier" if named else "the certifier its certification code is for"
         return Problem(
             "certifier",
-            f"this ingest token may not send events for certifier {certifier!r}; it sends "
-            f"for {allowed} only",
+            f"this ingest token sends events for {allowed} only, and {whose} is another",
         )
-    if owner is not None and owner not in scope:
-        # Never the owner's key: the sender may not learn which certifier holds the id.
+    if stored and owner not in scope:
         return Problem(
             "record_id",
             f"{record_id} is a record of a certifier this ingest token does not send for; "
             "record ids are unique across the tracker (the CDC idTechnique): choose another",
         )
     return None
+
+
+def named_certifier(payload: dict[str, object] | None) -> bool:
+    """Whether the event names its certifier (rather than leaving it to its code)."""
+    return payload is not None and isinstance(payload.get("certifier"), str)

@@ -43,8 +43,9 @@ from accrochage.streams.ingest import Incoming, Ready, decode_ready, with_read_p
 log = logging.getLogger("accrochage.decode")
 PIECE = 500
 """Events per task: a larger group is split so that every decode process gets a share."""
-KEPT_PAYLOAD = ("occurred_at", "source", "reason")
-"""What storing reads of the payload (the envelope's texts, a revocation's reason)."""
+KEPT_PAYLOAD = ("occurred_at", "source", "reason", "certifier")
+"""What storing reads of the payload (the envelope's texts, a revocation's reason, whether
+the event names its certifier)."""
 
 RefdataOpener = Callable[[], RefdataStorage | None]
 

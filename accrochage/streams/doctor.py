@@ -105,6 +105,17 @@ def token_findings(settings: Settings) -> list[Finding]:
     could then create or correct another certifier's records."""
     scopes = settings.api.ingest_scopes
     keys = [c.key for c in settings.certifiers]
+    if scopes and not settings.api.token.get_secret_value():
+        return [
+            Finding(
+                "api",
+                Level.WARNING,
+                f"api.ingest_tokens are set but api.token is not: every route but POST /events "
+                f"and /check (the records and their personal data) answers anyone who reaches "
+                f"{settings.api.bind}; set api.token",
+                action=True,
+            )
+        ]
     if not scopes or len(keys) < 2:
         return []
     open_ones = [str(n) for n, (_, scope) in enumerate(scopes) if scope is None]
