@@ -23,6 +23,7 @@ from accrochage.cli import main
 from accrochage.errors import BadParameter
 from accrochage.models.corrections import RequestClosed, RequestClosure, RequestNotFound
 from accrochage.models.deadline import SystemClock, paris_today
+from accrochage.models.problems import GIVEN_TWICE
 from accrochage.streams.receivers import Receiver, Webhook
 from tests.test_alerts import REPEAT, receiver, tick
 from tests.test_http import serving
@@ -50,6 +51,10 @@ CONTRACT_KEYS = [
     "answer",
 ]
 TOKEN = "operator-token-0123456789-abcdefghij"
+
+
+def path_of(request: dict[str, Any]) -> str:
+    return f"/correction-requests/{request['request_id']}/answer"
 
 
 @pytest.fixture()
@@ -371,6 +376,28 @@ async def test_the_http_routes(tmp_path: Path) -> None:
                 status, error = await call("POST", "/correction-requests", bad_body)
                 assert (status, error["error"]["code"]) == (422, "invalid_body"), (bad_body, error)
                 assert [d["field"] for d in error["error"]["details"]] == [field], error
+            # In the events' words, not pydantic's; a key given twice is not read as its last.
+            for bad_body, said in (
+                ({"record_id": 7, "received_on": "2026-11-20"}, ["expected a string"]),
+                ({"received_on": "2026-11-20"}, ["is required"]),
+                (
+                    {"record_id": "PX-1", "received_on": "2026-11-20", "source": "me"},
+                    ["expected 'cdc' or 'holder'"],
+                ),
+                (
+                    {"record_id": "PX-1", "received_on": "2026-11-20", "nte": "x"},
+                    ["is not a field of a correction request (check its spelling)"],
+                ),
+                (
+                    '{"record_id": "PX-1", "received_on": "2026-11-20", "record_id": "PX-2"}',
+                    [f"record_id {GIVEN_TWICE}"],
+                ),
+            ):
+                status, error = await call("POST", "/correction-requests", bad_body)
+                assert (status, error["error"]["code"]) == (422, "invalid_body"), (bad_body, error)
+                assert [d["message"] for d in error["error"]["details"]] == said, error
+            status, error = await call("POST", path_of(opened), {"corrected": "yes"})
+            assert [d["message"] for d in error["error"]["details"]] == ["expected true or false"]
             status, page = await call("GET", "/correction-requests?open=true&as_of=2027-02-21")
             assert status == 200
             s.CorrectionRequestList.model_validate(page)
@@ -378,7 +405,7 @@ async def test_the_http_routes(tmp_path: Path) -> None:
             assert row["overdue"] and row["days_left"] == -1
             status, error = await call("GET", "/correction-requests?open=maybe")
             assert status == 400
-            path = f"/correction-requests/{opened['request_id']}/answer"
+            path = path_of(opened)
             for bad in ({}, {"corrected": False}, {"corrected": True, "unfounded": "x"}):
                 status, error = await call("POST", path, bad)
                 assert status == 422, (bad, error)

@@ -13,7 +13,7 @@ import re
 from collections.abc import Callable
 from concurrent.futures import Executor
 from datetime import date
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
@@ -22,7 +22,10 @@ from accrochage.api import params
 from accrochage.api.bodies import TooLarge, read_body
 from accrochage.api.errors import ApiError
 from accrochage.api.schemas import CorrectionAnswerIn, CorrectionRequestIn
+from accrochage.errors import FieldError
 from accrochage.models.deadline import FIRST_DAY, LAST_DAY, paris_today
+from accrochage.models.field_errors import body_problems
+from accrochage.models.problems import GIVEN_TWICE, problems_as_dicts
 from accrochage.models.vocabulary import RequestSource
 from accrochage.streams.corrections import Corrections
 
@@ -34,7 +37,23 @@ SERVICE = web.AppKey("corrections", Corrections)
 EXECUTOR = web.AppKey("corrections_executor", Executor)
 
 
-async def _body(request: web.Request, model: type[M]) -> M:
+class _GivenTwice(Exception):
+    def __init__(self, key: str) -> None:
+        self.key = key
+
+
+def _once(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """An object whose keys are each given once: JSON readers keep the last of two, so a
+    body saying two things would be read as one of them without a word."""
+    found: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in found:
+            raise _GivenTwice(key)
+        found[key] = value
+    return found
+
+
+async def _body(request: web.Request, model: type[M], what: str) -> M:
     try:
         raw = await read_body(request, MAX_BODY)
     except TooLarge:
@@ -42,7 +61,9 @@ async def _body(request: web.Request, model: type[M]) -> M:
             413, "payload_too_large", f"a correction request body is at most {MAX_BODY}"
         ) from None
     try:
-        parsed = json.loads(raw)
+        parsed = json.loads(raw, object_pairs_hook=_once)
+    except _GivenTwice as twice:
+        raise FieldError(twice.key, f"{twice.key} {GIVEN_TWICE}") from None
     except (ValueError, UnicodeDecodeError, RecursionError):
         raise ApiError(400, "bad_body", "the body must be one JSON object") from None
     if not isinstance(parsed, dict):
@@ -50,10 +71,7 @@ async def _body(request: web.Request, model: type[M]) -> M:
     try:
         return model.model_validate(parsed, strict=True)
     except ValidationError as exc:
-        fields = [
-            {"field": ".".join(str(p) for p in e["loc"]) or "body", "message": e["msg"]}
-            for e in exc.errors(include_input=False, include_url=False)
-        ]
+        fields = problems_as_dicts(body_problems(exc, what))
         raise ApiError(
             422, "invalid_body", "the body has field errors: see details", fields
         ) from None
@@ -81,7 +99,7 @@ async def _run(request: web.Request, work: Callable[[], T]) -> T:
 
 
 async def post_request(request: web.Request) -> web.Response:
-    body = await _body(request, CorrectionRequestIn)
+    body = await _body(request, CorrectionRequestIn, "a correction request")
     received_on = _day(body.received_on, "received_on")
     service = request.app[SERVICE]
     opened = await _run(
@@ -107,7 +125,7 @@ async def get_requests(request: web.Request) -> web.Response:
 
 async def post_answer(request: web.Request) -> web.Response:
     request_id = request.match_info["request_id"]
-    body = await _body(request, CorrectionAnswerIn)
+    body = await _body(request, CorrectionAnswerIn, "an answer")
     if (body.unfounded is None) == (body.corrected is not True):
         raise ApiError(
             422,

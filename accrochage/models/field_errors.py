@@ -58,3 +58,27 @@ def problems_from(exc: ValidationError) -> list[Problem]:
         else:
             problems.append(Problem(error_path(loc), _message(err)))
     return problems
+
+
+_BODY_TYPES = {
+    "string_type": "expected a string",
+    "bool_type": "expected true or false",
+    "int_type": "expected an integer",
+}
+
+
+def body_problems(exc: ValidationError, what: str) -> list[Problem]:
+    """A request body's field errors (a body that is not an event), in the events' words
+    rather than pydantic's ("Input should be a valid string"); `what` names the body for a
+    key it does not take ("a correction request")."""
+    problems = []
+    for err in exc.errors(include_url=False, include_input=False):
+        kind = err["type"]
+        if kind == "extra_forbidden":
+            message = f"is not a field of {what} (check its spelling)"
+        elif kind == "literal_error":
+            message = f"expected {err.get('ctx', {}).get('expected', 'another value')}"
+        else:
+            message = _BODY_TYPES.get(kind) or FRIENDLY.get(kind, err["msg"])
+        problems.append(Problem(error_path(err["loc"]) if err["loc"] else "body", message))
+    return problems
