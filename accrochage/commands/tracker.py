@@ -135,16 +135,22 @@ encoding_option = click.option(
 )
 
 
-def _stop(tally: IngestTally, name: str, reason: Exception) -> NoReturn:
-    """A storage fault or an unreadable file: what was committed is printed, then the reason,
-    and exit 1."""
+def _stop(tally: IngestTally, name: str, reason: BaseException) -> NoReturn:
+    """A storage fault, an unreadable file or Ctrl-C: what was committed is printed, then
+    why it stopped; exit 1 (130 for Ctrl-C, as a shell reports SIGINT)."""
     click.echo("\n".join(tally.lines()))
+    if isinstance(reason, KeyboardInterrupt):
+        click.echo(
+            f"{name}: interrupted (Ctrl-C); every event counted above is stored, the rest was "
+            "not read: ingest the file again to read it (what is stored comes back unchanged)"
+        )
+        sys.exit(130)
     click.echo(f"{name}: stopped by the error below; every event counted above is stored")
     click.echo(f"error: ingest stopped: {_reason(reason)}", err=True)
     sys.exit(1)
 
 
-def _reason(exc: Exception) -> str:
+def _reason(exc: BaseException) -> str:
     if isinstance(exc, OSError):
         where = f" ({exc.filename})" if exc.filename else ""
         return f"{exc.strerror or exc}{where}"
@@ -162,16 +168,8 @@ def ingest(ctx: click.Context, files: tuple[str, ...], encoding: str) -> None:
         for name in files:
             try:
                 _ingest_file(core, name, encoding, tally)
-            except (StoreError, OSError, DecodeFailed, InputError) as exc:
+            except (StoreError, OSError, DecodeFailed, InputError, KeyboardInterrupt) as exc:
                 _stop(tally, name, exc)
-            except KeyboardInterrupt:
-                click.echo("\n".join(tally.lines()))
-                click.echo(
-                    f"{name}: interrupted (Ctrl-C); every event counted above is stored, the "
-                    "rest was not read: ingest the file again to read it (what is stored "
-                    "comes back unchanged)"
-                )
-                sys.exit(130)
     click.echo("\n".join(tally.lines()))
 
 
