@@ -91,6 +91,9 @@ class StoreBusyError(StoreError):
 
     code = "state_busy"
     status = 503
+    situation = ""
+    """Who holds the state and how to free it, without the advice to send again: what a
+    writer that waits on (the Kafka worker's) says."""
 
 
 class StorageCorruptError(StoreError):

@@ -29,11 +29,17 @@ from accrochage.api.server import build_app
 from accrochage.api.writer_link import ProcessLink
 from accrochage.app import build_core
 from accrochage.errors import RefdataError, StoreBusyError
+from accrochage.models.deadline import FixedClock
 from accrochage.runtimes.embedded import api_context, writer_link
 from accrochage.settings import load_settings
 from accrochage.state.base import WriteHolder
 from accrochage.state.sqlite import SqliteStore
 from accrochage.state.sqlite import store as store_module
+from accrochage.streams.ingest import Incoming, Ingestor, LogSource
+from accrochage.streams.scheduler import Job, Scheduler
+from accrochage.streams.writer import WriterService
+from tests.factories import delivered_event
+from tests.test_decoding import NOW, registry
 from tests.test_http import assert_error_shape
 from tests.test_http_writer_process import ANSWER_WITHIN, serving
 from tests.test_service_process import cli
@@ -477,3 +483,85 @@ def test_a_state_locked_by_a_stopped_process_names_it_to_readers(
         assert f"process {holder.pid} (`ps -o args= -p {holder.pid}`" in message, message
         assert f"kill -CONT {holder.pid}" in message and "stayed locked for 1 s" in message
     SqliteStore(state).close()  # free again once the holder is gone
+
+
+def log_group(n: int) -> list[Incoming]:
+    """Events as the Kafka worker reads them: each at its partition's offset."""
+    return [
+        Incoming(json.dumps(delivered_event(record_id=f"K-{i}")).encode(), f"k:{i}", 0, i, b"pix")
+        for i in range(n)
+    ]
+
+
+def stored_records(store: SqliteStore) -> int:
+    conn = sqlite3.connect(f"file:{store.path}?mode=ro", uri=True)
+    try:
+        return int(conn.execute("SELECT count(*) FROM records").fetchone()[0])
+    finally:
+        conn.close()
+
+
+def test_a_log_group_waits_for_the_state_and_is_stored_once_it_is_free(
+    store: SqliteStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A Kafka worker's group finding the state held beyond `state.lock_wait` waits and is
+    stored once the holder lets go: it used to end the worker (an operator's `revalidate`
+    of a minute stopped it), and a request's group still fails at once (503 state_busy)."""
+    service = WriterService(Ingestor(store, registry(), FixedClock(NOW)))
+    source = LogSource("topic")
+    try:
+        with held(store.path) as holder:
+            refused = service.submit([Incoming(json.dumps(delivered_event(record_id="H-1")))])
+            waiting = service.submit(log_group(5), source)
+            with pytest.raises(StoreBusyError):
+                refused.result(BOUND)
+            until(lambda: "the group is stored once it lets go" in caplog.text)
+            assert not waiting.done() and stored_records(store) == 0
+            release(holder)
+            results = waiting.result(BOUND)
+        assert [r.outcome for r in results] == ["created"] * 5
+    finally:
+        service.stop(BOUND)
+    assert stored_records(store) == 5 and service.storage_error is None
+    assert "the group is stored once it lets go" in caplog.text
+
+
+def test_a_stop_ends_a_log_groups_wait_with_nothing_stored(store: SqliteStore) -> None:
+    service = WriterService(Ingestor(store, registry(), FixedClock(NOW)))
+    with held(store.path):
+        waiting = service.submit(log_group(3), LogSource("topic"))
+        until(lambda: isinstance(service.storage_error, StoreBusyError))
+        stopping = threading.Thread(target=service.stop, args=(BOUND,))
+        stopping.start()
+        stopping.join(BOUND)
+        assert not stopping.is_alive(), "the stop waited for the holder"
+        with pytest.raises(StoreBusyError):
+            waiting.result(0)
+    assert stored_records(store) == 0
+
+
+async def test_a_periodic_job_finding_the_state_busy_says_so_in_one_line(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The batch cut of a worker whose state another process holds: a warning naming the
+    holder, no traceback (it is no fault of the job), and the job runs again."""
+    runs: list[int] = []
+
+    def cut() -> None:
+        runs.append(1)
+        busy = StoreBusyError("another writer has held the state; send it again")
+        busy.situation = "another writer has held the state: process 4242"
+        raise busy
+
+    scheduler = Scheduler([Job("batch-cut", 0.01, cut)])
+    scheduler.start()
+    try:
+        deadline = time.monotonic() + BOUND
+        while len(runs) < 2:
+            assert time.monotonic() < deadline, "the job never ran again"
+            await asyncio.sleep(0.01)
+    finally:
+        await scheduler.stop()
+    (said, *_) = [r for r in caplog.records if r.name == "accrochage.scheduler"]
+    assert said.levelname == "WARNING" and said.exc_info is None
+    assert "process 4242" in said.getMessage() and "send it again" not in said.getMessage()

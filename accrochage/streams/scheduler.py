@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+from accrochage.errors import StoreBusyError
 from accrochage.streams.flush import Flusher
 
 log = logging.getLogger("accrochage.scheduler")
@@ -58,6 +59,9 @@ class Scheduler:
                     await loop.run_in_executor(thread, job.run)
             except asyncio.CancelledError:
                 raise
+            except StoreBusyError as busy:  # another process writes the state: no fault here
+                said = busy.situation or str(busy)
+                log.warning("job %s waits: %s; it runs again at its next tick", job.name, said)
             except Exception:
                 log.exception("job %s failed; it runs again at its next tick", job.name)
             await asyncio.sleep(job.every() if callable(job.every) else job.every)

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 
-from accrochage.errors import StoreError
+from accrochage.errors import StoreBusyError, StoreError
 from accrochage.streams import metrics
 from accrochage.streams.ingest import Incoming, Ingestor, IngestResult, LogSource
 
@@ -123,13 +123,7 @@ class WriterService:
         items = [item for submission in group for item in submission.items]
         source = group[0].source
         try:
-            if source is None:
-                results = self._ingestor.ingest(items)
-                by_item = {id(item): result for item, result in zip(items, results, strict=True)}
-            else:
-                # Events below the stored offsets are skipped: they get no result.
-                stored = self._ingestor.ingest_from_log(source, items)
-                by_item = {id(item): result for item, result in stored}
+            by_item = self._stored_once_free(items, source)
         except BaseException as exc:  # the transaction rolled back
             if isinstance(exc, StoreError):
                 self.storage_error = exc
@@ -155,6 +149,31 @@ class WriterService:
             submission.done.set_result(
                 [by_item[id(item)] for item in submission.items if id(item) in by_item]
             )
+
+    def _stored_once_free(
+        self, items: list[Incoming], source: LogSource | None
+    ) -> dict[int, IngestResult]:
+        """Each item's result, by id; a log's group (Kafka) waits for the state as long as
+        another process holds it, stored once it lets go: its events are read from the log,
+        and storing the group later loses nothing, where failing ended the worker (a command
+        holding the state for a minute, `revalidate` say, stopped it). A stop ends the wait.
+        A request's group fails at once (`state_busy`: its client may send it again)."""
+        while True:
+            try:
+                if source is None:
+                    results = self._ingestor.ingest(items)
+                    return {id(item): result for item, result in zip(items, results, strict=True)}
+                # Events below the stored offsets are skipped: they get no result.
+                return {
+                    id(item): result
+                    for item, result in self._ingestor.ingest_from_log(source, items)
+                }
+            except StoreBusyError as busy:
+                if source is None or self._stopping:
+                    raise
+                self.storage_error = busy
+                said = busy.situation or "another process holds the state"
+                log.warning("%s; the worker waits: the group is stored once it lets go", said)
 
     def store_now(self, groups: Sequence[Sequence[Incoming]]) -> list[Future[list[IngestResult]]]:
         """Store `groups` in one transaction in the calling thread, as the writer thread

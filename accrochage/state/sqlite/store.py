@@ -27,7 +27,7 @@ from accrochage.state.sqlite.write_lock import (
     DEFAULT_WAIT_SECONDS,
     Holder,
     WriteLock,
-    busy_message,
+    busy_error,
     holder,
     locked_message,
     sqlite_holder,
@@ -178,7 +178,7 @@ class SqliteStore(Store):
         wait = self._write_lock.wait_seconds
         deadline = time.monotonic() + wait
         if not self._lock.acquire(timeout=wait):
-            raise StoreBusyError(busy_message(self.path, wait, Holder(os.getpid(), "")))
+            raise busy_error(self.path, wait, Holder(os.getpid(), ""))
         try:
             held = self._write_lock.acquire(max(0.0, deadline - time.monotonic()))
             try:

@@ -109,7 +109,7 @@ class WriteLock:
         attempt = self._attempt()
         if not attempt.wait(self.wait_seconds if seconds is None else seconds):
             waited = max(self.wait_seconds, seconds or 0.0)  # a write's part of it, or more
-            raise StoreBusyError(busy_message(self.state, waited, holder(self.path)))
+            raise busy_error(self.state, waited, holder(self.path))
         with self._guard:
             self._pending = None
         if attempt.error is not None:
@@ -234,22 +234,29 @@ def locked_message(state: Path, seconds: float, found: Holder) -> str:
     )
 
 
-def busy_message(state: Path, seconds: float, found: Holder | None) -> str:
-    """What the writer that gave up says: who holds the state and how to free it. The
+def busy_error(state: Path, seconds: float, found: Holder | None) -> StoreBusyError:
+    """What the writer that gave up says: who holds the state and how to free it, then that
+    nothing was stored (`situation`: the first part alone, for a writer that waits on). The
     holder's command line is not quoted (its file names may name people): its pid is."""
-    waited = f"another writer has held the state {state} for {seconds:g} s"
-    advice = (
-        "nothing of this operation was stored: send or run it again once that writer is done "
-        "(state.lock_wait sets how long to wait)"
+    situation = busy_situation(state, seconds, found)
+    error = StoreBusyError(
+        f"{situation}; nothing of this operation was stored: send or run it again once that "
+        "writer is done (state.lock_wait sets how long to wait)"
     )
+    error.situation = situation
+    return error
+
+
+def busy_situation(state: Path, seconds: float, found: Holder | None) -> str:
+    waited = f"another writer has held the state {state} for {seconds:g} s"
     if found is None:
-        return f"{waited}; {advice}"
+        return waited
     if found.pid == os.getpid():
-        return f"{waited}: this process (pid {found.pid}), another of its writers; {advice}"
+        return f"{waited}: this process (pid {found.pid}), another of its writers"
     who = f"process {found.pid} (`ps -o args= -p {found.pid}` shows it)"
     if found.stopped:
         return (
             f"{waited}: {who} is stopped (Ctrl-Z?); resume it (`fg` in its terminal, or "
-            f"`kill -CONT {found.pid}`) or end it; {advice}"
+            f"`kill -CONT {found.pid}`) or end it"
         )
-    return f"{waited}: {who}; let it finish, or end it if it hangs; {advice}"
+    return f"{waited}: {who}; let it finish, or end it if it hangs"
