@@ -390,12 +390,25 @@ async def test_the_http_routes(tmp_path: Path) -> None:
                 ),
                 (
                     '{"record_id": "PX-1", "received_on": "2026-11-20", "record_id": "PX-2"}',
-                    [f"record_id {GIVEN_TWICE}"],
+                    [GIVEN_TWICE],
+                ),
+                (  # beside the other errors; a nested object's keys are not the body's
+                    '{"record_id": 5, "received_on": "2026-11-20", "nte": 1, "nte": 2, '
+                    '"note": {"Jean Dupont": 1, "Jean Dupont": 2}}',
+                    [
+                        GIVEN_TWICE,
+                        "expected a string",
+                        "expected a string",
+                        "is not a field of a correction request (check its spelling)",
+                    ],
                 ),
             ):
                 status, error = await call("POST", "/correction-requests", bad_body)
                 assert (status, error["error"]["code"]) == (422, "invalid_body"), (bad_body, error)
                 assert [d["message"] for d in error["error"]["details"]] == said, error
+                assert "Dupont" not in json.dumps(error)
+            status, error = await call("POST", "/correction-requests", '[{"x": 1, "x": 2}]')
+            assert (status, error["error"]["code"]) == (400, "bad_body")
             status, error = await call("POST", path_of(opened), {"corrected": "yes"})
             assert [d["message"] for d in error["error"]["details"]] == ["expected true or false"]
             status, page = await call("GET", "/correction-requests?open=true&as_of=2027-02-21")

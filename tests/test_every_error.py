@@ -106,3 +106,12 @@ def test_the_warnings_come_with_them() -> None:
     decoded = decode(json.dumps(event), registry(), TODAY)
     assert [p.field for p in decoded.errors] == ["colour"]
     assert [p.field for p in decoded.warnings] == ["exam.start"]
+
+
+def test_a_malformed_code_does_not_blame_a_certifier_left_to_it() -> None:
+    """No certifier given, a code of the wrong shape: the code's error only, not "certifier
+    is required: no configured certifier delivers rs6604" (the code decides the certifier)."""
+    for code in ("rs6604", "RS 6604", ""):
+        event = delivered_event(record_id="E-7", certification={"type": "RS", "code": code})
+        event.pop("certifier", None)
+        assert fields(event) == ["certification.code"], code

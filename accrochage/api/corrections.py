@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import Executor
 from datetime import date
@@ -22,10 +23,10 @@ from accrochage.api import params
 from accrochage.api.bodies import TooLarge, read_body
 from accrochage.api.errors import ApiError
 from accrochage.api.schemas import CorrectionAnswerIn, CorrectionRequestIn
-from accrochage.errors import FieldError
+from accrochage.models.canonical import storable
 from accrochage.models.deadline import FIRST_DAY, LAST_DAY, paris_today
 from accrochage.models.field_errors import body_problems
-from accrochage.models.problems import GIVEN_TWICE, problems_as_dicts
+from accrochage.models.problems import GIVEN_TWICE, Problem, problems_as_dicts
 from accrochage.models.vocabulary import RequestSource
 from accrochage.streams.corrections import Corrections
 
@@ -37,20 +38,26 @@ SERVICE = web.AppKey("corrections", Corrections)
 EXECUTOR = web.AppKey("corrections_executor", Executor)
 
 
-class _GivenTwice(Exception):
-    def __init__(self, key: str) -> None:
-        self.key = key
+class _Object(dict[str, Any]):
+    """A parsed object, with the keys it was given more than once: JSON readers keep the last
+    of two, so a body saying two things would be read as one of them without a word."""
+
+    twice: tuple[str, ...] = ()
 
 
-def _once(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    """An object whose keys are each given once: JSON readers keep the last of two, so a
-    body saying two things would be read as one of them without a word."""
-    found: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in found:
-            raise _GivenTwice(key)
-        found[key] = value
+def _object(pairs: list[tuple[str, Any]]) -> _Object:
+    found = _Object(pairs)
+    if len(found) < len(pairs):
+        counts = Counter(key for key, _ in pairs)
+        found.twice = tuple(key for key, n in counts.items() if n > 1)
     return found
+
+
+def _twice(body: dict[str, Any]) -> list[Problem]:
+    """The body's own keys given twice (a nested object is no field of a body: its type is
+    the error), each named when it can be written back."""
+    twice = body.twice if isinstance(body, _Object) else ()
+    return [Problem(key if storable(key) == key else "body", GIVEN_TWICE) for key in twice]
 
 
 async def _body(request: web.Request, model: type[M], what: str) -> M:
@@ -61,20 +68,24 @@ async def _body(request: web.Request, model: type[M], what: str) -> M:
             413, "payload_too_large", f"a correction request body is at most {MAX_BODY}"
         ) from None
     try:
-        parsed = json.loads(raw, object_pairs_hook=_once)
-    except _GivenTwice as twice:
-        raise FieldError(twice.key, f"{twice.key} {GIVEN_TWICE}") from None
+        parsed = json.loads(raw, object_pairs_hook=_object)
     except (ValueError, UnicodeDecodeError, RecursionError):
         raise ApiError(400, "bad_body", "the body must be one JSON object") from None
     if not isinstance(parsed, dict):
         raise ApiError(400, "bad_body", "the body must be one JSON object")
+    problems = _twice(parsed)
     try:
-        return model.model_validate(parsed, strict=True)
+        validated = model.model_validate(parsed, strict=True)
     except ValidationError as exc:
-        fields = problems_as_dicts(body_problems(exc, what))
+        problems += body_problems(exc, what)
+    if problems:
         raise ApiError(
-            422, "invalid_body", "the body has field errors: see details", fields
-        ) from None
+            422,
+            "invalid_body",
+            "the body has field errors: see details",
+            problems_as_dicts(problems),
+        )
+    return validated
 
 
 def _day(value: str, name: str) -> date:

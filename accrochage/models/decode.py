@@ -259,7 +259,8 @@ def _validate_delivered(
     except ValidationError as exc:
         decoded.errors = problems_from(exc)
         decoded.delivered_on = _best_effort_date(payload.get("delivered_on"))
-        if decoded.code is not None and not any(p.field == "certifier" for p in decoded.errors):
+        failed = {top_field(p) for p in decoded.errors}
+        if decoded.code is not None and not {"certifier", "certification"} & failed:
             certifier, problems = registry.resolve(decoded.certifier, decoded.code)
             decoded.certifier = certifier.key if certifier else decoded.certifier
             decoded.errors.extend(problems)
