@@ -24,7 +24,12 @@ FRIENDLY = {
     "list_type": "expected a JSON array",
     "string_unicode": "is not valid Unicode text (a lone surrogate?); only printable XML 1.0 "
     "characters are allowed",
+    "string_type": "expected a string",
+    "bool_type": "expected true or false",
+    "int_type": "expected an integer",
+    "int_from_float": "expected an integer",
 }
+"""Pydantic's messages ("Input should be a valid string") in the words a sender reads."""
 
 
 def error_path(loc: tuple[int | str, ...]) -> str:
@@ -42,6 +47,8 @@ def _message(err: ErrorDetails) -> str:
         precise = forbidden_char_message(err["input"])
         if precise is not None:
             return precise
+    if err["type"] == "literal_error":
+        return f"expected {err.get('ctx', {}).get('expected', 'another value')}"
     return FRIENDLY.get(err["type"], err["msg"])
 
 
@@ -60,25 +67,15 @@ def problems_from(exc: ValidationError) -> list[Problem]:
     return problems
 
 
-_BODY_TYPES = {
-    "string_type": "expected a string",
-    "bool_type": "expected true or false",
-    "int_type": "expected an integer",
-}
-
-
 def body_problems(exc: ValidationError, what: str) -> list[Problem]:
     """A request body's field errors (a body that is not an event), in the events' words
     rather than pydantic's ("Input should be a valid string"); `what` names the body for a
     key it does not take ("a correction request")."""
     problems = []
     for err in exc.errors(include_url=False, include_input=False):
-        kind = err["type"]
-        if kind == "extra_forbidden":
+        if err["type"] == "extra_forbidden":
             message = f"is not a field of {what} (check its spelling)"
-        elif kind == "literal_error":
-            message = f"expected {err.get('ctx', {}).get('expected', 'another value')}"
         else:
-            message = _BODY_TYPES.get(kind) or FRIENDLY.get(kind, err["msg"])
+            message = _message(err)
         problems.append(Problem(error_path(err["loc"]) if err["loc"] else "body", message))
     return problems
