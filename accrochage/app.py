@@ -7,6 +7,7 @@ after construction.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from accrochage.errors import StoreBusyError
 from accrochage.models.deadline import Clock, SystemClock
 from accrochage.models.reference import Reference
 from accrochage.models.registry import Certifier, Emitter, Registry
@@ -40,6 +42,8 @@ from accrochage.streams.schema_choice import check_schema_choice, check_xsd_vers
 from accrochage.streams.writer import WriterService
 from accrochage.streams.writer_process import WriterParts
 
+log = logging.getLogger("accrochage")
+
 ONE_OFF_POOL_THRESHOLD = 2000
 """A one-off `flush` renders fewer passages than this in its own process (no pool start-up)."""
 ONE_OFF_DECODE_THRESHOLD = 500
@@ -61,6 +65,8 @@ class Core:
     reference: ReferenceHolder | None = None
     decoder: DecodePool | None = None
     """Decodes events in processes of their own (`ingest.decode_processes`), or None."""
+    relocated: str | None = None
+    """What was said of files recorded under another outbox at start, or None."""
 
     def close(self) -> None:
         if self.decoder is not None:
@@ -113,6 +119,28 @@ def build_sink(settings: Settings, store: Store, *, one_off: bool = False) -> Xm
     )
 
 
+def relocate_files(store: Store, outbox: Path) -> str | None:
+    """Files recorded under another outbox are recorded under `paths.outbox` (`Store.
+    relocate_files`): what to tell the operator, or None. A state another process writes
+    meanwhile is left as it is until the next command (a read needs no write)."""
+    try:
+        moved = store.relocate_files(outbox)
+    except StoreBusyError:
+        said = (
+            "the state's files are recorded under another outbox than paths.outbox "
+            f"({outbox}); the next command records them there (another process writes now)"
+        )
+    else:
+        if not moved:
+            return None
+        said = (
+            f"{moved} file(s) were recorded under another outbox (the state and its outbox were "
+            f"moved or copied): they are now recorded under paths.outbox ({outbox}); "
+            "`accrochage verify` checks they are there"
+        )
+    return said
+
+
 def build_core(
     settings: Settings,
     clock: Clock | None = None,
@@ -132,6 +160,9 @@ def build_core(
     try:
         check_schema_choice(settings, store)
         check_xsd_version(settings)
+        relocated = relocate_files(store, settings.paths.outbox)
+        if relocated is not None and service:  # a command says it on its own stderr
+            log.warning("%s", relocated)
         sink = build_sink(settings, store, one_off=one_off)
     except BaseException:
         store.close()
@@ -159,6 +190,7 @@ def build_core(
         feedback=Feedback(store, clock, sink, decoder, settings.paths.state.parent / "reports"),
         operations=Operations(store, clock, sink, decoder),
         corrections=corrections_for(settings, store, clock),
+        relocated=relocated,
     )
 
 

@@ -24,6 +24,8 @@ def core_from(
             "paths.state and --config; `ingest`, `flush` and `run` create it"
         )
     core = build_core(settings, one_off=one_off)
+    if core.relocated is not None:
+        click.echo(f"note: {core.relocated}", err=True)
     try:
         yield core
     finally:

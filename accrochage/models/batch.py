@@ -97,3 +97,17 @@ class ReleasedFile:
     passages: int
     size: int
     sha256: str
+
+
+def relocated(path: Path, certifier: str, outbox: Path) -> Path | None:
+    """Where a file recorded at `path` is under `outbox`, when `path` is under another one
+    (the state and its outbox were moved or restored elsewhere, or the state copied): the
+    same certifier folder, subfolder and name under `outbox`. None when it is under `outbox`
+    already, or when `path` does not end in the outbox's layout
+    (`<certifier>/[deposited|done|superseded/]<name>`)."""
+    if path.parts[: len(outbox.parts)] == outbox.parts:
+        return None
+    for depth in (2, 3):
+        if len(path.parts) > depth and path.parts[-depth] == certifier:
+            return outbox.joinpath(*path.parts[-depth:])
+    return None

@@ -26,6 +26,7 @@ from accrochage.models.batch import (
     PendingStats,
     ReleasedFile,
     Suppressible,
+    relocated,
 )
 from accrochage.models.corrections import CorrectionRequest, RequestClosure
 from accrochage.models.record import Change, HistoryEntry, Record
@@ -138,6 +139,11 @@ class Transaction(PendingReads):
 
     @abstractmethod
     def batch(self, batch_id: str) -> BatchInfo | None: ...
+
+    @abstractmethod
+    def record_file_path(self, batch_id: str, recorded: Path, now: Path) -> None:
+        """The batch's file is at `now`, where it was recorded at `recorded` (unchanged if
+        it was recorded elsewhere meanwhile)."""
 
     @abstractmethod
     def batch_deposited(self, batch_id: str, at: datetime, file: Path | None = None) -> None:
@@ -295,6 +301,10 @@ class Reader(PendingReads):
         """The certifier of each stored record among these ids."""
 
     @abstractmethod
+    def file_paths(self) -> list[tuple[str, str, Path]]:
+        """(batch id, certifier key, recorded path) of every batch with a file."""
+
+    @abstractmethod
     def observe(self, as_of: date, margin_days: int, unreported_before: datetime) -> Observation:
         """The watched numbers (grouped counts over indexes; no per-record work)."""
 
@@ -366,6 +376,24 @@ class Store(ABC):
     def offsets(self, source: str) -> dict[int, int]:
         with self.reading() as reader:
             return reader.offsets(source)
+
+    def relocate_files(self, outbox: Path) -> int:
+        """Record under `outbox` the files recorded under another outbox (the state and its
+        outbox moved or restored elsewhere, or the state copied): the batches' files are
+        where the configuration says the outbox is. Before, a moved state went on reading,
+        moving and rewriting files in the old folder, and a copy moved files in and out of
+        the original's outbox. How many were recorded anew; nothing is written when none."""
+        with self.reading() as reader:
+            moves = [
+                (batch_id, recorded, now)
+                for batch_id, certifier, recorded in reader.file_paths()
+                if (now := relocated(recorded, certifier, outbox)) is not None
+            ]
+        if moves:
+            with self.transaction() as tx:
+                for batch_id, recorded, now in moves:
+                    tx.record_file_path(batch_id, recorded, now)
+        return len(moves)
 
     def write_holder(self) -> WriteHolder | None:
         """The writer holding the state now, of this process or another; None when it is

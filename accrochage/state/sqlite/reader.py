@@ -132,6 +132,14 @@ class SqliteReader(PendingStatements, Reader):
         for payload, event_id, code, passage, schema in rows:
             yield StoredContent(payload, event_id, code, prepared_passage(passage, schema))
 
+    def file_paths(self) -> list[tuple[str, str, Path]]:
+        return [
+            (row[0], row[1], Path(row[2]))
+            for row in self._conn.execute(
+                "SELECT batch_id, certifier, file_path FROM batches WHERE file_path IS NOT NULL"
+            )
+        ]
+
     def record_certifiers(self, record_ids: Sequence[str]) -> dict[str, str | None]:
         found: dict[str, str | None] = {}
         for chunk in in_chunks(record_ids):

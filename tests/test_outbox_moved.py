@@ -1,0 +1,91 @@
+"""A state and its outbox moved, restored or copied elsewhere work on the configured outbox.
+
+The state records each batch file's path. Moved with its outbox to another folder, a state
+went on reading, moving and rewriting files in the old folder (recreating it), and a copy of a
+state moved files in and out of the original's outbox: a reported file came back to the
+original's top folder, where files wait to be uploaded. Files recorded under another outbox
+are now recorded under `paths.outbox`, said once, and nothing outside it is touched.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.test_cli_tracker import recent, run, write_jsonl
+from tests.test_tracker import write_config
+
+
+def files_under(folder: Path) -> dict[str, bytes]:
+    return {
+        str(path.relative_to(folder)): path.read_bytes() for path in sorted(folder.rglob("*.xml"))
+    }
+
+
+def batches(config: Path) -> list[dict[str, object]]:
+    rows = json.loads(run(config, "batches", "--format", "json").stdout)
+    assert isinstance(rows, list)
+    return rows
+
+
+@pytest.fixture()
+def original(tmp_path: Path) -> Path:
+    """A state with three files: one written, one deposited, one written for pix's other code."""
+    (tmp_path / "first").mkdir()
+    config = write_config(tmp_path / "first")
+    events = [recent(f"MV-{i}") for i in range(3)] + [
+        recent(f"MS-{i}", certifier="school") for i in range(2)
+    ]
+    run(config, "ingest", str(write_jsonl(tmp_path / "events.jsonl", events)))
+    run(config, "flush", "--force")
+    deposited = next(b for b in batches(config) if b["certifier"] == "school")
+    run(config, "deposited", str(deposited["batch_id"]))
+    return config
+
+
+def test_a_moved_state_and_outbox_work_where_the_configuration_says(
+    original: Path, tmp_path: Path
+) -> None:
+    old = original.parent
+    moved = tmp_path / "moved"
+    shutil.copytree(old, moved)
+    shutil.rmtree(old)
+    config = write_config(moved)  # the same configuration, with paths under the new folder
+    outbox = moved / "var" / "outbox"
+    before = files_under(outbox)
+
+    said = run(config, "batches", "--format", "json")
+    assert "recorded under paths.outbox" in said.stderr
+    rows = json.loads(said.stdout)
+    assert all(str(row["file"]).startswith(str(outbox)) for row in rows), rows
+    assert "recorded under" not in run(config, "summary").stderr, "said once"
+
+    assert "0 missing or altered" in run(config, "verify").stdout
+    run(config, "flush", "--force")
+    written = next(b for b in rows if b["state"] == "written")
+    run(config, "deposited", str(written["batch_id"]))
+    assert not old.exists(), "the old folder was recreated"
+    after = files_under(outbox)
+    assert sorted(after.values()) == sorted(before.values()), "the same files, moved inside"
+
+
+def test_a_copy_of_a_state_never_touches_the_originals_outbox(
+    original: Path, tmp_path: Path
+) -> None:
+    copy = tmp_path / "copy"
+    shutil.copytree(original.parent, copy)
+    config = write_config(copy)
+    originals = original.parent / "var" / "outbox"
+    before = files_under(originals)
+    for row in batches(config):
+        if row["state"] == "written":
+            run(config, "deposited", str(row["batch_id"]))
+    run(config, "flush", "--force")
+    run(config, "verify", "--repair")
+    assert files_under(originals) == before
+    assert "0 missing or altered" in run(original, "verify").stdout
+    copied = files_under(copy / "var" / "outbox")
+    assert all("/deposited/" in name for name in copied), copied
