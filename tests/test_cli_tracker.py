@@ -437,6 +437,9 @@ def test_deposited_import_report_and_retry(config: Path, tmp_path: Path, shared_
     out = run(config, "flush", "--force").stdout
     assert out.startswith("cut ") and "wrote " in out
     assert ids_in_files(outbox(config)) == {"G-OK": 1, "G-KO": 2, "G-SILENT": 2}
+    # Its CDC message is the last report's: the table does not let it read as the new file's.
+    (line,) = [row for row in run(config, "outstanding").stdout.splitlines() if "G-KO" in row]
+    assert "sent again after CDC identity_not_found" in line, line
 
 
 def test_import_of_a_whole_file_rejection(config: Path, tmp_path: Path, shared_dir: Path) -> None:

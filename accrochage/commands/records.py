@@ -53,6 +53,8 @@ BATCH_COLUMNS = (
     "file",
 )
 
+SENT_AGAIN = frozenset({RecordStatus.PENDING, RecordStatus.BATCHED, RecordStatus.DEPOSITED})
+"""Statuses in which a CDC message is that of an earlier file's report (a retried record)."""
 FLAGS = ("correction_pending", "revocation_pending", "suppression_rejected", "identity_procedure")
 """The record's flags a person reads in a table (CONTRACT §8, §9)."""
 
@@ -65,6 +67,8 @@ def record_cell(row: Row, column: str) -> str:
         return first_problem(row["errors"])
     if row.get("cdc_message"):
         said = "SUPPRESSION refused" if row.get("suppression_rejected") else "CDC"
+        if row.get("status") in SENT_AGAIN:  # the message is the last report's, not its file's
+            said = "sent again after CDC"
         return shorten(f"{said} {row.get('cdc_reason') or ''}: {row['cdc_message']}", 70)
     flags = [f for f in FLAGS if row.get(f)]
     request = row.get("correction_request")
