@@ -18,9 +18,13 @@ from typing import Any
 
 import pytest
 
+from accrochage.app import build_core
 from accrochage.commands.tracker import CHUNK
 from accrochage.models.decode import decode
 from accrochage.models.registry import Registry
+from accrochage.settings import load_settings
+from accrochage.streams.flush import Flusher
+from accrochage.streams.flush_report import FlushReport
 from accrochage.streams.ingest import Ingestor
 from tests.factories import EMITTER
 from tests.test_cli_tracker import (
@@ -533,3 +537,49 @@ def test_ctrl_c_right_after_a_commit_still_counts_that_group(
     assert "3 events read (created 3)" in result.stdout, result.stdout
     assert "interrupted (Ctrl-C); every event counted above is stored" in result.stdout
     assert len(stored_names(config)) == 3
+
+
+def test_ctrl_c_during_flush_says_what_was_written_and_the_next_flush_writes_the_rest(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C printed `Aborted!` (exit 1), and `doctor` said nothing of the batches left cut
+    and not written. Interrupted right after its first file is recorded, whatever the
+    machine's speed."""
+    config = write_config(tmp_path, batching={"max_records": 2})
+    run(
+        config,
+        "ingest",
+        str(write_jsonl(tmp_path / "f.jsonl", [recent(f"FC-{n}") for n in range(5)])),
+    )
+    real = Flusher._record
+
+    def then_interrupted(self: Flusher, *args: Any) -> None:
+        real(self, *args)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    monkeypatch.setattr(Flusher, "_record", then_interrupted)
+    result = run(config, "flush", "--force", code=130)
+    assert result.stdout.count("wrote ") == 1, result.stdout
+    assert "interrupted (Ctrl-C): every file printed above is written and recorded" in result.stdout
+    monkeypatch.setattr(Flusher, "_record", real)
+    assert run(config, "flush").stdout.count("wrote ") == 2
+
+
+def test_doctor_names_batches_cut_and_not_written(tmp_path: Path) -> None:
+    """What a flush interrupted while its render processes wrote ahead leaves behind."""
+    config = write_config(tmp_path, batching={"max_records": 2})
+    run(
+        config,
+        "ingest",
+        str(write_jsonl(tmp_path / "d.jsonl", [recent(f"DC-{n}") for n in range(5)])),
+    )
+    core = build_core(load_settings(config))
+    try:
+        core.flusher.cut(FlushReport(), force=True)
+    finally:
+        core.close()
+    doctor = run(config, "doctor", code=None)
+    assert "3 batch(es) cut and not written yet" in doctor.stdout, doctor.stdout
+    assert doctor.exit_code != 0, "an operator's finding"
+    assert run(config, "flush").stdout.count("wrote ") == 3
+    assert "cut and not written" not in run(config, "doctor", code=None).stdout

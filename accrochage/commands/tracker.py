@@ -246,7 +246,7 @@ def flush(ctx: click.Context, force: bool) -> None:
     to deposit is written again, byte for byte.
     """
     report = FlushReport(on_file=_print_file, on_cut=_print_cut)
-    fault: Exception | None = None
+    fault: BaseException | None = None
     with core_from(ctx, one_off=True) as core:
         try:
             plan = core.flusher.plan(report, force=force)
@@ -258,12 +258,19 @@ def flush(ctx: click.Context, force: bool) -> None:
                 )
             core.flusher.write_planned(plan, report)
             core.flusher.rewrite_missing(report)
-        except (StoreError, OSError) as exc:
+        except (StoreError, OSError, KeyboardInterrupt) as exc:
             fault = exc  # `report.cut` holds only the batches whose transaction committed
     for note in report.notes:
         click.echo(f"note: {note}")
     if fault is None and not (report.cut or report.written or report.failed):
         click.echo("nothing due")
+    if isinstance(fault, KeyboardInterrupt):
+        click.echo(
+            "interrupted (Ctrl-C): every file printed above is written and recorded; a batch "
+            "cut and not written yet is written by the next `accrochage flush`, with the same "
+            "name and bytes"
+        )
+        sys.exit(130)
     if fault is not None:
         click.echo(f"error: flush stopped: {_reason(fault)}", err=True)
         sys.exit(1)

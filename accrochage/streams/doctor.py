@@ -334,10 +334,18 @@ def files_finding(observation: Observation) -> Finding:
         if state in (BatchState.WRITTEN, BatchState.DEPOSITED)
     )
     late = sum(observation.unreported.values())
-    return Finding(
-        "files",
-        Level.OK,
+    unwritten = sum(n for (_, state), n in observation.batches.items() if state == BatchState.CUT)
+    said = (
         f"{observation.to_deposit} file(s) to deposit on the CDC portal; {waiting} file(s) "
         f"written or deposited without a CDC report ({late} of them for longer than "
-        "alerts.unreported_after)",
+        "alerts.unreported_after)"
     )
+    if unwritten:
+        return Finding(
+            "files",
+            Level.WARNING,
+            f"{unwritten} batch(es) cut and not written yet (a flush interrupted, or under way "
+            f"in another process): `accrochage flush` writes them; {said}",
+            action=True,
+        )
+    return Finding("files", Level.OK, said)
