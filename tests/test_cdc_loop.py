@@ -18,6 +18,7 @@ import pytest
 from lxml import etree
 
 from accrochage.app import Core, build_core
+from accrochage.commands.tracker import echo_rejections
 from accrochage.models.deadline import FixedClock
 from accrochage.settings import load_settings
 from accrochage.sinks.profiles import profile_for
@@ -467,15 +468,22 @@ def test_existe_deja_for_the_same_content_is_an_acceptance(core: Core, shared_di
 # --- rejections --------------------------------------------------------------------------------
 
 
-def test_a_rejection_makes_the_stored_correction_the_content(core: Core, shared_dir: Path) -> None:
+def test_a_rejection_makes_the_stored_correction_the_content(
+    core: Core, shared_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     first = event("RJ-1", score="100")
     batch = deposited(core, first)
     fixed = replay(first)
     fixed["score"] = "300"
     ingest(core, fixed)
-    answer(core, shared_dir, batch, ko={"RJ-1": NO_HOLDER})
+    summary = answer(core, shared_dir, batch, ko={"RJ-1": NO_HOLDER})
     detail = record(core, "RJ-1")
     assert (detail["status"], detail["version"]) == ("pending", 2)
+    # import-report says so, rather than 'send the corrected event' (it was sent).
+    echo_rejections(summary.rejections, batch)
+    said = capsys.readouterr().out
+    assert "RJ-1: " in said and "its stored correction is pending" in said
+    assert f"retry --batch {batch}" in said and "REF" not in said
     assert detail["correction_pending"] is False
     _, path = only_written(flush(core))
     assert passages(path)["RJ-1"].findtext("cpf:scoring", namespaces=NS) == "300"

@@ -614,3 +614,18 @@ def test_a_report_naming_a_record_of_another_batch_names_it(
         for r in json.loads(run(config, "records", "--format", "json").stdout)
     }
     assert statuses == {"EW-1": "accepted", "EW-2": "batched"}
+
+
+def test_generate_numbers_record_ids_from_first(config: Path) -> None:
+    """Another seed alone gives the same ids (corrections); --first gives new ones."""
+
+    def ids(*args: str) -> set[str]:
+        out = run(config, "generate", "-n", "20", *args).stdout
+        return {json.loads(line)["record_id"] for line in out.splitlines()}
+
+    def numbers(found: set[str]) -> set[str]:
+        return {record_id.rsplit("-", 1)[1] for record_id in found}
+
+    assert numbers(ids("--seed", "1")) == numbers(ids("--seed", "2"))
+    assert ids().isdisjoint(ids("--first", "20"))
+    assert len(ids("--first", "20")) == 20

@@ -85,7 +85,7 @@ class IngestTally:
         detail = ", ".join(f"{k} {v}" for k, v in sorted(self.outcomes.items()))
         out = [
             *self.files,
-            f"{self.read} events read ({detail})",
+            f"{self.read} events read" + (f" ({detail})" if detail else ""),
             f"  accepted: {self.read - failed} (with warnings: {self.warned})",
             f"  invalid:  {self.invalid} (kept as invalid records, outstanding until fixed)",
         ]
@@ -100,8 +100,8 @@ class IngestTally:
             hidden = failed - len(self.problems)
             if hidden > 0:
                 out.append(
-                    f"  ... and {hidden} more: accrochage records --status invalid "
-                    "(unusable events: GET /unusable)"
+                    f"  ... and {hidden} more: accrochage records --status invalid, "
+                    "accrochage unusable"
                 )
         return out
 
@@ -350,7 +350,8 @@ def summary_text(result: dict[str, Any]) -> str:
     lines += [f"warning: {warning}" for warning in result.get("refdata_warnings", [])]
     if result["unusable_events"]:
         lines.append(
-            f"unusable events: {result['unusable_events']} (no usable record_id; GET /unusable)"
+            f"unusable events: {result['unusable_events']} (no usable record, or applied to "
+            "none: accrochage unusable)"
         )
     return "\n".join(lines)
 
@@ -405,7 +406,7 @@ def import_report(ctx: click.Context, files: tuple[Path, ...]) -> None:
             if withdrawal:
                 echo_refused_suppressions(result.rejections)
             else:
-                echo_rejections(result.rejections)
+                echo_rejections(result.rejections, result.batch_id)
             if result.requests_closed:
                 click.echo(
                     f"  correction requests closed, corrected data accepted "
@@ -420,15 +421,19 @@ def import_report(ctx: click.Context, files: tuple[Path, ...]) -> None:
 SHOWN_PER_REASON = 20
 
 
-def echo_rejections(rejections: list[dict[str, str | None]]) -> None:
+def echo_rejections(rejections: list[dict[str, str | None]], batch_id: str | None) -> None:
     """The rejected ids with the CDC's messages, grouped by class, and what to do next."""
+    batch = batch_id or "REF"
     groups: dict[str, list[dict[str, str | None]]] = {}
     for rejection in rejections:
         groups.setdefault(rejection["cdc_reason"] or CdcReason.OTHER.value, []).append(rejection)
     for reason, items in sorted(groups.items()):
-        click.echo(f"  rejected, {reason} ({len(items)}): {ADVICE[CdcReason(reason)]}")
+        advice = ADVICE[CdcReason(reason)].replace("--batch REF", f"--batch {batch}")
+        click.echo(f"  rejected, {reason} ({len(items)}): {advice}")
         for item in items[:SHOWN_PER_REASON]:
-            click.echo(f"    {item['record_id']}: {item['message']}")
+            taken_over = item.get("status") == RecordStatus.PENDING  # its stored correction
+            after = " (its stored correction is pending: it goes in the next file)"
+            click.echo(f"    {item['record_id']}: {item['message']}{after if taken_over else ''}")
         if len(items) > SHOWN_PER_REASON:
             click.echo(
                 f"    ... and {len(items) - SHOWN_PER_REASON} more: "
@@ -436,8 +441,8 @@ def echo_rejections(rejections: list[dict[str, str | None]]) -> None:
             )
     if groups:
         click.echo(
-            "  next: fix the data and send corrected events, or `accrochage retry --batch REF` "
-            "when the cause was on the CDC's side"
+            "  next: fix the data and send corrected events, or `accrochage retry --batch "
+            f"{batch}` when the cause was on the CDC's side"
         )
 
 
@@ -447,9 +452,11 @@ def echo_refused_suppressions(rejections: list[dict[str, str | None]]) -> None:
     if len(rejections) > SHOWN_PER_REASON:
         click.echo(f"    ... and {len(rejections) - SHOWN_PER_REASON} more")
     if rejections:
+        ids = " ".join(str(item["record_id"]) for item in rejections[:3])
+        more = " ..." if len(rejections) > 3 else ""
         click.echo(
             "  next: the CDC still holds these passages; once the cause is fixed, "
-            "`accrochage retry ID...` (or --all-rejected) cuts their SUPPRESSION again"
+            f"`accrochage retry {ids}{more}` (or --all-rejected) cuts their SUPPRESSION again"
         )
 
 

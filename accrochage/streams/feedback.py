@@ -256,7 +256,12 @@ def _reject_file(
 
 def _rejection(record: Record) -> dict[str, str | None]:
     reason = record.cdc_reason.value if record.cdc_reason is not None else None
-    return {"record_id": record.record_id, "message": record.cdc_message, "cdc_reason": reason}
+    return {
+        "record_id": record.record_id,
+        "message": record.cdc_message,
+        "cdc_reason": reason,
+        "status": record.status.value,
+    }
 
 
 def keep_copy(folder: Path, data: bytes, name: str) -> Path:
