@@ -16,7 +16,6 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from accrochage.errors import StoreBusyError
 from accrochage.models.deadline import Clock, SystemClock
 from accrochage.models.reference import Reference
 from accrochage.models.registry import Certifier, Emitter, Registry
@@ -120,25 +119,18 @@ def build_sink(settings: Settings, store: Store, *, one_off: bool = False) -> Xm
 
 
 def relocate_files(store: Store, outbox: Path) -> str | None:
-    """Files recorded under another outbox are recorded under `paths.outbox` (`Store.
-    relocate_files`): what to tell the operator, or None. A state another process writes
-    meanwhile is left as it is until the next command (a read needs no write)."""
-    try:
-        moved = store.relocate_files(outbox)
-    except StoreBusyError:
-        said = (
-            "the state's files are recorded under another outbox than paths.outbox "
-            f"({outbox}); the next command records them there (another process writes now)"
-        )
-    else:
-        if not moved:
-            return None
-        said = (
-            f"{moved} file(s) were recorded under another outbox (the state and its outbox were "
-            f"moved or copied): they are now recorded under paths.outbox ({outbox}); "
-            "`accrochage verify` checks they are there"
-        )
-    return said
+    """Files recorded under another outbox are recorded under `paths.outbox`, as absolute
+    as the sink records them (`Store.relocate_files`): what to tell the operator, or None.
+    A state another process writes meanwhile stops the command (`state_busy`): going on
+    with the old paths would move files of another outbox."""
+    moved = store.relocate_files(outbox.absolute())
+    if not moved:
+        return None
+    return (
+        f"{moved} file(s) were recorded under another outbox (the state and its outbox were "
+        f"moved or copied, or paths.outbox changed): they are now recorded under "
+        f"paths.outbox ({outbox.absolute()}); `accrochage verify` checks they are there"
+    )
 
 
 def build_core(

@@ -579,7 +579,7 @@ def test_doctor_names_batches_cut_and_not_written(tmp_path: Path) -> None:
     finally:
         core.close()
     doctor = run(config, "doctor", code=None)
-    assert "3 batch(es) cut and not written yet" in doctor.stdout, doctor.stdout
+    assert "3 batch(es) cut and not recorded as written" in doctor.stdout, doctor.stdout
     assert doctor.exit_code != 0, "an operator's finding"
     assert run(config, "flush").stdout.count("wrote ") == 3
-    assert "cut and not written" not in run(config, "doctor", code=None).stdout
+    assert "cut and not recorded" not in run(config, "doctor", code=None).stdout

@@ -15,8 +15,11 @@ from pathlib import Path
 
 import pytest
 
+from accrochage.models.batch import relocated
+from accrochage.models.vocabulary import BatchState
 from tests.test_cli_tracker import recent, run, write_jsonl
 from tests.test_tracker import write_config
+from tests.test_write_lock import held
 
 
 def files_under(folder: Path) -> dict[str, bytes]:
@@ -89,3 +92,61 @@ def test_a_copy_of_a_state_never_touches_the_originals_outbox(
     assert "0 missing or altered" in run(original, "verify").stdout
     copied = files_under(copy / "var" / "outbox")
     assert all("/deposited/" in name for name in copied), copied
+
+
+@pytest.mark.parametrize(
+    ("recorded", "state", "expected"),
+    [
+        ("/old/outbox/pix/f.xml", BatchState.WRITTEN, "/new/outbox/pix/f.xml"),
+        ("/old/outbox/pix/done/f.xml", BatchState.REPORTED, "/new/outbox/pix/done/f.xml"),
+        # certifiers named like the subfolders: the batch's state says which folder it is
+        ("/old/outbox/done/f.xml", BatchState.WRITTEN, "/new/outbox/done/f.xml"),
+        ("/old/outbox/done/done/f.xml", BatchState.REPORTED, "/new/outbox/done/done/f.xml"),
+        (
+            "/old/outbox/deposited/deposited/f.xml",
+            BatchState.DEPOSITED,
+            "/new/outbox/deposited/deposited/f.xml",
+        ),
+        ("/new/outbox/pix/f.xml", BatchState.WRITTEN, None),
+    ],
+)
+def test_a_file_is_relocated_to_its_batch_states_folder(
+    recorded: str, state: BatchState, expected: str | None
+) -> None:
+    certifier = Path(recorded).parts[3]
+    found = relocated(Path(recorded), certifier, state, Path("/new/outbox"))
+    assert found == (Path(expected) if expected else None)
+
+
+def test_a_relative_outbox_is_never_taken_for_another(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The example configuration's `var/outbox`: the sink records absolute paths, so a
+    relative outbox compared as written called every file 'under another outbox' after each
+    flush, and recorded them relative to wherever the command ran."""
+    monkeypatch.chdir(tmp_path)
+    config = write_config(tmp_path, paths={"state": "var/state.db", "outbox": "var/outbox"})
+    run(config, "ingest", str(write_jsonl(tmp_path / "r.jsonl", [recent("RL-1")])))
+    run(config, "flush", "--force")
+    for command in ("batches", "summary", "verify"):
+        assert "recorded under" not in run(config, command).stderr, command
+    (row,) = batches(config)
+    assert Path(str(row["file"])).is_absolute()
+
+
+def test_a_copy_whose_state_is_busy_at_start_stops_instead_of_using_old_paths(
+    original: Path, tmp_path: Path
+) -> None:
+    """Going on with the recorded paths would move a file of the original's outbox."""
+    copy = tmp_path / "copy"
+    shutil.copytree(original.parent, copy)
+    config = write_config(copy, state={"lock_wait": "1s"})
+    originals = original.parent / "var" / "outbox"
+    before = files_under(originals)
+    written = next(b for b in batches(original) if b["state"] == "written")
+    with held(copy / "var" / "state.db"):
+        refused = run(config, "deposited", str(written["batch_id"]), code=None)
+    assert refused.exit_code != 0 and "another writer has held the state" in refused.stderr
+    assert files_under(originals) == before
+    assert "recorded under paths.outbox" in run(config, "batches").stderr, "the next one does"
+    assert files_under(originals) == before

@@ -531,12 +531,17 @@ def test_a_stop_ends_a_log_groups_wait_with_nothing_stored(store: SqliteStore) -
     with held(store.path):
         waiting = service.submit(log_group(3), LogSource("topic"))
         until(lambda: isinstance(service.storage_error, StoreBusyError))
+        # Queued behind it from another source: taken aside for the next group, the stop
+        # after it was once lost, and the stop waited for ever.
+        other = service.submit(log_group(2), LogSource("other"))
         stopping = threading.Thread(target=service.stop, args=(BOUND,))
         stopping.start()
         stopping.join(BOUND)
         assert not stopping.is_alive(), "the stop waited for the holder"
         with pytest.raises(StoreBusyError):
             waiting.result(0)
+        with pytest.raises(StoreBusyError):
+            other.result(0)
     assert stored_records(store) == 0
 
 

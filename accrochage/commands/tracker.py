@@ -266,9 +266,10 @@ def flush(ctx: click.Context, force: bool) -> None:
         click.echo("nothing due")
     if isinstance(fault, KeyboardInterrupt):
         click.echo(
-            "interrupted (Ctrl-C): every file printed above is written and recorded; a batch "
-            "cut and not written yet is written by the next `accrochage flush`, with the same "
-            "name and bytes"
+            "interrupted (Ctrl-C): every file printed above is written and recorded. Others may "
+            "be in the outbox without being recorded yet: run `accrochage flush` before "
+            "depositing any other file; it records or writes every batch cut, with the same "
+            "names and bytes"
         )
         sys.exit(130)
     if fault is not None:

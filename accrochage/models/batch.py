@@ -99,15 +99,19 @@ class ReleasedFile:
     sha256: str
 
 
-def relocated(path: Path, certifier: str, outbox: Path) -> Path | None:
-    """Where a file recorded at `path` is under `outbox`, when `path` is under another one
-    (the state and its outbox were moved or restored elsewhere, or the state copied): the
-    same certifier folder, subfolder and name under `outbox`. None when it is under `outbox`
-    already, or when `path` does not end in the outbox's layout
-    (`<certifier>/[deposited|done|superseded/]<name>`)."""
+OUTBOX_FOLDERS = {
+    BatchState.DEPOSITED: "deposited",
+    BatchState.REPORTED: "done",
+    BatchState.SUPERSEDED: "superseded",
+}
+"""CONTRACT §7: a certifier's top folder holds only its files still to upload; these beside."""
+
+
+def relocated(path: Path, certifier: str, state: BatchState, outbox: Path) -> Path | None:
+    """Where a file recorded at `path` belongs under `outbox` (absolute), when `path` is not
+    under it (the state and its outbox were moved or restored elsewhere, or the state
+    copied): its certifier's folder for the batch's `state`, its own name. None when it is
+    under `outbox` already."""
     if path.parts[: len(outbox.parts)] == outbox.parts:
         return None
-    for depth in (2, 3):
-        if len(path.parts) > depth and path.parts[-depth] == certifier:
-            return outbox.joinpath(*path.parts[-depth:])
-    return None
+    return outbox / certifier / OUTBOX_FOLDERS.get(state, "") / path.name

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from accrochage import heap
 from accrochage.lifeline import exit_with, ignore_interrupt
-from accrochage.models.batch import FrozenBatch, ReleasedFile
+from accrochage.models.batch import OUTBOX_FOLDERS, FrozenBatch, ReleasedFile
 from accrochage.models.event import event_from_content
 from accrochage.models.vocabulary import BatchState, SchemaVersion
 from accrochage.pool import HelperDied, HelperPool
@@ -31,12 +31,7 @@ from accrochage.sinks.render import FluxHeader, FluxPassage, certification_head,
 from accrochage.state.base import StoredContent, StoreLocation
 
 LONGEST_CODE = "RNCP" + "9" * 20
-FOLDERS = {
-    BatchState.DEPOSITED: "deposited",
-    BatchState.REPORTED: "done",
-    BatchState.SUPERSEDED: "superseded",
-}
-"""CONTRACT §7: the top folder holds only the files still to upload; the others beside it."""
+FOLDERS = OUTBOX_FOLDERS
 PLACES = ("", *FOLDERS.values())
 CODE_BLOCK_SLACK = 64
 

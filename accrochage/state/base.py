@@ -141,9 +141,9 @@ class Transaction(PendingReads):
     def batch(self, batch_id: str) -> BatchInfo | None: ...
 
     @abstractmethod
-    def record_file_path(self, batch_id: str, recorded: Path, now: Path) -> None:
-        """The batch's file is at `now`, where it was recorded at `recorded` (unchanged if
-        it was recorded elsewhere meanwhile)."""
+    def record_file_path(self, batch_id: str, recorded: Path, now: Path) -> bool:
+        """The batch's file is at `now`, where it was recorded at `recorded`; False (nothing
+        changed) when it was recorded elsewhere meanwhile."""
 
     @abstractmethod
     def batch_deposited(self, batch_id: str, at: datetime, file: Path | None = None) -> None:
@@ -301,8 +301,8 @@ class Reader(PendingReads):
         """The certifier of each stored record among these ids."""
 
     @abstractmethod
-    def file_paths(self) -> list[tuple[str, str, Path]]:
-        """(batch id, certifier key, recorded path) of every batch with a file."""
+    def file_paths(self) -> list[tuple[str, str, BatchState, Path]]:
+        """(batch id, certifier key, state, recorded path) of every batch with a file."""
 
     @abstractmethod
     def observe(self, as_of: date, margin_days: int, unreported_before: datetime) -> Observation:
@@ -386,14 +386,13 @@ class Store(ABC):
         with self.reading() as reader:
             moves = [
                 (batch_id, recorded, now)
-                for batch_id, certifier, recorded in reader.file_paths()
-                if (now := relocated(recorded, certifier, outbox)) is not None
+                for batch_id, certifier, state, recorded in reader.file_paths()
+                if (now := relocated(recorded, certifier, state, outbox)) is not None
             ]
-        if moves:
-            with self.transaction() as tx:
-                for batch_id, recorded, now in moves:
-                    tx.record_file_path(batch_id, recorded, now)
-        return len(moves)
+        if not moves:
+            return 0
+        with self.transaction() as tx:
+            return sum(tx.record_file_path(batch_id, old, new) for batch_id, old, new in moves)
 
     def write_holder(self) -> WriteHolder | None:
         """The writer holding the state now, of this process or another; None when it is

@@ -344,8 +344,9 @@ def files_finding(observation: Observation) -> Finding:
         return Finding(
             "files",
             Level.WARNING,
-            f"{unwritten} batch(es) cut and not written yet (a flush interrupted, or under way "
-            f"in another process): `accrochage flush` writes them; {said}",
+            f"{unwritten} batch(es) cut and not recorded as written (a flush interrupted, or "
+            f"under way in another process; their files may be in the outbox already): "
+            f"`accrochage flush` writes or records them before any is deposited; {said}",
             action=True,
         )
     return Finding("files", Level.OK, said)

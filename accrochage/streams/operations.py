@@ -119,8 +119,9 @@ class Operations:
         if batch.state is not BatchState.WRITTEN:
             return refused(
                 ref,
-                f"batch {batch_id} is {batch.state}, not written: its file is not in the outbox "
-                "yet, so it cannot have been deposited",
+                f"batch {batch_id} is {batch.state}, its file not recorded as written (a flush "
+                "was interrupted, or is under way): run `accrochage flush`, which writes or "
+                "records it with the same name and bytes, then mark it deposited",
             )
         target = self.sink.place(batch.certifier, batch.file_name, BatchState.DEPOSITED)
         tx.batch_deposited(batch_id, now, target)

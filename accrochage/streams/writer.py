@@ -43,7 +43,8 @@ class WriterService:
         self._ingestor = ingestor
         self._max_group = max_group
         self._queue: queue.SimpleQueue[_Submission | None] = queue.SimpleQueue()
-        self._held: _Submission | None = None
+        self._held: list[_Submission | None] = []
+        """A submission (or the stop) taken from the queue for the group after this one."""
         self._thread = threading.Thread(target=self._run, name="writer", daemon=True)
         self._stopping = False
         self._broken = False
@@ -76,16 +77,15 @@ class WriterService:
             except queue.Empty:
                 break
             if following is None or following.source != first.source:
-                self._held = following
+                self._held.append(following)
                 break
             group.append(following)
             size += len(following.items)
         return group
 
     def _take(self) -> _Submission | None:
-        if self._held is not None:
-            held, self._held = self._held, None
-            return held
+        if self._held:
+            return self._held.pop()
         return self._queue.get()
 
     def _run(self) -> None:
@@ -106,8 +106,8 @@ class WriterService:
             self._stopping = True
             self._broken = True
         waiting = list(group)
-        if self._held is not None:
-            waiting.append(self._held)
+        waiting += [held for held in self._held if held is not None]
+        self._held.clear()
         while True:
             try:
                 queued = self._queue.get_nowait()

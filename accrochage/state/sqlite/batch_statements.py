@@ -168,11 +168,12 @@ class BatchStatements(PendingStatements):
         )
         return failed.rowcount == 1
 
-    def record_file_path(self, batch_id: str, recorded: Path, now: Path) -> None:
-        self._conn.execute(
+    def record_file_path(self, batch_id: str, recorded: Path, now: Path) -> bool:
+        updated = self._conn.execute(
             "UPDATE batches SET file_path = ? WHERE batch_id = ? AND file_path = ?",
             (str(now), batch_id, str(recorded)),
         )
+        return updated.rowcount == 1
 
     def batch(self, batch_id: str) -> BatchInfo | None:
         row = self._conn.execute(

@@ -132,11 +132,12 @@ class SqliteReader(PendingStatements, Reader):
         for payload, event_id, code, passage, schema in rows:
             yield StoredContent(payload, event_id, code, prepared_passage(passage, schema))
 
-    def file_paths(self) -> list[tuple[str, str, Path]]:
+    def file_paths(self) -> list[tuple[str, str, BatchState, Path]]:
         return [
-            (row[0], row[1], Path(row[2]))
+            (row[0], row[1], BatchState(row[2]), Path(row[3]))
             for row in self._conn.execute(
-                "SELECT batch_id, certifier, file_path FROM batches WHERE file_path IS NOT NULL"
+                "SELECT batch_id, certifier, state, file_path FROM batches "
+                "WHERE file_path IS NOT NULL"
             )
         ]
 
