@@ -299,14 +299,16 @@ class Ingestor:
         if decoded.kind is Kind.UNUSABLE or decoded.record_id is None:
             return IngestResult(decoded.record_id, "unusable", None, decoded.errors), None
         current = records.get(decoded.record_id)
-        forbidden = out_of_scope(
-            item.scope,
-            decoded.record_id,
-            decoded.certifier,
-            named_certifier(decoded.payload),
-            stored=current is not None,
-            owner=current.certifier if current is not None else None,
-        )
+        forbidden = None
+        if item.scope is not None:
+            forbidden = out_of_scope(
+                item.scope,
+                decoded.record_id,
+                decoded.certifier,
+                named_certifier(decoded.payload),
+                stored=current is not None,
+                owner=current.certifier if current is not None else None,
+            )
         if forbidden is not None:
             log.warning(
                 "an event was refused: its ingest token does not send for its certifier or "
