@@ -77,18 +77,24 @@ def register_commands() -> None:
         doctor,
         evidence,
         files,
+        flush,
         generate,
+        ingest,
         kafka,
         operator,
         outbox,
         records,
         refdata,
+        reports,
         service,
-        tracker,
+        summary,
     )
 
     files.register(main)
-    tracker.register(main)
+    ingest.register(main)
+    flush.register(main)
+    summary.register(main)
+    reports.register(main)
     generate.register(main)
     service.register(main)
     kafka.register(main)

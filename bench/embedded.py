@@ -57,7 +57,7 @@ from pathlib import Path
 from typing import Any
 
 from accrochage import heap
-from accrochage.commands.tracker import CHUNK
+from accrochage.commands.ingest import CHUNK
 from accrochage.generate import generate_events
 from accrochage.models.deadline import PARIS
 from accrochage.models.event import DeliveredEvent

@@ -18,7 +18,7 @@ import pytest
 from lxml import etree
 
 from accrochage.app import Core, build_core
-from accrochage.commands.tracker import echo_rejections
+from accrochage.commands.reports import echo_rejections
 from accrochage.models.deadline import FixedClock
 from accrochage.settings import load_settings
 from accrochage.sinks.profiles import profile_for

@@ -35,7 +35,7 @@ from typing import Any
 import pytest
 
 from accrochage.app import build_core, registry_from
-from accrochage.commands.tracker import CHUNK
+from accrochage.commands.ingest import CHUNK
 from accrochage.errors import SchemaValidationError
 from accrochage.generate import GeneratedCertifier, generate_events
 from accrochage.models.deadline import SystemClock, paris_today

@@ -21,7 +21,7 @@ from click.testing import CliRunner
 
 from accrochage.app import build_writer_parts, log_source, reading_refdata
 from accrochage.cli import main
-from accrochage.commands.tracker import CHUNK
+from accrochage.commands.ingest import CHUNK
 from accrochage.models.deadline import FixedClock
 from accrochage.models.decode import Kind
 from accrochage.models.problems import Problem

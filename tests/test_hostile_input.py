@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from accrochage.app import build_core
-from accrochage.commands.tracker import CHUNK
+from accrochage.commands.ingest import CHUNK
 from accrochage.models.decode import decode
 from accrochage.models.registry import Registry
 from accrochage.settings import load_settings

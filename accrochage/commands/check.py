@@ -8,7 +8,7 @@ import sys
 import click
 
 from accrochage.app import open_store, registry_from
-from accrochage.commands.tracker import CHUNK, chunks, encoding_option, open_input
+from accrochage.commands.ingest import CHUNK, chunks, encoding_option, open_input
 from accrochage.models.deadline import SystemClock
 from accrochage.refdata.memory import ReferenceHolder
 from accrochage.state.base import Store

@@ -131,3 +131,11 @@ class _Echo:
 
 def shorten(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def reason_of(exc: BaseException) -> str:
+    """An error in a line: an OS error by its reason and file, never its traceback."""
+    if isinstance(exc, OSError):
+        where = f" ({exc.filename})" if exc.filename else ""
+        return f"{exc.strerror or exc}{where}"
+    return str(exc)

@@ -1,0 +1,75 @@
+"""`accrochage flush`: cut the batches that are due and write their files, XSD-checked."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from accrochage.commands.core import core_from
+from accrochage.commands.output import reason_of
+from accrochage.errors import StoreError
+from accrochage.models.vocabulary import CdcAction
+from accrochage.streams.flush_report import CutBatch, FailedBatch, FlushReport, WrittenBatch
+
+
+@click.command()
+@click.option("--force", is_flag=True, help="Cut every pending record now, whatever is due.")
+@click.pass_context
+def flush(ctx: click.Context, force: bool) -> None:
+    """Cut the batches that are due and write them to the outbox, XSD-checked.
+
+    Each file is printed as it is written; a file missing from the outbox for a batch still
+    to deposit is written again, byte for byte.
+    """
+    report = FlushReport(on_file=_print_file, on_cut=_print_cut)
+    fault: BaseException | None = None
+    with core_from(ctx, one_off=True) as core:
+        try:
+            plan = core.flusher.plan(report, force=force)
+            for batch_id in report.superseded:
+                click.echo(
+                    f"superseded {batch_id}: a record changed before its file was deposited; "
+                    "the file moved to superseded/ (do not upload it); its records are cut "
+                    "again when due (they keep their age: `flush --force` cuts them now)"
+                )
+            core.flusher.write_planned(plan, report)
+            core.flusher.rewrite_missing(report)
+        except (StoreError, OSError, KeyboardInterrupt) as exc:
+            fault = exc  # `report.cut` holds only the batches whose transaction committed
+    for note in report.notes:
+        click.echo(f"note: {note}")
+    if fault is None and not (report.cut or report.written or report.failed):
+        click.echo("nothing due")
+    if isinstance(fault, KeyboardInterrupt):
+        click.echo(
+            "interrupted (Ctrl-C): every file printed above is written and recorded. Others may "
+            "be in the outbox without being recorded yet: run `accrochage flush` before "
+            "depositing any other file; it records or writes every batch cut, with the same "
+            "names and bytes"
+        )
+        sys.exit(130)
+    if fault is not None:
+        click.echo(f"error: flush stopped: {reason_of(fault)}", err=True)
+        sys.exit(1)
+    if not report.ok:
+        sys.exit(1)
+
+
+def _print_cut(batch: CutBatch) -> None:
+    withdraws = " SUPPRESSION" if batch.action is CdcAction.SUPPRESSION else ""
+    click.echo(
+        f"cut{withdraws} {batch.batch_id} ({batch.certifier}, {batch.passages} passages): "
+        f"{batch.reason}"
+    )
+
+
+def _print_file(outcome: WrittenBatch | FailedBatch) -> None:
+    if isinstance(outcome, WrittenBatch):
+        click.echo(f"wrote {outcome.path} ({outcome.passages} passages, {outcome.bytes} bytes)")
+    else:
+        click.echo(f"FAILED {outcome.batch_id} ({outcome.certifier}): {outcome.error}", err=True)
+
+
+def register(group: click.Group) -> None:
+    group.add_command(flush)

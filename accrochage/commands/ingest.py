@@ -1,0 +1,226 @@
+"""`accrochage ingest`: JSONL or CSV events into the state, in groups, with a summary that
+says what was stored whatever stops it."""
+
+from __future__ import annotations
+
+import codecs
+import io
+import signal
+import sys
+import threading
+from collections import Counter, deque
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future
+from contextlib import contextmanager
+from pathlib import Path
+from typing import NoReturn
+
+import click
+
+from accrochage.app import Core
+from accrochage.commands.core import core_from
+from accrochage.commands.output import reason_of
+from accrochage.errors import InputError, StoreError
+from accrochage.models.record import Outcome
+from accrochage.streams.decoding import DecodeFailed
+from accrochage.streams.files import AUTO, open_events
+from accrochage.streams.ingest import Incoming, IngestResult
+
+CHUNK = 2000
+SHOWN_PROBLEMS = 20
+
+
+def chunks(items: Iterable[Incoming], size: int) -> Iterator[list[Incoming]]:
+    """`items` in lists of `size`. A file that stops being readable midway (`InputError`)
+    gives the events read before it first, so that they are stored before the error stops
+    the file."""
+    chunk: list[Incoming] = []
+    try:
+        for item in items:
+            chunk.append(item)
+            if len(chunk) >= size:
+                yield chunk
+                chunk = []
+    except InputError:
+        if chunk:
+            yield chunk
+        raise
+    if chunk:
+        yield chunk
+
+
+class IngestTally:
+    def __init__(self) -> None:
+        self.outcomes: Counter[str] = Counter()
+        self.read = self.invalid = self.refused = self.unusable = self.warned = 0
+        self.problems: list[str] = []
+        self.files: list[str] = []
+
+    def add(self, item: Incoming, result: IngestResult) -> None:
+        self.read += 1
+        self.outcomes[result.outcome] += 1
+        self.warned += bool(result.warnings)
+        if result.errors:
+            if result.outcome == Outcome.REFUSED:
+                self.refused += 1
+            elif result.status is None:
+                self.unusable += 1
+            else:
+                self.invalid += 1
+            if len(self.problems) < SHOWN_PROBLEMS:
+                reasons = "; ".join(f"{p.field}: {p.message}" for p in result.errors[:3])
+                if len(result.errors) > 3:
+                    reasons += f" (+{len(result.errors) - 3} more: accrochage show ID)"
+                self.problems.append(f"  {item.source} {result.record_id or '-'} {reasons}")
+
+    def lines(self) -> list[str]:
+        failed = self.invalid + self.refused + self.unusable
+        detail = ", ".join(f"{k} {v}" for k, v in sorted(self.outcomes.items()))
+        out = [
+            *self.files,
+            f"{self.read} events read" + (f" ({detail})" if detail else ""),
+            f"  accepted: {self.read - failed} (with warnings: {self.warned})",
+            f"  invalid:  {self.invalid} (kept as invalid records, outstanding until fixed)",
+        ]
+        if self.refused:
+            out.append(
+                f"  refused:  {self.refused} (applied to no record: kept in the unusable log)"
+            )
+        out.append(f"  unusable: {self.unusable} (no usable record: kept in the unusable log)")
+        if self.problems:
+            out.append("first problems:")
+            out.extend(self.problems)
+            hidden = failed - len(self.problems)
+            if hidden > 0:
+                out.append(
+                    f"  ... and {hidden} more: accrochage records --status invalid, "
+                    "accrochage unusable"
+                )
+        return out
+
+
+def open_input(name: str) -> io.BufferedReader:
+    if name == "-":
+        return sys.stdin.buffer  # type: ignore[return-value]
+    try:
+        return open(name, "rb")
+    except OSError as exc:
+        raise InputError(f"cannot read {name}: {exc.strerror}; check its path") from None
+
+
+def _encoding(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    if value == AUTO:
+        return value
+    try:
+        return codecs.lookup(value).name
+    except LookupError:
+        raise click.BadParameter(
+            f"{value!r} is not an encoding Python knows (try utf-8, cp1252, latin-1)"
+        ) from None
+
+
+encoding_option = click.option(
+    "--encoding",
+    default=AUTO,
+    show_default=True,
+    callback=_encoding,
+    help="CSV encoding: auto (UTF-8, with or without BOM, else Windows-1252) or a codec name.",
+)
+
+
+def _stop(tally: IngestTally, name: str, reason: BaseException) -> NoReturn:
+    """A storage fault, an unreadable file or Ctrl-C: what was committed is printed, then
+    why it stopped; exit 1 (130 for Ctrl-C, as a shell reports SIGINT)."""
+    click.echo("\n".join(tally.lines()))
+    if isinstance(reason, KeyboardInterrupt):
+        click.echo(
+            f"{name}: interrupted (Ctrl-C); every event counted above is stored, the rest was "
+            "not read: ingest the file again to read it (what is stored comes back unchanged)"
+        )
+        sys.exit(130)
+    click.echo(f"{name}: stopped by the error below; every event counted above is stored")
+    click.echo(f"error: ingest stopped: {reason_of(reason)}", err=True)
+    sys.exit(1)
+
+
+@click.command()
+@click.argument("files", nargs=-1, required=True)
+@encoding_option
+@click.pass_context
+def ingest(ctx: click.Context, files: tuple[str, ...], encoding: str) -> None:
+    """Read JSONL or CSV events (`-` for stdin) into the state; batches are cut by `flush`."""
+    tally = IngestTally()
+    with core_from(ctx, one_off=True) as core:  # a small file is decoded in this process
+        for name in files:
+            try:
+                _ingest_file(core, name, encoding, tally)
+            except (StoreError, OSError, DecodeFailed, InputError, KeyboardInterrupt) as exc:
+                _stop(tally, name, exc)
+    click.echo("\n".join(tally.lines()))
+
+
+def _ingest_file(core: Core, name: str, encoding: str, tally: IngestTally) -> None:
+    stream = open_input(name)
+    try:
+        size = Path(name).stat().st_size if name != "-" else 0
+        show = sys.stderr.isatty() and size > 0  # a bar on a terminal, for any file
+        events = open_events(stream, name, encoding)
+        tally.files.append(f"{name}: {events.described}")
+        with click.progressbar(length=size, label=name, file=sys.stderr, hidden=not show) as bar:
+            for chunk in _decoded(core, chunks(events.events, CHUNK)):
+                with _counted_whole():
+                    for item, result in zip(chunk, core.ingestor.ingest(chunk), strict=True):
+                        tally.add(item, result)
+                if show:
+                    bar.update(stream.tell() - bar.pos)
+    finally:
+        if name != "-":
+            stream.close()
+
+
+@contextmanager
+def _counted_whole() -> Iterator[None]:
+    """A Ctrl-C while a group is stored and counted waits for the count: raised between a
+    commit and its count, it would leave stored events out of the summary. Elsewhere (reading,
+    decoding) it interrupts at once."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, _: held.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous or signal.default_int_handler)
+    if held:
+        raise KeyboardInterrupt
+
+
+def _decoded(core: Core, groups: Iterator[list[Incoming]]) -> Iterator[list[Incoming]]:
+    """The chunks in order, decoded by the decode processes (`ingest.decode_processes`) a
+    few chunks ahead of the one being stored; as they are without decode processes."""
+    if core.decoder is None:
+        yield from groups
+        return
+    ahead: deque[Future[list[Incoming]]] = deque()
+    limit = 2 * core.decoder.processes + 1
+    unreadable: InputError | None = None
+    try:
+        try:
+            for group in groups:
+                ahead.append(core.decoder.submit(group))
+                if len(ahead) > limit:
+                    yield ahead.popleft().result()
+        except InputError as exc:  # the file stops being readable: what was read is stored
+            unreadable = exc
+        while ahead:
+            yield ahead.popleft().result()
+        if unreadable is not None:
+            raise unreadable
+    finally:
+        for pending in ahead:
+            pending.cancel()
+
+
+def register(group: click.Group) -> None:
+    group.add_command(ingest)

@@ -1,0 +1,121 @@
+"""`accrochage import-report`: the CDC's processing reports applied, and what to do next."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from accrochage.commands.core import core_from
+from accrochage.errors import AccrochageError, StoreError
+from accrochage.models.cdc import ADVICE
+from accrochage.models.vocabulary import CdcAction, CdcReason, RecordStatus
+
+
+@click.command("import-report")
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.pass_context
+def import_report(ctx: click.Context, files: tuple[Path, ...]) -> None:
+    """Apply CDC processing reports (accusés de traitement) to the records.
+
+    Each FILE is a report downloaded from the CDC portal. A file that cannot be applied is
+    reported and the others are still applied (exit 1 when any failed).
+    """
+    failed = 0
+    with core_from(ctx, existing=True) as core:
+        for path in files:
+            try:
+                result = core.feedback.import_report(path)
+            except StoreError:
+                raise
+            except AccrochageError as exc:
+                failed += 1
+                click.echo(f"error: {path.name}: {exc}", err=True)
+                continue
+            withdrawal = result.action == CdcAction.SUPPRESSION
+            click.echo(
+                f"{path.name}: {'SUPPRESSION ' if withdrawal else ''}batch "
+                f"{result.batch_id or 'unknown'}: "
+                f"{len(result.accepted)} accepted, {len(result.rejected)} rejected, "
+                f"{len(result.unchanged)} unchanged"
+            )
+            if result.file_error:
+                click.echo(f"  whole file rejected: {result.file_error}")
+            for label, ids in (
+                ("unknown idTechnique", result.unknown_ids),
+                ("records the batch did not carry, left as they are", result.elsewhere),
+                ("not mentioned, status kept", result.not_mentioned),
+            ):
+                if ids:
+                    click.echo(
+                        f"  {label} ({len(ids)}): {', '.join(ids[:20])}"
+                        + (" ..." if len(ids) > 20 else "")
+                    )
+            if result.not_mentioned and result.batch_id and not result.file_error:
+                click.echo(
+                    "  the CDC's report did not list those: they never reached it, or its "
+                    f"report missed them; `accrochage retry --batch {result.batch_id}` sends "
+                    "them again (with the batch's rejected records)"
+                )
+            for note in result.notes:
+                click.echo(f"  note: {note}")
+            if withdrawal:
+                echo_refused_suppressions(result.rejections)
+            else:
+                echo_rejections(result.rejections, result.batch_id)
+            if result.requests_closed:
+                click.echo(
+                    f"  correction requests closed, corrected data accepted "
+                    f"({len(result.requests_closed)}): {', '.join(result.requests_closed)}"
+                )
+            if result.kept_as:
+                click.echo(f"  a copy of the report is kept at {result.kept_as}")
+    if failed:
+        sys.exit(1)
+
+
+SHOWN_PER_REASON = 20
+
+
+def echo_rejections(rejections: list[dict[str, str | None]], batch_id: str | None) -> None:
+    """The rejected ids with the CDC's messages, grouped by class, and what to do next."""
+    batch = batch_id or "REF"
+    groups: dict[str, list[dict[str, str | None]]] = {}
+    for rejection in rejections:
+        groups.setdefault(rejection["cdc_reason"] or CdcReason.OTHER.value, []).append(rejection)
+    for reason, items in sorted(groups.items()):
+        advice = ADVICE[CdcReason(reason)].replace("--batch REF", f"--batch {batch}")
+        click.echo(f"  rejected, {reason} ({len(items)}): {advice}")
+        for item in items[:SHOWN_PER_REASON]:
+            taken_over = item.get("status") == RecordStatus.PENDING  # its stored correction
+            after = " (its stored correction is pending: it goes in the next file)"
+            click.echo(f"    {item['record_id']}: {item['message']}{after if taken_over else ''}")
+        if len(items) > SHOWN_PER_REASON:
+            click.echo(
+                f"    ... and {len(items) - SHOWN_PER_REASON} more: "
+                f"accrochage records --status rejected --reason {reason}"
+            )
+    if groups:
+        click.echo(
+            "  next: fix the data and send corrected events, or `accrochage retry --batch "
+            f"{batch}` when the cause was on the CDC's side"
+        )
+
+
+def echo_refused_suppressions(rejections: list[dict[str, str | None]]) -> None:
+    for item in rejections[:SHOWN_PER_REASON]:
+        click.echo(f"  suppression refused, {item['record_id']}: {item['message']}")
+    if len(rejections) > SHOWN_PER_REASON:
+        click.echo(f"    ... and {len(rejections) - SHOWN_PER_REASON} more")
+    if rejections:
+        ids = " ".join(str(item["record_id"]) for item in rejections[:3])
+        more = " ..." if len(rejections) > 3 else ""
+        click.echo(
+            "  next: the CDC still holds these passages; once the cause is fixed, "
+            f"`accrochage retry {ids}{more}` (or --all-rejected) cuts their SUPPRESSION again"
+        )
+
+
+def register(group: click.Group) -> None:
+    group.add_command(import_report)

@@ -1,0 +1,84 @@
+"""`accrochage summary`: records per certifier and status, risks, deadlines, batches."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from typing import Any
+
+import click
+
+from accrochage.app import refdata_warnings
+from accrochage.commands.core import core_from
+from accrochage.commands.options import DAY
+from accrochage.commands.output import table
+from accrochage.models.deadline import paris_today
+from accrochage.models.vocabulary import RecordStatus, values
+from accrochage.streams.summary import as_configured
+
+
+@click.command()
+@click.option(
+    "--as-of",
+    type=DAY,
+    help="Count at risk and overdue as of this day (default: today in Europe/Paris).",
+)
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
+@click.pass_context
+def summary(ctx: click.Context, as_of: Any, fmt: str) -> None:
+    """Records per certifier and status, at risk, overdue, next deadlines, batches."""
+    with core_from(ctx, existing=True) as core:
+        day: date = as_of or paris_today(core.clock)
+        with core.store.reading() as reader:
+            result = reader.summary(day, core.settings.batching.margin_days)
+        result = as_configured(result, core.registry.certifiers)
+        result["refdata_warnings"] = refdata_warnings(core, day)
+    if fmt == "json":
+        click.echo(json.dumps(result, ensure_ascii=False, indent=1))
+    else:
+        click.echo(summary_text(result))
+
+
+def summary_text(result: dict[str, Any]) -> str:
+    margin = result["deadline_margin_days"]
+    lines = [
+        f"as of {result['as_of']}: {result['records']} records, {result['outstanding']} "
+        f"outstanding, {result['at_risk']} at risk (deadline within {margin} days), "
+        f"{result['overdue']} overdue",
+        "",
+    ]
+    statuses = [s for s in values(RecordStatus) if s in result["by_status"]]
+    rows = [
+        {"certifier": key, **counts, "total": sum(counts.values())}
+        for key, counts in sorted(result["by_certifier"].items())
+    ]
+    columns = ["certifier", *statuses, "total"]
+    if rows:
+        lines.append(table(rows, columns, lambda row, column: str(row.get(column, 0))))
+    shown = result["next_deadlines"]
+    if shown:
+        lines += ["", "next deadlines (all: accrochage outstanding):"]
+        lines += [
+            f"  {d['deadline']}  {d['days_left']:>4} days  {d['urgency']:<8} "
+            f"{d['certifier']} {d['record_id']}"
+            for d in shown
+        ]
+    batches = ", ".join(f"{state} {count}" for state, count in result["batches"].items())
+    lines += ["", f"batches: {batches or 'none'} (accrochage batches)"]
+    requests = result.get("correction_requests")
+    if requests and requests["open"]:
+        lines.append(
+            f"correction requests: {requests['open']} open, {requests['at_risk']} at risk, "
+            f"{requests['overdue']} overdue (accrochage correction-request list --open)"
+        )
+    lines += [f"warning: {warning}" for warning in result.get("refdata_warnings", [])]
+    if result["unusable_events"]:
+        lines.append(
+            f"unusable events: {result['unusable_events']} (no usable record, or applied to "
+            "none: accrochage unusable)"
+        )
+    return "\n".join(lines)
+
+
+def register(group: click.Group) -> None:
+    group.add_command(summary)
