@@ -96,6 +96,15 @@ class StoreBusyError(StoreError):
     writer that waits on (the Kafka worker's) says."""
 
 
+class OutboxMismatch(AccrochageError):
+    """The state records a file outside this process's outbox: another process, with
+    another `paths.outbox` (or working directory, for a relative one), recorded it there.
+    Nothing is moved: moving it would empty the other outbox."""
+
+    code = "outbox_mismatch"
+    status = 409
+
+
 class StorageCorruptError(StoreError):
     """The state database is damaged: restore it from a backup."""
 

@@ -15,8 +15,10 @@ from pathlib import Path
 
 import pytest
 
+from accrochage.app import build_core
 from accrochage.models.batch import relocated
 from accrochage.models.vocabulary import BatchState
+from accrochage.settings import load_settings
 from tests.test_cli_tracker import recent, run, write_jsonl
 from tests.test_tracker import write_config
 from tests.test_write_lock import held
@@ -150,3 +152,30 @@ def test_a_copy_whose_state_is_busy_at_start_stops_instead_of_using_old_paths(
     assert files_under(originals) == before
     assert "recorded under paths.outbox" in run(config, "batches").stderr, "the next one does"
     assert files_under(originals) == before
+
+
+def test_an_outbox_inside_the_old_one_is_still_another(tmp_path: Path) -> None:
+    """`paths.outbox` changed from var/outbox to var: the recorded paths start with it, yet
+    are not where the batches' states put files under it."""
+    found = relocated(Path("/x/var/outbox/pix/f.xml"), "pix", BatchState.WRITTEN, Path("/x/var"))
+    assert found == Path("/x/var/pix/f.xml")
+
+
+def test_a_running_process_never_moves_files_out_of_its_outbox(original: Path) -> None:
+    """Another process with another `paths.outbox` (a relative one run from elsewhere)
+    recorded the files under its own: the service's next tick moved every file of its
+    outbox there, the ones waiting to be uploaded included. It now moves nothing, and says
+    why."""
+    folder = original.parent
+    mine = folder / "var" / "outbox"
+    service = build_core(load_settings(original))
+    try:
+        before = files_under(mine)
+        elsewhere = write_config(folder, paths={"outbox": str(folder / "elsewhere")}, name="b.toml")
+        assert "recorded under paths.outbox" in run(elsewhere, "batches").stderr
+        report = service.flusher.flush()
+        assert any("outside this process's paths.outbox" in n for n in report.notes), report
+        assert files_under(mine) == before
+        assert not (folder / "elsewhere").exists() or files_under(folder / "elsewhere") == {}
+    finally:
+        service.close()

@@ -108,10 +108,10 @@ OUTBOX_FOLDERS = {
 
 
 def relocated(path: Path, certifier: str, state: BatchState, outbox: Path) -> Path | None:
-    """Where a file recorded at `path` belongs under `outbox` (absolute), when `path` is not
-    under it (the state and its outbox were moved or restored elsewhere, or the state
-    copied): its certifier's folder for the batch's `state`, its own name. None when it is
-    under `outbox` already."""
-    if path.parts[: len(outbox.parts)] == outbox.parts:
-        return None
-    return outbox / certifier / OUTBOX_FOLDERS.get(state, "") / path.name
+    """Where a file recorded at `path` belongs under `outbox` (absolute): its certifier's
+    folder for the batch's `state`, its own name; None when it is recorded there already. A
+    recorded path is always that place (the state is recorded first, the file moved after),
+    unless the state and its outbox were moved or restored elsewhere, the state copied, or
+    `paths.outbox` changed."""
+    place = outbox / certifier / OUTBOX_FOLDERS.get(state, "") / path.name
+    return None if path == place else place

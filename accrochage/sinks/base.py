@@ -60,6 +60,11 @@ class BatchSink(ABC):
     def move(self, source: Path, target: Path) -> None:
         """Move a released file atomically; nothing to do when it is there already."""
 
+    def misplaced(self, path: Path) -> str | None:
+        """Why a recorded `path` is not this sink's to move or write (outside its outbox: it
+        belongs to another process's `paths.outbox`), or None."""
+        return None
+
     def move_recorded(self, moves: Sequence[tuple[Path, Path]], step: str) -> None:
         """Move files whose new place the state has just recorded (committed).
 

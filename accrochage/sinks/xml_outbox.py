@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from accrochage import heap
+from accrochage.errors import OutboxMismatch
 from accrochage.lifeline import exit_with, ignore_interrupt
 from accrochage.models.batch import OUTBOX_FOLDERS, FrozenBatch, ReleasedFile
 from accrochage.models.event import event_from_content
@@ -31,6 +32,8 @@ from accrochage.sinks.render import FluxHeader, FluxPassage, certification_head,
 from accrochage.state.base import StoredContent, StoreLocation
 
 LONGEST_CODE = "RNCP" + "9" * 20
+
+
 FOLDERS = OUTBOX_FOLDERS
 PLACES = ("", *FOLDERS.values())
 CODE_BLOCK_SLACK = 64
@@ -152,7 +155,21 @@ class XmlOutbox(BatchSink):
         return None
 
     def move(self, source: Path, target: Path) -> None:
+        for path in (source, target):
+            said = self.misplaced(path)
+            if said is not None:
+                raise OutboxMismatch(said)
         move_released(source, target)
+
+    def misplaced(self, path: Path) -> str | None:
+        if path.parts[: len(self.outbox.parts)] == self.outbox.parts:
+            return None
+        return (
+            f"the state records {path}, outside this process's paths.outbox ({self.outbox}): "
+            "another process with another paths.outbox (or working directory, for a relative "
+            "one) uses this state; nothing was moved. Give every process on this state the "
+            "same absolute paths.outbox, then restart this one"
+        )
 
     def file_name(self, batch: FrozenBatch) -> str:
         return file_name(header_of(batch))

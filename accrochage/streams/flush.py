@@ -266,6 +266,10 @@ class Flusher:
         with self.store.reading() as reader:
             released = reader.released_batches(PLACED)
         for item in released:
+            said = self.sink.misplaced(item.file.path)
+            if said is not None:  # moving or writing it here would empty another outbox
+                report.notes.append(said)
+                return
             if not is_missing(item.file):
                 continue
             key = item.batch.certifier.key
