@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import multiprocessing
 import os
 import resource
 import signal
@@ -23,6 +24,7 @@ from accrochage.commands.ingest import CHUNK
 from accrochage.models.decode import decode
 from accrochage.models.registry import Registry
 from accrochage.settings import load_settings
+from accrochage.state.sqlite.store import connect
 from accrochage.streams.flush import Flusher
 from accrochage.streams.flush_report import FlushReport
 from accrochage.streams.ingest import Ingestor
@@ -583,3 +585,33 @@ def test_doctor_names_batches_cut_and_not_written(tmp_path: Path) -> None:
     assert doctor.exit_code != 0, "an operator's finding"
     assert run(config, "flush").stdout.count("wrote ") == 3
     assert "cut and not recorded" not in run(config, "doctor", code=None).stdout
+
+
+def _open_at_once(path: str, barrier: Any, answers: Any) -> None:
+    barrier.wait()
+    try:
+        connect(Path(path)).close()
+        answers.put("ok")
+    except sqlite3.Error as exc:
+        answers.put(repr(exc))
+
+
+def test_a_fresh_database_switched_to_wal_by_several_processes_at_once(tmp_path: Path) -> None:
+    """Switching a new database to WAL answered `database is locked` at once, without the
+    busy handler, to a process that switched it while another did: 17 of 240 such opens
+    failed (the flake of the test above). Each now waits within the busy timeout."""
+    context = multiprocessing.get_context("fork")
+    failed: list[str] = []
+    for attempt in range(20):
+        path = str(tmp_path / f"{attempt}.db")
+        barrier, answers = context.Barrier(6), context.Queue()
+        processes = [
+            context.Process(target=_open_at_once, args=(path, barrier, answers)) for _ in range(6)
+        ]
+        for process in processes:
+            process.start()
+        said = [answers.get(timeout=120) for _ in processes]
+        for process in processes:
+            process.join(60)
+        failed += [answer for answer in said if answer != "ok"]
+    assert failed == []

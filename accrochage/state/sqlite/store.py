@@ -44,6 +44,8 @@ for a WAL of at most about 40 MiB. Durability is the WAL's, unchanged (`synchron
 MIGRATION_WAIT_SECONDS = 600.0
 """How long opening a state that needs migrating waits for the write lock: another process
 may be migrating it (a table rebuilt at 5,000,000 records takes a minute or more)."""
+WAL_SWITCH_PAUSE = 0.01
+"""Seconds between two attempts at switching a fresh database to WAL (`_write_ahead`)."""
 WAL_KEPT_BYTES = 64 * 1024 * 1024
 """After a checkpoint, a WAL larger than this is truncated back (a long reader let it grow)."""
 
@@ -56,7 +58,7 @@ def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
     conn.row_factory = sqlite3.Row
     conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
     if not readonly:
-        conn.execute("PRAGMA journal_mode = WAL")
+        _write_ahead(conn)
         conn.execute("PRAGMA synchronous = FULL")
         conn.execute(f"PRAGMA wal_autocheckpoint = {CHECKPOINT_PAGES}")
         conn.execute(f"PRAGMA journal_size_limit = {WAL_KEPT_BYTES}")
@@ -64,6 +66,23 @@ def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
         # pages written anyway, without writing whole freed pages (dropped passages).
         conn.execute("PRAGMA secure_delete = FAST")
     return conn
+
+
+def _write_ahead(conn: sqlite3.Connection) -> None:
+    """WAL mode, waiting for it within the busy timeout. Switching a fresh database to WAL
+    returns `database is locked` at once, without SQLite's busy handler, while another
+    process switches it too: of processes started together on a new state, one in about
+    seventy-five failed to open it."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            busy = (getattr(exc, "sqlite_errorcode", 0) or 0) & 0xFF == sqlite3.SQLITE_BUSY
+            if not busy or time.monotonic() > deadline:
+                raise
+            time.sleep(WAL_SWITCH_PAUSE)
 
 
 @dataclass(frozen=True, slots=True)
