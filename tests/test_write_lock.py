@@ -162,14 +162,18 @@ def write_one(store: SqliteStore, source: str) -> None:
         tx.save_offsets(source, {0: 1})
 
 
-def offsets(store: SqliteStore) -> list[str]:
-    """The sources written, read without the write lock (as any reader)."""
+def read_only(store: SqliteStore, sql: str) -> list[Any]:
+    """The first column of `sql`'s rows, read without the write lock (as any reader)."""
     conn = sqlite3.connect(f"file:{store.path}?mode=ro", uri=True)
     try:
-        rows = conn.execute("SELECT DISTINCT source FROM input_offsets ORDER BY source")
-        return [row[0] for row in rows]
+        return [row[0] for row in conn.execute(sql)]
     finally:
         conn.close()
+
+
+def offsets(store: SqliteStore) -> list[str]:
+    """The sources written."""
+    return read_only(store, "SELECT DISTINCT source FROM input_offsets ORDER BY source")
 
 
 def test_a_write_gives_up_on_a_stopped_holder_and_says_how_to_free_it(
@@ -494,11 +498,8 @@ def log_group(n: int) -> list[Incoming]:
 
 
 def stored_records(store: SqliteStore) -> int:
-    conn = sqlite3.connect(f"file:{store.path}?mode=ro", uri=True)
-    try:
-        return int(conn.execute("SELECT count(*) FROM records").fetchone()[0])
-    finally:
-        conn.close()
+    (count,) = read_only(store, "SELECT count(*) FROM records")
+    return int(count)
 
 
 def test_a_log_group_waits_for_the_state_and_is_stored_once_it_is_free(

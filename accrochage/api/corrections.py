@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import Executor
 from datetime import date
@@ -26,7 +25,14 @@ from accrochage.api.schemas import CorrectionAnswerIn, CorrectionRequestIn
 from accrochage.models.canonical import storable
 from accrochage.models.deadline import FIRST_DAY, LAST_DAY, paris_today
 from accrochage.models.field_errors import body_problems
-from accrochage.models.problems import GIVEN_TWICE, Problem, problems_as_dicts
+from accrochage.models.json_input import marked_object
+from accrochage.models.problems import (
+    DUPLICATED,
+    GIVEN_TWICE,
+    Problem,
+    given_twice,
+    problems_as_dicts,
+)
 from accrochage.models.vocabulary import RequestSource
 from accrochage.streams.corrections import Corrections
 
@@ -38,25 +44,12 @@ SERVICE = web.AppKey("corrections", Corrections)
 EXECUTOR = web.AppKey("corrections_executor", Executor)
 
 
-class _Object(dict[str, Any]):
-    """A parsed object, with the keys it was given more than once: JSON readers keep the last
-    of two, so a body saying two things would be read as one of them without a word."""
-
-    twice: tuple[str, ...] = ()
-
-
-def _object(pairs: list[tuple[str, Any]]) -> _Object:
-    found = _Object(pairs)
-    if len(found) < len(pairs):
-        counts = Counter(key for key, _ in pairs)
-        found.twice = tuple(key for key, n in counts.items() if n > 1)
-    return found
-
-
 def _twice(body: dict[str, Any]) -> list[Problem]:
-    """The body's own keys given twice (a nested object is no field of a body: its type is
-    the error), each named when it can be written back."""
-    twice = body.twice if isinstance(body, _Object) else ()
+    """The body's own keys given twice, its parser's mark taken out (a nested object is no
+    field of a body: its type is the error), each named when it can be written back."""
+    twice = given_twice(body)
+    if twice:
+        del body[DUPLICATED]
     return [Problem(key if storable(key) == key else "body", GIVEN_TWICE) for key in twice]
 
 
@@ -68,7 +61,7 @@ async def _body(request: web.Request, model: type[M], what: str) -> M:
             413, "payload_too_large", f"a correction request body is at most {MAX_BODY}"
         ) from None
     try:
-        parsed = json.loads(raw, object_pairs_hook=_object)
+        parsed = json.loads(raw, object_pairs_hook=marked_object)
     except (ValueError, UnicodeDecodeError, RecursionError):
         raise ApiError(400, "bad_body", "the body must be one JSON object") from None
     if not isinstance(parsed, dict):

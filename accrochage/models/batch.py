@@ -107,11 +107,16 @@ OUTBOX_FOLDERS = {
 """CONTRACT §7: a certifier's top folder holds only its files still to upload; these beside."""
 
 
+def outbox_place(outbox: Path, certifier: str, file_name: str, state: BatchState) -> Path:
+    """Where the file of a batch in `state` belongs: the operator's view of what is left."""
+    return outbox / certifier / OUTBOX_FOLDERS.get(state, "") / file_name
+
+
 def relocated(path: Path, certifier: str, state: BatchState, outbox: Path) -> Path | None:
     """Where a file recorded at `path` belongs under `outbox` (absolute): its certifier's
     folder for the batch's `state`, its own name; None when it is recorded there already. A
     recorded path is always that place (the state is recorded first, the file moved after),
     unless the state and its outbox were moved or restored elsewhere, the state copied, or
     `paths.outbox` changed."""
-    place = outbox / certifier / OUTBOX_FOLDERS.get(state, "") / path.name
+    place = outbox_place(outbox, certifier, path.name, state)
     return None if path == place else place

@@ -14,7 +14,7 @@ from typing import Any
 from accrochage.models.problems import DUPLICATED
 from accrochage.models.text import WrittenNumber
 
-__all__ = ["ELEMENT_DECODER", "NUMBER_TOO_LONG", "loads_json"]
+__all__ = ["ELEMENT_DECODER", "NUMBER_TOO_LONG", "loads_json", "marked_object"]
 
 NUMBER_TOO_LONG = "number_too_long"
 """The key of the object that stands for an integer longer than Python converts
@@ -30,8 +30,9 @@ def _bounded_int(text: str) -> Any:
 _INT_DIGITS = sys.get_int_max_str_digits() or 1 << 62
 
 
-def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    """A JSON object; a key given twice is marked (`DUPLICATED`), not silently resolved."""
+def marked_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object; a key given twice is marked (`DUPLICATED`), not silently resolved (an
+    `object_pairs_hook`: events' parser's, and request bodies')."""
     built = dict(pairs)
     if len(built) != len(pairs) or DUPLICATED in built:
         seen: set[str] = set()
@@ -47,7 +48,7 @@ _DECODER = json.JSONDecoder(
     parse_float=WrittenNumber,
     parse_constant=WrittenNumber,
     parse_int=_bounded_int,
-    object_pairs_hook=_object,
+    object_pairs_hook=marked_object,
 )
 """Built once: `json.loads(..., parse_float=...)` builds a decoder at every call. `NaN` and
 `Infinity` (which Python's json writes, and which are not JSON) come as non-finite numbers:

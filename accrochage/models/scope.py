@@ -7,6 +7,7 @@ its refusals name no certifier but those it sends for.
 
 from __future__ import annotations
 
+from accrochage.models.decode import Decoded
 from accrochage.models.problems import Problem
 
 Scope = frozenset[str] | None
@@ -15,21 +16,16 @@ an ingest token given without `certifiers`)."""
 
 
 def out_of_scope(
-    scope: Scope,
-    record_id: str | None,
-    certifier: str | None,
-    named: bool,
-    stored: bool,
-    owner: str | None,
+    scope: Scope, decoded: Decoded, *, stored: bool, owner: str | None
 ) -> Problem | None:
-    """Why a sender of `scope` may not send this event for `certifier` (`named`: the event
-    says it, rather than its code), about a record `stored` already with certifier `owner`;
-    None when it may.
+    """Why a sender of `scope` may not send this event (for its certifier, named or found by
+    its code), about a record `stored` already with certifier `owner`; None when it may.
 
     A record without a certifier (an invalid event that named none, from another sender) is
     no scoped sender's: only a scoped sender's own certifiers' records are."""
     if scope is None:
         return None
+    record_id, certifier = decoded.record_id, decoded.certifier
     allowed = ", ".join(repr(key) for key in sorted(scope))
     if certifier is None:
         return Problem(
@@ -37,6 +33,7 @@ def out_of_scope(
             f"this ingest token sends events for {allowed} only: name the event's certifier",
         )
     if certifier not in scope:
+        named = decoded.payload is not None and isinstance(decoded.payload.get("certifier"), str)
         whose = "the event's certifier" if named else "the certifier its certification code is for"
         return Problem(
             "certifier",
@@ -49,8 +46,3 @@ def out_of_scope(
             "record ids are unique across the tracker (the CDC idTechnique): choose another",
         )
     return None
-
-
-def named_certifier(payload: dict[str, object] | None) -> bool:
-    """Whether the event names its certifier (rather than leaving it to its code)."""
-    return payload is not None and isinstance(payload.get("certifier"), str)

@@ -19,7 +19,7 @@ from pathlib import Path
 from accrochage import heap
 from accrochage.errors import OutboxMismatch
 from accrochage.lifeline import exit_with, ignore_interrupt
-from accrochage.models.batch import OUTBOX_FOLDERS, FrozenBatch, ReleasedFile
+from accrochage.models.batch import OUTBOX_FOLDERS, FrozenBatch, ReleasedFile, outbox_place
 from accrochage.models.event import event_from_content
 from accrochage.models.vocabulary import BatchState, SchemaVersion
 from accrochage.pool import HelperDied, HelperPool
@@ -32,10 +32,7 @@ from accrochage.sinks.render import FluxHeader, FluxPassage, certification_head,
 from accrochage.state.base import StoredContent, StoreLocation
 
 LONGEST_CODE = "RNCP" + "9" * 20
-
-
-FOLDERS = OUTBOX_FOLDERS
-PLACES = ("", *FOLDERS.values())
+PLACES = ("", *OUTBOX_FOLDERS.values())
 CODE_BLOCK_SLACK = 64
 
 
@@ -145,7 +142,7 @@ class XmlOutbox(BatchSink):
         return schema_path(profile_for(version), override)
 
     def place(self, certifier: str, file_name: str, state: BatchState) -> Path:
-        return self.outbox / certifier / FOLDERS.get(state, "") / file_name
+        return outbox_place(self.outbox, certifier, file_name, state)
 
     def find(self, certifier: str, file_name: str) -> Path | None:
         for folder in PLACES:

@@ -16,7 +16,7 @@ from accrochage.models.decode import decode
 from accrochage.models.problems import Problem, problems_as_dicts
 from accrochage.models.reference import Reference
 from accrochage.models.registry import Registry
-from accrochage.models.scope import named_certifier, out_of_scope
+from accrochage.models.scope import out_of_scope
 from accrochage.state.base import Store
 from accrochage.streams.ingest import Incoming, with_read_problems
 
@@ -69,11 +69,8 @@ def check(
         owner = owners.get(one.record_id or "")
         forbidden = None
         if one.record_id is not None:
-            named = named_certifier(one.payload)
             stored = one.record_id in owners
-            forbidden = out_of_scope(
-                item.scope, one.record_id, one.certifier, named, stored=stored, owner=owner
-            )
+            forbidden = out_of_scope(item.scope, one, stored=stored, owner=owner)
         if forbidden is not None:
             errors = [forbidden]  # its other errors may name certifiers
         elif owner is not None and one.certifier is not None and owner != one.certifier:

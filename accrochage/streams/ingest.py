@@ -22,7 +22,7 @@ from accrochage.models.problems import Problem, problems_as_dicts
 from accrochage.models.record import Change, Outcome, PreparedPassage, Record
 from accrochage.models.reference import Reference
 from accrochage.models.registry import Registry
-from accrochage.models.scope import Scope, named_certifier, out_of_scope
+from accrochage.models.scope import Scope, out_of_scope
 from accrochage.models.vocabulary import RecordStatus
 from accrochage.sinks.passage import passage_bytes, passage_size_bound
 from accrochage.sinks.profiles import SchemaProfile
@@ -299,16 +299,8 @@ class Ingestor:
         if decoded.kind is Kind.UNUSABLE or decoded.record_id is None:
             return IngestResult(decoded.record_id, "unusable", None, decoded.errors), None
         current = records.get(decoded.record_id)
-        forbidden = None
-        if item.scope is not None:
-            forbidden = out_of_scope(
-                item.scope,
-                decoded.record_id,
-                decoded.certifier,
-                named_certifier(decoded.payload),
-                stored=current is not None,
-                owner=current.certifier if current is not None else None,
-            )
+        owner = current.certifier if current is not None else None
+        forbidden = out_of_scope(item.scope, decoded, stored=current is not None, owner=owner)
         if forbidden is not None:
             log.warning(
                 "an event was refused: its ingest token does not send for its certifier or "
