@@ -248,6 +248,12 @@ class ApiSettings(BaseModel):
     ingest_tokens: list[Token | ScopedIngestToken] = []
     """Tokens of exam platforms: `POST /events` and `POST /check` only; each a string (any
     certifier) or `{token = "...", certifiers = ["key", ...]}` (those certifiers only)."""
+    max_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1024, le=1024 * 1024 * 1024)
+    max_events_per_request: int = Field(default=1000, ge=1, le=100_000)
+    body_timeout: BodyTimeout = timedelta(seconds=60)
+    """A body not whole by then is answered 408, and its connection closed after aiohttp's
+    lingering read (at most 10 s): a client that sends headers and then nothing, or a
+    trickle, holds no connection for long."""
 
     @property
     def ingest_scopes(self) -> tuple[tuple[SecretStr, frozenset[str] | None], ...]:
@@ -256,13 +262,6 @@ class ApiSettings(BaseModel):
             (t.token, frozenset(t.certifiers)) if isinstance(t, ScopedIngestToken) else (t, None)
             for t in self.ingest_tokens
         )
-
-    max_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1024, le=1024 * 1024 * 1024)
-    max_events_per_request: int = Field(default=1000, ge=1, le=100_000)
-    body_timeout: BodyTimeout = timedelta(seconds=60)
-    """A body not whole by then is answered 408, and its connection closed after aiohttp's
-    lingering read (at most 10 s): a client that sends headers and then nothing, or a
-    trickle, holds no connection for long."""
 
     @property
     def host(self) -> str:

@@ -97,7 +97,7 @@ def diagnose(settings: Settings, clock: Clock, open_store: Callable[[], Store]) 
     return findings
 
 
-# -- the schema and its XSD -----------------------------------------------------------------
+# -- the API's tokens -----------------------------------------------------------------------
 
 
 def token_findings(settings: Settings) -> list[Finding]:
@@ -130,6 +130,9 @@ def token_findings(settings: Settings) -> list[Finding]:
             "limit an exam platform to the certifiers it delivers for",
         )
     ]
+
+
+# -- the schema and its XSD -----------------------------------------------------------------
 
 
 def schema_finding(settings: Settings) -> Finding:
