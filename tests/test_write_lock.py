@@ -20,6 +20,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,7 @@ from accrochage.state.sqlite import SqliteStore
 from accrochage.state.sqlite import store as store_module
 from accrochage.streams.ingest import Incoming, Ingestor, LogSource
 from accrochage.streams.scheduler import Job, Scheduler
+from accrochage.streams.watch import Watch
 from accrochage.streams.writer import WriterService
 from tests.factories import delivered_event
 from tests.test_decoding import NOW, registry
@@ -571,3 +573,31 @@ async def test_a_periodic_job_finding_the_state_busy_says_so_in_one_line(
     (said, *_) = [r for r in caplog.records if r.name == "accrochage.scheduler"]
     assert said.levelname == "WARNING" and said.exc_info is None
     assert "process 4242" in said.getMessage() and "send it again" not in said.getMessage()
+
+
+def test_a_watch_listener_finding_the_state_busy_says_so_in_one_line(
+    store: SqliteStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The alert rules' listener writes their state: with another process holding the state,
+    a worker's log held a traceback at every watch tick (found by the Kafka test of a busy
+    state). One warning naming the holder now; the next listener still runs."""
+    heard: list[int] = []
+
+    def alerts(*_: object) -> None:
+        with store.transaction():
+            pass
+
+    watch = Watch(
+        store,
+        FixedClock(NOW),
+        margin_days=14,
+        certifiers=["pix"],
+        unreported_after=timedelta(days=10),
+        listeners=[alerts, lambda *_: heard.append(1)],
+    )
+    with held(store.path):
+        watch.run()
+    (said,) = [r for r in caplog.records if r.name == "accrochage.watch"]
+    assert said.levelname == "WARNING" and said.exc_info is None, said
+    assert "a listener of the watch job waits: another writer has held" in said.getMessage()
+    assert "send or run it again" not in said.getMessage() and heard == [1]

@@ -30,6 +30,16 @@ class Job:
     run: Callable[[], None] | Callable[[], Awaitable[None]]
 
 
+def log_failed(logger: logging.Logger, what: str, exc: Exception, again: str) -> None:
+    """A periodic piece of work that failed and runs again: a state another process writes
+    in one line (no fault of its own: who holds it, not a traceback at every tick), anything
+    else with its traceback."""
+    if isinstance(exc, StoreBusyError):
+        logger.warning("%s waits: %s; %s", what, exc.situation or str(exc), again)
+    else:
+        logger.error("%s failed; %s", what, again, exc_info=exc)
+
+
 class Scheduler:
     def __init__(self, jobs: list[Job] | None = None) -> None:
         self.jobs: list[Job] = list(jobs or [])
@@ -59,11 +69,8 @@ class Scheduler:
                     await loop.run_in_executor(thread, job.run)
             except asyncio.CancelledError:
                 raise
-            except StoreBusyError as busy:  # another process writes the state: no fault here
-                said = busy.situation or str(busy)
-                log.warning("job %s waits: %s; it runs again at its next tick", job.name, said)
-            except Exception:
-                log.exception("job %s failed; it runs again at its next tick", job.name)
+            except Exception as exc:
+                log_failed(log, f"job {job.name}", exc, "it runs again at its next tick")
             await asyncio.sleep(job.every() if callable(job.every) else job.every)
 
     async def stop(self) -> None:

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from accrochage.models.deadline import Clock, paris_today
 from accrochage.state.base import Observation, Store
 from accrochage.streams import metrics
-from accrochage.streams.scheduler import Job
+from accrochage.streams.scheduler import Job, log_failed
 
 log = logging.getLogger("accrochage.watch")
 DUTY = 100
@@ -59,8 +59,8 @@ class Watch:
         for listener in self.listeners:
             try:
                 listener(observation, now)
-            except Exception:
-                log.exception("a listener of the watch job failed; it runs again next time")
+            except Exception as exc:
+                log_failed(log, "a listener of the watch job", exc, "it runs again next time")
         self.last_seconds = time.monotonic() - started
         return observation
 
