@@ -79,10 +79,13 @@ def _write_ahead(conn: sqlite3.Connection) -> None:
             conn.execute("PRAGMA journal_mode = WAL")
             return
         except sqlite3.OperationalError as exc:
-            busy = (getattr(exc, "sqlite_errorcode", 0) or 0) & 0xFF == sqlite3.SQLITE_BUSY
-            if not busy or time.monotonic() > deadline:
+            if not _busy(exc) or time.monotonic() > deadline:
                 raise
             time.sleep(WAL_SWITCH_PAUSE)
+
+
+def _busy(exc: sqlite3.Error) -> bool:
+    return (getattr(exc, "sqlite_errorcode", 0) or 0) & 0xFF == sqlite3.SQLITE_BUSY
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,22 +129,29 @@ class SqliteStore(Store):
         pages are not cached); only migrating takes the write lock, so that processes started
         together on a fresh state do not each try to create the tables, and an up-to-date
         state is opened without waiting for anyone."""
-        conn: sqlite3.Connection | None = None
-        try:
-            conn = connect(path)
-            if always_check or _size(path) <= QUICK_CHECK_MAX_BYTES:
-                check_integrity(conn, path)
-            if migrations.pending(Database(conn)):
-                self._migrate(conn)
-            return conn
-        except sqlite3.Error as exc:
-            if conn is not None:
-                conn.close()
-            raise storage_error(exc, path, opening=True) from None
-        except BaseException:
-            if conn is not None:
-                conn.close()
-            raise
+        deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+        while True:
+            conn: sqlite3.Connection | None = None
+            try:
+                conn = connect(path)
+                if always_check or _size(path) <= QUICK_CHECK_MAX_BYTES:
+                    check_integrity(conn, path)
+                if migrations.pending(Database(conn)):
+                    self._migrate(conn)
+                return conn
+            except sqlite3.Error as exc:
+                if conn is not None:
+                    conn.close()
+                # A fresh state opened by several processes at once answers `database is
+                # locked` without the busy handler at more than one step: open it again.
+                if _busy(exc) and time.monotonic() < deadline:
+                    time.sleep(WAL_SWITCH_PAUSE)
+                    continue
+                raise storage_error(exc, path, opening=True) from None
+            except BaseException:
+                if conn is not None:
+                    conn.close()
+                raise
 
     def _migrate(self, conn: sqlite3.Connection) -> None:
         """The pending migrations (none left when another process applied them meanwhile);
