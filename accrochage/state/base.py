@@ -399,6 +399,12 @@ class Store(ABC):
         free (a store whose writers never wait on each other: always)."""
         return None
 
+    def stop_waiting(self) -> None:
+        """Writes of this store no longer wait for another writer (a service being stopped):
+        one waiting gives up now, later ones at once, each with `StoreBusyError`; a free
+        state is still written. A store whose writers never wait: nothing to do."""
+        return None
+
     def refdata(self) -> RefdataStorage:
         """The reference data (CONTRACT §11) kept beside the records."""
         raise StoreError(f"{type(self).__name__} keeps no reference data")

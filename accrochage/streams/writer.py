@@ -29,6 +29,11 @@ _BROKEN = (
     "the writer thread failed: the events were not acknowledged and may not be stored; "
     "send them again once the service is restarted"
 )
+_AFTER_A_FAILED_GROUP = (
+    "an earlier group of this log was not stored, so this one is not stored either (its "
+    "offsets would be stored past the events not stored); the worker reads them all again "
+    "from the log when it starts"
+)
 
 
 @dataclass(slots=True)
@@ -47,7 +52,10 @@ class WriterService:
         """A submission (or the stop) taken from the queue for the group after this one."""
         self._thread = threading.Thread(target=self._run, name="writer", daemon=True)
         self._stopping = False
+        self._abandoned = False
         self._broken = False
+        self._failed_logs: set[LogSource] = set()
+        """Logs a group of which failed: nothing later of theirs is stored (`_store`)."""
         self._lock = threading.Lock()
         self.storage_error: StoreError | None = None
         """The storage failure of the last transaction (disk full, corrupt), or None."""
@@ -119,9 +127,25 @@ class WriterService:
             if not submission.done.done():
                 submission.done.set_exception(RuntimeError(_BROKEN))
 
+    def abandon_waits(self) -> None:
+        """A stop that does not wait for the state: a log's group that waits for another
+        process to let go of it fails now, and so does every later group of that log; their
+        events stay in the log, read again at the next start. Groups that find the state free
+        are stored as before."""
+        self._abandoned = True
+        self._ingestor.store.stop_waiting()
+
+    @property
+    def abandoned(self) -> bool:
+        """`abandon_waits` was called: a group that fails now is one the stop left."""
+        return self._abandoned
+
     def _store(self, group: list[_Submission]) -> None:
         items = [item for submission in group for item in submission.items]
         source = group[0].source
+        if source is not None and source in self._failed_logs:
+            self._fail(group, RuntimeError(_AFTER_A_FAILED_GROUP))
+            return
         try:
             by_item = self._stored_once_free(items, source)
         except BaseException as exc:  # the transaction rolled back
@@ -169,7 +193,7 @@ class WriterService:
                     for item, result in self._ingestor.ingest_from_log(source, items)
                 }
             except StoreBusyError as busy:
-                if source is None or self._stopping:
+                if source is None or self._stopping or self._abandoned:
                     raise
                 self.storage_error = busy
                 said = busy.situation or "another process holds the state"
@@ -187,8 +211,20 @@ class WriterService:
             self._store(group)
         return [submission.done for submission in group]
 
-    @staticmethod
-    def _fail(group: list[_Submission], exc: BaseException) -> None:
+    def _fail(self, group: list[_Submission], exc: BaseException) -> None:
+        """Fail the group; a log's group also fails every later one of that log: stored, a
+        later group would store offsets past this one's events, and they would never be."""
+        if group[0].source is not None:
+            self._failed_logs.add(group[0].source)
+            if self._abandoned:
+                log.warning(
+                    "stopping: %d events of the log were not stored (%s); the worker reads "
+                    "them again from the log at its next start",
+                    sum(len(s.items) for s in group),
+                    "another process holds the state"
+                    if isinstance(exc, StoreBusyError)
+                    else "an earlier group was not stored",
+                )
         for submission in group:
             submission.done.set_exception(exc)
 

@@ -45,6 +45,9 @@ Wire = tuple[int | None, int | None, bytes | None, Any, str | None, Ready | None
 class GroupWriter(Protocol):
     def submit(self, items: list[Incoming]) -> futures.Future[Any]: ...
 
+    def abandon_waits(self) -> None:
+        """A stop that does not wait for the state (`WriterService.abandon_waits`)."""
+
     def shutdown(self, wait: bool = True) -> None: ...
 
 
@@ -70,6 +73,9 @@ class InProcessWriter:
     def submit(self, items: list[Incoming]) -> futures.Future[Any]:
         return self._service.submit(items, self._source)
 
+    def abandon_waits(self) -> None:
+        self._service.abandon_waits()
+
     def shutdown(self, wait: bool = True) -> None:
         self._service.stop(None if wait else 0)
 
@@ -88,20 +94,27 @@ def _writer_main(
     parent: int,
     requests: Any,
     results: Any,
+    abandon: Any,
     logs: LogSetup = (None, logging.WARNING),
 ) -> None:
-    """The writer process: build only what storing needs, store each group in order."""
+    """The writer process: build only what storing needs, store each group in order.
+    `abandon`: an event the worker sets for a stop that does not wait for the state."""
     exit_with(parent)
     ignore_stop_signals()  # the worker ends it in order, after its last group
     adopt_log_setup(logs)
     parts = build()
     heap.settle()
+    threading.Thread(
+        target=_abandon_when, args=(abandon, parts.service), name="writer-abandon", daemon=True
+    ).start()
 
     def report(size: int, stored: futures.Future[Any]) -> None:
         error = stored.exception()
         if error is not None:
             results.put((False, f"{type(error).__name__}: {error}", {}))
-            os._exit(EXIT_STORE_FAILED)
+            if not parts.service.abandoned:  # a group the stop left: the stop goes on
+                os._exit(EXIT_STORE_FAILED)
+            return
         # The counts travel with the result: the parent serves /metrics (streams/metrics.py).
         results.put((True, size, metrics.tally(stored.result())))
 
@@ -115,6 +128,11 @@ def _writer_main(
         parts.service.stop()
     finally:
         parts.close()
+
+
+def _abandon_when(abandon: Any, service: WriterService) -> None:
+    abandon.wait()
+    service.abandon_waits()
 
 
 def _decode_then_store(
@@ -183,9 +201,17 @@ class ProcessWriter:
         # ever on a pipe no one reads.
         self._requests.cancel_join_thread()
         self._results: Any = context.Queue()
+        self._abandon: Any = context.Event()
         self._process = context.Process(
             target=_writer_main,
-            args=(build, os.getpid(), self._requests, self._results, parent_log_setup()),
+            args=(
+                build,
+                os.getpid(),
+                self._requests,
+                self._results,
+                self._abandon,
+                parent_log_setup(),
+            ),
             name="accrochage-writer",
             daemon=daemon,
         )
@@ -320,6 +346,9 @@ class ProcessWriter:
                 self._waiting.remove(done)
         if not done.done():
             done.set_exception(RuntimeError(self._death()))
+
+    def abandon_waits(self) -> None:
+        self._abandon.set()
 
     def shutdown(self, wait: bool = True) -> None:
         """Let the writer store what it was given, then end it."""

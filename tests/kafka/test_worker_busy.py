@@ -33,6 +33,10 @@ pytestmark = pytest.mark.kafka
 START_TIMEOUT = 60.0
 RUN_TIMEOUT = 120.0
 WAITING = "the group is stored once it lets go"
+STOP_WITHIN = 90.0
+"""Less than the two minutes the stop used to wait for a group waiting on the state."""
+STOPPED_EVENTS = 6000
+"""More than the worker hands the writer before it waits for a group to be stored."""
 
 
 async def test_a_worker_waits_for_a_held_state_and_then_stores_everything(
@@ -78,5 +82,46 @@ async def test_a_worker_waits_for_a_held_state_and_then_stores_everything(
     assert "Traceback" not in worker.text(), worker.tail(80)
     outbox = read_outbox(config.outbox, [PROFILES["1.1.5"].bundled_xsd], why)
     assert sent == len(spec.lines), why
+    check_final_state(config, spec, outbox, why)
+    await check_offsets(config, sent, why)
+
+
+async def test_a_worker_stopped_while_it_waits_for_the_state_stops_at_once_and_loses_nothing(
+    kafka_broker: KafkaEndpoint,
+    tmp_path: Path,
+    kafka_seed: int,
+    workers: list[Worker],
+) -> None:
+    """A SIGTERM while a group waits for a state another process holds: the stop used to wait
+    two minutes for that group (a supervisor's stop timeout kills it first). It now gives the
+    wait up; the events stay in the log and the next worker stores each of them once."""
+    why = f"(seed {kafka_seed}; replay with ACCROCHAGE_KAFKA_SEED={kafka_seed})"
+    config = write_worker_config(tmp_path / "worker", kafka_broker.bootstrap)
+    text = config.path.read_text(encoding="utf-8")
+    config.path.write_text(text.replace('lock_wait = "30s"', 'lock_wait = "1s"'), "utf-8")
+    spec = write_events(
+        tmp_path / "events.jsonl", config.settings(), kafka_seed, STOPPED_EVENTS, invalid_ratio=0.05
+    )
+
+    worker = Worker(config, tmp_path / "worker.log")
+    workers.append(worker)
+    await asyncio.to_thread(worker.wait_for_log, "Worker ready", START_TIMEOUT)
+    before = progress(config)
+    with held(config.state) as holder:
+        sent = await asyncio.to_thread(send, config, spec.path, tmp_path / "send.log")
+        await asyncio.to_thread(worker.wait_for_log, WAITING, RUN_TIMEOUT)
+        code = await asyncio.to_thread(worker.stop, STOP_WITHIN)
+        assert code == 0, f"the stop waited for the holder (exit {code}):\n{worker.tail(80)}"
+        assert progress(config) == before, "stored while another process held the state"
+        release(holder)
+    log = worker.text()
+    assert "were not stored" in log and "at its next start" in log, worker.tail(80)
+    assert "Traceback" not in log, worker.tail(80)
+
+    again = Worker(config, tmp_path / "worker-2.log")
+    workers.append(again)
+    await asyncio.to_thread(wait_until_done, config, sent, RUN_TIMEOUT, alive=again.alive, why=why)
+    assert again.stop() == 0, f"the worker did not stop cleanly:\n{again.tail()}"
+    outbox = read_outbox(config.outbox, [PROFILES["1.1.5"].bundled_xsd], why)
     check_final_state(config, spec, outbox, why)
     await check_offsets(config, sent, why)

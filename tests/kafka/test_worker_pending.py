@@ -47,6 +47,8 @@ class SlowIngestor:
         self.started = threading.Event()
         self.finished = threading.Event()
         self.groups: list[int] = []
+        self.store = SimpleNamespace(stop_waiting=lambda: None)
+        """The store the writer tells to stop waiting at a stop: its writes never wait."""
 
     def ingest_from_log(self, source: LogSource, items: list[Any]) -> list[Any]:
         self.started.set()

@@ -106,6 +106,7 @@ def run_worker(
         )
         runner.execute_from_commandline()
     finally:
+        writer.abandon_waits()  # a stop never waits for a command that holds the state
         writer.shutdown(wait=True)
         core.close()
         lock.release()

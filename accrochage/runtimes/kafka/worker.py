@@ -133,12 +133,7 @@ class Pending:
         try:
             await asyncio.wrap_future(stored)
         except asyncio.CancelledError:
-            # A graceful stop (SIGTERM) while groups are being stored: not a failure. Their
-            # transactions cannot be interrupted; let them end (committed or rolled back, the
-            # offsets stored with them keep the state exact) before the store is closed.
-            _, running = futures.wait([f for f, _ in self._in_flight], timeout=SETTLE_SECONDS)
-            if running:  # a writer that hangs must not hold the stop (and the loop) for ever
-                log.error("%d groups were still being stored at the stop", len(running))
+            self._settle_at_stop()
             raise
         except BaseException:
             log.critical(
@@ -150,6 +145,18 @@ class Pending:
             os._exit(EXIT_UNEXPECTED)
         self._in_flight.popleft()
         self.committed += count
+
+    def _settle_at_stop(self) -> None:
+        """A graceful stop (SIGTERM) while groups are being stored: not a failure. Their
+        transactions cannot be interrupted; let them end (committed or rolled back, the offsets
+        stored with them keep the state exact) before the store is closed. Groups waiting for
+        a state another process holds are given up: the stop does not wait for that process,
+        and their events are read again from the log at the next start."""
+        self.writer.abandon_waits()
+        in_flight = [f for f, _ in self._in_flight]
+        _, running = futures.wait(in_flight, timeout=SETTLE_SECONDS)
+        if running:  # a writer that hangs must not hold the stop (and the loop) for ever
+            log.error("%d groups were still being stored at the stop", len(running))
 
 
 def build_worker(

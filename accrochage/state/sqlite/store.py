@@ -170,6 +170,9 @@ class SqliteStore(Store):
             return WriteHolder(None, stopped=False)
         return WriteHolder(found.pid, stopped=found.stopped)
 
+    def stop_waiting(self) -> None:
+        self._write_lock.interrupt()
+
     def close(self) -> None:
         self._conn.close()
         self._write_lock.close()

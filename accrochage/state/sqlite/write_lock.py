@@ -15,6 +15,7 @@ from __future__ import annotations
 import fcntl
 import os
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,6 +23,9 @@ from accrochage.errors import StoreBusyError, StoreError
 
 DEFAULT_WAIT_SECONDS = 30.0
 """SQLite's busy timeout here (`store.BUSY_TIMEOUT_MS`): what a writer waited before the lock."""
+INTERRUPT_CHECK_SECONDS = 0.25
+"""How often a waiting writer looks whether its waits were interrupted (`WriteLock.interrupt`);
+the lock's release wakes it at once whatever this is."""
 
 
 @dataclass
@@ -53,10 +57,15 @@ class _Attempt:
                 return
         _let_go(self.fd, locked=self.error is None)
 
-    def wait(self, seconds: float) -> bool:
-        """True when this writer (`waiting` set) now holds the lock through `fd`."""
+    def wait(self, seconds: float, interrupted: threading.Event) -> bool:
+        """True when this writer (`waiting` set) now holds the lock through `fd`; False after
+        `seconds`, or sooner once `interrupted` is set."""
+        deadline = time.monotonic() + seconds
         try:
-            self.taken.wait(seconds)
+            while not self.taken.wait(min(INTERRUPT_CHECK_SECONDS, seconds)):
+                seconds = deadline - time.monotonic()
+                if seconds <= 0 or interrupted.is_set():
+                    break
         except BaseException:  # interrupted (Ctrl-C) as the lock came: not kept
             if self._stop_waiting():
                 _let_go(self.fd, locked=self.error is None)
@@ -85,6 +94,13 @@ class WriteLock:
         self._fd = self._open()
         self._pending: _Attempt | None = None
         self._guard = threading.Lock()
+        self._interrupted = threading.Event()
+
+    def interrupt(self) -> None:
+        """A writer waiting for another one gives up now, and later writers that find the lock
+        taken give up at once (`StoreBusyError`): a service being stopped does not wait for a
+        command that holds the state. A free lock is still taken."""
+        self._interrupted.set()
 
     def _open(self) -> int:
         try:
@@ -106,9 +122,14 @@ class WriteLock:
             return self._fd
         except BlockingIOError:
             pass
+        if self._interrupted.is_set():
+            raise busy_error(self.state, 0.0, holder(self.path))
         attempt = self._attempt()
-        if not attempt.wait(self.wait_seconds if seconds is None else seconds):
+        started = time.monotonic()
+        if not attempt.wait(self.wait_seconds if seconds is None else seconds, self._interrupted):
             waited = max(self.wait_seconds, seconds or 0.0)  # a write's part of it, or more
+            if self._interrupted.is_set():
+                waited = round(time.monotonic() - started, 1)
             raise busy_error(self.state, waited, holder(self.path))
         with self._guard:
             self._pending = None

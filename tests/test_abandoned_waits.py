@@ -1,0 +1,101 @@
+"""A service being stopped does not wait for a command that holds the state.
+
+A Kafka worker's group waits for the state as long as another process holds it
+(`test_write_lock.py`). A SIGTERM meanwhile waited two minutes for that group before the writer
+was told to stop, then up to `state.lock_wait` more. The stop now gives the wait up at once;
+the group's events stay in the log. And once a log's group is not stored, no later group of
+that log is: its offsets would skip the events of the one not stored.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+
+from accrochage.errors import StoreBusyError
+from accrochage.models.deadline import FixedClock
+from accrochage.state.sqlite import SqliteStore
+from accrochage.streams.ingest import Ingestor, LogSource
+from accrochage.streams.writer import WriterService
+from tests.test_decoding import NOW, registry
+from tests.test_write_lock import (
+    BOUND,
+    held,
+    log_group,
+    read_only,
+    release,
+    stored_records,
+    until,
+)
+
+LONG_WAIT = 600.0
+"""Longer than any test runs: a wait that ends is one that was given up, not one that ran out."""
+
+
+@pytest.fixture()
+def patient_store(tmp_path: Path) -> SqliteStore:
+    opened = SqliteStore(tmp_path / "state.db", lock_wait_seconds=LONG_WAIT)
+    yield opened  # type: ignore[misc]
+    opened.close()
+
+
+def test_a_write_waiting_for_another_process_gives_up_when_waits_are_stopped(
+    patient_store: SqliteStore,
+) -> None:
+    outcome: list[BaseException | None] = []
+
+    def write() -> None:
+        try:
+            with patient_store.transaction():
+                pass
+            outcome.append(None)
+        except BaseException as exc:
+            outcome.append(exc)
+
+    with held(patient_store.path) as holder:
+        writing = threading.Thread(target=write)
+        writing.start()
+        until(lambda: holder_waited_on(patient_store))
+        patient_store.stop_waiting()
+        writing.join(BOUND)
+        assert not writing.is_alive(), "the write still waits for the holder"
+        assert len(outcome) == 1 and isinstance(outcome[0], StoreBusyError)
+        with pytest.raises(StoreBusyError), patient_store.transaction():  # nor do later writes
+            pass
+        release(holder)
+    with patient_store.transaction() as tx:  # a free state is still written
+        tx.save_offsets("topic", {0: 1})
+    assert read_only(patient_store, "SELECT next_offset FROM input_offsets") == [1]
+
+
+def holder_waited_on(store: SqliteStore) -> bool:
+    """A writer of this process waits for the lock (a thread waiting on the holder)."""
+    return any(t.name == "write-lock-wait" for t in threading.enumerate())
+
+
+def test_an_abandoned_wait_fails_its_group_and_every_later_group_of_its_log(
+    patient_store: SqliteStore,
+) -> None:
+    service = WriterService(Ingestor(patient_store, registry(), FixedClock(NOW)))
+    source = LogSource("topic")
+    try:
+        with held(patient_store.path) as holder:
+            waiting = service.submit(log_group(5), source)
+            until(lambda: holder_waited_on(patient_store))
+            service.abandon_waits()
+            with pytest.raises(StoreBusyError):
+                waiting.result(BOUND)
+            release(holder)
+        # The state is free now; stored, this group would move the partition's offset past
+        # the five events above, which nothing would ever read again.
+        later = service.submit(log_group(8)[5:], source)
+        with pytest.raises(RuntimeError, match="an earlier group of this log was not stored"):
+            later.result(BOUND)
+        request = service.submit(log_group(1))  # not from the log: stored as before
+        assert [r.outcome for r in request.result(BOUND)] == ["created"]
+    finally:
+        service.stop(BOUND)
+    assert stored_records(patient_store) == 1
+    assert read_only(patient_store, "SELECT count(*) FROM input_offsets") == [0]
