@@ -339,6 +339,7 @@ def test_a_refused_suppression_leaves_the_record_accepted_until_retried(
 
     (outcome,) = core.operations.retry(["SR-1"])
     assert outcome.done, outcome
+    assert "SUPPRESSION is cut again" in outcome.message, outcome
     again, path = only_written(flush(core))
     assert again != suppression and action_of(path) == "SUPPRESSION"
     answer(core, shared_dir, again, ok=["SR-1"])
@@ -357,7 +358,28 @@ def test_a_suppression_file_rejected_whole_keeps_its_records_accepted(
     assert detail["status"] == "accepted"
     assert detail["suppression_rejected"] is True
     assert detail["cdc_reason"] == "file_rejected"
-    assert [o.done for o in core.operations.retry_rejected()] == [True]
+    (outcome,) = core.operations.retry_rejected(batch_ref=name)
+    assert "SUPPRESSION is cut again" in outcome.message, outcome
+    again, path = only_written(flush(core))
+    assert again != suppression and action_of(path) == "SUPPRESSION"
+
+
+def test_retrying_every_rejected_record_cuts_a_refused_suppression_again(
+    core: Core, shared_dir: Path
+) -> None:
+    """`retry --all-rejected` (and `--batch`) answered "already accepted" for a record whose
+    SUPPRESSION the CDC refused, and nothing was cut: only `retry ID` worked."""
+    accepted(core, shared_dir, event("SA-1"))
+    ingest(core, revoked_event(record_id="SA-1"))
+    suppression, _ = only_written(flush(core))
+    answer(core, shared_dir, suppression, ko={"SA-1": "Erreur technique"})
+    (outcome,) = core.operations.retry_rejected()
+    assert (outcome.done, outcome.message) == (
+        True,
+        "its SUPPRESSION is cut again at the next flush",
+    )
+    again, path = only_written(flush(core))
+    assert again != suppression and action_of(path) == "SUPPRESSION"
 
 
 # --- corrections while the CREATION file is written but not deposited -------------------------

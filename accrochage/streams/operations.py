@@ -293,15 +293,20 @@ def not_applied(items: Sequence[str], exc: StoreError) -> list[ItemOutcome]:
 
 
 def _if_rejected(record: Record, now: datetime) -> Change:
-    """`retry`, for a record chosen as rejected before its chunk's transaction: one a report
-    or a correction changed meanwhile is left as it is ("already ...")."""
-    if record.status is not RecordStatus.REJECTED:
-        return Change(Outcome.UNCHANGED)
-    return retry(record, now)
+    """`retry`, for a record chosen as rejected (or its SUPPRESSION refused) before its
+    chunk's transaction: one a report or a correction changed meanwhile is left as it is
+    ("already ...")."""
+    if record.status is RecordStatus.REJECTED or _suppression_refused(record):
+        return retry(record, now)
+    return Change(Outcome.UNCHANGED)
+
+
+def _suppression_refused(record: Record) -> bool:
+    return record.status is RecordStatus.ACCEPTED and record.suppression_rejected
 
 
 def retry(record: Record, now: datetime) -> Change:
-    if record.status is RecordStatus.ACCEPTED and record.suppression_rejected:
+    if _suppression_refused(record):
         return apply_suppression_retry(record, now)
     return apply_retry(record, now)
 
