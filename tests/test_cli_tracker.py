@@ -455,6 +455,33 @@ def test_import_of_a_whole_file_rejection(config: Path, tmp_path: Path, shared_d
     assert "absent.xml" in missing.stderr and "cannot be read" in missing.stderr
 
 
+def test_a_rejection_of_a_file_renamed_beyond_recognition_is_applied_to_the_batch_named(
+    config: Path, tmp_path: Path, shared_dir: Path
+) -> None:
+    """A name that carries no batch id: the report is refused with the way out, which works
+    (before, the records stayed deposited and nothing but SQL could settle them)."""
+    run(config, "ingest", str(write_jsonl(tmp_path / "j.jsonl", [recent("J-1"), recent("J-2")])))
+    out = run(config, "flush", "--force").stdout
+    path = Path(next(line for line in out.splitlines() if line.startswith("wrote ")).split()[1])
+    report = tmp_path / "rejet.xml"
+    report.write_bytes(file_rejected_report(shared_dir, file_name="export-pix-lundi.xml"))
+    refused = run(config, "import-report", str(report), code=1)
+    assert refused.stderr.count("rejet.xml") == 1, refused.stderr
+    assert "import-report FILE --batch" in refused.stderr, refused.stderr
+    assert {r["status"] for r in outstanding_json(config)} == {"batched"}
+
+    other = tmp_path / "other.xml"
+    other.write_bytes(file_rejected_report(shared_dir, file_name=path.name))
+    two = run(config, "import-report", str(report), str(other), "--batch", path.name, code=2)
+    assert "give one FILE" in two.stderr
+    wrong = run(config, "import-report", str(report), "--batch", "no-such-batch", code=1)
+    assert "names no batch" in wrong.stderr
+
+    done = run(config, "import-report", str(report), "--batch", path.name).stdout
+    assert "2 rejected" in done and "whole file rejected: XSD: " in done
+    assert {r["status"] for r in outstanding_json(config)} == {"rejected"}
+
+
 def test_a_report_that_cannot_be_read_stops_no_other(
     config: Path, tmp_path: Path, shared_dir: Path
 ) -> None:

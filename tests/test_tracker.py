@@ -22,6 +22,7 @@ import pytest
 from lxml import etree
 
 from accrochage.app import Core, build_core
+from accrochage.errors import AccrochageError
 from accrochage.generate import GeneratedCertifier, generate_events
 from accrochage.models.deadline import PARIS, FixedClock
 from accrochage.settings import load_settings
@@ -854,6 +855,52 @@ def test_whole_file_rejection_rejects_every_member(
         assert detail["cdc_message"].startswith("file rejected: XSD")
     assert record(core, "F-3")["status"] == "batched"
     assert core.feedback.import_report(path).already_imported
+
+
+@pytest.mark.parametrize(
+    "uploaded_as",
+    ["{stem}_002.xml", "{stem}.xml.gz", "depot/{stem}.XML"],
+)
+def test_a_rejected_file_renamed_before_its_upload_is_found_by_its_batch_id(
+    core: Core, shared_dir: Path, tmp_path: Path, uploaded_as: str
+) -> None:
+    """The CDC echoes the name the file was uploaded under (its real report names a split
+    `..._002.xml`); a whole-file rejection carries no idFlux. The report was refused ("no
+    batch has that file name") and the records stayed deposited, with no way out but SQL."""
+    ingest(core, event("N-1"), event("N-2"), event("N-3", certifier="school"))
+    report = core.flusher.flush(force=True)
+    pix = next(w.batch_id for w in report.written if w.certifier == "pix")
+    core.operations.deposited([pix])
+    name = uploaded_as.format(stem=batch_row(core, pix)["file_name"].removesuffix(".xml"))
+    path = write_report(tmp_path, "r.xml", file_rejected_report(shared_dir, file_name=name))
+    summary = core.feedback.import_report(path)
+    assert summary.batch_id == pix
+    assert sorted(summary.rejected) == ["N-1", "N-2"]
+    assert any("matched by the batch id it carries" in n for n in summary.notes), summary.notes
+    assert record(core, "N-3")["status"] == "batched"
+
+
+def test_a_file_name_carrying_another_id_matches_no_batch(core: Core, shared_dir: Path) -> None:
+    ingest(core, event("O-1"))
+    only_batch(core.flusher.flush(force=True))
+    name = "03VML243_pix_20261202T000000_00000000-0000-4000-8000-000000000000.xml"
+    with pytest.raises(AccrochageError, match="no batch has that file name"):
+        core.feedback.import_report_bytes(file_rejected_report(shared_dir, file_name=name), "r")
+    assert record(core, "O-1")["status"] == "batched"
+
+
+def test_a_batch_named_by_the_operator_must_be_the_one_the_report_names(
+    core: Core, shared_dir: Path, tmp_path: Path
+) -> None:
+    ingest(core, event("P-1"), event("P-2", certifier="school"))
+    written = {w.certifier: w.batch_id for w in core.flusher.flush(force=True).written}
+    name = batch_row(core, written["pix"])["file_name"]
+    data = processed_report(shared_dir, file_name=name, id_flux=written["pix"], ok=["P-1"])
+    path = write_report(tmp_path, "r.xml", data)
+    with pytest.raises(AccrochageError, match=f"the report names batch {written['pix']}"):
+        core.feedback.import_report(path, written["school"])
+    assert {record(core, r)["status"] for r in ("P-1", "P-2")} == {"batched"}
+    assert core.feedback.import_report(path, written["pix"]).accepted == ["P-1"]
 
 
 def test_deposited_and_retry(core: Core, shared_dir: Path) -> None:

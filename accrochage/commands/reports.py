@@ -15,18 +15,27 @@ from accrochage.models.vocabulary import CdcAction, CdcReason, RecordStatus
 
 @click.command("import-report")
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option(
+    "--batch",
+    "batch_ref",
+    metavar="BATCH",
+    help="The batch (id or file name) the one FILE answers, when the report names a file "
+    "accrochage cannot match (renamed before its upload).",
+)
 @click.pass_context
-def import_report(ctx: click.Context, files: tuple[Path, ...]) -> None:
+def import_report(ctx: click.Context, files: tuple[Path, ...], batch_ref: str | None) -> None:
     """Apply CDC processing reports (accusés de traitement) to the records.
 
     Each FILE is a report downloaded from the CDC portal. A file that cannot be applied is
     reported and the others are still applied (exit 1 when any failed).
     """
+    if batch_ref is not None and len(files) != 1:
+        raise click.UsageError("--batch names the batch of one report: give one FILE")
     failed = 0
     with core_from(ctx, existing=True) as core:
         for path in files:
             try:
-                result = core.feedback.import_report(path)
+                result = core.feedback.import_report(path, batch_ref)
             except StoreError:
                 raise
             except AccrochageError as exc:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
@@ -120,3 +121,13 @@ def relocated(path: Path, certifier: str, state: BatchState, outbox: Path) -> Pa
     `paths.outbox` changed."""
     place = outbox_place(outbox, certifier, path.name, state)
     return None if path == place else place
+
+
+_BATCH_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.I)
+
+
+def batch_ids_in(file_name: str) -> list[str]:
+    """The batch ids a file's name carries (`<...>_<batch id>.xml`, CONTRACT §7), for a name
+    the CDC reports as uploaded: renamed (`..._002.xml`, a split or a second upload),
+    compressed, or with a path. Lower case, as batches are named."""
+    return list(dict.fromkeys(found.lower() for found in _BATCH_ID.findall(file_name)))

@@ -201,7 +201,8 @@ class Transaction(PendingReads):
 
     @abstractmethod
     def find_batch(self, id_flux: str | None, file_name: str | None) -> str | None:
-        """The batch a report speaks of: by its idFlux first, then by its file name."""
+        """The batch a report speaks of: by its idFlux first, then by its file name, then by
+        the one batch id its file name carries (a file renamed before its upload)."""
 
     @abstractmethod
     def report_imported(self, sha256: str) -> bool: ...

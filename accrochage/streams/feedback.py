@@ -78,14 +78,14 @@ class Feedback:
     def _now(self) -> datetime:
         return self.clock.now().replace(microsecond=0)
 
-    def import_report(self, path: Path) -> ImportSummary:
+    def import_report(self, path: Path, batch_ref: str | None = None) -> ImportSummary:
         """Apply a report file, its copy kept first: a crash between the two never leaves an
         applied report without the copy `evidence` hands over (importing it again, a no-op on
         the state, puts a copy back in any case)."""
         data = read_report_bytes(path)  # read once: the size and kind checked first
         report = parse_report(data, source=str(path))
         kept = keep_copy(self.archive, data, path.name) if self.archive is not None else None
-        summary = self.apply_report(report, data, path.name)
+        summary = self.apply_report(report, data, path.name, batch_ref)
         if kept is not None:
             summary.kept_as = str(kept)
         return summary
@@ -93,11 +93,17 @@ class Feedback:
     def import_report_bytes(self, data: bytes, name: str) -> ImportSummary:
         return self.apply_report(parse_report(data, source=name), data, name)
 
-    def apply_report(self, report: ProcessingReport, data: bytes, name: str) -> ImportSummary:
+    def apply_report(
+        self, report: ProcessingReport, data: bytes, name: str, batch_ref: str | None = None
+    ) -> ImportSummary:
+        """`batch_ref`: the batch the report answers, named by the operator (a batch id, a
+        prefix of one, or a file name) when its nomFichier matches none."""
         digest = hashlib.sha256(data).hexdigest()
         now = self._now()
         with self.store.transaction() as tx:
             batch_id = tx.find_batch(report.id_flux, report.file_name)
+            if batch_ref is not None:
+                batch_id = _named_batch(tx, batch_ref, batch_id)
             summary = ImportSummary(name, batch_id)
             if tx.report_imported(digest):
                 summary.already_imported = True
@@ -112,6 +118,11 @@ class Feedback:
             batch = tx.batch(batch_id) if batch_id is not None else None
             if batch is not None:
                 summary.action = batch.action.value
+                if batch_id != report.id_flux and batch.file_name != report.file_name:
+                    summary.notes.append(
+                        f"nomFichier {report.file_name!r} is not the name accrochage gave the "
+                        f"file ({batch.file_name}): matched by the batch id it carries"
+                    )
             ctx = OutcomeContext(tx, batch, now, label, self.decode)
             if report.rejected_whole_file:
                 closures = _reject_file(ctx, report, summary)
@@ -227,6 +238,21 @@ def _apply_outcomes(
     return closures
 
 
+def _named_batch(tx: Transaction, ref: str, found: str | None) -> str:
+    """The one batch `ref` names; refused when it names none or several, or another batch
+    than the one the report itself names (by its idFlux or its file name)."""
+    matching = tx.batch_ids_matching(ref)
+    if len(matching) != 1:
+        why = "no batch" if not matching else f"{len(matching)} batches"
+        raise AccrochageError(f"--batch {ref!r} names {why}: give a batch id or a file name")
+    if found is not None and found != matching[0]:
+        raise AccrochageError(
+            f"the report names batch {found} (by its idFlux or file name), not {matching[0]}: "
+            "import it without --batch"
+        )
+    return matching[0]
+
+
 def _reject_file(
     ctx: OutcomeContext, report: ProcessingReport, summary: ImportSummary
 ) -> list[RequestClosure]:
@@ -237,8 +263,10 @@ def _reject_file(
     summary.file_error = error
     if ctx.batch is None:
         raise AccrochageError(
-            f"{summary.file}: the CDC rejected the whole file {report.file_name!r} ({error}), "
-            "but no batch has that file name: cannot tell which records it held"
+            f"the CDC rejected the whole file {report.file_name!r} ({error}), but no batch "
+            "has that file name: cannot tell which records it held; name the batch it "
+            "answers: `accrochage import-report FILE --batch <batch id or file name>` "
+            "(`accrochage batches --state deposited` lists the files deposited)"
         )
     changes = []
     verdict = Verdict(False, f"file rejected: {error}", whole_file=True)

@@ -9,6 +9,7 @@ from datetime import date, datetime
 
 import accrochage.state.sqlite.alerts as alert_rows
 import accrochage.state.sqlite.corrections as correction_rows
+from accrochage.models.batch import batch_ids_in
 from accrochage.models.corrections import CorrectionRequest, RequestClosure
 from accrochage.models.record import Change, Record
 from accrochage.state.base import (
@@ -134,7 +135,14 @@ class SqliteTransaction(BatchStatements, Transaction):
                 ).fetchone()
                 if row is not None:
                     return str(row["batch_id"])
-        return None
+        named = batch_ids_in(file_name or "")
+        found = [
+            str(row["batch_id"])
+            for row in self._conn.execute(
+                f"SELECT batch_id FROM batches WHERE batch_id IN ({placeholders(named)})", named
+            )
+        ]
+        return found[0] if len(found) == 1 else None
 
     def report_imported(self, sha256: str) -> bool:
         found = self._conn.execute("SELECT 1 FROM reports WHERE sha256 = ?", (sha256,))
