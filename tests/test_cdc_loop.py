@@ -511,6 +511,22 @@ def test_a_rejection_makes_the_stored_correction_the_content(
     assert passages(path)["RJ-1"].findtext("cpf:scoring", namespaces=NS) == "300"
 
 
+def test_a_rejected_record_revoked_meanwhile_gets_no_advice_to_fix_it(
+    core: Core, shared_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """It is withdrawn (nothing to send): import-report told to correct its identity."""
+    batch = deposited(core, event("RV-1"), event("RV-2"))
+    ingest(core, revoked_event(record_id="RV-1"))
+    summary = answer(core, shared_dir, batch, ko={"RV-1": NO_HOLDER, "RV-2": NO_HOLDER})
+    assert record(core, "RV-1")["status"] == "withdrawn"
+    echo_rejections(summary.rejections, batch)
+    said = capsys.readouterr().out
+    assert "rejected, revoked meanwhile (1): withdrawn, nothing to send: RV-1" in said, said
+    (advised,) = [line for line in said.splitlines() if "identity_not_found" in line]
+    assert "(1)" in advised, said
+    assert "RV-1:" not in said and "    RV-2: " in said, said
+
+
 def test_two_identity_rejections_flag_the_identity_procedure(core: Core, shared_dir: Path) -> None:
     ingest(core, event("ID-1"))
     for round_ in range(2):

@@ -90,9 +90,18 @@ SHOWN_PER_REASON = 20
 def echo_rejections(rejections: list[dict[str, str | None]], batch_id: str | None) -> None:
     """The rejected ids with the CDC's messages, grouped by class, and what to do next."""
     batch = batch_id or "REF"
+    withdrawn = [r["record_id"] for r in rejections if r.get("status") == RecordStatus.WITHDRAWN]
+    if withdrawn:
+        click.echo(
+            f"  rejected, revoked meanwhile ({len(withdrawn)}): withdrawn, nothing to send: "
+            + ", ".join(str(i) for i in withdrawn[:SHOWN_PER_REASON])
+            + (" ..." if len(withdrawn) > SHOWN_PER_REASON else "")
+        )
     groups: dict[str, list[dict[str, str | None]]] = {}
     for rejection in rejections:
-        groups.setdefault(rejection["cdc_reason"] or CdcReason.OTHER.value, []).append(rejection)
+        if rejection.get("status") != RecordStatus.WITHDRAWN:
+            reason = rejection["cdc_reason"] or CdcReason.OTHER.value
+            groups.setdefault(reason, []).append(rejection)
     for reason, items in sorted(groups.items()):
         advice = ADVICE[CdcReason(reason)].replace("--batch REF", f"--batch {batch}")
         click.echo(f"  rejected, {reason} ({len(items)}): {advice}")
