@@ -142,6 +142,9 @@ def test_answered_unfounded_corrected_by_hand_and_never_twice(core: Core) -> Non
         core.corrections.answer("CR-NOPE", corrected=True)
     assert listed(core, open_only=True) == []
     assert [r["status"] for r in listed(core)] == ["answered", "corrected"]
+    # Closed: no deadline runs (it read "-1 days" the day after, as if overdue).
+    assert [r["days_left"] for r in listed(core)] == [None, None]
+    assert [r["overdue"] for r in listed(core, as_of=date(2027, 6, 1))] == [False, False]
     assert record(core, "PX-1")["correction_request"] is None
 
 

@@ -147,7 +147,8 @@ class CorrectionRequestOut(Answer):
     source: str
     received_on: str
     deadline: str
-    days_left: int
+    days_left: int | None
+    """Null once the request is closed: no deadline runs."""
     status: str
     answer: RequestAnswerOut | None
     at_risk: bool | None = None

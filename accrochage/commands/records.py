@@ -198,9 +198,11 @@ def show(ctx: click.Context, record_id: str, fmt: str) -> None:
     if flags:
         click.echo(f"{'flags':<13} {', '.join(flags)}")
     for request in detail.get("correction_requests", []):
+        left = request["days_left"]
+        due = f"due {request['deadline']}, {left} days" if left is not None else "closed"
         click.echo(
             f"{'request':<13} {request['request_id']} {request['status']} (received "
-            f"{request['received_on']}, due {request['deadline']}, {request['days_left']} days)"
+            f"{request['received_on']}, {due})"
         )
     for batch in detail["batches"]:
         where = batch["file"] or batch["file_name"]

@@ -193,7 +193,8 @@ def to_json(
     request: CorrectionRequest, certifier: str | None, as_of: date, margin_days: int
 ) -> dict[str, Any]:
     """CONTRACT §9's object, plus `note`, `opened_at`, `at_risk` and `overdue` (as records:
-    at risk is open and due within the margin, not past it; overdue is open and past it).
+    at risk is open and due within the margin, not past it; overdue is open and past it;
+    `days_left` is null once the request is closed: no deadline runs).
     `certifier`: the request's own, else the record's when the record is known."""
     left = request.days_left(as_of)
     answered = None
@@ -207,7 +208,7 @@ def to_json(
         "source": request.source.value,
         "received_on": request.received_on.isoformat(),
         "deadline": request.deadline.isoformat(),
-        "days_left": left,
+        "days_left": left if request.is_open else None,
         "status": request.status.value,
         "answer": answered,
         "at_risk": request.is_open and 0 <= left <= margin_days,
