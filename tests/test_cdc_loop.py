@@ -186,6 +186,59 @@ def test_a_correction_after_acceptance_goes_out_as_suppression_then_creation(
     assert any(r.startswith("SUPPRESSION accepted by the CDC") for r in reasons)
 
 
+def test_taking_a_correction_back_supersedes_its_suppression_never_deposited(
+    core: Core, shared_dir: Path
+) -> None:
+    """The platform sends again the content the CDC holds while the SUPPRESSION of its
+    correction is written and not deposited: that file would have deleted the holder's
+    passage only to create it again. It is superseded; the other record it held is cut
+    into a SUPPRESSION of its own; nothing is owed for the first."""
+    kept, other = event("TB-1", score="100"), event("TB-2", score="100")
+    accepted(core, shared_dir, kept, other)
+    for original in (kept, other):
+        fixed = replay(original)
+        fixed["score"] = "250"
+        assert ingest_one(core, fixed).outcome == "correction_stored"
+    suppression, path = only_written(flush(core))
+    assert set(passages(path)) == {"TB-1", "TB-2"}
+    ingest_one(core, replay(kept))
+
+    report = flush(core)
+    assert report.superseded == [suppression]
+    again, new_path = only_written(report)
+    assert action_of(new_path) == "SUPPRESSION" and set(passages(new_path)) == {"TB-2"}
+    assert not path.exists() and batch_row(core, suppression)["state"] == "superseded"
+    detail = record(core, "TB-1")
+    assert (detail["status"], detail["correction_pending"]) == ("accepted", False)
+    assert detail["batch_id"] not in (None, suppression, again), "the batch the CDC accepted"
+    assert "its correction is dropped" in detail["history"][-1]["reason"]
+    assert [r["record_id"] for r in outstanding(core)] == ["TB-2"]
+    assert not flush(core).cut, "nothing left to withdraw for TB-1"
+
+    answer(core, shared_dir, again, ok=["TB-2"])
+    assert record(core, "TB-1")["status"] == "accepted"
+    assert record(core, "TB-2")["status"] == "pending"
+
+
+def test_taking_a_correction_back_after_its_suppression_left_sends_it_again(
+    core: Core, shared_dir: Path
+) -> None:
+    """Once the SUPPRESSION was deposited the CDC may delete the passage: the content sent
+    again is then what it must receive after the deletion (unchanged behaviour)."""
+    kept = event("TD-1", score="100")
+    accepted(core, shared_dir, kept)
+    fixed = replay(kept)
+    fixed["score"] = "250"
+    ingest_one(core, fixed)
+    suppression, _ = only_written(flush(core))
+    core.operations.deposited([suppression])
+    assert ingest_one(core, replay(kept)).outcome == "correction_stored"
+    assert not flush(core).superseded
+    answer(core, shared_dir, suppression, ok=["TD-1"])
+    _, path = only_written(flush(core))
+    assert passages(path)["TD-1"].findtext("cpf:scoring", namespaces=NS) == "100"
+
+
 def test_under_112_a_correction_after_acceptance_waits_flagged(
     core112: Core, shared_dir: Path
 ) -> None:

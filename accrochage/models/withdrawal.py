@@ -190,6 +190,44 @@ def apply_superseded(
     return moved(current, replace(record, batch_id=None), now, reason, batch_id)
 
 
+def apply_suppression_superseded(
+    current: Record, batch_id: str, now: datetime, since: datetime | None = None
+) -> Change:
+    """A member of a SUPPRESSION file never deposited, replaced because one of its records
+    took its correction back: that one keeps the content the CDC holds and waits for nothing
+    (its correction dropped, never sent); the others wait for their SUPPRESSION to be cut
+    again, pending `since` the batch was cut."""
+    if current.status is not Status.ACCEPTED or current.batch_id != batch_id:
+        return Change(Outcome.UNCHANGED)
+    why = "SUPPRESSION file superseded before any deposit"
+    if taken_back(current):
+        record = replace(
+            without_correction(current),
+            batch_id=current.accepted_batch_id,
+            pending_since=None,
+            suppression_rejected=False,
+            updated_at=now,
+        )
+        reason = f"{why}: the content the CDC holds was sent again, its correction is dropped"
+    else:
+        record = replace(
+            current, batch_id=current.accepted_batch_id, pending_since=since or now, updated_at=now
+        )
+        reason = f"{why}: its SUPPRESSION is cut again"
+    return moved(current, record, now, reason, batch_id)
+
+
+def taken_back(record: Record) -> bool:
+    """An accepted record whose stored correction is the content the CDC holds (the platform
+    sent that content again): there is nothing to withdraw."""
+    return (
+        record.correction_version is not None
+        and record.correction_hash is not None
+        and record.correction_hash == record.content_hash
+        and not record.revocation_pending
+    )
+
+
 HELD_FROM = frozenset(
     {Status.PENDING, Status.INVALID, Status.BATCHED, Status.DEPOSITED, Status.REJECTED}
 )

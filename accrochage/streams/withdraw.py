@@ -6,6 +6,9 @@
   one with its correction, a revoked one withdrawn). Sending a file we know to be out of date
   would only start a suppression the day its report comes. If the file was uploaded anyway
   (without `accrochage deposited`), its report is still applied to the content it carried.
+- **Superseded SUPPRESSION files.** A SUPPRESSION file never deposited that holds a record
+  whose correction was taken back (the content the CDC holds sent again) is replaced the same
+  way: that record keeps what the CDC holds, the others are cut again.
 - **Suppressions** (schema 1.1.5): accepted records that were revoked or corrected are cut into
   SUPPRESSION batches under the same rules as creations (size, age, the deadline margin of their
   open correction request), one file per certifier and per way they were sent.
@@ -21,7 +24,11 @@ from pathlib import Path
 
 from accrochage.models.batch import FrozenBatch, Member, PendingStats, SentAs, Suppressible
 from accrochage.models.vocabulary import SUPERSEDABLE, BatchState, CdcAction, SchemaVersion
-from accrochage.models.withdrawal import apply_superseded, cut_suppression_entry
+from accrochage.models.withdrawal import (
+    apply_superseded,
+    apply_suppression_superseded,
+    cut_suppression_entry,
+)
 from accrochage.sinks.base import BatchSink
 from accrochage.state.base import PendingReads, Transaction
 from accrochage.streams.batching import BatchLimits, due_reason, files_for
@@ -55,15 +62,17 @@ def supersede_batch(
     assert info is not None
     changes = []
     for record in tx.records_in_batch(batch_id):
+        if info.action is CdcAction.SUPPRESSION:
+            changes.append(apply_suppression_superseded(record, batch_id, now, info.cut_at))
+            continue
         correction = None
         if record.correction_version is not None and not record.revocation_pending:
             correction = decode(tx, record.record_id, record.correction_version)
         change = apply_superseded(
             record, batch_id, now, correction, info.cut_at, written=info.file_path is not None
         )
-        if change.changed:
-            changes.append(change)
-    tx.save(changes)
+        changes.append(change)
+    tx.save([change for change in changes if change.changed])
     target = None
     if info.file_path is not None:
         target = sink.place(info.certifier, info.file_name, BatchState.SUPERSEDED)

@@ -54,17 +54,26 @@ def suppressible(conn: sqlite3.Connection) -> list[Suppressible]:
 
 
 def to_supersede(conn: sqlite3.Connection) -> list[str]:
+    """Files never deposited that are out of date: a CREATION file holding a record corrected
+    or revoked since, a SUPPRESSION file holding a record whose correction was taken back
+    (the content the CDC holds sent again: its stored correction is that content)."""
     rows = conn.execute(
         "SELECT DISTINCT b.batch_id, b.created_at FROM records r "
         "JOIN batches b ON b.batch_id = r.batch_id "
-        "WHERE (r.correction_version IS NOT NULL OR r.revocation_pending = 1) AND r.status = ? "
-        f"AND b.state IN ({', '.join('?' * len(SUPERSEDABLE))}) AND b.action = ? "
-        "AND b.deposited_at IS NULL "
-        "AND b.report_file IS NULL ORDER BY b.created_at, b.batch_id",
+        f"WHERE b.state IN ({', '.join('?' * len(SUPERSEDABLE))}) "
+        "AND b.deposited_at IS NULL AND b.report_file IS NULL AND ("
+        " (b.action = ? AND r.status = ? "
+        "  AND (r.correction_version IS NOT NULL OR r.revocation_pending = 1))"
+        " OR (b.action = ? AND r.status = ? AND r.revocation_pending = 0"
+        "  AND (SELECT c.content_hash FROM contents c WHERE c.record_id = r.record_id"
+        "       AND c.version = r.correction_version) = r.content_hash)"
+        ") ORDER BY b.created_at, b.batch_id",
         (
-            RecordStatus.BATCHED.value,
             *(state.value for state in SUPERSEDABLE),
             CdcAction.CREATION.value,
+            RecordStatus.BATCHED.value,
+            CdcAction.SUPPRESSION.value,
+            RecordStatus.ACCEPTED.value,
         ),
     )
     return [r[0] for r in rows]
