@@ -252,6 +252,67 @@ def test_under_112_a_correction_after_acceptance_waits_flagged(
     assert (row["status"], row["correction_pending"]) == ("accepted", True)
 
 
+def test_under_112_the_support_settles_a_corrected_or_revoked_record(
+    core112: Core, shared_dir: Path
+) -> None:
+    """1.1.2 cannot send a SUPPRESSION: once the CDC's support corrected or deleted the
+    passage, the operator records it; before, only SQL could settle the record."""
+    corrected, revoked = event("SU-1", score="100"), event("SU-2")
+    accepted(core112, shared_dir, corrected, revoked, event("SU-3"))
+    fixed = replay(corrected)
+    fixed["score"] = "250"
+    ingest(core112, fixed, revoked_event(record_id="SU-2"))
+    assert {r["record_id"] for r in outstanding(core112)} == {"SU-1", "SU-2"}
+
+    outcomes = core112.operations.support_applied(["SU-1", "SU-2", "SU-3", "SU-9"], "ticket 42")
+    assert [(o.item, o.done) for o in outcomes] == [
+        ("SU-1", True),
+        ("SU-2", True),
+        ("SU-3", False),
+        ("SU-9", False),
+    ]
+    assert "waits for no correction or withdrawal" in outcomes[2].message
+    assert outstanding(core112) == []
+    one = record(core112, "SU-1")
+    assert (one["status"], one["version"], one["correction_pending"]) == ("accepted", 2, False)
+    assert one["content"]["score"] == "250", "the content the CDC holds now"
+    assert one["history"][-1]["reason"] == "correction applied by the CDC's support: ticket 42"
+    two = record(core112, "SU-2")
+    assert (two["status"], two["revocation_pending"]) == ("withdrawn", False)
+    assert not flush(core112).cut
+
+
+def test_under_115_a_record_whose_suppression_is_in_flight_is_not_settled_by_hand(
+    core: Core, shared_dir: Path
+) -> None:
+    accepted(core, shared_dir, event("SU-5"))
+    ingest(core, revoked_event(record_id="SU-5"))
+    suppression, _ = only_written(flush(core))
+    (refused,) = core.operations.support_applied(["SU-5"], "ticket 7")
+    assert not refused.done and f"SUPPRESSION in batch {suppression}" in refused.message
+    assert record(core, "SU-5")["revocation_pending"] is True
+
+
+def test_show_says_what_to_ask_the_support_under_112(tmp_path: Path, shared_dir: Path) -> None:
+    config = write_config(tmp_path, schema={"version": "1.1.2"})
+    run(config, "ingest", str(write_jsonl(tmp_path / "a.jsonl", [recent("SH-1")])))
+    run(config, "flush", "--force")
+    (creation,) = _batches(config)
+    run(config, "import-report", str(_report(tmp_path, shared_dir, creation, "r1.xml", "SH-1")))
+    assert "support" not in run(config, "show", "SH-1").stdout, "nothing to ask yet"
+    revocation = revoked_event(record_id="SH-1")
+    run(config, "ingest", str(write_jsonl(tmp_path / "b.jsonl", [revocation])))
+    shown = run(config, "show", "SH-1").stdout
+    assert "ask the CDC's support to delete the passage idTechnique SH-1" in shown, shown
+    assert Path(creation["file"]).name in shown
+    assert 'accrochage support-applied SH-1 --note "<their reference>"' in shown
+    refused = run(config, "support-applied", "SH-1", "--note", " ", code=2)
+    assert "--note must say" in refused.stderr
+    done = run(config, "support-applied", "SH-1", "--note", "ticket 9").stdout
+    assert done.strip() == "SH-1: withdrawn (was accepted)"
+    assert "no outstanding record" in run(config, "outstanding").stdout
+
+
 @pytest.mark.parametrize(
     ("sent_with", "branch"), [("1.1.2", "titulaire"), ("1.1.5", "identifiantNational")]
 )

@@ -116,6 +116,28 @@ def include(ctx: click.Context, record_ids: tuple[str, ...]) -> None:
     report(outcomes)
 
 
+@click.command("support-applied")
+@click.argument("record_ids", nargs=-1, required=True)
+@click.option(
+    "--note",
+    required=True,
+    help="What the CDC's support did, and its ticket or reference (kept in the history).",
+)
+@click.pass_context
+def support_applied(ctx: click.Context, record_ids: tuple[str, ...], note: str) -> None:
+    """Record that the CDC's support applied these records' correction or withdrawal.
+
+    Schema 1.1.2 has no SUPPRESSION: an accepted record corrected or revoked stays outstanding
+    (`accrochage show ID` says what to ask the support). Once the support did it, a revoked
+    record becomes withdrawn, a corrected one accepted with its correction as its content.
+    """
+    if not note.strip():
+        raise click.UsageError("--note must say what the support did")
+    with core_from(ctx, existing=True) as core:
+        outcomes = core.operations.support_applied(record_ids, note.strip())
+    report(outcomes)
+
+
 def register(group: click.Group) -> None:
-    for command in (deposited, retry, exclude, include):
+    for command in (deposited, retry, exclude, include, support_applied):
         group.add_command(command)

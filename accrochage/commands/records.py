@@ -13,7 +13,7 @@ from accrochage.commands.core import core_from
 from accrochage.commands.options import DAY, DUE_WITHIN, said_if_unknown
 from accrochage.commands.output import FORMATS, Row, cell, echo_rows, first_problem, shorten
 from accrochage.models.deadline import paris_today
-from accrochage.models.vocabulary import BatchState, CdcReason, RecordStatus, values
+from accrochage.models.vocabulary import BatchState, CdcReason, RecordStatus, SchemaVersion, values
 from accrochage.state import queries
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -174,11 +174,42 @@ def show(ctx: click.Context, record_id: str, fmt: str) -> None:
     """
     with core_from(ctx, existing=True) as core, core.store.reading() as reader:
         detail = reader.record_detail(record_id, paris_today(core.clock))
+        version = core.settings.schema_.version
     if detail is None:
         raise click.ClickException(f"no record {record_id}: see `accrochage records`")
     if fmt == "json":
         click.echo(json.dumps(detail, ensure_ascii=False, indent=1))
         return
+    _echo_detail(detail)
+    if version is SchemaVersion.V1_1_2:
+        for line in support_steps(detail):
+            click.echo(line)
+
+
+def support_steps(detail: Row) -> list[str]:
+    """What to ask the CDC's support for an accepted record schema 1.1.2 cannot correct or
+    withdraw (it has no SUPPRESSION), and how to record that it was done."""
+    revoked, corrected = detail.get("revocation_pending"), detail.get("correction_pending")
+    if detail["status"] != "accepted" or not (revoked or corrected):
+        return []
+    accepted = next(
+        (b for b in detail["batches"] if b["batch_id"] == detail.get("accepted_batch_id")), None
+    )
+    where = f" (accepted in file {accepted['file_name']})" if accepted else ""
+    ask = (
+        "delete"
+        if revoked
+        else 'correct, with the stored correction (`show --format json`, "correction"),'
+    )
+    rid = detail["record_id"]
+    return [
+        f"next:         schema 1.1.2 sends no SUPPRESSION: ask the CDC's support to {ask} "
+        f"the passage idTechnique {rid}{where};",
+        f'              once done: accrochage support-applied {rid} --note "<their reference>"',
+    ]
+
+
+def _echo_detail(detail: Row) -> None:
     for name in (
         "record_id",
         "certifier",

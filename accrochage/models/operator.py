@@ -127,3 +127,52 @@ def apply_include(current: Record, now: datetime) -> Change:
         None,
         HistoryEntry(current.record_id, now, Status.EXCLUDED, after, "included again"),
     )
+
+
+def apply_support_applied(
+    current: Record, note: str, now: datetime, correction: tuple[Decoded, int | None] | None
+) -> Change:
+    """The CDC's support applied by hand the correction or withdrawal an accepted record waits
+    to send (schema 1.1.2 has no SUPPRESSION: SPEC §8): a revoked record is withdrawn, a
+    corrected one is accepted with its correction as its content (`correction`, decoded
+    again), the content the CDC now holds. Nothing is owed for it any more."""
+    waiting = current.revocation_pending or current.correction_version is not None
+    if current.status is not Status.ACCEPTED or not waiting:
+        return _refused(
+            current,
+            f"record {current.record_id} is {current.status} and waits for no correction or "
+            "withdrawal at the CDC: only an accepted record flagged correction_pending or "
+            "revocation_pending can have been settled by the CDC's support",
+        )
+    if current.suppression_in_flight and not current.suppression_rejected:
+        return _refused(
+            current,
+            f"record {current.record_id} has its SUPPRESSION in batch {current.batch_id}: "
+            "import that file's report, or wait for it",
+        )
+    why = f"applied by the CDC's support: {note}"
+    if current.revocation_pending:
+        record = replace(withdrawn(current, now), suppression_rejected=False)
+        return moved(current, record, now, f"withdrawn, {why}")
+    if correction is None or not correction[0].valid:
+        return _refused(
+            current,
+            f"record {current.record_id}'s stored correction has errors: the CDC cannot hold "
+            "it; send a valid corrected event first",
+        )
+    decoded, size = correction
+    record = replace(
+        with_correction(current, decoded, size, now),
+        status=Status.ACCEPTED,
+        batch_id=current.accepted_batch_id,
+        accepted_batch_id=current.accepted_batch_id,
+        pending_since=None,
+        deadline=None,
+        cdc_message=None,
+        cdc_reason=None,
+    )
+    return moved(current, record, now, f"correction {why}")
+
+
+def _refused(current: Record, message: str) -> Change:
+    return Change(Outcome.REFUSED, errors=[Problem("record_id", message)])

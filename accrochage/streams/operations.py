@@ -26,6 +26,7 @@ from accrochage.models.operator import (
     apply_include,
     apply_resend,
     apply_retry,
+    apply_support_applied,
 )
 from accrochage.models.record import IDENTITY_REASONS, Change, Outcome, Record, Status
 from accrochage.models.vocabulary import BatchState, CdcAction, CdcReason, RecordStatus
@@ -219,6 +220,17 @@ class Operations:
             return None
         return self.decode(tx, record.record_id, record.correction_version)
 
+    def support_applied(self, record_ids: Sequence[str], note: str) -> list[ItemOutcome]:
+        """Record that the CDC's support applied what these accepted records wait to send (a
+        correction, a withdrawal: schema 1.1.2 cannot), with `note` in their history."""
+
+        def settled(tx: Transaction, record: Record, now: datetime) -> Change:
+            return apply_support_applied(record, note, now, self._correction(tx, record))
+
+        return self._in_chunks(
+            record_ids, lambda tx, chunk: self._apply_in(tx, chunk, partial(settled, tx))
+        )
+
     def include(self, record_ids: Sequence[str]) -> list[ItemOutcome]:
         """Put excluded records back: each gets the status of its current content."""
         return self._apply(record_ids, apply_include)
@@ -314,6 +326,8 @@ def retry(record: Record, now: datetime) -> Change:
 def _done(before: Record, after: Record) -> str:
     if before.suppression_rejected and not after.suppression_rejected:
         return "its SUPPRESSION is cut again at the next flush"
+    if before.status is after.status and before.correction_version is not None:
+        return f"{after.status}, its correction is the content the CDC holds now"
     message = f"{after.status} (was {before.status})"
     if after.status == "pending" and before.cdc_reason in IDENTITY_REASONS:
         message += f"; {IDENTITY_WARNING}"

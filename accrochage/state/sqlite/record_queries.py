@@ -167,6 +167,7 @@ def record_detail(conn: sqlite3.Connection, record_id: str, as_of: date) -> dict
     detail["correction_request"] = correction_rows.first_open(requests)
     open_requests.held_deadline(detail, bool(row["outstanding"]), row["deadline"])
     detail["version"] = row["version"]
+    detail["accepted_batch_id"] = row["accepted_batch_id"]
     detail["correction_version"] = row["correction_version"]
     detail["excluded_from"] = row["excluded_from"]
     detail["content"] = _content(conn, record_id, row["version"])
