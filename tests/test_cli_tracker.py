@@ -428,6 +428,16 @@ def test_deposited_import_report_and_retry(config: Path, tmp_path: Path, shared_
     assert "already imported" in again
     statuses = {r["record_id"]: r["status"] for r in outstanding_json(config)}
     assert statuses == {"G-KO": "rejected", "G-SILENT": "deposited"}
+    # Said again on any later day, not only in import-report's output.
+    summary = json.loads(run(config, "summary", "--format", "json").stdout)
+    assert summary["left_out"] == [
+        {"batch_id": batch_id, "certifier": "pix", "file_name": path.name, "records": 1}
+    ]
+    text = run(config, "summary").stdout
+    assert "left out by CDC reports: 1 record(s)" in text and f"  {path.name}: 1" in text
+    doctor = run(config, "doctor", code=1).stdout
+    assert "1 record(s) in 1 reported file(s) were not mentioned" in doctor, doctor
+    assert f"retry --batch {batch_id}" in doctor
 
     assert "only rejected" in run(config, "retry", "G-OK", code=1).stderr
     # The rejected one, and the one the report left out (sent again on the operator's word):
@@ -437,6 +447,7 @@ def test_deposited_import_report_and_retry(config: Path, tmp_path: Path, shared_
     out = run(config, "flush", "--force").stdout
     assert out.startswith("cut ") and "wrote " in out
     assert ids_in_files(outbox(config)) == {"G-OK": 1, "G-KO": 2, "G-SILENT": 2}
+    assert json.loads(run(config, "summary", "--format", "json").stdout)["left_out"] == []
     # Its CDC message is the last report's: the table does not let it read as the new file's.
     (line,) = [row for row in run(config, "outstanding").stdout.splitlines() if "G-KO" in row]
     assert "sent again after CDC identity_not_found" in line, line

@@ -184,6 +184,8 @@ class CorrectionAnswerIn(BaseModel):
 
 class RecordDetail(RecordRow):
     version: int
+    accepted_batch_id: str | None
+    """The batch whose passage the CDC accepted (null until one was)."""
     correction_version: int | None
     excluded_from: str | None
     content: dict[str, Any] | None
@@ -212,6 +214,13 @@ class RequestSummary(RequestCounts):
     by_certifier: dict[str, RequestCounts]
 
 
+class LeftOutBatch(Answer):
+    batch_id: str
+    certifier: str
+    file_name: str
+    records: int
+
+
 class Summary(Answer):
     model_config = ConfigDict(extra="allow")
 
@@ -225,6 +234,8 @@ class Summary(Answer):
     deadline_margin_days: int
     next_deadlines: list[NextDeadline]
     unusable_events: int
+    left_out: list[LeftOutBatch]
+    """Reported batches whose processed report did not mention some of their records."""
     batches: dict[str, int]
     refdata_warnings: list[str]
     correction_requests: RequestSummary

@@ -71,6 +71,7 @@ def summary_text(result: dict[str, Any]) -> str:
             f"correction requests: {requests['open']} open, {requests['at_risk']} at risk, "
             f"{requests['overdue']} overdue (accrochage correction-request list --open)"
         )
+    lines += left_out_lines(result.get("left_out", []))
     lines += [f"warning: {warning}" for warning in result.get("refdata_warnings", [])]
     if result["unusable_events"]:
         lines.append(
@@ -78,6 +79,22 @@ def summary_text(result: dict[str, Any]) -> str:
             "none: accrochage unusable)"
         )
     return "\n".join(lines)
+
+
+def left_out_lines(batches: list[dict[str, Any]]) -> list[str]:
+    """The records processed reports did not mention, by file, and how to send them again."""
+    if not batches:
+        return []
+    count = sum(b["records"] for b in batches)
+    lines = [
+        f"left out by CDC reports: {count} record(s) their file's processed report did not "
+        "list (they never reached the CDC, or its report missed them): `accrochage retry "
+        "--batch FILE` sends them again"
+    ]
+    lines += [f"  {b['file_name']}: {b['records']}" for b in batches[:10]]
+    if len(batches) > 10:
+        lines.append(f"  ... and {len(batches) - 10} more files (accrochage summary --format json)")
+    return lines
 
 
 def register(group: click.Group) -> None:

@@ -280,6 +280,11 @@ class Reader(PendingReads):
     def summary(self, as_of: date, margin_days: int) -> JsonRow: ...
 
     @abstractmethod
+    def left_out(self) -> list[JsonRow]:
+        """The reported batches whose processed report did not mention some of their records
+        (`batch_id`, `certifier`, `file_name`, `records`), oldest first."""
+
+    @abstractmethod
     def unusable(self, limit: int = 100) -> list[JsonRow]: ...
 
     @abstractmethod

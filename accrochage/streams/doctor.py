@@ -92,6 +92,7 @@ def diagnose(settings: Settings, clock: Clock, open_store: Callable[[], Store]) 
         observation = _watch(settings, store, clock).observe()
         findings += alert_findings(settings, observation)
         findings.append(files_finding(observation))
+        findings += left_out_findings(store)
     finally:
         store.close()
     return findings
@@ -353,3 +354,25 @@ def files_finding(observation: Observation) -> Finding:
             action=True,
         )
     return Finding("files", Level.OK, said)
+
+
+def left_out_findings(store: Store) -> list[Finding]:
+    """Records a processed report did not mention: they stay `deposited` with nothing else to
+    say so once `import-report`'s output is gone, until their deadline comes."""
+    with store.reading() as reader:
+        batches = reader.left_out()
+    if not batches:
+        return []
+    count = sum(b["records"] for b in batches)
+    first = batches[0]["batch_id"]
+    return [
+        Finding(
+            "reports",
+            Level.WARNING,
+            f"{count} record(s) in {len(batches)} reported file(s) were not mentioned by their "
+            "processed report (never reached the CDC, or its report missed them): `accrochage "
+            f"retry --batch {first}` sends them again, file by file (`accrochage summary` "
+            "lists the files)",
+            action=True,
+        )
+    ]

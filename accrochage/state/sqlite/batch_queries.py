@@ -7,6 +7,8 @@ import sqlite3
 from collections.abc import Iterator
 from typing import Any
 
+from accrochage.models.vocabulary import BatchState, RecordStatus
+
 _SELECT = """
 SELECT b.*, r.summary AS report_summary, r.imported_at AS report_imported_at
 FROM batches b
@@ -105,3 +107,16 @@ def batches_of_record(conn: sqlite3.Connection, record_id: str) -> list[dict[str
             (record_id,),
         )
     ]
+
+
+def left_out(conn: sqlite3.Connection) -> list[dict[str, Any]]:
+    """The reported batches whose processed report did not mention some of their records
+    (still `batched` or `deposited`): batch id, certifier, file name, those records' count."""
+    rows = conn.execute(
+        "SELECT b.batch_id, b.certifier, b.file_name, count(*) AS records "
+        "FROM records r JOIN batches b ON b.batch_id = r.batch_id "
+        "WHERE r.status IN (?, ?) AND b.state = ? "
+        "GROUP BY b.batch_id ORDER BY b.created_at, b.batch_id",
+        (RecordStatus.BATCHED.value, RecordStatus.DEPOSITED.value, BatchState.REPORTED.value),
+    )
+    return [dict(row) for row in rows]

@@ -31,6 +31,7 @@ from accrochage.state.sqlite.batch_queries import (
     batch_detail,
     batches,
     iter_batches,
+    left_out,
 )
 from accrochage.state.sqlite.evidence import evidence_sources
 from accrochage.state.sqlite.health import schema_versions_written, store_health
@@ -67,6 +68,9 @@ class SqliteReader(PendingStatements, Reader):
 
     def record_detail(self, record_id: str, as_of: date) -> JsonRow | None:
         return record_detail(self._conn, record_id, as_of)
+
+    def left_out(self) -> list[JsonRow]:
+        return left_out(self._conn)
 
     def batches(
         self, *, state: str | None = None, certifier: str | None = None, limit: int | None = 100

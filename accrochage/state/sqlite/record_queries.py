@@ -21,9 +21,7 @@ from accrochage.state.base import (
     JsonRow,
 )
 from accrochage.state.queries import OutstandingQuery, decode_cursor
-from accrochage.state.sqlite.batch_queries import (
-    batches_of_record,
-)
+from accrochage.state.sqlite.batch_queries import batches_of_record, left_out
 
 
 def fetch_all(
@@ -253,6 +251,7 @@ def summary(conn: sqlite3.Connection, as_of: date, margin_days: int) -> dict[str
             for day, record_id, certifier in next_rows
         ],
         "unusable_events": conn.execute("SELECT count(*) FROM unusable").fetchone()[0],
+        "left_out": left_out(conn),
         "batches": {
             r[0]: r[1]
             for r in conn.execute(
