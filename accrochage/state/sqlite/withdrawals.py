@@ -53,25 +53,42 @@ def suppressible(conn: sqlite3.Connection) -> list[Suppressible]:
     return found
 
 
+_OUT_OF_DATE = (
+    "SELECT b.batch_id, b.created_at FROM records r "
+    "JOIN batches b ON b.batch_id = r.batch_id "
+    "WHERE (r.correction_version IS NOT NULL OR r.revocation_pending = 1) AND r.status = ? "
+    f"AND b.state IN ({', '.join('?' * len(SUPERSEDABLE))}) AND b.action = ? "
+    "AND b.deposited_at IS NULL AND b.report_file IS NULL"
+)
+"""The flagged records (`records_flagged`, a partial index) of one status in batches of one
+action never deposited."""
+
+
+_TAKEN_BACK = (
+    "SELECT b.batch_id, b.created_at FROM batches b CROSS JOIN records r "
+    f"WHERE b.state IN ({', '.join('?' * len(SUPERSEDABLE))}) AND b.action = ? "
+    "AND b.deposited_at IS NULL AND b.report_file IS NULL "
+    "AND r.batch_id = b.batch_id AND r.status = ? AND r.correction_version IS NOT NULL "
+    "AND r.revocation_pending = 0 "
+    "AND (SELECT c.content_hash FROM contents c WHERE c.record_id = r.record_id "
+    "AND c.version = r.correction_version) = r.content_hash"
+)
+"""SUPPRESSION files never deposited (few: found from the batches first) holding a record
+whose stored correction is the content the CDC holds."""
+
+
 def to_supersede(conn: sqlite3.Connection) -> list[str]:
     """Files never deposited that are out of date: a CREATION file holding a record corrected
     or revoked since, a SUPPRESSION file holding a record whose correction was taken back
     (the content the CDC holds sent again: its stored correction is that content)."""
+    states = [state.value for state in SUPERSEDABLE]
     rows = conn.execute(
-        "SELECT DISTINCT b.batch_id, b.created_at FROM records r "
-        "JOIN batches b ON b.batch_id = r.batch_id "
-        f"WHERE b.state IN ({', '.join('?' * len(SUPERSEDABLE))}) "
-        "AND b.deposited_at IS NULL AND b.report_file IS NULL AND ("
-        " (b.action = ? AND r.status = ? "
-        "  AND (r.correction_version IS NOT NULL OR r.revocation_pending = 1))"
-        " OR (b.action = ? AND r.status = ? AND r.revocation_pending = 0"
-        "  AND (SELECT c.content_hash FROM contents c WHERE c.record_id = r.record_id"
-        "       AND c.version = r.correction_version) = r.content_hash)"
-        ") ORDER BY b.created_at, b.batch_id",
+        f"{_OUT_OF_DATE} UNION {_TAKEN_BACK} ORDER BY 2, 1",
         (
-            *(state.value for state in SUPERSEDABLE),
-            CdcAction.CREATION.value,
             RecordStatus.BATCHED.value,
+            *states,
+            CdcAction.CREATION.value,
+            *states,
             CdcAction.SUPPRESSION.value,
             RecordStatus.ACCEPTED.value,
         ),
