@@ -553,6 +553,52 @@ def test_a_report_on_a_superseded_file_that_was_uploaded_anyway(
     assert passages(path)["UP-1"].findtext("cpf:scoring", namespaces=NS) == "300"
 
 
+def test_the_report_of_a_file_uploaded_anyway_supersedes_the_file_that_replaced_it(
+    core: Core, shared_dir: Path
+) -> None:
+    """F1 written, uploaded without `deposited`; a correction supersedes it with F2 (all three
+    records). F1's report then settles two of them, and refuses the third's content, the same
+    in F2: F2 stayed in the files to deposit, carrying an accepted record, a content in
+    conflict with the SUPPRESSION cut meanwhile, and one the CDC had refused already."""
+    first = event("FA-1", score="100")
+    ingest(core, first, event("FA-2"), event("FA-3"))
+    old_batch, _ = only_written(flush(core))
+    fixed = replay(first)
+    fixed["score"] = "300"
+    ingest(core, fixed)
+    report = flush(core)
+    assert report.superseded == [old_batch]
+    new_batch, new_path = only_written(report)
+
+    summary = answer(core, shared_dir, old_batch, ok=["FA-1", "FA-2"], ko={"FA-3": NO_HOLDER})
+    assert (summary.accepted, summary.rejected) == (["FA-1", "FA-2"], ["FA-3"])
+    assert any(f"batch {new_batch}, written and never deposited" in n for n in summary.notes)
+    assert batch_row(core, new_batch)["state"] == "superseded"
+    assert not new_path.exists(), "no longer among the files to deposit"
+    statuses = {r: record(core, r)["status"] for r in ("FA-1", "FA-2", "FA-3")}
+    assert statuses == {"FA-1": "accepted", "FA-2": "accepted", "FA-3": "rejected"}
+    assert record(core, "FA-1")["correction_pending"] is True
+    assert record(core, "FA-3")["cdc_reason"] == "identity_not_found"
+    _, path = only_written(flush(core))
+    assert action_of(path) == "SUPPRESSION" and set(passages(path)) == {"FA-1"}
+
+
+def test_an_earlier_files_refusal_of_a_content_since_corrected_changes_nothing(
+    core: Core, shared_dir: Path
+) -> None:
+    first = event("FB-1", score="100")
+    ingest(core, first, event("FB-2"))
+    old_batch, _ = only_written(flush(core))
+    fixed = replay(first)
+    fixed["score"] = "300"
+    ingest(core, fixed)
+    new_batch, _ = only_written(flush(core))
+    summary = answer(core, shared_dir, old_batch, ko={"FB-1": NO_HOLDER})
+    assert summary.unchanged == ["FB-1"], "the newer content may fix it: the CDC will say"
+    assert record(core, "FB-1")["status"] == "batched"
+    assert batch_row(core, new_batch)["state"] == "written"
+
+
 def test_a_record_revoked_while_its_superseded_file_was_uploaded_anyway(
     core: Core, shared_dir: Path
 ) -> None:

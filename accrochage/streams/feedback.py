@@ -4,58 +4,23 @@ from __future__ import annotations
 
 import hashlib
 import os
-from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 from accrochage.errors import AccrochageError
 from accrochage.models.batch import BatchInfo, ReleasedFile
-from accrochage.models.corrections import RequestClosure
 from accrochage.models.deadline import Clock
-from accrochage.models.record import AWAITING_REPORT, Change, Record
-from accrochage.models.vocabulary import BATCHES_TO_WRITE, RELEASED, BatchState, CdcAction
+from accrochage.models.record import AWAITING_REPORT
+from accrochage.models.vocabulary import BATCHES_TO_WRITE, RELEASED, BatchState
 from accrochage.sinks.base import BatchSink
 from accrochage.sinks.outbox import fsync_directory
 from accrochage.sinks.reports import ProcessingReport, parse_report, read_report_bytes
 from accrochage.state.base import ImportedReport, Store, Transaction
-from accrochage.streams.outcomes import (
-    OutcomeContext,
-    Verdict,
-    apply_verdict,
-    closure_of,
-    is_acceptance,
-)
+from accrochage.streams.outcomes import OutcomeContext
 from accrochage.streams.redecode import Decodes
+from accrochage.streams.report_outcomes import ImportSummary, apply_outcomes, reject_file
 from accrochage.streams.verify import sha256_of
-
-
-@dataclass(slots=True)
-class ImportSummary:
-    file: str
-    batch_id: str | None
-    already_imported: bool = False
-    accepted: list[str] = field(default_factory=list)
-    rejected: list[str] = field(default_factory=list)
-    unchanged: list[str] = field(default_factory=list)
-    unknown_ids: list[str] = field(default_factory=list)
-    not_mentioned: list[str] = field(default_factory=list)
-    elsewhere: list[str] = field(default_factory=list)
-    """Records the report names that the reported batch did not carry (they are in `unchanged`
-    too): a report of another file, or a record sent again since."""
-    file_error: str | None = None
-    notes: list[str] = field(default_factory=list)
-    rejections: list[dict[str, str | None]] = field(default_factory=list)
-    """Each rejected record with the CDC's message and its class (`cdc_reason`)."""
-    kept_as: str | None = None
-    """Where a copy of the report was kept, beside the state."""
-    action: str = CdcAction.CREATION.value
-    """The reported batch's action: a SUPPRESSION's acceptance withdraws what the CDC held."""
-    requests_closed: list[str] = field(default_factory=list)
-    """Correction requests this report answered (corrected data accepted)."""
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+from accrochage.streams.withdraw import SupersededMove, supersede_if_due
 
 
 class Feedback:
@@ -124,10 +89,12 @@ class Feedback:
                         f"file ({batch.file_name}): matched by the batch id it carries"
                     )
             ctx = OutcomeContext(tx, batch, now, label, self.decode)
+            left: set[str] = set()
             if report.rejected_whole_file:
-                closures = _reject_file(ctx, report, summary)
+                closures = reject_file(ctx, report, summary)
             else:
-                closures = _apply_outcomes(ctx, report, summary)
+                closures, left = apply_outcomes(ctx, report, summary)
+            out_of_date = self._supersede_left(tx, sorted(left), now, summary)
             if closures:
                 summary.requests_closed = tx.close_correction_requests(closures, now, label)
             settled = [batch_id] if batch_id is not None else []
@@ -151,7 +118,26 @@ class Feedback:
                 move = self._file_done(tx, done, now)
                 moves += [move] if move is not None else []
         self.sink.move_recorded(moves, "reported")
+        self.sink.move_recorded(out_of_date, "superseded")
         return summary
+
+    def _supersede_left(
+        self, tx: Transaction, batch_ids: list[str], now: datetime, summary: ImportSummary
+    ) -> list[SupersededMove]:
+        """Files written and never deposited that carried records this report (on an earlier
+        file, uploaded anyway) settled: out of date, superseded; their other records are cut
+        again. The moves of their files, to make once committed."""
+        moves = []
+        for batch_id in batch_ids:
+            done, move = supersede_if_due(tx, batch_id, self.sink, self.decode, now)
+            if done:
+                summary.notes.append(
+                    f"batch {batch_id}, written and never deposited, carried records this "
+                    "report settled: superseded (not to be deposited), its other records are "
+                    "cut again"
+                )
+                moves += [move] if move is not None else []
+        return moves
 
     def _file_done(self, tx: Transaction, batch_id: str, now: datetime) -> tuple[Path, Path] | None:
         """Mark the batch reported; its file (if released) belongs in `done/` from now on."""
@@ -200,44 +186,6 @@ def _settled_batches(tx: Transaction, record_ids: list[str]) -> list[str]:
     return settled
 
 
-def _apply_outcomes(
-    ctx: OutcomeContext, report: ProcessingReport, summary: ImportSummary
-) -> list[RequestClosure]:
-    tx = ctx.tx
-    current = tx.records([o.id_technique for o in report.outcomes])
-    members = set(tx.batch_member_ids(ctx.batch.batch_id)) if ctx.batch is not None else None
-    changes: list[Change] = []
-    closures: list[RequestClosure] = []
-    for outcome in report.outcomes:
-        record = current.get(outcome.id_technique)
-        if record is None:
-            summary.unknown_ids.append(outcome.id_technique)
-            continue
-        verdict = Verdict(outcome.accepted, outcome.message, outcome.already_known)
-        change = apply_verdict(ctx, record, verdict)
-        if change.record is None:
-            summary.unchanged.append(outcome.id_technique)
-            if members is not None and outcome.id_technique not in members:
-                summary.elsewhere.append(outcome.id_technique)
-            continue
-        current[outcome.id_technique] = change.record
-        changes.append(change)
-        closure = closure_of(ctx, record, change.record)
-        if closure is not None:
-            closures.append(closure)
-        accepted = is_acceptance(ctx, verdict)
-        (summary.accepted if accepted else summary.rejected).append(outcome.id_technique)
-        if not accepted:
-            summary.rejections.append(_rejection(change.record))
-    tx.save(changes)
-    if ctx.batch is not None:
-        mentioned = {o.id_technique for o in report.outcomes}
-        summary.not_mentioned = [
-            r for r in tx.batch_member_ids(ctx.batch.batch_id) if r not in mentioned
-        ]
-    return closures
-
-
 def _named_batch(tx: Transaction, ref: str, found: str | None) -> str:
     """The one batch `ref` names; refused when it names none or several, or another batch
     than the one the report itself names (by its idFlux or its file name)."""
@@ -251,45 +199,6 @@ def _named_batch(tx: Transaction, ref: str, found: str | None) -> str:
             "import it without --batch"
         )
     return matching[0]
-
-
-def _reject_file(
-    ctx: OutcomeContext, report: ProcessingReport, summary: ImportSummary
-) -> list[RequestClosure]:
-    error = "; ".join(
-        f"{e.type or 'erreur'}: {e.message}" + (f" (ligne {e.line})" if e.line else "")
-        for e in report.file_errors
-    )
-    summary.file_error = error
-    if ctx.batch is None:
-        raise AccrochageError(
-            f"the CDC rejected the whole file {report.file_name!r} ({error}), but no batch "
-            "has that file name: cannot tell which records it held; name the batch it "
-            "answers: `accrochage import-report FILE --batch <batch id or file name>` "
-            "(`accrochage batches --state deposited` lists the files deposited)"
-        )
-    changes = []
-    verdict = Verdict(False, f"file rejected: {error}", whole_file=True)
-    for record in ctx.tx.records_in_batch(ctx.batch.batch_id):
-        change = apply_verdict(ctx, record, verdict)
-        if change.record is None:
-            summary.unchanged.append(record.record_id)
-        else:
-            changes.append(change)
-            summary.rejected.append(record.record_id)
-            summary.rejections.append(_rejection(change.record))
-    ctx.tx.save(changes)
-    return []
-
-
-def _rejection(record: Record) -> dict[str, str | None]:
-    reason = record.cdc_reason.value if record.cdc_reason is not None else None
-    return {
-        "record_id": record.record_id,
-        "message": record.cdc_message,
-        "cdc_reason": reason,
-        "status": record.status.value,
-    }
 
 
 def keep_copy(folder: Path, data: bytes, name: str) -> Path:

@@ -14,7 +14,7 @@ from accrochage.models.batch import BatchInfo
 from accrochage.models.corrections import RequestClosure
 from accrochage.models.lifecycle import apply_report
 from accrochage.models.record import Change, Outcome, Record, Status
-from accrochage.models.vocabulary import CdcAction, SchemaVersion
+from accrochage.models.vocabulary import SUPERSEDABLE, CdcAction, SchemaVersion
 from accrochage.models.withdrawal import (
     Sending,
     apply_held_elsewhere,
@@ -116,15 +116,41 @@ def _earlier_batch(ctx: OutcomeContext, record: Record, verdict: Verdict) -> Cha
     """A report on a batch the record has left (superseded, or re-cut after a rejection):
     its acceptance says the CDC holds what that batch carried; a rejection says nothing new."""
     assert ctx.batch is not None
-    if not verdict.accepted:
-        return Change(Outcome.UNCHANGED)
     held = next(
         (s for s in ctx.tx.sendings(record.record_id) if s.batch_id == ctx.batch.batch_id), None
     )
     if held is None:
         return Change(Outcome.UNCHANGED)
+    if not verdict.accepted:
+        return _rejected_before_its_file_left(ctx, record, verdict, held)
     reason = f"accepted by the CDC in an earlier file ({ctx.batch.file_name})"
     return apply_held_elsewhere(record, held, ctx.now, reason, ctx.label)
+
+
+def _rejected_before_its_file_left(
+    ctx: OutcomeContext, record: Record, verdict: Verdict, held: Sending
+) -> Change:
+    """The CDC refused, in an earlier file uploaded anyway, the very content the record's
+    current file carries, and that file was never deposited: the record is rejected now
+    (its file is superseded, `Feedback`), rather than sent to be refused again. A newer
+    content, or a file deposited already, the CDC has not answered yet: nothing changes."""
+    info = ctx.tx.batch(record.batch_id) if record.batch_id is not None else None
+    if (
+        held.content_hash != record.content_hash
+        or record.status is not Status.BATCHED
+        or info is None
+        or info.action is not CdcAction.CREATION
+        or info.state not in SUPERSEDABLE
+    ):
+        return Change(Outcome.UNCHANGED)
+    return apply_report(
+        record,
+        accepted=False,
+        message=verdict.message,
+        report_batch=None,
+        now=ctx.now,
+        label=ctx.label,
+    )
 
 
 def _held_before(ctx: OutcomeContext, record: Record) -> Sending | None:

@@ -1,0 +1,130 @@
+"""A processing report's outcomes applied to the records, in the report's transaction, and
+the summary told to the operator (`import-report`)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from accrochage.errors import AccrochageError
+from accrochage.models.corrections import RequestClosure
+from accrochage.models.record import Change, Record, Status
+from accrochage.models.vocabulary import CdcAction
+from accrochage.sinks.reports import ProcessingReport
+from accrochage.streams.outcomes import (
+    OutcomeContext,
+    Verdict,
+    apply_verdict,
+    closure_of,
+    is_acceptance,
+)
+
+
+@dataclass(slots=True)
+class ImportSummary:
+    file: str
+    batch_id: str | None
+    already_imported: bool = False
+    accepted: list[str] = field(default_factory=list)
+    rejected: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    unknown_ids: list[str] = field(default_factory=list)
+    not_mentioned: list[str] = field(default_factory=list)
+    elsewhere: list[str] = field(default_factory=list)
+    """Records the report names that the reported batch did not carry (they are in `unchanged`
+    too): a report of another file, or a record sent again since."""
+    file_error: str | None = None
+    notes: list[str] = field(default_factory=list)
+    rejections: list[dict[str, str | None]] = field(default_factory=list)
+    """Each rejected record with the CDC's message and its class (`cdc_reason`)."""
+    kept_as: str | None = None
+    """Where a copy of the report was kept, beside the state."""
+    action: str = CdcAction.CREATION.value
+    """The reported batch's action: a SUPPRESSION's acceptance withdraws what the CDC held."""
+    requests_closed: list[str] = field(default_factory=list)
+    """Correction requests this report answered (corrected data accepted)."""
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def apply_outcomes(
+    ctx: OutcomeContext, report: ProcessingReport, summary: ImportSummary
+) -> tuple[list[RequestClosure], set[str]]:
+    """The closures of correction requests, and the batches never deposited that records the
+    report settled have left (a report on an earlier file of theirs)."""
+    tx = ctx.tx
+    left: set[str] = set()
+    current = tx.records([o.id_technique for o in report.outcomes])
+    members = set(tx.batch_member_ids(ctx.batch.batch_id)) if ctx.batch is not None else None
+    changes: list[Change] = []
+    closures: list[RequestClosure] = []
+    for outcome in report.outcomes:
+        record = current.get(outcome.id_technique)
+        if record is None:
+            summary.unknown_ids.append(outcome.id_technique)
+            continue
+        verdict = Verdict(outcome.accepted, outcome.message, outcome.already_known)
+        change = apply_verdict(ctx, record, verdict)
+        if change.record is None:
+            summary.unchanged.append(outcome.id_technique)
+            if members is not None and outcome.id_technique not in members:
+                summary.elsewhere.append(outcome.id_technique)
+            continue
+        current[outcome.id_technique] = change.record
+        changes.append(change)
+        if record.status is Status.BATCHED and record.batch_id not in (None, ctx.batch_id):
+            left.add(record.batch_id)
+        closure = closure_of(ctx, record, change.record)
+        if closure is not None:
+            closures.append(closure)
+        accepted = is_acceptance(ctx, verdict)
+        (summary.accepted if accepted else summary.rejected).append(outcome.id_technique)
+        if not accepted:
+            summary.rejections.append(rejection(change.record))
+    tx.save(changes)
+    if ctx.batch is not None:
+        mentioned = {o.id_technique for o in report.outcomes}
+        summary.not_mentioned = [
+            r for r in tx.batch_member_ids(ctx.batch.batch_id) if r not in mentioned
+        ]
+    return closures, left
+
+
+def reject_file(
+    ctx: OutcomeContext, report: ProcessingReport, summary: ImportSummary
+) -> list[RequestClosure]:
+    error = "; ".join(
+        f"{e.type or 'erreur'}: {e.message}" + (f" (ligne {e.line})" if e.line else "")
+        for e in report.file_errors
+    )
+    summary.file_error = error
+    if ctx.batch is None:
+        raise AccrochageError(
+            f"the CDC rejected the whole file {report.file_name!r} ({error}), but no batch "
+            "has that file name: cannot tell which records it held; name the batch it "
+            "answers: `accrochage import-report FILE --batch <batch id or file name>` "
+            "(`accrochage batches --state deposited` lists the files deposited)"
+        )
+    changes = []
+    verdict = Verdict(False, f"file rejected: {error}", whole_file=True)
+    for record in ctx.tx.records_in_batch(ctx.batch.batch_id):
+        change = apply_verdict(ctx, record, verdict)
+        if change.record is None:
+            summary.unchanged.append(record.record_id)
+        else:
+            changes.append(change)
+            summary.rejected.append(record.record_id)
+            summary.rejections.append(rejection(change.record))
+    ctx.tx.save(changes)
+    return []
+
+
+def rejection(record: Record) -> dict[str, str | None]:
+    reason = record.cdc_reason.value if record.cdc_reason is not None else None
+    return {
+        "record_id": record.record_id,
+        "message": record.cdc_message,
+        "cdc_reason": reason,
+        "status": record.status.value,
+    }
