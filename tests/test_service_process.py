@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import IO, Any
 
 import aiohttp
+import pytest
 
 from accrochage.generate import GeneratedCertifier, generate_events
 from tests.test_tracker import write_config
@@ -183,6 +184,20 @@ def test_a_busy_port_is_one_line_and_exit_1(tmp_path: Path) -> None:
     errors = [line for line in done.stderr.splitlines() if not LOG_LINE.match(line)]
     assert len(errors) == 1, done.stderr
     assert errors[0].startswith(f"error: cannot listen on 127.0.0.1:{port} (api.bind)")
+
+
+@pytest.mark.parametrize("command", ["run", "worker"])
+def test_a_state_folder_the_service_cannot_create_is_one_line_not_a_traceback(
+    tmp_path: Path, command: str
+) -> None:
+    """The first start under systemd, or a lock file a root `run` left: a PermissionError or
+    FileNotFoundError traceback before; `ingest` and `flush` already said it in one line."""
+    config = write_config(tmp_path, paths={"state": "/proc/no-such-folder/state.db"})
+    done = cli(config, command)
+    assert done.returncode != 0, done.stderr
+    assert "Traceback" not in done.stderr, done.stderr
+    assert "cannot open the service lock /proc/no-such-folder/state.db.lock" in done.stderr
+    assert "check paths.state" in done.stderr
 
 
 def test_a_busy_port_stops_the_service_before_it_does_anything(tmp_path: Path) -> None:

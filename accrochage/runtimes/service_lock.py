@@ -15,7 +15,7 @@ import os
 import time
 from pathlib import Path
 
-from accrochage.errors import AccrochageError
+from accrochage.errors import AccrochageError, StoreError
 
 log = logging.getLogger("accrochage.service")
 
@@ -34,8 +34,15 @@ class ServiceLock:
         self._fd: int | None = None
 
     def try_acquire(self) -> bool:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        except OSError as exc:
+            raise StoreError(
+                f"cannot open the service lock {self.path}: {exc.strerror}; check paths.state "
+                "and that its folder is writable by the service's user (a lock file left by "
+                "another user, root say, must be removed or given to it)"
+            ) from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
