@@ -428,7 +428,7 @@ def load_settings(path: Path | None = None, **overrides: Any) -> Settings:
             "ACCROCHAGE_<SECTION>__<KEY> (e.g. ACCROCHAGE_API__TOKEN): check its spelling"
         )
     try:
-        return _FromFile(**overrides)
+        return anchored(_FromFile(**overrides), source.absolute().parent)
     except ValidationError as exc:
         raise ConfigError(describe_settings_errors(source, exc)) from None
     except SettingsError as exc:
@@ -438,6 +438,28 @@ def load_settings(path: Path | None = None, **overrides: Any) -> Settings:
         ) from None
     except (OSError, ValueError) as exc:
         raise ConfigError(f"{source}: cannot read the configuration: {exc}") from None
+
+
+def anchored(settings: Settings, folder: Path) -> Settings:
+    """Relative paths read from the configuration file's folder, whoever runs a command from
+    wherever: a `flush` from cron in a home folder created a new, empty state there and said
+    "nothing due", and an `ingest` would have split the records between two states."""
+
+    def at(path: Path | None) -> Path | None:
+        return path if path is None or path.is_absolute() else folder / path
+
+    paths, schema, refdata = settings.paths, settings.schema_, settings.refdata
+    return settings.model_copy(
+        update={
+            "paths": paths.model_copy(
+                update={"state": at(paths.state), "outbox": at(paths.outbox)}
+            ),
+            "schema_": schema.model_copy(update={"xsd": at(schema.xsd)}),
+            "refdata": refdata.model_copy(
+                update={"rncp": at(refdata.rncp), "cog": at(refdata.cog)}
+            ),
+        }
+    )
 
 
 NOT_SETTINGS = frozenset(

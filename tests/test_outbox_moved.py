@@ -136,6 +136,28 @@ def test_a_relative_outbox_is_never_taken_for_another(
     assert Path(str(row["file"])).is_absolute()
 
 
+def test_relative_paths_are_read_from_the_configuration_s_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A `flush` from cron in a home folder, with the example's relative paths, created a new
+    empty state there and said "nothing due"; an `ingest` split the records in two states."""
+    home = tmp_path / "home"
+    home.mkdir()
+    folder = tmp_path / "install"
+    folder.mkdir()
+    config = write_config(folder, paths={"state": "var/state.db", "outbox": "var/outbox"})
+    monkeypatch.chdir(home)
+    run(config, "ingest", str(write_jsonl(tmp_path / "r.jsonl", [recent("RP-1")])))
+    assert "cut " in run(config, "flush", "--force").stdout
+    (row,) = batches(config)
+    assert Path(str(row["file"])).is_relative_to(folder / "var" / "outbox")
+    assert (folder / "var" / "state.db").is_file()
+    assert not any(home.iterdir()), "nothing created where the command ran"
+    settings = load_settings(config, refdata={"rncp": "refdata/rncp.zip"})
+    assert settings.refdata.rncp == folder / "refdata" / "rncp.zip"
+    assert settings.paths.state == folder / "var" / "state.db"
+
+
 def test_a_copy_whose_state_is_busy_at_start_stops_instead_of_using_old_paths(
     original: Path, tmp_path: Path
 ) -> None:
