@@ -84,12 +84,14 @@ def registry_from(settings: Settings) -> Registry:
     )
 
 
-def open_store(settings: Settings, *, service: bool = False) -> Store:
-    """The state; a long-running service checks the whole database's integrity at start."""
+def open_store(settings: Settings, *, service: bool = False, read_only: bool = False) -> Store:
+    """The state; a long-running service checks the whole database's integrity at start;
+    `read_only`: for a command that only reads (nothing written, no lock file, no migration)."""
     return SqliteStore(
         settings.paths.state,
         always_check=service,
         lock_wait_seconds=settings.state.lock_wait.total_seconds(),
+        read_only=read_only,
     )
 
 
@@ -133,26 +135,46 @@ def relocate_files(store: Store, outbox: Path) -> str | None:
     )
 
 
+def misplaced_files(store: Store, outbox: Path) -> str | None:
+    """What a read-only command tells of files recorded under another outbox (it records
+    nothing: the service, or the next command that writes, does)."""
+    count = store.misplaced_files(outbox.absolute())
+    if not count:
+        return None
+    return (
+        f"{count} file(s) are recorded under another outbox than paths.outbox "
+        f"({outbox.absolute()}): the service, or the next command that writes, records them "
+        "there; until then the paths shown are the recorded ones"
+    )
+
+
 def build_core(
     settings: Settings,
     clock: Clock | None = None,
     *,
     one_off: bool = False,
     service: bool = False,
+    read_only: bool = False,
 ) -> Core:
-    """`one_off`: a command alone in its process; `service`: `run` or `worker`.
+    """`one_off`: a command alone in its process; `service`: `run` or `worker`; `read_only`:
+    a command that only reads (its store refuses to write; a user who may only read the
+    state's folder runs it).
 
     A state holding 1.1.2 files and a configuration that does not name `schema.version`
     stop here with a `ConfigError` (`streams/schema_choice.py`): no silent switch to 1.1.5.
     """
     clock = clock or SystemClock()
     registry = registry_from(settings)
-    store = open_store(settings, service=service)
+    store = open_store(settings, service=service, read_only=read_only)
     reference = ReferenceHolder(store.refdata())
     try:
         check_schema_choice(settings, store)
         check_xsd_version(settings)
-        relocated = relocate_files(store, settings.paths.outbox)
+        relocated = (
+            misplaced_files(store, settings.paths.outbox)
+            if read_only
+            else relocate_files(store, settings.paths.outbox)
+        )
         if relocated is not None and service:  # a command says it on its own stderr
             log.warning("%s", relocated)
         sink = build_sink(settings, store, one_off=one_off)
@@ -161,7 +183,11 @@ def build_core(
         raise
     decoder = ContentDecoder(registry, clock, reference.current)
     threshold = ONE_OFF_DECODE_THRESHOLD if one_off else 1
-    decode_pool = build_decode_pool(settings, registry, clock, reference.current, threshold)
+    decode_pool = (
+        None
+        if read_only
+        else build_decode_pool(settings, registry, clock, reference.current, threshold)
+    )
     return Core(
         settings=settings,
         store=store,
@@ -169,7 +195,7 @@ def build_core(
         clock=clock,
         ingestor=Ingestor(store, registry, clock, reference.current),
         reference=reference,
-        decoder=decode_pool if decode_pool.enabled else None,
+        decoder=decode_pool if decode_pool is not None and decode_pool.enabled else None,
         flusher=Flusher(
             store,
             sink,

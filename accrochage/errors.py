@@ -105,6 +105,14 @@ class OutboxMismatch(AccrochageError):
     status = 409
 
 
+class StateNeedsMigration(StoreError):
+    """The state was written by an older accrochage, and this process may not migrate it (it
+    only reads, or another version's service serves the state): the message says who does."""
+
+    code = "state_needs_migration"
+    status = 503
+
+
 class StorageCorruptError(StoreError):
     """The state database is damaged: restore it from a backup."""
 

@@ -42,7 +42,7 @@ from accrochage.models.deadline import SystemClock
 from accrochage.models.lifecycle import Outcome
 from accrochage.sinks.profiles import profile_for
 from accrochage.state.sqlite import SqliteStore
-from accrochage.state.sqlite.store import CHECKPOINT_PAGES
+from accrochage.state.sqlite.connection import CHECKPOINT_PAGES
 from accrochage.streams.decoding import decode_lean
 from accrochage.streams.ingest import Incoming, Ingestor
 from bench._common import (

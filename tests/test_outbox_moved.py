@@ -62,13 +62,20 @@ def test_a_moved_state_and_outbox_work_where_the_configuration_says(
     outbox = moved / "var" / "outbox"
     before = files_under(outbox)
 
+    # A command that only reads says so and records nothing (a monitoring user may not write).
     said = run(config, "batches", "--format", "json")
-    assert "recorded under paths.outbox" in said.stderr
+    assert "the next command that writes, records them there" in said.stderr
+    recorded = json.loads(said.stdout)
+    assert all(str(row["file"]).startswith(str(old)) for row in recorded), recorded
+
+    checked = run(config, "verify")
+    assert "recorded under paths.outbox" in checked.stderr
+    assert "0 missing or altered" in checked.stdout
+    said = run(config, "batches", "--format", "json")
+    assert "recorded under" not in said.stderr, "said once"
     rows = json.loads(said.stdout)
     assert all(str(row["file"]).startswith(str(outbox)) for row in rows), rows
-    assert "recorded under" not in run(config, "summary").stderr, "said once"
-
-    assert "0 missing or altered" in run(config, "verify").stdout
+    assert "recorded under" not in run(config, "summary").stderr
     run(config, "flush", "--force")
     written = next(b for b in rows if b["state"] == "written")
     run(config, "deposited", str(written["batch_id"]))
@@ -172,7 +179,7 @@ def test_a_copy_whose_state_is_busy_at_start_stops_instead_of_using_old_paths(
         refused = run(config, "deposited", str(written["batch_id"]), code=None)
     assert refused.exit_code != 0 and "another writer has held the state" in refused.stderr
     assert files_under(originals) == before
-    assert "recorded under paths.outbox" in run(config, "batches").stderr, "the next one does"
+    assert "recorded under paths.outbox" in run(config, "verify").stderr, "the next one does"
     assert files_under(originals) == before
 
 
@@ -194,7 +201,12 @@ def test_a_running_process_never_moves_files_out_of_its_outbox(original: Path) -
     try:
         before = files_under(mine)
         elsewhere = write_config(folder, paths={"outbox": str(folder / "elsewhere")}, name="b.toml")
-        assert "recorded under paths.outbox" in run(elsewhere, "batches").stderr
+        recorded = {row["batch_id"]: row["file"] for row in batches(original)}
+        # A read command under the other outbox only says so (it changed the recorded paths
+        # under the running service before); a command that writes records them there.
+        assert "the next command that writes" in run(elsewhere, "batches").stderr
+        assert {row["batch_id"]: row["file"] for row in batches(original)} == recorded
+        assert "recorded under paths.outbox" in run(elsewhere, "verify", code=None).stderr
         report = service.flusher.flush()
         assert any("outside this process's paths.outbox" in n for n in report.notes), report
         assert files_under(mine) == before

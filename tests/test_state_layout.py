@@ -70,6 +70,14 @@ def _layout(db: sqlite3.Connection) -> tuple[str, list[str]]:
     return table, indexes
 
 
+def _upgraded_by_a_writer(config: Path) -> None:
+    """A command that writes (an ingest of nothing) upgrades the state; one that only reads
+    leaves it as it is (`test_a_read_command_leaves_an_old_state_as_it_is`)."""
+    nothing = config.parent / "nothing.jsonl"
+    nothing.write_text("", encoding="utf-8")
+    _cli(config, "ingest", str(nothing))
+
+
 def test_a_state_with_contents_without_rowid_is_upgraded_whole(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -88,7 +96,7 @@ def test_a_state_with_contents_without_rowid_is_upgraded_whole(
 
     monkeypatch.setattr(migrations, "LOGGED_REBUILD_ROWS", 300)
     with caplog.at_level(logging.WARNING, logger="accrochage.state"):
-        _cli(config, "records", "--format", "json")
+        _upgraded_by_a_writer(config)
     assert "rebuilding the contents table (300 rows" in caplog.text
     with _db(config) as db:
         table, unique = _layout(db)
@@ -178,8 +186,10 @@ def test_a_kill_9_during_the_rebuild_leaves_the_state_whole_and_the_next_command
     config = _config(tmp_path / "state", processes=0)
     rows = 300_000
     _old_state_with_contents(config, rows)
-    command = [sys.executable, "-m", "accrochage", "--config", str(config), "records"]
-    command += ["--format", "json"]
+    nothing = config.parent / "nothing.jsonl"
+    nothing.write_text("", encoding="utf-8")
+    command = [sys.executable, "-m", "accrochage", "--config", str(config), "ingest"]
+    command += [str(nothing)]  # a command that writes: one that only reads never upgrades
     killed = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         assert killed.stderr is not None
@@ -204,7 +214,7 @@ def test_a_kill_9_during_the_rebuild_leaves_the_state_whole_and_the_next_command
     assert count == rows
     assert applied == ("WITHOUT ROWID" not in table)  # the new layout only with its record
     assert leftovers == []
-    _cli(config, "records", "--format", "json")
+    _upgraded_by_a_writer(config)
     with _db(config) as db:
         assert "WITHOUT ROWID" not in _layout(db)[0]
         assert db.execute("SELECT count(*) FROM contents").fetchone() == (rows,)
@@ -234,7 +244,7 @@ def test_a_full_disk_during_the_rebuild_rolls_it_back_whole(tmp_path: Path) -> N
             "SELECT name FROM sqlite_master WHERE name = 'contents_rowid'"
         ).fetchall()
         assert not db.execute("SELECT 1 FROM _sqlite_migrations WHERE name = ?", (M050,)).fetchall()
-    _cli(config, "records", "--format", "json")  # with room again, the upgrade goes through
+    _upgraded_by_a_writer(config)  # with room again, the upgrade goes through
     with _db(config) as db:
         assert "WITHOUT ROWID" not in _layout(db)[0]
         assert db.execute("SELECT count(*) FROM contents").fetchone() == (rows,)

@@ -35,6 +35,7 @@ from accrochage.runtimes.embedded import api_context, writer_link
 from accrochage.settings import load_settings
 from accrochage.state.base import WriteHolder
 from accrochage.state.sqlite import SqliteStore
+from accrochage.state.sqlite import connection as connection_module
 from accrochage.state.sqlite import store as store_module
 from accrochage.streams.ingest import Incoming, Ingestor, LogSource
 from accrochage.streams.scheduler import Job, Scheduler
@@ -482,6 +483,7 @@ def test_a_state_locked_by_a_stopped_process_names_it_to_readers(
     state = tmp_path / "state.db"
     SqliteStore(state).close()
     monkeypatch.setattr(store_module, "BUSY_TIMEOUT_MS", 1000)
+    monkeypatch.setattr(connection_module, "BUSY_TIMEOUT_MS", 1000)
     with held(state, stopped=True, sqlite_lock=True) as holder:
         with pytest.raises(StoreBusyError) as raised:
             SqliteStore(state).close()

@@ -19,7 +19,7 @@ def alerts(ctx: click.Context, fmt: str) -> None:
     from accrochage.runtimes.watching import firing_now
     from accrochage.streams.alerts import alert_object
 
-    with core_from(ctx, existing=True) as core:
+    with core_from(ctx, reading=True) as core:
         firing = firing_now(core)
     if fmt == "json":
         click.echo(json.dumps([alert_object(s) for s in firing], ensure_ascii=False, indent=2))

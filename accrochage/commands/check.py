@@ -30,7 +30,9 @@ def check_events(ctx: click.Context, files: tuple[str, ...], encoding: str, fmt:
     """
     settings = ctx.obj.settings
     registry, clock = registry_from(settings), SystemClock()
-    store: Store | None = open_store(settings) if settings.paths.state.exists() else None
+    store: Store | None = (
+        open_store(settings, read_only=True) if settings.paths.state.exists() else None
+    )
     reference = ReferenceHolder(store.refdata()).current() if store is not None else None
     results: list[tuple[str | None, CheckResult]] = []
     try:

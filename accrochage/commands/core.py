@@ -13,17 +13,20 @@ from accrochage.errors import ConfigError
 
 @contextmanager
 def core_from(
-    ctx: click.Context, *, one_off: bool = False, existing: bool = False
+    ctx: click.Context, *, one_off: bool = False, existing: bool = False, reading: bool = False
 ) -> Iterator[Core]:
     """`existing`: a command that only reads or updates records refuses a state that does not
-    exist (a mistyped paths.state would otherwise report an empty, brand-new database)."""
+    exist (a mistyped paths.state would otherwise report an empty, brand-new database);
+    `reading`: a command that only reads (it writes nothing in the state's folder: a user who
+    may only read it runs it; implies `existing`)."""
+    existing = existing or reading
     settings = ctx.obj.settings
     if existing and not settings.paths.state.exists():
         raise ConfigError(
             f"the state database {settings.paths.state} (paths.state) does not exist: check "
             "paths.state and --config; `ingest`, `flush` and `run` create it"
         )
-    core = build_core(settings, one_off=one_off)
+    core = build_core(settings, one_off=one_off, read_only=reading)
     if core.relocated is not None:
         click.echo(f"note: {core.relocated}", err=True)
     try:

@@ -98,7 +98,7 @@ def add(
 @click.pass_context
 def list_requests(ctx: click.Context, open_only: bool, as_of: date | None, fmt: str) -> None:
     """List the requests: open ones first, the nearest deadline first."""
-    with core_from(ctx, existing=True) as core:
+    with core_from(ctx, reading=True) as core:
         rows = core.corrections.list(open_only=open_only, as_of=as_of)
     empty = "no open correction request" if open_only else "no correction request"
     echo_rows(rows, fmt, FIELDS, COLUMNS, request_cell, empty)

@@ -27,7 +27,9 @@ def doctor(ctx: click.Context, fmt: str) -> None:
     """Check the schema, its XSD, the state, the reference data, the alerts; exit 1 when
     something needs the operator (ERROR, or WARNING: a warning that asks for an action)."""
     settings = ctx.obj.settings
-    findings = diagnose(settings, SystemClock(), lambda: open_store(settings, service=True))
+    findings = diagnose(
+        settings, SystemClock(), lambda: open_store(settings, service=True, read_only=True)
+    )
     failing = needs_operator(findings)
     if fmt == "json":
         shown = {"needs_operator": failing, "findings": [f.as_dict() for f in findings]}

@@ -31,7 +31,7 @@ def evidence(ctx: click.Context, record_id: str, output: Path) -> None:
     gone or altered, a report without its kept copy): the zip is still written, with
     `missing.txt` saying what is missing.
     """
-    with core_from(ctx, one_off=True, existing=True) as core:
+    with core_from(ctx, one_off=True, reading=True) as core:
         gathered = gather_evidence(
             core.store,
             core.feedback.sink,

@@ -119,7 +119,7 @@ def record_options(function: F) -> F:
 
 
 def _list(ctx: click.Context, only_outstanding: bool, options: dict[str, Any]) -> None:
-    with core_from(ctx, existing=True) as core:
+    with core_from(ctx, reading=True) as core:
         as_of = options["as_of"]
         day: date = as_of or paris_today(core.clock)
         query = queries.OutstandingQuery(
@@ -172,7 +172,7 @@ def show(ctx: click.Context, record_id: str, fmt: str) -> None:
 
     RECORD_ID is the event's record_id (the CDC idTechnique).
     """
-    with core_from(ctx, existing=True) as core, core.store.reading() as reader:
+    with core_from(ctx, reading=True) as core, core.store.reading() as reader:
         detail = reader.record_detail(record_id, paris_today(core.clock))
         version = core.settings.schema_.version
     if detail is None:
@@ -268,7 +268,7 @@ def batches(
     """List the batches, newest first, with their files and the CDC's reports."""
     if to_deposit:
         state = BatchState.WRITTEN.value
-    with core_from(ctx, existing=True) as core, core.store.reading() as reader:
+    with core_from(ctx, reading=True) as core, core.store.reading() as reader:
         rows = reader.iter_batches(state=state, certifier=certifier)
         echo_rows(rows, fmt, BATCH_FIELDS, BATCH_COLUMNS, batch_cell, "no batch")
 
@@ -293,7 +293,7 @@ def unusable(ctx: click.Context, limit: int, fmt: str) -> None:
     """The events kept without a usable record, newest first: not JSON, no usable record_id,
     a revocation of no record, a record of another certifier. The table says why; JSON and
     CSV carry the raw input too (it may hold personal data), to fix and send again."""
-    with core_from(ctx, existing=True) as core, core.store.reading() as reader:
+    with core_from(ctx, reading=True) as core, core.store.reading() as reader:
         rows = reader.unusable(limit)
     echo_rows(rows, fmt, UNUSABLE_FIELDS, UNUSABLE_COLUMNS, unusable_cell, "no unusable event")
 

@@ -58,7 +58,7 @@ def load(ctx: click.Context, rncp: Path | None, cog: Path | None, force: bool) -
 @click.pass_context
 def show_status(ctx: click.Context, fmt: str) -> None:
     """What is loaded, from which files and dates, how old, and which rules apply."""
-    with core_from(ctx, existing=True) as core:
+    with core_from(ctx, reading=True) as core:
         shown = status(
             core.store.refdata(), paris_today(core.clock), ctx.obj.settings.refdata.max_age
         )

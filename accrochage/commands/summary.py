@@ -27,7 +27,7 @@ from accrochage.streams.summary import as_configured
 @click.pass_context
 def summary(ctx: click.Context, as_of: Any, fmt: str) -> None:
     """Records per certifier and status, at risk, overdue, next deadlines, batches."""
-    with core_from(ctx, existing=True) as core:
+    with core_from(ctx, reading=True) as core:
         day: date = as_of or paris_today(core.clock)
         with core.store.reading() as reader:
             result = reader.summary(day, core.settings.batching.margin_days)

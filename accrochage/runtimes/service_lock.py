@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 from accrochage.errors import AccrochageError, StoreError
+from accrochage.state.sqlite.upgrade import service_lock_path
 
 log = logging.getLogger("accrochage.service")
 
@@ -30,7 +31,7 @@ class ServiceTaken(AccrochageError):
 class ServiceLock:
     def __init__(self, state: Path) -> None:
         self.state = state
-        self.path = state.with_name(state.name + ".lock")
+        self.path = service_lock_path(state)
         self._fd: int | None = None
 
     def try_acquire(self) -> bool:

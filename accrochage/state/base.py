@@ -389,16 +389,23 @@ class Store(ABC):
         where the configuration says the outbox is. Before, a moved state went on reading,
         moving and rewriting files in the old folder, and a copy moved files in and out of
         the original's outbox. How many were recorded anew; nothing is written when none."""
-        with self.reading() as reader:
-            moves = [
-                (batch_id, recorded, now)
-                for batch_id, certifier, state, recorded in reader.file_paths()
-                if (now := relocated(recorded, certifier, state, outbox)) is not None
-            ]
+        moves = self._relocations(outbox)
         if not moves:
             return 0
         with self.transaction() as tx:
             return sum(tx.record_file_path(batch_id, old, new) for batch_id, old, new in moves)
+
+    def misplaced_files(self, outbox: Path) -> int:
+        """How many files `relocate_files(outbox)` would record anew (nothing written)."""
+        return len(self._relocations(outbox))
+
+    def _relocations(self, outbox: Path) -> list[tuple[str, Path, Path]]:
+        with self.reading() as reader:
+            return [
+                (batch_id, recorded, now)
+                for batch_id, certifier, state, recorded in reader.file_paths()
+                if (now := relocated(recorded, certifier, state, outbox)) is not None
+            ]
 
     def write_holder(self) -> WriteHolder | None:
         """The writer holding the state now, of this process or another; None when it is

@@ -17,7 +17,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from accrochage.errors import AccrochageError, StorageCorruptError
+from accrochage.errors import AccrochageError, StateNeedsMigration, StorageCorruptError
 from accrochage.models.deadline import Clock, paris_today
 from accrochage.models.vocabulary import BatchState
 from accrochage.refdata.load import age_warnings
@@ -83,6 +83,8 @@ def diagnose(settings: Settings, clock: Clock, open_store: Callable[[], Store]) 
         store = open_store()
     except StorageCorruptError as exc:
         return [*findings, Finding("state", Level.ERROR, str(exc))]
+    except StateNeedsMigration as exc:  # doctor, a reader, leaves the upgrade to a writer
+        return [*findings, Finding("state", Level.WARNING, str(exc), action=True)]
     except AccrochageError as exc:
         return [*findings, Finding("state", Level.ERROR, f"the state cannot be opened: {exc}")]
     try:

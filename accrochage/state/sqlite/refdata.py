@@ -13,6 +13,7 @@ from typing import Any
 
 from accrochage.models.reference import Fiche, Move, Period
 from accrochage.state.base import REFDATA_KINDS, RefdataSource, RefdataStorage
+from accrochage.state.sqlite.connection import connect
 from accrochage.state.sqlite.transaction import SqliteTransaction
 
 Writing = Callable[[], AbstractContextManager[SqliteTransaction]]
@@ -76,8 +77,7 @@ class SqliteRefdata(RefdataStorage):
                 conn.executemany(sql, chunk)
 
     def _read(self, sql: str) -> Iterator[sqlite3.Row]:
-        conn = sqlite3.connect(f"file:{self._path}?mode=ro", uri=True, timeout=30)
-        conn.row_factory = sqlite3.Row
+        conn = connect(self._path, readonly=True)
         try:
             yield from conn.execute(sql)
         finally:

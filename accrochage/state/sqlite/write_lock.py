@@ -87,11 +87,16 @@ def _let_go(fd: int, *, locked: bool) -> None:
 class WriteLock:
     """`<state>.write-lock`, held by at most one writer of every process at a time."""
 
-    def __init__(self, state: Path, wait_seconds: float = DEFAULT_WAIT_SECONDS) -> None:
+    def __init__(
+        self, state: Path, wait_seconds: float = DEFAULT_WAIT_SECONDS, *, read_only: bool = False
+    ) -> None:
+        """`read_only`: for a reader that only asks who holds the lock (`held`); it neither
+        creates the file nor takes the lock."""
         self.state = state
         self.path = state.with_name(state.name + ".write-lock")
         self.wait_seconds = wait_seconds
-        self._fd = self._open()
+        self.read_only = read_only
+        self._fd = -1 if read_only else self._open()
         self._pending: _Attempt | None = None
         self._guard = threading.Lock()
         self._interrupted = threading.Event()
@@ -112,7 +117,8 @@ class WriteLock:
             ) from None
 
     def close(self) -> None:
-        os.close(self._fd)
+        if self._fd >= 0:
+            os.close(self._fd)
 
     def acquire(self, seconds: float | None = None) -> int:
         """The descriptor now holding the lock, to give to `release`; `StoreBusyError` when
@@ -157,7 +163,13 @@ class WriteLock:
         """True while a writer (of any process, this one's included) holds the lock: a try on
         a descriptor of its own that lets go at once. Never on `_fd`: a lock taken again
         through the descriptor a writer of this process holds it by would be released by it."""
-        fd = self._open()
+        if self.read_only:
+            try:
+                fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
+            except OSError:  # no writer ever ran, or this user may not look
+                return False
+        else:
+            fd = self._open()
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

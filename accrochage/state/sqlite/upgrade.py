@@ -1,0 +1,77 @@
+"""Whether this version may use a state as it is, or migrate it, and when it must not.
+
+A state migrated by a newer accrochage is refused (the older code would misread it); a state
+that needs migrating is migrated only by a writer that no other version is serving: a newer
+command run beside an older service changed the tables under it (a large migration also held
+the write lock for minutes, failing the service's writes). A read-only command never migrates.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import sqlite3
+from pathlib import Path
+
+from sqlite_utils import Database
+
+from accrochage.errors import StateNeedsMigration, StoreError
+from accrochage.state.sqlite.migrations import migrations
+
+
+def service_lock_path(state: Path) -> Path:
+    """`<state>.lock`, held by the service (`run`, `worker`) serving the state."""
+    return state.with_name(state.name + ".lock")
+
+
+def pending_migrations(conn: sqlite3.Connection, path: Path) -> list[str]:
+    """The migrations this version would apply; `StoreError` for a state a newer version
+    migrated (names this version does not know)."""
+    db = Database(conn)
+    known = {m.name for m in migrations._migrations}
+    unknown = [m.name for m in migrations.applied(db) if m.name not in known]
+    if unknown:
+        raise StoreError(
+            f"the state database {path} was migrated by a newer accrochage ({unknown[-1]}): "
+            "this version cannot use it; run the newer version (downgrading needs the backup "
+            "taken before the upgrade)"
+        )
+    return [m.name for m in migrations.pending(db)]
+
+
+def serving_pid(state: Path) -> int | None:
+    """The process serving the state (holding `<state>.lock`) when it is not this one."""
+    path = service_lock_path(state)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            text = os.read(fd, 32).decode("ascii", "replace").strip()
+            pid = int(text) if text.isdigit() else -1
+            return None if pid == os.getpid() else pid
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    finally:
+        os.close(fd)
+
+
+def needs_migration(path: Path, pending: list[str], serving: int | None) -> StateNeedsMigration:
+    """Why this process leaves the state as it is, and what upgrades it."""
+    what = (
+        f"the state database {path} was written by an older accrochage: this version applies "
+        f"{len(pending)} migration(s) to it ({pending[-1]})"
+    )
+    if serving is not None:
+        return StateNeedsMigration(
+            f"{what}, and a service (process {serving}) serves it, perhaps of the older "
+            "version: stop that service, then start it with this version (it migrates the "
+            "state); take a backup of the state first"
+        )
+    return StateNeedsMigration(
+        f"{what}, and this command only reads: start the service, or run a command that "
+        "writes (`accrochage flush`), with this version first"
+    )
