@@ -284,6 +284,7 @@ class Flusher:
                 continue
             error = rewrite(self.sink, item)
             if error is not None:
+                metrics.count_batch_write(False)
                 report.add_failed(FailedBatch(item.batch.batch_id, key, error))
                 continue
             report.notes.append(f"rewrote the missing file {item.file.path}")

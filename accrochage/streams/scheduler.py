@@ -84,14 +84,34 @@ class Scheduler:
         self._threads.clear()
 
 
+class Said:
+    """What a periodic job says once while it lasts: a failure or a note that comes back at
+    every tick (a file that cannot be written, an outbox another process set) is logged when
+    it appears, and again only after it went away; not 17,000 lines a day."""
+
+    def __init__(self) -> None:
+        self._last: set[str] = set()
+
+    def new(self, lines: list[str]) -> list[str]:
+        now = set(lines)
+        fresh = [line for line in dict.fromkeys(lines) if line not in self._last]
+        self._last = now
+        return fresh
+
+
 def batch_cut_job(flusher: Flusher, every: float) -> Job:
-    """Cut due batches and write them; log each file written and each failure."""
+    """Cut due batches and write them; log each file written, and each failure and note of
+    the flusher's (the repair pass's included) once while it lasts."""
+    failures, notes = Said(), Said()
 
     def run() -> None:
         report = flusher.flush()
         for written in report.written:
             log.info("wrote %s (%d passages)", written.path.name, written.passages)
-        for failed in report.failed:
-            log.error("batch %s failed: %s", failed.batch_id, failed.error)
+        failed = [f"batch {f.batch_id}: {f.error}" for f in report.failed]
+        for line in failures.new(failed):
+            log.error("%s (said once while it lasts; `accrochage batches` lists it)", line)
+        for line in notes.new(report.notes):
+            log.warning("%s", line)
 
     return Job("batch-cut", every, run)

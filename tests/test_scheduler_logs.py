@@ -1,0 +1,65 @@
+"""The service's batch timer says a lasting failure or note once while it lasts.
+
+A batch file that cannot be written again (an outbox gone read-only), or an outbox another
+process set, came back at every tick: an ERROR line per batch every 5 seconds, 17,000 a day,
+and the flusher's notes (files moved back, `outbox_mismatch`) were never logged at all.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any, cast
+
+import pytest
+
+from accrochage.streams.flush import Flusher
+from accrochage.streams.flush_report import FailedBatch, FlushReport, WrittenBatch
+from accrochage.streams.scheduler import batch_cut_job
+
+FAILED = FailedBatch("b-1", "pix", "PermissionError: [Errno 13] Permission denied: '/srv/o'")
+NOTE = "a file is recorded outside this process's paths.outbox: moved and written nothing"
+
+
+class Ticks:
+    """A flusher whose runs report what each tick of a test says."""
+
+    def __init__(self, runs: list[FlushReport]) -> None:
+        self.runs = runs
+
+    def flush(self) -> FlushReport:
+        return self.runs.pop(0)
+
+
+def report(*, failed: bool = False, note: bool = False, wrote: str | None = None) -> FlushReport:
+    done = FlushReport()
+    if failed:
+        done.failed.append(FAILED)
+    if note:
+        done.notes.append(NOTE)
+    if wrote:
+        done.written.append(WrittenBatch("b-2", "pix", Path(wrote), 3, 100, "0" * 64))
+    return done
+
+
+def test_a_failure_and_a_note_are_said_once_while_they_last(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    runs = [
+        report(failed=True, note=True),
+        report(failed=True, note=True),
+        report(failed=True, note=True, wrote="/o/f1.xml"),
+        report(),
+        report(failed=True),
+    ]
+    job = batch_cut_job(cast(Flusher, Ticks(runs)), 1.0)
+    run: Any = job.run
+    with caplog.at_level(logging.INFO, logger="accrochage.scheduler"):
+        for _ in range(5):
+            run()
+    lines = [(r.levelname, r.getMessage()) for r in caplog.records]
+    errors = [m for level, m in lines if level == "ERROR"]
+    assert len(errors) == 2, lines  # at the first tick, and when it came back at the last
+    assert errors[0].startswith("batch b-1: PermissionError") and "accrochage batches" in errors[0]
+    assert [m for level, m in lines if level == "WARNING"] == [NOTE]
+    assert [m for level, m in lines if level == "INFO"] == ["wrote f1.xml (3 passages)"]
