@@ -22,6 +22,7 @@ from accrochage.models.registry import Certifier, Emitter, Registry
 from accrochage.refdata.load import age_warnings
 from accrochage.refdata.memory import ReferenceHolder
 from accrochage.settings import Settings, load_settings
+from accrochage.sinks.base import BatchSink
 from accrochage.sinks.profiles import profile_for
 from accrochage.sinks.xml_outbox import XmlOutbox
 from accrochage.state.base import RefdataStorage, Store
@@ -120,11 +121,15 @@ def build_sink(settings: Settings, store: Store, *, one_off: bool = False) -> Xm
     )
 
 
-def relocate_files(store: Store, outbox: Path) -> str | None:
+def relocate_files(store: Store, outbox: Path, sink: BatchSink) -> str | None:
     """Files recorded under another outbox are recorded under `paths.outbox`, as absolute
     as the sink records them (`Store.relocate_files`): what to tell the operator, or None.
     A state another process writes meanwhile stops the command (`state_busy`): going on
-    with the old paths would move files of another outbox."""
+    with the old paths would move files of another outbox. An outbox no file can be written
+    in stops it first (`ConfigError`): nothing is recorded under it."""
+    if not store.misplaced_files(outbox.absolute()):
+        return None
+    sink.check_writable()
     moved = store.relocate_files(outbox.absolute())
     if not moved:
         return None
@@ -170,14 +175,16 @@ def build_core(
     try:
         check_schema_choice(settings, store)
         check_xsd_version(settings)
+        sink = build_sink(settings, store, one_off=one_off)
+        if service:  # before anything is written or recorded under it
+            sink.check_writable()
         relocated = (
             misplaced_files(store, settings.paths.outbox)
             if read_only
-            else relocate_files(store, settings.paths.outbox)
+            else relocate_files(store, settings.paths.outbox, sink)
         )
         if relocated is not None and service:  # a command says it on its own stderr
             log.warning("%s", relocated)
-        sink = build_sink(settings, store, one_off=one_off)
     except BaseException:
         store.close()
         raise

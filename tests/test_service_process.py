@@ -200,6 +200,29 @@ def test_a_state_folder_the_service_cannot_create_is_one_line_not_a_traceback(
     assert "check paths.state" in done.stderr
 
 
+def test_an_outbox_no_file_can_be_written_in_stops_the_service_before_it_records_anything(
+    tmp_path: Path,
+) -> None:
+    """`paths.outbox` under /proc (or a folder the service's user may not create): the files
+    already written were recorded under it at start, then every tick failed to write them
+    again while /health said ok."""
+    events = tmp_path / "events.jsonl"
+    generated = generate_events(3, [GeneratedCertifier("pix", ("RS5875",))], today=date.today())
+    events.write_text("".join(json.dumps(e) + "\n" for e in generated), encoding="utf-8")
+    config = write_config(tmp_path)
+    assert cli(config, "ingest", str(events)).returncode == 0
+    assert cli(config, "flush", "--force").returncode == 0
+    recorded = json.loads(cli(config, "batches", "--format", "json").stdout)
+    bad = write_config(tmp_path, paths={"outbox": "/proc/no-outbox"}, name="bad.toml")
+    for command in ("run", "deposited"):
+        args = [command, recorded[0]["batch_id"]] if command == "deposited" else [command]
+        done = cli(bad, *args)
+        assert done.returncode == 2, done.stderr
+        assert "paths.outbox /proc/no-outbox cannot be written" in done.stderr, done.stderr
+        assert "Traceback" not in done.stderr and "started" not in done.stderr
+    assert json.loads(cli(config, "batches", "--format", "json").stdout) == recorded
+
+
 def test_a_busy_port_stops_the_service_before_it_does_anything(tmp_path: Path) -> None:
     """`run` on a port it cannot bind fails before its writer process and its timer start:
     pending records due now (forced by max_records = 1) are not cut, no file is written."""

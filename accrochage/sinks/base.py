@@ -65,6 +65,12 @@ class BatchSink(ABC):
         belongs to another process's `paths.outbox`), or None."""
         return None
 
+    def check_writable(self) -> None:
+        """`ConfigError` when no file could be written where this sink writes them: checked
+        at a service's start, and before files are recorded there, not at every tick after.
+        A sink that writes no file: nothing to check."""
+        return None
+
     def move_recorded(self, moves: Sequence[tuple[Path, Path]], step: str) -> None:
         """Move files whose new place the state has just recorded (committed).
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import tempfile
 from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future
@@ -17,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from accrochage import heap
-from accrochage.errors import OutboxMismatch
+from accrochage.errors import ConfigError, OutboxMismatch
 from accrochage.lifeline import exit_with, ignore_interrupt
 from accrochage.models.batch import OUTBOX_FOLDERS, FrozenBatch, ReleasedFile, outbox_place
 from accrochage.models.event import event_from_content
@@ -157,6 +158,19 @@ class XmlOutbox(BatchSink):
             if said is not None:
                 raise OutboxMismatch(said)
         move_released(source, target)
+
+    def check_writable(self) -> None:
+        """The outbox exists (created if need be) and this user may create files in it."""
+        try:
+            self.outbox.mkdir(parents=True, exist_ok=True)
+            with tempfile.NamedTemporaryFile(dir=self.outbox, prefix=".accrochage-probe-"):
+                pass
+        except OSError as exc:
+            raise ConfigError(
+                f"paths.outbox {self.outbox} cannot be written ({exc.strerror or exc}): create "
+                "it and let this user write in it, or set paths.outbox to a folder it may "
+                "write; nothing was recorded under it"
+            ) from None
 
     def misplaced(self, path: Path) -> str | None:
         if path.parts[: len(self.outbox.parts)] == self.outbox.parts:
