@@ -240,6 +240,23 @@ def test_firing_alerts_and_files_are_counted_without_personal_data(tmp_path: Pat
         assert value not in result.stdout
 
 
+def test_files_to_deposit_missing_from_the_outbox_need_the_operator(tmp_path: Path) -> None:
+    """A state restored without its outbox, or a file moved out of it: doctor said `ok files
+    1 file(s) to deposit` and never looked."""
+    config = with_state(tmp_path, schema=SCHEMA_1_1_2)
+    core = build_core(load_settings(config))
+    ingest(core, event("PX-2"), event("PX-3", certifier="school"))
+    written = core.flusher.flush(force=True).written
+    core.close()
+    [there] = findings(doctor_json(config, 0), "outbox")
+    assert there["level"] == "ok" and "the 2 file(s) to deposit are there" in there["message"]
+    written[0].path.unlink()
+    [gone] = findings(doctor_json(config, 1), "outbox")
+    assert (gone["level"], gone["needs_operator"]) == ("warning", True)
+    assert gone["message"].startswith("1 of the 2 file(s) to deposit are missing")
+    assert written[0].path.name in gone["message"] and "accrochage flush" in gone["message"]
+
+
 # --- the start-up guard -----------------------------------------------------------------------
 
 

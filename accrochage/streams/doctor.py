@@ -11,58 +11,25 @@ dates only: never a record's content.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from enum import StrEnum
 from pathlib import Path
-from typing import Any
 
 from accrochage.errors import AccrochageError, StateNeedsMigration, StorageCorruptError
 from accrochage.models.deadline import Clock, paris_today
-from accrochage.models.vocabulary import BatchState
 from accrochage.refdata.load import age_warnings
 from accrochage.settings import Settings
 from accrochage.sinks.gate import declared_version, load_schema
 from accrochage.sinks.profiles import OFFICIAL_KIT, RECONSTRUCTED, profile_for
 from accrochage.state.base import AlertState, Observation, Store
 from accrochage.streams.alerts import active, annotations_of, severity_of
+from accrochage.streams.doctor_files import files_finding, left_out_findings, outbox_findings
+from accrochage.streams.findings import Finding, Level, needs_operator
 from accrochage.streams.schema_choice import unchosen_schema
 from accrochage.streams.watch import Watch
 
 _NEVER = datetime(1970, 1, 1, tzinfo=UTC)
 """An alert's start, unused by its summary."""
-
-
-class Level(StrEnum):
-    OK = "ok"
-    WARNING = "warning"
-    ERROR = "error"
-
-
-@dataclass(frozen=True, slots=True)
-class Finding:
-    check: str
-    """What was checked: schema, xsd, api, state, refdata, alerts, files."""
-    level: Level
-    message: str
-    action: bool = False
-    """A warning the operator should act on (an error always needs the operator)."""
-
-    @property
-    def needs_operator(self) -> bool:
-        return self.level is Level.ERROR or (self.level is Level.WARNING and self.action)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "check": self.check,
-            "level": self.level.value,
-            "needs_operator": self.needs_operator,
-            "message": self.message,
-        }
-
-
-def needs_operator(findings: list[Finding]) -> bool:
-    return any(f.needs_operator for f in findings)
+__all__ = ["Finding", "Level", "diagnose", "needs_operator"]
 
 
 def diagnose(settings: Settings, clock: Clock, open_store: Callable[[], Store]) -> list[Finding]:
@@ -94,6 +61,7 @@ def diagnose(settings: Settings, clock: Clock, open_store: Callable[[], Store]) 
         observation = _watch(settings, store, clock).observe()
         findings += alert_findings(settings, observation)
         findings.append(files_finding(observation))
+        findings += outbox_findings(settings, store)
         findings += left_out_findings(store)
     finally:
         store.close()
@@ -331,50 +299,3 @@ def alert_findings(settings: Settings, observation: Observation) -> list[Finding
             )
         )
     return findings
-
-
-def files_finding(observation: Observation) -> Finding:
-    waiting = sum(
-        n
-        for (_, state), n in observation.batches.items()
-        if state in (BatchState.WRITTEN, BatchState.DEPOSITED)
-    )
-    late = sum(observation.unreported.values())
-    unwritten = sum(n for (_, state), n in observation.batches.items() if state == BatchState.CUT)
-    said = (
-        f"{observation.to_deposit} file(s) to deposit on the CDC portal; {waiting} file(s) "
-        f"written or deposited without a CDC report ({late} of them for longer than "
-        "alerts.unreported_after)"
-    )
-    if unwritten:
-        return Finding(
-            "files",
-            Level.WARNING,
-            f"{unwritten} batch(es) cut and not recorded as written (a flush interrupted, or "
-            f"under way in another process; their files may be in the outbox already): "
-            f"`accrochage flush` writes or records them before any is deposited; {said}",
-            action=True,
-        )
-    return Finding("files", Level.OK, said)
-
-
-def left_out_findings(store: Store) -> list[Finding]:
-    """Records a processed report did not mention: they stay `deposited` with nothing else to
-    say so once `import-report`'s output is gone, until their deadline comes."""
-    with store.reading() as reader:
-        batches = reader.left_out()
-    if not batches:
-        return []
-    count = sum(b["records"] for b in batches)
-    first = batches[0]["batch_id"]
-    return [
-        Finding(
-            "reports",
-            Level.WARNING,
-            f"{count} record(s) in {len(batches)} reported file(s) were not mentioned by their "
-            "processed report (never reached the CDC, or its report missed them): `accrochage "
-            f"retry --batch {first}` sends them again, file by file (`accrochage summary` "
-            "lists the files)",
-            action=True,
-        )
-    ]

@@ -1,0 +1,98 @@
+"""`doctor`'s checks of the files: those to deposit and those waiting for a report, the
+records a report left out, and the outbox they are written in."""
+
+from __future__ import annotations
+
+import os
+
+from accrochage.models.vocabulary import BatchState
+from accrochage.settings import Settings
+from accrochage.state.base import Observation, Store
+from accrochage.streams.findings import Finding, Level
+
+
+def files_finding(observation: Observation) -> Finding:
+    waiting = sum(
+        n
+        for (_, state), n in observation.batches.items()
+        if state in (BatchState.WRITTEN, BatchState.DEPOSITED)
+    )
+    late = sum(observation.unreported.values())
+    unwritten = sum(n for (_, state), n in observation.batches.items() if state == BatchState.CUT)
+    said = (
+        f"{observation.to_deposit} file(s) to deposit on the CDC portal; {waiting} file(s) "
+        f"written or deposited without a CDC report ({late} of them for longer than "
+        "alerts.unreported_after)"
+    )
+    if unwritten:
+        return Finding(
+            "files",
+            Level.WARNING,
+            f"{unwritten} batch(es) cut and not recorded as written (a flush interrupted, or "
+            f"under way in another process; their files may be in the outbox already): "
+            f"`accrochage flush` writes or records them before any is deposited; {said}",
+            action=True,
+        )
+    return Finding("files", Level.OK, said)
+
+
+def left_out_findings(store: Store) -> list[Finding]:
+    """Records a processed report did not mention: they stay `deposited` with nothing else to
+    say so once `import-report`'s output is gone, until their deadline comes."""
+    with store.reading() as reader:
+        batches = reader.left_out()
+    if not batches:
+        return []
+    count = sum(b["records"] for b in batches)
+    first = batches[0]["batch_id"]
+    return [
+        Finding(
+            "reports",
+            Level.WARNING,
+            f"{count} record(s) in {len(batches)} reported file(s) were not mentioned by their "
+            "processed report (never reached the CDC, or its report missed them): `accrochage "
+            f"retry --batch {first}` sends them again, file by file (`accrochage summary` "
+            "lists the files)",
+            action=True,
+        )
+    ]
+
+
+def outbox_findings(settings: Settings, store: Store) -> list[Finding]:
+    """The outbox as the files to deposit need it: there, and writable by a user who writes
+    the state (a monitoring user who may only read is not told it cannot write). Existence
+    only (a stat each): `verify` checks every file's bytes."""
+    outbox = settings.paths.outbox
+    with store.reading() as reader:
+        to_deposit = reader.released_batches([BatchState.WRITTEN])
+    missing = [b.file.path for b in to_deposit if not b.file.path.is_file()]
+    findings = []
+    if missing:
+        findings.append(
+            Finding(
+                "outbox",
+                Level.WARNING,
+                f"{len(missing)} of the {len(to_deposit)} file(s) to deposit are missing "
+                f"(first: {missing[0].name}): `accrochage flush` writes them again; "
+                "`accrochage verify` checks every file",
+                action=True,
+            )
+        )
+    writer = os.access(settings.paths.state.parent, os.W_OK)
+    if writer and outbox.exists() and not os.access(outbox, os.W_OK):
+        findings.append(
+            Finding(
+                "outbox",
+                Level.WARNING,
+                f"paths.outbox {outbox} cannot be written by this user, who writes the state: "
+                "no file can be written, moved or written again there",
+                action=True,
+            )
+        )
+    if not findings:
+        findings.append(
+            Finding(
+                "outbox", Level.OK, f"{outbox}: the {len(to_deposit)} file(s) to deposit are there"
+            )
+        )
+    return findings
