@@ -249,6 +249,32 @@ def test_a_busy_port_stops_the_service_before_it_does_anything(tmp_path: Path) -
     assert not outbox.exists() or not any(outbox.rglob("*.xml"))
 
 
+def test_a_busy_port_stops_the_service_before_it_records_file_paths_anew(tmp_path: Path) -> None:
+    """A state copied elsewhere, its files recorded under the original's outbox: `run` on a
+    port in use recorded them under its own outbox, then said it could not listen."""
+    events = tmp_path / "events.jsonl"
+    generated = generate_events(2, [GeneratedCertifier("pix", ("RS5875",))], today=date.today())
+    events.write_text("".join(json.dumps(e) + "\n" for e in generated), encoding="utf-8")
+    config = write_config(tmp_path)
+    assert cli(config, "ingest", str(events)).returncode == 0
+    assert cli(config, "flush", "--force").returncode == 0
+    recorded = json.loads(cli(config, "batches", "--format", "json").stdout)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        other = write_config(
+            tmp_path,
+            paths={"outbox": str(tmp_path / "other")},
+            api={"bind": f"127.0.0.1:{port}"},
+            name="other.toml",
+        )
+        done = cli(other, "run")
+    assert done.returncode == 1 and "cannot listen" in done.stderr, done.stderr
+    assert "recorded under" not in done.stderr, done.stderr
+    assert json.loads(cli(config, "batches", "--format", "json").stdout) == recorded
+
+
 async def test_started_and_stopped_are_logged_with_paris_time(tmp_path: Path) -> None:
     port = free_port()
     config = write_config(tmp_path, api={"bind": f"127.0.0.1:{port}"})

@@ -19,16 +19,22 @@ from accrochage.commands.logs import LEVELS, log_format_option, setup_logging
 @click.pass_context
 def run(ctx: click.Context, log_level: str, log_format: str) -> None:
     """Run the embedded service: HTTP ingestion, batch timer, query API."""
-    from accrochage.runtimes.embedded import run_service
+    from accrochage.runtimes.embedded import bound_socket, run_service
     from accrochage.runtimes.service_lock import ServiceLock
 
     setup_logging(log_level, log_format)
-    lock = ServiceLock(ctx.obj.settings.paths.state)
+    settings = ctx.obj.settings
+    lock = ServiceLock(settings.paths.state)
     lock.acquire_or_refuse()  # before the state's whole-file check: a refusal is at once
     try:
-        core = build_core(ctx.obj.settings, service=True)
+        sock = bound_socket(settings.api)  # before the state is opened, migrated or written
         try:
-            run_service(core)
+            core = build_core(settings, service=True)
+        except BaseException:
+            sock.close()
+            raise
+        try:
+            run_service(core, sock=sock)
         finally:
             core.close()
     finally:

@@ -21,6 +21,7 @@ from accrochage.app import Core, build_event_writer, refdata_warnings, reference
 from accrochage.errors import AccrochageError
 from accrochage.models.reference import Reference
 from accrochage.runtimes.watching import watching_jobs
+from accrochage.settings import ApiSettings
 from accrochage.sinks.profiles import profile_for
 from accrochage.streams.receivers import Receiver
 from accrochage.streams.reference import refdata_job
@@ -170,24 +171,12 @@ async def serve(app: web.Application, sock: socket.socket, started: Callable[[],
             loop.remove_signal_handler(signum)
 
 
-def run_service(core: Core, *, separate_writer: bool = True) -> None:
-    """Serve until SIGTERM or SIGINT; in-flight requests and queued events finish first.
-
-    "started" is logged once the port is bound; a port that cannot be bound is one
-    `AccrochageError` naming `api.bind`, not a traceback.
-    """
-    api = core.settings.api
-    outbox = core.settings.paths.outbox
-
-    def started() -> None:
-        log.info("accrochage service started on http://%s (outbox %s)", api.bind, outbox)
-
+def bound_socket(api: ApiSettings) -> socket.socket:
+    """`listening_socket` for `api.bind`; a port that cannot be bound is one `AccrochageError`
+    naming `api.bind`, not a traceback. `run` binds it before it opens the state: a port in
+    use stops it before it migrates the state or records anything."""
     try:
-        sock = listening_socket(api.host, api.port)
-        app = build_service(core, separate_writer=separate_writer)
-        asyncio.run(serve(app, sock, started))
-    except (web.GracefulExit, KeyboardInterrupt):
-        pass
+        return listening_socket(api.host, api.port)
     except OSError as exc:
         if exc.errno not in _BIND_ERRORS:
             raise
@@ -195,4 +184,27 @@ def run_service(core: Core, *, separate_writer: bool = True) -> None:
             f"cannot listen on {api.bind} (api.bind): {exc.strerror or exc}; stop the process "
             "that uses this port or choose another one"
         ) from None
+
+
+def run_service(
+    core: Core, *, separate_writer: bool = True, sock: socket.socket | None = None
+) -> None:
+    """Serve until SIGTERM or SIGINT; in-flight requests and queued events finish first.
+
+    "started" is logged once the port is bound (`sock`, bound already, or `api.bind`).
+    """
+    api = core.settings.api
+    outbox = core.settings.paths.outbox
+
+    def started() -> None:
+        log.info("accrochage service started on http://%s (outbox %s)", api.bind, outbox)
+
+    listening = sock if sock is not None else bound_socket(api)
+    try:
+        app = build_service(core, separate_writer=separate_writer)
+        asyncio.run(serve(app, listening, started))
+    except (web.GracefulExit, KeyboardInterrupt):
+        pass
+    finally:
+        listening.close()
     log.info("accrochage service stopped")
