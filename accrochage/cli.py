@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -10,6 +11,7 @@ from typing import Any, TypeVar
 import click
 
 from accrochage import heap
+from accrochage.commands.logs import in_json
 from accrochage.errors import AccrochageError, ConfigError, StorageCorruptError
 from accrochage.settings import Settings, load_settings
 
@@ -35,14 +37,22 @@ class Group(click.Group):
         try:
             return super().invoke(ctx)
         except ConfigError as exc:
-            click.echo(f"configuration error: {exc}", err=True)
+            _say(f"configuration error: {exc}")
             sys.exit(2)
         except StorageCorruptError as exc:
-            click.echo(f"error: {exc}", err=True)
+            _say(f"error: {exc}")
             sys.exit(2)
         except AccrochageError as exc:
-            click.echo(f"error: {exc}", err=True)
+            _say(f"error: {exc}")
             sys.exit(1)
+
+
+def _say(line: str) -> None:
+    """The error's line on stderr; a JSON log line when the command logs JSON lines."""
+    if in_json():
+        logging.getLogger("accrochage").critical("%s", line)
+    else:
+        click.echo(line, err=True)
 
 
 @click.group(cls=Group)

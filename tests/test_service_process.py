@@ -223,6 +223,21 @@ def test_an_outbox_no_file_can_be_written_in_stops_the_service_before_it_records
     assert json.loads(cli(config, "batches", "--format", "json").stdout) == recorded
 
 
+def test_a_fatal_start_error_is_a_json_line_when_the_service_logs_json(tmp_path: Path) -> None:
+    """A log collector reading JSON lines dropped the plain `error: ...` line: the one that
+    says why the service is not running."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        config = write_config(tmp_path, api={"bind": f"127.0.0.1:{port}"})
+        done = cli(config, "run", "--log-format", "json")
+    assert done.returncode == 1, done.stderr
+    lines = [json.loads(line) for line in done.stderr.splitlines()]
+    (last,) = [line for line in lines if line["level"] == "CRITICAL"]
+    assert last["message"].startswith(f"error: cannot listen on 127.0.0.1:{port} (api.bind)")
+
+
 def test_a_busy_port_stops_the_service_before_it_does_anything(tmp_path: Path) -> None:
     """`run` on a port it cannot bind fails before its writer process and its timer start:
     pending records due now (forced by max_records = 1) are not cut, no file is written."""

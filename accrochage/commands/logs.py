@@ -63,6 +63,12 @@ def setup_logging(level: str, log_format: str = "text") -> None:
     root.setLevel(level)
 
 
+def in_json() -> bool:
+    """Whether this process logs JSON lines (`--log-format json`): its last words must be one
+    too, or a collector drops them."""
+    return any(isinstance(h.formatter, JsonFormatter) for h in logging.getLogger().handlers)
+
+
 def log_format_option(command: F) -> F:
     return click.option(
         "--log-format",
