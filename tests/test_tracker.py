@@ -22,6 +22,7 @@ import pytest
 from lxml import etree
 
 from accrochage.app import Core, build_core
+from accrochage.commands.records import batch_cell
 from accrochage.errors import AccrochageError
 from accrochage.generate import GeneratedCertifier, generate_events
 from accrochage.models.deadline import PARIS, FixedClock
@@ -1062,6 +1063,12 @@ def test_failing_outbox_keeps_the_batch_and_a_later_flush_writes_it(tmp_path: Pa
     assert batch["error"] == failed.error
     assert {record(core, r)["status"] for r in ("B-1", "B-2")} == {"batched"}
     assert set(outstanding_ids(core)) == {"B-1", "B-2"}
+    # The table says why (the alert and doctor send the operator to `accrochage batches`).
+    with core.store.reading() as reader:
+        (listed,) = reader.batches()
+    assert batch_cell(listed, "file").startswith("not written: ") and "Error" in batch_cell(
+        listed, "file"
+    )
     assert not list(tmp_path.rglob("*.xml"))
     assert not list(tmp_path.rglob("*.partial"))
     # Still failing on the next attempt, still nothing lost.

@@ -246,6 +246,10 @@ def _echo_detail(detail: Row) -> None:
 
 
 def batch_cell(row: Row, column: str) -> str:
+    """The table's cells; a batch without a file says why its writing failed (the alert and
+    doctor send the operator here)."""
+    if column == "file" and not row.get("file") and row.get("error"):
+        return f"not written: {shorten(str(row['error']), 80)}"
     if column == "report":
         report = row.get("report")
         return f"{report['accepted']} ok, {report['rejected']} ko" if report else ""
