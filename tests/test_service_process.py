@@ -315,6 +315,40 @@ async def test_started_and_stopped_are_logged_with_paris_time(tmp_path: Path) ->
     assert f"http://127.0.0.1:{port}" in lines[started[0]]
 
 
+async def test_a_stop_held_by_a_request_in_flight_says_what_it_waits_for(
+    tmp_path: Path,
+) -> None:
+    """A client that sent half a body held the stop 30 s, with nothing in the log."""
+    port = free_port()
+    config = write_config(tmp_path, api={"bind": f"127.0.0.1:{port}"})
+    service = subprocess.Popen(
+        [sys.executable, "-m", "accrochage", "--config", str(config), "run"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        await wait_healthy(f"http://127.0.0.1:{port}", service)
+        with socket.create_connection(("127.0.0.1", port)) as client:
+            client.sendall(
+                b"POST /events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                b'Content-Length: 1000\r\n\r\n{"half": '
+            )
+            time.sleep(0.5)
+            service.send_signal(signal.SIGTERM)
+            assert service.stderr is not None
+            deadline = time.monotonic() + DEADLINE
+            said = ""
+            while "stopping" not in said and time.monotonic() < deadline:
+                said = service.stderr.readline()
+        assert "stopping: waiting up to 30 s for the requests in flight (1 connection(s) open)" in (
+            said
+        ), said
+    finally:
+        _reaped(service)
+
+
 STOPPING_APP = """
 import asyncio, socket, sys
 from aiohttp import web

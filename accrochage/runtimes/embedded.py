@@ -145,6 +145,21 @@ def listening_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
+def said_stopping(runner: web.AppRunner) -> None:
+    """What a stop waits for: a client holding a request open (a body that never ends)
+    delayed it by `SHUTDOWN_TIMEOUT` seconds with nothing in the log."""
+    server = runner.server
+    opened = len(server.connections) if server is not None else 0
+    if opened:
+        log.info(
+            "stopping: waiting up to %d s for the requests in flight (%d connection(s) open)",
+            SHUTDOWN_TIMEOUT,
+            opened,
+        )
+    else:
+        log.info("stopping")
+
+
 async def serve(app: web.Application, sock: socket.socket, started: Callable[[], None]) -> None:
     """Serve `app` on `sock` until SIGTERM or SIGINT, then stop gracefully, through
     `ApiRunner`: every HTTP-level error in the JSON shape, no header logged.
@@ -164,6 +179,7 @@ async def serve(app: web.Application, sock: socket.socket, started: Callable[[],
             await web.SockSite(runner, sock).start()
             started()
             await stop.wait()
+            said_stopping(runner)
         finally:
             await runner.cleanup()
     finally:
