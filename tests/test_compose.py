@@ -12,6 +12,7 @@ from typing import Any
 
 import yaml
 
+from accrochage.runtimes.kafka.worker import SETTLE_SECONDS
 from accrochage.settings import load_settings
 from tests.conftest import ROOT
 
@@ -98,3 +99,9 @@ def test_the_worker_sends_alerts_to_the_example_alertmanager(monkeypatch: Any) -
     assert all(route["receiver"] in names for route in routes)
     grouped = set(config["route"]["group_by"])
     assert grouped == {"alertname", "certifier"}  # the labels accrochage's alerts carry
+
+
+def test_the_worker_is_given_the_time_its_stop_may_take() -> None:
+    grace = compose()["services"]["worker"]["stop_grace_period"]
+    seconds = int(re.fullmatch(r"(\d+)s", grace).group(1))  # type: ignore[union-attr]
+    assert seconds > SETTLE_SECONDS, "SIGKILLed before the groups in flight are stored"
