@@ -34,7 +34,8 @@ from accrochage.streams.corrections import Corrections
 from accrochage.streams.decoding import DecodePool
 from accrochage.streams.feedback import Feedback
 from accrochage.streams.flush import Flusher
-from accrochage.streams.ingest import Ingestor, LogSource
+from accrochage.streams.ingest import Ingestor
+from accrochage.streams.log_source import LogSource
 from accrochage.streams.operations import Operations
 from accrochage.streams.redecode import ContentDecoder
 from accrochage.streams.reference import ReferenceKeeper

@@ -17,7 +17,8 @@ import pytest
 from accrochage.errors import StoreBusyError
 from accrochage.models.deadline import FixedClock
 from accrochage.state.sqlite import SqliteStore
-from accrochage.streams.ingest import Ingestor, LogSource
+from accrochage.streams.ingest import Ingestor
+from accrochage.streams.log_source import LogSource
 from accrochage.streams.writer import WriterService
 from tests.test_decoding import NOW, registry
 from tests.test_write_lock import (

@@ -26,8 +26,9 @@ from accrochage.models.scope import Scope, out_of_scope
 from accrochage.models.vocabulary import RecordStatus
 from accrochage.sinks.passage import passage_bytes, passage_size_bound
 from accrochage.sinks.profiles import SchemaProfile
-from accrochage.state.base import DeadLetter, Store, Transaction, UnusableEvent
-from accrochage.streams.rejected import bounded_letter, letter_event, raw_digest, raw_text
+from accrochage.state.base import Store, Transaction, UnusableEvent
+from accrochage.streams.log_source import LogSource, dead_letter, next_offsets, unread
+from accrochage.streams.rejected import raw_digest, raw_text
 
 log = logging.getLogger("accrochage.ingest")
 FAILED = "failed"
@@ -93,17 +94,6 @@ class IngestResult:
             body["errors"] = problems_as_dicts(self.errors)
         body["warnings"] = problems_as_dicts(self.warnings)
         return body
-
-
-@dataclass(frozen=True, slots=True)
-class LogSource:
-    """A partitioned log (a Kafka topic): offsets are stored with the records they produce.
-
-    Rejected events are queued for `rejected_topic` in the same transaction.
-    """
-
-    topic: str
-    rejected_topic: str | None = None
 
 
 def _no_reference() -> Reference | None:
@@ -242,18 +232,12 @@ class Ingestor:
         """
         decoded = [self._decode(item) for item in items]
         with self.store.transaction() as tx:
-            kept = _unread(tx.offsets(source.topic), items, decoded)
+            kept = unread(tx.offsets(source.topic), items, decoded)
             if not kept:
                 return []
             kept_items = [item for item, _ in kept]
             results = self._store(tx, kept_items, [one for _, one in kept])
-            next_offsets: dict[int, int] = {}
-            for item in kept_items:
-                if item.partition is not None and item.offset is not None:
-                    next_offsets[item.partition] = max(
-                        next_offsets.get(item.partition, 0), item.offset + 1
-                    )
-            tx.save_offsets(source.topic, next_offsets)
+            tx.save_offsets(source.topic, next_offsets(kept_items))
             if source.rejected_topic is not None:
                 tx.queue_dead_letters(
                     [
@@ -325,24 +309,6 @@ class Ingestor:
         return result, change
 
 
-def _unread(
-    stored: dict[int, int], items: Sequence[Incoming], decoded: Sequence[Ready]
-) -> list[tuple[Incoming, Ready]]:
-    """The events not stored yet: at or past their partition's stored offset, each offset
-    once. A consumer that seeks back (a rebalance) fetches again what may still wait in the
-    same group: twice in one transaction, it would be logged and dead-lettered twice."""
-    seen: set[tuple[int, int]] = set()
-    kept = []
-    for item, one in zip(items, decoded, strict=True):
-        if item.partition is not None and item.offset is not None:
-            at = (item.partition, item.offset)
-            if item.offset < stored.get(item.partition, 0) or at in seen:
-                continue
-            seen.add(at)
-        kept.append((item, one))
-    return kept
-
-
 def _unusable(
     item: Incoming, decoded: Decoded, errors: list[Problem], now: datetime
 ) -> UnusableEvent:
@@ -357,18 +323,3 @@ def _unusable(
         # inputs of the same start would be kept as one.
         raw_digest(item.raw) if not item.problems or isinstance(item.raw, dict) else None,
     )
-
-
-def dead_letter(
-    source: LogSource, item: Incoming, result: IngestResult, *, parse: bool = True
-) -> DeadLetter:
-    """The rejected-topic envelope of CONTRACT.md §5 (`streams/rejected.py`); `parse=False`:
-    the event as its text (an event set aside because storing it failed)."""
-    envelope = {
-        "errors": problems_as_dicts(result.errors),
-        "warnings": problems_as_dicts(result.warnings),
-        "event": letter_event(item.raw, parse=parse),
-        "source": {"topic": source.topic, "partition": item.partition, "offset": item.offset},
-    }
-    assert source.rejected_topic is not None
-    return DeadLetter(source.rejected_topic, item.key, bounded_letter(envelope))

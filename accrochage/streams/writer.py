@@ -21,7 +21,8 @@ from dataclasses import dataclass
 
 from accrochage.errors import StoreBusyError, StoreError
 from accrochage.streams import metrics
-from accrochage.streams.ingest import Incoming, Ingestor, IngestResult, LogSource
+from accrochage.streams.ingest import Incoming, Ingestor, IngestResult
+from accrochage.streams.log_source import LogSource
 
 log = logging.getLogger("accrochage.writer")
 MAX_GROUP = 2000

@@ -29,7 +29,8 @@ from accrochage.processes import helper_context
 from accrochage.streams import metrics
 from accrochage.streams.child_logs import LogSetup, adopt_log_setup, parent_log_setup
 from accrochage.streams.decoding import DecodePool
-from accrochage.streams.ingest import Incoming, LogSource, Ready
+from accrochage.streams.ingest import Incoming, Ready
+from accrochage.streams.log_source import LogSource
 from accrochage.streams.writer import WriterService
 
 log = logging.getLogger("accrochage.writer")

@@ -1,0 +1,68 @@
+"""Events read from a partitioned log (a Kafka topic): which of a group are new, how far
+each partition was read, and the rejected topic's envelope of an event that failed."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from accrochage.models.problems import problems_as_dicts
+from accrochage.state.base import DeadLetter
+from accrochage.streams.rejected import bounded_letter, letter_event
+
+if TYPE_CHECKING:
+    from accrochage.streams.ingest import Incoming, IngestResult, Ready
+
+
+@dataclass(frozen=True, slots=True)
+class LogSource:
+    """A partitioned log (a Kafka topic): offsets are stored with the records they produce.
+
+    Rejected events are queued for `rejected_topic` in the same transaction.
+    """
+
+    topic: str
+    rejected_topic: str | None = None
+
+
+def unread(
+    stored: dict[int, int], items: Sequence[Incoming], decoded: Sequence[Ready]
+) -> list[tuple[Incoming, Ready]]:
+    """The events not stored yet: at or past their partition's stored offset, each offset
+    once. A consumer that seeks back (a rebalance) fetches again what may still wait in the
+    same group: twice in one transaction, it would be logged and dead-lettered twice."""
+    seen: set[tuple[int, int]] = set()
+    kept = []
+    for item, one in zip(items, decoded, strict=True):
+        if item.partition is not None and item.offset is not None:
+            at = (item.partition, item.offset)
+            if item.offset < stored.get(item.partition, 0) or at in seen:
+                continue
+            seen.add(at)
+        kept.append((item, one))
+    return kept
+
+
+def next_offsets(items: Sequence[Incoming]) -> dict[int, int]:
+    """Each partition's next offset after `items` (stored in their transaction)."""
+    found: dict[int, int] = {}
+    for item in items:
+        if item.partition is not None and item.offset is not None:
+            found[item.partition] = max(found.get(item.partition, 0), item.offset + 1)
+    return found
+
+
+def dead_letter(
+    source: LogSource, item: Incoming, result: IngestResult, *, parse: bool = True
+) -> DeadLetter:
+    """The rejected-topic envelope of CONTRACT.md §5 (`streams/rejected.py`); `parse=False`:
+    the event as its text (an event set aside because storing it failed)."""
+    envelope = {
+        "errors": problems_as_dicts(result.errors),
+        "warnings": problems_as_dicts(result.warnings),
+        "event": letter_event(item.raw, parse=parse),
+        "source": {"topic": source.topic, "partition": item.partition, "offset": item.offset},
+    }
+    assert source.rejected_topic is not None
+    return DeadLetter(source.rejected_topic, item.key, bounded_letter(envelope))
