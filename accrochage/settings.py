@@ -449,6 +449,7 @@ def anchored(settings: Settings, folder: Path) -> Settings:
         return path if path is None or path.is_absolute() else folder / path
 
     paths, schema, refdata = settings.paths, settings.schema_, settings.refdata
+    _not_left_behind(paths.state, folder)
     return settings.model_copy(
         update={
             "paths": paths.model_copy(
@@ -460,6 +461,23 @@ def anchored(settings: Settings, folder: Path) -> Settings:
             ),
         }
     )
+
+
+def _not_left_behind(state: Path, folder: Path) -> None:
+    """An installation run from another folder than its configuration's, before relative
+    paths were read from the configuration's folder, has its state where it ran: a new empty
+    state would be created beside the configuration, and the records split in two."""
+    if state.is_absolute() or (folder / state).exists():
+        return
+    before = Path.cwd() / state
+    if before.exists() and before.resolve() != (folder / state).resolve():
+        raise ConfigError(
+            f"paths.state {state} is read from the configuration file's folder "
+            f"({folder / state}), where there is no state, and there is one at {before} "
+            "(from the folder this runs in, where earlier versions read it): "
+            "move the state (and its outbox) beside the configuration, or set an absolute "
+            "paths.state and paths.outbox"
+        )
 
 
 NOT_SETTINGS = frozenset(

@@ -144,13 +144,15 @@ def test_a_lowered_max_file_bytes_still_writes_and_repairs_batches_cut_before(
     core.close()
     assert written.path.stat().st_size > 100_000
     written.path.unlink()
-    blocker = tmp_path / "not-a-directory"
-    blocker.write_text("a regular file where the outbox should be\n")
-    blocked, _ = make_core(tmp_path, clock, paths={"outbox": blocker / "outbox"})
+    folder = written.path.parent  # the certifier's: a file in its place fails every write
+    folder.rmdir()
+    folder.write_text("a regular file where the certifier's folder should be\n")
+    blocked, _ = make_core(tmp_path, clock, paths={"outbox": outbox})
     ingest(blocked, *(event(f"CB-{i:03d}") for i in range(80)))
     failed = blocked.flusher.flush(force=True).failed
     (waiting,) = [f for f in failed if f.batch_id != written.batch_id]  # the other: repaired
     blocked.close()
+    folder.unlink()
     lowered, _ = make_core(
         tmp_path, clock, paths={"outbox": outbox}, batching={"max_file_bytes": 100_000}
     )

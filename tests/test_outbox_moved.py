@@ -165,6 +165,26 @@ def test_relative_paths_are_read_from_the_configuration_s_folder(
     assert settings.paths.state == folder / "var" / "state.db"
 
 
+def test_a_state_left_where_earlier_versions_read_it_is_named_not_replaced(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An installation run from /srv/app with --config /etc/...: its state is in /srv/app;
+    reading relative paths from the configuration's folder created a new, empty state there,
+    and the records would have been split in two."""
+    config_folder = tmp_path / "etc"
+    config_folder.mkdir()
+    config = write_config(config_folder, paths={"state": "var/state.db", "outbox": "var/outbox"})
+    ran_in = tmp_path / "srv"
+    (ran_in / "var").mkdir(parents=True)
+    (ran_in / "var" / "state.db").write_bytes(b"")
+    monkeypatch.chdir(ran_in)
+    refused = run(
+        config, "ingest", str(write_jsonl(tmp_path / "r.jsonl", [recent("LB-1")])), code=2
+    )
+    assert f"there is one at {ran_in / 'var' / 'state.db'}" in refused.stderr, refused.stderr
+    assert not (config_folder / "var").exists(), "a second state was created"
+
+
 def test_a_copy_whose_state_is_busy_at_start_stops_instead_of_using_old_paths(
     original: Path, tmp_path: Path
 ) -> None:

@@ -73,12 +73,17 @@ def state() -> Iterator[Path]:
         shutil.rmtree(top, ignore_errors=True)
 
 
-def reader_command(config: Path, *args: str) -> list[str]:
+def as_user(*argv: str) -> list[str]:
+    """`argv` run as a user who may not write in the state's folder."""
     prefix: list[str] = []
     if os.geteuid() == 0:
         require(shutil.which("setpriv") is not None, "setpriv (util-linux) runs commands as nobody")
         prefix = AS_NOBODY
-    return [*prefix, sys.executable, "-m", "accrochage", "--config", str(config), *args]
+    return [*prefix, *argv]
+
+
+def reader_command(config: Path, *args: str) -> list[str]:
+    return as_user(sys.executable, "-m", "accrochage", "--config", str(config), *args)
 
 
 @contextmanager
@@ -163,6 +168,64 @@ def test_a_read_command_works_beside_a_running_writer(state: Path) -> None:
         done = as_reader(state, "summary", "--format", "json")
         assert done.returncode == 0, done.stderr
         assert json.loads(done.stdout)["records"] == 2
+
+
+SLOW_READER = """
+import sys
+from datetime import date
+from pathlib import Path
+
+from accrochage.errors import AccrochageError
+from accrochage.state.queries import OutstandingQuery
+from accrochage.state.sqlite import SqliteStore
+
+store = SqliteStore(Path(sys.argv[1]), read_only=True)
+try:
+    with store.reading() as reader:
+        reader.summary(date(2026, 12, 1), 14)
+        print("reading", flush=True)
+        sys.stdin.readline()  # a writer writes the state meanwhile
+        for _ in reader.iter_outstanding(OutstandingQuery(as_of=date(2026, 12, 1))):
+            pass
+except AccrochageError as exc:
+    print(f"{type(exc).__name__}: {exc}", flush=True)
+else:
+    print("read", flush=True)
+"""
+
+
+def test_a_writer_changing_the_state_under_a_reader_who_may_not_write_is_no_damage(
+    state: Path,
+) -> None:
+    """The reader reads the file as it is (no writer had it open, and it may not create the
+    `-shm`): a writer that copied its WAL back meanwhile made it read a changing file, which it
+    then called damaged ("restore the last backup"). It now says the state changed while it
+    read, to run it again."""
+    folder = state.parent
+    db = folder / "var" / "state.db"
+    script = as_user(sys.executable, "-c", SLOW_READER, str(db))
+    with read_only(state):
+        reader = subprocess.Popen(
+            script,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=ROOT,
+        )
+        try:
+            assert reader.stdout is not None and reader.stdin is not None
+            assert reader.stdout.readline() == "reading\n", reader.stderr
+            more = [recent(f"RW-{i}") for i in range(300)]
+            run(state, "ingest", str(write_jsonl(folder / "more.jsonl", more)))
+            reader.stdin.write("go\n")
+            reader.stdin.flush()
+            out, err = reader.communicate(timeout=60)
+        finally:
+            if reader.poll() is None:
+                reader.kill()
+    assert "changed while this command read it" in out, (out, err)
+    assert "damaged" not in out and "Traceback" not in err, (out, err)
 
 
 def _forget_last_migration(state_db: Path) -> str:

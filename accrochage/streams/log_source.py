@@ -5,14 +5,37 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Any, Protocol, TypeVar
 
-from accrochage.models.problems import problems_as_dicts
+from accrochage.models.problems import Problem, problems_as_dicts
 from accrochage.state.base import DeadLetter
 from accrochage.streams.rejected import bounded_letter, letter_event
 
-if TYPE_CHECKING:
-    from accrochage.streams.ingest import Incoming, IngestResult, Ready
+
+class Read(Protocol):
+    """An event as read from its log (`streams.ingest.Incoming`)."""
+
+    @property
+    def raw(self) -> bytes | str | dict[str, Any]: ...
+    @property
+    def partition(self) -> int | None: ...
+    @property
+    def offset(self) -> int | None: ...
+    @property
+    def key(self) -> bytes | None: ...
+
+
+class Answered(Protocol):
+    """What storing an event said (`streams.ingest.IngestResult`)."""
+
+    @property
+    def errors(self) -> list[Problem]: ...
+    @property
+    def warnings(self) -> list[Problem]: ...
+
+
+ItemT = TypeVar("ItemT", bound=Read)
+DecodedT = TypeVar("DecodedT")
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,8 +50,8 @@ class LogSource:
 
 
 def unread(
-    stored: dict[int, int], items: Sequence[Incoming], decoded: Sequence[Ready]
-) -> list[tuple[Incoming, Ready]]:
+    stored: dict[int, int], items: Sequence[ItemT], decoded: Sequence[DecodedT]
+) -> list[tuple[ItemT, DecodedT]]:
     """The events not stored yet: at or past their partition's stored offset, each offset
     once. A consumer that seeks back (a rebalance) fetches again what may still wait in the
     same group: twice in one transaction, it would be logged and dead-lettered twice."""
@@ -44,7 +67,7 @@ def unread(
     return kept
 
 
-def next_offsets(items: Sequence[Incoming]) -> dict[int, int]:
+def next_offsets(items: Sequence[Read]) -> dict[int, int]:
     """Each partition's next offset after `items` (stored in their transaction)."""
     found: dict[int, int] = {}
     for item in items:
@@ -54,7 +77,7 @@ def next_offsets(items: Sequence[Incoming]) -> dict[int, int]:
 
 
 def dead_letter(
-    source: LogSource, item: Incoming, result: IngestResult, *, parse: bool = True
+    source: LogSource, item: Read, result: Answered, *, parse: bool = True
 ) -> DeadLetter:
     """The rejected-topic envelope of CONTRACT.md §5 (`streams/rejected.py`); `parse=False`:
     the event as its text (an event set aside because storing it failed)."""

@@ -64,13 +64,23 @@ def _write_ahead(conn: sqlite3.Connection) -> None:
             time.sleep(WAL_SWITCH_PAUSE)
 
 
+class UnsharedConnection(sqlite3.Connection):
+    """A read-only connection to the database file read as it is (`immutable`): it sees no
+    writer's lock, so a writer that changes the file meanwhile is found after the fact, by the
+    file's identity, size and time (`changed_under`)."""
+
+    path: Path
+    seen: tuple[int, int, int]
+
+
 def _unshared_reading(conn: sqlite3.Connection, path: Path) -> sqlite3.Connection:
     """A reader of a WAL database needs its `-shm` file; with no writer connected there is
     none, and a user who may not write in the state's folder (a monitoring user) cannot create
     it (`SQLITE_READONLY_DIRECTORY`). With no `-wal` either, the database file holds every
     commit: it is read as it is (`immutable`). A writer starting meanwhile writes its WAL
-    first, so the file read does not change unless that writer checkpoints during the read;
-    a damaged read then fails and the command is run again."""
+    first: the file read does not change unless that writer copies its WAL back (a checkpoint,
+    at the latest when it closes) during the read; the reader then says the state changed
+    while it read (`changed_under`), never that it is damaged."""
     try:
         conn.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()
         return conn
@@ -81,14 +91,43 @@ def _unshared_reading(conn: sqlite3.Connection, path: Path) -> sqlite3.Connectio
             conn.close()
             raise
     conn.close()
+    seen = fingerprint(path)
     unshared = sqlite3.connect(
         f"file:{path}?mode=ro&immutable=1",
         uri=True,
         isolation_level=None,
         check_same_thread=False,
+        factory=UnsharedConnection,
     )
+    assert isinstance(unshared, UnsharedConnection)
+    unshared.path, unshared.seen = path, seen
     unshared.row_factory = sqlite3.Row
     return unshared
+
+
+def fingerprint(path: Path) -> tuple[int, int, int]:
+    status = path.stat()
+    return status.st_ino, status.st_size, status.st_mtime_ns
+
+
+def changed_under(conn: sqlite3.Connection) -> bool:
+    """Whether a connection that read the file as it is (`UnsharedConnection`) may have read
+    it while a writer changed it: what it read then may mix two states, or look damaged."""
+    if not isinstance(conn, UnsharedConnection):
+        return False
+    try:
+        return fingerprint(conn.path) != conn.seen
+    except OSError:
+        return True
+
+
+def changed_error(path: Path) -> StoreError:
+    return StoreError(
+        f"the state database {path} changed while this command read it: this user may not "
+        "write in the state's folder, so it reads the file without the writers' coordination "
+        "when no writer has it open, and one started meanwhile; nothing is wrong with the "
+        "state: run the command again (while the service runs, it reads as any reader)"
+    )
 
 
 def is_busy(exc: sqlite3.Error) -> bool:

@@ -24,6 +24,8 @@ from accrochage.state.sqlite.connection import (
     BUSY_TIMEOUT_MS,
     QUICK_CHECK_MAX_BYTES,
     WAL_SWITCH_PAUSE,
+    changed_error,
+    changed_under,
     check_integrity,
     connect,
     file_size,
@@ -172,12 +174,24 @@ class SqliteStore(Store):
     def reading(self) -> Iterator[Reader]:
         """A reader for one block of queries; a SQLite error in the block surfaces as the
         storage error it means (a damaged file, a disk that cannot be read), as in a
-        transaction."""
+        transaction. A reader of the file as it is (a user who may not write in the state's
+        folder) that a writer changed meanwhile fails as such, never as a damaged state."""
         try:
-            with super().reading() as reader:
-                yield reader
+            conn = connect(self.path, readonly=True)
         except sqlite3.Error as exc:
             raise storage_error(exc, self.path) from None
+        reader = SqliteReader(conn)
+        try:
+            yield reader
+        except sqlite3.Error as exc:
+            if changed_under(conn):
+                raise changed_error(self.path) from None
+            raise storage_error(exc, self.path) from None
+        finally:
+            changed = changed_under(conn)
+            reader.close()
+        if changed:
+            raise changed_error(self.path)
 
     def refdata(self) -> RefdataStorage:
         from accrochage.state.sqlite.refdata import SqliteRefdata
