@@ -67,6 +67,9 @@ def test_a_moved_state_and_outbox_work_where_the_configuration_says(
     assert "the next command that writes, records them there" in said.stderr
     recorded = json.loads(said.stdout)
     assert all(str(row["file"]).startswith(str(old)) for row in recorded), recorded
+    doctor = json.loads(run(config, "doctor", "--format", "json", code=None).stdout)
+    outbox_said = [f for f in doctor["findings"] if f["check"] == "outbox"]
+    assert [f["level"] for f in outbox_said] == ["ok"], outbox_said  # not "missing"
 
     checked = run(config, "verify")
     assert "recorded under paths.outbox" in checked.stderr

@@ -4,10 +4,13 @@ records a report left out, and the outbox they are written in."""
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
+from accrochage.models.batch import outbox_place
 from accrochage.models.vocabulary import BatchState
 from accrochage.settings import Settings
 from accrochage.state.base import Observation, Store
+from accrochage.state.values import ReleasedBatch
 from accrochage.streams.findings import Finding, Level
 
 
@@ -65,7 +68,7 @@ def outbox_findings(settings: Settings, store: Store) -> list[Finding]:
     outbox = settings.paths.outbox
     with store.reading() as reader:
         to_deposit = reader.released_batches([BatchState.WRITTEN])
-    missing = [b.file.path for b in to_deposit if not b.file.path.is_file()]
+    missing = [b.file.path for b in to_deposit if not _found(b, outbox)]
     findings = []
     if missing:
         findings.append(
@@ -96,3 +99,10 @@ def outbox_findings(settings: Settings, store: Store) -> list[Finding]:
             )
         )
     return findings
+
+
+def _found(batch: ReleasedBatch, outbox: Path) -> bool:
+    """Where the state records it, or where `paths.outbox` puts it (a state moved with its
+    outbox, its paths recorded anew by the next command that writes)."""
+    name, certifier = batch.file.path.name, batch.batch.certifier.key
+    return batch.file.path.is_file() or outbox_place(outbox, certifier, name, batch.state).is_file()

@@ -66,8 +66,9 @@ def needs_migration(path: Path, pending: list[str], serving: int | None) -> Stat
         f"{len(pending)} migration(s) to it ({pending[-1]})"
     )
     if serving is not None:
+        who = f"process {serving}" if serving > 0 else "a process starting now"
         return StateNeedsMigration(
-            f"{what}, and a service (process {serving}) serves it, perhaps of the older "
+            f"{what}, and a service ({who}) serves it, perhaps of the older "
             "version: stop that service, then start it with this version (it migrates the "
             "state); take a backup of the state first"
         )
