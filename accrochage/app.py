@@ -128,10 +128,7 @@ def relocate_files(store: Store, outbox: Path, sink: BatchSink) -> str | None:
     A state another process writes meanwhile stops the command (`state_busy`): going on
     with the old paths would move files of another outbox. An outbox no file can be written
     in stops it first (`ConfigError`): nothing is recorded under it."""
-    if not store.misplaced_files(outbox.absolute()):
-        return None
-    sink.check_writable()
-    moved = store.relocate_files(outbox.absolute())
+    moved = store.relocate_files(outbox.absolute(), before=sink.check_writable)
     if not moved:
         return None
     return (

@@ -13,7 +13,7 @@ Reads go through readers that never wait for a writer.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from datetime import date, datetime
 from pathlib import Path
@@ -383,15 +383,18 @@ class Store(ABC):
         with self.reading() as reader:
             return reader.offsets(source)
 
-    def relocate_files(self, outbox: Path) -> int:
+    def relocate_files(self, outbox: Path, before: Callable[[], None] | None = None) -> int:
         """Record under `outbox` the files recorded under another outbox (the state and its
         outbox moved or restored elsewhere, or the state copied): the batches' files are
         where the configuration says the outbox is. Before, a moved state went on reading,
         moving and rewriting files in the old folder, and a copy moved files in and out of
-        the original's outbox. How many were recorded anew; nothing is written when none."""
+        the original's outbox. How many were recorded anew; nothing is written when none.
+        `before`: run when there are files to record, before they are (it may refuse)."""
         moves = self._relocations(outbox)
         if not moves:
             return 0
+        if before is not None:
+            before()
         with self.transaction() as tx:
             return sum(tx.record_file_path(batch_id, old, new) for batch_id, old, new in moves)
 
