@@ -50,16 +50,10 @@ def apply_resend(
 def apply_retry(current: Record, now: datetime) -> Change:
     """The operator re-queues a rejected record without new content."""
     if current.status is not Status.REJECTED:
-        return Change(
-            Outcome.REFUSED,
-            errors=[
-                Problem(
-                    "record_id",
-                    f"record {current.record_id} is {current.status}: only rejected records "
-                    "(and those a processed report left out) can be retried; a corrected "
-                    "event re-queues the others",
-                )
-            ],
+        return _refused(
+            f"record {current.record_id} is {current.status}: only rejected records "
+            "(and those a processed report left out) can be retried; a corrected "
+            "event re-queues the others",
         )
     return Change(
         Outcome.MOVED,
@@ -76,15 +70,9 @@ def apply_exclude(current: Record, reason: str, now: datetime) -> Change:
     if current.status is Status.EXCLUDED:
         return Change(Outcome.UNCHANGED)
     if current.status not in EXCLUDABLE:
-        return Change(
-            Outcome.REFUSED,
-            errors=[
-                Problem(
-                    "record_id",
-                    f"record {current.record_id} is {current.status}: only invalid, pending and "
-                    "rejected records can be excluded (the CDC may hold the others)",
-                )
-            ],
+        return _refused(
+            f"record {current.record_id} is {current.status}: only invalid, pending and "
+            "rejected records can be excluded (the CDC may hold the others)",
         )
     return Change(
         Outcome.MOVED,
@@ -105,14 +93,8 @@ def apply_exclude(current: Record, reason: str, now: datetime) -> Change:
 def apply_include(current: Record, now: datetime) -> Change:
     """The operator puts an excluded record back: it gets the status of its current content."""
     if current.status is not Status.EXCLUDED:
-        return Change(
-            Outcome.REFUSED,
-            errors=[
-                Problem(
-                    "record_id",
-                    f"record {current.record_id} is {current.status}, not excluded",
-                )
-            ],
+        return _refused(
+            f"record {current.record_id} is {current.status}, not excluded",
         )
     after = current.excluded_from or Status.PENDING
     return Change(
@@ -139,14 +121,12 @@ def apply_support_applied(
     waiting = current.revocation_pending or current.correction_version is not None
     if current.status is not Status.ACCEPTED or not waiting:
         return _refused(
-            current,
             f"record {current.record_id} is {current.status} and waits for no correction or "
             "withdrawal at the CDC: only an accepted record flagged correction_pending or "
             "revocation_pending can have been settled by the CDC's support",
         )
     if current.suppression_in_flight and not current.suppression_rejected:
         return _refused(
-            current,
             f"record {current.record_id} has its SUPPRESSION in batch {current.batch_id}: "
             "import that file's report, or wait for it",
         )
@@ -156,7 +136,6 @@ def apply_support_applied(
         return moved(current, record, now, f"withdrawn, {why}")
     if correction is None or not correction[0].valid:
         return _refused(
-            current,
             f"record {current.record_id}'s stored correction has errors: the CDC cannot hold "
             "it; send a valid corrected event first",
         )
@@ -174,5 +153,5 @@ def apply_support_applied(
     return moved(current, record, now, f"correction {why}")
 
 
-def _refused(current: Record, message: str) -> Change:
+def _refused(message: str) -> Change:
     return Change(Outcome.REFUSED, errors=[Problem("record_id", message)])

@@ -63,16 +63,17 @@ def supersede_batch(
     changes = []
     for record in tx.records_in_batch(batch_id):
         if info.action is CdcAction.SUPPRESSION:
-            changes.append(apply_suppression_superseded(record, batch_id, now, info.cut_at))
-            continue
-        correction = None
-        if record.correction_version is not None and not record.revocation_pending:
-            correction = decode(tx, record.record_id, record.correction_version)
-        change = apply_superseded(
-            record, batch_id, now, correction, info.cut_at, written=info.file_path is not None
-        )
-        changes.append(change)
-    tx.save([change for change in changes if change.changed])
+            change = apply_suppression_superseded(record, batch_id, now, info.cut_at)
+        else:
+            correction = None
+            if record.correction_version is not None and not record.revocation_pending:
+                correction = decode(tx, record.record_id, record.correction_version)
+            change = apply_superseded(
+                record, batch_id, now, correction, info.cut_at, written=info.file_path is not None
+            )
+        if change.changed:
+            changes.append(change)
+    tx.save(changes)
     target = None
     if info.file_path is not None:
         target = sink.place(info.certifier, info.file_name, BatchState.SUPERSEDED)
