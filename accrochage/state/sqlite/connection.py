@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import sqlite3
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from accrochage.errors import StorageCorruptError, StorageFullError, StoreBusyError, StoreError
@@ -119,6 +121,20 @@ def changed_under(conn: sqlite3.Connection) -> bool:
         return fingerprint(conn.path) != conn.seen
     except OSError:
         return True
+
+
+@contextmanager
+def told_if_changed(conn: sqlite3.Connection, path: Path) -> Iterator[None]:
+    """A block of reads on `conn`: when it read the file as it is and a writer changed the
+    file meanwhile, the block fails with `changed_error`, whatever SQLite said or did not."""
+    try:
+        yield
+    except sqlite3.Error:
+        if changed_under(conn):
+            raise changed_error(path) from None
+        raise
+    if changed_under(conn):
+        raise changed_error(path)
 
 
 def changed_error(path: Path) -> StoreError:

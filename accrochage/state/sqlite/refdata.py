@@ -13,7 +13,7 @@ from typing import Any
 
 from accrochage.models.reference import Fiche, Move, Period
 from accrochage.state.base import REFDATA_KINDS, RefdataSource, RefdataStorage
-from accrochage.state.sqlite.connection import changed_error, changed_under, connect
+from accrochage.state.sqlite.connection import connect, told_if_changed
 from accrochage.state.sqlite.transaction import SqliteTransaction
 
 Writing = Callable[[], AbstractContextManager[SqliteTransaction]]
@@ -79,15 +79,10 @@ class SqliteRefdata(RefdataStorage):
     def _read(self, sql: str) -> Iterator[sqlite3.Row]:
         conn = connect(self._path, readonly=True)
         try:
-            yield from conn.execute(sql)
-        except sqlite3.Error:
-            if changed_under(conn):
-                raise changed_error(self._path) from None
-            raise
+            with told_if_changed(conn, self._path):
+                yield from conn.execute(sql)
         finally:
             conn.close()
-        if changed_under(conn):
-            raise changed_error(self._path)
 
     def stage(self, kind: str) -> None:
         with self._writing() as conn:

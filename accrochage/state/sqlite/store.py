@@ -24,13 +24,12 @@ from accrochage.state.sqlite.connection import (
     BUSY_TIMEOUT_MS,
     QUICK_CHECK_MAX_BYTES,
     WAL_SWITCH_PAUSE,
-    changed_error,
-    changed_under,
     check_integrity,
     connect,
     file_size,
     is_busy,
     storage_error,
+    told_if_changed,
 )
 from accrochage.state.sqlite.migrations import migrations
 from accrochage.state.sqlite.reader import SqliteReader
@@ -182,16 +181,12 @@ class SqliteStore(Store):
             raise storage_error(exc, self.path) from None
         reader = SqliteReader(conn)
         try:
-            yield reader
+            with told_if_changed(conn, self.path):
+                yield reader
         except sqlite3.Error as exc:
-            if changed_under(conn):
-                raise changed_error(self.path) from None
             raise storage_error(exc, self.path) from None
         finally:
-            changed = changed_under(conn)
             reader.close()
-        if changed:
-            raise changed_error(self.path)
 
     def refdata(self) -> RefdataStorage:
         from accrochage.state.sqlite.refdata import SqliteRefdata
