@@ -131,3 +131,11 @@ def batch_ids_in(file_name: str) -> list[str]:
     the CDC reports as uploaded: renamed (`..._002.xml`, a split or a second upload),
     compressed, or with a path. Lower case, as batches are named."""
     return list(dict.fromkeys(found.lower() for found in _BATCH_ID.findall(file_name)))
+
+
+def not_one_batch(matching: list[str]) -> str | None:
+    """What a batch reference (an id, a prefix, a file name) names when it is not exactly one
+    batch, in a refusal's words ("no batch", "3 batches"); None when it names one."""
+    if len(matching) == 1:
+        return None
+    return "no batch" if not matching else f"{len(matching)} batches"

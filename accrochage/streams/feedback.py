@@ -8,7 +8,7 @@ from datetime import datetime
 from pathlib import Path
 
 from accrochage.errors import AccrochageError
-from accrochage.models.batch import BatchInfo, ReleasedFile
+from accrochage.models.batch import BatchInfo, ReleasedFile, not_one_batch
 from accrochage.models.deadline import Clock
 from accrochage.models.record import AWAITING_REPORT
 from accrochage.models.vocabulary import BATCHES_TO_WRITE, RELEASED, BatchState
@@ -190,8 +190,8 @@ def _named_batch(tx: Transaction, ref: str, found: str | None) -> str:
     """The one batch `ref` names; refused when it names none or several, or another batch
     than the one the report itself names (by its idFlux or its file name)."""
     matching = tx.batch_ids_matching(ref)
-    if len(matching) != 1:
-        why = "no batch" if not matching else f"{len(matching)} batches"
+    why = not_one_batch(matching)
+    if why is not None:
         raise AccrochageError(f"--batch {ref!r} names {why}: give a batch id or a file name")
     if found is not None and found != matching[0]:
         raise AccrochageError(

@@ -18,6 +18,7 @@ from functools import partial
 from pathlib import Path
 
 from accrochage.errors import StorageCorruptError, StoreError
+from accrochage.models.batch import not_one_batch
 from accrochage.models.deadline import Clock
 from accrochage.models.lifecycle import apply_deposited
 from accrochage.models.operator import (
@@ -166,8 +167,8 @@ class Operations:
             batch_id = None
             if batch_ref is not None:
                 matching = tx.batch_ids_matching(batch_ref)
-                if len(matching) != 1:
-                    why = "no batch" if not matching else f"{len(matching)} batches"
+                why = not_one_batch(matching)
+                if why is not None:
                     return [refused(batch_ref, f"names {why}: give a batch id or file name")]
                 batch_id = matching[0]
             ids = tx.rejected_ids(batch_id=batch_id, certifier=certifier, reason=reason)
