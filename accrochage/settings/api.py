@@ -1,0 +1,102 @@
+"""The HTTP API's settings: where it listens, and the tokens of the operator and the platforms."""
+
+from __future__ import annotations
+
+import ipaddress
+from datetime import timedelta
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, model_validator
+
+from accrochage.settings.durations import BodyTimeout
+from accrochage.settings.sections import CertifierKey
+
+MIN_TOKEN_CHARS = 32
+
+
+def _strong_token(value: SecretStr) -> SecretStr:
+    secret = value.get_secret_value()
+    if secret and len(secret) < MIN_TOKEN_CHARS:
+        raise ValueError(
+            f"a token must hold at least {MIN_TOKEN_CHARS} characters (got {len(secret)}); "
+            "generate one with: python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+        )
+    if secret and (not secret.isascii() or any(not c.isprintable() or c.isspace() for c in secret)):
+        raise ValueError("a token must be printable ASCII without spaces")
+    return value
+
+
+Token = Annotated[SecretStr, AfterValidator(_strong_token)]
+
+
+class ScopedIngestToken(BaseModel):
+    """An exam platform's token that sends events for some certifiers only: an event for
+    another certifier, or naming a record of another certifier, is refused (403) and kept in
+    the unusable log. A bare token string sends for every certifier."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    token: Token
+    certifiers: list[CertifierKey] = Field(min_length=1)
+    """Keys of configured certifiers (`[[certifiers]] key`)."""
+
+
+class ApiSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    bind: str = "127.0.0.1:8787"
+    token: Token = SecretStr("")
+    """The operator's token: every route (records carry personal data)."""
+    ingest_tokens: list[Token | ScopedIngestToken] = []
+    """Tokens of exam platforms: `POST /events` and `POST /check` only; each a string (any
+    certifier) or `{token = "...", certifiers = ["key", ...]}` (those certifiers only)."""
+    max_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1024, le=1024 * 1024 * 1024)
+    max_events_per_request: int = Field(default=1000, ge=1, le=100_000)
+    body_timeout: BodyTimeout = timedelta(seconds=60)
+    """A body not whole by then is answered 408, and its connection closed after aiohttp's
+    lingering read (at most 10 s): a client that sends headers and then nothing, or a
+    trickle, holds no connection for long."""
+
+    @property
+    def ingest_scopes(self) -> tuple[tuple[SecretStr, frozenset[str] | None], ...]:
+        """Each ingest token and the certifiers it may send for (None: any)."""
+        return tuple(
+            (t.token, frozenset(t.certifiers)) if isinstance(t, ScopedIngestToken) else (t, None)
+            for t in self.ingest_tokens
+        )
+
+    @property
+    def host(self) -> str:
+        return self.bind.rsplit(":", 1)[0].strip("[]")
+
+    @property
+    def port(self) -> int:
+        return int(self.bind.rsplit(":", 1)[1])
+
+    @model_validator(mode="after")
+    def _token_off_loopback(self) -> ApiSettings:
+        port = self.bind.rsplit(":", 1)[1] if ":" in self.bind else ""
+        if not (port.isascii() and port.isdigit()) or not 0 < int(port) < 65536:
+            raise ValueError(
+                f"bind must be HOST:PORT with a port from 1 to 65535, got {self.bind!r}"
+            )
+        if not _is_loopback(self.host) and not self.token.get_secret_value():
+            raise ValueError(
+                f"api.token is required when api.bind ({self.bind}) is not a loopback address"
+            )
+        scoped = any(scope is not None for _, scope in self.ingest_scopes)
+        if scoped and not self.token.get_secret_value():
+            raise ValueError(
+                "api.token is required with an ingest token scoped to certifiers: without it "
+                "every other route (the records of every certifier) answers without a token"
+            )
+        return self
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

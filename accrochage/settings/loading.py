@@ -1,0 +1,144 @@
+"""Reading the settings: the configuration file, the environment, and paths anchored to the file."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+from pydantic_core import ErrorDetails
+from pydantic_settings import SettingsConfigDict, SettingsError
+
+from accrochage.errors import ConfigError
+from accrochage.settings.model import ENV_PREFIX, Settings
+
+DEFAULT_CONFIG = Path("accrochage.toml")
+
+
+def config_path(explicit: Path | None = None) -> Path:
+    if explicit is not None:
+        return explicit
+    from_env = os.environ.get("ACCROCHAGE_CONFIG")
+    return Path(from_env) if from_env else DEFAULT_CONFIG
+
+
+def load_settings(path: Path | None = None, **overrides: Any) -> Settings:
+    """Read the TOML file (and the environment); a missing or wrong setting names itself."""
+    source = config_path(path)
+    if not source.is_file():
+        raise ConfigError(
+            f"configuration file {source} not found: pass --config PATH, set ACCROCHAGE_CONFIG, "
+            "or copy accrochage.example.toml to ./accrochage.toml"
+        )
+
+    class _FromFile(Settings):
+        model_config = SettingsConfigDict(toml_file=source)
+
+    unknown = unknown_variables(os.environ)
+    if unknown:
+        raise ConfigError(
+            f"{', '.join(unknown)}: not a setting; a setting's variable is "
+            "ACCROCHAGE_<SECTION>__<KEY> (e.g. ACCROCHAGE_API__TOKEN): check its spelling"
+        )
+    try:
+        return anchored(_FromFile(**overrides), source.absolute().parent)
+    except ValidationError as exc:
+        raise ConfigError(describe_settings_errors(source, exc)) from None
+    except SettingsError as exc:
+        raise ConfigError(
+            f"an ACCROCHAGE_* variable cannot be read ({exc}): a list setting takes JSON, "
+            """e.g. ACCROCHAGE_API__INGEST_TOKENS='["..."]'"""
+        ) from None
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{source}: cannot read the configuration: {exc}") from None
+
+
+def anchored(settings: Settings, folder: Path) -> Settings:
+    """Relative paths read from the configuration file's folder, whoever runs a command from
+    wherever: a `flush` from cron in a home folder created a new, empty state there and said
+    "nothing due", and an `ingest` would have split the records between two states."""
+
+    def at(path: Path | None) -> Path | None:
+        return path if path is None or path.is_absolute() else folder / path
+
+    paths, schema, refdata = settings.paths, settings.schema_, settings.refdata
+    _not_left_behind(paths.state, folder)
+    return settings.model_copy(
+        update={
+            "paths": paths.model_copy(
+                update={"state": at(paths.state), "outbox": at(paths.outbox)}
+            ),
+            "schema_": schema.model_copy(update={"xsd": at(schema.xsd)}),
+            "refdata": refdata.model_copy(
+                update={"rncp": at(refdata.rncp), "cog": at(refdata.cog)}
+            ),
+        }
+    )
+
+
+def _not_left_behind(state: Path, folder: Path) -> None:
+    """An installation run from another folder than its configuration's, before relative
+    paths were read from the configuration's folder, has its state where it ran: a new empty
+    state would be created beside the configuration, and the records split in two."""
+    if state.is_absolute() or (folder / state).exists():
+        return
+    before = Path.cwd() / state
+    if before.exists() and before.resolve() != (folder / state).resolve():
+        raise ConfigError(
+            f"paths.state {state} is read from the configuration file's folder "
+            f"({folder / state}), where there is no state, and there is one at {before} "
+            "(from the folder this runs in, where earlier versions read it): "
+            "move the state (and its outbox) beside the configuration, or set an absolute "
+            "paths.state and paths.outbox"
+        )
+
+
+NOT_SETTINGS = frozenset(
+    {
+        "ACCROCHAGE_CONFIG",
+        "ACCROCHAGE_FAILPOINT",
+        "ACCROCHAGE_TEST_KAFKA",
+        "ACCROCHAGE_KAFKA_SEED",
+        "ACCROCHAGE_CRASH_SEED",
+        "ACCROCHAGE_SHARED",
+    }
+)
+"""ACCROCHAGE_* variables that are not settings: the configuration file's path, and the test
+suite's and benchmarks' own knobs."""
+
+
+def unknown_variables(environ: Mapping[str, str]) -> list[str]:
+    """ACCROCHAGE_* variables that name no setting (a misspelt section, a single `_` where
+    `__` goes): ignored, they would leave a setting the operator believes set at its default
+    (an API without the token they meant to require)."""
+    fields = {(f.alias or name).upper() for name, f in Settings.model_fields.items()}
+    found = []
+    for variable in environ:
+        if not variable.startswith(ENV_PREFIX) or variable in NOT_SETTINGS:
+            continue
+        section = variable.removeprefix(ENV_PREFIX).split("__", 1)[0].upper()
+        if section not in fields:
+            found.append(variable)
+    return sorted(found)
+
+
+def describe_settings_errors(source: Path, exc: ValidationError) -> str:
+    lines = [f"{source}: {exc.error_count()} wrong or missing setting(s):"]
+    for error in exc.errors():
+        where = ".".join(str(part) for part in error["loc"]).replace("schema_", "schema")
+        variable = ENV_PREFIX + "__".join(where.split(".")[:2]).upper()
+        origin = f" (from {variable})" if variable in os.environ else ""
+        lines.append(f"  - {where}{origin}: {_error_message(error)}")
+    return "\n".join(lines)
+
+
+def _error_message(error: ErrorDetails) -> str:
+    if error["type"] == "extra_forbidden":
+        return (
+            "unknown setting (check its spelling against accrochage.example.toml; "
+            "an environment variable is ACCROCHAGE_<SECTION>__<KEY>)"
+        )
+    message = error["msg"]
+    return message.removeprefix("Value error, ")
