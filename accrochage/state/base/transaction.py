@@ -1,24 +1,12 @@
-"""The store's interface: what the pipeline, the feedback loop and the queries may ask of state.
-
-The SQLite store (`state/sqlite/`) implements it today. Everything that crosses it is a plain
-typed value of `models/` (records, contents, batches, problems) or of this module, never a
-connection, a cursor or a row, so that another implementation (PostgreSQL, for a sharded
-scale-out) can stand beside it without a change above `state/`.
-
-Writes happen in a unit of work: `with store.transaction() as tx:` commits when the block
-ends and rolls back when it raises. One transaction at a time per store, and across processes.
-Reads go through readers that never wait for a writer.
-"""
+"""The unit of work: what a write may read and change, committed or rolled back as one."""
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager
+from collections.abc import Iterable, Sequence
 from datetime import date, datetime
 from pathlib import Path
 
-from accrochage.errors import StoreError
 from accrochage.models.batch import (
     BatchInfo,
     FrozenBatch,
@@ -26,29 +14,17 @@ from accrochage.models.batch import (
     PendingStats,
     ReleasedFile,
     Suppressible,
-    relocated,
 )
 from accrochage.models.corrections import CorrectionRequest, RequestClosure
 from accrochage.models.record import Change, HistoryEntry, Record
-from accrochage.models.vocabulary import BatchState
 from accrochage.models.withdrawal import Sending
-from accrochage.state.queries import OutstandingQuery
-from accrochage.state.refdata import REFDATA_KINDS, RefdataSource, RefdataStorage
 from accrochage.state.values import (
     AlertDelivery,
     AlertState,
-    DashboardNumbers,
     DeadLetter,
-    EvidenceSources,
     ImportedReport,
-    JsonRow,
-    Observation,
-    ReleasedBatch,
     StoredContent,
-    StoreHealth,
-    ToDeposit,
     UnusableEvent,
-    WriteHolder,
 )
 
 
@@ -246,209 +222,3 @@ class Transaction(PendingReads):
     @abstractmethod
     def correction_deadlines(self, record_ids: Sequence[str]) -> dict[str, date]:
         """The earliest deadline of each record's open requests (records with none absent)."""
-
-
-class Reader(PendingReads):
-    """Read-only queries; a reader never blocks a writer and sees committed state only."""
-
-    @abstractmethod
-    def outstanding(self, query: OutstandingQuery) -> list[JsonRow]: ...
-
-    @abstractmethod
-    def iter_outstanding(self, query: OutstandingQuery) -> Iterator[JsonRow]:
-        """The same rows, yielded as they are read (a whole listing in flat memory)."""
-
-    @abstractmethod
-    def record_detail(self, record_id: str, as_of: date) -> JsonRow | None: ...
-
-    @abstractmethod
-    def batches(
-        self, *, state: str | None = None, certifier: str | None = None, limit: int | None = 100
-    ) -> list[JsonRow]:
-        """Newest first, in the shape of CONTRACT §8; `limit=None`: all of them."""
-
-    @abstractmethod
-    def iter_batches(
-        self, *, state: str | None = None, certifier: str | None = None
-    ) -> Iterator[JsonRow]:
-        """Every batch, newest first, as read: memory flat in their number."""
-
-    @abstractmethod
-    def batch_detail(self, batch_id: str) -> JsonRow | None: ...
-
-    @abstractmethod
-    def summary(self, as_of: date, margin_days: int) -> JsonRow: ...
-
-    @abstractmethod
-    def left_out(self) -> list[JsonRow]:
-        """The reported batches whose processed report did not mention some of their records
-        (`batch_id`, `certifier`, `file_name`, `records`), oldest first."""
-
-    @abstractmethod
-    def unusable(self, limit: int = 100) -> list[JsonRow]: ...
-
-    @abstractmethod
-    def batches_to_write(self) -> list[FrozenBatch]:
-        """Batches cut but not written, or whose writing failed, oldest first."""
-
-    @abstractmethod
-    def released_batches(self, states: Sequence[BatchState]) -> list[ReleasedBatch]:
-        """Batches in these states whose file was released (path, size, sha256), oldest first."""
-
-    @abstractmethod
-    def frozen_contents(self, batch_id: str) -> Iterator[StoredContent]:
-        """A batch's members as frozen at its cut, in file order (code, record_id)."""
-
-    @abstractmethod
-    def dead_letters(self, limit: int) -> list[DeadLetter]: ...
-
-    @abstractmethod
-    def record_certifiers(self, record_ids: Sequence[str]) -> dict[str, str | None]:
-        """The certifier of each stored record among these ids."""
-
-    @abstractmethod
-    def file_paths(self) -> list[tuple[str, str, BatchState, Path]]:
-        """(batch id, certifier key, state, recorded path) of every batch with a file."""
-
-    @abstractmethod
-    def observe(self, as_of: date, margin_days: int, unreported_before: datetime) -> Observation:
-        """The watched numbers (grouped counts over indexes; no per-record work)."""
-
-    @abstractmethod
-    def alert_states(self) -> list[AlertState]: ...
-
-    @abstractmethod
-    def alert_deliveries(self, receiver: str) -> list[AlertDelivery]: ...
-
-    @abstractmethod
-    def dashboard(self, limit: int = 50) -> DashboardNumbers: ...
-
-    @abstractmethod
-    def offsets(self, source: str) -> dict[int, int]: ...
-
-    @abstractmethod
-    def close(self) -> None: ...
-
-    @abstractmethod
-    def schema_versions_written(self) -> set[str]:
-        """The CDC schema versions of the batches the state holds (whatever their state)."""
-
-    @abstractmethod
-    def health(self) -> StoreHealth:
-        """The storage's size and the migrations applied (integrity: `Store` checks it)."""
-
-    @abstractmethod
-    def evidence_sources(self, record_id: str) -> EvidenceSources:
-        """The batches that carried a record (oldest first) and the imported reports naming it
-        (by their lists, or a whole-file rejection of one of those batches), oldest first."""
-
-    # -- correction requests ---------------------------------------------------------------
-
-    @abstractmethod
-    def correction_requests(
-        self, *, open_only: bool, as_of: date, margin_days: int
-    ) -> list[JsonRow]:
-        """CONTRACT §9's objects (plus `note`, `opened_at`, `at_risk`, `overdue`), open ones
-        first, each group by deadline."""
-
-
-class StoreLocation(ABC):
-    """Where a store lives, as a picklable value: other processes open readers from it."""
-
-    @abstractmethod
-    def open_reader(self) -> Reader: ...
-
-
-class Store(ABC):
-    location: StoreLocation
-
-    @abstractmethod
-    def transaction(self) -> AbstractContextManager[Transaction]:
-        """A unit of work: commits at the end of the block, rolls back if it raises."""
-
-    def reader(self) -> Reader:
-        """A reader of its own for the caller to keep (and close)."""
-        return self.location.open_reader()
-
-    @contextmanager
-    def reading(self) -> Iterator[Reader]:
-        """A reader for one block of queries."""
-        reader = self.reader()
-        try:
-            yield reader
-        finally:
-            reader.close()
-
-    def offsets(self, source: str) -> dict[int, int]:
-        with self.reading() as reader:
-            return reader.offsets(source)
-
-    def relocate_files(self, outbox: Path, before: Callable[[], None] | None = None) -> int:
-        """Record under `outbox` the files recorded under another outbox (the state and its
-        outbox moved or restored elsewhere, or the state copied): the batches' files are
-        where the configuration says the outbox is. Before, a moved state went on reading,
-        moving and rewriting files in the old folder, and a copy moved files in and out of
-        the original's outbox. How many were recorded anew; nothing is written when none.
-        `before`: run when there are files to record, before they are (it may refuse)."""
-        moves = self._relocations(outbox)
-        if not moves:
-            return 0
-        if before is not None:
-            before()
-        with self.transaction() as tx:
-            return sum(tx.record_file_path(batch_id, old, new) for batch_id, old, new in moves)
-
-    def misplaced_files(self, outbox: Path) -> int:
-        """How many files `relocate_files(outbox)` would record anew (nothing written)."""
-        return len(self._relocations(outbox))
-
-    def _relocations(self, outbox: Path) -> list[tuple[str, Path, Path]]:
-        with self.reading() as reader:
-            return [
-                (batch_id, recorded, now)
-                for batch_id, certifier, state, recorded in reader.file_paths()
-                if (now := relocated(recorded, certifier, state, outbox)) is not None
-            ]
-
-    def write_holder(self) -> WriteHolder | None:
-        """The writer holding the state now, of this process or another; None when it is
-        free (a store whose writers never wait on each other: always)."""
-        return None
-
-    def stop_waiting(self) -> None:
-        """Writes of this store no longer wait for another writer (a service being stopped):
-        one waiting gives up now, later ones at once, each with `StoreBusyError`; a free
-        state is still written. A store whose writers never wait: nothing to do."""
-        return None
-
-    def refdata(self) -> RefdataStorage:
-        """The reference data (CONTRACT §11) kept beside the records."""
-        raise StoreError(f"{type(self).__name__} keeps no reference data")
-
-    @abstractmethod
-    def close(self) -> None: ...
-
-
-__all__ = [
-    "REFDATA_KINDS",
-    "AlertDelivery",
-    "AlertState",
-    "DashboardNumbers",
-    "DeadLetter",
-    "EvidenceSources",
-    "ImportedReport",
-    "JsonRow",
-    "Observation",
-    "Reader",
-    "RefdataSource",
-    "RefdataStorage",
-    "ReleasedBatch",
-    "Store",
-    "StoreHealth",
-    "StoreLocation",
-    "StoredContent",
-    "ToDeposit",
-    "Transaction",
-    "UnusableEvent",
-    "WriteHolder",
-]

@@ -1,0 +1,138 @@
+"""Read-only queries: a reader never blocks a writer and sees committed state only."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence
+from datetime import date, datetime
+from pathlib import Path
+
+from accrochage.models.batch import (
+    FrozenBatch,
+)
+from accrochage.models.vocabulary import BatchState
+from accrochage.state.base.transaction import PendingReads
+from accrochage.state.queries import OutstandingQuery
+from accrochage.state.values import (
+    AlertDelivery,
+    AlertState,
+    DashboardNumbers,
+    DeadLetter,
+    EvidenceSources,
+    JsonRow,
+    Observation,
+    ReleasedBatch,
+    StoredContent,
+    StoreHealth,
+)
+
+
+class Reader(PendingReads):
+    """Read-only queries; a reader never blocks a writer and sees committed state only."""
+
+    @abstractmethod
+    def outstanding(self, query: OutstandingQuery) -> list[JsonRow]: ...
+
+    @abstractmethod
+    def iter_outstanding(self, query: OutstandingQuery) -> Iterator[JsonRow]:
+        """The same rows, yielded as they are read (a whole listing in flat memory)."""
+
+    @abstractmethod
+    def record_detail(self, record_id: str, as_of: date) -> JsonRow | None: ...
+
+    @abstractmethod
+    def batches(
+        self, *, state: str | None = None, certifier: str | None = None, limit: int | None = 100
+    ) -> list[JsonRow]:
+        """Newest first, in the shape of CONTRACT §8; `limit=None`: all of them."""
+
+    @abstractmethod
+    def iter_batches(
+        self, *, state: str | None = None, certifier: str | None = None
+    ) -> Iterator[JsonRow]:
+        """Every batch, newest first, as read: memory flat in their number."""
+
+    @abstractmethod
+    def batch_detail(self, batch_id: str) -> JsonRow | None: ...
+
+    @abstractmethod
+    def summary(self, as_of: date, margin_days: int) -> JsonRow: ...
+
+    @abstractmethod
+    def left_out(self) -> list[JsonRow]:
+        """The reported batches whose processed report did not mention some of their records
+        (`batch_id`, `certifier`, `file_name`, `records`), oldest first."""
+
+    @abstractmethod
+    def unusable(self, limit: int = 100) -> list[JsonRow]: ...
+
+    @abstractmethod
+    def batches_to_write(self) -> list[FrozenBatch]:
+        """Batches cut but not written, or whose writing failed, oldest first."""
+
+    @abstractmethod
+    def released_batches(self, states: Sequence[BatchState]) -> list[ReleasedBatch]:
+        """Batches in these states whose file was released (path, size, sha256), oldest first."""
+
+    @abstractmethod
+    def frozen_contents(self, batch_id: str) -> Iterator[StoredContent]:
+        """A batch's members as frozen at its cut, in file order (code, record_id)."""
+
+    @abstractmethod
+    def dead_letters(self, limit: int) -> list[DeadLetter]: ...
+
+    @abstractmethod
+    def record_certifiers(self, record_ids: Sequence[str]) -> dict[str, str | None]:
+        """The certifier of each stored record among these ids."""
+
+    @abstractmethod
+    def file_paths(self) -> list[tuple[str, str, BatchState, Path]]:
+        """(batch id, certifier key, state, recorded path) of every batch with a file."""
+
+    @abstractmethod
+    def observe(self, as_of: date, margin_days: int, unreported_before: datetime) -> Observation:
+        """The watched numbers (grouped counts over indexes; no per-record work)."""
+
+    @abstractmethod
+    def alert_states(self) -> list[AlertState]: ...
+
+    @abstractmethod
+    def alert_deliveries(self, receiver: str) -> list[AlertDelivery]: ...
+
+    @abstractmethod
+    def dashboard(self, limit: int = 50) -> DashboardNumbers: ...
+
+    @abstractmethod
+    def offsets(self, source: str) -> dict[int, int]: ...
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+    @abstractmethod
+    def schema_versions_written(self) -> set[str]:
+        """The CDC schema versions of the batches the state holds (whatever their state)."""
+
+    @abstractmethod
+    def health(self) -> StoreHealth:
+        """The storage's size and the migrations applied (integrity: `Store` checks it)."""
+
+    @abstractmethod
+    def evidence_sources(self, record_id: str) -> EvidenceSources:
+        """The batches that carried a record (oldest first) and the imported reports naming it
+        (by their lists, or a whole-file rejection of one of those batches), oldest first."""
+
+    # -- correction requests ---------------------------------------------------------------
+
+    @abstractmethod
+    def correction_requests(
+        self, *, open_only: bool, as_of: date, margin_days: int
+    ) -> list[JsonRow]:
+        """CONTRACT §9's objects (plus `note`, `opened_at`, `at_risk`, `overdue`), open ones
+        first, each group by deadline."""
+
+
+class StoreLocation(ABC):
+    """Where a store lives, as a picklable value: other processes open readers from it."""
+
+    @abstractmethod
+    def open_reader(self) -> Reader: ...
