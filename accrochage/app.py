@@ -25,8 +25,8 @@ from accrochage.settings import Settings, load_settings
 from accrochage.sinks.base import BatchSink
 from accrochage.sinks.profiles import profile_for
 from accrochage.sinks.xml_outbox import XmlOutbox
-from accrochage.state.base import RefdataStorage, Store
-from accrochage.state.sqlite import SqliteStore
+from accrochage.state.base import RefdataStorage, Store, StoreLocation
+from accrochage.state.sqlite import SqliteLocation, SqliteStore
 from accrochage.state.sqlite.refdata import SqliteRefdata
 from accrochage.state.sqlite.write_lock import DEFAULT_WAIT_SECONDS
 from accrochage.streams.batching import BatchLimits
@@ -95,6 +95,11 @@ def open_store(settings: Settings, *, service: bool = False, read_only: bool = F
         lock_wait_seconds=settings.state.lock_wait.total_seconds(),
         read_only=read_only,
     )
+
+
+def store_location(settings: Settings) -> StoreLocation:
+    """Where the state lives, for what needs no open store: a backup, an upgrade's plan."""
+    return SqliteLocation(settings.paths.state)
 
 
 def batch_limits(settings: Settings) -> BatchLimits:

@@ -97,6 +97,7 @@ def register_commands() -> None:
         refdata,
         reports,
         service,
+        state,
         summary,
     )
 
@@ -117,6 +118,7 @@ def register_commands() -> None:
     corrections.register(main)
     doctor.register(main)
     evidence.register(main)
+    state.register(main)
 
 
 register_commands()

@@ -250,7 +250,8 @@ def test_a_read_command_never_migrates_a_state_and_says_who_does(state: Path) ->
     name = _forget_last_migration(db)
     refused = run(state, "summary", code=1)
     assert "was written by an older accrochage" in refused.stderr
-    assert "this command only reads" in refused.stderr and "accrochage flush" in refused.stderr
+    assert "this command only reads" in refused.stderr
+    assert "accrochage upgrade --backup" in refused.stderr
     doctor = json.loads(run(state, "doctor", "--format", "json", code=1).stdout)
     (finding,) = [f for f in doctor["findings"] if f["check"] == "state"]
     assert (finding["level"], finding["needs_operator"]) == ("warning", True)
@@ -283,7 +284,7 @@ def test_a_command_never_migrates_a_state_another_version_s_service_serves(state
         assert holder.stdout is not None and holder.stdout.readline() == "held\n"
         refused = run(state, "flush", code=1)
         assert f"a service (process {holder.pid}) serves it" in refused.stderr, refused.stderr
-        assert "stop that service, then start it with this version" in refused.stderr
+        assert "stop that service, run `accrochage upgrade --backup" in refused.stderr
         assert not _applied(db, name)
     finally:
         assert holder.stdin is not None

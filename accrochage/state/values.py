@@ -205,3 +205,28 @@ class StoreHealth:
     """The database's size (its pages; a SQLite WAL beside it is not counted)."""
     migrations: tuple[str, ...]
     """The schema migrations applied, in the order they were."""
+
+
+@dataclass(frozen=True, slots=True)
+class BackupTaken:
+    """A backup of the state, checked and durable under its name."""
+
+    path: Path
+    bytes: int
+    records: int
+    batches: int
+    migration: str | None
+    """The last schema migration applied to the copy: the version it restores to."""
+    seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class UpgradePlan:
+    """What upgrading the state's schema would do, read without changing anything."""
+
+    pending: tuple[str, ...]
+    """The migrations this version would apply, in order (none: up to date)."""
+    applied: tuple[str, ...]
+    serving: int | None
+    """The process serving the state (`run`, `worker`), perhaps of another version: the
+    state is not migrated under it (-1: one is starting and has not said its pid yet)."""

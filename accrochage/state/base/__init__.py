@@ -17,6 +17,7 @@ from accrochage.state.refdata import REFDATA_KINDS, RefdataSource, RefdataStorag
 from accrochage.state.values import (
     AlertDelivery,
     AlertState,
+    BackupTaken,
     DashboardNumbers,
     DeadLetter,
     EvidenceSources,
@@ -28,6 +29,7 @@ from accrochage.state.values import (
     StoreHealth,
     ToDeposit,
     UnusableEvent,
+    UpgradePlan,
     WriteHolder,
 )
 
@@ -35,6 +37,7 @@ __all__ = [
     "REFDATA_KINDS",
     "AlertDelivery",
     "AlertState",
+    "BackupTaken",
     "DashboardNumbers",
     "DeadLetter",
     "EvidenceSources",
@@ -53,5 +56,6 @@ __all__ = [
     "ToDeposit",
     "Transaction",
     "UnusableEvent",
+    "UpgradePlan",
     "WriteHolder",
 ]

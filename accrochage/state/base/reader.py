@@ -16,6 +16,7 @@ from accrochage.state.queries import OutstandingQuery
 from accrochage.state.values import (
     AlertDelivery,
     AlertState,
+    BackupTaken,
     DashboardNumbers,
     DeadLetter,
     EvidenceSources,
@@ -24,6 +25,7 @@ from accrochage.state.values import (
     ReleasedBatch,
     StoredContent,
     StoreHealth,
+    UpgradePlan,
 )
 
 
@@ -136,3 +138,14 @@ class StoreLocation(ABC):
 
     @abstractmethod
     def open_reader(self) -> Reader: ...
+
+    @abstractmethod
+    def backup(self, dest: Path, *, overwrite: bool = False) -> BackupTaken:
+        """A consistent copy of the state at `dest` (a file, or a folder where the copy is
+        named by the time), taken while writers go on and without writing beside the state;
+        checked and durable before it takes its name."""
+
+    @abstractmethod
+    def upgrade_plan(self) -> UpgradePlan:
+        """The schema migrations this version would apply, and who serves the state; nothing
+        changed (`StoreError` for a state a newer version migrated)."""

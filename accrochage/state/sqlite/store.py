@@ -19,7 +19,16 @@ from pathlib import Path
 from sqlite_utils import Database
 
 from accrochage.errors import StoreError
-from accrochage.state.base import Reader, RefdataStorage, Store, StoreLocation, WriteHolder
+from accrochage.state.base import (
+    BackupTaken,
+    Reader,
+    RefdataStorage,
+    Store,
+    StoreLocation,
+    UpgradePlan,
+    WriteHolder,
+)
+from accrochage.state.sqlite.backup import take_backup
 from accrochage.state.sqlite.connection import (
     BUSY_TIMEOUT_MS,
     QUICK_CHECK_MAX_BYTES,
@@ -34,7 +43,12 @@ from accrochage.state.sqlite.connection import (
 from accrochage.state.sqlite.migrations import migrations
 from accrochage.state.sqlite.reader import SqliteReader
 from accrochage.state.sqlite.transaction import SqliteTransaction
-from accrochage.state.sqlite.upgrade import needs_migration, pending_migrations, serving_pid
+from accrochage.state.sqlite.upgrade import (
+    needs_migration,
+    pending_migrations,
+    serving_pid,
+    upgrade_plan,
+)
 from accrochage.state.sqlite.write_lock import (
     DEFAULT_WAIT_SECONDS,
     Holder,
@@ -54,6 +68,12 @@ class SqliteLocation(StoreLocation):
 
     def open_reader(self) -> Reader:
         return SqliteReader(connect(self.path, readonly=True))
+
+    def backup(self, dest: Path, *, overwrite: bool = False) -> BackupTaken:
+        return take_backup(self.path, dest, overwrite=overwrite)
+
+    def upgrade_plan(self) -> UpgradePlan:
+        return upgrade_plan(self.path)
 
 
 class SqliteStore(Store):

@@ -16,7 +16,9 @@ from pathlib import Path
 from sqlite_utils import Database
 
 from accrochage.errors import StateNeedsMigration, StoreError
+from accrochage.state.sqlite.connection import connect, storage_error
 from accrochage.state.sqlite.migrations import migrations
+from accrochage.state.values import UpgradePlan
 
 
 def service_lock_path(state: Path) -> Path:
@@ -37,6 +39,23 @@ def pending_migrations(conn: sqlite3.Connection, path: Path) -> list[str]:
             "taken before the upgrade)"
         )
     return [m.name for m in migrations.pending(db)]
+
+
+def upgrade_plan(path: Path) -> UpgradePlan:
+    """The migrations pending on the state and who serves it, read only (`StoreError` for a
+    state a newer version migrated)."""
+    try:
+        conn = connect(path, readonly=True)
+    except sqlite3.Error as exc:
+        raise storage_error(exc, path, opening=True) from None
+    try:
+        pending = pending_migrations(conn, path)
+        applied = tuple(m.name for m in migrations.applied(Database(conn)))
+    except sqlite3.Error as exc:
+        raise storage_error(exc, path, opening=True) from None
+    finally:
+        conn.close()
+    return UpgradePlan(pending=tuple(pending), applied=applied, serving=serving_pid(path))
 
 
 def serving_pid(state: Path) -> int | None:
@@ -69,10 +88,10 @@ def needs_migration(path: Path, pending: list[str], serving: int | None) -> Stat
         who = f"process {serving}" if serving > 0 else "a process starting now"
         return StateNeedsMigration(
             f"{what}, and a service ({who}) serves it, perhaps of the older "
-            "version: stop that service, then start it with this version (it migrates the "
-            "state); take a backup of the state first"
+            "version: stop that service, run `accrochage upgrade --backup FOLDER` with this "
+            "version, then start the service with it"
         )
     return StateNeedsMigration(
-        f"{what}, and this command only reads: start the service, or run a command that "
-        "writes (`accrochage flush`), with this version first"
+        f"{what}, and this command only reads: run `accrochage upgrade --backup FOLDER` with "
+        "this version first (or start the service with it, which migrates the state)"
     )

@@ -1,0 +1,182 @@
+"""A backup of the state taken while it is in use: one consistent copy, checked, then released.
+
+`cp` of a WAL database under a running service copies a file that lacks the commits still in
+its `-wal`, or half of a checkpoint; SQLite's online backup copies one snapshot of the
+database, WAL included, from a reader that never holds the writers back. The copy is a single
+file (rollback journal, no `-wal` beside it), checked (`quick_check`) and made durable before
+it takes its name: a backup found damaged the day it is needed is no backup.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import time
+from contextlib import suppress
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sqlite_utils import Database
+
+from accrochage.errors import StoreError
+from accrochage.state.sqlite.connection import (
+    check_integrity,
+    connect,
+    storage_error,
+    told_if_changed,
+)
+from accrochage.state.sqlite.migrations import migrations
+from accrochage.state.values import BackupTaken
+
+_BESIDE_THE_STATE = ("", "-wal", "-shm", "-journal", ".lock", ".write-lock")
+"""The state's own files: a backup never takes one of their names."""
+
+
+def backup_name(state: Path, at: datetime) -> str:
+    """The name of a backup made in a folder: the state's name and the time, in UTC."""
+    return f"{state.stem}-{at.astimezone(UTC):%Y%m%dT%H%M%SZ}{state.suffix or '.db'}"
+
+
+def destination(state: Path, dest: Path, at: datetime, *, overwrite: bool) -> Path:
+    """Where the backup goes: `dest`, or a file named by the time in the folder `dest`; the
+    state's own files, a missing folder and (unless `overwrite`) an existing file refused."""
+    if dest.is_dir():
+        dest = dest / backup_name(state, at)
+    if not dest.parent.is_dir():
+        raise StoreError(
+            f"cannot write the backup {dest}: its folder {dest.parent} does not exist; "
+            "create it, or name a file in an existing folder"
+        )
+    own = {state.with_name(state.name + end).resolve() for end in _BESIDE_THE_STATE}
+    if dest.resolve() in own:
+        raise StoreError(
+            f"the backup {dest} would replace the state itself or one of its files: "
+            "name a file elsewhere (another disk, ideally)"
+        )
+    if dest.exists() and not overwrite:
+        raise StoreError(
+            f"the backup {dest} already exists: choose another name (or a folder, where the "
+            "backup is named by the time), or pass --overwrite to replace it"
+        )
+    return dest
+
+
+def take_backup(state: Path, dest: Path, *, overwrite: bool = False) -> BackupTaken:
+    """Copy the state to `dest` (a file, or a folder where it is named by the time) while
+    writers go on; the state's folder is only read. `StoreError` says what stopped it; a
+    partial copy never keeps the name."""
+    started = time.monotonic()
+    target_path = destination(state, dest, datetime.now(UTC), overwrite=overwrite)
+    partial = target_path.with_name(f".{target_path.name}.partial-{os.getpid()}")
+    try:
+        taken = _copy(state, partial)
+        _durable(partial)
+        _release(partial, target_path, overwrite=overwrite)
+    finally:
+        with suppress(FileNotFoundError):
+            partial.unlink()
+    return BackupTaken(
+        path=target_path,
+        bytes=target_path.stat().st_size,
+        records=taken[0],
+        batches=taken[1],
+        migration=taken[2],
+        seconds=time.monotonic() - started,
+    )
+
+
+def _copy(state: Path, partial: Path) -> tuple[int, int, str | None]:
+    try:
+        source = connect(state, readonly=True)
+    except sqlite3.Error as exc:
+        raise storage_error(exc, state, opening=True) from None
+    try:
+        target = sqlite3.connect(partial, isolation_level=None)
+    except sqlite3.Error as exc:
+        source.close()
+        raise _unwritable(partial, exc) from None
+    try:
+        with told_if_changed(source, state):
+            try:
+                source.backup(target)
+            except sqlite3.Error as exc:
+                raise _backup_error(exc, state, partial) from None
+        return _settled(target, state, partial)
+    finally:
+        target.close()
+        source.close()
+
+
+def _settled(target: sqlite3.Connection, state: Path, partial: Path) -> tuple[int, int, str | None]:
+    """The copy on its own (no `-wal`), checked; its records, batches and last migration."""
+    try:
+        target.execute("PRAGMA journal_mode = DELETE")
+        check_integrity(target, state)
+        records = target.execute("SELECT count(*) FROM records").fetchone()[0]
+        batches = target.execute("SELECT count(*) FROM batches").fetchone()[0]
+        applied = [m.name for m in migrations.applied(Database(target))]
+    except sqlite3.Error as exc:
+        raise _backup_error(exc, state, partial) from None
+    return int(records), int(batches), applied[-1] if applied else None
+
+
+def _backup_error(exc: sqlite3.Error, state: Path, partial: Path) -> StoreError:
+    """A damaged state is the state's error; anything else failing to write is the backup's."""
+    code = (getattr(exc, "sqlite_errorcode", 0) or 0) & 0xFF
+    if code in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB):
+        return storage_error(exc, state)
+    if code in (sqlite3.SQLITE_FULL, sqlite3.SQLITE_IOERR, sqlite3.SQLITE_READONLY):
+        return _unwritable(partial, exc)
+    return storage_error(exc, state)
+
+
+def _unwritable(partial: Path, exc: BaseException) -> StoreError:
+    return StoreError(
+        f"cannot write the backup in {partial.parent}: {exc}; free space on that disk or "
+        "make the folder writable by this user (the state is unchanged)"
+    )
+
+
+def _durable(partial: Path) -> None:
+    try:
+        fd = os.open(partial, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        raise _unwritable(partial, exc) from None
+
+
+def _release(partial: Path, target: Path, *, overwrite: bool) -> None:
+    """The checked copy takes its name at once, and keeps it across a power cut."""
+    try:
+        if overwrite:
+            os.replace(partial, target)
+        else:
+            _link(partial, target)
+        folder = os.open(target.parent, os.O_RDONLY)
+        try:
+            os.fsync(folder)
+        finally:
+            os.close(folder)
+    except FileExistsError:
+        raise StoreError(
+            f"the backup {target} was created meanwhile by another process: choose another "
+            "name, or pass --overwrite to replace it"
+        ) from None
+    except OSError as exc:
+        raise _unwritable(partial, exc) from None
+
+
+def _link(partial: Path, target: Path) -> None:
+    """The name taken only if free (`os.link` fails when it exists); a file system without
+    hard links gets the same check, then a rename."""
+    try:
+        os.link(partial, target)
+    except FileExistsError:
+        raise
+    except OSError:
+        if target.exists():
+            raise FileExistsError(target) from None
+        os.replace(partial, target)

@@ -1,0 +1,205 @@
+"""`accrochage backup` and `accrochage upgrade`: a copy of the state taken while it is in use,
+and the schema's upgrade after one.
+
+`cp` of the WAL database under a running service copied a file without the commits still in
+its `-wal`: a backup that lacked acknowledged events, or did not open. The README said to
+"copy the state file" before an upgrade, which a migration at the first write then made
+the only way back.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.test_cli_tracker import recent, run, write_jsonl
+from tests.test_read_only_user import (
+    ROOT,
+    _applied,
+    _forget_last_migration,
+    as_reader,
+    listing,
+    read_only,
+    state,
+)
+
+__all__ = ["state"]
+
+
+def count(db: Path, table: str) -> int:
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        return int(conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
+    finally:
+        conn.close()
+
+
+def journal_mode(db: Path) -> str:
+    conn = sqlite3.connect(db)
+    try:
+        return str(conn.execute("PRAGMA journal_mode").fetchone()[0])
+    finally:
+        conn.close()
+
+
+WRITER_HOLDING_ITS_WAL = """
+import sqlite3, sys
+conn = sqlite3.connect(sys.argv[1], isolation_level=None)
+conn.execute("PRAGMA journal_mode = WAL")
+conn.execute("PRAGMA wal_autocheckpoint = 0")
+conn.execute("CREATE TABLE _in_the_wal (n INTEGER)")
+conn.execute("INSERT INTO _in_the_wal VALUES (1), (2), (3)")
+print("committed", flush=True)
+sys.stdin.read()
+conn.execute("DROP TABLE _in_the_wal")
+conn.close()
+"""
+
+
+def test_a_backup_holds_the_commits_still_in_the_wal_and_stands_alone(
+    state: Path, tmp_path: Path
+) -> None:
+    """A writer keeps its commits in the `-wal` (no checkpoint): the copy holds them, in one
+    file that opens without any `-wal` beside it, checked."""
+    db = state.parent / "var" / "state.db"
+    writer = subprocess.Popen(
+        [sys.executable, "-c", WRITER_HOLDING_ITS_WAL, str(db)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert writer.stdout is not None and writer.stdout.readline() == "committed\n"
+        assert db.with_name("state.db-wal").stat().st_size > 0
+        assert count(db, "_in_the_wal") == 3
+        done = run(state, "backup", str(tmp_path / "copy.db"), "--format", "json")
+    finally:
+        assert writer.stdin is not None
+        writer.stdin.close()
+        writer.wait(30)
+    taken = json.loads(done.stdout)
+    copy = tmp_path / "copy.db"
+    assert taken["path"] == str(copy) and taken["records"] == 2
+    assert taken["bytes"] == copy.stat().st_size
+    assert taken["migration"] == "m080_unusable_once"
+    assert not copy.with_name("copy.db-wal").exists()
+    assert journal_mode(copy) == "delete"
+    assert count(copy, "records") == 2 and count(copy, "_in_the_wal") == 3
+    assert [p.name for p in tmp_path.iterdir()] == ["copy.db"], "a partial copy was left"
+
+
+def test_a_backup_into_a_folder_is_named_by_the_time_and_never_replaces_one(
+    state: Path, tmp_path: Path
+) -> None:
+    folder = tmp_path / "backups"
+    folder.mkdir()
+    first = json.loads(run(state, "backup", str(folder), "--format", "json").stdout)
+    assert Path(first["path"]).parent == folder
+    assert Path(first["path"]).name.startswith("state-") and first["path"].endswith("Z.db")
+    refused = run(state, "backup", first["path"], code=1)
+    assert "already exists" in refused.stderr and "--overwrite" in refused.stderr
+    run(state, "ingest", str(write_jsonl(tmp_path / "more.jsonl", [recent("BK-3")])))
+    replaced = json.loads(
+        run(state, "backup", first["path"], "--overwrite", "--format", "json").stdout
+    )
+    assert replaced["records"] == 3 == count(Path(first["path"]), "records")
+
+
+@pytest.mark.parametrize("name", ["state.db", "state.db-wal", "state.db.lock"])
+def test_a_backup_never_takes_the_name_of_the_state_s_own_files(state: Path, name: str) -> None:
+    db = state.parent / "var" / "state.db"
+    before = db.read_bytes()
+    refused = run(state, "backup", str(db.with_name(name)), "--overwrite", code=1)
+    assert "would replace the state itself" in refused.stderr
+    assert db.read_bytes() == before
+
+
+def test_a_backup_into_a_missing_folder_says_so(state: Path, tmp_path: Path) -> None:
+    refused = run(state, "backup", str(tmp_path / "nowhere" / "copy.db"), code=1)
+    assert "does not exist" in refused.stderr and "Traceback" not in refused.stderr
+
+
+def test_a_user_who_may_only_read_the_state_takes_a_backup(state: Path) -> None:
+    """A monitoring or backup account: nothing written beside the state."""
+    folder = state.parent
+    out = folder.parent / "backups"
+    out.mkdir()
+    out.chmod(0o777)
+    before = listing(folder)
+    with read_only(state):
+        done = as_reader(state, "backup", str(out), "--format", "json")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["records"] == 2
+    assert listing(folder) == before, "a backup wrote beside the state"
+
+
+def test_a_restored_backup_gives_back_the_records_and_the_files(
+    state: Path, tmp_path: Path
+) -> None:
+    """Restoring: the backup in place of a lost state, then `verify --repair` writes the
+    outbox's files again, byte for byte."""
+    folder = state.parent
+    outbox = folder / "var" / "outbox"
+    files = {p.relative_to(outbox): p.read_bytes() for p in outbox.rglob("*.xml")}
+    assert files, "the fixture wrote no file"
+    copy = Path(json.loads(run(state, "backup", str(tmp_path), "--format", "json").stdout)["path"])
+    shutil.rmtree(folder / "var")
+    (folder / "var").mkdir()
+    shutil.copyfile(copy, folder / "var" / "state.db")
+    assert run(state, "verify", code=1).stdout.count("missing") >= 1
+    run(state, "verify", "--repair")
+    assert {p.relative_to(outbox): p.read_bytes() for p in outbox.rglob("*.xml")} == files
+    rows = json.loads(run(state, "outstanding", "--format", "json").stdout)
+    assert sorted(r["record_id"] for r in rows) == ["RO-1", "RO-2"]
+
+
+def test_upgrade_takes_a_backup_then_migrates(state: Path, tmp_path: Path) -> None:
+    db = state.parent / "var" / "state.db"
+    name = _forget_last_migration(db)
+    usage = run(state, "upgrade", code=2)
+    assert "--backup" in usage.stderr and "--no-backup" in usage.stderr
+    assert not _applied(db, name)
+    done = json.loads(run(state, "upgrade", "--backup", str(tmp_path), "--format", "json").stdout)
+    assert done["applied"] == [name] and _applied(db, name)
+    copy = Path(done["backup"]["path"])
+    assert not _applied(copy, name), "the backup was taken after the upgrade"
+    assert done["backup"]["records"] == 2
+    again = run(state, "upgrade", "--no-backup")
+    assert "is up to date" in again.stdout
+    assert json.loads(run(state, "summary", "--format", "json").stdout)["records"] == 2
+
+
+def test_upgrade_is_refused_while_a_service_serves_the_state(state: Path, tmp_path: Path) -> None:
+    db = state.parent / "var" / "state.db"
+    name = _forget_last_migration(db)
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import fcntl, os, sys; fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT); "
+            "fcntl.flock(fd, fcntl.LOCK_EX); os.ftruncate(fd, 0); "
+            "os.write(fd, f'{os.getpid()}\\n'.encode()); print('held', flush=True); "
+            "sys.stdin.read()",
+            str(db.with_name("state.db.lock")),
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+        refused = run(state, "upgrade", "--backup", str(tmp_path), code=1)
+        assert f"a service (process {holder.pid}) serves the state" in refused.stderr
+        assert list(tmp_path.iterdir()) == [], "a backup was taken for an upgrade refused"
+        assert not _applied(db, name)
+    finally:
+        assert holder.stdin is not None
+        holder.stdin.close()
+        holder.wait(30)
