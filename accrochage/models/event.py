@@ -297,6 +297,22 @@ def stored_payload(payload: str, event_id: str | None) -> dict[str, Any] | None:
     return found
 
 
+def same_meaning(event: DeliveredEvent, stored: str) -> bool:
+    """Whether a stored content says what `event` says, however each was written: a default
+    left out or given (`type`, `certified`, a null), spaces around a text, a score as a number
+    or a string, a date as text or as its parts. Such an event repeats the content; taken for
+    a correction, it superseded a written file or sent the CDC a SUPPRESSION for nothing."""
+    try:
+        found = json.loads(stored)
+        if not isinstance(found, dict):
+            return False
+        kept = DeliveredEvent.model_validate({**found, "event_id": event.event_id})
+    except ValueError:
+        return False
+    envelope = set(ENVELOPE_FIELDS)
+    return kept.model_dump(exclude=envelope) == event.model_dump(exclude=envelope)
+
+
 def event_from_content(payload: str, event_id: str | None) -> DeliveredEvent:
     """An event from its stored content, which leaves out the envelope but its event_id."""
     return DeliveredEvent.model_validate({**json.loads(payload), "event_id": event_id})

@@ -29,6 +29,7 @@ from accrochage.sinks.profiles import SchemaProfile
 from accrochage.state.base import Store, Transaction, UnusableEvent
 from accrochage.streams.log_source import LogSource, dead_letter, next_offsets, unread
 from accrochage.streams.rejected import raw_digest, raw_text
+from accrochage.streams.repetition import StoredText, as_stored, stored_text
 
 log = logging.getLogger("accrochage.ingest")
 FAILED = "failed"
@@ -260,8 +261,9 @@ class Ingestor:
         changes: list[Change] = []
         unusable: list[UnusableEvent] = []
         results = []
+        read = stored_text(tx, changes)
         for item, (one, size) in zip(items, decoded, strict=True):
-            result, change = self._apply(one, size, records, now, item)
+            result, change = self._apply(read, one, size, records, now, item)
             if change is not None and change.record is not None:
                 records[change.record.record_id] = change.record
                 changes.append(change)
@@ -274,6 +276,7 @@ class Ingestor:
 
     def _apply(
         self,
+        read: StoredText,
         decoded: Decoded,
         size: int | None,
         records: dict[str, Record],
@@ -297,6 +300,7 @@ class Ingestor:
                 return IngestResult(decoded.record_id, "unusable", None, decoded.errors), None
             change = apply_revoked(current, decoded, now)
         else:
+            decoded = as_stored(read, decoded, current)
             change = apply_delivered(current, decoded, now, item.source, size)
         record = change.record or current
         status = record.status if record else None
