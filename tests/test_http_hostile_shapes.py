@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yarl
 
 from accrochage.api import intake
 from accrochage.api.writer_link import NOT_STORABLE, _framed
@@ -321,3 +322,20 @@ async def test_the_access_log_holds_no_query_string_nor_header(
     (line,) = [r.getMessage() for r in caplog.records if r.name == "aiohttp.access"]
     assert '"GET /summary?… HTTP/1.1" 200' in line
     assert secret not in line and "Haba" not in line
+
+
+async def test_a_path_cannot_forge_a_line_in_the_log(
+    core: Core, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The access log wrote the decoded path: `%0A` started a new line, a forged ERROR one,
+    from anyone who reaches the port (a 401 or a 404 is logged too)."""
+    caplog.set_level(logging.INFO, logger="aiohttp.access")
+    forged = "/x%0A2026-12-02T16:30:00.000+01:00%20ERROR%20accrochage.service%20forged%0D%1B[31m"
+    async with (
+        serving(build_service(core, timer=False)) as client,
+        client.get(yarl.URL(forged, encoded=True)) as response,
+    ):
+        assert response.status == 404
+    (line,) = [r.getMessage() for r in caplog.records if r.name == "aiohttp.access"]
+    assert "\n" not in line and "\r" not in line and "\x1b" not in line
+    assert "/x%0A2026-12-02T16:30:00.000+01:00%20ERROR" in line

@@ -24,6 +24,18 @@ class ApiError(AccrochageError):
         self.details = details
 
 
+SHOWN_PATH_CHARS = 200
+
+
+def shown_path(request: web.BaseRequest) -> str:
+    """The request's path for a log line: as sent (percent-encoded: a `%0A` stays three
+    characters, never a new line forged in the log), any other unprintable character
+    escaped, and cut short."""
+    raw = request.rel_url.raw_path
+    shown = "".join(c if c.isprintable() and c.isascii() else f"\\x{ord(c):02x}" for c in raw)
+    return shown if len(shown) <= SHOWN_PATH_CHARS else shown[:SHOWN_PATH_CHARS] + "…"
+
+
 def error_response(status: int, code: str, message: str, details: Any = None) -> web.Response:
     return web.json_response(
         {"error": {"code": code, "message": message, "details": details}}, status=status
@@ -69,7 +81,9 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return _answer(unreadable_body())
     except AccrochageError as exc:
         if exc.status >= 500:
-            log.error("HTTP %d on %s %s: %s", exc.status, request.method, request.path, exc.code)
+            log.error(
+                "HTTP %d on %s %s: %s", exc.status, request.method, shown_path(request), exc.code
+            )
         details = exc.details if isinstance(exc, FieldError) else None
         return error_response(exc.status, exc.code, str(exc), details)
     except Exception as exc:
@@ -77,7 +91,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         log.error(
             "unexpected error on %s %s (%s):\n%s",
             request.method,
-            request.path,
+            shown_path(request),
             type(exc).__name__,
             "".join(traceback.format_tb(exc.__traceback__)),
         )

@@ -22,7 +22,7 @@ from aiohttp.web_request import BaseRequest
 from aiohttp.web_server import Server
 
 from accrochage.api.bodies import BODY_SECONDS, DEFAULT_BODY_SECONDS
-from accrochage.api.errors import error_response
+from accrochage.api.errors import error_response, shown_path
 
 DEFAULT_HEAD_SECONDS = DEFAULT_BODY_SECONDS
 
@@ -40,7 +40,7 @@ class AccessLog(AbstractAccessLogger):
             '%s "%s %s%s HTTP/%d.%d" %d %s %.6fs',
             request.remote,
             request.method,
-            request.path,
+            shown_path(request),
             query,
             request.version.major,
             request.version.minor,
