@@ -28,7 +28,7 @@ def _line(issue: FileIssue) -> str:
 @click.pass_context
 def verify(ctx: click.Context, repair: bool) -> None:
     """Check every released file against its recorded size and sha256; exit 1 on any problem."""
-    with core_from(ctx, one_off=True) as core:
+    with core_from(ctx, one_off=True, existing=True) as core:
         report = OutboxVerifier(core.store, core.flusher.sink).verify(repair=repair)
     for issue in report.issues:
         click.echo(_line(issue), err=not issue.repaired)
