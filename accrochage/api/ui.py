@@ -20,6 +20,7 @@ from accrochage.api.charts import stacked_bars
 from accrochage.models.deadline import Clock, days_left, paris_today
 from accrochage.models.vocabulary import RecordStatus
 from accrochage.state.base import AlertState, DashboardNumbers, Observation, Store
+from accrochage.streams.watch import unreported_before
 
 REFRESH = 30
 BUCKETS = ("overdue", "0–7 d", "8–14 d", "15–30 d", "31–60 d", "61–92 d", "no deadline")
@@ -208,7 +209,7 @@ def add_routes(
                 today,
                 now,
                 margin_days,
-                reader.observe(today, margin_days, now - UNREPORTED_AFTER),
+                reader.observe(today, margin_days, unreported_before(now, UNREPORTED_AFTER)),
                 reader.dashboard(),
                 reader.alert_states(),
                 keys,

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from accrochage.models.deadline import Clock, paris_today
 from accrochage.state.base import Observation, Store
@@ -19,6 +19,12 @@ DUTY = 100
 core): every tick on a small state, every ~13 s on a million records (130 ms a run)."""
 
 Listener = Callable[[Observation, datetime], None]
+
+
+def unreported_before(now: datetime, after: timedelta) -> datetime:
+    """`after` before `now` in elapsed time: a Paris wall clock minus 10 days is an hour off
+    across a change of summer time (the alert fired an hour early in spring, late in autumn)."""
+    return now.astimezone(UTC) - after
 
 
 class Watch:
@@ -45,7 +51,9 @@ class Watch:
         now = self.clock.now()
         with self.store.reading() as reader:
             observation = reader.observe(
-                paris_today(self.clock), self.margin_days, now - self.unreported_after
+                paris_today(self.clock),
+                self.margin_days,
+                unreported_before(now, self.unreported_after),
             )
         return observation
 

@@ -65,7 +65,8 @@ def observe(
     unreported = dict(
         conn.execute(
             f"SELECT certifier, count(*) FROM batches WHERE state IN ({', '.join('?' * 2)}) "
-            "AND report_file IS NULL AND written_at IS NOT NULL AND written_at < ? "
+            "AND report_file IS NULL AND written_at IS NOT NULL "
+            "AND julianday(written_at) < julianday(?) "
             "GROUP BY certifier",
             (*_UNREPORTED, unreported_before.isoformat()),
         ).fetchall()
