@@ -21,7 +21,7 @@ from dateutil.relativedelta import relativedelta
 from accrochage.app import Core
 from accrochage.cli import main
 from accrochage.models.deadline import FixedClock, SystemClock, paris_today
-from accrochage.runtimes.watching import watch_for
+from accrochage.runtimes.watching import watch_for, watching_jobs
 from accrochage.streams.receivers import Alertmanager, Deliverer, Receiver, Topic, Webhook
 from accrochage.streams.watch import watch_job
 from tests.test_tracker import NOW, event, ingest, make_core
@@ -247,6 +247,34 @@ def test_a_restart_neither_repeats_a_firing_nor_loses_a_resolution(tmp_path: Pat
             clock.advance(REPEAT)
             tick(core, hook)
             assert len(sink.bodies()) == 2
+        finally:
+            core.close()
+
+
+def test_a_restart_sends_nothing_before_the_rules_saw_the_state_as_it_is(tmp_path: Path) -> None:
+    """Settled while the service was down, after the repeat: the delivery job, first to run
+    at the start, sent the stored "firing" again (a false page, resolved a second later)."""
+    clock = FixedClock(NOW)
+    core, _ = make_core(tmp_path, clock)
+    with receiver() as (url, sink):
+        hook: list[Receiver] = [Webhook(url, REPEAT)]
+        try:
+            at_risk(core)
+            tick(core, hook)
+            accept_all(core)  # settled while the service is down
+        finally:
+            core.close()
+        assert [b["status"] for b in sink.bodies()] == ["firing"]
+
+        clock.advance(REPEAT + timedelta(hours=1))
+        core, _ = make_core(tmp_path, clock)  # restart, the repeat due
+        try:
+            jobs = {job.name: job.run for job in watching_jobs(core, hook)}
+            jobs["alerts"]()
+            assert [b["status"] for b in sink.bodies()] == ["firing"], "sent before the rules ran"
+            jobs["watch"]()
+            jobs["alerts"]()
+            assert [b["status"] for b in sink.bodies()] == ["firing", "resolved"]
         finally:
             core.close()
 

@@ -35,13 +35,17 @@ def receivers_for(core: Core) -> list[Receiver]:
     return receivers
 
 
-def deliverer_for(core: Core, extra: Sequence[Receiver] = ()) -> Deliverer:
-    return Deliverer(core.store, core.clock, [*receivers_for(core), *extra])
+def deliverer_for(core: Core, watch: Watch, extra: Sequence[Receiver] = ()) -> Deliverer:
+    """Sends once `watch` has evaluated the rules on the state as it is in this process."""
+    return Deliverer(
+        core.store, core.clock, [*receivers_for(core), *extra], ready=lambda: watch.heard
+    )
 
 
 def watching_jobs(core: Core, extra: Sequence[Receiver] = ()) -> list[Job]:
     tick = core.settings.batching.tick.total_seconds()
-    return [watch_job(watch_for(core), tick), delivery_job(deliverer_for(core, extra), tick)]
+    watch = watch_for(core)
+    return [watch_job(watch, tick), delivery_job(deliverer_for(core, watch, extra), tick)]
 
 
 def firing_now(core: Core) -> list[AlertState]:

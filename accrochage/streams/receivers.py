@@ -129,16 +129,27 @@ def due(state: AlertState, last: AlertDelivery | None, repeat: timedelta, now: d
 
 
 class Deliverer:
-    def __init__(self, store: Store, clock: Clock, receivers: Sequence[Receiver]) -> None:
+    def __init__(
+        self,
+        store: Store,
+        clock: Clock,
+        receivers: Sequence[Receiver],
+        ready: Callable[[], bool] = lambda: True,
+    ) -> None:
+        """`ready`: whether the alerts stored are the rules' answer on the state as it is;
+        until then nothing is sent. At a service's start they are those of its last run: a
+        repeat due sent a "firing" for an alert settled while it was down (a false page,
+        resolved a second later) and counts of the day before."""
         self.store = store
         self.clock = clock
         self.receivers = list(receivers)
+        self.ready = ready
         self._retry_at: dict[str, datetime] = {}
         self._backoff: dict[str, timedelta] = {}
 
     def run(self) -> int:
         """Send what is due to every receiver; return how many deliveries succeeded."""
-        if not self.receivers:
+        if not self.receivers or not self.ready():
             return 0
         now = self.clock.now()
         sent = 0

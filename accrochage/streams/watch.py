@@ -46,6 +46,9 @@ class Watch:
         self.listeners = list(listeners)
         self.last: Observation | None = None
         self.last_seconds = 0.0
+        self.heard = False
+        """Whether every listener heard one observation of this process (the alert rules
+        evaluated on the state as it is now)."""
 
     def observe(self) -> Observation:
         now = self.clock.now()
@@ -64,11 +67,14 @@ class Watch:
         observation = self.observe()
         self.last = observation
         metrics.STATE.publish(observation, self.certifiers)
+        heard = True
         for listener in self.listeners:
             try:
                 listener(observation, now)
             except Exception as exc:
+                heard = False
                 log_failed(log, "a listener of the watch job", exc, "it runs again next time")
+        self.heard = self.heard or heard
         self.last_seconds = time.monotonic() - started
         return observation
 
