@@ -25,6 +25,7 @@ from accrochage.runtimes.watching import watch_for
 from accrochage.streams import metrics
 from accrochage.streams.ingest import Incoming
 from accrochage.streams.writer_process import ProcessWriter
+from tests.factories import revoked_event
 from tests.test_http import serving
 from tests.test_tracker import event, ingest, make_core, write_config
 
@@ -141,7 +142,8 @@ async def test_metrics_over_http_need_the_token_and_count_events(tmp_path: Path)
                 assert response.status == 401
             before = scrape()
             bad = event("PX-9", holder={"sex": "X"})
-            body = json.dumps([event("PX-1"), event("PX-2"), bad, "not an event"])
+            unknown = revoked_event(record_id="PX-404")  # kept in the unusable log too
+            body = json.dumps([event("PX-1"), event("PX-2"), bad, "not an event", unknown])
             headers = {"Authorization": f"Bearer {TOKEN}"}
             async with client.post("/events", data=body, headers=headers) as response:
                 assert response.status == 200
@@ -159,7 +161,7 @@ async def test_metrics_over_http_need_the_token_and_count_events(tmp_path: Path)
         "unchanged": 0,
         "updated": 0,
         "invalid": 1,
-        "unusable": 1,
+        "unusable": 2,
         "forbidden": 0,
     }
     assert total(after, "accrochage_records", certifier="pix", status="pending") == 2

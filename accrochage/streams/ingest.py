@@ -37,6 +37,8 @@ FAILED = "failed"
 FORBIDDEN = "forbidden"
 """The outcome of an event its sender may not send (`models/scope.py`): its record untouched,
 the event kept in the unusable log."""
+UNUSABLE = "unusable"
+"""The outcome of an event that can be no record: it is kept in the unusable log."""
 
 
 Ready = tuple[Decoded, int | None]
@@ -284,7 +286,7 @@ class Ingestor:
         item: Incoming,
     ) -> tuple[IngestResult, Change | None]:
         if decoded.kind is Kind.UNUSABLE or decoded.record_id is None:
-            return IngestResult(decoded.record_id, "unusable", None, decoded.errors), None
+            return IngestResult(decoded.record_id, UNUSABLE, None, decoded.errors), None
         current = records.get(decoded.record_id)
         owner = current.certifier if current is not None else None
         forbidden = out_of_scope(item.scope, decoded, stored=current is not None, owner=owner)
@@ -297,7 +299,7 @@ class Ingestor:
             return IngestResult(decoded.record_id, FORBIDDEN, None, [forbidden]), None
         if decoded.kind is Kind.REVOKED:
             if decoded.errors:
-                return IngestResult(decoded.record_id, "unusable", None, decoded.errors), None
+                return IngestResult(decoded.record_id, UNUSABLE, None, decoded.errors), None
             change = apply_revoked(current, decoded, now)
         else:
             decoded = as_stored(read, decoded, current)

@@ -29,11 +29,11 @@ from accrochage.models.deadline import PARIS
 from accrochage.models.record import Outcome
 from accrochage.models.vocabulary import BatchState, RecordStatus
 from accrochage.state.base import Observation
-from accrochage.streams.ingest import FORBIDDEN, IngestResult
+from accrochage.streams.ingest import FORBIDDEN, UNUSABLE, IngestResult
 
 UNKNOWN = "?"
 """The `certifier` label of records whose certifier is not configured."""
-EVENT_OUTCOMES = ("created", "unchanged", "updated", "invalid", "unusable", FORBIDDEN)
+EVENT_OUTCOMES = ("created", "unchanged", "updated", "invalid", UNUSABLE, FORBIDDEN)
 BATCH_OUTCOMES = ("written", "failed")
 
 REGISTRY = CollectorRegistry()
@@ -65,8 +65,8 @@ def event_outcome(result: IngestResult) -> str | None:
     """The `outcome` label of a stored event; None when nothing was stored."""
     if not result.stored:
         return None
-    if result.record_id is None:
-        return "unusable"
+    if result.record_id is None or result.outcome in (UNUSABLE, Outcome.REFUSED):
+        return UNUSABLE  # kept in the unusable log, no record changed
     if result.outcome == FORBIDDEN:
         return FORBIDDEN
     if result.errors:
