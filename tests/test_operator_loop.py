@@ -194,6 +194,19 @@ def test_check_validates_and_stores_nothing(config: Path, tmp_path: Path) -> Non
     assert "already a record of certifier 'pix'" in out and "skipped" not in out
     assert stored_count(config) == 1
 
+    # A revocation of no record is refused by ingest: check says so; one that follows its
+    # record's event in the same input, or names a stored record, is valid.
+    revocations = [
+        revoked_event(record_id="C-NONE", certifier="pix"),
+        recent("C-NEW"),
+        revoked_event(record_id="C-NEW", certifier="pix"),
+        revoked_event(record_id="C-OWN", certifier="pix"),
+    ]
+    out = run(config, "check", str(write_jsonl(tmp_path / "r.jsonl", revocations)), code=1).stdout
+    assert "r.jsonl:1 C-NONE record_id: no record C-NONE to revoke" in out
+    assert "4 events checked: 3 valid" in out
+    assert stored_count(config) == 1
+
 
 async def test_post_check_answers_without_storing(tmp_path: Path) -> None:
     core = core_for(tmp_path)

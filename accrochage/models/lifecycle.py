@@ -234,20 +234,19 @@ def _belongs_elsewhere(current: Record, certifier: str | None) -> bool:
     )
 
 
+def no_record_to_revoke(record_id: str) -> Problem:
+    return Problem(
+        "record_id",
+        f"no record {record_id} to revoke; send the revocation after the "
+        "certification.delivered event",
+    )
+
+
 def apply_revoked(current: Record | None, decoded: Decoded, now: datetime) -> Change:
     """A `certification.revoked` event: withdrawn if never sent, flagged if the CDC has it."""
     assert decoded.record_id is not None
     if current is None:
-        return Change(
-            Outcome.REFUSED,
-            errors=[
-                Problem(
-                    "record_id",
-                    f"no record {decoded.record_id} to revoke; send the revocation after "
-                    "the certification.delivered event",
-                )
-            ],
-        )
+        return Change(Outcome.REFUSED, errors=[no_record_to_revoke(decoded.record_id)])
     if _belongs_elsewhere(current, decoded.certifier):
         return Change(
             Outcome.REFUSED,

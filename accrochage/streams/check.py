@@ -1,8 +1,8 @@
 """Validate events without storing them: what an exam platform asks before it sends.
 
-The same decoding and validation as ingestion; the one rule that needs the state (a record id
-already used by another certifier) runs when a store is given, and so do a scoped ingest
-token's limits (`models/scope.py`).
+The same decoding and validation as ingestion; the rules that need the state (a record id
+already used by another certifier, a revocation's record) run when a store is given, and so
+do a scoped ingest token's limits (`models/scope.py`).
 """
 
 from __future__ import annotations
@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from accrochage.models.deadline import Clock, paris_today
-from accrochage.models.decode import decode
+from accrochage.models.decode import Kind, decode
+from accrochage.models.lifecycle import no_record_to_revoke
 from accrochage.models.problems import Problem, problems_as_dicts
 from accrochage.models.reference import Reference
 from accrochage.models.registry import Registry
@@ -20,7 +21,7 @@ from accrochage.models.scope import out_of_scope
 from accrochage.state.base import Store
 from accrochage.streams.ingest import Incoming, with_read_problems
 
-STATE_RULES = ("record_id used by another certifier",)
+STATE_RULES = ("record_id used by another certifier", "a revocation names a stored record")
 
 
 @dataclass(slots=True)
@@ -64,8 +65,20 @@ def check(
         with store.reading() as reader:
             owners = reader.record_certifiers(ids)
     results = []
+    delivered: set[str] = set()  # a revocation may follow its record's event in the same input
     for item, one in zip(items, decoded, strict=True):
         errors = list(one.errors)
+        if (
+            store is not None
+            and one.kind is Kind.REVOKED
+            and one.record_id is not None
+            and not errors
+            and one.record_id not in owners
+            and one.record_id not in delivered
+        ):
+            errors.append(no_record_to_revoke(one.record_id))
+        if one.kind is Kind.DELIVERED and one.record_id is not None:
+            delivered.add(one.record_id)
         owner = owners.get(one.record_id or "")
         forbidden = None
         if one.record_id is not None:
