@@ -48,11 +48,61 @@ def test_the_rules_across_fields_run_beside_a_field_that_failed() -> None:
 
 
 def test_a_field_set_aside_is_never_blamed_by_a_rule() -> None:
-    """The holder failing on its own: the rule 'holder or cpf_file is required' would blame
-    the holder left out; its own rules (the NIR's key) cannot run either."""
+    """The holder's `sex` failing on its own: the rule 'holder or cpf_file is required' would
+    blame a holder left out whole; only `sex` is set aside, so the NIR's key is still judged."""
     event = several_wrong()
     event["holder"]["sex"] = "X"
-    assert fields(event) == ["holder.sex", "certification.code", "delivered_on"]
+    assert fields(event) == ["holder.sex", "certification.code", "delivered_on", "holder.nir"]
+
+
+def test_a_holder_that_is_not_an_object_hides_only_its_own_rules() -> None:
+    assert fields(several_wrong(holder="Haba")) == ["holder", "certification.code", "delivered_on"]
+
+
+def findings(event: dict[str, Any]) -> tuple[list[str], list[str]]:
+    decoded = decode(json.dumps(event), registry(), TODAY)
+    return [p.field for p in decoded.errors], [p.field for p in decoded.warnings]
+
+
+def test_a_field_failing_inside_an_object_leaves_its_neighbours_rules_to_run() -> None:
+    """A field that failed set its whole top-level object aside: a wrong `holder.sex` hid a
+    NIR's key, an empty `first_names` a birth after the delivery, an empty `exam.mode` an
+    exam that ends before it starts (the HTTP review of session 17)."""
+    base = delivered_event(record_id="N-1")
+
+    event = delivered_event(record_id="N-1")
+    event["holder"].update(nir=WRONG_KEY_NIR, usage_name="")
+    assert findings(event)[0] == ["holder.usage_name", "holder.nir"]
+
+    event = delivered_event(record_id="N-1")
+    event["holder"].update(birth_date="2026-11-30", first_names=[])
+    assert findings(event)[0] == ["holder.first_names", "holder.birth_date"]
+
+    event = delivered_event(record_id="N-1")
+    event["holder"]["birth_place"] = {"insee_code": "75056", "postal_code": "75002", "city": ""}
+    assert findings(event)[0] == ["holder.birth_place.city", "holder.birth_place.postal_code"]
+
+    event = delivered_event(record_id="N-1")
+    event["exam"] = {**base["exam"], "start": "2026-11-12", "end": "2026-11-10", "mode": "X"}
+    assert findings(event)[0] == ["exam.mode", "exam.end"]
+
+    event = delivered_event(record_id="N-1")
+    event["registration"] = {**base["registration"], "vae_path": "VAE_CLASSIQUE", "initiative": "?"}
+    errors, warnings = findings(event)
+    assert (errors, warnings) == (["registration.initiative"], ["registration.vae_path"])
+
+
+def test_a_rule_never_judges_a_stand_in() -> None:
+    """The failed field stands in for itself with a value of its own: the rules that read it
+    do not run (a birth date that failed would be judged as 1 January 2000)."""
+    event = delivered_event(record_id="N-2", delivered_on="1999-06-01")
+    event["holder"]["birth_date"] = "1999-02-30"
+    event["exam"] = {"start": "1999-06-01", "end": "1999-06-01"}
+    event["registration"] = {**event["registration"], "date": "1999-05-01"}
+    assert findings(event)[0] == ["holder.birth_date"]
+    event["holder"]["sex"] = "?"
+    event["holder"]["nir"] = "193057510812345"  # its key is wrong; sex and birth unknown
+    assert findings(event) == (["holder.birth_date", "holder.sex", "holder.nir"], [])
 
 
 def test_a_failing_field_the_rules_read_leaves_out_only_the_rules_that_read_it() -> None:

@@ -22,7 +22,7 @@ from accrochage.models.event import (
 )
 from accrochage.models.field_errors import FRIENDLY, problems_from
 from accrochage.models.json_input import loads_json
-from accrochage.models.partial import event_rules, partial_event, top_field
+from accrochage.models.partial import event_rules, partial_event, set_aside_finding, top_field
 from accrochage.models.problems import (
     GIVEN_TWICE,
     Problem,
@@ -269,9 +269,10 @@ def _validate_delivered(
             partial, set_aside = found
             known = registry.get(decoded.certifier or "") if "certifier" not in set_aside else None
             siret = known.siret if known is not None else None
-            errors, warnings = event_rules(partial, siret, today, reference, frozenset(set_aside))
-            decoded.errors += [p for p in errors if top_field(p) not in set_aside]
-            decoded.warnings = [p for p in warnings if top_field(p) not in set_aside]
+            unknown = frozenset(set_aside)
+            errors, warnings = event_rules(partial, siret, today, reference, unknown)
+            decoded.errors += [p for p in errors if not set_aside_finding(p, unknown)]
+            decoded.warnings = [p for p in warnings if not set_aside_finding(p, unknown)]
         return
     decoded.event = event
     decoded.delivered_on = event.delivered_on

@@ -8,12 +8,13 @@ not find them one resubmission at a time.
 from __future__ import annotations
 
 from datetime import date
-from typing import Any
+from typing import Any, get_args
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails
 
 from accrochage.models.event import DeliveredEvent
-from accrochage.models.problems import Problem, given_twice
+from accrochage.models.problems import DUPLICATED, Problem, given_twice, under
 from accrochage.models.reference import Reference, reference_problems
 from accrochage.models.rules import delivered_errors, delivered_warnings
 
@@ -39,16 +40,31 @@ def top_field(problem: Problem) -> str:
     return problem.field.split(".", 1)[0].split("[", 1)[0]
 
 
+def set_aside_finding(problem: Problem, set_aside: frozenset[str]) -> bool:
+    """Whether a finding is about a field set aside (judged on its stand-in, or its absence)."""
+    return any(under(problem.field, path) for path in set_aside)
+
+
 _STAND_INS: dict[str, Any] = {
     "event_id": "-",
     "record_id": "-",
     "obtention": "PAR_ADMISSION",
     "certification": {"type": "RS", "code": "RS1"},
     "delivered_on": "2000-01-01",
+    "holder.birth_name": "-",
+    "holder.first_names": ["-"],
+    "holder.birth_date": "2000-01-01",
+    "holder.sex": "M",
+    "certification.type": "RS",
+    "certification.code": "RS1",
+    "cpf_file.id": "-",
+    "cpf_file.holder_name": "-",
+    "cpf_file.holder_first_name": "-",
 }
-"""Values a required field that failed stands in for while the rules across fields run: the
-rules that read `certification` or `delivered_on` are told they are unknown, and skip."""
-_PARTIAL_ROUNDS = 4
+"""Values a required field that failed stands in for while the rules across fields run; the
+rules that read it are told it is unknown (`known`), and skip."""
+_PARTIAL_ROUNDS = 6
+_LEFT_OUT = object()
 
 
 def partial_event(
@@ -58,29 +74,104 @@ def partial_event(
     wrong `exam.mode` hid a code of the wrong type, a delivery date in the future and a NIR's
     wrong key, and a platform found them one resubmission at a time.
 
-    The failing top-level fields are left out (optional ones, unknown keys) or stood in for
-    (`_STAND_INS`); they are returned, so that no rule reads them and no finding about them is
-    kept (a missing `delivered_on` hid a missing holder). None when the rest still fails."""
+    Each failing field is left out (an optional one, an unknown key) or stood in for
+    (`_STAND_INS`), as deep as it failed: a wrong `holder.sex` leaves the NIR's key and the
+    birth date's rules to run. A field that can be neither sets its object aside in its turn.
+    The fields set aside are returned (dotted paths), so that no rule reads them and no
+    finding about them is kept (a missing `delivered_on` hid a missing holder). None when the
+    rest still fails."""
     partial = dict(payload)
     set_aside: set[str] = set()
-    twice = set(given_twice(payload))  # which of their values is meant cannot be told
+    twice = {(key,) for key in given_twice(payload)}  # which value is meant cannot be told
     for _ in range(_PARTIAL_ROUNDS):
-        failed = {str(err["loc"][0]) for err in exc.errors() if err["loc"]} | twice
-        for name in failed - set_aside:
-            field = DeliveredEvent.model_fields.get(name)
-            if name in _STAND_INS:
-                partial[name] = _STAND_INS[name]
-            elif field is None or not field.is_required():  # an unknown key, or optional
-                partial.pop(name, None)
-            else:  # a required field without a stand-in: none left, kept for a new one
+        failed = {loc for err in exc.errors() for loc in _failed_at(err)} | twice
+        for loc in sorted(failed, key=len, reverse=True):
+            if any(under(_dotted(loc), path) for path in set_aside):
+                continue
+            placed = _set_aside(partial, loc)
+            if placed is None:
                 return None
-            set_aside.add(name)
+            partial, path = placed
+            set_aside.add(path)
         try:
             event = DeliveredEvent.model_validate(partial)
         except ValidationError as again:
             exc = again
             continue
-        if {"holder", "cpf_file"} & set_aside:
+        if set_aside & {"holder", "cpf_file"}:
             set_aside |= {"holder", "cpf_file"}  # which of the two is given is not known
         return event, set_aside
     return None
+
+
+def _failed_at(err: ErrorDetails) -> list[tuple[str, ...]]:
+    """Where an error sets a field aside: its location up to a list's field (an item of
+    `first_names` stands for the list); the keys an object gave twice, each."""
+    loc: list[str] = []
+    for part in err["loc"]:
+        if not isinstance(part, str):
+            break
+        loc.append(part)
+    if not loc:
+        return []
+    if loc[-1] == DUPLICATED and isinstance(err.get("input"), list):
+        keys = [k for k in err["input"] if isinstance(k, str) and k != DUPLICATED]
+        return [tuple(loc), *[(*loc[:-1], key) for key in keys]]
+    return [tuple(loc)]
+
+
+def _dotted(loc: tuple[str, ...]) -> str:
+    return ".".join(loc)
+
+
+def _set_aside(partial: dict[str, Any], loc: tuple[str, ...]) -> tuple[dict[str, Any], str] | None:
+    """`partial` with the field at `loc` left out or stood in for, and its path; a field that
+    can be neither sets its object aside instead. None for a required top-level field
+    without a stand-in."""
+    while loc:
+        path = _dotted(loc)
+        model = _model_at(loc[:-1])
+        field = model.model_fields.get(loc[-1]) if model is not None else None
+        if path in _STAND_INS:
+            return _with(partial, loc, _STAND_INS[path]), path
+        if model is not None and (field is None or not field.is_required()):
+            return _with(partial, loc, _LEFT_OUT), path
+        if len(loc) == 1:
+            return None
+        loc = loc[:-1]
+    return None
+
+
+def _model_at(loc: tuple[str, ...]) -> type[BaseModel] | None:
+    """The model of the object at `loc` (the event's at ()), None when it is not one."""
+    model: type[BaseModel] = DeliveredEvent
+    for name in loc:
+        field = model.model_fields.get(name)
+        if field is None:
+            return None
+        found = [a for a in get_args(field.annotation) or (field.annotation,) if _is_model(a)]
+        if len(found) != 1:
+            return None
+        model = found[0]
+    return model
+
+
+def _is_model(annotation: Any) -> bool:
+    return isinstance(annotation, type) and issubclass(annotation, BaseModel)
+
+
+def _with(container: dict[str, Any], loc: tuple[str, ...], value: Any) -> dict[str, Any]:
+    """A copy of `container` with the value at `loc` replaced (or left out), copying only the
+    objects on the way; an object missing on the way is left as it is."""
+    head, *rest = loc
+    copied = dict(container)
+    if not rest:
+        if value is _LEFT_OUT:
+            copied.pop(head, None)
+        else:
+            copied[head] = value
+        return copied
+    inner = container.get(head)
+    if isinstance(inner, dict):
+        copied[head] = _with(inner, tuple(rest), value)
+    return copied

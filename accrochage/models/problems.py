@@ -34,6 +34,17 @@ class Problem:
         return asdict(self)
 
 
+def under(field: str, path: str) -> bool:
+    """Whether the dotted `field` is `path` or lies within it (`holder.nir` in `holder`)."""
+    return field == path or field.startswith((path + ".", path + "["))
+
+
+def known(unknown: frozenset[str], *fields: str) -> bool:
+    """Whether none of `fields` stands in for a value that failed (`models/partial.py`), nor
+    lies within one that does: a rule reading such a field would judge the stand-in."""
+    return not any(under(field, path) for field in fields for path in unknown)
+
+
 def problems_as_dicts(items: list[Problem]) -> list[dict[str, str]]:
     return [item.as_dict() for item in items]
 

@@ -12,7 +12,7 @@ from datetime import date
 from typing import Protocol
 
 from accrochage.models.event import BirthDate, DeliveredEvent
-from accrochage.models.problems import Problem
+from accrochage.models.problems import Problem, known
 
 COG_FIRST_DAY = date(1943, 1, 1)
 """The COG's history starts here: before it, it cannot say whether a commune existed."""
@@ -90,8 +90,7 @@ def reference_problems(
     unknown: frozenset[str] = frozenset(),
 ) -> tuple[list[Problem], list[Problem]]:
     """The errors and warnings of CONTRACT §11 for one structurally valid event; `unknown`:
-    top-level fields standing in for ones that failed (`models/rules.py`), whose rules do not
-    run.
+    fields standing in for ones that failed (`models/rules.py`), whose rules do not run.
 
     It runs for every event: the common case (a known, deliverable code; a commune that
     existed) takes a few lookups and comparisons, and builds a message only for a finding.
@@ -99,7 +98,7 @@ def reference_problems(
     errors: list[Problem] = []
     warnings: list[Problem] = []
     code = event.certification.code
-    if "certification" not in unknown and reference.covers(code):
+    if known(unknown, "certification.code", "certification.type") and reference.covers(code):
         fiche = reference.fiche(code)
         if fiche is None:
             errors.append(
@@ -117,6 +116,8 @@ def reference_problems(
     place = holder.birth_place
     if place is None or place.insee_code is None:
         return errors, warnings
+    if not known(unknown, "holder.birth_place.insee_code"):
+        return errors, warnings
     insee = place.insee_code
     if insee.startswith("99"):
         if reference.has_countries and not reference.country(insee):
@@ -127,7 +128,7 @@ def reference_problems(
                     "INSEE's list of countries)",
                 )
             )
-    elif reference.has_communes:
+    elif reference.has_communes and known(unknown, "holder.birth_date"):
         problem = _commune_problem(insee, holder.birth_date, reference)
         if problem is not None:
             warnings.append(Problem("holder.birth_place.insee_code", problem))
@@ -165,7 +166,7 @@ def _fiche_rules(
     unknown: frozenset[str],
 ) -> None:
     code = fiche.code
-    delivered = None if "delivered_on" in unknown else event.delivered_on
+    delivered = event.delivered_on if known(unknown, "delivered_on") else None
     if (
         delivered is not None
         and fiche.delivery_limit is not None
@@ -183,7 +184,7 @@ def _fiche_rules(
         delivered is not None
         and end is not None
         and delivered > end
-        and "registration" not in unknown
+        and known(unknown, "registration.date")
     ):
         registered = event.registration.date if event.registration is not None else None
         if registered is None or registered > end:

@@ -1,8 +1,8 @@
 """Rules that join several fields of a structurally valid event: errors and warnings.
 
-`unknown`: top-level fields that failed on their own and stand in for themselves in a partial
-event (`models/partial.py`): a rule that reads one of them does not run, or it would judge the
-stand-in.
+`unknown`: fields (dotted paths) that failed on their own, left out or stood in for in a
+partial event (`models/partial.py`): a rule that reads one of them, or a field within one,
+does not run, or it would judge the stand-in.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from datetime import date
 
 from accrochage.models.event import BirthDate, DeliveredEvent
 from accrochage.models.nir import nir_errors, nir_warnings
-from accrochage.models.problems import Problem
+from accrochage.models.problems import Problem, known
 
 
 def _born_after(birth: BirthDate, day: date) -> bool:
@@ -35,17 +35,24 @@ def _holder_errors(event: DeliveredEvent, unknown: frozenset[str]) -> list[Probl
     if holder is None:
         return []
     errors: list[Problem] = []
-    if "delivered_on" not in unknown and _born_after(holder.birth_date, event.delivered_on):
+    if known(unknown, "holder.birth_date", "delivered_on") and _born_after(
+        holder.birth_date, event.delivered_on
+    ):
         errors.append(Problem("holder.birth_date", "is after delivered_on"))
     place = holder.birth_place
-    if place is not None and place.insee_code is not None and place.postal_code is not None:
+    if (
+        place is not None
+        and place.insee_code is not None
+        and place.postal_code is not None
+        and known(unknown, "holder.birth_place.insee_code", "holder.birth_place.postal_code")
+    ):
         errors.append(
             Problem(
                 "holder.birth_place.postal_code",
                 "give either insee_code or postal_code, not both (the CDC takes one)",
             )
         )
-    if holder.nir is not None:
+    if holder.nir is not None and known(unknown, "holder.nir"):
         errors.extend(nir_errors(holder.nir))
     return errors
 
@@ -56,7 +63,9 @@ def delivered_errors(
     """What the CDC schema forbids across fields, or what cannot be true."""
     errors = _identity_errors(event)
     code, kind = event.certification.code, event.certification.type
-    if "certification" not in unknown and code.startswith("RNCP") != (kind == "RNCP"):
+    if known(unknown, "certification.code", "certification.type") and code.startswith("RNCP") != (
+        kind == "RNCP"
+    ):
         errors.append(
             Problem(
                 "certification.code",
@@ -64,13 +73,24 @@ def delivered_errors(
                 f"{event.certification.type}: the code starts with the type",
             )
         )
-    delivered = None if "delivered_on" in unknown else event.delivered_on
+    delivered = event.delivered_on if known(unknown, "delivered_on") else None
     if delivered is not None and delivered > today:
         errors.append(Problem("delivered_on", f"{delivered} is in the future (today is {today})"))
-    if delivered is not None and event.valid_until is not None and event.valid_until < delivered:
+    if (
+        delivered is not None
+        and event.valid_until is not None
+        and known(unknown, "valid_until")
+        and event.valid_until < delivered
+    ):
         errors.append(Problem("valid_until", "is before delivered_on"))
     exam = event.exam
-    if exam is not None and exam.start and exam.end and exam.start > exam.end:
+    if (
+        exam is not None
+        and exam.start
+        and exam.end
+        and known(unknown, "exam.start", "exam.end")
+        and exam.start > exam.end
+    ):
         errors.append(Problem("exam.end", f"{exam.end} is before exam.start {exam.start}"))
     errors.extend(_holder_errors(event, unknown))
     return errors
@@ -82,20 +102,26 @@ def delivered_warnings(
     """Plausibility rules the CDC's own examples do not follow: reported, never blocking."""
     warnings: list[Problem] = []
     exam = event.exam
-    if exam is not None and "delivered_on" not in unknown:
+    if exam is not None and known(unknown, "delivered_on"):
         for name, day in (("exam.start", exam.start), ("exam.end", exam.end)):
-            if day is not None and day > event.delivered_on:
+            if day is not None and known(unknown, name) and day > event.delivered_on:
                 warnings.append(Problem(name, f"{day} is after delivered_on {event.delivered_on}"))
     registration = event.registration
     if (
         registration is not None
         and registration.vae_path is not None
         and registration.access_mode != "VAE"
+        and known(unknown, "registration.vae_path", "registration.access_mode")
     ):
         warnings.append(
             Problem("registration.vae_path", "is given but registration.access_mode is not VAE")
         )
     holder = event.holder
-    if holder is not None and holder.nir is not None and not nir_errors(holder.nir):
+    if (
+        holder is not None
+        and holder.nir is not None
+        and known(unknown, "holder.nir", "holder.sex", "holder.birth_date")
+        and not nir_errors(holder.nir)
+    ):
         warnings.extend(nir_warnings(holder.nir, holder.sex, holder.birth_date))
     return warnings
