@@ -490,6 +490,7 @@ def test_a_rejection_of_a_file_renamed_beyond_recognition_is_applied_to_the_batc
 
     done = run(config, "import-report", str(report), "--batch", path.name).stdout
     assert "2 rejected" in done and "whole file rejected: XSD: " in done
+    assert f"matched by --batch {path.name}" in done and "the name carries" not in done
     assert {r["status"] for r in outstanding_json(config)} == {"rejected"}
 
 

@@ -84,9 +84,14 @@ class Feedback:
             if batch is not None:
                 summary.action = batch.action.value
                 if batch_id != report.id_flux and batch.file_name != report.file_name:
+                    how = (
+                        f"--batch {batch_ref}"
+                        if batch_ref is not None
+                        else "the batch id the name carries"
+                    )
                     summary.notes.append(
                         f"nomFichier {report.file_name!r} is not the name accrochage gave the "
-                        f"file ({batch.file_name}): matched by the batch id it carries"
+                        f"file ({batch.file_name}): matched by {how}"
                     )
             ctx = OutcomeContext(tx, batch, now, label, self.decode)
             left: set[str] = set()
