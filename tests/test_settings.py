@@ -191,6 +191,19 @@ def test_a_variable_that_names_no_setting_is_refused(
         load_settings(write_config(tmp_path))
 
 
+def test_a_list_item_set_from_the_environment_names_its_variable_and_the_way(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`certifiers: Input should be a valid list` named no variable: the operator read a
+    valid TOML list and was stuck."""
+    monkeypatch.setenv("ACCROCHAGE_CERTIFIERS__0__KEY", "zz")
+    with pytest.raises(ConfigError) as caught:
+        load_settings(write_config(tmp_path))
+    said = str(caught.value)
+    assert "certifiers (from ACCROCHAGE_CERTIFIERS__0__KEY)" in said
+    assert "a list is set whole from the environment, as JSON" in said
+
+
 def test_a_wrong_value_from_the_environment_names_its_variable(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -128,10 +129,30 @@ def describe_settings_errors(source: Path, exc: ValidationError) -> str:
     lines = [f"{source}: {exc.error_count()} wrong or missing setting(s):"]
     for error in exc.errors():
         where = ".".join(str(part) for part in error["loc"]).replace("schema_", "schema")
-        variable = ENV_PREFIX + "__".join(where.split(".")[:2]).upper()
-        origin = f" (from {variable})" if variable in os.environ else ""
-        lines.append(f"  - {where}{origin}: {_error_message(error)}")
+        variables = _variables_of(where)
+        origin = f" (from {', '.join(variables)})" if variables else ""
+        message = _error_message(error)
+        if any(_INDEXED.search(v) for v in variables):
+            message += (
+                "; a list is set whole from the environment, as JSON (e.g. "
+                f"{ENV_PREFIX}CERTIFIERS='[{{\"key\": ...}}]'), never one item by its index"
+            )
+        lines.append(f"  - {where}{origin}: {message}")
     return "\n".join(lines)
+
+
+_INDEXED = re.compile(r"__[0-9]+(__|$)")
+
+
+def _variables_of(where: str) -> list[str]:
+    """The ACCROCHAGE_* variables a wrong setting may come from: its own, or else any of its
+    section's (`ACCROCHAGE_CERTIFIERS__0__KEY` makes `certifiers` not a list)."""
+    parts = where.split(".")
+    exact = ENV_PREFIX + "__".join(parts[:2]).upper()
+    if exact in os.environ:
+        return [exact]
+    section = ENV_PREFIX + parts[0].upper()
+    return sorted(v for v in os.environ if v == section or v.startswith(section + "__"))
 
 
 def _error_message(error: ErrorDetails) -> str:
