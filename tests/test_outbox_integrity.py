@@ -4,6 +4,7 @@ deleted or altered after their release (`verify [--repair]`, `flush`)."""
 
 from __future__ import annotations
 
+import json
 import os
 import pathlib
 import signal
@@ -275,3 +276,25 @@ def test_the_verify_command_exits_1_until_repaired(core: Core, tmp_path: Path) -
 
     clean = runner.invoke(main, [*config, "verify"])
     assert clean.exit_code == 0 and "0 missing or altered" in clean.stdout
+
+
+def test_a_batch_failing_the_xsd_tells_the_operator_what_to_do(tmp_path: Path) -> None:
+    """`flush` and `show` said the batch failed and nothing more."""
+    config = write_config(tmp_path)
+    with config.open("a", encoding="utf-8") as handle:
+        handle.write(f'\n[schema]\nversion = "1.1.5"\nxsd = "{_stricter_xsd(tmp_path)}"\n')
+    one = event("S-3")
+    one["holder"]["birth_name"] = "lower"
+    source = tmp_path / "e.jsonl"
+    source.write_text(json.dumps(one) + "\n", encoding="utf-8")
+    runner = CliRunner()
+    assert runner.invoke(main, ["--config", str(config), "ingest", str(source)]).exit_code == 0
+    failed = runner.invoke(main, ["--config", str(config), "flush", "--force"])
+    assert failed.exit_code == 1
+    assert "idTechnique S-3" in failed.stderr
+    assert "next: " in failed.stderr and "send a corrected event" in failed.stderr
+    assert "accrochage exclude ID --reason TEXT" in failed.stderr
+    shown = runner.invoke(main, ["--config", str(config), "show", "S-3"])
+    assert shown.exit_code == 0, shown.output
+    (line,) = [x for x in shown.stdout.splitlines() if x.startswith("next")]
+    assert "accrochage exclude S-3 --reason TEXT" in line and "tried again at each flush" in line

@@ -8,7 +8,7 @@ import click
 
 from accrochage.commands.core import core_from
 from accrochage.commands.output import reason_of
-from accrochage.errors import StoreError
+from accrochage.errors import SchemaValidationError, StoreError
 from accrochage.models.vocabulary import CdcAction
 from accrochage.streams.flush_report import CutBatch, FailedBatch, FlushReport, WrittenBatch
 
@@ -69,6 +69,20 @@ def _print_file(outcome: WrittenBatch | FailedBatch) -> None:
         click.echo(f"wrote {outcome.path} ({outcome.passages} passages, {outcome.bytes} bytes)")
     else:
         click.echo(f"FAILED {outcome.batch_id} ({outcome.certifier}): {outcome.error}", err=True)
+        click.echo(f"  next: {failed_next(outcome.error)}", err=True)
+
+
+def failed_next(error: str) -> str:
+    """What the operator does about a batch whose file failed: it is tried again at each
+    flush, which a schema error the data causes never passes."""
+    if error.startswith(SchemaValidationError.__name__):
+        return (
+            "the file is tried again at each flush and fails until the record its message "
+            "names (idTechnique) changes: send a corrected event for it (it supersedes this "
+            "batch, its other records are cut again), or take it out with `accrochage exclude "
+            "ID --reason TEXT`; `accrochage show ID` shows the record"
+        )
+    return "the file is tried again at each flush: fix the cause above, then run `accrochage flush`"
 
 
 def register(group: click.Group) -> None:

@@ -238,6 +238,16 @@ def _echo_detail(detail: Row) -> None:
     for batch in detail["batches"]:
         where = batch["file"] or batch["file_name"]
         click.echo(f"{'batch':<13} {batch['batch_id']} {batch['state']} {where}")
+    if any(
+        b["batch_id"] == detail.get("batch_id") and b["state"] == BatchState.FAILED
+        for b in detail["batches"]
+    ):
+        click.echo(
+            f"{'next':<13} its batch's file could not be written (`accrochage batches` says "
+            "why) and is tried again at each flush; if its message names this idTechnique, "
+            "send a corrected event (it supersedes the batch) or `accrochage exclude "
+            f"{detail['record_id']} --reason TEXT`"
+        )
     click.echo("history:")
     for entry in detail["history"]:
         before = entry["from_status"] or "-"
