@@ -174,6 +174,8 @@ def test_check_xml_refuses_what_is_not_a_regular_file_without_waiting(
     assert "is a directory" in result.stderr
     assert "/dev/zero: 1 error(s)" in result.stderr and "character device" in result.stderr
     assert "flux-pix-1.1.2.xml: valid" in result.stdout
+    # Nothing was checked: no schema is named (it named 1.1.2's, the default being 1.1.5).
+    assert result.stderr.count("(not checked)") == 3 and "checked against" not in result.stderr
 
 
 def test_check_xml_refuses_a_file_above_the_cdc_limit_before_reading_it(

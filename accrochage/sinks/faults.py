@@ -38,13 +38,16 @@ class FileCheck:
     schema: Path
     passages: int
     faults: tuple[Fault, ...]
+    read: bool = True
+    """False when the file could not be opened as a regular file: nothing was checked."""
 
     @property
     def ok(self) -> bool:
         return not self.faults
 
     def message(self, shown: int = SHOWN) -> str:
-        lines = [f"{self.path}: {len(self.faults)} error(s) (checked against {self.schema})"]
+        against = f"checked against {self.schema}" if self.read else "not checked"
+        lines = [f"{self.path}: {len(self.faults)} error(s) ({against})"]
         lines += [f"  {fault}" for fault in self.faults[:shown]]
         if len(self.faults) > shown:
             lines.append(f"  ... and {len(self.faults) - shown} more")

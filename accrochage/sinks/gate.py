@@ -364,9 +364,10 @@ def inspect_file(path: Path, xsd: Path) -> FileCheck:
             handle.seek(0)
             checker = _parse(handle, schema)
     except SchemaValidationError as exc:
-        return FileCheck(path, xsd, 0, (Fault(f"the file {exc}"),))
+        return FileCheck(path, xsd, 0, (Fault(f"the file {exc}"),), read=False)
     except OSError as exc:
-        return FileCheck(path, xsd, 0, (Fault(f"the file cannot be read ({exc.strerror})"),))
+        fault = Fault(f"the file cannot be read ({exc.strerror})")
+        return FileCheck(path, xsd, 0, (fault,), read=False)
     faults = checker.faults
     if checker.more:
         faults.append(Fault(f"and {checker.more} more schema error(s), not listed"))
