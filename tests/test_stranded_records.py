@@ -91,6 +91,9 @@ def test_a_member_of_a_failed_batch_can_be_excluded(tmp_path: Path) -> None:
     try:
         (outcome,) = core.operations.exclude(["SF-1"], "birth name refused by the official kit")
         assert outcome.done, outcome.message
+        # It said "was pending" (its batch was superseded first), where `show` said batched.
+        assert outcome.message.startswith("excluded (was batched); its batch "), outcome.message
+        assert "whose file failed, is superseded" in outcome.message
         assert record(core, "SF-1")["status"] == "excluded"
         assert record(core, "SF-2")["status"] == "pending", "cut again without it"
         assert batch_row(core, failed)["state"] == "superseded"

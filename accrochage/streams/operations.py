@@ -11,7 +11,7 @@ storage failure refuses every item not applied yet, saying why) is simply run ag
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
@@ -200,16 +200,21 @@ class Operations:
         moves = []
         with self.store.transaction() as tx:  # one: a record goes with its failed batch's others
             now = self._now()
+            in_failed = {}
             for record in tx.records(record_ids).values():
                 if record.status is Status.BATCHED and self._batch_state(tx, record) is FAILED:
                     assert record.batch_id is not None
+                    in_failed[record.record_id] = record
                     move = supersede_batch(tx, record.batch_id, self.sink, self.decode, now)
                     moves += [move] if move is not None else []
             outcomes = self._apply_in(
-                tx, record_ids, lambda record, now: apply_exclude(record, reason, now)
+                tx,
+                record_ids,
+                lambda record, now: apply_exclude(record, reason, now),
+                was=in_failed,
             )
         self.sink.move_recorded(moves, "superseded")
-        return outcomes
+        return [_with_failed_batch(o, in_failed.get(o.item)) for o in outcomes]
 
     @staticmethod
     def _batch_state(tx: Transaction, record: Record) -> BatchState | None:
@@ -271,7 +276,10 @@ class Operations:
         tx: Transaction,
         record_ids: Sequence[str],
         transition: Callable[[Record, datetime], Change],
+        was: Mapping[str, Record] | None = None,
     ) -> list[ItemOutcome]:
+        """`was`: records as they were before this command changed them (a member of a failed
+        batch, back to pending when the batch was superseded): what the outcome says they were."""
         now = self._now()
         current = tx.records(record_ids)
         outcomes, changes = [], []
@@ -289,7 +297,8 @@ class Operations:
                 continue
             current[record_id] = change.record
             changes.append(change)
-            outcomes.append(ItemOutcome(record_id, True, _done(record, change.record)))
+            before = (was or {}).get(record_id, record)
+            outcomes.append(ItemOutcome(record_id, True, _done(before, change.record)))
         tx.save(changes)
         return outcomes
 
@@ -322,6 +331,17 @@ def retry(record: Record, now: datetime) -> Change:
     if _suppression_refused(record):
         return apply_suppression_retry(record, now)
     return apply_retry(record, now)
+
+
+def _with_failed_batch(outcome: ItemOutcome, was: Record | None) -> ItemOutcome:
+    if was is None or not outcome.done or was.batch_id is None:
+        return outcome
+    return ItemOutcome(
+        outcome.item,
+        True,
+        f"{outcome.message}; its batch {was.batch_id[:8]}, whose file failed, is superseded "
+        "(its other records are cut again)",
+    )
 
 
 def _done(before: Record, after: Record) -> str:
