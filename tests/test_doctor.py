@@ -145,7 +145,8 @@ def test_an_xsd_of_another_version_than_schema_version_needs_the_operator(
     with_state(tmp_path)  # a command would stop on this configuration: doctor says why
     config = write_config(tmp_path, schema={"xsd": official_xsd})  # 1.1.2's, version 1.1.5
     [xsd] = findings(doctor_json(config, code=1), "xsd")
-    assert (xsd["level"], xsd["needs_operator"]) == ("warning", True)
+    # An error, as for every other command, which refuses to start (it was a warning).
+    assert (xsd["level"], xsd["needs_operator"]) == ("error", True)
     assert "declares version 1.1.2 but schema.version is 1.1.5" in xsd["message"]
 
 
@@ -279,8 +280,9 @@ def test_a_state_of_1_1_2_files_refuses_a_configuration_that_names_no_version(
         assert result.exit_code == 2, (command, result.stdout, result.stderr)
         assert "holds files written with schema 1.1.2" in result.stderr
 
-    [guard] = [f for f in findings(doctor_json(config, code=1), "schema") if f["level"] == "error"]
-    assert 'version = "1.1.2"' in guard["message"]
+    # The error alone: an "ok ... 1.1.5 (the default)" beside it contradicted it.
+    [guard] = findings(doctor_json(config, code=1), "schema")
+    assert guard["level"] == "error" and 'version = "1.1.2"' in guard["message"]
 
 
 def test_a_named_version_lets_a_1_1_2_state_start(

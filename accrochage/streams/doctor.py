@@ -34,7 +34,8 @@ __all__ = ["Finding", "Level", "diagnose", "needs_operator"]
 
 def diagnose(settings: Settings, clock: Clock, open_store: Callable[[], Store]) -> list[Finding]:
     """Every check; `open_store` opens the state checking its integrity (`quick_check`)."""
-    findings = [schema_finding(settings), xsd_finding(settings), *token_findings(settings)]
+    chosen = schema_finding(settings)
+    findings = [chosen, xsd_finding(settings), *token_findings(settings)]
     state = settings.paths.state
     if not state.exists():
         findings.append(
@@ -55,7 +56,10 @@ def diagnose(settings: Settings, clock: Clock, open_store: Callable[[], Store]) 
     except AccrochageError as exc:
         return [*findings, Finding("state", Level.ERROR, f"the state cannot be opened: {exc}")]
     try:
-        findings += state_findings(settings, store)
+        held = state_findings(settings, store)
+        if any(f.check == "schema" and f.level is Level.ERROR for f in held):
+            findings.remove(chosen)  # an "ok" beside the error that says it is not
+        findings += held
         findings += writer_findings(store)
         findings += refdata_findings(settings, store, clock)
         observation = _watch(settings, store, clock).observe()
@@ -155,9 +159,9 @@ def _given_xsd(path: Path, version: str) -> Finding:
         return Finding("xsd", Level.ERROR, str(exc))
     declared = declared_version(path)
     if declared is not None and declared != version:
-        return Finding(
+        return Finding(  # every other command refuses to start so (exit 2)
             "xsd",
-            Level.WARNING,
+            Level.ERROR,
             f"schema.xsd ({path}) declares version {declared} but schema.version is "
             f"{version}: set schema.version to {declared}, or point schema.xsd at the "
             f"{version} kit's XSD",
