@@ -877,7 +877,8 @@ def test_a_rejected_file_renamed_before_its_upload_is_found_by_its_batch_id(
     summary = core.feedback.import_report(path)
     assert summary.batch_id == pix
     assert sorted(summary.rejected) == ["N-1", "N-2"]
-    assert any("matched by the batch id the name carries" in n for n in summary.notes), summary.notes
+    said = summary.notes
+    assert any("matched by the batch id the name carries" in n for n in said), said
     assert record(core, "N-3")["status"] == "batched"
 
 
