@@ -11,13 +11,10 @@ import json
 from dataclasses import replace
 from datetime import date, datetime
 
-from accrochage.models.cdc import classify
 from accrochage.models.deadline import deadline_for
 from accrochage.models.decode import Decoded
 from accrochage.models.problems import Problem
 from accrochage.models.record import (
-    AWAITING_REPORT,
-    IDENTITY_REASONS,
     IN_A_BATCH,
     INVALID_CONTENT_KEPT,
     NEVER_SENT,
@@ -313,87 +310,3 @@ def awaiting_withdrawal(record: Record, now: datetime) -> Record:
     if record.correction_version is None and not record.revocation_pending:
         return record
     return replace(record, deadline=None, pending_since=now)
-
-
-def cut_entry(record_id: str, now: datetime, reason: str, batch_id: str) -> HistoryEntry:
-    """The history of a pending record taken into a batch (the store moves members in bulk)."""
-    return HistoryEntry(
-        record_id, now, Status.PENDING, Status.BATCHED, f"batch cut: {reason}", batch_id
-    )
-
-
-def apply_deposited(current: Record, batch_id: str, now: datetime) -> Change:
-    """The file of the record's batch was uploaded: batched -> deposited."""
-    if current.batch_id != batch_id or current.status is not Status.BATCHED:
-        return Change(Outcome.UNCHANGED)
-    return Change(
-        Outcome.MOVED,
-        replace(current, status=Status.DEPOSITED, updated_at=now),
-        None,
-        HistoryEntry(
-            current.record_id,
-            now,
-            Status.BATCHED,
-            Status.DEPOSITED,
-            "file deposited on the CDC portal",
-            batch_id,
-        ),
-    )
-
-
-def apply_report(
-    current: Record,
-    *,
-    accepted: bool,
-    message: str | None,
-    report_batch: str | None,
-    now: datetime,
-    label: str,
-    whole_file: bool = False,
-) -> Change:
-    """One outcome of a CDC processing report for one record.
-
-    A report on an older batch says nothing of a record that has moved on (re-queued, sent
-    again in another batch); a record not awaiting a report keeps its status.
-    """
-    target = Status.ACCEPTED if accepted else Status.REJECTED
-    if report_batch is not None and current.batch_id != report_batch:
-        return Change(Outcome.UNCHANGED)
-    waiting = AWAITING_REPORT if whole_file else AWAITING_REPORT | {Status.REJECTED}
-    if current.status is target or current.status not in waiting:
-        return Change(Outcome.UNCHANGED)
-    after, revocation = target, current.revocation_pending
-    reason = "accepted by the CDC" if accepted else f"rejected by the CDC: {message}"
-    withdrawn = not accepted and revocation
-    if withdrawn:
-        # Revoked while in flight and never accepted: the CDC holds nothing to delete, and a
-        # correction stored meanwhile has nothing left to correct.
-        after, revocation = Status.WITHDRAWN, False
-        reason += "; it had been revoked, so it is withdrawn"
-    cdc_reason = classify(message, whole_file=whole_file) if message or whole_file else None
-    identity = not accepted and cdc_reason in IDENTITY_REASONS
-    record = replace(
-        current if not withdrawn else without_correction(current),
-        status=after,
-        cdc_message=message,
-        cdc_reason=cdc_reason,
-        revocation_pending=revocation,
-        accepted_batch_id=current.batch_id if accepted else current.accepted_batch_id,
-        identity_rejections=current.identity_rejections + int(identity),
-        delivery_met=current.delivery_met or accepted,
-        pending_since=None,
-        updated_at=now,
-    )
-    if record.identity_procedure and identity:
-        reason += (
-            f"; rejected {record.identity_rejections} times for identity: gather the "
-            "evidence (accrochage evidence) for the CDC's identity procedure"
-        )
-    return Change(
-        Outcome.MOVED,
-        awaiting_withdrawal(record, now),
-        None,
-        HistoryEntry(
-            current.record_id, now, current.status, after, reason, current.batch_id, label
-        ),
-    )

@@ -18,8 +18,8 @@ from itertools import chain
 from accrochage import failpoints
 from accrochage.errors import StoreError
 from accrochage.models.batch import BatchInfo, FrozenBatch, Member, ReleasedFile
+from accrochage.models.batch_life import cut_entry
 from accrochage.models.deadline import Clock, paris_today
-from accrochage.models.lifecycle import cut_entry
 from accrochage.models.registry import Certifier, Registry
 from accrochage.models.vocabulary import PLACED, BatchState, SchemaVersion
 from accrochage.sinks.base import BatchSink

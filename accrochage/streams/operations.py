@@ -19,8 +19,8 @@ from pathlib import Path
 
 from accrochage.errors import StorageCorruptError, StoreError
 from accrochage.models.batch import not_one_batch
+from accrochage.models.batch_life import apply_deposited
 from accrochage.models.deadline import Clock
-from accrochage.models.lifecycle import apply_deposited
 from accrochage.models.operator import (
     UNREPORTED,
     apply_exclude,

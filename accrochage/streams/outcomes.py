@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from accrochage.models.batch import BatchInfo
+from accrochage.models.batch_life import apply_report
 from accrochage.models.corrections import RequestClosure
-from accrochage.models.lifecycle import apply_report
 from accrochage.models.record import Change, Outcome, Record, Status
 from accrochage.models.vocabulary import SUPERSEDABLE, CdcAction, SchemaVersion
 from accrochage.models.withdrawal import (

@@ -6,7 +6,8 @@ from dataclasses import replace
 from datetime import date
 from typing import Any
 
-from accrochage.models.lifecycle import apply_delivered, apply_report, apply_revoked
+from accrochage.models.batch_life import apply_report
+from accrochage.models.lifecycle import apply_delivered, apply_revoked
 from accrochage.models.record import Outcome, Record
 from accrochage.models.vocabulary import CdcReason
 from accrochage.models.vocabulary import RecordStatus as S
