@@ -34,11 +34,12 @@ from accrochage.models.deadline import PARIS
 from accrochage.models.decode import decode
 from accrochage.models.event import DeliveredEvent
 from accrochage.models.nir import nir_key
-from accrochage.sinks.gate import check_file, load_schema, schema_path
+from accrochage.sinks.gate import check_file
 from accrochage.sinks.outbox import release
 from accrochage.sinks.passage import NSMAP, passage_bytes, passage_element, q
 from accrochage.sinks.profiles import PROFILES
 from accrochage.sinks.render import FluxHeader, envelope_bytes, render_flux
+from accrochage.sinks.schemas import load_schema, schema_path
 from bench._common import (
     CERTIFIERS,
     EMITTER,

@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 from accrochage.cli import main
 from accrochage.models.jsonschema import event_json_schema_text
-from accrochage.sinks.gate import MAX_FILE_BYTES
+from accrochage.sinks.schemas import MAX_FILE_BYTES
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ["flux-full-1.1.2.xml", "flux-pix-1.1.2.xml"]

@@ -44,10 +44,11 @@ from accrochage.models.event import DeliveredEvent, event_from_content
 from accrochage.models.registry import Certifier, Emitter
 from accrochage.settings import Settings, load_settings
 from accrochage.sinks import outbox as outbox_module
-from accrochage.sinks.gate import check_file, schema_path
+from accrochage.sinks.gate import check_file
 from accrochage.sinks.outbox import ReleasedFile, release
 from accrochage.sinks.profiles import PROFILES, profile_for
 from accrochage.sinks.render import FluxHeader, render_flux
+from accrochage.sinks.schemas import schema_path
 from accrochage.streams.flush_report import FlushReport
 from accrochage.streams.ingest import Incoming
 from tests.support.crash import (

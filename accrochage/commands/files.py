@@ -10,7 +10,8 @@ import click
 from accrochage.errors import AccrochageError
 from accrochage.models.jsonschema import event_json_schema_text
 from accrochage.models.vocabulary import SchemaVersion, values
-from accrochage.sinks.gate import inspect_file, xsd_for_file
+from accrochage.sinks.gate import inspect_file
+from accrochage.sinks.schemas import xsd_for_file
 
 
 @click.command("check-xml")

@@ -25,11 +25,11 @@ from accrochage.models.event import event_from_content
 from accrochage.models.vocabulary import BatchState, SchemaVersion
 from accrochage.pool import HelperDied, HelperPool
 from accrochage.sinks.base import BatchSink, FileSizes, outcome_of
-from accrochage.sinks.gate import MAX_FILE_BYTES, load_schema, schema_path
 from accrochage.sinks.outbox import file_name, move_released, release_passages
 from accrochage.sinks.passage import passage_bytes
 from accrochage.sinks.profiles import SchemaProfile, profile_for
 from accrochage.sinks.render import FluxHeader, FluxPassage, certification_head, envelope_bytes
+from accrochage.sinks.schemas import MAX_FILE_BYTES, load_schema, schema_path
 from accrochage.state.base import StoredContent, StoreLocation
 
 LONGEST_CODE = "RNCP" + "9" * 20

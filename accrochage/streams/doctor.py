@@ -18,8 +18,8 @@ from accrochage.errors import AccrochageError, StateNeedsMigration, StorageCorru
 from accrochage.models.deadline import Clock, paris_today
 from accrochage.refdata.load import age_warnings
 from accrochage.settings import Settings
-from accrochage.sinks.gate import declared_version, load_schema
 from accrochage.sinks.profiles import OFFICIAL_KIT, RECONSTRUCTED, profile_for
+from accrochage.sinks.schemas import declared_version, load_schema
 from accrochage.state.base import AlertState, Observation, Store
 from accrochage.streams.alerts import active, annotations_of, severity_of
 from accrochage.streams.doctor_files import files_finding, left_out_findings, outbox_findings

@@ -12,7 +12,7 @@ from __future__ import annotations
 from accrochage.errors import ConfigError
 from accrochage.models.vocabulary import SchemaVersion
 from accrochage.settings import Settings
-from accrochage.sinks.gate import declared_version
+from accrochage.sinks.schemas import declared_version
 from accrochage.state.base import Store
 
 OLD = SchemaVersion.V1_1_2

@@ -1,0 +1,99 @@
+"""The CDC's XSDs: loading one (lxml, no network, no entity), the version an XSD declares,
+and the schema version a file is written in (read from its header only)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import BinaryIO
+
+from lxml import etree
+
+from accrochage.errors import ConfigError, SchemaValidationError
+from accrochage.models.vocabulary import SchemaVersion
+from accrochage.sinks.profiles import NAMESPACE, SchemaProfile, profile_for
+from accrochage.sinks.prolog import HEAD, head_fault
+from accrochage.sinks.regular import open_regular
+
+MAX_FILE_BYTES = 200_000_000
+"""The CDC takes files of at most 200 MB (SPEC.md, size and volume)."""
+
+_CHUNK = 1 << 16
+_CERTIFICATIONS = "certifications"
+
+
+# -- the schema --------------------------------------------------------------------------------
+
+
+@lru_cache(maxsize=8)
+def _load(path: Path) -> etree.XMLSchema:
+    try:
+        parser = etree.XMLParser(resolve_entities=False, no_network=True)
+        return etree.XMLSchema(etree.parse(str(path), parser))
+    except (OSError, etree.XMLSyntaxError, etree.XMLSchemaParseError) as exc:
+        raise ConfigError(f"cannot load the XSD {path}: {exc}; check schema.xsd / --xsd") from None
+
+
+def schema_path(profile: SchemaProfile, override: Path | None = None) -> Path:
+    return (override or profile.bundled_xsd).resolve()
+
+
+def load_schema(path: Path) -> etree.XMLSchema:
+    return _load(path.resolve())
+
+
+def declared_version(path: Path) -> str | None:
+    """The `version` attribute of an XSD's `xsd:schema` (the CDC's files carry it), if any."""
+    try:
+        parser = etree.XMLParser(resolve_entities=False, no_network=True)
+        version = etree.parse(str(path), parser).getroot().get("version")
+    except (OSError, etree.XMLSyntaxError):
+        return None
+    return version.strip() if version else None
+
+
+# -- the schema version a file is written in ---------------------------------------------------
+
+
+def version_of(path: Path) -> SchemaVersion:
+    """1.1.5 when the flux carries `action`, 1.1.2 otherwise (read from the header only).
+
+    The file's kind, size, encoding and DTD are checked first: a file refused there is
+    checked against 1.1.2 and refused again, with the reason, by `inspect_file`.
+    """
+    try:
+        with open_regular(path, max_bytes=MAX_FILE_BYTES, refuse=SchemaValidationError) as handle:
+            head = handle.read(HEAD)
+            if head_fault(head) is not None:
+                return SchemaVersion.V1_1_2
+            handle.seek(0)
+            return _version_from(handle)
+    except (SchemaValidationError, OSError):
+        return SchemaVersion.V1_1_2
+
+
+def _version_from(handle: BinaryIO) -> SchemaVersion:
+    parser = etree.XMLPullParser(
+        events=("start",), resolve_entities=False, no_network=True, load_dtd=False
+    )
+    action = f"{{{NAMESPACE}}}action"
+    header_ends = {f"{{{NAMESPACE}}}{name}" for name in ("emetteur", _CERTIFICATIONS)}
+    try:
+        for chunk in iter(lambda: handle.read(_CHUNK), b""):
+            parser.feed(chunk)
+            for _, element in parser.read_events():
+                tag = getattr(element, "tag", None)
+                if tag == action:
+                    return SchemaVersion.V1_1_5
+                if tag in header_ends:
+                    return SchemaVersion.V1_1_2
+    except etree.XMLSyntaxError:
+        pass
+    return SchemaVersion.V1_1_2
+
+
+def xsd_for_file(path: Path, version: SchemaVersion | None, override: Path | None) -> Path:
+    """The XSD a file is checked against: `override`, or the bundled one of its version."""
+    if override is not None:
+        return schema_path(profile_for(SchemaVersion.V1_1_2), override)
+    return schema_path(profile_for(version or version_of(path)))
