@@ -105,6 +105,21 @@ def test_a_member_of_a_failed_batch_can_be_excluded(tmp_path: Path) -> None:
         core.close()
 
 
+def test_members_of_one_failed_batch_excluded_together_each_say_so(tmp_path: Path) -> None:
+    """The first member's batch was superseded before the second was looked at: that one
+    said "was pending", its batch no longer failed."""
+    core, failed, _ = failed_batch(tmp_path)
+    try:
+        outcomes = core.operations.exclude(["SF-1", "SF-2"], "both refused")
+        for outcome in outcomes:
+            assert outcome.done, outcome.message
+            assert outcome.message.startswith("excluded (was batched); its batch "), outcome
+        assert batch_row(core, failed)["state"] == "superseded"
+        assert {record(core, r)["status"] for r in ("SF-1", "SF-2")} == {"excluded"}
+    finally:
+        core.close()
+
+
 def test_a_record_its_report_left_out_can_be_sent_again(tmp_path: Path, shared_dir: Path) -> None:
     core, _ = make_core(tmp_path, schema={"version": "1.1.5"})
     try:

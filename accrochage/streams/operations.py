@@ -200,13 +200,12 @@ class Operations:
         moves = []
         with self.store.transaction() as tx:  # one: a record goes with its failed batch's others
             now = self._now()
-            in_failed = {}
-            for record in tx.records(record_ids).values():
-                if record.status is Status.BATCHED and self._batch_state(tx, record) is FAILED:
-                    assert record.batch_id is not None
-                    in_failed[record.record_id] = record
-                    move = supersede_batch(tx, record.batch_id, self.sink, self.decode, now)
-                    moves += [move] if move is not None else []
+            batched = [r for r in tx.records(record_ids).values() if r.status is Status.BATCHED]
+            failed = {r.batch_id for r in batched if self._batch_state(tx, r) is FAILED}
+            in_failed = {r.record_id: r for r in batched if r.batch_id in failed}
+            for batch_id in sorted(b for b in failed if b is not None):
+                move = supersede_batch(tx, batch_id, self.sink, self.decode, now)
+                moves += [move] if move is not None else []
             outcomes = self._apply_in(
                 tx,
                 record_ids,
