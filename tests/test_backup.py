@@ -28,6 +28,7 @@ from tests.test_read_only_user import (
     read_only,
     state,
 )
+from tests.test_tracker import write_config
 
 __all__ = ["state"]
 
@@ -203,3 +204,52 @@ def test_upgrade_is_refused_while_a_service_serves_the_state(state: Path, tmp_pa
         assert holder.stdin is not None
         holder.stdin.close()
         holder.wait(30)
+
+
+FULL_DISK = """
+import resource, signal, sys
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write beyond the limit fails (EFBIG)
+resource.setrlimit(resource.RLIMIT_FSIZE, (int(sys.argv[1]), int(sys.argv[1])))
+from accrochage.cli import main
+main(sys.argv[2:])
+"""
+
+
+def test_a_backup_that_cannot_be_written_leaves_nothing_behind(state: Path, tmp_path: Path) -> None:
+    """A full disk (here: a limit on a file's size) failed the copy: SQLite's `-journal` of
+    the partial copy stayed in the folder, and piled up at each failing cron run."""
+    db = state.parent / "var" / "state.db"
+    limit = db.stat().st_size // 2
+    out = tmp_path / "out"
+    out.mkdir()
+    done = subprocess.run(
+        [sys.executable, "-c", FULL_DISK, str(limit), "--config", str(state), "backup", str(out)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 1, (done.stdout, done.stderr)
+    assert "cannot write the backup" in done.stderr and "Traceback" not in done.stderr
+    assert list(out.iterdir()) == [], "a partial copy or its journal was left"
+
+
+def test_a_backup_never_replaces_the_state_s_files_through_a_symlinked_path(
+    tmp_path: Path,
+) -> None:
+    """SQLite keeps `-wal` beside the real file: named by its real folder, the live WAL of a
+    symlinked `paths.state` was taken for an ordinary file (and replaced with --overwrite)."""
+    real = tmp_path / "real"
+    real.mkdir()
+    linked = tmp_path / "linked"
+    linked.mkdir()
+    config = write_config(linked, paths={"state": str(linked / "state.db")})
+    run(config, "ingest", str(write_jsonl(tmp_path / "e.jsonl", [recent("SY-1")])))
+    (real / "state.db").write_bytes((linked / "state.db").read_bytes())
+    (linked / "state.db").unlink()
+    (linked / "state.db").symlink_to(real / "state.db")
+    (real / "state.db-wal").write_bytes(b"")
+    refused = run(config, "backup", str(real / "state.db-wal"), "--overwrite", code=1)
+    assert "would replace the state itself" in refused.stderr
+    assert (real / "state.db-wal").read_bytes() == b""

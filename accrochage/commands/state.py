@@ -88,6 +88,8 @@ def upgrade(
             "name where the backup taken before the upgrade goes (--backup FILE|FOLDER), "
             "or pass --no-backup"
         )
+    if overwrite and backup_dest is None:
+        raise click.UsageError("--overwrite replaces the --backup file: give --backup too")
     settings = ctx.obj.settings
     state = _existing_state(settings)
     plan = store_location(settings).upgrade_plan()

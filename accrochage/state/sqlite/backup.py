@@ -47,8 +47,7 @@ def destination(state: Path, dest: Path, at: datetime, *, overwrite: bool) -> Pa
             f"cannot write the backup {dest}: its folder {dest.parent} does not exist; "
             "create it, or name a file in an existing folder"
         )
-    own = {state.with_name(state.name + end).resolve() for end in _BESIDE_THE_STATE}
-    if dest.resolve() in own:
+    if _is_own_file(state, dest):
         raise StoreError(
             f"the backup {dest} would replace the state itself or one of its files: "
             "name a file elsewhere (another disk, ideally)"
@@ -59,6 +58,21 @@ def destination(state: Path, dest: Path, at: datetime, *, overwrite: bool) -> Pa
             "backup is named by the time), or pass --overwrite to replace it"
         )
     return dest
+
+
+def _is_own_file(state: Path, dest: Path) -> bool:
+    """Whether `dest` is the state or one of its files, by any path: SQLite keeps `-wal` and
+    `-shm` beside the real file, which a symlinked `paths.state` (or a bind mount) hides."""
+    own = [
+        base.with_name(base.name + end)
+        for base in (state, state.resolve())
+        for end in _BESIDE_THE_STATE
+    ]
+    if dest.resolve() in {path.resolve() for path in own}:
+        return True
+    if not dest.exists():
+        return False
+    return any(path.exists() and os.path.samefile(path, dest) for path in own)
 
 
 def take_backup(state: Path, dest: Path, *, overwrite: bool = False) -> BackupTaken:
@@ -73,8 +87,9 @@ def take_backup(state: Path, dest: Path, *, overwrite: bool = False) -> BackupTa
         _durable(partial)
         _release(partial, target_path, overwrite=overwrite)
     finally:
-        with suppress(FileNotFoundError):
-            partial.unlink()
+        for leftover in (partial, *_sqlite_files(partial)):
+            with suppress(FileNotFoundError):
+                leftover.unlink()
     return BackupTaken(
         path=target_path,
         bytes=target_path.stat().st_size,
@@ -83,6 +98,12 @@ def take_backup(state: Path, dest: Path, *, overwrite: bool = False) -> BackupTa
         migration=taken[2],
         seconds=time.monotonic() - started,
     )
+
+
+def _sqlite_files(path: Path) -> list[Path]:
+    """What SQLite writes beside a database while it copies into it or settles its journal:
+    left behind by a copy that failed (a full disk), they would pile up in the folder."""
+    return [path.with_name(path.name + end) for end in ("-journal", "-wal", "-shm")]
 
 
 def _copy(state: Path, partial: Path) -> tuple[int, int, str | None]:
