@@ -9,18 +9,23 @@ that log is: its offsets would skip the events of the one not stored.
 
 from __future__ import annotations
 
+import asyncio
 import threading
+import time
 from pathlib import Path
 
 import pytest
 
+from accrochage.api.protocol import ApiRunner
 from accrochage.errors import StoreBusyError
 from accrochage.models.deadline import FixedClock
+from accrochage.runtimes.embedded import build_service
 from accrochage.state.sqlite import SqliteStore
 from accrochage.streams.ingest import Ingestor
 from accrochage.streams.log_source import LogSource
 from accrochage.streams.writer import WriterService
 from tests.test_decoding import NOW, registry
+from tests.test_tracker import event, ingest, make_core, rows
 from tests.test_write_lock import (
     BOUND,
     held,
@@ -100,3 +105,29 @@ def test_an_abandoned_wait_fails_its_group_and_every_later_group_of_its_log(
         service.stop(BOUND)
     assert stored_records(patient_store) == 1
     assert read_only(patient_store, "SELECT count(*) FROM input_offsets") == [0]
+
+
+async def test_a_service_stop_does_not_wait_for_its_batch_timer_behind_another_writer(
+    tmp_path: Path,
+) -> None:
+    """The batch timer waiting for the state another process holds kept the stop waiting
+    up to `state.lock_wait` (seen on a worker: 22 s between the stop and the exit)."""
+    core, _ = make_core(
+        tmp_path,
+        batching={"tick": "1s", "max_delay": "1s"},
+        state={"lock_wait": f"{int(LONG_WAIT)}s"},
+    )
+    try:
+        ingest(core, event("AW-1"))
+        runner = ApiRunner(build_service(core, timer=True))
+        await runner.setup()
+        with held(core.settings.paths.state) as holder:
+            await asyncio.to_thread(until, lambda: holder_waited_on(core.store))
+            started = time.monotonic()
+            await asyncio.wait_for(runner.cleanup(), timeout=BOUND)
+            assert time.monotonic() - started < BOUND
+            release(holder)
+    finally:
+        core.close()
+    statuses = rows(core, "SELECT status FROM records WHERE record_id = 'AW-1'")
+    assert statuses == [{"status": "pending"}], "nothing was cut under the holder"

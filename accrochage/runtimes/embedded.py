@@ -116,6 +116,7 @@ def build_service(
             await link.start()
         scheduler.start()
         yield
+        core.store.stop_waiting()  # a job waiting for another process's writer gives up now
         await scheduler.stop()
         if link is not None:
             await link.close()

@@ -52,6 +52,7 @@ def compose_worker(core: Core, writer: GroupWriter) -> WorkerApp:
         await _start_api(app, core, api_writer)
 
     async def stop_jobs(*_: Any, **__: Any) -> None:
+        core.store.stop_waiting()  # a job waiting for another process's writer gives up now
         await scheduler.stop()
         await asyncio.to_thread(api_writer.stop)
 
