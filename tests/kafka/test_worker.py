@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import time
 from pathlib import Path
 
@@ -171,3 +172,35 @@ async def test_worker_resumes_from_the_state_not_from_the_broker_offsets(
     outbox = read_outbox(config.outbox, [PROFILES["1.1.2"].bundled_xsd], why)
     check_final_state(config, spec, outbox, why)
     await check_offsets(config, sent, why)
+
+
+async def test_worker_json_logs_are_json_lines(
+    kafka_broker: KafkaEndpoint, tmp_path: Path, workers: list[Worker]
+) -> None:
+    """faust's terminal spinner wrote a backspace and a cursor code at the end of the start,
+    before the next log line: that line was not JSON."""
+    config = write_worker_config(tmp_path / "worker", kafka_broker.bootstrap)
+    worker = Worker(config, tmp_path / "worker.log", "--log-format", "json")
+    workers.append(worker)
+    await asyncio.to_thread(worker.wait_for_log, "query API on", START_TIMEOUT)
+    await asyncio.to_thread(worker.wait_for_log, "Worker ready", START_TIMEOUT)
+    assert worker.stop() == 0
+    lines = [line for line in worker.text().splitlines() if line.strip()]
+    assert lines
+    for line in lines:
+        assert isinstance(json.loads(line), dict), repr(line[:200])
+
+
+async def test_worker_whose_port_is_taken_refuses_to_start(
+    kafka_broker: KafkaEndpoint, tmp_path: Path, workers: list[Worker]
+) -> None:
+    """It consumed on without its HTTP API, /metrics of the port's holder scraped for it."""
+    config = write_worker_config(tmp_path / "worker", kafka_broker.bootstrap)
+    host, port = config.bind.rsplit(":", 1)
+    with socket.create_server((host, int(port))):
+        worker = Worker(config, tmp_path / "worker.log")
+        workers.append(worker)
+        code = await asyncio.to_thread(worker.proc.wait, START_TIMEOUT)
+    assert code == 1, worker.tail()
+    assert f"cannot listen on {config.bind} (api.bind)" in worker.text()
+    assert "Traceback" not in worker.text() and not config.state.exists()

@@ -183,13 +183,13 @@ class Worker:
     a kill, `remnants` finds whatever of it still runs.
     """
 
-    def __init__(self, config: WorkerConfig, log: Path) -> None:
+    def __init__(self, config: WorkerConfig, log: Path, *args: str) -> None:
         self.config = config
         self.log = log
         self._out = log.open("ab")
         self.started = time.monotonic()
         self.proc = subprocess.Popen(
-            cli_command(config.path, "worker", "--log-level", "INFO"),
+            cli_command(config.path, "worker", "--log-level", "INFO", *args),
             stdout=self._out,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,

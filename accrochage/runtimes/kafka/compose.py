@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ from aiohttp import web
 from accrochage.api.protocol import ApiRunner
 from accrochage.api.server import build_app
 from accrochage.app import Core, build_core, build_writer_parts, log_source
-from accrochage.runtimes.embedded import api_context, scheduler_for
+from accrochage.runtimes.embedded import api_context, bound_socket, scheduler_for
 from accrochage.runtimes.kafka.admin import ensure_topics
 from accrochage.runtimes.kafka.lag import AlertProducer, lag_job
 from accrochage.runtimes.kafka.worker import WorkerApp, build_worker, dead_letter_job
@@ -28,7 +29,7 @@ from accrochage.streams.writer_process import GroupWriter, InProcessWriter, Proc
 log = logging.getLogger("accrochage.kafka")
 
 
-def compose_worker(core: Core, writer: GroupWriter) -> WorkerApp:
+def compose_worker(core: Core, writer: GroupWriter, sock: socket.socket) -> WorkerApp:
     """The faust app with the scheduler's jobs and the HTTP API attached to its life."""
     settings = core.settings
     app = build_worker(
@@ -49,7 +50,7 @@ def compose_worker(core: Core, writer: GroupWriter) -> WorkerApp:
 
     @app.task  # type: ignore[untyped-decorator]
     async def serve_api() -> None:
-        await _start_api(app, core, api_writer)
+        await _start_api(app, core, api_writer, sock)
 
     async def stop_jobs(*_: Any, **__: Any) -> None:
         core.store.stop_waiting()  # a job waiting for another process's writer gives up now
@@ -60,17 +61,13 @@ def compose_worker(core: Core, writer: GroupWriter) -> WorkerApp:
     return app
 
 
-async def _start_api(app: WorkerApp, core: Core, writer: WriterService) -> None:
-    api = core.settings.api
+async def _start_api(
+    app: WorkerApp, core: Core, writer: WriterService, sock: socket.socket
+) -> None:
     runner = ApiRunner(build_app(api_context(core, writer)), handle_signals=False)
     await runner.setup()
-    site = web.TCPSite(runner, api.host, api.port)
-    try:
-        await site.start()
-    except OSError as exc:
-        log.error("query API not started on %s: %s", api.bind, exc)
-        return
-    log.info("query API on http://%s", api.bind)
+    await web.SockSite(runner, sock).start()
+    log.info("query API on http://%s", core.settings.api.bind)
 
     async def stop(*_: Any, **__: Any) -> None:
         await runner.cleanup()
@@ -84,6 +81,28 @@ def run_worker(
     """Wait for the state lock (standby), create the topics, run until stopped."""
     lock = ServiceLock(settings.paths.state)
     lock.wait()
+    try:
+        # Bound before anything starts, as `run` does: a worker whose port another service
+        # holds consumed on without /metrics or /health (a scrape got the other's numbers).
+        sock = bound_socket(settings.api)
+    except BaseException:
+        lock.release()
+        raise
+    try:
+        _run_bound(settings, config, sock, log_level=log_level, separate_writer=separate_writer)
+    finally:
+        sock.close()
+        lock.release()
+
+
+def _run_bound(
+    settings: Settings,
+    config: Path | None,
+    sock: socket.socket,
+    *,
+    log_level: str,
+    separate_writer: bool,
+) -> None:
     kafka = settings.kafka
     asyncio.run(
         ensure_topics(
@@ -101,13 +120,15 @@ def run_worker(
     else:
         writer = InProcessWriter(WriterService(core.ingestor), log_source(settings))
     try:  # from here on, the writer process is ended whatever fails: left, it hung the exit
-        app = compose_worker(core, writer)
+        app = compose_worker(core, writer, sock)
         runner = faust.Worker(
             app, loglevel=log_level, quiet=True, redirect_stdouts=False, override_logging=False
         )
+        # Its terminal spinner writes a backspace and a cursor code to stdout at the end of
+        # the start, tty or not: a log line (a JSON one too) came out mangled.
+        runner.spinner = None
         runner.execute_from_commandline()
     finally:
         writer.abandon_waits()  # a stop never waits for a command that holds the state
         writer.shutdown(wait=True)
         core.close()
-        lock.release()
