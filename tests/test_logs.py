@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from accrochage.cli import main
-from accrochage.commands.logs import setup_logging
+from accrochage.commands.logs import Repeated, setup_logging
 from accrochage.streams.child_logs import parent_log_setup
 
 
@@ -67,3 +67,28 @@ def test_the_writer_process_gets_the_same_format(restore_logging: None) -> None:
     again = pickle.loads(pickle.dumps(formatter))
     record = logging.LogRecord("accrochage.writer", logging.ERROR, __file__, 1, "x %d", (1,), None)
     assert json.loads(again.format(record))["message"] == "x 1"
+
+
+def test_a_kafka_client_repeating_itself_is_said_once_a_minute() -> None:
+    """While the broker was down, aiokafka logged about 100 error lines a second."""
+    now = [0.0]
+    repeated = Repeated(every=60.0, clock=lambda: now[0])
+
+    def passed(name: str, level: int, msg: str, *args: object) -> list[str]:
+        record = logging.LogRecord(name, level, __file__, 1, msg, args, None)
+        return [record.getMessage()] if repeated.filter(record) else []
+
+    said: list[str] = []
+    for n in range(300):
+        now[0] = n * 0.01
+        said += passed("aiokafka.conn", logging.ERROR, "Unable connect to node with id %s", n)
+        said += passed("accrochage.kafka", logging.ERROR, "a line of ours %s", n)
+        said += passed("aiokafka.consumer", logging.INFO, "Joined group %s", n)
+    ours = [s for s in said if s.startswith("a line of ours")]
+    infos = [s for s in said if s.startswith("Joined group")]
+    theirs = [s for s in said if s.startswith("Unable connect")]
+    assert len(ours) == 300 and len(infos) == 300, "only a Kafka client's warnings are held"
+    assert theirs == ["Unable connect to node with id 0"]
+    now[0] = 61.0
+    (again,) = passed("aiokafka.conn", logging.ERROR, "Unable connect to node with id %s", 7)
+    assert again == "Unable connect to node with id 7 [299 more like it in the last 60 s]"
