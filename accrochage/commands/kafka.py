@@ -45,7 +45,7 @@ def worker(ctx: click.Context, log_level: str, log_format: str, separate_writer:
 def send(ctx: click.Context, files: tuple[str, ...], topic: str | None) -> None:
     """Publish JSONL events to the topic, keyed by certifier (for exam platforms)."""
     from accrochage.app import registry_from
-    from accrochage.runtimes.kafka.producer import publish_lines
+    from accrochage.runtimes.kafka.producer import MAX_EVENT_BYTES, publish_lines
 
     settings = ctx.obj.settings
     target = topic or settings.kafka.topic
@@ -53,11 +53,22 @@ def send(ctx: click.Context, files: tuple[str, ...], topic: str | None) -> None:
     for name in files:
         if name != "-" and not Path(name).is_file():
             raise click.BadParameter(f"{name}: no such file", param_hint="FILES")
-    total = 0
+    total, too_large = 0, []
     for name in files:
         with nullcontext(sys.stdin.buffer) if name == "-" else Path(name).open("rb") as stream:
-            total += asyncio.run(publish_lines(settings.kafka.bootstrap, target, stream, registry))
+            done = asyncio.run(publish_lines(settings.kafka.bootstrap, target, stream, registry))
+        total += done.sent
+        too_large += [f"{name}:{number}" for number in done.too_large]
     click.echo(json.dumps({"topic": target, "sent": total}))
+    if too_large:
+        click.echo(
+            f"error: {len(too_large)} event(s) over {MAX_EVENT_BYTES:,} bytes, more than Kafka "
+            f"takes, not sent ({', '.join(too_large[:20])}{' ...' if len(too_large) > 20 else ''})"
+            ": no valid event is that large (every field of the contract is bounded), check "
+            "these lines; the other events were sent",
+            err=True,
+        )
+        sys.exit(1)
 
 
 def register(group: click.Group) -> None:

@@ -111,6 +111,20 @@ async def test_send_keys_events_on_a_real_broker(
     assert json.loads(sent.stdout) == {"topic": config.topic, "sent": 3}
     keys = await _keys(kafka_broker.bootstrap, config.topic, 3)
     assert keys == {"S-1": b"pix", "S-2": b"demo-school", "S-3": b"pix"}
+
+    # A line too large for Kafka stopped the file there, unnamed; it is now left out, named
+    # by its line, and the lines after it are sent.
+    huge = {"record_id": "S-4", "certifier": "pix", "verbatim": "x" * 1_100_000}
+    mixed = tmp_path / "mixed.jsonl"
+    mixed.write_text(
+        "".join(json.dumps(e) + "\n" for e in [huge, {**lines[0], "record_id": "S-5"}]),
+        encoding="utf-8",
+    )
+    partly = await asyncio.to_thread(_send, config.path, str(mixed))
+    assert partly.returncode == 1, partly.stderr
+    assert json.loads(partly.stdout) == {"topic": config.topic, "sent": 1}
+    assert f"({mixed}:1)" in partly.stderr and "the other events were sent" in partly.stderr
+    assert set(await _keys(kafka_broker.bootstrap, config.topic, 4)) == {"S-1", "S-2", "S-3", "S-5"}
     nowhere = await asyncio.to_thread(_send, config.path, "--topic", "no.such.topic", str(events))
     assert nowhere.returncode != 0
     assert "cannot publish to 'no.such.topic'" in nowhere.stderr, nowhere.stderr

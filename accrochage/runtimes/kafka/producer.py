@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
@@ -14,6 +15,16 @@ from accrochage.models.registry import Registry
 
 SEND_TIMEOUT_MS = 30_000
 """How long one event may wait for the broker (metadata included) before `send` gives up."""
+MAX_EVENT_BYTES = 1_000_000
+"""A message the producer takes (its `max_request_size`, 1 MiB, less its record's framing);
+the broker's own default limit is about the same."""
+
+
+@dataclass(slots=True)
+class Published:
+    sent: int = 0
+    too_large: list[int] = field(default_factory=list)
+    """The line numbers of events over `MAX_EVENT_BYTES`, not sent (the others are)."""
 
 
 def event_key(line: bytes, registry: Registry) -> bytes | None:
@@ -45,8 +56,9 @@ def event_key(line: bytes, registry: Registry) -> bytes | None:
 
 async def publish_lines(
     bootstrap: str, topic: str, lines: Iterable[bytes], registry: Registry
-) -> int:
-    """Each non-blank line as one event; how many were acknowledged by the broker (acks=all).
+) -> Published:
+    """Each non-blank line as one event; how many were acknowledged by the broker (acks=all),
+    and the lines too large for Kafka, left out (one does not stop the others).
 
     A broker that cannot be reached or a topic that does not exist is an `AccrochageError`
     saying so; the events sent before it stay sent (the worker drops no duplicate of an
@@ -65,29 +77,32 @@ async def publish_lines(
         raise AccrochageError(
             f"no Kafka broker at {bootstrap} ({exc}); check kafka.bootstrap"
         ) from None
-    sent = 0
+    done = Published()
     try:
         batch = []
-        for line in lines:
+        for number, line in enumerate(lines, start=1):
             line = line.rstrip(b"\r\n")
             if not line.strip():
+                continue
+            if len(line) > MAX_EVENT_BYTES:
+                done.too_large.append(number)
                 continue
             batch.append(await producer.send(topic, line, key=event_key(line, registry)))
             if len(batch) >= 1000:
                 for future in batch:
                     await future
-                sent += len(batch)
+                done.sent += len(batch)
                 batch = []
         for future in batch:
             await future
-        sent += len(batch)
+        done.sent += len(batch)
     except KafkaError as exc:
         raise AccrochageError(
             f"cannot publish to {topic!r} on {bootstrap} ({type(exc).__name__}: {exc}); "
-            f"{sent} event(s) acknowledged before, and some after may have been sent too: "
+            f"{done.sent} event(s) acknowledged before, and some after may have been sent too: "
             "sending the file again is safe (an unchanged event changes nothing). Does the "
-            "topic exist (`accrochage worker` creates kafka.topic), is a line over 1 MB?"
+            "topic exist (`accrochage worker` creates kafka.topic)?"
         ) from None
     finally:
         await producer.stop()
-    return sent
+    return done
