@@ -79,6 +79,7 @@ async def publish_lines(
         ) from None
     done = Published()
     try:
+        await _topic_exists(producer, topic, bootstrap)
         batch = []
         for number, line in enumerate(lines, start=1):
             line = line.rstrip(b"\r\n")
@@ -106,3 +107,14 @@ async def publish_lines(
     finally:
         await producer.stop()
     return done
+
+
+async def _topic_exists(producer: AIOKafkaProducer, topic: str, bootstrap: str) -> None:
+    """A topic that does not exist is said at once: the producer waited 30 s for it, logging
+    about 300 lines of "not found in cluster metadata" on the way."""
+    metadata = await producer.client.fetch_all_metadata()
+    if topic not in metadata.topics():
+        raise AccrochageError(
+            f"no topic {topic!r} on {bootstrap}: `accrochage worker` creates kafka.topic at its "
+            "start; check kafka.topic (or --topic)"
+        )
