@@ -10,6 +10,7 @@ the only way back.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sqlite3
 import subprocess
@@ -253,3 +254,27 @@ def test_a_backup_never_replaces_the_state_s_files_through_a_symlinked_path(
     refused = run(config, "backup", str(real / "state.db-wal"), "--overwrite", code=1)
     assert "would replace the state itself" in refused.stderr
     assert (real / "state.db-wal").read_bytes() == b""
+
+
+def test_a_killed_backup_s_partial_copy_is_swept_by_the_next_one(
+    state: Path, tmp_path: Path
+) -> None:
+    """kill -9 (or the OOM killer) mid-copy left `.NAME.partial-PID` and its journal; no
+    later run removed them. A live process's partial copy is left alone."""
+    gone = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        text=True,
+        capture_output=True,
+        check=True,
+    )
+    dead = int(gone.stdout)
+    abandoned = tmp_path / f".state-20261201T000000Z.db.partial-{dead}"
+    abandoned.write_bytes(b"x" * 100)
+    journal = tmp_path / f".state-20261201T000000Z.db.partial-{dead}-journal"
+    journal.write_bytes(b"j")
+    live = tmp_path / f".state-20261201T000001Z.db.partial-{os.getpid()}"
+    live.write_bytes(b"y")
+    taken = json.loads(run(state, "backup", str(tmp_path), "--format", "json").stdout)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [live.name, Path(taken["path"]).name]
+    )

@@ -81,7 +81,8 @@ def take_backup(state: Path, dest: Path, *, overwrite: bool = False) -> BackupTa
     partial copy never keeps the name."""
     started = time.monotonic()
     target_path = destination(state, dest, datetime.now(UTC), overwrite=overwrite)
-    partial = target_path.with_name(f".{target_path.name}.partial-{os.getpid()}")
+    partial = target_path.with_name(f".{target_path.name}{_PARTIAL}{os.getpid()}")
+    _sweep_abandoned(target_path.parent)
     try:
         taken = _copy(state, partial)
         _durable(partial)
@@ -98,6 +99,29 @@ def take_backup(state: Path, dest: Path, *, overwrite: bool = False) -> BackupTa
         migration=taken[2],
         seconds=time.monotonic() - started,
     )
+
+
+_PARTIAL = ".partial-"
+
+
+def _sweep_abandoned(folder: Path) -> None:
+    """The partial copies of backups killed in this folder (kill -9, the OOM killer): their
+    process is gone, and nothing else would ever remove them."""
+    for found in folder.glob(f".*{_PARTIAL}*"):
+        pid = found.name.rsplit(_PARTIAL, 1)[1].split("-", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            with suppress(OSError):
+                found.unlink()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _sqlite_files(path: Path) -> list[Path]:
