@@ -15,6 +15,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+import pytest
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -182,3 +183,43 @@ async def test_the_writer_process_counts_in_the_serving_process(tmp_path: Path) 
     after = scrape()
     name = "accrochage_events_total"
     assert counter(after, name, "created") - counter(before, name, "created") == 1
+
+
+async def test_the_kafka_lag_is_not_shown_while_the_broker_cannot_say_its_end_offsets(
+    tmp_path: Path,
+) -> None:
+    """Its last value (0) stayed while the broker was down: an outage looked like a worker
+    caught up."""
+    from collections import namedtuple
+
+    from accrochage.runtimes.kafka.lag import lag_job
+
+    tp = namedtuple("tp", "topic partition")("t", 0)
+    answers: list[object] = [{tp: 5}, ConnectionError("broker down")]
+
+    class Consumer:
+        def assignment(self) -> set[object]:
+            return {tp}
+
+        async def highwaters(self, *_: object) -> object:
+            answer = answers.pop(0)
+            if isinstance(answer, Exception):
+                raise answer
+            return answer
+
+        async def _commit(self, _: object) -> bool:
+            return True
+
+    class App:
+        consumer = Consumer()
+
+    core, _ = make_core(tmp_path)
+    try:
+        job = lag_job(App(), core.store, "t")
+        await job.run()  # type: ignore[misc]
+        assert total(scrape(), "accrochage_kafka_lag_messages", topic="t") == 5
+        with pytest.raises(ConnectionError):
+            await job.run()  # type: ignore[misc]
+        assert scrape()["accrochage_kafka_lag_messages"] == []
+    finally:
+        core.close()

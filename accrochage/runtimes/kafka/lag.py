@@ -30,7 +30,13 @@ def lag_job(app: Any, store: Store, topic: str, every: float = 1.0) -> Job:
         if not assigned:
             return
         stored = await asyncio.to_thread(store.offsets, topic)
-        ends = await consumer.highwaters(*assigned)
+        try:
+            ends = await consumer.highwaters(*assigned)
+        except Exception:
+            # The broker cannot say its end offsets (it is down): the last lag, 0 say, would
+            # show an outage as a healthy, caught-up worker. No figure until it answers.
+            metrics.STATE.publish_lag({})
+            raise
         metrics.STATE.publish_lag(
             {
                 (topic, tp.partition): max(0, int(ends.get(tp) or 0) - stored.get(tp.partition, 0))
