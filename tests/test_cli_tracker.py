@@ -505,7 +505,18 @@ def test_a_report_that_cannot_be_read_stops_no_other(
     report = tmp_path / "rejet.xml"
     report.write_bytes(file_rejected_report(shared_dir, file_name=path.name))
     missing = tmp_path / "not-downloaded.xml"
-    done = run(config, "import-report", str(missing), str(broken), str(report), code=1)
+    # A line number of 5,000 digits raised Python's integer limit: a traceback, and the
+    # reports after it were never applied.
+    long_line = tmp_path / "long-line.xml"
+    long_line.write_bytes(
+        file_rejected_report(shared_dir, file_name=path.name).replace(
+            b"<ligne>1</ligne>", b"<ligne>" + b"9" * 5000 + b"</ligne>"
+        )
+    )
+    assert b"9" * 5000 in long_line.read_bytes()
+    done = run(
+        config, "import-report", str(missing), str(broken), str(long_line), str(report), code=1
+    )
     assert "broken.xml" in done.stderr and "Traceback" not in done.stderr
     assert "not-downloaded.xml" in done.stderr and "cannot be read" in done.stderr
     assert "2 rejected" in done.stdout

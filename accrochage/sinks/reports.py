@@ -88,7 +88,8 @@ def _text(parent: etree._Element, tag: str) -> str | None:
 
 
 def _int_or_none(text: str | None) -> int | None:
-    return int(text) if text is not None and re.fullmatch(r"[0-9]+", text) else None
+    """A count or a line number; anything else (a 5,000-digit "line") is no number."""
+    return int(text) if text is not None and re.fullmatch(r"[0-9]{1,18}", text) else None
 
 
 def _elements(parent: etree._Element) -> list[etree._Element]:
