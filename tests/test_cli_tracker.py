@@ -679,3 +679,41 @@ def test_generate_numbers_record_ids_from_first(config: Path) -> None:
     assert numbers(ids("--seed", "1")) == numbers(ids("--seed", "2"))
     assert ids().isdisjoint(ids("--first", "20"))
     assert len(ids("--first", "20")) == 20
+
+
+def test_a_report_naming_two_batches_is_applied_to_neither(
+    config: Path, tmp_path: Path, shared_dir: Path
+) -> None:
+    """Its idFlux named pix's batch and its nomFichier school's: pix's batch was settled,
+    'reported', its file moved to done/, its 2 records left 'not mentioned', exit 0."""
+    school = recent(
+        "TW-S",
+        certifier="school",
+        certification={"type": "RNCP", "code": "RNCP35726"},
+        obtention="PAR_ADMISSION",
+        score=None,
+        digital_level=None,
+    )
+    events = [recent("TW-1"), recent("TW-2"), school]
+    run(config, "ingest", str(write_jsonl(tmp_path / "e.jsonl", events)))
+    run(config, "flush", "--force")
+    rows = json.loads(run(config, "batches", "--format", "json").stdout)
+    pix = next(b for b in rows if b["certifier"] == "pix")
+    other = next(b for b in rows if b["certifier"] != "pix")
+    report = tmp_path / "mixed.xml"
+    report.write_bytes(
+        processed_report(
+            shared_dir, file_name=Path(other["file"]).name, id_flux=pix["batch_id"], ok=["TW-S"]
+        )
+    )
+    refused = run(config, "import-report", str(report), code=1)
+    assert "name two batches" in refused.stderr and "--batch REF" in refused.stderr
+    after = json.loads(run(config, "batches", "--format", "json").stdout)
+    assert {b["state"] for b in after} == {"written"}, "a batch was settled"
+    done = run(config, "import-report", str(report), "--batch", other["batch_id"])
+    assert "1 accepted" in done.stdout
+    states = {
+        b["certifier"]: b["state"]
+        for b in json.loads(run(config, "batches", "--format", "json").stdout)
+    }
+    assert states == {"pix": "written", other["certifier"]: "reported"}

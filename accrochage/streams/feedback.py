@@ -66,9 +66,18 @@ class Feedback:
         digest = hashlib.sha256(data).hexdigest()
         now = self._now()
         with self.store.transaction() as tx:
-            batch_id = tx.find_batch(report.id_flux, report.file_name)
+            named = _batches_named(tx, report)
             if batch_ref is not None:
-                batch_id = _named_batch(tx, batch_ref, batch_id)
+                batch_id: str | None = _named_batch(tx, batch_ref, named)
+            elif len(named) > 1:
+                raise AccrochageError(
+                    f"the report's idFlux {report.id_flux!r} and its nomFichier "
+                    f"{report.file_name!r} name two batches ({', '.join(named)}): which one it "
+                    "answers cannot be told, and applied to the wrong one it would settle that "
+                    "batch; check the report, then `import-report FILE --batch REF`"
+                )
+            else:
+                batch_id = named[0] if named else None
             summary = ImportSummary(name, batch_id)
             if tx.report_imported(digest):
                 summary.already_imported = True
@@ -191,17 +200,25 @@ def _settled_batches(tx: Transaction, record_ids: list[str]) -> list[str]:
     return settled
 
 
-def _named_batch(tx: Transaction, ref: str, found: str | None) -> str:
+def _batches_named(tx: Transaction, report: ProcessingReport) -> list[str]:
+    """The batches the report names, by its idFlux and by its file name (one, when they
+    agree; none, for a file renamed before its upload)."""
+    by_flux = tx.find_batch(report.id_flux, None) if report.id_flux else None
+    by_name = tx.find_batch(None, report.file_name)
+    return list(dict.fromkeys(b for b in (by_flux, by_name) if b is not None))
+
+
+def _named_batch(tx: Transaction, ref: str, named: list[str]) -> str:
     """The one batch `ref` names; refused when it names none or several, or another batch
-    than the one the report itself names (by its idFlux or its file name)."""
+    than the report itself names (by its idFlux or its file name)."""
     matching = tx.batch_ids_matching(ref)
     why = not_one_batch(matching)
     if why is not None:
         raise AccrochageError(f"--batch {ref!r} names {why}: give a batch id or a file name")
-    if found is not None and found != matching[0]:
+    if named and matching[0] not in named:
         raise AccrochageError(
-            f"the report names batch {found} (by its idFlux or file name), not {matching[0]}: "
-            "import it without --batch"
+            f"the report names batch {' or '.join(named)} (by its idFlux or file name), not "
+            f"{matching[0]}: import it without --batch"
         )
     return matching[0]
 
