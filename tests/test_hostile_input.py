@@ -12,6 +12,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from datetime import date
 from pathlib import Path
@@ -246,20 +247,38 @@ def test_a_utf16_file_broken_midway_keeps_what_came_before_and_says_where(
     assert set(stored_names(config)) == {"R-1"}
 
 
-def test_a_file_that_cannot_be_opened_stops_ingest_with_the_summary_of_those_before(
-    config: Path, tmp_path: Path
-) -> None:
-    """The summary of the files read before was not printed: only `Error: cannot read`, the
-    operator not told that the first file's events were stored."""
+def test_a_file_that_cannot_be_read_stops_no_other(config: Path, tmp_path: Path) -> None:
+    """A mistyped name among several files stopped the command there, and a folder or a
+    device was refused only when read (`/dev/zero` was read for ever): each is now said, and
+    the files after it are read (as import-report and check-xml do); exit 1."""
     first = write_jsonl(tmp_path / "first.jsonl", [recent(f"F-{n}") for n in range(5)])
+    last = write_jsonl(tmp_path / "last.jsonl", [recent("F-9")])
     missing = tmp_path / "tpyo.jsonl"
-    result = run(config, "ingest", str(first), str(missing), str(first), code=1)
-    assert "5 events read (created 5)" in result.stdout, result.stdout
-    assert f"{missing}: stopped by the error below; every event counted above is stored" in (
-        result.stdout
-    )
-    assert f"error: ingest stopped: cannot read {missing}: No such file" in result.stderr
-    assert len(stored_names(config)) == 5
+    folder = tmp_path / "folder.jsonl"
+    folder.mkdir()
+    names = [str(first), str(missing), str(folder), "/dev/zero", str(last)]
+    result = run(config, "ingest", *names, code=1)
+    assert "6 events read (created 6)" in result.stdout, result.stdout
+    assert f"error: cannot read {missing}: No such file" in result.stderr
+    assert f"error: cannot read {folder}: it is a folder" in result.stderr
+    assert "error: cannot read /dev/zero: it is a device" in result.stderr
+    assert len(stored_names(config)) == 6
+    checked = run(config, "check", *names, code=1)
+    assert "6 events checked: 6 valid" in checked.stdout
+    assert f"error: cannot read {missing}: No such file" in checked.stderr
+    assert "error: cannot read /dev/zero: it is a device" in checked.stderr
+
+
+def test_a_pipe_is_read_as_a_file_of_events(config: Path, tmp_path: Path) -> None:
+    """`ingest <(zcat events.jsonl.gz)`: the shell gives a pipe's path."""
+    fifo = tmp_path / "events.jsonl"
+    os.mkfifo(fifo)
+    line = (json.dumps(recent("P-1")) + "\n").encode()
+    writer = threading.Thread(target=lambda: fifo.write_bytes(line))
+    writer.start()
+    result = run(config, "ingest", str(fifo))
+    writer.join(30)
+    assert "1 events read (created 1)" in result.stdout, result.stdout
 
 
 def test_a_windows_1252_csv_on_standard_input(config: Path) -> None:

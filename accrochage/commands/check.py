@@ -9,7 +9,10 @@ import click
 
 from accrochage.app import open_store, registry_from
 from accrochage.commands.ingest import CHUNK, chunks, encoding_option, open_input
-from accrochage.models.deadline import SystemClock
+from accrochage.errors import InputError
+from accrochage.models.deadline import Clock, SystemClock
+from accrochage.models.reference import Reference
+from accrochage.models.registry import Registry
 from accrochage.refdata.memory import ReferenceHolder
 from accrochage.state.base import Store
 from accrochage.streams.check import STATE_RULES, CheckResult, check
@@ -35,23 +38,43 @@ def check_events(ctx: click.Context, files: tuple[str, ...], encoding: str, fmt:
     )
     reference = ReferenceHolder(store.refdata()).current() if store is not None else None
     results: list[tuple[str | None, CheckResult]] = []
+    unread: list[InputError] = []
     try:
         for name in files:
-            stream = open_input(name)
             try:
-                events = open_events(stream, name, encoding)
-                for chunk in chunks(events.events, CHUNK):
-                    answers = check(chunk, registry, clock, store, reference)
-                    results += [(i.source, a) for i, a in zip(chunk, answers, strict=True)]
-            finally:
-                if name != "-":
-                    stream.close()
+                _check_file(name, encoding, registry, clock, store, reference, results)
+            except InputError as problem:  # this file, not the next
+                unread.append(problem)
     finally:
         if store is not None:
             store.close()
     _print(results, fmt, skipped=store is None)
-    if any(not answer.valid for _, answer in results):
+    for unreadable in unread:
+        click.echo(f"error: {unreadable}", err=True)
+    if unread or any(not answer.valid for _, answer in results):
         sys.exit(1)
+
+
+def _check_file(
+    name: str,
+    encoding: str,
+    registry: Registry,
+    clock: Clock,
+    store: Store | None,
+    reference: Reference | None,
+    into: list[tuple[str | None, CheckResult]],
+) -> None:
+    """The answers of one file's events, appended as they come: those before a part of the
+    file that cannot be read are kept (as `ingest` stores them)."""
+    stream = open_input(name)
+    try:
+        events = open_events(stream, name, encoding)
+        for chunk in chunks(events.events, CHUNK):
+            answers = check(chunk, registry, clock, store, reference)
+            into += [(i.source, a) for i, a in zip(chunk, answers, strict=True)]
+    finally:
+        if name != "-":
+            stream.close()
 
 
 def _print(results: list[tuple[str | None, CheckResult]], fmt: str, *, skipped: bool) -> None:

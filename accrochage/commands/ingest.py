@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import codecs
 import io
+import os
 import signal
+import stat
 import sys
 import threading
 from collections import Counter, deque
@@ -100,9 +102,16 @@ class IngestTally:
 
 
 def open_input(name: str) -> io.BufferedReader:
+    """The events' file; a folder or a device is refused before it is read (`/dev/zero` was
+    read for ever). A pipe is read (`ingest <(zcat events.jsonl.gz)`), and so is `-`."""
     if name == "-":
         return sys.stdin.buffer  # type: ignore[return-value]
     try:
+        kind = os.stat(name).st_mode
+        if stat.S_ISDIR(kind):
+            raise InputError(f"cannot read {name}: it is a folder; give the files in it")
+        if stat.S_ISCHR(kind) or stat.S_ISBLK(kind):
+            raise InputError(f"cannot read {name}: it is a device, not a file of events")
         return open(name, "rb")
     except OSError as exc:
         raise InputError(f"cannot read {name}: {exc.strerror}; check its path") from None
@@ -150,13 +159,20 @@ def _stop(tally: IngestTally, name: str, reason: BaseException) -> NoReturn:
 def ingest(ctx: click.Context, files: tuple[str, ...], encoding: str) -> None:
     """Read JSONL or CSV events (`-` for stdin) into the state; batches are cut by `flush`."""
     tally = IngestTally()
+    unread: list[InputError] = []
     with core_from(ctx, one_off=True) as core:  # a small file is decoded in this process
         for name in files:
             try:
                 _ingest_file(core, name, encoding, tally)
-            except (StoreError, OSError, DecodeFailed, InputError, KeyboardInterrupt) as exc:
+            except InputError as unreadable:  # this file (what it gave is stored), not the next
+                unread.append(unreadable)
+            except (StoreError, OSError, DecodeFailed, KeyboardInterrupt) as exc:
                 _stop(tally, name, exc)
     click.echo("\n".join(tally.lines()))
+    for problem in unread:
+        click.echo(f"error: {problem}", err=True)
+    if unread:
+        sys.exit(1)
 
 
 def _ingest_file(core: Core, name: str, encoding: str, tally: IngestTally) -> None:
