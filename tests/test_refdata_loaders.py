@@ -11,6 +11,7 @@ import pytest
 
 from accrochage.errors import RefdataError
 from accrochage.models.reference import Fiche
+from accrochage.refdata import sources
 from accrochage.refdata.cog import load_cog
 from accrochage.refdata.france_competences import Export, load_export
 from accrochage.refdata.sources import entry_name
@@ -281,3 +282,47 @@ def test_a_missing_cog_column_names_the_file_and_the_column(
         load_cog(tmp_path)
     assert "v_commune_depuis_1943.csv" in str(caught.value)
     assert "DATE_FIN" in str(caught.value)
+
+
+def test_a_damaged_zip_entry_is_an_error_naming_it(refdata_dir: Path, tmp_path: Path) -> None:
+    """Bytes flipped inside an entry's compressed data raised zlib.error: a traceback, and
+    under `run` one at every tick."""
+    path = csv_export(tmp_path)
+    raw = bytearray(path.read_bytes())
+    with zipfile.ZipFile(path) as archive:
+        info = next(i for i in archive.infolist() if "Standard" in i.filename)
+    start = info.header_offset + 30 + len(info.filename.encode()) + len(info.extra) + 20
+    for offset in range(start, start + 20):
+        raw[offset] ^= 0xFF
+    path.write_bytes(bytes(raw))
+    with pytest.raises(RefdataError) as caught:
+        load_export(path)
+    assert "cannot be read" in str(caught.value) and "Standard" in str(caught.value)
+
+
+def test_a_zip_entry_that_unpacks_beyond_the_bound_is_refused_before_it_is_read_whole(
+    refdata_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A 514 KB zip unpacking to 512 MB took 3.7 GB: an entry is read through a bound (here
+    lowered to 1 MB, for a test of a 2 MB entry)."""
+    monkeypatch.setattr(sources, "MAX_FILE_BYTES", 1_000_000)
+    bomb = csv_part(refdata_dir, "Standard") + b"\r\n" * 1_000_000
+    path = csv_export(tmp_path, parts={"Standard": bomb})
+    with pytest.raises(RefdataError, match="larger than 1,000,000 bytes"):
+        load_export(path)
+
+
+def test_a_field_beyond_the_csv_limit_is_an_error_naming_its_line(
+    refdata_dir: Path, tmp_path: Path
+) -> None:
+    """A 200 KB field was a `_csv.Error` traceback; beyond 16 MiB it is refused, by line."""
+    long = b'"RNCP99999";"' + b"A" * 200_000 + b'"\r\n'
+    path = csv_export(tmp_path, parts={"Standard": csv_part(refdata_dir, "Standard") + long})
+    with pytest.raises(RefdataError, match="values where the header has"):
+        load_export(path)  # the field read; the row is short: a damaged line, named
+    huge = b'"RNCP99999";"' + b"A" * (17 * 1024 * 1024) + b'"\r\n'
+    path = csv_export(
+        tmp_path / "huge", parts={"Standard": csv_part(refdata_dir, "Standard") + huge}
+    )
+    with pytest.raises(RefdataError, match=r"line \d+: cannot be read as CSV"):
+        load_export(path)

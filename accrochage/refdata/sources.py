@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import unicodedata
 import zipfile
+import zlib
 from collections.abc import Callable
 from contextlib import AbstractContextManager, suppress
 from dataclasses import dataclass
@@ -21,6 +22,9 @@ from typing import IO
 from accrochage.errors import RefdataError
 
 _DATE = re.compile(r"(\d{4})[-_](\d{2})[-_](\d{2})")
+MAX_FILE_BYTES = 1 << 30
+"""A reference file read is at most 1 GiB (France compétences' whole CSV export is a few
+hundred MB at most, INSEE's files a few MB)."""
 _UTF8_FLAG = 0x800
 
 
@@ -34,8 +38,24 @@ class Source:
     opener: Callable[[], AbstractContextManager[IO[bytes]]]
 
     def read(self) -> bytes:
-        with self.opener() as stream:
-            return stream.read()
+        """The file's bytes, at most `MAX_FILE_BYTES`: a zip entry is read through that bound
+        (a 514 KB zip that unpacks to 512 MB took 3.7 GB), and a damaged or encrypted entry
+        is a `RefdataError`, never a traceback."""
+        try:
+            with self.opener() as stream:
+                data = stream.read(MAX_FILE_BYTES + 1)
+        except RefdataError:
+            raise
+        except (zipfile.BadZipFile, zlib.error, RuntimeError, EOFError, OSError) as exc:
+            raise RefdataError(
+                f"{self.name} in {self.origin} cannot be read ({exc}): download it again"
+            ) from None
+        if len(data) > MAX_FILE_BYTES:
+            raise RefdataError(
+                f"{self.name} in {self.origin} is larger than {MAX_FILE_BYTES:,} bytes, far "
+                "beyond the official files: is it the file as downloaded?"
+            )
+        return data
 
     @property
     def day(self) -> date | None:

@@ -12,9 +12,13 @@ import io
 import re
 from collections.abc import Iterator, Sequence
 from datetime import date
+from typing import Any
 
 from accrochage.errors import RefdataError
 
+MAX_FIELD_CHARS = 16 * 1024 * 1024
+"""A field of the reference files at most (the csv module's default, 128 KiB, could refuse a
+long description of the export)."""
 _FR_DATE = re.compile(r"(\d{2})/(\d{2})/(\d{4})")
 _ISO_DATE = re.compile(r"(\d{4})-(\d{2})-(\d{2})")
 
@@ -45,11 +49,12 @@ def rows(
     first = text.split("\n", 1)[0]
     if delimiter is None:
         delimiter = ";" if first.count(";") > first.count(",") else ","
+    csv.field_size_limit(MAX_FIELD_CHARS)
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
-    try:
-        header = [clean(column) for column in next(reader)]
-    except StopIteration:
-        raise RefdataError(f"{name} is empty: download it again") from None
+    header_row = next(_read(reader, name), None)
+    if header_row is None:
+        raise RefdataError(f"{name} is empty: download it again")
+    header = [clean(column) for column in header_row]
     positions = {column.upper(): index for index, column in enumerate(header)}
     wanted = []
     for column in required:
@@ -61,7 +66,7 @@ def rows(
             )
         wanted.append((column, index))
     width = max(index for _, index in wanted) + 1
-    for line in reader:
+    for line in _read(reader, name):
         if not line or (len(line) == 1 and not line[0].strip()):
             continue
         if len(line) < width:
@@ -70,6 +75,22 @@ def rows(
                 f"{len(header)}; the file is truncated or damaged: download it again"
             )
         yield {column: clean(line[index]) for column, index in wanted}
+
+
+def _read(reader: Any, name: str) -> Iterator[list[str]]:
+    """The reader's rows; a row the csv module refuses (a field beyond its limit, a stray
+    NUL) is a `RefdataError` naming the line, never a traceback."""
+    while True:
+        try:
+            line = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            raise RefdataError(
+                f"{name}, line {reader.line_num}: cannot be read as CSV ({exc}); the file is "
+                "damaged: download it again"
+            ) from None
+        yield line
 
 
 def day(value: str, name: str, column: str) -> date | None:
