@@ -210,6 +210,24 @@ def test_check_xml_reads_the_schema_version_of_each_file(
     assert "element action" in forced.stderr
 
 
+def test_check_xml_reads_the_version_of_a_file_broken_further_on(
+    runner: CliRunner, shared_dir: Path, tmp_path: Path
+) -> None:
+    """A syntax error in the file's first 64 KiB hid its `action`: a 1.1.5 file was checked
+    against 1.1.2 and only 'element action: not expected' said, its real fault unsaid."""
+    text = (shared_dir / "cdc" / "examples" / "flux-pix-1.1.2.xml").read_text(encoding="utf-8")
+    text = text.replace(
+        "</cpf:horodatage>", "</cpf:horodatage><cpf:action>CREATION</cpf:action>", 1
+    )
+    closing = text.index("</cpf:", text.index("<cpf:passageCertification"))
+    broken = tmp_path / "broken.xml"
+    broken.write_text(text[:closing] + "</cpf:mistyped>" + text[closing:], encoding="utf-8")
+    result = runner.invoke(main, ["check-xml", str(broken)])
+    assert result.exit_code == 1
+    assert "cpf-1.1.5.xsd" in result.stderr and "element action" not in result.stderr
+    assert "mismatch" in result.stderr.lower(), result.stderr
+
+
 def test_check_xml_with_schema_115_refuses_a_112_file(runner: CliRunner, shared_dir: Path) -> None:
     example = shared_dir / "cdc" / "examples" / "flux-pix-1.1.2.xml"
     result = runner.invoke(main, ["check-xml", "--schema-version", "1.1.5", str(example)])

@@ -18,7 +18,6 @@ from accrochage.sinks.regular import open_regular
 MAX_FILE_BYTES = 200_000_000
 """The CDC takes files of at most 200 MB (SPEC.md, size and volume)."""
 
-_CHUNK = 1 << 16
 _CERTIFICATIONS = "certifications"
 
 
@@ -72,24 +71,42 @@ def version_of(path: Path) -> SchemaVersion:
         return SchemaVersion.V1_1_2
 
 
+HEADER_BYTES = 1 << 20
+"""Where a flux's header must be: its `action` (1.1.5) or its `emetteur` comes first."""
+_PIECE = 4096
+
+
 def _version_from(handle: BinaryIO) -> SchemaVersion:
+    """Read in small pieces, and only the header's bytes: a syntax error further in the
+    first piece hid the `action` already parsed (a 1.1.5 file was checked against 1.1.2,
+    its real fault unsaid), and a file of millions of elements before any header was built
+    into a tree (5 GB for 160 MB)."""
     parser = etree.XMLPullParser(
         events=("start",), resolve_entities=False, no_network=True, load_dtd=False
     )
+    read = 0
+    try:
+        while read < HEADER_BYTES and (piece := handle.read(_PIECE)):
+            read += len(piece)
+            parser.feed(piece)
+            found = _header_version(parser)
+            if found is not None:
+                return found
+    except etree.XMLSyntaxError:
+        return _header_version(parser) or SchemaVersion.V1_1_2
+    return SchemaVersion.V1_1_2
+
+
+def _header_version(parser: etree.XMLPullParser) -> SchemaVersion | None:
     action = f"{{{NAMESPACE}}}action"
     header_ends = {f"{{{NAMESPACE}}}{name}" for name in ("emetteur", _CERTIFICATIONS)}
-    try:
-        for chunk in iter(lambda: handle.read(_CHUNK), b""):
-            parser.feed(chunk)
-            for _, element in parser.read_events():
-                tag = getattr(element, "tag", None)
-                if tag == action:
-                    return SchemaVersion.V1_1_5
-                if tag in header_ends:
-                    return SchemaVersion.V1_1_2
-    except etree.XMLSyntaxError:
-        pass
-    return SchemaVersion.V1_1_2
+    for _, element in parser.read_events():
+        tag = getattr(element, "tag", None)
+        if tag == action:
+            return SchemaVersion.V1_1_5
+        if tag in header_ends:
+            return SchemaVersion.V1_1_2
+    return None
 
 
 def xsd_for_file(path: Path, version: SchemaVersion | None, override: Path | None) -> Path:
