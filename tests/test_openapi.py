@@ -56,6 +56,12 @@ def test_the_description_is_openapi_3_1_with_the_event_schema() -> None:
     json.dumps(document)
 
 
+def answer_of(method: str, path: str, status: int) -> Any:
+    """The answer the description gives a route for `status`."""
+    (route,) = [r for r in ROUTES if (r.method, r.path) == (method, path)]
+    return route.answers[status]
+
+
 def valid(model: Any, body: Any) -> None:
     if isinstance(model, type) and issubclass(model, BaseModel):
         model.model_validate(body)
@@ -75,9 +81,15 @@ async def test_the_answers_of_a_running_service_match_their_models(
                 async with client.request(method, path, **kwargs) as response:
                     return response.status, await response.json()
 
-            status, one = await call("POST", "/events", recent("OA-1"))
+            sent = recent("OA-1")
+            status, one = await call("POST", "/events", sent)
             assert status == 201
-            valid(s.EventAnswer, one)
+            valid(answer_of("post", "/events", 201), one)
+            # The same event again: 200 and one answer, which the description said was an
+            # array only.
+            status, again = await call("POST", "/events", sent)
+            assert status == 200 and again["outcome"] == "unchanged"
+            valid(answer_of("post", "/events", 200), again)
             status, invalid = await call(
                 "POST", "/events", recent("OA-BAD", delivered_on="2099-01-01")
             )

@@ -73,7 +73,7 @@ ROUTES = (
         "Send one event (or an array); answered after the commit",
         {
             201: s.EventAnswer,
-            200: list[s.EventAnswerInArray],
+            200: s.EventAnswer | list[s.EventAnswerInArray],
             403: s.EventAnswer,
             422: s.EventAnswer,
         },
