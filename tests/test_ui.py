@@ -18,11 +18,13 @@ import aiohttp
 from aiohttp import web
 
 from accrochage.api.protocol import ApiRunner
-from accrochage.app import Core
+from accrochage.app import Core, build_core
+from accrochage.models.deadline import FixedClock
 from accrochage.runtimes.embedded import build_service
+from accrochage.settings import load_settings
 from tests.conftest import require
 from tests.support.browser import chromium, chromium_path
-from tests.test_tracker import event, ingest, make_core
+from tests.test_tracker import NOW, event, ingest, make_core
 
 TOKEN = "u" * 40
 BASIC = {"Authorization": "Basic " + base64.b64encode(f"operator:{TOKEN}".encode()).decode()}
@@ -186,3 +188,34 @@ async def test_a_certifier_not_configured_is_shown_as_question_mark(tmp_path: Pa
     assert 'data-certifier="?"' in page
     assert set(summary["by_certifier"]) == {"?", "pix"}
     assert sum(summary["by_certifier"]["?"].values()) == 2
+
+
+async def test_a_file_to_deposit_of_a_certifier_no_longer_configured_shows_question_mark(
+    tmp_path: Path,
+) -> None:
+    """'Files to deposit' showed the raw key where the rest of the page (and the metrics)
+    said `?`."""
+    core, _ = make_core(tmp_path)
+    try:
+        ingest(core, event("Q-1", certifier="school"))
+        assert core.flusher.flush(force=True).written
+    finally:
+        core.close()
+    config = tmp_path / "accrochage.toml"
+    text = config.read_text(encoding="utf-8")
+    start = text.index('[[certifiers]]\nkey = "school"')
+    end = text.find("[[certifiers]]", start + 1)
+    config.write_text(text[:start] + (text[end:] if end >= 0 else ""), encoding="utf-8")
+    core = build_core(load_settings(config), FixedClock(NOW))
+    try:
+        async with (
+            service(core) as base,
+            aiohttp.ClientSession() as session,
+            session.get(f"{base}/ui") as response,
+        ):
+            page = await response.text()
+    finally:
+        core.close()
+    table = page[page.index('id="to-deposit"') :]
+    table = table[: table.index("</table>")]
+    assert "school" not in table and "<td>?</td>" in table

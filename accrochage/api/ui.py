@@ -114,7 +114,7 @@ def _to_deposit(page: _Page) -> str:
     if not page.numbers.to_deposit:
         return '<p id="to-deposit" class="muted">No file waiting to be uploaded.</p>'
     rows = "".join(
-        f"<tr><td><code>{escape(b.batch_id)}</code></td><td>{escape(b.certifier)}</td>"
+        f"<tr><td><code>{escape(b.batch_id)}</code></td><td>{escape(page.label(b.certifier))}</td>"
         f"<td>{b.passages}</td>"
         f"<td>{b.written_at.isoformat(timespec='minutes') if b.written_at else '—'}</td></tr>"
         for b in page.numbers.to_deposit
