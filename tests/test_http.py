@@ -457,3 +457,15 @@ async def test_a_limit_of_zero_is_refused_not_read_as_a_hundred(core: Core) -> N
             assert "within 1–1000" in answer["error"]["message"]
             status, _ = await get(client, f"{path}?limit=1")
             assert status == 200
+
+
+async def test_no_answer_is_kept_in_a_cache(core: Core) -> None:
+    """A record's detail holds the holder's name and birth; the routes are opened in browsers
+    too (HTTP Basic): none of them may be kept in a cache or sniffed."""
+    async with serving(core) as client:
+        async with client.post("/events", json=event("NC-1")) as response:
+            assert response.status == 201
+        for path in ("/records/NC-1", "/records", "/unusable", "/summary", "/records/NOPE"):
+            async with client.get(path) as response:
+                assert response.headers.get("Cache-Control") == "no-store", path
+                assert response.headers.get("X-Content-Type-Options") == "nosniff", path

@@ -274,12 +274,21 @@ async def health(request: web.Request) -> web.Response:
     )
 
 
+async def _kept_by_no_cache(_: web.Request, response: web.StreamResponse) -> None:
+    """Every answer may hold personal data (a record's holder, an unusable event's text) and
+    is read in browsers too (HTTP Basic): none is kept in a cache, none sniffed as another
+    type than it says."""
+    response.headers.setdefault("Cache-Control", "no-store")
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+
+
 def build_app(context: ApiContext) -> web.Application:
     """The routes of CONTRACT.md §4 over `context`; the caller starts and stops the writer."""
     app = web.Application(
         client_max_size=context.max_body_bytes,
         middlewares=[error_middleware, auth_middleware(context.token, context.ingest_tokens)],
     )
+    app.on_response_prepare.append(_kept_by_no_cache)
     app[CONTEXT] = context
     app[BODY_SECONDS] = context.body_timeout_seconds
     app[LARGE_BODIES] = asyncio.Semaphore(1)
