@@ -274,8 +274,9 @@ def test_a_report_without_its_kept_copy_is_named(
 def test_an_unknown_record_is_an_error(config: Path, tmp_path: Path) -> None:
     run(config, "ingest", str(write_jsonl(tmp_path / "a.jsonl", [event_of(TARGET)])))
     target = tmp_path / "evidence.zip"
-    result = run(config, "evidence", "NO-SUCH", "-o", str(target), code=1)
-    assert "no record NO-SUCH" in result.stderr
+    # Exit 2, nothing written: exit 1 says a zip was written with pieces missing.
+    result = run(config, "evidence", "NO-SUCH", "-o", str(target), code=2)
+    assert "no record NO-SUCH" in result.stderr and "no zip written" in result.stderr
     assert not target.exists()
 
 
@@ -305,6 +306,6 @@ def test_a_whole_file_rejection_names_every_record_of_the_file(
 def test_an_output_that_cannot_be_written_is_an_error(config: Path, tmp_path: Path) -> None:
     run(config, "ingest", str(write_jsonl(tmp_path / "a.jsonl", [event_of(TARGET)])))
     target = tmp_path / "no-such-folder" / "evidence.zip"
-    result = run(config, "evidence", TARGET, "-o", str(target), code=1)
+    result = run(config, "evidence", TARGET, "-o", str(target), code=2)
     assert f"cannot write {target}" in result.stderr
     assert not target.parent.exists()

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from accrochage.commands.core import core_from
+from accrochage.errors import AccrochageError
 from accrochage.models.deadline import paris_today
 from accrochage.streams.evidence import gather_evidence
 
@@ -29,17 +30,22 @@ def evidence(ctx: click.Context, record_id: str, output: Path) -> None:
 
     The zip holds personal data: keep it to yourself. Exit 1 when a piece is missing (a file
     gone or altered, a report without its kept copy): the zip is still written, with
-    `missing.txt` saying what is missing.
+    `missing.txt` saying what is missing. Exit 2 when no zip is written (no such record, a
+    path that cannot be written).
     """
     with core_from(ctx, one_off=True, reading=True) as core:
-        gathered = gather_evidence(
-            core.store,
-            core.feedback.sink,
-            core.feedback.archive,
-            record_id,
-            paris_today(core.clock),
-            output,
-        )
+        try:
+            gathered = gather_evidence(
+                core.store,
+                core.feedback.sink,
+                core.feedback.archive,
+                record_id,
+                paris_today(core.clock),
+                output,
+            )
+        except AccrochageError as exc:  # exit 1 says a zip was written, with missing.txt
+            click.echo(f"error: {exc}; no zip written", err=True)
+            sys.exit(2)
     for note in gathered.notes:
         click.echo(f"note: {note}")
     for line in gathered.missing:
