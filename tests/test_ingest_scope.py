@@ -265,5 +265,12 @@ async def test_no_answer_to_a_scoped_token_names_another_certifier(
                 status, answer = await post(client, body, PIX, path=path)
                 assert status in (200, 403, 422), (path, status, answer)
                 no_other_certifier(answer)
+        # Nor whether another certifier delivers a code: one answer for that code and for
+        # one no certifier here delivers (it said "the certifier its certification code is
+        # for is another").
         status, answer = await post(client, by_code, PIX)
-        assert "certification code" in answer["errors"][0]["message"]
+        nobody = recent("LK-4", certification={"type": "RNCP", "code": "RNCP99999"})
+        del nobody["certifier"]
+        _, nobodys = await post(client, nobody, PIX)
+        assert answer["errors"] == nobodys["errors"], (answer, nobodys)
+        assert "name the event's certifier" in answer["errors"][0]["message"]

@@ -27,17 +27,19 @@ def out_of_scope(
         return None
     record_id, certifier = decoded.record_id, decoded.certifier
     allowed = ", ".join(repr(key) for key in sorted(scope))
-    if certifier is None:
+    named = decoded.payload is not None and isinstance(decoded.payload.get("certifier"), str)
+    if certifier is None or (certifier not in scope and not named):
+        # One answer whether the code is unknown or another certifier's: which it is would
+        # tell the platform that another certifier here delivers that code.
         return Problem(
             "certifier",
             f"this ingest token sends events for {allowed} only: name the event's certifier",
         )
     if certifier not in scope:
-        named = decoded.payload is not None and isinstance(decoded.payload.get("certifier"), str)
-        whose = "the event's certifier" if named else "the certifier its certification code is for"
         return Problem(
             "certifier",
-            f"this ingest token sends events for {allowed} only, and {whose} is another",
+            f"this ingest token sends events for {allowed} only, and the event's certifier "
+            "is another",
         )
     if stored and owner not in scope:
         return Problem(
