@@ -4,11 +4,25 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import click
 
 from accrochage.app import Core, build_core
 from accrochage.errors import ConfigError
+from accrochage.settings import Settings
+
+
+def existing_state(settings: Settings) -> Path:
+    """`paths.state`, refused when it does not exist: a mistyped path would otherwise report
+    an empty, brand-new database."""
+    state = settings.paths.state
+    if not state.exists():
+        raise ConfigError(
+            f"the state database {state} (paths.state) does not exist: check paths.state "
+            "and --config; `ingest`, `flush` and `run` create it"
+        )
+    return state
 
 
 @contextmanager
@@ -19,13 +33,9 @@ def core_from(
     exist (a mistyped paths.state would otherwise report an empty, brand-new database);
     `reading`: a command that only reads (it writes nothing in the state's folder: a user who
     may only read it runs it; implies `existing`)."""
-    existing = existing or reading
     settings = ctx.obj.settings
-    if existing and not settings.paths.state.exists():
-        raise ConfigError(
-            f"the state database {settings.paths.state} (paths.state) does not exist: check "
-            "paths.state and --config; `ingest`, `flush` and `run` create it"
-        )
+    if existing or reading:
+        existing_state(settings)
     core = build_core(settings, one_off=one_off, read_only=reading)
     if core.relocated is not None:
         click.echo(f"note: {core.relocated}", err=True)

@@ -10,23 +10,13 @@ from typing import Any
 import click
 
 from accrochage.app import open_store, store_location
-from accrochage.errors import ConfigError, StateNeedsMigration
-from accrochage.settings import Settings
+from accrochage.commands.core import existing_state
+from accrochage.errors import StateNeedsMigration
 from accrochage.state.base import BackupTaken
 
 FORMAT = click.option(
     "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True
 )
-
-
-def _existing_state(settings: Settings) -> Path:
-    state = settings.paths.state
-    if not state.exists():
-        raise ConfigError(
-            f"the state database {state} (paths.state) does not exist: check paths.state "
-            "and --config"
-        )
-    return state
 
 
 def _backup_fields(taken: BackupTaken) -> dict[str, Any]:
@@ -59,7 +49,7 @@ def backup(ctx: click.Context, dest: Path, overwrite: bool, fmt: str) -> None:
     state's folder is only read. The outbox's files are not copied: `verify --repair` writes
     them again from the state."""
     settings = ctx.obj.settings
-    _existing_state(settings)
+    existing_state(settings)
     taken = store_location(settings).backup(dest, overwrite=overwrite)
     if fmt == "json":
         click.echo(json.dumps(_backup_fields(taken)))
@@ -91,7 +81,7 @@ def upgrade(
     if overwrite and backup_dest is None:
         raise click.UsageError("--overwrite replaces the --backup file: give --backup too")
     settings = ctx.obj.settings
-    state = _existing_state(settings)
+    state = existing_state(settings)
     plan = store_location(settings).upgrade_plan()
     shown: dict[str, Any] = {"state": str(state), "applied": [], "backup": None}
     if not plan.pending:

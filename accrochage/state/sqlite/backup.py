@@ -19,6 +19,7 @@ from pathlib import Path
 from sqlite_utils import Database
 
 from accrochage.errors import StoreError
+from accrochage.lifeline import gone
 from accrochage.state.sqlite.connection import (
     check_integrity,
     connect,
@@ -109,19 +110,9 @@ def _sweep_abandoned(folder: Path) -> None:
     process is gone, and nothing else would ever remove them."""
     for found in folder.glob(f".*{_PARTIAL}*"):
         pid = found.name.rsplit(_PARTIAL, 1)[1].split("-", 1)[0]
-        if pid.isdigit() and not _alive(int(pid)):
+        if pid.isdigit() and gone(int(pid)):
             with suppress(OSError):
                 found.unlink()
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _sqlite_files(path: Path) -> list[Path]:
