@@ -107,6 +107,28 @@ def test_an_abandoned_wait_fails_its_group_and_every_later_group_of_its_log(
     assert read_only(patient_store, "SELECT count(*) FROM input_offsets") == [0]
 
 
+def test_a_log_s_group_gives_up_when_its_store_stops_waiting(
+    patient_store: SqliteStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The stop gives the store's waits up (for the batch timer) before the writer is told:
+    a Kafka group sharing that store (`worker --no-separate-writer`) retried at once, again
+    and again, 2,000 warnings a second, until the writer was stopped."""
+    service = WriterService(Ingestor(patient_store, registry(), FixedClock(NOW)))
+    try:
+        with held(patient_store.path) as holder:
+            waiting = service.submit(log_group(5), LogSource("topic"))
+            until(lambda: holder_waited_on(patient_store))
+            patient_store.stop_waiting()
+            with pytest.raises(StoreBusyError):
+                waiting.result(BOUND)
+            release(holder)
+    finally:
+        service.stop(BOUND)
+    said = [r for r in caplog.records if r.levelname == "WARNING"]
+    assert len(said) < 10, f"{len(said)} warnings: the group retried without waiting"
+    assert stored_records(patient_store) == 0
+
+
 async def test_a_service_stop_does_not_wait_for_its_batch_timer_behind_another_writer(
     tmp_path: Path,
 ) -> None:

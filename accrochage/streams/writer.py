@@ -194,7 +194,8 @@ class WriterService:
                     for item, result in self._ingestor.ingest_from_log(source, items)
                 }
             except StoreBusyError as busy:
-                if source is None or self._stopping or self._abandoned:
+                store = self._ingestor.store
+                if source is None or self._stopping or self._abandoned or store.waiting_stopped:
                     raise
                 self.storage_error = busy
                 said = busy.situation or "another process holds the state"

@@ -81,6 +81,12 @@ class Store(ABC):
         state is still written. A store whose writers never wait: nothing to do."""
         return None
 
+    @property
+    def waiting_stopped(self) -> bool:
+        """Whether `stop_waiting` was called: a writer that retries while another holds the
+        state (a log's group) gives up instead of retrying at once, again and again."""
+        return False
+
     def refdata(self) -> RefdataStorage:
         """The reference data (CONTRACT §11) kept beside the records."""
         raise StoreError(f"{type(self).__name__} keeps no reference data")

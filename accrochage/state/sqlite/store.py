@@ -185,6 +185,10 @@ class SqliteStore(Store):
     def stop_waiting(self) -> None:
         self._write_lock.interrupt()
 
+    @property
+    def waiting_stopped(self) -> bool:
+        return self._write_lock.interrupted()
+
     def close(self) -> None:
         self._conn.close()
         self._write_lock.close()

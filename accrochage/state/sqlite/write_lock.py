@@ -101,6 +101,9 @@ class WriteLock:
         self._guard = threading.Lock()
         self._interrupted = threading.Event()
 
+    def interrupted(self) -> bool:
+        return self._interrupted.is_set()
+
     def interrupt(self) -> None:
         """A writer waiting for another one gives up now, and later writers that find the lock
         taken give up at once (`StoreBusyError`): a service being stopped does not wait for a
