@@ -712,6 +712,9 @@ def test_a_report_naming_two_batches_is_applied_to_neither(
     assert {b["state"] for b in after} == {"written"}, "a batch was settled"
     done = run(config, "import-report", str(report), "--batch", other["batch_id"])
     assert "1 accepted" in done.stdout
+    # Imported again (reports/*.xml, say), without --batch: nothing changes, exit 0.
+    again = run(config, "import-report", str(report))
+    assert "already imported" in again.stdout
     states = {
         b["certifier"]: b["state"]
         for b in json.loads(run(config, "batches", "--format", "json").stdout)

@@ -67,6 +67,11 @@ class Feedback:
         now = self._now()
         with self.store.transaction() as tx:
             named = _batches_named(tx, report)
+            if tx.report_imported(digest):  # whichever way it was matched then
+                summary = ImportSummary(name, named[0] if len(named) == 1 else None)
+                summary.already_imported = True
+                summary.notes.append("this report was already imported: nothing changed")
+                return summary
             if batch_ref is not None:
                 batch_id: str | None = _named_batch(tx, batch_ref, named)
             elif len(named) > 1:
@@ -79,10 +84,6 @@ class Feedback:
             else:
                 batch_id = named[0] if named else None
             summary = ImportSummary(name, batch_id)
-            if tx.report_imported(digest):
-                summary.already_imported = True
-                summary.notes.append("this report was already imported: nothing changed")
-                return summary
             if batch_id is None:
                 summary.notes.append(
                     f"no batch matches nomFichier {report.file_name!r} / idFlux "
