@@ -337,10 +337,13 @@ def test_ingest_on_a_full_disk_prints_what_was_stored_and_stops_cleanly(
     config: Path, tmp_path: Path
 ) -> None:
     source = write_jsonl(tmp_path / "many.jsonl", [recent(f"D-{i:05}") for i in range(12000)])
-    result = cli_limited(config, 20_000_000, "ingest", str(source))
+    missing = tmp_path / "tpyo.jsonl"
+    result = cli_limited(config, 20_000_000, "ingest", str(missing), str(source))
     assert result.returncode == 1, result.stderr
     assert "Traceback" not in result.stderr
-    (reason,) = result.stderr.strip().splitlines()
+    # The file not read before the fault is said too (it was dropped, the fault exiting).
+    said, reason = result.stderr.strip().splitlines()
+    assert said.startswith(f"error: cannot read {missing}")
     assert reason.startswith("error: ingest stopped: the state database")
     assert "free disk space" in reason
     assert "stopped by the error below" in result.stdout

@@ -8,7 +8,7 @@ import sys
 import click
 
 from accrochage.app import open_store, registry_from
-from accrochage.commands.ingest import CHUNK, chunks, encoding_option, open_input
+from accrochage.commands.ingest import CHUNK, chunks, encoding_option, open_input, say_unread
 from accrochage.errors import InputError
 from accrochage.models.deadline import Clock, SystemClock
 from accrochage.models.reference import Reference
@@ -45,12 +45,14 @@ def check_events(ctx: click.Context, files: tuple[str, ...], encoding: str, fmt:
                 _check_file(name, encoding, registry, clock, store, reference, results)
             except InputError as problem:  # this file, not the next
                 unread.append(problem)
+    except BaseException:  # a storage fault, Ctrl-C: the files not read are said too
+        say_unread(unread)
+        raise
     finally:
         if store is not None:
             store.close()
     _print(results, fmt, skipped=store is None)
-    for unreadable in unread:
-        click.echo(f"error: {unreadable}", err=True)
+    say_unread(unread)
     if unread or any(not answer.valid for _, answer in results):
         sys.exit(1)
 

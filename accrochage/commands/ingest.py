@@ -137,10 +137,14 @@ encoding_option = click.option(
 )
 
 
-def _stop(tally: IngestTally, name: str, reason: BaseException) -> NoReturn:
-    """A storage fault, an unreadable file or Ctrl-C: what was committed is printed, then
-    why it stopped; exit 1 (130 for Ctrl-C, as a shell reports SIGINT)."""
+def _stop(
+    tally: IngestTally, name: str, reason: BaseException, unread: list[InputError]
+) -> NoReturn:
+    """A storage fault, a decode process lost or Ctrl-C: what was committed is printed, the
+    files that could not be read before it, then why it stopped; exit 1 (130 for Ctrl-C, as a
+    shell reports SIGINT)."""
     click.echo("\n".join(tally.lines()))
+    say_unread(unread)
     if isinstance(reason, KeyboardInterrupt):
         click.echo(
             f"{name}: interrupted (Ctrl-C); every event counted above is stored, the rest was "
@@ -167,12 +171,16 @@ def ingest(ctx: click.Context, files: tuple[str, ...], encoding: str) -> None:
             except InputError as unreadable:  # this file (what it gave is stored), not the next
                 unread.append(unreadable)
             except (StoreError, OSError, DecodeFailed, KeyboardInterrupt) as exc:
-                _stop(tally, name, exc)
+                _stop(tally, name, exc, unread)
     click.echo("\n".join(tally.lines()))
-    for problem in unread:
-        click.echo(f"error: {problem}", err=True)
+    say_unread(unread)
     if unread:
         sys.exit(1)
+
+
+def say_unread(unread: list[InputError]) -> None:
+    for problem in unread:
+        click.echo(f"error: {problem}", err=True)
 
 
 def _ingest_file(core: Core, name: str, encoding: str, tally: IngestTally) -> None:
