@@ -300,16 +300,23 @@ def test_a_damaged_zip_entry_is_an_error_naming_it(refdata_dir: Path, tmp_path: 
     assert "cannot be read" in str(caught.value) and "Standard" in str(caught.value)
 
 
-def test_a_zip_entry_that_unpacks_beyond_the_bound_is_refused_before_it_is_read_whole(
+def test_a_zip_entry_that_unpacks_far_beyond_its_size_is_refused_before_it_is_read_whole(
     refdata_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A 514 KB zip unpacking to 512 MB took 3.7 GB: an entry is read through a bound (here
-    lowered to 1 MB, for a test of a 2 MB entry)."""
-    monkeypatch.setattr(sources, "MAX_FILE_BYTES", 1_000_000)
-    bomb = csv_part(refdata_dir, "Standard") + b"\r\n" * 1_000_000
+    """A 514 KB zip unpacking to 512 MB took 3.7 GB: an entry may unpack to 100 times its
+    packed size (text packs 5 to 20 times) beyond a free allowance, here lowered to 1 MB for
+    a test of 5 MB of line breaks (packed to a few KB)."""
+    monkeypatch.setattr(sources, "UNPACKED_FREE", 1_000_000)
+    bomb = csv_part(refdata_dir, "Standard") + b"\r\n" * 2_500_000
     path = csv_export(tmp_path, parts={"Standard": bomb})
-    with pytest.raises(RefdataError, match="larger than 1,000,000 bytes"):
+    with zipfile.ZipFile(path) as archive:
+        packed = next(i for i in archive.infolist() if "Standard" in i.filename).compress_size
+    assert 1_000_000 + 100 * packed < len(bomb)
+    with pytest.raises(RefdataError, match="unpacks to more than"):
         load_export(path)
+    assert sources.unpacked_bound(10_000_000) == 1_000_000 + 100 * 10_000_000
+    monkeypatch.undo()
+    assert sources.unpacked_bound(1 << 40) == sources.MAX_FILE_BYTES
 
 
 def test_a_field_beyond_the_csv_limit_is_an_error_naming_its_line(
