@@ -339,3 +339,18 @@ async def test_a_path_cannot_forge_a_line_in_the_log(
     (line,) = [r.getMessage() for r in caplog.records if r.name == "aiohttp.access"]
     assert "\n" not in line and "\r" not in line and "\x1b" not in line
     assert "/x%0A2026-12-02T16:30:00.000+01:00%20ERROR" in line
+
+
+async def test_an_error_before_the_app_is_not_cached_either(tmp_path: Path) -> None:
+    """Answers built by the HTTP layer (a control character in a header) lacked the
+    no-store and nosniff every other answer carries."""
+    async with short_body_timeout(tmp_path) as port:
+
+        def malformed() -> bytes:
+            with socket.create_connection(("127.0.0.1", port), timeout=WAIT) as sock:
+                sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\nX-Bad: a\x01b\r\n\r\n")
+                return _read_response(sock)
+
+        head = (await asyncio.to_thread(malformed)).lower()
+    assert head.startswith((b"http/1.0 400", b"http/1.1 400"))
+    assert b"cache-control: no-store" in head and b"x-content-type-options: nosniff" in head

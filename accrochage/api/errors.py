@@ -36,9 +36,16 @@ def shown_path(request: web.BaseRequest) -> str:
     return shown if len(shown) <= SHOWN_PATH_CHARS else shown[:SHOWN_PATH_CHARS] + "…"
 
 
+UNCACHED = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
+"""Every answer's: a record's detail holds personal data, and browsers open the routes too;
+an error answered before the request reaches the app (`protocol.py`) carries them as well."""
+
+
 def error_response(status: int, code: str, message: str, details: Any = None) -> web.Response:
     return web.json_response(
-        {"error": {"code": code, "message": message, "details": details}}, status=status
+        {"error": {"code": code, "message": message, "details": details}},
+        status=status,
+        headers=UNCACHED,
     )
 
 

@@ -25,7 +25,7 @@ from pydantic import SecretStr
 from accrochage.api import corrections, metrics, params, ui
 from accrochage.api.auth import IngestToken, auth_middleware, scope_of
 from accrochage.api.bodies import BODY_SECONDS, DEFAULT_BODY_SECONDS, TooLarge, read_body
-from accrochage.api.errors import ApiError, error_middleware
+from accrochage.api.errors import UNCACHED, ApiError, error_middleware
 from accrochage.api.intake import LARGE_BODIES, events_in, off_loop_if_large
 from accrochage.api.openapi import openapi
 from accrochage.api.writing import EventWriter, InlineDecoder
@@ -278,8 +278,8 @@ async def _kept_by_no_cache(_: web.Request, response: web.StreamResponse) -> Non
     """Every answer may hold personal data (a record's holder, an unusable event's text) and
     is read in browsers too (HTTP Basic): none is kept in a cache, none sniffed as another
     type than it says."""
-    response.headers.setdefault("Cache-Control", "no-store")
-    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    for name, value in UNCACHED.items():
+        response.headers.setdefault(name, value)
 
 
 def build_app(context: ApiContext) -> web.Application:
