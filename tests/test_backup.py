@@ -15,6 +15,7 @@ import shutil
 import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -274,7 +275,12 @@ def test_a_killed_backup_s_partial_copy_is_swept_by_the_next_one(
     journal.write_bytes(b"j")
     live = tmp_path / f".state-20261201T000001Z.db.partial-{os.getpid()}"
     live.write_bytes(b"y")
+    elsewhere = tmp_path / f".state-20261201T000002Z.db.partial-{dead}"  # another host's?
+    elsewhere.write_bytes(b"z")
+    old = time.time() - 3600
+    for path in (abandoned, journal, live):
+        os.utime(path, (old, old))
     taken = json.loads(run(state, "backup", str(tmp_path), "--format", "json").stdout)
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
-        [live.name, Path(taken["path"]).name]
+        [live.name, elsewhere.name, Path(taken["path"]).name]
     )

@@ -105,13 +105,20 @@ def take_backup(state: Path, dest: Path, *, overwrite: bool = False) -> BackupTa
 _PARTIAL = ".partial-"
 
 
+ABANDONED_AFTER_SECONDS = 600
+
+
 def _sweep_abandoned(folder: Path) -> None:
     """The partial copies of backups killed in this folder (kill -9, the OOM killer): their
-    process is gone, and nothing else would ever remove them."""
+    process is gone, and nothing else would ever remove them. One written to in the last
+    ten minutes is left alone: a backup of another host (a shared folder, another PID
+    namespace) may be writing it."""
+    now = time.time()
     for found in folder.glob(f".*{_PARTIAL}*"):
         pid = found.name.rsplit(_PARTIAL, 1)[1].split("-", 1)[0]
-        if pid.isdigit() and gone(int(pid)):
-            with suppress(OSError):
+        with suppress(OSError):
+            recent = now - found.stat().st_mtime < ABANDONED_AFTER_SECONDS
+            if pid.isdigit() and gone(int(pid)) and not recent:
                 found.unlink()
 
 
