@@ -33,8 +33,8 @@ def evidence(ctx: click.Context, record_id: str, output: Path) -> None:
     `missing.txt` saying what is missing. Exit 2 when no zip is written (no such record, a
     path that cannot be written).
     """
-    with core_from(ctx, one_off=True, reading=True) as core:
-        try:
+    try:
+        with core_from(ctx, one_off=True, reading=True) as core:
             gathered = gather_evidence(
                 core.store,
                 core.feedback.sink,
@@ -43,9 +43,9 @@ def evidence(ctx: click.Context, record_id: str, output: Path) -> None:
                 paris_today(core.clock),
                 output,
             )
-        except AccrochageError as exc:  # exit 1 says a zip was written, with missing.txt
-            click.echo(f"error: {exc}; no zip written", err=True)
-            sys.exit(2)
+    except AccrochageError as exc:  # exit 1 says a zip was written, with missing.txt
+        click.echo(f"error: {exc}; no zip written", err=True)
+        sys.exit(2)
     for note in gathered.notes:
         click.echo(f"note: {note}")
     for line in gathered.missing:
