@@ -301,6 +301,8 @@ def test_the_commands(tmp_path: Path) -> None:
     added = run(config, "correction-request", "add", "PX-1", "--received-on", received)
     request_id = added.stdout.strip()
     assert request_id.startswith("CR-") and not added.stderr
+    twice = run(config, "correction-request", "add", "PX-1", "--received-on", received)
+    assert twice.stdout.strip() == request_id and "open already" in twice.stderr
     unknown = run(
         config, "correction-request", "add", "NEW-1", "--received-on", received,
         "--source", "holder", "--note", "call Mme X back",
@@ -353,6 +355,18 @@ async def test_the_http_routes(tmp_path: Path) -> None:
             assert status == 201, opened
             s.CorrectionRequestOut.model_validate(opened)
             assert opened["deadline"] == "2027-02-20" and opened["certifier"] == "pix"
+            # Sent again (a retried POST): the same request, 200, nothing added; it made a
+            # second open request, answered apart and alerting apart.
+            status, again = await call("POST", "/correction-requests", new)
+            assert (status, again["request_id"]) == (200, opened["request_id"]), again
+            other = {**new, "note": "by phone, another field"}
+            status, second = await call("POST", "/correction-requests", other)
+            assert status == 201 and second["request_id"] != opened["request_id"]
+            status, listed = await call("GET", "/correction-requests?open=true")
+            assert len(listed["correction_requests"]) == 2, listed
+            path = f"/correction-requests/{second['request_id']}/answer"
+            status, _ = await call("POST", path, {"unfounded": "entered for the test"})
+            assert status == 200
             status, _ = await call("POST", "/correction-requests", new, headers={})
             assert status == 401
             for bad, code in (
@@ -442,7 +456,8 @@ async def test_the_http_routes(tmp_path: Path) -> None:
             assert status == 404 and error["error"]["code"] == "not_found"
             status, detail = await call("GET", "/records/PX-1")
             s.RecordDetail.model_validate(detail)
-            assert detail["correction_requests"][0]["status"] == "corrected"
+            statuses = {r["request_id"]: r["status"] for r in detail["correction_requests"]}
+            assert statuses == {opened["request_id"]: "corrected", second["request_id"]: "answered"}
             status, records = await call("GET", "/records")
             s.RecordsPage.model_validate(records)
             status, summary = await call("GET", "/summary")

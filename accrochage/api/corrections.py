@@ -116,7 +116,7 @@ async def post_request(request: web.Request) -> web.Response:
             note=body.note,
         ),
     )
-    return web.json_response(opened.json, status=201)
+    return web.json_response(opened.json, status=200 if opened.already else 201)
 
 
 async def get_requests(request: web.Request) -> web.Response:

@@ -144,8 +144,9 @@ ROUTES = (
     Route(
         "post",
         "/correction-requests",
-        "Open a correction request (deadline: received_on + 3 months)",
-        {201: s.CorrectionRequestOut, 422: s.ErrorBody},
+        "Open a correction request (deadline: received_on + 3 months); 200 and the request "
+        "open already when the same one is sent again",
+        {201: s.CorrectionRequestOut, 200: s.CorrectionRequestOut, 422: s.ErrorBody},
         request=s.CorrectionRequestIn,
     ),
     Route(

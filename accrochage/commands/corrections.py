@@ -82,6 +82,12 @@ def add(
             certifier=certifier,
             note=note,
         )
+    if opened.already:
+        click.echo(
+            f"note: this request is open already, as {opened.request.request_id} (the same "
+            "record, day, source and note): nothing added",
+            err=True,
+        )
     if not opened.record_known:
         click.echo(
             f"warning: the tracker does not know record {opened.request.record_id} yet: the "

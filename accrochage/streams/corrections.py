@@ -34,6 +34,8 @@ class Opened:
     request: CorrectionRequest
     record_known: bool
     json: JsonRow
+    already: bool = False
+    """The same request was open already (entered twice): that one, nothing added."""
 
 
 class Corrections:
@@ -78,10 +80,18 @@ class Corrections:
                     f"record {request.record_id} belongs to {record.certifier or 'no certifier'}, "
                     f"not {certifier}: leave --certifier out, or check the record id",
                 )
-            tx.add_correction_request(request)
+            same = tx.open_request_like(request)
+            if same is None:
+                tx.add_correction_request(request)
+        kept = same or request
         shown = record.certifier if record is not None else None
         today = paris_today(self.clock)
-        return Opened(request, record is not None, to_json(request, shown, today, self.margin_days))
+        return Opened(
+            kept,
+            record is not None,
+            to_json(kept, shown, today, self.margin_days),
+            already=same is not None,
+        )
 
     def list(self, *, open_only: bool = False, as_of: date | None = None) -> list[JsonRow]:
         """CONTRACT §9's objects: open requests first by deadline, then the closed ones."""

@@ -207,6 +207,11 @@ class Transaction(PendingReads):
     def correction_request(self, request_id: str) -> CorrectionRequest | None: ...
 
     @abstractmethod
+    def open_request_like(self, asked: CorrectionRequest) -> CorrectionRequest | None:
+        """The open request that says what `asked` says (record, day, source, certifier,
+        note): a request entered twice (a retried POST, a command run again) is one."""
+
+    @abstractmethod
     def answer_correction_request(self, request: CorrectionRequest) -> None:
         """Save a request closed by hand (its status, answer kind, text and time)."""
 

@@ -98,6 +98,25 @@ def add_request(conn: sqlite3.Connection, request: CorrectionRequest) -> None:
     )
 
 
+def open_like(conn: sqlite3.Connection, asked: CorrectionRequest) -> CorrectionRequest | None:
+    """The open request that says what `asked` says (its record, day, source, certifier and
+    note), if one is."""
+    row = conn.execute(
+        "SELECT * FROM correction_requests WHERE record_id = ? AND received_on = ? "
+        "AND source = ? AND status = ? AND certifier IS ? AND note IS ? "
+        "ORDER BY opened_at LIMIT 1",
+        (
+            asked.record_id,
+            asked.received_on.isoformat(),
+            asked.source.value,
+            _OPEN,
+            asked.certifier,
+            asked.note,
+        ),
+    ).fetchone()
+    return None if row is None else _request(row)
+
+
 def request(conn: sqlite3.Connection, request_id: str) -> CorrectionRequest | None:
     row = conn.execute(
         "SELECT * FROM correction_requests WHERE request_id = ?", (request_id,)

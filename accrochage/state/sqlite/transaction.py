@@ -185,6 +185,9 @@ class SqliteTransaction(BatchStatements, Transaction):
     def correction_request(self, request_id: str) -> CorrectionRequest | None:
         return correction_rows.request(self._conn, request_id)
 
+    def open_request_like(self, asked: CorrectionRequest) -> CorrectionRequest | None:
+        return correction_rows.open_like(self._conn, asked)
+
     def answer_correction_request(self, request: CorrectionRequest) -> None:
         correction_rows.save_answer(self._conn, request)
 
