@@ -28,6 +28,7 @@ from tests.test_read_only_user import (
     as_reader,
     listing,
     read_only,
+    service_holding,
     state,
 )
 from tests.test_tracker import write_config
@@ -181,31 +182,11 @@ def test_upgrade_takes_a_backup_then_migrates(state: Path, tmp_path: Path) -> No
 def test_upgrade_is_refused_while_a_service_serves_the_state(state: Path, tmp_path: Path) -> None:
     db = state.parent / "var" / "state.db"
     name = _forget_last_migration(db)
-    holder = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "import fcntl, os, sys; fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT); "
-            "fcntl.flock(fd, fcntl.LOCK_EX); os.ftruncate(fd, 0); "
-            "os.write(fd, f'{os.getpid()}\\n'.encode()); print('held', flush=True); "
-            "sys.stdin.read()",
-            str(db.with_name("state.db.lock")),
-        ],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-        cwd=ROOT,
-    )
-    try:
-        assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+    with service_holding(db) as pid:
         refused = run(state, "upgrade", "--backup", str(tmp_path), code=1)
-        assert f"a service (process {holder.pid}) serves the state" in refused.stderr
+        assert f"a service (process {pid}) serves the state" in refused.stderr
         assert list(tmp_path.iterdir()) == [], "a backup was taken for an upgrade refused"
         assert not _applied(db, name)
-    finally:
-        assert holder.stdin is not None
-        holder.stdin.close()
-        holder.wait(30)
 
 
 FULL_DISK = """

@@ -261,35 +261,42 @@ def test_a_read_command_never_migrates_a_state_and_says_who_does(state: Path) ->
     assert json.loads(run(state, "summary", "--format", "json").stdout)["records"] == 2
 
 
-def test_a_command_never_migrates_a_state_another_version_s_service_serves(state: Path) -> None:
-    """A newer command beside an older running service changed the tables under it."""
-    db = state.parent / "var" / "state.db"
-    name = _forget_last_migration(db)
-    lock = db.with_name(db.name + ".lock")
+SERVICE_HOLDER = (
+    "import fcntl, os, sys; fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT); "
+    "fcntl.flock(fd, fcntl.LOCK_EX); os.ftruncate(fd, 0); "
+    "os.write(fd, f'{os.getpid()}\\n'.encode()); print('held', flush=True); "
+    "sys.stdin.read()"
+)
+
+
+@contextmanager
+def service_holding(state_db: Path) -> Iterator[int]:
+    """A process holding `<state>.lock` as a running service (`run`, `worker`) does, its
+    pid written there; let go when the block ends."""
     holder = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "import fcntl, os, sys; fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT); "
-            "fcntl.flock(fd, fcntl.LOCK_EX); os.ftruncate(fd, 0); "
-            "os.write(fd, f'{os.getpid()}\\n'.encode()); print('held', flush=True); "
-            "sys.stdin.read()",
-            str(lock),
-        ],
+        [sys.executable, "-c", SERVICE_HOLDER, str(state_db.with_name(state_db.name + ".lock"))],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
     )
     try:
         assert holder.stdout is not None and holder.stdout.readline() == "held\n"
-        refused = run(state, "flush", code=1)
-        assert f"a service (process {holder.pid}) serves it" in refused.stderr, refused.stderr
-        assert "stop that service, run `accrochage upgrade --backup" in refused.stderr
-        assert not _applied(db, name)
+        yield holder.pid
     finally:
         assert holder.stdin is not None
         holder.stdin.close()
         holder.wait(30)
+
+
+def test_a_command_never_migrates_a_state_another_version_s_service_serves(state: Path) -> None:
+    """A newer command beside an older running service changed the tables under it."""
+    db = state.parent / "var" / "state.db"
+    name = _forget_last_migration(db)
+    with service_holding(db) as pid:
+        refused = run(state, "flush", code=1)
+        assert f"a service (process {pid}) serves it" in refused.stderr, refused.stderr
+        assert "stop that service, run `accrochage upgrade --backup" in refused.stderr
+        assert not _applied(db, name)
     run(state, "flush")
     assert _applied(db, name)
 

@@ -200,19 +200,25 @@ def test_a_state_folder_the_service_cannot_create_is_one_line_not_a_traceback(
     assert "check paths.state" in done.stderr
 
 
+def with_a_written_file(tmp_path: Path, count: int) -> tuple[Path, list[dict[str, Any]]]:
+    """A configuration whose state holds `count` pix records in a written file, and the
+    batches as `batches --format json` lists them."""
+    events = tmp_path / "events.jsonl"
+    generated = generate_events(count, [GeneratedCertifier("pix", ("RS5875",))], today=date.today())
+    events.write_text("".join(json.dumps(e) + "\n" for e in generated), encoding="utf-8")
+    config = write_config(tmp_path)
+    assert cli(config, "ingest", str(events)).returncode == 0
+    assert cli(config, "flush", "--force").returncode == 0
+    return config, json.loads(cli(config, "batches", "--format", "json").stdout)
+
+
 def test_an_outbox_no_file_can_be_written_in_stops_the_service_before_it_records_anything(
     tmp_path: Path,
 ) -> None:
     """`paths.outbox` under /proc (or a folder the service's user may not create): the files
     already written were recorded under it at start, then every tick failed to write them
     again while /health said ok."""
-    events = tmp_path / "events.jsonl"
-    generated = generate_events(3, [GeneratedCertifier("pix", ("RS5875",))], today=date.today())
-    events.write_text("".join(json.dumps(e) + "\n" for e in generated), encoding="utf-8")
-    config = write_config(tmp_path)
-    assert cli(config, "ingest", str(events)).returncode == 0
-    assert cli(config, "flush", "--force").returncode == 0
-    recorded = json.loads(cli(config, "batches", "--format", "json").stdout)
+    config, recorded = with_a_written_file(tmp_path, 3)
     bad = write_config(tmp_path, paths={"outbox": "/proc/no-outbox"}, name="bad.toml")
     for command in ("run", "deposited"):
         args = [command, recorded[0]["batch_id"]] if command == "deposited" else [command]
@@ -267,13 +273,7 @@ def test_a_busy_port_stops_the_service_before_it_does_anything(tmp_path: Path) -
 def test_a_busy_port_stops_the_service_before_it_records_file_paths_anew(tmp_path: Path) -> None:
     """A state copied elsewhere, its files recorded under the original's outbox: `run` on a
     port in use recorded them under its own outbox, then said it could not listen."""
-    events = tmp_path / "events.jsonl"
-    generated = generate_events(2, [GeneratedCertifier("pix", ("RS5875",))], today=date.today())
-    events.write_text("".join(json.dumps(e) + "\n" for e in generated), encoding="utf-8")
-    config = write_config(tmp_path)
-    assert cli(config, "ingest", str(events)).returncode == 0
-    assert cli(config, "flush", "--force").returncode == 0
-    recorded = json.loads(cli(config, "batches", "--format", "json").stdout)
+    config, recorded = with_a_written_file(tmp_path, 2)
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
