@@ -9,7 +9,7 @@ import re
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 from pydantic_core import PydanticCustomError
 
 from accrochage.models.problems import DUPLICATED, GIVEN_TWICE, given_twice
@@ -302,12 +302,12 @@ def same_meaning(event: DeliveredEvent, stored: str) -> bool:
     left out or given (`type`, `certified`, a null), spaces around a text, a score as a number
     or a string, a date as text or as its parts. Such an event repeats the content; taken for
     a correction, it superseded a written file or sent the CDC a SUPPRESSION for nothing."""
+    payload = stored_payload(stored, event.event_id)
+    if payload is None:
+        return False
     try:
-        found = json.loads(stored)
-        if not isinstance(found, dict):
-            return False
-        kept = DeliveredEvent.model_validate({**found, "event_id": event.event_id})
-    except ValueError:
+        kept = DeliveredEvent.model_validate(payload)
+    except ValidationError:
         return False
     envelope = set(ENVELOPE_FIELDS)
     return kept.model_dump(exclude=envelope) == event.model_dump(exclude=envelope)
