@@ -21,8 +21,11 @@ from sqlite_utils import Database
 from accrochage.errors import StoreError
 from accrochage.lifeline import gone
 from accrochage.state.sqlite.connection import (
+    CORRUPT_CODES,
+    FULL_CODES,
     check_integrity,
     connect,
+    primary_code,
     storage_error,
     told_if_changed,
 )
@@ -165,10 +168,10 @@ def _settled(target: sqlite3.Connection, state: Path, partial: Path) -> tuple[in
 
 def _backup_error(exc: sqlite3.Error, state: Path, partial: Path) -> StoreError:
     """A damaged state is the state's error; anything else failing to write is the backup's."""
-    code = (getattr(exc, "sqlite_errorcode", 0) or 0) & 0xFF
-    if code in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB):
+    code = primary_code(exc)
+    if code in CORRUPT_CODES:
         return storage_error(exc, state)
-    if code in (sqlite3.SQLITE_FULL, sqlite3.SQLITE_IOERR, sqlite3.SQLITE_READONLY):
+    if code in FULL_CODES:
         return _unwritable(partial, exc)
     return storage_error(exc, state)
 

@@ -87,7 +87,7 @@ def _unshared_reading(conn: sqlite3.Connection, path: Path) -> sqlite3.Connectio
         conn.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()
         return conn
     except sqlite3.OperationalError as exc:
-        code = (getattr(exc, "sqlite_errorcode", 0) or 0) & 0xFF
+        code = primary_code(exc)
         wal = path.with_name(path.name + "-wal")
         if code not in (sqlite3.SQLITE_READONLY, sqlite3.SQLITE_CANTOPEN) or wal.exists():
             conn.close()
@@ -146,8 +146,13 @@ def changed_error(path: Path) -> StoreError:
     )
 
 
+def primary_code(exc: sqlite3.Error) -> int:
+    """The SQLite result code of an error, without its extended part (0: none given)."""
+    return (getattr(exc, "sqlite_errorcode", None) or 0) & 0xFF
+
+
 def is_busy(exc: sqlite3.Error) -> bool:
-    return (getattr(exc, "sqlite_errorcode", 0) or 0) & 0xFF == sqlite3.SQLITE_BUSY
+    return primary_code(exc) == sqlite3.SQLITE_BUSY
 
 
 QUICK_CHECK_MAX_BYTES = 32 * 1024 * 1024
@@ -171,17 +176,18 @@ def check_integrity(conn: sqlite3.Connection, path: Path) -> None:
         raise StorageCorruptError(_corrupt_message(path, "; ".join(problems)[:300]))
 
 
-_FULL = {sqlite3.SQLITE_FULL, sqlite3.SQLITE_IOERR, sqlite3.SQLITE_READONLY}
-_CORRUPT = {sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB}
+FULL_CODES = {sqlite3.SQLITE_FULL, sqlite3.SQLITE_IOERR, sqlite3.SQLITE_READONLY}
+"""A disk full, or a file or folder that cannot be written."""
+CORRUPT_CODES = {sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB}
 
 
 def storage_error(exc: sqlite3.Error, path: Path, *, opening: bool = False) -> StoreError:
     """What a SQLite error means for the operator: a full or unwritable disk, a damaged file,
     or (anything else) a store error; each message says what to do."""
-    code = (getattr(exc, "sqlite_errorcode", None) or 0) & 0xFF
-    if code in _CORRUPT:
+    code = primary_code(exc)
+    if code in CORRUPT_CODES:
         return StorageCorruptError(_corrupt_message(path, str(exc)))
-    if code in _FULL:
+    if code in FULL_CODES:
         return StorageFullError(
             f"the state database {path} cannot be written ({exc}): free disk space on its "
             "volume, or make it and its folder writable by this user; nothing of the "
