@@ -32,7 +32,9 @@ def shown_path(request: web.BaseRequest) -> str:
     characters, never a new line forged in the log), any other unprintable character
     escaped, and cut short."""
     raw = request.rel_url.raw_path
-    shown = "".join(c if c.isprintable() and c.isascii() else f"\\x{ord(c):02x}" for c in raw)
+    shown = raw
+    if not (raw.isascii() and raw.isprintable()):  # the access log's every line: walk rarely
+        shown = "".join(c if c.isprintable() and c.isascii() else f"\\x{ord(c):02x}" for c in raw)
     return shown if len(shown) <= SHOWN_PATH_CHARS else shown[:SHOWN_PATH_CHARS] + "…"
 
 
