@@ -262,7 +262,7 @@ async def test_batches_after_a_flush(core: Core) -> None:
     async with serving(core) as client:
         await post(client, [recent("B-1"), recent("B-2"), recent("B-3", certifier="school")])
         status, body = await get(client, "/batches")
-        assert (status, body) == (200, {"batches": []})
+        assert (status, body) == (200, {"batches": [], "next_cursor": None})
         report = await asyncio.to_thread(core.flusher.flush, force=True)
         assert report.ok and len(report.written) == 2
 

@@ -33,7 +33,8 @@ from accrochage.models.problems import (
     given_twice,
     problems_as_dicts,
 )
-from accrochage.models.vocabulary import RequestSource
+from accrochage.models.vocabulary import RequestSource, RequestStatus
+from accrochage.state import queries
 from accrochage.streams.corrections import Corrections
 
 M = TypeVar("M", bound=BaseModel)
@@ -123,8 +124,23 @@ async def get_requests(request: web.Request) -> web.Response:
     service = request.app[SERVICE]
     open_only = params.flag(request, "open")
     as_of = params.day(request, "as_of", paris_today(service.clock))
-    rows = await _run(request, lambda: service.list(open_only=open_only, as_of=as_of))
-    return web.json_response({"correction_requests": rows})
+    limit = params.page_size(request)
+    cursor = params.key(request, "cursor")
+    after = None if cursor is None else queries.request_after(cursor)
+    rows = await _run(
+        request,
+        lambda: service.list(open_only=open_only, as_of=as_of, limit=limit + 1, after=after),
+    )
+    page, more = rows[:limit], len(rows) > limit
+    last = page[-1] if more else None
+    cursor = (
+        None
+        if last is None
+        else queries.request_cursor(
+            last["status"] != RequestStatus.OPEN.value, last["deadline"], last["request_id"]
+        )
+    )
+    return web.json_response({"correction_requests": page, "next_cursor": cursor})
 
 
 async def post_answer(request: web.Request) -> web.Response:

@@ -16,6 +16,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from accrochage.api import schemas as s
+from accrochage.api.params import MAX_PAGE, PAGE
 from accrochage.models.deadline import FIRST_DAY, LAST_DAY, MAX_DUE_WITHIN
 from accrochage.models.event import DeliveredEvent, RevokedEvent
 from accrochage.models.vocabulary import BatchState, CdcReason, RecordStatus, values
@@ -51,6 +52,14 @@ class Route:
 
 
 DAY = {"type": "string", "format": "date"}
+PAGING = (
+    Param(
+        "limit",
+        schema={"type": "integer", "minimum": 1, "maximum": MAX_PAGE},
+        description=f"rows in one page (default {PAGE})",
+    ),
+    Param("cursor", description="the next_cursor of the previous page, unchanged"),
+)
 RECORD_FILTERS = (
     Param("certifier", description="a configured certifier key"),
     Param(
@@ -63,8 +72,7 @@ RECORD_FILTERS = (
     Param("due_within", schema={"type": "integer", "minimum": 0, "maximum": MAX_DUE_WITHIN}),
     Param("overdue", schema={"type": "boolean"}),
     Param("as_of", schema=DAY, description=f"{FIRST_DAY} to {LAST_DAY}; default today (Paris)"),
-    Param("limit", schema={"type": "integer", "minimum": 1, "maximum": 1000}),
-    Param("cursor", description="the next_cursor of the previous page"),
+    *PAGING,
 )
 ROUTES = (
     Route(
@@ -110,7 +118,7 @@ ROUTES = (
         (
             Param("state", schema={"enum": values(BatchState)}),
             Param("certifier"),
-            Param("limit", schema={"type": "integer", "minimum": 1, "maximum": 1000}),
+            *PAGING,
         ),
     ),
     Route(
@@ -132,7 +140,7 @@ ROUTES = (
         "/unusable",
         "Events without a usable record_id, newest first",
         {200: s.UnusableList},
-        (Param("limit", schema={"type": "integer", "minimum": 1, "maximum": 1000}),),
+        PAGING,
     ),
     Route(
         "get",
@@ -157,6 +165,7 @@ ROUTES = (
         (
             Param("open", schema={"type": "boolean"}, description="only the open requests"),
             Param("as_of", schema=DAY, description="default today (Paris)"),
+            *PAGING,
         ),
     ),
     Route(

@@ -14,6 +14,10 @@ from aiohttp import web
 from accrochage.api.errors import ApiError
 from accrochage.models.deadline import FIRST_DAY, LAST_DAY
 
+PAGE = 100
+"""Rows a listing route answers when no `limit` is given."""
+MAX_PAGE = 1000
+"""The most rows a listing route answers at once; `next_cursor` gives the next page."""
 _DIGITS = re.compile(r"[0-9]{1,9}")
 _DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _TRUE = {"1", "true", "yes"}
@@ -74,3 +78,8 @@ def key(request: web.Request, name: str) -> str | None:
     if value is not None and (len(value) > 512 or not value.isprintable()):
         raise bad(name, value, "printable and at most 512 characters")
     return value
+
+
+def page_size(request: web.Request) -> int:
+    """`limit`: the rows of one page of a listing route, 1 to `MAX_PAGE`, `PAGE` if not given."""
+    return integer(request, "limit", PAGE, MAX_PAGE, low=1) or PAGE

@@ -116,6 +116,7 @@ class BatchRow(Answer):
 
 class BatchList(Answer):
     batches: list[BatchRow]
+    next_cursor: str | None
 
 
 class BatchDetail(BatchRow):
@@ -159,6 +160,7 @@ class CorrectionRequestOut(Answer):
 
 class CorrectionRequestList(Answer):
     correction_requests: list[CorrectionRequestOut]
+    next_cursor: str | None
 
 
 class CorrectionRequestIn(BaseModel):
@@ -253,6 +255,7 @@ class UnusableRow(Answer):
 
 class UnusableList(Answer):
     events: list[UnusableRow]
+    next_cursor: str | None
 
 
 class Health(Answer):

@@ -63,3 +63,61 @@ def decode_cursor(cursor: str) -> tuple[str | None, str]:
         raise BadParameter(
             "invalid cursor: pass the next_cursor of a previous page unchanged"
         ) from None
+
+
+BatchKey = tuple[str, str]
+"""Where a page of batches ended: the last one's (created_at, batch_id)."""
+RequestKey = tuple[bool, str, str]
+"""Where a page of correction requests ended: the last one's (closed, deadline, request_id)."""
+
+_BATCHES = "batches"
+_UNUSABLE = "unusable"
+_REQUESTS = "correction-requests"
+
+
+def batch_cursor(created_at: str, batch_id: str) -> str:
+    return _encoded(_BATCHES, created_at, batch_id)
+
+
+def batch_after(cursor: str) -> BatchKey:
+    created_at, batch_id = _decoded(cursor, _BATCHES, (str, str))
+    return str(created_at), str(batch_id)
+
+
+def unusable_cursor(unusable_id: int) -> str:
+    return _encoded(_UNUSABLE, unusable_id)
+
+
+def unusable_before(cursor: str) -> int:
+    (unusable_id,) = _decoded(cursor, _UNUSABLE, (int,))
+    return int(unusable_id)
+
+
+def request_cursor(closed: bool, deadline: str, request_id: str) -> str:
+    return _encoded(_REQUESTS, closed, deadline, request_id)
+
+
+def request_after(cursor: str) -> RequestKey:
+    closed, deadline, request_id = _decoded(cursor, _REQUESTS, (bool, str, str))
+    return bool(closed), str(deadline), str(request_id)
+
+
+def _encoded(route: str, *key: str | int | bool) -> str:
+    """An opaque cursor naming its route, so that one route's cursor is refused by another."""
+    return base64.urlsafe_b64encode(json.dumps([route, *key]).encode()).decode()
+
+
+def _decoded(cursor: str, route: str, types: tuple[type, ...]) -> list[str | int | bool]:
+    try:
+        found = json.loads(base64.urlsafe_b64decode(cursor.encode("ascii")))
+        if not isinstance(found, list) or len(found) != len(types) + 1 or found[0] != route:
+            raise ValueError(route)
+        for value, kind in zip(found[1:], types, strict=True):
+            if type(value) is not kind or (isinstance(value, str) and not 0 < len(value) <= 255):
+                raise ValueError(route)
+        return found[1:]
+    except (ValueError, TypeError, UnicodeError):
+        raise BadParameter(
+            f"invalid cursor for {route}: pass the next_cursor of a previous page of this "
+            "route unchanged"
+        ) from None

@@ -25,6 +25,7 @@ from accrochage.models.corrections import (
 from accrochage.models.deadline import Clock, paris_today
 from accrochage.models.vocabulary import RequestSource
 from accrochage.state.base import JsonRow, Store
+from accrochage.state.queries import RequestKey
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,12 +94,24 @@ class Corrections:
             already=same is not None,
         )
 
-    def list(self, *, open_only: bool = False, as_of: date | None = None) -> list[JsonRow]:
-        """CONTRACT §9's objects: open requests first by deadline, then the closed ones."""
+    def list(
+        self,
+        *,
+        open_only: bool = False,
+        as_of: date | None = None,
+        limit: int | None = None,
+        after: RequestKey | None = None,
+    ) -> list[JsonRow]:
+        """CONTRACT §9's objects: open requests first by deadline, then the closed ones;
+        `after`: those after a page's last request."""
         day = as_of or paris_today(self.clock)
         with self.store.reading() as reader:
             return reader.correction_requests(
-                open_only=open_only, as_of=day, margin_days=self.margin_days
+                open_only=open_only,
+                as_of=day,
+                margin_days=self.margin_days,
+                limit=limit,
+                after=after,
             )
 
     def answer(

@@ -12,7 +12,7 @@ from accrochage.models.batch import (
 )
 from accrochage.models.vocabulary import BatchState
 from accrochage.state.base.transaction import PendingReads
-from accrochage.state.queries import OutstandingQuery
+from accrochage.state.queries import BatchKey, OutstandingQuery, RequestKey
 from accrochage.state.values import (
     AlertDelivery,
     AlertState,
@@ -44,9 +44,15 @@ class Reader(PendingReads):
 
     @abstractmethod
     def batches(
-        self, *, state: str | None = None, certifier: str | None = None, limit: int | None = 100
+        self,
+        *,
+        state: str | None = None,
+        certifier: str | None = None,
+        limit: int | None = 100,
+        after: BatchKey | None = None,
     ) -> list[JsonRow]:
-        """Newest first, in the shape of CONTRACT §8; `limit=None`: all of them."""
+        """Newest first, in the shape of CONTRACT §8; `limit=None`: all of them; `after`:
+        those after a page's last batch."""
 
     @abstractmethod
     def iter_batches(
@@ -66,7 +72,8 @@ class Reader(PendingReads):
         (`batch_id`, `certifier`, `file_name`, `records`), oldest first."""
 
     @abstractmethod
-    def unusable(self, limit: int = 100) -> list[JsonRow]: ...
+    def unusable(self, limit: int = 100, before: int | None = None) -> list[JsonRow]:
+        """Newest first; `before`: those older than a page's last id."""
 
     @abstractmethod
     def batches_to_write(self) -> list[FrozenBatch]:
@@ -127,10 +134,16 @@ class Reader(PendingReads):
 
     @abstractmethod
     def correction_requests(
-        self, *, open_only: bool, as_of: date, margin_days: int
+        self,
+        *,
+        open_only: bool,
+        as_of: date,
+        margin_days: int,
+        limit: int | None = None,
+        after: RequestKey | None = None,
     ) -> list[JsonRow]:
         """CONTRACT §9's objects (plus `note`, `opened_at`, `at_risk`, `overdue`), open ones
-        first, each group by deadline."""
+        first, each group by deadline; `after`: those after a page's last request."""
 
 
 class StoreLocation(ABC):

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from accrochage.models.vocabulary import BatchState, RecordStatus
+from accrochage.state.queries import BatchKey
 
 _SELECT = """
 SELECT b.*, r.summary AS report_summary, r.imported_at AS report_imported_at
@@ -54,9 +55,10 @@ def batches(
     state: str | None = None,
     certifier: str | None = None,
     limit: int | None = 100,
+    after: BatchKey | None = None,
 ) -> list[dict[str, Any]]:
-    """The batches, newest first."""
-    return list(iter_batches(conn, state=state, certifier=certifier, limit=limit))
+    """The batches, newest first; `after`: those after a page's last (created_at, batch_id)."""
+    return list(iter_batches(conn, state=state, certifier=certifier, limit=limit, after=after))
 
 
 def iter_batches(
@@ -65,9 +67,14 @@ def iter_batches(
     state: str | None = None,
     certifier: str | None = None,
     limit: int | None = 100,
+    after: BatchKey | None = None,
 ) -> Iterator[dict[str, Any]]:
     """The batches, newest first, as they are read (a command prints them as they come)."""
-    where, params = ["1 = 1"], []
+    where: list[str] = ["1 = 1"]
+    params: list[str] = []
+    if after is not None:
+        where.append("(b.created_at < ? OR (b.created_at = ? AND b.batch_id > ?))")
+        params += [after[0], after[0], after[1]]
     if state:
         where.append("b.state = ?")
         params.append(state)

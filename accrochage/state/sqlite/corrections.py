@@ -21,6 +21,7 @@ from accrochage.models.corrections import (
     to_json,
 )
 from accrochage.models.vocabulary import RequestSource, RequestStatus
+from accrochage.state.queries import RequestKey
 from accrochage.state.sqlite.rows import in_chunks, placeholders, stamp
 from accrochage.state.values import JsonRow
 
@@ -211,13 +212,30 @@ def open_deadlines(conn: sqlite3.Connection, record_ids: Sequence[str]) -> dict[
 
 
 def listing(
-    conn: sqlite3.Connection, *, open_only: bool, as_of: date, margin_days: int
+    conn: sqlite3.Connection,
+    *,
+    open_only: bool,
+    as_of: date,
+    margin_days: int,
+    limit: int | None = None,
+    after: RequestKey | None = None,
 ) -> list[JsonRow]:
-    """Open requests first by deadline; closed ones after them, the same order."""
-    where = " WHERE q.status = ?" if open_only else ""
-    order = " ORDER BY q.status != 'open', q.deadline, q.request_id"
-    rows = conn.execute(_SELECT + where + order, (_OPEN,) if open_only else ())
-    return [as_json(row, as_of, margin_days) for row in rows]
+    """Open requests first by deadline; closed ones after them, the same order. `after`:
+    those after a page's last (closed, deadline, request_id)."""
+    where: list[str] = []
+    params: list[object] = []
+    if open_only:
+        where.append("q.status = ?")
+        params.append(_OPEN)
+    if after is not None:
+        where.append("(q.status != ?, q.deadline, q.request_id) > (?, ?, ?)")
+        params += [_OPEN, int(after[0]), after[1], after[2]]
+    sql = _SELECT + (f" WHERE {' AND '.join(where)}" if where else "")
+    sql += " ORDER BY q.status != ?, q.deadline, q.request_id"
+    params.append(_OPEN)
+    if limit is not None:
+        sql += f" LIMIT {int(limit)}"
+    return [as_json(row, as_of, margin_days) for row in conn.execute(sql, params)]
 
 
 def of_record(conn: sqlite3.Connection, record_id: str, as_of: date) -> list[JsonRow]:

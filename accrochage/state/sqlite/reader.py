@@ -26,7 +26,7 @@ from accrochage.state.base import (
     ReleasedBatch,
     StoredContent,
 )
-from accrochage.state.queries import OutstandingQuery
+from accrochage.state.queries import BatchKey, OutstandingQuery, RequestKey
 from accrochage.state.sqlite.batch_queries import (
     batch_detail,
     batches,
@@ -73,9 +73,14 @@ class SqliteReader(PendingStatements, Reader):
         return left_out(self._conn)
 
     def batches(
-        self, *, state: str | None = None, certifier: str | None = None, limit: int | None = 100
+        self,
+        *,
+        state: str | None = None,
+        certifier: str | None = None,
+        limit: int | None = 100,
+        after: BatchKey | None = None,
     ) -> list[JsonRow]:
-        return batches(self._conn, state=state, certifier=certifier, limit=limit)
+        return batches(self._conn, state=state, certifier=certifier, limit=limit, after=after)
 
     def iter_batches(
         self, *, state: str | None = None, certifier: str | None = None
@@ -92,8 +97,8 @@ class SqliteReader(PendingStatements, Reader):
         result["correction_requests"] = open_requests.summary_part(self._conn, as_of, margin_days)
         return result
 
-    def unusable(self, limit: int = 100) -> list[JsonRow]:
-        return unusable(self._conn, limit)
+    def unusable(self, limit: int = 100, before: int | None = None) -> list[JsonRow]:
+        return unusable(self._conn, limit, before)
 
     def batches_to_write(self) -> list[FrozenBatch]:
         states = [s.value for s in BATCHES_TO_WRITE]
@@ -194,8 +199,19 @@ class SqliteReader(PendingStatements, Reader):
     # -- correction requests ---------------------------------------------------------------
 
     def correction_requests(
-        self, *, open_only: bool, as_of: date, margin_days: int
+        self,
+        *,
+        open_only: bool,
+        as_of: date,
+        margin_days: int,
+        limit: int | None = None,
+        after: RequestKey | None = None,
     ) -> list[JsonRow]:
         return correction_rows.listing(
-            self._conn, open_only=open_only, as_of=as_of, margin_days=margin_days
+            self._conn,
+            open_only=open_only,
+            as_of=as_of,
+            margin_days=margin_days,
+            limit=limit,
+            after=after,
         )

@@ -261,12 +261,16 @@ def summary(conn: sqlite3.Connection, as_of: date, margin_days: int) -> dict[str
     }
 
 
-def unusable(conn: sqlite3.Connection, limit: int = 100) -> list[dict[str, Any]]:
+def unusable(
+    conn: sqlite3.Connection, limit: int = 100, before: int | None = None
+) -> list[dict[str, Any]]:
+    """The newest first; `before`: those older than a page's last id."""
+    where = "" if before is None else f"WHERE id < {int(before)} "
     return [
         {**row, "errors": json.loads(row["errors"])}
         for row in fetch_all(
             conn,
             "SELECT id, received_at, source, event_id, record_id, raw, errors FROM unusable "
-            f"ORDER BY id DESC LIMIT {int(limit)}",
+            f"{where}ORDER BY id DESC LIMIT {int(limit)}",
         )
     ]

@@ -1,0 +1,154 @@
+"""Every listing route pages: `limit` rows at most, and `next_cursor` to read on from.
+
+`GET /records` has its own test (`test_http.py`); here `GET /batches`, `GET /unusable` and
+`GET /correction-requests`, walked page by page at several sizes, must give each row once, in
+the order of the whole listing, including rows that tie on the first sort key.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from accrochage.app import Core
+from tests.test_http import REAL_TODAY, assert_error_shape, core_for, get, post, recent, serving
+
+SIZES = (1, 2, 7, 1000)
+
+
+@pytest.fixture()
+def core(tmp_path: Path) -> Iterator[Core]:
+    built = core_for(tmp_path, batching={"max_records": 2})
+    yield built
+    built.close()
+
+
+async def walk(
+    client: aiohttp.ClientSession, path: str, rows: str, key: str, size: int, **query: str
+) -> list[Any]:
+    """Every row's `key`, page after page of `size` rows."""
+    seen: list[Any] = []
+    params = {**query, "limit": str(size)}
+    for _ in range(200):
+        status, page = await get(client, path, params=params)
+        assert status == 200, page
+        assert len(page[rows]) <= size
+        seen += [row[key] for row in page[rows]]
+        if page["next_cursor"] is None:
+            return seen
+        assert len(page[rows]) == size, "a page with a next one is full"
+        params = {**query, "limit": str(size), "cursor": page["next_cursor"]}
+    raise AssertionError(f"{path}: more than 200 pages")
+
+
+async def test_batches_page_through_batches_cut_in_the_same_instant(core: Core) -> None:
+    async with serving(core) as client:
+        events = [recent(f"B-{i:02d}") for i in range(15)]
+        events += [recent(f"S-{i:02d}", certifier="school") for i in range(6)]
+        status, _ = await post(client, events)
+        assert status == 200
+        report = await asyncio.to_thread(core.flusher.flush, force=True)
+        assert report.ok and len(report.written) == 11
+
+        status, whole = await get(client, "/batches", params={"limit": "1000"})
+        assert status == 200 and whole["next_cursor"] is None
+        everything = [b["batch_id"] for b in whole["batches"]]
+        assert len(set(everything)) == 11
+        created = [b["created_at"] for b in whole["batches"]]
+        assert len(set(created)) < len(created), "batches of one cut share their created_at"
+        for size in SIZES:
+            assert await walk(client, "/batches", "batches", "batch_id", size) == everything
+
+        schools = [b["batch_id"] for b in whole["batches"] if b["certifier"] == "school"]
+        for size in (1, 2):
+            walked = await walk(client, "/batches", "batches", "batch_id", size, certifier="school")
+            assert walked == schools
+
+
+async def test_unusable_events_page_newest_first(core: Core) -> None:
+    async with serving(core) as client:
+        for i in range(9):
+            status, _ = await post(client, {"type": "certification.delivered", "seq": i})
+            assert status == 422
+        status, whole = await get(client, "/unusable", params={"limit": "1000"})
+        assert status == 200 and whole["next_cursor"] is None
+        ids = [e["id"] for e in whole["events"]]
+        assert len(ids) == 9 and ids == sorted(ids, reverse=True)
+        for size in SIZES:
+            assert await walk(client, "/unusable", "events", "id", size) == ids
+
+
+async def test_correction_requests_page_open_ones_first(core: Core) -> None:
+    async with serving(core) as client:
+        opened: list[str] = []
+        for i in range(12):
+            received = (REAL_TODAY - timedelta(days=i % 3)).isoformat()  # deadlines tie
+            body = {"record_id": f"C-{i:02d}", "received_on": received}
+            async with client.post("/correction-requests", json=body) as response:
+                assert response.status == 201
+                opened.append((await response.json())["request_id"])
+        for request_id in opened[::4]:
+            answer = {"unfounded": "the data was right as sent"}
+            path = f"/correction-requests/{request_id}/answer"
+            async with client.post(path, json=answer) as response:
+                assert response.status == 200
+
+        status, whole = await get(client, "/correction-requests", params={"limit": "1000"})
+        assert status == 200 and whole["next_cursor"] is None
+        listed = whole["correction_requests"]
+        everything = [r["request_id"] for r in listed]
+        assert sorted(everything) == sorted(opened)
+        states = [r["status"] for r in listed]
+        assert states == sorted(states, key=lambda s: s != "open") and "open" in states
+        for size in SIZES:
+            walked = await walk(
+                client, "/correction-requests", "correction_requests", "request_id", size
+            )
+            assert walked == everything
+        still_open = [r["request_id"] for r in listed if r["status"] == "open"]
+        walked = await walk(
+            client, "/correction-requests", "correction_requests", "request_id", 2, open="true"
+        )
+        assert walked == still_open
+
+        status, first = await get(client, "/correction-requests")
+        assert status == 200 and len(first["correction_requests"]) == 12, (
+            "the default page holds all twelve"
+        )
+
+
+def forged(*key: Any) -> str:
+    return base64.urlsafe_b64encode(json.dumps(list(key)).encode()).decode()
+
+
+@pytest.mark.parametrize(
+    ("path", "cursor"),
+    [
+        ("/batches", "not-a-cursor"),
+        ("/batches", forged("unusable", 3)),
+        ("/batches", forged("batches", 1, 2)),
+        ("/batches", forged("batches", "2026-01-01T00:00:00Z")),
+        ("/unusable", forged("unusable", "3")),
+        ("/unusable", forged("unusable", True)),
+        ("/unusable", forged("batches", "a", "b")),
+        ("/correction-requests", forged("correction-requests", 0, "2026-01-01", "CR-1")),
+        ("/correction-requests", forged("correction-requests", False, "", "CR-1")),
+        ("/records", forged("batches", "a", "b")),
+    ],
+)
+async def test_a_cursor_of_another_route_or_shape_is_a_bad_parameter(
+    core: Core, path: str, cursor: str
+) -> None:
+    async with serving(core) as client:
+        status, body = await get(client, path, params={"cursor": cursor})
+        assert status == 400, body
+        assert_error_shape(body, "bad_parameter")
+        assert "cursor" in body["error"]["message"]
