@@ -14,6 +14,7 @@ from pathlib import Path
 
 from accrochage.models.batch import ReleasedFile
 from accrochage.models.event import DeliveredEvent
+from accrochage.private_files import PRIVATE_MODE
 from accrochage.sinks.gate import check_file
 from accrochage.sinks.render import FluxHeader, FluxPassage, flux_passage, write_flux
 
@@ -104,7 +105,7 @@ def _open_locked(temporary: Path) -> int:
     name no longer holds the file that was locked.
     """
     while True:
-        fd = os.open(temporary, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
+        fd = os.open(temporary, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, PRIVATE_MODE)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             if os.path.samestat(os.fstat(fd), os.stat(temporary)):

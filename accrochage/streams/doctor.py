@@ -16,6 +16,7 @@ from pathlib import Path
 
 from accrochage.errors import AccrochageError, StateNeedsMigration, StorageCorruptError
 from accrochage.models.deadline import Clock, paris_today
+from accrochage.private_files import open_to_others
 from accrochage.refdata.load import age_warnings
 from accrochage.settings import Settings
 from accrochage.sinks.profiles import OFFICIAL_KIT, RECONSTRUCTED, profile_for
@@ -193,6 +194,7 @@ def state_findings(settings: Settings, store: Store) -> list[Finding]:
             f"(last {last})",
         )
     ]
+    findings += privacy_findings(settings.paths.state)
     unchosen = unchosen_schema(settings, written)
     if unchosen is not None:
         findings.append(Finding("schema", Level.ERROR, unchosen))
@@ -200,6 +202,29 @@ def state_findings(settings: Settings, store: Store) -> list[Finding]:
         shown = ", ".join(sorted(written))
         findings.append(Finding("schema", Level.OK, f"the state holds files of schema {shown}"))
     return findings
+
+
+def privacy_findings(state: Path) -> list[Finding]:
+    """The state's files that every user of the machine may read: they hold personal data
+    (a state created before `private_files`, or copied under a loose umask)."""
+    ends = ("", "-wal", "-shm")
+    exposed = [
+        f"{state.name}{end}"
+        for end in ends
+        if (path := state.with_name(state.name + end)).exists() and open_to_others(path)
+    ]
+    if not exposed:
+        return []
+    return [
+        Finding(
+            "state",
+            Level.WARNING,
+            f"{', '.join(exposed)} in {state.parent} may be read by every user of this machine, "
+            "and the state holds personal data: `chmod o-rwx` them (new states are created "
+            "readable by their owner and group only)",
+            action=True,
+        )
+    ]
 
 
 def writer_findings(store: Store) -> list[Finding]:

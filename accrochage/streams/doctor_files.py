@@ -8,6 +8,7 @@ from pathlib import Path
 
 from accrochage.models.batch import outbox_place
 from accrochage.models.vocabulary import BatchState
+from accrochage.private_files import open_to_others
 from accrochage.settings import Settings
 from accrochage.state.base import Observation, Store
 from accrochage.state.values import ReleasedBatch
@@ -81,6 +82,18 @@ def outbox_findings(settings: Settings, store: Store) -> list[Finding]:
                 action=True,
             )
         )
+    exposed = [b.file.path for b in to_deposit if _open_to_others(b.file.path)]
+    if exposed:
+        findings.append(
+            Finding(
+                "outbox",
+                Level.WARNING,
+                f"{len(exposed)} file(s) to deposit may be read by every user of this machine "
+                f"(first: {exposed[0].name}), and they hold personal data: `chmod o-rwx` them "
+                "(files written now are readable by their owner and group only)",
+                action=True,
+            )
+        )
     writer = os.access(settings.paths.state.parent, os.W_OK)
     if writer and outbox.exists() and not os.access(outbox, os.W_OK):
         findings.append(
@@ -99,6 +112,13 @@ def outbox_findings(settings: Settings, store: Store) -> list[Finding]:
             )
         )
     return findings
+
+
+def _open_to_others(path: Path) -> bool:
+    try:
+        return open_to_others(path)
+    except OSError:  # missing: said above
+        return False
 
 
 def _found(batch: ReleasedBatch, outbox: Path) -> bool:

@@ -20,6 +20,7 @@ from sqlite_utils import Database
 
 from accrochage.errors import StoreError
 from accrochage.lifeline import gone
+from accrochage.private_files import create_private
 from accrochage.state.sqlite.connection import (
     CORRUPT_CODES,
     FULL_CODES,
@@ -137,8 +138,9 @@ def _copy(state: Path, partial: Path) -> tuple[int, int, str | None]:
     except sqlite3.Error as exc:
         raise storage_error(exc, state, opening=True) from None
     try:
+        create_private(partial)
         target = sqlite3.connect(partial, isolation_level=None)
-    except sqlite3.Error as exc:
+    except (sqlite3.Error, OSError) as exc:
         source.close()
         raise _unwritable(partial, exc) from None
     try:

@@ -9,10 +9,11 @@ from __future__ import annotations
 import sqlite3
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 from accrochage.errors import StorageCorruptError, StorageFullError, StoreBusyError, StoreError
+from accrochage.private_files import create_private
 from accrochage.state.sqlite.write_lock import locked_message, sqlite_holder
 
 BUSY_TIMEOUT_MS = 30_000
@@ -33,6 +34,8 @@ def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
     """A connection to the state; `readonly`: one that never writes, also for a user who may
     not write in the state's folder (`_unshared_reading`)."""
     uri = f"file:{path}?mode=ro" if readonly else f"file:{path}"
+    if not readonly:
+        _private_if_new(path)
     conn = sqlite3.connect(
         uri, uri=True, isolation_level=None, check_same_thread=False, timeout=BUSY_TIMEOUT_MS / 1000
     )
@@ -48,6 +51,13 @@ def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
     # pages written anyway, without writing whole freed pages (dropped passages).
     conn.execute("PRAGMA secure_delete = FAST")
     return conn
+
+
+def _private_if_new(path: Path) -> None:
+    """A new state is created readable by its owner and group only (`private_files`); any
+    failure here (no such folder) is left for SQLite to report as it always did."""
+    with suppress(OSError):
+        create_private(path)
 
 
 def _write_ahead(conn: sqlite3.Connection) -> None:
