@@ -18,7 +18,7 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[2] / "accrochage"
 
 LAYERS: list[set[str]] = [
-    {"errors", "lifeline", "failpoints", "processes", "heap"},
+    {"errors", "lifeline", "failpoints", "processes", "heap", "private_files"},
     {"pool"},
     {"models"},
     {"settings", "generate"},
