@@ -74,9 +74,11 @@ class BatchingSettings(Section):
 
 
 class IngestSettings(Section):
-    decode_processes: int = Field(default=1, ge=0, le=16)
+    decode_processes: int = Field(default=2, ge=0, le=16)
     """Processes that decode and validate events while the writer stores (0: the writer's
-    own process decodes)."""
+    own process decodes). Two by default: decoding an event and writing its passage takes
+    about 1.6 times the CPU of storing it, so one decode process left the writer idle a third
+    of a bulk `ingest` on two cores (bench/README.md, issue 13, session 18)."""
 
 
 class PathsSettings(Section):
