@@ -543,6 +543,54 @@ def test_ctrl_c_during_ingest_prints_what_was_stored(config: Path, tmp_path: Pat
     assert counted == stored() >= CHUNK, (counted, stored())
 
 
+def _stored_records(state: Path) -> int:
+    if not state.exists():
+        return 0
+    with contextlib.closing(sqlite3.connect(f"file:{state}?mode=ro", uri=True)) as db:
+        try:
+            return int(db.execute("SELECT count(*) FROM records").fetchone()[0])
+        except sqlite3.OperationalError:
+            return 0
+
+
+@pytest.mark.parametrize("processes", [0, 1, 2])
+def test_a_group_read_is_stored_while_the_input_stays_open(
+    config: Path, tmp_path: Path, processes: int
+) -> None:
+    """With decode processes, `ingest` read several groups ahead before storing the first:
+    from a pipe that stays open (a producer that pauses), one full group sat read and
+    decoded, unstored, for as long as the pipe gave nothing (with two processes, even five
+    groups did). The reading now runs in a thread of its own."""
+    with config.open("a", encoding="utf-8") as out:
+        out.write(f"\n[ingest]\ndecode_processes = {processes}\n")
+    state = config.parent / "var" / "state.db"
+    ingesting = subprocess.Popen(
+        [*PYTHON_CLI, "--config", str(config), "ingest", "-"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        assert ingesting.stdin is not None
+        events = [json.dumps(recent(f"P-{n}")) for n in range(CHUNK + 10)]
+        ingesting.stdin.write(("\n".join(events) + "\n").encode())
+        ingesting.stdin.flush()
+        deadline = time.monotonic() + 120
+        while _stored_records(state) < CHUNK:
+            assert ingesting.poll() is None, ingesting.communicate(timeout=30)
+            assert time.monotonic() < deadline, "the group read was not stored"
+            time.sleep(0.05)
+        assert _stored_records(state) == CHUNK  # the 10 after it wait for the input's end
+        out, err = ingesting.communicate(timeout=120)  # closes the input
+    finally:
+        if ingesting.poll() is None:
+            ingesting.kill()
+            ingesting.communicate(timeout=30)
+    assert ingesting.returncode == 0, err.decode()
+    assert f"{CHUNK + 10} events read (created {CHUNK + 10})" in out.decode()
+    assert _stored_records(state) == CHUNK + 10
+
+
 def test_ctrl_c_right_after_a_commit_still_counts_that_group(
     config: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

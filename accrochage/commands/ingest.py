@@ -10,9 +10,8 @@ import signal
 import stat
 import sys
 import threading
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Iterable, Iterator
-from concurrent.futures import Future
 from contextlib import contextmanager
 from pathlib import Path
 from typing import NoReturn
@@ -27,6 +26,7 @@ from accrochage.models.record import Outcome
 from accrochage.streams.decoding import DecodeFailed
 from accrochage.streams.files import AUTO, open_events
 from accrochage.streams.ingest import Incoming, IngestResult
+from accrochage.streams.read_ahead import read_ahead
 
 CHUNK = 2000
 SHOWN_PROBLEMS = 20
@@ -222,28 +222,14 @@ def _counted_whole() -> Iterator[None]:
 
 def _decoded(core: Core, groups: Iterator[list[Incoming]]) -> Iterator[list[Incoming]]:
     """The chunks in order, decoded by the decode processes (`ingest.decode_processes`) a
-    few chunks ahead of the one being stored; as they are without decode processes."""
-    if core.decoder is None:
+    few chunks ahead of the one being stored, read in a thread of their own (`read_ahead`:
+    an input that stalls never holds back what was read); as they are without decode
+    processes."""
+    decoder = core.decoder
+    if decoder is None:
         yield from groups
         return
-    ahead: deque[Future[list[Incoming]]] = deque()
-    limit = 2 * core.decoder.processes + 1
-    unreadable: InputError | None = None
-    try:
-        try:
-            for group in groups:
-                ahead.append(core.decoder.submit(group))
-                if len(ahead) > limit:
-                    yield ahead.popleft().result()
-        except InputError as exc:  # the file stops being readable: what was read is stored
-            unreadable = exc
-        while ahead:
-            yield ahead.popleft().result()
-        if unreadable is not None:
-            raise unreadable
-    finally:
-        for pending in ahead:
-            pending.cancel()
+    yield from read_ahead(groups, decoder.submit, limit=2 * decoder.processes)
 
 
 def register(group: click.Group) -> None:
