@@ -499,6 +499,16 @@ def test_a_decimal_score_keeps_its_digits_as_written(config: Path, tmp_path: Pat
         assert rendered[rid].findtext("cpf:scoring", namespaces=NS) == value
 
 
+def _stored_records(state: Path) -> int:
+    if not state.exists():
+        return 0
+    with contextlib.closing(sqlite3.connect(f"file:{state}?mode=ro", uri=True)) as db:
+        try:
+            return int(db.execute("SELECT count(*) FROM records").fetchone()[0])
+        except sqlite3.OperationalError:
+            return 0
+
+
 def test_ctrl_c_during_ingest_prints_what_was_stored(config: Path, tmp_path: Path) -> None:
     """Ctrl-C printed `Aborted!` and nothing else: the operator could not tell what of the
     file was stored. The events come through a pipe kept open, so that the interruption
@@ -506,13 +516,7 @@ def test_ctrl_c_during_ingest_prints_what_was_stored(config: Path, tmp_path: Pat
     state = config.parent / "var" / "state.db"
 
     def stored() -> int:
-        if not state.exists():
-            return 0
-        with contextlib.closing(sqlite3.connect(f"file:{state}?mode=ro", uri=True)) as db:
-            try:
-                return int(db.execute("SELECT count(*) FROM records").fetchone()[0])
-            except sqlite3.OperationalError:
-                return 0
+        return _stored_records(state)
 
     ingesting = subprocess.Popen(
         [*PYTHON_CLI, "--config", str(config), "ingest", "-"],
@@ -541,16 +545,6 @@ def test_ctrl_c_during_ingest_prints_what_was_stored(config: Path, tmp_path: Pat
     assert "-: interrupted (Ctrl-C); every event counted above is stored" in said, said
     counted = int(said.split(" events read (created ")[0].rsplit("\n", 1)[-1])
     assert counted == stored() >= CHUNK, (counted, stored())
-
-
-def _stored_records(state: Path) -> int:
-    if not state.exists():
-        return 0
-    with contextlib.closing(sqlite3.connect(f"file:{state}?mode=ro", uri=True)) as db:
-        try:
-            return int(db.execute("SELECT count(*) FROM records").fetchone()[0])
-        except sqlite3.OperationalError:
-            return 0
 
 
 @pytest.mark.parametrize("processes", [0, 1, 2])
