@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 from accrochage.cli import main
 from accrochage.commands.logs import Repeated, setup_logging
-from accrochage.streams.child_logs import parent_log_setup
+from accrochage.streams.child_logs import adopt_log_setup, parent_log_setup
 
 
 @pytest.fixture()
@@ -92,3 +92,39 @@ def test_a_kafka_client_repeating_itself_is_said_once_a_minute() -> None:
     now[0] = 61.0
     (again,) = passed("aiokafka.conn", logging.ERROR, "Unable connect to node with id %s", 7)
     assert again == "Unable connect to node with id 7 [299 more like it in the last 60 s]"
+
+
+NIR = "1 84 12 76 451 089 46"
+
+
+def test_at_debug_no_library_logs_a_message_it_sends(
+    restore_logging: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--log-level DEBUG` made aiokafka's producer log every message it sent, key and value:
+    a rejected event's envelope, the holder's names, birth data and NIR in it. The project's
+    own debug lines stay; a library's start at INFO."""
+    from aiokafka.producer import producer
+
+    setup_logging("DEBUG")
+    producer.log.debug("Sending (key=%s value=%s) to %s", b"k", f'{{"nir": "{NIR}"}}', "tp")
+    logging.getLogger("faust.transport").debug("received %s", NIR)
+    logging.getLogger("accrochage.test").debug("group of %d stored", 3)
+    producer.log.info("producer started")
+    said = capsys.readouterr().err
+    assert NIR not in said
+    assert "group of 3 stored" in said
+    assert "producer started" in said
+
+
+def test_a_child_process_keeps_library_debug_lines_out_too(
+    restore_logging: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    setup_logging("DEBUG")
+    logs = parent_log_setup()
+    logging.getLogger().handlers.clear()
+    adopt_log_setup(logs)
+    logging.getLogger("aiokafka.consumer").debug("fetched %s", NIR)
+    logging.getLogger("accrochage.writer").debug("stored %d", 2)
+    said = capsys.readouterr().err
+    assert NIR not in said
+    assert "stored 2" in said

@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 import click
 
 from accrochage.models.deadline import PARIS
+from accrochage.streams.child_logs import OwnDebugOnly
 
 FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
@@ -90,6 +91,7 @@ def setup_logging(level: str, log_format: str = "text") -> None:
     handler = logging.StreamHandler()
     handler.setFormatter(JsonFormatter() if log_format == "json" else ParisTimeFormatter(FORMAT))
     handler.addFilter(Repeated())
+    handler.addFilter(OwnDebugOnly())
     root = logging.getLogger()
     for old in root.handlers[:]:
         root.removeHandler(old)

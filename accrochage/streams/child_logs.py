@@ -7,6 +7,23 @@ import logging
 import pickle
 
 LogSetup = tuple[logging.Formatter | None, int]
+PROJECT_LOGGER = "accrochage"
+
+
+class OwnDebugOnly(logging.Filter):
+    """At `--log-level DEBUG`, the project's own debug lines and no library's.
+
+    The project never puts a person's data in a log line; the libraries' debug lines do not
+    promise as much: aiokafka's producer logs each message it sends, key and value (a
+    rejected event's envelope holds the holder's names, birth data and NIR), and faust and
+    aiohttp log what they receive. Their lines from INFO up pass as before."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.INFO or _ours(record.name)
+
+
+def _ours(name: str) -> bool:
+    return name == PROJECT_LOGGER or name.startswith(PROJECT_LOGGER + ".")
 
 
 def parent_log_setup() -> LogSetup:
@@ -26,5 +43,6 @@ def adopt_log_setup(logs: LogSetup) -> None:
     if formatter is not None:
         handler = logging.StreamHandler()
         handler.setFormatter(formatter)
+        handler.addFilter(OwnDebugOnly())
         logging.getLogger().addHandler(handler)
         logging.getLogger().setLevel(level)
