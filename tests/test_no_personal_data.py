@@ -179,3 +179,35 @@ def test_no_log_or_output_carries_a_name_a_birth_date_or_a_nir(tmp_path: Path) -
     leaked = sorted(value for value in secrets if value in everything)
     assert not leaked, f"{len(leaked)} personal values printed, e.g. {leaked[:5]}"
     assert TOKEN not in everything
+
+
+def test_a_stored_content_refused_at_flush_fails_its_batch_by_field_names_only(
+    tmp_path: Path,
+) -> None:
+    """A stored content the event model refuses when its file is written (a rule tightened
+    by an upgrade, a state edited by hand) failed its batch with pydantic's text, the
+    holder's name quoted: stored as the batch's error, printed by `flush`, served by
+    `GET /batches`. It now names the record and the field."""
+    import sqlite3
+
+    from tests.test_cli_tracker import recent
+
+    config = write_config(tmp_path)
+    events = tmp_path / "one.jsonl"
+    events.write_text(json.dumps(recent("PD-1")) + "\n", encoding="utf-8")
+    assert cli(config, "ingest", str(events)).returncode == 0
+    secret = "Zorglubovasecret" + "x" * 300
+    with sqlite3.connect(tmp_path / "var" / "state.db") as db:
+        db.execute(
+            "UPDATE contents SET payload = json_set(payload, '$.holder.birth_name', ?)",
+            (secret,),
+        )
+        db.execute("DELETE FROM passages")  # rendered from the content, as before passages
+    flushed = cli(config, "flush", "--force")
+    listed = cli(config, "batches", "--format", "json")
+    said = flushed.stdout + flushed.stderr + listed.stdout + listed.stderr
+    assert flushed.returncode == 1, said
+    assert "Zorglubova" not in said
+    (batch,) = json.loads(listed.stdout)
+    assert batch["state"] == "failed"
+    assert "record PD-1 no longer passes validation (holder.birth_name)" in batch["error"]

@@ -104,7 +104,7 @@ Timestamp = Annotated[datetime, BeforeValidator(_parse_timestamp)]
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True, hide_input_in_errors=True)
 
 
 class CertificationRef(Strict):

@@ -9,6 +9,7 @@ batch's header crosses the process boundary.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import tempfile
 from collections import deque
@@ -17,8 +18,10 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 
+from pydantic import ValidationError
+
 from accrochage import heap
-from accrochage.errors import ConfigError, OutboxMismatch
+from accrochage.errors import ConfigError, OutboxMismatch, RenderError
 from accrochage.lifeline import exit_with, ignore_interrupt
 from accrochage.models.batch import OUTBOX_FOLDERS, FrozenBatch, ReleasedFile, outbox_place
 from accrochage.models.event import event_from_content
@@ -66,7 +69,32 @@ def stored_passage(content: StoredContent, profile: SchemaProfile) -> bytes:
     prepared = content.passage
     if prepared is not None and prepared.schema == profile.version:
         return prepared.data
-    return passage_bytes(event_from_content(content.payload, content.event_id), profile)
+    try:
+        event = event_from_content(content.payload, content.event_id)
+    except ValidationError as exc:
+        raise _no_longer_valid(content, exc) from None
+    return passage_bytes(event, profile)
+
+
+def _no_longer_valid(content: StoredContent, exc: ValidationError) -> RenderError:
+    """A stored content the event model refuses now (a rule tightened by an upgrade, a state
+    edited by hand), said by its record and fields only: the batch's error is stored, logged
+    and served by `GET /batches`, and the value would be a holder's name or birth date."""
+    fields = sorted({".".join(str(part) for part in error["loc"]) for error in exc.errors()})
+    record = _record_id(content.payload)
+    return RenderError(
+        f"the stored content of record {record} no longer passes validation "
+        f"({', '.join(fields) or 'event'}): send the record again corrected (the correction "
+        f"supersedes this batch), or take it out with `accrochage exclude {record}`"
+    )
+
+
+def _record_id(payload: str) -> str:
+    try:
+        found = json.loads(payload).get("record_id")
+    except (ValueError, AttributeError):
+        return "?"
+    return found if isinstance(found, str) else "?"
 
 
 def release_batch(job: RenderJob) -> ReleasedFile:
