@@ -26,6 +26,7 @@ from accrochage.models.record import INVALID_CONTENT_KEPT, TRUNCATED
 from accrochage.streams.ingest import Incoming
 from tests.test_http import (
     OPERATOR,
+    PLATFORM,
     assert_error_shape,
     core_for,
     get,
@@ -367,6 +368,44 @@ async def test_a_full_disk_is_507_health_degraded_then_recovers(core: Core) -> N
         assert status == 200 and {a["http_status"] for a in body} == {201}
         assert (await get(client, "/health")) == (200, {"status": "ok"})
     assert {f"FULL-{i}" for i in range(40)} <= stored(core)
+
+
+async def test_a_storage_error_tells_its_details_to_the_operator_only(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A full disk answered every caller with the operator's message: the state's absolute
+    path and SQLite's words, to an exam platform's token and to anyone asking `/health`. They
+    now get the code and what to do; the operator's token, and the log, the whole message."""
+    built = core_for(tmp_path, api={"token": OPERATOR, "ingest_tokens": [PLATFORM]})
+    state = str(built.settings.paths.state)
+    operator = {"Authorization": f"Bearer {OPERATOR}"}
+    platform = {"Authorization": f"Bearer {PLATFORM}"}
+    writer = built.store._conn  # type: ignore[attr-defined]
+    try:
+        async with serving(built) as client:
+            assert (await post(client, recent("ROOM-1"), headers=platform))[0] == 201
+            (pages,) = writer.execute("PRAGMA page_count").fetchone()
+            writer.execute(f"PRAGMA max_page_count = {pages}")
+            big = [recent(f"FULL-{i}", verbatim="v" * 120) for i in range(40)]
+            status, body = await post(client, big, headers=platform)
+            assert status == 507, body
+            assert_error_shape(body, "storage_full")
+            assert state not in json.dumps(body)
+            assert "send it again later" in body["error"]["message"]
+            status, body = await get(client, "/health")
+            assert (status, body["reason"]) == (503, "storage_full")
+            assert state not in json.dumps(body)
+            status, body = await get(client, "/health", headers=platform)
+            assert state not in json.dumps(body)
+            status, body = await get(client, "/health", headers=operator)
+            assert (status, body["reason"]) == (503, "storage_full")
+            assert state in body["message"]
+            status, body = await post(client, big, headers=operator)
+            assert status == 507 and state in body["error"]["message"]
+            writer.execute("PRAGMA max_page_count = 1073741823")
+    finally:
+        built.close()
+    assert f"storage_full: the state database {state}" in caplog.text
 
 
 async def test_the_service_answers_after_a_flood_of_bad_requests(core: Core) -> None:

@@ -17,7 +17,7 @@ from aiohttp import web
 from aiohttp.typedefs import Middleware
 from pydantic import SecretStr
 
-from accrochage.api.errors import Handler, error_response
+from accrochage.api.errors import OPERATOR, Handler, error_response
 from accrochage.models.scope import Scope
 
 IngestToken = tuple[SecretStr, Scope]
@@ -57,6 +57,10 @@ def matching(presented: str, tokens: Sequence[IngestToken]) -> IngestToken | Non
     return found
 
 
+def is_operator(request: web.Request) -> bool:
+    return bool(request.get(OPERATOR, False))
+
+
 def scope_of(request: web.Request) -> Scope:
     """The certifiers the request's sender may send events for; None: any."""
     return request.get(SCOPE)
@@ -69,15 +73,18 @@ def auth_middleware(operator: SecretStr, ingest: Sequence[IngestToken]) -> Middl
     @web.middleware
     async def check(request: web.Request, handler: Handler) -> web.StreamResponse:
         route = (request.method, request.path)
+        presented = presented_token(request.headers.get("Authorization", ""))
+        platform = matching(presented, ingesters) if presented is not None else None
+        operating = presented is not None and matches(presented, operators)
+        if operating or (not operators and platform is None):
+            request[OPERATOR] = True
         if route in OPEN_ROUTES:
             return await handler(request)
         ingesting = route in INGEST_ROUTES
         if not operators and not (ingesting and ingesters):
             return await handler(request)  # no token for this route (a loopback-only service)
-        presented = presented_token(request.headers.get("Authorization", ""))
-        if presented is not None and matches(presented, operators):
+        if operating:
             return await handler(request)
-        platform = matching(presented, ingesters) if presented is not None else None
         if platform is not None and ingesting:
             if platform[1] is not None:
                 request[SCOPE] = platform[1]

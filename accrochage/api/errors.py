@@ -10,7 +10,7 @@ from typing import Any
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
-from accrochage.errors import AccrochageError, FieldError
+from accrochage.errors import AccrochageError, FieldError, StoreError
 
 log = logging.getLogger("accrochage.api")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -66,6 +66,21 @@ def unreadable_body(cause: str | None = None) -> ApiError:
     )
 
 
+OPERATOR = web.RequestKey("operator", bool)
+"""Set (by the authentication) on a request the operator sent: its token, or any request to
+a service without one. A server error's whole message is the operator's only: it names the
+state's path, the process holding it, what SQLite said."""
+
+
+def for_others(exc: AccrochageError) -> str:
+    """A server error as told to an exam platform or an unauthenticated caller: its code
+    and what to do, not the operator's details (the service log has them)."""
+    return (
+        f"the service cannot do this now ({exc.code}); send it again later. The operator "
+        "finds why in the service log, or in GET /health with the operator's token"
+    )
+
+
 def _answer(exc: ApiError) -> web.Response:
     response = error_response(exc.status, exc.code, str(exc), exc.details)
     if exc.status == REQUEST_TIMEOUT:  # the rest of the body is not waited for
@@ -90,11 +105,13 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return _answer(unreadable_body())
     except AccrochageError as exc:
         if exc.status >= 500:
-            log.error(
-                "HTTP %d on %s %s: %s", exc.status, request.method, shown_path(request), exc.code
-            )
+            # A storage error's message is the operator's (paths, SQLite's words, never a
+            # value); the caller who is not may only get its code.
+            told = f"{exc.code}: {exc}" if isinstance(exc, StoreError) else exc.code
+            log.error("HTTP %d on %s %s: %s", exc.status, request.method, shown_path(request), told)
         details = exc.details if isinstance(exc, FieldError) else None
-        return error_response(exc.status, exc.code, str(exc), details)
+        said = str(exc) if exc.status < 500 or request.get(OPERATOR) else for_others(exc)
+        return error_response(exc.status, exc.code, said, details)
     except Exception as exc:
         # The traceback without the exception's message, which may quote a value.
         log.error(
