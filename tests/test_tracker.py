@@ -6,6 +6,7 @@ a TOML file in `tmp_path`, with a `FixedClock`, so deadlines and batch timing ar
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import os
@@ -1236,3 +1237,40 @@ def test_a_change_between_the_plan_and_the_cut_is_left_for_the_next_tick(
     assert (record(core, "PLAN-1")["status"], record(core, "PLAN-1")["version"]) == ("pending", 2)
     (again,) = core.flusher.flush(force=True).written
     assert passages(again.path)["PLAN-1"].findtext("cpf:scoring", namespaces=NS) == "200"
+
+
+def test_a_content_that_cannot_be_rendered_fails_its_file_not_the_cut(tmp_path: Path) -> None:
+    """Under `max_file_bytes` a cut measures each passage exactly, rendered from its content:
+    one stored content the event model refuses now (a rule tightened by an upgrade, a state
+    edited by hand) raised out of the cut, so no batch of any record was cut, at every flush.
+    Its file now fails naming it, the others are written, and excluding it lets its batch's
+    other records go out."""
+    core, _ = make_core(tmp_path, batching={"max_file_bytes": 100_000}, schema=SCHEMA_1_1_2)
+    generated = list(
+        generate_events(
+            150, [GeneratedCertifier("pix", ("RS5875", "RNCP37873"))], today=TODAY, seed=3
+        )
+    )
+    assert all(r.accepted for r in ingest(core, *generated))
+    broken = generated[70]["record_id"]
+    with contextlib.closing(sqlite3.connect(core.settings.paths.state)) as db, db:
+        db.execute(
+            "UPDATE contents SET payload = json_set(payload, '$.holder.birth_name', ?) "
+            "WHERE record_id = ?",
+            ("x" * 300, broken),
+        )
+        db.execute("DELETE FROM passages")  # each passage rendered from its content
+    report = core.flusher.flush(force=True)
+    assert len(report.cut) >= 2
+    (failed,) = report.failed
+    assert f"record {broken} no longer passes validation (holder.birth_name)" in failed.error
+    written = ids_in_files(core.settings.paths.outbox)
+    assert broken not in written
+    assert len(written) >= 1
+    (outcome,) = core.operations.exclude([broken], "its content is refused")
+    assert outcome.done, outcome
+    assert core.flusher.flush(force=True).ok
+    counts = ids_in_files(core.settings.paths.outbox)
+    assert set(counts) == {e["record_id"] for e in generated} - {broken}
+    assert set(counts.values()) == {1}
+    core.close()

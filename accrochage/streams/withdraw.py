@@ -22,6 +22,7 @@ from collections.abc import Callable
 from datetime import date, datetime
 from pathlib import Path
 
+from accrochage.errors import RenderError
 from accrochage.models.batch import FrozenBatch, Member, PendingStats, SentAs, Suppressible
 from accrochage.models.vocabulary import SUPERSEDABLE, BatchState, CdcAction, SchemaVersion
 from accrochage.models.withdrawal import (
@@ -167,9 +168,16 @@ def _cut_way(
 def exact_sizes(
     reads: PendingReads, sink: BatchSink, batch: FrozenBatch
 ) -> Callable[[Member], int]:
-    """The exact size of a member's passage in `batch`'s file (rendered from its content)."""
+    """The exact size of a member's passage in `batch`'s file (rendered from its content).
+
+    A content that cannot be rendered counts its size bound: its file fails when written,
+    naming the record, while every other record is cut (raised here, it failed the whole
+    cut, every record of every certifier, at each flush)."""
 
     def size(member: Member) -> int:
-        return sink.passage_size(batch, reads.content(member.record_id, member.version))
+        try:
+            return sink.passage_size(batch, reads.content(member.record_id, member.version))
+        except RenderError:
+            return member.xml_bytes
 
     return size
