@@ -837,6 +837,39 @@ def test_report_import_outcomes(core: Core, shared_dir: Path, tmp_path: Path) ->
     assert {i: record(core, i)["status"] for i in ids} == statuses
 
 
+def test_the_same_report_in_other_bytes_is_recognised_by_its_processing(
+    core: Core, shared_dir: Path, tmp_path: Path
+) -> None:
+    """A report was recognised by the SHA-256 of its bytes only: the same report saved again
+    with other line endings (a mail client, an editor, a second download) was applied again,
+    on records that had moved on since (a rejected record retried went back to rejected; in
+    the CDC loop, a record deleted by the CDC came back `accepted`). A report answering a file
+    already answered under the same idTraitement now changes nothing."""
+    ingest(core, event("P-OK"), event("P-KO"))
+    batch_id = only_batch(core.flusher.flush(force=True))
+    batch = batch_row(core, batch_id)
+    data = processed_report(
+        shared_dir,
+        file_name=batch["file_name"],
+        id_flux=batch_id,
+        ok=["P-OK"],
+        ko={"P-KO": NO_HOLDER},
+    )
+    assert b"\r\n" not in data
+    core.feedback.import_report(write_report(tmp_path, "report.xml", data))
+    assert record(core, "P-KO")["status"] == "rejected"
+    (retried,) = core.operations.retry(["P-KO"])
+    assert retried.done, retried
+    assert record(core, "P-KO")["status"] == "pending"
+    before = rows(core, "SELECT * FROM history ORDER BY id")
+    resaved = write_report(tmp_path, "report (1).xml", data.replace(b"\n", b"\r\n"))
+    again = core.feedback.import_report(resaved)
+    assert again.already_imported
+    assert any("idTraitement 67598" in note for note in again.notes), again.notes
+    assert record(core, "P-KO")["status"] == "pending"
+    assert rows(core, "SELECT * FROM history ORDER BY id") == before
+
+
 def test_whole_file_rejection_rejects_every_member(
     core: Core, shared_dir: Path, tmp_path: Path
 ) -> None:
@@ -1164,8 +1197,13 @@ def test_report_on_an_older_batch_does_not_touch_a_record_sent_again(
     core.feedback.import_report_bytes(rejection, "first.xml")
     assert all(o.done for o in core.operations.retry(["OLD-1"]))
     second = only_batch(core.flusher.flush(force=True))
-    # The same report downloaded again (other bytes, same content) is imported late.
-    summary = core.feedback.import_report_bytes(rejection.replace(b"?>", b"?>\n", 1), "again.xml")
+    # The same report downloaded again (other bytes, same content) changes nothing.
+    again = core.feedback.import_report_bytes(rejection.replace(b"?>", b"?>\n", 1), "again.xml")
+    assert again.already_imported
+    # A later processing of the first file (another idTraitement) is imported late.
+    assert b"<idTraitement>67598</idTraitement>" in rejection
+    later = rejection.replace(b"<idTraitement>67598<", b"<idTraitement>67599<")
+    summary = core.feedback.import_report_bytes(later, "later.xml")
     assert not summary.already_imported
     assert summary.unchanged == ["OLD-1"] and summary.rejected == []
     detail = record(core, "OLD-1")

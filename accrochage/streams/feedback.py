@@ -83,6 +83,10 @@ class Feedback:
                 )
             else:
                 batch_id = named[0] if named else None
+            if report.id_traitement and tx.processing_imported(
+                report.id_traitement, batch_id, report.file_name
+            ):
+                return _processed_before(name, batch_id, report.id_traitement)
             summary = ImportSummary(name, batch_id)
             if batch_id is None:
                 summary.notes.append(
@@ -237,3 +241,15 @@ def keep_copy(folder: Path, data: bytes, name: str) -> Path:
     os.replace(temporary, target)
     fsync_directory(folder)
     return target
+
+
+def _processed_before(name: str, batch_id: str | None, id_traitement: str) -> ImportSummary:
+    """The same report in other bytes (saved again, line endings changed in transit): applied
+    again, it would move records that moved on since it was imported."""
+    summary = ImportSummary(name, batch_id)
+    summary.already_imported = True
+    summary.notes.append(
+        f"a report of idTraitement {id_traitement} for this file was already imported (the "
+        "same report, its bytes changed since): nothing changed"
+    )
+    return summary

@@ -184,6 +184,13 @@ class Transaction(PendingReads):
     def report_imported(self, sha256: str) -> bool: ...
 
     @abstractmethod
+    def processing_imported(
+        self, id_traitement: str, batch_id: str | None, file_name: str | None
+    ) -> bool:
+        """Whether a report of the CDC's processing `id_traitement` was imported for the same
+        file: its batch, or (no batch matched) its nomFichier."""
+
+    @abstractmethod
     def save_report(self, report: ImportedReport) -> None:
         """Remember an imported report (and link it to its batch, when known)."""
 

@@ -148,6 +148,22 @@ class SqliteTransaction(BatchStatements, Transaction):
         found = self._conn.execute("SELECT 1 FROM reports WHERE sha256 = ?", (sha256,))
         return found.fetchone() is not None
 
+    def processing_imported(
+        self, id_traitement: str, batch_id: str | None, file_name: str | None
+    ) -> bool:
+        if batch_id is not None:
+            found = self._conn.execute(
+                "SELECT 1 FROM reports WHERE id_traitement = ? AND batch_id = ?",
+                (id_traitement, batch_id),
+            )
+        else:
+            found = self._conn.execute(
+                "SELECT 1 FROM reports WHERE id_traitement = ? AND batch_id IS NULL "
+                "AND file_name IS ?",
+                (id_traitement, file_name),
+            )
+        return found.fetchone() is not None
+
     def alert_states(self) -> list[AlertState]:
         return alert_rows.alert_states(self._conn)
 
