@@ -7,12 +7,12 @@ from pathlib import Path
 import pytest
 
 from accrochage.errors import ReportError
+from accrochage.models.cdc import already_exists, held_under
 from accrochage.sinks import reports
 from accrochage.sinks.reports import (
     FileError,
     PassageOutcome,
     ProcessingReport,
-    is_already_known,
     parse_report,
     read_report,
 )
@@ -321,7 +321,7 @@ def test_non_numeric_line_and_column() -> None:
     ],
 )
 def test_already_known_variants(message: str) -> None:
-    assert is_already_known(message)
+    assert already_exists(message)
 
 
 @pytest.mark.parametrize(
@@ -336,7 +336,17 @@ def test_already_known_variants(message: str) -> None:
     ],
 )
 def test_not_already_known(message: str) -> None:
-    assert not is_already_known(message)
+    assert not already_exists(message)
+
+
+def test_an_already_exists_naming_another_id_says_which() -> None:
+    """The real report answers idTechnique 1983189 with "… l'id technique partenaire 1559735
+    existe déjà en base": the certification is held under the other id."""
+    assert held_under(DUPLICATE, "1983189") == "1559735"
+    assert held_under(DUPLICATE, "1559735") is None
+    assert held_under(DUPLICATE.upper(), "1983189") == "1559735"
+    assert held_under("Le passage certification existe déjà en base", "1983189") is None
+    assert held_under(STEP1, "1983189") is None
 
 
 def test_ko_without_message_is_plain_rejection() -> None:

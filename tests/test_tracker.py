@@ -837,6 +837,27 @@ def test_report_import_outcomes(core: Core, shared_dir: Path, tmp_path: Path) ->
     assert {i: record(core, i)["status"] for i in ids} == statuses
 
 
+def test_an_already_exists_naming_another_id_is_delivered_and_said(
+    core: Core, shared_dir: Path, tmp_path: Path
+) -> None:
+    """SPEC §9's real report answers a passage with "existe déjà en base" naming another
+    idTechnique: the CDC holds the certification under that id. Counted as delivered (as Pix
+    does), and the import says which id holds it: a correction or withdrawal must name it."""
+    ingest(core, event("E-1"))
+    batch_id = only_batch(core.flusher.flush(force=True))
+    batch = batch_row(core, batch_id)
+    data = processed_report(
+        shared_dir,
+        file_name=batch["file_name"],
+        id_flux=batch_id,
+        ko={"E-1": ALREADY.format(rid="1559735")},
+    )
+    summary = core.feedback.import_report(write_report(tmp_path, "report.xml", data))
+    assert summary.accepted == ["E-1"]
+    assert record(core, "E-1")["status"] == "accepted"
+    assert any("under idTechnique 1559735, not E-1" in note for note in summary.notes)
+
+
 def test_the_same_report_in_other_bytes_is_recognised_by_its_processing(
     core: Core, shared_dir: Path, tmp_path: Path
 ) -> None:

@@ -11,13 +11,17 @@ import unicodedata
 
 from accrochage.models.vocabulary import CdcReason
 
+_ALREADY_EXISTS = re.compile(r"\bpassage\b.*\bexiste\s+d\S{1,3}j\S{1,3}\s+en\s+base\b", re.DOTALL)
+"""On the accent-stripped, case-folded message. `d\\S{1,3}j\\S{1,3}` also accepts "deja" and
+the mojibake "dÃ©jÃ" of a report decoded as Latin-1. The word "passage" is required: "Le
+titulaire existe déjà en base" says nothing about the passage being held."""
+_NAMED_ID = re.compile(r"\bid\s+technique\s+partenaire\s+(\S+)")
+"""The idTechnique the CDC's "existe déjà en base" names (SPEC §8: `… et l'id technique
+partenaire <id> existe déjà en base`)."""
 _RULES = (
     (re.compile(r"\bplusieurs\s+titulaires\b"), CdcReason.IDENTITY_AMBIGUOUS),
     (re.compile(r"\baucun\s+titulaire\b"), CdcReason.IDENTITY_NOT_FOUND),
-    (
-        re.compile(r"\bpassage\b.*\bexiste\s+d\S{1,3}j\S{1,3}\s+en\s+base\b"),
-        CdcReason.ALREADY_EXISTS,
-    ),
+    (_ALREADY_EXISTS, CdcReason.ALREADY_EXISTS),
 )
 
 ADVICE = {
@@ -46,3 +50,22 @@ def classify(message: str | None, *, whole_file: bool = False) -> CdcReason:
         if pattern.search(plain):
             return reason
     return CdcReason.OTHER
+
+
+def already_exists(message: str) -> bool:
+    """Whether a KO message says the CDC already holds the passage ("existe déjà en base"):
+    an acceptance for a CREATION (SPEC §8; Pix counts it as a success)."""
+    return _ALREADY_EXISTS.search(_plain(message)) is not None
+
+
+def held_under(message: str, id_technique: str) -> str | None:
+    """The other idTechnique an "existe déjà en base" names, if it names one: the CDC holds
+    this certification under that id, not this passage's (the real report of SPEC §9 says so
+    of 1983189, naming 1559735). A correction or withdrawal sent under this record's id
+    finds nothing there: the operator must know."""
+    if not already_exists(message):
+        return None
+    named = _NAMED_ID.search(_plain(message))
+    if named is None or named.group(1) == _plain(id_technique):
+        return None
+    return named.group(1)

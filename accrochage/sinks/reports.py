@@ -8,13 +8,13 @@ outside, so they are parsed with entities, DTDs and network access off, and boun
 from __future__ import annotations
 
 import re
-import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
 from lxml import etree
 
 from accrochage.errors import ReportError
+from accrochage.models.cdc import already_exists
 from accrochage.sinks.regular import read_regular
 
 MAX_REPORT_BYTES = 50 * 1024 * 1024
@@ -26,10 +26,6 @@ _ERRORS = "erreurs"
 _ID = "idTechnique"
 _HINT = "is this a CDC accusé de traitement? expected root <rapport>"
 _DTD_MARKERS = (b"<!DOCTYPE", b"<!ENTITY")
-# Matched on the accent-stripped, case-folded message. `d\S{1,3}j\S{1,3}` also accepts
-# "deja" and the mojibake "dÃ©jÃ" of a report decoded as Latin-1. The word "passage" is
-# required: "Le titulaire existe déjà en base" says nothing about the passage being held.
-_ALREADY_KNOWN = re.compile(r"\bpassage\b.*\bexiste\s+d\S{1,3}j\S{1,3}\s+en\s+base\b", re.DOTALL)
 
 
 @dataclass(frozen=True)
@@ -73,13 +69,6 @@ def _fail(source: str, problem: str, fix: str) -> ReportError:
     return ReportError(f"{source}: {problem}; {fix}")
 
 
-def is_already_known(message: str) -> bool:
-    """True when a KO message says the CDC already holds this passage."""
-    decomposed = unicodedata.normalize("NFKD", message)
-    folded = "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
-    return _ALREADY_KNOWN.search(folded) is not None
-
-
 def _text(parent: etree._Element, tag: str) -> str | None:
     child = parent.find(tag)
     if child is None or child.text is None:
@@ -112,7 +101,7 @@ def _ko_outcome(passage: etree._Element, source: str) -> PassageOutcome:
             "the rejection cannot be matched to a record; ask the CDC for the full report",
         )
     message = _text(passage, "messageErreur")
-    known = message is not None and is_already_known(message)
+    known = message is not None and already_exists(message)
     return PassageOutcome(id_technique, accepted=known, message=message, already_known=known)
 
 

@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from accrochage.errors import AccrochageError
+from accrochage.models.cdc import held_under
 from accrochage.models.corrections import RequestClosure
 from accrochage.models.record import Change, Record, Status
 from accrochage.models.vocabulary import CdcAction
@@ -65,6 +66,13 @@ def apply_outcomes(
             summary.unknown_ids.append(outcome.id_technique)
             continue
         verdict = Verdict(outcome.accepted, outcome.message, outcome.already_known)
+        other = held_under(outcome.message or "", outcome.id_technique)
+        if other is not None:
+            summary.notes.append(
+                f"{outcome.id_technique}: the CDC says it already holds this certification "
+                f"under idTechnique {other}, not {outcome.id_technique}: counted as delivered; "
+                f"a correction or withdrawal of it must name {other} (check on the CDC portal)"
+            )
         change = apply_verdict(ctx, record, verdict)
         if change.record is None:
             summary.unchanged.append(outcome.id_technique)
