@@ -509,6 +509,21 @@ def _stored_records(state: Path) -> int:
             return 0
 
 
+def _ingesting_through_a_pipe(config: Path, record_ids: list[str]) -> subprocess.Popen[bytes]:
+    """`ingest -` given these events through a pipe left open: the input does not end."""
+    ingesting = subprocess.Popen(
+        [*PYTHON_CLI, "--config", str(config), "ingest", "-"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert ingesting.stdin is not None
+    events = [json.dumps(recent(record_id)) for record_id in record_ids]
+    ingesting.stdin.write(("\n".join(events) + "\n").encode())
+    ingesting.stdin.flush()
+    return ingesting
+
+
 def test_ctrl_c_during_ingest_prints_what_was_stored(config: Path, tmp_path: Path) -> None:
     """Ctrl-C printed `Aborted!` and nothing else: the operator could not tell what of the
     file was stored. The events come through a pipe kept open, so that the interruption
@@ -518,17 +533,8 @@ def test_ctrl_c_during_ingest_prints_what_was_stored(config: Path, tmp_path: Pat
     def stored() -> int:
         return _stored_records(state)
 
-    ingesting = subprocess.Popen(
-        [*PYTHON_CLI, "--config", str(config), "ingest", "-"],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
+    ingesting = _ingesting_through_a_pipe(config, [f"I-{n}" for n in range(5 * CHUNK + 10)])
     try:
-        assert ingesting.stdin is not None
-        events = [json.dumps(recent(f"I-{n}")) for n in range(5 * CHUNK + 10)]
-        ingesting.stdin.write(("\n".join(events) + "\n").encode())
-        ingesting.stdin.flush()
         deadline = time.monotonic() + 60
         while stored() < CHUNK:
             assert time.monotonic() < deadline, "no group was ever stored"
@@ -558,17 +564,8 @@ def test_a_group_read_is_stored_while_the_input_stays_open(
     with config.open("a", encoding="utf-8") as out:
         out.write(f"\n[ingest]\ndecode_processes = {processes}\n")
     state = config.parent / "var" / "state.db"
-    ingesting = subprocess.Popen(
-        [*PYTHON_CLI, "--config", str(config), "ingest", "-"],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
+    ingesting = _ingesting_through_a_pipe(config, [f"P-{n}" for n in range(CHUNK + 10)])
     try:
-        assert ingesting.stdin is not None
-        events = [json.dumps(recent(f"P-{n}")) for n in range(CHUNK + 10)]
-        ingesting.stdin.write(("\n".join(events) + "\n").encode())
-        ingesting.stdin.flush()
         deadline = time.monotonic() + 120
         while _stored_records(state) < CHUNK:
             assert ingesting.poll() is None, ingesting.communicate(timeout=30)
