@@ -57,10 +57,6 @@ def matching(presented: str, tokens: Sequence[IngestToken]) -> IngestToken | Non
     return found
 
 
-def is_operator(request: web.Request) -> bool:
-    return bool(request.get(OPERATOR, False))
-
-
 def scope_of(request: web.Request) -> Scope:
     """The certifiers the request's sender may send events for; None: any."""
     return request.get(SCOPE)
@@ -74,8 +70,8 @@ def auth_middleware(operator: SecretStr, ingest: Sequence[IngestToken]) -> Middl
     async def check(request: web.Request, handler: Handler) -> web.StreamResponse:
         route = (request.method, request.path)
         presented = presented_token(request.headers.get("Authorization", ""))
-        platform = matching(presented, ingesters) if presented is not None else None
         operating = presented is not None and matches(presented, operators)
+        platform = None if operating or presented is None else matching(presented, ingesters)
         if operating or (not operators and platform is None):
             request[OPERATOR] = True
         if route in OPEN_ROUTES:

@@ -72,6 +72,10 @@ a service without one. A server error's whole message is the operator's only: it
 state's path, the process holding it, what SQLite said."""
 
 
+def is_operator(request: web.Request) -> bool:
+    return bool(request.get(OPERATOR, False))
+
+
 def for_others(exc: AccrochageError) -> str:
     """A server error as told to an exam platform or an unauthenticated caller: its code
     and what to do, not the operator's details (the service log has them)."""
@@ -110,7 +114,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             told = f"{exc.code}: {exc}" if isinstance(exc, StoreError) else exc.code
             log.error("HTTP %d on %s %s: %s", exc.status, request.method, shown_path(request), told)
         details = exc.details if isinstance(exc, FieldError) else None
-        said = str(exc) if exc.status < 500 or request.get(OPERATOR) else for_others(exc)
+        said = str(exc) if exc.status < 500 or is_operator(request) else for_others(exc)
         return error_response(exc.status, exc.code, said, details)
     except Exception as exc:
         # The traceback without the exception's message, which may quote a value.

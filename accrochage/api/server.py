@@ -23,9 +23,9 @@ from aiohttp import web
 from pydantic import SecretStr
 
 from accrochage.api import corrections, metrics, params, ui
-from accrochage.api.auth import IngestToken, auth_middleware, is_operator, scope_of
+from accrochage.api.auth import IngestToken, auth_middleware, scope_of
 from accrochage.api.bodies import BODY_SECONDS, DEFAULT_BODY_SECONDS, TooLarge, read_body
-from accrochage.api.errors import UNCACHED, ApiError, error_middleware, for_others
+from accrochage.api.errors import UNCACHED, ApiError, error_middleware, for_others, is_operator
 from accrochage.api.intake import LARGE_BODIES, events_in, off_loop_if_large
 from accrochage.api.openapi import openapi
 from accrochage.api.writing import EventWriter, InlineDecoder

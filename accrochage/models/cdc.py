@@ -63,9 +63,10 @@ def held_under(message: str, id_technique: str) -> str | None:
     this certification under that id, not this passage's (the real report of SPEC §9 says so
     of 1983189, naming 1559735). A correction or withdrawal sent under this record's id
     finds nothing there: the operator must know."""
-    if not already_exists(message):
+    plain = _plain(message)
+    if _ALREADY_EXISTS.search(plain) is None:
         return None
-    named = _NAMED_ID.search(_plain(message))
+    named = _NAMED_ID.search(plain)
     if named is None or named.group(1) == _plain(id_technique):
         return None
     return named.group(1)

@@ -25,6 +25,7 @@ from accrochage.errors import ConfigError, OutboxMismatch, RenderError
 from accrochage.lifeline import exit_with, ignore_interrupt
 from accrochage.models.batch import OUTBOX_FOLDERS, FrozenBatch, ReleasedFile, outbox_place
 from accrochage.models.event import event_from_content
+from accrochage.models.field_errors import error_path
 from accrochage.models.vocabulary import BatchState, SchemaVersion
 from accrochage.pool import HelperDied, HelperPool
 from accrochage.sinks.base import BatchSink, FileSizes, outcome_of
@@ -80,11 +81,11 @@ def _no_longer_valid(content: StoredContent, exc: ValidationError) -> RenderErro
     """A stored content the event model refuses now (a rule tightened by an upgrade, a state
     edited by hand), said by its record and fields only: the batch's error is stored, logged
     and served by `GET /batches`, and the value would be a holder's name or birth date."""
-    fields = sorted({".".join(str(part) for part in error["loc"]) for error in exc.errors()})
+    fields = sorted({error_path(error["loc"]) for error in exc.errors()})
     record = _record_id(content.payload)
     return RenderError(
         f"the stored content of record {record} no longer passes validation "
-        f"({', '.join(fields) or 'event'}): send the record again corrected (the correction "
+        f"({', '.join(fields)}): send the record again corrected (the correction "
         f"supersedes this batch), or take it out with `accrochage exclude {record}`"
     )
 

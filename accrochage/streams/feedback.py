@@ -68,10 +68,11 @@ class Feedback:
         with self.store.transaction() as tx:
             named = _batches_named(tx, report)
             if tx.report_imported(digest):  # whichever way it was matched then
-                summary = ImportSummary(name, named[0] if len(named) == 1 else None)
-                summary.already_imported = True
-                summary.notes.append("this report was already imported: nothing changed")
-                return summary
+                return _already_imported(
+                    name,
+                    named[0] if len(named) == 1 else None,
+                    "this report was already imported: nothing changed",
+                )
             if batch_ref is not None:
                 batch_id: str | None = _named_batch(tx, batch_ref, named)
             elif len(named) > 1:
@@ -86,7 +87,15 @@ class Feedback:
             if report.id_traitement and tx.processing_imported(
                 report.id_traitement, batch_id, report.file_name
             ):
-                return _processed_before(name, batch_id, report.id_traitement)
+                # The same report in other bytes (saved again, line endings changed in
+                # transit): applied again, it would move records that moved on since.
+                return _already_imported(
+                    name,
+                    batch_id,
+                    f"a report of idTraitement {report.id_traitement} for this file was "
+                    "already imported (the same report, its bytes changed since): nothing "
+                    "changed",
+                )
             summary = ImportSummary(name, batch_id)
             if batch_id is None:
                 summary.notes.append(
@@ -243,13 +252,8 @@ def keep_copy(folder: Path, data: bytes, name: str) -> Path:
     return target
 
 
-def _processed_before(name: str, batch_id: str | None, id_traitement: str) -> ImportSummary:
-    """The same report in other bytes (saved again, line endings changed in transit): applied
-    again, it would move records that moved on since it was imported."""
+def _already_imported(name: str, batch_id: str | None, note: str) -> ImportSummary:
     summary = ImportSummary(name, batch_id)
     summary.already_imported = True
-    summary.notes.append(
-        f"a report of idTraitement {id_traitement} for this file was already imported (the "
-        "same report, its bytes changed since): nothing changed"
-    )
+    summary.notes.append(note)
     return summary
