@@ -666,6 +666,48 @@ def test_a_report_naming_a_record_of_another_batch_names_it(
     assert statuses == {"EW-1": "accepted", "EW-2": "batched"}
 
 
+def test_a_report_of_a_file_accrochage_did_not_write_waits_for_the_operators_word(
+    config: Path, tmp_path: Path, shared_dir: Path
+) -> None:
+    """Another emitter's report (its idFlux and file name are none of ours) whose KO names
+    an id of ours: applied by idTechnique it marked our record rejected and superseded its
+    written file. It is refused, nothing changes, and `--by-id` applies it on the
+    operator's word."""
+    run(config, "ingest", str(write_jsonl(tmp_path / "o.jsonl", [recent("OE-1"), recent("OE-2")])))
+    run(config, "flush", "--force")
+    report = tmp_path / "autre-emetteur.xml"
+    report.write_bytes(
+        processed_report(
+            shared_dir,
+            file_name="export-autre-organisme.xml",
+            id_flux="4df76fd4-0915-46df-8c56-525506af35be",
+            ko={"OE-1": "Aucun titulaire ne correspond aux critères obligatoires"},
+            ok=["OTHER-9"],
+        )
+    )
+    both = run(config, "import-report", str(report), "--by-id", "--batch", "x", code=2)
+    assert "exclude each other" in both.stderr
+    refused = run(config, "import-report", str(report), code=1)
+    assert "matches no file accrochage wrote" in refused.stderr, refused.stderr
+    assert "1 of its 2 idTechnique(s) are records here" in refused.stderr
+    assert "--by-id" in refused.stderr and "--batch" in refused.stderr
+    (batch,) = json.loads(run(config, "batches", "--format", "json").stdout)
+    assert batch["state"] == "written", "its file was superseded"
+    records = json.loads(run(config, "records", "--format", "json").stdout)
+    assert {r["status"] for r in records} == {"batched"}
+
+    done = run(config, "import-report", str(report), "--by-id").stdout
+    assert "batch unknown: 0 accepted, 1 rejected" in done, done
+    assert "unknown idTechnique (1): OTHER-9" in done
+    statuses = {
+        r["record_id"]: r["status"]
+        for r in json.loads(run(config, "records", "--format", "json").stdout)
+    }
+    assert statuses == {"OE-1": "rejected", "OE-2": "pending"}, "OE-2 is cut again"
+    (superseded,) = json.loads(run(config, "batches", "--format", "json").stdout)
+    assert superseded["state"] == "superseded"
+
+
 def test_generate_numbers_record_ids_from_first(config: Path) -> None:
     """Another seed alone gives the same ids (corrections); --first gives new ones."""
 

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from accrochage.app import Core
+from accrochage.errors import AccrochageError
 from accrochage.sinks.profiles import profile_for
 from accrochage.streams.flush import Flusher
 from tests.factories import revoked_event
@@ -149,9 +150,10 @@ def test_a_record_its_report_left_out_can_be_sent_again(tmp_path: Path, shared_d
 def test_a_report_matched_to_no_file_settles_the_batches_it_answers_whole(
     tmp_path: Path, shared_dir: Path
 ) -> None:
-    """A file renamed before its upload: its report names no batch, and is applied by
-    idTechnique. A batch all of whose records it settled waits for no report any more
-    (reported, its file in done/); one it settled in part keeps waiting."""
+    """A report whose idFlux and nomFichier name no batch is refused while it would change
+    records here (it may answer someone else's file); applied by idTechnique once the
+    operator says so (`--by-id`), a batch all of whose records it settled waits for no report
+    any more (reported, its file in done/); one it settled in part keeps waiting."""
     core, _ = make_core(tmp_path, schema={"version": "1.1.5"}, batching={"max_records": 2})
     try:
         ingest(core, event("SR-1"), event("SR-2"), event("SR-3"))
@@ -169,7 +171,14 @@ def test_a_report_matched_to_no_file_settles_the_batches_it_answers_whole(
             id_flux=None,
             ok=sorted(members),
         )
-        summary = core.feedback.import_report_bytes(data, "renamed-report.xml")
+        with pytest.raises(AccrochageError) as refused:
+            core.feedback.import_report_bytes(data, "renamed-report.xml")
+        assert "matches no file accrochage wrote" in str(refused.value)
+        assert whole.batch_id in str(refused.value) and "--by-id" in str(refused.value)
+        assert batch_row(core, whole.batch_id)["state"] == "deposited"
+        assert {record(core, r)["status"] for r in members} == {"deposited"}
+
+        summary = core.feedback.import_report_bytes(data, "renamed-report.xml", by_id=True)
         assert summary.batch_id is None
         assert any(whole.batch_id in note for note in summary.notes)
         assert batch_row(core, whole.batch_id)["state"] == "reported"

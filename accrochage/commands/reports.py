@@ -22,8 +22,16 @@ from accrochage.models.vocabulary import CdcAction, CdcReason, RecordStatus
     help="The batch (id or file name) the one FILE answers, when the report names a file "
     "accrochage cannot match (renamed before its upload).",
 )
+@click.option(
+    "--by-id",
+    is_flag=True,
+    help="Apply a report whose idFlux and nomFichier match no file accrochage wrote by "
+    "idTechnique alone: it is the CDC's word on these records, sent another way.",
+)
 @click.pass_context
-def import_report(ctx: click.Context, files: tuple[Path, ...], batch_ref: str | None) -> None:
+def import_report(
+    ctx: click.Context, files: tuple[Path, ...], batch_ref: str | None, by_id: bool
+) -> None:
     """Apply CDC processing reports (accusés de traitement) to the records.
 
     Each FILE is a report downloaded from the CDC portal. A file that cannot be applied is
@@ -31,11 +39,13 @@ def import_report(ctx: click.Context, files: tuple[Path, ...], batch_ref: str | 
     """
     if batch_ref is not None and len(files) != 1:
         raise click.UsageError("--batch names the batch of one report: give one FILE")
+    if batch_ref is not None and by_id:
+        raise click.UsageError("--batch and --by-id exclude each other: give one")
     failed = 0
     with core_from(ctx, existing=True) as core:
         for path in files:
             try:
-                result = core.feedback.import_report(path, batch_ref)
+                result = core.feedback.import_report(path, batch_ref, by_id=by_id)
             except StoreError:
                 raise
             except AccrochageError as exc:

@@ -43,26 +43,36 @@ class Feedback:
     def _now(self) -> datetime:
         return self.clock.now().replace(microsecond=0)
 
-    def import_report(self, path: Path, batch_ref: str | None = None) -> ImportSummary:
+    def import_report(
+        self, path: Path, batch_ref: str | None = None, *, by_id: bool = False
+    ) -> ImportSummary:
         """Apply a report file, its copy kept first: a crash between the two never leaves an
         applied report without the copy `evidence` hands over (importing it again, a no-op on
         the state, puts a copy back in any case)."""
         data = read_report_bytes(path)  # read once: the size and kind checked first
         report = parse_report(data, source=str(path))
         kept = keep_copy(self.archive, data, path.name) if self.archive is not None else None
-        summary = self.apply_report(report, data, path.name, batch_ref)
+        summary = self.apply_report(report, data, path.name, batch_ref, by_id=by_id)
         if kept is not None:
             summary.kept_as = str(kept)
         return summary
 
-    def import_report_bytes(self, data: bytes, name: str) -> ImportSummary:
-        return self.apply_report(parse_report(data, source=name), data, name)
+    def import_report_bytes(self, data: bytes, name: str, *, by_id: bool = False) -> ImportSummary:
+        return self.apply_report(parse_report(data, source=name), data, name, by_id=by_id)
 
     def apply_report(
-        self, report: ProcessingReport, data: bytes, name: str, batch_ref: str | None = None
+        self,
+        report: ProcessingReport,
+        data: bytes,
+        name: str,
+        batch_ref: str | None = None,
+        *,
+        by_id: bool = False,
     ) -> ImportSummary:
         """`batch_ref`: the batch the report answers, named by the operator (a batch id, a
-        prefix of one, or a file name) when its nomFichier matches none."""
+        prefix of one, or a file name) when its nomFichier matches none. `by_id`: the
+        operator confirms that a report matched to no file is applied by idTechnique alone
+        (`unmatched_report`)."""
         digest = hashlib.sha256(data).hexdigest()
         now = self._now()
         with self.store.transaction() as tx:
@@ -96,6 +106,10 @@ class Feedback:
                     "already imported (the same report, its bytes changed since): nothing "
                     "changed",
                 )
+            if batch_id is None and not report.rejected_whole_file and not by_id:
+                refusal = unmatched_report(tx, report)
+                if refusal is not None:
+                    raise AccrochageError(refusal)
             summary = ImportSummary(name, batch_id)
             if batch_id is None:
                 summary.notes.append(
@@ -212,6 +226,38 @@ def _settled_batches(tx: Transaction, record_ids: list[str]) -> list[str]:
         if not any(r.status in AWAITING_REPORT for r in tx.records_in_batch(batch_id)):
             settled.append(batch_id)
     return settled
+
+
+def unmatched_report(tx: Transaction, report: ProcessingReport) -> str | None:
+    """Why a per-passage report whose idFlux and nomFichier name no batch is not applied
+    without the operator's word; None when none of its idTechniques is a record here (it
+    changes nothing).
+
+    Every real report of that kind carries the idFlux of the file it answers (SPEC 9.1), so
+    one that matches no batch answers a file accrochage did not write: another tool's or
+    another emitter's, or one altered by hand. Applied by idTechnique alone, a KO about
+    someone else's record of the same id would mark ours rejected, and a file of ours
+    written and not yet deposited would be superseded for records it never settled."""
+    ids = [outcome.id_technique for outcome in report.outcomes]
+    known = tx.records(ids)
+    if not known:
+        return None
+    batches = sorted({r.batch_id for r in known.values() if r.batch_id is not None})
+    where = ""
+    if batches:
+        shown = ", ".join(batches[:5]) + (
+            f" and {len(batches) - 5} more" if len(batches) > 5 else ""
+        )
+        where = f" (in batch{'es' if len(batches) > 1 else ''} {shown})"
+    flux = f"idFlux {report.id_flux!r}" if report.id_flux else "no idFlux"
+    return (
+        f"the report ({flux}, nomFichier {report.file_name!r}) matches no file accrochage "
+        f"wrote, yet {len(known)} of its {len(ids)} idTechnique(s) are "
+        f"records here{where}: applied by idTechnique alone, it would settle them whatever "
+        "file they were sent in. If it answers a file of yours, import it with `--batch "
+        "<batch id or file name>`; if it is the CDC's word on these very records, sent "
+        "another way, with `--by-id`; otherwise it is not this tracker's report: leave it"
+    )
 
 
 def _batches_named(tx: Transaction, report: ProcessingReport) -> list[str]:
