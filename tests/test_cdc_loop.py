@@ -671,6 +671,71 @@ def test_a_rejection_makes_the_stored_correction_the_content(
     assert passages(path)["RJ-1"].findtext("cpf:scoring", namespaces=NS) == "300"
 
 
+def test_a_correction_without_a_readable_delivery_date_keeps_the_deadline(
+    core: Core, shared_dir: Path
+) -> None:
+    """The certification was delivered all the same: a correction whose `delivered_on` cannot
+    be read (kept, invalid) must not erase the deadline the earlier content set, nor drop the
+    record from the overdue list, whether it replaces the content at once or once the CDC
+    rejected the content it had."""
+
+    def delivered_on_15_september(record_id: str) -> dict[str, Any]:
+        built = event(record_id, delivered_on="2026-09-15")
+        built["registration"]["date"] = None
+        return built
+
+    def unreadable(original: dict[str, Any]) -> dict[str, Any]:
+        again = replay(original)
+        again["delivered_on"] = "15/09/2026"
+        return again
+
+    waiting = delivered_on_15_september("DD-1")
+    ingest(core, waiting)
+    assert record(core, "DD-1")["deadline"] == "2026-12-15"
+    ingest(core, unreadable(waiting))
+
+    sent = delivered_on_15_september("DD-2")
+    batch = deposited(core, sent)
+    ingest(core, unreadable(sent))
+    answer(core, shared_dir, batch, ko={"DD-2": NO_HOLDER})
+
+    for record_id in ("DD-1", "DD-2"):
+        detail = record(core, record_id)
+        assert (detail["status"], detail["deadline"]) == ("invalid", "2026-12-15"), record_id
+    late = outstanding(core, as_of=date(2026, 12, 20), overdue=True)
+    assert sorted(r["record_id"] for r in late) == ["DD-1", "DD-2"]
+
+
+def test_a_correction_waiting_beside_a_deposited_file_brings_an_earlier_deadline(
+    core: Core, shared_dir: Path
+) -> None:
+    """Until the CDC answers, either content may be the one it keeps: the earlier of the two
+    deadlines is the one to watch. The content sent received again drops the correction,
+    and its own deadline is back."""
+
+    def delivered(on: str, original: dict[str, Any] | None = None) -> dict[str, Any]:
+        built = replay(original) if original is not None else event("ED-1", delivered_on=on)
+        built["delivered_on"] = built["exam"]["start"] = built["exam"]["end"] = on
+        built["registration"]["date"] = None
+        return built
+
+    sent = delivered("2026-09-15")
+    deposited(core, sent)
+    assert ingest_one(core, delivered("2026-08-20", sent)).outcome == "correction_stored"
+    detail = record(core, "ED-1")
+    assert (detail["status"], detail["deadline"]) == ("deposited", "2026-11-20")
+    assert [r["record_id"] for r in outstanding(core, overdue=True)] == ["ED-1"]
+
+    later(core)
+    assert ingest_one(core, delivered("2026-10-01", sent)).outcome == "correction_stored"
+    assert record(core, "ED-1")["deadline"] == "2026-12-15", "the content sent is due first"
+
+    later(core)
+    ingest_one(core, replay(sent))
+    detail = record(core, "ED-1")
+    assert (detail["correction_pending"], detail["deadline"]) == (False, "2026-12-15")
+
+
 def test_a_rejected_record_revoked_meanwhile_gets_no_advice_to_fix_it(
     core: Core, shared_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -18,12 +18,14 @@ from accrochage.settings import load_settings
 from tests.test_cdc_loop import accepted, answer, flush, later, only_written
 from tests.test_correction_requests import accept
 from tests.test_tracker import (
+    ALREADY,
     NOW,
     TODAY,
     event,
     ingest,
     make_core,
     outstanding,
+    processed_report,
     record,
     replay,
     write_config,
@@ -223,3 +225,41 @@ def test_the_chart_counts_a_held_record_once(core: Core, shared_dir: Path) -> No
     with core.store.reading() as reader:
         chart = reader.dashboard().deadlines
     assert {k: n for k, n in chart.items() if n} == {("pix", date(2026, 12, 10)): 1}
+
+
+def test_existe_deja_for_a_correction_sent_after_its_suppression_accepts_it(
+    core: Core, shared_dir: Path
+) -> None:
+    """Once the CDC accepted the SUPPRESSION, it holds none of the earlier contents: its
+    "existe déjà en base" for the correction's CREATION can only mean it holds the correction
+    (the file was answered twice, or deposited twice). Taking it for the withdrawn content
+    would cut a second SUPPRESSION, deleting the corrected certification at the CDC."""
+    (request,) = corrected_through_a_suppression(core, shared_dir, "DM-7", date(2026, 9, 10))
+    creation, _ = only_written(flush(core))
+    answer(core, shared_dir, creation, ko={"DM-7": ALREADY.format(rid="DM-7")})
+    detail = record(core, "DM-7")
+    assert (detail["status"], detail["version"]) == ("accepted", 2)
+    assert detail["correction_request"] is None, "the correction answered the request"
+    assert detail["deadline"] is None
+    later(core)
+    assert not core.flusher.flush(force=True).cut, "nothing left to send: no SUPPRESSION"
+    (closed,) = core.corrections.list()
+    assert (closed["request_id"], closed["status"]) == (request, "corrected")
+
+
+def test_a_report_applied_by_id_closes_the_request_its_acceptance_answers(
+    core: Core, shared_dir: Path
+) -> None:
+    """The operator's `--by-id` applies the CDC's word to the records it names: accepting the
+    corrected content answers the open request as a report of the batch would."""
+    (request,) = corrected_through_a_suppression(core, shared_dir, "DM-8", date(2026, 9, 10))
+    flush(core)
+    data = processed_report(
+        shared_dir, file_name="renamed-by-the-portal.xml", id_flux=None, ok=["DM-8"]
+    )
+    summary = core.feedback.import_report_bytes(data, "report-by-id.xml", by_id=True)
+    assert (summary.batch_id, summary.accepted) == (None, ["DM-8"])
+    assert summary.requests_closed == [request]
+    (closed,) = core.corrections.list()
+    assert (closed["request_id"], closed["status"]) == (request, "corrected")
+    assert record(core, "DM-8")["correction_request"] is None

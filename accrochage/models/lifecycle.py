@@ -152,6 +152,7 @@ def apply_delivered(
             correction_hash=decoded.content_hash,
             correction_valid=decoded.valid,
             latest_version=version,
+            deadline=deadline_beside_correction(current, decoded.delivered_on),
             updated_at=now,
         )
         return Change(
@@ -193,7 +194,11 @@ def _back_to_sent(current: Record, decoded: Decoded, now: datetime) -> Change:
     its last word is what was sent, so the stored correction is dropped (never sent). An
     accepted record waits for no SUPPRESSION any more, unless it was revoked."""
     assert decoded.record_id is not None
-    record = replace(without_correction(current), updated_at=now)
+    record = replace(
+        without_correction(current),
+        deadline=delivery_deadline(current, current.delivered_on),
+        updated_at=now,
+    )
     if record.status is Status.ACCEPTED and not record.revocation_pending:
         record = replace(
             record,
@@ -219,10 +224,29 @@ def _back_to_sent(current: Record, decoded: Decoded, now: datetime) -> Change:
 
 def delivery_deadline(record: Record, delivered_on: date | None) -> date | None:
     """The deadline a content delivered on `delivered_on` gives `record`: none once the CDC
-    accepted the record (`delivery_met`), nor without a delivery date."""
-    if record.delivery_met or delivered_on is None:
+    accepted the record (`delivery_met`). A content whose delivery date cannot be read keeps
+    the deadline the record had: the certification was delivered all the same, and an
+    erroneous correction must not hide how late it is."""
+    if record.delivery_met:
         return None
+    if delivered_on is None:
+        return record.deadline
     return deadline_for(delivered_on)
+
+
+def deadline_beside_correction(record: Record, delivered_on: date | None) -> date | None:
+    """While a correction delivered on `delivered_on` waits beside the content sent, the
+    earlier of their two deadlines: until the CDC answers, either may be the one it keeps,
+    and a certification delivered earlier is due earlier."""
+    due = [
+        d
+        for d in (
+            delivery_deadline(record, record.delivered_on),
+            delivery_deadline(record, delivered_on),
+        )
+        if d is not None
+    ]
+    return min(due) if due else None
 
 
 def _belongs_elsewhere(current: Record, certifier: str | None) -> bool:

@@ -51,7 +51,8 @@ def with_correction(
 ) -> Record:
     """The record with its stored correction as its content (the old one is gone from the CDC,
     or was never held): pending when valid, invalid otherwise, in no batch. Its deadline is the
-    new content's, unless the CDC once accepted the record (`delivery_deadline`)."""
+    new content's (or the one it had, when the new content's delivery date cannot be read),
+    unless the CDC once accepted the record (`delivery_deadline`)."""
     assert current.correction_version is not None and current.correction_hash is not None
     status = Status.PENDING if decoded.valid else Status.INVALID
     return replace(

@@ -47,11 +47,14 @@ class OutcomeContext:
     def batch_id(self) -> str | None:
         return self.batch.batch_id if self.batch is not None else None
 
-    @property
-    def closes_requests(self) -> bool:
+    def closes_requests(self, record: Record) -> bool:
         """Only under 1.1.5 can data be corrected after acceptance, so only there does an
-        acceptance answer a correction request (under 1.1.2 the operator closes them)."""
-        return self.batch is not None and self.batch.schema_version is SchemaVersion.V1_1_5
+        acceptance answer a correction request (under 1.1.2 the operator closes them). A
+        report applied by idTechnique answers the batch the record was in."""
+        batch = self.batch
+        if batch is None and record.batch_id is not None:
+            batch = self.tx.batch(record.batch_id)
+        return batch is not None and batch.schema_version is SchemaVersion.V1_1_5
 
 
 def is_acceptance(ctx: OutcomeContext, verdict: Verdict) -> bool:
@@ -166,7 +169,7 @@ def _held_before(ctx: OutcomeContext, record: Record) -> Sending | None:
 def closure_of(ctx: OutcomeContext, before: Record, after: Record) -> RequestClosure | None:
     """The correction requests this outcome answers: the acceptance of content `version`
     (None: of a revoked record's suppression)."""
-    if not ctx.closes_requests:
+    if not ctx.closes_requests(before):
         return None
     if after.status is Status.ACCEPTED and before.status is not Status.ACCEPTED:
         if after.correction_version is None and not after.revocation_pending:

@@ -152,7 +152,7 @@ class Transaction(PendingReads):
     @abstractmethod
     def sendings(self, record_id: str) -> list[Sending]:
         """The CREATION batches that carried the record, oldest first, but those whose report
-        rejected it (what the CDC may hold)."""
+        rejected it and those cut before a SUPPRESSION the CDC accepted (what it may hold)."""
 
     @abstractmethod
     def batch_ids_matching(self, ref: str) -> list[str]:
