@@ -8,7 +8,7 @@ from datetime import datetime
 from pathlib import Path
 
 from accrochage.errors import AccrochageError
-from accrochage.models.batch import BatchInfo, ReleasedFile, not_one_batch
+from accrochage.models.batch import BatchInfo, ReleasedFile
 from accrochage.models.deadline import Clock
 from accrochage.models.record import AWAITING_REPORT
 from accrochage.models.vocabulary import BATCHES_TO_WRITE, RELEASED, BatchState
@@ -18,6 +18,7 @@ from accrochage.sinks.reports import ProcessingReport, parse_report, read_report
 from accrochage.state.base import ImportedReport, Store, Transaction
 from accrochage.streams.outcomes import OutcomeContext
 from accrochage.streams.redecode import Decodes
+from accrochage.streams.report_match import answered_batch, batches_named, unmatched_report
 from accrochage.streams.report_outcomes import ImportSummary, apply_outcomes, reject_file
 from accrochage.streams.verify import sha256_of
 from accrochage.streams.withdraw import SupersededMove, supersede_if_due
@@ -76,24 +77,14 @@ class Feedback:
         digest = hashlib.sha256(data).hexdigest()
         now = self._now()
         with self.store.transaction() as tx:
-            named = _batches_named(tx, report)
+            named = batches_named(tx, report)
             if tx.report_imported(digest):  # whichever way it was matched then
                 return _already_imported(
                     name,
                     named[0] if len(named) == 1 else None,
                     "this report was already imported: nothing changed",
                 )
-            if batch_ref is not None:
-                batch_id: str | None = _named_batch(tx, batch_ref, named)
-            elif len(named) > 1:
-                raise AccrochageError(
-                    f"the report's idFlux {report.id_flux!r} and its nomFichier "
-                    f"{report.file_name!r} name two batches ({', '.join(named)}): which one it "
-                    "answers cannot be told, and applied to the wrong one it would settle that "
-                    "batch; check the report, then `import-report FILE --batch REF`"
-                )
-            else:
-                batch_id = named[0] if named else None
+            batch_id = answered_batch(tx, report, named, batch_ref)
             if report.id_traitement and tx.processing_imported(
                 report.id_traitement, batch_id, report.file_name
             ):
@@ -226,61 +217,6 @@ def _settled_batches(tx: Transaction, record_ids: list[str]) -> list[str]:
         if not any(r.status in AWAITING_REPORT for r in tx.records_in_batch(batch_id)):
             settled.append(batch_id)
     return settled
-
-
-def unmatched_report(tx: Transaction, report: ProcessingReport) -> str | None:
-    """Why a per-passage report whose idFlux and nomFichier name no batch is not applied
-    without the operator's word; None when none of its idTechniques is a record here (it
-    changes nothing).
-
-    Every real report of that kind carries the idFlux of the file it answers (SPEC 9.1), so
-    one that matches no batch answers a file accrochage did not write: another tool's or
-    another emitter's, or one altered by hand. Applied by idTechnique alone, a KO about
-    someone else's record of the same id would mark ours rejected, and a file of ours
-    written and not yet deposited would be superseded for records it never settled."""
-    ids = [outcome.id_technique for outcome in report.outcomes]
-    known = tx.records(ids)
-    if not known:
-        return None
-    batches = sorted({r.batch_id for r in known.values() if r.batch_id is not None})
-    where = ""
-    if batches:
-        shown = ", ".join(batches[:5]) + (
-            f" and {len(batches) - 5} more" if len(batches) > 5 else ""
-        )
-        where = f" (in batch{'es' if len(batches) > 1 else ''} {shown})"
-    flux = f"idFlux {report.id_flux!r}" if report.id_flux else "no idFlux"
-    return (
-        f"the report ({flux}, nomFichier {report.file_name!r}) matches no file accrochage "
-        f"wrote, yet {len(known)} of its {len(ids)} idTechnique(s) are "
-        f"records here{where}: applied by idTechnique alone, it would settle them whatever "
-        "file they were sent in. If it answers a file of yours, import it with `--batch "
-        "<batch id or file name>`; if it is the CDC's word on these very records, sent "
-        "another way, with `--by-id`; otherwise it is not this tracker's report: leave it"
-    )
-
-
-def _batches_named(tx: Transaction, report: ProcessingReport) -> list[str]:
-    """The batches the report names, by its idFlux and by its file name (one, when they
-    agree; none, for a file renamed before its upload)."""
-    by_flux = tx.find_batch(report.id_flux, None) if report.id_flux else None
-    by_name = tx.find_batch(None, report.file_name)
-    return list(dict.fromkeys(b for b in (by_flux, by_name) if b is not None))
-
-
-def _named_batch(tx: Transaction, ref: str, named: list[str]) -> str:
-    """The one batch `ref` names; refused when it names none or several, or another batch
-    than the report itself names (by its idFlux or its file name)."""
-    matching = tx.batch_ids_matching(ref)
-    why = not_one_batch(matching)
-    if why is not None:
-        raise AccrochageError(f"--batch {ref!r} names {why}: give a batch id or a file name")
-    if named and matching[0] not in named:
-        raise AccrochageError(
-            f"the report names batch {' or '.join(named)} (by its idFlux or file name), not "
-            f"{matching[0]}: import it without --batch"
-        )
-    return matching[0]
 
 
 def keep_copy(folder: Path, data: bytes, name: str) -> Path:
