@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
-from datetime import date, datetime
+from datetime import datetime
 
 from accrochage.models.deadline import deadline_for
 from accrochage.models.decode import Decoded
@@ -26,6 +26,7 @@ from accrochage.models.record import (
     Record,
     Status,
 )
+from accrochage.models.record_deadline import deadline_beside_correction, delivery_deadline
 from accrochage.models.vocabulary import RecordStatus
 
 
@@ -220,33 +221,6 @@ def _back_to_sent(current: Record, decoded: Decoded, now: datetime) -> Change:
             "the content sent was received again: the stored correction is dropped",
         ),
     )
-
-
-def delivery_deadline(record: Record, delivered_on: date | None) -> date | None:
-    """The deadline a content delivered on `delivered_on` gives `record`: none once the CDC
-    accepted the record (`delivery_met`). A content whose delivery date cannot be read keeps
-    the deadline the record had: the certification was delivered all the same, and an
-    erroneous correction must not hide how late it is."""
-    if record.delivery_met:
-        return None
-    if delivered_on is None:
-        return record.deadline
-    return deadline_for(delivered_on)
-
-
-def deadline_beside_correction(record: Record, delivered_on: date | None) -> date | None:
-    """While a correction delivered on `delivered_on` waits beside the content sent, the
-    earlier of their two deadlines: until the CDC answers, either may be the one it keeps,
-    and a certification delivered earlier is due earlier."""
-    due = [
-        d
-        for d in (
-            delivery_deadline(record, record.delivered_on),
-            delivery_deadline(record, delivered_on),
-        )
-        if d is not None
-    ]
-    return min(due) if due else None
 
 
 def _belongs_elsewhere(current: Record, certifier: str | None) -> bool:

@@ -15,11 +15,11 @@ from accrochage.models.cdc import classify
 from accrochage.models.decode import Decoded
 from accrochage.models.lifecycle import (
     awaiting_withdrawal,
-    delivery_deadline,
     withdrawn,
     without_correction,
 )
 from accrochage.models.record import Change, HistoryEntry, Outcome, Record, Status, moved
+from accrochage.models.record_deadline import delivery_deadline
 from accrochage.models.vocabulary import CdcReason
 
 
