@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
@@ -188,6 +189,37 @@ def test_overdue_and_unknown_certifier_are_critical_and_labelled_question_mark(
         ("AccrochageRecordsOverdue", "critical"),
     ]
     assert {b["alerts"][0]["labels"]["certifier"] for b in sink.bodies()} == {"?"}
+
+
+def test_a_record_whose_delivery_date_cannot_be_read_fires_the_at_risk_alert(
+    tmp_path: Path,
+) -> None:
+    """Its deadline could be any day: the operator hears of it at once, and `summary` says
+    why it counts; a correction that gives it a date far enough resolves the alert."""
+    core, _ = make_core(tmp_path)
+    unreadable = event("UD-1", delivered_on="2026-11-20")
+    unreadable["delivered_on"] = "20/11/2026"
+    with receiver() as (url, sink):
+        hook: list[Receiver] = [Webhook(url, REPEAT)]
+        try:
+            ingest(core, unreadable)
+            tick(core, hook)
+            text = CliRunner().invoke(
+                main,
+                ["--config", str(tmp_path / "accrochage.toml"), "summary", "--as-of", "2026-12-01"],
+            )
+            readable = dict(unreadable, event_id=str(uuid.uuid4()), delivered_on="2026-11-20")
+            ingest(core, readable)
+            tick(core, hook)
+        finally:
+            core.close()
+    firing, resolved = sink.bodies()
+    assert firing["status"] == "firing" and resolved["status"] == "resolved"
+    assert firing["alerts"][0]["labels"]["alertname"] == "AccrochageRecordsAtRisk"
+    assert "cannot be read" in firing["alerts"][0]["annotations"]["summary"]
+    assert text.exit_code == 0, text.output
+    assert "1 at risk" in text.output
+    assert "1 with a delivery date that cannot be read" in text.output
 
 
 def test_a_receiver_that_fails_gets_the_alert_once_it_recovers(tmp_path: Path) -> None:

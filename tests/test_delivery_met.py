@@ -263,3 +263,36 @@ def test_a_report_applied_by_id_closes_the_request_its_acceptance_answers(
     (closed,) = core.corrections.list()
     assert (closed["request_id"], closed["status"]) == (request, "corrected")
     assert record(core, "DM-8")["correction_request"] is None
+
+
+def test_a_record_whose_delivery_date_cannot_be_read_counts_at_risk_until_it_has_one(
+    core: Core, shared_dir: Path
+) -> None:
+    """Its delivery deadline is due, on a day nobody knows: it counts at risk (the summary,
+    the watch job's observation, so `/metrics`, the alert and `/ui`) until a correction gives
+    it a date. A record whose deadline is met for good has none either and is not counted;
+    one an open request holds counts once, with the request's deadline."""
+    corrected_through_a_suppression(core, shared_dir, "MET-1")
+    assert record(core, "MET-1")["deadline"] is None
+    assert counted(core, TODAY)["summary"] == (0, 0)
+
+    unreadable = event("UD-1", delivered_on="2026-11-20")
+    unreadable["delivered_on"] = "20/11/2026"
+    ingest(core, unreadable)
+    detail = record(core, "UD-1")
+    assert (detail["status"], detail["deadline"]) == ("invalid", None)
+    assert counted(core, TODAY) == {"summary": (1, 0), "observe": (1, 0), "next": None}
+    with core.store.reading() as reader:
+        assert reader.summary(TODAY, 14)["deadline_unknown"] == 1
+        assert reader.observe(TODAY, 14, core.clock.now()).deadline_unknown == {"pix": 1}
+
+    core.corrections.add("UD-1", received_on=date(2026, 9, 10), source="holder")
+    assert counted(core, TODAY)["summary"] == (1, 0)  # the request's deadline, 10 December
+    assert counted(core, LATE)["summary"] == (0, 1)  # past it: overdue
+
+    readable = replay(unreadable)
+    readable["delivered_on"] = "2026-11-20"
+    ingest(core, readable)
+    assert record(core, "UD-1")["deadline"] == "2027-02-20"
+    with core.store.reading() as reader:
+        assert reader.summary(TODAY, 14)["deadline_unknown"] == 0

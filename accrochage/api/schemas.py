@@ -232,6 +232,8 @@ class Summary(Answer):
     by_status: dict[str, int]
     by_certifier: dict[str, dict[str, int]]
     at_risk: int
+    deadline_unknown: int
+    """Outstanding records counted at risk because their delivery date cannot be read."""
     overdue: int
     deadline_margin_days: int
     next_deadlines: list[NextDeadline]

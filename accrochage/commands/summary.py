@@ -39,11 +39,18 @@ def summary(ctx: click.Context, as_of: Any, fmt: str) -> None:
         click.echo(summary_text(result))
 
 
+def _unknown(records: int) -> str:
+    if not records:
+        return ""
+    return f", or unknown: {records} with a delivery date that cannot be read"
+
+
 def summary_text(result: dict[str, Any]) -> str:
     margin = result["deadline_margin_days"]
     lines = [
         f"as of {result['as_of']}: {result['records']} records, {result['outstanding']} "
-        f"outstanding, {result['at_risk']} at risk (deadline within {margin} days), "
+        f"outstanding, {result['at_risk']} at risk (deadline within {margin} days"
+        f"{_unknown(result.get('deadline_unknown', 0))}), "
         f"{result['overdue']} overdue",
         "",
     ]

@@ -85,7 +85,8 @@ class Observation:
     records: dict[tuple[str | None, str], int]
     """(certifier, status) -> records."""
     at_risk: dict[str | None, int]
-    """Outstanding records due from today to today + the margin."""
+    """Outstanding records due from today to today + the margin, and those whose deadline is
+    due but unknown (`deadline_unknown`)."""
     overdue: dict[str | None, int]
     """Outstanding records whose deadline has passed."""
     next_deadline: dict[str | None, date]
@@ -95,6 +96,8 @@ class Observation:
     unreported: dict[str, int]
     """Files written (or deposited) before the cut-off and still without a CDC report."""
     to_deposit: int = 0
+    deadline_unknown: dict[str | None, int] | None = None
+    """Outstanding records whose delivery date cannot be read: due, on a day nobody knows."""
     correction_requests_open: dict[str | None, int] | None = None
     correction_requests_at_risk: dict[str | None, int] | None = None
 

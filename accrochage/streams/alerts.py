@@ -38,7 +38,8 @@ class Rule:
 AT_RISK = Rule(
     "AccrochageRecordsAtRisk",
     "warning",
-    "{n} outstanding record(s) of {certifier} are due within the deadline margin or overdue",
+    "{n} outstanding record(s) of {certifier} are due within the deadline margin, overdue, "
+    "or due on a day unknown (their delivery date cannot be read)",
 )
 OVERDUE = Rule(
     "AccrochageRecordsOverdue", "critical", "{n} record(s) of {certifier} are past the deadline"

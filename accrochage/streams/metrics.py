@@ -154,7 +154,8 @@ def _state_families(
     )
     at_risk = GaugeMetricFamily(
         "accrochage_records_at_risk",
-        "Outstanding records due within the deadline margin (not yet overdue).",
+        "Outstanding records due within the deadline margin (not yet overdue), or on a day "
+        "unknown (their delivery date cannot be read).",
         labels=["certifier"],
     )
     overdue = GaugeMetricFamily(

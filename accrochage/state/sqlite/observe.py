@@ -15,6 +15,22 @@ from accrochage.state.base import DashboardNumbers, Observation, ToDeposit
 
 _UNREPORTED = (BatchState.WRITTEN.value, BatchState.DEPOSITED.value)
 
+UNKNOWN_DEADLINE = (
+    f"outstanding = 1 AND deadline IS NULL AND delivery_met = 0 AND {open_requests.NOT_HELD}"
+)
+"""Records whose delivery deadline is due but unknown: the delivery date of their content
+could not be read (an invalid event). They count as at risk, since the deadline could be any
+day; an open request that holds one counts with its own deadline instead."""
+
+
+def unknown_deadlines(conn: sqlite3.Connection) -> dict[str | None, int]:
+    """certifier -> records whose deadline is due but unknown (`UNKNOWN_DEADLINE`)."""
+    return dict(
+        conn.execute(
+            f"SELECT certifier, count(*) FROM records WHERE {UNKNOWN_DEADLINE} GROUP BY certifier"
+        ).fetchall()
+    )
+
 
 def observe(
     conn: sqlite3.Connection, as_of: date, margin_days: int, unreported_before: datetime
@@ -41,6 +57,9 @@ def observe(
             (today, margin_end),
         ).fetchall()
     )
+    unknown = unknown_deadlines(conn)
+    for certifier, n in unknown.items():
+        at_risk[certifier] = at_risk.get(certifier, 0) + n
     next_deadline = {
         certifier: date.fromisoformat(first)
         for certifier, first in conn.execute(
@@ -77,6 +96,7 @@ def observe(
         records=records,
         at_risk=at_risk,
         overdue=overdue,
+        deadline_unknown=unknown,
         next_deadline=next_deadline,
         batches=batches,
         unreported=unreported,

@@ -22,6 +22,7 @@ from accrochage.state.base import (
 )
 from accrochage.state.queries import OutstandingQuery, decode_cursor
 from accrochage.state.sqlite.batch_queries import batches_of_record, left_out
+from accrochage.state.sqlite.observe import unknown_deadlines
 
 
 def fetch_all(
@@ -215,6 +216,8 @@ def summary(conn: sqlite3.Connection, as_of: date, margin_days: int) -> dict[str
         "SELECT count(*) FROM records WHERE outstanding = 1 AND deadline >= ? AND deadline <= ?",
         (today, margin_end),
     ).fetchone()[0]
+    unknown = sum(unknown_deadlines(conn).values())
+    at_risk += unknown
     next_rows: list[tuple[str, str, str | None]] = [
         (r["deadline"], r["record_id"], r["certifier"])
         for r in conn.execute(
@@ -238,6 +241,7 @@ def summary(conn: sqlite3.Connection, as_of: date, margin_days: int) -> dict[str
         "by_status": by_status,
         "by_certifier": per_certifier,
         "at_risk": at_risk,
+        "deadline_unknown": unknown,
         "overdue": overdue,
         "deadline_margin_days": margin_days,
         "next_deadlines": [
