@@ -34,7 +34,8 @@ SCHOOL = {"certifier": "school", "certification": {"type": "RNCP", "code": "RNCP
 
 def populate(core: Core) -> None:
     """pix: 3 at risk, 1 overdue, 2 in a file to deposit, 1 rejected, 1 accepted whose
-    suppression the CDC refused; school: 2 far off."""
+    suppression the CDC refused, 1 whose delivery date cannot be read (at risk, its deadline
+    unknown); school: 2 far off."""
     ingest(
         core,
         *(event(f"PX-R{i}", delivered_on="2026-09-10") for i in range(3)),
@@ -66,6 +67,9 @@ def populate(core: Core) -> None:
         conn.commit()
     finally:
         conn.close()
+    unreadable = event("PX-U1", delivered_on="2026-11-20")
+    unreadable["delivered_on"] = "20/11/2026"
+    ingest(core, unreadable)
     core.corrections.add("PX-F1", received_on=date(2026, 11, 20), source="holder")
     core.corrections.add("OLD-2023-0001", received_on=date(2026, 11, 20))  # a record not known
 
@@ -128,12 +132,14 @@ async def test_the_dashboard_in_headless_chromium(tmp_path: Path) -> None:
     pix, school = dom["rows"]["pix"], dom["rows"]["school"]
     assert (pix["corrections"], school["corrections"], dom["rows"]["?"]["corrections"]) == (1, 0, 1)
     assert (pix["pending"], pix["batched"], pix["rejected"]) == (4, 2, 1)
-    assert (pix["at_risk"], pix["overdue"]) == (3, 1)
+    assert (pix["at_risk"], pix["overdue"], pix["invalid"]) == (4, 1, 1)
     assert (school["pending"], school["at_risk"], school["overdue"]) == (2, 0, 0)
     assert dom["chartSize"] and dom["chartSize"][0] > 100 and dom["chartSize"][1] > 100
     drawn = {(b["series"], b["bucket"]): b["count"] for b in dom["bars"] if b["height"] > 0}
     assert drawn[("pix", "overdue")] == 1
     assert drawn[("pix", "8–14 d")] == 3
+    assert drawn[("pix", "date unknown")] == 1, "a deadline nobody knows is not 'no deadline'"
+    assert ("pix", "no deadline") not in drawn
     assert sum(n for (series, _), n in drawn.items() if series == "school") == 2
     assert dom["deposit"] == 1
     assert "identity_not_found" in dom["rejections"]

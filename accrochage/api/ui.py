@@ -23,7 +23,19 @@ from accrochage.state.base import AlertState, DashboardNumbers, Observation, Sto
 from accrochage.streams.watch import unreported_before
 
 REFRESH = 30
-BUCKETS = ("overdue", "0–7 d", "8–14 d", "15–30 d", "31–60 d", "61–92 d", "no deadline")
+BUCKETS = (
+    "overdue",
+    "0–7 d",
+    "8–14 d",
+    "15–30 d",
+    "31–60 d",
+    "61–92 d",
+    "date unknown",
+    "no deadline",
+)
+"""Days left before the deadline. "date unknown": due on a day nobody knows, since the delivery
+date could not be read (counted at risk); "no deadline": met for good, waiting for the CDC."""
+UNKNOWN, NONE = BUCKETS[-2], BUCKETS[-1]
 UNREPORTED_AFTER = timedelta(days=10)
 CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-ancestors 'none'"
 STYLE = """
@@ -53,7 +65,7 @@ class _Page:
 
 def bucket(deadline: date | None, today: date) -> str:
     if deadline is None:
-        return BUCKETS[-1]
+        return NONE
     left = days_left(deadline, today)
     for limit, name in ((-1, 0), (7, 1), (14, 2), (30, 3), (60, 4)):
         if left <= limit:
@@ -101,10 +113,13 @@ def _per_certifier(page: _Page) -> str:
 
 
 def _chart(page: _Page) -> str:
-    certifiers = sorted({page.label(c) for c, _ in page.numbers.deadlines})
-    series = {c: [0] * len(BUCKETS) for c in certifiers}
+    certifiers = {page.label(c) for c, _ in page.numbers.deadlines}
+    certifiers |= {page.label(c) for c in page.observation.deadline_unknown or {}}
+    series = {c: [0] * len(BUCKETS) for c in sorted(certifiers)}
     for (certifier, deadline), n in page.numbers.deadlines.items():
         series[page.label(certifier)][BUCKETS.index(bucket(deadline, page.as_of))] += n
+    for certifier, n in (page.observation.deadline_unknown or {}).items():
+        series.setdefault(page.label(certifier), [0] * len(BUCKETS))[BUCKETS.index(UNKNOWN)] += n
     return stacked_bars(
         "days-left-chart", "Outstanding records by days left before the deadline", BUCKETS, series
     )

@@ -115,7 +115,8 @@ class DashboardNumbers:
     """What the dashboard adds to an `Observation`: counts and batch ids, no personal data."""
 
     deadlines: dict[tuple[str | None, date | None], int]
-    """(certifier, deadline) -> outstanding records."""
+    """(certifier, deadline) -> outstanding records; deadline None: met for good. Records whose
+    deadline is unknown are not here but in `Observation.deadline_unknown`."""
     rejections: dict[tuple[str | None, str | None], int]
     """(certifier, cdc_reason) -> rejected records."""
     refused_suppressions: dict[tuple[str | None, str | None], int]
