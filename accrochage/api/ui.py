@@ -34,7 +34,8 @@ BUCKETS = (
     "no deadline",
 )
 """Days left before the deadline. "date unknown": due on a day nobody knows, since the delivery
-date could not be read (counted at risk); "no deadline": met for good, waiting for the CDC."""
+date could not be read (counted at risk); "no deadline": the CDC accepted the record once (its
+deadline is met for good) and no open request holds its later changes to one."""
 UNKNOWN, NONE = BUCKETS[-2], BUCKETS[-1]
 UNREPORTED_AFTER = timedelta(days=10)
 CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-ancestors 'none'"
