@@ -219,7 +219,8 @@ def test_a_record_whose_delivery_date_cannot_be_read_fires_the_at_risk_alert(
     assert "cannot be read" in firing["alerts"][0]["annotations"]["summary"]
     assert text.exit_code == 0, text.output
     assert "1 at risk" in text.output
-    assert "1 with a delivery date that cannot be read" in text.output
+    assert "1 whose delivery date cannot be read" in text.output
+    assert "accrochage outstanding --deadline-unknown" in text.output
 
 
 def test_a_receiver_that_fails_gets_the_alert_once_it_recovers(tmp_path: Path) -> None:

@@ -285,10 +285,21 @@ def test_a_record_whose_delivery_date_cannot_be_read_counts_at_risk_until_it_has
     with core.store.reading() as reader:
         assert reader.summary(TODAY, 14)["deadline_unknown"] == 1
         assert reader.observe(TODAY, 14, core.clock.now()).deadline_unknown == {"pix": 1}
+    ingest(core, event("SOON-1", delivered_on="2026-09-05"))
+    ingest(core, dict(event("BAD-1", delivered_on="2026-11-20"), holder=None))
+    assert (record(core, "BAD-1")["status"], record(core, "BAD-1")["deadline"]) == (
+        "invalid",
+        "2027-02-20",
+    )
+    assert [r["record_id"] for r in outstanding(core, deadline_unknown=True)] == ["UD-1"]
+    assert [r["record_id"] for r in outstanding(core, due_within=14)] == ["SOON-1"]
 
     core.corrections.add("UD-1", received_on=date(2026, 9, 10), source="holder")
-    assert counted(core, TODAY)["summary"] == (1, 0)  # the request's deadline, 10 December
-    assert counted(core, LATE)["summary"] == (0, 1)  # past it: overdue
+    assert counted(core, TODAY)["summary"] == (2, 0)  # the request's deadline, 10 December
+    assert counted(core, LATE)["summary"] == (0, 2)  # past it: overdue
+    due = [(r["record_id"], r["deadline"]) for r in outstanding(core, due_within=14)]
+    assert due == [("SOON-1", "2026-12-05"), ("UD-1", "2026-12-10")]
+    assert outstanding(core, deadline_unknown=True) == []  # the request's deadline is known
 
     readable = replay(unreadable)
     readable["delivered_on"] = "2026-11-20"

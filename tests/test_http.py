@@ -228,6 +228,8 @@ async def test_records_filters_and_paging(core: Core) -> None:
         assert [r["record_id"] for r in page["records"]] == ["R-SCHOOL"]
         status, page = await get(client, "/records", params={"status": "invalid"})
         assert {r["record_id"] for r in page["records"]} == {"R-INV", "R-NODATE"}
+        status, page = await get(client, "/records", params={"deadline_unknown": "true"})
+        assert [r["record_id"] for r in page["records"]] == ["R-NODATE"], "R-INV has a date"
         status, page = await get(client, "/records", params={"overdue": "true"})
         overdue = page["records"]
         assert overdue and all(r["days_left"] < 0 for r in overdue)

@@ -71,6 +71,12 @@ RECORD_FILTERS = (
     Param("reason", schema={"enum": values(CdcReason)}, description="the CDC message's class"),
     Param("due_within", schema={"type": "integer", "minimum": 0, "maximum": MAX_DUE_WITHIN}),
     Param("overdue", schema={"type": "boolean"}),
+    Param(
+        "deadline_unknown",
+        schema={"type": "boolean"},
+        description="only outstanding records whose delivery date cannot be read (deadline "
+        "unknown, counted at risk)",
+    ),
     Param("as_of", schema=DAY, description=f"{FIRST_DAY} to {LAST_DAY}; default today (Paris)"),
     *PAGING,
 )

@@ -195,6 +195,7 @@ async def get_records(request: web.Request) -> web.Response:
         statuses=statuses,
         due_within=params.integer(request, "due_within", None, MAX_DUE_WITHIN),
         overdue=params.flag(request, "overdue"),
+        deadline_unknown=params.flag(request, "deadline_unknown"),
         limit=limit + 1,
         cursor=cursor,
         reason=params.word(request, "reason", values(CdcReason)),

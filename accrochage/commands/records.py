@@ -105,6 +105,12 @@ def record_options(function: F) -> F:
             "--overdue", is_flag=True, help="Only outstanding records past their deadline."
         ),
         click.option(
+            "--deadline-unknown",
+            is_flag=True,
+            help="Only outstanding records whose deadline is unknown: their delivery date "
+            "cannot be read (the summary counts them at risk).",
+        ),
+        click.option(
             "--as-of",
             type=DAY,
             help="Compute days_left as of this day (default: today in Europe/Paris).",
@@ -129,6 +135,7 @@ def _list(ctx: click.Context, only_outstanding: bool, options: dict[str, Any]) -
             reason=options["reason"],
             due_within=options["due_within"],
             overdue=options["overdue"],
+            deadline_unknown=options["deadline_unknown"],
             only_outstanding=only_outstanding,
         )
         what = "outstanding record" if only_outstanding else "record"

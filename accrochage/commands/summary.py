@@ -42,7 +42,10 @@ def summary(ctx: click.Context, as_of: Any, fmt: str) -> None:
 def _unknown(records: int) -> str:
     if not records:
         return ""
-    return f", or unknown: {records} with a delivery date that cannot be read"
+    return (
+        f", or unknown: {records} whose delivery date cannot be read, listed by "
+        "accrochage outstanding --deadline-unknown"
+    )
 
 
 def summary_text(result: dict[str, Any]) -> str:

@@ -41,6 +41,9 @@ class OutstandingQuery:
     cursor: str | None = None
     reason: str | None = None
     """Only records whose last CDC message is of this class (`CdcReason`)."""
+    deadline_unknown: bool = False
+    """Only outstanding records whose deadline is due but unknown (their delivery date cannot
+    be read): those the summary, the metrics and the alert count at risk without a day."""
     only_outstanding: bool = True
     """False: records of any status (`accrochage records`); due_within and overdue still
     keep outstanding records only."""

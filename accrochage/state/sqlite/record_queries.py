@@ -22,7 +22,7 @@ from accrochage.state.base import (
 )
 from accrochage.state.queries import OutstandingQuery, decode_cursor
 from accrochage.state.sqlite.batch_queries import batches_of_record, left_out
-from accrochage.state.sqlite.observe import unknown_deadlines
+from accrochage.state.sqlite.observe import UNKNOWN_DEADLINE, unknown_deadlines
 
 
 def fetch_all(
@@ -105,6 +105,8 @@ def _filters(query: OutstandingQuery) -> tuple[list[str], list[Any]]:
     params: list[Any] = []
     if query.only_outstanding or query.due_within is not None or query.overdue:
         where.append("outstanding = 1")
+    if query.deadline_unknown:
+        where.append(UNKNOWN_DEADLINE)
     if query.reason is not None:
         where.append("cdc_reason = ?")
         params.append(query.reason)
