@@ -676,3 +676,102 @@ def test_a_fresh_database_switched_to_wal_by_several_processes_at_once(tmp_path:
             process.join(60)
         failed += [answer for answer in said if answer != "ok"]
     assert failed == []
+
+
+# --- what a sender chooses, bounded ---------------------------------------------------------
+
+
+def test_a_garbage_first_line_on_standard_input_costs_only_itself(config: Path) -> None:
+    """Without a name that tells, a first line that is neither JSON nor a CSV header naming
+    `record_id` (a producer's log line, binary bytes) does not make the input a CSV: the line
+    is one unusable event, kept, and the JSON events after it are stored."""
+    for first in (b"garbage line from a broken producer", b"\x00\x01binary"):
+        events = [json.dumps(recent(f"G-{first[:1].hex()}-{i}")).encode() for i in range(2)]
+        done = subprocess.run(
+            [*PYTHON_CLI, "--config", str(config), "ingest", "-"],
+            input=b"\n".join([first, *events]) + b"\n",
+            capture_output=True,
+            timeout=60,
+            check=False,
+        )
+        out = done.stdout.decode()
+        assert done.returncode == 0, done.stderr.decode()
+        assert "-: JSONL, UTF-8" in out, out
+        assert "3 events read (created 2, unusable 1)" in out, out
+    kept = json.loads(run(config, "unusable", "--format", "json").stdout)
+    assert sorted(row["source"] for row in kept) == ["-:1", "-:1"]
+    assert "garbage line from a broken producer" in {row["raw"] for row in kept}
+
+
+def test_a_csv_header_on_standard_input_is_still_read_as_csv(config: Path) -> None:
+    data = ("sep=;\r\n" + csv_text([csv_row(1, "Martin", "Paul")])).encode()
+    done = subprocess.run(
+        [*PYTHON_CLI, "--config", str(config), "ingest", "-"],
+        input=data,
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr.decode()
+    assert "-: CSV, UTF-8" in done.stdout.decode()
+    assert stored_names(config)["R-1"] == ("Martin", ["Paul"])
+
+
+def test_the_errors_of_an_unusable_event_are_capped(config: Path, tmp_path: Path) -> None:
+    """A body of lone surrogates with no record_id made one error each (1.8 million from a
+    16 MiB request: a 236 MB answer and as much in the state). Capped like any event's."""
+    raw = '{"event_id": "sg", "x": [' + ", ".join(['"\\ud800"'] * 5000) + "]}"
+    decoded = decode(raw, Registry(EMITTER, []), date(2026, 12, 1))
+    assert decoded.kind.value == "unusable"
+    assert len(decoded.errors) == 51
+    assert decoded.errors[0].field == "record_id"
+    assert "4951 more finding(s)" in decoded.errors[-1].message
+    source = tmp_path / "surrogates.jsonl"
+    source.write_text(raw + "\n" + json.dumps(recent("S-1")) + "\n")
+    assert "2 events read (created 1, unusable 1)" in run(config, "ingest", str(source)).stdout
+    (kept,) = json.loads(run(config, "unusable", "--format", "json").stdout)
+    assert len(kept["errors"]) == 51
+
+
+def test_a_key_a_sender_chose_cannot_forge_a_line_nor_colour_a_terminal(config: Path) -> None:
+    """An unknown key is named in the event's errors, which `ingest` and `show` print: its
+    control characters and line breaks are written as escapes, and a long one is cut."""
+    forged = "\x1b[31mRED\x1b[0m\nfirst problems: FORGED"
+    event = recent("K-1")
+    event[forged] = 1
+    event["k" * 5000] = 1
+    source = config.parent / "forged.jsonl"
+    source.write_text(json.dumps(event) + "\n")
+    printed = run(config, "ingest", str(source)).stdout + run(config, "show", "K-1").stdout
+    assert "\x1b" not in printed
+    assert "\nfirst problems: FORGED" not in printed
+    assert "\\x1b[31mRED\\x1b[0m\\nfirst problems: FORGED" in printed
+    (row,) = json.loads(run(config, "records", "--format", "json").stdout)
+    fields = [problem["field"] for problem in row["errors"]]
+    assert "\\x1b[31mRED\\x1b[0m\\nfirst problems: FORGED" in fields
+    assert max(len(field) for field in fields) <= 201
+
+
+def test_an_event_that_names_no_certifier_leaves_the_record_with_its_own(
+    config: Path, tmp_path: Path
+) -> None:
+    """An event with no certifier (nor a code that tells it) is an invalid correction of the
+    record it names; it used to make the record's certifier null, out of its certifier's
+    listings, and open to another certifier's event."""
+    run(config, "ingest", str(write_jsonl(tmp_path / "a.jsonl", [recent("P-1")])))
+    nameless = {
+        "record_id": "P-1",
+        "event_id": "z",
+        "certification": {"type": "RS", "code": "RS99999"},
+    }
+    out = run(config, "ingest", str(write_jsonl(tmp_path / "b.jsonl", [nameless]))).stdout
+    assert "updated 1" in out, out
+    (row,) = json.loads(run(config, "records", "--format", "json").stdout)
+    assert (row["certifier"], row["status"]) == ("pix", "invalid")
+    assert [r["record_id"] for r in outstanding_json(config, "--certifier", "pix")] == ["P-1"]
+
+    school = recent("P-1", certifier="school", certification={"type": "RNCP", "code": "RNCP35726"})
+    out = run(config, "ingest", str(write_jsonl(tmp_path / "c.jsonl", [school]))).stdout
+    assert "already a record of certifier 'pix'" in out, out
+    (row,) = json.loads(run(config, "records", "--format", "json").stdout)
+    assert (row["certifier"], row["status"]) == ("pix", "invalid")

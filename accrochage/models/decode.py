@@ -208,8 +208,10 @@ def decode(
             Kind.UNUSABLE,
             event_id=event_id,
             payload=payload,
-            errors=[Problem("record_id", rid_problem)]
-            + [p for p in surrogates if p.field != "record_id"],
+            errors=capped(
+                [Problem("record_id", rid_problem)]
+                + [p for p in surrogates if p.field != "record_id"]
+            ),
         )
     decoded = Decoded(
         Kind.REVOKED if payload.get("type") == REVOKED else Kind.DELIVERED,

@@ -166,6 +166,8 @@ def apply_delivered(
     fresh = _new_record(decoded, status, now, xml_bytes)
     record = replace(
         fresh,
+        # An event that names no certifier (nor a code that tells it) leaves the owner as it is.
+        certifier=decoded.certifier or current.certifier,
         version=version,
         latest_version=version,
         created_at=current.created_at,

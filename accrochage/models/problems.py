@@ -23,12 +23,32 @@ GIVEN_TWICE = (
 )
 
 
+MAX_FIELD_CHARS = 200
+"""A field's path beyond this is cut: an unknown key is named by its sender, who could make it
+as long as a request."""
+
+
+def shown_field(field: str) -> str:
+    """The path as it can be printed, stored and sent back: a character that is not printable
+    (a control character, a line break, a lone surrogate) written as its escape, so that a key
+    a sender chose cannot forge a line or colour a terminal; at most `MAX_FIELD_CHARS`."""
+    if field.isprintable() and len(field) <= MAX_FIELD_CHARS:
+        return field
+    shown = "".join(c if c.isprintable() else ascii(c)[1:-1] for c in field[: MAX_FIELD_CHARS + 1])
+    return shown if len(shown) <= MAX_FIELD_CHARS else shown[:MAX_FIELD_CHARS] + "…"
+
+
 @dataclass(frozen=True, slots=True)
 class Problem:
-    """One finding about one field, the field a dotted path in the contract's terms."""
+    """One finding about one field, the field a dotted path in the contract's terms (as
+    `shown_field` writes it)."""
 
     field: str
     message: str
+
+    def __post_init__(self) -> None:
+        if not self.field.isprintable() or len(self.field) > MAX_FIELD_CHARS:
+            object.__setattr__(self, "field", shown_field(self.field))
 
     def as_dict(self) -> dict[str, str]:
         return asdict(self)

@@ -22,7 +22,24 @@ def looks_like_csv(name: str, head: bytes) -> bool:
     if name.lower().endswith((".jsonl", ".ndjson", ".json")):
         return False
     stripped = head.lstrip(b"\xef\xbb\xbf \t\r\n")
-    return bool(stripped) and not stripped.startswith((b"{", b"["))
+    if not stripped or stripped.startswith((b"{", b"[")):
+        return False
+    return CSV_KEY in _header_line(stripped).lower()
+
+
+CSV_KEY = b"record_id"
+"""Without a name that tells (stdin, `.txt`), CSV is a first line naming this column: every
+CSV of events has one. Anything else is read as JSONL, so a first line that is neither (a
+producer's garbage, a log line) is one unusable event and the JSON lines after it are read,
+instead of a header that makes every event an unusable row and is itself kept nowhere."""
+
+
+def _header_line(head: bytes) -> bytes:
+    """The first line, or the second when the first is Excel's `sep=;`."""
+    lines = head.split(b"\n", 2)
+    if lines[0].strip().lower().startswith(b"sep=") and len(lines) > 1:
+        return lines[1]
+    return lines[0]
 
 
 def read_jsonl(stream: IO[bytes], name: str) -> Iterator[Incoming]:
