@@ -196,7 +196,11 @@ def decode(
     if payload is None:
         return Decoded(Kind.UNUSABLE, errors=[Problem("event", problem or "unreadable")])
     payload, content, digest, unstorable = storable_payload(payload)
-    surrogates = [Problem(path, FRIENDLY["string_unicode"]) for path in unstorable]
+    # Only the findings that can be listed are built: a body can hold millions.
+    surrogates = [
+        Problem(path, FRIENDLY["string_unicode"]) for path in unstorable[: MAX_PROBLEMS + 1]
+    ]
+    beyond = len(unstorable) - len(surrogates)
     rid_problem = _record_id_problem(payload.get("record_id"))
     if "record_id" in unstorable:
         rid_problem = FRIENDLY["string_unicode"]
@@ -210,7 +214,8 @@ def decode(
             payload=payload,
             errors=capped(
                 [Problem("record_id", rid_problem)]
-                + [p for p in surrogates if p.field != "record_id"]
+                + [p for p in surrogates if p.field != "record_id"],
+                beyond,
             ),
         )
     decoded = Decoded(
@@ -233,16 +238,17 @@ def decode(
     if surrogates:
         decoded.event = None
         decoded.errors = [*surrogates, *decoded.errors]
-    decoded.errors = capped(decoded.errors)
+    decoded.errors = capped(decoded.errors, beyond if surrogates else 0)
     decoded.warnings = capped(decoded.warnings)
     return decoded
 
 
-def capped(problems: list[Problem]) -> list[Problem]:
-    """At most `MAX_PROBLEMS` findings, and how many more: a record keeps what helps fix it."""
-    if len(problems) <= MAX_PROBLEMS:
+def capped(problems: list[Problem], beyond: int = 0) -> list[Problem]:
+    """At most `MAX_PROBLEMS` findings, and how many more (`beyond`: those not even built): a
+    record keeps what helps fix it."""
+    if len(problems) + beyond <= MAX_PROBLEMS:
         return problems
-    more = len(problems) - MAX_PROBLEMS
+    more = len(problems) + beyond - MAX_PROBLEMS
     return [
         *problems[:MAX_PROBLEMS],
         Problem("event", f"{more} more finding(s) not listed: fix the ones above and send again"),
