@@ -775,3 +775,17 @@ def test_an_event_that_names_no_certifier_leaves_the_record_with_its_own(
     assert "already a record of certifier 'pix'" in out, out
     (row,) = json.loads(run(config, "records", "--format", "json").stdout)
     assert (row["certifier"], row["status"]) == ("pix", "invalid")
+
+
+def test_a_certifier_a_sender_chose_is_printed_escaped(config: Path, tmp_path: Path) -> None:
+    """An unscoped sender may write any text as `certifier` (an invalid record keeps it):
+    the tables and `show` print it escaped, never a line break or a terminal's escape."""
+    event = recent("X-1")
+    event["certifier"] = "\x1b[31mEVIL\x1b[0m\nforged"
+    run(config, "ingest", str(write_jsonl(tmp_path / "e.jsonl", [event])))
+    for args in (("outstanding",), ("records",), ("show", "X-1")):
+        printed = run(config, *args).stdout
+        assert "\x1b" not in printed and "\nforged" not in printed, args
+        assert "\\x1b[31mEVIL\\x1b[0m\\nforged" in printed, args
+    (row,) = json.loads(run(config, "records", "--format", "json").stdout)
+    assert row["certifier"] == "\x1b[31mEVIL\x1b[0m\nforged", "the data stays as it came"

@@ -10,6 +10,8 @@ from typing import Any
 
 import click
 
+from accrochage.models.problems import escaped
+
 FORMATS = ("table", "json", "csv")
 WIDTH_SAMPLE = 1000
 Row = dict[str, Any]
@@ -59,10 +61,11 @@ def table(rows: Sequence[Row], columns: Sequence[str], show: Callable[[Row, str]
 def table_lines(
     rows: Iterable[Row], columns: Sequence[str], show: Callable[[Row, str], str]
 ) -> Iterator[str]:
-    """Aligned lines; the widths come from the first `WIDTH_SAMPLE` rows, then rows stream."""
+    """Aligned lines; the widths come from the first `WIDTH_SAMPLE` rows, then rows stream.
+    Cells are `escaped`: a certifier, a record id or a message may come from a sender."""
     stream = iter(rows)
     sample = list(itertools.islice(stream, WIDTH_SAMPLE))
-    cells = [[show(row, column) or "-" for column in columns] for row in sample]
+    cells = [[escaped(show(row, column)) or "-" for column in columns] for row in sample]
     widths = [max([len(c)] + [len(line[i]) for line in cells]) for i, c in enumerate(columns)]
 
     def line(values: Sequence[str]) -> str:
@@ -72,7 +75,7 @@ def table_lines(
     for values in cells:
         yield line(values)
     for row in stream:
-        yield line([show(row, column) or "-" for column in columns])
+        yield line([escaped(show(row, column)) or "-" for column in columns])
 
 
 def echo_rows(

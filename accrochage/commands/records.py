@@ -13,6 +13,7 @@ from accrochage.commands.core import core_from
 from accrochage.commands.options import DAY, DUE_WITHIN, said_if_unknown
 from accrochage.commands.output import FORMATS, Row, cell, echo_rows, first_problem, shorten
 from accrochage.models.deadline import paris_today
+from accrochage.models.problems import escaped
 from accrochage.models.vocabulary import BatchState, CdcReason, RecordStatus, SchemaVersion, values
 from accrochage.state import queries
 
@@ -217,6 +218,7 @@ def support_steps(detail: Row) -> list[str]:
 
 
 def _echo_detail(detail: Row) -> None:
+    """Line by line, `escaped`: the certifier, messages and reasons may come from a sender."""
     for name in (
         "record_id",
         "certifier",
@@ -228,38 +230,42 @@ def _echo_detail(detail: Row) -> None:
         "cdc_reason",
         "cdc_message",
     ):
-        click.echo(f"{name:<13} {cell(detail.get(name)) or '-'}")
+        _say(f"{name:<13} {cell(detail.get(name)) or '-'}")
     for name in ("errors", "warnings"):
         for problem in detail[name]:
-            click.echo(f"{name[:-1]:<13} {problem['field']}: {problem['message']}")
+            _say(f"{name[:-1]:<13} {problem['field']}: {problem['message']}")
     flags = [f for f in FLAGS if detail.get(f)]
     if flags:
-        click.echo(f"{'flags':<13} {', '.join(flags)}")
+        _say(f"{'flags':<13} {', '.join(flags)}")
     for request in detail.get("correction_requests", []):
         left = request["days_left"]
         due = f"due {request['deadline']}, {left} days" if left is not None else "closed"
-        click.echo(
+        _say(
             f"{'request':<13} {request['request_id']} {request['status']} (received "
             f"{request['received_on']}, {due})"
         )
     for batch in detail["batches"]:
         where = batch["file"] or batch["file_name"]
-        click.echo(f"{'batch':<13} {batch['batch_id']} {batch['state']} {where}")
+        _say(f"{'batch':<13} {batch['batch_id']} {batch['state']} {where}")
     if any(
         b["batch_id"] == detail.get("batch_id") and b["state"] == BatchState.FAILED
         for b in detail["batches"]
     ):
-        click.echo(
+        _say(
             f"{'next':<13} its batch's file could not be written (`accrochage batches` says "
             "why) and is tried again at each flush; if its message names this idTechnique, "
             "send a corrected event (it supersedes the batch) or `accrochage exclude "
             f"{detail['record_id']} --reason TEXT`"
         )
-    click.echo("history:")
+    _say("history:")
     for entry in detail["history"]:
         before = entry["from_status"] or "-"
-        click.echo(f"  {entry['at']}  {before:>9} -> {entry['to_status']:<9}  {entry['reason']}")
-    click.echo("content: `accrochage show --format json` prints it (it holds personal data)")
+        _say(f"  {entry['at']}  {before:>9} -> {entry['to_status']:<9}  {entry['reason']}")
+    _say("content: `accrochage show --format json` prints it (it holds personal data)")
+
+
+def _say(line: str) -> None:
+    click.echo(escaped(line))
 
 
 def batch_cell(row: Row, column: str) -> str:

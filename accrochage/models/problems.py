@@ -28,13 +28,21 @@ MAX_FIELD_CHARS = 200
 as long as a request."""
 
 
+def escaped(text: str) -> str:
+    """`text` with each character that is not printable (a control character, a line break, a
+    lone surrogate) written as its escape (`\\x1b`, `\\n`, `\\ud800`): what came from outside
+    can then be printed without forging a line or colouring a terminal."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else ascii(c)[1:-1] for c in text)
+
+
 def shown_field(field: str) -> str:
-    """The path as it can be printed, stored and sent back: a character that is not printable
-    (a control character, a line break, a lone surrogate) written as its escape, so that a key
-    a sender chose cannot forge a line or colour a terminal; at most `MAX_FIELD_CHARS`."""
+    """The path as it can be printed, stored and sent back (`escaped`), at most
+    `MAX_FIELD_CHARS`: a key a sender chose can be as long as a request."""
     if field.isprintable() and len(field) <= MAX_FIELD_CHARS:
         return field
-    shown = "".join(c if c.isprintable() else ascii(c)[1:-1] for c in field[: MAX_FIELD_CHARS + 1])
+    shown = escaped(field[: MAX_FIELD_CHARS + 1])
     return shown if len(shown) <= MAX_FIELD_CHARS else shown[:MAX_FIELD_CHARS] + "…"
 
 
