@@ -19,6 +19,7 @@ from tests.test_cdc_loop import answer, flush, only_written
 from tests.test_concurrent_operators import failed_then_fixed
 from tests.test_tracker import (
     NS,
+    TODAY,
     batch_row,
     event,
     ingest,
@@ -237,5 +238,41 @@ def test_a_revoked_record_its_report_left_out_is_withdrawn_on_retry(
         detail = record(core, "SV-2")
         assert (detail["status"], detail["revocation_pending"]) == ("withdrawn", False)
         assert outstanding(core) == []
+    finally:
+        core.close()
+
+
+def test_a_suppression_its_report_left_out_can_be_sent_again(
+    tmp_path: Path, shared_dir: Path
+) -> None:
+    """A SUPPRESSION's member that its processed report does not mention stays accepted, its
+    correction waiting: `import-report` says `retry --batch` sends it again, so it must; the
+    summary lists it as left out, and `retry ID` takes it too."""
+    core, _ = make_core(tmp_path, schema={"version": "1.1.5"})
+    try:
+        originals = [event("SS-1", score="100"), event("SS-2", score="100")]
+        ingest(core, *originals)
+        creation, _ = only_written(flush(core))
+        answer(core, shared_dir, creation, ok=["SS-1", "SS-2"])
+        ingest(core, *(scored(replay(o), "250") for o in originals))
+        suppression, _ = only_written(flush(core))
+        summary = answer(core, shared_dir, suppression, ok=["SS-2"])
+        assert summary.not_mentioned == ["SS-1"]
+        detail = record(core, "SS-1")
+        assert (detail["status"], detail["batch_id"]) == ("accepted", suppression)
+        with core.store.reading() as reader:
+            left = reader.summary(TODAY, 14)["left_out"]
+        assert [(b["batch_id"], b["records"]) for b in left] == [(suppression, 1)]
+
+        outcomes = core.operations.retry_rejected(batch_ref=suppression)
+        assert [(o.item, o.done) for o in outcomes] == [("SS-1", True)], outcomes
+        detail = record(core, "SS-1")
+        assert (detail["status"], detail["batch_id"]) == ("accepted", creation)
+        with core.store.reading() as reader:
+            assert reader.summary(TODAY, 14)["left_out"] == []
+        report = flush(core)
+        assert sorted(c.action for c in report.cut) == ["CREATION", "SUPPRESSION"]
+        sent = {rid for w in report.written for rid in passages(w.path)}
+        assert sent == {"SS-1", "SS-2"}, "SS-1's SUPPRESSION again, SS-2's correction"
     finally:
         core.close()

@@ -24,6 +24,30 @@ UNREPORTED = frozenset({Status.BATCHED, Status.DEPOSITED})
 """Where a record stays when its batch's processed report does not mention it."""
 
 
+def left_out_by(record: Record, batch_id: str | None) -> bool:
+    """Whether `record` waits in batch `batch_id` (whose processed report is imported) for an
+    answer that report did not give: a CREATION's member still batched or deposited, or an
+    accepted record whose SUPPRESSION that batch carried (it stays accepted, its SUPPRESSION
+    neither accepted nor refused)."""
+    if batch_id is None or record.batch_id != batch_id:
+        return False
+    if record.status in UNREPORTED:
+        return True
+    return record.suppression_in_flight and not record.suppression_rejected
+
+
+def apply_suppression_resend(current: Record, now: datetime) -> Change:
+    """The operator sends again a SUPPRESSION its batch's processed report left out: the record
+    leaves that batch and its SUPPRESSION is cut again at the next flush."""
+    record = replace(current, batch_id=current.accepted_batch_id, pending_since=now, updated_at=now)
+    return moved(
+        current,
+        record,
+        now,
+        "SUPPRESSION sent again by the operator: its batch's report did not mention it",
+    )
+
+
 def apply_resend(
     current: Record, now: datetime, correction: tuple[Decoded, int | None] | None
 ) -> Change:

@@ -28,6 +28,8 @@ from accrochage.models.operator import (
     apply_resend,
     apply_retry,
     apply_support_applied,
+    apply_suppression_resend,
+    left_out_by,
 )
 from accrochage.models.record import IDENTITY_REASONS, Change, Outcome, Record, Status
 from accrochage.models.vocabulary import BatchState, CdcAction, CdcReason, RecordStatus
@@ -151,8 +153,10 @@ class Operations:
         )
 
     def _again(self, tx: Transaction, record: Record, now: datetime) -> Change:
-        if record.status in UNREPORTED and self._batch_state(tx, record) is REPORTED:
-            return apply_resend(record, now, self._correction(tx, record))
+        if left_out_by(record, record.batch_id) and self._batch_state(tx, record) is REPORTED:
+            if record.status in UNREPORTED:
+                return apply_resend(record, now, self._correction(tx, record))
+            return apply_suppression_resend(record, now)
         return retry(record, now)
 
     def retry_rejected(
@@ -187,7 +191,7 @@ class Operations:
         return [
             record.record_id
             for record in tx.records_in_batch(batch_id)
-            if record.status in UNREPORTED and certifier in (None, record.certifier)
+            if left_out_by(record, batch_id) and certifier in (None, record.certifier)
         ]
 
     def exclude(self, record_ids: Sequence[str], reason: str) -> list[ItemOutcome]:

@@ -118,12 +118,19 @@ def batches_of_record(conn: sqlite3.Connection, record_id: str) -> list[dict[str
 
 def left_out(conn: sqlite3.Connection) -> list[dict[str, Any]]:
     """The reported batches whose processed report did not mention some of their records
-    (still `batched` or `deposited`): batch id, certifier, file name, those records' count."""
+    (still `batched` or `deposited`, or accepted with the SUPPRESSION that batch carried:
+    `operator.left_out_by`): batch id, certifier, file name, those records' count."""
     rows = conn.execute(
         "SELECT b.batch_id, b.certifier, b.file_name, count(*) AS records "
         "FROM records r JOIN batches b ON b.batch_id = r.batch_id "
-        "WHERE r.status IN (?, ?) AND b.state = ? "
+        "WHERE b.state = ? AND (r.status IN (?, ?) OR (r.status = ? "
+        "AND r.batch_id IS NOT r.accepted_batch_id AND r.suppression_rejected = 0)) "
         "GROUP BY b.batch_id ORDER BY b.created_at, b.batch_id",
-        (RecordStatus.BATCHED.value, RecordStatus.DEPOSITED.value, BatchState.REPORTED.value),
+        (
+            BatchState.REPORTED.value,
+            RecordStatus.BATCHED.value,
+            RecordStatus.DEPOSITED.value,
+            RecordStatus.ACCEPTED.value,
+        ),
     )
     return [dict(row) for row in rows]
