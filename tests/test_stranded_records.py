@@ -4,6 +4,7 @@ keep a record, or the records beside it, for ever."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from accrochage.streams.flush import Flusher
 from tests.factories import revoked_event
 from tests.test_back_to_sent import scored
 from tests.test_cdc_loop import answer, flush, only_written
+from tests.test_cli_tracker import recent, run, write_jsonl
 from tests.test_concurrent_operators import failed_then_fixed
 from tests.test_tracker import (
     NS,
@@ -30,6 +32,7 @@ from tests.test_tracker import (
     processed_report,
     record,
     replay,
+    write_config,
 )
 
 LONG = "Averyveryverylongname"
@@ -276,3 +279,19 @@ def test_a_suppression_its_report_left_out_can_be_sent_again(
         assert sent == {"SS-1", "SS-2"}, "SS-1's SUPPRESSION again, SS-2's correction"
     finally:
         core.close()
+
+
+def test_the_listing_says_a_record_waits_in_a_failed_file(tmp_path: Path) -> None:
+    """A record whose batch's file could not be written showed no problem in `outstanding`
+    and `records`, where the alert and doctor send the operator: it now says so."""
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("a regular file where the outbox should be\n")
+    config = write_config(tmp_path, paths={"outbox": str(blocker / "outbox")})
+    run(config, "ingest", str(write_jsonl(tmp_path / "e.jsonl", [recent("FB-1")])))
+    run(config, "flush", "--force", code=1)
+    for command in ("outstanding", "records"):
+        table = run(config, command).stdout
+        (line,) = [line for line in table.splitlines() if line.startswith("pix") and "FB-1" in line]
+        assert "batched" in line and "its file failed (accrochage batches)" in line, table
+    (row,) = json.loads(run(config, "outstanding", "--format", "json").stdout)
+    assert row["status"] == "batched"

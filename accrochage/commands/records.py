@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import date
 from typing import Any, TypeVar
 
@@ -60,12 +60,15 @@ FLAGS = ("correction_pending", "revocation_pending", "suppression_rejected", "id
 """The record's flags a person reads in a table (CONTRACT §8, §9)."""
 
 
-def record_cell(row: Row, column: str) -> str:
-    """The table's cells: the first problem (error, CDC message or flag) says what to fix."""
+def record_cell(row: Row, column: str, failed: Mapping[str, str] | None = None) -> str:
+    """The table's cells: the first problem (error, a failed file, CDC message or flag) says
+    what to fix. `failed`: the failed batches' ids and errors (few: read before the rows)."""
     if column != "problem":
         return cell(row.get(column))
     if row["errors"]:
         return first_problem(row["errors"])
+    if failed and row.get("batch_id") in failed:
+        return shorten(f"its file failed (accrochage batches): {failed[row['batch_id']]}", 70)
     if row.get("cdc_message"):
         said = "SUPPRESSION refused" if row.get("suppression_rejected") else "CDC"
         if row.get("status") in SENT_AGAIN:  # the message is the last report's, not its file's
@@ -141,12 +144,16 @@ def _list(ctx: click.Context, only_outstanding: bool, options: dict[str, Any]) -
         )
         what = "outstanding record" if only_outstanding else "record"
         with core.store.reading() as reader:
+            failed = {
+                b["batch_id"]: str(b.get("error") or "not written")
+                for b in reader.iter_batches(state=BatchState.FAILED.value)
+            }
             printed = echo_rows(
                 reader.iter_outstanding(query),
                 options["fmt"],
                 queries.OUTSTANDING_FIELDS,
                 RECORD_COLUMNS,
-                record_cell,
+                lambda row, column: record_cell(row, column, failed),
                 f"no {what}",
             )
     if options["fmt"] == "table" and printed:
