@@ -87,6 +87,17 @@ def config(tmp_path: Path) -> Path:
     return write_config(tmp_path)
 
 
+def ingest_stdin(config: Path, data: bytes) -> subprocess.CompletedProcess[bytes]:
+    """`accrochage ingest -` in a process of its own, `data` on its standard input (a pipe)."""
+    return subprocess.run(
+        [*PYTHON_CLI, "--config", str(config), "ingest", "-"],
+        input=data,
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+
+
 # --- encodings ------------------------------------------------------------------------------
 
 FRENCH = [
@@ -284,13 +295,7 @@ def test_a_pipe_is_read_as_a_file_of_events(config: Path, tmp_path: Path) -> Non
 def test_a_windows_1252_csv_on_standard_input(config: Path) -> None:
     """A pipe cannot be read twice: the guess works on a copy."""
     data = csv_text([csv_row(1, "Lefèvre", "Françoise")]).encode("cp1252")
-    done = subprocess.run(
-        [*PYTHON_CLI, "--config", str(config), "ingest", "-"],
-        input=data,
-        capture_output=True,
-        timeout=60,
-        check=False,
-    )
+    done = ingest_stdin(config, data)
     assert done.returncode == 0, done.stderr.decode()
     assert "-: CSV, Windows-1252" in done.stdout.decode()
     assert stored_names(config)["R-1"] == ("Lefèvre", ["Françoise"])
@@ -687,13 +692,7 @@ def test_a_garbage_first_line_on_standard_input_costs_only_itself(config: Path) 
     is one unusable event, kept, and the JSON events after it are stored."""
     for first in (b"garbage line from a broken producer", b"\x00\x01binary"):
         events = [json.dumps(recent(f"G-{first[:1].hex()}-{i}")).encode() for i in range(2)]
-        done = subprocess.run(
-            [*PYTHON_CLI, "--config", str(config), "ingest", "-"],
-            input=b"\n".join([first, *events]) + b"\n",
-            capture_output=True,
-            timeout=60,
-            check=False,
-        )
+        done = ingest_stdin(config, b"\n".join([first, *events]) + b"\n")
         out = done.stdout.decode()
         assert done.returncode == 0, done.stderr.decode()
         assert "-: JSONL, UTF-8" in out, out
@@ -705,13 +704,7 @@ def test_a_garbage_first_line_on_standard_input_costs_only_itself(config: Path) 
 
 def test_a_csv_header_on_standard_input_is_still_read_as_csv(config: Path) -> None:
     data = ("sep=;\r\n" + csv_text([csv_row(1, "Martin", "Paul")])).encode()
-    done = subprocess.run(
-        [*PYTHON_CLI, "--config", str(config), "ingest", "-"],
-        input=data,
-        capture_output=True,
-        timeout=60,
-        check=False,
-    )
+    done = ingest_stdin(config, data)
     assert done.returncode == 0, done.stderr.decode()
     assert "-: CSV, UTF-8" in done.stdout.decode()
     assert stored_names(config)["R-1"] == ("Martin", ["Paul"])

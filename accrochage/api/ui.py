@@ -120,7 +120,7 @@ def _chart(page: _Page) -> str:
     for (certifier, deadline), n in page.numbers.deadlines.items():
         series[page.label(certifier)][BUCKETS.index(bucket(deadline, page.as_of))] += n
     for certifier, n in (page.observation.deadline_unknown or {}).items():
-        series.setdefault(page.label(certifier), [0] * len(BUCKETS))[BUCKETS.index(UNKNOWN)] += n
+        series[page.label(certifier)][BUCKETS.index(UNKNOWN)] += n
     return stacked_bars(
         "days-left-chart", "Outstanding records by days left before the deadline", BUCKETS, series
     )

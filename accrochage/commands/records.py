@@ -144,10 +144,14 @@ def _list(ctx: click.Context, only_outstanding: bool, options: dict[str, Any]) -
         )
         what = "outstanding record" if only_outstanding else "record"
         with core.store.reading() as reader:
-            failed = {
-                b["batch_id"]: str(b.get("error") or "not written")
-                for b in reader.iter_batches(state=BatchState.FAILED.value)
-            }
+            failed = (
+                {
+                    b["batch_id"]: str(b.get("error") or "not written")
+                    for b in reader.iter_batches(state=BatchState.FAILED.value)
+                }
+                if options["fmt"] == "table"
+                else {}
+            )
             printed = echo_rows(
                 reader.iter_outstanding(query),
                 options["fmt"],

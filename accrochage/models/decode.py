@@ -238,7 +238,7 @@ def decode(
     if surrogates:
         decoded.event = None
         decoded.errors = [*surrogates, *decoded.errors]
-    decoded.errors = capped(decoded.errors, beyond if surrogates else 0)
+    decoded.errors = capped(decoded.errors, beyond)
     decoded.warnings = capped(decoded.warnings)
     return decoded
 

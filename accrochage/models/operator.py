@@ -36,16 +36,9 @@ def left_out_by(record: Record, batch_id: str | None) -> bool:
     return record.suppression_in_flight and not record.suppression_rejected
 
 
-def apply_suppression_resend(current: Record, now: datetime) -> Change:
-    """The operator sends again a SUPPRESSION its batch's processed report left out: the record
-    leaves that batch and its SUPPRESSION is cut again at the next flush."""
-    record = replace(current, batch_id=current.accepted_batch_id, pending_since=now, updated_at=now)
-    return moved(
-        current,
-        record,
-        now,
-        "SUPPRESSION sent again by the operator: its batch's report did not mention it",
-    )
+SUPPRESSION_LEFT_OUT = (
+    "SUPPRESSION sent again by the operator: its batch's report did not mention it"
+)
 
 
 def apply_resend(

@@ -55,8 +55,9 @@ class Problem:
     message: str
 
     def __post_init__(self) -> None:
-        if not self.field.isprintable() or len(self.field) > MAX_FIELD_CHARS:
-            object.__setattr__(self, "field", shown_field(self.field))
+        shown = shown_field(self.field)
+        if shown is not self.field:
+            object.__setattr__(self, "field", shown)
 
     def as_dict(self) -> dict[str, str]:
         return asdict(self)

@@ -279,8 +279,11 @@ def apply_held_elsewhere(
     return moved(current, awaiting_withdrawal(record, now), now, reason, held.batch_id, label)
 
 
-def apply_suppression_retry(current: Record, now: datetime) -> Change:
-    """The operator asks for a refused SUPPRESSION to be cut again."""
+def apply_suppression_retry(
+    current: Record, now: datetime, reason: str = "SUPPRESSION retried by the operator"
+) -> Change:
+    """The operator asks for a SUPPRESSION to be cut again: one the CDC refused, or one its
+    batch's processed report left out (`reason` says which)."""
     record = replace(
         current,
         suppression_rejected=False,
@@ -288,4 +291,4 @@ def apply_suppression_retry(current: Record, now: datetime) -> Change:
         pending_since=now,
         updated_at=now,
     )
-    return moved(current, record, now, "SUPPRESSION retried by the operator")
+    return moved(current, record, now, reason)

@@ -22,13 +22,13 @@ from accrochage.models.batch import not_one_batch
 from accrochage.models.batch_life import apply_deposited
 from accrochage.models.deadline import Clock
 from accrochage.models.operator import (
+    SUPPRESSION_LEFT_OUT,
     UNREPORTED,
     apply_exclude,
     apply_include,
     apply_resend,
     apply_retry,
     apply_support_applied,
-    apply_suppression_resend,
     left_out_by,
 )
 from accrochage.models.record import IDENTITY_REASONS, Change, Outcome, Record, Status
@@ -156,7 +156,7 @@ class Operations:
         if left_out_by(record, record.batch_id) and self._batch_state(tx, record) is REPORTED:
             if record.status in UNREPORTED:
                 return apply_resend(record, now, self._correction(tx, record))
-            return apply_suppression_resend(record, now)
+            return apply_suppression_retry(record, now, SUPPRESSION_LEFT_OUT)
         return retry(record, now)
 
     def retry_rejected(

@@ -126,7 +126,7 @@ def dashboard(conn: sqlite3.Connection, limit: int = 50) -> DashboardNumbers:
         (certifier, None if day is None else date.fromisoformat(day)): count
         for certifier, day, count in conn.execute(
             "SELECT certifier, deadline, count(*) FROM records WHERE outstanding = 1 "
-            f"AND {open_requests.NOT_HELD} AND NOT (deadline IS NULL AND delivery_met = 0) "
+            f"AND {open_requests.NOT_HELD} AND NOT ({UNKNOWN_DEADLINE}) "
             "GROUP BY certifier, deadline"
         )
     }
