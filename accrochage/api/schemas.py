@@ -82,6 +82,9 @@ class RecordRow(Answer):
     identity_procedure: bool
     """Rejected twice for identity: gather the evidence for the CDC's procedure."""
     correction_request: CorrectionRequestRef | None
+    cdc_held_as: str | None
+    """The idTechnique the CDC holds this certification under, when its acceptance named
+    another one: its corrections and withdrawals go through the CDC's support."""
 
 
 class RecordsPage(Answer):
@@ -223,6 +226,14 @@ class LeftOutBatch(Answer):
     records: int
 
 
+class HeldElsewhere(Answer):
+    record_id: str
+    certifier: str | None
+    cdc_held_as: str
+    """The idTechnique the CDC holds the certification under."""
+    waits_for: Literal["correction", "withdrawal"]
+
+
 class Summary(Answer):
     model_config = ConfigDict(extra="allow")
 
@@ -240,6 +251,9 @@ class Summary(Answer):
     unusable_events: int
     left_out: list[LeftOutBatch]
     """Reported batches whose processed report did not mention some of their records."""
+    held_elsewhere: list[HeldElsewhere]
+    """Accepted records the CDC holds under another idTechnique that wait for a correction
+    or withdrawal: no SUPPRESSION is cut for them; the CDC's support applies it."""
     batches: dict[str, int]
     refdata_warnings: list[str]
     correction_requests: RequestSummary

@@ -69,6 +69,10 @@ def record_cell(row: Row, column: str, failed: Mapping[str, str] | None = None) 
         return first_problem(row["errors"])
     if failed and row.get("batch_id") in failed:
         return shorten(f"its file failed (accrochage batches): {failed[row['batch_id']]}", 70)
+    if by_support(row):
+        return shorten(
+            f"CDC holds it as {row['cdc_held_as']}: ask its support (accrochage show)", 70
+        )
     if row.get("cdc_message"):
         said = "SUPPRESSION refused" if row.get("suppression_rejected") else "CDC"
         if row.get("status") in SENT_AGAIN:  # the message is the last report's, not its file's
@@ -79,6 +83,13 @@ def record_cell(row: Row, column: str, failed: Mapping[str, str] | None = None) 
     if request:
         flags.append(f"correction request {request['request_id']} due {request['deadline']}")
     return ", ".join(flags)
+
+
+def by_support(row: Row) -> bool:
+    """An accepted record the CDC holds under another idTechnique, waiting for a correction
+    or withdrawal: only the CDC's support can apply it (no SUPPRESSION is cut)."""
+    waiting = row.get("correction_pending") or row.get("revocation_pending")
+    return bool(row.get("cdc_held_as")) and row.get("status") == "accepted" and bool(waiting)
 
 
 def record_options(function: F) -> F:
@@ -200,16 +211,19 @@ def show(ctx: click.Context, record_id: str, fmt: str) -> None:
         click.echo(json.dumps(detail, ensure_ascii=False, indent=1))
         return
     _echo_detail(detail)
-    if version is SchemaVersion.V1_1_2:
-        for line in support_steps(detail):
-            click.echo(line)
+    for line in support_steps(detail, version):
+        _say(line)
 
 
-def support_steps(detail: Row) -> list[str]:
-    """What to ask the CDC's support for an accepted record schema 1.1.2 cannot correct or
-    withdraw (it has no SUPPRESSION), and how to record that it was done."""
+def support_steps(detail: Row, version: SchemaVersion) -> list[str]:
+    """What to ask the CDC's support for an accepted record no SUPPRESSION can correct or
+    withdraw (schema 1.1.2 has none; the CDC holds it under another idTechnique), and how to
+    record that it was done."""
     revoked, corrected = detail.get("revocation_pending"), detail.get("correction_pending")
     if detail["status"] != "accepted" or not (revoked or corrected):
+        return []
+    held_as = detail.get("cdc_held_as")
+    if held_as is None and version is not SchemaVersion.V1_1_2:
         return []
     accepted = next(
         (b for b in detail["batches"] if b["batch_id"] == detail.get("accepted_batch_id")), None
@@ -221,9 +235,14 @@ def support_steps(detail: Row) -> list[str]:
         else 'correct, with the stored correction (`show --format json`, "correction"),'
     )
     rid = detail["record_id"]
+    why = (
+        f"the CDC holds it under idTechnique {held_as}, where no SUPPRESSION naming {rid} can reach"
+        if held_as is not None
+        else "schema 1.1.2 sends no SUPPRESSION"
+    )
     return [
-        f"next:         schema 1.1.2 sends no SUPPRESSION: ask the CDC's support to {ask} "
-        f"the passage idTechnique {rid}{where};",
+        f"next:         {why}: ask the CDC's support to {ask} "
+        f"the passage idTechnique {held_as or rid}{where};",
         f'              once done: accrochage support-applied {rid} --note "<their reference>"',
     ]
 
@@ -242,6 +261,8 @@ def _echo_detail(detail: Row) -> None:
         "cdc_message",
     ):
         _say(f"{name:<13} {cell(detail.get(name)) or '-'}")
+    if detail.get("cdc_held_as"):
+        _say(f"{'cdc_held_as':<13} {detail['cdc_held_as']} (the CDC's idTechnique for it)")
     for name in ("errors", "warnings"):
         for problem in detail[name]:
             _say(f"{name[:-1]:<13} {problem['field']}: {problem['message']}")

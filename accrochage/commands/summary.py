@@ -13,6 +13,7 @@ from accrochage.commands.core import core_from
 from accrochage.commands.options import DAY
 from accrochage.commands.output import table
 from accrochage.models.deadline import paris_today
+from accrochage.models.problems import escaped
 from accrochage.models.vocabulary import RecordStatus, values
 from accrochage.streams.summary import as_configured
 
@@ -82,6 +83,7 @@ def summary_text(result: dict[str, Any]) -> str:
             f"{requests['overdue']} overdue (accrochage correction-request list --open)"
         )
     lines += left_out_lines(result.get("left_out", []))
+    lines += held_elsewhere_lines(result.get("held_elsewhere", []))
     lines += [f"warning: {warning}" for warning in result.get("refdata_warnings", [])]
     if result["unusable_events"]:
         lines.append(
@@ -105,6 +107,24 @@ def left_out_lines(batches: list[dict[str, Any]]) -> list[str]:
     if len(batches) > 10:
         lines.append(f"  ... and {len(batches) - 10} more files (accrochage summary --format json)")
     return lines
+
+
+def held_elsewhere_lines(records: list[dict[str, Any]]) -> list[str]:
+    """The records only the CDC's support can correct or withdraw (held under another
+    idTechnique), and what to do."""
+    if not records:
+        return []
+    lines = [
+        f"for the CDC's support: {len(records)} accepted record(s) the CDC holds under another "
+        "idTechnique wait for a correction or withdrawal no SUPPRESSION can carry: ask its "
+        "support (accrochage show ID says what), then accrochage support-applied ID --note REF"
+    ]
+    lines += [
+        f"  {r['record_id']} (held as {r['cdc_held_as']}): {r['waits_for']}" for r in records[:10]
+    ]
+    if len(records) > 10:
+        lines.append(f"  ... and {len(records) - 10} more (accrochage summary --format json)")
+    return [escaped(line) for line in lines]
 
 
 def register(group: click.Group) -> None:

@@ -48,6 +48,17 @@ def apply_deposited(current: Record, batch_id: str, now: datetime) -> Change:
     )
 
 
+def accepted_as(current: Record, after: Record, held_as: str | None) -> Record:
+    """`after`, what a CREATION's report (or a report applied by id) made of `current`, with
+    the idTechnique the CDC said it holds the certification under (`held_under`) when that
+    report is what accepted it. A record the report left accepted as it was keeps its own."""
+    newly = after.status is Status.ACCEPTED and (
+        current.status is not Status.ACCEPTED
+        or after.accepted_batch_id != current.accepted_batch_id
+    )
+    return replace(after, cdc_held_as=held_as) if newly else after
+
+
 def apply_report(
     current: Record,
     *,

@@ -296,6 +296,7 @@ def withdrawn(record: Record, now: datetime) -> Record:
         status=Status.WITHDRAWN,
         revocation_pending=False,
         pending_since=None,
+        cdc_held_as=None,
         updated_at=now,
     )
 

@@ -18,7 +18,7 @@ from accrochage.models.record import (
     Status,
     moved,
 )
-from accrochage.models.withdrawal import with_correction
+from accrochage.models.withdrawal import by_support_only, with_correction
 
 UNREPORTED = frozenset({Status.BATCHED, Status.DEPOSITED})
 """Where a record stays when its batch's processed report does not mention it."""
@@ -66,6 +66,8 @@ def apply_resend(
 
 def apply_retry(current: Record, now: datetime) -> Change:
     """The operator re-queues a rejected record without new content."""
+    if current.held_elsewhere and (current.correction_version or current.revocation_pending):
+        return _refused(by_support_only(current))
     if current.status is not Status.REJECTED:
         return _refused(
             f"record {current.record_id} is {current.status}: only rejected records "

@@ -82,10 +82,21 @@ class Record:
     """The CDC accepted a passage of this record once: its delivery deadline is met for good
     (CONTRACT §9). Whatever its later contents, it has no deadline of its own any more; what is
     due is the answer to an open correction request, if any (the queries show that one)."""
+    cdc_held_as: str | None = None
+    """The idTechnique the CDC holds this certification under, when its acceptance ("existe
+    déjà en base") named another one than `record_id`: a SUPPRESSION naming `record_id` would
+    find nothing there, so none is cut; the CDC's support applies its corrections and
+    withdrawals (`support-applied`)."""
 
     @property
     def identity_procedure(self) -> bool:
         return self.identity_rejections >= IDENTITY_PROCEDURE_AFTER
+
+    @property
+    def held_elsewhere(self) -> bool:
+        """Accepted under another idTechnique: only the CDC's support can correct or withdraw
+        it (see `cdc_held_as`)."""
+        return self.status is Status.ACCEPTED and self.cdc_held_as is not None
 
     @property
     def suppression_in_flight(self) -> bool:

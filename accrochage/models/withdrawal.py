@@ -18,6 +18,7 @@ from accrochage.models.lifecycle import (
     withdrawn,
     without_correction,
 )
+from accrochage.models.problems import Problem
 from accrochage.models.record import Change, HistoryEntry, Outcome, Record, Status, moved
 from accrochage.models.record_deadline import delivery_deadline
 from accrochage.models.vocabulary import CdcReason
@@ -279,11 +280,25 @@ def apply_held_elsewhere(
     return moved(current, awaiting_withdrawal(record, now), now, reason, held.batch_id, label)
 
 
+def by_support_only(record: Record) -> str:
+    """Why no SUPPRESSION is cut for a record the CDC holds under another idTechnique, and
+    what the operator does instead."""
+    return (
+        f"the CDC holds record {record.record_id} under idTechnique {record.cdc_held_as}: a "
+        f"SUPPRESSION naming {record.record_id} would find nothing there, so none is cut; ask "
+        "the CDC's support to apply its correction or withdrawal (accrochage show "
+        f"{record.record_id} says what), then record it with accrochage support-applied"
+    )
+
+
 def apply_suppression_retry(
     current: Record, now: datetime, reason: str = "SUPPRESSION retried by the operator"
 ) -> Change:
     """The operator asks for a SUPPRESSION to be cut again: one the CDC refused, or one its
-    batch's processed report left out (`reason` says which)."""
+    batch's processed report left out (`reason` says which). Never for a record held under
+    another idTechnique (`by_support_only`)."""
+    if current.held_elsewhere:
+        return Change(Outcome.REFUSED, errors=[Problem("record_id", by_support_only(current))])
     record = replace(
         current,
         suppression_rejected=False,

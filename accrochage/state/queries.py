@@ -27,6 +27,7 @@ OUTSTANDING_FIELDS = (
     "suppression_rejected",
     "identity_procedure",
     "correction_request",
+    "cdc_held_as",
 )
 
 

@@ -23,7 +23,12 @@ from accrochage.sinks.profiles import OFFICIAL_KIT, RECONSTRUCTED, profile_for
 from accrochage.sinks.schemas import declared_version, load_schema
 from accrochage.state.base import AlertState, Observation, Store
 from accrochage.streams.alerts import active, annotations_of, severity_of
-from accrochage.streams.doctor_files import files_finding, left_out_findings, outbox_findings
+from accrochage.streams.doctor_files import (
+    files_finding,
+    held_elsewhere_findings,
+    left_out_findings,
+    outbox_findings,
+)
 from accrochage.streams.findings import Finding, Level, needs_operator
 from accrochage.streams.schema_choice import unchosen_schema
 from accrochage.streams.watch import Watch
@@ -68,6 +73,7 @@ def diagnose(settings: Settings, clock: Clock, open_store: Callable[[], Store]) 
         findings.append(files_finding(observation))
         findings += outbox_findings(settings, store)
         findings += left_out_findings(store)
+        findings += held_elsewhere_findings(store)
     finally:
         store.close()
     return findings

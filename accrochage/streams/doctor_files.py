@@ -62,6 +62,26 @@ def left_out_findings(store: Store) -> list[Finding]:
     ]
 
 
+def held_elsewhere_findings(store: Store) -> list[Finding]:
+    """Accepted records the CDC holds under another idTechnique that wait for a correction
+    or withdrawal: no SUPPRESSION is cut for them, so they wait for the operator."""
+    with store.reading() as reader:
+        held = reader.held_elsewhere()
+    if not held:
+        return []
+    return [
+        Finding(
+            "reports",
+            Level.WARNING,
+            f"{len(held)} accepted record(s) the CDC holds under another idTechnique wait for a "
+            f"correction or withdrawal no SUPPRESSION can carry (first: {held[0]['record_id']}, "
+            f"held as {held[0]['cdc_held_as']}): ask the CDC's support (`accrochage show ID` "
+            "says what), then `accrochage support-applied ID --note REF`",
+            action=True,
+        )
+    ]
+
+
 def outbox_findings(settings: Settings, store: Store) -> list[Finding]:
     """The outbox as the files to deposit need it: there, and writable by a user who writes
     the state (a monitoring user who may only read is not told it cannot write). Existence

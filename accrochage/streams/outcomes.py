@@ -47,6 +47,12 @@ class OutcomeContext:
     def batch_id(self) -> str | None:
         return self.batch.batch_id if self.batch is not None else None
 
+    @property
+    def suppression(self) -> bool:
+        """Whether the reported batch is a SUPPRESSION (a report applied by id answers what
+        each record waited for)."""
+        return self.batch is not None and self.batch.action is CdcAction.SUPPRESSION
+
     def closes_requests(self, record: Record) -> bool:
         """Only under 1.1.5 can data be corrected after acceptance, so only there does an
         acceptance answer a correction request (under 1.1.2 the operator closes them). A
@@ -60,12 +66,11 @@ class OutcomeContext:
 def is_acceptance(ctx: OutcomeContext, verdict: Verdict) -> bool:
     """Whether the CDC did what the batch asked: "existe déjà" accepts a CREATION (the CDC
     holds the passage) and never a SUPPRESSION (it still holds it; CONTRACT §9)."""
-    suppression = ctx.batch is not None and ctx.batch.action is CdcAction.SUPPRESSION
-    return verdict.accepted and not (suppression and verdict.already_known)
+    return verdict.accepted and not (ctx.suppression and verdict.already_known)
 
 
 def apply_verdict(ctx: OutcomeContext, record: Record, verdict: Verdict) -> Change:
-    if ctx.batch is not None and ctx.batch.action is CdcAction.SUPPRESSION:
+    if ctx.suppression:
         return _suppression(ctx, record, verdict)
     if ctx.batch is not None and record.batch_id != ctx.batch.batch_id:
         return _earlier_batch(ctx, record, verdict)

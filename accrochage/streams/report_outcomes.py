@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from accrochage.errors import AccrochageError
+from accrochage.models.batch_life import accepted_as
 from accrochage.models.cdc import held_under
 from accrochage.models.corrections import RequestClosure
 from accrochage.models.record import Change, Record, Status
@@ -71,9 +72,12 @@ def apply_outcomes(
             summary.notes.append(
                 f"{outcome.id_technique}: the CDC says it already holds this certification "
                 f"under idTechnique {other}, not {outcome.id_technique}: counted as delivered; "
-                f"a correction or withdrawal of it must name {other} (check on the CDC portal)"
+                f"no SUPPRESSION naming {outcome.id_technique} can correct or withdraw it, so "
+                f"none is cut: the CDC's support does (accrochage show {outcome.id_technique})"
             )
         change = apply_verdict(ctx, record, verdict)
+        if change.record is not None and not ctx.suppression:
+            change.record = accepted_as(record, change.record, other)
         if change.record is None:
             summary.unchanged.append(outcome.id_technique)
             if members is not None and outcome.id_technique not in members:

@@ -72,6 +72,12 @@ class Reader(PendingReads):
         (`batch_id`, `certifier`, `file_name`, `records`), oldest first."""
 
     @abstractmethod
+    def held_elsewhere(self) -> list[JsonRow]:
+        """Accepted records the CDC holds under another idTechnique that wait for a correction
+        or a withdrawal only its support can apply (`record_id`, `certifier`, `cdc_held_as`,
+        `waits_for`)."""
+
+    @abstractmethod
     def unusable(self, limit: int = 100, before: int | None = None) -> list[JsonRow]:
         """Newest first; `before`: those older than a page's last id."""
 

@@ -7,6 +7,8 @@ import logging
 from sqlite_migrate import Migrations
 from sqlite_utils import Database
 
+from accrochage.models.cdc import held_under
+
 migrations = Migrations("accrochage")
 log = logging.getLogger("accrochage.state")
 LOGGED_REBUILD_ROWS = 100_000
@@ -421,3 +423,22 @@ def m080_unusable_once(db: Database) -> None:
         CREATE UNIQUE INDEX unusable_raw ON unusable (raw_sha256);
         """
     )
+
+
+@migrations()
+def m090_held_under_another_id(db: Database) -> None:
+    """`cdc_held_as`: the idTechnique the CDC holds a record under when its acceptance named
+    another one ("l'id technique partenaire 1559735 existe déjà en base", answering 1983189).
+    Before this, a correction of such a record cut a SUPPRESSION naming its own id, which the
+    CDC cannot apply. Accepted records whose last message still says so are marked; one whose
+    message a later report replaced is not known here (`import-report` said it at the time)."""
+    db.execute("ALTER TABLE records ADD COLUMN cdc_held_as TEXT")
+    marked = [
+        (other, record_id)
+        for record_id, message in db.execute(
+            "SELECT record_id, cdc_message FROM records WHERE status = 'accepted' "
+            "AND cdc_reason = 'already_exists' AND cdc_message IS NOT NULL"
+        )
+        if (other := held_under(message, record_id)) is not None
+    ]
+    db.conn.executemany("UPDATE records SET cdc_held_as = ? WHERE record_id = ?", marked)

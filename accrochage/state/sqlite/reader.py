@@ -50,6 +50,7 @@ from accrochage.state.sqlite.rows import (
     placeholders,
     prepared_passage,
 )
+from accrochage.state.sqlite.withdrawals import held_elsewhere
 from accrochage.state.values import EvidenceSources, StoreHealth
 
 
@@ -96,6 +97,9 @@ class SqliteReader(PendingStatements, Reader):
         result["outstanding"] += open_requests.held_count(self._conn)
         result["correction_requests"] = open_requests.summary_part(self._conn, as_of, margin_days)
         return result
+
+    def held_elsewhere(self) -> list[JsonRow]:
+        return held_elsewhere(self._conn)
 
     def unusable(self, limit: int = 100, before: int | None = None) -> list[JsonRow]:
         return unusable(self._conn, limit, before)

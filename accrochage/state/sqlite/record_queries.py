@@ -23,6 +23,7 @@ from accrochage.state.base import (
 from accrochage.state.queries import OutstandingQuery, decode_cursor
 from accrochage.state.sqlite.batch_queries import batches_of_record, left_out
 from accrochage.state.sqlite.observe import UNKNOWN_DEADLINE, unknown_deadlines
+from accrochage.state.sqlite.withdrawals import held_elsewhere
 
 
 def fetch_all(
@@ -155,6 +156,7 @@ def present(row: sqlite3.Row, as_of: date) -> dict[str, Any]:
         "cdc_reason": row["cdc_reason"],
         "suppression_rejected": bool(row["suppression_rejected"]),
         "identity_procedure": row["identity_rejections"] >= IDENTITY_PROCEDURE_AFTER,
+        "cdc_held_as": row["cdc_held_as"],
     }
 
 
@@ -258,6 +260,7 @@ def summary(conn: sqlite3.Connection, as_of: date, margin_days: int) -> dict[str
         ],
         "unusable_events": conn.execute("SELECT count(*) FROM unusable").fetchone()[0],
         "left_out": left_out(conn),
+        "held_elsewhere": held_elsewhere(conn),
         "batches": {
             r[0]: r[1]
             for r in conn.execute(

@@ -41,6 +41,7 @@ RECORD_COLUMNS = (
     "correction_valid",
     "identity_rejections",
     "delivery_met",
+    "cdc_held_as",
 )
 CONTENT_COLUMNS = (
     "record_id",
@@ -121,6 +122,7 @@ def record_values(record: Record) -> tuple[Any, ...]:
         None if record.correction_valid is None else int(record.correction_valid),
         record.identity_rejections,
         int(record.delivery_met),
+        record.cdc_held_as,
     )
 
 
@@ -157,6 +159,7 @@ def record_from(row: sqlite3.Row) -> Record:
         correction_valid=None if row["correction_valid"] is None else bool(row["correction_valid"]),
         identity_rejections=row["identity_rejections"],
         delivery_met=bool(row["delivery_met"]),
+        cdc_held_as=row["cdc_held_as"],
     )
 
 

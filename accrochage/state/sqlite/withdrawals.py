@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite3
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from accrochage.models.batch import Member, SentAs, Suppressible
 from accrochage.models.registry import Certifier, Emitter
@@ -28,6 +29,7 @@ WHERE r.status = 'accepted'
   AND (r.correction_version IS NOT NULL OR r.revocation_pending = 1)
   AND (r.revocation_pending = 1 OR r.correction_valid = 1)
   AND r.suppression_rejected = 0
+  AND r.cdc_held_as IS NULL
   AND r.batch_id = r.accepted_batch_id
 ORDER BY r.certifier, m.code, r.record_id
 """
@@ -51,6 +53,29 @@ def suppressible(conn: sqlite3.Connection) -> list[Suppressible]:
             )
         )
     return found
+
+
+_HELD_ELSEWHERE = """
+SELECT record_id, certifier, cdc_held_as, revocation_pending FROM records
+WHERE (correction_version IS NOT NULL OR revocation_pending = 1)
+  AND status = 'accepted' AND cdc_held_as IS NOT NULL
+ORDER BY certifier, record_id
+"""
+"""Read through `records_flagged` (a partial index): the flagged records are few."""
+
+
+def held_elsewhere(conn: sqlite3.Connection) -> list[dict[str, Any]]:
+    """Accepted records the CDC holds under another idTechnique that wait for a correction
+    or a withdrawal: no SUPPRESSION is cut for them, the CDC's support must apply it."""
+    return [
+        {
+            "record_id": row["record_id"],
+            "certifier": row["certifier"],
+            "cdc_held_as": row["cdc_held_as"],
+            "waits_for": "withdrawal" if row["revocation_pending"] else "correction",
+        }
+        for row in conn.execute(_HELD_ELSEWHERE)
+    ]
 
 
 _OUT_OF_DATE = (
