@@ -782,3 +782,22 @@ def test_a_certifier_a_sender_chose_is_printed_escaped(config: Path, tmp_path: P
         assert "\\x1b[31mEVIL\\x1b[0m\\nforged" in printed, args
     (row,) = json.loads(run(config, "records", "--format", "json").stdout)
     assert row["certifier"] == "\x1b[31mEVIL\x1b[0m\nforged", "the data stays as it came"
+
+
+def test_a_line_beginning_with_nul_bytes_is_read_as_utf8(config: Path, tmp_path: Path) -> None:
+    """JSON's encoding detection reads bytes beginning with a NUL as UTF-16 or UTF-32: such a
+    line of a UTF-8 file was said to be "not valid text (utf-16-be ...)" and kept garbled. It
+    is UTF-8 like its neighbours: not JSON, kept as it came, the lines after it stored."""
+    line = json.dumps(recent("NUL-1")).encode()
+    odd = b"\x00" + line
+    even = b"\x00\x00" + line + (b"" if len(line) % 2 else b" ")
+    source = tmp_path / "nul.jsonl"
+    source.write_bytes(b"\n".join([odd, even, json.dumps(recent("NUL-2")).encode()]) + b"\n")
+    out = run(config, "ingest", str(source)).stdout
+    assert "3 events read (created 1, unusable 2)" in out, out
+    assert "utf-16" not in out.lower() and "utf-32" not in out.lower(), out
+    kept = json.loads(run(config, "unusable", "--format", "json").stdout)
+    assert sorted(row["raw"] for row in kept) == sorted([odd.decode(), even.decode()])
+    for row in kept:
+        (error,) = row["errors"]
+        assert "is not valid JSON" in error["message"], error

@@ -53,7 +53,17 @@ def read_jsonl(stream: IO[bytes], name: str) -> Iterator[Incoming]:
             yield overlong_line(stream, line, name, number)
             continue
         if line.strip():
-            yield Incoming(line.rstrip(b"\r\n"), f"{name}:{number}")
+            yield Incoming(_utf8_line(line.rstrip(b"\r\n")), f"{name}:{number}")
+
+
+def _utf8_line(line: bytes) -> bytes | str:
+    """A line of a UTF-8 stream, as its bytes or, when one of its first two bytes is NUL, as
+    text: JSON's own detection (`json.detect_encoding`) would read that line as UTF-16 or -32,
+    saying it is not valid UTF-16 and keeping it garbled. It is UTF-8 like its neighbours (an
+    undecodable byte is replaced); its NUL makes it invalid JSON."""
+    if 0 in line[:2]:
+        return line.decode(UTF8, "replace")
+    return line
 
 
 _UTF8_MULTIBYTE = re.compile(
