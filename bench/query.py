@@ -37,6 +37,7 @@ from accrochage.models.deadline import deadline_for
 from accrochage.models.record import Status, is_outstanding
 from accrochage.state import queries
 from accrochage.state.sqlite import SqliteStore
+from accrochage.state.sqlite.migrations import latest_migration
 from accrochage.state.sqlite.reader import outstanding
 from accrochage.state.sqlite.store import connect
 from bench._common import (
@@ -87,7 +88,10 @@ WARNINGS = json.dumps([{"field": "exam.end", "message": "2026-11-20 is after del
 
 
 def cache_path(rows: int) -> Path:
-    return Path(tempfile.gettempdir()) / f"accrochage-bench-query-{FORMAT}-{rows}.db"
+    """Named after the schema too: a state built by an older version would need migrating,
+    which the read-only `outstanding` run on it refuses."""
+    name = f"accrochage-bench-query-{FORMAT}-{latest_migration()}-{rows}.db"
+    return Path(tempfile.gettempdir()) / name
 
 
 def _record(index: int, rng: random.Random) -> dict[str, Any]:

@@ -13,14 +13,17 @@ from pathlib import Path
 import pytest
 
 from accrochage.app import Core, build_core
+from accrochage.commands.record_text import support_steps
 from accrochage.models.deadline import FixedClock
 from accrochage.settings import load_settings
 from tests.factories import revoked_event
-from tests.test_cdc_loop import V115, _batches, answer, flush, make, only_written
+from tests.test_cdc_loop import V115, _batches, answer, flush, later, make, only_written
 from tests.test_cli_tracker import recent, run, write_jsonl
 from tests.test_tracker import (
     ALREADY,
     NOW,
+    TODAY,
+    batch_row,
     event,
     ingest,
     outstanding,
@@ -165,7 +168,7 @@ def test_the_operator_is_told_to_ask_the_support_on_the_command_line(
     assert "cut SUPPRESSION" not in run(config, "flush", "--force").stdout
 
     table = run(config, "outstanding").stdout
-    assert f"CDC holds it as {HELD_AS}: ask its support" in table, table
+    assert f"CDC holds it as {HELD_AS}: no SUPPRESSION (accrochage show)" in table, table
     (row,) = json.loads(run(config, "outstanding", "--format", "json").stdout)
     assert row["cdc_held_as"] == HELD_AS
     shown = run(config, "show", "HC-1").stdout
@@ -225,3 +228,134 @@ def test_an_upgraded_state_marks_the_records_held_elsewhere(
         assert set(passages(path)) == {"HU-2"}
     finally:
         built.close()
+
+
+def show_text(core: Core, record_id: str) -> list[str]:
+    """`show`'s advice for a record, as the command prints it."""
+    with core.store.reading() as reader:
+        detail = reader.record_detail(record_id, TODAY)
+    assert detail is not None
+    return support_steps(detail, core.settings.schema_.version)
+
+
+def test_an_invalid_correction_of_a_record_held_elsewhere_is_not_for_the_support(
+    core: Core, shared_dir: Path
+) -> None:
+    """The support cannot apply a correction with errors (`support-applied` refuses it):
+    the operator is asked for a valid one, and nothing lists the record for the support."""
+    held_elsewhere(core, shared_dir)
+    broken = replay(event("HE-1", score="100"))
+    broken["delivered_on"] = "2026-02-30"
+    ingest(core, broken)
+    assert not flush(core).cut
+    assert waiting(core) == []
+    (advice,) = show_text(core, "HE-1")
+    assert "the stored correction has errors" in advice and "send a valid corrected" in advice
+    (refused,) = core.operations.support_applied(["HE-1"], "ticket 1")
+    assert not refused.done
+    corrected(core, "HE-1")
+    assert [w["record_id"] for w in waiting(core)] == ["HE-1"]
+    assert "ask the CDC's support to correct" in show_text(core, "HE-1")[0]
+
+
+def test_support_applied_answers_the_open_correction_request(core: Core, shared_dir: Path) -> None:
+    held_elsewhere(core, shared_dir)
+    request = core.corrections.add("HE-1", received_on=TODAY).request.request_id
+    later(core)
+    corrected(core, "HE-1")
+    (done,) = core.operations.support_applied(["HE-1"], "ticket 14")
+    assert done.done and f"correction request {request} closed" in done.message, done
+    (row,) = [r for r in core.corrections.list(open_only=False) if r["request_id"] == request]
+    assert row["status"] == "corrected", row
+    assert "ticket 14" in row["answer"]["text"]
+    assert outstanding(core) == []
+
+
+def test_a_revocation_of_a_held_record_says_who_withdraws_it(core: Core, shared_dir: Path) -> None:
+    held_elsewhere(core, shared_dir)
+    ingest(core, revoked_event(record_id="HE-1"))
+    reason = record(core, "HE-1")["history"][-1]["reason"]
+    assert reason.endswith(f"flagged for the CDC's support (it holds it as {HELD_AS})"), reason
+
+
+def test_a_suppression_cut_before_the_upgrade_is_superseded(core: Core, shared_dir: Path) -> None:
+    """A state upgraded with a SUPPRESSION already written for such a record (the version
+    before cut it): the file, never deposited, is superseded at the next flush and its other
+    record cut again; the held record waits for the CDC's support."""
+    held_elsewhere(core, shared_dir, "HE-2")
+    state = core.settings.paths.state
+    with sqlite3.connect(state) as conn:  # as the version before this one saw it
+        conn.execute("UPDATE records SET cdc_held_as = NULL WHERE record_id = 'HE-1'")
+    conn.close()
+    corrected(core, "HE-1")
+    corrected(core, "HE-2")
+    old, path = only_written(flush(core))
+    assert set(passages(path)) == {"HE-1", "HE-2"}
+    with sqlite3.connect(state) as conn:  # what m090 reads back from the kept message
+        conn.execute("UPDATE records SET cdc_held_as = ? WHERE record_id = 'HE-1'", (HELD_AS,))
+    conn.close()
+    assert waiting(core) == [], "in flight: its file comes first"
+    assert show_text(core, "HE-1") == []
+
+    report = flush(core)
+    again, path = only_written(report)
+    assert again != old and set(passages(path)) == {"HE-2"}
+    assert batch_row(core, old)["state"] == "superseded"
+    assert [w["record_id"] for w in waiting(core)] == ["HE-1"]
+    assert "ask the CDC's support to correct" in show_text(core, "HE-1")[0]
+
+
+def test_a_suppression_refused_under_another_id_waits_for_the_support(
+    core: Core, shared_dir: Path
+) -> None:
+    """A SUPPRESSION the CDC refuses saying it holds the certification under another id would
+    be refused again: the record is marked, `retry --all-rejected` leaves it, the import
+    sends the operator to the support."""
+    ingest(core, event("HS-1"), event("HS-2"))
+    (written,) = flush(core).written
+    answer(core, shared_dir, written.batch_id, ok=["HS-1", "HS-2"])
+    ingest(core, revoked_event(record_id="HS-1"), revoked_event(record_id="HS-2"))
+    suppression, _ = only_written(flush(core))
+    summary = answer(
+        core,
+        shared_dir,
+        suppression,
+        ko={"HS-1": ALREADY.format(rid=HELD_AS), "HS-2": "Erreur technique"},
+    )
+    assert sorted(summary.rejected) == ["HS-1", "HS-2"]
+    held = {r["record_id"]: r["cdc_held_as"] for r in summary.rejections}
+    assert held == {"HS-1": HELD_AS, "HS-2": None}
+    assert any(n.startswith("HS-1:") and "none is cut" in n for n in summary.notes)
+    assert [w["record_id"] for w in waiting(core)] == ["HS-1"]
+    outcomes = core.operations.retry_rejected()
+    assert [(o.item, o.done) for o in outcomes] == [("HS-2", True)]
+    (done,) = core.operations.support_applied(["HS-1"], "ticket 15")
+    assert done.done, done
+    assert record(core, "HS-1")["status"] == "withdrawn"
+
+
+def test_a_later_report_naming_another_id_for_an_accepted_record_changes_nothing(
+    core: Core, shared_dir: Path
+) -> None:
+    """A second report on a file (another idTraitement) answering an accepted record with
+    "existe déjà" under another id: the record stays as the first report made it, and the
+    import says so instead of promising what it does not do; nor does it call the records
+    that report settled "not mentioned"."""
+    ingest(core, event("HL-1", score="100"), event("HL-2", score="100"))
+    (written,) = flush(core).written
+    answer(core, shared_dir, written.batch_id, ok=["HL-1", "HL-2"])
+    batch = batch_row(core, written.batch_id)
+    data = processed_report(
+        shared_dir,
+        file_name=batch["file_name"],
+        id_flux=written.batch_id,
+        ko={"HL-1": ALREADY.format(rid="666")},
+        id_traitement="7777",
+    )
+    summary = core.feedback.import_report_bytes(data, "second.xml")
+    (note,) = [n for n in summary.notes if n.startswith("HL-1:")]
+    assert "stays as it was (accepted)" in note and "none is cut" not in note, note
+    assert summary.not_mentioned == []
+    assert record(core, "HL-1")["cdc_held_as"] is None
+    corrected(core, "HL-1")
+    assert [c.action for c in flush(core).cut] == ["SUPPRESSION"]

@@ -347,6 +347,9 @@ def test_an_already_exists_naming_another_id_says_which() -> None:
     assert held_under(DUPLICATE.upper(), "1983189") == "1559735"
     assert held_under("Le passage certification existe déjà en base", "1983189") is None
     assert held_under(STEP1, "1983189") is None
+    named = DUPLICATE.replace("1559735", "PX-2026-Ab9")
+    assert held_under(named, "PX-1") == "PX-2026-Ab9", "as the CDC wrote it, not case-folded"
+    assert held_under(named, "px-2026-ab9") is None, "the record's own id, in another case"
 
 
 def test_ko_without_message_is_plain_rejection() -> None:

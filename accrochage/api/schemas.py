@@ -192,6 +192,9 @@ class RecordDetail(RecordRow):
     accepted_batch_id: str | None
     """The batch whose passage the CDC accepted (null until one was)."""
     correction_version: int | None
+    correction_valid: bool | None
+    """Whether the stored correction passed validation (null without one): only a valid one
+    replaces what the CDC holds."""
     excluded_from: str | None
     content: dict[str, Any] | None
     correction: dict[str, Any] | None

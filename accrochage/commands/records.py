@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from datetime import date
 from typing import Any, TypeVar
 
@@ -12,9 +12,9 @@ import click
 from accrochage.commands.core import core_from
 from accrochage.commands.options import DAY, DUE_WITHIN, said_if_unknown
 from accrochage.commands.output import FORMATS, Row, cell, echo_rows, first_problem, shorten
+from accrochage.commands.record_text import echo_detail, record_cell, say, support_steps
 from accrochage.models.deadline import paris_today
-from accrochage.models.problems import escaped
-from accrochage.models.vocabulary import BatchState, CdcReason, RecordStatus, SchemaVersion, values
+from accrochage.models.vocabulary import BatchState, CdcReason, RecordStatus, values
 from accrochage.state import queries
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -53,43 +53,6 @@ BATCH_COLUMNS = (
     "report",
     "file",
 )
-
-SENT_AGAIN = frozenset({RecordStatus.PENDING, RecordStatus.BATCHED, RecordStatus.DEPOSITED})
-"""Statuses in which a CDC message is that of an earlier file's report (a retried record)."""
-FLAGS = ("correction_pending", "revocation_pending", "suppression_rejected", "identity_procedure")
-"""The record's flags a person reads in a table (CONTRACT §8, §9)."""
-
-
-def record_cell(row: Row, column: str, failed: Mapping[str, str] | None = None) -> str:
-    """The table's cells: the first problem (error, a failed file, CDC message or flag) says
-    what to fix. `failed`: the failed batches' ids and errors (few: read before the rows)."""
-    if column != "problem":
-        return cell(row.get(column))
-    if row["errors"]:
-        return first_problem(row["errors"])
-    if failed and row.get("batch_id") in failed:
-        return shorten(f"its file failed (accrochage batches): {failed[row['batch_id']]}", 70)
-    if by_support(row):
-        return shorten(
-            f"CDC holds it as {row['cdc_held_as']}: ask its support (accrochage show)", 70
-        )
-    if row.get("cdc_message"):
-        said = "SUPPRESSION refused" if row.get("suppression_rejected") else "CDC"
-        if row.get("status") in SENT_AGAIN:  # the message is the last report's, not its file's
-            said = "sent again after CDC"
-        return shorten(f"{said} {row.get('cdc_reason') or ''}: {row['cdc_message']}", 70)
-    flags = [f for f in FLAGS if row.get(f)]
-    request = row.get("correction_request")
-    if request:
-        flags.append(f"correction request {request['request_id']} due {request['deadline']}")
-    return ", ".join(flags)
-
-
-def by_support(row: Row) -> bool:
-    """An accepted record the CDC holds under another idTechnique, waiting for a correction
-    or withdrawal: only the CDC's support can apply it (no SUPPRESSION is cut)."""
-    waiting = row.get("correction_pending") or row.get("revocation_pending")
-    return bool(row.get("cdc_held_as")) and row.get("status") == "accepted" and bool(waiting)
 
 
 def record_options(function: F) -> F:
@@ -210,94 +173,9 @@ def show(ctx: click.Context, record_id: str, fmt: str) -> None:
     if fmt == "json":
         click.echo(json.dumps(detail, ensure_ascii=False, indent=1))
         return
-    _echo_detail(detail)
+    echo_detail(detail)
     for line in support_steps(detail, version):
-        _say(line)
-
-
-def support_steps(detail: Row, version: SchemaVersion) -> list[str]:
-    """What to ask the CDC's support for an accepted record no SUPPRESSION can correct or
-    withdraw (schema 1.1.2 has none; the CDC holds it under another idTechnique), and how to
-    record that it was done."""
-    revoked, corrected = detail.get("revocation_pending"), detail.get("correction_pending")
-    if detail["status"] != "accepted" or not (revoked or corrected):
-        return []
-    held_as = detail.get("cdc_held_as")
-    if held_as is None and version is not SchemaVersion.V1_1_2:
-        return []
-    accepted = next(
-        (b for b in detail["batches"] if b["batch_id"] == detail.get("accepted_batch_id")), None
-    )
-    where = f" (accepted in file {accepted['file_name']})" if accepted else ""
-    ask = (
-        "delete"
-        if revoked
-        else 'correct, with the stored correction (`show --format json`, "correction"),'
-    )
-    rid = detail["record_id"]
-    why = (
-        f"the CDC holds it under idTechnique {held_as}, where no SUPPRESSION naming {rid} can reach"
-        if held_as is not None
-        else "schema 1.1.2 sends no SUPPRESSION"
-    )
-    return [
-        f"next:         {why}: ask the CDC's support to {ask} "
-        f"the passage idTechnique {held_as or rid}{where};",
-        f'              once done: accrochage support-applied {rid} --note "<their reference>"',
-    ]
-
-
-def _echo_detail(detail: Row) -> None:
-    """Line by line, `escaped`: the certifier, messages and reasons may come from a sender."""
-    for name in (
-        "record_id",
-        "certifier",
-        "status",
-        "delivered_on",
-        "deadline",
-        "days_left",
-        "batch_id",
-        "cdc_reason",
-        "cdc_message",
-    ):
-        _say(f"{name:<13} {cell(detail.get(name)) or '-'}")
-    if detail.get("cdc_held_as"):
-        _say(f"{'cdc_held_as':<13} {detail['cdc_held_as']} (the CDC's idTechnique for it)")
-    for name in ("errors", "warnings"):
-        for problem in detail[name]:
-            _say(f"{name[:-1]:<13} {problem['field']}: {problem['message']}")
-    flags = [f for f in FLAGS if detail.get(f)]
-    if flags:
-        _say(f"{'flags':<13} {', '.join(flags)}")
-    for request in detail.get("correction_requests", []):
-        left = request["days_left"]
-        due = f"due {request['deadline']}, {left} days" if left is not None else "closed"
-        _say(
-            f"{'request':<13} {request['request_id']} {request['status']} (received "
-            f"{request['received_on']}, {due})"
-        )
-    for batch in detail["batches"]:
-        where = batch["file"] or batch["file_name"]
-        _say(f"{'batch':<13} {batch['batch_id']} {batch['state']} {where}")
-    if any(
-        b["batch_id"] == detail.get("batch_id") and b["state"] == BatchState.FAILED
-        for b in detail["batches"]
-    ):
-        _say(
-            f"{'next':<13} its batch's file could not be written (`accrochage batches` says "
-            "why) and is tried again at each flush; if its message names this idTechnique, "
-            "send a corrected event (it supersedes the batch) or `accrochage exclude "
-            f"{detail['record_id']} --reason TEXT`"
-        )
-    _say("history:")
-    for entry in detail["history"]:
-        before = entry["from_status"] or "-"
-        _say(f"  {entry['at']}  {before:>9} -> {entry['to_status']:<9}  {entry['reason']}")
-    _say("content: `accrochage show --format json` prints it (it holds personal data)")
-
-
-def _say(line: str) -> None:
-    click.echo(escaped(line))
+        say(line)
 
 
 def batch_cell(row: Row, column: str) -> str:

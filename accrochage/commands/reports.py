@@ -136,9 +136,17 @@ def echo_refused_suppressions(rejections: list[dict[str, str | None]]) -> None:
         click.echo(f"  suppression refused, {item['record_id']}: {item['message']}")
     if len(rejections) > SHOWN_PER_REASON:
         click.echo(f"    ... and {len(rejections) - SHOWN_PER_REASON} more")
-    if rejections:
-        ids = " ".join(str(item["record_id"]) for item in rejections[:3])
-        more = " ..." if len(rejections) > 3 else ""
+    held = [item for item in rejections if item.get("cdc_held_as")]
+    for item in held[:SHOWN_PER_REASON]:
+        click.echo(
+            f"  next: the CDC holds {item['record_id']} under idTechnique {item['cdc_held_as']}: "
+            f"no SUPPRESSION can reach it; ask the CDC's support (accrochage show "
+            f"{item['record_id']} says what), then accrochage support-applied"
+        )
+    again = [item for item in rejections if not item.get("cdc_held_as")]
+    if again:
+        ids = " ".join(str(item["record_id"]) for item in again[:3])
+        more = " ..." if len(again) > 3 else ""
         click.echo(
             "  next: the CDC still holds these passages; once the cause is fixed, "
             f"`accrochage retry {ids}{more}` (or --all-rejected) cuts their SUPPRESSION again"

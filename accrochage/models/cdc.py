@@ -15,9 +15,10 @@ _ALREADY_EXISTS = re.compile(r"\bpassage\b.*\bexiste\s+d\S{1,3}j\S{1,3}\s+en\s+b
 """On the accent-stripped, case-folded message. `d\\S{1,3}j\\S{1,3}` also accepts "deja" and
 the mojibake "dÃ©jÃ" of a report decoded as Latin-1. The word "passage" is required: "Le
 titulaire existe déjà en base" says nothing about the passage being held."""
-_NAMED_ID = re.compile(r"\bid\s+technique\s+partenaire\s+(\S+)")
+_NAMED_ID = re.compile(r"\bid\s+technique\s+partenaire\s+(\S+)", re.IGNORECASE)
 """The idTechnique the CDC's "existe déjà en base" names (SPEC §8: `… et l'id technique
-partenaire <id> existe déjà en base`)."""
+partenaire <id> existe déjà en base`), read on the message as written: the id is given to
+the CDC's support as it holds it, never case-folded."""
 _RULES = (
     (re.compile(r"\bplusieurs\s+titulaires\b"), CdcReason.IDENTITY_AMBIGUOUS),
     (re.compile(r"\baucun\s+titulaire\b"), CdcReason.IDENTITY_NOT_FOUND),
@@ -63,10 +64,9 @@ def held_under(message: str, id_technique: str) -> str | None:
     this certification under that id, not this passage's (the real report of SPEC §9 says so
     of 1983189, naming 1559735). A correction or withdrawal sent under this record's id
     finds nothing there: the operator must know."""
-    plain = _plain(message)
-    if _ALREADY_EXISTS.search(plain) is None:
+    if _ALREADY_EXISTS.search(_plain(message)) is None:
         return None
-    named = _NAMED_ID.search(plain)
-    if named is None or named.group(1) == _plain(id_technique):
+    named = _NAMED_ID.search(message)
+    if named is None or _plain(named.group(1)) == _plain(id_technique):
         return None
     return named.group(1)

@@ -278,9 +278,15 @@ def apply_revoked(current: Record | None, decoded: Decoded, now: datetime) -> Ch
             now,
             before,
             before,
-            reason + " after the batch was cut: flagged for SUPPRESSION",
+            reason + " after the batch was cut: " + _withdrawn_by(current),
         ),
     )
+
+
+def _withdrawn_by(record: Record) -> str:
+    if record.held_elsewhere:
+        return f"flagged for the CDC's support (it holds it as {record.cdc_held_as})"
+    return "flagged for SUPPRESSION"
 
 
 def without_correction(record: Record) -> Record:

@@ -197,7 +197,8 @@ def apply_suppression_superseded(
 ) -> Change:
     """A member of a SUPPRESSION file never deposited, replaced because one of its records
     took its correction back: that one keeps the content the CDC holds and waits for nothing
-    (its correction dropped, never sent); the others wait for their SUPPRESSION to be cut
+    (its correction dropped, never sent); one the CDC holds under another idTechnique waits
+    for its support (`by_support_only`); the others wait for their SUPPRESSION to be cut
     again, pending `since` the batch was cut."""
     if current.status is not Status.ACCEPTED or current.batch_id != batch_id:
         return Change(Outcome.UNCHANGED)
@@ -216,6 +217,11 @@ def apply_suppression_superseded(
             current, batch_id=current.accepted_batch_id, pending_since=since or now, updated_at=now
         )
         reason = f"{why}: its SUPPRESSION is cut again"
+        if current.cdc_held_as is not None:
+            reason = (
+                f"{why}: the CDC holds it under idTechnique {current.cdc_held_as}, where no "
+                "SUPPRESSION can reach: its correction or withdrawal is for the CDC's support"
+            )
     return moved(current, record, now, reason, batch_id)
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 from accrochage.errors import StorageCorruptError, StoreError
 from accrochage.models.batch import not_one_batch
 from accrochage.models.batch_life import apply_deposited
+from accrochage.models.corrections import RequestClosure
 from accrochage.models.deadline import Clock
 from accrochage.models.operator import (
     SUPPRESSION_LEFT_OUT,
@@ -231,14 +232,19 @@ class Operations:
 
     def support_applied(self, record_ids: Sequence[str], note: str) -> list[ItemOutcome]:
         """Record that the CDC's support applied what these accepted records wait to send (a
-        correction, a withdrawal: schema 1.1.2 cannot), with `note` in their history."""
+        correction, a withdrawal: schema 1.1.2 cannot, nor a SUPPRESSION to a record the CDC
+        holds under another idTechnique), with `note` in their history. It answers their
+        open correction requests as the CDC's acceptance would (`RequestClosure`)."""
 
         def settled(tx: Transaction, record: Record, now: datetime) -> Change:
             return apply_support_applied(record, note, now, self._correction(tx, record))
 
-        return self._in_chunks(
-            record_ids, lambda tx, chunk: self._apply_in(tx, chunk, partial(settled, tx))
-        )
+        def step(tx: Transaction, chunk: Sequence[str]) -> list[ItemOutcome]:
+            outcomes = self._apply_in(tx, chunk, partial(settled, tx))
+            after = tx.records([o.item for o in outcomes if o.done])
+            return [_with_closed(tx, o, after.get(o.item), note, self._now()) for o in outcomes]
+
+        return self._in_chunks(record_ids, step)
 
     def include(self, record_ids: Sequence[str]) -> list[ItemOutcome]:
         """Put excluded records back: each gets the status of its current content."""
@@ -334,6 +340,22 @@ def retry(record: Record, now: datetime) -> Change:
     if _suppression_refused(record):
         return apply_suppression_retry(record, now)
     return apply_retry(record, now)
+
+
+def _with_closed(
+    tx: Transaction, outcome: ItemOutcome, after: Record | None, note: str, now: datetime
+) -> ItemOutcome:
+    """`outcome`, naming the correction requests the support's work answered, if any."""
+    if after is None:
+        return outcome
+    version = None if after.status is RecordStatus.WITHDRAWN else after.version
+    label = f"applied by its support: {note}"
+    closed = tx.close_correction_requests([RequestClosure(after.record_id, version)], now, label)
+    if not closed:
+        return outcome
+    return ItemOutcome(
+        outcome.item, True, f"{outcome.message}; correction request {', '.join(closed)} closed"
+    )
 
 
 def _with_failed_batch(outcome: ItemOutcome, was: Record | None) -> ItemOutcome:

@@ -7,9 +7,10 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from accrochage.errors import AccrochageError
-from accrochage.models.batch_life import accepted_as
+from accrochage.models.batch_life import held_as_said
 from accrochage.models.cdc import held_under
 from accrochage.models.corrections import RequestClosure
+from accrochage.models.operator import left_out_by
 from accrochage.models.record import Change, Record, Status
 from accrochage.models.vocabulary import CdcAction
 from accrochage.sinks.reports import ProcessingReport
@@ -68,16 +69,11 @@ def apply_outcomes(
             continue
         verdict = Verdict(outcome.accepted, outcome.message, outcome.already_known)
         other = held_under(outcome.message or "", outcome.id_technique)
-        if other is not None:
-            summary.notes.append(
-                f"{outcome.id_technique}: the CDC says it already holds this certification "
-                f"under idTechnique {other}, not {outcome.id_technique}: counted as delivered; "
-                f"no SUPPRESSION naming {outcome.id_technique} can correct or withdraw it, so "
-                f"none is cut: the CDC's support does (accrochage show {outcome.id_technique})"
-            )
         change = apply_verdict(ctx, record, verdict)
-        if change.record is not None and not ctx.suppression:
-            change.record = accepted_as(record, change.record, other)
+        if change.record is not None:
+            change.record = held_as_said(record, change.record, other, ctx.suppression)
+        if other is not None:
+            summary.notes.append(held_note(other, change.record or record))
         if change.record is None:
             summary.unchanged.append(outcome.id_technique)
             if members is not None and outcome.id_technique not in members:
@@ -97,8 +93,10 @@ def apply_outcomes(
     tx.save(changes)
     if ctx.batch is not None:
         mentioned = {o.id_technique for o in report.outcomes}
+        silent = [r for r in tx.batch_member_ids(ctx.batch.batch_id) if r not in mentioned]
+        found = tx.records(silent)  # a later report's silence on records settled since is none
         summary.not_mentioned = [
-            r for r in tx.batch_member_ids(ctx.batch.batch_id) if r not in mentioned
+            r for r in silent if r in found and left_out_by(found[r], ctx.batch.batch_id)
         ]
     return closures, left
 
@@ -132,6 +130,21 @@ def reject_file(
     return []
 
 
+def held_note(other: str, after: Record) -> str:
+    """What the import says of a passage the CDC says it holds under idTechnique `other`."""
+    rid = after.record_id
+    said = f"{rid}: the CDC says it holds this certification under idTechnique {other}"
+    if after.cdc_held_as == other:
+        return (
+            f"{said}, not {rid}: no SUPPRESSION naming {rid} can correct or withdraw it, so "
+            f"none is cut: the CDC's support does (accrochage show {rid})"
+        )
+    return (
+        f"{said}, while this record stays as it was ({after.status}): check on the CDC portal "
+        "which idTechnique holds it"
+    )
+
+
 def rejection(record: Record) -> dict[str, str | None]:
     reason = record.cdc_reason.value if record.cdc_reason is not None else None
     return {
@@ -139,4 +152,5 @@ def rejection(record: Record) -> dict[str, str | None]:
         "message": record.cdc_message,
         "cdc_reason": reason,
         "status": record.status.value,
+        "cdc_held_as": record.cdc_held_as,
     }

@@ -167,7 +167,9 @@ class Transaction(PendingReads):
         certifier: str | None = None,
         reason: str | None = None,
     ) -> list[str]:
-        """Rejected records, sorted: of one batch, one certifier, one `cdc_reason`, or all."""
+        """Rejected records, and accepted ones whose SUPPRESSION the CDC refused (not those it
+        holds under another idTechnique: its support settles them), sorted: of one batch, one
+        certifier, one `cdc_reason`, or all."""
 
     @abstractmethod
     def batch_member_ids(self, batch_id: str) -> list[str]:

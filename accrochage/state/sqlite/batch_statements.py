@@ -254,7 +254,9 @@ class BatchStatements(PendingStatements):
         certifier: str | None = None,
         reason: str | None = None,
     ) -> list[str]:
-        where = ["(status = ? OR (status = ? AND suppression_rejected = 1))"]
+        where = [  # a record held under another id waits for the CDC's support, not a retry
+            "(status = ? OR (status = ? AND suppression_rejected = 1 AND cdc_held_as IS NULL))"
+        ]
         params = [RecordStatus.REJECTED.value, RecordStatus.ACCEPTED.value]
         for column, value in (
             ("batch_id", batch_id),

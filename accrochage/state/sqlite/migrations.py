@@ -15,6 +15,11 @@ LOGGED_REBUILD_ROWS = 100_000
 """A migration that rebuilds a table of at least this many rows says so first (seconds)."""
 
 
+def latest_migration() -> str:
+    """The name of the last migration: the schema this version writes."""
+    return migrations._migrations[-1].name
+
+
 @migrations()
 def m001_initial(db: Database) -> None:
     db.executescript(

@@ -172,6 +172,8 @@ def record_detail(conn: sqlite3.Connection, record_id: str, as_of: date) -> dict
     detail["version"] = row["version"]
     detail["accepted_batch_id"] = row["accepted_batch_id"]
     detail["correction_version"] = row["correction_version"]
+    valid = row["correction_valid"]
+    detail["correction_valid"] = None if valid is None else bool(valid)
     detail["excluded_from"] = row["excluded_from"]
     detail["content"] = _content(conn, record_id, row["version"])
     detail["correction"] = (

@@ -59,6 +59,8 @@ _HELD_ELSEWHERE = """
 SELECT record_id, certifier, cdc_held_as, revocation_pending FROM records
 WHERE (correction_version IS NOT NULL OR revocation_pending = 1)
   AND status = 'accepted' AND cdc_held_as IS NOT NULL
+  AND (revocation_pending = 1 OR correction_valid = 1)
+  AND (batch_id IS accepted_batch_id OR suppression_rejected = 1)
 ORDER BY certifier, record_id
 """
 """Read through `records_flagged` (a partial index): the flagged records are few."""
@@ -66,7 +68,8 @@ ORDER BY certifier, record_id
 
 def held_elsewhere(conn: sqlite3.Connection) -> list[dict[str, Any]]:
     """Accepted records the CDC holds under another idTechnique that wait for a correction
-    or a withdrawal: no SUPPRESSION is cut for them, the CDC's support must apply it."""
+    or a withdrawal the CDC's support must apply (no SUPPRESSION is cut for them): a valid
+    correction, and no SUPPRESSION cut before (by an earlier version) still in flight."""
     return [
         {
             "record_id": row["record_id"],
@@ -102,13 +105,26 @@ _TAKEN_BACK = (
 whose stored correction is the content the CDC holds."""
 
 
+_HELD_IN_FLIGHT = (
+    "SELECT b.batch_id, b.created_at FROM records r "
+    "JOIN batches b ON b.batch_id = r.batch_id "
+    "WHERE (r.correction_version IS NOT NULL OR r.revocation_pending = 1) AND r.status = ? "
+    "AND r.cdc_held_as IS NOT NULL "
+    f"AND b.state IN ({', '.join('?' * len(SUPERSEDABLE))}) AND b.action = ? "
+    "AND b.deposited_at IS NULL AND b.report_file IS NULL"
+)
+"""SUPPRESSION files never deposited holding a record the CDC holds under another
+idTechnique (cut before `cdc_held_as` existed): that passage would find nothing to delete."""
+
+
 def to_supersede(conn: sqlite3.Connection) -> list[str]:
     """Files never deposited that are out of date: a CREATION file holding a record corrected
     or revoked since, a SUPPRESSION file holding a record whose correction was taken back
-    (the content the CDC holds sent again: its stored correction is that content)."""
+    (the content the CDC holds sent again: its stored correction is that content) or a record
+    the CDC holds under another idTechnique."""
     states = [state.value for state in SUPERSEDABLE]
     rows = conn.execute(
-        f"{_OUT_OF_DATE} UNION {_TAKEN_BACK} ORDER BY 2, 1",
+        f"{_OUT_OF_DATE} UNION {_TAKEN_BACK} UNION {_HELD_IN_FLIGHT} ORDER BY 2, 1",
         (
             RecordStatus.BATCHED.value,
             *states,
@@ -116,6 +132,9 @@ def to_supersede(conn: sqlite3.Connection) -> list[str]:
             *states,
             CdcAction.SUPPRESSION.value,
             RecordStatus.ACCEPTED.value,
+            RecordStatus.ACCEPTED.value,
+            *states,
+            CdcAction.SUPPRESSION.value,
         ),
     )
     return [r[0] for r in rows]

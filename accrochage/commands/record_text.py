@@ -1,0 +1,143 @@
+"""How a record reads on a terminal: the listings' problem cell, `show`'s lines, and what to
+ask the CDC's support when no SUPPRESSION can carry a record's correction or withdrawal."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import click
+
+from accrochage.commands.output import Row, cell, first_problem, shorten
+from accrochage.models.problems import escaped
+from accrochage.models.vocabulary import BatchState, RecordStatus, SchemaVersion
+
+SENT_AGAIN = frozenset({RecordStatus.PENDING, RecordStatus.BATCHED, RecordStatus.DEPOSITED})
+"""Statuses in which a CDC message is that of an earlier file's report (a retried record)."""
+FLAGS = ("correction_pending", "revocation_pending", "suppression_rejected", "identity_procedure")
+"""The record's flags a person reads in a table (CONTRACT §8, §9)."""
+
+
+def record_cell(row: Row, column: str, failed: Mapping[str, str] | None = None) -> str:
+    """The table's cells: the first problem (error, a failed file, CDC message or flag) says
+    what to fix. `failed`: the failed batches' ids and errors (few: read before the rows)."""
+    if column != "problem":
+        return cell(row.get(column))
+    if row["errors"]:
+        return first_problem(row["errors"])
+    if failed and row.get("batch_id") in failed:
+        return shorten(f"its file failed (accrochage batches): {failed[row['batch_id']]}", 70)
+    if by_support(row):
+        return shorten(
+            f"CDC holds it as {row['cdc_held_as']}: no SUPPRESSION (accrochage show)", 70
+        )
+    if row.get("cdc_message"):
+        said = "SUPPRESSION refused" if row.get("suppression_rejected") else "CDC"
+        if row.get("status") in SENT_AGAIN:  # the message is the last report's, not its file's
+            said = "sent again after CDC"
+        return shorten(f"{said} {row.get('cdc_reason') or ''}: {row['cdc_message']}", 70)
+    flags = [f for f in FLAGS if row.get(f)]
+    request = row.get("correction_request")
+    if request:
+        flags.append(f"correction request {request['request_id']} due {request['deadline']}")
+    return ", ".join(flags)
+
+
+def by_support(row: Row) -> bool:
+    """An accepted record the CDC holds under another idTechnique, flagged for a correction or
+    withdrawal: no SUPPRESSION is cut for it (`show` says what the CDC's support can do)."""
+    waiting = row.get("correction_pending") or row.get("revocation_pending")
+    return bool(row.get("cdc_held_as")) and row.get("status") == "accepted" and bool(waiting)
+
+
+def support_steps(detail: Row, version: SchemaVersion) -> list[str]:
+    """What to ask the CDC's support for an accepted record no SUPPRESSION can correct or
+    withdraw (schema 1.1.2 has none; the CDC holds it under another idTechnique), and how to
+    record that it was done; nothing while a SUPPRESSION cut before is in flight (its report
+    comes first), and a valid correction first when the stored one has errors."""
+    revoked, corrected = detail.get("revocation_pending"), detail.get("correction_pending")
+    if detail["status"] != "accepted" or not (revoked or corrected):
+        return []
+    held_as = detail.get("cdc_held_as")
+    if held_as is None and version is not SchemaVersion.V1_1_2:
+        return []
+    in_flight = detail.get("batch_id") != detail.get("accepted_batch_id")
+    if in_flight and not detail.get("suppression_rejected"):
+        return []
+    rid = detail["record_id"]
+    why = (
+        f"the CDC holds it under idTechnique {held_as}, where no SUPPRESSION naming {rid} can reach"
+        if held_as is not None
+        else "schema 1.1.2 sends no SUPPRESSION"
+    )
+    if not revoked and detail.get("correction_valid") is False:
+        return [
+            f"next:         {why}, and the stored correction has errors (`show --format json`): "
+            "send a valid corrected event; the CDC's support can apply that one"
+        ]
+    accepted = next(
+        (b for b in detail["batches"] if b["batch_id"] == detail.get("accepted_batch_id")), None
+    )
+    where = f" (accepted in file {accepted['file_name']})" if accepted else ""
+    ask = (
+        "delete"
+        if revoked
+        else 'correct, with the stored correction (`show --format json`, "correction"),'
+    )
+    return [
+        f"next:         {why}: ask the CDC's support to {ask} "
+        f"the passage idTechnique {held_as or rid}{where};",
+        f'              once done: accrochage support-applied {rid} --note "<their reference>"',
+    ]
+
+
+def echo_detail(detail: Row) -> None:
+    """Line by line, `escaped`: the certifier, messages and reasons may come from a sender."""
+    for name in (
+        "record_id",
+        "certifier",
+        "status",
+        "delivered_on",
+        "deadline",
+        "days_left",
+        "batch_id",
+        "cdc_reason",
+        "cdc_message",
+    ):
+        say(f"{name:<13} {cell(detail.get(name)) or '-'}")
+    if detail.get("cdc_held_as"):
+        say(f"{'cdc_held_as':<13} {detail['cdc_held_as']} (the CDC's idTechnique for it)")
+    for name in ("errors", "warnings"):
+        for problem in detail[name]:
+            say(f"{name[:-1]:<13} {problem['field']}: {problem['message']}")
+    flags = [f for f in FLAGS if detail.get(f)]
+    if flags:
+        say(f"{'flags':<13} {', '.join(flags)}")
+    for request in detail.get("correction_requests", []):
+        left = request["days_left"]
+        due = f"due {request['deadline']}, {left} days" if left is not None else "closed"
+        say(
+            f"{'request':<13} {request['request_id']} {request['status']} (received "
+            f"{request['received_on']}, {due})"
+        )
+    for batch in detail["batches"]:
+        where = batch["file"] or batch["file_name"]
+        say(f"{'batch':<13} {batch['batch_id']} {batch['state']} {where}")
+    if any(
+        b["batch_id"] == detail.get("batch_id") and b["state"] == BatchState.FAILED
+        for b in detail["batches"]
+    ):
+        say(
+            f"{'next':<13} its batch's file could not be written (`accrochage batches` says "
+            "why) and is tried again at each flush; if its message names this idTechnique, "
+            "send a corrected event (it supersedes the batch) or `accrochage exclude "
+            f"{detail['record_id']} --reason TEXT`"
+        )
+    say("history:")
+    for entry in detail["history"]:
+        before = entry["from_status"] or "-"
+        say(f"  {entry['at']}  {before:>9} -> {entry['to_status']:<9}  {entry['reason']}")
+    say("content: `accrochage show --format json` prints it (it holds personal data)")
+
+
+def say(line: str) -> None:
+    click.echo(escaped(line))
