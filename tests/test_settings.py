@@ -52,6 +52,8 @@ SAMPLES: dict[str, dict[str, tuple[str, Any]]] = {
         "token": (TOKEN, TOKEN),
         "ingest_tokens": (f'["{TOKEN}"]', [TOKEN]),
         "max_body_bytes": ("2048", 2048),
+        "max_connections": ("500", 500),
+        "max_connections_per_client": ("20", 20),
         "max_events_per_request": ("5", 5),
         "body_timeout": ("90s", timedelta(seconds=90)),
     },

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from http import HTTPStatus
-from typing import Any
+from typing import Any, cast
 
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
@@ -22,9 +22,18 @@ from aiohttp.web_request import BaseRequest
 from aiohttp.web_server import Server
 
 from accrochage.api.bodies import BODY_SECONDS, DEFAULT_BODY_SECONDS
+from accrochage.api.connections import (
+    CONNECTIONS,
+    REFUSAL,
+    ConnectionCount,
+    ConnectionLimits,
+)
 from accrochage.api.errors import error_response, shown_path
 
 DEFAULT_HEAD_SECONDS = DEFAULT_BODY_SECONDS
+FIRST_BYTE_SECONDS = 10.0
+"""How long a new connection may stay silent: one that sends nothing holds a file for
+nothing (the head deadline, `api.body_timeout`, runs from its first byte on)."""
 
 log = logging.getLogger("accrochage.api")
 
@@ -63,15 +72,34 @@ class JsonErrorHandler(RequestHandler):
     closes a connection that sends nothing), so a client that opens connections, or keeps
     them alive, and trickles their headers would hold them all."""
 
-    __slots__ = ("_head_deadline", "_head_seconds")
+    __slots__ = ("_client", "_counted", "_head_deadline", "_head_seconds", "_silent")
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        """Counted, or answered 503 and closed when the service holds as many connections as
+        it may (`ConnectionCount`); a connection that sends nothing is closed after
+        `FIRST_BYTE_SECONDS`."""
+        self._silent = False
+        self._head_deadline: asyncio.TimerHandle | None = None
+        self._counted: ConnectionCount | None = None
+        self._client = _client_of(transport)
+        count: ConnectionCount | None = getattr(self._manager, "count", None)
+        if count is not None and not count.admit(self._client):
+            self._manager = None  # aiohttp's connection_lost then has nothing to undo
+            cast(asyncio.WriteTransport, transport).write(REFUSAL)
+            transport.close()
+            return
+        self._counted = count
         super().connection_made(transport)
         self._head_seconds: float = getattr(self._manager, "head_seconds", DEFAULT_HEAD_SECONDS)
-        self._head_deadline: asyncio.TimerHandle | None = None
-        self._arm_head_deadline()
+        self._silent = True
+        self._arm_head_deadline(min(FIRST_BYTE_SECONDS, self._head_seconds))
 
     def data_received(self, data: bytes) -> None:
+        if data and self._silent:
+            self._silent = False
+            if self._head_deadline is not None:  # its head now has api.body_timeout to come
+                self._head_deadline.cancel()
+                self._head_deadline = None
         super().data_received(data)
         if self._head_arrived():
             if self._head_deadline is not None:
@@ -80,15 +108,17 @@ class JsonErrorHandler(RequestHandler):
         elif data and self._head_deadline is None:
             self._arm_head_deadline()  # the first bytes of the next request's head
 
-    def _arm_head_deadline(self) -> None:
-        self._head_deadline = self._loop.call_later(
-            self._head_seconds, self._head_late, self._head_seconds
-        )
+    def _arm_head_deadline(self, seconds: float | None = None) -> None:
+        seconds = self._head_seconds if seconds is None else seconds
+        self._head_deadline = self._loop.call_later(seconds, self._head_late, seconds)
 
     def connection_lost(self, exc: BaseException | None) -> None:
         if self._head_deadline is not None:
             self._head_deadline.cancel()
             self._head_deadline = None
+        if self._counted is not None:
+            self._counted.release(self._client)
+            self._counted = None
         super().connection_lost(exc)
 
     def _head_arrived(self) -> bool:
@@ -97,7 +127,12 @@ class JsonErrorHandler(RequestHandler):
     def _head_late(self, seconds: float) -> None:
         self._head_deadline = None
         if not self._head_arrived():
-            log.info("HTTP: no whole request head within %g s (api.body_timeout): closed", seconds)
+            if self._silent:
+                log.debug("HTTP: a connection sent nothing within %g s: closed", seconds)
+            else:
+                log.info(
+                    "HTTP: no whole request head within %g s (api.body_timeout): closed", seconds
+                )
             self.force_close()
 
     def log_exception(self, *args: Any, **kwargs: Any) -> None:
@@ -131,6 +166,12 @@ class JsonErrorHandler(RequestHandler):
         return response
 
 
+def _client_of(transport: asyncio.BaseTransport) -> str | None:
+    """The peer's address (its host, not its port): what one client's share is counted by."""
+    peer = transport.get_extra_info("peername")
+    return str(peer[0]) if isinstance(peer, tuple) and peer else None
+
+
 def _kind(exc: BaseException | None) -> str:
     """The error's class only: its message may quote a header or a value."""
     return type(exc).__name__ if exc is not None else "no detail"
@@ -139,6 +180,8 @@ def _kind(exc: BaseException | None) -> str:
 class JsonErrorServer(Server):
     head_seconds: float = DEFAULT_HEAD_SECONDS
     """How long a connection may take to send its first request's head."""
+    count: ConnectionCount | None = None
+    """The open connections, bounded (`api.max_connections`)."""
 
     def __call__(self) -> RequestHandler:
         return JsonErrorHandler(self, loop=self._loop, **self._kwargs)
@@ -148,7 +191,7 @@ class ApiRunner(web.AppRunner):
     """An AppRunner whose connections answer HTTP-level errors in the JSON error shape, and
     close when their first request's head is not whole within the app's body timeout."""
 
-    __slots__ = ("_head_seconds",)
+    __slots__ = ("_head_seconds", "_limits")
 
     def __init__(self, app: web.Application, **kwargs: Any) -> None:
         kwargs.setdefault("access_log_class", AccessLog)
@@ -156,10 +199,12 @@ class ApiRunner(web.AppRunner):
         super().__init__(app, **kwargs)
         self._head_seconds = app.get(BODY_SECONDS, DEFAULT_HEAD_SECONDS)
         """The app's `api.body_timeout`: a request's head, like its body, arrives by then."""
+        self._limits = app.get(CONNECTIONS, ConnectionLimits())
 
     async def _make_server(self) -> Server:
         server = await super()._make_server()
         server.__class__ = JsonErrorServer
         assert isinstance(server, JsonErrorServer)
         server.head_seconds = self._head_seconds
+        server.count = ConnectionCount(self._limits)
         return server

@@ -15,7 +15,7 @@ import logging
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, TypeVar
 
@@ -25,6 +25,7 @@ from pydantic import SecretStr
 from accrochage.api import corrections, metrics, params, ui
 from accrochage.api.auth import IngestToken, auth_middleware, scope_of
 from accrochage.api.bodies import BODY_SECONDS, DEFAULT_BODY_SECONDS, TooLarge, read_body
+from accrochage.api.connections import CONNECTIONS, ConnectionLimits
 from accrochage.api.errors import UNCACHED, ApiError, error_middleware, for_others, is_operator
 from accrochage.api.intake import LARGE_BODIES, events_in, off_loop_if_large
 from accrochage.api.openapi import openapi
@@ -76,6 +77,7 @@ class ApiContext:
     decode_here: InlineDecoder | None = None
     """Decodes smaller requests in this process when the writer wants them decoded
     (`EventWriter.decodes_here`)."""
+    connections: ConnectionLimits = field(default_factory=ConnectionLimits)
 
 
 CONTEXT = web.AppKey("context", ApiContext)
@@ -305,6 +307,7 @@ def build_app(context: ApiContext) -> web.Application:
     app.on_response_prepare.append(_kept_by_no_cache)
     app[CONTEXT] = context
     app[BODY_SECONDS] = context.body_timeout_seconds
+    app[CONNECTIONS] = context.connections
     app[LARGE_BODIES] = asyncio.Semaphore(1)
     app[READERS] = ThreadPoolExecutor(max_workers=READER_THREADS, thread_name_prefix="reader")
     app.router.add_post("/events", post_events)

@@ -13,6 +13,7 @@ from functools import partial
 
 from aiohttp import web
 
+from accrochage.api.connections import ConnectionLimits, fitted
 from accrochage.api.protocol import ApiRunner
 from accrochage.api.server import ApiContext, build_app
 from accrochage.api.writer_link import ProcessLink
@@ -57,6 +58,7 @@ def api_context(core: Core, writer: WriterService | EventWriter) -> ApiContext:
         decode_here=InlineDecoder(
             core.registry, core.clock, reference, profile_for(core.settings.schema_.version)
         ),
+        connections=fitted(ConnectionLimits(api.max_connections, api.max_connections_per_client)),
     )
 
 

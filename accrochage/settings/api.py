@@ -52,6 +52,13 @@ class ApiSettings(BaseModel):
     certifier) or `{token = "...", certifiers = ["key", ...]}` (those certifiers only)."""
     max_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1024, le=1024 * 1024 * 1024)
     max_events_per_request: int = Field(default=1000, ge=1, le=100_000)
+    max_connections: int = Field(default=1000, ge=1, le=1_000_000)
+    """Connections held open at once; one more is answered 503 and closed. Held below the
+    process's open-files limit (raised to its hard limit at start; the service logs when that
+    limit lowers this one)."""
+    max_connections_per_client: int = Field(default=100, ge=1, le=1_000_000)
+    """Connections one address may hold open: one client cannot take them all (behind a
+    reverse proxy every client has the proxy's address: raise it to `max_connections`)."""
     body_timeout: BodyTimeout = timedelta(seconds=60)
     """A body not whole by then is answered 408, and its connection closed after aiohttp's
     lingering read (at most 10 s): a client that sends headers and then nothing, or a
