@@ -23,6 +23,9 @@ from accrochage.models.scope import Scope
 IngestToken = tuple[SecretStr, Scope]
 """An ingest token and the certifiers it may send events for (None: any)."""
 SCOPE = web.RequestKey("scope", frozenset)
+SENDER = web.RequestKey("sender", str)
+"""Which ingest token sent the request (its place in `api.ingest_tokens`, never its value):
+what one sender's share of the service is counted by."""
 """Set on a request authenticated by a scoped ingest token: the certifiers it sends for."""
 OPEN_ROUTES = frozenset({("GET", "/health"), ("HEAD", "/health")})
 INGEST_ROUTES = frozenset({("POST", "/events"), ("POST", "/check")})
@@ -57,9 +60,19 @@ def matching(presented: str, tokens: Sequence[IngestToken]) -> IngestToken | Non
     return found
 
 
+def sender_of(request: web.Request) -> str:
+    """The request's sender: an ingest token's place, or "operator" (its token, or none)."""
+    sender: str = request.get(SENDER, "operator")
+    return sender
+
+
 def scope_of(request: web.Request) -> Scope:
     """The certifiers the request's sender may send events for; None: any."""
     return request.get(SCOPE)
+
+
+def _place(token: IngestToken, tokens: Sequence[IngestToken]) -> int:
+    return next(i for i, candidate in enumerate(tokens) if candidate is token)
 
 
 def auth_middleware(operator: SecretStr, ingest: Sequence[IngestToken]) -> Middleware:
@@ -82,6 +95,7 @@ def auth_middleware(operator: SecretStr, ingest: Sequence[IngestToken]) -> Middl
         if operating:
             return await handler(request)
         if platform is not None and ingesting:
+            request[SENDER] = f"ingest token {_place(platform, ingesters)}"
             if platform[1] is not None:
                 request[SCOPE] = platform[1]
             return await handler(request)

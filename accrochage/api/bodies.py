@@ -29,6 +29,11 @@ _ZLIB_METHOD = 8
 raw deflate, which some clients send (aiohttp and urllib3 accept it too)."""
 
 
+MAX_RATIO = 100
+"""The most a compressed body may grow when decoded (JSON events compress 5 to 20 times):
+beyond, a body of a few kilobytes became 16 MiB held in memory and parsed (1.3 s of CPU)."""
+ALWAYS_DECODED = 64 * 1024
+"""What any compressed body may decode to, whatever its ratio."""
 DEFAULT_BODY_SECONDS = 60.0
 BODY_SECONDS = web.AppKey("body_timeout_seconds", float)
 """How long a body may take to arrive once its headers have (`api.body_timeout`)."""
@@ -139,12 +144,21 @@ def decode_body(raw: bytes, coding: str | None, limit: int) -> bytes:
             {"accepted": list(ACCEPTED)},
         )
     decompressor = zlib.decompressobj(wbits)
+    bound = min(limit, max(ALWAYS_DECODED, len(raw) * MAX_RATIO))
     try:
-        body = decompressor.decompress(raw, limit + 1)
+        body = decompressor.decompress(raw, bound + 1)
     except zlib.error:
         raise unreadable_body() from None
     if len(body) > limit:
         raise TooLarge(f"the body decodes to more than {limit} bytes")
+    if len(body) > bound:
+        raise ApiError(
+            413,
+            "payload_too_large",
+            f"the body decodes to more than {MAX_RATIO} times its {len(raw)} bytes: send "
+            "events as they are, or compressed as JSON compresses",
+            {"max_ratio": MAX_RATIO},
+        )
     if not decompressor.eof or decompressor.unused_data:
         raise unreadable_body()
     return body

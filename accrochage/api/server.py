@@ -17,6 +17,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
+from functools import partial
 from typing import Any, TypeVar
 
 from aiohttp import web
@@ -27,7 +28,13 @@ from accrochage.api.auth import IngestToken, auth_middleware, scope_of
 from accrochage.api.bodies import BODY_SECONDS, DEFAULT_BODY_SECONDS, TooLarge, read_body
 from accrochage.api.connections import CONNECTIONS, ConnectionLimits
 from accrochage.api.errors import UNCACHED, ApiError, error_middleware, for_others, is_operator
-from accrochage.api.intake import LARGE_BODIES, events_in, off_loop_if_large
+from accrochage.api.intake import (
+    LARGE_BODIES,
+    SENDERS_TURNS,
+    events_in,
+    off_loop_if_large,
+    senders_turn,
+)
 from accrochage.api.openapi import openapi
 from accrochage.api.writing import EventWriter, InlineDecoder
 from accrochage.errors import AccrochageError, StoreBusyError
@@ -126,12 +133,11 @@ def _too_large(what: str, limit: int) -> ApiError:
 
 async def post_events(request: web.Request) -> web.Response:
     context = request.app[CONTEXT]
-    body = await _body(request)
 
     def pooled(items: list[Incoming]) -> bool:
         return context.decoder is not None and len(items) >= POOL_MIN_EVENTS
 
-    def prepare() -> tuple[list[Incoming], bool]:
+    def prepare(body: bytes) -> tuple[list[Incoming], bool]:
         items, array = events_in(
             body, context.max_events_per_request, f"http:{request.remote}", scope_of(request)
         )
@@ -139,7 +145,9 @@ async def post_events(request: web.Request) -> web.Response:
             items = context.decode_here(items)
         return items, array
 
-    items, array = await off_loop_if_large(request.app, body, prepare)
+    async with senders_turn(request):
+        body = await _body(request)
+        items, array = await off_loop_if_large(request.app, body, partial(prepare, body))
     if pooled(items):
         assert context.decoder is not None
         try:
@@ -161,12 +169,13 @@ async def post_events(request: web.Request) -> web.Response:
 async def post_check(request: web.Request) -> web.Response:
     """`POST /check`: one event or an array, validated as ingestion would; nothing stored."""
     context = request.app[CONTEXT]
-    body = await _body(request)
     limit = context.max_events_per_request
     scope = scope_of(request)
-    items, array = await off_loop_if_large(
-        request.app, body, lambda: events_in(body, limit, "http:check", scope)
-    )
+    async with senders_turn(request):
+        body = await _body(request)
+        items, array = await off_loop_if_large(
+            request.app, body, lambda: events_in(body, limit, "http:check", scope)
+        )
 
     def run() -> list[dict[str, Any]]:
         reference = context.reference() if context.reference is not None else None
@@ -309,6 +318,7 @@ def build_app(context: ApiContext) -> web.Application:
     app[BODY_SECONDS] = context.body_timeout_seconds
     app[CONNECTIONS] = context.connections
     app[LARGE_BODIES] = asyncio.Semaphore(1)
+    app[SENDERS_TURNS] = {}
     app[READERS] = ThreadPoolExecutor(max_workers=READER_THREADS, thread_name_prefix="reader")
     app.router.add_post("/events", post_events)
     app.router.add_post("/check", post_check)
