@@ -435,7 +435,7 @@ async def test_a_decimal_score_keeps_its_digits_in_an_array_too(core: Core) -> N
 
 
 def test_an_invalid_event_is_kept_truncated_and_its_errors_capped(core: Core) -> None:
-    """An invalid event of 2 MB with 180 errors is stored in at most 64 KiB and 51 errors, at
+    """An invalid event of 2 MB with 180 errors is stored in at most 16 KiB and 51 errors, at
     each correction too (a 60 MiB invalid event was stored whole, again at each correction)."""
     huge = recent("HUGE-1", unknown_field="x" * 2_000_000)
     huge["digital_level"] = {"general_score": 1, "results": [{"level": "?"}] * 60}
@@ -460,3 +460,25 @@ def test_an_invalid_event_is_kept_truncated_and_its_errors_capped(core: Core) ->
         assert len(kept["start"]) == INVALID_CONTENT_KEPT
         assert size < 3 * INVALID_CONTENT_KEPT, "stored in the order of the cap, not whole"
     assert len(json.loads(errors)) == MAX_PROBLEMS + 1
+
+
+def test_an_invalid_event_as_large_as_a_valid_one_is_kept_whole(core: Core) -> None:
+    """The cap keeps padding out of the shared state, never an event with one bad field: the
+    largest event the fields allow is kept whole."""
+    large = recent("LARGE-1", verbatim="v" * 255, proof_url="https://x.fr/" + "p" * 240)
+    large["digital_level"]["results"] = [{"level": 4, "area": "2", "competence": "1"}] * 64
+    large["holder"]["first_names"] = ["F" * 60] * 3
+    large["holder"]["birth_name"] = "B" * 60
+    large["exam"]["end"] = "2026-13-45"
+    raw = json.dumps(large)
+    (result,) = core.ingestor.ingest([Incoming(raw.encode(), "test")])
+    assert result.status == "invalid"
+    conn = sqlite3.connect(core.settings.paths.state, timeout=5)
+    try:
+        (payload,) = conn.execute(
+            "SELECT payload FROM contents WHERE record_id = 'LARGE-1'"
+        ).fetchone()
+    finally:
+        conn.close()
+    assert TRUNCATED not in json.loads(payload)
+    assert json.loads(payload)["digital_level"]["results"] == large["digital_level"]["results"]

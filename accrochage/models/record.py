@@ -16,8 +16,11 @@ from accrochage.models.problems import Problem
 from accrochage.models.vocabulary import CdcReason, RecordStatus, SchemaVersion
 
 Status = RecordStatus
-INVALID_CONTENT_KEPT = 65_536
-"""Characters of an invalid content kept in the state (its hash is of the whole content)."""
+INVALID_CONTENT_KEPT = 16_384
+"""Characters of an invalid content kept in the state (its hash is of the whole content):
+more than the largest valid event (about 10 KB, with 64 digital results), so that an event
+with one bad field is kept whole, while padding costs the shared state little (at 64 KiB, a
+platform's 450 KB of gzip requests added 98 MB to it)."""
 TRUNCATED = "_truncated"
 NEVER_SENT = frozenset({Status.INVALID, Status.PENDING, Status.REJECTED, Status.EXCLUDED})
 EXCLUDABLE = frozenset({Status.INVALID, Status.PENDING, Status.REJECTED})
