@@ -4,29 +4,26 @@ Writes go through an `EventWriter` (`api/writing.py`): the writer service of thi
 (one thread, group commit), or a writer process (`api/writer_link.py`) to which this process
 sends its requests' events decoded, concurrent requests gathered into one group. Large
 arrays are decoded in decode processes when there are (`streams/decoding.py`). Reads run on
-readers in a thread pool, so a slow query never stalls ingestion or the event loop. What the
-API needs comes in an `ApiContext`; the runtimes (`runtimes/`) build it and run the app.
+readers in a thread pool (`api/context.py`; the query routes are in `api/reads.py`), so a
+slow query never stalls ingestion or the event loop. What the API needs comes in an
+`ApiContext`; the runtimes (`runtimes/`) build it and run the app.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import threading
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from datetime import date
 from functools import partial
 from typing import Any, TypeVar
 
 from aiohttp import web
-from pydantic import SecretStr
 
-from accrochage.api import corrections, metrics, params, ui
-from accrochage.api.auth import IngestToken, auth_middleware, scope_of
-from accrochage.api.bodies import BODY_SECONDS, DEFAULT_BODY_SECONDS, TooLarge, read_body
-from accrochage.api.connections import CONNECTIONS, ConnectionLimits
+from accrochage.api import corrections, metrics, ui
+from accrochage.api.auth import auth_middleware, scope_of
+from accrochage.api.bodies import BODY_SECONDS, TooLarge, read_body
+from accrochage.api.connections import CONNECTIONS
+from accrochage.api.context import CONTEXT, READERS, ApiContext
 from accrochage.api.errors import UNCACHED, ApiError, error_middleware, for_others, is_operator
 from accrochage.api.intake import (
     LARGE_BODIES,
@@ -36,19 +33,19 @@ from accrochage.api.intake import (
     senders_turn,
 )
 from accrochage.api.openapi import openapi
-from accrochage.api.writing import EventWriter, InlineDecoder
+from accrochage.api.reads import (
+    get_batch,
+    get_batches,
+    get_record,
+    get_records,
+    get_summary,
+    get_unusable,
+)
 from accrochage.errors import AccrochageError, StoreBusyError
-from accrochage.models.deadline import MAX_DUE_WITHIN, Clock, paris_today
-from accrochage.models.reference import Reference
-from accrochage.models.registry import Registry
-from accrochage.models.vocabulary import BatchState, CdcReason, RecordStatus, values
-from accrochage.state import queries
-from accrochage.state.base import Reader, Store
 from accrochage.streams.check import check
 from accrochage.streams.corrections import Corrections
-from accrochage.streams.decoding import DecodeFailed, DecodePool
+from accrochage.streams.decoding import DecodeFailed
 from accrochage.streams.ingest import Incoming
-from accrochage.streams.summary import as_configured
 
 T = TypeVar("T")
 log = logging.getLogger("accrochage.api")
@@ -58,60 +55,6 @@ writer process: one round trip to a decode process per request costs the serving
 than decoding a few events (measured: 1,280 against 2,420 single-event requests/s); an array
 is worth sending."""
 READER_THREADS = 4
-
-
-@dataclass(frozen=True, slots=True)
-class ApiContext:
-    store: Store
-    clock: Clock
-    registry: Registry
-    writer: EventWriter
-    margin_days: int
-    token: SecretStr
-    ingest_tokens: tuple[IngestToken, ...]
-    max_body_bytes: int
-    max_events_per_request: int
-    reference: Callable[[], Reference | None] | None = None
-    """The process's current reference data (its rules run in POST /check too)."""
-    summary_warnings: Callable[[date], list[str]] | None = None
-    """Warnings `GET /summary` carries (reference data too old)."""
-    decoder: DecodePool | None = None
-    """Decodes a request's events in processes of their own before the writer stores them
-    (None, or fewer than `POOL_MIN_EVENTS`: the writer's thread decodes them); the event
-    loop only awaits it."""
-    body_timeout_seconds: float = DEFAULT_BODY_SECONDS
-    """How long a request's body may take to arrive (`api.body_timeout`)."""
-    decode_here: InlineDecoder | None = None
-    """Decodes smaller requests in this process when the writer wants them decoded
-    (`EventWriter.decodes_here`)."""
-    connections: ConnectionLimits = field(default_factory=ConnectionLimits)
-
-
-CONTEXT = web.AppKey("context", ApiContext)
-READERS = web.AppKey("readers", ThreadPoolExecutor)
-
-
-class _Readers(threading.local):
-    reader: Reader | None = None
-
-
-_local = _Readers()
-
-
-async def read(request: web.Request, query: Callable[[Reader], T]) -> T:
-    """Run `query(reader)` on a reader thread's own reader, off the event loop."""
-    store = request.app[CONTEXT].store
-
-    def run() -> T:
-        if _local.reader is None:
-            _local.reader = store.reader()
-        return query(_local.reader)
-
-    return await asyncio.get_running_loop().run_in_executor(request.app[READERS], run)
-
-
-def _as_of(request: web.Request) -> date:
-    return params.day(request, "as_of", paris_today(request.app[CONTEXT].clock))
 
 
 async def _body(request: web.Request) -> bytes:
@@ -184,93 +127,6 @@ async def post_check(request: web.Request) -> web.Response:
 
     answers = await asyncio.get_running_loop().run_in_executor(request.app[READERS], run)
     return web.json_response(answers if array else answers[0])
-
-
-async def get_records(request: web.Request) -> web.Response:
-    statuses = tuple(s for s in request.query.getall("status", []) if s)
-    for status in statuses:
-        if status not in values(RecordStatus):
-            raise ApiError(
-                400,
-                "bad_parameter",
-                f"unknown status {status[:100]!r}",
-                {"allowed": values(RecordStatus)},
-            )
-    limit = params.page_size(request)
-    cursor = params.key(request, "cursor")
-    if cursor is not None:
-        queries.decode_cursor(cursor)
-    query = queries.OutstandingQuery(
-        as_of=_as_of(request),
-        certifier=params.key(request, "certifier"),
-        statuses=statuses,
-        due_within=params.integer(request, "due_within", None, MAX_DUE_WITHIN),
-        overdue=params.flag(request, "overdue"),
-        deadline_unknown=params.flag(request, "deadline_unknown"),
-        limit=limit + 1,
-        cursor=cursor,
-        reason=params.word(request, "reason", values(CdcReason)),
-        only_outstanding=not statuses,
-    )
-    rows = await read(request, lambda reader: reader.outstanding(query))
-    page, more = rows[:limit], len(rows) > limit
-    cursor = queries.encode_cursor(page[-1]["deadline"], page[-1]["record_id"]) if more else None
-    return web.json_response({"records": page, "next_cursor": cursor})
-
-
-async def get_record(request: web.Request) -> web.Response:
-    record_id = request.match_info["record_id"]
-    as_of = _as_of(request)
-    detail = await read(request, lambda reader: reader.record_detail(record_id, as_of))
-    if detail is None:
-        raise ApiError(404, "not_found", f"no record {record_id}")
-    return web.json_response(detail)
-
-
-async def get_batches(request: web.Request) -> web.Response:
-    state = params.word(request, "state", values(BatchState))
-    certifier = params.key(request, "certifier")
-    limit = params.page_size(request)
-    cursor = params.key(request, "cursor")
-    after = None if cursor is None else queries.batch_after(cursor)
-    rows = await read(
-        request,
-        lambda reader: reader.batches(
-            state=state, certifier=certifier, limit=limit + 1, after=after
-        ),
-    )
-    page, more = rows[:limit], len(rows) > limit
-    last = page[-1] if more else None
-    cursor = None if last is None else queries.batch_cursor(last["created_at"], last["batch_id"])
-    return web.json_response({"batches": page, "next_cursor": cursor})
-
-
-async def get_batch(request: web.Request) -> web.Response:
-    batch_id = request.match_info["batch_id"]
-    detail = await read(request, lambda reader: reader.batch_detail(batch_id))
-    if detail is None:
-        raise ApiError(404, "not_found", f"no batch {batch_id}")
-    return web.json_response(detail)
-
-
-async def get_summary(request: web.Request) -> web.Response:
-    margin = request.app[CONTEXT].margin_days
-    as_of = _as_of(request)
-    keys = request.app[CONTEXT].registry.certifiers
-    summary = as_configured(await read(request, lambda r: r.summary(as_of, margin)), keys)
-    notes = request.app[CONTEXT].summary_warnings
-    summary["refdata_warnings"] = notes(as_of) if notes is not None else []
-    return web.json_response(summary)
-
-
-async def get_unusable(request: web.Request) -> web.Response:
-    limit = params.page_size(request)
-    cursor = params.key(request, "cursor")
-    before = None if cursor is None else queries.unusable_before(cursor)
-    rows = await read(request, lambda reader: reader.unusable(limit + 1, before))
-    page, more = rows[:limit], len(rows) > limit
-    cursor = queries.unusable_cursor(page[-1]["id"]) if more else None
-    return web.json_response({"events": page, "next_cursor": cursor})
 
 
 async def get_openapi(request: web.Request) -> web.Response:

@@ -14,8 +14,9 @@ from functools import partial
 from aiohttp import web
 
 from accrochage.api.connections import ConnectionLimits, fitted
+from accrochage.api.context import ApiContext
 from accrochage.api.protocol import ApiRunner
-from accrochage.api.server import ApiContext, build_app
+from accrochage.api.server import build_app
 from accrochage.api.writer_link import ProcessLink
 from accrochage.api.writing import EventWriter, InlineDecoder, ThreadWriter
 from accrochage.app import Core, build_event_writer, refdata_warnings, reference_keeper

@@ -1,0 +1,82 @@
+"""What the HTTP API's routes share: the `ApiContext` the runtimes build, and how a route
+reads the state (a reader per thread of a small pool, off the event loop)."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import date
+from typing import TypeVar
+
+from aiohttp import web
+from pydantic import SecretStr
+
+from accrochage.api import params
+from accrochage.api.auth import IngestToken
+from accrochage.api.bodies import DEFAULT_BODY_SECONDS
+from accrochage.api.connections import ConnectionLimits
+from accrochage.api.writing import EventWriter, InlineDecoder
+from accrochage.models.deadline import Clock, paris_today
+from accrochage.models.reference import Reference
+from accrochage.models.registry import Registry
+from accrochage.state.base import Reader, Store
+from accrochage.streams.decoding import DecodePool
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class ApiContext:
+    store: Store
+    clock: Clock
+    registry: Registry
+    writer: EventWriter
+    margin_days: int
+    token: SecretStr
+    ingest_tokens: tuple[IngestToken, ...]
+    max_body_bytes: int
+    max_events_per_request: int
+    reference: Callable[[], Reference | None] | None = None
+    """The process's current reference data (its rules run in POST /check too)."""
+    summary_warnings: Callable[[date], list[str]] | None = None
+    """Warnings `GET /summary` carries (reference data too old)."""
+    decoder: DecodePool | None = None
+    """Decodes a request's events in processes of their own before the writer stores them
+    (None, or fewer than `POOL_MIN_EVENTS`: the writer's thread decodes them); the event
+    loop only awaits it."""
+    body_timeout_seconds: float = DEFAULT_BODY_SECONDS
+    """How long a request's body may take to arrive (`api.body_timeout`)."""
+    decode_here: InlineDecoder | None = None
+    """Decodes smaller requests in this process when the writer wants them decoded
+    (`EventWriter.decodes_here`)."""
+    connections: ConnectionLimits = field(default_factory=ConnectionLimits)
+
+
+CONTEXT = web.AppKey("context", ApiContext)
+READERS = web.AppKey("readers", ThreadPoolExecutor)
+
+
+class _Readers(threading.local):
+    reader: Reader | None = None
+
+
+_local = _Readers()
+
+
+async def read(request: web.Request, query: Callable[[Reader], T]) -> T:
+    """Run `query(reader)` on a reader thread's own reader, off the event loop."""
+    store = request.app[CONTEXT].store
+
+    def run() -> T:
+        if _local.reader is None:
+            _local.reader = store.reader()
+        return query(_local.reader)
+
+    return await asyncio.get_running_loop().run_in_executor(request.app[READERS], run)
+
+
+def day_asked(request: web.Request) -> date:
+    return params.day(request, "as_of", paris_today(request.app[CONTEXT].clock))

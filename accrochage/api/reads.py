@@ -1,0 +1,101 @@
+"""The query routes of the HTTP API (CONTRACT §4): records, batches, the summary and the
+unusable events, each read off the event loop (`context.read`), paged by cursor."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from accrochage.api import params
+from accrochage.api.context import CONTEXT, day_asked, read
+from accrochage.api.errors import ApiError
+from accrochage.models.deadline import MAX_DUE_WITHIN
+from accrochage.models.vocabulary import BatchState, CdcReason, RecordStatus, values
+from accrochage.state import queries
+from accrochage.streams.summary import as_configured
+
+
+async def get_records(request: web.Request) -> web.Response:
+    statuses = tuple(s for s in request.query.getall("status", []) if s)
+    for status in statuses:
+        if status not in values(RecordStatus):
+            raise ApiError(
+                400,
+                "bad_parameter",
+                f"unknown status {status[:100]!r}",
+                {"allowed": values(RecordStatus)},
+            )
+    limit = params.page_size(request)
+    cursor = params.key(request, "cursor")
+    if cursor is not None:
+        queries.decode_cursor(cursor)
+    query = queries.OutstandingQuery(
+        as_of=day_asked(request),
+        certifier=params.key(request, "certifier"),
+        statuses=statuses,
+        due_within=params.integer(request, "due_within", None, MAX_DUE_WITHIN),
+        overdue=params.flag(request, "overdue"),
+        deadline_unknown=params.flag(request, "deadline_unknown"),
+        limit=limit + 1,
+        cursor=cursor,
+        reason=params.word(request, "reason", values(CdcReason)),
+        only_outstanding=not statuses,
+    )
+    rows = await read(request, lambda reader: reader.outstanding(query))
+    page, more = rows[:limit], len(rows) > limit
+    cursor = queries.encode_cursor(page[-1]["deadline"], page[-1]["record_id"]) if more else None
+    return web.json_response({"records": page, "next_cursor": cursor})
+
+
+async def get_record(request: web.Request) -> web.Response:
+    record_id = request.match_info["record_id"]
+    as_of = day_asked(request)
+    detail = await read(request, lambda reader: reader.record_detail(record_id, as_of))
+    if detail is None:
+        raise ApiError(404, "not_found", f"no record {record_id}")
+    return web.json_response(detail)
+
+
+async def get_batches(request: web.Request) -> web.Response:
+    state = params.word(request, "state", values(BatchState))
+    certifier = params.key(request, "certifier")
+    limit = params.page_size(request)
+    cursor = params.key(request, "cursor")
+    after = None if cursor is None else queries.batch_after(cursor)
+    rows = await read(
+        request,
+        lambda reader: reader.batches(
+            state=state, certifier=certifier, limit=limit + 1, after=after
+        ),
+    )
+    page, more = rows[:limit], len(rows) > limit
+    last = page[-1] if more else None
+    cursor = None if last is None else queries.batch_cursor(last["created_at"], last["batch_id"])
+    return web.json_response({"batches": page, "next_cursor": cursor})
+
+
+async def get_batch(request: web.Request) -> web.Response:
+    batch_id = request.match_info["batch_id"]
+    detail = await read(request, lambda reader: reader.batch_detail(batch_id))
+    if detail is None:
+        raise ApiError(404, "not_found", f"no batch {batch_id}")
+    return web.json_response(detail)
+
+
+async def get_summary(request: web.Request) -> web.Response:
+    margin = request.app[CONTEXT].margin_days
+    as_of = day_asked(request)
+    keys = request.app[CONTEXT].registry.certifiers
+    summary = as_configured(await read(request, lambda r: r.summary(as_of, margin)), keys)
+    notes = request.app[CONTEXT].summary_warnings
+    summary["refdata_warnings"] = notes(as_of) if notes is not None else []
+    return web.json_response(summary)
+
+
+async def get_unusable(request: web.Request) -> web.Response:
+    limit = params.page_size(request)
+    cursor = params.key(request, "cursor")
+    before = None if cursor is None else queries.unusable_before(cursor)
+    rows = await read(request, lambda reader: reader.unusable(limit + 1, before))
+    page, more = rows[:limit], len(rows) > limit
+    cursor = queries.unusable_cursor(page[-1]["id"]) if more else None
+    return web.json_response({"events": page, "next_cursor": cursor})
