@@ -13,7 +13,7 @@ import click
 
 from accrochage.commands.core import core_from
 from accrochage.models.vocabulary import CdcReason, values
-from accrochage.streams.operations import ItemOutcome
+from accrochage.streams.item_outcomes import ItemOutcome
 
 
 def report(outcomes: Sequence[ItemOutcome]) -> None:

@@ -12,12 +12,11 @@ storage failure refuses every item not applied yet, saying why) is simply run ag
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
 from pathlib import Path
 
-from accrochage.errors import StorageCorruptError, StoreError
+from accrochage.errors import StoreError
 from accrochage.models.batch import not_one_batch
 from accrochage.models.batch_life import apply_deposited
 from accrochage.models.corrections import RequestClosure
@@ -32,12 +31,19 @@ from accrochage.models.operator import (
     apply_support_applied,
     left_out_by,
 )
-from accrochage.models.record import IDENTITY_REASONS, Change, Outcome, Record, Status
+from accrochage.models.record import Change, Outcome, Record, Status
 from accrochage.models.vocabulary import BatchState, CdcAction, CdcReason, RecordStatus
 from accrochage.models.withdrawal import apply_suppression_retry
 from accrochage.sinks.base import BatchSink
 from accrochage.state.base import Store, Transaction
 from accrochage.streams.ingest import Ready
+from accrochage.streams.item_outcomes import (
+    ItemOutcome,
+    not_applied,
+    refused,
+    said_done,
+    with_failed_batch,
+)
 from accrochage.streams.redecode import Decodes
 from accrochage.streams.withdraw import supersede_batch
 
@@ -46,26 +52,6 @@ CHUNK_RECORDS = 5_000
 """Records one transaction of `retry` or `include` changes (about 0.5 s; 105 µs a
 record measured for `retry`): in one transaction, 300,000 ids kept every other writer waiting
 for half a minute."""
-
-IDENTITY_WARNING = (
-    "warning: the CDC rejected its identity and it is unchanged; the CDC matches a holder on "
-    "birth name, first names, birth date and place (or the NIR): send a corrected event, or "
-    "this retry will be rejected again"
-)
-
-
-@dataclass(frozen=True, slots=True)
-class ItemOutcome:
-    item: str
-    done: bool
-    message: str
-
-    def __str__(self) -> str:
-        return f"{self.item}: {self.message}"
-
-
-def refused(item: str, message: str) -> ItemOutcome:
-    return ItemOutcome(item, False, message)
 
 
 class Operations:
@@ -218,7 +204,7 @@ class Operations:
                 was=in_failed,
             )
         self.sink.move_recorded(moves, "superseded")
-        return [_with_failed_batch(o, in_failed.get(o.item)) for o in outcomes]
+        return [with_failed_batch(o, in_failed.get(o.item)) for o in outcomes]
 
     @staticmethod
     def _batch_state(tx: Transaction, record: Record) -> BatchState | None:
@@ -307,20 +293,9 @@ class Operations:
             current[record_id] = change.record
             changes.append(change)
             before = (was or {}).get(record_id, record)
-            outcomes.append(ItemOutcome(record_id, True, _done(before, change.record)))
+            outcomes.append(ItemOutcome(record_id, True, said_done(before, change.record)))
         tx.save(changes)
         return outcomes
-
-
-def not_applied(items: Sequence[str], exc: StoreError) -> list[ItemOutcome]:
-    """The items a storage failure left, the first with its reason. A damaged state is not
-    a refusal of these items: it is raised (the command exits 2, saying what to restore)."""
-    if isinstance(exc, StorageCorruptError):
-        raise exc
-    return [
-        refused(item, f"not applied: {exc}" if n == 0 else "not applied (see above)")
-        for n, item in enumerate(items)
-    ]
 
 
 def _if_rejected(record: Record, now: datetime) -> Change:
@@ -356,25 +331,3 @@ def _with_closed(
     return ItemOutcome(
         outcome.item, True, f"{outcome.message}; correction request {', '.join(closed)} closed"
     )
-
-
-def _with_failed_batch(outcome: ItemOutcome, was: Record | None) -> ItemOutcome:
-    if was is None or not outcome.done or was.batch_id is None:
-        return outcome
-    return ItemOutcome(
-        outcome.item,
-        True,
-        f"{outcome.message}; its batch {was.batch_id[:8]}, whose file failed, is superseded "
-        "(its other records are cut again)",
-    )
-
-
-def _done(before: Record, after: Record) -> str:
-    if before.suppression_rejected and not after.suppression_rejected:
-        return "its SUPPRESSION is cut again at the next flush"
-    if before.status is after.status and before.correction_version is not None:
-        return f"{after.status}, its correction is the content the CDC holds now"
-    message = f"{after.status} (was {before.status})"
-    if after.status == "pending" and before.cdc_reason in IDENTITY_REASONS:
-        message += f"; {IDENTITY_WARNING}"
-    return message
