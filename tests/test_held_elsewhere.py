@@ -311,27 +311,38 @@ def test_a_suppression_refused_under_another_id_waits_for_the_support(
     """A SUPPRESSION the CDC refuses saying it holds the certification under another id would
     be refused again: the record is marked, `retry --all-rejected` leaves it, the import
     sends the operator to the support."""
-    ingest(core, event("HS-1"), event("HS-2"))
+    ingest(core, event("HS-1"), event("HS-2"), event("HS-3", score="100"))
     (written,) = flush(core).written
-    answer(core, shared_dir, written.batch_id, ok=["HS-1", "HS-2"])
+    answer(core, shared_dir, written.batch_id, ok=["HS-1", "HS-2", "HS-3"])
     ingest(core, revoked_event(record_id="HS-1"), revoked_event(record_id="HS-2"))
+    corrected(core, "HS-3")
     suppression, _ = only_written(flush(core))
     summary = answer(
         core,
         shared_dir,
         suppression,
-        ko={"HS-1": ALREADY.format(rid=HELD_AS), "HS-2": "Erreur technique"},
+        ko={
+            "HS-1": ALREADY.format(rid=HELD_AS),
+            "HS-2": "Erreur technique",
+            "HS-3": ALREADY.format(rid="2222"),
+        },
     )
-    assert sorted(summary.rejected) == ["HS-1", "HS-2"]
+    assert sorted(summary.rejected) == ["HS-1", "HS-2", "HS-3"]
     held = {r["record_id"]: r["cdc_held_as"] for r in summary.rejections}
-    assert held == {"HS-1": HELD_AS, "HS-2": None}
+    assert held == {"HS-1": HELD_AS, "HS-2": None, "HS-3": "2222"}
     assert any(n.startswith("HS-1:") and "none is cut" in n for n in summary.notes)
-    assert [w["record_id"] for w in waiting(core)] == ["HS-1"]
+    assert [w["record_id"] for w in waiting(core)] == ["HS-1", "HS-3"]
+    reason = record(core, "HS-1")["history"][-1]["reason"]
+    assert "retry" not in reason and f"it holds it as {HELD_AS}" in reason, reason
     outcomes = core.operations.retry_rejected()
     assert [(o.item, o.done) for o in outcomes] == [("HS-2", True)]
-    (done,) = core.operations.support_applied(["HS-1"], "ticket 15")
-    assert done.done, done
+    revoked, fixed = core.operations.support_applied(["HS-1", "HS-3"], "ticket 15")
+    assert (revoked.done, revoked.message) == (True, "withdrawn (was accepted)"), revoked
+    assert fixed.done and "its correction is the content the CDC holds now" in fixed.message
     assert record(core, "HS-1")["status"] == "withdrawn"
+    after = record(core, "HS-3")
+    assert (after["status"], after["suppression_rejected"]) == ("accepted", False)
+    assert {r["record_id"] for r in outstanding(core)} == {"HS-2"}, "its SUPPRESSION cut again"
 
 
 def test_a_later_report_naming_another_id_for_an_accepted_record_changes_nothing(

@@ -44,6 +44,7 @@ def populate(core: Core) -> None:
         event("PX-F2", delivered_on="2026-11-20"),
         event("PX-J1", delivered_on="2026-11-20"),
         event("PX-S1", delivered_on="2026-11-25"),
+        event("PX-H1", delivered_on="2026-11-25"),
         event("SC-1", delivered_on="2026-11-25", **SCHOOL),
         event("SC-2", delivered_on="2026-11-25", **SCHOOL),
     )
@@ -63,6 +64,11 @@ def populate(core: Core) -> None:
         conn.execute(
             "UPDATE records SET status = 'accepted', suppression_rejected = 1, "
             "cdc_reason = 'other' WHERE record_id = 'PX-S1'"
+        )
+        conn.execute(  # the CDC refused its SUPPRESSION: it holds it under another id
+            "UPDATE records SET status = 'accepted', suppression_rejected = 1, "
+            "revocation_pending = 1, cdc_reason = 'other', cdc_held_as = '1559735', "
+            "delivery_met = 1, deadline = NULL WHERE record_id = 'PX-H1'"
         )
         conn.commit()
     finally:
@@ -106,6 +112,7 @@ DOM = """(() => {
     deposit: document.querySelectorAll('#to-deposit tr').length - 1,
     rejections: document.querySelector('#rejections').textContent,
     refused: document.querySelector('#refused-suppressions').textContent,
+    support: document.querySelector('#for-support').textContent,
     alerts: document.querySelector('#alerts').textContent,
     text: document.body.innerText,
   };
@@ -139,12 +146,14 @@ async def test_the_dashboard_in_headless_chromium(tmp_path: Path) -> None:
     assert drawn[("pix", "overdue")] == 1
     assert drawn[("pix", "8–14 d")] == 3
     assert drawn[("pix", "date unknown")] == 1, "a deadline nobody knows is not 'no deadline'"
-    assert ("pix", "no deadline") not in drawn
+    assert drawn[("pix", "no deadline")] == 1, "PX-H1 (met for good), never PX-U1"
     assert sum(n for (series, _), n in drawn.items() if series == "school") == 2
     assert dom["deposit"] == 1
     assert "identity_not_found" in dom["rejections"]
     assert "other" not in dom["rejections"]
     assert "pix" in dom["refused"] and "other" in dom["refused"]
+    assert dom["refused"].split("other")[1].strip() == "1", "the one held elsewhere is apart"
+    assert dom["support"].replace(" ", "").endswith("pix1"), dom["support"]
     assert "accrochage retry" in dom["text"]
     assert "Haba" not in dom["text"] and "Bart" not in dom["text"]  # no holder on the page
 

@@ -171,6 +171,22 @@ def _refused_suppressions(page: _Page) -> str:
     )
 
 
+def _for_support(page: _Page) -> str:
+    held = page.numbers.for_support
+    if not held:
+        return '<p id="for-support" class="muted">Nothing waits for the CDC\'s support.</p>'
+    rows = "".join(
+        f"<tr><td>{escape(page.label(key))}</td><td>{count}</td></tr>"
+        for key, count in sorted(held.items(), key=lambda kv: page.label(kv[0]))
+    )
+    return (
+        '<p class="muted">The CDC holds these under another idTechnique: no SUPPRESSION can '
+        "carry their correction or withdrawal. <code>accrochage summary</code> lists them, "
+        "<code>accrochage show ID</code> says what to ask the CDC's support.</p>"
+        f'<table id="for-support"><tr><th>certifier</th><th>records</th></tr>{rows}</table>'
+    )
+
+
 def _alerts(page: _Page) -> str:
     firing = [a for a in page.alerts if a.status == "firing"]
     if not firing:
@@ -204,6 +220,7 @@ def render(page: _Page) -> str:
         f"<h2>Files to deposit</h2>{_to_deposit(page)}"
         f"<h2>Rejections by CDC reason</h2>{_rejections(page)}"
         f"<h2>Suppressions refused by the CDC</h2>{_refused_suppressions(page)}"
+        f"<h2>For the CDC's support</h2>{_for_support(page)}"
         "</body></html>"
     )
 

@@ -48,16 +48,12 @@ def apply_deposited(current: Record, batch_id: str, now: datetime) -> Change:
     )
 
 
-def held_as_said(current: Record, after: Record, held_as: str | None, suppression: bool) -> Record:
-    """`after`, what a report made of `current`, with the idTechnique the CDC said it holds the
-    certification under (`held_under`, None when it named none or the record's own):
-    - a CREATION's report (or one applied by id) that accepted the record sets it, or clears
-      an earlier one (a passage accepted under its own id);
-    - a SUPPRESSION refused with such a message sets it: sent again, it would be refused again;
-    - a record the report left as it was keeps its own."""
-    if suppression:
-        refused = after.status is Status.ACCEPTED and after.suppression_rejected
-        return replace(after, cdc_held_as=held_as) if refused and held_as is not None else after
+def accepted_as(current: Record, after: Record, held_as: str | None) -> Record:
+    """`after`, what a CREATION's report (or a report applied by id) made of `current`, with
+    the idTechnique the CDC said it holds the certification under (`held_under`, None when it
+    named none or the record's own) when that report is what accepted it: set, or an earlier
+    one cleared (a passage accepted under its own id). A record the report left accepted as it
+    was keeps its own; a SUPPRESSION's refusal marks it itself (`apply_suppression_report`)."""
     newly = after.status is Status.ACCEPTED and (
         current.status is not Status.ACCEPTED
         or after.accepted_batch_id != current.accepted_batch_id

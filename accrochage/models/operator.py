@@ -168,6 +168,7 @@ def apply_support_applied(
         deadline=None,
         cdc_message=None,
         cdc_reason=None,
+        suppression_rejected=False,
     )
     return moved(current, record, now, f"correction {why}")
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from accrochage.models.cdc import classify
+from accrochage.models.cdc import classify, held_under
 from accrochage.models.decode import Decoded
 from accrochage.models.lifecycle import (
     awaiting_withdrawal,
@@ -96,7 +96,9 @@ def apply_suppression_report(
     content (`correction`, decoded again), due by its open correction request, if any (the
     queries read that one): the CDC had it, its delivery deadline is met. Refused ("existe
     déjà" included: it never accepts a suppression): the record stays `accepted` with
-    `suppression_rejected`, and `retry` cuts it again.
+    `suppression_rejected`, and `retry` cuts it again — unless the message says the CDC holds
+    it under another idTechnique (`held_under`): sent again, it would be refused again, so the
+    record is marked `cdc_held_as` for the CDC's support.
     """
     if current.status is not Status.ACCEPTED or current.batch_id != batch_id:
         return Change(Outcome.UNCHANGED)
@@ -104,19 +106,25 @@ def apply_suppression_report(
         reason = CdcReason.FILE_REJECTED if whole_file else classify(message)
         if reason is CdcReason.ALREADY_EXISTS:
             reason = CdcReason.OTHER
+        refused = replace(
+            current,
+            suppression_rejected=True,
+            cdc_message=message,
+            cdc_reason=reason,
+            pending_since=None,
+            updated_at=now,
+        )
+        next_step = "`accrochage retry` cuts the suppression again"
+        held_as = held_under(message or "", current.record_id)
+        if held_as is not None:
+            refused = replace(refused, cdc_held_as=held_as)
+            next_step = f"it holds it as {held_as}: its correction or withdrawal is for its support"
         return moved(
             current,
-            replace(
-                current,
-                suppression_rejected=True,
-                cdc_message=message,
-                cdc_reason=reason,
-                pending_since=None,
-                updated_at=now,
-            ),
+            refused,
             now,
             f"SUPPRESSION rejected by the CDC: {message}; the CDC still holds the passage "
-            "(`accrochage retry` cuts the suppression again)",
+            f"({next_step})",
             batch_id,
             label,
         )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -124,6 +124,9 @@ class DashboardNumbers:
     still holds their passage, and they wait for `accrochage retry`."""
     to_deposit: list[ToDeposit]
     """The newest files written and not yet deposited (at most `limit`)."""
+    for_support: dict[str | None, int] = field(default_factory=dict)
+    """certifier -> accepted records the CDC holds under another idTechnique that wait for a
+    correction or withdrawal only its support can apply."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from accrochage.errors import StorageCorruptError, StoreError
 from accrochage.models.record import IDENTITY_REASONS, Record
+from accrochage.models.vocabulary import RecordStatus
 
 IDENTITY_WARNING = (
     "warning: the CDC rejected its identity and it is unchanged; the CDC matches a holder on "
@@ -53,7 +54,8 @@ def with_failed_batch(outcome: ItemOutcome, was: Record | None) -> ItemOutcome:
 
 
 def said_done(before: Record, after: Record) -> str:
-    if before.suppression_rejected and not after.suppression_rejected:
+    cut_again = after.status is RecordStatus.ACCEPTED and after.pending_since is not None
+    if before.suppression_rejected and not after.suppression_rejected and cut_again:
         return "its SUPPRESSION is cut again at the next flush"
     if before.status is after.status and before.correction_version is not None:
         return f"{after.status}, its correction is the content the CDC holds now"

@@ -12,6 +12,7 @@ from datetime import date, datetime, timedelta
 import accrochage.state.sqlite.correction_queries as open_requests
 from accrochage.models.vocabulary import BatchState, RecordStatus
 from accrochage.state.base import DashboardNumbers, Observation, ToDeposit
+from accrochage.state.sqlite.withdrawals import HELD_ELSEWHERE
 
 _UNREPORTED = (BatchState.WRITTEN.value, BatchState.DEPOSITED.value)
 
@@ -133,8 +134,13 @@ def dashboard(conn: sqlite3.Connection, limit: int = 50) -> DashboardNumbers:
     for _, certifier, day in open_requests.held_due(conn):
         deadlines[certifier, day] = deadlines.get((certifier, day), 0) + 1
     rejections = _by_reason(conn, "status = ?", RecordStatus.REJECTED)
-    refused_suppressions = _by_reason(
-        conn, "status = ? AND suppression_rejected = 1", RecordStatus.ACCEPTED
+    refused_suppressions = _by_reason(  # those held elsewhere wait for the CDC's support
+        conn,
+        "status = ? AND suppression_rejected = 1 AND cdc_held_as IS NULL",
+        RecordStatus.ACCEPTED,
+    )
+    for_support = dict(
+        conn.execute(f"SELECT certifier, count(*) FROM records WHERE {HELD_ELSEWHERE} GROUP BY 1")
     )
     to_deposit = [
         ToDeposit(batch_id, certifier, passages, None if at is None else datetime.fromisoformat(at))
@@ -144,4 +150,4 @@ def dashboard(conn: sqlite3.Connection, limit: int = 50) -> DashboardNumbers:
             (BatchState.WRITTEN.value, limit),
         )
     ]
-    return DashboardNumbers(deadlines, rejections, refused_suppressions, to_deposit)
+    return DashboardNumbers(deadlines, rejections, refused_suppressions, to_deposit, for_support)

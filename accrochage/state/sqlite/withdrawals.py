@@ -55,15 +55,18 @@ def suppressible(conn: sqlite3.Connection) -> list[Suppressible]:
     return found
 
 
-_HELD_ELSEWHERE = """
-SELECT record_id, certifier, cdc_held_as, revocation_pending FROM records
-WHERE (correction_version IS NOT NULL OR revocation_pending = 1)
+HELD_ELSEWHERE = """
+(correction_version IS NOT NULL OR revocation_pending = 1)
   AND status = 'accepted' AND cdc_held_as IS NOT NULL
   AND (revocation_pending = 1 OR correction_valid = 1)
   AND (batch_id IS accepted_batch_id OR suppression_rejected = 1)
-ORDER BY certifier, record_id
 """
-"""Read through `records_flagged` (a partial index): the flagged records are few."""
+"""The records of `held_elsewhere`, read through `records_flagged` (a partial index): the
+flagged records are few."""
+_HELD_ELSEWHERE = (
+    "SELECT record_id, certifier, cdc_held_as, revocation_pending FROM records "
+    f"WHERE {HELD_ELSEWHERE} ORDER BY certifier, record_id"
+)
 
 
 def held_elsewhere(conn: sqlite3.Connection) -> list[dict[str, Any]]:
