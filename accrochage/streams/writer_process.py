@@ -25,6 +25,7 @@ from typing import Any, Protocol
 
 from accrochage import heap
 from accrochage.lifeline import exit_with, ignore_stop_signals
+from accrochage.models.problems import Problem
 from accrochage.processes import helper_context
 from accrochage.streams import metrics
 from accrochage.streams.child_logs import LogSetup, adopt_log_setup, parent_log_setup
@@ -40,7 +41,9 @@ STOP_SECONDS = 120.0
 DECODE_AHEAD = 3
 """Groups a writer process with its own decode pool decodes ahead of the one it stores."""
 EXIT_STORE_FAILED = 70
-Wire = tuple[int | None, int | None, bytes | None, Any, str | None, Ready | None]
+Wire = tuple[
+    int | None, int | None, bytes | None, Any, str | None, Ready | None, tuple[Problem, ...]
+]
 
 
 class GroupWriter(Protocol):
@@ -82,12 +85,20 @@ class InProcessWriter:
 
 
 def _to_wire(item: Incoming) -> Wire:
-    return (item.partition, item.offset, item.key, item.raw, item.source, item.decoded)
+    return (
+        item.partition,
+        item.offset,
+        item.key,
+        item.raw,
+        item.source,
+        item.decoded,
+        item.problems,
+    )
 
 
 def _from_wire(wire: Wire) -> Incoming:
-    partition, offset, key, raw, source, decoded = wire
-    return Incoming(raw, source, partition, offset, key, decoded)
+    partition, offset, key, raw, source, decoded, problems = wire
+    return Incoming(raw, source, partition, offset, key, decoded, problems)
 
 
 def _writer_main(

@@ -21,7 +21,9 @@ from typing import Any
 
 import faust
 
+from accrochage.models.problems import Problem
 from accrochage.runtimes.kafka.seeking import seeking_transport
+from accrochage.runtimes.kafka.unreadable import UnreadableRecord, guard_fetches
 from accrochage.settings import KafkaSettings
 from accrochage.state.base import Store
 from accrochage.streams.ingest import Incoming
@@ -54,7 +56,17 @@ class WorkerApp(faust.App):
 
 def incoming(record: Any) -> Incoming:
     """One record (an aiokafka record or a faust message): its raw bytes, untouched; a record
-    without a value (a tombstone, a producer's mistake) as empty bytes, an unusable event."""
+    without a value (a tombstone, a producer's mistake) as empty bytes, an unusable event; the
+    records of a batch the client could not read (`UnreadableRecord`) as one unusable event
+    saying which and why."""
+    if isinstance(record, UnreadableRecord):
+        return Incoming(
+            b"",
+            f"kafka:{record.topic}:{record.partition}:{record.offset}",
+            record.partition,
+            record.offset,
+            problems=(Problem("kafka", record.problem),),
+        )
     return Incoming(
         record.value if record.value is not None else b"",
         f"kafka:{record.topic}:{record.partition}:{record.offset}",
@@ -165,7 +177,9 @@ def build_worker(
     offsets: Callable[[str], dict[int, int]],
     writer: GroupWriter,
 ) -> WorkerApp:
-    """The faust app: its consumer resumes from `offsets` (the state's), groups go to `writer`."""
+    """The faust app: its consumer resumes from `offsets` (the state's), groups go to `writer`;
+    a batch its client cannot read is an unusable event, not a stop (`guard_fetches`)."""
+    guard_fetches()
     app = WorkerApp(
         kafka.group,
         broker=f"kafka://{kafka.bootstrap}",

@@ -1,0 +1,132 @@
+"""Records the Kafka client cannot read, against a real broker: a header name that is not
+UTF-8 stopped the worker at every start (every partition stalled), and so did a batch
+compressed with lz4, snappy or zstd (no codec library). Now the codecs are installed, and a
+batch that still cannot be read is one unusable event naming its offsets; the others go on."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from aiokafka import AIOKafkaProducer
+
+from tests.kafka.conftest import KafkaEndpoint
+from tests.kafka.test_worker_batches import good
+from tests.kafka.workers import (
+    PARTITIONS,
+    Worker,
+    query,
+    read_topic,
+    stored_offsets,
+    write_worker_config,
+)
+
+pytestmark = pytest.mark.kafka
+
+RUN_TIMEOUT = 120.0
+CODECS = ("gzip", "snappy", "lz4", "zstd")
+
+
+NOT_UTF8_HEADER = """
+import asyncio, sys
+from aiokafka import AIOKafkaProducer
+
+class NotUtf8(str):
+    def encode(self, *args, **kwargs):
+        return b"\\xff\\xfe"
+
+async def main():
+    producer = AIOKafkaProducer(bootstrap_servers=sys.argv[1], acks="all")
+    await producer.start()
+    try:
+        await producer.send_and_wait(
+            sys.argv[2], sys.stdin.buffer.read(), key=b"pix", partition=0,
+            headers=[(NotUtf8("x"), b"v")],
+        )
+    finally:
+        await producer.stop()
+
+asyncio.run(main())
+"""
+"""Sends stdin as one record whose header name is the bytes ff fe, not UTF-8 (what a Go or C
+producer may send): aiokafka's pure-Python record builder writes what `encode` returns."""
+
+
+def produce_not_utf8(bootstrap: str, topic: str, value: bytes) -> None:
+    env = {**os.environ, "AIOKAFKA_NO_EXTENSIONS": "1"}
+    subprocess.run(
+        [sys.executable, "-c", NOT_UTF8_HEADER, bootstrap, topic],
+        input=value,
+        env=env,
+        check=True,
+        timeout=120,
+    )
+
+
+async def produce(
+    bootstrap: str,
+    topic: str,
+    records: list[tuple[int, bytes, list[tuple[str, bytes]]]],
+    compression: str | None = None,
+) -> None:
+    """Each record sent and acknowledged alone (a batch of its own)."""
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, acks="all", compression_type=compression
+    )
+    await producer.start()
+    try:
+        for partition, value, headers in records:
+            await producer.send_and_wait(
+                topic, value, key=b"pix", partition=partition, headers=headers
+            )
+    finally:
+        await producer.stop()
+
+
+def stored(state: Path) -> tuple[int, list[tuple[str, str]]]:
+    (records,) = query(state, "SELECT count(*) FROM records")[0]
+    unusable = [(r[0], r[1]) for r in query(state, "SELECT source, errors FROM unusable")]
+    return records, unusable
+
+
+async def test_a_batch_the_client_cannot_read_is_one_unusable_event(
+    kafka_broker: KafkaEndpoint, tmp_path: Path, workers: list[Worker]
+) -> None:
+    config = write_worker_config(tmp_path / "worker", kafka_broker.bootstrap)
+    await kafka_broker.create_topic(config.topic, PARTITIONS)
+    await kafka_broker.create_topic(config.rejected_topic, PARTITIONS)
+    await produce(config.bootstrap, config.topic, [(0, good(1), [])])
+    await asyncio.to_thread(produce_not_utf8, config.bootstrap, config.topic, good(2))
+    await produce(config.bootstrap, config.topic, [(0, good(3), [])])
+    for n, codec in enumerate(CODECS, start=10):
+        await produce(config.bootstrap, config.topic, [(1, good(n), [])], codec)
+
+    worker = Worker(config, tmp_path / "worker.log")
+    workers.append(worker)
+    await asyncio.to_thread(worker.wait_for_log, "Worker ready", RUN_TIMEOUT)
+    deadline = time.monotonic() + RUN_TIMEOUT
+    while True:
+        records, unusable = stored(config.state)
+        if records == 2 + len(CODECS) and unusable:
+            break
+        assert worker.alive(), worker.tail()
+        assert time.monotonic() < deadline, (records, unusable, worker.tail())
+        await asyncio.sleep(0.5)
+    assert records == 2 + len(CODECS), "every other record, each codec read"
+    ((source, errors),) = unusable
+    assert source == f"kafka:{config.topic}:0:1"
+    (problem,) = json.loads(errors)
+    assert problem["field"] == "kafka"
+    assert "could not read the record(s) at offset 1 of partition 0" in problem["message"]
+    assert "UnicodeDecodeError" in problem["message"]
+    assert stored_offsets(config.state, config.topic) == {0: 3, 1: len(CODECS)}
+    letters = await read_topic(config.bootstrap, config.rejected_topic)
+    assert len(letters) == 1
+    assert "could not read" in json.loads(letters[0].value)["errors"][0]["message"]
+    assert worker.stop() == 0, worker.tail()
