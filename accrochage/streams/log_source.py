@@ -9,7 +9,7 @@ from typing import Any, Protocol, TypeVar
 
 from accrochage.models.problems import Problem, problems_as_dicts
 from accrochage.state.base import DeadLetter
-from accrochage.streams.rejected import bounded_letter, letter_event
+from accrochage.streams.rejected import bounded_letter, letter_event, letter_key
 
 
 class Read(Protocol):
@@ -81,11 +81,14 @@ def dead_letter(
 ) -> DeadLetter:
     """The rejected-topic envelope of CONTRACT.md §5 (`streams/rejected.py`); `parse=False`:
     the event as its text (an event set aside because storing it failed)."""
-    envelope = {
+    envelope: dict[str, Any] = {
         "errors": problems_as_dicts(result.errors),
         "warnings": problems_as_dicts(result.warnings),
         "event": letter_event(item.raw, parse=parse),
         "source": {"topic": source.topic, "partition": item.partition, "offset": item.offset},
     }
+    key = letter_key(item.key)
+    if key is None and item.key is not None:
+        envelope["key_dropped"] = len(item.key)
     assert source.rejected_topic is not None
-    return DeadLetter(source.rejected_topic, item.key, bounded_letter(envelope))
+    return DeadLetter(source.rejected_topic, key, bounded_letter(envelope))

@@ -70,6 +70,17 @@ MAX_LETTER_BYTES = 900_000
 `producer_max_request_size`, 1,000,000 bytes) and the broker's `message.max.bytes`."""
 
 
+MAX_KEY_BYTES = 1024
+"""The longest original key a rejected-topic message reuses (a certifier's key is a few
+bytes): with a key of 820 KB, key and envelope exceeded the producer's largest request, and
+that letter, retried first for ever, held back every letter after it."""
+
+
+def letter_key(key: bytes | None) -> bytes | None:
+    """The original key, or None when it is longer than `MAX_KEY_BYTES`."""
+    return key if key is None or len(key) <= MAX_KEY_BYTES else None
+
+
 def bounded_letter(envelope: dict[str, Any]) -> str:
     """The envelope as JSON; when that would exceed `MAX_LETTER_BYTES` (an event of about a
     megabyte, which the broker takes in but the rejected topic cannot), its `event` becomes the

@@ -13,6 +13,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from aiokafka.errors import MessageSizeTooLargeError
 
 from accrochage.app import build_writer_parts
 from accrochage.models.decode import Problem
@@ -211,3 +212,48 @@ async def test_a_poison_event_is_set_aside_and_the_others_are_stored(
     assert (stored["records"], stored["dead_letters"]) == (2, 1)
     assert stored["offsets"] == {0: 13}
     assert stored["unusable"] == [("kafka:certifications:0:11",)]
+
+
+def test_a_rejected_event_with_a_huge_key_is_sent_without_it() -> None:
+    """Key and envelope together exceeded the producer's largest request: that letter could
+    never be produced. A key over `MAX_KEY_BYTES` is dropped, and the envelope says so."""
+    result = IngestResult("K-1", "created", "invalid", [Problem("verbatim", "too long")])
+    raw = json.dumps({"record_id": "K-1", "verbatim": "v" * 200_000}).encode()
+    letter = dead_letter(SOURCE, Incoming(raw, "k", 0, 7, b"k" * 820_000), result)
+    assert letter.key is None
+    assert json.loads(letter.value)["key_dropped"] == 820_000
+    kept = dead_letter(SOURCE, Incoming(raw, "k", 0, 8, b"pix"), result)
+    assert kept.key == b"pix" and "key_dropped" not in json.loads(kept.value)
+
+
+class RefusingProducer:
+    """Refuses for good (not retriable) the letters whose value holds `refused`."""
+
+    def __init__(self, refused: bytes) -> None:
+        self.refused = refused
+        self.sent: list[tuple[Any, bytes]] = []
+
+    async def send_and_wait(self, topic: str, key: Any, value: bytes, *_: Any) -> None:
+        if self.refused in value:
+            raise MessageSizeTooLargeError("the message is too large")
+        self.sent.append((key, value))
+
+
+async def test_a_letter_the_broker_refuses_for_good_holds_back_no_other(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = SqliteStore(tmp_path / "state.db")
+    try:
+        with store.transaction() as tx:
+            tx.queue_dead_letters(DeadLetter("rejected", b"pix", f'{{"n": {n}}}') for n in range(4))
+            tx.queue_dead_letters([DeadLetter("rejected", b"k" * 5000, '{"n": 4}')])
+        producer = RefusingProducer(b'"n": 1')
+        job = dead_letter_job(SimpleNamespace(producer=producer), store)  # type: ignore[arg-type]
+        await job.run()  # type: ignore[misc]
+        with store.reading() as reader:
+            assert reader.dead_letters(10) == []
+    finally:
+        store.close()
+    assert [json.loads(v)["n"] for _, v in producer.sent] == [0, 2, 3, 4]
+    assert producer.sent[-1][0] is None, "a key queued too long by an earlier version"
+    assert any("can never be produced" in r.getMessage() for r in caplog.records)

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import faust
+from aiokafka.errors import KafkaError
 
 from accrochage.models.problems import Problem
 from accrochage.runtimes.kafka.seeking import seeking_transport
@@ -27,7 +28,7 @@ from accrochage.runtimes.kafka.unreadable import UnreadableRecord, guard_fetches
 from accrochage.settings import KafkaSettings
 from accrochage.state.base import Store
 from accrochage.streams.ingest import Incoming
-from accrochage.streams.rejected import MAX_LETTER_BYTES, bounded_letter
+from accrochage.streams.rejected import MAX_LETTER_BYTES, bounded_letter, letter_key
 from accrochage.streams.scheduler import Job
 from accrochage.streams.writer_process import GroupWriter
 
@@ -222,24 +223,41 @@ def build_worker(
 
 
 def dead_letter_job(app: WorkerApp, store: Store, every: float = 0.5) -> Job:
-    """Produce queued rejected events, then forget them (at least once on that topic)."""
+    """Produce queued rejected events, then forget them (at least once on that topic).
+
+    A letter the broker refuses for good (a Kafka error that is not retriable: too large, say)
+    is forgotten with an error in the log, not retried first for ever ahead of every letter
+    after it; its event stays in the state (`accrochage unusable`, `records`). Any other
+    failure (the broker gone) stops this run: the letters are retried in order."""
 
     async def publish() -> None:
         with store.reading() as reader:
             letters = reader.dead_letters(500)
-        sent: list[int] = []
+        done: list[int] = []
         try:
             for letter in letters:
                 value = letter.value.encode()
                 if len(value) > MAX_LETTER_BYTES:  # queued by an earlier version
                     value = bounded_letter(json.loads(letter.value)).encode()
-                await app.producer.send_and_wait(letter.topic, letter.key, value, None, None, None)
+                try:
+                    await app.producer.send_and_wait(
+                        letter.topic, letter_key(letter.key), value, None, None, None
+                    )
+                except KafkaError as exc:
+                    if exc.retriable:
+                        raise
+                    log.error(
+                        "rejected-topic letter %s can never be produced (%s): dropped from the "
+                        "queue; its event stays in the state (accrochage unusable, records)",
+                        letter.id,
+                        type(exc).__name__,
+                    )
                 if letter.id is not None:
-                    sent.append(letter.id)
+                    done.append(letter.id)
         except Exception as exc:
             log.warning("rejected-topic publish failed (%s); retrying", exc)
-        if sent:  # what was sent is forgotten, or it would be sent again at every retry
+        if done:  # what was sent is forgotten, or it would be sent again at every retry
             with store.transaction() as tx:
-                tx.forget_dead_letters(sent)
+                tx.forget_dead_letters(done)
 
     return Job("dead-letters", every, publish)
