@@ -26,15 +26,31 @@ from accrochage.commands.logs import LEVELS, log_format_option, setup_logging
     show_default=True,
     help="Store events in a second process (the second core).",
 )
+@click.option(
+    "--reread-beyond-end",
+    is_flag=True,
+    help="A partition whose stored offset is past its end (its topic was deleted and created "
+    "again, or the broker lost data) is read again from its start, instead of stopping.",
+)
 @log_format_option
 @click.pass_context
-def worker(ctx: click.Context, log_level: str, log_format: str, separate_writer: bool) -> None:
+def worker(
+    ctx: click.Context,
+    log_level: str,
+    log_format: str,
+    separate_writer: bool,
+    reread_beyond_end: bool,
+) -> None:
     """Run the Kafka runtime (faust); a second worker on the same state waits as a standby."""
     from accrochage.runtimes.kafka.compose import run_worker
 
     setup_logging(log_level, log_format)
     run_worker(
-        ctx.obj.settings, ctx.obj.config, log_level=log_level, separate_writer=separate_writer
+        ctx.obj.settings,
+        ctx.obj.config,
+        log_level=log_level,
+        separate_writer=separate_writer,
+        reread_beyond_end=reread_beyond_end,
     )
 
 

@@ -22,6 +22,7 @@ from accrochage.runtimes.kafka.lag import AlertProducer, lag_job
 from accrochage.runtimes.kafka.worker import WorkerApp, build_worker, dead_letter_job
 from accrochage.runtimes.service_lock import ServiceLock
 from accrochage.settings import Settings
+from accrochage.state.base import Store
 from accrochage.streams.receivers import Topic
 from accrochage.streams.writer import WriterService
 from accrochage.streams.writer_process import GroupWriter, InProcessWriter, ProcessWriter
@@ -29,11 +30,17 @@ from accrochage.streams.writer_process import GroupWriter, InProcessWriter, Proc
 log = logging.getLogger("accrochage.kafka")
 
 
-def compose_worker(core: Core, writer: GroupWriter, sock: socket.socket) -> WorkerApp:
+def compose_worker(
+    core: Core, writer: GroupWriter, sock: socket.socket, *, reread_beyond_end: bool = False
+) -> WorkerApp:
     """The faust app with the scheduler's jobs and the HTTP API attached to its life."""
     settings = core.settings
     app = build_worker(
-        settings.kafka, settings.paths.state.parent / "faust", core.store.offsets, writer
+        settings.kafka,
+        settings.paths.state.parent / "faust",
+        core.store.offsets,
+        writer,
+        rewind=partial(rewind, core.store) if reread_beyond_end else None,
     )
     producer = AlertProducer(app)
     alerts = settings.alerts
@@ -75,8 +82,19 @@ async def _start_api(
     app.on_before_shutdown.connect(stop)
 
 
+def rewind(store: Store, topic: str, partition: int, offset: int) -> None:
+    """Lower a partition's stored offset to `offset` (`--reread-beyond-end`)."""
+    with store.transaction() as tx:
+        tx.save_offsets(topic, {partition: offset})
+
+
 def run_worker(
-    settings: Settings, config: Path | None, *, log_level: str, separate_writer: bool
+    settings: Settings,
+    config: Path | None,
+    *,
+    log_level: str,
+    separate_writer: bool,
+    reread_beyond_end: bool = False,
 ) -> None:
     """Wait for the state lock (standby), create the topics, run until stopped."""
     lock = ServiceLock(settings.paths.state)
@@ -89,7 +107,14 @@ def run_worker(
         lock.release()
         raise
     try:
-        _run_bound(settings, config, sock, log_level=log_level, separate_writer=separate_writer)
+        _run_bound(
+            settings,
+            config,
+            sock,
+            log_level=log_level,
+            separate_writer=separate_writer,
+            reread_beyond_end=reread_beyond_end,
+        )
     finally:
         sock.close()
         lock.release()
@@ -102,6 +127,7 @@ def _run_bound(
     *,
     log_level: str,
     separate_writer: bool,
+    reread_beyond_end: bool,
 ) -> None:
     kafka = settings.kafka
     asyncio.run(
@@ -120,7 +146,7 @@ def _run_bound(
     else:
         writer = InProcessWriter(WriterService(core.ingestor), log_source(settings))
     try:  # from here on, the writer process is ended whatever fails: left, it hung the exit
-        app = compose_worker(core, writer, sock)
+        app = compose_worker(core, writer, sock, reread_beyond_end=reread_beyond_end)
         runner = faust.Worker(
             app, loglevel=log_level, quiet=True, redirect_stdouts=False, override_logging=False
         )

@@ -4,6 +4,14 @@ faust seeks every assigned partition to the broker's committed offset after each
 rebalance (`perform_seek`). The broker's offsets trail or lead the state depending on when
 faust last committed; the state store is the truth, so this consumer seeks again, to the
 next offset stored with the records, before the flow of messages resumes.
+
+A stored offset must lie within the partition's log. Past its end (the topic deleted and
+created again, or a broker that lost data), aiokafka went back to the log's start and every
+new event below the old offset was skipped as stored already: acknowledged by the broker,
+lost without a word. The worker now stops there, saying why, unless it was started with
+`--reread-beyond-end`: then that partition is read again from its start (events stored
+already are recognised as unchanged). Below the log's start (retention deleted events before
+they were read), the loss is Kafka's: it is logged as an error, and reading goes on.
 """
 
 from __future__ import annotations
@@ -15,15 +23,25 @@ from typing import Any
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
 
+from accrochage.errors import AccrochageError
 from accrochage.runtimes.kafka.draining import Receive, drain
 
 log = logging.getLogger("accrochage.kafka")
 
 StoredOffsets = Callable[[str], dict[int, int]]
+Rewind = Callable[[str, int, int], None]
+"""Lowers a partition's stored offset (topic, partition, offset): `--reread-beyond-end`."""
+
+
+class OffsetsBeyondEnd(AccrochageError):
+    """The state has stored offsets past a partition's end: reading on would skip events."""
 
 
 class SeekingConsumer(faust_aiokafka.Consumer):
     stored_offsets: StoredOffsets | None = None
+    rewind: Rewind | None = None
+    """Set: a partition whose stored offset is past its end is read again from its start;
+    None: the worker stops (`OffsetsBeyondEnd`)."""
     receive: Receive | None = None
     """Takes each fetch's records (`draining.py`); None: faust delivers them to its agents."""
 
@@ -40,14 +58,62 @@ class SeekingConsumer(faust_aiokafka.Consumer):
         if lookup is None:
             return
         cache: dict[str, dict[int, int]] = {}
-        for tp in self.assignment():
+        assigned = list(self.assignment())
+        bounds = await self._bounds(assigned)
+        for tp in assigned:
             offsets = cache.setdefault(tp.topic, lookup(tp.topic))
             # Nothing stored for a partition means nothing of it was stored: read it from
             # its start, never from the broker's committed offset (faust commits the offsets
             # of events received, which may never have reached the state).
-            offset = offsets.get(tp.partition, 0)
+            offset = self._within(tp, offsets.get(tp.partition, 0), bounds.get(tp))
             log.info("resume %s[%d] at stored offset %d", tp.topic, tp.partition, offset)
             await self.seek(tp, offset)
+
+    async def _bounds(self, assigned: list[TP]) -> dict[TP, tuple[int, int]]:
+        """Each partition's first and next offsets; none when the broker cannot say (the
+        stored offsets are then used as they are, as before)."""
+        if not assigned:
+            return {}
+        try:
+            starts = await self.earliest_offsets(*assigned)
+            ends = await self.highwaters(*assigned)
+        except Exception as exc:  # a rebalance under a failing broker: seek as before
+            log.warning("could not read the partitions' first and last offsets (%s)", exc)
+            return {}
+        return {tp: (starts[tp], ends[tp]) for tp in assigned if tp in starts and tp in ends}
+
+    def _within(self, tp: TP, offset: int, bounds: tuple[int, int] | None) -> int:
+        if bounds is None:
+            return offset
+        start, end = bounds
+        where = f"{tp.topic}[{tp.partition}]"
+        if offset > end:
+            rewind = type(self).rewind
+            said = (
+                f"the state stored {where} up to offset {offset}, but the partition ends at "
+                f"{end}: the topic was deleted and created again, or the broker lost data"
+            )
+            if rewind is None:
+                raise OffsetsBeyondEnd(
+                    f"{said}; reading on would skip the events produced since. Check the "
+                    "topic, then start the worker once with --reread-beyond-end to read that "
+                    "partition again from its start (events stored already are unchanged)"
+                )
+            log.warning(
+                "%s: read again from its start, offset %d (--reread-beyond-end)", said, start
+            )
+            rewind(tp.topic, tp.partition, start)
+            return start
+        if offset < start:
+            log.error(
+                "%s: offsets %d to %d were deleted by the topic's retention before the worker "
+                "read them: those events never reached the state; have them sent again",
+                where,
+                offset,
+                start - 1,
+            )
+            return start
+        return offset
 
     async def _seek(self, partition: TP, offset: int) -> None:
         """Seek in the consumer's own thread.
@@ -96,9 +162,15 @@ class SeekingConsumer(faust_aiokafka.Consumer):
         return await super()._commit(stored)
 
 
-def seeking_transport(lookup: StoredOffsets, receive: Receive | None = None) -> Any:
+def seeking_transport(
+    lookup: StoredOffsets, receive: Receive | None = None, rewind: Rewind | None = None
+) -> Any:
     """A transport whose consumer resumes from `lookup`'s offsets and hands each fetch to
-    `receive` (None: to faust's agents, event by event)."""
-    bound = {"stored_offsets": lookup, "receive": staticmethod(receive) if receive else None}
+    `receive` (None: to faust's agents, event by event); `rewind`: see `SeekingConsumer`."""
+    bound = {
+        "stored_offsets": lookup,
+        "receive": staticmethod(receive) if receive else None,
+        "rewind": staticmethod(rewind) if rewind else None,
+    }
     consumer = type("BoundSeekingConsumer", (SeekingConsumer,), bound)
     return type("SeekingTransport", (faust_aiokafka.Transport,), {"Consumer": consumer})

@@ -23,7 +23,7 @@ import faust
 from aiokafka.errors import KafkaError
 
 from accrochage.models.problems import Problem
-from accrochage.runtimes.kafka.seeking import seeking_transport
+from accrochage.runtimes.kafka.seeking import Rewind, seeking_transport
 from accrochage.runtimes.kafka.unreadable import UnreadableRecord, guard_fetches
 from accrochage.settings import KafkaSettings
 from accrochage.state.base import Store
@@ -177,6 +177,8 @@ def build_worker(
     datadir: Path,
     offsets: Callable[[str], dict[int, int]],
     writer: GroupWriter,
+    *,
+    rewind: Rewind | None = None,
 ) -> WorkerApp:
     """The faust app: its consumer resumes from `offsets` (the state's), groups go to `writer`;
     a batch its client cannot read is an unusable event, not a stop (`guard_fetches`)."""
@@ -204,7 +206,7 @@ def build_worker(
     app.pending = pending
     # Each fetch goes to `pending` whole (`draining.py`): no agent, no stream, no acks; the
     # topic is only registered so that the consumer subscribes to it.
-    app.transport_class = seeking_transport(offsets, pending.receive)
+    app.transport_class = seeking_transport(offsets, pending.receive, rewind)
     topic = app.topic(
         kafka.topic,
         key_type=bytes,
