@@ -14,6 +14,7 @@ import json
 import sqlite3
 import threading
 import time
+from concurrent import futures
 from functools import partial
 from pathlib import Path
 from types import SimpleNamespace
@@ -24,7 +25,7 @@ import pytest
 from accrochage.app import build_writer_parts
 from accrochage.errors import StoreError
 from accrochage.runtimes.kafka import worker as worker_module
-from accrochage.runtimes.kafka.worker import EXIT_UNEXPECTED, Pending
+from accrochage.runtimes.kafka.worker import EXIT_UNEXPECTED, GROUP_BYTES, Pending
 from accrochage.streams.ingest import Incoming
 from accrochage.streams.log_source import LogSource
 from accrochage.streams.writer import WriterService
@@ -147,3 +148,34 @@ async def test_a_stop_does_not_cancel_a_group_handed_to_the_writer_process(
     finally:
         conn.close()
     assert (offsets, records) == ([(0, 1)], 1)
+
+
+class Groups:
+    """A writer that keeps the groups it is given, each stored at once."""
+
+    def __init__(self) -> None:
+        self.groups: list[list[int]] = []
+
+    def submit(self, items: list[Any]) -> Any:
+        self.groups.append([len(item.raw) for item in items])
+        done: futures.Future[Any] = futures.Future()
+        done.set_result(None)
+        return done
+
+
+async def test_groups_are_bounded_by_bytes_too() -> None:
+    """A backlog of 1 MB events held four groups of a thousand in flight: 2.5 GB for 600 of
+    them. A group weighs `GROUP_BYTES` at most, or holds one event heavier than that."""
+    writer = Groups()
+    pending = Pending(writer)  # type: ignore[arg-type]
+    sizes = [1_000_000] * 9 + [GROUP_BYTES + 1] + [100] * 3
+    records = [
+        SimpleNamespace(value=b"x" * size, topic="t", partition=0, offset=n, key=None)
+        for n, size in enumerate(sizes)
+    ]
+    await pending.receive(records)
+    await pending.commit()
+    assert [len(group) for group in writer.groups] == [4, 4, 1, 1, 3]
+    assert all(sum(g) <= GROUP_BYTES or len(g) == 1 for g in writer.groups)
+    assert [size for group in writer.groups for size in group] == sizes, "in order, all"
+    assert pending.items == [] and pending.bytes == 0
