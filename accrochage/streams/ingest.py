@@ -27,7 +27,13 @@ from accrochage.models.vocabulary import RecordStatus
 from accrochage.sinks.passage import passage_bytes, passage_size_bound
 from accrochage.sinks.profiles import SchemaProfile
 from accrochage.state.base import Store, Transaction, UnusableEvent
-from accrochage.streams.log_source import LogSource, dead_letter, next_offsets, unread
+from accrochage.streams.log_source import (
+    LogSource,
+    dead_letter,
+    key_warning,
+    next_offsets,
+    unread,
+)
 from accrochage.streams.rejected import raw_digest, raw_text
 from accrochage.streams.repetition import StoredText, as_stored, stored_text
 
@@ -234,6 +240,10 @@ class Ingestor:
         so the state always says exactly how far each partition was read.
         """
         decoded = [self._decode(item) for item in items]
+        for item, (one, _) in zip(items, decoded, strict=True):
+            warning = key_warning(item.key, one.certifier)
+            if warning is not None:
+                one.warnings.append(warning)
         with self.store.transaction() as tx:
             kept = unread(tx.offsets(source.topic), items, decoded)
             if not kept:

@@ -92,3 +92,17 @@ def dead_letter(
         envelope["key_dropped"] = len(item.key)
     assert source.rejected_topic is not None
     return DeadLetter(source.rejected_topic, key, bounded_letter(envelope))
+
+
+def key_warning(key: bytes | None, certifier: str | None) -> Problem | None:
+    """A warning when a log message is not keyed by its event's certifier (CONTRACT §5:
+    the certifier's key, UTF-8): its certifier's events may then land on several partitions
+    and be read out of order, a revocation before the delivery it revokes."""
+    if certifier is None or key == certifier.encode():
+        return None
+    shown = "no key" if key is None else f"the key {key[:64].decode('utf-8', 'backslashreplace')!r}"
+    return Problem(
+        "kafka.key",
+        f"the message has {shown}, not its certifier's key {certifier!r}: key each event by "
+        "its certifier, or that certifier's events may be read out of order",
+    )

@@ -257,3 +257,28 @@ async def test_a_letter_the_broker_refuses_for_good_holds_back_no_other(
     assert [json.loads(v)["n"] for _, v in producer.sent] == [0, 2, 3, 4]
     assert producer.sent[-1][0] is None, "a key queued too long by an earlier version"
     assert any("can never be produced" in r.getMessage() for r in caplog.records)
+
+
+async def test_an_event_not_keyed_by_its_certifier_is_stored_with_a_warning(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """CONTRACT §5 keys each event by its certifier, which keeps a certifier's events in
+    order on one partition. A key that says otherwise was ignored: a revocation keyed wrongly
+    was read before its delivery, and the reason blamed the order. The event is stored with a
+    `kafka.key` warning that says what its producer must fix."""
+    no_hard_exit(monkeypatch)
+    config = write_config(tmp_path)
+    keys = [b"pix", None, b"\xff\xfe-bad", b"school"]
+    fetch = [record(0, n, good(n)) for n in range(4)]
+    for one, key in zip(fetch, keys, strict=True):
+        one.key = key
+    await store_fetch(partial(build_writer_parts, config, decode=True), fetch)
+    with sqlite3.connect(tmp_path / "var" / "state.db") as conn:
+        rows = conn.execute("SELECT record_id, warnings FROM records ORDER BY record_id").fetchall()
+    conn.close()
+    warned = {rid: [w for w in json.loads(ws) if w["field"] == "kafka.key"] for rid, ws in rows}
+    assert [len(w) for w in warned.values()] == [0, 1, 1, 1]
+    said = [w[0]["message"] for w in list(warned.values())[1:]]
+    assert said[0].startswith("the message has no key, not its certifier's key 'pix'")
+    assert "the key '\\\\xff\\\\xfe-bad'" in said[1], said[1]
+    assert "the key 'school'" in said[2]
