@@ -204,14 +204,19 @@ def test_an_upgraded_state_marks_the_records_held_elsewhere(
     config = write_config(tmp_path, schema=V115)
     built = build_core(load_settings(config), FixedClock(NOW))
     try:
-        ingest(built, event("HU-1"), event("HU-2"))
+        ingest(built, event("HU-1"), event("HU-2"), event("HU-3"))
         (written,) = flush(built).written
         answer(
             built,
             shared_dir,
             written.batch_id,
+            ok=["HU-3"],
             ko={"HU-1": ALREADY.format(rid=HELD_AS), "HU-2": ALREADY.format(rid="HU-2")},
         )
+        ingest(built, revoked_event(record_id="HU-3"))
+        suppression, _ = only_written(flush(built))
+        answer(built, shared_dir, suppression, ko={"HU-3": ALREADY.format(rid="3333")})
+        assert record(built, "HU-3")["cdc_reason"] == "other", "a refused SUPPRESSION's class"
     finally:
         built.close()
     with sqlite3.connect(load_settings(config).paths.state) as conn:
@@ -222,6 +227,8 @@ def test_an_upgraded_state_marks_the_records_held_elsewhere(
     try:
         assert record(built, "HU-1")["cdc_held_as"] == HELD_AS
         assert record(built, "HU-2")["cdc_held_as"] is None
+        assert record(built, "HU-3")["cdc_held_as"] == "3333", "its SUPPRESSION refused so"
+        assert [o.item for o in built.operations.retry_rejected()] == [], "no loop"
         ingest(built, revoked_event(record_id="HU-1"), revoked_event(record_id="HU-2"))
         report = flush(built)
         _, path = only_written(report)
@@ -253,6 +260,8 @@ def test_an_invalid_correction_of_a_record_held_elsewhere_is_not_for_the_support
     assert "the stored correction has errors" in advice and "send a valid corrected" in advice
     (refused,) = core.operations.support_applied(["HE-1"], "ticket 1")
     assert not refused.done
+    (retried,) = core.operations.retry(["HE-1"])
+    assert not retried.done and "send a valid corrected event" in retried.message, retried
     corrected(core, "HE-1")
     assert [w["record_id"] for w in waiting(core)] == ["HE-1"]
     assert "ask the CDC's support to correct" in show_text(core, "HE-1")[0]

@@ -23,10 +23,10 @@ from accrochage.models.scope import Scope
 IngestToken = tuple[SecretStr, Scope]
 """An ingest token and the certifiers it may send events for (None: any)."""
 SCOPE = web.RequestKey("scope", frozenset)
+"""Set on a request authenticated by a scoped ingest token: the certifiers it sends for."""
 SENDER = web.RequestKey("sender", str)
 """Which ingest token sent the request (its place in `api.ingest_tokens`, never its value):
 what one sender's share of the service is counted by."""
-"""Set on a request authenticated by a scoped ingest token: the certifiers it sends for."""
 OPEN_ROUTES = frozenset({("GET", "/health"), ("HEAD", "/health")})
 INGEST_ROUTES = frozenset({("POST", "/events"), ("POST", "/check")})
 REALM = 'Basic realm="accrochage", charset="UTF-8"'
@@ -95,7 +95,7 @@ def auth_middleware(operator: SecretStr, ingest: Sequence[IngestToken]) -> Middl
         if operating:
             return await handler(request)
         if platform is not None and ingesting:
-            request[SENDER] = f"ingest token {_place(platform, ingesters)}"
+            request[SENDER] = f"ingest token {_place(platform, ingest)}"
             if platform[1] is not None:
                 request[SCOPE] = platform[1]
             return await handler(request)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import resource
 import time
 from dataclasses import dataclass
@@ -68,7 +69,7 @@ class ConnectionCount:
         self.total = 0
         self._by_client: dict[str, int] = {}
         self._refused = 0
-        self._said_at = 0.0
+        self._said_at = -math.inf
 
     def admit(self, client: str | None) -> bool:
         """Whether a new connection from `client` is held (and counted)."""

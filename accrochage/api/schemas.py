@@ -10,6 +10,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from accrochage.models.vocabulary import SupportWork
+
 
 class Answer(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -234,7 +236,7 @@ class HeldElsewhere(Answer):
     certifier: str | None
     cdc_held_as: str
     """The idTechnique the CDC holds the certification under."""
-    waits_for: Literal["correction", "withdrawal"]
+    waits_for: SupportWork
 
 
 class Summary(Answer):

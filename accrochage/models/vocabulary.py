@@ -68,6 +68,13 @@ class CdcReason(StrEnum):
     OTHER = "other"
 
 
+class SupportWork(StrEnum):
+    """What a record the CDC holds under another idTechnique waits for its support to do."""
+
+    CORRECTION = "correction"
+    WITHDRAWAL = "withdrawal"
+
+
 class RequestStatus(StrEnum):
     """A correction request's state (CONTRACT §9, décret 2024-1236)."""
 

@@ -296,7 +296,15 @@ def apply_held_elsewhere(
 
 def by_support_only(record: Record) -> str:
     """Why no SUPPRESSION is cut for a record the CDC holds under another idTechnique, and
-    what the operator does instead."""
+    what the operator does instead: a valid correction first, when the stored one has errors
+    (`support-applied` refuses it)."""
+    if not record.revocation_pending and record.correction_valid is False:
+        return (
+            f"the CDC holds record {record.record_id} under idTechnique {record.cdc_held_as}, "
+            "where no SUPPRESSION can reach, and its stored correction has errors: send a valid "
+            "corrected event; the CDC's support can apply that one (accrochage show "
+            f"{record.record_id})"
+        )
     return (
         f"the CDC holds record {record.record_id} under idTechnique {record.cdc_held_as}: a "
         f"SUPPRESSION naming {record.record_id} would find nothing there, so none is cut; ask "

@@ -13,7 +13,13 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from aiokafka.errors import MessageSizeTooLargeError
+from aiokafka.errors import (
+    CorruptRecordException,
+    KafkaError,
+    MessageSizeTooLargeError,
+    TopicAuthorizationFailedError,
+)
+from faust.exceptions import ProducerSendError
 
 from accrochage.app import build_writer_parts
 from accrochage.models.decode import Problem
@@ -227,15 +233,20 @@ def test_a_rejected_event_with_a_huge_key_is_sent_without_it() -> None:
 
 
 class RefusingProducer:
-    """Refuses for good (not retriable) the letters whose value holds `refused`."""
+    """faust's producer over a broker that refuses some letters: `refused` maps a piece of a
+    letter's value to the error. aiokafka's own size check raises in `send()`, which faust
+    wraps in `ProducerSendError`; the broker's answers come raw from the future."""
 
-    def __init__(self, refused: bytes) -> None:
+    def __init__(self, refused: dict[bytes, KafkaError]) -> None:
         self.refused = refused
         self.sent: list[tuple[Any, bytes]] = []
 
     async def send_and_wait(self, topic: str, key: Any, value: bytes, *_: Any) -> None:
-        if self.refused in value:
-            raise MessageSizeTooLargeError("the message is too large")
+        for piece, error in self.refused.items():
+            if piece in value and isinstance(error, MessageSizeTooLargeError):
+                raise ProducerSendError(f"Error while sending: {error!r}") from error
+            if piece in value:
+                raise error
         self.sent.append((key, value))
 
 
@@ -247,14 +258,16 @@ async def test_a_letter_the_broker_refuses_for_good_holds_back_no_other(
         with store.transaction() as tx:
             tx.queue_dead_letters(DeadLetter("rejected", b"pix", f'{{"n": {n}}}') for n in range(4))
             tx.queue_dead_letters([DeadLetter("rejected", b"k" * 5000, '{"n": 4}')])
-        producer = RefusingProducer(b'"n": 1')
+        producer = RefusingProducer(
+            {b'"n": 1': MessageSizeTooLargeError(), b'"n": 2': CorruptRecordException()}
+        )
         job = dead_letter_job(SimpleNamespace(producer=producer), store)  # type: ignore[arg-type]
         await job.run()  # type: ignore[misc]
         with store.reading() as reader:
             assert reader.dead_letters(10) == []
     finally:
         store.close()
-    assert [json.loads(v)["n"] for _, v in producer.sent] == [0, 2, 3, 4]
+    assert [json.loads(v)["n"] for _, v in producer.sent] == [0, 3, 4]
     assert producer.sent[-1][0] is None, "a key queued too long by an earlier version"
     assert any("can never be produced" in r.getMessage() for r in caplog.records)
 
@@ -282,3 +295,20 @@ async def test_an_event_not_keyed_by_its_certifier_is_stored_with_a_warning(
     assert said[0].startswith("the message has no key, not its certifier's key 'pix'")
     assert "the key '\\\\xff\\\\xfe-bad'" in said[1], said[1]
     assert "the key 'school'" in said[2]
+
+
+async def test_a_topic_the_worker_may_not_write_keeps_every_letter(tmp_path: Path) -> None:
+    """An ACL refusing the rejected topic is not retriable either, but it says nothing of the
+    letters: dropping them would empty the queue in seconds. They wait, in order."""
+    store = SqliteStore(tmp_path / "state.db")
+    try:
+        with store.transaction() as tx:
+            tx.queue_dead_letters(DeadLetter("rejected", b"pix", f'{{"n": {n}}}') for n in range(3))
+        producer = RefusingProducer({b'"n"': TopicAuthorizationFailedError()})
+        job = dead_letter_job(SimpleNamespace(producer=producer), store)  # type: ignore[arg-type]
+        await job.run()  # type: ignore[misc]
+        with store.reading() as reader:
+            assert [json.loads(d.value)["n"] for d in reader.dead_letters(10)] == [0, 1, 2]
+    finally:
+        store.close()
+    assert producer.sent == []

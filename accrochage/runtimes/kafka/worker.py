@@ -20,7 +20,14 @@ from pathlib import Path
 from typing import Any
 
 import faust
-from aiokafka.errors import KafkaError
+from aiokafka.errors import (
+    CorruptRecordException,
+    KafkaError,
+    MessageSizeTooLargeError,
+    RecordListTooLargeError,
+    RecordTooLargeError,
+)
+from faust.exceptions import ProducerSendError
 
 from accrochage.models.problems import Problem
 from accrochage.runtimes.kafka.seeking import Rewind, seeking_transport
@@ -49,6 +56,13 @@ MAX_FETCH_RECORDS = GROUP_SIZE * MAX_IN_FLIGHT
 SETTLE_SECONDS = 120.0
 """How long a stop waits for the groups being stored (each one a transaction)."""
 EXIT_UNEXPECTED = 70
+LETTER_ERRORS = (
+    MessageSizeTooLargeError,
+    RecordTooLargeError,
+    RecordListTooLargeError,
+    CorruptRecordException,
+)
+"""Errors that say one rejected-topic letter can never be produced (not the broker's state)."""
 
 
 class WorkerApp(faust.App):
@@ -253,10 +267,12 @@ def build_worker(
 def dead_letter_job(app: WorkerApp, store: Store, every: float = 0.5) -> Job:
     """Produce queued rejected events, then forget them (at least once on that topic).
 
-    A letter the broker refuses for good (a Kafka error that is not retriable: too large, say)
-    is forgotten with an error in the log, not retried first for ever ahead of every letter
+    A letter that can never be produced (too large, or a record the broker calls corrupt: an
+    error about that letter, `LETTER_ERRORS`, raised by aiokafka or wrapped by faust) is
+    forgotten with an error in the log, not retried first for ever ahead of every letter
     after it; its event stays in the state (`accrochage unusable`, `records`). Any other
-    failure (the broker gone) stops this run: the letters are retried in order."""
+    failure (the broker gone, an ACL refusing the topic) stops this run and keeps the queue:
+    the letters are retried in order once the cause is fixed."""
 
     async def publish() -> None:
         with store.reading() as reader:
@@ -271,14 +287,14 @@ def dead_letter_job(app: WorkerApp, store: Store, every: float = 0.5) -> Job:
                     await app.producer.send_and_wait(
                         letter.topic, letter_key(letter.key), value, None, None, None
                     )
-                except KafkaError as exc:
-                    if exc.retriable:
+                except (KafkaError, ProducerSendError) as exc:
+                    if not isinstance(exc.__cause__ or exc, LETTER_ERRORS):
                         raise
                     log.error(
                         "rejected-topic letter %s can never be produced (%s): dropped from the "
                         "queue; its event stays in the state (accrochage unusable, records)",
                         letter.id,
-                        type(exc).__name__,
+                        type(exc.__cause__ or exc).__name__,
                     )
                 if letter.id is not None:
                     done.append(letter.id)

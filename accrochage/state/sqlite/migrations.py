@@ -435,14 +435,16 @@ def m090_held_under_another_id(db: Database) -> None:
     """`cdc_held_as`: the idTechnique the CDC holds a record under when its acceptance named
     another one ("l'id technique partenaire 1559735 existe déjà en base", answering 1983189).
     Before this, a correction of such a record cut a SUPPRESSION naming its own id, which the
-    CDC cannot apply. Accepted records whose last message still says so are marked; one whose
-    message a later report replaced is not known here (`import-report` said it at the time)."""
+    CDC cannot apply. Accepted records whose last message still says so are marked (an
+    acceptance's "existe déjà", or a refused SUPPRESSION's, classed `other`); one whose message
+    a later report replaced is not known here (`import-report` said it at the time)."""
     db.execute("ALTER TABLE records ADD COLUMN cdc_held_as TEXT")
     marked = [
         (other, record_id)
         for record_id, message in db.execute(
             "SELECT record_id, cdc_message FROM records WHERE status = 'accepted' "
-            "AND cdc_reason = 'already_exists' AND cdc_message IS NOT NULL"
+            "AND (cdc_reason = 'already_exists' OR suppression_rejected = 1) "
+            "AND cdc_message IS NOT NULL"
         )
         if (other := held_under(message, record_id)) is not None
     ]

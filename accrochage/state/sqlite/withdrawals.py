@@ -15,6 +15,7 @@ from accrochage.models.vocabulary import (
     CdcAction,
     RecordStatus,
     SchemaVersion,
+    SupportWork,
 )
 from accrochage.models.withdrawal import Sending
 
@@ -78,7 +79,9 @@ def held_elsewhere(conn: sqlite3.Connection) -> list[dict[str, Any]]:
             "record_id": row["record_id"],
             "certifier": row["certifier"],
             "cdc_held_as": row["cdc_held_as"],
-            "waits_for": "withdrawal" if row["revocation_pending"] else "correction",
+            "waits_for": (
+                SupportWork.WITHDRAWAL if row["revocation_pending"] else SupportWork.CORRECTION
+            ).value,
         }
         for row in conn.execute(_HELD_ELSEWHERE)
     ]
