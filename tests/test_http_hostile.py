@@ -60,6 +60,18 @@ def stored(core: Core) -> set[str]:
         conn.close()
 
 
+def stored_content(core: Core, record_id: str) -> Any:
+    """The content stored for a record (its only version), as JSON."""
+    conn = sqlite3.connect(core.settings.paths.state, timeout=5)
+    try:
+        (payload,) = conn.execute(
+            "SELECT payload FROM contents WHERE record_id = ?", (record_id,)
+        ).fetchone()
+    finally:
+        conn.close()
+    return json.loads(payload)
+
+
 def with_surrogate(record_id: str, path: tuple[str, ...]) -> str:
     """The event's JSON with a lone surrogate (`\\ud800`) in the field at `path`."""
     event = recent(record_id)
@@ -424,14 +436,7 @@ async def test_a_decimal_score_keeps_its_digits_in_an_array_too(core: Core) -> N
     async with serving(core) as client:
         status, answers = await post(client, f"[{one}]")
     assert (status, answers[0]["http_status"]) == (200, 201)
-    conn = sqlite3.connect(core.settings.paths.state, timeout=5)
-    try:
-        (payload,) = conn.execute(
-            "SELECT payload FROM contents WHERE record_id = 'DEC-1'"
-        ).fetchone()
-    finally:
-        conn.close()
-    assert json.loads(payload)["score"] == "12.345678901234567890123"
+    assert stored_content(core, "DEC-1")["score"] == "12.345678901234567890123"
 
 
 def test_an_invalid_event_is_kept_truncated_and_its_errors_capped(core: Core) -> None:
@@ -473,12 +478,6 @@ def test_an_invalid_event_as_large_as_a_valid_one_is_kept_whole(core: Core) -> N
     raw = json.dumps(large)
     (result,) = core.ingestor.ingest([Incoming(raw.encode(), "test")])
     assert result.status == "invalid"
-    conn = sqlite3.connect(core.settings.paths.state, timeout=5)
-    try:
-        (payload,) = conn.execute(
-            "SELECT payload FROM contents WHERE record_id = 'LARGE-1'"
-        ).fetchone()
-    finally:
-        conn.close()
-    assert TRUNCATED not in json.loads(payload)
-    assert json.loads(payload)["digital_level"]["results"] == large["digital_level"]["results"]
+    kept = stored_content(core, "LARGE-1")
+    assert TRUNCATED not in kept
+    assert kept["digital_level"]["results"] == large["digital_level"]["results"]

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from accrochage.models.cdc import classify, held_under
+from accrochage.models.cdc import classify
 from accrochage.models.decode import Decoded
 from accrochage.models.lifecycle import (
     awaiting_withdrawal,
@@ -89,6 +89,7 @@ def apply_suppression_report(
     label: str,
     correction: tuple[Decoded, int | None] | None,
     whole_file: bool = False,
+    held_as: str | None = None,
 ) -> Change:
     """The CDC's answer to a SUPPRESSION of the record.
 
@@ -97,8 +98,8 @@ def apply_suppression_report(
     queries read that one): the CDC had it, its delivery deadline is met. Refused ("existe
     déjà" included: it never accepts a suppression): the record stays `accepted` with
     `suppression_rejected`, and `retry` cuts it again — unless the message says the CDC holds
-    it under another idTechnique (`held_under`): sent again, it would be refused again, so the
-    record is marked `cdc_held_as` for the CDC's support.
+    it under another idTechnique (`held_as`, read by `held_under`): sent again, it would be
+    refused again, so the record is marked `cdc_held_as` for the CDC's support.
     """
     if current.status is not Status.ACCEPTED or current.batch_id != batch_id:
         return Change(Outcome.UNCHANGED)
@@ -115,7 +116,6 @@ def apply_suppression_report(
             updated_at=now,
         )
         next_step = "`accrochage retry` cuts the suppression again"
-        held_as = held_under(message or "", current.record_id)
         if held_as is not None:
             refused = replace(refused, cdc_held_as=held_as)
             next_step = f"it holds it as {held_as}: its correction or withdrawal is for its support"

@@ -228,7 +228,8 @@ class Operations:
         def step(tx: Transaction, chunk: Sequence[str]) -> list[ItemOutcome]:
             outcomes = self._apply_in(tx, chunk, partial(settled, tx))
             after = tx.records([o.item for o in outcomes if o.done])
-            return [_with_closed(tx, o, after.get(o.item), note, self._now()) for o in outcomes]
+            now = self._now()
+            return [_with_closed(tx, o, after.get(o.item), note, now) for o in outcomes]
 
         return self._in_chunks(record_ids, step)
 

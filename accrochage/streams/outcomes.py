@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from accrochage.models.batch import BatchInfo
-from accrochage.models.batch_life import apply_report
+from accrochage.models.batch_life import accepted_as, apply_report
 from accrochage.models.corrections import RequestClosure
 from accrochage.models.record import Change, Outcome, Record, Status
 from accrochage.models.vocabulary import SUPERSEDABLE, CdcAction, SchemaVersion
@@ -33,6 +33,9 @@ class Verdict:
     message: str | None
     already_known: bool = False
     whole_file: bool = False
+    held_as: str | None = None
+    """The other idTechnique the message says the CDC holds the certification under
+    (`held_under`)."""
 
 
 @dataclass(slots=True)
@@ -72,6 +75,13 @@ def is_acceptance(ctx: OutcomeContext, verdict: Verdict) -> bool:
 def apply_verdict(ctx: OutcomeContext, record: Record, verdict: Verdict) -> Change:
     if ctx.suppression:
         return _suppression(ctx, record, verdict)
+    change = _creation(ctx, record, verdict)
+    if change.record is not None:
+        change.record = accepted_as(record, change.record, verdict.held_as)
+    return change
+
+
+def _creation(ctx: OutcomeContext, record: Record, verdict: Verdict) -> Change:
     if ctx.batch is not None and record.batch_id != ctx.batch.batch_id:
         return _earlier_batch(ctx, record, verdict)
     if verdict.already_known:
@@ -117,6 +127,7 @@ def _suppression(ctx: OutcomeContext, record: Record, verdict: Verdict) -> Chang
         label=ctx.label,
         correction=correction,
         whole_file=verdict.whole_file,
+        held_as=verdict.held_as,
     )
 
 

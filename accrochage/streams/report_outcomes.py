@@ -7,7 +7,6 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from accrochage.errors import AccrochageError
-from accrochage.models.batch_life import accepted_as
 from accrochage.models.cdc import held_under
 from accrochage.models.corrections import RequestClosure
 from accrochage.models.operator import left_out_by
@@ -67,11 +66,9 @@ def apply_outcomes(
         if record is None:
             summary.unknown_ids.append(outcome.id_technique)
             continue
-        verdict = Verdict(outcome.accepted, outcome.message, outcome.already_known)
         other = held_under(outcome.message or "", outcome.id_technique)
+        verdict = Verdict(outcome.accepted, outcome.message, outcome.already_known, held_as=other)
         change = apply_verdict(ctx, record, verdict)
-        if change.record is not None and not ctx.suppression:
-            change.record = accepted_as(record, change.record, other)
         if other is not None:
             summary.notes.append(held_note(other, change.record or record))
         if change.record is None:

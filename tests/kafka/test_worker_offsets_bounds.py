@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
-import time
 from pathlib import Path
 
 import pytest
@@ -17,10 +16,9 @@ from faust.types import TP
 from accrochage.runtimes.kafka.seeking import OffsetsBeyondEnd, SeekingConsumer
 from tests.kafka.conftest import KafkaEndpoint
 from tests.kafka.test_worker_batches import good
-from tests.kafka.test_worker_unreadable import produce
-from tests.kafka.workers import PARTITIONS, Worker, query, stored_offsets, write_worker_config
+from tests.kafka.test_worker_unreadable import RUN_TIMEOUT, produce, until, with_topics
+from tests.kafka.workers import Worker, query, stored_offsets
 
-RUN_TIMEOUT = 120.0
 TOPIC_0 = TP("delivered", 0)
 
 
@@ -28,21 +26,11 @@ def records(state: Path) -> int:
     return int(query(state, "SELECT count(*) FROM records")[0][0])
 
 
-async def until(condition: object, worker: Worker, why: str) -> None:
-    deadline = time.monotonic() + RUN_TIMEOUT
-    while not condition():  # type: ignore[operator]
-        assert worker.alive(), worker.tail()
-        assert time.monotonic() < deadline, f"{why}:\n{worker.tail()}"
-        await asyncio.sleep(0.3)
-
-
 @pytest.mark.kafka
 async def test_a_stored_offset_past_the_end_stops_the_worker_until_told_to_reread(
     kafka_broker: KafkaEndpoint, tmp_path: Path, workers: list[Worker]
 ) -> None:
-    config = write_worker_config(tmp_path / "worker", kafka_broker.bootstrap)
-    await kafka_broker.create_topic(config.topic, PARTITIONS)
-    await kafka_broker.create_topic(config.rejected_topic, PARTITIONS)
+    config = await with_topics(kafka_broker, tmp_path / "worker")
     await produce(config.bootstrap, config.topic, [(0, good(n), []) for n in range(3)])
     first = Worker(config, tmp_path / "first.log")
     workers.append(first)

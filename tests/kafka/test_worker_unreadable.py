@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -21,6 +22,7 @@ from tests.kafka.test_worker_batches import good
 from tests.kafka.workers import (
     PARTITIONS,
     Worker,
+    WorkerConfig,
     query,
     read_topic,
     stored_offsets,
@@ -89,6 +91,23 @@ async def produce(
         await producer.stop()
 
 
+async def with_topics(kafka_broker: KafkaEndpoint, folder: Path) -> WorkerConfig:
+    """A worker's configuration, its topics created."""
+    config = write_worker_config(folder, kafka_broker.bootstrap)
+    await kafka_broker.create_topic(config.topic, PARTITIONS)
+    await kafka_broker.create_topic(config.rejected_topic, PARTITIONS)
+    return config
+
+
+async def until(done: Callable[[], bool], worker: Worker, why: str) -> None:
+    """Wait (at most `RUN_TIMEOUT`) for `done()`, the worker alive meanwhile."""
+    deadline = time.monotonic() + RUN_TIMEOUT
+    while not done():
+        assert worker.alive(), worker.tail()
+        assert time.monotonic() < deadline, f"{why}:\n{worker.tail()}"
+        await asyncio.sleep(0.3)
+
+
 def stored(state: Path) -> tuple[int, list[tuple[str, str]]]:
     (records,) = query(state, "SELECT count(*) FROM records")[0]
     unusable = [(r[0], r[1]) for r in query(state, "SELECT source, errors FROM unusable")]
@@ -98,9 +117,7 @@ def stored(state: Path) -> tuple[int, list[tuple[str, str]]]:
 async def test_a_batch_the_client_cannot_read_is_one_unusable_event(
     kafka_broker: KafkaEndpoint, tmp_path: Path, workers: list[Worker]
 ) -> None:
-    config = write_worker_config(tmp_path / "worker", kafka_broker.bootstrap)
-    await kafka_broker.create_topic(config.topic, PARTITIONS)
-    await kafka_broker.create_topic(config.rejected_topic, PARTITIONS)
+    config = await with_topics(kafka_broker, tmp_path / "worker")
     await produce(config.bootstrap, config.topic, [(0, good(1), [])])
     await asyncio.to_thread(produce_not_utf8, config.bootstrap, config.topic, good(2))
     await produce(config.bootstrap, config.topic, [(0, good(3), [])])
@@ -110,14 +127,13 @@ async def test_a_batch_the_client_cannot_read_is_one_unusable_event(
     worker = Worker(config, tmp_path / "worker.log")
     workers.append(worker)
     await asyncio.to_thread(worker.wait_for_log, "Worker ready", RUN_TIMEOUT)
-    deadline = time.monotonic() + RUN_TIMEOUT
-    while True:
+
+    def settled() -> bool:
         records, unusable = stored(config.state)
-        if records == 2 + len(CODECS) and unusable:
-            break
-        assert worker.alive(), worker.tail()
-        assert time.monotonic() < deadline, (records, unusable, worker.tail())
-        await asyncio.sleep(0.5)
+        return records == 2 + len(CODECS) and bool(unusable)
+
+    await until(settled, worker, "every readable record and one unusable event")
+    records, unusable = stored(config.state)
     assert records == 2 + len(CODECS), "every other record, each codec read"
     ((source, errors),) = unusable
     assert source == f"kafka:{config.topic}:0:1"

@@ -40,8 +40,6 @@ class UnreadableRecord:
     offset: int
     first: int
     reason: str
-    key: bytes | None = None
-    value: bytes | None = None
 
     @property
     def problem(self) -> str:
