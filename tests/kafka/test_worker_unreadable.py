@@ -142,6 +142,11 @@ async def test_a_batch_the_client_cannot_read_is_one_unusable_event(
     assert "could not read the record(s) at offset 1 of partition 0" in problem["message"]
     assert "UnicodeDecodeError" in problem["message"]
     assert stored_offsets(config.state, config.topic) == {0: 3, 1: len(CODECS)}
+    await until(  # letters are produced by a job of their own, then forgotten
+        lambda: not query(config.state, "SELECT 1 FROM dead_letters"),
+        worker,
+        "the rejected letter produced",
+    )
     letters = await read_topic(config.bootstrap, config.rejected_topic)
     assert len(letters) == 1
     assert "could not read" in json.loads(letters[0].value)["errors"][0]["message"]
