@@ -1,7 +1,8 @@
 """Records the Kafka client cannot read, against a real broker: a header name that is not
 UTF-8 stopped the worker at every start (every partition stalled), and so did a batch
-compressed with lz4, snappy or zstd (no codec library). Now the codecs are installed, and a
-batch that still cannot be read is one unusable event naming its offsets; the others go on."""
+compressed with lz4, snappy or zstd (no codec library). Now the codecs are installed; a batch
+with a header name that is not UTF-8 is read again, every record of it delivered; and a batch
+that still cannot be read is one unusable event naming its offsets, the others going on."""
 
 from __future__ import annotations
 
@@ -47,24 +48,30 @@ async def main():
     producer = AIOKafkaProducer(bootstrap_servers=sys.argv[1], acks="all")
     await producer.start()
     try:
-        await producer.send_and_wait(
-            sys.argv[2], sys.stdin.buffer.read(), key=b"pix", partition=0,
-            headers=[(NotUtf8("x"), b"v")],
-        )
+        batch = producer.create_batch()
+        for n, line in enumerate(sys.stdin.buffer.read().splitlines()):
+            headers = [("trace", b"1"), (NotUtf8("x"), b"v")] if n == 1 else []
+            assert batch.append(key=b"pix", value=line, timestamp=None, headers=headers)
+        batch.close()
+        await (await producer.send_batch(batch, sys.argv[2], partition=0))
     finally:
         await producer.stop()
 
 asyncio.run(main())
 """
-"""Sends stdin as one record whose header name is the bytes ff fe, not UTF-8 (what a Go or C
-producer may send): aiokafka's pure-Python record builder writes what `encode` returns."""
+"""Sends stdin's lines as the records of one batch, the second with a header whose name is
+the bytes ff fe, not UTF-8 (what a Go or C producer may send): aiokafka's pure-Python record
+builder writes what `encode` returns."""
+
+NO_CRAMJAM = "raise ImportError('cramjam hidden by the test')\n"
+"""A `cramjam` package that cannot be imported: aiokafka then has no lz4, snappy or zstd."""
 
 
-def produce_not_utf8(bootstrap: str, topic: str, value: bytes) -> None:
+def produce_not_utf8(bootstrap: str, topic: str, values: list[bytes]) -> None:
     env = {**os.environ, "AIOKAFKA_NO_EXTENSIONS": "1"}
     subprocess.run(
         [sys.executable, "-c", NOT_UTF8_HEADER, bootstrap, topic],
-        input=value,
+        input=b"\n".join(values),
         env=env,
         check=True,
         timeout=120,
@@ -114,34 +121,66 @@ def stored(state: Path) -> tuple[int, list[tuple[str, str]]]:
     return records, unusable
 
 
-async def test_a_batch_the_client_cannot_read_is_one_unusable_event(
+async def test_a_header_name_not_utf8_loses_no_record_of_its_batch(
     kafka_broker: KafkaEndpoint, tmp_path: Path, workers: list[Worker]
 ) -> None:
     config = await with_topics(kafka_broker, tmp_path / "worker")
-    await produce(config.bootstrap, config.topic, [(0, good(1), [])])
-    await asyncio.to_thread(produce_not_utf8, config.bootstrap, config.topic, good(2))
-    await produce(config.bootstrap, config.topic, [(0, good(3), [])])
+    await asyncio.to_thread(
+        produce_not_utf8, config.bootstrap, config.topic, [good(1), good(2), good(3)]
+    )
+    await produce(config.bootstrap, config.topic, [(0, good(4), [])])
     for n, codec in enumerate(CODECS, start=10):
         await produce(config.bootstrap, config.topic, [(1, good(n), [])], codec)
 
     worker = Worker(config, tmp_path / "worker.log")
     workers.append(worker)
     await asyncio.to_thread(worker.wait_for_log, "Worker ready", RUN_TIMEOUT)
+    await until(lambda: stored(config.state)[0] == 4 + len(CODECS), worker, "every record stored")
+    await until(
+        lambda: stored_offsets(config.state, config.topic) == {0: 4, 1: len(CODECS)},
+        worker,
+        "every offset stored",
+    )
+    records, unusable = stored(config.state)
+    assert records == 4 + len(CODECS), "every record of the batch, each codec read"
+    assert unusable == []
+    ids = {row[0] for row in query(config.state, "SELECT record_id FROM records")}
+    assert {json.loads(good(n))["record_id"] for n in (1, 2, 3, 4)} <= ids
+    assert f"{config.topic}-0@1: a header name that is not UTF-8 was left out" in worker.text()
+    assert worker.stop() == 0, worker.tail()
+
+
+async def test_a_batch_the_client_cannot_read_is_one_unusable_event(
+    kafka_broker: KafkaEndpoint, tmp_path: Path, workers: list[Worker]
+) -> None:
+    config = await with_topics(kafka_broker, tmp_path / "worker")
+    await produce(config.bootstrap, config.topic, [(0, good(1), [])])
+    await produce(config.bootstrap, config.topic, [(0, good(2), [])], "lz4")
+    await produce(config.bootstrap, config.topic, [(0, good(3), [])])
+    await produce(config.bootstrap, config.topic, [(1, good(4), [])], "gzip")
+    hidden = tmp_path / "no-cramjam"
+    (hidden / "cramjam").mkdir(parents=True)
+    (hidden / "cramjam" / "__init__.py").write_text(NO_CRAMJAM, encoding="utf-8")
+
+    path = os.pathsep.join(filter(None, (str(hidden), os.environ.get("PYTHONPATH"))))
+    worker = Worker(config, tmp_path / "worker.log", env={"PYTHONPATH": path})
+    workers.append(worker)
+    await asyncio.to_thread(worker.wait_for_log, "Worker ready", RUN_TIMEOUT)
 
     def settled() -> bool:
         records, unusable = stored(config.state)
-        return records == 2 + len(CODECS) and bool(unusable)
+        return records == 3 and bool(unusable)
 
     await until(settled, worker, "every readable record and one unusable event")
     records, unusable = stored(config.state)
-    assert records == 2 + len(CODECS), "every other record, each codec read"
+    assert records == 3, "the records before and after it, and gzip's (no library needed)"
     ((source, errors),) = unusable
     assert source == f"kafka:{config.topic}:0:1"
     (problem,) = json.loads(errors)
     assert problem["field"] == "kafka"
     assert "could not read the record(s) at offset 1 of partition 0" in problem["message"]
-    assert "UnicodeDecodeError" in problem["message"]
-    assert stored_offsets(config.state, config.topic) == {0: 3, 1: len(CODECS)}
+    assert "UnsupportedCodecError" in problem["message"]
+    assert stored_offsets(config.state, config.topic) == {0: 3, 1: 1}
     await until(  # letters are produced by a job of their own, then forgotten
         lambda: not query(config.state, "SELECT 1 FROM dead_letters"),
         worker,

@@ -183,7 +183,10 @@ class Worker:
     a kill, `remnants` finds whatever of it still runs.
     """
 
-    def __init__(self, config: WorkerConfig, log: Path, *args: str) -> None:
+    def __init__(
+        self, config: WorkerConfig, log: Path, *args: str, env: dict[str, str] | None = None
+    ) -> None:
+        """`env`: variables added to the worker's environment."""
         self.config = config
         self.log = log
         self._out = log.open("ab")
@@ -193,7 +196,7 @@ class Worker:
             stdout=self._out,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
-            env={**child_env(), "PYTHONUNBUFFERED": "1"},
+            env={**child_env(), "PYTHONUNBUFFERED": "1", **(env or {})},
             start_new_session=True,
             preexec_fn=_die_with_parent,
         )

@@ -7,15 +7,16 @@ worker stopped, and its restart fetched the same batch and stopped again: every 
 stalled for good on one record.
 
 `readable_records` replaces aiokafka's `PartitionRecords._unpack_records` (a copy of 0.14's,
-with one change): a batch whose records cannot all be read yields an `UnreadableRecord` in
-place of what is left of it, at the batch's last offset. The worker keeps it as an unusable
-event that says which offsets and why (sent to the rejected topic like any other), and the
-partition goes on after the batch. The records of that batch read before the failure are
-delivered as usual; those after it cannot be read by the client and are named in the reason.
+with one change): a batch whose records cannot all be read is read again leniently when a
+header name is what failed (`lenient.py`: every record delivered, that header left out);
+otherwise it yields an `UnreadableRecord` in place of what is left of it, at the batch's last
+offset. The worker keeps that as an unusable event that says which offsets and why (sent to
+the rejected topic like any other), and the partition goes on after the batch.
 """
 
 from __future__ import annotations
 
+import logging
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -23,7 +24,11 @@ from typing import Any
 
 from aiokafka import errors
 from aiokafka.consumer import fetcher
-from aiokafka.structs import ConsumerRecord
+from aiokafka.structs import ConsumerRecord, TopicPartition
+
+from accrochage.runtimes.kafka.lenient import FramedRecords, Reread, reread
+
+log = logging.getLogger(__name__)
 
 READ_ERRORS = (UnicodeDecodeError, errors.UnsupportedCodecError, ValueError, OSError, zlib.error)
 """What reading a batch's records may raise for one producer's bytes (gzip raises `OSError`,
@@ -86,6 +91,7 @@ def readable_records(self: Any) -> Iterator[ConsumerRecord[Any, Any] | Unreadabl
             self.next_fetch_offset = next_batch.next_offset
             continue
 
+        failure: BaseException | None = None
         try:
             for record in next_batch:
                 if record.offset < self.next_fetch_offset:
@@ -94,14 +100,49 @@ def readable_records(self: Any) -> Iterator[ConsumerRecord[Any, Any] | Unreadabl
                 self.next_fetch_offset = record.offset + 1
                 yield consumer_record
         except READ_ERRORS as exc:
+            failure = exc
+        if failure is not None:
+            mended = _reread(records, failure, tp)
+            for record in mended.records if mended else ():
+                if record.offset >= self.next_fetch_offset:
+                    self.next_fetch_offset = record.offset + 1
+                    yield self._consumer_record(tp, record)
             last = next_batch.next_offset - 1
-            if last >= self.next_fetch_offset:
+            if mended is None and last >= self.next_fetch_offset:
                 first = max(self.next_fetch_offset, getattr(next_batch, "base_offset", 0))
-                yield UnreadableRecord(tp.topic, tp.partition, last, first, _reason(exc))
+                yield UnreadableRecord(tp.topic, tp.partition, last, first, _reason(failure))
         self.next_fetch_offset = next_batch.next_offset
 
 
+def _reread(records: Any, failure: BaseException, tp: TopicPartition) -> Reread | None:
+    """The batch `records` handed out last, read again when a header name that is not UTF-8
+    is what failed (None otherwise, or when that fails too)."""
+    raw = records.last_batch if isinstance(records, FramedRecords) else None
+    if raw is None or not isinstance(failure, UnicodeDecodeError):
+        return None
+    try:
+        mended = reread(raw)
+    except (*READ_ERRORS, errors.CorruptRecordException) as exc:
+        log.warning(
+            "Kafka partition %s-%d: a batch read again failed too (%s)",
+            tp.topic,
+            tp.partition,
+            type(exc).__name__,
+        )
+        return None
+    for offset in mended.mended if mended else ():
+        log.warning(
+            "Kafka record %s-%d@%d: a header name that is not UTF-8 was left out; the "
+            "record is read without it (the worker reads no header)",
+            tp.topic,
+            tp.partition,
+            offset,
+        )
+    return mended
+
+
 def guard_fetches() -> None:
-    """Every `PartitionRecords` of this process reads its batches through `readable_records`
-    (the worker's process only: `runtimes/kafka`)."""
+    """Every `PartitionRecords` of this process reads its batches through `readable_records`,
+    from `FramedRecords` (the worker's process only: `runtimes/kafka`)."""
     fetcher.PartitionRecords._unpack_records = readable_records
+    fetcher.MemoryRecords = FramedRecords
