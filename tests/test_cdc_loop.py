@@ -23,6 +23,7 @@ from accrochage.models.deadline import FixedClock
 from accrochage.settings import load_settings
 from accrochage.sinks.profiles import profile_for
 from accrochage.state import queries
+from accrochage.streams import report_outcomes
 from accrochage.streams.flush_report import FlushReport
 from tests.factories import HOLDER_NIR, revoked_event
 from tests.test_cli_tracker import recent, run, write_jsonl
@@ -1038,3 +1039,34 @@ def test_suppressions_are_cut_by_size_and_by_age_like_creations(
         assert "max_records" in cut.reason
     finally:
         core.close()
+
+
+def test_a_report_is_applied_in_pieces_with_the_same_outcome(
+    core: Core, shared_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A report is applied a few thousand outcomes at a time (a report of 200,000 passages
+    held 200,000 records at once): the pieces change nothing of what it does."""
+    monkeypatch.setattr(report_outcomes, "APPLIED_AT_ONCE", 2)
+    ids = [f"PIECE-{n}" for n in range(7)]
+    batch = deposited(core, *(event(i) for i in ids))
+    summary = answer(
+        core,
+        shared_dir,
+        batch,
+        ok=[ids[0], ids[2], ids[4], "NOT-OURS"],
+        ko={ids[1]: NO_HOLDER, ids[3]: ALREADY, ids[5]: NO_HOLDER},
+    )
+    assert sorted(summary.accepted) == sorted([ids[0], ids[2], ids[3], ids[4]])
+    assert sorted(summary.rejected) == sorted([ids[1], ids[5]])
+    assert summary.unknown_ids == ["NOT-OURS"]
+    assert summary.not_mentioned == [ids[6]]
+    statuses = {i: record(core, i)["status"] for i in ids}
+    assert statuses == {
+        ids[0]: "accepted",
+        ids[1]: "rejected",
+        ids[2]: "accepted",
+        ids[3]: "accepted",
+        ids[4]: "accepted",
+        ids[5]: "rejected",
+        ids[6]: "deposited",
+    }

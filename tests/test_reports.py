@@ -289,6 +289,45 @@ def test_duplicate_message_and_ok_agree() -> None:
     assert parse_report(rapport(body)).outcomes == (known("5"),)
 
 
+def test_an_ok_section_before_the_ko_one_keeps_the_refusals_message() -> None:
+    body = (
+        "<PassagesOK><idTechnique>5</idTechnique></PassagesOK>"
+        f"<PassagesKO><passage><idTechnique>5</idTechnique><messageErreur>{DUPLICATE}"
+        "</messageErreur></passage></PassagesKO>"
+    )
+    assert parse_report(rapport(body)).outcomes == (known("5"),)
+
+
+def test_the_first_header_element_counts_and_nested_ones_do_not() -> None:
+    body = (
+        "<idFlux>  </idFlux><idFlux>second</idFlux>"
+        "<PassagesOK><idTechnique>5<idFlux>inner</idFlux></idTechnique></PassagesOK>"
+        "<nomFichier>later.xml</nomFichier>"
+    )
+    report = parse_report(rapport(body))
+    assert (report.file_name, report.id_flux) == ("f.xml", None)
+    assert report.outcomes == (ok("5"),)
+
+
+def test_a_report_above_the_old_50_mb_limit_is_read_whole() -> None:
+    """200,000 refused passages whose ids have the 255 characters the CDC allows weigh
+    ~100 MB: such a report was refused above 50 MB, and the operator could not close the loop
+    of the largest file the CDC takes. It is now read in a stream."""
+    passages = 120_000
+    ids = [f"{n:06d}" + "x" * 249 for n in range(passages)]
+    body = "".join(
+        f"<passage>\n  <idTechnique>{i}</idTechnique>\n  <messageErreur>{STEP2}</messageErreur>"
+        "\n</passage>\n"
+        for i in ids
+    )
+    data = rapport(f"<PassagesKO>{body}</PassagesKO><PassagesOK/>")
+    assert len(data) > 50 * 1024 * 1024
+    report = parse_report(data)
+    assert len(report.outcomes) == passages
+    assert report.outcomes[0] == ko(ids[0], STEP2)
+    assert report.outcomes[-1] == ko(ids[-1], STEP2)
+
+
 def test_comments_and_processing_instructions_ignored() -> None:
     body = "<PassagesOK><!-- c --><?pi x?><idTechnique>3</idTechnique></PassagesOK>"
     assert parse_report(rapport(body)).outcomes == (ok("3"),)

@@ -8,7 +8,8 @@ outside, so they are parsed with entities, DTDs and network access off, and boun
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from io import BytesIO
 from pathlib import Path
 
 from lxml import etree
@@ -17,7 +18,10 @@ from accrochage.errors import ReportError
 from accrochage.models.cdc import already_exists
 from accrochage.sinks.regular import read_regular
 
-MAX_REPORT_BYTES = 50 * 1024 * 1024
+MAX_REPORT_BYTES = 256 * 1024 * 1024
+"""The CDC takes files of up to 200,000 passages whose idTechnique may have 255 characters: a
+report refusing them all with a long message is ~100 MB. It is read in a stream (`_read`),
+so its size costs its bytes and its outcomes, not a tree."""
 
 _ROOT = "rapport"
 _KO = "PassagesKO"
@@ -81,11 +85,6 @@ def _int_or_none(text: str | None) -> int | None:
     return int(text) if text is not None and re.fullmatch(r"[0-9]{1,18}", text) else None
 
 
-def _elements(parent: etree._Element) -> list[etree._Element]:
-    """Child elements only: processing instructions and entities are skipped."""
-    return [child for child in parent if isinstance(child.tag, str)]
-
-
 def _ko_outcome(passage: etree._Element, source: str) -> PassageOutcome:
     if passage.tag != "passage":
         raise _fail(
@@ -126,7 +125,8 @@ def _file_error(erreur: etree._Element) -> FileError:
 
 
 def _merge(outcomes: list[PassageOutcome], source: str) -> tuple[PassageOutcome, ...]:
-    """Keep each id once; an id both accepted and rejected cannot be trusted either way."""
+    """Keep each id once, its refusal's outcome first (an "already exists" refusal keeps its
+    message); an id both accepted and rejected cannot be trusted either way."""
     merged: dict[str, PassageOutcome] = {}
     for outcome in outcomes:
         seen = merged.setdefault(outcome.id_technique, outcome)
@@ -139,7 +139,7 @@ def _merge(outcomes: list[PassageOutcome], source: str) -> tuple[PassageOutcome,
     return tuple(merged.values())
 
 
-def _parse_xml(data: bytes, source: str) -> etree._Element:
+def _refuse_unsafe_bytes(data: bytes, source: str) -> None:
     if len(data) > MAX_REPORT_BYTES:
         raise _fail(
             source,
@@ -150,50 +150,106 @@ def _parse_xml(data: bytes, source: str) -> etree._Element:
         raise _fail(source, "report is empty", "download the accusé de traitement again")
     if any(marker in data for marker in _DTD_MARKERS):
         raise _fail(source, "report declares a DOCTYPE or entities", "refused for safety")
-    parser = etree.XMLParser(
+
+
+def _check_root(root: etree._Element, source: str) -> None:
+    docinfo = root.getroottree().docinfo
+    # The byte scan misses UTF-16 input; the parsed prolog tells the truth.
+    if docinfo.internalDTD is not None or docinfo.externalDTD is not None:
+        raise _fail(source, "report declares a DOCTYPE or entities", "refused for safety")
+    if root.tag != _ROOT:
+        raise _fail(source, f"root element is <{root.tag}>", _HINT)
+
+
+@dataclass
+class _Reading:
+    """What the streamed report has told so far."""
+
+    header: dict[str, str | None] = field(default_factory=dict)
+    sections: set[str] = field(default_factory=set)
+    rejected: list[PassageOutcome] = field(default_factory=list)
+    accepted: list[PassageOutcome] = field(default_factory=list)
+    errors: list[FileError] = field(default_factory=list)
+
+    def take(self, section: str, element: etree._Element, source: str) -> None:
+        """One element of a section, whole (its end seen)."""
+        if section == _KO:
+            self.rejected.append(_ko_outcome(element, source))
+        elif section == _OK:
+            self.accepted.append(_ok_outcome(element, source))
+        elif section == _ERRORS and element.tag == "erreur":
+            self.errors.append(_file_error(element))
+
+
+def _read(data: bytes, source: str) -> _Reading:
+    """The report's elements, read as they end and then dropped: memory stays that of the
+    outcomes, not of a tree (a report of 200,000 refusals is a million elements)."""
+    events = etree.iterparse(
+        BytesIO(data),
+        events=("start", "end"),
         resolve_entities=False,
         no_network=True,
         load_dtd=False,
         huge_tree=False,
         remove_comments=True,
+        remove_pis=True,
     )
+    reading = _Reading()
+    depth = 0
+    section = ""
     try:
-        root = etree.fromstring(data, parser)
+        for event, element in events:
+            if event == "start":
+                if depth == 0:
+                    _check_root(element, source)
+                elif depth == 1:
+                    section = element.tag
+                depth += 1
+                continue
+            depth -= 1
+            if depth == 2:
+                reading.take(section, element, source)
+                element.clear()
+                while element.getprevious() is not None:
+                    del element.getparent()[0]
+            elif depth == 1:
+                if section in (_KO, _OK, _ERRORS):
+                    reading.sections.add(section)
+                else:
+                    reading.header.setdefault(section, _stripped(element.text))
+                element.clear()
+                while element.getprevious() is not None:
+                    del element.getparent()[0]
     except etree.XMLSyntaxError as exc:
         raise _fail(source, f"report is not well-formed XML ({exc})", _HINT) from None
-    docinfo = root.getroottree().docinfo
-    # The byte scan misses UTF-16 input; the parsed tree tells the truth.
-    if docinfo.internalDTD is not None or docinfo.externalDTD is not None:
-        raise _fail(source, "report declares a DOCTYPE or entities", "refused for safety")
-    return root
+    return reading
+
+
+def _stripped(text: str | None) -> str | None:
+    return (text.strip() or None) if text is not None else None
 
 
 def parse_report(data: bytes, *, source: str = "<bytes>") -> ProcessingReport:
-    root = _parse_xml(data, source)
-    if root.tag != _ROOT:
-        raise _fail(source, f"root element is <{root.tag}>", _HINT)
-    sections = {tag: root.findall(tag) for tag in (_KO, _OK, _ERRORS)}
-    if not any(sections.values()):
+    _refuse_unsafe_bytes(data, source)
+    reading = _read(data, source)
+    if not reading.sections:
         raise _fail(
             source,
             f"no <{_KO}>, <{_OK}> or <{_ERRORS}> section (names are case-sensitive)",
             _HINT,
         )
-    outcomes = [_ko_outcome(p, source) for s in sections[_KO] for p in _elements(s)]
-    outcomes += [_ok_outcome(i, source) for s in sections[_OK] for i in _elements(s)]
-    errors = [_file_error(e) for s in sections[_ERRORS] for e in s.findall("erreur")]
-    if sections[_ERRORS] and not errors:
+    if _ERRORS in reading.sections and not reading.errors:
         raise _fail(
             source,
             f"<{_ERRORS}> holds no <erreur>",
             "the file was rejected for an unknown reason; check it on the CDC portal",
         )
     return ProcessingReport(
-        file_name=_text(root, "nomFichier"),
-        id_flux=_text(root, "idFlux"),
-        id_traitement=_text(root, "idTraitement"),
-        outcomes=_merge(outcomes, source),
-        file_errors=tuple(errors),
+        file_name=reading.header.get("nomFichier"),
+        id_flux=reading.header.get("idFlux"),
+        id_traitement=reading.header.get("idTraitement"),
+        outcomes=_merge(reading.rejected + reading.accepted, source),
+        file_errors=tuple(reading.errors),
     )
 
 

@@ -3,6 +3,7 @@ the summary told to the operator (`import-report`)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -12,7 +13,7 @@ from accrochage.models.corrections import RequestClosure
 from accrochage.models.operator import left_out_by
 from accrochage.models.record import Change, Record, Status
 from accrochage.models.vocabulary import CdcAction
-from accrochage.sinks.reports import ProcessingReport
+from accrochage.sinks.reports import PassageOutcome, ProcessingReport
 from accrochage.streams.outcomes import (
     OutcomeContext,
     Verdict,
@@ -50,18 +51,45 @@ class ImportSummary:
         return asdict(self)
 
 
+APPLIED_AT_ONCE = 5_000
+"""Outcomes whose records are read, changed and saved together: a report of 200,000 passages
+is applied in one transaction without holding 200,000 records."""
+
+
 def apply_outcomes(
     ctx: OutcomeContext, report: ProcessingReport, summary: ImportSummary
 ) -> tuple[list[RequestClosure], set[str]]:
     """The closures of correction requests, and the batches never deposited that records the
     report settled have left (a report on an earlier file of theirs)."""
-    tx = ctx.tx
     left: set[str] = set()
-    current = tx.records([o.id_technique for o in report.outcomes])
-    members = set(tx.batch_member_ids(ctx.batch.batch_id)) if ctx.batch is not None else None
-    changes: list[Change] = []
+    members = set(ctx.tx.batch_member_ids(ctx.batch.batch_id)) if ctx.batch is not None else None
     closures: list[RequestClosure] = []
-    for outcome in report.outcomes:
+    outcomes = report.outcomes
+    for start in range(0, len(outcomes), APPLIED_AT_ONCE):
+        chunk = outcomes[start : start + APPLIED_AT_ONCE]
+        _apply_chunk(ctx, chunk, members, summary, closures, left)
+    if ctx.batch is not None:
+        mentioned = {o.id_technique for o in outcomes}
+        silent = [r for r in ctx.tx.batch_member_ids(ctx.batch.batch_id) if r not in mentioned]
+        found = ctx.tx.records(silent)  # a later report's silence on records settled since is none
+        summary.not_mentioned = [
+            r for r in silent if r in found and left_out_by(found[r], ctx.batch.batch_id)
+        ]
+    return closures, left
+
+
+def _apply_chunk(
+    ctx: OutcomeContext,
+    outcomes: Sequence[PassageOutcome],
+    members: set[str] | None,
+    summary: ImportSummary,
+    closures: list[RequestClosure],
+    left: set[str],
+) -> None:
+    """Outcomes of distinct ids (`parse_report` merged them), applied and saved."""
+    current = ctx.tx.records([o.id_technique for o in outcomes])
+    changes: list[Change] = []
+    for outcome in outcomes:
         record = current.get(outcome.id_technique)
         if record is None:
             summary.unknown_ids.append(outcome.id_technique)
@@ -76,7 +104,6 @@ def apply_outcomes(
             if members is not None and outcome.id_technique not in members:
                 summary.elsewhere.append(outcome.id_technique)
             continue
-        current[outcome.id_technique] = change.record
         changes.append(change)
         if record.status is Status.BATCHED and record.batch_id not in (None, ctx.batch_id):
             left.add(record.batch_id)
@@ -87,15 +114,7 @@ def apply_outcomes(
         (summary.accepted if accepted else summary.rejected).append(outcome.id_technique)
         if not accepted:
             summary.rejections.append(rejection(change.record))
-    tx.save(changes)
-    if ctx.batch is not None:
-        mentioned = {o.id_technique for o in report.outcomes}
-        silent = [r for r in tx.batch_member_ids(ctx.batch.batch_id) if r not in mentioned]
-        found = tx.records(silent)  # a later report's silence on records settled since is none
-        summary.not_mentioned = [
-            r for r in silent if r in found and left_out_by(found[r], ctx.batch.batch_id)
-        ]
-    return closures, left
+    ctx.tx.save(changes)
 
 
 def reject_file(
