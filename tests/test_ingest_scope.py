@@ -9,6 +9,7 @@ process `accrochage run` uses, and the decode processes large arrays go through.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -158,18 +159,24 @@ async def test_a_large_array_keeps_its_scope_through_the_decode_processes(
         assert reader.record_certifiers(["SCA-003", "PXA-000"]) == {"PXA-000": "pix"}
 
 
-async def test_check_applies_the_scope_without_naming_the_owner(tmp_path: Path) -> None:
+async def test_check_applies_the_scope_without_naming_the_owner(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     built = build_core(load_settings(write_config(tmp_path, api=SCOPED_API)), SystemClock())
     try:
         async with serving_app(build_service(built, timer=False)) as client:
             assert (await post(client, recent("SC-1", certifier="school"), OP))[0] == 201
             bodies = [recent("PX-OK"), recent("SC-9", certifier="school"), recent("SC-1")]
-            status, found = await post(client, bodies, PIX, path="/check")
+            with caplog.at_level(logging.WARNING, logger="accrochage.streams.check"):
+                status, found = await post(client, bodies, PIX, path="/check")
             assert status == 200
             assert [f["valid"] for f in found] == [True, False, False]
             assert found[1]["errors"][0]["field"] == "certifier"
             assert found[2]["errors"][0]["field"] == "record_id"
             no_other_certifier(found[2])
+            (probing,) = [r.getMessage() for r in caplog.records if r.name.endswith("check")]
+            assert "a check refused 2 of 3 event(s)" in probing, "the operator sees probing"
+            assert "SC-" not in probing and "school" not in probing
             status, found = await post(client, recent("SC-1"), ANY, path="/check")
             assert "'school'" in found["errors"][0]["message"], "an open token: as before"
     finally:

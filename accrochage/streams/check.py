@@ -7,6 +7,7 @@ do a scoped ingest token's limits (`models/scope.py`).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,6 +21,8 @@ from accrochage.models.registry import Registry
 from accrochage.models.scope import out_of_scope
 from accrochage.state.base import Store
 from accrochage.streams.ingest import Incoming, with_read_problems
+
+log = logging.getLogger(__name__)
 
 STATE_RULES = ("record_id used by another certifier", "a revocation names a stored record")
 
@@ -65,6 +68,7 @@ def check(
         with store.reading() as reader:
             owners = reader.record_certifiers(ids)
     results = []
+    refused = 0
     delivered: set[str] = set()  # a revocation may follow its record's event in the same input
     for item, one in zip(items, decoded, strict=True):
         errors = list(one.errors)
@@ -86,6 +90,7 @@ def check(
             forbidden = out_of_scope(item.scope, one, stored=stored, owner=owner)
         if forbidden is not None:
             errors = [forbidden]  # its other errors may name certifiers
+            refused += 1
         elif owner is not None and one.certifier is not None and owner != one.certifier:
             errors.append(
                 Problem(
@@ -95,4 +100,13 @@ def check(
                 )
             )
         results.append(CheckResult(one.record_id, errors, list(one.warnings)))
+    if refused:
+        # As `ingest` logs each refused event: a platform asking about record ids of
+        # certifiers it does not send for is probing, and the operator should know.
+        log.warning(
+            "a check refused %d of %d event(s): its ingest token does not send for their "
+            "certifier or their record's",
+            refused,
+            len(items),
+        )
     return results
