@@ -19,7 +19,7 @@ from typing import Any
 from accrochage.models.deadline import Clock, SystemClock
 from accrochage.models.reference import Reference
 from accrochage.models.registry import Certifier, Emitter, Registry
-from accrochage.refdata.load import age_warnings
+from accrochage.refdata.load import source_warnings
 from accrochage.refdata.memory import ReferenceHolder
 from accrochage.settings import Settings, load_settings
 from accrochage.sinks.base import BatchSink
@@ -322,4 +322,4 @@ def reference_keeper(
 
 def refdata_warnings(core: Core, today: date) -> list[str]:
     """Reference data too old to trust (CONTRACT §11): shown in `summary`, never on an event."""
-    return age_warnings(core.store.refdata().sources(), today, core.settings.refdata.max_age)
+    return source_warnings(core.store.refdata().sources(), today, core.settings.refdata.max_age)

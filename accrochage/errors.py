@@ -127,6 +127,12 @@ class RefdataError(AccrochageError):
     status = 422
 
 
+class RefdataBusy(StoreBusyError):
+    """Another process is loading reference data into the same state."""
+
+    code = "refdata_busy"
+
+
 class NotFound(AccrochageError):
     """What a command or a request names does not exist; the message says where to look."""
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import unicodedata
 import zipfile
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
@@ -14,8 +14,10 @@ from accrochage.models.reference import Fiche
 from accrochage.refdata import sources
 from accrochage.refdata.cog import load_cog
 from accrochage.refdata.france_competences import Export, load_export
+from accrochage.refdata.load import load_refdata, status
 from accrochage.refdata.sources import entry_name
 from accrochage.refdata.tables import clean
+from accrochage.state.sqlite import SqliteStore
 from tests.refdata_files import (
     CSV_DAY,
     CSV_PARTS,
@@ -168,6 +170,46 @@ def test_the_real_xml_files(refdata_dir: Path) -> None:
     assert fiches["RNCP39568"].sirets == {"81738914100018", "11004401300040"}
 
 
+def test_an_xml_export_of_one_kind_takes_the_other_from_the_csv_beside_it(
+    refdata_dir: Path, tmp_path: Path
+) -> None:
+    """The RS XML file missing, the CSV export beside the RNCP one: RS codes were left
+    unchecked (a certification past its limit accepted, nothing said). The RS fiches now come
+    from the CSV export, the RNCP ones from the XML."""
+    folder = tmp_path / "export"
+    folder.mkdir()
+    rncp_xml = "export_fiches_RNCP_V4_1_2026-08-16.xml"
+    (folder / rncp_xml).write_bytes((fc(refdata_dir) / rncp_xml).read_bytes())
+    csv_export(folder)
+    export = load_export(folder)
+    fiches = by_code(export)
+    csv = by_code(load_export(fc(refdata_dir) / "export-fiches-csv-2024-02-22.zip"))
+    xml = by_code(load_export(fc(refdata_dir)))
+    assert export.kinds == {"RNCP", "RS"}
+    assert {c for c in fiches if c.startswith("RS")} == {c for c in csv if c.startswith("RS")}
+    assert all(fiches[c] == csv[c] for c in fiches if c.startswith("RS"))
+    assert {c for c in fiches if c.startswith("RNCP")} == {c for c in xml if c.startswith("RNCP")}
+    assert fiches["RNCP39568"].delivery_limit == date(2034, 8, 31), "the RNCP ones from the XML"
+    assert export.day == date(2024, 2, 22), "the oldest of the files used"
+    assert rncp_xml in export.files and any("CSV_Standard" in f for f in export.files)
+
+
+def test_an_export_of_one_kind_alone_is_said_to_leave_the_other_unchecked(
+    refdata_dir: Path, tmp_path: Path
+) -> None:
+    rs_xml = "export_fiches_RS_V4_1_2026-08-16.xml"
+    (tmp_path / rs_xml).write_bytes((fc(refdata_dir) / rs_xml).read_bytes())
+    store = SqliteStore(tmp_path / "state.db")
+    try:
+        load_refdata(store.refdata(), tmp_path, None)
+        shown = status(store.refdata(), date(2026, 8, 20), timedelta(days=30))
+    finally:
+        store.close()
+    (warning,) = shown["warnings"]
+    assert "lists no RNCP fiche: RNCP codes are not checked" in warning
+    assert "export_fiches_RNCP_V4_1_DATE.xml" in warning
+
+
 def test_a_certifier_without_siret_and_cdata(tmp_path: Path) -> None:
     fiche = xml_fiche(
         "RNCP40344", end="31/12/2029", certifiers=(None, "\t12345678900011"), jury_active="Oui"
@@ -269,6 +311,24 @@ def test_the_unquoted_crlf_changes_file_of_datagouv(refdata_dir: Path, tmp_path:
 def test_countries(tmp_path: Path, refdata_dir: Path) -> None:
     loaded = load_cog(cog_folder(tmp_path))
     assert {"99100", "99134", "99313", "99157"} <= loaded.countries
+
+
+def test_every_countries_file_counts_so_former_states_are_known(
+    tmp_path: Path, refdata_dir: Path
+) -> None:
+    """The current list sorted after the historical one and was the only one read: a holder
+    born in a former state (a code only the historical file keeps) got "not a country"."""
+    folder = cog_folder(tmp_path)
+    (folder / "v_pays_et_territoire_depuis_1943.csv").write_text(
+        '"COG","CRPAY","LIBCOG","LIBENR","DATE_DEBUT","DATE_FIN"\n'
+        '"99111","","Tchécoslovaquie","République tchécoslovaque","1943-01-01","1992-12-31"\n',
+        encoding="utf-8",
+    )
+    loaded = load_cog(folder)
+    assert "99111" in loaded.countries, "the historical file's former state"
+    assert {"99100", "99134"} <= loaded.countries, "and the current list's"
+    assert "v_pays_et_territoire_depuis_1943.csv" in loaded.files
+    assert "v_pays_territoire_2025.csv" in loaded.files
 
 
 def test_a_missing_cog_column_names_the_file_and_the_column(

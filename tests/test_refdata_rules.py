@@ -14,7 +14,7 @@ import pytest
 from accrochage.models.decode import decode
 from accrochage.models.problems import Problem
 from accrochage.models.registry import Certifier, Registry
-from accrochage.refdata.load import age_warnings, load_refdata
+from accrochage.refdata.load import load_refdata, source_warnings
 from accrochage.refdata.memory import MemoryReference, ReferenceHolder
 from accrochage.state.base import RefdataSource
 from accrochage.state.sqlite import SqliteStore
@@ -216,9 +216,9 @@ def test_old_reference_data_warns_at_load_never_on_an_event() -> None:
         return RefdataSource(kind, day, vintage, (), "", today, {}, ())  # type: ignore[arg-type]
 
     fresh = [source("rncp", today - timedelta(days=3), None), source("cog", None, 2025)]
-    assert age_warnings(fresh, today, timedelta(days=30)) == []
+    assert source_warnings(fresh, today, timedelta(days=30)) == []
     old = [source("rncp", today - timedelta(days=31), None), source("cog", None, 2024)]
-    warnings = age_warnings(old, today, timedelta(days=30))
+    warnings = source_warnings(old, today, timedelta(days=30))
     assert len(warnings) == 2
     assert "31 days old" in warnings[0] and "2024" in warnings[1]
 

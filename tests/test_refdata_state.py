@@ -5,26 +5,31 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import shutil
+import threading
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+import pytest
 from aiohttp import web
 from click.testing import CliRunner
 
 from accrochage.api.protocol import ApiRunner
 from accrochage.app import build_core
 from accrochage.cli import main
-from accrochage.errors import RefdataError
+from accrochage.errors import RefdataBusy, RefdataError
 from accrochage.models.deadline import SystemClock, paris_today
 from accrochage.refdata.france_competences import load_export
-from accrochage.refdata.load import load_refdata
+from accrochage.refdata.load import LoadReport, load_refdata
 from accrochage.refdata.memory import ReferenceHolder
 from accrochage.runtimes.embedded import build_service
 from accrochage.settings import load_settings
+from accrochage.state.base import RefdataStorage
 from accrochage.state.sqlite import SqliteStore
+from accrochage.streams.reference import ReferenceKeeper
 from tests.factories import delivered_event
 from tests.refdata_files import (
     UNIDENTIFIED_ROW,
@@ -121,6 +126,68 @@ def test_staging_is_invisible_until_the_swap(refdata_dir: Path, tmp_path: Path) 
         )
     finally:
         other.close()
+        store.close()
+
+
+def test_one_load_at_a_time_and_the_second_sees_the_first(
+    refdata_dir: Path, tmp_path: Path
+) -> None:
+    """Two loads filled the same staging tables: one swapped in a mix of both (a third of the
+    fiches gone, `refdata status` still counting them all), the other failed. Loads now take
+    turns, and a load that waited finds the same files loaded and leaves them."""
+    store = SqliteStore(tmp_path / "state.db")
+    other = SqliteStore(tmp_path / "state.db")  # another process
+    folder = xml_folder(refdata_dir, tmp_path / "xml")
+    expected = {f.code for f in load_export(folder).fiches}
+    done: list[LoadReport] = []
+
+    def load_in_turn(storage: RefdataStorage) -> threading.Thread:
+        thread = threading.Thread(
+            target=lambda: done.append(load_refdata(storage, folder, None, wait_seconds=60))
+        )
+        thread.start()
+        return thread
+
+    try:
+        storage = store.refdata()
+        with other.refdata().loading(0):
+            with pytest.raises(RefdataBusy, match="another process is loading reference data"):
+                load_refdata(storage, folder, None, wait_seconds=0)
+            assert storage.version() == 0, "nothing staged nor swapped meanwhile"
+            waiting = load_in_turn(storage)
+            waiting.join(0.5)
+            assert waiting.is_alive() and not done, "it waits for its turn"
+        waiting.join(60)
+        assert not waiting.is_alive()
+        load_in_turn(other.refdata()).join(60)
+        assert [[item.changed for item in report.loaded] for report in done] == [[True], [False]]
+        assert {f.code for f in storage.fiches()} == expected
+        assert storage.version() == 1
+    finally:
+        other.close()
+        store.close()
+
+
+def test_a_service_finding_another_load_under_way_looks_again_later(
+    refdata_dir: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = SqliteStore(tmp_path / "state.db")
+    folder = xml_folder(refdata_dir, tmp_path / "xml")
+    holder = ReferenceHolder(store.refdata())
+    keeper = ReferenceKeeper(
+        store.refdata(), holder, folder, None, timedelta(days=400), SystemClock()
+    )
+    try:
+        with store.refdata().loading(0), caplog.at_level(logging.INFO):
+            keeper.run()
+            assert store.refdata().version() == 0
+        assert [r.levelname for r in caplog.records] == ["INFO"], "not an error: a turn"
+        assert "another process is loading reference data" in caplog.records[0].getMessage()
+        keeper.run()
+        assert store.refdata().version() == 1
+        current = holder.current()
+        assert current is not None and current.fiche("RS6604") is not None
+    finally:
         store.close()
 
 

@@ -83,6 +83,11 @@ class Reference(Protocol):
     def country(self, code: str) -> bool: ...
 
 
+def kind_of(code: str) -> str:
+    """The kind of fiche a certification code names: `RNCP` or `RS`."""
+    return "RNCP" if code.startswith("RNCP") else "RS"
+
+
 def reference_problems(
     event: DeliveredEvent,
     siret: str | None,

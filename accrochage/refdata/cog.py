@@ -50,20 +50,27 @@ def _pick(found: list[Source], pattern: re.Pattern[str]) -> Source | None:
     return max(matching, key=lambda s: s.name) if matching else None
 
 
+def _name(source: Source) -> str:
+    return source.name
+
+
 def load_cog(path: Path) -> Cog:
+    """The COG's files at `path`; every countries file there is read: the current list
+    (`v_pays_territoire_AAAA`) lacks the former states the historical one
+    (`v_pays_et_territoire_depuis_1943`) keeps, and people were born in them."""
     found = sources(path)
     communes_file = _pick(found, _COMMUNES)
     moves_file = _pick(found, _MOVES)
-    countries_file = _pick(found, _COUNTRIES)
-    if communes_file is None and countries_file is None:
+    countries_files = sorted((s for s in found if _COUNTRIES.fullmatch(s.name)), key=_name)
+    if communes_file is None and not countries_files:
         raise RefdataError(
             f"{path} holds no COG file: expected v_commune_depuis_1943.csv and/or "
             "v_pays_territoire_AAAA.csv (with v_mvt_commune_AAAA.csv), from insee.fr"
         )
     communes = _communes(communes_file) if communes_file else []
     moves = _moves(moves_file) if moves_file else []
-    countries = _countries(countries_file) if countries_file else set()
-    used = [s for s in (communes_file, moves_file, countries_file) if s is not None]
+    countries = {code for source in countries_files for code in _countries(source)}
+    used = [s for s in (communes_file, moves_file) if s is not None] + countries_files
     return Cog(
         communes,
         moves,

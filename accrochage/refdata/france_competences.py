@@ -15,7 +15,7 @@ from pathlib import Path
 from lxml import etree
 
 from accrochage.errors import RefdataError
-from accrochage.models.reference import Fiche
+from accrochage.models.reference import Fiche, kind_of
 from accrochage.refdata.sources import Source, date_in, sources
 from accrochage.refdata.tables import clean, day, rows
 
@@ -82,18 +82,37 @@ class Export:
 
 
 def load_export(path: Path) -> Export:
-    """Read the export at `path`: XML files when there are any, otherwise the CSV files."""
+    """Read the export at `path`: XML files when there are any, otherwise the CSV files; the
+    CSV files too when the XML lists one kind of fiche only (the other kind's fiches are read
+    from them, rather than left unchecked)."""
     found = sources(path)
     xml = _newest(found, _XML, "kind")
-    if xml:
-        return _from_xml(xml)
     csv_parts = _newest(found, _CSV, "part")
+    if xml:
+        export = _from_xml(xml)
+        missing = {"RNCP", "RS"} - export.kinds
+        if csv_parts and missing:
+            return _completed(export, _from_csv(csv_parts, path), missing)
+        return export
     if csv_parts:
         return _from_csv(csv_parts, path)
     raise RefdataError(
         f"{path} holds no France compétences export: expected export-fiches-csv-DATE.zip (or "
         "its export_fiches_CSV_*.csv files), or export_fiches_RNCP_V4_1_DATE.xml and "
         "export_fiches_RS_V4_1_DATE.xml (zipped or not)"
+    )
+
+
+def _completed(export: Export, csv: Export, missing: set[str]) -> Export:
+    """The XML export, with the fiches of the `missing` kinds taken from the CSV export."""
+    taken = [f for f in csv.fiches if kind_of(f.code) in missing]
+    days = [d for d in (export.day, csv.day) if d is not None]
+    return Export(
+        fiches=export.fiches + taken,
+        kinds=export.kinds | (csv.kinds & frozenset(missing)),
+        day=min(days) if days else None,
+        files=export.files + csv.files,
+        delivery_limits=export.delivery_limits,
     )
 
 

@@ -52,10 +52,26 @@ def _now() -> datetime:
     return datetime.now(UTC).replace(microsecond=0)
 
 
+LOAD_WAIT_SECONDS = 300.0
+"""How long `refdata load` waits for another process's load (a large export takes a minute)."""
+
+
 def load_refdata(
-    storage: RefdataStorage, rncp: Path | None, cog: Path | None, *, force: bool = False
+    storage: RefdataStorage,
+    rncp: Path | None,
+    cog: Path | None,
+    *,
+    force: bool = False,
+    wait_seconds: float = LOAD_WAIT_SECONDS,
 ) -> LoadReport:
-    """Load whichever of the two references is configured and changed on disk."""
+    """Load whichever of the two references is configured and changed on disk, one load at a
+    time (`RefdataBusy` after `wait_seconds`): what is stored is read once the turn came, so
+    files another process has just loaded are not loaded twice."""
+    with storage.loading(wait_seconds):
+        return _load(storage, rncp, cog, force)
+
+
+def _load(storage: RefdataStorage, rncp: Path | None, cog: Path | None, force: bool) -> LoadReport:
     report = LoadReport()
     stored = {s.kind: s for s in storage.sources()}
     for kind, path in (("rncp", rncp), ("cog", cog)):
@@ -130,11 +146,13 @@ def _load_cog(storage: RefdataStorage, path: Path, sign: str) -> RefdataSource:
     return source
 
 
-def age_warnings(sources: list[RefdataSource], today: date, max_age: timedelta) -> list[str]:
-    """Reference data too old to trust (CONTRACT §11): never a problem on an event."""
+def source_warnings(sources: list[RefdataSource], today: date, max_age: timedelta) -> list[str]:
+    """Reference data too old to trust (CONTRACT §11), or covering one kind of fiche only:
+    never a problem on an event."""
     warnings = []
     for source in sources:
         if source.kind == "rncp":
+            warnings += _coverage_warnings(source)
             if source.day is None:
                 warnings.append(
                     "the RNCP/RS export's date is unknown (its file names carry none): "
@@ -152,6 +170,18 @@ def age_warnings(sources: list[RefdataSource], today: date, max_age: timedelta) 
                 "download the current one from insee.fr and run `accrochage refdata load`"
             )
     return warnings
+
+
+def _coverage_warnings(source: RefdataSource) -> list[str]:
+    missing = [kind for kind in ("RNCP", "RS") if kind not in source.parts]
+    if len(missing) != 1:
+        return []
+    (kind,) = missing
+    return [
+        f"the RNCP/RS export loaded lists no {kind} fiche: {kind} codes are not checked; add "
+        f"export_fiches_{kind}_V4_1_DATE.xml beside the other XML file (or use the CSV export) "
+        "and run `accrochage refdata load`"
+    ]
 
 
 def status(storage: RefdataStorage, today: date, max_age: timedelta) -> dict[str, Any]:
@@ -181,5 +211,5 @@ def status(storage: RefdataStorage, today: date, max_age: timedelta) -> dict[str
             for s in sources
         ],
         "rules": rules,
-        "warnings": age_warnings(sources, today, max_age),
+        "warnings": source_warnings(sources, today, max_age),
     }

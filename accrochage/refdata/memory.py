@@ -11,7 +11,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from accrochage.models.reference import Fiche, Move, Period
+from accrochage.models.reference import Fiche, Move, Period, kind_of
 from accrochage.state.base import RefdataStorage
 
 
@@ -31,7 +31,7 @@ class MemoryReference:
     def covers(self, code: str) -> bool:
         if not self.kinds:
             return False
-        return ("RNCP" if code.startswith("RNCP") else "RS") in self.kinds
+        return kind_of(code) in self.kinds
 
     def fiche(self, code: str) -> Fiche | None:
         return self.fiches.get(code)

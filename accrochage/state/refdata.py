@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import date, datetime
 
@@ -35,6 +36,12 @@ class RefdataStorage(ABC):
     """Reference data in tables of its own, loaded into staging tables in short transactions
     and swapped in at once, so the writer is never held for a whole load. Each swap bumps a
     version every process can compare with the one it holds."""
+
+    @abstractmethod
+    def loading(self, wait_seconds: float) -> AbstractContextManager[None]:
+        """Held for a whole load (stage to swap), by one process at a time: two loads filling
+        the same staging tables would swap in a mix of both. `RefdataBusy` when another load
+        kept it for `wait_seconds`."""
 
     @abstractmethod
     def stage(self, kind: str) -> None:

@@ -17,7 +17,7 @@ from pathlib import Path
 from accrochage.errors import AccrochageError, StateNeedsMigration, StorageCorruptError
 from accrochage.models.deadline import Clock, paris_today
 from accrochage.private_files import open_to_others
-from accrochage.refdata.load import age_warnings
+from accrochage.refdata.load import source_warnings
 from accrochage.settings import Settings
 from accrochage.sinks.profiles import OFFICIAL_KIT, RECONSTRUCTED, profile_for
 from accrochage.sinks.schemas import declared_version, load_schema
@@ -269,7 +269,7 @@ def refdata_findings(settings: Settings, store: Store, clock: Clock) -> list[Fin
     sources = store.refdata().sources()
     findings = [
         Finding("refdata", Level.WARNING, warning, action=True)
-        for warning in age_warnings(sources, paris_today(clock), configured.max_age)
+        for warning in source_warnings(sources, paris_today(clock), configured.max_age)
     ]
     loaded = {s.kind for s in sources}
     wanted = {kind for kind, path in (("rncp", configured.rncp), ("cog", configured.cog)) if path}

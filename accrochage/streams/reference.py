@@ -12,9 +12,9 @@ import logging
 from datetime import timedelta
 from pathlib import Path
 
-from accrochage.errors import AccrochageError
+from accrochage.errors import AccrochageError, RefdataBusy
 from accrochage.models.deadline import Clock, paris_today
-from accrochage.refdata.load import age_warnings, load_refdata
+from accrochage.refdata.load import load_refdata, source_warnings
 from accrochage.refdata.memory import ReferenceHolder
 from accrochage.refdata.sources import signature
 from accrochage.state.base import RefdataStorage
@@ -56,7 +56,10 @@ class ReferenceKeeper:
         if seen == self._seen:
             return
         try:
-            report = load_refdata(self.storage, self.rncp, self.cog)
+            report = load_refdata(self.storage, self.rncp, self.cog, wait_seconds=0.0)
+        except RefdataBusy:
+            log.info("another process is loading reference data: looked at again next time")
+            return
         except AccrochageError as exc:
             message = str(exc)
             if self._failed.get("load") != message:  # once per distinct failure
@@ -70,7 +73,7 @@ class ReferenceKeeper:
                 if item.changed and item.source is not None:
                     log.info("loaded %s from %s", item.kind, ", ".join(item.source.files))
             sources = self.storage.sources()
-            for warning in age_warnings(sources, paris_today(self.clock), self.max_age):
+            for warning in source_warnings(sources, paris_today(self.clock), self.max_age):
                 log.warning("%s", warning)
 
 

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 import sqlite3
+import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from datetime import date, datetime
@@ -11,6 +14,7 @@ from itertools import islice
 from pathlib import Path
 from typing import Any
 
+from accrochage.errors import RefdataBusy, StoreError
 from accrochage.models.reference import Fiche, Move, Period
 from accrochage.state.base import REFDATA_KINDS, RefdataSource, RefdataStorage
 from accrochage.state.sqlite.connection import connect, told_if_changed
@@ -20,6 +24,7 @@ Writing = Callable[[], AbstractContextManager[SqliteTransaction]]
 """The store's `transaction`: its write lock, then BEGIN IMMEDIATE ... COMMIT."""
 
 CHUNK = 5000
+LOAD_LOCK_POLL_SECONDS = 0.2
 """Rows per staging transaction: the writer lock is held a few milliseconds at a time."""
 
 TABLES: dict[str, dict[str, str]] = {
@@ -49,6 +54,21 @@ UNIDENTIFIED = ""
 def _certifier_rows(fiche: Fiche) -> list[str]:
     rows = sorted(fiche.sirets)
     return [*rows, UNIDENTIFIED] if fiche.unidentified_certifiers else rows
+
+
+def _lock(fd: int, wait_seconds: float) -> None:
+    deadline = time.monotonic() + wait_seconds
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                raise RefdataBusy(
+                    "another process is loading reference data into this state; its load "
+                    "goes on: run `accrochage refdata status` once it ends, or load again then"
+                ) from None
+            time.sleep(LOAD_LOCK_POLL_SECONDS)
 
 
 def _day(value: date | None) -> str | None:
@@ -83,6 +103,23 @@ class SqliteRefdata(RefdataStorage):
                 yield from conn.execute(sql)
         finally:
             conn.close()
+
+    @contextmanager
+    def loading(self, wait_seconds: float) -> Iterator[None]:
+        """`<state>.refdata-lock`, an exclusive `flock` for the whole load: released by the
+        kernel if the process dies, so a killed load never holds it."""
+        path = self._path.with_name(self._path.name + ".refdata-lock")
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        except OSError as exc:
+            raise StoreError(
+                f"cannot open {path}: {exc.strerror}; check that the state's folder is writable"
+            ) from None
+        try:
+            _lock(fd, wait_seconds)
+            yield
+        finally:
+            os.close(fd)  # the lock goes with the descriptor
 
     def stage(self, kind: str) -> None:
         with self._writing() as conn:
