@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Iterator
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -195,6 +195,66 @@ def test_an_accepted_record_with_an_open_request_is_outstanding(core: Core) -> N
     with core.store.reading() as reader:
         summary = reader.summary(TODAY, 14)
     assert summary["outstanding"] == 2 and summary["correction_requests"]["at_risk"] == 1
+
+
+def test_a_request_due_before_the_records_own_deadline_is_what_is_due(core: Core) -> None:
+    """A holder asks on 10 September; the record, rejected, is corrected with a later
+    delivery date: its own deadline (20 February) came before the request's (10 December) in
+    every listing, so `--due-within 14` and the batch plan missed what the law makes due."""
+    ingest(core, event("PX-5", delivered_on="2026-11-20"), event("PX-6"))
+    request = core.corrections.add("PX-5", date(2026, 9, 10)).request
+    core.corrections.add("PX-6", date(2026, 11, 25))  # due 2027-02-25, after its own
+    rows = {r["record_id"]: r for r in outstanding(core)}
+    assert (rows["PX-5"]["deadline"], rows["PX-5"]["days_left"]) == ("2026-12-10", 9)
+    assert rows["PX-5"]["correction_request"]["request_id"] == request.request_id
+    assert rows["PX-6"]["deadline"] == record(core, "PX-6")["deadline"] != "2027-02-25"
+    assert outstanding_ids(core, due_within=14) == ["PX-5"]
+    assert record(core, "PX-5")["deadline"] == "2026-12-10", "show agrees"
+    ingest(core, event("PX-8", delivered_on="2026-09-05"))  # its own: 5 December
+    core.corrections.add("PX-8", date(2026, 9, 1))  # due today: held, counted once
+    assert outstanding_ids(core, due_within=14) == ["PX-8", "PX-5"]
+    with core.store.reading() as reader:
+        assert reader.summary(TODAY, 14)["at_risk"] == 2
+        seen = reader.observe(TODAY, 14, datetime(2026, 12, 1, tzinfo=UTC))
+        assert seen.at_risk == {"pix": 2} and seen.overdue == {}
+        assert seen.next_deadline["pix"] == TODAY
+    cut = core.flusher.flush()
+    assert cut.ok and len(cut.written) == 1, "the plan cuts the file: a record of it is due"
+    assert record(core, "PX-5")["status"] == "batched"
+
+
+def test_a_record_whose_delivery_date_is_unknown_stays_at_risk_with_a_request(
+    core: Core,
+) -> None:
+    """Opening a request is no correction: the record's delivery is still due on a day
+    nobody knows, perhaps long past. It took the request's deadline (62 days away) and left
+    the at-risk and unknown counts; it stays in both, shown with the request's deadline (the
+    one day known to be due), until that passes: then it is overdue."""
+    ingest(core, event("PX-7", delivered_on="2026-02-30"))
+    with core.store.reading() as reader:
+        before = reader.summary(TODAY, 14)
+    assert before["deadline_unknown"] == 1 and before["at_risk"] == 1
+    core.corrections.add("PX-7", date(2026, 11, 1))
+
+    def counts(as_of: date) -> tuple[int, int, int, int, int, int]:
+        with core.store.reading() as reader:
+            summary = reader.summary(as_of, 14)
+            seen = reader.observe(as_of, 14, datetime(2026, 12, 1, tzinfo=UTC))
+        return (
+            summary["deadline_unknown"],
+            summary["at_risk"],
+            summary["overdue"],
+            sum(seen.deadline_unknown.values()),
+            sum(seen.at_risk.values()),
+            sum(seen.overdue.values()),
+        )
+
+    assert counts(TODAY) == (1, 1, 0, 1, 1, 0)
+    assert counts(date(2027, 2, 2)) == (1, 0, 1, 1, 0, 1), "its request late: overdue"
+    (row,) = outstanding(core)
+    assert (row["deadline"], row["days_left"]) == ("2027-02-01", 62)
+    assert outstanding_ids(core, deadline_unknown=True) == ["PX-7"]
+    assert record(core, "PX-7")["deadline"] == "2027-02-01"
 
 
 def test_an_acceptance_closes_only_requests_opened_before_its_content(

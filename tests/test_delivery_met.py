@@ -299,11 +299,16 @@ def test_a_record_whose_delivery_date_cannot_be_read_counts_at_risk_until_it_has
     assert counted(core, LATE)["summary"] == (0, 2)  # past it: overdue
     due = [(r["record_id"], r["deadline"]) for r in outstanding(core, due_within=14)]
     assert due == [("SOON-1", "2026-12-05"), ("UD-1", "2026-12-10")]
-    assert outstanding(core, deadline_unknown=True) == []  # the request's deadline is known
+    # Its delivery date is still unknown (a request is no correction): listed as such, with
+    # the request's deadline, the one day known to be due.
+    unknown = [(r["record_id"], r["deadline"]) for r in outstanding(core, deadline_unknown=True)]
+    assert unknown == [("UD-1", "2026-12-10")]
 
     readable = replay(unreadable)
     readable["delivered_on"] = "2026-11-20"
     ingest(core, readable)
-    assert record(core, "UD-1")["deadline"] == "2027-02-20"
+    # Its own deadline, 20 February, comes after its open request's: that one is due.
+    assert record(core, "UD-1")["deadline"] == "2026-12-10"
     with core.store.reading() as reader:
         assert reader.summary(TODAY, 14)["deadline_unknown"] == 0
+    assert counted(core, TODAY)["summary"] == (2, 0)

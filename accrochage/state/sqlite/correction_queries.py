@@ -58,21 +58,43 @@ def attach(row: JsonRow, opened: dict[str, OpenRef], as_of: date) -> JsonRow:
     return row
 
 
-HELD = "outstanding = 0 OR deadline IS NULL"
-"""Which records with an open request take its deadline (see `held_open`)."""
-_HELD_R = "r.outstanding = 0 OR r.deadline IS NULL"
+def _held(table: str) -> str:
+    return (
+        f"{table}.outstanding = 0 OR {table}.deadline IS NULL "
+        f"OR coalesce({table}.deadline > (SELECT min(o.deadline) FROM correction_requests o "
+        f"WHERE o.record_id = {table}.record_id AND o.status = '{_OPEN}'), 0)"
+    )
 
 
-def held_due(conn: sqlite3.Connection, where: str = "1") -> list[tuple[str, str | None, date]]:
-    """(record id, certifier, deadline) of each record an open request holds (see
-    `held_open`) that matches `where` (on `r`, the record): the request's deadline is what is
-    due. Counts, charts and the batch plan add these to the records' own deadlines, as every
-    listing shows them."""
+HELD = _held("records")
+"""Which records with an open request take its deadline (see `held_open`): one outstanding
+only because of it (an accepted record), one without a deadline of its own (a correction
+after acceptance; a delivery date that cannot be read: the request's is then the one day
+known to be due), and one whose own deadline comes after the request's: both are due, the
+earlier first."""
+_HELD_R = _held("r")
+
+
+@dataclass(frozen=True, slots=True)
+class HeldDue:
+    record_id: str
+    certifier: str | None
+    day: date
+    """Its open request's deadline (the earliest)."""
+    delivery_unknown: bool
+    """Its delivery date cannot be read: it also counts at risk until its request is late."""
+
+
+def held_due(conn: sqlite3.Connection, where: str = "1") -> list[HeldDue]:
+    """Each record an open request holds (see `held_open`) that matches `where` (on `r`, the
+    record): the request's deadline is what is due. Counts, charts and the batch plan add
+    these to the records' own deadlines, as every listing shows them."""
     return [
-        (record_id, certifier, date.fromisoformat(day))
-        for record_id, certifier, day in conn.execute(
-            "SELECT r.record_id, r.certifier, min(q.deadline) FROM correction_requests q "
-            "JOIN records r ON r.record_id = q.record_id "
+        HeldDue(record_id, certifier, date.fromisoformat(day), bool(unknown))
+        for record_id, certifier, day, unknown in conn.execute(
+            "SELECT r.record_id, r.certifier, min(q.deadline), "
+            "r.outstanding = 1 AND r.deadline IS NULL AND r.delivery_met = 0 "
+            "FROM correction_requests q JOIN records r ON r.record_id = q.record_id "
             f"WHERE q.status = ? AND ({_HELD_R}) AND ({where}) GROUP BY r.record_id",
             (_OPEN,),
         )
@@ -80,17 +102,20 @@ def held_due(conn: sqlite3.Connection, where: str = "1") -> list[tuple[str, str 
 
 
 NOT_HELD = (
-    f"NOT (({HELD}) AND record_id IN (SELECT record_id FROM correction_requests "
-    f"WHERE status = '{_OPEN}' AND record_id IS NOT NULL))"
+    f"NOT (record_id IN (SELECT record_id FROM correction_requests "
+    f"WHERE status = '{_OPEN}' AND record_id IS NOT NULL) AND ({HELD}))"
 )
 """A record that `held_open` does not list (those it lists are left out of the streams)."""
 
 
 def held_deadline(row: JsonRow, outstanding: bool, deadline: str | None) -> JsonRow:
     """`row` showing its open request's deadline and days left when that request holds it
-    (see `held_open`): `show` then agrees with every listing."""
+    (`HELD`): `show` then agrees with every listing."""
     ref = row.get("correction_request")
-    if ref is not None and (not outstanding or deadline is None):
+    if ref is None:
+        return row
+    held = not outstanding or deadline is None or deadline > ref["deadline"]
+    if held:
         row["deadline"], row["days_left"] = ref["deadline"], ref["days_left"]
     return row
 

@@ -16,21 +16,30 @@ from accrochage.state.sqlite.withdrawals import HELD_ELSEWHERE
 
 _UNREPORTED = (BatchState.WRITTEN.value, BatchState.DEPOSITED.value)
 
-UNKNOWN_DEADLINE = (
-    f"outstanding = 1 AND deadline IS NULL AND delivery_met = 0 AND {open_requests.NOT_HELD}"
-)
+UNKNOWN_DEADLINE = "outstanding = 1 AND deadline IS NULL AND delivery_met = 0"
 """Records whose delivery deadline is due but unknown: the delivery date of their content
 could not be read (an invalid event). They count as at risk, since the deadline could be any
-day; an open request that holds one counts with its own deadline instead."""
+day, an open request on one or not: opening a request is no correction. One whose request is
+late counts overdue (`held_counts`)."""
 
 
 def unknown_deadlines(conn: sqlite3.Connection) -> dict[str | None, int]:
-    """certifier -> records whose deadline is due but unknown (`UNKNOWN_DEADLINE`)."""
+    """certifier -> records whose deadline is due but unknown (`UNKNOWN_DEADLINE`), but for
+    those an open request holds: `held_counts` counts them."""
     return dict(
         conn.execute(
-            f"SELECT certifier, count(*) FROM records WHERE {UNKNOWN_DEADLINE} GROUP BY certifier"
+            f"SELECT certifier, count(*) FROM records WHERE {UNKNOWN_DEADLINE} "
+            f"AND {open_requests.NOT_HELD} GROUP BY certifier"
         ).fetchall()
     )
+
+
+def held_counts(held: open_requests.HeldDue, as_of: date, margin_days: int) -> tuple[int, int]:
+    """(overdue, at risk) for a record an open request holds: by the request's deadline; and
+    at risk whatever that is while its delivery date is unknown, until the request is late."""
+    if held.day < as_of:
+        return 1, 0
+    return 0, int(held.delivery_unknown or held.day <= as_of + timedelta(days=margin_days))
 
 
 def observe(
@@ -47,14 +56,15 @@ def observe(
     overdue = dict(
         conn.execute(
             "SELECT certifier, count(*) FROM records WHERE outstanding = 1 AND deadline < ? "
-            "GROUP BY certifier",
+            f"AND {open_requests.NOT_HELD} GROUP BY certifier",
             (today,),
         ).fetchall()
     )
     at_risk = dict(
         conn.execute(
             "SELECT certifier, count(*) FROM records WHERE outstanding = 1 "
-            "AND deadline >= ? AND deadline <= ? GROUP BY certifier",
+            f"AND deadline >= ? AND deadline <= ? AND {open_requests.NOT_HELD} "
+            "GROUP BY certifier",
             (today, margin_end),
         ).fetchall()
     )
@@ -65,15 +75,19 @@ def observe(
         certifier: date.fromisoformat(first)
         for certifier, first in conn.execute(
             "SELECT certifier, min(deadline) FROM records WHERE outstanding = 1 "
-            "AND deadline IS NOT NULL GROUP BY certifier"
+            f"AND deadline IS NOT NULL AND {open_requests.NOT_HELD} GROUP BY certifier"
         )
         if first is not None
     }
-    for _, certifier, day in open_requests.held_due(conn):
-        if day < as_of:
+    for held in open_requests.held_due(conn):
+        certifier, day = held.certifier, held.day
+        late, risk = held_counts(held, as_of, margin_days)
+        if late:
             overdue[certifier] = overdue.get(certifier, 0) + 1
-        elif day.isoformat() <= margin_end:
+        if risk:
             at_risk[certifier] = at_risk.get(certifier, 0) + 1
+        if held.delivery_unknown:
+            unknown[certifier] = unknown.get(certifier, 0) + 1
         if certifier not in next_deadline or day < next_deadline[certifier]:
             next_deadline[certifier] = day
     batches = {
@@ -131,8 +145,9 @@ def dashboard(conn: sqlite3.Connection, limit: int = 50) -> DashboardNumbers:
             "GROUP BY certifier, deadline"
         )
     }
-    for _, certifier, day in open_requests.held_due(conn):
-        deadlines[certifier, day] = deadlines.get((certifier, day), 0) + 1
+    for held in open_requests.held_due(conn):
+        key = (held.certifier, held.day)
+        deadlines[key] = deadlines.get(key, 0) + 1
     rejections = _by_reason(conn, "status = ?", RecordStatus.REJECTED)
     refused_suppressions = _by_reason(  # those held elsewhere wait for the CDC's support
         conn,

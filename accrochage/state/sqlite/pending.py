@@ -29,8 +29,8 @@ class PendingStatements:
         # pending_since carries its Paris offset, which changes with DST: compare instants
         # (epoch seconds), not strings, or the oldest record is misjudged around the change.
         held: dict[str | None, date] = {}
-        for _, certifier, day in open_requests.held_due(self._conn, "r.status = 'pending'"):
-            held[certifier] = min(day, held.get(certifier, day))
+        for one in open_requests.held_due(self._conn, "r.status = 'pending'"):
+            held[one.certifier] = min(one.day, held.get(one.certifier, one.day))
         return [
             PendingStats(
                 r["certifier"],

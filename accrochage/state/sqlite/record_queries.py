@@ -22,7 +22,7 @@ from accrochage.state.base import (
 )
 from accrochage.state.queries import OutstandingQuery, decode_cursor
 from accrochage.state.sqlite.batch_queries import batches_of_record, left_out
-from accrochage.state.sqlite.observe import UNKNOWN_DEADLINE, unknown_deadlines
+from accrochage.state.sqlite.observe import UNKNOWN_DEADLINE, held_counts, unknown_deadlines
 from accrochage.state.sqlite.withdrawals import held_elsewhere
 
 
@@ -215,11 +215,14 @@ def summary(conn: sqlite3.Connection, as_of: date, margin_days: int) -> dict[str
         per_certifier.setdefault(certifier, {})[status] = count
     margin_end = (as_of + timedelta(days=margin_days)).isoformat()
     today = as_of.isoformat()
+    not_held = open_requests.NOT_HELD  # those are counted by their request's deadline
     overdue = conn.execute(
-        "SELECT count(*) FROM records WHERE outstanding = 1 AND deadline < ?", (today,)
+        f"SELECT count(*) FROM records WHERE outstanding = 1 AND deadline < ? AND {not_held}",
+        (today,),
     ).fetchone()[0]
     at_risk = conn.execute(
-        "SELECT count(*) FROM records WHERE outstanding = 1 AND deadline >= ? AND deadline <= ?",
+        "SELECT count(*) FROM records WHERE outstanding = 1 AND deadline >= ? AND deadline <= ? "
+        f"AND {not_held}",
         (today, margin_end),
     ).fetchone()[0]
     unknown = sum(unknown_deadlines(conn).values())
@@ -228,15 +231,17 @@ def summary(conn: sqlite3.Connection, as_of: date, margin_days: int) -> dict[str
         (r["deadline"], r["record_id"], r["certifier"])
         for r in conn.execute(
             "SELECT record_id, certifier, deadline FROM records WHERE outstanding = 1 "
-            "AND deadline >= ? ORDER BY deadline, record_id LIMIT 10",
+            f"AND deadline >= ? AND {not_held} ORDER BY deadline, record_id LIMIT 10",
             (today,),
         )
     ]
-    for record_id, certifier, day in open_requests.held_due(conn):
-        overdue += day < as_of
-        at_risk += as_of <= day <= as_of + timedelta(days=margin_days)
-        if day >= as_of:
-            next_rows.append((day.isoformat(), record_id, certifier))
+    for held in open_requests.held_due(conn):
+        late, risk = held_counts(held, as_of, margin_days)
+        overdue += late
+        at_risk += risk
+        unknown += held.delivery_unknown
+        if held.day >= as_of:
+            next_rows.append((held.day.isoformat(), held.record_id, held.certifier))
     next_rows = sorted(next_rows)[:10]
     return {
         "as_of": today,
