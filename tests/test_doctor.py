@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -236,9 +237,23 @@ def test_firing_alerts_and_files_are_counted_without_personal_data(tmp_path: Pat
     assert files["message"].startswith("1 file(s) to deposit")
     alerts = findings(shown, "alerts")
     assert alerts and all(a["needs_operator"] for a in alerts)
+    by_name = {a["message"].split(" ", 1)[0]: a["message"] for a in alerts}
+    assert by_name["AccrochageRecordsOverdue"].endswith("see `accrochage outstanding`")
     holder = sent["holder"]
     for value in (holder["birth_name"], holder["first_names"][0], holder["birth_date"]):
         assert value not in result.stdout
+
+
+def test_each_alert_names_the_command_that_lists_what_fires_it(tmp_path: Path) -> None:
+    """A correction request's alert sent the operator to `outstanding` and `batches`, which
+    do not list a request on a record not yet known."""
+    config = with_state(tmp_path)
+    core = build_core(load_settings(config))
+    core.corrections.add("UNKNOWN-2", date(2026, 1, 5))  # long overdue by the real clock
+    core.close()
+    (alert,) = findings(doctor_json(config, 1), "alerts")
+    assert alert["message"].startswith("AccrochageCorrectionRequestAtRisk (warning)")
+    assert alert["message"].endswith("see `accrochage correction-request list --open`")
 
 
 def test_files_to_deposit_missing_from_the_outbox_need_the_operator(tmp_path: Path) -> None:

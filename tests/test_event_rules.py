@@ -414,14 +414,16 @@ def test_exam_start_after_exam_end_is_refused() -> None:
 
 
 def test_delivered_on_in_the_future_is_refused_as_of_the_injected_today() -> None:
-    event = delivered_event(delivered_on=(TODAY + timedelta(days=1)).isoformat())
+    event = delivered_event(delivered_on=(TODAY + timedelta(days=2)).isoformat())
     only_error(run(event), "delivered_on", "in the future")
     valid(run(delivered_event(delivered_on=TODAY.isoformat())))
-    # The same example, judged on a day before its delivery.
+    # Tomorrow in Paris is today in New Caledonia (11 hours ahead) after its midnight.
+    valid(run(delivered_event(delivered_on=(TODAY + timedelta(days=1)).isoformat())))
+    # The same example, judged two days before its delivery.
     only_error(
-        run(delivered_event(), today=TODAY.replace(year=2026, month=11, day=17)),
+        run(delivered_event(), today=TODAY.replace(year=2026, month=11, day=16)),
         "delivered_on",
-        "in the future (today is 2026-11-17)",
+        "in the future (today is 2026-11-16 in Paris, 2026-11-17 at most in overseas France)",
     )
 
 

@@ -58,3 +58,26 @@ def test_a_file_is_unreported_after_ten_days_of_elapsed_time(
     seen = datetime.fromtimestamp(written.timestamp() + elapsed.total_seconds(), PARIS)
     assert seen.utcoffset() != written.utcoffset(), "the window must cross the change"
     assert unreported_at(tmp_path, written, seen) == late
+
+
+def test_batches_are_listed_newest_first_across_the_autumn_change(tmp_path: Path) -> None:
+    """Cut at 02:55+02:00 then, 15 minutes later, at 02:10+01:00: the stamps as text put the
+    older first ("newest first" on `batches`, and the files to deposit on `/ui`)."""
+    first = datetime(2026, 10, 25, 2, 55, tzinfo=PARIS).replace(fold=0)
+    clock = FixedClock(first)
+    core, _ = make_core(tmp_path, clock)
+    try:
+        ingest(core, event("DST-A", delivered_on="2026-10-20"))
+        (older,) = core.flusher.flush(force=True).written
+        clock.current = datetime.fromtimestamp(first.timestamp() + 15 * 60, PARIS)
+        assert clock.current.utcoffset() != first.utcoffset()
+        ingest(core, event("DST-B", delivered_on="2026-10-20"))
+        (newer,) = core.flusher.flush(force=True).written
+        with core.store.reading() as reader:
+            listed = [b["batch_id"] for b in reader.batches()]
+            assert listed == [newer.batch_id, older.batch_id]
+            (page,) = reader.batches(limit=1)
+            after = reader.batches(after=(page["created_at"], page["batch_id"]))
+            assert [b["batch_id"] for b in after] == [older.batch_id], "pages follow"
+    finally:
+        core.close()

@@ -7,7 +7,7 @@ does not run, or it would judge the stand-in.
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 
 from accrochage.models.event import BirthDate, DeliveredEvent
 from accrochage.models.nir import nir_errors, nir_warnings
@@ -57,6 +57,13 @@ def _holder_errors(event: DeliveredEvent, unknown: frozenset[str]) -> list[Probl
     return errors
 
 
+AHEAD_OF_PARIS = timedelta(days=1)
+"""How far a delivery date may run ahead of Paris's today: overseas France is up to 11 hours
+ahead (New Caledonia, Wallis and Futuna), so a certification delivered there just after its
+midnight carries tomorrow's Paris date. It was refused as "in the future" and stayed invalid
+until someone ran `revalidate`."""
+
+
 def delivered_errors(
     event: DeliveredEvent, today: date, unknown: frozenset[str] = frozenset()
 ) -> list[Problem]:
@@ -74,8 +81,14 @@ def delivered_errors(
             )
         )
     delivered = event.delivered_on if known(unknown, "delivered_on") else None
-    if delivered is not None and delivered > today:
-        errors.append(Problem("delivered_on", f"{delivered} is in the future (today is {today})"))
+    if delivered is not None and delivered > today + AHEAD_OF_PARIS:
+        errors.append(
+            Problem(
+                "delivered_on",
+                f"{delivered} is in the future (today is {today} in Paris, "
+                f"{today + AHEAD_OF_PARIS} at most in overseas France)",
+            )
+        )
     if (
         delivered is not None
         and event.valid_until is not None

@@ -33,6 +33,8 @@ class Rule:
     severity: str
     summary: str
     """The annotation, with `{n}` the count and `{certifier}`: counts only, never a person."""
+    see: str = "`accrochage outstanding`"
+    """The command that lists what fires it (`doctor` names it)."""
 
 
 AT_RISK = Rule(
@@ -51,11 +53,13 @@ UNREPORTED = Rule(
     "AccrochageBatchUnreported",
     "warning",
     "{n} file(s) of {certifier} written long ago still have no CDC report imported",
+    "`accrochage batches --state deposited` and `accrochage import-report`",
 )
 CORRECTION_AT_RISK = Rule(
     "AccrochageCorrectionRequestAtRisk",
     "warning",
     "{n} open correction request(s) of {certifier} are due within the margin or overdue",
+    "`accrochage correction-request list --open`",
 )
 RULES = (AT_RISK, OVERDUE, BATCH_FAILED, UNREPORTED, CORRECTION_AT_RISK)
 _BY_NAME = {rule.alertname: rule for rule in RULES}
@@ -119,6 +123,10 @@ class Alerting:
 
     def listener(self, observation: Observation, now: datetime) -> None:
         self.evaluate(observation, now)
+
+
+def see_for(alertname: str) -> str:
+    return _BY_NAME[alertname].see
 
 
 def severity_of(alertname: str) -> str:

@@ -22,7 +22,7 @@ from accrochage.settings import Settings
 from accrochage.sinks.profiles import OFFICIAL_KIT, RECONSTRUCTED, profile_for
 from accrochage.sinks.schemas import declared_version, load_schema
 from accrochage.state.base import AlertState, Observation, Store
-from accrochage.streams.alerts import active, annotations_of, severity_of
+from accrochage.streams.alerts import active, annotations_of, see_for, severity_of
 from accrochage.streams.doctor_files import (
     files_finding,
     held_elsewhere_findings,
@@ -328,8 +328,7 @@ def alert_findings(settings: Settings, observation: Observation) -> list[Finding
             Finding(
                 "alerts",
                 level,
-                f"{alertname} ({severity}): {summary}; see `accrochage outstanding` "
-                "and `accrochage batches`",
+                f"{alertname} ({severity}): {summary}; see {see_for(alertname)}",
                 action=True,
             )
         )

@@ -73,7 +73,10 @@ def iter_batches(
     where: list[str] = ["1 = 1"]
     params: list[str] = []
     if after is not None:
-        where.append("(b.created_at < ? OR (b.created_at = ? AND b.batch_id > ?))")
+        where.append(
+            "(julianday(b.created_at) < julianday(?) "
+            "OR (julianday(b.created_at) = julianday(?) AND b.batch_id > ?))"
+        )
         params += [after[0], after[0], after[1]]
     if state:
         where.append("b.state = ?")
@@ -81,7 +84,9 @@ def iter_batches(
     if certifier:
         where.append("b.certifier = ?")
         params.append(certifier)
-    sql = f"{_SELECT} WHERE {' AND '.join(where)} ORDER BY b.created_at DESC, b.batch_id"
+    # Stamps carry their Paris offset, which changes with DST: order instants, not strings.
+    order = "julianday(b.created_at) DESC, b.batch_id"
+    sql = f"{_SELECT} WHERE {' AND '.join(where)} ORDER BY {order}"
     if limit is not None:
         sql += f" LIMIT {int(limit)}"
     for row in conn.execute(sql, params):
@@ -110,7 +115,7 @@ def batches_of_record(conn: sqlite3.Connection, record_id: str) -> list[dict[str
         for row in conn.execute(
             f"{_SELECT} WHERE b.batch_id IN "
             "(SELECT batch_id FROM batch_members WHERE record_id = ?) "
-            "ORDER BY b.created_at, b.batch_id",
+            "ORDER BY julianday(b.created_at), b.batch_id",
             (record_id,),
         )
     ]
@@ -125,7 +130,7 @@ def left_out(conn: sqlite3.Connection) -> list[dict[str, Any]]:
         "FROM records r JOIN batches b ON b.batch_id = r.batch_id "
         "WHERE b.state = ? AND (r.status IN (?, ?) OR (r.status = ? "
         "AND r.batch_id IS NOT r.accepted_batch_id AND r.suppression_rejected = 0)) "
-        "GROUP BY b.batch_id ORDER BY b.created_at, b.batch_id",
+        "GROUP BY b.batch_id ORDER BY julianday(b.created_at), b.batch_id",
         (
             BatchState.REPORTED.value,
             RecordStatus.BATCHED.value,

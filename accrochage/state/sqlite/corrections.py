@@ -105,7 +105,7 @@ def open_like(conn: sqlite3.Connection, asked: CorrectionRequest) -> CorrectionR
     row = conn.execute(
         "SELECT * FROM correction_requests WHERE record_id = ? AND received_on = ? "
         "AND source = ? AND status = ? AND certifier IS ? AND note IS ? "
-        "ORDER BY opened_at LIMIT 1",
+        "ORDER BY julianday(opened_at) LIMIT 1",
         (
             asked.record_id,
             asked.received_on.isoformat(),
@@ -241,7 +241,8 @@ def listing(
 def of_record(conn: sqlite3.Connection, record_id: str, as_of: date) -> list[JsonRow]:
     """A record's requests, oldest first (`show`); without `at_risk`, which needs the margin."""
     rows = conn.execute(
-        _SELECT + " WHERE q.record_id = ? ORDER BY q.opened_at, q.request_id", (record_id,)
+        _SELECT + " WHERE q.record_id = ? ORDER BY julianday(q.opened_at), q.request_id",
+        (record_id,),
     )
     found = [as_json(row, as_of, 0) for row in rows]
     for one in found:

@@ -37,7 +37,7 @@ def evidence_sources(conn: sqlite3.Connection, record_id: str) -> EvidenceSource
         for row in conn.execute(
             "SELECT * FROM batches WHERE batch_id IN "
             "(SELECT batch_id FROM batch_members WHERE record_id = ?) "
-            "ORDER BY created_at, batch_id",
+            "ORDER BY julianday(created_at), batch_id",
             (record_id,),
         )
     )

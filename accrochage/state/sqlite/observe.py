@@ -161,7 +161,7 @@ def dashboard(conn: sqlite3.Connection, limit: int = 50) -> DashboardNumbers:
         ToDeposit(batch_id, certifier, passages, None if at is None else datetime.fromisoformat(at))
         for batch_id, certifier, passages, at in conn.execute(
             "SELECT batch_id, certifier, passages, written_at FROM batches WHERE state = ? "
-            "ORDER BY written_at DESC, batch_id LIMIT ?",
+            "ORDER BY julianday(written_at) DESC, batch_id LIMIT ?",
             (BatchState.WRITTEN.value, limit),
         )
     ]
