@@ -120,15 +120,19 @@ def test_a_replaced_code_is_a_warning_naming_the_new_one(reference: MemoryRefere
     assert fields(warnings) == ["certification.code"] and "RS6604" in warnings[0].message
 
 
+RS6232_ACTIVE = "93905426800023"
+"""The one certifier of RS6232 the real export says is active."""
+
+
 def test_an_inactive_fiche_alone_gives_nothing(reference: MemoryReference) -> None:
     fiche = reference.fiche("RS6232")
     assert fiche is not None and not fiche.active and fiche.replaced_by
-    errors, warnings = check(reference, "RS6232", "2026-01-10", siret="84210466300013")
+    errors, warnings = check(reference, "RS6232", "2026-01-10", siret=RS6232_ACTIVE)
     assert errors == [] and fields(warnings) == ["certification.code"]  # replaced, not inactive
     alone = MemoryReference(
         kinds=frozenset({"RS"}), fiches={"RS6232": replace(fiche, replaced_by=())}
     )
-    assert check(alone, "RS6232", "2026-01-10", siret="84210466300013") == ([], [])
+    assert check(alone, "RS6232", "2026-01-10", siret=RS6232_ACTIVE) == ([], [])
 
 
 def test_a_siret_not_among_the_certifiers_is_a_warning(reference: MemoryReference) -> None:
@@ -147,6 +151,37 @@ def test_a_siret_proves_nothing_when_a_certifier_has_none(reference: MemoryRefer
         fiches={"RS6604": replace(fiche, unidentified_certifiers=True)},
     )
     assert check(unsure, "RS6604", siret="11004301500012") == ([], [])
+
+
+ADX_LATE, ADX_EARLY = "84210466300039", "84210466300013"
+"""ADX FORMATION, listed among RS6232's certifiers as `Inactif` since 27/11/2025 and
+04/08/2025 in the real RS export (RS6232 is also replaced by RS7485: its own warning)."""
+
+
+def test_a_certifier_inactive_before_the_delivery_is_a_warning(
+    reference: MemoryReference,
+) -> None:
+    """Every listed SIRET counted as registered, inactive or not: delivering after the
+    certifier's registration ended gave no warning."""
+    fiche = reference.fiche("RS6232")
+    assert fiche is not None
+    assert fiche.inactive == ((ADX_EARLY, date(2025, 8, 4)), (ADX_LATE, date(2025, 11, 27)))
+    _, warnings = check(reference, "RS6232", "2026-07-25", siret=ADX_LATE)
+    (inactive,) = [w for w in warnings if w.field == "certifier"]
+    assert f"SIRET {ADX_LATE} is inactive since 2025-11-27 among RS6232's" in inactive.message
+    for day in ("2025-11-27", "2025-11-01"):  # on the day its state changed, or before
+        _, warnings = check(reference, "RS6232", day, siret=ADX_LATE)
+        assert "certifier" not in fields(warnings)
+    _, warnings = check(reference, "RS6232", "2026-07-25", siret=RS6232_ACTIVE)
+    assert "certifier" not in fields(warnings), "an active certifier of the same fiche"
+    undated = MemoryReference(
+        kinds=frozenset({"RS"}), fiches={"RS6232": replace(fiche, inactive=((ADX_LATE, None),))}
+    )
+    _, warnings = check(undated, "RS6232", "2025-01-01", siret=ADX_LATE)
+    assert [w.message for w in warnings if w.field == "certifier"] == [
+        f"the configured SIRET {ADX_LATE} is inactive among RS6232's certifiers in the RNCP/RS "
+        "export (ETAT_CERTIFICATEUR): check that the certifier may still deliver it"
+    ]
 
 
 def test_corsica_before_and_after_1976(reference: MemoryReference) -> None:

@@ -7,6 +7,7 @@ import asyncio
 import json
 import logging
 import shutil
+import sqlite3
 import threading
 from datetime import timedelta
 from pathlib import Path
@@ -187,6 +188,37 @@ def test_a_service_finding_another_load_under_way_looks_again_later(
         assert store.refdata().version() == 1
         current = holder.current()
         assert current is not None and current.fiche("RS6604") is not None
+    finally:
+        store.close()
+
+
+def test_an_upgraded_state_reads_the_certifiers_states_at_its_next_load(
+    refdata_dir: Path, tmp_path: Path
+) -> None:
+    """m100 adds the certifiers' states; the export loaded before is read again by the next
+    load, although its files did not change."""
+    folder = xml_folder(refdata_dir, tmp_path / "xml")
+    store = SqliteStore(tmp_path / "state.db")
+    load_refdata(store.refdata(), folder, None)
+    store.close()
+    with sqlite3.connect(tmp_path / "state.db") as conn:  # the state as an earlier version left it
+        conn.execute("ALTER TABLE refdata_certifiers DROP COLUMN inactive")
+        conn.execute("ALTER TABLE refdata_certifiers DROP COLUMN inactive_since")
+        conn.execute("DELETE FROM _sqlite_migrations WHERE name = 'm100_inactive_certifiers'")
+    conn.close()
+    store = SqliteStore(tmp_path / "state.db")
+    try:
+        fiches = {f.code: f for f in store.refdata().fiches()}
+        assert fiches["RS6232"].inactive == (), "as before, until the export is read again"
+        (loaded,) = load_refdata(store.refdata(), folder, None).loaded
+        assert loaded.changed, "read again, its files unchanged"
+        fiches = {f.code: f for f in store.refdata().fiches()}
+        assert [siret for siret, _ in fiches["RS6232"].inactive] == [
+            "84210466300013",
+            "84210466300039",
+        ]
+        (again,) = load_refdata(store.refdata(), folder, None).loaded
+        assert not again.changed
     finally:
         store.close()
 

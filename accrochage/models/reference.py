@@ -35,6 +35,17 @@ class Fiche:
     unidentified_certifiers: bool = False
     """One of its certifiers has no SIRET in the export (about a third of them): a SIRET
     not among `sirets` may be that certifier's, so it proves nothing."""
+    inactive: tuple[tuple[str, date | None], ...] = ()
+    """SIRETs among `sirets` whose certifier the export says is no longer active
+    (`ETAT_CERTIFICATEUR`, the XML export only), each with the day its state last changed
+    (`DATE_DERNIERE_MODIFICATION_ETAT`), when given."""
+
+    def inactive_since(self, siret: str) -> tuple[bool, date | None]:
+        """Whether the certifier of `siret` is inactive, and since when (if known)."""
+        for listed, since in self.inactive:
+            if listed == siret:
+                return True, since
+        return False, None
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,7 +159,23 @@ def _fiche_is_fine(fiche: Fiche, delivered: date, siret: str | None) -> bool:
         and (limit is None or delivered <= limit)
         and not fiche.replaced_by
         and not _siret_unlisted(fiche, siret)
+        and _siret_inactive(fiche, siret, delivered) is None
     )
+
+
+def _siret_inactive(fiche: Fiche, siret: str | None, delivered: date | None) -> str | None:
+    """Why the configured SIRET's certifier may no longer deliver the fiche: the export says
+    it is inactive, and its state changed before the delivery (or on a day not given)."""
+    if siret is None or not fiche.inactive:
+        return None
+    inactive, since = fiche.inactive_since(siret)
+    if not inactive:
+        return None
+    if since is None:
+        return "inactive"
+    if delivered is not None and delivered > since:
+        return f"inactive since {since}"
+    return None
 
 
 def _siret_unlisted(fiche: Fiche, siret: str | None) -> bool:
@@ -211,6 +238,16 @@ def _fiche_rules(
                 "certifier",
                 f"the configured SIRET {siret} is not among {code}'s certifiers in the RNCP/RS "
                 "export: check certifiers[].siret or the certifier's registration",
+            )
+        )
+    state = _siret_inactive(fiche, siret, delivered)
+    if state is not None:
+        warnings.append(
+            Problem(
+                "certifier",
+                f"the configured SIRET {siret} is {state} among {code}'s certifiers in the "
+                "RNCP/RS export (ETAT_CERTIFICATEUR): check that the certifier may still "
+                "deliver it",
             )
         )
 

@@ -22,6 +22,9 @@ from accrochage.refdata.tables import clean, day, rows
 _CSV = re.compile(r"export_fiches_CSV_(?P<part>.+?)_\d{4}_\d{2}_\d{2}\.csv", re.IGNORECASE)
 _XML = re.compile(r"export_fiches_(?P<kind>RNCP|RS)_V[\w-]*?_\d{4}-\d{2}-\d{2}\.xml", re.IGNORECASE)
 _OLDER = "ANCIENNES_CERTIFICATIONS/ANCIENNE_CERTIFICATION/ID_FICHE_ANCIENNE_CERTIFICATION"
+_INACTIVE = {"inactif", "supprimé"}
+"""`ETAT_CERTIFICATEUR` values of a certifier that may no longer deliver (any other is read as
+active: a value not seen yet gives no warning)."""
 _CSV_PARTS = {
     "standard": ("Numero_Fiche", "Actif", "Date_Fin_Enregistrement"),
     "certificateurs": ("Numero_Fiche", "Siret_Certificateur"),
@@ -43,14 +46,22 @@ class _Draft:
     newer: list[str] = field(default_factory=list)
     unidentified: bool = False
     """A certifier of the fiche without a SIRET in the export."""
+    inactive: dict[str, date | None] = field(default_factory=dict)
+    active_sirets: set[str] = field(default_factory=set)
 
-    def certifier(self, siret: str) -> None:
-        """One certifier of the fiche, by its SIRET as written (spaces and TABs dropped)."""
+    def certifier(self, siret: str, active: bool = True, since: date | None = None) -> None:
+        """One certifier of the fiche, by its SIRET as written (spaces and TABs dropped);
+        one the export says is inactive, with the day its state changed. A SIRET listed
+        both active and inactive (two entries) is active."""
         value = "".join(siret.split())
-        if value:
-            self.sirets.add(value)
-        else:
+        if not value:
             self.unidentified = True
+            return
+        self.sirets.add(value)
+        if active:
+            self.active_sirets.add(value)
+        else:
+            self.inactive[value] = since
 
     def replaced_by(self, code: str) -> None:
         if code and code != self.code and code not in self.newer:
@@ -65,6 +76,13 @@ class _Draft:
             frozenset(self.sirets),
             tuple(self.newer),
             self.unidentified,
+            tuple(
+                sorted(
+                    (siret, since)
+                    for siret, since in self.inactive.items()
+                    if siret not in self.active_sirets
+                )
+            ),
         )
 
 
@@ -250,7 +268,13 @@ def _fiche(element: etree._Element, label: str) -> _Draft:
         _text(element.find("DATE_LIMITE_DELIVRANCE")), where, "DATE_LIMITE_DELIVRANCE"
     )
     for certifier in element.iterfind("CERTIFICATEURS/CERTIFICATEUR"):
-        draft.certifier(_text(certifier.find("SIRET_CERTIFICATEUR")))
+        state = _text(certifier.find("ETAT_CERTIFICATEUR")).lower()
+        since = _text(certifier.find("DATE_DERNIERE_MODIFICATION_ETAT"))
+        draft.certifier(
+            _text(certifier.find("SIRET_CERTIFICATEUR")),
+            active=state not in _INACTIVE,
+            since=day(since, where, "DATE_DERNIERE_MODIFICATION_ETAT") if since else None,
+        )
     path = "NOUVELLES_CERTIFICATIONS/NOUVELLE_CERTIFICATION/ID_FICHE_NOUVELLE_CERTIFICATION"
     for newer in element.iterfind(path):
         draft.replaced_by(_text(newer))

@@ -449,3 +449,19 @@ def m090_held_under_another_id(db: Database) -> None:
         if (other := held_under(message, record_id)) is not None
     ]
     db.conn.executemany("UPDATE records SET cdc_held_as = ? WHERE record_id = ?", marked)
+
+
+@migrations()
+def m100_inactive_certifiers(db: Database) -> None:
+    """Whether the export says a fiche's certifier is no longer active (`ETAT_CERTIFICATEUR`,
+    XML only), and since when. The export loaded before is marked as changed, so that the
+    next load (a service's, at its start) reads it again, states included; until then every
+    certifier loaded counts as active, as before."""
+    db.executescript(
+        """
+        ALTER TABLE refdata_certifiers ADD COLUMN inactive INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE refdata_certifiers ADD COLUMN inactive_since TEXT;
+        UPDATE refdata_sources SET source = json_set(source, '$.signature', 'before m100')
+        WHERE kind = 'rncp';
+        """
+    )

@@ -31,7 +31,8 @@ TABLES: dict[str, dict[str, str]] = {
     "rncp": {
         "refdata_fiches": "code TEXT PRIMARY KEY, active INTEGER NOT NULL, end_day TEXT, "
         "limit_day TEXT",
-        "refdata_certifiers": "code TEXT NOT NULL, siret TEXT NOT NULL, PRIMARY KEY (code, siret)",
+        "refdata_certifiers": "code TEXT NOT NULL, siret TEXT NOT NULL, "
+        "inactive INTEGER NOT NULL DEFAULT 0, inactive_since TEXT, PRIMARY KEY (code, siret)",
         "refdata_replacements": "code TEXT NOT NULL, position INTEGER NOT NULL, "
         "new_code TEXT NOT NULL, PRIMARY KEY (code, position)",
     },
@@ -43,7 +44,8 @@ TABLES: dict[str, dict[str, str]] = {
         "refdata_countries": "code TEXT PRIMARY KEY",
     },
 }
-"""The same definitions as migration m010 (a load recreates them as staging tables)."""
+"""The same definitions as migrations m010 and m100 (a load recreates them as staging
+tables)."""
 
 
 UNIDENTIFIED = ""
@@ -51,9 +53,15 @@ UNIDENTIFIED = ""
 (`Fiche.unidentified_certifiers`): no SIRET is empty."""
 
 
-def _certifier_rows(fiche: Fiche) -> list[str]:
-    rows = sorted(fiche.sirets)
-    return [*rows, UNIDENTIFIED] if fiche.unidentified_certifiers else rows
+def _certifier_rows(fiche: Fiche) -> list[tuple[str, str, int, str | None]]:
+    inactive = dict(fiche.inactive)
+    rows = [
+        (fiche.code, siret, int(siret in inactive), _day(inactive.get(siret)))
+        for siret in sorted(fiche.sirets)
+    ]
+    if fiche.unidentified_certifiers:
+        rows.append((fiche.code, UNIDENTIFIED, 0, None))
+    return rows
 
 
 def _lock(fd: int, wait_seconds: float) -> None:
@@ -148,8 +156,9 @@ class SqliteRefdata(RefdataStorage):
                 ],
             )
             conn.executemany(
-                "INSERT OR IGNORE INTO refdata_certifiers_staging VALUES (?, ?)",
-                [(f.code, siret) for f in fiches for siret in _certifier_rows(f)],
+                "INSERT OR IGNORE INTO refdata_certifiers_staging "
+                "(code, siret, inactive, inactive_since) VALUES (?, ?, ?, ?)",
+                [row for f in fiches for row in _certifier_rows(f)],
             )
             conn.executemany(
                 "INSERT OR REPLACE INTO refdata_replacements_staging VALUES (?, ?, ?)",
@@ -219,12 +228,18 @@ class SqliteRefdata(RefdataStorage):
 
     def fiches(self) -> Iterator[Fiche]:
         sirets: dict[str, set[str]] = {}
+        inactive: dict[str, list[tuple[str, date | None]]] = {}
         unidentified: set[str] = set()
-        for row in self._read("SELECT code, siret FROM refdata_certifiers"):
+        for row in self._read(
+            "SELECT code, siret, inactive, inactive_since FROM refdata_certifiers "
+            "ORDER BY code, siret"
+        ):
             if row[1] == UNIDENTIFIED:
                 unidentified.add(row[0])
-            else:
-                sirets.setdefault(row[0], set()).add(row[1])
+                continue
+            sirets.setdefault(row[0], set()).add(row[1])
+            if row[2]:
+                inactive.setdefault(row[0], []).append((row[1], _date(row[3])))
         newer: dict[str, list[str]] = {}
         for row in self._read(
             "SELECT code, new_code FROM refdata_replacements ORDER BY code, position"
@@ -240,6 +255,7 @@ class SqliteRefdata(RefdataStorage):
                 frozenset(sirets.get(code, ())),
                 tuple(newer.get(code, ())),
                 code in unidentified,
+                tuple(inactive.get(code, ())),
             )
 
     def communes(self) -> Iterator[tuple[str, Period]]:
