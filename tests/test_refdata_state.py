@@ -223,6 +223,37 @@ def test_an_upgraded_state_reads_the_certifiers_states_at_its_next_load(
         store.close()
 
 
+def test_an_export_cut_short_is_refused_and_the_loaded_one_stays(
+    refdata_dir: Path, tmp_path: Path
+) -> None:
+    """A Standard file cut at a line's end (a copy still under way) read as a valid, smaller
+    export: every code it lost was refused as unknown until the next load."""
+    store = SqliteStore(tmp_path / "state.db")
+    try:
+        storage = store.refdata()
+        load_refdata(storage, csv_export(tmp_path / "whole"), None)
+        loaded = {f.code for f in storage.fiches()}
+        standard = csv_part(refdata_dir, "Standard").splitlines(keepends=True)
+        cut = csv_export(tmp_path / "cut", parts={"Standard": b"".join(standard[:4])})
+        with pytest.raises(
+            RefdataError, match=f"lists 3 fiches where the data loaded lists {len(loaded)}"
+        ):
+            load_refdata(storage, cut, None)
+        assert {f.code for f in storage.fiches()} == loaded and storage.version() == 1
+        load_refdata(storage, cut, None, force=True)  # the operator's word: it is whole
+        assert len(list(storage.fiches())) == 3 and storage.version() == 2
+    finally:
+        store.close()
+
+
+def test_load_with_cog_only_loads_the_cog(refdata_dir: Path, tmp_path: Path) -> None:
+    config = write_config(tmp_path, {"rncp": tmp_path / "not-there.zip"})
+    result = run(config, "refdata", "load", "--cog", str(cog_folder(tmp_path / "cog")))
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("cog: loaded")
+    assert "rncp" not in result.output
+
+
 def test_a_certifier_without_siret_survives_the_state(refdata_dir: Path, tmp_path: Path) -> None:
     """What the export says of certifiers without a SIRET is stored and read back as loaded."""
     certifiers = csv_part(refdata_dir, "Certificateurs") + UNIDENTIFIED_ROW.encode()

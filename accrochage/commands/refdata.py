@@ -20,15 +20,23 @@ def refdata() -> None:
 
 
 @refdata.command("load")
-@click.option("--rncp", type=click.Path(path_type=Path), help="Overrides refdata.rncp.")
-@click.option("--cog", type=click.Path(path_type=Path), help="Overrides refdata.cog.")
-@click.option("--force", is_flag=True, help="Load even files that did not change.")
+@click.option(
+    "--rncp", type=click.Path(path_type=Path), help="Load this export only (not refdata.rncp)."
+)
+@click.option(
+    "--cog", type=click.Path(path_type=Path), help="Load this COG folder only (not refdata.cog)."
+)
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Load even files that did not change, or that list less than half of what is loaded.",
+)
 @click.pass_context
 def load(ctx: click.Context, rncp: Path | None, cog: Path | None, force: bool) -> None:
     """Load the files of [refdata] into the state; running services pick them up."""
     settings = ctx.obj.settings.refdata
-    rncp = rncp or settings.rncp
-    cog = cog or settings.cog
+    if rncp is None and cog is None:  # either given: that one only
+        rncp, cog = settings.rncp, settings.cog
     if rncp is None and cog is None:
         raise ConfigError(
             "no reference data configured: set refdata.rncp (France compétences' export) "

@@ -12,6 +12,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from accrochage.errors import RefdataError
 from accrochage.models.reference import Period
 from accrochage.refdata.cog import load_cog
 from accrochage.refdata.france_competences import load_export
@@ -82,16 +83,46 @@ def _load(storage: RefdataStorage, rncp: Path | None, cog: Path | None, force: b
         if not force and previous is not None and previous.signature == sign:
             report.loaded.append(Loaded(kind, path, False, previous))
             continue
-        source = (
-            _load_rncp(storage, path, sign) if kind == "rncp" else _load_cog(storage, path, sign)
-        )
+        loader = _load_rncp if kind == "rncp" else _load_cog
+        source = loader(storage, path, sign, _Shrink(previous, allowed=force))
         report.loaded.append(Loaded(kind, path, True, source))
     report.version = storage.version()
     return report
 
 
-def _load_rncp(storage: RefdataStorage, path: Path, sign: str) -> RefdataSource:
+SHRINK_REFUSED = 0.5
+"""A load that would keep less than this share of what is loaded (fiches, communes,
+countries) is refused unless forced: a file cut short (a copy still under way, a download
+that stopped at a line's end) reads as a valid, smaller export, and every code or commune
+it lost would be refused or warned about until the next load."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Shrink:
+    previous: RefdataSource | None
+    allowed: bool
+
+    def check(self, path: Path, counts: dict[str, int], parts: tuple[str, ...]) -> None:
+        if self.allowed or self.previous is None:
+            return
+        for part in parts:
+            before, after = self.previous.counts.get(part, 0), counts.get(part, 0)
+            if before and after < before * SHRINK_REFUSED:
+                raise RefdataError(
+                    f"{path} lists {after} {part} where the data loaded lists {before}: a file "
+                    "cut short (a copy still under way?); the loaded data stays in use. If the "
+                    "files are whole, load them with `accrochage refdata load --force`"
+                )
+
+
+def _load_rncp(storage: RefdataStorage, path: Path, sign: str, shrink: _Shrink) -> RefdataSource:
     export = load_export(path)
+    counts = {
+        "fiches": len(export.fiches),
+        "certifiers": sum(len(f.sirets) for f in export.fiches),
+        "replaced": sum(1 for f in export.fiches if f.replaced_by),
+    }
+    shrink.check(path, counts, ("fiches",))
     storage.stage("rncp")
     storage.stage_fiches(export.fiches)
     parts = sorted(export.kinds) + (["delivery_limits"] if export.delivery_limits else [])
@@ -102,19 +133,21 @@ def _load_rncp(storage: RefdataStorage, path: Path, sign: str) -> RefdataSource:
         files=tuple(export.files),
         signature=sign,
         loaded_at=_now(),
-        counts={
-            "fiches": len(export.fiches),
-            "certifiers": sum(len(f.sirets) for f in export.fiches),
-            "replaced": sum(1 for f in export.fiches if f.replaced_by),
-        },
+        counts=counts,
         parts=tuple(parts),
     )
     storage.swap(source)
     return source
 
 
-def _load_cog(storage: RefdataStorage, path: Path, sign: str) -> RefdataSource:
+def _load_cog(storage: RefdataStorage, path: Path, sign: str, shrink: _Shrink) -> RefdataSource:
     cog = load_cog(path)
+    counts = {
+        "communes": len({c.code for c in cog.communes}),
+        "moves": len(cog.moves),
+        "countries": len(cog.countries),
+    }
+    shrink.check(path, counts, ("communes", "countries"))
     storage.stage("cog")
     storage.stage_communes((c.code, Period(c.start, c.end)) for c in cog.communes)
     storage.stage_moves(cog.moves)
@@ -135,11 +168,7 @@ def _load_cog(storage: RefdataStorage, path: Path, sign: str) -> RefdataSource:
         files=tuple(cog.files),
         signature=sign,
         loaded_at=_now(),
-        counts={
-            "communes": len({c.code for c in cog.communes}),
-            "moves": len(cog.moves),
-            "countries": len(cog.countries),
-        },
+        counts=counts,
         parts=tuple(parts),
     )
     storage.swap(source)
