@@ -254,6 +254,28 @@ def test_load_with_cog_only_loads_the_cog(refdata_dir: Path, tmp_path: Path) -> 
     assert "rncp" not in result.output
 
 
+def test_a_snapshot_never_mixes_two_loads(refdata_dir: Path, tmp_path: Path) -> None:
+    """`read_reference` read the version, the sources and each table on connections of their
+    own: a swap between two reads gave one tick a mix of two loads."""
+    store = SqliteStore(tmp_path / "state.db")
+    other = SqliteStore(tmp_path / "state.db")
+    try:
+        csv = csv_export(tmp_path / "csv")
+        load_refdata(store.refdata(), csv, None)
+        before = {f.code for f in load_export(csv).fiches}
+        with store.refdata().snapshot() as snapshot:
+            assert snapshot.version() == 1
+            load_refdata(other.refdata(), xml_folder(refdata_dir, tmp_path / "xml"), None)
+            assert {f.code for f in snapshot.fiches()} == before
+            (source,) = snapshot.sources()
+            assert source.files[0].startswith("export-fiches-csv")
+        assert store.refdata().version() == 2
+        assert {f.code for f in store.refdata().fiches()} != before
+    finally:
+        other.close()
+        store.close()
+
+
 def test_a_certifier_without_siret_survives_the_state(refdata_dir: Path, tmp_path: Path) -> None:
     """What the export says of certifiers without a SIRET is stored and read back as loaded."""
     certifiers = csv_part(refdata_dir, "Certificateurs") + UNIDENTIFIED_ROW.encode()

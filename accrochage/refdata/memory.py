@@ -51,7 +51,12 @@ class MemoryReference:
 
 
 def read_reference(storage: RefdataStorage) -> MemoryReference:
-    """The reference data of the state, as of its current version."""
+    """The reference data of the state, as of its current version (one snapshot)."""
+    with storage.snapshot() as snapshot:
+        return _read_reference(snapshot)
+
+
+def _read_reference(storage: RefdataStorage) -> MemoryReference:
     version = storage.version()
     reference = MemoryReference(version=version)
     for source in storage.sources():

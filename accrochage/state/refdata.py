@@ -44,6 +44,11 @@ class RefdataStorage(ABC):
         kept it for `wait_seconds`."""
 
     @abstractmethod
+    def snapshot(self) -> AbstractContextManager[RefdataStorage]:
+        """This storage reading as of one moment: what `read_reference` reads through, so
+        that a swap meanwhile never mixes two loads."""
+
+    @abstractmethod
     def stage(self, kind: str) -> None:
         """Empty staging tables for this kind (`rncp` or `cog`)."""
 

@@ -88,9 +88,24 @@ def _date(value: str | None) -> date | None:
 
 
 class SqliteRefdata(RefdataStorage):
-    def __init__(self, path: Path, transaction: Writing) -> None:
+    def __init__(
+        self, path: Path, transaction: Writing, conn: sqlite3.Connection | None = None
+    ) -> None:
+        """`conn`: a connection in a read transaction (`snapshot`), every read on it."""
         self._path = path
         self._transaction = transaction
+        self._conn = conn
+
+    @contextmanager
+    def snapshot(self) -> Iterator[RefdataStorage]:
+        """Reads in one read transaction: a swap by another process meanwhile is not seen,
+        so the version, the sources and the rows read are of one load."""
+        conn = connect(self._path, readonly=True)
+        try:
+            conn.execute("BEGIN")
+            yield SqliteRefdata(self._path, self._transaction, conn)
+        finally:
+            conn.close()
 
     @contextmanager
     def _writing(self) -> Iterator[sqlite3.Connection]:
@@ -105,6 +120,10 @@ class SqliteRefdata(RefdataStorage):
                 conn.executemany(sql, chunk)
 
     def _read(self, sql: str) -> Iterator[sqlite3.Row]:
+        if self._conn is not None:
+            with told_if_changed(self._conn, self._path):
+                yield from self._conn.execute(sql)
+            return
         conn = connect(self._path, readonly=True)
         try:
             with told_if_changed(conn, self._path):
