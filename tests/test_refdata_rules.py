@@ -13,6 +13,7 @@ import pytest
 
 from accrochage.models.decode import decode
 from accrochage.models.problems import Problem
+from accrochage.models.reference import Period
 from accrochage.models.registry import Certifier, Registry
 from accrochage.refdata.load import load_refdata, source_warnings
 from accrochage.refdata.memory import MemoryReference, ReferenceHolder
@@ -216,6 +217,19 @@ def test_only_where_the_cog_decides(reference: MemoryReference) -> None:
     assert check(reference, insee="75101", birth="1990-01-01") == ([], [])
     _, warnings = check(reference, insee="01999", birth="1990-01-01")
     assert fields(warnings) == ["holder.birth_place.insee_code"]
+
+
+def test_a_birth_in_mayotte_before_it_entered_the_cog_is_not_judged() -> None:
+    """Mayotte's communes enter the COG on 2011-03-31 with no code before: a holder born in
+    Dzaoudzi in 1990 was told their code "did not exist on the birth date", which nobody
+    could fix."""
+    cog = MemoryReference(
+        has_communes=True, communes_by_code={"97608": [Period(date(2011, 3, 31), None)]}
+    )
+    assert check(cog, insee="97608", birth="1990-01-01") == ([], [])
+    assert check(cog, insee="97608", birth="2012-01-01") == ([], [])
+    _, warnings = check(cog, insee="97699", birth="2012-01-01")
+    assert fields(warnings) == ["holder.birth_place.insee_code"], "after it, the COG decides"
 
 
 def test_a_country_code(reference: MemoryReference) -> None:

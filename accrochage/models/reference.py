@@ -252,12 +252,20 @@ def _fiche_rules(
         )
 
 
+MAYOTTE_IN_THE_COG = date(2011, 3, 31)
+"""Mayotte's communes (976xx) enter the COG when it became a department (creation events with
+no "before" side, FORMATS §2.4): the COG does not say what its codes were before, so it does
+not decide for a birth there before that day."""
+
+
 def _commune_problem(code: str, birth: BirthDate, reference: Reference) -> str | None:
     if birth.month is None or birth.day is None or birth.year < COG_FIRST_DAY.year:
         return None  # the COG does not decide
     try:
         day = date(birth.year, birth.month, birth.day)
     except ValueError:
+        return None
+    if code.startswith("976") and day < MAYOTTE_IN_THE_COG:
         return None
     periods = reference.commune(code)
     for period in periods:
