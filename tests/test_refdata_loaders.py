@@ -393,3 +393,14 @@ def test_a_field_beyond_the_csv_limit_is_an_error_naming_its_line(
     )
     with pytest.raises(RefdataError, match=r"line \d+: cannot be read as CSV"):
         load_export(path)
+
+
+def test_a_cut_xml_export_says_where_once(refdata_dir: Path, tmp_path: Path) -> None:
+    name = "export_fiches_RS_V4_1_2026-08-16.xml"
+    whole = (fc(refdata_dir) / name).read_bytes()
+    (tmp_path / name).write_bytes(whole[: whole.rindex(b"</FICHE>")])
+    with pytest.raises(RefdataError, match="not well-formed XML") as caught:
+        load_export(tmp_path)
+    message = str(caught.value)
+    assert message.count(", line ") == 1, message
+    assert message.endswith("download it again")

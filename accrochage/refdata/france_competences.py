@@ -245,8 +245,9 @@ def _read_xml(source: Source, drafts: dict[str, _Draft], older: list[tuple[str, 
                 while parent is not None and element.getprevious() is not None:
                     del parent[0]
         except etree.XMLSyntaxError as exc:
+            where = "" if f"line {exc.lineno}," in exc.msg else f", line {exc.lineno}"
             raise RefdataError(
-                f"{label} is not well-formed XML ({exc.msg}, line {exc.lineno}): download it again"
+                f"{label} is not well-formed XML ({exc.msg}{where}): download it again"
             ) from None
 
 
