@@ -270,6 +270,8 @@ def test_old_reference_data_warns_at_load_never_on_an_event() -> None:
     warnings = source_warnings(old, today, timedelta(days=30))
     assert len(warnings) == 2
     assert "31 days old" in warnings[0] and "2024" in warnings[1]
+    (unknown,) = source_warnings([source("cog", None, None)], today, timedelta(days=30))
+    assert unknown.startswith("the COG's year is unknown") and "older" not in unknown
 
 
 def test_a_registration_that_fails_on_its_own_is_not_blamed_by_the_reference_rules(

@@ -193,12 +193,18 @@ def source_warnings(sources: list[RefdataSource], today: date, max_age: timedelt
                     f"old (refdata.max_age is {max_age.days}d): download today's from "
                     "data.gouv.fr and run `accrochage refdata load`"
                 )
-        elif source.kind == "cog" and (source.vintage is None or source.vintage < today.year - 1):
-            warnings.append(
-                f"the COG is of {source.vintage or 'an unknown year'}, older than last year's: "
-                "download the current one from insee.fr and run `accrochage refdata load`"
-            )
+        elif source.kind == "cog":
+            warnings += _cog_age(source.vintage, today)
     return warnings
+
+
+def _cog_age(vintage: int | None, today: date) -> list[str]:
+    fix = "download the current one from insee.fr and run `accrochage refdata load`"
+    if vintage is None:
+        return [f"the COG's year is unknown (no file name nor change carries one): {fix}"]
+    if vintage < today.year - 1:
+        return [f"the COG is of {vintage}, older than last year's: {fix}"]
+    return []
 
 
 def _coverage_warnings(source: RefdataSource) -> list[str]:
