@@ -1070,3 +1070,17 @@ def test_a_report_is_applied_in_pieces_with_the_same_outcome(
         ids[5]: "rejected",
         ids[6]: "deposited",
     }
+
+
+def test_a_whole_file_rejection_is_applied_in_pieces_too(
+    core: Core, shared_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(report_outcomes, "APPLIED_AT_ONCE", 2)
+    ids = [f"WHOLE-{n}" for n in range(5)]
+    batch = deposited(core, *(event(i) for i in ids))
+    name = batch_row(core, batch)["file_name"]
+    summary = core.feedback.import_report_bytes(
+        file_rejected_report(shared_dir, file_name=name), "rejected.xml"
+    )
+    assert summary.rejected == ids and summary.unchanged == []
+    assert {record(core, i)["status"] for i in ids} == {"rejected"}

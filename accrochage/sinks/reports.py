@@ -146,7 +146,7 @@ def _refuse_unsafe_bytes(data: bytes, source: str) -> None:
             f"report is {len(data)} bytes, above the {MAX_REPORT_BYTES} byte limit",
             "a real accusé de traitement is far smaller; check the file",
         )
-    if not data.strip():
+    if not data or data.isspace():
         raise _fail(source, "report is empty", "download the accusé de traitement again")
     if any(marker in data for marker in _DTD_MARKERS):
         raise _fail(source, "report declares a DOCTYPE or entities", "refused for safety")

@@ -47,13 +47,17 @@ OVERDUE = Rule(
     "AccrochageRecordsOverdue", "critical", "{n} record(s) of {certifier} are past the deadline"
 )
 BATCH_FAILED = Rule(
-    "AccrochageBatchFailed", "critical", "{n} batch file(s) of {certifier} could not be written"
+    "AccrochageBatchFailed",
+    "critical",
+    "{n} batch file(s) of {certifier} could not be written",
+    "`accrochage batches --state failed` and `accrochage flush`",
 )
 UNREPORTED = Rule(
     "AccrochageBatchUnreported",
     "warning",
     "{n} file(s) of {certifier} written long ago still have no CDC report imported",
-    "`accrochage batches --state deposited` and `accrochage import-report`",
+    "`accrochage batches --state written`, `accrochage batches --state deposited` and "
+    "`accrochage import-report`",
 )
 CORRECTION_AT_RISK = Rule(
     "AccrochageCorrectionRequestAtRisk",

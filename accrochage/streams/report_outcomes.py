@@ -69,13 +69,21 @@ def apply_outcomes(
         chunk = outcomes[start : start + APPLIED_AT_ONCE]
         _apply_chunk(ctx, chunk, members, summary, closures, left)
     if ctx.batch is not None:
-        mentioned = {o.id_technique for o in outcomes}
-        silent = [r for r in ctx.tx.batch_member_ids(ctx.batch.batch_id) if r not in mentioned]
-        found = ctx.tx.records(silent)  # a later report's silence on records settled since is none
-        summary.not_mentioned = [
-            r for r in silent if r in found and left_out_by(found[r], ctx.batch.batch_id)
-        ]
+        summary.not_mentioned = _left_out(ctx, ctx.batch.batch_id, outcomes)
     return closures, left
+
+
+def _left_out(ctx: OutcomeContext, batch_id: str, outcomes: Sequence[PassageOutcome]) -> list[str]:
+    """The batch's records the report did not mention and that still wait for it (a later
+    report's silence on records settled since is none), read a piece at a time."""
+    mentioned = {o.id_technique for o in outcomes}
+    silent = [r for r in ctx.tx.batch_member_ids(batch_id) if r not in mentioned]
+    left: list[str] = []
+    for start in range(0, len(silent), APPLIED_AT_ONCE):
+        chunk = silent[start : start + APPLIED_AT_ONCE]
+        found = ctx.tx.records(chunk)
+        left += [r for r in chunk if r in found and left_out_by(found[r], batch_id)]
+    return left
 
 
 def _apply_chunk(
@@ -132,17 +140,21 @@ def reject_file(
             "answers: `accrochage import-report FILE --batch <batch id or file name>` "
             "(`accrochage batches --state deposited` lists the files deposited)"
         )
-    changes = []
     verdict = Verdict(False, f"file rejected: {error}", whole_file=True)
-    for record in ctx.tx.records_in_batch(ctx.batch.batch_id):
-        change = apply_verdict(ctx, record, verdict)
-        if change.record is None:
-            summary.unchanged.append(record.record_id)
-        else:
-            changes.append(change)
-            summary.rejected.append(record.record_id)
-            summary.rejections.append(rejection(change.record))
-    ctx.tx.save(changes)
+    ids = ctx.tx.record_ids_in_batch(ctx.batch.batch_id)
+    for start in range(0, len(ids), APPLIED_AT_ONCE):
+        chunk = ids[start : start + APPLIED_AT_ONCE]
+        current = ctx.tx.records(chunk)
+        changes = []
+        for record_id in chunk:
+            change = apply_verdict(ctx, current[record_id], verdict)
+            if change.record is None:
+                summary.unchanged.append(record_id)
+            else:
+                changes.append(change)
+                summary.rejected.append(record_id)
+                summary.rejections.append(rejection(change.record))
+        ctx.tx.save(changes)
     return []
 
 

@@ -14,10 +14,12 @@ import struct
 import pytest
 from aiokafka.consumer import fetcher
 from aiokafka.errors import CorruptRecordException
-from aiokafka.record.default_records import _DefaultRecordBatchBuilderPy
+from aiokafka.record import memory_records
+from aiokafka.record.default_records import _DefaultRecordBatchBuilderPy, _DefaultRecordBatchPy
 from aiokafka.record.util import calc_crc32c
 from aiokafka.structs import ConsumerRecord, TopicPartition
 
+from accrochage.runtimes.kafka import lenient
 from accrochage.runtimes.kafka.lenient import FramedRecords, reread
 from accrochage.runtimes.kafka.unreadable import UnreadableRecord, readable_records
 
@@ -56,6 +58,17 @@ def batch(
     data = builder.build()
     struct.pack_into(">q", data, 0, base_offset)
     return bytes(data)
+
+
+@pytest.fixture(params=["compiled", "python"], autouse=True)
+def reader(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Each test with aiokafka's compiled reader and its pure-Python one (what runs under
+    AIOKAFKA_NO_EXTENSIONS or without a compiled wheel), which wraps a bad header name's
+    UnicodeDecodeError in a CorruptRecordException."""
+    if request.param == "python":
+        monkeypatch.setattr(lenient, "MemoryRecords", memory_records._MemoryRecordsPy)
+        monkeypatch.setattr(memory_records, "DefaultRecordBatch", _DefaultRecordBatchPy)
+    return str(request.param)
 
 
 def read(data: bytes, fetch_offset: int) -> list[ConsumerRecord[bytes, bytes] | UnreadableRecord]:

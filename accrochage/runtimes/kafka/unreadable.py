@@ -101,6 +101,12 @@ def readable_records(self: Any) -> Iterator[ConsumerRecord[Any, Any] | Unreadabl
                 yield consumer_record
         except READ_ERRORS as exc:
             failure = exc
+        except errors.CorruptRecordException as exc:
+            # aiokafka's pure-Python reader (AIOKAFKA_NO_EXTENSIONS, or no compiled wheel)
+            # wraps what its C reader raises bare; a corruption of another kind stays one.
+            if not isinstance(exc.__cause__, READ_ERRORS):
+                raise
+            failure = exc.__cause__
         if failure is not None:
             mended = _reread(records, failure, tp)
             for record in mended.records if mended else ():

@@ -133,6 +133,11 @@ class Transaction(PendingReads):
     def records_in_batch(self, batch_id: str) -> list[Record]:
         """The records whose current batch is this one."""
 
+    @abstractmethod
+    def record_ids_in_batch(self, batch_id: str) -> list[str]:
+        """The ids of the records whose current batch is this one, in the order of
+        `records_in_batch`: to read them a piece at a time (`records`)."""
+
     # -- the CDC loop (CONTRACT §9) --------------------------------------------------------
 
     @abstractmethod

@@ -217,6 +217,15 @@ class BatchStatements(PendingStatements):
             )
         ]
 
+    def record_ids_in_batch(self, batch_id: str) -> list[str]:
+        return [
+            row[0]
+            for row in self._conn.execute(
+                "SELECT record_id FROM records WHERE batch_id = ? ORDER BY code, record_id",
+                (batch_id,),
+            )
+        ]
+
     def suppressible(self) -> list[Suppressible]:
         return withdrawals.suppressible(self._conn)
 

@@ -24,8 +24,8 @@ Writing = Callable[[], AbstractContextManager[SqliteTransaction]]
 """The store's `transaction`: its write lock, then BEGIN IMMEDIATE ... COMMIT."""
 
 CHUNK = 5000
-LOAD_LOCK_POLL_SECONDS = 0.2
 """Rows per staging transaction: the writer lock is held a few milliseconds at a time."""
+LOAD_LOCK_POLL_SECONDS = 0.2
 
 TABLES: dict[str, dict[str, str]] = {
     "rncp": {

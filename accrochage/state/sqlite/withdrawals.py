@@ -154,12 +154,13 @@ def batch_superseded(conn: sqlite3.Connection, batch_id: str, file: Path | None)
 
 
 _WITHDRAWN_UNTIL = (
-    "SELECT coalesce(max(s.created_at), '') FROM history h "
+    "SELECT max(julianday(s.created_at)) FROM history h "
     "JOIN batches s ON s.batch_id = h.batch_id "
     "WHERE h.record_id = ? AND s.action = ? AND h.from_status = ? AND h.to_status != ?"
 )
-"""When the last SUPPRESSION of a record the CDC accepted was cut: every CREATION cut before
-it carried a content the CDC deleted (an accepted SUPPRESSION moves the record out of
+"""When the last SUPPRESSION of a record the CDC accepted was cut (a Julian day: stamps carry
+their Paris offset, so they are compared as instants): every CREATION cut before it carried a
+content the CDC deleted (an accepted SUPPRESSION moves the record out of
 `accepted`; a refused one leaves it there)."""
 
 
@@ -172,10 +173,11 @@ def sendings(conn: sqlite3.Connection, record_id: str) -> list[Sending]:
         "SELECT m.batch_id, m.version, c.content_hash FROM batch_members m "
         "JOIN batches b ON b.batch_id = m.batch_id "
         "JOIN contents c ON c.record_id = m.record_id AND c.version = m.version "
-        "WHERE m.record_id = ? AND b.action = ? AND b.created_at > ? AND NOT EXISTS ("
+        "WHERE m.record_id = ? AND b.action = ? AND julianday(b.created_at) > coalesce(?, 0) "
+        "AND NOT EXISTS ("
         "  SELECT 1 FROM history h WHERE h.record_id = m.record_id "
         "  AND h.batch_id = m.batch_id AND h.to_status = ?) "
-        "ORDER BY b.created_at, b.batch_id",
+        "ORDER BY julianday(b.created_at), b.batch_id",
         (record_id, CdcAction.CREATION.value, withdrawn_until, RecordStatus.REJECTED.value),
     )
     return [Sending(r[0], r[1], r[2]) for r in rows]
