@@ -1,0 +1,18 @@
+"""The schema of the state database, as an ordered list of migrations (sqlite-migrate).
+
+Each module registers its migrations on `migrations` as it is imported, and they run in that
+order: the modules, named by their first migration, are imported here oldest first (the
+sorted order), and a new migration goes at the end of the last one, or into a new module
+named after it.
+"""
+
+from __future__ import annotations
+
+from accrochage.state.sqlite.migrations import (  # noqa: F401  (each registers its migrations)
+    m001_first_schema,
+    m010_capabilities,
+    m060_refinements,
+)
+from accrochage.state.sqlite.migrations.registry import latest_migration, migrations
+
+__all__ = ["latest_migration", "migrations"]

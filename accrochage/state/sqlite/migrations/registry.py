@@ -1,0 +1,17 @@
+"""The state's migrations (sqlite-migrate), registered by the modules of this package."""
+
+from __future__ import annotations
+
+import logging
+
+from sqlite_migrate import Migrations
+
+migrations = Migrations("accrochage")
+log = logging.getLogger("accrochage.state")
+LOGGED_REBUILD_ROWS = 100_000
+"""A migration that rebuilds a table of at least this many rows says so first (seconds)."""
+
+
+def latest_migration() -> str:
+    """The name of the last migration: the schema this version writes."""
+    return migrations._migrations[-1].name
