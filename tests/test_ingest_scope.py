@@ -167,16 +167,20 @@ async def test_check_applies_the_scope_without_naming_the_owner(
         async with serving_app(build_service(built, timer=False)) as client:
             assert (await post(client, recent("SC-1", certifier="school"), OP))[0] == 201
             bodies = [recent("PX-OK"), recent("SC-9", certifier="school"), recent("SC-1")]
-            with caplog.at_level(logging.WARNING, logger="accrochage.streams.check"):
+            with caplog.at_level(logging.WARNING, logger="accrochage.api"):
                 status, found = await post(client, bodies, PIX, path="/check")
+                assert (await post(client, recent("SC-1"), PIX))[0] == 403
             assert status == 200
             assert [f["valid"] for f in found] == [True, False, False]
             assert found[1]["errors"][0]["field"] == "certifier"
             assert found[2]["errors"][0]["field"] == "record_id"
             no_other_certifier(found[2])
-            (probing,) = [r.getMessage() for r in caplog.records if r.name.endswith("check")]
-            assert "a check refused 2 of 3 event(s)" in probing, "the operator sees probing"
-            assert "SC-" not in probing and "school" not in probing
+            probing, sent = [r.getMessage() for r in caplog.records if r.name == "accrochage.api"]
+            assert probing.startswith("api.ingest_tokens #1: /check refused 2 of 3 event(s)")
+            assert sent.startswith("api.ingest_tokens #1: /events refused 1 of 1 event(s)")
+            for message in (probing, sent):
+                assert "SC-" not in message and "school" not in message
+                assert PIX_PLATFORM not in message
             status, found = await post(client, recent("SC-1"), ANY, path="/check")
             assert "'school'" in found["errors"][0]["message"], "an open token: as before"
     finally:

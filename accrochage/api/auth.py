@@ -95,7 +95,7 @@ def auth_middleware(operator: SecretStr, ingest: Sequence[IngestToken]) -> Middl
         if operating:
             return await handler(request)
         if platform is not None and ingesting:
-            request[SENDER] = f"ingest token {_place(platform, ingest)}"
+            request[SENDER] = f"api.ingest_tokens #{_place(platform, ingest) + 1}"
             if platform[1] is not None:
                 request[SCOPE] = platform[1]
             return await handler(request)

@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 from aiohttp import web
 
 from accrochage.api import corrections, metrics, ui
-from accrochage.api.auth import auth_middleware, scope_of
+from accrochage.api.auth import auth_middleware, scope_of, sender_of
 from accrochage.api.bodies import BODY_SECONDS, TooLarge, read_body
 from accrochage.api.connections import CONNECTIONS
 from accrochage.api.context import CONTEXT, READERS, ApiContext
@@ -45,7 +45,7 @@ from accrochage.errors import AccrochageError, StoreBusyError
 from accrochage.streams.check import check
 from accrochage.streams.corrections import Corrections
 from accrochage.streams.decoding import DecodeFailed
-from accrochage.streams.ingest import Incoming
+from accrochage.streams.ingest import FORBIDDEN, Incoming
 
 T = TypeVar("T")
 log = logging.getLogger("accrochage.api")
@@ -101,6 +101,7 @@ async def post_events(request: web.Request) -> web.Response:
         except DecodeFailed:  # the writer decodes them; the next request starts a new pool
             log.error("a decode process ended; this request's events are decoded by the writer")
     results = await context.writer.store(items)
+    refused(request, sum(r.outcome == FORBIDDEN for r in results), len(results))
     if array:
         return web.json_response([r.as_dict() | {"http_status": r.http_status} for r in results])
     (result,) = results
@@ -123,10 +124,26 @@ async def post_check(request: web.Request) -> web.Response:
     def run() -> list[dict[str, Any]]:
         reference = context.reference() if context.reference is not None else None
         found = check(items, context.registry, context.clock, context.store, reference)
+        refused(request, sum(one.forbidden for one in found), len(found))
         return [one.as_dict() for one in found]
 
     answers = await asyncio.get_running_loop().run_in_executor(request.app[READERS], run)
     return web.json_response(answers if array else answers[0])
+
+
+def refused(request: web.Request, count: int, of: int) -> None:
+    """One line a request whose events its scoped token may not send: which token (never
+    its value), the route and how many. A platform asking about record ids of certifiers it
+    does not send for is probing (through `/check` as well), and the operator should know."""
+    if count:
+        log.warning(
+            "%s: %s refused %d of %d event(s): the token does not send for their certifier "
+            "or their record's",
+            sender_of(request),
+            request.path,
+            count,
+            of,
+        )
 
 
 async def get_openapi(request: web.Request) -> web.Response:

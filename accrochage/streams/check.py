@@ -7,7 +7,6 @@ do a scoped ingest token's limits (`models/scope.py`).
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,8 +21,6 @@ from accrochage.models.scope import out_of_scope
 from accrochage.state.base import Store
 from accrochage.streams.ingest import Incoming, with_read_problems
 
-log = logging.getLogger(__name__)
-
 STATE_RULES = ("record_id used by another certifier", "a revocation names a stored record")
 
 
@@ -32,6 +29,8 @@ class CheckResult:
     record_id: str | None
     errors: list[Problem] = field(default_factory=list)
     warnings: list[Problem] = field(default_factory=list)
+    forbidden: bool = False
+    """Refused to its sender's scoped token (its errors are that refusal alone)."""
 
     @property
     def valid(self) -> bool:
@@ -68,7 +67,6 @@ def check(
         with store.reading() as reader:
             owners = reader.record_certifiers(ids)
     results = []
-    refused = 0
     delivered: set[str] = set()  # a revocation may follow its record's event in the same input
     for item, one in zip(items, decoded, strict=True):
         errors = list(one.errors)
@@ -90,7 +88,6 @@ def check(
             forbidden = out_of_scope(item.scope, one, stored=stored, owner=owner)
         if forbidden is not None:
             errors = [forbidden]  # its other errors may name certifiers
-            refused += 1
         elif owner is not None and one.certifier is not None and owner != one.certifier:
             errors.append(
                 Problem(
@@ -99,14 +96,7 @@ def check(
                     "are unique across the tracker (the CDC idTechnique)",
                 )
             )
-        results.append(CheckResult(one.record_id, errors, list(one.warnings)))
-    if refused:
-        # As `ingest` logs each refused event: a platform asking about record ids of
-        # certifiers it does not send for is probing, and the operator should know.
-        log.warning(
-            "a check refused %d of %d event(s): its ingest token does not send for their "
-            "certifier or their record's",
-            refused,
-            len(items),
+        results.append(
+            CheckResult(one.record_id, errors, list(one.warnings), forbidden is not None)
         )
     return results

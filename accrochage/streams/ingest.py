@@ -300,11 +300,7 @@ class Ingestor:
         current = records.get(decoded.record_id)
         owner = current.certifier if current is not None else None
         forbidden = out_of_scope(item.scope, decoded, stored=current is not None, owner=owner)
-        if forbidden is not None:
-            log.warning(
-                "an event was refused: its ingest token does not send for its certifier or "
-                "its record's (kept in the unusable log)"
-            )
+        if forbidden is not None:  # the HTTP service logs it, naming the token (`refused`)
             # Its other errors may name certifiers (an unknown key, a code's certifiers).
             return IngestResult(decoded.record_id, FORBIDDEN, None, [forbidden]), None
         if decoded.kind is Kind.REVOKED:
