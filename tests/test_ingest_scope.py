@@ -24,7 +24,8 @@ from accrochage.errors import ConfigError
 from accrochage.models.deadline import SystemClock
 from accrochage.runtimes.embedded import build_service
 from accrochage.settings import load_settings
-from accrochage.streams.doctor import Level, token_findings
+from accrochage.streams.doctor_config import token_findings
+from accrochage.streams.findings import Level
 from tests.factories import revoked_event
 from tests.test_http import recent
 from tests.test_http_writer_process import serving as serving_app

@@ -1,0 +1,116 @@
+"""`accrochage doctor`'s checks of the configuration: the schema version, the XSD that gates
+the files, the ingest tokens. They read the settings and the XSD files only, never the state."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from accrochage.errors import AccrochageError
+from accrochage.settings import Settings
+from accrochage.sinks.profiles import OFFICIAL_KIT, RECONSTRUCTED, profile_for
+from accrochage.sinks.schemas import declared_version, load_schema
+from accrochage.streams.findings import Finding, Level
+
+
+def token_findings(settings: Settings) -> list[Finding]:
+    """Ingest tokens that may send for every certifier, when there are several: a platform
+    could then create or correct another certifier's records."""
+    scopes = settings.api.ingest_scopes
+    keys = [c.key for c in settings.certifiers]
+    if scopes and not settings.api.token.get_secret_value():
+        return [
+            Finding(
+                "api",
+                Level.WARNING,
+                f"api.ingest_tokens are set but api.token is not: every route but POST /events "
+                f"and /check (the records and their personal data) answers anyone who reaches "
+                f"{settings.api.bind}; set api.token",
+                action=True,
+            )
+        ]
+    if not scopes or len(keys) < 2:
+        return []
+    open_ones = [str(n) for n, (_, scope) in enumerate(scopes) if scope is None]
+    if not open_ones:
+        return [Finding("api", Level.OK, f"each of the {len(scopes)} ingest tokens is scoped")]
+    return [
+        Finding(
+            "api",
+            Level.WARNING,
+            f"api.ingest_tokens[{', '.join(open_ones)}] may send events for every certifier "
+            f'({", ".join(keys)}): write each as {{token = "...", certifiers = [...]}} to '
+            "limit an exam platform to the certifiers it delivers for",
+        )
+    ]
+
+
+# -- the schema and its XSD -----------------------------------------------------------------
+
+
+def schema_finding(settings: Settings) -> Finding:
+    schema = settings.schema_
+    how = (
+        "named in the configuration"
+        if schema.version_named
+        else "the default: schema.version is not set"
+    )
+    return Finding("schema", Level.OK, f"files are written with schema {schema.version} ({how})")
+
+
+def xsd_finding(settings: Settings) -> Finding:
+    version = settings.schema_.version
+    given = settings.schema_.xsd
+    if given is not None:
+        return _given_xsd(given.resolve(), version)
+    bundled = profile_for(version).bundled_xsd
+    if version in RECONSTRUCTED:
+        return Finding(
+            "xsd",
+            Level.WARNING,
+            f"files are checked against the bundled {version} XSD ({bundled.name}), a "
+            "RECONSTRUCTION from secondary sources, not the CDC's file: a file it accepts may "
+            f"still be refused by the CDC. Download the official kit from {OFFICIAL_KIT}; "
+            "set schema.xsd to that file, then run `accrochage doctor` and `accrochage "
+            "check-xml` on a written file",
+            action=True,
+        )
+    return Finding(
+        "xsd",
+        Level.OK,
+        f"files are checked against the bundled {version} XSD ({bundled.name}): the project's "
+        "own schema, checked against the CDC's official 1.1.2 file by the tests",
+    )
+
+
+def _given_xsd(path: Path, version: str) -> Finding:
+    if not path.is_file():
+        return Finding(
+            "xsd",
+            Level.ERROR,
+            f"schema.xsd names {path}, which is not a file: point it at the XSD of the CDC's "
+            "kit, or empty it to use the bundled one",
+        )
+    try:
+        load_schema(path)
+    except AccrochageError as exc:
+        return Finding("xsd", Level.ERROR, str(exc))
+    declared = declared_version(path)
+    if declared is not None and declared != version:
+        return Finding(  # every other command refuses to start so (exit 2)
+            "xsd",
+            Level.ERROR,
+            f"schema.xsd ({path}) declares version {declared} but schema.version is "
+            f"{version}: set schema.version to {declared}, or point schema.xsd at the "
+            f"{version} kit's XSD",
+            action=True,
+        )
+    stated = f"version {declared}" if declared else "no version attribute"
+    return Finding(
+        "xsd",
+        Level.OK,
+        f"files are checked against {path} (schema.xsd, {stated}): the file you supplied, "
+        "not the bundled one",
+    )
+
+
+# -- the state --------------------------------------------------------------------------------
