@@ -250,7 +250,16 @@ def test_a_record_whose_delivery_date_is_unknown_stays_at_risk_with_a_request(
         )
 
     assert counts(TODAY) == (1, 1, 0, 1, 1, 0)
-    assert counts(date(2027, 2, 2)) == (1, 0, 1, 1, 0, 1), "its request late: overdue"
+    # Its request late: overdue, and no longer among the at-risk records of unknown date.
+    assert counts(date(2027, 2, 2)) == (0, 0, 1, 0, 0, 1)
+    with core.store.reading() as reader:
+        (soon,) = reader.summary(TODAY, 14)["next_deadlines"]
+        assert (soon["record_id"], soon["urgency"]) == ("PX-7", "at_risk"), "not on_time"
+        chart = reader.dashboard(TODAY).deadlines
+        seen = reader.observe(TODAY, 14, datetime(2026, 12, 1, tzinfo=UTC))
+        assert chart == {} and seen.deadline_unknown == {"pix": 1}, "one bar: date unknown"
+        late = date(2027, 2, 2)
+        assert reader.dashboard(late).deadlines == {("pix", date(2027, 2, 1)): 1}
     (row,) = outstanding(core)
     assert (row["deadline"], row["days_left"]) == ("2027-02-01", 62)
     assert outstanding_ids(core, deadline_unknown=True) == ["PX-7"]

@@ -176,7 +176,7 @@ def test_counts_charts_and_gauges_agree_with_the_listing(core: Core) -> None:
         "next": date(2026, 9, 1),
     }
     with core.store.reading() as reader:
-        chart = reader.dashboard().deadlines
+        chart = reader.dashboard(TODAY).deadlines
         summary = reader.summary(TODAY, 14)
     assert sum(n for (certifier, _), n in chart.items() if certifier == "pix") == 4
     assert chart[("pix", date(2026, 9, 1))] == 1
@@ -223,7 +223,7 @@ def test_the_chart_counts_a_held_record_once(core: Core, shared_dir: Path) -> No
     fixed["score"] = "200"
     ingest(core, fixed)
     with core.store.reading() as reader:
-        chart = reader.dashboard().deadlines
+        chart = reader.dashboard(TODAY).deadlines
     assert {k: n for k, n in chart.items() if n} == {("pix", date(2026, 12, 10)): 1}
 
 

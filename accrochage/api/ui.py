@@ -243,7 +243,7 @@ def add_routes(
                 now,
                 margin_days,
                 reader.observe(today, margin_days, unreported_before(now, UNREPORTED_AFTER)),
-                reader.dashboard(),
+                reader.dashboard(today),
                 reader.alert_states(),
                 keys,
             )

@@ -86,7 +86,7 @@ def observe(
             overdue[certifier] = overdue.get(certifier, 0) + 1
         if risk:
             at_risk[certifier] = at_risk.get(certifier, 0) + 1
-        if held.delivery_unknown:
+        if held.delivery_unknown and not late:
             unknown[certifier] = unknown.get(certifier, 0) + 1
         if certifier not in next_deadline or day < next_deadline[certifier]:
             next_deadline[certifier] = day
@@ -136,7 +136,9 @@ def _by_reason(
     }
 
 
-def dashboard(conn: sqlite3.Connection, limit: int = 50) -> DashboardNumbers:
+def dashboard(conn: sqlite3.Connection, as_of: date, limit: int = 50) -> DashboardNumbers:
+    """The chart's deadlines (a record counted once: one whose delivery date is unknown is in
+    the observation's "date unknown" until its request is late), the rejections, the files."""
     deadlines = {
         (certifier, None if day is None else date.fromisoformat(day)): count
         for certifier, day, count in conn.execute(
@@ -146,6 +148,8 @@ def dashboard(conn: sqlite3.Connection, limit: int = 50) -> DashboardNumbers:
         )
     }
     for held in open_requests.held_due(conn):
+        if held.delivery_unknown and held.day >= as_of:
+            continue
         key = (held.certifier, held.day)
         deadlines[key] = deadlines.get(key, 0) + 1
     rejections = _by_reason(conn, "status = ?", RecordStatus.REJECTED)

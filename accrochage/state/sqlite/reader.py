@@ -188,8 +188,8 @@ class SqliteReader(PendingStatements, Reader):
     def alert_deliveries(self, receiver: str) -> list[AlertDelivery]:
         return alert_rows.alert_deliveries(self._conn, receiver)
 
-    def dashboard(self, limit: int = 50) -> DashboardNumbers:
-        return dashboard(self._conn, limit)
+    def dashboard(self, as_of: date, limit: int = 50) -> DashboardNumbers:
+        return dashboard(self._conn, as_of, limit)
 
     def schema_versions_written(self) -> set[str]:
         return schema_versions_written(self._conn)

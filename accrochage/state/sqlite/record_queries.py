@@ -14,7 +14,7 @@ from typing import Any
 
 import accrochage.state.sqlite.correction_queries as open_requests
 import accrochage.state.sqlite.corrections as correction_rows
-from accrochage.models.deadline import days_left, urgency
+from accrochage.models.deadline import Urgency, days_left, urgency
 from accrochage.models.record import IDENTITY_PROCEDURE_AFTER
 from accrochage.models.vocabulary import RecordStatus
 from accrochage.state.base import (
@@ -227,8 +227,8 @@ def summary(conn: sqlite3.Connection, as_of: date, margin_days: int) -> dict[str
     ).fetchone()[0]
     unknown = sum(unknown_deadlines(conn).values())
     at_risk += unknown
-    next_rows: list[tuple[str, str, str | None]] = [
-        (r["deadline"], r["record_id"], r["certifier"])
+    next_rows: list[tuple[str, str, str | None, bool]] = [
+        (r["deadline"], r["record_id"], r["certifier"], False)
         for r in conn.execute(
             "SELECT record_id, certifier, deadline FROM records WHERE outstanding = 1 "
             f"AND deadline >= ? AND {not_held} ORDER BY deadline, record_id LIMIT 10",
@@ -239,9 +239,10 @@ def summary(conn: sqlite3.Connection, as_of: date, margin_days: int) -> dict[str
         late, risk = held_counts(held, as_of, margin_days)
         overdue += late
         at_risk += risk
-        unknown += held.delivery_unknown
+        unknown += held.delivery_unknown and not late
         if held.day >= as_of:
-            next_rows.append((held.day.isoformat(), held.record_id, held.certifier))
+            row = (held.day.isoformat(), held.record_id, held.certifier, held.delivery_unknown)
+            next_rows.append(row)
     next_rows = sorted(next_rows)[:10]
     return {
         "as_of": today,
@@ -261,9 +262,13 @@ def summary(conn: sqlite3.Connection, as_of: date, margin_days: int) -> dict[str
                 "certifier": certifier,
                 "deadline": day,
                 "days_left": days_left(date.fromisoformat(day), as_of),
-                "urgency": urgency(date.fromisoformat(day), as_of, margin_days).value,
+                "urgency": (
+                    Urgency.AT_RISK  # its delivery's deadline is unknown: at risk, all the same
+                    if delivery_unknown
+                    else urgency(date.fromisoformat(day), as_of, margin_days)
+                ).value,
             }
-            for day, record_id, certifier in next_rows
+            for day, record_id, certifier, delivery_unknown in next_rows
         ],
         "unusable_events": conn.execute("SELECT count(*) FROM unusable").fetchone()[0],
         "left_out": left_out(conn),
