@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from accrochage.app import Core
+from accrochage.commands.record_text import left_out_steps
 from accrochage.errors import AccrochageError
 from accrochage.sinks.profiles import profile_for
 from accrochage.streams.flush import Flusher
@@ -134,6 +135,9 @@ def test_a_record_its_report_left_out_can_be_sent_again(tmp_path: Path, shared_d
         summary = answer(core, shared_dir, batch, ok=["SL-1"], ko={"SL-3": "Erreur"})
         assert summary.not_mentioned == ["SL-2"]
         assert record(core, "SL-2")["status"] == "batched"
+        (step,) = left_out_steps(record(core, "SL-2"))  # what `show` says
+        assert step.endswith(f"`accrochage retry --batch {batch}` sends it again"), step
+        assert left_out_steps(record(core, "SL-1")) == [] == left_out_steps(record(core, "SL-3"))
         assert ingest_one(core, scored(original, "250")).outcome == "correction_stored"
 
         (refused,) = core.operations.retry(["SL-1"])

@@ -141,3 +141,23 @@ def echo_detail(detail: Row) -> None:
 
 def say(line: str) -> None:
     click.echo(escaped(line))
+
+
+def left_out_steps(detail: Row) -> list[str]:
+    """What to do for a record its file's processed report did not mention (as `summary`
+    and `doctor` say of the file): its status is kept, and nothing else tells it."""
+    current = next((b for b in detail["batches"] if b["batch_id"] == detail.get("batch_id")), None)
+    if current is None or current.get("state") != BatchState.REPORTED.value:
+        return []
+    waiting = detail["status"] in (RecordStatus.BATCHED, RecordStatus.DEPOSITED) or (
+        detail["status"] == RecordStatus.ACCEPTED
+        and detail.get("batch_id") != detail.get("accepted_batch_id")
+        and not detail.get("suppression_rejected")
+    )
+    if not waiting:
+        return []
+    return [
+        f"next:         the CDC's report of its file {current.get('file_name')} did not mention "
+        "it (it never reached the CDC, or the report missed it): `accrochage retry --batch "
+        f"{current['batch_id']}` sends it again"
+    ]

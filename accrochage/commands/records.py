@@ -12,7 +12,13 @@ import click
 from accrochage.commands.core import core_from
 from accrochage.commands.options import DAY, DUE_WITHIN, said_if_unknown
 from accrochage.commands.output import FORMATS, Row, cell, echo_rows, first_problem, shorten
-from accrochage.commands.record_text import echo_detail, record_cell, say, support_steps
+from accrochage.commands.record_text import (
+    echo_detail,
+    left_out_steps,
+    record_cell,
+    say,
+    support_steps,
+)
 from accrochage.models.deadline import paris_today
 from accrochage.models.vocabulary import BatchState, CdcReason, RecordStatus, values
 from accrochage.state import queries
@@ -174,7 +180,7 @@ def show(ctx: click.Context, record_id: str, fmt: str) -> None:
         click.echo(json.dumps(detail, ensure_ascii=False, indent=1))
         return
     echo_detail(detail)
-    for line in support_steps(detail, version):
+    for line in [*support_steps(detail, version), *left_out_steps(detail)]:
         say(line)
 
 
