@@ -20,6 +20,7 @@ from accrochage.api import schemas as s
 from accrochage.api.openapi import openapi
 from accrochage.app import Core
 from accrochage.cli import main
+from accrochage.commands.record_text import request_steps
 from accrochage.errors import BadParameter
 from accrochage.models.corrections import RequestClosed, RequestClosure, RequestNotFound
 from accrochage.models.deadline import SystemClock, paris_today
@@ -195,6 +196,11 @@ def test_an_accepted_record_with_an_open_request_is_outstanding(core: Core) -> N
     with core.store.reading() as reader:
         summary = reader.summary(TODAY, 14)
     assert summary["outstanding"] == 2 and summary["correction_requests"]["at_risk"] == 1
+    (step,) = request_steps(record(core, "PX-1"))  # what `show` says next
+    assert f"correction-request answer {request.request_id} --corrected" in step
+    assert request_steps(record(core, "PX-2")) == [], "no request open"
+    core.corrections.add("PX-3", date(2026, 9, 15))
+    assert request_steps(record(core, "PX-3")) == [], "not accepted: sent first"
 
 
 def test_a_request_due_before_the_records_own_deadline_is_what_is_due(core: Core) -> None:

@@ -161,3 +161,20 @@ def left_out_steps(detail: Row) -> list[str]:
         "it (it never reached the CDC, or the report missed it): `accrochage retry --batch "
         f"{current['batch_id']}` sends it again"
     ]
+
+
+def request_steps(detail: Row) -> list[str]:
+    """An accepted record with nothing left to send whose correction request is still open
+    (opened after the correction was stored, so its acceptance did not close it): the
+    operator says whether the data the CDC holds answers it."""
+    request = detail.get("correction_request")
+    pending = detail.get("correction_pending") or detail.get("revocation_pending")
+    if request is None or detail["status"] != RecordStatus.ACCEPTED or pending:
+        return []
+    rid = request["request_id"]
+    return [
+        f"next:         nothing is left to send, and correction request {rid} (due "
+        f"{request['deadline']}) is open: if what the CDC holds answers it, `accrochage "
+        f"correction-request answer {rid} --corrected`; if the request was unfounded, "
+        "`--unfounded TEXT`; otherwise send the corrected event"
+    ]

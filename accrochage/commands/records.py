@@ -16,6 +16,7 @@ from accrochage.commands.record_text import (
     echo_detail,
     left_out_steps,
     record_cell,
+    request_steps,
     say,
     support_steps,
 )
@@ -180,7 +181,7 @@ def show(ctx: click.Context, record_id: str, fmt: str) -> None:
         click.echo(json.dumps(detail, ensure_ascii=False, indent=1))
         return
     echo_detail(detail)
-    for line in [*support_steps(detail, version), *left_out_steps(detail)]:
+    for line in [*support_steps(detail, version), *left_out_steps(detail), *request_steps(detail)]:
         say(line)
 
 
