@@ -146,7 +146,7 @@ async def test_a_header_name_not_utf8_loses_no_record_of_its_batch(
     assert unusable == []
     ids = {row[0] for row in query(config.state, "SELECT record_id FROM records")}
     assert {json.loads(good(n))["record_id"] for n in (1, 2, 3, 4)} <= ids
-    assert f"{config.topic}-0@1: a header name that is not UTF-8 was left out" in worker.text()
+    assert f"records {config.topic}-0@1: 1 with a header name that is not UTF-8" in worker.text()
     assert worker.stop() == 0, worker.tail()
 
 

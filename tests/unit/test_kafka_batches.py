@@ -99,8 +99,8 @@ def test_a_header_name_not_utf8_loses_no_record_of_its_batch(
     assert list(records[2].headers) == [("a", b"b")]
     assert [r.timestamp for r in records[:3]] == [1_700_000_000_000 + n for n in range(3)]
     (warning,) = [r.getMessage() for r in caplog.records]
-    assert f"{TP.topic}-{TP.partition}@41" in warning
-    assert "not UTF-8 was left out" in warning
+    assert f"records {TP.topic}-{TP.partition}@41: 1 with a header name" in warning
+    assert "not UTF-8, left out" in warning
     assert "secret" not in warning and "event" not in warning
 
 
@@ -116,10 +116,17 @@ def test_a_compressed_batch_is_read_again_after_its_decompression() -> None:
     assert len(got) == 3
 
 
-def test_records_before_the_fetch_offset_are_not_delivered_twice() -> None:
+def test_records_before_the_fetch_offset_are_not_delivered_twice(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A restart reads a batch again from its start: the records below its stored offset are
+    neither delivered nor warned about again; one warning for the others."""
     bad: list[Header] = [(NotUtf8("x"), b"v")]
-    data = batch(10, [(b"a", []), (b"b", []), (b"c", bad), (b"d", [])])
-    got = read(data, 11)
+    data = batch(10, [(b"a", bad), (b"b", []), (b"c", bad), (b"d", bad)])
+    with caplog.at_level(logging.WARNING):
+        got = read(data, 11)
+    (warning,) = [r.getMessage() for r in caplog.records]
+    assert f"-{TP.partition}@12-13: 2 with a header name" in warning, warning
     assert [(r.offset, r.value) for r in got if isinstance(r, ConsumerRecord)] == [
         (11, b"b"),
         (12, b"c"),

@@ -108,7 +108,7 @@ def readable_records(self: Any) -> Iterator[ConsumerRecord[Any, Any] | Unreadabl
                 raise
             failure = exc.__cause__
         if failure is not None:
-            mended = _reread(records, failure, tp)
+            mended = _reread(records, failure, tp, self.next_fetch_offset)
             for record in mended.records if mended else ():
                 if record.offset >= self.next_fetch_offset:
                     self.next_fetch_offset = record.offset + 1
@@ -120,9 +120,12 @@ def readable_records(self: Any) -> Iterator[ConsumerRecord[Any, Any] | Unreadabl
         self.next_fetch_offset = next_batch.next_offset
 
 
-def _reread(records: Any, failure: BaseException, tp: TopicPartition) -> Reread | None:
+def _reread(
+    records: Any, failure: BaseException, tp: TopicPartition, delivered_below: int
+) -> Reread | None:
     """The batch `records` handed out last, read again when a header name that is not UTF-8
-    is what failed (None otherwise, or when that fails too)."""
+    is what failed (None otherwise, or when that fails too); one warning for the records of
+    it not delivered yet (`delivered_below`: a restart reads a batch again from its start)."""
     raw = records.last_batch if isinstance(records, FramedRecords) else None
     if raw is None or not isinstance(failure, UnicodeDecodeError):
         return None
@@ -136,13 +139,15 @@ def _reread(records: Any, failure: BaseException, tp: TopicPartition) -> Reread 
             type(exc).__name__,
         )
         return None
-    for offset in mended.mended if mended else ():
+    lost = [offset for offset in (mended.mended if mended else ()) if offset >= delivered_below]
+    if lost:
         log.warning(
-            "Kafka record %s-%d@%d: a header name that is not UTF-8 was left out; the "
-            "record is read without it (the worker reads no header)",
+            "Kafka records %s-%d@%s: %d with a header name that is not UTF-8, left out; the "
+            "records are read without it (the worker reads no header)",
             tp.topic,
             tp.partition,
-            offset,
+            str(lost[0]) if len(lost) == 1 else f"{lost[0]}-{lost[-1]}",
+            len(lost),
         )
     return mended
 
