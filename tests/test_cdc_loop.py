@@ -491,7 +491,7 @@ def test_retrying_every_rejected_record_cuts_a_refused_suppression_again(
     (outcome,) = core.operations.retry_rejected()
     assert (outcome.done, outcome.message) == (
         True,
-        "its SUPPRESSION is cut again at the next flush",
+        "its SUPPRESSION is cut again with the next file (`flush --force`: now)",
     )
     again, path = only_written(flush(core))
     assert again != suppression and action_of(path) == "SUPPRESSION"

@@ -56,7 +56,7 @@ def with_failed_batch(outcome: ItemOutcome, was: Record | None) -> ItemOutcome:
 def said_done(before: Record, after: Record) -> str:
     cut_again = after.status is RecordStatus.ACCEPTED and after.pending_since is not None
     if before.suppression_rejected and not after.suppression_rejected and cut_again:
-        return "its SUPPRESSION is cut again at the next flush"
+        return "its SUPPRESSION is cut again with the next file (`flush --force`: now)"
     if before.status is after.status and before.correction_version is not None:
         return f"{after.status}, its correction is the content the CDC holds now"
     message = f"{after.status} (was {before.status})"
