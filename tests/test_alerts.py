@@ -387,3 +387,19 @@ def test_the_watch_job_runs_every_tick_but_spaces_itself_when_slow(tmp_path: Pat
         assert job.every() == 20.0  # at most 1 % of a core
     finally:
         core.close()
+
+
+def test_the_summary_names_the_listing_of_overdue_records(tmp_path: Path) -> None:
+    """Its next deadlines are those still ahead: an overdue record was counted, never named,
+    and nothing said where to see it."""
+    core, _ = make_core(tmp_path)
+    try:
+        ingest(core, event("LATE-1", delivered_on="2026-08-01"))
+    finally:
+        core.close()
+    config = str(tmp_path / "accrochage.toml")
+    text = CliRunner().invoke(main, ["--config", config, "summary", "--as-of", "2026-12-01"])
+    assert text.exit_code == 0, text.output
+    assert "1 overdue (accrochage outstanding --overdue)" in text.output
+    calm = CliRunner().invoke(main, ["--config", config, "summary", "--as-of", "2026-08-02"])
+    assert "0 overdue\n" in calm.output

@@ -55,7 +55,8 @@ def summary_text(result: dict[str, Any]) -> str:
         f"as of {result['as_of']}: {result['records']} records, {result['outstanding']} "
         f"outstanding, {result['at_risk']} at risk (deadline within {margin} days"
         f"{_unknown(result.get('deadline_unknown', 0))}), "
-        f"{result['overdue']} overdue",
+        f"{result['overdue']} overdue"
+        + (" (accrochage outstanding --overdue)" if result["overdue"] else ""),
         "",
     ]
     statuses = [s for s in values(RecordStatus) if s in result["by_status"]]
