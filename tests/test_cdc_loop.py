@@ -1084,3 +1084,32 @@ def test_a_whole_file_rejection_is_applied_in_pieces_too(
     )
     assert summary.rejected == ids and summary.unchanged == []
     assert {record(core, i)["status"] for i in ids} == {"rejected"}
+
+
+def test_a_later_report_on_records_settled_before_says_which_it_did_not_apply(
+    tmp_path: Path, shared_dir: Path
+) -> None:
+    """A second report of another idTraitement on a file already answered, refusing what the
+    first accepted: the CLI said "1 unchanged" and named nothing."""
+    config = write_config(tmp_path, schema=V115)
+    run(config, "ingest", str(write_jsonl(tmp_path / "a.jsonl", [recent("LR-1"), recent("LR-2")])))
+    run(config, "flush", "--force")
+    (creation,) = _batches(config)
+    run(config, "import-report", str(_report(tmp_path, shared_dir, creation, "r1.xml", "LR-1")))
+    second = tmp_path / "r2.xml"
+    name = Path(creation["file"]).name
+    second.write_bytes(
+        processed_report(
+            shared_dir,
+            file_name=name,
+            id_flux=creation["batch_id"],
+            ok=["LR-2"],
+            ko={"LR-1": "Erreur technique"},
+            id_traitement="99999",
+        )
+    )
+    out = run(config, "import-report", str(second)).stdout
+    assert "1 accepted, 0 rejected, 1 unchanged" in out, out
+    assert "settled before, this report's outcome not applied (accrochage show) (1): LR-1" in out
+    (settled,) = json.loads(run(config, "records", "--format", "json").stdout)[:1]
+    assert (settled["record_id"], settled["status"]) == ("LR-1", "accepted")

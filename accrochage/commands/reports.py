@@ -61,9 +61,11 @@ def import_report(
             )
             if result.file_error:
                 click.echo(f"  whole file rejected: {result.file_error}")
+            settled = [r for r in result.unchanged if r not in set(result.elsewhere)]
             for label, ids in (
                 ("unknown idTechnique", result.unknown_ids),
                 ("records the batch did not carry, left as they are", result.elsewhere),
+                ("settled before, this report's outcome not applied (accrochage show)", settled),
                 ("not mentioned, status kept", result.not_mentioned),
             ):
                 if ids:
