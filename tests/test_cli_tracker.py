@@ -447,6 +447,8 @@ def test_deposited_import_report_and_retry(config: Path, tmp_path: Path, shared_
     # `retry --batch` said "nothing to do" for the second.
     out = run(config, "retry", "--batch", batch_id).stdout
     assert "G-KO: pending (was rejected)" in out and "G-SILENT: pending (was deposited)" in out
+    (line,) = [row for row in run(config, "outstanding").stdout.splitlines() if "G-KO" in row]
+    assert "to send again after CDC identity_not_found" in line, "not sent yet"
     out = run(config, "flush", "--force").stdout
     assert out.startswith("cut ") and "wrote " in out
     assert ids_in_files(outbox(config)) == {"G-OK": 1, "G-KO": 2, "G-SILENT": 2}

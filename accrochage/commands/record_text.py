@@ -33,7 +33,8 @@ def record_cell(row: Row, column: str, failed: Mapping[str, str] | None = None) 
     if row.get("cdc_message"):
         said = "SUPPRESSION refused" if row.get("suppression_rejected") else "CDC"
         if row.get("status") in SENT_AGAIN:  # the message is the last report's, not its file's
-            said = "sent again after CDC"
+            waits = row.get("status") == RecordStatus.PENDING
+            said = "to send again after CDC" if waits else "sent again after CDC"
         return shorten(f"{said} {row.get('cdc_reason') or ''}: {row['cdc_message']}", 70)
     flags = [f for f in FLAGS if row.get(f)]
     request = row.get("correction_request")
