@@ -554,6 +554,30 @@ def test_a_report_on_a_superseded_file_that_was_uploaded_anyway(
     assert passages(path)["UP-1"].findtext("cpf:scoring", namespaces=NS) == "300"
 
 
+def test_an_acceptance_through_a_file_uploaded_anyway_clears_the_earlier_refusal(
+    core: Core, shared_dir: Path
+) -> None:
+    """Rejected whole, sent again, its new file superseded by a correction but uploaded all
+    the same, then accepted: the record kept the whole-file refusal as its CDC reason (listed
+    by `records --reason file_rejected`, the problem cell hiding the SUPPRESSION to come)."""
+    first = event("UP-2", score="100")
+    batch = deposited(core, first)
+    name = batch_row(core, batch)["file_name"]
+    core.feedback.import_report_bytes(file_rejected_report(shared_dir, file_name=name), "k.xml")
+    assert record(core, "UP-2")["cdc_reason"] == "file_rejected"
+    core.operations.retry(["UP-2"])
+    sent_again, _ = only_written(flush(core))
+    fixed = replay(first)
+    fixed["score"] = "300"
+    ingest(core, fixed)
+    only_written(flush(core))
+    assert batch_row(core, sent_again)["state"] == "superseded"
+    answer(core, shared_dir, sent_again, ok=["UP-2"])
+    detail = record(core, "UP-2")
+    assert (detail["status"], detail["correction_pending"]) == ("accepted", True)
+    assert (detail["cdc_reason"], detail["cdc_message"]) == (None, None)
+
+
 def test_the_report_of_a_file_uploaded_anyway_supersedes_the_file_that_replaced_it(
     core: Core, shared_dir: Path
 ) -> None:

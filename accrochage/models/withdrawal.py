@@ -289,7 +289,7 @@ def apply_held_elsewhere(
         correction_hash=newest[1] if differs else None,
         correction_valid=newest[2] if differs else None,
     )
-    if not differs and not record.revocation_pending:
+    if not record.revocation_pending:  # the CDC's earlier refusal is answered by this
         record = replace(record, cdc_message=None, cdc_reason=None)
     return moved(current, awaiting_withdrawal(record, now), now, reason, held.batch_id, label)
 
