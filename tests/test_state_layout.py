@@ -23,6 +23,7 @@ from sqlite_utils import Database
 from accrochage.errors import StorageFullError
 from accrochage.models.record import Change, Content, Outcome
 from accrochage.state.sqlite import SqliteStore, migrations
+from accrochage.state.sqlite.migrations import registry
 from accrochage.state.sqlite.store import connect, storage_error
 from tests.test_prepared_passages import _cli, _config, _db, _events, _written_files
 
@@ -94,7 +95,7 @@ def test_a_state_with_contents_without_rowid_is_upgraded_whole(
         assert "WITHOUT ROWID" in _layout(db)[0]
     assert len(before) == 300
 
-    monkeypatch.setattr(migrations, "LOGGED_REBUILD_ROWS", 300)
+    monkeypatch.setattr(registry, "LOGGED_REBUILD_ROWS", 300)
     with caplog.at_level(logging.WARNING, logger="accrochage.state"):
         _upgraded_by_a_writer(config)
     assert "rebuilding the contents table (300 rows" in caplog.text

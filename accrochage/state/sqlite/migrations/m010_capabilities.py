@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from sqlite_utils import Database
 
-from accrochage.state.sqlite.migrations.registry import LOGGED_REBUILD_ROWS, log, migrations
+from accrochage.state.sqlite.migrations import registry
+from accrochage.state.sqlite.migrations.registry import log, migrations
 
 
 @migrations()
@@ -146,7 +147,7 @@ def m050_contents_with_rowids(db: Database) -> None:
     commit first.
     """
     (rows,) = db.execute("SELECT count(*) FROM contents").fetchone()
-    if rows >= LOGGED_REBUILD_ROWS:
+    if rows >= registry.LOGGED_REBUILD_ROWS:  # read at each run: a test lowers it
         log.warning(
             "upgrading the state: rebuilding the contents table (%d rows, about %d s); "
             "other commands on this state wait",
