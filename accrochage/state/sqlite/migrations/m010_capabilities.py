@@ -5,8 +5,7 @@ from __future__ import annotations
 
 from sqlite_utils import Database
 
-from accrochage.state.sqlite.migrations import registry
-from accrochage.state.sqlite.migrations.registry import log, migrations
+from accrochage.state.sqlite.migrations.registry import log, logged_rebuild_rows, migrations
 
 
 @migrations()
@@ -147,7 +146,7 @@ def m050_contents_with_rowids(db: Database) -> None:
     commit first.
     """
     (rows,) = db.execute("SELECT count(*) FROM contents").fetchone()
-    if rows >= registry.LOGGED_REBUILD_ROWS:  # read at each run: a test lowers it
+    if rows >= logged_rebuild_rows():
         log.warning(
             "upgrading the state: rebuilding the contents table (%d rows, about %d s); "
             "other commands on this state wait",
