@@ -17,6 +17,7 @@ they were read), the loss is Kafka's: it is logged as an error, and reading goes
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -55,6 +56,11 @@ class CommittedReadingThread(faust_aiokafka.AIOKafkaConsumerThread):
 
 
 READ_COMMITTED = "read_committed"
+COMMIT_SECONDS = 10
+"""The longest a commit of offsets to the broker is waited for. faust commits once more while
+it stops; when its consumer thread ended first (a crash at a rebalance: `OffsetsBeyondEnd`),
+that commit was never answered and the worker never exited. The broker's offsets serve lag
+tools only: the state's are the truth."""
 
 
 class SeekingConsumer(faust_aiokafka.Consumer):
@@ -182,7 +188,15 @@ class SeekingConsumer(faust_aiokafka.Consumer):
                 stored[tp] = offset
         if not stored:
             return True
-        return await super()._commit(stored)
+        try:
+            return bool(await asyncio.wait_for(super()._commit(stored), COMMIT_SECONDS))
+        except TimeoutError:
+            log.warning(
+                "committing the stored offsets to the broker took over %d s: left to the next "
+                "commit (the worker resumes from the state's offsets whatever the broker holds)",
+                COMMIT_SECONDS,
+            )
+            return False
 
 
 def seeking_transport(
