@@ -3,9 +3,9 @@ the summary told to the operator (`import-report`)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from accrochage.errors import AccrochageError
 from accrochage.models.cdc import held_under
@@ -51,9 +51,17 @@ class ImportSummary:
         return asdict(self)
 
 
+T = TypeVar("T")
+
 APPLIED_AT_ONCE = 5_000
 """Outcomes whose records are read, changed and saved together: a report of 200,000 passages
 is applied in one transaction without holding 200,000 records."""
+
+
+def _pieces(items: Sequence[T]) -> Iterator[Sequence[T]]:
+    """`items` in pieces of `APPLIED_AT_ONCE` (read at each call)."""
+    for start in range(0, len(items), APPLIED_AT_ONCE):
+        yield items[start : start + APPLIED_AT_ONCE]
 
 
 def apply_outcomes(
@@ -65,8 +73,7 @@ def apply_outcomes(
     members = set(ctx.tx.batch_member_ids(ctx.batch.batch_id)) if ctx.batch is not None else None
     closures: list[RequestClosure] = []
     outcomes = report.outcomes
-    for start in range(0, len(outcomes), APPLIED_AT_ONCE):
-        chunk = outcomes[start : start + APPLIED_AT_ONCE]
+    for chunk in _pieces(outcomes):
         _apply_chunk(ctx, chunk, members, summary, closures, left)
     if ctx.batch is not None:
         summary.not_mentioned = _left_out(ctx, ctx.batch.batch_id, outcomes)
@@ -79,8 +86,7 @@ def _left_out(ctx: OutcomeContext, batch_id: str, outcomes: Sequence[PassageOutc
     mentioned = {o.id_technique for o in outcomes}
     silent = [r for r in ctx.tx.batch_member_ids(batch_id) if r not in mentioned]
     left: list[str] = []
-    for start in range(0, len(silent), APPLIED_AT_ONCE):
-        chunk = silent[start : start + APPLIED_AT_ONCE]
+    for chunk in _pieces(silent):
         found = ctx.tx.records(chunk)
         left += [r for r in chunk if r in found and left_out_by(found[r], batch_id)]
     return left
@@ -142,8 +148,7 @@ def reject_file(
         )
     verdict = Verdict(False, f"file rejected: {error}", whole_file=True)
     ids = ctx.tx.record_ids_in_batch(ctx.batch.batch_id)
-    for start in range(0, len(ids), APPLIED_AT_ONCE):
-        chunk = ids[start : start + APPLIED_AT_ONCE]
+    for chunk in _pieces(ids):
         current = ctx.tx.records(chunk)
         changes = []
         for record_id in chunk:

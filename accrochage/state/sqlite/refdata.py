@@ -120,16 +120,13 @@ class SqliteRefdata(RefdataStorage):
                 conn.executemany(sql, chunk)
 
     def _read(self, sql: str) -> Iterator[sqlite3.Row]:
-        if self._conn is not None:
-            with told_if_changed(self._conn, self._path):
-                yield from self._conn.execute(sql)
-            return
-        conn = connect(self._path, readonly=True)
+        conn = self._conn or connect(self._path, readonly=True)
         try:
             with told_if_changed(conn, self._path):
                 yield from conn.execute(sql)
         finally:
-            conn.close()
+            if conn is not self._conn:  # a snapshot's connection is closed by `snapshot`
+                conn.close()
 
     @contextmanager
     def loading(self, wait_seconds: float) -> Iterator[None]:
