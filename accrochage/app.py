@@ -41,7 +41,7 @@ from accrochage.streams.redecode import ContentDecoder
 from accrochage.streams.reference import ReferenceKeeper
 from accrochage.streams.schema_choice import check_schema_choice, check_xsd_version
 from accrochage.streams.writer import WriterService
-from accrochage.streams.writer_process import WriterParts
+from accrochage.streams.writer_main import WriterParts
 
 log = logging.getLogger("accrochage")
 

@@ -22,7 +22,8 @@ from accrochage.refdata.memory import ReferenceHolder
 from accrochage.sinks.xml_outbox import _start_render_process
 from accrochage.state.sqlite import SqliteStore
 from accrochage.streams.ingest import Incoming, IngestResult
-from accrochage.streams.writer_process import ProcessWriter, WriterParts
+from accrochage.streams.writer_main import WriterParts
+from accrochage.streams.writer_process import ProcessWriter
 from tests.factories import delivered_event
 from tests.test_decoding import NOW, pool_for
 

@@ -19,31 +19,21 @@ import time
 from collections import deque
 from collections.abc import Callable
 from concurrent import futures
-from dataclasses import dataclass
-from functools import partial
 from typing import Any, Protocol
 
-from accrochage import heap
-from accrochage.lifeline import exit_with, ignore_stop_signals
-from accrochage.models.problems import Problem
 from accrochage.processes import helper_context
 from accrochage.streams import metrics
-from accrochage.streams.child_logs import LogSetup, adopt_log_setup, parent_log_setup
+from accrochage.streams.child_logs import parent_log_setup
 from accrochage.streams.decoding import DecodePool
-from accrochage.streams.ingest import Incoming, Ready
+from accrochage.streams.ingest import Incoming
 from accrochage.streams.log_source import LogSource
 from accrochage.streams.writer import WriterService
+from accrochage.streams.writer_main import Wire, WriterParts, decode_group, to_wire, writer_main
 
 log = logging.getLogger("accrochage.writer")
 QUEUED_GROUPS = 4
 STOP_SECONDS = 120.0
 """How long a stop waits for the writer process to store what it was given."""
-DECODE_AHEAD = 3
-"""Groups a writer process with its own decode pool decodes ahead of the one it stores."""
-EXIT_STORE_FAILED = 70
-Wire = tuple[
-    int | None, int | None, bytes | None, Any, str | None, Ready | None, tuple[Problem, ...]
-]
 
 
 class GroupWriter(Protocol):
@@ -53,18 +43,6 @@ class GroupWriter(Protocol):
         """A stop that does not wait for the state (`WriterService.abandon_waits`)."""
 
     def shutdown(self, wait: bool = True) -> None: ...
-
-
-@dataclass(frozen=True, slots=True)
-class WriterParts:
-    """What a writer process builds for itself: the service, its log, and how to close."""
-
-    service: WriterService
-    source: LogSource
-    close: Callable[[], None]
-    decoder: DecodePool | None = None
-    """Decodes groups in processes of the writer process's own (the sender sends raw events
-    only, the decoded ones cross one pipe); needs `ProcessWriter(..., daemon=False)`."""
 
 
 class InProcessWriter:
@@ -82,111 +60,6 @@ class InProcessWriter:
 
     def shutdown(self, wait: bool = True) -> None:
         self._service.stop(None if wait else 0)
-
-
-def _to_wire(item: Incoming) -> Wire:
-    return (
-        item.partition,
-        item.offset,
-        item.key,
-        item.raw,
-        item.source,
-        item.decoded,
-        item.problems,
-    )
-
-
-def _from_wire(wire: Wire) -> Incoming:
-    partition, offset, key, raw, source, decoded, problems = wire
-    return Incoming(raw, source, partition, offset, key, decoded, problems)
-
-
-def _writer_main(
-    build: Callable[[], WriterParts],
-    parent: int,
-    requests: Any,
-    results: Any,
-    abandon: Any,
-    logs: LogSetup = (None, logging.WARNING),
-) -> None:
-    """The writer process: build only what storing needs, store each group in order.
-    `abandon`: an event the worker sets for a stop that does not wait for the state."""
-    exit_with(parent)
-    ignore_stop_signals()  # the worker ends it in order, after its last group
-    adopt_log_setup(logs)
-    parts = build()
-    heap.settle()
-    threading.Thread(
-        target=_abandon_when, args=(abandon, parts.service), name="writer-abandon", daemon=True
-    ).start()
-
-    def report(size: int, stored: futures.Future[Any]) -> None:
-        error = stored.exception()
-        if error is not None:
-            results.put((False, f"{type(error).__name__}: {error}", {}))
-            if not parts.service.abandoned:  # a group the stop left: the stop goes on
-                os._exit(EXIT_STORE_FAILED)
-            return
-        # The counts travel with the result: the parent serves /metrics (streams/metrics.py).
-        results.put((True, size, metrics.tally(stored.result())))
-
-    try:
-        if parts.decoder is not None:
-            _decode_then_store(parts, parts.decoder, requests, report)
-        else:
-            while (group := requests.get()) is not None:
-                stored = parts.service.submit([_from_wire(w) for w in group], parts.source)
-                stored.add_done_callback(partial(report, len(group)))
-        parts.service.stop()
-    finally:
-        parts.close()
-
-
-def _abandon_when(abandon: Any, service: WriterService) -> None:
-    abandon.wait()
-    service.abandon_waits()
-
-
-def _decode_then_store(
-    parts: WriterParts,
-    decoder: DecodePool,
-    requests: Any,
-    report: Callable[[int, futures.Future[Any]], None],
-) -> None:
-    """Decode each group in the writer's decode processes while earlier ones are stored;
-    submit them to the service in the order received. At most `DECODE_AHEAD` groups are
-    being decoded: beyond, the requests queue fills and its sender waits."""
-    ahead: queue.SimpleQueue[tuple[futures.Future[list[Incoming]], list[Incoming]] | None]
-    ahead = queue.SimpleQueue()
-    slots = threading.Semaphore(DECODE_AHEAD)
-
-    def store_in_order() -> None:
-        while (entry := ahead.get()) is not None:
-            decoding, items = entry
-            try:
-                decoded = decoding.result()
-            except Exception as exc:  # a decode process died: the service decodes the group
-                log.error("a group is decoded by the writer (%s)", type(exc).__name__)
-                decoded = items
-            slots.release()
-            stored = parts.service.submit(decoded, parts.source)
-            stored.add_done_callback(partial(report, len(items)))
-
-    def store_or_die() -> None:
-        try:
-            store_in_order()
-        except BaseException:  # never a silent hang: the sender's groups would never resolve
-            log.critical("the writer's in-order thread failed", exc_info=True)
-            os._exit(EXIT_STORE_FAILED)
-
-    storing = threading.Thread(target=store_or_die, name="writer-in-order", daemon=True)
-    storing.start()
-    while (group := requests.get()) is not None:
-        items = [_from_wire(w) for w in group]
-        slots.acquire()
-        ahead.put((ProcessWriter._decode(decoder, items), items))
-    ahead.put(None)
-    storing.join()
 
 
 class ProcessWriter:
@@ -215,7 +88,7 @@ class ProcessWriter:
         self._results: Any = context.Queue()
         self._abandon: Any = context.Event()
         self._process = context.Process(
-            target=_writer_main,
+            target=writer_main,
             args=(
                 build,
                 os.getpid(),
@@ -258,19 +131,10 @@ class ProcessWriter:
             self._fail_waiting()
             return done
         if self._decoder is None:
-            self._send_or_fail([_to_wire(item) for item in items], done)
+            self._send_or_fail([to_wire(item) for item in items], done)
         else:
-            self._decoding.put((self._decode(self._decoder, items), items))
+            self._decoding.put((decode_group(self._decoder, items), items))
         return done
-
-    @staticmethod
-    def _decode(decoder: DecodePool, items: list[Incoming]) -> futures.Future[list[Incoming]]:
-        try:
-            return decoder.submit(items)
-        except Exception as exc:  # no pool to decode: the feeder sends the group as it is
-            failed: futures.Future[list[Incoming]] = futures.Future()
-            failed.set_exception(exc)
-            return failed
 
     def _feed(self) -> None:
         """Send the decoded groups to the writer process, in the order they were submitted."""
@@ -281,7 +145,7 @@ class ProcessWriter:
             except Exception as exc:  # a decode process died: the writer process decodes
                 log.error("a group goes to the writer undecoded (%s)", type(exc).__name__)
                 decoded = items
-            if not self._send([_to_wire(item) for item in decoded]):
+            if not self._send([to_wire(item) for item in decoded]):
                 return
         self._send(None)
 

@@ -31,7 +31,8 @@ from accrochage.runtimes.kafka import worker as worker_module
 from accrochage.runtimes.kafka.draining import drain
 from accrochage.runtimes.kafka.worker import Pending
 from accrochage.streams.decoding import DecodeFailed, DecodePool
-from accrochage.streams.writer_process import ProcessWriter, WriterParts
+from accrochage.streams.writer_main import WriterParts
+from accrochage.streams.writer_process import ProcessWriter
 from tests.factories import delivered_event
 from tests.kafka.test_worker_pending import SlowIngestor, _pending
 from tests.test_tracker import write_config
