@@ -17,14 +17,14 @@ from itertools import chain
 
 from accrochage import failpoints
 from accrochage.errors import StoreError
-from accrochage.models.batch import BatchInfo, FrozenBatch, Member, ReleasedFile
+from accrochage.models.batch import FrozenBatch, Member, ReleasedFile
 from accrochage.models.batch_life import cut_entry
 from accrochage.models.deadline import Clock, paris_today
 from accrochage.models.registry import Certifier, Registry
-from accrochage.models.vocabulary import PLACED, BatchState, SchemaVersion
+from accrochage.models.vocabulary import SchemaVersion
 from accrochage.sinks.base import BatchSink
 from accrochage.sinks.profiles import profile_for
-from accrochage.state.base import PendingReads, Store, Transaction
+from accrochage.state.base import PendingReads, Store
 from accrochage.streams import metrics
 from accrochage.streams.batching import BatchLimits, due_reason, files_for
 from accrochage.streams.flush_report import (
@@ -33,8 +33,9 @@ from accrochage.streams.flush_report import (
     FlushReport,
     WrittenBatch,
 )
+from accrochage.streams.late_copy import late_copy, put_late_copy
 from accrochage.streams.redecode import Decodes
-from accrochage.streams.verify import is_missing, rewrite
+from accrochage.streams.verify import put_back_missing
 from accrochage.streams.withdraw import cut_suppressions, exact_sizes, supersede_if_due
 
 PASSAGE_SWEEP_SECONDS = 600
@@ -255,49 +256,9 @@ class Flusher:
         self.write_planned(Plan(self.clock.now(), []), report)
 
     def rewrite_missing(self, report: FlushReport) -> None:
-        """Put back in place every released file missing where the state says it is.
-
-        A file found in another of its certifier's folders (a crash between recording a
-        deposit or a report and moving the file) is moved where the state says. A `written`
-        batch's file found nowhere is written again: its records wait for it, and the frozen
-        batch gives the same bytes. Any other missing or altered file (a deposited batch's, a
-        file edited in place) is `verify --repair`'s job.
-        """
-        with self.store.reading() as reader:
-            released = reader.released_batches(PLACED)
-        for item in released:
-            said = self.sink.misplaced(item.file.path)
-            if said is not None:  # moving or writing it here would empty another outbox
-                report.notes.append(said)
-                return
-            if not is_missing(item.file):
-                continue
-            key = item.batch.certifier.key
-            found = self.sink.find(key, item.file.path.name)
-            if found is not None:
-                self.sink.move(found, item.file.path)
-                report.notes.append(
-                    f"moved {found} back to {item.file.path}, where the state has it"
-                )
-                continue
-            if item.state is not BatchState.WRITTEN:
-                continue
-            error = rewrite(self.sink, item)
-            if error is not None:
-                metrics.count_batch_write(False)
-                report.add_failed(FailedBatch(item.batch.batch_id, key, error))
-                continue
-            report.notes.append(f"rewrote the missing file {item.file.path}")
-            report.add_written(
-                WrittenBatch(
-                    item.batch.batch_id,
-                    key,
-                    item.file.path,
-                    item.file.passages,
-                    item.file.size,
-                    item.file.sha256,
-                )
-            )
+        """Put back in place every released file missing where the state says it is
+        (`streams/verify.put_back_missing`)."""
+        put_back_missing(self.store, self.sink, report)
 
     def _record(self, batch: FrozenBatch, outcome: ReleasedFile | str, report: FlushReport) -> None:
         key = batch.certifier.key
@@ -310,9 +271,9 @@ class Flusher:
             return
         with self.store.transaction() as tx:
             recorded = tx.batch_written(batch.batch_id, outcome, self.clock.now())
-            late = None if recorded else self._late_copy(tx, batch, outcome)
+            late = None if recorded else late_copy(tx, self.sink, batch, outcome)
         if late is not None:
-            self._put_late_copy(batch, outcome, late, report)
+            put_late_copy(self.sink, batch, outcome, late, report)
         if not recorded:
             return
         metrics.count_batch_write(True)
@@ -320,41 +281,6 @@ class Flusher:
             WrittenBatch(
                 batch.batch_id, key, outcome.path, outcome.passages, outcome.size, outcome.sha256
             )
-        )
-
-    def _late_copy(
-        self, tx: Transaction, batch: FrozenBatch, outcome: ReleasedFile
-    ) -> BatchInfo | None:
-        """Another process recorded this batch while this flush wrote its file (a second
-        flush, a correction or `exclude` superseding it, a report): what it is now, when this
-        copy is not the file the state records; None when it is (the same name and bytes)."""
-        now_is = tx.batch(batch.batch_id)
-        if now_is is None or now_is.file_path == outcome.path:
-            return None
-        if now_is.state is BatchState.SUPERSEDED and now_is.file_path is None:
-            target = self.sink.place(batch.certifier.key, outcome.path.name, now_is.state)
-            tx.batch_superseded(batch.batch_id, target)
-        return now_is
-
-    def _put_late_copy(
-        self, batch: FrozenBatch, outcome: ReleasedFile, now_is: BatchInfo, report: FlushReport
-    ) -> None:
-        """A copy written late must never wait beside the files to upload: superseded, it goes
-        to superseded/; reported without a file, to done/; any other batch keeps its file
-        where the state says, and the copy is removed."""
-        key = batch.certifier.key
-        if now_is.file_path is None:
-            target = self.sink.place(key, outcome.path.name, now_is.state)
-            self.sink.move_recorded([(outcome.path, target)], "late")
-            report.notes.append(
-                f"batch {batch.batch_id} is {now_is.state} since its file was written: "
-                f"{target} (never upload it)"
-            )
-            return
-        outcome.path.unlink(missing_ok=True)
-        report.notes.append(
-            f"batch {batch.batch_id} was recorded by another process while this one wrote its "
-            f"file: its file is {now_is.file_path}; the second copy was removed"
         )
 
     def close(self) -> None:

@@ -14,9 +14,11 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from accrochage.models.batch import ReleasedFile
-from accrochage.models.vocabulary import RELEASED, BatchState
+from accrochage.models.vocabulary import PLACED, RELEASED, BatchState
 from accrochage.sinks.base import BatchSink, outcome_of
 from accrochage.state.base import ReleasedBatch, Store
+from accrochage.streams import metrics
+from accrochage.streams.flush_report import FailedBatch, FlushReport, WrittenBatch
 
 _BLOCK = 1 << 20
 
@@ -159,3 +161,47 @@ class OutboxVerifier:
         if state not in RELEASED:
             return None
         return replace(listed, state=state, file=replace(listed.file, path=Path(detail["file"])))
+
+
+def put_back_missing(store: Store, sink: BatchSink, report: FlushReport) -> None:
+    """Put back in place every released file missing where the state says it is.
+
+    A file found in another of its certifier's folders (a crash between recording a
+    deposit or a report and moving the file) is moved where the state says. A `written`
+    batch's file found nowhere is written again: its records wait for it, and the frozen
+    batch gives the same bytes. Any other missing or altered file (a deposited batch's, a
+    file edited in place) is `verify --repair`'s job.
+    """
+    with store.reading() as reader:
+        released = reader.released_batches(PLACED)
+    for item in released:
+        said = sink.misplaced(item.file.path)
+        if said is not None:  # moving or writing it here would empty another outbox
+            report.notes.append(said)
+            return
+        if not is_missing(item.file):
+            continue
+        key = item.batch.certifier.key
+        found = sink.find(key, item.file.path.name)
+        if found is not None:
+            sink.move(found, item.file.path)
+            report.notes.append(f"moved {found} back to {item.file.path}, where the state has it")
+            continue
+        if item.state is not BatchState.WRITTEN:
+            continue
+        error = rewrite(sink, item)
+        if error is not None:
+            metrics.count_batch_write(False)
+            report.add_failed(FailedBatch(item.batch.batch_id, key, error))
+            continue
+        report.notes.append(f"rewrote the missing file {item.file.path}")
+        report.add_written(
+            WrittenBatch(
+                item.batch.batch_id,
+                key,
+                item.file.path,
+                item.file.passages,
+                item.file.size,
+                item.file.sha256,
+            )
+        )
