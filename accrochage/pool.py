@@ -19,10 +19,8 @@ import contextlib
 import logging
 import pickle
 import queue
-import signal
 import threading
 import time
-import traceback
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -31,8 +29,10 @@ from multiprocessing.process import BaseProcess
 from multiprocessing.reduction import ForkingPickler
 from typing import Any, TypeVar
 
-from accrochage.errors import AccrochageError
+from accrochage.helper_main import HelperDied, RemoteTraceback, no_initializer, serve
 from accrochage.processes import helper_context
+
+__all__ = ["HelperDied", "HelperPool", "RemoteTraceback"]
 
 log = logging.getLogger("accrochage.pool")
 T = TypeVar("T")
@@ -46,75 +46,6 @@ hung (stopped, deadlocked) and killed: a file at the CDC's limit renders in unde
 decode piece in milliseconds. Without it, a flush or a decode group waited for ever."""
 
 _Work = tuple[Future[Any], Callable[..., Any], tuple[Any, ...]]
-
-
-class HelperDied(AccrochageError):
-    """A helper process ended before answering (killed, or out of memory)."""
-
-    code = "helper_died"
-    status = 500
-
-
-class RemoteTraceback(Exception):
-    """The helper's own traceback, set as the cause of the exception its task raised."""
-
-    def __init__(self, text: str) -> None:
-        super().__init__(text)
-        self.text = text
-
-    def __str__(self) -> str:
-        return self.text
-
-
-def _serve(conn: Connection, initializer: Callable[..., None], initargs: Sequence[Any]) -> None:
-    """A helper's life: its initializer, then one task at a time until told to end, or
-    until its starter's end of the pipe closes. An initializer that fails makes every task
-    fail with what it raised (never an answer the starter waits for in vain)."""
-    # A starter that ignores SIGTERM (a writer process) must still be able to end its helpers.
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    try:
-        initializer(*initargs)
-        unusable: str | None = None
-    except Exception as exc:
-        unusable = f"a helper process could not start ({type(exc).__name__}: {exc})"
-    while True:
-        try:
-            data = conn.recv_bytes()
-        except (EOFError, OSError):  # the starter is gone, or closed its end
-            return
-        try:
-            task = pickle.loads(data)
-            if task is None:
-                return
-            if unusable is not None:
-                raise HelperDied(unusable)
-            fn, args = task
-            answer: tuple[bool, Any, str | None] = (True, fn(*args), None)
-        except BaseException as exc:  # the starter raises it where the result is awaited
-            answer = (False, exc, traceback.format_exc())
-        try:
-            conn.send_bytes(_pickled(answer))
-        except OSError:  # the starter is gone: no one to answer, nothing to report
-            return
-
-
-def _pickled(answer: tuple[bool, Any, str | None]) -> memoryview:
-    """The answer, or the error of pickling it (a result nested too deep: the starter may do
-    the work itself), or at least that error's name."""
-    try:
-        return ForkingPickler.dumps(answer)
-    except Exception as exc:
-        told = traceback.format_exc()
-        try:
-            return ForkingPickler.dumps((False, exc, told))
-        except Exception:
-            what = "result" if answer[0] else f"{type(answer[1]).__name__}"
-            failure = f"the helper's {what} could not be sent back ({type(exc).__name__})"
-            return ForkingPickler.dumps((False, RuntimeError(failure), told))
-
-
-def _no_initializer() -> None:
-    pass
 
 
 @dataclass(slots=True)
@@ -135,7 +66,7 @@ class HelperPool:
         self,
         processes: int,
         *,
-        initializer: Callable[..., None] = _no_initializer,
+        initializer: Callable[..., None] = no_initializer,
         initargs: Sequence[Any] = (),
         name: str = "helper",
         task_seconds: float = TASK_SECONDS,
@@ -298,7 +229,7 @@ def _start(initializer: Callable[..., None], initargs: tuple[Any, ...], name: st
     context = helper_context()
     mine, theirs = context.Pipe()
     process = context.Process(
-        target=_serve, args=(theirs, initializer, initargs), name=name, daemon=True
+        target=serve, args=(theirs, initializer, initargs), name=name, daemon=True
     )
     try:
         process.start()

@@ -19,6 +19,7 @@ PACKAGE = Path(__file__).resolve().parents[2] / "accrochage"
 
 LAYERS: list[set[str]] = [
     {"errors", "lifeline", "failpoints", "processes", "heap", "private_files"},
+    {"helper_main"},
     {"pool"},
     {"models"},
     {"settings", "generate"},
