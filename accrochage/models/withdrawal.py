@@ -11,7 +11,6 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from accrochage.models.cdc import classify
 from accrochage.models.decode import Decoded
 from accrochage.models.lifecycle import (
     awaiting_withdrawal,
@@ -21,7 +20,6 @@ from accrochage.models.lifecycle import (
 from accrochage.models.problems import Problem
 from accrochage.models.record import Change, HistoryEntry, Outcome, Record, Status, moved
 from accrochage.models.record_deadline import delivery_deadline
-from accrochage.models.vocabulary import CdcReason
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,81 +75,6 @@ def with_correction(
         suppression_rejected=False,
         updated_at=now,
     )
-
-
-def apply_suppression_report(
-    current: Record,
-    *,
-    batch_id: str,
-    accepted: bool,
-    message: str | None,
-    now: datetime,
-    label: str,
-    correction: tuple[Decoded, int | None] | None,
-    whole_file: bool = False,
-    held_as: str | None = None,
-) -> Change:
-    """The CDC's answer to a SUPPRESSION of the record.
-
-    Accepted: a revoked record is `withdrawn`; a corrected one becomes `pending` with its new
-    content (`correction`, decoded again), due by its open correction request, if any (the
-    queries read that one): the CDC had it, its delivery deadline is met. Refused ("existe
-    déjà" included: it never accepts a suppression): the record stays `accepted` with
-    `suppression_rejected`, and `retry` cuts it again — unless the message says the CDC holds
-    it under another idTechnique (`held_as`, read by `held_under`): sent again, it would be
-    refused again, so the record is marked `cdc_held_as` for the CDC's support.
-    """
-    if current.status is not Status.ACCEPTED or current.batch_id != batch_id:
-        return Change(Outcome.UNCHANGED)
-    if not accepted:
-        reason = CdcReason.FILE_REJECTED if whole_file else classify(message)
-        if reason is CdcReason.ALREADY_EXISTS:
-            reason = CdcReason.OTHER
-        refused = replace(
-            current,
-            suppression_rejected=True,
-            cdc_message=message,
-            cdc_reason=reason,
-            pending_since=None,
-            updated_at=now,
-        )
-        next_step = "`accrochage retry` cuts the suppression again"
-        if held_as is not None:
-            refused = replace(refused, cdc_held_as=held_as)
-            next_step = f"it holds it as {held_as}: its correction or withdrawal is for its support"
-        return moved(
-            current,
-            refused,
-            now,
-            f"SUPPRESSION rejected by the CDC: {message}; the CDC still holds the passage "
-            f"({next_step})",
-            batch_id,
-            label,
-        )
-    if current.revocation_pending or current.correction_version is None or correction is None:
-        record = replace(
-            without_correction(current),
-            status=Status.WITHDRAWN,
-            revocation_pending=False,
-            accepted_batch_id=None,
-            suppression_rejected=False,
-            pending_since=None,
-            deadline=None,
-            cdc_message=None,
-            cdc_reason=None,
-            updated_at=now,
-        )
-        return moved(
-            current, record, now, "SUPPRESSION accepted by the CDC: withdrawn", batch_id, label
-        )
-    decoded, size = correction
-    record = replace(
-        with_correction(current, decoded, size, now),
-        cdc_message=None,
-        cdc_reason=None,
-    )
-    done = "SUPPRESSION accepted by the CDC: the correction is sent next, in a CREATION file"
-    return moved(current, record, now, done, batch_id, label)
 
 
 def apply_rejected_with_correction(

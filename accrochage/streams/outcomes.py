@@ -14,12 +14,16 @@ from accrochage.models.batch import BatchInfo
 from accrochage.models.batch_life import accepted_as, apply_report
 from accrochage.models.corrections import RequestClosure
 from accrochage.models.record import Change, Outcome, Record, Status
+from accrochage.models.suppression_report import (
+    apply_earlier_suppression,
+    apply_suppression_report,
+    wants_suppression,
+)
 from accrochage.models.vocabulary import SUPERSEDABLE, CdcAction, SchemaVersion
 from accrochage.models.withdrawal import (
     Sending,
     apply_held_elsewhere,
     apply_rejected_with_correction,
-    apply_suppression_report,
 )
 from accrochage.state.base import Transaction
 from accrochage.streams.redecode import Decodes
@@ -115,6 +119,8 @@ def _creation(ctx: OutcomeContext, record: Record, verdict: Verdict) -> Change:
 
 def _suppression(ctx: OutcomeContext, record: Record, verdict: Verdict) -> Change:
     assert ctx.batch is not None
+    if record.batch_id != ctx.batch.batch_id:
+        return _earlier_suppression(ctx, record, verdict)
     correction = None
     if verdict.accepted and record.correction_version and not record.revocation_pending:
         correction = ctx.decode(ctx.tx, record.record_id, record.correction_version)
@@ -128,6 +134,28 @@ def _suppression(ctx: OutcomeContext, record: Record, verdict: Verdict) -> Chang
         correction=correction,
         whole_file=verdict.whole_file,
         held_as=verdict.held_as,
+    )
+
+
+def _earlier_suppression(ctx: OutcomeContext, record: Record, verdict: Verdict) -> Change:
+    """A report on a SUPPRESSION file the record has left (superseded, uploaded anyway): its
+    acceptance says the CDC deleted what that file carried; a refusal says nothing new (the
+    file that carries the record now asks again)."""
+    assert ctx.batch is not None
+    if not is_acceptance(ctx, verdict) or record.status is not Status.ACCEPTED:
+        return Change(Outcome.UNCHANGED)
+    content = None
+    if not record.revocation_pending:
+        wanted = record.correction_version if wants_suppression(record) else record.version
+        assert wanted is not None
+        content = ctx.decode(ctx.tx, record.record_id, wanted)
+    return apply_earlier_suppression(
+        record,
+        batch_id=ctx.batch.batch_id,
+        deleted_hash=ctx.tx.carried_hash(ctx.batch.batch_id, record.record_id),
+        now=ctx.now,
+        label=ctx.label,
+        content=content,
     )
 
 

@@ -119,7 +119,8 @@ def _apply_chunk(
                 summary.elsewhere.append(outcome.id_technique)
             continue
         changes.append(change)
-        if record.status is Status.BATCHED and record.batch_id not in (None, ctx.batch_id):
+        waits_in_a_file = record.status is Status.BATCHED or record.suppression_in_flight
+        if waits_in_a_file and record.batch_id not in (None, ctx.batch_id):
             left.add(record.batch_id)
         closure = closure_of(ctx, record, change.record)
         if closure is not None:

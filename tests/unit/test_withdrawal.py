@@ -9,6 +9,7 @@ from typing import Any
 from accrochage.models.batch_life import apply_report
 from accrochage.models.lifecycle import apply_delivered, apply_revoked
 from accrochage.models.record import Outcome, Record
+from accrochage.models.suppression_report import apply_suppression_report
 from accrochage.models.vocabulary import CdcReason
 from accrochage.models.vocabulary import RecordStatus as S
 from accrochage.models.withdrawal import (
@@ -16,7 +17,6 @@ from accrochage.models.withdrawal import (
     apply_held_elsewhere,
     apply_rejected_with_correction,
     apply_superseded,
-    apply_suppression_report,
     apply_suppression_retry,
 )
 from tests.unit.test_lifecycle import EARLIER, NOW, at, changed, delivered, revoked

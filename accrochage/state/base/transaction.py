@@ -160,6 +160,11 @@ class Transaction(PendingReads):
         rejected it and those cut before a SUPPRESSION the CDC accepted (what it may hold)."""
 
     @abstractmethod
+    def carried_hash(self, batch_id: str, record_id: str) -> str | None:
+        """The hash of the record's content version that `batch_id` froze (what its file
+        carried); None when the batch did not carry the record."""
+
+    @abstractmethod
     def batch_ids_matching(self, ref: str) -> list[str]:
         """Batches a reference names: the batch id, a prefix of it (8 characters or more), the
         file's base name, or a path ending in it."""

@@ -238,6 +238,9 @@ class BatchStatements(PendingStatements):
     def sendings(self, record_id: str) -> list[Sending]:
         return withdrawals.sendings(self._conn, record_id)
 
+    def carried_hash(self, batch_id: str, record_id: str) -> str | None:
+        return withdrawals.carried_hash(self._conn, batch_id, record_id)
+
     def batch_ids_matching(self, ref: str) -> list[str]:
         name = ref.replace("\\", "/").rsplit("/", 1)[-1]
         if name.endswith(".xml"):

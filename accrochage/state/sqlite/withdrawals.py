@@ -191,3 +191,13 @@ def add_suppression_members(
         "UPDATE records SET batch_id = ?, pending_since = NULL, updated_at = ? WHERE record_id = ?",
         [(batch_id, at, record_id) for record_id in record_ids],
     )
+
+
+def carried_hash(conn: sqlite3.Connection, batch_id: str, record_id: str) -> str | None:
+    row = conn.execute(
+        "SELECT c.content_hash FROM batch_members m "
+        "JOIN contents c ON c.record_id = m.record_id AND c.version = m.version "
+        "WHERE m.batch_id = ? AND m.record_id = ?",
+        (batch_id, record_id),
+    ).fetchone()
+    return None if row is None else str(row[0])
