@@ -35,6 +35,7 @@ from accrochage.models.text import (
     WrittenNumber,
     check_xml_text,
     parse_iso_date,
+    trimmed,
 )
 from accrochage.models.vocabulary import SchemaVersion
 
@@ -135,7 +136,7 @@ def _record_id_problem(value: Any) -> str | None:
         return "is required: without it the event cannot become a record"
     if not isinstance(value, str):
         return "expected a string"
-    stripped = value.strip()
+    stripped = trimmed(value)
     if not stripped:
         return "must not be empty or blank"
     if len(stripped) > MAX_RECORD_ID:
@@ -220,7 +221,7 @@ def decode(
         )
     decoded = Decoded(
         Kind.REVOKED if payload.get("type") == REVOKED else Kind.DELIVERED,
-        record_id=payload["record_id"].strip(),
+        record_id=trimmed(payload["record_id"]),
         event_id=event_id,
         payload=payload,
     )
@@ -230,7 +231,7 @@ def decode(
     decoded.certifier = certifier if isinstance(certifier, str) else None
     certification = payload.get("certification")
     if isinstance(certification, dict) and isinstance(certification.get("code"), str):
-        decoded.code = certification["code"].strip()
+        decoded.code = trimmed(certification["code"])
     if decoded.kind is Kind.REVOKED:
         _validate_revoked(decoded, payload, registry)
     else:

@@ -25,9 +25,12 @@ from accrochage.models.text import (
     Text13,
     Text20,
     Text30,
-    Text60,
     Text255,
-    Text1000,
+    Words20,
+    Words30,
+    Words60,
+    Words255,
+    Words1000,
     check_year,
 )
 
@@ -140,9 +143,9 @@ class Registration(Strict):
 class BirthPlace(Strict):
     insee_code: Text5 | None = None
     postal_code: Text9 | None = None
-    city: Text60 | None = None
+    city: Words60 | None = None
     country_code: Text3 | None = None
-    country: Text60 | None = None
+    country: Words60 | None = None
 
 
 class BirthDate(Strict):
@@ -209,9 +212,9 @@ def _parse_birth_date(value: Any) -> BirthDate:
 
 
 class Holder(Strict):
-    birth_name: Text60
-    usage_name: Text60 | None = None
-    first_names: list[Text60] = Field(min_length=1, max_length=3)
+    birth_name: Words60
+    usage_name: Words60 | None = None
+    first_names: list[Words60] = Field(min_length=1, max_length=3)
     birth_date: Annotated[
         BirthDate, BeforeValidator(_parse_birth_date, json_schema_input_type=str | BirthDate)
     ]
@@ -222,8 +225,8 @@ class Holder(Strict):
 
 class CpfFile(Strict):
     id: Text13
-    holder_name: Text30
-    holder_first_name: Text20
+    holder_name: Words30
+    holder_first_name: Words20
 
 
 class DeliveredEvent(Strict):
@@ -245,8 +248,8 @@ class DeliveredEvent(Strict):
     exam: Exam | None = None
     registration: Registration | None = None
     proof_url: Text255 | None = None
-    option_label: Text255 | None = None
-    verbatim: Text255 | None = None
+    option_label: Words255 | None = None
+    verbatim: Words255 | None = None
     holder: Holder | None = None
     cpf_file: CpfFile | None = None
 
@@ -259,7 +262,7 @@ class RevokedEvent(Strict):
     record_id: Text255
     certifier: CertifierKey | None = None
     certification: CertificationRef | None = None
-    reason: Text1000 | None = None
+    reason: Words1000 | None = None
 
 
 # Fields that say how an event travelled, not what it says: excluded from its content.

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import re
+import unicodedata
 from datetime import date
 from typing import Annotated, Any
 
@@ -45,6 +46,36 @@ def check_xml_text(value: str) -> str:
     return value
 
 
+WHITE_SPACE = (
+    "\t\n\x0b\x0c\r \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007"
+    "\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
+)
+"""What the models trim around a text (Unicode's White_Space, as pydantic-core does). Python's
+`str.strip()` also takes U+001C–U+001F, which a text may not hold: trimmed so, a record id
+ending in one named another record than the one the event is refused for."""
+
+
+def trimmed(value: str) -> str:
+    """`value` without the white space around it, as the models trim it."""
+    return value.strip(WHITE_SPACE)
+
+
+def readable(value: Any) -> Any:
+    """A text someone wrote (a name, a label), in Unicode's composed form (NFC): `Hélène`
+    typed on one system and another is the same name, the same content, and counts the
+    characters the XSD counts. A text with no visible character (a zero-width space, a lone
+    accent) is refused: the CDC could match no holder with it."""
+    if not isinstance(value, str) or value.isascii():
+        return value
+    value = unicodedata.normalize("NFC", value)
+    if trimmed(value) and not any(unicodedata.category(c)[0] in "LNPS" for c in value):
+        raise PydanticCustomError(  # never quoted: a name is personal data
+            "invisible_text",
+            "holds no visible character (only invisible or combining ones): send the text",
+        )
+    return value
+
+
 def _bounded(low: int, high: int) -> StringConstraints:
     """Trimmed, `low`–`high` characters, XML 1.0 text only (see `forbidden_char_message`)."""
     return StringConstraints(
@@ -61,6 +92,21 @@ Text30 = Annotated[str, _bounded(1, 30)]
 Text60 = Annotated[str, _bounded(1, 60)]
 Text255 = Annotated[str, _bounded(1, 255)]
 Text1000 = Annotated[str, _bounded(1, 1000)]
+
+
+def _words(high: int) -> Any:
+    bounds = _bounded(1, high)
+    return Annotated[
+        str, bounds, BeforeValidator(readable, json_schema_input_type=Annotated[str, bounds])
+    ]
+
+
+Words20 = _words(20)
+"""Text someone wrote (names, places, labels): `readable`, then as `Text20`."""
+Words30 = _words(30)
+Words60 = _words(60)
+Words255 = _words(255)
+Words1000 = _words(1000)
 
 
 def check_year(year: int) -> int:
