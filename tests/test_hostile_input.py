@@ -280,6 +280,26 @@ def test_a_file_that_cannot_be_read_stops_no_other(config: Path, tmp_path: Path)
     assert "error: cannot read /dev/zero: it is a device" in checked.stderr
 
 
+def test_a_csv_whose_lines_end_with_cr_alone_is_refused_and_the_next_file_read(
+    config: Path, tmp_path: Path
+) -> None:
+    """Excel's "CSV (Macintosh)" ends lines with CR alone: the whole file read as one line,
+    its header raised csv.Error and the command stopped there, the files after it unread."""
+    first = tmp_path / "a.csv"
+    first.write_text(csv_text([csv_row(1, "Dupont", "Anne")]), encoding="utf-8")
+    mac = tmp_path / "mac.csv"
+    mac.write_bytes(csv_text([csv_row(2, "Durand", "Paul")]).replace("\r\n", "\r").encode())
+    last = tmp_path / "b.csv"
+    last.write_text(csv_text([csv_row(3, "Martin", "Léa")]), encoding="utf-8")
+    for command, said in (("check", "2 events checked: 2 valid"), ("ingest", "2 events read")):
+        result = run(config, command, str(first), str(mac), str(last), code=1)
+        assert "Traceback" not in result.output
+        assert said in result.stdout, result.stdout
+        assert f"{mac}: line 1, the CSV header: it holds a carriage return" in result.stderr
+        assert "CR alone" in result.stderr and "Durand" not in result.stderr
+    assert set(stored_names(config)) == {"R-1", "R-3"}
+
+
 def test_a_pipe_is_read_as_a_file_of_events(config: Path, tmp_path: Path) -> None:
     """`ingest <(zcat events.jsonl.gz)`: the shell gives a pipe's path."""
     fifo = tmp_path / "events.jsonl"

@@ -179,8 +179,14 @@ def read_csv(stream: IO[bytes], name: str, codec: str) -> Iterator[Incoming]:
         header, where = next(numbered, ""), "line 2"
         lines.take_span()
     delimiter = said.group(1) if said is not None else max(DELIMITERS, key=header.count)
-    columns = next(csv.reader([header], delimiter=delimiter), [])
-    problem = header_problem(columns)
+    problem = _line_end_problem(header)
+    columns = []
+    if problem is None:
+        try:
+            columns = next(csv.reader([header], delimiter=delimiter), [])
+        except csv.Error as exc:
+            problem = f"it cannot be read as a CSV row ({exc})"
+    problem = problem or header_problem(columns)
     if problem is not None:
         raise InputError(
             f"{name}: {where}, the CSV header: {problem}; no event of this file was read"
@@ -203,6 +209,19 @@ def read_csv(stream: IO[bytes], name: str, codec: str) -> Iterator[Incoming]:
             event = csv_row_to_event(columns, cells)
             yield Incoming(event, f"{name}:{start}", problems=problems)
     yield from _drained(lines)
+
+
+def _line_end_problem(header: str) -> str | None:
+    """A carriage return inside the header: the file's lines end with CR alone (classic Mac
+    OS, Excel's "CSV (Macintosh)"), so the whole file reads as one line; or the header
+    holds one in a cell name."""
+    if "\r" not in header.rstrip("\r\n"):
+        return None
+    return (
+        "it holds a carriage return: the file's lines end with CR alone (old Mac format, "
+        'Excel\'s "CSV (Macintosh)"); save it as "CSV UTF-8", or convert its line endings '
+        "(CR to LF)"
+    )
 
 
 def _drained(lines: _Lines) -> list[Incoming]:
