@@ -121,3 +121,28 @@ def test_sent_back_after_the_cdc_refused_its_suppression(core: Core, shared_dir:
     assert (detail["correction_pending"], detail["suppression_rejected"]) == (False, False)
     assert outstanding(core) == []
     assert not flush(core).cut
+
+
+def test_taken_back_the_accepted_record_shows_its_legal_date_again(
+    core: Core, shared_dir: Path
+) -> None:
+    """A correction hides an accepted record's legal date (nothing is due by it: the request
+    is); taken back, before or after its SUPPRESSION was written, the record shows it again,
+    as every accepted record does."""
+    first, second = event("BS-10", score="100"), event("BS-11", score="100")
+    accepted(core, shared_dir, first, second)
+    legal = {r: record(core, r)["deadline"] for r in ("BS-10", "BS-11")}
+    assert None not in legal.values()
+
+    ingest(core, scored(first, "200"))
+    assert record(core, "BS-10")["deadline"] is None
+    assert ingest_one(core, replay(first)).outcome == "updated"
+    assert record(core, "BS-10")["deadline"] == legal["BS-10"]
+
+    ingest(core, scored(second, "200"))
+    suppression, _ = only_written(flush(core))
+    assert ingest_one(core, replay(second)).outcome == "correction_stored"
+    assert suppression in flush(core).superseded
+    detail = record(core, "BS-11")
+    assert (detail["status"], detail["correction_pending"]) == ("accepted", False)
+    assert detail["deadline"] == legal["BS-11"]

@@ -26,7 +26,11 @@ from accrochage.models.record import (
     Record,
     Status,
 )
-from accrochage.models.record_deadline import deadline_beside_correction, delivery_deadline
+from accrochage.models.record_deadline import (
+    deadline_beside_correction,
+    delivery_deadline,
+    legal_deadline,
+)
 from accrochage.models.vocabulary import RecordStatus
 
 
@@ -205,6 +209,7 @@ def _back_to_sent(current: Record, decoded: Decoded, now: datetime) -> Change:
     if record.status is Status.ACCEPTED and not record.revocation_pending:
         record = replace(
             record,
+            deadline=legal_deadline(record),
             pending_since=None,
             suppression_rejected=False,
             batch_id=current.accepted_batch_id,

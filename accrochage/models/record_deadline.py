@@ -35,3 +35,11 @@ def deadline_beside_correction(record: Record, delivered_on: date | None) -> dat
         if d is not None
     ]
     return min(due) if due else None
+
+
+def legal_deadline(record: Record) -> date | None:
+    """The legal date an accepted record keeps in `deadline` while nothing is due for it: the
+    one its content's delivery gave (shown, never counted: it is not outstanding)."""
+    if record.delivered_on is None:
+        return record.deadline
+    return deadline_for(record.delivered_on)

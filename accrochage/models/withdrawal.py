@@ -19,7 +19,7 @@ from accrochage.models.lifecycle import (
 )
 from accrochage.models.problems import Problem
 from accrochage.models.record import Change, HistoryEntry, Outcome, Record, Status, moved
-from accrochage.models.record_deadline import delivery_deadline
+from accrochage.models.record_deadline import delivery_deadline, legal_deadline
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,6 +138,7 @@ def apply_suppression_superseded(
         record = replace(
             without_correction(current),
             batch_id=current.accepted_batch_id,
+            deadline=legal_deadline(current),
             pending_since=None,
             suppression_rejected=False,
             updated_at=now,
