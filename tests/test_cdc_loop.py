@@ -1036,7 +1036,10 @@ def test_the_operator_sees_the_loop_on_the_command_line(tmp_path: Path, shared_d
     (row,) = csv.DictReader(io.StringIO(run(config, "outstanding", "--format", "csv").stdout))
     assert (row["suppression_rejected"], row["identity_procedure"]) == ("true", "false")
     assert "SUPPRESSION is cut again" in run(config, "retry", "OP-1").stdout
+    retried = "SUPPRESSION retried after CDC other: Erreur technique"
+    assert retried in run(config, "outstanding").stdout, "not read as still refused"
     assert "cut SUPPRESSION" in run(config, "flush", "--force").stdout
+    assert retried in run(config, "outstanding").stdout
 
 
 def test_suppressions_are_cut_by_size_and_by_age_like_creations(

@@ -32,7 +32,9 @@ def record_cell(row: Row, column: str, failed: Mapping[str, str] | None = None) 
         )
     if row.get("cdc_message"):
         said = "SUPPRESSION refused" if row.get("suppression_rejected") else "CDC"
-        if row.get("status") in SENT_AGAIN:  # the message is the last report's, not its file's
+        if row.get("status") == RecordStatus.ACCEPTED and not row.get("suppression_rejected"):
+            said = "SUPPRESSION retried after CDC"  # the refusal is an earlier file's
+        elif row.get("status") in SENT_AGAIN:  # the message is the last report's, not its file's
             waits = row.get("status") == RecordStatus.PENDING
             said = "to send again after CDC" if waits else "sent again after CDC"
         return shorten(f"{said} {row.get('cdc_reason') or ''}: {row['cdc_message']}", 70)
