@@ -27,7 +27,10 @@ from accrochage.sinks.gate import check_file
 from accrochage.sinks.profiles import PROFILES
 from tests.factories import HOLDER_NIR
 from tests.refdata_files import fc, refdata_dir
+from tests.test_cdc_loop import accepted, answer, flush, only_written
+from tests.test_cli_tracker import recent
 from tests.test_tracker import (
+    NO_HOLDER,
     NS,
     SCHEMA_1_1_2,
     assert_official_valid,
@@ -35,6 +38,7 @@ from tests.test_tracker import (
     ingest,
     make_core,
     passages,
+    replay,
     write_config,
     xml_files,
 )
@@ -340,3 +344,27 @@ def test_a_fresh_state_takes_the_default_and_writes_files_the_bundled_1_1_5_xsd_
     assert branches == {"PX-1": "identifiantNational", "SC-1": "titulaire"}
     again = build_core(load_settings(write_config(tmp_path)))  # 1.1.5 files only: no guard
     again.close()
+
+
+def test_a_record_the_cdc_deleted_then_refused_needs_the_operator(
+    tmp_path: Path, shared_dir: Path
+) -> None:
+    """Accepted, corrected, its SUPPRESSION accepted, its corrected content refused: the CDC
+    holds nothing of the certification, and no deadline warns (the delivery's was met)."""
+    config = with_state(tmp_path)
+    core = build_core(load_settings(config))
+    try:
+        original = recent("DR-1", score="100")
+        accepted(core, shared_dir, original, recent("DR-2"))
+        fixed = replay(original)
+        fixed["score"] = "250"
+        ingest(core, fixed)
+        suppression, _ = only_written(flush(core))
+        answer(core, shared_dir, suppression, ok=["DR-1"])
+        creation, _ = only_written(flush(core))
+        answer(core, shared_dir, creation, ko={"DR-1": NO_HOLDER})
+    finally:
+        core.close()
+    (found,) = [f for f in findings(doctor_json(config, 1), "reports") if "deleted" in f["message"]]
+    assert found["needs_operator"] and "first: DR-1" in found["message"]
+    assert found["message"].startswith("1 record(s) the CDC accepted once")

@@ -27,6 +27,7 @@ from accrochage.streams.doctor_files import (
     held_elsewhere_findings,
     left_out_findings,
     outbox_findings,
+    refused_after_acceptance_findings,
 )
 from accrochage.streams.findings import Finding, Level, needs_operator
 from accrochage.streams.schema_choice import unchosen_schema
@@ -73,6 +74,7 @@ def diagnose(settings: Settings, clock: Clock, open_store: Callable[[], Store]) 
         findings += outbox_findings(settings, store)
         findings += left_out_findings(store)
         findings += held_elsewhere_findings(store)
+        findings += refused_after_acceptance_findings(store)
     finally:
         store.close()
     return findings

@@ -82,6 +82,27 @@ def held_elsewhere_findings(store: Store) -> list[Finding]:
     ]
 
 
+def refused_after_acceptance_findings(store: Store) -> list[Finding]:
+    """Records whose delivery deadline was met, that the CDC deleted for a correction and
+    whose corrected content it refused: no deadline warns of them, yet the holder's
+    certification is at the CDC no more."""
+    with store.reading() as reader:
+        count, first = reader.refused_after_acceptance()
+    if not count:
+        return []
+    return [
+        Finding(
+            "reports",
+            Level.WARNING,
+            f"{count} record(s) the CDC accepted once, then deleted for a correction, refused "
+            f"the corrected content of (first: {first}): it holds nothing of them now. "
+            "`accrochage show ID` says why; fix the content (a new event) or `accrochage "
+            "retry ID`",
+            action=True,
+        )
+    ]
+
+
 def outbox_findings(settings: Settings, store: Store) -> list[Finding]:
     """The outbox as the files to deposit need it: there, and writable by a user who writes
     the state (a monitoring user who may only read is not told it cannot write). Existence

@@ -72,6 +72,11 @@ class Reader(PendingReads):
         (`batch_id`, `certifier`, `file_name`, `records`), oldest first."""
 
     @abstractmethod
+    def refused_after_acceptance(self) -> tuple[int, str | None]:
+        """Records the CDC accepted once, then deleted (a SUPPRESSION accepted) and whose new
+        content it refused: it holds nothing of them now. Their count and the first id."""
+
+    @abstractmethod
     def held_elsewhere(self) -> list[JsonRow]:
         """Accepted records the CDC holds under another idTechnique that wait for a correction
         or a withdrawal only its support can apply (`record_id`, `certifier`, `cdc_held_as`,

@@ -14,7 +14,7 @@ import accrochage.state.sqlite.alerts as alert_rows
 import accrochage.state.sqlite.correction_queries as open_requests
 import accrochage.state.sqlite.corrections as correction_rows
 from accrochage.models.batch import FrozenBatch, ReleasedFile
-from accrochage.models.vocabulary import BATCHES_TO_WRITE, BatchState
+from accrochage.models.vocabulary import BATCHES_TO_WRITE, BatchState, RecordStatus
 from accrochage.state.base import (
     AlertDelivery,
     AlertState,
@@ -100,6 +100,13 @@ class SqliteReader(PendingStatements, Reader):
 
     def held_elsewhere(self) -> list[JsonRow]:
         return held_elsewhere(self._conn)
+
+    def refused_after_acceptance(self) -> tuple[int, str | None]:
+        count, first = self._conn.execute(
+            "SELECT count(*), min(record_id) FROM records WHERE status = ? AND delivery_met = 1",
+            (RecordStatus.REJECTED.value,),
+        ).fetchone()
+        return int(count), first
 
     def unusable(self, limit: int = 100, before: int | None = None) -> list[JsonRow]:
         return unusable(self._conn, limit, before)
