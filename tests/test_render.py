@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import io
 import re
+import unicodedata
 from collections.abc import Iterable
 from datetime import UTC, date, datetime, timedelta, timezone
 from functools import lru_cache
@@ -126,6 +127,7 @@ def _birth(value: Any) -> tuple[int, int | None, int | None]:
 
 def expected_leaves(raw: dict[str, Any], national: bool = False) -> list[tuple[str, str]]:
     """What the CDC passage must say for this event, written from SPEC §5, independently."""
+    raw = as_composed(raw)
     out: list[tuple[str, str]] = []
 
     def opt(name: str, value: Any) -> None:
@@ -577,6 +579,52 @@ def text(max_size: int) -> st.SearchStrategy[str]:
     return st.text(_CHARS, min_size=1, max_size=max_size).map(str.strip).filter(bool)
 
 
+def _composed(value: str) -> str:
+    return unicodedata.normalize("NFC", value)
+
+
+def words(max_size: int) -> st.SearchStrategy[str]:
+    """Text someone wrote (names, places, labels): valid once composed (NFC can lengthen a
+    text: U+2ADC is two code points composed) and with a visible character."""
+    return text(max_size).filter(
+        lambda value: (
+            len(_composed(value)) <= max_size
+            and any(unicodedata.category(c)[0] in "LNPS" for c in value)
+        )
+    )
+
+
+WORDS_FIELDS = (
+    ("option_label",),
+    ("verbatim",),
+    ("holder", "birth_name"),
+    ("holder", "usage_name"),
+    ("holder", "birth_place", "city"),
+    ("holder", "birth_place", "country"),
+    ("cpf_file", "holder_name"),
+    ("cpf_file", "holder_first_name"),
+)
+"""The fields the product takes in Unicode's NFC (`models/text.readable`), and first_names."""
+
+
+def as_composed(raw: dict[str, Any]) -> dict[str, Any]:
+    """The event as the CDC must read it: its written texts composed (NFC), the rest as is."""
+    copy = {k: (dict(v) if isinstance(v, dict) else v) for k, v in raw.items()}
+    holder = copy.get("holder")
+    if isinstance(holder, dict):
+        if isinstance(holder.get("birth_place"), dict):
+            holder["birth_place"] = dict(holder["birth_place"])
+        if isinstance(holder.get("first_names"), list):
+            holder["first_names"] = [_composed(n) for n in holder["first_names"]]
+    for path in WORDS_FIELDS:
+        where: Any = copy
+        for key in path[:-1]:
+            where = where.get(key) if isinstance(where, dict) else None
+        if isinstance(where, dict) and isinstance(where.get(path[-1]), str):
+            where[path[-1]] = _composed(where[path[-1]])
+    return copy
+
+
 def exact(size: int) -> st.SearchStrategy[str]:
     return st.text(_SOLID, min_size=size, max_size=size)
 
@@ -606,18 +654,18 @@ def holders(draw: st.DrawFn, delivered: date) -> dict[str, Any]:
         "dict-full": {"year": born.year, "month": born.month, "day": born.day},
     }[form]
     holder: dict[str, Any] = {
-        "birth_name": draw(text(60)),
-        "usage_name": draw(st.none() | text(60)),
-        "first_names": draw(st.lists(text(60), min_size=1, max_size=3)),
+        "birth_name": draw(words(60)),
+        "usage_name": draw(st.none() | words(60)),
+        "first_names": draw(st.lists(words(60), min_size=1, max_size=3)),
         "birth_date": birth,
         "sex": draw(st.sampled_from("MF")),
     }
     place_kind = draw(st.sampled_from(["insee", "abroad", "postal", "unknown", "none"]))
     if place_kind != "none":
         place: dict[str, Any] = {
-            "city": draw(st.none() | text(60)),
+            "city": draw(st.none() | words(60)),
             "country_code": draw(st.none() | exact(3)),
-            "country": draw(st.none() | text(60)),
+            "country": draw(st.none() | words(60)),
         }
         if place_kind == "insee":
             place["insee_code"] = draw(exact(5))
@@ -656,8 +704,9 @@ def valid_events(draw: st.DrawFn) -> dict[str, Any]:
     maybe("score", text(255) | st.integers(0, 10**9))
     for key in ("mention", "language_level"):
         maybe(key, st.sampled_from(ENUM_VALUES[key]))
-    for key in ("proof_url", "option_label", "verbatim"):
-        maybe(key, text(255))
+    maybe("proof_url", text(255))
+    for key in ("option_label", "verbatim"):
+        maybe(key, words(255))
     if draw(st.booleans()):
         result = st.fixed_dictionaries(
             {},
@@ -697,8 +746,8 @@ def valid_events(draw: st.DrawFn) -> dict[str, Any]:
     if draw(st.integers(0, 3)) == 0:
         raw["cpf_file"] = {
             "id": draw(text(13)),
-            "holder_name": draw(text(30)),
-            "holder_first_name": draw(text(20)),
+            "holder_name": draw(words(30)),
+            "holder_first_name": draw(words(20)),
         }
     else:
         raw["holder"] = draw(holders(delivered))
