@@ -78,11 +78,18 @@ def serving_pid(state: Path) -> int | None:
         os.close(fd)
 
 
+def _names(pending: list[str]) -> str:
+    """The migrations to apply, the first and last named when they are many."""
+    if len(pending) <= 3:
+        return ", ".join(pending)
+    return f"{pending[0]}, ... {pending[-1]}"
+
+
 def needs_migration(path: Path, pending: list[str], serving: int | None) -> StateNeedsMigration:
     """Why this process leaves the state as it is, and what upgrades it."""
     what = (
         f"the state database {path} was written by an older accrochage: this version applies "
-        f"{len(pending)} migration(s) to it ({pending[-1]})"
+        f"{len(pending)} migration(s) to it ({_names(pending)})"
     )
     if serving is not None:
         who = f"process {serving}" if serving > 0 else "a process starting now"

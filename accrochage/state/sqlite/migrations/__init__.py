@@ -12,6 +12,7 @@ from accrochage.state.sqlite.migrations import (  # noqa: F401  (each registers 
     m001_first_schema,
     m010_capabilities,
     m060_refinements,
+    m110_upgrade_repairs,
 )
 from accrochage.state.sqlite.migrations.registry import latest_migration, migrations
 
