@@ -28,6 +28,7 @@ from accrochage.sinks.xml_outbox import XmlOutbox
 from accrochage.state.base import RefdataStorage, Store, StoreLocation
 from accrochage.state.sqlite import SqliteLocation, SqliteStore
 from accrochage.state.sqlite.refdata import SqliteRefdata
+from accrochage.state.sqlite.state_path import real_state_path
 from accrochage.state.sqlite.write_lock import DEFAULT_WAIT_SECONDS
 from accrochage.streams.batching import BatchLimits
 from accrochage.streams.corrections import Corrections
@@ -99,7 +100,7 @@ def open_store(settings: Settings, *, service: bool = False, read_only: bool = F
 
 def store_location(settings: Settings) -> StoreLocation:
     """Where the state lives, for what needs no open store: a backup, an upgrade's plan."""
-    return SqliteLocation(settings.paths.state)
+    return SqliteLocation(real_state_path(settings.paths.state))
 
 
 def batch_limits(settings: Settings) -> BatchLimits:

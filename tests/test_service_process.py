@@ -458,3 +458,48 @@ def _group_alive(group: int) -> bool:
     except ProcessLookupError:
         return False
     return True
+
+
+async def test_a_second_service_through_a_symbolic_link_refuses_to_start(tmp_path: Path) -> None:
+    """Another name of the same state (a symbolic link) took locks of its own: two services
+    served one state, each holding "the" write lock."""
+    port = free_port()
+    config = write_config(tmp_path, api={"bind": f"127.0.0.1:{port}"})
+    state = tmp_path / "var" / "state.db"
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "state.db").symlink_to(state)
+    second_config = other / "accrochage.toml"
+    second_config.write_text(
+        config.read_text(encoding="utf-8")
+        .replace(f"127.0.0.1:{port}", f"127.0.0.1:{free_port()}")
+        .replace(str(state), str(other / "state.db")),
+        encoding="utf-8",
+    )
+    first = subprocess.Popen([*COMMAND, "--config", str(config), "run"], stderr=subprocess.PIPE)
+    try:
+        await wait_healthy(f"http://127.0.0.1:{port}", first)
+        refused = await asyncio.to_thread(cli, second_config, "run")
+        assert refused.returncode == 1, refused.stderr
+        assert "another service runs on the state" in refused.stderr, refused.stderr
+        assert f"(process {first.pid}:" in refused.stderr
+        first.send_signal(signal.SIGTERM)
+        assert first.wait(timeout=DEADLINE) == 0
+    finally:
+        _reaped(first)
+
+
+def test_a_state_with_a_second_hard_link_is_refused_by_every_command(tmp_path: Path) -> None:
+    """Two hard links are two names SQLite keeps a WAL beside each: two services writing
+    through them corrupted the database in seconds (the review's run)."""
+    config = write_config(tmp_path)
+    assert cli(config, "flush").returncode == 0, "creates the state"
+    state = tmp_path / "var" / "state.db"
+    os.link(state, tmp_path / "var" / "again.db")
+    for command in ("summary", "flush", "run"):
+        refused = cli(config, command)
+        assert refused.returncode == 1, (command, refused.stderr)
+        assert "has 2 names (hard links)" in refused.stderr, refused.stderr
+        assert "Traceback" not in refused.stderr
+    (tmp_path / "var" / "again.db").unlink()
+    assert cli(config, "summary").returncode == 0

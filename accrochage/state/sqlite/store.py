@@ -42,6 +42,7 @@ from accrochage.state.sqlite.connection import (
 )
 from accrochage.state.sqlite.migrations import migrations
 from accrochage.state.sqlite.reader import SqliteReader
+from accrochage.state.sqlite.state_path import real_state_path
 from accrochage.state.sqlite.transaction import SqliteTransaction
 from accrochage.state.sqlite.upgrade import (
     needs_migration,
@@ -89,6 +90,7 @@ class SqliteStore(Store):
         failing with `StoreBusyError` (`state.lock_wait`; `state/sqlite/write_lock.py`).
         `read_only`: for a command that only reads; it writes nothing, not even the lock file,
         so a user who may only read the state's folder runs it, and never migrates."""
+        path = real_state_path(path)
         self.path = path
         self.location = SqliteLocation(path)
         self._lock = threading.RLock()

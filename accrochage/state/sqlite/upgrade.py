@@ -18,12 +18,15 @@ from sqlite_utils import Database
 from accrochage.errors import StateNeedsMigration, StoreError
 from accrochage.state.sqlite.connection import connect, storage_error
 from accrochage.state.sqlite.migrations import migrations
+from accrochage.state.sqlite.state_path import real_state_path
 from accrochage.state.values import UpgradePlan
 
 
 def service_lock_path(state: Path) -> Path:
-    """`<state>.lock`, held by the service (`run`, `worker`) serving the state."""
-    return state.with_name(state.name + ".lock")
+    """`<state>.lock`, held by the service (`run`, `worker`) serving the state (beside the
+    database file itself, whatever name the configuration gives it)."""
+    real = real_state_path(state)
+    return real.with_name(real.name + ".lock")
 
 
 def pending_migrations(conn: sqlite3.Connection, path: Path) -> list[str]:

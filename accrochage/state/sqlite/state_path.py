@@ -1,0 +1,34 @@
+"""The state database's own path, whatever name the configuration gives it.
+
+SQLite keeps a database's journal (`-wal`, `-shm`) beside the name it opens, and accrochage
+its locks (`.lock`, `.write-lock`, `.refdata-lock`) beside the state's: two names of one
+file must not mean two sets of them. A symbolic link is resolved, so every name shares the
+file's; a second hard link cannot be told apart from the file itself, and two processes
+writing through two such names corrupted the database in seconds (each with its own WAL, each
+holding "the" write lock): such a state is refused.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from accrochage.errors import StoreError
+
+
+def real_state_path(configured: Path) -> Path:
+    """`configured` with its symbolic links resolved; `StoreError` when the database file
+    has more than one hard link. A state not created yet is its future path."""
+    real = Path(os.path.realpath(configured))
+    try:
+        links = real.stat().st_nlink
+    except OSError:  # not there yet, or unreadable: opening it says so
+        return real
+    if links > 1:
+        raise StoreError(
+            f"the state database {configured} has {links} names (hard links): SQLite keeps a "
+            "journal beside each name it is opened by, so two processes using two names "
+            "corrupt it; keep one name (remove the other links, or make them symbolic links), "
+            "then start again"
+        )
+    return real
