@@ -27,7 +27,7 @@ from aiohttp import web
 from accrochage.api.protocol import ApiRunner
 from accrochage.api.server import POOL_MIN_EVENTS
 from accrochage.app import Core, build_core
-from accrochage.errors import ConfigError
+from accrochage.errors import ConfigError, StorageFullError
 from accrochage.models.deadline import SystemClock, paris_today
 from accrochage.runtimes.embedded import build_service
 from accrochage.settings import load_settings
@@ -471,3 +471,21 @@ async def test_no_answer_is_kept_in_a_cache(core: Core) -> None:
             async with client.get(path) as response:
                 assert response.headers.get("Cache-Control") == "no-store", path
                 assert response.headers.get("X-Content-Type-Options") == "nosniff", path
+
+
+async def test_health_is_degraded_while_the_batch_timer_cannot_store(core: Core) -> None:
+    """A full disk found by the timer's cut, with no event arriving to fail: /health said ok
+    while nothing was cut towards the deadlines (the crash review)."""
+    async with serving(core) as client:
+        status, _ = await post(client, [recent(f"HB-{n}") for n in range(300)])
+        assert status == 200
+        conn = core.store._conn  # type: ignore[attr-defined]
+        (pages,) = conn.execute("PRAGMA page_count").fetchone()
+        conn.execute(f"PRAGMA max_page_count = {pages}")
+        with pytest.raises(StorageFullError):
+            await asyncio.to_thread(core.flusher.flush, force=True)
+        status, body = await get(client, "/health")
+        assert (status, body["status"], body["reason"]) == (503, "degraded", "storage_full")
+        conn.execute("PRAGMA max_page_count = 1073741823")
+        assert (await asyncio.to_thread(core.flusher.flush, force=True)).written
+        assert await get(client, "/health") == (200, {"status": "ok"})

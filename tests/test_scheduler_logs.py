@@ -13,9 +13,10 @@ from typing import Any, cast
 
 import pytest
 
+from accrochage.errors import StorageFullError
 from accrochage.streams.flush import Flusher
 from accrochage.streams.flush_report import FailedBatch, FlushReport, WrittenBatch
-from accrochage.streams.scheduler import batch_cut_job
+from accrochage.streams.scheduler import batch_cut_job, log_failed
 
 FAILED = FailedBatch("b-1", "pix", "PermissionError: [Errno 13] Permission denied: '/srv/o'")
 NOTE = "a file is recorded outside this process's paths.outbox: moved and written nothing"
@@ -63,3 +64,16 @@ def test_a_failure_and_a_note_are_said_once_while_they_last(
     assert errors[0].startswith("batch b-1: PermissionError") and "accrochage batches" in errors[0]
     assert [m for level, m in lines if level == "WARNING"] == [NOTE]
     assert [m for level, m in lines if level == "INFO"] == ["wrote f1.xml (3 passages)"]
+
+
+def test_a_full_disk_at_every_tick_is_one_line_not_a_traceback(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    logger = logging.getLogger("accrochage.test")
+    with caplog.at_level(logging.ERROR, logger="accrochage.test"):
+        log_failed(logger, "batch-cut", StorageFullError("the disk is full"), "again in 5 s")
+        log_failed(logger, "batch-cut", RuntimeError("a bug"), "again in 5 s")
+    full, bug = caplog.records
+    assert full.getMessage() == "batch-cut failed: the disk is full; again in 5 s"
+    assert full.exc_info is None, "the same traceback at every tick says nothing more"
+    assert bug.exc_info is not None, "a bug keeps its traceback"

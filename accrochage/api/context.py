@@ -19,6 +19,7 @@ from accrochage.api.auth import IngestToken
 from accrochage.api.bodies import DEFAULT_BODY_SECONDS
 from accrochage.api.connections import ConnectionLimits
 from accrochage.api.writing import EventWriter, InlineDecoder
+from accrochage.errors import AccrochageError
 from accrochage.models.deadline import Clock, paris_today
 from accrochage.models.reference import Reference
 from accrochage.models.registry import Registry
@@ -53,6 +54,8 @@ class ApiContext:
     """Decodes smaller requests in this process when the writer wants them decoded
     (`EventWriter.decodes_here`)."""
     connections: ConnectionLimits = field(default_factory=ConnectionLimits)
+    batch_cut_error: Callable[[], AccrochageError | None] | None = None
+    """Why the batch timer's last cut could not store, if it could not (`/health`)."""
 
 
 CONTEXT = web.AppKey("context", ApiContext)

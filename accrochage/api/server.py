@@ -151,8 +151,8 @@ async def get_openapi(request: web.Request) -> web.Response:
 
 
 async def health(request: web.Request) -> web.Response:
-    """`ok`, or `degraded` (503) while the last write failed for the storage's sake, or the
-    writer process ended.
+    """`ok`, or `degraded` (503) while the last write failed for the storage's sake (an
+    event's, or the batch timer's cut), or the writer process ended.
 
     A write that gave up on another writer (`state_busy`) says so only while the state's
     write lock is still held: once that writer let go, the next write goes through, and a
@@ -164,6 +164,8 @@ async def health(request: web.Request) -> web.Response:
         problem = None
     if problem is None:
         problem = context.writer.unavailable
+    if problem is None and context.batch_cut_error is not None:
+        problem = context.batch_cut_error()
     if problem is None:
         return web.json_response({"status": "ok"})
     said = str(problem) if is_operator(request) else for_others(problem)

@@ -60,6 +60,7 @@ def api_context(core: Core, writer: WriterService | EventWriter) -> ApiContext:
             core.registry, core.clock, reference, profile_for(core.settings.schema_.version)
         ),
         connections=fitted(ConnectionLimits(api.max_connections, api.max_connections_per_client)),
+        batch_cut_error=lambda: core.flusher.storage_error,
     )
 
 

@@ -16,7 +16,7 @@ from datetime import date, datetime
 from itertools import chain
 
 from accrochage import failpoints
-from accrochage.errors import StoreError
+from accrochage.errors import StorageCorruptError, StorageFullError, StoreError
 from accrochage.models.batch import FrozenBatch, Member, ReleasedFile
 from accrochage.models.batch_life import cut_entry
 from accrochage.models.deadline import Clock, paris_today
@@ -81,11 +81,19 @@ class Flusher:
         self.decode = decode
         """Decodes a stored correction again, the day it replaces a record's content."""
         self._swept_at: float | None = None
+        self.storage_error: StoreError | None = None
+        """Why the last flush could not store (a full disk, a damaged state); None once one
+        did: a service's health says so even when no event arrives to fail."""
 
     def flush(self, *, force: bool = False, report: FlushReport | None = None) -> FlushReport:
         report = report if report is not None else FlushReport()
-        self.cut_and_write(report, force=force)
-        self.rewrite_missing(report)
+        try:
+            self.cut_and_write(report, force=force)
+            self.rewrite_missing(report)
+        except (StorageFullError, StorageCorruptError) as exc:
+            self.storage_error = exc
+            raise
+        self.storage_error = None
         metrics.flushed(self.clock.now())
         return report
 

@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from accrochage.errors import StoreBusyError
+from accrochage.errors import StorageCorruptError, StorageFullError, StoreBusyError
 from accrochage.streams.flush import Flusher
 
 log = logging.getLogger("accrochage.scheduler")
@@ -31,11 +31,13 @@ class Job:
 
 
 def log_failed(logger: logging.Logger, what: str, exc: Exception, again: str) -> None:
-    """A periodic piece of work that failed and runs again: a state another process writes
-    in one line (no fault of its own: who holds it, not a traceback at every tick), anything
-    else with its traceback."""
+    """A periodic piece of work that failed and runs again: a state another process writes,
+    a full disk or a damaged state in one line (no fault of the code's: a traceback at every
+    tick says nothing more), anything else with its traceback."""
     if isinstance(exc, StoreBusyError):
         logger.warning("%s waits: %s; %s", what, exc.situation or str(exc), again)
+    elif isinstance(exc, StorageFullError | StorageCorruptError):  # what, not where: no trace
+        logger.error("%s failed: %s; %s", what, exc, again)
     else:
         logger.error("%s failed; %s", what, again, exc_info=exc)
 
