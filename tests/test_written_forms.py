@@ -4,6 +4,7 @@ system typed it; a text nobody can read is a field error, not a passage the CDC 
 
 from __future__ import annotations
 
+import json
 import unicodedata
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,9 +15,14 @@ from pydantic import TypeAdapter, ValidationError
 
 from accrochage.app import Core
 from accrochage.models.text import WHITE_SPACE, Text60, trimmed
+from accrochage.runtimes.embedded import build_service
+from accrochage.streams.decoding import decode_lean
+from accrochage.streams.ingest import Incoming
 from tests.test_cdc_loop import accepted, flush, only_written
+from tests.test_http_writer_process import serving
 from tests.test_tracker import (
     NS,
+    TODAY,
     event,
     ingest_one,
     make_core,
@@ -124,3 +130,39 @@ def test_trimmed_trims_what_the_models_trim(char: str) -> None:
     except ValidationError:  # kept, then refused as a control character
         by_model = None
     assert (trimmed(text) == "ab") == (by_model == "ab")
+
+
+@pytest.mark.parametrize("separate_writer", [False, True], ids=["in-process", "writer process"])
+async def test_a_resend_in_other_words_is_unchanged_through_the_http_service(
+    core: Core, shared_dir: Path, separate_writer: bool
+) -> None:
+    """`accrochage run` decodes an event where it serves and stores it in its writer process:
+    only the lean decoded value crossed, without the event the comparison field by field
+    needs, so every other writing of an accepted record (decomposed accents, a score as a
+    number, a default given) was stored as a correction, and a SUPPRESSION cut for it."""
+    original = named("WF-7", "Lefèvre", "Hélène")
+    original["score"] = "300"
+    accepted(core, shared_dir, original)
+    again = replay(original)
+    again["holder"]["birth_name"] = nfd("Lefèvre")
+    again["score"] = 300
+    again["certified"] = True
+    app = build_service(core, timer=False, separate_writer=separate_writer)
+    async with serving(app) as client, client.post("/events", json=again) as response:
+        body = await response.json()
+    assert (response.status, body["outcome"]) == (200, "unchanged"), body
+    assert record(core, "WF-7")["correction_pending"] is False
+    assert not flush(core).cut
+
+
+def test_a_resend_in_other_words_is_unchanged_when_decoded_in_a_decode_process(
+    core: Core, shared_dir: Path
+) -> None:
+    original = named("WF-8", "Lefèvre", "Hélène")
+    accepted(core, shared_dir, original)
+    again = replay(original)
+    again["holder"]["first_names"] = [nfd("Hélène")]
+    (lean,) = decode_lean([Incoming(json.dumps(again))], core.registry, TODAY, None)
+    assert lean.decoded is not None and lean.decoded[0].event is None, "only the lean value"
+    (result,) = core.ingestor.ingest([lean])
+    assert result.outcome == "unchanged"

@@ -9,7 +9,7 @@ import click
 
 from accrochage.commands.output import Row, cell, first_problem, shorten
 from accrochage.models.problems import escaped
-from accrochage.models.vocabulary import BatchState, RecordStatus, SchemaVersion
+from accrochage.models.vocabulary import BatchState, CdcReason, RecordStatus, SchemaVersion
 
 SENT_AGAIN = frozenset({RecordStatus.PENDING, RecordStatus.BATCHED, RecordStatus.DEPOSITED})
 """Statuses in which a CDC message is that of an earlier file's report (a retried record)."""
@@ -32,7 +32,7 @@ def record_cell(row: Row, column: str, failed: Mapping[str, str] | None = None) 
         )
     if row.get("cdc_message"):
         said = "SUPPRESSION refused" if row.get("suppression_rejected") else "CDC"
-        if row.get("status") == RecordStatus.ACCEPTED and not row.get("suppression_rejected"):
+        if retried_suppression(row):
             said = "SUPPRESSION retried after CDC"  # the refusal is an earlier file's
         elif row.get("status") in SENT_AGAIN:  # the message is the last report's, not its file's
             waits = row.get("status") == RecordStatus.PENDING
@@ -43,6 +43,19 @@ def record_cell(row: Row, column: str, failed: Mapping[str, str] | None = None) 
     if request:
         flags.append(f"correction request {request['request_id']} due {request['deadline']}")
     return ", ".join(flags)
+
+
+def retried_suppression(row: Row) -> bool:
+    """An accepted record whose SUPPRESSION the CDC refused, cut again since (`retry`): its
+    message is the earlier file's refusal. An acceptance's own message ("existe déjà") is
+    not one, nor a record with nothing left to withdraw."""
+    waiting = row.get("correction_pending") or row.get("revocation_pending")
+    return (
+        row.get("status") == RecordStatus.ACCEPTED
+        and not row.get("suppression_rejected")
+        and row.get("cdc_reason") != CdcReason.ALREADY_EXISTS
+        and bool(waiting)
+    )
 
 
 def by_support(row: Row) -> bool:

@@ -141,6 +141,8 @@ def apply_suppression_superseded(
             deadline=legal_deadline(current),
             pending_since=None,
             suppression_rejected=False,
+            cdc_message=None,
+            cdc_reason=None,
             updated_at=now,
         )
         reason = f"{why}: the content the CDC holds was sent again, its correction is dropped"

@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import replace
 
-from accrochage.models.decode import Decoded
-from accrochage.models.event import DeliveredEvent, same_meaning
+from accrochage.models.decode import Decoded, Kind
+from accrochage.models.event import DeliveredEvent, event_from_content, same_meaning
 from accrochage.models.record import Change, Record
 from accrochage.state.base import Transaction
 
@@ -43,16 +43,33 @@ def as_stored(read: StoredText, decoded: Decoded, current: Record | None) -> Dec
     version stored anyway (a record valid again) keeps a content consistent with its hash."""
     if (
         current is None
-        or not isinstance(decoded.event, DeliveredEvent)
         or decoded.record_id is None
         or decoded.content_hash in (current.content_hash, current.correction_hash)
     ):
+        return decoded
+    event = _event_of(decoded)
+    if event is None:
         return decoded
     held = [(current.version, current.content_hash)]
     if current.correction_version is not None and current.correction_hash is not None:
         held.append((current.correction_version, current.correction_hash))
     for version, digest in held:
         stored = read(decoded.record_id, version)
-        if same_meaning(decoded.event, stored):
+        if same_meaning(event, stored):
             return replace(decoded, content=stored, content_hash=digest)
     return decoded
+
+
+def _event_of(decoded: Decoded) -> DeliveredEvent | None:
+    """The event `decoded` holds; decoded in another process (a decode process, the HTTP
+    service's serving process), only its content crossed (`decoding.lean`): read again from
+    it, on this rare path only. Without it every writing of a content the writer process
+    stored was taken for a correction."""
+    if isinstance(decoded.event, DeliveredEvent):
+        return decoded.event
+    if decoded.kind is not Kind.DELIVERED or decoded.content is None:
+        return None
+    try:
+        return event_from_content(decoded.content, decoded.event_id)
+    except ValueError:  # pydantic's ValidationError included
+        return None

@@ -1,0 +1,62 @@
+"""The problem cell of the record tables (`commands/record_text.py`): what a person reads
+first, so it must not say a SUPPRESSION was retried when none was."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from accrochage.commands.record_text import record_cell
+
+REFUSAL = "Passage introuvable"
+ALREADY = "Le passage certification existe déjà en base"
+
+
+def row(**fields: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {
+        "errors": [],
+        "status": "accepted",
+        "suppression_rejected": False,
+        "correction_pending": False,
+        "revocation_pending": False,
+        "cdc_message": None,
+        "cdc_reason": None,
+        "cdc_held_as": None,
+        "batch_id": "B-1",
+        "correction_request": None,
+    }
+    return base | fields
+
+
+@pytest.mark.parametrize(
+    ("fields", "said"),
+    [
+        (
+            {"suppression_rejected": True, "correction_pending": True, "cdc_reason": "other"},
+            f"SUPPRESSION refused other: {REFUSAL}",
+        ),
+        (
+            {"correction_pending": True, "cdc_reason": "other"},
+            f"SUPPRESSION retried after CDC other: {REFUSAL}",
+        ),
+        (
+            {"revocation_pending": True, "cdc_reason": "file_rejected"},
+            f"SUPPRESSION retried after CDC file_rejected: {REFUSAL}",
+        ),
+    ],
+    ids=["refused", "retried correction", "retried revocation"],
+)
+def test_a_refused_then_retried_suppression(fields: dict[str, Any], said: str) -> None:
+    assert record_cell(row(cdc_message=REFUSAL, **fields), "problem").startswith(said[:60])
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [{}, {"correction_pending": True}],
+    ids=["accepted", "accepted and corrected since"],
+)
+def test_an_acceptance_s_own_message_is_no_retried_suppression(fields: dict[str, Any]) -> None:
+    """ "existe déjà" accepts a CREATION: the record carries that message, refused nothing."""
+    cell = record_cell(row(cdc_message=ALREADY, cdc_reason="already_exists", **fields), "problem")
+    assert cell.startswith("CDC already_exists: Le passage"), cell
