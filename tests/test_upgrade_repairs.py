@@ -26,7 +26,11 @@ from tests.test_tracker import (
 )
 
 HELD_AS = "1559735"
-REPAIRS = ("m110_held_under_another_id_again", "m120_no_deadline_while_leaving_the_cdc")
+REPAIRS = (
+    "m110_held_under_another_id_again",
+    "m120_no_deadline_while_leaving_the_cdc",
+    "m140_legal_date_of_accepted_records",
+)
 REPORTED = "m130_reported_batches"
 
 
@@ -77,6 +81,8 @@ def test_records_held_elsewhere_and_waiting_to_leave_are_repaired(
         "UPDATE records SET cdc_held_as = NULL, cdc_reason = NULL",
         # m070 left the delivery's deadline on accepted records waiting to leave the CDC.
         "UPDATE records SET deadline = '2026-12-20' WHERE record_id = 'UR-3'",
+        # ...and null on an accepted one whose correction was taken back.
+        "UPDATE records SET deadline = NULL WHERE record_id = 'UR-1'",
     )
 
     built = build_core(load_settings(config), FixedClock(NOW))
@@ -85,7 +91,8 @@ def test_records_held_elsewhere_and_waiting_to_leave_are_repaired(
         assert record(built, "UR-2")["cdc_held_as"] == "3333"
         assert [o.item for o in built.operations.retry_rejected()] == [], "no SUPPRESSION"
         assert record(built, "UR-3")["deadline"] is None
-        assert record(built, "UR-1")["deadline"] == legal, "nothing waits: its date stays"
+        assert legal is not None
+        assert record(built, "UR-1")["deadline"] == legal, "nothing waits: its date shows"
         with built.store.reading() as reader:
             summary = reader.summary(NOW.date(), 14)
         assert (summary["at_risk"], summary["overdue"]) == (0, 0)

@@ -10,6 +10,7 @@ dates only: never a record's content.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -111,6 +112,7 @@ def privacy_findings(state: Path) -> list[Finding]:
     """The state's files that every user of the machine may read: they hold personal data
     (a state created before `private_files`, or copied under a loose umask)."""
     ends = ("", "-wal", "-shm")
+    state = Path(os.path.realpath(state))  # SQLite's files are beside the file itself
     exposed = [
         f"{state.name}{end}"
         for end in ends

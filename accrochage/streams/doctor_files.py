@@ -135,7 +135,7 @@ def outbox_findings(settings: Settings, store: Store) -> list[Finding]:
                 action=True,
             )
         )
-    writer = os.access(settings.paths.state.parent, os.W_OK)
+    writer = os.access(Path(os.path.realpath(settings.paths.state)).parent, os.W_OK)
     if writer and outbox.exists() and not os.access(outbox, os.W_OK):
         findings.append(
             Finding(

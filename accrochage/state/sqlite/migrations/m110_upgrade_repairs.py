@@ -1,18 +1,21 @@
-"""m110-m130: what states written by earlier versions still lacked once migrated, found by
+"""m110-m140: what states written by earlier versions still lacked once migrated, found by
 opening them with this one: a marking m090 gave only in its last form, the deadline a record
-waiting to leave the CDC no longer has, and files reported before the `reported` state.
+waiting to leave the CDC no longer has (and the legal date one left waiting shows again),
+and files reported before the `reported` state.
 
 A migration never changes once released: sqlite-migrate runs each name once, so a widened
 migration reaches no state that ran it before. A repair is a migration of its own."""
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 
 from sqlite_utils import Database
 
 from accrochage.models.batch import OUTBOX_FOLDERS
 from accrochage.models.cdc import held_under
+from accrochage.models.deadline import deadline_for
 from accrochage.models.vocabulary import BatchState
 from accrochage.state.sqlite.migrations.registry import migrations
 
@@ -71,3 +74,18 @@ def m130_reported_batches(db: Database) -> None:
         "WHERE batch_id = ?",
         moves,
     )
+
+
+@migrations()
+def m140_legal_date_of_accepted_records(db: Database) -> None:
+    """An accepted record with nothing waiting to leave the CDC shows its delivery's legal
+    date; earlier versions left it null once a correction taken back had hidden it."""
+    dated = [
+        (deadline_for(date.fromisoformat(delivered_on)).isoformat(), record_id)
+        for record_id, delivered_on in db.execute(
+            "SELECT record_id, delivered_on FROM records WHERE status = 'accepted' "
+            "AND deadline IS NULL AND delivered_on IS NOT NULL "
+            "AND correction_version IS NULL AND revocation_pending = 0"
+        )
+    ]
+    db.conn.executemany("UPDATE records SET deadline = ? WHERE record_id = ?", dated)
