@@ -243,8 +243,10 @@ class Worker:
         assert not self.alive(), "remnants of a running worker"
         return outlivers(self.pid, grace=grace)
 
-    def stop(self, timeout: float = 30) -> int:
-        """SIGTERM (faust's graceful shutdown), SIGKILL if it outlives `timeout`."""
+    def stop(self, timeout: float = 120) -> int:
+        """SIGTERM (faust's graceful shutdown), SIGKILL if it outlives `timeout`: the worker's
+        own bound on a stop (`writer_process.STOP_SECONDS`), not a guess of this machine's
+        speed (30 s killed a clean stop once, on a CI machine loaded by other processes)."""
         if self.alive():
             self.proc.send_signal(signal.SIGTERM)
             try:
