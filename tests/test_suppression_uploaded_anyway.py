@@ -13,6 +13,7 @@ import pytest
 
 from accrochage.app import Core
 from tests.factories import revoked_event
+from tests.test_back_to_sent import scored
 from tests.test_cdc_loop import accepted, action_of, answer, flush, only_written
 from tests.test_tracker import (
     NS,
@@ -33,12 +34,6 @@ def core(tmp_path: Path) -> Iterator[Core]:
     built, _ = make_core(tmp_path, schema={"version": "1.1.5"})
     yield built
     built.close()
-
-
-def scored(original: dict[str, object], score: str) -> dict[str, object]:
-    changed = replay(original)
-    changed["score"] = score
-    return changed
 
 
 def revocation_of(original: dict[str, object]) -> dict[str, object]:

@@ -64,18 +64,30 @@ def apply_suppression_report(
             batch_id,
             label,
         )
+    return _deleted(current, batch_id, now, label, correction)
+
+
+def _deleted(
+    current: Record,
+    batch_id: str,
+    now: datetime,
+    label: str,
+    correction: tuple[Decoded, int | None] | None,
+    where: str = "",
+) -> Change:
+    """The CDC deleted the passage a SUPPRESSION asked it to (`where`: which file, when not
+    the record's own): a revoked record is withdrawn, a corrected one sends its correction
+    next."""
+    said = f"SUPPRESSION accepted by the CDC{f' ({where})' if where else ''}"
     if current.revocation_pending or current.correction_version is None or correction is None:
-        record = _withdrawn(current, now)
-        return moved(
-            current, record, now, "SUPPRESSION accepted by the CDC: withdrawn", batch_id, label
-        )
+        return moved(current, _withdrawn(current, now), now, f"{said}: withdrawn", batch_id, label)
     decoded, size = correction
     record = replace(
         with_correction(current, decoded, size, now),
         cdc_message=None,
         cdc_reason=None,
     )
-    done = "SUPPRESSION accepted by the CDC: the correction is sent next, in a CREATION file"
+    done = f"{said}: the correction is sent next, in a CREATION file"
     return moved(current, record, now, done, batch_id, label)
 
 
@@ -110,28 +122,22 @@ def apply_earlier_suppression(
     ):
         return Change(Outcome.UNCHANGED)
     where = "in an earlier file, uploaded anyway"
-    if current.revocation_pending:
-        record = _withdrawn(current, now)
-        done = f"SUPPRESSION accepted by the CDC ({where}): withdrawn"
-    elif content is not None:
-        decoded, size = content
-        if not wants_suppression(current):
-            version, digest = current.version, current.content_hash
-            current_as_sent = replace(current, correction_version=version, correction_hash=digest)
-            record = with_correction(current_as_sent, decoded, size, now)
-            done = (
-                f"SUPPRESSION accepted by the CDC ({where}): it no longer holds the passage, "
-                "the content is sent again in a CREATION file"
-            )
-        else:
-            record = with_correction(current, decoded, size, now)
-            done = (
-                f"SUPPRESSION accepted by the CDC ({where}): the correction is sent next, in "
-                "a CREATION file"
-            )
-        record = replace(record, cdc_message=None, cdc_reason=None)
-    else:
+    if not current.revocation_pending and content is None:
         return Change(Outcome.UNCHANGED)
+    if wants_suppression(current):
+        return _deleted(current, batch_id, now, label, content, where)
+    assert content is not None
+    decoded, size = content
+    as_sent = replace(
+        current, correction_version=current.version, correction_hash=current.content_hash
+    )
+    record = replace(
+        with_correction(as_sent, decoded, size, now), cdc_message=None, cdc_reason=None
+    )
+    done = (
+        f"SUPPRESSION accepted by the CDC ({where}): it no longer holds the passage, the "
+        "content is sent again in a CREATION file"
+    )
     return moved(current, record, now, done, batch_id, label)
 
 
