@@ -157,7 +157,7 @@ async def test_a_large_array_keeps_its_scope_through_the_decode_processes(
     statuses = [a["http_status"] for a in answers]
     assert statuses[3] == 403 and statuses.count(201) == POOL_MIN_EVENTS - 1
     with built.store.reading() as reader:
-        assert reader.record_certifiers(["SCA-003", "PXA-000"]) == {"PXA-000": "pix"}
+        assert reader.record_holders(["SCA-003", "PXA-000"]) == {"PXA-000": ("pix", False)}
 
 
 async def test_check_applies_the_scope_without_naming_the_owner(

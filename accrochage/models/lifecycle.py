@@ -92,6 +92,7 @@ def _new_record(decoded: Decoded, status: RecordStatus, now: datetime, size: int
         created_at=now,
         updated_at=now,
         latest_version=1,
+        ever_valid=decoded.valid,
     )
 
 
@@ -114,6 +115,8 @@ def apply_delivered(
             HistoryEntry(decoded.record_id, now, None, status, reason),
         )
     if _belongs_elsewhere(current, decoded.certifier):
+        if current.yields_id and decoded.valid:
+            return _taken_over(current, decoded, now, source, xml_bytes)
         return Change(
             Outcome.REFUSED,
             errors=[
@@ -181,6 +184,7 @@ def apply_delivered(
         identity_rejections=current.identity_rejections,
         delivery_met=current.delivery_met,
         deadline=delivery_deadline(current, decoded.delivered_on),
+        ever_valid=current.ever_valid or decoded.valid,
     )
     reason = "correction received" if decoded.valid else "correction received with errors"
     if before is Status.EXCLUDED:
@@ -193,6 +197,34 @@ def apply_delivered(
         record,
         content,
         HistoryEntry(decoded.record_id, now, before, status, reason),
+    )
+
+
+def _taken_over(
+    current: Record, decoded: Decoded, now: datetime, source: str | None, xml_bytes: int | None
+) -> Change:
+    """A valid event of another certifier naming the id of a record that never passed
+    validation (so never left): the id becomes its certifier's record, created as for a new
+    id. The earlier contents stay under the id as versions; the last goes to the unusable
+    log (`Change.yielded`), so that its certifier sees it to send again under another id."""
+    assert decoded.record_id is not None
+    version = current.latest_version + 1
+    record = replace(
+        _new_record(decoded, Status.PENDING, now, xml_bytes),
+        version=version,
+        latest_version=version,
+    )
+    reason = (
+        f"record id taken by a valid event of certifier {decoded.certifier!r}: the events of "
+        f"certifier {current.certifier!r} before it never passed validation (the last one is "
+        "kept in the unusable log)"
+    )
+    return Change(
+        Outcome.CREATED,
+        record,
+        _content(decoded, version, now, source),
+        HistoryEntry(decoded.record_id, now, current.status, Status.PENDING, reason),
+        yielded=current,
     )
 
 

@@ -31,6 +31,11 @@ IDENTITY_PROCEDURE_AFTER = 2
 """Identity rejections after which a record needs the CDC's procedure (SPEC §8)."""
 
 
+def yields_id(status: RecordStatus, ever_valid: bool) -> bool:
+    """Whether a record's id goes to another certifier's valid event (`Record.yields_id`)."""
+    return not ever_valid and status in (Status.INVALID, Status.WITHDRAWN)
+
+
 class Outcome(StrEnum):
     CREATED = "created"
     UPDATED = "updated"
@@ -90,6 +95,17 @@ class Record:
     déjà en base") named another one than `record_id`: a SUPPRESSION naming `record_id` would
     find nothing there, so none is cut; the CDC's support applies its corrections and
     withdrawals (`support-applied`)."""
+
+    ever_valid: bool = True
+    """A content of this record passed validation once (it may have been sent). Until then
+    its record id is not its certifier's for good: a valid event of another certifier takes
+    it (`yields_id`), so that an invalid event cannot reserve an id another certifier needs."""
+
+    @property
+    def yields_id(self) -> bool:
+        """Never valid, so never sent: its id goes to the first valid event of another
+        certifier (record ids are unique across the tracker, the CDC's idTechnique)."""
+        return yields_id(self.status, self.ever_valid)
 
     @property
     def identity_procedure(self) -> bool:
@@ -161,6 +177,9 @@ class Change:
     errors: list[Problem] = field(default_factory=list)
     extra_history: list[HistoryEntry] = field(default_factory=list)
     """Further transitions of the same change (a rejection, then its correction's promotion)."""
+    yielded: Record | None = None
+    """The record of another certifier, never valid, whose id this change takes: its last
+    content is kept in the unusable log, for its certifier to send again under another id."""
 
     @property
     def changed(self) -> bool:

@@ -37,6 +37,7 @@ def apply_revalidated(
         warnings=tuple(warnings),
         pending_since=pending_since,
         updated_at=now,
+        ever_valid=current.ever_valid or not errors,
     )
     history = None
     if status is not current.status:

@@ -7,8 +7,19 @@ its refusals name no certifier but those it sends for.
 
 from __future__ import annotations
 
-from accrochage.models.decode import Decoded
+from typing import NamedTuple
+
+from accrochage.models.decode import Decoded, Kind
 from accrochage.models.problems import Problem
+
+
+class IdHolder(NamedTuple):
+    """Who holds a stored record id: its certifier, and whether it `yields` the id to another
+    certifier's valid event (`Record.yields_id`)."""
+
+    certifier: str | None
+    yields: bool
+
 
 Scope = frozenset[str] | None
 """The certifier keys a sender may send events for; None: any (the operator, a file, Kafka,
@@ -16,13 +27,15 @@ an ingest token given without `certifiers`)."""
 
 
 def out_of_scope(
-    scope: Scope, decoded: Decoded, *, stored: bool, owner: str | None
+    scope: Scope, decoded: Decoded, *, stored: bool, owner: str | None, yields: bool = False
 ) -> Problem | None:
     """Why a sender of `scope` may not send this event (for its certifier, named or found by
     its code), about a record `stored` already with certifier `owner`; None when it may.
 
     A record without a certifier (an invalid event that named none, from another sender) is
-    no scoped sender's: only a scoped sender's own certifiers' records are."""
+    no scoped sender's: only a scoped sender's own certifiers' records are. Another
+    certifier's record that `yields` its id (never valid: `Record.yields_id`) goes to a valid
+    event of the sender's own certifier, as it would to any sender's."""
     if scope is None:
         return None
     record_id, certifier = decoded.record_id, decoded.certifier
@@ -41,7 +54,8 @@ def out_of_scope(
             f"this ingest token sends events for {allowed} only, and the event's certifier "
             "is another",
         )
-    if stored and owner not in scope:
+    takes_it = yields and owner is not None and decoded.valid and decoded.kind is Kind.DELIVERED
+    if stored and owner not in scope and not takes_it:
         return Problem(
             "record_id",
             f"{record_id} is a record of a certifier this ingest token does not send for; "

@@ -17,7 +17,7 @@ from accrochage.models.lifecycle import no_record_to_revoke
 from accrochage.models.problems import Problem, problems_as_dicts
 from accrochage.models.reference import Reference
 from accrochage.models.registry import Registry
-from accrochage.models.scope import out_of_scope
+from accrochage.models.scope import IdHolder, out_of_scope
 from accrochage.state.base import Store
 from accrochage.streams.ingest import Incoming, with_read_problems
 
@@ -61,11 +61,11 @@ def check(
         with_read_problems(item, (decode(item.raw, registry, today, reference), None))[0]
         for item in items
     ]
-    owners: dict[str, str | None] = {}
+    holders: dict[str, IdHolder] = {}
     if store is not None:
         ids = [d.record_id for d in decoded if d.record_id is not None]
         with store.reading() as reader:
-            owners = reader.record_certifiers(ids)
+            holders = reader.record_holders(ids)
     results = []
     delivered: set[str] = set()  # a revocation may follow its record's event in the same input
     for item, one in zip(items, decoded, strict=True):
@@ -75,20 +75,25 @@ def check(
             and one.kind is Kind.REVOKED
             and one.record_id is not None
             and not errors
-            and one.record_id not in owners
+            and one.record_id not in holders
             and one.record_id not in delivered
         ):
             errors.append(no_record_to_revoke(one.record_id))
         if one.kind is Kind.DELIVERED and one.record_id is not None:
             delivered.add(one.record_id)
-        owner = owners.get(one.record_id or "")
+        holder = holders.get(one.record_id or "")
+        owner = holder.certifier if holder is not None else None
+        yields = holder is not None and holder.yields
+        taken = yields and one.valid and one.kind is Kind.DELIVERED
         forbidden = None
         if one.record_id is not None:
-            stored = one.record_id in owners
-            forbidden = out_of_scope(item.scope, one, stored=stored, owner=owner)
+            stored = holder is not None
+            forbidden = out_of_scope(item.scope, one, stored=stored, owner=owner, yields=yields)
         if forbidden is not None:
             errors = [forbidden]  # its other errors may name certifiers
-        elif owner is not None and one.certifier is not None and owner != one.certifier:
+        elif (
+            owner is not None and one.certifier is not None and owner != one.certifier and not taken
+        ):
             errors.append(
                 Problem(
                     "record_id",

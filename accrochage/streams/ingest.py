@@ -36,6 +36,7 @@ from accrochage.streams.log_source import (
 )
 from accrochage.streams.rejected import raw_digest, raw_text
 from accrochage.streams.repetition import StoredText, as_stored, stored_text
+from accrochage.streams.yielded import yielded_event
 
 log = logging.getLogger("accrochage.ingest")
 FAILED = "failed"
@@ -281,6 +282,8 @@ class Ingestor:
                 changes.append(change)
             if change is None or change.outcome is Outcome.REFUSED:
                 unusable.append(_unusable(item, one, result.errors, now))
+            elif change.yielded is not None:
+                unusable.append(yielded_event(read, change.yielded, one.certifier, now))
             results.append(result)
         tx.save(changes)
         tx.log_unusable(unusable)
@@ -299,7 +302,13 @@ class Ingestor:
             return IngestResult(decoded.record_id, UNUSABLE, None, decoded.errors), None
         current = records.get(decoded.record_id)
         owner = current.certifier if current is not None else None
-        forbidden = out_of_scope(item.scope, decoded, stored=current is not None, owner=owner)
+        forbidden = out_of_scope(
+            item.scope,
+            decoded,
+            stored=current is not None,
+            owner=owner,
+            yields=current is not None and current.yields_id,
+        )
         if forbidden is not None:  # the HTTP service logs it, naming the token (`refused`)
             # Its other errors may name certifiers (an unknown key, a code's certifiers).
             return IngestResult(decoded.record_id, FORBIDDEN, None, [forbidden]), None

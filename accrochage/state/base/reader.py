@@ -10,6 +10,7 @@ from pathlib import Path
 from accrochage.models.batch import (
     FrozenBatch,
 )
+from accrochage.models.scope import IdHolder
 from accrochage.models.vocabulary import BatchState
 from accrochage.state.base.transaction import PendingReads
 from accrochage.state.queries import BatchKey, OutstandingQuery, RequestKey
@@ -102,8 +103,8 @@ class Reader(PendingReads):
     def dead_letters(self, limit: int) -> list[DeadLetter]: ...
 
     @abstractmethod
-    def record_certifiers(self, record_ids: Sequence[str]) -> dict[str, str | None]:
-        """The certifier of each stored record among these ids."""
+    def record_holders(self, record_ids: Sequence[str]) -> dict[str, IdHolder]:
+        """Who holds each stored record among these ids."""
 
     @abstractmethod
     def file_paths(self) -> list[tuple[str, str, BatchState, Path]]:

@@ -14,6 +14,8 @@ import accrochage.state.sqlite.alerts as alert_rows
 import accrochage.state.sqlite.correction_queries as open_requests
 import accrochage.state.sqlite.corrections as correction_rows
 from accrochage.models.batch import FrozenBatch, ReleasedFile
+from accrochage.models.record import yields_id
+from accrochage.models.scope import IdHolder
 from accrochage.models.vocabulary import BATCHES_TO_WRITE, BatchState, RecordStatus
 from accrochage.state.base import (
     AlertDelivery,
@@ -161,15 +163,16 @@ class SqliteReader(PendingStatements, Reader):
             )
         ]
 
-    def record_certifiers(self, record_ids: Sequence[str]) -> dict[str, str | None]:
-        found: dict[str, str | None] = {}
+    def record_holders(self, record_ids: Sequence[str]) -> dict[str, IdHolder]:
+        found: dict[str, IdHolder] = {}
         for chunk in in_chunks(record_ids):
-            for record_id, certifier in self._conn.execute(
-                f"SELECT record_id, certifier FROM records WHERE record_id IN "
-                f"({placeholders(chunk)})",
+            for record_id, certifier, status, ever_valid in self._conn.execute(
+                f"SELECT record_id, certifier, status, ever_valid FROM records "
+                f"WHERE record_id IN ({placeholders(chunk)})",
                 chunk,
             ):
-                found[record_id] = certifier
+                yields = yields_id(RecordStatus(status), bool(ever_valid))
+                found[record_id] = IdHolder(certifier, yields)
         return found
 
     def dead_letters(self, limit: int) -> list[DeadLetter]:

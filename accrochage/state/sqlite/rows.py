@@ -42,6 +42,7 @@ RECORD_COLUMNS = (
     "identity_rejections",
     "delivery_met",
     "cdc_held_as",
+    "ever_valid",
 )
 CONTENT_COLUMNS = (
     "record_id",
@@ -123,6 +124,7 @@ def record_values(record: Record) -> tuple[Any, ...]:
         record.identity_rejections,
         int(record.delivery_met),
         record.cdc_held_as,
+        int(record.ever_valid),
     )
 
 
@@ -160,6 +162,7 @@ def record_from(row: sqlite3.Row) -> Record:
         identity_rejections=row["identity_rejections"],
         delivery_met=bool(row["delivery_met"]),
         cdc_held_as=row["cdc_held_as"],
+        ever_valid=bool(row["ever_valid"]),
     )
 
 

@@ -1,7 +1,8 @@
-"""m110-m140: what states written by earlier versions still lacked once migrated, found by
+"""m110-m150: what states written by earlier versions still lacked once migrated, found by
 opening them with this one: a marking m090 gave only in its last form, the deadline a record
 waiting to leave the CDC no longer has (and the legal date one left waiting shows again),
-and files reported before the `reported` state.
+and files reported before the `reported` state; then (m150) whether a record was ever valid,
+which decides whether its id is its certifier's for good.
 
 A migration never changes once released: sqlite-migrate runs each name once, so a widened
 migration reaches no state that ran it before. A repair is a migration of its own."""
@@ -89,3 +90,22 @@ def m140_legal_date_of_accepted_records(db: Database) -> None:
         )
     ]
     db.conn.executemany("UPDATE records SET deadline = ? WHERE record_id = ?", dated)
+
+
+@migrations()
+def m150_ever_valid(db: Database) -> None:
+    """`ever_valid` (`Record.ever_valid`): whether a content of the record passed validation
+    once. A record whose history never reached a status only a valid content reaches gives
+    its id to another certifier's valid event; every other record keeps it (the default)."""
+    db.executescript(
+        """
+        ALTER TABLE records ADD COLUMN ever_valid INTEGER NOT NULL DEFAULT 1;
+        UPDATE records SET ever_valid = 0
+         WHERE status IN ('invalid', 'withdrawn')
+           AND NOT EXISTS (
+               SELECT 1 FROM history h
+                WHERE h.record_id = records.record_id
+                  AND h.to_status IN ('pending', 'batched', 'deposited', 'accepted', 'rejected')
+           );
+        """
+    )
