@@ -300,6 +300,29 @@ def test_a_csv_whose_lines_end_with_cr_alone_is_refused_and_the_next_file_read(
     assert set(stored_names(config)) == {"R-1", "R-3"}
 
 
+def test_a_jsonl_whose_lines_end_with_cr_alone_is_refused_and_the_next_file_read(
+    config: Path, tmp_path: Path
+) -> None:
+    """Events separated by CR alone read as one line: it was kept as one unusable event
+    ("Extra data"), the file's events lost to the count. A single event whose JSON holds a
+    CR as whitespace, without a final LF, is still one event."""
+    mac = tmp_path / "mac.jsonl"
+    mac.write_bytes("\r".join(json.dumps(recent(f"M-{n}")) for n in (1, 2)).encode() + b"\r")
+    one = tmp_path / "one.jsonl"
+    one.write_bytes(json.dumps(recent("R-1"), indent=1).replace("\n", "\r").encode())
+    last = tmp_path / "last.jsonl"
+    last.write_text(json.dumps(recent("R-2")) + "\n", encoding="utf-8")
+    for command, said in (("check", "2 events checked: 2 valid"), ("ingest", "2 events read")):
+        result = run(config, command, str(mac), str(one), str(last), code=1)
+        assert "Traceback" not in result.output
+        assert said in result.stdout, result.stdout
+        assert f"{mac}: line 1 holds several events separated by carriage returns" in (
+            result.stderr
+        )
+        assert "CR alone" in result.stderr and "Haba" not in result.stderr
+    assert set(stored_names(config)) == {"R-1", "R-2"}
+
+
 def test_a_pipe_is_read_as_a_file_of_events(config: Path, tmp_path: Path) -> None:
     """`ingest <(zcat events.jsonl.gz)`: the shell gives a pipe's path."""
     fifo = tmp_path / "events.jsonl"

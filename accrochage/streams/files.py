@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import codecs
 import io
+import json
 import re
 import shutil
 import tempfile
@@ -11,6 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import IO, cast
 
+from accrochage.errors import InputError
 from accrochage.streams.csv_events import BOM, MAX_LINE_BYTES, overlong_line, read_csv
 from accrochage.streams.ingest import Incoming
 from accrochage.streams.wide import Utf8Lines
@@ -49,11 +51,30 @@ def read_jsonl(stream: IO[bytes], name: str) -> Iterator[Incoming]:
         if not line:
             return
         number += 1
+        if number == 1 and _cr_alone(line):
+            raise InputError(
+                f"{name}: line 1 holds several events separated by carriage returns: the "
+                "file's lines end with CR alone (old Mac format); convert its line endings "
+                "(CR to LF); no event of this file was read"
+            )
         if len(line) > MAX_LINE_BYTES and not line.endswith(b"\n"):
             yield overlong_line(stream, line, name, number)
             continue
         if line.strip():
             yield Incoming(_utf8_line(line.rstrip(b"\r\n")), f"{name}:{number}")
+
+
+def _cr_alone(first: bytes) -> bool:
+    """The whole file read as its first line (no LF in it), with carriage returns inside
+    that are not whitespace of one JSON value: its events are separated by CR alone. JSON
+    has no raw CR inside a string, so only such a file reads as one invalid line."""
+    if first.endswith(b"\n") or b"\r" not in first.rstrip(b"\r"):
+        return False
+    try:
+        json.loads(first)
+    except ValueError:
+        return True
+    return False
 
 
 def _utf8_line(line: bytes) -> bytes | str:
