@@ -1,4 +1,4 @@
-"""The operator's hand on records and files: deposited, retry, exclude, include.
+"""The operator's hand on records and files: deposited, retry, exclude, include, reinstate.
 
 Each item is answered on its own line; one refused item never stops the others; the exit
 code is 1 when any was refused.
@@ -116,6 +116,29 @@ def include(ctx: click.Context, record_ids: tuple[str, ...]) -> None:
     report(outcomes)
 
 
+@click.command()
+@click.argument("record_ids", nargs=-1, required=True)
+@click.option(
+    "--reason",
+    required=True,
+    help="Why the revocation was a mistake, and who said so (kept in their history).",
+)
+@click.pass_context
+def reinstate(ctx: click.Context, record_ids: tuple[str, ...], reason: str) -> None:
+    """Undo revocations an exam platform sent by mistake.
+
+    A withdrawn record gets the status of its content back (pending: sent at the next cut,
+    again if the CDC had deleted it); one flagged revocation_pending loses the flag, unless
+    its SUPPRESSION is in flight (import that file's report first). The same revocation sent
+    again revokes it again.
+    """
+    if not reason.strip():
+        raise click.UsageError("--reason must say why")
+    with core_from(ctx, existing=True) as core:
+        outcomes = core.operations.reinstate(record_ids, reason.strip())
+    report(outcomes)
+
+
 @click.command("support-applied")
 @click.argument("record_ids", nargs=-1, required=True)
 @click.option(
@@ -139,5 +162,5 @@ def support_applied(ctx: click.Context, record_ids: tuple[str, ...], note: str) 
 
 
 def register(group: click.Group) -> None:
-    for command in (deposited, retry, exclude, include, support_applied):
+    for command in (deposited, retry, exclude, include, reinstate, support_applied):
         group.add_command(command)

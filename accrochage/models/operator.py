@@ -1,5 +1,5 @@
 """What the operator does to a record by hand: retry a rejection (or a record its report left
-out), exclude, include."""
+out), exclude, include, reinstate a revoked one."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from accrochage.models.record import (
     Status,
     moved,
 )
+from accrochage.models.record_deadline import delivery_deadline, legal_deadline
 from accrochage.models.withdrawal import by_support_only, with_correction
 
 UNREPORTED = frozenset({Status.BATCHED, Status.DEPOSITED})
@@ -127,6 +128,55 @@ def apply_include(current: Record, now: datetime) -> Change:
         ),
         None,
         HistoryEntry(current.record_id, now, Status.EXCLUDED, after, "included again"),
+    )
+
+
+def apply_reinstate(current: Record, reason: str, now: datetime) -> Change:
+    """The operator undoes a revocation its exam platform sent by mistake. A withdrawn record
+    gets the status of its content back: pending, it goes to the CDC at the next cut (as a new
+    passage, the CDC having deleted it if it held it), its stored correction dropped with the
+    revocation. A record flagged `revocation_pending` loses the flag, unless its SUPPRESSION
+    is in flight: the CDC's answer to that file comes first."""
+    why = f"reinstated by the operator: {reason}"
+    if current.status is Status.WITHDRAWN:
+        after = Status.INVALID if current.errors else Status.PENDING
+        record = replace(
+            current,
+            status=after,
+            pending_since=now if after is Status.PENDING else None,
+            batch_id=None,
+            accepted_batch_id=None,
+            deadline=delivery_deadline(current, current.delivered_on),
+            updated_at=now,
+        )
+        return moved(current, record, now, why)
+    if not current.revocation_pending:
+        return _refused(
+            f"record {current.record_id} is {current.status} and not revoked: there is no "
+            "revocation to undo",
+        )
+    if current.suppression_in_flight and not current.suppression_rejected:
+        return _refused(
+            f"record {current.record_id}'s SUPPRESSION is in batch {current.batch_id}: import "
+            "that file's report first; once the CDC has deleted it, reinstate sends it again",
+        )
+    return moved(current, _revocation_dropped(current, now), now, why)
+
+
+def _revocation_dropped(current: Record, now: datetime) -> Record:
+    """`current` without its revocation flag. An accepted record left with nothing to send
+    (no stored correction) waits for nothing any more, as when its correction is taken back."""
+    record = replace(current, revocation_pending=False, updated_at=now)
+    if record.status is not Status.ACCEPTED or record.correction_version is not None:
+        return record
+    return replace(
+        record,
+        pending_since=None,
+        deadline=legal_deadline(record),
+        suppression_rejected=False,
+        batch_id=record.accepted_batch_id,
+        cdc_message=None if record.suppression_rejected else record.cdc_message,
+        cdc_reason=None if record.suppression_rejected else record.cdc_reason,
     )
 
 

@@ -26,6 +26,7 @@ from accrochage.models.operator import (
     UNREPORTED,
     apply_exclude,
     apply_include,
+    apply_reinstate,
     apply_resend,
     apply_retry,
     apply_support_applied,
@@ -236,6 +237,10 @@ class Operations:
     def include(self, record_ids: Sequence[str]) -> list[ItemOutcome]:
         """Put excluded records back: each gets the status of its current content."""
         return self._apply(record_ids, apply_include)
+
+    def reinstate(self, record_ids: Sequence[str], reason: str) -> list[ItemOutcome]:
+        """Undo revocations sent by mistake (`apply_reinstate`), the reason in the history."""
+        return self._apply(record_ids, lambda record, now: apply_reinstate(record, reason, now))
 
     def _apply(
         self, record_ids: Sequence[str], transition: Callable[[Record, datetime], Change]
