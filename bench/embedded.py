@@ -65,7 +65,7 @@ from accrochage.sinks.passage import fragment, passage_bytes, passage_element
 from accrochage.sinks.profiles import PROFILES
 from accrochage.sinks.render import FluxHeader, render_flux
 from accrochage.streams.decoding import PIECE, decode_lean
-from accrochage.streams.ingest import Incoming
+from accrochage.streams.incoming import Incoming
 from bench._common import (
     CERTIFIERS,
     EMITTER,

@@ -30,7 +30,7 @@ from aiohttp import web
 
 from accrochage.sinks.profiles import profile_for
 from accrochage.streams.decoding import decode_lean
-from accrochage.streams.ingest import Incoming
+from accrochage.streams.incoming import Incoming
 from bench._common import paris_today, registry
 
 CLIENT_MAX_SIZE = 64 * 1024 * 1024

@@ -44,7 +44,8 @@ from accrochage.sinks.profiles import profile_for
 from accrochage.state.sqlite import SqliteStore
 from accrochage.state.sqlite.connection import CHECKPOINT_PAGES
 from accrochage.streams.decoding import decode_lean
-from accrochage.streams.ingest import Incoming, Ingestor
+from accrochage.streams.incoming import Incoming
+from accrochage.streams.ingest import Ingestor
 from bench._common import (
     BenchError,
     Report,

@@ -50,7 +50,7 @@ from accrochage.sinks.profiles import PROFILES, profile_for
 from accrochage.sinks.render import FluxHeader, render_flux
 from accrochage.sinks.schemas import schema_path
 from accrochage.streams.flush_report import FlushReport
-from accrochage.streams.ingest import Incoming
+from accrochage.streams.incoming import Incoming
 from tests.support.crash import (
     Run,
     connect_readonly,

@@ -31,7 +31,8 @@ from accrochage.refdata.memory import ReferenceHolder
 from accrochage.sinks.profiles import profile_for
 from accrochage.state.sqlite import SqliteStore
 from accrochage.streams.decoding import DecodeFailed, DecodePool, lean
-from accrochage.streams.ingest import Incoming, Ingestor, decode_ready
+from accrochage.streams.incoming import Incoming, decode_ready
+from accrochage.streams.ingest import Ingestor
 from accrochage.streams.writer_process import ProcessWriter
 from tests.factories import EMITTER, delivered_event, revoked_event
 from tests.refdata_files import cog_folder, fc, refdata_dir

@@ -21,7 +21,7 @@ from accrochage.processes import helper_context
 from accrochage.refdata.memory import ReferenceHolder
 from accrochage.sinks.xml_outbox import _start_render_process
 from accrochage.state.sqlite import SqliteStore
-from accrochage.streams.ingest import Incoming, IngestResult
+from accrochage.streams.incoming import Incoming, IngestResult
 from accrochage.streams.writer_main import WriterParts
 from accrochage.streams.writer_process import ProcessWriter
 from tests.factories import delivered_event

@@ -23,7 +23,7 @@ import pytest
 from accrochage.app import Core
 from accrochage.models.decode import MAX_PROBLEMS
 from accrochage.models.record import INVALID_CONTENT_KEPT, TRUNCATED
-from accrochage.streams.ingest import Incoming
+from accrochage.streams.incoming import Incoming
 from tests.test_http import (
     OPERATOR,
     PLATFORM,

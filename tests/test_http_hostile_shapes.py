@@ -25,7 +25,7 @@ from accrochage.app import Core, build_core
 from accrochage.models.decode import Decoded, Kind
 from accrochage.runtimes.embedded import build_service
 from accrochage.settings import load_settings
-from accrochage.streams.ingest import Incoming
+from accrochage.streams.incoming import Incoming
 from tests.factories import revoked_event
 from tests.test_http import recent
 from tests.test_http_writer_process import rows, serving

@@ -35,7 +35,7 @@ from accrochage.models.deadline import Clock
 from accrochage.models.registry import Registry
 from accrochage.runtimes.embedded import api_context, build_service
 from accrochage.settings import load_settings
-from accrochage.streams.ingest import Incoming
+from accrochage.streams.incoming import Incoming
 from accrochage.streams.writer import WriterService
 from tests.test_http import TIMEOUT, assert_error_shape, recent
 from tests.test_http_hostile import SURROGATE_FIELDS, with_surrogate

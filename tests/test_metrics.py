@@ -24,7 +24,7 @@ from accrochage.models.deadline import PARIS, paris_today
 from accrochage.models.vocabulary import RecordStatus
 from accrochage.runtimes.watching import watch_for
 from accrochage.streams import metrics
-from accrochage.streams.ingest import Incoming
+from accrochage.streams.incoming import Incoming
 from accrochage.streams.writer_process import ProcessWriter
 from tests.factories import revoked_event
 from tests.test_http import serving

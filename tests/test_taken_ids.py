@@ -15,7 +15,7 @@ from accrochage.app import Core
 from accrochage.models.deadline import SystemClock
 from accrochage.settings import load_settings
 from accrochage.streams.check import check
-from accrochage.streams.ingest import Incoming
+from accrochage.streams.incoming import Incoming
 from tests.factories import revoked_event
 from tests.test_http import core_for
 from tests.test_ingest_scope import ANY, PIX, get, post, service

@@ -33,7 +33,7 @@ from accrochage.sinks.xml_outbox import RENDER_NICENESS, XmlOutbox
 from accrochage.state import queries
 from accrochage.streams.flush import Flusher
 from accrochage.streams.flush_report import FlushReport
-from accrochage.streams.ingest import Incoming, IngestResult
+from accrochage.streams.incoming import Incoming, IngestResult
 from tests.factories import delivered_event, revoked_event
 
 NOW = datetime(2026, 12, 1, 10, 0, tzinfo=PARIS)

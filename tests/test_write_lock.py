@@ -37,7 +37,8 @@ from accrochage.state.base import WriteHolder
 from accrochage.state.sqlite import SqliteStore
 from accrochage.state.sqlite import connection as connection_module
 from accrochage.state.sqlite import store as store_module
-from accrochage.streams.ingest import Incoming, Ingestor
+from accrochage.streams.incoming import Incoming
+from accrochage.streams.ingest import Ingestor
 from accrochage.streams.log_source import LogSource
 from accrochage.streams.scheduler import Job, Scheduler
 from accrochage.streams.watch import Watch

@@ -15,7 +15,7 @@ import pytest
 
 from accrochage.app import build_writer_parts
 from accrochage.streams import writer_process
-from accrochage.streams.ingest import Incoming
+from accrochage.streams.incoming import Incoming
 from accrochage.streams.writer_process import ProcessWriter
 from tests.test_tracker import event, write_config
 
@@ -24,7 +24,7 @@ import json, os, signal, sys, time
 from functools import partial
 from pathlib import Path
 from accrochage.app import build_writer_parts
-from accrochage.streams.ingest import Incoming
+from accrochage.streams.incoming import Incoming
 from accrochage.streams.writer_process import ProcessWriter
 from tests.test_tracker import event, write_config
 

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from accrochage.streams import writer as writer_module
-from accrochage.streams.ingest import Incoming
+from accrochage.streams.incoming import Incoming
 from accrochage.streams.writer import WriterService
 
 WAIT = 60.0

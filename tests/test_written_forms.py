@@ -17,7 +17,7 @@ from accrochage.app import Core
 from accrochage.models.text import WHITE_SPACE, Text60, trimmed
 from accrochage.runtimes.embedded import build_service
 from accrochage.streams.decoding import decode_lean
-from accrochage.streams.ingest import Incoming
+from accrochage.streams.incoming import Incoming
 from tests.test_cdc_loop import accepted, flush, only_written
 from tests.test_http_writer_process import serving
 from tests.test_tracker import (

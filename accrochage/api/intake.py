@@ -27,7 +27,7 @@ from accrochage.api.bodies import MAX_RATIO
 from accrochage.api.errors import ApiError
 from accrochage.models.json_input import ELEMENT_DECODER, loads_json
 from accrochage.models.scope import Scope
-from accrochage.streams.ingest import Incoming
+from accrochage.streams.incoming import Incoming
 
 T = TypeVar("T")
 OFF_LOOP_BYTES = 256 * 1024

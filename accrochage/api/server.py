@@ -45,7 +45,7 @@ from accrochage.errors import AccrochageError, StoreBusyError
 from accrochage.streams.check import check
 from accrochage.streams.corrections import Corrections
 from accrochage.streams.decoding import DecodeFailed
-from accrochage.streams.ingest import FORBIDDEN, Incoming
+from accrochage.streams.incoming import FORBIDDEN, Incoming
 
 T = TypeVar("T")
 log = logging.getLogger("accrochage.api")

@@ -30,7 +30,7 @@ from accrochage.errors import AccrochageError, StoreError
 from accrochage.lifeline import exit_with, ignore_stop_signals
 from accrochage.streams import metrics
 from accrochage.streams.child_logs import LogSetup, adopt_log_setup
-from accrochage.streams.ingest import Incoming, IngestResult
+from accrochage.streams.incoming import Incoming, IngestResult
 from accrochage.streams.writer import WriterService
 
 log = logging.getLogger("accrochage.writer")

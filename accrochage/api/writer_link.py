@@ -43,7 +43,7 @@ from accrochage.models.scope import Scope
 from accrochage.processes import helper_context
 from accrochage.streams import metrics
 from accrochage.streams.child_logs import parent_log_setup
-from accrochage.streams.ingest import Incoming, IngestResult, Ready
+from accrochage.streams.incoming import Incoming, IngestResult, Ready
 from accrochage.streams.rejected import raw_text
 
 log = logging.getLogger("accrochage.writer")

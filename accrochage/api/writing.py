@@ -24,7 +24,7 @@ from accrochage.models.reference import Reference
 from accrochage.models.registry import Registry
 from accrochage.sinks.profiles import SchemaProfile
 from accrochage.streams.decoding import decode_lean
-from accrochage.streams.ingest import Incoming, IngestResult
+from accrochage.streams.incoming import Incoming, IngestResult
 from accrochage.streams.writer import WriterService
 
 log = logging.getLogger("accrochage.api")

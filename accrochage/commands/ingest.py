@@ -25,7 +25,7 @@ from accrochage.errors import InputError, StoreError
 from accrochage.models.record import Outcome
 from accrochage.streams.decoding import DecodeFailed
 from accrochage.streams.files import AUTO, open_events
-from accrochage.streams.ingest import Incoming, IngestResult
+from accrochage.streams.incoming import Incoming, IngestResult
 from accrochage.streams.read_ahead import read_ahead
 
 CHUNK = 2000

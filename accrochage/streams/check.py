@@ -19,7 +19,7 @@ from accrochage.models.reference import Reference
 from accrochage.models.registry import Registry
 from accrochage.models.scope import IdHolder, out_of_scope
 from accrochage.state.base import Store
-from accrochage.streams.ingest import Incoming, with_read_problems
+from accrochage.streams.incoming import Incoming, with_read_problems
 
 STATE_RULES = ("record_id used by another certifier", "a revocation names a stored record")
 

@@ -20,7 +20,7 @@ from accrochage.errors import InputError
 from accrochage.models.json_input import loads_json
 from accrochage.models.problems import UNREAD_CELLS, Problem
 from accrochage.streams.csv_header import header_problem
-from accrochage.streams.ingest import Incoming
+from accrochage.streams.incoming import Incoming
 
 MAX_LINE_BYTES = 16 * 1024 * 1024
 """A line (a JSONL event, a CSV row) longer than this is not read."""

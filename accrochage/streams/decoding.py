@@ -38,7 +38,7 @@ from accrochage.pool import HelperDied, HelperPool
 from accrochage.refdata.memory import MemoryReference, ReferenceHolder
 from accrochage.sinks.profiles import SchemaProfile
 from accrochage.state.base import RefdataStorage
-from accrochage.streams.ingest import Incoming, Ready, decode_ready, with_read_problems
+from accrochage.streams.incoming import Incoming, Ready, decode_ready, with_read_problems
 
 log = logging.getLogger("accrochage.decode")
 PIECE = 500

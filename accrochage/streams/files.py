@@ -14,7 +14,7 @@ from typing import IO, cast
 
 from accrochage.errors import InputError
 from accrochage.streams.csv_events import BOM, MAX_LINE_BYTES, overlong_line, read_csv
-from accrochage.streams.ingest import Incoming
+from accrochage.streams.incoming import Incoming
 from accrochage.streams.wide import Utf8Lines
 
 

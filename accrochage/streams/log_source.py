@@ -13,7 +13,7 @@ from accrochage.streams.rejected import bounded_letter, letter_event, letter_key
 
 
 class Read(Protocol):
-    """An event as read from its log (`streams.ingest.Incoming`)."""
+    """An event as read from its log (`streams.incoming.Incoming`)."""
 
     @property
     def raw(self) -> bytes | str | dict[str, Any]: ...
@@ -26,7 +26,7 @@ class Read(Protocol):
 
 
 class Answered(Protocol):
-    """What storing an event said (`streams.ingest.IngestResult`)."""
+    """What storing an event said (`streams.incoming.IngestResult`)."""
 
     @property
     def errors(self) -> list[Problem]: ...

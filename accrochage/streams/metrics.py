@@ -29,7 +29,7 @@ from accrochage.models.deadline import PARIS
 from accrochage.models.record import Outcome
 from accrochage.models.vocabulary import BatchState, RecordStatus
 from accrochage.state.base import Observation
-from accrochage.streams.ingest import FORBIDDEN, UNUSABLE, IngestResult
+from accrochage.streams.incoming import FORBIDDEN, UNUSABLE, IngestResult
 
 UNKNOWN = "?"
 """The `certifier` label of records whose certifier is not configured."""

@@ -37,7 +37,7 @@ from accrochage.models.vocabulary import BatchState, CdcAction, CdcReason, Recor
 from accrochage.models.withdrawal import apply_suppression_retry
 from accrochage.sinks.base import BatchSink
 from accrochage.state.base import Store, Transaction
-from accrochage.streams.ingest import Ready
+from accrochage.streams.incoming import Ready
 from accrochage.streams.item_outcomes import (
     ItemOutcome,
     not_applied,

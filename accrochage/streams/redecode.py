@@ -16,7 +16,7 @@ from accrochage.models.problems import Problem
 from accrochage.models.reference import Reference
 from accrochage.models.registry import Registry
 from accrochage.state.base import Transaction
-from accrochage.streams.ingest import Ready, decode_ready
+from accrochage.streams.incoming import Ready, decode_ready
 
 Decodes = Callable[[Transaction, str, int], Ready]
 

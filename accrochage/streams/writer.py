@@ -21,7 +21,8 @@ from dataclasses import dataclass
 
 from accrochage.errors import StoreBusyError, StoreError
 from accrochage.streams import metrics
-from accrochage.streams.ingest import Incoming, Ingestor, IngestResult
+from accrochage.streams.incoming import Incoming, IngestResult
+from accrochage.streams.ingest import Ingestor
 from accrochage.streams.log_source import LogSource
 
 log = logging.getLogger("accrochage.writer")

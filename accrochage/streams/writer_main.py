@@ -21,7 +21,7 @@ from accrochage.models.problems import Problem
 from accrochage.streams import metrics
 from accrochage.streams.child_logs import LogSetup, adopt_log_setup
 from accrochage.streams.decoding import DecodePool
-from accrochage.streams.ingest import Incoming, Ready
+from accrochage.streams.incoming import Incoming, Ready
 from accrochage.streams.log_source import LogSource
 from accrochage.streams.writer import WriterService
 

@@ -25,7 +25,7 @@ from accrochage.processes import helper_context
 from accrochage.streams import metrics
 from accrochage.streams.child_logs import parent_log_setup
 from accrochage.streams.decoding import DecodePool
-from accrochage.streams.ingest import Incoming
+from accrochage.streams.incoming import Incoming
 from accrochage.streams.log_source import LogSource
 from accrochage.streams.writer import WriterService
 from accrochage.streams.writer_main import Wire, WriterParts, decode_group, to_wire, writer_main

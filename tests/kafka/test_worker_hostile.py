@@ -27,7 +27,7 @@ from accrochage.runtimes.kafka import worker as worker_module
 from accrochage.runtimes.kafka.worker import EXIT_UNEXPECTED, dead_letter_job
 from accrochage.state.base import DeadLetter
 from accrochage.state.sqlite import SqliteStore
-from accrochage.streams.ingest import Incoming, IngestResult
+from accrochage.streams.incoming import Incoming, IngestResult
 from accrochage.streams.log_source import LogSource, dead_letter
 from accrochage.streams.rejected import MAX_LETTER_BYTES
 from tests.kafka.test_worker_batches import _stored, good, record, store_fetch

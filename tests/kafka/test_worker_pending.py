@@ -26,7 +26,7 @@ from accrochage.app import build_writer_parts
 from accrochage.errors import StoreError
 from accrochage.runtimes.kafka import worker as worker_module
 from accrochage.runtimes.kafka.worker import EXIT_UNEXPECTED, GROUP_BYTES, Pending
-from accrochage.streams.ingest import Incoming
+from accrochage.streams.incoming import Incoming
 from accrochage.streams.log_source import LogSource
 from accrochage.streams.writer import WriterService
 from accrochage.streams.writer_process import InProcessWriter, ProcessWriter

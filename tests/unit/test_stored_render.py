@@ -23,7 +23,7 @@ from accrochage.models.decode import Decoded, decode
 from accrochage.models.event import DeliveredEvent, event_from_content
 from accrochage.sinks.passage import passage_bytes
 from accrochage.sinks.profiles import PROFILES
-from accrochage.streams.ingest import decode_ready
+from accrochage.streams.incoming import decode_ready
 from tests.factories import (
     HOLDER_NIR,
     TODAY,

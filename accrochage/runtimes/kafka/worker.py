@@ -34,7 +34,7 @@ from accrochage.runtimes.kafka.seeking import Rewind, seeking_transport
 from accrochage.runtimes.kafka.unreadable import UnreadableRecord, guard_fetches
 from accrochage.settings import KafkaSettings
 from accrochage.state.base import Store
-from accrochage.streams.ingest import Incoming
+from accrochage.streams.incoming import Incoming
 from accrochage.streams.rejected import MAX_LETTER_BYTES, bounded_letter, letter_key
 from accrochage.streams.scheduler import Job
 from accrochage.streams.writer_process import GroupWriter
