@@ -10,7 +10,6 @@ from dataclasses import replace
 from datetime import datetime
 
 from accrochage.models.cdc import classify
-from accrochage.models.lifecycle import awaiting_withdrawal, without_correction
 from accrochage.models.record import (
     AWAITING_REPORT,
     IDENTITY_REASONS,
@@ -20,6 +19,7 @@ from accrochage.models.record import (
     Record,
     Status,
 )
+from accrochage.models.revocation import awaiting_withdrawal, without_correction
 
 
 def cut_entry(record_id: str, now: datetime, reason: str, batch_id: str) -> HistoryEntry:

@@ -17,7 +17,6 @@ from accrochage.models.problems import Problem
 from accrochage.models.record import (
     IN_A_BATCH,
     INVALID_CONTENT_KEPT,
-    NEVER_SENT,
     TRUNCATED,
     Change,
     Content,
@@ -30,6 +29,11 @@ from accrochage.models.record_deadline import (
     deadline_beside_correction,
     delivery_deadline,
     legal_deadline,
+)
+from accrochage.models.revocation import (
+    awaiting_withdrawal,
+    belongs_elsewhere,
+    without_correction,
 )
 from accrochage.models.vocabulary import RecordStatus
 
@@ -114,7 +118,7 @@ def apply_delivered(
             _content(decoded, 1, now, source),
             HistoryEntry(decoded.record_id, now, None, status, reason),
         )
-    if _belongs_elsewhere(current, decoded.certifier):
+    if belongs_elsewhere(current, decoded.certifier):
         if current.yields_id and decoded.valid:
             return _taken_over(current, decoded, now, source, xml_bytes)
         return Change(
@@ -260,97 +264,3 @@ def _back_to_sent(current: Record, decoded: Decoded, now: datetime) -> Change:
             "the content sent was received again: the stored correction is dropped",
         ),
     )
-
-
-def _belongs_elsewhere(current: Record, certifier: str | None) -> bool:
-    return (
-        current.certifier is not None and certifier is not None and current.certifier != certifier
-    )
-
-
-def no_record_to_revoke(record_id: str) -> Problem:
-    return Problem(
-        "record_id",
-        f"no record {record_id} to revoke; send the revocation after the "
-        "certification.delivered event",
-    )
-
-
-def apply_revoked(current: Record | None, decoded: Decoded, now: datetime) -> Change:
-    """A `certification.revoked` event: withdrawn if never sent, flagged if the CDC has it."""
-    assert decoded.record_id is not None
-    if current is None:
-        return Change(Outcome.REFUSED, errors=[no_record_to_revoke(decoded.record_id)])
-    if _belongs_elsewhere(current, decoded.certifier):
-        return Change(
-            Outcome.REFUSED,
-            errors=[
-                Problem("certifier", f"record {decoded.record_id} belongs to {current.certifier!r}")
-            ],
-        )
-    before = current.status
-    if before is Status.WITHDRAWN or current.revocation_pending:
-        return Change(Outcome.UNCHANGED)
-    why = decoded.payload.get("reason") if decoded.payload else None
-    reason = "revoked" + (f": {why}" if why else "")
-    if before in NEVER_SENT:
-        return Change(
-            Outcome.WITHDRAWN,
-            replace(
-                current,
-                status=Status.WITHDRAWN,
-                updated_at=now,
-                pending_since=None,
-                excluded_from=None,
-            ),
-            None,
-            HistoryEntry(decoded.record_id, now, before, Status.WITHDRAWN, reason),
-        )
-    return Change(
-        Outcome.REVOCATION_FLAGGED,
-        awaiting_withdrawal(replace(current, revocation_pending=True, updated_at=now), now),
-        None,
-        HistoryEntry(
-            decoded.record_id,
-            now,
-            before,
-            before,
-            reason + " after the batch was cut: " + _withdrawn_by(current),
-        ),
-    )
-
-
-def _withdrawn_by(record: Record) -> str:
-    if record.held_elsewhere:
-        return f"flagged for the CDC's support (it holds it as {record.cdc_held_as})"
-    return "flagged for SUPPRESSION"
-
-
-def without_correction(record: Record) -> Record:
-    """The record with no stored correction waiting to be sent."""
-    return replace(record, correction_version=None, correction_hash=None, correction_valid=None)
-
-
-def withdrawn(record: Record, now: datetime) -> Record:
-    """A revoked record the CDC never acknowledged, taken out of its batch's way: withdrawn,
-    its stored correction dropped (nothing is left to correct)."""
-    return replace(
-        without_correction(record),
-        status=Status.WITHDRAWN,
-        revocation_pending=False,
-        pending_since=None,
-        cdc_held_as=None,
-        updated_at=now,
-    )
-
-
-def awaiting_withdrawal(record: Record, now: datetime) -> Record:
-    """An accepted record that must leave the CDC (revoked, or corrected): it waits for a
-    SUPPRESSION from `now` (the batching age rule), and its delivery deadline is met for good:
-    what is due now is the open correction request's answer, tracked by the request itself.
-    """
-    if record.status is not Status.ACCEPTED or record.pending_since is not None:
-        return record
-    if record.correction_version is None and not record.revocation_pending:
-        return record
-    return replace(record, deadline=None, pending_since=now)

@@ -7,7 +7,6 @@ from dataclasses import replace
 from datetime import datetime
 
 from accrochage.models.decode import Decoded
-from accrochage.models.lifecycle import withdrawn
 from accrochage.models.problems import Problem
 from accrochage.models.record import (
     EXCLUDABLE,
@@ -19,6 +18,7 @@ from accrochage.models.record import (
     moved,
 )
 from accrochage.models.record_deadline import delivery_deadline, legal_deadline
+from accrochage.models.revocation import withdrawn
 from accrochage.models.withdrawal import by_support_only, with_correction
 
 UNREPORTED = frozenset({Status.BATCHED, Status.DEPOSITED})

@@ -1,6 +1,7 @@
 """A record and what changes it, as values (DESIGN.md, "The record's life").
 
-`lifecycle.py` (before the record is sent), `batch_life.py` (cut, deposited, reported),
+`lifecycle.py` (before the record is sent), `revocation.py` (revoked), `batch_life.py` (cut,
+deposited, reported),
 `withdrawal.py` (taking back what the CDC holds) and `operator.py` (what the operator does by
 hand) are pure functions from these values to a `Change`; the store reads and
 writes them, nothing here knows how.

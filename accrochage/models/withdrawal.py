@@ -12,14 +12,10 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 
 from accrochage.models.decode import Decoded
-from accrochage.models.lifecycle import (
-    awaiting_withdrawal,
-    withdrawn,
-    without_correction,
-)
 from accrochage.models.problems import Problem
 from accrochage.models.record import Change, HistoryEntry, Outcome, Record, Status, moved
 from accrochage.models.record_deadline import delivery_deadline, legal_deadline
+from accrochage.models.revocation import awaiting_withdrawal, withdrawn, without_correction
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,10 +13,10 @@ from typing import Any
 
 from accrochage.models.deadline import Clock, paris_today
 from accrochage.models.decode import Kind, decode
-from accrochage.models.lifecycle import no_record_to_revoke
 from accrochage.models.problems import Problem, problems_as_dicts
 from accrochage.models.reference import Reference
 from accrochage.models.registry import Registry
+from accrochage.models.revocation import no_record_to_revoke
 from accrochage.models.scope import IdHolder, out_of_scope
 from accrochage.state.base import Store
 from accrochage.streams.incoming import Incoming, with_read_problems

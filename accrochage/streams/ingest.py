@@ -14,11 +14,12 @@ from datetime import datetime
 from accrochage.errors import StoreError
 from accrochage.models.deadline import Clock, paris_today
 from accrochage.models.decode import Decoded, Kind
-from accrochage.models.lifecycle import apply_delivered, apply_revoked
+from accrochage.models.lifecycle import apply_delivered
 from accrochage.models.problems import Problem
 from accrochage.models.record import Change, Outcome, Record
 from accrochage.models.reference import Reference
 from accrochage.models.registry import Registry
+from accrochage.models.revocation import apply_revoked
 from accrochage.models.scope import out_of_scope
 from accrochage.models.vocabulary import RecordStatus
 from accrochage.state.base import Store, Transaction, UnusableEvent

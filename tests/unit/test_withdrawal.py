@@ -7,8 +7,9 @@ from datetime import date
 from typing import Any
 
 from accrochage.models.batch_life import apply_report
-from accrochage.models.lifecycle import apply_delivered, apply_revoked
+from accrochage.models.lifecycle import apply_delivered
 from accrochage.models.record import Outcome, Record
+from accrochage.models.revocation import apply_revoked
 from accrochage.models.suppression_report import apply_suppression_report
 from accrochage.models.vocabulary import CdcReason
 from accrochage.models.vocabulary import RecordStatus as S
