@@ -6,8 +6,9 @@ got (`alert_deliveries`) and sends what differs: a new firing, a repeat due
 delivery is recorded only once the receiver took it, so a failure is retried at the next
 tick (with a back-off per receiver) and a restart neither loses nor repeats one. What waits
 is bounded by the alerts themselves (five rules per certifier), and each run sends at most
-`MAX_PER_RUN` per receiver. The job runs in a thread of its own: a receiver that is down
-(each request times out after `TIMEOUT` seconds) never slows ingestion.
+`MAX_PER_RUN` per receiver. The job runs in a thread of its own: a receiver that is down or
+slow (each request ends `posting.TIMEOUT` seconds after it connected, answered or not) never slows
+ingestion, nor the other receivers for long, nor the service's stop.
 """
 
 from __future__ import annotations
@@ -15,11 +16,11 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import urllib.request
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Protocol
 
 from accrochage.models.deadline import Clock
 from accrochage.state.base import AlertDelivery, AlertState, Store
@@ -31,10 +32,13 @@ from accrochage.streams.alerts import (
     labels,
     webhook_body,
 )
+from accrochage.streams.posting import ReceiverError, post_json
 from accrochage.streams.scheduler import Job
 
 log = logging.getLogger("accrochage.alerts")
-TIMEOUT = 5.0
+EVERY_AT_MOST = 60.0
+"""Seconds between delivery runs at most, whatever `batching.tick`: an Alertmanager resolves
+an alert whose `endsAt` passes (`ALERTMANAGER_AHEAD`) before it is sent again."""
 MAX_PER_RUN = 100
 MAX_BACKOFF = timedelta(minutes=5)
 ALERTMANAGER_REPEAT = timedelta(minutes=1)
@@ -56,17 +60,6 @@ class Receiver(Protocol):
 
 def _id(kind: str, target: str) -> str:
     return f"{kind}:{hashlib.sha256(target.encode()).hexdigest()[:12]}"
-
-
-def post_json(url: str, body: Any) -> None:
-    request = urllib.request.Request(
-        url,
-        data=json.dumps(body).encode(),
-        headers={"Content-Type": "application/json", "User-Agent": "accrochage"},
-        method="POST",
-    )
-    with urllib.request.urlopen(request, timeout=TIMEOUT) as response:
-        response.read()
 
 
 @dataclass
@@ -146,6 +139,11 @@ class Deliverer:
         self.ready = ready
         self._retry_at: dict[str, datetime] = {}
         self._backoff: dict[str, timedelta] = {}
+        self._stopping = threading.Event()
+
+    def stop(self) -> None:
+        """Send nothing more: a run in progress ends after the request it is making."""
+        self._stopping.set()
 
     def run(self) -> int:
         """Send what is due to every receiver; return how many deliveries succeeded."""
@@ -166,6 +164,8 @@ class Deliverer:
                 if due(s, got.get((s.alertname, s.certifier)), receiver.repeat, now)
             ]
             for state in todo[:MAX_PER_RUN]:
+                if self._stopping.is_set():
+                    return sent
                 try:
                     receiver.send(state, now)
                 except Exception as exc:
@@ -188,16 +188,26 @@ class Deliverer:
         self._backoff[name] = backoff
         self._retry_at[name] = now + backoff
         log.warning(
-            "alert receiver %s failed (%s: %s); retrying in %ds",
+            "alert receiver %s failed (%s); retrying in %ds",
             name,
-            type(exc).__name__,
-            str(exc)[:200],
+            _why(exc),
             backoff.total_seconds(),
         )
 
 
+def _why(exc: Exception) -> str:
+    """What went wrong, without what an exception's text may quote of the URL (a secret)."""
+    if isinstance(exc, ReceiverError):
+        return str(exc)
+    if isinstance(exc, OSError) and exc.strerror:
+        return f"{type(exc).__name__}: {exc.strerror}"
+    return type(exc).__name__
+
+
 def delivery_job(deliverer: Deliverer, every: float) -> Job:
+    """Deliveries every `every` seconds (`batching.tick`), at most `EVERY_AT_MOST`."""
+
     def run() -> None:
         deliverer.run()
 
-    return Job("alerts", every, run)
+    return Job("alerts", min(every, EVERY_AT_MOST), run, stop=deliverer.stop)

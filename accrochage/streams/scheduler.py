@@ -28,6 +28,9 @@ class Job:
     """Seconds between the end of one run and the start of the next (or what gives them,
     asked after each run)."""
     run: Callable[[], None] | Callable[[], Awaitable[None]]
+    stop: Callable[[], None] | None = None
+    """Asks a run in progress to end early when the scheduler stops (one that sends to the
+    outside world); without it, the run in progress finishes (a batch cut, say)."""
 
 
 def log_failed(logger: logging.Logger, what: str, exc: Exception, again: str) -> None:
@@ -76,7 +79,11 @@ class Scheduler:
             await asyncio.sleep(job.every() if callable(job.every) else job.every)
 
     async def stop(self) -> None:
-        """Cancel the loops; a job running in its thread finishes its run first."""
+        """Cancel the loops; a job running in its thread finishes its run first (sooner if
+        the job says how to stop it)."""
+        for job in self.jobs:
+            if job.stop is not None:
+                job.stop()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

@@ -15,8 +15,11 @@ from accrochage.streams.scheduler import Job, log_failed
 
 log = logging.getLogger("accrochage.watch")
 DUTY = 100
-"""The watch job waits at least this many times its last run's duration (at most 1 % of a
+"""The watch job waits at least this many times its last reading's duration (at most 1 % of a
 core): every tick on a small state, every ~13 s on a million records (130 ms a run)."""
+MAX_WAIT = 60.0
+"""Seconds the watch job waits at most between runs, however long its last reading took: a
+reading slowed by the machine once must not leave the gauges and the alerts stale for long."""
 
 Listener = Callable[[Observation, datetime], None]
 
@@ -65,6 +68,9 @@ class Watch:
         now = self.clock.now()
         started = time.monotonic()
         observation = self.observe()
+        # The reading alone: listeners wait for the write lock (the alert rules store their
+        # answer), and another process holding it for a minute says nothing of the cost.
+        self.last_seconds = time.monotonic() - started
         self.last = observation
         metrics.STATE.publish(observation, self.certifiers)
         heard = True
@@ -75,7 +81,6 @@ class Watch:
                 heard = False
                 log_failed(log, "a listener of the watch job", exc, "it runs again next time")
         self.heard = self.heard or heard
-        self.last_seconds = time.monotonic() - started
         return observation
 
 
@@ -83,4 +88,10 @@ def watch_job(watch: Watch, every: float) -> Job:
     def run() -> None:
         watch.run()
 
-    return Job("watch", lambda: max(every, DUTY * watch.last_seconds), run)
+    return Job("watch", lambda: watch_wait(every, watch.last_seconds), run)
+
+
+def watch_wait(every: float, last_seconds: float) -> float:
+    """Seconds before the next watch run: the tick, or `DUTY` times the last reading, at most
+    `MAX_WAIT` (never less than the tick)."""
+    return max(every, min(DUTY * last_seconds, MAX_WAIT))

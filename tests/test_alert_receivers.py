@@ -1,0 +1,244 @@
+"""Alert receivers that misbehave: one trickling its answer, one redirecting, one behind Basic
+authentication; the delivery job's stop and its pace, and the watch job's. Each held the
+alerts back, lost them, or leaked a secret before (a review's findings)."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from accrochage.runtimes.watching import watch_for
+from accrochage.streams.posting import ReceiverError, post_json
+from accrochage.streams.receivers import Deliverer, Webhook, delivery_job
+from accrochage.streams.scheduler import Job, Scheduler
+from accrochage.streams.watch import MAX_WAIT, watch_wait
+from tests.test_alerts import at_risk, receiver
+from tests.test_tracker import make_core
+
+REPEAT = timedelta(hours=6)
+
+
+@contextmanager
+def trickling() -> Iterator[str]:
+    """A receiver that answers a status line, then one header line a second, never ending."""
+    server = socket.create_server(("127.0.0.1", 0))
+    done = threading.Event()
+
+    def serve() -> None:
+        server.settimeout(0.2)
+        while not done.is_set():
+            try:
+                client, _ = server.accept()
+            except TimeoutError:
+                continue
+            threading.Thread(target=trickle, args=(client,), daemon=True).start()
+
+    def trickle(client: socket.socket) -> None:
+        with client:
+            try:
+                client.recv(65536)
+                client.sendall(b"HTTP/1.1 200 OK\r\n")
+                while not done.wait(1.0):
+                    client.sendall(b"X-Wait: 1\r\n")
+            except OSError:
+                return
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.getsockname()[1]}/hook"
+    finally:
+        done.set()
+        thread.join(10)
+        server.close()
+
+
+@contextmanager
+def redirecting() -> Iterator[tuple[str, list[str]]]:
+    """A receiver answering a POST with 302 to another path (and 200 to anything there)."""
+    seen: list[str] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            seen.append(f"POST {self.path}")
+            self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            self.send_response(302)
+            self.send_header("Location", "/landing")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def do_GET(self) -> None:
+            seen.append(f"GET {self.path}")
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/hook", seen
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(10)
+
+
+def test_a_trickling_receiver_holds_back_neither_the_others_nor_itself(tmp_path: Path) -> None:
+    """Its answer never completes: the request ends after the timeout, and the next receiver
+    gets its alert in the same run (before: the run lasted as long as the trickle)."""
+    with trickling() as slow:
+        with pytest.raises(ReceiverError, match="no whole answer within 1 s"):
+            post_json(slow, {"alert": 1}, timeout=1.0)
+
+        core, clock = make_core(tmp_path)
+        with receiver() as (url, sink):
+            try:
+                at_risk(core)
+                watch_for(core).run()
+                deliverer = Deliverer(
+                    core.store, clock, [Webhook(slow, REPEAT), Webhook(url, REPEAT)]
+                )
+                assert deliverer.run() == 1
+                assert [b["status"] for b in sink.bodies()] == ["firing"]
+            finally:
+                core.close()
+
+
+def test_a_redirect_is_a_failure_retried_not_an_alert_delivered(tmp_path: Path) -> None:
+    """Following it sent a GET without the alert, and the delivery was recorded as made."""
+    core, clock = make_core(tmp_path)
+    with redirecting() as (url, seen):
+        try:
+            at_risk(core)
+            watch_for(core).run()
+            assert Deliverer(core.store, clock, [Webhook(url, REPEAT)]).run() == 0
+            assert seen == ["POST /hook"], "the redirect is not followed"
+            with core.store.reading() as reader:
+                assert reader.alert_deliveries(Webhook(url, REPEAT).name) == []
+        finally:
+            core.close()
+    with pytest.raises(ReceiverError, match="answered HTTP 302"), redirecting() as (url, _):
+        post_json(url, {})
+
+
+def test_a_user_and_password_in_the_url_are_sent_as_basic_auth_never_logged(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """urllib took `user:password@host` for a port: the webhook never worked, and its error,
+    quoting the password, was logged at every back-off."""
+    got: list[str | None] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            got.append(self.headers.get("Authorization"))
+            self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            self.send_response(401 if len(got) == 1 else 200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    core, clock = make_core(tmp_path)
+    try:
+        url = f"http://alerts:S3cret%40T0ken@127.0.0.1:{server.server_address[1]}/hook"
+        at_risk(core)
+        watch_for(core).run()
+        deliverer = Deliverer(core.store, clock, [Webhook(url, REPEAT)])
+        with caplog.at_level(logging.WARNING, logger="accrochage.alerts"):
+            assert deliverer.run() == 0
+        assert "answered HTTP 401" in caplog.text
+        clock.advance(timedelta(minutes=1))
+        assert deliverer.run() == 1
+        expected = "Basic " + base64.b64encode(b"alerts:S3cret@T0ken").decode()
+        assert got == [expected, expected]
+        with pytest.raises(OSError):  # nothing listens there
+            post_json("http://alerts:S3cret@127.0.0.1:1/hook", {})
+        unreachable = Deliverer(
+            core.store, clock, [Webhook("http://u:S3cret@127.0.0.1:1/", REPEAT)]
+        )
+        with caplog.at_level(logging.WARNING, logger="accrochage.alerts"):
+            unreachable.run()
+        assert "refused" in caplog.text and "S3cret" not in caplog.text
+    finally:
+        core.close()
+        server.shutdown()
+        server.server_close()
+        thread.join(10)
+
+
+async def test_the_scheduler_stops_a_delivery_run_between_two_requests() -> None:
+    """A run with many alerts for a slow receiver outlived the service's SIGTERM (its thread
+    was waited for): the job's `stop` ends it after the request in progress."""
+    started, stopped = threading.Event(), threading.Event()
+
+    def run() -> None:
+        started.set()
+        stopped.wait(600)
+
+    scheduler = Scheduler([Job("alerts", 60.0, run, stop=stopped.set)])
+    scheduler.start()
+    assert await asyncio.to_thread(started.wait, 60)
+    await asyncio.wait_for(scheduler.stop(), 60)
+    assert stopped.is_set()
+
+
+def test_a_stopped_deliverer_sends_nothing_more(tmp_path: Path) -> None:
+    core, clock = make_core(tmp_path)
+    with receiver() as (url, sink):
+        try:
+            at_risk(core)
+            watch_for(core).run()
+            deliverer = Deliverer(core.store, clock, [Webhook(url, REPEAT)])
+            deliverer.stop()
+            assert deliverer.run() == 0 and sink.bodies() == []
+        finally:
+            core.close()
+
+
+def test_deliveries_run_at_least_every_minute_whatever_the_tick(tmp_path: Path) -> None:
+    """An Alertmanager resolves an alert whose `endsAt` (five minutes ahead) passes: with a
+    ten-minute tick, every firing alert flapped resolved, then firing again."""
+    core, clock = make_core(tmp_path)
+    try:
+        deliverer = Deliverer(core.store, clock, [])
+        assert delivery_job(deliverer, 600.0).every == 60.0
+        assert delivery_job(deliverer, 5.0).every == 5.0
+    finally:
+        core.close()
+
+
+def test_the_watch_job_is_paced_by_its_reading_alone(tmp_path: Path) -> None:
+    """A listener waiting for the write lock (another process's `flush`) counted in the run's
+    time: 8 s of waiting put the next run, gauges and alerts 13 minutes away."""
+    assert watch_wait(5.0, 0.001) == 5.0
+    assert watch_wait(5.0, 0.2) == 20.0
+    assert watch_wait(5.0, 8.0) == MAX_WAIT == 60.0
+    assert watch_wait(600.0, 8.0) == 600.0, "never sooner than the tick"
+    core, _ = make_core(tmp_path)
+    try:
+        watch = watch_for(core)
+        watch.listeners.append(lambda observation, now: time.sleep(1.5))
+        watch.run()
+        assert 0 < watch.last_seconds < 1.5
+    finally:
+        core.close()
