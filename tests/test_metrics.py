@@ -89,12 +89,14 @@ def test_record_gauges_sum_to_the_summary_on_a_state_with_every_status(tmp_path:
         every_status(core)
         watch_for(core).run()
         samples = scrape()
+        read_at = core.clock.now().timestamp()
         with core.store.reading() as reader:
             summary = reader.summary(paris_today(core.clock), core.settings.batching.margin_days)
             seen = reader.observe(paris_today(core.clock), 14, core.clock.now())
     finally:
         core.close()
     assert total(samples, "accrochage_records") == summary["records"]
+    assert samples["accrochage_last_watch_timestamp_seconds"] == [({}, read_at)], "as of then"
     for status in RecordStatus:
         assert total(samples, "accrochage_records", status=status.value) == summary[
             "by_status"

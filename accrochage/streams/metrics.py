@@ -55,6 +55,11 @@ LAST_FLUSH = Gauge(
     "When the flusher last ran to its end (Unix time).",
     registry=REGISTRY,
 )
+LAST_WATCH = Gauge(
+    "accrochage_last_watch_timestamp_seconds",
+    "When the watch job last read the state (Unix time): the state's gauges are as of then.",
+    registry=REGISTRY,
+)
 for _outcome in EVENT_OUTCOMES:
     EVENTS.labels(_outcome)
 for _outcome in BATCH_OUTCOMES:

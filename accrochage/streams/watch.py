@@ -73,6 +73,7 @@ class Watch:
         self.last_seconds = time.monotonic() - started
         self.last = observation
         metrics.STATE.publish(observation, self.certifiers)
+        metrics.LAST_WATCH.set(now.timestamp())
         heard = True
         for listener in self.listeners:
             try:
