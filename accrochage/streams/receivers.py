@@ -4,11 +4,12 @@ The delivery job compares, for each receiver, the alerts table with what that re
 got (`alert_deliveries`) and sends what differs: a new firing, a repeat due
 (`alerts.repeat`; every minute for an Alertmanager), a resolution of what it got firing. A
 delivery is recorded only once the receiver took it, so a failure is retried at the next
-tick (with a back-off per receiver) and a restart neither loses nor repeats one. What waits
-is bounded by the alerts themselves (five rules per certifier), and each run sends at most
-`MAX_PER_RUN` per receiver. The job runs in a thread of its own: a receiver that is down or
-slow (each request ends `posting.TIMEOUT` seconds after it connected, answered or not) never slows
-ingestion, nor the other receivers for long, nor the service's stop.
+tick (with a back-off per receiver) and a restart loses none (a kill -9 between a POST and
+its record sends that one again: at least once). What waits is bounded by the alerts
+themselves (five rules per certifier), and each run sends at most `MAX_PER_RUN` per
+receiver. The job runs in a thread of its own: a receiver that is down or slow (each request
+ends `posting.TIMEOUT` seconds after it connected, answered or not) never slows ingestion,
+nor the other receivers for long, nor the service's stop.
 """
 
 from __future__ import annotations
