@@ -33,6 +33,7 @@ from accrochage.streams.rejected import MAX_LETTER_BYTES
 from tests.kafka.test_worker_batches import _stored, good, record, store_fetch
 from tests.kafka.test_worker_pending import HardExit, SlowIngestor, _pending
 from tests.test_tracker import write_config
+from tests.test_write_lock import held, release
 
 SOURCE = LogSource("certifications", "rejected")
 
@@ -155,6 +156,36 @@ async def test_letters_sent_before_a_failure_are_not_sent_again(tmp_path: Path) 
     assert len(producer.sent) == 5, "each letter once"
     assert len(producer.sent[4]) <= MAX_LETTER_BYTES
     assert json.loads(producer.sent[4])["event_truncated"] is True
+
+
+async def test_forgetting_sent_letters_never_blocks_the_event_loop(tmp_path: Path) -> None:
+    """While another process holds the state, forgetting the letters sent waits for it: on
+    faust's loop that wait froze the worker whole (SIGTERM, /health, the fetching) for up
+    to `state.lock_wait`. The loop goes on; the letters are forgotten once the state is free."""
+    state = tmp_path / "state.db"
+    store = SqliteStore(state, lock_wait_seconds=60.0)
+    sent = asyncio.Event()
+
+    class Producer:
+        async def send_and_wait(self, *_: Any) -> None:
+            sent.set()
+
+    try:
+        with store.transaction() as tx:
+            tx.queue_dead_letters([DeadLetter("rejected", b"pix", '{"n": 1}')])
+        job = dead_letter_job(SimpleNamespace(producer=Producer()), store)  # type: ignore[arg-type]
+        with held(state) as holder:
+            publish = asyncio.ensure_future(job.run())  # type: ignore[arg-type]
+            await asyncio.wait_for(sent.wait(), 60)
+            for _ in range(5):
+                await asyncio.sleep(0.05)  # the loop runs while the forgetting waits
+            assert not publish.done(), "still waiting for the state, off the loop"
+            release(holder)
+            await asyncio.wait_for(publish, 60)
+        with store.reading() as reader:
+            assert reader.dead_letters(10) == []
+    finally:
+        store.close()
 
 
 async def test_a_failed_group_stops_the_worker_without_waiting_for_another_event(

@@ -33,7 +33,7 @@ from accrochage.models.problems import Problem
 from accrochage.runtimes.kafka.seeking import Rewind, seeking_transport
 from accrochage.runtimes.kafka.unreadable import UnreadableRecord, guard_fetches
 from accrochage.settings import KafkaSettings
-from accrochage.state.base import Store
+from accrochage.state.base import DeadLetter, Store
 from accrochage.streams.incoming import Incoming
 from accrochage.streams.rejected import MAX_LETTER_BYTES, bounded_letter, letter_key
 from accrochage.streams.scheduler import Job
@@ -161,7 +161,7 @@ class Pending:
         await self.commit()
 
     async def drain(self) -> None:
-        """Wait until every group in flight is stored (on stop, before closing the store)."""
+        """Wait until every group in flight is stored (a stop settles them in `_settle_at_stop`)."""
         async with self.lock:
             while self._in_flight:
                 await self._settle_oldest()
@@ -272,11 +272,22 @@ def dead_letter_job(app: WorkerApp, store: Store, every: float = 0.5) -> Job:
     forgotten with an error in the log, not retried first for ever ahead of every letter
     after it; its event stays in the state (`accrochage unusable`, `records`). Any other
     failure (the broker gone, an ACL refusing the topic) stops this run and keeps the queue:
-    the letters are retried in order once the cause is fixed."""
+    the letters are retried in order once the cause is fixed.
+
+    The state is read and written off faust's event loop: forgetting waits for the write lock
+    (up to `state.lock_wait`) while another process holds it, and on the loop that wait froze
+    the worker whole (its SIGTERM, `/health`, the fetching) for as long."""
+
+    def queued() -> list[DeadLetter]:
+        with store.reading() as reader:
+            return reader.dead_letters(500)
+
+    def forget(done: list[int]) -> None:
+        with store.transaction() as tx:
+            tx.forget_dead_letters(done)
 
     async def publish() -> None:
-        with store.reading() as reader:
-            letters = reader.dead_letters(500)
+        letters = await asyncio.to_thread(queued)
         done: list[int] = []
         try:
             for letter in letters:
@@ -301,7 +312,6 @@ def dead_letter_job(app: WorkerApp, store: Store, every: float = 0.5) -> Job:
         except Exception as exc:
             log.warning("rejected-topic publish failed (%s); retrying", exc)
         if done:  # what was sent is forgotten, or it would be sent again at every retry
-            with store.transaction() as tx:
-                tx.forget_dead_letters(done)
+            await asyncio.to_thread(forget, done)
 
     return Job("dead-letters", every, publish)
