@@ -28,11 +28,11 @@ from accrochage.models.record import (
 from accrochage.models.record_deadline import (
     deadline_beside_correction,
     delivery_deadline,
-    legal_deadline,
 )
 from accrochage.models.revocation import (
     awaiting_withdrawal,
     belongs_elsewhere,
+    waiting_for_nothing,
     without_correction,
 )
 from accrochage.models.vocabulary import RecordStatus
@@ -243,15 +243,7 @@ def _back_to_sent(current: Record, decoded: Decoded, now: datetime) -> Change:
         updated_at=now,
     )
     if record.status is Status.ACCEPTED and not record.revocation_pending:
-        record = replace(
-            record,
-            deadline=legal_deadline(record),
-            pending_since=None,
-            suppression_rejected=False,
-            batch_id=current.accepted_batch_id,
-            cdc_message=None,
-            cdc_reason=None,
-        )
+        record = replace(waiting_for_nothing(record), cdc_message=None, cdc_reason=None)
     return Change(
         Outcome.UPDATED,
         record,

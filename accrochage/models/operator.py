@@ -17,8 +17,8 @@ from accrochage.models.record import (
     Status,
     moved,
 )
-from accrochage.models.record_deadline import delivery_deadline, legal_deadline
-from accrochage.models.revocation import withdrawn
+from accrochage.models.record_deadline import delivery_deadline
+from accrochage.models.revocation import waiting_for_nothing, withdrawn
 from accrochage.models.withdrawal import by_support_only, with_correction
 
 UNREPORTED = frozenset({Status.BATCHED, Status.DEPOSITED})
@@ -170,11 +170,7 @@ def _revocation_dropped(current: Record, now: datetime) -> Record:
     if record.status is not Status.ACCEPTED or record.correction_version is not None:
         return record
     return replace(
-        record,
-        pending_since=None,
-        deadline=legal_deadline(record),
-        suppression_rejected=False,
-        batch_id=record.accepted_batch_id,
+        waiting_for_nothing(record),
         cdc_message=None if record.suppression_rejected else record.cdc_message,
         cdc_reason=None if record.suppression_rejected else record.cdc_reason,
     )

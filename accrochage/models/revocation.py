@@ -10,6 +10,7 @@ from datetime import datetime
 from accrochage.models.decode import Decoded
 from accrochage.models.problems import Problem
 from accrochage.models.record import NEVER_SENT, Change, HistoryEntry, Outcome, Record, Status
+from accrochage.models.record_deadline import legal_deadline
 
 
 def belongs_elsewhere(current: Record, certifier: str | None) -> bool:
@@ -105,3 +106,16 @@ def awaiting_withdrawal(record: Record, now: datetime) -> Record:
     if record.correction_version is None and not record.revocation_pending:
         return record
     return replace(record, deadline=None, pending_since=now)
+
+
+def waiting_for_nothing(record: Record) -> Record:
+    """An accepted record left with nothing to send the CDC (its correction taken back, its
+    revocation undone): back to the batch whose content the CDC holds, its legal date shown
+    again, waiting for no SUPPRESSION (an earlier refusal of one answered so)."""
+    return replace(
+        record,
+        batch_id=record.accepted_batch_id,
+        deadline=legal_deadline(record),
+        pending_since=None,
+        suppression_rejected=False,
+    )

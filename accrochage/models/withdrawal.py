@@ -14,8 +14,13 @@ from datetime import datetime
 from accrochage.models.decode import Decoded
 from accrochage.models.problems import Problem
 from accrochage.models.record import Change, HistoryEntry, Outcome, Record, Status, moved
-from accrochage.models.record_deadline import delivery_deadline, legal_deadline
-from accrochage.models.revocation import awaiting_withdrawal, withdrawn, without_correction
+from accrochage.models.record_deadline import delivery_deadline
+from accrochage.models.revocation import (
+    awaiting_withdrawal,
+    waiting_for_nothing,
+    withdrawn,
+    without_correction,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,11 +137,7 @@ def apply_suppression_superseded(
     why = "SUPPRESSION file superseded before any deposit"
     if taken_back(current):
         record = replace(
-            without_correction(current),
-            batch_id=current.accepted_batch_id,
-            deadline=legal_deadline(current),
-            pending_since=None,
-            suppression_rejected=False,
+            waiting_for_nothing(without_correction(current)),
             cdc_message=None,
             cdc_reason=None,
             updated_at=now,
