@@ -35,6 +35,7 @@ from accrochage.models.revocation import (
     waiting_for_nothing,
     without_correction,
 )
+from accrochage.models.scope import takes_id
 from accrochage.models.vocabulary import RecordStatus
 
 
@@ -119,7 +120,7 @@ def apply_delivered(
             HistoryEntry(decoded.record_id, now, None, status, reason),
         )
     if belongs_elsewhere(current, decoded.certifier):
-        if current.yields_id and decoded.valid:
+        if takes_id(current.yields_id, decoded):
             return _taken_over(current, decoded, now, source, xml_bytes)
         return Change(
             Outcome.REFUSED,

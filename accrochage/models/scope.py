@@ -21,6 +21,12 @@ class IdHolder(NamedTuple):
     yields: bool
 
 
+def takes_id(yields: bool, decoded: Decoded) -> bool:
+    """Whether `decoded` takes the id of a record of another certifier: one that `yields` it
+    (never valid: `Record.yields_id`) goes to the first valid delivered event."""
+    return yields and decoded.valid and decoded.kind is Kind.DELIVERED
+
+
 Scope = frozenset[str] | None
 """The certifier keys a sender may send events for; None: any (the operator, a file, Kafka,
 an ingest token given without `certifiers`)."""
@@ -54,8 +60,7 @@ def out_of_scope(
             f"this ingest token sends events for {allowed} only, and the event's certifier "
             "is another",
         )
-    takes_it = yields and owner is not None and decoded.valid and decoded.kind is Kind.DELIVERED
-    if stored and owner not in scope and not takes_it:
+    if stored and owner not in scope and not (owner is not None and takes_id(yields, decoded)):
         return Problem(
             "record_id",
             f"{record_id} is a record of a certifier this ingest token does not send for; "

@@ -17,7 +17,7 @@ from accrochage.models.problems import Problem, problems_as_dicts
 from accrochage.models.reference import Reference
 from accrochage.models.registry import Registry
 from accrochage.models.revocation import no_record_to_revoke
-from accrochage.models.scope import IdHolder, out_of_scope
+from accrochage.models.scope import IdHolder, out_of_scope, takes_id
 from accrochage.state.base import Store
 from accrochage.streams.incoming import Incoming, with_read_problems
 
@@ -84,7 +84,7 @@ def check(
         holder = holders.get(one.record_id or "")
         owner = holder.certifier if holder is not None else None
         yields = holder is not None and holder.yields
-        taken = yields and one.valid and one.kind is Kind.DELIVERED
+        taken = takes_id(yields, one)
         forbidden = None
         if one.record_id is not None:
             stored = holder is not None
