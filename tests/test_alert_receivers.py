@@ -13,7 +13,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,7 @@ from accrochage.streams.posting import ReceiverError, post_json
 from accrochage.streams.receivers import Deliverer, Webhook, delivery_job
 from accrochage.streams.scheduler import Job, Scheduler
 from accrochage.streams.watch import MAX_WAIT, watch_wait
-from tests.test_alerts import at_risk, receiver
+from tests.test_alerts import at_risk, receiver, serving
 from tests.test_tracker import make_core
 
 REPEAT = timedelta(hours=6)
@@ -88,15 +88,8 @@ def redirecting() -> Iterator[tuple[str, list[str]]]:
         def log_message(self, *args: Any) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/hook", seen
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(10)
+    with serving(Handler) as url:
+        yield f"{url}/hook", seen
 
 
 def test_a_trickling_receiver_holds_back_neither_the_others_nor_itself(tmp_path: Path) -> None:
@@ -155,35 +148,30 @@ def test_a_user_and_password_in_the_url_are_sent_as_basic_auth_never_logged(
         def log_message(self, *args: Any) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
     core, clock = make_core(tmp_path)
     try:
-        url = f"http://alerts:S3cret%40T0ken@127.0.0.1:{server.server_address[1]}/hook"
-        at_risk(core)
-        watch_for(core).run()
-        deliverer = Deliverer(core.store, clock, [Webhook(url, REPEAT)])
-        with caplog.at_level(logging.WARNING, logger="accrochage.alerts"):
-            assert deliverer.run() == 0
-        assert "answered HTTP 401" in caplog.text
-        clock.advance(timedelta(minutes=1))
-        assert deliverer.run() == 1
-        expected = "Basic " + base64.b64encode(b"alerts:S3cret@T0ken").decode()
-        assert got == [expected, expected]
-        with pytest.raises(OSError):  # nothing listens there
-            post_json("http://alerts:S3cret@127.0.0.1:1/hook", {})
-        unreachable = Deliverer(
-            core.store, clock, [Webhook("http://u:S3cret@127.0.0.1:1/", REPEAT)]
-        )
-        with caplog.at_level(logging.WARNING, logger="accrochage.alerts"):
-            unreachable.run()
-        assert "refused" in caplog.text and "S3cret" not in caplog.text
+        with serving(Handler) as base:
+            url = base.replace("http://", "http://alerts:S3cret%40T0ken@") + "/hook"
+            at_risk(core)
+            watch_for(core).run()
+            deliverer = Deliverer(core.store, clock, [Webhook(url, REPEAT)])
+            with caplog.at_level(logging.WARNING, logger="accrochage.alerts"):
+                assert deliverer.run() == 0
+            assert "answered HTTP 401" in caplog.text
+            clock.advance(timedelta(minutes=1))
+            assert deliverer.run() == 1
+            expected = "Basic " + base64.b64encode(b"alerts:S3cret@T0ken").decode()
+            assert got == [expected, expected]
+            with pytest.raises(OSError):  # nothing listens there
+                post_json("http://alerts:S3cret@127.0.0.1:1/hook", {})
+            unreachable = Deliverer(
+                core.store, clock, [Webhook("http://u:S3cret@127.0.0.1:1/", REPEAT)]
+            )
+            with caplog.at_level(logging.WARNING, logger="accrochage.alerts"):
+                unreachable.run()
+            assert "refused" in caplog.text and "S3cret" not in caplog.text
     finally:
         core.close()
-        server.shutdown()
-        server.server_close()
-        thread.join(10)
 
 
 async def test_the_scheduler_stops_a_delivery_run_between_two_requests() -> None:
