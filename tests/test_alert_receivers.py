@@ -230,3 +230,41 @@ def test_the_watch_job_is_paced_by_its_reading_alone(tmp_path: Path) -> None:
         assert 0 < watch.last_seconds < 1.5
     finally:
         core.close()
+
+
+def test_the_environments_proxy_carries_the_alert(monkeypatch: pytest.MonkeyPatch) -> None:
+    """urllib honoured `http_proxy`/`https_proxy`; the bounded posting does too: a plain
+    request goes to the proxy with the whole URL, HTTPS through a CONNECT tunnel, each with
+    the proxy's credentials."""
+    seen: list[tuple[str, str, str | None]] = []
+
+    class Proxy(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            seen.append(("POST", self.path, self.headers.get("Proxy-Authorization")))
+            self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def do_CONNECT(self) -> None:
+            seen.append(("CONNECT", self.path, self.headers.get("Proxy-Authorization")))
+            self.send_response(502)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    for name in ("no_proxy", "NO_PROXY", "HTTP_PROXY", "HTTPS_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    with serving(Proxy) as proxy:
+        monkeypatch.setenv("http_proxy", proxy.replace("http://", "http://px:pw@"))
+        monkeypatch.setenv("https_proxy", proxy.replace("http://", "http://px:pw@"))
+        post_json("http://hooks.invalid/alert?k=1", {"alert": 1})
+        with pytest.raises(OSError, match="502"):
+            post_json("https://hooks.invalid/alert", {"alert": 1})
+    auth = "Basic " + base64.b64encode(b"px:pw").decode()
+    assert seen == [
+        ("POST", "http://hooks.invalid/alert?k=1", auth),
+        ("CONNECT", "hooks.invalid:443", auth),
+    ]

@@ -37,16 +37,15 @@ def post_json(url: str, body: Any, timeout: float = TIMEOUT) -> None:
     the answer are read, a redirect is a failure (following it would send a GET without the
     alert), and a user and password in the URL are sent as Basic authentication."""
     target = urllib.parse.urlsplit(url)
-    connection, whole_url = _connection(target, timeout)
+    connection, plain_proxy = _connection(target, timeout)
     headers = {"Content-Type": "application/json", "User-Agent": "accrochage"}
     if target.username is not None:
         headers["Authorization"] = _basic(target)
     path = (target.path or "/") + (f"?{target.query}" if target.query else "")
-    if whole_url:
+    if plain_proxy is not None:  # it takes the whole URL, and its credentials, per request
         path = f"{target.scheme}://{target.netloc.rpartition('@')[2]}{path}"
-        proxy = _proxy_for(target)
-        if proxy is not None and proxy.username is not None:
-            headers["Proxy-Authorization"] = _basic(proxy)
+        if plain_proxy.username is not None:
+            headers["Proxy-Authorization"] = _basic(plain_proxy)
     try:
         connection.connect()
         watchdog = _Watchdog(connection, timeout)
@@ -71,26 +70,26 @@ def post_json(url: str, body: Any, timeout: float = TIMEOUT) -> None:
 
 def _connection(
     target: urllib.parse.SplitResult, timeout: float
-) -> tuple[http.client.HTTPConnection, bool]:
+) -> tuple[http.client.HTTPConnection, urllib.parse.SplitResult | None]:
     """A connection to `target`, or to the proxy the environment names for it (`https_proxy`,
-    `http_proxy`, `no_proxy`, as urllib reads them); True when it goes through a proxy that
-    takes the whole URL as the request's path (plain HTTP)."""
+    `http_proxy`, `no_proxy`, as urllib reads them); with that proxy when it is one a plain
+    HTTP request goes through (HTTPS is tunnelled, its credentials given to the tunnel)."""
     if target.hostname is None:
         raise ReceiverError("its URL names no host")
     proxy = _proxy_for(target)
     if proxy is None:
         if target.scheme == "https":
-            return http.client.HTTPSConnection(target.hostname, target.port, timeout=timeout), False
-        return http.client.HTTPConnection(target.hostname, target.port, timeout=timeout), False
+            return http.client.HTTPSConnection(target.hostname, target.port, timeout=timeout), None
+        return http.client.HTTPConnection(target.hostname, target.port, timeout=timeout), None
     if proxy.hostname is None:
         raise ReceiverError("the environment's proxy URL names no host")
     auth = {"Proxy-Authorization": _basic(proxy)} if proxy.username is not None else {}
     if target.scheme == "https":
         tunnel = http.client.HTTPSConnection(proxy.hostname, proxy.port or 80, timeout=timeout)
         tunnel.set_tunnel(target.hostname, target.port or 443, headers=auth)
-        return tunnel, False
+        return tunnel, None
     plain = http.client.HTTPConnection(proxy.hostname, proxy.port or 80, timeout=timeout)
-    return plain, True
+    return plain, proxy
 
 
 def _proxy_for(target: urllib.parse.SplitResult) -> urllib.parse.SplitResult | None:
