@@ -135,6 +135,7 @@ class HistoryRow(Answer):
     reason: str
     batch_id: str | None
     report: str | None
+    event_id: str | None
 
 
 class RequestAnswerOut(Answer):

@@ -151,7 +151,8 @@ def echo_detail(detail: Row) -> None:
     say("history:")
     for entry in detail["history"]:
         before = entry["from_status"] or "-"
-        say(f"  {entry['at']}  {before:>9} -> {entry['to_status']:<9}  {entry['reason']}")
+        event = f" (event {entry['event_id']})" if entry.get("event_id") else ""
+        say(f"  {entry['at']}  {before:>9} -> {entry['to_status']:<9}  {entry['reason']}{event}")
     say("content: `accrochage show --format json` prints it (it holds personal data)")
 
 

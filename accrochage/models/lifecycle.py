@@ -117,7 +117,7 @@ def apply_delivered(
             Outcome.CREATED,
             _new_record(decoded, status, now, xml_bytes),
             _content(decoded, 1, now, source),
-            HistoryEntry(decoded.record_id, now, None, status, reason),
+            HistoryEntry(decoded.record_id, now, None, status, reason, event_id=decoded.event_id),
         )
     if belongs_elsewhere(current, decoded.certifier):
         if takes_id(current.yields_id, decoded):
@@ -172,7 +172,7 @@ def apply_delivered(
             Outcome.CORRECTION_STORED,
             awaiting_withdrawal(flagged, now),
             content,
-            HistoryEntry(decoded.record_id, now, before, before, reason),
+            HistoryEntry(decoded.record_id, now, before, before, reason, event_id=decoded.event_id),
         )
     was_waiting = before is Status.PENDING and status is Status.PENDING
     fresh = _new_record(decoded, status, now, xml_bytes)
@@ -201,7 +201,7 @@ def apply_delivered(
         Outcome.UPDATED,
         record,
         content,
-        HistoryEntry(decoded.record_id, now, before, status, reason),
+        HistoryEntry(decoded.record_id, now, before, status, reason, event_id=decoded.event_id),
     )
 
 
@@ -228,7 +228,14 @@ def _taken_over(
         Outcome.CREATED,
         record,
         _content(decoded, version, now, source),
-        HistoryEntry(decoded.record_id, now, current.status, Status.PENDING, reason),
+        HistoryEntry(
+            decoded.record_id,
+            now,
+            current.status,
+            Status.PENDING,
+            reason,
+            event_id=decoded.event_id,
+        ),
         yielded=current,
     )
 
@@ -255,5 +262,6 @@ def _back_to_sent(current: Record, decoded: Decoded, now: datetime) -> Change:
             current.status,
             record.status,
             "the content sent was received again: the stored correction is dropped",
+            event_id=decoded.event_id,
         ),
     )

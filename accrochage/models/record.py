@@ -167,6 +167,9 @@ class HistoryEntry:
     reason: str
     batch_id: str | None = None
     report: str | None = None
+    event_id: str | None = None
+    """The event that made the change (a platform's event; None: the operator, a cut, a
+    report): a revocation is known again by it when it is replayed (`models/replay.py`)."""
 
 
 @dataclass(slots=True)

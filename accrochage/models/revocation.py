@@ -12,6 +12,9 @@ from accrochage.models.problems import Problem
 from accrochage.models.record import NEVER_SENT, Change, HistoryEntry, Outcome, Record, Status
 from accrochage.models.record_deadline import legal_deadline
 
+REVOKED = "revoked"
+"""How the history entry a revocation makes begins (the store finds a replayed one by it)."""
+
 
 def belongs_elsewhere(current: Record, certifier: str | None) -> bool:
     """Whether `current` is a record of another certifier than the event's `certifier`."""
@@ -44,7 +47,7 @@ def apply_revoked(current: Record | None, decoded: Decoded, now: datetime) -> Ch
     if before is Status.WITHDRAWN or current.revocation_pending:
         return Change(Outcome.UNCHANGED)
     why = decoded.payload.get("reason") if decoded.payload else None
-    reason = "revoked" + (f": {why}" if why else "")
+    reason = REVOKED + (f": {why}" if why else "")
     if before in NEVER_SENT:
         return Change(
             Outcome.WITHDRAWN,
@@ -56,7 +59,9 @@ def apply_revoked(current: Record | None, decoded: Decoded, now: datetime) -> Ch
                 excluded_from=None,
             ),
             None,
-            HistoryEntry(decoded.record_id, now, before, Status.WITHDRAWN, reason),
+            HistoryEntry(
+                decoded.record_id, now, before, Status.WITHDRAWN, reason, event_id=decoded.event_id
+            ),
         )
     return Change(
         Outcome.REVOCATION_FLAGGED,
@@ -68,6 +73,7 @@ def apply_revoked(current: Record | None, decoded: Decoded, now: datetime) -> Ch
             before,
             before,
             reason + " after the batch was cut: " + _withdrawn_by(current),
+            event_id=decoded.event_id,
         ),
     )
 

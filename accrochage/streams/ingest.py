@@ -19,6 +19,7 @@ from accrochage.models.problems import Problem
 from accrochage.models.record import Change, Outcome, Record
 from accrochage.models.reference import Reference
 from accrochage.models.registry import Registry
+from accrochage.models.replay import replay_to_look_for
 from accrochage.models.revocation import apply_revoked
 from accrochage.models.scope import out_of_scope
 from accrochage.models.vocabulary import RecordStatus
@@ -42,6 +43,7 @@ from accrochage.streams.log_source import (
 )
 from accrochage.streams.rejected import raw_digest, raw_text
 from accrochage.streams.repetition import StoredText, as_stored, stored_text
+from accrochage.streams.replays import Replayed, replayed
 from accrochage.streams.yielded import yielded_event
 
 log = logging.getLogger("accrochage.ingest")
@@ -179,8 +181,9 @@ class Ingestor:
         unusable: list[UnusableEvent] = []
         results = []
         read = stored_text(tx, changes)
+        took = replayed(tx, changes, read)
         for item, (one, size) in zip(items, decoded, strict=True):
-            result, change = self._apply(read, one, size, records, now, item)
+            result, change = self._apply(read, took, one, size, records, now, item)
             if change is not None and change.record is not None:
                 records[change.record.record_id] = change.record
                 changes.append(change)
@@ -196,6 +199,7 @@ class Ingestor:
     def _apply(
         self,
         read: StoredText,
+        took: Replayed,
         decoded: Decoded,
         size: int | None,
         records: dict[str, Record],
@@ -216,9 +220,15 @@ class Ingestor:
         if forbidden is not None:  # the HTTP service logs it, naming the token (`refused`)
             # Its other errors may name certifiers (an unknown key, a code's certifiers).
             return IngestResult(decoded.record_id, FORBIDDEN, None, [forbidden]), None
+        if decoded.kind is Kind.REVOKED and decoded.errors:
+            return IngestResult(decoded.record_id, UNUSABLE, None, decoded.errors), None
+        replay = replay_to_look_for(current, decoded)
+        if replay is not None and current is not None and took(replay, decoded):
+            result = IngestResult(
+                decoded.record_id, Outcome.UNCHANGED, current.status, [], decoded.warnings
+            )
+            return result, Change(Outcome.UNCHANGED)
         if decoded.kind is Kind.REVOKED:
-            if decoded.errors:
-                return IngestResult(decoded.record_id, UNUSABLE, None, decoded.errors), None
             change = apply_revoked(current, decoded, now)
         else:
             decoded = as_stored(read, decoded, current)

@@ -60,6 +60,12 @@ def as_stored(read: StoredText, decoded: Decoded, current: Record | None) -> Dec
     return decoded
 
 
+def said_by(stored: str, decoded: Decoded) -> bool:
+    """Whether `decoded` says what the stored content text `stored` says, field by field."""
+    event = _event_of(decoded)
+    return event is not None and same_meaning(event, stored)
+
+
 def _event_of(decoded: Decoded) -> DeliveredEvent | None:
     """The event `decoded` holds; decoded in another process (a decode process, the HTTP
     service's serving process), only its content crossed (`decoding.lean`): read again from

@@ -54,6 +54,14 @@ class Transaction(PendingReads):
         """The current records of these ids (missing ids are absent from the answer)."""
 
     @abstractmethod
+    def versions_stored_by(self, record_id: str, event_id: str) -> list[tuple[int, str]]:
+        """The content versions of the record that event `event_id` stored: (version, hash)."""
+
+    @abstractmethod
+    def revoked_by(self, record_id: str, event_id: str) -> bool:
+        """Whether the revocation `event_id` withdrew or flagged the record once."""
+
+    @abstractmethod
     def save(self, changes: Iterable[Change]) -> None:
         """Write what changes say: records, new content versions, history entries."""
 

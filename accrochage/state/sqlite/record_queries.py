@@ -186,7 +186,7 @@ def record_detail(conn: sqlite3.Connection, record_id: str, as_of: date) -> dict
     detail["batch"] = next((b for b in carried if b["batch_id"] == row["batch_id"]), None)
     detail["history"] = fetch_all(
         conn,
-        "SELECT at, from_status, to_status, reason, batch_id, report FROM history "
+        "SELECT at, from_status, to_status, reason, batch_id, report, event_id FROM history "
         "WHERE record_id = ? ORDER BY id",
         (record_id,),
     )

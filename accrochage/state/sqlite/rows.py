@@ -55,7 +55,16 @@ CONTENT_COLUMNS = (
     "received_at",
     "source",
 )
-HISTORY_COLUMNS = ("record_id", "at", "from_status", "to_status", "reason", "batch_id", "report")
+HISTORY_COLUMNS = (
+    "record_id",
+    "at",
+    "from_status",
+    "to_status",
+    "reason",
+    "batch_id",
+    "report",
+    "event_id",
+)
 
 
 class _Stamps:
@@ -189,6 +198,7 @@ def history_values(entry: HistoryEntry) -> tuple[Any, ...]:
         entry.reason,
         entry.batch_id,
         entry.report,
+        entry.event_id,
     )
 
 

@@ -12,6 +12,7 @@ import accrochage.state.sqlite.corrections as correction_rows
 from accrochage.models.batch import batch_ids_in
 from accrochage.models.corrections import CorrectionRequest, RequestClosure
 from accrochage.models.record import Change, Record
+from accrochage.models.revocation import REVOKED
 from accrochage.state.base import (
     AlertDelivery,
     AlertState,
@@ -61,6 +62,24 @@ class SqliteTransaction(BatchStatements, Transaction):
             for row in self._conn.execute(_CURRENT.format(marks=placeholders(chunk)), chunk):
                 found[row["record_id"]] = record_from(row)
         return found
+
+    def versions_stored_by(self, record_id: str, event_id: str) -> list[tuple[int, str]]:
+        return [
+            (version, digest)
+            for version, digest in self._conn.execute(
+                "SELECT version, content_hash FROM contents WHERE record_id = ? AND event_id = ? "
+                "ORDER BY version",
+                (record_id, event_id),
+            )
+        ]
+
+    def revoked_by(self, record_id: str, event_id: str) -> bool:
+        found = self._conn.execute(
+            "SELECT 1 FROM history WHERE record_id = ? AND event_id = ? "
+            "AND substr(reason, 1, ?) = ? LIMIT 1",
+            (record_id, event_id, len(REVOKED), REVOKED),
+        ).fetchone()
+        return found is not None
 
     def save(self, changes: Iterable[Change]) -> None:
         records, contents, history = [], [], []

@@ -13,6 +13,7 @@ from accrochage.state.sqlite.migrations import (  # noqa: F401  (each registers 
     m010_capabilities,
     m060_refinements,
     m110_upgrade_repairs,
+    m160_event_ids,
 )
 from accrochage.state.sqlite.migrations.registry import latest_migration, migrations
 
