@@ -8,6 +8,7 @@ with the same name and the same bytes.
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -81,18 +82,32 @@ class Flusher:
         self.decode = decode
         """Decodes a stored correction again, the day it replaces a record's content."""
         self._swept_at: float | None = None
+        self._stopping = threading.Event()
         self.storage_error: StoreError | None = None
         """Why the last flush could not store (a full disk, a damaged state); None once one
         did: a service's health says so even when no event arrives to fail."""
 
-    def flush(self, *, force: bool = False, report: FlushReport | None = None) -> FlushReport:
+    def flush(
+        self,
+        *,
+        force: bool = False,
+        report: FlushReport | None = None,
+        stopping: threading.Event | None = None,
+    ) -> FlushReport:
+        """`stopping`: set when the service stops; no batch is cut after the one being cut (a
+        backlog's flush cuts hundreds), what was cut is written whole, and the rest waits,
+        pending, for the next start."""
         report = report if report is not None else FlushReport()
+        self._stopping = stopping or threading.Event()
         try:
             self.cut_and_write(report, force=force)
-            self.rewrite_missing(report)
+            if not self._stopping.is_set():
+                self.rewrite_missing(report)
         except (StorageFullError, StorageCorruptError) as exc:
             self.storage_error = exc
             raise
+        finally:
+            self._stopping = threading.Event()
         self.storage_error = None
         metrics.flushed(self.clock.now())
         return report
@@ -173,6 +188,8 @@ class Flusher:
                 )
             for suppression in suppressions:
                 report.add_cut(suppression)
+        if self._stopping.is_set():
+            return Plan(now, [])
         with self.store.reading() as reader:
             groups = self._plan(reader, now, today, force, report)
         return Plan(now, groups)
@@ -200,6 +217,8 @@ class Flusher:
         there and is kept in it, to be raised once what was cut is written."""
         try:
             for group in plan.groups:
+                if self._stopping.is_set():
+                    break
                 batch = self._cut_group(group, plan.now)
                 if batch is not None:
                     report.add_cut(

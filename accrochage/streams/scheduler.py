@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import threading
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -29,8 +30,9 @@ class Job:
     asked after each run)."""
     run: Callable[[], None] | Callable[[], Awaitable[None]]
     stop: Callable[[], None] | None = None
-    """Asks a run in progress to end early when the scheduler stops (one that sends to the
-    outside world); without it, the run in progress finishes (a batch cut, say)."""
+    """Asks a run in progress to end early when the scheduler stops (the batch cut after the
+    batch it is cutting, the alert delivery after its request); without it, the run in
+    progress finishes."""
 
 
 def log_failed(logger: logging.Logger, what: str, exc: Exception, again: str) -> None:
@@ -112,9 +114,10 @@ def batch_cut_job(flusher: Flusher, every: float) -> Job:
     """Cut due batches and write them; log each file written, and each failure and note of
     the flusher's (the repair pass's included) once while it lasts."""
     failures, notes = Said(), Said()
+    stopping = threading.Event()
 
     def run() -> None:
-        report = flusher.flush()
+        report = flusher.flush(stopping=stopping)
         for written in report.written:
             log.info("wrote %s (%d passages)", written.path.name, written.passages)
         failed = [f"batch {f.batch_id}: {f.error}" for f in report.failed]
@@ -123,4 +126,4 @@ def batch_cut_job(flusher: Flusher, every: float) -> Job:
         for line in notes.new(report.notes):
             log.warning("%s", line)
 
-    return Job("batch-cut", every, run)
+    return Job("batch-cut", every, run, stop=stopping.set)
