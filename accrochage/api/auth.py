@@ -9,7 +9,6 @@ browser can open the pages); never in a query string. Tokens are compared in con
 from __future__ import annotations
 
 import base64
-import binascii
 import hmac
 from collections.abc import Sequence
 
@@ -40,7 +39,7 @@ def presented_token(header: str) -> str | None:
     if scheme.lower() == "basic":
         try:
             decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
-        except (binascii.Error, UnicodeDecodeError):
+        except ValueError:  # not base64 (binascii.Error), not ASCII text, not UTF-8
             return None
         return decoded.partition(":")[2] or None
     return None

@@ -190,7 +190,7 @@ ROUTES = (
     ),
     Route("get", "/metrics", "Prometheus metrics (text format)", {200: str}, media="text/plain"),
     Route("get", "/ui", "The dashboard (HTML, refreshing itself)", {200: str}, media="text/html"),
-    Route("get", "/", "Redirects to /ui", {302: str}, media="text/html"),
+    Route("get", "/", "Redirects to /ui", {302: str}, media="text/plain"),
 )
 
 
