@@ -163,6 +163,12 @@ async def test_an_array_over_the_limit_stores_nothing(core: Core) -> None:
         "/batches?state=nope",
         "/batches?limit=-1",
         "/unusable?limit=1e3",
+        # Given twice: which one was meant is unknown (the first alone was answered).
+        "/records?certifier=school&certifier=pix",
+        "/records?as_of=2026-12-04&as_of=bogus",
+        "/records?limit=5&limit=7",
+        "/records?overdue=true&overdue=false",
+        "/batches?state=written&state=failed",
     ],
 )
 async def test_bad_query_parameters_are_400_never_500(core: Core, query: str) -> None:

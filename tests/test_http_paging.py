@@ -142,6 +142,18 @@ def forged(*key: Any) -> str:
         ("/correction-requests", forged("correction-requests", 0, "2026-01-01", "CR-1")),
         ("/correction-requests", forged("correction-requests", False, "", "CR-1")),
         ("/records", forged("batches", "a", "b")),
+        # Shapes of the right route whose values the store would compare as they are: a page
+        # empty or skipping rows, answered as if it were the next one.
+        ("/batches", forged("batches", "not-a-time", "y")),
+        ("/batches", forged("batches", "20261201T000000", "y")),
+        ("/unusable", forged("unusable", -1)),
+        ("/unusable", forged("unusable", 0)),
+        ("/correction-requests", forged("correction-requests", True, "not-a-date", "y")),
+        ("/correction-requests", forged("correction-requests", False, "20261215", "y")),
+        ("/records", forged("20261215", "X")),
+        ("/records", forged("records", "20261215", "X")),
+        ("/records", forged("records", "2026-12-15", "")),
+        ("/records", base64.urlsafe_b64encode(b'{"2026-01-01": 1, "PIX-0": 2}').decode()),
     ],
 )
 async def test_a_cursor_of_another_route_or_shape_is_a_bad_parameter(

@@ -24,6 +24,15 @@ _TRUE = {"1", "true", "yes"}
 _FALSE = {"", "0", "false", "no"}
 
 
+def one(request: web.Request, name: str) -> str | None:
+    """The value of a parameter given once; given twice, which one was meant is unknown (a
+    listing answered for the first certifier named looks like the answer for both)."""
+    values = request.query.getall(name, [])
+    if len(values) > 1:
+        raise ApiError(400, "bad_parameter", f"{name} is given {len(values)} times: give it once")
+    return values[0] if values else None
+
+
 def bad(name: str, value: str, expected: str) -> ApiError:
     return ApiError(400, "bad_parameter", f"{name} must be {expected}", {name: value[:100]})
 
@@ -31,7 +40,7 @@ def bad(name: str, value: str, expected: str) -> ApiError:
 def integer(
     request: web.Request, name: str, default: int | None, high: int, low: int = 0
 ) -> int | None:
-    value = request.query.get(name)
+    value = one(request, name)
     if value is None or value == "":
         return default
     if not _DIGITS.fullmatch(value) or not low <= int(value) <= high:
@@ -40,7 +49,7 @@ def integer(
 
 
 def day(request: web.Request, name: str, default: date) -> date:
-    value = request.query.get(name)
+    value = one(request, name)
     if not value:
         return default
     try:
@@ -55,7 +64,7 @@ def day(request: web.Request, name: str, default: date) -> date:
 
 
 def flag(request: web.Request, name: str) -> bool:
-    value = request.query.get(name, "").lower()
+    value = (one(request, name) or "").lower()
     if value in _TRUE:
         return True
     if value in _FALSE:
@@ -64,7 +73,7 @@ def flag(request: web.Request, name: str) -> bool:
 
 
 def word(request: web.Request, name: str, allowed: list[str]) -> str | None:
-    value = request.query.get(name) or None
+    value = one(request, name) or None
     if value is not None and value not in allowed:
         raise ApiError(
             400, "bad_parameter", f"unknown {name} {value[:100]!r}", {"allowed": allowed}
@@ -74,7 +83,7 @@ def word(request: web.Request, name: str, allowed: list[str]) -> str | None:
 
 def key(request: web.Request, name: str) -> str | None:
     """A free identifier (certifier key, cursor): bounded, printable, never echoed whole."""
-    value = request.query.get(name) or None
+    value = one(request, name) or None
     if value is not None and (len(value) > 512 or not value.isprintable()):
         raise bad(name, value, "printable and at most 512 characters")
     return value
