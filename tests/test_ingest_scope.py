@@ -196,6 +196,39 @@ def test_a_scoped_token_needs_the_operators(tmp_path: Path) -> None:
         load_settings(write_config(tmp_path, api=scoped))
 
 
+@pytest.mark.parametrize(
+    ("api", "place"),
+    [
+        (
+            {
+                "token": PIX_PLATFORM,
+                "ingest_tokens": [{"token": PIX_PLATFORM, "certifiers": ["pix"]}],
+            },
+            "#1 is the same token as api.token",
+        ),
+        (
+            {
+                "token": OPERATOR,
+                "ingest_tokens": [{"token": PIX_PLATFORM, "certifiers": ["pix"]}, PIX_PLATFORM],
+            },
+            "#2 is the same token as api.ingest_tokens #1",
+        ),
+        (
+            {"token": OPERATOR, "ingest_tokens": [ANY_PLATFORM, ANY_PLATFORM]},
+            "#2 is the same token as api.ingest_tokens #1",
+        ),
+    ],
+)
+def test_a_token_given_to_two_senders_is_refused(
+    tmp_path: Path, api: dict[str, Any], place: str
+) -> None:
+    """Given twice, the operator's token won over a platform's (its scope lost: every
+    certifier's records readable) and a bare one over a scoped one: refused, naming where."""
+    with pytest.raises(ConfigError, match=f"api.ingest_tokens {place}") as raised:
+        load_settings(write_config(tmp_path, api=api))
+    assert PIX_PLATFORM not in str(raised.value) and ANY_PLATFORM not in str(raised.value)
+
+
 def test_scoped_tokens_in_the_configuration(tmp_path: Path) -> None:
     settings = load_settings(write_config(tmp_path, api=SCOPED_API))
     scopes = [(t.get_secret_value(), s) for t, s in settings.api.ingest_scopes]

@@ -91,6 +91,7 @@ class ApiSettings(BaseModel):
             raise ValueError(
                 f"api.token is required when api.bind ({self.bind}) is not a loopback address"
             )
+        _no_token_twice(self.token, [token for token, _ in self.ingest_scopes])
         scoped = any(scope is not None for _, scope in self.ingest_scopes)
         if scoped and not self.token.get_secret_value():
             raise ValueError(
@@ -98,6 +99,23 @@ class ApiSettings(BaseModel):
                 "every other route (the records of every certifier) answers without a token"
             )
         return self
+
+
+def _no_token_twice(operator: SecretStr, ingest: list[SecretStr]) -> None:
+    """One token, one sender: given twice, the operator's wins over a platform's (its scope
+    lost: every certifier's records readable) and a bare one over a scoped one."""
+    seen = {operator.get_secret_value(): "api.token"} if operator.get_secret_value() else {}
+    for place, token in enumerate(ingest, start=1):
+        secret = token.get_secret_value()
+        if not secret:
+            continue
+        if secret in seen:
+            raise ValueError(
+                f"api.ingest_tokens #{place} is the same token as {seen[secret]}: each sender "
+                "needs a token of its own (generate one with: python -c 'import secrets; "
+                "print(secrets.token_urlsafe(32))')"
+            )
+        seen[secret] = f"api.ingest_tokens #{place}"
 
 
 def _is_loopback(host: str) -> bool:
