@@ -130,6 +130,18 @@ def test_a_backup_into_a_missing_folder_says_so(state: Path, tmp_path: Path) -> 
     assert "does not exist" in refused.stderr and "Traceback" not in refused.stderr
 
 
+def test_a_folder_named_with_a_slash_must_exist(state: Path, tmp_path: Path) -> None:
+    """`backup /backups/` with the backup disk unmounted: refused, not a file `/backups`."""
+    unmounted = tmp_path / "backups"
+    for args in (["backup", f"{unmounted}/"], ["upgrade", "--backup", f"{unmounted}/"]):
+        refused = run(state, *args, code=2)
+        assert "does not exist (a path ending in / names a folder)" in refused.stderr
+        assert not unmounted.exists(), args
+    unmounted.mkdir()
+    taken = json.loads(run(state, "backup", f"{unmounted}/", "--format", "json").stdout)
+    assert Path(taken["path"]).parent == unmounted
+
+
 def test_a_user_who_may_only_read_the_state_takes_a_backup(state: Path) -> None:
     """A monitoring or backup account: nothing written beside the state."""
     folder = state.parent

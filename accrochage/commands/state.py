@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,28 @@ from accrochage.state.base import BackupTaken
 FORMAT = click.option(
     "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True
 )
+
+
+class BackupDest(click.ParamType):
+    """A file, or a folder where the backup is named by the time. A path ending in `/` names
+    a folder, which must exist: without this, `backup /backups/` with its disk unmounted
+    wrote a file named `/backups` on the system disk (personal data where none is looked
+    for), and every later backup failed on it."""
+
+    name = "FILE|FOLDER"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Path:
+        if isinstance(value, Path):
+            return value
+        text = str(value)
+        if text.endswith(("/", os.sep)) and not Path(text).is_dir():
+            self.fail(
+                f"the folder {text} does not exist (a path ending in / names a folder): "
+                "create it, or mount its disk, and run the backup again",
+                param,
+                ctx,
+            )
+        return Path(text)
 
 
 def _backup_fields(taken: BackupTaken) -> dict[str, Any]:
@@ -39,7 +62,7 @@ def _backup_line(taken: BackupTaken) -> str:
 
 
 @click.command("backup")
-@click.argument("dest", type=click.Path(path_type=Path))
+@click.argument("dest", type=BackupDest())
 @click.option("--overwrite", is_flag=True, help="Replace DEST when it exists.")
 @FORMAT
 @click.pass_context
@@ -61,7 +84,7 @@ def backup(ctx: click.Context, dest: Path, overwrite: bool, fmt: str) -> None:
 @click.option(
     "--backup",
     "backup_dest",
-    type=click.Path(path_type=Path),
+    type=BackupDest(),
     help="Take a backup here first (a file, or a folder where it is named by the time).",
 )
 @click.option("--no-backup", is_flag=True, help="Upgrade without taking a backup first.")
