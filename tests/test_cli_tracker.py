@@ -569,7 +569,10 @@ def test_unusable_lists_what_became_no_record_without_sql(config: Path, tmp_path
     assert "record_id: expected a string" in table[2]
     assert "is not valid JSON" in table[3]
     assert "not json" not in "\n".join(table)  # the raw input only in JSON and CSV
-    shown = json.loads(run(config, "unusable", "--format", "json", "--limit", "1").stdout)
+    assert "note:" not in run(config, "unusable").stderr, "all shown"
+    newest = run(config, "unusable", "--format", "json", "--limit", "1")
+    assert "the 1 newest are shown; older ones are kept: --limit N" in newest.stderr
+    shown = json.loads(newest.stdout)
     assert [(r["source"], r["raw"]) for r in shown] == [
         (f"{source}:4", lines[3] and shown[0]["raw"])
     ]
@@ -586,10 +589,16 @@ def test_unusable_lists_what_became_no_record_without_sql(config: Path, tmp_path
 
 
 def test_a_certifier_key_not_configured_is_said_not_silently_empty(loaded: Path) -> None:
-    for command in ("outstanding", "records", "batches"):
-        typo = run(loaded, command, "--certifier", "pixx")
+    for command in (
+        ["outstanding"],
+        ["records"],
+        ["batches"],
+        ["retry", "--all-rejected"],
+        ["revalidate"],
+    ):
+        typo = run(loaded, *command, "--certifier", "pixx")
         assert "'pixx' is not a certifier of the configuration (configured: pix" in typo.stderr
-        assert "note:" not in run(loaded, command, "--certifier", "pix").stderr
+        assert "note:" not in run(loaded, *command, "--certifier", "pix").stderr
 
 
 def test_an_unusable_input_sent_again_is_kept_once(config: Path, tmp_path: Path) -> None:

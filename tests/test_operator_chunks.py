@@ -64,7 +64,7 @@ def test_include_commits_a_chunk_at_a_time_and_refuses_what_a_failure_left(
     opened = fail_transaction(core, monkeypatch, 0)  # none fails: the call run again
     again = core.operations.include(ids)
     assert all(o.done for o in again[2:]) and opened() == 3
-    assert [o.done for o in again[:2]] == [False] * 2  # pending, not excluded: refused alone
+    assert [o.message for o in again[:2]] == ["already pending"] * 2, "included already"
     assert {record(core, i)["status"] for i in ids} == {"pending"}
 
 

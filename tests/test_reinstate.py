@@ -127,6 +127,14 @@ def test_what_is_not_revoked_is_refused(core: Core) -> None:
     ]
 
 
+def test_include_is_not_how_a_revocation_is_undone(core: Core) -> None:
+    ingest(core, event("RI-7"), revoked_event(record_id="RI-7"))
+    (refused,) = core.operations.include(["RI-7"])
+    assert not refused.done
+    assert "withdrawn (revoked), not excluded" in refused.message
+    assert "accrochage reinstate RI-7" in refused.message
+
+
 def test_the_command(tmp_path: Path) -> None:
     config = write_config(tmp_path)
     events = [recent("RC-1"), revoked_event(record_id="RC-1")]

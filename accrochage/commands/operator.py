@@ -12,6 +12,7 @@ from collections.abc import Sequence
 import click
 
 from accrochage.commands.core import core_from
+from accrochage.commands.options import said_if_unknown
 from accrochage.models.vocabulary import CdcReason, values
 from accrochage.streams.item_outcomes import ItemOutcome
 
@@ -51,7 +52,11 @@ def deposited(ctx: click.Context, refs: tuple[str, ...]) -> None:
     is_flag=True,
     help="Every rejected record (with --certifier or --reason: those only).",
 )
-@click.option("--certifier", help="With --batch or --all-rejected: only this certifier's records.")
+@click.option(
+    "--certifier",
+    callback=said_if_unknown,
+    help="With --batch or --all-rejected: only this certifier's records.",
+)
 @click.option(
     "--reason",
     type=click.Choice(values(CdcReason)),

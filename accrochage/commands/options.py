@@ -47,7 +47,7 @@ def said_if_unknown(ctx: click.Context, param: click.Parameter, value: str | Non
     if value is not None and keys and value not in keys:
         click.echo(
             f"note: {value[:100]!r} is not a certifier of the configuration (configured: "
-            f"{', '.join(keys)}); the state's records of that key, if any, are listed",
+            f"{', '.join(keys)}); only the state's records of that key, if any, are concerned",
             err=True,
         )
     return value

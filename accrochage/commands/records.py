@@ -238,8 +238,15 @@ def unusable(ctx: click.Context, limit: int, fmt: str) -> None:
     a revocation of no record, a record of another certifier. The table says why; JSON and
     CSV carry the raw input too (it may hold personal data), to fix and send again."""
     with core_from(ctx, reading=True) as core, core.store.reading() as reader:
-        rows = reader.unusable(limit)
-    echo_rows(rows, fmt, UNUSABLE_FIELDS, UNUSABLE_COLUMNS, unusable_cell, "no unusable event")
+        rows = reader.unusable(limit + 1)
+    echo_rows(
+        rows[:limit], fmt, UNUSABLE_FIELDS, UNUSABLE_COLUMNS, unusable_cell, "no unusable event"
+    )
+    if len(rows) > limit:  # said, or the older ones look gone (`summary` counts them all)
+        click.echo(
+            f"note: the {limit} newest are shown; older ones are kept: --limit N shows more",
+            err=True,
+        )
 
 
 def register(group: click.Group) -> None:

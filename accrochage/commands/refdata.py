@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from accrochage.commands.core import core_from
+from accrochage.commands.options import said_if_unknown
 from accrochage.errors import ConfigError
 from accrochage.models.deadline import paris_today
 from accrochage.refdata.load import load_refdata, status
@@ -92,7 +93,7 @@ def show_status(ctx: click.Context, fmt: str) -> None:
 
 
 @click.command()
-@click.option("--certifier", help="Only this certifier's records.")
+@click.option("--certifier", callback=said_if_unknown, help="Only this certifier's records.")
 @click.pass_context
 def revalidate(ctx: click.Context, certifier: str | None) -> None:
     """Check pending and invalid records again against the current reference data."""

@@ -111,11 +111,16 @@ def apply_exclude(current: Record, reason: str, now: datetime) -> Change:
 
 
 def apply_include(current: Record, now: datetime) -> Change:
-    """The operator puts an excluded record back: it gets the status of its current content."""
-    if current.status is not Status.EXCLUDED:
+    """The operator puts an excluded record back: it gets the status of its current content.
+    One in the obligation already is left as it is (the command run twice, as `exclude`); a
+    withdrawn one is refused: it left by a revocation, which `reinstate` undoes."""
+    if current.status is Status.WITHDRAWN:
         return _refused(
-            f"record {current.record_id} is {current.status}, not excluded",
+            f"record {current.record_id} is withdrawn (revoked), not excluded: "
+            f"`accrochage reinstate {current.record_id} --reason TEXT` undoes a revocation",
         )
+    if current.status is not Status.EXCLUDED:
+        return Change(Outcome.UNCHANGED)
     after = current.excluded_from or Status.PENDING
     return Change(
         Outcome.MOVED,
