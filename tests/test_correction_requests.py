@@ -174,6 +174,17 @@ def test_a_request_on_an_unknown_record_attaches_when_the_record_arrives(core: C
         core.corrections.add("OLD-8", date(2026, 11, 25), certifier="school")
 
 
+def test_a_request_entered_for_the_wrong_certifier_counts_under_the_record_s(core: Core) -> None:
+    """Entered with `--certifier pix` before its record arrived, the record is school's: the
+    request is owed by school (its counts, its alert, its listing), not by pix."""
+    core.corrections.add("OLD-10", date(2026, 11, 25), certifier="pix")
+    ingest(core, event("OLD-10", certifier="school"))
+    assert {r["record_id"]: r["certifier"] for r in listed(core)} == {"OLD-10": "school"}
+    with core.store.reading() as reader:
+        summary = reader.summary(TODAY, core.settings.batching.margin_days)
+    assert set(summary["correction_requests"]["by_certifier"]) == {"school"}
+
+
 def test_an_accepted_record_with_an_open_request_is_outstanding(core: Core) -> None:
     ingest(core, event("PX-1"), event("PX-2"), event("PX-3", delivered_on="2026-09-01"))
     accept(core, "PX-1", "PX-2")

@@ -195,7 +195,8 @@ def to_json(
     """CONTRACT §9's object, plus `note`, `opened_at`, `at_risk` and `overdue` (as records:
     at risk is open and due within the margin, not past it; overdue is open and past it;
     `days_left` is null once the request is closed: no deadline runs).
-    `certifier`: the request's own, else the record's when the record is known."""
+    `certifier`: the record's, when the record is known (the request is owed by it), else
+    the one the request was entered with."""
     left = request.days_left(as_of)
     answered = None
     if request.answer_kind is not None:
@@ -204,7 +205,7 @@ def to_json(
     return {
         "request_id": request.request_id,
         "record_id": request.record_id,
-        "certifier": request.certifier or certifier,
+        "certifier": certifier or request.certifier,
         "source": request.source.value,
         "received_on": request.received_on.isoformat(),
         "deadline": request.deadline.isoformat(),

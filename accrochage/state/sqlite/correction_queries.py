@@ -186,14 +186,14 @@ def held_count(conn: sqlite3.Connection) -> int:
 def counts(
     conn: sqlite3.Connection, as_of: date, margin_days: int
 ) -> dict[str | None, tuple[int, int, int]]:
-    """Per certifier (the request's, else the record's): open, at risk (due within the
-    margin, not past it) and overdue requests."""
+    """Per certifier (the record's, else the one the request was entered with, for a record
+    not known yet): open, at risk (due within the margin, not past it) and overdue requests."""
     today = as_of.isoformat()
     margin_end = (as_of + timedelta(days=margin_days)).isoformat()
     return {
         certifier: (int(n), int(risk or 0), int(late or 0))
         for certifier, n, risk, late in conn.execute(
-            "SELECT coalesce(q.certifier, r.certifier), count(*), "
+            "SELECT coalesce(r.certifier, q.certifier), count(*), "
             "sum(q.deadline >= ? AND q.deadline <= ?), sum(q.deadline < ?) "
             "FROM correction_requests q LEFT JOIN records r ON r.record_id = q.record_id "
             "WHERE q.status = ? GROUP BY 1",

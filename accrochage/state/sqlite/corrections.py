@@ -2,7 +2,8 @@
 
 Requests are keyed by record id and never joined to a record when stored, so a request on a
 record the tracker does not know yet simply finds it when it arrives. The certifier shown is
-the request's own, else the record's. What other queries read of the open requests (the
+the record's once it is known (the one its deadline and alerts are owed to), else the one the
+request was entered with. What other queries read of the open requests (the
 outstanding listing, the summary, the watch job) is in `correction_queries.py`.
 """
 
@@ -41,7 +42,7 @@ COLUMNS = (
 )
 _OPEN = RequestStatus.OPEN.value
 _SELECT = (
-    "SELECT q.*, coalesce(q.certifier, r.certifier) AS shown_certifier "
+    "SELECT q.*, coalesce(r.certifier, q.certifier) AS shown_certifier "
     "FROM correction_requests q LEFT JOIN records r ON r.record_id = q.record_id"
 )
 
