@@ -60,9 +60,9 @@ CONTRACT_KEYS = {
 }
 """CONTRACT §1 and its v2 part (§8): `cdc_message`, `cdc_reason`, `suppression_rejected`,
 `identity_procedure` and `correction_request` (§9) on every record."""
-RECORD_KEYS = CONTRACT_KEYS | {"cdc_held_as"}
+RECORD_KEYS = CONTRACT_KEYS | {"cdc_held_as", "correction_errors"}
 """CONTRACT's keys ("at least") and the README's: `cdc_held_as`, the CDC's idTechnique for a
-record it holds under another one."""
+record it holds under another one; `correction_errors`, those of its stored correction."""
 
 
 def recent(record_id: str, **overrides: Any) -> dict[str, Any]:

@@ -76,6 +76,9 @@ class RecordRow(Answer):
     errors: list[ProblemOut]
     warnings: list[ProblemOut]
     correction_pending: bool
+    correction_errors: list[ProblemOut]
+    """The stored correction's errors: fix them in a new corrected event (or load newer
+    reference data and `revalidate`); until then it is not sent."""
     revocation_pending: bool
     cdc_message: str | None
     cdc_reason: str | None

@@ -55,6 +55,8 @@ class IngestTally:
     def __init__(self) -> None:
         self.outcomes: Counter[str] = Counter()
         self.read = self.invalid = self.refused = self.unusable = self.warned = 0
+        self.invalid_corrections = 0
+        """Corrections with errors stored beside a record in a batch (its status unchanged)."""
         self.problems: list[str] = []
         self.files: list[str] = []
 
@@ -67,6 +69,8 @@ class IngestTally:
                 self.refused += 1
             elif result.status is None:
                 self.unusable += 1
+            elif result.outcome == Outcome.CORRECTION_STORED:
+                self.invalid_corrections += 1
             else:
                 self.invalid += 1
             if len(self.problems) < SHOWN_PROBLEMS:
@@ -76,7 +80,7 @@ class IngestTally:
                 self.problems.append(f"  {item.source} {result.record_id or '-'} {reasons}")
 
     def lines(self) -> list[str]:
-        failed = self.invalid + self.refused + self.unusable
+        failed = self.invalid + self.invalid_corrections + self.refused + self.unusable
         detail = ", ".join(f"{k} {v}" for k, v in sorted(self.outcomes.items()))
         out = [
             *self.files,
@@ -84,6 +88,11 @@ class IngestTally:
             f"  accepted: {self.read - failed} (with warnings: {self.warned})",
             f"  invalid:  {self.invalid} (kept as invalid records, outstanding until fixed)",
         ]
+        if self.invalid_corrections:
+            out.append(
+                f"  invalid corrections: {self.invalid_corrections} (kept beside records in a "
+                "batch, not sent until a valid one follows: accrochage show ID)"
+            )
         if self.refused:
             out.append(
                 f"  refused:  {self.refused} (applied to no record: kept in the unusable log)"

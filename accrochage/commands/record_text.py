@@ -24,6 +24,8 @@ def record_cell(row: Row, column: str, failed: Mapping[str, str] | None = None) 
         return cell(row.get(column))
     if row["errors"]:
         return first_problem(row["errors"])
+    if row.get("correction_errors"):
+        return "correction: " + first_problem(row["correction_errors"], 58)
     if failed and row.get("batch_id") in failed:
         return shorten(f"its file failed (accrochage batches): {failed[row['batch_id']]}", 70)
     if by_support(row):
@@ -87,7 +89,7 @@ def support_steps(detail: Row, version: SchemaVersion) -> list[str]:
     )
     if not revoked and detail.get("correction_valid") is False:
         return [
-            f"next:         {why}, and the stored correction has errors (`show --format json`): "
+            f"next:         {why}, and the stored correction has errors (above): "
             "send a valid corrected event; the CDC's support can apply that one"
         ]
     accepted = next(
@@ -125,6 +127,8 @@ def echo_detail(detail: Row) -> None:
     for name in ("errors", "warnings"):
         for problem in detail[name]:
             say(f"{name[:-1]:<13} {problem['field']}: {problem['message']}")
+    for problem in detail.get("correction_errors", []):
+        say(f"{'correction':<13} error {problem['field']}: {problem['message']}")
     flags = [f for f in FLAGS if detail.get(f)]
     if flags:
         say(f"{'flags':<13} {', '.join(flags)}")
@@ -177,6 +181,18 @@ def left_out_steps(detail: Row) -> list[str]:
         f"next:         the CDC's report of its file {current.get('file_name')} did not mention "
         "it (it never reached the CDC, or the report missed it): `accrochage retry --batch "
         f"{current['batch_id']}` sends it again"
+    ]
+
+
+def correction_steps(detail: Row) -> list[str]:
+    """A stored correction with errors is not sent, and nothing changes until one of two
+    things: a corrected event, or newer reference data found it valid (`revalidate`)."""
+    if not detail.get("correction_errors") or detail.get("revocation_pending"):
+        return []
+    return [
+        "next:         its stored correction has errors (above) and is not sent: send a "
+        "corrected event; if they name reference data older than the certification, "
+        "`accrochage refdata load` a newer export, then `accrochage revalidate`"
     ]
 
 

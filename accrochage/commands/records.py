@@ -13,6 +13,7 @@ from accrochage.commands.core import core_from
 from accrochage.commands.options import DAY, DUE_WITHIN, said_if_unknown
 from accrochage.commands.output import FORMATS, Row, cell, echo_rows, first_problem, shorten
 from accrochage.commands.record_text import (
+    correction_steps,
     echo_detail,
     left_out_steps,
     record_cell,
@@ -181,7 +182,8 @@ def show(ctx: click.Context, record_id: str, fmt: str) -> None:
         click.echo(json.dumps(detail, ensure_ascii=False, indent=1))
         return
     echo_detail(detail)
-    for line in [*support_steps(detail, version), *left_out_steps(detail), *request_steps(detail)]:
+    steps = support_steps(detail, version) or correction_steps(detail)
+    for line in [*steps, *left_out_steps(detail), *request_steps(detail)]:
         say(line)
 
 

@@ -134,7 +134,15 @@ def apply_delivered(
             ],
         )
     before = current.status
-    revalidated = before is Status.INVALID and decoded.valid
+    # The same content found valid now (newer reference data): stored again, to be sent.
+    revalidated = decoded.valid and (
+        before is Status.INVALID
+        or (
+            before in IN_A_BATCH
+            and current.correction_valid is False
+            and decoded.content_hash == current.correction_hash
+        )
+    )
     back = (
         before in IN_A_BATCH
         and current.correction_version is not None
@@ -164,6 +172,7 @@ def apply_delivered(
             correction_version=version,
             correction_hash=decoded.content_hash,
             correction_valid=decoded.valid,
+            correction_errors=tuple(decoded.errors),
             latest_version=version,
             deadline=deadline_beside_correction(current, decoded.delivered_on),
             updated_at=now,

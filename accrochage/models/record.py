@@ -85,6 +85,9 @@ class Record:
     """The CDC refused the record's last SUPPRESSION (`retry` cuts it again)."""
     correction_valid: bool | None = None
     """Whether the stored correction passed validation (only a valid one replaces sent data)."""
+    correction_errors: tuple[Problem, ...] = ()
+    """The stored correction's errors (what to fix before it can be sent), as `errors` are
+    the content's; `revalidate` checks them again against newer reference data."""
     identity_rejections: int = 0
     """CDC rejections for identity so far (two flag the CDC's identity procedure)."""
     delivery_met: bool = False

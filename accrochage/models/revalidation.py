@@ -6,11 +6,12 @@ from dataclasses import replace
 from datetime import datetime
 
 from accrochage.models.problems import Problem
-from accrochage.models.record import Change, HistoryEntry, Outcome, Record
+from accrochage.models.record import IN_A_BATCH, Change, HistoryEntry, Outcome, Record
 from accrochage.models.vocabulary import RecordStatus
 
 REVALIDATED = frozenset({RecordStatus.PENDING, RecordStatus.INVALID})
-"""Only records not yet in a batch: the others' content is frozen in a file."""
+"""Records not yet in a batch: the others' content is frozen in a file (their stored
+correction, not sent yet, is checked: `apply_correction_revalidated`)."""
 
 
 def apply_revalidated(
@@ -43,3 +44,36 @@ def apply_revalidated(
     if status is not current.status:
         history = HistoryEntry(current.record_id, now, current.status, status, reason)
     return Change(Outcome.UPDATED if history is None else Outcome.MOVED, record, None, history)
+
+
+def correction_to_check(current: Record) -> bool:
+    """A stored correction not sent yet: neither its SUPPRESSION nor its CREATION is cut."""
+    return (
+        current.correction_version is not None
+        and current.status in IN_A_BATCH
+        and not (current.suppression_in_flight and not current.suppression_rejected)
+    )
+
+
+def apply_correction_revalidated(
+    current: Record, errors: list[Problem], now: datetime, reason: str
+) -> Change:
+    """A stored correction checked again: valid now, it goes out (through a SUPPRESSION where
+    the CDC holds the record); found with errors, it waits, and they say what to fix."""
+    if not correction_to_check(current) or tuple(errors) == current.correction_errors:
+        return Change(Outcome.UNCHANGED)
+    valid = not errors
+    record = replace(
+        current, correction_valid=valid, correction_errors=tuple(errors), updated_at=now
+    )
+    if valid == current.correction_valid:
+        return Change(Outcome.UPDATED, record)
+    said = "valid now: it is sent" if valid else "it has errors now: it waits for a valid one"
+    history = HistoryEntry(
+        current.record_id,
+        now,
+        current.status,
+        current.status,
+        f"{reason}: the stored correction is {said}",
+    )
+    return Change(Outcome.MOVED, record, None, history)

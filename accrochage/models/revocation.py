@@ -86,7 +86,13 @@ def _withdrawn_by(record: Record) -> str:
 
 def without_correction(record: Record) -> Record:
     """The record with no stored correction waiting to be sent."""
-    return replace(record, correction_version=None, correction_hash=None, correction_valid=None)
+    return replace(
+        record,
+        correction_version=None,
+        correction_hash=None,
+        correction_valid=None,
+        correction_errors=(),
+    )
 
 
 def withdrawn(record: Record, now: datetime) -> Record:

@@ -72,6 +72,7 @@ def with_correction(
         correction_version=None,
         correction_hash=None,
         correction_valid=None,
+        correction_errors=(),
         accepted_batch_id=None,
         suppression_rejected=False,
         updated_at=now,
@@ -201,9 +202,19 @@ def apply_held_elsewhere(
         reason += "; it was revoked since: its SUPPRESSION is cut next"
         return moved(current, awaiting_withdrawal(record, now), now, reason, held.batch_id, label)
     newest = (
-        (current.correction_version, current.correction_hash, current.correction_valid)
+        (
+            current.correction_version,
+            current.correction_hash,
+            current.correction_valid,
+            current.correction_errors,
+        )
         if current.correction_version is not None
-        else (current.version, current.content_hash, current.status is not Status.INVALID)
+        else (
+            current.version,
+            current.content_hash,
+            current.status is not Status.INVALID,
+            current.errors,
+        )
     )
     differs = newest[1] != held.content_hash
     record = replace(
@@ -211,6 +222,7 @@ def apply_held_elsewhere(
         correction_version=newest[0] if differs else None,
         correction_hash=newest[1] if differs else None,
         correction_valid=newest[2] if differs else None,
+        correction_errors=newest[3] if differs else (),
     )
     if not record.revocation_pending:  # the CDC's earlier refusal is answered by this
         record = replace(record, cdc_message=None, cdc_reason=None)

@@ -24,6 +24,7 @@ OUTSTANDING_FIELDS = (
     "errors",
     "warnings",
     "correction_pending",
+    "correction_errors",
     "revocation_pending",
     "cdc_message",
     "cdc_reason",

@@ -1,6 +1,8 @@
 """`accrochage revalidate`: pending and invalid records checked again against the current
 reference data; each record whose findings change is updated (invalid <-> pending) and
-reported. Records in a batch are never touched: their content is frozen in a file.
+reported. A record in a batch keeps its content (frozen in a file), but its stored correction,
+not sent yet, is checked too: one refused for reference data older than its certification is
+sent once newer data finds it valid.
 """
 
 from __future__ import annotations
@@ -11,10 +13,15 @@ from accrochage.models.deadline import Clock, paris_today
 from accrochage.models.decode import decode
 from accrochage.models.event import stored_payload
 from accrochage.models.problems import Problem
-from accrochage.models.record import TRUNCATED, Change, Outcome
+from accrochage.models.record import IN_A_BATCH, TRUNCATED, Change, Outcome, Record
 from accrochage.models.reference import Reference
 from accrochage.models.registry import Registry
-from accrochage.models.revalidation import REVALIDATED, apply_revalidated
+from accrochage.models.revalidation import (
+    REVALIDATED,
+    apply_correction_revalidated,
+    apply_revalidated,
+    correction_to_check,
+)
 from accrochage.state.base import Store
 from accrochage.state.queries import OutstandingQuery
 
@@ -40,6 +47,28 @@ class RevalidationReport:
     changed: list[Revalidated] = field(default_factory=list)
 
 
+def _revalidated(before: Record, after: Record, content: bool) -> Revalidated:
+    """What changed: the content's findings, or (`content` False) its stored correction's."""
+    if content:
+        old = _findings(before.errors, before.warnings)
+        new = _findings(after.errors, after.warnings)
+        return Revalidated(
+            before.record_id,
+            before.certifier,
+            str(before.status),
+            str(after.status),
+            sorted(new - old),
+            sorted(old - new),
+        )
+    old = _findings(before.correction_errors, ())
+    new = _findings(after.correction_errors, ())
+    was = "invalid correction" if before.correction_valid is False else "valid correction"
+    now = "valid correction" if after.correction_valid else "invalid correction"
+    return Revalidated(
+        before.record_id, before.certifier, was, now, sorted(new - old), sorted(old - new)
+    )
+
+
 def _findings(errors: tuple[Problem, ...], warnings: tuple[Problem, ...]) -> set[str]:
     return {f"error {p.field}: {p.message}" for p in errors} | {
         f"warning {p.field}: {p.message}" for p in warnings
@@ -56,14 +85,19 @@ class Revalidator:
         self.reference = reference
 
     def _ids(self, certifier: str | None) -> list[str]:
+        """Pending and invalid records, and those in a batch with a stored correction."""
         query = OutstandingQuery(
             as_of=paris_today(self.clock),
             certifier=certifier,
-            statuses=tuple(REVALIDATED),
+            statuses=(*REVALIDATED, *IN_A_BATCH),
             limit=None,
         )
         with self.store.reading() as reader:
-            return [str(row["record_id"]) for row in reader.outstanding(query)]
+            return [
+                str(row["record_id"])
+                for row in reader.iter_outstanding(query)
+                if row["status"] in REVALIDATED or row["correction_pending"]
+            ]
 
     def run(self, certifier: str | None = None, version: int = 0) -> RevalidationReport:
         report = RevalidationReport()
@@ -75,32 +109,26 @@ class Revalidator:
                 now = self.clock.now()
                 today = paris_today(self.clock)
                 for record in tx.records(ids[start : start + CHUNK]).values():
-                    if record.status not in REVALIDATED:
+                    checked = record.status in REVALIDATED
+                    if not checked and not correction_to_check(record):
                         continue
-                    stored = tx.content(record.record_id, record.version)
+                    kept = record.version if checked else record.correction_version
+                    stored = tx.content(record.record_id, kept or record.version)
                     payload = stored_payload(stored.payload, stored.event_id)
                     if payload is None or TRUNCATED in payload:
                         report.skipped += 1
                         continue
                     decoded = decode(payload, self.registry, today, self.reference)
                     report.checked += 1
-                    change = apply_revalidated(
-                        record, decoded.errors, decoded.warnings, now, reason
-                    )
+                    if checked:
+                        change = apply_revalidated(
+                            record, decoded.errors, decoded.warnings, now, reason
+                        )
+                    else:
+                        change = apply_correction_revalidated(record, decoded.errors, now, reason)
                     if change.outcome is Outcome.UNCHANGED or change.record is None:
                         continue
                     changes.append(change)
-                    old = _findings(record.errors, record.warnings)
-                    new = _findings(change.record.errors, change.record.warnings)
-                    report.changed.append(
-                        Revalidated(
-                            record.record_id,
-                            record.certifier,
-                            str(record.status),
-                            str(change.record.status),
-                            sorted(new - old),
-                            sorted(old - new),
-                        )
-                    )
+                    report.changed.append(_revalidated(record, change.record, checked))
                 tx.save(changes)
         return report

@@ -151,6 +151,7 @@ def present(row: sqlite3.Row, as_of: date) -> dict[str, Any]:
         "errors": json.loads(row["errors"]),
         "warnings": json.loads(row["warnings"]),
         "correction_pending": row["correction_version"] is not None,
+        "correction_errors": json.loads(row["correction_errors"] or "[]"),
         "revocation_pending": bool(row["revocation_pending"]),
         "cdc_message": row["cdc_message"],
         "cdc_reason": row["cdc_reason"],

@@ -43,6 +43,7 @@ RECORD_COLUMNS = (
     "delivery_met",
     "cdc_held_as",
     "ever_valid",
+    "correction_errors",
 )
 CONTENT_COLUMNS = (
     "record_id",
@@ -134,6 +135,7 @@ def record_values(record: Record) -> tuple[Any, ...]:
         int(record.delivery_met),
         record.cdc_held_as,
         int(record.ever_valid),
+        problems_json(record.correction_errors) if record.correction_errors else None,
     )
 
 
@@ -172,6 +174,7 @@ def record_from(row: sqlite3.Row) -> Record:
         delivery_met=bool(row["delivery_met"]),
         cdc_held_as=row["cdc_held_as"],
         ever_valid=bool(row["ever_valid"]),
+        correction_errors=_problems(row["correction_errors"] or "[]"),
     )
 
 

@@ -14,6 +14,7 @@ from accrochage.state.sqlite.migrations import (  # noqa: F401  (each registers 
     m060_refinements,
     m110_upgrade_repairs,
     m160_event_ids,
+    m170_correction_errors,
 )
 from accrochage.state.sqlite.migrations.registry import latest_migration, migrations
 
