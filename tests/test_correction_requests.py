@@ -326,6 +326,42 @@ def test_an_acceptance_closes_only_requests_opened_before_its_content(
         core.close()
 
 
+def test_the_content_the_cdc_held_accepted_again_answers_nothing(
+    tmp_path: Path, shared_dir: Path
+) -> None:
+    """Accepted, asked to correct, corrected, then the correction taken back after its
+    SUPPRESSION left: the CDC deletes, then accepts again exactly what it held when the
+    request came. Nothing was corrected: the request stays open, its deadline running."""
+    from tests.test_cdc_loop import accepted, action_of, answer, flush, only_written
+    from tests.test_tracker import replay
+
+    core, clock = make_core(tmp_path, schema={"version": "1.1.5"})
+    try:
+        original = event("HH-1", score="100")
+        accepted(core, shared_dir, original)
+        clock.advance(timedelta(hours=1))
+        asked = core.corrections.add("HH-1", TODAY).request.request_id
+        clock.advance(timedelta(hours=1))
+        ingest(core, dict(replay(original), score="200"))
+        suppression, path = only_written(flush(core))
+        assert action_of(path) == "SUPPRESSION"
+        core.operations.deposited([suppression])
+        clock.advance(timedelta(hours=1))
+        assert ingest(core, replay(original))[0].outcome == "correction_stored"
+
+        answer(core, shared_dir, suppression, ok=["HH-1"])
+        creation, path = only_written(flush(core))
+        assert action_of(path) == "CREATION"
+        clock.advance(timedelta(hours=1))
+        answer(core, shared_dir, creation, ok=["HH-1"])
+        assert record(core, "HH-1")["status"] == "accepted"
+        (request,) = listed(core)
+        assert (request["request_id"], request["status"]) == (asked, "open")
+        assert record(core, "HH-1")["correction_request"]["request_id"] == asked
+    finally:
+        core.close()
+
+
 # -- metrics and alerts ----------------------------------------------------------------------
 
 

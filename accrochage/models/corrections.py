@@ -59,6 +59,10 @@ class CorrectionRequest:
     answer_kind: AnswerKind | None = None
     answer_text: str | None = None
     answered_at: datetime | None = None
+    held_hash: str | None = None
+    """The hash of the content the CDC held for the record when the request was opened (None:
+    it held none, or the request came first): an acceptance of that same content again (a
+    correction taken back, then sent again) answers nothing, and closes nothing."""
 
     @property
     def is_open(self) -> bool:
@@ -73,7 +77,8 @@ class RequestClosure:
     """A CDC acceptance that may close requests on a record (the feedback loop builds it).
 
     `version`: the content version the CDC accepted; a request closes only if that content
-    was stored at or after the request was opened. None: the acceptance of the suppression
+    was stored at or after the request was opened and is not the content the CDC held then
+    (`CorrectionRequest.held_hash`). None: the acceptance of the suppression
     of a revoked record, which closes any open request on it.
     """
 

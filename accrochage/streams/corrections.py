@@ -10,7 +10,7 @@ the operator's text and may name a person: it is stored and shown, never logged.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 
 from accrochage.errors import BadParameter, FieldError
@@ -23,8 +23,9 @@ from accrochage.models.corrections import (
     to_json,
 )
 from accrochage.models.deadline import Clock, paris_today
+from accrochage.models.record import Record
 from accrochage.models.vocabulary import RequestSource
-from accrochage.state.base import JsonRow, Store
+from accrochage.state.base import JsonRow, Store, Transaction
 from accrochage.state.queries import RequestKey
 
 
@@ -83,7 +84,7 @@ class Corrections:
                 )
             same = tx.open_request_like(request)
             if same is None:
-                tx.add_correction_request(request)
+                tx.add_correction_request(replace(request, held_hash=_held_hash(tx, record)))
         kept = same or request
         shown = record.certifier if record is not None else None
         today = paris_today(self.clock)
@@ -136,6 +137,13 @@ class Corrections:
             record = tx.records([done.record_id]).get(done.record_id)
         shown = record.certifier if record is not None else None
         return to_json(done, shown, paris_today(self.clock), self.margin_days)
+
+
+def _held_hash(tx: Transaction, record: Record | None) -> str | None:
+    """The hash of the content the CDC holds for `record` now (None: none, or not known)."""
+    if record is None or record.accepted_batch_id is None:
+        return None
+    return tx.carried_hash(record.accepted_batch_id, record.record_id)
 
 
 def _source(value: RequestSource | str) -> RequestSource:

@@ -39,6 +39,7 @@ COLUMNS = (
     "answer_kind",
     "answer_text",
     "answered_at",
+    "held_hash",
 )
 _OPEN = RequestStatus.OPEN.value
 _SELECT = (
@@ -64,6 +65,7 @@ def _values(request: CorrectionRequest) -> tuple[Any, ...]:
         None if request.answer_kind is None else request.answer_kind.value,
         request.answer_text,
         None if request.answered_at is None else stamp(request.answered_at),
+        request.held_hash,
     )
 
 
@@ -82,6 +84,7 @@ def _request(row: sqlite3.Row) -> CorrectionRequest:
         answer_kind=AnswerKind(row["answer_kind"]) if row["answer_kind"] else None,
         answer_text=row["answer_text"],
         answered_at=datetime.fromisoformat(answered) if answered else None,
+        held_hash=row["held_hash"],
     )
 
 
@@ -147,7 +150,9 @@ def close_requests(
 
     A request closes when it was opened by `at` and, for an accepted content version,
     no later than that content was stored: data stored before the request cannot be the
-    correction it asked for. Instants are compared as instants (offsets change with DST).
+    correction it asked for; nor can the very content the CDC held when it was opened, sent
+    again after a correction taken back. Instants are compared as instants (offsets change
+    with DST).
     """
     closed: list[str] = []
     for closure in closures:
@@ -158,7 +163,7 @@ def close_requests(
         ).fetchall()
         if not rows:
             continue
-        stored_at = _stored_at(conn, closure)
+        stored_at, accepted_hash = _stored(conn, closure)
         if closure.version is not None and stored_at is None:
             continue
         status = conn.execute(
@@ -167,6 +172,8 @@ def close_requests(
         for row in rows:
             found = _request(row)
             if found.opened_at > at or (stored_at is not None and found.opened_at > stored_at):
+                continue
+            if accepted_hash is not None and accepted_hash == found.held_hash:
                 continue
             done = corrected_by(found, label, at)
             save_answer(conn, done)
@@ -186,14 +193,17 @@ def close_requests(
     return closed
 
 
-def _stored_at(conn: sqlite3.Connection, closure: RequestClosure) -> datetime | None:
+def _stored(
+    conn: sqlite3.Connection, closure: RequestClosure
+) -> tuple[datetime | None, str | None]:
+    """When the accepted content version was stored, and its hash (None, None: no version)."""
     if closure.version is None:
-        return None
+        return None, None
     row = conn.execute(
-        "SELECT received_at FROM contents WHERE record_id = ? AND version = ?",
+        "SELECT received_at, content_hash FROM contents WHERE record_id = ? AND version = ?",
         (closure.record_id, closure.version),
     ).fetchone()
-    return None if row is None else datetime.fromisoformat(row[0])
+    return (None, None) if row is None else (datetime.fromisoformat(row[0]), row[1])
 
 
 def open_deadlines(conn: sqlite3.Connection, record_ids: Sequence[str]) -> dict[str, date]:

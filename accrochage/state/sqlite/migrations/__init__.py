@@ -15,6 +15,7 @@ from accrochage.state.sqlite.migrations import (  # noqa: F401  (each registers 
     m110_upgrade_repairs,
     m160_event_ids,
     m170_correction_errors,
+    m180_held_hash,
 )
 from accrochage.state.sqlite.migrations.registry import latest_migration, migrations
 
