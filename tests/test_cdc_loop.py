@@ -427,6 +427,39 @@ def test_an_upgraded_state_clears_a_withdrawn_record_left_with_a_correction(
         core.close()
 
 
+def test_a_file_s_report_counts_are_those_of_every_report_imported_for_it(
+    core: Core, shared_dir: Path
+) -> None:
+    """A first report rejects two records and leaves seven out; a second (another processing
+    of the same file) accepts those seven: the file's answer is 8 accepted, 2 rejected, not
+    the second report's 7 and 0."""
+    ids = [f"RC-{n}" for n in range(10)]
+    ingest(core, *(event(rid) for rid in ids))
+    batch, _ = only_written(flush(core))
+    first = processed_report(
+        shared_dir,
+        file_name=batch_row(core, batch)["file_name"],
+        id_flux=batch,
+        ok=ids[:1],
+        ko={ids[1]: "Erreur technique", ids[2]: "Erreur technique"},
+        id_traitement="1001",
+    )
+    core.feedback.import_report_bytes(first, "first.xml")
+    second = processed_report(
+        shared_dir,
+        file_name=batch_row(core, batch)["file_name"],
+        id_flux=batch,
+        ok=ids[3:],
+        id_traitement="1002",
+    )
+    core.feedback.import_report_bytes(second, "second.xml")
+    with core.store.reading() as reader:
+        (listed,) = [b for b in reader.batches() if b["batch_id"] == batch]
+    assert (listed["report"]["accepted"], listed["report"]["rejected"]) == (8, 2)
+    statuses = [record(core, rid)["status"] for rid in ids]
+    assert (statuses.count("accepted"), statuses.count("rejected")) == (8, 2)
+
+
 # --- a suppression the CDC refuses ------------------------------------------------------------
 
 

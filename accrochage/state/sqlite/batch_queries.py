@@ -11,22 +11,35 @@ from accrochage.models.vocabulary import BatchState, RecordStatus
 from accrochage.state.queries import BatchKey
 
 _SELECT = """
-SELECT b.*, r.summary AS report_summary, r.imported_at AS report_imported_at
+SELECT b.*, r.summaries AS report_summaries, r.imported_at AS report_imported_at
 FROM batches b
 LEFT JOIN (
-    SELECT batch_id, summary, max(imported_at) AS imported_at FROM reports
-    WHERE batch_id IS NOT NULL GROUP BY batch_id
+    SELECT batch_id, max(imported_at) AS imported_at,
+      json_group_array(json_array(julianday(imported_at), json(summary))) AS summaries
+    FROM reports WHERE batch_id IS NOT NULL GROUP BY batch_id
 ) r ON r.batch_id = b.batch_id
 """
 
 
+def report_counts(summaries: list[tuple[float, dict[str, Any]]]) -> tuple[int, int]:
+    """Accepted and rejected records of a file over every report imported for it, each
+    record counted once, by the last report that named it: a first report leaving records
+    out and a second accepting them is the file's whole answer, not the second's alone."""
+    accepted: dict[str, bool] = {}
+    for _, summary in sorted(summaries, key=lambda imported: imported[0]):
+        accepted.update(dict.fromkeys(summary.get("accepted", []), True))
+        accepted.update(dict.fromkeys(summary.get("rejected", []), False))
+    ok = sum(accepted.values())
+    return ok, len(accepted) - ok
+
+
 def present_batch(row: sqlite3.Row) -> dict[str, Any]:
     report = None
-    if row["report_summary"] is not None:
-        summary = json.loads(row["report_summary"])
+    if row["report_summaries"] is not None:
+        ok, ko = report_counts(json.loads(row["report_summaries"]))
         report = {
-            "accepted": len(summary.get("accepted", [])),
-            "rejected": len(summary.get("rejected", [])),
+            "accepted": ok,
+            "rejected": ko,
             "imported_at": row["report_imported_at"],
             "file": row["report_file"],
         }
