@@ -460,6 +460,26 @@ def test_a_file_s_report_counts_are_those_of_every_report_imported_for_it(
     assert (statuses.count("accepted"), statuses.count("rejected")) == (8, 2)
 
 
+def test_a_report_applied_by_id_names_the_suppression_a_record_waits_for(
+    core: Core, shared_dir: Path
+) -> None:
+    """A report of unknown origin applied by idTechnique cannot tell whether its OK answers
+    the record's SUPPRESSION in flight or the CREATION accepted before: it is not applied, and
+    the import says which file's report to import, not that the record was settled."""
+    accepted(core, shared_dir, event("BI-1", score="100"))
+    ingest(core, dict(event("BI-1", score="200")))
+    suppression, _ = only_written(flush(core))
+    core.operations.deposited([suppression])
+    foreign = processed_report(
+        shared_dir, file_name="elsewhere.xml", id_flux=None, ok=["BI-1"], id_traitement="77"
+    )
+    summary = core.feedback.import_report_bytes(foreign, "foreign.xml", by_id=True)
+    assert summary.waiting == ["BI-1"] and summary.accepted == []
+    (note,) = [n for n in summary.notes if n.startswith("BI-1")]
+    assert f"--batch {suppression}" in note
+    assert record(core, "BI-1")["correction_pending"] is True, "left for its own report"
+
+
 # --- a suppression the CDC refuses ------------------------------------------------------------
 
 

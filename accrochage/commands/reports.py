@@ -61,7 +61,8 @@ def import_report(
             )
             if result.file_error:
                 click.echo(f"  whole file rejected: {result.file_error}")
-            settled = [r for r in result.unchanged if r not in set(result.elsewhere)]
+            apart = {*result.elsewhere, *result.waiting}
+            settled = [r for r in result.unchanged if r not in apart]
             for label, ids in (
                 ("unknown idTechnique", result.unknown_ids),
                 ("records the batch did not carry, left as they are", result.elsewhere),

@@ -33,6 +33,9 @@ class ImportSummary:
     unchanged: list[str] = field(default_factory=list)
     unknown_ids: list[str] = field(default_factory=list)
     not_mentioned: list[str] = field(default_factory=list)
+    waiting: list[str] = field(default_factory=list)
+    """Records a report applied by idTechnique left because their SUPPRESSION is in flight:
+    that file's report answers them (in `unchanged` too; a note names the file)."""
     elsewhere: list[str] = field(default_factory=list)
     """Records the report names that the reported batch did not carry (they are in `unchanged`
     too): a report of another file, or a record sent again since."""
@@ -117,6 +120,9 @@ def _apply_chunk(
             summary.unchanged.append(outcome.id_technique)
             if members is not None and outcome.id_technique not in members:
                 summary.elsewhere.append(outcome.id_technique)
+            if ctx.batch is None and record.suppression_in_flight:
+                summary.waiting.append(outcome.id_technique)
+                summary.notes.append(_waits_for_its_suppression(record))
             continue
         changes.append(change)
         waits_in_a_file = record.status is Status.BATCHED or record.suppression_in_flight
@@ -130,6 +136,16 @@ def _apply_chunk(
         if not accepted:
             summary.rejections.append(rejection(change.record))
     ctx.tx.save(changes)
+
+
+def _waits_for_its_suppression(record: Record) -> str:
+    """Why a report applied by idTechnique left a record whose SUPPRESSION is in flight: it
+    cannot tell whether it answers that file or the CREATION the CDC accepted before."""
+    return (
+        f"{record.record_id}: its SUPPRESSION (batch {record.batch_id}) waits for that file's "
+        "report; a report applied by idTechnique cannot tell it answers that file: import it "
+        f"with `accrochage import-report FILE --batch {record.batch_id}`"
+    )
 
 
 def reject_file(
