@@ -299,6 +299,21 @@ def test_unquoted_crlf_bom_and_the_older_columns_give_the_same(
     assert len(load_cog(tmp_path).communes) == len(quoted.communes)
 
 
+def test_a_loose_file_beside_a_zip_holding_the_same_one_is_refused(
+    refdata_dir: Path, tmp_path: Path
+) -> None:
+    """Which of the two is newer cannot be told: the zip (older, left there) won."""
+    real = cog(refdata_dir) / "v_commune_depuis_1943.csv"
+    with zipfile.ZipFile(tmp_path / "cog_ensemble_2024_csv.zip", "w") as packed:
+        packed.writestr("v_commune_depuis_1943.csv", real.read_bytes())
+    (tmp_path / "v_commune_depuis_1943.csv").write_bytes(real.read_bytes())
+    with pytest.raises(RefdataError, match=r"v_commune_depuis_1943\.csv is there twice") as raised:
+        load_cog(tmp_path)
+    assert "cog_ensemble_2024_csv.zip" in str(raised.value)
+    (tmp_path / "cog_ensemble_2024_csv.zip").unlink()
+    assert load_cog(tmp_path).communes, "one copy: loaded"
+
+
 def test_the_unquoted_crlf_changes_file_of_datagouv(refdata_dir: Path, tmp_path: Path) -> None:
     real = cog(refdata_dir) / "datagouv-decoupage-administratif" / "mouvements-communes.csv"
     (tmp_path / "mouvements-communes.csv").write_bytes(real.read_bytes())

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 import shutil
 import sqlite3
 import threading
@@ -368,6 +369,10 @@ def test_load_status_and_revalidate(refdata_dir: Path, tmp_path: Path) -> None:
     assert not applied["delivered_on after DATE_LIMITE_DELIVRANCE"]  # CSV: no such column
     assert not applied["a foreign-country code unknown to the COG"]
     assert run(config, "refdata", "load").output.startswith("rncp: unchanged")
+    shown = run(config, "refdata", "status").output
+    assert re.search(r"loaded \d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+0[12]:00", shown), (
+        "Paris time, as every other command shows an instant"
+    )
 
     result = run(config, "revalidate")
     assert result.exit_code == 0, result.output

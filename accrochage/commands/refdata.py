@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from pathlib import Path
 
 import click
@@ -10,7 +11,7 @@ import click
 from accrochage.commands.core import core_from
 from accrochage.commands.options import said_if_unknown
 from accrochage.errors import ConfigError
-from accrochage.models.deadline import paris_today
+from accrochage.models.deadline import PARIS, paris_today
 from accrochage.refdata.load import load_refdata, status
 from accrochage.streams.revalidate import Revalidator
 
@@ -81,7 +82,7 @@ def show_status(ctx: click.Context, fmt: str) -> None:
     for source in shown["sources"]:
         when = source["date"] or (f"COG {source['vintage']}" if source["vintage"] else "unknown")
         age = f", {source['age_days']} days old" if source["age_days"] is not None else ""
-        click.echo(f"{source['kind']}: of {when}{age}, loaded {source['loaded_at']}")
+        click.echo(f"{source['kind']}: of {when}{age}, loaded {_paris(source['loaded_at'])}")
         click.echo(f"  files: {', '.join(source['files'])}")
         click.echo("  " + ", ".join(f"{v} {k}" for k, v in source["counts"].items()))
     click.echo(f"version {shown['version']}; rules:")
@@ -121,3 +122,11 @@ def revalidate(ctx: click.Context, certifier: str | None) -> None:
 def register(group: click.Group) -> None:
     group.add_command(refdata)
     group.add_command(revalidate)
+
+
+def _paris(stamp: str) -> str:
+    """A stored instant (UTC) as the other commands show one: Paris time."""
+    try:
+        return datetime.fromisoformat(stamp).astimezone(PARIS).isoformat(timespec="seconds")
+    except (TypeError, ValueError):
+        return str(stamp)

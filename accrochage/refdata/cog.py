@@ -46,8 +46,20 @@ class Cog:
 
 
 def _pick(found: list[Source], pattern: re.Pattern[str]) -> Source | None:
+    """The newest file of a kind, by the year in its name. Two files of the newest name (a
+    loose one beside a zip holding another) cannot be told apart: an older zip left beside a
+    newer file won, and the rules ran on the older COG. Refused, naming both."""
     matching = [s for s in found if pattern.fullmatch(s.name)]
-    return max(matching, key=lambda s: s.name) if matching else None
+    if not matching:
+        return None
+    newest = max(matching, key=lambda s: s.name)
+    copies = sorted({s.origin for s in matching if s.name == newest.name})
+    if len(copies) > 1:
+        raise RefdataError(
+            f"{newest.name} is there twice ({' and '.join(copies)}): which is newer cannot be "
+            "told; keep one of them in the COG folder, then load again"
+        )
+    return newest
 
 
 def _name(source: Source) -> str:
