@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import itertools
 import json
+import unicodedata
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
@@ -54,6 +55,17 @@ def csv_cell(value: Any) -> str:
     return "'" + text if not number and text.startswith(FORMULA_STARTS) else text
 
 
+def width(text: str) -> int:
+    """The columns `text` takes in a terminal: a wide (CJK) character two, a combining one
+    (an accent written apart, `e` + U+0301) none; `len` shifted the columns after such ids."""
+    if text.isascii():
+        return len(text)
+    return sum(
+        0 if unicodedata.combining(c) else 2 if unicodedata.east_asian_width(c) in "WF" else 1
+        for c in text
+    )
+
+
 def table(rows: Sequence[Row], columns: Sequence[str], show: Callable[[Row, str], str]) -> str:
     return "\n".join(table_lines(rows, columns, show))
 
@@ -66,10 +78,11 @@ def table_lines(
     stream = iter(rows)
     sample = list(itertools.islice(stream, WIDTH_SAMPLE))
     cells = [[escaped(show(row, column)) or "-" for column in columns] for row in sample]
-    widths = [max([len(c)] + [len(line[i]) for line in cells]) for i, c in enumerate(columns)]
+    widths = [max([width(c)] + [width(line[i]) for line in cells]) for i, c in enumerate(columns)]
 
     def line(values: Sequence[str]) -> str:
-        return "  ".join(v.ljust(w) for v, w in zip(values, widths, strict=True)).rstrip()
+        padded = (v + " " * (w - width(v)) for v, w in zip(values, widths, strict=True))
+        return "  ".join(padded).rstrip()
 
     yield line(columns)
     for values in cells:
