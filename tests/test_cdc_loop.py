@@ -882,6 +882,7 @@ def test_the_suppression_is_due_by_the_margin_of_its_correction_request(
     ingest(core, fixed)
     report = core.flusher.flush()
     assert [c.action for c in report.cut] == ["SUPPRESSION"], "due within the margin"
+    assert "a record waiting for its SUPPRESSION has" in report.cut[0].reason
     assert "day(s) left" in report.cut[0].reason
     suppression = report.cut[0].batch_id
     answer(core, shared_dir, suppression, ok=["DR-1"])

@@ -21,16 +21,23 @@ class BatchLimits:
     margin_days: int
 
 
-def due_reason(stats: PendingStats, now: datetime, today: date, limits: BatchLimits) -> str | None:
-    """Why this certifier must be cut now, or None when it can wait."""
+def due_reason(
+    stats: PendingStats,
+    now: datetime,
+    today: date,
+    limits: BatchLimits,
+    waiting: str = "pending record",
+) -> str | None:
+    """Why this certifier must be cut now, or None when it can wait. `waiting`: what the
+    records wait as (a SUPPRESSION's are no pending records)."""
     if stats.count >= limits.max_records:
-        return f"{stats.count} pending records reach max_records ({limits.max_records})"
+        return f"{stats.count} {waiting}s reach max_records ({limits.max_records})"
     if now - stats.oldest_pending_since >= limits.max_delay:
-        return f"the oldest pending record has waited {limits.max_delay} (max_delay)"
+        return f"the oldest {waiting} has waited {limits.max_delay} (max_delay)"
     if stats.earliest_deadline is not None:
         left = days_left(stats.earliest_deadline, today)
         if left <= limits.margin_days:
-            return f"a pending record has {left} day(s) left (deadline margin {limits.margin_days})"
+            return f"a {waiting} has {left} day(s) left (deadline margin {limits.margin_days})"
     return None
 
 

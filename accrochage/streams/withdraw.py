@@ -35,6 +35,8 @@ from accrochage.state.base import PendingReads, Transaction
 from accrochage.streams.batching import BatchLimits, due_reason, files_for
 from accrochage.streams.redecode import Decodes
 
+WAITING = "record waiting for its SUPPRESSION"
+"""What the due reason calls the records of a SUPPRESSION to cut."""
 SupersededMove = tuple[Path, Path]
 Cut = Callable[[FrozenBatch, int, str], None]
 """Told of each batch cut: the batch, its passages, why."""
@@ -121,7 +123,7 @@ def cut_suppressions(
             )
             continue
         stats = _stats(certifier, items, deadlines)
-        reason = "forced" if force else due_reason(stats, now, today, limits)
+        reason = "forced" if force else due_reason(stats, now, today, limits, WAITING)
         if reason is not None:
             _cut_way(tx, sink, limits, schema_version, sent_as, items, now, reason, on_cut)
     return notes
