@@ -362,6 +362,25 @@ def test_the_content_the_cdc_held_accepted_again_answers_nothing(
         core.close()
 
 
+def test_a_withdrawal_closes_a_request_as_a_withdrawal(tmp_path: Path, shared_dir: Path) -> None:
+    from tests.factories import revoked_event
+    from tests.test_cdc_loop import accepted, answer, flush, only_written
+
+    core, clock = make_core(tmp_path, schema={"version": "1.1.5"})
+    try:
+        accepted(core, shared_dir, event("WD-1"))
+        clock.advance(timedelta(hours=1))
+        core.corrections.add("WD-1", TODAY)
+        ingest(core, revoked_event(record_id="WD-1"))
+        suppression, _ = only_written(flush(core))
+        answer(core, shared_dir, suppression, ok=["WD-1"])
+        (request,) = listed(core)
+        assert request["status"] == "corrected"
+        assert request["answer"]["text"].startswith("record withdrawn from the CDC (")
+    finally:
+        core.close()
+
+
 # -- metrics and alerts ----------------------------------------------------------------------
 
 

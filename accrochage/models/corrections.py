@@ -179,13 +179,17 @@ def answer(
     )
 
 
-def corrected_by(request: CorrectionRequest, label: str, at: datetime) -> CorrectionRequest:
-    """Closed by the CDC's acceptance of corrected data (or of a revoked record's removal)."""
+def corrected_by(
+    request: CorrectionRequest, label: str, at: datetime, *, withdrawn: bool = False
+) -> CorrectionRequest:
+    """Closed by the CDC's acceptance of corrected data (`withdrawn`: of a revoked record's
+    removal, which the history must not call a correction)."""
+    done = "record withdrawn from the CDC" if withdrawn else "corrected data accepted by the CDC"
     return replace(
         request,
         status=RequestStatus.CORRECTED,
         answer_kind=AnswerKind.CORRECTED,
-        answer_text=f"corrected data accepted by the CDC ({label})",
+        answer_text=f"{done} ({label})",
         answered_at=at,
     )
 

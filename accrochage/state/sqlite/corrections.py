@@ -175,7 +175,7 @@ def close_requests(
                 continue
             if accepted_hash is not None and accepted_hash == found.held_hash:
                 continue
-            done = corrected_by(found, label, at)
+            done = corrected_by(found, label, at, withdrawn=closure.version is None)
             save_answer(conn, done)
             closed.append(done.request_id)
             if status is not None:
