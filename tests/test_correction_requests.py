@@ -471,6 +471,10 @@ def test_the_commands(tmp_path: Path) -> None:
     assert shown["correction_requests"][0]["status"] == "answered"
     outstanding_rows = json.loads(run(config, "outstanding", "--format", "json").stdout)
     assert outstanding_rows[0]["correction_request"] is None
+    early = (today - timedelta(days=30)).isoformat()
+    typo = run(config, "correction-request", "add", "PX-1", "--received-on", early)
+    assert f"the request is dated {early}, before record PX-1 was delivered" in typo.stderr
+    assert typo.stdout.strip().startswith("CR-"), "a warning: the request is opened"
 
 
 # -- HTTP ------------------------------------------------------------------------------------

@@ -94,6 +94,13 @@ def add(
             "request attaches to it when its event arrives",
             err=True,
         )
+    if opened.delivered_after is not None:
+        click.echo(
+            f"warning: the request is dated {opened.request.received_on}, before record "
+            f"{opened.request.record_id} was delivered ({opened.delivered_after}): check "
+            f"--received-on (its deadline, {opened.request.deadline}, counts from it)",
+            err=True,
+        )
     click.echo(opened.request.request_id)
 
 

@@ -38,6 +38,9 @@ class Opened:
     json: JsonRow
     already: bool = False
     """The same request was open already (entered twice): that one, nothing added."""
+    delivered_after: date | None = None
+    """The record's delivery day, when it is after the day the request was received: a
+    mistyped day (its deadline counts from it), or a request about that very date."""
 
 
 class Corrections:
@@ -88,11 +91,13 @@ class Corrections:
         kept = same or request
         shown = record.certifier if record is not None else None
         today = paris_today(self.clock)
+        delivered = record.delivered_on if record is not None else None
         return Opened(
             kept,
             record is not None,
             to_json(kept, shown, today, self.margin_days),
             already=same is not None,
+            delivered_after=delivered if delivered and delivered > kept.received_on else None,
         )
 
     def list(
