@@ -588,6 +588,12 @@ def test_unusable_lists_what_became_no_record_without_sql(config: Path, tmp_path
     assert json.loads(shown[0]["raw"])["record_id"] == "U-NONE"
 
 
+def test_deadline_unknown_with_a_deadline_filter_is_a_usage_error(loaded: Path) -> None:
+    for other in (["--overdue"], ["--due-within", "14"]):
+        refused = run(loaded, "outstanding", "--deadline-unknown", *other, code=2)
+        assert "cannot be combined with --overdue or --due-within" in refused.stderr
+
+
 def test_a_certifier_key_not_configured_is_said_not_silently_empty(loaded: Path) -> None:
     for command in (
         ["outstanding"],

@@ -169,6 +169,9 @@ async def test_an_array_over_the_limit_stores_nothing(core: Core) -> None:
         "/records?limit=5&limit=7",
         "/records?overdue=true&overdue=false",
         "/batches?state=written&state=failed",
+        # Compares a deadline the records asked for have not: always empty, as if none.
+        "/records?deadline_unknown=true&overdue=true",
+        "/records?deadline_unknown=true&due_within=14",
     ],
 )
 async def test_bad_query_parameters_are_400_never_500(core: Core, query: str) -> None:

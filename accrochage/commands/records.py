@@ -21,6 +21,7 @@ from accrochage.commands.record_text import (
     say,
     support_steps,
 )
+from accrochage.errors import BadParameter
 from accrochage.models.deadline import paris_today
 from accrochage.models.vocabulary import BatchState, CdcReason, RecordStatus, values
 from accrochage.state import queries
@@ -114,16 +115,22 @@ def _list(ctx: click.Context, only_outstanding: bool, options: dict[str, Any]) -
     with core_from(ctx, reading=True) as core:
         as_of = options["as_of"]
         day: date = as_of or paris_today(core.clock)
-        query = queries.OutstandingQuery(
-            as_of=day,
-            certifier=options["certifier"],
-            statuses=options["statuses"],
-            reason=options["reason"],
-            due_within=options["due_within"],
-            overdue=options["overdue"],
-            deadline_unknown=options["deadline_unknown"],
-            only_outstanding=only_outstanding,
-        )
+        try:
+            query = queries.OutstandingQuery(
+                as_of=day,
+                certifier=options["certifier"],
+                statuses=options["statuses"],
+                reason=options["reason"],
+                due_within=options["due_within"],
+                overdue=options["overdue"],
+                deadline_unknown=options["deadline_unknown"],
+                only_outstanding=only_outstanding,
+            )
+        except BadParameter:
+            raise click.UsageError(
+                "--deadline-unknown lists the records whose deadline cannot be read: it "
+                "cannot be combined with --overdue or --due-within (ask for each apart)"
+            ) from None
         what = "outstanding record" if only_outstanding else "record"
         with core.store.reading() as reader:
             failed = (

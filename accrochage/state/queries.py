@@ -53,6 +53,14 @@ class OutstandingQuery:
     """False: records of any status (`accrochage records`); due_within and overdue still
     keep outstanding records only."""
 
+    def __post_init__(self) -> None:
+        if self.deadline_unknown and (self.overdue or self.due_within is not None):
+            raise BadParameter(
+                "deadline_unknown lists the records whose deadline cannot be read: it cannot "
+                "be combined with overdue or due_within, which compare a deadline (ask for "
+                "each apart)"
+            )
+
 
 def encode_cursor(deadline: str | None, record_id: str) -> str:
     return _encoded(_RECORDS, deadline, record_id)
