@@ -16,10 +16,12 @@ import sqlite3
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
+from accrochage.state.sqlite.backup import destination
 from accrochage.state.sqlite.migrations import latest_migration
 from tests.test_cli_tracker import recent, run, write_jsonl
 from tests.test_read_only_user import (
@@ -114,6 +116,19 @@ def test_a_backup_into_a_folder_is_named_by_the_time_and_never_replaces_one(
         run(state, "backup", first["path"], "--overwrite", "--format", "json").stdout
     )
     assert replaced["records"] == 3 == count(Path(first["path"]), "records")
+
+
+def test_two_backups_into_a_folder_in_the_same_second_both_land(tmp_path: Path) -> None:
+    state, folder = tmp_path / "var" / "state.db", tmp_path / "backups"
+    folder.mkdir()
+    at = datetime(2026, 12, 4, 15, 0, 7, tzinfo=UTC)
+    first = destination(state, folder, at, overwrite=False)
+    assert first.name == "state-20261204T150007Z.db"
+    first.write_bytes(b"taken")
+    second = destination(state, folder, at, overwrite=False)
+    assert second.name == "state-20261204T150007Z-2.db"
+    second.write_bytes(b"taken")
+    assert destination(state, folder, at, overwrite=False).name == "state-20261204T150007Z-3.db"
 
 
 @pytest.mark.parametrize("name", ["state.db", "state.db-wal", "state.db.lock"])

@@ -46,7 +46,7 @@ def destination(state: Path, dest: Path, at: datetime, *, overwrite: bool) -> Pa
     """Where the backup goes: `dest`, or a file named by the time in the folder `dest`; the
     state's own files, a missing folder and (unless `overwrite`) an existing file refused."""
     if dest.is_dir():
-        dest = dest / backup_name(state, at)
+        dest = _free(dest / backup_name(state, at))
     if not dest.parent.is_dir():
         raise StoreError(
             f"cannot write the backup {dest}: its folder {dest.parent} does not exist; "
@@ -63,6 +63,16 @@ def destination(state: Path, dest: Path, at: datetime, *, overwrite: bool) -> Pa
             "backup is named by the time), or pass --overwrite to replace it"
         )
     return dest
+
+
+def _free(timed: Path) -> Path:
+    """A backup named by the time, or, taken in the same second as another one there, the
+    first of `-2`, `-3`… that is free (two backups a second apart would otherwise fail)."""
+    candidate, number = timed, 1
+    while candidate.exists() and number < 1000:
+        number += 1
+        candidate = timed.with_name(f"{timed.stem}-{number}{timed.suffix}")
+    return candidate
 
 
 def _is_own_file(state: Path, dest: Path) -> bool:
