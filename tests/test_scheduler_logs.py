@@ -8,6 +8,7 @@ and the flusher's notes (files moved back, `outbox_mismatch`) were never logged 
 from __future__ import annotations
 
 import logging
+import threading
 from pathlib import Path
 from typing import Any, cast
 
@@ -28,7 +29,7 @@ class Ticks:
     def __init__(self, runs: list[FlushReport]) -> None:
         self.runs = runs
 
-    def flush(self) -> FlushReport:
+    def flush(self, *, stopping: threading.Event | None = None) -> FlushReport:
         return self.runs.pop(0)
 
 
