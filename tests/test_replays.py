@@ -133,6 +133,37 @@ def test_a_replayed_revocation_does_not_undo_reinstate(core: Core) -> None:
     assert ingest_one(core, fresh).outcome == "withdrawn", "a new revocation revokes"
 
 
+def test_a_replayed_take_back_does_not_take_a_later_correction_back(core: Core) -> None:
+    """The event that took a stored correction back stores no content version: replayed after
+    a newer correction, it must not take that one back too."""
+    original = event("RP-11", score="100")
+    ingest(core, original)
+    flush(core)
+    assert ingest_one(core, scored(original, "200")).outcome == "correction_stored"
+    take_back = replay(original)
+    assert ingest_one(core, take_back).outcome == "updated"
+    assert ingest_one(core, scored(original, "300")).outcome == "correction_stored"
+
+    assert ingest_one(core, copy.deepcopy(take_back)).outcome == "unchanged"
+    detail = record(core, "RP-11")
+    assert detail["correction_pending"] is True
+    assert detail["correction"]["score"] == "300"
+
+
+def test_a_second_revocation_answered_unchanged_is_known_when_replayed(core: Core) -> None:
+    """Revoked twice (the second answered `unchanged`), reinstated by the operator, then the
+    platform's log replayed: neither revocation revokes again."""
+    first = revoked_event(record_id="RP-12")
+    second = dict(copy.deepcopy(first), event_id="second-emission")
+    outcomes = ingest(core, event("RP-12"), first, second)
+    assert [r.outcome for r in outcomes] == ["created", "withdrawn", "unchanged"]
+    core.operations.reinstate(["RP-12"], "revoked by mistake")
+
+    replayed = ingest(core, copy.deepcopy(first), copy.deepcopy(second))
+    assert [r.outcome for r in replayed] == ["unchanged", "unchanged"]
+    assert record(core, "RP-12")["status"] == "pending"
+
+
 def test_a_replayed_revocation_does_not_undo_a_later_correction(core: Core) -> None:
     """Revoked, then delivered again with another content (the platform's own way back):
     replaying the revocation, and the first delivery, leaves the last word standing."""
@@ -197,6 +228,27 @@ def test_a_file_ingested_twice_leaves_the_corrections(tmp_path: Path) -> None:
     shown = json.loads(run(config, "show", "RF-1", "--format", "json").stdout)
     assert shown["version"] == 2
     assert "(event " in run(config, "show", "RF-1").stdout, "the history names the events"
+
+
+def test_an_upgraded_state_remembers_the_revocations_its_history_names(tmp_path: Path) -> None:
+    """m190 over a state of before it: the revocations the history names (since m160) are
+    remembered, so one replayed after `reinstate` is known."""
+    config = write_config(tmp_path)
+    built = core_for(tmp_path)
+    revocation = revoked_event(record_id="UP-3")
+    try:
+        ingest(built, event("UP-3"), revocation)
+    finally:
+        built.close()
+    as_before(config, ("m190_taken_events",), "DROP TABLE taken_events")
+
+    built = core_for(tmp_path)
+    try:
+        built.operations.reinstate(["UP-3"], "by mistake")
+        assert ingest_one(built, revocation).outcome == "unchanged"
+        assert record(built, "UP-3")["status"] == "pending"
+    finally:
+        built.close()
 
 
 def test_an_upgraded_state_knows_the_revocations_from_now_on(tmp_path: Path) -> None:

@@ -10,8 +10,9 @@ same event (its id, and for a delivery its content) already applied to the recor
 replay. A new decision is a new emission, with a new `event_id`.
 
 The store answers whether the record took the event (`Replay`); this module says, without
-reading anything, when the question is worth asking: never on the hot path of a new record
-or of a content the record holds already.
+reading anything, when the question is worth asking (never on the hot path of a new record
+or of a content the record holds already), and which events the store must remember beyond
+the content versions it keeps anyway (`to_remember`).
 """
 
 from __future__ import annotations
@@ -19,14 +20,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from accrochage.models.decode import Decoded, Kind
-from accrochage.models.record import Record, Status
+from accrochage.models.record import Change, Outcome, Record, Status
 from accrochage.models.revocation import belongs_elsewhere
 
 
 @dataclass(frozen=True, slots=True)
 class Replay:
-    """What to look for in the record's past: a content version `event_id` stored saying
-    what `decoded` says (a delivery), or the revocation `event_id` made (`revocation`)."""
+    """What to look for in the record's past: a content version `event_id` stored, or a
+    delivery it remembers, saying what `decoded` says; or the revocation `event_id` was
+    (`revocation`)."""
 
     record_id: str
     event_id: str
@@ -56,3 +58,32 @@ def _last_word(record: Record) -> str:
     if record.correction_version is not None and record.correction_hash is not None:
         return record.correction_hash
     return record.content_hash
+
+
+@dataclass(frozen=True, slots=True)
+class TakenEvent:
+    """An event a record took that no content version of it keeps: a revocation
+    (`content_hash` None), or a delivery that changed it without storing a version."""
+
+    record_id: str
+    event_id: str
+    content_hash: str | None
+
+
+REVOCATION_TAKEN = frozenset({Outcome.WITHDRAWN, Outcome.REVOCATION_FLAGGED, Outcome.UNCHANGED})
+
+
+def to_remember(current: Record | None, decoded: Decoded, change: Change) -> TakenEvent | None:
+    """What the state must remember of `decoded` to know it again when it is replayed: a
+    revocation the record took, answered `unchanged` too (revoked already: replayed after
+    `reinstate`, a second emission must not revoke again either); a delivery that took a
+    stored correction back (it stores no version, and replayed after a new correction it
+    would take that one back)."""
+    if current is None or decoded.record_id is None or decoded.event_id is None:
+        return None
+    if decoded.kind is Kind.REVOKED and change.outcome in REVOCATION_TAKEN:
+        return TakenEvent(decoded.record_id, decoded.event_id, None)
+    took_back = change.record is not None and change.content is None
+    if decoded.kind is Kind.DELIVERED and took_back and decoded.content_hash is not None:
+        return TakenEvent(decoded.record_id, decoded.event_id, decoded.content_hash)
+    return None

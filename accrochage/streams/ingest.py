@@ -19,7 +19,7 @@ from accrochage.models.problems import Problem
 from accrochage.models.record import Change, Outcome, Record
 from accrochage.models.reference import Reference
 from accrochage.models.registry import Registry
-from accrochage.models.replay import replay_to_look_for
+from accrochage.models.replay import TakenEvent, replay_to_look_for, to_remember
 from accrochage.models.revocation import apply_revoked
 from accrochage.models.scope import out_of_scope
 from accrochage.models.vocabulary import RecordStatus
@@ -180,10 +180,16 @@ class Ingestor:
         changes: list[Change] = []
         unusable: list[UnusableEvent] = []
         results = []
+        taken: list[TakenEvent] = []
         read = stored_text(tx, changes)
-        took = replayed(tx, changes, read)
+        took = replayed(tx, changes, taken, read)
         for item, (one, size) in zip(items, decoded, strict=True):
+            current = records.get(one.record_id) if one.record_id is not None else None
             result, change = self._apply(read, took, one, size, records, now, item)
+            if change is not None:
+                remembered = to_remember(current, one, change)
+                if remembered is not None:
+                    taken.append(remembered)
             if change is not None and change.record is not None:
                 records[change.record.record_id] = change.record
                 changes.append(change)
@@ -193,6 +199,7 @@ class Ingestor:
                 unusable.append(yielded_event(read, change.yielded, one.certifier, now))
             results.append(result)
         tx.save(changes)
+        tx.remember_events(taken)
         tx.log_unusable(unusable)
         return results
 

@@ -1,6 +1,6 @@
 """Whether a record took an event already (`models/replay.py` says when to ask): in the
-state, or in the changes its group will store with it (a file may hold an event, its
-correction and the event again)."""
+state, or in what its group will store with it (a file may hold an event, its correction
+and the event again)."""
 
 from __future__ import annotations
 
@@ -8,20 +8,29 @@ from collections.abc import Callable
 
 from accrochage.models.decode import Decoded
 from accrochage.models.record import Change
-from accrochage.models.replay import Replay
-from accrochage.models.revocation import REVOKED
+from accrochage.models.replay import Replay, TakenEvent
 from accrochage.state.base import Transaction
 from accrochage.streams.repetition import StoredText, said_by
 
 Replayed = Callable[[Replay, Decoded], bool]
 
 
-def replayed(tx: Transaction, changes: list[Change], read: StoredText) -> Replayed:
-    """Answers `Replay` questions from `tx` and the group's `changes` not saved yet."""
+def replayed(
+    tx: Transaction, changes: list[Change], taken: list[TakenEvent], read: StoredText
+) -> Replayed:
+    """Answers `Replay` questions from `tx` and the group's `changes` and `taken` events
+    not saved yet."""
 
     def took(replay: Replay, decoded: Decoded) -> bool:
+        remembered = [
+            t.content_hash
+            for t in taken
+            if (t.record_id, t.event_id) == (replay.record_id, replay.event_id)
+        ] + tx.events_taken(replay.record_id, replay.event_id)
         if replay.revocation:
-            return _revoked_in(changes, replay) or tx.revoked_by(replay.record_id, replay.event_id)
+            return None in remembered
+        if decoded.content_hash in remembered:
+            return True
         versions = _stored_in(changes, replay) + tx.versions_stored_by(
             replay.record_id, replay.event_id
         )
@@ -41,13 +50,3 @@ def _stored_in(changes: list[Change], replay: Replay) -> list[tuple[int, str]]:
         and change.content.record_id == replay.record_id
         and change.content.event_id == replay.event_id
     ]
-
-
-def _revoked_in(changes: list[Change], replay: Replay) -> bool:
-    return any(
-        change.history is not None
-        and change.history.record_id == replay.record_id
-        and change.history.event_id == replay.event_id
-        and change.history.reason.startswith(REVOKED)
-        for change in changes
-    )

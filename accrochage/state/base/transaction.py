@@ -17,6 +17,7 @@ from accrochage.models.batch import (
 )
 from accrochage.models.corrections import CorrectionRequest, RequestClosure
 from accrochage.models.record import Change, HistoryEntry, Record
+from accrochage.models.replay import TakenEvent
 from accrochage.models.withdrawal import Sending
 from accrochage.state.values import (
     AlertDelivery,
@@ -58,8 +59,13 @@ class Transaction(PendingReads):
         """The content versions of the record that event `event_id` stored: (version, hash)."""
 
     @abstractmethod
-    def revoked_by(self, record_id: str, event_id: str) -> bool:
-        """Whether the revocation `event_id` withdrew or flagged the record once."""
+    def events_taken(self, record_id: str, event_id: str) -> list[str | None]:
+        """The events `event_id` the record took that no content version keeps (`TakenEvent`):
+        the content hash of each delivery, None for a revocation."""
+
+    @abstractmethod
+    def remember_events(self, events: Iterable[TakenEvent]) -> None:
+        """Remember these events (one already remembered is left as it is)."""
 
     @abstractmethod
     def save(self, changes: Iterable[Change]) -> None:

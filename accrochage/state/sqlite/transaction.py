@@ -12,7 +12,7 @@ import accrochage.state.sqlite.corrections as correction_rows
 from accrochage.models.batch import batch_ids_in
 from accrochage.models.corrections import CorrectionRequest, RequestClosure
 from accrochage.models.record import Change, Record
-from accrochage.models.revocation import REVOKED
+from accrochage.models.replay import TakenEvent
 from accrochage.state.base import (
     AlertDelivery,
     AlertState,
@@ -73,13 +73,21 @@ class SqliteTransaction(BatchStatements, Transaction):
             )
         ]
 
-    def revoked_by(self, record_id: str, event_id: str) -> bool:
-        found = self._conn.execute(
-            "SELECT 1 FROM history WHERE record_id = ? AND event_id = ? "
-            "AND substr(reason, 1, ?) = ? LIMIT 1",
-            (record_id, event_id, len(REVOKED), REVOKED),
-        ).fetchone()
-        return found is not None
+    def events_taken(self, record_id: str, event_id: str) -> list[str | None]:
+        return [
+            digest or None
+            for (digest,) in self._conn.execute(
+                "SELECT content_hash FROM taken_events WHERE record_id = ? AND event_id = ?",
+                (record_id, event_id),
+            )
+        ]
+
+    def remember_events(self, events: Iterable[TakenEvent]) -> None:
+        self._conn.executemany(
+            "INSERT OR IGNORE INTO taken_events (record_id, event_id, content_hash) "
+            "VALUES (?, ?, ?)",
+            [(e.record_id, e.event_id, e.content_hash or "") for e in events],
+        )
 
     def save(self, changes: Iterable[Change]) -> None:
         records, contents, history = [], [], []

@@ -16,6 +16,7 @@ from accrochage.state.sqlite.migrations import (  # noqa: F401  (each registers 
     m160_event_ids,
     m170_correction_errors,
     m180_held_hash,
+    m190_taken_events,
 )
 from accrochage.state.sqlite.migrations.registry import latest_migration, migrations
 

@@ -1,6 +1,6 @@
-"""m160: the history says which platform event made each change, so that a revocation sent
-again (a platform's replay after the operator's `reinstate`) is known as the same event
-(`models/replay.py`). Deliveries were known already: each content version keeps its event id.
+"""m160: the history says which platform event made each change (`show` names it); m190
+remembers the revocations by it, so that one sent again after the operator's `reinstate` is
+known as the same event (`models/replay.py`).
 
 Revocations applied before this migration have no event id: replayed, they act as before."""
 
