@@ -131,3 +131,25 @@ def test_an_upgraded_state_learns_its_corrections_errors_from_revalidate(
     assert "+ error certification.code: RS6604 is not in" in out
     shown = json.loads(run(config, "show", "SR-3", "--format", "json").output)
     assert [e["field"] for e in shown["correction_errors"]] == ["certification.code"]
+
+
+def test_an_upgraded_state_s_correction_newer_data_made_valid_is_sent(
+    refdata_dir: Path, shared_dir: Path, tmp_path: Path
+) -> None:
+    """Its errors were never recorded (m170 came after it): found valid now, it goes out."""
+    config = configured(tmp_path, csv_export(tmp_path / "csv"))
+    accepted_then_corrected(config, shared_dir, tmp_path, "SR-4")
+    as_before(
+        config, ("m170_correction_errors",), "ALTER TABLE records DROP COLUMN correction_errors"
+    )
+    assert run(config, "upgrade", "--no-backup").exit_code == 0
+
+    config = configured(tmp_path, xml_folder(refdata_dir, tmp_path / "xml"))
+    out = run(config, "revalidate").output
+    assert "SR-4 (pix): invalid correction -> valid correction" in out, out
+    core = core_of(config)
+    try:
+        _, path = only_written(flush(core))
+        assert action_of(path) == "SUPPRESSION"
+    finally:
+        core.close()

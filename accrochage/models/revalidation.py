@@ -47,10 +47,12 @@ def apply_revalidated(
 
 
 def correction_to_check(current: Record) -> bool:
-    """A stored correction not sent yet: neither its SUPPRESSION nor its CREATION is cut."""
+    """A stored correction not sent yet (neither its SUPPRESSION nor its CREATION is cut),
+    of a record not revoked (a revocation goes out instead of any correction)."""
     return (
         current.correction_version is not None
         and current.status in IN_A_BATCH
+        and not current.revocation_pending
         and not (current.suppression_in_flight and not current.suppression_rejected)
     )
 
@@ -60,9 +62,13 @@ def apply_correction_revalidated(
 ) -> Change:
     """A stored correction checked again: valid now, it goes out (through a SUPPRESSION where
     the CDC holds the record); found with errors, it waits, and they say what to fix."""
-    if not correction_to_check(current) or tuple(errors) == current.correction_errors:
-        return Change(Outcome.UNCHANGED)
     valid = not errors
+    found = (valid, tuple(errors))
+    if not correction_to_check(current) or found == (
+        current.correction_valid,
+        current.correction_errors,
+    ):
+        return Change(Outcome.UNCHANGED)
     record = replace(
         current, correction_valid=valid, correction_errors=tuple(errors), updated_at=now
     )
