@@ -18,9 +18,12 @@ import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from accrochage.errors import StoreError
+from accrochage.state.sqlite import backup as backup_module
 from accrochage.state.sqlite.backup import destination
 from accrochage.state.sqlite.migrations import latest_migration
 from tests.test_cli_tracker import recent, run, write_jsonl
@@ -129,6 +132,29 @@ def test_two_backups_into_a_folder_in_the_same_second_both_land(tmp_path: Path) 
     assert second.name == "state-20261204T150007Z-2.db"
     second.write_bytes(b"taken")
     assert destination(state, folder, at, overwrite=False).name == "state-20261204T150007Z-3.db"
+
+
+def test_a_timed_name_taken_meanwhile_by_another_backup_moves_to_the_next(
+    state: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two backups started in the same second both chose the free name before copying; the
+    second found it taken when its copy was done. It takes the next, and both land."""
+    folder = tmp_path / "backups"
+    folder.mkdir()
+    db = state.parent / "var" / "state.db"
+    real = backup_module.destination
+
+    def chosen_then_taken(*args: Any, **kwargs: Any) -> Path:
+        name = real(*args, **kwargs)
+        name.write_bytes(b"the other backup")  # it lands while this one copies
+        return name
+
+    monkeypatch.setattr(backup_module, "destination", chosen_then_taken)
+    taken = backup_module.take_backup(db, folder)
+    assert taken.path.name.endswith("Z-2.db"), taken.path
+    assert count(taken.path, "records") == 2
+    with pytest.raises(StoreError, match="created meanwhile by another process"):
+        backup_module.take_backup(db, folder / "named.db")
 
 
 @pytest.mark.parametrize("name", ["state.db", "state.db-wal", "state.db.lock"])

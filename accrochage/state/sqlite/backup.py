@@ -95,13 +95,14 @@ def take_backup(state: Path, dest: Path, *, overwrite: bool = False) -> BackupTa
     writers go on; the state's folder is only read. `StoreError` says what stopped it; a
     partial copy never keeps the name."""
     started = time.monotonic()
+    timed = dest.is_dir()
     target_path = destination(state, dest, datetime.now(UTC), overwrite=overwrite)
     partial = target_path.with_name(f".{target_path.name}{_PARTIAL}{os.getpid()}")
     _sweep_abandoned(target_path.parent)
     try:
         taken = _copy(state, partial)
         _durable(partial)
-        _release(partial, target_path, overwrite=overwrite)
+        target_path = _released(partial, target_path, overwrite=overwrite, timed=timed)
     finally:
         for leftover in (partial, *_sqlite_files(partial)):
             with suppress(FileNotFoundError):
@@ -206,8 +207,28 @@ def _durable(partial: Path) -> None:
         raise _unwritable(partial, exc) from None
 
 
+def _released(partial: Path, target: Path, *, overwrite: bool, timed: bool) -> Path:
+    """The name the checked copy took: `target`, or, named by the time in a folder where
+    another backup took that name meanwhile (two started in the same second: a cron job and
+    an operator's), the next free one."""
+    named = target
+    for _ in range(100):
+        try:
+            _release(partial, target, overwrite=overwrite)
+            return target
+        except FileExistsError:
+            if not timed:
+                raise StoreError(
+                    f"the backup {target} was created meanwhile by another process: choose "
+                    "another name, or pass --overwrite to replace it"
+                ) from None
+            target = _free(named)
+    raise StoreError(f"no free name for the backup in {target.parent}: remove old backups")
+
+
 def _release(partial: Path, target: Path, *, overwrite: bool) -> None:
-    """The checked copy takes its name at once, and keeps it across a power cut."""
+    """The checked copy takes its name at once, and keeps it across a power cut;
+    `FileExistsError` when the name was taken meanwhile."""
     try:
         if overwrite:
             os.replace(partial, target)
@@ -219,10 +240,7 @@ def _release(partial: Path, target: Path, *, overwrite: bool) -> None:
         finally:
             os.close(folder)
     except FileExistsError:
-        raise StoreError(
-            f"the backup {target} was created meanwhile by another process: choose another "
-            "name, or pass --overwrite to replace it"
-        ) from None
+        raise
     except OSError as exc:
         raise _unwritable(partial, exc) from None
 
