@@ -28,8 +28,9 @@ def check_events(ctx: click.Context, files: tuple[str, ...], encoding: str, fmt:
     """Validate JSONL or CSV events (`-` for stdin) without storing them; exit 1 on any error.
 
     For exam platforms and operators preparing a file: the answers are those `ingest` would
-    give. The rule that needs the state (a record id used by another certifier) runs when the
-    state at paths.state exists, and is named as skipped otherwise.
+    give. The rules that need the state (a record id used by another certifier, a revocation
+    names a stored record) run when the state at paths.state exists, and are named as skipped
+    otherwise.
     """
     settings = ctx.obj.settings
     registry, clock = registry_from(settings), SystemClock()

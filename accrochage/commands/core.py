@@ -20,7 +20,7 @@ def existing_state(settings: Settings) -> Path:
     if not state.exists():
         raise ConfigError(
             f"the state database {state} (paths.state) does not exist: check paths.state "
-            "and --config; `ingest`, `flush` and `run` create it"
+            "and --config; `ingest`, `flush`, `run`, `worker` and `refdata load` create it"
         )
     return state
 

@@ -30,7 +30,7 @@ from accrochage.generate import GeneratedCertifier, generate_events
 def generate(
     ctx: click.Context, count: int, seed: int, invalid_ratio: float, today: object, first: int
 ) -> None:
-    """Print COUNT synthetic events (JSONL) for the configured certifiers.
+    """Print synthetic events (JSONL, -n/--count of them) for the configured certifiers.
 
     Record ids are numbered from --first whatever the seed: the same ids with another seed
     are corrections of those records (new content for the same certifications)."""

@@ -142,7 +142,8 @@ encoding_option = click.option(
     default=AUTO,
     show_default=True,
     callback=_encoding,
-    help="CSV encoding: auto (UTF-8, with or without BOM, else Windows-1252) or a codec name.",
+    help="auto: UTF-8 with or without a BOM, UTF-16/32 with a BOM, else (CSV) Windows-1252; "
+    "or a codec name.",
 )
 
 

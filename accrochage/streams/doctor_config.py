@@ -30,14 +30,14 @@ def token_findings(settings: Settings) -> list[Finding]:
         ]
     if not scopes or len(keys) < 2:
         return []
-    open_ones = [str(n) for n, (_, scope) in enumerate(scopes) if scope is None]
+    open_ones = [f"#{n}" for n, (_, scope) in enumerate(scopes, start=1) if scope is None]
     if not open_ones:
         return [Finding("api", Level.OK, f"each of the {len(scopes)} ingest tokens is scoped")]
     return [
         Finding(
             "api",
             Level.WARNING,
-            f"api.ingest_tokens[{', '.join(open_ones)}] may send events for every certifier "
+            f"api.ingest_tokens {', '.join(open_ones)} may send events for every certifier "
             f'({", ".join(keys)}): write each as {{token = "...", certifiers = [...]}} to '
             "limit an exam platform to the certifiers it delivers for",
         )
