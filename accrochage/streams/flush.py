@@ -107,9 +107,10 @@ class Flusher:
             self.storage_error = exc
             raise
         finally:
-            self._stopping = threading.Event()
+            stopped, self._stopping = self._stopping.is_set(), threading.Event()
         self.storage_error = None
-        metrics.flushed(self.clock.now())
+        if not stopped:  # the gauge says a flush ran to its end
+            metrics.flushed(self.clock.now())
         return report
 
     def cut_and_write(self, report: FlushReport, *, force: bool = False) -> None:

@@ -15,18 +15,19 @@ SELECT b.*, r.summaries AS report_summaries, r.imported_at AS report_imported_at
 FROM batches b
 LEFT JOIN (
     SELECT batch_id, max(imported_at) AS imported_at,
-      json_group_array(json_array(julianday(imported_at), json(summary))) AS summaries
+      json_group_array(json_array(julianday(imported_at), rowid, json(summary))) AS summaries
     FROM reports WHERE batch_id IS NOT NULL GROUP BY batch_id
 ) r ON r.batch_id = b.batch_id
 """
 
 
-def report_counts(summaries: list[tuple[float, dict[str, Any]]]) -> tuple[int, int]:
+def report_counts(summaries: list[tuple[float, int, dict[str, Any]]]) -> tuple[int, int]:
     """Accepted and rejected records of a file over every report imported for it, each
-    record counted once, by the last report that named it: a first report leaving records
-    out and a second accepting them is the file's whole answer, not the second's alone."""
+    record counted once, by the last report that named it (in the order they were imported,
+    the same second's by their row): a first report leaving records out and a second
+    accepting them is the file's whole answer, not the second's alone."""
     accepted: dict[str, bool] = {}
-    for _, summary in sorted(summaries, key=lambda imported: imported[0]):
+    for _, _, summary in sorted(summaries, key=lambda imported: imported[:2]):
         accepted.update(dict.fromkeys(summary.get("accepted", []), True))
         accepted.update(dict.fromkeys(summary.get("rejected", []), False))
     ok = sum(accepted.values())
