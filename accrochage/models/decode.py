@@ -31,6 +31,7 @@ from accrochage.models.problems import (
 from accrochage.models.record import PreparedPassage
 from accrochage.models.reference import Reference
 from accrochage.models.registry import Registry
+from accrochage.models.rules import certification_errors
 from accrochage.models.text import (
     WrittenNumber,
     check_xml_text,
@@ -299,9 +300,22 @@ def _validate_revoked(decoded: Decoded, payload: dict[str, Any], registry: Regis
         decoded.errors = problems_from(exc)
         return
     decoded.event = event
+    named = event.certification
+    decoded.code = named.code if named is not None else None
+    if named is not None and (mismatch := certification_errors(named.type, named.code)):
+        decoded.errors = mismatch
+        return
     if event.certifier is not None:
         if registry.get(event.certifier) is None:
             decoded.errors = [Problem("certifier", f"unknown certifier {event.certifier!r}")]
+        elif named is not None and registry.resolve(event.certifier, named.code)[1]:
+            decoded.errors = [  # a mistake: say so without listing what it delivers
+                Problem(
+                    "certification.code",
+                    f"{named.code} is not a certification of certifier {event.certifier!r}: "
+                    "check the record_id and the certification",
+                )
+            ]
         return
     decoded.certifier, problem = _revoking_certifier(event, registry)
     decoded.errors = [] if problem is None else [problem]

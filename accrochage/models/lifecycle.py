@@ -143,8 +143,10 @@ def apply_delivered(
             and decoded.content_hash == current.correction_hash
         )
     )
+    # Taking a correction back is a decision: an event with errors (no event_id, say) makes none.
     back = (
-        before in IN_A_BATCH
+        decoded.valid
+        and before in IN_A_BATCH
         and current.correction_version is not None
         and decoded.content_hash == current.content_hash
     )

@@ -43,6 +43,9 @@ def apply_revoked(current: Record | None, decoded: Decoded, now: datetime) -> Ch
                 Problem("certifier", f"record {decoded.record_id} belongs to {current.certifier!r}")
             ],
         )
+    mismatch = _another_certification(current, decoded)
+    if mismatch is not None:
+        return Change(Outcome.REFUSED, errors=[mismatch])
     before = current.status
     if before is Status.WITHDRAWN or current.revocation_pending:
         return Change(Outcome.UNCHANGED)
@@ -75,6 +78,22 @@ def apply_revoked(current: Record | None, decoded: Decoded, now: datetime) -> Ch
             reason + " after the batch was cut: " + _withdrawn_by(current),
             event_id=decoded.event_id,
         ),
+    )
+
+
+def _another_certification(current: Record, decoded: Decoded) -> Problem | None:
+    """A revocation naming a certification the record is not: the platform's only check that
+    its `record_id` is the one it means (withdrawn, an accepted record goes out as a
+    SUPPRESSION). A record with a stored correction may be about to change code: not judged."""
+    named = decoded.code
+    if named is None or current.code is None or current.correction_version is not None:
+        return None
+    if named == current.code:
+        return None
+    return Problem(
+        "certification.code",
+        f"record {current.record_id} is a certification {current.code}, not {named}: check "
+        "the record_id (nothing was revoked)",
     )
 
 

@@ -64,22 +64,25 @@ midnight carries tomorrow's Paris date. It was refused as "in the future" and st
 until someone ran `revalidate`."""
 
 
+def certification_errors(kind: str, code: str) -> list[Problem]:
+    """A code whose prefix is not its type (`RS` with `RNCP1`): one of the two is mistyped."""
+    if code.startswith("RNCP") == (kind == "RNCP"):
+        return []
+    return [
+        Problem(
+            "certification.code",
+            f"{code} does not match certification.type {kind}: the code starts with the type",
+        )
+    ]
+
+
 def delivered_errors(
     event: DeliveredEvent, today: date, unknown: frozenset[str] = frozenset()
 ) -> list[Problem]:
     """What the CDC schema forbids across fields, or what cannot be true."""
     errors = _identity_errors(event)
-    code, kind = event.certification.code, event.certification.type
-    if known(unknown, "certification.code", "certification.type") and code.startswith("RNCP") != (
-        kind == "RNCP"
-    ):
-        errors.append(
-            Problem(
-                "certification.code",
-                f"{event.certification.code} does not match certification.type "
-                f"{event.certification.type}: the code starts with the type",
-            )
-        )
+    if known(unknown, "certification.code", "certification.type"):
+        errors += certification_errors(event.certification.type, event.certification.code)
     delivered = event.delivered_on if known(unknown, "delivered_on") else None
     if delivered is not None and delivered > today + AHEAD_OF_PARIS:
         errors.append(

@@ -22,7 +22,6 @@ from accrochage.models.registry import Registry
 from accrochage.models.replay import TakenEvent, replay_to_look_for, to_remember
 from accrochage.models.revocation import apply_revoked
 from accrochage.models.scope import out_of_scope
-from accrochage.models.vocabulary import RecordStatus
 from accrochage.state.base import Store, Transaction, UnusableEvent
 from accrochage.streams.incoming import (
     FAILED,
@@ -240,13 +239,13 @@ class Ingestor:
         else:
             decoded = as_stored(read, decoded, current)
             change = apply_delivered(current, decoded, now, item.source, size)
-        record = change.record or current
+        # A refused event touched no record: the status of the one it named (another
+        # certifier's, say) is not its answer.
+        record = None if change.outcome is Outcome.REFUSED else change.record or current
         status = record.status if record else None
-        errors = change.errors or (
-            decoded.errors
-            if change.outcome is not Outcome.UNCHANGED or status is RecordStatus.INVALID
-            else []
-        )
+        # Unchanged with errors (an event_id left out, say): nothing changed, and the sender
+        # is told what is wrong with its event, as for any other.
+        errors = change.errors or decoded.errors
         result = IngestResult(decoded.record_id, change.outcome, status, errors, decoded.warnings)
         return result, change
 
