@@ -185,6 +185,21 @@ def test_a_request_entered_for_the_wrong_certifier_counts_under_the_record_s(cor
     assert set(summary["correction_requests"]["by_certifier"]) == {"school"}
 
 
+def test_a_request_entered_again_in_other_words_is_that_request(core: Core) -> None:
+    """Naming the record's own certifier, or the note's accent written apart (as macOS
+    writes it): the same request, not a second one counted and alerting beside it."""
+    import unicodedata
+
+    ingest(core, event("DUP-1"))
+    note = "rappeler Mme Lefèvre"
+    first = core.corrections.add("DUP-1", TODAY, note=note)
+    named = core.corrections.add("DUP-1", TODAY, note=note, certifier="pix")
+    decomposed = core.corrections.add("DUP-1", TODAY, note=unicodedata.normalize("NFD", note))
+    assert named.already and decomposed.already
+    assert {named.request.request_id, decomposed.request.request_id} == {first.request.request_id}
+    assert len(listed(core)) == 1
+
+
 def test_an_accepted_record_with_an_open_request_is_outstanding(core: Core) -> None:
     ingest(core, event("PX-1"), event("PX-2"), event("PX-3", delivered_on="2026-09-01"))
     accept(core, "PX-1", "PX-2")

@@ -9,6 +9,7 @@ the requests; the rules of opening and answering live here, where they can be te
 from __future__ import annotations
 
 import re
+import unicodedata
 import uuid
 from dataclasses import dataclass, replace
 from datetime import date, datetime
@@ -108,7 +109,9 @@ def storable_text(field: str, text: str) -> str:
         ) from None
     if _CONTROL.search(text):
         raise FieldError(field, f"{field} holds a control character (U+0000 to U+001F): remove it")
-    return text
+    # One writing of one text (an accent composed or written apart, as macOS writes it): a
+    # request entered twice is known as one, as events' names are compared.
+    return unicodedata.normalize("NFC", text)
 
 
 def open_request(

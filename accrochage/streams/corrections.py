@@ -83,8 +83,10 @@ class Corrections:
                 raise FieldError(
                     "certifier",
                     f"record {request.record_id} belongs to {record.certifier or 'no certifier'}, "
-                    f"not {certifier}: leave --certifier out, or check the record id",
+                    f"not {certifier}: leave the certifier out, or check the record id",
                 )
+            if record is not None:  # its certifier is the record's: named or not, one request
+                request = replace(request, certifier=None)
             same = tx.open_request_like(request)
             if same is None:
                 tx.add_correction_request(replace(request, held_hash=_held_hash(tx, record)))
