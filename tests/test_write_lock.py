@@ -320,14 +320,17 @@ async def test_the_service_answers_503_state_busy_then_stores_once_the_holder_is
     app.cleanup_ctx.append(lifecycle)
     try:
         async with serving(app) as client:
+            retry_after: list[str | None] = []
 
             async def post(record_id: str) -> tuple[int, Any]:
                 async with client.post("/events", json=event(record_id)) as response:
+                    retry_after.append(response.headers.get("Retry-After"))
                     return response.status, await response.json()
 
             with held(core.settings.paths.state, stopped=True) as holder:
                 status, body = await asyncio.wait_for(post("W-1"), ANSWER_WITHIN)
                 assert status == 503, body
+                assert retry_after[-1] == "5", "a client is told when to send it again"
                 assert_error_shape(body, "state_busy")
                 assert f"kill -CONT {holder.pid}" in body["error"]["message"]
                 async with client.get("/health") as response:

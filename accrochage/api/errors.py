@@ -10,7 +10,7 @@ from typing import Any
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
-from accrochage.errors import AccrochageError, FieldError, StoreError
+from accrochage.errors import AccrochageError, FieldError, StoreBusyError, StoreError
 
 log = logging.getLogger("accrochage.api")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -25,6 +25,8 @@ class ApiError(AccrochageError):
 
 
 SHOWN_PATH_CHARS = 200
+RETRY_BUSY_SECONDS = 5
+"""`Retry-After` of a `503 state_busy`: another process (a command, a flush) holds the state."""
 
 
 def shown_path(request: web.BaseRequest) -> str:
@@ -79,6 +81,11 @@ def is_operator(request: web.Request) -> bool:
 def for_others(exc: AccrochageError) -> str:
     """A server error as told to an exam platform or an unauthenticated caller: its code
     and what to do, not the operator's details (the service log has them)."""
+    if exc.code == "writer_unavailable":  # no retry helps until the service is restarted
+        return (
+            "the service cannot store events until its operator restarts it "
+            "(writer_unavailable); send them again once it answers GET /health with 200"
+        )
     return (
         f"the service cannot do this now ({exc.code}); send it again later. The operator "
         "finds why in the service log, or in GET /health with the operator's token"
@@ -118,7 +125,10 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             log.error("HTTP %d on %s %s: %s", exc.status, request.method, shown_path(request), told)
         details = exc.details if isinstance(exc, FieldError) else None
         said = str(exc) if exc.status < 500 or is_operator(request) else for_others(exc)
-        return error_response(exc.status, exc.code, said, details)
+        response = error_response(exc.status, exc.code, said, details)
+        if isinstance(exc, StoreBusyError):  # another process holds the state: it lets go
+            response.headers["Retry-After"] = str(RETRY_BUSY_SECONDS)
+        return response
     except Exception as exc:
         # The traceback without the exception's message, which may quote a value.
         log.error(

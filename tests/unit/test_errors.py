@@ -36,3 +36,14 @@ def test_a_class_that_needs_more_than_a_message_comes_back_as_the_root() -> None
     """`FieldError` needs its field: rebuilt from a code and a message it raised TypeError."""
     again = rebuilt("invalid_body", "note: too long")
     assert type(again) is AccrochageError and str(again) == "note: too long"
+
+
+def test_a_platform_is_told_whether_sending_again_later_helps() -> None:
+    from accrochage.api.errors import for_others
+    from accrochage.api.writing import WriterUnavailable
+    from accrochage.errors import StoreBusyError
+
+    assert "send it again later" in for_others(StoreBusyError("held by process 12"))
+    told = for_others(WriterUnavailable("the writer process ended"))
+    assert "until its operator restarts it" in told and "again later" not in told
+    assert "process 12" not in for_others(StoreBusyError("held by process 12"))
