@@ -85,3 +85,16 @@ def test_a_revocation_naming_another_certification_revokes_nothing(core: Core) -
     assert "configured" not in answer.errors[0].message
 
     assert ingest_one(core, revoked_event(record_id="AN-4")).outcome == "withdrawn"
+
+
+def test_the_outcomes_the_api_describes_are_those_ingest_answers() -> None:
+    """docs/openapi.json enumerates `outcome` for platforms: the same words ingest uses."""
+    from typing import get_args
+
+    from accrochage.api.schemas import EventAnswer
+    from accrochage.models.record import Outcome
+    from accrochage.streams.incoming import FAILED, FORBIDDEN, UNUSABLE
+
+    described = set(get_args(EventAnswer.model_fields["outcome"].annotation))
+    answered = {o.value for o in Outcome if o is not Outcome.MOVED} | {FAILED, FORBIDDEN, UNUSABLE}
+    assert described == answered

@@ -22,7 +22,7 @@ from accrochage.models.event import DeliveredEvent, RevokedEvent
 from accrochage.models.vocabulary import BatchState, CdcReason, RecordStatus, values
 
 REF = "#/components/schemas/{model}"
-ERRORS = (400, 401, 403, 413, 415, 503, 507)
+ERRORS = (400, 401, 403, 405, 413, 415, 500, 503, 507)
 AUTH_ERRORS = (401, 403)
 BODY_TIMEOUT = 408
 """A request with a body may also end so (`api.body_timeout`)."""
@@ -89,7 +89,8 @@ ROUTES = (
             201: s.EventAnswer,
             200: s.EventAnswer | list[s.EventAnswerInArray],
             403: s.EventAnswer,
-            422: s.EventAnswer,
+            422: s.EventAnswer | s.ErrorBody,
+            500: s.EventAnswer | s.ErrorBody,
         },
         body=True,
         who="ingest",

@@ -40,7 +40,19 @@ class EventAnswer(Answer):
 
     record_id: str | None
     status: str | None
-    outcome: str
+    """The record's status after the event; null when it touched no record."""
+    outcome: Literal[
+        "created",
+        "updated",
+        "unchanged",
+        "correction_stored",
+        "withdrawn",
+        "revocation_flagged",
+        "refused",
+        "unusable",
+        "forbidden",
+        "failed",
+    ]
     errors: list[ProblemOut] = []
     warnings: list[ProblemOut]
 
