@@ -4,25 +4,15 @@ to the record (nothing, here), and a refused event names no record's status."""
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterator
-from pathlib import Path
-
-import pytest
 
 from accrochage.app import Core
 from tests.test_cdc_loop import flush
 from tests.test_ingest_scope import ANY, post, service
 from tests.test_ingest_scope import core as core_paths
-from tests.test_tracker import event, ingest, ingest_one, make_core, record, replay
+from tests.test_replays import core
+from tests.test_tracker import event, ingest, ingest_one, record, replay
 
-__all__ = ["core_paths"]
-
-
-@pytest.fixture()
-def core(tmp_path: Path) -> Iterator[Core]:
-    built, _ = make_core(tmp_path, schema={"version": "1.1.5"})
-    yield built
-    built.close()
+__all__ = ["core", "core_paths"]
 
 
 def without_event_id(original: dict[str, object]) -> dict[str, object]:

@@ -5,6 +5,8 @@ methods it does (RFC 9110 asks for `Allow`)."""
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import aiohttp
@@ -14,45 +16,45 @@ from tests.test_tracker import make_core
 from tests.test_ui import BASIC, TOKEN, service
 
 
-async def test_credentials_that_are_not_base64_text_are_none(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
+@asynccontextmanager
+async def guarded(tmp_path: Path) -> AsyncIterator[tuple[str, aiohttp.ClientSession]]:
+    """A service with the operator's token, its base URL and a client session."""
     core, _ = make_core(tmp_path, api={"token": TOKEN})
     try:
         async with (
             service(core) as base,
             aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as http,
         ):
-            for header in ("Basic é", "Basic ÿþ", "Basic =", "Bearer"):
-                unreadable = {"Authorization": header}
-                async with http.get(f"{base}/health", headers=unreadable) as response:
-                    assert response.status == 200, header
-                for method, path in (("GET", "/records"), ("POST", "/events")):
-                    async with http.request(method, f"{base}{path}", headers=unreadable) as answer:
-                        assert answer.status == 401, (header, method, path)
-                        assert answer.headers["WWW-Authenticate"].startswith("Basic")
-                        assert (await answer.json())["error"]["code"] == "unauthorized"
-            async with http.get(f"{base}/records", headers=BASIC) as response:
-                assert response.status == 200, "readable credentials still read"
+            yield base, http
     finally:
         core.close()
+
+
+async def test_credentials_that_are_not_base64_text_are_none(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with guarded(tmp_path) as (base, http):
+        for header in ("Basic é", "Basic ÿþ", "Basic =", "Bearer"):
+            unreadable = {"Authorization": header}
+            async with http.get(f"{base}/health", headers=unreadable) as response:
+                assert response.status == 200, header
+            for method, path in (("GET", "/records"), ("POST", "/events")):
+                async with http.request(method, f"{base}{path}", headers=unreadable) as answer:
+                    assert answer.status == 401, (header, method, path)
+                    assert answer.headers["WWW-Authenticate"].startswith("Basic")
+                    assert (await answer.json())["error"]["code"] == "unauthorized"
+        async with http.get(f"{base}/records", headers=BASIC) as response:
+            assert response.status == 200, "readable credentials still read"
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR], "no traceback"
 
 
 async def test_a_method_the_route_does_not_take_is_answered_with_those_it_does(
     tmp_path: Path,
 ) -> None:
-    core, _ = make_core(tmp_path, api={"token": TOKEN})
-    try:
-        async with (
-            service(core) as base,
-            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as http,
-        ):
-            for method, path in (("DELETE", "/records"), ("PUT", "/events"), ("POST", "/ui")):
-                async with http.request(method, f"{base}{path}", headers=BASIC) as response:
-                    assert response.status == 405, (method, path)
-                    allowed = {m.strip() for m in response.headers["Allow"].split(",")}
-                    assert method not in allowed and allowed, (method, path, allowed)
-                    assert (await response.json())["error"]["code"] == "method_not_allowed"
-    finally:
-        core.close()
+    async with guarded(tmp_path) as (base, http):
+        for method, path in (("DELETE", "/records"), ("PUT", "/events"), ("POST", "/ui")):
+            async with http.request(method, f"{base}{path}", headers=BASIC) as response:
+                assert response.status == 405, (method, path)
+                allowed = {m.strip() for m in response.headers["Allow"].split(",")}
+                assert method not in allowed and allowed, (method, path, allowed)
+                assert (await response.json())["error"]["code"] == "method_not_allowed"

@@ -8,14 +8,11 @@ from __future__ import annotations
 import copy
 import json
 import re
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
-
-import pytest
 
 from accrochage.app import Core
 from tests.factories import revoked_event
+from tests.test_back_to_sent import core, scored
 from tests.test_cdc_loop import accepted, flush, only_written
 from tests.test_cli_tracker import recent, run, write_jsonl
 from tests.test_http import core_for
@@ -26,7 +23,6 @@ from tests.test_tracker import (
     history,
     ingest,
     ingest_one,
-    make_core,
     passages,
     record,
     replay,
@@ -35,21 +31,7 @@ from tests.test_tracker import (
 )
 from tests.test_upgrade_repairs import as_before
 
-__all__ = ["core_paths"]
-
-
-@pytest.fixture()
-def core(tmp_path: Path) -> Iterator[Core]:
-    built, _ = make_core(tmp_path, schema={"version": "1.1.5"})
-    yield built
-    built.close()
-
-
-def scored(original: dict[str, Any], score: str) -> dict[str, Any]:
-    """A correction of `original`: another score, a new emission."""
-    changed = replay(original)
-    changed["score"] = score
-    return changed
+__all__ = ["core", "core_paths"]
 
 
 def score_of(core: Core, record_id: str) -> str:
