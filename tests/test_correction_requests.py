@@ -139,6 +139,11 @@ def test_answered_unfounded_corrected_by_hand_and_never_twice(core: Core) -> Non
     assert core.corrections.answer(two, corrected=True)["status"] == "corrected"
     with pytest.raises(RequestClosed, match="already answered"):
         core.corrections.answer(one, corrected=True)
+    with pytest.raises(RequestClosed, match="already answered"):
+        core.corrections.answer(one, unfounded="another reason")
+    again = core.corrections.answer(one, unfounded=" the birth date is the diploma's ")
+    assert again == done, "the same answer again (a retry whose answer was lost) is that answer"
+    assert core.corrections.answer(two, corrected=True)["status"] == "corrected"
     with pytest.raises(RequestNotFound):
         core.corrections.answer("CR-NOPE", corrected=True)
     assert listed(core, open_only=True) == []
@@ -606,6 +611,7 @@ async def test_the_http_routes(tmp_path: Path) -> None:
             status, done = await call("POST", path, {"corrected": True})
             assert status == 200 and done["status"] == "corrected"
             s.CorrectionRequestOut.model_validate(done)
+            assert await call("POST", path, {"corrected": True}) == (200, done), "a retry"
             status, error = await call("POST", path, {"unfounded": "no"})
             assert status == 409 and error["error"]["code"] == "request_closed"
             status, error = await call("POST", "/correction-requests/CR-NONE/answer", {})

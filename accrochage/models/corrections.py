@@ -153,10 +153,16 @@ def open_request(
     )
 
 
+DECLARED_CORRECTED = "corrected data sent (declared by the operator)"
+
+
 def answer(
     request: CorrectionRequest, kind: AnswerKind, text: str | None, at: datetime
 ) -> CorrectionRequest:
-    """Close a request by hand: `unfounded` needs the reason; a closed request stays closed."""
+    """Close a request by hand: `unfounded` needs the reason; a closed request stays closed.
+    The same answer given again (a retry whose answer was lost) is that answer, unchanged."""
+    if not request.is_open and _same_answer(request, kind, text):
+        return request
     if not request.is_open:
         raise RequestClosed(
             f"correction request {request.request_id} is already {request.status} "
@@ -177,9 +183,19 @@ def answer(
         request,
         status=status,
         answer_kind=kind,
-        answer_text=text or "corrected data sent (declared by the operator)",
+        answer_text=text or DECLARED_CORRECTED,
         answered_at=at,
     )
+
+
+def _same_answer(request: CorrectionRequest, kind: AnswerKind, text: str | None) -> bool:
+    """Whether `request` was closed by hand with this very answer."""
+    if request.answer_kind is not kind or request.answered_at is None:
+        return False
+    if kind is AnswerKind.CORRECTED:
+        return request.answer_text == DECLARED_CORRECTED
+    said = unicodedata.normalize("NFC", (text or "").strip())
+    return bool(said) and request.answer_text == said
 
 
 def corrected_by(
