@@ -150,9 +150,7 @@ def apply_delivered(
         and current.correction_version is not None
         and decoded.content_hash == current.content_hash
     )
-    # A SUPPRESSION the CDC refused left it holding the content sent: nothing is in flight.
-    in_flight = current.suppression_in_flight and not current.suppression_rejected
-    if back and not in_flight:
+    if back and not current.suppression_awaited:
         return _back_to_sent(current, decoded, now)
     # A stored correction only counts as the current content while the record is in a batch:
     # once rejected (or never sent), sending it again must re-queue it like any correction.

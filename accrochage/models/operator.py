@@ -34,7 +34,7 @@ def left_out_by(record: Record, batch_id: str | None) -> bool:
         return False
     if record.status in UNREPORTED:
         return True
-    return record.suppression_in_flight and not record.suppression_rejected
+    return record.suppression_awaited
 
 
 SUPPRESSION_LEFT_OUT = (
@@ -160,7 +160,7 @@ def apply_reinstate(current: Record, reason: str, now: datetime) -> Change:
             f"record {current.record_id} is {current.status} and not revoked: there is no "
             "revocation to undo",
         )
-    if current.suppression_in_flight and not current.suppression_rejected:
+    if current.suppression_awaited:
         return _refused(
             f"record {current.record_id}'s SUPPRESSION is in batch {current.batch_id}: import "
             "that file's report first; once the CDC has deleted it, reinstate sends it again",
@@ -195,7 +195,7 @@ def apply_support_applied(
             "withdrawal at the CDC: only an accepted record flagged correction_pending or "
             "revocation_pending can have been settled by the CDC's support",
         )
-    if current.suppression_in_flight and not current.suppression_rejected:
+    if current.suppression_awaited:
         return _refused(
             f"record {current.record_id} has its SUPPRESSION in batch {current.batch_id}: "
             "import that file's report, or wait for it",

@@ -126,6 +126,13 @@ class Record:
         return self.status is Status.ACCEPTED and self.batch_id != self.accepted_batch_id
 
     @property
+    def suppression_awaited(self) -> bool:
+        """Its SUPPRESSION is cut and the CDC has not refused it: that file's answer comes
+        before anything else the record may do (a refusal left the CDC holding the passage,
+        and nothing is in flight)."""
+        return self.suppression_in_flight and not self.suppression_rejected
+
+    @property
     def outstanding(self) -> bool:
         return is_outstanding(
             self.status, self.correction_version is not None, self.revocation_pending

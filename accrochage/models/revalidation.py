@@ -53,7 +53,7 @@ def correction_to_check(current: Record) -> bool:
         current.correction_version is not None
         and current.status in IN_A_BATCH
         and not current.revocation_pending
-        and not (current.suppression_in_flight and not current.suppression_rejected)
+        and not current.suppression_awaited
     )
 
 
