@@ -306,9 +306,10 @@ def _validate_revoked(decoded: Decoded, payload: dict[str, Any], registry: Regis
         decoded.errors = mismatch
         return
     if event.certifier is not None:
-        if registry.get(event.certifier) is None:
+        certifier = registry.get(event.certifier)
+        if certifier is None:
             decoded.errors = [Problem("certifier", f"unknown certifier {event.certifier!r}")]
-        elif named is not None and registry.resolve(event.certifier, named.code)[1]:
+        elif named is not None and named.code not in certifier.certifications:
             decoded.errors = [  # a mistake: say so without listing what it delivers
                 Problem(
                     "certification.code",

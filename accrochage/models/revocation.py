@@ -12,9 +12,6 @@ from accrochage.models.problems import Problem
 from accrochage.models.record import NEVER_SENT, Change, HistoryEntry, Outcome, Record, Status
 from accrochage.models.record_deadline import legal_deadline
 
-REVOKED = "revoked"
-"""How the history entry a revocation makes begins (the store finds a replayed one by it)."""
-
 
 def belongs_elsewhere(current: Record, certifier: str | None) -> bool:
     """Whether `current` is a record of another certifier than the event's `certifier`."""
@@ -50,7 +47,7 @@ def apply_revoked(current: Record | None, decoded: Decoded, now: datetime) -> Ch
     if before is Status.WITHDRAWN or current.revocation_pending:
         return Change(Outcome.UNCHANGED)
     why = decoded.payload.get("reason") if decoded.payload else None
-    reason = REVOKED + (f": {why}" if why else "")
+    reason = "revoked" + (f": {why}" if why else "")
     if before in NEVER_SENT:
         return Change(
             Outcome.WITHDRAWN,
