@@ -109,8 +109,12 @@ def storable_text(field: str, text: str) -> str:
         ) from None
     if _CONTROL.search(text):
         raise FieldError(field, f"{field} holds a control character (U+0000 to U+001F): remove it")
-    # One writing of one text (an accent composed or written apart, as macOS writes it): a
-    # request entered twice is known as one, as events' names are compared.
+    return _one_writing(text)
+
+
+def _one_writing(text: str) -> str:
+    """One writing of one text (an accent composed or written apart, as macOS writes it): a
+    request or an answer entered twice is known as one, as events' names are compared."""
     return unicodedata.normalize("NFC", text)
 
 
@@ -192,10 +196,7 @@ def _same_answer(request: CorrectionRequest, kind: AnswerKind, text: str | None)
     """Whether `request` was closed by hand with this very answer."""
     if request.answer_kind is not kind or request.answered_at is None:
         return False
-    if kind is AnswerKind.CORRECTED:
-        return request.answer_text == DECLARED_CORRECTED
-    said = unicodedata.normalize("NFC", (text or "").strip())
-    return bool(said) and request.answer_text == said
+    return request.answer_text == (_one_writing((text or "").strip()) or DECLARED_CORRECTED)
 
 
 def corrected_by(
