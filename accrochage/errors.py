@@ -76,6 +76,10 @@ class StoreError(AccrochageError):
 
     code = "store_error"
     status = 500
+    situation = ""
+    """What is wrong and how to fix it, without what was stored: for a writer that waits on
+    (the Kafka worker's) or one that stored part of its events (`streams/ingest.py`).
+    Empty: the message says nothing of what was stored."""
 
 
 class StorageFullError(StoreError):
@@ -91,9 +95,6 @@ class StoreBusyError(StoreError):
 
     code = "state_busy"
     status = 503
-    situation = ""
-    """Who holds the state and how to free it, without the advice to send again: what a
-    writer that waits on (the Kafka worker's) says."""
 
 
 class OutboxMismatch(AccrochageError):

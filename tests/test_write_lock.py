@@ -18,8 +18,8 @@ import sys
 import textwrap
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -37,7 +37,7 @@ from accrochage.state.base import WriteHolder
 from accrochage.state.sqlite import SqliteStore
 from accrochage.state.sqlite import connection as connection_module
 from accrochage.state.sqlite import store as store_module
-from accrochage.streams.incoming import Incoming
+from accrochage.streams.incoming import Incoming, IngestResult
 from accrochage.streams.ingest import Ingestor
 from accrochage.streams.log_source import LogSource
 from accrochage.streams.scheduler import Job, Scheduler
@@ -608,3 +608,43 @@ def test_a_watch_listener_finding_the_state_busy_says_so_in_one_line(
     assert said.levelname == "WARNING" and said.exc_info is None, said
     assert "a listener of the watch job waits: another writer has held" in said.getMessage()
     assert "send or run it again" not in said.getMessage() and heard == [1]
+
+
+def test_a_group_stored_one_by_one_that_meets_another_writer_says_what_was_stored(
+    store: SqliteStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A group that failed for one event's sake is stored one event a transaction. Another
+    writer taking the state part-way through failed every request of the group with
+    "nothing of this operation was stored", though the events before it were."""
+    real_ingest = Ingestor.ingest
+    holding = ExitStack()
+    singles: list[str] = []
+
+    def ingest(self: Ingestor, items: Sequence[Incoming]) -> list[IngestResult]:
+        if len(items) > 1:
+            raise ValueError("a fault of one event, met only in the group's transaction")
+        singles.append(str(items[0].raw))
+        if len(singles) == 2:  # another writer takes the state before the second event
+            holding.enter_context(held(store.path))
+        return real_ingest(self, items)
+
+    monkeypatch.setattr(Ingestor, "ingest", ingest)
+    service = WriterService(Ingestor(store, registry(), FixedClock(NOW)))
+    events = [json.dumps(delivered_event(record_id=f"ONE-BY-ONE-{i}")) for i in (1, 2)]
+    try:
+        with holding:
+            answers = service.store_now([[Incoming(events[0])], [Incoming(events[1])]])
+            for answer in answers:
+                with pytest.raises(StoreBusyError) as refused:
+                    answer.result(0)
+                said = str(refused.value)
+                assert "nothing of this operation was stored" not in said
+                assert "1 of them (these or others sent at the same time)" in said
+                assert "those stored are answered unchanged" in said
+            assert stored_records(store) == 1
+        monkeypatch.setattr(Ingestor, "ingest", real_ingest)
+        again = service.store_now([[Incoming(events[0])], [Incoming(events[1])]])
+        assert [a.result(0)[0].outcome for a in again] == ["unchanged", "created"]
+    finally:
+        service.stop(BOUND)
+    assert stored_records(store) == 2

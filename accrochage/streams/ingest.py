@@ -48,6 +48,19 @@ from accrochage.streams.yielded import yielded_event
 log = logging.getLogger("accrochage.ingest")
 
 
+def partly_stored(exc: StoreError, stored: int) -> StoreError:
+    """`exc` met after `stored` events were stored one by one: its own message, written for
+    an operation stored whole or not at all, would say nothing was. Sending every event
+    again is safe: those stored are answered `unchanged`."""
+    again = type(exc)(
+        f"{exc.situation or exc}; the events were being stored one by one, and {stored} of "
+        "them (these or others sent at the same time) were stored before it, the others "
+        "not: send them again once fixed (those stored are answered unchanged)"
+    )
+    again.situation = exc.situation
+    return again
+
+
 def _no_reference() -> Reference | None:
     return None
 
@@ -86,11 +99,13 @@ class Ingestor:
         itself; an event that fails again is answered `failed` (nothing of it stored) and
         logged by its position and error class, never its content.
         """
-        results = []
+        results: list[IngestResult] = []
         for item in items:
             try:
                 results.extend(self.ingest([item]))
-            except StoreError:
+            except StoreError as exc:
+                if results:
+                    raise partly_stored(exc, len(results)) from exc
                 raise
             except Exception as exc:
                 log.error("an event could not be stored (%s); the others were", type(exc).__name__)

@@ -198,11 +198,15 @@ def storage_error(exc: sqlite3.Error, path: Path, *, opening: bool = False) -> S
     if code in CORRUPT_CODES:
         return StorageCorruptError(_corrupt_message(path, str(exc)))
     if code in FULL_CODES:
-        return StorageFullError(
+        situation = (
             f"the state database {path} cannot be written ({exc}): free disk space on its "
-            "volume, or make it and its folder writable by this user; nothing of the "
-            "interrupted operation was stored, run it again once fixed"
+            "volume, or make it and its folder writable by this user"
         )
+        full = StorageFullError(
+            f"{situation}; nothing of the interrupted operation was stored, run it again once fixed"
+        )
+        full.situation = situation
+        return full
     if code == sqlite3.SQLITE_BUSY and (stopped := sqlite_holder(path)) is not None:
         return StoreBusyError(locked_message(path, BUSY_TIMEOUT_MS / 1000, stopped))
     if opening:
