@@ -480,6 +480,24 @@ def test_a_report_applied_by_id_names_the_suppression_a_record_waits_for(
     assert record(core, "BI-1")["correction_pending"] is True, "left for its own report"
 
 
+def test_a_report_applied_by_id_names_no_suppression_the_cdc_refused(
+    core: Core, shared_dir: Path
+) -> None:
+    """Once the CDC refused a record's SUPPRESSION, nothing is in flight: a report applied by
+    idTechnique told the operator to import that file's report, already imported."""
+    accepted(core, shared_dir, event("BR-1", score="100"))
+    ingest(core, dict(event("BR-1", score="200")))
+    suppression, _ = only_written(flush(core))
+    answer(core, shared_dir, suppression, ko={"BR-1": "Erreur technique"})
+    assert record(core, "BR-1")["suppression_rejected"] is True
+    foreign = processed_report(
+        shared_dir, file_name="elsewhere.xml", id_flux=None, ok=["BR-1"], id_traitement="78"
+    )
+    summary = core.feedback.import_report_bytes(foreign, "foreign.xml", by_id=True)
+    assert summary.waiting == [], summary
+    assert not [n for n in summary.notes if f"--batch {suppression}" in n], summary.notes
+
+
 # --- a suppression the CDC refuses ------------------------------------------------------------
 
 

@@ -120,7 +120,7 @@ def _apply_chunk(
             summary.unchanged.append(outcome.id_technique)
             if members is not None and outcome.id_technique not in members:
                 summary.elsewhere.append(outcome.id_technique)
-            if ctx.batch is None and record.suppression_in_flight:
+            if ctx.batch is None and record.suppression_awaited:
                 summary.waiting.append(outcome.id_technique)
                 summary.notes.append(_waits_for_its_suppression(record))
             continue
