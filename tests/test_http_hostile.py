@@ -21,7 +21,7 @@ import aiohttp
 import pytest
 
 from accrochage.app import Core
-from accrochage.models.decode import MAX_PROBLEMS
+from accrochage.models.problems import MAX_PROBLEMS
 from accrochage.models.record import INVALID_CONTENT_KEPT, TRUNCATED
 from accrochage.streams.incoming import Incoming
 from tests.test_http import (

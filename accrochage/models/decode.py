@@ -25,13 +25,15 @@ from accrochage.models.json_input import loads_json
 from accrochage.models.partial import event_rules, partial_event, set_aside_finding, top_field
 from accrochage.models.problems import (
     GIVEN_TWICE,
+    MAX_PROBLEMS,
     Problem,
+    capped,
     given_twice,
 )
 from accrochage.models.record import PreparedPassage
 from accrochage.models.reference import Reference
 from accrochage.models.registry import Registry
-from accrochage.models.rules import certification_errors
+from accrochage.models.revoked_decode import read_revocation
 from accrochage.models.text import (
     WrittenNumber,
     check_xml_text,
@@ -41,7 +43,6 @@ from accrochage.models.text import (
 from accrochage.models.vocabulary import SchemaVersion
 
 MAX_RECORD_ID = 255
-MAX_PROBLEMS = 50
 
 
 class Kind(StrEnum):
@@ -245,18 +246,6 @@ def decode(
     return decoded
 
 
-def capped(problems: list[Problem], beyond: int = 0) -> list[Problem]:
-    """At most `MAX_PROBLEMS` findings, and how many more (`beyond`: those not even built): a
-    record keeps what helps fix it."""
-    if len(problems) + beyond <= MAX_PROBLEMS:
-        return problems
-    more = len(problems) + beyond - MAX_PROBLEMS
-    return [
-        *problems[:MAX_PROBLEMS],
-        Problem("event", f"{more} more finding(s) not listed: fix the ones above and send again"),
-    ]
-
-
 def _validate_delivered(
     decoded: Decoded,
     payload: dict[str, Any],
@@ -294,48 +283,10 @@ def _validate_delivered(
 
 
 def _validate_revoked(decoded: Decoded, payload: dict[str, Any], registry: Registry) -> None:
-    try:
-        event = RevokedEvent.model_validate(payload)
-    except ValidationError as exc:
-        decoded.errors = problems_from(exc)
+    read = read_revocation(payload, registry)
+    decoded.errors = read.errors
+    if read.event is None:
         return
-    decoded.event = event
-    named = event.certification
-    decoded.code = named.code if named is not None else None
-    if named is not None and (mismatch := certification_errors(named.type, named.code)):
-        decoded.errors = mismatch
-        return
-    if event.certifier is not None:
-        certifier = registry.get(event.certifier)
-        if certifier is None:
-            decoded.errors = [Problem("certifier", f"unknown certifier {event.certifier!r}")]
-        elif named is not None and named.code not in certifier.certifications:
-            decoded.errors = [  # a mistake: say so without listing what it delivers
-                Problem(
-                    "certification.code",
-                    f"{named.code} is not a certification of certifier {event.certifier!r}: "
-                    "check the record_id and the certification",
-                )
-            ]
-        return
-    decoded.certifier, problem = _revoking_certifier(event, registry)
-    decoded.errors = [] if problem is None else [problem]
-
-
-def _revoking_certifier(
-    event: RevokedEvent, registry: Registry
-) -> tuple[str | None, Problem | None]:
-    """Whose record a revocation without `certifier` withdraws: the one certifier delivering
-    its certification's code, or the only one configured. Otherwise it names none, and is
-    refused: left unnamed, it could withdraw any certifier's record."""
-    if event.certification is not None:
-        certifier, problems = registry.resolve(None, event.certification.code)
-        return (certifier.key, None) if certifier else (None, problems[0])
-    sole = registry.sole()
-    if sole is not None:
-        return sole.key, None
-    return None, Problem(
-        "certifier",
-        "is required: more than one certifier is configured; name the record's certifier "
-        "(or its certification)",
-    )
+    decoded.event, decoded.code = read.event, read.code
+    if read.event.certifier is None:
+        decoded.certifier = read.certifier

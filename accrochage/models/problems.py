@@ -85,3 +85,19 @@ def given_twice(values: dict[str, object]) -> list[str]:
     if isinstance(marked, list) and all(isinstance(key, str) for key in marked):
         return marked
     return []
+
+
+MAX_PROBLEMS = 50
+"""Findings a record keeps at most (and a line saying how many more)."""
+
+
+def capped(problems: list[Problem], beyond: int = 0) -> list[Problem]:
+    """At most `MAX_PROBLEMS` findings, and how many more (`beyond`: those not even built): a
+    record keeps what helps fix it."""
+    if len(problems) + beyond <= MAX_PROBLEMS:
+        return problems
+    more = len(problems) + beyond - MAX_PROBLEMS
+    return [
+        *problems[:MAX_PROBLEMS],
+        Problem("event", f"{more} more finding(s) not listed: fix the ones above and send again"),
+    ]
