@@ -319,3 +319,39 @@ def test_a_killed_backup_s_partial_copy_is_swept_by_the_next_one(
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
         [live.name, elsewhere.name, Path(taken["path"]).name]
     )
+
+
+def test_the_files_cut_after_the_backup_a_state_was_restored_from_are_set_aside(
+    state: Path, tmp_path: Path
+) -> None:
+    """After a restore, the files cut since stayed among those to upload while the events
+    sent again were cut into new files: uploading the folder sent those passages twice, and
+    `verify`, `flush` and `doctor` all said everything was fine."""
+    folder = state.parent
+    outbox = folder / "var" / "outbox"
+    copy = Path(json.loads(run(state, "backup", str(tmp_path), "--format", "json").stdout)["path"])
+    before = set(outbox.glob("*/*.xml"))
+    later = write_jsonl(tmp_path / "later.jsonl", [recent("RL-1"), recent("RL-2")])
+    run(state, "ingest", str(later))
+    run(state, "flush", "--force")
+    (cut_since,) = set(outbox.glob("*/*.xml")) - before
+    for name in ("state.db", "state.db-wal", "state.db-shm"):
+        (folder / "var" / name).unlink(missing_ok=True)
+    shutil.copyfile(copy, folder / "var" / "state.db")
+    run(state, "ingest", str(later))  # the README's restore: send the events again
+    run(state, "flush", "--force")
+    (recut,) = set(outbox.glob("*/*.xml")) - before - {cut_since}
+
+    found = run(state, "verify", code=1)
+    assert f"{cut_since}: no batch of the state has this file" in found.stderr
+    assert "1 file(s) to upload the state does not know" in found.stdout
+    doctor = run(state, "doctor", code=None)
+    assert "1 file(s) among those to upload are not the state's" in doctor.stdout, doctor.stdout
+    assert "verify --repair" in doctor.stdout
+
+    repaired = run(state, "verify", "--repair")
+    aside = cut_since.parent / "unknown" / cut_since.name
+    assert f"moved to {aside}" in repaired.stdout
+    assert aside.is_file() and not cut_since.exists(), "kept, out of the files to upload"
+    assert set(outbox.glob("*/*.xml")) == before | {recut}
+    assert "0 missing or altered" in run(state, "verify").stdout

@@ -426,6 +426,26 @@ def test_a_damaged_state_database_is_refused_at_start(config: Path, tmp_path: Pa
         assert "Traceback" not in result.stderr
 
 
+def test_a_damaged_state_beside_an_old_wal_says_how_a_restore_goes_wrong(
+    config: Path, tmp_path: Path
+) -> None:
+    """A backup copied over the state while a killed command's `-wal` stayed beside it: SQLite
+    replays that WAL onto the backup, and "restore the last backup" sent the operator round
+    in a loop. The message names the file to remove."""
+    source = write_jsonl(tmp_path / "many.jsonl", [recent(f"W-{i:04}") for i in range(400)])
+    run(config, "ingest", str(source))
+    state = config.parent / "var" / "state.db"
+    data = bytearray(state.read_bytes())
+    data[10 * 4096 : 12 * 4096] = b"\x5a" * (2 * 4096)
+    state.write_bytes(bytes(data))
+    wal = state.with_name("state.db-wal")
+    result = run(config, "outstanding", code=2)
+    assert "is damaged" in result.stderr and "state.db-wal" not in result.stderr
+    wal.write_bytes(b"\0" * 4096)  # a WAL SQLite cannot read: left as it is
+    result = run(config, "outstanding", code=2)
+    assert f"remove {wal} and state.db-shm, then copy the backup again" in result.stderr
+
+
 def test_a_file_that_is_not_a_database_is_refused(config: Path) -> None:
     state = config.parent / "var" / "state.db"
     state.parent.mkdir(parents=True)

@@ -298,3 +298,65 @@ def test_a_batch_failing_the_xsd_tells_the_operator_what_to_do(tmp_path: Path) -
     assert shown.exit_code == 0, shown.output
     (line,) = [x for x in shown.stdout.splitlines() if x.startswith("next")]
     assert "accrochage exclude S-3 --reason TEXT" in line and "tried again at each flush" in line
+
+
+def _deposited(core: Core) -> tuple[Path, Path]:
+    """The pix file, marked deposited: where it was, and where it is now."""
+    files = _written(core)
+    with sqlite3.connect(core.settings.paths.state) as db:
+        (pix_batch,) = db.execute("SELECT batch_id FROM batches WHERE certifier = 'pix'").fetchone()
+    assert all(o.done for o in core.operations.deposited([pix_batch]))
+    return files["pix"], files["pix"].parent / "deposited" / files["pix"].name
+
+
+def test_a_deposited_file_is_written_again_where_it_is_kept_never_among_those_to_upload(
+    core: Core, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`verify --repair` wrote an altered deposited file among the files to upload, then
+    moved it: a kill in between left a copy there that nothing reported."""
+    top, kept = _deposited(core)
+    original = kept.read_bytes()
+    kept.write_bytes(original[:-10])
+
+    def killed_before_the_move(source: Path, target: Path) -> None:
+        raise OSError("killed before the move")
+
+    monkeypatch.setattr(core.flusher.sink, "move", killed_before_the_move)
+    repaired = OutboxVerifier(core.store, core.flusher.sink).verify(repair=True)
+    assert repaired.ok, repaired
+    assert kept.read_bytes() == original
+    assert not top.exists(), "nothing among the files to upload"
+
+
+def test_a_copy_of_a_deposited_file_among_those_to_upload_is_named_and_set_aside(
+    core: Core,
+) -> None:
+    top, kept = _deposited(core)
+    top.write_bytes(kept.read_bytes())
+    verifier = OutboxVerifier(core.store, core.flusher.sink)
+    (stray,) = verifier.verify().strays
+    assert stray.path == top and f"a copy of a file deposited and kept at {kept}" in stray.why
+    assert not verifier.verify().ok
+    (moved,) = verifier.verify(repair=True).strays
+    assert moved.set_aside_to == top.parent / "unknown" / top.name
+    assert not top.exists() and kept.is_file()
+    top.write_bytes(kept.read_bytes())
+    (again,) = verifier.verify(repair=True).strays
+    assert again.set_aside_to == top.parent / "unknown" / f"{top.stem}-2{top.suffix}"
+    assert verifier.verify().ok
+
+
+def test_files_the_state_is_about_to_record_or_move_are_not_strays(core: Core) -> None:
+    """A file released before its batch is recorded written (a flush running), and a file
+    recorded deposited but not moved yet (a kill in between: the next flush moves it), are
+    the state's own."""
+    top, kept = _deposited(core)
+    os.replace(kept, top)
+    ingest(core, event("V-4"))
+    (cut,) = core.flusher.flush(force=True).written
+    with sqlite3.connect(core.settings.paths.state) as db:
+        db.execute(
+            "UPDATE batches SET state = 'cut', file_path = NULL WHERE file_name = ?",
+            (cut.path.name,),
+        )
+    assert not OutboxVerifier(core.store, core.flusher.sink).verify().strays

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.test_cli_tracker import recent, run, write_jsonl
-from tests.test_tracker import write_config
+from tests.test_tracker import processed_report, write_config
 
 
 @pytest.fixture()
@@ -59,6 +59,24 @@ def test_the_state_its_files_and_its_backups_are_created_for_owner_and_group(
     backup = tmp_path / "backup.db"
     run(config, "backup", str(backup))
     assert mode(backup) == expected
+
+
+@pytest.mark.parametrize("umask", [0o022], indirect=True)
+def test_the_copy_kept_of_a_cdc_report_is_for_owner_and_group(
+    tmp_path: Path, shared_dir: Path, umask: int
+) -> None:
+    """A CDC message may quote what a passage held: the copy `import-report` keeps (for
+    `evidence`) was created readable by every user."""
+    config, _ = written_state(tmp_path)
+    (xml,) = (tmp_path / "var" / "outbox").rglob("*.xml")
+    batch_id = xml.stem.rsplit("_", 1)[-1]
+    report = tmp_path / "report.xml"
+    report.write_bytes(
+        processed_report(shared_dir, file_name=xml.name, id_flux=batch_id, ok=["PV-1", "PV-2"])
+    )
+    run(config, "import-report", str(report))
+    (kept,) = (tmp_path / "var" / "reports").glob("*_report.xml")
+    assert mode(kept) == 0o640
 
 
 def test_the_wal_of_a_live_state_has_the_state_s_mode(tmp_path: Path) -> None:

@@ -48,6 +48,13 @@ class BatchSink(ABC):
     def write(self, batch: FrozenBatch) -> ReleasedFile:
         """Write, check and release one batch's file; raise when it cannot be released."""
 
+    def write_again(self, batch: FrozenBatch, state: BatchState) -> ReleasedFile:
+        """Write a released batch's file again where a batch in `state` keeps it (a file
+        missing or altered there). A sink with folders writes it there directly: written
+        among the files to upload and then moved, a kill in between left a copy that would
+        be deposited twice. Without folders: as `write`."""
+        return self.write(batch)
+
     @abstractmethod
     def place(self, certifier: str, file_name: str, state: BatchState) -> Path:
         """Where the file of a batch in `state` belongs (the operator's view of what is left)."""
@@ -59,6 +66,16 @@ class BatchSink(ABC):
     @abstractmethod
     def move(self, source: Path, target: Path) -> None:
         """Move a released file atomically; nothing to do when it is there already."""
+
+    def files_to_upload(self) -> list[tuple[str, Path]]:
+        """(certifier key, file) of every file in the place of the files still to upload,
+        known to the state or not (`streams/strays.py` compares them). A sink that writes
+        no file: none."""
+        return []
+
+    def set_aside(self, path: Path) -> Path:
+        """Move a file the state does not know out of the files to upload; where it went."""
+        raise NotImplementedError(f"{type(self).__name__} writes no file to set aside")
 
     def misplaced(self, path: Path) -> str | None:
         """Why a recorded `path` is not this sink's to move or write (outside its outbox: it

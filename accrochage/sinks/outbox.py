@@ -67,9 +67,11 @@ def release_passages(
     *,
     xsd: Path,
     max_bytes: int | None = None,
+    subfolder: str = "",
 ) -> ReleasedFile:
-    """Write, check and publish one batch; on any failure nothing is left under its name."""
-    folder = outbox / header.certifier.key
+    """Write, check and publish one batch; on any failure nothing is left under its name.
+    `subfolder`: of the certifier's folder (a file written again where the state keeps it)."""
+    folder = outbox / header.certifier.key / subfolder
     folder.mkdir(parents=True, exist_ok=True)
     final = folder / file_name(header)
     temporary = folder / f".{final.name}.partial"
@@ -131,3 +133,42 @@ def move_released(source: Path, target: Path) -> None:
     os.replace(source, target)
     fsync_directory(target.parent)
     fsync_directory(source.parent)
+
+
+SET_ASIDE = "unknown"
+"""A certifier's folder for files found among those to upload that the state does not know
+as files to upload (`verify --repair` moves them there): kept, never to deposit as they are."""
+
+
+def files_to_upload(outbox: Path) -> list[tuple[str, Path]]:
+    """(certifier folder, file) of every XML file in a certifier's top folder, the folder of
+    the files still to upload (CONTRACT §7); temporary files (a leading dot) left out."""
+    found: list[tuple[str, Path]] = []
+    try:
+        folders = sorted(p for p in outbox.iterdir() if p.is_dir() and not p.name.startswith("."))
+    except FileNotFoundError:
+        return []
+    for folder in folders:
+        for path in sorted(folder.glob("*.xml")):
+            if not path.name.startswith(".") and path.is_file():
+                found.append((folder.name, path))
+    return found
+
+
+def set_aside(path: Path) -> Path:
+    """Move `path` into its folder's `unknown/`, under a name no file there has (`-2`, ...):
+    atomic, durable, never over another file."""
+    folder = path.parent / SET_ASIDE
+    folder.mkdir(exist_ok=True)
+    target, n = folder / path.name, 1
+    while True:
+        try:
+            os.link(path, target)  # fails when the name is taken: nothing is overwritten
+            break
+        except FileExistsError:
+            n += 1
+            target = folder / f"{path.stem}-{n}{path.suffix}"
+    path.unlink()
+    fsync_directory(folder)
+    fsync_directory(path.parent)
+    return target

@@ -15,7 +15,7 @@ import tempfile
 from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -29,7 +29,13 @@ from accrochage.models.field_errors import error_path
 from accrochage.models.vocabulary import BatchState, SchemaVersion
 from accrochage.pool import HelperDied, HelperPool
 from accrochage.sinks.base import BatchSink, FileSizes, outcome_of
-from accrochage.sinks.outbox import file_name, move_released, release_passages
+from accrochage.sinks.outbox import (
+    file_name,
+    files_to_upload,
+    move_released,
+    release_passages,
+    set_aside,
+)
 from accrochage.sinks.passage import passage_bytes
 from accrochage.sinks.profiles import SchemaProfile, profile_for
 from accrochage.sinks.render import FluxHeader, FluxPassage, certification_head, envelope_bytes
@@ -62,6 +68,8 @@ class RenderJob:
     batch: FrozenBatch
     xsd: Path
     max_bytes: int
+    subfolder: str = ""
+    """Of the certifier's folder: where the file is released (its top folder by default)."""
 
 
 def stored_passage(content: StoredContent, profile: SchemaProfile) -> bytes:
@@ -108,7 +116,14 @@ def release_batch(job: RenderJob) -> ReleasedFile:
             FluxPassage(c.code or "", stored_passage(c, profile))
             for c in reader.frozen_contents(job.batch.batch_id)
         )
-        return release_passages(job.outbox, header, passages, xsd=job.xsd, max_bytes=job.max_bytes)
+        return release_passages(
+            job.outbox,
+            header,
+            passages,
+            xsd=job.xsd,
+            max_bytes=job.max_bytes,
+            subfolder=job.subfolder,
+        )
     finally:
         reader.close()
 
@@ -188,6 +203,15 @@ class XmlOutbox(BatchSink):
                 raise OutboxMismatch(said)
         move_released(source, target)
 
+    def files_to_upload(self) -> list[tuple[str, Path]]:
+        return files_to_upload(self.outbox)
+
+    def set_aside(self, path: Path) -> Path:
+        said = self.misplaced(path)
+        if said is not None:
+            raise OutboxMismatch(said)
+        return set_aside(path)
+
     def check_writable(self) -> None:
         """The outbox exists (created if need be) and this user may create files in it."""
         try:
@@ -237,6 +261,10 @@ class XmlOutbox(BatchSink):
 
     def write(self, batch: FrozenBatch) -> ReleasedFile:
         return release_batch(self._job(batch))
+
+    def write_again(self, batch: FrozenBatch, state: BatchState) -> ReleasedFile:
+        job = replace(self._job(batch), subfolder=OUTBOX_FOLDERS.get(state, ""))
+        return release_batch(job)
 
     def write_many(
         self, batches: Iterable[FrozenBatch], *, passages: int = 0

@@ -75,6 +75,17 @@ class ReleasedBatch:
 
 
 @dataclass(frozen=True, slots=True)
+class BatchFile:
+    """What the state records of a batch's file: whose, the batch's state, its name, and
+    where it is (None until released)."""
+
+    certifier: str
+    state: BatchState
+    file_name: str
+    path: Path | None
+
+
+@dataclass(frozen=True, slots=True)
 class Observation:
     """The numbers an operator watches, read at once (metrics, alerts, the dashboard).
 

@@ -10,9 +10,11 @@ from accrochage.models.batch import outbox_place
 from accrochage.models.vocabulary import BatchState
 from accrochage.private_files import open_to_others
 from accrochage.settings import Settings
+from accrochage.sinks.outbox import files_to_upload
 from accrochage.state.base import Observation, Store
 from accrochage.state.values import ReleasedBatch
 from accrochage.streams.findings import Finding, Level
+from accrochage.streams.strays import stray_files
 
 
 def files_finding(observation: Observation) -> Finding:
@@ -132,6 +134,18 @@ def outbox_findings(settings: Settings, store: Store) -> list[Finding]:
                 f"{len(exposed)} file(s) to deposit may be read by every user of this machine "
                 f"(first: {exposed[0].name}), and they hold personal data: `chmod o-rwx` them "
                 "(files written now are readable by their owner and group only)",
+                action=True,
+            )
+        )
+    strays = stray_files(store, files_to_upload(outbox))
+    if strays:
+        findings.append(
+            Finding(
+                "outbox",
+                Level.WARNING,
+                f"{len(strays)} file(s) among those to upload are not the state's files to "
+                f"upload (first: {strays[0].path.name}: {strays[0].why}): "
+                "`accrochage verify --repair` moves them to <certifier>/unknown/",
                 action=True,
             )
         )

@@ -12,6 +12,7 @@ from accrochage.models.batch import BatchInfo, ReleasedFile
 from accrochage.models.deadline import Clock
 from accrochage.models.record import AWAITING_REPORT
 from accrochage.models.vocabulary import BATCHES_TO_WRITE, RELEASED, BatchState
+from accrochage.private_files import PRIVATE_MODE
 from accrochage.sinks.base import BatchSink
 from accrochage.sinks.outbox import fsync_directory
 from accrochage.sinks.reports import ProcessingReport, parse_report, read_report_bytes
@@ -220,12 +221,14 @@ def _settled_batches(tx: Transaction, record_ids: list[str]) -> list[str]:
 
 
 def keep_copy(folder: Path, data: bytes, name: str) -> Path:
-    """The report's bytes under `folder`, named by its digest and name, written atomically."""
+    """The report's bytes under `folder`, named by its digest and name, written atomically;
+    private as the files for the CDC are (a CDC message may quote what a passage held)."""
     folder.mkdir(parents=True, exist_ok=True)
     safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in name)[:100]
     target = folder / f"{hashlib.sha256(data).hexdigest()[:16]}_{safe}"
     temporary = target.with_name(f".{target.name}.partial")
-    with temporary.open("wb") as out:
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC
+    with os.fdopen(os.open(temporary, flags, PRIVATE_MODE), "wb") as out:
         out.write(data)
         out.flush()
         os.fsync(out.fileno())

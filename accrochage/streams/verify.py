@@ -19,6 +19,7 @@ from accrochage.sinks.base import BatchSink, outcome_of
 from accrochage.state.base import ReleasedBatch, Store
 from accrochage.streams import metrics
 from accrochage.streams.flush_report import FailedBatch, FlushReport, WrittenBatch
+from accrochage.streams.strays import StrayFile, set_aside, stray_files
 
 _BLOCK = 1 << 20
 
@@ -40,11 +41,16 @@ class FileIssue:
 class VerifyReport:
     checked: int = 0
     issues: list[FileIssue] = field(default_factory=list)
+    strays: list[StrayFile] = field(default_factory=list)
+    """Files among those to upload that the state does not know as such."""
 
     @property
     def ok(self) -> bool:
-        """True when every file is as recorded, or was repaired."""
-        return all(issue.repaired for issue in self.issues)
+        """True when every file is as recorded, or was repaired, and every stray file was
+        set aside."""
+        return all(issue.repaired for issue in self.issues) and all(
+            stray.set_aside_to is not None for stray in self.strays
+        )
 
 
 def is_missing(recorded: ReleasedFile) -> bool:
@@ -93,7 +99,7 @@ def rewrite(sink: BatchSink, released: ReleasedBatch) -> str | None:
     The new file must be the recorded one, byte for byte, at the recorded path: anything
     else (a renderer that changed since) is reported, never recorded over the state.
     """
-    outcome = outcome_of(lambda: sink.write(released.batch))
+    outcome = outcome_of(lambda: sink.write_again(released.batch, released.state))
     if isinstance(outcome, str):
         return outcome
     recorded = released.file
@@ -147,6 +153,9 @@ class OutboxVerifier:
                     repair_error=error,
                 )
             )
+        report.strays = stray_files(self.store, self.sink.files_to_upload())
+        if repair:
+            report.strays = [set_aside(self.sink, stray) for stray in report.strays]
         return report
 
     def _still(self, listed: ReleasedBatch) -> ReleasedBatch | None:

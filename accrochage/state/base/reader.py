@@ -18,6 +18,7 @@ from accrochage.state.values import (
     AlertDelivery,
     AlertState,
     BackupTaken,
+    BatchFile,
     DashboardNumbers,
     DeadLetter,
     EvidenceSources,
@@ -109,6 +110,10 @@ class Reader(PendingReads):
     @abstractmethod
     def file_paths(self) -> list[tuple[str, str, BatchState, Path]]:
         """(batch id, certifier key, state, recorded path) of every batch with a file."""
+
+    @abstractmethod
+    def batch_files(self, batch_ids: Sequence[str]) -> dict[str, BatchFile]:
+        """What the state records of these batches' files (those it knows), by batch id."""
 
     @abstractmethod
     def observe(self, as_of: date, margin_days: int, unreported_before: datetime) -> Observation:

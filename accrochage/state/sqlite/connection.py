@@ -215,8 +215,20 @@ def storage_error(exc: sqlite3.Error, path: Path, *, opening: bool = False) -> S
 
 
 def _corrupt_message(path: Path, detail: str) -> str:
-    return (
+    said = (
         f"the state database {path} is damaged ({detail}): stop every accrochage process, "
         "keep a copy of the file, and restore the last backup (or try `sqlite3 STATE "
         "'.recover'` on the copy)"
     )
+    wal = path.with_name(path.name + "-wal")
+    try:
+        replayed = wal.stat().st_size > 0
+    except OSError:
+        replayed = False
+    if replayed:
+        said += (
+            f". If a backup was just copied over it, the old {wal.name} beside it was replayed "
+            f"onto the backup: stop every process, remove {wal} and "
+            f"{path.name}-shm, then copy the backup again"
+        )
+    return said

@@ -20,6 +20,7 @@ from accrochage.models.vocabulary import BATCHES_TO_WRITE, BatchState, RecordSta
 from accrochage.state.base import (
     AlertDelivery,
     AlertState,
+    BatchFile,
     DashboardNumbers,
     DeadLetter,
     JsonRow,
@@ -162,6 +163,18 @@ class SqliteReader(PendingStatements, Reader):
                 "WHERE file_path IS NOT NULL"
             )
         ]
+
+    def batch_files(self, batch_ids: Sequence[str]) -> dict[str, BatchFile]:
+        found: dict[str, BatchFile] = {}
+        for chunk in in_chunks(batch_ids):
+            for batch_id, certifier, state, name, path in self._conn.execute(
+                "SELECT batch_id, certifier, state, file_name, file_path FROM batches "
+                f"WHERE batch_id IN ({placeholders(chunk)})",
+                chunk,
+            ):
+                recorded = None if path is None else Path(path)
+                found[batch_id] = BatchFile(certifier, BatchState(state), name, recorded)
+        return found
 
     def record_holders(self, record_ids: Sequence[str]) -> dict[str, IdHolder]:
         found: dict[str, IdHolder] = {}
