@@ -144,14 +144,16 @@ def files_to_upload(outbox: Path) -> list[tuple[str, Path]]:
     """(certifier folder, file) of every XML file in a certifier's top folder, the folder of
     the files still to upload (CONTRACT §7); temporary files (a leading dot) left out."""
     found: list[tuple[str, Path]] = []
-    try:
+    try:  # a folder this user may not list (a monitoring account): nothing to say of it
         folders = sorted(p for p in outbox.iterdir() if p.is_dir() and not p.name.startswith("."))
-    except FileNotFoundError:
+    except OSError:
         return []
     for folder in folders:
-        for path in sorted(folder.glob("*.xml")):
-            if not path.name.startswith(".") and path.is_file():
-                found.append((folder.name, path))
+        try:
+            names = sorted(folder.glob("*.xml"))
+        except OSError:
+            continue
+        found += [(folder.name, p) for p in names if not p.name.startswith(".") and p.is_file()]
     return found
 
 
