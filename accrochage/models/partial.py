@@ -14,7 +14,7 @@ from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
 from accrochage.models.event import DeliveredEvent
-from accrochage.models.problems import DUPLICATED, Problem, given_twice, under
+from accrochage.models.problems import DUPLICATED, Problem, given_twice, under_any
 from accrochage.models.reference import Reference, reference_problems
 from accrochage.models.rules import delivered_errors, delivered_warnings
 
@@ -42,7 +42,7 @@ def top_field(problem: Problem) -> str:
 
 def set_aside_finding(problem: Problem, set_aside: frozenset[str]) -> bool:
     """Whether a finding is about a field set aside (judged on its stand-in, or its absence)."""
-    return any(under(problem.field, path) for path in set_aside)
+    return under_any(problem.field, set_aside)
 
 
 _STAND_INS: dict[str, Any] = {
@@ -81,17 +81,19 @@ def partial_event(
     finding about them is kept (a missing `delivered_on` hid a missing holder). None when the
     rest still fails."""
     partial = dict(payload)
+    owned = {id(partial)}
+    """The objects of `partial` copied from `payload` (changed in place from then on): one
+    copy each, however many of their fields are set aside."""
     set_aside: set[str] = set()
     twice = {(key,) for key in given_twice(payload)}  # which value is meant cannot be told
     for _ in range(_PARTIAL_ROUNDS):
         failed = {loc for err in exc.errors() for loc in _failed_at(err)} | twice
         for loc in sorted(failed, key=len, reverse=True):
-            if any(under(_dotted(loc), path) for path in set_aside):
+            if under_any(_dotted(loc), set_aside):
                 continue
-            placed = _set_aside(partial, loc)
-            if placed is None:
+            path = _set_aside(partial, loc, owned)
+            if path is None:
                 return None
-            partial, path = placed
             set_aside.add(path)
         try:
             event = DeliveredEvent.model_validate(partial)
@@ -124,8 +126,8 @@ def _dotted(loc: tuple[str, ...]) -> str:
     return ".".join(loc)
 
 
-def _set_aside(partial: dict[str, Any], loc: tuple[str, ...]) -> tuple[dict[str, Any], str] | None:
-    """`partial` with the field at `loc` left out or stood in for, and its path; a field that
+def _set_aside(partial: dict[str, Any], loc: tuple[str, ...], owned: set[int]) -> str | None:
+    """Leave the field at `loc` out of `partial`, or stand in for it; its path. A field that
     can be neither sets its object aside instead. None for a required top-level field
     without a stand-in."""
     while loc:
@@ -133,9 +135,11 @@ def _set_aside(partial: dict[str, Any], loc: tuple[str, ...]) -> tuple[dict[str,
         model = _model_at(loc[:-1])
         field = model.model_fields.get(loc[-1]) if model is not None else None
         if path in _STAND_INS:
-            return _with(partial, loc, _STAND_INS[path]), path
+            _put(partial, loc, _STAND_INS[path], owned)
+            return path
         if model is not None and (field is None or not field.is_required()):
-            return _with(partial, loc, _LEFT_OUT), path
+            _put(partial, loc, _LEFT_OUT, owned)
+            return path
         if len(loc) == 1:
             return None
         loc = loc[:-1]
@@ -160,18 +164,22 @@ def _is_model(annotation: Any) -> bool:
     return isinstance(annotation, type) and issubclass(annotation, BaseModel)
 
 
-def _with(container: dict[str, Any], loc: tuple[str, ...], value: Any) -> dict[str, Any]:
-    """A copy of `container` with the value at `loc` replaced (or left out), copying only the
-    objects on the way; an object missing on the way is left as it is."""
+def _put(container: dict[str, Any], loc: tuple[str, ...], value: Any, owned: set[int]) -> None:
+    """Replace (or leave out) the value at `loc` in `container`, an object of ours, copying
+    each object on the way the first time only (`owned`: those copied); an object missing on
+    the way is left as it is."""
     head, *rest = loc
-    copied = dict(container)
     if not rest:
         if value is _LEFT_OUT:
-            copied.pop(head, None)
+            container.pop(head, None)
         else:
-            copied[head] = value
-        return copied
+            container[head] = value
+        return
     inner = container.get(head)
-    if isinstance(inner, dict):
-        copied[head] = _with(inner, tuple(rest), value)
-    return copied
+    if not isinstance(inner, dict):
+        return
+    if id(inner) not in owned:
+        inner = dict(inner)
+        owned.add(id(inner))
+        container[head] = inner
+    _put(inner, tuple(rest), value, owned)
