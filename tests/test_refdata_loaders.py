@@ -419,3 +419,46 @@ def test_a_cut_xml_export_says_where_once(refdata_dir: Path, tmp_path: Path) -> 
     message = str(caught.value)
     assert message.count(", line ") == 1, message
     assert message.endswith("download it again")
+
+
+def test_an_xml_zip_entry_unpacking_far_beyond_its_size_is_refused_while_streamed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A zipped XML export is parsed as it unpacks: it had no bound (a 583 KB zip reached
+    3.99 GB), and elements other than FICHE were never freed. Here 3 MB of `<X/>` packed to
+    a few KB, against an allowance lowered to 1 MB."""
+    monkeypatch.setattr(sources, "UNPACKED_FREE", 1_000_000)
+    name = "export_fiches_RNCP_V4_1_2026-11-01.xml"
+    bomb = b"<FICHES>" + b"<X/>" * 750_000 + b"</FICHES>"
+    write_zip(tmp_path / "export-fiches-rncp-v4-1-2026-11-01.zip", {name: bomb})
+    with pytest.raises(RefdataError, match="unpacks to more than") as caught:
+        load_export(tmp_path)
+    assert name in str(caught.value)
+
+
+def test_a_damaged_xml_zip_entry_is_an_error_naming_it(refdata_dir: Path, tmp_path: Path) -> None:
+    """A flipped byte in a zipped XML export's entry was a `BadZipFile` traceback, and under
+    `run` one at every tick of the reference data job."""
+    name = "export_fiches_RS_V4_1_2026-08-16.xml"
+    path = write_zip(
+        tmp_path / "export-fiches-rs-v4-1-2026-08-17.zip",
+        {name: (fc(refdata_dir) / name).read_bytes()},
+    )
+    raw = bytearray(path.read_bytes())
+    with zipfile.ZipFile(path) as archive:
+        info = archive.getinfo(name)
+    start = info.header_offset + 30 + len(info.filename.encode()) + len(info.extra) + 20
+    for offset in range(start, start + 20):
+        raw[offset] ^= 0xFF
+    path.write_bytes(bytes(raw))
+    with pytest.raises(RefdataError) as caught:
+        load_export(tmp_path)
+    assert "cannot be read" in str(caught.value) and name in str(caught.value)
+
+
+def test_elements_beside_the_fiches_are_skipped(tmp_path: Path) -> None:
+    """Elements under the root that are not FICHE (`VERSION_FLUX`, others) are skipped, and
+    freed as they are read."""
+    data = xml_export(["  <AUTRE><A>x</A></AUTRE>", xml_fiche("RS5001", end="01/01/2030")])
+    (tmp_path / "export_fiches_RS_V4_1_2026-11-01.xml").write_bytes(data)
+    assert list(by_code(load_export(tmp_path))) == ["RS5001"]

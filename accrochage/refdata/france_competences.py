@@ -16,7 +16,7 @@ from lxml import etree
 
 from accrochage.errors import RefdataError
 from accrochage.models.reference import Fiche, kind_of
-from accrochage.refdata.sources import Source, date_in, sources
+from accrochage.refdata.sources import READ_FAILURES, Bounded, Source, date_in, sources
 from accrochage.refdata.tables import clean, day, rows
 
 _CSV = re.compile(r"export_fiches_CSV_(?P<part>.+?)_\d{4}_\d{2}_\d{2}\.csv", re.IGNORECASE)
@@ -225,31 +225,37 @@ def _from_xml(files: dict[str, Source]) -> Export:
 
 
 def _read_xml(source: Source, drafts: dict[str, _Draft], older: list[tuple[str, str]]) -> None:
-    """Stream the FICHE elements (the RNCP file is hundreds of MB); each is freed when read."""
+    """Stream the FICHE elements (the RNCP file is hundreds of MB), through the file's bound;
+    each element under the root is freed once read, a FICHE or not (a file of anything else
+    held it all)."""
     label = _file_label(source)
-    with source.opener() as stream:
-        parser = etree.iterparse(
-            stream,
-            events=("end",),
-            tag="FICHE",
-            resolve_entities=False,
-            no_network=True,
-            huge_tree=True,
-        )
-        try:
+    try:
+        with source.opener() as stream:
+            parser = etree.iterparse(
+                Bounded(stream, source),
+                events=("end",),
+                resolve_entities=False,
+                no_network=True,
+                huge_tree=True,
+            )
             for _, element in parser:
-                draft = _fiche(element, label)
-                drafts[draft.code] = draft
-                older.extend((_text(old), draft.code) for old in element.iterfind(_OLDER))
-                element.clear(keep_tail=False)
                 parent = element.getparent()
+                if element.tag == "FICHE":
+                    draft = _fiche(element, label)
+                    drafts[draft.code] = draft
+                    older.extend((_text(old), draft.code) for old in element.iterfind(_OLDER))
+                elif parent is None or parent.getparent() is not None:
+                    continue  # inside an element under the root: freed with it
+                element.clear(keep_tail=False)
                 while parent is not None and element.getprevious() is not None:
                     del parent[0]
-        except etree.XMLSyntaxError as exc:
-            where = "" if f"line {exc.lineno}," in exc.msg else f", line {exc.lineno}"
-            raise RefdataError(
-                f"{label} is not well-formed XML ({exc.msg}{where}): download it again"
-            ) from None
+    except etree.XMLSyntaxError as exc:
+        where = "" if f"line {exc.lineno}," in exc.msg else f", line {exc.lineno}"
+        raise RefdataError(
+            f"{label} is not well-formed XML ({exc.msg}{where}): download it again"
+        ) from None
+    except READ_FAILURES as exc:
+        raise source.unreadable(exc) from None
 
 
 def _text(element: etree._Element | None) -> str:

@@ -8,6 +8,7 @@ and every name is compared in Unicode NFC form.
 
 from __future__ import annotations
 
+import io
 import re
 import unicodedata
 import zipfile
@@ -48,20 +49,51 @@ class Source:
                 data = stream.read(bound + 1)
         except RefdataError:
             raise
-        except (zipfile.BadZipFile, zlib.error, RuntimeError, EOFError, OSError) as exc:
-            raise RefdataError(
-                f"{self.name} in {self.origin} cannot be read ({exc}): download it again"
-            ) from None
+        except READ_FAILURES as exc:
+            raise self.unreadable(exc) from None
         if len(data) > bound:
-            raise RefdataError(
-                f"{self.name} in {self.origin} unpacks to more than {bound:,} bytes, far "
-                "beyond the official files: is it the file as downloaded?"
-            )
+            raise self.too_large()
         return data
 
     @property
     def day(self) -> date | None:
         return date_in(self.name)
+
+    def unreadable(self, exc: BaseException) -> RefdataError:
+        return RefdataError(
+            f"{self.name} in {self.origin} cannot be read ({exc}): download it again"
+        )
+
+    def too_large(self) -> RefdataError:
+        return RefdataError(
+            f"{self.name} in {self.origin} unpacks to more than {self.bound or MAX_FILE_BYTES:,} "
+            "bytes, far beyond the official files: is it the file as downloaded?"
+        )
+
+
+READ_FAILURES = (zipfile.BadZipFile, zlib.error, RuntimeError, EOFError, OSError)
+"""What reading a damaged or encrypted zip entry, or a file, raises."""
+
+
+class Bounded(io.RawIOBase):
+    """`stream` read through `source`'s bound: a parser reading it in a stream (the XML
+    export) stops where `Source.read` would, whatever a zip bomb unpacks to."""
+
+    def __init__(self, stream: IO[bytes], source: Source) -> None:
+        self._stream = stream
+        self._source = source
+        self._left = source.bound or MAX_FILE_BYTES
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        wanted = self._left + 1 if size is None or size < 0 else min(size, self._left + 1)
+        data = self._stream.read(wanted)
+        self._left -= len(data)
+        if self._left < 0:
+            raise self._source.too_large()
+        return data
 
 
 def date_in(name: str) -> date | None:
