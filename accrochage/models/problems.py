@@ -72,6 +72,8 @@ def under(field: str, path: str) -> bool:
 def under_any(field: str, paths: Set[str]) -> bool:
     """Whether the dotted `field` is one of `paths` or lies within one: `under` for every
     path at once, in the time of `field`'s length (an event may set thousands aside)."""
+    if not paths:
+        return False
     if field in paths:
         return True
     return any(field[:at] in paths for at, char in enumerate(field) if char in ".[")
