@@ -396,6 +396,20 @@ def test_outstanding_csv_and_table(loaded: Path) -> None:
     )
 
 
+def test_csv_keeps_a_formula_after_a_semicolon_as_text(config: Path, tmp_path: Path) -> None:
+    """A French spreadsheet opens a CSV splitting on `;`: a record id `X;=2+3;`, or an unknown
+    field named so, gave the cell `=2+3` (or a DDE payload) though the comma cell was escaped."""
+    run(config, "ingest", str(write_jsonl(tmp_path / "s.jsonl", [recent("X;=2+3;")])))
+    unknown_field = dict(recent("S-2"), **{";=cmd|'/c calc'!A0;": 1})
+    run(config, "ingest", str(write_jsonl(tmp_path / "u.jsonl", [unknown_field])), code=None)
+    text = run(config, "records", "--format", "csv").stdout
+    cells = [cell for line in text.splitlines() for cell in line.split(";")]
+    assert not [c for c in cells if c.lstrip(' "').startswith(("=", "+", "-", "@"))], text
+    rows = list(csv.DictReader(io.StringIO(text)))
+    assert "X;'=2+3;" in {r["record_id"] for r in rows}
+    assert ";'=cmd|'/c calc'!A0;" in next(r["errors"] for r in rows if r["record_id"] == "S-2")
+
+
 # --- deposited, import-report, retry ---------------------------------------------------------
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import itertools
 import json
+import re
 import unicodedata
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
@@ -46,13 +47,22 @@ FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 """What a spreadsheet takes for the start of a formula (OWASP's CSV injection list)."""
 
 
+_AFTER_SEMICOLON = re.compile(r";([ ]*)(?=[=+\-@\t\r])")
+"""A formula start after a `;`: a French spreadsheet opens a CSV splitting on `;`, where
+`a,;=2+3;` holds the cell `=2+3`."""
+
+
 def csv_cell(value: Any) -> str:
-    """`cell`, with a text a spreadsheet would run as a formula kept as text (a leading `'`):
-    record ids, CDC messages, an unknown field's name in a problem come from outside. Numbers
-    are left as they are (a negative `days_left` is a number)."""
+    """`cell`, with a text a spreadsheet would run as a formula kept as text (a `'` before
+    it), at its start and after each `;`: record ids, CDC messages, an unknown field's name
+    in a problem come from outside. Numbers are left as they are (a negative `days_left` is
+    a number)."""
     text = cell(value)
-    number = isinstance(value, int | float) and not isinstance(value, bool)
-    return "'" + text if not number and text.startswith(FORMULA_STARTS) else text
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return text
+    if ";" in text:
+        text = _AFTER_SEMICOLON.sub(r";\1'", text)
+    return "'" + text if text.startswith(FORMULA_STARTS) else text
 
 
 def width(text: str) -> int:
