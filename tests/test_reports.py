@@ -328,6 +328,23 @@ def test_a_report_above_the_old_50_mb_limit_is_read_whole() -> None:
     assert report.outcomes[-1] == ko(ids[-1], STEP2)
 
 
+@pytest.mark.parametrize("nested", [False, True])
+def test_a_passage_holding_thousands_of_elements_is_refused(nested: bool) -> None:
+    """Each element of a passage is held until the passage ends: 10,000,000 of them in one
+    passage took 1.35 GB. A real passage holds a handful; beyond a thousand, refused."""
+    filler = "<a/>" * (reports.MAX_ELEMENTS_IN_A_PASSAGE + 1)
+    if nested:
+        filler = f"<a>{filler}</a>"
+    body = (
+        f"<PassagesKO><passage><idTechnique>R-1</idTechnique><messageErreur>m</messageErreur>"
+        f"{filler}</passage></PassagesKO>"
+    )
+    with pytest.raises(ReportError, match="holds more than 1000 elements"):
+        parse_report(rapport(body))
+    fine = body.replace(filler, "<a/>" * 10)
+    assert parse_report(rapport(fine)).outcomes == (ko("R-1", "m"),)
+
+
 def test_comments_and_processing_instructions_ignored() -> None:
     body = "<PassagesOK><!-- c --><?pi x?><idTechnique>3</idTechnique></PassagesOK>"
     assert parse_report(rapport(body)).outcomes == (ok("3"),)

@@ -181,6 +181,11 @@ class _Reading:
             self.errors.append(_file_error(element))
 
 
+MAX_ELEMENTS_IN_A_PASSAGE = 1_000
+"""A passage of a report holds a handful (idTechnique, messageErreur…): more is not a CDC
+report, and all of them would be held in memory at once (10,000,000 took 1.35 GB)."""
+
+
 def _read(data: bytes, source: str) -> _Reading:
     """The report's elements, read as they end and then dropped: memory stays that of the
     outcomes, not of a tree (a report of 200,000 refusals is a million elements)."""
@@ -197,6 +202,9 @@ def _read(data: bytes, source: str) -> _Reading:
     reading = _Reading()
     depth = 0
     section = ""
+    inside = 0
+    """Elements started within the current passage (or file error): each is held until it
+    ends, so their number is bounded."""
     try:
         for event, element in events:
             if event == "start":
@@ -204,6 +212,17 @@ def _read(data: bytes, source: str) -> _Reading:
                     _check_root(element, source)
                 elif depth == 1:
                     section = element.tag
+                elif depth == 2:
+                    inside = 0
+                else:
+                    inside += 1
+                    if inside > MAX_ELEMENTS_IN_A_PASSAGE:
+                        raise _fail(
+                            source,
+                            f"an element of {section} holds more than "
+                            f"{MAX_ELEMENTS_IN_A_PASSAGE} elements",
+                            _HINT,
+                        )
                 depth += 1
                 continue
             depth -= 1
