@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from accrochage.streams import csv_events
 from accrochage.streams.csv_events import MAX_LINE_BYTES
 from tests.test_cli_tracker import RECENT, outstanding_json, problem_line, run
 from tests.test_tracker import write_config
@@ -140,8 +141,26 @@ def test_a_row_the_csv_module_cannot_read_is_unusable_and_the_next_ones_are_read
     lines += [huge] * 4 + ['end"' + ";x", row("U-3")]
     source = write_csv(tmp_path / "e.csv", lines)
     out = ingested(config, source)
-    assert "lines 3-6 could not be read as a CSV row (field larger than field limit" in out
+    assert "lines 3-8 could not be read as a CSV row (longer than 16 MiB)" in out
     assert {r["record_id"] for r in outstanding_json(config)} >= {"U-1", "U-3"}
+
+
+def test_a_row_longer_than_the_limit_over_many_short_cells_is_unusable_and_memory_bounded(
+    config: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every line and every cell under the limit, the row 176 MB: it was read whole (585 MB
+    for `check`), its 14.7 MB `certifier` cell stored as the record's certifier. A row is
+    bounded as a line is; here the limit lowered to 64 KiB, the row ten times that."""
+    monkeypatch.setattr(csv_events, "MAX_LINE_BYTES", 64 * 1024)
+    piece = "A" * 30_000
+    cell = '"' + "\n".join([piece] * 4) + '"'
+    lines = [HEADER, row("R-1"), f"R-2;e-R-2;{cell};{cell};{cell};{cell};{cell}", row("R-3")]
+    source = write_csv(tmp_path / "e.csv", lines)
+    out = ingested(config, source)
+    assert "could not be read as a CSV row (longer than 0 MiB)" in out, out
+    stored = records(config)
+    assert {"R-1", "R-3"} <= set(stored) and "R-2" not in stored
+    assert all(len(str(r.get("certifier") or "")) < 100 for r in stored.values())
 
 
 def test_a_birth_year_with_a_digit_python_cannot_convert_fails_its_own_row(

@@ -490,6 +490,20 @@ def test_an_event_with_200000_unknown_keys_costs_in_proportion_to_them(core: Cor
     assert "199950 more finding(s)" in result.errors[-1].message
 
 
+def test_a_certifier_longer_than_any_key_is_not_kept_as_the_record_s(core: Core) -> None:
+    """An invalid event's certifier was stored whole as its record's (one CSV row stored one
+    of 14.7 MB, outside the truncated content); a certifier key has at most 64 characters."""
+    events = [recent("LONG-CERT", certifier="p" * 100_000), recent("KEY-64", certifier="p" * 64)]
+    results = core.ingestor.ingest([Incoming(json.dumps(e).encode(), "test") for e in events])
+    assert [r.status for r in results] == ["invalid", "invalid"]
+    conn = sqlite3.connect(core.settings.paths.state, timeout=5)
+    try:
+        kept = dict(conn.execute("SELECT record_id, certifier FROM records").fetchall())
+    finally:
+        conn.close()
+    assert kept == {"LONG-CERT": None, "KEY-64": "p" * 64}
+
+
 def test_an_invalid_event_as_large_as_a_valid_one_is_kept_whole(core: Core) -> None:
     """The cap keeps padding out of the shared state, never an event with one bad field: the
     largest event the fields allow is kept whole."""

@@ -16,6 +16,7 @@ from pydantic import ValidationError
 
 from accrochage.models.canonical import storable_payload
 from accrochage.models.event import (
+    MAX_CERTIFIER_KEY,
     REVOKED,
     DeliveredEvent,
     RevokedEvent,
@@ -230,7 +231,10 @@ def decode(
     decoded.content = content
     decoded.content_hash = digest
     certifier = payload.get("certifier")
-    decoded.certifier = certifier if isinstance(certifier, str) else None
+    # A certifier key is at most 64 characters: a longer text names none, and is not kept as
+    # the record's certifier (a CSV row once stored one of 14.7 MB).
+    readable = isinstance(certifier, str) and len(certifier) <= MAX_CERTIFIER_KEY
+    decoded.certifier = certifier if readable else None
     certification = payload.get("certification")
     if isinstance(certification, dict) and isinstance(certification.get("code"), str):
         decoded.code = trimmed(certification["code"])

@@ -36,7 +36,8 @@ from accrochage.models.text import (
 
 DELIVERED = "certification.delivered"
 REVOKED = "certification.revoked"
-CERTIFIER_KEY = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
+MAX_CERTIFIER_KEY = 64
+CERTIFIER_KEY = re.compile(rf"[a-z0-9][a-z0-9_-]{{0,{MAX_CERTIFIER_KEY - 1}}}")
 CERTIFICATION_CODE = re.compile(r"(RNCP|RS)[0-9]{1,20}")
 
 Obtention = Literal["PAR_ADMISSION", "PAR_SCORING"]

@@ -124,6 +124,11 @@ class _Lines:
         file."""
         self._start: int | None = None
         self._number = 0
+        self._row_bytes = 0
+        self._row_quotes = 0
+        self.cut = False
+        """The row just read was longer than `MAX_LINE_BYTES` over its lines: its rest was
+        skipped, and its cells are not an event (`read_csv`)."""
 
     def __iter__(self) -> Iterator[str]:
         while line := self.stream.readline(MAX_LINE_BYTES + 1):
@@ -136,6 +141,13 @@ class _Lines:
                         f"{MAX_LINE_BYTES // (1024 * 1024)} MiB; no event of this file was read"
                     )
                 self.unreadable.append(overlong_line(self.stream, line, self.name, number))
+                continue
+            self._row_bytes += len(line)
+            self._row_quotes += line.count(b'"')
+            if self._row_bytes > MAX_LINE_BYTES:
+                # Over several lines: the reader is inside a quoted cell, which this closes.
+                self._skip_the_row()
+                yield '"\n'
                 continue
             if number == 1 and line.startswith(BOM):
                 line = line[len(BOM) :]
@@ -150,8 +162,18 @@ class _Lines:
                 self._start = number
             yield text
 
+    def _skip_the_row(self) -> None:
+        """Read on to the end of a row too long to keep: the line where its quotes close (a
+        row goes on over lines only inside a quoted cell)."""
+        self.cut = True
+        while self._row_quotes % 2 and (line := self.stream.readline(MAX_LINE_BYTES + 1)):
+            if line.endswith(b"\n"):
+                self._number += 1
+            self._row_quotes += line.count(b'"')
+
     def take_span(self) -> tuple[int, int]:
         start, self._start = self._start or self._number, None
+        self._row_bytes = self._row_quotes = 0
         return start, self._number
 
 
@@ -204,6 +226,10 @@ def read_csv(stream: IO[bytes], name: str, codec: str) -> Iterator[Incoming]:
             continue
         start, end = lines.take_span()
         yield from _drained(lines)
+        if lines.cut:
+            lines.cut = False
+            yield _unread_row(name, start, end, f"longer than {MAX_LINE_BYTES // 2**20} MiB")
+            continue
         if any(cell.strip() for cell in cells):
             problems = tuple(row_problems(columns, cells, start, end))
             event = csv_row_to_event(columns, cells)
