@@ -10,7 +10,7 @@ import re
 import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -234,3 +234,37 @@ async def test_a_file_to_deposit_of_a_certifier_no_longer_configured_shows_quest
     table = page[page.index('id="to-deposit"') :]
     table = table[: table.index("</table>")]
     assert "school" not in table and "<td>?</td>" in table
+
+
+async def test_files_to_deposit_beyond_the_table_are_counted_the_oldest_shown(
+    tmp_path: Path,
+) -> None:
+    """The table showed the 50 newest files and said nothing of the others: the oldest, the
+    most urgent to upload, were the ones left out."""
+    core, clock = make_core(tmp_path, batching={"max_records": 1})
+    try:
+        ingest(core, *(event(f"OLD-{n}") for n in range(3)))
+        assert len(core.flusher.flush(force=True).written) == 3
+        clock.advance(timedelta(hours=1))
+        ingest(core, *(event(f"NEW-{n:02d}") for n in range(50)))
+        assert len(core.flusher.flush(force=True).written) == 50
+        with sqlite3.connect(core.settings.paths.state) as db:
+            order = [
+                r[0]
+                for r in db.execute(
+                    "SELECT batch_id FROM batches ORDER BY julianday(written_at), batch_id"
+                )
+            ]
+        async with (
+            service(core) as base,
+            aiohttp.ClientSession() as session,
+            session.get(f"{base}/ui") as response,
+        ):
+            page = await response.text()
+    finally:
+        core.close()
+    table = page[page.index('id="to-deposit"') :]
+    table = table[: table.index("</table>")]
+    shown = re.findall(r"<code>([0-9a-f-]{36})</code>", table)
+    assert shown == order[:50], "the oldest first"
+    assert "The 50 oldest of 53 files" in page and "batches --to-deposit" in page

@@ -135,9 +135,16 @@ def _to_deposit(page: _Page) -> str:
         f"<td>{b.written_at.isoformat(timespec='minutes') if b.written_at else '—'}</td></tr>"
         for b in page.numbers.to_deposit
     )
+    shown, total = len(page.numbers.to_deposit), page.observation.to_deposit
+    more = (
+        f'<p id="to-deposit-more" class="muted">The {shown} oldest of {total} files; '
+        "<code>accrochage batches --to-deposit</code> lists them all.</p>"
+        if total > shown
+        else ""
+    )
     return (
         f'<table id="to-deposit"><tr><th>batch</th><th>certifier</th><th>passages</th>'
-        f"<th>written</th></tr>{rows}</table>"
+        f"<th>written</th></tr>{rows}</table>{more}"
     )
 
 

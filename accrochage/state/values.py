@@ -134,7 +134,7 @@ class DashboardNumbers:
     """(certifier, cdc_reason) -> accepted records whose SUPPRESSION the CDC refused: the CDC
     still holds their passage, and they wait for `accrochage retry`."""
     to_deposit: list[ToDeposit]
-    """The newest files written and not yet deposited (at most `limit`)."""
+    """The oldest files written and not yet deposited (at most `limit`): the most urgent."""
     for_support: dict[str | None, int] = field(default_factory=dict)
     """certifier -> accepted records the CDC holds under another idTechnique that wait for a
     correction or withdrawal only its support can apply."""

@@ -165,7 +165,7 @@ def dashboard(conn: sqlite3.Connection, as_of: date, limit: int = 50) -> Dashboa
         ToDeposit(batch_id, certifier, passages, None if at is None else datetime.fromisoformat(at))
         for batch_id, certifier, passages, at in conn.execute(
             "SELECT batch_id, certifier, passages, written_at FROM batches WHERE state = ? "
-            "ORDER BY julianday(written_at) DESC, batch_id LIMIT ?",
+            "ORDER BY julianday(written_at), batch_id LIMIT ?",
             (BatchState.WRITTEN.value, limit),
         )
     ]
