@@ -94,5 +94,7 @@ def watch_job(watch: Watch, every: float) -> Job:
 
 def watch_wait(every: float, last_seconds: float) -> float:
     """Seconds before the next watch run: the tick, or `DUTY` times the last reading, at most
-    `MAX_WAIT` (never less than the tick)."""
-    return max(every, min(DUTY * last_seconds, MAX_WAIT))
+    `MAX_WAIT` whatever the tick: a tick of ten minutes left the gauges, the alerts and the
+    day's change that late, and the README's staleness rule (300 s) fired on a healthy
+    service."""
+    return min(max(every, DUTY * last_seconds), MAX_WAIT)
