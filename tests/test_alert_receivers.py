@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
+import math
 import socket
 import threading
 import time
@@ -21,11 +22,11 @@ import pytest
 
 from accrochage.runtimes.watching import watch_for
 from accrochage.streams.posting import ReceiverError, post_json
-from accrochage.streams.receivers import Deliverer, Webhook, delivery_job
+from accrochage.streams.receivers import BUDGET_PER_RUN, Deliverer, Webhook, delivery_job
 from accrochage.streams.scheduler import Job, Scheduler
 from accrochage.streams.watch import MAX_WAIT, watch_wait
 from tests.test_alerts import at_risk, receiver, serving
-from tests.test_tracker import make_core
+from tests.test_tracker import event, ingest, make_core
 
 REPEAT = timedelta(hours=6)
 
@@ -268,3 +269,40 @@ def test_the_environments_proxy_carries_the_alert(monkeypatch: pytest.MonkeyPatc
         ("POST", "http://hooks.invalid/alert?k=1", auth),
         ("CONNECT", "hooks.invalid:443", auth),
     ]
+
+
+def test_a_slow_receiver_keeps_its_rest_for_the_next_run_and_the_others_are_served(
+    tmp_path: Path,
+) -> None:
+    """Receivers are served one after the other: one answering each alert in 4.9 s (under
+    the timeout) held every receiver after it for up to eight minutes, past the five an
+    Alertmanager keeps a firing alert without news. A receiver's share of a run is bounded;
+    time here is what the slow receiver says it took."""
+    elapsed = [0.0]
+
+    class Slow:
+        name, repeat, got = "slow", REPEAT, 0
+
+        def send(self, state: Any, now: Any) -> None:
+            elapsed[0] += 4.9
+            self.got += 1
+
+    core, clock = make_core(tmp_path)
+    with receiver() as (url, sink):
+        try:
+            at_risk(core)
+            ingest(core, event("SC-1", certifier="school", delivered_on="2026-09-10"))
+            ingest(core, event("SC-2", certifier="school", delivered_on="2026-08-01"))
+            ingest(core, event("PX-3", delivered_on="2026-08-01"))
+            watch_for(core).run()
+            slow = Slow()
+            deliverer = Deliverer(
+                core.store, clock, [slow, Webhook(url, REPEAT)], seconds=lambda: elapsed[0]
+            )
+            firing = deliverer.run() - slow.got
+            assert slow.got == math.ceil(BUDGET_PER_RUN / 4.9), "its share of the run"
+            assert firing == len(sink.bodies()) >= 4 > slow.got, "the next receiver served"
+            deliverer.run()
+            assert slow.got == firing, "the rest at the next run"
+        finally:
+            core.close()

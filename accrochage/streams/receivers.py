@@ -18,6 +18,7 @@ import hashlib
 import json
 import logging
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -41,6 +42,11 @@ EVERY_AT_MOST = 60.0
 """Seconds between delivery runs at most, whatever `batching.tick`: an Alertmanager resolves
 an alert whose `endsAt` passes (`ALERTMANAGER_AHEAD`) before it is sent again."""
 MAX_PER_RUN = 100
+BUDGET_PER_RUN = 10.0
+"""Seconds a receiver may take of a run: one that answers slowly (under `posting.TIMEOUT`)
+keeps the rest for the next run, and the receivers after it are served now. Before, 100
+alerts at 4.9 s each held every other receiver for eight minutes, beyond the five an
+Alertmanager keeps a firing alert without news."""
 MAX_BACKOFF = timedelta(minutes=5)
 ALERTMANAGER_REPEAT = timedelta(minutes=1)
 ALERTMANAGER_AHEAD = timedelta(minutes=5)
@@ -129,6 +135,7 @@ class Deliverer:
         clock: Clock,
         receivers: Sequence[Receiver],
         ready: Callable[[], bool] = lambda: True,
+        seconds: Callable[[], float] = time.monotonic,
     ) -> None:
         """`ready`: whether the alerts stored are the rules' answer on the state as it is;
         until then nothing is sent. At a service's start they are those of its last run: a
@@ -138,6 +145,8 @@ class Deliverer:
         self.clock = clock
         self.receivers = list(receivers)
         self.ready = ready
+        self._seconds = seconds
+        """The time a receiver takes of a run is read here (`BUDGET_PER_RUN`)."""
         self._retry_at: dict[str, datetime] = {}
         self._backoff: dict[str, timedelta] = {}
         self._stopping = threading.Event()
@@ -164,6 +173,7 @@ class Deliverer:
                 for s in states
                 if due(s, got.get((s.alertname, s.certifier)), receiver.repeat, now)
             ]
+            started, failed = self._seconds(), False
             for state in todo[:MAX_PER_RUN]:
                 if self._stopping.is_set():
                     return sent
@@ -171,6 +181,7 @@ class Deliverer:
                     receiver.send(state, now)
                 except Exception as exc:
                     self._failed(receiver.name, now, exc)
+                    failed = True
                     break
                 with self.store.transaction() as tx:
                     tx.save_alert_delivery(
@@ -179,7 +190,9 @@ class Deliverer:
                         )
                     )
                 sent += 1
-            else:
+                if self._seconds() - started >= BUDGET_PER_RUN:
+                    break  # the rest at the next run (it answered: no back-off)
+            if not failed:
                 self._retry_at.pop(receiver.name, None)
                 self._backoff.pop(receiver.name, None)
         return sent
