@@ -359,17 +359,23 @@ def test_a_missing_cog_column_names_the_file_and_the_column(
     assert "DATE_FIN" in str(caught.value)
 
 
-def test_a_damaged_zip_entry_is_an_error_naming_it(refdata_dir: Path, tmp_path: Path) -> None:
-    """Bytes flipped inside an entry's compressed data raised zlib.error: a traceback, and
-    under `run` one at every tick."""
-    path = csv_export(tmp_path)
+def damage(path: Path, entry: str) -> None:
+    """Flip 20 bytes inside `entry`'s compressed data in the zip at `path`."""
     raw = bytearray(path.read_bytes())
     with zipfile.ZipFile(path) as archive:
-        info = next(i for i in archive.infolist() if "Standard" in i.filename)
+        info = archive.getinfo(entry)
     start = info.header_offset + 30 + len(info.filename.encode()) + len(info.extra) + 20
     for offset in range(start, start + 20):
         raw[offset] ^= 0xFF
     path.write_bytes(bytes(raw))
+
+
+def test_a_damaged_zip_entry_is_an_error_naming_it(refdata_dir: Path, tmp_path: Path) -> None:
+    """Bytes flipped inside an entry's compressed data raised zlib.error: a traceback, and
+    under `run` one at every tick."""
+    path = csv_export(tmp_path)
+    with zipfile.ZipFile(path) as archive:
+        damage(path, next(i.filename for i in archive.infolist() if "Standard" in i.filename))
     with pytest.raises(RefdataError) as caught:
         load_export(path)
     assert "cannot be read" in str(caught.value) and "Standard" in str(caught.value)
@@ -444,13 +450,7 @@ def test_a_damaged_xml_zip_entry_is_an_error_naming_it(refdata_dir: Path, tmp_pa
         tmp_path / "export-fiches-rs-v4-1-2026-08-17.zip",
         {name: (fc(refdata_dir) / name).read_bytes()},
     )
-    raw = bytearray(path.read_bytes())
-    with zipfile.ZipFile(path) as archive:
-        info = archive.getinfo(name)
-    start = info.header_offset + 30 + len(info.filename.encode()) + len(info.extra) + 20
-    for offset in range(start, start + 20):
-        raw[offset] ^= 0xFF
-    path.write_bytes(bytes(raw))
+    damage(path, name)
     with pytest.raises(RefdataError) as caught:
         load_export(tmp_path)
     assert "cannot be read" in str(caught.value) and name in str(caught.value)

@@ -205,6 +205,20 @@ async def test_a_certifier_not_configured_is_shown_as_question_mark(tmp_path: Pa
     assert sum(summary["by_certifier"]["?"].values()) == 2
 
 
+async def ui_page(core: Core) -> str:
+    async with (
+        service(core) as base,
+        aiohttp.ClientSession() as session,
+        session.get(f"{base}/ui") as response,
+    ):
+        return await response.text()
+
+
+def to_deposit_table(page: str) -> str:
+    table = page[page.index('id="to-deposit"') :]
+    return table[: table.index("</table>")]
+
+
 async def test_a_file_to_deposit_of_a_certifier_no_longer_configured_shows_question_mark(
     tmp_path: Path,
 ) -> None:
@@ -223,17 +237,11 @@ async def test_a_file_to_deposit_of_a_certifier_no_longer_configured_shows_quest
     config.write_text(text[:start] + (text[end:] if end >= 0 else ""), encoding="utf-8")
     core = build_core(load_settings(config), FixedClock(NOW))
     try:
-        async with (
-            service(core) as base,
-            aiohttp.ClientSession() as session,
-            session.get(f"{base}/ui") as response,
-        ):
-            page = await response.text()
+        page = await ui_page(core)
     finally:
         core.close()
-    table = page[page.index('id="to-deposit"') :]
-    table = table[: table.index("</table>")]
-    assert "school" not in table and "<td>?</td>" in table
+    assert "school" not in to_deposit_table(page)
+    assert "<td>?</td>" in to_deposit_table(page)
 
 
 async def test_files_to_deposit_beyond_the_table_are_counted_the_oldest_shown(
@@ -255,16 +263,9 @@ async def test_files_to_deposit_beyond_the_table_are_counted_the_oldest_shown(
                     "SELECT batch_id FROM batches ORDER BY julianday(written_at), batch_id"
                 )
             ]
-        async with (
-            service(core) as base,
-            aiohttp.ClientSession() as session,
-            session.get(f"{base}/ui") as response,
-        ):
-            page = await response.text()
+        page = await ui_page(core)
     finally:
         core.close()
-    table = page[page.index('id="to-deposit"') :]
-    table = table[: table.index("</table>")]
-    shown = re.findall(r"<code>([0-9a-f-]{36})</code>", table)
+    shown = re.findall(r"<code>([0-9a-f-]{36})</code>", to_deposit_table(page))
     assert shown == order[:50], "the oldest first"
     assert "The 50 oldest of 53 files" in page and "batches --to-deposit" in page
