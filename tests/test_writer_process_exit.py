@@ -93,3 +93,26 @@ def test_a_writer_process_that_takes_nothing_more_is_ended_at_shutdown(
     finally:
         if writer._process.is_alive():
             os.kill(pid, signal.SIGKILL)
+
+
+@pytest.mark.parametrize("how", [signal.SIGKILL, signal.SIGSTOP])
+def test_a_stop_that_abandons_waits_returns_whatever_became_of_the_writer(
+    tmp_path: Path, how: signal.Signals
+) -> None:
+    """The stop's `abandon_waits` set a multiprocessing Event, whose `set()` waits without a
+    bound for each waiter to wake: with the writer process killed (the OOM killer's choice)
+    or stopped, the Kafka worker's SIGTERM never finished."""
+    write_config(tmp_path)
+    writer = ProcessWriter(partial(build_writer_parts, tmp_path / "accrochage.toml"))
+    try:
+        first = Incoming(json.dumps(event("A-0")).encode(), "k", 0, 0, b"pix")
+        writer.submit([first]).result(60)
+        os.kill(writer._process.pid, how)
+        abandoning = threading.Thread(target=writer.abandon_waits, daemon=True)
+        abandoning.start()
+        abandoning.join(60)
+        assert not abandoning.is_alive(), "abandon_waits waited for the writer process"
+    finally:
+        if how == signal.SIGSTOP:
+            os.kill(writer._process.pid, signal.SIGKILL)
+        writer.shutdown(wait=False)

@@ -83,7 +83,7 @@ def writer_main(
     logs: LogSetup = (None, logging.WARNING),
 ) -> None:
     """The writer process: build only what storing needs, store each group in order.
-    `abandon`: an event the worker sets for a stop that does not wait for the state."""
+    `abandon`: a semaphore the worker releases for a stop that does not wait for the state."""
     exit_with(parent)
     ignore_stop_signals()  # the worker ends it in order, after its last group
     adopt_log_setup(logs)
@@ -116,7 +116,7 @@ def writer_main(
 
 
 def _abandon_when(abandon: Any, service: WriterService) -> None:
-    abandon.wait()
+    abandon.acquire()
     service.abandon_waits()
 
 

@@ -86,7 +86,10 @@ class ProcessWriter:
         # ever on a pipe no one reads.
         self._requests.cancel_join_thread()
         self._results: Any = context.Queue()
-        self._abandon: Any = context.Event()
+        self._abandon: Any = context.Semaphore(0)
+        """Released for a stop that does not wait for the state. Not an `Event`: its `set()`
+        waits, without a bound, for every waiter to wake, and a writer process killed or
+        stopped (SIGSTOP) while waiting never does: the worker's stop hung for good."""
         self._process = context.Process(
             target=writer_main,
             args=(
@@ -224,7 +227,7 @@ class ProcessWriter:
             done.set_exception(RuntimeError(self._death()))
 
     def abandon_waits(self) -> None:
-        self._abandon.set()
+        self._abandon.release()
 
     def shutdown(self, wait: bool = True) -> None:
         """Let the writer store what it was given, then end it."""
