@@ -40,10 +40,14 @@ class Source:
     bound: int = 0
     """The most bytes it may give (`MAX_FILE_BYTES`, or less for a zip entry: `unpacked_bound`)."""
 
+    @property
+    def limit(self) -> int:
+        return self.bound or MAX_FILE_BYTES
+
     def read(self) -> bytes:
         """The file's bytes, through its bound: a 514 KB zip that unpacked to 512 MB took
         3.7 GB. A damaged or encrypted entry is a `RefdataError`, never a traceback."""
-        bound = self.bound or MAX_FILE_BYTES
+        bound = self.limit
         try:
             with self.opener() as stream:
                 data = stream.read(bound + 1)
@@ -66,7 +70,7 @@ class Source:
 
     def too_large(self) -> RefdataError:
         return RefdataError(
-            f"{self.name} in {self.origin} unpacks to more than {self.bound or MAX_FILE_BYTES:,} "
+            f"{self.name} in {self.origin} unpacks to more than {self.limit:,} "
             "bytes, far beyond the official files: is it the file as downloaded?"
         )
 
@@ -82,7 +86,7 @@ class Bounded(io.RawIOBase):
     def __init__(self, stream: IO[bytes], source: Source) -> None:
         self._stream = stream
         self._source = source
-        self._left = source.bound or MAX_FILE_BYTES
+        self._left = source.limit
 
     def readable(self) -> bool:
         return True

@@ -10,7 +10,7 @@ moving it). `verify` and `doctor` name them; `verify --repair` moves them to the
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from accrochage.errors import AccrochageError
@@ -70,7 +70,5 @@ def set_aside(sink: BatchSink, stray: StrayFile) -> StrayFile:
     try:
         moved = sink.set_aside(stray.path)
     except (AccrochageError, OSError) as exc:
-        return StrayFile(
-            stray.certifier, stray.path, stray.why, error=f"{type(exc).__name__}: {exc}"
-        )
-    return StrayFile(stray.certifier, stray.path, stray.why, set_aside_to=moved)
+        return replace(stray, error=f"{type(exc).__name__}: {exc}")
+    return replace(stray, set_aside_to=moved)
