@@ -84,7 +84,7 @@ SQLITE_HOLDER = textwrap.dedent(
     conn = sqlite3.connect(sys.argv[1], isolation_level=None)
     conn.execute("PRAGMA locking_mode = EXCLUSIVE")  # SQLite's own lock, kept
     conn.execute("BEGIN IMMEDIATE")
-    conn.execute("INSERT INTO input_offsets VALUES ('held', 0, 1)")
+    conn.execute("INSERT INTO input_offsets (source, partition, next_offset) VALUES ('held', 0, 1)")
     conn.execute("COMMIT")
     print("held", flush=True)
     sys.stdin.read()

@@ -45,6 +45,8 @@ class Incoming:
     beside its validation's (`with_read_problems`)."""
     scope: Scope = None
     """The certifiers its sender may send for (a scoped ingest token); None: any."""
+    value_unknown: bool = False
+    """`raw` is not the value its log holds (a Kafka record its client could not read)."""
 
 
 @dataclass(slots=True)

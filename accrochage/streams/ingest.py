@@ -37,6 +37,7 @@ from accrochage.streams.log_source import (
     LogSource,
     dead_letter,
     key_warning,
+    log_marks,
     next_offsets,
     unread,
 )
@@ -145,7 +146,7 @@ class Ingestor:
             if item.partition is not None and item.offset is not None:
                 if item.offset < tx.offsets(source.topic).get(item.partition, 0):
                     return []
-                tx.save_offsets(source.topic, {item.partition: item.offset + 1})
+                tx.save_offsets(source.topic, {item.partition: item.offset + 1}, log_marks([item]))
             now = self.clock.now().replace(microsecond=0)
             tx.log_unusable([_unusable(item, Decoded(Kind.UNUSABLE), [problem], now)])
             if source.rejected_topic is not None:
@@ -171,7 +172,7 @@ class Ingestor:
                 return []
             kept_items = [item for item, _ in kept]
             results = self._store(tx, kept_items, [one for _, one in kept])
-            tx.save_offsets(source.topic, next_offsets(kept_items))
+            tx.save_offsets(source.topic, next_offsets(kept_items), log_marks(kept_items))
             if source.rejected_topic is not None:
                 tx.queue_dead_letters(
                     [

@@ -3,6 +3,7 @@ each partition was read, and the rejected topic's envelope of an event that fail
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
@@ -23,6 +24,8 @@ class Read(Protocol):
     def offset(self) -> int | None: ...
     @property
     def key(self) -> bytes | None: ...
+    @property
+    def value_unknown(self) -> bool: ...
 
 
 class Answered(Protocol):
@@ -74,6 +77,31 @@ def next_offsets(items: Sequence[Read]) -> dict[int, int]:
         if item.partition is not None and item.offset is not None:
             found[item.partition] = max(found.get(item.partition, 0), item.offset + 1)
     return found
+
+
+def log_mark(value: bytes | None) -> str:
+    """A record's mark: what tells, at a partition's assignment, whether the record just
+    before the stored offset is still the one stored (`runtimes/kafka/same_log.py`). The
+    value alone: an event's value holds its event id, so another record with the same
+    value at the same offset is the same event."""
+    return hashlib.sha256(value or b"").hexdigest()[:32]
+
+
+def log_marks(items: Sequence[Read]) -> dict[int, str]:
+    """The mark of each partition's last record among `items` (stored with `next_offsets`);
+    none for a partition whose last record's value is not known (its client could not read
+    it)."""
+    last: dict[int, Read] = {}
+    for item in items:
+        if item.partition is not None and item.offset is not None:
+            seen = last.get(item.partition)
+            if seen is None or seen.offset is None or item.offset > seen.offset:
+                last[item.partition] = item
+    return {
+        partition: log_mark(item.raw)
+        for partition, item in last.items()
+        if isinstance(item.raw, bytes) and not item.value_unknown
+    }
 
 
 def dead_letter(

@@ -6,18 +6,27 @@ now stops saying why, or, started with `--reread-beyond-end`, reads the partitio
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import sqlite3
+import time
 from pathlib import Path
 
 import pytest
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
 from faust.types import TP
 
+from accrochage.runtimes.kafka.compose import rewind
+from accrochage.runtimes.kafka.same_log import Seen, replaced
 from accrochage.runtimes.kafka.seeking import OffsetsBeyondEnd, SeekingConsumer
+from accrochage.streams.incoming import Incoming
+from accrochage.streams.log_source import LogSource, log_mark, log_marks
 from tests.kafka.conftest import KafkaEndpoint
 from tests.kafka.test_worker_batches import good
 from tests.kafka.test_worker_unreadable import RUN_TIMEOUT, produce, until, with_topics
-from tests.kafka.workers import Worker, query, stored_offsets
+from tests.kafka.workers import PARTITIONS, Worker, query, stored_offsets
+from tests.test_tracker import event, make_core
 
 TOPIC_0 = TP("delivered", 0)
 
@@ -59,9 +68,123 @@ async def test_a_stored_offset_past_the_end_stops_the_worker_until_told_to_rerea
     assert reread.stop() == 0, reread.tail()
 
 
+async def recreate(bootstrap: str, topic: str, partitions: int) -> None:
+    """Delete `topic` and create it again (the broker may take a moment to forget it)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.delete_topics([topic])
+        deadline = time.monotonic() + RUN_TIMEOUT
+        while True:
+            try:
+                await admin.create_topics([NewTopic(topic, partitions, 1)])
+                return
+            except TopicAlreadyExistsError:
+                assert time.monotonic() < deadline, f"{topic} was never deleted"
+                await asyncio.sleep(0.5)
+    finally:
+        await admin.close()
+
+
+@pytest.mark.kafka
+async def test_a_topic_created_again_past_the_stored_offset_stops_the_worker(
+    kafka_broker: KafkaEndpoint, tmp_path: Path, workers: list[Worker]
+) -> None:
+    """The new log already reaches past the stored offset: no bound tells, the record before
+    the stored offset does. Before, the worker resumed at offset 3 of the new log and never
+    stored its first 3 events."""
+    config = await with_topics(kafka_broker, tmp_path / "worker")
+    await produce(config.bootstrap, config.topic, [(0, good(n), []) for n in range(3)])
+    first = Worker(config, tmp_path / "first.log")
+    workers.append(first)
+    await asyncio.to_thread(first.wait_for_log, "Worker ready", RUN_TIMEOUT)
+    await until(lambda: records(config.state) == 3, first, "the first 3 events")
+    assert first.stop() == 0, first.tail()
+
+    await produce(config.bootstrap, config.topic, [(0, good(n), []) for n in range(3, 5)])
+    same = Worker(config, tmp_path / "same.log")
+    workers.append(same)
+    await until(lambda: records(config.state) == 5, same, "2 more events on the same log")
+    assert same.stop() == 0, same.tail()
+    assert "is not the one it stored" not in same.text()
+
+    await recreate(config.bootstrap, config.topic, PARTITIONS)
+    await produce(config.bootstrap, config.topic, [(0, good(n), []) for n in range(10, 18)])
+    stopped = Worker(config, tmp_path / "stopped.log")
+    workers.append(stopped)
+    await asyncio.to_thread(stopped.proc.wait, RUN_TIMEOUT)
+    assert stopped.proc.returncode != 0
+    said = stopped.text()
+    assert (
+        f"stored {config.topic}[0] up to offset 5, but the partition's record at offset 4 is "
+        "not the one it stored" in said
+    ), stopped.tail()
+    assert "--reread-beyond-end" in said
+    assert records(config.state) == 5, "nothing skipped, nothing stored"
+
+    reread = Worker(config, tmp_path / "reread.log", "--reread-beyond-end")
+    workers.append(reread)
+    await until(lambda: records(config.state) == 13, reread, "the 8 events of the new log")
+    await until(lambda: stored_offsets(config.state, config.topic).get(0) == 8, reread, "8")
+    assert "read again from its start, offset 0" in reread.text()
+    assert reread.stop() == 0, reread.tail()
+
+    after = Worker(config, tmp_path / "after.log")
+    workers.append(after)
+    await asyncio.to_thread(after.wait_for_log, "resume", RUN_TIMEOUT)
+    await until(lambda: f"resume {config.topic}[0] at stored offset 8" in after.text(), after, "")
+    assert after.stop() == 0, after.tail()
+    assert "is not the one it stored" not in after.text()
+
+
+def replaced_at(mark_of: bytes | None, offset: int, seen: Seen) -> bool:
+    return replaced(log_mark(mark_of), offset, seen)
+
+
+def test_the_record_before_the_stored_offset_tells_the_log() -> None:
+    assert not replaced_at(b"event 4", 4, Seen(4, b"event 4")), "the same record"
+    assert replaced_at(b"event 4", 4, Seen(4, b"another event")), "another value"
+    assert replaced_at(b"event 4", 4, Seen(5, b"event 4")), "a marker at 4: another log"
+    assert not replaced_at(None, 4, Seen(4, None)), "a record without a value, the same"
+
+
+def test_each_partition_s_last_record_is_marked_unless_its_value_is_unknown() -> None:
+    items = [
+        Incoming(b"a", partition=0, offset=7),
+        Incoming(b"b", partition=0, offset=9),
+        Incoming(b"c", partition=0, offset=8),
+        Incoming(b"d", partition=1, offset=3),
+        Incoming(b"", partition=2, offset=4, value_unknown=True),
+        Incoming(b"e", source="file:1"),
+    ]
+    assert log_marks(items) == {0: log_mark(b"b"), 1: log_mark(b"d")}
+
+
+def test_the_state_keeps_the_mark_of_the_last_record_stored(tmp_path: Path) -> None:
+    core, _ = make_core(tmp_path)
+    try:
+        source = LogSource("delivered")
+        items = [Incoming(json.dumps(event(f"R{n}")).encode(), "kafka", 0, n) for n in range(3)] + [
+            Incoming(b"not json", "kafka", 1, 5)
+        ]
+        core.ingestor.ingest_from_log(source, items)
+        assert core.store.offsets("delivered") == {0: 3, 1: 6}
+        assert core.store.log_marks("delivered") == {
+            0: log_mark(items[2].raw),  # type: ignore[arg-type]
+            1: log_mark(b"not json"),
+        }, "an unusable event is a record of the log too"
+        core.ingestor.ingest_from_log(source, [Incoming(b"", "kafka", 1, 6, value_unknown=True)])
+        assert core.store.log_marks("delivered") == {0: log_mark(items[2].raw)}  # type: ignore[arg-type]
+        rewind(core.store, "delivered", 0, 0)
+        assert core.store.log_marks("delivered") == {}, "a rewound partition is not checked"
+        assert core.store.offsets("delivered") == {0: 0, 1: 7}
+    finally:
+        core.close()
+
+
 def within(offset: int, bounds: tuple[int, int] | None, rewind: object = None) -> int:
-    consumer = type("Bound", (), {"rewind": rewind})()
-    return SeekingConsumer._within(consumer, TOPIC_0, offset, bounds)  # type: ignore[arg-type]
+    bound = type("Bound", (SeekingConsumer,), {"rewind": rewind})
+    return bound.__new__(bound)._within(TOPIC_0, offset, bounds)
 
 
 def test_a_stored_offset_within_the_log_is_kept() -> None:

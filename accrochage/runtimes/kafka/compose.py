@@ -41,6 +41,7 @@ def compose_worker(
         core.store.offsets,
         writer,
         rewind=partial(rewind, core.store) if reread_beyond_end else None,
+        marks=core.store.log_marks,
     )
     producer = AlertProducer(app)
     alerts = settings.alerts

@@ -13,6 +13,10 @@ lost without a word. The worker now stops there, saying why, unless it was start
 `--reread-beyond-end`: then that partition is read again from its start (events stored
 already are recognised as unchanged). Below the log's start (retention deleted events before
 they were read), the loss is Kafka's: it is logged as an error, and reading goes on.
+
+A new log that has already passed the stored offset is told by the record just before it:
+it is read again and compared with the one stored (`same_log.py`); another record there stops
+the worker in the same way.
 """
 
 from __future__ import annotations
@@ -27,10 +31,13 @@ from faust.types import TP
 
 from accrochage.errors import AccrochageError
 from accrochage.runtimes.kafka.draining import Receive, drain
+from accrochage.runtimes.kafka.same_log import ReadBefore, replaced
 
 log = logging.getLogger("accrochage.kafka")
 
 StoredOffsets = Callable[[str], dict[int, int]]
+StoredMarks = Callable[[str], dict[int, str]]
+"""The mark of the record before each partition's stored offset, where known."""
 Rewind = Callable[[str, int, int], None]
 """Lowers a partition's stored offset (topic, partition, offset): `--reread-beyond-end`."""
 
@@ -70,6 +77,10 @@ class SeekingConsumer(faust_aiokafka.Consumer):
     None: the worker stops (`OffsetsBeyondEnd`)."""
     receive: Receive | None = None
     """Takes each fetch's records (`draining.py`); None: faust delivers them to its agents."""
+    stored_marks: StoredMarks | None = None
+    read_before: ReadBefore | None = None
+    """Both set: each partition's log is checked against the record stored before its
+    offset (`same_log.py`); either None: not checked."""
 
     def _new_consumer_thread(self) -> faust_aiokafka.AIOKafkaConsumerThread:
         return CommittedReadingThread(self, loop=self.loop, beacon=self.beacon)
@@ -89,14 +100,60 @@ class SeekingConsumer(faust_aiokafka.Consumer):
         cache: dict[str, dict[int, int]] = {}
         assigned = list(self.assignment())
         bounds = await self._bounds(assigned)
+        stored: dict[TP, int] = {}
+        resume: dict[TP, int] = {}
         for tp in assigned:
             offsets = cache.setdefault(tp.topic, lookup(tp.topic))
             # Nothing stored for a partition means nothing of it was stored: read it from
             # its start, never from the broker's committed offset (faust commits the offsets
             # of events received, which may never have reached the state).
-            offset = self._within(tp, offsets.get(tp.partition, 0), bounds.get(tp))
+            stored[tp] = offsets.get(tp.partition, 0)
+            resume[tp] = self._within(tp, stored[tp], bounds.get(tp))
+        await self._check_logs(stored, resume, bounds)
+        for tp, offset in resume.items():
             log.info("resume %s[%d] at stored offset %d", tp.topic, tp.partition, offset)
             await self.seek(tp, offset)
+
+    async def _check_logs(
+        self, stored: dict[TP, int], resume: dict[TP, int], bounds: dict[TP, tuple[int, int]]
+    ) -> None:
+        """Read the record before each stored offset resumed as it is, where the log holds
+        one and its mark is stored; where it is another record, stop or rewind as past the
+        end (`_replaced`)."""
+        marks_of, read = type(self).stored_marks, type(self).read_before
+        if marks_of is None or read is None:
+            return
+        cache: dict[str, dict[int, str]] = {}
+        marks: dict[TP, str] = {}
+        for tp, offset in resume.items():
+            mark = cache.setdefault(tp.topic, marks_of(tp.topic)).get(tp.partition)
+            if (
+                mark is not None
+                and offset == stored[tp]
+                and tp in bounds
+                and bounds[tp][0] < offset
+            ):
+                marks[tp] = mark
+        if not marks:
+            return
+        seen = await read({tp: resume[tp] - 1 for tp in marks})
+        for tp, mark in marks.items():
+            before = resume[tp] - 1
+            if tp not in seen:
+                log.warning(
+                    "%s[%d]: the record before the stored offset could not be read: the "
+                    "partition's log is not checked this time",
+                    tp.topic,
+                    tp.partition,
+                )
+            elif replaced(mark, before, seen[tp]):
+                resume[tp] = self._replaced(
+                    tp,
+                    f"the state stored {tp.topic}[{tp.partition}] up to offset {resume[tp]}, "
+                    f"but the partition's record at offset {before} is not the one it stored: "
+                    "the topic was deleted and created again",
+                    bounds[tp][0],
+                )
 
     async def _bounds(self, assigned: list[TP]) -> dict[TP, tuple[int, int]]:
         """Each partition's first and next offsets; none when the broker cannot say (the
@@ -117,22 +174,12 @@ class SeekingConsumer(faust_aiokafka.Consumer):
         start, end = bounds
         where = f"{tp.topic}[{tp.partition}]"
         if offset > end:
-            rewind = type(self).rewind
-            said = (
+            return self._replaced(
+                tp,
                 f"the state stored {where} up to offset {offset}, but the partition ends at "
-                f"{end}: the topic was deleted and created again, or the broker lost data"
+                f"{end}: the topic was deleted and created again, or the broker lost data",
+                start,
             )
-            if rewind is None:
-                raise OffsetsBeyondEnd(
-                    f"{said}; reading on would skip the events produced since. Check the "
-                    "topic, then start the worker once with --reread-beyond-end to read that "
-                    "partition again from its start (events stored already are unchanged)"
-                )
-            log.warning(
-                "%s: read again from its start, offset %d (--reread-beyond-end)", said, start
-            )
-            rewind(tp.topic, tp.partition, start)
-            return start
         if offset < start:
             log.error(
                 "%s: offsets %d to %d were deleted by the topic's retention before the worker "
@@ -143,6 +190,20 @@ class SeekingConsumer(faust_aiokafka.Consumer):
             )
             return start
         return offset
+
+    def _replaced(self, tp: TP, said: str, start: int) -> int:
+        """The offset to resume a partition whose log is not the one the state read: its
+        start with `--reread-beyond-end`; otherwise the worker stops (`OffsetsBeyondEnd`)."""
+        rewind = type(self).rewind
+        if rewind is None:
+            raise OffsetsBeyondEnd(
+                f"{said}; reading on would skip the events produced since. Check the "
+                "topic, then start the worker once with --reread-beyond-end to read that "
+                "partition again from its start (events stored already are unchanged)"
+            )
+        log.warning("%s: read again from its start, offset %d (--reread-beyond-end)", said, start)
+        rewind(tp.topic, tp.partition, start)
+        return start
 
     async def _seek(self, partition: TP, offset: int) -> None:
         """Seek in the consumer's own thread.
@@ -200,14 +261,22 @@ class SeekingConsumer(faust_aiokafka.Consumer):
 
 
 def seeking_transport(
-    lookup: StoredOffsets, receive: Receive | None = None, rewind: Rewind | None = None
+    lookup: StoredOffsets,
+    receive: Receive | None = None,
+    rewind: Rewind | None = None,
+    *,
+    marks: StoredMarks | None = None,
+    read_before: ReadBefore | None = None,
 ) -> Any:
     """A transport whose consumer resumes from `lookup`'s offsets and hands each fetch to
-    `receive` (None: to faust's agents, event by event); `rewind`: see `SeekingConsumer`."""
+    `receive` (None: to faust's agents, event by event); `rewind`, `marks`, `read_before`: see
+    `SeekingConsumer`."""
     bound = {
         "stored_offsets": lookup,
         "receive": staticmethod(receive) if receive else None,
         "rewind": staticmethod(rewind) if rewind else None,
+        "stored_marks": staticmethod(marks) if marks else None,
+        "read_before": staticmethod(read_before) if read_before else None,
     }
     consumer = type("BoundSeekingConsumer", (SeekingConsumer,), bound)
     return type("SeekingTransport", (faust_aiokafka.Transport,), {"Consumer": consumer})

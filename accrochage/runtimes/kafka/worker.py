@@ -16,6 +16,7 @@ import os
 from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent import futures
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +31,8 @@ from aiokafka.errors import (
 from faust.exceptions import ProducerSendError
 
 from accrochage.models.problems import Problem
-from accrochage.runtimes.kafka.seeking import Rewind, seeking_transport
+from accrochage.runtimes.kafka.same_log import read_records
+from accrochage.runtimes.kafka.seeking import Rewind, StoredMarks, seeking_transport
 from accrochage.runtimes.kafka.unreadable import UnreadableRecord, guard_fetches
 from accrochage.settings import KafkaSettings
 from accrochage.state.base import DeadLetter, Store
@@ -85,6 +87,7 @@ def incoming(record: Any) -> Incoming:
             record.partition,
             record.offset,
             problems=(Problem("kafka", record.problem),),
+            value_unknown=True,
         )
     return Incoming(
         record.value if record.value is not None else b"",
@@ -219,9 +222,11 @@ def build_worker(
     writer: GroupWriter,
     *,
     rewind: Rewind | None = None,
+    marks: StoredMarks | None = None,
 ) -> WorkerApp:
-    """The faust app: its consumer resumes from `offsets` (the state's), groups go to `writer`;
-    a batch its client cannot read is an unusable event, not a stop (`guard_fetches`)."""
+    """The faust app: its consumer resumes from `offsets` (the state's), after checking each
+    partition's log against `marks` (`same_log.py`); groups go to `writer`; a batch its
+    client cannot read is an unusable event, not a stop (`guard_fetches`)."""
     guard_fetches()
     app = WorkerApp(
         kafka.group,
@@ -246,7 +251,13 @@ def build_worker(
     app.pending = pending
     # Each fetch goes to `pending` whole (`draining.py`): no agent, no stream, no acks; the
     # topic is only registered so that the consumer subscribes to it.
-    app.transport_class = seeking_transport(offsets, pending.receive, rewind)
+    app.transport_class = seeking_transport(
+        offsets,
+        pending.receive,
+        rewind,
+        marks=marks,
+        read_before=partial(read_records, kafka.bootstrap),
+    )
     topic = app.topic(
         kafka.topic,
         key_type=bytes,

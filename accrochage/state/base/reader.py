@@ -132,6 +132,11 @@ class Reader(PendingReads):
     def offsets(self, source: str) -> dict[int, int]: ...
 
     @abstractmethod
+    def log_marks(self, source: str) -> dict[int, str]:
+        """The mark of the record stored just before each partition's next offset, where it
+        is known (`Transaction.save_offsets`)."""
+
+    @abstractmethod
     def close(self) -> None: ...
 
     @abstractmethod

@@ -43,6 +43,10 @@ class Store(ABC):
         with self.reading() as reader:
             return reader.offsets(source)
 
+    def log_marks(self, source: str) -> dict[int, str]:
+        with self.reading() as reader:
+            return reader.log_marks(source)
+
     def relocate_files(self, outbox: Path, before: Callable[[], None] | None = None) -> int:
         """Record under `outbox` the files recorded under another outbox (the state and its
         outbox moved or restored elsewhere, or the state copied): the batches' files are

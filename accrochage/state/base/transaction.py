@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, datetime
 from pathlib import Path
 
@@ -81,7 +81,11 @@ class Transaction(PendingReads):
         """The next offset to read of each partition of a log, as stored."""
 
     @abstractmethod
-    def save_offsets(self, source: str, offsets: dict[int, int]) -> None: ...
+    def save_offsets(
+        self, source: str, offsets: dict[int, int], marks: Mapping[int, str] | None = None
+    ) -> None:
+        """Store each partition's next offset, with the mark of the record just before it
+        (`streams/log_source.log_marks`); a partition without one has its mark forgotten."""
 
     @abstractmethod
     def queue_dead_letters(self, letters: Iterable[DeadLetter]) -> None: ...

@@ -202,6 +202,14 @@ class SqliteReader(PendingStatements, Reader):
         )
         return {int(r["partition"]): int(r["next_offset"]) for r in rows}
 
+    def log_marks(self, source: str) -> dict[int, str]:
+        rows = self._conn.execute(
+            "SELECT partition, last_mark FROM input_offsets "
+            "WHERE source = ? AND last_mark IS NOT NULL",
+            (source,),
+        )
+        return {int(r["partition"]): str(r["last_mark"]) for r in rows}
+
     def observe(self, as_of: date, margin_days: int, unreported_before: datetime) -> Observation:
         return observe(self._conn, as_of, margin_days, unreported_before)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, datetime
 
 import accrochage.state.sqlite.alerts as alert_rows
@@ -135,11 +135,18 @@ class SqliteTransaction(BatchStatements, Transaction):
         )
         return {int(r["partition"]): int(r["next_offset"]) for r in rows}
 
-    def save_offsets(self, source: str, offsets: dict[int, int]) -> None:
+    def save_offsets(
+        self, source: str, offsets: dict[int, int], marks: Mapping[int, str] | None = None
+    ) -> None:
+        known = marks or {}
         self._conn.executemany(
-            "INSERT INTO input_offsets (source, partition, next_offset) VALUES (?, ?, ?) "
-            "ON CONFLICT (source, partition) DO UPDATE SET next_offset = excluded.next_offset",
-            [(source, partition, offset) for partition, offset in offsets.items()],
+            "INSERT INTO input_offsets (source, partition, next_offset, last_mark) "
+            "VALUES (?, ?, ?, ?) ON CONFLICT (source, partition) DO UPDATE SET "
+            "next_offset = excluded.next_offset, last_mark = excluded.last_mark",
+            [
+                (source, partition, offset, known.get(partition))
+                for partition, offset in offsets.items()
+            ],
         )
 
     def queue_dead_letters(self, letters: Iterable[DeadLetter]) -> None:

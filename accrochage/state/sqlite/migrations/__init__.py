@@ -17,6 +17,7 @@ from accrochage.state.sqlite.migrations import (  # noqa: F401  (each registers 
     m170_correction_errors,
     m180_held_hash,
     m190_taken_events,
+    m200_log_marks,
 )
 from accrochage.state.sqlite.migrations.registry import latest_migration, migrations
 
