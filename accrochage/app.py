@@ -40,6 +40,7 @@ from accrochage.streams.log_source import LogSource
 from accrochage.streams.operations import Operations
 from accrochage.streams.redecode import ContentDecoder
 from accrochage.streams.reference import ReferenceKeeper
+from accrochage.streams.revalidate import Revalidator
 from accrochage.streams.schema_choice import check_schema_choice, check_xsd_version
 from accrochage.streams.writer import WriterService
 from accrochage.streams.writer_main import WriterParts
@@ -69,6 +70,11 @@ class Core:
     """Decodes events in processes of their own (`ingest.decode_processes`), or None."""
     relocated: str | None = None
     """What was said of files recorded under another outbox at start, or None."""
+
+    def revalidator(self) -> Revalidator:
+        """Records checked again against the reference data loaded now."""
+        reference = self.reference.current() if self.reference is not None else None
+        return Revalidator(self.store, self.registry, self.clock, reference)
 
     def close(self) -> None:
         if self.decoder is not None:

@@ -767,13 +767,15 @@ def test_a_rejection_makes_the_stored_correction_the_content(
     assert passages(path)["RJ-1"].findtext("cpf:scoring", namespaces=NS) == "300"
 
 
+@pytest.mark.parametrize("wrong", ["15/09/2026", "2027-09-15"])
 def test_a_correction_without_a_readable_delivery_date_keeps_the_deadline(
-    core: Core, shared_dir: Path
+    core: Core, shared_dir: Path, wrong: str
 ) -> None:
     """The certification was delivered all the same: a correction whose `delivered_on` cannot
-    be read (kept, invalid) must not erase the deadline the earlier content set, nor drop the
-    record from the overdue list, whether it replaces the content at once or once the CDC
-    rejected the content it had."""
+    be read, or is refused (in the future), kept invalid, must not erase the deadline the
+    earlier content set, nor drop the record from the overdue list, whether it replaces the
+    content at once or once the CDC rejected the content it had. A date a year ahead moved
+    the deadline a year on, and the record's at-risk alert resolved."""
 
     def delivered_on_15_september(record_id: str) -> dict[str, Any]:
         built = event(record_id, delivered_on="2026-09-15")
@@ -782,7 +784,7 @@ def test_a_correction_without_a_readable_delivery_date_keeps_the_deadline(
 
     def unreadable(original: dict[str, Any]) -> dict[str, Any]:
         again = replay(original)
-        again["delivered_on"] = "15/09/2026"
+        again["delivered_on"] = wrong
         return again
 
     waiting = delivered_on_15_september("DD-1")
@@ -800,6 +802,18 @@ def test_a_correction_without_a_readable_delivery_date_keeps_the_deadline(
         assert (detail["status"], detail["deadline"]) == ("invalid", "2026-12-15"), record_id
     late = outstanding(core, as_of=date(2026, 12, 20), overdue=True)
     assert sorted(r["record_id"] for r in late) == ["DD-1", "DD-2"]
+
+
+def test_a_first_event_dated_in_the_future_has_no_deadline_yet(core: Core) -> None:
+    """Its date is refused: the deadline is unknown (counted at risk, listed by
+    `--deadline-unknown`), never one computed from a date known to be wrong."""
+    ingest(core, event("FU-1", delivered_on="2027-09-15"))
+    detail = record(core, "FU-1")
+    assert (detail["status"], detail["deadline"]) == ("invalid", None)
+    assert any("is in the future" in e["message"] for e in detail["errors"])
+    assert [r["record_id"] for r in outstanding(core, as_of=TODAY, deadline_unknown=True)] == [
+        "FU-1"
+    ]
 
 
 def test_a_correction_waiting_beside_a_deposited_file_brings_an_earlier_deadline(

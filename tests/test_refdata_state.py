@@ -399,12 +399,18 @@ def test_load_status_and_revalidate(refdata_dir: Path, tmp_path: Path) -> None:
     listed = json.loads(run(config, "summary", "--format", "json").output)["refdata_warnings"]
     assert listed and "days old" in listed[0]
 
-    # The XML export knows RS6604: A is pending again.
+    assert "invalid:  1" in run(config, "ingest", str(probe)).output, "C is stored invalid"
+
+    # The XML export knows RS6604: A is pending again, and C, never valid before, too.
     config = write_config(tmp_path, {"rncp": xml_folder(refdata_dir, tmp_path / "xml")})
     assert run(config, "refdata", "load").exit_code == 0
     result = run(config, "revalidate", "--certifier", "pix")
     assert "A (pix): invalid -> pending" in result.output
+    assert "C (pix): invalid -> pending" in result.output
     assert "0 changed" in run(config, "revalidate").output
+    # C had no passage size (an invalid record has none): the batch cut failed on it.
+    flushed = run(config, "flush", "--force")
+    assert flushed.exit_code == 0 and "wrote " in flushed.output, flushed.output
 
 
 def test_load_without_configuration_is_a_usage_error(tmp_path: Path) -> None:

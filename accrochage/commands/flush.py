@@ -11,6 +11,7 @@ from accrochage.commands.output import reason_of
 from accrochage.errors import SchemaValidationError, StoreError
 from accrochage.models.vocabulary import CdcAction
 from accrochage.streams.flush_report import CutBatch, FailedBatch, FlushReport, WrittenBatch
+from accrochage.streams.revalidate import RevalidationReport
 
 
 @click.command()
@@ -26,6 +27,7 @@ def flush(ctx: click.Context, force: bool) -> None:
     fault: BaseException | None = None
     with core_from(ctx, one_off=True) as core:
         try:
+            _dates_come(core.revalidator().dates_come())
             plan = core.flusher.plan(report, force=force)
             for batch_id in report.superseded:
                 click.echo(
@@ -54,6 +56,16 @@ def flush(ctx: click.Context, force: bool) -> None:
         sys.exit(1)
     if not report.ok:
         sys.exit(1)
+
+
+def _dates_come(report: RevalidationReport) -> None:
+    """Records refused for a delivery date in the future are checked again before the cut:
+    those whose day has come are valid now, and cut with the others."""
+    for item in report.changed:
+        click.echo(
+            f"checked again {item.record_id} ({item.certifier}), refused for a delivery date "
+            f"in the future: {item.before} -> {item.after}"
+        )
 
 
 def _print_cut(batch: CutBatch) -> None:

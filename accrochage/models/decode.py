@@ -242,6 +242,10 @@ def decode(
         _validate_revoked(decoded, payload, registry)
     else:
         _validate_delivered(decoded, payload, registry, today, reference)
+        if any(p.field == "delivered_on" for p in decoded.errors):
+            # A date known to be wrong (in the future, say) is not the certification's: the
+            # record keeps the deadline it had, or has none (counted at risk).
+            decoded.delivered_on = None
     if surrogates:
         decoded.event = None
         decoded.errors = [*surrogates, *decoded.errors]

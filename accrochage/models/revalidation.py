@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import datetime
+from datetime import date, datetime
 
 from accrochage.models.problems import Problem
 from accrochage.models.record import IN_A_BATCH, Change, HistoryEntry, Outcome, Record
+from accrochage.models.record_deadline import delivery_deadline
 from accrochage.models.vocabulary import RecordStatus
 
 REVALIDATED = frozenset({RecordStatus.PENDING, RecordStatus.INVALID})
@@ -20,11 +21,21 @@ def apply_revalidated(
     warnings: list[Problem],
     now: datetime,
     reason: str,
+    delivered_on: date | None,
+    xml_bytes: int | None,
 ) -> Change:
-    """The same content, found with other errors or warnings: invalid <-> pending moves."""
+    """The same content, found with other errors or warnings: invalid <-> pending moves. Its
+    delivery date follows what is read now: a date refused as in the future is the
+    certification's once that day has come, and gives the record its deadline then.
+    `xml_bytes`: its passage's size when valid (an invalid record has none: the batch cut
+    needs one)."""
     if current.status not in REVALIDATED:
         return Change(Outcome.UNCHANGED)
-    if tuple(errors) == current.errors and tuple(warnings) == current.warnings:
+    if (
+        tuple(errors) == current.errors
+        and tuple(warnings) == current.warnings
+        and delivered_on == current.delivered_on
+    ):
         return Change(Outcome.UNCHANGED)
     status = RecordStatus.INVALID if errors else RecordStatus.PENDING
     if status is current.status:
@@ -39,6 +50,9 @@ def apply_revalidated(
         pending_since=pending_since,
         updated_at=now,
         ever_valid=current.ever_valid or not errors,
+        delivered_on=delivered_on,
+        deadline=delivery_deadline(current, delivered_on),
+        xml_bytes=current.xml_bytes if current.xml_bytes is not None else xml_bytes,
     )
     history = None
     if status is not current.status:

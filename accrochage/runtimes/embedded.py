@@ -27,6 +27,7 @@ from accrochage.settings import ApiSettings
 from accrochage.sinks.profiles import profile_for
 from accrochage.streams.receivers import Receiver
 from accrochage.streams.reference import refdata_job
+from accrochage.streams.revalidate import dates_job
 from accrochage.streams.scheduler import Job, Scheduler, batch_cut_job
 from accrochage.streams.writer import WriterService
 
@@ -69,10 +70,16 @@ def _no_reference() -> Reference | None:
 
 
 def scheduler_for(core: Core, extra: Sequence[Receiver] = ()) -> Scheduler:
-    """The batch cut, the watch job (metrics, alert rules), the alert delivery."""
+    """The delivery dates come, the batch cut, the watch job (metrics, alert rules), the
+    alert delivery."""
     tick = core.settings.batching.tick.total_seconds()
     return Scheduler(
-        [batch_cut_job(core.flusher, tick), *watching_jobs(core, extra), *refdata_jobs(core)]
+        [
+            dates_job(core.revalidator, core.clock, tick),
+            batch_cut_job(core.flusher, tick),
+            *watching_jobs(core, extra),
+            *refdata_jobs(core),
+        ]
     )
 
 

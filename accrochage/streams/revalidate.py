@@ -7,10 +7,12 @@ sent once newer data finds it valid.
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import date
 
 from accrochage.models.deadline import Clock, paris_today
-from accrochage.models.decode import decode
 from accrochage.models.event import stored_payload
 from accrochage.models.problems import Problem
 from accrochage.models.record import IN_A_BATCH, TRUNCATED, Change, Outcome, Record
@@ -22,8 +24,13 @@ from accrochage.models.revalidation import (
     apply_revalidated,
     correction_to_check,
 )
+from accrochage.models.vocabulary import RecordStatus
 from accrochage.state.base import Store
 from accrochage.state.queries import OutstandingQuery
+from accrochage.streams.incoming import decode_ready
+from accrochage.streams.scheduler import Job
+
+log = logging.getLogger("accrochage.revalidate")
 
 CHUNK = 500
 
@@ -99,10 +106,31 @@ class Revalidator:
                 if row["status"] in REVALIDATED or row["correction_pending"]
             ]
 
+    def _dated_ids(self) -> list[str]:
+        """Invalid records an error on `delivered_on` holds back (a date in the future)."""
+        query = OutstandingQuery(
+            as_of=paris_today(self.clock), statuses=(RecordStatus.INVALID,), limit=None
+        )
+        with self.store.reading() as reader:
+            return [
+                str(row["record_id"])
+                for row in reader.iter_outstanding(query)
+                if any(error["field"] == "delivered_on" for error in row["errors"])
+            ]
+
     def run(self, certifier: str | None = None, version: int = 0) -> RevalidationReport:
-        report = RevalidationReport()
-        ids = self._ids(certifier)
+        """Every pending and invalid record, and every stored correction not sent yet."""
         reason = f"revalidated against reference data version {version}"
+        return self._check(self._ids(certifier), reason)
+
+    def dates_come(self) -> RevalidationReport:
+        """The records refused for a delivery date in the future, checked again: once that
+        day has come they are valid (and have their deadline). Before, such a record stayed
+        invalid until someone thought of `revalidate`, and slid into overdue."""
+        return self._check(self._dated_ids(), "checked again: its delivery date has come")
+
+    def _check(self, ids: list[str], reason: str) -> RevalidationReport:
+        report = RevalidationReport()
         for start in range(0, len(ids), CHUNK):
             with self.store.transaction() as tx:
                 changes: list[Change] = []
@@ -118,11 +146,17 @@ class Revalidator:
                     if payload is None or TRUNCATED in payload:
                         report.skipped += 1
                         continue
-                    decoded = decode(payload, self.registry, today, self.reference)
+                    decoded, size = decode_ready(payload, self.registry, today, self.reference)
                     report.checked += 1
                     if checked:
                         change = apply_revalidated(
-                            record, decoded.errors, decoded.warnings, now, reason
+                            record,
+                            decoded.errors,
+                            decoded.warnings,
+                            now,
+                            reason,
+                            decoded.delivered_on,
+                            size,
                         )
                     else:
                         change = apply_correction_revalidated(record, decoded.errors, now, reason)
@@ -132,3 +166,33 @@ class Revalidator:
                     report.changed.append(_revalidated(record, change.record, checked))
                 tx.save(changes)
         return report
+
+
+class DatesCome:
+    """Once a Paris day, the first time at start: the records refused for a delivery date in
+    the future checked again (`Revalidator.dates_come`), by the services' scheduler."""
+
+    def __init__(self, revalidator: Callable[[], Revalidator], clock: Clock) -> None:
+        self._revalidator = revalidator
+        self._clock = clock
+        self._checked_on: date | None = None
+
+    def run(self) -> None:
+        today = paris_today(self._clock)
+        if today == self._checked_on:
+            return
+        report = self._revalidator().dates_come()
+        self._checked_on = today
+        if report.changed:
+            valid = sum(1 for item in report.changed if item.after == RecordStatus.PENDING)
+            log.info(
+                "%d record(s) refused for a delivery date in the future checked again: "
+                "%d valid now",
+                len(report.changed),
+                valid,
+            )
+
+
+def dates_job(revalidator: Callable[[], Revalidator], clock: Clock, every: float) -> Job:
+    """`every`: seconds between two looks at the date (the check itself runs once a day)."""
+    return Job("delivery dates", every, DatesCome(revalidator, clock).run)

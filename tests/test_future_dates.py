@@ -1,0 +1,91 @@
+"""A certification dated more than a day ahead of Paris is refused as "in the future". The
+date is not the certification's while it is refused: the record has no deadline from it
+(`decode`). Once that day has come the record is checked again, by the services once a day
+and by `flush` before it cuts: it becomes valid, with its deadline. Before, it stayed invalid
+until someone thought of `revalidate`, and slid into overdue."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+from pathlib import Path
+
+from accrochage.models.deadline import PARIS, FixedClock
+from accrochage.streams.revalidate import DatesCome, Revalidator
+from tests.test_cli_tracker import run
+from tests.test_tracker import event, ingest, make_core, record, write_config
+
+ON_4_DECEMBER = datetime(2026, 12, 4, 9, 0, tzinfo=PARIS)
+
+
+def test_a_record_refused_for_its_date_is_valid_once_the_day_has_come(tmp_path: Path) -> None:
+    core, clock = make_core(tmp_path, FixedClock(ON_4_DECEMBER))
+    try:
+        ingest(
+            core,
+            event("AHEAD", delivered_on="2026-12-07"),
+            event("UNREADABLE", delivered_on="07/12/2026"),
+            event("OTHER", delivered_on="2026-11-20", certification={"code": "RS0000"}),
+        )
+        before = record(core, "AHEAD")
+        assert (before["status"], before["delivered_on"], before["deadline"]) == (
+            "invalid",
+            None,
+            None,
+        )
+        assert not core.revalidator().dates_come().changed, "the day has not come"
+
+        clock.advance(timedelta(days=2))  # 6 December: the 7th is tomorrow, overseas today
+        report = core.revalidator().dates_come()
+        assert [(c.record_id, c.before, c.after) for c in report.changed] == [
+            ("AHEAD", "invalid", "pending")
+        ]
+        assert report.checked == 2, "the records an error on delivered_on holds back, only"
+        after = record(core, "AHEAD")
+        assert (after["status"], after["delivered_on"], after["deadline"]) == (
+            "pending",
+            "2026-12-07",
+            "2027-03-07",
+        )
+        assert record(core, "UNREADABLE")["status"] == "invalid"
+        assert record(core, "OTHER")["status"] == "invalid"
+        history = [h["reason"] for h in after["history"]]
+        assert "checked again: its delivery date has come" in history
+    finally:
+        core.close()
+
+
+def test_the_services_check_the_dates_once_a_day(tmp_path: Path) -> None:
+    clock = FixedClock(ON_4_DECEMBER)
+    made: list[date] = []
+    core, _ = make_core(tmp_path, clock)
+    try:
+
+        def revalidator() -> Revalidator:
+            made.append(clock.now().date())
+            return core.revalidator()
+
+        job = DatesCome(revalidator, clock)
+        job.run()
+        clock.advance(timedelta(hours=14))  # 23:00 in Paris, the same day
+        job.run()
+        clock.advance(timedelta(hours=2))
+        job.run()
+        assert made == [date(2026, 12, 4), date(2026, 12, 5)]
+    finally:
+        core.close()
+
+
+def test_flush_checks_the_dates_before_it_cuts(tmp_path: Path) -> None:
+    """Stored on 1 November with a date of 20 November; flushed today (a later date)."""
+    core, _ = make_core(tmp_path, FixedClock(datetime(2026, 11, 1, 9, 0, tzinfo=PARIS)))
+    try:
+        ingest(core, event("LATER", delivered_on="2026-11-20"))
+        assert record(core, "LATER")["status"] == "invalid"
+    finally:
+        core.close()
+    out = run(write_config(tmp_path), "flush", "--force").stdout
+    assert (
+        "checked again LATER (pix), refused for a delivery date in the future: invalid -> "
+        "pending" in out
+    ), out
+    assert "cut " in out and "1 passages" in out, out
