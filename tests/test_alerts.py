@@ -16,6 +16,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import yaml
 from click.testing import CliRunner
 from dateutil.relativedelta import relativedelta
 
@@ -410,3 +411,17 @@ def test_the_summary_names_the_listing_of_overdue_records(tmp_path: Path) -> Non
     assert "1 overdue (accrochage outstanding --overdue)" in text.output
     calm = CliRunner().invoke(main, ["--config", config, "summary", "--as-of", "2026-08-02"])
     assert "0 overdue\n" in calm.output
+
+
+def test_the_example_alertmanager_never_mutes_an_at_risk_warning() -> None:
+    """The example's inhibit rule muted a certifier's at-risk warnings while any of its records
+    was overdue: one record stuck for weeks hid every deadline still to be met."""
+    example = Path(__file__).parents[1] / "monitoring" / "alertmanager.yml"
+    config = yaml.safe_load(example.read_text(encoding="utf-8"))
+    assert config["route"]["receiver"], "the example is read"
+    muted = [
+        rule
+        for rule in config.get("inhibit_rules") or []
+        if any("AccrochageRecordsAtRisk" in m for m in rule.get("target_matchers", []))
+    ]
+    assert muted == []

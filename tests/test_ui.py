@@ -107,8 +107,12 @@ DOM = """(() => {
   const bars = chart ? [...chart.querySelectorAll('rect.bar')].map(r => ({
     series: r.dataset.series, bucket: r.dataset.bucket, count: Number(r.dataset.count),
     height: r.getBBox().height})) : [];
+  const earliest = {};
+  for (const tr of document.querySelectorAll('#certifiers tr[data-certifier]')) {
+    earliest[tr.dataset.certifier] = tr.querySelector('td[data-deadline]').textContent;
+  }
   return {
-    rows, bars, chartSize: box ? [box.width, box.height] : null,
+    rows, bars, earliest, chartSize: box ? [box.width, box.height] : null,
     deposit: document.querySelectorAll('#to-deposit tr').length - 1,
     rejections: document.querySelector('#rejections').textContent,
     refused: document.querySelector('#refused-suppressions').textContent,
@@ -155,6 +159,8 @@ async def test_the_dashboard_in_headless_chromium(tmp_path: Path) -> None:
     assert dom["refused"].split("other")[1].strip() == "1", "the one held elsewhere is apart"
     assert dom["support"].replace(" ", "").endswith("pix1"), dom["support"]
     assert "accrochage retry" in dom["text"]
+    assert dom["earliest"]["pix"] == "2026-11-01 (passed)", "PX-O1's, not a deadline to come"
+    assert dom["earliest"]["school"] == "2027-02-25"
     assert "Haba" not in dom["text"] and "Bart" not in dom["text"]  # no holder on the page
 
 

@@ -83,6 +83,16 @@ def _certifiers(page: _Page) -> list[str]:
     return sorted({page.label(c) for c in seen})
 
 
+def _earliest(deadline: date | None, today: date) -> str:
+    """The earliest deadline of a certifier's outstanding records, said passed when it is: the
+    column was "next deadline", and showed a day gone as the next one."""
+    if deadline is None:
+        return '<td data-deadline="earliest">—</td>'
+    if deadline < today:
+        return f'<td class="crit" data-deadline="earliest">{deadline.isoformat()} (passed)</td>'
+    return f'<td data-deadline="earliest">{deadline.isoformat()}</td>'
+
+
 def _per_certifier(page: _Page) -> str:
     statuses = [s.value for s in RecordStatus]
     o = page.observation
@@ -105,11 +115,11 @@ def _per_certifier(page: _Page) -> str:
             f'</td>{cells}<td class="warn" data-col="at_risk">{at_risk}</td>'
             f'<td class="crit" data-col="overdue">{overdue}</td>'
             f'<td data-col="corrections">{opened}</td>'
-            f"<td>{min(nexts).isoformat() if nexts else '—'}</td></tr>"
+            f"{_earliest(min(nexts) if nexts else None, page.as_of)}</tr>"
         )
     return (
         f'<table id="certifiers"><tr><th>certifier</th>{head}<th>at risk</th><th>overdue</th>'
-        f"<th>open correction requests</th><th>next deadline</th></tr>{''.join(rows)}</table>"
+        f"<th>open correction requests</th><th>earliest deadline</th></tr>{''.join(rows)}</table>"
     )
 
 
