@@ -34,6 +34,7 @@ from accrochage.models.deadline import PARIS
 from accrochage.models.decode import decode
 from accrochage.models.event import DeliveredEvent
 from accrochage.models.nir import nir_key
+from accrochage.models.vocabulary import CDC_MAX_PASSAGES
 from accrochage.sinks.gate import check_file
 from accrochage.sinks.outbox import release
 from accrochage.sinks.passage import NSMAP, passage_bytes, passage_element, q
@@ -63,7 +64,6 @@ from bench._common import (
 
 PROFILE = PROFILES["1.1.2"]
 MAX_FILE_BYTES = 190_000_000
-CDC_MAX_PASSAGES = 200_000
 TARGET_SECONDS = 20.0
 TARGET_RSS_MB = 200.0
 TARGET_WARM_SECONDS = 0.5

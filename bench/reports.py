@@ -20,6 +20,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from accrochage.models.vocabulary import CDC_MAX_PASSAGES
 from bench._common import (
     BenchError,
     Report,
@@ -34,7 +35,6 @@ from bench._common import (
 
 TARGET_SECONDS = 20.0
 TARGET_RSS_MB = 300.0
-CDC_MAX_PASSAGES = 200_000
 MESSAGE = (
     "Aucun titulaire ne correspond aux critères obligatoires enrichis du jour et du mois de "
     "naissance"

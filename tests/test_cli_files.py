@@ -210,6 +210,34 @@ def test_check_xml_reads_the_schema_version_of_each_file(
     assert "element action" in forced.stderr
 
 
+@pytest.mark.parametrize("after", ["</cpf:idFlux>", "</cpf:emetteur>"])
+def test_check_xml_reads_an_action_wherever_the_flux_puts_it(
+    runner: CliRunner, shared_dir: Path, tmp_path: Path, after: str
+) -> None:
+    """`flux`'s children come in any order (`xsd:all`): an `action` after `emetteur` made a
+    1.1.5 file another tool wrote checked against 1.1.2, refused for its `action`."""
+    text = (shared_dir / "cdc" / "examples" / "flux-pix-1.1.2.xml").read_text(encoding="utf-8")
+    v115 = tmp_path / "v115.xml"
+    v115.write_text(
+        text.replace(after, f"{after}<cpf:action>CREATION</cpf:action>", 1), encoding="utf-8"
+    )
+    result = runner.invoke(main, ["check-xml", str(v115)])
+    assert result.exit_code == 0, result.output
+    assert "v115.xml: valid (2 passages, cpf-1.1.5.xsd)" in result.stdout
+
+
+def test_check_xml_refuses_more_passages_than_the_cdc_takes(
+    runner: CliRunner, shared_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No XSD bounds the passages of a file; the CDC takes 200,000 at most (the limit is
+    lowered here to the example's 2, so that the test writes no 200,000 passages)."""
+    monkeypatch.setattr("accrochage.sinks.faults.CDC_MAX_PASSAGES", 1)
+    example = shared_dir / "cdc" / "examples" / "flux-pix-1.1.2.xml"
+    result = runner.invoke(main, ["check-xml", str(example)])
+    assert result.exit_code == 1
+    assert "2 passages: the CDC takes at most 1 in one file; split it" in result.stderr
+
+
 def test_check_xml_reads_the_version_of_a_file_broken_further_on(
     runner: CliRunner, shared_dir: Path, tmp_path: Path
 ) -> None:

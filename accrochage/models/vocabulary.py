@@ -8,6 +8,9 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+CDC_MAX_PASSAGES = 200_000
+"""The most passages the CDC takes in one file (SPEC.md, size and volume)."""
+
 
 class SchemaVersion(StrEnum):
     """CDC XSD versions the tracker can write (SPEC.md §3)."""

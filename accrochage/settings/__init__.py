@@ -15,10 +15,9 @@ from accrochage.settings.loading import (
     unknown_variables,
 )
 from accrochage.settings.model import ENV_PREFIX, Settings
-from accrochage.settings.sections import CDC_MAX_PASSAGES, KafkaSettings
+from accrochage.settings.sections import KafkaSettings
 
 __all__ = [
-    "CDC_MAX_PASSAGES",
     "DEFAULT_CONFIG",
     "ENV_PREFIX",
     "ApiSettings",

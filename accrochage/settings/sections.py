@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
-from accrochage.models.vocabulary import DepositorNature, SchemaVersion
+from accrochage.models.vocabulary import CDC_MAX_PASSAGES, DepositorNature, SchemaVersion
 from accrochage.settings.durations import (
     DeadlineMargin,
     Duration,
@@ -18,8 +18,6 @@ from accrochage.settings.durations import (
     Tick,
     within,
 )
-
-CDC_MAX_PASSAGES = 200_000
 
 CertifierKey = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")]
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from accrochage.models.vocabulary import CDC_MAX_PASSAGES
+
 SHOWN = 20
 """Faults quoted in an exception's message; `FileCheck.faults` keeps every one."""
 
@@ -52,3 +54,15 @@ class FileCheck:
         if len(self.faults) > shown:
             lines.append(f"  ... and {len(self.faults) - shown} more")
         return "\n".join(lines)
+
+
+def too_many_passages(passages: int) -> tuple[Fault, ...]:
+    """The CDC takes at most `CDC_MAX_PASSAGES` passages a file, which no XSD says."""
+    if passages <= CDC_MAX_PASSAGES:
+        return ()
+    return (
+        Fault(
+            f"{passages} passages: the CDC takes at most {CDC_MAX_PASSAGES} in one file; "
+            "split it in several files"
+        ),
+    )

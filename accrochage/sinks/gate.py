@@ -26,7 +26,7 @@ from typing import Any, BinaryIO
 from lxml import etree
 
 from accrochage.errors import SchemaValidationError
-from accrochage.sinks.faults import CheckResult, Fault, FileCheck
+from accrochage.sinks.faults import CheckResult, Fault, FileCheck, too_many_passages
 from accrochage.sinks.profiles import NAMESPACE
 from accrochage.sinks.prolog import HEAD, head_fault
 from accrochage.sinks.regular import open_regular
@@ -279,7 +279,7 @@ def inspect_file(path: Path, xsd: Path) -> FileCheck:
                 handle.seek(0)
                 passages = _valid_passages(handle, schema)
                 if passages is not None:
-                    return FileCheck(path, xsd, passages, ())
+                    return FileCheck(path, xsd, passages, too_many_passages(passages))
             handle.seek(0)
             checker = _parse(handle, schema)
     except SchemaValidationError as exc:
@@ -292,6 +292,7 @@ def inspect_file(path: Path, xsd: Path) -> FileCheck:
         faults.append(Fault(f"and {checker.more} more schema error(s), not listed"))
     if not faults and not checker.where.closed:
         faults.append(Fault("the document ends before </cpf:flux> (truncated?)"))
+    faults.extend(too_many_passages(checker.where.passages))
     return FileCheck(path, xsd, checker.where.passages, tuple(faults))
 
 

@@ -3,6 +3,7 @@ and the schema version a file is written in (read from its header only)."""
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import BinaryIO
@@ -17,8 +18,6 @@ from accrochage.sinks.regular import open_regular
 
 MAX_FILE_BYTES = 200_000_000
 """The CDC takes files of at most 200 MB (SPEC.md, size and volume)."""
-
-_CERTIFICATIONS = "certifications"
 
 
 # -- the schema --------------------------------------------------------------------------------
@@ -66,21 +65,26 @@ def version_of(path: Path) -> SchemaVersion:
             if head_fault(head) is not None:
                 return SchemaVersion.V1_1_2
             handle.seek(0)
-            return _version_from(handle)
+            found = _version_from(handle)
+            if found is None:
+                found = _version_from_tail(handle)
+            return found
     except (SchemaValidationError, OSError):
         return SchemaVersion.V1_1_2
 
 
 HEADER_BYTES = 1 << 20
-"""Where a flux's header must be: its `action` (1.1.5) or its `emetteur` comes first."""
+"""Where a flux's `emetteur` must begin: `flux`'s other children (`action`, 1.1.5, among
+them) come before it, or after its end (`_version_from_tail`)."""
 _PIECE = 4096
 
 
-def _version_from(handle: BinaryIO) -> SchemaVersion:
+def _version_from(handle: BinaryIO) -> SchemaVersion | None:
     """Read in small pieces, and only the header's bytes: a syntax error further in the
     first piece hid the `action` already parsed (a 1.1.5 file was checked against 1.1.2,
     its real fault unsaid), and a file of millions of elements before any header was built
-    into a tree (5 GB for 160 MB)."""
+    into a tree (5 GB for 160 MB). None: `emetteur` begins with no `action` before it;
+    `flux`'s children come in any order (`xsd:all`), so it may follow `emetteur`."""
     parser = etree.XMLPullParser(
         events=("start",), resolve_entities=False, no_network=True, load_dtd=False
     )
@@ -89,24 +93,46 @@ def _version_from(handle: BinaryIO) -> SchemaVersion:
         while read < HEADER_BYTES and (piece := handle.read(_PIECE)):
             read += len(piece)
             parser.feed(piece)
-            found = _header_version(parser)
-            if found is not None:
-                return found
+            seen = _header_seen(parser)
+            if seen == _ACTION:
+                return SchemaVersion.V1_1_5
+            if seen == _EMETTEUR:
+                return None
     except etree.XMLSyntaxError:
-        return _header_version(parser) or SchemaVersion.V1_1_2
+        if _header_seen(parser) == _ACTION:
+            return SchemaVersion.V1_1_5
     return SchemaVersion.V1_1_2
 
 
-def _header_version(parser: etree.XMLPullParser) -> SchemaVersion | None:
-    action = f"{{{NAMESPACE}}}action"
-    header_ends = {f"{{{NAMESPACE}}}{name}" for name in ("emetteur", _CERTIFICATIONS)}
+_ACTION = f"{{{NAMESPACE}}}action"
+_EMETTEUR = f"{{{NAMESPACE}}}emetteur"
+
+
+def _header_seen(parser: etree.XMLPullParser) -> str | None:
+    """The `action` tag, or `emetteur`'s when it begins first; None: neither yet."""
     for _, element in parser.read_events():
         tag = getattr(element, "tag", None)
-        if tag == action:
-            return SchemaVersion.V1_1_5
-        if tag in header_ends:
-            return SchemaVersion.V1_1_2
+        if tag in (_ACTION, _EMETTEUR):
+            return str(tag)
     return None
+
+
+TAIL_BYTES = 64 * 1024
+"""What follows `emetteur` in a flux: at most its `action` and its end tag."""
+_EMETTEUR_END = re.compile(rb"</(?:[\w.-]+:)?emetteur\s*>")
+_ACTION_TAG = re.compile(rb"<(?:[\w.-]+:)?action[\s/>]")
+
+
+def _version_from_tail(handle: BinaryIO) -> SchemaVersion:
+    """1.1.5 when an `action` follows `emetteur`'s end (a file of another tool: ours put it
+    first); the schema's check then judges the file whole."""
+    size = handle.seek(0, 2)
+    handle.seek(max(0, size - TAIL_BYTES))
+    tail = handle.read(TAIL_BYTES)
+    ends = list(_EMETTEUR_END.finditer(tail))
+    if ends and _ACTION_TAG.search(tail, ends[-1].end()):
+        return SchemaVersion.V1_1_5
+    return SchemaVersion.V1_1_2
 
 
 def xsd_for_file(path: Path, version: SchemaVersion | None, override: Path | None) -> Path:
