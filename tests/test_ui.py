@@ -275,3 +275,20 @@ async def test_files_to_deposit_beyond_the_table_are_counted_the_oldest_shown(
     shown = re.findall(r"<code>([0-9a-f-]{36})</code>", to_deposit_table(page))
     assert shown == order[:50], "the oldest first"
     assert "The 50 oldest of 53 files" in page and "batches --to-deposit" in page
+
+
+async def test_an_empty_state_shows_a_row_of_zeros_for_each_configured_certifier(
+    tmp_path: Path,
+) -> None:
+    """The first day: nothing received yet is news too (as `/metrics` shows their zeros); the
+    table was empty."""
+    core, _ = make_core(tmp_path)
+    try:
+        configured = sorted(c.key for c in core.settings.certifiers)
+        page = await ui_page(core)
+    finally:
+        core.close()
+    table = page[page.index('id="certifiers"') :]
+    table = table[: table.index("</table>")]
+    assert configured and re.findall(r'data-certifier="([^"]+)"', table) == configured
+    assert 'data-col="at_risk">0<' in table

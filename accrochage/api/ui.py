@@ -75,12 +75,13 @@ def bucket(deadline: date | None, today: date) -> str:
 
 
 def _certifiers(page: _Page) -> list[str]:
-    """Every certifier something is counted for: records, deadlines, and open correction
-    requests (one may name a record the tracker does not know yet: certifier `?`)."""
+    """Every configured certifier (its zeros are news too: nothing received yet, as
+    `/metrics` says), and every other something is counted for: records, deadlines, and
+    open correction requests (one may name a record the tracker does not know yet: `?`)."""
     o = page.observation
     seen = {c for c, _ in o.records} | {c for c, _ in page.numbers.deadlines}
     seen |= set(o.correction_requests_open or {})
-    return sorted({page.label(c) for c in seen})
+    return sorted(page.certifiers | {page.label(c) for c in seen})
 
 
 def _earliest(deadline: date | None, today: date) -> str:
