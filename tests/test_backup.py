@@ -38,6 +38,7 @@ from tests.test_read_only_user import (
     state,
 )
 from tests.test_tracker import write_config
+from tests.test_write_lock import held
 
 __all__ = ["state"]
 
@@ -209,7 +210,8 @@ def test_a_restored_backup_gives_back_the_records_and_the_files(
     copy = Path(json.loads(run(state, "backup", str(tmp_path), "--format", "json").stdout)["path"])
     shutil.rmtree(folder / "var")
     (folder / "var").mkdir()
-    shutil.copyfile(copy, folder / "var" / "state.db")
+    restored = json.loads(run(state, "restore", str(copy), "--format", "json").stdout)
+    assert (restored["records"], restored["replaced"], restored["pending"]) == (2, None, [])
     assert run(state, "verify", code=1).stdout.count("missing") >= 1
     run(state, "verify", "--repair")
     assert {p.relative_to(outbox): p.read_bytes() for p in outbox.rglob("*.xml")} == files
@@ -335,9 +337,8 @@ def test_the_files_cut_after_the_backup_a_state_was_restored_from_are_set_aside(
     run(state, "ingest", str(later))
     run(state, "flush", "--force")
     (cut_since,) = set(outbox.glob("*/*.xml")) - before
-    for name in ("state.db", "state.db-wal", "state.db-shm"):
-        (folder / "var" / name).unlink(missing_ok=True)
-    shutil.copyfile(copy, folder / "var" / "state.db")
+    said = run(state, "restore", str(copy)).stdout
+    assert "next: accrochage verify --repair" in said
     run(state, "ingest", str(later))  # the README's restore: send the events again
     run(state, "flush", "--force")
     (recut,) = set(outbox.glob("*/*.xml")) - before - {cut_since}
@@ -355,3 +356,66 @@ def test_the_files_cut_after_the_backup_a_state_was_restored_from_are_set_aside(
     assert aside.is_file() and not cut_since.exists(), "kept, out of the files to upload"
     assert set(outbox.glob("*/*.xml")) == before | {recut}
     assert "0 missing or altered" in run(state, "verify").stdout
+
+
+def untouched(var: Path) -> tuple[int, list[str]]:
+    """The state file's inode, and what a restore would have moved aside or left."""
+    moved = [p.name for p in var.iterdir() if ".replaced-" in p.name or ".restoring-" in p.name]
+    return (var / "state.db").stat().st_ino, moved
+
+
+def test_restore_keeps_the_state_it_replaces_with_its_wal(state: Path, tmp_path: Path) -> None:
+    """By hand, a backup copied beside the old `-wal` was 'damaged' (SQLite replayed the old
+    state's commits over it), and a state copied over was gone for good."""
+    var = state.parent / "var"
+    copy = Path(json.loads(run(state, "backup", str(tmp_path), "--format", "json").stdout)["path"])
+    run(state, "ingest", str(write_jsonl(tmp_path / "later.jsonl", [recent("RL-1")])))
+    assert count(var / "state.db", "records") == 3
+
+    said = run(state, "restore", str(copy)).stdout
+    (replaced,) = [p for p in var.iterdir() if ".replaced-" in p.name and p.name.endswith("Z")]
+    assert f"restored {copy} to {var / 'state.db'}: 2 record(s)" in said
+    assert f"the state it replaced is kept as {replaced}" in said
+    assert count(var / "state.db", "records") == 2 and count(replaced, "records") == 3
+    assert oct((var / "state.db").stat().st_mode & 0o777) == "0o640"
+    assert not (var / "state.db-wal").exists(), "the old -wal went with the old state"
+    assert not [p for p in var.iterdir() if ".restoring-" in p.name], "a partial copy was left"
+    rows = json.loads(run(state, "outstanding", "--format", "json").stdout)
+    assert sorted(r["record_id"] for r in rows) == ["RO-1", "RO-2"]
+    assert "0 missing or altered" in run(state, "verify").stdout
+
+
+def test_restore_is_refused_while_a_service_or_a_writer_holds_the_state(
+    state: Path, tmp_path: Path
+) -> None:
+    var = state.parent / "var"
+    copy = Path(json.loads(run(state, "backup", str(tmp_path), "--format", "json").stdout)["path"])
+    before = untouched(var)
+    with service_holding(var / "state.db") as pid:
+        refused = run(state, "restore", str(copy), code=1)
+    assert f"a service (process {pid}) serves the state" in refused.stderr
+    with held(var / "state.db"):
+        busy = run(state, "restore", str(copy), code=1)
+    assert "another writer has held the state" in busy.stderr, busy.stderr
+    assert "restore again once it is done (the state is unchanged)" in busy.stderr
+    assert untouched(var) == before and before[1] == [], "nothing moved"
+
+
+def test_restore_refuses_what_is_no_backup_of_this_version(state: Path, tmp_path: Path) -> None:
+    var = state.parent / "var"
+    before = untouched(var)
+    garbage = tmp_path / "garbage.db"
+    garbage.write_bytes(b"not a database at all " * 100)
+    refused = run(state, "restore", str(garbage), code=1)
+    assert f"the backup {garbage} cannot be restored: it is no readable" in refused.stderr
+    newer = Path(json.loads(run(state, "backup", str(tmp_path), "--format", "json").stdout)["path"])
+    with sqlite3.connect(newer) as conn:
+        conn.execute(
+            "INSERT INTO _sqlite_migrations (migration_set, name, applied_at) "
+            "VALUES ('accrochage', 'm999_from_the_future', '2030-01-01')"
+        )
+    conn.close()
+    refused = run(state, "restore", str(newer), code=1)
+    assert "migrated by a newer accrochage (m999_from_the_future)" in refused.stderr
+    assert run(state, "restore", str(var / "state.db"), code=1).stderr.count("state itself")
+    assert untouched(var) == before and count(var / "state.db", "records") == 2

@@ -1,4 +1,5 @@
-"""The state itself: `backup` while the service runs, `upgrade` of its schema."""
+"""The state itself: `backup` while the service runs, `restore` of a backup, `upgrade` of its
+schema."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import click
 from accrochage.app import open_store, store_location
 from accrochage.commands.core import existing_state
 from accrochage.errors import StateNeedsMigration
-from accrochage.state.base import BackupTaken
+from accrochage.state.base import BackupTaken, Restored
 
 FORMAT = click.option(
     "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True
@@ -80,6 +81,59 @@ def backup(ctx: click.Context, dest: Path, overwrite: bool, fmt: str) -> None:
         click.echo(_backup_line(taken))
 
 
+@click.command("restore")
+@click.argument("backup_file", metavar="BACKUP", type=click.Path(path_type=Path, dir_okay=False))
+@FORMAT
+@click.pass_context
+def restore(ctx: click.Context, backup_file: Path, fmt: str) -> None:
+    """Put BACKUP (a file `backup` wrote) in the state's place: checked first, refused while a
+    service or a writer holds the state; the state it replaces is kept beside it
+    (`<state>.replaced-<UTC time>`, with its -wal and -shm), never deleted."""
+    done = store_location(ctx.obj.settings).restore(backup_file)
+    if fmt == "json":
+        click.echo(json.dumps(_restored_fields(done)))
+        return
+    click.echo(
+        f"restored {done.backup} to {done.state}: {done.records:,} record(s), "
+        f"{done.batches:,} batch(es), schema {done.migration}, checked, in {done.seconds:.1f} s"
+    )
+    if done.replaced is not None:
+        click.echo(f"the state it replaced is kept as {done.replaced} (remove it once sure)")
+    if done.pending:
+        click.echo(
+            f"the backup lacks {len(done.pending)} migration(s) of this version: the next "
+            "command that writes applies them (`accrochage upgrade --backup DEST` to do it now)"
+        )
+    for step in RESTORE_NEXT:
+        click.echo(f"next: {step}")
+
+
+RESTORE_NEXT = (
+    "accrochage verify --repair (writes again the files the backup knows; sets aside, in "
+    "outbox/<certifier>/unknown/, the files cut since, which must not be uploaded)",
+    "accrochage doctor",
+    "what was recorded since the backup is not in it: run `deposited` again for the files "
+    "deposited since, `import-report` again for the reports imported since (copies in "
+    "reports/ beside the state), send again the events sent since over HTTP or from files "
+    "(a Kafka worker reads them again from the backup's offsets), and redo the exclude, "
+    "retry, reinstate and correction requests entered since",
+)
+
+
+def _restored_fields(done: Restored) -> dict[str, Any]:
+    return {
+        "backup": str(done.backup),
+        "state": str(done.state),
+        "replaced": None if done.replaced is None else str(done.replaced),
+        "records": done.records,
+        "batches": done.batches,
+        "migration": done.migration,
+        "pending": list(done.pending),
+        "seconds": round(done.seconds, 3),
+        "next": list(RESTORE_NEXT),
+    }
+
+
 @click.command("upgrade")
 @click.option(
     "--backup",
@@ -140,4 +194,5 @@ def _say_upgrade(fmt: str, shown: dict[str, Any], text: str) -> None:
 
 def register(group: click.Group) -> None:
     group.add_command(backup)
+    group.add_command(restore)
     group.add_command(upgrade)

@@ -226,6 +226,22 @@ class StoreHealth:
 
 
 @dataclass(frozen=True, slots=True)
+class Restored:
+    """A backup put in the state's place (`accrochage restore`)."""
+
+    backup: Path
+    state: Path
+    replaced: Path | None
+    """Where the state it replaced was moved (with its `-wal` and `-shm`); None: none was."""
+    records: int
+    batches: int
+    migration: str | None
+    pending: tuple[str, ...]
+    """The migrations of this version the backup lacks: the next writer applies them."""
+    seconds: float
+
+
+@dataclass(frozen=True, slots=True)
 class BackupTaken:
     """A backup of the state, checked and durable under its name."""
 

@@ -25,6 +25,7 @@ from accrochage.state.values import (
     JsonRow,
     Observation,
     ReleasedBatch,
+    Restored,
     StoredContent,
     StoreHealth,
     UpgradePlan,
@@ -179,6 +180,11 @@ class StoreLocation(ABC):
         """A consistent copy of the state at `dest` (a file, or a folder where the copy is
         named by the time), taken while writers go on and without writing beside the state;
         checked and durable before it takes its name."""
+
+    @abstractmethod
+    def restore(self, backup: Path) -> Restored:
+        """Put `backup` in the state's place once it is checked; refused while a service or a
+        writer holds the state; the state it replaces is kept beside it, never deleted."""
 
     @abstractmethod
     def upgrade_plan(self) -> UpgradePlan:

@@ -52,7 +52,7 @@ def destination(state: Path, dest: Path, at: datetime, *, overwrite: bool) -> Pa
             f"cannot write the backup {dest}: its folder {dest.parent} does not exist; "
             "create it, or name a file in an existing folder"
         )
-    if _is_own_file(state, dest):
+    if is_own_file(state, dest):
         raise StoreError(
             f"the backup {dest} would replace the state itself or one of its files: "
             "name a file elsewhere (another disk, ideally)"
@@ -75,7 +75,7 @@ def _free(timed: Path) -> Path:
     return candidate
 
 
-def _is_own_file(state: Path, dest: Path) -> bool:
+def is_own_file(state: Path, dest: Path) -> bool:
     """Whether `dest` is the state or one of its files, by any path: SQLite keeps `-wal` and
     `-shm` beside the real file, which a symlinked `paths.state` (or a bind mount) hides."""
     own = [
@@ -100,11 +100,11 @@ def take_backup(state: Path, dest: Path, *, overwrite: bool = False) -> BackupTa
     partial = target_path.with_name(f".{target_path.name}{_PARTIAL}{os.getpid()}")
     _sweep_abandoned(target_path.parent)
     try:
-        taken = _copy(state, partial)
-        _durable(partial)
+        taken = copy_checked(state, partial)
+        make_durable(partial)
         target_path = _released(partial, target_path, overwrite=overwrite, timed=timed)
     finally:
-        for leftover in (partial, *_sqlite_files(partial)):
+        for leftover in (partial, *sqlite_files(partial)):
             with suppress(FileNotFoundError):
                 leftover.unlink()
     return BackupTaken(
@@ -137,13 +137,13 @@ def _sweep_abandoned(folder: Path) -> None:
                 found.unlink()
 
 
-def _sqlite_files(path: Path) -> list[Path]:
+def sqlite_files(path: Path) -> list[Path]:
     """What SQLite writes beside a database while it copies into it or settles its journal:
     left behind by a copy that failed (a full disk), they would pile up in the folder."""
     return [path.with_name(path.name + end) for end in ("-journal", "-wal", "-shm")]
 
 
-def _copy(state: Path, partial: Path) -> tuple[int, int, str | None]:
+def copy_checked(state: Path, partial: Path) -> tuple[int, int, str | None]:
     try:
         source = connect(state, readonly=True)
     except sqlite3.Error as exc:
@@ -196,7 +196,7 @@ def _unwritable(partial: Path, exc: BaseException) -> StoreError:
     )
 
 
-def _durable(partial: Path) -> None:
+def make_durable(partial: Path) -> None:
     try:
         fd = os.open(partial, os.O_RDONLY)
         try:

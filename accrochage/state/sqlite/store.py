@@ -23,6 +23,7 @@ from accrochage.state.base import (
     BackupTaken,
     Reader,
     RefdataStorage,
+    Restored,
     Store,
     StoreLocation,
     UpgradePlan,
@@ -42,6 +43,7 @@ from accrochage.state.sqlite.connection import (
 )
 from accrochage.state.sqlite.migrations import migrations
 from accrochage.state.sqlite.reader import SqliteReader
+from accrochage.state.sqlite.restore import restore_backup
 from accrochage.state.sqlite.state_path import real_state_path
 from accrochage.state.sqlite.transaction import SqliteTransaction
 from accrochage.state.sqlite.upgrade import (
@@ -72,6 +74,9 @@ class SqliteLocation(StoreLocation):
 
     def backup(self, dest: Path, *, overwrite: bool = False) -> BackupTaken:
         return take_backup(self.path, dest, overwrite=overwrite)
+
+    def restore(self, backup: Path) -> Restored:
+        return restore_backup(backup, self.path)
 
     def upgrade_plan(self) -> UpgradePlan:
         return upgrade_plan(self.path)

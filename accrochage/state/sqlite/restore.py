@@ -1,0 +1,170 @@
+"""A backup put back in the state's place, with nothing else able to write meanwhile.
+
+By hand, a restore went wrong in three ways: copied under a running service (which went on
+writing to the file it had open), beside the old `-wal` (SQLite replayed the old state's
+commits over the backup: "damaged"), or over the only copy of a state that was not damaged
+after all. Here the backup is copied into the state's folder and checked first (SQLite's
+backup, as `backup` takes one); then, holding the service's lock and the write lock, the
+state it replaces is moved aside with its `-wal` and `-shm`, never deleted, and the checked
+copy takes the state's name, durably.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import sqlite3
+import time
+from contextlib import suppress
+from datetime import UTC, datetime
+from pathlib import Path
+
+from accrochage.errors import StorageCorruptError, StoreBusyError, StoreError
+from accrochage.state.sqlite.backup import copy_checked, is_own_file, make_durable, sqlite_files
+from accrochage.state.sqlite.connection import connect, storage_error
+from accrochage.state.sqlite.state_path import real_state_path
+from accrochage.state.sqlite.upgrade import pending_migrations, service_lock_path
+from accrochage.state.sqlite.write_lock import WriteLock
+from accrochage.state.values import Restored
+
+_RESTORING = ".restoring-"
+_STATE_FILES = ("", "-wal", "-shm")
+
+
+def restore_backup(backup: Path, state: Path) -> Restored:
+    """Put `backup` in the place of the state at `state`; `StoreError` says what stopped it,
+    the state unchanged then."""
+    started = time.monotonic()
+    state = real_state_path(state)
+    if not backup.is_file():
+        raise StoreError(f"the backup {backup} is not a file: name a file `backup` wrote")
+    if is_own_file(state, backup):
+        raise StoreError(
+            f"{backup} is the state itself or one of its files: name a backup kept elsewhere"
+        )
+    if not state.parent.is_dir():
+        raise StoreError(
+            f"the state's folder {state.parent} does not exist: create it (paths.state), "
+            "then restore again"
+        )
+    partial = state.with_name(f".{state.name}{_RESTORING}{os.getpid()}")
+    try:
+        try:
+            records, batches, migration = copy_checked(backup, partial)
+        except StorageCorruptError:
+            raise StoreError(
+                f"the backup {backup} cannot be restored: it is no readable SQLite database "
+                "(damaged, or no backup); name a file `accrochage backup` wrote (the state is "
+                "unchanged)"
+            ) from None
+        pending = _pending(partial, backup)
+        make_durable(partial)
+        with _held(state):
+            aside = _set_aside(state)
+            os.replace(partial, state)
+            _sync_folder(state.parent)
+    finally:
+        for leftover in (partial, *sqlite_files(partial)):
+            with suppress(FileNotFoundError):
+                leftover.unlink()
+    return Restored(
+        backup=backup,
+        state=state,
+        replaced=aside,
+        records=records,
+        batches=batches,
+        migration=migration,
+        pending=tuple(pending),
+        seconds=time.monotonic() - started,
+    )
+
+
+def _pending(copy: Path, backup: Path) -> list[str]:
+    """The migrations the next writer applies to the restored state; `StoreError` for a
+    backup a newer version wrote."""
+    try:
+        conn = connect(copy, readonly=True)
+    except sqlite3.Error as exc:
+        raise storage_error(exc, backup, opening=True) from None
+    try:
+        return pending_migrations(conn, backup)
+    except sqlite3.Error as exc:
+        raise storage_error(exc, backup, opening=True) from None
+    finally:
+        conn.close()
+
+
+class _held:
+    """The service's lock and the write lock, taken without waiting: a service or a writer
+    at work on the state refuses the restore, named by its pid."""
+
+    def __init__(self, state: Path) -> None:
+        self.state = state
+        self._service = -1
+        self._write: WriteLock | None = None
+        self._write_fd = -1
+
+    def __enter__(self) -> None:
+        path = service_lock_path(self.state)
+        self._service = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            fcntl.flock(self._service, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            pid = os.read(self._service, 32).decode("ascii", "replace").strip() or "?"
+            self._close()
+            raise StoreError(
+                f"a service (process {pid}) serves the state {self.state}: stop every "
+                "accrochage process, then restore again (the state is unchanged)"
+            ) from None
+        try:
+            self._write = WriteLock(self.state, 0.0)
+            self._write_fd = self._write.acquire(0.0)
+        except StoreBusyError as exc:
+            self._close()
+            raise StoreError(
+                f"{exc.situation or exc}; restore again once it is done (the state is unchanged)"
+            ) from None
+        except BaseException:
+            self._close()
+            raise
+
+    def __exit__(self, *_: object) -> None:
+        self._close()
+
+    def _close(self) -> None:
+        if self._write is not None:
+            if self._write_fd >= 0:
+                self._write.release(self._write_fd)
+            self._write.close()
+            self._write = None
+        if self._service >= 0:
+            os.close(self._service)
+            self._service = -1
+
+
+def _set_aside(state: Path) -> Path | None:
+    """The state's files renamed `<state>.replaced-<UTC time>` (with its `-wal` and `-shm`,
+    so that it can still be opened as it was); None when there was no state."""
+    if not state.exists():
+        for end in _STATE_FILES[1:]:
+            with suppress(FileNotFoundError):
+                state.with_name(state.name + end).unlink()  # nothing to replay them over
+        return None
+    at = datetime.now(UTC)
+    aside = state.with_name(f"{state.name}.replaced-{at:%Y%m%dT%H%M%SZ}")
+    number = 1
+    while aside.exists():
+        number += 1
+        aside = state.with_name(f"{state.name}.replaced-{at:%Y%m%dT%H%M%SZ}-{number}")
+    for end in _STATE_FILES:
+        with suppress(FileNotFoundError):
+            os.rename(state.with_name(state.name + end), aside.with_name(aside.name + end))
+    return aside
+
+
+def _sync_folder(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
