@@ -323,6 +323,35 @@ def test_a_jsonl_whose_lines_end_with_cr_alone_is_refused_and_the_next_file_read
     assert set(stored_names(config)) == {"R-1", "R-2"}
 
 
+def test_events_joined_by_a_cr_further_in_a_jsonl_are_said_so(config: Path, tmp_path: Path) -> None:
+    """A file whose second part was saved in the old Mac format: that part reads as one line,
+    kept as one unusable event that said only 'not valid JSON'."""
+    mixed = tmp_path / "mixed.jsonl"
+    joined = "\r".join(json.dumps(recent(f"M-{n}")) for n in (2, 3))
+    mixed.write_text(json.dumps(recent("M-1")) + "\n" + joined + "\r\n", encoding="utf-8")
+    result = run(config, "ingest", str(mixed))
+    assert "2 events read" in result.stdout, result.stdout
+    assert f"{mixed}:2" in result.stdout and "separated by carriage returns alone" in (
+        result.stdout
+    ), result.stdout
+    assert "Haba" not in result.output
+    assert set(stored_names(config)) == {"M-1"}
+
+
+@pytest.mark.parametrize("codec", ["utf-16-le", "utf-16-be"])
+def test_a_jsonl_in_utf16_without_a_bom_is_read(config: Path, tmp_path: Path, codec: str) -> None:
+    """JSON's own reader tells UTF-16 by where the NUL bytes fall (`json.detect_encoding`):
+    such a file read as lines of 'not valid JSON', with no word of its encoding."""
+    wide = tmp_path / "wide.jsonl"
+    lines = "".join(json.dumps(recent(f"W-{n}")) + "\r\n" for n in (1, 2))
+    wide.write_bytes(lines.encode(codec))
+    result = run(config, "ingest", str(wide))
+    label = "UTF-16LE" if codec.endswith("le") else "UTF-16BE"
+    assert f"{wide}: JSONL, {label} without BOM" in result.stdout, result.stdout
+    assert "2 events read (created 2)" in result.stdout, result.stdout
+    assert set(stored_names(config)) == {"W-1", "W-2"}
+
+
 def test_a_pipe_is_read_as_a_file_of_events(config: Path, tmp_path: Path) -> None:
     """`ingest <(zcat events.jsonl.gz)`: the shell gives a pipe's path."""
     fifo = tmp_path / "events.jsonl"

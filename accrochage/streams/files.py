@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import IO, cast
 
 from accrochage.errors import InputError
+from accrochage.models.problems import Problem
 from accrochage.streams.csv_events import BOM, MAX_LINE_BYTES, overlong_line, read_csv
 from accrochage.streams.incoming import Incoming
 from accrochage.streams.wide import Utf8Lines
@@ -61,13 +62,24 @@ def read_jsonl(stream: IO[bytes], name: str) -> Iterator[Incoming]:
             yield overlong_line(stream, line, name, number)
             continue
         if line.strip():
-            yield Incoming(_utf8_line(line.rstrip(b"\r\n")), f"{name}:{number}")
+            raw = line.rstrip(b"\r\n")
+            problems = (Problem("event", JOINED_BY_CR),) if _cr_alone(raw) else ()
+            yield Incoming(_utf8_line(raw), f"{name}:{number}", problems=problems)
+
+
+JOINED_BY_CR = (
+    "this line holds several events separated by carriage returns alone: the file mixes line "
+    "endings (a part saved in the old Mac format); convert them (CR to LF) and ingest the "
+    "file again (the events stored already are unchanged)"
+)
+"""Kept as one unusable event, said: before, only 'not valid JSON'."""
 
 
 def _cr_alone(first: bytes) -> bool:
-    """The whole file read as its first line (no LF in it), with carriage returns inside
-    that are not whitespace of one JSON value: its events are separated by CR alone. JSON
-    has no raw CR inside a string, so only such a file reads as one invalid line."""
+    """A line (the whole file, read as its first line with no LF in it) with carriage
+    returns inside that are not whitespace of one JSON value: its events are separated by CR
+    alone. JSON has no raw CR inside a string, so only such a file reads as one invalid
+    line."""
     if first.endswith(b"\n") or b"\r" not in first.rstrip(b"\r"):
         return False
     try:
@@ -176,6 +188,26 @@ def _wide_codec(head: bytes, encoding: str) -> str | None:
     return next((codec for bom, codec in _WIDE_BOMS if head.startswith(bom)), None)
 
 
+WIDE_SAMPLE = 64
+"""The first bytes that must alternate a NUL and a character for UTF-16 without a BOM."""
+
+
+def _wide_json(name: str, head: bytes) -> str | None:
+    """UTF-16 without a BOM, told by its NUL bytes: every other byte of the first
+    `WIDE_SAMPLE` is NUL, the others not (JSON's own rule, RFC 4627, looks at two bytes and
+    read a UTF-8 line that begins with NUL as UTF-16). Such a JSONL file was read as lines
+    of "not valid JSON", with no word of its encoding. Never for a file named as CSV."""
+    sample = head[:WIDE_SAMPLE]
+    if name.lower().endswith((".csv", ".tsv")) or len(sample) < WIDE_SAMPLE:
+        return None
+    firsts, seconds = sample[0::2], sample[1::2]
+    if 0 not in firsts and not any(seconds):
+        return "utf-16-le"
+    if 0 not in seconds and not any(firsts):
+        return "utf-16-be"
+    return None
+
+
 def open_events(stream: IO[bytes], name: str, encoding: str = AUTO) -> FileEvents:
     """JSONL or CSV, told apart by the file name or, for stdin, by the first bytes.
 
@@ -186,8 +218,10 @@ def open_events(stream: IO[bytes], name: str, encoding: str = AUTO) -> FileEvent
         stream = io.BufferedReader(cast(io.RawIOBase, stream))
     head = stream.peek(4096)[:4096]
     wide = _wide_codec(head, encoding)
+    unmarked = wide is None and encoding == AUTO and (wide := _wide_json(name, head)) is not None
     if wide is not None:
-        label = encoding_label(wide, bom=encoding == AUTO)
+        label = encoding_label(wide, bom=encoding == AUTO and not unmarked)
+        label += " without BOM" if unmarked else ""
         utf8 = cast(IO[bytes], Utf8Lines(stream, wide, name))
         if looks_like_csv(name, head.decode(wide, "replace").encode()):
             return FileEvents("CSV", label, read_csv(utf8, name, UTF8))
