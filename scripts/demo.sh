@@ -18,3 +18,5 @@ echo "--- outstanding, due within 14 days"
 "$A" outstanding --due-within 14 | tail -n 12
 echo "--- summary"
 "$A" summary
+echo "--- the command is $OLDPWD/.venv/bin/accrochage; this demo's configuration: $(pwd)/accrochage.toml"
+echo "    e.g. .venv/bin/accrochage --config $DEMO/accrochage.toml outstanding (from $OLDPWD)"

@@ -409,6 +409,12 @@ def test_the_summary_names_the_listing_of_overdue_records(tmp_path: Path) -> Non
     text = CliRunner().invoke(main, ["--config", config, "summary", "--as-of", "2026-12-01"])
     assert text.exit_code == 0, text.output
     assert "1 overdue (accrochage outstanding --overdue)" in text.output
+    # Where the deadlines to come are listed, the overdue ones are named first (an operator
+    # reading the list alone missed the most urgent record).
+    listed = text.output[text.output.index("next deadlines") :]
+    assert listed.splitlines()[1].strip() == (
+        "1 overdue already, the most urgent: accrochage outstanding --overdue"
+    )
     calm = CliRunner().invoke(main, ["--config", config, "summary", "--as-of", "2026-08-02"])
     assert "0 overdue\n" in calm.output
 

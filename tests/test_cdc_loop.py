@@ -307,6 +307,7 @@ def test_show_says_what_to_ask_the_support_under_112(tmp_path: Path, shared_dir:
     assert "ask the CDC's support to delete the passage idTechnique SH-1" in shown, shown
     assert Path(creation["file"]).name in shown
     assert 'accrochage support-applied SH-1 --note "<their reference>"' in shown
+    assert "support.certificateurs@caissedesdepots.fr" in shown, "whom to ask, said"
     refused = run(config, "support-applied", "SH-1", "--note", " ", code=2)
     assert "--note must say" in refused.stderr
     done = run(config, "support-applied", "SH-1", "--note", "ticket 9").stdout
@@ -1226,3 +1227,14 @@ def test_a_later_report_on_records_settled_before_says_which_it_did_not_apply(
     assert "settled before, this report's outcome not applied (accrochage show) (1): LR-1" in out
     (settled,) = json.loads(run(config, "records", "--format", "json").stdout)[:1]
     assert (settled["record_id"], settled["status"]) == ("LR-1", "accepted")
+
+
+def test_a_report_that_answers_nothing_here_is_refused(tmp_path: Path, shared_dir: Path) -> None:
+    """Another certifier's report (the real one, untouched) matched no file and no record: it
+    said '0 accepted, 0 rejected' and exited 0, and the operator took it as applied."""
+    config = write_config(tmp_path)
+    run(config, "ingest", str(write_jsonl(tmp_path / "a.jsonl", [recent("NA-1")])))
+    refused = run(config, "import-report", str(shared_dir / "cdc/reports/report-small.xml"), code=1)
+    assert "matches no file accrochage wrote, and none of its" in refused.stderr
+    assert "nothing was applied" in refused.stderr and "0 accepted" not in refused.stdout
+    assert json.loads(run(config, "show", "NA-1", "--format", "json").stdout)["status"] == "pending"

@@ -428,9 +428,12 @@ def test_delivered_on_in_the_future_is_refused_as_of_the_injected_today() -> Non
 
 
 @pytest.mark.parametrize(
-    ("names", "fragment"), [([], "at least 1"), (["A", "B", "C", "D"], "at most 3")]
+    ("names", "fragment"),
+    [([], "at least 1 item(s)"), (["A", "B", "C", "D"], "at most 3 item(s), not 4")],
 )
 def test_one_to_three_first_names(names: list[str], fragment: str) -> None:
+    """Said in the sender's words: pydantic's "List should have at most 3 items after
+    validation" came through as it was."""
     only_error(
         run(put(delivered_event(), "holder.first_names", names)), "holder.first_names", fragment
     )

@@ -16,6 +16,7 @@ from accrochage.sinks.reports import (
     parse_report,
     read_report,
 )
+from accrochage.streams.feedback import kept_name
 
 STEP1 = "Aucun titulaire ne correspond aux critères obligatoires"
 STEP2 = (
@@ -415,3 +416,13 @@ def test_ko_without_message_is_plain_rejection() -> None:
     assert report.outcomes == (
         PassageOutcome("4", accepted=False, message=None, already_known=False),
     )
+
+
+def test_a_long_report_name_keeps_its_extension_in_its_copy() -> None:
+    """The portal's names run long ("Accusé de traitement … .xml"): cut from the end, the
+    copy lost its `.xml`."""
+    long = "f3d4_Accusé de traitement du fichier " + "x" * 120 + "_20261210.xml"
+    kept = kept_name(long)
+    assert len(kept) == 100 and kept.endswith("x.xml")
+    assert kept_name("short report.xml") == "short_report.xml"
+    assert kept_name("a" * 150) == "a" * 100, "no extension: cut as before"

@@ -138,6 +138,10 @@ def test_a_record_its_report_left_out_can_be_sent_again(tmp_path: Path, shared_d
         (step,) = left_out_steps(record(core, "SL-2"))  # what `show` says
         assert step.endswith(f"`accrochage retry --batch {batch}` sends it again"), step
         assert left_out_steps(record(core, "SL-1")) == [] == left_out_steps(record(core, "SL-3"))
+        # The listings' problem column said nothing of it: only `show` did.
+        table = run(tmp_path / "accrochage.toml", "records").stdout
+        (line,) = [line for line in table.splitlines() if " SL-2 " in line]
+        assert "not in its file's CDC report: to send again (accrochage show)" in line, table
         assert ingest_one(core, scored(original, "250")).outcome == "correction_stored"
 
         (refused,) = core.operations.retry(["SL-1"])

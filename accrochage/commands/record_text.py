@@ -3,7 +3,7 @@ ask the CDC's support when no SUPPRESSION can carry a record's correction or wit
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Container, Mapping
 
 import click
 
@@ -13,13 +13,22 @@ from accrochage.models.vocabulary import BatchState, CdcReason, RecordStatus, Sc
 
 SENT_AGAIN = frozenset({RecordStatus.PENDING, RecordStatus.BATCHED, RecordStatus.DEPOSITED})
 """Statuses in which a CDC message is that of an earlier file's report (a retried record)."""
+LEFT_OUT = frozenset({RecordStatus.BATCHED, RecordStatus.DEPOSITED})
+"""Statuses a record keeps when its file's report did not name it (the problem column said
+nothing of it: only `show`, `summary` and `doctor` did)."""
 FLAGS = ("correction_pending", "revocation_pending", "suppression_rejected", "identity_procedure")
 """The record's flags a person reads in a table (CONTRACT §8, §9)."""
 
 
-def record_cell(row: Row, column: str, failed: Mapping[str, str] | None = None) -> str:
+def record_cell(
+    row: Row,
+    column: str,
+    failed: Mapping[str, str] | None = None,
+    left_out: Container[str] = (),
+) -> str:
     """The table's cells: the first problem (error, a failed file, CDC message or flag) says
-    what to fix. `failed`: the failed batches' ids and errors (few: read before the rows)."""
+    what to fix. `failed`: the failed batches' ids and errors; `left_out`: the reported
+    batches whose report did not mention some records (both few: read before the rows)."""
     if column != "problem":
         return cell(row.get(column))
     if row["errors"]:
@@ -28,6 +37,8 @@ def record_cell(row: Row, column: str, failed: Mapping[str, str] | None = None) 
         return "correction: " + first_problem(row["correction_errors"], 58)
     if failed and row.get("batch_id") in failed:
         return shorten(f"its file failed (accrochage batches): {failed[row['batch_id']]}", 70)
+    if row.get("batch_id") in left_out and row.get("status") in LEFT_OUT:
+        return "not in its file's CDC report: to send again (accrochage show)"
     if by_support(row):
         return shorten(
             f"CDC holds it as {row['cdc_held_as']}: no SUPPRESSION (accrochage show)", 70
@@ -104,8 +115,15 @@ def support_steps(detail: Row, version: SchemaVersion) -> list[str]:
     return [
         f"next:         {why}: ask the CDC's support to {ask} "
         f"the passage idTechnique {held_as or rid}{where};",
+        f"              {SUPPORT_CONTACT};",
         f'              once done: accrochage support-applied {rid} --note "<their reference>"',
     ]
+
+
+SUPPORT_CONTACT = (
+    "the support's address, as a third party gives it (SPEC §8; check it on the portal): "
+    "support.certificateurs@caissedesdepots.fr"
+)
 
 
 def echo_detail(detail: Row) -> None:

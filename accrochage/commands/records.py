@@ -133,20 +133,22 @@ def _list(ctx: click.Context, only_outstanding: bool, options: dict[str, Any]) -
             ) from None
         what = "outstanding record" if only_outstanding else "record"
         with core.store.reading() as reader:
+            table = options["fmt"] == "table"
             failed = (
                 {
                     b["batch_id"]: str(b.get("error") or "not written")
                     for b in reader.iter_batches(state=BatchState.FAILED.value)
                 }
-                if options["fmt"] == "table"
+                if table
                 else {}
             )
+            left_out = {str(b["batch_id"]) for b in reader.left_out()} if table else set()
             printed = echo_rows(
                 reader.iter_outstanding(query),
                 options["fmt"],
                 queries.OUTSTANDING_FIELDS,
                 RECORD_COLUMNS,
-                lambda row, column: record_cell(row, column, failed),
+                lambda row, column: record_cell(row, column, failed, left_out),
                 f"no {what}",
             )
     if options["fmt"] == "table" and printed:

@@ -68,8 +68,15 @@ def summary_text(result: dict[str, Any]) -> str:
     if rows:
         lines.append(table(rows, columns, lambda row, column: str(row.get(column, 0))))
     shown = result["next_deadlines"]
-    if shown:
+    if shown or result["overdue"]:
         lines += ["", "next deadlines (all: accrochage outstanding):"]
+    if result["overdue"]:
+        # The list holds deadlines to come: the overdue records, more urgent, are named first.
+        lines.append(
+            f"  {result['overdue']} overdue already, the most urgent: accrochage outstanding "
+            "--overdue"
+        )
+    if shown:
         lines += [
             f"  {d['deadline']}  {d['days_left']:>4} days  {d['urgency']:<8} "
             f"{d['certifier']} {d['record_id']}"

@@ -47,6 +47,11 @@ def _message(err: ErrorDetails) -> str:
         precise = forbidden_char_message(err["input"])
         if precise is not None:
             return precise
+    ctx = err.get("ctx", {})
+    if err["type"] == "too_long" and "max_length" in ctx:
+        return f"at most {ctx['max_length']} item(s), not {ctx.get('actual_length', 'more')}"
+    if err["type"] == "too_short" and "min_length" in ctx:
+        return f"at least {ctx['min_length']} item(s)"
     if err["type"] == "literal_error":
         return f"expected {err.get('ctx', {}).get('expected', 'another value')}"
     return FRIENDLY.get(err["type"], err["msg"])

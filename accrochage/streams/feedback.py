@@ -99,9 +99,7 @@ class Feedback:
                     "changed",
                 )
             if batch_id is None and not report.rejected_whole_file and not by_id:
-                refusal = unmatched_report(tx, report)
-                if refusal is not None:
-                    raise AccrochageError(refusal)
+                raise AccrochageError(unmatched_report(tx, report))
             summary = ImportSummary(name, batch_id)
             if batch_id is None:
                 summary.notes.append(
@@ -220,12 +218,26 @@ def _settled_batches(tx: Transaction, record_ids: list[str]) -> list[str]:
     return settled
 
 
+KEPT_NAME_CHARACTERS = 100
+
+
+def kept_name(name: str) -> str:
+    """The report's name, safe in a path and at most `KEPT_NAME_CHARACTERS`, its extension
+    kept: cut from the end, a long portal name lost its `.xml` (`…_20261210`)."""
+    safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in name)
+    if len(safe) <= KEPT_NAME_CHARACTERS:
+        return safe
+    stem, dot, extension = safe.rpartition(".")
+    if not dot or len(extension) > 10:
+        return safe[:KEPT_NAME_CHARACTERS]
+    return f"{stem[: KEPT_NAME_CHARACTERS - len(extension) - 1]}.{extension}"
+
+
 def keep_copy(folder: Path, data: bytes, name: str) -> Path:
     """The report's bytes under `folder`, named by its digest and name, written atomically;
     private as the files for the CDC are (a CDC message may quote what a passage held)."""
     folder.mkdir(parents=True, exist_ok=True)
-    safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in name)[:100]
-    target = folder / f"{hashlib.sha256(data).hexdigest()[:16]}_{safe}"
+    target = folder / f"{hashlib.sha256(data).hexdigest()[:16]}_{kept_name(name)}"
     temporary = target.with_name(f".{target.name}.partial")
     flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC
     with os.fdopen(os.open(temporary, flags, PRIVATE_MODE), "wb") as out:

@@ -27,10 +27,9 @@ def answered_batch(
     return named[0] if named else None
 
 
-def unmatched_report(tx: Transaction, report: ProcessingReport) -> str | None:
+def unmatched_report(tx: Transaction, report: ProcessingReport) -> str:
     """Why a per-passage report whose idFlux and nomFichier name no batch is not applied
-    without the operator's word; None when none of its idTechniques is a record here (it
-    changes nothing).
+    without the operator's word.
 
     Every real report of that kind carries the idFlux of the file it answers (SPEC 9.1), so
     one that matches no batch answers a file accrochage did not write: another tool's or
@@ -39,8 +38,16 @@ def unmatched_report(tx: Transaction, report: ProcessingReport) -> str | None:
     written and not yet deposited would be superseded for records it never settled."""
     ids = [outcome.id_technique for outcome in report.outcomes]
     known = tx.records(ids)
+    flux = f"idFlux {report.id_flux!r}" if report.id_flux else "no idFlux"
     if not known:
-        return None
+        # It changed nothing and said "0 accepted, 0 rejected", exit 0: an operator who
+        # downloaded another certifier's report took it as applied.
+        return (
+            f"the report ({flux}, nomFichier {report.file_name!r}) matches no file "
+            f"accrochage wrote, and none of its {len(ids)} idTechnique(s) is a record here: "
+            "nothing was applied. It is not this tracker's report (another certifier's, or "
+            "another state's?): check which file it answers on the CDC's portal"
+        )
     batches = sorted({r.batch_id for r in known.values() if r.batch_id is not None})
     where = ""
     if batches:
@@ -48,7 +55,6 @@ def unmatched_report(tx: Transaction, report: ProcessingReport) -> str | None:
             f" and {len(batches) - 5} more" if len(batches) > 5 else ""
         )
         where = f" (in batch{'es' if len(batches) > 1 else ''} {shown})"
-    flux = f"idFlux {report.id_flux!r}" if report.id_flux else "no idFlux"
     return (
         f"the report ({flux}, nomFichier {report.file_name!r}) matches no file accrochage "
         f"wrote, yet {len(known)} of its {len(ids)} idTechnique(s) are "
