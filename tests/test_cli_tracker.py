@@ -410,6 +410,19 @@ def test_csv_keeps_a_formula_after_a_semicolon_as_text(config: Path, tmp_path: P
     assert ";'=cmd|'/c calc'!A0;" in next(r["errors"] for r in rows if r["record_id"] == "S-2")
 
 
+def test_the_excel_format_opens_in_a_french_spreadsheet(config: Path, tmp_path: Path) -> None:
+    """`csv` is comma-separated UTF-8 without a BOM: a French spreadsheet put every row in
+    column A and read "critères" as "critÃ¨res"."""
+    run(config, "ingest", str(write_jsonl(tmp_path / "e.jsonl", [recent("É-1"), recent("=2+3")])))
+    raw = run(config, "records", "--format", "excel").stdout_bytes
+    assert raw.startswith("\ufeff".encode()), "UTF-8 told by its BOM"
+    text = raw.decode("utf-8-sig")
+    assert text.splitlines()[0].startswith("certifier;record_id;status;")
+    assert "\r\n" in text
+    rows = list(csv.DictReader(io.StringIO(text), delimiter=";"))
+    assert {r["record_id"] for r in rows} == {"É-1", "'=2+3"}, "formulas kept as text"
+
+
 # --- deposited, import-report, retry ---------------------------------------------------------
 
 
@@ -598,6 +611,8 @@ def test_unusable_lists_what_became_no_record_without_sql(config: Path, tmp_path
         "record_id",
         "errors",
         "raw",
+        "dismissed_at",
+        "dismissed_note",
     }
     assert json.loads(shown[0]["raw"])["record_id"] == "U-NONE"
 
@@ -788,3 +803,26 @@ def test_a_report_naming_two_batches_is_applied_to_neither(
         for b in json.loads(run(config, "batches", "--format", "json").stdout)
     }
     assert states == {"pix": "written", other["certifier"]: "reported"}
+
+
+def test_an_unusable_event_dealt_with_is_dismissed_and_kept(config: Path, tmp_path: Path) -> None:
+    """Every unusable event stayed listed and counted for ever, those sent again fixed too:
+    the summary's count said nothing of what was left to do."""
+    source = tmp_path / "u.jsonl"
+    source.write_text('not JSON\n{"record_id": 5}\n', encoding="utf-8")
+    run(config, "ingest", str(source))
+    listed = json.loads(run(config, "unusable", "--format", "json").stdout)
+    assert len(listed) == 2 and all(row["dismissed_at"] is None for row in listed)
+    first, second = (str(row["id"]) for row in listed)
+    done = run(config, "dismiss-unusable", first, "999999", "x", "--note", "sent again", code=1)
+    assert f"{first}: dismissed" in done.stdout
+    assert "999999: no unusable event has this id" in done.stderr
+    assert "x: not an id of the unusable log" in done.stderr
+    assert [
+        str(r["id"]) for r in json.loads(run(config, "unusable", "--format", "json").stdout)
+    ] == [second]
+    assert "unusable events: 1 to deal with" in run(config, "summary").stdout
+    table = run(config, "unusable", "--all").stdout
+    assert "dismissed: sent again" in table
+    usage = run(config, "dismiss-unusable", second, "--note", "  ", code=2)
+    assert "--note must say" in usage.stderr

@@ -31,6 +31,7 @@ from accrochage.errors import ConfigError, StorageFullError
 from accrochage.models.deadline import SystemClock, paris_today
 from accrochage.runtimes.embedded import build_service
 from accrochage.settings import load_settings
+from accrochage.streams.unusable import dismiss_unusable
 from tests.test_decoding import decode_processes
 from tests.test_tracker import event, write_config, xml_files
 
@@ -137,6 +138,21 @@ async def test_post_events(core: Core) -> None:
         assert summary["by_status"] == {"invalid": 2, "pending": 3}
         assert summary["outstanding"] == 5
         assert summary["unusable_events"] == 2
+
+        status, listed = await get(client, "/unusable")
+        oldest = listed["events"][-1]
+        assert oldest["dismissed_at"] is None
+        (done,) = dismiss_unusable(core.store, core.clock, [str(oldest["id"])], "sent again")
+        assert done.done, done.message
+        status, summary = await get(client, "/summary")
+        assert summary["unusable_events"] == 1, "only what is left to deal with"
+        status, listed = await get(client, "/unusable")
+        assert [e["id"] for e in listed["events"]] != [] and oldest["id"] not in {
+            e["id"] for e in listed["events"]
+        }
+        status, everything = await get(client, "/unusable", params={"all": "true"})
+        (kept,) = [e for e in everything["events"] if e["id"] == oldest["id"]]
+        assert kept["dismissed_note"] == "sent again" and kept["raw"] == oldest["raw"]
 
 
 async def test_response_is_sent_after_commit(core: Core) -> None:

@@ -145,9 +145,16 @@ ROUTES = (
     Route(
         "get",
         "/unusable",
-        "Events without a usable record_id, newest first",
+        "Events without a usable record, newest first; not those the operator dismissed",
         {200: s.UnusableList},
-        PAGING,
+        (
+            Param(
+                "all",
+                schema={"type": "boolean"},
+                description="those dismissed too (`accrochage dismiss-unusable`)",
+            ),
+            *PAGING,
+        ),
     ),
     Route(
         "get",

@@ -95,7 +95,10 @@ async def get_unusable(request: web.Request) -> web.Response:
     limit = params.page_size(request)
     cursor = params.key(request, "cursor")
     before = None if cursor is None else queries.unusable_before(cursor)
-    rows = await read(request, lambda reader: reader.unusable(limit + 1, before))
+    everything = params.flag(request, "all")
+    rows = await read(
+        request, lambda reader: reader.unusable(limit + 1, before, dismissed=everything)
+    )
     page, more = rows[:limit], len(rows) > limit
     cursor = queries.unusable_cursor(page[-1]["id"]) if more else None
     return web.json_response({"events": page, "next_cursor": cursor})

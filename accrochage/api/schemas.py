@@ -288,6 +288,8 @@ class UnusableRow(Answer):
     record_id: str | None
     raw: str
     errors: list[ProblemOut]
+    dismissed_at: str | None
+    dismissed_note: str | None
 
 
 class UnusableList(Answer):

@@ -1,4 +1,5 @@
-"""The operator's hand on records and files: deposited, retry, exclude, include, reinstate.
+"""The operator's hand on records and files: deposited, retry, exclude, include, reinstate,
+support-applied, dismiss-unusable.
 
 Each item is answered on its own line; one refused item never stops the others; the exit
 code is 1 when any was refused.
@@ -15,6 +16,7 @@ from accrochage.commands.core import core_from
 from accrochage.commands.options import said_if_unknown
 from accrochage.models.vocabulary import CdcReason, values
 from accrochage.streams.item_outcomes import ItemOutcome
+from accrochage.streams.unusable import dismiss_unusable as dismiss
 
 
 def report(outcomes: Sequence[ItemOutcome]) -> None:
@@ -166,6 +168,32 @@ def support_applied(ctx: click.Context, record_ids: tuple[str, ...], note: str) 
     report(outcomes)
 
 
+@click.command("dismiss-unusable")
+@click.argument("ids", nargs=-1, required=True)
+@click.option(
+    "--note",
+    required=True,
+    help="How it was dealt with (sent again fixed, a test, nothing to send): kept with it.",
+)
+@click.pass_context
+def dismiss_unusable(ctx: click.Context, ids: tuple[str, ...], note: str) -> None:
+    """Mark unusable events dealt with: kept, out of `unusable` (but `--all`) and out of the
+    summary's count. IDS are those `accrochage unusable` lists."""
+    if not note.strip():
+        raise click.UsageError("--note must say how they were dealt with")
+    with core_from(ctx, existing=True) as core:
+        outcomes = dismiss(core.store, core.clock, ids, note.strip())
+    report(outcomes)
+
+
 def register(group: click.Group) -> None:
-    for command in (deposited, retry, exclude, include, reinstate, support_applied):
+    for command in (
+        deposited,
+        retry,
+        exclude,
+        include,
+        reinstate,
+        support_applied,
+        dismiss_unusable,
+    ):
         group.add_command(command)

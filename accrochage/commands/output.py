@@ -14,7 +14,11 @@ import click
 
 from accrochage.models.problems import escaped
 
-FORMATS = ("table", "json", "csv")
+FORMATS = ("table", "json", "csv", "excel")
+EXCEL = "excel"
+"""CSV as a spreadsheet set to French opens it by a double click: cells split on `;` (the
+comma is its decimal mark), UTF-8 told by a BOM (without one, "critères" read "critÃ¨res"),
+lines ending CRLF. `csv` stays the comma-separated UTF-8 that tools read."""
 WIDTH_SAMPLE = 1000
 Row = dict[str, Any]
 
@@ -117,8 +121,10 @@ def echo_rows(
             text = json.dumps({k: row.get(k) for k in fields}, ensure_ascii=False)
             click.echo(("\n " if number == 0 else ",\n ") + text, nl=False)
         click.echo("\n]" if counted.count else "]")
-    elif fmt == "csv":
-        writer = csv.writer(_Echo())
+    elif fmt in ("csv", EXCEL):
+        if fmt == EXCEL:
+            click.echo("\ufeff", nl=False)
+        writer = csv.writer(_Echo(), delimiter=";" if fmt == EXCEL else ",")
         writer.writerow(fields)
         for row in counted:
             writer.writerow([csv_cell(row.get(name)) for name in fields])

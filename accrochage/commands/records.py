@@ -228,13 +228,25 @@ def batches(
         echo_rows(rows, fmt, BATCH_FIELDS, BATCH_COLUMNS, batch_cell, "no batch")
 
 
-UNUSABLE_FIELDS = ("id", "received_at", "source", "event_id", "record_id", "errors", "raw")
+UNUSABLE_FIELDS = (
+    "id",
+    "received_at",
+    "source",
+    "event_id",
+    "record_id",
+    "errors",
+    "raw",
+    "dismissed_at",
+    "dismissed_note",
+)
 UNUSABLE_COLUMNS = ("id", "received_at", "source", "record_id", "problem")
 
 
 def unusable_cell(row: Row, column: str) -> str:
     if column != "problem":
         return cell(row.get(column))
+    if row.get("dismissed_at"):
+        return shorten(f"dismissed: {row.get('dismissed_note') or ''}", 70)
     return first_problem(row["errors"])
 
 
@@ -242,14 +254,16 @@ def unusable_cell(row: Row, column: str) -> str:
 @click.option(
     "--limit", type=click.IntRange(1, 100_000), default=100, show_default=True, help="At most."
 )
+@click.option("--all", "everything", is_flag=True, help="Those dismissed too.")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
 @click.pass_context
-def unusable(ctx: click.Context, limit: int, fmt: str) -> None:
+def unusable(ctx: click.Context, limit: int, everything: bool, fmt: str) -> None:
     """The events kept without a usable record, newest first: not JSON, no usable record_id,
     a revocation of no record, a record of another certifier. The table says why; JSON and
-    CSV carry the raw input too (it may hold personal data), to fix and send again."""
+    CSV carry the raw input too (it may hold personal data), to fix and send again. Once dealt
+    with: `accrochage dismiss-unusable ID --note TEXT`."""
     with core_from(ctx, reading=True) as core, core.store.reading() as reader:
-        rows = reader.unusable(limit + 1)
+        rows = reader.unusable(limit + 1, dismissed=everything)
     echo_rows(
         rows[:limit], fmt, UNUSABLE_FIELDS, UNUSABLE_COLUMNS, unusable_cell, "no unusable event"
     )

@@ -95,8 +95,8 @@ def summary_text(result: dict[str, Any]) -> str:
     lines += [f"warning: {warning}" for warning in result.get("refdata_warnings", [])]
     if result["unusable_events"]:
         lines.append(
-            f"unusable events: {result['unusable_events']} (no usable record, or applied to "
-            "none: accrochage unusable)"
+            f"unusable events: {result['unusable_events']} to deal with (no usable record, or "
+            "applied to none: accrochage unusable; once dealt with, dismiss-unusable)"
         )
     return "\n".join(lines)
 

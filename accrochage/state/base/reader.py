@@ -86,7 +86,9 @@ class Reader(PendingReads):
         `waits_for`)."""
 
     @abstractmethod
-    def unusable(self, limit: int = 100, before: int | None = None) -> list[JsonRow]:
+    def unusable(
+        self, limit: int = 100, before: int | None = None, *, dismissed: bool = False
+    ) -> list[JsonRow]:
         """Newest first; `before`: those older than a page's last id."""
 
     @abstractmethod

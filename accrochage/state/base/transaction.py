@@ -74,6 +74,11 @@ class Transaction(PendingReads):
     @abstractmethod
     def log_unusable(self, events: Iterable[UnusableEvent]) -> None: ...
 
+    @abstractmethod
+    def dismiss_unusable(self, ids: Sequence[int], note: str, at: datetime) -> list[int]:
+        """Mark unusable events dealt with (kept, out of the listings and counts); the ids
+        found, whether dismissed before or not (a second dismissal replaces the note)."""
+
     # -- inputs ----------------------------------------------------------------------------
 
     @abstractmethod

@@ -111,8 +111,10 @@ class SqliteReader(PendingStatements, Reader):
         ).fetchone()
         return int(count), first
 
-    def unusable(self, limit: int = 100, before: int | None = None) -> list[JsonRow]:
-        return unusable(self._conn, limit, before)
+    def unusable(
+        self, limit: int = 100, before: int | None = None, *, dismissed: bool = False
+    ) -> list[JsonRow]:
+        return unusable(self._conn, limit, before, dismissed=dismissed)
 
     def batches_to_write(self) -> list[FrozenBatch]:
         states = [s.value for s in BATCHES_TO_WRITE]

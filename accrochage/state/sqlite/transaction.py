@@ -127,6 +127,17 @@ class SqliteTransaction(BatchStatements, Transaction):
             ],
         )
 
+    def dismiss_unusable(self, ids: Sequence[int], note: str, at: datetime) -> list[int]:
+        found = []
+        for unusable_id in dict.fromkeys(ids):
+            cursor = self._conn.execute(
+                "UPDATE unusable SET dismissed_at = ?, dismissed_note = ? WHERE id = ?",
+                (at.isoformat(), note, unusable_id),
+            )
+            if cursor.rowcount:
+                found.append(unusable_id)
+        return found
+
     # -- inputs ----------------------------------------------------------------------------
 
     def offsets(self, source: str) -> dict[int, int]:

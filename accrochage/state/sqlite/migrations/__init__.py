@@ -18,6 +18,7 @@ from accrochage.state.sqlite.migrations import (  # noqa: F401  (each registers 
     m180_held_hash,
     m190_taken_events,
     m200_log_marks,
+    m210_dismissed_unusable,
 )
 from accrochage.state.sqlite.migrations.registry import latest_migration, migrations
 
