@@ -12,8 +12,8 @@ from typing import Any
 
 import yaml
 
-from accrochage.runtimes.kafka.worker import SETTLE_SECONDS
 from accrochage.settings import load_settings
+from accrochage.streams.writer_process import STOP_SECONDS
 from tests.conftest import ROOT
 
 
@@ -104,4 +104,4 @@ def test_the_worker_sends_alerts_to_the_example_alertmanager(monkeypatch: Any) -
 def test_the_worker_is_given_the_time_its_stop_may_take() -> None:
     grace = compose()["services"]["worker"]["stop_grace_period"]
     seconds = int(re.fullmatch(r"(\d+)s", grace).group(1))  # type: ignore[union-attr]
-    assert seconds > SETTLE_SECONDS, "SIGKILLed before the groups in flight are stored"
+    assert seconds > STOP_SECONDS, "SIGKILLed before the groups in flight are stored"

@@ -8,24 +8,29 @@ import signal
 import subprocess
 import sys
 import threading
+from concurrent import futures
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from accrochage.app import build_writer_parts
+from accrochage.runtimes.kafka.pending import Pending
 from accrochage.streams import writer_process
 from accrochage.streams.incoming import Incoming
-from accrochage.streams.writer_process import ProcessWriter
+from accrochage.streams.writer_process import ProcessWriter, StopDeadline
 from tests.test_tracker import event, write_config
 
 STARTER = """
 import json, os, signal, sys, time
+from concurrent import futures
 from functools import partial
 from pathlib import Path
+from typing import Any
 from accrochage.app import build_writer_parts
 from accrochage.streams.incoming import Incoming
-from accrochage.streams.writer_process import ProcessWriter
+from accrochage.streams.writer_process import ProcessWriter, StopDeadline
 from tests.test_tracker import event, write_config
 
 if __name__ == "__main__":
@@ -116,3 +121,76 @@ def test_a_stop_that_abandons_waits_returns_whatever_became_of_the_writer(
         if how == signal.SIGSTOP:
             os.kill(writer._process.pid, signal.SIGKILL)
         writer.shutdown(wait=False)
+
+
+def test_a_writer_process_that_dies_while_idle_is_said_at_once(tmp_path: Path) -> None:
+    """The Kafka worker learnt of a dead writer only at its next event (exit 70 then), and
+    looked alive meanwhile; `on_death` is called as soon as the process is gone, and never
+    for a shutdown."""
+    write_config(tmp_path)
+    said: list[str] = []
+    died = threading.Event()
+
+    def on_death(what: str) -> None:
+        said.append(what)
+        died.set()
+
+    writer = ProcessWriter(
+        partial(build_writer_parts, tmp_path / "accrochage.toml"), on_death=on_death
+    )
+    try:
+        first = Incoming(json.dumps(event("D-0")).encode(), "k", 0, 0, b"pix")
+        writer.submit([first]).result(60)
+        os.kill(writer._process.pid, signal.SIGKILL)
+        assert died.wait(60), "nothing said of the writer's death"
+    finally:
+        writer.shutdown(wait=False)
+    assert said == ["the writer process ended (exit code -9)"]
+
+    calm = ProcessWriter(
+        partial(build_writer_parts, tmp_path / "accrochage.toml"), on_death=on_death
+    )
+    calm.submit([Incoming(json.dumps(event("D-1")).encode(), "k", 0, 1, b"pix")]).result(60)
+    calm.shutdown()
+    assert said == ["the writer process ended (exit code -9)"], "a shutdown is no death"
+
+
+def test_every_step_of_a_stop_shares_one_deadline() -> None:
+    now = [100.0]
+    deadline = StopDeadline(10.0, clock=lambda: now[0])
+    now[0] += 50  # nothing started it yet: the stop starts at its first step
+    deadline.start()
+    now[0] += 4
+    assert deadline.left() == 6.0
+    deadline.start()  # a later step does not start it again
+    now[0] += 7
+    assert deadline.left() == 0.0
+
+
+def test_a_stop_whose_time_is_spent_does_not_wait_for_the_groups_in_flight() -> None:
+    """Settling waited 120 s of its own before the writer's joins took up to 240 s more: past
+    compose's 150 s, the container was killed in the middle. It now takes what is left."""
+
+    class Spent:
+        abandoned = False
+
+        def submit(self, items: list[Incoming]) -> futures.Future[Any]:
+            raise AssertionError("nothing is submitted")
+
+        def abandon_waits(self) -> None:
+            self.abandoned = True
+
+        def stop_left(self) -> float:
+            return 0.0
+
+        def shutdown(self, wait: bool = True) -> None:
+            raise AssertionError("not the settle's step")
+
+    writer = Spent()
+    pending = Pending(writer)
+    never: futures.Future[Any] = futures.Future()
+    pending._in_flight.append((never, 3))
+    settling = threading.Thread(target=pending._settle_at_stop, daemon=True)
+    settling.start()
+    settling.join(60)
+    assert not settling.is_alive() and writer.abandoned

@@ -163,7 +163,7 @@ class Ingestor:
         """
         decoded = [self._decode(item) for item in items]
         for item, (one, _) in zip(items, decoded, strict=True):
-            warning = key_warning(item.key, one.certifier)
+            warning = key_warning(item.key, one.certifier, self.registry.certifiers)
             if warning is not None:
                 one.warnings.append(warning)
         with self.store.transaction() as tx:

@@ -4,7 +4,7 @@ each partition was read, and the rejected topic's envelope of an event that fail
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Container, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
@@ -122,13 +122,23 @@ def dead_letter(
     return DeadLetter(source.rejected_topic, key, bounded_letter(envelope))
 
 
-def key_warning(key: bytes | None, certifier: str | None) -> Problem | None:
+def key_warning(
+    key: bytes | None, certifier: str | None, configured: Container[str] = ()
+) -> Problem | None:
     """A warning when a log message is not keyed by its event's certifier (CONTRACT §5:
     the certifier's key, UTF-8): its certifier's events may then land on several partitions
-    and be read out of order, a revocation before the delivery it revokes."""
+    and be read out of order, a revocation before the delivery it revokes. A key is quoted
+    only when it is one of the `configured` certifiers' keys: a producer keying by person
+    put a NIR or a name in the warning, which every listing and the rejected topic show."""
     if certifier is None or key == certifier.encode():
         return None
-    shown = "no key" if key is None else f"the key {key[:64].decode('utf-8', 'backslashreplace')!r}"
+    named = key.decode("utf-8", "replace") if key is not None else None
+    if key is None:
+        shown = "no key"
+    elif named in configured:
+        shown = f"the key {named!r} (another certifier's)"
+    else:
+        shown = f"a key of {len(key)} bytes that is no configured certifier's (not quoted)"
     return Problem(
         "kafka.key",
         f"the message has {shown}, not its certifier's key {certifier!r}: key each event by "

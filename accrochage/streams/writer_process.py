@@ -32,17 +32,47 @@ from accrochage.streams.writer_main import Wire, WriterParts, decode_group, to_w
 
 log = logging.getLogger("accrochage.writer")
 QUEUED_GROUPS = 4
-STOP_SECONDS = 120.0
-"""How long a stop waits for the writer process to store what it was given."""
+STOP_SECONDS = 110.0
+"""The whole of a stop: the groups in flight settled (`Pending._settle_at_stop`), then the
+writer ended (its process, or its thread). Below the 150 s a container is given to stop
+(docker-compose.yml's `stop_grace_period`): settling up to 120 s, then each join up to 120 s,
+outlasted it, and the container was killed in the middle. What is left when the time is up
+is ended: a transaction cut short rolls back, and its events are read again."""
+
+
+class StopDeadline:
+    """One deadline for every step of a stop, started by the first step that asks."""
+
+    def __init__(
+        self, seconds: float | None = None, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._seconds = STOP_SECONDS if seconds is None else seconds
+        self._clock = clock
+        self._by: float | None = None
+
+    def start(self) -> None:
+        if self._by is None:
+            self._by = self._clock() + self._seconds
+
+    def left(self) -> float:
+        """Seconds left (starting the deadline if no step did)."""
+        self.start()
+        assert self._by is not None
+        return max(0.0, self._by - self._clock())
 
 
 class GroupWriter(Protocol):
     def submit(self, items: list[Incoming]) -> futures.Future[Any]: ...
 
     def abandon_waits(self) -> None:
-        """A stop that does not wait for the state (`WriterService.abandon_waits`)."""
+        """A stop that does not wait for the state (`WriterService.abandon_waits`); the stop's
+        deadline starts (`stop_left`)."""
 
-    def shutdown(self, wait: bool = True) -> None: ...
+    def stop_left(self) -> float:
+        """Seconds left of the stop's `STOP_SECONDS`, for each of its steps."""
+
+    def shutdown(self, wait: bool = True) -> None:
+        """Let the writer store what it was given (within `stop_left()`), then end it."""
 
 
 class InProcessWriter:
@@ -51,15 +81,23 @@ class InProcessWriter:
     def __init__(self, service: WriterService, source: LogSource) -> None:
         self._service = service
         self._source = source
+        self._stop = StopDeadline()
 
     def submit(self, items: list[Incoming]) -> futures.Future[Any]:
         return self._service.submit(items, self._source)
 
     def abandon_waits(self) -> None:
+        self._stop.start()
         self._service.abandon_waits()
 
+    def stop_left(self) -> float:
+        return self._stop.left()
+
     def shutdown(self, wait: bool = True) -> None:
-        self._service.stop(None if wait else 0)
+        """The writer thread is given what is left of the stop (it joined without a bound:
+        a hung transaction held the stop for ever); a thread still storing then is a daemon,
+        ended with the process (its transaction rolls back)."""
+        self._service.stop(self._stop.left() if wait else 0)
 
 
 class ProcessWriter:
@@ -76,9 +114,13 @@ class ProcessWriter:
         decoder: DecodePool | None = None,
         *,
         daemon: bool = True,
+        on_death: Callable[[str], None] | None = None,
     ) -> None:
         """`daemon=False`: the writer process may start processes of its own (a decode pool,
-        `WriterParts.decoder`); it still ends with this process (`lifeline.exit_with`)."""
+        `WriterParts.decoder`); it still ends with this process (`lifeline.exit_with`).
+        `on_death`: called (from a thread of its own) with what happened when the writer
+        process ends other than by `shutdown`, at once, whether or not a group waits: a
+        worker learnt it only at its next event, and looked alive until then."""
         context = helper_context()
         self._requests: Any = context.Queue(maxsize=QUEUED_GROUPS)
         # A group not yet in the pipe when the writer process died was never stored (its
@@ -109,6 +151,8 @@ class ProcessWriter:
         self._collected = threading.Event()
         """Set once the results thread saw the writer process dead and failed what waited."""
         self._closing = False
+        self._stop = StopDeadline()
+        self._on_death = on_death
         self._collector = threading.Thread(target=self._collect, name="writer-results", daemon=True)
         self._collector.start()
         self._decoder = decoder
@@ -119,6 +163,10 @@ class ProcessWriter:
         if decoder is not None:
             self._feeder = threading.Thread(target=self._feed, name="writer-feed", daemon=True)
             self._feeder.start()
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid
 
     def submit(self, items: list[Incoming]) -> futures.Future[Any]:
         done: futures.Future[Any] = futures.Future()
@@ -171,7 +219,7 @@ class ProcessWriter:
 
     def _collect(self) -> None:
         """Each answer to the oldest group waiting; once the writer process is dead, the
-        answers it sent before, then a failure for every group left."""
+        answers it sent before, then a failure for every group left, then `on_death`."""
         try:
             while True:
                 try:
@@ -188,6 +236,8 @@ class ProcessWriter:
         finally:
             self._collected.set()
             self._fail_waiting()
+            if self._on_death is not None and not self._closing and not self._process.is_alive():
+                self._on_death(self._death())
 
     def _answered_already(self) -> tuple[bool, Any, dict[str, int]] | None:
         try:
@@ -227,21 +277,30 @@ class ProcessWriter:
             done.set_exception(RuntimeError(self._death()))
 
     def abandon_waits(self) -> None:
+        self._stop.start()
         self._abandon.release()
 
+    def stop_left(self) -> float:
+        return self._stop.left()
+
     def shutdown(self, wait: bool = True) -> None:
-        """Let the writer store what it was given, then end it."""
+        """Let the writer store what it was given, then end it; every step within what is
+        left of the stop (`STOP_SECONDS` in all)."""
         if self._closing:
             return
         self._closing = True
+
+        def left() -> float:
+            return self._stop.left() if wait else 0.0
+
         if self._feeder is not None:
             self._decoding.put(None)  # the feeder sends what it holds, then the end
-            self._feeder.join(timeout=STOP_SECONDS if wait else 0)
+            self._feeder.join(timeout=left())
             if self._process.is_alive():
-                self._process.join(timeout=STOP_SECONDS if wait else 0)
-        elif self._process.is_alive() and self._send(None, within=STOP_SECONDS if wait else 0):
+                self._process.join(timeout=left())
+        elif self._process.is_alive() and self._send(None, within=left()):
             # (a writer that takes nothing more, hung, is not waited for: ended below)
-            self._process.join(timeout=STOP_SECONDS if wait else 0)
+            self._process.join(timeout=left())
         if self._process.is_alive():
             log.error("the writer process did not stop in time; ending it")
             self._process.kill()

@@ -27,9 +27,9 @@ from typing import Any, cast
 import pytest
 
 from accrochage.app import build_writer_parts
-from accrochage.runtimes.kafka import worker as worker_module
+from accrochage.runtimes.kafka import pending as pending_module
 from accrochage.runtimes.kafka.draining import drain
-from accrochage.runtimes.kafka.worker import Pending
+from accrochage.runtimes.kafka.pending import Pending
 from accrochage.streams.decoding import DecodeFailed, DecodePool
 from accrochage.streams.writer_main import WriterParts
 from accrochage.streams.writer_process import ProcessWriter
@@ -113,7 +113,7 @@ def _stored(state: Path) -> dict[str, Any]:
 async def test_a_fetch_with_a_bad_event_stores_the_others_with_their_offsets(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(worker_module, "GROUP_SIZE", 3)  # the fetch spans several groups
+    monkeypatch.setattr(pending_module, "GROUP_SIZE", 3)  # the fetch spans several groups
     config = write_config(tmp_path)
     fetch = [record(0, o, b"not JSON {" if o == 12 else good(o)) for o in range(10, 16)]
     fetch += [record(1, o, good(100 + o)) for o in range(4)]
@@ -156,7 +156,7 @@ async def test_the_straggler_timer_never_waits_for_a_busy_writer(
 ) -> None:
     ingestor = SlowIngestor(0.3)
     pending = _pending(ingestor, monkeypatch)  # one record pending
-    for _ in range(worker_module.MAX_IN_FLIGHT):
+    for _ in range(pending_module.MAX_IN_FLIGHT):
         pending.add(record(0, 7, b"{}"))
         await pending.commit()
     pending.add(record(0, 8, b"{}"))
@@ -166,5 +166,5 @@ async def test_the_straggler_timer_never_waits_for_a_busy_writer(
     await pending.commit_stragglers()  # the writer has room again: handed over
     await pending.drain()
     assert pending.items == []
-    assert sum(ingestor.groups) == worker_module.MAX_IN_FLIGHT + 2
+    assert sum(ingestor.groups) == pending_module.MAX_IN_FLIGHT + 2
     pending.writer.shutdown(wait=True)

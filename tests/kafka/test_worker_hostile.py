@@ -23,12 +23,13 @@ from faust.exceptions import ProducerSendError
 
 from accrochage.app import build_writer_parts
 from accrochage.models.decode import Problem
-from accrochage.runtimes.kafka import worker as worker_module
-from accrochage.runtimes.kafka.worker import EXIT_UNEXPECTED, dead_letter_job
+from accrochage.runtimes.kafka import pending as pending_module
+from accrochage.runtimes.kafka.pending import EXIT_UNEXPECTED
+from accrochage.runtimes.kafka.worker import dead_letter_job
 from accrochage.state.base import DeadLetter
 from accrochage.state.sqlite import SqliteStore
 from accrochage.streams.incoming import Incoming, IngestResult
-from accrochage.streams.log_source import LogSource, dead_letter
+from accrochage.streams.log_source import LogSource, dead_letter, key_warning
 from accrochage.streams.rejected import MAX_LETTER_BYTES
 from tests.kafka.test_worker_batches import _stored, good, record, store_fetch
 from tests.kafka.test_worker_pending import HardExit, SlowIngestor, _pending
@@ -45,8 +46,8 @@ def no_hard_exit(monkeypatch: pytest.MonkeyPatch) -> None:
     def hard_exit(code: int) -> None:
         raise HardExit(code)
 
-    monkeypatch.setattr(worker_module.os, "_exit", hard_exit)
-    monkeypatch.setattr(worker_module.logging, "shutdown", lambda: None)
+    monkeypatch.setattr(pending_module.os, "_exit", hard_exit)
+    monkeypatch.setattr(pending_module.logging, "shutdown", lambda: None)
 
 
 async def test_a_message_nested_too_deep_is_unusable_and_the_others_are_stored(
@@ -324,8 +325,16 @@ async def test_an_event_not_keyed_by_its_certifier_is_stored_with_a_warning(
     assert [len(w) for w in warned.values()] == [0, 1, 1, 1]
     said = [w[0]["message"] for w in list(warned.values())[1:]]
     assert said[0].startswith("the message has no key, not its certifier's key 'pix'")
-    assert "the key '\\\\xff\\\\xfe-bad'" in said[1], said[1]
-    assert "the key 'school'" in said[2]
+    assert "a key of 6 bytes that is no configured certifier's (not quoted)" in said[1], said[1]
+    assert "the key 'school' (another certifier's)" in said[2]
+
+
+def test_a_key_that_names_no_certifier_is_never_quoted() -> None:
+    """A producer keying by person put the NIR in the warning, shown by every listing."""
+    warning = key_warning(b"193057510812376 Zorglub", "pix", {"pix", "school"})
+    assert warning is not None
+    assert "1930575" not in warning.message and "Zorglub" not in warning.message
+    assert "a key of 23 bytes" in warning.message
 
 
 async def test_a_topic_the_worker_may_not_write_keeps_every_letter(tmp_path: Path) -> None:

@@ -24,8 +24,8 @@ import pytest
 
 from accrochage.app import build_writer_parts
 from accrochage.errors import StoreError
-from accrochage.runtimes.kafka import worker as worker_module
-from accrochage.runtimes.kafka.worker import EXIT_UNEXPECTED, GROUP_BYTES, Pending
+from accrochage.runtimes.kafka import pending as pending_module
+from accrochage.runtimes.kafka.pending import EXIT_UNEXPECTED, GROUP_BYTES, Pending
 from accrochage.streams.incoming import Incoming
 from accrochage.streams.log_source import LogSource
 from accrochage.streams.writer import WriterService
@@ -66,8 +66,8 @@ def _pending(ingestor: SlowIngestor, monkeypatch: pytest.MonkeyPatch) -> Pending
     def hard_exit(code: int) -> None:
         raise HardExit(code)
 
-    monkeypatch.setattr(worker_module.os, "_exit", hard_exit)
-    monkeypatch.setattr(worker_module.logging, "shutdown", lambda: None)
+    monkeypatch.setattr(pending_module.os, "_exit", hard_exit)
+    monkeypatch.setattr(pending_module.logging, "shutdown", lambda: None)
     service = WriterService(ingestor)  # type: ignore[arg-type]
     pending = Pending(InProcessWriter(service, LogSource("topic", "rejected")))
     message = SimpleNamespace(value=b"{}", topic="topic", partition=0, offset=7, key=b"k")

@@ -19,6 +19,7 @@ from accrochage.app import Core, build_core, build_writer_parts, log_source
 from accrochage.runtimes.embedded import api_context, bound_socket, scheduler_for
 from accrochage.runtimes.kafka.admin import ensure_topics
 from accrochage.runtimes.kafka.lag import AlertProducer, lag_job
+from accrochage.runtimes.kafka.pending import writer_died
 from accrochage.runtimes.kafka.worker import WorkerApp, build_worker, dead_letter_job
 from accrochage.runtimes.service_lock import ServiceLock
 from accrochage.settings import Settings
@@ -143,7 +144,10 @@ def _run_bound(
     writer: GroupWriter
     if separate_writer:
         # Raw events to the writer process, which decodes them in its own pool.
-        writer = ProcessWriter(partial(build_writer_parts, config, decode=True), daemon=False)
+        writer = ProcessWriter(
+            partial(build_writer_parts, config, decode=True), daemon=False, on_death=writer_died
+        )
+        log.info("the writer process (pid %s) validates and stores the events", writer.pid)
     else:
         writer = InProcessWriter(WriterService(core.ingestor), log_source(settings))
     try:  # from here on, the writer process is ended whatever fails: left, it hung the exit
