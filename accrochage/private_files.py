@@ -30,3 +30,12 @@ def create_private(path: Path) -> bool:
 def open_to_others(path: Path) -> bool:
     """Whether users other than the file's owner and group may read or write it."""
     return bool(path.stat().st_mode & (stat.S_IROTH | stat.S_IWOTH))
+
+
+def fsync_directory(path: Path) -> None:
+    """Make a rename or a new file in `path` durable (the folder's entry, not the file)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

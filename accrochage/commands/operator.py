@@ -28,6 +28,14 @@ def report(outcomes: Sequence[ItemOutcome]) -> None:
         sys.exit(1)
 
 
+def required_text(text: str, refused: str) -> str:
+    """An option's text, stripped; a usage error (`refused`) when it is blank: a reason or a
+    note kept in a history says something."""
+    if not text.strip():
+        raise click.UsageError(refused)
+    return text.strip()
+
+
 @click.command()
 @click.argument("refs", nargs=-1, required=True)
 @click.pass_context
@@ -161,10 +169,9 @@ def support_applied(ctx: click.Context, record_ids: tuple[str, ...], note: str) 
     (`accrochage show ID` says what to ask the support). Once the support did it, a revoked
     record becomes withdrawn, a corrected one accepted with its correction as its content.
     """
-    if not note.strip():
-        raise click.UsageError("--note must say what the support did")
+    said = required_text(note, "--note must say what the support did")
     with core_from(ctx, existing=True) as core:
-        outcomes = core.operations.support_applied(record_ids, note.strip())
+        outcomes = core.operations.support_applied(record_ids, said)
     report(outcomes)
 
 
@@ -179,10 +186,9 @@ def support_applied(ctx: click.Context, record_ids: tuple[str, ...], note: str) 
 def dismiss_unusable(ctx: click.Context, ids: tuple[str, ...], note: str) -> None:
     """Mark unusable events dealt with: kept, out of `unusable` (but `--all`) and out of the
     summary's count. IDS are those `accrochage unusable` lists."""
-    if not note.strip():
-        raise click.UsageError("--note must say how they were dealt with")
+    said = required_text(note, "--note must say how they were dealt with")
     with core_from(ctx, existing=True) as core:
-        outcomes = dismiss(core.store, core.clock, ids, note.strip())
+        outcomes = dismiss(core.store, core.clock, ids, said)
     report(outcomes)
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from accrochage.models.batch import ReleasedFile
 from accrochage.models.event import DeliveredEvent
-from accrochage.private_files import PRIVATE_MODE
+from accrochage.private_files import PRIVATE_MODE, fsync_directory
 from accrochage.sinks.gate import check_file
 from accrochage.sinks.render import FluxHeader, FluxPassage, flux_passage, write_flux
 
@@ -27,15 +27,6 @@ def file_name(header: FluxHeader) -> str:
     stamp = header.horodatage[:19].replace("-", "").replace(":", "")
     parts = (header.emitter.id_client, header.certifier.key, stamp, header.id_flux)
     return "_".join(_UNSAFE.sub("-", part) for part in parts) + ".xml"
-
-
-def fsync_directory(path: Path) -> None:
-    """Make a rename or a new file in `path` durable (the folder's entry, not the file)."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _sha256(path: Path) -> str:

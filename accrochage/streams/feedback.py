@@ -12,9 +12,8 @@ from accrochage.models.batch import BatchInfo, ReleasedFile
 from accrochage.models.deadline import Clock
 from accrochage.models.record import AWAITING_REPORT
 from accrochage.models.vocabulary import BATCHES_TO_WRITE, RELEASED, BatchState
-from accrochage.private_files import PRIVATE_MODE
+from accrochage.private_files import PRIVATE_MODE, fsync_directory
 from accrochage.sinks.base import BatchSink
-from accrochage.sinks.outbox import fsync_directory
 from accrochage.sinks.reports import ProcessingReport, parse_report, read_report_bytes
 from accrochage.state.base import ImportedReport, Store, Transaction
 from accrochage.streams.outcomes import OutcomeContext

@@ -29,7 +29,7 @@ from accrochage.streams.log_source import LogSource, log_mark, log_marks
 from tests.kafka.conftest import KafkaEndpoint
 from tests.kafka.test_worker_batches import good
 from tests.kafka.test_worker_unreadable import RUN_TIMEOUT, produce, until, with_topics
-from tests.kafka.workers import PARTITIONS, Worker, query, stored_offsets
+from tests.kafka.workers import PARTITIONS, Worker, WorkerConfig, query, stored_offsets
 from tests.test_tracker import event, make_core
 
 TOPIC_0 = TP("delivered", 0)
@@ -39,10 +39,10 @@ def records(state: Path) -> int:
     return int(query(state, "SELECT count(*) FROM records")[0][0])
 
 
-@pytest.mark.kafka
-async def test_a_stored_offset_past_the_end_stops_the_worker_until_told_to_reread(
+async def three_stored(
     kafka_broker: KafkaEndpoint, tmp_path: Path, workers: list[Worker]
-) -> None:
+) -> WorkerConfig:
+    """A worker's topics, 3 events produced to partition 0 and stored by a worker, stopped."""
     config = await with_topics(kafka_broker, tmp_path / "worker")
     await produce(config.bootstrap, config.topic, [(0, good(n), []) for n in range(3)])
     first = Worker(config, tmp_path / "first.log")
@@ -50,6 +50,28 @@ async def test_a_stored_offset_past_the_end_stops_the_worker_until_told_to_rerea
     await asyncio.to_thread(first.wait_for_log, "Worker ready", RUN_TIMEOUT)
     await until(lambda: records(config.state) == 3, first, "the first 3 events")
     assert first.stop() == 0, first.tail()
+    return config
+
+
+async def reread_from_start(
+    config: WorkerConfig, tmp_path: Path, workers: list[Worker], *, stored: int, offset: int
+) -> Worker:
+    """A worker started with `--reread-beyond-end`, once it holds `stored` records and the
+    partition's stored offset is `offset`, having said it read partition 0 from its start."""
+    reread = Worker(config, tmp_path / "reread.log", "--reread-beyond-end")
+    workers.append(reread)
+    await until(lambda: records(config.state) == stored, reread, f"{stored} records")
+    at = f"offset {offset}"
+    await until(lambda: stored_offsets(config.state, config.topic).get(0) == offset, reread, at)
+    assert "read again from its start, offset 0" in reread.text()
+    return reread
+
+
+@pytest.mark.kafka
+async def test_a_stored_offset_past_the_end_stops_the_worker_until_told_to_reread(
+    kafka_broker: KafkaEndpoint, tmp_path: Path, workers: list[Worker]
+) -> None:
+    config = await three_stored(kafka_broker, tmp_path, workers)
     with sqlite3.connect(config.state) as conn:  # as a state whose topic was created again
         conn.execute("UPDATE input_offsets SET next_offset = 10 WHERE partition = 0")
     conn.close()
@@ -64,11 +86,7 @@ async def test_a_stored_offset_past_the_end_stops_the_worker_until_told_to_rerea
     assert "--reread-beyond-end" in said
     assert records(config.state) == 3, "nothing skipped, nothing stored"
 
-    reread = Worker(config, tmp_path / "reread.log", "--reread-beyond-end")
-    workers.append(reread)
-    await until(lambda: records(config.state) == 5, reread, "the 2 events produced since")
-    await until(lambda: stored_offsets(config.state, config.topic).get(0) == 5, reread, "offset 5")
-    assert "read again from its start, offset 0" in reread.text()
+    reread = await reread_from_start(config, tmp_path, workers, stored=5, offset=5)
     assert reread.stop() == 0, reread.tail()
 
 
@@ -97,13 +115,7 @@ async def test_a_topic_created_again_past_the_stored_offset_stops_the_worker(
     """The new log already reaches past the stored offset: no bound tells, the record before
     the stored offset does. Before, the worker resumed at offset 3 of the new log and never
     stored its first 3 events."""
-    config = await with_topics(kafka_broker, tmp_path / "worker")
-    await produce(config.bootstrap, config.topic, [(0, good(n), []) for n in range(3)])
-    first = Worker(config, tmp_path / "first.log")
-    workers.append(first)
-    await asyncio.to_thread(first.wait_for_log, "Worker ready", RUN_TIMEOUT)
-    await until(lambda: records(config.state) == 3, first, "the first 3 events")
-    assert first.stop() == 0, first.tail()
+    config = await three_stored(kafka_broker, tmp_path, workers)
 
     await produce(config.bootstrap, config.topic, [(0, good(n), []) for n in range(3, 5)])
     same = Worker(config, tmp_path / "same.log")
@@ -126,11 +138,7 @@ async def test_a_topic_created_again_past_the_stored_offset_stops_the_worker(
     assert "--reread-beyond-end" in said
     assert records(config.state) == 5, "nothing skipped, nothing stored"
 
-    reread = Worker(config, tmp_path / "reread.log", "--reread-beyond-end")
-    workers.append(reread)
-    await until(lambda: records(config.state) == 13, reread, "the 8 events of the new log")
-    await until(lambda: stored_offsets(config.state, config.topic).get(0) == 8, reread, "8")
-    assert "read again from its start, offset 0" in reread.text()
+    reread = await reread_from_start(config, tmp_path, workers, stored=13, offset=8)
     # Killed, not stopped: a clean stop is other tests' subject, and faust's stop of a worker
     # started a second before once hung past the test's bound on a loaded machine.
     reread.proc.kill()

@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from accrochage.errors import StorageCorruptError, StoreBusyError, StoreError
+from accrochage.private_files import fsync_directory
 from accrochage.state.sqlite.backup import copy_checked, is_own_file, make_durable, sqlite_files
 from accrochage.state.sqlite.connection import connect, storage_error
 from accrochage.state.sqlite.state_path import real_state_path
@@ -62,7 +63,7 @@ def restore_backup(backup: Path, state: Path) -> Restored:
         with _held(state):
             aside = _set_aside(state)
             os.replace(partial, state)
-            _sync_folder(state.parent)
+            fsync_directory(state.parent)
     finally:
         for leftover in (partial, *sqlite_files(partial)):
             with suppress(FileNotFoundError):
@@ -160,11 +161,3 @@ def _set_aside(state: Path) -> Path | None:
         with suppress(FileNotFoundError):
             os.rename(state.with_name(state.name + end), aside.with_name(aside.name + end))
     return aside
-
-
-def _sync_folder(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
