@@ -1238,3 +1238,27 @@ def test_a_report_that_answers_nothing_here_is_refused(tmp_path: Path, shared_di
     assert "matches no file accrochage wrote, and none of its" in refused.stderr
     assert "nothing was applied" in refused.stderr and "0 accepted" not in refused.stdout
     assert json.loads(run(config, "show", "NA-1", "--format", "json").stdout)["status"] == "pending"
+
+
+def test_import_report_masks_the_values_the_cdc_quotes(tmp_path: Path, shared_dir: Path) -> None:
+    """What the import prints is pasted into tickets: a value the CDC's message quotes (a name,
+    a NIR) is masked there; `show --format json` keeps the CDC's whole message."""
+    config = write_config(tmp_path)
+    run(config, "ingest", str(write_jsonl(tmp_path / "a.jsonl", [recent("MK-1")])))
+    run(config, "flush", "--force")
+    (batch,) = _batches(config)
+    said = "cvc-pattern-valid: Value 'Zorglub 193057510812376' is not facet-valid"
+    report = tmp_path / "r.xml"
+    report.write_bytes(
+        processed_report(
+            shared_dir,
+            file_name=Path(batch["file"]).name,
+            id_flux=batch["batch_id"],
+            ko={"MK-1": said},
+        )
+    )
+    out = run(config, "import-report", str(report)).stdout
+    assert "MK-1: cvc-pattern-valid: Value '…' is not facet-valid" in out, out
+    assert "Zorglub" not in out and "1930575" not in out
+    shown = json.loads(run(config, "show", "MK-1", "--format", "json").stdout)
+    assert shown["cdc_message"] == said

@@ -23,6 +23,16 @@ WIDTH_SAMPLE = 1000
 Row = dict[str, Any]
 
 
+_QUOTED_VALUE = re.compile(r"(?i)\b(value\s*)'[^'\n]{0,300}'")
+
+
+def masked(message: str) -> str:
+    """A CDC message with the values it quotes masked: its schema messages quote what a
+    passage held ("Value 'DUPONT 1930575…' with length = '70'"), a name or a NIR in a table
+    an operator pastes into a ticket. `accrochage show ID` gives the whole message."""
+    return _QUOTED_VALUE.sub(r"\1'…'", message)
+
+
 def problems_text(problems: Sequence[dict[str, str]]) -> str:
     """`field: message; field: message` — readable in a cell or a table."""
     return "; ".join(f"{p['field']}: {p['message']}" for p in problems)

@@ -7,7 +7,7 @@ from collections.abc import Container, Mapping
 
 import click
 
-from accrochage.commands.output import Row, cell, first_problem, shorten
+from accrochage.commands.output import Row, cell, first_problem, masked, shorten
 from accrochage.models.problems import escaped
 from accrochage.models.vocabulary import BatchState, CdcReason, RecordStatus, SchemaVersion
 
@@ -50,7 +50,7 @@ def record_cell(
         elif row.get("status") in SENT_AGAIN:  # the message is the last report's, not its file's
             waits = row.get("status") == RecordStatus.PENDING
             said = "to send again after CDC" if waits else "sent again after CDC"
-        return shorten(f"{said} {row.get('cdc_reason') or ''}: {row['cdc_message']}", 70)
+        return shorten(f"{said} {row.get('cdc_reason') or ''}: {masked(row['cdc_message'])}", 70)
     flags = [f for f in FLAGS if row.get(f)]
     request = row.get("correction_request")
     if request:

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from accrochage.commands.core import core_from
+from accrochage.commands.output import masked
 from accrochage.errors import AccrochageError, StoreError
 from accrochage.models.cdc import ADVICE
 from accrochage.models.vocabulary import CdcAction, CdcReason, RecordStatus
@@ -60,7 +61,7 @@ def import_report(
                 f"{len(result.unchanged)} unchanged"
             )
             if result.file_error:
-                click.echo(f"  whole file rejected: {result.file_error}")
+                click.echo(f"  whole file rejected: {masked(result.file_error)}")
             apart = {*result.elsewhere, *result.waiting}
             settled = [r for r in result.unchanged if r not in apart]
             for label, ids in (
@@ -121,7 +122,8 @@ def echo_rejections(rejections: list[dict[str, str | None]], batch_id: str | Non
         for item in items[:SHOWN_PER_REASON]:
             taken_over = item.get("status") == RecordStatus.PENDING  # its stored correction
             after = " (its stored correction is pending: it goes in the next file)"
-            click.echo(f"    {item['record_id']}: {item['message']}{after if taken_over else ''}")
+            said = masked(str(item["message"]))
+            click.echo(f"    {item['record_id']}: {said}{after if taken_over else ''}")
         if len(items) > SHOWN_PER_REASON:
             click.echo(
                 f"    ... and {len(items) - SHOWN_PER_REASON} more: "
@@ -136,7 +138,7 @@ def echo_rejections(rejections: list[dict[str, str | None]], batch_id: str | Non
 
 def echo_refused_suppressions(rejections: list[dict[str, str | None]]) -> None:
     for item in rejections[:SHOWN_PER_REASON]:
-        click.echo(f"  suppression refused, {item['record_id']}: {item['message']}")
+        click.echo(f"  suppression refused, {item['record_id']}: {masked(str(item['message']))}")
     if len(rejections) > SHOWN_PER_REASON:
         click.echo(f"    ... and {len(rejections) - SHOWN_PER_REASON} more")
     held = [item for item in rejections if item.get("cdc_held_as")]

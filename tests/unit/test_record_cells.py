@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from accrochage.commands.output import masked
 from accrochage.commands.record_text import record_cell
 
 REFUSAL = "Passage introuvable"
@@ -60,3 +61,19 @@ def test_an_acceptance_s_own_message_is_no_retried_suppression(fields: dict[str,
     """ "existe déjà" accepts a CREATION: the record carries that message, refused nothing."""
     cell = record_cell(row(cdc_message=ALREADY, cdc_reason="already_exists", **fields), "problem")
     assert cell.startswith("CDC already_exists: Le passage"), cell
+
+
+def test_a_value_the_cdc_quotes_is_masked_in_the_table() -> None:
+    """The CDC's schema messages quote what a passage held: a name and a NIR landed in the
+    table an operator pastes into a ticket (`show` keeps the whole message)."""
+    said = (
+        "file rejected: XSD: cvc-maxLength-valid: Value 'Zorglub 193057510812376' with "
+        "length = '70' is not facet-valid"
+    )
+    cell = record_cell(
+        row(status="rejected", cdc_message=said, cdc_reason="file_rejected"), "problem"
+    )
+    assert "Zorglub" not in cell and "1930575" not in cell
+    assert "Value '…'" in cell
+    assert masked("Aucun titulaire ne correspond") == "Aucun titulaire ne correspond"
+    assert masked("value 'a' and VALUE 'b'") == "value '…' and VALUE '…'"
