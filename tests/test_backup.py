@@ -22,10 +22,13 @@ from typing import Any
 
 import pytest
 
+from accrochage.app import build_core
 from accrochage.errors import StoreError
+from accrochage.settings import load_settings
 from accrochage.state.sqlite import backup as backup_module
 from accrochage.state.sqlite.backup import destination
 from accrochage.state.sqlite.migrations import latest_migration
+from accrochage.streams.incoming import Incoming
 from tests.test_cli_tracker import recent, run, write_jsonl
 from tests.test_read_only_user import (
     ROOT,
@@ -419,3 +422,82 @@ def test_restore_refuses_what_is_no_backup_of_this_version(state: Path, tmp_path
     assert "migrated by a newer accrochage (m999_from_the_future)" in refused.stderr
     assert run(state, "restore", str(var / "state.db"), code=1).stderr.count("state itself")
     assert untouched(var) == before and count(var / "state.db", "records") == 2
+
+
+def test_a_command_that_had_the_state_open_writes_nothing_after_a_restore(
+    state: Path, tmp_path: Path
+) -> None:
+    """A one-off command holds the write lock only during its transactions: restored between
+    two of them, its next writes went, through its open connection, into the state set aside,
+    reported as stored. It now refuses them."""
+    var = state.parent / "var"
+    copy = Path(json.loads(run(state, "backup", str(tmp_path), "--format", "json").stdout)["path"])
+    core = build_core(load_settings(state))
+    try:
+        run(state, "restore", str(copy))
+        with pytest.raises(StoreError, match=r"was replaced .* run the command again"):
+            core.ingestor.ingest([Incoming(json.dumps(recent("LATE-1")), "test")])
+    finally:
+        core.close()
+    (replaced,) = [p for p in var.iterdir() if p.name.endswith("Z") and ".replaced-" in p.name]
+    assert count(replaced, "records") == 2 == count(var / "state.db", "records")
+
+
+def test_restore_moves_the_state_s_commits_into_the_file_it_sets_aside(
+    state: Path, tmp_path: Path
+) -> None:
+    """The replaced state's commits were in its -wal (a service killed -9, the usual reason to
+    restore, leaves them there): a kill between the renames left them beside no state, and
+    the next restore deleted them. They are moved into the state's file first."""
+    var = state.parent / "var"
+    copy = Path(json.loads(run(state, "backup", str(tmp_path), "--format", "json").stdout)["path"])
+    writer = subprocess.Popen(
+        [sys.executable, "-c", WRITER_HOLDING_ITS_WAL, str(var / "state.db")],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert writer.stdout is not None and writer.stdout.readline() == "committed\n"
+        assert (var / "state.db-wal").stat().st_size > 0, "the commits sit in the -wal"
+        run(state, "restore", str(copy))
+    finally:
+        assert writer.stdin is not None
+        writer.stdin.close()
+        writer.wait(30)
+    (replaced,) = [p for p in var.iterdir() if p.name.endswith("Z") and ".replaced-" in p.name]
+    alone = tmp_path / "alone.db"
+    shutil.copyfile(replaced, alone)  # the file alone, without its -wal
+    assert count(alone, "_in_the_wal") == 3
+
+
+def test_restore_refuses_an_orphan_wal_and_sweeps_abandoned_copies(
+    state: Path, tmp_path: Path
+) -> None:
+    var = state.parent / "var"
+    copy = Path(json.loads(run(state, "backup", str(tmp_path), "--format", "json").stdout)["path"])
+    dead = var / ".state.db.restoring-999999"
+    dead.write_bytes(b"a restore killed mid-copy")
+    os.utime(dead, (time.time() - 3600, time.time() - 3600))
+    (var / "state.db").rename(var / "state.db.replaced-by-hand")  # as a killed restore left it
+    (var / "state.db-wal").write_bytes(b"commits of the state set aside")
+    refused = run(state, "restore", str(copy), code=1)
+    assert "holds commits and its state is gone (a restore interrupted?)" in refused.stderr
+    (var / "state.db-wal").unlink()  # the operator moved it, as the message says
+    run(state, "restore", str(copy))
+    assert not dead.exists(), "a dead restore's copy is swept"
+
+
+def test_restore_refuses_a_sqlite_file_that_is_no_state(state: Path, tmp_path: Path) -> None:
+    var = state.parent / "var"
+    before = untouched(var)
+    for name, tables in (("other.db", ""), ("empty.db", "CREATE TABLE records (x); ")):
+        other = tmp_path / name
+        with sqlite3.connect(other) as conn:
+            conn.executescript(tables + "CREATE TABLE batches (x); CREATE TABLE t (x);")
+        conn.close()
+        refused = run(state, "restore", str(other), code=1)
+        assert f"the backup {other} cannot be restored: it is no state of accrochage" in (
+            refused.stderr
+        ), refused.stderr
+    assert untouched(var) == before

@@ -226,6 +226,20 @@ def test_check_xml_reads_an_action_wherever_the_flux_puts_it(
     assert "v115.xml: valid (2 passages, cpf-1.1.5.xsd)" in result.stdout
 
 
+def test_a_comment_naming_an_action_makes_no_file_1_1_5(
+    runner: CliRunner, shared_dir: Path, tmp_path: Path
+) -> None:
+    text = (shared_dir / "cdc" / "examples" / "flux-pix-1.1.2.xml").read_text(encoding="utf-8")
+    commented = tmp_path / "commented.xml"
+    commented.write_text(
+        text.replace("</cpf:emetteur>", "</cpf:emetteur><!-- <cpf:action>CREATION -->", 1),
+        encoding="utf-8",
+    )
+    result = runner.invoke(main, ["check-xml", str(commented)])
+    assert result.exit_code == 0, result.output
+    assert "valid (2 passages, cpf-1.1.2.xsd)" in result.stdout
+
+
 def test_check_xml_refuses_more_passages_than_the_cdc_takes(
     runner: CliRunner, shared_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

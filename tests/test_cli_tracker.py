@@ -826,3 +826,8 @@ def test_an_unusable_event_dealt_with_is_dismissed_and_kept(config: Path, tmp_pa
     assert "dismissed: sent again" in table
     usage = run(config, "dismiss-unusable", second, "--note", "  ", code=2)
     assert "--note must say" in usage.stderr
+    odd = run(config, "dismiss-unusable", "²", "١", "--note", "x", code=1)
+    assert "²: not an id" in odd.stderr and "١: not an id" in odd.stderr, "digits, not numbers"
+    run(config, "ingest", str(source))  # the same, unfixed, again: to deal with again
+    again = json.loads(run(config, "unusable", "--format", "json").stdout)
+    assert sorted(str(row["id"]) for row in again) == sorted([first, second])

@@ -6,13 +6,14 @@ until someone thought of `revalidate`, and slid into overdue."""
 
 from __future__ import annotations
 
+import sqlite3
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
 from accrochage.models.deadline import PARIS, FixedClock
 from accrochage.streams.revalidate import DatesCome, Revalidator
 from tests.test_cli_tracker import run
-from tests.test_tracker import event, ingest, make_core, record, write_config
+from tests.test_tracker import event, ingest, make_core, record, replay, write_config
 
 ON_4_DECEMBER = datetime(2026, 12, 4, 9, 0, tzinfo=PARIS)
 
@@ -89,3 +90,55 @@ def test_flush_checks_the_dates_before_it_cuts(tmp_path: Path) -> None:
         "pending" in out
     ), out
     assert "cut " in out and "1 passages" in out, out
+
+
+def test_a_correction_refused_for_its_date_is_checked_again_once_the_day_has_come(
+    tmp_path: Path,
+) -> None:
+    """A record in a batch keeps its content; its stored correction, refused for a date in the
+    future, was never looked at again by the daily check."""
+    core, clock = make_core(tmp_path, FixedClock(ON_4_DECEMBER))
+    try:
+        first = event("C-1", delivered_on="2026-11-20")
+        ingest(core, first)
+        core.flusher.flush(force=True)
+        corrected = replay(first)
+        corrected["delivered_on"] = "2026-12-07"
+        ingest(core, corrected)
+        assert record(core, "C-1")["correction_errors"], "stored, refused for its date"
+        clock.advance(timedelta(days=3))
+        report = core.revalidator().dates_come()
+        assert [(c.record_id, c.before, c.after) for c in report.changed] == [
+            ("C-1", "invalid correction", "valid correction")
+        ]
+    finally:
+        core.close()
+
+
+def test_a_record_an_earlier_version_stored_with_its_refused_date_loses_it(
+    tmp_path: Path,
+) -> None:
+    """Before, the refused date and the deadline it gave were kept: a year ahead for a
+    mistyped year. The migration drops both (the deadline unknown, counted at risk); a date
+    that could not be read at all is left as it was (none already)."""
+    core, _ = make_core(tmp_path, FixedClock(ON_4_DECEMBER))
+    ingest(core, event("OLD", delivered_on="2027-06-30"))
+    state = core.settings.paths.state
+    core.close()
+    with sqlite3.connect(state) as conn:
+        conn.execute(
+            "UPDATE records SET delivered_on = '2027-06-30', deadline = '2027-09-30' "
+            "WHERE record_id = 'OLD'"
+        )
+        conn.execute("DELETE FROM _sqlite_migrations WHERE name = 'm220_refused_dates'")
+    conn.close()
+    core, _ = make_core(tmp_path, FixedClock(ON_4_DECEMBER))
+    try:
+        detail = record(core, "OLD")
+        assert (detail["status"], detail["delivered_on"], detail["deadline"]) == (
+            "invalid",
+            None,
+            None,
+        )
+    finally:
+        core.close()

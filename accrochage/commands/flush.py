@@ -62,6 +62,8 @@ def _dates_come(report: RevalidationReport) -> None:
     """Records refused for a delivery date in the future are checked again before the cut:
     those whose day has come are valid now, and cut with the others."""
     for item in report.changed:
+        if item.before == item.after:
+            continue  # a date dropped, its findings the same: nothing the operator acts on
         click.echo(
             f"checked again {item.record_id} ({item.certifier}), refused for a delivery date "
             f"in the future: {item.before} -> {item.after}"

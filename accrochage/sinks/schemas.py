@@ -121,6 +121,8 @@ TAIL_BYTES = 64 * 1024
 """What follows `emetteur` in a flux: at most its `action` and its end tag."""
 _EMETTEUR_END = re.compile(rb"</(?:[\w.-]+:)?emetteur\s*>")
 _ACTION_TAG = re.compile(rb"<(?:[\w.-]+:)?action[\s/>]")
+_COMMENT = re.compile(rb"<!--.*?-->", re.S)
+"""A comment naming `<action>` after `emetteur` is none (a 1.1.2 file was read as 1.1.5)."""
 
 
 def _version_from_tail(handle: BinaryIO) -> SchemaVersion:
@@ -128,7 +130,7 @@ def _version_from_tail(handle: BinaryIO) -> SchemaVersion:
     first); the schema's check then judges the file whole."""
     size = handle.seek(0, 2)
     handle.seek(max(0, size - TAIL_BYTES))
-    tail = handle.read(TAIL_BYTES)
+    tail = _COMMENT.sub(b"", handle.read(TAIL_BYTES))
     ends = list(_EMETTEUR_END.finditer(tail))
     if ends and _ACTION_TAG.search(tail, ends[-1].end()):
         return SchemaVersion.V1_1_5

@@ -107,15 +107,19 @@ class Revalidator:
             ]
 
     def _dated_ids(self) -> list[str]:
-        """Invalid records an error on `delivered_on` holds back (a date in the future)."""
+        """Invalid records, and stored corrections of records in a batch, an error on
+        `delivered_on` holds back (a date in the future)."""
         query = OutstandingQuery(
-            as_of=paris_today(self.clock), statuses=(RecordStatus.INVALID,), limit=None
+            as_of=paris_today(self.clock),
+            statuses=(RecordStatus.INVALID, *IN_A_BATCH),
+            limit=None,
         )
         with self.store.reading() as reader:
             return [
                 str(row["record_id"])
                 for row in reader.iter_outstanding(query)
-                if any(error["field"] == "delivered_on" for error in row["errors"])
+                if _dated(row["errors"])
+                or (row["correction_pending"] and _dated(row["correction_errors"]))
             ]
 
     def run(self, certifier: str | None = None, version: int = 0) -> RevalidationReport:
@@ -166,6 +170,10 @@ class Revalidator:
                     report.changed.append(_revalidated(record, change.record, checked))
                 tx.save(changes)
         return report
+
+
+def _dated(errors: list[dict[str, str]]) -> bool:
+    return any(error["field"] == "delivered_on" for error in errors)
 
 
 class DatesCome:

@@ -20,7 +20,7 @@ def dismiss_unusable(
     ids: dict[str, int] = {}
     outcomes: list[ItemOutcome] = []
     for ref in refs:
-        if ref.isdigit() and len(ref) < 19:
+        if ref.isascii() and ref.isdigit() and len(ref) < 19:
             ids[ref] = int(ref)
         else:
             outcomes.append(refused(ref, "not an id of the unusable log (accrochage unusable)"))

@@ -98,7 +98,7 @@ def take_backup(state: Path, dest: Path, *, overwrite: bool = False) -> BackupTa
     timed = dest.is_dir()
     target_path = destination(state, dest, datetime.now(UTC), overwrite=overwrite)
     partial = target_path.with_name(f".{target_path.name}{_PARTIAL}{os.getpid()}")
-    _sweep_abandoned(target_path.parent)
+    sweep_abandoned(target_path.parent, _PARTIAL)
     try:
         taken = copy_checked(state, partial)
         make_durable(partial)
@@ -123,14 +123,14 @@ _PARTIAL = ".partial-"
 ABANDONED_AFTER_SECONDS = 600
 
 
-def _sweep_abandoned(folder: Path) -> None:
-    """The partial copies of backups killed in this folder (kill -9, the OOM killer): their
-    process is gone, and nothing else would ever remove them. One written to in the last
-    ten minutes is left alone: a backup of another host (a shared folder, another PID
-    namespace) may be writing it."""
+def sweep_abandoned(folder: Path, marker: str) -> None:
+    """The partial copies (named `.NAME<marker><pid>`) of backups or restores killed in this
+    folder (kill -9, the OOM killer): their process is gone, and nothing else would ever
+    remove them. One written to in the last ten minutes is left alone: a copy of another host
+    (a shared folder, another PID namespace) may be writing it."""
     now = time.time()
-    for found in folder.glob(f".*{_PARTIAL}*"):
-        pid = found.name.rsplit(_PARTIAL, 1)[1].split("-", 1)[0]
+    for found in folder.glob(f".*{marker}*"):
+        pid = found.name.rsplit(marker, 1)[1].split("-", 1)[0]
         with suppress(OSError):
             recent = now - found.stat().st_mtime < ABANDONED_AFTER_SECONDS
             if pid.isdigit() and gone(int(pid)) and not recent:

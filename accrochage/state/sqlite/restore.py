@@ -21,7 +21,13 @@ from pathlib import Path
 
 from accrochage.errors import StorageCorruptError, StoreBusyError, StoreError
 from accrochage.private_files import fsync_directory
-from accrochage.state.sqlite.backup import copy_checked, is_own_file, make_durable, sqlite_files
+from accrochage.state.sqlite.backup import (
+    copy_checked,
+    is_own_file,
+    make_durable,
+    sqlite_files,
+    sweep_abandoned,
+)
 from accrochage.state.sqlite.connection import connect, storage_error
 from accrochage.state.sqlite.state_path import real_state_path
 from accrochage.state.sqlite.upgrade import pending_migrations, service_lock_path
@@ -48,19 +54,15 @@ def restore_backup(backup: Path, state: Path) -> Restored:
             f"the state's folder {state.parent} does not exist: create it (paths.state), "
             "then restore again"
         )
+    _orphan_wal(state)
+    sweep_abandoned(state.parent, _RESTORING)
     partial = state.with_name(f".{state.name}{_RESTORING}{os.getpid()}")
     try:
-        try:
-            records, batches, migration = copy_checked(backup, partial)
-        except StorageCorruptError:
-            raise StoreError(
-                f"the backup {backup} cannot be restored: it is no readable SQLite database "
-                "(damaged, or no backup); name a file `accrochage backup` wrote (the state is "
-                "unchanged)"
-            ) from None
+        records, batches, migration = _copied(backup, partial)
         pending = _pending(partial, backup)
         make_durable(partial)
         with _held(state):
+            _checkpoint(state)
             aside = _set_aside(state)
             os.replace(partial, state)
             fsync_directory(state.parent)
@@ -78,6 +80,52 @@ def restore_backup(backup: Path, state: Path) -> Restored:
         pending=tuple(pending),
         seconds=time.monotonic() - started,
     )
+
+
+def _copied(backup: Path, partial: Path) -> tuple[int, int, str]:
+    """The backup copied beside the state and checked: its records, batches and schema."""
+    refused = f"the backup {backup} cannot be restored: it is no"
+    again = "name a file `accrochage backup` wrote (the state is unchanged)"
+    try:
+        records, batches, migration = copy_checked(backup, partial)
+    except StorageCorruptError:
+        raise StoreError(
+            f"{refused} readable SQLite database (damaged, or no backup); {again}"
+        ) from None
+    except StoreError as exc:
+        raise StoreError(f"{refused} state of accrochage ({exc}); {again}") from None
+    if migration is None:
+        raise StoreError(f"{refused} state of accrochage (no migration applied); {again}")
+    return records, batches, migration
+
+
+def _orphan_wal(state: Path) -> None:
+    """A `-wal` with commits beside no state: a restore killed after it set the state aside
+    and before it moved its `-wal`. Removed, those commits would be lost; kept, they would be
+    replayed over the backup."""
+    wal = state.with_name(state.name + "-wal")
+    if not state.exists() and wal.exists() and wal.stat().st_size > 0:
+        raise StoreError(
+            f"{wal} holds commits and its state is gone (a restore interrupted?): move it "
+            f"beside the latest {state.name}.replaced-… file (as that name + -wal), or aside "
+            "if none is, then restore again"
+        )
+
+
+def _checkpoint(state: Path) -> None:
+    """The state's commits moved from its `-wal` into its file, so that the copy set aside
+    holds them even if a kill stops the renames between the two. A damaged state (why one
+    restores) may refuse: it is set aside as it is."""
+    if not state.exists():
+        return
+    try:
+        conn = sqlite3.connect(state, isolation_level=None, timeout=5)
+        try:
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        pass
 
 
 def _pending(copy: Path, backup: Path) -> list[str]:
@@ -147,9 +195,9 @@ def _set_aside(state: Path) -> Path | None:
     """The state's files renamed `<state>.replaced-<UTC time>` (with its `-wal` and `-shm`,
     so that it can still be opened as it was); None when there was no state."""
     if not state.exists():
-        for end in _STATE_FILES[1:]:
+        for end in _STATE_FILES[1:]:  # empty (`_orphan_wal`): nothing to replay them over
             with suppress(FileNotFoundError):
-                state.with_name(state.name + end).unlink()  # nothing to replay them over
+                state.with_name(state.name + end).unlink()
         return None
     at = datetime.now(UTC)
     aside = state.with_name(f"{state.name}.replaced-{at:%Y%m%dT%H%M%SZ}")

@@ -114,6 +114,7 @@ class SqliteStore(Store):
         self._write_lock = WriteLock(path, lock_wait_seconds)
         try:
             self._conn = self._open(path, always_check)
+            self._file = file_identity(path)
         except BaseException:
             self._write_lock.close()
             raise
@@ -250,6 +251,7 @@ class SqliteStore(Store):
         try:
             held = self._write_lock.acquire(max(0.0, deadline - time.monotonic()))
             try:
+                self._still_the_state()
                 self._conn.execute("BEGIN IMMEDIATE")
                 try:
                     yield SqliteTransaction(self._conn)
@@ -264,8 +266,30 @@ class SqliteStore(Store):
         finally:
             self._lock.release()
 
+    def _still_the_state(self) -> None:
+        """Refuse to write once the file at `path` is no longer the one this store opened: a
+        backup restored under a command that had the state open (`accrochage restore` waits
+        for no one's write lock between two transactions). Its writes went on into the state
+        set aside, reported as stored; checked under the write lock, which `restore` holds
+        while it swaps the files."""
+        try:
+            now = file_identity(self.path)
+        except OSError:
+            now = None
+        if now != self._file:
+            raise StoreError(
+                f"the state {self.path} was replaced (a backup restored) or removed since this "
+                "command opened it: nothing of this operation was stored; run the command again"
+            )
+
     def _rollback(self) -> None:
         """SQLite may already have rolled back (a full disk does): then there is nothing to do."""
         if self._conn.in_transaction:
             with suppress(sqlite3.Error):
                 self._conn.execute("ROLLBACK")
+
+
+def file_identity(path: Path) -> tuple[int, int]:
+    """The device and inode of the file at `path`: which file the name holds now."""
+    found = os.stat(path)
+    return found.st_dev, found.st_ino

@@ -112,7 +112,9 @@ class SqliteTransaction(BatchStatements, Transaction):
         self._conn.executemany(
             "INSERT INTO unusable "
             "(received_at, source, event_id, record_id, raw, errors, raw_sha256) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (raw_sha256) DO NOTHING",
+            "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (raw_sha256) DO UPDATE SET "
+            # Dismissed, then sent again unfixed: open again (it was hidden for good).
+            "dismissed_at = NULL, dismissed_note = NULL WHERE dismissed_at IS NOT NULL",
             [
                 (
                     stamp(e.received_at),

@@ -19,6 +19,7 @@ from accrochage.state.sqlite.migrations import (  # noqa: F401  (each registers 
     m190_taken_events,
     m200_log_marks,
     m210_dismissed_unusable,
+    m220_refused_dates,
 )
 from accrochage.state.sqlite.migrations.registry import latest_migration, migrations
 
