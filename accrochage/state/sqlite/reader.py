@@ -45,7 +45,6 @@ from accrochage.state.sqlite.record_queries import (
     outstanding,
     record_detail,
     summary,
-    unusable,
 )
 from accrochage.state.sqlite.rows import (
     frozen_batch_from,
@@ -53,6 +52,7 @@ from accrochage.state.sqlite.rows import (
     placeholders,
     prepared_passage,
 )
+from accrochage.state.sqlite.unusable_queries import unusable
 from accrochage.state.sqlite.withdrawals import held_elsewhere
 from accrochage.state.values import EvidenceSources, StoreHealth
 

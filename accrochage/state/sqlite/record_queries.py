@@ -283,25 +283,3 @@ def summary(conn: sqlite3.Connection, as_of: date, margin_days: int) -> dict[str
             )
         },
     }
-
-
-def unusable(
-    conn: sqlite3.Connection,
-    limit: int = 100,
-    before: int | None = None,
-    *,
-    dismissed: bool = False,
-) -> list[dict[str, Any]]:
-    """The newest first; `before`: those older than a page's last id; `dismissed`: those the
-    operator dismissed too."""
-    where = [] if dismissed else ["dismissed_at IS NULL"]
-    where += [] if before is None else [f"id < {int(before)}"]
-    clause = f"WHERE {' AND '.join(where)} " if where else ""
-    return [
-        {**row, "errors": json.loads(row["errors"])}
-        for row in fetch_all(
-            conn,
-            "SELECT id, received_at, source, event_id, record_id, raw, errors, dismissed_at, "
-            f"dismissed_note FROM unusable {clause}ORDER BY id DESC LIMIT {int(limit)}",
-        )
-    ]
