@@ -18,7 +18,6 @@ from pathlib import Path
 
 from accrochage.errors import StoreError
 from accrochage.models.batch import not_one_batch
-from accrochage.models.batch_life import apply_deposited
 from accrochage.models.corrections import RequestClosure
 from accrochage.models.deadline import Clock
 from accrochage.models.operator import (
@@ -33,10 +32,11 @@ from accrochage.models.operator import (
     left_out_by,
 )
 from accrochage.models.record import Change, Outcome, Record, Status
-from accrochage.models.vocabulary import BatchState, CdcAction, CdcReason, RecordStatus
+from accrochage.models.vocabulary import BatchState, CdcReason, RecordStatus
 from accrochage.models.withdrawal import apply_suppression_retry
 from accrochage.sinks.base import BatchSink
 from accrochage.state.base import Store, Transaction
+from accrochage.streams.deposits import deposit
 from accrochage.streams.incoming import Ready
 from accrochage.streams.item_outcomes import (
     ItemOutcome,
@@ -77,61 +77,8 @@ class Operations:
             moves.clear()
 
         return self._in_chunks(
-            refs, lambda tx, one: [self._deposit(tx, one[0], now, moves)], size=1, after=moved
+            refs, lambda tx, one: [deposit(tx, self.sink, one[0], now, moves)], size=1, after=moved
         )
-
-    def _deposit(
-        self, tx: Transaction, ref: str, now: datetime, moves: list[tuple[Path, Path]]
-    ) -> ItemOutcome:
-        matching = tx.batch_ids_matching(ref)
-        if not matching:
-            return refused(
-                ref,
-                "no batch has this id, id prefix (8 characters or more) or file name: see "
-                "`batches --to-deposit`",
-            )
-        if len(matching) > 1:
-            return refused(ref, f"names {len(matching)} batches: give more of the id")
-        (batch_id,) = matching
-        batch = tx.batch(batch_id)
-        assert batch is not None
-        if batch.state is BatchState.DEPOSITED:
-            return ItemOutcome(ref, True, f"batch {batch_id} already recorded as deposited")
-        if batch.state is BatchState.REPORTED:
-            return ItemOutcome(ref, True, f"batch {batch_id} already has the CDC's report")
-        if batch.state is BatchState.SUPERSEDED and batch.file_path is None:
-            return refused(ref, f"batch {batch_id} was superseded before its file was written")
-        if batch.state is BatchState.SUPERSEDED:
-            return refused(
-                ref,
-                f"batch {batch_id} is superseded: its file (in superseded/) was replaced before "
-                "any deposit and must not be uploaded; if it was, import its report: the CDC's "
-                "answer is applied to what it carried",
-            )
-        if batch.state is not BatchState.WRITTEN:
-            return refused(
-                ref,
-                f"batch {batch_id} is {batch.state}, its file not recorded as written (a flush "
-                "was interrupted, or is under way): run `accrochage flush`, which writes or "
-                "records it with the same name and bytes, then mark it deposited",
-            )
-        target = self.sink.place(batch.certifier, batch.file_name, BatchState.DEPOSITED)
-        tx.batch_deposited(batch_id, now, target)
-        if batch.file_path is not None:
-            moves.append((batch.file_path, target))
-        changes = [apply_deposited(r, batch_id, now) for r in tx.records_in_batch(batch_id)]
-        moved = [c for c in changes if c.changed]
-        tx.save(moved)
-        if batch.action is CdcAction.SUPPRESSION:
-            said = f"batch {batch_id} deposited (a SUPPRESSION: its records wait for the report)"
-        else:
-            said = f"batch {batch_id} deposited ({len(moved)} records)"
-        if self.sink.find(batch.certifier, batch.file_name) is None:
-            said += (
-                f"; its file {batch.file_name} is no longer in the outbox (moved or deleted?): "
-                "check it is the one uploaded"
-            )
-        return ItemOutcome(ref, True, said)
 
     def retry(self, record_ids: Sequence[str]) -> list[ItemOutcome]:
         """Put rejected records back to pending, without new content; cut a refused
