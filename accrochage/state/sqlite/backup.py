@@ -20,7 +20,7 @@ from sqlite_utils import Database
 
 from accrochage.errors import StoreError
 from accrochage.lifeline import gone
-from accrochage.private_files import create_private
+from accrochage.private_files import create_private, fsync_directory
 from accrochage.state.sqlite.connection import (
     CORRUPT_CODES,
     FULL_CODES,
@@ -234,11 +234,7 @@ def _release(partial: Path, target: Path, *, overwrite: bool) -> None:
             os.replace(partial, target)
         else:
             _link(partial, target)
-        folder = os.open(target.parent, os.O_RDONLY)
-        try:
-            os.fsync(folder)
-        finally:
-            os.close(folder)
+        fsync_directory(target.parent)
     except FileExistsError:
         raise
     except OSError as exc:
