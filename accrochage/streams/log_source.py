@@ -70,13 +70,21 @@ def unread(
     return kept
 
 
+def _last_records(items: Sequence[ItemT]) -> dict[int, tuple[int, ItemT]]:
+    """Each partition's record of the highest offset among `items`, with that offset."""
+    last: dict[int, tuple[int, ItemT]] = {}
+    for item in items:
+        partition, offset = item.partition, item.offset
+        if partition is None or offset is None:
+            continue
+        if partition not in last or offset > last[partition][0]:
+            last[partition] = (offset, item)
+    return last
+
+
 def next_offsets(items: Sequence[Read]) -> dict[int, int]:
     """Each partition's next offset after `items` (stored in their transaction)."""
-    found: dict[int, int] = {}
-    for item in items:
-        if item.partition is not None and item.offset is not None:
-            found[item.partition] = max(found.get(item.partition, 0), item.offset + 1)
-    return found
+    return {partition: offset + 1 for partition, (offset, _) in _last_records(items).items()}
 
 
 def log_mark(value: bytes | None) -> str:
@@ -91,15 +99,9 @@ def log_marks(items: Sequence[Read]) -> dict[int, str]:
     """The mark of each partition's last record among `items` (stored with `next_offsets`);
     none for a partition whose last record's value is not known (its client could not read
     it)."""
-    last: dict[int, Read] = {}
-    for item in items:
-        if item.partition is not None and item.offset is not None:
-            seen = last.get(item.partition)
-            if seen is None or seen.offset is None or item.offset > seen.offset:
-                last[item.partition] = item
     return {
         partition: log_mark(item.raw)
-        for partition, item in last.items()
+        for partition, (_, item) in _last_records(items).items()
         if isinstance(item.raw, bytes) and not item.value_unknown
     }
 
@@ -132,10 +134,9 @@ def key_warning(
     put a NIR or a name in the warning, which every listing and the rejected topic show."""
     if certifier is None or key == certifier.encode():
         return None
-    named = key.decode("utf-8", "replace") if key is not None else None
     if key is None:
         shown = "no key"
-    elif named in configured:
+    elif (named := key.decode("utf-8", "replace")) in configured:
         shown = f"the key {named!r} (another certifier's)"
     else:
         shown = f"a key of {len(key)} bytes that is no configured certifier's (not quoted)"

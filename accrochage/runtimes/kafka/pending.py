@@ -9,7 +9,7 @@ import os
 from collections import deque
 from collections.abc import Sequence
 from concurrent import futures
-from typing import Any
+from typing import Any, NoReturn
 
 from accrochage.models.problems import Problem
 from accrochage.runtimes.kafka.unreadable import UnreadableRecord
@@ -135,8 +135,7 @@ class Pending:
                 count,
                 exc_info=True,
             )
-            logging.shutdown()
-            os._exit(EXIT_UNEXPECTED)
+            _exit_now()
         self._in_flight.popleft()
         self.committed += count
 
@@ -158,6 +157,12 @@ def writer_died(what: str) -> None:
     as a group that failed does; the events not stored are read again at the next start.
     Waiting for the next event to find out, the worker looked alive meanwhile."""
     log.critical("%s: stopping before anything more is acknowledged", what)
+    _exit_now()
+
+
+def _exit_now() -> NoReturn:
+    """End the worker at once (`EXIT_UNEXPECTED`), its log flushed: nothing more is
+    acknowledged, and what was not stored is read again from the log at the next start."""
     logging.shutdown()
     os._exit(EXIT_UNEXPECTED)
 
