@@ -13,7 +13,6 @@ from accrochage.commands.options import said_if_unknown
 from accrochage.errors import ConfigError
 from accrochage.models.deadline import PARIS, paris_today
 from accrochage.refdata.load import load_refdata, status
-from accrochage.streams.revalidate import Revalidator
 
 
 @click.group("refdata")
@@ -99,12 +98,10 @@ def show_status(ctx: click.Context, fmt: str) -> None:
 def revalidate(ctx: click.Context, certifier: str | None) -> None:
     """Check pending and invalid records again against the current reference data."""
     with core_from(ctx, existing=True) as core:
-        holder = core.reference
-        reference = holder.current() if holder is not None else None
-        version = holder.version if holder is not None else 0
-        report = Revalidator(core.store, core.registry, core.clock, reference).run(
-            certifier, version
-        )
+        revalidator = core.revalidator()
+        reference = revalidator.reference
+        version = core.reference.version if core.reference is not None else 0
+        report = revalidator.run(certifier, version)
     for item in report.changed:
         click.echo(f"{item.record_id} ({item.certifier}): {item.before} -> {item.after}")
         for line in item.added:
