@@ -80,7 +80,7 @@ def _cr_alone(first: bytes) -> bool:
     returns inside that are not whitespace of one JSON value: its events are separated by CR
     alone. JSON has no raw CR inside a string, so only such a file reads as one invalid
     line."""
-    if first.endswith(b"\n") or b"\r" not in first.rstrip(b"\r"):
+    if first.endswith(b"\n") or b"\r" not in first or b"\r" not in first.rstrip(b"\r"):
         return False
     try:
         json.loads(first)
