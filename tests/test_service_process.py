@@ -503,3 +503,48 @@ def test_a_state_with_a_second_hard_link_is_refused_by_every_command(tmp_path: P
         assert "Traceback" not in refused.stderr
     (tmp_path / "var" / "again.db").unlink()
     assert cli(config, "summary").returncode == 0
+
+
+def _damage(state: Path) -> None:
+    """Every third page after the first written over: the header stays readable."""
+    page = 4096
+    with state.open("r+b") as handle:
+        size = handle.seek(0, os.SEEK_END)
+        for offset in range(2 * page, size, 3 * page):
+            handle.seek(offset)
+            handle.write(b"\xde\xad\xbe\xef" * (page // 4))
+
+
+async def test_a_state_damaged_under_the_running_service_is_said_storage_corrupt(
+    tmp_path: Path,
+) -> None:
+    """CONTRACT §8: a damaged state found while serving answers 503 `storage_corrupt` with
+    the way out, never a 500; `/health` says degraded from then on."""
+    events = tmp_path / "events.jsonl"
+    generated = generate_events(300, [GeneratedCertifier("pix", ("RS5875",))], today=date.today())
+    events.write_text("".join(json.dumps(e) + "\n" for e in generated), encoding="utf-8")
+    port = free_port()
+    config = write_config(tmp_path, api={"bind": f"127.0.0.1:{port}"})
+    assert cli(config, "ingest", str(events)).returncode == 0
+    log = (tmp_path / "service.log").open("wb")
+    service = subprocess.Popen(
+        [*COMMAND, "--config", str(config), "run"], stdout=log, stderr=subprocess.STDOUT
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        await wait_healthy(base, service)
+        _damage(tmp_path / "var" / "state.db")
+        async with aiohttp.ClientSession() as session:
+            async with session.get(f"{base}/records", params={"limit": "1000"}) as response:
+                assert response.status == 503, await response.text()
+                error = (await response.json())["error"]
+            async with session.get(f"{base}/health") as response:
+                assert response.status == 503
+                health = await response.json()
+    finally:
+        service.send_signal(signal.SIGTERM)
+        _reaped(service)
+        log.close()
+    assert error["code"] == "storage_corrupt"
+    assert "restore the last backup" in error["message"]
+    assert (health["status"], health["reason"]) == ("degraded", "storage_corrupt")

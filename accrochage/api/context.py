@@ -19,7 +19,7 @@ from accrochage.api.auth import IngestToken
 from accrochage.api.bodies import DEFAULT_BODY_SECONDS
 from accrochage.api.connections import ConnectionLimits
 from accrochage.api.writing import EventWriter, InlineDecoder
-from accrochage.errors import AccrochageError
+from accrochage.errors import AccrochageError, StorageCorruptError, StoreError
 from accrochage.models.deadline import Clock, paris_today
 from accrochage.models.reference import Reference
 from accrochage.models.registry import Registry
@@ -27,6 +27,11 @@ from accrochage.state.base import Reader, Store
 from accrochage.streams.decoding import DecodePool
 
 T = TypeVar("T")
+
+
+@dataclass(slots=True)
+class DamageSeen:
+    found: StorageCorruptError | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +61,8 @@ class ApiContext:
     connections: ConnectionLimits = field(default_factory=ConnectionLimits)
     batch_cut_error: Callable[[], AccrochageError | None] | None = None
     """Why the batch timer's last cut could not store, if it could not (`/health`)."""
+    damage: DamageSeen = field(default_factory=lambda: DamageSeen())
+    """A damaged state a read came upon (`/health`: a damaged file does not mend itself)."""
 
 
 CONTEXT = web.AppKey("context", ApiContext)
@@ -70,13 +77,23 @@ _local = _Readers()
 
 
 async def read(request: web.Request, query: Callable[[Reader], T]) -> T:
-    """Run `query(reader)` on a reader thread's own reader, off the event loop."""
-    store = request.app[CONTEXT].store
+    """Run `query(reader)` on a reader thread's own reader, off the event loop. A storage
+    failure is the `StoreError` it means (a damaged state: 503 `storage_corrupt`, and
+    `/health` degraded from then on); the reader is opened anew by the next query."""
+
+    context = request.app[CONTEXT]
 
     def run() -> T:
         if _local.reader is None:
-            _local.reader = store.reader()
-        return query(_local.reader)
+            _local.reader = context.store.reader()
+        try:
+            return _local.reader.answer(query)
+        except StoreError as exc:
+            _local.reader.close()
+            _local.reader = None
+            if isinstance(exc, StorageCorruptError):
+                context.damage.found = exc
+            raise
 
     return await asyncio.get_running_loop().run_in_executor(request.app[READERS], run)
 

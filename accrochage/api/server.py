@@ -152,7 +152,8 @@ async def get_openapi(request: web.Request) -> web.Response:
 
 async def health(request: web.Request) -> web.Response:
     """`ok`, or `degraded` (503) while the last write failed for the storage's sake (an
-    event's, or the batch timer's cut), or the writer process ended.
+    event's, or the batch timer's cut), the writer process ended, or a read found the state
+    damaged.
 
     A write that gave up on another writer (`state_busy`) says so only while the state's
     write lock is still held: once that writer let go, the next write goes through, and a
@@ -166,6 +167,8 @@ async def health(request: web.Request) -> web.Response:
         problem = context.writer.unavailable
     if problem is None and context.batch_cut_error is not None:
         problem = context.batch_cut_error()
+    if problem is None:
+        problem = context.damage.found
     if problem is None:
         return web.json_response({"status": "ok"})
     said = str(problem) if is_operator(request) else for_others(problem)

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import date, datetime
 from pathlib import Path
+from typing import TypeVar
 
 from accrochage.models.batch import (
     FrozenBatch,
@@ -31,9 +32,17 @@ from accrochage.state.values import (
     UpgradePlan,
 )
 
+T = TypeVar("T")
+
 
 class Reader(PendingReads):
     """Read-only queries; a reader never blocks a writer and sees committed state only."""
+
+    def answer(self, query: Callable[[Reader], T]) -> T:
+        """`query(self)` on a reader kept open across queries (the HTTP API's): a failure of
+        the storage surfaces as the `StoreError` it means (a damaged state: 503
+        `storage_corrupt`), as it does in `Store.reading`."""
+        return query(self)
 
     @abstractmethod
     def outstanding(self, query: OutstandingQuery) -> list[JsonRow]: ...

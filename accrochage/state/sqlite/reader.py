@@ -6,9 +6,10 @@ Each reader owns one read-only connection; it serves the CLI, the HTTP API and t
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import date, datetime
 from pathlib import Path
+from typing import TypeVar
 
 import accrochage.state.sqlite.alerts as alert_rows
 import accrochage.state.sqlite.correction_queries as open_requests
@@ -36,6 +37,7 @@ from accrochage.state.sqlite.batch_queries import (
     iter_batches,
     left_out,
 )
+from accrochage.state.sqlite.connection import storage_error, told_if_changed
 from accrochage.state.sqlite.evidence import evidence_sources
 from accrochage.state.sqlite.health import schema_versions_written, store_health
 from accrochage.state.sqlite.observe import dashboard, observe
@@ -56,10 +58,22 @@ from accrochage.state.sqlite.unusable_queries import unusable
 from accrochage.state.sqlite.withdrawals import held_elsewhere
 from accrochage.state.values import EvidenceSources, StoreHealth
 
+T = TypeVar("T")
+
 
 class SqliteReader(PendingStatements, Reader):
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    def __init__(self, conn: sqlite3.Connection, path: Path | None = None) -> None:
         self._conn = conn
+        self._path = path
+
+    def answer(self, query: Callable[[Reader], T]) -> T:
+        if self._path is None:
+            return query(self)
+        try:
+            with told_if_changed(self._conn, self._path):
+                return query(self)
+        except sqlite3.Error as exc:
+            raise storage_error(exc, self._path) from None
 
     def close(self) -> None:
         self._conn.close()

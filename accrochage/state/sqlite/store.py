@@ -70,7 +70,10 @@ class SqliteLocation(StoreLocation):
     path: Path
 
     def open_reader(self) -> Reader:
-        return SqliteReader(connect(self.path, readonly=True))
+        try:
+            return SqliteReader(connect(self.path, readonly=True), self.path)
+        except sqlite3.Error as exc:
+            raise storage_error(exc, self.path, opening=True) from None
 
     def backup(self, dest: Path, *, overwrite: bool = False) -> BackupTaken:
         return take_backup(self.path, dest, overwrite=overwrite)
