@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -145,9 +144,7 @@ async def test_a_service_stop_does_not_wait_for_its_batch_timer_behind_another_w
         await runner.setup()
         with held(core.settings.paths.state) as holder:
             await asyncio.to_thread(until, lambda: holder_waited_on(core.store))
-            started = time.monotonic()
             await asyncio.wait_for(runner.cleanup(), timeout=BOUND)
-            assert time.monotonic() - started < BOUND
             release(holder)
     finally:
         core.close()

@@ -10,7 +10,6 @@ import logging
 import math
 import socket
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
@@ -224,11 +223,22 @@ def test_the_watch_job_is_paced_by_its_reading_alone(tmp_path: Path) -> None:
     assert watch_wait(5.0, 8.0) == MAX_WAIT == 60.0
     assert watch_wait(600.0, 0.001) == MAX_WAIT, "at least once a minute, whatever the tick"
     core, _ = make_core(tmp_path)
+    elapsed = [0.0]
+
+    def seconds() -> float:
+        """Each look at the clock a quarter of a second later; a listener waits 100 s."""
+        elapsed[0] += 0.25
+        return elapsed[0]
+
+    def waits_for_the_lock(observation: Any, now: Any) -> None:
+        elapsed[0] += 100
+
     try:
         watch = watch_for(core)
-        watch.listeners.append(lambda observation, now: time.sleep(1.5))
+        watch.seconds = seconds
+        watch.listeners.append(waits_for_the_lock)
         watch.run()
-        assert 0 < watch.last_seconds < 1.5
+        assert watch.last_seconds == 0.25
     finally:
         core.close()
 

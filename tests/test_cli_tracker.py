@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import re
 import subprocess
 import sys
@@ -426,6 +427,44 @@ def test_the_excel_format_opens_in_a_french_spreadsheet(config: Path, tmp_path: 
 # --- deposited, import-report, retry ---------------------------------------------------------
 
 
+def test_import_report_shows_twenty_rejections_of_a_kind_and_how_to_list_the_rest(
+    config: Path, tmp_path: Path, shared_dir: Path
+) -> None:
+    """CONTRACT §8: the first 20 of each group, and how many more (with the command that
+    lists them all)."""
+    ids = [f"MANY-{n:02d}" for n in range(25)]
+    run(config, "ingest", str(write_jsonl(tmp_path / "many.jsonl", [recent(i) for i in ids])))
+    out = run(config, "flush", "--force").stdout
+    path = Path(next(line for line in out.splitlines() if line.startswith("wrote ")).split()[1])
+    report = tmp_path / "many-report.xml"
+    report.write_bytes(
+        processed_report(
+            shared_dir, file_name=path.name, id_flux=None, ko=dict.fromkeys(ids, NO_HOLDER)
+        )
+    )
+    out = run(config, "import-report", str(report)).stdout
+    shown = [i for i in ids if f"    {i}: " in out]
+    assert len(shown) == 20, out
+    assert "rejected, identity_not_found (25)" in out
+    assert (
+        "    ... and 5 more: accrochage records --status rejected --reason identity_not_found"
+        in out
+    )
+    listed = json.loads(
+        run(
+            config,
+            "records",
+            "--status",
+            "rejected",
+            "--reason",
+            "identity_not_found",
+            "--format",
+            "json",
+        ).stdout
+    )
+    assert sorted(r["record_id"] for r in listed) == ids
+
+
 def test_deposited_import_report_and_retry(config: Path, tmp_path: Path, shared_dir: Path) -> None:
     ids = ["G-OK", "G-KO", "G-SILENT"]
     run(config, "ingest", str(write_jsonl(tmp_path / "g.jsonl", [recent(i) for i in ids])))
@@ -831,3 +870,37 @@ def test_an_unusable_event_dealt_with_is_dismissed_and_kept(config: Path, tmp_pa
     run(config, "ingest", str(source))  # the same, unfixed, again: to deal with again
     again = json.loads(run(config, "unusable", "--format", "json").stdout)
     assert sorted(str(row["id"]) for row in again) == sorted([first, second])
+
+
+def test_the_configuration_is_found_by_its_variable_then_in_the_current_folder(
+    tmp_path: Path,
+) -> None:
+    """`--config` is optional: `$ACCROCHAGE_CONFIG`, else `./accrochage.toml` (the README's
+    first day); with neither, the error says the three ways."""
+    (tmp_path / "here").mkdir()
+    config = write_config(tmp_path / "here")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    events = write_jsonl(elsewhere / "one.jsonl", [recent("CFG-1")])
+    env = {k: v for k, v in os.environ.items() if k != "ACCROCHAGE_CONFIG"}
+
+    def accrochage(cwd: Path, *args: str, **extra: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "accrochage", *args],
+            cwd=cwd,
+            env={**env, **extra},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+    by_variable = accrochage(elsewhere, "ingest", str(events), ACCROCHAGE_CONFIG=str(config))
+    assert by_variable.returncode == 0, by_variable.stderr
+    assert (tmp_path / "here" / "var" / "state.db").is_file()
+    in_folder = accrochage(config.parent, "summary", "--format", "json")
+    assert in_folder.returncode == 0, in_folder.stderr
+    assert json.loads(in_folder.stdout)["records"] == 1
+    neither = accrochage(elsewhere, "summary")
+    assert neither.returncode != 0
+    assert "configuration file accrochage.toml not found" in neither.stderr
+    assert "ACCROCHAGE_CONFIG" in neither.stderr

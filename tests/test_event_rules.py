@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from datetime import timedelta
 from typing import Any
 
@@ -904,9 +903,7 @@ def _with_raw_field(name: str, raw_json: str) -> str:
 )
 def test_a_10_mb_line_does_not_crash_or_hang(raw: Any) -> None:
     text = raw()
-    started = time.monotonic()
-    decoded = run(text)
-    assert time.monotonic() - started < 10
+    decoded = run(text)  # a hang is ended by the suite's timeout
     assert decoded.valid is False
     assert decoded.errors
     for problem in decoded.errors:

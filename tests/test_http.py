@@ -421,9 +421,20 @@ async def test_malformed_input_never_stops_the_service(core: Core) -> None:
 # --- the batch timer ------------------------------------------------------------------------
 
 
-async def test_batch_timer_flushes_an_idle_certifier(tmp_path: Path) -> None:
+async def test_batch_timer_flushes_an_idle_certifier(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     core = core_for(tmp_path, batching={"max_delay": "1s", "tick": "1s"})
     outbox = core.settings.paths.outbox
+    cuts: list[object] = []
+    flush = core.flusher.flush
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        report = flush(*args, **kwargs)
+        cuts.append(report)
+        return report
+
+    monkeypatch.setattr(core.flusher, "flush", counted)
     try:
         async with serving(core, timer=True) as client:
             status, _ = await post(client, recent("TIMER-1"))
@@ -434,15 +445,20 @@ async def test_batch_timer_flushes_an_idle_certifier(tmp_path: Path) -> None:
             files = xml_files(outbox)
             assert len(files) == 1, "the timer did not write the idle certifier's batch"
             assert "TIMER-1" in files[0].read_text(encoding="utf-8")
-            for _ in range(50):  # the state follows once the file is released
+            deadline = time.monotonic() + 60  # the state follows once the file is released
+            while time.monotonic() < deadline:
                 status, record = await get(client, "/records/TIMER-1")
                 if record["batch_id"] is not None:
                     break
                 await asyncio.sleep(0.1)
             assert record["status"] == "batched"
             assert record["batch_id"] in files[0].name
-            await asyncio.sleep(0.5)  # more ticks: nothing more is written
-            assert xml_files(outbox) == files
+            seen = len(cuts)
+            deadline = time.monotonic() + 60
+            while len(cuts) < seen + 2 and time.monotonic() < deadline:
+                await asyncio.sleep(0.1)
+            assert len(cuts) >= seen + 2, "the timer stopped cutting"
+            assert xml_files(outbox) == files, "a later tick wrote the batch again"
     finally:
         core.close()
 

@@ -17,6 +17,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -73,6 +74,19 @@ def report_for(batch_file: str, batch_id: str, ids: list[str]) -> bytes:
     ).encode()
 
 
+async def _timer_failed(session: aiohttp.ClientSession, url: str) -> bool:
+    """Whether the batch timer cut the record's batch and the stricter XSD failed it (the
+    log then holds the schema's messages about the events sent over HTTP), within 60 s."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        async with session.get(url) as response:
+            record = await response.json()
+        if any(batch["state"] == "failed" for batch in record["batches"]):
+            return True
+        await asyncio.sleep(0.2)
+    return False
+
+
 async def serve_and_poke(config: Path, port: int, events: list[dict[str, Any]], log: Path) -> None:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     with log.open("wb") as out:
@@ -106,7 +120,9 @@ async def serve_and_poke(config: Path, port: int, events: list[dict[str, Any]], 
             for path in ("/records", "/summary", "/batches", "/unusable", "/records/HTTP-000"):
                 async with session.get(f"{base}{path}") as response:
                     assert response.status == 200, path
-            await asyncio.sleep(2.5)  # two ticks of the timer (tick = 1s): the XSD fails
+            assert await _timer_failed(session, f"{base}/records/HTTP-000"), (
+                "the timer never cut and failed the events sent over HTTP"
+            )
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         writer.write(
             f"GET /records HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\x01\r\n"

@@ -144,7 +144,10 @@ def test_a_helper_killed_while_working_fails_every_task_not_answered() -> None:
     pool.submit(_pid).result(WAIT)
     helper_pids = pool.pids
     running = [pool.submit(_sleep_then, 30, n) for n in range(6)]
-    time.sleep(0.5)  # both helpers at work, four tasks waiting
+    deadline = time.monotonic() + WAIT
+    while sum(f.running() for f in running) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert sum(f.running() for f in running) == 2, "both helpers at work, four tasks waiting"
     os.kill(pool.pids[0], signal.SIGKILL)
     for future in running:
         with pytest.raises(HelperDied):

@@ -33,7 +33,6 @@ GENERATED = [
 ]
 COUNT = 1000
 """Two whole chunks of `ingest` (500 each, its decode pool's threshold): all decoded in the pool."""
-OFFICIAL_112 = Path(__file__).resolve().parents[2] / "shared" / "cdc" / "xsd" / "cpf-1.1.2.xsd"
 
 
 def _config(folder: Path, processes: int = 1, **sections: Any) -> Path:
@@ -146,13 +145,10 @@ def test_ingest_prepares_the_passages_flush_writes_them_as_they_are(tmp_path: Pa
         assert data == again[name], name
 
 
-def test_a_file_in_another_schema_renders_the_content(tmp_path: Path) -> None:
+def test_a_file_in_another_schema_renders_the_content(tmp_path: Path, shared_dir: Path) -> None:
     """Passages prepared in 1.1.5 (the default) are not those of a 1.1.2 file: a state whose
     configuration then names 1.1.2 renders them, valid against the CDC's own 1.1.2 XSD."""
-    if not OFFICIAL_112.is_file():
-        pytest.fail(
-            f"the CDC's 1.1.2 XSD is missing: {OFFICIAL_112} (../shared beside the project)"
-        )
+    official_112 = shared_dir / "cdc" / "xsd" / "cpf-1.1.2.xsd"
     folder = tmp_path / "state"
     config = _config(folder)
     events_file = tmp_path / "events.jsonl"
@@ -167,7 +163,7 @@ def test_a_file_in_another_schema_renders_the_content(tmp_path: Path) -> None:
     for path in files:
         data = path.read_bytes()
         assert b"<cpf:identifiantNational>" not in data
-        check_file(path, OFFICIAL_112)
+        check_file(path, official_112)
     assert _rerendered(config, tmp_path) == {path.name: path.read_bytes() for path in files}
 
 

@@ -335,18 +335,33 @@ async def test_a_stop_held_by_a_request_in_flight_says_what_it_waits_for(
                 b"POST /events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
                 b'Content-Length: 1000\r\n\r\n{"half": '
             )
-            time.sleep(0.5)
+            _answered_after(port)  # connections are accepted in order: the half one is in
             service.send_signal(signal.SIGTERM)
             assert service.stderr is not None
             deadline = time.monotonic() + DEADLINE
             said = ""
             while "stopping" not in said and time.monotonic() < deadline:
                 said = service.stderr.readline()
-        assert "stopping: waiting up to 30 s for the requests in flight (1 connection(s) open)" in (
-            said
-        ), said
+        waiting = re.search(
+            r"stopping: waiting up to 30 s for the requests in flight "
+            r"\((\d+) connection\(s\) open\)",
+            said,
+        )
+        assert waiting is not None, said
+        assert int(waiting[1]) >= 1, "the half-sent request was not counted"
     finally:
         _reaped(service)
+
+
+def _answered_after(port: int) -> None:
+    """A request on a new connection answered: the service accepted every connection made
+    before it (the kernel queues them in order, the server accepts them in that order)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=DEADLINE) as probe:
+        probe.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        answer = b""
+        while chunk := probe.recv(4096):
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 200"), answer[:100]
 
 
 STOPPING_APP = """

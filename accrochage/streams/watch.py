@@ -40,8 +40,10 @@ class Watch:
         certifiers: Sequence[str],
         unreported_after: timedelta,
         listeners: Sequence[Listener] = (),
+        seconds: Callable[[], float] = time.monotonic,
     ) -> None:
         self.store = store
+        self.seconds = seconds
         self.clock = clock
         self.margin_days = margin_days
         self.certifiers = tuple(certifiers)
@@ -66,11 +68,11 @@ class Watch:
     def run(self) -> Observation:
         """Observe, publish the gauges, tell every listener (one failing never stops others)."""
         now = self.clock.now()
-        started = time.monotonic()
+        started = self.seconds()
         observation = self.observe()
         # The reading alone: listeners wait for the write lock (the alert rules store their
         # answer), and another process holding it for a minute says nothing of the cost.
-        self.last_seconds = time.monotonic() - started
+        self.last_seconds = self.seconds() - started
         self.last = observation
         metrics.STATE.publish(observation, self.certifiers)
         metrics.LAST_WATCH.set(now.timestamp())

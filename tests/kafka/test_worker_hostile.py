@@ -195,8 +195,8 @@ async def test_a_failed_group_stops_the_worker_without_waiting_for_another_event
     ingestor = SlowIngestor(0.01, fail=True)
     pending = _pending(ingestor, monkeypatch)
     await pending.commit()
-    await asyncio.to_thread(ingestor.started.wait, 5)
-    for _ in range(500):  # bounded: the writer thread fails the group within milliseconds
+    assert await asyncio.to_thread(ingestor.started.wait, 60)
+    for _ in range(6000):  # bounded (60 s): the writer thread fails the group in milliseconds
         if pending._in_flight[0][0].done():
             break
         await asyncio.sleep(0.01)

@@ -43,9 +43,13 @@ class HardExit(Exception):
 class SlowIngestor:
     """Stands for `Ingestor.ingest_from_log`: a transaction that takes a while, or fails."""
 
-    def __init__(self, seconds: float, fail: bool = False) -> None:
+    def __init__(self, seconds: float, fail: bool = False, gated: bool = False) -> None:
         self.seconds = seconds
         self.fail = fail
+        self.gate = threading.Event()
+        """Held closed (`gated`): the transaction lasts until the test opens it."""
+        if not gated:
+            self.gate.set()
         self.started = threading.Event()
         self.finished = threading.Event()
         self.groups: list[int] = []
@@ -54,6 +58,7 @@ class SlowIngestor:
 
     def ingest_from_log(self, source: LogSource, items: list[Any]) -> list[Any]:
         self.started.set()
+        assert self.gate.wait(120), "the test never let the transaction end"
         time.sleep(self.seconds)
         if self.fail:
             raise StoreError("disk full")  # what a real full disk raises
@@ -82,7 +87,7 @@ async def test_a_stop_while_a_group_is_stored_waits_for_it_and_is_no_failure(
     pending = _pending(ingestor, monkeypatch)
     await pending.commit()  # hands the group to the writer thread and returns
     task = asyncio.create_task(pending.drain())
-    await asyncio.to_thread(ingestor.started.wait, 5)
+    assert await asyncio.to_thread(ingestor.started.wait, 60)
     task.cancel()  # what faust does to its agents and timers on SIGTERM
     with pytest.raises(asyncio.CancelledError):
         await task
@@ -106,15 +111,16 @@ async def test_a_failing_store_still_stops_the_process_hard(
 async def test_the_next_group_accumulates_while_one_is_stored(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    ingestor = SlowIngestor(0.3)
+    ingestor = SlowIngestor(0, gated=True)
     pending = _pending(ingestor, monkeypatch)
-    await pending.commit()
-    await asyncio.to_thread(ingestor.started.wait, 5)
+    await pending.commit()  # returns while the transaction is held open
+    assert await asyncio.to_thread(ingestor.started.wait, 60)
     for offset in (8, 9):
         pending.add(
             SimpleNamespace(value=b"{}", topic="topic", partition=0, offset=offset, key=b"k")
         )
-    assert not ingestor.finished.is_set(), "commit() waited for the transaction"
+    assert not ingestor.finished.is_set()
+    ingestor.gate.set()
     await pending.commit()  # waits for the first group, then hands over the second
     await pending.drain()
     assert ingestor.groups == [1, 2]
