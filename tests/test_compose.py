@@ -89,7 +89,7 @@ def test_the_worker_sends_alerts_to_the_example_alertmanager(monkeypatch: Any) -
     settings = load_settings(ROOT / "accrochage.example.toml")
     manager = document["services"]["alertmanager"]
     assert (
-        settings.alerts.alertmanager
+        settings.alerts.alertmanager.get_secret_value()
         == f"http://alertmanager:{manager['ports'][0].rsplit(':', 1)[1]}"
     )
     flag = next(c for c in manager["command"] if c.startswith("--config.file="))

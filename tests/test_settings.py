@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pydantic import BaseModel, SecretStr
+from pydantic import BaseModel, SecretStr, ValidationError
 
 from accrochage.errors import ConfigError
 from accrochage.settings import Settings, load_settings
@@ -79,7 +79,7 @@ SAMPLES: dict[str, dict[str, tuple[str, Any]]] = {
 def _plain(value: Any) -> Any:
     if isinstance(value, SecretStr):
         return value.get_secret_value()
-    if isinstance(value, list):
+    if isinstance(value, list | tuple):
         return [_plain(v) for v in value]
     return value
 
@@ -322,3 +322,27 @@ def test_a_variable_is_read_whatever_the_case_of_its_section(
 ) -> None:
     monkeypatch.setenv("ACCROCHAGE_batching__max_records", "7")
     assert load_settings(write_config(tmp_path)).batching.max_records == 7
+
+
+def test_settings_are_read_only_and_alert_urls_never_shown(tmp_path: Path) -> None:
+    """One reading of the configuration builds everything: nothing may change it afterwards
+    (a certifier appended past the unique-key check); a webhook's URL is a credential and
+    stays out of every representation of the settings."""
+    config = write_config(tmp_path)
+    with config.open("a", encoding="utf-8") as handle:
+        handle.write(
+            '\n[alerts]\nwebhooks = ["https://hooks.slack.invalid/services/SECRETxyz"]\n'
+            'alertmanager = "http://am:9093/SECRETabc"\n'
+        )
+    settings = load_settings(config)
+    with pytest.raises(ValidationError, match="frozen"):
+        settings.api.bind = "0.0.0.0:80"  # type: ignore[misc]
+    with pytest.raises(ValidationError, match="frozen"):
+        settings.paths = settings.paths  # type: ignore[misc]
+    with pytest.raises(AttributeError):
+        settings.certifiers.append(settings.certifiers[0])  # type: ignore[attr-defined]
+    for shown in (repr(settings), str(settings), settings.model_dump_json()):
+        assert "SECRET" not in shown
+    assert [u.get_secret_value() for u in settings.alerts.webhooks] == [
+        "https://hooks.slack.invalid/services/SECRETxyz"
+    ]

@@ -29,9 +29,11 @@ def watch_for(core: Core) -> Watch:
 
 def receivers_for(core: Core) -> list[Receiver]:
     alerts = core.settings.alerts
-    receivers: list[Receiver] = [Webhook(url, alerts.repeat) for url in alerts.webhooks]
-    if alerts.alertmanager:
-        receivers.append(Alertmanager(alerts.alertmanager))
+    receivers: list[Receiver] = [
+        Webhook(url.get_secret_value(), alerts.repeat) for url in alerts.webhooks
+    ]
+    if alertmanager := alerts.alertmanager.get_secret_value():
+        receivers.append(Alertmanager(alertmanager))
     return receivers
 
 

@@ -37,17 +37,17 @@ class ScopedIngestToken(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     token: Token
-    certifiers: list[CertifierKey] = Field(min_length=1)
+    certifiers: tuple[CertifierKey, ...] = Field(min_length=1)
     """Keys of configured certifiers (`[[certifiers]] key`)."""
 
 
 class ApiSettings(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     bind: str = "127.0.0.1:8787"
     token: Token = SecretStr("")
     """The operator's token: every route (records carry personal data)."""
-    ingest_tokens: list[Token | ScopedIngestToken] = []
+    ingest_tokens: tuple[Token | ScopedIngestToken, ...] = ()
     """Tokens of exam platforms: `POST /events` and `POST /check` only; each a string (any
     certifier) or `{token = "...", certifiers = ["key", ...]}` (those certifiers only)."""
     max_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1024, le=1024 * 1024 * 1024)

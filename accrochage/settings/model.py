@@ -33,11 +33,12 @@ class Settings(BaseSettings):
         env_prefix_target="all",
         env_nested_delimiter="__",
         extra="forbid",
+        frozen=True,
     )
     """`env_prefix_target="all"`: the `schema` alias takes the prefix (ACCROCHAGE_SCHEMA__XSD)."""
 
     emitter: EmitterSettings
-    certifiers: list[CertifierSettings] = Field(min_length=1)
+    certifiers: tuple[CertifierSettings, ...] = Field(min_length=1)
     batching: BatchingSettings = BatchingSettings()
     ingest: IngestSettings = IngestSettings()
     paths: PathsSettings = PathsSettings()

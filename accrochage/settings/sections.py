@@ -6,7 +6,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 from accrochage.models.vocabulary import CDC_MAX_PASSAGES, DepositorNature, SchemaVersion
 from accrochage.settings.durations import (
@@ -25,9 +25,10 @@ Bcr = Annotated[str, Field(min_length=8, max_length=8, pattern=r"^[A-Za-z0-9]{8}
 
 
 class Section(BaseModel):
-    """A section of the configuration: an unknown key is refused with its name, never ignored."""
+    """A section of the configuration: an unknown key is refused with its name, never ignored;
+    read-only once loaded (the composition root builds everything from one reading)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class EmitterSettings(Section):
@@ -39,7 +40,7 @@ class CertifierSettings(Section):
     key: CertifierKey
     id_client: Bcr
     id_contrat: Annotated[str, Field(min_length=1, max_length=20)]
-    certifications: list[Annotated[str, Field(pattern=r"^(RNCP|RS)[0-9]{1,20}$")]] = Field(
+    certifications: tuple[Annotated[str, Field(pattern=r"^(RNCP|RS)[0-9]{1,20}$")], ...] = Field(
         min_length=1
     )
     siret: Annotated[str, Field(pattern=r"^([0-9]{14})?$")] | None = None
@@ -127,21 +128,23 @@ class RefdataSettings(Section):
         return data
 
 
-def _http_url(value: str) -> str:
-    if value and not value.startswith(("http://", "https://")):
+def _http_url(value: SecretStr) -> SecretStr:
+    url = value.get_secret_value()
+    if url and not url.startswith(("http://", "https://")):
         # Never the value: a webhook's URL (Slack's, say) is a credential.
         raise ValueError("expected an http:// or https:// URL")
     return value
 
 
-HttpUrl = Annotated[str, AfterValidator(_http_url)]
+SecretUrl = Annotated[SecretStr, AfterValidator(_http_url)]
+"""A webhook's or an Alertmanager's URL: a credential (Slack's carries its key), never shown."""
 
 
 class AlertsSettings(Section):
     """Alerts (CONTRACT §10): webhooks in Alertmanager's format, an Alertmanager, a topic."""
 
-    webhooks: list[HttpUrl] = []
-    alertmanager: HttpUrl = ""
+    webhooks: tuple[SecretUrl, ...] = ()
+    alertmanager: SecretUrl = SecretStr("")
     topic: str = ""
     repeat: Annotated[
         Duration, within(timedelta(minutes=1), timedelta(days=30), "how often to repeat")
