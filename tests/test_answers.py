@@ -4,8 +4,12 @@ to the record (nothing, here), and a refused event names no record's status."""
 from __future__ import annotations
 
 import copy
+from typing import Any
+
+import pytest
 
 from accrochage.app import Core
+from accrochage.streams.incoming import Incoming
 from tests.test_cdc_loop import flush
 from tests.test_ingest_scope import ANY, post, service
 from tests.test_ingest_scope import core as core_paths
@@ -88,3 +92,27 @@ def test_the_outcomes_the_api_describes_are_those_ingest_answers() -> None:
     described = set(get_args(EventAnswer.model_fields["outcome"].annotation))
     answered = {o.value for o in Outcome if o is not Outcome.MOVED} | {FAILED, FORBIDDEN, UNUSABLE}
     assert described == answered
+
+
+def test_an_event_the_code_fails_on_is_answered_alone_and_logged_with_its_trace(
+    core: Core, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A bug met by one event of a group: the others are stored, and the log says where the
+    code failed (the answer tells the sender to look there), never the event's values."""
+    from accrochage.streams import ingest as ingest_module
+
+    real = ingest_module.apply_delivered
+
+    def bug(current: Any, decoded: Any, *args: Any) -> Any:
+        if decoded.record_id == "BUG-2":
+            raise KeyError("".join(["Zorg", "lubova"]))  # the value, not this line
+        return real(current, decoded, *args)
+
+    monkeypatch.setattr(ingest_module, "apply_delivered", bug)
+    items = [Incoming(event(f"BUG-{n}")) for n in (1, 2, 3)]
+    results = core.ingestor.ingest_each(items)
+    assert [r.outcome for r in results] == ["created", "failed", "created"]
+    (said,) = [r.getMessage() for r in caplog.records if "could not be stored" in r.getMessage()]
+    assert "(KeyError, event 2 of its group)" in said
+    assert "in bug" in said
+    assert "Zorglubova" not in said

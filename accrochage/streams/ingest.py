@@ -8,6 +8,7 @@ life, writes, and (on Kafka) stores the next offsets with them.
 from __future__ import annotations
 
 import logging
+import traceback
 from collections.abc import Callable, Sequence
 from datetime import datetime
 
@@ -47,6 +48,18 @@ from accrochage.streams.replays import Replayed, replayed
 from accrochage.streams.yielded import yielded_event
 
 log = logging.getLogger("accrochage.ingest")
+
+
+def where(item: Incoming, position: int) -> str:
+    """An event's place, for the operator to find it: its log position, else its rank."""
+    if item.partition is not None and item.offset is not None:
+        return f"partition {item.partition} offset {item.offset}"
+    return f"event {position + 1} of its group"
+
+
+def trace(exc: BaseException) -> str:
+    """Where the code failed, without the exception's message (it may quote a value)."""
+    return "".join(traceback.format_tb(exc.__traceback__))
 
 
 def partly_stored(exc: StoreError, stored: int) -> StoreError:
@@ -109,7 +122,12 @@ class Ingestor:
                     raise partly_stored(exc, len(results)) from exc
                 raise
             except Exception as exc:
-                log.error("an event could not be stored (%s); the others were", type(exc).__name__)
+                log.error(
+                    "an event could not be stored (%s, %s); the others were:\n%s",
+                    type(exc).__name__,
+                    where(item, len(results)),
+                    trace(exc),
+                )
                 problem = Problem("event", "could not be stored; see the service log")
                 results.append(IngestResult(None, FAILED, None, [problem]))
         return results
@@ -130,9 +148,11 @@ class Ingestor:
                 raise  # the machine's trouble, not the event's: stop, and read it again later
             except Exception as exc:
                 log.error(
-                    "an event of %s could not be stored (%s); it is kept as unusable",
+                    "an event of %s could not be stored (%s, %s); it is kept as unusable:\n%s",
                     source.topic,
                     type(exc).__name__,
+                    where(item, len(stored)),
+                    trace(exc),
                 )
                 stored.extend(self._set_aside(source, item, type(exc).__name__))
         return stored

@@ -221,7 +221,7 @@ def test_a_rejected_event_with_nan_is_sent_as_its_text() -> None:
 
 
 async def test_a_poison_event_is_set_aside_and_the_others_are_stored(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A poison message (storing it raises, for a reason other than the storage) fails its
     group's transaction: each event is then stored alone, the poison one is kept as unusable
@@ -232,7 +232,7 @@ async def test_a_poison_event_is_set_aside_and_the_others_are_stored(
 
     def poisoned(current: Any, decoded: Any, *args: Any) -> Any:
         if decoded.record_id == "PX-2026-000011":
-            raise ValueError("a bug met by this event only")
+            raise ValueError(" ".join(["a bug met", "by this event only"]))
         return real(current, decoded, *args)
 
     monkeypatch.setattr(ingest_module, "apply_delivered", poisoned)
@@ -250,6 +250,10 @@ async def test_a_poison_event_is_set_aside_and_the_others_are_stored(
     assert (stored["records"], stored["dead_letters"]) == (2, 1)
     assert stored["offsets"] == {0: 13}
     assert stored["unusable"] == [("kafka:certifications:0:11",)]
+    (said,) = [r.getMessage() for r in caplog.records if "could not be stored" in r.getMessage()]
+    assert "(ValueError, partition 0 offset 11)" in said
+    assert "in poisoned" in said, "the log gives where the code failed"
+    assert "a bug met by this event only" not in said, "never the message: it may quote a value"
 
 
 def test_a_rejected_event_with_a_huge_key_is_sent_without_it() -> None:
