@@ -134,6 +134,13 @@ class RefdataBusy(StoreBusyError):
     code = "refdata_busy"
 
 
+class ServiceTaken(AccrochageError):
+    """Another service (`run` or `worker`) runs on this state."""
+
+    code = "service_running"
+    status = 409
+
+
 class NotFound(AccrochageError):
     """What a command or a request names does not exist; the message says where to look."""
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from accrochage.app import build_core
+from accrochage.app import build_core, store_location
 from accrochage.commands.logs import LEVELS, log_format_option, setup_logging
 
 
@@ -20,11 +20,10 @@ from accrochage.commands.logs import LEVELS, log_format_option, setup_logging
 def run(ctx: click.Context, log_level: str, log_format: str) -> None:
     """Run the embedded service: HTTP ingestion, batch timer, query API."""
     from accrochage.runtimes.embedded import bound_socket, run_service
-    from accrochage.runtimes.service_lock import ServiceLock
 
     setup_logging(log_level, log_format)
     settings = ctx.obj.settings
-    lock = ServiceLock(settings.paths.state)
+    lock = store_location(settings).service_guard()
     lock.acquire_or_refuse()  # before the state's whole-file check: a refusal is at once
     try:
         sock = bound_socket(settings.api)  # before the state is opened, migrated or written

@@ -69,15 +69,26 @@ def tree(path: Path) -> ast.Module:
 
 
 def imports(path: Path) -> Iterator[tuple[int, str]]:
-    """Every module imported anywhere in the file (inside functions too), absolute."""
+    """Every module imported anywhere in the file (inside functions too), absolute: a
+    relative import (`from ..state import x`) is resolved from the file's own package."""
     for node in ast.walk(tree(path)):
         if isinstance(node, ast.Import):
             for alias in node.names:
                 yield node.lineno, alias.name
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            yield node.lineno, node.module
-            for alias in node.names:
-                yield node.lineno, f"{node.module}.{alias.name}"
+        elif isinstance(node, ast.ImportFrom):
+            module = _absolute(path, node.module, node.level)
+            if module:
+                yield node.lineno, module
+                for alias in node.names:
+                    yield node.lineno, f"{module}.{alias.name}"
+
+
+def _absolute(path: Path, module: str | None, level: int) -> str:
+    if level == 0:
+        return module or ""
+    package = ("accrochage", *path.relative_to(PACKAGE).parent.parts)
+    base = package[: len(package) - (level - 1)]
+    return ".".join((*base, module) if module else base)
 
 
 def part(module: str) -> str:
@@ -213,3 +224,28 @@ def test_the_checker_sees_a_forbidden_arrow(tmp_path: Path) -> None:
     names = [name for _, name in imports(fake)]
     assert "accrochage.state.base" in names and "lxml.etree" in names
     assert layer(part("state.base")) > layer(part("models.event"))
+
+
+CONCRETE = ("state.sqlite", "sinks.xml_outbox")
+"""The store and the sink of today: the composition root (`app`) chooses them, everything
+else speaks to `state.base` and `sinks.base`, so another store or sink changes `app` only."""
+
+
+def test_only_the_composition_root_names_the_concrete_store_and_sink() -> None:
+    wrong = [
+        f"{path.relative_to(PACKAGE.parent)}:{line} imports accrochage.{target}"
+        for module, path in modules()
+        if module != "app"
+        for line, target in project_imports(path)
+        for concrete in CONCRETE
+        if (target == concrete or target.startswith(concrete + "."))
+        and not (module == concrete or module.startswith(concrete + "."))
+    ]
+    assert not wrong, "\n".join(wrong)
+
+
+def test_a_relative_import_is_read_as_the_module_it_names() -> None:
+    streams = PACKAGE / "streams" / "flush.py"
+    assert _absolute(streams, "state.sqlite", 2) == "accrochage.state.sqlite"
+    assert _absolute(streams, "writer", 1) == "accrochage.streams.writer"
+    assert _absolute(PACKAGE / "app.py", None, 1) == "accrochage"

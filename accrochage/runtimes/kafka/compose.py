@@ -15,13 +15,12 @@ from aiohttp import web
 
 from accrochage.api.protocol import ApiRunner
 from accrochage.api.server import build_app
-from accrochage.app import Core, build_core, build_writer_parts, log_source
+from accrochage.app import Core, build_core, build_writer_parts, log_source, store_location
 from accrochage.runtimes.embedded import api_context, bound_socket, scheduler_for
 from accrochage.runtimes.kafka.admin import ensure_topics
 from accrochage.runtimes.kafka.lag import AlertProducer, lag_job
 from accrochage.runtimes.kafka.pending import writer_died
 from accrochage.runtimes.kafka.worker import WorkerApp, build_worker, dead_letter_job
-from accrochage.runtimes.service_lock import ServiceLock
 from accrochage.settings import Settings
 from accrochage.state.base import Store
 from accrochage.streams.receivers import Topic
@@ -99,7 +98,7 @@ def run_worker(
     reread_beyond_end: bool = False,
 ) -> None:
     """Wait for the state lock (standby), create the topics, run until stopped."""
-    lock = ServiceLock(settings.paths.state)
+    lock = store_location(settings).service_guard()
     lock.wait()
     try:
         # Bound before anything starts, as `run` does: a worker whose port another service

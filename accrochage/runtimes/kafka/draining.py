@@ -13,7 +13,7 @@ rebalance, then relies on a seek). Dropping records without a seek back would le
 group store offsets past them: lost. Handing them over is always safe here: a partition's
 records arrive in order from some offset at or below the stored one (a seek only goes back
 to it), and those below the stored offset are skipped in the storing transaction. One active
-worker per state (`runtimes/service_lock.py`) means no other member stores them meanwhile.
+worker per state (`StoreLocation.service_guard`) means no other member stores them meanwhile.
 """
 
 from __future__ import annotations

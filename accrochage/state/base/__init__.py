@@ -11,6 +11,7 @@ Reads go through readers that never wait for a writer.
 """
 
 from accrochage.state.base.reader import Reader, StoreLocation
+from accrochage.state.base.service import ServiceGuard
 from accrochage.state.base.store import Store
 from accrochage.state.base.transaction import PendingReads, Transaction
 from accrochage.state.refdata import REFDATA_KINDS, RefdataSource, RefdataStorage
@@ -53,6 +54,7 @@ __all__ = [
     "RefdataStorage",
     "ReleasedBatch",
     "Restored",
+    "ServiceGuard",
     "Store",
     "StoreHealth",
     "StoreLocation",

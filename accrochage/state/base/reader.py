@@ -13,6 +13,7 @@ from accrochage.models.batch import (
 )
 from accrochage.models.scope import IdHolder
 from accrochage.models.vocabulary import BatchState
+from accrochage.state.base.service import ServiceGuard
 from accrochage.state.base.transaction import PendingReads
 from accrochage.state.queries import BatchKey, OutstandingQuery, RequestKey
 from accrochage.state.values import (
@@ -185,6 +186,10 @@ class StoreLocation(ABC):
 
     @abstractmethod
     def open_reader(self) -> Reader: ...
+
+    @abstractmethod
+    def service_guard(self) -> ServiceGuard:
+        """What the one service of this state holds while it serves it."""
 
     @abstractmethod
     def backup(self, dest: Path, *, overwrite: bool = False) -> BackupTaken:

@@ -24,6 +24,7 @@ from accrochage.state.base import (
     Reader,
     RefdataStorage,
     Restored,
+    ServiceGuard,
     Store,
     StoreLocation,
     UpgradePlan,
@@ -44,6 +45,7 @@ from accrochage.state.sqlite.connection import (
 from accrochage.state.sqlite.migrations import migrations
 from accrochage.state.sqlite.reader import SqliteReader
 from accrochage.state.sqlite.restore import restore_backup
+from accrochage.state.sqlite.service_lock import ServiceLock
 from accrochage.state.sqlite.state_path import real_state_path
 from accrochage.state.sqlite.transaction import SqliteTransaction
 from accrochage.state.sqlite.upgrade import (
@@ -74,6 +76,9 @@ class SqliteLocation(StoreLocation):
             return SqliteReader(connect(self.path, readonly=True), self.path)
         except sqlite3.Error as exc:
             raise storage_error(exc, self.path, opening=True) from None
+
+    def service_guard(self) -> ServiceGuard:
+        return ServiceLock(self.path)
 
     def backup(self, dest: Path, *, overwrite: bool = False) -> BackupTaken:
         return take_backup(self.path, dest, overwrite=overwrite)

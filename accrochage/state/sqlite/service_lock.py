@@ -1,11 +1,5 @@
-"""One service per state: `accrochage run` or `worker` holds `<state>.lock` while it runs.
-
-A second worker on the same state waits on the lock as a standby and takes over when the
-active one dies; a second `run` refuses to start, naming the service there: two services on
-one state would each cut, write and alert on their own timer, and split the clients between
-two ports. `flock` is released by the kernel when its holder dies, even by SIGKILL, so no
-process ever needs to guess whether the holder is still alive.
-"""
+"""The SQLite state's service guard: `<state>.lock` beside the database file, held with
+`flock` while `accrochage run` or `worker` serves the state (`state/base/service.py`)."""
 
 from __future__ import annotations
 
@@ -15,20 +9,14 @@ import os
 import time
 from pathlib import Path
 
-from accrochage.errors import AccrochageError, StoreError
+from accrochage.errors import ServiceTaken, StoreError
+from accrochage.state.base.service import ServiceGuard
 from accrochage.state.sqlite.upgrade import service_lock_path
 
 log = logging.getLogger("accrochage.service")
 
 
-class ServiceTaken(AccrochageError):
-    """Another service (`run` or `worker`) runs on this state."""
-
-    code = "service_running"
-    status = 409
-
-
-class ServiceLock:
+class ServiceLock(ServiceGuard):
     def __init__(self, state: Path) -> None:
         self.state = state
         self.path = service_lock_path(state)
@@ -55,12 +43,10 @@ class ServiceLock:
         return True
 
     def acquire_or_refuse(self) -> None:
-        """Hold the lock now, or `ServiceTaken` naming the service that holds it."""
         if not self.try_acquire():
             raise ServiceTaken(self._taken_message())
 
     def wait(self, poll: float = 0.5) -> None:
-        """Block until this process holds the lock: the standby's whole job."""
         if self.try_acquire():
             return
         log.info("another service holds %s: waiting as a standby", self.path)
