@@ -86,12 +86,10 @@ def test_the_outcomes_the_api_describes_are_those_ingest_answers() -> None:
     from typing import get_args
 
     from accrochage.api.schemas import EventAnswer
-    from accrochage.models.record import Outcome
-    from accrochage.streams.incoming import FAILED, FORBIDDEN, UNUSABLE
+    from accrochage.models.vocabulary import EVENT_ANSWERS
 
     described = set(get_args(EventAnswer.model_fields["outcome"].annotation))
-    answered = {o.value for o in Outcome if o is not Outcome.MOVED} | {FAILED, FORBIDDEN, UNUSABLE}
-    assert described == answered
+    assert described == {o.value for o in EVENT_ANSWERS}
 
 
 def test_an_event_the_code_fails_on_is_answered_alone_and_logged_with_its_trace(

@@ -21,7 +21,8 @@ import pytest
 from sqlite_utils import Database
 
 from accrochage.errors import StorageFullError
-from accrochage.models.record import Change, Content, Outcome
+from accrochage.models.record import Change, Content
+from accrochage.models.vocabulary import Outcome
 from accrochage.state.sqlite import SqliteStore, migrations
 from accrochage.state.sqlite.migrations import registry
 from accrochage.state.sqlite.store import connect, storage_error

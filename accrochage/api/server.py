@@ -42,10 +42,11 @@ from accrochage.api.reads import (
     get_unusable,
 )
 from accrochage.errors import AccrochageError, StoreBusyError
+from accrochage.models.vocabulary import Outcome
 from accrochage.streams.check import check
 from accrochage.streams.corrections import Corrections
 from accrochage.streams.decoding import DecodeFailed
-from accrochage.streams.incoming import FORBIDDEN, Incoming
+from accrochage.streams.incoming import Incoming
 
 T = TypeVar("T")
 log = logging.getLogger("accrochage.api")
@@ -101,7 +102,7 @@ async def post_events(request: web.Request) -> web.Response:
         except DecodeFailed:  # the writer decodes them; the next request starts a new pool
             log.error("a decode process ended; this request's events are decoded by the writer")
     results = await context.writer.store(items)
-    refused(request, sum(r.outcome == FORBIDDEN for r in results), len(results))
+    refused(request, sum(r.outcome == Outcome.FORBIDDEN for r in results), len(results))
     if array:
         return web.json_response([r.as_dict() | {"http_status": r.http_status} for r in results])
     (result,) = results

@@ -22,7 +22,7 @@ from accrochage.app import Core
 from accrochage.commands.core import core_from
 from accrochage.commands.output import reason_of
 from accrochage.errors import InputError, StoreError
-from accrochage.models.record import Outcome
+from accrochage.models.vocabulary import Outcome
 from accrochage.streams.decoding import DecodeFailed
 from accrochage.streams.files import AUTO, open_events
 from accrochage.streams.incoming import Incoming, IngestResult

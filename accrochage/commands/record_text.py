@@ -10,6 +10,7 @@ import click
 from accrochage.commands.output import Row, cell, first_problem, masked, shorten
 from accrochage.models.problems import escaped
 from accrochage.models.vocabulary import BatchState, CdcReason, RecordStatus, SchemaVersion
+from accrochage.sinks.profiles import profile_for
 
 SENT_AGAIN = frozenset({RecordStatus.PENDING, RecordStatus.BATCHED, RecordStatus.DEPOSITED})
 """Statuses in which a CDC message is that of an earlier file's report (a retried record)."""
@@ -75,7 +76,11 @@ def by_support(row: Row) -> bool:
     """An accepted record the CDC holds under another idTechnique, flagged for a correction or
     withdrawal: no SUPPRESSION is cut for it (`show` says what the CDC's support can do)."""
     waiting = row.get("correction_pending") or row.get("revocation_pending")
-    return bool(row.get("cdc_held_as")) and row.get("status") == "accepted" and bool(waiting)
+    return (
+        bool(row.get("cdc_held_as"))
+        and row.get("status") == RecordStatus.ACCEPTED
+        and bool(waiting)
+    )
 
 
 def support_steps(detail: Row, version: SchemaVersion) -> list[str]:
@@ -84,10 +89,10 @@ def support_steps(detail: Row, version: SchemaVersion) -> list[str]:
     record that it was done; nothing while a SUPPRESSION cut before is in flight (its report
     comes first), and a valid correction first when the stored one has errors."""
     revoked, corrected = detail.get("revocation_pending"), detail.get("correction_pending")
-    if detail["status"] != "accepted" or not (revoked or corrected):
+    if detail["status"] != RecordStatus.ACCEPTED or not (revoked or corrected):
         return []
     held_as = detail.get("cdc_held_as")
-    if held_as is None and version is not SchemaVersion.V1_1_2:
+    if held_as is None and profile_for(version).action is not None:
         return []
     in_flight = detail.get("batch_id") != detail.get("accepted_batch_id")
     if in_flight and not detail.get("suppression_rejected"):

@@ -15,11 +15,11 @@ from accrochage.models.record import (
     IDENTITY_REASONS,
     Change,
     HistoryEntry,
-    Outcome,
     Record,
     Status,
 )
 from accrochage.models.revocation import awaiting_withdrawal, without_correction
+from accrochage.models.vocabulary import Outcome
 
 
 def cut_entry(record_id: str, now: datetime, reason: str, batch_id: str) -> HistoryEntry:

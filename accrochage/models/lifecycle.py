@@ -21,7 +21,6 @@ from accrochage.models.record import (
     Change,
     Content,
     HistoryEntry,
-    Outcome,
     Record,
     Status,
 )
@@ -36,7 +35,7 @@ from accrochage.models.revocation import (
     without_correction,
 )
 from accrochage.models.scope import takes_id
-from accrochage.models.vocabulary import RecordStatus
+from accrochage.models.vocabulary import Outcome, RecordStatus
 
 
 def kept_payload(decoded: Decoded) -> str:

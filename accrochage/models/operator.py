@@ -8,17 +8,10 @@ from datetime import datetime
 
 from accrochage.models.decode import Decoded
 from accrochage.models.problems import Problem
-from accrochage.models.record import (
-    EXCLUDABLE,
-    Change,
-    HistoryEntry,
-    Outcome,
-    Record,
-    Status,
-    moved,
-)
+from accrochage.models.record import EXCLUDABLE, Change, HistoryEntry, Record, Status, moved
 from accrochage.models.record_deadline import delivery_deadline
 from accrochage.models.revocation import waiting_for_nothing, withdrawn
+from accrochage.models.vocabulary import Outcome
 from accrochage.models.withdrawal import by_support_only, with_correction
 
 UNREPORTED = frozenset({Status.BATCHED, Status.DEPOSITED})

@@ -11,10 +11,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from enum import StrEnum
 
 from accrochage.models.problems import Problem
-from accrochage.models.vocabulary import CdcReason, RecordStatus, SchemaVersion
+from accrochage.models.vocabulary import CdcReason, Outcome, RecordStatus, SchemaVersion
 
 Status = RecordStatus
 INVALID_CONTENT_KEPT = 16_384
@@ -35,18 +34,6 @@ IDENTITY_PROCEDURE_AFTER = 2
 def yields_id(status: RecordStatus, ever_valid: bool) -> bool:
     """Whether a record's id goes to another certifier's valid event (`Record.yields_id`)."""
     return not ever_valid and status in (Status.INVALID, Status.WITHDRAWN)
-
-
-class Outcome(StrEnum):
-    CREATED = "created"
-    UPDATED = "updated"
-    UNCHANGED = "unchanged"
-    CORRECTION_STORED = "correction_stored"
-    WITHDRAWN = "withdrawn"
-    REVOCATION_FLAGGED = "revocation_flagged"
-    REFUSED = "refused"
-    MOVED = "moved"
-    """A cut, a deposit, a report outcome or a retry changed the record's status."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,8 +20,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from accrochage.models.decode import Decoded, Kind
-from accrochage.models.record import Change, Outcome, Record, Status
+from accrochage.models.record import Change, Record, Status
 from accrochage.models.revocation import belongs_elsewhere
+from accrochage.models.vocabulary import Outcome
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,9 +6,9 @@ from dataclasses import replace
 from datetime import date, datetime
 
 from accrochage.models.problems import Problem
-from accrochage.models.record import IN_A_BATCH, Change, HistoryEntry, Outcome, Record
+from accrochage.models.record import IN_A_BATCH, Change, HistoryEntry, Record
 from accrochage.models.record_deadline import delivery_deadline
-from accrochage.models.vocabulary import RecordStatus
+from accrochage.models.vocabulary import Outcome, RecordStatus
 
 REVALIDATED = frozenset({RecordStatus.PENDING, RecordStatus.INVALID})
 """Records not yet in a batch: the others' content is frozen in a file (their stored

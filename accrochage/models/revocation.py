@@ -9,8 +9,9 @@ from datetime import datetime
 
 from accrochage.models.decode import Decoded
 from accrochage.models.problems import Problem
-from accrochage.models.record import NEVER_SENT, Change, HistoryEntry, Outcome, Record, Status
+from accrochage.models.record import NEVER_SENT, Change, HistoryEntry, Record, Status
 from accrochage.models.record_deadline import legal_deadline
+from accrochage.models.vocabulary import Outcome
 
 
 def belongs_elsewhere(current: Record, certifier: str | None) -> bool:

@@ -9,9 +9,9 @@ from datetime import datetime
 
 from accrochage.models.cdc import classify
 from accrochage.models.decode import Decoded
-from accrochage.models.record import Change, Outcome, Record, Status, moved
+from accrochage.models.record import Change, Record, Status, moved
 from accrochage.models.revocation import without_correction
-from accrochage.models.vocabulary import CdcReason
+from accrochage.models.vocabulary import CdcReason, Outcome
 from accrochage.models.withdrawal import taken_back, with_correction
 
 

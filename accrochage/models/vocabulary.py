@@ -19,6 +19,10 @@ class SchemaVersion(StrEnum):
     V1_1_5 = "1.1.5"
 
 
+CURRENT_SCHEMA = SchemaVersion.V1_1_5
+"""The CDC's current kit: the version written when the configuration names none."""
+
+
 class RecordStatus(StrEnum):
     """A record's place in its life (DESIGN.md, "The record's life")."""
 
@@ -95,6 +99,31 @@ class RequestSource(StrEnum):
     HOLDER = "holder"
 
 
+class Outcome(StrEnum):
+    """What an event did, as its sender is answered (CONTRACT §3: `outcome`), and `MOVED`:
+    a cut, a deposit, a report outcome or a retry changed a record's status."""
+
+    CREATED = "created"
+    UPDATED = "updated"
+    UNCHANGED = "unchanged"
+    CORRECTION_STORED = "correction_stored"
+    WITHDRAWN = "withdrawn"
+    REVOCATION_FLAGGED = "revocation_flagged"
+    REFUSED = "refused"
+    UNUSABLE = "unusable"
+    """The event can be no record: it is kept in the unusable log."""
+    FORBIDDEN = "forbidden"
+    """Its sender may not send it (`models/scope.py`): its record untouched, the event kept
+    in the unusable log."""
+    FAILED = "failed"
+    """Its own transaction failed: nothing of it was stored."""
+    MOVED = "moved"
+
+
+EVENT_ANSWERS = tuple(o for o in Outcome if o is not Outcome.MOVED)
+"""The outcomes an event is answered with."""
+
+
 class DepositorNature(StrEnum):
     """`natureDeposant`: who deposits the files."""
 
@@ -109,8 +138,8 @@ def values(vocabulary: type[StrEnum]) -> list[str]:
 
 BATCHES_TO_WRITE = (BatchState.CUT, BatchState.FAILED)
 RELEASED = (BatchState.WRITTEN, BatchState.DEPOSITED, BatchState.REPORTED)
+"""Batch states whose file exists: in the outbox's top folder, `deposited/` or `done/`."""
 PLACED = (*RELEASED, BatchState.SUPERSEDED)
 """Batches whose file exists somewhere in the outbox (superseded ones beside the others)."""
 SUPERSEDABLE = (BatchState.WRITTEN, BatchState.FAILED)
 """A file never deposited (written, or whose writing failed), that a correction replaces."""
-"""Batch states whose file exists: in the outbox's top folder, `deposited/` or `done/`."""

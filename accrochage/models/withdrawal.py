@@ -13,7 +13,7 @@ from datetime import datetime
 
 from accrochage.models.decode import Decoded
 from accrochage.models.problems import Problem
-from accrochage.models.record import Change, HistoryEntry, Outcome, Record, Status, moved
+from accrochage.models.record import Change, HistoryEntry, Record, Status, moved
 from accrochage.models.record_deadline import delivery_deadline
 from accrochage.models.revocation import (
     awaiting_withdrawal,
@@ -21,6 +21,7 @@ from accrochage.models.revocation import (
     withdrawn,
     without_correction,
 )
+from accrochage.models.vocabulary import Outcome
 
 
 @dataclass(frozen=True, slots=True)

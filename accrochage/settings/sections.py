@@ -8,7 +8,12 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, model_validator
 
-from accrochage.models.vocabulary import CDC_MAX_PASSAGES, DepositorNature, SchemaVersion
+from accrochage.models.vocabulary import (
+    CDC_MAX_PASSAGES,
+    CURRENT_SCHEMA,
+    DepositorNature,
+    SchemaVersion,
+)
 from accrochage.settings.durations import (
     DeadlineMargin,
     Duration,
@@ -92,7 +97,7 @@ class StateSettings(Section):
 
 
 class SchemaSettings(Section):
-    version: SchemaVersion = SchemaVersion.V1_1_5
+    version: SchemaVersion = CURRENT_SCHEMA
     """The CDC's current kit by default; a state holding 1.1.2 files refuses the default
     until the configuration names a version (`version_named`, checked by `app.build_core`)."""
     xsd: Path | None = None

@@ -17,6 +17,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
+from accrochage.models.vocabulary import BatchState
 from accrochage.state.base import AlertState, Observation, Store
 from accrochage.streams.metrics import by_label
 
@@ -77,7 +78,7 @@ def active(observation: Observation, certifiers: Iterable[str]) -> dict[tuple[st
         due[certifier] = due.get(certifier, 0) + n
     failed: dict[str | None, int] = {}
     for (certifier, state), n in observation.batches.items():
-        if state == "failed":
+        if state == BatchState.FAILED:
             failed[certifier] = failed.get(certifier, 0) + n
     counts: dict[Rule, Mapping[str | None, int]] = {
         AT_RISK: due,

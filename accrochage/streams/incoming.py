@@ -11,21 +11,13 @@ from typing import Any
 from accrochage.models.decode import Decoded, Kind, decode
 from accrochage.models.event import DeliveredEvent
 from accrochage.models.problems import Problem, problems_as_dicts
-from accrochage.models.record import Outcome, PreparedPassage
+from accrochage.models.record import PreparedPassage
 from accrochage.models.reference import Reference
 from accrochage.models.registry import Registry
 from accrochage.models.scope import Scope
+from accrochage.models.vocabulary import Outcome
 from accrochage.sinks.passage import passage_bytes, passage_size_bound
 from accrochage.sinks.profiles import SchemaProfile
-
-FAILED = "failed"
-"""The outcome of an event whose own transaction failed: nothing of it was stored."""
-FORBIDDEN = "forbidden"
-"""The outcome of an event its sender may not send (`models/scope.py`): its record untouched,
-the event kept in the unusable log."""
-UNUSABLE = "unusable"
-"""The outcome of an event that can be no record: it is kept in the unusable log."""
-
 
 Ready = tuple[Decoded, int | None]
 """A decoded event and its passage's size bound (None: not a valid delivered event)."""
@@ -52,7 +44,7 @@ class Incoming:
 @dataclass(slots=True)
 class IngestResult:
     record_id: str | None
-    outcome: str
+    outcome: Outcome
     status: str | None
     errors: list[Problem] = field(default_factory=list)
     warnings: list[Problem] = field(default_factory=list)
@@ -63,13 +55,13 @@ class IngestResult:
 
     @property
     def stored(self) -> bool:
-        return self.outcome != FAILED
+        return self.outcome != Outcome.FAILED
 
     @property
     def http_status(self) -> int:
         if not self.stored:
             return 500
-        if self.outcome == FORBIDDEN:
+        if self.outcome == Outcome.FORBIDDEN:
             return 403
         if self.errors:
             return 422

@@ -17,17 +17,15 @@ from accrochage.models.deadline import Clock, paris_today
 from accrochage.models.decode import Decoded, Kind
 from accrochage.models.lifecycle import apply_delivered
 from accrochage.models.problems import Problem
-from accrochage.models.record import Change, Outcome, Record
+from accrochage.models.record import Change, Record
 from accrochage.models.reference import Reference
 from accrochage.models.registry import Registry
 from accrochage.models.replay import TakenEvent, replay_to_look_for, to_remember
 from accrochage.models.revocation import apply_revoked
 from accrochage.models.scope import out_of_scope
+from accrochage.models.vocabulary import Outcome
 from accrochage.state.base import Store, Transaction, UnusableEvent
 from accrochage.streams.incoming import (
-    FAILED,
-    FORBIDDEN,
-    UNUSABLE,
     Incoming,
     IngestResult,
     Ready,
@@ -129,7 +127,7 @@ class Ingestor:
                     trace(exc),
                 )
                 problem = Problem("event", "could not be stored; see the service log")
-                results.append(IngestResult(None, FAILED, None, [problem]))
+                results.append(IngestResult(None, Outcome.FAILED, None, [problem]))
         return results
 
     def ingest_each_from_log(
@@ -161,7 +159,7 @@ class Ingestor:
         self, source: LogSource, item: Incoming, error: str
     ) -> list[tuple[Incoming, IngestResult]]:
         problem = Problem("event", f"could not be stored ({error}); see the service log")
-        result = IngestResult(None, FAILED, None, [problem])
+        result = IngestResult(None, Outcome.FAILED, None, [problem])
         with self.store.transaction() as tx:
             if item.partition is not None and item.offset is not None:
                 if item.offset < tx.offsets(source.topic).get(item.partition, 0):
@@ -249,7 +247,7 @@ class Ingestor:
         item: Incoming,
     ) -> tuple[IngestResult, Change | None]:
         if decoded.kind is Kind.UNUSABLE or decoded.record_id is None:
-            return IngestResult(decoded.record_id, UNUSABLE, None, decoded.errors), None
+            return IngestResult(decoded.record_id, Outcome.UNUSABLE, None, decoded.errors), None
         current = records.get(decoded.record_id)
         owner = current.certifier if current is not None else None
         forbidden = out_of_scope(
@@ -261,9 +259,9 @@ class Ingestor:
         )
         if forbidden is not None:  # the HTTP service logs it, naming the token (`refused`)
             # Its other errors may name certifiers (an unknown key, a code's certifiers).
-            return IngestResult(decoded.record_id, FORBIDDEN, None, [forbidden]), None
+            return IngestResult(decoded.record_id, Outcome.FORBIDDEN, None, [forbidden]), None
         if decoded.kind is Kind.REVOKED and decoded.errors:
-            return IngestResult(decoded.record_id, UNUSABLE, None, decoded.errors), None
+            return IngestResult(decoded.record_id, Outcome.UNUSABLE, None, decoded.errors), None
         replay = replay_to_look_for(current, decoded)
         if replay is not None and current is not None and took(replay, decoded):
             result = IngestResult(

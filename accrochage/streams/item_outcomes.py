@@ -60,6 +60,6 @@ def said_done(before: Record, after: Record) -> str:
     if before.status is after.status and before.correction_version is not None:
         return f"{after.status}, its correction is the content the CDC holds now"
     message = f"{after.status} (was {before.status})"
-    if after.status == "pending" and before.cdc_reason in IDENTITY_REASONS:
+    if after.status is RecordStatus.PENDING and before.cdc_reason in IDENTITY_REASONS:
         message += f"; {IDENTITY_WARNING}"
     return message

@@ -26,15 +26,22 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from accrochage.models.deadline import PARIS
-from accrochage.models.record import Outcome
-from accrochage.models.vocabulary import BatchState, RecordStatus
+from accrochage.models.vocabulary import BatchState, Outcome, RecordStatus
 from accrochage.state.base import Observation
-from accrochage.streams.incoming import FORBIDDEN, UNUSABLE, IngestResult
+from accrochage.streams.incoming import IngestResult
 
 UNKNOWN = "?"
 """The `certifier` label of records whose certifier is not configured."""
-EVENT_OUTCOMES = ("created", "unchanged", "updated", "invalid", UNUSABLE, FORBIDDEN)
-BATCH_OUTCOMES = ("written", "failed")
+EVENT_OUTCOMES: tuple[str, ...] = (
+    Outcome.CREATED,
+    Outcome.UNCHANGED,
+    Outcome.UPDATED,
+    RecordStatus.INVALID,
+    Outcome.UNUSABLE,
+    Outcome.FORBIDDEN,
+)
+"""The `outcome` labels of `accrochage_events_total` (CONTRACT §10)."""
+BATCH_OUTCOMES: tuple[str, ...] = (BatchState.WRITTEN, BatchState.FAILED)
 
 REGISTRY = CollectorRegistry()
 EVENTS = Counter(
@@ -70,15 +77,15 @@ def event_outcome(result: IngestResult) -> str | None:
     """The `outcome` label of a stored event; None when nothing was stored."""
     if not result.stored:
         return None
-    if result.record_id is None or result.outcome in (UNUSABLE, Outcome.REFUSED):
-        return UNUSABLE  # kept in the unusable log, no record changed
-    if result.outcome == FORBIDDEN:
-        return FORBIDDEN
+    if result.record_id is None or result.outcome in (Outcome.UNUSABLE, Outcome.REFUSED):
+        return Outcome.UNUSABLE  # kept in the unusable log, no record changed
+    if result.outcome == Outcome.FORBIDDEN:
+        return Outcome.FORBIDDEN
     if result.errors:
-        return "invalid"
+        return RecordStatus.INVALID
     if result.outcome in (Outcome.CREATED, Outcome.UNCHANGED):
-        return str(result.outcome)
-    return "updated"
+        return result.outcome
+    return Outcome.UPDATED
 
 
 def tally(results: Iterable[IngestResult]) -> dict[str, int]:
@@ -93,7 +100,7 @@ def count_events(counts: Mapping[str, int]) -> None:
 
 
 def count_batch_write(ok: bool) -> None:
-    BATCH_WRITES.labels("written" if ok else "failed").inc()
+    BATCH_WRITES.labels(BatchState.WRITTEN if ok else BatchState.FAILED).inc()
 
 
 def flushed(at: datetime) -> None:

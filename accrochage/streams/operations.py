@@ -31,8 +31,8 @@ from accrochage.models.operator import (
     apply_support_applied,
     left_out_by,
 )
-from accrochage.models.record import Change, Outcome, Record, Status
-from accrochage.models.vocabulary import BatchState, CdcReason, RecordStatus
+from accrochage.models.record import Change, Record, Status
+from accrochage.models.vocabulary import BatchState, CdcReason, Outcome, RecordStatus
 from accrochage.models.withdrawal import apply_suppression_retry
 from accrochage.sinks.base import BatchSink
 from accrochage.state.base import Store, Transaction

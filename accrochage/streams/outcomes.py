@@ -13,18 +13,19 @@ from datetime import datetime
 from accrochage.models.batch import BatchInfo
 from accrochage.models.batch_life import accepted_as, apply_report
 from accrochage.models.corrections import RequestClosure
-from accrochage.models.record import Change, Outcome, Record, Status
+from accrochage.models.record import Change, Record, Status
 from accrochage.models.suppression_report import (
     apply_earlier_suppression,
     apply_suppression_report,
     wants_suppression,
 )
-from accrochage.models.vocabulary import SUPERSEDABLE, CdcAction, SchemaVersion
+from accrochage.models.vocabulary import SUPERSEDABLE, CdcAction, Outcome
 from accrochage.models.withdrawal import (
     Sending,
     apply_held_elsewhere,
     apply_rejected_with_correction,
 )
+from accrochage.sinks.profiles import profile_for
 from accrochage.state.base import Transaction
 from accrochage.streams.redecode import Decodes
 
@@ -61,13 +62,14 @@ class OutcomeContext:
         return self.batch is not None and self.batch.action is CdcAction.SUPPRESSION
 
     def closes_requests(self, record: Record) -> bool:
-        """Only under 1.1.5 can data be corrected after acceptance, so only there does an
-        acceptance answer a correction request (under 1.1.2 the operator closes them). A
-        report applied by idTechnique answers the batch the record was in."""
+        """Only a version with SUPPRESSION files (1.1.5) can correct data after acceptance,
+        so only there does an acceptance answer a correction request (under 1.1.2 the
+        operator closes them). A report applied by idTechnique answers the batch the record
+        was in."""
         batch = self.batch
         if batch is None and record.batch_id is not None:
             batch = self.tx.batch(record.batch_id)
-        return batch is not None and batch.schema_version is SchemaVersion.V1_1_5
+        return batch is not None and profile_for(batch.schema_version).action is not None
 
 
 def is_acceptance(ctx: OutcomeContext, verdict: Verdict) -> bool:

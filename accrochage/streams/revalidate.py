@@ -16,7 +16,7 @@ from typing import Any
 from accrochage.models.deadline import Clock, paris_today
 from accrochage.models.event import stored_payload
 from accrochage.models.problems import Problem
-from accrochage.models.record import IN_A_BATCH, TRUNCATED, Change, Outcome, Record
+from accrochage.models.record import IN_A_BATCH, TRUNCATED, Change, Record
 from accrochage.models.reference import Reference
 from accrochage.models.registry import Registry
 from accrochage.models.revalidation import (
@@ -25,7 +25,7 @@ from accrochage.models.revalidation import (
     apply_revalidated,
     correction_to_check,
 )
-from accrochage.models.vocabulary import RecordStatus
+from accrochage.models.vocabulary import Outcome, RecordStatus
 from accrochage.state.base import Store
 from accrochage.state.queries import OutstandingQuery
 from accrochage.streams.incoming import decode_ready

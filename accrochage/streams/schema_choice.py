@@ -10,13 +10,13 @@ choose (`app.build_core`, and `accrochage doctor` as a finding).
 from __future__ import annotations
 
 from accrochage.errors import ConfigError
-from accrochage.models.vocabulary import SchemaVersion
+from accrochage.models.vocabulary import CURRENT_SCHEMA, SchemaVersion
 from accrochage.settings import Settings
 from accrochage.sinks.schemas import declared_version
 from accrochage.state.base import Store
 
 OLD = SchemaVersion.V1_1_2
-DEFAULT = SchemaVersion.V1_1_5
+DEFAULT = CURRENT_SCHEMA
 
 
 def unchosen_schema(settings: Settings, versions_written: set[str]) -> str | None:

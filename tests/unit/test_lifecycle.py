@@ -17,8 +17,9 @@ from accrochage.models.deadline import PARIS
 from accrochage.models.decode import Decoded, decode
 from accrochage.models.lifecycle import apply_delivered
 from accrochage.models.operator import apply_retry
-from accrochage.models.record import Change, Outcome, Record
+from accrochage.models.record import Change, Record
 from accrochage.models.revocation import apply_revoked
+from accrochage.models.vocabulary import Outcome
 from accrochage.models.vocabulary import RecordStatus as S
 from tests.factories import TODAY, delivered_event, make_registry, revoked_event
 

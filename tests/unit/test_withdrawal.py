@@ -8,10 +8,10 @@ from typing import Any
 
 from accrochage.models.batch_life import apply_report
 from accrochage.models.lifecycle import apply_delivered
-from accrochage.models.record import Outcome, Record
+from accrochage.models.record import Record
 from accrochage.models.revocation import apply_revoked
 from accrochage.models.suppression_report import apply_suppression_report
-from accrochage.models.vocabulary import CdcReason
+from accrochage.models.vocabulary import CdcReason, Outcome
 from accrochage.models.vocabulary import RecordStatus as S
 from accrochage.models.withdrawal import (
     Sending,
