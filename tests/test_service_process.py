@@ -290,7 +290,11 @@ def test_a_busy_port_stops_the_service_before_it_records_file_paths_anew(tmp_pat
     assert json.loads(cli(config, "batches", "--format", "json").stdout) == recorded
 
 
-async def test_started_and_stopped_are_logged_with_paris_time(tmp_path: Path) -> None:
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP], ids=["TERM", "HUP"])
+async def test_started_and_stopped_are_logged_with_paris_time(
+    tmp_path: Path, signum: signal.Signals
+) -> None:
+    """SIGHUP stops it as SIGTERM does: its default action killed it with nothing said."""
     port = free_port()
     config = write_config(tmp_path, api={"bind": f"127.0.0.1:{port}"})
     service = subprocess.Popen(
@@ -302,7 +306,7 @@ async def test_started_and_stopped_are_logged_with_paris_time(tmp_path: Path) ->
     )
     try:
         await wait_healthy(f"http://127.0.0.1:{port}", service)
-        service.send_signal(signal.SIGTERM)
+        service.send_signal(signum)
         _, err = service.communicate(timeout=DEADLINE)
     finally:
         _reaped(service)

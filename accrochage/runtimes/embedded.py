@@ -36,7 +36,9 @@ SHUTDOWN_TIMEOUT = 30
 _BIND_ERRORS = {errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES}
 LISTEN_BACKLOG = 128
 """Connections waiting to be accepted (aiohttp's own default)."""
-STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+"""Each stops the service gracefully; SIGHUP's default action (a closed terminal, an
+administrator expecting a reload) killed it with nothing said."""
 
 
 def api_context(core: Core, writer: WriterService | EventWriter) -> ApiContext:
@@ -173,7 +175,7 @@ def said_stopping(runner: web.AppRunner) -> None:
 
 
 async def serve(app: web.Application, sock: socket.socket, started: Callable[[], None]) -> None:
-    """Serve `app` on `sock` until SIGTERM or SIGINT, then stop gracefully, through
+    """Serve `app` on `sock` until SIGTERM, SIGINT or SIGHUP, then stop gracefully, through
     `ApiRunner`: every HTTP-level error in the JSON shape, no header logged.
 
     The signals only set an event: the service then returns through its own cleanup (in-flight

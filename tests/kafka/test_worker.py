@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 import socket
 import time
 from pathlib import Path
@@ -174,17 +175,19 @@ async def test_worker_resumes_from_the_state_not_from_the_broker_offsets(
     await check_offsets(config, sent, why)
 
 
-async def test_worker_json_logs_are_json_lines(
+async def test_worker_json_logs_are_json_lines_and_sighup_stops_it_gracefully(
     kafka_broker: KafkaEndpoint, tmp_path: Path, workers: list[Worker]
 ) -> None:
     """faust's terminal spinner wrote a backspace and a cursor code at the end of the start,
-    before the next log line: that line was not JSON."""
+    before the next log line: that line was not JSON. SIGHUP (a closed terminal) killed the
+    worker with nothing said; it stops as SIGTERM stops it."""
     config = write_worker_config(tmp_path / "worker", kafka_broker.bootstrap)
     worker = Worker(config, tmp_path / "worker.log", "--log-format", "json")
     workers.append(worker)
     await asyncio.to_thread(worker.wait_for_log, "query API on", START_TIMEOUT)
     await asyncio.to_thread(worker.wait_for_log, "Worker ready", START_TIMEOUT)
-    assert worker.stop() == 0
+    assert worker.stop(signum=signal.SIGHUP) == 0, worker.tail()
+    assert "Signal received: 1 (1)" in worker.text(), worker.tail()  # SIGHUP
     lines = [line for line in worker.text().splitlines() if line.strip()]
     assert lines
     for line in lines:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 import socket
 from functools import partial
 from pathlib import Path
@@ -121,6 +122,15 @@ def run_worker(
         lock.release()
 
 
+class StoppingWorker(faust.Worker):
+    """faust's worker, stopped gracefully by SIGHUP as by SIGTERM: SIGHUP's default action (a
+    closed terminal, an administrator expecting a reload) killed it with nothing said."""
+
+    def _install_signal_handlers_unix(self) -> None:
+        super()._install_signal_handlers_unix()
+        self.loop.add_signal_handler(signal.SIGHUP, self._schedule_shutdown, signal.SIGHUP)
+
+
 def _run_bound(
     settings: Settings,
     config: Path | None,
@@ -151,7 +161,7 @@ def _run_bound(
         writer = InProcessWriter(WriterService(core.ingestor), log_source(settings))
     try:  # from here on, the writer process is ended whatever fails: left, it hung the exit
         app = compose_worker(core, writer, sock, reread_beyond_end=reread_beyond_end)
-        runner = faust.Worker(
+        runner = StoppingWorker(
             app, loglevel=log_level, quiet=True, redirect_stdouts=False, override_logging=False
         )
         # Its terminal spinner writes a backspace and a cursor code to stdout at the end of
