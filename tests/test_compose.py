@@ -6,6 +6,7 @@ name real settings, and the worker's state and outbox live on volumes.
 
 from __future__ import annotations
 
+import base64
 import re
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ from typing import Any
 import yaml
 
 from accrochage.settings import load_settings
+from accrochage.streams.metrics import REGISTRY
 from accrochage.streams.writer_process import STOP_SECONDS
 from tests.conftest import ROOT
 
@@ -105,3 +107,52 @@ def test_the_worker_is_given_the_time_its_stop_may_take() -> None:
     grace = compose()["services"]["worker"]["stop_grace_period"]
     seconds = int(re.fullmatch(r"(\d+)s", grace).group(1))  # type: ignore[union-attr]
     assert seconds > STOP_SECONDS, "SIGKILLed before the groups in flight are stored"
+
+
+def test_the_broker_keeps_its_log_on_its_volume() -> None:
+    """The image's generated configuration put the log in /tmp inside the container once any
+    KAFKA_ variable was given: a recreated broker started empty."""
+    kafka = compose()["services"]["kafka"]
+    (mount,) = kafka["volumes"]
+    volume, inside = mount.split(":")[:2]
+    assert volume in compose()["volumes"]
+    assert kafka["environment"]["KAFKA_LOG_DIRS"] == inside
+    cluster = str(kafka["environment"]["CLUSTER_ID"])
+    assert len(base64.urlsafe_b64decode(cluster + "==")) == 16, "a KRaft id: 16 bytes"
+    worker = compose()["services"]["worker"]
+    assert worker["depends_on"]["kafka"]["condition"] == "service_healthy"
+    assert "healthcheck" in kafka
+
+
+def test_prometheus_says_when_accrochage_itself_is_down() -> None:
+    """accrochage's own alerts resolve five minutes after it stops sending them: Prometheus
+    rules say the service is down or its watch stalled, routed to the same Alertmanager."""
+    document = compose()
+    prometheus = document["services"]["prometheus"]
+    config = _yaml(_mounted(prometheus, "/etc/prometheus/prometheus.yml"))
+    (rules_path,) = config["rule_files"]
+    rules = _yaml(_mounted(prometheus, rules_path))
+    alerts = {r["alert"]: r for group in rules["groups"] for r in group["rules"]}
+    assert set(alerts) == {"AccrochageDown", "AccrochageWatchStalled"}
+    (job,) = config["scrape_configs"]
+    assert f'up{{job="{job["job_name"]}"}} == 0' in alerts["AccrochageDown"]["expr"]
+    exposed = {m.name for m in REGISTRY.collect()}
+    used = set(re.findall(r"accrochage_\w+", alerts["AccrochageWatchStalled"]["expr"]))
+    assert used and {u.removesuffix("_seconds") for u in used} <= {
+        e.removesuffix("_seconds") for e in exposed
+    }, (used, exposed)
+    manager_port = document["services"]["alertmanager"]["ports"][0].rsplit(":", 1)[1]
+    (target,) = config["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"]
+    assert target == f"alertmanager:{manager_port}"
+
+
+def test_the_image_runs_as_a_user_of_its_own_and_checks_its_health() -> None:
+    dockerfile = (ROOT / "Dockerfile").read_text(encoding="utf-8")
+    users = re.findall(r"^USER\s+(\S+)", dockerfile, re.MULTILINE)
+    assert users and users[-1] not in ("root", "0")
+    worker_port = compose()["services"]["worker"]["ports"][0].rsplit(":", 1)[1]
+    assert re.search(rf"HEALTHCHECK .*\n?.*127\.0\.0\.1:{worker_port}/health", dockerfile)
+    mounts = [m.split(":")[1] for m in compose()["services"]["worker"]["volumes"]]
+    for inside in mounts:
+        if inside.startswith("/data/"):
+            assert inside in dockerfile, f"{inside}: made in the image, owned by its user"
