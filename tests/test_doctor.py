@@ -277,6 +277,30 @@ def test_files_to_deposit_missing_from_the_outbox_need_the_operator(tmp_path: Pa
     assert written[0].path.name in gone["message"] and "accrochage flush" in gone["message"]
 
 
+def test_an_outbox_no_file_can_be_written_in_is_said(tmp_path: Path) -> None:
+    """`paths.outbox` naming a file: doctor said `ok`, while `flush` failed and `run` refused
+    to start. A missing outbox under a file cannot be created either. Nothing is created to
+    find out."""
+    afile = tmp_path / "afile"
+    afile.write_text("not a folder", encoding="utf-8")
+    for folder in "abc":
+        (tmp_path / folder).mkdir()
+    config = with_state(tmp_path / "a", paths={"outbox": afile}, schema=SCHEMA_1_1_2)
+    [said] = findings(doctor_json(config, 1), "outbox")
+    assert (said["level"], said["needs_operator"]) == ("error", True)
+    assert f"paths.outbox {afile} is not a folder" in said["message"]
+    below = afile / "outbox"
+    config = with_state(tmp_path / "b", paths={"outbox": below}, schema=SCHEMA_1_1_2)
+    [said] = findings(doctor_json(config, 1), "outbox")
+    assert said["level"] == "warning"
+    assert "does not exist and cannot be created by this user" in said["message"]
+    assert afile.read_text(encoding="utf-8") == "not a folder"
+    missing = tmp_path / "c" / "var" / "not-yet"
+    config = with_state(tmp_path / "c", paths={"outbox": missing}, schema=SCHEMA_1_1_2)
+    [fine] = findings(doctor_json(config, 0), "outbox")
+    assert fine["level"] == "ok" and not missing.exists()
+
+
 # --- the start-up guard -----------------------------------------------------------------------
 
 

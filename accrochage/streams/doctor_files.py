@@ -150,16 +150,9 @@ def outbox_findings(settings: Settings, store: Store) -> list[Finding]:
             )
         )
     writer = os.access(Path(os.path.realpath(settings.paths.state)).parent, os.W_OK)
-    if writer and outbox.exists() and not os.access(outbox, os.W_OK):
-        findings.append(
-            Finding(
-                "outbox",
-                Level.WARNING,
-                f"paths.outbox {outbox} cannot be written by this user, who writes the state: "
-                "no file can be written, moved or written again there",
-                action=True,
-            )
-        )
+    unusable = outbox_unusable(outbox, writer)
+    if unusable is not None:
+        findings.append(Finding("outbox", *unusable, action=True))
     if not findings:
         findings.append(
             Finding(
@@ -181,3 +174,28 @@ def _found(batch: ReleasedBatch, outbox: Path) -> bool:
     outbox, its paths recorded anew by the next command that writes)."""
     name, certifier = batch.file.path.name, batch.batch.certifier.key
     return batch.file.path.is_file() or outbox_place(outbox, certifier, name, batch.state).is_file()
+
+
+def outbox_unusable(outbox: Path, writer: bool) -> tuple[Level, str] | None:
+    """Why no file could be written in the outbox (nothing created to find out, unlike the
+    services' own check at start); `writer`: this user writes the state (a monitoring user
+    who may only read is not told it cannot write)."""
+    if outbox.exists() and not outbox.is_dir():
+        return Level.ERROR, (
+            f"paths.outbox {outbox} is not a folder: no file can be written there (`run` "
+            "refuses to start, `flush` fails); set paths.outbox to a folder"
+        )
+    if not writer:
+        return None
+    existing = next(p for p in (outbox, *outbox.parents) if p.exists())
+    if existing == outbox and not os.access(outbox, os.W_OK):
+        return Level.WARNING, (
+            f"paths.outbox {outbox} cannot be written by this user, who writes the state: "
+            "no file can be written, moved or written again there"
+        )
+    if existing != outbox and not (existing.is_dir() and os.access(existing, os.W_OK | os.X_OK)):
+        return Level.WARNING, (
+            f"paths.outbox {outbox} does not exist and cannot be created by this user "
+            f"({existing} is not a folder it may write): create it, or set paths.outbox"
+        )
+    return None
