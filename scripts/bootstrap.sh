@@ -1,8 +1,23 @@
 #!/usr/bin/env bash
-# Creates .venv (if missing) and installs accrochage with its dev tools into it.
+# Creates .venv (if missing, or made by another Python than $PYTHON) and installs accrochage
+# with its dev tools into it. PYTHON=python3.12 bash scripts/bootstrap.sh picks the interpreter.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-python3}"
+if ! "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
+  echo "accrochage needs Python 3.11 or later; $PYTHON is $("$PYTHON" --version 2>&1 | head -n 1 || echo missing)." >&2
+  echo "Install it (Debian/Ubuntu: python3.11 and python3.11-venv), then: PYTHON=python3.11 bash $0" >&2
+  exit 1
+fi
+version='import sys; print("%d.%d" % sys.version_info[:2])'
+wanted="$("$PYTHON" -c "$version")"
+if [ -x .venv/bin/python ]; then
+  found="$(.venv/bin/python -c "$version" 2>/dev/null || echo none)"
+  if [ "$found" != "$wanted" ]; then
+    echo "recreating .venv: it runs Python $found, $PYTHON is $wanted" >&2
+    rm -rf .venv
+  fi
+fi
 if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi

@@ -1,0 +1,34 @@
+"""scripts/bootstrap.sh: the README's first step on a machine whose `python3` is too old."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+from tests.conftest import ROOT
+
+
+def test_an_older_python_is_refused_before_any_virtualenv_is_made(tmp_path: Path) -> None:
+    """Ubuntu 22.04's python3 is 3.10: a 3.10 `.venv` was made, the install failed, and
+    `PYTHON=python3.11` did not help (the existing `.venv` was kept)."""
+    fake = tmp_path / "python3.10"
+    fake.write_text(
+        '#!/bin/sh\nif [ "$1" = "--version" ]; then echo "Python 3.10.13"; exit 0; fi\nexit 1\n',
+        encoding="utf-8",
+    )
+    fake.chmod(0o755)
+    venv = ROOT / ".venv"
+    before = venv.stat().st_mtime_ns if venv.exists() else None
+    done = subprocess.run(
+        ["bash", str(ROOT / "scripts" / "bootstrap.sh")],
+        env={**os.environ, "PYTHON": str(fake)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 1
+    assert f"accrochage needs Python 3.11 or later; {fake} is Python 3.10.13" in done.stderr
+    assert "PYTHON=python3.11 bash" in done.stderr
+    assert (venv.stat().st_mtime_ns if venv.exists() else None) == before
