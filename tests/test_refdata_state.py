@@ -10,7 +10,7 @@ import re
 import shutil
 import sqlite3
 import threading
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,7 @@ from accrochage.api.protocol import ApiRunner
 from accrochage.app import build_core
 from accrochage.cli import main
 from accrochage.errors import RefdataBusy, RefdataError
-from accrochage.models.deadline import SystemClock, paris_today
+from accrochage.models.deadline import PARIS, FixedClock, SystemClock, paris_today
 from accrochage.refdata.france_competences import load_export
 from accrochage.refdata.load import LoadReport, load_refdata
 from accrochage.refdata.memory import ReferenceHolder
@@ -189,6 +189,39 @@ def test_a_service_finding_another_load_under_way_looks_again_later(
         assert store.refdata().version() == 1
         current = holder.current()
         assert current is not None and current.fiche("RS6604") is not None
+    finally:
+        store.close()
+
+
+def test_a_service_says_once_a_day_that_its_reference_data_is_too_old(
+    refdata_dir: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The export's age was logged only when its files changed: an export a year old decided
+    which events were invalid while a running service said nothing about it."""
+    store = SqliteStore(tmp_path / "state.db")
+    folder = xml_folder(refdata_dir, tmp_path / "xml")
+    clock = FixedClock(datetime(2030, 3, 1, 9, 0, tzinfo=PARIS))
+    keeper = ReferenceKeeper(
+        store.refdata(), ReferenceHolder(store.refdata()), folder, None, timedelta(days=30), clock
+    )
+
+    def said() -> list[str]:
+        told = [r.getMessage() for r in caplog.records if "days old" in r.getMessage()]
+        caplog.clear()
+        return told
+
+    try:
+        with caplog.at_level(logging.INFO):
+            keeper.run()
+            (first,) = said()
+            assert "refdata.max_age is 30d" in first and "said once a day" in first
+            keeper.run()
+            clock.advance(timedelta(hours=10))
+            keeper.run()
+            assert said() == [], "once a day"
+            clock.advance(timedelta(hours=5))  # the next day in Paris
+            keeper.run()
+            assert len(said()) == 1
     finally:
         store.close()
 

@@ -9,7 +9,7 @@ the data already loaded stays in use.
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from datetime import date, timedelta
 from pathlib import Path
 
 from accrochage.errors import AccrochageError, RefdataBusy
@@ -43,13 +43,27 @@ class ReferenceKeeper:
         self._seen: tuple[str, str] | None = None
         """The files' signatures when last loaded: a `refdata load` of other files by the
         operator stays in use until the configured files change."""
+        self._told_on: date | None = None
 
     def run(self) -> None:
-        """Load changed files (if any are configured), then follow the stored version."""
+        """Load changed files (if any are configured), follow the stored version, and say
+        once a day (and at start) what makes the data in use too old to trust."""
         if self.rncp is not None or self.cog is not None:
             self._load()
         if self.holder.refresh():
             log.info("reference data version %d in use", self.holder.version)
+            self._told_on = None
+        self._tell_age()
+
+    def _tell_age(self) -> None:
+        """An export a year old decided which events were invalid while the service said
+        nothing: its age was logged only when the files changed."""
+        today = paris_today(self.clock)
+        if self._told_on == today:
+            return
+        for warning in source_warnings(self.storage.sources(), today, self.max_age):
+            log.warning("%s (said once a day while it lasts)", warning)
+        self._told_on = today
 
     def _load(self) -> None:
         seen = (signature(self.rncp), signature(self.cog))
@@ -72,9 +86,7 @@ class ReferenceKeeper:
             for item in report.loaded:
                 if item.changed and item.source is not None:
                     log.info("loaded %s from %s", item.kind, ", ".join(item.source.files))
-            sources = self.storage.sources()
-            for warning in source_warnings(sources, paris_today(self.clock), self.max_age):
-                log.warning("%s", warning)
+            self._told_on = None
 
 
 def refdata_job(keeper: ReferenceKeeper, every: float) -> Job:
