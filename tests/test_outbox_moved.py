@@ -168,6 +168,28 @@ def test_relative_paths_are_read_from_the_configuration_s_folder(
     assert settings.paths.state == folder / "var" / "state.db"
 
 
+def test_the_same_folder_named_two_ways_is_not_a_move(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`--config ../install/accrochage.toml` from a sibling folder, or through a symbolic
+    link: each run recorded the files anew ('recorded under another outbox'), flipping
+    between the two spellings of one folder."""
+    folder = tmp_path / "install"
+    folder.mkdir()
+    config = write_config(folder, paths={"state": "var/state.db", "outbox": "var/outbox"})
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "link").symlink_to(folder)
+    monkeypatch.chdir(folder)
+    run(config, "ingest", str(write_jsonl(tmp_path / "r.jsonl", [recent("TW-1")])))
+    run(config, "flush", "--force")
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    for spelled in (Path("../install/accrochage.toml"), tmp_path / "link" / "accrochage.toml"):
+        said = run(spelled, "flush").stderr + run(spelled, "batches").stderr
+        assert "recorded under" not in said, (spelled, said)
+    (row,) = batches(config)
+    assert Path(str(row["file"])).is_relative_to(folder / "var" / "outbox")
+
+
 def test_a_state_left_where_earlier_versions_read_it_is_named_not_replaced(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -44,7 +44,9 @@ def load_settings(path: Path | None = None, **overrides: Any) -> Settings:
             "ACCROCHAGE_<SECTION>__<KEY> (e.g. ACCROCHAGE_API__TOKEN): check its spelling"
         )
     try:
-        return anchored(_FromFile(**overrides), source.absolute().parent)
+        # The folder as it really is: the same folder reached by `..` or through a link is
+        # one outbox, not a move of the state's files at each run.
+        return anchored(_FromFile(**overrides), source.absolute().parent.resolve())
     except ValidationError as exc:
         raise ConfigError(describe_settings_errors(source, exc)) from None
     except SettingsError as exc:
