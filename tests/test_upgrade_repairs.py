@@ -4,9 +4,12 @@ versions left it, its repairs unapplied, and opened again."""
 
 from __future__ import annotations
 
+import logging
 import shutil
 import sqlite3
 from pathlib import Path
+
+import pytest
 
 from accrochage.app import build_core
 from accrochage.models.deadline import FixedClock
@@ -134,3 +137,22 @@ def test_files_reported_before_the_reported_state_are_reported(
         assert set(passages(done)) == {"UR-5", "UR-6"}
     finally:
         built.close()
+
+
+def test_an_upgrade_is_said_in_the_log_a_new_state_is_not(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A service started on an older state migrated it without a word: the log could not
+    tell when an upgrade happened, nor what it did."""
+    from accrochage.state.sqlite import SqliteStore
+
+    state = tmp_path / "state.db"
+    with caplog.at_level(logging.INFO, logger="accrochage.state"):
+        SqliteStore(state).close()
+        assert not [r for r in caplog.records if "migrated" in r.getMessage()], "a new state"
+        with sqlite3.connect(state) as conn:  # the state as the version before m220 left it
+            conn.execute("DELETE FROM _sqlite_migrations WHERE name = 'm220_refused_dates'")
+        conn.close()
+        SqliteStore(state).close()
+    (said,) = [r.getMessage() for r in caplog.records if "migrated" in r.getMessage()]
+    assert said == f"migrated the state {state}: 1 migration(s) applied (m220_refused_dates)"

@@ -13,6 +13,7 @@ from functools import partial
 
 from aiohttp import web
 
+from accrochage import __version__
 from accrochage.api.connections import ConnectionLimits, fitted
 from accrochage.api.context import ApiContext
 from accrochage.api.protocol import ApiRunner
@@ -227,7 +228,13 @@ def run_service(
     outbox = core.settings.paths.outbox
 
     def started() -> None:
-        log.info("accrochage service started on http://%s (outbox %s)", api.bind, outbox)
+        log.info(
+            "accrochage %s service started on http://%s (state %s, outbox %s)",
+            __version__,
+            api.bind,
+            core.settings.paths.state,
+            outbox,
+        )
 
     listening = sock if sock is not None else bound_socket(api)
     try:

@@ -14,6 +14,7 @@ from typing import Any
 import faust
 from aiohttp import web
 
+from accrochage import __version__
 from accrochage.api.protocol import ApiRunner
 from accrochage.api.server import build_app
 from accrochage.app import Core, build_core, build_writer_parts, log_source, store_location
@@ -150,6 +151,13 @@ def _run_bound(
         )
     )
     core = build_core(settings, service=True)
+    log.info(
+        "accrochage %s worker: topic %s, state %s, outbox %s",
+        __version__,
+        kafka.topic,
+        settings.paths.state,
+        settings.paths.outbox,
+    )
     writer: GroupWriter
     if separate_writer:
         # Raw events to the writer process, which decodes them in its own pool.

@@ -7,6 +7,7 @@ other processes, `synchronous=FULL` so that an acknowledged event survives a pow
 
 from __future__ import annotations
 
+import logging
 import os
 import sqlite3
 import threading
@@ -62,6 +63,7 @@ from accrochage.state.sqlite.write_lock import (
     holder,
 )
 
+log = logging.getLogger("accrochage.state")
 MIGRATION_WAIT_SECONDS = 600.0
 """How long opening a state that needs migrating waits for the write lock: another process
 may be migrating it (a table rebuilt at 5,000,000 records takes a minute or more)."""
@@ -186,9 +188,19 @@ class SqliteStore(Store):
         waiting up to `MIGRATION_WAIT_SECONDS` for another process migrating the same state."""
         held = self._write_lock.acquire(max(self._write_lock.wait_seconds, MIGRATION_WAIT_SECONDS))
         try:
-            migrations.apply(Database(conn))
+            db = Database(conn)
+            fresh = not migrations.applied(db)
+            pending = pending_migrations(conn, self.path)
+            migrations.apply(db)
         finally:
             self._write_lock.release(held)
+        if pending and not fresh:  # an upgrade leaves a trace in the service's log
+            log.info(
+                "migrated the state %s: %d migration(s) applied (%s)",
+                self.path,
+                len(pending),
+                ", ".join(pending),
+            )
 
     def write_holder(self) -> WriteHolder | None:
         if not self._write_lock.held():
