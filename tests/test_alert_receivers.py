@@ -158,6 +158,10 @@ def test_a_user_and_password_in_the_url_are_sent_as_basic_auth_never_logged(
             with caplog.at_level(logging.WARNING, logger="accrochage.alerts"):
                 assert deliverer.run() == 0
             assert "answered HTTP 401" in caplog.text
+            # Which receiver, in words the operator can match with the configuration.
+            name, host = Webhook(url, REPEAT).name, base.removeprefix("http://")
+            assert f"alert receiver {name} (http://{host}) failed" in caplog.text
+            assert "/hook" not in caplog.text
             clock.advance(timedelta(minutes=1))
             assert deliverer.run() == 1
             expected = "Basic " + base64.b64encode(b"alerts:S3cret@T0ken").decode()
@@ -291,7 +295,7 @@ def test_a_slow_receiver_keeps_its_rest_for_the_next_run_and_the_others_are_serv
     elapsed = [0.0]
 
     class Slow:
-        name, repeat, got = "slow", REPEAT, 0
+        name, where, repeat, got = "slow", "slow", REPEAT, 0
 
         def send(self, state: Any, now: Any) -> None:
             elapsed[0] += 4.9

@@ -23,6 +23,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
+from urllib.parse import urlsplit
 
 from accrochage.models.deadline import Clock
 from accrochage.state.base import AlertDelivery, AlertState, Store
@@ -59,6 +60,11 @@ class Receiver(Protocol):
         """Stable, stored with its deliveries; never the URL itself (it may hold a secret)."""
 
     @property
+    def where(self) -> str:
+        """What the log may show of its target: a URL's scheme and host, never its
+        credentials, path or query (a Slack webhook's key is its path)."""
+
+    @property
     def repeat(self) -> timedelta: ...
 
     def send(self, state: AlertState, now: datetime) -> None:
@@ -69,6 +75,11 @@ def _id(kind: str, target: str) -> str:
     return f"{kind}:{hashlib.sha256(target.encode()).hexdigest()[:12]}"
 
 
+def _host_of(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.hostname or '?'}" + (f":{parts.port}" if parts.port else "")
+
+
 @dataclass
 class Webhook:
     url: str
@@ -77,6 +88,10 @@ class Webhook:
     @property
     def name(self) -> str:
         return _id("webhook", self.url)
+
+    @property
+    def where(self) -> str:
+        return _host_of(self.url)
 
     def send(self, state: AlertState, now: datetime) -> None:
         post_json(self.url, webhook_body(state))
@@ -90,6 +105,10 @@ class Alertmanager:
     @property
     def name(self) -> str:
         return _id("alertmanager", self.base_url)
+
+    @property
+    def where(self) -> str:
+        return _host_of(self.base_url)
 
     def send(self, state: AlertState, now: datetime) -> None:
         ends = state.ends_at if state.status == RESOLVED and state.ends_at else None
@@ -114,6 +133,10 @@ class Topic:
     @property
     def name(self) -> str:
         return _id("topic", self.topic)
+
+    @property
+    def where(self) -> str:
+        return f"topic {self.topic}"
 
     def send(self, state: AlertState, now: datetime) -> None:
         alert = alert_object(state)
@@ -180,7 +203,7 @@ class Deliverer:
                 try:
                     receiver.send(state, now)
                 except Exception as exc:
-                    self._failed(receiver.name, now, exc)
+                    self._failed(receiver, now, exc)
                     failed = True
                     break
                 with self.store.transaction() as tx:
@@ -197,13 +220,15 @@ class Deliverer:
                 self._backoff.pop(receiver.name, None)
         return sent
 
-    def _failed(self, name: str, now: datetime, exc: Exception) -> None:
+    def _failed(self, receiver: Receiver, now: datetime, exc: Exception) -> None:
+        name = receiver.name
         backoff = min(self._backoff.get(name, timedelta(seconds=2.5)) * 2, MAX_BACKOFF)
         self._backoff[name] = backoff
         self._retry_at[name] = now + backoff
         log.warning(
-            "alert receiver %s failed (%s); retrying in %ds",
+            "alert receiver %s (%s) failed (%s); retrying in %ds",
             name,
+            receiver.where,
             _why(exc),
             backoff.total_seconds(),
         )
