@@ -346,3 +346,19 @@ def test_settings_are_read_only_and_alert_urls_never_shown(tmp_path: Path) -> No
     assert [u.get_secret_value() for u in settings.alerts.webhooks] == [
         "https://hooks.slack.invalid/services/SECRETxyz"
     ]
+
+
+def test_a_misspelt_scoped_token_is_said_in_the_form_written(tmp_path: Path) -> None:
+    """An ingest token is a string or a table: a table with a misspelt key was answered with
+    the string form's failure too, in pydantic's inner types ("function-after[...]")."""
+    config = write_config(tmp_path, api={"ingest_tokens": [{"tokn": "p" * 40}]})
+    with pytest.raises(ConfigError) as caught:
+        load_settings(config)
+    said = str(caught.value)
+    assert "3 wrong or missing setting(s)" in said
+    assert "api.ingest_tokens.0.tokn: unknown setting" in said
+    assert "api.ingest_tokens.0.token: Field required" in said
+    assert "function-after" not in said and ".scoped." not in said
+    config = write_config(tmp_path, api={"ingest_tokens": ["short"]})
+    with pytest.raises(ConfigError, match=r"api.ingest_tokens.0: a token must hold at least 32"):
+        load_settings(config)

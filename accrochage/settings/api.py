@@ -6,7 +6,16 @@ import ipaddress
 from datetime import timedelta
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    SecretStr,
+    Tag,
+    model_validator,
+)
 
 from accrochage.settings.durations import BodyTimeout
 from accrochage.settings.sections import CertifierKey
@@ -41,13 +50,25 @@ class ScopedIngestToken(BaseModel):
     """Keys of configured certifiers (`[[certifiers]] key`)."""
 
 
+def _token_form(value: object) -> str:
+    """A table is a scoped token, anything else a bare one: an error then names the fields
+    of the form written, not pydantic's inner types for both."""
+    return "scoped" if isinstance(value, dict | ScopedIngestToken) else "token"
+
+
+IngestTokenSetting = Annotated[
+    Annotated[Token, Tag("token")] | Annotated[ScopedIngestToken, Tag("scoped")],
+    Discriminator(_token_form),
+]
+
+
 class ApiSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     bind: str = "127.0.0.1:8787"
     token: Token = SecretStr("")
     """The operator's token: every route (records carry personal data)."""
-    ingest_tokens: tuple[Token | ScopedIngestToken, ...] = ()
+    ingest_tokens: tuple[IngestTokenSetting, ...] = ()
     """Tokens of exam platforms: `POST /events` and `POST /check` only; each a string (any
     certifier) or `{token = "...", certifiers = ["key", ...]}` (those certifiers only)."""
     max_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1024, le=1024 * 1024 * 1024)

@@ -130,7 +130,7 @@ def unknown_variables(environ: Mapping[str, str]) -> list[str]:
 def describe_settings_errors(source: Path, exc: ValidationError) -> str:
     lines = [f"{source}: {exc.error_count()} wrong or missing setting(s):"]
     for error in exc.errors():
-        where = ".".join(str(part) for part in error["loc"]).replace("schema_", "schema")
+        where = ".".join(str(part) for part in _untagged(error["loc"])).replace("schema_", "schema")
         variables = _variables_of(where)
         origin = f" (from {', '.join(variables)})" if variables else ""
         message = _error_message(error)
@@ -144,6 +144,15 @@ def describe_settings_errors(source: Path, exc: ValidationError) -> str:
 
 
 _INDEXED = re.compile(r"__[0-9]+(__|$)")
+_TAGGED = ("api", "ingest_tokens")
+"""A list whose items take one form or another (`settings/api.py`): the form's tag is no
+setting's name."""
+
+
+def _untagged(loc: tuple[int | str, ...]) -> tuple[int | str, ...]:
+    if loc[:2] == _TAGGED and len(loc) > 3 and isinstance(loc[2], int):
+        return (*loc[:3], *loc[4:])
+    return loc
 
 
 def _variables_of(where: str) -> list[str]:
