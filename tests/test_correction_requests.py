@@ -25,6 +25,7 @@ from accrochage.errors import BadParameter
 from accrochage.models.corrections import RequestClosed, RequestClosure, RequestNotFound
 from accrochage.models.deadline import SystemClock, paris_today
 from accrochage.models.problems import GIVEN_TWICE
+from accrochage.streams.doctor_files import requests_of_another_certifier_findings
 from accrochage.streams.receivers import Receiver, Webhook
 from tests.test_alerts import REPEAT, receiver, tick
 from tests.test_http import serving
@@ -188,6 +189,35 @@ def test_a_request_entered_for_the_wrong_certifier_counts_under_the_record_s(cor
     with core.store.reading() as reader:
         summary = reader.summary(TODAY, core.settings.batching.margin_days)
     assert set(summary["correction_requests"]["by_certifier"]) == {"school"}
+
+
+def test_a_request_entered_for_another_certifier_is_closed_by_no_acceptance(
+    tmp_path: Path,
+) -> None:
+    """A request entered for school, its id then taken by a pix record (a mistyped
+    `--certifier`, or pix's platform using school's id): pix's acceptance closed school's
+    legal request as corrected. It waits for the operator now, and doctor names it."""
+    core, clock = make_core(tmp_path)
+    try:
+        asked = core.corrections.add("TTP-1", date(2026, 11, 25), certifier="school")
+        ingest(core, event("TTP-1"))  # a pix record
+        clock.advance(timedelta(hours=1))
+        with core.store.transaction() as tx:
+            closed = tx.close_correction_requests(
+                [RequestClosure("TTP-1", 1)], clock.now(), "report-ok.xml"
+            )
+        assert closed == []
+        (still,) = listed(core)
+        assert (still["request_id"], still["status"]) == (asked.request.request_id, "open")
+        with core.store.reading() as reader:
+            assert reader.requests_of_another_certifier() == [
+                (asked.request.request_id, "TTP-1", "school", "pix")
+            ]
+        (said,) = requests_of_another_certifier_findings(core.store)
+        assert said.action and f"request {asked.request.request_id} of school" in said.message
+        assert "TTP-1, a record of pix" in said.message
+    finally:
+        core.close()
 
 
 def test_a_request_entered_again_in_other_words_is_that_request(core: Core) -> None:

@@ -29,6 +29,7 @@ from accrochage.streams.doctor_files import (
     left_out_findings,
     outbox_findings,
     refused_after_acceptance_findings,
+    requests_of_another_certifier_findings,
 )
 from accrochage.streams.findings import Finding, Level, needs_operator
 from accrochage.streams.schema_choice import unchosen_schema
@@ -76,6 +77,7 @@ def diagnose(settings: Settings, clock: Clock, open_store: Callable[[], Store]) 
         findings += left_out_findings(store)
         findings += held_elsewhere_findings(store)
         findings += refused_after_acceptance_findings(store)
+        findings += requests_of_another_certifier_findings(store)
     finally:
         store.close()
     return findings

@@ -84,6 +84,30 @@ def held_elsewhere_findings(store: Store) -> list[Finding]:
     ]
 
 
+def requests_of_another_certifier_findings(store: Store) -> list[Finding]:
+    """A request entered for one certifier whose id another certifier's record took (a
+    `--certifier` mistyped, or another certifier's platform using the id): no acceptance
+    closes it by itself, and its deadline runs on."""
+    with store.reading() as reader:
+        mismatched = reader.requests_of_another_certifier()
+    if not mismatched:
+        return []
+    request_id, record_id, asked_for, holder = mismatched[0]
+    return [
+        Finding(
+            "corrections",
+            Level.WARNING,
+            f"{len(mismatched)} open correction request(s) name a record id another "
+            f"certifier's record holds (first: request {request_id} of {asked_for} names "
+            f"{record_id}, a record of {holder}): no acceptance closes it by itself; check "
+            f"the id with {asked_for}, then close it by hand (`accrochage correction-request "
+            f"answer {request_id} --corrected` once {holder}'s data answers it, else "
+            "--unfounded TEXT and open it again with the right id)",
+            action=True,
+        )
+    ]
+
+
 def refused_after_acceptance_findings(store: Store) -> list[Finding]:
     """Records whose delivery deadline was met, that the CDC deleted for a correction and
     whose corrected content it refused: no deadline warns of them, yet the holder's

@@ -90,6 +90,12 @@ class Reader(PendingReads):
         content it refused: it holds nothing of them now. Their count and the first id."""
 
     @abstractmethod
+    def requests_of_another_certifier(self) -> list[tuple[str, str, str, str]]:
+        """Open correction requests entered for one certifier whose record id another
+        certifier's record holds (`request_id`, `record_id`, the request's certifier, the
+        record's): that record's data answers none of them."""
+
+    @abstractmethod
     def held_elsewhere(self) -> list[JsonRow]:
         """Accepted records the CDC holds under another idTechnique that wait for a correction
         or a withdrawal only its support can apply (`record_id`, `certifier`, `cdc_held_as`,

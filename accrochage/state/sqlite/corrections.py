@@ -46,6 +46,9 @@ _SELECT = (
     "SELECT q.*, coalesce(r.certifier, q.certifier) AS shown_certifier "
     "FROM correction_requests q LEFT JOIN records r ON r.record_id = q.record_id"
 )
+"""A request is owed by its record's certifier once the record is known (a `--certifier`
+mistyped); entered for another one, no acceptance closes it by itself (`close_requests`,
+`mismatched`)."""
 
 
 # -- values <-> rows -------------------------------------------------------------------------
@@ -167,12 +170,14 @@ def close_requests(
         if closure.version is not None and stored_at is None:
             continue
         status = conn.execute(
-            "SELECT status FROM records WHERE record_id = ?", (closure.record_id,)
+            "SELECT status, certifier FROM records WHERE record_id = ?", (closure.record_id,)
         ).fetchone()
         for row in rows:
             found = _request(row)
             if found.opened_at > at or (stored_at is not None and found.opened_at > stored_at):
                 continue
+            if status is not None and found.certifier not in (None, status["certifier"]):
+                continue  # entered for another certifier: the operator says which is right
             if accepted_hash is not None and accepted_hash == found.held_hash:
                 continue
             done = corrected_by(found, label, at, withdrawn=closure.version is None)
@@ -268,3 +273,18 @@ def first_open(requests: Sequence[JsonRow]) -> JsonRow | None:
         return None
     first = min(opened, key=lambda r: (r["deadline"], r["request_id"]))
     return {k: first[k] for k in ("request_id", "deadline", "days_left", "status")}
+
+
+def mismatched(conn: sqlite3.Connection) -> list[tuple[str, str, str, str]]:
+    """Open requests entered for one certifier whose record id another certifier's record
+    holds: (request_id, record_id, the request's certifier, the record's)."""
+    return [
+        (str(a), str(b), str(c), str(d))
+        for a, b, c, d in conn.execute(
+            "SELECT q.request_id, q.record_id, q.certifier, r.certifier "
+            "FROM correction_requests q JOIN records r ON r.record_id = q.record_id "
+            "WHERE q.status = ? AND q.certifier IS NOT NULL AND r.certifier != q.certifier "
+            "ORDER BY q.deadline, q.request_id",
+            (_OPEN,),
+        )
+    ]

@@ -115,6 +115,9 @@ class SqliteReader(PendingStatements, Reader):
         result["correction_requests"] = open_requests.summary_part(self._conn, as_of, margin_days)
         return result
 
+    def requests_of_another_certifier(self) -> list[tuple[str, str, str, str]]:
+        return correction_rows.mismatched(self._conn)
+
     def held_elsewhere(self) -> list[JsonRow]:
         return held_elsewhere(self._conn)
 
