@@ -58,3 +58,27 @@ async def test_a_method_the_route_does_not_take_is_answered_with_those_it_does(
                 allowed = {m.strip() for m in response.headers["Allow"].split(",")}
                 assert method not in allowed and allowed, (method, path, allowed)
                 assert (await response.json())["error"]["code"] == "method_not_allowed"
+
+
+async def test_a_query_parameter_the_route_does_not_define_is_refused(tmp_path: Path) -> None:
+    """`GET /unusable?certifier=beta` answered every certifier's entries, taken for beta's by
+    the script that asked; each route takes the parameters docs/openapi.json gives it."""
+    async with guarded(tmp_path) as (base, http):
+        for path, query in (
+            ("/unusable", "certifier=pix"),
+            ("/summary", "certifier=pix"),
+            ("/records", "foo=1"),
+            ("/records/R-1", "certifier=pix"),
+            ("/correction-requests", "certifier=pix"),
+        ):
+            async with http.get(f"{base}{path}?{query}", headers=BASIC) as response:
+                assert response.status == 400, (path, query)
+                error = (await response.json())["error"]
+                assert error["code"] == "bad_parameter"
+                assert f"takes no parameter '{query.split('=')[0]}'" in error["message"]
+        async with http.get(f"{base}/unusable?certifier=pix") as response:
+            assert response.status == 401, "who asks is checked first"
+        async with http.get(f"{base}/records?certifier=pix&limit=5", headers=BASIC) as response:
+            assert response.status == 200
+        async with http.get(f"{base}/unusable?all=true", headers=BASIC) as response:
+            assert response.status == 200

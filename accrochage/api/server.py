@@ -33,6 +33,7 @@ from accrochage.api.intake import (
     senders_turn,
 )
 from accrochage.api.openapi import openapi
+from accrochage.api.query_names import documented, known_query_names
 from accrochage.api.reads import (
     get_batch,
     get_batches,
@@ -190,7 +191,11 @@ def build_app(context: ApiContext) -> web.Application:
     """The routes of CONTRACT.md §4 over `context`; the caller starts and stops the writer."""
     app = web.Application(
         client_max_size=context.max_body_bytes,
-        middlewares=[error_middleware, auth_middleware(context.token, context.ingest_tokens)],
+        middlewares=[
+            error_middleware,
+            auth_middleware(context.token, context.ingest_tokens),
+            known_query_names(documented(openapi())),
+        ],
     )
     app.on_response_prepare.append(_kept_by_no_cache)
     app[CONTEXT] = context
