@@ -16,17 +16,19 @@ from typing import Any
 import pytest
 
 from accrochage.app import Core
-from accrochage.errors import StoreError
+from accrochage.errors import SchemaValidationError, StoreError
 from accrochage.generate import GeneratedCertifier, generate_events
 from accrochage.models.batch import FrozenBatch, ReleasedFile
 from accrochage.models.vocabulary import BatchState
 from accrochage.pool import HelperDied, HelperPool
 from accrochage.sinks import xml_outbox
+from accrochage.sinks.base import Outcome
 from accrochage.sinks.xml_outbox import RenderJob, XmlOutbox, release_batch
 from accrochage.state.sqlite.reader import SqliteReader
 from accrochage.streams import verify
+from accrochage.streams.failed_retries import FIRST_WAIT, LONGEST_WAIT, FailedRetries
 from accrochage.streams.flush_report import FlushReport
-from tests.test_tracker import TODAY, ingest, make_core
+from tests.test_tracker import TODAY, event, ingest, make_core
 
 GENERATED = [GeneratedCertifier("pix", ("RS5875", "RNCP37873"))]
 WAIT = 120.0
@@ -45,7 +47,7 @@ def test_each_batch_reaches_the_sink_as_soon_as_it_is_cut(tmp_path: Path) -> Non
 
     def recording(
         batches: Iterable[FrozenBatch], *, passages: int = 0
-    ) -> Iterator[tuple[FrozenBatch, ReleasedFile | str]]:
+    ) -> Iterator[tuple[FrozenBatch, Outcome]]:
         def received() -> Iterator[FrozenBatch]:
             for batch in batches:
                 steps.append(f"sink {batch.batch_id}")
@@ -239,3 +241,62 @@ def test_a_file_released_before_a_render_process_died_is_recorded(
     finally:
         core.close()
     assert report.ok and [w.batch_id for w in report.written] == [first.batch_id]
+
+
+def test_a_batch_failing_for_what_it_holds_is_tried_again_later_and_after_the_others(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The batch timer wrote a failed batch again at every tick: the same XSD refusal, a
+    CDC-size batch's seconds of CPU every few seconds, forever, ahead of the other
+    certifiers' new files. It waits now, longer each time; a folder that cannot be written
+    (it may be fixed any moment) is still tried at every flush (test_tracker's)."""
+    core, _ = make_core(tmp_path)
+    now = [0.0]
+    core.flusher.retries = FailedRetries(seconds=lambda: now[0])
+    sink = core.flusher.sink
+    real = sink.write
+    tried: list[str] = []
+
+    def refusing_pix(batch: FrozenBatch) -> ReleasedFile:
+        tried.append(batch.certifier.key)
+        if batch.certifier.key == "pix":
+            raise SchemaValidationError("idContrat: not accepted by the configured XSD")
+        return real(batch)
+
+    monkeypatch.setattr(sink, "write", refusing_pix)
+    try:
+        ingest(core, event("PX-1"), event("SC-1", certifier="school"))
+        first = core.flusher.flush(force=True)
+        assert [f.certifier for f in first.failed] == ["pix"] and first.written
+        tried.clear()
+        assert core.flusher.flush().ok and tried == [], "not again at the next tick"
+        now[0] += FIRST_WAIT
+        assert [f.certifier for f in core.flusher.flush().failed] == ["pix"]
+        now[0] += FIRST_WAIT  # the wait doubled: not yet
+        tried.clear()
+        core.flusher.flush()
+        assert tried == []
+        now[0] += FIRST_WAIT
+        ingest(core, event("SC-2", certifier="school"))
+        tried.clear()
+        core.flusher.flush(force=True)
+        assert tried[-1] == "pix" and "pix" not in tried[:-1], "after the batches never tried"
+        with core.store.reading() as reader:
+            (failed,) = reader.batches(state=BatchState.FAILED)
+        assert failed["certifier"] == "pix"
+    finally:
+        core.close()
+
+
+def test_the_wait_before_a_failed_batch_is_tried_again_is_bounded() -> None:
+    now = [0.0]
+    retries = FailedRetries(seconds=lambda: now[0])
+    for _ in range(20):
+        retries.failed("B")
+    now[0] += LONGEST_WAIT
+    assert retries.waiting() == 0
+    retries.written("B")
+    retries.failed("B")
+    assert retries.waiting() == 1
+    now[0] += FIRST_WAIT
+    assert retries.waiting() == 0

@@ -89,9 +89,17 @@ def _print_file(outcome: WrittenBatch | FailedBatch) -> None:
 def failed_next(error: str) -> str:
     """What the operator does about a batch whose file failed: it is tried again at each
     flush, which a schema error the data causes never passes."""
+    if error.startswith(SchemaValidationError.__name__) and "idTechnique" not in error:
+        return (
+            "no record is named: what the configuration puts in the file (the emitter's or "
+            "the certifier's identifiers, its certification codes) or the XSD of schema.xsd "
+            "refuses it; fix the configuration, then run `accrochage flush` (a running "
+            "service tries the file again less and less often: restart it)"
+        )
     if error.startswith(SchemaValidationError.__name__):
         return (
-            "the file is tried again at each flush and fails until the record its message "
+            "the file is tried again (by a running service less and less often) and fails until "
+            "the record its message "
             "names (idTechnique) changes: send a corrected event for it (it supersedes this "
             "batch, its other records are cut again), or take it out with `accrochage exclude "
             "ID --reason TEXT`; `accrochage show ID` shows the record"

@@ -110,7 +110,7 @@ class BatchSink(ABC):
 
     def write_many(
         self, batches: Iterable[FrozenBatch], *, passages: int = 0
-    ) -> Iterator[tuple[FrozenBatch, ReleasedFile | str]]:
+    ) -> Iterator[tuple[FrozenBatch, Outcome]]:
         """Each batch with its released file, or why it failed; one failure stops no other.
 
         `batches` may be produced as they are cut: a sink writing in other processes starts
@@ -122,7 +122,23 @@ class BatchSink(ABC):
         """Release what the sink holds (worker processes, connections)."""
 
 
-def outcome_of(write: Callable[[], ReleasedFile]) -> ReleasedFile | str:
+@dataclass(frozen=True, slots=True)
+class WriteFailed:
+    """Why a batch's file failed. `lasting`: written again from the same batch, it fails the
+    same way (what the batch holds, the XSD); otherwise the folder or the disk may be fixed
+    at any moment (`streams/failed_retries.py`)."""
+
+    error: str
+    lasting: bool
+
+    def __str__(self) -> str:
+        return self.error
+
+
+Outcome = ReleasedFile | WriteFailed
+
+
+def outcome_of(write: Callable[[], ReleasedFile]) -> Outcome:
     """The released file, or why this batch's file failed. A helper process that died is
     no fault of the batch: raised, the batch stays to write."""
     try:
@@ -130,4 +146,4 @@ def outcome_of(write: Callable[[], ReleasedFile]) -> ReleasedFile | str:
     except HelperDied:
         raise
     except (AccrochageError, OSError, ValueError) as exc:
-        return f"{type(exc).__name__}: {exc}"
+        return WriteFailed(f"{type(exc).__name__}: {exc}", lasting=not isinstance(exc, OSError))

@@ -28,7 +28,7 @@ from accrochage.models.event import event_from_content
 from accrochage.models.field_errors import error_path
 from accrochage.models.vocabulary import BatchState, SchemaVersion
 from accrochage.pool import HelperDied, HelperPool
-from accrochage.sinks.base import BatchSink, FileSizes, outcome_of
+from accrochage.sinks.base import BatchSink, FileSizes, Outcome, outcome_of
 from accrochage.sinks.outbox import (
     file_name,
     files_to_upload,
@@ -145,7 +145,7 @@ def _start_render_process(parent: int) -> None:
 
 def _settled(
     batch: FrozenBatch, future: Future[ReleasedFile], died: list[HelperDied]
-) -> Iterator[tuple[FrozenBatch, ReleasedFile | str]]:
+) -> Iterator[tuple[FrozenBatch, Outcome]]:
     """The batch's outcome; none when its render process died (noted in `died`): a batch
     whose file was released by another process before that is recorded all the same."""
     try:
@@ -268,7 +268,7 @@ class XmlOutbox(BatchSink):
 
     def write_many(
         self, batches: Iterable[FrozenBatch], *, passages: int = 0
-    ) -> Iterator[tuple[FrozenBatch, ReleasedFile | str]]:
+    ) -> Iterator[tuple[FrozenBatch, Outcome]]:
         """In the render processes (when there are enough passages to be worth starting them),
         each batch as soon as it comes; outcomes in the batches' order, each as soon as it and
         those before it are done."""

@@ -18,16 +18,17 @@ from itertools import chain
 
 from accrochage import failpoints
 from accrochage.errors import StorageCorruptError, StorageFullError, StoreError
-from accrochage.models.batch import FrozenBatch, Member, ReleasedFile
+from accrochage.models.batch import FrozenBatch, Member
 from accrochage.models.batch_life import cut_entry
 from accrochage.models.deadline import Clock, paris_today
 from accrochage.models.registry import Certifier, Registry
 from accrochage.models.vocabulary import SchemaVersion
-from accrochage.sinks.base import BatchSink
+from accrochage.sinks.base import BatchSink, Outcome, WriteFailed
 from accrochage.sinks.profiles import profile_for
 from accrochage.state.base import PendingReads, Store
 from accrochage.streams import metrics
 from accrochage.streams.batching import BatchLimits, due_reason, files_for
+from accrochage.streams.failed_retries import FailedRetries
 from accrochage.streams.flush_report import (
     CutBatch,
     FailedBatch,
@@ -82,6 +83,7 @@ class Flusher:
         self.decode = decode
         """Decodes a stored correction again, the day it replaces a record's content."""
         self._swept_at: float | None = None
+        self.retries = FailedRetries()
         self._stopping = threading.Event()
         self.storage_error: StoreError | None = None
         """Why the last flush could not store (a full disk, a damaged state); None once one
@@ -125,10 +127,11 @@ class Flusher:
     def write_planned(self, plan: Plan, report: FlushReport) -> None:
         """Cut what `plan` says and write every batch still to write (see `cut_and_write`)."""
         with self.store.reading() as reader:
-            waiting = reader.batches_to_write()
+            waiting, again = self.retries.to_try(reader.batches_to_write())
         fault: list[BaseException] = []
-        batches = chain(waiting, self._cut_planned(plan, report, fault))
-        passages = sum(b.passages for b in waiting) + sum(len(g.members) for g in plan.groups)
+        batches = chain(waiting, self._cut_planned(plan, report, fault), again)
+        passages = sum(b.passages for b in (*waiting, *again))
+        passages += sum(len(g.members) for g in plan.groups)
         try:
             for batch, outcome in self.sink.write_many(batches, passages=passages):
                 self._record(batch, outcome, report)
@@ -288,15 +291,18 @@ class Flusher:
         (`streams/verify.put_back_missing`)."""
         put_back_missing(self.store, self.sink, report)
 
-    def _record(self, batch: FrozenBatch, outcome: ReleasedFile | str, report: FlushReport) -> None:
+    def _record(self, batch: FrozenBatch, outcome: Outcome, report: FlushReport) -> None:
         key = batch.certifier.key
-        if isinstance(outcome, str):
+        if isinstance(outcome, WriteFailed):
             with self.store.transaction() as tx:
-                recorded = tx.batch_failed(batch.batch_id, outcome)
+                recorded = tx.batch_failed(batch.batch_id, outcome.error)
+            if outcome.lasting:
+                self.retries.failed(batch.batch_id)
             if recorded:
                 metrics.count_batch_write(False)
-                report.add_failed(FailedBatch(batch.batch_id, key, outcome))
+                report.add_failed(FailedBatch(batch.batch_id, key, outcome.error))
             return
+        self.retries.written(batch.batch_id)
         with self.store.transaction() as tx:
             recorded = tx.batch_written(batch.batch_id, outcome, self.clock.now())
             late = None if recorded else late_copy(tx, self.sink, batch, outcome)

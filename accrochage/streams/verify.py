@@ -15,7 +15,7 @@ from pathlib import Path
 
 from accrochage.models.batch import ReleasedFile
 from accrochage.models.vocabulary import PLACED, RELEASED, BatchState
-from accrochage.sinks.base import BatchSink, outcome_of
+from accrochage.sinks.base import BatchSink, WriteFailed, outcome_of
 from accrochage.state.base import ReleasedBatch, Store
 from accrochage.streams import metrics
 from accrochage.streams.flush_report import FailedBatch, FlushReport, WrittenBatch
@@ -100,13 +100,13 @@ def rewrite(sink: BatchSink, released: ReleasedBatch) -> str | None:
     else (a renderer that changed since) is reported, never recorded over the state.
     """
     outcome = outcome_of(lambda: sink.write_again(released.batch, released.state))
-    if isinstance(outcome, str):
-        return outcome
+    if isinstance(outcome, WriteFailed):
+        return outcome.error
     recorded = released.file
     if outcome.path != recorded.path:
         # Written where a new file goes; the state says where it lives now (deposited/, done/).
         moved = outcome_of(lambda: _moved(sink, outcome, recorded.path))
-        if isinstance(moved, str):
+        if isinstance(moved, WriteFailed):
             return f"written again at {outcome.path}, not moved to {recorded.path}: {moved}"
     if (outcome.size, outcome.sha256) != (recorded.size, recorded.sha256):
         return (
