@@ -301,6 +301,50 @@ def test_an_outbox_no_file_can_be_written_in_is_said(tmp_path: Path) -> None:
     assert fine["level"] == "ok" and not missing.exists()
 
 
+def test_certifiers_the_configuration_identifies_as_one_are_said(tmp_path: Path) -> None:
+    """A [[certifiers]] section copied and not all its identifiers changed: the second
+    certifier's passages went out under the first one's contract, and doctor said nothing.
+    A depositor for others only, its nature left to CERTIFICATEUR, neither."""
+    config = with_state(tmp_path, schema=SCHEMA_1_1_2)
+    text = config.read_text(encoding="utf-8")
+    copied = text.replace(
+        'id_client = "12ABC345"\nid_contrat = "MCFCER000123"',
+        'id_client = "03VML243"\nid_contrat = "MCFCER000209"',
+    )
+    assert copied != text
+    config.write_text(copied, encoding="utf-8")
+    [same] = findings(doctor_json(config, 1), "certifiers")
+    assert same["needs_operator"] and same["level"] == "warning"
+    assert same["message"].startswith("certifiers pix, school have the same idClient and idContrat")
+    third = text.replace(
+        'id_client = "03VML243"\nnature = "CERTIFICATEUR"',
+        'id_client = "99ZZZ999"\nnature = "CERTIFICATEUR"',
+    )
+    assert third != text
+    config.write_text(third, encoding="utf-8")
+    [nature] = findings(doctor_json(config, 1), "certifiers")
+    assert nature["needs_operator"] and 'nature = "TIERS_CONFIANCE"' in nature["message"]
+    config.write_text(third.replace('"CERTIFICATEUR"', '"TIERS_CONFIANCE"'), encoding="utf-8")
+    assert findings(doctor_json(config, 0), "certifiers") == []
+
+
+def test_records_of_a_certifier_taken_out_of_the_configuration_are_said(tmp_path: Path) -> None:
+    """A certifier removed (or its key renamed) with records waiting: doctor said ok, and
+    its records were never sent."""
+    config = with_state(tmp_path, schema=SCHEMA_1_1_2)
+    core = build_core(load_settings(config))
+    ingest(
+        core, event("PX-9"), event("SC-9", certifier="school"), event("SC-10", certifier="school")
+    )
+    core.close()
+    assert not [f for f in findings(doctor_json(config, 0), "certifiers") if f["needs_operator"]]
+    text = config.read_text(encoding="utf-8")
+    school = text[text.index('[[certifiers]]\nkey = "school"') :].split("\n\n")[0]
+    config.write_text(text.replace(school, ""), encoding="utf-8")
+    [gone] = [f for f in findings(doctor_json(config, 1), "certifiers") if f["needs_operator"]]
+    assert "does not have wait for the CDC: school (2)" in gone["message"]
+
+
 # --- the start-up guard -----------------------------------------------------------------------
 
 

@@ -45,7 +45,7 @@ class BatchState(StrEnum):
     WRITTEN = "written"
     """Its file is released in the outbox, XSD-valid."""
     FAILED = "failed"
-    """Writing its file failed (XSD, disk); retried at each flush."""
+    """Writing its file failed (XSD, disk); tried again (`streams/failed_retries.py`)."""
     DEPOSITED = "deposited"
     """The operator declared the file uploaded to the CDC portal."""
     REPORTED = "reported"

@@ -17,12 +17,18 @@ from pathlib import Path
 
 from accrochage.errors import AccrochageError, StateNeedsMigration, StorageCorruptError
 from accrochage.models.deadline import Clock, paris_today
+from accrochage.models.vocabulary import RecordStatus
 from accrochage.private_files import open_to_others
 from accrochage.refdata.load import source_warnings
 from accrochage.settings import Settings
 from accrochage.state.base import AlertState, Observation, Store
 from accrochage.streams.alerts import active, annotations_of, see_for, severity_of
-from accrochage.streams.doctor_config import schema_finding, token_findings, xsd_finding
+from accrochage.streams.doctor_config import (
+    certifier_findings,
+    schema_finding,
+    token_findings,
+    xsd_finding,
+)
 from accrochage.streams.doctor_files import (
     files_finding,
     held_elsewhere_findings,
@@ -44,6 +50,7 @@ def diagnose(settings: Settings, clock: Clock, open_store: Callable[[], Store]) 
     """Every check; `open_store` opens the state checking its integrity (`quick_check`)."""
     chosen = schema_finding(settings)
     findings = [chosen, xsd_finding(settings), *token_findings(settings)]
+    findings += certifier_findings(settings)
     state = settings.paths.state
     if not state.exists():
         findings.append(
@@ -72,6 +79,7 @@ def diagnose(settings: Settings, clock: Clock, open_store: Callable[[], Store]) 
         findings += refdata_findings(settings, store, clock)
         observation = _watch(settings, store, clock).observe()
         findings += alert_findings(settings, observation)
+        findings += unconfigured_findings(settings, observation)
         findings.append(files_finding(observation))
         findings += outbox_findings(settings, store)
         findings += left_out_findings(store)
@@ -212,6 +220,41 @@ def _watch(settings: Settings, store: Store, clock: Clock) -> Watch:
         certifiers=[c.key for c in settings.certifiers],
         unreported_after=settings.alerts.unreported_after,
     )
+
+
+_WAITING = frozenset(
+    {
+        RecordStatus.INVALID,
+        RecordStatus.PENDING,
+        RecordStatus.BATCHED,
+        RecordStatus.DEPOSITED,
+        RecordStatus.REJECTED,
+    }
+)
+"""Statuses of a record its certifier still owes the CDC."""
+
+
+def unconfigured_findings(settings: Settings, observation: Observation) -> list[Finding]:
+    """Records of a certifier the configuration no longer has (removed, or its key renamed):
+    no file is written for them, and the listings fold them into `?`."""
+    keys = {c.key for c in settings.certifiers}
+    waiting: dict[str, int] = {}
+    for (certifier, status), n in observation.records.items():
+        if certifier is not None and certifier not in keys and status in _WAITING:
+            waiting[certifier] = waiting.get(certifier, 0) + n
+    if not waiting:
+        return []
+    said = ", ".join(f"{key} ({n})" for key, n in sorted(waiting.items()))
+    return [
+        Finding(
+            "certifiers",
+            Level.WARNING,
+            f"records of certifiers the configuration does not have wait for the CDC: {said}; "
+            "no file is written for them: put their [[certifiers]] section back (the same "
+            "key), or take them out with `accrochage exclude ID... --reason TEXT`",
+            action=True,
+        )
+    ]
 
 
 def alert_findings(settings: Settings, observation: Observation) -> list[Finding]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from accrochage.errors import AccrochageError
+from accrochage.models.vocabulary import DepositorNature
 from accrochage.settings import Settings
 from accrochage.sinks.profiles import OFFICIAL_KIT, RECONSTRUCTED, profile_for
 from accrochage.sinks.schemas import declared_version, load_schema
@@ -42,6 +43,54 @@ def token_findings(settings: Settings) -> list[Finding]:
             "limit an exam platform to the certifiers it delivers for",
         )
     ]
+
+
+def certifier_findings(settings: Settings) -> list[Finding]:
+    """Certifiers the configuration identifies as one (a section copied and not all its
+    identifiers changed: one's passages would go out under the other's contract), and a
+    depositor's nature that says it deposits for itself while it deposits for others."""
+    findings = []
+    for what, key_of in (
+        ("idClient and idContrat", lambda c: (c.id_client, c.id_contrat)),
+        ("SIRET", lambda c: c.siret),
+    ):
+        seen: dict[object, list[str]] = {}
+        for certifier in settings.certifiers:
+            if (value := key_of(certifier)) is not None:
+                seen.setdefault(value, []).append(certifier.key)
+        for keys in (k for k in seen.values() if len(k) > 1):
+            findings.append(
+                Finding(
+                    "certifiers",
+                    Level.WARNING,
+                    f"certifiers {', '.join(keys)} have the same {what}: each one's files go "
+                    "out as the same certifier's; check each [[certifiers]] section against "
+                    "the certifier's contract with the CDC",
+                    action=True,
+                )
+            )
+    emitter = settings.emitter
+    others = [c.key for c in settings.certifiers if c.id_client != emitter.id_client]
+    if emitter.nature is DepositorNature.CERTIFICATEUR and others:
+        itself = len(others) < len(settings.certifiers)
+        findings.append(
+            Finding(
+                "certifiers",
+                Level.WARNING,
+                f"[emitter] nature is {DepositorNature.CERTIFICATEUR} (a certifier depositing "
+                f"for itself), but {', '.join(others)} have another idClient than the "
+                "emitter's: "
+                + (
+                    "their files say so too (natureDeposant); a certifier depositing for "
+                    "others as well may keep it, as the CDC's terms do not say otherwise"
+                    if itself
+                    else "a depositor mandated by certifiers (a trusted third party) sets "
+                    f'[emitter] nature = "{DepositorNature.TIERS_CONFIANCE}" (SPEC §2)'
+                ),
+                action=not itself,
+            )
+        )
+    return findings
 
 
 # -- the schema and its XSD -----------------------------------------------------------------
