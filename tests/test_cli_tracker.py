@@ -796,6 +796,26 @@ def test_a_report_of_a_file_accrochage_did_not_write_waits_for_the_operators_wor
     assert superseded["state"] == "superseded"
 
 
+def test_a_report_by_id_naming_several_certifiers_records_is_refused(
+    config: Path, tmp_path: Path, shared_dir: Path
+) -> None:
+    """Applied by idTechnique, a report naming pix's and school's records moved both on one
+    report's word (a CDC report answers one file, one certifier's)."""
+    events = [recent("MX-1"), recent("MX-2", certifier="school")]
+    run(config, "ingest", str(write_jsonl(tmp_path / "m.jsonl", events)))
+    run(config, "flush", "--force")
+    report = tmp_path / "joined.xml"
+    report.write_bytes(
+        processed_report(
+            shared_dir, file_name="joined.xml", id_flux=None, ok=["MX-1"], ko={"MX-2": NO_HOLDER}
+        )
+    )
+    refused = run(config, "import-report", str(report), "--by-id", code=1)
+    assert "names records of several certifiers: pix (1), school (1)" in refused.stderr
+    assert "nothing applied" in refused.stderr
+    assert {r["status"] for r in outstanding_json(config)} == {"batched"}
+
+
 def test_generate_numbers_record_ids_from_first(config: Path) -> None:
     """Another seed alone gives the same ids (corrections); --first gives new ones."""
 

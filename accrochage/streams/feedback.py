@@ -99,6 +99,8 @@ class Feedback:
                 )
             if batch_id is None and not report.rejected_whole_file and not by_id:
                 raise AccrochageError(unmatched_report(tx, report))
+            if batch_id is None:
+                _one_certifier(tx, report, name)
             summary = ImportSummary(name, batch_id)
             if batch_id is None:
                 summary.notes.append(
@@ -253,3 +255,22 @@ def _already_imported(name: str, batch_id: str | None, note: str) -> ImportSumma
     summary.already_imported = True
     summary.notes.append(note)
     return summary
+
+
+def _one_certifier(tx: Transaction, report: ProcessingReport, name: str) -> None:
+    """A report applied by idTechnique alone answers one file, and a file holds one
+    certifier's passages: one whose ids are records of several certifiers is no report of
+    theirs (a file edited, or reports joined), and applying it would move each one's
+    records on another's word."""
+    ids = [o.id_technique for o in report.outcomes]
+    counts: dict[str, int] = {}
+    for record in tx.records(ids).values():
+        key = record.certifier or "?"
+        counts[key] = counts.get(key, 0) + 1
+    if len(counts) > 1:
+        said = ", ".join(f"{key} ({n})" for key, n in sorted(counts.items()))
+        raise AccrochageError(
+            f"{name} names records of several certifiers: {said}; a CDC report answers one "
+            "file, which holds one certifier's passages: nothing applied. Check the report "
+            "with the CDC, or apply each certifier's part as a report of its own"
+        )
