@@ -319,3 +319,50 @@ async def test_no_answer_to_a_scoped_token_names_another_certifier(
         _, nobodys = await post(client, nobody, PIX)
         assert answer["errors"] == nobodys["errors"], (answer, nobodys)
         assert "name the event's certifier" in answer["errors"][0]["message"]
+
+
+def test_a_file_of_one_certifier_s_platform_is_scoped_like_its_token(tmp_path: Path) -> None:
+    """`ingest` had no scope: a row of school's export naming a pix record withdrew it. With
+    `--certifier school` the file is read as school's token would send it, in the decode
+    processes too (a file of 1,000 events)."""
+    from click.testing import CliRunner
+
+    from accrochage.cli import main
+    from accrochage.generate import GeneratedCertifier, generate_events
+
+    config = write_config(tmp_path, ingest={"decode_processes": 1})
+    today = SystemClock().now().date()
+    pix = [GeneratedCertifier("pix", ("RS5875",))]
+    pix_events = list(generate_events(1000, pix, today=today, seed=3, max_age_days=10))
+    first = tmp_path / "pix.jsonl"
+    first.write_text("".join(json.dumps(e) + "\n" for e in pix_events), encoding="utf-8")
+
+    def ingest(*args: str) -> str:
+        done = CliRunner().invoke(main, ["--config", str(config), "ingest", *args])
+        assert done.exit_code == 0, done.output
+        return done.output
+
+    said = ingest("--certifier", "school", str(first))
+    assert "not theirs: 1000" in said, said
+    ingest(str(first))  # pix's own file: stored
+    target = pix_events[0]["record_id"]
+    school_file = tmp_path / "school.jsonl"
+    school_file.write_text(
+        json.dumps(revoked_event(record_id=target, certifier="pix"))
+        + "\n"
+        + json.dumps(recent("SCHOOL-1", certifier="school"))
+        + "\n",
+        encoding="utf-8",
+    )
+    said = ingest("--certifier", "school", str(school_file))
+    assert "not theirs: 1" in said and "created 1" in said, said
+    core = build_core(load_settings(config))
+    try:
+        with core.store.reading() as reader:
+            assert reader.record_detail(target, core.clock.now().date())["status"] == "pending"
+    finally:
+        core.close()
+    wrong = CliRunner().invoke(
+        main, ["--config", str(config), "ingest", "--certifier", "nobody", str(first)]
+    )
+    assert wrong.exit_code == 2 and "not a configured certifier key" in wrong.output

@@ -13,6 +13,7 @@ import threading
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import NoReturn
 
@@ -22,6 +23,7 @@ from accrochage.app import Core
 from accrochage.commands.core import core_from
 from accrochage.commands.output import reason_of
 from accrochage.errors import InputError, StoreError
+from accrochage.models.scope import Scope
 from accrochage.models.vocabulary import Outcome
 from accrochage.streams.decoding import DecodeFailed
 from accrochage.streams.files import AUTO, open_events
@@ -55,6 +57,7 @@ class IngestTally:
     def __init__(self) -> None:
         self.outcomes: Counter[str] = Counter()
         self.read = self.invalid = self.refused = self.unusable = self.warned = 0
+        self.forbidden = 0
         self.invalid_corrections = 0
         """Corrections with errors stored beside a record in a batch (its status unchanged)."""
         self.problems: list[str] = []
@@ -67,6 +70,8 @@ class IngestTally:
         if result.errors:
             if result.outcome == Outcome.REFUSED:
                 self.refused += 1
+            elif result.outcome == Outcome.FORBIDDEN:
+                self.forbidden += 1
             elif result.status is None:
                 self.unusable += 1
             elif result.outcome == Outcome.CORRECTION_STORED:
@@ -80,7 +85,9 @@ class IngestTally:
                 self.problems.append(f"  {item.source} {result.record_id or '-'} {reasons}")
 
     def lines(self) -> list[str]:
-        failed = self.invalid + self.invalid_corrections + self.refused + self.unusable
+        failed = (
+            self.invalid + self.invalid_corrections + self.refused + self.unusable + self.forbidden
+        )
         detail = ", ".join(f"{k} {v}" for k, v in sorted(self.outcomes.items()))
         out = [
             *self.files,
@@ -96,6 +103,11 @@ class IngestTally:
         if self.refused:
             out.append(
                 f"  refused:  {self.refused} (applied to no record: kept in the unusable log)"
+            )
+        if self.forbidden:
+            out.append(
+                f"  not theirs: {self.forbidden} (for another certifier than --certifier names, "
+                "or its record: kept in the unusable log)"
             )
         out.append(f"  unusable: {self.unusable} (no usable record: kept in the unusable log)")
         if self.problems:
@@ -169,15 +181,27 @@ def _stop(
 @click.command()
 @click.argument("files", nargs=-1, required=True)
 @encoding_option
+@click.option(
+    "--certifier",
+    "certifiers",
+    multiple=True,
+    metavar="KEY",
+    help="The files come from these certifiers' platforms (repeat for several): an event "
+    "for another certifier, or naming another's record, is refused and kept in the unusable "
+    "log, as a scoped ingest token's.",
+)
 @click.pass_context
-def ingest(ctx: click.Context, files: tuple[str, ...], encoding: str) -> None:
+def ingest(
+    ctx: click.Context, files: tuple[str, ...], encoding: str, certifiers: tuple[str, ...]
+) -> None:
     """Read JSONL or CSV events (`-` for stdin) into the state; batches are cut by `flush`."""
     tally = IngestTally()
     unread: list[InputError] = []
+    scope = scope_of(ctx, certifiers)
     with core_from(ctx, one_off=True) as core:  # a small file is decoded in this process
         for name in files:
             try:
-                _ingest_file(core, name, encoding, tally)
+                _ingest_file(core, name, encoding, tally, scope)
             except InputError as unreadable:  # this file (what it gave is stored), not the next
                 unread.append(unreadable)
             except (StoreError, OSError, DecodeFailed, KeyboardInterrupt) as exc:
@@ -193,15 +217,30 @@ def say_unread(unread: list[InputError]) -> None:
         click.echo(f"error: {problem}", err=True)
 
 
-def _ingest_file(core: Core, name: str, encoding: str, tally: IngestTally) -> None:
+def scope_of(ctx: click.Context, certifiers: tuple[str, ...]) -> Scope:
+    """The certifiers `--certifier` names (None: any); an unknown key is a usage error."""
+    if not certifiers:
+        return None
+    keys = [c.key for c in ctx.obj.settings.certifiers]
+    unknown = sorted(set(certifiers) - set(keys))
+    if unknown:
+        raise click.BadParameter(
+            f"{', '.join(unknown)}: not a configured certifier key (configured: {', '.join(keys)})",
+            param_hint="--certifier",
+        )
+    return frozenset(certifiers)
+
+
+def _ingest_file(core: Core, name: str, encoding: str, tally: IngestTally, scope: Scope) -> None:
     stream = open_input(name)
     try:
         size = Path(name).stat().st_size if name != "-" else 0
         show = sys.stderr.isatty() and size > 0  # a bar on a terminal, for any file
         events = open_events(stream, name, encoding)
         tally.files.append(f"{name}: {events.described}")
+        scoped = (replace(e, scope=scope) for e in events.events) if scope else events.events
         with click.progressbar(length=size, label=name, file=sys.stderr, hidden=not show) as bar:
-            for chunk in _decoded(core, chunks(events.events, CHUNK)):
+            for chunk in _decoded(core, chunks(scoped, CHUNK)):
                 with _counted_whole():
                     for item, result in zip(chunk, core.ingestor.ingest(chunk), strict=True):
                         tally.add(item, result)
