@@ -924,3 +924,24 @@ def test_the_configuration_is_found_by_its_variable_then_in_the_current_folder(
     assert neither.returncode != 0
     assert "configuration file accrochage.toml not found" in neither.stderr
     assert "ACCROCHAGE_CONFIG" in neither.stderr
+
+
+def test_summary_says_whose_records_are_at_risk_and_overdue(config: Path, tmp_path: Path) -> None:
+    """A trusted third party's summary said "5 at risk" without saying whose."""
+    day = REAL_TODAY
+    events = [
+        recent("WR-1", delivered_on=(day - timedelta(days=85)).isoformat()),  # at risk
+        recent("WR-2", delivered_on=(day - timedelta(days=120)).isoformat()),  # overdue
+        recent("WR-3", certifier="school", delivered_on=(day - timedelta(days=80)).isoformat()),
+        recent("WR-4", certifier="school"),
+    ]
+    run(config, "ingest", str(write_jsonl(tmp_path / "w.jsonl", events)))
+    summary = json.loads(run(config, "summary", "--format", "json").stdout)
+    assert summary["at_risk_by_certifier"] == {"pix": 1, "school": 1}
+    assert summary["overdue_by_certifier"] == {"pix": 1}
+    assert (summary["at_risk"], summary["overdue"]) == (2, 1)
+    text = run(config, "summary").stdout
+    header = next(line for line in text.splitlines() if line.startswith("certifier"))
+    assert header.split()[-3:] == ["at", "risk", "overdue"]
+    pix = next(line for line in text.splitlines() if line.startswith("pix "))
+    assert pix.split()[-2:] == ["1", "1"]

@@ -267,6 +267,10 @@ class Summary(Answer):
     deadline_unknown: int
     """Outstanding records counted at risk because their delivery date cannot be read."""
     overdue: int
+    at_risk_by_certifier: dict[str, int]
+    """`at_risk` per certifier (`?`: records naming none); certifiers with none left out."""
+    overdue_by_certifier: dict[str, int]
+    """`overdue` per certifier, the same way."""
     deadline_margin_days: int
     next_deadlines: list[NextDeadline]
     unusable_events: int

@@ -60,11 +60,18 @@ def summary_text(result: dict[str, Any]) -> str:
         "",
     ]
     statuses = [s for s in values(RecordStatus) if s in result["by_status"]]
+    at_risk, overdue = result["at_risk_by_certifier"], result["overdue_by_certifier"]
     rows = [
-        {"certifier": key, **counts, "total": sum(counts.values())}
+        {
+            "certifier": key,
+            **counts,
+            "total": sum(counts.values()),
+            "at risk": at_risk.get(key, 0),
+            "overdue": overdue.get(key, 0),
+        }
         for key, counts in sorted(result["by_certifier"].items())
     ]
-    columns = ["certifier", *statuses, "total"]
+    columns = ["certifier", *statuses, "total", "at risk", "overdue"]
     if rows:
         lines.append(table(rows, columns, lambda row, column: str(row.get(column, 0))))
     shown = result["next_deadlines"]

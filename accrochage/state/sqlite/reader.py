@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
-from datetime import date, datetime
+from datetime import UTC, date, datetime, time
 from pathlib import Path
 from typing import TypeVar
 
@@ -113,6 +113,11 @@ class SqliteReader(PendingStatements, Reader):
         # A record an open correction request keeps outstanding (CONTRACT §9) counts too.
         result["outstanding"] += open_requests.held_count(self._conn)
         result["correction_requests"] = open_requests.summary_part(self._conn, as_of, margin_days)
+        # Whose records are at risk, whose overdue (a trusted third party's first question),
+        # counted as the alerts count them.
+        seen = observe(self._conn, as_of, margin_days, datetime.combine(as_of, time.min, UTC))
+        result["at_risk_by_certifier"] = _by_key(seen.at_risk)
+        result["overdue_by_certifier"] = _by_key(seen.overdue)
         return result
 
     def requests_of_another_certifier(self) -> list[tuple[str, str, str, str]]:
@@ -269,3 +274,12 @@ class SqliteReader(PendingStatements, Reader):
             limit=limit,
             after=after,
         )
+
+
+def _by_key(counts: dict[str | None, int]) -> dict[str, int]:
+    """Per certifier, `?` for records that name none; zeros left out."""
+    found: dict[str, int] = {}
+    for certifier, n in counts.items():
+        if n:
+            found[certifier or "?"] = found.get(certifier or "?", 0) + n
+    return dict(sorted(found.items()))
