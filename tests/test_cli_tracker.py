@@ -629,7 +629,7 @@ def test_unusable_lists_what_became_no_record_without_sql(config: Path, tmp_path
     source = write_jsonl(tmp_path / "u.jsonl", lines)
     run(config, "ingest", str(source))
     table = run(config, "unusable").stdout.splitlines()
-    assert table[0].split() == ["id", "received_at", "source", "record_id", "problem"]
+    assert table[0].split() == ["id", "received_at", "source", "certifier", "record_id", "problem"]
     assert len(table) == 4, table  # newest first
     assert f"{source}:4" in table[1] and "U-NONE" in table[1] and "no record U-NONE" in table[1]
     assert "record_id: expected a string" in table[2]
@@ -646,6 +646,7 @@ def test_unusable_lists_what_became_no_record_without_sql(config: Path, tmp_path
         "id",
         "received_at",
         "source",
+        "certifier",
         "event_id",
         "record_id",
         "errors",
@@ -654,6 +655,13 @@ def test_unusable_lists_what_became_no_record_without_sql(config: Path, tmp_path
         "dismissed_note",
     }
     assert json.loads(shown[0]["raw"])["record_id"] == "U-NONE"
+    assert shown[0]["certifier"] == "pix"  # the revocation names it
+    mine = json.loads(run(config, "unusable", "--certifier", "pix", "--format", "json").stdout)
+    assert [r["record_id"] for r in mine] == ["U-NONE"], "the others name no certifier"
+    assert (
+        json.loads(run(config, "unusable", "--certifier", "school", "--format", "json").stdout)
+        == []
+    )
 
 
 def test_deadline_unknown_with_a_deadline_filter_is_a_usage_error(loaded: Path) -> None:

@@ -153,6 +153,7 @@ ROUTES = (
                 schema={"type": "boolean"},
                 description="those dismissed too (`accrochage dismiss-unusable`)",
             ),
+            Param("certifier", description="those naming this certifier (its key) only"),
             *PAGING,
         ),
     ),

@@ -96,8 +96,12 @@ async def get_unusable(request: web.Request) -> web.Response:
     cursor = params.key(request, "cursor")
     before = None if cursor is None else queries.unusable_before(cursor)
     everything = params.flag(request, "all")
+    certifier = params.one(request, "certifier") or None
     rows = await read(
-        request, lambda reader: reader.unusable(limit + 1, before, dismissed=everything)
+        request,
+        lambda reader: reader.unusable(
+            limit + 1, before, dismissed=everything, certifier=certifier
+        ),
     )
     page, more = rows[:limit], len(rows) > limit
     cursor = queries.unusable_cursor(page[-1]["id"]) if more else None

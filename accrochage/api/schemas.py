@@ -288,6 +288,8 @@ class UnusableRow(Answer):
     id: int
     received_at: str
     source: str | None
+    certifier: str | None
+    """The certifier the event names, when it names one readable."""
     event_id: str | None
     record_id: str | None
     raw: str

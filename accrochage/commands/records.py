@@ -232,6 +232,7 @@ UNUSABLE_FIELDS = (
     "id",
     "received_at",
     "source",
+    "certifier",
     "event_id",
     "record_id",
     "errors",
@@ -239,7 +240,7 @@ UNUSABLE_FIELDS = (
     "dismissed_at",
     "dismissed_note",
 )
-UNUSABLE_COLUMNS = ("id", "received_at", "source", "record_id", "problem")
+UNUSABLE_COLUMNS = ("id", "received_at", "source", "certifier", "record_id", "problem")
 
 
 def unusable_cell(row: Row, column: str) -> str:
@@ -255,15 +256,18 @@ def unusable_cell(row: Row, column: str) -> str:
     "--limit", type=click.IntRange(1, 100_000), default=100, show_default=True, help="At most."
 )
 @click.option("--all", "everything", is_flag=True, help="Those dismissed too.")
+@click.option("--certifier", help="Those naming this certifier only (its key).")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
 @click.pass_context
-def unusable(ctx: click.Context, limit: int, everything: bool, fmt: str) -> None:
+def unusable(
+    ctx: click.Context, limit: int, everything: bool, certifier: str | None, fmt: str
+) -> None:
     """The events kept without a usable record, newest first: not JSON, no usable record_id,
     a revocation of no record, a record of another certifier. The table says why; JSON and
     CSV carry the raw input too (it may hold personal data), to fix and send again. Once dealt
     with: `accrochage dismiss-unusable ID --note TEXT`."""
     with core_from(ctx, reading=True) as core, core.store.reading() as reader:
-        rows = reader.unusable(limit + 1, dismissed=everything)
+        rows = reader.unusable(limit + 1, dismissed=everything, certifier=certifier)
     echo_rows(
         rows[:limit], fmt, UNUSABLE_FIELDS, UNUSABLE_COLUMNS, unusable_cell, "no unusable event"
     )

@@ -30,6 +30,9 @@ class UnusableEvent:
     raw_sha256: str | None = None
     """The whole raw input's digest: a second event of the same input (a platform's retry,
     a file ingested again) is not kept twice."""
+    certifier: str | None = None
+    """The certifier the event names, when it names one readable (not necessarily a
+    configured one)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -297,4 +297,5 @@ def _unusable(
         # An input that could not be read is kept as its start only: no digest, or two such
         # inputs of the same start would be kept as one.
         raw_digest(item.raw) if not item.problems or isinstance(item.raw, dict) else None,
+        decoded.certifier,
     )

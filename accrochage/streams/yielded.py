@@ -30,5 +30,12 @@ def yielded_event(
         "corrected, under another record id",
     )
     return UnusableEvent(
-        now, None, None, yielded.record_id, raw_text(text), [problem], raw_digest(text)
+        now,
+        None,
+        None,
+        yielded.record_id,
+        raw_text(text),
+        [problem],
+        raw_digest(text),
+        yielded.certifier,
     )

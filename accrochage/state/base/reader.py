@@ -103,9 +103,15 @@ class Reader(PendingReads):
 
     @abstractmethod
     def unusable(
-        self, limit: int = 100, before: int | None = None, *, dismissed: bool = False
+        self,
+        limit: int = 100,
+        before: int | None = None,
+        *,
+        dismissed: bool = False,
+        certifier: str | None = None,
     ) -> list[JsonRow]:
-        """Newest first; `before`: those older than a page's last id."""
+        """Newest first; `before`: those older than a page's last id; `certifier`: those
+        naming it."""
 
     @abstractmethod
     def batches_to_write(self) -> list[FrozenBatch]:

@@ -134,9 +134,14 @@ class SqliteReader(PendingStatements, Reader):
         return int(count), first
 
     def unusable(
-        self, limit: int = 100, before: int | None = None, *, dismissed: bool = False
+        self,
+        limit: int = 100,
+        before: int | None = None,
+        *,
+        dismissed: bool = False,
+        certifier: str | None = None,
     ) -> list[JsonRow]:
-        return unusable(self._conn, limit, before, dismissed=dismissed)
+        return unusable(self._conn, limit, before, dismissed=dismissed, certifier=certifier)
 
     def batches_to_write(self) -> list[FrozenBatch]:
         states = [s.value for s in BATCHES_TO_WRITE]

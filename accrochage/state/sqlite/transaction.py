@@ -111,8 +111,8 @@ class SqliteTransaction(BatchStatements, Transaction):
     def log_unusable(self, events: Iterable[UnusableEvent]) -> None:
         self._conn.executemany(
             "INSERT INTO unusable "
-            "(received_at, source, event_id, record_id, raw, errors, raw_sha256) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (raw_sha256) DO UPDATE SET "
+            "(received_at, source, event_id, record_id, raw, errors, raw_sha256, certifier) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (raw_sha256) DO UPDATE SET "
             # Dismissed, then sent again unfixed: open again (it was hidden for good).
             "dismissed_at = NULL, dismissed_note = NULL WHERE dismissed_at IS NOT NULL",
             [
@@ -124,6 +124,7 @@ class SqliteTransaction(BatchStatements, Transaction):
                     e.raw,
                     problems_json(e.errors),
                     e.raw_sha256,
+                    e.certifier,
                 )
                 for e in events
             ],

@@ -20,6 +20,7 @@ from accrochage.state.sqlite.migrations import (  # noqa: F401  (each registers 
     m200_log_marks,
     m210_dismissed_unusable,
     m220_refused_dates,
+    m230_unusable_certifier,
 )
 from accrochage.state.sqlite.migrations.registry import latest_migration, migrations
 
