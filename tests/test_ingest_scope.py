@@ -132,6 +132,8 @@ async def test_a_scoped_token_sends_for_its_certifier_only(core: tuple[Core, boo
         refused = [e for e in kept["events"] if e["record_id"] in ("SC-NEW", "SC-1", "SC-2")]
         assert len(refused) == 5
         assert all(e["errors"][0]["field"] in ("certifier", "record_id") for e in refused)
+        # Which token sent them (its place in api.ingest_tokens, never its value).
+        assert {e["source"] for e in refused} == {"http:127.0.0.1 (api.ingest_tokens #1)"}
 
         # An open token and the operator's send for any certifier, as before.
         status, _ = await post(client, recent("SC-3", certifier="school"), ANY)

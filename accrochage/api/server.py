@@ -83,9 +83,10 @@ async def post_events(request: web.Request) -> web.Response:
         return context.decoder is not None and len(items) >= POOL_MIN_EVENTS
 
     def prepare(body: bytes) -> tuple[list[Incoming], bool]:
-        items, array = events_in(
-            body, context.max_events_per_request, f"http:{request.remote}", scope_of(request)
-        )
+        # The address and the token (its place, never its value): behind a proxy every
+        # platform has the proxy's address, and the unusable log said no more.
+        source = f"http:{request.remote} ({sender_of(request)})"
+        items, array = events_in(body, context.max_events_per_request, source, scope_of(request))
         if not pooled(items) and context.decode_here is not None and context.writer.decodes_here:
             items = context.decode_here(items)
         return items, array
