@@ -141,6 +141,14 @@ class ServiceTaken(AccrochageError):
     status = 409
 
 
+class WriterUnavailable(AccrochageError):
+    """The service's writer process ended: nothing more can be stored until the service
+    restarts (no retry helps before)."""
+
+    code = "writer_unavailable"
+    status = 503
+
+
 class NotFound(AccrochageError):
     """What a command or a request names does not exist; the message says where to look."""
 

@@ -10,7 +10,13 @@ from typing import Any
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
-from accrochage.errors import AccrochageError, FieldError, StoreBusyError, StoreError
+from accrochage.errors import (
+    AccrochageError,
+    FieldError,
+    StoreBusyError,
+    StoreError,
+    WriterUnavailable,
+)
 
 log = logging.getLogger("accrochage.api")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -81,7 +87,7 @@ def is_operator(request: web.Request) -> bool:
 def for_others(exc: AccrochageError) -> str:
     """A server error as told to an exam platform or an unauthenticated caller: its code
     and what to do, not the operator's details (the service log has them)."""
-    if exc.code == "writer_unavailable":  # no retry helps until the service is restarted
+    if isinstance(exc, WriterUnavailable):
         return (
             "the service cannot store events until its operator restarts it "
             "(writer_unavailable); send them again once it answers GET /health with 200"

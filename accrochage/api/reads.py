@@ -8,6 +8,7 @@ from aiohttp import web
 from accrochage.api import params
 from accrochage.api.context import CONTEXT, day_asked, read
 from accrochage.api.errors import ApiError
+from accrochage.errors import NotFound
 from accrochage.models.deadline import MAX_DUE_WITHIN
 from accrochage.models.vocabulary import BatchState, CdcReason, RecordStatus, values
 from accrochage.state import queries
@@ -51,7 +52,7 @@ async def get_record(request: web.Request) -> web.Response:
     as_of = day_asked(request)
     detail = await read(request, lambda reader: reader.record_detail(record_id, as_of))
     if detail is None:
-        raise ApiError(404, "not_found", f"no record {record_id}")
+        raise NotFound(f"no record {record_id}")
     return web.json_response(detail)
 
 
@@ -77,7 +78,7 @@ async def get_batch(request: web.Request) -> web.Response:
     batch_id = request.match_info["batch_id"]
     detail = await read(request, lambda reader: reader.batch_detail(batch_id))
     if detail is None:
-        raise ApiError(404, "not_found", f"no batch {batch_id}")
+        raise NotFound(f"no batch {batch_id}")
     return web.json_response(detail)
 
 

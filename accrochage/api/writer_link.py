@@ -29,13 +29,14 @@ from typing import Any
 
 from accrochage.api.frames import FrameSocket, frame
 from accrochage.api.writer_child import STARTED_NOT, WriterBuild, serve_writer
-from accrochage.api.writing import NotStorable, WriterFailed, WriterUnavailable
+from accrochage.api.writing import NotStorable, WriterFailed
 from accrochage.errors import (
     AccrochageError,
     StorageCorruptError,
     StorageFullError,
     StoreBusyError,
     StoreError,
+    WriterUnavailable,
     rebuilt,
 )
 from accrochage.models.decode import parse_payload

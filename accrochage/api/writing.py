@@ -30,13 +30,6 @@ from accrochage.streams.writer import WriterService
 log = logging.getLogger("accrochage.api")
 
 
-class WriterUnavailable(AccrochageError):
-    """The writer process ended: nothing more can be stored until the service restarts."""
-
-    code = "writer_unavailable"
-    status = 503
-
-
 class NotStorable(AccrochageError):
     """An event of the request cannot cross to the writer process (nested deeper than Python's
     pickling goes): the request fails alone, and none of its events were stored."""

@@ -40,8 +40,7 @@ def test_a_class_that_needs_more_than_a_message_comes_back_as_the_root() -> None
 
 def test_a_platform_is_told_whether_sending_again_later_helps() -> None:
     from accrochage.api.errors import for_others
-    from accrochage.api.writing import WriterUnavailable
-    from accrochage.errors import StoreBusyError
+    from accrochage.errors import StoreBusyError, WriterUnavailable
 
     assert "send it again later" in for_others(StoreBusyError("held by process 12"))
     told = for_others(WriterUnavailable("the writer process ended"))
