@@ -521,3 +521,26 @@ async def test_health_is_degraded_while_the_batch_timer_cannot_store(core: Core)
         conn.execute("PRAGMA max_page_count = 1073741823")
         assert (await asyncio.to_thread(core.flusher.flush, force=True)).written
         assert await get(client, "/health") == (200, {"status": "ok"})
+
+
+async def test_a_state_found_damaged_when_a_reader_opens_is_said_too(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Opening a reader on a damaged file fails before any query (its schema is read at
+    once): the answer was a 503, but /health stayed ok."""
+    from accrochage.errors import StorageCorruptError
+
+    core = core_for(tmp_path)
+
+    def damaged() -> Any:
+        raise StorageCorruptError("the state database is damaged: restore the last backup")
+
+    monkeypatch.setattr(core.store, "reader", damaged)
+    try:
+        async with serving(core) as client:
+            status, body = await get(client, "/records")
+            assert (status, body["error"]["code"]) == (503, "storage_corrupt")
+            status, health = await get(client, "/health")
+            assert (status, health["reason"]) == (503, "storage_corrupt")
+    finally:
+        core.close()

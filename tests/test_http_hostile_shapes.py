@@ -316,11 +316,13 @@ async def test_the_access_log_holds_no_query_string_nor_header(
     secret = "QUERY-SECRET-0123456789abcdefghijklmnopqrstuv"
     async with (
         serving(build_service(core, timer=False)) as client,
-        client.get(f"/summary?token={secret}", headers={"User-Agent": "agent-Haba"}) as response,
+        client.get(
+            f"/records?certifier={secret}", headers={"User-Agent": "agent-Haba"}
+        ) as response,
     ):
         assert response.status == 200
     (line,) = [r.getMessage() for r in caplog.records if r.name == "aiohttp.access"]
-    assert '"GET /summary?… HTTP/1.1" 200' in line
+    assert '"GET /records?… HTTP/1.1" 200' in line
     assert secret not in line and "Haba" not in line
 
 

@@ -84,13 +84,14 @@ async def read(request: web.Request, query: Callable[[Reader], T]) -> T:
     context = request.app[CONTEXT]
 
     def run() -> T:
-        if _local.reader is None:
-            _local.reader = context.store.reader()
         try:
+            if _local.reader is None:
+                _local.reader = context.store.reader()
             return _local.reader.answer(query)
         except StoreError as exc:
-            _local.reader.close()
-            _local.reader = None
+            if _local.reader is not None:
+                _local.reader.close()
+                _local.reader = None
             if isinstance(exc, StorageCorruptError):
                 context.damage.found = exc
             raise
