@@ -119,7 +119,7 @@ def batch_limits(settings: Settings) -> BatchLimits:
     )
 
 
-def build_sink(settings: Settings, store: Store, *, one_off: bool = False) -> XmlOutbox:
+def build_sink(settings: Settings, store: Store, *, one_off: bool = False) -> BatchSink:
     """The XML outbox; a one-off command (nothing else in its process) renders on every core."""
     processes = settings.batching.render_processes
     if one_off and processes:

@@ -664,3 +664,16 @@ async def test_the_http_routes(tmp_path: Path) -> None:
     assert {"post", "get"} <= set(paths["/correction-requests"])
     answer = paths["/correction-requests/{request_id}/answer"]["post"]
     assert answer["security"] and "requestBody" in answer and "409" in answer["responses"]
+
+
+def test_the_requests_one_certifier_owes(core: Core) -> None:
+    """A trusted third party lists one certifier's requests (`--certifier`, `?certifier=`)."""
+    ingest(core, event("OW-1"), event("OW-2", certifier="school"))
+    core.corrections.add("OW-1", date(2026, 11, 25))
+    core.corrections.add("OW-2", date(2026, 11, 25))
+    core.corrections.add("OW-3", date(2026, 11, 25), certifier="school")  # not known yet
+    owed = {
+        key: sorted(r["record_id"] for r in core.corrections.list(certifier=key))
+        for key in ("pix", "school", "nobody")
+    }
+    assert owed == {"pix": ["OW-1"], "school": ["OW-2", "OW-3"], "nobody": []}

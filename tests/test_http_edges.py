@@ -70,7 +70,7 @@ async def test_a_query_parameter_the_route_does_not_define_is_refused(tmp_path: 
             ("/summary", "certifier=pix"),
             ("/records", "foo=1"),
             ("/records/R-1", "certifier=pix"),
-            ("/correction-requests", "certifier=pix"),
+            ("/correction-requests", "record_id=R-1"),
         ):
             async with http.get(f"{base}{path}?{query}", headers=BASIC) as response:
                 assert response.status == 400, (path, query)

@@ -127,9 +127,12 @@ async def get_requests(request: web.Request) -> web.Response:
     limit = params.page_size(request)
     cursor = params.key(request, "cursor")
     after = None if cursor is None else queries.request_after(cursor)
+    certifier = params.one(request, "certifier") or None
     rows = await _run(
         request,
-        lambda: service.list(open_only=open_only, as_of=as_of, limit=limit + 1, after=after),
+        lambda: service.list(
+            open_only=open_only, as_of=as_of, limit=limit + 1, after=after, certifier=certifier
+        ),
     )
     page, more = rows[:limit], len(rows) > limit
     last = page[-1] if more else None

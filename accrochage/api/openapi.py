@@ -179,6 +179,7 @@ ROUTES = (
         {200: s.CorrectionRequestList},
         (
             Param("open", schema={"type": "boolean"}, description="only the open requests"),
+            Param("certifier", description="only those this certifier owes (its key)"),
             Param("as_of", schema=DAY, description="default today (Paris)"),
             *PAGING,
         ),

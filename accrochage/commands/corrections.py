@@ -106,13 +106,16 @@ def add(
 
 @correction_request.command("list")
 @click.option("--open", "open_only", is_flag=True, help="Only the requests still open.")
+@click.option("--certifier", help="Only those this certifier owes (its key).")
 @click.option("--as-of", type=DAY, help="Compute days_left as of this day (default: today, Paris).")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
 @click.pass_context
-def list_requests(ctx: click.Context, open_only: bool, as_of: date | None, fmt: str) -> None:
+def list_requests(
+    ctx: click.Context, open_only: bool, certifier: str | None, as_of: date | None, fmt: str
+) -> None:
     """List the requests: open ones first, the nearest deadline first."""
     with core_from(ctx, reading=True) as core:
-        rows = core.corrections.list(open_only=open_only, as_of=as_of)
+        rows = core.corrections.list(open_only=open_only, as_of=as_of, certifier=certifier)
     empty = "no open correction request" if open_only else "no correction request"
     echo_rows(rows, fmt, FIELDS, COLUMNS, request_cell, empty)
 

@@ -109,9 +109,10 @@ class Corrections:
         as_of: date | None = None,
         limit: int | None = None,
         after: RequestKey | None = None,
+        certifier: str | None = None,
     ) -> list[JsonRow]:
         """CONTRACT §9's objects: open requests first by deadline, then the closed ones;
-        `after`: those after a page's last request."""
+        `after`: those after a page's last request; `certifier`: those it owes."""
         day = as_of or paris_today(self.clock)
         with self.store.reading() as reader:
             return reader.correction_requests(
@@ -120,6 +121,7 @@ class Corrections:
                 margin_days=self.margin_days,
                 limit=limit,
                 after=after,
+                certifier=certifier,
             )
 
     def answer(

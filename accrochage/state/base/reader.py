@@ -188,9 +188,11 @@ class Reader(PendingReads):
         margin_days: int,
         limit: int | None = None,
         after: RequestKey | None = None,
+        certifier: str | None = None,
     ) -> list[JsonRow]:
         """CONTRACT §9's objects (plus `note`, `opened_at`, `at_risk`, `overdue`), open ones
-        first, each group by deadline; `after`: those after a page's last request."""
+        first, each group by deadline; `after`: those after a page's last request;
+        `certifier`: those it owes (the record's certifier, else the one entered)."""
 
 
 class StoreLocation(ABC):

@@ -235,11 +235,15 @@ def listing(
     margin_days: int,
     limit: int | None = None,
     after: RequestKey | None = None,
+    certifier: str | None = None,
 ) -> list[JsonRow]:
     """Open requests first by deadline; closed ones after them, the same order. `after`:
-    those after a page's last (closed, deadline, request_id)."""
+    those after a page's last (closed, deadline, request_id); `certifier`: those it owes."""
     where: list[str] = []
     params: list[object] = []
+    if certifier is not None:
+        where.append("coalesce(r.certifier, q.certifier) = ?")
+        params.append(certifier)
     if open_only:
         where.append("q.status = ?")
         params.append(_OPEN)

@@ -270,6 +270,7 @@ class SqliteReader(PendingStatements, Reader):
         margin_days: int,
         limit: int | None = None,
         after: RequestKey | None = None,
+        certifier: str | None = None,
     ) -> list[JsonRow]:
         return correction_rows.listing(
             self._conn,
@@ -278,6 +279,7 @@ class SqliteReader(PendingStatements, Reader):
             margin_days=margin_days,
             limit=limit,
             after=after,
+            certifier=certifier,
         )
 
 
