@@ -307,21 +307,22 @@ def test_certifiers_the_configuration_identifies_as_one_are_said(tmp_path: Path)
     A depositor for others only, its nature left to CERTIFICATEUR, neither."""
     config = with_state(tmp_path, schema=SCHEMA_1_1_2)
     text = config.read_text(encoding="utf-8")
-    copied = text.replace(
-        'id_client = "12ABC345"\nid_contrat = "MCFCER000123"',
-        'id_client = "03VML243"\nid_contrat = "MCFCER000209"',
+
+    def written_with(old: str, new: str) -> str:
+        changed = text.replace(old, new)
+        assert changed != text
+        config.write_text(changed, encoding="utf-8")
+        return changed
+
+    written_with(
+        '"12ABC345"\nid_contrat = "MCFCER000123"', '"03VML243"\nid_contrat = "MCFCER000209"'
     )
-    assert copied != text
-    config.write_text(copied, encoding="utf-8")
     [same] = findings(doctor_json(config, 1), "certifiers")
     assert same["needs_operator"] and same["level"] == "warning"
     assert same["message"].startswith("certifiers pix, school have the same idClient and idContrat")
-    third = text.replace(
-        'id_client = "03VML243"\nnature = "CERTIFICATEUR"',
-        'id_client = "99ZZZ999"\nnature = "CERTIFICATEUR"',
+    third = written_with(
+        '"03VML243"\nnature = "CERTIFICATEUR"', '"99ZZZ999"\nnature = "CERTIFICATEUR"'
     )
-    assert third != text
-    config.write_text(third, encoding="utf-8")
     [nature] = findings(doctor_json(config, 1), "certifiers")
     assert nature["needs_operator"] and 'nature = "TIERS_CONFIANCE"' in nature["message"]
     config.write_text(third.replace('"CERTIFICATEUR"', '"TIERS_CONFIANCE"'), encoding="utf-8")
