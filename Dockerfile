@@ -1,8 +1,8 @@
 FROM python:3.11-slim
 WORKDIR /app
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md constraints.txt ./
 COPY accrochage ./accrochage
-RUN pip install --no-cache-dir .
+RUN pip install --no-cache-dir -c constraints.txt .
 # Records hold personal data: the service runs as a user of its own, and the volumes compose
 # mounts on these folders take their owner from the image.
 RUN useradd --system --uid 10001 --home-dir /data accrochage \

@@ -32,3 +32,24 @@ def test_an_older_python_is_refused_before_any_virtualenv_is_made(tmp_path: Path
     assert f"accrochage needs Python 3.11 or later; {fake} is Python 3.10.13" in done.stderr
     assert "PYTHON=python3.11 bash" in done.stderr
     assert (venv.stat().st_mtime_ns if venv.exists() else None) == before
+
+
+def test_every_dependency_is_installed_at_the_version_the_suite_passed_with() -> None:
+    """`pip install .` took whatever was current: a rebuild of the image, or a fresh
+    machine, could run versions no test ever ran."""
+    import re
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    wanted = [*project["dependencies"], *project["optional-dependencies"]["dev"]]
+    names = {re.split(r"[\[<>=!~ ;]", d, maxsplit=1)[0].lower().replace("_", "-") for d in wanted}
+    pinned = {}
+    for line in (ROOT / "constraints.txt").read_text(encoding="utf-8").splitlines():
+        if line and not line.startswith("#"):
+            name, _, version = line.partition("==")
+            assert version, f"{line}: pinned with =="
+            pinned[name.lower().replace("_", "-")] = version
+    assert names <= set(pinned), sorted(names - set(pinned))
+    assert "accrochage" not in pinned
+    for script in ("scripts/bootstrap.sh", "Dockerfile"):
+        assert "-c constraints.txt" in (ROOT / script).read_text(encoding="utf-8"), script
