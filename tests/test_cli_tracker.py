@@ -953,3 +953,16 @@ def test_summary_says_whose_records_are_at_risk_and_overdue(config: Path, tmp_pa
     assert header.split()[-3:] == ["at", "risk", "overdue"]
     pix = next(line for line in text.splitlines() if line.startswith("pix "))
     assert pix.split()[-2:] == ["1", "1"]
+
+
+def test_flush_force_for_one_certifier_cuts_its_records_only(config: Path, tmp_path: Path) -> None:
+    """Releasing one certifier's file now meant `flush --force` for every certifier."""
+    events = [recent("FC-1"), recent("FC-2", certifier="school")]
+    run(config, "ingest", str(write_jsonl(tmp_path / "f.jsonl", events)))
+    refused = run(config, "flush", "--certifier", "school", code=2)
+    assert "give --force" in refused.stderr
+    assert "not a configured" in run(config, "flush", "--force", "--certifier", "x", code=2).stderr
+    out = run(config, "flush", "--force", "--certifier", "school").stdout
+    assert out.count("wrote ") == 1, out
+    statuses = {r["record_id"]: r["status"] for r in outstanding_json(config)}
+    assert statuses == {"FC-1": "pending", "FC-2": "batched"}

@@ -7,28 +7,41 @@ import sys
 import click
 
 from accrochage.commands.core import core_from
+from accrochage.commands.ingest import scope_of
 from accrochage.commands.output import reason_of
 from accrochage.errors import SchemaValidationError, StoreError
 from accrochage.models.vocabulary import CdcAction
+from accrochage.streams.batching import Forced
 from accrochage.streams.flush_report import CutBatch, FailedBatch, FlushReport, WrittenBatch
 from accrochage.streams.revalidate import RevalidationReport
 
 
 @click.command()
 @click.option("--force", is_flag=True, help="Cut every pending record now, whatever is due.")
+@click.option(
+    "--certifier",
+    "certifiers",
+    multiple=True,
+    metavar="KEY",
+    help="With --force: only these certifiers' records are cut now (repeat for several); "
+    "the others' when due, as always.",
+)
 @click.pass_context
-def flush(ctx: click.Context, force: bool) -> None:
+def flush(ctx: click.Context, force: bool, certifiers: tuple[str, ...]) -> None:
     """Cut the batches that are due and write them to the outbox, XSD-checked.
 
     Each file is printed as it is written; a file missing from the outbox for a batch still
     to deposit is written again, byte for byte.
     """
+    if certifiers and not force:
+        raise click.UsageError("--certifier says whose records --force cuts now: give --force")
+    forced: Forced = scope_of(ctx, certifiers) or force
     report = FlushReport(on_file=_print_file, on_cut=_print_cut)
     fault: BaseException | None = None
     with core_from(ctx, one_off=True) as core:
         try:
             _dates_come(core.revalidator().dates_come())
-            plan = core.flusher.plan(report, force=force)
+            plan = core.flusher.plan(report, force=forced)
             for batch_id in report.superseded:
                 click.echo(
                     f"superseded {batch_id}: a record changed before its file was deposited; "

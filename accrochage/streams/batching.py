@@ -12,6 +12,14 @@ from datetime import date, datetime, timedelta
 from accrochage.models.batch import Member, PendingStats
 from accrochage.models.deadline import days_left
 
+Forced = bool | frozenset[str]
+"""What `flush --force` cuts now whatever is due: every certifier's records (True), none
+(False), or those of the certifiers named (`--certifier`)."""
+
+
+def is_forced(force: Forced, certifier: str) -> bool:
+    return force is True or (isinstance(force, frozenset) and certifier in force)
+
 
 @dataclass(frozen=True, slots=True)
 class BatchLimits:

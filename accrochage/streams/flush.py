@@ -27,7 +27,7 @@ from accrochage.sinks.base import BatchSink, Outcome, WriteFailed
 from accrochage.sinks.profiles import profile_for
 from accrochage.state.base import PendingReads, Store
 from accrochage.streams import metrics
-from accrochage.streams.batching import BatchLimits, due_reason, files_for
+from accrochage.streams.batching import BatchLimits, Forced, due_reason, files_for, is_forced
 from accrochage.streams.failed_retries import FailedRetries
 from accrochage.streams.flush_report import (
     CutBatch,
@@ -92,7 +92,7 @@ class Flusher:
     def flush(
         self,
         *,
-        force: bool = False,
+        force: Forced = False,
         report: FlushReport | None = None,
         stopping: threading.Event | None = None,
     ) -> FlushReport:
@@ -115,7 +115,7 @@ class Flusher:
             metrics.flushed(self.clock.now())
         return report
 
-    def cut_and_write(self, report: FlushReport, *, force: bool = False) -> None:
+    def cut_and_write(self, report: FlushReport, *, force: Forced = False) -> None:
         """Cut what is due and write every batch still to write, each file written (by the
         sink's processes) while the next batch is cut.
 
@@ -154,13 +154,13 @@ class Flusher:
                 tx.forget_sent_passages([], sweep=True)
             self._swept_at = time.monotonic()
 
-    def cut(self, report: FlushReport, *, force: bool = False) -> None:
+    def cut(self, report: FlushReport, *, force: Forced = False) -> None:
         """Cut what is due, without writing (see `plan`)."""
         plan = self.plan(report, force=force)
         for _ in self._cut_planned(plan, report, None):
             pass
 
-    def plan(self, report: FlushReport, *, force: bool = False) -> Plan:
+    def plan(self, report: FlushReport, *, force: Forced = False) -> Plan:
         """Supersede what changed, cut the suppressions, and plan the creations due.
 
         Cutting is done in short transactions: the writer (the HTTP service's, the Kafka
@@ -236,7 +236,7 @@ class Flusher:
             fault.append(exc)
 
     def _plan(
-        self, reads: PendingReads, now: datetime, today: date, force: bool, report: FlushReport
+        self, reads: PendingReads, now: datetime, today: date, force: Forced, report: FlushReport
     ) -> list[PlannedGroup]:
         plan: list[PlannedGroup] = []
         for stats in reads.pending_stats():
@@ -247,7 +247,8 @@ class Flusher:
                     "longer configured: add it back to [[certifiers]] to send them"
                 )
                 continue
-            reason = "forced" if force else due_reason(stats, now, today, self.limits)
+            forced = is_forced(force, certifier.key)
+            reason = "forced" if forced else due_reason(stats, now, today, self.limits)
             if reason is not None:
                 groups = self._groups(reads, certifier, now)
                 plan += [PlannedGroup(certifier, reason, group) for group in groups]

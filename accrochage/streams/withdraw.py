@@ -32,7 +32,7 @@ from accrochage.models.withdrawal import (
 )
 from accrochage.sinks.base import BatchSink
 from accrochage.state.base import PendingReads, Transaction
-from accrochage.streams.batching import BatchLimits, due_reason, files_for
+from accrochage.streams.batching import BatchLimits, Forced, due_reason, files_for, is_forced
 from accrochage.streams.redecode import Decodes
 
 WAITING = "record waiting for its SUPPRESSION"
@@ -103,7 +103,7 @@ def cut_suppressions(
     now: datetime,
     today: date,
     *,
-    force: bool,
+    force: Forced,
     on_cut: Cut,
 ) -> list[str]:
     """Cut the due SUPPRESSION batches; returns notes for the operator."""
@@ -123,7 +123,8 @@ def cut_suppressions(
             )
             continue
         stats = _stats(certifier, items, deadlines)
-        reason = "forced" if force else due_reason(stats, now, today, limits, WAITING)
+        forced = is_forced(force, certifier)
+        reason = "forced" if forced else due_reason(stats, now, today, limits, WAITING)
         if reason is not None:
             _cut_way(tx, sink, limits, schema_version, sent_as, items, now, reason, on_cut)
     return notes
