@@ -292,11 +292,11 @@ def test_the_wait_before_a_failed_batch_is_tried_again_is_bounded() -> None:
     now = [0.0]
     retries = FailedRetries(seconds=lambda: now[0])
     for _ in range(20):
-        retries.failed("B")
+        retries.failed("B", "why")
     now[0] += LONGEST_WAIT
     assert retries.waiting() == 0
     retries.written("B")
-    retries.failed("B")
+    retries.failed("B", "why")
     assert retries.waiting() == 1
     now[0] += FIRST_WAIT
     assert retries.waiting() == 0

@@ -15,6 +15,7 @@ from typing import Any, cast
 import pytest
 
 from accrochage.errors import StorageFullError
+from accrochage.streams.failed_retries import FailedRetries
 from accrochage.streams.flush import Flusher
 from accrochage.streams.flush_report import FailedBatch, FlushReport, WrittenBatch
 from accrochage.streams.scheduler import batch_cut_job, log_failed
@@ -28,6 +29,7 @@ class Ticks:
 
     def __init__(self, runs: list[FlushReport]) -> None:
         self.runs = runs
+        self.retries = FailedRetries()
 
     def flush(self, *, stopping: threading.Event | None = None) -> FlushReport:
         return self.runs.pop(0)
@@ -78,3 +80,25 @@ def test_a_full_disk_at_every_tick_is_one_line_not_a_traceback(
     assert full.getMessage() == "batch-cut failed: the disk is full; again in 5 s"
     assert full.exc_info is None, "the same traceback at every tick says nothing more"
     assert bug.exc_info is not None, "a bug keeps its traceback"
+
+
+def test_a_failed_batch_held_back_between_two_tries_is_not_said_again(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A batch that fails for what it holds is tried again minutes later: the ticks between
+    report nothing of it, and the next try's failure was said again as new."""
+    now = [0.0]
+    ticks = Ticks([report(failed=True), report(), report(failed=True), report()])
+    ticks.retries = FailedRetries(seconds=lambda: now[0])
+    job = batch_cut_job(cast(Flusher, ticks), 1.0)
+    run: Any = job.run
+    with caplog.at_level(logging.ERROR, logger="accrochage.scheduler"):
+        ticks.retries.failed(FAILED.batch_id, FAILED.error)
+        run()  # tried, failed
+        run()  # held back
+        now[0] += 60
+        ticks.retries.failed(FAILED.batch_id, FAILED.error)
+        run()  # tried again, failed again
+        ticks.retries.written(FAILED.batch_id)
+        run()  # written meanwhile: gone
+    assert len([r for r in caplog.records if r.levelname == "ERROR"]) == 1

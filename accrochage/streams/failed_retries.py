@@ -26,6 +26,7 @@ class FailedRetries:
         self.seconds = seconds
         self._next: dict[str, tuple[float, float]] = {}
         """batch id -> (when it may be tried again, the wait after its next failure)."""
+        self._errors: dict[str, str] = {}
 
     def to_try(self, batches: Sequence[FrozenBatch]) -> tuple[list[FrozenBatch], list[FrozenBatch]]:
         """The batches to write now: those this process never saw fail, and, to write after
@@ -37,12 +38,20 @@ class FailedRetries:
         ]
         return fresh, again
 
-    def failed(self, batch_id: str) -> None:
+    def failed(self, batch_id: str, error: str) -> None:
         wait = self._next.get(batch_id, (0.0, FIRST_WAIT))[1]
         self._next[batch_id] = (self.seconds() + wait, min(wait * 2, LONGEST_WAIT))
+        self._errors[batch_id] = error
 
     def written(self, batch_id: str) -> None:
         self._next.pop(batch_id, None)
+        self._errors.pop(batch_id, None)
+
+    def held(self) -> dict[str, str]:
+        """The failed batches held back now, with their last error: still failing (the
+        batch timer says a failure once while it lasts, not at each try)."""
+        now = self.seconds()
+        return {b: self._errors[b] for b, (at, _) in self._next.items() if at > now}
 
     def waiting(self) -> int:
         """Failed batches held back now."""

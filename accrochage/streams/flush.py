@@ -298,7 +298,7 @@ class Flusher:
             with self.store.transaction() as tx:
                 recorded = tx.batch_failed(batch.batch_id, outcome.error)
             if outcome.lasting:
-                self.retries.failed(batch.batch_id)
+                self.retries.failed(batch.batch_id, outcome.error)
             if recorded:
                 metrics.count_batch_write(False)
                 report.add_failed(FailedBatch(batch.batch_id, key, outcome.error))

@@ -121,6 +121,8 @@ def batch_cut_job(flusher: Flusher, every: float) -> Job:
         for written in report.written:
             log.info("wrote %s (%d passages)", written.path.name, written.passages)
         failed = [f"batch {f.batch_id}: {f.error}" for f in report.failed]
+        # Those held back between two tries still fail: not said again at the next try.
+        failed += [f"batch {b}: {error}" for b, error in flusher.retries.held().items()]
         for line in failures.new(failed):
             log.error("%s (said once while it lasts; `accrochage batches` lists it)", line)
         for line in notes.new(report.notes):
