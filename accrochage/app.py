@@ -37,6 +37,7 @@ from accrochage.streams.feedback import Feedback
 from accrochage.streams.flush import Flusher
 from accrochage.streams.ingest import Ingestor
 from accrochage.streams.log_source import LogSource
+from accrochage.streams.metrics import Metrics
 from accrochage.streams.operations import Operations
 from accrochage.streams.redecode import ContentDecoder
 from accrochage.streams.reference import ReferenceKeeper
@@ -64,6 +65,8 @@ class Core:
     feedback: Feedback
     operations: Operations
     corrections: Corrections
+    metrics: Metrics
+    """What this process counts and serves on `/metrics` (a command's counts go nowhere)."""
 
     reference: ReferenceHolder | None = None
     decoder: DecodePool | None = None
@@ -205,6 +208,7 @@ def build_core(
         if read_only
         else build_decode_pool(settings, registry, clock, reference.current, threshold)
     )
+    metrics = Metrics()
     return Core(
         settings=settings,
         store=store,
@@ -221,11 +225,13 @@ def build_core(
             batch_limits(settings),
             settings.schema_.version,
             decoder,
+            metrics,
         ),
         feedback=Feedback(store, clock, sink, decoder, settings.paths.state.parent / "reports"),
         operations=Operations(store, clock, sink, decoder),
         corrections=corrections_for(settings, store, clock),
         relocated=relocated,
+        metrics=metrics,
     )
 
 

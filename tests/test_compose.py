@@ -14,7 +14,7 @@ from typing import Any
 import yaml
 
 from accrochage.settings import load_settings
-from accrochage.streams.metrics import REGISTRY
+from accrochage.streams.metrics import Metrics
 from accrochage.streams.writer_process import STOP_SECONDS
 from tests.conftest import ROOT
 
@@ -136,7 +136,7 @@ def test_prometheus_says_when_accrochage_itself_is_down() -> None:
     assert set(alerts) == {"AccrochageDown", "AccrochageWatchStalled"}
     (job,) = config["scrape_configs"]
     assert f'up{{job="{job["job_name"]}"}} == 0' in alerts["AccrochageDown"]["expr"]
-    exposed = {m.name for m in REGISTRY.collect()}
+    exposed = {m.name for m in Metrics().registry.collect()}
     used = set(re.findall(r"accrochage_\w+", alerts["AccrochageWatchStalled"]["expr"]))
     assert used and {u.removesuffix("_seconds") for u in used} <= {
         e.removesuffix("_seconds") for e in exposed

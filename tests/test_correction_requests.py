@@ -445,7 +445,7 @@ def test_the_gauge_and_the_at_risk_alert(tmp_path: Path) -> None:
             accept(core, "PX-1", "SC-1")
             core.corrections.add("PX-1", date(2026, 11, 20))  # due 2027-02-20: not at risk
             watch_for(core).run()
-            samples = scrape()
+            samples = scrape(core.metrics)
             assert total(samples, "accrochage_correction_requests_open", certifier="pix") == 1
             assert total(samples, "accrochage_correction_requests_open", certifier="school") == 0
             tick(core, hook)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,6 @@ import pytest
 
 from accrochage.app import Core
 from accrochage.models.batch import FrozenBatch
-from accrochage.streams import metrics
 from accrochage.streams.scheduler import batch_cut_job
 from tests.test_metrics import scrape
 from tests.test_tracker import event, ingest, make_core, outstanding, passages
@@ -57,10 +57,10 @@ def test_a_stop_ends_the_cut_after_the_batch_being_cut(core: Core) -> None:
     stopping = threading.Event()
     outbox = core.flusher.sink
     core.flusher.sink = StopAfterFirstBatch(outbox, stopping)
-    metrics.LAST_FLUSH.set(0)
+    core.metrics.flushed(datetime.fromtimestamp(0, UTC))
     stopped = core.flusher.flush(stopping=stopping)
     core.flusher.sink = outbox
-    last = scrape()["accrochage_last_flush_timestamp_seconds"][0][1]
+    last = scrape(core.metrics)["accrochage_last_flush_timestamp_seconds"][0][1]
     assert last == 0, "a flush cut short is not one that ran to its end"
 
     assert [len(passages(w.path)) for w in stopped.written] == [PER_FILE]

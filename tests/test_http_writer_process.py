@@ -90,7 +90,7 @@ async def test_concurrent_single_events_are_each_stored_once_with_their_own_answ
     good = [recent(f"C-{i:03d}") for i in range(120)]
     bad = [recent(f"C-BAD-{i}", obtention="PAR_HASARD") for i in range(3)]
     bodies = good[:40] + bad[:1] + good[40:80] + bad[1:] + good[80:]
-    before = scrape()
+    before = scrape(core.metrics)
     async with serving(build_service(core, timer=False, separate_writer=True)) as client:
         answers = await asyncio.gather(*(post(client, body) for body in bodies))
         again = await post(client, dict(good[0], event_id="re-sent"))
@@ -115,7 +115,7 @@ async def test_concurrent_single_events_are_each_stored_once_with_their_own_answ
     # Decoded once, in the serving process: flush copies these instead of validating again.
     prepared = dict(rows(state, "SELECT record_id, schema_version FROM passages"))
     assert prepared == {b["record_id"]: core.settings.schema_.version for b in good}
-    after, name = scrape(), "accrochage_events_total"  # counted in the serving process
+    after, name = scrape(core.metrics), "accrochage_events_total"  # counted in the serving process
     for outcome, n in (("created", 120), ("invalid", 3), ("unchanged", 1)):
         assert counter(after, name, outcome) - counter(before, name, outcome) == n
 

@@ -85,7 +85,7 @@ def no_other_certifier(answer: Any) -> None:
 
 
 async def test_a_scoped_token_sends_for_its_certifier_only(core: tuple[Core, bool]) -> None:
-    before = scrape()
+    before = scrape(core[0].metrics)
     async with service(core) as client:
         status, answer = await post(client, recent("PX-1"), PIX)
         assert (status, answer["status"]) == (201, "pending")
@@ -142,7 +142,7 @@ async def test_a_scoped_token_sends_for_its_certifier_only(core: tuple[Core, boo
         corrected["holder"]["birth_name"] = "Autre-Nom"
         status, answer = await post(client, corrected, OP)
         assert (status, answer["outcome"]) == (201, "updated")
-    after = scrape()
+    after = scrape(core[0].metrics)
     name = "accrochage_events_total"
     assert counter(after, name, "forbidden") - counter(before, name, "forbidden") == 5
 

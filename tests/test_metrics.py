@@ -23,8 +23,9 @@ from accrochage.app import Core, build_writer_parts
 from accrochage.models.deadline import PARIS, paris_today
 from accrochage.models.vocabulary import RecordStatus
 from accrochage.runtimes.watching import watch_for
-from accrochage.streams import metrics
 from accrochage.streams.incoming import Incoming
+from accrochage.streams.metrics import EVENT_OUTCOMES, Metrics
+from accrochage.streams.writer import WriterService
 from accrochage.streams.writer_process import ProcessWriter
 from tests.factories import revoked_event
 from tests.test_http import serving
@@ -42,8 +43,8 @@ def parse(text: str) -> Samples:
     return samples
 
 
-def scrape() -> Samples:
-    return parse(generate_latest(metrics.REGISTRY).decode())
+def scrape(where: Metrics) -> Samples:
+    return parse(generate_latest(where.registry).decode())
 
 
 def counter(samples: Samples, name: str, outcome: str) -> float:
@@ -88,7 +89,7 @@ def test_record_gauges_sum_to_the_summary_on_a_state_with_every_status(tmp_path:
     try:
         every_status(core)
         watch_for(core).run()
-        samples = scrape()
+        samples = scrape(core.metrics)
         read_at = core.clock.now().timestamp()
         with core.store.reading() as reader:
             summary = reader.summary(paris_today(core.clock), core.settings.batching.margin_days)
@@ -126,10 +127,10 @@ def test_counters_follow_ingestion_and_batch_writes(tmp_path: Path) -> None:
     core, _ = make_core(tmp_path)
     try:
         ingest(core, event("PX-1"), event("PX-2"))
-        before = scrape()
+        before = scrape(core.metrics)
         report = core.flusher.flush(force=True)
         assert report.written and not report.failed
-        after = scrape()
+        after = scrape(core.metrics)
     finally:
         core.close()
     written = "accrochage_batch_writes_total"
@@ -143,7 +144,7 @@ async def test_metrics_over_http_need_the_token_and_count_events(tmp_path: Path)
         async with serving(core) as client:
             async with client.get("/metrics") as response:
                 assert response.status == 401
-            before = scrape()
+            before = scrape(core.metrics)
             bad = event("PX-9", holder={"sex": "X"})
             unknown = revoked_event(record_id="PX-404")  # kept in the unusable log too
             body = json.dumps([event("PX-1"), event("PX-2"), bad, "not an event", unknown])
@@ -158,7 +159,7 @@ async def test_metrics_over_http_need_the_token_and_count_events(tmp_path: Path)
     finally:
         core.close()
     name = "accrochage_events_total"
-    delta = {o: counter(after, name, o) - counter(before, name, o) for o in metrics.EVENT_OUTCOMES}
+    delta = {o: counter(after, name, o) - counter(before, name, o) for o in EVENT_OUTCOMES}
     assert delta == {
         "created": 2,
         "unchanged": 0,
@@ -174,15 +175,16 @@ async def test_metrics_over_http_need_the_token_and_count_events(tmp_path: Path)
 
 async def test_the_writer_process_counts_in_the_serving_process(tmp_path: Path) -> None:
     config = write_config(tmp_path)
-    writer = ProcessWriter(partial(build_writer_parts, config))
-    before = scrape()
+    counted = Metrics()
+    writer = ProcessWriter(partial(build_writer_parts, config), metrics=counted)
+    before = scrape(counted)
     try:
         raw = json.dumps(event("PX-1")).encode()
         stored = writer.submit([Incoming(raw, "kafka:t:0:0", 0, 0, b"pix")])
         assert await asyncio.to_thread(stored.result, 60) == 1
     finally:
         writer.shutdown(wait=True)
-    after = scrape()
+    after = scrape(counted)
     name = "accrochage_events_total"
     assert counter(after, name, "created") - counter(before, name, "created") == 1
 
@@ -217,11 +219,37 @@ async def test_the_kafka_lag_is_not_shown_while_the_broker_cannot_say_its_end_of
 
     core, _ = make_core(tmp_path)
     try:
-        job = lag_job(App(), core.store, "t")
+        job = lag_job(App(), core.store, "t", core.metrics)
         await job.run()  # type: ignore[misc]
-        assert total(scrape(), "accrochage_kafka_lag_messages", topic="t") == 5
+        assert total(scrape(core.metrics), "accrochage_kafka_lag_messages", topic="t") == 5
         with pytest.raises(ConnectionError):
             await job.run()  # type: ignore[misc]
-        assert scrape()["accrochage_kafka_lag_messages"] == []
+        assert scrape(core.metrics)["accrochage_kafka_lag_messages"] == []
     finally:
         core.close()
+
+
+def test_two_services_in_one_process_count_apart(tmp_path: Path) -> None:
+    """Each composition root holds its own registry: a second service (or a test) built in the
+    same process neither adds to nor reads the first one's counts."""
+    (tmp_path / "first").mkdir()
+    (tmp_path / "second").mkdir()
+    first, _ = make_core(tmp_path / "first")
+    second, _ = make_core(tmp_path / "second")
+    try:
+        for core, ids in ((first, ["PX-1", "PX-2"]), (second, ["PX-1"])):
+            service = WriterService(core.ingestor, metrics=core.metrics)
+            try:
+                stored = service.submit([Incoming(event(i), "test") for i in ids])
+                assert all(r.stored for r in stored.result(60))
+            finally:
+                service.stop(60)
+        first.flusher.flush(force=True)
+        name, written = "accrochage_events_total", "accrochage_batch_writes_total"
+        assert counter(scrape(first.metrics), name, "created") == 2
+        assert counter(scrape(second.metrics), name, "created") == 1
+        assert counter(scrape(first.metrics), written, "written") == 1
+        assert counter(scrape(second.metrics), written, "written") == 0
+    finally:
+        first.close()
+        second.close()

@@ -25,6 +25,7 @@ from accrochage.models.reference import Reference
 from accrochage.models.registry import Registry
 from accrochage.state.base import Reader, Store
 from accrochage.streams.decoding import DecodePool
+from accrochage.streams.metrics import Metrics
 
 T = TypeVar("T")
 
@@ -45,6 +46,8 @@ class ApiContext:
     ingest_tokens: tuple[IngestToken, ...]
     max_body_bytes: int
     max_events_per_request: int
+    metrics: Metrics
+    """What `GET /metrics` serves: the composition root's (`app.Core.metrics`)."""
     reference: Callable[[], Reference | None] | None = None
     """The process's current reference data (its rules run in POST /check too)."""
     summary_warnings: Callable[[date], list[str]] | None = None

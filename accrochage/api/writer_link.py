@@ -42,9 +42,9 @@ from accrochage.errors import (
 from accrochage.models.decode import parse_payload
 from accrochage.models.scope import Scope
 from accrochage.processes import helper_context
-from accrochage.streams import metrics
 from accrochage.streams.child_logs import parent_log_setup
 from accrochage.streams.incoming import Incoming, IngestResult, Ready
+from accrochage.streams.metrics import Metrics
 from accrochage.streams.rejected import raw_text
 
 log = logging.getLogger("accrochage.writer")
@@ -78,9 +78,13 @@ class ProcessLink:
 
     decodes_here = True
 
-    def __init__(self, build: WriterBuild, *, in_flight: int = IN_FLIGHT) -> None:
-        """`build` (picklable) runs in the writer process and gives its writer service."""
+    def __init__(
+        self, build: WriterBuild, *, in_flight: int = IN_FLIGHT, metrics: Metrics | None = None
+    ) -> None:
+        """`build` (picklable) runs in the writer process and gives its writer service;
+        `metrics` counts the events of each group it stored."""
         self._build = build
+        self._metrics = metrics
         self._in_flight = max(1, in_flight)
         self._process: Any = None
         self._link: FrameSocket | None = None
@@ -165,7 +169,8 @@ class ProcessLink:
         group = self._sent.popleft()
         self.storage_error = _store_error(storage)
         if ok:
-            metrics.count_events(counts)
+            if self._metrics is not None:
+                self._metrics.count_events(counts)
             _answer(group, payload)
         else:
             _fail(group, _error(payload))

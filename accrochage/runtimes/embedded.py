@@ -65,6 +65,7 @@ def api_context(core: Core, writer: WriterService | EventWriter) -> ApiContext:
         ),
         connections=fitted(ConnectionLimits(api.max_connections, api.max_connections_per_client)),
         batch_cut_error=lambda: core.flusher.storage_error,
+        metrics=core.metrics,
     )
 
 
@@ -100,7 +101,8 @@ def writer_link(core: Core) -> ProcessLink:
     tick = core.settings.batching.tick.total_seconds()
     state, lock_wait = core.settings.paths.state, core.settings.state.lock_wait.total_seconds()
     return ProcessLink(
-        partial(build_event_writer, state, core.registry, core.clock, tick, lock_wait)
+        partial(build_event_writer, state, core.registry, core.clock, tick, lock_wait),
+        metrics=core.metrics,
     )
 
 
@@ -118,7 +120,7 @@ def build_service(
     if separate_writer:
         writer = link = writer_link(core)
     else:
-        service = WriterService(core.ingestor)
+        service = WriterService(core.ingestor, metrics=core.metrics)
         writer = ThreadWriter(service)
     scheduler = scheduler_for(core) if timer else Scheduler()
     app = build_app(api_context(core, writer))

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import partial
 
 from accrochage.app import Core
 from accrochage.state.base import AlertState
@@ -14,7 +15,7 @@ from accrochage.streams.watch import Watch, watch_job
 
 
 def watch_for(core: Core) -> Watch:
-    """The watch job's numbers feed the metrics and the alert rules."""
+    """The watch job's numbers feed the metrics and the alert rules, in that order."""
     settings = core.settings
     certifiers = [c.key for c in settings.certifiers]
     return Watch(
@@ -23,7 +24,10 @@ def watch_for(core: Core) -> Watch:
         margin_days=settings.batching.margin_days,
         certifiers=certifiers,
         unreported_after=settings.alerts.unreported_after,
-        listeners=[Alerting(core.store, certifiers).listener],
+        listeners=[
+            partial(core.metrics.watched, certifiers=certifiers),
+            Alerting(core.store, certifiers).listener,
+        ],
     )
 
 

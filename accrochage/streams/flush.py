@@ -26,7 +26,6 @@ from accrochage.models.vocabulary import SchemaVersion
 from accrochage.sinks.base import BatchSink, Outcome, WriteFailed
 from accrochage.sinks.profiles import profile_for
 from accrochage.state.base import PendingReads, Store
-from accrochage.streams import metrics
 from accrochage.streams.batching import BatchLimits, Forced, due_reason, files_for, is_forced
 from accrochage.streams.failed_retries import FailedRetries
 from accrochage.streams.flush_report import (
@@ -36,6 +35,7 @@ from accrochage.streams.flush_report import (
     WrittenBatch,
 )
 from accrochage.streams.late_copy import late_copy, put_late_copy
+from accrochage.streams.metrics import Metrics
 from accrochage.streams.redecode import Decodes
 from accrochage.streams.verify import put_back_missing
 from accrochage.streams.withdraw import cut_suppressions, exact_sizes, supersede_if_due
@@ -73,6 +73,7 @@ class Flusher:
         limits: BatchLimits,
         schema_version: SchemaVersion,
         decode: Decodes,
+        metrics: Metrics,
     ) -> None:
         self.store = store
         self.sink = sink
@@ -81,6 +82,7 @@ class Flusher:
         self.limits = limits
         self.schema_version = schema_version
         self.decode = decode
+        self.metrics = metrics
         """Decodes a stored correction again, the day it replaces a record's content."""
         self._swept_at: float | None = None
         self.retries = FailedRetries()
@@ -112,7 +114,7 @@ class Flusher:
             stopped, self._stopping = self._stopping.is_set(), threading.Event()
         self.storage_error = None
         if not stopped:  # the gauge says a flush ran to its end
-            metrics.flushed(self.clock.now())
+            self.metrics.flushed(self.clock.now())
         return report
 
     def cut_and_write(self, report: FlushReport, *, force: Forced = False) -> None:
@@ -290,7 +292,7 @@ class Flusher:
     def rewrite_missing(self, report: FlushReport) -> None:
         """Put back in place every released file missing where the state says it is
         (`streams/verify.put_back_missing`)."""
-        put_back_missing(self.store, self.sink, report)
+        put_back_missing(self.store, self.sink, report, self.metrics)
 
     def _record(self, batch: FrozenBatch, outcome: Outcome, report: FlushReport) -> None:
         key = batch.certifier.key
@@ -300,7 +302,7 @@ class Flusher:
             if outcome.lasting:
                 self.retries.failed(batch.batch_id, outcome.error)
             if recorded:
-                metrics.count_batch_write(False)
+                self.metrics.count_batch_write(False)
                 report.add_failed(FailedBatch(batch.batch_id, key, outcome.error))
             return
         self.retries.written(batch.batch_id)
@@ -311,7 +313,7 @@ class Flusher:
             put_late_copy(self.sink, batch, outcome, late, report)
         if not recorded:
             return
-        metrics.count_batch_write(True)
+        self.metrics.count_batch_write(True)
         report.add_written(
             WrittenBatch(
                 batch.batch_id, key, outcome.path, outcome.passages, outcome.size, outcome.sha256

@@ -43,35 +43,6 @@ EVENT_OUTCOMES: tuple[str, ...] = (
 """The `outcome` labels of `accrochage_events_total` (CONTRACT §10)."""
 BATCH_OUTCOMES: tuple[str, ...] = (BatchState.WRITTEN, BatchState.FAILED)
 
-REGISTRY = CollectorRegistry()
-EVENTS = Counter(
-    "accrochage_events",
-    "Events stored, by outcome (created, unchanged, updated, invalid, unusable; forbidden: "
-    "refused to a scoped ingest token, kept in the unusable log).",
-    ["outcome"],
-    registry=REGISTRY,
-)
-BATCH_WRITES = Counter(
-    "accrochage_batch_writes",
-    "Batch files written (XSD-valid, released) or failed.",
-    ["outcome"],
-    registry=REGISTRY,
-)
-LAST_FLUSH = Gauge(
-    "accrochage_last_flush_timestamp_seconds",
-    "When the flusher last ran to its end (Unix time).",
-    registry=REGISTRY,
-)
-LAST_WATCH = Gauge(
-    "accrochage_last_watch_timestamp_seconds",
-    "When the watch job last read the state (Unix time): the state's gauges are as of then.",
-    registry=REGISTRY,
-)
-for _outcome in EVENT_OUTCOMES:
-    EVENTS.labels(_outcome)
-for _outcome in BATCH_OUTCOMES:
-    BATCH_WRITES.labels(_outcome)
-
 
 def event_outcome(result: IngestResult) -> str | None:
     """The `outcome` label of a stored event; None when nothing was stored."""
@@ -91,20 +62,6 @@ def event_outcome(result: IngestResult) -> str | None:
 def tally(results: Iterable[IngestResult]) -> dict[str, int]:
     counts = Tally(o for o in map(event_outcome, results) if o is not None)
     return dict(counts)
-
-
-def count_events(counts: Mapping[str, int]) -> None:
-    for outcome, n in counts.items():
-        if outcome in EVENT_OUTCOMES and n > 0:
-            EVENTS.labels(outcome).inc(n)
-
-
-def count_batch_write(ok: bool) -> None:
-    BATCH_WRITES.labels(BatchState.WRITTEN if ok else BatchState.FAILED).inc()
-
-
-def flushed(at: datetime) -> None:
-    LAST_FLUSH.set(at.timestamp())
 
 
 @dataclass(slots=True)
@@ -224,5 +181,62 @@ def _state_families(
     yield from (records, at_risk, overdue, next_deadline, corrections, batches)
 
 
-STATE = StateCollector()
-REGISTRY.register(STATE)
+class Metrics:
+    """One registry and the instruments in it: built once by the composition root
+    (`app.build_core`) and handed to what counts; a process that serves no `/metrics` (a writer
+    or decode process) counts nowhere and ships its tallies back instead."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self._events = Counter(
+            "accrochage_events",
+            "Events stored, by outcome (created, unchanged, updated, invalid, unusable; "
+            "forbidden: refused to a scoped ingest token, kept in the unusable log).",
+            ["outcome"],
+            registry=self.registry,
+        )
+        self._batch_writes = Counter(
+            "accrochage_batch_writes",
+            "Batch files written (XSD-valid, released) or failed.",
+            ["outcome"],
+            registry=self.registry,
+        )
+        self._last_flush = Gauge(
+            "accrochage_last_flush_timestamp_seconds",
+            "When the flusher last ran to its end (Unix time).",
+            registry=self.registry,
+        )
+        self._last_watch = Gauge(
+            "accrochage_last_watch_timestamp_seconds",
+            "When the watch job last read the state (Unix time): the state's gauges are as of "
+            "then.",
+            registry=self.registry,
+        )
+        for outcome in EVENT_OUTCOMES:
+            self._events.labels(outcome)
+        for outcome in BATCH_OUTCOMES:
+            self._batch_writes.labels(outcome)
+        self._state = StateCollector()
+        self.registry.register(self._state)
+
+    def count_events(self, counts: Mapping[str, int]) -> None:
+        """Add a stored group's tally (`tally`)."""
+        for outcome, n in counts.items():
+            if outcome in EVENT_OUTCOMES and n > 0:
+                self._events.labels(outcome).inc(n)
+
+    def count_batch_write(self, ok: bool) -> None:
+        self._batch_writes.labels(BatchState.WRITTEN if ok else BatchState.FAILED).inc()
+
+    def flushed(self, at: datetime) -> None:
+        """The flusher ran to its end at `at`."""
+        self._last_flush.set(at.timestamp())
+
+    def watched(self, observation: Observation, at: datetime, certifiers: Iterable[str]) -> None:
+        """The watch job read the state at `at`: the gauges render this observation."""
+        self._state.publish(observation, certifiers)
+        self._last_watch.set(at.timestamp())
+
+    def publish_lag(self, lag: Mapping[tuple[str, int], int]) -> None:
+        """The Kafka lag by (topic, partition); empty: no figure (the broker cannot say)."""
+        self._state.publish_lag(lag)

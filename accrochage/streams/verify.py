@@ -17,8 +17,8 @@ from accrochage.models.batch import ReleasedFile
 from accrochage.models.vocabulary import PLACED, RELEASED, BatchState
 from accrochage.sinks.base import BatchSink, WriteFailed, outcome_of
 from accrochage.state.base import ReleasedBatch, Store
-from accrochage.streams import metrics
 from accrochage.streams.flush_report import FailedBatch, FlushReport, WrittenBatch
+from accrochage.streams.metrics import Metrics
 from accrochage.streams.strays import StrayFile, set_aside, stray_files
 
 _BLOCK = 1 << 20
@@ -172,7 +172,7 @@ class OutboxVerifier:
         return replace(listed, state=state, file=replace(listed.file, path=Path(detail["file"])))
 
 
-def put_back_missing(store: Store, sink: BatchSink, report: FlushReport) -> None:
+def put_back_missing(store: Store, sink: BatchSink, report: FlushReport, metrics: Metrics) -> None:
     """Put back in place every released file missing where the state says it is.
 
     A file found in another of its certifier's folders (a crash between recording a

@@ -1,5 +1,5 @@
-"""The watch job: on the services' timer, observe the state once and hand the numbers to
-the metrics (`streams/metrics.py`), the alert rules and anything else that listens."""
+"""The watch job: on the services' timer, observe the state once and hand the numbers to its
+listeners: the metrics (`streams/metrics.py`), the alert rules, anything else that listens."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ from datetime import UTC, datetime, timedelta
 
 from accrochage.models.deadline import Clock, paris_today
 from accrochage.state.base import Observation, Store
-from accrochage.streams import metrics
 from accrochage.streams.scheduler import Job, log_failed
 
 log = logging.getLogger("accrochage.watch")
@@ -66,7 +65,7 @@ class Watch:
         return observation
 
     def run(self) -> Observation:
-        """Observe, publish the gauges, tell every listener (one failing never stops others)."""
+        """Observe and tell every listener (one failing never stops the others)."""
         now = self.clock.now()
         started = self.seconds()
         observation = self.observe()
@@ -74,8 +73,6 @@ class Watch:
         # answer), and another process holding it for a minute says nothing of the cost.
         self.last_seconds = self.seconds() - started
         self.last = observation
-        metrics.STATE.publish(observation, self.certifiers)
-        metrics.LAST_WATCH.set(now.timestamp())
         heard = True
         for listener in self.listeners:
             try:

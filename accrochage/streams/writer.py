@@ -20,10 +20,10 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 
 from accrochage.errors import StoreBusyError, StoreError
-from accrochage.streams import metrics
 from accrochage.streams.incoming import Incoming, IngestResult
 from accrochage.streams.ingest import Ingestor
 from accrochage.streams.log_source import LogSource
+from accrochage.streams.metrics import Metrics, tally
 
 log = logging.getLogger("accrochage.writer")
 MAX_GROUP = 2000
@@ -46,8 +46,13 @@ class _Submission:
 
 
 class WriterService:
-    def __init__(self, ingestor: Ingestor, *, max_group: int = MAX_GROUP) -> None:
+    def __init__(
+        self, ingestor: Ingestor, *, metrics: Metrics | None = None, max_group: int = MAX_GROUP
+    ) -> None:
+        """`metrics`: where stored events are counted; None in a writer process, whose
+        tallies travel back with its answers to the process that serves `/metrics`."""
         self._ingestor = ingestor
+        self._metrics = metrics
         self._max_group = max_group
         self._queue: queue.SimpleQueue[_Submission | None] = queue.SimpleQueue()
         self._held: list[_Submission | None] = []
@@ -170,7 +175,8 @@ class WriterService:
                 self._fail(group, again)
                 return
         self.storage_error = None
-        metrics.count_events(metrics.tally(by_item.values()))
+        if self._metrics is not None:
+            self._metrics.count_events(tally(by_item.values()))
         for submission in group:
             submission.done.set_result(
                 [by_item[id(item)] for item in submission.items if id(item) in by_item]

@@ -22,11 +22,11 @@ from concurrent import futures
 from typing import Any, Protocol
 
 from accrochage.processes import helper_context
-from accrochage.streams import metrics
 from accrochage.streams.child_logs import parent_log_setup
 from accrochage.streams.decoding import DecodePool
 from accrochage.streams.incoming import Incoming
 from accrochage.streams.log_source import LogSource
+from accrochage.streams.metrics import Metrics
 from accrochage.streams.writer import WriterService
 from accrochage.streams.writer_main import Wire, WriterParts, decode_group, to_wire, writer_main
 
@@ -115,12 +115,14 @@ class ProcessWriter:
         *,
         daemon: bool = True,
         on_death: Callable[[str], None] | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         """`daemon=False`: the writer process may start processes of its own (a decode pool,
         `WriterParts.decoder`); it still ends with this process (`lifeline.exit_with`).
         `on_death`: called (from a thread of its own) with what happened when the writer
         process ends other than by `shutdown`, at once, whether or not a group waits: a
-        worker learnt it only at its next event, and looked alive until then."""
+        worker learnt it only at its next event, and looked alive until then.
+        `metrics`: counts the events of each group stored (the writer process's tally)."""
         context = helper_context()
         self._requests: Any = context.Queue(maxsize=QUEUED_GROUPS)
         # A group not yet in the pipe when the writer process died was never stored (its
@@ -153,6 +155,7 @@ class ProcessWriter:
         self._closing = False
         self._stop = StopDeadline()
         self._on_death = on_death
+        self._metrics = metrics
         self._collector = threading.Thread(target=self._collect, name="writer-results", daemon=True)
         self._collector.start()
         self._decoder = decoder
@@ -253,7 +256,8 @@ class ProcessWriter:
         if done is None:
             log.error("the writer answered a group no one waits for")
         elif ok:
-            metrics.count_events(counts)
+            if self._metrics is not None:
+                self._metrics.count_events(counts)
             done.set_result(detail)
         else:
             done.set_exception(RuntimeError(detail))

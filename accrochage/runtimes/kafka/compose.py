@@ -50,8 +50,8 @@ def compose_worker(
     topic = [Topic(alerts.topic, producer, alerts.repeat)] if alerts.topic else []
     scheduler = scheduler_for(core, topic)
     scheduler.add(dead_letter_job(app, core.store))
-    scheduler.add(lag_job(app, core.store, settings.kafka.topic))
-    api_writer = WriterService(core.ingestor)
+    scheduler.add(lag_job(app, core.store, settings.kafka.topic, core.metrics))
+    api_writer = WriterService(core.ingestor, metrics=core.metrics)
 
     @app.task  # type: ignore[untyped-decorator]
     async def start_jobs() -> None:
@@ -162,11 +162,15 @@ def _run_bound(
     if separate_writer:
         # Raw events to the writer process, which decodes them in its own pool.
         writer = ProcessWriter(
-            partial(build_writer_parts, config, decode=True), daemon=False, on_death=writer_died
+            partial(build_writer_parts, config, decode=True),
+            daemon=False,
+            on_death=writer_died,
+            metrics=core.metrics,
         )
         log.info("the writer process (pid %s) validates and stores the events", writer.pid)
     else:
-        writer = InProcessWriter(WriterService(core.ingestor), log_source(settings))
+        service = WriterService(core.ingestor, metrics=core.metrics)
+        writer = InProcessWriter(service, log_source(settings))
     try:  # from here on, the writer process is ended whatever fails: left, it hung the exit
         app = compose_worker(core, writer, sock, reread_beyond_end=reread_beyond_end)
         runner = StoppingWorker(

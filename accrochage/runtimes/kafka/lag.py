@@ -13,13 +13,13 @@ import logging
 from typing import Any
 
 from accrochage.state.base import Store
-from accrochage.streams import metrics
+from accrochage.streams.metrics import Metrics
 from accrochage.streams.scheduler import Job
 
 log = logging.getLogger("accrochage.kafka")
 
 
-def lag_job(app: Any, store: Store, topic: str, every: float = 1.0) -> Job:
+def lag_job(app: Any, store: Store, topic: str, metrics: Metrics, every: float = 1.0) -> Job:
     committed: dict[int, int] = {}
 
     async def run() -> None:
@@ -35,9 +35,9 @@ def lag_job(app: Any, store: Store, topic: str, every: float = 1.0) -> Job:
         except Exception:
             # The broker cannot say its end offsets (it is down): the last lag, 0 say, would
             # show an outage as a healthy, caught-up worker. No figure until it answers.
-            metrics.STATE.publish_lag({})
+            metrics.publish_lag({})
             raise
-        metrics.STATE.publish_lag(
+        metrics.publish_lag(
             {
                 (topic, tp.partition): max(0, int(ends.get(tp) or 0) - stored.get(tp.partition, 0))
                 for tp in assigned
