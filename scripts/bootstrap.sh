@@ -1,9 +1,20 @@
 #!/usr/bin/env bash
 # Creates .venv (if missing, or made by another Python than $PYTHON) and installs accrochage
 # with its dev tools into it. PYTHON=python3.12 bash scripts/bootstrap.sh picks the interpreter.
+# --production installs accrochage alone (no test or lint tools), not in editable mode: a
+# service's machine runs what was installed, not the checkout as it is edited later.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-python3}"
+target=(-e '.[dev]')
+case "${1:-}" in
+  "") ;;
+  --production) target=(.) ;;
+  *)
+    echo "unknown option: $1 (bash $0 [--production])" >&2
+    exit 2
+    ;;
+esac
 if ! "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
   echo "accrochage needs Python 3.11 or later; $PYTHON is $("$PYTHON" --version 2>&1 | head -n 1 || echo missing)." >&2
   echo "Install it (Debian/Ubuntu: python3.11 and python3.11-venv), then: PYTHON=python3.11 bash $0" >&2
@@ -22,4 +33,4 @@ if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
 .venv/bin/python -m pip install --quiet --upgrade pip
-.venv/bin/python -m pip install --quiet -c constraints.txt -e '.[dev]'
+.venv/bin/python -m pip install --quiet -c constraints.txt "${target[@]}"

@@ -53,3 +53,53 @@ def test_every_dependency_is_installed_at_the_version_the_suite_passed_with() ->
     assert "accrochage" not in pinned
     for script in ("scripts/bootstrap.sh", "Dockerfile"):
         assert "-c constraints.txt" in (ROOT / script).read_text(encoding="utf-8"), script
+
+
+FAKE_PYTHON = """#!/bin/sh
+# Stands for python3 and the .venv's python: says it is 3.11, makes a .venv of itself, and
+# logs every other call (the pip installs) to $LOG.
+if [ "$1" = "-c" ]; then case "$2" in *print*) echo 3.11;; esac; exit 0; fi
+if [ "$1" = "-m" ] && [ "$2" = "venv" ]; then mkdir -p "$3/bin"; cp "$0" "$3/bin/python"; exit 0; fi
+echo "$*" >> "$LOG"
+"""
+
+
+def bootstrap_in_copy(tmp_path: Path, *args: str) -> tuple[subprocess.CompletedProcess[str], str]:
+    """scripts/bootstrap.sh run in a copy of the checkout, with a Python that installs nothing."""
+    (tmp_path / "scripts").mkdir()
+    script = tmp_path / "scripts" / "bootstrap.sh"
+    script.write_bytes((ROOT / "scripts" / "bootstrap.sh").read_bytes())
+    (tmp_path / "constraints.txt").write_bytes((ROOT / "constraints.txt").read_bytes())
+    fake = tmp_path / "python3"
+    fake.write_text(FAKE_PYTHON, encoding="utf-8")
+    fake.chmod(0o755)
+    log = tmp_path / "calls"
+    done = subprocess.run(
+        ["bash", str(script), *args],
+        env={**os.environ, "PYTHON": str(fake), "LOG": str(log)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    return done, log.read_text(encoding="utf-8") if log.exists() else ""
+
+
+def test_the_default_install_is_editable_with_the_dev_tools(tmp_path: Path) -> None:
+    done, calls = bootstrap_in_copy(tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert calls.splitlines()[-1] == "-m pip install --quiet -c constraints.txt -e .[dev]"
+
+
+def test_a_production_install_has_no_dev_tools_and_is_not_editable(tmp_path: Path) -> None:
+    """A service's machine needs neither pytest nor mypy, nor the checkout as it is edited."""
+    done, calls = bootstrap_in_copy(tmp_path, "--production")
+    assert done.returncode == 0, done.stderr
+    assert calls.splitlines()[-1] == "-m pip install --quiet -c constraints.txt ."
+
+
+def test_an_unknown_option_is_refused_before_anything_is_made(tmp_path: Path) -> None:
+    done, calls = bootstrap_in_copy(tmp_path, "--prod")
+    assert done.returncode == 2
+    assert "unknown option: --prod" in done.stderr and "--production" in done.stderr
+    assert calls == "" and not (tmp_path / ".venv").exists()
