@@ -539,8 +539,8 @@ async def test_the_http_routes(tmp_path: Path) -> None:
 
             async def call(method: str, path: str, body: Any = None, **kw: Any) -> Any:
                 data = body if isinstance(body, str) else json.dumps(body)
-                kw.setdefault("headers", headers)
-                async with client.request(method, path, data=data, **kw) as response:
+                sent = {"Content-Type": "application/json", **kw.pop("headers", headers)}
+                async with client.request(method, path, data=data, headers=sent, **kw) as response:
                     return response.status, await response.json()
 
             status, _ = await call("GET", "/correction-requests", headers={})

@@ -66,7 +66,9 @@ async def test_a_connection_over_the_limit_is_503_and_the_others_are_served(
                 assert_error_shape(json.loads(body), "too_many_connections")
                 status, _ = await get(client, "/health")
                 assert status == 503, "the client's own connection is one too many"
-                idle[0].write(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                idle[0].write(
+                    b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+                )
                 await idle[0].drain()
             assert await health_once_room(client) == 200
             status, answer = await post(client, recent("AFTER-FLOOD"))
@@ -120,7 +122,7 @@ async def test_a_silent_connection_is_closed_soon_a_slow_head_is_not(
                 writer.write(b"GET /hea")
                 await writer.drain()
                 await asyncio.sleep(1.0)
-                writer.write(b"lth HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                writer.write(b"lth HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
                 await writer.drain()
                 answer = await asyncio.wait_for(reader.read(), timeout=30)
             finally:

@@ -265,7 +265,7 @@ async def post_after_continue(port: int, body: bytes, encoding: str) -> tuple[in
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     try:
         writer.write(
-            f"POST /events HTTP/1.1\r\nHost: x\r\nContent-Length: {len(body)}\r\n"
+            f"POST /events HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: {len(body)}\r\n"
             f"Content-Encoding: {encoding}\r\nExpect: 100-continue\r\n"
             "Connection: close\r\n\r\n".encode()
         )
@@ -290,7 +290,7 @@ async def test_a_body_that_stops_arriving_is_408_and_its_connection_closed(
     try:
         async with serving(core) as client:
             port = served_port(client)
-            partial = b'POST /events HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{"a"'
+            partial = b'POST /events HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 100\r\n\r\n{"a"'
             status, _, content = await raw_request(port, partial)  # read to its close
             assert status == 408, content
             assert_error_shape(json.loads(content), "body_timeout")
@@ -353,9 +353,9 @@ async def test_http_level_errors_are_json_and_never_echo_a_header(
             port = served_port(client)
             secret = f"Bearer {OPERATOR}\x01"
             cases = [
-                f"GET /records HTTP/1.1\r\nHost: x\r\nAuthorization: {secret}\r\n\r\n",
-                f"GET /{'a' * 9000} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
-                "GET /records HTTP/1.1\r\nHost: x\r\nX-Long: " + "b" * 9000 + "\r\n\r\n",
+                f"GET /records HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: {secret}\r\n\r\n",
+                f"GET /{'a' * 9000} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
+                "GET /records HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Long: " + "b" * 9000 + "\r\n\r\n",
                 "BREW /pot HTCPCP/1.0\r\n\r\n",
             ]
             for request in cases:

@@ -180,7 +180,9 @@ async def test_an_integer_longer_than_python_converts_is_a_field_error(
     assert long_score in bad
     body = f"[{json.dumps(recent('WL-1'))}, {bad}]" if array else bad
     async with serving(build_service(core, timer=False)) as client:
-        async with client.post("/events", data=body) as response:
+        async with client.post(
+            "/events", data=body, headers={"Content-Type": "application/json"}
+        ) as response:
             answer = await response.json()
             status = response.status
         async with client.get("/records/WL-BIG") as response:
@@ -235,7 +237,9 @@ async def test_a_large_body_is_read_off_the_event_loop(
     async with serving(build_service(core, timer=False)) as client:
 
         async def post() -> int:
-            async with client.post("/events", data=body) as response:
+            async with client.post(
+                "/events", data=body, headers={"Content-Type": "application/json"}
+            ) as response:
                 return response.status
 
         posting = asyncio.create_task(post())
@@ -273,7 +277,7 @@ async def test_a_head_that_never_ends_is_closed_by_the_body_timeout(tmp_path: Pa
 
         def trickle() -> float:
             with socket.create_connection(("127.0.0.1", port), timeout=WAIT) as sock:
-                return closed_after(sock, b"POST /events HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+                return closed_after(sock, b"POST /events HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
 
         assert await asyncio.to_thread(trickle) < WAIT
 
@@ -301,10 +305,10 @@ async def test_a_next_head_trickled_on_a_kept_alive_connection_is_closed_too(
         def trickle() -> float:
             with socket.create_connection(("127.0.0.1", port), timeout=WAIT) as sock:
                 for _ in range(2):  # whole requests keep the connection, as they should
-                    sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+                    sock.sendall(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
                     assert _read_response(sock).startswith(b"HTTP/1.1 200")
                     time.sleep(1.5)  # longer than the head deadline, between requests
-                return closed_after(sock, b"GET /health HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+                return closed_after(sock, b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
 
         assert await asyncio.to_thread(trickle) < WAIT
 
@@ -350,7 +354,7 @@ async def test_an_error_before_the_app_is_not_cached_either(tmp_path: Path) -> N
 
         def malformed() -> bytes:
             with socket.create_connection(("127.0.0.1", port), timeout=WAIT) as sock:
-                sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\nX-Bad: a\x01b\r\n\r\n")
+                sock.sendall(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Bad: a\x01b\r\n\r\n")
                 return _read_response(sock)
 
         head = (await asyncio.to_thread(malformed)).lower()

@@ -72,7 +72,9 @@ async def serving(app: web.Application) -> AsyncIterator[aiohttp.ClientSession]:
 
 
 async def post(client: aiohttp.ClientSession, body: Any) -> tuple[int, Any]:
-    async with client.post("/events", data=json.dumps(body)) as response:
+    async with client.post(
+        "/events", data=json.dumps(body), headers={"Content-Type": "application/json"}
+    ) as response:
         return response.status, await response.json()
 
 
@@ -127,7 +129,9 @@ async def test_a_lone_surrogate_among_concurrent_events_fails_only_its_own(core:
     async with serving(build_service(core, timer=False, separate_writer=True)) as client:
 
         async def send(body: str) -> tuple[int, Any]:
-            async with client.post("/events", data=body) as response:
+            async with client.post(
+                "/events", data=body, headers={"Content-Type": "application/json"}
+            ) as response:
                 return response.status, await response.json()
 
         answers = await asyncio.gather(*(send(json.dumps(e)) for e in valid), *map(send, bad))
@@ -143,7 +147,9 @@ async def test_a_decimal_score_keeps_its_digits_through_the_writer_process(core:
     body = [recent("S-1", score=12.50), recent("S-2")]
     async with serving(build_service(core, timer=False, separate_writer=True)) as client:
         async with client.post(
-            "/events", data=json.dumps(body).replace("12.5", "12.50")
+            "/events",
+            data=json.dumps(body).replace("12.5", "12.50"),
+            headers={"Content-Type": "application/json"},
         ) as response:
             assert response.status == 200
             assert [r["http_status"] for r in await response.json()] == [201, 201]

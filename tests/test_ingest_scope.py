@@ -51,7 +51,8 @@ PIX, ANY, OP = bearer(PIX_PLATFORM), bearer(ANY_PLATFORM), bearer(OPERATOR)
 async def post(
     client: aiohttp.ClientSession, body: Any, headers: dict[str, str], path: str = "/events"
 ) -> tuple[int, Any]:
-    async with client.post(path, data=json.dumps(body), headers=headers) as response:
+    sent = {"Content-Type": "application/json", **headers}
+    async with client.post(path, data=json.dumps(body), headers=sent) as response:
         return response.status, await response.json()
 
 

@@ -149,7 +149,8 @@ async def test_metrics_over_http_need_the_token_and_count_events(tmp_path: Path)
             unknown = revoked_event(record_id="PX-404")  # kept in the unusable log too
             body = json.dumps([event("PX-1"), event("PX-2"), bad, "not an event", unknown])
             headers = {"Authorization": f"Bearer {TOKEN}"}
-            async with client.post("/events", data=body, headers=headers) as response:
+            sent = {**headers, "Content-Type": "application/json"}
+            async with client.post("/events", data=body, headers=sent) as response:
                 assert response.status == 200
             watch_for(core).run()
             async with client.get("/metrics", headers=headers) as response:

@@ -115,7 +115,9 @@ async def serve_and_poke(config: Path, port: int, events: list[dict[str, Any]], 
                     assert response.status in (201, 422), await response.text()
             poisoned = json.dumps(events[0] | {"record_id": "HTTP-SURROGATE"})
             poisoned = poisoned.replace('"Zorglubova', '"\\ud800Zorglubova')
-            async with session.post(f"{base}/events", data=poisoned) as response:
+            async with session.post(
+                f"{base}/events", data=poisoned, headers={"Content-Type": "application/json"}
+            ) as response:
                 assert response.status == 422
             for path in ("/records", "/summary", "/batches", "/unusable", "/records/HTTP-000"):
                 async with session.get(f"{base}{path}") as response:
@@ -125,7 +127,7 @@ async def serve_and_poke(config: Path, port: int, events: list[dict[str, Any]], 
             )
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         writer.write(
-            f"GET /records HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\x01\r\n"
+            f"GET /records HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {TOKEN}\x01\r\n"
             f"X-Holder: {events[0]['holder']['birth_name']}\x02\r\n\r\n".encode()
         )
         await writer.drain()

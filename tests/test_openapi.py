@@ -77,7 +77,12 @@ async def test_the_answers_of_a_running_service_match_their_models(
         async with serving(core) as client:
 
             async def call(method: str, path: str, body: Any = None) -> tuple[int, Any]:
-                kwargs = {} if body is None else {"data": json.dumps(body)}
+                kwargs: dict[str, Any] = {}
+                if body is not None:
+                    kwargs = {
+                        "data": json.dumps(body),
+                        "headers": {"Content-Type": "application/json"},
+                    }
                 async with client.request(method, path, **kwargs) as response:
                     return response.status, await response.json()
 

@@ -336,7 +336,7 @@ async def test_a_stop_held_by_a_request_in_flight_says_what_it_waits_for(
         await wait_healthy(f"http://127.0.0.1:{port}", service)
         with socket.create_connection(("127.0.0.1", port)) as client:
             client.sendall(
-                b"POST /events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                b"POST /events HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
                 b'Content-Length: 1000\r\n\r\n{"half": '
             )
             _answered_after(port)  # connections are accepted in order: the half one is in
@@ -361,7 +361,7 @@ def _answered_after(port: int) -> None:
     """A request on a new connection answered: the service accepted every connection made
     before it (the kernel queues them in order, the server accepts them in that order)."""
     with socket.create_connection(("127.0.0.1", port), timeout=DEADLINE) as probe:
-        probe.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        probe.sendall(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
         answer = b""
         while chunk := probe.recv(4096):
             answer += chunk

@@ -8,6 +8,7 @@ import pytest
 
 from accrochage.streams import writer as writer_module
 from accrochage.streams.incoming import Incoming
+from accrochage.streams.metrics import Metrics
 from accrochage.streams.writer import WriterService
 
 WAIT = 60.0
@@ -31,9 +32,9 @@ def test_a_writer_thread_that_fails_fails_what_waits_and_what_comes_later(
     def broken_tally(results: Any) -> Any:
         raise ValueError("a fault after the commit")
 
-    monkeypatch.setattr(writer_module.metrics, "tally", broken_tally)
+    monkeypatch.setattr(writer_module, "tally", broken_tally)
     ingestor = StoringIngestor()
-    service = WriterService(ingestor)  # type: ignore[arg-type]
+    service = WriterService(ingestor, metrics=Metrics())  # type: ignore[arg-type]
     first = service.submit([Incoming(b"{}")])
     with pytest.raises(RuntimeError, match="send them again once the service is restarted"):
         first.result(WAIT)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import codecs
+import re
 import zlib
 
 from aiohttp import web
@@ -47,6 +48,7 @@ async def read_body(request: web.Request, limit: int) -> bytes:
     """The body decoded from its Content-Encoding, at most `limit` bytes as sent and decoded
     (`TooLarge` beyond); an `ApiError` for a body that cannot be read or decoded, or that
     does not arrive within the app's `BODY_SECONDS` (408)."""
+    refuse_other_media(request)
     if request.content_length is not None and request.content_length > limit:
         raise TooLarge(f"the body holds {request.content_length} bytes")
     seconds = request.app.get(BODY_SECONDS, DEFAULT_BODY_SECONDS)
@@ -67,6 +69,30 @@ async def read_body(request: web.Request, limit: int) -> bytes:
         raise TooLarge(f"the body holds {len(raw)} bytes")
     body = decode_body(raw, request.headers.get("Content-Encoding"), limit)
     return as_utf8(body, request.charset, limit)
+
+
+def is_json_media(content_type: str) -> bool:
+    main = content_type.strip().lower()
+    return main == "application/json" or (
+        main.startswith("application/") and main.endswith("+json")
+    )
+
+
+UNDECLARED = "application/octet-stream"
+"""aiohttp's own type for a header left out, and some clients' for bytes: read as JSON."""
+
+
+def refuse_other_media(request: web.Request) -> None:
+    """`415 unsupported_media_type` for a body declared as anything but JSON (left out, or
+    `application/octet-stream`, it is read as JSON). A web page of another site can post
+    `text/plain` or a form without asking the browser first; JSON it cannot."""
+    declared = request.content_type
+    if declared != UNDECLARED and not is_json_media(declared):
+        raise ApiError(
+            415,
+            "unsupported_media_type",
+            "the body must be JSON: send it with Content-Type: application/json",
+        )
 
 
 def as_utf8(body: bytes, charset: str | None, limit: int) -> bytes:
@@ -96,7 +122,7 @@ def as_utf8(body: bytes, charset: str | None, limit: int) -> bytes:
     if is_utf8 or _is_utf8(body):
         return body
     try:
-        text = body.decode(name)
+        text = _decoded(body, name)
     except UnicodeError:  # idna raises its parent for a label it cannot read
         return body
     # A lone surrogate (UTF-7 decodes one) as its JSON escape: a field error of its event.
@@ -104,6 +130,25 @@ def as_utf8(body: bytes, charset: str | None, limit: int) -> bytes:
     if len(utf8) > limit:
         raise TooLarge(f"the body holds more than {limit} bytes once written as UTF-8")
     return utf8
+
+
+WINDOWS_1252_LABELS = frozenset({"iso8859-1", "ascii"})
+"""Codec names of the labels browsers read as Windows-1252 (WHATWG Encoding): a Latin-1
+system's text is Windows-1252, whose `œ`, `’` and `€` Latin-1 reads as control characters."""
+
+
+def _decoded(body: bytes, name: str) -> str:
+    """`body` read in the charset `name`; a Latin-1 or ASCII label as Windows-1252, its five
+    undefined bytes as Latin-1 (a control character, then, its event's field error)."""
+    if codecs.lookup(name).name in WINDOWS_1252_LABELS:
+        return "".join(
+            chunk.decode("cp1252", "strict") if i % 2 == 0 else chunk.decode("latin-1")
+            for i, chunk in enumerate(_CP1252_UNDEFINED.split(body))
+        )
+    return body.decode(name)
+
+
+_CP1252_UNDEFINED = re.compile(rb"([\x81\x8d\x8f\x90\x9d]+)")
 
 
 def _text_encoding(name: str) -> None:

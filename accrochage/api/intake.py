@@ -72,7 +72,13 @@ def events_in(
     """The events of a body (one, or an array of at most `limit`), and whether it was an
     array; each carries its sender's `scope`. A body that is not JSON is one event, decoded
     again (and answered unusable) like any other; so is an element of an array nested too
-    deeply to parse, the others read."""
+    deeply to parse, the others read. An empty body is no event: `400 empty_body`."""
+    if not body.strip():
+        raise ApiError(
+            400,
+            "empty_body",
+            "the request has no body: send one event (a JSON object) or an array of events",
+        )
     try:
         parsed = loads_json(body)
     except RecursionError:
@@ -90,7 +96,7 @@ def events_in(
             {"max_events_per_request": limit},
         )
     if not parsed:
-        raise ApiError(400, "empty_array", "the array holds no event")
+        raise ApiError(400, "empty_array", "the array holds no event: send at least one")
     return [_incoming(element, source, scope) for element in parsed], True
 
 

@@ -22,8 +22,9 @@ from accrochage.models.event import DeliveredEvent, RevokedEvent
 from accrochage.models.vocabulary import BatchState, CdcReason, RecordStatus, values
 
 REF = "#/components/schemas/{model}"
-ERRORS = (400, 401, 403, 405, 413, 415, 500, 503, 507)
-AUTH_ERRORS = (401, 403)
+ERRORS = (400, 401, 403, 405, 413, 415, 421, 500, 503, 507)
+AUTH_ERRORS = (401, 403, 421)
+"""Not on an open route: a token's, a foreign site's (403) or a foreign Host's (421)."""
 BODY_TIMEOUT = 408
 """A request with a body may also end so (`api.body_timeout`)."""
 

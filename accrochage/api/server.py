@@ -22,6 +22,7 @@ from aiohttp import web
 from accrochage.api import corrections, metrics, ui
 from accrochage.api.auth import auth_middleware, scope_of, sender_of
 from accrochage.api.bodies import BODY_SECONDS, TooLarge, read_body
+from accrochage.api.browsers import same_site_middleware
 from accrochage.api.connections import CONNECTIONS
 from accrochage.api.context import CONTEXT, READERS, ApiContext
 from accrochage.api.errors import UNCACHED, ApiError, error_middleware, for_others, is_operator
@@ -194,6 +195,7 @@ def build_app(context: ApiContext) -> web.Application:
         client_max_size=context.max_body_bytes,
         middlewares=[
             error_middleware,
+            same_site_middleware(tokenless=not context.token.get_secret_value()),
             auth_middleware(context.token, context.ingest_tokens),
             known_query_names(documented(openapi())),
         ],
