@@ -518,3 +518,31 @@ def test_an_invalid_event_as_large_as_a_valid_one_is_kept_whole(core: Core) -> N
     kept = stored_content(core, "LARGE-1")
     assert TRUNCATED not in kept
     assert kept["digital_level"]["results"] == large["digital_level"]["results"]
+
+
+async def test_a_body_declared_too_large_is_413_before_it_is_invited(tmp_path: Path) -> None:
+    """`Expect: 100-continue` with a Content-Length over `api.max_body_bytes`: the service
+    answered `100 Continue` (send it), then `413` once the body came."""
+    core = core_for(tmp_path, api={"max_body_bytes": 4096})
+    try:
+        async with serving(core) as client:
+            port = served_port(client)
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            try:
+                writer.write(
+                    b"POST /events HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 17826066\r\n"
+                    b"Content-Type: application/json\r\nExpect: 100-continue\r\n"
+                    b"Connection: close\r\n\r\n"
+                )
+                await writer.drain()
+                answer = await asyncio.wait_for(reader.read(), timeout=30)
+            finally:
+                writer.close()
+            head, _, content = answer.partition(b"\r\n\r\n")
+            assert head.startswith(b"HTTP/1.1 413"), answer[:200]
+            assert_error_shape(json.loads(content), "payload_too_large")
+            small = json.dumps(recent("EX-1")).encode()
+            status, _ = await post_after_continue(port, small, "identity")
+            assert status == 201, "a body within the limit is still invited"
+    finally:
+        core.close()

@@ -18,6 +18,7 @@ from functools import partial
 from typing import Any, TypeVar
 
 from aiohttp import web
+from aiohttp.web_urldispatcher import _default_expect_handler as default_expect_handler
 
 from accrochage.api import corrections, metrics, ui
 from accrochage.api.auth import auth_middleware, scope_of, sender_of
@@ -25,7 +26,14 @@ from accrochage.api.bodies import BODY_SECONDS, TooLarge, read_body
 from accrochage.api.browsers import same_site_middleware
 from accrochage.api.connections import CONNECTIONS
 from accrochage.api.context import CONTEXT, READERS, ApiContext
-from accrochage.api.errors import UNCACHED, ApiError, error_middleware, for_others, is_operator
+from accrochage.api.errors import (
+    UNCACHED,
+    ApiError,
+    error_middleware,
+    error_response,
+    for_others,
+    is_operator,
+)
 from accrochage.api.intake import (
     LARGE_BODIES,
     SENDERS_TURNS,
@@ -66,6 +74,17 @@ async def _body(request: web.Request) -> bytes:
         return await read_body(request, limit)
     except TooLarge as exc:
         raise _too_large(str(exc), limit) from None
+
+
+async def _expect(request: web.Request) -> web.StreamResponse | None:
+    """`Expect: 100-continue` with a body declared larger than `api.max_body_bytes`: `413` at
+    once; the client was invited to send a body it would then have refused."""
+    limit = request.app[CONTEXT].max_body_bytes
+    if request.content_length is not None and request.content_length > limit:
+        error = _too_large(f"the body holds {request.content_length} bytes", limit)
+        return error_response(error.status, error.code, str(error), error.details)
+    await default_expect_handler(request)
+    return None
 
 
 def _too_large(what: str, limit: int) -> ApiError:
@@ -207,8 +226,8 @@ def build_app(context: ApiContext) -> web.Application:
     app[LARGE_BODIES] = asyncio.Semaphore(1)
     app[SENDERS_TURNS] = {}
     app[READERS] = ThreadPoolExecutor(max_workers=READER_THREADS, thread_name_prefix="reader")
-    app.router.add_post("/events", post_events)
-    app.router.add_post("/check", post_check)
+    app.router.add_post("/events", post_events, expect_handler=_expect)
+    app.router.add_post("/check", post_check, expect_handler=_expect)
     app.router.add_get("/records", get_records)
     app.router.add_get("/records/{record_id}", get_record)
     app.router.add_get("/batches", get_batches)
