@@ -58,6 +58,11 @@ async def test_a_method_the_route_does_not_take_is_answered_with_those_it_does(
                 allowed = {m.strip() for m in response.headers["Allow"].split(",")}
                 assert method not in allowed and allowed, (method, path, allowed)
                 assert (await response.json())["error"]["code"] == "method_not_allowed"
+        # Whoever asks: without credentials, or with a platform's, the answer is still 405.
+        for method, path in (("POST", "/health"), ("GET", "/events"), ("PUT", "/events")):
+            async with http.request(method, f"{base}{path}") as response:
+                assert response.status == 405, (method, path)
+                assert response.headers["Allow"], (method, path)
 
 
 async def test_a_query_parameter_the_route_does_not_define_is_refused(tmp_path: Path) -> None:

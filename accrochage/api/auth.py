@@ -80,6 +80,8 @@ def auth_middleware(operator: SecretStr, ingest: Sequence[IngestToken]) -> Middl
 
     @web.middleware
     async def check(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if isinstance(request.match_info.http_exception, web.HTTPMethodNotAllowed):
+            return await handler(request)  # 405 and its Allow: the routes are no secret
         route = (request.method, request.path)
         presented = presented_token(request.headers.get("Authorization", ""))
         operating = presented is not None and matches(presented, operators)
