@@ -162,3 +162,17 @@ def test_an_open_route_lists_no_auth_error_and_a_body_route_its_timeout() -> Non
     for path in ("/events", "/check", "/correction-requests"):
         assert "408" in paths[path]["post"]["responses"], path
     assert "408" not in paths["/records"]["get"]["responses"]
+
+
+def test_the_headers_an_error_carries_are_described() -> None:
+    """A client learnt `Retry-After`, `Allow` and `WWW-Authenticate` only by meeting them."""
+    wanted = {"401": "WWW-Authenticate", "405": "Allow", "503": "Retry-After"}
+    seen = 0
+    for path, operations in openapi()["paths"].items():
+        for method, operation in operations.items():
+            for status, header in wanted.items():
+                answer = operation["responses"].get(status)
+                if answer is not None:
+                    assert header in answer.get("headers", {}), (method, path, status)
+                    seen += 1
+    assert seen > 20

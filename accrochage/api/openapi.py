@@ -25,6 +25,16 @@ REF = "#/components/schemas/{model}"
 ERRORS = (400, 401, 403, 405, 413, 415, 421, 500, 503, 507)
 AUTH_ERRORS = (401, 403, 421)
 """Not on an open route: a token's, a foreign site's (403) or a foreign Host's (421)."""
+ERROR_HEADERS: dict[int, dict[str, str]] = {
+    401: {"WWW-Authenticate": 'How to authenticate: Basic realm="accrochage" (or a Bearer token).'},
+    405: {"Allow": "The methods the route takes."},
+    503: {
+        "Retry-After": "Seconds to wait before sending again: on state_busy (another process "
+        "holds the state) and too_many_connections; none on writer_unavailable, which no "
+        "retry mends until the service is restarted."
+    },
+}
+"""Headers an error answer carries (`api/auth.py`, `api/errors.py`, `api/connections.py`)."""
 BODY_TIMEOUT = 408
 """A request with a body may also end so (`api.body_timeout`)."""
 
@@ -213,6 +223,18 @@ def _errors_of(route: Route) -> list[int]:
     return sorted(statuses)
 
 
+def _headers(status: int) -> dict[str, Any]:
+    described = ERROR_HEADERS.get(status)
+    if described is None:
+        return {}
+    return {
+        "headers": {
+            name: {"description": text, "schema": {"type": "string"}}
+            for name, text in described.items()
+        }
+    }
+
+
 def _security(who: str) -> list[dict[str, list[str]]]:
     if who == "open":
         return []
@@ -277,6 +299,7 @@ def openapi() -> dict[str, Any]:
                     "content": {
                         "application/json": {"schema": {"$ref": REF.format(model="ErrorBody")}}
                     },
+                    **_headers(status),
                 },
             )
         operation: dict[str, Any] = {
