@@ -51,12 +51,18 @@ async def serving(core: Core, seen: Seen | None = None) -> AsyncIterator[str]:
             return response
 
         app.middlewares.insert(0, record)
-    runner = ApiRunner(app)
+    async with on_loopback(ApiRunner(app)) as port:
+        yield f"http://127.0.0.1:{port}"
+
+
+@asynccontextmanager
+async def on_loopback(runner: web.AppRunner) -> AsyncIterator[int]:
+    """`runner`'s app served on 127.0.0.1:<free port>, that port."""
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
     try:
-        yield f"http://127.0.0.1:{runner.addresses[0][1]}"
+        yield runner.addresses[0][1]
     finally:
         await asyncio.wait_for(runner.cleanup(), timeout=30)
 
@@ -304,11 +310,5 @@ async def attacking(base: str) -> AsyncIterator[str]:
 
     attacker = web.Application()
     attacker.router.add_get("/", page)
-    runner = web.AppRunner(attacker)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    try:
-        yield f"http://localhost:{runner.addresses[0][1]}"
-    finally:
-        await runner.cleanup()
+    async with on_loopback(web.AppRunner(attacker)) as port:
+        yield f"http://localhost:{port}"
