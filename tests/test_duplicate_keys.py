@@ -30,6 +30,10 @@ def test_a_record_id_given_twice_names_no_record() -> None:
     decoded = decode(text_of("D-1")[:-1] + ', "record_id": "D-2"}', registry(), TODAY)
     assert (decoded.kind, decoded.record_id) == ("unusable", None)
     assert [(p.field, p.message) for p in decoded.errors] == [("record_id", GIVEN_TWICE)]
+    named = json.loads(text_of("D-1"))["certifier"]
+    assert decoded.certifier == named, "kept in its certifier's part of the unusable log"
+    long_key = text_of("D-1").replace(json.dumps(named), json.dumps("p" * 65), 1)
+    assert decode(long_key[:-1] + ', "record_id": "D-2"}', registry(), TODAY).certifier is None
 
 
 def test_a_nested_key_given_twice_is_an_error_of_that_field() -> None:

@@ -182,6 +182,14 @@ def parse_payload(raw: bytes | str | dict[str, Any]) -> tuple[dict[str, Any] | N
     return _score_as_written(payload), None
 
 
+def _named_certifier(payload: dict[str, Any]) -> str | None:
+    """The certifier key an event names. A key is at most 64 characters: a longer text names
+    none, and is not kept as the record's certifier (a CSV row once stored one of 14.7 MB)."""
+    certifier = payload.get("certifier")
+    readable = isinstance(certifier, str) and len(certifier) <= MAX_CERTIFIER_KEY
+    return certifier if readable else None
+
+
 def _score_as_written(payload: dict[str, Any]) -> dict[str, Any]:
     score = payload.get("score")
     if isinstance(score, WrittenNumber) and math.isfinite(score):
@@ -216,6 +224,7 @@ def decode(
             Kind.UNUSABLE,
             event_id=event_id,
             payload=payload,
+            certifier=_named_certifier(payload),  # whose part of the unusable log it is
             errors=capped(
                 [Problem("record_id", rid_problem)]
                 + [p for p in surrogates if p.field != "record_id"],
@@ -230,11 +239,7 @@ def decode(
     )
     decoded.content = content
     decoded.content_hash = digest
-    certifier = payload.get("certifier")
-    # A certifier key is at most 64 characters: a longer text names none, and is not kept as
-    # the record's certifier (a CSV row once stored one of 14.7 MB).
-    readable = isinstance(certifier, str) and len(certifier) <= MAX_CERTIFIER_KEY
-    decoded.certifier = certifier if readable else None
+    decoded.certifier = _named_certifier(payload)
     certification = payload.get("certification")
     if isinstance(certification, dict) and isinstance(certification.get("code"), str):
         decoded.code = trimmed(certification["code"])
