@@ -18,6 +18,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from accrochage.api import schemas as s
 from accrochage.api.server import POOL_MIN_EVENTS
 from accrochage.app import Core, build_core
 from accrochage.errors import ConfigError
@@ -369,3 +370,63 @@ def test_a_file_of_one_certifier_s_platform_is_scoped_like_its_token(tmp_path: P
         main, ["--config", str(config), "ingest", "--certifier", "nobody", str(first)]
     )
     assert wrong.exit_code == 2 and "not a configured certifier key" in wrong.output
+
+
+async def read_as(client: aiohttp.ClientSession, path: str, headers: dict[str, str]) -> Any:
+    async with client.get(path, headers=headers) as response:
+        return response.status, await response.json()
+
+
+async def test_a_scoped_platform_reads_its_records_fate_without_personal_data(
+    core: tuple[Core, bool],
+) -> None:
+    """A platform learnt of a record only what its POST answered: later batches, the CDC's
+    verdict, a rejection to correct were the operator's to see."""
+    async with service(core) as client:
+        mine = recent("PF-1")
+        mine["holder"]["nir"] = "193057505612384"
+        assert (await post(client, mine, PIX))[0] == 201
+        assert (await post(client, recent("PF-BAD", obtention="PAR_HASARD"), PIX))[0] == 422
+        assert (await post(client, recent("SC-PF", certifier="school"), OP))[0] == 201
+
+        status, record = await read_as(client, "/records/PF-1", PIX)
+        assert status == 200, record
+        assert (record["record_id"], record["status"], record["certifier"]) == (
+            "PF-1",
+            "pending",
+            "pix",
+        )
+        assert record["deadline"] and record["history"][0]["to_status"] == "pending"
+        said = json.dumps(record, ensure_ascii=False)
+        for personal in ("193057505612384", mine["holder"]["birth_name"], "birth", "holder"):
+            assert personal not in said, personal
+        assert set(record) == set(s.PlatformRecord.model_fields)
+        s.PlatformRecord.model_validate(record)
+
+        status, invalid = await read_as(client, "/records/PF-BAD", PIX)
+        assert (status, invalid["status"]) == (200, "invalid")
+        assert [e["field"] for e in invalid["errors"]] == ["obtention"]
+
+        for hidden in ("/records/SC-PF", "/records/NOWHERE"):
+            status, answer = await read_as(client, hidden, PIX)
+            assert (status, answer["error"]["code"]) == (404, "not_found"), hidden
+        no_other_certifier(await read_as(client, "/records/SC-PF", PIX))
+
+        status, page = await read_as(client, "/records?status=pending&status=invalid", PIX)
+        assert status == 200
+        assert sorted(r["record_id"] for r in page["records"]) == ["PF-1", "PF-BAD"]
+        assert all(set(r) == set(s.PlatformRow.model_fields) for r in page["records"])
+        no_other_certifier(page)
+        status, answer = await read_as(client, "/records?certifier=school", PIX)
+        assert (status, answer["error"]["code"]) == (403, "forbidden")
+        no_other_certifier(answer)
+
+        for path in ("/records/PF-1", "/records", "/batches", "/summary"):
+            status, answer = await read_as(client, path, ANY)
+            assert status == 403, "a token open to every certifier reads nothing"
+        for path in ("/batches", "/summary", "/unusable", "/correction-requests"):
+            status, _ = await read_as(client, path, PIX)
+            assert status == 403, path
+
+        status, full = await read_as(client, "/records/PF-1", OP)
+        assert full["content"]["holder"]["nir"] == "193057505612384", "the operator's view"

@@ -1,6 +1,6 @@
 """Who may call what: the operator's token opens every route, an exam platform's ingest
-token opens only the ingestion routes (for the certifiers it is scoped to, when it is), `/health`
-is open.
+token opens only the ingestion routes (for the certifiers it is scoped to, when it is; a
+scoped one also reads those certifiers' records, `api/platform_view.py`), `/health` is open.
 
 A token comes as `Authorization: Bearer <token>` or as the password of HTTP Basic (so that a
 browser can open the pages); never in a query string. Tokens are compared in constant time.
@@ -28,6 +28,8 @@ SENDER = web.RequestKey("sender", str)
 what one sender's share of the service is counted by."""
 OPEN_ROUTES = frozenset({("GET", "/health"), ("HEAD", "/health")})
 INGEST_ROUTES = frozenset({("POST", "/events"), ("POST", "/check")})
+PLATFORM_READS = frozenset({("GET", "/records"), ("GET", "/records/{record_id}")})
+"""Routes a scoped ingest token may read, for its certifiers (by the route's pattern)."""
 REALM = 'Basic realm="accrochage", charset="UTF-8"'
 
 
@@ -70,6 +72,12 @@ def scope_of(request: web.Request) -> Scope:
     return request.get(SCOPE)
 
 
+def _reads(request: web.Request) -> bool:
+    resource = getattr(request.match_info.route, "resource", None)
+    pattern = resource.canonical if resource is not None else None
+    return (request.method, pattern) in PLATFORM_READS
+
+
 def _place(token: IngestToken, tokens: Sequence[IngestToken]) -> int:
     return next(i for i, candidate in enumerate(tokens) if candidate is token)
 
@@ -95,7 +103,8 @@ def auth_middleware(operator: SecretStr, ingest: Sequence[IngestToken]) -> Middl
             return await handler(request)  # no token for this route (a loopback-only service)
         if operating:
             return await handler(request)
-        if platform is not None and ingesting:
+        scoped_read = platform is not None and platform[1] is not None and _reads(request)
+        if platform is not None and (ingesting or scoped_read):
             request[SENDER] = f"api.ingest_tokens #{_place(platform, ingest) + 1}"
             if platform[1] is not None:
                 request[SCOPE] = platform[1]
@@ -104,7 +113,8 @@ def auth_middleware(operator: SecretStr, ingest: Sequence[IngestToken]) -> Middl
             return error_response(
                 403,
                 "forbidden",
-                "an ingest token may only POST /events and /check; use the operator's api.token",
+                "an ingest token may only POST /events and /check (one scoped to certifiers "
+                "also GET /records and /records/{record_id}); use the operator's api.token",
             )
         response = error_response(
             401,

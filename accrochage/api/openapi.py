@@ -117,15 +117,17 @@ ROUTES = (
     Route(
         "get",
         "/records",
-        "Records, the nearest deadline first (outstanding by default)",
-        {200: s.RecordsPage},
+        "Records, the nearest deadline first (outstanding by default); to a token scoped to "
+        "certifiers, theirs only, without content (PlatformRecordsPage)",
+        {200: s.RecordsPage | s.PlatformRecordsPage},
         RECORD_FILTERS,
     ),
     Route(
         "get",
         "/records/{record_id}",
-        "One record with its content, batches and history",
-        {200: s.RecordDetail, 404: s.ErrorBody},
+        "One record with its content, batches and history; to a token scoped to certifiers, "
+        "one of theirs, its fate without content (PlatformRecord)",
+        {200: s.RecordDetail | s.PlatformRecord, 404: s.ErrorBody},
         (Param("record_id", "path"), Param("as_of", schema=DAY)),
     ),
     Route(
@@ -331,8 +333,9 @@ def openapi() -> dict[str, Any]:
             "description": "Certification records on their way to the CDC (SI CPF), on time. "
             "Tokens: api.token (operator, every route) or api.ingest_tokens (POST /events and "
             "/check only; an ingest token scoped to certifiers has an event for another "
-            "certifier, or about another certifier's record, refused with 403), as Bearer or as "
-            "the password of HTTP Basic.",
+            "certifier, or about another certifier's record, refused with 403, and reads its "
+            "certifiers' records with GET /records and /records/{record_id}, without their "
+            "content), as Bearer or as the password of HTTP Basic.",
         },
         "paths": paths,
         "components": {

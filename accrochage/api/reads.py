@@ -6,8 +6,10 @@ from __future__ import annotations
 from aiohttp import web
 
 from accrochage.api import params
+from accrochage.api.auth import scope_of
 from accrochage.api.context import CONTEXT, day_asked, read
 from accrochage.api.errors import ApiError
+from accrochage.api.platform_view import certifier_read, platform_detail, platform_row, shown_to
 from accrochage.errors import NotFound
 from accrochage.models.deadline import MAX_DUE_WITHIN
 from accrochage.models.vocabulary import BatchState, CdcReason, RecordStatus, values
@@ -29,9 +31,13 @@ async def get_records(request: web.Request) -> web.Response:
     cursor = params.key(request, "cursor")
     if cursor is not None:
         queries.decode_cursor(cursor)
+    scope = scope_of(request)
+    certifier = params.key(request, "certifier")
+    if scope is not None:
+        certifier = certifier_read(certifier, scope)
     query = queries.OutstandingQuery(
         as_of=day_asked(request),
-        certifier=params.key(request, "certifier"),
+        certifier=certifier,
         statuses=statuses,
         due_within=params.integer(request, "due_within", None, MAX_DUE_WITHIN),
         overdue=params.flag(request, "overdue"),
@@ -44,16 +50,18 @@ async def get_records(request: web.Request) -> web.Response:
     rows = await read(request, lambda reader: reader.outstanding(query))
     page, more = rows[:limit], len(rows) > limit
     cursor = queries.encode_cursor(page[-1]["deadline"], page[-1]["record_id"]) if more else None
-    return web.json_response({"records": page, "next_cursor": cursor})
+    shown = page if scope is None else [platform_row(row) for row in page]
+    return web.json_response({"records": shown, "next_cursor": cursor})
 
 
 async def get_record(request: web.Request) -> web.Response:
     record_id = request.match_info["record_id"]
     as_of = day_asked(request)
     detail = await read(request, lambda reader: reader.record_detail(record_id, as_of))
-    if detail is None:
+    scope = scope_of(request)
+    if detail is None or (scope is not None and not shown_to(scope, detail)):
         raise NotFound(f"no record {record_id}")
-    return web.json_response(detail)
+    return web.json_response(detail if scope is None else platform_detail(detail))
 
 
 async def get_batches(request: web.Request) -> web.Response:

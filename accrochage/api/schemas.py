@@ -222,6 +222,46 @@ class RecordDetail(RecordRow):
     correction_requests: list[CorrectionRequestOut]
 
 
+class PlatformRow(Answer):
+    """A record as a platform's scoped token reads it (`api/platform_view.py`): its fate, no
+    personal data, no free text."""
+
+    record_id: str
+    certifier: str | None
+    status: str
+    delivered_on: str | None
+    deadline: str | None
+    days_left: int | None
+    batch_id: str | None
+    errors: list[ProblemOut]
+    warnings: list[ProblemOut]
+    correction_pending: bool
+    correction_errors: list[ProblemOut]
+    revocation_pending: bool
+    cdc_reason: str | None
+    suppression_rejected: bool
+    identity_procedure: bool
+
+
+class PlatformRecordsPage(Answer):
+    records: list[PlatformRow]
+    next_cursor: str | None
+
+
+class PlatformHistoryRow(Answer):
+    at: str
+    from_status: str | None
+    to_status: str
+    batch_id: str | None
+    event_id: str | None
+
+
+class PlatformRecord(PlatformRow):
+    accepted_batch_id: str | None
+    version: int
+    history: list[PlatformHistoryRow]
+
+
 class NextDeadline(Answer):
     record_id: str
     certifier: str | None

@@ -1,0 +1,76 @@
+"""What an exam platform reads of its certifiers' records: each record's fate, never the person.
+
+A token scoped to certifiers (`api.ingest_tokens = [{token, certifiers}]`) may read
+`GET /records` and `GET /records/{record_id}` for those certifiers: whether a record is pending,
+in a batch, accepted or rejected by the CDC (and the class of the rejection), invalid and why,
+how near its deadline is. The answer is built from a list of fields, not by removing some: the
+record's content and stored correction (names, birth data, NIR), the CDC's verbatim messages
+and the history's free texts are never in it. A record of another certifier is answered as
+one that does not exist; a token open to every certifier reads nothing (the operator's).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from accrochage.api.errors import ApiError
+
+ROW_FIELDS = (
+    "record_id",
+    "certifier",
+    "status",
+    "delivered_on",
+    "deadline",
+    "days_left",
+    "batch_id",
+    "errors",
+    "warnings",
+    "correction_pending",
+    "correction_errors",
+    "revocation_pending",
+    "cdc_reason",
+    "suppression_rejected",
+    "identity_procedure",
+)
+"""A listed record (`schemas.PlatformRow`); the field errors never echo a value."""
+DETAIL_FIELDS = (*ROW_FIELDS, "accepted_batch_id", "version")
+HISTORY_FIELDS = ("at", "from_status", "to_status", "batch_id", "event_id")
+"""A history entry without its reason (a CDC rejection's reason quotes the CDC's message)."""
+
+
+def platform_row(row: dict[str, Any]) -> dict[str, Any]:
+    return {name: row.get(name) for name in ROW_FIELDS}
+
+
+def platform_detail(detail: dict[str, Any]) -> dict[str, Any]:
+    shown = {name: detail.get(name) for name in DETAIL_FIELDS}
+    shown["history"] = [
+        {name: entry.get(name) for name in HISTORY_FIELDS} for entry in detail.get("history", [])
+    ]
+    return shown
+
+
+def certifier_read(asked: str | None, scope: frozenset[str]) -> str:
+    """The certifier whose records a scoped token lists: the one it asks for, which must be
+    one of its own, or its only one."""
+    if asked is None:
+        if len(scope) == 1:
+            return next(iter(scope))
+        raise ApiError(
+            400,
+            "bad_parameter",
+            "this token sends for several certifiers: name one in certifier= "
+            f"(one of {', '.join(sorted(scope))})",
+        )
+    if asked not in scope:
+        raise ApiError(
+            403,
+            "forbidden",
+            f"this token reads the records of its own certifiers only ({', '.join(sorted(scope))})",
+        )
+    return asked
+
+
+def shown_to(scope: frozenset[str], detail: dict[str, Any] | None) -> bool:
+    """Whether a scoped token may see the record (one of another certifier is not found)."""
+    return detail is not None and detail.get("certifier") in scope
