@@ -128,6 +128,17 @@ async def test_a_tokenless_service_answers_only_requests_addressed_to_a_loopback
             assert status == 201
             status, _ = await call(base, "GET", "/records/DR-2", Host=f"localhost:{port}")
             assert status == 200
+            # HTTP/1.0 without a Host (a probe, an old client): addressed to the loopback
+            # address it arrived on; no browser sends such a request.
+            reader, writer = await asyncio.open_connection("127.0.0.1", int(port))
+            try:
+                writer.write(b"GET /records/DR-2 HTTP/1.0\r\n\r\n")
+                answer = await asyncio.wait_for(reader.read(), timeout=30)
+            finally:
+                writer.close()
+            assert answer.startswith(b"HTTP/1.0 200") or answer.startswith(b"HTTP/1.1 200"), answer[
+                :200
+            ]
     finally:
         core.close()
 
