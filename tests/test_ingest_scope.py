@@ -427,6 +427,9 @@ async def test_a_scoped_platform_reads_its_records_fate_without_personal_data(
         for path in ("/batches", "/summary", "/unusable", "/correction-requests"):
             status, _ = await read_as(client, path, PIX)
             assert status == 403, path
+        for platform in (PIX, ANY):
+            status, described = await read_as(client, "/openapi.json", platform)
+            assert status == 200 and "/events" in described["paths"]
 
         status, full = await read_as(client, "/records/PF-1", OP)
         assert full["content"]["holder"]["nir"] == "193057505612384", "the operator's view"

@@ -30,6 +30,8 @@ OPEN_ROUTES = frozenset({("GET", "/health"), ("HEAD", "/health")})
 INGEST_ROUTES = frozenset({("POST", "/events"), ("POST", "/check")})
 PLATFORM_READS = frozenset({("GET", "/records"), ("GET", "/records/{record_id}")})
 """Routes a scoped ingest token may read, for its certifiers (by the route's pattern)."""
+DESCRIPTION = ("GET", "/openapi.json")
+"""What every ingest token may read: the routes' description, no data."""
 REALM = 'Basic realm="accrochage", charset="UTF-8"'
 
 
@@ -104,7 +106,7 @@ def auth_middleware(operator: SecretStr, ingest: Sequence[IngestToken]) -> Middl
         if operating:
             return await handler(request)
         scoped_read = platform is not None and platform[1] is not None and _reads(request)
-        if platform is not None and (ingesting or scoped_read):
+        if platform is not None and (ingesting or scoped_read or route == DESCRIPTION):
             request[SENDER] = f"api.ingest_tokens #{_place(platform, ingest) + 1}"
             if platform[1] is not None:
                 request[SCOPE] = platform[1]
@@ -113,8 +115,9 @@ def auth_middleware(operator: SecretStr, ingest: Sequence[IngestToken]) -> Middl
             return error_response(
                 403,
                 "forbidden",
-                "an ingest token may only POST /events and /check (one scoped to certifiers "
-                "also GET /records and /records/{record_id}); use the operator's api.token",
+                "an ingest token may only POST /events and /check and GET /openapi.json (one "
+                "scoped to certifiers also GET /records and /records/{record_id}); use the "
+                "operator's api.token",
             )
         response = error_response(
             401,
