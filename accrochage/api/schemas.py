@@ -77,9 +77,12 @@ class CorrectionRequestRef(Answer):
     status: str
 
 
-class RecordRow(Answer):
-    certifier: str | None
+class PlatformRow(Answer):
+    """A record as a platform's scoped token reads it (`api/platform_view.py`): its fate, no
+    personal data, no free text."""
+
     record_id: str
+    certifier: str | None
     status: str
     delivered_on: str | None
     deadline: str | None
@@ -92,12 +95,17 @@ class RecordRow(Answer):
     """The stored correction's errors: fix them in a new corrected event (or load newer
     reference data and `revalidate`); until then it is not sent."""
     revocation_pending: bool
-    cdc_message: str | None
     cdc_reason: str | None
     suppression_rejected: bool
     """The CDC refused the record's SUPPRESSION: it still holds the passage (retry)."""
     identity_procedure: bool
     """Rejected twice for identity: gather the evidence for the CDC's procedure."""
+
+
+class RecordRow(PlatformRow):
+    """A record as the operator reads it: a platform's row and what only the operator sees."""
+
+    cdc_message: str | None
     correction_request: CorrectionRequestRef | None
     cdc_held_as: str | None
     """The idTechnique the CDC holds this certification under, when its acceptance named
@@ -220,27 +228,6 @@ class RecordDetail(RecordRow):
     batch: BatchRow | None
     history: list[HistoryRow]
     correction_requests: list[CorrectionRequestOut]
-
-
-class PlatformRow(Answer):
-    """A record as a platform's scoped token reads it (`api/platform_view.py`): its fate, no
-    personal data, no free text."""
-
-    record_id: str
-    certifier: str | None
-    status: str
-    delivered_on: str | None
-    deadline: str | None
-    days_left: int | None
-    batch_id: str | None
-    errors: list[ProblemOut]
-    warnings: list[ProblemOut]
-    correction_pending: bool
-    correction_errors: list[ProblemOut]
-    revocation_pending: bool
-    cdc_reason: str | None
-    suppression_rejected: bool
-    identity_procedure: bool
 
 
 class PlatformRecordsPage(Answer):
