@@ -13,28 +13,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from accrochage.api import schemas as s
 from accrochage.api.errors import ApiError
 
-ROW_FIELDS = (
-    "record_id",
-    "certifier",
-    "status",
-    "delivered_on",
-    "deadline",
-    "days_left",
-    "batch_id",
-    "errors",
-    "warnings",
-    "correction_pending",
-    "correction_errors",
-    "revocation_pending",
-    "cdc_reason",
-    "suppression_rejected",
-    "identity_procedure",
-)
-"""A listed record (`schemas.PlatformRow`); the field errors never echo a value."""
-DETAIL_FIELDS = (*ROW_FIELDS, "accepted_batch_id", "version")
-HISTORY_FIELDS = ("at", "from_status", "to_status", "batch_id", "event_id")
+ROW_FIELDS = tuple(s.PlatformRow.model_fields)
+"""A listed record: the fields of its answer's model, and no other (the field errors never
+echo a value)."""
+DETAIL_FIELDS = tuple(name for name in s.PlatformRecord.model_fields if name != "history")
+HISTORY_FIELDS = tuple(s.PlatformHistoryRow.model_fields)
 """A history entry without its reason (a CDC rejection's reason quotes the CDC's message)."""
 
 
