@@ -49,8 +49,7 @@ async def read_body(request: web.Request, limit: int) -> bytes:
     (`TooLarge` beyond); an `ApiError` for a body that cannot be read or decoded, or that
     does not arrive within the app's `BODY_SECONDS` (408)."""
     refuse_other_media(request)
-    if request.content_length is not None and request.content_length > limit:
-        raise TooLarge(f"the body holds {request.content_length} bytes")
+    declared_within(request, limit)
     seconds = request.app.get(BODY_SECONDS, DEFAULT_BODY_SECONDS)
     try:
         async with asyncio.timeout(seconds):
@@ -69,6 +68,13 @@ async def read_body(request: web.Request, limit: int) -> bytes:
         raise TooLarge(f"the body holds {len(raw)} bytes")
     body = decode_body(raw, request.headers.get("Content-Encoding"), limit)
     return as_utf8(body, request.charset, limit)
+
+
+def declared_within(request: web.Request, limit: int) -> None:
+    """`TooLarge` for a body whose `Content-Length` says it is over `limit`, before any of it
+    is read."""
+    if request.content_length is not None and request.content_length > limit:
+        raise TooLarge(f"the body holds {request.content_length} bytes")
 
 
 def is_json_media(content_type: str) -> bool:

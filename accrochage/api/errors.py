@@ -98,7 +98,8 @@ def for_others(exc: AccrochageError) -> str:
     )
 
 
-def _answer(exc: ApiError) -> web.Response:
+def error_answer(exc: ApiError) -> web.Response:
+    """An `ApiError` in the one JSON shape (a 408 closes its connection)."""
     response = error_response(exc.status, exc.code, str(exc), exc.details)
     if exc.status == REQUEST_TIMEOUT:  # the rest of the body is not waited for
         response.force_close()
@@ -111,7 +112,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     try:
         return await handler(request)
     except ApiError as exc:
-        return _answer(exc)
+        return error_answer(exc)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
@@ -122,7 +123,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return response
     except HttpProcessingError as exc:
         log.info("HTTP 400: unreadable body (%s)", type(exc).__name__)
-        return _answer(unreadable_body())
+        return error_answer(unreadable_body())
     except AccrochageError as exc:
         if exc.status >= 500:
             # A storage error's message is the operator's (paths, SQLite's words, never a

@@ -22,15 +22,15 @@ from aiohttp.web_urldispatcher import _default_expect_handler as default_expect_
 
 from accrochage.api import corrections, metrics, ui
 from accrochage.api.auth import auth_middleware, scope_of, sender_of
-from accrochage.api.bodies import BODY_SECONDS, TooLarge, read_body
+from accrochage.api.bodies import BODY_SECONDS, TooLarge, declared_within, read_body
 from accrochage.api.browsers import same_site_middleware
 from accrochage.api.connections import CONNECTIONS
 from accrochage.api.context import CONTEXT, READERS, ApiContext
 from accrochage.api.errors import (
     UNCACHED,
     ApiError,
+    error_answer,
     error_middleware,
-    error_response,
     for_others,
     is_operator,
 )
@@ -80,9 +80,10 @@ async def _expect(request: web.Request) -> web.StreamResponse | None:
     """`Expect: 100-continue` with a body declared larger than `api.max_body_bytes`: `413` at
     once; the client was invited to send a body it would then have refused."""
     limit = request.app[CONTEXT].max_body_bytes
-    if request.content_length is not None and request.content_length > limit:
-        error = _too_large(f"the body holds {request.content_length} bytes", limit)
-        return error_response(error.status, error.code, str(error), error.details)
+    try:
+        declared_within(request, limit)
+    except TooLarge as exc:
+        return error_answer(_too_large(str(exc), limit))
     await default_expect_handler(request)
     return None
 

@@ -82,8 +82,8 @@ class Flusher:
         self.limits = limits
         self.schema_version = schema_version
         self.decode = decode
-        self.metrics = metrics
         """Decodes a stored correction again, the day it replaces a record's content."""
+        self.metrics = metrics
         self._swept_at: float | None = None
         self.retries = FailedRetries()
         self._stopping = threading.Event()
