@@ -18,6 +18,7 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
+from multidict import CIMultiDict
 
 from accrochage.api.browsers import is_loopback_name, same_origin
 from accrochage.api.errors import Handler
@@ -89,17 +90,38 @@ def kept(core: Core) -> list[Any]:
         return reader.unusable(limit=10)
 
 
-def test_an_origin_is_the_service_own_only_with_its_host_and_port() -> None:
-    assert same_origin("http://127.0.0.1:8787", "127.0.0.1:8787")
-    assert same_origin("https://accrochage.example", "Accrochage.example")  # a proxy's Host
-    assert same_origin("https://accrochage.example", "accrochage.example:443")
-    assert same_origin("http://[::1]:8787", "[::1]:8787")
-    assert not same_origin("http://127.0.0.1:9999", "127.0.0.1:8787")
-    assert not same_origin("http://localhost:8787", "127.0.0.1:8787")
-    assert not same_origin("https://accrochage.example", "accrochage.example:80")
-    assert not same_origin("null", "127.0.0.1:8787")  # a sandboxed frame, a file: page
-    assert not same_origin("http://127.0.0.1:notaport", "127.0.0.1:8787")
-    assert not same_origin("ftp://127.0.0.1:8787", "127.0.0.1:8787")
+HTTP = frozenset({"http"})
+BEHIND_TLS = frozenset({"http", "https"})
+
+
+def test_an_origin_is_the_service_own_only_with_its_host_port_and_scheme() -> None:
+    assert same_origin("http://127.0.0.1:8787", "127.0.0.1:8787", HTTP)
+    assert same_origin("https://accrochage.example", "Accrochage.example", BEHIND_TLS)
+    assert same_origin("https://accrochage.example", "accrochage.example:443", BEHIND_TLS)
+    assert same_origin("http://[::1]:8787", "[::1]:8787", HTTP)
+    assert not same_origin("http://127.0.0.1:9999", "127.0.0.1:8787", HTTP)
+    assert not same_origin("http://localhost:8787", "127.0.0.1:8787", HTTP)
+    assert not same_origin("https://accrochage.example", "accrochage.example:80", BEHIND_TLS)
+    assert not same_origin("null", "127.0.0.1:8787", HTTP)  # a sandboxed frame, a file: page
+    assert not same_origin("http://127.0.0.1:notaport", "127.0.0.1:8787", HTTP)
+    assert not same_origin("ftp://127.0.0.1:8787", "127.0.0.1:8787", HTTP)
+    # A page served over plain HTTP (a network in the middle) is not the TLS service's own.
+    assert not same_origin("https://accrochage.example", "accrochage.example", HTTP)
+    assert not same_origin(
+        "http://accrochage.example:443", "accrochage.example:443", frozenset({"https"})
+    )
+    # What a browser never puts in an Origin or a Host.
+    for odd in (
+        "http://user@127.0.0.1:8787",
+        "http://127.0.0.1:8787/",
+        "http://127.0.0.1:8787?x",
+        "http://127.0.0.1:8787#x",
+        "http://127.0.0.1:99999",
+    ):
+        assert not same_origin(odd, "127.0.0.1:8787", HTTP), odd
+    for odd_host in ("user@127.0.0.1:8787", "127.0.0.1:8787/x", "127.0.0.1:8787?x"):
+        assert not same_origin("http://127.0.0.1:8787", odd_host, HTTP), odd_host
+        assert not is_loopback_name(odd_host), odd_host
     for loopback in ("localhost:8787", "127.0.0.1:8787", "127.9.9.9", "[::1]:8787", "LOCALHOST"):
         assert is_loopback_name(loopback), loopback
     for foreign in ("attacker.example:8787", "10.0.0.1:8787", "localhost.attacker.example", ""):
@@ -176,9 +198,58 @@ async def test_a_request_from_another_site_is_refused_with_the_operator_credenti
                 assert status == 403, foreign
             status, record = await call(base, "GET", "/records/CS-1", **BEARER)
             assert record["status"] == "pending", "not withdrawn"
+            host = base.removeprefix("http://")
+            for odd in (f"http://user@{host}", f"{base}/", f"https://{host}", f"{base}?x"):
+                status, _ = await call(base, "POST", "/events", revoke, **JSON, **BASIC, Origin=odd)
+                assert status == 403, f"an Origin no browser sends: {odd}"
+            for twice in (
+                [("Origin", base), ("Origin", "https://evil.example")],
+                [("Sec-Fetch-Site", "same-origin"), ("Sec-Fetch-Site", "cross-site")],
+                [("Sec-Fetch-Site", "same-origin, cross-site")],
+            ):
+                headers = CIMultiDict([*JSON.items(), *BASIC.items(), *twice])
+                async with (
+                    aiohttp.ClientSession(timeout=TIMEOUT) as session,
+                    session.post(base + "/events", json=revoke, headers=headers) as response,
+                ):
+                    assert response.status == 403, f"a header a browser sends once: {twice}"
+            status, record = await call(base, "GET", "/records/CS-1", **BEARER)
+            assert record["status"] == "pending", "not withdrawn"
             own = {"Origin": base, "Sec-Fetch-Site": "same-origin"}
             status, _ = await call(base, "GET", "/records/CS-1", **BASIC, **own)
             assert status == 200, "the service's own pages are answered"
+            # Behind a proxy that ends TLS, the page's origin is https: the proxy says so.
+            tls = {"Origin": f"https://{host}", "X-Forwarded-Proto": "https"}
+            status, _ = await call(base, "GET", "/records/CS-1", **BASIC, **tls)
+            assert status == 200, "the proxy's scheme is the service's own"
+    finally:
+        core.close()
+
+
+async def test_a_link_from_another_site_opens_the_pages(tmp_path: Path) -> None:
+    """A link to `/ui` in a mail or a chat is a cross-site navigation: a top-level `GET`
+    changes nothing and its answer goes to the operator's own window, never to the page."""
+    core = core_for(tmp_path, api={"token": TOKEN})
+    try:
+        async with serving(core) as base:
+            followed = {"Sec-Fetch-Site": "cross-site", "Sec-Fetch-Mode": "navigate"}
+            async with (
+                aiohttp.ClientSession(timeout=TIMEOUT) as session,
+                session.get(
+                    base + "/ui", headers={**followed, "Sec-Fetch-Dest": "document", **BASIC}
+                ) as response,
+            ):
+                assert response.status == 200
+                assert "text/html" in response.headers["Content-Type"]
+            framed = {**followed, "Sec-Fetch-Dest": "iframe"}
+            status, _ = await call(base, "GET", "/records", **BASIC, **framed)
+            assert status == 403, "a frame of another site's page is no link followed"
+            form = {**followed, "Sec-Fetch-Dest": "document", "Origin": "https://evil.example"}
+            revoke = {"type": "certification.revoked", "event_id": "x", "record_id": "NV-1"}
+            status, _ = await call(base, "POST", "/events", revoke, **JSON, **BASIC, **form)
+            assert status == 403, "a form posted from another site is no link followed"
+            status, _ = await call(base, "GET", "/records", **BASIC, **followed)
+            assert status == 200, "a navigation that names no destination is a document's"
     finally:
         core.close()
 
@@ -196,6 +267,8 @@ async def test_a_body_declared_as_anything_but_json_is_415_and_nothing_is_kept(
                 "application/x-www-form-urlencoded",
                 "multipart/form-data; boundary=x",
                 "application/xml",
+                "application/json garbage",
+                "nonsense",
             ):
                 body = recent("MT-1")
                 for path in ("/events", "/check", "/correction-requests"):
@@ -207,7 +280,13 @@ async def test_a_body_declared_as_anything_but_json_is_415_and_nothing_is_kept(
             assert not stored(core, "MT-1")
             assert kept(core) == [], "nothing kept: nothing was read"
             for n, declared in enumerate(
-                ("application/json", "Application/JSON; charset=utf-8", "application/vnd.x+json")
+                (
+                    "application/json",
+                    "Application/JSON; charset=utf-8",
+                    "application/vnd.x+json",
+                    "text/json",
+                    "application/octet-stream",
+                )
             ):
                 status, _ = await call(
                     base, "POST", "/events", recent(f"MT-OK{n}"), **{"Content-Type": declared}

@@ -57,7 +57,9 @@ async def test_a_method_the_route_does_not_take_is_answered_with_those_it_does(
                 assert response.status == 405, (method, path)
                 allowed = {m.strip() for m in response.headers["Allow"].split(",")}
                 assert method not in allowed and allowed, (method, path, allowed)
-                assert (await response.json())["error"]["code"] == "method_not_allowed"
+                error = (await response.json())["error"]
+                assert error["code"] == "method_not_allowed"
+                assert response.headers["Allow"] in error["message"], "it says what to use"
         # Whoever asks: without credentials, or with a platform's, the answer is still 405.
         for method, path in (("POST", "/health"), ("GET", "/events"), ("PUT", "/events")):
             async with http.request(method, f"{base}{path}") as response:

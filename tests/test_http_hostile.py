@@ -520,29 +520,66 @@ def test_an_invalid_event_as_large_as_a_valid_one_is_kept_whole(core: Core) -> N
     assert kept["digital_level"]["results"] == large["digital_level"]["results"]
 
 
+async def expect_answer(port: int, headers: bytes) -> tuple[bytes, bytes]:
+    """The head and content of the answer to a request that asks `Expect: 100-continue` and
+    sends no body; the connection must then be closed by the service (bounded wait)."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(
+            b"POST /events HTTP/1.1\r\nHost: 127.0.0.1\r\nExpect: 100-continue\r\n"
+            + headers
+            + b"\r\n"
+        )
+        await writer.drain()
+        answer = await asyncio.wait_for(reader.read(), timeout=30)  # EOF: closed
+    finally:
+        writer.close()
+    head, _, content = answer.partition(b"\r\n\r\n")
+    return head, content
+
+
 async def test_a_body_declared_too_large_is_413_before_it_is_invited(tmp_path: Path) -> None:
     """`Expect: 100-continue` with a Content-Length over `api.max_body_bytes`: the service
-    answered `100 Continue` (send it), then `413` once the body came."""
+    answered `100 Continue` (send it), then `413` once the body came. The 413 closes the
+    connection: the client may send the body anyway."""
     core = core_for(tmp_path, api={"max_body_bytes": 4096})
     try:
         async with serving(core) as client:
             port = served_port(client)
-            reader, writer = await asyncio.open_connection("127.0.0.1", port)
-            try:
-                writer.write(
-                    b"POST /events HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 17826066\r\n"
-                    b"Content-Type: application/json\r\nExpect: 100-continue\r\n"
-                    b"Connection: close\r\n\r\n"
-                )
-                await writer.drain()
-                answer = await asyncio.wait_for(reader.read(), timeout=30)
-            finally:
-                writer.close()
-            head, _, content = answer.partition(b"\r\n\r\n")
-            assert head.startswith(b"HTTP/1.1 413"), answer[:200]
+            head, content = await expect_answer(
+                port, b"Content-Length: 17826066\r\nContent-Type: application/json\r\n"
+            )
+            assert head.startswith(b"HTTP/1.1 413"), head
+            assert b"\r\nconnection: close" in head.lower(), head
             assert_error_shape(json.loads(content), "payload_too_large")
+            head, content = await expect_answer(
+                port, b"Content-Length: 10\r\nContent-Type: text/plain\r\n"
+            )
+            assert head.startswith(b"HTTP/1.1 415"), "the type is refused before the body"
+            assert b"\r\nconnection: close" in head.lower(), head
             small = json.dumps(recent("EX-1")).encode()
             status, _ = await post_after_continue(port, small, "identity")
             assert status == 201, "a body within the limit is still invited"
+    finally:
+        core.close()
+
+
+async def test_an_expected_body_is_refused_first_for_who_sends_it(tmp_path: Path) -> None:
+    """The `Expect` answer came before the middlewares: a caller without a token, or a page
+    of another site, learnt `api.max_body_bytes` from a 413's details."""
+    core = core_for(tmp_path, api={"max_body_bytes": 4096, "token": "t" * 40})
+    try:
+        async with serving(core) as client:
+            port = served_port(client)
+            too_large = b"Content-Length: 17826066\r\nContent-Type: application/json\r\n"
+            head, content = await expect_answer(port, too_large)
+            assert head.startswith(b"HTTP/1.1 401"), head
+            assert b"\r\nconnection: close" in head.lower(), head
+            assert b"4096" not in content
+            forged = too_large + b"Authorization: Bearer " + b"t" * 40 + b"\r\n"
+            head, _ = await expect_answer(port, forged + b"Origin: https://evil.example\r\n")
+            assert head.startswith(b"HTTP/1.1 403"), head
+            head, _ = await expect_answer(port, forged)
+            assert head.startswith(b"HTTP/1.1 413"), "the operator learns the limit"
     finally:
         core.close()

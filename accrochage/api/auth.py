@@ -13,10 +13,9 @@ import hmac
 from collections.abc import Sequence
 
 from aiohttp import web
-from aiohttp.typedefs import Middleware
 from pydantic import SecretStr
 
-from accrochage.api.errors import OPERATOR, Handler, error_response
+from accrochage.api.errors import OPERATOR, Check, error_response
 from accrochage.models.scope import Scope
 
 IngestToken = tuple[SecretStr, Scope]
@@ -84,14 +83,15 @@ def _place(token: IngestToken, tokens: Sequence[IngestToken]) -> int:
     return next(i for i, candidate in enumerate(tokens) if candidate is token)
 
 
-def auth_middleware(operator: SecretStr, ingest: Sequence[IngestToken]) -> Middleware:
+def auth_check(operator: SecretStr, ingest: Sequence[IngestToken]) -> Check:
+    """The refusal (401, 403) of a request its token does not open, or None; sets who sent
+    it on the request (`OPERATOR`, `SENDER`, `SCOPE`)."""
     operators = [operator] if operator.get_secret_value() else []
     ingesters = [t for t in ingest if t[0].get_secret_value()]
 
-    @web.middleware
-    async def check(request: web.Request, handler: Handler) -> web.StreamResponse:
+    def refusal(request: web.Request) -> web.Response | None:
         if isinstance(request.match_info.http_exception, web.HTTPMethodNotAllowed):
-            return await handler(request)  # 405 and its Allow: the routes are no secret
+            return None  # 405 and its Allow: the routes are no secret
         route = (request.method, request.path)
         presented = presented_token(request.headers.get("Authorization", ""))
         operating = presented is not None and matches(presented, operators)
@@ -99,18 +99,18 @@ def auth_middleware(operator: SecretStr, ingest: Sequence[IngestToken]) -> Middl
         if operating or (not operators and platform is None):
             request[OPERATOR] = True
         if route in OPEN_ROUTES:
-            return await handler(request)
+            return None
         ingesting = route in INGEST_ROUTES
         if not operators and not (ingesting and ingesters):
-            return await handler(request)  # no token for this route (a loopback-only service)
+            return None  # no token for this route (a loopback-only service)
         if operating:
-            return await handler(request)
+            return None
         scoped_read = platform is not None and platform[1] is not None and _reads(request)
         if platform is not None and (ingesting or scoped_read or route == DESCRIPTION):
             request[SENDER] = f"api.ingest_tokens #{_place(platform, ingest) + 1}"
             if platform[1] is not None:
                 request[SCOPE] = platform[1]
-            return await handler(request)
+            return None
         if platform is not None:
             return error_response(
                 403,
@@ -122,10 +122,11 @@ def auth_middleware(operator: SecretStr, ingest: Sequence[IngestToken]) -> Middl
         response = error_response(
             401,
             "unauthorized",
-            "send Authorization: Bearer <token> (api.token; api.ingest_tokens for "
-            "POST /events and /check)",
+            "send Authorization: Bearer <token> (the operator's api.token; an exam "
+            "platform's api.ingest_tokens for POST /events and /check, and, scoped to "
+            "certifiers, GET /records)",
         )
         response.headers["WWW-Authenticate"] = REALM
         return response
 
-    return check
+    return refusal

@@ -77,23 +77,33 @@ def declared_within(request: web.Request, limit: int) -> None:
         raise TooLarge(f"the body holds {request.content_length} bytes")
 
 
+JSON_TEXT = "text/json"
+"""A JSON type some clients send; not one a web page may send without asking first."""
+
+
 def is_json_media(content_type: str) -> bool:
     main = content_type.strip().lower()
-    return main == "application/json" or (
+    return main in ("application/json", JSON_TEXT) or (
         main.startswith("application/") and main.endswith("+json")
     )
 
 
 UNDECLARED = "application/octet-stream"
-"""aiohttp's own type for a header left out, and some clients' for bytes: read as JSON."""
+"""Some clients' type for bytes: read as JSON, as a body with no `Content-Type`."""
 
 
 def refuse_other_media(request: web.Request) -> None:
-    """`415 unsupported_media_type` for a body declared as anything but JSON (left out, or
-    `application/octet-stream`, it is read as JSON). A web page of another site can post
-    `text/plain` or a form without asking the browser first; JSON it cannot."""
-    declared = request.content_type
-    if declared != UNDECLARED and not is_json_media(declared):
+    """`415 unsupported_media_type` for a body declared as anything but JSON; one with no
+    `Content-Type`, or `application/octet-stream`, is read as JSON (scripts send these).
+
+    This keeps out what a client did not mean as an event (a form, a file). It is no defense
+    against forgery: a web page can send any type with `no-cors`; `api/browsers.py` refuses
+    those by their `Origin`."""
+    declared = request.headers.get("Content-Type")
+    if declared is None:
+        return
+    main = declared.partition(";")[0].strip().lower()
+    if main != UNDECLARED and not is_json_media(main):
         raise ApiError(
             415,
             "unsupported_media_type",

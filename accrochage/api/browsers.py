@@ -12,26 +12,37 @@ a browser sends them. Two attacks go through a browser:
   answer it. Without `api.token`, a request addressed (`Host`) to any name but a loopback one is
   `421 misdirected`. With a token the browser holds no credential for that name: nothing to do.
 
+A top-level navigation (`GET` or `HEAD` of a document: a link to `/ui` in a mail or another
+site's page) is let through: it changes nothing, and the page that linked cannot read it.
+Behind a reverse proxy, the proxy must pass the client's `Host` and, when it ends TLS,
+`X-Forwarded-Proto` (README, "Behind a reverse proxy"): `Origin` is compared with them.
+A header a browser sends once (`Origin`, `Sec-Fetch-Site`, `Host`) given twice, or an `Origin`
+or `Host` holding what a browser never puts there (a user, a path), is refused as well.
+
 `GET /health` stays open to anything, as it is without a token.
 """
 
 from __future__ import annotations
 
 import ipaddress
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 from aiohttp import web
-from aiohttp.typedefs import Middleware
 
 from accrochage.api.auth import OPEN_ROUTES
-from accrochage.api.errors import Handler, error_response
+from accrochage.api.errors import Check, error_response
 
 DEFAULT_PORTS = {"http": 80, "https": 443}
 FOREIGN_FETCH_SITES = frozenset({"cross-site", "same-site"})
+NAVIGATION_METHODS = frozenset({"GET", "HEAD"})
+NOT_IN_AN_AUTHORITY = frozenset("@/?#\\")
+ONCE = ("Origin", "Sec-Fetch-Site", "Sec-Fetch-Mode", "Sec-Fetch-Dest", "Host")
 
 
 def _host_and_port(authority: str) -> tuple[str, int | None] | None:
-    """`host[:port]` (`[v6]:port` too), lowercased; None: not one."""
+    """`host[:port]` (`[v6]:port` too), lowercased; None: not one (a user, a path...)."""
+    if NOT_IN_AN_AUTHORITY & set(authority):
+        return None
     try:
         parts = urlsplit("//" + authority)
         return (parts.hostname or "").rstrip("."), parts.port
@@ -39,22 +50,33 @@ def _host_and_port(authority: str) -> tuple[str, int | None] | None:
         return None
 
 
-def same_origin(origin: str, host: str) -> bool:
-    """Whether `Origin` names the authority the request was addressed to (`Host`). A port
-    left out on one side is its scheme's default (a reverse proxy passing `Host` unchanged)."""
+def _origin(origin: str) -> SplitResult | None:
+    """An `Origin` as browsers send it (`scheme://host[:port]`, nothing more), or None."""
     try:
         parts = urlsplit(origin)
-        origin_port = parts.port
+        _ = parts.port  # a port out of range raises ValueError
     except ValueError:
-        return False
+        return None
+    if parts.scheme not in DEFAULT_PORTS or not parts.hostname:
+        return None
+    if _host_and_port(parts.netloc) is None or parts.path or parts.query or parts.fragment:
+        return None
+    return parts
+
+
+def same_origin(origin: str, host: str, schemes: frozenset[str]) -> bool:
+    """Whether `Origin` names the authority the request was addressed to (`Host`) with a
+    scheme it came by (`schemes`). A port left out on one side is its scheme's default (a
+    reverse proxy passing `Host` unchanged)."""
+    parts = _origin(origin)
     addressed = _host_and_port(host)
-    if parts.scheme not in DEFAULT_PORTS or not parts.hostname or addressed is None:
+    if parts is None or addressed is None or parts.scheme not in schemes:
         return False
     name, port = addressed
-    if parts.hostname.rstrip(".") != name:
+    if (parts.hostname or "").rstrip(".") != name:
         return False
     default = DEFAULT_PORTS[parts.scheme]
-    return (origin_port or default) == (port or default)
+    return (parts.port or default) == (port or default)
 
 
 def is_loopback_name(host: str) -> bool:
@@ -70,20 +92,53 @@ def is_loopback_name(host: str) -> bool:
         return False
 
 
+def schemes_of(request: web.Request) -> frozenset[str]:
+    """The schemes the request may have come by: its own, and the one a reverse proxy that
+    ends TLS names (`X-Forwarded-Proto`; a web page cannot set it without the browser asking
+    the service first, which it never allows)."""
+    forwarded = request.headers.getall("X-Forwarded-Proto", [])
+    named = {forwarded[0].strip().lower()} if len(forwarded) == 1 else set()
+    return frozenset({request.scheme} | (named & DEFAULT_PORTS.keys()))
+
+
+def _is_navigation(request: web.Request) -> bool:
+    """A top-level navigation to a page: a link followed, an address typed."""
+    headers = request.headers
+    return (
+        request.method in NAVIGATION_METHODS
+        and headers.get("Sec-Fetch-Mode", "").strip().lower() == "navigate"
+        and headers.get("Sec-Fetch-Dest", "document").strip().lower() == "document"
+    )
+
+
+def _is_forged(request: web.Request) -> bool:
+    headers = request.headers
+    if any(len(headers.getall(name, [])) > 1 for name in ONCE):
+        return True
+    site = headers.get("Sec-Fetch-Site", "").strip().lower()
+    if (site in FOREIGN_FETCH_SITES or "," in site) and not _is_navigation(request):
+        return True
+    origin = headers.get("Origin")
+    return origin is not None and not same_origin(
+        origin, headers.get("Host", ""), schemes_of(request)
+    )
+
+
 def why_foreign(request: web.Request, tokenless: bool) -> web.Response | None:
     """The refusal of a request a web page sent for another site, or None."""
-    site = request.headers.get("Sec-Fetch-Site", "").strip().lower()
-    origin = request.headers.get("Origin")
-    if site in FOREIGN_FETCH_SITES or (
-        origin is not None and not same_origin(origin, request.host)
-    ):
+    if (request.method, request.path) in OPEN_ROUTES:
+        return None
+    if _is_forged(request):
         return error_response(
             403,
             "cross_site",
             "a request a web page of another site sent is refused: call the service from a "
-            "server or a script (they send no Origin header), or open its own pages",
+            "server or a script (they send no Origin header), or open its own pages. Behind "
+            "a reverse proxy, have it pass the Host header and X-Forwarded-Proto unchanged",
         )
-    if tokenless and not is_loopback_name(request.host):
+    host = request.headers.get("Host")
+    if tokenless and host is not None and not is_loopback_name(host):
+        # No Host at all is HTTP/1.0 from a script: browsers always send one.
         return error_response(
             421,
             "misdirected",
@@ -93,15 +148,10 @@ def why_foreign(request: web.Request, tokenless: bool) -> web.Response | None:
     return None
 
 
-def same_site_middleware(tokenless: bool) -> Middleware:
+def same_site_check(tokenless: bool) -> Check:
     """`tokenless`: no `api.token` is set (the service binds to a loopback address)."""
 
-    @web.middleware
-    async def check(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if (request.method, request.path) not in OPEN_ROUTES:
-            refused = why_foreign(request, tokenless)
-            if refused is not None:
-                return refused
-        return await handler(request)
+    def refusal(request: web.Request) -> web.Response | None:
+        return why_foreign(request, tokenless)
 
-    return check
+    return refusal

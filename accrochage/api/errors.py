@@ -9,6 +9,7 @@ from typing import Any
 
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.typedefs import Middleware
 
 from accrochage.errors import (
     AccrochageError,
@@ -20,6 +21,8 @@ from accrochage.errors import (
 
 log = logging.getLogger("accrochage.api")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+Check = Callable[[web.Request], web.Response | None]
+"""A request's refusal before its handler runs (who sends it, from where), or None."""
 
 
 class ApiError(AccrochageError):
@@ -28,6 +31,17 @@ class ApiError(AccrochageError):
         self.status = status
         self.code = code
         self.details = details
+
+
+def refusing(check: Check) -> Middleware:
+    """A middleware answering `check`'s refusal in place of the handler."""
+
+    @web.middleware
+    async def refuse(request: web.Request, handler: Handler) -> web.StreamResponse:
+        refused = check(request)
+        return refused if refused is not None else await handler(request)
+
+    return refuse
 
 
 SHOWN_PATH_CHARS = 200
@@ -59,7 +73,8 @@ def error_response(status: int, code: str, message: str, details: Any = None) ->
     )
 
 
-REQUEST_TIMEOUT = 408
+CLOSING = frozenset({408, 413})
+"""Errors answered before the body was read whole: the rest of it is not waited for."""
 
 
 def unreadable_body(cause: str | None = None) -> ApiError:
@@ -99,9 +114,9 @@ def for_others(exc: AccrochageError) -> str:
 
 
 def error_answer(exc: ApiError) -> web.Response:
-    """An `ApiError` in the one JSON shape (a 408 closes its connection)."""
+    """An `ApiError` in the one JSON shape (a 408 or a 413 closes its connection)."""
     response = error_response(exc.status, exc.code, str(exc), exc.details)
-    if exc.status == REQUEST_TIMEOUT:  # the rest of the body is not waited for
+    if exc.status in CLOSING:
         response.force_close()
     return response
 
@@ -117,9 +132,13 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         if exc.status < 400:
             raise
         code = exc.reason.lower().replace(" ", "_").replace("-", "_")
-        response = error_response(exc.status, code, exc.text or exc.reason)
-        if "Allow" in exc.headers:  # a 405 says which methods the route takes (RFC 9110)
-            response.headers["Allow"] = exc.headers["Allow"]
+        allowed = exc.headers.get("Allow")
+        said = exc.text or exc.reason
+        if allowed is not None:
+            said = f"this method is not allowed here: the route takes {allowed}"
+        response = error_response(exc.status, code, said)
+        if allowed is not None:  # a 405 says which methods the route takes (RFC 9110)
+            response.headers["Allow"] = allowed
         return response
     except HttpProcessingError as exc:
         log.info("HTTP 400: unreadable body (%s)", type(exc).__name__)

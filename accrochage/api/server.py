@@ -21,18 +21,26 @@ from aiohttp import web
 from aiohttp.web_urldispatcher import _default_expect_handler as default_expect_handler
 
 from accrochage.api import corrections, metrics, ui
-from accrochage.api.auth import auth_middleware, scope_of, sender_of
-from accrochage.api.bodies import BODY_SECONDS, TooLarge, declared_within, read_body
-from accrochage.api.browsers import same_site_middleware
+from accrochage.api.auth import auth_check, scope_of, sender_of
+from accrochage.api.bodies import (
+    BODY_SECONDS,
+    TooLarge,
+    declared_within,
+    read_body,
+    refuse_other_media,
+)
+from accrochage.api.browsers import same_site_check
 from accrochage.api.connections import CONNECTIONS
 from accrochage.api.context import CONTEXT, READERS, ApiContext
 from accrochage.api.errors import (
     UNCACHED,
     ApiError,
+    Check,
     error_answer,
     error_middleware,
     for_others,
     is_operator,
+    refusing,
 )
 from accrochage.api.intake import (
     LARGE_BODIES,
@@ -66,6 +74,9 @@ writer process: one round trip to a decode process per request costs the serving
 than decoding a few events (measured: 1,280 against 2,420 single-event requests/s); an array
 is worth sending."""
 READER_THREADS = 4
+ADMISSION = web.AppKey("admission", tuple[Check, ...])
+"""The checks a request passes before its handler runs, in order (the middlewares'): from
+where it comes, then who sends it."""
 
 
 async def _body(request: web.Request) -> bytes:
@@ -77,13 +88,29 @@ async def _body(request: web.Request) -> bytes:
 
 
 async def _expect(request: web.Request) -> web.StreamResponse | None:
-    """`Expect: 100-continue` with a body declared larger than `api.max_body_bytes`: `413` at
-    once; the client was invited to send a body it would then have refused."""
-    limit = request.app[CONTEXT].max_body_bytes
-    try:
-        declared_within(request, limit)
-    except TooLarge as exc:
-        return error_answer(_too_large(str(exc), limit))
+    """`Expect: 100-continue`: the body is invited only once the request would be read.
+
+    aiohttp runs this before the middlewares, so their checks run here first, in their
+    order: a page of another site, a missing token, a body that is not JSON, one declared
+    larger than `api.max_body_bytes` get their answer at once, and the connection is closed
+    (the client may be sending the body it was not invited to)."""
+    refused: web.Response | None = None
+    for admits in request.app[ADMISSION]:
+        refused = admits(request)
+        if refused is not None:
+            break
+    if refused is None:
+        limit = request.app[CONTEXT].max_body_bytes
+        try:
+            refuse_other_media(request)
+            declared_within(request, limit)
+        except TooLarge as exc:
+            refused = error_answer(_too_large(str(exc), limit))
+        except ApiError as exc:
+            refused = error_answer(exc)
+    if refused is not None:
+        refused.force_close()
+        return refused
     await default_expect_handler(request)
     return None
 
@@ -211,15 +238,19 @@ async def _kept_by_no_cache(_: web.Request, response: web.StreamResponse) -> Non
 
 def build_app(context: ApiContext) -> web.Application:
     """The routes of CONTRACT.md §4 over `context`; the caller starts and stops the writer."""
+    admission = (
+        same_site_check(tokenless=not context.token.get_secret_value()),
+        auth_check(context.token, context.ingest_tokens),
+    )
     app = web.Application(
         client_max_size=context.max_body_bytes,
         middlewares=[
             error_middleware,
-            same_site_middleware(tokenless=not context.token.get_secret_value()),
-            auth_middleware(context.token, context.ingest_tokens),
+            *(refusing(check) for check in admission),
             known_query_names(documented(openapi())),
         ],
     )
+    app[ADMISSION] = admission
     app.on_response_prepare.append(_kept_by_no_cache)
     app[CONTEXT] = context
     app[BODY_SECONDS] = context.body_timeout_seconds

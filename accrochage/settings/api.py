@@ -69,8 +69,9 @@ class ApiSettings(BaseModel):
     token: Token = SecretStr("")
     """The operator's token: every route (records carry personal data)."""
     ingest_tokens: tuple[IngestTokenSetting, ...] = ()
-    """Tokens of exam platforms: `POST /events` and `POST /check` only; each a string (any
-    certifier) or `{token = "...", certifiers = ["key", ...]}` (those certifiers only)."""
+    """Tokens of exam platforms: `POST /events`, `POST /check` and `GET /openapi.json`; each a
+    string (any certifier) or `{token = "...", certifiers = ["key", ...]}` (those certifiers
+    only, whose records' fate it also reads: `api/platform_view.py`)."""
     max_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1024, le=1024 * 1024 * 1024)
     max_events_per_request: int = Field(default=1000, ge=1, le=100_000)
     max_connections: int = Field(default=1000, ge=1, le=1_000_000)
