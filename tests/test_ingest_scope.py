@@ -433,3 +433,28 @@ async def test_a_scoped_platform_reads_its_records_fate_without_personal_data(
 
         status, full = await read_as(client, "/records/PF-1", OP)
         assert full["content"]["holder"]["nir"] == "193057505612384", "the operator's view"
+
+
+async def test_a_platform_reads_nothing_of_the_certifier_whose_invalid_record_it_took(
+    core: tuple[Core, bool],
+) -> None:
+    """A valid pix event takes the id of a school record that never passed validation: the
+    pix platform read the school platform's earlier events (their times, ids, statuses)."""
+    async with service(core) as client:
+        school = recent("TK-1", certifier="school", obtention="PAR_HASARD")
+        school["event_id"] = "school-event-1"
+        assert (await post(client, school, OP))[0] == 422
+        assert (await post(client, school | {"event_id": "school-event-2"}, OP))[0] == 422
+        assert (await post(client, recent("TK-1"), PIX))[0] == 201
+
+        status, record = await read_as(client, "/records/TK-1", PIX)
+        assert (status, record["certifier"], record["status"]) == (200, "pix", "pending")
+        assert [(e["from_status"], e["to_status"]) for e in record["history"]] == [
+            (None, "pending")
+        ]
+        assert "school" not in json.dumps(record)
+        status, full = await read_as(client, "/records/TK-1", OP)
+        assert [(e["from_status"], e["to_status"]) for e in full["history"]] == [
+            (None, "invalid"),
+            ("invalid", "pending"),
+        ], "the operator reads the whole history"

@@ -15,6 +15,7 @@ from typing import Any
 
 from accrochage.api import schemas as s
 from accrochage.api.errors import ApiError
+from accrochage.models.lifecycle import TAKEN_OVER
 
 ROW_FIELDS = tuple(s.PlatformRow.model_fields)
 """A listed record: the fields of its answer's model, and no other (the field errors never
@@ -31,9 +32,25 @@ def platform_row(row: dict[str, Any]) -> dict[str, Any]:
 def platform_detail(detail: dict[str, Any]) -> dict[str, Any]:
     shown = {name: detail.get(name) for name in DETAIL_FIELDS}
     shown["history"] = [
-        {name: entry.get(name) for name in HISTORY_FIELDS} for entry in detail.get("history", [])
+        {name: entry.get(name) for name in HISTORY_FIELDS}
+        for entry in own_history(detail.get("history", []))
     ]
     return shown
+
+
+def own_history(history: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The entries since the record became its certifier's. A record id taken from another
+    certifier's never-valid record (`models/lifecycle._taken_over`) begins, for its new
+    certifier's platform, with the taking, shown as a creation: the other certifier's events
+    before it are not this platform's to read."""
+    start = 0
+    for place, entry in enumerate(history):
+        if str(entry.get("reason") or "").startswith(TAKEN_OVER):
+            start = place
+    own = history[start:]
+    if start and own:
+        own[0] = own[0] | {"from_status": None}
+    return own
 
 
 def certifier_read(asked: str | None, scope: frozenset[str]) -> str:

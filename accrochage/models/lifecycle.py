@@ -213,6 +213,11 @@ def apply_delivered(
     )
 
 
+TAKEN_OVER = "record id taken by a valid event of certifier"
+"""How the history entry of a record taken over begins (`_taken_over`): what came before it
+was another certifier's."""
+
+
 def _taken_over(
     current: Record, decoded: Decoded, now: datetime, source: str | None, xml_bytes: int | None
 ) -> Change:
@@ -228,7 +233,7 @@ def _taken_over(
         latest_version=version,
     )
     reason = (
-        f"record id taken by a valid event of certifier {decoded.certifier!r}: the events of "
+        f"{TAKEN_OVER} {decoded.certifier!r}: the events of "
         f"certifier {current.certifier!r} before it never passed validation (the last one is "
         "kept in the unusable log)"
     )
