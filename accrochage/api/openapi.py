@@ -332,8 +332,9 @@ def openapi() -> dict[str, Any]:
             "version": "2",
             "description": "Certification records on their way to the CDC (SI CPF), on time. "
             "Tokens: api.token (operator, every route) or api.ingest_tokens (POST /events, "
-            "POST /check and GET /openapi.json; an ingest token scoped to certifiers has an event for another "
-            "certifier, or about another certifier's record, refused with 403, and reads its "
+            "POST /check and GET /openapi.json; an ingest token scoped to certifiers has an "
+            "event for another certifier, or about another certifier's record, refused with "
+            "403, and reads its "
             "certifiers' records with GET /records and /records/{record_id}, without their "
             "content), as Bearer or as the password of HTTP Basic.",
         },

@@ -16,6 +16,7 @@ from typing import Any
 from accrochage.api import schemas as s
 from accrochage.api.errors import ApiError
 from accrochage.models.lifecycle import TAKEN_OVER
+from accrochage.models.scope import IdHolder
 
 ROW_FIELDS = tuple(s.PlatformRow.model_fields)
 """A listed record: the fields of its answer's model, and no other (the field errors never
@@ -72,6 +73,11 @@ def certifier_read(asked: str | None, scope: frozenset[str]) -> str:
             f"this token reads the records of its own certifiers only ({', '.join(sorted(scope))})",
         )
     return asked
+
+
+def held_within(scope: frozenset[str], holders: dict[str, IdHolder]) -> bool:
+    """Whether the one id looked up is held by one of the token's certifiers."""
+    return any(holder.certifier in scope for holder in holders.values())
 
 
 def shown_to(scope: frozenset[str], detail: dict[str, Any] | None) -> bool:

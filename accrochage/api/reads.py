@@ -9,11 +9,19 @@ from accrochage.api import params
 from accrochage.api.auth import scope_of
 from accrochage.api.context import CONTEXT, day_asked, read
 from accrochage.api.errors import ApiError
-from accrochage.api.platform_view import certifier_read, platform_detail, platform_row, shown_to
+from accrochage.api.platform_view import (
+    certifier_read,
+    held_within,
+    platform_detail,
+    platform_row,
+    shown_to,
+)
 from accrochage.errors import NotFound
 from accrochage.models.deadline import MAX_DUE_WITHIN
 from accrochage.models.vocabulary import BatchState, CdcReason, RecordStatus, values
 from accrochage.state import queries
+from accrochage.state.base import Reader
+from accrochage.state.values import JsonRow
 from accrochage.streams.summary import as_configured
 
 
@@ -57,8 +65,16 @@ async def get_records(request: web.Request) -> web.Response:
 async def get_record(request: web.Request) -> web.Response:
     record_id = request.match_info["record_id"]
     as_of = day_asked(request)
-    detail = await read(request, lambda reader: reader.record_detail(record_id, as_of))
     scope = scope_of(request)
+
+    def detail_shown(reader: Reader) -> JsonRow | None:
+        # A platform's: who holds the id first, so that another certifier's record and an
+        # unknown id cost the same one lookup: the answer's timing does not tell them apart.
+        if scope is not None and not held_within(scope, reader.record_holders([record_id])):
+            return None
+        return reader.record_detail(record_id, as_of)
+
+    detail = await read(request, detail_shown)
     if detail is None or (scope is not None and not shown_to(scope, detail)):
         raise NotFound(f"no record {record_id}")
     return web.json_response(detail if scope is None else platform_detail(detail))
