@@ -677,6 +677,8 @@ def test_a_certifier_key_not_configured_is_said_not_silently_empty(loaded: Path)
         ["batches"],
         ["retry", "--all-rejected"],
         ["revalidate"],
+        ["unusable"],
+        ["correction-request", "list"],
     ):
         typo = run(loaded, *command, "--certifier", "pixx")
         assert "'pixx' is not a certifier of the configuration (configured: pix" in typo.stderr

@@ -68,9 +68,9 @@ async def test_a_method_the_route_does_not_take_is_answered_with_those_it_does(
 
 
 async def test_a_query_parameter_the_route_does_not_define_is_refused(tmp_path: Path) -> None:
-    """`GET /unusable?certifier=beta` answered every certifier's entries (it had no such
-    filter), taken for beta's by the script that asked; each route takes the parameters
-    docs/openapi.json gives it."""
+    """`GET /unusable?certifier=beta` answered every certifier's entries when it had no such
+    filter, taken for beta's by the script that asked (`GET /summary?certifier=` still has
+    none); each route takes the parameters docs/openapi.json gives it."""
     async with guarded(tmp_path) as (base, http):
         for path, query in (
             ("/unusable", "status=pending"),

@@ -8,10 +8,11 @@ import logging
 import shutil
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from accrochage.app import build_core
+from accrochage.app import Core, build_core
 from accrochage.models.deadline import FixedClock
 from accrochage.settings import load_settings
 from tests.factories import revoked_event
@@ -156,3 +157,41 @@ def test_an_upgrade_is_said_in_the_log_a_new_state_is_not(
         SqliteStore(state).close()
     (said,) = [r.getMessage() for r in caplog.records if "migrated" in r.getMessage()]
     assert said == f"migrated the state {state}: 1 migration(s) applied (m220_refused_dates)"
+
+
+def test_unusable_events_kept_before_m230_are_filed_under_their_certifier(
+    tmp_path: Path,
+) -> None:
+    """m230 gave new unusable rows the certifier their event names; the rows kept before
+    named none, and `unusable --certifier pix` never listed them."""
+
+    def unusable(event_id: str, **fields: Any) -> dict[str, Any]:
+        return event("UC") | {"record_id": 5, "event_id": event_id, **fields}
+
+    config = write_config(tmp_path)
+    named, resent = unusable("uc-named"), unusable("uc-resent")
+    built = build_core(load_settings(config), FixedClock(NOW))
+    try:
+        ingest(built, named, unusable("uc-long", certifier="k" * 65), '{"certifier": "pix",')
+        ingest(built, resent)
+    finally:
+        built.close()
+    as_before(config, ("m240_unusable_certifier_backfill",), "UPDATE unusable SET certifier = NULL")
+    built = build_core(load_settings(config), FixedClock(NOW))
+    try:
+        assert filed_under(built, "pix") == {"uc-named", "uc-resent"}, "a long key names none"
+        assert len(filed_under(built, None)) == 4
+    finally:
+        built.close()
+    as_before(config, (), "UPDATE unusable SET certifier = NULL WHERE event_id = 'uc-resent'")
+    built = build_core(load_settings(config), FixedClock(NOW))
+    try:
+        ingest(built, resent)  # sent again: the row kept without a certifier is filed
+        assert filed_under(built, "pix") == {"uc-named", "uc-resent"}
+    finally:
+        built.close()
+
+
+def filed_under(core: Core, certifier: str | None) -> set[str | None]:
+    with core.store.reading() as reader:
+        return {row["event_id"] for row in reader.unusable(certifier=certifier)}

@@ -7,7 +7,7 @@ from datetime import date
 import click
 
 from accrochage.commands.core import core_from
-from accrochage.commands.options import DAY
+from accrochage.commands.options import DAY, said_if_unknown
 from accrochage.commands.output import FORMATS, Row, cell, echo_rows, shorten
 from accrochage.models.vocabulary import RequestSource, values
 
@@ -106,7 +106,9 @@ def add(
 
 @correction_request.command("list")
 @click.option("--open", "open_only", is_flag=True, help="Only the requests still open.")
-@click.option("--certifier", help="Only those this certifier owes (its key).")
+@click.option(
+    "--certifier", callback=said_if_unknown, help="Only those this certifier owes (its key)."
+)
 @click.option("--as-of", type=DAY, help="Compute days_left as of this day (default: today, Paris).")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
 @click.pass_context

@@ -256,7 +256,9 @@ def unusable_cell(row: Row, column: str) -> str:
     "--limit", type=click.IntRange(1, 100_000), default=100, show_default=True, help="At most."
 )
 @click.option("--all", "everything", is_flag=True, help="Those dismissed too.")
-@click.option("--certifier", help="Those naming this certifier only (its key).")
+@click.option(
+    "--certifier", callback=said_if_unknown, help="Those naming this certifier only (its key)."
+)
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
 @click.pass_context
 def unusable(

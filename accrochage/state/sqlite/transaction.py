@@ -113,8 +113,12 @@ class SqliteTransaction(BatchStatements, Transaction):
             "INSERT INTO unusable "
             "(received_at, source, event_id, record_id, raw, errors, raw_sha256, certifier) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (raw_sha256) DO UPDATE SET "
-            # Dismissed, then sent again unfixed: open again (it was hidden for good).
-            "dismissed_at = NULL, dismissed_note = NULL WHERE dismissed_at IS NOT NULL",
+            # Dismissed, then sent again unfixed: open again (it was hidden for good). Kept
+            # before m230 (no certifier): filed under the one it names.
+            "dismissed_at = NULL, dismissed_note = NULL, "
+            "certifier = coalesce(unusable.certifier, excluded.certifier) "
+            "WHERE unusable.dismissed_at IS NOT NULL "
+            "OR (unusable.certifier IS NULL AND excluded.certifier IS NOT NULL)",
             [
                 (
                     stamp(e.received_at),
