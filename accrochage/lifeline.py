@@ -45,18 +45,25 @@ def gone(pid: int) -> bool:
     return stat.rpartition(b")")[2].split()[:1] == [b"Z"]
 
 
+GROUP_SIGNALS = (signal.SIGINT, signal.SIGHUP)
+"""What reaches a whole process group: Ctrl-C, and a terminal that closes (its session's
+processes are sent SIGHUP, whose default action ends a process)."""
+
+
 def ignore_interrupt() -> None:
-    """A pool process leaves Ctrl-C to the process that started it, which stops the pool in
-    order. Ctrl-C reaches the whole process group: a pool process taking it interrupted its
-    work with a KeyboardInterrupt (a request lost, tracebacks in a JSON log, a pool its
-    starter then waited on for ever). SIGTERM keeps its default: a broken pool ends its other
-    processes with it."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    """A pool process leaves Ctrl-C and SIGHUP to the process that started it, which stops
+    the pool in order. Both reach the whole process group: a pool process taking Ctrl-C
+    interrupted its work with a KeyboardInterrupt (a request lost, tracebacks in a JSON log,
+    a pool its starter then waited on for ever), and SIGHUP killed it while its starter
+    stopped gracefully. SIGTERM keeps its default: a broken pool ends its other processes
+    with it."""
+    for signum in GROUP_SIGNALS:
+        signal.signal(signum, signal.SIG_IGN)
 
 
 def ignore_stop_signals() -> None:
-    """A writer process leaves SIGINT and SIGTERM to its starter, which ends it after its
-    last group (a message, never a signal): a signal to the process group must not cut a
+    """A writer process leaves SIGINT, SIGHUP and SIGTERM to its starter, which ends it after
+    its last group (a message, never a signal): a signal to the process group must not cut a
     transaction short."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    for signum in (*GROUP_SIGNALS, signal.SIGTERM):
+        signal.signal(signum, signal.SIG_IGN)

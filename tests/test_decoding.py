@@ -355,3 +355,39 @@ def test_the_writer_process_stores_what_the_pool_decoded_in_order(
 def stored_records(store: Any, ids: list[str]) -> list[Any]:
     with store.transaction() as tx:
         return list(tx.records(ids).values())
+
+
+def test_decode_processes_leave_what_reaches_the_group_to_their_starter(
+    tmp_path: Path,
+) -> None:
+    """Ctrl-C and a closed terminal (SIGHUP) reach every process of the group: the service
+    stops the pool in order. SIGHUP's default action killed each decode process at once."""
+    store = SqliteStore(tmp_path / "state.db")
+    pool = pool_for(store, ReferenceHolder(store.refdata()), FixedClock(NOW))
+    items = [Incoming(delivered_event(record_id=f"G-{n}")) for n in range(50)]
+    try:
+        pool.start()
+        helpers = decode_processes(pool)
+        for pid in helpers:
+            wait_ignoring(pid, signal.SIGHUP, signal.SIGINT)
+            os.kill(pid, signal.SIGHUP)
+            os.kill(pid, signal.SIGINT)
+        decoded = pool.decode(items)  # a pool that lost a process says DecodeFailed
+        assert all(item.decoded is not None for item in decoded)
+        assert decode_processes(pool) == helpers, "the same processes, alive"
+    finally:
+        pool.close()
+        store.close()
+
+
+def wait_ignoring(pid: int, *signums: signal.Signals) -> None:
+    """Until process `pid` ignores `signums` (its start-up set them), at most 60 s."""
+    wanted = sum(1 << (signum - 1) for signum in signums)
+    deadline = time.monotonic() + 60
+    while True:
+        status = Path(f"/proc/{pid}/status").read_text()
+        ignored = int(status.split("SigIgn:")[1].split()[0], 16)
+        if ignored & wanted == wanted:
+            return
+        assert time.monotonic() < deadline, f"process {pid} never ignored {signums}"
+        time.sleep(0.05)

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
+from accrochage.app import build_writer_parts
 from accrochage.lifeline import gone
+from accrochage.streams.incoming import Incoming
+from accrochage.streams.writer_process import ProcessWriter
+from tests.test_http import recent
+from tests.test_tracker import write_config
 
 STARTER = """
 import sys, time
@@ -78,3 +85,22 @@ def test_a_writer_process_ends_while_its_killed_starter_awaits_reaping(tmp_path:
         starter.wait(30)
         if starter.stdout is not None:
             starter.stdout.close()
+
+
+def test_a_writer_process_leaves_what_reaches_the_group_to_its_starter(tmp_path: Path) -> None:
+    """Ctrl-C, a closed terminal (SIGHUP) and a group's SIGTERM reach the writer process too:
+    its starter ends it after its last group. SIGHUP's default action killed it mid-stop."""
+    write_config(tmp_path)
+    writer = ProcessWriter(partial(build_writer_parts, tmp_path / "accrochage.toml"))
+    try:
+        pid = writer.pid
+        assert pid is not None
+        first = Incoming(json.dumps(recent("LG-1")).encode(), "k", 0, 0, b"pix")
+        assert writer.submit([first]).result(timeout=60) == 1  # started, whatever its speed
+        for signum in (signal.SIGHUP, signal.SIGINT, signal.SIGTERM):
+            os.kill(pid, signum)
+        second = Incoming(json.dumps(recent("LG-2")).encode(), "k", 0, 1, b"pix")
+        assert writer.submit([second]).result(timeout=60) == 1, "stored by the same process"
+        assert not gone(pid)
+    finally:
+        writer.shutdown(wait=True)

@@ -424,11 +424,15 @@ def test_a_second_stop_signal_does_not_cut_the_cleanup_short() -> None:
     assert "destroyed" not in err and "Traceback" not in err, err
 
 
-async def test_ctrl_c_stops_the_service_and_its_helpers_in_order(tmp_path: Path) -> None:
-    """Ctrl-C signals the whole process group: the helpers (writer, decode and render
-    processes) leave the stop to the service, which ends them in order. Once, each decode
-    process died of a KeyboardInterrupt of its own: tracebacks in a JSON log, a request lost,
-    and under load a service that never exited."""
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGHUP], ids=["INT", "HUP"])
+async def test_ctrl_c_stops_the_service_and_its_helpers_in_order(
+    tmp_path: Path, signum: signal.Signals
+) -> None:
+    """Ctrl-C, or a closed terminal (SIGHUP), signals the whole process group: the helpers
+    (writer, decode and render processes) leave the stop to the service, which ends them in
+    order. Once, each decode process died of a KeyboardInterrupt of its own: tracebacks in a
+    JSON log, a request lost, and under load a service that never exited; SIGHUP killed the
+    writer and the pools while the service stopped."""
     port = free_port()
     config = write_config(
         tmp_path,
@@ -455,7 +459,7 @@ async def test_ctrl_c_stops_the_service_and_its_helpers_in_order(tmp_path: Path)
                 session.post(f"{base}/events", json=events) as response,
             ):
                 assert response.status == 200  # an array: through the decode processes
-            os.killpg(service.pid, signal.SIGINT)
+            os.killpg(service.pid, signum)
             assert service.wait(timeout=DEADLINE) == 0
         finally:
             if service.poll() is None:
@@ -463,6 +467,7 @@ async def test_ctrl_c_stops_the_service_and_its_helpers_in_order(tmp_path: Path)
             _reaped(service)
     lines = log_path.read_text(encoding="utf-8").splitlines()
     assert "KeyboardInterrupt" not in "\n".join(lines)
+    print("\n".join(lines))
     for line in lines:
         assert isinstance(json.loads(line), dict), line
     deadline = time.monotonic() + DEADLINE
