@@ -200,6 +200,59 @@ def test_a_render_process_killed_fails_the_flush_and_the_next_writes_each_batch_
     )
 
 
+def _state_unreadable(job: RenderJob) -> ReleasedFile:
+    raise StoreError("the state store refused an operation: database disk image is malformed")
+
+
+def test_a_render_meeting_a_storage_error_leaves_its_batch_to_write(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A render process that cannot read the state is no fault of the batch: it was
+    recorded as a failed batch, held back as one failing for what it holds. The flush now
+    stops with the storage error (what the operator must fix); the batches stay to write."""
+    core, _ = make_core(tmp_path, batching={"max_records": 40, "render_processes": 2})
+    try:
+        assert all(r.accepted for r in ingest(core, *_events(80)))
+        monkeypatch.setattr(xml_outbox, "release_batch", _state_unreadable)
+        with pytest.raises(StoreError, match="malformed"):
+            core.flusher.flush(force=True)
+        with core.store.reading() as reader:
+            assert len(reader.batches_to_write()) == 2
+            assert reader.batches(state=BatchState.FAILED) == []
+        monkeypatch.undo()
+        report = core.flusher.flush(force=True)
+    finally:
+        core.close()
+    assert report.ok and len(report.written) == 2 and not report.failed
+
+
+def test_a_folder_that_cannot_be_written_is_tried_again_at_the_next_flush(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An OSError (permissions, a full disk) may be fixed at any moment: no wait."""
+    core, _ = make_core(tmp_path)
+    now = [0.0]
+    core.flusher.retries = FailedRetries(seconds=lambda: now[0])
+    sink = core.flusher.sink
+    real = sink.write
+    tried: list[str] = []
+
+    def denied(batch: FrozenBatch) -> ReleasedFile:
+        tried.append(batch.batch_id)
+        raise PermissionError(13, "Permission denied", "/srv/outbox/pix")
+
+    monkeypatch.setattr(sink, "write", denied)
+    try:
+        ingest(core, event("PD-1"))
+        assert [f.certifier for f in core.flusher.flush(force=True).failed] == ["pix"]
+        assert [f.certifier for f in core.flusher.flush().failed] == ["pix"], "tried again"
+        assert len(tried) == 2 and core.flusher.retries.waiting() == 0
+        monkeypatch.setattr(sink, "write", real)
+        assert len(core.flusher.flush().written) == 1
+    finally:
+        core.close()
+
+
 def _dies_once_another_is_answered(dying: str, job: RenderJob) -> ReleasedFile:
     """The render process of batch `dying` dies once another batch's answer came back."""
     if job.batch.batch_id != dying:

@@ -15,7 +15,7 @@ from functools import partial
 from pathlib import Path
 
 from accrochage import failpoints
-from accrochage.errors import AccrochageError
+from accrochage.errors import AccrochageError, StoreError
 from accrochage.models.batch import FrozenBatch, ReleasedFile
 from accrochage.models.vocabulary import BatchState
 from accrochage.pool import HelperDied
@@ -139,11 +139,12 @@ Outcome = ReleasedFile | WriteFailed
 
 
 def outcome_of(write: Callable[[], ReleasedFile]) -> Outcome:
-    """The released file, or why this batch's file failed. A helper process that died is
-    no fault of the batch: raised, the batch stays to write."""
+    """The released file, or why this batch's file failed. A helper process that died, or a
+    state that cannot be read, is no fault of the batch: raised (the flush stops and says
+    so), the batch stays to write."""
     try:
         return write()
-    except HelperDied:
+    except (HelperDied, StoreError):
         raise
     except (AccrochageError, OSError, ValueError) as exc:
         return WriteFailed(f"{type(exc).__name__}: {exc}", lasting=not isinstance(exc, OSError))

@@ -21,7 +21,13 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from accrochage import heap
-from accrochage.errors import ConfigError, OutboxMismatch, RenderError
+from accrochage.errors import (
+    AccrochageError,
+    ConfigError,
+    OutboxMismatch,
+    RenderError,
+    StoreError,
+)
 from accrochage.lifeline import exit_with, ignore_interrupt
 from accrochage.models.batch import OUTBOX_FOLDERS, FrozenBatch, ReleasedFile, outbox_place
 from accrochage.models.event import event_from_content
@@ -144,14 +150,15 @@ def _start_render_process(parent: int) -> None:
 
 
 def _settled(
-    batch: FrozenBatch, future: Future[ReleasedFile], died: list[HelperDied]
+    batch: FrozenBatch, future: Future[ReleasedFile], stopped: list[AccrochageError]
 ) -> Iterator[tuple[FrozenBatch, Outcome]]:
-    """The batch's outcome; none when its render process died (noted in `died`): a batch
-    whose file was released by another process before that is recorded all the same."""
+    """The batch's outcome; none when its render process died or could not read the state
+    (noted in `stopped`): a batch whose file another process released before that is
+    recorded all the same."""
     try:
         yield batch, outcome_of(future.result)
-    except HelperDied as exc:
-        died.append(exc)
+    except (HelperDied, StoreError) as exc:
+        stopped.append(exc)
 
 
 class XmlOutbox(BatchSink):
@@ -277,20 +284,23 @@ class XmlOutbox(BatchSink):
             return
         pool = self._render_pool()
         running: deque[tuple[FrozenBatch, Future[ReleasedFile]]] = deque()
-        died: list[HelperDied] = []
+        stopped: list[AccrochageError] = []
         for batch in batches:
             try:
                 running.append((batch, pool.submit(release_batch, self._job(batch))))
             except HelperDied as exc:
-                died.append(exc)
+                stopped.append(exc)
                 break  # the batches not cut yet are cut at the next flush
             while running and running[0][1].done():
-                yield from _settled(*running.popleft(), died)
+                yield from _settled(*running.popleft(), stopped)
+            if stopped:
+                break
         for done, future in running:
-            yield from _settled(done, future, died)
-        if died:
+            yield from _settled(done, future, stopped)
+        if any(isinstance(exc, HelperDied) for exc in stopped):
             self.close()  # the next flush starts new render processes, and writes these again
-            raise died[0]
+        if stopped:
+            raise stopped[0]
 
     def _render_pool(self) -> HelperPool:
         if self._pool is None or self._pool.broken:
