@@ -364,6 +364,29 @@ def test_a_revocation_after_acceptance_withdraws_through_a_suppression(
     assert not flush(core).cut
 
 
+def test_a_forced_flush_of_one_certifier_cuts_that_certifier_s_suppressions_only(
+    core: Core, shared_dir: Path
+) -> None:
+    """`flush --force --certifier pix` forced school's SUPPRESSION out too, or none."""
+    pix, school = event("FS-1"), event("FS-2", certifier="school")
+    accepted(core, shared_dir, pix)
+    accepted(core, shared_dir, school)
+    for delivered in (pix, school):
+        revocation = revoked_event(
+            record_id=delivered["record_id"],
+            event_id=f"revoke-{delivered['record_id']}",
+            certifier=delivered["certifier"],
+            certification=delivered["certification"],
+        )
+        assert ingest_one(core, revocation).outcome == "revocation_flagged"
+    report = core.flusher.flush(force=frozenset({"pix"}))
+    assert [(c.action, c.certifier, c.reason) for c in report.cut] == [
+        ("SUPPRESSION", "pix", "forced")
+    ]
+    school_cut = core.flusher.flush(force=frozenset({"school"}))
+    assert [(c.action, c.certifier) for c in school_cut.cut] == [("SUPPRESSION", "school")]
+
+
 def test_a_record_revoked_while_its_file_waits_for_its_report(core: Core, shared_dir: Path) -> None:
     creation = deposited(core, event("RW-1"))
     ingest(core, revoked_event(record_id="RW-1"))
