@@ -229,6 +229,31 @@ def test_a_webhook_url_is_never_quoted(tmp_path: Path, monkeypatch: pytest.Monke
 
 
 @pytest.mark.parametrize(
+    ("url", "said"),
+    [
+        ("https://hooks.example:99999/XXXXSECRET", "with a port from 1 to 65535"),
+        ("https://hooks.example:abc/XXXXSECRET", "with a port from 1 to 65535"),
+        ("https://hooks.example:0/XXXXSECRET", "with a port from 1 to 65535"),
+        ("https:///XXXXSECRET", "naming a host"),
+    ],
+)
+def test_a_webhook_url_that_cannot_be_reached_is_refused_at_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, url: str, said: str
+) -> None:
+    """A port out of range passed and then broke every alert delivery run (ValueError)."""
+    for variable in ("ACCROCHAGE_ALERTS__WEBHOOKS", "ACCROCHAGE_ALERTS__ALERTMANAGER"):
+        value = f'["{url}"]' if variable.endswith("WEBHOOKS") else url
+        monkeypatch.setenv(variable, value)
+        with pytest.raises(ConfigError) as caught:
+            load_settings(write_config(tmp_path))
+        assert said in str(caught.value) and "alerts." in str(caught.value)
+        assert "XXXXSECRET" not in str(caught.value)
+        monkeypatch.delenv(variable)
+    monkeypatch.setenv("ACCROCHAGE_ALERTS__WEBHOOKS", '["https://hooks.example:8443/x"]')
+    assert load_settings(write_config(tmp_path)).alerts.webhooks
+
+
+@pytest.mark.parametrize(
     ("key", "value", "message"),
     [
         ("tick", "0.2s", "batching.tick: must be between 1s and 1h"),

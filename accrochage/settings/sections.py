@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, model_validator
 
@@ -134,10 +135,21 @@ class RefdataSettings(Section):
 
 
 def _http_url(value: SecretStr) -> SecretStr:
+    # Never the value in a message: a webhook's URL (Slack's, say) is a credential.
     url = value.get_secret_value()
-    if url and not url.startswith(("http://", "https://")):
-        # Never the value: a webhook's URL (Slack's, say) is a credential.
+    if not url:
+        return value
+    if not url.startswith(("http://", "https://")):
         raise ValueError("expected an http:// or https:// URL")
+    try:
+        parts = urlsplit(url)
+        port = parts.port  # a ValueError for one that is not a number from 0 to 65535
+    except ValueError:
+        port = 0
+    if port == 0:
+        raise ValueError("expected an http:// or https:// URL with a port from 1 to 65535, if any")
+    if not parts.hostname:
+        raise ValueError("expected an http:// or https:// URL naming a host")
     return value
 
 
