@@ -353,3 +353,35 @@ def test_the_wait_before_a_failed_batch_is_tried_again_is_bounded() -> None:
     assert retries.waiting() == 1
     now[0] += FIRST_WAIT
     assert retries.waiting() == 0
+
+
+def test_a_failed_batch_gone_from_the_state_is_no_longer_said_failing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A failed batch superseded by a correction stayed in the retries: the batch timer
+    said it failing at each tick for as long as the service ran."""
+    core, _ = make_core(tmp_path)
+    now = [0.0]
+    core.flusher.retries = FailedRetries(seconds=lambda: now[0])
+    sink = core.flusher.sink
+    real = sink.write
+
+    refused = [True]
+
+    def refusing(batch: FrozenBatch) -> ReleasedFile:
+        if refused[0]:
+            raise SchemaValidationError("intituleCertification: not accepted by the XSD")
+        return real(batch)
+
+    monkeypatch.setattr(sink, "write", refusing)
+    try:
+        ingest(core, event("GB-1"))
+        (failed,) = core.flusher.flush(force=True).failed
+        assert list(core.flusher.retries.held()) == [failed.batch_id]
+        refused[0] = False
+        ingest(core, event("GB-1", score="301"))  # a correction supersedes the failed batch
+        report = core.flusher.flush(force=True)
+        assert report.ok and len(report.written) == 1
+        assert core.flusher.retries.held() == {} and core.flusher.retries.waiting() == 0
+    finally:
+        core.close()

@@ -30,7 +30,14 @@ class FailedRetries:
 
     def to_try(self, batches: Sequence[FrozenBatch]) -> tuple[list[FrozenBatch], list[FrozenBatch]]:
         """The batches to write now: those this process never saw fail, and, to write after
-        every other (the ones cut now included), the failed ones whose wait is over."""
+        every other (the ones cut now included), the failed ones whose wait is over.
+
+        `batches` are all those still to write: a failed batch not among them is gone
+        (superseded by a correction, excluded from, written by another process) and is
+        forgotten, or the batch timer would say it failing for as long as this process runs."""
+        present = {b.batch_id for b in batches}
+        for gone in [batch_id for batch_id in self._next if batch_id not in present]:
+            self.written(gone)
         now = self.seconds()
         fresh = [b for b in batches if b.batch_id not in self._next]
         again = [
