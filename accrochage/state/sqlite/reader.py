@@ -109,13 +109,13 @@ class SqliteReader(PendingStatements, Reader):
         return batch_detail(self._conn, batch_id)
 
     def summary(self, as_of: date, margin_days: int) -> JsonRow:
-        result = summary(self._conn, as_of, margin_days)
+        # Whose records are at risk, whose overdue (a trusted third party's first question),
+        # counted as the alerts count them; the totals are their sums.
+        seen = observe(self._conn, as_of, margin_days, datetime.combine(as_of, time.min, UTC))
+        result = summary(self._conn, as_of, margin_days, seen)
         # A record an open correction request keeps outstanding (CONTRACT §9) counts too.
         result["outstanding"] += open_requests.held_count(self._conn)
         result["correction_requests"] = open_requests.summary_part(self._conn, as_of, margin_days)
-        # Whose records are at risk, whose overdue (a trusted third party's first question),
-        # counted as the alerts count them.
-        seen = observe(self._conn, as_of, margin_days, datetime.combine(as_of, time.min, UTC))
         result["at_risk_by_certifier"] = _by_key(seen.at_risk)
         result["overdue_by_certifier"] = _by_key(seen.overdue)
         return result

@@ -17,12 +17,10 @@ import accrochage.state.sqlite.corrections as correction_rows
 from accrochage.models.deadline import Urgency, days_left, urgency
 from accrochage.models.record import IDENTITY_PROCEDURE_AFTER
 from accrochage.models.vocabulary import RecordStatus
-from accrochage.state.base import (
-    JsonRow,
-)
+from accrochage.state.base import JsonRow, Observation
 from accrochage.state.queries import OutstandingQuery, decode_cursor
 from accrochage.state.sqlite.batch_queries import batches_of_record, left_out
-from accrochage.state.sqlite.observe import UNKNOWN_DEADLINE, held_counts, unknown_deadlines
+from accrochage.state.sqlite.observe import UNKNOWN_DEADLINE
 from accrochage.state.sqlite.withdrawals import held_elsewhere
 
 
@@ -202,32 +200,24 @@ def _content(conn: sqlite3.Connection, record_id: str, version: int) -> Any:
     return json.loads(found[0]) if found is not None else None
 
 
-def summary(conn: sqlite3.Connection, as_of: date, margin_days: int) -> dict[str, Any]:
-    by_status = {
-        r[0]: r[1]
-        for r in conn.execute(
-            "SELECT status, count(*) FROM records GROUP BY status ORDER BY status"
-        )
-    }
+def summary(
+    conn: sqlite3.Connection, as_of: date, margin_days: int, seen: Observation
+) -> dict[str, Any]:
+    """`seen`: the numbers the alerts watch, read in the same transaction; the summary's
+    counts are theirs, summed (one reading of the records, not two)."""
+    by_status: dict[str, int] = {}
     per_certifier: dict[str, dict[str, int]] = {}
-    for certifier, status, count in conn.execute(
-        "SELECT coalesce(certifier, '?'), status, count(*) FROM records GROUP BY 1, 2 ORDER BY 1, 2"
+    for (certifier, status), count in sorted(
+        seen.records.items(), key=lambda item: (item[0][0] or "?", item[0][1])
     ):
-        per_certifier.setdefault(certifier, {})[status] = count
-    margin_end = (as_of + timedelta(days=margin_days)).isoformat()
+        by_status[status] = by_status.get(status, 0) + count
+        per_certifier.setdefault(certifier or "?", {})[status] = count
+    by_status = dict(sorted(by_status.items()))
     today = as_of.isoformat()
     not_held = open_requests.NOT_HELD  # those are counted by their request's deadline
-    overdue = conn.execute(
-        f"SELECT count(*) FROM records WHERE outstanding = 1 AND deadline < ? AND {not_held}",
-        (today,),
-    ).fetchone()[0]
-    at_risk = conn.execute(
-        "SELECT count(*) FROM records WHERE outstanding = 1 AND deadline >= ? AND deadline <= ? "
-        f"AND {not_held}",
-        (today, margin_end),
-    ).fetchone()[0]
-    unknown = sum(unknown_deadlines(conn).values())
-    at_risk += unknown
+    overdue = sum(seen.overdue.values())
+    at_risk = sum(seen.at_risk.values())
+    unknown = sum((seen.deadline_unknown or {}).values())
     next_rows: list[tuple[str, str, str | None, bool]] = [
         (r["deadline"], r["record_id"], r["certifier"], False)
         for r in conn.execute(
@@ -237,10 +227,6 @@ def summary(conn: sqlite3.Connection, as_of: date, margin_days: int) -> dict[str
         )
     ]
     for held in open_requests.held_due(conn):
-        late, risk = held_counts(held, as_of, margin_days)
-        overdue += late
-        at_risk += risk
-        unknown += held.delivery_unknown and not late
         if held.day >= as_of:
             row = (held.day.isoformat(), held.record_id, held.certifier, held.delivery_unknown)
             next_rows.append(row)
