@@ -11,6 +11,7 @@ import asyncio
 import gzip
 import json
 import logging
+import re
 import sqlite3
 import zlib
 from collections.abc import Iterator
@@ -520,22 +521,24 @@ def test_an_invalid_event_as_large_as_a_valid_one_is_kept_whole(core: Core) -> N
     assert kept["digital_level"]["results"] == large["digital_level"]["results"]
 
 
-async def expect_answer(port: int, headers: bytes) -> tuple[bytes, bytes]:
-    """The head and content of the answer to a request that asks `Expect: 100-continue` and
-    sends no body; the connection must then be closed by the service (bounded wait)."""
+async def expect_answer(port: int, headers: bytes, path: str = "/events") -> tuple[bytes, bytes]:
+    """The head and content of the first answer to a request that asks
+    `Expect: 100-continue` and sends no body (a client closes once it has its answer; the
+    service lingers, reading what may still come, before it closes its side)."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     try:
         writer.write(
-            b"POST /events HTTP/1.1\r\nHost: 127.0.0.1\r\nExpect: 100-continue\r\n"
+            f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nExpect: 100-continue\r\n".encode()
             + headers
             + b"\r\n"
         )
         await writer.drain()
-        answer = await asyncio.wait_for(reader.read(), timeout=30)  # EOF: closed
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout=30)
+        length = re.search(rb"(?im)^content-length: *(\d+)", head)
+        content = b"" if length is None else await reader.readexactly(int(length.group(1)))
     finally:
         writer.close()
-    head, _, content = answer.partition(b"\r\n\r\n")
-    return head, content
+    return head.removesuffix(b"\r\n\r\n"), content
 
 
 async def test_a_body_declared_too_large_is_413_before_it_is_invited(tmp_path: Path) -> None:
@@ -581,5 +584,11 @@ async def test_an_expected_body_is_refused_first_for_who_sends_it(tmp_path: Path
             assert head.startswith(b"HTTP/1.1 403"), head
             head, _ = await expect_answer(port, forged)
             assert head.startswith(b"HTTP/1.1 413"), "the operator learns the limit"
+            for path in ("/check", "/correction-requests", "/correction-requests/x/answer"):
+                head, _ = await expect_answer(port, too_large, path)
+                assert head.startswith(b"HTTP/1.1 401"), (path, head)
+                head, content = await expect_answer(port, forged, path)
+                assert head.startswith(b"HTTP/1.1 413"), (path, head)
+                assert b"\r\nconnection: close" in head.lower(), head
     finally:
         core.close()

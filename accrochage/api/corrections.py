@@ -21,6 +21,7 @@ from pydantic import BaseModel, ValidationError
 from accrochage.api import params
 from accrochage.api.bodies import TooLarge, read_body
 from accrochage.api.errors import ApiError
+from accrochage.api.expect import expecting
 from accrochage.api.schemas import CorrectionAnswerIn, CorrectionRequestIn
 from accrochage.models.canonical import storable
 from accrochage.models.deadline import FIRST_DAY, LAST_DAY, paris_today
@@ -54,13 +55,17 @@ def _twice(body: dict[str, Any]) -> list[Problem]:
     return [Problem(key if storable(key) == key else "body", GIVEN_TWICE) for key in twice]
 
 
+def _too_large(what: str, limit: int) -> ApiError:
+    return ApiError(
+        413, "payload_too_large", f"{what}; a correction request body is at most {limit} bytes"
+    )
+
+
 async def _body(request: web.Request, model: type[M], what: str) -> M:
     try:
         raw = await read_body(request, MAX_BODY)
-    except TooLarge:
-        raise ApiError(
-            413, "payload_too_large", f"a correction request body is at most {MAX_BODY}"
-        ) from None
+    except TooLarge as exc:
+        raise _too_large(str(exc), MAX_BODY) from None
     try:
         parsed = json.loads(raw, object_pairs_hook=marked_object)
     except (ValueError, UnicodeDecodeError, RecursionError):
@@ -168,6 +173,9 @@ async def post_answer(request: web.Request) -> web.Response:
 def add_routes(app: web.Application, service: Corrections, executor: Executor) -> None:
     app[SERVICE] = service
     app[EXECUTOR] = executor
-    app.router.add_post("/correction-requests", post_request)
+    body = expecting(lambda _: MAX_BODY, _too_large)
+    app.router.add_post("/correction-requests", post_request, expect_handler=body)
     app.router.add_get("/correction-requests", get_requests)
-    app.router.add_post("/correction-requests/{request_id}/answer", post_answer)
+    app.router.add_post(
+        "/correction-requests/{request_id}/answer", post_answer, expect_handler=body
+    )

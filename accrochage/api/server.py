@@ -18,30 +18,22 @@ from functools import partial
 from typing import Any, TypeVar
 
 from aiohttp import web
-from aiohttp.web_urldispatcher import _default_expect_handler as default_expect_handler
 
 from accrochage.api import corrections, metrics, ui
 from accrochage.api.auth import auth_check, scope_of, sender_of
-from accrochage.api.bodies import (
-    BODY_SECONDS,
-    TooLarge,
-    declared_within,
-    read_body,
-    refuse_other_media,
-)
+from accrochage.api.bodies import BODY_SECONDS, TooLarge, read_body
 from accrochage.api.browsers import same_site_check
 from accrochage.api.connections import CONNECTIONS
 from accrochage.api.context import CONTEXT, READERS, ApiContext
 from accrochage.api.errors import (
     UNCACHED,
     ApiError,
-    Check,
-    error_answer,
     error_middleware,
     for_others,
     is_operator,
     refusing,
 )
+from accrochage.api.expect import ADMISSION, expecting
 from accrochage.api.intake import (
     LARGE_BODIES,
     SENDERS_TURNS,
@@ -74,9 +66,6 @@ writer process: one round trip to a decode process per request costs the serving
 than decoding a few events (measured: 1,280 against 2,420 single-event requests/s); an array
 is worth sending."""
 READER_THREADS = 4
-ADMISSION = web.AppKey("admission", tuple[Check, ...])
-"""The checks a request passes before its handler runs, in order (the middlewares'): from
-where it comes, then who sends it."""
 
 
 async def _body(request: web.Request) -> bytes:
@@ -85,34 +74,6 @@ async def _body(request: web.Request) -> bytes:
         return await read_body(request, limit)
     except TooLarge as exc:
         raise _too_large(str(exc), limit) from None
-
-
-async def _expect(request: web.Request) -> web.StreamResponse | None:
-    """`Expect: 100-continue`: the body is invited only once the request would be read.
-
-    aiohttp runs this before the middlewares, so their checks run here first, in their
-    order: a page of another site, a missing token, a body that is not JSON, one declared
-    larger than `api.max_body_bytes` get their answer at once, and the connection is closed
-    (the client may be sending the body it was not invited to)."""
-    refused: web.Response | None = None
-    for admits in request.app[ADMISSION]:
-        refused = admits(request)
-        if refused is not None:
-            break
-    if refused is None:
-        limit = request.app[CONTEXT].max_body_bytes
-        try:
-            refuse_other_media(request)
-            declared_within(request, limit)
-        except TooLarge as exc:
-            refused = error_answer(_too_large(str(exc), limit))
-        except ApiError as exc:
-            refused = error_answer(exc)
-    if refused is not None:
-        refused.force_close()
-        return refused
-    await default_expect_handler(request)
-    return None
 
 
 def _too_large(what: str, limit: int) -> ApiError:
@@ -258,8 +219,9 @@ def build_app(context: ApiContext) -> web.Application:
     app[LARGE_BODIES] = asyncio.Semaphore(1)
     app[SENDERS_TURNS] = {}
     app[READERS] = ThreadPoolExecutor(max_workers=READER_THREADS, thread_name_prefix="reader")
-    app.router.add_post("/events", post_events, expect_handler=_expect)
-    app.router.add_post("/check", post_check, expect_handler=_expect)
+    events_body = expecting(lambda request: request.app[CONTEXT].max_body_bytes, _too_large)
+    app.router.add_post("/events", post_events, expect_handler=events_body)
+    app.router.add_post("/check", post_check, expect_handler=events_body)
     app.router.add_get("/records", get_records)
     app.router.add_get("/records/{record_id}", get_record)
     app.router.add_get("/batches", get_batches)
