@@ -219,9 +219,13 @@ async def test_a_request_from_another_site_is_refused_with_the_operator_credenti
             status, _ = await call(base, "GET", "/records/CS-1", **BASIC, **own)
             assert status == 200, "the service's own pages are answered"
             # Behind a proxy that ends TLS, the page's origin is https: the proxy says so.
-            tls = {"Origin": f"https://{host}", "X-Forwarded-Proto": "https"}
-            status, _ = await call(base, "GET", "/records/CS-1", **BASIC, **tls)
-            assert status == 200, "the proxy's scheme is the service's own"
+            for proto in ("https", "https, http"):  # a chain of proxies appends its own
+                tls = {"Origin": f"https://{host}", "X-Forwarded-Proto": proto}
+                status, _ = await call(base, "GET", "/records/CS-1", **BASIC, **tls)
+                assert status == 200, f"the proxy's scheme is the service's own: {proto}"
+            plain = {"Origin": f"http://{host}", "X-Forwarded-Proto": "https"}
+            status, _ = await call(base, "GET", "/records/CS-1", **BASIC, **plain)
+            assert status == 403, "a plain HTTP page is not the TLS service's"
     finally:
         core.close()
 

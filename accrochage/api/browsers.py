@@ -93,12 +93,18 @@ def is_loopback_name(host: str) -> bool:
 
 
 def schemes_of(request: web.Request) -> frozenset[str]:
-    """The schemes the request may have come by: its own, and the one a reverse proxy that
-    ends TLS names (`X-Forwarded-Proto`; a web page cannot set it without the browser asking
-    the service first, which it never allows)."""
-    forwarded = request.headers.getall("X-Forwarded-Proto", [])
-    named = {forwarded[0].strip().lower()} if len(forwarded) == 1 else set()
-    return frozenset({request.scheme} | (named & DEFAULT_PORTS.keys()))
+    """The scheme the request came by: the one the reverse proxy the client reached names
+    (`X-Forwarded-Proto`, its first value: proxies in a chain append theirs), else its own.
+    Behind a proxy that ends TLS, a page served over plain HTTP under the same name (a
+    network in the middle) is not the service's. A web page cannot set that header without
+    the browser asking the service first, which it never allows."""
+    forwarded = [
+        value.strip().lower()
+        for header in request.headers.getall("X-Forwarded-Proto", [])
+        for value in header.split(",")
+    ]
+    named = frozenset(forwarded[:1]) & DEFAULT_PORTS.keys()
+    return named or frozenset({request.scheme})
 
 
 def _is_navigation(request: web.Request) -> bool:
