@@ -7,11 +7,12 @@ import os
 import signal
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future
 from functools import partial
 from pathlib import Path
 from typing import Any
+from unittest.mock import Mock
 
 import pytest
 
@@ -174,21 +175,39 @@ def _render_process_killed(job: RenderJob) -> ReleasedFile:
     raise AssertionError("unreachable")
 
 
-def test_a_render_process_killed_fails_the_flush_and_the_next_writes_each_batch_once(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+def _state_unreadable(job: RenderJob) -> ReleasedFile:
+    raise StoreError("the state store refused an operation: database disk image is malformed")
+
+
+@pytest.mark.parametrize(
+    ("render", "raised", "said"),
+    [
+        (_render_process_killed, HelperDied, "try again"),
+        (_state_unreadable, StoreError, "malformed"),
+    ],
+    ids=["killed", "state-unreadable"],
+)
+def test_a_render_failing_for_no_fault_of_its_batch_leaves_it_to_write_once(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    render: Callable[[RenderJob], ReleasedFile],
+    raised: type[Exception],
+    said: str,
 ) -> None:
-    """A render process killed (the OOM killer) is no fault of the batch: the flush says
-    so, the batches stay to write (not failed), and the next flush writes them in new
-    render processes, each once. The render pool of a service lives on: a broken one is
-    replaced, or every later tick would fail."""
+    """A render process killed (the OOM killer), or one that cannot read the state, is no
+    fault of the batch: the flush stops saying so, the batches stay to write (not failed:
+    a failed one waits, as one failing for what it holds), and the next flush writes them,
+    each once. The render pool of a service lives on: a broken one is replaced, or every
+    later tick would fail."""
     core, _ = make_core(tmp_path, batching={"max_records": 40, "render_processes": 2})
     try:
         assert all(r.accepted for r in ingest(core, *_events(80)))
-        monkeypatch.setattr(xml_outbox, "release_batch", _render_process_killed)
-        with pytest.raises(HelperDied, match="try again"):
+        monkeypatch.setattr(xml_outbox, "release_batch", render)
+        with pytest.raises(raised, match=said):
             core.flusher.flush(force=True)
         with core.store.reading() as reader:
             assert len(reader.batches_to_write()) == 2
+            assert reader.batches(state=BatchState.FAILED) == []
         monkeypatch.undo()
         report = core.flusher.flush(force=True)
     finally:
@@ -200,30 +219,11 @@ def test_a_render_process_killed_fails_the_flush_and_the_next_writes_each_batch_
     )
 
 
-def _state_unreadable(job: RenderJob) -> ReleasedFile:
-    raise StoreError("the state store refused an operation: database disk image is malformed")
-
-
-def test_a_render_meeting_a_storage_error_leaves_its_batch_to_write(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A render process that cannot read the state is no fault of the batch: it was
-    recorded as a failed batch, held back as one failing for what it holds. The flush now
-    stops with the storage error (what the operator must fix); the batches stay to write."""
-    core, _ = make_core(tmp_path, batching={"max_records": 40, "render_processes": 2})
-    try:
-        assert all(r.accepted for r in ingest(core, *_events(80)))
-        monkeypatch.setattr(xml_outbox, "release_batch", _state_unreadable)
-        with pytest.raises(StoreError, match="malformed"):
-            core.flusher.flush(force=True)
-        with core.store.reading() as reader:
-            assert len(reader.batches_to_write()) == 2
-            assert reader.batches(state=BatchState.FAILED) == []
-        monkeypatch.undo()
-        report = core.flusher.flush(force=True)
-    finally:
-        core.close()
-    assert report.ok and len(report.written) == 2 and not report.failed
+def timed_retries(core: Core) -> list[float]:
+    """The flusher's retries on a clock the test moves (`now[0]`, seconds)."""
+    now = [0.0]
+    core.flusher.retries = FailedRetries(seconds=lambda: now[0])
+    return now
 
 
 def test_a_folder_that_cannot_be_written_is_tried_again_at_the_next_flush(
@@ -231,23 +231,15 @@ def test_a_folder_that_cannot_be_written_is_tried_again_at_the_next_flush(
 ) -> None:
     """An OSError (permissions, a full disk) may be fixed at any moment: no wait."""
     core, _ = make_core(tmp_path)
-    now = [0.0]
-    core.flusher.retries = FailedRetries(seconds=lambda: now[0])
-    sink = core.flusher.sink
-    real = sink.write
-    tried: list[str] = []
-
-    def denied(batch: FrozenBatch) -> ReleasedFile:
-        tried.append(batch.batch_id)
-        raise PermissionError(13, "Permission denied", "/srv/outbox/pix")
-
-    monkeypatch.setattr(sink, "write", denied)
+    timed_retries(core)  # the clock never moves
+    denied = PermissionError(13, "Permission denied", "/srv/outbox/pix")
+    monkeypatch.setattr(core.flusher.sink, "write", Mock(side_effect=denied))
     try:
         ingest(core, event("PD-1"))
-        assert [f.certifier for f in core.flusher.flush(force=True).failed] == ["pix"]
-        assert [f.certifier for f in core.flusher.flush().failed] == ["pix"], "tried again"
-        assert len(tried) == 2 and core.flusher.retries.waiting() == 0
-        monkeypatch.setattr(sink, "write", real)
+        for flush in (partial(core.flusher.flush, force=True), core.flusher.flush):
+            assert [f.certifier for f in flush().failed] == ["pix"]
+        assert core.flusher.retries.waiting() == 0, "tried again at once"
+        monkeypatch.undo()
         assert len(core.flusher.flush().written) == 1
     finally:
         core.close()
@@ -304,8 +296,7 @@ def test_a_batch_failing_for_what_it_holds_is_tried_again_later_and_after_the_ot
     certifiers' new files. It waits now, longer each time; a folder that cannot be written
     (it may be fixed any moment) is still tried at every flush (test_tracker's)."""
     core, _ = make_core(tmp_path)
-    now = [0.0]
-    core.flusher.retries = FailedRetries(seconds=lambda: now[0])
+    now = timed_retries(core)
     sink = core.flusher.sink
     real = sink.write
     tried: list[str] = []
@@ -361,8 +352,7 @@ def test_a_failed_batch_gone_from_the_state_is_no_longer_said_failing(
     """A failed batch superseded by a correction stayed in the retries: the batch timer
     said it failing at each tick for as long as the service ran."""
     core, _ = make_core(tmp_path)
-    now = [0.0]
-    core.flusher.retries = FailedRetries(seconds=lambda: now[0])
+    timed_retries(core)  # the clock never moves
     sink = core.flusher.sink
     real = sink.write
 
