@@ -133,12 +133,12 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             raise
         code = exc.reason.lower().replace(" ", "_").replace("-", "_")
         allowed = exc.headers.get("Allow")
-        said = exc.text or exc.reason
-        if allowed is not None:
-            said = f"this method is not allowed here: the route takes {allowed}"
+        if allowed is None:
+            return error_response(exc.status, code, exc.text or exc.reason)
+        # A 405 says which methods the route takes (RFC 9110), in its header and its message.
+        said = f"this method is not allowed here: the route takes {allowed}"
         response = error_response(exc.status, code, said)
-        if allowed is not None:  # a 405 says which methods the route takes (RFC 9110)
-            response.headers["Allow"] = allowed
+        response.headers["Allow"] = allowed
         return response
     except HttpProcessingError as exc:
         log.info("HTTP 400: unreadable body (%s)", type(exc).__name__)
