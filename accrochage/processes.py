@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
+from multiprocessing import forkserver
 from multiprocessing.context import ForkServerContext
 
 PRELOAD = ("accrochage.cli", "accrochage.api.writer_child")
@@ -33,4 +35,20 @@ def helper_context() -> ForkServerContext:
     context = multiprocessing.get_context("forkserver")
     assert isinstance(context, ForkServerContext)
     context.set_forkserver_preload(list(PRELOAD))
+    _ensure_fork_server()
     return context
+
+
+def _ensure_fork_server() -> None:
+    """Start the fork server, and multiprocessing's resource tracker with it, with SIGHUP
+    blocked (as CPython starts the tracker with SIGINT and SIGTERM blocked); both end with
+    their starter. A closed terminal sends SIGHUP to the whole process group: it killed the
+    fork server, whose end a starter reads as the end of every helper it forked (exit code
+    255). A Kafka worker then took its live writer process for dead (exit 70, its groups
+    failed, the writer left running) and a restarted resource tracker wrote tracebacks.
+    The helpers inherit the mask: they leave SIGHUP to their starter in any case."""
+    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGHUP})
+    try:
+        forkserver.ensure_running()
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)

@@ -34,6 +34,44 @@ if __name__ == "__main__":
     time.sleep(600)
 """
 
+HANGUP_STARTER = """
+import json, os, signal, sys, time
+from functools import partial
+from pathlib import Path
+from accrochage.app import build_writer_parts
+from accrochage.streams.incoming import Incoming
+from accrochage.streams.writer_process import ProcessWriter
+from tests.test_http import recent
+from tests.test_tracker import write_config
+
+def stored(writer, n):
+    item = Incoming(json.dumps(recent(f"HUP-{n}")).encode(), "k", 0, n, b"pix")
+    try:
+        return writer.submit([item]).result(timeout=60)
+    except RuntimeError as exc:
+        return str(exc)
+
+if __name__ == "__main__":
+    heard = []
+    signal.signal(signal.SIGHUP, lambda signum, frame: heard.append(signum))
+    folder = Path(sys.argv[1])
+    write_config(folder)
+    deaths = []
+    build = partial(build_writer_parts, folder / "accrochage.toml")
+    writer = ProcessWriter(build, on_death=deaths.append)
+    first = stored(writer, 0)
+    os.killpg(os.getpgrp(), signal.SIGHUP)
+    deadline = time.monotonic() + 30
+    while not heard and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(1)  # what SIGHUP kills has died by now
+    second = stored(writer, 1)
+    pid = writer.pid
+    writer.shutdown(wait=True)
+    ended = not os.path.exists(f"/proc/{pid}")
+    print(json.dumps({"heard": heard, "stored": [first, second], "deaths": deaths, "ended": ended}))
+"""
+
 
 def _state(pid: int) -> str:
     try:
@@ -104,3 +142,27 @@ def test_a_writer_process_leaves_what_reaches_the_group_to_its_starter(tmp_path:
         assert not gone(pid)
     finally:
         writer.shutdown(wait=True)
+
+
+def test_a_writer_process_outlives_a_hangup_of_its_whole_process_group(tmp_path: Path) -> None:
+    """A closed terminal sends SIGHUP to every process of the group, the fork server and
+    multiprocessing's resource tracker included. SIGHUP killed the fork server, and its
+    starter read that as the end of each helper it forked: a Kafka worker took its live
+    writer process for dead (the next group failed, `on_death` said exit code 255) and left
+    it running at its stop."""
+    starter = subprocess.run(
+        [sys.executable, "-c", HANGUP_STARTER, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).resolve().parents[1],
+        start_new_session=True,
+        timeout=180,
+    )
+    assert starter.returncode == 0, starter.stderr
+    assert json.loads(starter.stdout) == {
+        "heard": [signal.SIGHUP],
+        "stored": [1, 1],
+        "deaths": [],
+        "ended": True,
+    }
+    assert "Traceback" not in starter.stderr, starter.stderr
