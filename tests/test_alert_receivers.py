@@ -320,3 +320,25 @@ def test_a_slow_receiver_keeps_its_rest_for_the_next_run_and_the_others_are_serv
             assert slow.got == firing, "the rest at the next run"
         finally:
             core.close()
+
+
+@pytest.mark.parametrize("port", ["99999", "abc"])
+def test_a_receiver_with_a_port_out_of_range_fails_alone_and_is_named(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, port: str
+) -> None:
+    """Settings refuse such a URL; a receiver given one all the same failed, and naming its
+    host for the warning raised again (ValueError): the run ended before the next receiver."""
+    core, clock = make_core(tmp_path)
+    try:
+        with receiver() as (url, sink):
+            at_risk(core)
+            watch_for(core).run()
+            broken = Webhook(f"http://hooks.example:{port}/XXXXSECRET", REPEAT)
+            deliverer = Deliverer(core.store, clock, [broken, Webhook(url, REPEAT)])
+            with caplog.at_level(logging.WARNING, logger="accrochage.alerts"):
+                assert deliverer.run() == 1
+            assert len(sink.posts) == 1, "the next receiver is served"
+        assert f"alert receiver {broken.name} (http://hooks.example) failed" in caplog.text
+        assert "XXXXSECRET" not in caplog.text
+    finally:
+        core.close()

@@ -76,8 +76,18 @@ def _id(kind: str, target: str) -> str:
 
 
 def _host_of(url: str) -> str:
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.hostname or '?'}" + (f":{parts.port}" if parts.port else "")
+    """Where the receiver is, read to warn that a delivery failed: it never raises. A port
+    out of range or not a number failed the delivery, then raised again here and ended the
+    whole run, every receiver after it unserved."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # an unclosed IPv6 bracket
+        return "?"
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    return f"{parts.scheme}://{parts.hostname or '?'}" + (f":{port}" if port else "")
 
 
 @dataclass
