@@ -36,8 +36,11 @@ def serve(conn: Connection, initializer: Callable[..., None], initargs: Sequence
     """A helper's life: its initializer, then one task at a time until told to end, or
     until its starter's end of the pipe closes. An initializer that fails makes every task
     fail with what it raised (never an answer the starter waits for in vain)."""
-    # A starter that ignores SIGTERM (a writer process) must still be able to end its helpers.
+    # A starter that ignores SIGTERM (a writer process) must still be able to end its helpers,
+    # and multiprocessing ends a daemonic helper still running at its starter's exit with it:
+    # neither ignored nor blocked (the fork server, and so each helper, starts it blocked).
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
     try:
         initializer(*initargs)
         unusable: str | None = None

@@ -55,8 +55,9 @@ def ignore_interrupt() -> None:
     the pool in order. Both reach the whole process group: a pool process taking Ctrl-C
     interrupted its work with a KeyboardInterrupt (a request lost, tracebacks in a JSON log,
     a pool its starter then waited on for ever), and SIGHUP killed it while its starter
-    stopped gracefully. SIGTERM keeps its default: a broken pool ends its other processes
-    with it."""
+    stopped gracefully. SIGTERM keeps its default: multiprocessing ends a daemonic helper
+    still running at its starter's exit with it (a group's SIGTERM, systemd's stop, ends pool
+    processes: their unanswered work fails and is not acknowledged)."""
     for signum in GROUP_SIGNALS:
         signal.signal(signum, signal.SIG_IGN)
 

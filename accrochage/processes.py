@@ -14,7 +14,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
-from multiprocessing import forkserver
+from multiprocessing import forkserver, resource_tracker
 from multiprocessing.context import ForkServerContext
 
 PRELOAD = ("accrochage.cli", "accrochage.api.writer_child")
@@ -39,16 +39,24 @@ def helper_context() -> ForkServerContext:
     return context
 
 
+STARTER_SIGNALS = frozenset({signal.SIGHUP, signal.SIGTERM})
+"""What the fork server starts blocked: sent to the whole process group by a closed terminal
+(SIGHUP) or by systemd stopping a unit (SIGTERM to every process of its control group), they
+are its starter's to act on."""
+
+
 def _ensure_fork_server() -> None:
-    """Start the fork server, and multiprocessing's resource tracker with it, with SIGHUP
-    blocked (as CPython starts the tracker with SIGINT and SIGTERM blocked); both end with
-    their starter. A closed terminal sends SIGHUP to the whole process group: it killed the
-    fork server, whose end a starter reads as the end of every helper it forked (exit code
-    255). A Kafka worker then took its live writer process for dead (exit 70, its groups
-    failed, the writer left running) and a restarted resource tracker wrote tracebacks.
-    The helpers inherit the mask: they leave SIGHUP to their starter in any case."""
-    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGHUP})
+    """Start the fork server, and multiprocessing's resource tracker with it, with
+    `STARTER_SIGNALS` blocked (as CPython starts the tracker with SIGINT and SIGTERM blocked);
+    both end with their starter in any case. Either signal killed the fork server, whose end a
+    starter reads as the end of every helper it forked (exit code 255): a Kafka worker took its
+    live writer process for dead (exit 70, its groups failed, the writer left running) and a
+    restarted resource tracker wrote tracebacks. Helpers inherit the mask: a pool helper
+    unblocks SIGTERM (`helper_main.serve`), the signal multiprocessing ends it with at exit."""
+    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, STARTER_SIGNALS)
     try:
+        resource_tracker.ensure_running()  # and then unblocks SIGTERM (and SIGINT) here
+        signal.pthread_sigmask(signal.SIG_BLOCK, STARTER_SIGNALS)
         forkserver.ensure_running()
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, blocked)

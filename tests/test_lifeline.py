@@ -11,6 +11,8 @@ import time
 from functools import partial
 from pathlib import Path
 
+import pytest
+
 from accrochage.app import build_writer_parts
 from accrochage.lifeline import gone
 from accrochage.streams.incoming import Incoming
@@ -53,18 +55,19 @@ def stored(writer, n):
 
 if __name__ == "__main__":
     heard = []
-    signal.signal(signal.SIGHUP, lambda signum, frame: heard.append(signum))
+    signum = signal.Signals[sys.argv[2]]
+    signal.signal(signum, lambda signum, frame: heard.append(signum))
     folder = Path(sys.argv[1])
     write_config(folder)
     deaths = []
     build = partial(build_writer_parts, folder / "accrochage.toml")
     writer = ProcessWriter(build, on_death=deaths.append)
     first = stored(writer, 0)
-    os.killpg(os.getpgrp(), signal.SIGHUP)
+    os.killpg(os.getpgrp(), signum)
     deadline = time.monotonic() + 30
     while not heard and time.monotonic() < deadline:
         time.sleep(0.01)
-    time.sleep(1)  # what SIGHUP kills has died by now
+    time.sleep(1)  # what the signal kills has died by now
     second = stored(writer, 1)
     pid = writer.pid
     writer.shutdown(wait=True)
@@ -144,14 +147,17 @@ def test_a_writer_process_leaves_what_reaches_the_group_to_its_starter(tmp_path:
         writer.shutdown(wait=True)
 
 
-def test_a_writer_process_outlives_a_hangup_of_its_whole_process_group(tmp_path: Path) -> None:
-    """A closed terminal sends SIGHUP to every process of the group, the fork server and
-    multiprocessing's resource tracker included. SIGHUP killed the fork server, and its
-    starter read that as the end of each helper it forked: a Kafka worker took its live
-    writer process for dead (the next group failed, `on_death` said exit code 255) and left
-    it running at its stop."""
+@pytest.mark.parametrize("signum", [signal.SIGHUP, signal.SIGTERM], ids=["HUP", "TERM"])
+def test_a_writer_process_outlives_a_signal_to_its_whole_process_group(
+    tmp_path: Path, signum: signal.Signals
+) -> None:
+    """A closed terminal sends SIGHUP to every process of the group, and systemd's stop
+    SIGTERM to every process of the unit, the fork server and multiprocessing's resource
+    tracker included. Either killed the fork server, and its starter read that as the end of
+    each helper it forked: a Kafka worker took its live writer process for dead (the next group
+    failed, `on_death` said exit code 255) and left it running at its stop."""
     starter = subprocess.run(
-        [sys.executable, "-c", HANGUP_STARTER, str(tmp_path)],
+        [sys.executable, "-c", HANGUP_STARTER, str(tmp_path), signum.name],
         capture_output=True,
         text=True,
         cwd=Path(__file__).resolve().parents[1],
@@ -160,7 +166,7 @@ def test_a_writer_process_outlives_a_hangup_of_its_whole_process_group(tmp_path:
     )
     assert starter.returncode == 0, starter.stderr
     assert json.loads(starter.stdout) == {
-        "heard": [signal.SIGHUP],
+        "heard": [signum],
         "stored": [1, 1],
         "deaths": [],
         "ended": True,

@@ -424,15 +424,18 @@ def test_a_second_stop_signal_does_not_cut_the_cleanup_short() -> None:
     assert "destroyed" not in err and "Traceback" not in err, err
 
 
-@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGHUP], ids=["INT", "HUP"])
+@pytest.mark.parametrize(
+    "signum", [signal.SIGINT, signal.SIGHUP, signal.SIGTERM], ids=["INT", "HUP", "TERM"]
+)
 async def test_ctrl_c_stops_the_service_and_its_helpers_in_order(
     tmp_path: Path, signum: signal.Signals
 ) -> None:
-    """Ctrl-C, or a closed terminal (SIGHUP), signals the whole process group: the helpers
-    (writer, decode and render processes) leave the stop to the service, which ends them in
-    order. Once, each decode process died of a KeyboardInterrupt of its own: tracebacks in a
-    JSON log, a request lost, and under load a service that never exited; SIGHUP killed the
-    writer and the pools while the service stopped."""
+    """Ctrl-C, a closed terminal (SIGHUP) or systemd's default stop (SIGTERM) signals the
+    whole process group: the helpers (writer, decode and render processes) leave the stop to
+    the service, which ends them in order (a group's SIGTERM ends the pools' processes, not
+    the fork server nor the writer). Once, each decode process died of a KeyboardInterrupt of
+    its own: tracebacks in a JSON log, a request lost, and under load a service that never
+    exited; SIGHUP killed the writer and the pools while the service stopped."""
     port = free_port()
     config = write_config(
         tmp_path,

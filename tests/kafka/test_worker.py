@@ -194,6 +194,41 @@ async def test_worker_json_logs_are_json_lines_and_sighup_stops_it_gracefully(
         assert isinstance(json.loads(line), dict), repr(line[:200])
 
 
+@pytest.mark.parametrize("signum", [signal.SIGHUP, signal.SIGTERM], ids=["HUP", "TERM"])
+async def test_a_signal_to_the_worker_s_whole_process_group_stops_it_gracefully(
+    kafka_broker: KafkaEndpoint,
+    tmp_path: Path,
+    kafka_seed: int,
+    workers: list[Worker],
+    signum: signal.Signals,
+) -> None:
+    """A closed terminal sends SIGHUP to every process of the group, systemd's stop SIGTERM
+    to every process of the unit: the fork server died of either, and the worker, reading its
+    live writer process as dead, failed its groups and exited 70 with the writer left running.
+    Sent while events are stored: a graceful stop, nothing left running, and a second worker
+    finishes the run with nothing lost or stored twice."""
+    why = f"(seed {kafka_seed}; replay with ACCROCHAGE_KAFKA_SEED={kafka_seed})"
+    config = write_worker_config(tmp_path / "worker", kafka_broker.bootstrap, schema="1.1.2")
+    spec = write_events(
+        tmp_path / "events.jsonl", config.settings(), kafka_seed, 1_000, invalid_ratio=0.05
+    )
+    first = Worker(config, tmp_path / "first.log")
+    workers.append(first)
+    await asyncio.to_thread(first.wait_for_log, "Worker ready", START_TIMEOUT)
+    sent = await asyncio.to_thread(send, config, spec.path, tmp_path / "send.log")
+    assert first.stop(signum=signum, group=True) == 0, first.tail(80)
+    assert "exit code 255" not in first.text() and "Traceback" not in first.text(), first.tail(80)
+    assert first.remnants(grace=30) == (), "a helper outlived the worker"
+
+    second = Worker(config, tmp_path / "second.log")
+    workers.append(second)
+    await asyncio.to_thread(wait_until_done, config, sent, RUN_TIMEOUT, alive=second.alive, why=why)
+    assert second.stop() == 0, second.tail()
+    outbox = read_outbox(config.outbox, [PROFILES["1.1.2"].bundled_xsd], why)
+    check_final_state(config, spec, outbox, why)
+    await check_offsets(config, sent, why)
+
+
 async def test_worker_whose_port_is_taken_refuses_to_start(
     kafka_broker: KafkaEndpoint, tmp_path: Path, workers: list[Worker]
 ) -> None:

@@ -243,12 +243,16 @@ class Worker:
         assert not self.alive(), "remnants of a running worker"
         return outlivers(self.pid, grace=grace)
 
-    def stop(self, timeout: float = 120, signum: int = signal.SIGTERM) -> int:
+    def stop(self, timeout: float = 120, signum: int = signal.SIGTERM, group: bool = False) -> int:
         """SIGTERM (faust's graceful shutdown), SIGKILL if it outlives `timeout`: the worker's
         own bound on a stop (`writer_process.STOP_SECONDS`), not a guess of this machine's
-        speed (30 s killed a clean stop once, on a CI machine loaded by other processes)."""
+        speed (30 s killed a clean stop once, on a CI machine loaded by other processes).
+        `group`: sent to its whole process group, as a closed terminal or systemd does."""
         if self.alive():
-            self.proc.send_signal(signum)
+            if group:
+                os.killpg(self.pid, signum)
+            else:
+                self.proc.send_signal(signum)
             try:
                 self.proc.wait(timeout)
             except subprocess.TimeoutExpired:
