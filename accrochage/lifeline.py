@@ -68,3 +68,10 @@ def ignore_stop_signals() -> None:
     transaction short."""
     for signum in (*GROUP_SIGNALS, signal.SIGTERM):
         signal.signal(signum, signal.SIG_IGN)
+
+
+def hangup_left_ignored() -> bool:
+    """This process was started with SIGHUP ignored: by `nohup`, whose whole point is that a
+    closed terminal leaves the command running. The services then keep it ignored (they stop
+    on SIGHUP otherwise: its default action killed them with nothing said)."""
+    return signal.getsignal(signal.SIGHUP) == signal.SIG_IGN

@@ -6,6 +6,7 @@ import asyncio
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -19,6 +20,7 @@ import aiohttp
 import pytest
 
 from accrochage.generate import GeneratedCertifier, generate_events
+from tests.support.crash import disposition
 from tests.test_tracker import write_config
 
 DEADLINE = 30.0
@@ -347,7 +349,7 @@ async def test_a_stop_held_by_a_request_in_flight_says_what_it_waits_for(
             while "stopping" not in said and time.monotonic() < deadline:
                 said = service.stderr.readline()
         waiting = re.search(
-            r"stopping: waiting up to 30 s for the requests in flight "
+            r"stopping \(SIGTERM\): waiting up to 30 s for the requests in flight "
             r"\((\d+) connection\(s\) open\)",
             said,
         )
@@ -470,6 +472,7 @@ async def test_ctrl_c_stops_the_service_and_its_helpers_in_order(
             _reaped(service)
     lines = log_path.read_text(encoding="utf-8").splitlines()
     assert "KeyboardInterrupt" not in "\n".join(lines)
+    assert f"stopping ({signum.name})" in "\n".join(lines)
     print("\n".join(lines))
     for line in lines:
         assert isinstance(json.loads(line), dict), line
@@ -477,6 +480,43 @@ async def test_ctrl_c_stops_the_service_and_its_helpers_in_order(
     while _group_alive(service.pid) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not _group_alive(service.pid), "a helper outlived the service"
+
+
+async def test_a_service_started_under_nohup_keeps_running_when_its_terminal_closes(
+    tmp_path: Path,
+) -> None:
+    """`nohup accrochage run &` starts it with SIGHUP ignored, so that closing the terminal
+    leaves it running; the service caught SIGHUP and stopped on it all the same. The kernel
+    says what the service does with SIGHUP (ignored: discarded as it is sent); SIGTERM then
+    stops it."""
+    nohup = shutil.which("nohup")
+    assert nohup is not None, "coreutils' nohup is missing"
+    port = free_port()
+    config = write_config(tmp_path, api={"bind": f"127.0.0.1:{port}"})
+    log_path = tmp_path / "service.log"
+    with log_path.open("wb") as log:
+        service = subprocess.Popen(
+            [nohup, *COMMAND, "--config", str(config), "run"],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            start_new_session=True,
+        )
+        try:
+            await wait_healthy(f"http://127.0.0.1:{port}", service)
+            assert disposition(service.pid, signal.SIGHUP) == "ignored"
+            assert disposition(service.pid, signal.SIGTERM) == "caught"
+            os.killpg(service.pid, signal.SIGHUP)
+            await wait_healthy(f"http://127.0.0.1:{port}", service)
+            os.killpg(service.pid, signal.SIGTERM)
+            assert service.wait(timeout=DEADLINE) == 0
+        finally:
+            if service.poll() is None:
+                os.killpg(service.pid, signal.SIGKILL)
+            _reaped(service)
+    text = log_path.read_text(encoding="utf-8")
+    assert "stopping (SIGTERM)" in text and "SIGHUP" not in text, text
 
 
 def _group_alive(group: int) -> bool:

@@ -22,6 +22,7 @@ from accrochage.api.writer_link import ProcessLink
 from accrochage.api.writing import EventWriter, InlineDecoder, ThreadWriter
 from accrochage.app import Core, build_event_writer, refdata_warnings, reference_keeper
 from accrochage.errors import AccrochageError
+from accrochage.lifeline import hangup_left_ignored
 from accrochage.models.reference import Reference
 from accrochage.runtimes.watching import watching_jobs
 from accrochage.settings import ApiSettings
@@ -39,7 +40,15 @@ LISTEN_BACKLOG = 128
 """Connections waiting to be accepted (aiohttp's own default)."""
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 """Each stops the service gracefully; SIGHUP's default action (a closed terminal, an
-administrator expecting a reload) killed it with nothing said."""
+administrator expecting a reload) killed it with nothing said. SIGHUP stays ignored under
+`nohup` (`lifeline.hangup_left_ignored`)."""
+
+
+def stop_signals() -> tuple[signal.Signals, ...]:
+    """The `STOP_SIGNALS` this process acts on."""
+    if hangup_left_ignored():
+        return tuple(s for s in STOP_SIGNALS if s != signal.SIGHUP)
+    return STOP_SIGNALS
 
 
 def api_context(core: Core, writer: WriterService | EventWriter) -> ApiContext:
@@ -162,19 +171,21 @@ def listening_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
-def said_stopping(runner: web.AppRunner) -> None:
-    """What a stop waits for: a client holding a request open (a body that never ends)
-    delayed it by `SHUTDOWN_TIMEOUT` seconds with nothing in the log."""
+def said_stopping(runner: web.AppRunner, signum: signal.Signals) -> None:
+    """What stopped the service and what the stop waits for: a client holding a request open
+    (a body that never ends) delayed it by `SHUTDOWN_TIMEOUT` seconds with nothing in the
+    log."""
     server = runner.server
     opened = len(server.connections) if server is not None else 0
     if opened:
         log.info(
-            "stopping: waiting up to %d s for the requests in flight (%d connection(s) open)",
+            "stopping (%s): waiting up to %d s for the requests in flight (%d connection(s) open)",
+            signum.name,
             SHUTDOWN_TIMEOUT,
             opened,
         )
     else:
-        log.info("stopping")
+        log.info("stopping (%s)", signum.name)
 
 
 async def serve(app: web.Application, sock: socket.socket, started: Callable[[], None]) -> None:
@@ -187,8 +198,15 @@ async def serve(app: web.Application, sock: socket.socket, started: Callable[[],
     was destroyed but it is pending!"). A signal during the cleanup changes nothing."""
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
-    for signum in STOP_SIGNALS:
-        loop.add_signal_handler(signum, stop.set)
+    heard: list[signal.Signals] = []
+
+    def stop_on(signum: signal.Signals) -> None:
+        heard.append(signum)
+        stop.set()
+
+    signals = stop_signals()
+    for signum in signals:
+        loop.add_signal_handler(signum, stop_on, signum)
     runner = ApiRunner(app, handle_signals=False, shutdown_timeout=SHUTDOWN_TIMEOUT)
     try:
         await runner.setup()
@@ -196,11 +214,11 @@ async def serve(app: web.Application, sock: socket.socket, started: Callable[[],
             await web.SockSite(runner, sock).start()
             started()
             await stop.wait()
-            said_stopping(runner)
+            said_stopping(runner, heard[0])
         finally:
             await runner.cleanup()
     finally:
-        for signum in STOP_SIGNALS:
+        for signum in signals:
             loop.remove_signal_handler(signum)
 
 

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import shutil
 import signal
 import socket
 import time
@@ -41,6 +43,7 @@ from tests.kafka.workers import (
     write_events,
     write_worker_config,
 )
+from tests.support.crash import disposition
 
 pytestmark = pytest.mark.kafka
 
@@ -227,6 +230,25 @@ async def test_a_signal_to_the_worker_s_whole_process_group_stops_it_gracefully(
     outbox = read_outbox(config.outbox, [PROFILES["1.1.2"].bundled_xsd], why)
     check_final_state(config, spec, outbox, why)
     await check_offsets(config, sent, why)
+
+
+async def test_a_worker_started_under_nohup_keeps_running_when_its_terminal_closes(
+    kafka_broker: KafkaEndpoint, tmp_path: Path, workers: list[Worker]
+) -> None:
+    """`nohup accrochage worker &` starts it with SIGHUP ignored, so that closing the terminal
+    leaves it running; the worker caught SIGHUP and stopped on it all the same."""
+    nohup = shutil.which("nohup")
+    assert nohup is not None, "coreutils' nohup is missing"
+    config = write_worker_config(tmp_path / "worker", kafka_broker.bootstrap)
+    worker = Worker(config, tmp_path / "worker.log", launcher=(nohup,))
+    workers.append(worker)
+    await asyncio.to_thread(worker.wait_for_log, "Worker ready", START_TIMEOUT)
+    assert disposition(worker.pid, signal.SIGHUP) == "ignored"
+    assert disposition(worker.pid, signal.SIGTERM) == "caught"
+    os.killpg(worker.pid, signal.SIGHUP)
+    assert worker.stop() == 0, worker.tail()
+    assert "Signal received: 15" in worker.text(), worker.tail()
+    assert "Signal received: 1 " not in worker.text(), worker.tail()
 
 
 async def test_worker_whose_port_is_taken_refuses_to_start(

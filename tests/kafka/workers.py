@@ -184,15 +184,21 @@ class Worker:
     """
 
     def __init__(
-        self, config: WorkerConfig, log: Path, *args: str, env: dict[str, str] | None = None
+        self,
+        config: WorkerConfig,
+        log: Path,
+        *args: str,
+        env: dict[str, str] | None = None,
+        launcher: tuple[str, ...] = (),
     ) -> None:
-        """`env`: variables added to the worker's environment."""
+        """`env`: variables added to the worker's environment; `launcher`: a command it is
+        started through (`nohup`)."""
         self.config = config
         self.log = log
         self._out = log.open("ab")
         self.started = time.monotonic()
         self.proc = subprocess.Popen(
-            cli_command(config.path, "worker", "--log-level", "INFO", *args),
+            [*launcher, *cli_command(config.path, "worker", "--log-level", "INFO", *args)],
             stdout=self._out,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,

@@ -207,3 +207,14 @@ def id_techniques(path: Path) -> list[str]:
         ids.append(element.text or "")
         element.clear(keep_tail=True)
     return ids
+
+
+def disposition(pid: int, signum: signal.Signals) -> str:
+    """What process `pid` does with `signum`, as the kernel has it."""
+    status = dict(
+        line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+    )
+    bit = 1 << (signum - 1)
+    if int(status["SigIgn"], 16) & bit:
+        return "ignored"
+    return "caught" if int(status["SigCgt"], 16) & bit else "default"

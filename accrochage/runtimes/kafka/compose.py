@@ -18,6 +18,7 @@ from accrochage import __version__
 from accrochage.api.protocol import ApiRunner
 from accrochage.api.server import build_app
 from accrochage.app import Core, build_core, build_writer_parts, log_source, store_location
+from accrochage.lifeline import hangup_left_ignored
 from accrochage.runtimes.embedded import api_context, bound_socket, scheduler_for
 from accrochage.runtimes.kafka.admin import ensure_topics
 from accrochage.runtimes.kafka.lag import AlertProducer, lag_job
@@ -125,11 +126,13 @@ def run_worker(
 
 class StoppingWorker(faust.Worker):
     """faust's worker, stopped gracefully by SIGHUP as by SIGTERM: SIGHUP's default action (a
-    closed terminal, an administrator expecting a reload) killed it with nothing said."""
+    closed terminal, an administrator expecting a reload) killed it with nothing said. Under
+    `nohup` SIGHUP stays ignored (`lifeline.hangup_left_ignored`)."""
 
     def _install_signal_handlers_unix(self) -> None:
         super()._install_signal_handlers_unix()
-        self.loop.add_signal_handler(signal.SIGHUP, self._schedule_shutdown, signal.SIGHUP)
+        if not hangup_left_ignored():
+            self.loop.add_signal_handler(signal.SIGHUP, self._schedule_shutdown, signal.SIGHUP)
 
 
 def _run_bound(
