@@ -17,10 +17,11 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import pytest
 from aiohttp import web
 from multidict import CIMultiDict
 
-from accrochage.api.browsers import is_loopback_name, same_origin
+from accrochage.api.browsers import forwarded_proto, is_loopback_name, same_origin
 from accrochage.api.errors import Handler
 from accrochage.api.protocol import ApiRunner
 from accrochage.app import Core
@@ -92,6 +93,26 @@ def kept(core: Core) -> list[Any]:
 
 HTTP = frozenset({"http"})
 BEHIND_TLS = frozenset({"http", "https"})
+
+
+@pytest.mark.parametrize(
+    ("headers", "proto"),
+    [
+        (["for=192.0.2.60;proto=https;by=203.0.113.43"], "https"),
+        (["proto=HTTPS;for=x, proto=http"], "https"),  # the first element: the client's proxy
+        (['for="[2001:db8:cafe::17]:4711";proto=https'], "https"),
+        (['for="a,b;c";proto=https'], "https"),  # a quoted string holds what separates
+        (['for=x;proto="https"'], "https"),
+        (["for=x ; proto = https"], "https"),
+        (["for=x;proto=https", "proto=http"], "https"),
+        (["for=192.0.2.60, proto=https"], None),  # a later proxy's, not the client's
+        (["for=x;;proto=https"], None),
+        (["garbage"], None),
+        ([], None),
+    ],
+)
+def test_the_scheme_a_proxy_names_in_forwarded(headers: list[str], proto: str | None) -> None:
+    assert forwarded_proto(headers) == proto
 
 
 def test_an_origin_is_the_service_own_only_with_its_host_port_and_scheme() -> None:
@@ -223,9 +244,13 @@ async def test_a_request_from_another_site_is_refused_with_the_operator_credenti
                 tls = {"Origin": f"https://{host}", "X-Forwarded-Proto": proto}
                 status, _ = await call(base, "GET", "/records/CS-1", **BASIC, **tls)
                 assert status == 200, f"the proxy's scheme is the service's own: {proto}"
-            plain = {"Origin": f"http://{host}", "X-Forwarded-Proto": "https"}
-            status, _ = await call(base, "GET", "/records/CS-1", **BASIC, **plain)
-            assert status == 403, "a plain HTTP page is not the TLS service's"
+            tls = {"Origin": f"https://{host}", "Forwarded": "for=192.0.2.60;proto=https"}
+            status, _ = await call(base, "GET", "/records/CS-1", **BASIC, **tls)
+            assert status == 200, "RFC 7239's Forwarded says it as well"
+            for proxy in ({"X-Forwarded-Proto": "https"}, {"Forwarded": "proto=https"}):
+                plain = {"Origin": f"http://{host}", **proxy}
+                status, _ = await call(base, "GET", "/records/CS-1", **BASIC, **plain)
+                assert status == 403, f"a plain HTTP page is not the TLS service's: {proxy}"
     finally:
         core.close()
 

@@ -15,7 +15,8 @@ a browser sends them. Two attacks go through a browser:
 A top-level navigation (`GET` or `HEAD` of a document: a link to `/ui` in a mail or another
 site's page) is let through: it changes nothing, and the page that linked cannot read it.
 Behind a reverse proxy, the proxy must pass the client's `Host` and, when it ends TLS,
-`X-Forwarded-Proto` (README, "Behind a reverse proxy"): `Origin` is compared with them.
+`Forwarded: proto=https` or `X-Forwarded-Proto` (README, "Behind a reverse proxy"): `Origin`
+is compared with them.
 A header a browser sends once (`Origin`, `Sec-Fetch-Site`, `Host`) given twice, or an `Origin`
 or `Host` holding what a browser never puts there (a user, a path), is refused as well.
 
@@ -25,6 +26,7 @@ or `Host` holding what a browser never puts there (a user, a path), is refused a
 from __future__ import annotations
 
 import ipaddress
+import re
 from urllib.parse import SplitResult, urlsplit
 
 from aiohttp import web
@@ -94,17 +96,41 @@ def is_loopback_name(host: str) -> bool:
 
 def schemes_of(request: web.Request) -> frozenset[str]:
     """The scheme the request came by: the one the reverse proxy the client reached names
-    (`X-Forwarded-Proto`, its first value: proxies in a chain append theirs), else its own.
-    Behind a proxy that ends TLS, a page served over plain HTTP under the same name (a
-    network in the middle) is not the service's. A web page cannot set that header without
-    the browser asking the service first, which it never allows."""
-    forwarded = [
-        value.strip().lower()
-        for header in request.headers.getall("X-Forwarded-Proto", [])
-        for value in header.split(",")
-    ]
-    named = frozenset(forwarded[:1]) & DEFAULT_PORTS.keys()
-    return named or frozenset({request.scheme})
+    (`Forwarded: proto=`, RFC 7239, else `X-Forwarded-Proto`; the first value of either:
+    proxies in a chain append theirs), else its own. Behind a proxy that ends TLS, a page
+    served over plain HTTP under the same name (a network in the middle) is not the
+    service's. A web page cannot set these headers without the browser asking the service
+    first, which it never allows."""
+    headers = request.headers
+    named = forwarded_proto(headers.getall("Forwarded", []))
+    if named is None:
+        forwarded = [v for h in headers.getall("X-Forwarded-Proto", []) for v in h.split(",")]
+        named = forwarded[0].strip().lower() if forwarded else ""
+    return frozenset({named} & DEFAULT_PORTS.keys()) or frozenset({request.scheme})
+
+
+FORWARDED_PAIR = re.compile(r'\s*([^=;,\s]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^;,]*?)\s*([;,]|$)')
+"""One `name=value` of a `Forwarded` header (RFC 7239 §4), the value a token or a quoted
+string (which may hold `;` and `,`: `for="[2001:db8::1]:4711"`), and what ends it."""
+
+
+def forwarded_proto(headers: list[str]) -> str | None:
+    """The `proto` of the first element of `Forwarded` (the proxy the client reached, in
+    lower case), or None when it names none or cannot be read."""
+    if not headers:
+        return None
+    text, position = headers[0], 0
+    while position < len(text):
+        pair = FORWARDED_PAIR.match(text, position)
+        if pair is None or pair.end() == position:
+            return None
+        name, value, ending = pair.groups()
+        if name.lower() == "proto":
+            return value.strip('"').lower()
+        if ending != ";":
+            return None
+        position = pair.end()
+    return None
 
 
 def _is_navigation(request: web.Request) -> bool:
@@ -140,7 +166,7 @@ def why_foreign(request: web.Request, tokenless: bool) -> web.Response | None:
             "cross_site",
             "a request a web page of another site sent is refused: call the service from a "
             "server or a script (they send no Origin header), or open its own pages. Behind "
-            "a reverse proxy, have it pass the Host header and X-Forwarded-Proto unchanged",
+            "a reverse proxy, have it pass the Host header and X-Forwarded-Proto (or Forwarded)",
         )
     host = request.headers.get("Host")
     if tokenless and host is not None and not is_loopback_name(host):
