@@ -29,7 +29,9 @@ from tests.kafka.conftest import KafkaEndpoint
 from tests.kafka.workers import (
     NOT_JSON,
     PARTITIONS,
+    Input,
     Worker,
+    WorkerConfig,
     check_corrections,
     check_final_state,
     check_offsets,
@@ -169,7 +171,15 @@ async def test_worker_resumes_from_the_state_not_from_the_broker_offsets(
     finally:
         await consumer.stop()
 
-    worker = Worker(config, tmp_path / "worker.log")
+    await finished_by_a_worker(config, spec, sent, tmp_path / "worker.log", workers, why)
+
+
+async def finished_by_a_worker(
+    config: WorkerConfig, spec: Input, sent: int, log: Path, workers: list[Worker], why: str
+) -> None:
+    """A worker started now stores all that was `sent` and stops: every record where it
+    must be (one file each, nothing twice), the offsets at the topic's end."""
+    worker = Worker(config, log)
     workers.append(worker)
     await asyncio.to_thread(wait_until_done, config, sent, RUN_TIMEOUT, alive=worker.alive, why=why)
     assert worker.stop() == 0, worker.tail()
@@ -223,13 +233,7 @@ async def test_a_signal_to_the_worker_s_whole_process_group_stops_it_gracefully(
     assert "exit code 255" not in first.text() and "Traceback" not in first.text(), first.tail(80)
     assert first.remnants(grace=30) == (), "a helper outlived the worker"
 
-    second = Worker(config, tmp_path / "second.log")
-    workers.append(second)
-    await asyncio.to_thread(wait_until_done, config, sent, RUN_TIMEOUT, alive=second.alive, why=why)
-    assert second.stop() == 0, second.tail()
-    outbox = read_outbox(config.outbox, [PROFILES["1.1.2"].bundled_xsd], why)
-    check_final_state(config, spec, outbox, why)
-    await check_offsets(config, sent, why)
+    await finished_by_a_worker(config, spec, sent, tmp_path / "second.log", workers, why)
 
 
 async def test_a_worker_started_under_nohup_keeps_running_when_its_terminal_closes(
