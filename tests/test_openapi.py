@@ -14,7 +14,8 @@ from typing import Any
 from pydantic import BaseModel, TypeAdapter
 
 from accrochage.api import schemas as s
-from accrochage.api.openapi import ROUTES, openapi, openapi_text
+from accrochage.api.openapi import openapi, openapi_text
+from accrochage.api.route_table import ROUTES
 from accrochage.app import Core
 from accrochage.runtimes.embedded import build_service
 from tests.test_http import core_for, recent, serving
