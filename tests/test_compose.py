@@ -44,6 +44,14 @@ def test_compose_environment_names_real_settings(tmp_path: Path, monkeypatch: An
     assert worker["command"][-1] == "worker"
 
 
+def test_compose_stops_the_worker_gracefully_through_an_init() -> None:
+    """The worker stops on SIGTERM within its own bound (110 s), below the grace period, and
+    is not PID 1 (tini is: it forwards the signal and reaps orphans)."""
+    worker = compose()["services"]["worker"]
+    assert worker["init"] is True
+    assert int(worker["stop_grace_period"].removesuffix("s")) > 110
+
+
 def test_compose_keeps_state_and_outbox_on_volumes() -> None:
     document = compose()
     mounts = {m.split(":")[1]: m.split(":")[0] for m in document["services"]["worker"]["volumes"]}
