@@ -278,3 +278,33 @@ def test_a_csv_header_too_long_to_read_refuses_the_file(config: Path, tmp_path: 
     out = run(config, "ingest", str(source), code=1)
     assert "line 1, the CSV header, is longer than 16 MiB" in out.stderr, out.stderr
     assert records(config) == {}
+
+
+def test_a_column_of_thousands_of_dots_refuses_its_file_and_the_next_is_read(
+    config: Path, tmp_path: Path
+) -> None:
+    """Each part of a column's path was a level of its rows' events: `x.x.x...` of 5,000
+    parts made an event too deep to store, a RecursionError ended `ingest` with a traceback
+    (no row of the file stored, no later file read), and checking the header's parts took
+    time in the square of their number."""
+    deep = "x" + ".x" * 4999
+    source = write_csv(tmp_path / "deep.csv", [HEADER + ";" + deep, row("X-1") + ";v"])
+    after = write_csv(tmp_path / "after.csv", [HEADER, row("X-2")])
+    out = run(config, "ingest", str(source), str(after), code=1)
+    said = out.stderr + out.stdout
+    assert "Traceback" not in said, said
+    assert "line 1, the CSV header: column 12 names a path of 5000 parts" in said, said
+    assert set(records(config)) == {"X-2"}
+    checked = run(config, "check", str(source), code=1)
+    assert "column 12 names a path of 5000 parts" in checked.stderr + checked.stdout
+
+
+def test_a_column_a_few_parts_deeper_than_any_field_fails_its_rows_alone(
+    config: Path, tmp_path: Path
+) -> None:
+    source = write_csv(
+        tmp_path / "e.csv", [HEADER + ";holder.birth_place.city.x", row("Y-1") + ";v"]
+    )
+    said = ingested(config, source)
+    assert "invalid:  1" in said, said
+    assert records(config)["Y-1"]["status"] == "invalid"
