@@ -837,6 +837,31 @@ def test_a_key_a_sender_chose_cannot_forge_a_line_nor_colour_a_terminal(config: 
     assert max(len(field) for field in fields) <= 201
 
 
+@pytest.mark.parametrize("twice", [False, True], ids=["unknown", "given twice"])
+def test_keys_of_a_birth_date_object_are_named_escaped_and_few(config: Path, twice: bool) -> None:
+    """A partial birth date's message named every key it did not take, as sent: a key with a
+    line break forged a line in `ingest`'s summary, and 10,000 keys of 1,000 characters made
+    one message of 10 MB, stored with the record past its content's 16 KiB cap."""
+    forged = "\x1b[31mRED\x1b[0m\nfirst problems: FORGED"
+    keys = [forged, *(f"k{n:05d}" + "x" * 1000 for n in range(6_000))]
+    if twice:
+        members = ", ".join(f"{json.dumps(key)}: 1, {json.dumps(key)}: 2" for key in keys)
+    else:
+        members = ", ".join(f"{json.dumps(key)}: 1" for key in keys)
+    text = json.dumps(recent("K-2"))
+    line = text.replace('"1993-05-23"', '{"year": 1993, ' + members + "}")
+    assert line != text
+    source = config.parent / "birth.jsonl"
+    source.write_text(line + "\n")
+    printed = run(config, "ingest", str(source)).stdout + run(config, "show", "K-2").stdout
+    assert "\nfirst problems: FORGED" not in printed
+    assert "\\x1b[31mRED\\x1b[0m\\nfirst problems: FORGED" in printed, printed[:2000]
+    (row,) = json.loads(run(config, "records", "--format", "json").stdout)
+    (message,) = [p["message"] for p in row["errors"] if p["field"] == "holder.birth_date"]
+    assert "(and 5996 more)" in message, message[:300]
+    assert len(message) < 1500
+
+
 def test_an_event_that_names_no_certifier_leaves_the_record_with_its_own(
     config: Path, tmp_path: Path
 ) -> None:

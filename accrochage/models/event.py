@@ -6,13 +6,14 @@ several fields live in `rules.py`. JSON types are never coerced (strict mode), e
 
 import json
 import re
+from collections.abc import Iterable
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 from pydantic_core import PydanticCustomError
 
-from accrochage.models.problems import DUPLICATED, GIVEN_TWICE, given_twice
+from accrochage.models.problems import DUPLICATED, GIVEN_TWICE, given_twice, shown_field
 from accrochage.models.text import (
     Digit1,
     DigitalLevel,
@@ -170,6 +171,21 @@ def _int_or_none(value: Any, name: str, low: int, high: int) -> int | None:
     return value
 
 
+NAMED_KEYS = 5
+"""Keys of its sender a birth date's message names at most (and how many more)."""
+
+
+def _keys_named(keys: Iterable[str]) -> str:
+    """Keys a sender chose, as a message may quote them: a few, each escaped and bounded as a
+    field's path is (`shown_field`). Quoted whole, a key holding a line break forged a line in
+    `ingest`'s summary, and 10,000 keys of 1,000 characters made one message of 10 MB, stored
+    with the record past its content's 16 KiB."""
+    named = sorted(keys)
+    shown = ", ".join(shown_field(key) for key in named[:NAMED_KEYS])
+    more = len(named) - NAMED_KEYS
+    return shown + (f" (and {more} more)" if more > 0 else "")
+
+
 def _parse_birth_date(value: Any) -> BirthDate:
     """`YYYY-MM-DD`, or `{"year", "month", "day"}` when only part of it is known."""
     from accrochage.models.text import parse_iso_date
@@ -184,14 +200,14 @@ def _parse_birth_date(value: Any) -> BirthDate:
         )
     if twice := [key for key in given_twice(value) if key != DUPLICATED]:
         raise PydanticCustomError(
-            "birth_date_twice", "{keys}: " + GIVEN_TWICE, {"keys": ", ".join(twice)}
+            "birth_date_twice", "{keys}: " + GIVEN_TWICE, {"keys": _keys_named(twice)}
         )
     unknown = set(value) - _BIRTH_DATE_KEYS
     if unknown:
         raise PydanticCustomError(
             "birth_date_keys",
             "unknown key(s) {keys}; expected year, month, day",
-            {"keys": ", ".join(sorted(map(str, unknown)))},
+            {"keys": _keys_named(map(str, unknown))},
         )
     if value.get("year") is None:
         raise PydanticCustomError("birth_date_year", "the year of birth is required")
