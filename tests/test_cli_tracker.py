@@ -424,6 +424,22 @@ def test_the_excel_format_opens_in_a_french_spreadsheet(config: Path, tmp_path: 
     assert {r["record_id"] for r in rows} == {"É-1", "'=2+3"}, "formulas kept as text"
 
 
+def test_the_excel_format_keeps_a_formula_after_a_comma_as_text(
+    config: Path, tmp_path: Path
+) -> None:
+    """A spreadsheet set to English opens the `excel` format splitting on `,`, which that
+    format leaves unquoted: a record id `X,=2+3,` gave the cell `=2+3` (or a DDE payload)."""
+    run(config, "ingest", str(write_jsonl(tmp_path / "c.jsonl", [recent("X,=2+3,")])))
+    unknown_field = dict(recent("C-2"), **{",=cmd|'/c calc'!A0,": 1})
+    run(config, "ingest", str(write_jsonl(tmp_path / "u.jsonl", [unknown_field])), code=None)
+    text = run(config, "records", "--format", "excel").stdout_bytes.decode("utf-8-sig")
+    cells = [cell for line in text.splitlines() for cell in line.split(",")]
+    assert not [c for c in cells if c.lstrip(' "').startswith(("=", "+", "-", "@"))], text
+    rows = list(csv.DictReader(io.StringIO(text), delimiter=";"))
+    assert "X,'=2+3," in {r["record_id"] for r in rows}
+    assert ",'=cmd|'/c calc'!A0," in next(r["errors"] for r in rows if r["record_id"] == "C-2")
+
+
 # --- deposited, import-report, retry ---------------------------------------------------------
 
 

@@ -61,21 +61,22 @@ FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 """What a spreadsheet takes for the start of a formula (OWASP's CSV injection list)."""
 
 
-_AFTER_SEMICOLON = re.compile(r";([ ]*)(?=[=+\-@\t\r])")
-"""A formula start after a `;`: a French spreadsheet opens a CSV splitting on `;`, where
-`a,;=2+3;` holds the cell `=2+3`."""
+_AFTER_SEPARATOR = re.compile(r"([;,])([ ]*)(?=[=+\-@\t\r])")
+"""A formula start after a `;` or a `,`: a French spreadsheet opens a CSV splitting on `;`,
+where `a,;=2+3;` holds the cell `=2+3`; one set to English opens the `excel` format splitting
+on `,`, where `a,=2+3,` (unquoted there: `,` is no separator of it) holds it too."""
 
 
 def csv_cell(value: Any) -> str:
     """`cell`, with a text a spreadsheet would run as a formula kept as text (a `'` before
-    it), at its start and after each `;`: record ids, CDC messages, an unknown field's name
-    in a problem come from outside. Numbers are left as they are (a negative `days_left` is
-    a number)."""
+    it), at its start and after each `;` and `,`: record ids, CDC messages, an unknown
+    field's name in a problem come from outside. Numbers are left as they are (a negative
+    `days_left` is a number)."""
     text = cell(value)
     if isinstance(value, int | float) and not isinstance(value, bool):
         return text
-    if ";" in text:
-        text = _AFTER_SEMICOLON.sub(r";\1'", text)
+    if ";" in text or "," in text:
+        text = _AFTER_SEPARATOR.sub(r"\1\2'", text)
     return "'" + text if text.startswith(FORMULA_STARTS) else text
 
 
