@@ -165,3 +165,22 @@ def test_a_malformed_code_does_not_blame_a_certifier_left_to_it() -> None:
         event = delivered_event(record_id="E-7", certification={"type": "RS", "code": code})
         event.pop("certifier", None)
         assert fields(event) == ["certification.code"], code
+
+
+def test_an_input_that_is_no_object_is_named_in_json_s_words() -> None:
+    """`NaN`, `1e999` or `1.5` on a line were `got a JSON WrittenNumber` (the parser's class),
+    `[...]` and `"..."` `got a JSON list` and `got a JSON str`: Python's names, not JSON's."""
+    said = {
+        text: decode(text, registry(), TODAY).errors[0].message
+        for text in ("NaN", "1e999", "1.5", "12", "[1]", '"text"', "null", "true")
+    }
+    assert said == {
+        "NaN": "expected a JSON object, got a number",
+        "1e999": "expected a JSON object, got a number",
+        "1.5": "expected a JSON object, got a number",
+        "12": "expected a JSON object, got a number",
+        "[1]": "expected a JSON object, got an array",
+        '"text"': "expected a JSON object, got a string",
+        "null": "expected a JSON object, got null",
+        "true": "expected a JSON object, got true or false",
+    }

@@ -178,8 +178,22 @@ def parse_payload(raw: bytes | str | dict[str, Any]) -> tuple[dict[str, Any] | N
     except RecursionError:
         return None, "is not usable JSON: nested too deeply"
     if not isinstance(payload, dict):
-        return None, f"expected a JSON object, got a JSON {type(payload).__name__}"
+        return None, f"expected a JSON object, got {json_kind(payload)}"
     return _score_as_written(payload), None
+
+
+def json_kind(value: Any) -> str:
+    """What a parsed JSON value is, in JSON's words: the Python type's name said `list`,
+    `str`, or `WrittenNumber` (the parser's class for a decimal, `NaN` or `1e999`)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true or false"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    return "an array" if isinstance(value, list) else "another value"
 
 
 def _named_certifier(payload: dict[str, Any]) -> str | None:
