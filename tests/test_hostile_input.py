@@ -338,6 +338,23 @@ def test_events_joined_by_a_cr_further_in_a_jsonl_are_said_so(config: Path, tmp_
     assert set(stored_names(config)) == {"M-1"}
 
 
+@pytest.mark.parametrize("first", [False, True], ids=["further", "first line"])
+def test_a_line_with_a_cr_inside_nested_too_deeply_costs_only_itself(
+    config: Path, tmp_path: Path, first: bool
+) -> None:
+    """The check for events joined by CR parsed such a line again, and its RecursionError
+    ended `ingest` with a traceback: the events before it in its group never stored, the
+    lines after it never read."""
+    deep = '{"record_id": "CR-DEEP",\r"x": ' + "[" * 5000 + "]" * 5000 + "}"
+    lines = [deep] if first else [json.dumps(recent("CR-1")), deep]
+    source = tmp_path / "deep.jsonl"
+    source.write_bytes(("\n".join([*lines, json.dumps(recent("CR-2"))]) + "\n").encode())
+    result = run(config, "ingest", str(source))
+    assert "Traceback" not in result.output
+    assert "nested too deeply" in result.stdout, result.stdout
+    assert set(stored_names(config)) == ({"CR-2"} if first else {"CR-1", "CR-2"})
+
+
 @pytest.mark.parametrize("codec", ["utf-16-le", "utf-16-be"])
 def test_a_jsonl_in_utf16_without_a_bom_is_read(config: Path, tmp_path: Path, codec: str) -> None:
     """JSON's own reader tells UTF-16 by where the NUL bytes fall (`json.detect_encoding`):

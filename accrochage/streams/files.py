@@ -79,13 +79,16 @@ def _cr_alone(first: bytes) -> bool:
     """A line (the whole file, read as its first line with no LF in it) with carriage
     returns inside that are not whitespace of one JSON value: its events are separated by CR
     alone. JSON has no raw CR inside a string, so only such a file reads as one invalid
-    line."""
+    line. A line nested too deeply to parse is not judged here (its decoding says so): its
+    RecursionError ended `ingest` with a traceback, the events of its group not stored."""
     if first.endswith(b"\n") or b"\r" not in first or b"\r" not in first.rstrip(b"\r"):
         return False
     try:
         json.loads(first)
     except ValueError:
         return True
+    except RecursionError:
+        return False
     return False
 
 
