@@ -308,3 +308,19 @@ def test_a_column_a_few_parts_deeper_than_any_field_fails_its_rows_alone(
     said = ingested(config, source)
     assert "invalid:  1" in said, said
     assert records(config)["Y-1"]["status"] == "invalid"
+
+
+def test_a_json_cell_nested_nearly_as_deep_as_parsing_goes_costs_only_its_row(
+    config: Path, tmp_path: Path
+) -> None:
+    """A `digital_level.results` cell is parsed on its own, and nested two levels deeper in
+    its event: a cell of about 980 levels parsed, then its event could not be written as
+    JSON (its content, then its raw text for the unusable log), and the RecursionError ended
+    `ingest` with a traceback, the rows of its group never stored."""
+    header = HEADER + ";digital_level.results"
+    deep = [row(f"J-{depth}") + ";" + "[" * depth + "]" * depth for depth in range(900, 1000, 4)]
+    source = write_csv(tmp_path / "e.csv", [header, row("J-1") + ";", *deep, row("J-2") + ";"])
+    said = ingested(config, source)
+    assert "27 events read" in said, said
+    stored = records(config)
+    assert stored["J-1"]["status"] == stored["J-2"]["status"] == "pending"

@@ -136,7 +136,8 @@ def test_a_decoded_event_travels_as_its_text() -> None:
     """What crosses to the writer process of a decoded event from an array: its text (what
     an unusable or refused event keeps), never the parsed object, which could be nested
     deeper than pickling goes."""
-    from accrochage.api.writer_link import TOO_DEEP_TO_KEEP, _wire
+    from accrochage.api.writer_link import _wire
+    from accrochage.streams.rejected import TOO_DEEP_TO_KEEP
 
     decoded = Decoded(Kind.DELIVERED, record_id="A", content="{}", content_hash="h")
     raw, *_ = _wire(Incoming({"record_id": "A", "x": [1]}, "s", decoded=(decoded, None)))

@@ -61,7 +61,6 @@ _STORE_ERRORS: dict[str, type[StoreError]] = {
     cls.code: cls for cls in (StoreError, StorageFullError, StorageCorruptError, StoreBusyError)
 }
 
-TOO_DEEP_TO_KEEP = "(an event nested too deeply to be kept as text)"
 NOT_STORABLE = (
     "an event of this request is nested too deeply to be stored; none of the request's "
     "events were stored: flatten that event and send the request again"
@@ -275,11 +274,7 @@ def _wire(item: Incoming) -> tuple[Any, str | None, Ready | None, Scope]:
     the object, which could be nested deeper than pickling goes."""
     if item.decoded is None or not isinstance(item.raw, dict):
         return item.raw, item.source, item.decoded, item.scope
-    try:
-        text = raw_text(item.raw)
-    except RecursionError:
-        text = TOO_DEEP_TO_KEEP
-    return text, item.source, item.decoded, item.scope
+    return raw_text(item.raw), item.source, item.decoded, item.scope
 
 
 def _answer(group: list[_Waiting], results: list[IngestResult]) -> None:

@@ -158,6 +158,9 @@ def _best_effort_date(value: Any) -> date | None:
         return None
 
 
+NESTED_TOO_DEEPLY = "is not usable JSON: nested too deeply"
+
+
 def parse_payload(raw: bytes | str | dict[str, Any]) -> tuple[dict[str, Any] | None, str | None]:
     """The event's JSON object, or why there is none. Parse JSON with `parse_float=WrittenNumber`
     and `parse_constant=WrittenNumber` before handing a dict here, or a decimal score loses the
@@ -176,7 +179,7 @@ def parse_payload(raw: bytes | str | dict[str, Any]) -> tuple[dict[str, Any] | N
     except ValueError as exc:
         return None, f"is not valid JSON: {exc}"
     except RecursionError:
-        return None, "is not usable JSON: nested too deeply"
+        return None, NESTED_TOO_DEEPLY
     if not isinstance(payload, dict):
         return None, f"expected a JSON object, got {json_kind(payload)}"
     return _score_as_written(payload), None
@@ -221,7 +224,10 @@ def decode(
     payload, problem = parse_payload(raw)
     if payload is None:
         return Decoded(Kind.UNUSABLE, errors=[Problem("event", problem or "unreadable")])
-    payload, content, digest, unstorable = storable_payload(payload)
+    try:
+        payload, content, digest, unstorable = storable_payload(payload)
+    except RecursionError:  # built nested, never parsed from text: a CSV cell, say
+        return Decoded(Kind.UNUSABLE, errors=[Problem("event", NESTED_TOO_DEEPLY)])
     # Only the findings that can be listed are built: a body can hold millions.
     surrogates = [
         Problem(path, FRIENDLY["string_unicode"]) for path in unstorable[: MAX_PROBLEMS + 1]

@@ -18,10 +18,15 @@ RAW_KEPT = 4096
 """Characters of an unusable event's raw input kept in the unusable log."""
 
 
+KEPT_DEPTH = 100
+"""Levels of a parsed input written out when the whole is nested too deeply for `json`."""
+CUT = "(nested too deeply)"
+
+
 def raw_digest(raw: bytes | str | dict[str, Any]) -> str:
     """The SHA-256 of the whole input (a parsed row or array element as sorted JSON)."""
     if isinstance(raw, dict):
-        data = json.dumps(raw, ensure_ascii=False, sort_keys=True).encode("utf-8", "surrogatepass")
+        data = _sorted_json(raw).encode("utf-8", "surrogatepass")
     elif isinstance(raw, str):
         data = raw.encode("utf-8", "surrogatepass")
     else:
@@ -29,14 +34,39 @@ def raw_digest(raw: bytes | str | dict[str, Any]) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+TOO_DEEP_TO_KEEP = "(an event nested too deeply to be kept as text)"
+
+
 def raw_text(raw: bytes | str | dict[str, Any]) -> str:
     if isinstance(raw, dict):
-        text = json.dumps(raw, ensure_ascii=False)
+        try:
+            text = json.dumps(raw, ensure_ascii=False)
+        except RecursionError:  # a CSV row whose JSON cell or column path nests it
+            return TOO_DEEP_TO_KEEP
     elif isinstance(raw, bytes):
         text = _text_of(raw[: RAW_KEPT * 4])
     else:
         text = raw
     return storable(text[:RAW_KEPT])
+
+
+def _sorted_json(raw: dict[str, Any]) -> str:
+    """A parsed input as sorted JSON; nested past what `json` writes (a CSV row whose JSON
+    cell or column path nests it: never parsed from one text), its first `KEPT_DEPTH` levels,
+    so that two such rows still differ. Its RecursionError ended `ingest` with a traceback,
+    the events of its group not stored."""
+    try:
+        return json.dumps(raw, ensure_ascii=False, sort_keys=True)
+    except RecursionError:
+        return json.dumps(_cut(raw, KEPT_DEPTH), ensure_ascii=False, sort_keys=True)
+
+
+def _cut(value: Any, depth: int) -> Any:
+    if isinstance(value, dict):
+        return {k: _cut(v, depth - 1) for k, v in value.items()} if depth else CUT
+    if isinstance(value, list):
+        return [_cut(v, depth - 1) for v in value] if depth else CUT
+    return value
 
 
 def letter_event(raw: bytes | str | dict[str, Any], *, parse: bool = True) -> Any:
