@@ -435,6 +435,42 @@ async def test_a_scoped_platform_reads_its_records_fate_without_personal_data(
         assert full["content"]["holder"]["nir"] == "193057505612384", "the operator's view"
 
 
+async def test_a_platform_may_ask_for_the_head_of_what_it_may_get(
+    core: tuple[Core, bool],
+) -> None:
+    """aiohttp answers HEAD on every GET route: a scoped platform's HEAD of its own record,
+    or any platform's of the routes' description, was 403 while the GET answered."""
+    async with service(core) as client:
+        assert (await post(client, recent("PH-1"), PIX))[0] == 201
+        assert (await post(client, recent("SC-PH", certifier="school"), OP))[0] == 201
+        heads = {
+            (token, path): await head(client, path, token)
+            for token, path in [
+                (PIX_PLATFORM, "/records/PH-1"),
+                (PIX_PLATFORM, "/records"),
+                (PIX_PLATFORM, "/records/SC-PH"),
+                (PIX_PLATFORM, "/openapi.json"),
+                (ANY_PLATFORM, "/openapi.json"),
+                (PIX_PLATFORM, "/summary"),
+                (ANY_PLATFORM, "/records/PH-1"),
+            ]
+        }
+    assert heads == {
+        (PIX_PLATFORM, "/records/PH-1"): 200,
+        (PIX_PLATFORM, "/records"): 200,
+        (PIX_PLATFORM, "/records/SC-PH"): 404,
+        (PIX_PLATFORM, "/openapi.json"): 200,
+        (ANY_PLATFORM, "/openapi.json"): 200,
+        (PIX_PLATFORM, "/summary"): 403,
+        (ANY_PLATFORM, "/records/PH-1"): 403,
+    }
+
+
+async def head(client: aiohttp.ClientSession, path: str, token: str) -> int:
+    async with client.head(path, headers=bearer(token)) as response:
+        return response.status
+
+
 async def test_a_platform_reads_nothing_of_the_certifier_whose_invalid_record_it_took(
     core: tuple[Core, bool],
 ) -> None:

@@ -73,10 +73,16 @@ def scope_of(request: web.Request) -> Scope:
     return request.get(SCOPE)
 
 
+def _method(request: web.Request) -> str:
+    """The request's method, a HEAD as the GET it asks the head of (aiohttp answers HEAD on
+    every GET route: a platform's HEAD of its own record was 403 while its GET was not)."""
+    return "GET" if request.method == "HEAD" else request.method
+
+
 def _reads(request: web.Request) -> bool:
     resource = getattr(request.match_info.route, "resource", None)
     pattern = resource.canonical if resource is not None else None
-    return (request.method, pattern) in PLATFORM_READS
+    return (_method(request), pattern) in PLATFORM_READS
 
 
 def _place(token: IngestToken, tokens: Sequence[IngestToken]) -> int:
@@ -106,7 +112,8 @@ def auth_check(operator: SecretStr, ingest: Sequence[IngestToken]) -> Check:
         if operating:
             return None
         scoped_read = platform is not None and platform[1] is not None and _reads(request)
-        if platform is not None and (ingesting or scoped_read or route == DESCRIPTION):
+        described = (_method(request), request.path) == DESCRIPTION
+        if platform is not None and (ingesting or scoped_read or described):
             request[SENDER] = f"api.ingest_tokens #{_place(platform, ingest) + 1}"
             if platform[1] is not None:
                 request[SCOPE] = platform[1]
