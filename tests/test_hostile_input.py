@@ -206,6 +206,24 @@ def test_the_encoding_can_be_forced(config: Path, tmp_path: Path) -> None:
     assert "klingon" in refused.stderr
 
 
+@pytest.mark.parametrize("command", ["ingest", "check"])
+def test_an_encoding_that_does_not_fit_is_said_never_a_traceback(
+    config: Path, tmp_path: Path, command: str
+) -> None:
+    """`--encoding base64` (a codec, but of bytes) ended the command with a LookupError's
+    traceback; `--encoding utf-16` for a UTF-8 file, or `punycode`, with a UnicodeError's
+    (not a UnicodeDecodeError): the files after it were never read."""
+    source = tmp_path / "e.csv"
+    source.write_text(csv_text([csv_row(1, "Lefèvre", "Zoé")]), encoding="utf-8")
+    for codec in ("base64", "rot13", "undefined"):
+        refused = run(config, command, "--encoding", codec, str(source), code=2)
+        assert f"'{codec}' is not a text encoding" in refused.stderr, refused.stderr
+    for codec in ("utf-16", "punycode"):
+        said = run(config, command, "--encoding", codec, str(source), code=1)
+        assert "Traceback" not in said.output
+        assert f"{source}: " in said.stderr and "is not" in said.stderr, said.stderr
+
+
 @pytest.mark.parametrize("codec", ["utf-16", "utf-32"])
 def test_a_utf16_or_utf32_csv_with_its_bom_is_read_without_being_told(
     config: Path, tmp_path: Path, codec: str

@@ -12,7 +12,7 @@ import sys
 import threading
 from collections import Counter
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import replace
 from pathlib import Path
 from typing import NoReturn
@@ -139,14 +139,19 @@ def open_input(name: str) -> io.BufferedReader:
 
 
 def _encoding(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    """A codec that decodes bytes to text: `base64`, `zlib` or `rot13` are codecs too, and
+    reading a file with one ended `ingest` with a traceback (LookupError)."""
     if value == AUTO:
         return value
     try:
-        return codecs.lookup(value).name
-    except LookupError:
+        name = codecs.lookup(value).name
+        with suppress(UnicodeDecodeError):  # utf-16: one byte is no text
+            b"a".decode(name)
+    except (LookupError, UnicodeError):  # unknown, not a text encoding, or `undefined`
         raise click.BadParameter(
-            f"{value!r} is not an encoding Python knows (try utf-8, cp1252, latin-1)"
+            f"{value!r} is not a text encoding Python knows (try utf-8, cp1252, latin-1)"
         ) from None
+    return name
 
 
 encoding_option = click.option(

@@ -153,7 +153,7 @@ class _Lines:
                 line = line[len(BOM) :]
             try:
                 text = line.decode(self.codec)
-            except UnicodeDecodeError as exc:
+            except UnicodeError as exc:  # a codec named with --encoding may raise its parent
                 if number == self.header_number:
                     raise _unreadable_header(self.name, number, self.codec, exc) from None
                 self.unreadable.append(Incoming(line.rstrip(b"\r\n"), f"{self.name}:{number}"))
@@ -177,15 +177,17 @@ class _Lines:
         return start, self._number
 
 
-def _unreadable_header(name: str, number: int, codec: str, exc: UnicodeDecodeError) -> InputError:
+def _unreadable_header(name: str, number: int, codec: str, exc: UnicodeError) -> InputError:
     """The header names every column: read wrongly, it would make each row an invalid record
     (its fields misnamed), so the file is refused before any row. The message names the
     byte, never the text (a file without a header holds a holder on its first line)."""
-    byte = exc.object[exc.start]
+    where = ""
+    if isinstance(exc, UnicodeDecodeError):
+        byte = exc.object[exc.start]
+        where = f" (byte 0x{byte:02X} at byte {exc.start + 1} of the line)"
     return InputError(
-        f"{name}: line {number}, the CSV header, is not {codec} (byte 0x{byte:02X} at byte "
-        f"{exc.start + 1} of the line); no event of this file was read: save it as UTF-8, or "
-        "give its encoding with --encoding"
+        f"{name}: line {number}, the CSV header, is not {codec}{where}; no event of this file "
+        "was read: save it as UTF-8, or give its encoding with --encoding"
     )
 
 

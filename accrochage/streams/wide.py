@@ -47,8 +47,8 @@ class Utf8Lines:
         chunk = self._stream.read(CHUNK_BYTES)
         try:
             text = self._decoder.decode(chunk, final=not chunk)
-        except UnicodeDecodeError as exc:
-            at = self._read + exc.start + 1
+        except UnicodeError as exc:  # "does not start with BOM" is no UnicodeDecodeError
+            at = self._read + (exc.start if isinstance(exc, UnicodeDecodeError) else 0) + 1
             raise InputError(
                 f"{self._name}: is not valid {self._codec} at byte {at}; the events before it "
                 "were stored, none after it: save the file again (as UTF-8 preferably)"
