@@ -872,6 +872,21 @@ def test_a_key_a_sender_chose_cannot_forge_a_line_nor_colour_a_terminal(config: 
     assert max(len(field) for field in fields) <= 201
 
 
+def test_a_file_name_cannot_forge_a_line_nor_colour_a_terminal(config: Path) -> None:
+    """Files a platform drops are ingested by their names (`ingest --certifier pix drop/*`):
+    a name holding a line break and an escape sequence was printed as it is, in the summary's
+    first line and before each of its problems, and by `check`."""
+    forged = "x\x1b[31m\n3 events read (created 3).jsonl"
+    source = config.parent / forged
+    source.write_text(json.dumps(recent("FN-1", obtention="PAR_HASARD")) + "\n")
+    missing = str(config.parent / "gone\nerror: forged.jsonl")
+    printed = run(config, "ingest", str(source), missing, code=1).output
+    printed += run(config, "check", str(source), missing, code=1).output
+    assert "\x1b" not in printed and "\n3 events read" not in printed, printed
+    assert "x\\x1b[31m\\n3 events read (created 3).jsonl:1 FN-1 obtention" in printed, printed
+    assert "gone\\nerror: forged.jsonl" in printed, printed
+
+
 @pytest.mark.parametrize("twice", [False, True], ids=["unknown", "given twice"])
 def test_keys_of_a_birth_date_object_are_named_escaped_and_few(config: Path, twice: bool) -> None:
     """A partial birth date's message named every key it did not take, as sent: a key with a

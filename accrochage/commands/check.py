@@ -11,6 +11,7 @@ from accrochage.app import open_store, registry_from
 from accrochage.commands.ingest import CHUNK, chunks, encoding_option, open_input, say_unread
 from accrochage.errors import InputError
 from accrochage.models.deadline import Clock, SystemClock
+from accrochage.models.problems import escaped
 from accrochage.models.reference import Reference
 from accrochage.models.registry import Registry
 from accrochage.refdata.memory import ReferenceHolder
@@ -71,7 +72,7 @@ def _check_file(
     file that cannot be read are kept (as `ingest` stores them)."""
     stream = open_input(name)
     try:
-        events = open_events(stream, name, encoding)
+        events = open_events(stream, escaped(name), encoding)
         for chunk in chunks(events.events, CHUNK):
             answers = check(chunk, registry, clock, store, reference)
             into += [(i.source, a) for i, a in zip(chunk, answers, strict=True)]

@@ -23,6 +23,7 @@ from accrochage.app import Core
 from accrochage.commands.core import core_from
 from accrochage.commands.output import reason_of
 from accrochage.errors import InputError, StoreError
+from accrochage.models.problems import escaped
 from accrochage.models.scope import Scope
 from accrochage.models.vocabulary import Outcome
 from accrochage.streams.decoding import DecodeFailed
@@ -127,15 +128,16 @@ def open_input(name: str) -> io.BufferedReader:
     read for ever). A pipe is read (`ingest <(zcat events.jsonl.gz)`), and so is `-`."""
     if name == "-":
         return sys.stdin.buffer  # type: ignore[return-value]
+    shown = escaped(name)
     try:
         kind = os.stat(name).st_mode
         if stat.S_ISDIR(kind):
-            raise InputError(f"cannot read {name}: it is a folder; give the files in it")
+            raise InputError(f"cannot read {shown}: it is a folder; give the files in it")
         if stat.S_ISCHR(kind) or stat.S_ISBLK(kind):
-            raise InputError(f"cannot read {name}: it is a device, not a file of events")
+            raise InputError(f"cannot read {shown}: it is a device, not a file of events")
         return open(name, "rb")
     except OSError as exc:
-        raise InputError(f"cannot read {name}: {exc.strerror}; check its path") from None
+        raise InputError(f"cannot read {shown}: {exc.strerror}; check its path") from None
 
 
 def _encoding(ctx: click.Context, param: click.Parameter, value: str) -> str:
@@ -210,7 +212,7 @@ def ingest(
             except InputError as unreadable:  # this file (what it gave is stored), not the next
                 unread.append(unreadable)
             except (StoreError, OSError, DecodeFailed, KeyboardInterrupt) as exc:
-                _stop(tally, name, exc, unread)
+                _stop(tally, escaped(name), exc, unread)
     click.echo("\n".join(tally.lines()))
     say_unread(unread)
     if unread:
@@ -238,13 +240,14 @@ def scope_of(ctx: click.Context, certifiers: tuple[str, ...]) -> Scope:
 
 def _ingest_file(core: Core, name: str, encoding: str, tally: IngestTally, scope: Scope) -> None:
     stream = open_input(name)
+    shown = escaped(name)  # a file name is printed and kept as its events' source
     try:
         size = Path(name).stat().st_size if name != "-" else 0
         show = sys.stderr.isatty() and size > 0  # a bar on a terminal, for any file
-        events = open_events(stream, name, encoding)
-        tally.files.append(f"{name}: {events.described}")
+        events = open_events(stream, shown, encoding)
+        tally.files.append(f"{shown}: {events.described}")
         scoped = (replace(e, scope=scope) for e in events.events) if scope else events.events
-        with click.progressbar(length=size, label=name, file=sys.stderr, hidden=not show) as bar:
+        with click.progressbar(length=size, label=shown, file=sys.stderr, hidden=not show) as bar:
             for chunk in _decoded(core, chunks(scoped, CHUNK)):
                 with _counted_whole():
                     for item, result in zip(chunk, core.ingestor.ingest(chunk), strict=True):
