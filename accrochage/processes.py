@@ -39,10 +39,12 @@ def helper_context() -> ForkServerContext:
     return context
 
 
-STARTER_SIGNALS = frozenset({signal.SIGHUP, signal.SIGTERM})
+STARTER_SIGNALS = frozenset({signal.SIGHUP, signal.SIGINT, signal.SIGTERM})
 """What the fork server starts blocked: sent to the whole process group by a closed terminal
-(SIGHUP) or by systemd stopping a unit (SIGTERM to every process of its control group), they
-are its starter's to act on."""
+(SIGHUP), Ctrl-C (SIGINT) or systemd stopping a unit (SIGTERM to every process of its control
+group), they are its starter's to act on. The fork server ignores SIGINT only once it has
+imported `PRELOAD` (half a second): a Ctrl-C until then killed it, and the helper being
+started failed with it (`run` and `worker` said "Aborted!" instead of stopping)."""
 
 
 def _ensure_fork_server() -> None:
@@ -52,7 +54,8 @@ def _ensure_fork_server() -> None:
     starter reads as the end of every helper it forked (exit code 255): a Kafka worker took its
     live writer process for dead (exit 70, its groups failed, the writer left running) and a
     restarted resource tracker wrote tracebacks. Helpers inherit the mask: a pool helper
-    unblocks SIGTERM (`helper_main.serve`), the signal multiprocessing ends it with at exit."""
+    unblocks SIGTERM (`helper_main.serve`), the signal multiprocessing ends it with at exit;
+    SIGINT and SIGHUP stay blocked (every helper ignores them: `lifeline`)."""
     blocked = signal.pthread_sigmask(signal.SIG_BLOCK, STARTER_SIGNALS)
     try:
         resource_tracker.ensure_running()  # and then unblocks SIGTERM (and SIGINT) here

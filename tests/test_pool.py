@@ -344,3 +344,38 @@ def test_tasks_answered_in_time_are_never_taken_for_hung() -> None:
         assert not pool.broken
     finally:
         _shut_down_within(pool, WAIT)
+
+
+CTRL_C_AT_START = """
+import os, signal, sys
+from accrochage.pool import HelperPool
+from accrochage.processes import helper_context
+
+if __name__ == "__main__":
+    heard = []
+    signal.signal(signal.SIGINT, lambda signum, frame: heard.append(signum))
+    helper_context()  # the fork server imports the project now, for half a second or more
+    os.killpg(os.getpgrp(), signal.SIGINT)
+    pool = HelperPool(1)
+    print(pool.submit(os.getpid).result(60) in pool.pids, heard == [signal.SIGINT], flush=True)
+    pool.shutdown()
+"""
+
+
+def test_a_ctrl_c_while_the_fork_server_starts_is_its_starter_s() -> None:
+    """Ctrl-C reaches the whole process group, the fork server too: it ignores SIGINT only
+    once it has imported the project, and until then died of a KeyboardInterrupt (its
+    traceback in the service's log), so that the helper being started failed (EOFError) and
+    `run` or `worker`, interrupted in their first second, said "Aborted!" (exit 1) instead
+    of stopping."""
+    done = subprocess.run(
+        [sys.executable, "-c", CTRL_C_AT_START],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        cwd=Path(__file__).resolve().parents[1],
+        start_new_session=True,
+    )
+    assert (done.returncode, done.stdout.split()) == (0, ["True", "True"]), done.stderr
+    assert "KeyboardInterrupt" not in done.stderr and "Fatal" not in done.stderr, done.stderr
