@@ -7,6 +7,7 @@ and the flusher's notes (files moved back, `outbox_mismatch`) were never logged 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 from pathlib import Path
@@ -15,10 +16,11 @@ from typing import Any, cast
 import pytest
 
 from accrochage.errors import StorageFullError
+from accrochage.helper_main import HelperDied
 from accrochage.streams.failed_retries import FailedRetries
 from accrochage.streams.flush import Flusher
 from accrochage.streams.flush_report import FailedBatch, FlushReport, WrittenBatch
-from accrochage.streams.scheduler import batch_cut_job, log_failed
+from accrochage.streams.scheduler import Job, Scheduler, batch_cut_job, log_failed
 
 FAILED = FailedBatch("b-1", "pix", "PermissionError: [Errno 13] Permission denied: '/srv/o'")
 NOTE = "a file is recorded outside this process's paths.outbox: moved and written nothing"
@@ -31,7 +33,9 @@ class Ticks:
         self.runs = runs
         self.retries = FailedRetries()
 
-    def flush(self, *, stopping: threading.Event | None = None) -> FlushReport:
+    def flush(
+        self, *, report: FlushReport | None = None, stopping: threading.Event | None = None
+    ) -> FlushReport:
         return self.runs.pop(0)
 
 
@@ -102,3 +106,49 @@ def test_a_failed_batch_held_back_between_two_tries_is_not_said_again(
         ticks.retries.written(FAILED.batch_id)
         run()  # written meanwhile: gone
     assert len([r for r in caplog.records if r.levelname == "ERROR"]) == 1
+
+
+class EndedMidway:
+    """A flusher whose render process ends after the first file (a SIGTERM sent to the whole
+    process group, systemd's default stop, ends render processes at once)."""
+
+    retries = FailedRetries()
+
+    def flush(
+        self, *, report: FlushReport | None = None, stopping: threading.Event | None = None
+    ) -> FlushReport:
+        assert report is not None
+        report.written.append(WrittenBatch("b-2", "pix", Path("/o/f1.xml"), 3, 100, "0" * 64))
+        raise HelperDied("a helper process ended before answering")
+
+
+def test_the_files_a_batch_cut_wrote_before_it_failed_are_said(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """They are written and recorded: an operator reading the log missed them."""
+    run: Any = batch_cut_job(cast(Flusher, EndedMidway()), 1.0).run
+    with caplog.at_level(logging.INFO, logger="accrochage.scheduler"), pytest.raises(HelperDied):
+        run()
+    assert [r.getMessage() for r in caplog.records] == ["wrote f1.xml (3 passages)"]
+
+
+async def test_a_job_that_fails_while_the_scheduler_stops_is_said(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A stop cancels the loop that awaits a job's thread: a batch cut that failed then (its
+    render process ended by the same SIGTERM as the service) left no line at all."""
+    running, stop = threading.Event(), threading.Event()
+
+    def run() -> None:
+        running.set()
+        stop.wait(60)
+        raise HelperDied("a helper process ended before answering")
+
+    scheduler = Scheduler([Job("batch-cut", 60.0, run, stop=stop.set)])
+    with caplog.at_level(logging.ERROR, logger="accrochage.scheduler"):
+        scheduler.start()
+        assert await asyncio.to_thread(running.wait, 60)
+        await scheduler.stop()
+    assert [r.getMessage() for r in caplog.records] == [
+        "job batch-cut failed; it runs again at its next tick"
+    ]

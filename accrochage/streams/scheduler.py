@@ -15,9 +15,11 @@ import threading
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import cast
 
 from accrochage.errors import StorageCorruptError, StorageFullError, StoreBusyError
 from accrochage.streams.flush import Flusher
+from accrochage.streams.flush_report import FlushReport
 
 log = logging.getLogger("accrochage.scheduler")
 
@@ -73,11 +75,11 @@ class Scheduler:
                 if thread is None:
                     await job.run()  # type: ignore[misc]
                 else:
-                    await loop.run_in_executor(thread, job.run)
+                    await loop.run_in_executor(thread, _run_logged, job)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                log_failed(log, f"job {job.name}", exc, "it runs again at its next tick")
+                _failed(job, exc)
             await asyncio.sleep(job.every() if callable(job.every) else job.every)
 
     async def stop(self) -> None:
@@ -93,6 +95,20 @@ class Scheduler:
         for thread in self._threads:  # waited for off the loop: signals, /health still served
             await asyncio.to_thread(thread.shutdown, wait=True)
         self._threads.clear()
+
+
+def _failed(job: Job, exc: Exception) -> None:
+    log_failed(log, f"job {job.name}", exc, "it runs again at its next tick")
+
+
+def _run_logged(job: Job) -> None:
+    """A job's run in its thread, a failure logged there: a stop cancels the loop awaiting
+    it, and a run that failed after (a batch cut whose render process a SIGTERM sent to the
+    whole process group ended, systemd's default stop) was said nowhere."""
+    try:
+        cast(Callable[[], None], job.run)()
+    except Exception as exc:
+        _failed(job, exc)
 
 
 class Said:
@@ -117,9 +133,12 @@ def batch_cut_job(flusher: Flusher, every: float) -> Job:
     stopping = threading.Event()
 
     def run() -> None:
-        report = flusher.flush(stopping=stopping)
-        for written in report.written:
-            log.info("wrote %s (%d passages)", written.path.name, written.passages)
+        report = FlushReport()
+        try:
+            report = flusher.flush(report=report, stopping=stopping)
+        finally:  # a flush that failed midway (its render process ended) wrote files too
+            for written in report.written:
+                log.info("wrote %s (%d passages)", written.path.name, written.passages)
         failed = [f"batch {f.batch_id}: {f.error}" for f in report.failed]
         # Those held back between two tries still fail: not said again at the next try.
         failed += [f"batch {b}: {error}" for b, error in flusher.retries.held().items()]
