@@ -70,8 +70,11 @@ def ignore_stop_signals() -> None:
         signal.signal(signum, signal.SIG_IGN)
 
 
-def hangup_left_ignored() -> bool:
-    """This process was started with SIGHUP ignored: by `nohup`, whose whole point is that a
-    closed terminal leaves the command running. The services then keep it ignored (they stop
-    on SIGHUP otherwise: its default action killed them with nothing said)."""
-    return signal.getsignal(signal.SIGHUP) == signal.SIG_IGN
+def left_ignored() -> frozenset[signal.Signals]:
+    """The `GROUP_SIGNALS` this process was started with ignored, which the services keep
+    ignored (they stop on either otherwise): SIGHUP by `nohup`, whose whole point is that a
+    closed terminal leaves the command running; SIGINT by a shell for a command it runs in
+    the background without job control (a script's `nohup accrochage run &`), so that a
+    Ctrl-C meant for the script, which reaches its whole process group, leaves it running.
+    Read before the service sets its own handlers."""
+    return frozenset(s for s in GROUP_SIGNALS if signal.getsignal(s) == signal.SIG_IGN)

@@ -20,7 +20,7 @@ import aiohttp
 import pytest
 
 from accrochage.generate import GeneratedCertifier, generate_events
-from tests.support.crash import disposition
+from tests.support.crash import BACKGROUND, disposition
 from tests.test_tracker import write_config
 
 DEADLINE = 30.0
@@ -517,6 +517,40 @@ async def test_a_service_started_under_nohup_keeps_running_when_its_terminal_clo
             _reaped(service)
     text = log_path.read_text(encoding="utf-8")
     assert "stopping (SIGTERM)" in text and "SIGHUP" not in text, text
+
+
+async def test_a_service_a_script_started_in_the_background_outlives_the_script_s_ctrl_c(
+    tmp_path: Path,
+) -> None:
+    """A shell without job control (a script's `nohup accrochage run &`) starts the command
+    with SIGINT ignored: a Ctrl-C meant for the script reaches its whole process group, the
+    service's too, and must leave it running. The service caught SIGINT and stopped on it."""
+    port = free_port()
+    config = write_config(tmp_path, api={"bind": f"127.0.0.1:{port}"})
+    log_path = tmp_path / "service.log"
+    with log_path.open("wb") as log:
+        service = subprocess.Popen(
+            [*BACKGROUND, *COMMAND, "--config", str(config), "run"],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            start_new_session=True,
+        )
+        try:
+            await wait_healthy(f"http://127.0.0.1:{port}", service)
+            assert disposition(service.pid, signal.SIGINT) == "ignored"
+            assert disposition(service.pid, signal.SIGTERM) == "caught"
+            os.killpg(service.pid, signal.SIGINT)
+            await wait_healthy(f"http://127.0.0.1:{port}", service)
+            os.killpg(service.pid, signal.SIGTERM)
+            assert service.wait(timeout=DEADLINE) == 0
+        finally:
+            if service.poll() is None:
+                os.killpg(service.pid, signal.SIGKILL)
+            _reaped(service)
+    text = log_path.read_text(encoding="utf-8")
+    assert "stopping (SIGTERM)" in text and "SIGINT" not in text, text
 
 
 def _group_alive(group: int) -> bool:

@@ -22,7 +22,7 @@ from accrochage.api.writer_link import ProcessLink
 from accrochage.api.writing import EventWriter, InlineDecoder, ThreadWriter
 from accrochage.app import Core, build_event_writer, refdata_warnings, reference_keeper
 from accrochage.errors import AccrochageError
-from accrochage.lifeline import hangup_left_ignored
+from accrochage.lifeline import left_ignored
 from accrochage.models.reference import Reference
 from accrochage.runtimes.watching import watching_jobs
 from accrochage.settings import ApiSettings
@@ -40,15 +40,14 @@ LISTEN_BACKLOG = 128
 """Connections waiting to be accepted (aiohttp's own default)."""
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 """Each stops the service gracefully; SIGHUP's default action (a closed terminal, an
-administrator expecting a reload) killed it with nothing said. SIGHUP stays ignored under
-`nohup` (`lifeline.hangup_left_ignored`)."""
+administrator expecting a reload) killed it with nothing said. SIGHUP and SIGINT stay
+ignored when the service was started with them ignored (`lifeline.left_ignored`)."""
 
 
 def stop_signals() -> tuple[signal.Signals, ...]:
     """The `STOP_SIGNALS` this process acts on."""
-    if hangup_left_ignored():
-        return tuple(s for s in STOP_SIGNALS if s != signal.SIGHUP)
-    return STOP_SIGNALS
+    ignored = left_ignored()
+    return tuple(s for s in STOP_SIGNALS if s not in ignored)
 
 
 def api_context(core: Core, writer: WriterService | EventWriter) -> ApiContext:

@@ -45,7 +45,7 @@ from tests.kafka.workers import (
     write_events,
     write_worker_config,
 )
-from tests.support.crash import disposition
+from tests.support.crash import BACKGROUND, disposition
 
 pytestmark = pytest.mark.kafka
 
@@ -253,6 +253,25 @@ async def test_a_worker_started_under_nohup_keeps_running_when_its_terminal_clos
     assert worker.stop() == 0, worker.tail()
     assert "Signal received: 15" in worker.text(), worker.tail()
     assert "Signal received: 1 " not in worker.text(), worker.tail()
+
+
+async def test_a_worker_a_script_started_in_the_background_outlives_the_script_s_ctrl_c(
+    kafka_broker: KafkaEndpoint, tmp_path: Path, workers: list[Worker]
+) -> None:
+    """A shell without job control (a script's `nohup accrochage worker &`) starts the command
+    with SIGINT ignored, so that a Ctrl-C meant for the script leaves it running; faust's
+    worker caught SIGINT and stopped on it all the same."""
+    config = write_worker_config(tmp_path / "worker", kafka_broker.bootstrap)
+    worker = Worker(config, tmp_path / "worker.log", launcher=BACKGROUND)
+    workers.append(worker)
+    await asyncio.to_thread(worker.wait_for_log, "Worker ready", START_TIMEOUT)
+    assert disposition(worker.pid, signal.SIGINT) == "ignored"
+    assert disposition(worker.pid, signal.SIGTERM) == "caught"
+    os.killpg(worker.pid, signal.SIGINT)
+    assert worker.stop() == 0, worker.tail()
+    assert "Signal received: 15" in worker.text(), worker.tail()
+    assert "Signal received: 2 " not in worker.text(), worker.tail()
+    assert "KeyboardInterrupt" not in worker.text(), worker.tail()
 
 
 async def test_worker_whose_port_is_taken_refuses_to_start(

@@ -209,6 +209,11 @@ def id_techniques(path: Path) -> list[str]:
     return ids
 
 
+BACKGROUND = ("bash", "-c", 'trap "" INT; exec "$@"', "bash")
+"""A launcher that starts a command as a script's shell (no job control) starts one with `&`:
+SIGINT ignored."""
+
+
 def disposition(pid: int, signum: signal.Signals) -> str:
     """What process `pid` does with `signum`, as the kernel has it."""
     status = dict(

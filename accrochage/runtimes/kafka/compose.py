@@ -18,7 +18,7 @@ from accrochage import __version__
 from accrochage.api.protocol import ApiRunner
 from accrochage.api.server import build_app
 from accrochage.app import Core, build_core, build_writer_parts, log_source, store_location
-from accrochage.lifeline import hangup_left_ignored
+from accrochage.lifeline import left_ignored
 from accrochage.runtimes.embedded import api_context, bound_socket, scheduler_for
 from accrochage.runtimes.kafka.admin import ensure_topics
 from accrochage.runtimes.kafka.lag import AlertProducer, lag_job
@@ -126,12 +126,17 @@ def run_worker(
 
 class StoppingWorker(faust.Worker):
     """faust's worker, stopped gracefully by SIGHUP as by SIGTERM: SIGHUP's default action (a
-    closed terminal, an administrator expecting a reload) killed it with nothing said. Under
-    `nohup` SIGHUP stays ignored (`lifeline.hangup_left_ignored`)."""
+    closed terminal, an administrator expecting a reload) killed it with nothing said. SIGHUP
+    and SIGINT stay ignored when the worker was started with them ignored
+    (`lifeline.left_ignored`): faust's worker stopped on SIGINT whatever its starter said."""
 
     def _install_signal_handlers_unix(self) -> None:
+        ignored = left_ignored()
         super()._install_signal_handlers_unix()
-        if not hangup_left_ignored():
+        if signal.SIGINT in ignored:
+            self.loop.remove_signal_handler(signal.SIGINT)  # which sets Python's own handler
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+        if signal.SIGHUP not in ignored:
             self.loop.add_signal_handler(signal.SIGHUP, self._schedule_shutdown, signal.SIGHUP)
 
 
