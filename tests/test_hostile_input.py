@@ -734,6 +734,32 @@ def test_ctrl_c_right_after_a_commit_still_counts_that_group(
     assert len(stored_names(config)) == 3
 
 
+def test_an_ingest_started_with_ctrl_c_ignored_is_not_interrupted(
+    config: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A script's background command (`accrochage ingest big.jsonl &`) starts with SIGINT
+    ignored: a Ctrl-C meant for the script reaches its whole process group. The wait for a
+    group's count caught it all the same and stopped the ingest (exit 130) when it came
+    while a group was stored, most of an ingest's time."""
+    real = Ingestor.ingest
+
+    def then_interrupted(self: Ingestor, items: Any) -> Any:
+        results = real(self, items)
+        os.kill(os.getpid(), signal.SIGINT)
+        return results
+
+    monkeypatch.setattr(Ingestor, "ingest", then_interrupted)
+    source = write_jsonl(tmp_path / "i.jsonl", [recent(f"IG-{n}") for n in range(3)])
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        result = run(config, "ingest", str(source))
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert "3 events read (created 3)" in result.stdout, result.stdout
+    assert "interrupted" not in result.stdout
+    assert len(stored_names(config)) == 3
+
+
 def test_ctrl_c_during_flush_says_what_was_written_and_the_next_flush_writes_the_rest(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

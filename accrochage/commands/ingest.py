@@ -263,8 +263,13 @@ def _ingest_file(core: Core, name: str, encoding: str, tally: IngestTally, scope
 def _counted_whole() -> Iterator[None]:
     """A Ctrl-C while a group is stored and counted waits for the count: raised between a
     commit and its count, it would leave stored events out of the summary. Elsewhere (reading,
-    decoding) it interrupts at once."""
-    if threading.current_thread() is not threading.main_thread():
+    decoding) it interrupts at once. Ignored when the command was started with SIGINT ignored
+    (a script's background command, which its Ctrl-C reaches too): caught here, it stopped
+    the ingest."""
+    if (
+        threading.current_thread() is not threading.main_thread()
+        or signal.getsignal(signal.SIGINT) == signal.SIG_IGN
+    ):
         yield
         return
     held: list[int] = []
