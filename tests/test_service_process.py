@@ -482,21 +482,27 @@ async def test_ctrl_c_stops_the_service_and_its_helpers_in_order(
     assert not _group_alive(service.pid), "a helper outlived the service"
 
 
-async def test_a_service_started_under_nohup_keeps_running_when_its_terminal_closes(
-    tmp_path: Path,
+@pytest.mark.parametrize(
+    ("launcher", "signum"),
+    [(("nohup",), signal.SIGHUP), (BACKGROUND, signal.SIGINT)],
+    ids=["nohup-HUP", "script-background-INT"],
+)
+async def test_a_service_started_with_a_signal_ignored_keeps_it_ignored(
+    tmp_path: Path, launcher: tuple[str, ...], signum: signal.Signals
 ) -> None:
     """`nohup accrochage run &` starts it with SIGHUP ignored, so that closing the terminal
-    leaves it running; the service caught SIGHUP and stopped on it all the same. The kernel
-    says what the service does with SIGHUP (ignored: discarded as it is sent); SIGTERM then
-    stops it."""
-    nohup = shutil.which("nohup")
-    assert nohup is not None, "coreutils' nohup is missing"
+    leaves it running; a shell without job control (a script's `accrochage run &`) starts it
+    with SIGINT ignored, so that a Ctrl-C meant for the script, which reaches its whole
+    process group, leaves it running. The service caught either and stopped on it all the
+    same. The kernel says what the service does with it (ignored: discarded as it is sent);
+    SIGTERM then stops it."""
+    assert shutil.which(launcher[0]) is not None, f"{launcher[0]} is missing"
     port = free_port()
     config = write_config(tmp_path, api={"bind": f"127.0.0.1:{port}"})
     log_path = tmp_path / "service.log"
     with log_path.open("wb") as log:
         service = subprocess.Popen(
-            [nohup, *COMMAND, "--config", str(config), "run"],
+            [*launcher, *COMMAND, "--config", str(config), "run"],
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
@@ -505,9 +511,9 @@ async def test_a_service_started_under_nohup_keeps_running_when_its_terminal_clo
         )
         try:
             await wait_healthy(f"http://127.0.0.1:{port}", service)
-            assert disposition(service.pid, signal.SIGHUP) == "ignored"
+            assert disposition(service.pid, signum) == "ignored"
             assert disposition(service.pid, signal.SIGTERM) == "caught"
-            os.killpg(service.pid, signal.SIGHUP)
+            os.killpg(service.pid, signum)
             await wait_healthy(f"http://127.0.0.1:{port}", service)
             os.killpg(service.pid, signal.SIGTERM)
             assert service.wait(timeout=DEADLINE) == 0
@@ -516,41 +522,7 @@ async def test_a_service_started_under_nohup_keeps_running_when_its_terminal_clo
                 os.killpg(service.pid, signal.SIGKILL)
             _reaped(service)
     text = log_path.read_text(encoding="utf-8")
-    assert "stopping (SIGTERM)" in text and "SIGHUP" not in text, text
-
-
-async def test_a_service_a_script_started_in_the_background_outlives_the_script_s_ctrl_c(
-    tmp_path: Path,
-) -> None:
-    """A shell without job control (a script's `nohup accrochage run &`) starts the command
-    with SIGINT ignored: a Ctrl-C meant for the script reaches its whole process group, the
-    service's too, and must leave it running. The service caught SIGINT and stopped on it."""
-    port = free_port()
-    config = write_config(tmp_path, api={"bind": f"127.0.0.1:{port}"})
-    log_path = tmp_path / "service.log"
-    with log_path.open("wb") as log:
-        service = subprocess.Popen(
-            [*BACKGROUND, *COMMAND, "--config", str(config), "run"],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-            start_new_session=True,
-        )
-        try:
-            await wait_healthy(f"http://127.0.0.1:{port}", service)
-            assert disposition(service.pid, signal.SIGINT) == "ignored"
-            assert disposition(service.pid, signal.SIGTERM) == "caught"
-            os.killpg(service.pid, signal.SIGINT)
-            await wait_healthy(f"http://127.0.0.1:{port}", service)
-            os.killpg(service.pid, signal.SIGTERM)
-            assert service.wait(timeout=DEADLINE) == 0
-        finally:
-            if service.poll() is None:
-                os.killpg(service.pid, signal.SIGKILL)
-            _reaped(service)
-    text = log_path.read_text(encoding="utf-8")
-    assert "stopping (SIGTERM)" in text and "SIGINT" not in text, text
+    assert "stopping (SIGTERM)" in text and signum.name not in text, text
 
 
 def _group_alive(group: int) -> bool:
