@@ -23,6 +23,7 @@ from accrochage.app import Core
 from accrochage.commands.core import core_from
 from accrochage.commands.output import reason_of
 from accrochage.errors import InputError, StoreError
+from accrochage.lifeline import left_ignored
 from accrochage.models.problems import escaped
 from accrochage.models.scope import Scope
 from accrochage.models.vocabulary import Outcome
@@ -266,10 +267,7 @@ def _counted_whole() -> Iterator[None]:
     decoding) it interrupts at once. Ignored when the command was started with SIGINT ignored
     (a script's background command, which its Ctrl-C reaches too): caught here, it stopped
     the ingest."""
-    if (
-        threading.current_thread() is not threading.main_thread()
-        or signal.getsignal(signal.SIGINT) == signal.SIG_IGN
-    ):
+    if threading.current_thread() is not threading.main_thread() or signal.SIGINT in left_ignored():
         yield
         return
     held: list[int] = []
