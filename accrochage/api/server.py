@@ -51,6 +51,7 @@ from accrochage.api.reads import (
     get_summary,
     get_unusable,
 )
+from accrochage.api.turns import FairSlots
 from accrochage.errors import AccrochageError, StoreBusyError
 from accrochage.models.vocabulary import Outcome
 from accrochage.streams.check import check
@@ -66,6 +67,16 @@ writer process: one round trip to a decode process per request costs the serving
 than decoding a few events (measured: 1,280 against 2,420 single-event requests/s); an array
 is worth sending."""
 READER_THREADS = 4
+DECODE_TURNS = web.AppKey("decode_turns", FairSlots)
+"""Arrays sent to the decode processes, senders in turns."""
+CHECK_TURNS = web.AppKey("check_turns", FairSlots)
+"""`POST /check` requests checked in the reader threads: one a sender at a time (the threads
+share one interpreter lock: a sender's second check in parallel gains it nothing), one thread
+left for reads."""
+
+
+def _decoding_processes(context: ApiContext) -> int:
+    return context.decoder.processes if context.decoder is not None else 1
 
 
 async def _body(request: web.Request) -> bytes:
@@ -107,12 +118,13 @@ async def post_events(request: web.Request) -> web.Response:
         assert context.decoder is not None
         try:
             loop = asyncio.get_running_loop()
-            # Off the event loop: submitting starts the decode processes again after one died.
-            decoding = await loop.run_in_executor(None, context.decoder.submit, items)
-            items = await asyncio.wrap_future(decoding)
+            async with request.app[DECODE_TURNS].turn(sender_of(request)):
+                # Off the loop: submitting starts the decode processes again after one died.
+                decoding = await loop.run_in_executor(None, context.decoder.submit, items)
+                items = await asyncio.wrap_future(decoding)
         except DecodeFailed:  # the writer decodes them; the next request starts a new pool
             log.error("a decode process ended; this request's events are decoded by the writer")
-    results = await context.writer.store(items)
+    results = await context.writer.store(items, sender_of(request))
     refused(request, sum(r.outcome == Outcome.FORBIDDEN for r in results), len(results))
     if array:
         return web.json_response([r.as_dict() | {"http_status": r.http_status} for r in results])
@@ -139,7 +151,8 @@ async def post_check(request: web.Request) -> web.Response:
         refused(request, sum(one.forbidden for one in found), len(found))
         return [one.as_dict() for one in found]
 
-    answers = await asyncio.get_running_loop().run_in_executor(request.app[READERS], run)
+    async with request.app[CHECK_TURNS].turn(sender_of(request)):
+        answers = await asyncio.get_running_loop().run_in_executor(request.app[READERS], run)
     return web.json_response(answers if array else answers[0])
 
 
@@ -218,6 +231,9 @@ def build_app(context: ApiContext) -> web.Application:
     app[CONNECTIONS] = context.connections
     app[LARGE_BODIES] = asyncio.Semaphore(1)
     app[SENDERS_TURNS] = {}
+    processes = _decoding_processes(context)
+    app[DECODE_TURNS] = FairSlots(processes, per_sender=processes)
+    app[CHECK_TURNS] = FairSlots(READER_THREADS - 1, per_sender=1)
     app[READERS] = ThreadPoolExecutor(max_workers=READER_THREADS, thread_name_prefix="reader")
     events_body = expecting(lambda request: request.app[CONTEXT].max_body_bytes, _too_large)
     app.router.add_post("/events", post_events, expect_handler=events_body)

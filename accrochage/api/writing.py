@@ -60,8 +60,9 @@ class EventWriter(Protocol):
     def decodes_here(self) -> bool:
         """True: small requests are decoded in the serving process before `store`."""
 
-    def store(self, items: list[Incoming]) -> Awaitable[list[IngestResult]]:
-        """Each event's result, once the transaction holding them has committed."""
+    def store(self, items: list[Incoming], sender: str = "") -> Awaitable[list[IngestResult]]:
+        """Each event's result, once the transaction holding them has committed; `sender`
+        (a token's place) takes turns with the others (`api/turns.py`)."""
 
 
 class ThreadWriter:
@@ -77,7 +78,9 @@ class ThreadWriter:
     def storage_error(self) -> StoreError | None:
         return self.service.storage_error
 
-    def store(self, items: list[Incoming]) -> Awaitable[list[IngestResult]]:
+    def store(self, items: list[Incoming], sender: str = "") -> Awaitable[list[IngestResult]]:
+        """First come, first served: the writer service of this process serves tests and
+        embedders; `accrochage run`'s writer process is where senders take turns."""
         return asyncio.wrap_future(self.service.submit(items))
 
 

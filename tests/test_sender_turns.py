@@ -1,0 +1,185 @@
+"""Senders take turns (`api/turns.py`): one exam platform's flood waits behind its own
+requests, never in front of another platform's.
+
+Measured before (`bench/fairness.py`): a platform's arrays of 1,000 made another's single
+event wait 533 ms for its acknowledgement (2 ms alone), and its checks 128 ms. Each test
+below holds the first platform's work at one place (the writer process stopped, a check or a
+decoding that does not finish) and asserts what goes next; none depends on the machine's
+speed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import threading
+from collections.abc import Iterator
+from concurrent.futures import Future
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from accrochage.api import server
+from accrochage.api.writer_link import GROUP_EVENTS, ProcessLink
+from accrochage.app import Core, build_core, build_event_writer
+from accrochage.errors import StorageFullError
+from accrochage.models.deadline import SystemClock
+from accrochage.runtimes.embedded import build_service
+from accrochage.settings import load_settings
+from accrochage.streams.incoming import Incoming
+from tests.test_http import recent
+from tests.test_http_writer_process import ANSWER_WITHIN, full_disk_writer, rows, serving
+from tests.test_ingest_scope import ANY, PIX, SCOPED_API, post
+from tests.test_tracker import write_config
+
+
+@pytest.fixture()
+def core(tmp_path: Path) -> Iterator[Core]:
+    built = build_core(
+        load_settings(write_config(tmp_path, api=SCOPED_API, ingest={"decode_processes": 1})),
+        SystemClock(),
+    )
+    yield built
+    built.close()
+
+
+def _events(prefix: str, count: int) -> list[Incoming]:
+    return [Incoming(json.dumps(recent(f"{prefix}-{i:04d}")).encode()) for i in range(count)]
+
+
+async def test_a_platform_s_event_is_stored_before_another_s_queued_arrays(core: Core) -> None:
+    """The writer process stopped while platform a's arrays wait: b's single event, sent
+    after them, is stored in the next group, before a's second array. Before, groups were
+    first come, first served, and arrays went whole: b's event came after all of a's."""
+    tick = core.settings.batching.tick.total_seconds()
+    link = ProcessLink(
+        partial(build_event_writer, core.settings.paths.state, core.registry, core.clock, tick)
+    )
+    await link.start()
+    pid = link._process.pid  # the test stops and resumes the writer process
+    try:
+        os.kill(pid, signal.SIGSTOP)
+        first = link.store(_events("A1", 600), "a")
+        await asyncio.sleep(0.05)
+        second = link.store(_events("A2", 500), "a")
+        await asyncio.sleep(0.05)
+        single = link.store(_events("B", 1), "b")
+        await asyncio.sleep(0.05)
+        os.kill(pid, signal.SIGCONT)
+        answers = await asyncio.wait_for(asyncio.gather(first, second, single), ANSWER_WITHIN)
+    finally:
+        os.kill(pid, signal.SIGCONT)
+        await link.close()
+    # Each request answered with its own events' results, in its order, across its pieces.
+    for answer, prefix, count in zip(answers, ("A1", "A2", "B"), (600, 500, 1), strict=True):
+        assert [r.record_id for r in answer] == [f"{prefix}-{i:04d}" for i in range(count)]
+        assert all(r.accepted for r in answer)
+    order = [
+        r
+        for (r,) in rows(core.settings.paths.state, "SELECT record_id FROM history ORDER BY rowid")
+    ]
+    assert len(order) == len(set(order)) == 1101  # each stored once
+    at = order.index("B-0000")
+    assert at < min(i for i, r in enumerate(order) if r.startswith("A2-"))
+    assert at <= 2 * GROUP_EVENTS  # behind the two groups already sent, no more
+
+
+async def test_an_array_in_pieces_fails_whole_when_its_pieces_fail(core: Core) -> None:
+    """The disk full: every piece of a 600-event array fails; the request is answered with
+    the storage's own error (507), and no piece's failure is left unread."""
+    tick = core.settings.batching.tick.total_seconds()
+    link = ProcessLink(
+        partial(full_disk_writer, core.settings.paths.state, core.registry, core.clock, tick)
+    )
+    await link.start()
+    try:
+        with pytest.raises(StorageFullError):
+            await asyncio.wait_for(link.store(_events("F", 600), "a"), ANSWER_WITHIN)
+    finally:
+        await link.close()
+    assert rows(core.settings.paths.state, "SELECT count(*) FROM records") == [(0,)]
+
+
+async def test_a_platform_s_checks_run_one_at_a_time_and_another_s_check_goes_meanwhile(
+    core: Core, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The pix platform's first check does not finish until the other platform's check
+    has been answered: its other two wait their turn, and the other platform's goes."""
+    real_check = server.check
+    release = threading.Event()
+    running: dict[str, int] = {}
+    most: dict[str, int] = {}
+    lock = threading.Lock()
+
+    def check(items: list[Incoming], *args: Any) -> Any:
+        sender = "pix" if "PIX" in str(items[0].raw) else "other"
+        with lock:
+            running[sender] = running.get(sender, 0) + 1
+            most[sender] = max(most.get(sender, 0), running[sender])
+        try:
+            if sender == "pix":
+                assert release.wait(ANSWER_WITHIN)
+            return real_check(items, *args)
+        finally:
+            with lock:
+                running[sender] -= 1
+
+    monkeypatch.setattr(server, "check", check)
+    async with serving(build_service(core, timer=False, separate_writer=True)) as client:
+        flood = [
+            asyncio.create_task(
+                post(client, [recent(f"PIX-{n}-{i}") for i in range(50)], PIX, "/check")
+            )
+            for n in range(3)
+        ]
+        await asyncio.sleep(0.2)
+        status, answer = await asyncio.wait_for(
+            post(client, recent("OTHER-1", certifier="school"), ANY, "/check"), ANSWER_WITHIN
+        )
+        assert status == 200 and answer["valid"] is True
+        release.set()
+        answers = await asyncio.wait_for(asyncio.gather(*flood), ANSWER_WITHIN)
+    assert [status for status, _ in answers] == [200, 200, 200]
+    assert most == {"pix": 1, "other": 1}
+
+
+async def test_arrays_go_to_the_decode_processes_in_senders_turns(
+    core: Core, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One decode process: the pix platform's two arrays and the other platform's one, sent
+    in that order; the other's is decoded second, not after both of pix's."""
+    assert core.decoder is not None and core.decoder.processes == 1
+    real_submit = core.decoder.submit
+    submitted: list[str] = []
+    first_done: Future[None] = Future()
+
+    def submit(items: Any) -> Any:
+        submitted.append("pix" if "PIX" in str(items[0].raw) else "other")
+        decoding = real_submit(items)
+        if len(submitted) > 1:
+            return decoding
+        held: Future[Any] = Future()  # the first array is decoded once the test says so
+        first_done.add_done_callback(lambda _: held.set_result(decoding.result()))
+        return held
+
+    monkeypatch.setattr(core.decoder, "submit", submit)
+    size = server.POOL_MIN_EVENTS
+    async with serving(build_service(core, timer=False, separate_writer=True)) as client:
+        pix = [
+            asyncio.create_task(post(client, [recent(f"PIX-{n}-{i}") for i in range(size)], PIX))
+            for n in range(2)
+        ]
+        await asyncio.sleep(0.2)
+        other = asyncio.create_task(
+            post(client, [recent(f"OTHER-{i}", certifier="school") for i in range(size)], ANY)
+        )
+        await asyncio.sleep(0.2)
+        first_done.set_result(None)
+        answers = await asyncio.wait_for(asyncio.gather(*pix, other), ANSWER_WITHIN)
+    assert [status for status, _ in answers] == [200, 200, 200]
+    assert all(r["http_status"] == 201 for _, body in answers for r in body)
+    assert submitted == ["pix", "other", "pix"]
