@@ -33,7 +33,7 @@ from accrochage.settings import load_settings
 from accrochage.streams.incoming import Incoming
 from tests.test_http import recent
 from tests.test_http_writer_process import ANSWER_WITHIN, full_disk_writer, rows, serving
-from tests.test_ingest_scope import ANY, PIX, SCOPED_API, post
+from tests.test_ingest_scope import ANY, OP, PIX, SCOPED_API, post
 from tests.test_tracker import write_config
 
 
@@ -122,7 +122,7 @@ async def test_a_platform_s_checks_run_one_at_a_time_and_another_s_check_goes_me
             most[sender] = max(most.get(sender, 0), running[sender])
         try:
             if sender == "pix":
-                assert release.wait(ANSWER_WITHIN)
+                assert release.wait(2 * ANSWER_WITHIN)  # longer than the other check is given
             return real_check(items, *args)
         finally:
             with lock:
@@ -150,8 +150,9 @@ async def test_a_platform_s_checks_run_one_at_a_time_and_another_s_check_goes_me
 async def test_arrays_go_to_the_decode_processes_in_senders_turns(
     core: Core, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """One decode process: the pix platform's two arrays and the other platform's one, sent
-    in that order; the other's is decoded second, not after both of pix's."""
+    """One decode process, two arrays at a time in it: the pix platform's three arrays and
+    the other platform's one, sent in that order; the other's goes third, before pix's
+    third. The first two stay undecoded until the other's has arrived."""
     assert core.decoder is not None and core.decoder.processes == 1
     real_submit = core.decoder.submit
     submitted: list[str] = []
@@ -160,9 +161,9 @@ async def test_arrays_go_to_the_decode_processes_in_senders_turns(
     def submit(items: Any) -> Any:
         submitted.append("pix" if "PIX" in str(items[0].raw) else "other")
         decoding = real_submit(items)
-        if len(submitted) > 1:
+        if len(submitted) > 2:
             return decoding
-        held: Future[Any] = Future()  # the first array is decoded once the test says so
+        held: Future[Any] = Future()  # decoded once the test says so
         first_done.add_done_callback(lambda _: held.set_result(decoding.result()))
         return held
 
@@ -171,7 +172,7 @@ async def test_arrays_go_to_the_decode_processes_in_senders_turns(
     async with serving(build_service(core, timer=False, separate_writer=True)) as client:
         pix = [
             asyncio.create_task(post(client, [recent(f"PIX-{n}-{i}") for i in range(size)], PIX))
-            for n in range(2)
+            for n in range(3)
         ]
         await asyncio.sleep(0.2)
         other = asyncio.create_task(
@@ -180,6 +181,53 @@ async def test_arrays_go_to_the_decode_processes_in_senders_turns(
         await asyncio.sleep(0.2)
         first_done.set_result(None)
         answers = await asyncio.wait_for(asyncio.gather(*pix, other), ANSWER_WITHIN)
-    assert [status for status, _ in answers] == [200, 200, 200]
+    assert [status for status, _ in answers] == [200] * 4
     assert all(r["http_status"] == 201 for _, body in answers for r in body)
-    assert submitted == ["pix", "other", "pix"]
+    assert submitted == ["pix", "pix", "other", "pix"]
+
+
+async def test_a_platform_polling_its_records_leaves_a_reader_thread_for_the_operator(
+    core: Core, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Five reads of the pix platform that do not finish: three hold reader threads, two
+    wait their turn, and the operator's summary is answered meanwhile. Before, the pix
+    platform's reads took all four threads and the operator's waited for them."""
+    opened = core.store.reader()
+    reader_class = type(opened)
+    opened.close()
+    real_outstanding = reader_class.outstanding
+    release = threading.Event()
+    running = 0
+    most = 0
+    lock = threading.Lock()
+
+    def outstanding(self: Any, query: Any) -> Any:
+        nonlocal running, most
+        with lock:
+            running += 1
+            most = max(most, running)
+        try:
+            assert release.wait(2 * ANSWER_WITHIN)  # longer than the summary is given
+            return real_outstanding(self, query)
+        finally:
+            with lock:
+                running -= 1
+
+    monkeypatch.setattr(reader_class, "outstanding", outstanding)
+    async with serving(build_service(core, timer=False, separate_writer=True)) as client:
+
+        async def records() -> int:
+            async with client.get("/records", headers=PIX) as response:
+                return response.status
+
+        polling = [asyncio.create_task(records()) for _ in range(5)]
+        await asyncio.sleep(0.3)
+
+        async def summary() -> int:
+            async with client.get("/summary", headers=OP) as response:
+                return response.status
+
+        assert await asyncio.wait_for(summary(), ANSWER_WITHIN) == 200
+        release.set()
+        assert await asyncio.wait_for(asyncio.gather(*polling), ANSWER_WITHIN) == [200] * 5
+    assert most == 3

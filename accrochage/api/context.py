@@ -15,9 +15,10 @@ from aiohttp import web
 from pydantic import SecretStr
 
 from accrochage.api import params
-from accrochage.api.auth import IngestToken
+from accrochage.api.auth import IngestToken, sender_of
 from accrochage.api.bodies import DEFAULT_BODY_SECONDS
 from accrochage.api.connections import ConnectionLimits
+from accrochage.api.turns import FairSlots
 from accrochage.api.writing import EventWriter, InlineDecoder
 from accrochage.errors import AccrochageError, StorageCorruptError, StoreError
 from accrochage.models.deadline import Clock, paris_today
@@ -70,6 +71,9 @@ class ApiContext:
 
 CONTEXT = web.AppKey("context", ApiContext)
 READERS = web.AppKey("readers", ThreadPoolExecutor)
+READER_TURNS = web.AppKey("reader_turns", FairSlots)
+"""The reader threads, given to senders in turn (`api/turns.py`), one sender holding all of
+them but one: a platform polling its records never keeps the operator's pages waiting."""
 
 
 class _Readers(threading.local):
@@ -99,7 +103,13 @@ async def read(request: web.Request, query: Callable[[Reader], T]) -> T:
                 context.damage.found = exc
             raise
 
-    return await asyncio.get_running_loop().run_in_executor(request.app[READERS], run)
+    return await on_reader_thread(request, run)
+
+
+async def on_reader_thread(request: web.Request, work: Callable[[], T]) -> T:
+    """`work()` on a reader thread, once its sender's turn came."""
+    async with request.app[READER_TURNS].turn(sender_of(request)):
+        return await asyncio.get_running_loop().run_in_executor(request.app[READERS], work)
 
 
 def day_asked(request: web.Request) -> date:
