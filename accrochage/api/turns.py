@@ -2,16 +2,17 @@
 in front of another platform's.
 
 Measured before (`bench/fairness.py`): one platform posting arrays of 1,000 events on 8
-connections made another platform's single event wait 533 ms for its acknowledgement (2 ms
-alone), every group the writer process stored holding thousands of the first platform's
-events; its arrays of 1,000 to `POST /check` made the other's single check wait 128 ms, the
-reader threads all busy with them.
+connections made another platform's single event wait 470-540 ms for its acknowledgement
+(under 3 ms alone), every group the writer process stored holding thousands of the first
+platform's events; its arrays of 1,000 to `POST /check` made the other's single check wait
+143-151 ms, the reader threads all busy with them. With turns: 58 ms and 18 ms.
 
 Two tools, one rule (senders take turns, one request of each in turn):
 - `SenderQueues`: the requests waiting for the writer process, taken into a group in turns,
   a group at most `limit` events (a request is sent whole: split it first);
-- `FairSlots`: a bounded number of jobs at a time (a pool's processes, the reader threads),
-  at most `per_sender` of them a sender's, the next slot to the sender whose turn it is.
+- `FairSlots`: a bounded number of jobs at a time (arrays in the decode processes, checks,
+  jobs of the reader threads), at most `per_sender` of them a sender's, the next slot to the
+  sender whose turn it is.
 """
 
 from __future__ import annotations
