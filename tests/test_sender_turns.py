@@ -15,7 +15,7 @@ import json
 import os
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from functools import partial
 from pathlib import Path
@@ -45,6 +45,14 @@ def core(tmp_path: Path) -> Iterator[Core]:
     )
     yield built
     built.close()
+
+
+async def until(condition: Callable[[], bool]) -> None:
+    """Wait for `condition`, within `ANSWER_WITHIN` seconds."""
+    deadline = asyncio.get_running_loop().time() + ANSWER_WITHIN
+    while not condition():
+        assert asyncio.get_running_loop().time() < deadline, "never came"
+        await asyncio.sleep(0.01)
 
 
 def _events(prefix: str, count: int) -> list[Incoming]:
@@ -136,7 +144,7 @@ async def test_a_platform_s_checks_run_one_at_a_time_and_another_s_check_goes_me
             )
             for n in range(3)
         ]
-        await asyncio.sleep(0.2)
+        await until(lambda: running.get("pix") == 1)
         status, answer = await asyncio.wait_for(
             post(client, recent("OTHER-1", certifier="school"), ANY, "/check"), ANSWER_WITHIN
         )
@@ -174,7 +182,7 @@ async def test_arrays_go_to_the_decode_processes_in_senders_turns(
             asyncio.create_task(post(client, [recent(f"PIX-{n}-{i}") for i in range(size)], PIX))
             for n in range(3)
         ]
-        await asyncio.sleep(0.2)
+        await until(lambda: len(submitted) == 2)  # pix's first two, held
         other = asyncio.create_task(
             post(client, [recent(f"OTHER-{i}", certifier="school") for i in range(size)], ANY)
         )
@@ -221,7 +229,7 @@ async def test_a_platform_polling_its_records_leaves_a_reader_thread_for_the_ope
                 return response.status
 
         polling = [asyncio.create_task(records()) for _ in range(5)]
-        await asyncio.sleep(0.3)
+        await until(lambda: running == 3)  # pix's share of the reader threads
 
         async def summary() -> int:
             async with client.get("/summary", headers=OP) as response:
