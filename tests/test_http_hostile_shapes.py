@@ -19,7 +19,7 @@ import pytest
 import yarl
 
 from accrochage.api import intake
-from accrochage.api.writer_link import NOT_STORABLE, _framed
+from accrochage.api.link_groups import NOT_STORABLE, framed
 from accrochage.api.writing import NotStorable
 from accrochage.app import Core, build_core
 from accrochage.models.decode import Decoded, Kind
@@ -122,7 +122,7 @@ def test_a_request_that_cannot_be_framed_fails_alone_and_keeps_the_order() -> No
         fine = [Incoming(b'{"record_id": "A"}', "test")], loop.create_future()
         bad = [undecoded], loop.create_future()
         after = [Incoming(b'{"record_id": "B"}', "test")], loop.create_future()
-        data, kept = _framed([fine, bad, after])
+        data, kept = framed([fine, bad, after])
         assert kept == [fine, after]
         assert data and b'"record_id": "A"' in data and b'"record_id": "B"' in data
         with pytest.raises(NotStorable, match="nested too deeply"):
@@ -136,13 +136,13 @@ def test_a_decoded_event_travels_as_its_text() -> None:
     """What crosses to the writer process of a decoded event from an array: its text (what
     an unusable or refused event keeps), never the parsed object, which could be nested
     deeper than pickling goes."""
-    from accrochage.api.writer_link import _wire
+    from accrochage.api.link_groups import wire
     from accrochage.streams.rejected import TOO_DEEP_TO_KEEP
 
     decoded = Decoded(Kind.DELIVERED, record_id="A", content="{}", content_hash="h")
-    raw, *_ = _wire(Incoming({"record_id": "A", "x": [1]}, "s", decoded=(decoded, None)))
+    raw, *_ = wire(Incoming({"record_id": "A", "x": [1]}, "s", decoded=(decoded, None)))
     assert json.loads(raw) == {"record_id": "A", "x": [1]}
-    raw, *_ = _wire(Incoming({"x": nested(2000)}, "s", decoded=(decoded, None)))
+    raw, *_ = wire(Incoming({"x": nested(2000)}, "s", decoded=(decoded, None)))
     assert raw == TOO_DEEP_TO_KEEP
 
 

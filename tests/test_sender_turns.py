@@ -24,7 +24,8 @@ from typing import Any
 import pytest
 
 from accrochage.api import server
-from accrochage.api.writer_link import GROUP_EVENTS, ProcessLink
+from accrochage.api.link_groups import GROUP_EVENTS
+from accrochage.api.writer_link import ProcessLink
 from accrochage.app import Core, build_core, build_event_writer
 from accrochage.errors import StorageFullError
 from accrochage.models.deadline import SystemClock

@@ -13,10 +13,11 @@ writer at a time): concurrent single-event requests share one message and one tr
 Each request's future resolves with its own results once the writer answered its group, which
 it does only after the group's transaction committed.
 
-Senders take turns (`api/turns.py`): a group holds each waiting sender's oldest request in
-turn, at most `GROUP_EVENTS` events, and an array longer than that is sent in pieces, so a
-platform's flood of arrays keeps another's single event waiting for two groups at most, not
-for the flood. A request answered with an error (503, 507) may then have some of its pieces
+Senders take turns (`api/turns.py`; the groups' pieces, framing and answers are in
+`api/link_groups.py`): a group holds each waiting sender's oldest request in turn, at most
+`GROUP_EVENTS` events, and an array longer than that is sent in pieces, so a platform's
+flood of arrays keeps another's single event waiting for two groups at most, not for the
+flood. A request answered with an error (503, 507) may then have some of its pieces
 stored: sent again, those are answered `unchanged`.
 
 A writer process that ends fails every request waiting for it and every later one with
@@ -28,15 +29,23 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import pickle
 import socket
 from collections import deque
 from typing import Any
 
-from accrochage.api.frames import FrameSocket, frame
+from accrochage.api.frames import FrameSocket
+from accrochage.api.link_groups import (
+    GROUP_EVENTS,
+    Waiting,
+    answer,
+    events_of,
+    fail,
+    framed,
+    pieces,
+)
 from accrochage.api.turns import SenderQueues
 from accrochage.api.writer_child import STARTED_NOT, WriterBuild, serve_writer
-from accrochage.api.writing import NotStorable, WriterFailed
+from accrochage.api.writing import WriterFailed
 from accrochage.errors import (
     AccrochageError,
     StorageCorruptError,
@@ -47,12 +56,10 @@ from accrochage.errors import (
     rebuilt,
 )
 from accrochage.models.decode import parse_payload
-from accrochage.models.scope import Scope
 from accrochage.processes import helper_context
 from accrochage.streams.child_logs import parent_log_setup
-from accrochage.streams.incoming import Incoming, IngestResult, Ready
+from accrochage.streams.incoming import Incoming, IngestResult
 from accrochage.streams.metrics import Metrics
-from accrochage.streams.rejected import raw_text
 
 log = logging.getLogger("accrochage.writer")
 IN_FLIGHT = 2
@@ -63,26 +70,15 @@ wake-up and round trip less per transaction): single-event requests/s +3 % (4,76
 writing meanwhile (3 pairs of 60,000, each won), for ~3 % more CPU an event (smaller
 transactions); three gain nothing more. Against 16, where the writer gathers them itself,
 fewer messages and wake-ups won: 2,770 against 1,890 in one paired run."""
-GROUP_EVENTS = 250
-"""Events of a group, at most (a request of more is sent in pieces of this size): what
-another sender's event may wait for, for each group ahead of it. Against 1,000 and 2,000 an
-event's storing CPU is the same (52.8 µs against 52.1 and 51.9), its bytes written 35 % more
-(11.7 KiB against 8.6; `python -m bench.writes --sizes 250,1000,2000`)."""
 STOP_SECONDS = 120
 _STORE_ERRORS: dict[str, type[StoreError]] = {
     cls.code: cls for cls in (StoreError, StorageFullError, StorageCorruptError, StoreBusyError)
 }
 
-NOT_STORABLE = (
-    "an event of this request is nested too deeply to be stored; none of the request's "
-    "events were stored: flatten that event and send the request again"
-)
 NOT_STORED_AT_STOP = (
     "the service stopped before the writer process stored the event: it was not "
     "acknowledged and may not be stored; send it again once the service is restarted"
 )
-_Waiting = tuple[list[Incoming], "asyncio.Future[list[IngestResult]]"]
-"""A request's events (or a piece of them) and what waits for their results."""
 
 
 class ProcessLink:
@@ -101,8 +97,8 @@ class ProcessLink:
         self._process: Any = None
         self._link: FrameSocket | None = None
         self._ready: asyncio.Future[None] | None = None
-        self._pending: SenderQueues[_Waiting] = SenderQueues()
-        self._sent: deque[list[_Waiting]] = deque()
+        self._pending: SenderQueues[Waiting] = SenderQueues()
+        self._sent: deque[list[Waiting]] = deque()
         self._flush_soon = False
         self._closing = False
         self._gone = asyncio.Event()
@@ -150,7 +146,7 @@ class ProcessLink:
             for item in items:
                 if item.decoded is None and isinstance(item.raw, dict):
                     parse_payload(item.raw)  # a decimal score keeps its digits on the way
-            for piece in _pieces(items, done):
+            for piece in pieces(items, done):
                 self._pending.put(sender, piece)
             if not self._flush_soon:
                 self._flush_soon = True
@@ -161,7 +157,7 @@ class ProcessLink:
         """Send what is waiting as groups, until `in_flight` groups are out."""
         self._flush_soon = False
         while self._pending and len(self._sent) < self._in_flight and self._dead is None:
-            data, group = _framed(self._pending.take(_events, GROUP_EVENTS))
+            data, group = framed(self._pending.take(events_of, GROUP_EVENTS))
             if not group:
                 continue
             self._sent.append(group)
@@ -183,9 +179,9 @@ class ProcessLink:
         if ok:
             if self._metrics is not None:
                 self._metrics.count_events(counts)
-            _answer(group, payload)
+            answer(group, payload)
         else:
-            _fail(group, _error(payload))
+            fail(group, _error(payload))
         self._flush()
         if not self._sent and not self._pending:
             self._idle.set()
@@ -244,7 +240,7 @@ class ProcessLink:
 
     def _fail_waiting(self, exc: WriterUnavailable) -> None:
         for group in (*self._sent, list(self._pending)):
-            _fail(group, exc)
+            fail(group, exc)
         self._sent.clear()
         self._pending.clear()
 
@@ -254,90 +250,6 @@ class ProcessLink:
             log.error("the writer process did not stop in time; ending it")
             self._process.kill()
             self._process.join()
-
-
-def _events(waiting: _Waiting) -> int:
-    return len(waiting[0])
-
-
-def _pieces(items: list[Incoming], done: asyncio.Future[list[IngestResult]]) -> list[_Waiting]:
-    """The request as pieces of at most `GROUP_EVENTS` events, `done` resolved once every
-    piece is (failed with the first failure). A request holding an event left undecoded is
-    sent whole: only such an event may fail to cross (`_framed`), and then none of its
-    request's events may be stored."""
-    if len(items) <= GROUP_EVENTS or any(
-        i.decoded is None and isinstance(i.raw, dict) for i in items
-    ):
-        return [(items, done)]
-    loop = done.get_loop()
-    pieces: list[_Waiting] = [
-        (items[at : at + GROUP_EVENTS], loop.create_future())
-        for at in range(0, len(items), GROUP_EVENTS)
-    ]
-
-    def settled(_: asyncio.Future[list[IngestResult]]) -> None:
-        failure = next(
-            (f.exception() for _, f in pieces if f.done() and f.exception() is not None),
-            None,
-        )
-        if done.done():
-            return
-        if failure is not None:
-            done.set_exception(failure)
-        elif all(f.done() for _, f in pieces):
-            done.set_result([r for _, f in pieces for r in f.result()])
-
-    for _, piece_done in pieces:
-        piece_done.add_done_callback(settled)
-    return pieces
-
-
-def _framed(group: list[_Waiting]) -> tuple[bytes, list[_Waiting]]:
-    """The group's message, and the requests it carries.
-
-    Framed before the group counts as sent: answers come back in the order groups were sent,
-    so a message that failed to go would hand every later request the answer of the one
-    after it. A request that cannot be pickled (an event nested deeper than pickling goes)
-    fails alone; the others go.
-    """
-    try:
-        return frame([_wire(i) for items, _ in group for i in items]), group
-    except (RecursionError, pickle.PicklingError):
-        pass
-    kept: list[_Waiting] = []
-    for items, done in group:
-        try:
-            frame([_wire(i) for i in items])
-        except (RecursionError, pickle.PicklingError):
-            log.warning("a request's events could not be framed for the writer: answered 422")
-            done.set_exception(NotStorable(NOT_STORABLE))
-            continue
-        kept.append((items, done))
-    data = frame([_wire(i) for items, _ in kept for i in items]) if kept else b""
-    return data, kept
-
-
-def _wire(item: Incoming) -> tuple[Any, str | None, Ready | None, Scope]:
-    """What the writer process reads of an event: an object parsed from an array crosses as
-    its text when it is decoded already (what an unusable or refused event keeps), never as
-    the object, which could be nested deeper than pickling goes."""
-    if item.decoded is None or not isinstance(item.raw, dict):
-        return item.raw, item.source, item.decoded, item.scope
-    return raw_text(item.raw), item.source, item.decoded, item.scope
-
-
-def _answer(group: list[_Waiting], results: list[IngestResult]) -> None:
-    at = 0
-    for items, done in group:
-        mine, at = results[at : at + len(items)], at + len(items)
-        if not done.done():  # a waiter cancelled (client gone): its events are stored anyway
-            done.set_result(mine)
-
-
-def _fail(group: list[_Waiting], exc: BaseException) -> None:
-    for _, done in group:
-        if not done.done():
-            done.set_exception(exc)
 
 
 def _store_error(storage: tuple[str, str] | None) -> StoreError | None:
