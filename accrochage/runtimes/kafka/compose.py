@@ -25,12 +25,15 @@ from accrochage.runtimes.kafka.lag import AlertProducer, lag_job
 from accrochage.runtimes.kafka.pending import writer_died
 from accrochage.runtimes.kafka.worker import WorkerApp, build_worker, dead_letter_job
 from accrochage.settings import Settings
-from accrochage.state.base import Store
+from accrochage.state.base import ServiceGuard, Store
 from accrochage.streams.receivers import Topic
 from accrochage.streams.writer import WriterService
 from accrochage.streams.writer_process import GroupWriter, InProcessWriter, ProcessWriter
 
 log = logging.getLogger("accrochage.kafka")
+WORKER_STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+"""Each stops the worker, waiting as a standby or running (SIGINT and SIGHUP unless it was
+started with them ignored)."""
 
 
 def compose_worker(
@@ -102,7 +105,8 @@ def run_worker(
 ) -> None:
     """Wait for the state lock (standby), create the topics, run until stopped."""
     lock = store_location(settings).service_guard()
-    lock.wait()
+    if not _waited_as_standby(lock):
+        return
     try:
         # Bound before anything starts, as `run` does: a worker whose port another service
         # holds consumed on without /metrics or /health (a scrape got the other's numbers).
@@ -122,6 +126,39 @@ def run_worker(
     finally:
         sock.close()
         lock.release()
+
+
+class _StandbyStopped(Exception):
+    """A stop signal came while the worker waited as a standby."""
+
+
+def _waited_as_standby(lock: ServiceGuard) -> bool:
+    """Whether the worker holds the state's lock: False when a stop signal came first (those
+    the worker stops on and was not started with ignored). Ctrl-C used to print "Aborted!"
+    (exit 1), SIGTERM and SIGHUP to end it with nothing said."""
+    came: list[str] = []
+    waiting = True
+
+    def stop(signum: int, _: object) -> None:
+        came.append(signal.Signals(signum).name)
+        if waiting:
+            raise _StandbyStopped
+
+    stopping = [s for s in WORKER_STOP_SIGNALS if s not in left_ignored()]
+    previous = {s: signal.signal(s, stop) for s in stopping}
+    try:
+        lock.wait()
+        waiting = False
+    except _StandbyStopped:
+        pass
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if not came:
+        return True
+    lock.release()  # taken just as the signal came, maybe
+    log.info("stopping (%s) while waiting as a standby", came[0])
+    return False
 
 
 class StoppingWorker(faust.Worker):
