@@ -11,6 +11,7 @@ speed.
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import os
 import signal
@@ -27,7 +28,7 @@ from accrochage.api import server
 from accrochage.api.link_groups import GROUP_EVENTS
 from accrochage.api.writer_link import ProcessLink
 from accrochage.app import Core, build_core, build_event_writer
-from accrochage.errors import StorageFullError
+from accrochage.errors import StorageFullError, WriterUnavailable
 from accrochage.models.deadline import SystemClock
 from accrochage.runtimes.embedded import build_service
 from accrochage.settings import load_settings
@@ -100,6 +101,7 @@ async def test_a_platform_s_event_is_stored_before_another_s_queued_arrays(core:
 async def test_an_array_in_pieces_fails_whole_when_its_pieces_fail(core: Core) -> None:
     """The disk full: every piece of a 600-event array fails; the request is answered with
     the storage's own error (507), and no piece's failure is left unread."""
+    told = _unread_failures()
     tick = core.settings.batching.tick.total_seconds()
     link = ProcessLink(
         partial(full_disk_writer, core.settings.paths.state, core.registry, core.clock, tick)
@@ -111,6 +113,44 @@ async def test_an_array_in_pieces_fails_whole_when_its_pieces_fail(core: Core) -
     finally:
         await link.close()
     assert rows(core.settings.paths.state, "SELECT count(*) FROM records") == [(0,)]
+    gc.collect()
+    assert told == []
+
+
+async def test_an_array_in_pieces_fails_whole_when_the_writer_process_is_killed(
+    core: Core,
+) -> None:
+    """The writer process killed (stopped first, so that nothing is stored) while a
+    1,000-event array (four pieces) and another platform's event wait: both are answered
+    503 (never a hang), and no piece's failure is left unread. Before, three were."""
+    told = _unread_failures()
+    tick = core.settings.batching.tick.total_seconds()
+    link = ProcessLink(
+        partial(build_event_writer, core.settings.paths.state, core.registry, core.clock, tick)
+    )
+    await link.start()
+    pid = link._process.pid  # the test stops and kills the writer process
+    try:
+        os.kill(pid, signal.SIGSTOP)
+        waiting = [link.store(_events("K", 1000), "a"), link.store(_events("L", 1), "b")]
+        os.kill(pid, signal.SIGKILL)
+        for done in waiting:
+            with pytest.raises(WriterUnavailable):
+                await asyncio.wait_for(done, ANSWER_WITHIN)
+    finally:
+        await link.close()
+    del waiting, done
+    gc.collect()
+    assert told == []
+
+
+def _unread_failures() -> list[str]:
+    """What the running loop is told of futures collected with their exception unread."""
+    told: list[str] = []
+    asyncio.get_running_loop().set_exception_handler(
+        lambda _, context: told.append(str(context.get("message")))
+    )
+    return told
 
 
 async def test_a_platform_s_checks_run_one_at_a_time_and_another_s_check_goes_meanwhile(

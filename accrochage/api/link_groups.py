@@ -50,7 +50,12 @@ def pieces(items: list[Incoming], done: asyncio.Future[list[IngestResult]]) -> l
         for at in range(0, len(items), GROUP_EVENTS)
     ]
 
-    def settled(_: asyncio.Future[list[IngestResult]]) -> None:
+    def settled(piece: asyncio.Future[list[IngestResult]]) -> None:
+        # Read here, whatever becomes of the request: a piece failed after another (the
+        # writer process gone, every piece failed at once) or after the request was cancelled
+        # was otherwise never read, and asyncio logged "Future exception was never retrieved".
+        if not piece.cancelled():
+            piece.exception()
         failure = next(
             (f.exception() for _, f in pieces if f.done() and f.exception() is not None),
             None,
