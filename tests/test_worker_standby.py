@@ -7,12 +7,16 @@ the broker, so no broker is needed here: this process holds the state's service 
 
 from __future__ import annotations
 
+import os
 import signal
+import time
 from pathlib import Path
 
 import pytest
 
 from accrochage.app import store_location
+from accrochage.runtimes.kafka.compose import WORKER_STOP_SIGNALS, _waited_as_standby
+from accrochage.state.base import ServiceGuard
 from tests.kafka.workers import Worker, write_worker_config
 from tests.support.crash import disposition
 
@@ -59,3 +63,44 @@ def test_a_standby_worker_started_under_nohup_keeps_waiting_when_its_terminal_cl
             worker.kill()
     said = worker.text()
     assert "stopping (SIGTERM) while waiting as a standby" in said, said
+
+
+class _SignalledLock(ServiceGuard):
+    """A state's lock another service holds, while this process is sent `signals` at once:
+    blocked meanwhile, so that all of them are pending when the standby's handlers run (as
+    when logind, closing a session, sends SIGTERM then SIGHUP to a worker asleep in its poll)."""
+
+    def __init__(self, *signals: signal.Signals) -> None:
+        self.signals = signals
+        self.released = 0
+
+    def try_acquire(self) -> bool:
+        return False
+
+    def acquire_or_refuse(self) -> None:
+        raise AssertionError("not asked")
+
+    def wait(self, poll: float = 0.5) -> None:
+        signal.pthread_sigmask(signal.SIG_BLOCK, self.signals)
+        try:
+            for signum in self.signals:
+                os.kill(os.getpid(), signum)
+        finally:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, self.signals)
+        for _ in range(1000):  # the handlers run here, the first one raising
+            time.sleep(0.001)
+        raise AssertionError("no stop signal reached the standby")
+
+    def release(self) -> None:
+        self.released += 1
+
+
+def test_two_stop_signals_at_once_stop_a_standby_once() -> None:
+    """The second signal ran the handler again as the first one's exception was handled or
+    the handlers restored, and escaped: the worker ended with a traceback, exit 1
+    (reproduced with a real worker: SIGTERM then SIGHUP, 3 runs of 3)."""
+    before = {s: signal.getsignal(s) for s in WORKER_STOP_SIGNALS}
+    lock = _SignalledLock(signal.SIGTERM, signal.SIGHUP)
+    assert _waited_as_standby(lock) is False
+    assert lock.released == 1
+    assert {s: signal.getsignal(s) for s in WORKER_STOP_SIGNALS} == before

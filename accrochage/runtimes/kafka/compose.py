@@ -140,8 +140,13 @@ def _waited_as_standby(lock: ServiceGuard) -> bool:
     waiting = True
 
     def stop(signum: int, _: object) -> None:
+        nonlocal waiting
         came.append(signal.Signals(signum).name)
         if waiting:
+            # Raised once: a second signal (logind's SIGTERM then SIGHUP, a Ctrl-C and a
+            # SIGTERM) ran this handler again as the first one's exception was handled or
+            # the handlers restored, and escaped: a traceback, exit 1.
+            waiting = False
             raise _StandbyStopped
 
     stopping = [s for s in WORKER_STOP_SIGNALS if s not in left_ignored()]
