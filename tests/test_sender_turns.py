@@ -196,12 +196,25 @@ async def test_a_platform_s_checks_run_one_at_a_time_and_another_s_check_goes_me
     assert most == {"pix": 1, "other": 1}
 
 
+@pytest.mark.parametrize("arriving", [0.0, 0.5])
 async def test_arrays_go_to_the_decode_processes_in_senders_turns(
-    core: Core, monkeypatch: pytest.MonkeyPatch
+    core: Core, monkeypatch: pytest.MonkeyPatch, arriving: float
 ) -> None:
     """One decode process, two arrays at a time in it: the pix platform's three arrays and
     the other platform's one, sent in that order; the other's goes third, before pix's
-    third. The first two stay undecoded until the other's has arrived."""
+    third. The first two stay undecoded until the other's is waiting its turn.
+
+    `arriving`: the other's body takes that long to be read, as on a loaded machine. The
+    test used to give it 0.2 s to arrive, then failed (pix's third went first)."""
+    real_body = server._body
+
+    async def body(request: Any) -> bytes:
+        read = await real_body(request)
+        if b"OTHER" in read:
+            await asyncio.sleep(arriving)
+        return read
+
+    monkeypatch.setattr(server, "_body", body)
     assert core.decoder is not None and core.decoder.processes == 1
     real_submit = core.decoder.submit
     submitted: list[str] = []
@@ -218,16 +231,22 @@ async def test_arrays_go_to_the_decode_processes_in_senders_turns(
 
     monkeypatch.setattr(core.decoder, "submit", submit)
     size = server.POOL_MIN_EVENTS
-    async with serving(build_service(core, timer=False, separate_writer=True)) as client:
+    app = build_service(core, timer=False, separate_writer=True)
+    turns = app[server.DECODE_TURNS]
+
+    def waiting() -> int:
+        return sum(1 for queue in turns._waiting.values() for ready in queue if not ready.done())
+
+    async with serving(app) as client:
         pix = [
             asyncio.create_task(post(client, [recent(f"PIX-{n}-{i}") for i in range(size)], PIX))
             for n in range(3)
         ]
-        await until(lambda: len(submitted) == 2)  # pix's first two, held
+        await until(lambda: len(submitted) == 2 and waiting() == 1)  # pix's third waits
         other = asyncio.create_task(
             post(client, [recent(f"OTHER-{i}", certifier="school") for i in range(size)], ANY)
         )
-        await asyncio.sleep(0.2)
+        await until(lambda: waiting() == 2)  # the other's too: its turn before pix's third
         first_done.set_result(None)
         answers = await asyncio.wait_for(asyncio.gather(*pix, other), ANSWER_WITHIN)
     assert [status for status, _ in answers] == [200] * 4
