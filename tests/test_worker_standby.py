@@ -7,6 +7,8 @@ the broker, so no broker is needed here: this process holds the state's service 
 
 from __future__ import annotations
 
+import io
+import logging
 import os
 import signal
 import time
@@ -104,3 +106,51 @@ def test_two_stop_signals_at_once_stop_a_standby_once() -> None:
     assert _waited_as_standby(lock) is False
     assert lock.released == 1
     assert {s: signal.getsignal(s) for s in WORKER_STOP_SIGNALS} == before
+
+
+class _SignalledAsItLogs(io.StringIO):
+    """A log stream: the standby is sent SIGTERM as its line is written."""
+
+    def write(self, text: str) -> int:
+        os.kill(os.getpid(), signal.SIGTERM)
+        return super().write(text)
+
+
+class _LoggingLock(ServiceGuard):
+    """Another service holds the state's lock: the standby says so, then takes it once
+    that one stops (`took`)."""
+
+    def __init__(self) -> None:
+        self.took = False
+
+    def try_acquire(self) -> bool:
+        return False
+
+    def acquire_or_refuse(self) -> None:
+        raise AssertionError("not asked")
+
+    def wait(self, poll: float = 0.5) -> None:
+        logging.getLogger("tests.standby").info("another service holds it: waiting")
+        for _ in range(100):  # the other service runs on
+            time.sleep(0.001)
+        self.took = True
+
+    def release(self) -> None:
+        pass
+
+
+def test_a_stop_signal_as_the_standby_logs_stops_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A signal that came as the standby wrote its log line raised in the log handler,
+    which caught it ("--- Logging error ---"): the standby waited on, and took the state
+    over once the other service stopped, though told to stop long before."""
+    logger = logging.getLogger("tests.standby")
+    stream = _SignalledAsItLogs()
+    handler = logging.StreamHandler(stream)
+    logger.addHandler(handler)
+    monkeypatch.setattr(logger, "level", logging.INFO)
+    try:
+        lock = _LoggingLock()
+        assert _waited_as_standby(lock) is False
+    finally:
+        logger.removeHandler(handler)
+    assert not lock.took

@@ -128,8 +128,10 @@ def run_worker(
         lock.release()
 
 
-class _StandbyStopped(Exception):
-    """A stop signal came while the worker waited as a standby."""
+class _StandbyStopped(BaseException):
+    """A stop signal came while the worker waited as a standby. Not an `Exception`: raised
+    wherever the standby is when the signal comes, logging a line say, whose handler would
+    catch an `Exception` ("--- Logging error ---") and leave the standby waiting on."""
 
 
 def _waited_as_standby(lock: ServiceGuard) -> bool:
