@@ -132,6 +132,22 @@ def test_a_request_that_cannot_be_framed_fails_alone_and_keeps_the_order() -> No
     asyncio.run(run())
 
 
+def test_a_request_that_cannot_be_framed_after_its_client_left_fails_nothing_else() -> None:
+    """Its handler cancelled (at the service's stop, aiohttp cancels handlers still running):
+    the group is framed without it, and answering it does not raise."""
+
+    async def run() -> None:
+        loop = asyncio.get_running_loop()
+        undecoded = Incoming({"record_id": "X", "verbatim": nested(DEEP)}, "test")
+        bad = [undecoded], loop.create_future()
+        after = [Incoming(b'{"record_id": "B"}', "test")], loop.create_future()
+        bad[1].cancel()
+        data, kept = framed([bad, after])
+        assert kept == [after] and b'"record_id": "B"' in data
+
+    asyncio.run(run())
+
+
 def test_a_decoded_event_travels_as_its_text() -> None:
     """What crosses to the writer process of a decoded event from an array: its text (what
     an unusable or refused event keeps), never the parsed object, which could be nested

@@ -90,7 +90,8 @@ def framed(group: list[Waiting]) -> tuple[bytes, list[Waiting]]:
             frame([wire(i) for i in items])
         except (RecursionError, pickle.PicklingError):
             log.warning("a request's events could not be framed for the writer: answered 422")
-            done.set_exception(NotStorable(NOT_STORABLE))
+            if not done.done():  # its handler cancelled (the client gone, the service stopping)
+                done.set_exception(NotStorable(NOT_STORABLE))
             continue
         kept.append((items, done))
     data = frame([wire(i) for items, _ in kept for i in items]) if kept else b""
