@@ -7,11 +7,9 @@ a note may name a person, and neither it nor an answer's text is ever logged.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 from collections.abc import Callable
-from concurrent.futures import Executor
 from datetime import date
 from typing import Any, TypeVar
 
@@ -20,6 +18,7 @@ from pydantic import BaseModel, ValidationError
 
 from accrochage.api import params
 from accrochage.api.bodies import TooLarge, read_body
+from accrochage.api.context import on_reader_thread
 from accrochage.api.errors import ApiError
 from accrochage.api.expect import expecting
 from accrochage.api.schemas import CorrectionAnswerIn, CorrectionRequestIn
@@ -43,7 +42,6 @@ T = TypeVar("T")
 MAX_BODY = 64 * 1024
 _DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 SERVICE = web.AppKey("corrections", Corrections)
-EXECUTOR = web.AppKey("corrections_executor", Executor)
 
 
 def _twice(body: dict[str, Any]) -> list[Problem]:
@@ -104,8 +102,9 @@ def _field(name: str, message: str) -> ApiError:
 
 
 async def _run(request: web.Request, work: Callable[[], T]) -> T:
-    """Blocking store work off the event loop (the store serialises writers itself)."""
-    return await asyncio.get_running_loop().run_in_executor(request.app[EXECUTOR], work)
+    """Blocking store work on a reader thread, in its sender's turn (the store serialises
+    writers itself)."""
+    return await on_reader_thread(request, work)
 
 
 async def post_request(request: web.Request) -> web.Response:
@@ -170,9 +169,8 @@ async def post_answer(request: web.Request) -> web.Response:
     return web.json_response(done)
 
 
-def add_routes(app: web.Application, service: Corrections, executor: Executor) -> None:
+def add_routes(app: web.Application, service: Corrections) -> None:
     app[SERVICE] = service
-    app[EXECUTOR] = executor
     body = expecting(lambda _: MAX_BODY, _too_large)
     app.router.add_post("/correction-requests", post_request, expect_handler=body)
     app.router.add_get("/correction-requests", get_requests)

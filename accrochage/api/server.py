@@ -258,7 +258,7 @@ def build_app(context: ApiContext) -> web.Application:
     metrics.add_routes(app)
     keys = tuple(context.registry.certifiers)
     service = Corrections(context.store, context.clock, context.margin_days, keys)
-    corrections.add_routes(app, service, app[READERS])
+    corrections.add_routes(app, service)
     ui.add_routes(app, context.store, context.clock, context.margin_days, keys)
 
     async def readers(app: web.Application) -> Any:
