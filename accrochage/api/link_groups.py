@@ -45,7 +45,7 @@ def pieces(items: list[Incoming], done: asyncio.Future[list[IngestResult]]) -> l
     ):
         return [(items, done)]
     loop = done.get_loop()
-    pieces: list[Waiting] = [
+    split: list[Waiting] = [
         (items[at : at + GROUP_EVENTS], loop.create_future())
         for at in range(0, len(items), GROUP_EVENTS)
     ]
@@ -57,19 +57,19 @@ def pieces(items: list[Incoming], done: asyncio.Future[list[IngestResult]]) -> l
         if not piece.cancelled():
             piece.exception()
         failure = next(
-            (f.exception() for _, f in pieces if f.done() and f.exception() is not None),
+            (f.exception() for _, f in split if f.done() and f.exception() is not None),
             None,
         )
         if done.done():
             return
         if failure is not None:
             done.set_exception(failure)
-        elif all(f.done() for _, f in pieces):
-            done.set_result([r for _, f in pieces for r in f.result()])
+        elif all(f.done() for _, f in split):
+            done.set_result([r for _, f in split for r in f.result()])
 
-    for _, piece_done in pieces:
+    for _, piece_done in split:
         piece_done.add_done_callback(settled)
-    return pieces
+    return split
 
 
 def framed(group: list[Waiting]) -> tuple[bytes, list[Waiting]]:
