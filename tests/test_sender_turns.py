@@ -15,6 +15,8 @@ import gc
 import json
 import os
 import signal
+import socket
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
@@ -30,7 +32,7 @@ from accrochage.api.writer_link import ProcessLink
 from accrochage.app import Core, build_core, build_event_writer
 from accrochage.errors import StorageFullError, WriterUnavailable
 from accrochage.models.deadline import SystemClock
-from accrochage.runtimes.embedded import build_service
+from accrochage.runtimes.embedded import SWITCH_INTERVAL, build_service, serve
 from accrochage.settings import load_settings
 from accrochage.streams.incoming import Incoming
 from tests.test_http import recent
@@ -299,3 +301,27 @@ async def test_a_platform_polling_its_records_leaves_a_reader_thread_for_the_ope
         release.set()
         assert await asyncio.wait_for(asyncio.gather(*polling), ANSWER_WITHIN) == [200] * 5
     assert most == 3
+
+
+async def test_the_service_switches_threads_often_while_it_serves(core: Core) -> None:
+    """The event loop shares the interpreter lock with the reader threads: while the service
+    serves, a thread holding it gives it up after `SWITCH_INTERVAL` (1 ms, not CPython's
+    5 ms: another platform's event waited 23.5 ms under one platform's checks, 8.1 ms with
+    it, `bench.fairness`); the interval is given back when the service stops."""
+    before = sys.getswitchinterval()
+    assert before > SWITCH_INTERVAL
+    seen: list[float] = []
+    listening = socket.socket()
+    listening.bind(("127.0.0.1", 0))
+    listening.listen()
+
+    def started() -> None:
+        seen.append(sys.getswitchinterval())
+        os.kill(os.getpid(), signal.SIGTERM)  # the service's own handler: it stops
+
+    await asyncio.wait_for(
+        serve(build_service(core, timer=False), listening, started), ANSWER_WITHIN
+    )
+    listening.close()
+    assert seen == [SWITCH_INTERVAL]
+    assert sys.getswitchinterval() == before
