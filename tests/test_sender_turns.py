@@ -59,6 +59,14 @@ async def until(condition: Callable[[], bool]) -> None:
         await asyncio.sleep(0.01)
 
 
+async def _started_link(core: Core, build: Any = build_event_writer) -> ProcessLink:
+    """A writer process built by `build` on `core`'s state, started."""
+    tick = core.settings.batching.tick.total_seconds()
+    link = ProcessLink(partial(build, core.settings.paths.state, core.registry, core.clock, tick))
+    await link.start()
+    return link
+
+
 def _events(prefix: str, count: int) -> list[Incoming]:
     return [Incoming(json.dumps(recent(f"{prefix}-{i:04d}")).encode()) for i in range(count)]
 
@@ -67,11 +75,7 @@ async def test_a_platform_s_event_is_stored_before_another_s_queued_arrays(core:
     """The writer process stopped while platform a's arrays wait: b's single event, sent
     after them, is stored in the next group, before a's second array. Before, groups were
     first come, first served, and arrays went whole: b's event came after all of a's."""
-    tick = core.settings.batching.tick.total_seconds()
-    link = ProcessLink(
-        partial(build_event_writer, core.settings.paths.state, core.registry, core.clock, tick)
-    )
-    await link.start()
+    link = await _started_link(core)
     pid = link._process.pid  # the test stops and resumes the writer process
     try:
         os.kill(pid, signal.SIGSTOP)
@@ -104,11 +108,7 @@ async def test_an_array_in_pieces_fails_whole_when_its_pieces_fail(core: Core) -
     """The disk full: every piece of a 600-event array fails; the request is answered with
     the storage's own error (507), and no piece's failure is left unread."""
     told = _unread_failures()
-    tick = core.settings.batching.tick.total_seconds()
-    link = ProcessLink(
-        partial(full_disk_writer, core.settings.paths.state, core.registry, core.clock, tick)
-    )
-    await link.start()
+    link = await _started_link(core, full_disk_writer)
     try:
         with pytest.raises(StorageFullError):
             await asyncio.wait_for(link.store(_events("F", 600), "a"), ANSWER_WITHIN)
@@ -126,11 +126,7 @@ async def test_an_array_in_pieces_fails_whole_when_the_writer_process_is_killed(
     1,000-event array (four pieces) and another platform's event wait: both are answered
     503 (never a hang), and no piece's failure is left unread. Before, three were."""
     told = _unread_failures()
-    tick = core.settings.batching.tick.total_seconds()
-    link = ProcessLink(
-        partial(build_event_writer, core.settings.paths.state, core.registry, core.clock, tick)
-    )
-    await link.start()
+    link = await _started_link(core)
     pid = link._process.pid  # the test stops and kills the writer process
     try:
         os.kill(pid, signal.SIGSTOP)
