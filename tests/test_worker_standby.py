@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 
 from accrochage.app import store_location
-from accrochage.runtimes.kafka.compose import WORKER_STOP_SIGNALS, _waited_as_standby
+from accrochage.runtimes.embedded import STOP_SIGNALS
+from accrochage.runtimes.kafka.compose import _waited_as_standby
 from accrochage.state.base import ServiceGuard
 from tests.kafka.workers import Worker, write_worker_config
 from tests.support.crash import disposition
@@ -101,11 +102,11 @@ def test_two_stop_signals_at_once_stop_a_standby_once() -> None:
     """The second signal ran the handler again as the first one's exception was handled or
     the handlers restored, and escaped: the worker ended with a traceback, exit 1
     (reproduced with a real worker: SIGTERM then SIGHUP, 3 runs of 3)."""
-    before = {s: signal.getsignal(s) for s in WORKER_STOP_SIGNALS}
+    before = {s: signal.getsignal(s) for s in STOP_SIGNALS}
     lock = _SignalledLock(signal.SIGTERM, signal.SIGHUP)
     assert _waited_as_standby(lock) is False
     assert lock.released == 1
-    assert {s: signal.getsignal(s) for s in WORKER_STOP_SIGNALS} == before
+    assert {s: signal.getsignal(s) for s in STOP_SIGNALS} == before
 
 
 class _SignalledAsItLogs(io.StringIO):

@@ -19,7 +19,7 @@ from accrochage.api.protocol import ApiRunner
 from accrochage.api.server import build_app
 from accrochage.app import Core, build_core, build_writer_parts, log_source, store_location
 from accrochage.lifeline import left_ignored
-from accrochage.runtimes.embedded import api_context, bound_socket, scheduler_for
+from accrochage.runtimes.embedded import api_context, bound_socket, scheduler_for, stop_signals
 from accrochage.runtimes.kafka.admin import ensure_topics
 from accrochage.runtimes.kafka.lag import AlertProducer, lag_job
 from accrochage.runtimes.kafka.pending import writer_died
@@ -31,9 +31,6 @@ from accrochage.streams.writer import WriterService
 from accrochage.streams.writer_process import GroupWriter, InProcessWriter, ProcessWriter
 
 log = logging.getLogger("accrochage.kafka")
-WORKER_STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
-"""Each stops the worker, waiting as a standby or running (SIGINT and SIGHUP unless it was
-started with them ignored)."""
 
 
 def compose_worker(
@@ -151,8 +148,7 @@ def _waited_as_standby(lock: ServiceGuard) -> bool:
             waiting = False
             raise _StandbyStopped
 
-    stopping = [s for s in WORKER_STOP_SIGNALS if s not in left_ignored()]
-    previous = {s: signal.signal(s, stop) for s in stopping}
+    previous = {s: signal.signal(s, stop) for s in stop_signals()}
     try:
         lock.wait()
         waiting = False
