@@ -39,6 +39,7 @@ from tests.test_http import recent
 from tests.test_http_writer_process import ANSWER_WITHIN, full_disk_writer, rows, serving
 from tests.test_ingest_scope import ANY, OP, PIX, SCOPED_API, post
 from tests.test_tracker import write_config
+from tests.unit.test_link_groups import unread
 
 
 @pytest.fixture()
@@ -107,7 +108,7 @@ async def test_a_platform_s_event_is_stored_before_another_s_queued_arrays(core:
 async def test_an_array_in_pieces_fails_whole_when_its_pieces_fail(core: Core) -> None:
     """The disk full: every piece of a 600-event array fails; the request is answered with
     the storage's own error (507), and no piece's failure is left unread."""
-    told = _unread_failures()
+    told = unread(asyncio.get_running_loop())
     link = await _started_link(core, full_disk_writer)
     try:
         with pytest.raises(StorageFullError):
@@ -125,7 +126,7 @@ async def test_an_array_in_pieces_fails_whole_when_the_writer_process_is_killed(
     """The writer process killed (stopped first, so that nothing is stored) while a
     1,000-event array (four pieces) and another platform's event wait: both are answered
     503 (never a hang), and no piece's failure is left unread. Before, three were."""
-    told = _unread_failures()
+    told = unread(asyncio.get_running_loop())
     link = await _started_link(core)
     pid = link._process.pid  # the test stops and kills the writer process
     try:
@@ -140,15 +141,6 @@ async def test_an_array_in_pieces_fails_whole_when_the_writer_process_is_killed(
     del waiting, done
     gc.collect()
     assert told == []
-
-
-def _unread_failures() -> list[str]:
-    """What the running loop is told of futures collected with their exception unread."""
-    told: list[str] = []
-    asyncio.get_running_loop().set_exception_handler(
-        lambda _, context: told.append(str(context.get("message")))
-    )
-    return told
 
 
 async def test_a_platform_s_checks_run_one_at_a_time_and_another_s_check_goes_meanwhile(
