@@ -14,8 +14,11 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
+import threading
 from multiprocessing import forkserver, resource_tracker
+from multiprocessing.connection import wait
 from multiprocessing.context import ForkServerContext
+from multiprocessing.process import BaseProcess
 
 PRELOAD = ("accrochage.cli", "accrochage.api.writer_child")
 """Everything a helper runs is imported by these (the command line imports the project)."""
@@ -63,3 +66,33 @@ def _ensure_fork_server() -> None:
         forkserver.ensure_running()
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+
+
+class ExitWatch:
+    """Whether a helper process lives, and its exit code, for several threads at once.
+
+    A fork server's child reports its exit code through a pipe that is read once: two
+    threads polling as it ends (a writer's results thread and its stop, say) race for those
+    bytes, and the loser takes the empty pipe for the fork server's death, exit code 255
+    (11 of 200 kills, two threads calling `is_alive()`). Each read of the exit code here
+    holds one lock; waiting for the end watches the process's sentinel, which reads nothing,
+    so no thread holds the lock while it waits."""
+
+    def __init__(self, process: BaseProcess) -> None:
+        self.process = process
+        self._lock = threading.Lock()
+
+    def is_alive(self) -> bool:
+        with self._lock:
+            return self.process.is_alive()
+
+    @property
+    def exitcode(self) -> int | None:
+        with self._lock:
+            return self.process.exitcode
+
+    def join(self, timeout: float | None = None) -> None:
+        """Wait until the process ended, at most `timeout` seconds (None: for as long)."""
+        wait([self.process.sentinel], timeout)
+        with self._lock:
+            self.process.join(0)

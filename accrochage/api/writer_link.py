@@ -56,7 +56,7 @@ from accrochage.errors import (
     rebuilt,
 )
 from accrochage.models.decode import parse_payload
-from accrochage.processes import helper_context
+from accrochage.processes import ExitWatch, helper_context
 from accrochage.streams.child_logs import parent_log_setup
 from accrochage.streams.incoming import Incoming, IngestResult
 from accrochage.streams.metrics import Metrics
@@ -72,7 +72,13 @@ transactions); three gain nothing more. Against 16, where the writer gathers the
 fewer messages and wake-ups won: 2,770 against 1,890 in one paired run."""
 STOP_SECONDS = 120
 _STORE_ERRORS: dict[str, type[StoreError]] = {
-    cls.code: cls for cls in (StoreError, StorageFullError, StorageCorruptError, StoreBusyError)
+    cls.code: cls
+    for cls in (
+        StoreError,
+        StorageFullError,
+        StorageCorruptError,
+        StoreBusyError,
+    )
 }
 
 NOT_STORED_AT_STOP = (
@@ -95,6 +101,7 @@ class ProcessLink:
         self._metrics = metrics
         self._in_flight = max(1, in_flight)
         self._process: Any = None
+        self._exit: ExitWatch | None = None
         self._link: FrameSocket | None = None
         self._ready: asyncio.Future[None] | None = None
         self._pending: SenderQueues[Waiting] = SenderQueues()
@@ -118,6 +125,7 @@ class ProcessLink:
         )
         self._ready = asyncio.get_running_loop().create_future()
         self._link = FrameSocket(ours, self._received, self._lost)
+        watch = self._exit = ExitWatch(self._process)
         try:
             await asyncio.to_thread(self._process.start)
         finally:
@@ -125,13 +133,12 @@ class ProcessLink:
         try:
             await self._ready
         except WriterUnavailable:
-            await asyncio.to_thread(self._process.join, 5)
+            await asyncio.to_thread(watch.join, 5)
             raise WriterUnavailable(
-                f"the writer process did not start (exit code {self._process.exitcode}); "
-                "see the log above"
+                f"the writer process did not start (exit code {watch.exitcode}); see the log above"
             ) from None
         except StoreError:  # it could not open the state (busy, damaged): it says why
-            await asyncio.to_thread(self._process.join, 5)
+            await asyncio.to_thread(watch.join, 5)
             raise
 
     def store(self, items: list[Incoming], sender: str = "") -> asyncio.Future[list[IngestResult]]:
@@ -206,9 +213,9 @@ class ProcessLink:
         asyncio.get_running_loop().run_in_executor(None, self._log_exit)
 
     def _log_exit(self) -> None:
-        if self._process is not None:
-            self._process.join(5)
-            log.error("the writer process's exit code: %s", self._process.exitcode)
+        if self._exit is not None:
+            self._exit.join(5)
+            log.error("the writer process's exit code: %s", self._exit.exitcode)
 
     @property
     def unavailable(self) -> WriterUnavailable | None:
@@ -245,11 +252,12 @@ class ProcessLink:
         self._pending.clear()
 
     def _stop_process(self, patience: float) -> None:
-        self._process.join(patience)
-        if self._process.is_alive():
+        assert self._exit is not None
+        self._exit.join(patience)
+        if self._exit.is_alive():
             log.error("the writer process did not stop in time; ending it")
             self._process.kill()
-            self._process.join()
+            self._exit.join()
 
 
 def _store_error(storage: tuple[str, str] | None) -> StoreError | None:

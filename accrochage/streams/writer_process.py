@@ -21,7 +21,7 @@ from collections.abc import Callable
 from concurrent import futures
 from typing import Any, Protocol
 
-from accrochage.processes import helper_context
+from accrochage.processes import ExitWatch, helper_context
 from accrochage.streams.child_logs import parent_log_setup
 from accrochage.streams.decoding import DecodePool
 from accrochage.streams.incoming import Incoming
@@ -148,6 +148,7 @@ class ProcessWriter:
             daemon=daemon,
         )
         self._process.start()
+        self._exit = ExitWatch(self._process)
         self._waiting: deque[futures.Future[Any]] = deque()
         self._lock = threading.Lock()
         self._collected = threading.Event()
@@ -176,7 +177,7 @@ class ProcessWriter:
         # Running, as the writer service's futures are: a cancelled waiter (SIGTERM) must not
         # cancel the group, which the writer stores whatever happens to the waiter.
         done.set_running_or_notify_cancel()
-        if not self._process.is_alive():
+        if not self._exit.is_alive():
             done.set_exception(RuntimeError(self._death()))
             return done
         with self._lock:
@@ -212,13 +213,13 @@ class ProcessWriter:
                 self._requests.put(group, timeout=0.5 if within is None else min(0.5, within))
                 return True
             except queue.Full:
-                if not self._process.is_alive():
+                if not self._exit.is_alive():
                     return False
                 if deadline is not None and time.monotonic() >= deadline:
                     return False
 
     def _death(self) -> str:
-        return f"the writer process ended (exit code {self._process.exitcode})"
+        return f"the writer process ended (exit code {self._exit.exitcode})"
 
     def _collect(self) -> None:
         """Each answer to the oldest group waiting; once the writer process is dead, the
@@ -228,7 +229,7 @@ class ProcessWriter:
                 try:
                     answer = self._results.get(timeout=0.5)
                 except queue.Empty:
-                    if self._process.is_alive():
+                    if self._exit.is_alive():
                         continue
                     while (last := self._answered_already()) is not None:
                         self._settle(last)
@@ -239,7 +240,7 @@ class ProcessWriter:
         finally:
             self._collected.set()
             self._fail_waiting()
-            if self._on_death is not None and not self._closing and not self._process.is_alive():
+            if self._on_death is not None and not self._closing and not self._exit.is_alive():
                 self._on_death(self._death())
 
     def _answered_already(self) -> tuple[bool, Any, dict[str, int]] | None:
@@ -300,13 +301,13 @@ class ProcessWriter:
         if self._feeder is not None:
             self._decoding.put(None)  # the feeder sends what it holds, then the end
             self._feeder.join(timeout=left())
-            if self._process.is_alive():
-                self._process.join(timeout=left())
-        elif self._process.is_alive() and self._send(None, within=left()):
+            if self._exit.is_alive():
+                self._exit.join(timeout=left())
+        elif self._exit.is_alive() and self._send(None, within=left()):
             # (a writer that takes nothing more, hung, is not waited for: ended below)
-            self._process.join(timeout=left())
-        if self._process.is_alive():
+            self._exit.join(timeout=left())
+        if self._exit.is_alive():
             log.error("the writer process did not stop in time; ending it")
             self._process.kill()
-            self._process.join()
+            self._exit.join()
         self._collector.join(timeout=5)

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import os
+import signal
+import threading
+import time
 from concurrent.futures import ProcessPoolExecutor
 
 from accrochage import processes
-from accrochage.processes import helper_context
+from accrochage.processes import ExitWatch, helper_context
 
 
 def _where_imported() -> tuple[int, int, bool]:
@@ -21,3 +24,31 @@ def test_a_helper_inherits_the_project_its_fork_server_imported() -> None:
     assert helper != os.getpid()
     assert imported_by != helper, "the helper imported the project again instead of inheriting"
     assert render_code, "a render process would import the outbox at its first batch"
+
+
+def test_threads_that_watch_a_helper_end_all_read_its_exit_code() -> None:
+    """Two threads polling a fork server's child as it is killed: the one that lost the race
+    for its exit code read 255 (the fork server taken for dead) about once in 20 kills."""
+    context = helper_context()
+    codes = []
+    for _ in range(100):
+        helper = context.Process(target=time.sleep, args=(60,), daemon=True)
+        helper.start()
+        watch = ExitWatch(helper)
+        go = threading.Event()
+
+        def poll(watched: ExitWatch = watch, start: threading.Event = go) -> None:
+            start.wait()
+            while watched.is_alive():
+                pass
+
+        pollers = [threading.Thread(target=poll) for _ in range(2)]
+        for poller in pollers:
+            poller.start()
+        go.set()
+        os.kill(helper.pid or 0, signal.SIGKILL)
+        for poller in pollers:
+            poller.join(60)
+        watch.join(60)
+        codes.append(watch.exitcode)
+    assert set(codes) == {-signal.SIGKILL}
