@@ -209,12 +209,15 @@ def build_core(
         else build_decode_pool(settings, registry, clock, reference.current, threshold)
     )
     metrics = Metrics()
+    metrics.watch_free_space(store.location.free_bytes, settings.state.keep_free_bytes)
     return Core(
         settings=settings,
         store=store,
         registry=registry,
         clock=clock,
-        ingestor=Ingestor(store, registry, clock, reference.current),
+        ingestor=Ingestor(
+            store, registry, clock, reference.current, keep_free=settings.state.keep_free_bytes
+        ),
         reference=reference,
         decoder=decode_pool if decode_pool is not None and decode_pool.enabled else None,
         flusher=Flusher(
@@ -285,7 +288,8 @@ def build_writer_parts(config: Path | None, *, decode: bool = False) -> WriterPa
     clock = SystemClock()
     registry = registry_from(settings)
     every = settings.batching.tick.total_seconds()
-    service, reference = _following_writer(store, registry, clock, every)
+    keep_free = settings.state.keep_free_bytes
+    service, reference = _following_writer(store, registry, clock, every, keep_free)
     if not decode:
         return WriterParts(service, log_source(settings), store.close)
     pool = build_decode_pool(settings, registry, clock, reference)
@@ -303,24 +307,26 @@ def build_event_writer(
     clock: Clock,
     check_every: float,
     lock_wait: float = DEFAULT_WAIT_SECONDS,
+    keep_free: int = 0,
 ) -> tuple[WriterService, Callable[[], None]]:
     """What the HTTP service's writer process builds (`api/writer_link.py`): the state (checked
     at the service's start already), an ingestor that follows the stored reference data
     version (the serving process's `refdata` job loads the files), a writer service;
-    `lock_wait`: `state.lock_wait`, in seconds."""
+    `lock_wait`: `state.lock_wait`, in seconds; `keep_free`: `state.keep_free_bytes`."""
     store = SqliteStore(state, lock_wait_seconds=lock_wait)
-    service, _ = _following_writer(store, registry, clock, check_every)
+    service, _ = _following_writer(store, registry, clock, check_every, keep_free)
     return service, store.close
 
 
 def _following_writer(
-    store: Store, registry: Registry, clock: Clock, check_every: float
+    store: Store, registry: Registry, clock: Clock, check_every: float, keep_free: int
 ) -> tuple[WriterService, Callable[[], Reference | None]]:
     """A writer process's writer service, its ingestor on the reference data the state holds:
     the main process's `refdata` job loads the files, this one follows the stored version
     (checked every `check_every` seconds). Also what gives that reference data now."""
     reference = ReferenceHolder(store.refdata(), check_every=check_every)
-    return WriterService(Ingestor(store, registry, clock, reference.current)), reference.current
+    ingestor = Ingestor(store, registry, clock, reference.current, keep_free=keep_free)
+    return WriterService(ingestor), reference.current
 
 
 def reference_keeper(

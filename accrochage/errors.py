@@ -89,6 +89,14 @@ class StorageFullError(StoreError):
     status = 507
 
 
+class StorageLowError(StorageFullError):
+    """Events are refused: the disk holding the state has less free space than
+    `state.keep_free_bytes`, kept for what meets the deadlines (batches, reports,
+    corrections). The message says how much is free and what to do."""
+
+    code = "storage_low"
+
+
 class StoreBusyError(StoreError):
     """Another writer kept the state's write lock longer than `state.lock_wait`: nothing was
     stored; the message names that writer."""

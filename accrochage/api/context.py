@@ -65,6 +65,9 @@ class ApiContext:
     connections: ConnectionLimits = field(default_factory=ConnectionLimits)
     batch_cut_error: Callable[[], AccrochageError | None] | None = None
     """Why the batch timer's last cut could not store, if it could not (`/health`)."""
+    keep_free_bytes: int = 0
+    """`state.keep_free_bytes`: `/health` looks again at the disk while events are refused
+    for want of room, and says ok once there is (a full disk waits for a write instead)."""
     damage: DamageSeen = field(default_factory=lambda: DamageSeen())
     """A damaged state a read came upon (`/health`: a damaged file does not mend itself)."""
 

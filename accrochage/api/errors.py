@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import math
+import time
 import traceback
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -23,6 +25,34 @@ log = logging.getLogger("accrochage.api")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 Check = Callable[[web.Request], web.Response | None]
 """A request's refusal before its handler runs (who sends it, from where), or None."""
+
+
+SERVER_ERRORS_LOGGED_EVERY = 10.0
+"""Seconds between two lines of the log for answers of one 5xx code."""
+
+
+class ServerErrorLines:
+    """At most one log line per server error code every `SERVER_ERRORS_LOGGED_EVERY`
+    seconds, saying how many answers it stands for: a platform sending without end while
+    the disk is full or low, or the state held, wrote a line per request, into a log that
+    may sit on that same disk (the event loop's thread only)."""
+
+    def __init__(self) -> None:
+        self._said_at: dict[str, float] = {}
+        self._unsaid: dict[str, int] = {}
+
+    def due(self, code: str) -> int | None:
+        """None: not this time (counted); otherwise the answers with `code` this line is for."""
+        count = self._unsaid.get(code, 0) + 1
+        now = time.monotonic()
+        if now - self._said_at.get(code, -math.inf) < SERVER_ERRORS_LOGGED_EVERY:
+            self._unsaid[code] = count
+            return None
+        self._said_at[code], self._unsaid[code] = now, 0
+        return count
+
+
+SERVER_ERROR_LINES = web.AppKey("server_error_lines", ServerErrorLines)
 
 
 class ApiError(AccrochageError):
@@ -148,7 +178,17 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             # A storage error's message is the operator's (paths, SQLite's words, never a
             # value); the caller who is not may only get its code.
             told = f"{exc.code}: {exc}" if isinstance(exc, StoreError) else exc.code
-            log.error("HTTP %d on %s %s: %s", exc.status, request.method, shown_path(request), told)
+            count = request.app[SERVER_ERROR_LINES].due(exc.code)
+            if count is not None:
+                many = f" ({count} such answers since the last line)" if count > 1 else ""
+                log.error(
+                    "HTTP %d on %s %s%s: %s",
+                    exc.status,
+                    request.method,
+                    shown_path(request),
+                    many,
+                    told,
+                )
         details = exc.details if isinstance(exc, FieldError) else None
         said = str(exc) if exc.status < 500 or is_operator(request) else for_others(exc)
         response = error_response(exc.status, exc.code, said, details)

@@ -32,8 +32,10 @@ from accrochage.api.context import (
     on_reader_thread,
 )
 from accrochage.api.errors import (
+    SERVER_ERROR_LINES,
     UNCACHED,
     ApiError,
+    ServerErrorLines,
     error_middleware,
     for_others,
     is_operator,
@@ -58,12 +60,13 @@ from accrochage.api.reads import (
     get_unusable,
 )
 from accrochage.api.turns import FairSlots
-from accrochage.errors import AccrochageError, StoreBusyError
+from accrochage.errors import AccrochageError, StorageLowError, StoreBusyError
 from accrochage.models.vocabulary import Outcome
 from accrochage.streams.check import check
 from accrochage.streams.corrections import Corrections
 from accrochage.streams.decoding import DecodeFailed
 from accrochage.streams.incoming import Incoming
+from accrochage.streams.room import storage_low
 
 T = TypeVar("T")
 log = logging.getLogger("accrochage.api")
@@ -191,10 +194,13 @@ async def health(request: web.Request) -> web.Response:
     A write that gave up on another writer (`state_busy`) says so only while the state's
     write lock is still held: once that writer let go, the next write goes through, and a
     liveness probe must not restart a service that has nothing wrong (a full disk stays
-    degraded until a write succeeds: nothing but a write can tell it is over)."""
+    degraded until a write succeeds: nothing but a write can tell it is over). Events refused
+    for want of room (`storage_low`) say so only while the disk still lacks it."""
     context = request.app[CONTEXT]
     problem: AccrochageError | None = context.writer.storage_error
     if isinstance(problem, StoreBusyError) and context.store.write_holder() is None:
+        problem = None
+    if isinstance(problem, StorageLowError) and _room_again(context):
         problem = None
     if problem is None:
         problem = context.writer.unavailable
@@ -208,6 +214,11 @@ async def health(request: web.Request) -> web.Response:
     return web.json_response(
         {"status": "degraded", "reason": problem.code, "message": said}, status=503
     )
+
+
+def _room_again(context: ApiContext) -> bool:
+    """Events refused for want of room (`storage_low`) would be stored now."""
+    return storage_low(context.store.location.free_bytes(), context.keep_free_bytes) is None
 
 
 async def _kept_by_no_cache(_: web.Request, response: web.StreamResponse) -> None:
@@ -235,6 +246,7 @@ def build_app(context: ApiContext) -> web.Application:
     app[ADMISSION] = admission
     app.on_response_prepare.append(_kept_by_no_cache)
     app[CONTEXT] = context
+    app[SERVER_ERROR_LINES] = ServerErrorLines()
     app[BODY_SECONDS] = context.body_timeout_seconds
     app[CONNECTIONS] = context.connections
     app[LARGE_BODIES] = asyncio.Semaphore(1)

@@ -50,6 +50,7 @@ from accrochage.errors import (
     AccrochageError,
     StorageCorruptError,
     StorageFullError,
+    StorageLowError,
     StoreBusyError,
     StoreError,
     WriterUnavailable,
@@ -76,6 +77,7 @@ _STORE_ERRORS: dict[str, type[StoreError]] = {
     for cls in (
         StoreError,
         StorageFullError,
+        StorageLowError,
         StorageCorruptError,
         StoreBusyError,
     )

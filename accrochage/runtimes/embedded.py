@@ -85,6 +85,7 @@ def api_context(core: Core, writer: WriterService | EventWriter) -> ApiContext:
         connections=fitted(ConnectionLimits(api.max_connections, api.max_connections_per_client)),
         batch_cut_error=lambda: core.flusher.storage_error,
         metrics=core.metrics,
+        keep_free_bytes=core.settings.state.keep_free_bytes,
     )
 
 
@@ -119,8 +120,9 @@ def writer_link(core: Core) -> ProcessLink:
     """A writer process storing into `core`'s state (started with the app)."""
     tick = core.settings.batching.tick.total_seconds()
     state, lock_wait = core.settings.paths.state, core.settings.state.lock_wait.total_seconds()
+    keep_free = core.settings.state.keep_free_bytes
     return ProcessLink(
-        partial(build_event_writer, state, core.registry, core.clock, tick, lock_wait),
+        partial(build_event_writer, state, core.registry, core.clock, tick, lock_wait, keep_free),
         metrics=core.metrics,
     )
 

@@ -95,6 +95,11 @@ class StateSettings(Section):
     lock_wait: LockWait = timedelta(seconds=30)
     """How long a write waits for the state's write lock held by another process (a command
     stopped with Ctrl-Z, a hung writer) before failing with `state_busy`, nothing stored."""
+    keep_free_bytes: int = Field(default=256 * 1024 * 1024, ge=0)
+    """Free space on the state's disk that events may not take: below it they are refused
+    (`507 storage_low`; a Kafka worker waits), while the batch files, the CDC's reports,
+    corrections and withdrawals still have room. Without it, a platform sending without end
+    filled the disk, and the files due at the CDC could no longer be written. 0: none kept."""
 
 
 class SchemaSettings(Section):

@@ -36,6 +36,7 @@ from accrochage.streams.doctor_files import (
     outbox_findings,
     refused_after_acceptance_findings,
     requests_of_another_certifier_findings,
+    room_findings,
 )
 from accrochage.streams.findings import Finding, Level, needs_operator
 from accrochage.streams.schema_choice import unchosen_schema
@@ -76,6 +77,7 @@ def diagnose(settings: Settings, clock: Clock, open_store: Callable[[], Store]) 
             findings.remove(chosen)  # an "ok" beside the error that says it is not
         findings += held
         findings += writer_findings(store)
+        findings += room_findings(settings, store)
         findings += refdata_findings(settings, store, clock)
         observation = _watch(settings, store, clock).observe()
         findings += alert_findings(settings, observation)

@@ -1,5 +1,6 @@
 """`doctor`'s checks of the files: those to deposit and those waiting for a report, the
-records a report left out, and the outbox they are written in."""
+records a report left out, the outbox they are written in, and the room left on the state's
+disk."""
 
 from __future__ import annotations
 
@@ -14,7 +15,30 @@ from accrochage.sinks.outbox import files_to_upload
 from accrochage.state.base import Observation, Store
 from accrochage.state.values import ReleasedBatch
 from accrochage.streams.findings import Finding, Level
+from accrochage.streams.room import in_mib
 from accrochage.streams.strays import stray_files
+
+
+def room_findings(settings: Settings, store: Store) -> list[Finding]:
+    """The state's disk against `state.keep_free_bytes`: events are refused below it, and
+    the operator learns it here before a platform does."""
+    free = store.location.free_bytes()
+    keep = settings.state.keep_free_bytes
+    if free is None:
+        return []
+    said = f"the state's disk has {in_mib(free)} free"
+    if keep == 0:
+        return [Finding("room", Level.OK, f"{said}; state.keep_free_bytes is 0: none is kept")]
+    what = (
+        f"events are refused below state.keep_free_bytes ({in_mib(keep)}, kept for the "
+        "batch files, reports and corrections; a Kafka worker waits)"
+    )
+    fix = "free space on that disk (old backups, logs), or lower state.keep_free_bytes"
+    if free < keep:
+        return [Finding("room", Level.ERROR, f"{said}: {what}, now: {fix}")]
+    if free < 2 * keep:
+        return [Finding("room", Level.WARNING, f"{said}; {what}: {fix}", action=True)]
+    return [Finding("room", Level.OK, f"{said}; {what}")]
 
 
 def files_finding(observation: Observation) -> Finding:

@@ -17,7 +17,7 @@ class Level(StrEnum):
 @dataclass(frozen=True, slots=True)
 class Finding:
     check: str
-    """What was checked: schema, xsd, api, state, refdata, alerts, files."""
+    """What was checked: schema, xsd, api, state, room, refdata, alerts, files."""
     level: Level
     message: str
     action: bool = False

@@ -43,6 +43,7 @@ from accrochage.streams.log_source import (
 from accrochage.streams.rejected import raw_digest, raw_text
 from accrochage.streams.repetition import StoredText, as_stored, stored_text
 from accrochage.streams.replays import Replayed, replayed
+from accrochage.streams.room import check_room
 from accrochage.streams.yielded import yielded_event
 
 log = logging.getLogger("accrochage.ingest")
@@ -84,12 +85,16 @@ class Ingestor:
         registry: Registry,
         clock: Clock,
         reference: Callable[[], Reference | None] | None = None,
+        *,
+        keep_free: int = 0,
     ) -> None:
-        """`reference`: the current reference data (None: not loaded, its rules not applied)."""
+        """`reference`: the current reference data (None: not loaded, its rules not applied);
+        `keep_free`: the bytes events leave free on the state's disk (`streams/room.py`)."""
         self.store = store
         self.registry = registry
         self.clock = clock
         self.reference = reference or _no_reference
+        self.keep_free = keep_free
 
     def _decode(self, item: Incoming) -> Ready:
         if item.decoded is not None:
@@ -101,6 +106,7 @@ class Ingestor:
 
     def ingest(self, items: Sequence[Incoming]) -> list[IngestResult]:
         decoded = [self._decode(item) for item in items]
+        check_room(self.store.location, self.keep_free)
         with self.store.transaction() as tx:
             return self._store(tx, items, decoded)
 
@@ -184,6 +190,7 @@ class Ingestor:
             warning = key_warning(item.key, one.certifier, self.registry.certifiers)
             if warning is not None:
                 one.warnings.append(warning)
+        check_room(self.store.location, self.keep_free)
         with self.store.transaction() as tx:
             kept = unread(tx.offsets(source.topic), items, decoded)
             if not kept:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import threading
 from collections import Counter as Tally
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 
@@ -218,6 +218,23 @@ class Metrics:
             self._batch_writes.labels(outcome)
         self._state = StateCollector()
         self.registry.register(self._state)
+
+    def watch_free_space(self, free_bytes: Callable[[], int | None], keep_free: int) -> None:
+        """Serve the state's disk's free bytes (read at each scrape) beside the space events
+        leave free: an alert rule on the two warns before events are refused."""
+        free = Gauge(
+            "accrochage_state_free_bytes",
+            "Bytes free on the disk holding the state (read at each scrape; NaN: unknown).",
+            registry=self.registry,
+        )
+        free.set_function(lambda: float("nan") if (n := free_bytes()) is None else float(n))
+        kept = Gauge(
+            "accrochage_state_keep_free_bytes",
+            "state.keep_free_bytes: below it on the state's disk, events are refused (507 "
+            "storage_low; a Kafka worker waits).",
+            registry=self.registry,
+        )
+        kept.set(keep_free)
 
     def count_events(self, counts: Mapping[str, int]) -> None:
         """Add a stored group's tally (`tally`)."""

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 
-from accrochage.errors import StoreBusyError, StoreError
+from accrochage.errors import StorageLowError, StoreBusyError, StoreError
 from accrochage.streams.incoming import Incoming, IngestResult
 from accrochage.streams.ingest import Ingestor
 from accrochage.streams.log_source import LogSource
@@ -27,6 +27,8 @@ from accrochage.streams.metrics import Metrics, tally
 
 log = logging.getLogger("accrochage.writer")
 MAX_GROUP = 2000
+ROOM_RECHECK_SECONDS = 5.0
+"""How often a log's group waiting for room on the state's disk looks again."""
 _BROKEN = (
     "the writer thread failed: the events were not acknowledged and may not be stored; "
     "send them again once the service is restarted"
@@ -60,6 +62,8 @@ class WriterService:
         self._thread = threading.Thread(target=self._run, name="writer", daemon=True)
         self._stopping = False
         self._abandoned = False
+        self._wake = threading.Event()
+        """Set by a stop: a log's group waiting for room on the disk stops waiting."""
         self._broken = False
         self._failed_logs: set[LogSource] = set()
         """Logs a group of which failed: nothing later of theirs is stored (`_store`)."""
@@ -140,6 +144,7 @@ class WriterService:
         events stay in the log, read again at the next start. Groups that find the state free
         are stored as before."""
         self._abandoned = True
+        self._wake.set()
         self._ingestor.store.stop_waiting()
 
     @property
@@ -189,17 +194,36 @@ class WriterService:
         another process holds it, stored once it lets go: its events are read from the log,
         and storing the group later loses nothing, where failing ended the worker (a command
         holding the state for a minute, `revalidate` say, stopped it). A stop ends the wait.
-        A request's group fails at once (`state_busy`: its client may send it again)."""
+        A request's group fails at once (`state_busy`: its client may send it again).
+
+        Likewise, a log's group waits while the state's disk is below `state.keep_free_bytes`
+        (`storage_low`), looking again every `ROOM_RECHECK_SECONDS`; the worker's batch timer
+        still writes meanwhile. A request's group fails at once."""
+        waited = False
         while True:
             try:
                 if source is None:
                     results = self._ingestor.ingest(items)
                     return {id(item): result for item, result in zip(items, results, strict=True)}
                 # Events below the stored offsets are skipped: they get no result.
-                return {
+                stored = {
                     id(item): result
                     for item, result in self._ingestor.ingest_from_log(source, items)
                 }
+                if waited:
+                    log.warning("the state's disk has room again: the waiting events are stored")
+                return stored
+            except StorageLowError as low:
+                if source is None or self._stopping or self._abandoned:
+                    raise
+                self.storage_error = low
+                if not waited:
+                    log.warning(
+                        "%s; the worker waits: the group is stored once there is room",
+                        low.situation,
+                    )
+                waited = True
+                self._wake.wait(ROOM_RECHECK_SECONDS)
             except StoreBusyError as busy:
                 store = self._ingestor.store
                 if source is None or self._stopping or self._abandoned or store.waiting_stopped:
@@ -230,9 +254,7 @@ class WriterService:
                     "stopping: %d events of the log were not stored (%s); the worker reads "
                     "them again from the log at its next start",
                     sum(len(s.items) for s in group),
-                    "another process holds the state"
-                    if isinstance(exc, StoreBusyError)
-                    else "an earlier group was not stored",
+                    _not_stored_because(exc),
                 )
         for submission in group:
             submission.done.set_exception(exc)
@@ -242,5 +264,14 @@ class WriterService:
         with self._lock:
             if not self._stopping:
                 self._stopping = True
+                self._wake.set()
                 self._queue.put(None)
         self._thread.join(timeout)
+
+
+def _not_stored_because(exc: BaseException) -> str:
+    if isinstance(exc, StoreBusyError):
+        return "another process holds the state"
+    if isinstance(exc, StorageLowError):
+        return "the state's disk is below state.keep_free_bytes"
+    return "an earlier group was not stored"

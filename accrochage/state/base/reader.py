@@ -216,6 +216,11 @@ class StoreLocation(ABC):
         """Put `backup` in the state's place once it is checked; refused while a service or a
         writer holds the state; the state it replaces is kept beside it, never deleted."""
 
+    def free_bytes(self) -> int | None:
+        """Bytes free on the disk holding the state, for this user; None when unknown (a
+        store on no disk of its own)."""
+        return None
+
     @abstractmethod
     def upgrade_plan(self) -> UpgradePlan:
         """The schema migrations this version would apply, and who serves the state; nothing

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import sqlite3
 import threading
 import time
@@ -90,6 +91,12 @@ class SqliteLocation(StoreLocation):
 
     def upgrade_plan(self) -> UpgradePlan:
         return upgrade_plan(self.path)
+
+    def free_bytes(self) -> int | None:
+        try:
+            return shutil.disk_usage(self.path.parent).free
+        except OSError:  # the folder gone: the write that follows says so
+            return None
 
 
 class SqliteStore(Store):
