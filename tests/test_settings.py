@@ -37,7 +37,11 @@ SAMPLES: dict[str, dict[str, tuple[str, Any]]] = {
         "state": ("/srv/accrochage/state.db", Path("/srv/accrochage/state.db")),
         "outbox": ("/srv/accrochage/outbox", Path("/srv/accrochage/outbox")),
     },
-    "state": {"lock_wait": ("2m", timedelta(minutes=2)), "keep_free_bytes": ("1048576", 1048576)},
+    "state": {
+        "lock_wait": ("2m", timedelta(minutes=2)),
+        "keep_free_bytes": ("1048576", 1048576),
+        "forget_dismissed_after": ("30d", timedelta(days=30)),
+    },
     "refdata": {
         "rncp": ("/srv/refdata/fc", Path("/srv/refdata/fc")),
         "cog": ("/srv/refdata/cog", Path("/srv/refdata/cog")),

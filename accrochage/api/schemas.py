@@ -323,6 +323,9 @@ class UnusableRow(Answer):
     errors: list[ProblemOut]
     dismissed_at: str | None
     dismissed_note: str | None
+    forgotten_at: str | None
+    """When its raw input was forgotten (`raw` is empty since): dismissed for longer than
+    `state.forget_dismissed_after`."""
 
 
 class UnusableList(Answer):

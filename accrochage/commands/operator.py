@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
+from datetime import date, datetime, time
 
 import click
 
 from accrochage.commands.core import core_from
-from accrochage.commands.options import said_if_unknown
+from accrochage.commands.options import DAY, said_if_unknown
+from accrochage.models.deadline import PARIS
 from accrochage.models.vocabulary import CdcReason, values
 from accrochage.streams.item_outcomes import ItemOutcome
 from accrochage.streams.unusable import dismiss_unusable as dismiss
+from accrochage.streams.unusable import forget_dismissed as forget
 
 
 def report(outcomes: Sequence[ItemOutcome]) -> None:
@@ -192,6 +195,32 @@ def dismiss_unusable(ctx: click.Context, ids: tuple[str, ...], note: str) -> Non
     report(outcomes)
 
 
+@click.command("forget-dismissed")
+@click.option(
+    "--dismissed-before",
+    type=DAY,
+    default=None,
+    help="Those dismissed before this day (Paris) instead: a day after today forgets them all.",
+)
+@click.pass_context
+def forget_dismissed(ctx: click.Context, dismissed_before: date | None) -> None:
+    """Forget the raw input of the unusable events dismissed for longer than
+    state.forget_dismissed_after (90 days unless configured): it may name a person. Their rows
+    stay (`unusable --all`), `raw` empty and `forgotten_at` set. The services do it once a
+    day; this does it now."""
+    with core_from(ctx, existing=True) as core:
+        if dismissed_before is None:
+            before = core.clock.now() - core.settings.state.forget_dismissed_after
+        else:
+            before = datetime.combine(dismissed_before, time(0), PARIS)
+        forgotten = forget(core.store, core.clock, before)
+    click.echo(
+        f"{forgotten} unusable event(s) dismissed before {before.astimezone(PARIS):%Y-%m-%d %H:%M} "
+        "(Paris): "
+        "raw input forgotten"
+    )
+
+
 def register(group: click.Group) -> None:
     for command in (
         deposited,
@@ -201,5 +230,6 @@ def register(group: click.Group) -> None:
         reinstate,
         support_applied,
         dismiss_unusable,
+        forget_dismissed,
     ):
         group.add_command(command)

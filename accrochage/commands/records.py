@@ -239,6 +239,7 @@ UNUSABLE_FIELDS = (
     "raw",
     "dismissed_at",
     "dismissed_note",
+    "forgotten_at",
 )
 UNUSABLE_COLUMNS = ("id", "received_at", "source", "certifier", "record_id", "problem")
 

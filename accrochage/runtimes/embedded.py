@@ -32,6 +32,7 @@ from accrochage.streams.receivers import Receiver
 from accrochage.streams.reference import refdata_job
 from accrochage.streams.revalidate import dates_job
 from accrochage.streams.scheduler import Job, Scheduler, batch_cut_job
+from accrochage.streams.unusable import forget_job
 from accrochage.streams.writer import WriterService
 
 log = logging.getLogger("accrochage.service")
@@ -94,13 +95,14 @@ def _no_reference() -> Reference | None:
 
 
 def scheduler_for(core: Core, extra: Sequence[Receiver] = ()) -> Scheduler:
-    """The delivery dates come, the batch cut, the watch job (metrics, alert rules), the
-    alert delivery."""
+    """The delivery dates come, the batch cut, the dismissed input forgotten, the watch job
+    (metrics, alert rules), the alert delivery."""
     tick = core.settings.batching.tick.total_seconds()
     return Scheduler(
         [
             dates_job(core.revalidator, core.clock, tick),
             batch_cut_job(core.flusher, tick),
+            forget_job(core.store, core.clock, core.settings.state.forget_dismissed_after, tick),
             *watching_jobs(core, extra),
             *refdata_jobs(core),
         ]

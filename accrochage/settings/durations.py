@@ -93,3 +93,11 @@ LockWait = Annotated[
         "how long a write waits for another process's writer before giving up",
     ),
 ]
+ForgetAfter = Annotated[
+    Duration,
+    within(
+        timedelta(days=1),
+        MAX_DURATION,
+        "how long a dismissed unusable event's raw input is kept",
+    ),
+]

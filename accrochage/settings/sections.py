@@ -18,6 +18,7 @@ from accrochage.models.vocabulary import (
 from accrochage.settings.durations import (
     DeadlineMargin,
     Duration,
+    ForgetAfter,
     LockWait,
     MaxDelay,
     SessionTimeout,
@@ -100,6 +101,10 @@ class StateSettings(Section):
     (`507 storage_low`; a Kafka worker waits), while the batch files, the CDC's reports,
     corrections and withdrawals still have room. Without it, a platform sending without end
     filled the disk, and the files due at the CDC could no longer be written. 0: none kept."""
+    forget_dismissed_after: ForgetAfter = timedelta(days=90)
+    """How long the raw input of an unusable event the operator dismissed is kept: then it
+    is forgotten (it may name a person), the row kept. Personal data is kept no longer than
+    its purpose needs (GDPR art. 5(1)(e)); a dismissed event has none left but a look back."""
 
 
 class SchemaSettings(Section):

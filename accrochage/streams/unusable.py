@@ -1,15 +1,26 @@
 """Unusable events the operator dealt with: dismissed with a note, kept, out of the listings
 and of the summary's count. Before, every unusable event stayed listed and counted for ever,
-those sent again fixed among them: the count said nothing of what was left to do."""
+those sent again fixed among them: the count said nothing of what was left to do.
+
+A dismissed event's raw input (it may name a person) is forgotten once it was dismissed for
+`state.forget_dismissed_after`: the services do it once a day, `accrochage forget-dismissed`
+at once. Before, it stayed in the state for as long as the state.
+"""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
+from datetime import date, datetime, timedelta
 
 from accrochage.errors import StoreError
-from accrochage.models.deadline import Clock
+from accrochage.models.deadline import Clock, paris_today
+from accrochage.settings.durations import show
 from accrochage.state.base import Store
 from accrochage.streams.item_outcomes import ItemOutcome, not_applied, refused
+from accrochage.streams.scheduler import Job
+
+log = logging.getLogger("accrochage.unusable")
 
 
 def dismiss_unusable(
@@ -37,3 +48,40 @@ def dismiss_unusable(
         else:
             outcomes.append(refused(ref, "no unusable event has this id (accrochage unusable)"))
     return outcomes
+
+
+def forget_dismissed(store: Store, clock: Clock, dismissed_before: datetime) -> int:
+    """Forget the raw input of the unusable events dismissed before `dismissed_before`; how
+    many were forgotten now (those forgotten before are not counted again)."""
+    with store.transaction() as tx:
+        return tx.forget_dismissed_unusable(dismissed_before, clock.now())
+
+
+class ForgetDismissed:
+    """Once a Paris day, the first time at start: the raw input of the unusable events
+    dismissed for longer than `after` forgotten, by the services' scheduler."""
+
+    def __init__(self, store: Store, clock: Clock, after: timedelta) -> None:
+        self._store = store
+        self._clock = clock
+        self._after = after
+        self._done_on: date | None = None
+
+    def run(self) -> None:
+        today = paris_today(self._clock)
+        if today == self._done_on:
+            return
+        forgotten = forget_dismissed(self._store, self._clock, self._clock.now() - self._after)
+        self._done_on = today
+        if forgotten:
+            log.info(
+                "the raw input of %d unusable event(s) dismissed more than %s ago forgotten "
+                "(state.forget_dismissed_after)",
+                forgotten,
+                show(self._after),
+            )
+
+
+def forget_job(store: Store, clock: Clock, after: timedelta, every: float) -> Job:
+    """`every`: seconds between two looks at the date (the forgetting runs once a day)."""
+    return Job("dismissed input forgotten", every, ForgetDismissed(store, clock, after).run)

@@ -79,6 +79,12 @@ class Transaction(PendingReads):
         """Mark unusable events dealt with (kept, out of the listings and counts); the ids
         found, whether dismissed before or not (a second dismissal replaces the note)."""
 
+    @abstractmethod
+    def forget_dismissed_unusable(self, dismissed_before: datetime, at: datetime) -> int:
+        """Forget the raw input of the unusable events dismissed before `dismissed_before`
+        (their rows stay, `forgotten_at` = `at`); how many were forgotten now. The same
+        input sent again brings it back, the row open again."""
+
     # -- inputs ----------------------------------------------------------------------------
 
     @abstractmethod

@@ -115,7 +115,7 @@ class SqliteTransaction(BatchStatements, Transaction):
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (raw_sha256) DO UPDATE SET "
             # Dismissed, then sent again unfixed: open again (it was hidden for good). Kept
             # before m230 (no certifier): filed under the one it names.
-            "dismissed_at = NULL, dismissed_note = NULL, "
+            "dismissed_at = NULL, dismissed_note = NULL, raw = excluded.raw, forgotten_at = NULL, "
             "certifier = coalesce(unusable.certifier, excluded.certifier) "
             "WHERE unusable.dismissed_at IS NOT NULL "
             "OR (unusable.certifier IS NULL AND excluded.certifier IS NOT NULL)",
@@ -144,6 +144,15 @@ class SqliteTransaction(BatchStatements, Transaction):
             if cursor.rowcount:
                 found.append(unusable_id)
         return found
+
+    def forget_dismissed_unusable(self, dismissed_before: datetime, at: datetime) -> int:
+        cursor = self._conn.execute(
+            "UPDATE unusable SET raw = '', forgotten_at = ? "
+            # julianday: the times are written with Paris's offset, which changes in summer.
+            "WHERE julianday(dismissed_at) < julianday(?) AND forgotten_at IS NULL",
+            (at.isoformat(), dismissed_before.isoformat()),
+        )
+        return cursor.rowcount
 
     # -- inputs ----------------------------------------------------------------------------
 

@@ -28,7 +28,7 @@ def unusable(
         for row in fetch_all(
             conn,
             "SELECT id, received_at, source, certifier, event_id, record_id, raw, errors, "
-            f"dismissed_at, dismissed_note FROM unusable {clause}ORDER BY id DESC "
+            f"dismissed_at, dismissed_note, forgotten_at FROM unusable {clause}ORDER BY id DESC "
             f"LIMIT {int(limit)}",
             () if certifier is None else (certifier,),
         )

@@ -21,6 +21,7 @@ from accrochage.state.sqlite.migrations import (  # noqa: F401  (each registers 
     m210_dismissed_unusable,
     m220_refused_dates,
     m230_unusable_certifier,
+    m250_forgotten_unusable,
 )
 from accrochage.state.sqlite.migrations.registry import latest_migration, migrations
 
