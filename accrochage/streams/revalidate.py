@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date
 from typing import Any
 
 from accrochage.models.deadline import Clock, paris_today
@@ -29,7 +28,7 @@ from accrochage.models.vocabulary import Outcome, RecordStatus
 from accrochage.state.base import Store
 from accrochage.state.queries import OutstandingQuery
 from accrochage.streams.incoming import decode_ready
-from accrochage.streams.scheduler import Job
+from accrochage.streams.scheduler import Job, OnceADay
 
 log = logging.getLogger("accrochage.revalidate")
 
@@ -174,21 +173,16 @@ def _dated(errors: list[dict[str, str]]) -> bool:
     return any(error["field"] == "delivered_on" for error in errors)
 
 
-class DatesCome:
+class DatesCome(OnceADay):
     """Once a Paris day, the first time at start: the records refused for a delivery date in
     the future checked again (`Revalidator.dates_come`), by the services' scheduler."""
 
     def __init__(self, revalidator: Callable[[], Revalidator], clock: Clock) -> None:
+        super().__init__(clock)
         self._revalidator = revalidator
-        self._clock = clock
-        self._checked_on: date | None = None
 
-    def run(self) -> None:
-        today = paris_today(self._clock)
-        if today == self._checked_on:
-            return
+    def work(self) -> None:
         report = self._revalidator().dates_come()
-        self._checked_on = today
         if report.changed:
             valid = sum(1 for item in report.changed if item.after == RecordStatus.PENDING)
             log.info(

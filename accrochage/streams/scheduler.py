@@ -15,9 +15,11 @@ import threading
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import date
 from typing import cast
 
 from accrochage.errors import StorageCorruptError, StorageFullError, StoreBusyError
+from accrochage.models.deadline import Clock, paris_today
 from accrochage.streams.flush import Flusher
 from accrochage.streams.flush_report import FlushReport
 
@@ -35,6 +37,25 @@ class Job:
     """Asks a run in progress to end early when the scheduler stops (the batch cut after the
     batch it is cutting, the alert delivery after its request); without it, the run in
     progress finishes."""
+
+
+class OnceADay:
+    """A job's `run` that does its `work` at its first call of each Paris day (the first
+    time at start), however often the scheduler calls it."""
+
+    def __init__(self, clock: Clock) -> None:
+        self._clock = clock
+        self._done_on: date | None = None
+
+    def run(self) -> None:
+        today = paris_today(self._clock)
+        if today == self._done_on:
+            return
+        self.work()
+        self._done_on = today
+
+    def work(self) -> None:
+        raise NotImplementedError
 
 
 def log_failed(logger: logging.Logger, what: str, exc: Exception, again: str) -> None:

@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 
 from accrochage.errors import StoreError
-from accrochage.models.deadline import Clock, paris_today
+from accrochage.models.deadline import Clock
 from accrochage.settings.durations import show
 from accrochage.state.base import Store
 from accrochage.streams.item_outcomes import ItemOutcome, not_applied, refused
-from accrochage.streams.scheduler import Job
+from accrochage.streams.scheduler import Job, OnceADay
 
 log = logging.getLogger("accrochage.unusable")
 
@@ -57,22 +57,18 @@ def forget_dismissed(store: Store, clock: Clock, dismissed_before: datetime) -> 
         return tx.forget_dismissed_unusable(dismissed_before, clock.now())
 
 
-class ForgetDismissed:
+class ForgetDismissed(OnceADay):
     """Once a Paris day, the first time at start: the raw input of the unusable events
     dismissed for longer than `after` forgotten, by the services' scheduler."""
 
     def __init__(self, store: Store, clock: Clock, after: timedelta) -> None:
+        super().__init__(clock)
         self._store = store
         self._clock = clock
         self._after = after
-        self._done_on: date | None = None
 
-    def run(self) -> None:
-        today = paris_today(self._clock)
-        if today == self._done_on:
-            return
+    def work(self) -> None:
         forgotten = forget_dismissed(self._store, self._clock, self._clock.now() - self._after)
-        self._done_on = today
         if forgotten:
             log.info(
                 "the raw input of %d unusable event(s) dismissed more than %s ago forgotten "
