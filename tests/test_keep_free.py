@@ -324,3 +324,21 @@ def test_a_server_errors_lines_are_one_per_code_every_few_seconds(
     monkeypatch.setattr(api_errors, "SERVER_ERRORS_LOGGED_EVERY", 0.0)
     assert lines.due("storage_low") == 4, "the line counts the answers it stands for"
     assert lines.due("storage_low") == 1
+
+
+def test_a_waiting_group_decoded_ahead_keeps_one_key_warning_per_event(
+    log_writer: tuple[Core, WriterService, Disk],
+) -> None:
+    """A group decoded in the decode processes is the same objects at each try: its key
+    warning was added at each look at the disk, and the record stored with one per try."""
+    core, service, disk = log_writer
+    raw = json.dumps(recent("Q-K")).encode()
+    decoded = core.ingestor._decode(Incoming(raw, "events", 0, 0, b"not-pix"))
+    stored = service.submit([Incoming(raw, "events", 0, 0, b"not-pix", decoded)], SOURCE)
+    assert disk.asked_again.wait(ANSWER_WITHIN)
+    disk.free = 300 * MIB
+    [result] = stored.result(ANSWER_WITHIN)
+    assert [w.field for w in result.warnings].count("kafka.key") == 1, result.warnings
+    with core.store.transaction() as tx:
+        [record] = tx.records(["Q-K"]).values()
+    assert [w.field for w in record.warnings].count("kafka.key") == 1

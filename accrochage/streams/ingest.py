@@ -183,12 +183,14 @@ class Ingestor:
         """Ingest events read from a log; events below the stored offsets are skipped.
 
         The next offset of each partition is written in the same transaction as the records,
-        so the state always says exactly how far each partition was read.
+        so the state always says exactly how far each partition was read. An event decoded
+        already (`Incoming.decoded`) is the same object at each try of a group that waits
+        (for room, for the state): its key warning is added once, not once a try.
         """
         decoded = [self._decode(item) for item in items]
         for item, (one, _) in zip(items, decoded, strict=True):
             warning = key_warning(item.key, one.certifier, self.registry.certifiers)
-            if warning is not None:
+            if warning is not None and warning not in one.warnings:
                 one.warnings.append(warning)
         check_room(self.store.location, self.keep_free)
         with self.store.transaction() as tx:
