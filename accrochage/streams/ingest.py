@@ -105,8 +105,8 @@ class Ingestor:
         )
 
     def ingest(self, items: Sequence[Incoming]) -> list[IngestResult]:
-        decoded = [self._decode(item) for item in items]
         check_room(self.store.location, self.keep_free)
+        decoded = [self._decode(item) for item in items]
         with self.store.transaction() as tx:
             return self._store(tx, items, decoded)
 
@@ -187,12 +187,12 @@ class Ingestor:
         already (`Incoming.decoded`) is the same object at each try of a group that waits
         (for room, for the state): its key warning is added once, not once a try.
         """
+        check_room(self.store.location, self.keep_free)  # before decoding: a wait tries again
         decoded = [self._decode(item) for item in items]
         for item, (one, _) in zip(items, decoded, strict=True):
             warning = key_warning(item.key, one.certifier, self.registry.certifiers)
             if warning is not None and warning not in one.warnings:
                 one.warnings.append(warning)
-        check_room(self.store.location, self.keep_free)
         with self.store.transaction() as tx:
             kept = unread(tx.offsets(source.topic), items, decoded)
             if not kept:
