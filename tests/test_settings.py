@@ -59,6 +59,7 @@ SAMPLES: dict[str, dict[str, tuple[str, Any]]] = {
         "max_connections": ("500", 500),
         "max_connections_per_client": ("20", 20),
         "max_events_per_request": ("5", 5),
+        "events_per_minute": ("600", 600),
         "body_timeout": ("90s", timedelta(seconds=90)),
     },
     "alerts": {

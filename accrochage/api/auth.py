@@ -17,6 +17,7 @@ from pydantic import SecretStr
 
 from accrochage.api.errors import OPERATOR, Check, error_response
 from accrochage.models.scope import Scope
+from accrochage.settings.api import sender_name
 
 IngestToken = tuple[SecretStr, Scope]
 """An ingest token and the certifiers it may send events for (None: any)."""
@@ -114,7 +115,7 @@ def auth_check(operator: SecretStr, ingest: Sequence[IngestToken]) -> Check:
         scoped_read = platform is not None and platform[1] is not None and _reads(request)
         described = (_method(request), request.path) == DESCRIPTION
         if platform is not None and (ingesting or scoped_read or described):
-            request[SENDER] = f"api.ingest_tokens #{_place(platform, ingest) + 1}"
+            request[SENDER] = sender_name(_place(platform, ingest) + 1)
             if platform[1] is not None:
                 request[SCOPE] = platform[1]
             return None

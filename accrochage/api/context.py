@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
@@ -65,6 +65,8 @@ class ApiContext:
     connections: ConnectionLimits = field(default_factory=ConnectionLimits)
     batch_cut_error: Callable[[], AccrochageError | None] | None = None
     """Why the batch timer's last cut could not store, if it could not (`/health`)."""
+    event_budgets: Mapping[str, int] = field(default_factory=dict)
+    """Each ingest token's events a minute (`api.events_per_minute`), by sender; 0: none."""
     keep_free_bytes: int = 0
     """`state.keep_free_bytes`: `/health` looks again at the disk while events are refused
     for want of room, and says ok once there is (a full disk waits for a write instead)."""

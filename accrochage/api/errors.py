@@ -6,7 +6,7 @@ import logging
 import math
 import time
 import traceback
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from aiohttp import web
@@ -56,11 +56,20 @@ SERVER_ERROR_LINES = web.AppKey("server_error_lines", ServerErrorLines)
 
 
 class ApiError(AccrochageError):
-    def __init__(self, status: int, code: str, message: str, details: Any = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        details: Any = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        """`headers`: what the answer carries besides (`Retry-After`)."""
         super().__init__(message)
         self.status = status
         self.code = code
         self.details = details
+        self.headers = dict(headers or {})
 
 
 def refusing(check: Check) -> Middleware:
@@ -146,6 +155,7 @@ def for_others(exc: AccrochageError) -> str:
 def error_answer(exc: ApiError) -> web.Response:
     """An `ApiError` in the one JSON shape (a 408 or a 413 closes its connection)."""
     response = error_response(exc.status, exc.code, str(exc), exc.details)
+    response.headers.update(exc.headers)
     if exc.status in CLOSING:
         response.force_close()
     return response

@@ -25,6 +25,10 @@ AUTH_ERRORS = (401, 403, 421)
 ERROR_HEADERS: dict[int, dict[str, str]] = {
     401: {"WWW-Authenticate": 'How to authenticate: Basic realm="accrochage" (or a Bearer token).'},
     405: {"Allow": "The methods the route takes."},
+    429: {
+        "Retry-After": "Seconds until the ingest token's events a minute (api.events_per_minute) "
+        "make room for this request (rate_limited)."
+    },
     503: {
         "Retry-After": "Seconds to wait before sending again: on state_busy (another process "
         "holds the state) and too_many_connections; none on writer_unavailable, which no "
@@ -34,6 +38,8 @@ ERROR_HEADERS: dict[int, dict[str, str]] = {
 """Headers an error answer carries (`api/auth.py`, `api/errors.py`, `api/connections.py`)."""
 BODY_TIMEOUT = 408
 """A request with a body may also end so (`api.body_timeout`)."""
+RATE_LIMITED = 429
+"""An ingestion route's answer beyond the token's events a minute (`api/budgets.py`)."""
 
 
 def _errors_of(route: Route) -> list[int]:
@@ -41,6 +47,8 @@ def _errors_of(route: Route) -> list[int]:
     statuses = [s for s in ERRORS if not (route.who == "open" and s in AUTH_ERRORS)]
     if route.method == "post":
         statuses.append(BODY_TIMEOUT)
+    if route.who == "ingest":
+        statuses.append(RATE_LIMITED)
     return sorted(statuses)
 
 

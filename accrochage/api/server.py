@@ -23,6 +23,7 @@ from accrochage.api import corrections, metrics, ui
 from accrochage.api.auth import auth_check, scope_of, sender_of
 from accrochage.api.bodies import BODY_SECONDS, TooLarge, read_body
 from accrochage.api.browsers import same_site_check
+from accrochage.api.budgets import BUDGETS, EventBudgets
 from accrochage.api.connections import CONNECTIONS
 from accrochage.api.context import (
     CONTEXT,
@@ -118,6 +119,7 @@ async def post_events(request: web.Request) -> web.Response:
         # platform has the proxy's address, and the unusable log said no more.
         source = f"http:{request.remote} ({sender_of(request)})"
         items, array = events_in(body, context.max_events_per_request, source, scope_of(request))
+        request.app[BUDGETS].spend(sender_of(request), len(items))
         if not pooled(items) and context.decode_here is not None and context.writer.decodes_here:
             items = context.decode_here(items)
         return items, array
@@ -150,11 +152,15 @@ async def post_check(request: web.Request) -> web.Response:
     context = request.app[CONTEXT]
     limit = context.max_events_per_request
     scope = scope_of(request)
+
+    def read(body: bytes) -> tuple[list[Incoming], bool]:
+        items, array = events_in(body, limit, "http:check", scope)
+        request.app[BUDGETS].spend(sender_of(request), len(items))
+        return items, array
+
     async with senders_turn(request):
         body = await _body(request)
-        items, array = await off_loop_if_large(
-            request.app, body, lambda: events_in(body, limit, "http:check", scope)
-        )
+        items, array = await off_loop_if_large(request.app, body, partial(read, body))
 
     def run() -> list[dict[str, Any]]:
         reference = context.reference() if context.reference is not None else None
@@ -246,6 +252,7 @@ def build_app(context: ApiContext) -> web.Application:
     app[ADMISSION] = admission
     app.on_response_prepare.append(_kept_by_no_cache)
     app[CONTEXT] = context
+    app[BUDGETS] = EventBudgets(context.event_budgets)
     app[SERVER_ERROR_LINES] = ServerErrorLines()
     app[BODY_SECONDS] = context.body_timeout_seconds
     app[CONNECTIONS] = context.connections

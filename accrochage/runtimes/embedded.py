@@ -87,6 +87,7 @@ def api_context(core: Core, writer: WriterService | EventWriter) -> ApiContext:
         batch_cut_error=lambda: core.flusher.storage_error,
         metrics=core.metrics,
         keep_free_bytes=core.settings.state.keep_free_bytes,
+        event_budgets=api.sender_budgets,
     )
 
 

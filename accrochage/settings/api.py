@@ -38,6 +38,15 @@ def _strong_token(value: SecretStr) -> SecretStr:
 Token = Annotated[SecretStr, AfterValidator(_strong_token)]
 
 
+MAX_EVENTS_PER_MINUTE = 100_000_000
+
+
+def sender_name(place: int) -> str:
+    """What an ingest token's requests are counted and logged under: its place in
+    `api.ingest_tokens` (from 1), never its value."""
+    return f"api.ingest_tokens #{place}"
+
+
 class ScopedIngestToken(BaseModel):
     """An exam platform's token that sends events for some certifiers only: an event for
     another certifier, or naming a record of another certifier, is refused (403) and kept in
@@ -48,6 +57,8 @@ class ScopedIngestToken(BaseModel):
     token: Token
     certifiers: tuple[CertifierKey, ...] = Field(min_length=1)
     """Keys of configured certifiers (`[[certifiers]] key`)."""
+    events_per_minute: int | None = Field(default=None, ge=0, le=MAX_EVENTS_PER_MINUTE)
+    """This token's own budget (`ApiSettings.events_per_minute`); None: that one."""
 
 
 def _token_form(value: object) -> str:
@@ -74,6 +85,10 @@ class ApiSettings(BaseModel):
     only, whose records' fate it also reads: `api/platform_view.py`)."""
     max_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1024, le=1024 * 1024 * 1024)
     max_events_per_request: int = Field(default=1000, ge=1, le=100_000)
+    events_per_minute: int = Field(default=0, ge=0, le=MAX_EVENTS_PER_MINUTE)
+    """Events (to `/events` and `/check`) each ingest token may send a minute, in bursts of
+    up to a minute's worth; beyond, `429 rate_limited` with `Retry-After`, nothing stored
+    (`api/budgets.py`). 0: no limit. A scoped token may have its own."""
     max_connections: int = Field(default=1000, ge=1, le=1_000_000)
     """Connections held open at once; one more is answered 503 and closed. Held below the
     process's open-files limit (raised to its hard limit at start; the service logs when that
@@ -93,6 +108,19 @@ class ApiSettings(BaseModel):
             (t.token, frozenset(t.certifiers)) if isinstance(t, ScopedIngestToken) else (t, None)
             for t in self.ingest_tokens
         )
+
+    @property
+    def sender_budgets(self) -> dict[str, int]:
+        """Each ingest token's events a minute, by the name its requests are counted under
+        (`api/auth.py`); 0: no limit."""
+        return {
+            sender_name(place): (
+                self.events_per_minute
+                if not isinstance(t, ScopedIngestToken) or t.events_per_minute is None
+                else t.events_per_minute
+            )
+            for place, t in enumerate(self.ingest_tokens, start=1)
+        }
 
     @property
     def host(self) -> str:
@@ -120,7 +148,19 @@ class ApiSettings(BaseModel):
                 "api.token is required with an ingest token scoped to certifiers: without it "
                 "every other route (the records of every certifier) answers without a token"
             )
+        _budgets_fit(self.sender_budgets, self.max_events_per_request)
         return self
+
+
+def _budgets_fit(budgets: dict[str, int], per_request: int) -> None:
+    """A budget below `max_events_per_request` would refuse a whole array for good."""
+    for sender, per_minute in budgets.items():
+        if 0 < per_minute < per_request:
+            raise ValueError(
+                f"{sender} may send {per_minute} events a minute, fewer than "
+                f"api.max_events_per_request ({per_request}): an array that large would never "
+                "be taken; raise events_per_minute or lower api.max_events_per_request"
+            )
 
 
 def _no_token_twice(operator: SecretStr, ingest: list[SecretStr]) -> None:

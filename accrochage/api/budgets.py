@@ -1,0 +1,105 @@
+"""Each exam platform's events a minute (`api.events_per_minute`, or its token's own).
+
+Turns (`api/turns.py`) share the service between senders that all wait; they cannot stop one
+sender that never waits from taking whatever is free: the writer's time, the decode
+processes, and the disk (each invalid event is kept). A platform caught in a loop of
+retries filled the disk for every certifier. With a budget, its requests beyond it are
+answered `429 rate_limited` with `Retry-After`, before anything of them is decoded or
+stored, and nothing it sends costs the others more than its budget.
+
+A token bucket per sender: a minute's worth of events at most, refilled continuously.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from accrochage.api.errors import ApiError
+
+log = logging.getLogger("accrochage.api")
+REFUSALS_LOGGED_EVERY = 10.0
+"""Seconds between two log lines of one sender's refusals."""
+
+
+@dataclass(slots=True)
+class _Bucket:
+    per_minute: int
+    left: float
+    at: float
+    refused: int = 0
+    said_at: float = -math.inf
+
+
+class EventBudgets:
+    """The events each sender may still send now; thread-safe (the large bodies are read in
+    a thread)."""
+
+    def __init__(
+        self, per_minute: Mapping[str, int], clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        """`per_minute`: each limited sender's budget (a sender not named has none)."""
+        self._clock = clock
+        now = clock()
+        self._buckets = {
+            sender: _Bucket(rate, float(rate), now) for sender, rate in per_minute.items() if rate
+        }
+        self._lock = threading.Lock()
+
+    def spend(self, sender: str, events: int) -> None:
+        """Take `events` from `sender`'s budget, or raise `429 rate_limited`: nothing taken."""
+        bucket = self._buckets.get(sender)
+        if bucket is None:
+            return
+        with self._lock:
+            now = self._clock()
+            rate = bucket.per_minute / 60.0
+            bucket.left = min(float(bucket.per_minute), bucket.left + (now - bucket.at) * rate)
+            bucket.at = now
+            if events <= bucket.left:
+                bucket.left -= events
+                return
+            bucket.refused += 1
+            self._say(sender, bucket, now)
+        raise _refusal(sender, bucket.per_minute, events, (events - bucket.left) / rate)
+
+    def _say(self, sender: str, bucket: _Bucket, now: float) -> None:
+        if now - bucket.said_at < REFUSALS_LOGGED_EVERY:
+            return
+        log.warning(
+            "%s: %d request(s) refused (429) since the last such line: over its %d events a minute",
+            sender,
+            bucket.refused,
+            bucket.per_minute,
+        )
+        bucket.refused, bucket.said_at = 0, now
+
+
+def _refusal(sender: str, per_minute: int, events: int, wait: float) -> ApiError:
+    details: dict[str, int] = {"events_per_minute": per_minute}
+    if events > per_minute:
+        return ApiError(
+            429,
+            "rate_limited",
+            f"{sender} may send {per_minute} events a minute: a "
+            f"request of {events} never fits; send fewer events per request",
+            details,
+        )
+    seconds = max(1, math.ceil(wait))
+    return ApiError(
+        429,
+        "rate_limited",
+        f"{sender} may send {per_minute} events a minute: send "
+        f"this request's {events} again in {seconds} s",
+        details | {"retry_after": seconds},
+        {"Retry-After": str(seconds)},
+    )
+
+
+BUDGETS = web.AppKey("event_budgets", EventBudgets)
