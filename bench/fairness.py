@@ -1,6 +1,7 @@
 """One exam platform floods, another sends one event at a time: what the second waits.
 
-    python -m bench.fairness [--seconds 20] [--repeat 3] [--connections 8] [--quick] [--json]
+    python -m bench.fairness [--seconds 20] [--repeat 3] [--connections 8] [--a-per-minute N]
+                             [--quick] [--json]
 
 `accrochage run` (a subprocess, as `bench.http`'s) with two scoped ingest tokens: platform
 **A** sends for one certifier, platform **B** for another. Each phase lasts `--seconds`:
@@ -14,6 +15,9 @@ Rounds repeat the three phases on the same service; the figures are the medians 
 of each phase's median and p95, and A's events/s. Every answer must be 200 or 201 (B's
 events are valid): anything else ends the bench.
 
+`--a-per-minute N` gives A's token a budget of N events a minute (`events_per_minute`): A
+then waits what each `429`'s `Retry-After` says, as a platform should.
+
 What it judges: B's median answer, to `POST /events` and to `POST /check`, under either
 flood, against 100 ms (what a person waiting on a platform's page still reads as at once),
 and prints its ratio to B alone.
@@ -22,6 +26,7 @@ and prints its ratio to B alone.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from dataclasses import dataclass
@@ -71,13 +76,15 @@ class Phase:
     seconds: float
 
 
-def tokens_config(path: Path) -> None:
-    """Scoped tokens for A and B (the operator's token is required beside scoped ones)."""
+def tokens_config(path: Path, a_per_minute: int = 0) -> None:
+    """Scoped tokens for A and B (the operator's token is required beside scoped ones);
+    `a_per_minute`: A's budget of events a minute (0: none)."""
     a, b = CERTIFIERS[0].key, CERTIFIERS[1].key
+    budget = f", events_per_minute = {a_per_minute}" if a_per_minute else ""
     with path.open("a", encoding="utf-8") as out:
         out.write(
             f'token = "{OPERATOR}"\n'
-            f'ingest_tokens = [{{token = "{TOKEN_A}", certifiers = ["{a}"]}}, '
+            f'ingest_tokens = [{{token = "{TOKEN_A}", certifiers = ["{a}"]{budget}}}, '
             f'{{token = "{TOKEN_B}", certifiers = ["{b}"]}}]\n'
         )
 
@@ -92,13 +99,21 @@ def events_of(index: int, count: int, start: int) -> list[dict[str, Any]]:
 async def post(
     session: aiohttp.ClientSession, url: str, token: str, body: bytes, ok: tuple[int, ...]
 ) -> float:
+    return (await answered(session, url, token, body, ok))[0]
+
+
+async def answered(
+    session: aiohttp.ClientSession, url: str, token: str, body: bytes, ok: tuple[int, ...]
+) -> tuple[float, float]:
+    """Milliseconds the answer took, and the seconds its `Retry-After` says (0: none)."""
     started = time.perf_counter()
     headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
     async with session.post(url, data=body, headers=headers) as response:
         text = await response.read()
         if response.status not in ok:
             raise BenchError(f"{url} answered {response.status}: {text[:300]!r}")
-    return (time.perf_counter() - started) * 1000
+        wait = float(response.headers.get("Retry-After", 0)) if response.status == 429 else 0.0
+    return (time.perf_counter() - started) * 1000, wait
 
 
 async def phase(base: str, flood: str, seconds: float, connections: int, first: int) -> Phase:
@@ -113,8 +128,12 @@ async def phase(base: str, flood: str, seconds: float, connections: int, first: 
         async def flooding() -> None:
             nonlocal sent
             while not stop.is_set():
-                await post(session, f"{base}/{flood}", TOKEN_A, a_body, (200,))
-                sent += ARRAY
+                _, wait = await answered(session, f"{base}/{flood}", TOKEN_A, a_body, (200, 429))
+                if not wait:
+                    sent += ARRAY
+                    continue
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), wait)
 
         flooders = []
         if flood != "alone":
@@ -143,13 +162,19 @@ def run(args: Any) -> Report:
     report = Report(
         "fairness",
         args.quick,
-        {"seconds": seconds, "rounds": rounds, "connections": args.connections, "array": ARRAY},
+        {
+            "seconds": seconds,
+            "rounds": rounds,
+            "connections": args.connections,
+            "array": ARRAY,
+            "a_per_minute": args.a_per_minute,
+        },
     )
     phases: list[Phase] = []
     with scratch_dir("accrochage-bench-fairness-") as folder:
         port = free_port()
         config = write_config(folder, bind=f"127.0.0.1:{port}", schema="1.1.5")
-        tokens_config(config)
+        tokens_config(config, args.a_per_minute)
         log = folder / "service.log"
         base = f"http://127.0.0.1:{port}"
         with log.open("wb") as out:
@@ -218,6 +243,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--connections", type=int, default=8)
+    parser.add_argument("--a-per-minute", type=int, default=0)
     args = parser.parse_args()
     finish(run(args), args.json)
 
