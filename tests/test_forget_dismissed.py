@@ -90,6 +90,29 @@ def test_forgotten_input_leaves_no_trace_in_the_states_files(kept: Any) -> None:
     assert HOLDER.encode() not in raw_on_disk(core)
 
 
+def test_a_long_input_forgotten_leaves_no_trace_in_the_freed_pages(tmp_path: Path) -> None:
+    """A raw input longer than its row's page holds goes on overflow pages, freed each time
+    the row is rewritten (dismissed, opened again, forgotten): a freed page is zeroed too,
+    not only the rows of the pages written."""
+    core, clock = make_core(tmp_path)
+    long_input = '{"note": "' + "x" * 4000 + '", ' + unusable_input(0)[1:]
+    ingest(core, long_input)
+    checkpoint = sqlite3.connect(core.settings.paths.state)
+    checkpoint.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    assert HOLDER.encode() in raw_on_disk(core)
+    [row] = rows(core)
+    dismiss(core, clock, row["id"])
+    ingest(core, long_input)  # open again
+    dismiss(core, clock, row["id"])
+    clock.advance(timedelta(days=91))
+    ForgetDismissed(core.store, clock, timedelta(days=90)).run()
+    checkpoint.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    assert checkpoint.execute("PRAGMA freelist_count").fetchone()[0] > 0, "pages were freed"
+    checkpoint.close()
+    core.close()
+    assert HOLDER.encode() not in raw_on_disk(core)
+
+
 def test_the_same_input_sent_again_brings_its_row_back_whole(kept: Any) -> None:
     core, clock = kept
     first = min(r["id"] for r in rows(core))

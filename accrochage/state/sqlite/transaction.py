@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import date, datetime
 
 import accrochage.state.sqlite.alerts as alert_rows
@@ -108,7 +109,23 @@ class SqliteTransaction(BatchStatements, Transaction):
         self._conn.executemany(_INSERT_PASSAGE, passages)
         self._conn.executemany(INSERT_HISTORY, history)
 
+    @contextmanager
+    def _zeroing_freed_pages(self) -> Iterator[None]:
+        """The connection's `secure_delete = FAST` zeroes what a statement deletes in the pages
+        it writes, never a page it frees: a row rewritten (dismissed, opened again, forgotten)
+        whose raw input is too long for its page (past about 4,000 bytes) left its overflow
+        pages, the name in them, on the freelist, in the file. Here they are zeroed too."""
+        self._conn.execute("PRAGMA secure_delete = ON")
+        try:
+            yield
+        finally:
+            self._conn.execute("PRAGMA secure_delete = FAST")
+
     def log_unusable(self, events: Iterable[UnusableEvent]) -> None:
+        with self._zeroing_freed_pages():
+            self._log_unusable(events)
+
+    def _log_unusable(self, events: Iterable[UnusableEvent]) -> None:
         self._conn.executemany(
             "INSERT INTO unusable "
             "(received_at, source, event_id, record_id, raw, errors, raw_sha256, certifier) "
@@ -136,22 +153,24 @@ class SqliteTransaction(BatchStatements, Transaction):
 
     def dismiss_unusable(self, ids: Sequence[int], note: str, at: datetime) -> list[int]:
         found = []
-        for unusable_id in dict.fromkeys(ids):
-            cursor = self._conn.execute(
-                "UPDATE unusable SET dismissed_at = ?, dismissed_note = ? WHERE id = ?",
-                (at.isoformat(), note, unusable_id),
-            )
-            if cursor.rowcount:
-                found.append(unusable_id)
+        with self._zeroing_freed_pages():
+            for unusable_id in dict.fromkeys(ids):
+                cursor = self._conn.execute(
+                    "UPDATE unusable SET dismissed_at = ?, dismissed_note = ? WHERE id = ?",
+                    (at.isoformat(), note, unusable_id),
+                )
+                if cursor.rowcount:
+                    found.append(unusable_id)
         return found
 
     def forget_dismissed_unusable(self, dismissed_before: datetime, at: datetime) -> int:
-        cursor = self._conn.execute(
-            "UPDATE unusable SET raw = '', forgotten_at = ? "
-            # julianday: the times are written with Paris's offset, which changes in summer.
-            "WHERE julianday(dismissed_at) < julianday(?) AND forgotten_at IS NULL",
-            (at.isoformat(), dismissed_before.isoformat()),
-        )
+        with self._zeroing_freed_pages():
+            cursor = self._conn.execute(
+                "UPDATE unusable SET raw = '', forgotten_at = ? "
+                # julianday: the times are written with Paris's offset, which changes in summer.
+                "WHERE julianday(dismissed_at) < julianday(?) AND forgotten_at IS NULL",
+                (at.isoformat(), dismissed_before.isoformat()),
+            )
         return cursor.rowcount
 
     # -- inputs ----------------------------------------------------------------------------
