@@ -669,6 +669,7 @@ def test_unusable_lists_what_became_no_record_without_sql(config: Path, tmp_path
         "raw",
         "dismissed_at",
         "dismissed_note",
+        "forgotten_at",
     }
     assert json.loads(shown[0]["raw"])["record_id"] == "U-NONE"
     assert shown[0]["certifier"] == "pix"  # the revocation names it
