@@ -122,8 +122,11 @@ class SqliteTransaction(BatchStatements, Transaction):
             self._conn.execute("PRAGMA secure_delete = FAST")
 
     def log_unusable(self, events: Iterable[UnusableEvent]) -> None:
+        kept = list(events)
+        if not kept:  # every group's transaction calls it: no pragma for nothing
+            return
         with self._zeroing_freed_pages():
-            self._log_unusable(events)
+            self._log_unusable(kept)
 
     def _log_unusable(self, events: Iterable[UnusableEvent]) -> None:
         self._conn.executemany(
