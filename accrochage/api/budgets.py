@@ -67,7 +67,8 @@ class EventBudgets:
                 return
             bucket.refused += 1
             self._say(sender, bucket, now)
-        raise _refusal(sender, bucket.per_minute, events, (events - bucket.left) / rate)
+            wait = (events - bucket.left) / rate
+        raise _refusal(sender, bucket.per_minute, events, wait)
 
     def _say(self, sender: str, bucket: _Bucket, now: float) -> None:
         if now - bucket.said_at < REFUSALS_LOGGED_EVERY:
