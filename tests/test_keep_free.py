@@ -342,3 +342,26 @@ def test_a_waiting_group_decoded_ahead_keeps_one_key_warning_per_event(
     with core.store.transaction() as tx:
         [record] = tx.records(["Q-K"]).values()
     assert [w.field for w in record.warnings].count("kafka.key") == 1
+
+
+def test_a_group_stored_one_by_one_is_not_cut_short_by_the_disk_crossing_the_line(
+    log_writer: tuple[Core, WriterService, Disk], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A log's group failing for another reason than the storage is stored one event at a
+    time; it passed its room check: the disk crossing the line meanwhile failed it with
+    `storage_low`, and the Kafka worker exited 70 instead of waiting."""
+    core, service, disk = log_writer
+    disk.free = 300 * MIB
+    ingestor = core.ingestor
+    group_store = ingestor._store
+
+    def failing_whole(tx: Any, items: Any, decoded: Any) -> Any:
+        if len(items) > 1:
+            disk.free = 10 * MIB  # the disk crosses the line as the group fails
+            raise RuntimeError("a group's fault, not an event's")
+        return group_store(tx, items, decoded)
+
+    monkeypatch.setattr(ingestor, "_store", failing_whole)
+    results = service.submit(log_group(0, 3), SOURCE).result(ANSWER_WITHIN)
+    assert [r.outcome.value for r in results] == ["created"] * 3
+    assert core.store.offsets("events") == {0: 3}

@@ -104,8 +104,11 @@ class Ingestor:
             item, decode_ready(item.raw, self.registry, today, self.reference())
         )
 
-    def ingest(self, items: Sequence[Incoming]) -> list[IngestResult]:
-        check_room(self.store.location, self.keep_free)
+    def ingest(self, items: Sequence[Incoming], *, keep_room: bool = True) -> list[IngestResult]:
+        """`keep_room`: refused below `keep_free` (False: a group that passed it, stored one
+        event at a time)."""
+        if keep_room:
+            check_room(self.store.location, self.keep_free)
         decoded = [self._decode(item) for item in items]
         with self.store.transaction() as tx:
             return self._store(tx, items, decoded)
@@ -115,12 +118,14 @@ class Ingestor:
 
         The fallback of a group transaction that failed for a reason other than the storage
         itself; an event that fails again is answered `failed` (nothing of it stored) and
-        logged by its position and error class, never its content.
+        logged by its position and error class, never its content. The group passed its room
+        check (`keep_free`): its events are not checked again one by one, or the disk
+        crossing the line meanwhile would leave the group half stored.
         """
         results: list[IngestResult] = []
         for item in items:
             try:
-                results.extend(self.ingest([item]))
+                results.extend(self.ingest([item], keep_room=False))
             except StoreError as exc:
                 if results:
                     raise partly_stored(exc, len(results)) from exc
@@ -147,7 +152,7 @@ class Ingestor:
         stored: list[tuple[Incoming, IngestResult]] = []
         for item in items:
             try:
-                stored.extend(self.ingest_from_log(source, [item]))
+                stored.extend(self.ingest_from_log(source, [item], keep_room=False))
             except (StoreError, MemoryError, OSError):
                 raise  # the machine's trouble, not the event's: stop, and read it again later
             except Exception as exc:
@@ -178,7 +183,7 @@ class Ingestor:
         return [(item, result)]
 
     def ingest_from_log(
-        self, source: LogSource, items: Sequence[Incoming]
+        self, source: LogSource, items: Sequence[Incoming], *, keep_room: bool = True
     ) -> list[tuple[Incoming, IngestResult]]:
         """Ingest events read from a log; events below the stored offsets are skipped.
 
@@ -187,7 +192,8 @@ class Ingestor:
         already (`Incoming.decoded`) is the same object at each try of a group that waits
         (for room, for the state): its key warning is added once, not once a try.
         """
-        check_room(self.store.location, self.keep_free)  # before decoding: a wait tries again
+        if keep_room:  # before decoding: a group that waits for room tries again
+            check_room(self.store.location, self.keep_free)
         decoded = [self._decode(item) for item in items]
         for item, (one, _) in zip(items, decoded, strict=True):
             warning = key_warning(item.key, one.certifier, self.registry.certifiers)
