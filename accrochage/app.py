@@ -21,7 +21,7 @@ from accrochage.models.reference import Reference
 from accrochage.models.registry import Certifier, Emitter, Registry
 from accrochage.refdata.load import source_warnings
 from accrochage.refdata.memory import ReferenceHolder
-from accrochage.settings import Settings, load_settings
+from accrochage.settings import Settings
 from accrochage.sinks.base import BatchSink
 from accrochage.sinks.profiles import profile_for
 from accrochage.sinks.xml_outbox import XmlOutbox
@@ -29,7 +29,6 @@ from accrochage.state.base import RefdataStorage, Store, StoreLocation
 from accrochage.state.sqlite import SqliteLocation, SqliteStore
 from accrochage.state.sqlite.refdata import SqliteRefdata
 from accrochage.state.sqlite.state_path import real_state_path
-from accrochage.state.sqlite.write_lock import DEFAULT_WAIT_SECONDS
 from accrochage.streams.batching import BatchLimits
 from accrochage.streams.corrections import Corrections
 from accrochage.streams.decoding import DecodePool
@@ -43,8 +42,6 @@ from accrochage.streams.redecode import ContentDecoder
 from accrochage.streams.reference import ReferenceKeeper
 from accrochage.streams.revalidate import Revalidator
 from accrochage.streams.schema_choice import check_schema_choice, check_xsd_version
-from accrochage.streams.writer import WriterService
-from accrochage.streams.writer_main import WriterParts
 
 log = logging.getLogger("accrochage")
 
@@ -275,58 +272,6 @@ def build_decode_pool(
         threshold=threshold,
         passages=profile_for(settings.schema_.version),
     )
-
-
-def build_writer_parts(config: Path | None, *, decode: bool = False) -> WriterParts:
-    """What the Kafka writer process builds: a store, an ingestor, a writer service, and with
-    `decode` a decode pool of its own (`ProcessWriter(..., daemon=False)`, so that it may
-    start processes): the worker's event loop then only sends raw bytes, and decoded events
-    (the heaviest objects of the pipeline) cross one pipe, decode process -> writer, instead
-    of three through the event loop's process."""
-    settings = load_settings(config)
-    store = open_store(settings)
-    clock = SystemClock()
-    registry = registry_from(settings)
-    every = settings.batching.tick.total_seconds()
-    keep_free = settings.state.keep_free_bytes
-    service, reference = _following_writer(store, registry, clock, every, keep_free)
-    if not decode:
-        return WriterParts(service, log_source(settings), store.close)
-    pool = build_decode_pool(settings, registry, clock, reference)
-
-    def close() -> None:
-        pool.close()
-        store.close()
-
-    return WriterParts(service, log_source(settings), close, pool if pool.enabled else None)
-
-
-def build_event_writer(
-    state: Path,
-    registry: Registry,
-    clock: Clock,
-    check_every: float,
-    lock_wait: float = DEFAULT_WAIT_SECONDS,
-    keep_free: int = 0,
-) -> tuple[WriterService, Callable[[], None]]:
-    """What the HTTP service's writer process builds (`api/writer_link.py`): the state (checked
-    at the service's start already), an ingestor that follows the stored reference data
-    version (the serving process's `refdata` job loads the files), a writer service;
-    `lock_wait`: `state.lock_wait`, in seconds; `keep_free`: `state.keep_free_bytes`."""
-    store = SqliteStore(state, lock_wait_seconds=lock_wait)
-    service, _ = _following_writer(store, registry, clock, check_every, keep_free)
-    return service, store.close
-
-
-def _following_writer(
-    store: Store, registry: Registry, clock: Clock, check_every: float, keep_free: int
-) -> tuple[WriterService, Callable[[], Reference | None]]:
-    """A writer process's writer service, its ingestor on the reference data the state holds:
-    the main process's `refdata` job loads the files, this one follows the stored version
-    (checked every `check_every` seconds). Also what gives that reference data now."""
-    reference = ReferenceHolder(store.refdata(), check_every=check_every)
-    ingestor = Ingestor(store, registry, clock, reference.current, keep_free=keep_free)
-    return WriterService(ingestor), reference.current
 
 
 def reference_keeper(

@@ -19,7 +19,8 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from accrochage.app import build_writer_parts, log_source, reading_refdata
+from accrochage.app import log_source, reading_refdata
+from accrochage.app_writers import build_writer_parts
 from accrochage.cli import main
 from accrochage.commands.ingest import CHUNK
 from accrochage.models.deadline import FixedClock

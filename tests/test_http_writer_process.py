@@ -29,7 +29,8 @@ from accrochage.api import writer_link
 from accrochage.api.protocol import ApiRunner
 from accrochage.api.server import build_app
 from accrochage.api.writer_link import ProcessLink
-from accrochage.app import Core, build_core, build_event_writer
+from accrochage.app import Core, build_core
+from accrochage.app_writers import build_event_writer
 from accrochage.errors import WriterUnavailable
 from accrochage.models.deadline import Clock
 from accrochage.models.registry import Registry

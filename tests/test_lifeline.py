@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from accrochage.app import build_writer_parts
+from accrochage.app_writers import build_writer_parts
 from accrochage.lifeline import gone
 from accrochage.streams.incoming import Incoming
 from accrochage.streams.writer_process import ProcessWriter
@@ -24,7 +24,7 @@ STARTER = """
 import sys, time
 from functools import partial
 from pathlib import Path
-from accrochage.app import build_writer_parts
+from accrochage.app_writers import build_writer_parts
 from accrochage.streams.writer_process import ProcessWriter
 from tests.test_tracker import write_config
 
@@ -40,7 +40,7 @@ HANGUP_STARTER = """
 import json, os, signal, sys, time
 from functools import partial
 from pathlib import Path
-from accrochage.app import build_writer_parts
+from accrochage.app_writers import build_writer_parts
 from accrochage.streams.incoming import Incoming
 from accrochage.streams.writer_process import ProcessWriter
 from tests.test_http import recent

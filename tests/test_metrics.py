@@ -19,7 +19,8 @@ import pytest
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from accrochage.app import Core, build_writer_parts
+from accrochage.app import Core
+from accrochage.app_writers import build_writer_parts
 from accrochage.models.deadline import PARIS, paris_today
 from accrochage.models.vocabulary import RecordStatus
 from accrochage.runtimes.watching import watch_for

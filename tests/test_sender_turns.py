@@ -29,7 +29,8 @@ import pytest
 from accrochage.api import server
 from accrochage.api.link_groups import GROUP_EVENTS
 from accrochage.api.writer_link import ProcessLink
-from accrochage.app import Core, build_core, build_event_writer
+from accrochage.app import Core, build_core
+from accrochage.app_writers import build_event_writer
 from accrochage.errors import StorageFullError, WriterUnavailable
 from accrochage.models.deadline import SystemClock
 from accrochage.runtimes.embedded import SWITCH_INTERVAL, build_service, serve

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from accrochage.app import build_writer_parts
+from accrochage.app_writers import build_writer_parts
 from accrochage.runtimes.kafka.pending import Pending
 from accrochage.streams import writer_process
 from accrochage.streams.incoming import Incoming
@@ -28,7 +28,7 @@ from concurrent import futures
 from functools import partial
 from pathlib import Path
 from typing import Any
-from accrochage.app import build_writer_parts
+from accrochage.app_writers import build_writer_parts
 from accrochage.streams.incoming import Incoming
 from accrochage.streams.writer_process import ProcessWriter, StopDeadline
 from tests.test_tracker import event, write_config

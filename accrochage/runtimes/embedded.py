@@ -21,7 +21,8 @@ from accrochage.api.protocol import ApiRunner
 from accrochage.api.server import build_app
 from accrochage.api.writer_link import ProcessLink
 from accrochage.api.writing import EventWriter, InlineDecoder, ThreadWriter
-from accrochage.app import Core, build_event_writer, refdata_warnings, reference_keeper
+from accrochage.app import Core, refdata_warnings, reference_keeper
+from accrochage.app_writers import build_event_writer
 from accrochage.errors import AccrochageError
 from accrochage.lifeline import left_ignored
 from accrochage.models.reference import Reference

@@ -1,5 +1,5 @@
 """The worker takes records a fetch at a time (`draining.py`) and stores them in groups
-through a writer process that decodes them in its own pool (`app.build_writer_parts`). No
+through a writer process that decodes them in its own pool (`app_writers.build_writer_parts`). No
 broker needed: fetches are made of aiokafka-like records.
 
 - a fetch is handed over whole, in order, nothing dropped; the loop stops with the consumer;
@@ -26,7 +26,7 @@ from typing import Any, cast
 
 import pytest
 
-from accrochage.app import build_writer_parts
+from accrochage.app_writers import build_writer_parts
 from accrochage.runtimes.kafka import pending as pending_module
 from accrochage.runtimes.kafka.draining import drain
 from accrochage.runtimes.kafka.pending import Pending

@@ -21,7 +21,7 @@ from aiokafka.errors import (
 )
 from faust.exceptions import ProducerSendError
 
-from accrochage.app import build_writer_parts
+from accrochage.app_writers import build_writer_parts
 from accrochage.models.decode import Problem
 from accrochage.runtimes.kafka import pending as pending_module
 from accrochage.runtimes.kafka.pending import EXIT_UNEXPECTED

@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from accrochage.app import build_writer_parts
+from accrochage.app_writers import build_writer_parts
 from accrochage.errors import StoreError
 from accrochage.runtimes.kafka import pending as pending_module
 from accrochage.runtimes.kafka.pending import EXIT_UNEXPECTED, GROUP_BYTES, Pending

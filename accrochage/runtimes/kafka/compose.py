@@ -17,7 +17,8 @@ from aiohttp import web
 from accrochage import __version__
 from accrochage.api.protocol import ApiRunner
 from accrochage.api.server import build_app
-from accrochage.app import Core, build_core, build_writer_parts, log_source, store_location
+from accrochage.app import Core, build_core, log_source, store_location
+from accrochage.app_writers import build_writer_parts
 from accrochage.lifeline import left_ignored
 from accrochage.runtimes.embedded import api_context, bound_socket, scheduler_for, stop_signals
 from accrochage.runtimes.kafka.admin import ensure_topics

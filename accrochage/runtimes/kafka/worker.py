@@ -1,5 +1,5 @@
 """The faust app of `accrochage worker`: take each fetch's records, group them, hand the
-groups (raw bytes) to the writer, which decodes and stores them (`app.build_writer_parts`).
+groups (raw bytes) to the writer, which decodes and stores them (`app_writers.build_writer_parts`).
 
 The guarantee rests on SQLite, not on faust's acks: events are grouped into one
 transaction together with each partition's next offset; the consumer always resumes from
