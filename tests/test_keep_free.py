@@ -30,7 +30,7 @@ from accrochage.errors import StorageLowError
 from accrochage.models.deadline import SystemClock
 from accrochage.runtimes.embedded import build_service
 from accrochage.settings import load_settings
-from accrochage.state.sqlite.store import SqliteLocation
+from accrochage.state.sqlite.location import SqliteLocation
 from accrochage.streams import writer as writer_module
 from accrochage.streams.incoming import Incoming
 from accrochage.streams.log_source import LogSource

@@ -620,13 +620,15 @@ def test_a_group_stored_one_by_one_that_meets_another_writer_says_what_was_store
     holding = ExitStack()
     singles: list[str] = []
 
-    def ingest(self: Ingestor, items: Sequence[Incoming]) -> list[IngestResult]:
+    def ingest(
+        self: Ingestor, items: Sequence[Incoming], *, keep_room: bool = True
+    ) -> list[IngestResult]:
         if len(items) > 1:
             raise ValueError("a fault of one event, met only in the group's transaction")
         singles.append(str(items[0].raw))
         if len(singles) == 2:  # another writer takes the state before the second event
             holding.enter_context(held(store.path))
-        return real_ingest(self, items)
+        return real_ingest(self, items, keep_room=keep_room)
 
     monkeypatch.setattr(Ingestor, "ingest", ingest)
     service = WriterService(Ingestor(store, registry(), FixedClock(NOW)))

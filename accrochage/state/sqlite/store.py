@@ -9,30 +9,22 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 import sqlite3
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass
 from pathlib import Path
 
 from sqlite_utils import Database
 
 from accrochage.errors import StoreError
 from accrochage.state.base import (
-    BackupTaken,
     Reader,
     RefdataStorage,
-    Restored,
-    ServiceGuard,
     Store,
-    StoreLocation,
-    UpgradePlan,
     WriteHolder,
 )
-from accrochage.state.sqlite.backup import take_backup
 from accrochage.state.sqlite.connection import (
     BUSY_TIMEOUT_MS,
     QUICK_CHECK_MAX_BYTES,
@@ -44,17 +36,15 @@ from accrochage.state.sqlite.connection import (
     storage_error,
     told_if_changed,
 )
+from accrochage.state.sqlite.location import SqliteLocation
 from accrochage.state.sqlite.migrations import migrations
 from accrochage.state.sqlite.reader import SqliteReader
-from accrochage.state.sqlite.restore import restore_backup
-from accrochage.state.sqlite.service_lock import ServiceLock
 from accrochage.state.sqlite.state_path import real_state_path
 from accrochage.state.sqlite.transaction import SqliteTransaction
 from accrochage.state.sqlite.upgrade import (
     needs_migration,
     pending_migrations,
     serving_pid,
-    upgrade_plan,
 )
 from accrochage.state.sqlite.write_lock import (
     DEFAULT_WAIT_SECONDS,
@@ -68,35 +58,6 @@ log = logging.getLogger("accrochage.state")
 MIGRATION_WAIT_SECONDS = 600.0
 """How long opening a state that needs migrating waits for the write lock: another process
 may be migrating it (a table rebuilt at 5,000,000 records takes a minute or more)."""
-
-
-@dataclass(frozen=True, slots=True)
-class SqliteLocation(StoreLocation):
-    path: Path
-
-    def open_reader(self) -> Reader:
-        try:
-            return SqliteReader(connect(self.path, readonly=True), self.path)
-        except sqlite3.Error as exc:
-            raise storage_error(exc, self.path, opening=True) from None
-
-    def service_guard(self) -> ServiceGuard:
-        return ServiceLock(self.path)
-
-    def backup(self, dest: Path, *, overwrite: bool = False) -> BackupTaken:
-        return take_backup(self.path, dest, overwrite=overwrite)
-
-    def restore(self, backup: Path) -> Restored:
-        return restore_backup(backup, self.path)
-
-    def upgrade_plan(self) -> UpgradePlan:
-        return upgrade_plan(self.path)
-
-    def free_bytes(self) -> int | None:
-        try:
-            return shutil.disk_usage(self.path.parent).free
-        except OSError:  # the folder gone: the write that follows says so
-            return None
 
 
 class SqliteStore(Store):

@@ -1,0 +1,53 @@
+"""Where a SQLite state lives, as a picklable value: other processes open readers from it,
+back it up, restore it, plan its upgrade and look at its disk's free space."""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+
+from accrochage.state.base import (
+    BackupTaken,
+    Reader,
+    Restored,
+    ServiceGuard,
+    StoreLocation,
+    UpgradePlan,
+)
+from accrochage.state.sqlite.backup import take_backup
+from accrochage.state.sqlite.connection import connect, storage_error
+from accrochage.state.sqlite.reader import SqliteReader
+from accrochage.state.sqlite.restore import restore_backup
+from accrochage.state.sqlite.service_lock import ServiceLock
+from accrochage.state.sqlite.upgrade import upgrade_plan
+
+
+@dataclass(frozen=True, slots=True)
+class SqliteLocation(StoreLocation):
+    path: Path
+
+    def open_reader(self) -> Reader:
+        try:
+            return SqliteReader(connect(self.path, readonly=True), self.path)
+        except sqlite3.Error as exc:
+            raise storage_error(exc, self.path, opening=True) from None
+
+    def service_guard(self) -> ServiceGuard:
+        return ServiceLock(self.path)
+
+    def backup(self, dest: Path, *, overwrite: bool = False) -> BackupTaken:
+        return take_backup(self.path, dest, overwrite=overwrite)
+
+    def restore(self, backup: Path) -> Restored:
+        return restore_backup(backup, self.path)
+
+    def upgrade_plan(self) -> UpgradePlan:
+        return upgrade_plan(self.path)
+
+    def free_bytes(self) -> int | None:
+        try:
+            return shutil.disk_usage(self.path.parent).free
+        except OSError:  # the folder gone: the write that follows says so
+            return None
