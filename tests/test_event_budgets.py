@@ -24,6 +24,7 @@ from accrochage.settings import load_settings
 from tests.test_http import recent
 from tests.test_http_writer_process import serving
 from tests.test_ingest_scope import ANY, ANY_PLATFORM, OP, OPERATOR, PIX, PIX_PLATFORM
+from tests.test_metrics import parse
 from tests.test_tracker import write_config
 
 PIX_SENDER, ANY_SENDER = "api.ingest_tokens #1", "api.ingest_tokens #2"
@@ -105,7 +106,9 @@ async def service(tmp_path: Path, separate: bool) -> AsyncIterator[aiohttp.Clien
     core = build_core(load_settings(write_config(tmp_path, api=API)), SystemClock())
     try:
         app = build_service(core, timer=False, separate_writer=separate)
-        app[BUDGETS] = EventBudgets(core.settings.api.sender_budgets, Clock())
+        app[BUDGETS] = EventBudgets(
+            core.settings.api.sender_budgets, Clock(), core.metrics.rate_limited
+        )
         async with serving(app) as client:
             yield client
     finally:
@@ -150,11 +153,42 @@ async def test_a_platform_over_its_budget_is_429_and_costs_the_others_nothing(
             status, _, _ = await send(client, [recent(f"O-{first + n}") for n in range(3)], OP)
             assert status == 200
         stored = {r["record_id"] for r in (await get(client, "/records?limit=100"))["records"]}
+        async with client.get("/metrics", headers=OP) as response:
+            samples = parse(await response.text())
     assert {f"P-{n}" for n in range(3)} <= stored and not {"P-3", "P-4"} & stored
     assert len(stored) == 3 + 5 + 12
+    refusals = {labels["sender"]: n for labels, n in samples["accrochage_rate_limited_total"]}
+    assert refusals == {PIX_SENDER: 2, ANY_SENDER: 1}
     said = [r.getMessage() for r in caplog.records if "refused (429)" in r.getMessage()]
     assert said == [
         f"{sender}: 1 request(s) refused (429) since the last such line: over its {n} events "
         "a minute"
         for sender, n in ((PIX_SENDER, 3), (ANY_SENDER, 5))
     ], "one line per sender every 10 s, not one per request"
+
+
+async def test_the_service_as_built_counts_each_refusal_in_its_metrics(tmp_path: Path) -> None:
+    """The budgets as `build_app` makes them (the real clock: one event a minute, so the
+    second request is refused unless a minute passed between two requests on loopback)."""
+    api = {
+        **API,
+        "events_per_minute": 1,
+        "max_events_per_request": 1,
+        "ingest_tokens": [{"token": PIX_PLATFORM, "certifiers": ["pix"]}, ANY_PLATFORM],
+    }
+    core = build_core(load_settings(write_config(tmp_path, api=api)), SystemClock())
+    try:
+        async with serving(build_service(core, timer=False)) as client:
+            async with client.get("/metrics", headers=OP) as response:
+                before = parse(await response.text())["accrochage_rate_limited_total"]
+            assert sorted((labels["sender"], n) for labels, n in before) == [
+                (PIX_SENDER, 0),
+                (ANY_SENDER, 0),
+            ]
+            assert (await send(client, recent("M-1"), PIX))[0] == 201
+            assert (await send(client, recent("M-2"), PIX))[0] == 429
+            async with client.get("/metrics", headers=OP) as response:
+                after = parse(await response.text())["accrochage_rate_limited_total"]
+        assert {labels["sender"]: n for labels, n in after} == {PIX_SENDER: 1, ANY_SENDER: 0}
+    finally:
+        core.close()

@@ -42,10 +42,15 @@ class EventBudgets:
     a thread)."""
 
     def __init__(
-        self, per_minute: Mapping[str, int], clock: Callable[[], float] = time.monotonic
+        self,
+        per_minute: Mapping[str, int],
+        clock: Callable[[], float] = time.monotonic,
+        refused: Callable[[str], None] | None = None,
     ) -> None:
-        """`per_minute`: each limited sender's budget (a sender not named has none)."""
+        """`per_minute`: each limited sender's budget (a sender not named has none);
+        `refused`: told each refusal's sender (the metrics count them)."""
         self._clock = clock
+        self._refused = refused
         now = clock()
         self._buckets = {
             sender: _Bucket(rate, float(rate), now) for sender, rate in per_minute.items() if rate
@@ -68,6 +73,8 @@ class EventBudgets:
             bucket.refused += 1
             self._say(sender, bucket, now)
             wait = (events - bucket.left) / rate
+        if self._refused is not None:
+            self._refused(sender)
         raise _refusal(sender, bucket.per_minute, events, wait)
 
     def _say(self, sender: str, bucket: _Bucket, now: float) -> None:

@@ -252,7 +252,9 @@ def build_app(context: ApiContext) -> web.Application:
     app[ADMISSION] = admission
     app.on_response_prepare.append(_kept_by_no_cache)
     app[CONTEXT] = context
-    app[BUDGETS] = EventBudgets(context.event_budgets)
+    limited = {sender: n for sender, n in context.event_budgets.items() if n}
+    context.metrics.limits(limited)
+    app[BUDGETS] = EventBudgets(limited, refused=context.metrics.rate_limited)
     app[SERVER_ERROR_LINES] = ServerErrorLines()
     app[BODY_SECONDS] = context.body_timeout_seconds
     app[CONNECTIONS] = context.connections

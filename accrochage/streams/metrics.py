@@ -212,6 +212,13 @@ class Metrics:
             "then.",
             registry=self.registry,
         )
+        self._rate_limited = Counter(
+            "accrochage_rate_limited",
+            "Requests refused (429) to an ingest token over its events a minute, by token "
+            "(its place in api.ingest_tokens, never its value).",
+            ["sender"],
+            registry=self.registry,
+        )
         for outcome in EVENT_OUTCOMES:
             self._events.labels(outcome)
         for outcome in BATCH_OUTCOMES:
@@ -241,6 +248,14 @@ class Metrics:
         for outcome, n in counts.items():
             if outcome in EVENT_OUTCOMES and n > 0:
                 self._events.labels(outcome).inc(n)
+
+    def limits(self, senders: Iterable[str]) -> None:
+        """The senders with a budget: each one's count is served from 0."""
+        for sender in senders:
+            self._rate_limited.labels(sender)
+
+    def rate_limited(self, sender: str) -> None:
+        self._rate_limited.labels(sender).inc()
 
     def count_batch_write(self, ok: bool) -> None:
         self._batch_writes.labels(BatchState.WRITTEN if ok else BatchState.FAILED).inc()
