@@ -64,7 +64,6 @@ class ForgetDismissed(OnceADay):
     def __init__(self, store: Store, clock: Clock, after: timedelta) -> None:
         super().__init__(clock)
         self._store = store
-        self._clock = clock
         self._after = after
 
     def work(self) -> None:
