@@ -13,6 +13,8 @@ from typing import Any
 
 import aiohttp
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from accrochage.api.budgets import BUDGETS, EventBudgets
 from accrochage.api.errors import ApiError
@@ -192,3 +194,36 @@ async def test_the_service_as_built_counts_each_refusal_in_its_metrics(tmp_path:
         assert {labels["sender"]: n for labels, n in after} == {PIX_SENDER: 1, ANY_SENDER: 0}
     finally:
         core.close()
+
+
+@given(
+    per_minute=st.integers(1, 5000),
+    steps=st.lists(
+        st.tuples(st.floats(0, 120, allow_nan=False), st.integers(1, 5000)), max_size=60
+    ),
+)
+@settings(max_examples=300, deadline=None)
+def test_no_sequence_of_requests_gets_more_than_its_budget(
+    per_minute: int, steps: list[tuple[float, int]]
+) -> None:
+    """In any stretch of a run, what was taken is at most a minute's worth plus what that
+    stretch refilled (an hour idle saves no more than a minute); and a refusal's
+    `Retry-After`, waited, lets the same request through."""
+    clock = Clock()
+    budgets = EventBudgets({"a": per_minute}, clock)
+    taken: list[tuple[float, int]] = []
+    for pause, events in steps:
+        clock.now += pause
+        try:
+            budgets.spend("a", events)
+        except ApiError as refused:
+            if events > per_minute:
+                assert "never fits" in str(refused)
+                continue
+            clock.now += int(refused.headers["Retry-After"])
+            budgets.spend("a", events)
+        taken.append((clock.now, events))
+    for first, (since, _) in enumerate(taken):
+        for until, _ in taken[first:]:
+            within = sum(n for at, n in taken if since <= at <= until)
+            assert within <= per_minute + (until - since) * per_minute / 60 + 1e-6
