@@ -17,6 +17,7 @@ from accrochage.sinks.profiles import PROFILES
 from tests.kafka.conftest import KafkaEndpoint
 from tests.kafka.workers import (
     Worker,
+    a_new_worker_stores_everything,
     check_final_state,
     check_offsets,
     progress,
@@ -118,10 +119,6 @@ async def test_a_worker_stopped_while_it_waits_for_the_state_stops_at_once_and_l
     assert "were not stored" in log and "at its next start" in log, worker.tail(80)
     assert "Traceback" not in log, worker.tail(80)
 
-    again = Worker(config, tmp_path / "worker-2.log")
-    workers.append(again)
-    await asyncio.to_thread(wait_until_done, config, sent, RUN_TIMEOUT, alive=again.alive, why=why)
-    assert again.stop() == 0, f"the worker did not stop cleanly:\n{again.tail()}"
-    outbox = read_outbox(config.outbox, [PROFILES["1.1.5"].bundled_xsd], why)
-    check_final_state(config, spec, outbox, why)
-    await check_offsets(config, sent, why)
+    await a_new_worker_stores_everything(
+        config, spec, sent, tmp_path / "worker-2.log", workers, why, RUN_TIMEOUT
+    )

@@ -9,17 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from accrochage.sinks.profiles import PROFILES
 from tests.kafka.conftest import KafkaEndpoint
 from tests.kafka.workers import (
     Worker,
     WorkerConfig,
-    check_final_state,
-    check_offsets,
+    a_new_worker_stores_everything,
     progress,
-    read_outbox,
     send,
-    wait_until_done,
     write_events,
     write_worker_config,
 )
@@ -71,10 +67,6 @@ async def test_a_worker_waits_for_room_stops_at_once_and_loses_nothing(
     assert progress(config) == before
 
     keep_free(config, 0)
-    again = Worker(config, tmp_path / "worker-2.log")
-    workers.append(again)
-    await asyncio.to_thread(wait_until_done, config, sent, RUN_TIMEOUT, alive=again.alive, why=why)
-    assert again.stop() == 0, f"the worker did not stop cleanly:\n{again.tail()}"
-    outbox = read_outbox(config.outbox, [PROFILES["1.1.5"].bundled_xsd], why)
-    check_final_state(config, spec, outbox, why)
-    await check_offsets(config, sent, why)
+    await a_new_worker_stores_everything(
+        config, spec, sent, tmp_path / "worker-2.log", workers, why, RUN_TIMEOUT
+    )

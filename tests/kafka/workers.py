@@ -35,7 +35,7 @@ from accrochage.models.deadline import SystemClock, paris_today
 from accrochage.models.decode import decode
 from accrochage.settings import Settings, load_settings
 from accrochage.sinks.gate import check_file
-from accrochage.sinks.profiles import NAMESPACE
+from accrochage.sinks.profiles import NAMESPACE, PROFILES
 from tests.support.crash import (
     EXAMPLE_CONFIG,
     child_env,
@@ -765,3 +765,24 @@ def _exam_postal_code(path: Path, record_id: str) -> str | None:
             code = passage.findtext(f"{{{NAMESPACE}}}codePostalCentreExamen")
             return None if code is None else str(code)
     raise AssertionError(f"{record_id} not found in {path}")
+
+
+async def a_new_worker_stores_everything(
+    config: WorkerConfig,
+    spec: Input,
+    sent: int,
+    log: Path,
+    workers: list[Worker],
+    why: str,
+    timeout: float = 120.0,
+) -> None:
+    """A worker started anew (the one before it stopped with events left in the log) stores
+    every event of `spec` once: the state, the files (against the bundled 1.1.5 XSD), and the
+    offsets; then stops cleanly."""
+    again = Worker(config, log)
+    workers.append(again)
+    await asyncio.to_thread(wait_until_done, config, sent, timeout, alive=again.alive, why=why)
+    assert again.stop() == 0, f"the worker did not stop cleanly:\n{again.tail()}"
+    outbox = read_outbox(config.outbox, [PROFILES["1.1.5"].bundled_xsd], why)
+    check_final_state(config, spec, outbox, why)
+    await check_offsets(config, sent, why)
