@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import subprocess
 import sys
 import threading
@@ -147,6 +148,12 @@ async def test_events_are_507_storage_low_and_the_operator_still_writes(
     assert total(samples, "accrochage_state_free_bytes") > 0
 
 
+async def page(client: aiohttp.ClientSession) -> str:
+    async with client.get("/ui", headers=OP) as response:
+        assert response.status == 200
+        return await response.text()
+
+
 class Disk:
     """What the state's location reports free, set by the test (no test fills the disk)."""
 
@@ -175,9 +182,13 @@ async def test_health_says_ok_once_there_is_room_again_without_a_write(
             assert "10 MiB free" in answer["error"]["message"]
             status, health = await get(client, "/health", OP)
             assert (status, health["reason"]) == (503, "storage_low")
+            banner = re.search(r'<p id="service-problem"[^>]*>(.*?)</p>', await page(client))
+            assert banner is not None, "the operator's dashboard says nothing of it"
+            assert "degraded (storage_low)" in banner[1] and "10 MiB free" in banner[1]
             disk.free = 300 * MIB
             status, health = await get(client, "/health", OP)
             assert (status, health) == (200, {"status": "ok"})
+            assert 'id="service-problem"' not in await page(client)
             status, answer = await post(client, recent("R-1"), OP)
             assert status == 201, answer
     finally:

@@ -38,11 +38,10 @@ from accrochage.api.errors import (
     ApiError,
     ServerErrorLines,
     error_middleware,
-    for_others,
-    is_operator,
     refusing,
 )
 from accrochage.api.expect import ADMISSION, expecting
+from accrochage.api.health import health, problem
 from accrochage.api.intake import (
     LARGE_BODIES,
     SENDERS_TURNS,
@@ -61,13 +60,11 @@ from accrochage.api.reads import (
     get_unusable,
 )
 from accrochage.api.turns import FairSlots
-from accrochage.errors import AccrochageError, StorageLowError, StoreBusyError
 from accrochage.models.vocabulary import Outcome
 from accrochage.streams.check import check
 from accrochage.streams.corrections import Corrections
 from accrochage.streams.decoding import DecodeFailed
 from accrochage.streams.incoming import Incoming
-from accrochage.streams.room import storage_low
 
 T = TypeVar("T")
 log = logging.getLogger("accrochage.api")
@@ -192,41 +189,6 @@ async def get_openapi(request: web.Request) -> web.Response:
     return web.json_response(openapi())
 
 
-async def health(request: web.Request) -> web.Response:
-    """`ok`, or `degraded` (503) while the last write failed for the storage's sake (an
-    event's, or the batch timer's cut), the writer process ended, or a read found the state
-    damaged.
-
-    A write that gave up on another writer (`state_busy`) says so only while the state's
-    write lock is still held: once that writer let go, the next write goes through, and a
-    liveness probe must not restart a service that has nothing wrong (a full disk stays
-    degraded until a write succeeds: nothing but a write can tell it is over). Events refused
-    for want of room (`storage_low`) say so only while the disk still lacks it."""
-    context = request.app[CONTEXT]
-    problem: AccrochageError | None = context.writer.storage_error
-    if isinstance(problem, StoreBusyError) and context.store.write_holder() is None:
-        problem = None
-    if isinstance(problem, StorageLowError) and _room_again(context):
-        problem = None
-    if problem is None:
-        problem = context.writer.unavailable
-    if problem is None and context.batch_cut_error is not None:
-        problem = context.batch_cut_error()
-    if problem is None:
-        problem = context.damage.found
-    if problem is None:
-        return web.json_response({"status": "ok"})
-    said = str(problem) if is_operator(request) else for_others(problem)
-    return web.json_response(
-        {"status": "degraded", "reason": problem.code, "message": said}, status=503
-    )
-
-
-def _room_again(context: ApiContext) -> bool:
-    """Events refused for want of room (`storage_low`) would be stored now."""
-    return storage_low(context.store.location.free_bytes(), context.keep_free_bytes) is None
-
-
 async def _kept_by_no_cache(_: web.Request, response: web.StreamResponse) -> None:
     """Every answer may hold personal data (a record's holder, an unusable event's text) and
     is read in browsers too (HTTP Basic): none is kept in a cache, none sniffed as another
@@ -280,7 +242,9 @@ def build_app(context: ApiContext) -> web.Application:
     keys = tuple(context.registry.certifiers)
     service = Corrections(context.store, context.clock, context.margin_days, keys)
     corrections.add_routes(app, service)
-    ui.add_routes(app, context.store, context.clock, context.margin_days, keys)
+    ui.add_routes(
+        app, context.store, context.clock, context.margin_days, keys, partial(problem, context)
+    )
 
     async def readers(app: web.Application) -> Any:
         yield

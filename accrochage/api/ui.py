@@ -9,7 +9,7 @@ browser). Counts, certifier keys and batch ids only: no person, no record's cont
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from html import escape
@@ -17,6 +17,7 @@ from html import escape
 from aiohttp import web
 
 from accrochage.api.charts import stacked_bars
+from accrochage.errors import AccrochageError
 from accrochage.models.deadline import Clock, days_left, paris_today
 from accrochage.models.vocabulary import RecordStatus
 from accrochage.state.base import AlertState, DashboardNumbers, Observation, Store
@@ -59,6 +60,8 @@ class _Page:
     certifiers: frozenset[str]
     """The configured keys: any other certifier is shown as `?`, as metrics and alerts label
     it (CONTRACT §10), never as the text a sender put in its events."""
+    problem: AccrochageError | None = None
+    """What `GET /health` says is wrong with the service now (events refused, say)."""
 
     def label(self, certifier: str | None) -> str:
         return certifier if certifier is not None and certifier in self.certifiers else "?"
@@ -221,6 +224,16 @@ def _alerts(page: _Page) -> str:
     )
 
 
+def _problem(page: _Page) -> str:
+    """A banner while the service is degraded: the page is the operator's, its message too."""
+    if page.problem is None:
+        return ""
+    return (
+        f'<p id="service-problem" class="crit"><strong>The service is degraded '
+        f"({escape(page.problem.code)})</strong>: {escape(str(page.problem))}</p>"
+    )
+
+
 def render(page: _Page) -> str:
     return (
         '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
@@ -232,6 +245,7 @@ def render(page: _Page) -> str:
         f'<p class="muted">As of {page.as_of.isoformat()} (Paris); deadline margin '
         f"{page.margin_days} days; refreshed every {REFRESH} s; updated "
         f"{page.now.isoformat(timespec='seconds')}.</p>"
+        f"{_problem(page)}"
         f"<h2>Records per certifier</h2>{_per_certifier(page)}"
         f"<h2>Outstanding records by days left</h2>{_chart(page)}"
         f"<h2>Alerts firing</h2>{_alerts(page)}"
@@ -249,7 +263,9 @@ def add_routes(
     clock: Clock,
     margin_days: int,
     certifiers: Iterable[str],
+    problem: Callable[[], AccrochageError | None] = lambda: None,
 ) -> None:
+    """`problem`: what is wrong with the service now (`api/health.py`), shown above all."""
     keys = frozenset(certifiers)
 
     def gather() -> _Page:
@@ -264,6 +280,7 @@ def add_routes(
                 reader.dashboard(today),
                 reader.alert_states(),
                 keys,
+                problem(),
             )
 
     async def get_ui(request: web.Request) -> web.Response:

@@ -1,0 +1,51 @@
+"""What is wrong with the service now, if anything: `GET /health`'s answer, and the banner
+of the operator's dashboard (`/ui`)."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from accrochage.api.context import CONTEXT, ApiContext
+from accrochage.api.errors import for_others, is_operator
+from accrochage.errors import AccrochageError, StorageLowError, StoreBusyError
+from accrochage.streams.room import storage_low
+
+
+def problem(context: ApiContext) -> AccrochageError | None:
+    """The storage's fault of the last write (an event's, or the batch timer's cut), a writer
+    process that ended, or a damaged state a read came upon; None when all is well.
+
+    A write that gave up on another writer (`state_busy`) counts only while the state's write
+    lock is still held: once that writer let go, the next write goes through, and a liveness
+    probe must not restart a service that has nothing wrong (a full disk counts until a write
+    succeeds: nothing but a write can tell it is over). Events refused for want of room
+    (`storage_low`) count only while the disk still lacks it."""
+    found: AccrochageError | None = context.writer.storage_error
+    if isinstance(found, StoreBusyError) and context.store.write_holder() is None:
+        found = None
+    if isinstance(found, StorageLowError) and _room_again(context):
+        found = None
+    if found is None:
+        found = context.writer.unavailable
+    if found is None and context.batch_cut_error is not None:
+        found = context.batch_cut_error()
+    if found is None:
+        found = context.damage.found
+    return found
+
+
+def _room_again(context: ApiContext) -> bool:
+    """Events refused for want of room (`storage_low`) would be stored now."""
+    return storage_low(context.store.location.free_bytes(), context.keep_free_bytes) is None
+
+
+async def health(request: web.Request) -> web.Response:
+    """`ok`, or `degraded` (503) with the reason (`problem`): the whole message for the
+    operator, its code and what to do for anyone else."""
+    found = problem(request.app[CONTEXT])
+    if found is None:
+        return web.json_response({"status": "ok"})
+    said = str(found) if is_operator(request) else for_others(found)
+    return web.json_response(
+        {"status": "degraded", "reason": found.code, "message": said}, status=503
+    )
