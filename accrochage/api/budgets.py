@@ -72,10 +72,10 @@ class EventBudgets:
                 return
             bucket.refused += 1
             self._say(sender, bucket, now)
-            wait = (events - bucket.left) / rate
+            seconds = _retry_after(bucket.left, events, rate, now, bucket.per_minute)
         if self._refused is not None:
             self._refused(sender)
-        raise _refusal(sender, bucket.per_minute, events, wait)
+        raise _refusal(sender, bucket.per_minute, events, seconds)
 
     def _say(self, sender: str, bucket: _Bucket, now: float) -> None:
         if now - bucket.said_at < REFUSALS_LOGGED_EVERY:
@@ -89,7 +89,20 @@ class EventBudgets:
         bucket.refused, bucket.said_at = 0, now
 
 
-def _refusal(sender: str, per_minute: int, events: int, wait: float) -> ApiError:
+def _retry_after(left: float, events: int, rate: float, now: float, per_minute: int) -> int:
+    """The whole seconds after `now` at which `events` fit (0 when they never do): the
+    refill then computed as `spend` computes it, `((now + s) - now) * rate` rounded down a
+    hair for some `now`, so that `ceil` of the exact wait alone was sometimes a retry refused
+    again (1 event a minute, a request at 1001.249...: told 60 s, refused at 60 s)."""
+    if events > per_minute:
+        return 0
+    seconds = max(1, math.ceil((events - left) / rate))
+    while left + ((now + seconds) - now) * rate < events:
+        seconds += 1
+    return seconds
+
+
+def _refusal(sender: str, per_minute: int, events: int, seconds: int) -> ApiError:
     details: dict[str, int] = {"events_per_minute": per_minute}
     if events > per_minute:
         return ApiError(
@@ -99,7 +112,6 @@ def _refusal(sender: str, per_minute: int, events: int, wait: float) -> ApiError
             f"request of {events} never fits; send fewer events per request",
             details,
         )
-    seconds = max(1, math.ceil(wait))
     return ApiError(
         429,
         "rate_limited",
