@@ -20,8 +20,10 @@ from multiprocessing.connection import wait
 from multiprocessing.context import ForkServerContext
 from multiprocessing.process import BaseProcess
 
-PRELOAD = ("accrochage.cli", "accrochage.api.writer_child")
-"""Everything a helper runs is imported by these (the command line imports the project)."""
+PRELOAD = ("accrochage.cli", "accrochage.api.writer_child", "accrochage.app_writers")
+"""Everything a helper runs is imported by these (the command line imports the project; what
+a writer process builds and runs, `app_writers` and `streams.writer_main`, the command line
+imports only once it starts a service)."""
 
 IMPORTED_BY = os.getpid()
 """The process that imported the project: a helper's fork server, not the helper itself
