@@ -228,10 +228,10 @@ def test_the_checker_sees_a_forbidden_arrow(tmp_path: Path) -> None:
 
 
 CONCRETE = ("state.sqlite", "sinks.xml_outbox")
-COMPOSITION_ROOT = ("app", "app_writers")
-"""The main process's parts (`app`) and what a writer process builds for itself."""
 """The store and the sink of today: the composition root (`app`) chooses them, everything
 else speaks to `state.base` and `sinks.base`, so another store or sink changes `app` only."""
+COMPOSITION_ROOT = ("app", "app_writers")
+"""The main process's parts (`app`) and what a writer process builds for itself."""
 
 
 def test_only_the_composition_root_names_the_concrete_store_and_sink() -> None:
