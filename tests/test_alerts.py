@@ -6,7 +6,6 @@ an Alertmanager's API, and `accrochage alerts`."""
 from __future__ import annotations
 
 import json
-import re
 import sqlite3
 import threading
 import uuid
@@ -25,7 +24,6 @@ from accrochage.app import Core
 from accrochage.cli import main
 from accrochage.models.deadline import FixedClock, SystemClock, paris_today
 from accrochage.runtimes.watching import watch_for, watching_jobs
-from accrochage.streams.metrics import Metrics
 from accrochage.streams.receivers import Alertmanager, Deliverer, Receiver, Topic, Webhook
 from accrochage.streams.watch import watch_job
 from tests.test_tracker import NOW, event, ingest, make_core
@@ -433,29 +431,3 @@ def test_the_example_alertmanager_never_mutes_an_at_risk_warning() -> None:
         if any("AccrochageRecordsAtRisk" in m for m in rule.get("target_matchers", []))
     ]
     assert muted == []
-
-
-def test_the_example_prometheus_rules_watch_what_the_service_serves() -> None:
-    """Each rule's expression names only metrics the service serves (a renamed gauge left a
-    rule that never fires), and the rules for the disk and the budgets are there."""
-    example = Path(__file__).parents[1] / "monitoring" / "rules.yml"
-    rules = [
-        rule for group in yaml.safe_load(example.read_text())["groups"] for rule in group["rules"]
-    ]
-    names = {rule["alert"] for rule in rules}
-    assert {
-        "AccrochageStorageLow",
-        "AccrochageEventsRefused",
-        "AccrochagePlatformRateLimited",
-    } <= names
-    metrics = Metrics()
-    metrics.watch_free_space(lambda: 1, 1)
-    served = {"up"}
-    for family in metrics.registry.collect():
-        served |= {family.name, *(s.name for s in family.samples)}
-        if family.type == "counter":
-            served.add(f"{family.name}_total")
-    for rule in rules:
-        used = set(re.findall(r"\b(accrochage_[a-z_]+|up)\b", rule["expr"]))
-        assert used and used <= served, (rule["alert"], used - served)
-        assert rule["labels"]["severity"] in {"warning", "critical"}
