@@ -24,8 +24,8 @@ from typing import Any
 import aiohttp
 import pytest
 
-from accrochage.api import errors as api_errors
-from accrochage.api.errors import ServerErrorLines
+from accrochage.api.errors import SERVER_ERRORS_LOGGED_EVERY
+from accrochage.api.log_lines import LinesEvery
 from accrochage.app import Core, build_core
 from accrochage.errors import StorageLowError
 from accrochage.models.deadline import SystemClock
@@ -325,15 +325,15 @@ def test_doctor_tells_how_close_the_disk_is_to_refusing_events(
         assert not room["needs_operator"]
 
 
-def test_a_server_errors_lines_are_one_per_code_every_few_seconds(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    lines = ServerErrorLines()
+def test_a_server_errors_lines_are_one_per_code_every_few_seconds() -> None:
+    now = [0.0]
+    lines = LinesEvery(SERVER_ERRORS_LOGGED_EVERY, lambda: now[0])
     assert lines.due("storage_low") == 1
     assert [lines.due("storage_low") for _ in range(3)] == [None, None, None]
     assert lines.due("state_busy") == 1, "each code has its own line"
-    monkeypatch.setattr(api_errors, "SERVER_ERRORS_LOGGED_EVERY", 0.0)
+    now[0] += SERVER_ERRORS_LOGGED_EVERY
     assert lines.due("storage_low") == 4, "the line counts the answers it stands for"
+    now[0] += SERVER_ERRORS_LOGGED_EVERY
     assert lines.due("storage_low") == 1
 
 

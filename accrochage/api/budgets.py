@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from accrochage.api.errors import ApiError
+from accrochage.api.log_lines import LinesEvery
 
 log = logging.getLogger("accrochage.api")
 REFUSALS_LOGGED_EVERY = 10.0
@@ -33,8 +34,6 @@ class _Bucket:
     per_minute: int
     left: float
     at: float
-    refused: int = 0
-    said_at: float = -math.inf
 
 
 class EventBudgets:
@@ -55,6 +54,7 @@ class EventBudgets:
         self._buckets = {
             sender: _Bucket(rate, float(rate), now) for sender, rate in per_minute.items() if rate
         }
+        self._lines = LinesEvery(REFUSALS_LOGGED_EVERY, clock)
         self._lock = threading.Lock()
 
     def spend(self, sender: str, events: int) -> None:
@@ -70,23 +70,22 @@ class EventBudgets:
             if events <= bucket.left:
                 bucket.left -= events
                 return
-            bucket.refused += 1
-            self._say(sender, bucket, now)
+            self._say(sender, bucket.per_minute)
             seconds = _retry_after(bucket.left, events, rate, now, bucket.per_minute)
         if self._refused is not None:
             self._refused(sender)
         raise _refusal(sender, bucket.per_minute, events, seconds)
 
-    def _say(self, sender: str, bucket: _Bucket, now: float) -> None:
-        if now - bucket.said_at < REFUSALS_LOGGED_EVERY:
+    def _say(self, sender: str, per_minute: int) -> None:
+        refused = self._lines.due(sender)
+        if refused is None:
             return
         log.warning(
             "%s: %d request(s) refused (429) since the last such line: over its %d events a minute",
             sender,
-            bucket.refused,
-            bucket.per_minute,
+            refused,
+            per_minute,
         )
-        bucket.refused, bucket.said_at = 0, now
 
 
 def _retry_after(left: float, events: int, rate: float, now: float, per_minute: int) -> int:

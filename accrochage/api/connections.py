@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import resource
-import time
 from dataclasses import dataclass
 
 from aiohttp import web
+
+from accrochage.api.log_lines import LinesEvery
 
 log = logging.getLogger("accrochage.api")
 RESERVED_FILES = 256
@@ -68,8 +68,7 @@ class ConnectionCount:
         self.limits = limits
         self.total = 0
         self._by_client: dict[str, int] = {}
-        self._refused = 0
-        self._said_at = -math.inf
+        self._lines = LinesEvery(REFUSALS_LOGGED_EVERY)
 
     def admit(self, client: str | None) -> bool:
         """Whether a new connection from `client` is held (and counted)."""
@@ -93,18 +92,16 @@ class ConnectionCount:
             self._by_client.pop(client, None)
 
     def _note_refusal(self) -> None:
-        self._refused += 1
-        now = time.monotonic()
-        if now - self._said_at >= REFUSALS_LOGGED_EVERY:
+        refused = self._lines.due("refused")
+        if refused is not None:
             log.warning(
                 "HTTP: %d connection(s) refused (503) since the last such line: %d open, "
                 "api.max_connections %d, api.max_connections_per_client %d",
-                self._refused,
+                refused,
                 self.total,
                 self.limits.total,
                 self.limits.per_client,
             )
-            self._refused, self._said_at = 0, now
 
 
 def _refusal() -> bytes:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import logging
-import math
-import time
 import traceback
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
@@ -13,6 +11,7 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.typedefs import Middleware
 
+from accrochage.api.log_lines import LinesEvery
 from accrochage.errors import (
     AccrochageError,
     FieldError,
@@ -31,28 +30,8 @@ SERVER_ERRORS_LOGGED_EVERY = 10.0
 """Seconds between two lines of the log for answers of one 5xx code."""
 
 
-class ServerErrorLines:
-    """At most one log line per server error code every `SERVER_ERRORS_LOGGED_EVERY`
-    seconds, saying how many answers it stands for: a platform sending without end while
-    the disk is full or low, or the state held, wrote a line per request, into a log that
-    may sit on that same disk (the event loop's thread only)."""
-
-    def __init__(self) -> None:
-        self._said_at: dict[str, float] = {}
-        self._unsaid: dict[str, int] = {}
-
-    def due(self, code: str) -> int | None:
-        """None: not this time (counted); otherwise the answers with `code` this line is for."""
-        count = self._unsaid.get(code, 0) + 1
-        now = time.monotonic()
-        if now - self._said_at.get(code, -math.inf) < SERVER_ERRORS_LOGGED_EVERY:
-            self._unsaid[code] = count
-            return None
-        self._said_at[code], self._unsaid[code] = now, 0
-        return count
-
-
-SERVER_ERROR_LINES = web.AppKey("server_error_lines", ServerErrorLines)
+SERVER_ERROR_LINES = web.AppKey("server_error_lines", LinesEvery)
+"""One log line per 5xx code every `SERVER_ERRORS_LOGGED_EVERY` (`api/log_lines.py`)."""
 
 
 class ApiError(AccrochageError):

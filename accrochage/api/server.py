@@ -34,9 +34,9 @@ from accrochage.api.context import (
 )
 from accrochage.api.errors import (
     SERVER_ERROR_LINES,
+    SERVER_ERRORS_LOGGED_EVERY,
     UNCACHED,
     ApiError,
-    ServerErrorLines,
     error_middleware,
     refusing,
 )
@@ -49,6 +49,7 @@ from accrochage.api.intake import (
     off_loop_if_large,
     senders_turn,
 )
+from accrochage.api.log_lines import LinesEvery
 from accrochage.api.openapi import openapi
 from accrochage.api.query_names import documented, known_query_names
 from accrochage.api.reads import (
@@ -217,7 +218,7 @@ def build_app(context: ApiContext) -> web.Application:
     limited = {sender: n for sender, n in context.event_budgets.items() if n}
     context.metrics.limits(limited)
     app[BUDGETS] = EventBudgets(limited, refused=context.metrics.rate_limited)
-    app[SERVER_ERROR_LINES] = ServerErrorLines()
+    app[SERVER_ERROR_LINES] = LinesEvery(SERVER_ERRORS_LOGGED_EVERY)
     app[BODY_SECONDS] = context.body_timeout_seconds
     app[CONNECTIONS] = context.connections
     app[LARGE_BODIES] = asyncio.Semaphore(1)
