@@ -57,6 +57,11 @@ class EventBudgets:
         self._lines = LinesEvery(REFUSALS_LOGGED_EVERY, clock)
         self._lock = threading.Lock()
 
+    @property
+    def senders(self) -> list[str]:
+        """The senders with a budget."""
+        return list(self._buckets)
+
     def spend(self, sender: str, events: int) -> None:
         """Take `events` from `sender`'s budget, or raise `429 rate_limited`: nothing taken."""
         bucket = self._buckets.get(sender)

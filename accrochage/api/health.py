@@ -8,7 +8,7 @@ from aiohttp import web
 from accrochage.api.context import CONTEXT, ApiContext
 from accrochage.api.errors import for_others, is_operator
 from accrochage.errors import AccrochageError, StorageLowError, StoreBusyError
-from accrochage.streams.room import storage_low
+from accrochage.streams.room import events_refused
 
 
 def problem(context: ApiContext) -> AccrochageError | None:
@@ -23,7 +23,9 @@ def problem(context: ApiContext) -> AccrochageError | None:
     found: AccrochageError | None = context.writer.storage_error
     if isinstance(found, StoreBusyError) and context.store.write_holder() is None:
         found = None
-    if isinstance(found, StorageLowError) and _room_again(context):
+    if isinstance(found, StorageLowError) and (
+        events_refused(context.store.location, context.keep_free_bytes) is None
+    ):
         found = None
     if found is None:
         found = context.writer.unavailable
@@ -32,11 +34,6 @@ def problem(context: ApiContext) -> AccrochageError | None:
     if found is None:
         found = context.damage.found
     return found
-
-
-def _room_again(context: ApiContext) -> bool:
-    """Events refused for want of room (`storage_low`) would be stored now."""
-    return storage_low(context.store.location.free_bytes(), context.keep_free_bytes) is None
 
 
 async def health(request: web.Request) -> web.Response:

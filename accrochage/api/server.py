@@ -215,9 +215,9 @@ def build_app(context: ApiContext) -> web.Application:
     app[ADMISSION] = admission
     app.on_response_prepare.append(_kept_by_no_cache)
     app[CONTEXT] = context
-    limited = {sender: n for sender, n in context.event_budgets.items() if n}
-    context.metrics.limits(limited)
-    app[BUDGETS] = EventBudgets(limited, refused=context.metrics.rate_limited)
+    budgets = EventBudgets(context.event_budgets, refused=context.metrics.rate_limited)
+    context.metrics.limits(budgets.senders)
+    app[BUDGETS] = budgets
     app[SERVER_ERROR_LINES] = LinesEvery(SERVER_ERRORS_LOGGED_EVERY)
     app[BODY_SECONDS] = context.body_timeout_seconds
     app[CONNECTIONS] = context.connections

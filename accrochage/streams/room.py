@@ -35,10 +35,16 @@ def storage_low(free: int | None, keep_free: int) -> StorageLowError | None:
     return low
 
 
+def events_refused(location: StoreLocation, keep_free: int) -> StorageLowError | None:
+    """Why events are refused now, when the state's disk has less than `keep_free` bytes
+    free; None when there is room (or nothing is kept: the disk is not even asked)."""
+    if keep_free <= 0:
+        return None
+    return storage_low(location.free_bytes(), keep_free)
+
+
 def check_room(location: StoreLocation, keep_free: int) -> None:
     """Raise `StorageLowError` when the state's disk has less than `keep_free` bytes free."""
-    if keep_free <= 0:
-        return
-    low = storage_low(location.free_bytes(), keep_free)
+    low = events_refused(location, keep_free)
     if low is not None:
         raise low
