@@ -214,9 +214,9 @@ def forget_dismissed(ctx: click.Context, dismissed_before: date | None) -> None:
         else:
             before = datetime.combine(dismissed_before, time(0), PARIS)
         forgotten = forget(core.store, core.clock, before)
+    cut = before.astimezone(PARIS)
     click.echo(
-        f"{forgotten} unusable event(s) dismissed before {before.astimezone(PARIS):%Y-%m-%d %H:%M} "
-        "(Paris): "
+        f"{forgotten} unusable event(s) dismissed before {cut:%Y-%m-%d %H:%M} (Paris): "
         "raw input forgotten"
     )
 
