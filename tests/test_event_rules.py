@@ -951,3 +951,46 @@ def test_a_revoked_event_is_checked_against_its_model(
 
 def test_a_revoked_event_without_record_id_is_unusable() -> None:
     _unusable(run(drop(revoked_event(), "record_id")), "record_id", "is required")
+
+
+# --------------------------------------------------------------------------------------------
+# Record ids that look like another
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("record_id", "fragment"),
+    [
+        ("PX-e\u0301cole-1", "is not in Unicode NFC form"),
+        ("PX-\u200b1", "(U+200B)"),
+        ("PX\u00a01", "(U+00A0)"),
+        ("PX-\u00ad1\u2060", "(U+00AD, U+2060)"),
+        ("PX-\u200e1", "(U+200E)"),
+    ],
+)
+def test_a_record_id_that_may_look_like_another_is_accepted_with_a_warning(
+    record_id: str, fragment: str
+) -> None:
+    """The CDC deduplicates on the id's exact characters (SPEC §8), and so does the tracker:
+    the same id sent another way would be a second record and a second passage. Refusing it
+    would strand ids already sent that way, so it is a warning, returned to the sender."""
+    decoded = run(delivered_event(record_id=record_id))
+    valid(decoded)
+    (warning,) = decoded.warnings
+    assert warning.field == "record_id"
+    assert fragment in warning.message
+    assert decoded.record_id == record_id, "the id is kept as it was sent"
+
+
+@pytest.mark.parametrize("record_id", ["PX-2026-1", "PX-\u00e9cole-1", "\u65e5\u672c-1", "A B"])
+def test_an_id_in_one_form_only_gets_no_warning(record_id: str) -> None:
+    decoded = run(delivered_event(record_id=record_id))
+    valid(decoded)
+    assert decoded.warnings == []
+
+
+def test_a_look_alike_id_warns_even_beside_a_field_that_failed() -> None:
+    event = put(delivered_event(record_id="PX-e\u0301cole-2"), "delivered_on", "tomorrow")
+    decoded = run(event)
+    assert [p.field for p in decoded.errors] == ["delivered_on"]
+    assert [p.field for p in decoded.warnings] == ["record_id"]

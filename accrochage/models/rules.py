@@ -7,6 +7,7 @@ does not run, or it would judge the stand-in.
 
 from __future__ import annotations
 
+import unicodedata
 from datetime import date, timedelta
 
 from accrochage.models.event import BirthDate, DeliveredEvent
@@ -112,11 +113,49 @@ def delivered_errors(
     return errors
 
 
+def record_id_warnings(record_id: str) -> list[Problem]:
+    """Why `record_id` may look like another id that is not the same: the CDC and the tracker
+    compare ids character by character, so an id sent once composed and once decomposed
+    (`é` as one character or as `e` and an accent), or with an invisible character, makes two
+    records, and two passages at the CDC for one certification. Not an error: an id already
+    sent that way must stay as it is."""
+    if record_id.isascii():
+        return []
+    warnings = []
+    if not unicodedata.is_normalized("NFC", record_id):
+        warnings.append(
+            Problem(
+                "record_id",
+                "is not in Unicode NFC form: the same letters composed otherwise would be "
+                "another record; send this record's id the same way every time",
+            )
+        )
+    odd = sorted({f"U+{ord(c):04X}" for c in record_id if _looks_like_nothing(c)})
+    if odd:
+        warnings.append(
+            Problem(
+                "record_id",
+                f"holds characters that look like nothing or like a space ({', '.join(odd)}): "
+                "the id without them would be another record",
+            )
+        )
+    return warnings
+
+
+def _looks_like_nothing(char: str) -> bool:
+    """An invisible character (zero-width space, soft hyphen, direction marks: Unicode `Cf`)
+    or a space other than U+0020 (a no-break space: `Zs`)."""
+    category = unicodedata.category(char)
+    return category == "Cf" or (category == "Zs" and char != " ")
+
+
 def delivered_warnings(
     event: DeliveredEvent, unknown: frozenset[str] = frozenset()
 ) -> list[Problem]:
     """Plausibility rules the CDC's own examples do not follow: reported, never blocking."""
     warnings: list[Problem] = []
+    if known(unknown, "record_id"):
+        warnings.extend(record_id_warnings(event.record_id))
     exam = event.exam
     if exam is not None and known(unknown, "delivered_on"):
         for name, day in (("exam.start", exam.start), ("exam.end", exam.end)):
