@@ -1,5 +1,5 @@
-"""The state itself: `backup` while the service runs, `restore` of a backup, `upgrade` of its
-schema."""
+"""The state itself: `backup` while the service runs, `restore` of a backup, `compact` of its
+free space, `upgrade` of its schema."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import click
 from accrochage.app import open_store, store_location
 from accrochage.commands.core import existing_state
 from accrochage.errors import StateNeedsMigration
-from accrochage.state.base import BackupTaken, Restored
+from accrochage.state.base import BackupTaken, Compacted, Restored
 
 FORMAT = click.option(
     "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True
@@ -134,6 +134,40 @@ def _restored_fields(done: Restored) -> dict[str, Any]:
     }
 
 
+@click.command("compact")
+@FORMAT
+@click.pass_context
+def compact(ctx: click.Context, fmt: str) -> None:
+    """Give back to the disk the space deleted data left in the state (a flood of unusable
+    events dismissed, then `forget-dismissed`): the state is written again without it. Stop
+    the service first: refused while a service or a writer holds the state, and when its
+    disk has less free than the state's data (it is written again beside it)."""
+    settings = ctx.obj.settings
+    existing_state(settings)
+    done = store_location(settings).compact()
+    if fmt == "json":
+        click.echo(json.dumps(_compacted_fields(done)))
+        return
+    click.echo(
+        f"compacted {done.state}: {done.bytes_before:,} -> {done.bytes_after:,} bytes "
+        f"({_freed(done):,} given back to the disk), in {done.seconds:.1f} s"
+    )
+
+
+def _freed(done: Compacted) -> int:
+    return max(done.bytes_before - done.bytes_after, 0)
+
+
+def _compacted_fields(done: Compacted) -> dict[str, Any]:
+    return {
+        "state": str(done.state),
+        "bytes_before": done.bytes_before,
+        "bytes_after": done.bytes_after,
+        "freed": _freed(done),
+        "seconds": round(done.seconds, 3),
+    }
+
+
 @click.command("upgrade")
 @click.option(
     "--backup",
@@ -195,4 +229,5 @@ def _say_upgrade(fmt: str, shown: dict[str, Any], text: str) -> None:
 def register(group: click.Group) -> None:
     group.add_command(backup)
     group.add_command(restore)
+    group.add_command(compact)
     group.add_command(upgrade)

@@ -245,6 +245,17 @@ class Restored:
 
 
 @dataclass(frozen=True, slots=True)
+class Compacted:
+    """The state written again without its free space (`accrochage compact`)."""
+
+    state: Path
+    bytes_before: int
+    bytes_after: int
+    """The state's file and its `-wal`, before and after."""
+    seconds: float
+
+
+@dataclass(frozen=True, slots=True)
 class BackupTaken:
     """A backup of the state, checked and durable under its name."""
 

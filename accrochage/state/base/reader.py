@@ -21,6 +21,7 @@ from accrochage.state.values import (
     AlertState,
     BackupTaken,
     BatchFile,
+    Compacted,
     DashboardNumbers,
     DeadLetter,
     EvidenceSources,
@@ -215,6 +216,13 @@ class StoreLocation(ABC):
     def restore(self, backup: Path) -> Restored:
         """Put `backup` in the state's place once it is checked; refused while a service or a
         writer holds the state; the state it replaces is kept beside it, never deleted."""
+
+    @abstractmethod
+    def compact(self) -> Compacted:
+        """The state written again without the space its deleted data left (a flood of
+        unusable events dismissed and forgotten): given back to the disk. Refused while a
+        service or a writer holds the state, and when the disk lacks the room to write it
+        again; the state is unchanged then."""
 
     def free_bytes(self) -> int | None:
         """Bytes free on the disk holding the state, for this user; None when unknown (a

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from accrochage.state.base import (
     BackupTaken,
+    Compacted,
     Reader,
     Restored,
     ServiceGuard,
@@ -17,6 +18,7 @@ from accrochage.state.base import (
     UpgradePlan,
 )
 from accrochage.state.sqlite.backup import take_backup
+from accrochage.state.sqlite.compact import compact_state
 from accrochage.state.sqlite.connection import connect, storage_error
 from accrochage.state.sqlite.reader import SqliteReader
 from accrochage.state.sqlite.restore import restore_backup
@@ -42,6 +44,9 @@ class SqliteLocation(StoreLocation):
 
     def restore(self, backup: Path) -> Restored:
         return restore_backup(backup, self.path)
+
+    def compact(self) -> Compacted:
+        return compact_state(self.path)
 
     def upgrade_plan(self) -> UpgradePlan:
         return upgrade_plan(self.path)

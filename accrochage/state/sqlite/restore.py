@@ -11,7 +11,6 @@ copy takes the state's name, durably.
 
 from __future__ import annotations
 
-import fcntl
 import os
 import sqlite3
 import time
@@ -19,8 +18,9 @@ from contextlib import suppress
 from datetime import UTC, datetime
 from pathlib import Path
 
-from accrochage.errors import StorageCorruptError, StoreBusyError, StoreError
+from accrochage.errors import StorageCorruptError, StoreError
 from accrochage.private_files import fsync_directory
+from accrochage.state.sqlite.alone import HeldAlone
 from accrochage.state.sqlite.backup import (
     copy_checked,
     is_own_file,
@@ -30,8 +30,7 @@ from accrochage.state.sqlite.backup import (
 )
 from accrochage.state.sqlite.connection import connect, storage_error
 from accrochage.state.sqlite.state_path import real_state_path
-from accrochage.state.sqlite.upgrade import pending_migrations, service_lock_path
-from accrochage.state.sqlite.write_lock import WriteLock
+from accrochage.state.sqlite.upgrade import pending_migrations
 from accrochage.state.values import Restored
 
 _RESTORING = ".restoring-"
@@ -61,7 +60,7 @@ def restore_backup(backup: Path, state: Path) -> Restored:
         records, batches, migration = _copied(backup, partial)
         pending = _pending(partial, backup)
         make_durable(partial)
-        with _held(state):
+        with HeldAlone(state, "restore"):
             _checkpoint(state)
             aside = _set_aside(state)
             os.replace(partial, state)
@@ -141,54 +140,6 @@ def _pending(copy: Path, backup: Path) -> list[str]:
         raise storage_error(exc, backup, opening=True) from None
     finally:
         conn.close()
-
-
-class _held:
-    """The service's lock and the write lock, taken without waiting: a service or a writer
-    at work on the state refuses the restore, named by its pid."""
-
-    def __init__(self, state: Path) -> None:
-        self.state = state
-        self._service = -1
-        self._write: WriteLock | None = None
-        self._write_fd = -1
-
-    def __enter__(self) -> None:
-        path = service_lock_path(self.state)
-        self._service = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-        try:
-            fcntl.flock(self._service, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            pid = os.read(self._service, 32).decode("ascii", "replace").strip() or "?"
-            self._close()
-            raise StoreError(
-                f"a service (process {pid}) serves the state {self.state}: stop every "
-                "accrochage process, then restore again (the state is unchanged)"
-            ) from None
-        try:
-            self._write = WriteLock(self.state, 0.0)
-            self._write_fd = self._write.acquire(0.0)
-        except StoreBusyError as exc:
-            self._close()
-            raise StoreError(
-                f"{exc.situation or exc}; restore again once it is done (the state is unchanged)"
-            ) from None
-        except BaseException:
-            self._close()
-            raise
-
-    def __exit__(self, *_: object) -> None:
-        self._close()
-
-    def _close(self) -> None:
-        if self._write is not None:
-            if self._write_fd >= 0:
-                self._write.release(self._write_fd)
-            self._write.close()
-            self._write = None
-        if self._service >= 0:
-            os.close(self._service)
-            self._service = -1
 
 
 def _set_aside(state: Path) -> Path | None:

@@ -1,0 +1,62 @@
+"""The state held by this process alone: the service's lock and the write lock, taken without
+waiting, for what must not run beside any other process (`restore`, `compact`)."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from pathlib import Path
+
+from accrochage.errors import StoreBusyError, StoreError
+from accrochage.state.sqlite.upgrade import service_lock_path
+from accrochage.state.sqlite.write_lock import WriteLock
+
+
+class HeldAlone:
+    """A service or a writer at work on the state refuses `action`, named by its pid, and
+    leaves the state unchanged."""
+
+    def __init__(self, state: Path, action: str) -> None:
+        self.state = state
+        self.action = action
+        self._service = -1
+        self._write: WriteLock | None = None
+        self._write_fd = -1
+
+    def __enter__(self) -> None:
+        path = service_lock_path(self.state)
+        self._service = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            fcntl.flock(self._service, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            pid = os.read(self._service, 32).decode("ascii", "replace").strip() or "?"
+            self._close()
+            raise StoreError(
+                f"a service (process {pid}) serves the state {self.state}: stop every "
+                f"accrochage process, then {self.action} again (the state is unchanged)"
+            ) from None
+        try:
+            self._write = WriteLock(self.state, 0.0)
+            self._write_fd = self._write.acquire(0.0)
+        except StoreBusyError as exc:
+            self._close()
+            raise StoreError(
+                f"{exc.situation or exc}; {self.action} again once it is done (the state is "
+                "unchanged)"
+            ) from None
+        except BaseException:
+            self._close()
+            raise
+
+    def __exit__(self, *_: object) -> None:
+        self._close()
+
+    def _close(self) -> None:
+        if self._write is not None:
+            if self._write_fd >= 0:
+                self._write.release(self._write_fd)
+            self._write.close()
+            self._write = None
+        if self._service >= 0:
+            os.close(self._service)
+            self._service = -1
