@@ -22,9 +22,12 @@ import pytest
 
 from accrochage.state.sqlite import compact as compact_module
 from accrochage.streams.rejected import RAW_KEPT
+from accrochage.streams.room import MIB
 from tests.test_backup import FULL_DISK, count
 from tests.test_cli_tracker import recent, run, write_jsonl
+from tests.test_doctor import doctor, findings
 from tests.test_forget_dismissed import HOLDER
+from tests.test_keep_free import Disk
 from tests.test_read_only_user import ROOT, service_holding
 from tests.test_tracker import write_config
 from tests.test_write_lock import held
@@ -185,3 +188,26 @@ def test_a_compact_killed_at_any_moment_leaves_the_state_whole(
     run(config, "compact")
     assert contents(config) == kept
     assert on_disk(db) < FLOOD * RAW_KEPT
+
+
+def test_doctor_points_a_low_disk_to_the_free_pages_compact_gives_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = flooded(tmp_path)
+    Disk(monkeypatch, 10 * MIB)
+    [room] = findings(json.loads(doctor(config, "--format", "json").stdout), "room")
+    assert room["level"] == "error"
+    assert (
+        "of free pages (deleted data): stop the service and run `accrochage compact`"
+        in (room["message"])
+    )
+    [state] = findings(json.loads(doctor(config, "--format", "json").stdout), "state")
+    assert "MB of it free pages that `compact` gives back" in state["message"]
+    assert " (0.0 MB of it free pages" not in state["message"]
+
+    run(config, "compact")
+    shown = json.loads(doctor(config, "--format", "json").stdout)
+    [room] = findings(shown, "room")
+    assert room["level"] == "error" and "compact" not in room["message"]
+    [state] = findings(shown, "state")
+    assert " (0.0 MB of it free pages" in state["message"]

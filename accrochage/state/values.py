@@ -226,6 +226,9 @@ class StoreHealth:
     """The database's size (its pages; a SQLite WAL beside it is not counted)."""
     migrations: tuple[str, ...]
     """The schema migrations applied, in the order they were."""
+    free_bytes: int = 0
+    """Of `bytes`, the pages deleted data left: reused by later writes, given back to the
+    disk by `compact` alone."""
 
 
 @dataclass(frozen=True, slots=True)

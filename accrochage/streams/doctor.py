@@ -106,8 +106,9 @@ def state_findings(settings: Settings, store: Store) -> list[Finding]:
             "state",
             Level.OK,
             f"{settings.paths.state}: integrity check (quick_check) ok, "
-            f"{health.bytes / 1e6:.1f} MB, {len(health.migrations)} migration(s) applied "
-            f"(last {last})",
+            f"{health.bytes / 1e6:.1f} MB ({health.free_bytes / 1e6:.1f} MB of it free pages "
+            f"that `compact` gives back to the disk), {len(health.migrations)} migration(s) "
+            f"applied (last {last})",
         )
     ]
     findings += privacy_findings(settings.paths.state)

@@ -15,7 +15,7 @@ from accrochage.sinks.outbox import files_to_upload
 from accrochage.state.base import Observation, Store
 from accrochage.state.values import ReleasedBatch
 from accrochage.streams.findings import Finding, Level
-from accrochage.streams.room import in_mib
+from accrochage.streams.room import MIB, in_mib
 from accrochage.streams.strays import stray_files
 
 
@@ -34,6 +34,13 @@ def room_findings(settings: Settings, store: Store) -> list[Finding]:
         "batch files, reports and corrections; a Kafka worker waits)"
     )
     fix = "free space on that disk (old backups, logs), or lower state.keep_free_bytes"
+    with store.reading() as reader:
+        reclaimable = reader.health().free_bytes
+    if reclaimable >= MIB:
+        fix += (
+            f"; the state holds {in_mib(reclaimable)} of free pages (deleted data): stop the "
+            "service and run `accrochage compact` to give them back"
+        )
     if free < keep:
         return [Finding("room", Level.ERROR, f"{said}: {what}, now: {fix}")]
     if free < 2 * keep:
