@@ -412,6 +412,38 @@ def test_the_content_the_cdc_held_accepted_again_answers_nothing(
         core.close()
 
 
+def test_existe_deja_for_a_first_sending_answers_no_request(
+    tmp_path: Path, shared_dir: Path
+) -> None:
+    """Requests on records the tracker did not know yet (older data, at the CDC already): the
+    records' first CREATION answered "existe déjà en base", under their own idTechnique or
+    another one. The CDC kept the passage it held, whatever that holds: nothing was corrected,
+    so the requests stay open, their deadlines running (the operator answers them)."""
+    from tests.test_cdc_loop import answer, flush, only_written
+    from tests.test_tracker import ALREADY
+
+    core, clock = make_core(tmp_path, schema={"version": "1.1.5"})
+    try:
+        same = core.corrections.add("OLD-1", TODAY).request.request_id
+        other = core.corrections.add("OLD-2", TODAY).request.request_id
+        clock.advance(timedelta(hours=1))
+        ingest(core, event("OLD-1"), event("OLD-2"))
+        creation, _ = only_written(flush(core))
+        clock.advance(timedelta(hours=1))
+        kept = {"OLD-1": ALREADY.format(rid="OLD-1"), "OLD-2": ALREADY.format(rid="1559735")}
+        summary = answer(core, shared_dir, creation, ko=kept)
+        assert summary.requests_closed == []
+        assert record(core, "OLD-1")["status"] == record(core, "OLD-2")["status"] == "accepted"
+        assert {r["request_id"]: r["status"] for r in listed(core)} == {
+            same: "open",
+            other: "open",
+        }
+        assert record(core, "OLD-1")["correction_request"]["request_id"] == same
+        assert record(core, "OLD-2")["correction_request"]["request_id"] == other
+    finally:
+        core.close()
+
+
 def test_a_withdrawal_closes_a_request_as_a_withdrawal(tmp_path: Path, shared_dir: Path) -> None:
     from tests.factories import revoked_event
     from tests.test_cdc_loop import accepted, answer, flush, only_written

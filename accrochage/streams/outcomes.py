@@ -212,12 +212,20 @@ def _held_before(ctx: OutcomeContext, record: Record) -> Sending | None:
     return earlier[-1] if earlier else None
 
 
-def closure_of(ctx: OutcomeContext, before: Record, after: Record) -> RequestClosure | None:
+def closure_of(
+    ctx: OutcomeContext, before: Record, after: Record, verdict: Verdict
+) -> RequestClosure | None:
     """The correction requests this outcome answers: the acceptance of content `version`
-    (None: of a revoked record's suppression)."""
+    (None: of a revoked record's suppression). An "existe déjà en base" says the CDC kept a
+    passage it held already: it answers a request only once the CDC accepted this record
+    before and deleted that passage through a SUPPRESSION (it can hold nothing else then).
+    Otherwise it holds what it held when the request came (data sent before this tracker, or
+    under the other idTechnique it names): nothing was corrected, the request stays open."""
     if not ctx.closes_requests(before):
         return None
     if after.status is Status.ACCEPTED and before.status is not Status.ACCEPTED:
+        if verdict.already_known and (after.cdc_held_as is not None or not before.delivery_met):
+            return None
         if after.correction_version is None and not after.revocation_pending:
             return RequestClosure(after.record_id, after.version)
         return None

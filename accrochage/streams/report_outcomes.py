@@ -128,7 +128,7 @@ def _apply_chunk(
         waits_in_a_file = record.status is Status.BATCHED or record.suppression_in_flight
         if waits_in_a_file and record.batch_id not in (None, ctx.batch_id):
             left.add(record.batch_id)
-        closure = closure_of(ctx, record, change.record)
+        closure = closure_of(ctx, record, change.record, verdict)
         if closure is not None:
             closures.append(closure)
         accepted = is_acceptance(ctx, verdict)
