@@ -187,6 +187,30 @@ def test_a_correction_after_acceptance_goes_out_as_suppression_then_creation(
     assert any(r.startswith("SUPPRESSION accepted by the CDC") for r in reasons)
 
 
+def test_a_revocation_s_history_says_how_the_record_will_leave(
+    core: Core, shared_dir: Path
+) -> None:
+    """Only an accepted record goes out as a SUPPRESSION: one whose file is written and not
+    deposited is withdrawn when that file is superseded, one whose file is deposited waits for
+    its report. The history the operator reads (`show`) says which, not a SUPPRESSION for all."""
+    accepted(core, shared_dir, event("RH-1"))
+    deposited(core, event("RH-2"))
+    ingest(core, event("RH-3"))
+    flush(core)
+    ingest(core, *(revoked_event(record_id=r) for r in ("RH-1", "RH-2", "RH-3")))
+
+    def last_reason(record_id: str) -> str:
+        return str(record(core, record_id)["history"][-1]["reason"])
+
+    assert last_reason("RH-1").endswith("flagged for SUPPRESSION")
+    assert "SUPPRESSION if the report accepts it" in last_reason("RH-2")
+    assert "withdrawn if the CDC's report refuses" in last_reason("RH-2")
+    assert "superseded at the next flush" in last_reason("RH-3")
+    assert "SUPPRESSION" not in last_reason("RH-3")
+    report = flush(core)
+    assert report.superseded and record(core, "RH-3")["status"] == "withdrawn"
+
+
 def test_taking_a_correction_back_supersedes_its_suppression_never_deposited(
     core: Core, shared_dir: Path
 ) -> None:

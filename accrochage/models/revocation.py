@@ -96,8 +96,20 @@ def _another_certification(current: Record, decoded: Decoded) -> Problem | None:
 
 
 def _withdrawn_by(record: Record) -> str:
+    """How the flagged record leaves, in its history: only one the CDC accepted goes out as a
+    SUPPRESSION; one whose file waits is withdrawn when that file is superseded or refused."""
     if record.held_elsewhere:
         return f"flagged for the CDC's support (it holds it as {record.cdc_held_as})"
+    if record.status is Status.BATCHED:
+        return (
+            "flagged: its file, if not deposited, is superseded at the next flush and the "
+            "record withdrawn (deposited, its CDC report decides)"
+        )
+    if record.status is Status.DEPOSITED:
+        return (
+            "flagged: withdrawn if the CDC's report refuses its file's passage, cut into a "
+            "SUPPRESSION if the report accepts it"
+        )
     return "flagged for SUPPRESSION"
 
 
