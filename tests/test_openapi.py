@@ -139,6 +139,27 @@ async def test_the_answers_of_a_running_service_match_their_models(
         core.close()
 
 
+async def test_a_403_to_post_events_matches_its_description(tmp_path: Path) -> None:
+    """A page of another site posting to /events is refused with the error shape: the
+    description listed the event's answer alone for 403, and a client built from it could
+    not read that refusal."""
+    core: Core = core_for(tmp_path)
+    try:
+        async with (
+            serving(core) as client,
+            client.post(
+                "/events",
+                data=json.dumps(recent("OA-X")),
+                headers={"Content-Type": "application/json", "Origin": "http://other.example"},
+            ) as response,
+        ):
+            status, body = response.status, await response.json()
+        assert status == 403 and body["error"]["code"] == "cross_site"
+        valid(answer_of("post", "/events", 403), body)
+    finally:
+        core.close()
+
+
 def test_every_answer_model_is_used_by_a_route() -> None:
     used = {repr(answer) for route in ROUTES for answer in route.answers.values()}
     text = " ".join(used)

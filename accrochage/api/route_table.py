@@ -74,7 +74,7 @@ ROUTES = (
         {
             201: s.EventAnswer,
             200: s.EventAnswer | list[s.EventAnswerInArray],
-            403: s.EventAnswer,
+            403: s.EventAnswer | s.ErrorBody,
             422: s.EventAnswer | s.ErrorBody,
             500: s.EventAnswer | s.ErrorBody,
         },
