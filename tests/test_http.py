@@ -274,7 +274,10 @@ async def test_records_filters_and_paging(core: Core) -> None:
         assert_error_shape(body, "not_found")
         status, body = await get(client, "/no/such/route")
         assert status == 404
-        assert_error_shape(body)
+        assert_error_shape(body, "not_found")
+        # It says what is wrong and where the routes are, not aiohttp's bare "404: Not Found".
+        assert "no route" in body["error"]["message"]
+        assert "/openapi.json" in body["error"]["message"]
 
 
 async def test_batches_after_a_flush(core: Core) -> None:

@@ -107,6 +107,15 @@ def unreadable_body(cause: str | None = None) -> ApiError:
     )
 
 
+NO_ROUTE = 404
+NO_ROUTE_MESSAGE = (
+    "no route at this path: check its spelling (no trailing slash); every route is in "
+    "GET /openapi.json (docs/openapi.json)"
+)
+"""aiohttp's own 404 (a path no route matches) said only "404: Not Found"; a record or a
+batch that does not exist is the handler's `NotFound`, with its own message."""
+
+
 OPERATOR = web.RequestKey("operator", bool)
 """Set (by the authentication) on a request the operator sent: its token, or any request to
 a service without one. A server error's whole message is the operator's only: it names the
@@ -152,6 +161,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             raise
         code = exc.reason.lower().replace(" ", "_").replace("-", "_")
         allowed = exc.headers.get("Allow")
+        if exc.status == NO_ROUTE:
+            return error_response(exc.status, code, NO_ROUTE_MESSAGE)
         if allowed is None:
             return error_response(exc.status, code, exc.text or exc.reason)
         # A 405 says which methods the route takes (RFC 9110), in its header and its message.
