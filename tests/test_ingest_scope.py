@@ -494,3 +494,25 @@ async def test_a_platform_reads_nothing_of_the_certifier_whose_invalid_record_it
             (None, "invalid"),
             ("invalid", "pending"),
         ], "the operator reads the whole history"
+
+
+async def test_a_taken_record_s_version_counts_from_the_taking_for_its_platform(
+    core: tuple[Core, bool],
+) -> None:
+    """The pix platform read version 3 on a record it had just created: the number told that
+    another certifier had sent two contents under the id before it."""
+    async with service(core) as client:
+        school = recent("TK-V", certifier="school", obtention="PAR_HASARD")
+        assert (await post(client, school | {"event_id": "school-1"}, OP))[0] == 422
+        second = school | {"event_id": "school-2", "score": "12"}
+        assert (await post(client, second, OP))[0] == 422
+        assert (await post(client, recent("TK-V") | {"event_id": "pix-1"}, PIX))[0] == 201
+
+        status, record = await read_as(client, "/records/TK-V", PIX)
+        assert (status, record["version"]) == (200, 1)
+        corrected = recent("TK-V") | {"event_id": "pix-2", "score": "13"}
+        assert (await post(client, corrected, PIX))[0] == 201
+        status, record = await read_as(client, "/records/TK-V", PIX)
+        assert (status, record["version"]) == (200, 2)
+        status, full = await read_as(client, "/records/TK-V", OP)
+        assert full["version"] == 4, "the operator reads the stored version"

@@ -30,13 +30,29 @@ def platform_row(row: dict[str, Any]) -> dict[str, Any]:
     return {name: row.get(name) for name in ROW_FIELDS}
 
 
-def platform_detail(detail: dict[str, Any]) -> dict[str, Any]:
+def platform_detail(detail: dict[str, Any], taken_version: int | None = None) -> dict[str, Any]:
+    """`taken_version`: the content version the record was taken over with (`taking`), or
+    None: the versions before it were another certifier's, so the platform counts from it."""
     shown = {name: detail.get(name) for name in DETAIL_FIELDS}
+    if taken_version is not None and isinstance(shown["version"], int):
+        shown["version"] = max(1, shown["version"] - taken_version + 1)
     shown["history"] = [
         {name: entry.get(name) for name in HISTORY_FIELDS}
         for entry in own_history(detail.get("history", []))
     ]
     return shown
+
+
+def taking(history: list[dict[str, Any]]) -> str | None:
+    """The event that took the record over from another certifier (its last such taking),
+    or None: a platform's answer counts the record's content versions from it, since a
+    version number past 1 on a record it created would tell that another certifier's
+    invalid events came first."""
+    found: str | None = None
+    for entry in history:
+        if str(entry.get("reason") or "").startswith(TAKEN_OVER):
+            found = entry.get("event_id")
+    return found
 
 
 def own_history(history: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -15,6 +15,7 @@ from accrochage.api.platform_view import (
     platform_detail,
     platform_row,
     shown_to,
+    taking,
 )
 from accrochage.errors import NotFound
 from accrochage.models.deadline import MAX_DUE_WITHIN
@@ -67,17 +68,20 @@ async def get_record(request: web.Request) -> web.Response:
     as_of = day_asked(request)
     scope = scope_of(request)
 
-    def detail_shown(reader: Reader) -> JsonRow | None:
+    def detail_shown(reader: Reader) -> tuple[JsonRow | None, int | None]:
         # A platform's: who holds the id first, so that another certifier's record and an
         # unknown id cost the same one lookup: the answer's timing does not tell them apart.
         if scope is not None and not held_within(scope, reader.record_holders([record_id])):
-            return None
-        return reader.record_detail(record_id, as_of)
+            return None, None
+        detail = reader.record_detail(record_id, as_of)
+        taken_by = None if detail is None or scope is None else taking(detail["history"])
+        taken = None if taken_by is None else reader.content_version_of(record_id, taken_by)
+        return detail, taken
 
-    detail = await read(request, detail_shown)
+    detail, taken_version = await read(request, detail_shown)
     if detail is None or (scope is not None and not shown_to(scope, detail)):
         raise NotFound(f"no record {record_id}")
-    return web.json_response(detail if scope is None else platform_detail(detail))
+    return web.json_response(detail if scope is None else platform_detail(detail, taken_version))
 
 
 async def get_batches(request: web.Request) -> web.Response:

@@ -134,6 +134,10 @@ class Reader(PendingReads):
         """Who holds each stored record among these ids."""
 
     @abstractmethod
+    def content_version_of(self, record_id: str, event_id: str) -> int | None:
+        """The first content version of the record that this event stored, or None."""
+
+    @abstractmethod
     def file_paths(self) -> list[tuple[str, str, BatchState, Path]]:
         """(batch id, certifier key, state, recorded path) of every batch with a file."""
 

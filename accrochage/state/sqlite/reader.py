@@ -205,6 +205,13 @@ class SqliteReader(PendingStatements, Reader):
                 found[batch_id] = BatchFile(certifier, BatchState(state), name, recorded)
         return found
 
+    def content_version_of(self, record_id: str, event_id: str) -> int | None:
+        found = self._conn.execute(
+            "SELECT MIN(version) FROM contents WHERE record_id = ? AND event_id = ?",
+            (record_id, event_id),
+        ).fetchone()
+        return None if found is None or found[0] is None else int(found[0])
+
     def record_holders(self, record_ids: Sequence[str]) -> dict[str, IdHolder]:
         found: dict[str, IdHolder] = {}
         for chunk in in_chunks(record_ids):
