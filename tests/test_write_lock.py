@@ -498,6 +498,57 @@ def test_a_state_locked_by_a_stopped_process_names_it_to_readers(
     SqliteStore(state).close()  # free again once the holder is gone
 
 
+FOREIGN_WRITER = textwrap.dedent(
+    """
+    import sqlite3, sys
+    conn = sqlite3.connect(sys.argv[1], isolation_level=None)
+    conn.execute("BEGIN IMMEDIATE")
+    print("held", flush=True)
+    sys.stdin.read()
+    conn.execute("ROLLBACK")
+    """
+)
+"""A running program in a write transaction on the state, without its write lock: an
+`sqlite3` shell where someone typed BEGIN and went for lunch."""
+
+
+def test_a_program_in_a_transaction_on_the_state_makes_writers_busy_not_failed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its SQLite lock made every write fail as a store error after 30 s: HTTP 500 without
+    Retry-After, a traceback from the batch timer, a Kafka worker's group failed instead of
+    waiting. It is another process holding the state: busy (503 `state_busy`), try again."""
+    state = tmp_path / "state.db"
+    SqliteStore(state).close()
+    monkeypatch.setattr(store_module, "BUSY_TIMEOUT_MS", 1000)
+    monkeypatch.setattr(connection_module, "BUSY_TIMEOUT_MS", 1000)
+    store = SqliteStore(state)
+    ingestor = Ingestor(store, registry(), FixedClock(NOW))
+    holder = subprocess.Popen(
+        [sys.executable, "-c", FOREIGN_WRITER, str(state)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+        with pytest.raises(StoreBusyError) as raised:
+            ingestor.ingest([Incoming(json.dumps(event("F-1")))])
+        assert (raised.value.code, raised.value.status) == ("state_busy", 503)
+        message = str(raised.value)
+        assert "stayed locked for 1 s by a program that holds SQLite's own lock" in message
+        assert "is no accrochage writer" in message and "nothing of this operation" in message
+        release(holder)
+        assert [r.outcome for r in ingestor.ingest([Incoming(json.dumps(event("F-1")))])] == [
+            "created"
+        ]
+    finally:
+        if holder.poll() is None:
+            holder.kill()
+            holder.wait(BOUND)
+        store.close()
+
+
 def log_group(n: int) -> list[Incoming]:
     """Events as the Kafka worker reads them: each at its partition's offset."""
     return [

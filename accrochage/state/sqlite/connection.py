@@ -14,7 +14,7 @@ from pathlib import Path
 
 from accrochage.errors import StorageCorruptError, StorageFullError, StoreBusyError, StoreError
 from accrochage.private_files import create_private
-from accrochage.state.sqlite.write_lock import locked_message, sqlite_holder
+from accrochage.state.sqlite.write_lock import foreign_lock_error, locked_message, sqlite_holder
 
 BUSY_TIMEOUT_MS = 30_000
 CHECKPOINT_PAGES = 10_000
@@ -207,8 +207,10 @@ def storage_error(exc: sqlite3.Error, path: Path, *, opening: bool = False) -> S
         )
         full.situation = situation
         return full
-    if code == sqlite3.SQLITE_BUSY and (stopped := sqlite_holder(path)) is not None:
-        return StoreBusyError(locked_message(path, BUSY_TIMEOUT_MS / 1000, stopped))
+    if code == sqlite3.SQLITE_BUSY:
+        if (stopped := sqlite_holder(path)) is not None:
+            return StoreBusyError(locked_message(path, BUSY_TIMEOUT_MS / 1000, stopped))
+        return foreign_lock_error(path, BUSY_TIMEOUT_MS / 1000)
     if opening:
         return StoreError(f"cannot open the state database {path}: {exc}; check paths.state")
     return StoreError(f"the state database {path} refused an operation: {exc}")
