@@ -257,6 +257,18 @@ main(sys.argv[2:])
 """
 
 
+def on_a_full_disk(limit: int, config: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """A command whose writes past `limit` bytes in a file fail, as they do on a full disk."""
+    return subprocess.run(
+        [sys.executable, "-c", FULL_DISK, str(limit), "--config", str(config), *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+        check=False,
+    )
+
+
 def test_a_backup_that_cannot_be_written_leaves_nothing_behind(state: Path, tmp_path: Path) -> None:
     """A full disk (here: a limit on a file's size) failed the copy: SQLite's `-journal` of
     the partial copy stayed in the folder, and piled up at each failing cron run."""
@@ -264,14 +276,7 @@ def test_a_backup_that_cannot_be_written_leaves_nothing_behind(state: Path, tmp_
     limit = db.stat().st_size // 2
     out = tmp_path / "out"
     out.mkdir()
-    done = subprocess.run(
-        [sys.executable, "-c", FULL_DISK, str(limit), "--config", str(state), "backup", str(out)],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=120,
-        check=False,
-    )
+    done = on_a_full_disk(limit, state, "backup", str(out))
     assert done.returncode == 1, (done.stdout, done.stderr)
     assert "cannot write the backup" in done.stderr and "Traceback" not in done.stderr
     assert list(out.iterdir()) == [], "a partial copy or its journal was left"

@@ -23,7 +23,7 @@ import pytest
 from accrochage.state.sqlite import compact as compact_module
 from accrochage.streams.rejected import RAW_KEPT
 from accrochage.streams.room import MIB
-from tests.test_backup import FULL_DISK, count
+from tests.test_backup import count, on_a_full_disk
 from tests.test_cli_tracker import recent, run, write_jsonl
 from tests.test_doctor import doctor, findings
 from tests.test_forget_dismissed import HOLDER
@@ -142,14 +142,7 @@ def test_a_compact_the_disk_stops_leaves_the_state_as_it_was(tmp_path: Path) -> 
     db = state_of(config)
     kept = contents(config)
     limit = on_disk(db) // 20
-    done = subprocess.run(
-        [sys.executable, "-c", FULL_DISK, str(limit), "--config", str(config), "compact"],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=120,
-        check=False,
-    )
+    done = on_a_full_disk(limit, config, "compact")
     assert done.returncode == 1, (done.stdout, done.stderr)
     assert "cannot be written" in done.stderr and "Traceback" not in done.stderr
     assert contents(config) == kept

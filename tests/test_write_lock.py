@@ -93,6 +93,19 @@ SQLITE_HOLDER = textwrap.dedent(
 """Another process holding SQLite's exclusive lock on the database itself, as a command does
 while it closes the state (its last checkpoint): readers cannot even open it."""
 
+FOREIGN_WRITER = textwrap.dedent(
+    """
+    import sqlite3, sys
+    conn = sqlite3.connect(sys.argv[1], isolation_level=None)
+    conn.execute("BEGIN IMMEDIATE")
+    print("held", flush=True)
+    sys.stdin.read()
+    conn.execute("ROLLBACK")
+    """
+)
+"""A running program in a write transaction on the state, without its write lock: an
+`sqlite3` shell where someone typed BEGIN and went for lunch."""
+
 PERSONAL_FILE_NAME = "candidats_DUPONT_Jean_1987-03-02.csv"
 """On the holder's command line, as a file an operator ingests may be named."""
 BOUND = 30.0
@@ -105,15 +118,17 @@ def lock_of(state: Path) -> Path:
 
 @contextmanager
 def held(
-    state: Path, *, stopped: bool = False, sqlite_lock: bool = False
+    state: Path, *, stopped: bool = False, sqlite_lock: bool = False, foreign: bool = False
 ) -> Iterator[subprocess.Popen[str]]:
     """A process holding `state`'s write lock (`sqlite_lock`: SQLite's own lock on the
-    database instead; `stopped`: then stopped, as by Ctrl-Z)."""
-    script = (
-        [SQLITE_HOLDER, str(state)]
-        if sqlite_lock
-        else [HOLDER, PERSONAL_FILE_NAME, str(lock_of(state))]
-    )
+    database instead; `foreign`: a program in a write transaction on it, without the write
+    lock; `stopped`: then stopped, as by Ctrl-Z)."""
+    if foreign:
+        script = [FOREIGN_WRITER, str(state)]
+    elif sqlite_lock:
+        script = [SQLITE_HOLDER, str(state)]
+    else:
+        script = [HOLDER, PERSONAL_FILE_NAME, str(lock_of(state))]
     holder = subprocess.Popen(
         [sys.executable, "-c", *script],
         stdin=subprocess.PIPE,
@@ -498,20 +513,6 @@ def test_a_state_locked_by_a_stopped_process_names_it_to_readers(
     SqliteStore(state).close()  # free again once the holder is gone
 
 
-FOREIGN_WRITER = textwrap.dedent(
-    """
-    import sqlite3, sys
-    conn = sqlite3.connect(sys.argv[1], isolation_level=None)
-    conn.execute("BEGIN IMMEDIATE")
-    print("held", flush=True)
-    sys.stdin.read()
-    conn.execute("ROLLBACK")
-    """
-)
-"""A running program in a write transaction on the state, without its write lock: an
-`sqlite3` shell where someone typed BEGIN and went for lunch."""
-
-
 def test_a_program_in_a_transaction_on_the_state_makes_writers_busy_not_failed(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -524,28 +525,18 @@ def test_a_program_in_a_transaction_on_the_state_makes_writers_busy_not_failed(
     monkeypatch.setattr(connection_module, "BUSY_TIMEOUT_MS", 1000)
     store = SqliteStore(state)
     ingestor = Ingestor(store, registry(), FixedClock(NOW))
-    holder = subprocess.Popen(
-        [sys.executable, "-c", FOREIGN_WRITER, str(state)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
     try:
-        assert holder.stdout is not None and holder.stdout.readline() == "held\n"
-        with pytest.raises(StoreBusyError) as raised:
-            ingestor.ingest([Incoming(json.dumps(event("F-1")))])
+        with held(state, foreign=True) as holder:
+            with pytest.raises(StoreBusyError) as raised:
+                ingestor.ingest([Incoming(json.dumps(event("F-1")))])
+            release(holder)
         assert (raised.value.code, raised.value.status) == ("state_busy", 503)
         message = str(raised.value)
         assert "stayed locked for 1 s by a program that holds SQLite's own lock" in message
         assert "is no accrochage writer" in message and "nothing of this operation" in message
-        release(holder)
-        assert [r.outcome for r in ingestor.ingest([Incoming(json.dumps(event("F-1")))])] == [
-            "created"
-        ]
+        stored = ingestor.ingest([Incoming(json.dumps(event("F-1")))])
+        assert [r.outcome for r in stored] == ["created"]
     finally:
-        if holder.poll() is None:
-            holder.kill()
-            holder.wait(BOUND)
         store.close()
 
 
