@@ -14,7 +14,7 @@ from pathlib import Path
 
 from accrochage.errors import StorageCorruptError, StorageFullError, StoreBusyError, StoreError
 from accrochage.private_files import create_private
-from accrochage.state.sqlite.write_lock import foreign_lock_error, locked_message, sqlite_holder
+from accrochage.state.sqlite.write_lock import locked_message, sqlite_holder
 
 BUSY_TIMEOUT_MS = 30_000
 CHECKPOINT_PAGES = 10_000
@@ -210,10 +210,27 @@ def storage_error(exc: sqlite3.Error, path: Path, *, opening: bool = False) -> S
     if code == sqlite3.SQLITE_BUSY:
         if (stopped := sqlite_holder(path)) is not None:
             return StoreBusyError(locked_message(path, BUSY_TIMEOUT_MS / 1000, stopped))
-        return foreign_lock_error(path, BUSY_TIMEOUT_MS / 1000)
+        return _foreign_lock(path, BUSY_TIMEOUT_MS / 1000)
     if opening:
         return StoreError(f"cannot open the state database {path}: {exc}; check paths.state")
     return StoreError(f"the state database {path} refused an operation: {exc}")
+
+
+def _foreign_lock(state: Path, seconds: float) -> StoreBusyError:
+    """What a process says whose statement waited `seconds` for SQLite's own lock on the
+    state, held by a running program that is no accrochage writer (those take the write lock
+    first, and wait there): a `sqlite3` shell left in a transaction, say. Another process's
+    fault, over once it lets go: busy (503, try again), not a failure of this one."""
+    situation = (
+        f"the state database {state} stayed locked for {seconds:g} s by a program that holds "
+        "SQLite's own lock on it and is no accrochage writer (a `sqlite3` shell left in a "
+        "transaction, a tool writing the state?): end its transaction or close it"
+    )
+    error = StoreBusyError(
+        f"{situation}; nothing of this operation was stored: send or run it again once it let go"
+    )
+    error.situation = situation
+    return error
 
 
 def _corrupt_message(path: Path, detail: str) -> str:

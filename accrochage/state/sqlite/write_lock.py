@@ -270,23 +270,6 @@ def locked_message(state: Path, seconds: float, found: Holder) -> str:
     )
 
 
-def foreign_lock_error(state: Path, seconds: float) -> StoreBusyError:
-    """What a process says whose statement waited `seconds` for SQLite's own lock on the
-    state, held by a running program that is no accrochage writer (those take the write lock
-    first, and wait there): a `sqlite3` shell left in a transaction, say. Another process's
-    fault, over once it lets go: busy (503, try again), not a failure of this one."""
-    situation = (
-        f"the state database {state} stayed locked for {seconds:g} s by a program that holds "
-        "SQLite's own lock on it and is no accrochage writer (a `sqlite3` shell left in a "
-        "transaction, a tool writing the state?): end its transaction or close it"
-    )
-    error = StoreBusyError(
-        f"{situation}; nothing of this operation was stored: send or run it again once it let go"
-    )
-    error.situation = situation
-    return error
-
-
 def busy_error(state: Path, seconds: float, found: Holder | None) -> StoreBusyError:
     """What the writer that gave up says: who holds the state and how to free it, then that
     nothing was stored (`situation`: the first part alone, for a writer that waits on). The
