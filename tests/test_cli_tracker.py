@@ -974,6 +974,31 @@ def test_summary_says_whose_records_are_at_risk_and_overdue(config: Path, tmp_pa
     assert pix.split()[-2:] == ["1", "1"]
 
 
+def test_summary_counts_an_unconfigured_certifiers_risks_under_question_mark(
+    config: Path, tmp_path: Path
+) -> None:
+    """A record naming a certifier that is not configured counts under `?` in the per-certifier
+    at risk and overdue too: the table showed 0 on the `?` row while the alerts fired for `?`,
+    and the JSON keyed them by the sender's free text."""
+    day = REAL_TODAY
+    events = [
+        recent(
+            "UQ-1", certifier="Cabinet Martin", delivered_on=(day - timedelta(days=80)).isoformat()
+        ),
+        recent(
+            "UQ-2", certifier="Cabinet Martin", delivered_on=(day - timedelta(days=120)).isoformat()
+        ),
+    ]
+    run(config, "ingest", str(write_jsonl(tmp_path / "u.jsonl", events)))
+    out = run(config, "summary", "--format", "json").stdout
+    assert "Cabinet Martin" not in out
+    summary = json.loads(out)
+    assert summary["at_risk_by_certifier"] == {"?": 1}
+    assert summary["overdue_by_certifier"] == {"?": 1}
+    row = next(line for line in run(config, "summary").stdout.splitlines() if line.startswith("? "))
+    assert row.split()[-2:] == ["1", "1"]
+
+
 def test_flush_force_for_one_certifier_cuts_its_records_only(config: Path, tmp_path: Path) -> None:
     """Releasing one certifier's file now meant `flush --force` for every certifier."""
     events = [recent("FC-1"), recent("FC-2", certifier="school")]

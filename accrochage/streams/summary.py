@@ -20,6 +20,10 @@ def as_configured(summary: dict[str, Any], certifiers: Collection[str]) -> dict[
         return certifier if certifier is not None and certifier in certifiers else UNKNOWN
 
     summary["by_certifier"] = _folded(summary["by_certifier"], label)
+    for key in ("at_risk_by_certifier", "overdue_by_certifier"):
+        # Folded too: the table reads them under `?` (it showed 0 there while the alerts
+        # fired for `?`), and a key of its own printed a sender's free text.
+        summary[key] = _folded_counts(summary[key], label)
     requests = summary.get("correction_requests")
     if requests is not None:
         requests["by_certifier"] = _folded(requests["by_certifier"], label)
@@ -36,4 +40,13 @@ def _folded(
         into = folded.setdefault(label(None if certifier == UNKNOWN else certifier), {})
         for name, n in numbers.items():
             into[name] = into.get(name, 0) + n
+    return dict(sorted(folded.items()))
+
+
+def _folded_counts(counts: dict[str, int], label: Callable[[str | None], str]) -> dict[str, int]:
+    """`counts` (certifier -> n) with the certifiers `label` does not keep summed under `?`."""
+    folded: dict[str, int] = {}
+    for certifier, n in counts.items():
+        key = label(None if certifier == UNKNOWN else certifier)
+        folded[key] = folded.get(key, 0) + n
     return dict(sorted(folded.items()))
