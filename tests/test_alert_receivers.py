@@ -12,13 +12,14 @@ import socket
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import timedelta
+from datetime import datetime, timedelta
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from accrochage.models.deadline import PARIS, FixedClock
 from accrochage.runtimes.watching import watch_for
 from accrochage.streams.posting import ReceiverError, post_json
 from accrochage.streams.receivers import BUDGET_PER_RUN, Deliverer, Webhook, delivery_job
@@ -342,3 +343,25 @@ def test_a_receiver_with_a_port_out_of_range_fails_alone_and_is_named(
         assert "XXXXSECRET" not in caplog.text
     finally:
         core.close()
+
+
+def test_a_failed_receiver_is_retried_after_its_back_off_across_the_autumn_change(
+    tmp_path: Path,
+) -> None:
+    """The back-off counts elapsed time: a receiver failing at 02:58 summer time on the night
+    the clocks go back was not tried again for an hour (02:58:05 read on Paris's wall clock),
+    its alerts held back as long."""
+    clock = FixedClock(datetime(2026, 10, 25, 2, 58, tzinfo=PARIS))  # 00:58 UTC
+    core, _ = make_core(tmp_path, clock)
+    with receiver() as (url, sink):
+        try:
+            ingest(core, event("DST-1", delivered_on="2026-07-28"))  # due 2026-10-28
+            watch_for(core).run()
+            sink.failing = 1
+            deliverer = Deliverer(core.store, clock, [Webhook(url, REPEAT)])
+            assert deliverer.run() == 0  # 500: backing off 5 s
+            clock.current = datetime(2026, 10, 25, 2, 5, fold=1, tzinfo=PARIS)  # 01:05 UTC
+            assert deliverer.run() == 1
+            assert [b["status"] for b in sink.bodies()] == ["firing"]
+        finally:
+            core.close()

@@ -21,7 +21,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 from urllib.parse import urlsplit
 
@@ -181,6 +181,8 @@ class Deliverer:
         self._seconds = seconds
         """The time a receiver takes of a run is read here (`BUDGET_PER_RUN`)."""
         self._retry_at: dict[str, datetime] = {}
+        """In UTC: two times of the Paris clock compare as read on the wall, and a back-off
+        begun in the hour before the clocks go back ended an hour late."""
         self._backoff: dict[str, timedelta] = {}
         self._stopping = threading.Event()
 
@@ -234,7 +236,7 @@ class Deliverer:
         name = receiver.name
         backoff = min(self._backoff.get(name, timedelta(seconds=2.5)) * 2, MAX_BACKOFF)
         self._backoff[name] = backoff
-        self._retry_at[name] = now + backoff
+        self._retry_at[name] = now.astimezone(UTC) + backoff
         log.warning(
             "alert receiver %s (%s) failed (%s); retrying in %ds",
             name,
