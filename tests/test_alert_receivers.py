@@ -12,7 +12,7 @@ import socket
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
@@ -22,7 +22,7 @@ import pytest
 from accrochage.models.deadline import PARIS, FixedClock
 from accrochage.runtimes.watching import watch_for
 from accrochage.streams.posting import ReceiverError, post_json
-from accrochage.streams.receivers import BUDGET_PER_RUN, Deliverer, Webhook, delivery_job
+from accrochage.streams.receivers import BUDGET_PER_RUN, Deliverer, Webhook, ahead, delivery_job
 from accrochage.streams.scheduler import Job, Scheduler
 from accrochage.streams.watch import MAX_WAIT, watch_wait
 from tests.test_alerts import at_risk, receiver, serving
@@ -365,3 +365,16 @@ def test_a_failed_receiver_is_retried_after_its_back_off_across_the_autumn_chang
             assert [b["status"] for b in sink.bodies()] == ["firing"]
         finally:
             core.close()
+
+
+def test_an_alertmanager_s_ends_at_is_five_minutes_of_elapsed_time_across_the_autumn_change() -> (
+    None
+):
+    """02:58 summer time plus five minutes read on the wall clock was 03:03 winter time, 65
+    minutes later: an alert of a service that died then stayed up an hour."""
+    now = datetime(2026, 10, 25, 2, 58, tzinfo=PARIS)
+    later = ahead(now, timedelta(minutes=5))
+    assert later.astimezone(UTC) - now.astimezone(UTC) == timedelta(minutes=5)
+    assert later.isoformat() == "2026-10-25T02:03:00+01:00"
+    summer = datetime(2026, 7, 1, 12, 0, tzinfo=PARIS)
+    assert ahead(summer, timedelta(minutes=5)).isoformat() == "2026-07-01T12:05:00+02:00"

@@ -107,6 +107,13 @@ class Webhook:
         post_json(self.url, webhook_body(state))
 
 
+def ahead(now: datetime, span: timedelta) -> datetime:
+    """`span` of elapsed time after `now`, read in `now`'s zone: an aware time plus a
+    timedelta moves the wall clock, and across the autumn change five minutes were 65."""
+    tz = now.tzinfo
+    return (now.astimezone(UTC) + span).astimezone(tz)
+
+
 @dataclass
 class Alertmanager:
     base_url: str
@@ -126,7 +133,7 @@ class Alertmanager:
             "labels": labels(state),
             "annotations": annotations_of(state),
             "startsAt": state.starts_at.isoformat(timespec="seconds"),
-            "endsAt": (ends or now + ALERTMANAGER_AHEAD).isoformat(timespec="seconds"),
+            "endsAt": (ends or ahead(now, ALERTMANAGER_AHEAD)).isoformat(timespec="seconds"),
             "generatorURL": "",
         }
         post_json(self.base_url.rstrip("/") + "/api/v2/alerts", [alert])
