@@ -188,13 +188,20 @@ def test_a_record_never_sent_is_withdrawn_by_a_revocation(status: S) -> None:
     assert change.history is not None and "fraud detected" in change.history.reason
 
 
-@pytest.mark.parametrize("status", [S.BATCHED, S.DEPOSITED, S.ACCEPTED])
-def test_a_record_the_cdc_may_hold_is_flagged_for_suppression(status: S) -> None:
+@pytest.mark.parametrize(
+    ("status", "leaves"),
+    [
+        (S.BATCHED, "superseded at the next flush and the record withdrawn"),
+        (S.DEPOSITED, "cut into a SUPPRESSION if the report accepts it"),
+        (S.ACCEPTED, "flagged for SUPPRESSION"),
+    ],
+)
+def test_a_record_the_cdc_may_hold_is_flagged_with_how_it_leaves(status: S, leaves: str) -> None:
     change = apply_revoked(at(status), revoked(), NOW)
     record = changed(change)
     assert change.outcome is Outcome.REVOCATION_FLAGGED
     assert record.status is status and record.revocation_pending and record.outstanding
-    assert change.history is not None and "SUPPRESSION" in change.history.reason
+    assert change.history is not None and leaves in change.history.reason
 
 
 def test_a_revocation_of_a_withdrawn_or_flagged_record_changes_nothing() -> None:
