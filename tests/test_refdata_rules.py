@@ -232,6 +232,19 @@ def test_a_birth_in_mayotte_before_it_entered_the_cog_is_not_judged() -> None:
     assert fields(warnings) == ["holder.birth_place.insee_code"], "after it, the COG decides"
 
 
+def test_a_birth_in_an_overseas_collectivity_is_not_judged(
+    reference: MemoryReference,
+) -> None:
+    """INSEE lists the communes of Saint-Pierre-et-Miquelon, Saint-Barthélemy, Saint-Martin,
+    Wallis-et-Futuna, French Polynesia and New Caledonia in the overseas collectivities'
+    files, not in `v_commune_depuis_1943`: a holder born in Nouméa (98818) was told their
+    real code "is not a commune code of the COG"."""
+    for code in ("97502", "97701", "97801", "98611", "98735", "98818"):
+        assert check(reference, insee=code, birth="1990-01-01") == ([], []), code
+    _, warnings = check(reference, insee="97999", birth="1990-01-01")
+    assert fields(warnings) == ["holder.birth_place.insee_code"], "a department's: judged"
+
+
 def test_a_country_code(reference: MemoryReference) -> None:
     assert check(reference, insee="99134") == ([], [])
     assert check(reference, insee="99313") == ([], [])

@@ -252,6 +252,13 @@ def _fiche_rules(
         )
 
 
+OVERSEAS_COLLECTIVITIES = ("975", "977", "978", "98")
+"""Saint-Pierre-et-Miquelon, Saint-Barthélemy, Saint-Martin, and the Pacific and southern
+territories (New Caledonia 988xx, French Polynesia 987xx, Wallis-et-Futuna 986xx...): their
+codes are real birth places, but INSEE lists them in the overseas collectivities' files,
+never in `v_commune_depuis_1943` (which ends with Mayotte): a holder born in Nouméa was told
+their code "is not a commune code of the COG", which nobody could fix."""
+
 MAYOTTE_IN_THE_COG = date(2011, 3, 31)
 """Mayotte's communes (976xx) enter the COG when it became a department (creation events with
 no "before" side, FORMATS §2.4): the COG does not say what its codes were before, so it does
@@ -267,6 +274,8 @@ def _commune_problem(code: str, birth: BirthDate, reference: Reference) -> str |
         return None
     if code.startswith("976") and day < MAYOTTE_IN_THE_COG:
         return None
+    if code.startswith(OVERSEAS_COLLECTIVITIES):
+        return None  # not in the communes' file: the COG loaded does not decide
     periods = reference.commune(code)
     for period in periods:
         if period.start <= day and (period.end is None or day < period.end):
