@@ -226,6 +226,43 @@ def test_a_service_says_once_a_day_that_its_reference_data_is_too_old(
         store.close()
 
 
+def test_a_service_reads_a_refused_export_again_only_once_it_changes(
+    refdata_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A damaged file was parsed again at every tick (the RNCP XML export, 1.3 s each
+    `batching.tick`, 5 s) for as long as it stayed there, though only its change can make
+    it load."""
+    store = SqliteStore(tmp_path / "state.db")
+    folder = tmp_path / "xml"
+    folder.mkdir()
+    name = "export_fiches_RS_V4_1_2026-08-16.xml"
+    (folder / name).write_text("<FICHES><FICHE>", encoding="utf-8")
+    loads: list[Path | None] = []
+
+    def counted(storage: RefdataStorage, rncp: Path | None, *args: Any, **kw: Any) -> Any:
+        loads.append(rncp)
+        return load_refdata(storage, rncp, *args, **kw)
+
+    monkeypatch.setattr("accrochage.streams.reference.load_refdata", counted)
+    holder = ReferenceHolder(store.refdata())
+    keeper = ReferenceKeeper(
+        store.refdata(), holder, folder, None, timedelta(days=4000), SystemClock()
+    )
+    try:
+        keeper.run()
+        keeper.run()
+        keeper.run()
+        assert len(loads) == 1, "the same damaged files: not parsed again"
+        assert store.refdata().version() == 0
+        shutil.copyfile(fc(refdata_dir) / name, folder / name)  # the download done again
+        keeper.run()
+        assert len(loads) == 2 and store.refdata().version() == 1
+        current = holder.current()
+        assert current is not None and current.fiche("RS6604") is not None
+    finally:
+        store.close()
+
+
 def test_an_upgraded_state_reads_the_certifiers_states_at_its_next_load(
     refdata_dir: Path, tmp_path: Path
 ) -> None:

@@ -12,7 +12,7 @@ import logging
 from datetime import date, timedelta
 from pathlib import Path
 
-from accrochage.errors import AccrochageError, RefdataBusy
+from accrochage.errors import AccrochageError, RefdataBusy, RefdataError
 from accrochage.models.deadline import Clock, paris_today
 from accrochage.refdata.load import load_refdata, source_warnings
 from accrochage.refdata.memory import ReferenceHolder
@@ -43,6 +43,9 @@ class ReferenceKeeper:
         self._seen: tuple[str, str] | None = None
         """The files' signatures when last loaded: a `refdata load` of other files by the
         operator stays in use until the configured files change."""
+        self._refused: tuple[str, str] | None = None
+        """The files' signatures when their load was refused (a damaged or cut file): read
+        again once they change, not at every tick (the XML export takes seconds to parse)."""
         self._told_on: date | None = None
 
     def run(self) -> None:
@@ -67,7 +70,7 @@ class ReferenceKeeper:
 
     def _load(self) -> None:
         seen = (signature(self.rncp), signature(self.cog))
-        if seen == self._seen:
+        if seen in (self._seen, self._refused):
             return
         try:
             report = load_refdata(self.storage, self.rncp, self.cog, wait_seconds=0.0)
@@ -75,6 +78,8 @@ class ReferenceKeeper:
             log.info("another process is loading reference data: looked at again next time")
             return
         except AccrochageError as exc:
+            if isinstance(exc, RefdataError):  # the files themselves: until they change
+                self._refused = seen
             message = str(exc)
             if self._failed.get("load") != message:  # once per distinct failure
                 log.error("reference data not reloaded: %s; the loaded data stays in use", exc)
