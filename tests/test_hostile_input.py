@@ -276,6 +276,19 @@ def test_a_utf16_file_broken_midway_keeps_what_came_before_and_says_where(
     assert set(stored_names(config)) == {"R-1"}
 
 
+def test_check_of_a_utf16_file_broken_midway_does_not_say_it_stored_anything(
+    config: Path, tmp_path: Path
+) -> None:
+    """`check` stores nothing, yet its stop said "the events before it were stored"."""
+    data = csv_text([csv_row(1, "Lefèvre", "Zoé")]).encode("utf-16")
+    source = tmp_path / "broken.csv"
+    source.write_bytes(data + b"\x00")  # half a character at the end
+    result = run(config, "check", str(source), code=1)
+    assert "is not valid utf-16 at byte" in result.stderr, result.stderr
+    assert "stored" not in result.stderr, result.stderr
+    assert "1 events checked" in result.stdout and "nothing stored" in result.stdout
+
+
 def test_a_file_that_cannot_be_read_stops_no_other(config: Path, tmp_path: Path) -> None:
     """A mistyped name among several files stopped the command there, and a folder or a
     device was refused only when read (`/dev/zero` was read for ever): each is now said, and

@@ -2,7 +2,8 @@
 
 A byte 0x0A may be half of a UTF-16 character and a UTF-16 line break is two bytes: lines are
 found in the decoded text. A file that stops being valid UTF-16/32 stops being read there
-(`InputError`, naming the byte): what was read before it is stored.
+(`InputError`, naming the byte): what was read before it is kept (`ingest` stores it,
+`check` answers it).
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ class Utf8Lines:
             at = self._read + (exc.start if isinstance(exc, UnicodeDecodeError) else 0) + 1
             raise InputError(
                 f"{self._name}: is not valid {self._codec} at byte {at}; the events before it "
-                "were stored, none after it: save the file again (as UTF-8 preferably)"
+                "were read, none after it: save the file again (as UTF-8 preferably)"
             ) from None
         self._read += len(chunk)
         self._ended = not chunk
