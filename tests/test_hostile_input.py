@@ -435,6 +435,26 @@ def test_a_jsonl_line_that_is_not_utf8_is_unusable_and_the_rest_is_read(
     assert {r["record_id"] for r in outstanding_json(config)} == {f"J-{i}" for i in range(4)}
 
 
+def test_a_csv_line_not_in_the_files_encoding_says_so_in_csv_terms(
+    config: Path, tmp_path: Path
+) -> None:
+    """A line of a Windows-1252 CSV that is not Windows-1252 was said to be "not valid text
+    (utf-8: ...); JSON is UTF-8", naming the first byte that is not UTF-8 (here the `è`)."""
+    rows = [csv_row(1, "Lefèvre", "Zoé"), csv_row(2, "Lefèvre\x81", "Zoé"), csv_row(3, "Ng", "Ana")]
+    data = b"".join(
+        line.encode("cp1252", "ignore") if "\x81" not in line else line.encode("latin-1")
+        for line in csv_text(rows).splitlines(keepends=True)
+    )
+    source = tmp_path / "excel.csv"
+    source.write_bytes(data)
+    result = run(config, "ingest", str(source))
+    assert f"{source}: CSV, Windows-1252" in result.stdout, result.stdout
+    assert "unusable: 1" in result.stdout and set(stored_names(config)) == {"R-1", "R-3"}
+    said = next(line for line in result.stdout.splitlines() if f"{source}:3 " in line)
+    assert "line 3 is not cp1252 (byte 0x81 at byte " in said, said
+    assert "JSON" not in said and "utf-8" not in said, said
+
+
 # --- storage faults -------------------------------------------------------------------------
 
 

@@ -156,7 +156,7 @@ class _Lines:
             except UnicodeError as exc:  # a codec named with --encoding may raise its parent
                 if number == self.header_number:
                     raise _unreadable_header(self.name, number, self.codec, exc) from None
-                self.unreadable.append(Incoming(line.rstrip(b"\r\n"), f"{self.name}:{number}"))
+                self.unreadable.append(_undecodable(line, self.name, number, self.codec, exc))
                 continue
             if self._start is None and text.strip():
                 self._start = number
@@ -175,6 +175,21 @@ class _Lines:
         start, self._start = self._start or self._number, None
         self._row_bytes = self._row_quotes = 0
         return start, self._number
+
+
+def _undecodable(line: bytes, name: str, number: int, codec: str, exc: UnicodeError) -> Incoming:
+    """A row's line that is not in the file's encoding: unusable, kept as it came, saying
+    which byte in which encoding. Decoded as JSON, it was said to be "not valid text (utf-8
+    ...); JSON is UTF-8", in a Windows-1252 file too, and naming another byte."""
+    where = ""
+    if isinstance(exc, UnicodeDecodeError):
+        where = f" (byte 0x{exc.object[exc.start]:02X} at byte {exc.start + 1} of the line)"
+    problem = Problem(
+        "event",
+        f"line {number} is not {codec}{where}; the other lines were read: save the file as "
+        "UTF-8, or give its encoding with --encoding, and send this row again",
+    )
+    return Incoming(line.rstrip(b"\r\n"), f"{name}:{number}", problems=(problem,))
 
 
 def _unreadable_header(name: str, number: int, codec: str, exc: UnicodeError) -> InputError:
