@@ -317,6 +317,33 @@ def test_an_export_cut_short_is_refused_and_the_loaded_one_stays(
         store.close()
 
 
+def test_a_cog_file_cut_inside_its_last_line_is_refused_and_the_loaded_one_stays(
+    tmp_path: Path,
+) -> None:
+    """Cut after `"1943-01-01","`, the commune history kept more than half of its communes
+    and loaded, its last commune read as still current (its DATE_FIN cut off)."""
+    store = SqliteStore(tmp_path / "state.db")
+    try:
+        storage = store.refdata()
+        whole = cog_folder(tmp_path / "whole")
+        load_refdata(storage, None, whole)
+        periods = sorted((code, p.start, p.end) for code, p in storage.communes())
+        history = (whole / "v_commune_depuis_1943.csv").read_text(encoding="utf-8")
+        line = '"COM","2A215","0","PIANOTOLLI CALDARELLO","Pianotolli-Caldarello",'
+        at = history.index(line)
+        cut = history[: history.index('"2001-01-01"', at)]
+        assert cut.endswith('"1976-01-01",')
+        for end in ('"', '"20'):
+            folder = cog_folder(tmp_path / f"cut{len(end)}")
+            (folder / "v_commune_depuis_1943.csv").write_text(cut + end, encoding="utf-8")
+            with pytest.raises(RefdataError, match="ends inside a quoted value of its last line"):
+                load_refdata(storage, None, folder)
+        assert sorted((code, p.start, p.end) for code, p in storage.communes()) == periods
+        assert storage.version() == 1
+    finally:
+        store.close()
+
+
 def test_load_with_cog_only_loads_the_cog(refdata_dir: Path, tmp_path: Path) -> None:
     config = write_config(tmp_path, {"rncp": tmp_path / "not-there.zip"})
     result = run(config, "refdata", "load", "--cog", str(cog_folder(tmp_path / "cog")))

@@ -46,6 +46,7 @@ def rows(
 ) -> Iterator[dict[str, str]]:
     """Each row of a CSV file as {column: cleaned value}, for the required columns only."""
     text = text_of(data, name)
+    _whole(text, name)
     first = text.split("\n", 1)[0]
     if delimiter is None:
         delimiter = ";" if first.count(";") > first.count(",") else ","
@@ -75,6 +76,22 @@ def rows(
                 f"{len(header)}; the file is truncated or damaged: download it again"
             )
         yield {column: clean(line[index]) for column, index in wanted}
+
+
+def _whole(text: str, name: str) -> None:
+    """A file cut inside a quoted value of its last line (a copy still under way, a download
+    that stopped) is refused: the csv module reads that line's open value to the end, so a
+    v_commune_depuis_1943 cut after `"1943-01-01","` loaded its last commune as still
+    current, and the file, above half of the loaded one, passed as whole. The official
+    files end with a line break; a whole line without one has its quotes paired."""
+    if not text or text.endswith(("\n", "\r")):
+        return
+    last = text.rsplit("\n", 1)[-1]
+    if last.count('"') % 2:
+        raise RefdataError(
+            f"{name} ends inside a quoted value of its last line: the file is cut short (a "
+            "copy still under way?); download it again, or wait for the copy to end"
+        )
 
 
 def _read(reader: Any, name: str) -> Iterator[list[str]]:
