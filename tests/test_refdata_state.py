@@ -263,6 +263,39 @@ def test_a_service_reads_a_refused_export_again_only_once_it_changes(
         store.close()
 
 
+def test_a_service_reads_a_file_it_could_not_read_again_once_it_is_made_readable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file this user may not read is refused ("cannot read ...: Permission denied"); the
+    operator's `chmod` changes neither its size nor its modification time, and the service
+    kept the old data until it restarted. (The tests run as root, who reads any file: the
+    permission is looked at as the service's user would meet it.)"""
+    store = SqliteStore(tmp_path / "state.db")
+    folder = cog_folder(tmp_path / "cog")
+    history = folder / "v_commune_depuis_1943.csv"
+    history.chmod(0o600)
+    opened = Path.open
+
+    def as_another_user(path: Path, *args: Any, **kw: Any) -> Any:
+        if path == history and not path.stat().st_mode & 0o004:
+            raise PermissionError(13, "Permission denied", str(path))
+        return opened(path, *args, **kw)
+
+    monkeypatch.setattr(Path, "open", as_another_user)
+    holder = ReferenceHolder(store.refdata())
+    keeper = ReferenceKeeper(
+        store.refdata(), holder, None, folder, timedelta(days=4000), SystemClock()
+    )
+    try:
+        keeper.run()
+        assert store.refdata().version() == 0, "unreadable: nothing loaded"
+        history.chmod(0o644)  # the operator's fix, the file itself unchanged
+        keeper.run()
+        assert store.refdata().version() == 1
+    finally:
+        store.close()
+
+
 def test_an_upgraded_state_reads_the_certifiers_states_at_its_next_load(
     refdata_dir: Path, tmp_path: Path
 ) -> None:

@@ -186,8 +186,10 @@ def sources(path: Path) -> list[Source]:
     return found
 
 
-def signature(path: Path | None) -> str:
-    """What changes when the files change (names, sizes, modification times)."""
+def signature(path: Path | None, *, status: bool = False) -> str:
+    """What changes when the files change (names, sizes, modification times); `status`:
+    also when their permissions or owner do (the inode's change time), which a `chmod` that
+    makes a refused file readable changes, and nothing else does."""
     if path is None or not path.exists():
         return ""
     files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
@@ -197,5 +199,6 @@ def signature(path: Path | None) -> str:
             stat = file.stat()
         except OSError:
             continue
-        parts.append(f"{file.name}:{stat.st_size}:{stat.st_mtime_ns}")
+        part = f"{file.name}:{stat.st_size}:{stat.st_mtime_ns}"
+        parts.append(f"{part}:{stat.st_ctime_ns}" if status else part)
     return "|".join(parts)

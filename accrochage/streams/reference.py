@@ -44,8 +44,9 @@ class ReferenceKeeper:
         """The files' signatures when last loaded: a `refdata load` of other files by the
         operator stays in use until the configured files change."""
         self._refused: tuple[str, str] | None = None
-        """The files' signatures when their load was refused (a damaged or cut file): read
-        again once they change, not at every tick (the XML export takes seconds to parse)."""
+        """The files' signatures, with their status changes, when their load was refused (a
+        damaged or cut file, one this user may not read): read again once they change, their
+        permissions too, not at every tick (the XML export takes seconds to parse)."""
         self._told_on: date | None = None
 
     def run(self) -> None:
@@ -57,6 +58,12 @@ class ReferenceKeeper:
             log.info("reference data version %d in use", self.holder.version)
             self._told_on = None
         self._tell_age()
+
+    def _status(self) -> tuple[str, str]:
+        """The files' signatures with their status changes: a file refused as unreadable
+        (`cannot read ...: Permission denied`) and then made readable by a `chmod` keeps its
+        size and modification time, and was never read again until the service restarted."""
+        return (signature(self.rncp, status=True), signature(self.cog, status=True))
 
     def _tell_age(self) -> None:
         """An export a year old decided which events were invalid while the service said
@@ -70,7 +77,7 @@ class ReferenceKeeper:
 
     def _load(self) -> None:
         seen = (signature(self.rncp), signature(self.cog))
-        if seen in (self._seen, self._refused):
+        if seen == self._seen or (self._refused is not None and self._status() == self._refused):
             return
         try:
             report = load_refdata(self.storage, self.rncp, self.cog, wait_seconds=0.0)
@@ -79,7 +86,7 @@ class ReferenceKeeper:
             return
         except AccrochageError as exc:
             if isinstance(exc, RefdataError):  # the files themselves: until they change
-                self._refused = seen
+                self._refused = self._status()
             message = str(exc)
             if self._failed.get("load") != message:  # once per distinct failure
                 log.error("reference data not reloaded: %s; the loaded data stays in use", exc)
