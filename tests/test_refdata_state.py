@@ -371,6 +371,10 @@ def test_a_cog_file_cut_inside_its_last_line_is_refused_and_the_loaded_one_stays
             (folder / "v_commune_depuis_1943.csv").write_text(cut + end, encoding="utf-8")
             with pytest.raises(RefdataError, match="ends inside a quoted value of its last line"):
                 load_refdata(storage, None, folder)
+        folder = cog_folder(tmp_path / "cut0")  # right after the separator: DATE_FIN empty
+        (folder / "v_commune_depuis_1943.csv").write_text(cut, encoding="utf-8")
+        with pytest.raises(RefdataError, match="ends with a separator and no line break"):
+            load_refdata(storage, None, folder)
         assert sorted((code, p.start, p.end) for code, p in storage.communes()) == periods
         assert storage.version() == 1
     finally:

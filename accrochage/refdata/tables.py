@@ -83,7 +83,9 @@ def _whole(text: str, name: str) -> None:
     that stopped) is refused: the csv module reads that line's open value to the end, so a
     v_commune_depuis_1943 cut after `"1943-01-01","` loaded its last commune as still
     current, and the file, above half of the loaded one, passed as whole. The official
-    files end with a line break; a whole line without one has its quotes paired."""
+    files end with a line break; a whole line without one has its quotes paired, and does
+    not end with a separator: cut after `"1943-01-01",`, the same line read an empty
+    DATE_FIN (the official files write it `""`), the commune still current."""
     if not text or text.endswith(("\n", "\r")):
         return
     last = text.rsplit("\n", 1)[-1]
@@ -91,6 +93,12 @@ def _whole(text: str, name: str) -> None:
         raise RefdataError(
             f"{name} ends inside a quoted value of its last line: the file is cut short (a "
             "copy still under way?); download it again, or wait for the copy to end"
+        )
+    if last.endswith((",", ";")):
+        raise RefdataError(
+            f"{name} ends with a separator and no line break: the file is cut short inside "
+            "its last line (a copy still under way?); download it again, or wait for the "
+            "copy to end (a whole file ends with a line break)"
         )
 
 
