@@ -117,6 +117,30 @@ def test_compact_is_refused_while_a_service_or_a_writer_holds_the_state(tmp_path
     assert on_disk(db) == before
 
 
+def test_compact_says_when_a_reader_keeps_the_disk_from_getting_the_room_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A process reading the state (a backup under way) holds its old pages: the rewrite
+    cannot reach the state's file, and compact said it had compacted, 0 bytes given back."""
+    config = flooded(tmp_path)
+    db = state_of(config)
+    kept = contents(config)
+    monkeypatch.setattr("accrochage.state.sqlite.connection.BUSY_TIMEOUT_MS", 100)
+    reader = sqlite3.connect(db, isolation_level=None)
+    try:
+        reader.execute("BEGIN")
+        reader.execute("SELECT COUNT(*) FROM records").fetchone()
+        refused = run(config, "compact", code=1)
+    finally:
+        reader.close()
+    assert "but another process still reads it" in refused.stderr, refused.stderr
+    assert "once it ends, run `accrochage compact` again" in refused.stderr
+    assert contents(config) == kept
+    assert integrity(db) == "ok"
+    run(config, "compact")
+    assert on_disk(db) < FLOOD * RAW_KEPT
+
+
 def test_compact_says_how_much_room_it_needs(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

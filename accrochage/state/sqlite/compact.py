@@ -37,12 +37,27 @@ def compact_state(state: Path) -> Compacted:
         try:
             _room_for(state, live_bytes(conn))
             conn.execute("VACUUM")
-            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            busy = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
         except sqlite3.Error as exc:
             raise storage_error(exc, state) from None
         finally:
             conn.close()
+    if busy:
+        raise _still_read(state)
     return Compacted(state, before, files_size(state), time.monotonic() - started)
+
+
+def _still_read(state: Path) -> StoreError:
+    """The rewrite is committed in the WAL, but a reader of the old pages (a `backup` under
+    way, a `sqlite3` shell) keeps the checkpoint from copying it into the state's file: the
+    file keeps its size and the WAL adds the rewrite's. "compacted ... (0 given back)" after
+    the busy timeout hid why."""
+    return StoreError(
+        f"the state {state} is written again without its free pages, but another process "
+        "still reads it (a `backup` under way, a `sqlite3` shell?) and holds its old pages: "
+        "the disk gets nothing back while it does; once it ends, run `accrochage compact` "
+        "again (the state is whole either way)"
+    )
 
 
 def live_bytes(conn: sqlite3.Connection) -> int:
