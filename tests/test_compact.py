@@ -160,6 +160,49 @@ def test_compact_says_how_much_room_it_needs(
     assert on_disk(db) == before
 
 
+def test_compact_counts_the_temporary_copy_sqlite_writes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`VACUUM` copies the data into SQLite's temporary folder first, then into the WAL: on
+    one disk (`/var/tmp` beside the state), room for the data once passed the check, and the
+    disk filled minutes later, the message naming the state's volume only."""
+    config = flooded(tmp_path)
+    db = state_of(config)
+    before = on_disk(db)
+    conn = sqlite3.connect(db)
+    try:
+        live = compact_module.live_bytes(conn)
+    finally:
+        conn.close()
+    temp = tmp_path / "sqlite-tmp"
+    temp.mkdir()
+    monkeypatch.setenv("SQLITE_TMPDIR", str(temp))
+    real = compact_module.shutil.disk_usage
+    room = {"free": live * 3 // 2}
+
+    def usage(path: Any) -> Any:
+        return real(path)._replace(free=room["free"])
+
+    monkeypatch.setattr(compact_module.shutil, "disk_usage", usage)
+    refused = run(config, "compact", code=1)
+    assert f"again beside it and a temporary copy of them in {temp}" in refused.stderr
+    assert f"free {2 * live - room['free']:,} bytes or more" in refused.stderr, refused.stderr
+
+    def apart(path: Path) -> int:  # the temporary folder on a disk of its own
+        return 1 if path == temp else 2
+
+    monkeypatch.setattr(compact_module, "_device", apart)
+    monkeypatch.setattr(
+        compact_module.shutil,
+        "disk_usage",
+        lambda path: real(path)._replace(free=1000 if Path(path) == temp else 10 * live),
+    )
+    refused = run(config, "compact", code=1)
+    assert f"data in {temp}, SQLite's temporary folder, whose disk has 1,000" in refused.stderr
+    assert "SQLITE_TMPDIR" in refused.stderr
+    assert on_disk(db) == before
+
+
 def test_a_compact_the_disk_stops_leaves_the_state_as_it_was(tmp_path: Path) -> None:
     """A limit on a file's size makes every write past it fail, as a full disk does."""
     config = flooded(tmp_path)

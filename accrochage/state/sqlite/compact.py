@@ -9,6 +9,7 @@ long as it takes), through the WAL, so that a kill at any moment leaves the stat
 
 from __future__ import annotations
 
+import os
 import shutil
 import sqlite3
 import time
@@ -77,12 +78,44 @@ def files_size(state: Path) -> int:
 
 
 def _room_for(state: Path, live: int) -> None:
-    """`VACUUM` writes the live pages into the WAL beside the state (and into a temporary
-    copy): with less free than that, it would fail with the disk full, after minutes."""
-    free = shutil.disk_usage(state.parent).free
-    if free < live:
+    """`VACUUM` writes the live pages into a temporary copy, in SQLite's temporary folder,
+    then into the WAL beside the state: with less free than that, it would fail with the disk
+    full, after minutes. Both on one disk (`/var/tmp` beside `/var/lib`, the usual case),
+    that disk needs room for both."""
+    temp = sqlite_temp_folder()
+    on_state = shutil.disk_usage(state.parent).free
+    same_disk = _device(temp) in (None, _device(state.parent))
+    need = 2 * live if same_disk else live
+    copy = f" and a temporary copy of them in {temp}" if same_disk else ""
+    if on_state < need:
         raise StoreError(
-            f"compacting the state {state} writes its {live:,} bytes of data again beside it, "
-            f"and its disk has {free:,} bytes free: free {live - free:,} bytes or more on that "
-            "disk, then compact again (the state is unchanged)"
+            f"compacting the state {state} writes its {live:,} bytes of data again beside "
+            f"it{copy}, and its disk has {on_state:,} bytes free: free {need - on_state:,} "
+            "bytes or more on that disk, then compact again (the state is unchanged)"
         )
+    on_temp = shutil.disk_usage(temp).free
+    if not same_disk and on_temp < live:
+        raise StoreError(
+            f"compacting the state {state} writes a temporary copy of its {live:,} bytes of "
+            f"data in {temp}, SQLite's temporary folder, whose disk has {on_temp:,} bytes "
+            "free: free room there, or name a folder on a disk with room in SQLITE_TMPDIR, "
+            "then compact again (the state is unchanged)"
+        )
+
+
+def sqlite_temp_folder() -> Path:
+    """The folder SQLite writes its temporary files in (its Unix search order)."""
+    for folder in (os.environ.get("SQLITE_TMPDIR"), os.environ.get("TMPDIR"), *_SYSTEM_TEMP):
+        if folder and os.path.isdir(folder) and os.access(folder, os.W_OK | os.X_OK):
+            return Path(folder)
+    return Path(".")
+
+
+_SYSTEM_TEMP = ("/var/tmp", "/usr/tmp", "/tmp")
+
+
+def _device(path: Path) -> int | None:
+    try:
+        return path.stat().st_dev
+    except OSError:
+        return None
