@@ -28,6 +28,7 @@ import pytest
 
 from accrochage.sinks.profiles import PROFILES
 from tests.kafka.conftest import KafkaEndpoint
+from tests.kafka.test_lag import committed
 from tests.kafka.workers import (
     PARTITIONS,
     Input,
@@ -43,6 +44,7 @@ from tests.kafka.workers import (
     read_topic,
     send,
     send_async,
+    stored_offsets,
     wait_until_done,
     write_events,
     write_worker_config,
@@ -393,6 +395,10 @@ def test_sigterm_mid_run_stops_cleanly_and_the_next_worker_resumes(
         )
         assert code == 0, f"SIGTERM while busy: exit {code} {why}\n{worker.tail(40)}"
         assert "cannot store" not in worker.text(), f"{why}\n{worker.tail(40)}"
+        # The groups in flight at the stop are stored before it ends, and the broker is told:
+        # lag tools read the state's offsets, not those of the last periodic commit.
+        stored = stored_offsets(config.state, config.topic)
+        assert asyncio.run(committed(config)) == stored, f"{why}\n{worker.tail(40)}"
     print("graceful stops:\n" + "\n".join(stops))
     assert stops, f"the run ended before any stop {why}"
 

@@ -148,8 +148,22 @@ class Pending:
         self.writer.abandon_waits()
         in_flight = [f for f, _ in self._in_flight]
         _, running = futures.wait(in_flight, timeout=self.writer.stop_left())
-        if running:  # a writer that hangs must not hold the stop (and the loop) for ever
-            log.error("%d groups were still being stored at the stop", len(running))
+        _said_running(running)
+
+    async def settled(self) -> None:
+        """`_settle_at_stop` off the loop, for a stop whose fetching has ended: the offsets
+        committed to the broker after it are those of every group handed over."""
+        self.writer.abandon_waits()
+        in_flight = [f for f, _ in self._in_flight]
+        _, running = await asyncio.to_thread(
+            futures.wait, in_flight, timeout=self.writer.stop_left()
+        )
+        _said_running(running)
+
+
+def _said_running(running: set[futures.Future[Any]]) -> None:
+    if running:  # a writer that hangs must not hold the stop (and the loop) for ever
+        log.error("%d groups were still being stored at the stop", len(running))
 
 
 def writer_died(what: str) -> None:

@@ -33,7 +33,12 @@ from accrochage.runtimes.kafka.pending import (
     Pending,
 )
 from accrochage.runtimes.kafka.same_log import read_records
-from accrochage.runtimes.kafka.seeking import Rewind, StoredMarks, seeking_transport
+from accrochage.runtimes.kafka.seeking import (
+    Rewind,
+    SeekingConsumer,
+    StoredMarks,
+    seeking_transport,
+)
 from accrochage.runtimes.kafka.unreadable import guard_fetches
 from accrochage.settings import KafkaSettings
 from accrochage.state.base import DeadLetter, Store
@@ -121,6 +126,20 @@ def build_worker(
     async def commit_stragglers() -> None:
         await pending.commit_stragglers()
 
+    async def commit_what_is_stored(*_: Any, **__: Any) -> None:
+        """At a stop, once fetching has ended: the groups in flight stored, then their offsets
+        committed to the broker. faust's last commit came before they were, and lag tools
+        showed a lag the state did not have until the next start."""
+        await pending.settled()
+        consumer = app.consumer
+        if not isinstance(consumer, SeekingConsumer):
+            return
+        try:
+            await consumer.force_commit()
+        except Exception as exc:  # the broker's offsets serve lag tools only
+            log.warning("the stored offsets were not committed at the stop (%s)", exc)
+
+    app.on_before_shutdown.connect(commit_what_is_stored)
     return app
 
 
