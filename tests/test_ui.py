@@ -17,7 +17,9 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from accrochage.api.charts import stacked_bars
 from accrochage.api.protocol import ApiRunner
+from accrochage.api.ui import BUCKETS
 from accrochage.app import Core, build_core
 from accrochage.models.deadline import FixedClock
 from accrochage.runtimes.embedded import build_service
@@ -292,3 +294,48 @@ async def test_an_empty_state_shows_a_row_of_zeros_for_each_configured_certifier
     table = table[: table.index("</table>")]
     assert configured and re.findall(r'data-certifier="([^"]+)"', table) == configured
     assert 'data-col="at_risk">0<' in table
+
+
+LEGEND = """(() => {
+  const svg = document.querySelector('svg#days-left-chart').getBoundingClientRect();
+  const inside = r => r.left >= svg.left && r.right <= svg.right + 0.5
+    && r.top >= svg.top && r.bottom <= svg.bottom + 0.5;
+  const legend = [...document.querySelectorAll('svg#days-left-chart text.legend')];
+  const fills = {};
+  for (const r of document.querySelectorAll('svg#days-left-chart rect.bar')) {
+    fills[r.dataset.series] = getComputedStyle(r).fill;
+  }
+  return {
+    names: legend.map(t => t.textContent),
+    hidden: legend.filter(t => !inside(t.getBoundingClientRect())).map(t => t.textContent),
+    overlaps: legend.filter((t, i) => legend.slice(i + 1).some(u => {
+      const a = t.getBoundingClientRect(), b = u.getBoundingClientRect();
+      return a.left < b.right && b.left < a.right && a.top < b.bottom && b.top < a.bottom;
+    })).map(t => t.textContent),
+    fills,
+  };
+})()"""
+
+
+async def test_the_chart_names_and_colours_every_certifier_of_a_trusted_third_party(
+    tmp_path: Path,
+) -> None:
+    """Eleven certifiers with records due (one with a long key): the legend ran in one line
+    out of the chart (the sixth on was never named) and the eighth's bars took the first's
+    colour."""
+    require(chromium_path() is not None, "chromium is not installed (scripts/test.sh installs it)")
+    names = [f"school-{n:02d}" for n in range(10)] + ["z" + "-long-name" * 6]
+    series = {name: [n + 1, 0, 2, 0, 0, 0, 0, 0] for n, name in enumerate(names)}
+    chart = stacked_bars("days-left-chart", "Outstanding records", BUCKETS, series)
+    html = tmp_path / "chart.html"
+    html.write_text(f'<!DOCTYPE html><html><body style="margin:0">{chart}</body></html>')
+    async with chromium(tmp_path / "profile") as page:
+        await page.open(html.as_uri(), {})
+        legend: dict[str, Any] = await page.evaluate(LEGEND)
+        problems = list(page.problems)
+    assert problems == [], problems
+    assert legend["names"] == names
+    assert legend["hidden"] == [], "every certifier is named inside the chart"
+    assert legend["overlaps"] == [], "a long key's name runs over none"
+    assert sorted(legend["fills"]) == names
+    assert len(set(legend["fills"].values())) == len(names), legend["fills"]
