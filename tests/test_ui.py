@@ -192,6 +192,23 @@ async def test_the_dashboard_needs_the_token_and_root_redirects(tmp_path: Path) 
         assert personal not in without_ids
 
 
+async def test_the_dashboard_refused_says_how_a_browser_logs_in(tmp_path: Path) -> None:
+    """A manager who cancels the browser's login box reads the 401's message: it only said
+    to send a Bearer header, which no browser can, not the user name and password to type."""
+    core, _ = make_core(tmp_path, api={"token": TOKEN})
+    try:
+        async with (
+            service(core) as base,
+            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as http,
+            http.get(f"{base}/ui") as response,
+        ):
+            assert response.status == 401
+            message = (await response.json())["error"]["message"]
+    finally:
+        core.close()
+    assert "in a browser" in message and "api.token as password" in message
+
+
 async def test_a_certifier_not_configured_is_shown_as_question_mark(tmp_path: Path) -> None:
     """A record's `certifier` may be any text its sender chose: the dashboard and the summary
     count it under `?`, as metrics and alerts label it, never as a row of its own."""

@@ -132,7 +132,8 @@ def auth_check(operator: SecretStr, ingest: Sequence[IngestToken]) -> Check:
             "unauthorized",
             "send Authorization: Bearer <token> (the operator's api.token; an exam "
             "platform's api.ingest_tokens for POST /events and /check, and, scoped to "
-            "certifiers, GET /records)",
+            "certifiers, GET /records); in a browser, log in with any user name and the "
+            "operator's api.token as password",
         )
         response.headers["WWW-Authenticate"] = REALM
         return response
