@@ -356,3 +356,42 @@ async def test_the_chart_names_and_colours_every_certifier_of_a_trusted_third_pa
     assert legend["overlaps"] == [], "a long key's name runs over none"
     assert sorted(legend["fills"]) == names
     assert len(set(legend["fills"].values())) == len(names), legend["fills"]
+
+
+async def test_records_of_certifiers_no_longer_configured_make_one_question_mark_row(
+    tmp_path: Path,
+) -> None:
+    """Two certifiers taken out of the configuration are both `?`: the rejections and the
+    CDC's support tables showed a row for each, same name and reason, as if two were one."""
+    core, _ = make_core(tmp_path)
+    try:
+        ingest(core, event("G-1"), event("G-2", **SCHOOL), event("H-1"), event("H-2", **SCHOOL))
+        assert len(core.flusher.flush(force=True).written) == 2
+    finally:
+        core.close()
+    with sqlite3.connect(tmp_path / "var" / "state.db") as db:
+        db.execute(
+            "UPDATE records SET status = 'rejected', cdc_reason = 'identity_not_found' "
+            "WHERE record_id LIKE 'G-%'"
+        )
+        db.execute(  # the CDC holds them under another id: they wait for its support
+            "UPDATE records SET status = 'accepted', suppression_rejected = 1, "
+            "revocation_pending = 1, cdc_reason = 'other', cdc_held_as = '1559735', "
+            "delivery_met = 1, deadline = NULL WHERE record_id LIKE 'H-%'"
+        )
+    config = tmp_path / "accrochage.toml"
+    text = config.read_text(encoding="utf-8")
+    text = text.replace('key = "pix"', 'key = "pix-new"').replace(
+        'key = "school"', 'key = "sc-new"'
+    )
+    config.write_text(text, encoding="utf-8")
+    core = build_core(load_settings(config), FixedClock(NOW))
+    try:
+        page = await ui_page(core)
+    finally:
+        core.close()
+    table = page[page.index('id="rejections"') :]
+    rows = re.findall(r"<tr><td>([^<]*)</td><td>([^<]*)</td><td>(\d+)</td></tr>", table)
+    assert rows[:2] == [("?", "identity_not_found", "2")], rows
+    support = page[page.index('<table id="for-support"') :]
+    assert re.findall(r"<tr><td>([^<]*)</td><td>(\d+)</td></tr>", support)[:2] == [("?", "2")]

@@ -163,12 +163,15 @@ def _to_deposit(page: _Page) -> str:
 
 
 def _by_reason(page: _Page, table_id: str, counts: dict[tuple[str | None, str | None], int]) -> str:
+    """One row per shown certifier and reason: two certifiers no longer configured are both
+    `?`, and showed as two rows of the same name and reason."""
+    merged: dict[tuple[str, str], int] = {}
+    for (c, reason), n in counts.items():
+        key = (page.label(c), reason or "unclassified")
+        merged[key] = merged.get(key, 0) + n
     rows = "".join(
-        f"<tr><td>{escape(page.label(c))}</td><td>{escape(reason or 'unclassified')}</td>"
-        f"<td>{n}</td></tr>"
-        for (c, reason), n in sorted(
-            counts.items(), key=lambda kv: (page.label(kv[0][0]), kv[0][1] or "")
-        )
+        f"<tr><td>{escape(c)}</td><td>{escape(reason)}</td><td>{n}</td></tr>"
+        for (c, reason), n in sorted(merged.items())
     )
     return (
         f'<table id="{table_id}"><tr><th>certifier</th><th>CDC reason</th><th>records</th></tr>'
@@ -193,12 +196,13 @@ def _refused_suppressions(page: _Page) -> str:
 
 
 def _for_support(page: _Page) -> str:
-    held = page.numbers.for_support
-    if not held:
+    if not page.numbers.for_support:
         return '<p id="for-support" class="muted">Nothing waits for the CDC\'s support.</p>'
+    held: dict[str, int] = {}  # certifiers no longer configured: one `?` row, as above
+    for key, count in page.numbers.for_support.items():
+        held[page.label(key)] = held.get(page.label(key), 0) + count
     rows = "".join(
-        f"<tr><td>{escape(page.label(key))}</td><td>{count}</td></tr>"
-        for key, count in sorted(held.items(), key=lambda kv: page.label(kv[0]))
+        f"<tr><td>{escape(key)}</td><td>{count}</td></tr>" for key, count in sorted(held.items())
     )
     return (
         '<p class="muted">The CDC holds these under another idTechnique: no SUPPRESSION can '
