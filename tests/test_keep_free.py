@@ -195,6 +195,26 @@ async def test_health_says_ok_once_there_is_room_again_without_a_write(
         core.close()
 
 
+async def test_health_says_storage_low_from_the_start_before_any_event_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A service started on a disk already below the space kept said `ok`, with no banner,
+    until a platform's event was refused: the operator learnt it from the platform."""
+    Disk(monkeypatch, 10 * MIB)
+    core = build_core(load_settings(write_config(tmp_path, api={"token": OPERATOR})), SystemClock())
+    try:
+        async with service(core, separate=False) as client:
+            status, health = await get(client, "/health", OP)
+            assert (status, health["reason"]) == (503, "storage_low"), health
+            assert "10 MiB free" in health["message"]
+            status, health = await get(client, "/health", {})
+            assert (status, health["reason"]) == (503, "storage_low")
+            assert "MiB" not in health["message"], "a platform gets no figures"
+            assert 'id="service-problem"' in await page(client)
+    finally:
+        core.close()
+
+
 def test_the_service_writes_its_batch_files_while_it_refuses_events(tmp_path: Path) -> None:
     """`accrochage run`, its writer a process of its own, the disk below the space kept: the
     events stored before are cut and written by the timer; new ones are refused."""
@@ -216,7 +236,7 @@ def test_the_service_writes_its_batch_files_while_it_refuses_events(tmp_path: Pa
     base = f"http://127.0.0.1:{port}"
 
     async def exercise() -> tuple[int, Any]:
-        await wait_healthy(base, service)
+        await wait_healthy(base, service, degraded="storage_low")
         async with (
             aiohttp.ClientSession(base_url=base) as client,
             client.post("/events", json=recent("T-2")) as response,

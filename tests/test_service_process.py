@@ -51,7 +51,11 @@ def _reaped(process: subprocess.Popen[Any]) -> None:
         process.communicate(timeout=30)
 
 
-async def wait_healthy(base: str, service: subprocess.Popen[bytes]) -> None:
+async def wait_healthy(
+    base: str, service: subprocess.Popen[bytes], *, degraded: str | None = None
+) -> None:
+    """Until the service answers `/health` ok (`degraded`: or degraded for that reason, as a
+    service started on a disk below `state.keep_free_bytes` is from its start)."""
     start = time.monotonic()
     async with aiohttp.ClientSession() as session:
         while time.monotonic() - start < DEADLINE:
@@ -59,6 +63,8 @@ async def wait_healthy(base: str, service: subprocess.Popen[bytes]) -> None:
             try:
                 async with session.get(f"{base}/health") as response:
                     if response.status == 200:
+                        return
+                    if degraded is not None and (await response.json())["reason"] == degraded:
                         return
             except aiohttp.ClientConnectionError:
                 pass

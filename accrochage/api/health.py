@@ -19,14 +19,13 @@ def problem(context: ApiContext) -> AccrochageError | None:
     lock is still held: once that writer let go, the next write goes through, and a liveness
     probe must not restart a service that has nothing wrong (a full disk counts until a write
     succeeds: nothing but a write can tell it is over). Events refused for want of room
-    (`storage_low`) count only while the disk still lacks it."""
+    (`storage_low`) are told by the disk itself, while it lacks it: from the start, before a
+    platform's event is refused."""
     found: AccrochageError | None = context.writer.storage_error
     if isinstance(found, StoreBusyError) and context.store.write_holder() is None:
         found = None
-    if isinstance(found, StorageLowError) and (
-        events_refused(context.store.location, context.keep_free_bytes) is None
-    ):
-        found = None
+    if found is None or isinstance(found, StorageLowError):
+        found = events_refused(context.store.location, context.keep_free_bytes)
     if found is None:
         found = context.writer.unavailable
     if found is None and context.batch_cut_error is not None:
