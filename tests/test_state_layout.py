@@ -164,6 +164,54 @@ def _old_state_with_contents(config: Path, rows: int) -> None:
         )
 
 
+FIRST_DAY_CONTENTS = """
+    CREATE TABLE contents (
+        record_id TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        content_hash TEXT NOT NULL,
+        event_id TEXT,
+        payload TEXT NOT NULL,
+        received_at TEXT NOT NULL,
+        source TEXT,
+        PRIMARY KEY (record_id, version)
+    ) WITHOUT ROWID
+"""
+"""`contents` as m001 created it in the versions of 26 November 2026 before 2417086 (the
+first `accrochage run`'s among them), without `occurred_at` and `emitted_by`."""
+
+
+def test_a_state_of_the_first_day_without_the_content_columns_is_upgraded(
+    tmp_path: Path,
+) -> None:
+    """A state whose `contents` has no `occurred_at` nor `emitted_by` (m001 gained them later
+    the same day) is upgraded by the next command that writes, every content kept, instead
+    of stopping at m050 on `no such column`."""
+    config = _config(tmp_path / "state", processes=0)
+    state = config.parent / "var" / "state.db"
+    state.parent.mkdir(parents=True, exist_ok=True)
+    conn = connect(state)
+    try:
+        migrations.migrations.apply(Database(conn), stop_before=M050)
+    finally:
+        conn.close()
+    with _db(config) as db:
+        db.executescript(f"DROP TABLE contents; {FIRST_DAY_CONTENTS};")
+        db.execute(
+            "INSERT INTO contents VALUES "
+            "('R-1', 1, 'h1', 'e-1', '{}', '2026-11-26T10:00:00Z', 'test')"
+        )
+
+    _upgraded_by_a_writer(config)
+
+    with _db(config) as db:
+        assert "WITHOUT ROWID" not in _layout(db)[0]
+        assert db.execute(
+            "SELECT record_id, payload, occurred_at, emitted_by, received_at FROM contents"
+        ).fetchall() == [("R-1", "{}", None, None, "2026-11-26T10:00:00Z")]
+        (last,) = db.execute("SELECT max(name) FROM _sqlite_migrations").fetchone()
+    assert last == registry.latest_migration()
+
+
 def _wait_for_line(stream: IO[bytes], text: bytes, seconds: float) -> bool:
     """Whether a line holding `text` comes within `seconds` (the stream is read in a thread:
     a blocking read never outlives the bound)."""

@@ -145,6 +145,7 @@ def m050_contents_with_rowids(db: Database) -> None:
     one by one inside the open transaction, where `sqlite3`'s own `executescript` would
     commit first.
     """
+    _add_content_columns_of_26_november(db)
     (rows,) = db.execute("SELECT count(*) FROM contents").fetchone()
     if rows >= logged_rebuild_rows():
         log.warning(
@@ -175,3 +176,14 @@ def m050_contents_with_rowids(db: Database) -> None:
         CREATE UNIQUE INDEX contents_key ON contents (record_id, version);
         """
     )
+
+
+def _add_content_columns_of_26_november(db: Database) -> None:
+    """The columns `occurred_at` and `emitted_by`, which m001 gained the day it was written
+    (26 November 2026), added to a `contents` table created before them: the rebuild copies
+    them, and a state of those first versions would otherwise stop every command at this
+    migration (`no such column`)."""
+    present = {name for (name,) in db.execute("SELECT name FROM pragma_table_info('contents')")}
+    for column in ("occurred_at", "emitted_by"):
+        if column not in present:
+            db.execute(f"ALTER TABLE contents ADD COLUMN {column} TEXT")
