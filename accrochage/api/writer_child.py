@@ -58,11 +58,14 @@ class Inbox:
 
     def _fill(self, *, wait: bool) -> bool:
         """Read what the socket holds (waiting for something when `wait`); False at EOF or
-        when nothing was there."""
+        when nothing was there. A serving process killed before reading its last answers
+        resets the socket: that is its end too, not a traceback in the service's log."""
         try:
             chunk = self.sock.recv(CHUNK, 0 if wait else socket.MSG_DONTWAIT)
         except BlockingIOError:
             return False
+        except ConnectionResetError:
+            chunk = b""
         if not chunk:
             self.closed = True
             return False

@@ -38,6 +38,16 @@ def test_the_inbox_ends_when_the_socket_closes() -> None:
         assert taken[-1] is END
 
 
+def test_the_inbox_ends_when_the_serving_process_dies_with_answers_unread() -> None:
+    """A `kill -9` of the service, answers still unread on its side, resets the socket: the
+    writer process takes it as the end, as a close (no ConnectionResetError traceback)."""
+    ours, theirs = socket.socketpair()
+    with theirs:
+        theirs.sendall(frame("an answer never read"))
+        ours.close()
+        assert Inbox(theirs).take() == [END]
+
+
 async def test_frame_socket_sends_more_than_the_buffer_and_receives_in_order() -> None:
     ours, theirs = socket.socketpair()
     received: list[Any] = []
