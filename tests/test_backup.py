@@ -366,6 +366,36 @@ def test_the_files_cut_after_the_backup_a_state_was_restored_from_are_set_aside(
     assert "0 missing or altered" in run(state, "verify").stdout
 
 
+def test_a_file_deposited_after_the_backup_stays_deposited_after_a_restore(
+    state: Path, tmp_path: Path
+) -> None:
+    """A file deposited after the backup is `written` (to deposit) again in the restored
+    state: `flush` (the service's tick) moved it from `deposited/` back among those to upload,
+    and `verify --repair` wrote it there again, so that uploading the folder sent it twice.
+    It stays in `deposited/`, named with the `deposited` command that records it again."""
+    outbox = state.parent / "var" / "outbox"
+    copy = Path(json.loads(run(state, "backup", str(tmp_path), "--format", "json").stdout)["path"])
+    (to_upload,) = outbox.glob("*/*.xml")
+    batch_id = json.loads(run(state, "batches", "--format", "json").stdout)[0]["batch_id"]
+    run(state, "deposited", batch_id)
+    kept = to_upload.parent / "deposited" / to_upload.name
+    assert kept.is_file() and not to_upload.exists()
+    run(state, "restore", str(copy))
+
+    flushed = run(state, "flush")
+    assert f"run `accrochage deposited {batch_id}`" in flushed.stderr + flushed.stdout
+    found = run(state, "verify", "--repair", code=1)
+    assert f"NOT repaired: found in deposited/ ({kept})" in found.stderr
+    doctor = run(state, "doctor", code=None).stdout
+    assert "1 file(s) to deposit are in deposited/ or done/" in doctor
+    assert not list(outbox.glob("*/*.xml")), "nothing deposited is among the files to upload"
+    assert kept.is_file()
+
+    run(state, "deposited", batch_id)
+    assert "0 missing or altered" in run(state, "verify").stdout
+    assert list(outbox.glob("*/deposited/*.xml")) == [kept]
+
+
 def untouched(var: Path) -> tuple[int, list[str]]:
     """The state file's inode, and what a restore would have moved aside or left."""
     moved = [p.name for p in var.iterdir() if ".replaced-" in p.name or ".restoring-" in p.name]

@@ -167,8 +167,22 @@ def outbox_findings(settings: Settings, store: Store) -> list[Finding]:
     outbox = settings.paths.outbox
     with store.reading() as reader:
         to_deposit = reader.released_batches([BatchState.WRITTEN])
-    missing = [b.file.path for b in to_deposit if not _found(b, outbox)]
+    absent = [b for b in to_deposit if not _found(b, outbox)]
+    sent = [b for b in absent if _deposited_since(b, outbox)]
+    missing = [b.file.path for b in absent if b not in sent]
     findings = []
+    if sent:
+        findings.append(
+            Finding(
+                "outbox",
+                Level.WARNING,
+                f"{len(sent)} file(s) to deposit are in deposited/ or done/ (first: "
+                f"{sent[0].file.path.name}): deposited after the state last recorded them (a "
+                "state restored from a backup?); do not upload them again: run `accrochage "
+                f"deposited` for them (first: `accrochage deposited {sent[0].batch.batch_id}`)",
+                action=True,
+            )
+        )
     if missing:
         findings.append(
             Finding(
@@ -229,6 +243,16 @@ def _found(batch: ReleasedBatch, outbox: Path) -> bool:
     outbox, its paths recorded anew by the next command that writes)."""
     name, certifier = batch.file.path.name, batch.batch.certifier.key
     return batch.file.path.is_file() or outbox_place(outbox, certifier, name, batch.state).is_file()
+
+
+def _deposited_since(batch: ReleasedBatch, outbox: Path) -> bool:
+    """Whether a `written` batch's file is where only `deposited` or `import-report` put it
+    (`streams/verify.deposited_since`): `flush` leaves it there, not to upload it twice."""
+    name, certifier = batch.file.path.name, batch.batch.certifier.key
+    return any(
+        outbox_place(outbox, certifier, name, state).is_file()
+        for state in (BatchState.DEPOSITED, BatchState.REPORTED)
+    )
 
 
 def outbox_unusable(outbox: Path, writer: bool) -> tuple[Level, str] | None:

@@ -13,7 +13,7 @@ import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from accrochage.models.batch import ReleasedFile
+from accrochage.models.batch import OUTBOX_FOLDERS, ReleasedFile
 from accrochage.models.vocabulary import PLACED, RELEASED, BatchState
 from accrochage.sinks.base import BatchSink, WriteFailed, outcome_of
 from accrochage.state.base import ReleasedBatch, Store
@@ -22,6 +22,8 @@ from accrochage.streams.metrics import Metrics
 from accrochage.streams.strays import StrayFile, set_aside, stray_files
 
 _BLOCK = 1 << 20
+SENT_FOLDERS = (OUTBOX_FOLDERS[BatchState.DEPOSITED], OUTBOX_FOLDERS[BatchState.REPORTED])
+"""The folders of files the CDC was given: only `deposited` and `import-report` move one there."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +118,24 @@ def rewrite(sink: BatchSink, released: ReleasedBatch) -> str | None:
     return None
 
 
+def deposited_since(sink: BatchSink, item: ReleasedBatch) -> str | None:
+    """Why a `written` batch's file missing from the files to upload is not put back there:
+    it is in `deposited/` or `done/`, so it was deposited after the state last recorded it (a
+    state restored from an older backup). Put back, or written again, it would be uploaded
+    twice; None when the file is not there, or the batch is not `written`."""
+    if item.state is not BatchState.WRITTEN:
+        return None
+    found = sink.find(item.batch.certifier.key, item.file.path.name)
+    if found is None or found.parent.name not in SENT_FOLDERS:
+        return None
+    return (
+        f"found in {found.parent.name}/ ({found}): it was deposited after the state last "
+        "recorded it (a state restored from a backup?); do not upload it again: run "
+        f"`accrochage deposited {item.batch.batch_id}` (and `accrochage import-report` "
+        "again for its report, if one was imported since)"
+    )
+
+
 def _moved(sink: BatchSink, written: ReleasedFile, target: Path) -> ReleasedFile:
     sink.move(written.path, target)
     return ReleasedFile(target, written.passages, written.size, written.sha256)
@@ -141,7 +161,8 @@ class OutboxVerifier:
                 problem = None if item is None else file_problem(item.file)
                 if item is None or problem is None:
                     continue
-            error = rewrite(self.sink, item) if repair else None
+            sent = deposited_since(self.sink, item) if problem == "missing" else None
+            error = rewrite(self.sink, item) if repair and sent is None else sent
             report.issues.append(
                 FileIssue(
                     item.batch.batch_id,
@@ -189,6 +210,10 @@ def put_back_missing(store: Store, sink: BatchSink, report: FlushReport, metrics
             report.notes.append(said)
             return
         if not is_missing(item.file):
+            continue
+        sent = deposited_since(sink, item)
+        if sent is not None:
+            report.notes.append(f"the file of batch {item.batch.batch_id} is {sent}")
             continue
         key = item.batch.certifier.key
         found = sink.find(key, item.file.path.name)
