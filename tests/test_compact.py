@@ -20,7 +20,10 @@ from typing import Any
 
 import pytest
 
+from accrochage.errors import ServiceTaken
 from accrochage.state.sqlite import compact as compact_module
+from accrochage.state.sqlite.alone import HeldAlone
+from accrochage.state.sqlite.service_lock import ServiceLock
 from accrochage.streams.rejected import RAW_KEPT
 from accrochage.streams.room import MIB
 from tests.test_backup import count, on_a_full_disk
@@ -139,6 +142,21 @@ def test_compact_says_when_a_reader_keeps_the_disk_from_getting_the_room_back(
     assert integrity(db) == "ok"
     run(config, "compact")
     assert on_disk(db) < FLOOD * RAW_KEPT
+
+
+def test_a_service_started_during_a_compact_names_the_compact_not_the_last_service(
+    tmp_path: Path,
+) -> None:
+    """`<state>.lock` keeps the pid of the last service that held it: a `run` started while
+    a compact (or a restore) held the state refused naming that long-gone process, which
+    the operator then looked for (or found reused by another program)."""
+    db = state_of(flooded(tmp_path))
+    lock = db.with_name(db.name + ".lock")
+    lock.write_text("4194000\n", encoding="ascii")  # a service stopped long ago
+    with HeldAlone(db, "compact"), pytest.raises(ServiceTaken) as taken:
+        ServiceLock(db).acquire_or_refuse()
+    assert f"(process {os.getpid()}: " in str(taken.value), str(taken.value)
+    assert "restore` or `compact` under way" in str(taken.value)
 
 
 def test_compact_says_how_much_room_it_needs(

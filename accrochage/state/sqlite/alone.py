@@ -32,9 +32,14 @@ class HeldAlone:
             pid = os.read(self._service, 32).decode("ascii", "replace").strip() or "?"
             self._close()
             raise StoreError(
-                f"a service (process {pid}) serves the state {self.state}: stop every "
-                f"accrochage process, then {self.action} again (the state is unchanged)"
+                f"a service (process {pid}) serves the state {self.state}, or a restore or a "
+                f"compact holds it: stop every accrochage process, then {self.action} again "
+                "(the state is unchanged)"
             ) from None
+        # Its own pid where a service writes its own: a `run` started meanwhile, or a
+        # command that finds the state held, names this process, not the last service's.
+        os.ftruncate(self._service, 0)
+        os.write(self._service, f"{os.getpid()}\n".encode())
         try:
             self._write = WriteLock(self.state, 0.0)
             self._write_fd = self._write.acquire(0.0)

@@ -73,6 +73,7 @@ class ServiceLock(ServiceGuard):
         who = f"process {pid}" if pid is not None else "another process"
         return (
             f"another service runs on the state {self.state} ({who}: `accrochage run` or "
-            f"`accrochage worker`, holding {self.path.name}): one service per state; stop "
-            "that one first, or give this one a paths.state of its own"
+            f"`accrochage worker`, or a `restore` or `compact` under way, holding "
+            f"{self.path.name}): one service per state; stop that one first (or wait for the "
+            "restore or compact), or give this one a paths.state of its own"
         )
