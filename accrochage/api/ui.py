@@ -9,6 +9,7 @@ browser). Counts, certifier keys and batch ids only: no person, no record's cont
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -165,10 +166,9 @@ def _to_deposit(page: _Page) -> str:
 def _by_reason(page: _Page, table_id: str, counts: dict[tuple[str | None, str | None], int]) -> str:
     """One row per shown certifier and reason: two certifiers no longer configured are both
     `?`, and showed as two rows of the same name and reason."""
-    merged: dict[tuple[str, str], int] = {}
+    merged: Counter[tuple[str, str]] = Counter()
     for (c, reason), n in counts.items():
-        key = (page.label(c), reason or "unclassified")
-        merged[key] = merged.get(key, 0) + n
+        merged[(page.label(c), reason or "unclassified")] += n
     rows = "".join(
         f"<tr><td>{escape(c)}</td><td>{escape(reason)}</td><td>{n}</td></tr>"
         for (c, reason), n in sorted(merged.items())
@@ -198,9 +198,9 @@ def _refused_suppressions(page: _Page) -> str:
 def _for_support(page: _Page) -> str:
     if not page.numbers.for_support:
         return '<p id="for-support" class="muted">Nothing waits for the CDC\'s support.</p>'
-    held: dict[str, int] = {}  # certifiers no longer configured: one `?` row, as above
+    held: Counter[str] = Counter()  # certifiers no longer configured: one `?` row, as above
     for key, count in page.numbers.for_support.items():
-        held[page.label(key)] = held.get(page.label(key), 0) + count
+        held[page.label(key)] += count
     rows = "".join(
         f"<tr><td>{escape(key)}</td><td>{count}</td></tr>" for key, count in sorted(held.items())
     )
