@@ -157,3 +157,37 @@ def write_config_with_unusable(directory: Path) -> Path:
     )
     run(config, "ingest", str(source))
     return config
+
+
+def test_a_flood_is_dismissed_at_once_whole_or_one_certifier_s(tmp_path: Path) -> None:
+    """Dismissing a platform's flood id by id took a pipeline through `xargs` and a line per
+    event; `--all-open` takes every open one, `--certifier` those naming that certifier."""
+    config = write_config(tmp_path)
+    school = {"type": "certification.delivered", "certifier": "school"}
+    pix = {"type": "certification.delivered", "certifier": "pix"}
+    junk = [unusable_input(0), unusable_input(1), json.dumps(school), json.dumps(pix)]
+    run(config, "ingest", str(write_jsonl(tmp_path / "in.jsonl", junk)))
+
+    def open_ones() -> list[Any]:
+        return [
+            r["certifier"] for r in json.loads(run(config, "unusable", "--format", "json").stdout)
+        ]
+
+    assert sorted(open_ones(), key=str) == sorted([None, None, "school", "pix"], key=str)
+    said = run(config, "dismiss-unusable", "--all-open", "--certifier", "school", "--note", "loop")
+    assert said.stdout == "1 unusable event(s) dismissed (kept: unusable --all)\n"
+    assert "school" not in open_ones() and len(open_ones()) == 3
+    said = run(config, "dismiss-unusable", "--all-open", "--note", "a platform's loop")
+    assert said.stdout.startswith("3 unusable event(s) dismissed")
+    assert open_ones() == []
+    dismissed = json.loads(run(config, "unusable", "--all", "--format", "json").stdout)
+    assert {r["dismissed_note"] for r in dismissed} == {"loop", "a platform's loop"}
+    assert run(config, "dismiss-unusable", "--all-open", "--note", "x").stdout.startswith("0 ")
+
+    for wrong in (
+        ["--note", "x"],
+        ["1", "--all-open", "--note", "x"],
+        ["1", "--certifier", "pix", "--note", "x"],
+    ):
+        refused = run(config, "dismiss-unusable", *wrong, code=2)
+        assert "IDS" in refused.stderr or "--all-open" in refused.stderr, refused.stderr

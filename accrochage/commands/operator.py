@@ -18,6 +18,7 @@ from accrochage.commands.options import DAY, said_if_unknown
 from accrochage.models.deadline import PARIS
 from accrochage.models.vocabulary import CdcReason, values
 from accrochage.streams.item_outcomes import ItemOutcome
+from accrochage.streams.unusable import dismiss_open
 from accrochage.streams.unusable import dismiss_unusable as dismiss
 from accrochage.streams.unusable import forget_dismissed as forget
 
@@ -179,18 +180,37 @@ def support_applied(ctx: click.Context, record_ids: tuple[str, ...], note: str) 
 
 
 @click.command("dismiss-unusable")
-@click.argument("ids", nargs=-1, required=True)
+@click.argument("ids", nargs=-1)
 @click.option(
     "--note",
     required=True,
     help="How it was dealt with (sent again fixed, a test, nothing to send): kept with it.",
 )
+@click.option(
+    "--all-open", is_flag=True, help="Every one not dealt with yet, instead of IDS (a flood)."
+)
+@click.option(
+    "--certifier",
+    callback=said_if_unknown,
+    help="With --all-open: those naming this certifier only (its key).",
+)
 @click.pass_context
-def dismiss_unusable(ctx: click.Context, ids: tuple[str, ...], note: str) -> None:
+def dismiss_unusable(
+    ctx: click.Context, ids: tuple[str, ...], note: str, all_open: bool, certifier: str | None
+) -> None:
     """Mark unusable events dealt with: kept, out of `unusable` (but `--all`) and out of the
-    summary's count. IDS are those `accrochage unusable` lists."""
+    summary's count. IDS are those `accrochage unusable` lists; `--all-open` takes every one
+    not dealt with yet (`--certifier`: of that certifier), a platform's flood."""
+    if bool(ids) == all_open:
+        raise click.UsageError("name the IDS to dismiss, or --all-open (not both)")
+    if certifier is not None and not all_open:
+        raise click.UsageError("--certifier goes with --all-open: IDS name the events already")
     said = required_text(note, "--note must say how they were dealt with")
     with core_from(ctx, existing=True) as core:
+        if all_open:
+            count = dismiss_open(core.store, core.clock, certifier, said)
+            click.echo(f"{count} unusable event(s) dismissed (kept: unusable --all)")
+            return
         outcomes = dismiss(core.store, core.clock, ids, said)
     report(outcomes)
 

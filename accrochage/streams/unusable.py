@@ -50,6 +50,13 @@ def dismiss_unusable(
     return outcomes
 
 
+def dismiss_open(store: Store, clock: Clock, certifier: str | None, note: str) -> int:
+    """Every unusable event not dealt with yet (those naming `certifier` only, when given)
+    dismissed at once: a platform's flood, which listing ids by the thousand served badly."""
+    with store.transaction() as tx:
+        return tx.dismiss_open_unusable(certifier, note, clock.now())
+
+
 def forget_dismissed(store: Store, clock: Clock, dismissed_before: datetime) -> int:
     """Forget the raw input of the unusable events dismissed before `dismissed_before`; how
     many were forgotten now (those forgotten before are not counted again)."""

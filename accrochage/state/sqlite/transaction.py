@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, datetime
 
 import accrochage.state.sqlite.alerts as alert_rows
@@ -20,7 +19,6 @@ from accrochage.state.base import (
     DeadLetter,
     ImportedReport,
     Transaction,
-    UnusableEvent,
 )
 from accrochage.state.sqlite.batch_statements import INSERT_HISTORY, WITH_VERSIONS, BatchStatements
 from accrochage.state.sqlite.rows import (
@@ -31,11 +29,11 @@ from accrochage.state.sqlite.rows import (
     in_chunks,
     passage_values,
     placeholders,
-    problems_json,
     record_from,
     record_values,
     stamp,
 )
+from accrochage.state.sqlite.unusable_statements import UnusableStatements
 
 _UPSERT_RECORD = (
     f"INSERT OR REPLACE INTO records ({', '.join(RECORD_COLUMNS)}) "
@@ -51,7 +49,7 @@ _INSERT_PASSAGE = (
 _CURRENT = WITH_VERSIONS + "WHERE r.record_id IN ({marks})"
 
 
-class SqliteTransaction(BatchStatements, Transaction):
+class SqliteTransaction(BatchStatements, UnusableStatements, Transaction):
     def __init__(self, conn: sqlite3.Connection) -> None:
         self._conn = conn
 
@@ -108,73 +106,6 @@ class SqliteTransaction(BatchStatements, Transaction):
         self._conn.executemany(_INSERT_CONTENT, contents)
         self._conn.executemany(_INSERT_PASSAGE, passages)
         self._conn.executemany(INSERT_HISTORY, history)
-
-    @contextmanager
-    def _zeroing_freed_pages(self) -> Iterator[None]:
-        """The connection's `secure_delete = FAST` zeroes what a statement deletes in the pages
-        it writes, never a page it frees: a row rewritten (dismissed, opened again, forgotten)
-        whose raw input is too long for its page (past about 4,000 bytes) left its overflow
-        pages, the name in them, on the freelist, in the file. Here they are zeroed too."""
-        self._conn.execute("PRAGMA secure_delete = ON")
-        try:
-            yield
-        finally:
-            self._conn.execute("PRAGMA secure_delete = FAST")
-
-    def log_unusable(self, events: Iterable[UnusableEvent]) -> None:
-        kept = list(events)
-        if not kept:  # every group's transaction calls it: no pragma for nothing
-            return
-        with self._zeroing_freed_pages():
-            self._log_unusable(kept)
-
-    def _log_unusable(self, events: Iterable[UnusableEvent]) -> None:
-        self._conn.executemany(
-            "INSERT INTO unusable "
-            "(received_at, source, event_id, record_id, raw, errors, raw_sha256, certifier) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (raw_sha256) DO UPDATE SET "
-            # Dismissed, then sent again unfixed: open again (it was hidden for good). Kept
-            # before m230 (no certifier): filed under the one it names.
-            "dismissed_at = NULL, dismissed_note = NULL, raw = excluded.raw, forgotten_at = NULL, "
-            "certifier = coalesce(unusable.certifier, excluded.certifier) "
-            "WHERE unusable.dismissed_at IS NOT NULL "
-            "OR (unusable.certifier IS NULL AND excluded.certifier IS NOT NULL)",
-            [
-                (
-                    stamp(e.received_at),
-                    e.source,
-                    e.event_id,
-                    e.record_id,
-                    e.raw,
-                    problems_json(e.errors),
-                    e.raw_sha256,
-                    e.certifier,
-                )
-                for e in events
-            ],
-        )
-
-    def dismiss_unusable(self, ids: Sequence[int], note: str, at: datetime) -> list[int]:
-        found = []
-        with self._zeroing_freed_pages():
-            for unusable_id in dict.fromkeys(ids):
-                cursor = self._conn.execute(
-                    "UPDATE unusable SET dismissed_at = ?, dismissed_note = ? WHERE id = ?",
-                    (at.isoformat(), note, unusable_id),
-                )
-                if cursor.rowcount:
-                    found.append(unusable_id)
-        return found
-
-    def forget_dismissed_unusable(self, dismissed_before: datetime, at: datetime) -> int:
-        with self._zeroing_freed_pages():
-            cursor = self._conn.execute(
-                "UPDATE unusable SET raw = '', forgotten_at = ? "
-                # julianday: the times are written with Paris's offset, which changes in summer.
-                "WHERE julianday(dismissed_at) < julianday(?) AND forgotten_at IS NULL",
-                (at.isoformat(), dismissed_before.isoformat()),
-            )
-        return cursor.rowcount
 
     # -- inputs ----------------------------------------------------------------------------
 
