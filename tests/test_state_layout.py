@@ -145,8 +145,8 @@ def test_a_content_saved_again_under_its_key_replaces_the_row(tmp_path: Path) ->
         assert rows.fetchall() == [(1, '{"a": 2}')]
 
 
-def _old_state_with_contents(config: Path, rows: int) -> None:
-    """A state as the version before m050 left it, `rows` contents in its old table."""
+def _migrated_before_m050(config: Path) -> None:
+    """The configuration's state, migrated up to m050 (not included)."""
     state = config.parent / "var" / "state.db"
     state.parent.mkdir(parents=True, exist_ok=True)
     conn = connect(state)
@@ -154,6 +154,11 @@ def _old_state_with_contents(config: Path, rows: int) -> None:
         migrations.migrations.apply(Database(conn), stop_before=M050)
     finally:
         conn.close()
+
+
+def _old_state_with_contents(config: Path, rows: int) -> None:
+    """A state as the version before m050 left it, `rows` contents in its old table."""
+    _migrated_before_m050(config)
     payload = json.dumps({"holder": "x" * 600})
     with _db(config) as db:
         db.executemany(
@@ -187,13 +192,7 @@ def test_a_state_of_the_first_day_without_the_content_columns_is_upgraded(
     the same day) is upgraded by the next command that writes, every content kept, instead
     of stopping at m050 on `no such column`."""
     config = _config(tmp_path / "state", processes=0)
-    state = config.parent / "var" / "state.db"
-    state.parent.mkdir(parents=True, exist_ok=True)
-    conn = connect(state)
-    try:
-        migrations.migrations.apply(Database(conn), stop_before=M050)
-    finally:
-        conn.close()
+    _migrated_before_m050(config)
     with _db(config) as db:
         db.executescript(f"DROP TABLE contents; {FIRST_DAY_CONTENTS};")
         db.execute(
