@@ -411,6 +411,18 @@ def test_csv_keeps_a_formula_after_a_semicolon_as_text(config: Path, tmp_path: P
     assert ";'=cmd|'/c calc'!A0;" in next(r["errors"] for r in rows if r["record_id"] == "S-2")
 
 
+def test_csv_keeps_a_formula_after_leading_spaces_as_text(config: Path, tmp_path: Path) -> None:
+    """A line a platform sent with spaces before a formula (`  =cmd|...`, not JSON) is kept
+    whole as the unusable event's raw input: its cell was left as it came, though the same
+    formula after `; ` was kept as text."""
+    payload = "  =cmd|'/c calc'!A0"
+    run(config, "ingest", str(write_jsonl(tmp_path / "w.jsonl", [payload])))
+    for fmt, separator in (("csv", ","), ("excel", ";")):
+        text = run(config, "unusable", "--format", fmt).stdout.lstrip("\ufeff")
+        (row,) = csv.DictReader(io.StringIO(text), delimiter=separator)
+        assert row["raw"] == "'" + payload, (fmt, row["raw"])
+
+
 def test_the_excel_format_opens_in_a_french_spreadsheet(config: Path, tmp_path: Path) -> None:
     """`csv` is comma-separated UTF-8 without a BOM: a French spreadsheet put every row in
     column A and read "critères" as "critÃ¨res"."""

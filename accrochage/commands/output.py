@@ -71,13 +71,15 @@ def csv_cell(value: Any) -> str:
     """`cell`, with a text a spreadsheet would run as a formula kept as text (a `'` before
     it), at its start and after each `;` and `,`: record ids, CDC messages, an unknown
     field's name in a problem come from outside. Numbers are left as they are (a negative
-    `days_left` is a number)."""
+    `days_left` is a number). Spaces before a formula start count as they do after a
+    separator: an unusable line's raw input `  =cmd|…` is a formula once a spreadsheet trims
+    its cells."""
     text = cell(value)
     if isinstance(value, int | float) and not isinstance(value, bool):
         return text
     if ";" in text or "," in text:
         text = _AFTER_SEPARATOR.sub(r"\1\2'", text)
-    return "'" + text if text.startswith(FORMULA_STARTS) else text
+    return "'" + text if text.lstrip(" ").startswith(FORMULA_STARTS) else text
 
 
 def width(text: str) -> int:
