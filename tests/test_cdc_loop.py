@@ -443,6 +443,48 @@ def test_corrected_and_revoked_in_flight_then_rejected_is_withdrawn_for_good(
     assert not flush(core).cut, "nothing to send for a withdrawn record"
 
 
+def test_a_correction_after_the_revocation_of_an_accepted_record_is_sent(
+    core: Core, shared_dir: Path
+) -> None:
+    """Revoked, then delivered again with another content (the platform's way back, as for a
+    record never sent): once the CDC deleted the passage, the new content goes out; the
+    revocation replayed changes nothing."""
+    original = event("RC-1", score="100")
+    accepted(core, shared_dir, original)
+    revocation = revoked_event(record_id="RC-1")
+    fixed = replay(original)
+    fixed["score"] = "200"
+    ingest(core, revocation, fixed)
+    detail = record(core, "RC-1")
+    assert (detail["revocation_pending"], detail["correction_pending"]) == (False, True)
+    later(core, 20)
+    suppression, _ = only_written(flush(core))
+    answer(core, shared_dir, suppression, ok=["RC-1"])
+    assert record(core, "RC-1")["status"] == "pending"
+    assert ingest_one(core, revocation).outcome == "unchanged"
+    later(core, 20)
+    _, path = only_written(flush(core))
+    assert action_of(path) == "CREATION"
+    assert passages(path)["RC-1"].findtext("cpf:scoring", namespaces=NS) == "200"
+
+
+def test_a_correction_after_a_revocation_in_a_file_not_deposited_is_cut_again(
+    core: Core,
+) -> None:
+    """The same order while the record's file waits to be uploaded: the file is superseded
+    and the record cut again with its new content, not withdrawn."""
+    original = event("RC-2", score="100")
+    ingest(core, original)
+    flush(core)
+    fixed = replay(original)
+    fixed["score"] = "200"
+    ingest(core, revoked_event(record_id="RC-2"), fixed)
+    later(core, 20)
+    _, path = only_written(flush(core))
+    assert record(core, "RC-2")["status"] == "batched"
+    assert passages(path)["RC-2"].findtext("cpf:scoring", namespaces=NS) == "200"
+
+
 def test_an_upgraded_state_clears_a_withdrawn_record_left_with_a_correction(
     tmp_path: Path,
 ) -> None:

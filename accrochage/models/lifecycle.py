@@ -166,8 +166,13 @@ def apply_delivered(
         reason = "correction received after the batch was cut: kept for the correction path"
         if not decoded.valid:
             reason += " (it has errors: a valid correction must follow before it is sent)"
+        if current.revocation_pending:
+            # Arrival order: new content after a revocation is the platform's way back, as
+            # for a record never sent; kept revoked, the CDC would never get it.
+            reason += "; it undoes the revocation received before it"
         flagged = replace(
             current,
+            revocation_pending=False,
             correction_version=version,
             correction_hash=decoded.content_hash,
             correction_valid=decoded.valid,
