@@ -102,6 +102,7 @@ def test_a_record_the_cdc_deleted_is_sent_again_once_its_suppression_answered(
     accepted(core, shared_dir, event("RI-5"))
     ingest(core, revoked_event(record_id="RI-5"))
     suppression, _ = only_written(flush(core))
+    core.operations.deposited([suppression])
 
     (refused,) = core.operations.reinstate(["RI-5"], REASON)
     assert not refused.done and f"SUPPRESSION is in batch {suppression}" in refused.message
@@ -116,6 +117,24 @@ def test_a_record_the_cdc_deleted_is_sent_again_once_its_suppression_answered(
     assert [r["record_id"] for r in outstanding(core)] == ["RI-5"]
     _, path = only_written(flush(core))
     assert action_of(path) == "CREATION" and set(passages(path)) == {"RI-5"}
+
+
+def test_a_suppression_file_never_deposited_is_superseded(core: Core, shared_dir: Path) -> None:
+    """Reinstated before anyone uploaded its SUPPRESSION file: no report will ever answer that
+    file, and uploaded it would delete a passage the record keeps. It is superseded, the
+    record waits for nothing, and the file's other record is cut again."""
+    accepted(core, shared_dir, event("RI-8"), event("RI-9"))
+    ingest(core, revoked_event(record_id="RI-8"), revoked_event(record_id="RI-9"))
+    suppression, path = only_written(flush(core))
+
+    message = reinstate(core, "RI-8")
+    assert f"SUPPRESSION file {suppression[:8]}, never deposited, is superseded" in message
+    assert not path.exists() and (path.parent / "superseded" / path.name).exists()
+    detail = record(core, "RI-8")
+    assert (detail["status"], detail["revocation_pending"]) == ("accepted", False)
+    assert [r["record_id"] for r in outstanding(core)] == ["RI-9"]
+    _, again = only_written(flush(core))
+    assert action_of(again) == "SUPPRESSION" and set(passages(again)) == {"RI-9"}
 
 
 def test_what_is_not_revoked_is_refused(core: Core) -> None:

@@ -148,7 +148,8 @@ def reinstate(ctx: click.Context, record_ids: tuple[str, ...], reason: str) -> N
 
     A withdrawn record gets the status of its content back (pending: sent at the next cut,
     again if the CDC had deleted it); one flagged revocation_pending loses the flag, unless
-    its SUPPRESSION is in flight (import that file's report first). The revocation replayed
+    its SUPPRESSION file is deposited (import that file's report first; one not deposited
+    yet is superseded, never to upload). The revocation replayed
     (its event_id) changes nothing; a new revocation revokes again.
     """
     if not reason.strip():

@@ -134,7 +134,8 @@ def apply_reinstate(current: Record, reason: str, now: datetime) -> Change:
     gets the status of its content back: pending, it goes to the CDC at the next cut (as a new
     passage, the CDC having deleted it if it held it), its stored correction dropped with the
     revocation. A record flagged `revocation_pending` loses the flag, unless its SUPPRESSION
-    is in flight: the CDC's answer to that file comes first."""
+    is in flight: the CDC's answer to that file comes first (`Operations.reinstate`
+    supersedes one never deposited before this)."""
     why = f"reinstated by the operator: {reason}"
     if current.status is Status.WITHDRAWN:
         after = Status.INVALID if current.errors else Status.PENDING

@@ -32,7 +32,13 @@ from accrochage.models.operator import (
     left_out_by,
 )
 from accrochage.models.record import Change, Record, Status
-from accrochage.models.vocabulary import BatchState, CdcReason, Outcome, RecordStatus
+from accrochage.models.vocabulary import (
+    SUPERSEDABLE,
+    BatchState,
+    CdcReason,
+    Outcome,
+    RecordStatus,
+)
 from accrochage.models.withdrawal import apply_suppression_retry
 from accrochage.sinks.base import BatchSink
 from accrochage.state.base import Store, Transaction
@@ -186,8 +192,45 @@ class Operations:
         return self._apply(record_ids, apply_include)
 
     def reinstate(self, record_ids: Sequence[str], reason: str) -> list[ItemOutcome]:
-        """Undo revocations sent by mistake (`apply_reinstate`), the reason in the history."""
-        return self._apply(record_ids, lambda record, now: apply_reinstate(record, reason, now))
+        """Undo revocations sent by mistake (`apply_reinstate`), the reason in the history.
+
+        A SUPPRESSION file of a revoked record that was never deposited is superseded first
+        (its other records cut again): uploaded, it would delete a passage the record keeps,
+        and no report will ever answer a file nobody uploads."""
+        moves: list[tuple[Path, Path]] = []
+
+        def step(tx: Transaction, chunk: Sequence[str]) -> list[ItemOutcome]:
+            superseded = self._supersede_unsent_suppressions(tx, chunk, moves)
+            outcomes = self._apply_in(
+                tx, chunk, lambda record, now: apply_reinstate(record, reason, now)
+            )
+            return [_with_superseded(o, superseded.get(o.item)) for o in outcomes]
+
+        def moved() -> None:
+            self.sink.move_recorded(moves, "superseded")
+            moves.clear()
+
+        return self._in_chunks(record_ids, step, after=moved)
+
+    def _supersede_unsent_suppressions(
+        self, tx: Transaction, record_ids: Sequence[str], moves: list[tuple[Path, Path]]
+    ) -> dict[str, str]:
+        """The SUPPRESSION batches never deposited of these revoked records, superseded (the
+        moves of their files, to make once committed, added to `moves`): record id -> its
+        batch superseded."""
+        now = self._now()
+        unsent = {
+            record.record_id: record.batch_id
+            for record in tx.records(record_ids).values()
+            if record.revocation_pending
+            and record.suppression_awaited
+            and record.batch_id is not None
+            and self._batch_state(tx, record) in SUPERSEDABLE
+        }
+        for batch_id in sorted({b for b in unsent.values() if b is not None}):
+            move = supersede_batch(tx, batch_id, self.sink, self.decode, now)
+            moves += [move] if move is not None else []
+        return {k: v for k, v in unsent.items() if v is not None}
 
     def _apply(
         self, record_ids: Sequence[str], transition: Callable[[Record, datetime], Change]
@@ -249,6 +292,18 @@ class Operations:
             outcomes.append(ItemOutcome(record_id, True, said_done(before, change.record)))
         tx.save(changes)
         return outcomes
+
+
+def _with_superseded(outcome: ItemOutcome, batch_id: str | None) -> ItemOutcome:
+    """`outcome`, naming the SUPPRESSION file a reinstated record's batch no longer needs."""
+    if batch_id is None or not outcome.done:
+        return outcome
+    return ItemOutcome(
+        outcome.item,
+        True,
+        f"{outcome.message}; its SUPPRESSION file {batch_id[:8]}, never deposited, is "
+        "superseded: never upload it (its other records are cut again)",
+    )
 
 
 def _if_rejected(record: Record, now: datetime) -> Change:
