@@ -20,7 +20,7 @@ from accrochage.api import schemas as s
 from accrochage.api.openapi import openapi
 from accrochage.app import Core
 from accrochage.cli import main
-from accrochage.commands.record_text import request_steps
+from accrochage.commands.record_text import record_cell, request_steps
 from accrochage.errors import BadParameter
 from accrochage.models.corrections import RequestClosed, RequestClosure, RequestNotFound
 from accrochage.models.deadline import SystemClock, paris_today
@@ -440,6 +440,34 @@ def test_existe_deja_for_a_first_sending_answers_no_request(
         }
         assert record(core, "OLD-1")["correction_request"]["request_id"] == same
         assert record(core, "OLD-2")["correction_request"]["request_id"] == other
+    finally:
+        core.close()
+
+
+def test_the_problem_cell_of_an_accepted_record_names_its_open_request(
+    tmp_path: Path, shared_dir: Path
+) -> None:
+    """Accepted with "existe déjà en base", outstanding for its request alone: the listings'
+    problem column names the request (what is due), not the acceptance's message."""
+    from tests.test_cdc_loop import answer, flush, only_written
+    from tests.test_tracker import ALREADY
+
+    core, clock = make_core(tmp_path, schema={"version": "1.1.5"})
+    try:
+        request = core.corrections.add("OLD-3", TODAY).request
+        clock.advance(timedelta(hours=1))
+        ingest(core, event("OLD-3"), event("OLD-4"))
+        creation, _ = only_written(flush(core))
+        clock.advance(timedelta(hours=1))
+        kept = {rid: ALREADY.format(rid=rid) for rid in ("OLD-3", "OLD-4")}
+        answer(core, shared_dir, creation, ko=kept)
+        (row,) = outstanding(core)
+        assert record_cell(row, "problem") == (
+            f"correction request {request.request_id} due {request.deadline.isoformat()}"
+        )
+        assert record_cell(record(core, "OLD-4"), "problem").startswith("CDC already_exists: "), (
+            "said still"
+        )
     finally:
         core.close()
 

@@ -44,7 +44,11 @@ def record_cell(
         return shorten(
             f"CDC holds it as {row['cdc_held_as']}: no SUPPRESSION (accrochage show)", 70
         )
-    if row.get("cdc_message"):
+    flags = [f for f in FLAGS if row.get(f)]
+    request = row.get("correction_request")
+    if request:
+        flags.append(f"correction request {request['request_id']} due {request['deadline']}")
+    if row.get("cdc_message") and not (flags and _an_acceptance(row)):
         said = "SUPPRESSION refused" if row.get("suppression_rejected") else "CDC"
         if retried_suppression(row):
             said = "SUPPRESSION retried after CDC"  # the refusal is an earlier file's
@@ -52,11 +56,17 @@ def record_cell(
             waits = row.get("status") == RecordStatus.PENDING
             said = "to send again after CDC" if waits else "sent again after CDC"
         return shorten(f"{said} {row.get('cdc_reason') or ''}: {masked(row['cdc_message'])}", 70)
-    flags = [f for f in FLAGS if row.get(f)]
-    request = row.get("correction_request")
-    if request:
-        flags.append(f"correction request {request['request_id']} due {request['deadline']}")
     return ", ".join(flags)
+
+
+def _an_acceptance(row: Row) -> bool:
+    """An accepted record whose CDC message is its acceptance ("existe déjà en base"): no
+    problem, so what keeps it outstanding (a flag, an open correction request) is said."""
+    return (
+        row.get("status") == RecordStatus.ACCEPTED
+        and row.get("cdc_reason") == CdcReason.ALREADY_EXISTS
+        and not row.get("suppression_rejected")
+    )
 
 
 def retried_suppression(row: Row) -> bool:

@@ -58,9 +58,14 @@ def test_a_refused_then_retried_suppression(fields: dict[str, Any], said: str) -
     ids=["accepted", "accepted and corrected since"],
 )
 def test_an_acceptance_s_own_message_is_no_retried_suppression(fields: dict[str, Any]) -> None:
-    """ "existe déjà" accepts a CREATION: the record carries that message, refused nothing."""
+    """ "existe déjà" accepts a CREATION: the record carries that message, refused nothing;
+    corrected since, what is due (its correction) is said instead."""
     cell = record_cell(row(cdc_message=ALREADY, cdc_reason="already_exists", **fields), "problem")
-    assert cell.startswith("CDC already_exists: Le passage"), cell
+    assert "SUPPRESSION" not in cell
+    if fields:
+        assert cell == "correction_pending", cell
+    else:
+        assert cell.startswith("CDC already_exists: Le passage"), cell
 
 
 def test_a_value_the_cdc_quotes_is_masked_in_the_table() -> None:
