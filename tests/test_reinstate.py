@@ -137,6 +137,28 @@ def test_a_suppression_file_never_deposited_is_superseded(core: Core, shared_dir
     assert action_of(again) == "SUPPRESSION" and set(passages(again)) == {"RI-9"}
 
 
+def test_a_suppression_its_report_left_out_is_not_said_to_wait_for_that_report(
+    core: Core, shared_dir: Path
+) -> None:
+    """The SUPPRESSION file's report came and did not mention the record: no report is to
+    come, so reinstate (and support-applied) say how to learn what the CDC did, not to
+    import a report already imported."""
+    accepted(core, shared_dir, event("RI-10"), event("RI-11"))
+    ingest(core, revoked_event(record_id="RI-10"), revoked_event(record_id="RI-11"))
+    suppression, _ = only_written(flush(core))
+    core.operations.deposited([suppression])
+    answer(core, shared_dir, suppression, ok=["RI-11"])
+
+    (refused,) = core.operations.reinstate(["RI-10"], REASON)
+    (also,) = core.operations.support_applied(["RI-10"], "ticket 7")
+    for outcome in (refused, also):
+        assert not outcome.done
+        assert "did not mention it" in outcome.message
+        assert "import that file's report" not in outcome.message
+        assert "`accrochage retry RI-10`" in outcome.message
+    assert record(core, "RI-10")["revocation_pending"] is True, "untouched"
+
+
 def test_what_is_not_revoked_is_refused(core: Core) -> None:
     ingest(core, event("RI-6"))
     outcomes = core.operations.reinstate(["RI-6", "RI-404"], REASON)

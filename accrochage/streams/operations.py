@@ -31,6 +31,7 @@ from accrochage.models.operator import (
     apply_support_applied,
     left_out_by,
 )
+from accrochage.models.problems import Problem
 from accrochage.models.record import Change, Record, Status
 from accrochage.models.vocabulary import (
     SUPERSEDABLE,
@@ -160,6 +161,27 @@ class Operations:
         self.sink.move_recorded(moves, "superseded")
         return [with_failed_batch(o, in_failed.get(o.item)) for o in outcomes]
 
+    def _suppression_left_out(self, tx: Transaction, record: Record) -> Change | None:
+        """The refusal of a hand-made settlement (`reinstate`, `support-applied`) of an
+        accepted record whose SUPPRESSION file's report did not mention it: no report is
+        to come for it, so the CDC's answer is sought with a SUPPRESSION cut again."""
+        if record.status is not Status.ACCEPTED or not left_out_by(record, record.batch_id):
+            return None
+        if self._batch_state(tx, record) is not REPORTED:
+            return None
+        rid = record.record_id
+        return Change(
+            Outcome.REFUSED,
+            errors=[
+                Problem(
+                    "record_id",
+                    f"the report of record {rid}'s SUPPRESSION file (batch {record.batch_id}) "
+                    "did not mention it: whether the CDC deleted its passage is unknown; "
+                    f"`accrochage retry {rid}` cuts its SUPPRESSION again, whose report says",
+                )
+            ],
+        )
+
     @staticmethod
     def _batch_state(tx: Transaction, record: Record) -> BatchState | None:
         info = tx.batch(record.batch_id) if record.batch_id is not None else None
@@ -177,6 +199,9 @@ class Operations:
         open correction requests as the CDC's acceptance would (`RequestClosure`)."""
 
         def settled(tx: Transaction, record: Record, now: datetime) -> Change:
+            left_out = self._suppression_left_out(tx, record)
+            if left_out is not None:
+                return left_out
             return apply_support_applied(record, note, now, self._correction(tx, record))
 
         def step(tx: Transaction, chunk: Sequence[str]) -> list[ItemOutcome]:
@@ -199,11 +224,15 @@ class Operations:
         and no report will ever answer a file nobody uploads."""
         moves: list[tuple[Path, Path]] = []
 
+        def undone(tx: Transaction, record: Record, now: datetime) -> Change:
+            left_out = self._suppression_left_out(tx, record)
+            if left_out is not None:
+                return left_out
+            return apply_reinstate(record, reason, now)
+
         def step(tx: Transaction, chunk: Sequence[str]) -> list[ItemOutcome]:
             superseded = self._supersede_unsent_suppressions(tx, chunk, moves)
-            outcomes = self._apply_in(
-                tx, chunk, lambda record, now: apply_reinstate(record, reason, now)
-            )
+            outcomes = self._apply_in(tx, chunk, partial(undone, tx))
             return [_with_superseded(o, superseded.get(o.item)) for o in outcomes]
 
         def moved() -> None:
