@@ -627,3 +627,16 @@ async def test_a_state_damaged_under_the_running_service_is_said_storage_corrupt
     assert error["code"] == "storage_corrupt"
     assert "restore the last backup" in error["message"]
     assert (health["status"], health["reason"]) == ("degraded", "storage_corrupt")
+
+
+def test_a_state_path_naming_a_folder_is_said_to_be_one(tmp_path: Path) -> None:
+    """An empty `paths.state` (as an empty `schema.xsd` means the bundled one) is the
+    configuration's folder: the message spoke of hard links to remove, a folder's entries."""
+    for state in ("", str(tmp_path / "var")):
+        (tmp_path / "var").mkdir(exist_ok=True)
+        config = write_config(tmp_path, paths={"state": state})
+        for command in ("summary", "flush"):
+            refused = cli(config, command)
+            assert refused.returncode == 1, (command, refused.stderr)
+            assert "is a folder: name the state's file" in refused.stderr, refused.stderr
+            assert "hard links" not in refused.stderr

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from stat import S_ISDIR
 
 from accrochage.errors import StoreError
 
@@ -21,9 +22,15 @@ def real_state_path(configured: Path) -> Path:
     has more than one hard link. A state not created yet is its future path."""
     real = Path(os.path.realpath(configured))
     try:
-        links = real.stat().st_nlink
+        stat = real.stat()
     except OSError:  # not there yet, or unreadable: opening it says so
         return real
+    if S_ISDIR(stat.st_mode):  # a folder's links are its entries: not a second name
+        raise StoreError(
+            f"paths.state {configured} is a folder: name the state's file, such as "
+            f"{configured / 'state.db'} (an empty paths.state is the configuration's folder)"
+        )
+    links = stat.st_nlink
     if links > 1:
         raise StoreError(
             f"the state database {configured} has {links} names (hard links): SQLite keeps a "
