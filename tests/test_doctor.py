@@ -172,6 +172,23 @@ def test_no_state_yet_informs_without_creating_one(tmp_path: Path) -> None:
     assert not (tmp_path / "var" / "state.db").exists()
 
 
+def test_no_state_yet_where_it_cannot_be_created_needs_the_operator(tmp_path: Path) -> None:
+    """The first day's doctor: a state and an outbox under a file (a mistyped path, a
+    volume not mounted) cannot be created, and `ingest`, `flush`, `run` would fail."""
+    kit = tmp_path / "certifications-cdc.xsd"
+    shutil.copy(BUNDLED_1_1_5, kit)
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("")
+    paths = {"state": blocker / "state.db", "outbox": blocker / "outbox"}
+    config = write_config(tmp_path, schema={"xsd": kit}, paths=paths)
+    shown = doctor_json(config, code=1)
+    cannot = [f for f in findings(shown, "state") if f["needs_operator"]]
+    assert [f["level"] for f in cannot] == ["warning"], shown
+    assert "paths.state" in cannot[0]["message"] and "cannot be created" in cannot[0]["message"]
+    [outbox] = findings(shown, "outbox")
+    assert outbox["needs_operator"] and "cannot be created" in outbox["message"]
+
+
 def test_a_damaged_state_is_an_error(tmp_path: Path) -> None:
     config = with_state(tmp_path, schema=SCHEMA_1_1_2)
     (tmp_path / "var" / "state.db").write_bytes(b"certainly not SQLite " * 500)

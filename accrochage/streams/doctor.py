@@ -34,6 +34,7 @@ from accrochage.streams.doctor_files import (
     held_elsewhere_findings,
     left_out_findings,
     outbox_findings,
+    outbox_unusable,
     refused_after_acceptance_findings,
     requests_of_another_certifier_findings,
     room_findings,
@@ -62,7 +63,7 @@ def diagnose(settings: Settings, clock: Clock, open_store: Callable[[], Store]) 
                 "it; if one should exist, check paths.state and --config",
             )
         )
-        return findings
+        return findings + unmade_findings(settings)
     try:
         store = open_store()
     except StorageCorruptError as exc:
@@ -90,6 +91,29 @@ def diagnose(settings: Settings, clock: Clock, open_store: Callable[[], Store]) 
         findings += requests_of_another_certifier_findings(store)
     finally:
         store.close()
+    return findings
+
+
+def unmade_findings(settings: Settings) -> list[Finding]:
+    """Before the first command creates them, whether the state and the outbox can be made
+    where the configuration puts them: "no state yet" alone let a first day's doctor pass
+    while every `ingest`, `flush` and `run` would then fail to create them."""
+    findings = []
+    state = Path(os.path.realpath(settings.paths.state))
+    existing = next(p for p in state.parents if p.exists())
+    if not (existing.is_dir() and os.access(existing, os.W_OK | os.X_OK)):
+        findings.append(
+            Finding(
+                "state",
+                Level.WARNING,
+                f"paths.state {settings.paths.state} cannot be created by this user ({existing} "
+                "is not a folder it may write): create its folder, or set paths.state",
+                action=True,
+            )
+        )
+    unusable = outbox_unusable(settings.paths.outbox, writer=True)
+    if unusable is not None:
+        findings.append(Finding("outbox", *unusable, action=True))
     return findings
 
 
