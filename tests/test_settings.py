@@ -174,6 +174,21 @@ def test_an_unknown_key_is_refused_with_its_name(
     assert f"{named}: unknown setting" in str(caught.value)
 
 
+def test_a_file_not_in_utf_8_says_where_and_how_to_save_it(tmp_path: Path) -> None:
+    """An accent saved as Latin-1, or a BOM, was a decoder's error or "Invalid statement"."""
+    config = write_config(tmp_path)
+    text = config.read_text(encoding="utf-8")
+    config.write_bytes(text.encode() + "# organisme certifi\u00e9\n".encode("latin-1"))
+    with pytest.raises(ConfigError) as caught:
+        load_settings(config)
+    line = text.count("\n") + 1
+    assert f"line {line} is not UTF-8" in str(caught.value)
+    assert "save the file as UTF-8" in str(caught.value)
+    config.write_bytes(b"\xef\xbb\xbf" + text.encode())
+    with pytest.raises(ConfigError, match=r"byte order mark .*save it as UTF-8 without BOM"):
+        load_settings(config)
+
+
 def test_an_unknown_key_from_the_environment_is_refused(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

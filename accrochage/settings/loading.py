@@ -34,6 +34,8 @@ def load_settings(path: Path | None = None, **overrides: Any) -> Settings:
             "or copy accrochage.example.toml to ./accrochage.toml"
         )
 
+    _utf8(source)
+
     class _FromFile(Settings):
         model_config = SettingsConfigDict(toml_file=source)
 
@@ -56,6 +58,28 @@ def load_settings(path: Path | None = None, **overrides: Any) -> Settings:
         ) from None
     except (OSError, ValueError) as exc:
         raise ConfigError(f"{source}: cannot read the configuration: {exc}") from None
+
+
+def _utf8(source: Path) -> None:
+    """TOML is UTF-8 without a byte order mark: a file saved by an editor in Latin-1 or
+    with a BOM was refused as "'utf-8' codec can't decode byte 0xe9 in position 4379" or
+    "Invalid statement (at line 1, column 1)", with nothing saying what to change."""
+    try:
+        data = source.read_bytes()
+    except OSError:
+        return  # reading it again says why
+    if data.startswith(b"\xef\xbb\xbf"):
+        raise ConfigError(
+            f"{source} starts with a byte order mark (BOM): save it as UTF-8 without BOM"
+        )
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise ConfigError(
+            f"{source}: line {line} is not UTF-8 (an accent saved as Latin-1 or Windows-1252?): "
+            "save the file as UTF-8"
+        ) from None
 
 
 def anchored(settings: Settings, folder: Path) -> Settings:
