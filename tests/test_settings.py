@@ -239,6 +239,21 @@ def test_a_wrong_value_from_the_environment_names_its_variable(
         load_settings(write_config(tmp_path))
 
 
+def test_a_list_not_in_json_names_its_variable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """pydantic-settings names the section only ("field alerts"): with other variables set,
+    the operator was left to guess, and the example was another list's."""
+    monkeypatch.setenv("ACCROCHAGE_API__TOKEN", "t" * 40)
+    monkeypatch.setenv("ACCROCHAGE_ALERTS__WEBHOOKS", "https://hooks.example/SECRETPART")
+    with pytest.raises(ConfigError) as caught:
+        load_settings(write_config(tmp_path))
+    said = str(caught.value)
+    assert said.startswith("ACCROCHAGE_ALERTS__WEBHOOKS: cannot be read"), said
+    assert """e.g. ACCROCHAGE_ALERTS__WEBHOOKS='["..."]'""" in said
+    assert "SECRETPART" not in said and "ACCROCHAGE_API__TOKEN" not in said
+
+
 def test_a_webhook_url_is_never_quoted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     secret = "hooks.slack.com/services/T000/B000/XXXXSECRET"
     monkeypatch.setenv("ACCROCHAGE_ALERTS__WEBHOOKS", f'["{secret}"]')

@@ -52,12 +52,26 @@ def load_settings(path: Path | None = None, **overrides: Any) -> Settings:
     except ValidationError as exc:
         raise ConfigError(describe_settings_errors(source, exc)) from None
     except SettingsError as exc:
-        raise ConfigError(
-            f"an ACCROCHAGE_* variable cannot be read ({exc}): a list setting takes JSON, "
-            """e.g. ACCROCHAGE_API__INGEST_TOKENS='["..."]'"""
-        ) from None
+        raise ConfigError(_unreadable_variable(exc)) from None
     except (OSError, ValueError) as exc:
         raise ConfigError(f"{source}: cannot read the configuration: {exc}") from None
+
+
+_FIELD = re.compile(r'field "([^"]+)"')
+
+
+def _unreadable_variable(exc: SettingsError) -> str:
+    """The variables of the section pydantic-settings could not read (it names the section
+    only, as a field): with several ACCROCHAGE_* set, the operator was left to guess which,
+    and the example named ACCROCHAGE_API__INGEST_TOKENS for an `alerts.webhooks` URL."""
+    found = _FIELD.search(str(exc))
+    variables = _variables_of(found.group(1)) if found else []
+    which = ", ".join(variables) if variables else "an ACCROCHAGE_* variable"
+    example = variables[0] if len(variables) == 1 else "ACCROCHAGE_API__INGEST_TOKENS"
+    return (
+        f"{which}: cannot be read ({exc}): a list setting takes JSON, "
+        f"""e.g. {example}='["..."]'"""
+    )
 
 
 def _utf8(source: Path) -> None:
