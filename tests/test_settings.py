@@ -422,3 +422,21 @@ def test_a_misspelt_scoped_token_is_said_in_the_form_written(tmp_path: Path) -> 
     config = write_config(tmp_path, api={"ingest_tokens": ["short"]})
     with pytest.raises(ConfigError, match=r"api.ingest_tokens.0: a token must hold at least 32"):
         load_settings(config)
+
+
+def test_a_check_across_sections_names_its_keys_not_an_empty_place(tmp_path: Path) -> None:
+    """It read `  - : certifier keys must be unique`, and a scoped token's unknown certifier
+    was `api.ingest_tokens[0]` where every other message counts tokens from #1."""
+    config = write_config(tmp_path)
+    text = config.read_text(encoding="utf-8")
+    twice = text + '\n[[certifiers]]\nkey = "school"\nid_client = "12ABC345"\n'
+    config.write_text(twice + 'id_contrat = "X"\ncertifications = ["RS1"]\n', encoding="utf-8")
+    with pytest.raises(ConfigError) as caught:
+        load_settings(config)
+    assert "\n  - certifiers: keys must be unique; repeated: school" in str(caught.value)
+    assert "  - :" not in str(caught.value)
+    scoped = {"token": "s" * 40, "certifiers": ["nobody"]}
+    config = write_config(tmp_path, api={"token": TOKEN, "ingest_tokens": [scoped]})
+    with pytest.raises(ConfigError) as caught:
+        load_settings(config)
+    assert "\n  - api.ingest_tokens #1 certifiers names 'nobody'" in str(caught.value)

@@ -177,7 +177,8 @@ def describe_settings_errors(source: Path, exc: ValidationError) -> str:
                 "; a list is set whole from the environment, as JSON (e.g. "
                 f"{ENV_PREFIX}CERTIFIERS='[{{\"key\": ...}}]'), never one item by its index"
             )
-        lines.append(f"  - {where}{origin}: {message}")
+        # A check across sections has no place of its own: its message names the keys.
+        lines.append(f"  - {where}{origin}: {message}" if where else f"  - {message}")
     return "\n".join(lines)
 
 

@@ -54,12 +54,15 @@ class Settings(BaseSettings):
         keys = [c.key for c in self.certifiers]
         duplicates = sorted({k for k in keys if keys.count(k) > 1})
         if duplicates:
-            raise ValueError(f"certifier keys must be unique; repeated: {', '.join(duplicates)}")
-        for n, (_, scope) in enumerate(self.api.ingest_scopes):
+            raise ValueError(
+                f"certifiers: keys must be unique; repeated: {', '.join(duplicates)} (give "
+                "each [[certifiers]] section a key of its own)"
+            )
+        for n, (_, scope) in enumerate(self.api.ingest_scopes, start=1):
             unknown = sorted((scope or frozenset()) - set(keys))
             if unknown:
                 raise ValueError(
-                    f"api.ingest_tokens[{n}].certifiers names {', '.join(map(repr, unknown))}, "
+                    f"api.ingest_tokens #{n} certifiers names {', '.join(map(repr, unknown))}, "
                     f"not a configured certifier key (configured: {', '.join(keys)})"
                 )
         return self
