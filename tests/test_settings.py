@@ -440,3 +440,24 @@ def test_a_check_across_sections_names_its_keys_not_an_empty_place(tmp_path: Pat
     with pytest.raises(ConfigError) as caught:
         load_settings(config)
     assert "\n  - api.ingest_tokens #1 certifiers names 'nobody'" in str(caught.value)
+
+
+def test_a_list_written_as_one_value_says_how_to_write_a_list(tmp_path: Path) -> None:
+    """`certifications = "RS1"` and `[certifiers]` with single brackets were refused as
+    "Input should be a valid tuple", a word of Python's that TOML does not have."""
+    config = write_config(tmp_path)
+    text = config.read_text(encoding="utf-8")
+    one = 'certifications = ["RNCP35726"]'
+    config.write_text(text.replace(one, 'certifications = "RNCP35726"'), encoding="utf-8")
+    with pytest.raises(ConfigError) as caught:
+        load_settings(config)
+    said = str(caught.value)
+    assert "certifiers.1.certifications: expected a list in brackets" in said, said
+    assert "tuple" not in said
+    school = text.index('[[certifiers]]\nkey = "school"')
+    single = text[:school] + text[text.index(one) + len(one) :]
+    config.write_text(single.replace("[[certifiers]]", "[certifiers]"), encoding="utf-8")
+    with pytest.raises(ConfigError) as caught:
+        load_settings(config)
+    said = str(caught.value)
+    assert "certifiers: expected one [[certifiers]] section (double brackets)" in said, said

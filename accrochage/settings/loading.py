@@ -211,5 +211,12 @@ def _error_message(error: ErrorDetails) -> str:
             "unknown setting (check its spelling against accrochage.example.toml; "
             "an environment variable is ACCROCHAGE_<SECTION>__<KEY>)"
         )
+    if error["type"] == "tuple_type":  # "Input should be a valid tuple": Python's word
+        if error["loc"] == ("certifiers",):
+            return (
+                "expected one [[certifiers]] section (double brackets) per certifier, "
+                "each with key, id_client, id_contrat and certifications"
+            )
+        return 'expected a list in brackets, even of one item: ["first", "second"]'
     message = error["msg"]
     return message.removeprefix("Value error, ")
