@@ -239,6 +239,20 @@ def test_a_wrong_value_from_the_environment_names_its_variable(
         load_settings(write_config(tmp_path))
 
 
+def test_a_wrong_value_in_the_file_is_not_blamed_on_another_keys_variable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A variable setting another key of the section was named as the wrong value's origin:
+    the operator checked a sound variable and not the file."""
+    monkeypatch.setenv("ACCROCHAGE_BATCHING__TICK", "7s")
+    config = write_config(tmp_path, batching={"max_records": "many"})
+    with pytest.raises(ConfigError) as caught:
+        load_settings(config)
+    said = str(caught.value)
+    assert "  - batching.max_records: " in said, said
+    assert "ACCROCHAGE_BATCHING__TICK" not in said
+
+
 def test_a_list_not_in_json_names_its_variable(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

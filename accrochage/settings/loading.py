@@ -195,14 +195,20 @@ def _untagged(loc: tuple[int | str, ...]) -> tuple[int | str, ...]:
 
 
 def _variables_of(where: str) -> list[str]:
-    """The ACCROCHAGE_* variables a wrong setting may come from: its own, or else any of its
-    section's (`ACCROCHAGE_CERTIFIERS__0__KEY` makes `certifiers` not a list)."""
-    parts = where.split(".")
-    exact = ENV_PREFIX + "__".join(parts[:2]).upper()
-    if exact in os.environ:
-        return [exact]
-    section = ENV_PREFIX + parts[0].upper()
-    return sorted(v for v in os.environ if v == section or v.startswith(section + "__"))
+    """The ACCROCHAGE_* variables a wrong setting may come from: its own, one holding it
+    (`ACCROCHAGE_API` as JSON), or one inside it (`ACCROCHAGE_CERTIFIERS__0__KEY` makes
+    `certifiers` not a list); never another key of its section: a wrong `max_records` in the
+    file was said to come from a sound ACCROCHAGE_BATCHING__TICK."""
+    parts = where.upper().split(".")
+    found = []
+    for variable in os.environ:
+        if not variable.startswith(ENV_PREFIX):
+            continue
+        named = variable.removeprefix(ENV_PREFIX).upper().split("__")
+        shared = min(len(named), len(parts))
+        if named[:shared] == parts[:shared]:
+            found.append(variable)
+    return sorted(found)
 
 
 def _error_message(error: ErrorDetails) -> str:
