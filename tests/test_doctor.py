@@ -189,6 +189,24 @@ def test_no_state_yet_where_it_cannot_be_created_needs_the_operator(tmp_path: Pa
     assert outbox["needs_operator"] and "cannot be created" in outbox["message"]
 
 
+def test_a_configuration_holding_a_token_that_every_user_may_read_needs_the_operator(
+    tmp_path: Path,
+) -> None:
+    """`cp accrochage.example.toml accrochage.toml` under the usual umask: any user of the
+    machine read the operator's token, and with it every record's personal data."""
+    config = write_config(tmp_path, api={"token": "o" * 40})
+    config.chmod(0o644)
+    [found] = findings(doctor_json(config, code=1), "config")
+    assert found["needs_operator"] and "holds api.token" in found["message"]
+    assert "o" * 40 not in found["message"]
+    config.chmod(0o640)
+    assert findings(doctor_json(config, code=1), "config") == []
+    (tmp_path / "no-secret").mkdir()
+    without = write_config(tmp_path / "no-secret")
+    without.chmod(0o644)
+    assert findings(doctor_json(without, code=1), "config") == []
+
+
 def test_a_damaged_state_is_an_error(tmp_path: Path) -> None:
     config = with_state(tmp_path, schema=SCHEMA_1_1_2)
     (tmp_path / "var" / "state.db").write_bytes(b"certainly not SQLite " * 500)

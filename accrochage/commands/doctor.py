@@ -9,6 +9,7 @@ import click
 
 from accrochage.app import open_store
 from accrochage.models.deadline import SystemClock
+from accrochage.settings import config_path
 from accrochage.streams.doctor import Finding, diagnose, needs_operator
 
 
@@ -28,7 +29,10 @@ def doctor(ctx: click.Context, fmt: str) -> None:
     something needs the operator (ERROR, or WARNING: a warning that asks for an action)."""
     settings = ctx.obj.settings
     findings = diagnose(
-        settings, SystemClock(), lambda: open_store(settings, service=True, read_only=True)
+        settings,
+        SystemClock(),
+        lambda: open_store(settings, service=True, read_only=True),
+        config_path(ctx.obj.config),
     )
     failing = needs_operator(findings)
     if fmt == "json":

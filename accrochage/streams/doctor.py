@@ -25,6 +25,7 @@ from accrochage.state.base import AlertState, Observation, Store
 from accrochage.streams.alerts import active, annotations_of, see_for, severity_of
 from accrochage.streams.doctor_config import (
     certifier_findings,
+    config_findings,
     schema_finding,
     token_findings,
     xsd_finding,
@@ -48,10 +49,17 @@ _NEVER = datetime(1970, 1, 1, tzinfo=UTC)
 __all__ = ["Finding", "Level", "diagnose", "needs_operator"]
 
 
-def diagnose(settings: Settings, clock: Clock, open_store: Callable[[], Store]) -> list[Finding]:
-    """Every check; `open_store` opens the state checking its integrity (`quick_check`)."""
+def diagnose(
+    settings: Settings,
+    clock: Clock,
+    open_store: Callable[[], Store],
+    config: Path | None = None,
+) -> list[Finding]:
+    """Every check; `open_store` opens the state checking its integrity (`quick_check`);
+    `config`: the configuration file the settings were read from."""
     chosen = schema_finding(settings)
     findings = [chosen, xsd_finding(settings), *token_findings(settings)]
+    findings += config_findings(config) if config is not None else []
     findings += certifier_findings(settings)
     state = settings.paths.state
     if not state.exists():

@@ -1,12 +1,15 @@
 """`accrochage doctor`'s checks of the configuration: the schema version, the XSD that gates
-the files, the ingest tokens. They read the settings and the XSD files only, never the state."""
+the files, the ingest tokens, who may read the file. They read the settings, the
+configuration file and the XSD files only, never the state."""
 
 from __future__ import annotations
 
+import tomllib
 from pathlib import Path
 
 from accrochage.errors import AccrochageError
 from accrochage.models.vocabulary import DepositorNature
+from accrochage.private_files import open_to_others
 from accrochage.settings import Settings
 from accrochage.sinks.profiles import OFFICIAL_KIT, RECONSTRUCTED, profile_for
 from accrochage.sinks.schemas import declared_version, load_schema
@@ -41,6 +44,40 @@ def token_findings(settings: Settings) -> list[Finding]:
             f"api.ingest_tokens {', '.join(open_ones)} may send events for every certifier "
             f'({", ".join(keys)}): write each as {{token = "...", certifiers = [...]}} to '
             "limit an exam platform to the certifiers it delivers for",
+        )
+    ]
+
+
+def config_findings(config: Path) -> list[Finding]:
+    """A configuration file that holds a secret and every user of the machine may read:
+    `cp accrochage.example.toml accrochage.toml` makes it so under the usual umask, and the
+    operator's token reads every record's personal data through the API."""
+    try:
+        exposed = open_to_others(config)
+        data = tomllib.loads(config.read_text(encoding="utf-8"))
+    except (OSError, ValueError):  # loading the settings read it already
+        return []
+    api, alerts = data.get("api", {}), data.get("alerts", {})
+    held = [
+        key
+        for key, value in (
+            ("api.token", api.get("token")),
+            ("api.ingest_tokens", api.get("ingest_tokens")),
+            ("alerts.webhooks", alerts.get("webhooks")),
+            ("alerts.alertmanager", alerts.get("alertmanager")),
+        )
+        if value
+    ]
+    if not exposed or not held:
+        return []
+    return [
+        Finding(
+            "config",
+            Level.WARNING,
+            f"{config} holds {', '.join(held)} and may be read by every user of this machine "
+            "(the operator's token reads every record's personal data): `chmod o-rwx` it, or "
+            "set them in ACCROCHAGE_* variables instead",
+            action=True,
         )
     ]
 
