@@ -475,3 +475,19 @@ def test_a_list_written_as_one_value_says_how_to_write_a_list(tmp_path: Path) ->
         load_settings(config)
     said = str(caught.value)
     assert "certifiers: expected one [[certifiers]] section (double brackets)" in said, said
+
+
+def test_a_refused_item_is_one_fault_not_also_an_empty_list(tmp_path: Path) -> None:
+    """`certifications = ["rs5875"]` was two faults: the code's pattern, and "Tuple should
+    have at least 1 item after validation, not 0" for a list that holds one."""
+    config = write_config(tmp_path)
+    text = config.read_text(encoding="utf-8")
+    config.write_text(text.replace('["RNCP35726"]', '["rncp35726"]'), encoding="utf-8")
+    with pytest.raises(ConfigError) as caught:
+        load_settings(config)
+    said = str(caught.value)
+    assert "1 wrong or missing setting(s)" in said and "certifiers.1.certifications.0" in said
+    assert "at least 1 item" not in said
+    config.write_text(text.replace('["RNCP35726"]', "[]"), encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"certifiers\.1\.certifications: .*at least 1 item"):
+        load_settings(config)

@@ -166,8 +166,9 @@ def unknown_variables(environ: Mapping[str, str]) -> list[str]:
 
 
 def describe_settings_errors(source: Path, exc: ValidationError) -> str:
-    lines = [f"{source}: {exc.error_count()} wrong or missing setting(s):"]
-    for error in exc.errors():
+    errors = _without_echoes(exc.errors())
+    lines = [f"{source}: {len(errors)} wrong or missing setting(s):"]
+    for error in errors:
         where = ".".join(str(part) for part in _untagged(error["loc"])).replace("schema_", "schema")
         variables = _variables_of(where)
         origin = f" (from {', '.join(variables)})" if variables else ""
@@ -180,6 +181,21 @@ def describe_settings_errors(source: Path, exc: ValidationError) -> str:
         # A check across sections has no place of its own: its message names the keys.
         lines.append(f"  - {where}{origin}: {message}" if where else f"  - {message}")
     return "\n".join(lines)
+
+
+def _without_echoes(errors: list[ErrorDetails]) -> list[ErrorDetails]:
+    """Without a list's "at least 1 item" when an item of it is refused: pydantic counts the
+    refused item out and says so too, and `certifications = ["rs5875"]` read as a second
+    fault, an empty list, beside the code's own."""
+    return [
+        error
+        for error in errors
+        if error["type"] != "too_short"
+        or not any(
+            other["loc"][: len(error["loc"])] == error["loc"] and other["loc"] != error["loc"]
+            for other in errors
+        )
+    ]
 
 
 _INDEXED = re.compile(r"__[0-9]+(__|$)")
