@@ -398,6 +398,20 @@ def test_a_variable_is_read_whatever_the_case_of_its_section(
     assert load_settings(write_config(tmp_path)).batching.max_records == 7
 
 
+def test_a_lower_case_variable_is_checked_as_it_is_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`accrochage_api__token` sets the token, so `accrochage_api_token` (one `_`) must not
+    be ignored, leaving an API without the token the operator meant to require."""
+    monkeypatch.setenv("accrochage_api_token", "x" * 40)
+    with pytest.raises(ConfigError, match="accrochage_api_token: not a setting"):
+        load_settings(write_config(tmp_path))
+    monkeypatch.delenv("accrochage_api_token")
+    monkeypatch.setenv("accrochage_api__token", "short")
+    with pytest.raises(ConfigError, match=r"api\.token \(from accrochage_api__token\)"):
+        load_settings(write_config(tmp_path))
+
+
 def test_settings_are_read_only_and_alert_urls_never_shown(tmp_path: Path) -> None:
     """One reading of the configuration builds everything: nothing may change it afterwards
     (a certifier appended past the unique-key check); a webhook's URL is a credential and

@@ -157,9 +157,11 @@ def unknown_variables(environ: Mapping[str, str]) -> list[str]:
     fields = {(f.alias or name).upper() for name, f in Settings.model_fields.items()}
     found = []
     for variable in environ:
-        if not variable.startswith(ENV_PREFIX) or variable in NOT_SETTINGS:
+        # Read whatever its case (pydantic-settings is not case-sensitive), so checked so.
+        named = variable.upper()
+        if not named.startswith(ENV_PREFIX) or named in NOT_SETTINGS:
             continue
-        section = variable.removeprefix(ENV_PREFIX).split("__", 1)[0].upper()
+        section = named.removeprefix(ENV_PREFIX).split("__", 1)[0]
         if section not in fields:
             found.append(variable)
     return sorted(found)
@@ -218,9 +220,9 @@ def _variables_of(where: str) -> list[str]:
     parts = where.upper().split(".")
     found = []
     for variable in os.environ:
-        if not variable.startswith(ENV_PREFIX):
+        if not variable.upper().startswith(ENV_PREFIX):
             continue
-        named = variable.removeprefix(ENV_PREFIX).upper().split("__")
+        named = variable.upper().removeprefix(ENV_PREFIX).split("__")
         shared = min(len(named), len(parts))
         if named[:shared] == parts[:shared]:
             found.append(variable)
