@@ -10,7 +10,6 @@ dates only: never a record's content.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,7 +17,6 @@ from pathlib import Path
 from accrochage.errors import AccrochageError, StateNeedsMigration, StorageCorruptError
 from accrochage.models.deadline import Clock, paris_today
 from accrochage.models.vocabulary import RecordStatus
-from accrochage.private_files import open_to_others
 from accrochage.refdata.load import source_warnings
 from accrochage.settings import Settings
 from accrochage.state.base import AlertState, Observation, Store
@@ -35,13 +33,16 @@ from accrochage.streams.doctor_files import (
     held_elsewhere_findings,
     left_out_findings,
     outbox_findings,
-    outbox_unusable,
     refused_after_acceptance_findings,
     requests_of_another_certifier_findings,
     room_findings,
 )
+from accrochage.streams.doctor_state import (
+    state_findings,
+    unmade_findings,
+    writer_findings,
+)
 from accrochage.streams.findings import Finding, Level, needs_operator
-from accrochage.streams.schema_choice import unchosen_schema
 from accrochage.streams.watch import Watch
 
 _NEVER = datetime(1970, 1, 1, tzinfo=UTC)
@@ -100,109 +101,6 @@ def diagnose(
     finally:
         store.close()
     return findings
-
-
-def unmade_findings(settings: Settings) -> list[Finding]:
-    """Before the first command creates them, whether the state and the outbox can be made
-    where the configuration puts them: "no state yet" alone let a first day's doctor pass
-    while every `ingest`, `flush` and `run` would then fail to create them."""
-    findings = []
-    state = Path(os.path.realpath(settings.paths.state))
-    existing = next(p for p in state.parents if p.exists())
-    if not (existing.is_dir() and os.access(existing, os.W_OK | os.X_OK)):
-        findings.append(
-            Finding(
-                "state",
-                Level.WARNING,
-                f"paths.state {settings.paths.state} cannot be created by this user ({existing} "
-                "is not a folder it may write): create its folder, or set paths.state",
-                action=True,
-            )
-        )
-    unusable = outbox_unusable(settings.paths.outbox, writer=True)
-    if unusable is not None:
-        findings.append(Finding("outbox", *unusable, action=True))
-    return findings
-
-
-# -- the API's tokens -----------------------------------------------------------------------
-
-
-def state_findings(settings: Settings, store: Store) -> list[Finding]:
-    with store.reading() as reader:
-        health = reader.health()
-        written = reader.schema_versions_written()
-    last = health.migrations[-1] if health.migrations else "none"
-    findings = [
-        Finding(
-            "state",
-            Level.OK,
-            f"{settings.paths.state}: integrity check (quick_check) ok, "
-            f"{health.bytes / 1e6:.1f} MB ({health.free_bytes / 1e6:.1f} MB of it free pages "
-            f"that `compact` gives back to the disk), {len(health.migrations)} migration(s) "
-            f"applied (last {last})",
-        )
-    ]
-    findings += privacy_findings(settings.paths.state)
-    unchosen = unchosen_schema(settings, written)
-    if unchosen is not None:
-        findings.append(Finding("schema", Level.ERROR, unchosen))
-    elif written:
-        shown = ", ".join(sorted(written))
-        findings.append(Finding("schema", Level.OK, f"the state holds files of schema {shown}"))
-    return findings
-
-
-def privacy_findings(state: Path) -> list[Finding]:
-    """The state's files that every user of the machine may read: they hold personal data
-    (a state created before `private_files`, or copied under a loose umask)."""
-    ends = ("", "-wal", "-shm")
-    state = Path(os.path.realpath(state))  # SQLite's files are beside the file itself
-    exposed = [
-        f"{state.name}{end}"
-        for end in ends
-        if (path := state.with_name(state.name + end)).exists() and open_to_others(path)
-    ]
-    if not exposed:
-        return []
-    return [
-        Finding(
-            "state",
-            Level.WARNING,
-            f"{', '.join(exposed)} in {state.parent} may be read by every user of this machine, "
-            "and the state holds personal data: `chmod o-rwx` them (new states are created "
-            "readable by their owner and group only)",
-            action=True,
-        )
-    ]
-
-
-def writer_findings(store: Store) -> list[Finding]:
-    """Who holds the state's write lock, when someone does: a stopped command holds every
-    writer behind it (the service answers `state_busy`), and says nothing itself."""
-    found = store.write_holder()
-    if found is None:
-        return []
-    who = f"process {found.pid}" if found.pid is not None else "a writer"
-    if found.stopped:
-        return [
-            Finding(
-                "state",
-                Level.ERROR,
-                f"{who} holds the state's write lock and is stopped (Ctrl-Z?): every writer "
-                "(the service, ingest, flush, a Kafka worker) waits for it, then gives up "
-                "with state_busy after state.lock_wait; resume it (`fg` in its terminal, or "
-                f"`kill -CONT {found.pid}`) or end it",
-            )
-        ]
-    return [
-        Finding(
-            "state",
-            Level.OK,
-            f"{who} is writing the state now (a command, the service or a worker): other "
-            "writers wait for it, up to state.lock_wait",
-        )
-    ]
 
 
 # -- reference data ---------------------------------------------------------------------------
