@@ -505,3 +505,23 @@ def test_a_refused_item_is_one_fault_not_also_an_empty_list(tmp_path: Path) -> N
     config.write_text(text.replace('["RNCP35726"]', "[]"), encoding="utf-8")
     with pytest.raises(ConfigError, match=r"certifiers\.1\.certifications: .*at least 1 item"):
         load_settings(config)
+
+
+@pytest.mark.parametrize("variable", ["ACCROCHAGE_API__TOKEN", "accrochage_api__token"])
+@pytest.mark.parametrize("empty", ["", "  "])
+def test_an_empty_token_variable_is_refused_not_taken_for_no_token(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, variable: str, empty: str
+) -> None:
+    """An `EnvironmentFile` template or a compose `${TOKEN}` left unset replaced the file's
+    token with none: on a loopback bind, the API answered anyone."""
+    config = write_config(tmp_path, api={"token": "f" * 40})
+    monkeypatch.setenv(variable, empty)
+    with pytest.raises(ConfigError) as refused:
+        load_settings(config)
+    said = str(refused.value)
+    assert said.startswith(f"{variable}: set but empty"), said
+    assert "unset it to keep the file's" in said and "f" * 40 not in said
+    monkeypatch.delenv(variable)
+    assert load_settings(config).api.token.get_secret_value() == "f" * 40
+    monkeypatch.setenv("ACCROCHAGE_SCHEMA__XSD", "")
+    assert load_settings(config).schema_.xsd is None, "other empty variables keep their meaning"

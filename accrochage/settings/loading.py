@@ -45,6 +45,13 @@ def load_settings(path: Path | None = None, **overrides: Any) -> Settings:
             f"{', '.join(unknown)}: not a setting; a setting's variable is "
             "ACCROCHAGE_<SECTION>__<KEY> (e.g. ACCROCHAGE_API__TOKEN): check its spelling"
         )
+    emptied = emptied_secrets(os.environ)
+    if emptied:
+        raise ConfigError(
+            f"{', '.join(emptied)}: set but empty, it would replace the file's token with none "
+            "(on a loopback bind the API then answers anyone without one): unset it to keep "
+            "the file's, or give it the token"
+        )
     try:
         # The folder as it really is: the same folder reached by `..` or through a link is
         # one outbox, not a move of the state's files at each run.
@@ -165,6 +172,17 @@ def unknown_variables(environ: Mapping[str, str]) -> list[str]:
         if section not in fields:
             found.append(variable)
     return sorted(found)
+
+
+SECRET_VARIABLES = frozenset({"ACCROCHAGE_API__TOKEN"})
+"""Variables whose empty value would silently take a secret away: an `EnvironmentFile`
+template or a compose `${TOKEN}` left unset gave an API without its token."""
+
+
+def emptied_secrets(environ: Mapping[str, str]) -> list[str]:
+    return sorted(
+        v for v, value in environ.items() if v.upper() in SECRET_VARIABLES and not value.strip()
+    )
 
 
 def describe_settings_errors(source: Path, exc: ValidationError) -> str:
