@@ -18,7 +18,7 @@ import pytest
 
 from accrochage.app import Core
 from accrochage.errors import StorageCorruptError, StorageFullError, StoreBusyError
-from accrochage.streams import operations
+from accrochage.streams import chunked, operations
 from tests.test_tracker import batch_row, event, ingest, make_core, record
 
 BUSY = "another writer has held the state for 30 s (in this test)"
@@ -53,7 +53,7 @@ def test_include_commits_a_chunk_at_a_time_and_refuses_what_a_failure_left(
     ids = [f"K-{i}" for i in range(5)]
     ingest(core, *(event(i) for i in ids))
     core.operations.exclude(ids, "test cohort")
-    monkeypatch.setattr(operations, "CHUNK_RECORDS", 2)
+    monkeypatch.setattr(chunked, "CHUNK_RECORDS", 2)
     fail_transaction(core, monkeypatch, 2)
     outcomes = core.operations.include(ids)
     assert [(o.item, o.done) for o in outcomes] == [(i, i in ids[:2]) for i in ids]
@@ -76,7 +76,7 @@ def test_a_chunk_whose_commit_fails_is_reported_once_as_not_applied(
     ids = [f"C-{i}" for i in range(3)]
     ingest(core, *(event(i) for i in ids))
     core.operations.exclude(ids, "test cohort")
-    monkeypatch.setattr(operations, "CHUNK_RECORDS", 2)
+    monkeypatch.setattr(chunked, "CHUNK_RECORDS", 2)
     real = core.store.transaction
 
     @contextmanager
@@ -108,7 +108,7 @@ def test_retry_and_include_go_by_chunks_too(core: Core, monkeypatch: pytest.Monk
     ids = [f"I-{i}" for i in range(3)]
     ingest(core, *(event(i) for i in ids))
     core.operations.exclude(ids, "test cohort")
-    monkeypatch.setattr(operations, "CHUNK_RECORDS", 2)
+    monkeypatch.setattr(chunked, "CHUNK_RECORDS", 2)
     opened = fail_transaction(core, monkeypatch, 0)
     assert all(o.done for o in core.operations.include(ids)) and opened() == 2
     refused = core.operations.retry(ids)  # pending, not rejected: refused one by one

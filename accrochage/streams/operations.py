@@ -11,15 +11,13 @@ storage failure refuses every item not applied yet, saying why) is simply run ag
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from functools import partial
 from pathlib import Path
 
-from accrochage.errors import StoreError
 from accrochage.models.batch import not_one_batch
 from accrochage.models.corrections import RequestClosure
-from accrochage.models.deadline import Clock
 from accrochage.models.operator import (
     SUPPRESSION_LEFT_OUT,
     UNREPORTED,
@@ -41,37 +39,21 @@ from accrochage.models.vocabulary import (
     RecordStatus,
 )
 from accrochage.models.withdrawal import apply_suppression_retry
-from accrochage.sinks.base import BatchSink
-from accrochage.state.base import Store, Transaction
+from accrochage.state.base import Transaction
+from accrochage.streams.chunked import Chunked
 from accrochage.streams.deposits import deposit
-from accrochage.streams.incoming import Ready
 from accrochage.streams.item_outcomes import (
     ItemOutcome,
-    not_applied,
     refused,
-    said_done,
     with_failed_batch,
 )
-from accrochage.streams.redecode import Decodes
 from accrochage.streams.withdraw import supersede_batch
 
 REPORTED, FAILED = BatchState.REPORTED, BatchState.FAILED
-CHUNK_RECORDS = 5_000
-"""Records one transaction of `retry` or `include` changes (about 0.5 s; 105 µs a
-record measured for `retry`): in one transaction, 300,000 ids kept every other writer waiting
-for half a minute."""
 
 
-class Operations:
-    def __init__(self, store: Store, clock: Clock, sink: BatchSink, decode: Decodes) -> None:
-        self.store = store
-        self.clock = clock
-        self.sink = sink
-        self.decode = decode
-        """Decodes a stored correction again, the day it becomes a record's content."""
-
-    def _now(self) -> datetime:
-        return self.clock.now().replace(microsecond=0)
+class Operations(Chunked):
+    """The operator's actions on records and batches (`Chunked`: how they are applied)."""
 
     def deposited(self, refs: Sequence[str]) -> list[ItemOutcome]:
         """Record that files were uploaded to the CDC portal. A REF is a batch id, a prefix of
@@ -182,16 +164,6 @@ class Operations:
             ],
         )
 
-    @staticmethod
-    def _batch_state(tx: Transaction, record: Record) -> BatchState | None:
-        info = tx.batch(record.batch_id) if record.batch_id is not None else None
-        return None if info is None else info.state
-
-    def _correction(self, tx: Transaction, record: Record) -> Ready | None:
-        if record.correction_version is None:
-            return None
-        return self.decode(tx, record.record_id, record.correction_version)
-
     def support_applied(self, record_ids: Sequence[str], note: str) -> list[ItemOutcome]:
         """Record that the CDC's support applied what these accepted records wait to send (a
         correction, a withdrawal: schema 1.1.2 cannot, nor a SUPPRESSION to a record the CDC
@@ -260,67 +232,6 @@ class Operations:
             move = supersede_batch(tx, batch_id, self.sink, self.decode, now)
             moves += [move] if move is not None else []
         return {k: v for k, v in unsent.items() if v is not None}
-
-    def _apply(
-        self, record_ids: Sequence[str], transition: Callable[[Record, datetime], Change]
-    ) -> list[ItemOutcome]:
-        return self._in_chunks(record_ids, lambda tx, chunk: self._apply_in(tx, chunk, transition))
-
-    def _in_chunks(
-        self,
-        items: Sequence[str],
-        step: Callable[[Transaction, Sequence[str]], list[ItemOutcome]],
-        *,
-        size: int | None = None,
-        after: Callable[[], None] | None = None,
-    ) -> list[ItemOutcome]:
-        """`step` over `size` items at a time (default: `CHUNK_RECORDS`, read at each call), a
-        transaction each (`after` once each has committed); a storage failure refuses the
-        items not applied yet."""
-        size = size or CHUNK_RECORDS
-        outcomes: list[ItemOutcome] = []
-        for start in range(0, len(items), size):
-            chunk = items[start : start + size]
-            try:
-                with self.store.transaction() as tx:
-                    done = step(tx, chunk)
-            except StoreError as exc:  # COMMIT included: nothing of the chunk was applied
-                return outcomes + not_applied(items[start:], exc)
-            outcomes += done
-            if after is not None:
-                after()
-        return outcomes
-
-    def _apply_in(
-        self,
-        tx: Transaction,
-        record_ids: Sequence[str],
-        transition: Callable[[Record, datetime], Change],
-        was: Mapping[str, Record] | None = None,
-    ) -> list[ItemOutcome]:
-        """`was`: records as they were before this command changed them (a member of a failed
-        batch, back to pending when the batch was superseded): what the outcome says they were."""
-        now = self._now()
-        current = tx.records(record_ids)
-        outcomes, changes = [], []
-        for record_id in record_ids:
-            record = current.get(record_id)
-            if record is None:
-                outcomes.append(refused(record_id, "unknown record"))
-                continue
-            change = transition(record, now)
-            if change.outcome is Outcome.REFUSED:
-                outcomes.append(refused(record_id, change.errors[0].message))
-                continue
-            if change.record is None:
-                outcomes.append(ItemOutcome(record_id, True, f"already {record.status}"))
-                continue
-            current[record_id] = change.record
-            changes.append(change)
-            before = (was or {}).get(record_id, record)
-            outcomes.append(ItemOutcome(record_id, True, said_done(before, change.record)))
-        tx.save(changes)
-        return outcomes
 
 
 def _with_superseded(outcome: ItemOutcome, batch_id: str | None) -> ItemOutcome:
