@@ -485,6 +485,25 @@ def test_a_correction_after_a_revocation_in_a_file_not_deposited_is_cut_again(
     assert passages(path)["RC-2"].findtext("cpf:scoring", namespaces=NS) == "200"
 
 
+def test_a_correction_with_errors_after_a_revocation_leaves_it_standing(
+    core: Core, shared_dir: Path
+) -> None:
+    """An event with errors is no way back: it could never be sent, so undoing the revocation
+    left the CDC holding the revoked passage with nothing cut to delete it."""
+    original = event("RC-3")
+    accepted(core, shared_dir, original)
+    ingest(core, revoked_event(record_id="RC-3"))
+    broken = replay(original)
+    broken["delivered_on"] = "2026-02-30"
+    assert ingest_one(core, broken).outcome == "correction_stored"
+    assert record(core, "RC-3")["revocation_pending"] is True
+    later(core, 20)
+    suppression, path = only_written(flush(core))
+    assert action_of(path) == "SUPPRESSION"
+    answer(core, shared_dir, suppression, ok=["RC-3"])
+    assert record(core, "RC-3")["status"] == "withdrawn"
+
+
 def test_an_upgraded_state_clears_a_withdrawn_record_left_with_a_correction(
     tmp_path: Path,
 ) -> None:

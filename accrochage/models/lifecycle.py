@@ -166,13 +166,17 @@ def apply_delivered(
         reason = "correction received after the batch was cut: kept for the correction path"
         if not decoded.valid:
             reason += " (it has errors: a valid correction must follow before it is sent)"
-        if current.revocation_pending:
-            # Arrival order: new content after a revocation is the platform's way back, as
-            # for a record never sent; kept revoked, the CDC would never get it.
+        # Arrival order: new content after a revocation is the platform's way back, as for a
+        # record never sent; kept revoked, the CDC would never get it. One with errors is no
+        # way back: it could never be sent, and the CDC would keep the revoked passage.
+        undone = current.revocation_pending and decoded.valid
+        if undone:
             reason += "; it undoes the revocation received before it"
+        elif current.revocation_pending:
+            reason += "; the revocation received before it stands (only a valid one undoes it)"
         flagged = replace(
             current,
-            revocation_pending=False,
+            revocation_pending=current.revocation_pending and not undone,
             correction_version=version,
             correction_hash=decoded.content_hash,
             correction_valid=decoded.valid,
