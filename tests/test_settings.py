@@ -239,6 +239,19 @@ def test_a_wrong_value_from_the_environment_names_its_variable(
         load_settings(write_config(tmp_path))
 
 
+def test_a_whole_section_not_in_json_is_told_to_be_an_object(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ACCROCHAGE_API is the [api] section whole: told to write a list, the operator met the
+    next error."""
+    monkeypatch.setenv("ACCROCHAGE_API", "bind=127.0.0.1:8787")
+    with pytest.raises(ConfigError) as caught:
+        load_settings(write_config(tmp_path))
+    said = str(caught.value)
+    assert "ACCROCHAGE_API: cannot be read" in said
+    assert "a whole section takes a JSON object" in said and "list" not in said
+
+
 def test_a_wrong_value_in_the_file_is_not_blamed_on_another_keys_variable(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -75,10 +75,16 @@ def _unreadable_variable(exc: SettingsError) -> str:
     variables = _variables_of(found.group(1)) if found else []
     which = ", ".join(variables) if variables else "an ACCROCHAGE_* variable"
     example = variables[0] if len(variables) == 1 else "ACCROCHAGE_API__INGEST_TOKENS"
-    return (
-        f"{which}: cannot be read ({exc}): a list setting takes JSON, "
-        f"""e.g. {example}='["..."]'"""
-    )
+    return f"{which}: cannot be read ({exc}): {_json_example(example)}"
+
+
+def _json_example(variable: str) -> str:
+    """How to write `variable` as JSON: a whole section (ACCROCHAGE_API) is an object; told
+    to write a list, the operator only met the next error."""
+    named = variable.upper().removeprefix(ENV_PREFIX)
+    if "__" in named or named == "CERTIFIERS":
+        return f"""a list setting takes JSON, e.g. {variable}='["..."]'"""
+    return f"""a whole section takes a JSON object, e.g. {variable}='{{"key": "value"}}'"""
 
 
 def _utf8(source: Path) -> None:
