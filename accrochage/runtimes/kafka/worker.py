@@ -129,7 +129,9 @@ def build_worker(
     async def commit_what_is_stored(*_: Any, **__: Any) -> None:
         """At a stop, once fetching has ended: the groups in flight stored, then their offsets
         committed to the broker. faust's last commit came before they were, and lag tools
-        showed a lag the state did not have until the next start."""
+        showed a lag the state did not have until the next start. Both waits are bounded: the
+        groups by what is left of the stop (`stop_left`), the commit by `COMMIT_SECONDS`
+        (`SeekingConsumer._commit`), so a broker that is down does not hold the stop."""
         await pending.settled()
         consumer = app.consumer
         if not isinstance(consumer, SeekingConsumer):
