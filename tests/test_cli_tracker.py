@@ -325,6 +325,9 @@ def test_outstanding_filters(loaded: Path) -> None:
     assert overdue_later == ["Q-LATE", "Q-SOON"]
     bad = run(loaded, "outstanding", "--status", "lost", code=None)
     assert bad.exit_code == 2
+    by_id = [r["record_id"] for r in outstanding_json(loaded, "--order", "record_id")]
+    assert by_id == ["Q-FAR", "Q-INV", "Q-LATE", "Q-SOON"]
+    assert run(loaded, "records", "--order", "newest", code=2).exit_code == 2
 
 
 @pytest.mark.parametrize(

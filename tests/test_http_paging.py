@@ -164,3 +164,70 @@ async def test_a_cursor_of_another_route_or_shape_is_a_bad_parameter(
         assert status == 400, body
         assert_error_shape(body, "bad_parameter")
         assert "cursor" in body["error"]["message"]
+
+
+async def walk_changing(
+    client: aiohttp.ClientSession, order: str, change: Any, size: int = 2
+) -> list[str]:
+    """Every record id of `GET /records` in `order`, page after page, `change(page_number)`
+    run between two pages."""
+    seen: list[str] = []
+    params = {"order": order, "limit": str(size)}
+    for number in range(100):
+        status, page = await get(client, "/records", params=params)
+        assert status == 200, page
+        seen += [row["record_id"] for row in page["records"]]
+        if page["next_cursor"] is None:
+            return seen
+        await change(number)
+        params = {**params, "cursor": page["next_cursor"]}
+    raise AssertionError("more than 100 pages")
+
+
+async def test_records_by_id_are_each_walked_once_while_their_deadlines_move(core: Core) -> None:
+    """A platform synchronising its records walks them by id: a record whose deadline moves
+    between two pages (a new delivery date, a correction request opened on it) is neither
+    missed nor repeated, as it may be in deadline order."""
+    async with serving(core) as client:
+        days = [REAL_TODAY - timedelta(days=d) for d in (60, 50, 40, 30, 20, 10)]
+        ids = [f"W-{i}" for i in range(len(days))]
+        status, _ = await post(
+            client, [recent(i, delivered_on=d.isoformat()) for i, d in zip(ids, days, strict=True)]
+        )
+        assert status == 200
+
+        async def change(page_number: int) -> None:
+            if page_number == 0:
+                # W-5, not read yet, moves before the page read; W-0, read, moves last.
+                status, _ = await post(client, recent("W-5", delivered_on=days[0].isoformat()))
+                assert status == 201
+                status, _ = await post(client, recent("W-0", delivered_on=days[-1].isoformat()))
+                assert status == 201
+            if page_number == 1:
+                # W-4 becomes due with a request received long ago: its deadline comes first.
+                body = {"record_id": "W-4", "received_on": days[0].isoformat()}
+                async with client.post("/correction-requests", json=body) as response:
+                    assert response.status == 201
+
+        walked = await walk_changing(client, "record_id", change)
+        assert walked == sorted(ids)
+        status, whole = await get(client, "/records", params={"limit": "1000"})
+        shown = {row["record_id"]: row["deadline"] for row in whole["records"]}
+        assert shown["W-4"] < shown["W-1"] < shown["W-0"], "the deadlines did move"
+
+
+async def test_a_cursor_of_one_order_is_refused_in_the_other(core: Core) -> None:
+    async with serving(core) as client:
+        status, _ = await post(client, [recent(f"O-{i}") for i in range(3)])
+        assert status == 200
+        for order, other in (("deadline", "record_id"), ("record_id", "deadline")):
+            params = {"order": order, "limit": "1"}
+            status, page = await get(client, "/records", params=params)
+            assert status == 200 and page["next_cursor"] is not None
+            asked = {"order": other, "cursor": page["next_cursor"]}
+            status, body = await get(client, "/records", params=asked)
+            assert status == 400, body
+            assert_error_shape(body, "bad_parameter")
+            assert f"order={order}" in body["error"]["message"]
+        status, body = await get(client, "/records", params={"order": "newest"})
+        assert status == 400 and body["error"]["details"] == {"allowed": ["deadline", "record_id"]}

@@ -27,6 +27,7 @@ from accrochage.commands.records import batch_cell
 from accrochage.errors import AccrochageError
 from accrochage.generate import GeneratedCertifier, generate_events
 from accrochage.models.deadline import PARIS, FixedClock
+from accrochage.models.vocabulary import RecordOrder
 from accrochage.settings import load_settings
 from accrochage.sinks.profiles import NAMESPACE
 from accrochage.sinks.xml_outbox import RENDER_NICENESS, XmlOutbox
@@ -1046,25 +1047,50 @@ def test_outstanding_filters(deadlines: Core) -> None:
     assert outstanding_ids(core, as_of=date(2026, 11, 1), overdue=True) == []
 
 
-def test_outstanding_paging_returns_every_row_once(core: Core) -> None:
+@pytest.mark.parametrize("order", list(RecordOrder))
+def test_outstanding_paging_returns_every_row_once(core: Core, order: RecordOrder) -> None:
     many = []
     for i in range(23):
         delivered = (date(2026, 9, 1) + timedelta(days=i % 5)).isoformat()
         many.append(event(f"P-{(i * 7) % 23:02d}", delivered_on=delivered))
     many += [event(f"P-NULL-{i}", delivered_on="bad") for i in range(4)]
     ingest(core, *many)
-    everything = outstanding_ids(core)
+    everything = outstanding_ids(core, order=order)
     assert len(everything) == 27
+    if order is RecordOrder.RECORD_ID:
+        assert everything == sorted(everything)
     for size in (1, 2, 5, 26, 27, 100):
         seen: list[str] = []
         cursor = None
         for _ in range(40):
-            page = outstanding(core, limit=size, cursor=cursor)
+            page = outstanding(core, limit=size, cursor=cursor, order=order)
             seen += [r["record_id"] for r in page]
             if len(page) < size:
                 break
-            cursor = queries.encode_cursor(page[-1]["deadline"], page[-1]["record_id"])
+            cursor = queries.records_cursor(page[-1], order)
         assert seen == everything, size
+
+
+def test_a_listing_is_one_snapshot_whatever_a_writer_commits_while_it_is_read(
+    core: Core,
+) -> None:
+    """`outstanding` reads dated records, then undated ones, in two statements: a record
+    given a delivery date between them is listed once, as it was when the listing began."""
+    ingest(
+        core,
+        event("S-EARLY", delivered_on="2026-09-01"),
+        event("S-LATE", delivered_on="2026-09-20"),
+        event("S-UNDATED", delivered_on="bad"),
+    )
+    with core.store.reading() as reader:
+        rows = reader.iter_outstanding(queries.OutstandingQuery(as_of=TODAY))
+        first = next(rows)
+        ingest(core, event("S-UNDATED", delivered_on="2026-09-30"))
+        rest = list(rows)
+    listed = [first["record_id"], *(r["record_id"] for r in rest)]
+    assert listed == ["S-EARLY", "S-LATE", "S-UNDATED"]
+    assert rest[-1]["deadline"] is None, "as it was when the listing began"
+    assert outstanding(core)[-1]["deadline"] is not None, "the correction was stored"
 
 
 # =============================================================================================

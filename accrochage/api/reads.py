@@ -19,7 +19,7 @@ from accrochage.api.platform_view import (
 )
 from accrochage.errors import NotFound
 from accrochage.models.deadline import MAX_DUE_WITHIN
-from accrochage.models.vocabulary import BatchState, CdcReason, RecordStatus, values
+from accrochage.models.vocabulary import BatchState, CdcReason, RecordOrder, RecordStatus, values
 from accrochage.state import queries
 from accrochage.state.base import Reader
 from accrochage.state.values import JsonRow
@@ -37,9 +37,10 @@ async def get_records(request: web.Request) -> web.Response:
                 {"allowed": values(RecordStatus)},
             )
     limit = params.page_size(request)
+    order = RecordOrder(params.word(request, "order", values(RecordOrder)) or RecordOrder.DEADLINE)
     cursor = params.key(request, "cursor")
     if cursor is not None:
-        queries.decode_cursor(cursor)
+        queries.records_after(cursor, order)
     scope = scope_of(request)
     certifier = params.key(request, "certifier")
     if scope is not None:
@@ -55,10 +56,11 @@ async def get_records(request: web.Request) -> web.Response:
         cursor=cursor,
         reason=params.word(request, "reason", values(CdcReason)),
         only_outstanding=not statuses,
+        order=order,
     )
     rows = await read(request, lambda reader: reader.outstanding(query))
     page, more = rows[:limit], len(rows) > limit
-    cursor = queries.encode_cursor(page[-1]["deadline"], page[-1]["record_id"]) if more else None
+    cursor = queries.records_cursor(page[-1], order) if more else None
     shown = page if scope is None else [platform_row(row) for row in page]
     return web.json_response({"records": shown, "next_cursor": cursor})
 

@@ -11,7 +11,7 @@ from pydantic import BaseModel
 from accrochage.api import schemas as s
 from accrochage.api.params import MAX_PAGE, PAGE
 from accrochage.models.deadline import FIRST_DAY, LAST_DAY, MAX_DUE_WITHIN
-from accrochage.models.vocabulary import BatchState, CdcReason, RecordStatus, values
+from accrochage.models.vocabulary import BatchState, CdcReason, RecordOrder, RecordStatus, values
 
 
 @dataclass(frozen=True)
@@ -64,6 +64,13 @@ RECORD_FILTERS = (
         "unknown, counted at risk)",
     ),
     Param("as_of", schema=DAY, description=f"{FIRST_DAY} to {LAST_DAY}; default today (Paris)"),
+    Param(
+        "order",
+        schema={"enum": values(RecordOrder), "default": RecordOrder.DEADLINE.value},
+        description="deadline: the nearest first, to read (a record whose deadline changes "
+        "between two pages may be missed or repeated); record_id: to walk every record once "
+        "whatever changes meanwhile (a synchronisation)",
+    ),
     *PAGING,
 )
 ROUTES = (
@@ -92,8 +99,8 @@ ROUTES = (
     Route(
         "get",
         "/records",
-        "Records, the nearest deadline first (outstanding by default); to a token scoped to "
-        "certifiers, theirs only, without content (PlatformRecordsPage)",
+        "Records, the nearest deadline first or by record id (outstanding by default); to a "
+        "token scoped to certifiers, theirs only, without content (PlatformRecordsPage)",
         {200: s.RecordsPage | s.PlatformRecordsPage},
         RECORD_FILTERS,
     ),

@@ -23,7 +23,7 @@ from accrochage.commands.record_text import (
 )
 from accrochage.errors import BadParameter
 from accrochage.models.deadline import paris_today
-from accrochage.models.vocabulary import BatchState, CdcReason, RecordStatus, values
+from accrochage.models.vocabulary import BatchState, CdcReason, RecordOrder, RecordStatus, values
 from accrochage.state import queries
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -103,6 +103,14 @@ def record_options(function: F) -> F:
             help="Compute days_left as of this day (default: today in Europe/Paris).",
         ),
         click.option(
+            "--order",
+            type=click.Choice(values(RecordOrder)),
+            default=RecordOrder.DEADLINE.value,
+            show_default=True,
+            help="deadline: the nearest first, unknown ones last; record_id: by id, to compare "
+            "two listings line by line.",
+        ),
+        click.option(
             "--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True
         ),
     ]
@@ -125,6 +133,7 @@ def _list(ctx: click.Context, only_outstanding: bool, options: dict[str, Any]) -
                 overdue=options["overdue"],
                 deadline_unknown=options["deadline_unknown"],
                 only_outstanding=only_outstanding,
+                order=RecordOrder(options["order"]),
             )
         except BadParameter:
             raise click.UsageError(

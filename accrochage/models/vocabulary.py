@@ -124,6 +124,20 @@ EVENT_ANSWERS = tuple(o for o in Outcome if o is not Outcome.MOVED)
 """The outcomes an event is answered with."""
 
 
+class RecordOrder(StrEnum):
+    """How a listing of records is sorted, and so what its pages' cursors hold."""
+
+    DEADLINE = "deadline"
+    """The nearest deadline first (unknown ones last), then the record id: what a person
+    reads. A record whose deadline moves between two pages (a correction with another
+    delivery date, a correction request opened on it) may be missed or shown again by a walk
+    page after page."""
+    RECORD_ID = "record_id"
+    """By record id alone, a key nothing changes: a walk page after page shows each record
+    that stays listed throughout exactly once, whatever changes meanwhile (a platform's
+    synchronisation)."""
+
+
 class DepositorNature(StrEnum):
     """`natureDeposant`: who deposits the files."""
 

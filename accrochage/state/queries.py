@@ -5,13 +5,13 @@ from __future__ import annotations
 import base64
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, cast
 
 from accrochage.errors import BadParameter
-from accrochage.models.vocabulary import RecordStatus
+from accrochage.models.vocabulary import RecordOrder, RecordStatus
 
 OUTSTANDING_FIELDS = (
     "certifier",
@@ -52,6 +52,7 @@ class OutstandingQuery:
     only_outstanding: bool = True
     """False: records of any status (`accrochage records`); due_within and overdue still
     keep outstanding records only."""
+    order: RecordOrder = RecordOrder.DEADLINE
 
     def __post_init__(self) -> None:
         if self.deadline_unknown and (self.overdue or self.due_within is not None):
@@ -62,14 +63,51 @@ class OutstandingQuery:
             )
 
 
-def encode_cursor(deadline: str | None, record_id: str) -> str:
-    return _encoded(_RECORDS, deadline, record_id)
+RecordKey = tuple[bool, str, str] | tuple[str]
+"""Where a record sorts in a listing: (no deadline, deadline, record id) in deadline order,
+(record id,) in record id order."""
 
 
-def decode_cursor(cursor: str) -> tuple[str | None, str]:
-    """The (deadline, record_id) a page of records ended at; anything else is a BadParameter."""
+def record_key(order: RecordOrder) -> Callable[[Mapping[str, Any]], RecordKey]:
+    """The sort key of a listed row (its `deadline` as shown) in `order`."""
+    if order is RecordOrder.RECORD_ID:
+        return lambda row: (str(row["record_id"]),)
+    return lambda row: (row["deadline"] is None, row["deadline"] or "", str(row["record_id"]))
+
+
+def records_cursor(row: Mapping[str, Any], order: RecordOrder) -> str:
+    """The cursor of the page after the one ending at `row`."""
+    if order is RecordOrder.RECORD_ID:
+        return _encoded(_RECORDS_BY_ID, row["record_id"])
+    return _encoded(_RECORDS, row["deadline"], row["record_id"])
+
+
+def records_after(cursor: str, order: RecordOrder) -> RecordKey:
+    """The key a page of records ended at; anything else is a BadParameter, and so is a
+    cursor of the other order (its key would start the page at a wrong place)."""
+    try:
+        return _records_key(cursor, order)
+    except BadParameter:
+        other = next(o for o in RecordOrder if o is not order)
+        try:
+            _records_key(cursor, other)
+        except BadParameter:
+            raise BadParameter(
+                "invalid cursor for records: pass the next_cursor of a previous page of this "
+                "route unchanged"
+            ) from None
+        raise BadParameter(
+            f"invalid cursor for records: it comes from a page in order={other.value}; ask "
+            f"for the next page with order={other.value}, as its page was asked"
+        ) from None
+
+
+def _records_key(cursor: str, order: RecordOrder) -> RecordKey:
+    if order is RecordOrder.RECORD_ID:
+        (record_id,) = _decoded(cursor, _RECORDS_BY_ID, (_text,))
+        return (str(record_id),)
     deadline, record_id = _decoded(cursor, _RECORDS, (_day_or_none, _text))
-    return (None if deadline is None else str(deadline)), str(record_id)
+    return deadline is None, str(deadline or ""), str(record_id)
 
 
 BatchKey = tuple[str, str]
@@ -78,6 +116,7 @@ RequestKey = tuple[bool, str, str]
 """Where a page of correction requests ended: the last one's (closed, deadline, request_id)."""
 
 _RECORDS = "records"
+_RECORDS_BY_ID = "records-by-id"
 _BATCHES = "batches"
 _UNUSABLE = "unusable"
 _REQUESTS = "correction-requests"

@@ -17,6 +17,7 @@ from typing import Any
 
 from accrochage.models.deadline import days_left
 from accrochage.models.vocabulary import RequestStatus
+from accrochage.state.queries import RecordKey
 from accrochage.state.sqlite.rows import in_chunks, placeholders
 from accrochage.state.values import JsonRow
 
@@ -120,10 +121,6 @@ def held_deadline(row: JsonRow, outstanding: bool, deadline: str | None) -> Json
     return row
 
 
-def _key(row: JsonRow) -> tuple[bool, str, str]:
-    return (row["deadline"] is None, row["deadline"] or "", row["record_id"])
-
-
 def held_open(
     conn: sqlite3.Connection,
     opened: dict[str, OpenRef],
@@ -134,11 +131,10 @@ def held_open(
     as_of: date,
     due_within: int | None,
     overdue: bool,
-    after: tuple[str | None, str] | None,
 ) -> list[JsonRow]:
-    """Records an open request holds to its deadline, sorted: those outstanding only because
-    of it (accepted ones, say), and outstanding ones without a deadline of their own (an
-    accepted record whose correction waits for its SUPPRESSION).
+    """Records an open request holds to its deadline, in no order: those outstanding only
+    because of it (accepted ones, say), and outstanding ones without a deadline of their own
+    (an accepted record whose correction waits for its SUPPRESSION).
 
     Such a record is due when its request is: its row shows the request's deadline and
     days left (CONTRACT §9: a record the CDC accepted on time is never overdue again; its new
@@ -161,15 +157,19 @@ def held_open(
                 continue
             if overdue and ref["days_left"] >= 0:
                 continue
-            if after is not None and _key(shown) <= (after[0] is None, after[0] or "", after[1]):
-                continue
             found.append(shown)
-    return sorted(found, key=_key)
+    return found
 
 
-def merged(rows: Iterable[JsonRow], held: list[JsonRow], limit: int | None) -> Iterator[JsonRow]:
-    """The record rows and the held ones in one (deadline, record_id) order, up to `limit`."""
-    both = heapq.merge(rows, held, key=_key) if held else iter(rows)
+def merged(
+    rows: Iterable[JsonRow],
+    held: list[JsonRow],
+    limit: int | None,
+    key: Callable[[JsonRow], RecordKey],
+) -> Iterator[JsonRow]:
+    """The record rows and the held ones (sorted by `key`, as the rows are) in one order, up
+    to `limit`."""
+    both = heapq.merge(rows, held, key=key) if held else iter(rows)
     return itertools.islice(both, limit)
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import date, timedelta
 from typing import Any
@@ -16,9 +17,9 @@ import accrochage.state.sqlite.correction_queries as open_requests
 import accrochage.state.sqlite.corrections as correction_rows
 from accrochage.models.deadline import Urgency, days_left, urgency
 from accrochage.models.record import IDENTITY_PROCEDURE_AFTER
-from accrochage.models.vocabulary import RecordStatus
+from accrochage.models.vocabulary import RecordOrder, RecordStatus
 from accrochage.state.base import JsonRow, Observation
-from accrochage.state.queries import OutstandingQuery, decode_cursor
+from accrochage.state.queries import OutstandingQuery, RecordKey, record_key, records_after
 from accrochage.state.sqlite.batch_queries import batches_of_record, left_out
 from accrochage.state.sqlite.observe import UNKNOWN_DEADLINE
 from accrochage.state.sqlite.withdrawals import held_elsewhere
@@ -37,16 +38,27 @@ def outstanding(conn: sqlite3.Connection, query: OutstandingQuery) -> list[dict[
 def iter_outstanding(conn: sqlite3.Connection, query: OutstandingQuery) -> Iterator[dict[str, Any]]:
     """The records' rows, each with its `correction_request`, merged in order with the
     records an open request holds to its deadline (few: loaded at once, while the records
-    stream), which show that deadline in every listing (see `held_open`)."""
+    stream), which show that deadline in every listing (see `held_open`).
+
+    All of it is read in one snapshot: its statements run one after the other, and a record
+    a writer moved between them (from the undated rows to the dated ones, into or out of
+    those an open request holds) would otherwise be listed twice or not at all."""
+    with _one_snapshot(conn):
+        yield from _listed(conn, query)
+
+
+def _listed(conn: sqlite3.Connection, query: OutstandingQuery) -> Iterator[dict[str, Any]]:
+    after = None if query.cursor is None else records_after(query.cursor, query.order)
     opened = open_requests.open_refs(conn)
     merging = bool(opened)
-    records = _record_rows(conn, query, skip_held=merging)
+    records = _record_rows(conn, query, after, skip_held=merging)
     rows = (open_requests.attach(row, opened, query.as_of) for row in records)
     if not merging:
         yield from rows
         return
     wider = replace(query, due_within=None, overdue=False, only_outstanding=False)
     where, params = _filters(wider)
+    key = record_key(query.order)
     held = open_requests.held_open(
         conn,
         opened,
@@ -56,44 +68,65 @@ def iter_outstanding(conn: sqlite3.Connection, query: OutstandingQuery) -> Itera
         as_of=query.as_of,
         due_within=query.due_within,
         overdue=query.overdue,
-        after=None if query.cursor is None else decode_cursor(query.cursor),
     )
-    yield from open_requests.merged(rows, held, query.limit)
+    held = sorted((row for row in held if after is None or key(row) > after), key=key)
+    yield from open_requests.merged(rows, held, query.limit, key)
+
+
+@contextmanager
+def _one_snapshot(conn: sqlite3.Connection) -> Iterator[None]:
+    if conn.in_transaction:
+        yield
+        return
+    conn.execute("BEGIN")
+    try:
+        yield
+    finally:
+        if conn.in_transaction:
+            conn.execute("COMMIT")
 
 
 def _record_rows(
-    conn: sqlite3.Connection, query: OutstandingQuery, *, skip_held: bool = False
+    conn: sqlite3.Connection,
+    query: OutstandingQuery,
+    after: RecordKey | None,
+    *,
+    skip_held: bool = False,
 ) -> Iterator[dict[str, Any]]:
-    """Records by deadline, then record id; unknown deadlines last; rows as they are read.
-    `skip_held`: without the records an open request holds (listed by `held_open`).
+    """Records in `query.order` after `after`, rows as they are read. `skip_held`: without
+    the records an open request holds (listed by `held_open`).
 
-    Dated and undated records are read by two queries so that each follows an index in its
-    order: one query sorting on `deadline IS NULL` would sort every matching row to return
-    the first page. Nothing is held but the row at hand: memory stays flat in the answer's
-    size.
+    In deadline order, dated and undated records are read by two queries so that each
+    follows an index in its order: one query sorting on `deadline IS NULL` would sort every
+    matching row to return the first page. Nothing is held but the row at hand: memory stays
+    flat in the answer's size.
     """
     where, params = _filters(query)
-    after: tuple[str | None, str] | None = None
-    if query.cursor is not None:
-        after = decode_cursor(query.cursor)
     limit = query.limit
-    sent = 0
     if skip_held:
         where = [*where, open_requests.NOT_HELD]
-    if after is None or after[0] is not None:
+    if query.order is RecordOrder.RECORD_ID:
+        if after is not None:
+            where, params = [*where, "record_id > ?"], [*params, after[-1]]
+        for row in _select(conn, where, params, "record_id", limit):
+            yield present(row, query.as_of)
+        return
+    sent = 0
+    undated_after = after is not None and after[0] is True
+    if not undated_after:
         dated, dated_params = [*where, "deadline IS NOT NULL"], list(params)
         if after is not None:
             dated.append("(deadline, record_id) > (?, ?)")
-            dated_params += [after[0], after[1]]
+            dated_params += list(after[1:])
         for row in _select(conn, dated, dated_params, "deadline, record_id", limit):
             sent += 1
             yield present(row, query.as_of)
     undated_possible = query.due_within is None and not query.overdue
     if undated_possible and (limit is None or sent < limit):
         undated, undated_params = [*where, "deadline IS NULL"], list(params)
-        if after is not None and after[0] is None:
+        if undated_after and after is not None:
             undated.append("record_id > ?")
-            undated_params.append(after[1])
+            undated_params.append(after[-1])
         remaining = None if limit is None else limit - sent
         for row in _select(conn, undated, undated_params, "record_id", remaining):
             yield present(row, query.as_of)
