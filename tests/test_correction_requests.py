@@ -333,6 +333,25 @@ def test_a_record_whose_delivery_date_is_unknown_stays_at_risk_with_a_request(
     assert record(core, "PX-7")["deadline"] == "2027-02-01"
 
 
+def test_the_deadline_unknown_listing_holds_what_the_summary_counts_there(core: Core) -> None:
+    """The summary says how many records are due on a day unknown, "listed by `outstanding
+    --deadline-unknown`". One whose open request is late counts overdue instead: the listing
+    still showed it there, one more than the count, while `--overdue` lists it too."""
+    ingest(core, event("PX-7", delivered_on="2026-02-30"), event("PX-8", delivered_on="02/30"))
+    core.corrections.add("PX-7", date(2026, 11, 1))  # due 2027-02-01
+    for day in (date(2027, 2, 1), date(2027, 2, 2)):
+        with core.store.reading() as reader:
+            counted = reader.summary(day, 14)["deadline_unknown"]
+        listed = outstanding_ids(core, as_of=day, deadline_unknown=True)
+        assert counted == len(listed), (day, counted, listed)
+    assert outstanding_ids(core, as_of=date(2027, 2, 1), deadline_unknown=True) == [
+        "PX-7",
+        "PX-8",
+    ]
+    assert outstanding_ids(core, as_of=date(2027, 2, 2), deadline_unknown=True) == ["PX-8"]
+    assert outstanding_ids(core, as_of=date(2027, 2, 2), overdue=True) == ["PX-7"]
+
+
 def test_an_acceptance_closes_only_requests_opened_before_its_content(
     tmp_path: Path,
 ) -> None:

@@ -131,6 +131,7 @@ def held_open(
     as_of: date,
     due_within: int | None,
     overdue: bool,
+    deadline_unknown: bool = False,
 ) -> list[JsonRow]:
     """Records an open request holds to its deadline, in no order: those outstanding only
     because of it (accepted ones, say), and outstanding ones without a deadline of their own
@@ -139,6 +140,8 @@ def held_open(
     Such a record is due when its request is: its row shows the request's deadline and
     days left (CONTRACT §9: a record the CDC accepted on time is never overdue again; its new
     content's deadline is that of its open request), and `due_within` / `overdue` apply to it.
+    `deadline_unknown`: one whose request is late is overdue, no longer of a day unknown (as
+    the summary and the alerts count it): `--overdue` lists it, not `--deadline-unknown`.
     """
     found: list[JsonRow] = []
     for chunk in in_chunks(list(opened)):
@@ -156,6 +159,8 @@ def held_open(
             if due_within is not None and ref["days_left"] > due_within:
                 continue
             if overdue and ref["days_left"] >= 0:
+                continue
+            if deadline_unknown and ref["days_left"] < 0:
                 continue
             found.append(shown)
     return found

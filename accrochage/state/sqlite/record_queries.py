@@ -68,6 +68,7 @@ def _listed(conn: sqlite3.Connection, query: OutstandingQuery) -> Iterator[dict[
         as_of=query.as_of,
         due_within=query.due_within,
         overdue=query.overdue,
+        deadline_unknown=query.deadline_unknown,
     )
     held = sorted((row for row in held if after is None or key(row) > after), key=key)
     yield from open_requests.merged(rows, held, query.limit, key)
