@@ -42,12 +42,8 @@ from accrochage.state.sqlite.evidence import evidence_sources
 from accrochage.state.sqlite.health import schema_versions_written, store_health
 from accrochage.state.sqlite.observe import dashboard, observe
 from accrochage.state.sqlite.pending import PendingStatements
-from accrochage.state.sqlite.record_queries import (
-    iter_outstanding,
-    outstanding,
-    record_detail,
-    summary,
-)
+from accrochage.state.sqlite.record_listing import iter_outstanding, outstanding
+from accrochage.state.sqlite.record_queries import record_detail, summary
 from accrochage.state.sqlite.rows import (
     frozen_batch_from,
     in_chunks,
