@@ -92,3 +92,35 @@ async def test_a_query_parameter_the_route_does_not_define_is_refused(tmp_path: 
             assert response.status == 200
         async with http.get(f"{base}/unusable?certifier=pix", headers=BASIC) as response:
             assert (response.status, (await response.json())["events"]) == (200, [])
+
+
+async def test_a_path_no_route_matches_is_404_to_a_platform_too(tmp_path: Path) -> None:
+    """A platform's token on a mistyped path (`/events/`, `/event`) learns that the path is
+    wrong, not that it needs the operator's token (which it would then ask for)."""
+    platform = "p" * 40
+    api = {"token": TOKEN, "ingest_tokens": [{"token": platform, "certifiers": ["pix"]}]}
+    core, _ = make_core(tmp_path, api=api)
+    try:
+        async with (
+            service(core) as base,
+            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as http,
+        ):
+            for token in (platform, None):
+                headers = {"Authorization": f"Bearer {token}"} if token else {}
+                for method, path in (("POST", "/events/"), ("POST", "/event"), ("GET", "/record")):
+                    async with http.request(
+                        method, f"{base}{path}", headers=headers, json={}
+                    ) as response:
+                        assert response.status == 404, (token, method, path)
+                        error = (await response.json())["error"]
+                        assert error["code"] == "not_found", (method, path)
+                        assert "no route at this path" in error["message"]
+                        assert "operator" not in error["message"]
+            async with http.get(
+                f"{base}/summary", headers={"Authorization": f"Bearer {platform}"}
+            ) as r:
+                assert r.status == 403, "a route the platform may not read stays refused"
+            async with http.get(f"{base}/summary") as r:
+                assert r.status == 401, "and a caller without a token is asked for one"
+    finally:
+        core.close()
