@@ -197,6 +197,9 @@ async def test_a_dead_writer_process_is_503_not_a_hang(core: Core) -> None:
             assert response.status == 503
             health = await response.json()
         assert (health["status"], health["reason"]) == ("degraded", "writer_unavailable")
+        told = health["message"]
+        assert "restart the service" in told, "the operator's advice"
+        assert "send it again" not in told, "a platform's advice"
     assert rows(core.settings.paths.state, "SELECT record_id FROM records") == [("D-1",)]
 
 

@@ -221,7 +221,19 @@ class ProcessLink:
 
     @property
     def unavailable(self) -> WriterUnavailable | None:
-        return self._dead
+        """The service's fault as its operator reads it (`/health`, the dashboard's banner).
+        An event's answer tells its platform to send it again once the service restarted:
+        what the operator needs is to restart it, and where to read why it stopped."""
+        if self._dead is None:
+            return None
+        code = None if self._exit is None else self._exit.exitcode
+        ended = "the writer process ended" + ("" if code is None else f" (exit code {code})")
+        return WriterUnavailable(
+            f"{ended}: nothing can be stored, and POST /events answers 503 until the service "
+            "restarts. The service log says why it ended (the lines before 'the writer "
+            "process ended'); once that is mended (a full disk, a killed process), restart "
+            "the service: platforms then send their events again"
+        )
 
     async def close(self) -> None:
         """Store what was submitted, then end the writer process."""
