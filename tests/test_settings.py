@@ -538,3 +538,64 @@ def test_an_empty_token_variable_is_refused_not_taken_for_no_token(
     assert load_settings(config).api.token.get_secret_value() == "f" * 40
     monkeypatch.setenv("ACCROCHAGE_SCHEMA__XSD", "")
     assert load_settings(config).schema_.xsd is None, "other empty variables keep their meaning"
+
+
+def test_a_wrong_setting_in_the_file_names_its_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An operator with a long file was told `certifiers.1.id_contrat` and counted the
+    `[[certifiers]]` by hand: each fault names its line, or the table a missing key goes in;
+    never a line for a value the environment gave."""
+    config = tmp_path / "accrochage.toml"
+    config.write_text(
+        "\n".join(
+            [
+                "# accrochage",  # 1
+                "[emitter]",  # 2
+                'nature = "CERTIFICATEUR"',  # 3: id_client missing
+                "",
+                "[[certifiers]]",  # 5
+                'key = "pix"',
+                'id_client = "03VML243"',
+                'id_contrat = "MCFCER000209"',
+                'certifications = ["RS5875"]',
+                "",
+                "[[certifiers]]",  # 11
+                'key = "school"',
+                'id_client = "12ABC345"',
+                "id_contrat = 12",  # 14
+                'certifications = ["RNCP35726"]',
+                '  note = """',  # 16: a multi-line string holding what looks like keys
+                "max_records = 3",
+                "[batching]",
+                '"""',
+                "[batching]",  # 20
+                'tick = "9s"',
+                "max_records = 'many'",  # 22
+                "",
+                "[[api.ingest_tokens]]",  # 24
+                f'token = "{"a" * 40}"',
+                "[[api.ingest_tokens]]",  # 26
+                f'tokn = "{"b" * 40}"',  # 27
+            ]
+        )
+        + "\n",
+        encoding="utf-8",
+    )
+    monkeypatch.setenv("ACCROCHAGE_STATE__LOCK_WAIT", "0.1s")
+    with pytest.raises(ConfigError) as caught:
+        load_settings(config)
+    said = str(caught.value).splitlines()
+
+    def line_for(key: str) -> str:
+        (found,) = [line for line in said if line.startswith(f"  - {key}")]
+        return found
+
+    assert line_for("emitter.id_client:").endswith("(in the table at line 2)")
+    assert line_for("certifiers.1.id_contrat:").endswith("(line 14)")
+    assert line_for("certifiers.1.note:").endswith("(line 16)")
+    assert line_for("batching.max_records:").endswith("(line 22)")
+    assert line_for("api.ingest_tokens.1.tokn:").endswith("(line 27)")
+    assert line_for("api.ingest_tokens.1.token:").endswith("(in the table at line 26)")
+    from_variable = line_for("state.lock_wait (from ACCROCHAGE_STATE__LOCK_WAIT):")
+    assert "line" not in from_variable, from_variable

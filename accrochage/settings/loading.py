@@ -14,6 +14,7 @@ from pydantic_settings import SettingsConfigDict, SettingsError
 
 from accrochage.errors import ConfigError
 from accrochage.settings.model import ENV_PREFIX, Settings
+from accrochage.settings.toml_lines import Loc, key_lines, line_of
 
 DEFAULT_CONFIG = Path("accrochage.toml")
 
@@ -193,11 +194,14 @@ def emptied_secrets(environ: Mapping[str, str]) -> list[str]:
 
 def describe_settings_errors(source: Path, exc: ValidationError) -> str:
     errors = _without_echoes(exc.errors())
+    placed = _key_lines(source)
     lines = [f"{source}: {len(errors)} wrong or missing setting(s):"]
     for error in errors:
-        where = ".".join(str(part) for part in _untagged(error["loc"])).replace("schema_", "schema")
+        loc = _untagged(error["loc"])
+        where = ".".join(str(part) for part in loc).replace("schema_", "schema")
         variables = _variables_of(where)
         origin = f" (from {', '.join(variables)})" if variables else ""
+        place = "" if variables else _place(placed, loc)
         message = _error_message(error)
         if any(_INDEXED.search(v) for v in variables):
             message += (
@@ -205,8 +209,28 @@ def describe_settings_errors(source: Path, exc: ValidationError) -> str:
                 f"{ENV_PREFIX}CERTIFIERS='[{{\"key\": ...}}]'), never one item by its index"
             )
         # A check across sections has no place of its own: its message names the keys.
-        lines.append(f"  - {where}{origin}: {message}" if where else f"  - {message}")
+        lines.append(f"  - {where}{origin}: {message}{place}" if where else f"  - {message}")
     return "\n".join(lines)
+
+
+def _key_lines(source: Path) -> dict[Loc, int]:
+    try:
+        return key_lines(source.read_text(encoding="utf-8"))
+    except (OSError, UnicodeError):
+        return {}
+
+
+def _place(placed: dict[Loc, int], loc: Loc) -> str:
+    """Where in the file a wrong setting is written, or the table a missing one goes in."""
+    found = line_of(placed, tuple(_SCHEMA_KEY.get(str(p), p) for p in loc))
+    if found is None:
+        return ""
+    number, own = found
+    return f" (line {number})" if own else f" (in the table at line {number})"
+
+
+_SCHEMA_KEY = {"schema_": "schema"}
+"""Settings whose TOML key is not their Python name."""
 
 
 def _without_echoes(errors: list[ErrorDetails]) -> list[ErrorDetails]:
