@@ -23,14 +23,25 @@ WIDTH_SAMPLE = 1000
 Row = dict[str, Any]
 
 
-_QUOTED_VALUE = re.compile(r"(?i)\b(value\s*)'[^'\n]{0,300}'")
+_CLOSING = r"'(?=[\s.,;:)]|$)"
+"""The quote that ends a quoted value: one followed by a space, a punctuation mark or the end.
+An apostrophe inside a name is followed by a letter (N'DIAYE, D'ALMEIDA): the value went on
+past it, and the rest of the name was printed."""
+_QUOTED_VALUE = re.compile(rf"(?i)\b(value\s*|valeur\s*)'[^\n]{{0,300}}?{_CLOSING}")
+_QUOTED_FIRST = re.compile(
+    r"(?i)(?<=: )'[^\n]{0,300}?'(?=\s+(?:is not a valid value|n'est pas une valeur))"
+)
+"""Xerces's `cvc-datatype-valid.1.2.1: '1987-02-30' is not a valid value for 'date'.`: the
+value first, with no "Value" before it (a birth date, a NIR)."""
 
 
 def masked(message: str) -> str:
     """A CDC message with the values it quotes masked: its schema messages quote what a
     passage held ("Value 'DUPONT 1930575…' with length = '70'"), a name or a NIR in a table
-    an operator pastes into a ticket. `accrochage show ID` gives the whole message."""
-    return _QUOTED_VALUE.sub(r"\1'…'", message)
+    an operator pastes into a ticket. The CDC's validator (Xerces) may speak French ("la
+    valeur '…'", as its reports do) and puts a datatype error's value first. `accrochage
+    show ID` gives the whole message."""
+    return _QUOTED_FIRST.sub("'…'", _QUOTED_VALUE.sub(r"\1'…'", message))
 
 
 def problems_text(problems: Sequence[dict[str, str]]) -> str:

@@ -82,3 +82,25 @@ def test_a_value_the_cdc_quotes_is_masked_in_the_table() -> None:
     assert "Value '…'" in cell
     assert masked("Aucun titulaire ne correspond") == "Aucun titulaire ne correspond"
     assert masked("value 'a' and VALUE 'b'") == "value '…' and VALUE '…'"
+
+
+def test_a_quoted_name_with_an_apostrophe_a_leading_value_and_french_are_masked() -> None:
+    """The mask stopped at a name's own apostrophe ("Value 'N'DIAYE …'" printed DIAYE and the
+    NIR), missed the value Xerces puts first in a datatype error (a birth date) and its
+    French messages (the CDC's validator answers in French): all were printed whole."""
+    quoted = [
+        "cvc-maxLength-valid: Value 'N'DIAYE 193057510812376' with length = '70' is not "
+        "facet-valid with respect to maxLength '60' for type 'nom'.",
+        "cvc-type.3.1.3: The value 'D'ALMEIDA' of element 'nomNaissance' is not valid.",
+        "cvc-datatype-valid.1.2.1: '1987-02-30' is not a valid value for 'date'.",
+        "cvc-type.3.1.3 : La valeur 'N'DIAYE' de l'élément 'nomNaissance' n'est pas valide.",
+        "cvc-datatype-valid.1.2.1 : '1987-02-30' n'est pas une valeur valide pour 'date'.",
+    ]
+    for message in quoted:
+        shown = masked(message)
+        assert not any(secret in shown for secret in ("DIAYE", "1930575", "ALMEIDA", "1987")), shown
+        assert "'…'" in shown
+    assert masked(quoted[0]).endswith(
+        "with length = '70' is not facet-valid with respect to maxLength '60' for type 'nom'."
+    )
+    assert masked("Value '' with length = '0'") == "Value '…' with length = '0'"
