@@ -19,6 +19,7 @@ import aiohttp
 import pytest
 
 from accrochage.api import schemas as s
+from accrochage.api.refused_lines import REFUSED_LINES, REFUSED_LOGGED_EVERY, RefusedLines
 from accrochage.api.server import POOL_MIN_EVENTS
 from accrochage.app import Core, build_core
 from accrochage.errors import ConfigError
@@ -188,6 +189,36 @@ async def test_check_applies_the_scope_without_naming_the_owner(
                 assert PIX_PLATFORM not in message
             status, found = await post(client, recent("SC-1"), ANY, path="/check")
             assert "'school'" in found["errors"][0]["message"], "an open token: as before"
+    finally:
+        built.close()
+
+
+async def test_refused_events_are_logged_once_a_while_saying_how_many(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A platform probing another certifier's record ids, a request each, writes one line
+    every few seconds (by token and route) that counts them, not a line a request."""
+    built = build_core(load_settings(write_config(tmp_path, api=SCOPED_API)), SystemClock())
+    now = [0.0]
+    try:
+        app = build_service(built, timer=False)
+        app[REFUSED_LINES] = RefusedLines(clock=lambda: now[0])
+        async with serving_app(app) as client:
+            with caplog.at_level(logging.WARNING, logger="accrochage.api"):
+                for n in range(20):
+                    body = recent(f"SC-{n}", certifier="school")
+                    assert (await post(client, body, PIX))[0] == 403
+                    assert (await post(client, [body, recent(f"PX-{n}")], PIX, "/check"))[0] == 200
+                now[0] = REFUSED_LOGGED_EVERY
+                assert (await post(client, recent("SC-X", certifier="school"), PIX))[0] == 403
+            lines = [r.getMessage() for r in caplog.records if "refused" in r.getMessage()]
+            assert len(lines) == 3, lines
+            assert lines[0].startswith("api.ingest_tokens #1: /events refused 1 of 1 event(s): ")
+            assert lines[1].startswith("api.ingest_tokens #1: /check refused 1 of 2 event(s): ")
+            assert lines[2].startswith(
+                "api.ingest_tokens #1: /events refused 20 of 20 event(s) in 20 requests since "
+                "the last such line: "
+            )
     finally:
         built.close()
 

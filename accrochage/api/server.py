@@ -60,6 +60,7 @@ from accrochage.api.reads import (
     get_summary,
     get_unusable,
 )
+from accrochage.api.refused_lines import REFUSED_LINES, RefusedLines
 from accrochage.api.turns import FairSlots
 from accrochage.models.vocabulary import Outcome
 from accrochage.streams.check import check
@@ -172,18 +173,12 @@ async def post_check(request: web.Request) -> web.Response:
 
 
 def refused(request: web.Request, count: int, of: int) -> None:
-    """One line a request whose events its scoped token may not send: which token (never
-    its value), the route and how many. A platform asking about record ids of certifiers it
-    does not send for is probing (through `/check` as well), and the operator should know."""
+    """A request's events its scoped token may not send, logged by token (never its value),
+    route and how many (`api/refused_lines.py`). A platform asking about record ids of
+    certifiers it does not send for is probing (through `/check` as well), and the operator
+    should know."""
     if count:
-        log.warning(
-            "%s: %s refused %d of %d event(s): the token does not send for their certifier "
-            "or their record's",
-            sender_of(request),
-            request.path,
-            count,
-            of,
-        )
+        request.app[REFUSED_LINES].note(sender_of(request), request.path, count, of)
 
 
 async def get_openapi(request: web.Request) -> web.Response:
@@ -219,6 +214,7 @@ def build_app(context: ApiContext) -> web.Application:
     context.metrics.limits(budgets.senders)
     app[BUDGETS] = budgets
     app[SERVER_ERROR_LINES] = LinesEvery(SERVER_ERRORS_LOGGED_EVERY)
+    app[REFUSED_LINES] = RefusedLines()
     app[BODY_SECONDS] = context.body_timeout_seconds
     app[CONNECTIONS] = context.connections
     app[LARGE_BODIES] = asyncio.Semaphore(1)
