@@ -29,6 +29,7 @@ from accrochage.settings import load_settings
 from accrochage.streams.doctor_config import token_findings
 from accrochage.streams.findings import Level
 from tests.factories import revoked_event
+from tests.test_cli_tracker import run
 from tests.test_http import recent
 from tests.test_http_writer_process import serving as serving_app
 from tests.test_metrics import counter, scrape
@@ -547,3 +548,61 @@ async def test_a_taken_record_s_version_counts_from_the_taking_for_its_platform(
         assert (status, record["version"]) == (200, 2)
         status, full = await read_as(client, "/records/TK-V", OP)
         assert full["version"] == 4, "the operator reads the stored version"
+
+
+async def test_one_platform_s_unusable_events_are_listed_and_dismissed_apart(
+    tmp_path: Path,
+) -> None:
+    """A platform's flood filed under another's certifier (it named that one's records) was
+    dismissed with that certifier's own unusable events, or not at all: `sender` picks the
+    events of one token, as the service's log names it."""
+    config = write_config(tmp_path, api=SCOPED_API)
+    built = build_core(load_settings(config), SystemClock())
+    try:
+        async with service((built, False)) as client:
+            taken = {"type": "certification.delivered", "certifier": "school"}
+            status, _ = await post(client, [taken, {"type": "x"}, "not an event"], PIX)
+            assert status == 200
+            status, _ = await post(
+                client, [{"type": "y"}, {"type": "z", "certifier": "school"}], ANY
+            )
+            assert status == 200
+
+            async def listed(**query: str) -> list[str | None]:
+                async with client.get("/unusable", params=query, headers=OP) as response:
+                    assert response.status == 200, await response.text()
+                    return [e["source"] for e in (await response.json())["events"]]
+
+            assert len(await listed()) == 5
+            pix_ones = await listed(sender="api.ingest_tokens #1")
+            assert len(pix_ones) == 3 and all(
+                s.endswith("(api.ingest_tokens #1)") for s in pix_ones
+            )
+            assert len(await listed(sender="#2")) == 2
+            assert len(await listed(sender="#2", certifier="school")) == 1
+            assert await listed(sender="operator") == []
+            async with client.get("/unusable", params={"sender": "pix"}, headers=OP) as response:
+                assert response.status == 400
+                assert "api.ingest_tokens #N" in (await response.json())["error"]["message"]
+    finally:
+        built.close()
+    ingested = tmp_path / "junk.jsonl"
+    ingested.write_text('{"type": "from a file"}\n', encoding="utf-8")
+    run(config, "ingest", str(ingested))
+
+    def sources(*options: str) -> list[str]:
+        shown = run(config, "unusable", "--format", "json", *options).stdout
+        return [row["source"] for row in json.loads(shown)]
+
+    assert len(sources("--sender", "#1")) == 3
+    said = run(config, "dismiss-unusable", "--all-open", "--sender", "#1", "--note", "a loop")
+    assert said.stdout.startswith("3 unusable event(s) dismissed")
+    left = sources()
+    assert len(left) == 3 and not any("#1)" in source for source in left), left
+    assert any(source.startswith("junk.jsonl") or "junk.jsonl" in source for source in left)
+    refused = run(
+        config, "dismiss-unusable", "--all-open", "--sender", "pix", "--note", "x", code=2
+    )
+    assert "api.ingest_tokens #N" in refused.stderr
+    refused = run(config, "dismiss-unusable", "1", "--sender", "#1", "--note", "x", code=2)
+    assert "--all-open" in refused.stderr

@@ -17,7 +17,7 @@ from pydantic import SecretStr
 
 from accrochage.api.errors import OPERATOR, Check, error_response
 from accrochage.models.scope import Scope
-from accrochage.settings.api import sender_name
+from accrochage.settings.api import OPERATOR_SENDER, sender_name
 
 IngestToken = tuple[SecretStr, Scope]
 """An ingest token and the certifiers it may send events for (None: any)."""
@@ -65,7 +65,7 @@ def matching(presented: str, tokens: Sequence[IngestToken]) -> IngestToken | Non
 
 def sender_of(request: web.Request) -> str:
     """The request's sender: an ingest token's place, or "operator" (its token, or none)."""
-    sender: str = request.get(SENDER, "operator")
+    sender: str = request.get(SENDER, OPERATOR_SENDER)
     return sender
 
 

@@ -12,7 +12,9 @@ from datetime import date
 from aiohttp import web
 
 from accrochage.api.errors import ApiError
+from accrochage.errors import BadParameter
 from accrochage.models.deadline import FIRST_DAY, LAST_DAY
+from accrochage.settings.api import checked_sender
 
 PAGE = 100
 """Rows a listing route answers when no `limit` is given."""
@@ -87,6 +89,17 @@ def key(request: web.Request, name: str) -> str | None:
     if value is not None and (len(value) > 512 or not value.isprintable()):
         raise bad(name, value, "printable and at most 512 characters")
     return value
+
+
+def sender(request: web.Request) -> str | None:
+    """`sender`: an HTTP sender as the service's log names it (`settings/api.py`)."""
+    value = one(request, "sender") or None
+    if value is None:
+        return None
+    try:
+        return checked_sender(value)
+    except BadParameter as exc:
+        raise bad("sender", value, str(exc).removeprefix("a sender is ")) from None
 
 
 def page_size(request: web.Request) -> int:

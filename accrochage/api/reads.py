@@ -128,10 +128,11 @@ async def get_unusable(request: web.Request) -> web.Response:
     before = None if cursor is None else queries.unusable_before(cursor)
     everything = params.flag(request, "all")
     certifier = params.one(request, "certifier") or None
+    sender = params.sender(request)
     rows = await read(
         request,
         lambda reader: reader.unusable(
-            limit + 1, before, dismissed=everything, certifier=certifier
+            limit + 1, before, dismissed=everything, certifier=certifier, sender=sender
         ),
     )
     page, more = rows[:limit], len(rows) > limit

@@ -149,6 +149,11 @@ ROUTES = (
                 description="those dismissed too (`accrochage dismiss-unusable`)",
             ),
             Param("certifier", description="those naming this certifier (its key) only"),
+            Param(
+                "sender",
+                description="those this HTTP sender sent only: 'api.ingest_tokens #N' (or "
+                "'#N'), as the service's log names a platform's token, or 'operator'",
+            ),
             *PAGING,
         ),
     ),

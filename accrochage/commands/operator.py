@@ -14,7 +14,7 @@ from datetime import date, datetime, time
 import click
 
 from accrochage.commands.core import core_from
-from accrochage.commands.options import DAY, said_if_unknown
+from accrochage.commands.options import DAY, SENDER_HELP, said_if_unknown, sender_option
 from accrochage.models.deadline import PARIS
 from accrochage.models.vocabulary import CdcReason, values
 from accrochage.streams.item_outcomes import ItemOutcome
@@ -195,21 +195,30 @@ def support_applied(ctx: click.Context, record_ids: tuple[str, ...], note: str) 
     callback=said_if_unknown,
     help="With --all-open: those naming this certifier only (its key).",
 )
+@click.option("--sender", callback=sender_option, help=f"With --all-open: {SENDER_HELP}")
 @click.pass_context
 def dismiss_unusable(
-    ctx: click.Context, ids: tuple[str, ...], note: str, all_open: bool, certifier: str | None
+    ctx: click.Context,
+    ids: tuple[str, ...],
+    note: str,
+    all_open: bool,
+    certifier: str | None,
+    sender: str | None,
 ) -> None:
     """Mark unusable events dealt with: kept, out of `unusable` (but `--all`) and out of the
     summary's count. IDS are those `accrochage unusable` lists; `--all-open` takes every one
-    not dealt with yet (`--certifier`: of that certifier), a platform's flood."""
+    not dealt with yet (`--certifier`: of that certifier; `--sender`: that platform's token's),
+    a platform's flood."""
     if bool(ids) == all_open:
         raise click.UsageError("name the IDS to dismiss, or --all-open (not both)")
-    if certifier is not None and not all_open:
-        raise click.UsageError("--certifier goes with --all-open: IDS name the events already")
+    if (certifier is not None or sender is not None) and not all_open:
+        raise click.UsageError(
+            "--certifier and --sender go with --all-open: IDS name the events already"
+        )
     said = required_text(note, "--note must say how they were dealt with")
     with core_from(ctx, existing=True) as core:
         if all_open:
-            count = dismiss_open(core.store, core.clock, certifier, said)
+            count = dismiss_open(core.store, core.clock, certifier, said, sender)
             click.echo(f"{count} unusable event(s) dismissed (kept: unusable --all)")
             return
         outcomes = dismiss(core.store, core.clock, ids, said)

@@ -8,7 +8,9 @@ from typing import Any
 
 import click
 
+from accrochage.errors import BadParameter
 from accrochage.models.deadline import FIRST_DAY, LAST_DAY, MAX_DUE_WITHIN
+from accrochage.settings.api import checked_sender
 
 _DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
@@ -36,6 +38,22 @@ class Day(click.ParamType):
 
 DAY = Day()
 DUE_WITHIN = click.IntRange(0, MAX_DUE_WITHIN)
+
+
+def sender_option(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """`--sender`: as the service's log names an HTTP sender; a usage error otherwise."""
+    if value is None:
+        return None
+    try:
+        return checked_sender(value)
+    except BadParameter as exc:
+        raise click.BadParameter(str(exc), ctx, param) from None
+
+
+SENDER_HELP = (
+    "Those this HTTP sender sent: 'api.ingest_tokens #N' (or '#N'), as the service's log names "
+    "a platform's token, or 'operator'."
+)
 
 
 def said_if_unknown(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:

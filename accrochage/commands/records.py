@@ -10,7 +10,13 @@ from typing import Any, TypeVar
 import click
 
 from accrochage.commands.core import core_from
-from accrochage.commands.options import DAY, DUE_WITHIN, said_if_unknown
+from accrochage.commands.options import (
+    DAY,
+    DUE_WITHIN,
+    SENDER_HELP,
+    said_if_unknown,
+    sender_option,
+)
 from accrochage.commands.output import FORMATS, Row, cell, echo_rows, first_problem, shorten
 from accrochage.commands.record_text import (
     correction_steps,
@@ -269,17 +275,23 @@ def unusable_cell(row: Row, column: str) -> str:
 @click.option(
     "--certifier", callback=said_if_unknown, help="Those naming this certifier only (its key)."
 )
+@click.option("--sender", callback=sender_option, help=SENDER_HELP)
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
 @click.pass_context
 def unusable(
-    ctx: click.Context, limit: int, everything: bool, certifier: str | None, fmt: str
+    ctx: click.Context,
+    limit: int,
+    everything: bool,
+    certifier: str | None,
+    sender: str | None,
+    fmt: str,
 ) -> None:
     """The events kept without a usable record, newest first: not JSON, no usable record_id,
     a revocation of no record, a record of another certifier. The table says why; JSON and
     CSV carry the raw input too (it may hold personal data), to fix and send again. Once dealt
     with: `accrochage dismiss-unusable ID --note TEXT`."""
     with core_from(ctx, reading=True) as core, core.store.reading() as reader:
-        rows = reader.unusable(limit + 1, dismissed=everything, certifier=certifier)
+        rows = reader.unusable(limit + 1, dismissed=everything, certifier=certifier, sender=sender)
     echo_rows(
         rows[:limit], fmt, UNUSABLE_FIELDS, UNUSABLE_COLUMNS, unusable_cell, "no unusable event"
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import re
 from datetime import timedelta
 from typing import Annotated
 
@@ -17,6 +18,7 @@ from pydantic import (
     model_validator,
 )
 
+from accrochage.errors import BadParameter
 from accrochage.settings.durations import BodyTimeout
 from accrochage.settings.sections import CertifierKey
 
@@ -45,6 +47,25 @@ def sender_name(place: int) -> str:
     """What an ingest token's requests are counted and logged under: its place in
     `api.ingest_tokens` (from 1), never its value."""
     return f"api.ingest_tokens #{place}"
+
+
+OPERATOR_SENDER = "operator"
+"""The sender of a request with the operator's token (or of any, without tokens)."""
+_SENDER = re.compile(r"api\.ingest_tokens #[1-9][0-9]{0,5}")
+
+
+def checked_sender(value: str) -> str:
+    """`value` as a sender is named (`sender_name`, or `operator`); `#N` is short for
+    `api.ingest_tokens #N`. Anything else is a BadParameter saying the form."""
+    text = value.strip()
+    if text.startswith("#"):
+        text = sender_name(0).removesuffix("0") + text.removeprefix("#")
+    if text != OPERATOR_SENDER and _SENDER.fullmatch(text) is None:
+        raise BadParameter(
+            "a sender is named as the log names it: 'api.ingest_tokens #N' (or '#N'), N the "
+            "token's place in api.ingest_tokens from 1, or 'operator'"
+        )
+    return text
 
 
 class ScopedIngestToken(BaseModel):

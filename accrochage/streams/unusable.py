@@ -50,11 +50,14 @@ def dismiss_unusable(
     return outcomes
 
 
-def dismiss_open(store: Store, clock: Clock, certifier: str | None, note: str) -> int:
-    """Every unusable event not dealt with yet (those naming `certifier` only, when given)
-    dismissed at once: a platform's flood, which listing ids by the thousand served badly."""
+def dismiss_open(
+    store: Store, clock: Clock, certifier: str | None, note: str, sender: str | None = None
+) -> int:
+    """Every unusable event not dealt with yet (those naming `certifier`, and those `sender`
+    sent, when given) dismissed at once: a platform's flood, which listing ids by the
+    thousand served badly."""
     with store.transaction() as tx:
-        return tx.dismiss_open_unusable(certifier, note, clock.now())
+        return tx.dismiss_open_unusable(certifier, note, clock.now(), sender=sender)
 
 
 def forget_dismissed(store: Store, clock: Clock, dismissed_before: datetime) -> int:

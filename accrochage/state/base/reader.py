@@ -110,9 +110,10 @@ class Reader(PendingReads):
         *,
         dismissed: bool = False,
         certifier: str | None = None,
+        sender: str | None = None,
     ) -> list[JsonRow]:
         """Newest first; `before`: those older than a page's last id; `certifier`: those
-        naming it."""
+        naming it; `sender`: those an HTTP sender sent (`api.ingest_tokens #N`, `operator`)."""
 
     @abstractmethod
     def batches_to_write(self) -> list[FrozenBatch]:

@@ -80,9 +80,12 @@ class Transaction(PendingReads):
         found, whether dismissed before or not (a second dismissal replaces the note)."""
 
     @abstractmethod
-    def dismiss_open_unusable(self, certifier: str | None, note: str, at: datetime) -> int:
-        """Mark every unusable event not dealt with yet dealt with (those naming `certifier`
-        only, when given): a platform's flood, in one statement; how many."""
+    def dismiss_open_unusable(
+        self, certifier: str | None, note: str, at: datetime, *, sender: str | None = None
+    ) -> int:
+        """Mark every unusable event not dealt with yet dealt with (those naming `certifier`,
+        and those `sender` sent, when given): a platform's flood, in one statement; how
+        many."""
 
     @abstractmethod
     def forget_dismissed_unusable(self, dismissed_before: datetime, at: datetime) -> int:

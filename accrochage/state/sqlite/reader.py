@@ -136,8 +136,11 @@ class SqliteReader(PendingStatements, Reader):
         *,
         dismissed: bool = False,
         certifier: str | None = None,
+        sender: str | None = None,
     ) -> list[JsonRow]:
-        return unusable(self._conn, limit, before, dismissed=dismissed, certifier=certifier)
+        return unusable(
+            self._conn, limit, before, dismissed=dismissed, certifier=certifier, sender=sender
+        )
 
     def batches_to_write(self) -> list[FrozenBatch]:
         states = [s.value for s in BATCHES_TO_WRITE]

@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from datetime import datetime
 
 from accrochage.state.sqlite.rows import problems_json, stamp
+from accrochage.state.sqlite.unusable_queries import sent_by
 from accrochage.state.values import UnusableEvent
 
 
@@ -82,11 +83,14 @@ class UnusableStatements:
             )
         return cursor.rowcount
 
-    def dismiss_open_unusable(self, certifier: str | None, note: str, at: datetime) -> int:
+    def dismiss_open_unusable(
+        self, certifier: str | None, note: str, at: datetime, *, sender: str | None = None
+    ) -> int:
+        where, params = sent_by(certifier, sender)
         with self._zeroing_freed_pages():
             cursor = self._conn.execute(
                 "UPDATE unusable SET dismissed_at = ?, dismissed_note = ? "
-                "WHERE dismissed_at IS NULL AND (? IS NULL OR certifier = ?)",
-                (at.isoformat(), note, certifier, certifier),
+                f"WHERE {' AND '.join(['dismissed_at IS NULL', *where])}",
+                [at.isoformat(), note, *params],
             )
         return cursor.rowcount
