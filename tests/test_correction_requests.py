@@ -155,6 +155,30 @@ def test_answered_unfounded_corrected_by_hand_and_never_twice(core: Core) -> Non
     assert record(core, "PX-1")["correction_request"] is None
 
 
+def test_an_answer_by_hand_is_in_the_record_s_history_as_a_closure_by_the_cdc_is(
+    core: Core,
+) -> None:
+    """A holder who says the request was never answered is shown the record's history (and
+    its evidence's history.json): an answer by hand is there once, with when, and without the
+    operator's free text (it may name the person)."""
+    ingest(core, event("PX-1"))
+    one = core.corrections.add("PX-1", date(2026, 11, 20)).request.request_id
+    two = core.corrections.add("PX-1", date(2026, 11, 21)).request.request_id
+    before = len(record(core, "PX-1")["history"])
+    core.corrections.answer(one, unfounded="the birth name is Haba, as on the diploma")
+    core.corrections.answer(one, unfounded="the birth name is Haba, as on the diploma")
+    core.corrections.answer(two, corrected=True)
+    added = record(core, "PX-1")["history"][before:]
+    assert [(e["from_status"], e["to_status"]) for e in added] == [("pending", "pending")] * 2
+    assert added[0]["at"].startswith("2026-12-01")
+    assert added[0]["reason"] == (
+        f"correction request {one} closed: unfounded, answered by the operator"
+    )
+    assert added[1]["reason"] == (
+        f"correction request {two} closed: corrected data sent (declared by the operator)"
+    )
+
+
 def test_a_request_on_an_unknown_record_attaches_when_the_record_arrives(core: Core) -> None:
     opened = core.corrections.add("OLD-7", date(2026, 11, 25), certifier="school")
     assert not opened.record_known and opened.json["certifier"] == "school"

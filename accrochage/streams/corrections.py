@@ -23,8 +23,8 @@ from accrochage.models.corrections import (
     to_json,
 )
 from accrochage.models.deadline import Clock, paris_today
-from accrochage.models.record import Record
-from accrochage.models.vocabulary import RequestSource
+from accrochage.models.record import Change, HistoryEntry, Record
+from accrochage.models.vocabulary import Outcome, RequestSource
 from accrochage.state.base import JsonRow, Store, Transaction
 from accrochage.state.queries import RequestKey
 
@@ -141,11 +141,29 @@ class Corrections:
                     f"no correction request {request_id[:100]!r}: see "
                     "`accrochage correction-request list`"
                 )
-            done = answer(found, kind, unfounded, self._now())
+            now = self._now()
+            done = answer(found, kind, unfounded, now)
             tx.answer_correction_request(done)
             record = tx.records([done.record_id]).get(done.record_id)
+            if found.is_open and record is not None:
+                tx.save([Change(Outcome.UNCHANGED, history=_answered_entry(record, done, now))])
         shown = record.certifier if record is not None else None
         return to_json(done, shown, paris_today(self.clock), self.margin_days)
+
+
+def _answered_entry(record: Record, done: CorrectionRequest, at: datetime) -> HistoryEntry:
+    """The record's history line for a request closed by hand, as one closed by the CDC's
+    acceptance has: its evidence tells when it was answered. The unfounded reason is the
+    operator's free text (it may name the person): the request keeps it, the line does not."""
+    unfounded = done.answer_kind is AnswerKind.UNFOUNDED
+    how = "unfounded, answered by the operator" if unfounded else done.answer_text
+    return HistoryEntry(
+        record.record_id,
+        at,
+        record.status,
+        record.status,
+        f"correction request {done.request_id} closed: {how}",
+    )
 
 
 def _held_hash(tx: Transaction, record: Record | None) -> str | None:
