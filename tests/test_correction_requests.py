@@ -179,6 +179,34 @@ def test_an_answer_by_hand_is_in_the_record_s_history_as_a_closure_by_the_cdc_is
     )
 
 
+def test_a_request_entered_by_mistake_is_cancelled_and_holds_nothing(core: Core) -> None:
+    """A request typed on the wrong record id (or day) could only be answered unfounded or
+    corrected: a false answer, in the evidence of a record no one asked about. Cancelled, it
+    says it was entered by mistake and what was meant; it no longer holds its record."""
+    ingest(core, event("PX-1"), event("PX-11"))
+    accept(core, "PX-1", "PX-11")
+    wrong = core.corrections.add("PX-11", date(2026, 11, 20)).request.request_id
+    assert outstanding_ids(core) == ["PX-11"], "an open request holds an accepted record"
+    with pytest.raises(BadParameter, match="what was meant"):
+        core.corrections.answer(wrong, cancelled="  ")
+    with pytest.raises(BadParameter, match="exactly one"):
+        core.corrections.answer(wrong, cancelled="PX-1 was meant", corrected=True)
+    before = len(record(core, "PX-11")["history"])
+    done = core.corrections.answer(wrong, cancelled="PX-1 was meant")
+    assert done["status"] == "cancelled" and done["answer"]["kind"] == "cancelled"
+    assert done["answer"]["text"] == "PX-1 was meant" and done["days_left"] is None
+    assert core.corrections.answer(wrong, cancelled="PX-1 was meant") == done, "a retry"
+    with pytest.raises(RequestClosed, match="already cancelled"):
+        core.corrections.answer(wrong, unfounded="right as sent")
+    assert outstanding_ids(core) == []
+    (entry,) = record(core, "PX-11")["history"][before:]
+    assert entry["reason"] == (
+        f"correction request {wrong} closed: cancelled by the operator, entered by mistake"
+    )
+    with core.store.reading() as reader:
+        assert reader.summary(TODAY, 14)["correction_requests"]["open"] == 0
+
+
 def test_a_request_on_an_unknown_record_attaches_when_the_record_arrives(core: Core) -> None:
     opened = core.corrections.add("OLD-7", date(2026, 11, 25), certifier="school")
     assert not opened.record_known and opened.json["certifier"] == "school"
@@ -616,12 +644,21 @@ def test_the_commands(tmp_path: Path) -> None:
     assert done.stdout.strip() == f"{request_id}: answered (unfounded)"
     again = run(config, "correction-request", "answer", request_id, "--corrected", code=1)
     assert "already answered" in again.stderr
+    mistaken = run(config, "correction-request", "add", "PX-1", "--received-on", today.isoformat())
+    mistaken_id = mistaken.stdout.strip()
+    three = ("--cancelled", "x", "--corrected")
+    run(config, "correction-request", "answer", mistaken_id, *three, code=2)
+    cancelled = run(
+        config, "correction-request", "answer", mistaken_id, "--cancelled", "meant PX-2"
+    )
+    assert cancelled.stdout.strip() == f"{mistaken_id}: cancelled (cancelled)"
     missing = run(config, "correction-request", "answer", "CR-0", "--corrected", code=1)
     assert "no correction request" in missing.stderr
     summary = run(config, "summary").stdout
     assert "correction requests: 1 open" in summary
     shown = json.loads(run(config, "show", "PX-1", "--format", "json").stdout)
-    assert shown["correction_requests"][0]["status"] == "answered"
+    statuses = {r["request_id"]: r["status"] for r in shown["correction_requests"]}
+    assert statuses == {request_id: "answered", mistaken_id: "cancelled"}
     outstanding_rows = json.loads(run(config, "outstanding", "--format", "json").stdout)
     assert outstanding_rows[0]["correction_request"] is None
     early = (today - timedelta(days=30)).isoformat()
@@ -734,13 +771,22 @@ async def test_the_http_routes(tmp_path: Path) -> None:
             status, error = await call("GET", "/correction-requests?open=maybe")
             assert status == 400
             path = path_of(opened)
-            for bad in ({}, {"corrected": False}, {"corrected": True, "unfounded": "x"}):
+            for bad in (
+                {},
+                {"corrected": False},
+                {"corrected": True, "unfounded": "x"},
+                {"cancelled": "x", "unfounded": "x"},
+            ):
                 status, error = await call("POST", path, bad)
                 assert status == 422, (bad, error)
-            for bad_answer in ('{"unfounded": "a\\ud800"}', {"unfounded": "  "}):
+            for field, bad_answer in (
+                ("unfounded", '{"unfounded": "a\\ud800"}'),
+                ("unfounded", {"unfounded": "  "}),
+                ("cancelled", {"cancelled": ""}),
+            ):
                 status, error = await call("POST", path, bad_answer)
                 assert (status, error["error"]["code"]) == (422, "invalid_body"), error
-                assert [d["field"] for d in error["error"]["details"]] == ["unfounded"], error
+                assert [d["field"] for d in error["error"]["details"]] == [field], error
             status, done = await call("POST", path, {"corrected": True})
             assert status == 200 and done["status"] == "corrected"
             s.CorrectionRequestOut.model_validate(done)

@@ -153,17 +153,22 @@ async def get_requests(request: web.Request) -> web.Response:
 async def post_answer(request: web.Request) -> web.Response:
     request_id = request.match_info["request_id"]
     body = await _body(request, CorrectionAnswerIn, "an answer")
-    if (body.unfounded is None) == (body.corrected is not True):
+    given = [body.unfounded is not None, body.corrected is True, body.cancelled is not None]
+    if given.count(True) != 1:
         raise ApiError(
             422,
             "invalid_body",
-            'send exactly one of {"unfounded": "why the data is right"} and {"corrected": true}',
+            'send exactly one of {"unfounded": "why the data is right"}, {"corrected": true} '
+            'and {"cancelled": "what was meant"} (a request entered by mistake)',
         )
     service = request.app[SERVICE]
     done = await _run(
         request,
         lambda: service.answer(
-            request_id, unfounded=body.unfounded, corrected=bool(body.corrected)
+            request_id,
+            unfounded=body.unfounded,
+            corrected=bool(body.corrected),
+            cancelled=body.cancelled,
         ),
     )
     return web.json_response(done)

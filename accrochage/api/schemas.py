@@ -163,7 +163,7 @@ class HistoryRow(Answer):
 
 class RequestAnswerOut(Answer):
     kind: str
-    """`unfounded` or `corrected`."""
+    """`unfounded`, `corrected` or `cancelled` (entered by mistake)."""
     text: str | None
     at: str | None
 
@@ -205,12 +205,14 @@ class CorrectionRequestIn(BaseModel):
 
 
 class CorrectionAnswerIn(BaseModel):
-    """`POST /correction-requests/{id}/answer`: `{"unfounded": TEXT}` or `{"corrected": true}`."""
+    """`POST /correction-requests/{id}/answer`: `{"unfounded": TEXT}`, `{"corrected": true}`
+    or `{"cancelled": TEXT}` (entered by mistake: what was meant)."""
 
     model_config = ConfigDict(extra="forbid")
 
     unfounded: str | None = None
     corrected: bool | None = None
+    cancelled: str | None = None
 
 
 class RecordDetail(RecordRow):

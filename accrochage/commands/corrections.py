@@ -128,13 +128,30 @@ def list_requests(
 @click.option(
     "--corrected", is_flag=True, help="Close it as corrected (the corrected data was sent)."
 )
+@click.option(
+    "--cancelled",
+    metavar="TEXT",
+    help="Close it as entered by mistake (a wrong record id or day; no one asked it), saying "
+    "what was meant.",
+)
 @click.pass_context
-def answer(ctx: click.Context, request_id: str, unfounded: str | None, corrected: bool) -> None:
-    """Close REQUEST_ID by hand: --unfounded TEXT or --corrected (exactly one)."""
-    if (unfounded is not None) == corrected:
-        raise click.UsageError("give exactly one of --unfounded TEXT and --corrected")
+def answer(
+    ctx: click.Context,
+    request_id: str,
+    unfounded: str | None,
+    corrected: bool,
+    cancelled: str | None,
+) -> None:
+    """Close REQUEST_ID by hand: --unfounded TEXT, --corrected, or --cancelled TEXT for one
+    entered by mistake (exactly one)."""
+    if [unfounded is not None, corrected, cancelled is not None].count(True) != 1:
+        raise click.UsageError(
+            "give exactly one of --unfounded TEXT, --corrected and --cancelled TEXT"
+        )
     with core_from(ctx, existing=True) as core:
-        done = core.corrections.answer(request_id, unfounded=unfounded, corrected=corrected)
+        done = core.corrections.answer(
+            request_id, unfounded=unfounded, corrected=corrected, cancelled=cancelled
+        )
     click.echo(f"{done['request_id']}: {done['status']} ({done['answer']['kind']})")
 
 

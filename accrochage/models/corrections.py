@@ -31,6 +31,8 @@ class AnswerKind(StrEnum):
 
     UNFOUNDED = "unfounded"
     CORRECTED = "corrected"
+    CANCELLED = "cancelled"
+    """Entered by mistake: no one asked it (the text says what was meant)."""
 
 
 class RequestNotFound(NotFound):
@@ -163,7 +165,8 @@ DECLARED_CORRECTED = "corrected data sent (declared by the operator)"
 def answer(
     request: CorrectionRequest, kind: AnswerKind, text: str | None, at: datetime
 ) -> CorrectionRequest:
-    """Close a request by hand: `unfounded` needs the reason; a closed request stays closed.
+    """Close a request by hand: `unfounded` needs the reason, `cancelled` what was meant; a
+    closed request stays closed.
     The same answer given again (a retry whose answer was lost) is that answer, unchanged."""
     if not request.is_open and _same_answer(request, kind, text):
         return request
@@ -173,16 +176,13 @@ def answer(
             f"({request.answer_kind or 'closed'} on {_day(request.answered_at)}): "
             "a request is answered once; open a new one if the CDC or the holder asks again"
         )
-    text = storable_text("unfounded", (text or "").strip())
-    if kind is AnswerKind.UNFOUNDED and not text:
-        raise FieldError(
-            "unfounded", "an unfounded answer needs its reason: say why the data is right as sent"
-        )
+    field = kind.value if kind is not AnswerKind.CORRECTED else AnswerKind.UNFOUNDED.value
+    text = storable_text(field, (text or "").strip())
+    if kind is not AnswerKind.CORRECTED and not text:
+        raise FieldError(field, _TEXT_NEEDED[kind])
     if len(text) > MAX_ANSWER:
-        raise FieldError(
-            "unfounded", f"the answer is longer than {MAX_ANSWER} characters: shorten it"
-        )
-    status = RequestStatus.ANSWERED if kind is AnswerKind.UNFOUNDED else RequestStatus.CORRECTED
+        raise FieldError(field, f"the answer is longer than {MAX_ANSWER} characters: shorten it")
+    status = _STATUS_OF[kind]
     return replace(
         request,
         status=status,
@@ -190,6 +190,18 @@ def answer(
         answer_text=text or DECLARED_CORRECTED,
         answered_at=at,
     )
+
+
+_TEXT_NEEDED = {
+    AnswerKind.UNFOUNDED: "an unfounded answer needs its reason: say why the data is right as sent",
+    AnswerKind.CANCELLED: "a cancellation needs its reason: say what was meant (the right "
+    "record id or day), so that the request entered by mistake explains itself",
+}
+_STATUS_OF = {
+    AnswerKind.UNFOUNDED: RequestStatus.ANSWERED,
+    AnswerKind.CORRECTED: RequestStatus.CORRECTED,
+    AnswerKind.CANCELLED: RequestStatus.CANCELLED,
+}
 
 
 def _same_answer(request: CorrectionRequest, kind: AnswerKind, text: str | None) -> bool:

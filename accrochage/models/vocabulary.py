@@ -90,6 +90,9 @@ class RequestStatus(StrEnum):
     """Closed by the operator: the request was unfounded (the answer says why)."""
     CORRECTED = "corrected"
     """Closed by corrected data: the CDC accepted it, or the operator said so."""
+    CANCELLED = "cancelled"
+    """Closed by the operator: it was entered by mistake (a wrong record id, a wrong day),
+    and no one asked it; the answer says what was meant."""
 
 
 class RequestSource(StrEnum):

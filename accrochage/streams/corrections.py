@@ -125,15 +125,29 @@ class Corrections:
             )
 
     def answer(
-        self, request_id: str, *, unfounded: str | None = None, corrected: bool = False
+        self,
+        request_id: str,
+        *,
+        unfounded: str | None = None,
+        corrected: bool = False,
+        cancelled: str | None = None,
     ) -> JsonRow:
-        """Close a request by hand: unfounded (with the reason) or corrected, exactly one."""
-        if (unfounded is not None) == bool(corrected):
+        """Close a request by hand: unfounded (with the reason), corrected, or cancelled (it
+        was entered by mistake: what was meant), exactly one."""
+        given = [unfounded is not None, bool(corrected), cancelled is not None]
+        if sum(given) != 1:
             raise BadParameter(
-                "answer with exactly one of: unfounded (the reason the data is right as sent) "
-                "or corrected"
+                "answer with exactly one of: unfounded (the reason the data is right as sent), "
+                "corrected, or cancelled (the request was entered by mistake: what was meant)"
             )
-        kind = AnswerKind.CORRECTED if corrected else AnswerKind.UNFOUNDED
+        kind = (
+            AnswerKind.CORRECTED
+            if corrected
+            else AnswerKind.UNFOUNDED
+            if unfounded is not None
+            else AnswerKind.CANCELLED
+        )
+        text = unfounded if kind is AnswerKind.UNFOUNDED else cancelled
         with self.store.transaction() as tx:
             found = tx.correction_request(request_id)
             if found is None:
@@ -142,7 +156,7 @@ class Corrections:
                     "`accrochage correction-request list`"
                 )
             now = self._now()
-            done = answer(found, kind, unfounded, now)
+            done = answer(found, kind, text, now)
             tx.answer_correction_request(done)
             record = tx.records([done.record_id]).get(done.record_id)
             if found.is_open and record is not None:
@@ -155,8 +169,10 @@ def _answered_entry(record: Record, done: CorrectionRequest, at: datetime) -> Hi
     """The record's history line for a request closed by hand, as one closed by the CDC's
     acceptance has: its evidence tells when it was answered. The unfounded reason is the
     operator's free text (it may name the person): the request keeps it, the line does not."""
-    unfounded = done.answer_kind is AnswerKind.UNFOUNDED
-    how = "unfounded, answered by the operator" if unfounded else done.answer_text
+    how = {
+        AnswerKind.UNFOUNDED: "unfounded, answered by the operator",
+        AnswerKind.CANCELLED: "cancelled by the operator, entered by mistake",
+    }.get(done.answer_kind or AnswerKind.CORRECTED, done.answer_text)
     return HistoryEntry(
         record.record_id,
         at,
