@@ -40,7 +40,7 @@ class RequestNotFound(NotFound):
 
 
 class RequestClosed(Conflict):
-    """The request was already answered or corrected: a request is closed once."""
+    """The request was already answered, corrected or cancelled: a request is closed once."""
 
     code = "request_closed"
 
