@@ -327,6 +327,73 @@ async def test_started_and_stopped_are_logged_with_paris_time(
     assert f"http://127.0.0.1:{port}" in lines[started[0]]
 
 
+def _holding(pids: list[int], state: Path) -> list[int]:
+    """The processes among `pids` with `state` open (Linux)."""
+    found = []
+    for pid in pids:
+        try:
+            opened = [os.readlink(fd) for fd in Path(f"/proc/{pid}/fd").iterdir()]
+        except OSError:
+            continue
+        if str(state) in opened:
+            found.append(pid)
+    return found
+
+
+def _children(pid: int) -> list[int]:
+    """The live children of `pid` (Linux)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            state, ppid = stat[stat.rindex(")") + 2 :].split()[:2]
+            if int(ppid) == pid and state not in ("Z", "X"):
+                found.append(int(entry.name))
+    return found
+
+
+async def test_a_writer_process_that_ended_stops_the_service_for_its_supervisor(
+    tmp_path: Path,
+) -> None:
+    """Its writer process killed (the OOM killer's choice), `run` answered 503 to every event
+    and went on serving /metrics: nothing restarted it (systemd's `Restart=on-failure` waits
+    for a failed exit, Prometheus's `up` stayed 1) until someone read /health. It stops
+    instead, saying why, with exit 70 as the Kafka worker does, and a restart stores again."""
+    port = free_port()
+    config = write_config(tmp_path, api={"bind": f"127.0.0.1:{port}"})
+    state = tmp_path / "var" / "state.db"
+    base = f"http://127.0.0.1:{port}"
+    command = [*COMMAND, "--config", str(config), "run", "--log-format", "json"]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    service = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        await wait_healthy(base, service)
+        helpers = [p for s in _children(service.pid) for p in _children(s)]
+        writers = _holding(helpers, state.resolve())
+        assert len(writers) == 1, writers
+        os.kill(writers[0], signal.SIGKILL)
+        _, err = service.communicate(timeout=DEADLINE)
+    finally:
+        _reaped(service)
+    assert service.returncode == 70, err
+    lines = [json.loads(line) for line in err.splitlines()]
+    assert "stopping (the writer process ended)" in [line["message"] for line in lines], err
+    assert lines[-1]["level"] == "CRITICAL" and "exit 70" in lines[-1]["message"], err
+    again = subprocess.Popen(command, stderr=subprocess.DEVNULL, env=env)
+    try:
+        await wait_healthy(base, again)
+        today = date.today() - timedelta(days=1)
+        event = next(generate_events(1, [GeneratedCertifier("pix", ["RS5875"])], today=today))
+        assert await post_all(base, [event]) == [201]
+        again.send_signal(signal.SIGTERM)
+        assert again.wait(timeout=DEADLINE) == 0
+    finally:
+        _reaped(again)
+
+
 async def test_a_stop_held_by_a_request_in_flight_says_what_it_waits_for(
     tmp_path: Path,
 ) -> None:

@@ -31,6 +31,7 @@ import logging
 import os
 import socket
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 from accrochage.api.frames import FrameSocket
@@ -114,6 +115,10 @@ class ProcessLink:
         self._idle = asyncio.Event()
         self._dead: WriterUnavailable | None = None
         self.storage_error: StoreError | None = None
+        self.on_dead: Callable[[], None] | None = None
+        """Called (in the event loop) once the writer process ended while it served: `run`
+        stops then, so that its supervisor (systemd's `Restart=on-failure`) starts it again;
+        left running, it answered 503 to every event until someone noticed."""
 
     async def start(self) -> None:
         """Start the writer process; returns once it is ready to store."""
@@ -213,6 +218,8 @@ class ProcessLink:
         self.storage_error = None
         self._fail_waiting(self._dead)
         asyncio.get_running_loop().run_in_executor(None, self._log_exit)
+        if self.on_dead is not None:
+            self.on_dead()
 
     def _log_exit(self) -> None:
         if self._exit is not None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import click
 
 from accrochage.app import build_core, store_location
@@ -25,6 +27,7 @@ def run(ctx: click.Context, log_level: str, log_format: str) -> None:
     settings = ctx.obj.settings
     lock = store_location(settings).service_guard()
     lock.acquire_or_refuse()  # before the state's whole-file check: a refusal is at once
+    code = 0
     try:
         sock = bound_socket(settings.api)  # before the state is opened, migrated or written
         try:
@@ -33,11 +36,13 @@ def run(ctx: click.Context, log_level: str, log_format: str) -> None:
             sock.close()
             raise
         try:
-            run_service(core, sock=sock)
+            code = run_service(core, sock=sock)
         finally:
             core.close()
     finally:
         lock.release()
+    if code:
+        sys.exit(code)  # the writer process ended: a supervisor restarts the service
 
 
 def register(group: click.Group) -> None:

@@ -41,6 +41,12 @@ SHUTDOWN_TIMEOUT = 30
 _BIND_ERRORS = {errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES}
 LISTEN_BACKLOG = 128
 """Connections waiting to be accepted (aiohttp's own default)."""
+EXIT_WRITER_ENDED = 70
+"""`run`'s exit code when its writer process ended while it served (the OOM killer's choice,
+say), as the Kafka worker's: not a stop asked for, so a supervisor restarts it."""
+WRITER_ENDED = "the writer process ended"
+WRITER_LINK = web.AppKey("writer_link", ProcessLink)
+"""The service's writer process link, when it stores through one (`serve` stops with it)."""
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 """Each stops the service gracefully; SIGHUP's default action (a closed terminal, an
 administrator expecting a reload) killed it with nothing said. SIGHUP and SIGINT stay
@@ -149,6 +155,8 @@ def build_service(
         writer = ThreadWriter(service)
     scheduler = scheduler_for(core) if timer else Scheduler()
     app = build_app(api_context(core, writer))
+    if link is not None:
+        app[WRITER_LINK] = link
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         if core.decoder is not None:  # not at the first large request, which would wait
@@ -187,26 +195,27 @@ def listening_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
-def said_stopping(runner: web.AppRunner, signum: signal.Signals) -> None:
-    """What stopped the service and what the stop waits for: a client holding a request open
-    (a body that never ends) delayed it by `SHUTDOWN_TIMEOUT` seconds with nothing in the
-    log."""
+def said_stopping(runner: web.AppRunner, why: str) -> None:
+    """What stopped the service (a signal's name, or `WRITER_ENDED`) and what the stop waits
+    for: a client holding a request open (a body that never ends) delayed it by
+    `SHUTDOWN_TIMEOUT` seconds with nothing in the log."""
     server = runner.server
     opened = len(server.connections) if server is not None else 0
     if opened:
         log.info(
             "stopping (%s): waiting up to %d s for the requests in flight (%d connection(s) open)",
-            signum.name,
+            why,
             SHUTDOWN_TIMEOUT,
             opened,
         )
     else:
-        log.info("stopping (%s)", signum.name)
+        log.info("stopping (%s)", why)
 
 
-async def serve(app: web.Application, sock: socket.socket, started: Callable[[], None]) -> None:
-    """Serve `app` on `sock` until SIGTERM, SIGINT or SIGHUP, then stop gracefully, through
-    `ApiRunner`: every HTTP-level error in the JSON shape, no header logged.
+async def serve(app: web.Application, sock: socket.socket, started: Callable[[], None]) -> int:
+    """Serve `app` on `sock` until SIGTERM, SIGINT or SIGHUP, or until its writer process
+    ended, then stop gracefully, through `ApiRunner`: every HTTP-level error in the JSON
+    shape, no header logged. Returns the exit code: 0, or `EXIT_WRITER_ENDED`.
 
     The signals only set an event: the service then returns through its own cleanup (in-flight
     requests, the writer, the timer). aiohttp's own handlers raise `GracefulExit` inside the
@@ -216,15 +225,22 @@ async def serve(app: web.Application, sock: socket.socket, started: Callable[[],
     sys.setswitchinterval(SWITCH_INTERVAL)
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
-    heard: list[signal.Signals] = []
+    heard: list[str] = []
 
     def stop_on(signum: signal.Signals) -> None:
-        heard.append(signum)
+        heard.append(signum.name)
+        stop.set()
+
+    def writer_ended() -> None:
+        heard.append(WRITER_ENDED)
         stop.set()
 
     signals = stop_signals()
     for signum in signals:
         loop.add_signal_handler(signum, stop_on, signum)
+    link = app.get(WRITER_LINK)
+    if link is not None:
+        link.on_dead = writer_ended
     runner = ApiRunner(app, handle_signals=False, shutdown_timeout=SHUTDOWN_TIMEOUT)
     try:
         await runner.setup()
@@ -239,6 +255,7 @@ async def serve(app: web.Application, sock: socket.socket, started: Callable[[],
         for signum in signals:
             loop.remove_signal_handler(signum)
         sys.setswitchinterval(switching)
+    return EXIT_WRITER_ENDED if heard[0] == WRITER_ENDED else 0
 
 
 def bound_socket(api: ApiSettings) -> socket.socket:
@@ -258,10 +275,11 @@ def bound_socket(api: ApiSettings) -> socket.socket:
 
 def run_service(
     core: Core, *, separate_writer: bool = True, sock: socket.socket | None = None
-) -> None:
+) -> int:
     """Serve until SIGTERM or SIGINT; in-flight requests and queued events finish first.
 
     "started" is logged once the port is bound (`sock`, bound already, or `api.bind`).
+    Returns the exit code: `EXIT_WRITER_ENDED` when the writer process ended, else 0.
     """
     api = core.settings.api
     outbox = core.settings.paths.outbox
@@ -276,11 +294,21 @@ def run_service(
         )
 
     listening = sock if sock is not None else bound_socket(api)
+    code = 0
     try:
         app = build_service(core, separate_writer=separate_writer)
-        asyncio.run(serve(app, listening, started))
+        code = asyncio.run(serve(app, listening, started))
     except (web.GracefulExit, KeyboardInterrupt):
         pass
     finally:
         listening.close()
-    log.info("accrochage service stopped")
+    if code == EXIT_WRITER_ENDED:
+        log.critical(
+            "accrochage service stopped (exit %d): %s; the lines before say why; a "
+            "supervisor (systemd's Restart=on-failure) starts it again",
+            code,
+            WRITER_ENDED,
+        )
+    else:
+        log.info("accrochage service stopped")
+    return code
