@@ -9,19 +9,26 @@ browser). Counts, certifier keys and batch ids only: no person, no record's cont
 from __future__ import annotations
 
 import asyncio
-from collections import Counter
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from html import escape
 
 from aiohttp import web
 
 from accrochage.api.charts import stacked_bars
+from accrochage.api.ui_sections import (
+    Page,
+    alerts_table,
+    for_support_table,
+    problem_banner,
+    refused_suppressions_table,
+    rejections_table,
+    to_deposit_table,
+)
 from accrochage.errors import AccrochageError
 from accrochage.models.deadline import Clock, days_left, paris_today
 from accrochage.models.vocabulary import RecordStatus
-from accrochage.state.base import AlertState, DashboardNumbers, Observation, Store
+from accrochage.state.base import Store
 from accrochage.streams.watch import unreported_before
 
 REFRESH = 30
@@ -50,24 +57,6 @@ th:first-child,td:first-child{text-align:left}.warn{color:#b35c00}.crit{color:#b
 """
 
 
-@dataclass(frozen=True, slots=True)
-class _Page:
-    as_of: date
-    now: datetime
-    margin_days: int
-    observation: Observation
-    numbers: DashboardNumbers
-    alerts: list[AlertState]
-    certifiers: frozenset[str]
-    """The configured keys: any other certifier is shown as `?`, as metrics and alerts label
-    it (CONTRACT §10), never as the text a sender put in its events."""
-    problem: AccrochageError | None = None
-    """What `GET /health` says is wrong with the service now (events refused, say)."""
-
-    def label(self, certifier: str | None) -> str:
-        return certifier if certifier is not None and certifier in self.certifiers else "?"
-
-
 def bucket(deadline: date | None, today: date) -> str:
     if deadline is None:
         return NONE
@@ -78,7 +67,7 @@ def bucket(deadline: date | None, today: date) -> str:
     return BUCKETS[5]
 
 
-def _certifiers(page: _Page) -> list[str]:
+def _certifiers(page: Page) -> list[str]:
     """Every configured certifier (its zeros are news too: nothing received yet, as
     `/metrics` says), and every other something is counted for: records, deadlines, and
     open correction requests (one may name a record the tracker does not know yet: `?`)."""
@@ -98,7 +87,7 @@ def _earliest(deadline: date | None, today: date) -> str:
     return f'<td data-deadline="earliest">{deadline.isoformat()}</td>'
 
 
-def _per_certifier(page: _Page) -> str:
+def _per_certifier(page: Page) -> str:
     statuses = [s.value for s in RecordStatus]
     o = page.observation
     head = "".join(f"<th>{s}</th>" for s in statuses)
@@ -128,7 +117,7 @@ def _per_certifier(page: _Page) -> str:
     )
 
 
-def _chart(page: _Page) -> str:
+def _chart(page: Page) -> str:
     certifiers = {page.label(c) for c, _ in page.numbers.deadlines}
     certifiers |= {page.label(c) for c in page.observation.deadline_unknown or {}}
     series = {c: [0] * len(BUCKETS) for c in sorted(certifiers)}
@@ -141,104 +130,7 @@ def _chart(page: _Page) -> str:
     )
 
 
-def _to_deposit(page: _Page) -> str:
-    if not page.numbers.to_deposit:
-        return '<p id="to-deposit" class="muted">No file waiting to be uploaded.</p>'
-    rows = "".join(
-        f"<tr><td><code>{escape(b.batch_id)}</code></td><td>{escape(page.label(b.certifier))}</td>"
-        f"<td>{b.passages}</td>"
-        f"<td>{b.written_at.isoformat(timespec='minutes') if b.written_at else '—'}</td></tr>"
-        for b in page.numbers.to_deposit
-    )
-    shown, total = len(page.numbers.to_deposit), page.observation.to_deposit
-    more = (
-        f'<p id="to-deposit-more" class="muted">The {shown} oldest of {total} files; '
-        "<code>accrochage batches --to-deposit</code> lists them all.</p>"
-        if total > shown
-        else ""
-    )
-    return (
-        f'<table id="to-deposit"><tr><th>batch</th><th>certifier</th><th>passages</th>'
-        f"<th>written</th></tr>{rows}</table>{more}"
-    )
-
-
-def _by_reason(page: _Page, table_id: str, counts: dict[tuple[str | None, str | None], int]) -> str:
-    """One row per shown certifier and reason: two certifiers no longer configured are both
-    `?`, and showed as two rows of the same name and reason."""
-    merged: Counter[tuple[str, str]] = Counter()
-    for (c, reason), n in counts.items():
-        merged[(page.label(c), reason or "unclassified")] += n
-    rows = "".join(
-        f"<tr><td>{escape(c)}</td><td>{escape(reason)}</td><td>{n}</td></tr>"
-        for (c, reason), n in sorted(merged.items())
-    )
-    return (
-        f'<table id="{table_id}"><tr><th>certifier</th><th>CDC reason</th><th>records</th></tr>'
-        f"{rows}</table>"
-    )
-
-
-def _rejections(page: _Page) -> str:
-    if not page.numbers.rejections:
-        return '<p id="rejections" class="muted">No rejected record.</p>'
-    return _by_reason(page, "rejections", page.numbers.rejections)
-
-
-def _refused_suppressions(page: _Page) -> str:
-    if not page.numbers.refused_suppressions:
-        return '<p id="refused-suppressions" class="muted">No refused suppression.</p>'
-    return (
-        '<p class="muted">The CDC still holds these passages; <code>accrochage retry</code> '
-        "cuts their suppression again.</p>"
-        + _by_reason(page, "refused-suppressions", page.numbers.refused_suppressions)
-    )
-
-
-def _for_support(page: _Page) -> str:
-    if not page.numbers.for_support:
-        return '<p id="for-support" class="muted">Nothing waits for the CDC\'s support.</p>'
-    held: Counter[str] = Counter()  # certifiers no longer configured: one `?` row, as above
-    for key, count in page.numbers.for_support.items():
-        held[page.label(key)] += count
-    rows = "".join(
-        f"<tr><td>{escape(key)}</td><td>{count}</td></tr>" for key, count in sorted(held.items())
-    )
-    return (
-        '<p class="muted">The CDC holds these under another idTechnique: no SUPPRESSION can '
-        "carry their correction or withdrawal. <code>accrochage summary</code> lists them, "
-        "<code>accrochage show ID</code> says what to ask the CDC's support.</p>"
-        f'<table id="for-support"><tr><th>certifier</th><th>records</th></tr>{rows}</table>'
-    )
-
-
-def _alerts(page: _Page) -> str:
-    firing = [a for a in page.alerts if a.status == "firing"]
-    if not firing:
-        return '<p id="alerts" class="muted">No alert firing.</p>'
-    rows = "".join(
-        f'<tr class="{"crit" if a.severity == "critical" else "warn"}"><td>{escape(a.alertname)}'
-        f"</td><td>{escape(a.certifier)}</td><td>{a.value}</td>"
-        f"<td>{a.starts_at.isoformat(timespec='minutes')}</td></tr>"
-        for a in firing
-    )
-    return (
-        f'<table id="alerts"><tr><th>alert</th><th>certifier</th><th>count</th><th>since</th>'
-        f"</tr>{rows}</table>"
-    )
-
-
-def _problem(page: _Page) -> str:
-    """A banner while the service is degraded: the page is the operator's, its message too."""
-    if page.problem is None:
-        return ""
-    return (
-        f'<p id="service-problem" class="crit"><strong>The service is degraded '
-        f"({escape(page.problem.code)})</strong>: {escape(str(page.problem))}</p>"
-    )
-
-
-def render(page: _Page) -> str:
+def render(page: Page) -> str:
     return (
         '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
         f'<meta http-equiv="refresh" content="{REFRESH}">'
@@ -249,14 +141,14 @@ def render(page: _Page) -> str:
         f'<p class="muted">As of {page.as_of.isoformat()} (Paris); deadline margin '
         f"{page.margin_days} days; refreshed every {REFRESH} s; updated "
         f"{page.now.isoformat(timespec='seconds')}.</p>"
-        f"{_problem(page)}"
+        f"{problem_banner(page)}"
         f"<h2>Records per certifier</h2>{_per_certifier(page)}"
         f"<h2>Outstanding records by days left</h2>{_chart(page)}"
-        f"<h2>Alerts firing</h2>{_alerts(page)}"
-        f"<h2>Files to deposit</h2>{_to_deposit(page)}"
-        f"<h2>Rejections by CDC reason</h2>{_rejections(page)}"
-        f"<h2>Suppressions refused by the CDC</h2>{_refused_suppressions(page)}"
-        f"<h2>For the CDC's support</h2>{_for_support(page)}"
+        f"<h2>Alerts firing</h2>{alerts_table(page)}"
+        f"<h2>Files to deposit</h2>{to_deposit_table(page)}"
+        f"<h2>Rejections by CDC reason</h2>{rejections_table(page)}"
+        f"<h2>Suppressions refused by the CDC</h2>{refused_suppressions_table(page)}"
+        f"<h2>For the CDC's support</h2>{for_support_table(page)}"
         "</body></html>"
     )
 
@@ -272,11 +164,11 @@ def add_routes(
     """`problem`: what is wrong with the service now (`api/health.py`), shown above all."""
     keys = frozenset(certifiers)
 
-    def gather() -> _Page:
+    def gather() -> Page:
         now = clock.now()
         today = paris_today(clock)
         with store.reading() as reader:
-            return _Page(
+            return Page(
                 today,
                 now,
                 margin_days,
