@@ -23,31 +23,29 @@ import pickle
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
-from dataclasses import dataclass, replace
-from datetime import date
-from typing import Any
 
-from accrochage import heap
 from accrochage.errors import AccrochageError
-from accrochage.lifeline import exit_with, ignore_interrupt
 from accrochage.models.deadline import Clock, paris_today
 from accrochage.models.decode import parse_payload
 from accrochage.models.reference import Reference
 from accrochage.models.registry import Registry
 from accrochage.pool import HelperDied, HelperPool
-from accrochage.refdata.memory import MemoryReference, ReferenceHolder
+from accrochage.refdata.memory import MemoryReference
 from accrochage.sinks.profiles import SchemaProfile
-from accrochage.state.base import RefdataStorage
-from accrochage.streams.incoming import Incoming, Ready, decode_ready, with_read_problems
+from accrochage.streams.decode_worker import (
+    RefdataOpener,
+    decode_piece,
+    start_worker,
+    with_decoded,
+    worker_started,
+)
+from accrochage.streams.decode_worker import decode_lean as decode_lean
+from accrochage.streams.decode_worker import lean as lean
+from accrochage.streams.incoming import Incoming, Ready
 
 log = logging.getLogger("accrochage.decode")
 PIECE = 500
 """Events per task: a larger group is split so that every decode process gets a share."""
-KEPT_PAYLOAD = ("occurred_at", "source", "reason", "certifier")
-"""What storing reads of the payload (the envelope's texts, a revocation's reason, whether
-the event names its certifier)."""
-
-RefdataOpener = Callable[[], RefdataStorage | None]
 
 
 class DecodeFailed(AccrochageError):
@@ -55,97 +53,6 @@ class DecodeFailed(AccrochageError):
 
     code = "decode_failed"
     status = 500
-
-
-def lean(ready: Ready) -> Ready:
-    """The decoded value without what storing does not read: cheap to send between processes.
-    Trimmed in place: the value was just decoded, no one else holds it."""
-    decoded, _ = ready
-    payload = decoded.payload
-    if payload is not None:
-        # Texts only: any other value of these fields is refused by validation, and a value
-        # nested hundreds deep would not even cross to another process.
-        decoded.payload = {k: v for k in KEPT_PAYLOAD if isinstance(v := payload.get(k), str)}
-    decoded.event = None
-    return ready
-
-
-@dataclass(slots=True)
-class _Worker:
-    registry: Registry
-    holder: ReferenceHolder | None
-
-
-_WORKER: _Worker | None = None
-
-
-def _start_worker(parent: int, registry: Registry, refdata: RefdataOpener | None) -> None:
-    ignore_interrupt()
-    exit_with(parent)
-    global _WORKER
-    storage = refdata() if refdata is not None else None
-    _WORKER = _Worker(registry, ReferenceHolder(storage) if storage is not None else None)
-    heap.settle()
-
-
-def _worker_reference(worker: _Worker, version: int | None) -> Reference | None:
-    """The reference data of `version` (the caller's), or a newer one; None: not applied."""
-    if version is None or worker.holder is None:
-        return None
-    if worker.holder.version != version:
-        worker.holder.refresh()
-    return worker.holder.current()
-
-
-def decode_lean(
-    items: Sequence[Incoming],
-    registry: Registry,
-    today: date,
-    reference: Reference | None,
-    passages: SchemaProfile | None = None,
-    on_error: Callable[[Exception], None] | None = None,
-) -> list[Incoming]:
-    """Each event with its lean `decoded` value (its passage rendered in `passages`), or as
-    it came when decoding it raised (`on_error` is told): it is decoded again where it is
-    stored, and fails alone there."""
-    out: list[Incoming] = []
-    for item in items:
-        try:
-            ready = lean(decode_ready(item.raw, registry, today, reference, passages))
-        except Exception as exc:
-            if on_error is not None:
-                on_error(exc)
-            out.append(item)
-            continue
-        out.append(with_decoded(item, ready))
-    return out
-
-
-def decode_piece(
-    raws: Sequence[bytes | str | dict[str, Any]],
-    today: date,
-    version: int | None,
-    passages: SchemaProfile | None = None,
-) -> list[Ready | None]:
-    """In a decode process: `decode_lean` of the raw events, None for an event left as it
-    came."""
-    worker = _WORKER
-    assert worker is not None, "a decode process starts with _start_worker"
-    reference = _worker_reference(worker, version)
-    items = decode_lean(
-        [Incoming(raw) for raw in raws], worker.registry, today, reference, passages
-    )
-    return [item.decoded for item in items]
-
-
-def _started() -> bool:
-    return _WORKER is not None
-
-
-def with_decoded(item: Incoming, ready: Ready | None) -> Incoming:
-    if ready is None:
-        return item
-    return replace(item, decoded=with_read_problems(item, ready))
 
 
 class DecodePool:
@@ -228,7 +135,7 @@ class DecodePool:
         pool = self._running_pool()
         try:
             # Answered once a helper has read the reference data (its initializer).
-            for started in [pool.submit(_started) for _ in range(self.processes)]:
+            for started in [pool.submit(worker_started) for _ in range(self.processes)]:
                 started.result()
         except Exception as exc:  # the first group tries again, or the writer decodes it
             self._forget(pool)
@@ -285,7 +192,7 @@ class DecodePool:
             if self._pool is None:
                 self._pool = HelperPool(
                     self.processes,
-                    initializer=_start_worker,
+                    initializer=start_worker,
                     initargs=(os.getpid(), self.registry, self.refdata),
                     name="decode",
                 )
