@@ -8,7 +8,6 @@ life, writes, and (on Kafka) stores the next offsets with them.
 from __future__ import annotations
 
 import logging
-import traceback
 from collections.abc import Callable, Sequence
 from datetime import datetime
 
@@ -32,6 +31,13 @@ from accrochage.streams.incoming import (
     decode_ready,
     with_read_problems,
 )
+from accrochage.streams.ingest_failures import (
+    partly_stored,
+    set_aside,
+    trace,
+    unusable_event,
+    where,
+)
 from accrochage.streams.log_source import (
     LogSource,
     dead_letter,
@@ -40,38 +46,12 @@ from accrochage.streams.log_source import (
     next_offsets,
     unread,
 )
-from accrochage.streams.rejected import raw_digest, raw_text
 from accrochage.streams.repetition import StoredText, as_stored, stored_text
 from accrochage.streams.replays import Replayed, replayed
 from accrochage.streams.room import check_room
 from accrochage.streams.yielded import yielded_event
 
 log = logging.getLogger("accrochage.ingest")
-
-
-def where(item: Incoming, position: int) -> str:
-    """An event's place, for the operator to find it: its log position, else its rank."""
-    if item.partition is not None and item.offset is not None:
-        return f"partition {item.partition} offset {item.offset}"
-    return f"event {position + 1} of its group"
-
-
-def trace(exc: BaseException) -> str:
-    """Where the code failed, without the exception's message (it may quote a value)."""
-    return "".join(traceback.format_tb(exc.__traceback__))
-
-
-def partly_stored(exc: StoreError, stored: int) -> StoreError:
-    """`exc` met after `stored` events were stored one by one: its own message, written for
-    an operation stored whole or not at all, would say nothing was. Sending every event
-    again is safe: those stored are answered `unchanged`."""
-    again = type(exc)(
-        f"{exc.situation or exc}; the events were being stored one by one, and {stored} of "
-        "them (these or others sent at the same time) were stored before it, the others "
-        "not: send them again once fixed (those stored are answered unchanged)"
-    )
-    again.situation = exc.situation
-    return again
 
 
 def _no_reference() -> Reference | None:
@@ -163,24 +143,8 @@ class Ingestor:
                     where(item, len(stored)),
                     trace(exc),
                 )
-                stored.extend(self._set_aside(source, item, type(exc).__name__))
+                stored.extend(set_aside(self.store, self.clock, source, item, type(exc).__name__))
         return stored
-
-    def _set_aside(
-        self, source: LogSource, item: Incoming, error: str
-    ) -> list[tuple[Incoming, IngestResult]]:
-        problem = Problem("event", f"could not be stored ({error}); see the service log")
-        result = IngestResult(None, Outcome.FAILED, None, [problem])
-        with self.store.transaction() as tx:
-            if item.partition is not None and item.offset is not None:
-                if item.offset < tx.offsets(source.topic).get(item.partition, 0):
-                    return []
-                tx.save_offsets(source.topic, {item.partition: item.offset + 1}, log_marks([item]))
-            now = self.clock.now().replace(microsecond=0)
-            tx.log_unusable([_unusable(item, Decoded(Kind.UNUSABLE), [problem], now)])
-            if source.rejected_topic is not None:
-                tx.queue_dead_letters([dead_letter(source, item, result, parse=False)])
-        return [(item, result)]
 
     def ingest_from_log(
         self, source: LogSource, items: Sequence[Incoming], *, keep_room: bool = True
@@ -242,7 +206,7 @@ class Ingestor:
                 records[change.record.record_id] = change.record
                 changes.append(change)
             if change is None or change.outcome is Outcome.REFUSED:
-                unusable.append(_unusable(item, one, result.errors, now))
+                unusable.append(unusable_event(item, one, result.errors, now))
             elif change.yielded is not None:
                 unusable.append(yielded_event(read, change.yielded, one.certifier, now))
             results.append(result)
@@ -297,20 +261,3 @@ class Ingestor:
         errors = change.errors or decoded.errors
         result = IngestResult(decoded.record_id, change.outcome, status, errors, decoded.warnings)
         return result, change
-
-
-def _unusable(
-    item: Incoming, decoded: Decoded, errors: list[Problem], now: datetime
-) -> UnusableEvent:
-    return UnusableEvent(
-        now,
-        item.source,
-        decoded.event_id,
-        decoded.record_id,
-        raw_text(item.raw),
-        errors,
-        # An input that could not be read is kept as its start only: no digest, or two such
-        # inputs of the same start would be kept as one.
-        raw_digest(item.raw) if not item.problems or isinstance(item.raw, dict) else None,
-        decoded.certifier,
-    )
