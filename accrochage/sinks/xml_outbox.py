@@ -9,129 +9,33 @@ batch's header crosses the process boundary.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import tempfile
 from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
-from pydantic import ValidationError
-
 from accrochage import heap
-from accrochage.errors import (
-    AccrochageError,
-    ConfigError,
-    OutboxMismatch,
-    RenderError,
-    StoreError,
-)
+from accrochage.errors import AccrochageError, ConfigError, OutboxMismatch, StoreError
 from accrochage.lifeline import exit_with, ignore_interrupt
 from accrochage.models.batch import OUTBOX_FOLDERS, FrozenBatch, ReleasedFile, outbox_place
-from accrochage.models.event import event_from_content
-from accrochage.models.field_errors import error_path
 from accrochage.models.vocabulary import BatchState, SchemaVersion
 from accrochage.pool import HelperDied, HelperPool
 from accrochage.sinks.base import BatchSink, FileSizes, Outcome, outcome_of
-from accrochage.sinks.outbox import (
-    file_name,
-    files_to_upload,
-    move_released,
-    release_passages,
-    set_aside,
-)
-from accrochage.sinks.passage import passage_bytes
-from accrochage.sinks.profiles import SchemaProfile, profile_for
-from accrochage.sinks.render import FluxHeader, FluxPassage, certification_head, envelope_bytes
+from accrochage.sinks.outbox import file_name, files_to_upload, move_released, set_aside
+from accrochage.sinks.profiles import profile_for
+from accrochage.sinks.release_job import RenderJob as RenderJob
+from accrochage.sinks.release_job import header_of, stored_passage
+from accrochage.sinks.release_job import release_batch as release_batch
+from accrochage.sinks.render import certification_head, envelope_bytes
 from accrochage.sinks.schemas import MAX_FILE_BYTES, load_schema, schema_path
 from accrochage.state.base import StoredContent, StoreLocation
 
 LONGEST_CODE = "RNCP" + "9" * 20
 PLACES = ("", *OUTBOX_FOLDERS.values())
 CODE_BLOCK_SLACK = 64
-
-
-def header_of(batch: FrozenBatch) -> FluxHeader:
-    return FluxHeader(
-        batch.batch_id,
-        batch.created_at,
-        batch.emitter,
-        batch.certifier,
-        profile_for(batch.schema_version),
-        batch.action,
-        profile_for(batch.passage_schema),
-    )
-
-
-@dataclass(frozen=True, slots=True)
-class RenderJob:
-    """Everything a (possibly separate) process needs to release one frozen batch."""
-
-    store: StoreLocation
-    outbox: Path
-    batch: FrozenBatch
-    xsd: Path
-    max_bytes: int
-    subfolder: str = ""
-    """Of the certifier's folder: where the file is released (its top folder by default)."""
-
-
-def stored_passage(content: StoredContent, profile: SchemaProfile) -> bytes:
-    """The passage bytes of a stored content in `profile`: as prepared at decoding when they
-    were prepared in that schema, rendered from the content otherwise."""
-    prepared = content.passage
-    if prepared is not None and prepared.schema == profile.version:
-        return prepared.data
-    try:
-        event = event_from_content(content.payload, content.event_id)
-    except ValidationError as exc:
-        raise _no_longer_valid(content, exc) from None
-    return passage_bytes(event, profile)
-
-
-def _no_longer_valid(content: StoredContent, exc: ValidationError) -> RenderError:
-    """A stored content the event model refuses now (a rule tightened by an upgrade, a state
-    edited by hand), said by its record and fields only: the batch's error is stored, logged
-    and served by `GET /batches`, and the value would be a holder's name or birth date."""
-    fields = sorted({error_path(error["loc"]) for error in exc.errors()})
-    record = _record_id(content.payload)
-    return RenderError(
-        f"the stored content of record {record} no longer passes validation "
-        f"({', '.join(fields)}): send the record again corrected (the correction "
-        f"supersedes this batch), or take it out with `accrochage exclude {record}`"
-    )
-
-
-def _record_id(payload: str) -> str:
-    try:
-        found = json.loads(payload).get("record_id")
-    except (ValueError, AttributeError):
-        return "?"
-    return found if isinstance(found, str) else "?"
-
-
-def release_batch(job: RenderJob) -> ReleasedFile:
-    """Write, check and release one batch from its frozen members; runs in any process."""
-    header = header_of(job.batch)
-    profile = header.passages_as
-    reader = job.store.open_reader()
-    try:
-        passages = (
-            FluxPassage(c.code or "", stored_passage(c, profile))
-            for c in reader.frozen_contents(job.batch.batch_id)
-        )
-        return release_passages(
-            job.outbox,
-            header,
-            passages,
-            xsd=job.xsd,
-            max_bytes=job.max_bytes,
-            subfolder=job.subfolder,
-        )
-    finally:
-        reader.close()
 
 
 RENDER_NICENESS = 10
