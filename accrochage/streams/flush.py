@@ -12,22 +12,22 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import datetime
 from itertools import chain
 
 from accrochage import failpoints
 from accrochage.errors import StorageCorruptError, StorageFullError, StoreError
-from accrochage.models.batch import FrozenBatch, Member
+from accrochage.models.batch import FrozenBatch
 from accrochage.models.batch_life import cut_entry
 from accrochage.models.deadline import Clock, paris_today
-from accrochage.models.registry import Certifier, Registry
+from accrochage.models.registry import Registry
 from accrochage.models.vocabulary import SchemaVersion
 from accrochage.sinks.base import BatchSink, Outcome, WriteFailed
 from accrochage.sinks.profiles import profile_for
-from accrochage.state.base import PendingReads, Store
-from accrochage.streams.batching import BatchLimits, Forced, due_reason, files_for, is_forced
+from accrochage.state.base import Store
+from accrochage.streams.batching import BatchLimits, Forced
 from accrochage.streams.failed_retries import FailedRetries
+from accrochage.streams.flush_plan import Plan, PlannedGroup, Planner
 from accrochage.streams.flush_report import (
     CutBatch,
     FailedBatch,
@@ -38,7 +38,7 @@ from accrochage.streams.late_copy import late_copy, put_late_copy
 from accrochage.streams.metrics import Metrics
 from accrochage.streams.redecode import Decodes
 from accrochage.streams.verify import put_back_missing
-from accrochage.streams.withdraw import cut_suppressions, exact_sizes, supersede_if_due
+from accrochage.streams.withdraw import cut_suppressions, supersede_if_due
 
 PASSAGE_SWEEP_SECONDS = 600
 """How often written passages are looked for among every pending record (those of records
@@ -46,21 +46,6 @@ corrected or revoked while pending); at each write, only the written batches' ar
 FORGET_PER_TRANSACTION = 10
 """Written batches whose passages one transaction drops (10,000 members at the default size:
 about 0.2 s at 1,000,000 records)."""
-
-
-@dataclass(frozen=True, slots=True)
-class PlannedGroup:
-    """The members of one batch to cut, as planned, and why it is due."""
-
-    certifier: Certifier
-    reason: str
-    members: list[Member]
-
-
-@dataclass(frozen=True, slots=True)
-class Plan:
-    now: datetime
-    groups: list[PlannedGroup]
 
 
 class Flusher:
@@ -90,6 +75,11 @@ class Flusher:
         self.storage_error: StoreError | None = None
         """Why the last flush could not store (a full disk, a damaged state); None once one
         did: a service's health says so even when no event arrives to fail."""
+
+    @property
+    def _planner(self) -> Planner:
+        """Of the flusher's parts as they are now (a test, a command may swap its sink)."""
+        return Planner(self.registry, self.sink, self.limits, self.schema_version)
 
     def flush(
         self,
@@ -197,7 +187,7 @@ class Flusher:
         if self._stopping.is_set():
             return Plan(now, [])
         with self.store.reading() as reader:
-            groups = self._plan(reader, now, today, force, report)
+            groups = self._planner.groups_due(reader, now, today, force, report)
         return Plan(now, groups)
 
     def _supersede(self, report: FlushReport, now: datetime) -> None:
@@ -237,34 +227,6 @@ class Flusher:
                 raise
             fault.append(exc)
 
-    def _plan(
-        self, reads: PendingReads, now: datetime, today: date, force: Forced, report: FlushReport
-    ) -> list[PlannedGroup]:
-        plan: list[PlannedGroup] = []
-        for stats in reads.pending_stats():
-            certifier = self.registry.get(stats.certifier)
-            if certifier is None:
-                report.notes.append(
-                    f"{stats.count} pending record(s) of {stats.certifier!r}, which is no "
-                    "longer configured: add it back to [[certifiers]] to send them"
-                )
-                continue
-            forced = is_forced(force, certifier.key)
-            reason = "forced" if forced else due_reason(stats, now, today, self.limits)
-            if reason is not None:
-                groups = self._groups(reads, certifier, now)
-                plan += [PlannedGroup(certifier, reason, group) for group in groups]
-        return plan
-
-    def _groups(
-        self, reads: PendingReads, certifier: Certifier, now: datetime
-    ) -> list[list[Member]]:
-        template = self._batch(str(uuid.UUID(int=0)), now, certifier, 0)
-        sizes = self.sink.sizes(template)
-        members = reads.pending_members(certifier.key)
-        exact = exact_sizes(reads, self.sink, template)
-        return files_for(members, self.limits, sizes.envelope, sizes.per_code, exact)
-
     def _cut_group(self, group: PlannedGroup, now: datetime) -> FrozenBatch | None:
         """One batch, in its own transaction, of the planned members still pending as planned."""
         certifier = group.certifier
@@ -273,17 +235,10 @@ class Flusher:
             still = tx.take_pending(certifier.key, group.members, batch_id, now)
             if not still:
                 return None
-            batch = self._batch(batch_id, now, certifier, len(still))
+            batch = self._planner.batch(batch_id, now, certifier, len(still))
             history = (cut_entry(m.record_id, now, group.reason, batch.batch_id) for m in still)
             tx.add_batch(batch, self.sink.file_name(batch), still, history)
         return batch
-
-    def _batch(
-        self, batch_id: str, now: datetime, certifier: Certifier, passages: int
-    ) -> FrozenBatch:
-        return FrozenBatch(
-            batch_id, now, self.registry.emitter, certifier, self.schema_version, passages
-        )
 
     def write_unwritten(self, report: FlushReport) -> None:
         """Hand every batch cut but not written (or failed) to the sink; record each outcome."""
