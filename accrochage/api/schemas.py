@@ -6,66 +6,22 @@ so the description cannot drift from what the routes return.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import ConfigDict
 
+from accrochage.api.write_schemas import Answer as Answer
+from accrochage.api.write_schemas import CheckAnswer as CheckAnswer
+from accrochage.api.write_schemas import CorrectionAnswerIn as CorrectionAnswerIn
+from accrochage.api.write_schemas import CorrectionRequestIn as CorrectionRequestIn
+from accrochage.api.write_schemas import CorrectionRequestOut as CorrectionRequestOut
+from accrochage.api.write_schemas import ErrorBody as ErrorBody
+from accrochage.api.write_schemas import ErrorDetail as ErrorDetail
+from accrochage.api.write_schemas import EventAnswer as EventAnswer
+from accrochage.api.write_schemas import EventAnswerInArray as EventAnswerInArray
+from accrochage.api.write_schemas import ProblemOut as ProblemOut
+from accrochage.api.write_schemas import RequestAnswerOut as RequestAnswerOut
 from accrochage.models.vocabulary import SupportWork
-
-
-class Answer(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class ProblemOut(Answer):
-    field: str
-    message: str
-
-
-class ErrorDetail(Answer):
-    code: str
-    message: str
-    details: Any
-
-
-class ErrorBody(Answer):
-    """Every error, whatever raised it."""
-
-    error: ErrorDetail
-
-
-class EventAnswer(Answer):
-    """The answer to one event: 201 stored, 200 unchanged, 422 invalid (still kept) or unusable,
-    403 refused to a scoped ingest token (its record untouched, the event kept as unusable)."""
-
-    record_id: str | None
-    status: str | None
-    """The record's status after the event; null when it touched no record."""
-    outcome: Literal[
-        "created",
-        "updated",
-        "unchanged",
-        "correction_stored",
-        "withdrawn",
-        "revocation_flagged",
-        "refused",
-        "unusable",
-        "forbidden",
-        "failed",
-    ]
-    errors: list[ProblemOut] = []
-    warnings: list[ProblemOut]
-
-
-class EventAnswerInArray(EventAnswer):
-    http_status: int
-
-
-class CheckAnswer(Answer):
-    record_id: str | None
-    valid: bool
-    errors: list[ProblemOut]
-    warnings: list[ProblemOut]
 
 
 class CorrectionRequestRef(Answer):
@@ -161,58 +117,9 @@ class HistoryRow(Answer):
     event_id: str | None
 
 
-class RequestAnswerOut(Answer):
-    kind: str
-    """`unfounded`, `corrected` or `cancelled` (entered by mistake)."""
-    text: str | None
-    at: str | None
-
-
-class CorrectionRequestOut(Answer):
-    """A correction request (CONTRACT §9); `at_risk` is absent from a record's detail."""
-
-    request_id: str
-    record_id: str
-    certifier: str | None
-    source: str
-    received_on: str
-    deadline: str
-    days_left: int | None
-    """Null once the request is closed: no deadline runs."""
-    status: str
-    answer: RequestAnswerOut | None
-    at_risk: bool | None = None
-    overdue: bool
-    note: str | None
-    opened_at: str
-
-
 class CorrectionRequestList(Answer):
     correction_requests: list[CorrectionRequestOut]
     next_cursor: str | None
-
-
-class CorrectionRequestIn(BaseModel):
-    """`POST /correction-requests`: `received_on` is the day the request arrived."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    record_id: str
-    received_on: str
-    source: Literal["cdc", "holder"] = "cdc"
-    certifier: str | None = None
-    note: str | None = None
-
-
-class CorrectionAnswerIn(BaseModel):
-    """`POST /correction-requests/{id}/answer`: `{"unfounded": TEXT}`, `{"corrected": true}`
-    or `{"cancelled": TEXT}` (entered by mistake: what was meant)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    unfounded: str | None = None
-    corrected: bool | None = None
-    cancelled: str | None = None
 
 
 class RecordDetail(RecordRow):
