@@ -396,3 +396,71 @@ def test_a_group_stored_one_by_one_is_not_cut_short_by_the_disk_crossing_the_lin
     results = service.submit(log_group(0, 3), SOURCE).result(ANSWER_WITHIN)
     assert [r.outcome.value for r in results] == ["created"] * 3
     assert core.store.offsets("events") == {0: 3}
+
+
+async def test_below_twice_the_space_kept_only_valid_events_are_stored(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """One platform's junk (a loop of malformed events, another certifier's record ids) is
+    kept for the operator, and took the room every platform's valid events needed until all
+    were refused alike. Below twice the space kept, what would store errors is refused (507,
+    its errors said, nothing stored) and valid events are stored."""
+    disk = Disk(monkeypatch, 300 * MIB)
+    settings = load_settings(
+        write_config(tmp_path, api=SCOPED_API, state={"keep_free_bytes": 256 * MIB})
+    )
+    core = build_core(settings, SystemClock())
+    try:
+        async with service(core, separate=False) as client:
+            status, answer = await post(client, recent("V-1"), PIX)
+            assert status == 201, answer
+            status, answer = await post(client, recent("V-1"), PIX)
+            assert status == 200 and answer["outcome"] == "unchanged"
+            invalid = recent("V-2", holder=None)
+            junk = {"type": "certification.delivered", "record_id": 7}
+            taken = recent("V-1", certifier="school")
+            for sent, field in ((invalid, "holder"), (junk, "record_id")):
+                status, answer = await post(client, sent, PIX)
+                assert (status, answer["error"]["code"]) == (507, "storage_low"), answer
+                assert "keeps only valid events" in answer["error"]["message"]
+                fields = [d["field"] for d in answer["error"]["details"]]
+                assert any(f.startswith(field) for f in fields), ("what to fix is said", fields)
+                assert "MiB" not in json.dumps(answer), "the operator's details, to a platform"
+            status, answers = await post(client, [recent("V-3"), junk, taken, recent("V-4")], OP)
+            assert status == 200
+            assert [a["http_status"] for a in answers] == [201, 507, 507, 201], answers
+            status, unusable = await get(client, "/unusable", OP)
+            assert unusable["events"] == [], "nothing of them was stored"
+            status, listed = await get(client, "/records?status=invalid", OP)
+            assert listed["records"] == []
+
+            disk.free = 600 * MIB
+            status, answer = await post(client, junk, PIX)
+            assert status == 422 and answer["outcome"] == "unusable", answer
+    finally:
+        core.close()
+    rows = outstanding_json(settings_path(tmp_path))
+    assert sorted(r["record_id"] for r in rows) == ["V-1", "V-3", "V-4"]
+    said = [r.getMessage() for r in caplog.records if "not stored" in r.getMessage()]
+    assert said and "less than twice state.keep_free_bytes" in said[0], said
+    assert len(said) == 1, "one line every few seconds, not one a group"
+
+
+def settings_path(folder: Path) -> Path:
+    return folder / "accrochage.toml"
+
+
+def test_ingest_below_twice_the_space_kept_stores_the_valid_events_and_exits_1(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An event not stored was counted `unusable: kept in the unusable log`, and the command
+    exited 0: the operator had no reason to ingest the file again."""
+    Disk(monkeypatch, 300 * MIB)
+    config = write_config(tmp_path, state={"keep_free_bytes": 256 * MIB})
+    events = [recent("C-1"), '{"record_id": "C-2"', recent("C-3", holder=None), recent("C-4")]
+    result = run(config, "ingest", str(write_jsonl(tmp_path / "in.jsonl", events)), code=1)
+    assert "  unusable: 0 " in result.stdout and "  invalid:  0 " in result.stdout
+    assert "  NOT STORED: 2 (nothing of them is in the state" in result.stdout
+    assert "in.jsonl:3 C-3 holder:" in result.stdout, "what to fix, by line"
+    assert [r["record_id"] for r in outstanding_json(config)] == ["C-1", "C-4"]
+    assert json.loads(run(config, "unusable", "--format", "json").stdout) == []

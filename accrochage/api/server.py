@@ -62,11 +62,13 @@ from accrochage.api.reads import (
 )
 from accrochage.api.refused_lines import REFUSED_LINES, RefusedLines
 from accrochage.api.turns import FairSlots
+from accrochage.errors import StorageLowError
+from accrochage.models.problems import problems_as_dicts
 from accrochage.models.vocabulary import Outcome
 from accrochage.streams.check import check
 from accrochage.streams.corrections import Corrections
 from accrochage.streams.decoding import DecodeFailed
-from accrochage.streams.incoming import Incoming
+from accrochage.streams.incoming import NO_ROOM, Incoming
 
 T = TypeVar("T")
 log = logging.getLogger("accrochage.api")
@@ -141,6 +143,9 @@ async def post_events(request: web.Request) -> web.Response:
     if array:
         return web.json_response([r.as_dict() | {"http_status": r.http_status} for r in results])
     (result,) = results
+    if result.failed_status == NO_ROOM:  # its errors, then why it was not stored
+        *errors, why = result.errors
+        raise ApiError(NO_ROOM, StorageLowError.code, why.message, problems_as_dicts(errors))
     if not result.stored:
         raise ApiError(500, "internal_error", "the event could not be stored; see the service log")
     return web.json_response(result.as_dict(), status=result.http_status)

@@ -10,7 +10,6 @@ import signal
 import stat
 import sys
 import threading
-from collections import Counter
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import replace
@@ -21,19 +20,18 @@ import click
 
 from accrochage.app import Core
 from accrochage.commands.core import core_from
+from accrochage.commands.ingest_tally import IngestTally
 from accrochage.commands.output import reason_of
 from accrochage.errors import InputError, StoreError
 from accrochage.lifeline import left_ignored
 from accrochage.models.problems import escaped
 from accrochage.models.scope import Scope
-from accrochage.models.vocabulary import Outcome
 from accrochage.streams.decoding import DecodeFailed
 from accrochage.streams.files import AUTO, open_events
-from accrochage.streams.incoming import Incoming, IngestResult
+from accrochage.streams.incoming import Incoming
 from accrochage.streams.read_ahead import read_ahead
 
 CHUNK = 2000
-SHOWN_PROBLEMS = 20
 
 
 def chunks(items: Iterable[Incoming], size: int) -> Iterator[list[Incoming]]:
@@ -53,75 +51,6 @@ def chunks(items: Iterable[Incoming], size: int) -> Iterator[list[Incoming]]:
         raise
     if chunk:
         yield chunk
-
-
-class IngestTally:
-    def __init__(self) -> None:
-        self.outcomes: Counter[str] = Counter()
-        self.read = self.invalid = self.refused = self.unusable = self.warned = 0
-        self.forbidden = 0
-        self.invalid_corrections = 0
-        """Corrections with errors stored beside a record in a batch (its status unchanged)."""
-        self.problems: list[str] = []
-        self.files: list[str] = []
-
-    def add(self, item: Incoming, result: IngestResult) -> None:
-        self.read += 1
-        self.outcomes[result.outcome] += 1
-        self.warned += bool(result.warnings)
-        if result.errors:
-            if result.outcome == Outcome.REFUSED:
-                self.refused += 1
-            elif result.outcome == Outcome.FORBIDDEN:
-                self.forbidden += 1
-            elif result.status is None:
-                self.unusable += 1
-            elif result.outcome == Outcome.CORRECTION_STORED:
-                self.invalid_corrections += 1
-            else:
-                self.invalid += 1
-            if len(self.problems) < SHOWN_PROBLEMS:
-                reasons = "; ".join(f"{p.field}: {p.message}" for p in result.errors[:3])
-                if len(result.errors) > 3:
-                    reasons += f" (+{len(result.errors) - 3} more: accrochage show ID)"
-                self.problems.append(f"  {item.source} {result.record_id or '-'} {reasons}")
-
-    def lines(self) -> list[str]:
-        failed = (
-            self.invalid + self.invalid_corrections + self.refused + self.unusable + self.forbidden
-        )
-        detail = ", ".join(f"{k} {v}" for k, v in sorted(self.outcomes.items()))
-        out = [
-            *self.files,
-            f"{self.read} events read" + (f" ({detail})" if detail else ""),
-            f"  accepted: {self.read - failed} (with warnings: {self.warned})",
-            f"  invalid:  {self.invalid} (kept as invalid records, outstanding until fixed)",
-        ]
-        if self.invalid_corrections:
-            out.append(
-                f"  invalid corrections: {self.invalid_corrections} (kept beside records in a "
-                "batch, not sent until a valid one follows: accrochage show ID)"
-            )
-        if self.refused:
-            out.append(
-                f"  refused:  {self.refused} (applied to no record: kept in the unusable log)"
-            )
-        if self.forbidden:
-            out.append(
-                f"  not theirs: {self.forbidden} (for another certifier than --certifier names, "
-                "or its record: kept in the unusable log)"
-            )
-        out.append(f"  unusable: {self.unusable} (no usable record: kept in the unusable log)")
-        if self.problems:
-            out.append("first problems:")
-            out.extend(self.problems)
-            hidden = failed - len(self.problems)
-            if hidden > 0:
-                out.append(
-                    f"  ... and {hidden} more: accrochage records --status invalid, "
-                    "accrochage unusable"
-                )
-        return out
 
 
 def open_input(name: str) -> io.BufferedReader:
@@ -216,7 +145,7 @@ def ingest(
                 _stop(tally, escaped(name), exc, unread)
     click.echo("\n".join(tally.lines()))
     say_unread(unread)
-    if unread:
+    if unread or tally.not_stored:
         sys.exit(1)
 
 

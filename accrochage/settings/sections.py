@@ -100,7 +100,9 @@ class StateSettings(Section):
     """Free space on the state's disk that events may not take: below it they are refused
     (`507 storage_low`; a Kafka worker waits), while the batch files, the CDC's reports,
     corrections and withdrawals still have room. Without it, a platform sending without end
-    filled the disk, and the files due at the CDC could no longer be written. 0: none kept."""
+    filled the disk, and the files due at the CDC could no longer be written. Below twice it,
+    invalid and unusable events over HTTP or from files are refused, valid ones stored
+    (`streams/room.py`). 0: none kept."""
     forget_dismissed_after: ForgetAfter = timedelta(days=90)
     """How long the raw input of an unusable event the operator dismissed is kept: then it
     is forgotten (it may name a person), the row kept. Personal data is kept no longer than

@@ -15,7 +15,7 @@ from accrochage.sinks.outbox import files_to_upload
 from accrochage.state.base import Observation, Store
 from accrochage.state.values import ReleasedBatch
 from accrochage.streams.findings import Finding, Level
-from accrochage.streams.room import MIB, in_mib
+from accrochage.streams.room import INVALID_KEPT_ABOVE, MIB, in_mib
 from accrochage.streams.strays import stray_files
 
 
@@ -43,8 +43,12 @@ def room_findings(settings: Settings, store: Store) -> list[Finding]:
         )
     if free < keep:
         return [Finding("room", Level.ERROR, f"{said}: {what}, now: {fix}")]
-    if free < 2 * keep:
-        return [Finding("room", Level.WARNING, f"{said}; {what}: {fix}", action=True)]
+    if free < INVALID_KEPT_ABOVE * keep:
+        invalid = (
+            "below twice that, now, invalid and unusable events are refused and valid ones "
+            "stored (one platform's junk does not take the room of another's events)"
+        )
+        return [Finding("room", Level.WARNING, f"{said}; {what}; {invalid}: {fix}", action=True)]
     return [Finding("room", Level.OK, f"{said}; {what}")]
 
 

@@ -19,6 +19,9 @@ from accrochage.models.vocabulary import Outcome
 from accrochage.sinks.passage import passage_bytes, passage_size_bound
 from accrochage.sinks.profiles import SchemaProfile
 
+NO_ROOM = 507
+"""The HTTP status of an event refused for want of room (`storage_low`)."""
+
 Ready = tuple[Decoded, int | None]
 """A decoded event and its passage's size bound (None: not a valid delivered event)."""
 
@@ -48,6 +51,9 @@ class IngestResult:
     status: str | None
     errors: list[Problem] = field(default_factory=list)
     warnings: list[Problem] = field(default_factory=list)
+    failed_status: int = 500
+    """The HTTP status of an event not stored: 500 (its transaction failed), or `NO_ROOM`
+    (an invalid or unusable event refused while the disk is short, `streams/room.py`)."""
 
     @property
     def accepted(self) -> bool:
@@ -60,7 +66,7 @@ class IngestResult:
     @property
     def http_status(self) -> int:
         if not self.stored:
-            return 500
+            return self.failed_status
         if self.outcome == Outcome.FORBIDDEN:
             return 403
         if self.errors:

@@ -25,6 +25,7 @@ from accrochage.models.scope import out_of_scope
 from accrochage.models.vocabulary import Outcome
 from accrochage.state.base import Store, Transaction, UnusableEvent
 from accrochage.streams.incoming import (
+    NO_ROOM,
     Incoming,
     IngestResult,
     Ready,
@@ -48,7 +49,13 @@ from accrochage.streams.log_source import (
 )
 from accrochage.streams.repetition import StoredText, as_stored, stored_text
 from accrochage.streams.replays import Replayed, replayed
-from accrochage.streams.room import check_room
+from accrochage.streams.room import (
+    RefusedForRoom,
+    check_room,
+    invalid_refused,
+    not_kept,
+    stores_errors,
+)
 from accrochage.streams.yielded import yielded_event
 
 log = logging.getLogger("accrochage.ingest")
@@ -75,6 +82,7 @@ class Ingestor:
         self.clock = clock
         self.reference = reference or _no_reference
         self.keep_free = keep_free
+        self._refused_for_room = RefusedForRoom()
 
     def _decode(self, item: Incoming) -> Ready:
         if item.decoded is not None:
@@ -87,11 +95,17 @@ class Ingestor:
     def ingest(self, items: Sequence[Incoming], *, keep_room: bool = True) -> list[IngestResult]:
         """`keep_room`: refused below `keep_free` (False: a group that passed it, stored one
         event at a time)."""
+        invalid_refused_why = None
         if keep_room:
             check_room(self.store.location, self.keep_free)
+            invalid_refused_why = invalid_refused(self.store.location, self.keep_free)
         decoded = [self._decode(item) for item in items]
         with self.store.transaction() as tx:
-            return self._store(tx, items, decoded)
+            results = self._store(tx, items, decoded, keep_invalid=invalid_refused_why is None)
+        refused = sum(1 for result in results if result.failed_status == NO_ROOM)
+        if refused and invalid_refused_why is not None:
+            self._refused_for_room.refused(refused, invalid_refused_why)
+        return results
 
     def ingest_each(self, items: Sequence[Incoming]) -> list[IngestResult]:
         """Each event in a transaction of its own: one that fails fails alone.
@@ -185,7 +199,12 @@ class Ingestor:
         tx: Transaction,
         items: Sequence[Incoming],
         decoded: Sequence[Ready],
+        *,
+        keep_invalid: bool = True,
     ) -> list[IngestResult]:
+        """`keep_invalid`: False while the disk is short (`room.invalid_refused`): an event
+        that would store errors (an invalid record or correction, the unusable log) is
+        refused whole, nothing of it stored, and its sender told why and what to fix."""
         now = self.clock.now().replace(microsecond=0)
         usable = [d.record_id for d, _ in decoded if d.record_id is not None]
         records = tx.records(usable)
@@ -198,6 +217,9 @@ class Ingestor:
         for item, (one, size) in zip(items, decoded, strict=True):
             current = records.get(one.record_id) if one.record_id is not None else None
             result, change = self._apply(read, took, one, size, records, now, item)
+            if not keep_invalid and stores_errors(result, change):
+                results.append(not_kept(result))
+                continue
             if change is not None:
                 remembered = to_remember(current, one, change)
                 if remembered is not None:

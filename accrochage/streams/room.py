@@ -9,10 +9,18 @@ writes.
 
 from __future__ import annotations
 
+import logging
+import time
+
 from accrochage.errors import StorageLowError
+from accrochage.models.problems import Problem
+from accrochage.models.record import Change
+from accrochage.models.vocabulary import Outcome
 from accrochage.state.base import StoreLocation
+from accrochage.streams.incoming import NO_ROOM, IngestResult
 
 MIB = 1024 * 1024
+log = logging.getLogger("accrochage.ingest")
 
 
 def in_mib(size: int) -> str:
@@ -41,6 +49,82 @@ def events_refused(location: StoreLocation, keep_free: int) -> StorageLowError |
     if keep_free <= 0:
         return None
     return storage_low(location.free_bytes(), keep_free)
+
+
+INVALID_KEPT_ABOVE = 2
+"""Invalid and unusable events are stored while the disk has more than this many times
+`state.keep_free_bytes` free (where `doctor` starts warning)."""
+NOT_KEPT = (
+    "not stored: the service's storage is low, and until its operator frees room it keeps "
+    "only valid events (storage_low); fix the errors above and send it again, or send it "
+    "again later"
+)
+"""What a platform is told of an invalid or unusable event refused for room: nothing of the
+operator's disk, what it can do."""
+
+
+def invalid_refused(location: StoreLocation, keep_free: int) -> str | None:
+    """Why invalid and unusable events are refused now (the operator's words), or None.
+
+    What a broken or hostile platform sends (a loop of malformed events, another
+    certifier's record ids) is kept for the operator to read, and that takes room: before
+    the disk is down to the space kept, where every platform's events are refused, those
+    events are refused first, so that one platform's junk never costs another's valid events
+    their room."""
+    if keep_free <= 0:
+        return None
+    free = location.free_bytes()
+    line = INVALID_KEPT_ABOVE * keep_free
+    if free is None or free >= line:
+        return None
+    return (
+        f"the disk holding the state has {in_mib(free)} free, less than twice "
+        f"state.keep_free_bytes ({in_mib(line)}): invalid and unusable events are refused "
+        "(507 to their sender, nothing stored), valid ones stored; free space on that disk "
+        "(`accrochage doctor` says how much `compact` gives back)"
+    )
+
+
+def stores_errors(result: IngestResult, change: Change | None) -> bool:
+    """Whether storing this event keeps errors: an invalid record or correction, or the
+    unusable log (None: the event changes no record). The same invalid event again stores
+    nothing more."""
+    if not result.errors:
+        return False
+    return change is None or change.outcome is not Outcome.UNCHANGED
+
+
+def not_kept(result: IngestResult) -> IngestResult:
+    """`result`'s event refused for room: its errors (what to fix), and why nothing of it
+    was stored."""
+    problem = Problem("event", NOT_KEPT)
+    return IngestResult(
+        result.record_id,
+        Outcome.FAILED,
+        None,
+        [*result.errors, problem],
+        result.warnings,
+        failed_status=NO_ROOM,
+    )
+
+
+class RefusedForRoom:
+    """The operator's line for invalid events refused for room: one every `EVERY` seconds at
+    most, saying how many (a line per group filled the log of the disk that is short)."""
+
+    EVERY = 10.0
+
+    def __init__(self) -> None:
+        self._count = 0
+        self._said_at: float | None = None
+
+    def refused(self, count: int, why: str) -> None:
+        self._count += count
+        now = time.monotonic()
+        if self._said_at is not None and now - self._said_at < self.EVERY:
+            return
+        log.warning("%d invalid or unusable event(s) not stored: %s", self._count, why)
+        self._count, self._said_at = 0, now
 
 
 def check_room(location: StoreLocation, keep_free: int) -> None:
