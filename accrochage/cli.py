@@ -99,6 +99,7 @@ def register_commands() -> None:
         service,
         state,
         summary,
+        unusable_list,
     )
 
     files.register(main)
@@ -111,6 +112,7 @@ def register_commands() -> None:
     kafka.register(main)
     outbox.register(main)
     records.register(main)
+    unusable_list.register(main)
     operator.register(main)
     check.register(main)
     refdata.register(main)
