@@ -33,7 +33,8 @@ from accrochage.app import Core, build_core
 from accrochage.app_writers import build_event_writer
 from accrochage.errors import StorageFullError, WriterUnavailable
 from accrochage.models.deadline import SystemClock
-from accrochage.runtimes.embedded import SWITCH_INTERVAL, build_service, serve
+from accrochage.runtimes.embedded import build_service
+from accrochage.runtimes.serving import SWITCH_INTERVAL, serve
 from accrochage.settings import load_settings
 from accrochage.streams.incoming import Incoming
 from tests.test_http import recent

@@ -446,7 +446,7 @@ def _answered_after(port: int) -> None:
 STOPPING_APP = """
 import asyncio, socket, sys
 from aiohttp import web
-from accrochage.runtimes.embedded import serve
+from accrochage.runtimes.serving import serve
 
 async def lifecycle(app):
     yield

@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 
 from accrochage.app import store_location
-from accrochage.runtimes.embedded import STOP_SIGNALS
 from accrochage.runtimes.kafka.compose import _waited_as_standby
+from accrochage.runtimes.serving import STOP_SIGNALS
 from accrochage.state.base import ServiceGuard
 from tests.kafka.workers import Worker, write_worker_config
 from tests.support.crash import disposition

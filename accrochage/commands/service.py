@@ -21,7 +21,8 @@ from accrochage.commands.logs import LEVELS, log_format_option, setup_logging
 @click.pass_context
 def run(ctx: click.Context, log_level: str, log_format: str) -> None:
     """Run the embedded service: HTTP ingestion, batch timer, query API."""
-    from accrochage.runtimes.embedded import bound_socket, run_service
+    from accrochage.runtimes.embedded import run_service
+    from accrochage.runtimes.serving import bound_socket
 
     setup_logging(log_level, log_format)
     settings = ctx.obj.settings

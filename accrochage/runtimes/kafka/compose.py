@@ -20,11 +20,12 @@ from accrochage.api.server import build_app
 from accrochage.app import Core, build_core, log_source, store_location
 from accrochage.app_writers import build_writer_parts
 from accrochage.lifeline import left_ignored
-from accrochage.runtimes.embedded import api_context, bound_socket, scheduler_for, stop_signals
+from accrochage.runtimes.embedded import api_context, scheduler_for
 from accrochage.runtimes.kafka.admin import ensure_topics
 from accrochage.runtimes.kafka.lag import AlertProducer, lag_job
 from accrochage.runtimes.kafka.pending import writer_died
 from accrochage.runtimes.kafka.worker import WorkerApp, build_worker, dead_letter_job
+from accrochage.runtimes.serving import bound_socket, stop_signals
 from accrochage.settings import Settings
 from accrochage.state.base import ServiceGuard, Store
 from accrochage.streams.receivers import Topic
