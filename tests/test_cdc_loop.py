@@ -165,6 +165,15 @@ def test_a_correction_after_acceptance_goes_out_as_suppression_then_creation(
     assert not flush(core).cut, "a suppression in flight is not cut twice"
     (uploaded,) = core.operations.deposited([suppression])
     assert uploaded.done and "(a SUPPRESSION: its records wait for the report)" in str(uploaded)
+    *_, sent_entry = record(core, "CL-1")["history"]
+    assert (sent_entry["reason"], sent_entry["batch_id"]) == (
+        "SUPPRESSION file deposited on the CDC portal",
+        suppression,
+    ), "the evidence tells when the withdrawal of the old content went"
+    assert sent_entry["from_status"] == sent_entry["to_status"] == "accepted"
+    (again,) = core.operations.deposited([suppression])
+    assert "already recorded" in str(again)
+    assert record(core, "CL-1")["history"][-1] == sent_entry, "said once"
 
     answer(core, shared_dir, suppression, ok=["CL-1"])
     detail = record(core, "CL-1")

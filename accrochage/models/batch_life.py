@@ -48,6 +48,23 @@ def apply_deposited(current: Record, batch_id: str, now: datetime) -> Change:
     )
 
 
+def suppression_deposited(current: Record, batch_id: str, now: datetime) -> Change:
+    """The SUPPRESSION file carrying the record was uploaded: its status stays (the CDC still
+    holds it until the report), and its history says when the file went, as a CREATION's
+    deposit does: the record's evidence tells when its withdrawal or correction was sent."""
+    if current.batch_id != batch_id:
+        return Change(Outcome.UNCHANGED)
+    entry = HistoryEntry(
+        current.record_id,
+        now,
+        current.status,
+        current.status,
+        "SUPPRESSION file deposited on the CDC portal",
+        batch_id,
+    )
+    return Change(Outcome.UNCHANGED, history=entry)
+
+
 def accepted_as(current: Record, after: Record, held_as: str | None) -> Record:
     """`after`, what a CREATION's report (or a report applied by id) made of `current`, with
     the idTechnique the CDC said it holds the certification under (`held_under`, None when it

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from pathlib import Path
 
-from accrochage.models.batch_life import apply_deposited
+from accrochage.models.batch_life import apply_deposited, suppression_deposited
 from accrochage.models.vocabulary import BatchState, CdcAction
 from accrochage.sinks.base import BatchSink
 from accrochage.state.base import Transaction
@@ -54,12 +54,14 @@ def deposit(
     tx.batch_deposited(batch_id, now, target)
     if batch.file_path is not None:
         moves.append((batch.file_path, target))
-    changes = [apply_deposited(r, batch_id, now) for r in tx.records_in_batch(batch_id)]
-    moved = [c for c in changes if c.changed]
-    tx.save(moved)
+    members = tx.records_in_batch(batch_id)
     if batch.action is CdcAction.SUPPRESSION:
+        tx.save([suppression_deposited(r, batch_id, now) for r in members])
         said = f"batch {batch_id} deposited (a SUPPRESSION: its records wait for the report)"
     else:
+        changes = [apply_deposited(r, batch_id, now) for r in members]
+        moved = [c for c in changes if c.changed]
+        tx.save(moved)
         said = f"batch {batch_id} deposited ({len(moved)} records)"
     if sink.find(batch.certifier, batch.file_name) is None:
         said += (
