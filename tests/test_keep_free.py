@@ -25,7 +25,6 @@ import aiohttp
 import pytest
 
 from accrochage.api.errors import SERVER_ERRORS_LOGGED_EVERY
-from accrochage.api.log_lines import LinesEvery
 from accrochage.app import Core, build_core
 from accrochage.errors import StorageLowError
 from accrochage.models.deadline import SystemClock
@@ -34,6 +33,7 @@ from accrochage.settings import load_settings
 from accrochage.state.sqlite.location import SqliteLocation
 from accrochage.streams import writer as writer_module
 from accrochage.streams.incoming import Incoming
+from accrochage.streams.log_lines import LinesEvery
 from accrochage.streams.log_source import LogSource
 from accrochage.streams.room import MIB, check_room, storage_low
 from accrochage.streams.writer import WriterService

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from accrochage.api.errors import ApiError
-from accrochage.api.log_lines import LinesEvery
+from accrochage.streams.log_lines import LinesEvery
 
 log = logging.getLogger("accrochage.api")
 REFUSALS_LOGGED_EVERY = 10.0

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from accrochage.api.errors import UNCACHED
-from accrochage.api.log_lines import LinesEvery
+from accrochage.streams.log_lines import LinesEvery
 
 log = logging.getLogger("accrochage.api")
 RESERVED_FILES = 256

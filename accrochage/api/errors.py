@@ -11,7 +11,6 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.typedefs import Middleware
 
-from accrochage.api.log_lines import LinesEvery
 from accrochage.errors import (
     AccrochageError,
     FieldError,
@@ -19,6 +18,7 @@ from accrochage.errors import (
     StoreError,
     WriterUnavailable,
 )
+from accrochage.streams.log_lines import LinesEvery
 
 log = logging.getLogger("accrochage.api")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -31,7 +31,7 @@ SERVER_ERRORS_LOGGED_EVERY = 10.0
 
 
 SERVER_ERROR_LINES = web.AppKey("server_error_lines", LinesEvery)
-"""One log line per 5xx code every `SERVER_ERRORS_LOGGED_EVERY` (`api/log_lines.py`)."""
+"""One log line per 5xx code every `SERVER_ERRORS_LOGGED_EVERY` (`streams/log_lines.py`)."""
 
 
 class ApiError(AccrochageError):

@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 from aiohttp import web
 
-from accrochage.api.log_lines import LinesEvery
+from accrochage.streams.log_lines import LinesEvery
 
 log = logging.getLogger("accrochage.api")
 REFUSED_LOGGED_EVERY = 10.0

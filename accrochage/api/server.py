@@ -49,7 +49,6 @@ from accrochage.api.intake import (
     off_loop_if_large,
     senders_turn,
 )
-from accrochage.api.log_lines import LinesEvery
 from accrochage.api.openapi import openapi
 from accrochage.api.query_names import documented, known_query_names
 from accrochage.api.reads import (
@@ -69,6 +68,7 @@ from accrochage.streams.check import check
 from accrochage.streams.corrections import Corrections
 from accrochage.streams.decoding import DecodeFailed
 from accrochage.streams.incoming import NO_ROOM, Incoming
+from accrochage.streams.log_lines import LinesEvery
 
 T = TypeVar("T")
 log = logging.getLogger("accrochage.api")

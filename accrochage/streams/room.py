@@ -10,7 +10,6 @@ writes.
 from __future__ import annotations
 
 import logging
-import time
 
 from accrochage.errors import StorageLowError
 from accrochage.models.problems import Problem
@@ -18,6 +17,7 @@ from accrochage.models.record import Change
 from accrochage.models.vocabulary import Outcome
 from accrochage.state.base import StoreLocation
 from accrochage.streams.incoming import NO_ROOM, IngestResult
+from accrochage.streams.log_lines import LinesEvery
 
 MIB = 1024 * 1024
 log = logging.getLogger("accrochage.ingest")
@@ -115,16 +115,12 @@ class RefusedForRoom:
     EVERY = 10.0
 
     def __init__(self) -> None:
-        self._count = 0
-        self._said_at: float | None = None
+        self._lines = LinesEvery(self.EVERY)
 
     def refused(self, count: int, why: str) -> None:
-        self._count += count
-        now = time.monotonic()
-        if self._said_at is not None and now - self._said_at < self.EVERY:
-            return
-        log.warning("%d invalid or unusable event(s) not stored: %s", self._count, why)
-        self._count, self._said_at = 0, now
+        said = self._lines.due("refused", count)
+        if said is not None:
+            log.warning("%d invalid or unusable event(s) not stored: %s", said, why)
 
 
 def check_room(location: StoreLocation, keep_free: int) -> None:

@@ -19,9 +19,9 @@ class LinesEvery:
         self._said_at: dict[str, float] = {}
         self._unsaid: dict[str, int] = {}
 
-    def due(self, key: str) -> int | None:
+    def due(self, key: str, occurrences: int = 1) -> int | None:
         """None: not this time (counted); otherwise the occurrences this line is for."""
-        count = self._unsaid.get(key, 0) + 1
+        count = self._unsaid.get(key, 0) + occurrences
         now = self._clock()
         if now - self._said_at.get(key, -math.inf) < self._seconds:
             self._unsaid[key] = count
