@@ -231,6 +231,52 @@ async def test_the_kafka_lag_is_not_shown_while_the_broker_cannot_say_its_end_of
         core.close()
 
 
+async def test_the_kafka_lag_is_not_shown_while_the_broker_does_not_answer(
+    tmp_path: Path,
+) -> None:
+    """With the broker gone aiokafka waits out its request timeout (90 s) before it raises:
+    the last lag stood all that while, a backlog long read or a worker caught up."""
+    from collections import namedtuple
+
+    from accrochage.runtimes.kafka.lag import lag_job
+
+    tp = namedtuple("tp", "topic partition")("t", 0)
+    answered = asyncio.Event()
+    calls: list[int] = []
+
+    class Consumer:
+        def assignment(self) -> set[object]:
+            return {tp}
+
+        async def highwaters(self, *_: object) -> object:
+            calls.append(1)
+            if len(calls) > 1:
+                await answered.wait()  # the broker does not answer until it is back
+            return {tp: 5}
+
+        async def _commit(self, _: object) -> bool:
+            return True
+
+    class App:
+        consumer = Consumer()
+
+    core, _ = make_core(tmp_path)
+    try:
+        job = lag_job(App(), core.store, "t", core.metrics, wait=0.01)
+        await job.run()  # type: ignore[misc]
+        assert total(scrape(core.metrics), "accrochage_kafka_lag_messages", topic="t") == 5
+        running = asyncio.ensure_future(job.run())  # type: ignore[arg-type]
+        async with asyncio.timeout(30):
+            while scrape(core.metrics)["accrochage_kafka_lag_messages"]:
+                assert not running.done()
+                await asyncio.sleep(0.01)
+        answered.set()
+        await running
+        assert total(scrape(core.metrics), "accrochage_kafka_lag_messages", topic="t") == 5
+    finally:
+        core.close()
+
+
 def test_two_services_in_one_process_count_apart(tmp_path: Path) -> None:
     """Each composition root holds its own registry: a second service (or a test) built in the
     same process neither adds to nor reads the first one's counts."""

@@ -17,9 +17,20 @@ from accrochage.streams.metrics import Metrics
 from accrochage.streams.scheduler import Job
 
 log = logging.getLogger("accrochage.kafka")
+END_OFFSETS_WAIT = 5.0
+"""Seconds the end offsets are waited for before the lag is shown as unknown. With the broker
+gone aiokafka retries for faust's `broker_request_timeout` (90 s) before it raises: the last
+figure stood as long, an outage looking like a worker caught up (or a backlog long read)."""
 
 
-def lag_job(app: Any, store: Store, topic: str, metrics: Metrics, every: float = 1.0) -> Job:
+def lag_job(
+    app: Any,
+    store: Store,
+    topic: str,
+    metrics: Metrics,
+    every: float = 1.0,
+    wait: float = END_OFFSETS_WAIT,
+) -> Job:
     committed: dict[int, int] = {}
 
     async def run() -> None:
@@ -30,13 +41,18 @@ def lag_job(app: Any, store: Store, topic: str, metrics: Metrics, every: float =
         if not assigned:
             return
         stored = await asyncio.to_thread(store.offsets, topic)
+        asked = asyncio.ensure_future(consumer.highwaters(*assigned))
         try:
-            ends = await consumer.highwaters(*assigned)
+            if not (await asyncio.wait({asked}, timeout=wait))[0]:
+                metrics.publish_lag({})  # no answer yet: no figure while it lasts
+            ends = await asked
         except Exception:
             # The broker cannot say its end offsets (it is down): the last lag, 0 say, would
             # show an outage as a healthy, caught-up worker. No figure until it answers.
             metrics.publish_lag({})
             raise
+        finally:
+            asked.cancel()  # the job stopped while it waited (done already: nothing)
         metrics.publish_lag(
             {
                 (topic, tp.partition): max(0, int(ends.get(tp) or 0) - stored.get(tp.partition, 0))
