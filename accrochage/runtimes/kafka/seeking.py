@@ -46,6 +46,10 @@ class OffsetsBeyondEnd(AccrochageError):
     """The state has stored offsets past a partition's end: reading on would skip events."""
 
 
+class SeekUnanswered(AccrochageError):
+    """The broker did not answer while the worker sought its partitions: the worker stops."""
+
+
 class CommittedReadingThread(faust_aiokafka.AIOKafkaConsumerThread):
     """faust reads `read_uncommitted` unless the app is `exactly_once`: the records of a
     transaction its producer aborted, or has not committed yet, were stored and sent to the
@@ -63,6 +67,13 @@ class CommittedReadingThread(faust_aiokafka.AIOKafkaConsumerThread):
 
 
 READ_COMMITTED = "read_committed"
+SEEK_SECONDS = 60
+"""The longest a seek of the assigned partitions (`perform_seek`) may take. faust waits for it
+for `broker_request_timeout` (90 s), then takes its own wait as a stop and ends its partition
+recovery for good: with the broker gone that long mid-seek (the committed offsets it asks
+first are retried until the broker answers) the worker ran on, never consumed again, and said
+nothing. Past this bound it stops instead, saying why; started again, it resumes from the
+state's offsets."""
 COMMIT_SECONDS = 10
 """The longest a commit of offsets to the broker is waited for. faust commits once more while
 it stops; when its consumer thread ended first (a crash at a rebalance: `OffsetsBeyondEnd`),
@@ -93,6 +104,20 @@ class SeekingConsumer(faust_aiokafka.Consumer):
             await drain(self, fetcher, receive)
 
     async def perform_seek(self) -> None:
+        """Seek each assigned partition to its stored offset, within `SEEK_SECONDS`."""
+        try:
+            async with asyncio.timeout(SEEK_SECONDS):
+                await self._seek_stored()
+        except TimeoutError:
+            raise SeekUnanswered(
+                f"the Kafka broker did not answer for {SEEK_SECONDS} s while the worker sought "
+                "its partitions' stored offsets: the worker stops rather than stay without "
+                "consuming. Check the broker (kafka.bootstrap), then start the worker again "
+                "(systemd's Restart=on-failure and compose's restart policy do): it resumes "
+                "from the offsets stored in the state"
+            ) from None
+
+    async def _seek_stored(self) -> None:
         await super().perform_seek()
         lookup = type(self).stored_offsets
         if lookup is None:
