@@ -59,6 +59,11 @@ LETTER_ERRORS = (
     CorruptRecordException,
 )
 """Errors that say one rejected-topic letter can never be produced (not the broker's state)."""
+PRODUCER_FLUSH_SECONDS = 10
+"""The longest a stop waits for the producer's messages in flight (rejected-topic letters,
+alerts). With the broker gone aiokafka waits for it to come back, however long: a SIGTERM
+during an outage hung the stop past compose's `stop_grace_period` (150 s), to be killed. A
+letter not confirmed stays queued in the state, produced at the next start."""
 
 
 class WorkerApp(faust.App):
@@ -67,6 +72,25 @@ class WorkerApp(faust.App):
 
     def _new_transport(self) -> Any:
         return self.transport_class(self.conf.broker_consumer, self)
+
+    async def _producer_flush(self, logger: Any) -> None:
+        """faust's flush at a stop, bounded by `PRODUCER_FLUSH_SECONDS`; what the broker has not
+        confirmed by then is given up, or the producer's own stop would wait for it again."""
+        try:
+            await asyncio.wait_for(super()._producer_flush(logger), PRODUCER_FLUSH_SECONDS)
+        except TimeoutError:
+            log.warning(
+                "the broker did not confirm the messages being produced within %d s of the "
+                "stop: given up (rejected-topic letters stay queued in the state and are "
+                "produced at the next start)",
+                PRODUCER_FLUSH_SECONDS,
+            )
+            # aiokafka's stop waits for its accumulator or its sender task, whichever ends
+            # first: the sender ended, the stop goes on.
+            sender = getattr(getattr(self._producer, "_producer", None), "_sender", None)
+            task = getattr(sender, "sender_task", None)
+            if task is not None:
+                task.cancel()
 
 
 def build_worker(
