@@ -1,5 +1,5 @@
 """A faust transport whose consumer resumes from the offsets stored in SQLite, and reads only
-what producers committed (`CommittedReadingThread`).
+what producers committed (`committed.py`).
 
 faust seeks every assigned partition to the broker's committed offset after each
 rebalance (`perform_seek`). The broker's offsets trail or lead the state depending on when
@@ -30,6 +30,7 @@ from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
 
 from accrochage.errors import AccrochageError
+from accrochage.runtimes.kafka.committed import CommittedReadingThread
 from accrochage.runtimes.kafka.draining import Receive, drain
 from accrochage.runtimes.kafka.same_log import ReadBefore, replaced
 
@@ -50,23 +51,6 @@ class SeekUnanswered(AccrochageError):
     """The broker did not answer while the worker sought its partitions: the worker stops."""
 
 
-class CommittedReadingThread(faust_aiokafka.AIOKafkaConsumerThread):
-    """faust reads `read_uncommitted` unless the app is `exactly_once`: the records of a
-    transaction its producer aborted, or has not committed yet, were stored and sent to the
-    CDC (an aborted correction superseded a file and was cut in its place). The worker's
-    consumer reads `read_committed`: only what producers committed, in order, the records
-    of an open transaction once it commits (a producer that dies in one holds its partition
-    until the broker aborts it: `transaction.timeout.ms`)."""
-
-    def _create_worker_consumer(self, transport: Any) -> Any:
-        consumer = super()._create_worker_consumer(transport)
-        # Read by aiokafka when the consumer starts (its fetcher), not before: the one
-        # setting faust does not pass through, short of copying its 60-line constructor.
-        consumer._isolation_level = READ_COMMITTED
-        return consumer
-
-
-READ_COMMITTED = "read_committed"
 SEEK_SECONDS = 60
 """The longest a seek of the assigned partitions (`perform_seek`) may take. faust waits for it
 for `broker_request_timeout` (90 s), then takes its own wait as a stop and ends its partition
