@@ -9,7 +9,8 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
-from collections import defaultdict
+from collections import defaultdict, namedtuple
+from collections.abc import Awaitable, Callable
 from datetime import datetime, time, timedelta
 from functools import partial
 from pathlib import Path
@@ -191,27 +192,20 @@ async def test_the_writer_process_counts_in_the_serving_process(tmp_path: Path) 
     assert counter(after, name, "created") - counter(before, name, "created") == 1
 
 
-async def test_the_kafka_lag_is_not_shown_while_the_broker_cannot_say_its_end_offsets(
-    tmp_path: Path,
-) -> None:
-    """Its last value (0) stayed while the broker was down: an outage looked like a worker
-    caught up."""
-    from collections import namedtuple
+LAG_TP = namedtuple("tp", "topic partition")("t", 0)
+"""The one partition the lag job's stand-in consumer is assigned."""
 
-    from accrochage.runtimes.kafka.lag import lag_job
 
-    tp = namedtuple("tp", "topic partition")("t", 0)
-    answers: list[object] = [{tp: 5}, ConnectionError("broker down")]
+def lag_app(highwaters: Callable[[], Awaitable[object]]) -> Any:
+    """A stand-in for the faust app the lag job reads: its consumer assigned `LAG_TP`, its
+    end offsets what `highwaters` answers."""
 
     class Consumer:
         def assignment(self) -> set[object]:
-            return {tp}
+            return {LAG_TP}
 
         async def highwaters(self, *_: object) -> object:
-            answer = answers.pop(0)
-            if isinstance(answer, Exception):
-                raise answer
-            return answer
+            return await highwaters()
 
         async def _commit(self, _: object) -> bool:
             return True
@@ -219,9 +213,27 @@ async def test_the_kafka_lag_is_not_shown_while_the_broker_cannot_say_its_end_of
     class App:
         consumer = Consumer()
 
+    return App()
+
+
+async def test_the_kafka_lag_is_not_shown_while_the_broker_cannot_say_its_end_offsets(
+    tmp_path: Path,
+) -> None:
+    """Its last value (0) stayed while the broker was down: an outage looked like a worker
+    caught up."""
+    from accrochage.runtimes.kafka.lag import lag_job
+
+    answers: list[object] = [{LAG_TP: 5}, ConnectionError("broker down")]
+
+    async def highwaters() -> object:
+        answer = answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
     core, _ = make_core(tmp_path)
     try:
-        job = lag_job(App(), core.store, "t", core.metrics)
+        job = lag_job(lag_app(highwaters), core.store, "t", core.metrics)
         await job.run()  # type: ignore[misc]
         assert total(scrape(core.metrics), "accrochage_kafka_lag_messages", topic="t") == 5
         with pytest.raises(ConnectionError):
@@ -236,33 +248,20 @@ async def test_the_kafka_lag_is_not_shown_while_the_broker_does_not_answer(
 ) -> None:
     """With the broker gone aiokafka waits out its request timeout (90 s) before it raises:
     the last lag stood all that while, a backlog long read or a worker caught up."""
-    from collections import namedtuple
-
     from accrochage.runtimes.kafka.lag import lag_job
 
-    tp = namedtuple("tp", "topic partition")("t", 0)
     answered = asyncio.Event()
     calls: list[int] = []
 
-    class Consumer:
-        def assignment(self) -> set[object]:
-            return {tp}
-
-        async def highwaters(self, *_: object) -> object:
-            calls.append(1)
-            if len(calls) > 1:
-                await answered.wait()  # the broker does not answer until it is back
-            return {tp: 5}
-
-        async def _commit(self, _: object) -> bool:
-            return True
-
-    class App:
-        consumer = Consumer()
+    async def highwaters() -> object:
+        calls.append(1)
+        if len(calls) > 1:
+            await answered.wait()  # the broker does not answer until it is back
+        return {LAG_TP: 5}
 
     core, _ = make_core(tmp_path)
     try:
-        job = lag_job(App(), core.store, "t", core.metrics, wait=0.01)
+        job = lag_job(lag_app(highwaters), core.store, "t", core.metrics, wait=0.01)
         await job.run()  # type: ignore[misc]
         assert total(scrape(core.metrics), "accrochage_kafka_lag_messages", topic="t") == 5
         running = asyncio.ensure_future(job.run())  # type: ignore[arg-type]
