@@ -268,6 +268,8 @@ def test_a_request_entered_for_another_certifier_is_closed_by_no_acceptance(
         (said,) = requests_of_another_certifier_findings(core.store)
         assert said.action and f"request {asked.request.request_id} of school" in said.message
         assert "TTP-1, a record of pix" in said.message
+        assert "--cancelled TEXT" in said.message, "a mistyped request is no unfounded one"
+        assert "--unfounded" not in said.message
     finally:
         core.close()
 

@@ -136,8 +136,9 @@ def requests_of_another_certifier_findings(store: Store) -> list[Finding]:
             f"certifier's record holds (first: request {request_id} of {asked_for} names "
             f"{record_id}, a record of {holder}): no acceptance closes it by itself; check "
             f"the id with {asked_for}, then close it by hand (`accrochage correction-request "
-            f"answer {request_id} --corrected` once {holder}'s data answers it, else "
-            "--unfounded TEXT and open it again with the right id)",
+            f"answer {request_id} --corrected` once {holder}'s data answers it; if it was "
+            "entered by mistake, --cancelled TEXT saying what was meant, and open it again "
+            "with the right id)",
             action=True,
         )
     ]
