@@ -187,7 +187,7 @@ ROUTES = (
     Route(
         "post",
         "/correction-requests/{request_id}/answer",
-        "Close a correction request by hand: unfounded (with why) or corrected",
+        "Close a correction request by hand: unfounded (with why), corrected or cancelled",
         {200: s.CorrectionRequestOut, 404: s.ErrorBody, 409: s.ErrorBody, 422: s.ErrorBody},
         (Param("request_id", "path"),),
         request=s.CorrectionAnswerIn,
