@@ -429,6 +429,8 @@ async def test_below_twice_the_space_kept_only_valid_events_are_stored(
             status, answers = await post(client, [recent("V-3"), junk, taken, recent("V-4")], OP)
             assert status == 200
             assert [a["http_status"] for a in answers] == [201, 507, 507, 201], answers
+            status, answer = await post(client, recent("V-5", certifier="school"), PIX)
+            assert (status, answer["outcome"]) == (403, "forbidden"), "what the sender must know"
             status, unusable = await get(client, "/unusable", OP)
             assert unusable["events"] == [], "nothing of them was stored"
             status, listed = await get(client, "/records?status=invalid", OP)
@@ -464,3 +466,30 @@ def test_ingest_below_twice_the_space_kept_stores_the_valid_events_and_exits_1(
     assert "in.jsonl:3 C-3 holder:" in result.stdout, "what to fix, by line"
     assert [r["record_id"] for r in outstanding_json(config)] == ["C-1", "C-4"]
     assert json.loads(run(config, "unusable", "--format", "json").stdout) == []
+
+
+def test_a_group_stored_one_by_one_still_refuses_invalid_events_for_room(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A group failing for another reason than the storage is stored one event at a time
+    (`ingest_each`): its invalid events were stored then, whatever the room."""
+    Disk(monkeypatch, 300 * MIB)
+    settings = load_settings(write_config(tmp_path, state={"keep_free_bytes": 256 * MIB}))
+    core = build_core(settings, SystemClock())
+    try:
+        ingestor = core.ingestor
+        group_store = ingestor._store
+
+        def failing_whole(tx: Any, items: Any, decoded: Any, **options: Any) -> Any:
+            if len(items) > 1:
+                raise RuntimeError("a group's fault, not an event's")
+            return group_store(tx, items, decoded, **options)
+
+        monkeypatch.setattr(ingestor, "_store", failing_whole)
+        items = [Incoming(json.dumps(recent("F-1"))), Incoming('{"record_id": "F-2"')]
+        with pytest.raises(RuntimeError):
+            ingestor.ingest(items)
+        assert [r.http_status for r in ingestor.ingest_each(items)] == [201, 507]
+    finally:
+        core.close()
+    assert [r["record_id"] for r in outstanding_json(settings_path(tmp_path))] == ["F-1"]

@@ -95,16 +95,23 @@ class Ingestor:
     def ingest(self, items: Sequence[Incoming], *, keep_room: bool = True) -> list[IngestResult]:
         """`keep_room`: refused below `keep_free` (False: a group that passed it, stored one
         event at a time)."""
-        invalid_refused_why = None
+        why = None
         if keep_room:
             check_room(self.store.location, self.keep_free)
-            invalid_refused_why = invalid_refused(self.store.location, self.keep_free)
+            why = invalid_refused(self.store.location, self.keep_free)
+        return self._ingest(items, why)
+
+    def _ingest(
+        self, items: Sequence[Incoming], refusing_invalid: str | None
+    ) -> list[IngestResult]:
+        """`refusing_invalid`: why events that would store errors are refused now (None: they
+        are stored), `streams/room.py`."""
         decoded = [self._decode(item) for item in items]
         with self.store.transaction() as tx:
-            results = self._store(tx, items, decoded, keep_invalid=invalid_refused_why is None)
+            results = self._store(tx, items, decoded, keep_invalid=refusing_invalid is None)
         refused = sum(1 for result in results if result.failed_status == NO_ROOM)
-        if refused and invalid_refused_why is not None:
-            self._refused_for_room.refused(refused, invalid_refused_why)
+        if refused and refusing_invalid is not None:
+            self._refused_for_room.refused(refused, refusing_invalid)
         return results
 
     def ingest_each(self, items: Sequence[Incoming]) -> list[IngestResult]:
@@ -114,12 +121,14 @@ class Ingestor:
         itself; an event that fails again is answered `failed` (nothing of it stored) and
         logged by its position and error class, never its content. The group passed its room
         check (`keep_free`): its events are not checked again one by one, or the disk
-        crossing the line meanwhile would leave the group half stored.
+        crossing the line meanwhile would leave the group half stored; whether invalid events
+        are refused for room is judged once for the group too.
         """
+        why = invalid_refused(self.store.location, self.keep_free)
         results: list[IngestResult] = []
         for item in items:
             try:
-                results.extend(self.ingest([item], keep_room=False))
+                results.extend(self._ingest([item], why))
             except StoreError as exc:
                 if results:
                     raise partly_stored(exc, len(results)) from exc
@@ -218,7 +227,7 @@ class Ingestor:
             current = records.get(one.record_id) if one.record_id is not None else None
             result, change = self._apply(read, took, one, size, records, now, item)
             if not keep_invalid and stores_errors(result, change):
-                results.append(not_kept(result))
+                results.append(not_kept(result))  # a forbidden one stays 403, unkept
                 continue
             if change is not None:
                 remembered = to_remember(current, one, change)

@@ -96,7 +96,10 @@ def stores_errors(result: IngestResult, change: Change | None) -> bool:
 
 def not_kept(result: IngestResult) -> IngestResult:
     """`result`'s event refused for room: its errors (what to fix), and why nothing of it
-    was stored."""
+    was stored. An event its sender may not send is answered so (403) all the same: that
+    is what the sender must know; it is only not kept in the unusable log."""
+    if result.outcome is Outcome.FORBIDDEN:
+        return result
     problem = Problem("event", NOT_KEPT)
     return IngestResult(
         result.record_id,
