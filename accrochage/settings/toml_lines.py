@@ -26,10 +26,14 @@ def key_lines(text: str) -> dict[Loc, int]:
     arrays: dict[tuple[str, ...], int] = {}
     table: Loc = ()
     in_string: str | None = None
+    in_array = 0
     for number, line in enumerate(text.splitlines(), start=1):
         if in_string is not None:
             if line.count(in_string) % 2 == 1:
                 in_string = None
+            continue
+        if in_array > 0:  # the lines of a multi-line array value: `[1, 2]` is no table there
+            in_array += _depth(line)
             continue
         if (matched := _ARRAY_TABLE.match(line)) is not None:
             names = _parts(matched["name"])
@@ -42,7 +46,10 @@ def key_lines(text: str) -> dict[Loc, int]:
                 found.setdefault(table[:size], number)
         elif (matched := _KEY.match(line)) is not None:
             found.setdefault((*table, *_parts(matched["key"])), number)
-            in_string = _opened_string(line[matched.end() :])
+            value = line[matched.end() :].lstrip()
+            in_string = _opened_string(value)
+            if in_string is None and value.startswith("["):
+                in_array = _depth(value)
     return found
 
 
@@ -72,8 +79,18 @@ def _within(names: tuple[str, ...], arrays: dict[tuple[str, ...], int]) -> Loc:
 
 
 def _opened_string(value: str) -> str | None:
-    """The delimiter of a multi-line string `value` opens and leaves open, if any."""
+    """The delimiter of the multi-line string `value` opens and leaves open, if any (a
+    one-line string holding three quotes opens none)."""
     for delimiter in ('"""', "'''"):
-        if value.count(delimiter) % 2 == 1:
+        if value.startswith(delimiter) and value.count(delimiter) % 2 == 1:
             return delimiter
     return None
+
+
+_STRINGS = re.compile(r'"(?:[^"\\]|\\.)*"|\'[^\']*\'')
+
+
+def _depth(text: str) -> int:
+    """How many brackets `text` leaves open (negative: closes), strings and comments aside."""
+    bare = _STRINGS.sub("", text).split("#", 1)[0]
+    return bare.count("[") - bare.count("]")

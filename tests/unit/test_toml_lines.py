@@ -25,6 +25,18 @@ tick = 1
 '''
 after = 3
 """
+TEXT += "\n".join(
+    [
+        "quote = '" + '"' * 3 + "'",  # 18: a one-line string of three quotes
+        "tokens = [",  # 19
+        '  "a", # [x]',
+        "  [1, 2],",
+        '  ["b]"],',
+        "]",
+        "[kafka]",
+        "topic = 4",  # 25
+    ]
+)
 
 
 def test_tables_keys_and_items_are_placed_by_their_line() -> None:
@@ -41,6 +53,10 @@ def test_tables_keys_and_items_are_placed_by_their_line() -> None:
     assert lines[("certifiers", 1, "key")] == 12
     assert lines[("certifiers", 1, "after")] == 17, "not moved by the multi-line string"
     assert ("batching", "tick") not in lines
+    assert lines[("certifiers", 1, "quote")] == 18, "a one-line string of three quotes"
+    assert lines[("certifiers", 1, "tokens")] == 19
+    assert lines[("kafka", "topic")] == 25, "not moved by a multi-line array's lines"
+    assert not any(loc[:1] == ("1, 2",) for loc in lines), "an array's line is no table"
 
 
 def test_a_key_not_placed_is_told_by_the_nearest_table_holding_it() -> None:
@@ -48,4 +64,4 @@ def test_a_key_not_placed_is_told_by_the_nearest_table_holding_it() -> None:
     assert line_of(lines, ("emitter", "id_client")) == (2, False)
     assert line_of(lines, ("certifiers", 1, "id_contrat")) == (11, False)
     assert line_of(lines, ("certifiers", 1, "key")) == (12, True)
-    assert line_of(lines, ("kafka", "topic")) is None
+    assert line_of(lines, ("schema", "version")) is None
