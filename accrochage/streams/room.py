@@ -4,7 +4,9 @@ Storing events is the only write that an outsider drives without bound: a platfo
 sends without end fills the disk, and then the batch files due at the CDC, the reports read
 back and the corrections can no longer be written, so deadlines pass for every certifier.
 Below the space kept, events are refused (or, from a log, wait) while everything else still
-writes.
+writes. Below twice that, events over HTTP or from files that would store errors are refused
+already, and valid ones stored: one platform's junk does not take the room of another's
+events (`invalid_refused`).
 """
 
 from __future__ import annotations
