@@ -2,9 +2,9 @@
 
 `tomllib` gives values, not places. A configuration file is a few dozen lines of tables and
 `key = value`: a scan of its lines finds each key's line (tables, arrays of tables counted
-item by item, dotted and quoted keys), skipping the inside of multi-line strings. A key the
-scan cannot place (one inside an inline table, say) is told by the nearest table that holds
-it, or not at all: a place is a help, never a guess.
+item by item, dotted and quoted keys), skipping the inside of multi-line strings and arrays.
+A key the scan cannot place (one inside an inline table, say) is told by the nearest table
+that holds it, or not at all: a place is a help, never a guess.
 """
 
 from __future__ import annotations
