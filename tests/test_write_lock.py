@@ -659,6 +659,7 @@ def test_a_group_stored_one_by_one_that_meets_another_writer_says_what_was_store
     writer taking the state part-way through failed every request of the group with
     "nothing of this operation was stored", though the events before it were."""
     real_ingest = Ingestor.ingest
+    real_one = Ingestor._ingest
     holding = ExitStack()
     singles: list[str] = []
 
@@ -667,12 +668,18 @@ def test_a_group_stored_one_by_one_that_meets_another_writer_says_what_was_store
     ) -> list[IngestResult]:
         if len(items) > 1:
             raise ValueError("a fault of one event, met only in the group's transaction")
+        return real_ingest(self, items, keep_room=keep_room)
+
+    def one_transaction(
+        self: Ingestor, items: Sequence[Incoming], refusing_invalid: str | None
+    ) -> list[IngestResult]:
         singles.append(str(items[0].raw))
         if len(singles) == 2:  # another writer takes the state before the second event
             holding.enter_context(held(store.path))
-        return real_ingest(self, items, keep_room=keep_room)
+        return real_one(self, items, refusing_invalid)
 
     monkeypatch.setattr(Ingestor, "ingest", ingest)
+    monkeypatch.setattr(Ingestor, "_ingest", one_transaction)
     service = WriterService(Ingestor(store, registry(), FixedClock(NOW)))
     events = [json.dumps(delivered_event(record_id=f"ONE-BY-ONE-{i}")) for i in (1, 2)]
     try:
@@ -687,6 +694,7 @@ def test_a_group_stored_one_by_one_that_meets_another_writer_says_what_was_store
                 assert "those stored are answered unchanged" in said
             assert stored_records(store) == 1
         monkeypatch.setattr(Ingestor, "ingest", real_ingest)
+        monkeypatch.setattr(Ingestor, "_ingest", real_one)
         again = service.store_now([[Incoming(events[0])], [Incoming(events[1])]])
         assert [a.result(0)[0].outcome for a in again] == ["unchanged", "created"]
     finally:
