@@ -692,6 +692,23 @@ async def test_the_http_routes(tmp_path: Path) -> None:
             assert status == 201, opened
             s.CorrectionRequestOut.model_validate(opened)
             assert opened["deadline"] == "2027-02-20" and opened["certifier"] == "pix"
+            assert opened["warnings"] == []
+            # What the command says on stderr of a likely typo, the route answers too.
+            typo = {"record_id": "PX-11", "received_on": "2026-11-20"}
+            status, unknown = await call("POST", "/correction-requests", typo)
+            assert status == 201 and unknown["certifier"] is None
+            (warned,) = unknown["warnings"]
+            assert warned["field"] == "record_id", warned
+            assert "does not know record PX-11" in warned["message"]
+            early = {"record_id": "PX-1", "received_on": "2020-01-02"}
+            status, dated = await call("POST", "/correction-requests", early)
+            assert status == 201
+            assert [w["field"] for w in dated["warnings"]] == ["received_on"], dated
+            assert "before record PX-1 was delivered" in dated["warnings"][0]["message"]
+            for mistaken in (unknown, dated):
+                path = f"/correction-requests/{mistaken['request_id']}/answer"
+                status, closed = await call("POST", path, {"cancelled": "a typo"})
+                assert (status, closed["status"]) == (200, "cancelled"), closed
             # Sent again (a retried POST): the same request, 200, nothing added; it made a
             # second open request, answered apart and alerting apart.
             status, again = await call("POST", "/correction-requests", new)
@@ -804,7 +821,11 @@ async def test_the_http_routes(tmp_path: Path) -> None:
             status, detail = await call("GET", "/records/PX-1")
             s.RecordDetail.model_validate(detail)
             statuses = {r["request_id"]: r["status"] for r in detail["correction_requests"]}
-            assert statuses == {opened["request_id"]: "corrected", second["request_id"]: "answered"}
+            assert statuses == {
+                opened["request_id"]: "corrected",
+                second["request_id"]: "answered",
+                dated["request_id"]: "cancelled",
+            }
             status, records = await call("GET", "/records")
             s.RecordsPage.model_validate(records)
             status, summary = await call("GET", "/summary")

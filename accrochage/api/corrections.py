@@ -121,7 +121,8 @@ async def post_request(request: web.Request) -> web.Response:
             note=body.note,
         ),
     )
-    return web.json_response(opened.json, status=200 if opened.already else 201)
+    said = {"warnings": problems_as_dicts(opened.warnings())}
+    return web.json_response(opened.json | said, status=200 if opened.already else 201)
 
 
 async def get_requests(request: web.Request) -> web.Response:

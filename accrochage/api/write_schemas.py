@@ -92,6 +92,9 @@ class CorrectionRequestOut(Answer):
     overdue: bool
     note: str | None
     opened_at: str
+    warnings: list[ProblemOut] | None = None
+    """In the answer to `POST /correction-requests` only: what looks mistyped (a record the
+    tracker does not know, a day before its delivery); the request is opened all the same."""
 
 
 class CorrectionRequestIn(BaseModel):

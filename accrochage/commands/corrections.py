@@ -88,19 +88,8 @@ def add(
             "record, day, source and note): nothing added",
             err=True,
         )
-    if not opened.record_known:
-        click.echo(
-            f"warning: the tracker does not know record {opened.request.record_id} yet: the "
-            "request attaches to it when its event arrives",
-            err=True,
-        )
-    if opened.delivered_after is not None:
-        click.echo(
-            f"warning: the request is dated {opened.request.received_on}, before record "
-            f"{opened.request.record_id} was delivered ({opened.delivered_after}): check "
-            f"--received-on (its deadline, {opened.request.deadline}, counts from it)",
-            err=True,
-        )
+    for warning in opened.warnings():
+        click.echo(f"warning: {warning.message}", err=True)
     click.echo(opened.request.request_id)
 
 

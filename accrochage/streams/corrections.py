@@ -23,6 +23,7 @@ from accrochage.models.corrections import (
     to_json,
 )
 from accrochage.models.deadline import Clock, paris_today
+from accrochage.models.problems import Problem
 from accrochage.models.record import Change, HistoryEntry, Record
 from accrochage.models.vocabulary import Outcome, RequestSource
 from accrochage.state.base import JsonRow, Store, Transaction
@@ -41,6 +42,31 @@ class Opened:
     delivered_after: date | None = None
     """The record's delivery day, when it is after the day the request was received: a
     mistyped day (its deadline counts from it), or a request about that very date."""
+
+    def warnings(self) -> list[Problem]:
+        """What looks mistyped in the request as entered, said to whoever entered it (the
+        command's stderr, the route's answer): the request is opened all the same."""
+        said: list[Problem] = []
+        request = self.request
+        if not self.record_known:
+            said.append(
+                Problem(
+                    "record_id",
+                    f"the tracker does not know record {request.record_id} yet: the request "
+                    "attaches to it when its event arrives (check the id if it should be "
+                    "known)",
+                )
+            )
+        if self.delivered_after is not None:
+            said.append(
+                Problem(
+                    "received_on",
+                    f"the request is dated {request.received_on}, before record "
+                    f"{request.record_id} was delivered ({self.delivered_after}): check the "
+                    f"day it was received (its deadline, {request.deadline}, counts from it)",
+                )
+            )
+        return said
 
 
 class Corrections:
