@@ -19,6 +19,7 @@ from datetime import date
 from typing import cast
 
 from accrochage.errors import StorageCorruptError, StorageFullError, StoreBusyError
+from accrochage.helper_main import HelperDied
 from accrochage.models.deadline import Clock, paris_today
 from accrochage.streams.flush import Flusher
 from accrochage.streams.flush_report import FlushReport
@@ -60,11 +61,12 @@ class OnceADay:
 
 def log_failed(logger: logging.Logger, what: str, exc: Exception, again: str) -> None:
     """A periodic piece of work that failed and runs again: a state another process writes,
-    a full disk or a damaged state in one line (no fault of the code's: a traceback at every
-    tick says nothing more), anything else with its traceback."""
+    a full disk, a damaged state or a helper process ended under it (a SIGTERM sent to the
+    whole process group, the OOM killer) in one line (no fault of the code's: a traceback
+    says nothing more), anything else with its traceback."""
     if isinstance(exc, StoreBusyError):
         logger.warning("%s waits: %s; %s", what, exc.situation or str(exc), again)
-    elif isinstance(exc, StorageFullError | StorageCorruptError):  # what, not where: no trace
+    elif isinstance(exc, StorageFullError | StorageCorruptError | HelperDied):  # no trace
         logger.error("%s failed: %s; %s", what, exc, again)
     else:
         logger.error("%s failed; %s", what, again, exc_info=exc)
