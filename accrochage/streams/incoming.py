@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
+from accrochage.errors import StorageLowError
 from accrochage.models.decode import Decoded, Kind, decode
 from accrochage.models.event import DeliveredEvent
 from accrochage.models.problems import Problem, problems_as_dicts
@@ -19,7 +20,7 @@ from accrochage.models.vocabulary import Outcome
 from accrochage.sinks.passage import passage_bytes, passage_size_bound
 from accrochage.sinks.profiles import SchemaProfile
 
-NO_ROOM = 507
+NO_ROOM = StorageLowError.status
 """The HTTP status of an event refused for want of room (`storage_low`)."""
 
 Ready = tuple[Decoded, int | None]

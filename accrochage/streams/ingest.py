@@ -95,10 +95,7 @@ class Ingestor:
     def ingest(self, items: Sequence[Incoming], *, keep_room: bool = True) -> list[IngestResult]:
         """`keep_room`: refused below `keep_free` (False: a group that passed it, stored one
         event at a time)."""
-        why = None
-        if keep_room:
-            check_room(self.store.location, self.keep_free)
-            why = invalid_refused(self.store.location, self.keep_free)
+        why = check_room(self.store.location, self.keep_free) if keep_room else None
         return self._ingest(items, why)
 
     def _ingest(
@@ -109,9 +106,10 @@ class Ingestor:
         decoded = [self._decode(item) for item in items]
         with self.store.transaction() as tx:
             results = self._store(tx, items, decoded, keep_invalid=refusing_invalid is None)
-        refused = sum(1 for result in results if result.failed_status == NO_ROOM)
-        if refused and refusing_invalid is not None:
-            self._refused_for_room.refused(refused, refusing_invalid)
+        if refusing_invalid is not None:
+            refused = sum(1 for result in results if result.failed_status == NO_ROOM)
+            if refused:
+                self._refused_for_room.refused(refused, refusing_invalid)
         return results
 
     def ingest_each(self, items: Sequence[Incoming]) -> list[IngestResult]:

@@ -75,7 +75,10 @@ def invalid_refused(location: StoreLocation, keep_free: int) -> str | None:
     their room."""
     if keep_free <= 0:
         return None
-    free = location.free_bytes()
+    return _invalid_refused(location.free_bytes(), keep_free)
+
+
+def _invalid_refused(free: int | None, keep_free: int) -> str | None:
     line = INVALID_KEPT_ABOVE * keep_free
     if free is None or free >= line:
         return None
@@ -128,8 +131,14 @@ class RefusedForRoom:
             log.warning("%d invalid or unusable event(s) not stored: %s", said, why)
 
 
-def check_room(location: StoreLocation, keep_free: int) -> None:
-    """Raise `StorageLowError` when the state's disk has less than `keep_free` bytes free."""
-    low = events_refused(location, keep_free)
+def check_room(location: StoreLocation, keep_free: int) -> str | None:
+    """Raise `StorageLowError` when the state's disk has less than `keep_free` bytes free;
+    otherwise why invalid and unusable events are refused (`invalid_refused`), or None. The
+    disk is asked once for both."""
+    if keep_free <= 0:
+        return None
+    free = location.free_bytes()
+    low = storage_low(free, keep_free)
     if low is not None:
         raise low
+    return _invalid_refused(free, keep_free)
