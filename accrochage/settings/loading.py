@@ -197,8 +197,8 @@ def describe_settings_errors(source: Path, exc: ValidationError) -> str:
     placed = _key_lines(source)
     lines = [f"{source}: {len(errors)} wrong or missing setting(s):"]
     for error in errors:
-        loc = _untagged(error["loc"])
-        where = ".".join(str(part) for part in loc).replace("schema_", "schema")
+        loc = tuple(_TOML_KEY.get(str(part), part) for part in _untagged(error["loc"]))
+        where = ".".join(str(part) for part in loc)
         variables = _variables_of(where)
         origin = f" (from {', '.join(variables)})" if variables else ""
         place = "" if variables else _place(placed, loc)
@@ -222,15 +222,15 @@ def _key_lines(source: Path) -> dict[Loc, int]:
 
 def _place(placed: dict[Loc, int], loc: Loc) -> str:
     """Where in the file a wrong setting is written, or the table a missing one goes in."""
-    found = line_of(placed, tuple(_SCHEMA_KEY.get(str(p), p) for p in loc))
+    found = line_of(placed, loc)
     if found is None:
         return ""
     number, own = found
     return f" (line {number})" if own else f" (in the table at line {number})"
 
 
-_SCHEMA_KEY = {"schema_": "schema"}
-"""Settings whose TOML key is not their Python name."""
+_TOML_KEY = {"schema_": "schema"}
+"""Settings whose TOML key is not their Python name: errors name the key as written."""
 
 
 def _without_echoes(errors: list[ErrorDetails]) -> list[ErrorDetails]:
