@@ -29,6 +29,13 @@ if [ -x .venv/bin/python ]; then
     rm -rf .venv
   fi
 fi
+if [ -x .venv/bin/python ] && ! .venv/bin/python -m pip --version >/dev/null 2>&1; then
+  # Debian's `python3 -m venv` without python3-venv stops after making .venv/bin/python,
+  # with no pip: kept, every later run (python3-venv installed since) failed on "No module
+  # named pip".
+  echo "recreating .venv: it has no pip (made before python3-venv was installed?)" >&2
+  rm -rf .venv
+fi
 if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi

@@ -103,3 +103,22 @@ def test_an_unknown_option_is_refused_before_anything_is_made(tmp_path: Path) ->
     assert done.returncode == 2
     assert "unknown option: --prod" in done.stderr and "--production" in done.stderr
     assert calls == "" and not (tmp_path / ".venv").exists()
+
+
+def test_a_virtualenv_left_without_pip_is_made_again(tmp_path: Path) -> None:
+    """Debian's `python3 -m venv` without python3-venv leaves `.venv/bin/python` and no pip:
+    once python3-venv was installed, bootstrap kept that `.venv` and failed on "No module
+    named pip" at every run."""
+    half = tmp_path / ".venv" / "bin" / "python"
+    half.parent.mkdir(parents=True)
+    half.write_text(
+        "#!/bin/sh\n"
+        'if [ "$1" = "-c" ]; then case "$2" in *print*) echo 3.11;; esac; exit 0; fi\n'
+        'echo "No module named pip" >&2; exit 1\n',
+        encoding="utf-8",
+    )
+    half.chmod(0o755)
+    done, calls = bootstrap_in_copy(tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "recreating .venv: it has no pip" in done.stderr
+    assert calls.splitlines()[-1] == "-m pip install --quiet -c constraints.txt -e .[dev]"
