@@ -250,7 +250,12 @@ def test_flush_writes_then_nothing_is_due(config: Path, tmp_path: Path) -> None:
         tmp_path / "e.jsonl", [recent("F-1"), recent("F-2"), recent("F-3", certifier="school")]
     )
     run(config, "ingest", str(source))
-    assert run(config, "flush").stdout.strip() == "nothing due"  # 15m max_delay, far deadlines
+    # 15m max_delay, far deadlines: the operator is told why, and how to cut them now
+    waiting = run(config, "flush").stdout.splitlines()
+    assert waiting[0] == "nothing due"
+    assert re.match(r"  pix: 2 pending record\(s\), due at \S+ \(batching.max_delay\)", waiting[1])
+    assert re.match(r"  school: 1 pending record\(s\), due at ", waiting[2])
+    assert waiting[3] == "  `accrochage flush --force` cuts them now"
     out = run(config, "flush", "--force").stdout
     wrote = [line for line in out.splitlines() if line.startswith("wrote ")]
     assert len(wrote) == 2

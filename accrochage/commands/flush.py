@@ -10,6 +10,7 @@ from accrochage.commands.core import core_from
 from accrochage.commands.ingest import scope_of
 from accrochage.commands.output import reason_of
 from accrochage.errors import SchemaValidationError, StoreError
+from accrochage.models.deadline import PARIS
 from accrochage.models.vocabulary import CdcAction
 from accrochage.streams.batching import Forced
 from accrochage.streams.flush_report import CutBatch, FailedBatch, FlushReport, WrittenBatch
@@ -56,6 +57,7 @@ def flush(ctx: click.Context, force: bool, certifiers: tuple[str, ...]) -> None:
         click.echo(f"note: {note}")
     if fault is None and not (report.cut or report.written or report.failed):
         click.echo("nothing due")
+        _not_due(report)
     if isinstance(fault, KeyboardInterrupt):
         click.echo(
             "interrupted (Ctrl-C): every file printed above is written and recorded. Others may "
@@ -69,6 +71,19 @@ def flush(ctx: click.Context, force: bool, certifiers: tuple[str, ...]) -> None:
         sys.exit(1)
     if not report.ok:
         sys.exit(1)
+
+
+def _not_due(report: FlushReport) -> None:
+    """Why pending records were not cut, and how to cut them now: with the default
+    `max_delay` (15m) a first `flush` right after an `ingest` writes nothing."""
+    for waiting in report.not_due:
+        at = waiting.due_at.astimezone(PARIS).isoformat(timespec="seconds")
+        click.echo(
+            f"  {waiting.certifier}: {waiting.pending} pending record(s), due at {at} "
+            "(batching.max_delay), or sooner at max_records or within the deadline margin"
+        )
+    if report.not_due:
+        click.echo("  `accrochage flush --force` cuts them now")
 
 
 def _dates_come(report: RevalidationReport) -> None:

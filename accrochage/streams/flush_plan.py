@@ -18,7 +18,7 @@ from accrochage.models.vocabulary import SchemaVersion
 from accrochage.sinks.base import BatchSink
 from accrochage.state.base import PendingReads
 from accrochage.streams.batching import BatchLimits, Forced, due_reason, files_for, is_forced
-from accrochage.streams.flush_report import FlushReport
+from accrochage.streams.flush_report import FlushReport, NotDue
 from accrochage.streams.withdraw import exact_sizes
 
 
@@ -66,6 +66,9 @@ class Planner:
             if reason is not None:
                 groups = self._groups(reads, certifier, now)
                 plan += [PlannedGroup(certifier, reason, group) for group in groups]
+            else:
+                due_at = stats.oldest_pending_since + self.limits.max_delay
+                report.not_due.append(NotDue(certifier.key, stats.count, due_at))
         return plan
 
     def _groups(

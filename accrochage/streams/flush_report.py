@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 from accrochage.models.vocabulary import CdcAction
@@ -36,6 +37,17 @@ class FailedBatch:
     error: str
 
 
+@dataclass(frozen=True, slots=True)
+class NotDue:
+    """A certifier whose pending records were left to wait, and when `max_delay` makes them
+    due: a first `flush` after an `ingest` said only "nothing due", and nothing told the
+    operator why, nor about `--force`."""
+
+    certifier: str
+    pending: int
+    due_at: datetime
+
+
 @dataclass(slots=True)
 class FlushReport:
     cut: list[CutBatch] = field(default_factory=list)
@@ -44,6 +56,7 @@ class FlushReport:
     written: list[WrittenBatch] = field(default_factory=list)
     failed: list[FailedBatch] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    not_due: list[NotDue] = field(default_factory=list)
     on_file: Callable[[WrittenBatch | FailedBatch], None] | None = None
     """Told of each file as it is written or fails (a command prints it at once)."""
     on_cut: Callable[[CutBatch], None] | None = None
