@@ -173,10 +173,13 @@ def test_summary_is_a_table_and_csv_is_spreadsheet_friendly(config: Path, tmp_pa
 
 def test_check_validates_and_stores_nothing(config: Path, tmp_path: Path) -> None:
     good, bad = recent("C-1"), recent("C-2", delivered_on="2099-01-01")
-    source = write_jsonl(tmp_path / "c.jsonl", [good, bad])
+    warned = recent("C-3", registration={"vae_path": "VAE_CLASSIQUE"})
+    source = write_jsonl(tmp_path / "c.jsonl", [good, bad, warned])
     out = run(config, "check", str(source), code=1).stdout
     assert "c.jsonl:2 C-2 delivered_on:" in out
-    assert "2 events checked: 1 valid" in out and "nothing stored" in out
+    # a warning is shown where it is, not only counted
+    assert "c.jsonl:3 C-3 warning: registration.vae_path: " in out
+    assert "3 events checked: 2 valid (1 with warnings)" in out and "nothing stored" in out
     assert "skipped (no state at paths.state)" in out
     assert not (config.parent / "var" / "state.db").exists()
 

@@ -86,9 +86,15 @@ def _print(results: list[tuple[str | None, CheckResult]], fmt: str, *, skipped: 
         click.echo(json.dumps([a.as_dict() | {"source": s} for s, a in results], indent=1))
         return
     bad = [(s, a) for s, a in results if not a.valid]
-    for source, answer in bad:
+    for source, answer in results:
+        # Warnings too: counted and never shown, "1 with warnings" left the platform to
+        # guess which event and what (a birth commune code the CDC's identity check rejects).
         for problem in answer.errors:
             click.echo(f"{source} {answer.record_id or '-'} {problem.field}: {problem.message}")
+        for problem in answer.warnings:
+            click.echo(
+                f"{source} {answer.record_id or '-'} warning: {problem.field}: {problem.message}"
+            )
     warned = sum(bool(a.warnings) for _, a in results)
     click.echo(
         f"{len(results)} events checked: {len(results) - len(bad)} valid "
