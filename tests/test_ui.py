@@ -15,15 +15,18 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import pytest
 from aiohttp import web
 
 from accrochage.api.charts import stacked_bars
 from accrochage.api.protocol import ApiRunner
-from accrochage.api.ui import BUCKETS
+from accrochage.api.ui import BUCKETS, render
+from accrochage.api.ui_sections import Page
 from accrochage.app import Core, build_core
 from accrochage.models.deadline import FixedClock
 from accrochage.runtimes.embedded import build_service
 from accrochage.settings import load_settings
+from accrochage.state.values import DashboardNumbers, Observation
 from tests.conftest import require
 from tests.support.browser import chromium, chromium_path
 from tests.test_tracker import NOW, event, ingest, make_core
@@ -395,3 +398,43 @@ async def test_records_of_certifiers_no_longer_configured_make_one_question_mark
     assert rows[:2] == [("?", "identity_not_found", "2")], rows
     support = page[page.index('<table id="for-support"') :]
     assert re.findall(r"<tr><td>([^<]*)</td><td>(\d+)</td></tr>", support)[:2] == [("?", "2")]
+
+
+def test_the_certifiers_table_sums_each_count_once_however_many_certifiers(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A trusted third party's 600 certifiers: each row looked its counts up among every
+    certifier's (600² lookups of each count, millions per refresh of the page). Counted in
+    lookups of the shown certifier, not in seconds; the rows still say the right counts."""
+    keys = [f"school-{n:03d}" for n in range(600)]
+    day = date(2026, 12, 20)
+    observation = Observation(
+        records={(k, "pending"): n + 1 for n, k in enumerate(keys)}
+        | {("gone", "batched"): 2, ("left", "batched"): 3},
+        at_risk={k: 1 for k in keys} | {"gone": 4},
+        overdue={k: 0 for k in keys},
+        next_deadline={k: day for k in keys} | {"gone": day - timedelta(days=3)},
+        batches={},
+        unreported={},
+        correction_requests_open={"school-007": 2},
+    )
+    numbers = DashboardNumbers({}, {}, {}, [])
+    page = Page(day, NOW, 14, observation, numbers, [], frozenset(keys))
+    lookups = 0
+    shown = Page.label
+
+    def counted(self: Page, certifier: str | None) -> str:
+        nonlocal lookups
+        lookups += 1
+        return shown(self, certifier)
+
+    monkeypatch.setattr(Page, "label", counted)
+    html = render(page)
+    assert lookups <= 20 * len(keys), lookups
+    rows = dict(re.findall(r'<tr data-certifier="([^"]+)">(.*?)</tr>', html))
+    assert len(rows) == len(keys) + 1
+    assert 'data-status="pending">8<' in rows["school-007"]
+    assert 'data-col="corrections">2<' in rows["school-007"]
+    assert 'data-status="batched">5<' in rows["?"]
+    assert 'data-col="at_risk">4<' in rows["?"]
+    assert (day - timedelta(days=3)).isoformat() in rows["?"]

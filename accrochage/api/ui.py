@@ -9,7 +9,8 @@ browser). Counts, certifier keys and batch ids only: no person, no record's cont
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
 from datetime import date, timedelta
 from html import escape
 
@@ -87,29 +88,39 @@ def _earliest(deadline: date | None, today: date) -> str:
     return f'<td data-deadline="earliest">{deadline.isoformat()}</td>'
 
 
+def _per_label(page: Page, counts: Mapping[str | None, int]) -> Counter[str]:
+    """`counts` summed by the certifier as shown (`?` for every one not configured)."""
+    summed: Counter[str] = Counter()
+    for certifier, n in counts.items():
+        summed[page.label(certifier)] += n
+    return summed
+
+
 def _per_certifier(page: Page) -> str:
+    """One row per certifier, from the counts summed by shown certifier once: looking each
+    row's counts up in every certifier's made the page quadratic in the certifiers (a trusted
+    third party with a thousand of them waited seconds for each refresh)."""
     statuses = [s.value for s in RecordStatus]
     o = page.observation
     head = "".join(f"<th>{s}</th>" for s in statuses)
+    records: Counter[tuple[str, str]] = Counter()
+    for (c, s), n in o.records.items():
+        records[(page.label(c), s)] += n
+    at_risk, overdue = _per_label(page, o.at_risk), _per_label(page, o.overdue)
+    opened = _per_label(page, o.correction_requests_open or {})
+    earliest: dict[str, date] = {}
+    for c, d in o.next_deadline.items():
+        shown = page.label(c)
+        earliest[shown] = min(d, earliest.get(shown, d))
     rows = []
     for certifier in _certifiers(page):
-        counts = {s: 0 for s in statuses}
-        for (c, s), n in o.records.items():
-            if page.label(c) == certifier:
-                counts[s] = counts.get(s, 0) + n
-        at_risk = sum(n for c, n in o.at_risk.items() if page.label(c) == certifier)
-        overdue = sum(n for c, n in o.overdue.items() if page.label(c) == certifier)
-        opened = sum(
-            n for c, n in (o.correction_requests_open or {}).items() if page.label(c) == certifier
-        )
-        nexts = [d for c, d in o.next_deadline.items() if page.label(c) == certifier]
-        cells = "".join(f'<td data-status="{s}">{counts[s]}</td>' for s in statuses)
+        cells = "".join(f'<td data-status="{s}">{records[(certifier, s)]}</td>' for s in statuses)
         rows.append(
             f'<tr data-certifier="{escape(certifier)}"><td class="certifier">{escape(certifier)}'
-            f'</td>{cells}<td class="warn" data-col="at_risk">{at_risk}</td>'
-            f'<td class="crit" data-col="overdue">{overdue}</td>'
-            f'<td data-col="corrections">{opened}</td>'
-            f"{_earliest(min(nexts) if nexts else None, page.as_of)}</tr>"
+            f'</td>{cells}<td class="warn" data-col="at_risk">{at_risk[certifier]}</td>'
+            f'<td class="crit" data-col="overdue">{overdue[certifier]}</td>'
+            f'<td data-col="corrections">{opened[certifier]}</td>'
+            f"{_earliest(earliest.get(certifier), page.as_of)}</tr>"
         )
     return (
         f'<table id="certifiers"><tr><th>certifier</th>{head}<th>at risk</th><th>overdue</th>'
