@@ -381,6 +381,29 @@ def test_records_of_a_certifier_taken_out_of_the_configuration_are_said(tmp_path
     assert "does not have wait for the CDC: school (2)" in gone["message"]
 
 
+def test_records_of_a_certifier_taken_out_in_a_written_file_are_told_apart(
+    tmp_path: Path,
+) -> None:
+    """A trusted third party whose mandate for a certifier ended, that certifier's file
+    written and not deposited yet: doctor counted its records among those `no file is written
+    for`, to take out with `exclude`, which refuses every one of them (the CDC may hold
+    them)."""
+    config = with_state(tmp_path, schema=SCHEMA_1_1_2)
+    core = build_core(load_settings(config))
+    ingest(core, event("SC-9", certifier="school"), event("SC-10", certifier="school"))
+    assert len(core.flusher.flush(force=True).written) == 1
+    ingest(core, event("SC-11", certifier="school"))
+    core.close()
+    text = config.read_text(encoding="utf-8")
+    school = text[text.index('[[certifiers]]\nkey = "school"') :].split("\n\n")[0]
+    config.write_text(text.replace(school, ""), encoding="utf-8")
+    gone = [f["message"] for f in findings(doctor_json(config, 1), "certifiers")]
+    [unsent] = [m for m in gone if "no file is written for them" in m]
+    assert "wait for the CDC: school (1);" in unsent
+    [in_files] = [m for m in gone if "in files written" in m]
+    assert "school (2)" in in_files and "`accrochage batches --certifier KEY`" in in_files
+
+
 # --- the start-up guard -----------------------------------------------------------------------
 
 

@@ -155,39 +155,60 @@ def _watch(settings: Settings, store: Store, clock: Clock) -> Watch:
     )
 
 
-_WAITING = frozenset(
-    {
-        RecordStatus.INVALID,
-        RecordStatus.PENDING,
-        RecordStatus.BATCHED,
-        RecordStatus.DEPOSITED,
-        RecordStatus.REJECTED,
-    }
-)
-"""Statuses of a record its certifier still owes the CDC."""
+_UNSENT = frozenset({RecordStatus.INVALID, RecordStatus.PENDING, RecordStatus.REJECTED})
+"""Outstanding records in no file the CDC may hold: a certifier's configuration writes them."""
+_IN_FILES = frozenset({RecordStatus.BATCHED, RecordStatus.DEPOSITED})
+"""Outstanding records in a file written already, with its certifier's identifiers frozen."""
 
 
 def unconfigured_findings(settings: Settings, observation: Observation) -> list[Finding]:
     """Records of a certifier the configuration no longer has (removed, or its key renamed):
-    no file is written for them, and the listings fold them into `?`."""
+    no new file is written for them, and the listings fold them into `?`. Those in a file
+    written before are told apart: that file can still be deposited and its report imported,
+    and `exclude` refuses them (the CDC may hold them), so telling that no file was written
+    for them and to exclude them sent the operator nowhere."""
     keys = {c.key for c in settings.certifiers}
-    waiting: dict[str, int] = {}
+    unsent: dict[str, int] = {}
+    in_files: dict[str, int] = {}
     for (certifier, status), n in observation.records.items():
-        if certifier is not None and certifier not in keys and status in _WAITING:
-            waiting[certifier] = waiting.get(certifier, 0) + n
-    if not waiting:
-        return []
-    said = ", ".join(f"{key} ({n})" for key, n in sorted(waiting.items()))
-    return [
-        Finding(
-            "certifiers",
-            Level.WARNING,
-            f"records of certifiers the configuration does not have wait for the CDC: {said}; "
-            "no file is written for them: put their [[certifiers]] section back (the same "
-            "key), or take them out with `accrochage exclude ID... --reason TEXT`",
-            action=True,
+        if certifier is None or certifier in keys:
+            continue
+        if status in _UNSENT:
+            unsent[certifier] = unsent.get(certifier, 0) + n
+        elif status in _IN_FILES:
+            in_files[certifier] = in_files.get(certifier, 0) + n
+    findings = []
+    if unsent:
+        findings.append(
+            Finding(
+                "certifiers",
+                Level.WARNING,
+                "records of certifiers the configuration does not have wait for the CDC: "
+                f"{_counted(unsent)}; no file is written for them: put their [[certifiers]] "
+                "section back (the same key), or take them out with `accrochage exclude ID... "
+                "--reason TEXT`",
+                action=True,
+            )
         )
-    ]
+    if in_files:
+        findings.append(
+            Finding(
+                "certifiers",
+                Level.WARNING,
+                "records of certifiers the configuration does not have are in files written "
+                f"for them before it left them out: {_counted(in_files)}; those files keep the "
+                "identifiers they were written with: deposit the ones still to upload and "
+                "import their reports as for any file (`accrochage batches --certifier KEY`); "
+                "a record corrected or rejected there waits for the certifier's section to be "
+                "put back",
+                action=True,
+            )
+        )
+    return findings
+
+
+def _counted(counts: dict[str, int]) -> str:
+    return ", ".join(f"{key} ({n})" for key, n in sorted(counts.items()))
 
 
 def alert_findings(settings: Settings, observation: Observation) -> list[Finding]:
