@@ -73,6 +73,26 @@ def test_a_failure_and_a_note_are_said_once_while_they_last(
     assert [m for level, m in lines if level == "INFO"] == ["wrote f1.xml (3 passages)"]
 
 
+def test_a_superseded_file_is_logged_with_why_and_not_to_upload_it(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The service moved a file the operator may be about to upload, and said nothing."""
+    done = FlushReport(superseded=["b-3", "b-4"])
+    done.header_changed["b-4"] = "idContrat MCFCER000209 -> MCFCER000777"
+    job = batch_cut_job(cast(Flusher, Ticks([done])), 1.0)
+    run: Any = job.run
+    with caplog.at_level(logging.INFO, logger="accrochage.scheduler"):
+        run()
+    warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warned) == 2, warned
+    assert warned[0].startswith("superseded b-3: a record changed before its file was deposited")
+    assert warned[1].startswith(
+        "superseded b-4: its header is not the configuration's any more "
+        "(idContrat MCFCER000209 -> MCFCER000777)"
+    )
+    assert all("do not upload it" in line for line in warned)
+
+
 def test_a_full_disk_at_every_tick_is_one_line_not_a_traceback(
     caplog: pytest.LogCaptureFixture,
 ) -> None:

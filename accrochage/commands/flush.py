@@ -13,7 +13,13 @@ from accrochage.errors import SchemaValidationError, StoreError
 from accrochage.models.deadline import PARIS
 from accrochage.models.vocabulary import CdcAction
 from accrochage.streams.batching import Forced
-from accrochage.streams.flush_report import CutBatch, FailedBatch, FlushReport, WrittenBatch
+from accrochage.streams.flush_report import (
+    CutBatch,
+    FailedBatch,
+    FlushReport,
+    WrittenBatch,
+    superseded_why,
+)
 from accrochage.streams.revalidate import RevalidationReport
 
 
@@ -44,11 +50,7 @@ def flush(ctx: click.Context, force: bool, certifiers: tuple[str, ...]) -> None:
             _dates_come(core.revalidator().dates_come())
             plan = core.flusher.plan(report, force=forced)
             for batch_id in report.superseded:
-                click.echo(
-                    f"superseded {batch_id}: a record changed before its file was deposited; "
-                    "the file moved to superseded/ (do not upload it); its records are cut "
-                    "again when due (they keep their age: `flush --force` cuts them now)"
-                )
+                click.echo(f"superseded {batch_id}: {superseded_why(report, batch_id)}")
             core.flusher.write_planned(plan, report)
             core.flusher.rewrite_missing(report)
         except (StoreError, OSError, KeyboardInterrupt) as exc:

@@ -74,6 +74,20 @@ class FrozenBatch:
         return self.sent_as or self.schema_version
 
 
+def header_changes(batch: FrozenBatch, emitter: Emitter, certifier: Certifier) -> list[str]:
+    """What `batch`'s file header says that the configuration no longer does (the CDC's
+    element names, the old value then the new): a CREATION file not yet deposited is cut
+    again under the configuration's (a contract renewed, an emitter changed), not uploaded
+    under identities the CDC may refuse or attribute wrongly."""
+    pairs = (
+        ("emetteur/idClient", batch.emitter.id_client, emitter.id_client),
+        ("natureDeposant", batch.emitter.nature, emitter.nature),
+        ("certificateur/idClient", batch.certifier.id_client, certifier.id_client),
+        ("idContrat", batch.certifier.id_contrat, certifier.id_contrat),
+    )
+    return [f"{name} {old} -> {new}" for name, old, new in pairs if old != new]
+
+
 @dataclass(frozen=True, slots=True)
 class BatchInfo:
     """A batch's current state, for the feedback loop."""

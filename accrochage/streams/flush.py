@@ -17,7 +17,7 @@ from itertools import chain
 
 from accrochage import failpoints
 from accrochage.errors import StorageCorruptError, StorageFullError, StoreError
-from accrochage.models.batch import FrozenBatch
+from accrochage.models.batch import FrozenBatch, header_changes
 from accrochage.models.batch_life import cut_entry
 from accrochage.models.deadline import Clock, paris_today
 from accrochage.models.registry import Registry
@@ -193,12 +193,28 @@ class Flusher:
     def _supersede(self, report: FlushReport, now: datetime) -> None:
         with self.store.transaction() as tx:  # one read: the loop stays linear in the batches
             due = tx.to_supersede()
-        for batch_id in due:
+            changed = self._headers_changed(tx.undeposited_creations())
+        for batch_id in [*due, *(b for b in changed if b not in due)]:
             with self.store.transaction() as tx:
                 done, move = supersede_if_due(tx, batch_id, self.sink, self.decode, now)
             if done:
                 report.superseded.append(batch_id)
+                if batch_id in changed:
+                    report.header_changed[batch_id] = changed[batch_id]
                 self.sink.move_recorded([move] if move is not None else [], "superseded")
+
+    def _headers_changed(self, batches: list[FrozenBatch]) -> dict[str, str]:
+        """The files not yet deposited whose header the configuration no longer gives, and
+        what changed; a certifier taken out of the configuration is left to `doctor`."""
+        changed = {}
+        for batch in batches:
+            certifier = self.registry.get(batch.certifier.key)
+            if certifier is None:
+                continue
+            changes = header_changes(batch, self.registry.emitter, certifier)
+            if changes:
+                changed[batch.batch_id] = ", ".join(changes)
+        return changed
 
     def _sweep_due(self) -> bool:
         """True at most every `PASSAGE_SWEEP_SECONDS` (from the last sweep committed): a sweep

@@ -53,6 +53,9 @@ class FlushReport:
     cut: list[CutBatch] = field(default_factory=list)
     superseded: list[str] = field(default_factory=list)
     """Written files replaced before any deposit (moved to `superseded/`)."""
+    header_changed: dict[str, str] = field(default_factory=dict)
+    """Of those, the files superseded because their header is not the configuration's any
+    more, and what changed (`models.batch.header_changes`)."""
     written: list[WrittenBatch] = field(default_factory=list)
     failed: list[FailedBatch] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
@@ -80,3 +83,18 @@ class FlushReport:
     @property
     def ok(self) -> bool:
         return not self.failed
+
+
+def superseded_why(report: FlushReport, batch_id: str) -> str:
+    """Why a file was superseded, and what the operator does with it (the same words from
+    `flush` and from the service's log)."""
+    changed = report.header_changed.get(batch_id)
+    why = (
+        "a record changed before its file was deposited"
+        if changed is None
+        else f"its header is not the configuration's any more ({changed})"
+    )
+    return (
+        f"{why}; the file moved to superseded/ (do not upload it); its records are cut "
+        "again when due (they keep their age: `flush --force` cuts them now)"
+    )

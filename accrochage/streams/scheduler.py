@@ -22,7 +22,7 @@ from accrochage.errors import StorageCorruptError, StorageFullError, StoreBusyEr
 from accrochage.helper_main import HelperDied
 from accrochage.models.deadline import Clock, paris_today
 from accrochage.streams.flush import Flusher
-from accrochage.streams.flush_report import FlushReport
+from accrochage.streams.flush_report import FlushReport, superseded_why
 
 log = logging.getLogger("accrochage.scheduler")
 
@@ -160,6 +160,8 @@ def batch_cut_job(flusher: Flusher, every: float) -> Job:
         try:
             report = flusher.flush(report=report, stopping=stopping)
         finally:  # a flush that failed midway (its render process ended) wrote files too
+            for batch_id in report.superseded:
+                log.warning("superseded %s: %s", batch_id, superseded_why(report, batch_id))
             for written in report.written:
                 log.info("wrote %s (%d passages)", written.path.name, written.passages)
         failed = [f"batch {f.batch_id}: {f.error}" for f in report.failed]

@@ -188,6 +188,11 @@ class Transaction(PendingReads):
         corrected or revoked since: their files are replaced before anyone uploads them."""
 
     @abstractmethod
+    def undeposited_creations(self) -> list[FrozenBatch]:
+        """CREATION batches written (or whose file failed), never deposited nor reported, as
+        frozen at their cut: a header the configuration no longer gives is superseded."""
+
+    @abstractmethod
     def batch_superseded(self, batch_id: str, file: Path | None) -> None:
         """The batch is never to be uploaded; `file`: where its file now lives."""
 

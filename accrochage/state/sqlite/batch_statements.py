@@ -232,6 +232,9 @@ class BatchStatements(PendingStatements):
     def to_supersede(self) -> list[str]:
         return withdrawals.to_supersede(self._conn)
 
+    def undeposited_creations(self) -> list[FrozenBatch]:
+        return withdrawals.undeposited_creations(self._conn)
+
     def batch_superseded(self, batch_id: str, file: Path | None) -> None:
         withdrawals.batch_superseded(self._conn, batch_id, file)
 

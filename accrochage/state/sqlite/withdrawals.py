@@ -7,7 +7,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from accrochage.models.batch import Member, SentAs, Suppressible
+from accrochage.models.batch import FrozenBatch, Member, SentAs, Suppressible
 from accrochage.models.registry import Certifier, Emitter
 from accrochage.models.vocabulary import (
     SUPERSEDABLE,
@@ -18,6 +18,7 @@ from accrochage.models.vocabulary import (
     SupportWork,
 )
 from accrochage.models.withdrawal import Sending
+from accrochage.state.sqlite.rows import frozen_batch_from
 
 _SUPPRESSIBLE = """
 SELECT r.record_id, r.certifier, r.pending_since, r.updated_at, r.xml_bytes,
@@ -144,6 +145,19 @@ def to_supersede(conn: sqlite3.Connection) -> list[str]:
         ),
     )
     return [r[0] for r in rows]
+
+
+def undeposited_creations(conn: sqlite3.Connection) -> list[FrozenBatch]:
+    """CREATION batches written (or failed), never deposited nor reported: what their
+    headers say, to compare with the configuration."""
+    states = [state.value for state in SUPERSEDABLE]
+    rows = conn.execute(
+        f"SELECT * FROM batches WHERE state IN ({', '.join('?' * len(states))}) "
+        "AND action = ? AND deposited_at IS NULL AND report_file IS NULL "
+        "ORDER BY created_at, batch_id",
+        (*states, CdcAction.CREATION.value),
+    )
+    return [frozen_batch_from(row) for row in rows]
 
 
 def batch_superseded(conn: sqlite3.Connection, batch_id: str, file: Path | None) -> None:

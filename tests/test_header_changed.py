@@ -1,0 +1,93 @@
+"""A certifier's contract renewed (or the emitter changed) while its file waits to be
+deposited: the file is superseded and its records cut again under the configuration's
+header, never uploaded under identities the CDC may refuse or attribute wrongly."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from lxml import etree
+
+from tests.test_cli_tracker import recent, run, write_jsonl
+from tests.test_tracker import write_config
+
+NS = {"cpf": "urn:cdc:cpf:pc5:schema:1.0.0"}
+OLD, NEW = "MCFCER000209", "MCFCER000777"
+
+
+def batches(config: Path) -> list[dict[str, str]]:
+    rows = json.loads(run(config, "batches", "--format", "json").stdout)
+    assert isinstance(rows, list)
+    return rows
+
+
+def header(path: Path, element: str) -> str:
+    found = etree.parse(str(path)).findall(f".//cpf:{element}", NS)
+    assert found, element
+    return str(found[0].text)
+
+
+def test_a_renewed_contract_supersedes_the_file_not_yet_deposited(tmp_path: Path) -> None:
+    config = write_config(tmp_path)
+    events = write_jsonl(tmp_path / "e.jsonl", [recent("HC-1"), recent("HC-2")])
+    run(config, "ingest", str(events))
+    run(config, "flush", "--force")
+    (old,) = batches(config)
+    assert header(Path(old["file"]), "idContrat") == OLD
+
+    config.write_text(config.read_text(encoding="utf-8").replace(OLD, NEW), encoding="utf-8")
+    out = run(config, "flush").stdout
+    assert (
+        f"superseded {old['batch_id']}: its header is not the configuration's any more "
+        f"(idContrat {OLD} -> {NEW}); the file moved to superseded/ (do not upload it)"
+    ) in out
+
+    by_id = {b["batch_id"]: b for b in batches(config)}
+    assert by_id[old["batch_id"]]["state"] == "superseded"
+    assert not Path(old["file"]).exists()
+    assert Path(by_id[old["batch_id"]]["file"]).parent.name == "superseded"
+    run(config, "flush", "--force")
+    (new,) = [b for b in batches(config) if b["state"] == "written"]
+    assert header(Path(new["file"]), "idContrat") == NEW
+    assert new["passages"] == 2
+    shown = json.loads(run(config, "show", "HC-1", "--format", "json").stdout)
+    assert shown["batch_id"] == new["batch_id"] and shown["status"] == "batched"
+
+
+def test_a_file_recorded_as_deposited_keeps_the_header_it_was_sent_with(tmp_path: Path) -> None:
+    config = write_config(tmp_path)
+    run(config, "ingest", str(write_jsonl(tmp_path / "e.jsonl", [recent("HC-3")])))
+    run(config, "flush", "--force")
+    (sent,) = batches(config)
+    run(config, "deposited", sent["batch_id"])
+
+    text = config.read_text(encoding="utf-8").replace(OLD, NEW)
+    config.write_text(
+        text.replace('id_client = "03VML243"\nnature', 'id_client = "99TDC001"\nnature'),
+        encoding="utf-8",
+    )
+    out = run(config, "flush").stdout
+    assert "superseded" not in out
+    (still,) = batches(config)
+    assert still["state"] == "deposited"
+    assert header(Path(still["file"]), "idContrat") == OLD
+
+
+def test_an_emitter_changed_supersedes_every_file_not_yet_deposited(tmp_path: Path) -> None:
+    config = write_config(tmp_path)
+    events = [recent("HC-4"), recent("HC-5", certifier="school")]
+    run(config, "ingest", str(write_jsonl(tmp_path / "e.jsonl", events)))
+    run(config, "flush", "--force")
+    assert len(batches(config)) == 2
+
+    text = config.read_text(encoding="utf-8")
+    config.write_text(
+        text.replace('nature = "CERTIFICATEUR"', 'nature = "TIERS_CONFIANCE"'), encoding="utf-8"
+    )
+    out = run(config, "flush", "--force").stdout
+    assert out.count("(natureDeposant CERTIFICATEUR -> TIERS_CONFIANCE)") == 2
+    written = [b for b in batches(config) if b["state"] == "written"]
+    assert len(written) == 2
+    for batch in written:
+        assert header(Path(batch["file"]), "natureDeposant") == "TIERS_CONFIANCE"
