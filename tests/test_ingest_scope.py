@@ -392,6 +392,8 @@ def test_a_file_of_one_certifier_s_platform_is_scoped_like_its_token(tmp_path: P
     )
     said = ingest("--certifier", "school", str(school_file))
     assert "not theirs: 1" in said and "created 1" in said, said
+    # No token here: the refusal names the sender, whether a token or `--certifier`
+    assert f"{target} certifier: this sender sends events for 'school' only, and the" in said, said
     core = build_core(load_settings(config))
     try:
         with core.store.reading() as reader:

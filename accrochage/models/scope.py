@@ -52,18 +52,18 @@ def out_of_scope(
         # tell the platform that another certifier here delivers that code.
         return Problem(
             "certifier",
-            f"this ingest token sends events for {allowed} only: name the event's certifier",
+            f"this sender sends events for {allowed} only: name the event's certifier",
         )
     if certifier not in scope:
         return Problem(
             "certifier",
-            f"this ingest token sends events for {allowed} only, and the event's certifier "
+            f"this sender sends events for {allowed} only, and the event's certifier "
             "is another",
         )
     if stored and owner not in scope and not (owner is not None and takes_id(yields, decoded)):
         return Problem(
             "record_id",
-            f"{record_id} is a record of a certifier this ingest token does not send for; "
+            f"{record_id} is a record of a certifier this sender does not send for; "
             "record ids are unique across the tracker (the CDC idTechnique): choose another",
         )
     return None
