@@ -57,8 +57,7 @@ def out_of_scope(
     if certifier not in scope:
         return Problem(
             "certifier",
-            f"this sender sends events for {allowed} only, and the event's certifier "
-            "is another",
+            f"this sender sends events for {allowed} only, and the event's certifier is another",
         )
     if stored and owner not in scope and not (owner is not None and takes_id(yields, decoded)):
         return Problem(

@@ -19,7 +19,7 @@ from typing import Any
 
 from accrochage.models.vocabulary import BatchState
 from accrochage.state.base import AlertState, Observation, Store
-from accrochage.streams.metrics import by_label
+from accrochage.streams.metrics import UNKNOWN, by_label
 
 log = logging.getLogger("accrochage.alerts")
 FIRING = "firing"
@@ -34,8 +34,9 @@ class Rule:
     severity: str
     summary: str
     """The annotation, with `{n}` the count and `{certifier}`: counts only, never a person."""
-    see: str = "`accrochage outstanding`"
-    """The command that lists what fires it (`doctor` names it)."""
+    see: str = "`accrochage outstanding{scope}`"
+    """The command that lists what fires it (`doctor` names it), `{scope}` its
+    `--certifier` option: a trusted third party's forty alerts named one listing each."""
 
 
 AT_RISK = Rule(
@@ -51,20 +52,21 @@ BATCH_FAILED = Rule(
     "AccrochageBatchFailed",
     "critical",
     "{n} batch file(s) of {certifier} could not be written",
-    "`accrochage batches --state failed` and `accrochage flush`",
+    "`accrochage batches --state failed{scope}` and `accrochage flush`",
 )
 UNREPORTED = Rule(
     "AccrochageBatchUnreported",
     "warning",
     "{n} file(s) of {certifier} written long ago still have no CDC report imported",
-    "`accrochage batches --state written`, `accrochage batches --state deposited` and "
+    "`accrochage batches --state written{scope}`, `accrochage batches --state deposited{scope}` "
+    "and "
     "`accrochage import-report`",
 )
 CORRECTION_AT_RISK = Rule(
     "AccrochageCorrectionRequestAtRisk",
     "warning",
     "{n} open correction request(s) of {certifier} are due within the margin or overdue",
-    "`accrochage correction-request list --open`",
+    "`accrochage correction-request list --open{scope}`",
 )
 RULES = (AT_RISK, OVERDUE, BATCH_FAILED, UNREPORTED, CORRECTION_AT_RISK)
 _BY_NAME = {rule.alertname: rule for rule in RULES}
@@ -130,8 +132,11 @@ class Alerting:
         self.evaluate(observation, now)
 
 
-def see_for(alertname: str) -> str:
-    return _BY_NAME[alertname].see
+def see_for(alertname: str, certifier: str) -> str:
+    """The listing of what fires `alertname` for `certifier` (a configured key; `?`, the
+    certifiers taken out of the configuration, has no option to name them)."""
+    scope = "" if certifier == UNKNOWN else f" --certifier {certifier}"
+    return _BY_NAME[alertname].see.format(scope=scope)
 
 
 def severity_of(alertname: str) -> str:

@@ -226,7 +226,7 @@ def alert_findings(settings: Settings, observation: Observation) -> list[Finding
             Finding(
                 "alerts",
                 level,
-                f"{alertname} ({severity}): {summary}; see {see_for(alertname)}",
+                f"{alertname} ({severity}): {summary}; see {see_for(alertname, certifier)}",
                 action=True,
             )
         )
