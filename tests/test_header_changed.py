@@ -91,3 +91,38 @@ def test_an_emitter_changed_supersedes_every_file_not_yet_deposited(tmp_path: Pa
     assert len(written) == 2
     for batch in written:
         assert header(Path(batch["file"]), "natureDeposant") == "TIERS_CONFIANCE"
+
+
+def test_a_trusted_third_party_s_own_certifications_say_certificateur(tmp_path: Path) -> None:
+    """A trusted third party that also deposits its own certifications: one nature for the
+    emitter put TIERS_CONFIANCE in its own files too. Its [[certifiers]] table says its own;
+    set after a file was written, that file is cut again."""
+    config = write_config(tmp_path)
+    third = config.read_text(encoding="utf-8").replace(
+        'nature = "CERTIFICATEUR"', 'nature = "TIERS_CONFIANCE"'
+    )
+    config.write_text(third, encoding="utf-8")
+    events = [recent("HC-6"), recent("HC-7", certifier="school")]
+    run(config, "ingest", str(write_jsonl(tmp_path / "e.jsonl", events)))
+    run(config, "flush", "--force")
+    (own_before,) = [b for b in batches(config) if b["certifier"] == "pix"]
+    assert header(Path(own_before["file"]), "natureDeposant") == "TIERS_CONFIANCE"
+    doctor = json.loads(run(config, "doctor", "--format", "json", code=None).stdout)
+    (said,) = [f for f in doctor["findings"] if f["check"] == "certifiers"]
+    assert said["message"].startswith("the files of pix say natureDeposant TIERS_CONFIANCE")
+    assert 'set nature = "CERTIFICATEUR" in their [[certifiers]] tables' in said["message"]
+
+    own = third.replace(
+        'id_contrat = "MCFCER000209"', 'id_contrat = "MCFCER000209"\nnature = "CERTIFICATEUR"'
+    )
+    config.write_text(own, encoding="utf-8")
+    out = run(config, "flush", "--force").stdout
+    assert (
+        f"superseded {own_before['batch_id']}: its header is not the configuration's any more (natureDeposant TIERS_CONFIANCE -> CERTIFICATEUR)"
+        in out
+    )
+    written = {b["certifier"]: b for b in batches(config) if b["state"] == "written"}
+    assert header(Path(written["pix"]["file"]), "natureDeposant") == "CERTIFICATEUR"
+    assert header(Path(written["school"]["file"]), "natureDeposant") == "TIERS_CONFIANCE"
+    doctor = json.loads(run(config, "doctor", "--format", "json", code=None).stdout)
+    assert [f for f in doctor["findings"] if f["check"] == "certifiers"] == []

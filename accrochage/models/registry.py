@@ -22,6 +22,8 @@ class Certifier:
     certifications: frozenset[str]
     siret: str | None = None
     """Checked against the RNCP/RS export when reference data is loaded."""
+    nature: str | None = None
+    """The natureDeposant of its files; None: the emitter's."""
 
 
 class Registry:
@@ -35,6 +37,12 @@ class Registry:
             for code in certifier.certifications:
                 owners.setdefault(code, []).append(certifier.key)
         self._owners = owners
+
+    def emitter_for(self, certifier: Certifier) -> Emitter:
+        """The emitter as `certifier`'s files name it (its own natureDeposant, if it has one)."""
+        if certifier.nature is None or certifier.nature == self.emitter.nature:
+            return self.emitter
+        return Emitter(self.emitter.id_client, certifier.nature)
 
     def get(self, key: str) -> Certifier | None:
         return self.certifiers.get(key)

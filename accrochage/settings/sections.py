@@ -52,6 +52,9 @@ class CertifierSettings(Section):
     )
     siret: Annotated[str, Field(pattern=r"^([0-9]{14})?$")] | None = None
     """Checked against the fiche's certifiers in the RNCP/RS export (CONTRACT §11)."""
+    nature: DepositorNature | None = None
+    """The natureDeposant of its files when not the emitter's: a trusted third party that
+    also deposits its own certifications says CERTIFICATEUR in those."""
 
     @model_validator(mode="before")
     @classmethod

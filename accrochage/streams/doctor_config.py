@@ -106,27 +106,7 @@ def certifier_findings(settings: Settings) -> list[Finding]:
                     action=True,
                 )
             )
-    emitter = settings.emitter
-    others = [c.key for c in settings.certifiers if c.id_client != emitter.id_client]
-    if emitter.nature is DepositorNature.CERTIFICATEUR and others:
-        itself = len(others) < len(settings.certifiers)
-        findings.append(
-            Finding(
-                "certifiers",
-                Level.WARNING,
-                f"[emitter] nature is {DepositorNature.CERTIFICATEUR} (a certifier depositing "
-                f"for itself), but {', '.join(others)} have another idClient than the "
-                "emitter's: "
-                + (
-                    "their files say so too (natureDeposant); a certifier depositing for "
-                    "others as well may keep it, as the CDC's terms do not say otherwise"
-                    if itself
-                    else "a depositor mandated by certifiers (a trusted third party) sets "
-                    f'[emitter] nature = "{DepositorNature.TIERS_CONFIANCE}" (SPEC §2)'
-                ),
-                action=not itself,
-            )
-        )
+    findings += _nature_findings(settings)
     return findings
 
 
@@ -200,3 +180,52 @@ def _given_xsd(path: Path, version: str) -> Finding:
 
 
 # -- the state --------------------------------------------------------------------------------
+
+
+def _nature_findings(settings: Settings) -> list[Finding]:
+    """A natureDeposant that does not fit who deposits: CERTIFICATEUR in the files of a
+    certifier of another idClient, or TIERS_CONFIANCE (the emitter's) in the emitter's own."""
+    emitter = settings.emitter
+    certifying = DepositorNature.CERTIFICATEUR
+    others = [
+        c.key
+        for c in settings.certifiers
+        if c.id_client != emitter.id_client and (c.nature or emitter.nature) is certifying
+    ]
+    findings = []
+    if others:
+        itself = any(c.id_client == emitter.id_client for c in settings.certifiers)
+        findings.append(
+            Finding(
+                "certifiers",
+                Level.WARNING,
+                f"the files of {', '.join(others)} say natureDeposant {certifying} (a "
+                "certifier depositing for itself), but they have another idClient than the "
+                "emitter's: "
+                + (
+                    "a certifier depositing for others as well may keep it, as the CDC's terms "
+                    "do not say otherwise, or set "
+                    f'nature = "{DepositorNature.TIERS_CONFIANCE}" in their [[certifiers]] tables'
+                    if itself
+                    else "a depositor mandated by certifiers (a trusted third party) sets "
+                    f'[emitter] nature = "{DepositorNature.TIERS_CONFIANCE}" (SPEC §2)'
+                ),
+                action=not itself,
+            )
+        )
+    own = [
+        c.key
+        for c in settings.certifiers
+        if c.id_client == emitter.id_client and (c.nature or emitter.nature) is not certifying
+    ]
+    if own:
+        findings.append(
+            Finding(
+                "certifiers",
+                Level.WARNING,
+                f"the files of {', '.join(own)} say natureDeposant {emitter.nature}, but they "
+                "have the emitter's idClient: if it deposits its own certifications, set "
+                f'nature = "{certifying}" in their [[certifiers]] tables',
+            )
+        )
+    return findings

@@ -211,7 +211,7 @@ class Flusher:
             certifier = self.registry.get(batch.certifier.key)
             if certifier is None:
                 continue
-            changes = header_changes(batch, self.registry.emitter, certifier)
+            changes = header_changes(batch, self.registry.emitter_for(certifier), certifier)
             if changes:
                 changed[batch.batch_id] = ", ".join(changes)
         return changed

@@ -84,5 +84,10 @@ class Planner:
         self, batch_id: str, now: datetime, certifier: Certifier, passages: int
     ) -> FrozenBatch:
         return FrozenBatch(
-            batch_id, now, self.registry.emitter, certifier, self.schema_version, passages
+            batch_id,
+            now,
+            self.registry.emitter_for(certifier),
+            certifier,
+            self.schema_version,
+            passages,
         )
