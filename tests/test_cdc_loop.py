@@ -879,7 +879,7 @@ def test_a_rejection_makes_the_stored_correction_the_content(
     echo_rejections(summary.rejections, batch)
     said = capsys.readouterr().out
     assert "RJ-1: " in said and "its stored correction is pending" in said
-    assert f"retry --batch {batch}" in said and "REF" not in said
+    assert "retry --batch" not in said and "REF" not in said  # it would fail again as it is
     assert detail["correction_pending"] is False
     _, path = only_written(flush(core))
     assert passages(path)["RJ-1"].findtext("cpf:scoring", namespaces=NS) == "300"
@@ -1379,3 +1379,20 @@ def test_import_report_masks_the_values_the_cdc_quotes(tmp_path: Path, shared_di
     assert "Zorglub" not in out and "1930575" not in out
     shown = json.loads(run(config, "show", "MK-1", "--format", "json").stdout)
     assert shown["cdc_message"] == said
+
+
+def test_the_next_step_never_retries_an_identity_rejection_as_it_is(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`retry --batch` sends every rejected record of the batch again as it is: after an
+    identity rejection it was the 'next' line's advice, and would be refused again."""
+
+    def rejected(record_id: str, reason: str) -> dict[str, str | None]:
+        return {"record_id": record_id, "cdc_reason": reason, "message": "m", "status": "rejected"}
+
+    echo_rejections([rejected("A", "identity_not_found"), rejected("B", "other")], "B-1")
+    mixed = capsys.readouterr().out.splitlines()[-1]
+    assert mixed.startswith("  next: send corrected events for the identity rejections"), mixed
+    assert "--batch" not in mixed
+    echo_rejections([rejected("C", "other")], "B-2")
+    assert "`accrochage retry --batch B-2`" in capsys.readouterr().out.splitlines()[-1]

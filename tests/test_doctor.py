@@ -277,7 +277,9 @@ def test_firing_alerts_and_files_are_counted_without_personal_data(tmp_path: Pat
     alerts = findings(shown, "alerts")
     assert alerts and all(a["needs_operator"] for a in alerts)
     by_name = {a["message"].split(" ", 1)[0]: a["message"] for a in alerts}
-    assert by_name["AccrochageRecordsOverdue"].endswith("see `accrochage outstanding --certifier pix`")
+    assert by_name["AccrochageRecordsOverdue"].endswith(
+        "see `accrochage outstanding --certifier pix`"
+    )
     holder = sent["holder"]
     for value in (holder["birth_name"], holder["first_names"][0], holder["birth_date"]):
         assert value not in result.stdout

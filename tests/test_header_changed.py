@@ -118,8 +118,8 @@ def test_a_trusted_third_party_s_own_certifications_say_certificateur(tmp_path: 
     config.write_text(own, encoding="utf-8")
     out = run(config, "flush", "--force").stdout
     assert (
-        f"superseded {own_before['batch_id']}: its header is not the configuration's any more (natureDeposant TIERS_CONFIANCE -> CERTIFICATEUR)"
-        in out
+        f"superseded {own_before['batch_id']}: its header is not the configuration's any "
+        "more (natureDeposant TIERS_CONFIANCE -> CERTIFICATEUR)" in out
     )
     written = {b["certifier"]: b for b in batches(config) if b["state"] == "written"}
     assert header(Path(written["pix"]["file"]), "natureDeposant") == "CERTIFICATEUR"

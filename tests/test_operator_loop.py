@@ -71,6 +71,8 @@ def test_the_daily_loop_without_sql(config: Path, tmp_path: Path, shared_dir: Pa
     assert "2 accepted, 2 rejected" in out
     assert "rejected, identity_not_found (1)" in out and f"L-KO: {NO_HOLDER}" in out
     assert "rejected, identity_ambiguous (1)" in out and f"L-TWO: {PLURAL}" in out
+    # Only identity rejections: no `next:` to `retry --batch`, which would send them again
+    assert "  next:" not in out, out
     kept = next(line for line in out.splitlines() if "a copy of the report is kept at" in line)
     assert Path(kept.rsplit(" ", 1)[1]).read_bytes() == report.read_bytes()
 
