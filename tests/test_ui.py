@@ -255,7 +255,7 @@ async def test_a_file_to_deposit_of_a_certifier_no_longer_configured_shows_quest
     core, _ = make_core(tmp_path)
     try:
         ingest(core, event("Q-1", certifier="school"))
-        assert core.flusher.flush(force=True).written
+        (written,) = core.flusher.flush(force=True).written
     finally:
         core.close()
     config = tmp_path / "accrochage.toml"
@@ -268,8 +268,10 @@ async def test_a_file_to_deposit_of_a_certifier_no_longer_configured_shows_quest
         page = await ui_page(core)
     finally:
         core.close()
-    assert "school" not in to_deposit_table(page)
-    assert "<td>?</td>" in to_deposit_table(page)
+    table = to_deposit_table(page)
+    assert "<td>school</td>" not in table and "<td>?</td>" in table
+    # The file's name and action: what the operator looks for in the outbox and uploads
+    assert f"<td><code>{written.path.name}</code></td><td>CREATION</td>" in table
 
 
 async def test_files_to_deposit_beyond_the_table_are_counted_the_oldest_shown(

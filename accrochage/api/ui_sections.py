@@ -40,7 +40,7 @@ def to_deposit_table(page: Page) -> str:
         return '<p id="to-deposit" class="muted">No file waiting to be uploaded.</p>'
     rows = "".join(
         f"<tr><td><code>{escape(b.batch_id)}</code></td><td>{escape(page.label(b.certifier))}</td>"
-        f"<td>{b.passages}</td>"
+        f"<td><code>{escape(b.file_name)}</code></td><td>{escape(b.action)}</td><td>{b.passages}</td>"
         f"<td>{b.written_at.isoformat(timespec='minutes') if b.written_at else '—'}</td></tr>"
         for b in page.numbers.to_deposit
     )
@@ -52,8 +52,8 @@ def to_deposit_table(page: Page) -> str:
         else ""
     )
     return (
-        f'<table id="to-deposit"><tr><th>batch</th><th>certifier</th><th>passages</th>'
-        f"<th>written</th></tr>{rows}</table>{more}"
+        f'<table id="to-deposit"><tr><th>batch</th><th>certifier</th><th>file</th>'
+        f"<th>action</th><th>passages</th><th>written</th></tr>{rows}</table>{more}"
     )
 
 

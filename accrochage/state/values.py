@@ -122,6 +122,9 @@ class ToDeposit:
     certifier: str
     passages: int
     written_at: datetime | None
+    file_name: str = ""
+    """The name the operator uploads (no person in it: CONTRACT §7)."""
+    action: str = "CREATION"
 
 
 @dataclass(frozen=True, slots=True)

@@ -162,9 +162,17 @@ def dashboard(conn: sqlite3.Connection, as_of: date, limit: int = 50) -> Dashboa
         conn.execute(f"SELECT certifier, count(*) FROM records WHERE {HELD_ELSEWHERE} GROUP BY 1")
     )
     to_deposit = [
-        ToDeposit(batch_id, certifier, passages, None if at is None else datetime.fromisoformat(at))
-        for batch_id, certifier, passages, at in conn.execute(
-            "SELECT batch_id, certifier, passages, written_at FROM batches WHERE state = ? "
+        ToDeposit(
+            batch_id,
+            certifier,
+            passages,
+            None if at is None else datetime.fromisoformat(at),
+            file_name,
+            action,
+        )
+        for batch_id, certifier, passages, at, file_name, action in conn.execute(
+            "SELECT batch_id, certifier, passages, written_at, file_name, action FROM batches "
+            "WHERE state = ? "
             "ORDER BY julianday(written_at), batch_id LIMIT ?",
             (BatchState.WRITTEN.value, limit),
         )
