@@ -493,3 +493,25 @@ def test_a_group_stored_one_by_one_still_refuses_invalid_events_for_room(
     finally:
         core.close()
     assert [r["record_id"] for r in outstanding_json(settings_path(tmp_path))] == ["F-1"]
+
+
+def test_an_invalid_event_already_stored_is_answered_as_before_below_twice_the_space_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same invalid event again stores nothing more: a platform's retry of one stored
+    before the disk got short is answered as the first time (422), not 507 (its errors,
+    "nothing stored"), which read as a record the state does not hold."""
+    disk = Disk(monkeypatch, 600 * MIB)
+    settings = load_settings(write_config(tmp_path, state={"keep_free_bytes": 256 * MIB}))
+    core = build_core(settings, SystemClock())
+    try:
+        invalid = [Incoming(json.dumps(recent("A-1", holder=None)))]
+        [first] = core.ingestor.ingest(invalid)
+        assert first.http_status == 422 and first.errors, first
+        disk.free = 300 * MIB
+        [again] = core.ingestor.ingest(invalid)
+        assert again.http_status == 422 and again.outcome.value == "unchanged", again
+        [other] = core.ingestor.ingest([Incoming(json.dumps(recent("A-2", holder=None)))])
+        assert other.http_status == 507, "a new invalid event is still refused for room"
+    finally:
+        core.close()
