@@ -74,10 +74,9 @@ MAX_RECORDS = 250
 KILLS_EACH = 12
 """Kills wanted while ingesting and while flushing (the test needs at least MIN_KILLS_EACH)."""
 MIN_KILLS_EACH = 10
-BUDGET_S = 240.0
-"""The whole slow test, calibration and final checks included, stays under this."""
-FINAL_RESERVE_S = 60.0
-"""Kept out of the kill loop for the final runs and checks."""
+MAX_RUNS = 100
+"""The kill loop's bound, in runs, not seconds: a wall-clock budget (180 s for calibration
+and kills) left a loaded machine, where each run takes longer, short of MIN_KILLS_EACH."""
 RUN_TIMEOUT_S = 120.0
 BUNDLED_XSD = PROFILES["1.1.2"].bundled_xsd
 
@@ -335,9 +334,8 @@ def test_kill_9_while_ingesting_and_flushing_loses_and_duplicates_nothing(
     # Flush: each kill is due at a random point of that flush's estimated duration.
     chunk_s = calibration.ingest / (events.lines / CHUNK)
     whole_ingest = calibration.ingest
-    loop_ends = started + BUDGET_S - FINAL_RESERVE_S
     while kills["ingest"] < KILLS_EACH or kills["flush"] < KILLS_EACH:
-        if time.monotonic() > loop_ends or len(runs) >= 100:
+        if len(runs) >= MAX_RUNS:
             break
         if kills["ingest"] < KILLS_EACH or unfinished_work(state) == 0:
             stored = stored_records(state)
@@ -363,7 +361,7 @@ def test_kill_9_while_ingesting_and_flushing_loses_and_duplicates_nothing(
     )
     print(f"{len(runs)} runs, kills: {dict(kills)}\n{schedule}")
     assert kills["ingest"] >= MIN_KILLS_EACH and kills["flush"] >= MIN_KILLS_EACH, (
-        f"not enough crash points ({dict(kills)}) within the time budget {why}\n{schedule}"
+        f"not enough crash points ({dict(kills)}) in {MAX_RUNS} runs {why}\n{schedule}"
     )
     assert kills.total() >= 20, why
 
