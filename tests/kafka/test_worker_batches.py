@@ -154,14 +154,20 @@ async def test_a_group_whose_decoding_failed_is_decoded_by_the_writer(tmp_path: 
 async def test_the_straggler_timer_never_waits_for_a_busy_writer(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    ingestor = SlowIngestor(0.3)
+    # The writer's first group lasts until the test lets it end: a group that took 0.3 s
+    # could be over before the timer ran on a loaded machine, which then handed over.
+    ingestor = SlowIngestor(0, gated=True)
     pending = _pending(ingestor, monkeypatch)  # one record pending
     for _ in range(pending_module.MAX_IN_FLIGHT):
         pending.add(record(0, 7, b"{}"))
         await pending.commit()
     pending.add(record(0, 8, b"{}"))
-    await asyncio.wait_for(pending.commit_stragglers(), 0.1)  # returns at once: writer full
-    assert len(pending.items) == 1
+    # Returns at once, the writer full: a timer that waited would wait for the gate.
+    try:
+        await asyncio.wait_for(pending.commit_stragglers(), 30)
+        assert len(pending.items) == 1
+    finally:
+        ingestor.gate.set()
     await pending.drain()
     await pending.commit_stragglers()  # the writer has room again: handed over
     await pending.drain()
