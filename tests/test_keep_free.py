@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import re
 import subprocess
 import sys
@@ -515,3 +516,33 @@ def test_an_invalid_event_already_stored_is_answered_as_before_below_twice_the_s
         assert other.http_status == 507, "a new invalid event is still refused for room"
     finally:
         core.close()
+
+
+def test_the_operator_s_line_counts_every_event_refused_for_room(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """One line every few seconds says how many invalid events were not stored since the
+    last: the events, not the groups they came in."""
+    Disk(monkeypatch, 300 * MIB)
+    settings = load_settings(write_config(tmp_path, state={"keep_free_bytes": 256 * MIB}))
+    core = build_core(settings, SystemClock())
+    now = [0.0]
+    lines = core.ingestor._refused_for_room  # the test sets its clock
+    lines._lines = LinesEvery(lines.EVERY, lambda: now[0])
+
+    def bad(*ids: str) -> list[Incoming]:
+        return [Incoming(json.dumps(recent(i, holder=None))) for i in ids]
+
+    try:
+        with caplog.at_level(logging.WARNING, logger="accrochage.ingest"):
+            core.ingestor.ingest([*bad("R-1", "R-2"), Incoming(json.dumps(recent("R-3")))])
+            core.ingestor.ingest(bad("R-4"))
+            now[0] = lines.EVERY
+            core.ingestor.ingest(bad("R-5", "R-6"))
+    finally:
+        core.close()
+    said = [r.getMessage() for r in caplog.records if "not stored" in r.getMessage()]
+    assert [line.split(":")[0] for line in said] == [
+        "2 invalid or unusable event(s) not stored",
+        "3 invalid or unusable event(s) not stored",
+    ], said
