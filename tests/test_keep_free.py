@@ -464,6 +464,7 @@ def test_ingest_below_twice_the_space_kept_stores_the_valid_events_and_exits_1(
     result = run(config, "ingest", str(write_jsonl(tmp_path / "in.jsonl", events)), code=1)
     assert "  unusable: 0 " in result.stdout and "  invalid:  0 " in result.stdout
     assert "  NOT STORED: 2 (nothing of them is in the state" in result.stdout
+    assert "  accepted: 2 " in result.stdout, "the events not stored are not counted accepted"
     assert "in.jsonl:3 C-3 holder:" in result.stdout, "what to fix, by line"
     assert [r["record_id"] for r in outstanding_json(config)] == ["C-1", "C-4"]
     assert json.loads(run(config, "unusable", "--format", "json").stdout) == []
