@@ -7,6 +7,7 @@ real today (Europe/Paris).
 from __future__ import annotations
 
 import csv
+import fcntl
 import io
 import json
 import os
@@ -240,6 +241,30 @@ def test_ingest_from_stdin(config: Path) -> None:
     assert done.returncode == 0, done.stderr.decode()
     assert "2 events read (created 2)" in done.stdout.decode()
     assert [r["record_id"] for r in outstanding_json(config)] == ["STDIN-1", "STDIN-2"]
+
+
+@pytest.mark.parametrize("fmt", ["json", "csv"])
+def test_a_listing_its_reader_stops_reading_ends_without_a_traceback(
+    config: Path, tmp_path: Path, fmt: str
+) -> None:
+    """`records | head`: the listing stops where its reader left, with nothing on stderr.
+    The rows' snapshot was ended by the garbage collector after the state was closed:
+    "Exception ignored ... Cannot operate on a closed database", a traceback under it."""
+    source = write_jsonl(tmp_path / "many.jsonl", [recent(f"PIPE-{n:03}") for n in range(80)])
+    run(config, "ingest", str(source))
+    readable, writable = os.pipe()
+    fcntl.fcntl(writable, fcntl.F_SETPIPE_SZ, 4096)  # a listing of 80 records fills it
+    with subprocess.Popen(
+        [*PYTHON_CLI, "--config", str(config), "records", "--format", fmt],
+        stdout=writable,
+        stderr=subprocess.PIPE,
+    ) as listing:
+        os.close(writable)
+        first = os.read(readable, 200)  # the listing is under way, its rows being read
+        os.close(readable)
+        _, stderr = listing.communicate(timeout=60)
+    assert first
+    assert stderr.decode() == ""
 
 
 # --- flush ----------------------------------------------------------------------------------

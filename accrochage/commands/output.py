@@ -137,8 +137,28 @@ def echo_rows(
     show: Callable[[Row, str], str],
     empty: str,
 ) -> int:
-    """Print rows as they come (memory flat in their number); how many were printed."""
+    """Print rows as they come (memory flat in their number); how many were printed.
+
+    The rows are closed before it returns or raises, while the caller's reader is open: a
+    reader gone (`records | head`) left them to the garbage collector, which ended their
+    snapshot on the closed state and printed "Exception ignored ... Cannot operate on a
+    closed database" with a traceback under the listing."""
     counted = _Counted(rows)
+    try:
+        _echo_counted(counted, fmt, fields, columns, show, empty)
+    finally:
+        counted.close()
+    return counted.count
+
+
+def _echo_counted(
+    counted: _Counted,
+    fmt: str,
+    fields: Sequence[str],
+    columns: Sequence[str],
+    show: Callable[[Row, str], str],
+    empty: str,
+) -> None:
     if fmt == "json":
         click.echo("[", nl=False)
         for number, row in enumerate(counted):
@@ -163,7 +183,6 @@ def echo_rows(
             click.echo(first)
             for text in lines:
                 click.echo(text)
-    return counted.count
 
 
 class _Counted:
@@ -175,6 +194,12 @@ class _Counted:
         for row in self._rows:
             self.count += 1
             yield row
+
+    def close(self) -> None:
+        """Ends the rows' generator, if they come from one (its snapshot of the state)."""
+        close = getattr(self._rows, "close", None)
+        if close is not None:
+            close()
 
 
 class _Echo:
