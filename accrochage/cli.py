@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 import sys
+import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -45,6 +47,24 @@ class Group(click.Group):
         except AccrochageError as exc:
             _say(f"error: {exc}")
             sys.exit(1)
+        except OSError as exc:
+            if exc.errno == errno.EPIPE or not _output_refused(exc):
+                raise  # click ends a closed pipe quietly; any other is a fault of its own
+            _say(
+                f"error: the output could not be written ({exc.strerror}): free space where "
+                "it goes, or send it elsewhere; what the command changed in the state stays "
+                "changed (a listing or a report: run it again)"
+            )
+            sys.exit(1)
+
+
+def _output_refused(exc: OSError) -> bool:
+    """Whether `exc` came from writing the command's output (`click.echo`: a full disk under
+    a redirection, a terminal gone), not from the command's own work."""
+    return any(
+        frame.f_code is click.utils.echo.__code__
+        for frame, _ in traceback.walk_tb(exc.__traceback__)
+    )
 
 
 def _say(line: str) -> None:

@@ -267,6 +267,30 @@ def test_a_listing_its_reader_stops_reading_ends_without_a_traceback(
     assert stderr.decode() == ""
 
 
+@pytest.mark.parametrize("command", [("summary", "--format", "json"), ("records",)])
+def test_an_output_the_disk_refuses_is_one_line_without_a_traceback(
+    config: Path, command: tuple[str, ...]
+) -> None:
+    """`accrochage records > report.txt` on a full disk: one line saying so, exit 1, not
+    Python's traceback of click's write."""
+    run(config, "ingest", str(write_jsonl(config.parent / "one.jsonl", [recent("FULL-1")])))
+    with open("/dev/full", "w", encoding="utf-8") as full:
+        done = subprocess.run(
+            [*PYTHON_CLI, "--config", str(config), *command],
+            stdout=full,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert done.returncode == 1
+    assert done.stderr == (
+        "error: the output could not be written (No space left on device): free space where "
+        "it goes, or send it elsewhere; what the command changed in the state stays changed "
+        "(a listing or a report: run it again)\n"
+    )
+
+
 # --- flush ----------------------------------------------------------------------------------
 
 
