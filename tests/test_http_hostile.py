@@ -592,3 +592,26 @@ async def test_an_expected_body_is_refused_first_for_who_sends_it(tmp_path: Path
                 assert b"\r\nconnection: close" in head.lower(), head
     finally:
         core.close()
+
+
+async def test_an_expectation_the_service_does_not_know_is_a_json_417(tmp_path: Path) -> None:
+    """aiohttp answers `Expect` before the middlewares: `Expect: 200-ok` was `417` as text
+    ("Unknown Expect: 200-ok") on every route, the one answer outside the error shape."""
+    core = core_for(tmp_path, api={"token": OPERATOR})
+    try:
+        async with serving(core) as client:
+            port = served_port(client)
+            for method, path in (("POST", "/events"), ("GET", "/summary"), ("GET", "/nowhere")):
+                status, headers, body = await raw_request(
+                    port,
+                    f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nExpect: 200-ok\r\n"
+                    f"Authorization: Bearer {OPERATOR}\r\nContent-Length: 0\r\n\r\n".encode(),
+                )
+                assert status == 417, (path, status)
+                assert headers["content-type"].startswith("application/json"), (path, headers)
+                assert headers["connection"] == "close", (path, headers)
+                answer = json.loads(body)
+                assert_error_shape(answer, "expectation_failed")
+                assert "100-continue" in answer["error"]["message"], answer
+    finally:
+        core.close()

@@ -19,7 +19,7 @@ from accrochage.api.route_table import ROUTES, Param, Route
 from accrochage.models.event import DeliveredEvent, RevokedEvent
 
 REF = "#/components/schemas/{model}"
-ERRORS = (400, 401, 403, 405, 413, 415, 421, 500, 503, 507)
+ERRORS = (400, 401, 403, 405, 413, 415, 417, 421, 500, 503, 507)
 AUTH_ERRORS = (401, 403, 421)
 """Not on an open route: a token's, a foreign site's (403) or a foreign Host's (421)."""
 ERROR_HEADERS: dict[int, dict[str, str]] = {

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from http import HTTPStatus
 from typing import Any, cast
 
@@ -36,6 +37,7 @@ FIRST_BYTE_SECONDS = 10.0
 nothing (the head deadline, `api.body_timeout`, runs from its first byte on)."""
 
 log = logging.getLogger("accrochage.api")
+Handler = Callable[[BaseRequest], Awaitable[web.StreamResponse]]
 
 
 class AccessLog(AbstractAccessLogger):
@@ -207,4 +209,31 @@ class ApiRunner(web.AppRunner):
         assert isinstance(server, JsonErrorServer)
         server.head_seconds = self._head_seconds
         server.count = ConnectionCount(self._limits)
+        server.request_handler = _shaped(server.request_handler)
         return server
+
+
+EXPECTATION_FAILED = 417
+EXPECT_MESSAGE = (
+    "Expect: this service understands 100-continue only: leave the header out, or send "
+    "Expect: 100-continue"
+)
+
+
+def _shaped(handler: Handler) -> Handler:
+    """The app's handler, an HTTP error raised outside its middlewares answered in the JSON
+    error shape: aiohttp answers `Expect` before any middleware runs, and an expectation
+    other than 100-continue was `417` as text ("Unknown Expect: ..."), on every route."""
+
+    async def handle(request: BaseRequest) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except web.HTTPException as exc:
+            if exc.status < 400 or exc.content_type == "application/json":
+                raise
+            said = EXPECT_MESSAGE if exc.status == EXPECTATION_FAILED else exc.reason
+            response = error_response(exc.status, code_for(exc.status), said)
+            response.force_close()  # a body the client may be sending was not invited
+            return response
+
+    return handle
