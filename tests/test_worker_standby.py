@@ -48,6 +48,27 @@ def test_a_standby_worker_stops_gracefully_on_a_stop_signal(
     assert worker.remnants(grace=10) == ()
 
 
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
+def test_a_worker_waiting_for_its_broker_stops_gracefully_on_a_stop_signal(
+    tmp_path: Path, signum: signal.Signals
+) -> None:
+    """At start the worker waits up to a minute for a broker still starting (compose starts
+    both at once): a stop meanwhile printed "Aborted!" (exit 1) for Ctrl-C, and ended it
+    with nothing said for SIGTERM and SIGHUP; the wait itself was one line of aiokafka's."""
+    config = write_worker_config(tmp_path / "worker", "127.0.0.1:9")
+    worker = Worker(config, tmp_path / "no-broker.log")
+    try:
+        worker.wait_for_log("no Kafka broker at 127.0.0.1:9 yet: waiting up to", START_TIMEOUT)
+        assert worker.stop(signum=signum) == 0, worker.tail()
+    finally:
+        if worker.alive():
+            worker.kill()
+    said = worker.text()
+    assert f"stopping ({signum.name}) while waiting for the Kafka broker" in said, said
+    assert "Aborted" not in said and "Traceback" not in said, said
+    assert worker.remnants(grace=10) == ()
+
+
 def test_a_standby_worker_started_under_nohup_keeps_waiting_when_its_terminal_closes(
     tmp_path: Path,
 ) -> None:

@@ -22,6 +22,7 @@ async def ensure_topics(
 ) -> None:
     """Create each missing topic; wait (bounded) for a broker that is still starting."""
     deadline = asyncio.get_running_loop().time() + timeout
+    waiting = False
     while True:
         admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10_000)
         try:
@@ -45,6 +46,13 @@ async def ensure_topics(
                     f"no Kafka broker at {bootstrap} after {timeout:.0f} s ({exc}); "
                     "check kafka.bootstrap"
                 ) from None
+            if not waiting:  # aiokafka's own line, once a minute, did not say what waits
+                log.warning(
+                    "no Kafka broker at %s yet: waiting up to %.0f s for one (kafka.bootstrap)",
+                    bootstrap,
+                    timeout,
+                )
+                waiting = True
             await asyncio.sleep(1.0)
         except KafkaError as exc:
             raise AccrochageError(f"cannot create the topics on {bootstrap}: {exc}") from None

@@ -7,6 +7,7 @@ import asyncio
 import logging
 import signal
 import socket
+from collections.abc import Coroutine
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -182,6 +183,34 @@ class StoppingWorker(faust.Worker):
             self.loop.add_signal_handler(signal.SIGHUP, self._schedule_shutdown, signal.SIGHUP)
 
 
+async def _unless_stopped(waited: Coroutine[Any, Any, None]) -> str | None:
+    """`waited` (the topics' creation, which waits up to a minute for a broker still
+    starting), or the name of the stop signal that came first. Its signal handlers come
+    after it: Ctrl-C printed "Aborted!" (exit 1), SIGTERM and SIGHUP ended the worker with
+    nothing said, as they did a standby's."""
+    loop = asyncio.get_running_loop()
+    task = asyncio.ensure_future(waited)
+    came: list[str] = []
+
+    def stop(sig: signal.Signals) -> None:
+        if not came:
+            came.append(sig.name)
+            task.cancel()
+
+    signals = stop_signals()
+    for sig in signals:
+        loop.add_signal_handler(sig, stop, sig)
+    try:
+        await task
+    except asyncio.CancelledError:
+        if not came:
+            raise
+    finally:
+        for sig in signals:
+            loop.remove_signal_handler(sig)
+    return came[0] if came else None
+
+
 def _run_bound(
     settings: Settings,
     config: Path | None,
@@ -192,14 +221,19 @@ def _run_bound(
     reread_beyond_end: bool,
 ) -> None:
     kafka = settings.kafka
-    asyncio.run(
-        ensure_topics(
-            kafka.bootstrap,
-            {kafka.topic: kafka.partitions, kafka.rejected_topic: kafka.partitions}
-            | ({settings.alerts.topic: 1} if settings.alerts.topic else {}),
-            replication=kafka.replication,
+    stopped = asyncio.run(
+        _unless_stopped(
+            ensure_topics(
+                kafka.bootstrap,
+                {kafka.topic: kafka.partitions, kafka.rejected_topic: kafka.partitions}
+                | ({settings.alerts.topic: 1} if settings.alerts.topic else {}),
+                replication=kafka.replication,
+            )
         )
     )
+    if stopped is not None:
+        log.info("stopping (%s) while waiting for the Kafka broker", stopped)
+        return
     core = build_core(settings, service=True)
     log.info(
         "accrochage %s worker: topic %s, state %s, outbox %s",
