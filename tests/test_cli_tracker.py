@@ -512,6 +512,16 @@ def test_the_excel_format_keeps_a_formula_after_a_comma_as_text(
 # --- deposited, import-report, retry ---------------------------------------------------------
 
 
+def test_a_report_that_is_no_xml_is_named_once_in_one_line(config: Path, tmp_path: Path) -> None:
+    """It said `error: x.xml: x.xml: ...` and passed on lxml's `(<string>, line 1)`."""
+    run(config, "ingest", str(write_jsonl(tmp_path / "e.jsonl", [recent("NX-1")])))
+    bad = tmp_path / "accuse.xml"
+    bad.write_text("not xml", encoding="utf-8")
+    said = run(config, "import-report", str(bad), code=1).stderr.strip()
+    assert said.startswith(f"error: {bad}: report is not well-formed XML ("), said
+    assert said.count("accuse.xml") == 1 and "<string>" not in said, said
+
+
 def test_import_report_shows_twenty_rejections_of_a_kind_and_how_to_list_the_rest(
     config: Path, tmp_path: Path, shared_dir: Path
 ) -> None:

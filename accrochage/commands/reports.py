@@ -51,7 +51,9 @@ def import_report(
                 raise
             except AccrochageError as exc:
                 failed += 1
-                click.echo(f"error: {path.name}: {exc}", err=True)
+                said = str(exc)  # most name the file already
+                named = said.startswith(f"{path.name}: ") or said.startswith(f"{path}: ")
+                click.echo(f"error: {said if named else f'{path.name}: {said}'}", err=True)
                 continue
             withdrawal = result.action == CdcAction.SUPPRESSION
             click.echo(

@@ -240,7 +240,7 @@ def _read(data: bytes, source: str) -> _Reading:
                 while element.getprevious() is not None:
                     del element.getparent()[0]
     except etree.XMLSyntaxError as exc:
-        raise _fail(source, f"report is not well-formed XML ({exc})", _HINT) from None
+        raise _fail(source, f"report is not well-formed XML ({exc.msg})", _HINT) from None
     return reading
 
 
