@@ -6,9 +6,10 @@ from dataclasses import replace
 from datetime import date
 from typing import Any
 
-from accrochage.models.batch_life import apply_report
+from accrochage.models.batch_life import apply_report, suppression_deposited
 from accrochage.models.lifecycle import apply_delivered
 from accrochage.models.record import Record
+from accrochage.models.record_deadline import legal_deadline
 from accrochage.models.revocation import apply_revoked
 from accrochage.models.suppression_report import apply_suppression_report
 from accrochage.models.vocabulary import CdcReason, Outcome
@@ -195,3 +196,24 @@ def test_acceptance_remembers_the_batch_the_cdc_holds() -> None:
         )
     )
     assert after.accepted_batch_id == "B-1" and not after.suppression_in_flight
+
+
+def test_an_old_suppression_file_deposited_says_nothing_of_a_record_it_no_longer_holds() -> None:
+    """A SUPPRESSION file superseded (its record cut again in another) then recorded as
+    deposited: the record's history must not say its withdrawal went in that file."""
+    record = in_flight(corrected(accepted()))
+    assert suppression_deposited(record, SUPPRESSION, NOW).history is not None
+    moved = replace(record, batch_id="S-2")
+    change = suppression_deposited(moved, SUPPRESSION, NOW)
+    assert change.outcome is Outcome.UNCHANGED and change.history is None
+
+
+def test_an_accepted_record_without_a_delivery_date_keeps_the_deadline_it_had() -> None:
+    """Left with nothing to send, an accepted record shows its legal date again: the one its
+    delivery gave, or, without a delivery date, the one it had (none to compute)."""
+    dated = accepted(deadline=None)
+    assert dated.delivered_on is not None
+    assert legal_deadline(dated) is not None and legal_deadline(dated) > dated.delivered_on
+    undated = accepted(delivered_on=None, deadline=date(2026, 9, 30))
+    assert legal_deadline(undated) == date(2026, 9, 30)
+    assert legal_deadline(replace(undated, deadline=None)) is None
