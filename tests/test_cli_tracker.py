@@ -164,6 +164,16 @@ def test_ingest_jsonl_prints_the_summary(config: Path, tmp_path: Path) -> None:
     assert "(unchanged 5, unusable 1)" in again  # the invalid one is reported again
 
 
+def test_an_event_s_problems_beyond_three_name_where_they_are_all(
+    config: Path, tmp_path: Path
+) -> None:
+    """It said `accrochage show ID`, a placeholder to fill."""
+    many = recent("J-MANY", obtention="PAR_HASARD", delivered_on="2026-13-45")
+    many["holder"] |= {"sex": "X", "birth_date": "1990-02-30"}
+    out = run(config, "ingest", str(write_jsonl(tmp_path / "many.jsonl", [many]))).stdout
+    assert re.search(r"J-MANY .*\(\+\d+ more: accrochage show J-MANY\)$", out, re.MULTILINE), out
+
+
 def test_ingest_csv_with_semicolons_bom_and_lists(tmp_path: Path, official_xsd: Path) -> None:
     config = write_config(tmp_path, schema=SCHEMA_1_1_2)  # checked against the official XSD
     header = [

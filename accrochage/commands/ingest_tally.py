@@ -44,7 +44,13 @@ class IngestTally:
             if len(self.problems) < SHOWN_PROBLEMS:
                 reasons = "; ".join(f"{p.field}: {p.message}" for p in result.errors[:3])
                 if len(result.errors) > 3:
-                    reasons += f" (+{len(result.errors) - 3} more: accrochage show ID)"
+                    # A stored record lists them all; an event kept as unusable, its log.
+                    where = (
+                        f"accrochage show {result.record_id}"
+                        if result.record_id is not None and result.status is not None
+                        else "accrochage unusable --format json"
+                    )
+                    reasons += f" (+{len(result.errors) - 3} more: {where})"
                 self.problems.append(f"  {item.source} {result.record_id or '-'} {reasons}")
 
     def lines(self) -> list[str]:
