@@ -9,8 +9,12 @@ from pathlib import Path
 
 from lxml import etree
 
+from accrochage.app import build_core
+from accrochage.models.deadline import FixedClock
+from accrochage.settings import load_settings
+from accrochage.streams.flush_report import FlushReport
 from tests.test_cli_tracker import recent, run, write_jsonl
-from tests.test_tracker import write_config
+from tests.test_tracker import NOW, batch_row, event, ingest, rows, write_config
 
 NS = {"cpf": "urn:cdc:cpf:pc5:schema:1.0.0"}
 OLD, NEW = "MCFCER000209", "MCFCER000777"
@@ -126,3 +130,32 @@ def test_a_trusted_third_party_s_own_certifications_say_certificateur(tmp_path: 
     assert header(Path(written["school"]["file"]), "natureDeposant") == "TIERS_CONFIANCE"
     doctor = json.loads(run(config, "doctor", "--format", "json", code=None).stdout)
     assert [f for f in doctor["findings"] if f["check"] == "certifiers"] == []
+
+
+def test_a_batch_cut_and_not_written_yet_is_not_written_under_the_old_header(
+    tmp_path: Path,
+) -> None:
+    """A batch cut before the contract was renewed, its file not written (a kill -9, a stop
+    mid-cut): the next flush wrote it under the old idContrat among the files to upload, and
+    only the flush after superseded it."""
+    config = write_config(tmp_path)
+    clock = FixedClock(NOW)
+    core = build_core(load_settings(config), clock)
+    ingest(core, event("HC-8"), event("HC-9"))
+    core.flusher.cut(FlushReport(), force=True)
+    ((cut,),) = [tuple(r.values()) for r in rows(core, "SELECT batch_id FROM batches")]
+    assert batch_row(core, cut)["state"] == "cut"
+    core.close()
+
+    config.write_text(config.read_text(encoding="utf-8").replace(OLD, NEW), encoding="utf-8")
+    core = build_core(load_settings(config), clock)
+    try:
+        report = core.flusher.flush(force=True)
+        assert report.superseded == [cut]
+        assert report.header_changed[cut] == f"idContrat {OLD} -> {NEW}"
+        (written,) = report.written
+        assert written.batch_id != cut and written.passages == 2
+        assert header(written.path, "idContrat") == NEW
+        assert core.flusher.flush(force=True).superseded == []
+    finally:
+        core.close()

@@ -160,3 +160,7 @@ PLACED = (*RELEASED, BatchState.SUPERSEDED)
 """Batches whose file exists somewhere in the outbox (superseded ones beside the others)."""
 SUPERSEDABLE = (BatchState.WRITTEN, BatchState.FAILED)
 """A file never deposited (written, or whose writing failed), that a correction replaces."""
+HEADER_SUPERSEDABLE = (BatchState.CUT, *SUPERSEDABLE)
+"""A CREATION batch never deposited whose header the configuration no longer gives: also one
+cut and not written yet (a crash, a stop mid-cut), which the next flush would write, under
+that header, among the files to upload."""

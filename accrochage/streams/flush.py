@@ -21,7 +21,7 @@ from accrochage.models.batch import FrozenBatch, header_changes
 from accrochage.models.batch_life import cut_entry
 from accrochage.models.deadline import Clock, paris_today
 from accrochage.models.registry import Registry
-from accrochage.models.vocabulary import SchemaVersion
+from accrochage.models.vocabulary import HEADER_SUPERSEDABLE, SUPERSEDABLE, SchemaVersion
 from accrochage.sinks.base import BatchSink, Outcome, WriteFailed
 from accrochage.sinks.profiles import profile_for
 from accrochage.state.base import Store
@@ -195,8 +195,9 @@ class Flusher:
             due = tx.to_supersede()
             changed = self._headers_changed(tx.undeposited_creations())
         for batch_id in [*due, *(b for b in changed if b not in due)]:
+            states = HEADER_SUPERSEDABLE if batch_id in changed else SUPERSEDABLE
             with self.store.transaction() as tx:
-                done, move = supersede_if_due(tx, batch_id, self.sink, self.decode, now)
+                done, move = supersede_if_due(tx, batch_id, self.sink, self.decode, now, states)
             if done:
                 report.superseded.append(batch_id)
                 if batch_id in changed:

@@ -43,15 +43,21 @@ Cut = Callable[[FrozenBatch, int, str], None]
 
 
 def supersede_if_due(
-    tx: Transaction, batch_id: str, sink: BatchSink, decode: Decodes, now: datetime
+    tx: Transaction,
+    batch_id: str,
+    sink: BatchSink,
+    decode: Decodes,
+    now: datetime,
+    states: tuple[BatchState, ...] = SUPERSEDABLE,
 ) -> tuple[bool, SupersededMove | None]:
     """`batch_id`, listed by `tx.to_supersede()` (the out-of-date files never deposited, oldest
     first) in an earlier transaction, superseded if it is
     still never deposited (an operator may have recorded its deposit meanwhile): whether it
     was, and the move of its file to make once committed. A transaction a batch: a mass
-    correction may supersede hundreds, a tenth of a second each."""
+    correction may supersede hundreds, a tenth of a second each. `states`: those it may be
+    superseded in (a header changed supersedes a batch not written yet too)."""
     info = tx.batch(batch_id)
-    if info is None or info.state not in SUPERSEDABLE:
+    if info is None or info.state not in states:
         return False, None
     return True, supersede_batch(tx, batch_id, sink, decode, now)
 

@@ -189,8 +189,9 @@ class Transaction(PendingReads):
 
     @abstractmethod
     def undeposited_creations(self) -> list[FrozenBatch]:
-        """CREATION batches written (or whose file failed), never deposited nor reported, as
-        frozen at their cut: a header the configuration no longer gives is superseded."""
+        """CREATION batches cut (a file not written yet), written or whose file failed, never
+        deposited nor reported, as frozen at their cut: a header the configuration no longer
+        gives is superseded."""
 
     @abstractmethod
     def batch_superseded(self, batch_id: str, file: Path | None) -> None:

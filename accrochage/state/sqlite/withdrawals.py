@@ -10,6 +10,7 @@ from typing import Any
 from accrochage.models.batch import FrozenBatch, Member, SentAs, Suppressible
 from accrochage.models.registry import Certifier, Emitter
 from accrochage.models.vocabulary import (
+    HEADER_SUPERSEDABLE,
     SUPERSEDABLE,
     BatchState,
     CdcAction,
@@ -148,9 +149,9 @@ def to_supersede(conn: sqlite3.Connection) -> list[str]:
 
 
 def undeposited_creations(conn: sqlite3.Connection) -> list[FrozenBatch]:
-    """CREATION batches written (or failed), never deposited nor reported: what their
+    """CREATION batches cut, written (or failed), never deposited nor reported: what their
     headers say, to compare with the configuration."""
-    states = [state.value for state in SUPERSEDABLE]
+    states = [state.value for state in HEADER_SUPERSEDABLE]
     rows = conn.execute(
         f"SELECT * FROM batches WHERE state IN ({', '.join('?' * len(states))}) "
         "AND action = ? AND deposited_at IS NULL AND report_file IS NULL "
