@@ -497,3 +497,26 @@ def test_a_record_the_cdc_deleted_then_refused_needs_the_operator(
     (found,) = [f for f in findings(doctor_json(config, 1), "reports") if "deleted" in f["message"]]
     assert found["needs_operator"] and "first: DR-1" in found["message"]
     assert found["message"].startswith("1 record(s) the CDC accepted once")
+
+
+def test_a_mandating_certifier_set_to_certificateur_is_told_to_take_that_line_out(
+    tmp_path: Path,
+) -> None:
+    """A trusted third party (its [emitter] nature TIERS_CONFIANCE) that set nature =
+    "CERTIFICATEUR" on a certifier it deposits for: doctor told it to set the emitter's
+    nature to TIERS_CONFIANCE, which it already was, and exited 1 until... never."""
+    config = with_state(tmp_path, schema=SCHEMA_1_1_2, emitter_id="99ZZZ999")
+    text = config.read_text(encoding="utf-8").replace(
+        'nature = "CERTIFICATEUR"', 'nature = "TIERS_CONFIANCE"'
+    )
+    mistaken = text.replace(
+        'id_contrat = "MCFCER000123"', 'id_contrat = "MCFCER000123"\nnature = "CERTIFICATEUR"'
+    )
+    config.write_text(mistaken, encoding="utf-8")
+    [nature] = findings(doctor_json(config, 1), "certifiers")
+    assert nature["needs_operator"]
+    assert nature["message"].startswith("the files of school say natureDeposant CERTIFICATEUR")
+    assert "[emitter] nature" not in nature["message"]
+    assert 'take nature = "CERTIFICATEUR" out of those tables' in nature["message"]
+    config.write_text(text, encoding="utf-8")
+    assert findings(doctor_json(config, 0), "certifiers") == []

@@ -192,8 +192,8 @@ def _nature_findings(settings: Settings) -> list[Finding]:
         for c in settings.certifiers
         if c.id_client != emitter.id_client and (c.nature or emitter.nature) is certifying
     ]
-    findings = []
-    if others:
+    findings = _set_certifying(settings)
+    if emitter.nature is certifying and others:
         itself = any(c.id_client == emitter.id_client for c in settings.certifiers)
         findings.append(
             Finding(
@@ -229,3 +229,29 @@ def _nature_findings(settings: Settings) -> list[Finding]:
             )
         )
     return findings
+
+
+def _set_certifying(settings: Settings) -> list[Finding]:
+    """A trusted third party's certifier of another idClient whose own table says
+    CERTIFICATEUR: the line to take out is that one, the emitter's nature being right."""
+    emitter = settings.emitter
+    certifying = DepositorNature.CERTIFICATEUR
+    keys = [
+        c.key
+        for c in settings.certifiers
+        if c.id_client != emitter.id_client and c.nature is certifying
+    ]
+    if emitter.nature is certifying or not keys:
+        return []
+    itself = any(c.id_client == emitter.id_client for c in settings.certifiers)
+    return [
+        Finding(
+            "certifiers",
+            Level.WARNING,
+            f"the files of {', '.join(keys)} say natureDeposant {certifying} (a certifier "
+            "depositing for itself), set by nature in their [[certifiers]] tables, but they "
+            f"have another idClient than the emitter's, a depositor mandated by certifiers "
+            f'({emitter.nature}, SPEC §2): take nature = "{certifying}" out of those tables',
+            action=not itself,
+        )
+    ]
