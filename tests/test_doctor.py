@@ -520,3 +520,21 @@ def test_a_mandating_certifier_set_to_certificateur_is_told_to_take_that_line_ou
     assert 'take nature = "CERTIFICATEUR" out of those tables' in nature["message"]
     config.write_text(text, encoding="utf-8")
     assert findings(doctor_json(config, 0), "certifiers") == []
+
+
+def test_a_certifier_of_the_emitter_s_id_set_to_tiers_confiance_is_said_with_that_nature(
+    tmp_path: Path,
+) -> None:
+    """The emitter CERTIFICATEUR, its own certifier's table nature = "TIERS_CONFIANCE":
+    doctor said its files say CERTIFICATEUR (the emitter's), which they do not."""
+    config = with_state(tmp_path, schema=SCHEMA_1_1_2)
+    text = config.read_text(encoding="utf-8")
+    config.write_text(
+        text.replace(
+            'id_contrat = "MCFCER000209"', 'id_contrat = "MCFCER000209"\nnature = "TIERS_CONFIANCE"'
+        ),
+        encoding="utf-8",
+    )
+    said = [f["message"] for f in findings(doctor_json(config, 0), "certifiers")]
+    (own,) = [m for m in said if m.startswith("the files of pix")]
+    assert own.startswith("the files of pix say natureDeposant TIERS_CONFIANCE, but they")

@@ -223,7 +223,8 @@ def _nature_findings(settings: Settings) -> list[Finding]:
             Finding(
                 "certifiers",
                 Level.WARNING,
-                f"the files of {', '.join(own)} say natureDeposant {emitter.nature}, but they "
+                f"the files of {', '.join(own)} say natureDeposant "
+                f"{DepositorNature.TIERS_CONFIANCE}, but they "
                 "have the emitter's idClient: if it deposits its own certifications, set "
                 f'nature = "{certifying}" in their [[certifiers]] tables',
             )
