@@ -159,3 +159,45 @@ def test_a_batch_cut_and_not_written_yet_is_not_written_under_the_old_header(
         assert core.flusher.flush(force=True).superseded == []
     finally:
         core.close()
+
+
+def test_a_service_left_running_on_the_old_configuration_never_undoes_a_flush_on_the_new(
+    tmp_path: Path,
+) -> None:
+    """The contract edited while `run` serves, then `flush` on the new file: the service,
+    judging headers at every tick, superseded that file back to its old header, and each
+    command's flush again, for ever, one file of the old header always left to upload. Only
+    a process's first flush applies its configuration; later ones say a restart applies it."""
+    config = write_config(tmp_path)
+    clock = FixedClock(NOW)
+    service = build_core(load_settings(config), clock)  # started on the old configuration
+    try:
+        ingest(service, event("HC-10"))
+        (old,) = service.flusher.flush(force=True).written
+        config.write_text(config.read_text(encoding="utf-8").replace(OLD, NEW), encoding="utf-8")
+        command = build_core(load_settings(config), clock)  # `accrochage flush`
+        try:
+            applied = command.flusher.flush(force=True)
+        finally:
+            command.close()
+        assert applied.superseded == [old.batch_id]
+        (new,) = applied.written
+        assert header(new.path, "idContrat") == NEW
+
+        tick = service.flusher.flush()
+        assert tick.superseded == [] and tick.written == []
+        assert batch_row(service, new.batch_id)["state"] == "written" and new.path.is_file()
+        (said,) = tick.notes
+        assert said.startswith(
+            f"1 file(s) not yet deposited carry another header than this process's "
+            f"configuration (idContrat {NEW} -> {OLD})"
+        )
+        assert "restart this service" in said
+    finally:
+        service.close()
+
+    restarted = build_core(load_settings(config), clock)  # the service restarted: it agrees
+    try:
+        assert restarted.flusher.flush().superseded == []
+    finally:
+        restarted.close()

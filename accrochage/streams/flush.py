@@ -17,7 +17,7 @@ from itertools import chain
 
 from accrochage import failpoints
 from accrochage.errors import StorageCorruptError, StorageFullError, StoreError
-from accrochage.models.batch import FrozenBatch, header_changes
+from accrochage.models.batch import FrozenBatch
 from accrochage.models.batch_life import cut_entry
 from accrochage.models.deadline import Clock, paris_today
 from accrochage.models.registry import Registry
@@ -34,6 +34,7 @@ from accrochage.streams.flush_report import (
     FlushReport,
     WrittenBatch,
 )
+from accrochage.streams.header_check import HeaderCheck
 from accrochage.streams.late_copy import late_copy, put_late_copy
 from accrochage.streams.metrics import Metrics
 from accrochage.streams.redecode import Decodes
@@ -70,6 +71,7 @@ class Flusher:
         """Decodes a stored correction again, the day it replaces a record's content."""
         self.metrics = metrics
         self._swept_at: float | None = None
+        self._headers = HeaderCheck()
         self.retries = FailedRetries()
         self._stopping = threading.Event()
         self.storage_error: StoreError | None = None
@@ -193,7 +195,9 @@ class Flusher:
     def _supersede(self, report: FlushReport, now: datetime) -> None:
         with self.store.transaction() as tx:  # one read: the loop stays linear in the batches
             due = tx.to_supersede()
-            changed = self._headers_changed(tx.undeposited_creations())
+            changed, note = self._headers.due(tx.undeposited_creations(), self.registry)
+        if note is not None:
+            report.notes.append(note)
         for batch_id in [*due, *(b for b in changed if b not in due)]:
             states = HEADER_SUPERSEDABLE if batch_id in changed else SUPERSEDABLE
             with self.store.transaction() as tx:
@@ -203,19 +207,7 @@ class Flusher:
                 if batch_id in changed:
                     report.header_changed[batch_id] = changed[batch_id]
                 self.sink.move_recorded([move] if move is not None else [], "superseded")
-
-    def _headers_changed(self, batches: list[FrozenBatch]) -> dict[str, str]:
-        """The files not yet deposited whose header the configuration no longer gives, and
-        what changed; a certifier taken out of the configuration is left to `doctor`."""
-        changed = {}
-        for batch in batches:
-            certifier = self.registry.get(batch.certifier.key)
-            if certifier is None:
-                continue
-            changes = header_changes(batch, self.registry.emitter_for(certifier), certifier)
-            if changes:
-                changed[batch.batch_id] = ", ".join(changes)
-        return changed
+        self._headers.applied = True
 
     def _sweep_due(self) -> bool:
         """True at most every `PASSAGE_SWEEP_SECONDS` (from the last sweep committed): a sweep
