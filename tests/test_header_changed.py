@@ -57,6 +57,12 @@ def test_a_renewed_contract_supersedes_the_file_not_yet_deposited(tmp_path: Path
     assert new["passages"] == 2
     shown = json.loads(run(config, "show", "HC-1", "--format", "json").stdout)
     assert shown["batch_id"] == new["batch_id"] and shown["status"] == "batched"
+    # The record's evidence says why it went in a second file
+    reasons = [entry["reason"] for entry in shown["history"]]
+    assert (
+        "file superseded before any deposit (its header is not the configuration's any more: "
+        f"idContrat {OLD} -> {NEW}): cut again"
+    ) in reasons, reasons
 
 
 def test_a_file_recorded_as_deposited_keeps_the_header_it_was_sent_with(tmp_path: Path) -> None:

@@ -98,11 +98,13 @@ def apply_superseded(
     since: datetime | None = None,
     *,
     written: bool = True,
+    cause: str | None = None,
 ) -> Change:
     """A member of a CREATION file that was written but never deposited, replaced because one
-    of its records changed: each member goes back to be cut again (the changed one with its
-    correction, a revoked one withdrawn), pending `since` the batch was cut: one correction
-    must not make the others wait `max_delay` once more."""
+    of its records changed (or `cause`, its header no longer the configuration's, say): each
+    member goes back to be cut again (the changed one with its correction, a revoked one
+    withdrawn), pending `since` the batch was cut: one correction must not make the others
+    wait `max_delay` once more."""
     waiting = since or now
     if current.status is not Status.BATCHED or current.batch_id != batch_id:
         return Change(Outcome.UNCHANGED)
@@ -110,7 +112,7 @@ def apply_superseded(
         "file superseded before any deposit"
         if written
         else "batch superseded before its file could be written"
-    )
+    ) + ("" if cause is None else f" ({cause})")
     if current.revocation_pending:
         record = withdrawn(current, now)
         reason = f"{why}: it was revoked, so it is withdrawn"

@@ -34,7 +34,7 @@ from accrochage.streams.flush_report import (
     FlushReport,
     WrittenBatch,
 )
-from accrochage.streams.header_check import HeaderCheck
+from accrochage.streams.header_check import HeaderCheck, header_cause
 from accrochage.streams.late_copy import late_copy, put_late_copy
 from accrochage.streams.metrics import Metrics
 from accrochage.streams.redecode import Decodes
@@ -201,7 +201,15 @@ class Flusher:
         for batch_id in [*due, *(b for b in changed if b not in due)]:
             states = HEADER_SUPERSEDABLE if batch_id in changed else SUPERSEDABLE
             with self.store.transaction() as tx:
-                done, move = supersede_if_due(tx, batch_id, self.sink, self.decode, now, states)
+                done, move = supersede_if_due(
+                    tx,
+                    batch_id,
+                    self.sink,
+                    self.decode,
+                    now,
+                    states,
+                    header_cause(changed, batch_id),
+                )
             if done:
                 report.superseded.append(batch_id)
                 if batch_id in changed:

@@ -29,6 +29,12 @@ def headers_changed(batches: list[FrozenBatch], registry: Registry) -> dict[str,
     return changed
 
 
+def header_cause(changed: dict[str, str], batch_id: str) -> str | None:
+    """What the history of a member of `batch_id` says, when it is superseded for its header."""
+    what = changed.get(batch_id)
+    return None if what is None else f"its header is not the configuration's any more: {what}"
+
+
 class HeaderCheck:
     """Whether this process's first flush has applied its configuration's headers yet."""
 

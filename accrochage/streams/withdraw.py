@@ -49,21 +49,28 @@ def supersede_if_due(
     decode: Decodes,
     now: datetime,
     states: tuple[BatchState, ...] = SUPERSEDABLE,
+    cause: str | None = None,
 ) -> tuple[bool, SupersededMove | None]:
     """`batch_id`, listed by `tx.to_supersede()` (the out-of-date files never deposited, oldest
     first) in an earlier transaction, superseded if it is
     still never deposited (an operator may have recorded its deposit meanwhile): whether it
     was, and the move of its file to make once committed. A transaction a batch: a mass
     correction may supersede hundreds, a tenth of a second each. `states`: those it may be
-    superseded in (a header changed supersedes a batch not written yet too)."""
+    superseded in (a header changed supersedes a batch not written yet too); `cause`: why,
+    when not one of its records (its members' history says it)."""
     info = tx.batch(batch_id)
     if info is None or info.state not in states:
         return False, None
-    return True, supersede_batch(tx, batch_id, sink, decode, now)
+    return True, supersede_batch(tx, batch_id, sink, decode, now, cause)
 
 
 def supersede_batch(
-    tx: Transaction, batch_id: str, sink: BatchSink, decode: Decodes, now: datetime
+    tx: Transaction,
+    batch_id: str,
+    sink: BatchSink,
+    decode: Decodes,
+    now: datetime,
+    cause: str | None = None,
 ) -> SupersededMove | None:
     """One batch never deposited superseded: each member goes back to be cut again (see
     `apply_superseded`). The move of its file to make once committed, if it has one."""
@@ -78,7 +85,13 @@ def supersede_batch(
             if record.correction_version is not None and not record.revocation_pending:
                 correction = decode(tx, record.record_id, record.correction_version)
             change = apply_superseded(
-                record, batch_id, now, correction, info.cut_at, written=info.file_path is not None
+                record,
+                batch_id,
+                now,
+                correction,
+                info.cut_at,
+                written=info.file_path is not None,
+                cause=cause,
             )
         if change.changed:
             changes.append(change)
