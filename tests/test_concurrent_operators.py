@@ -12,6 +12,7 @@ import pytest
 
 from accrochage.app import Core
 from accrochage.streams.flush import Flusher
+from accrochage.streams.flush_report import FlushReport
 from tests.test_tracker import (
     batch_row,
     event,
@@ -227,3 +228,45 @@ def test_a_late_copy_of_a_deposited_batch_is_not_left_to_upload(
     finally:
         first.close()
         second.close()
+
+
+def test_a_flush_does_not_put_back_to_upload_a_file_another_process_superseded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The service's tick lists the files to put back; meanwhile the operator's `flush`
+    supersedes one (a record of it corrected) and moves it to superseded/. Found missing where
+    the listing had it, the file is judged where the state says now: never moved back among
+    the files to upload."""
+    from accrochage.streams import verify as verify_module
+
+    core, clock = make_core(tmp_path)
+    other, _ = make_core(tmp_path, clock)
+    try:
+        ingest(core, event("CS-1"), event("CS-2"))
+        (written,) = core.flusher.flush(force=True).written
+        ingest(core, event("CS-1", delivered_on="2026-11-17"))
+        real = verify_module.is_missing
+        raced: list[bool] = []
+
+        def superseded_meanwhile(recorded: Any) -> bool:
+            if not raced:
+                raced.append(True)
+                theirs = FlushReport()
+                other.flusher.cut_and_write(theirs)
+                assert theirs.superseded == [written.batch_id]
+            return real(recorded)
+
+        monkeypatch.setattr(verify_module, "is_missing", superseded_meanwhile)
+        report = FlushReport()
+        core.flusher.rewrite_missing(report)
+        monkeypatch.undo()
+        assert raced
+        assert report.notes == [] and report.written == []
+        row = batch_row(core, written.batch_id)
+        assert row["state"] == "superseded"
+        assert not written.path.exists(), "a superseded file among the files to upload"
+        assert Path(row["file_path"]) == written.path.parent / "superseded" / written.path.name
+        assert Path(row["file_path"]).is_file()
+    finally:
+        core.close()
+        other.close()

@@ -16,7 +16,7 @@ from pathlib import Path
 from accrochage.models.batch import OUTBOX_FOLDERS, ReleasedFile
 from accrochage.models.vocabulary import PLACED, RELEASED, BatchState
 from accrochage.sinks.base import BatchSink, WriteFailed, outcome_of
-from accrochage.state.base import ReleasedBatch, Store
+from accrochage.state.base import ReleasedBatch, Store, Transaction
 from accrochage.streams.flush_report import FailedBatch, FlushReport, WrittenBatch
 from accrochage.streams.metrics import Metrics
 from accrochage.streams.strays import StrayFile, set_aside, stray_files
@@ -136,6 +136,32 @@ def deposited_since(sink: BatchSink, item: ReleasedBatch) -> str | None:
     )
 
 
+def _placed_now(tx: Transaction, listed: ReleasedBatch) -> ReleasedBatch | None:
+    """The batch `listed` as the state records it now, or None when its file is no longer
+    placed: another process (`deposited`, `import-report`, another flush superseding it) may
+    have recorded a move since the listing, and the file follows the state, never the
+    listing (moved back, a superseded file would be among the files to upload)."""
+    info = tx.batch(listed.batch.batch_id)
+    if info is None or info.file_path is None or info.state not in PLACED:
+        return None
+    return replace(listed, state=info.state, file=replace(listed.file, path=info.file_path))
+
+
+def _found_elsewhere(sink: BatchSink, item: ReleasedBatch, report: FlushReport) -> bool:
+    """Whether a missing file was dealt with where it is: said when it was deposited since
+    the state last recorded it, or moved back where the state has it."""
+    sent = deposited_since(sink, item)
+    if sent is not None:
+        report.notes.append(f"the file of batch {item.batch.batch_id} is {sent}")
+        return True
+    found = sink.find(item.batch.certifier.key, item.file.path.name)
+    if found is None:
+        return False
+    sink.move(found, item.file.path)
+    report.notes.append(f"moved {found} back to {item.file.path}, where the state has it")
+    return True
+
+
 def _moved(sink: BatchSink, written: ReleasedFile, target: Path) -> ReleasedFile:
     sink.move(written.path, target)
     return ReleasedFile(target, written.passages, written.size, written.sha256)
@@ -204,25 +230,20 @@ def put_back_missing(store: Store, sink: BatchSink, report: FlushReport, metrics
     """
     with store.reading() as reader:
         released = reader.released_batches(PLACED)
-    for item in released:
-        said = sink.misplaced(item.file.path)
+    for listed in released:
+        said = sink.misplaced(listed.file.path)
         if said is not None:  # moving or writing it here would empty another outbox
             report.notes.append(said)
             return
-        if not is_missing(item.file):
+        if not is_missing(listed.file):
             continue
-        sent = deposited_since(sink, item)
-        if sent is not None:
-            report.notes.append(f"the file of batch {item.batch.batch_id} is {sent}")
-            continue
-        key = item.batch.certifier.key
-        found = sink.find(key, item.file.path.name)
-        if found is not None:
-            sink.move(found, item.file.path)
-            report.notes.append(f"moved {found} back to {item.file.path}, where the state has it")
-            continue
+        with store.transaction() as tx:  # no other process records a move while it is judged
+            item = _placed_now(tx, listed)
+            if item is None or not is_missing(item.file) or _found_elsewhere(sink, item, report):
+                continue
         if item.state is not BatchState.WRITTEN:
             continue
+        key = item.batch.certifier.key
         error = rewrite(sink, item)
         if error is not None:
             metrics.count_batch_write(False)
