@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import errno
 import logging
+import os
 import sys
 import traceback
 from collections.abc import Callable
+from contextlib import suppress
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -37,7 +39,13 @@ class Group(click.Group):
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
-            return super().invoke(ctx)
+            try:
+                result = super().invoke(ctx)
+            except SystemExit:
+                _flush_output()
+                raise
+            _flush_output()
+            return result
         except ConfigError as exc:
             _say(f"configuration error: {exc}")
             sys.exit(2)
@@ -55,16 +63,30 @@ class Group(click.Group):
                 "it goes, or send it elsewhere; what the command changed in the state stays "
                 "changed (a listing or a report: run it again)"
             )
+            _discard_output()
             sys.exit(1)
+
+
+def _flush_output() -> None:
+    """The command's output written before it returns: buffered (a redirection, without
+    PYTHONUNBUFFERED), a full disk refused it only at the interpreter's exit, as "Exception
+    ignored" and exit 120, past every handler here."""
+    sys.stdout.flush()
+
+
+def _discard_output() -> None:
+    """What stays in the output's buffer goes nowhere: flushed at the interpreter's exit, it
+    would be refused again ("Exception ignored", exit 120 instead of 1)."""
+    with suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
 
 
 def _output_refused(exc: OSError) -> bool:
     """Whether `exc` came from writing the command's output (`click.echo`: a full disk under
     a redirection, a terminal gone), not from the command's own work."""
-    return any(
-        frame.f_code is click.utils.echo.__code__
-        for frame, _ in traceback.walk_tb(exc.__traceback__)
-    )
+    writers = (click.utils.echo.__code__, _flush_output.__code__)
+    return any(frame.f_code in writers for frame, _ in traceback.walk_tb(exc.__traceback__))
 
 
 def _say(line: str) -> None:

@@ -277,13 +277,18 @@ def test_a_listing_its_reader_stops_reading_ends_without_a_traceback(
     assert stderr.decode() == ""
 
 
+@pytest.mark.parametrize("buffered", [True, False], ids=["buffered", "unbuffered"])
 @pytest.mark.parametrize("command", [("summary", "--format", "json"), ("records",)])
 def test_an_output_the_disk_refuses_is_one_line_without_a_traceback(
-    config: Path, command: tuple[str, ...]
+    config: Path, command: tuple[str, ...], buffered: bool
 ) -> None:
     """`accrochage records > report.txt` on a full disk: one line saying so, exit 1, not
-    Python's traceback of click's write."""
+    Python's traceback of click's write. Buffered (a redirection, as in production), the
+    refusal came at the interpreter's exit: "Exception ignored", exit 120."""
     run(config, "ingest", str(write_jsonl(config.parent / "one.jsonl", [recent("FULL-1")])))
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    if not buffered:
+        env["PYTHONUNBUFFERED"] = "1"
     with open("/dev/full", "w", encoding="utf-8") as full:
         done = subprocess.run(
             [*PYTHON_CLI, "--config", str(config), *command],
@@ -292,6 +297,7 @@ def test_an_output_the_disk_refuses_is_one_line_without_a_traceback(
             text=True,
             timeout=60,
             check=False,
+            env=env,
         )
     assert done.returncode == 1
     assert done.stderr == (
