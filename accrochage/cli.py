@@ -6,7 +6,6 @@ import errno
 import logging
 import os
 import sys
-import traceback
 from collections.abc import Callable
 from contextlib import suppress
 from pathlib import Path
@@ -16,6 +15,7 @@ import click
 
 from accrochage import heap
 from accrochage.commands.logs import in_json
+from accrochage.commands.output import flush_output, output_refused
 from accrochage.errors import AccrochageError, ConfigError, StorageCorruptError
 from accrochage.settings import Settings, load_settings
 
@@ -42,9 +42,9 @@ class Group(click.Group):
             try:
                 result = super().invoke(ctx)
             except SystemExit:
-                _flush_output()
+                flush_output()
                 raise
-            _flush_output()
+            flush_output()
             return result
         except ConfigError as exc:
             _say(f"configuration error: {exc}")
@@ -56,7 +56,7 @@ class Group(click.Group):
             _say(f"error: {exc}")
             sys.exit(1)
         except OSError as exc:
-            if exc.errno == errno.EPIPE or not _output_refused(exc):
+            if exc.errno == errno.EPIPE or not output_refused(exc):
                 raise  # click ends a closed pipe quietly; any other is a fault of its own
             _say(
                 f"error: the output could not be written ({exc.strerror}): free space where "
@@ -67,26 +67,12 @@ class Group(click.Group):
             sys.exit(1)
 
 
-def _flush_output() -> None:
-    """The command's output written before it returns: buffered (a redirection, without
-    PYTHONUNBUFFERED), a full disk refused it only at the interpreter's exit, as "Exception
-    ignored" and exit 120, past every handler here."""
-    sys.stdout.flush()
-
-
 def _discard_output() -> None:
     """What stays in the output's buffer goes nowhere: flushed at the interpreter's exit, it
     would be refused again ("Exception ignored", exit 120 instead of 1)."""
     with suppress(OSError, ValueError):
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
-
-
-def _output_refused(exc: OSError) -> bool:
-    """Whether `exc` came from writing the command's output (`click.echo`: a full disk under
-    a redirection, a terminal gone), not from the command's own work."""
-    writers = (click.utils.echo.__code__, _flush_output.__code__)
-    return any(frame.f_code in writers for frame, _ in traceback.walk_tb(exc.__traceback__))
 
 
 def _say(line: str) -> None:

@@ -278,7 +278,9 @@ def test_a_listing_its_reader_stops_reading_ends_without_a_traceback(
 
 
 @pytest.mark.parametrize("buffered", [True, False], ids=["buffered", "unbuffered"])
-@pytest.mark.parametrize("command", [("summary", "--format", "json"), ("records",)])
+@pytest.mark.parametrize(
+    "command", [("summary", "--format", "json"), ("records",), ("flush", "--force")]
+)
 def test_an_output_the_disk_refuses_is_one_line_without_a_traceback(
     config: Path, command: tuple[str, ...], buffered: bool
 ) -> None:

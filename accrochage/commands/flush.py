@@ -8,7 +8,7 @@ import click
 
 from accrochage.commands.core import core_from
 from accrochage.commands.ingest import scope_of
-from accrochage.commands.output import reason_of
+from accrochage.commands.output import output_refused, reason_of
 from accrochage.errors import SchemaValidationError, StoreError
 from accrochage.models.deadline import PARIS
 from accrochage.models.vocabulary import CdcAction
@@ -54,6 +54,11 @@ def flush(ctx: click.Context, force: bool, certifiers: tuple[str, ...]) -> None:
             core.flusher.write_planned(plan, report)
             core.flusher.rewrite_missing(report)
         except (StoreError, OSError, KeyboardInterrupt) as exc:
+            if isinstance(exc, OSError) and output_refused(exc):
+                # Its output refused (a cron log's full disk), not the flush's work: said as
+                # for any command, never as "flush stopped: No space left on device", which
+                # sent the operator to the outbox's disk.
+                raise
             fault = exc  # `report.cut` holds only the batches whose transaction committed
     for note in report.notes:
         click.echo(f"note: {note}")

@@ -6,6 +6,8 @@ import csv
 import itertools
 import json
 import re
+import sys
+import traceback
 import unicodedata
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
@@ -220,3 +222,18 @@ def reason_of(exc: BaseException) -> str:
         where = f" ({exc.filename})" if exc.filename else ""
         return f"{exc.strerror or exc}{where}"
     return str(exc)
+
+
+def flush_output() -> None:
+    """The command's output written before it returns: buffered (a redirection, without
+    PYTHONUNBUFFERED), a full disk refused it only at the interpreter's exit, as "Exception
+    ignored" and exit 120, past every handler of the CLI."""
+    sys.stdout.flush()
+
+
+def output_refused(exc: OSError) -> bool:
+    """Whether `exc` came from writing the command's output (`click.echo`, or its last
+    `flush_output`: a full disk under a redirection, a terminal gone), not from the command's
+    own work."""
+    writers = (click.utils.echo.__code__, flush_output.__code__)
+    return any(frame.f_code in writers for frame, _ in traceback.walk_tb(exc.__traceback__))
