@@ -270,3 +270,46 @@ def test_a_flush_does_not_put_back_to_upload_a_file_another_process_superseded(
     finally:
         core.close()
         other.close()
+
+
+def test_a_file_written_again_while_another_process_supersedes_it_is_not_left_to_upload(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A `written` batch's file missing: the tick writes it again, which takes the time of a
+    render, outside any transaction; meanwhile the operator's `flush` supersedes the batch (a
+    record of it corrected). The copy written again was left among the files to upload, and
+    `flush` printed it as written, while `batches` said superseded."""
+    from accrochage.streams import verify as verify_module
+
+    core, clock = make_core(tmp_path)
+    other, _ = make_core(tmp_path, clock)
+    try:
+        ingest(core, event("RW-1"), event("RW-2"))
+        (written,) = core.flusher.flush(force=True).written
+        written.path.unlink()  # lost (a restore, a hand's slip): the next flush writes it
+        ingest(core, event("RW-1", delivered_on="2026-11-17"))
+        real = verify_module.rewrite
+        raced: list[bool] = []
+
+        def superseded_meanwhile(sink: Any, item: Any) -> str | None:
+            theirs = FlushReport()  # while this one renders: its file is not there yet
+            other.flusher.cut_and_write(theirs)
+            assert theirs.superseded == [written.batch_id]
+            raced.append(True)
+            return real(sink, item)
+
+        monkeypatch.setattr(verify_module, "rewrite", superseded_meanwhile)
+        report = FlushReport()
+        core.flusher.rewrite_missing(report)
+        monkeypatch.undo()
+        assert raced
+        assert report.written == [], "printed as a file to upload"
+        row = batch_row(core, written.batch_id)
+        assert row["state"] == "superseded"
+        assert not written.path.exists(), "a superseded file among the files to upload"
+        assert Path(row["file_path"]) == written.path.parent / "superseded" / written.path.name
+        assert Path(row["file_path"]).is_file()
+        assert any(written.batch_id in note for note in report.notes), report.notes
+    finally:
+        core.close()
+        other.close()

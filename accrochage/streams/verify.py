@@ -162,6 +162,31 @@ def _found_elsewhere(sink: BatchSink, item: ReleasedBatch, report: FlushReport) 
     return True
 
 
+def _still_to_upload(
+    store: Store, sink: BatchSink, item: ReleasedBatch, report: FlushReport
+) -> bool:
+    """Whether the batch whose file was just written again is still `written` there: the
+    render ran outside any transaction, and another process may have superseded or recorded
+    the batch meanwhile. Otherwise the copy goes where the state has the file now, or away:
+    never left among the files to upload."""
+    with store.transaction() as tx:
+        now_is = _placed_now(tx, item)
+        if now_is is not None and now_is.file.path == item.file.path:
+            return True  # still where the state has it: `written`, among the files to upload
+        if now_is is not None and is_missing(now_is.file):
+            sink.move(item.file.path, now_is.file.path)
+            said = f"the copy is at {now_is.file.path}, where the state has it"
+        else:
+            item.file.path.unlink(missing_ok=True)
+            said = "the copy was removed"
+    state = "recorded by another process" if now_is is None else now_is.state
+    report.notes.append(
+        f"batch {item.batch.batch_id} became {state} while its missing file was written "
+        f"again: {said}"
+    )
+    return False
+
+
 def _moved(sink: BatchSink, written: ReleasedFile, target: Path) -> ReleasedFile:
     sink.move(written.path, target)
     return ReleasedFile(target, written.passages, written.size, written.sha256)
@@ -248,6 +273,8 @@ def put_back_missing(store: Store, sink: BatchSink, report: FlushReport, metrics
         if error is not None:
             metrics.count_batch_write(False)
             report.add_failed(FailedBatch(item.batch.batch_id, key, error))
+            continue
+        if not _still_to_upload(store, sink, item, report):
             continue
         report.notes.append(f"rewrote the missing file {item.file.path}")
         report.add_written(
