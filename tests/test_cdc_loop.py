@@ -18,6 +18,7 @@ import pytest
 from lxml import etree
 
 from accrochage.app import Core, build_core
+from accrochage.commands import flush as flush_command
 from accrochage.commands.reports import echo_rejections
 from accrochage.models.deadline import FixedClock
 from accrochage.settings import load_settings
@@ -325,6 +326,26 @@ def test_under_115_a_record_whose_suppression_is_in_flight_is_not_settled_by_han
     (refused,) = core.operations.support_applied(["SU-5"], "ticket 7")
     assert not refused.done and f"SUPPRESSION in batch {suppression}" in refused.message
     assert record(core, "SU-5")["revocation_pending"] is True
+
+
+def test_a_withdrawal_not_due_yet_is_said_with_when_it_is(
+    core: Core, shared_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A revocation of an accepted record, then `flush`: it said "nothing due" and nothing
+    of the SUPPRESSION waiting for `max_delay`, nor of `--force`, as it says of pending
+    records."""
+    accepted(core, shared_dir, event("WD-1"))
+    ingest(core, revoked_event(record_id="WD-1"))
+    report = core.flusher.flush()
+    assert report.cut == [] and report.written == []
+    (waiting,) = report.not_due
+    assert (waiting.certifier, waiting.pending) == ("pix", 1)
+    assert waiting.waiting == "record(s) to withdraw (SUPPRESSION)"
+    assert waiting.due_at == core.clock.now().replace(microsecond=0) + timedelta(minutes=15)
+    flush_command._not_due(report)
+    said = capsys.readouterr().out.splitlines()
+    assert said[0].startswith("  pix: 1 record(s) to withdraw (SUPPRESSION), due at "), said
+    assert said[-1] == "  `accrochage flush --force` cuts them now"
 
 
 def test_show_says_what_to_ask_the_support_under_112(tmp_path: Path, shared_dir: Path) -> None:

@@ -86,7 +86,7 @@ def _not_due(report: FlushReport) -> None:
     for waiting in report.not_due:
         at = waiting.due_at.astimezone(PARIS).isoformat(timespec="seconds")
         click.echo(
-            f"  {waiting.certifier}: {waiting.pending} pending record(s), due at {at} "
+            f"  {waiting.certifier}: {waiting.pending} {waiting.waiting}, due at {at} "
             "(batching.max_delay), or sooner at max_records or within the deadline margin"
         )
     if report.not_due:

@@ -183,6 +183,7 @@ class Flusher:
                     on_cut=lambda batch, n, why: suppressions.append(
                         CutBatch(batch.batch_id, batch.certifier.key, n, why, batch.action)
                     ),
+                    on_wait=report.withdrawals_wait,
                 )
             for suppression in suppressions:
                 report.add_cut(suppression)

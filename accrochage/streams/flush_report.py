@@ -46,6 +46,8 @@ class NotDue:
     certifier: str
     pending: int
     due_at: datetime
+    waiting: str = "pending record(s)"
+    """What waits: records to cut, or records to withdraw (their SUPPRESSION file)."""
 
 
 @dataclass(slots=True)
@@ -83,6 +85,13 @@ class FlushReport:
     @property
     def ok(self) -> bool:
         return not self.failed
+
+    def withdrawals_wait(self, certifier: str, records: int, due_at: datetime) -> None:
+        """A certifier's records to withdraw not due yet: `flush` after a revocation said
+        "nothing due", and nothing of the SUPPRESSION waiting nor of `--force`."""
+        self.not_due.append(
+            NotDue(certifier, records, due_at, "record(s) to withdraw (SUPPRESSION)")
+        )
 
 
 def superseded_why(report: FlushReport, batch_id: str) -> str:

@@ -40,6 +40,8 @@ WAITING = "record waiting for its SUPPRESSION"
 SupersededMove = tuple[Path, Path]
 Cut = Callable[[FrozenBatch, int, str], None]
 """Told of each batch cut: the batch, its passages, why."""
+Wait = Callable[[str, int, datetime], None]
+"""Told of each certifier's records left to wait: its key, how many, when `max_delay` cuts them."""
 
 
 def supersede_if_due(
@@ -124,8 +126,10 @@ def cut_suppressions(
     *,
     force: Forced,
     on_cut: Cut,
+    on_wait: Wait | None = None,
 ) -> list[str]:
-    """Cut the due SUPPRESSION batches; returns notes for the operator."""
+    """Cut the due SUPPRESSION batches; returns notes for the operator. `on_wait`: told of
+    those not due yet (`flush` says why it cut nothing after a revocation, and when)."""
     candidates = tx.suppressible()
     if not candidates:
         return []
@@ -146,6 +150,8 @@ def cut_suppressions(
         reason = "forced" if forced else due_reason(stats, now, today, limits, WAITING)
         if reason is not None:
             _cut_way(tx, sink, limits, schema_version, sent_as, items, now, reason, on_cut)
+        elif on_wait is not None:
+            on_wait(certifier, stats.count, stats.oldest_pending_since + limits.max_delay)
     return notes
 
 
