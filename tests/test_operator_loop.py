@@ -173,6 +173,18 @@ def test_summary_is_a_table_and_csv_is_spreadsheet_friendly(config: Path, tmp_pa
     assert bad["errors"].startswith("delivered_on: ") and bad["revocation_pending"] == "false"
 
 
+def test_check_counts_among_the_valid_events_only_those_with_warnings(
+    config: Path, tmp_path: Path
+) -> None:
+    """An event with an error and a warning: the summary said "1 valid (1 with warnings)"
+    of a valid event that has none, the warning being the invalid one's."""
+    good = recent("CW-1")
+    both = recent("CW-2", delivered_on="2099-01-01", registration={"vae_path": "VAE_CLASSIQUE"})
+    out = run(config, "check", str(write_jsonl(tmp_path / "c.jsonl", [good, both])), code=1)
+    assert "c.jsonl:2 CW-2 warning: registration.vae_path: " in out.stdout
+    assert "2 events checked: 1 valid (0 with warnings), 1 with errors" in out.stdout
+
+
 def test_check_validates_and_stores_nothing(config: Path, tmp_path: Path) -> None:
     good, bad = recent("C-1"), recent("C-2", delivered_on="2099-01-01")
     warned = recent("C-3", registration={"vae_path": "VAE_CLASSIQUE"})

@@ -95,7 +95,7 @@ def _print(results: list[tuple[str | None, CheckResult]], fmt: str, *, skipped: 
             click.echo(
                 f"{source} {answer.record_id or '-'} warning: {problem.field}: {problem.message}"
             )
-    warned = sum(bool(a.warnings) for _, a in results)
+    warned = sum(bool(a.warnings) for _, a in results if a.valid)  # "N valid (W with warnings)"
     click.echo(
         f"{len(results)} events checked: {len(results) - len(bad)} valid "
         f"({warned} with warnings), {len(bad)} with errors; nothing stored"
