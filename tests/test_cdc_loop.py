@@ -1417,3 +1417,6 @@ def test_the_next_step_never_retries_an_identity_rejection_as_it_is(
     assert "--batch" not in mixed
     echo_rejections([rejected("C", "other")], "B-2")
     assert "`accrochage retry --batch B-2`" in capsys.readouterr().out.splitlines()[-1]
+    # An "existe déjà" among them is no identity rejection to correct
+    echo_rejections([rejected("D", "already_exists"), rejected("E", "other")], "B-3")
+    assert "`accrochage retry --batch B-3`" in capsys.readouterr().out.splitlines()[-1]

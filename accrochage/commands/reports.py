@@ -131,13 +131,17 @@ def echo_rejections(rejections: list[dict[str, str | None]], batch_id: str | Non
                 f"    ... and {len(items) - SHOWN_PER_REASON} more: "
                 f"accrochage records --status rejected --reason {reason}"
             )
-    retried = {CdcReason.OTHER.value, CdcReason.FILE_REJECTED.value}
-    if groups and set(groups) <= retried:
+    identity = set(groups) & {
+        CdcReason.IDENTITY_NOT_FOUND.value,
+        CdcReason.IDENTITY_AMBIGUOUS.value,
+    }
+    others = set(groups) - identity - {CdcReason.ALREADY_EXISTS.value}
+    if groups and not identity:
         click.echo(
             "  next: fix the data and send corrected events, or `accrochage retry --batch "
             f"{batch}` when the cause was on the CDC's side"
         )
-    elif retried & set(groups):
+    elif identity and others:
         # `retry --batch` would send the identity rejections again as they are: refused again.
         click.echo(
             "  next: send corrected events for the identity rejections, and `accrochage retry "
