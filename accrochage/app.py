@@ -18,10 +18,11 @@ from typing import Any
 
 from accrochage.models.deadline import Clock, SystemClock
 from accrochage.models.reference import Reference
-from accrochage.models.registry import Certifier, Emitter, Registry
+from accrochage.models.registry import Registry
 from accrochage.refdata.load import source_warnings
 from accrochage.refdata.memory import ReferenceHolder
 from accrochage.settings import Settings
+from accrochage.settings.registry import registry_from
 from accrochage.sinks.base import BatchSink
 from accrochage.sinks.profiles import profile_for
 from accrochage.sinks.xml_outbox import XmlOutbox
@@ -81,23 +82,6 @@ class Core:
             self.decoder.close()
         self.flusher.close()
         self.store.close()
-
-
-def registry_from(settings: Settings) -> Registry:
-    return Registry(
-        Emitter(settings.emitter.id_client, settings.emitter.nature),
-        (
-            Certifier(
-                c.key,
-                c.id_client,
-                c.id_contrat,
-                frozenset(c.certifications),
-                c.siret,
-                None if c.nature is None else c.nature.value,
-            )
-            for c in settings.certifiers
-        ),
-    )
 
 
 def open_store(settings: Settings, *, service: bool = False, read_only: bool = False) -> Store:

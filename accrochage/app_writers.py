@@ -11,12 +11,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from accrochage.app import build_decode_pool, log_source, open_store, registry_from
+from accrochage.app import build_decode_pool, log_source, open_store
 from accrochage.models.deadline import Clock, SystemClock
 from accrochage.models.reference import Reference
 from accrochage.models.registry import Registry
 from accrochage.refdata.memory import ReferenceHolder
 from accrochage.settings import load_settings
+from accrochage.settings.registry import registry_from
 from accrochage.state.base import Store
 from accrochage.state.sqlite import SqliteStore
 from accrochage.state.sqlite.write_lock import DEFAULT_WAIT_SECONDS

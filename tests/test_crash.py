@@ -34,7 +34,7 @@ from typing import Any
 
 import pytest
 
-from accrochage.app import build_core, registry_from
+from accrochage.app import build_core
 from accrochage.commands.ingest import CHUNK
 from accrochage.errors import SchemaValidationError
 from accrochage.generate import GeneratedCertifier, generate_events
@@ -43,6 +43,7 @@ from accrochage.models.decode import decode
 from accrochage.models.event import DeliveredEvent, event_from_content
 from accrochage.models.registry import Certifier, Emitter
 from accrochage.settings import Settings, load_settings
+from accrochage.settings.registry import registry_from
 from accrochage.sinks import outbox as outbox_module
 from accrochage.sinks.gate import check_file
 from accrochage.sinks.outbox import ReleasedFile, release

@@ -41,6 +41,13 @@ def test_a_renewed_contract_supersedes_the_file_not_yet_deposited(tmp_path: Path
     assert header(Path(old["file"]), "idContrat") == OLD
 
     config.write_text(config.read_text(encoding="utf-8").replace(OLD, NEW), encoding="utf-8")
+    # Before any flush, doctor tells the operator not to upload it
+    doctor = json.loads(run(config, "doctor", "--format", "json", code=None).stdout)
+    (said,) = [f for f in doctor["findings"] if "another header" in f["message"]]
+    assert said["needs_operator"] and said["message"].startswith(
+        "1 file(s) not yet deposited carry another header than the configuration (first: "
+        f"batch {old['batch_id']}, idContrat {OLD} -> {NEW}): do not upload them"
+    )
     out = run(config, "flush").stdout
     assert (
         f"superseded {old['batch_id']}: its header is not the configuration's any more "
@@ -57,6 +64,8 @@ def test_a_renewed_contract_supersedes_the_file_not_yet_deposited(tmp_path: Path
     assert new["passages"] == 2
     shown = json.loads(run(config, "show", "HC-1", "--format", "json").stdout)
     assert shown["batch_id"] == new["batch_id"] and shown["status"] == "batched"
+    doctor = json.loads(run(config, "doctor", "--format", "json", code=None).stdout)
+    assert not [f for f in doctor["findings"] if "another header" in f["message"]]
     # The record's evidence says why it went in a second file
     reasons = [entry["reason"] for entry in shown["history"]]
     assert (

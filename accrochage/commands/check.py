@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from accrochage.app import open_store, registry_from
+from accrochage.app import open_store
 from accrochage.commands.ingest import CHUNK, chunks, encoding_option, open_input, say_unread
 from accrochage.errors import InputError
 from accrochage.models.deadline import Clock, SystemClock
@@ -15,6 +15,7 @@ from accrochage.models.problems import escaped
 from accrochage.models.reference import Reference
 from accrochage.models.registry import Registry
 from accrochage.refdata.memory import ReferenceHolder
+from accrochage.settings.registry import registry_from
 from accrochage.state.base import Store
 from accrochage.streams.check import STATE_RULES, CheckResult, check
 from accrochage.streams.files import open_events

@@ -60,8 +60,8 @@ def worker(
 @click.pass_context
 def send(ctx: click.Context, files: tuple[str, ...], topic: str | None) -> None:
     """Publish JSONL events to the topic, keyed by certifier (for exam platforms)."""
-    from accrochage.app import registry_from
     from accrochage.runtimes.kafka.producer import MAX_EVENT_BYTES, publish_lines
+    from accrochage.settings.registry import registry_from
 
     settings = ctx.obj.settings
     target = topic or settings.kafka.topic

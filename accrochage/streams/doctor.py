@@ -24,6 +24,7 @@ from accrochage.streams.alerts import active, annotations_of, see_for, severity_
 from accrochage.streams.doctor_config import (
     certifier_findings,
     config_findings,
+    header_findings,
     schema_finding,
     token_findings,
     xsd_finding,
@@ -94,6 +95,7 @@ def diagnose(
         findings += unconfigured_findings(settings, observation)
         findings.append(files_finding(observation))
         findings += outbox_findings(settings, store)
+        findings += header_findings(settings, store)
         findings += left_out_findings(store)
         findings += held_elsewhere_findings(store)
         findings += refused_after_acceptance_findings(store)

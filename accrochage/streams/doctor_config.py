@@ -11,9 +11,12 @@ from accrochage.errors import AccrochageError
 from accrochage.models.vocabulary import DepositorNature
 from accrochage.private_files import open_to_others
 from accrochage.settings import Settings
+from accrochage.settings.registry import registry_from
 from accrochage.sinks.profiles import OFFICIAL_KIT, RECONSTRUCTED, profile_for
 from accrochage.sinks.schemas import declared_version, load_schema
+from accrochage.state.base import Store
 from accrochage.streams.findings import Finding, Level
+from accrochage.streams.header_check import headers_changed
 
 
 def token_findings(settings: Settings) -> list[Finding]:
@@ -254,5 +257,27 @@ def _set_certifying(settings: Settings) -> list[Finding]:
             f"have another idClient than the emitter's, a depositor mandated by certifiers "
             f'({emitter.nature}, SPEC §2): take nature = "{certifying}" out of those tables',
             action=not itself,
+        )
+    ]
+
+
+def header_findings(settings: Settings, store: Store) -> list[Finding]:
+    """Files not yet deposited whose header the configuration no longer gives (a contract
+    renewed): the next `flush` supersedes them, but an operator about to upload one should
+    know before, and a service left on the old configuration only says so in its log."""
+    with store.reading() as reader:
+        changed = headers_changed(reader.undeposited_creations(), registry_from(settings))
+    if not changed:
+        return []
+    first, what = next(iter(changed.items()))
+    return [
+        Finding(
+            "files",
+            Level.WARNING,
+            f"{len(changed)} file(s) not yet deposited carry another header than the "
+            f"configuration (first: batch {first}, {what}): do not upload them; the next "
+            "`accrochage flush` supersedes them and cuts their records again (a running "
+            "service: restart it, so that it reads the configuration)",
+            action=True,
         )
     ]

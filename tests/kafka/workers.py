@@ -28,12 +28,12 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from lxml import etree
 
-from accrochage.app import registry_from
 from accrochage.errors import SchemaValidationError
 from accrochage.generate import GeneratedCertifier, generate_events
 from accrochage.models.deadline import SystemClock, paris_today
 from accrochage.models.decode import decode
 from accrochage.settings import Settings, load_settings
+from accrochage.settings.registry import registry_from
 from accrochage.sinks.gate import check_file
 from accrochage.sinks.profiles import NAMESPACE, PROFILES
 from tests.support.crash import (

@@ -97,6 +97,11 @@ class Reader(PendingReads):
         record's): that record's data answers none of them."""
 
     @abstractmethod
+    def undeposited_creations(self) -> list[FrozenBatch]:
+        """CREATION batches cut, written or failed, never deposited nor reported, as frozen at
+        their cut (`doctor` compares their headers with the configuration)."""
+
+    @abstractmethod
     def held_elsewhere(self) -> list[JsonRow]:
         """Accepted records the CDC holds under another idTechnique that wait for a correction
         or a withdrawal only its support can apply (`record_id`, `certifier`, `cdc_held_as`,

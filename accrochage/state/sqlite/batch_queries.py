@@ -7,8 +7,10 @@ import sqlite3
 from collections.abc import Iterator
 from typing import Any
 
-from accrochage.models.vocabulary import BatchState, RecordStatus
+from accrochage.models.batch import FrozenBatch
+from accrochage.models.vocabulary import BATCHES_TO_WRITE, BatchState, RecordStatus
 from accrochage.state.queries import BatchKey
+from accrochage.state.sqlite.rows import frozen_batch_from
 
 _SELECT = """
 SELECT b.*, r.summaries AS report_summaries, r.imported_at AS report_imported_at
@@ -153,3 +155,15 @@ def left_out(conn: sqlite3.Connection) -> list[dict[str, Any]]:
         ),
     )
     return [dict(row) for row in rows]
+
+
+def batches_to_write(conn: sqlite3.Connection) -> list[FrozenBatch]:
+    states = [s.value for s in BATCHES_TO_WRITE]
+    return [
+        frozen_batch_from(row)
+        for row in conn.execute(
+            f"SELECT * FROM batches WHERE state IN ({', '.join('?' * len(states))}) "
+            "ORDER BY created_at, batch_id",
+            states,
+        )
+    ]

@@ -17,7 +17,7 @@ import accrochage.state.sqlite.corrections as correction_rows
 from accrochage.models.batch import FrozenBatch, ReleasedFile
 from accrochage.models.record import yields_id
 from accrochage.models.scope import IdHolder
-from accrochage.models.vocabulary import BATCHES_TO_WRITE, BatchState, RecordStatus
+from accrochage.models.vocabulary import BatchState, RecordStatus
 from accrochage.state.base import (
     AlertDelivery,
     AlertState,
@@ -34,6 +34,7 @@ from accrochage.state.queries import BatchKey, OutstandingQuery, RequestKey
 from accrochage.state.sqlite.batch_queries import (
     batch_detail,
     batches,
+    batches_to_write,
     iter_batches,
     left_out,
 )
@@ -51,7 +52,11 @@ from accrochage.state.sqlite.rows import (
     prepared_passage,
 )
 from accrochage.state.sqlite.unusable_queries import unusable
-from accrochage.state.sqlite.withdrawals import held_elsewhere
+from accrochage.state.sqlite.withdrawals import (
+    held_elsewhere,
+    refused_after_acceptance,
+    undeposited_creations,
+)
 from accrochage.state.values import EvidenceSources, StoreHealth
 
 T = TypeVar("T")
@@ -123,11 +128,10 @@ class SqliteReader(PendingStatements, Reader):
         return held_elsewhere(self._conn)
 
     def refused_after_acceptance(self) -> tuple[int, str | None]:
-        count, first = self._conn.execute(
-            "SELECT count(*), min(record_id) FROM records WHERE status = ? AND delivery_met = 1",
-            (RecordStatus.REJECTED.value,),
-        ).fetchone()
-        return int(count), first
+        return refused_after_acceptance(self._conn)
+
+    def undeposited_creations(self) -> list[FrozenBatch]:
+        return undeposited_creations(self._conn)
 
     def unusable(
         self,
@@ -143,15 +147,7 @@ class SqliteReader(PendingStatements, Reader):
         )
 
     def batches_to_write(self) -> list[FrozenBatch]:
-        states = [s.value for s in BATCHES_TO_WRITE]
-        return [
-            frozen_batch_from(row)
-            for row in self._conn.execute(
-                f"SELECT * FROM batches WHERE state IN ({', '.join('?' * len(states))}) "
-                "ORDER BY created_at, batch_id",
-                states,
-            )
-        ]
+        return batches_to_write(self._conn)
 
     def released_batches(self, states: Sequence[BatchState]) -> list[ReleasedBatch]:
         wanted = [BatchState(s).value for s in states]

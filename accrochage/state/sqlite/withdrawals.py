@@ -161,6 +161,14 @@ def undeposited_creations(conn: sqlite3.Connection) -> list[FrozenBatch]:
     return [frozen_batch_from(row) for row in rows]
 
 
+def refused_after_acceptance(conn: sqlite3.Connection) -> tuple[int, str | None]:
+    count, first = conn.execute(
+        "SELECT count(*), min(record_id) FROM records WHERE status = ? AND delivery_met = 1",
+        (RecordStatus.REJECTED.value,),
+    ).fetchone()
+    return int(count), first
+
+
 def batch_superseded(conn: sqlite3.Connection, batch_id: str, file: Path | None) -> None:
     conn.execute(
         "UPDATE batches SET state = ?, file_path = coalesce(?, file_path) WHERE batch_id = ?",
