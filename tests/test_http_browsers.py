@@ -21,10 +21,12 @@ import pytest
 from aiohttp import web
 from multidict import CIMultiDict
 
+from accrochage.api import health
 from accrochage.api.browsers import forwarded_proto, is_loopback_name, same_origin
 from accrochage.api.errors import Handler
 from accrochage.api.protocol import ApiRunner
 from accrochage.app import Core
+from accrochage.errors import StoreBusyError
 from accrochage.runtimes.embedded import build_service
 from tests.conftest import require
 from tests.support.browser import chromium, chromium_path
@@ -182,6 +184,28 @@ async def test_a_tokenless_service_answers_only_requests_addressed_to_a_loopback
             assert answer.startswith(b"HTTP/1.0 200") or answer.startswith(b"HTTP/1.1 200"), answer[
                 :200
             ]
+    finally:
+        core.close()
+
+
+async def test_a_tokenless_service_tells_a_page_of_another_name_only_its_faults_code(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`/health` answers any Host, and a tokenless service took every request for the
+    operator's: a page whose name resolves to 127.0.0.1 (DNS rebinding) read a fault's whole
+    message, the operator's only (the state's path, the process holding it)."""
+    fault = StoreBusyError("the state /srv/private/state.db is held by process 4242")
+    monkeypatch.setattr(health, "problem", lambda context: fault)
+    core = core_for(tmp_path)
+    try:
+        async with serving(core) as base:
+            port = base.rsplit(":", 1)[1]
+            status, answer = await call(base, "GET", "/health", Host=f"attacker.example:{port}")
+            assert (status, answer["reason"]) == (503, "state_busy")
+            assert "/srv/private" not in answer["message"]
+            assert "4242" not in answer["message"]
+            status, answer = await call(base, "GET", "/health", Host=f"localhost:{port}")
+            assert (status, answer["message"]) == (503, str(fault))
     finally:
         core.close()
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from accrochage.api.browsers import is_loopback_name
 from accrochage.api.context import CONTEXT, ApiContext
 from accrochage.api.errors import for_others, is_operator
 from accrochage.errors import AccrochageError, StorageLowError, StoreBusyError
@@ -41,7 +42,19 @@ async def health(request: web.Request) -> web.Response:
     found = problem(request.app[CONTEXT])
     if found is None:
         return web.json_response({"status": "ok"})
-    said = str(found) if is_operator(request) else for_others(found)
+    said = str(found) if _told_whole(request) else for_others(found)
     return web.json_response(
         {"status": "degraded", "reason": found.code, "message": said}, status=503
     )
+
+
+def _told_whole(request: web.Request) -> bool:
+    """Whether the fault's whole message (the state's path, the process holding it) is the
+    caller's: the operator's request, and on a service without a token, where every request
+    is, one addressed to a loopback name. `/health` answers any `Host`: a page whose name is
+    made to resolve to 127.0.0.1 (DNS rebinding) read that message."""
+    if not is_operator(request):
+        return False
+    host = request.headers.get("Host")
+    tokenless = not request.app[CONTEXT].token.get_secret_value()
+    return not tokenless or host is None or is_loopback_name(host)
