@@ -29,6 +29,11 @@ class BatchLimits:
     margin_days: int
 
 
+def aged_at(stats: PendingStats, limits: BatchLimits) -> datetime:
+    """When the age rule (`max_delay`) makes these records due, whatever else does sooner."""
+    return stats.oldest_pending_since + limits.max_delay
+
+
 def due_reason(
     stats: PendingStats,
     now: datetime,
@@ -40,7 +45,7 @@ def due_reason(
     records wait as (a SUPPRESSION's are no pending records)."""
     if stats.count >= limits.max_records:
         return f"{stats.count} {waiting}s reach max_records ({limits.max_records})"
-    if now - stats.oldest_pending_since >= limits.max_delay:
+    if now >= aged_at(stats, limits):
         return f"the oldest {waiting} has waited {limits.max_delay} (max_delay)"
     if stats.earliest_deadline is not None:
         left = days_left(stats.earliest_deadline, today)

@@ -17,7 +17,14 @@ from accrochage.models.registry import Certifier, Registry
 from accrochage.models.vocabulary import SchemaVersion
 from accrochage.sinks.base import BatchSink
 from accrochage.state.base import PendingReads
-from accrochage.streams.batching import BatchLimits, Forced, due_reason, files_for, is_forced
+from accrochage.streams.batching import (
+    BatchLimits,
+    Forced,
+    aged_at,
+    due_reason,
+    files_for,
+    is_forced,
+)
 from accrochage.streams.flush_report import FlushReport, NotDue
 from accrochage.streams.withdraw import exact_sizes
 
@@ -67,8 +74,9 @@ class Planner:
                 groups = self._groups(reads, certifier, now)
                 plan += [PlannedGroup(certifier, reason, group) for group in groups]
             else:
-                due_at = stats.oldest_pending_since + self.limits.max_delay
-                report.not_due.append(NotDue(certifier.key, stats.count, due_at))
+                report.not_due.append(
+                    NotDue(certifier.key, stats.count, aged_at(stats, self.limits))
+                )
         return plan
 
     def _groups(

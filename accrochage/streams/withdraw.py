@@ -32,7 +32,14 @@ from accrochage.models.withdrawal import (
 )
 from accrochage.sinks.base import BatchSink
 from accrochage.state.base import PendingReads, Transaction
-from accrochage.streams.batching import BatchLimits, Forced, due_reason, files_for, is_forced
+from accrochage.streams.batching import (
+    BatchLimits,
+    Forced,
+    aged_at,
+    due_reason,
+    files_for,
+    is_forced,
+)
 from accrochage.streams.redecode import Decodes
 
 WAITING = "record waiting for its SUPPRESSION"
@@ -151,7 +158,7 @@ def cut_suppressions(
         if reason is not None:
             _cut_way(tx, sink, limits, schema_version, sent_as, items, now, reason, on_cut)
         elif on_wait is not None:
-            on_wait(certifier, stats.count, stats.oldest_pending_since + limits.max_delay)
+            on_wait(certifier, stats.count, aged_at(stats, limits))
     return notes
 
 
