@@ -113,78 +113,6 @@ def certifier_findings(settings: Settings) -> list[Finding]:
     return findings
 
 
-# -- the schema and its XSD -----------------------------------------------------------------
-
-
-def schema_finding(settings: Settings) -> Finding:
-    schema = settings.schema_
-    how = (
-        "named in the configuration"
-        if schema.version_named
-        else "the default: schema.version is not set"
-    )
-    return Finding("schema", Level.OK, f"files are written with schema {schema.version} ({how})")
-
-
-def xsd_finding(settings: Settings) -> Finding:
-    version = settings.schema_.version
-    given = settings.schema_.xsd
-    if given is not None:
-        return _given_xsd(given.resolve(), version)
-    bundled = profile_for(version).bundled_xsd
-    if version in RECONSTRUCTED:
-        return Finding(
-            "xsd",
-            Level.WARNING,
-            f"files are checked against the bundled {version} XSD ({bundled.name}), a "
-            "RECONSTRUCTION from secondary sources, not the CDC's file: a file it accepts may "
-            f"still be refused by the CDC. Download the official kit from {OFFICIAL_KIT}; "
-            "set schema.xsd to that file, then run `accrochage doctor` and `accrochage "
-            "check-xml` on a written file",
-            action=True,
-        )
-    return Finding(
-        "xsd",
-        Level.OK,
-        f"files are checked against the bundled {version} XSD ({bundled.name}): the project's "
-        "own schema, checked against the CDC's official 1.1.2 file by the tests",
-    )
-
-
-def _given_xsd(path: Path, version: str) -> Finding:
-    if not path.is_file():
-        return Finding(
-            "xsd",
-            Level.ERROR,
-            f"schema.xsd names {path}, which is not a file: point it at the XSD of the CDC's "
-            "kit, or empty it to use the bundled one",
-        )
-    try:
-        load_schema(path)
-    except AccrochageError as exc:
-        return Finding("xsd", Level.ERROR, str(exc))
-    declared = declared_version(path)
-    if declared is not None and declared != version:
-        return Finding(  # every other command refuses to start so (exit 2)
-            "xsd",
-            Level.ERROR,
-            f"schema.xsd ({path}) declares version {declared} but schema.version is "
-            f"{version}: set schema.version to {declared}, or point schema.xsd at the "
-            f"{version} kit's XSD",
-            action=True,
-        )
-    stated = f"version {declared}" if declared else "no version attribute"
-    return Finding(
-        "xsd",
-        Level.OK,
-        f"files are checked against {path} (schema.xsd, {stated}): the file you supplied, "
-        "not the bundled one",
-    )
-
-
-# -- the state --------------------------------------------------------------------------------
-
-
 def _nature_findings(settings: Settings) -> list[Finding]:
     """A natureDeposant that does not fit who deposits: CERTIFICATEUR in the files of a
     certifier of another idClient, or TIERS_CONFIANCE (the emitter's) in the emitter's own."""
@@ -259,6 +187,78 @@ def _set_certifying(settings: Settings) -> list[Finding]:
             action=not itself,
         )
     ]
+
+
+# -- the schema and its XSD -----------------------------------------------------------------
+
+
+def schema_finding(settings: Settings) -> Finding:
+    schema = settings.schema_
+    how = (
+        "named in the configuration"
+        if schema.version_named
+        else "the default: schema.version is not set"
+    )
+    return Finding("schema", Level.OK, f"files are written with schema {schema.version} ({how})")
+
+
+def xsd_finding(settings: Settings) -> Finding:
+    version = settings.schema_.version
+    given = settings.schema_.xsd
+    if given is not None:
+        return _given_xsd(given.resolve(), version)
+    bundled = profile_for(version).bundled_xsd
+    if version in RECONSTRUCTED:
+        return Finding(
+            "xsd",
+            Level.WARNING,
+            f"files are checked against the bundled {version} XSD ({bundled.name}), a "
+            "RECONSTRUCTION from secondary sources, not the CDC's file: a file it accepts may "
+            f"still be refused by the CDC. Download the official kit from {OFFICIAL_KIT}; "
+            "set schema.xsd to that file, then run `accrochage doctor` and `accrochage "
+            "check-xml` on a written file",
+            action=True,
+        )
+    return Finding(
+        "xsd",
+        Level.OK,
+        f"files are checked against the bundled {version} XSD ({bundled.name}): the project's "
+        "own schema, checked against the CDC's official 1.1.2 file by the tests",
+    )
+
+
+def _given_xsd(path: Path, version: str) -> Finding:
+    if not path.is_file():
+        return Finding(
+            "xsd",
+            Level.ERROR,
+            f"schema.xsd names {path}, which is not a file: point it at the XSD of the CDC's "
+            "kit, or empty it to use the bundled one",
+        )
+    try:
+        load_schema(path)
+    except AccrochageError as exc:
+        return Finding("xsd", Level.ERROR, str(exc))
+    declared = declared_version(path)
+    if declared is not None and declared != version:
+        return Finding(  # every other command refuses to start so (exit 2)
+            "xsd",
+            Level.ERROR,
+            f"schema.xsd ({path}) declares version {declared} but schema.version is "
+            f"{version}: set schema.version to {declared}, or point schema.xsd at the "
+            f"{version} kit's XSD",
+            action=True,
+        )
+    stated = f"version {declared}" if declared else "no version attribute"
+    return Finding(
+        "xsd",
+        Level.OK,
+        f"files are checked against {path} (schema.xsd, {stated}): the file you supplied, "
+        "not the bundled one",
+    )
+
+
+# -- the state --------------------------------------------------------------------------------
 
 
 def header_findings(settings: Settings, store: Store) -> list[Finding]:
