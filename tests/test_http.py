@@ -511,6 +511,18 @@ async def test_no_answer_is_kept_in_a_cache(core: Core) -> None:
                 assert response.headers.get("X-Content-Type-Options") == "nosniff", path
 
 
+async def test_no_answer_names_the_versions_serving_it(core: Core) -> None:
+    """aiohttp's default `Server: Python/3.11 aiohttp/3.x` told anyone which known flaws to
+    try (the security review); every answer now names the product only."""
+    async with serving(core) as client:
+        for path in ("/health", "/records", "/metrics", "/openapi.json", "/nope", "/ui"):
+            async with client.get(path) as response:
+                assert response.headers.get("Server") == "accrochage", (path, response.headers)
+        async with client.post("/events", data=b"[]", headers={"Expect": "teapot"}) as response:
+            assert response.status == 417
+            assert response.headers.get("Server") == "accrochage"
+
+
 async def test_health_is_degraded_while_the_batch_timer_cannot_store(core: Core) -> None:
     """A full disk found by the timer's cut, with no event arriving to fail: /health said ok
     while nothing was cut towards the deadlines (the crash review)."""

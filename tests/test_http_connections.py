@@ -66,6 +66,7 @@ async def test_a_connection_over_the_limit_is_503_and_the_others_are_served(
                 # Like every answer (README): it is written before aiohttp sees the connection.
                 assert headers["cache-control"] == "no-store", headers
                 assert headers["x-content-type-options"] == "nosniff", headers
+                assert headers["server"] == "accrochage", headers
                 assert_error_shape(json.loads(body), "too_many_connections")
                 status, _ = await get(client, "/health")
                 assert status == 503, "the client's own connection is one too many"

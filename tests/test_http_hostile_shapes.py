@@ -377,3 +377,4 @@ async def test_an_error_before_the_app_is_not_cached_either(tmp_path: Path) -> N
         head = (await asyncio.to_thread(malformed)).lower()
     assert head.startswith((b"http/1.0 400", b"http/1.1 400"))
     assert b"cache-control: no-store" in head and b"x-content-type-options: nosniff" in head
+    assert b"server: accrochage\r\n" in head and b"aiohttp" not in head

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from accrochage.api.errors import UNCACHED
+from accrochage.api.errors import EVERY_ANSWER
 from accrochage.streams.log_lines import LinesEvery
 
 log = logging.getLogger("accrochage.api")
@@ -116,10 +116,10 @@ def _refusal() -> bytes:
             }
         }
     ).encode()
-    uncached = "".join(f"{name}: {value}\r\n" for name, value in UNCACHED.items())
+    common = "".join(f"{name}: {value}\r\n" for name, value in EVERY_ANSWER.items())
     head = (
         "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json; charset=utf-8\r\n"
-        f"{uncached}Content-Length: {len(body)}\r\nRetry-After: 1\r\nConnection: close\r\n\r\n"
+        f"{common}Content-Length: {len(body)}\r\nRetry-After: 1\r\nConnection: close\r\n\r\n"
     )
     return head.encode() + body
 

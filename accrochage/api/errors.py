@@ -78,16 +78,22 @@ def shown_path(request: web.BaseRequest) -> str:
     return shown if len(shown) <= SHOWN_PATH_CHARS else shown[:SHOWN_PATH_CHARS] + "…"
 
 
-UNCACHED = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
+EVERY_ANSWER = {
+    "Cache-Control": "no-store",
+    "X-Content-Type-Options": "nosniff",
+    "Server": "accrochage",
+}
 """Every answer's: a record's detail holds personal data, and browsers open the routes too;
-an error answered before the request reaches the app (`protocol.py`) carries them as well."""
+and no answer names the Python and aiohttp versions (aiohttp's default `Server`), which only
+helps someone looking for a known flaw. An error answered before the request reaches the app
+(`protocol.py`) carries them as well."""
 
 
 def error_response(status: int, code: str, message: str, details: Any = None) -> web.Response:
     return web.json_response(
         {"error": {"code": code, "message": message, "details": details}},
         status=status,
-        headers=UNCACHED,
+        headers=EVERY_ANSWER,
     )
 
 

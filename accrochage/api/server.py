@@ -33,9 +33,9 @@ from accrochage.api.context import (
     on_reader_thread,
 )
 from accrochage.api.errors import (
+    EVERY_ANSWER,
     SERVER_ERROR_LINES,
     SERVER_ERRORS_LOGGED_EVERY,
-    UNCACHED,
     ApiError,
     error_middleware,
     refusing,
@@ -190,12 +190,14 @@ async def get_openapi(request: web.Request) -> web.Response:
     return web.json_response(openapi())
 
 
-async def _kept_by_no_cache(_: web.Request, response: web.StreamResponse) -> None:
+async def _every_answer_headers(_: web.Request, response: web.StreamResponse) -> None:
     """Every answer may hold personal data (a record's holder, an unusable event's text) and
     is read in browsers too (HTTP Basic): none is kept in a cache, none sniffed as another
-    type than it says."""
-    for name, value in UNCACHED.items():
+    type than it says. None names the Python and aiohttp versions serving it (aiohttp's
+    default `Server`), which only helps someone looking for a known flaw."""
+    for name, value in EVERY_ANSWER.items():
         response.headers.setdefault(name, value)
+    response.headers["Server"] = EVERY_ANSWER["Server"]  # aiohttp's is set before this hook
 
 
 def build_app(context: ApiContext) -> web.Application:
@@ -213,7 +215,7 @@ def build_app(context: ApiContext) -> web.Application:
         ],
     )
     app[ADMISSION] = admission
-    app.on_response_prepare.append(_kept_by_no_cache)
+    app.on_response_prepare.append(_every_answer_headers)
     app[CONTEXT] = context
     budgets = EventBudgets(context.event_budgets, refused=context.metrics.rate_limited)
     context.metrics.limits(budgets.senders)
