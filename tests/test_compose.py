@@ -147,11 +147,13 @@ def test_prometheus_says_when_accrochage_itself_is_down() -> None:
         "AccrochageStorageLow",
         "AccrochageEventsRefused",
         "AccrochagePlatformRateLimited",
+        "AccrochageKafkaUnreachable",
     }
     (job,) = config["scrape_configs"]
     assert f'up{{job="{job["job_name"]}"}} == 0' in alerts["AccrochageDown"]["expr"]
     metrics = Metrics()
     metrics.watch_free_space(lambda: 1, 1)
+    metrics.publish_lag({("topic", 0): 0})  # the worker's, once its broker answers
     served = set()
     for family in metrics.registry.collect():
         served |= {family.name, f"{family.name}_total", *(s.name for s in family.samples)}
@@ -161,6 +163,11 @@ def test_prometheus_says_when_accrochage_itself_is_down() -> None:
         assert name == "AccrochageDown" or used, name
         assert used <= served, (name, used - served)
         assert rule["labels"]["severity"] in {"warning", "critical"}, name
+    # The worker with no lag figure (its broker out of reach) is told, not mistaken for the
+    # service down: the deadline rules never see events that do not arrive.
+    unreachable = alerts["AccrochageKafkaUnreachable"]
+    assert "accrochage_kafka_lag_messages" in unreachable["expr"]
+    assert f'up{{job="{job["job_name"]}"}} == 1' in unreachable["expr"]
     manager_port = document["services"]["alertmanager"]["ports"][0].rsplit(":", 1)[1]
     (target,) = config["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"]
     assert target == f"alertmanager:{manager_port}"
