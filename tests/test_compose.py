@@ -168,6 +168,8 @@ def test_prometheus_says_when_accrochage_itself_is_down() -> None:
     unreachable = alerts["AccrochageKafkaUnreachable"]
     assert "accrochage_kafka_lag_messages" in unreachable["expr"]
     assert f'up{{job="{job["job_name"]}"}} == 1' in unreachable["expr"]
+    # An embedded service scraped with the same rules has no broker: never "unreachable".
+    assert "count_over_time(accrochage_kafka_lag_messages[7d])" in unreachable["expr"]
     manager_port = document["services"]["alertmanager"]["ports"][0].rsplit(":", 1)[1]
     (target,) = config["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"]
     assert target == f"alertmanager:{manager_port}"
