@@ -30,8 +30,11 @@ DECODE_AHEAD = 3
 """Groups a writer process with its own decode pool decodes ahead of the one it stores."""
 EXIT_STORE_FAILED = 70
 Wire = tuple[
-    int | None, int | None, bytes | None, Any, str | None, Ready | None, tuple[Problem, ...]
+    int | None, int | None, bytes | None, Any, str | None, Ready | None, tuple[Problem, ...], bool
 ]
+"""An `Incoming`, every field but `scope` (a log's events have none). `value_unknown` crosses
+too: without it a Kafka record its client could not read was marked as a record of empty
+value, and the next start took the record really there for another log and stopped."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,12 +69,15 @@ def to_wire(item: Incoming) -> Wire:
         item.source,
         item.decoded,
         item.problems,
+        item.value_unknown,
     )
 
 
 def from_wire(wire: Wire) -> Incoming:
-    partition, offset, key, raw, source, decoded, problems = wire
-    return Incoming(raw, source, partition, offset, key, decoded, problems)
+    partition, offset, key, raw, source, decoded, problems, value_unknown = wire
+    return Incoming(
+        raw, source, partition, offset, key, decoded, problems, value_unknown=value_unknown
+    )
 
 
 def writer_main(

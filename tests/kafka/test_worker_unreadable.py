@@ -190,3 +190,38 @@ async def test_a_batch_the_client_cannot_read_is_one_unusable_event(
     assert len(letters) == 1
     assert "could not read" in json.loads(letters[0].value)["errors"][0]["message"]
     assert worker.stop() == 0, worker.tail()
+
+
+async def test_a_worker_restarted_after_an_unreadable_last_batch_reads_on(
+    kafka_broker: KafkaEndpoint, tmp_path: Path, workers: list[Worker]
+) -> None:
+    """The unusable event of an unreadable batch has no value the state knows: no mark is
+    kept for it. Its writer process took it for a record of empty value and marked it so;
+    at the next start the record read there (its codec installed by then) was "another
+    record" and the worker stopped, saying the topic had been deleted and created again."""
+    config = await with_topics(kafka_broker, tmp_path / "worker")
+    await produce(config.bootstrap, config.topic, [(0, good(1), [])])
+    await produce(config.bootstrap, config.topic, [(0, good(2), [])], "lz4")
+    hidden = tmp_path / "no-cramjam"
+    (hidden / "cramjam").mkdir(parents=True)
+    (hidden / "cramjam" / "__init__.py").write_text(NO_CRAMJAM, encoding="utf-8")
+    path = os.pathsep.join(filter(None, (str(hidden), os.environ.get("PYTHONPATH"))))
+    first = Worker(config, tmp_path / "first.log", env={"PYTHONPATH": path})
+    workers.append(first)
+    await asyncio.to_thread(first.wait_for_log, "Worker ready", RUN_TIMEOUT)
+    await until(
+        lambda: stored_offsets(config.state, config.topic).get(0) == 2,
+        first,
+        "the unreadable batch kept as unusable",
+    )
+    marks = query(config.state, "SELECT partition, last_mark FROM input_offsets")
+    assert [mark for partition, mark in marks if partition == 0] == [None], marks
+    assert first.stop() == 0, first.tail()
+
+    await produce(config.bootstrap, config.topic, [(0, good(3), [])])
+    again = Worker(config, tmp_path / "again.log")  # the codec installed since
+    workers.append(again)
+    await asyncio.to_thread(again.wait_for_log, "Worker ready", RUN_TIMEOUT)
+    await until(lambda: stored(config.state)[0] == 2, again, "the record after it stored")
+    assert "deleted and created again" not in again.text()
+    assert again.stop() == 0, again.tail()
