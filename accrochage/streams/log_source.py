@@ -111,12 +111,15 @@ def dead_letter(
 ) -> DeadLetter:
     """The rejected-topic envelope of CONTRACT.md §5 (`streams/rejected.py`); `parse=False`:
     the event as its text (an event set aside because storing it failed)."""
+    event, cut = letter_event(item.raw, parse=parse)
     envelope: dict[str, Any] = {
         "errors": problems_as_dicts(result.errors),
         "warnings": problems_as_dicts(result.warnings),
-        "event": letter_event(item.raw, parse=parse),
+        "event": event,
         "source": {"topic": source.topic, "partition": item.partition, "offset": item.offset},
     }
+    if cut:
+        envelope["event_truncated"] = True
     key = letter_key(item.key)
     if key is None and item.key is not None:
         envelope["key_dropped"] = len(item.key)

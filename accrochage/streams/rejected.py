@@ -69,18 +69,32 @@ def _cut(value: Any, depth: int) -> Any:
     return value
 
 
-def letter_event(raw: bytes | str | dict[str, Any], *, parse: bool = True) -> Any:
+def letter_event(raw: bytes | str | dict[str, Any], *, parse: bool = True) -> tuple[Any, bool]:
     """The envelope's `event`: the original JSON, or the raw text when it is not JSON (NaN
-    included, or nested beyond what can be parsed); `parse=False`: the text whatever it is."""
+    included, or nested beyond what can be parsed); `parse=False`: the text whatever it is.
+    A text is its first `RAW_KEPT` characters; the second value says whether it was cut
+    (`event_truncated`: a reader of the topic took a cut text for the whole event)."""
     if not parse:
-        return raw_text(raw)
+        return raw_text(raw), _longer_than_kept(raw)
     if isinstance(raw, dict):
-        return raw
+        return raw, False
     text = _text_of(raw) if isinstance(raw, bytes) else raw
     try:
-        return json.loads(text, parse_constant=_not_json)
+        return json.loads(text, parse_constant=_not_json), False
     except (ValueError, RecursionError):
-        return text[:RAW_KEPT]
+        return text[:RAW_KEPT], len(text) > RAW_KEPT
+
+
+def _longer_than_kept(raw: bytes | str | dict[str, Any]) -> bool:
+    """Whether `raw_text` keeps only the beginning of `raw`."""
+    if isinstance(raw, bytes):
+        return len(raw) > RAW_KEPT and len(_text_of(raw)) > RAW_KEPT
+    if isinstance(raw, str):
+        return len(raw) > RAW_KEPT
+    try:
+        return len(json.dumps(raw, ensure_ascii=False)) > RAW_KEPT
+    except RecursionError:
+        return True
 
 
 def _text_of(raw: bytes) -> str:

@@ -356,3 +356,19 @@ async def test_a_topic_the_worker_may_not_write_keeps_every_letter(tmp_path: Pat
     finally:
         store.close()
     assert producer.sent == []
+
+
+@pytest.mark.parametrize("parse", [True, False])
+def test_a_long_event_that_is_not_json_is_sent_cut_and_says_so(parse: bool) -> None:
+    """An event that is not JSON travels as its first 4,096 characters: the envelope said
+    nothing of the cut, and a reader of the topic took the beginning for the whole event.
+    `parse=False`: an event set aside because storing it failed, sent as its text."""
+    raw = b"not json " + b"x" * 10_000
+    result = IngestResult(None, "refused", None, [Problem("event", "is not valid JSON")])
+    envelope = json.loads(
+        dead_letter(SOURCE, Incoming(raw, "k", 0, 7, b"pix"), result, parse=parse).value
+    )
+    assert envelope["event"] == raw.decode()[:4096]
+    assert envelope["event_truncated"] is True
+    short = dead_letter(SOURCE, Incoming(b"not json", "k", 0, 8, b"pix"), result, parse=parse)
+    assert "event_truncated" not in json.loads(short.value)
