@@ -19,6 +19,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 from faust.types import TP
 
+from accrochage.runtimes.kafka.unreadable import UnreadableRecord
 from accrochage.streams.log_source import log_mark
 
 log = logging.getLogger("accrochage.kafka")
@@ -52,7 +53,8 @@ async def read_records(
 ) -> dict[TP, Seen]:
     """The record at each wanted offset, read by a consumer of its own (no group, no commit;
     uncommitted records too: only the record's identity matters). A partition not answered
-    within `seconds`, or whose offset is out of range by now, is left out."""
+    within `seconds`, whose offset is out of range by now, or whose record there this client
+    cannot read (a codec installed when it was stored, not now), is left out."""
     if not wanted:
         return {}
     consumer = AIOKafkaConsumer(
@@ -79,10 +81,23 @@ async def _read(consumer: AIOKafkaConsumer, wanted: dict[TP, int], found: dict[T
     consumer.assign(list(parts))
     for part, tp in parts.items():
         consumer.seek(part, wanted[tp])
-    while len(found) < len(parts):
+    unchecked: set[TP] = set()
+    while len(found) + len(unchecked) < len(parts):
         fetched = await consumer.getmany(timeout_ms=500)
         for part, records in fetched.items():
             tp = parts[part]
-            if records and tp not in found:
-                found[tp] = Seen(records[0].offset, records[0].value)
-                consumer.pause(part)
+            if not records or tp in found or tp in unchecked:
+                continue
+            consumer.pause(part)
+            if isinstance(records[0], UnreadableRecord):
+                # Read when it was stored (its codec there then, not now): nothing to compare.
+                unchecked.add(tp)
+                log.warning(
+                    "partition %s-%d: the record before the stored offset cannot be read "
+                    "here (%s): not checked",
+                    tp.topic,
+                    tp.partition,
+                    records[0].reason,
+                )
+                continue
+            found[tp] = Seen(records[0].offset, records[0].value)
