@@ -86,6 +86,35 @@ def every_status(core: Core) -> None:
         conn.close()
 
 
+def test_a_watch_whose_alert_rules_fail_is_not_told_current(tmp_path: Path) -> None:
+    """The last watch's time was set by the gauges' listener, before the alert rules ran: rules
+    failing at every run (their answer never stored) left the deadline alerts stale while
+    `AccrochageWatchStalled` stayed quiet (the monitoring review). The time now moves only
+    when every listener heard the reading; the gauges still show the state as read."""
+    core, clock = make_core(tmp_path)
+    try:
+        watch = watch_for(core)
+        watch.run()
+        heard_at = core.clock.now().timestamp()
+
+        def failing(observation: object, at: datetime) -> None:
+            raise sqlite3.OperationalError("database is locked")
+
+        watch.listeners[1] = failing
+        ingest(core, event("LATE-1"))
+        clock.advance(timedelta(minutes=10))
+        watch.run()
+        samples = scrape(core.metrics)
+        assert samples["accrochage_last_watch_timestamp_seconds"] == [({}, heard_at)]
+        assert total(samples, "accrochage_records") == 1, "the gauges read the state anew"
+        watch.listeners[1] = watch_for(core).listeners[1]
+        watch.run()
+        now = core.clock.now().timestamp()
+        assert scrape(core.metrics)["accrochage_last_watch_timestamp_seconds"] == [({}, now)]
+    finally:
+        core.close()
+
+
 def test_record_gauges_sum_to_the_summary_on_a_state_with_every_status(tmp_path: Path) -> None:
     core, _ = make_core(tmp_path)
     try:

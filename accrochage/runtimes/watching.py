@@ -28,6 +28,7 @@ def watch_for(core: Core) -> Watch:
             partial(core.metrics.watched, certifiers=certifiers),
             Alerting(core.store, certifiers).listener,
         ],
+        heard_by_all=core.metrics.watch_heard,
     )
 
 

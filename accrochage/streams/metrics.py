@@ -208,8 +208,8 @@ class Metrics:
         )
         self._last_watch = Gauge(
             "accrochage_last_watch_timestamp_seconds",
-            "When the watch job last read the state (Unix time): the state's gauges are as of "
-            "then.",
+            "When the watch job last read the state and every listener heard it (the gauges, "
+            "the alert rules; Unix time): the gauges and the alerts are as of then.",
             registry=self.registry,
         )
         self._rate_limited = Counter(
@@ -267,6 +267,10 @@ class Metrics:
     def watched(self, observation: Observation, at: datetime, certifiers: Iterable[str]) -> None:
         """The watch job read the state at `at`: the gauges render this observation."""
         self._state.publish(observation, certifiers)
+
+    def watch_heard(self, at: datetime) -> None:
+        """Every listener of the watch job (these gauges, the alert rules) heard its reading
+        of `at`."""
         self._last_watch.set(at.timestamp())
 
     def publish_lag(self, lag: Mapping[tuple[str, int], int]) -> None:

@@ -39,6 +39,7 @@ class Watch:
         certifiers: Sequence[str],
         unreported_after: timedelta,
         listeners: Sequence[Listener] = (),
+        heard_by_all: Callable[[datetime], None] | None = None,
         seconds: Callable[[], float] = time.monotonic,
     ) -> None:
         self.store = store
@@ -48,6 +49,10 @@ class Watch:
         self.certifiers = tuple(certifiers)
         self.unreported_after = unreported_after
         self.listeners = list(listeners)
+        self.heard_by_all = heard_by_all
+        """Told the time of each reading every listener heard: the metrics' last watch. A
+        reading only some heard (the alert rules failing at every run, their answer not
+        stored) must not look like a watch that works: its alerts would go stale unseen."""
         self.last: Observation | None = None
         self.last_seconds = 0.0
         self.heard = False
@@ -81,6 +86,8 @@ class Watch:
                 heard = False
                 log_failed(log, "a listener of the watch job", exc, "it runs again next time")
         self.heard = self.heard or heard
+        if heard and self.heard_by_all is not None:
+            self.heard_by_all(now)
         return observation
 
 
