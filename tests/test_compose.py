@@ -144,6 +144,7 @@ def test_prometheus_says_when_accrochage_itself_is_down() -> None:
     assert set(alerts) == {
         "AccrochageDown",
         "AccrochageWatchStalled",
+        "AccrochageFlushStalled",
         "AccrochageStorageLow",
         "AccrochageEventsRefused",
         "AccrochagePlatformRateLimited",
