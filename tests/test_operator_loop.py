@@ -185,6 +185,18 @@ def test_check_counts_among_the_valid_events_only_those_with_warnings(
     assert "2 events checked: 1 valid (0 with warnings), 1 with errors" in out.stdout
 
 
+def test_ingest_counts_among_the_accepted_events_only_those_with_warnings(
+    config: Path, tmp_path: Path
+) -> None:
+    """An invalid event with a warning: `ingest` said "accepted: 1 (with warnings: 1)" of an
+    accepted event that has none, the warning being the invalid one's (as `check` did)."""
+    good = recent("IW-1")
+    both = recent("IW-2", delivered_on="2099-01-01", registration={"vae_path": "VAE_CLASSIQUE"})
+    out = run(config, "ingest", str(write_jsonl(tmp_path / "i.jsonl", [good, both]))).stdout
+    assert "  accepted: 1 (with warnings: 0)" in out
+    assert "  invalid:  1 " in out
+
+
 def test_check_validates_and_stores_nothing(config: Path, tmp_path: Path) -> None:
     good, bad = recent("C-1"), recent("C-2", delivered_on="2099-01-01")
     warned = recent("C-3", registration={"vae_path": "VAE_CLASSIQUE"})

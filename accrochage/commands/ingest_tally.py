@@ -27,7 +27,8 @@ class IngestTally:
     def add(self, item: Incoming, result: IngestResult) -> None:
         self.read += 1
         self.outcomes[result.outcome] += 1
-        self.warned += bool(result.warnings)
+        # "accepted: N (with warnings: W)": W counts accepted events only, not invalid ones.
+        self.warned += bool(result.warnings) and not result.errors
         if result.errors:
             if not result.stored:
                 self.not_stored += 1
