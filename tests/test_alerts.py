@@ -19,6 +19,8 @@ from typing import Any
 import yaml
 from click.testing import CliRunner
 from dateutil.relativedelta import relativedelta
+from prometheus_client import generate_latest
+from prometheus_client.parser import text_string_to_metric_families
 
 from accrochage.app import Core
 from accrochage.cli import main
@@ -318,6 +320,44 @@ def test_a_restart_sends_nothing_before_the_rules_saw_the_state_as_it_is(tmp_pat
             assert [b["status"] for b in sink.bodies()] == ["firing", "resolved"]
         finally:
             core.close()
+
+
+def test_each_receivers_notices_are_counted_sent_or_failed(tmp_path: Path) -> None:
+    """A receiver refusing every notice (a revoked Slack hook, an Alertmanager moved) was a
+    log line only: no deadline reached anyone, and no rule could say so (the monitoring
+    review). Each notice now counts in `accrochage_alert_deliveries_total`, by receiver."""
+    core, clock = make_core(tmp_path)
+    with receiver() as (url, sink):
+        hook = Webhook(url, REPEAT)
+        try:
+            at_risk(core)
+            jobs = {job.name: job.run for job in watching_jobs(core, [hook])}
+            counts = delivery_counts(core)
+            assert counts == {(hook.name, "sent"): 0, (hook.name, "failed"): 0}, "served from 0"
+            sink.failing = 2
+            jobs["watch"]()
+            jobs["alerts"]()
+            clock.advance(timedelta(minutes=1))
+            jobs["alerts"]()
+            assert delivery_counts(core)[hook.name, "failed"] == 2
+            clock.advance(timedelta(minutes=1))
+            jobs["alerts"]()
+            assert delivery_counts(core) == {(hook.name, "sent"): 1, (hook.name, "failed"): 2}
+            assert [b["status"] for b in sink.bodies()] == ["firing"]
+            assert url not in generate_latest(core.metrics.registry).decode()
+        finally:
+            core.close()
+
+
+def delivery_counts(core: Core) -> dict[tuple[str, str], float]:
+    return {
+        (sample.labels["receiver"], sample.labels["outcome"]): sample.value
+        for family in text_string_to_metric_families(
+            generate_latest(core.metrics.registry).decode()
+        )
+        for sample in family.samples
+        if sample.name == "accrochage_alert_deliveries_total"
+    }
 
 
 def test_alertmanager_gets_the_alert_every_minute_while_firing_then_resolved(

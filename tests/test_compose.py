@@ -145,6 +145,7 @@ def test_prometheus_says_when_accrochage_itself_is_down() -> None:
         "AccrochageDown",
         "AccrochageWatchStalled",
         "AccrochageFlushStalled",
+        "AccrochageAlertsUndelivered",
         "AccrochageStorageLow",
         "AccrochageEventsRefused",
         "AccrochagePlatformRateLimited",
@@ -155,6 +156,7 @@ def test_prometheus_says_when_accrochage_itself_is_down() -> None:
     metrics = Metrics()
     metrics.watch_free_space(lambda: 1, 1)
     metrics.publish_lag({("topic", 0): 0})  # the worker's, once its broker answers
+    metrics.alert_receivers(["webhook:0123456789ab"])  # once a receiver is configured
     served = set()
     for family in metrics.registry.collect():
         served |= {family.name, f"{family.name}_total", *(s.name for s in family.samples)}

@@ -44,8 +44,14 @@ def receivers_for(core: Core) -> list[Receiver]:
 
 def deliverer_for(core: Core, watch: Watch, extra: Sequence[Receiver] = ()) -> Deliverer:
     """Sends once `watch` has evaluated the rules on the state as it is in this process."""
+    receivers = [*receivers_for(core), *extra]
+    core.metrics.alert_receivers(r.name for r in receivers)
     return Deliverer(
-        core.store, core.clock, [*receivers_for(core), *extra], ready=lambda: watch.heard
+        core.store,
+        core.clock,
+        receivers,
+        ready=lambda: watch.heard,
+        counted=core.metrics.count_alert_delivery,
     )
 
 

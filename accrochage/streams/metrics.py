@@ -42,6 +42,7 @@ EVENT_OUTCOMES: tuple[str, ...] = (
 )
 """The `outcome` labels of `accrochage_events_total` (CONTRACT §10)."""
 BATCH_OUTCOMES: tuple[str, ...] = (BatchState.WRITTEN, BatchState.FAILED)
+DELIVERY_OUTCOMES = ("sent", "failed")
 
 
 def event_outcome(result: IngestResult) -> str | None:
@@ -219,6 +220,13 @@ class Metrics:
             ["sender"],
             registry=self.registry,
         )
+        self._alert_deliveries = Counter(
+            "accrochage_alert_deliveries",
+            "Alert notices sent to each receiver (its name as the log and the state say it: "
+            "webhook:<hash> or alertmanager:<hash>, never its URL), by outcome (sent, failed).",
+            ["receiver", "outcome"],
+            registry=self.registry,
+        )
         for outcome in EVENT_OUTCOMES:
             self._events.labels(outcome)
         for outcome in BATCH_OUTCOMES:
@@ -256,6 +264,15 @@ class Metrics:
 
     def rate_limited(self, sender: str) -> None:
         self._rate_limited.labels(sender).inc()
+
+    def alert_receivers(self, names: Iterable[str]) -> None:
+        """The configured receivers: each one's counts are served from 0."""
+        for name in names:
+            for outcome in DELIVERY_OUTCOMES:
+                self._alert_deliveries.labels(name, outcome)
+
+    def count_alert_delivery(self, receiver: str, sent: bool) -> None:
+        self._alert_deliveries.labels(receiver, DELIVERY_OUTCOMES[0 if sent else 1]).inc()
 
     def count_batch_write(self, ok: bool) -> None:
         self._batch_writes.labels(BatchState.WRITTEN if ok else BatchState.FAILED).inc()

@@ -176,6 +176,7 @@ class Deliverer:
         receivers: Sequence[Receiver],
         ready: Callable[[], bool] = lambda: True,
         seconds: Callable[[], float] = time.monotonic,
+        counted: Callable[[str, bool], None] = lambda receiver, sent: None,
     ) -> None:
         """`ready`: whether the alerts stored are the rules' answer on the state as it is;
         until then nothing is sent. At a service's start they are those of its last run: a
@@ -192,6 +193,9 @@ class Deliverer:
         begun in the hour before the clocks go back ended an hour late."""
         self._backoff: dict[str, timedelta] = {}
         self._stopping = threading.Event()
+        self.counted = counted
+        """Told each notice sent or failed, by receiver name (the metrics): a receiver that
+        refuses every notice is otherwise only a log line, and no deadline reaches anyone."""
 
     def stop(self) -> None:
         """Send nothing more: a run in progress ends after the request it is making."""
@@ -222,9 +226,11 @@ class Deliverer:
                 try:
                     receiver.send(state, now)
                 except Exception as exc:
+                    self.counted(receiver.name, False)
                     self._failed(receiver, now, exc)
                     failed = True
                     break
+                self.counted(receiver.name, True)
                 with self.store.transaction() as tx:
                     tx.save_alert_delivery(
                         AlertDelivery(
