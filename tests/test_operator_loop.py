@@ -197,6 +197,23 @@ def test_ingest_counts_among_the_accepted_events_only_those_with_warnings(
     assert "  invalid:  1 " in out
 
 
+def test_ingest_does_not_call_records_that_keep_their_status_invalid(
+    config: Path, tmp_path: Path
+) -> None:
+    """The same events again once the configuration no longer gives their code: the records
+    stay in their batch, yet `ingest` said "invalid: 2 (kept as invalid records, outstanding
+    until fixed)" (the docs review); HTTP answers them `unchanged`, status `batched`."""
+    events = write_jsonl(tmp_path / "e.jsonl", [recent("IN-1"), recent("IN-2")])
+    run(config, "ingest", str(events))
+    run(config, "flush", "--force")
+    config.write_text(config.read_text().replace('"RS5875", "RNCP37873"', '"RNCP37873"'))
+    out = run(config, "ingest", str(events)).stdout
+    assert "  accepted: 0 " in out and "  invalid:  0 " in out, out
+    assert "  invalid now: 2 (the same content as stored, valid then: each record keeps" in out
+    assert "IN-1 certification.code: RS5875 is not delivered by certifier 'pix'" in out
+    assert {r["status"] for r in records_json(config)} == {"batched"}
+
+
 def test_check_validates_and_stores_nothing(config: Path, tmp_path: Path) -> None:
     good, bad = recent("C-1"), recent("C-2", delivered_on="2099-01-01")
     warned = recent("C-3", registration={"vae_path": "VAE_CLASSIQUE"})

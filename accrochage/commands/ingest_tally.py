@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from accrochage.models.vocabulary import Outcome
+from accrochage.models.vocabulary import Outcome, RecordStatus
 from accrochage.streams.incoming import Incoming, IngestResult
 
 SHOWN_PROBLEMS = 20
@@ -21,6 +21,9 @@ class IngestTally:
         invalid while the state's disk is short (`streams/room.py`)."""
         self.invalid_corrections = 0
         """Corrections with errors stored beside a record in a batch (its status unchanged)."""
+        self.invalid_now = 0
+        """Events with errors whose content is the record's as stored, valid then: the record
+        keeps its status (the configuration or the reference data changed since)."""
         self.problems: list[str] = []
         self.files: list[str] = []
 
@@ -40,6 +43,8 @@ class IngestTally:
                 self.unusable += 1
             elif result.outcome == Outcome.CORRECTION_STORED:
                 self.invalid_corrections += 1
+            elif result.outcome == Outcome.UNCHANGED and result.status != RecordStatus.INVALID:
+                self.invalid_now += 1
             else:
                 self.invalid += 1
             if len(self.problems) < SHOWN_PROBLEMS:
@@ -58,6 +63,7 @@ class IngestTally:
         failed = (
             self.invalid
             + self.invalid_corrections
+            + self.invalid_now
             + self.refused
             + self.unusable
             + self.forbidden
@@ -74,6 +80,12 @@ class IngestTally:
             out.append(
                 f"  invalid corrections: {self.invalid_corrections} (kept beside records in a "
                 "batch, not sent until a valid one follows: accrochage show ID)"
+            )
+        if self.invalid_now:
+            out.append(
+                f"  invalid now: {self.invalid_now} (the same content as stored, valid then: "
+                "each record keeps its status; the configuration or the reference data changed "
+                "since, see the problems below)"
             )
         if self.refused:
             out.append(
