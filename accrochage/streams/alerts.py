@@ -19,7 +19,7 @@ from typing import Any
 
 from accrochage.models.vocabulary import BatchState
 from accrochage.state.base import AlertState, Observation, Store
-from accrochage.streams.metrics import UNKNOWN, by_label
+from accrochage.streams.state_metrics import UNKNOWN, by_label
 
 log = logging.getLogger("accrochage.alerts")
 FIRING = "firing"
