@@ -146,6 +146,7 @@ def test_prometheus_says_when_accrochage_itself_is_down() -> None:
         "AccrochageWatchStalled",
         "AccrochageFlushStalled",
         "AccrochageAlertsUndelivered",
+        "AccrochageConfigurationNotApplied",
         "AccrochageStorageLow",
         "AccrochageEventsRefused",
         "AccrochagePlatformRateLimited",

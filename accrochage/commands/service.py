@@ -8,6 +8,7 @@ import click
 
 from accrochage.app import build_core, store_location
 from accrochage.commands.logs import LEVELS, log_format_option, setup_logging
+from accrochage.settings import config_path
 
 
 @click.command()
@@ -37,7 +38,7 @@ def run(ctx: click.Context, log_level: str, log_format: str) -> None:
             sock.close()
             raise
         try:
-            code = run_service(core, sock=sock)
+            code = run_service(core, sock=sock, config=config_path(ctx.obj.config))
         finally:
             core.close()
     finally:

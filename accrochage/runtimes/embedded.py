@@ -8,6 +8,7 @@ import logging
 import socket
 from collections.abc import AsyncIterator, Sequence
 from functools import partial
+from pathlib import Path
 
 from aiohttp import web
 
@@ -20,6 +21,7 @@ from accrochage.api.writing import EventWriter, InlineDecoder, ThreadWriter
 from accrochage.app import Core, refdata_warnings, reference_keeper
 from accrochage.app_writers import build_event_writer
 from accrochage.models.reference import Reference
+from accrochage.runtimes.config_watch import config_job
 from accrochage.runtimes.serving import (
     EXIT_WRITER_ENDED,
     WRITER_ENDED,
@@ -72,9 +74,12 @@ def _no_reference() -> Reference | None:
     return None
 
 
-def scheduler_for(core: Core, extra: Sequence[Receiver] = ()) -> Scheduler:
+def scheduler_for(
+    core: Core, extra: Sequence[Receiver] = (), config: Path | None = None
+) -> Scheduler:
     """The delivery dates come, the batch cut, the dismissed input forgotten, the watch job
-    (metrics, alert rules), the alert delivery."""
+    (metrics, alert rules), the alert delivery; and a look at the configuration file the
+    service was started with (`config`), edited or broken since."""
     tick = core.settings.batching.tick.total_seconds()
     return Scheduler(
         [
@@ -83,6 +88,7 @@ def scheduler_for(core: Core, extra: Sequence[Receiver] = ()) -> Scheduler:
             forget_job(core.store, core.clock, core.settings.state.forget_dismissed_after, tick),
             *watching_jobs(core, extra),
             *refdata_jobs(core),
+            *([config_job(core.settings, config, core.metrics)] if config is not None else []),
         ]
     )
 
@@ -108,9 +114,10 @@ def writer_link(core: Core) -> ProcessLink:
 
 
 def build_service(
-    core: Core, *, timer: bool = True, separate_writer: bool = False
+    core: Core, *, timer: bool = True, separate_writer: bool = False, config: Path | None = None
 ) -> web.Application:
-    """The embedded service's app; `timer=False` leaves the scheduler's jobs out (tests).
+    """The embedded service's app; `timer=False` leaves the scheduler's jobs out (tests);
+    `config`: the configuration file its settings were read from, watched for changes.
 
     `separate_writer`: events are stored by a writer process (`accrochage run`), not a thread
     of this process: HTTP and decoding on one core, storing on the other.
@@ -123,7 +130,7 @@ def build_service(
     else:
         service = WriterService(core.ingestor, metrics=core.metrics)
         writer = ThreadWriter(service)
-    scheduler = scheduler_for(core) if timer else Scheduler()
+    scheduler = scheduler_for(core, config=config) if timer else Scheduler()
     app = build_app(api_context(core, writer))
     if link is not None:
         app[WRITER_LINK] = link
@@ -147,7 +154,11 @@ def build_service(
 
 
 def run_service(
-    core: Core, *, separate_writer: bool = True, sock: socket.socket | None = None
+    core: Core,
+    *,
+    separate_writer: bool = True,
+    sock: socket.socket | None = None,
+    config: Path | None = None,
 ) -> int:
     """Serve until SIGTERM or SIGINT; in-flight requests and queued events finish first.
 
@@ -169,7 +180,7 @@ def run_service(
     listening = sock if sock is not None else bound_socket(api)
     code = 0
     try:
-        app = build_service(core, separate_writer=separate_writer)
+        app = build_service(core, separate_writer=separate_writer, config=config)
         code = asyncio.run(serve(app, listening, started))
     except (web.GracefulExit, KeyboardInterrupt):
         pass

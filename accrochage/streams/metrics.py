@@ -105,6 +105,12 @@ class Metrics:
             ["receiver", "outcome"],
             registry=self.registry,
         )
+        self._configuration_changed = Gauge(
+            "accrochage_configuration_changed",
+            "1 when the configuration file no longer says what this service runs (edited, or "
+            "broken, since its start: restart it, or fix the file), else 0.",
+            registry=self.registry,
+        )
         for outcome in EVENT_OUTCOMES:
             self._events.labels(outcome)
         for outcome in BATCH_OUTCOMES:
@@ -151,6 +157,9 @@ class Metrics:
 
     def count_alert_delivery(self, receiver: str, sent: bool) -> None:
         self._alert_deliveries.labels(receiver, DELIVERY_OUTCOMES[0 if sent else 1]).inc()
+
+    def configuration_changed(self, changed: bool) -> None:
+        self._configuration_changed.set(int(changed))
 
     def count_batch_write(self, ok: bool) -> None:
         self._batch_writes.labels(BatchState.WRITTEN if ok else BatchState.FAILED).inc()

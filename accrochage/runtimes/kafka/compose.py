@@ -27,7 +27,7 @@ from accrochage.runtimes.kafka.lag import AlertProducer, lag_job
 from accrochage.runtimes.kafka.pending import writer_died
 from accrochage.runtimes.kafka.worker import WorkerApp, build_worker, dead_letter_job
 from accrochage.runtimes.serving import bound_socket, stop_signals
-from accrochage.settings import Settings
+from accrochage.settings import Settings, config_path
 from accrochage.state.base import ServiceGuard, Store
 from accrochage.streams.receivers import Topic
 from accrochage.streams.writer import WriterService
@@ -37,9 +37,15 @@ log = logging.getLogger("accrochage.kafka")
 
 
 def compose_worker(
-    core: Core, writer: GroupWriter, sock: socket.socket, *, reread_beyond_end: bool = False
+    core: Core,
+    writer: GroupWriter,
+    sock: socket.socket,
+    *,
+    reread_beyond_end: bool = False,
+    config: Path | None = None,
 ) -> WorkerApp:
-    """The faust app with the scheduler's jobs and the HTTP API attached to its life."""
+    """The faust app with the scheduler's jobs and the HTTP API attached to its life;
+    `config`: the configuration file its settings were read from, watched for changes."""
     settings = core.settings
     app = build_worker(
         settings.kafka,
@@ -52,7 +58,7 @@ def compose_worker(
     producer = AlertProducer(app)
     alerts = settings.alerts
     topic = [Topic(alerts.topic, producer, alerts.repeat)] if alerts.topic else []
-    scheduler = scheduler_for(core, topic)
+    scheduler = scheduler_for(core, topic, config)
     scheduler.add(dead_letter_job(app, core.store))
     scheduler.add(lag_job(app, core.store, settings.kafka.topic, core.metrics))
     api_writer = WriterService(core.ingestor, metrics=core.metrics)
@@ -256,7 +262,9 @@ def _run_bound(
         service = WriterService(core.ingestor, metrics=core.metrics)
         writer = InProcessWriter(service, log_source(settings))
     try:  # from here on, the writer process is ended whatever fails: left, it hung the exit
-        app = compose_worker(core, writer, sock, reread_beyond_end=reread_beyond_end)
+        app = compose_worker(
+            core, writer, sock, reread_beyond_end=reread_beyond_end, config=config_path(config)
+        )
         runner = StoppingWorker(
             app, loglevel=log_level, quiet=True, redirect_stdouts=False, override_logging=False
         )
