@@ -360,3 +360,26 @@ def test_files_the_state_is_about_to_record_or_move_are_not_strays(core: Core) -
             (cut.path.name,),
         )
     assert not OutboxVerifier(core.store, core.flusher.sink).verify().strays
+
+
+def test_verify_moves_back_a_file_left_where_it_was_never_writes_it_twice(
+    core: Core, tmp_path: Path
+) -> None:
+    """A deposit recorded, its file not moved yet (a kill in between; an outbox of the first
+    versions, which left deposited files among those to upload): `verify` said the file was
+    missing and `--repair` wrote a second copy, setting the first aside in unknown/."""
+    top, kept = _deposited(core)
+    os.replace(kept, top)
+    config = ["--config", str(tmp_path / "accrochage.toml")]
+    runner = CliRunner()
+
+    found = runner.invoke(main, [*config, "verify"])
+    assert found.exit_code == 1, found.output
+    assert f"{kept}: missing, left at {top}" in found.stderr
+    assert "to move it back" in found.stderr and "write it again" not in found.stderr
+
+    repaired = runner.invoke(main, [*config, "verify", "--repair"])
+    assert repaired.exit_code == 0, repaired.output
+    assert kept.is_file() and not top.exists()
+    assert not (top.parent / "unknown").exists(), "nothing set aside: no second copy"
+    assert OutboxVerifier(core.store, core.flusher.sink).verify().ok

@@ -17,6 +17,8 @@ def _line(issue: FileIssue) -> str:
         return f"{head}; repaired (same bytes as recorded)"
     if issue.repair_error is not None:
         return f"{head}; NOT repaired: {issue.repair_error}"
+    if issue.left_at is not None:
+        return f"{head}; run `accrochage verify --repair` (or `accrochage flush`) to move it back"
     return f"{head}; run `accrochage verify --repair` to write it again"
 
 

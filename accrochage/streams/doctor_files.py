@@ -252,7 +252,7 @@ def _found(batch: ReleasedBatch, outbox: Path) -> bool:
 
 def _deposited_since(batch: ReleasedBatch, outbox: Path) -> bool:
     """Whether a `written` batch's file is where only `deposited` or `import-report` put it
-    (`streams/verify.deposited_since`): `flush` leaves it there, not to upload it twice."""
+    (`streams/left_behind.deposited_since`): `flush` leaves it there, not to upload it twice."""
     name, certifier = batch.file.path.name, batch.batch.certifier.key
     return any(
         outbox_place(outbox, certifier, name, state).is_file()

@@ -13,17 +13,16 @@ import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from accrochage.models.batch import OUTBOX_FOLDERS, ReleasedFile
+from accrochage.models.batch import ReleasedFile
 from accrochage.models.vocabulary import PLACED, RELEASED, BatchState
 from accrochage.sinks.base import BatchSink, WriteFailed, outcome_of
 from accrochage.state.base import ReleasedBatch, Store, Transaction
 from accrochage.streams.flush_report import FailedBatch, FlushReport, WrittenBatch
+from accrochage.streams.left_behind import deposited_since, left_at
 from accrochage.streams.metrics import Metrics
 from accrochage.streams.strays import StrayFile, set_aside, stray_files
 
 _BLOCK = 1 << 20
-SENT_FOLDERS = (OUTBOX_FOLDERS[BatchState.DEPOSITED], OUTBOX_FOLDERS[BatchState.REPORTED])
-"""The folders of files the CDC was given: only `deposited` and `import-report` move one there."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +36,8 @@ class FileIssue:
     problem: str
     repaired: bool = False
     repair_error: str | None = None
+    left_at: Path | None = None
+    """Where a missing file was found instead: `--repair` moves it back, never writes it twice."""
 
 
 @dataclass(slots=True)
@@ -118,24 +119,6 @@ def rewrite(sink: BatchSink, released: ReleasedBatch) -> str | None:
     return None
 
 
-def deposited_since(sink: BatchSink, item: ReleasedBatch) -> str | None:
-    """Why a `written` batch's file missing from the files to upload is not put back there:
-    it is in `deposited/` or `done/`, so it was deposited after the state last recorded it (a
-    state restored from an older backup). Put back, or written again, it would be uploaded
-    twice; None when the file is not there, or the batch is not `written`."""
-    if item.state is not BatchState.WRITTEN:
-        return None
-    found = sink.find(item.batch.certifier.key, item.file.path.name)
-    if found is None or found.parent.name not in SENT_FOLDERS:
-        return None
-    return (
-        f"found in {found.parent.name}/ ({found}): it was deposited after the state last "
-        "recorded it (a state restored from a backup?); do not upload it again: run "
-        f"`accrochage deposited {item.batch.batch_id}` (and `accrochage import-report` "
-        "again for its report, if one was imported since)"
-    )
-
-
 def _placed_now(tx: Transaction, listed: ReleasedBatch) -> ReleasedBatch | None:
     """The batch `listed` as the state records it now, or None when its file is no longer
     placed: another process (`deposited`, `import-report`, another flush superseding it) may
@@ -213,7 +196,10 @@ class OutboxVerifier:
                 if item is None or problem is None:
                     continue
             sent = deposited_since(self.sink, item) if problem == "missing" else None
-            error = rewrite(self.sink, item) if repair and sent is None else sent
+            left = left_at(self.sink, item) if problem == "missing" and sent is None else None
+            if left is not None:
+                problem = f"missing, left at {left}"
+            error = self._repair(item, left) if repair and sent is None else sent
             report.issues.append(
                 FileIssue(
                     item.batch.batch_id,
@@ -223,12 +209,25 @@ class OutboxVerifier:
                     problem,
                     repaired=repair and error is None,
                     repair_error=error,
+                    left_at=left,
                 )
             )
         report.strays = stray_files(self.store, self.sink.files_to_upload())
         if repair:
             report.strays = [set_aside(self.sink, stray) for stray in report.strays]
         return report
+
+    def _repair(self, item: ReleasedBatch, left: Path | None) -> str | None:
+        """A file left elsewhere moved back (written again only if it is not whole there)."""
+        if left is not None:
+            moved = outcome_of(
+                lambda: _moved(self.sink, replace(item.file, path=left), item.file.path)
+            )
+            if isinstance(moved, WriteFailed):
+                return moved.error
+            if file_problem(item.file) is None:
+                return None
+        return rewrite(self.sink, item)
 
     def _still(self, listed: ReleasedBatch) -> ReleasedBatch | None:
         """The batch as the state records it now (a file may have moved while the others were

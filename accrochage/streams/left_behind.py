@@ -1,0 +1,42 @@
+"""Where a released file missing from the place the state has it may be instead.
+
+Its certifier's other folders: `deposited/` or `done/` when it was deposited after the state
+last recorded it (a state restored from a backup), or any of them when its move was recorded
+but not made (a kill in between, or the outbox of a version that left deposited files among
+those to upload). `verify` and `flush` move it back, or say why not; never write it twice.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from accrochage.models.batch import OUTBOX_FOLDERS
+from accrochage.models.vocabulary import BatchState
+from accrochage.sinks.base import BatchSink
+from accrochage.state.base import ReleasedBatch
+
+SENT_FOLDERS = (OUTBOX_FOLDERS[BatchState.DEPOSITED], OUTBOX_FOLDERS[BatchState.REPORTED])
+"""The folders of files the CDC was given: only `deposited` and `import-report` move one there."""
+
+
+def deposited_since(sink: BatchSink, item: ReleasedBatch) -> str | None:
+    """Why a `written` batch's file missing from the files to upload is not put back there:
+    it is in `deposited/` or `done/`, so it was deposited after the state last recorded it (a
+    state restored from an older backup). Put back, or written again, it would be uploaded
+    twice; None when the file is not there, or the batch is not `written`."""
+    if item.state is not BatchState.WRITTEN:
+        return None
+    found = sink.find(item.batch.certifier.key, item.file.path.name)
+    if found is None or found.parent.name not in SENT_FOLDERS:
+        return None
+    return (
+        f"found in {found.parent.name}/ ({found}): it was deposited after the state last "
+        "recorded it (a state restored from a backup?); do not upload it again: run "
+        f"`accrochage deposited {item.batch.batch_id}` (and `accrochage import-report` "
+        "again for its report, if one was imported since)"
+    )
+
+
+def left_at(sink: BatchSink, item: ReleasedBatch) -> Path | None:
+    """The missing file of `item` in another of its certifier's folders, or None."""
+    return sink.find(item.batch.certifier.key, item.file.path.name)
