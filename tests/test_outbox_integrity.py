@@ -24,6 +24,7 @@ from accrochage.settings import load_settings
 from accrochage.sinks import reports
 from accrochage.sinks.profiles import PROFILES
 from accrochage.streams.flush_report import FlushReport
+from accrochage.streams.strays import stray_files
 from accrochage.streams.verify import OutboxVerifier
 from tests.factories import HOLDER_NIR
 from tests.test_tracker import NOW, event, ingest, make_core, write_config
@@ -383,3 +384,21 @@ def test_verify_moves_back_a_file_left_where_it_was_never_writes_it_twice(
     assert kept.is_file() and not top.exists()
     assert not (top.parent / "unknown").exists(), "nothing set aside: no second copy"
     assert OutboxVerifier(core.store, core.flusher.sink).verify().ok
+
+
+def test_a_file_recorded_by_a_relative_path_is_not_a_copy_of_itself(
+    core: Core, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first versions recorded `var/outbox/pix/X.xml` as given; until a command that
+    writes records it under paths.outbox, `doctor` called a deposited file left among those
+    to upload "a copy of a file deposited and kept at var/outbox/pix/X.xml": itself."""
+    top, kept = _deposited(core)
+    os.replace(kept, top)
+    root = top.parents[3]
+    monkeypatch.chdir(root)
+    with sqlite3.connect(core.settings.paths.state) as db:
+        db.execute(
+            "UPDATE batches SET file_path = ? WHERE file_name = ?",
+            (str(top.relative_to(root)), top.name),
+        )
+    assert not stray_files(core.store, core.flusher.sink.files_to_upload())

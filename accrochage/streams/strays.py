@@ -46,9 +46,19 @@ def stray_reason(certifier: str, path: Path, known: dict[str, BatchFile]) -> str
     batch = mine[0]
     if batch.state in STILL_TO_UPLOAD:
         return None
-    if batch.path is None or batch.path == path or not batch.path.is_file():
-        return None  # recorded elsewhere, not moved yet: the next flush moves it there
+    if batch.path is None or not batch.path.is_file() or _same_file(batch.path, path):
+        # Recorded elsewhere, not moved yet: the next flush moves it there. Or recorded
+        # here by another spelling (a relative path of the first versions): itself.
+        return None
     return f"a copy of a file {batch.state.value} and kept at {batch.path}: do not deposit it again"
+
+
+def _same_file(one: Path, other: Path) -> bool:
+    """Whether both name one file (False when either is gone: moved meanwhile)."""
+    try:
+        return one.samefile(other)
+    except OSError:
+        return False
 
 
 def stray_files(store: Store, listed: list[tuple[str, Path]]) -> list[StrayFile]:
