@@ -136,8 +136,9 @@ def relocate_files(store: Store, outbox: Path, sink: BatchSink) -> str | None:
         return None
     return (
         f"{moved} file(s) were recorded under another outbox (the state and its outbox were "
-        f"moved or copied, or paths.outbox changed): they are now recorded under "
-        f"paths.outbox ({outbox.absolute()}); `accrochage verify` checks they are there"
+        f"moved or copied, paths.outbox changed, or an earlier version recorded them by a "
+        f"relative path): they are now recorded under paths.outbox ({outbox.absolute()}); "
+        "`accrochage verify` checks they are there"
     )
 
 
