@@ -40,7 +40,7 @@ from tests.test_read_only_user import (
     service_holding,
     state,
 )
-from tests.test_tracker import write_config
+from tests.test_tracker import processed_report, write_config
 from tests.test_write_lock import held
 
 __all__ = ["state"]
@@ -394,6 +394,40 @@ def test_a_file_deposited_after_the_backup_stays_deposited_after_a_restore(
     run(state, "deposited", batch_id)
     assert "0 missing or altered" in run(state, "verify").stdout
     assert list(outbox.glob("*/deposited/*.xml")) == [kept]
+
+
+def test_a_report_imported_after_the_backup_is_named_to_import_again_after_a_restore(
+    state: Path, tmp_path: Path, shared_dir: Path
+) -> None:
+    """A file whose report was imported after the backup is in `done/` while the restored
+    state has it `deposited`: `flush` (the service's tick) moved it back to `deposited/` and
+    `verify --repair` wrote a second copy there, both saying all was well, so that nothing
+    named the report to import again and its records stayed `deposited`."""
+    outbox = state.parent / "var" / "outbox"
+    (batch,) = json.loads(run(state, "batches", "--format", "json").stdout)
+    run(state, "deposited", batch["batch_id"])
+    copy = Path(json.loads(run(state, "backup", str(tmp_path), "--format", "json").stdout)["path"])
+    name = Path(batch["file"]).name
+    report = tmp_path / "accuse.xml"
+    report.write_bytes(
+        processed_report(shared_dir, file_name=name, id_flux=batch["batch_id"], ok=["RO-1", "RO-2"])
+    )
+    run(state, "import-report", str(report))
+    done = Path(batch["file"]).parent / "done" / name
+    assert done.is_file()
+    run(state, "restore", str(copy))
+
+    flushed = run(state, "flush")
+    assert "run `accrochage import-report` again" in flushed.stdout + flushed.stderr
+    found = run(state, "verify", "--repair", code=1)
+    assert f"NOT repaired: found in done/ ({done})" in found.stderr
+    assert "import-report` again" in found.stderr
+    assert list(outbox.glob("*/*/*.xml")) == [done], "one copy, where the report put it"
+
+    (kept,) = (state.parent / "var" / "reports").glob("*accuse.xml")
+    assert "2 accepted" in run(state, "import-report", str(kept)).stdout
+    assert "0 missing or altered" in run(state, "verify").stdout
+    assert list(outbox.glob("*/*/*.xml")) == [done]
 
 
 def untouched(var: Path) -> tuple[int, list[str]]:

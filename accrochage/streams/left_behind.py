@@ -20,15 +20,24 @@ SENT_FOLDERS = (OUTBOX_FOLDERS[BatchState.DEPOSITED], OUTBOX_FOLDERS[BatchState.
 
 
 def deposited_since(sink: BatchSink, item: ReleasedBatch) -> str | None:
-    """Why a `written` batch's file missing from the files to upload is not put back there:
-    it is in `deposited/` or `done/`, so it was deposited after the state last recorded it (a
-    state restored from an older backup). Put back, or written again, it would be uploaded
-    twice; None when the file is not there, or the batch is not `written`."""
-    if item.state is not BatchState.WRITTEN:
+    """Why a missing file is not put back: it is where only a later step puts it (a state
+    restored from an older backup). A `written` batch's file in `deposited/` or `done/`, put
+    back, would be uploaded twice; a `deposited` one's in `done/` had its report imported
+    since, to import again. None when the file is not there."""
+    if item.state not in (BatchState.WRITTEN, BatchState.DEPOSITED):
         return None
     found = sink.find(item.batch.certifier.key, item.file.path.name)
     if found is None or found.parent.name not in SENT_FOLDERS:
         return None
+    if item.state is BatchState.DEPOSITED:
+        if found.parent.name != OUTBOX_FOLDERS[BatchState.REPORTED]:
+            return None
+        return (
+            f"found in {found.parent.name}/ ({found}): its CDC report was imported after the "
+            "state last recorded it (a state restored from a backup?): run `accrochage "
+            "import-report` again for that report (a copy of each report imported is kept "
+            "in reports/ beside the state)"
+        )
     return (
         f"found in {found.parent.name}/ ({found}): it was deposited after the state last "
         "recorded it (a state restored from a backup?); do not upload it again: run "
