@@ -172,6 +172,26 @@ def test_no_state_yet_informs_without_creating_one(tmp_path: Path) -> None:
     assert not (tmp_path / "var" / "state.db").exists()
 
 
+def test_a_lost_state_beside_an_outbox_of_files_names_the_restore(tmp_path: Path) -> None:
+    """The state deleted (a lost disk), its outbox intact: doctor said "no state yet:
+    `ingest`, `flush` and `run` create it" and needed nothing, so the next start made an
+    empty state knowing none of the files, deposited or not, instead of a restore."""
+    kit = tmp_path / "certifications-cdc.xsd"
+    shutil.copy(BUNDLED_1_1_5, kit)
+    config = write_config(tmp_path, schema={"xsd": kit})
+    core, _ = make_core(tmp_path, schema={"xsd": kit})
+    ingest(core, event("LOST-1"))
+    only_written(flush(core))
+    core.close()
+    for leftover in (tmp_path / "var").glob("state.db*"):
+        leftover.unlink()
+    shown = doctor_json(config, code=1)
+    [lost] = [f for f in findings(shown, "state") if f["needs_operator"]]
+    assert lost["level"] == "error"
+    assert "accrochage restore BACKUP" in lost["message"], lost
+    assert not (tmp_path / "var" / "state.db").exists()
+
+
 def test_no_state_yet_where_it_cannot_be_created_needs_the_operator(tmp_path: Path) -> None:
     """The first day's doctor: a state and an outbox under a file (a mistyped path, a
     volume not mounted) cannot be created, and `ingest`, `flush`, `run` would fail."""

@@ -35,7 +35,34 @@ def unmade_findings(settings: Settings) -> list[Finding]:
     unusable = outbox_unusable(settings.paths.outbox, writer=True)
     if unusable is not None:
         findings.append(Finding("outbox", *unusable, action=True))
-    return findings
+    orphan = orphan_outbox_finding(settings)
+    return findings if orphan is None else [*findings, orphan]
+
+
+def orphan_outbox_finding(settings: Settings) -> Finding | None:
+    """An outbox holding files while no state exists: the state was lost (or paths.state
+    moved). "No state yet" alone let the next `ingest`, `flush` or service start create an
+    empty state that knows none of those files, deposited or not, instead of a restore."""
+    outbox = settings.paths.outbox
+    try:
+        first = next(
+            (p for pattern in ("*/*.xml", "*/*/*.xml") for p in sorted(outbox.glob(pattern))),
+            None,
+        )
+    except OSError:  # an outbox this user may not list: nothing to say of it
+        return None
+    if first is None:
+        return None
+    return Finding(
+        "state",
+        Level.ERROR,
+        f"no state at {settings.paths.state} (paths.state), yet the outbox {outbox} holds "
+        f"files a state wrote (first: {first.relative_to(outbox)}): if the state was lost, "
+        "restore its last backup (`accrochage restore BACKUP`, then the steps it prints) "
+        "before any `ingest`, `flush` or `run`, which would create an empty state that knows "
+        "none of these files; if it is elsewhere, set paths.state",
+        action=True,
+    )
 
 
 def state_findings(settings: Settings, store: Store) -> list[Finding]:
