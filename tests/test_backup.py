@@ -430,6 +430,27 @@ def test_a_report_imported_after_the_backup_is_named_to_import_again_after_a_res
     assert list(outbox.glob("*/*/*.xml")) == [done]
 
 
+def test_a_backup_says_the_copies_of_the_reports_are_not_in_it(
+    state: Path, tmp_path: Path, shared_dir: Path
+) -> None:
+    """The README said the state holds everything; the copies of the CDC's reports kept at
+    import are files beside it that nothing writes again: an operator backing up the state
+    alone lost them with the disk, and `evidence` then lacked them."""
+    quiet = run(state, "backup", str(tmp_path / "before.db")).stdout
+    assert "reports" not in quiet, "no report imported yet: nothing to say"
+    (batch,) = json.loads(run(state, "batches", "--format", "json").stdout)
+    report = tmp_path / "accuse.xml"
+    report.write_bytes(
+        processed_report(shared_dir, file_name=Path(batch["file"]).name, id_flux=None, ok=["RO-1"])
+    )
+    run(state, "import-report", str(report))
+    said = run(state, "backup", str(tmp_path / "after.db")).stdout
+    reports = state.parent / "var" / "reports"
+    assert f"the copies of the CDC's reports in {reports} are not in the backup" in said
+    taken = run(state, "backup", str(tmp_path / "json.db"), "--format", "json").stdout
+    assert json.loads(taken)["records"] == 2, "the JSON answer stays one object"
+
+
 def untouched(var: Path) -> tuple[int, list[str]]:
     """The state file's inode, and what a restore would have moved aside or left."""
     moved = [p.name for p in var.iterdir() if ".replaced-" in p.name or ".restoring-" in p.name]

@@ -71,14 +71,30 @@ def backup(ctx: click.Context, dest: Path, overwrite: bool, fmt: str) -> None:
     """Copy the state to DEST (a file, or a folder where the copy is named by the time)
     while the service runs: one consistent snapshot, checked, durable under its name; the
     state's folder is only read. The outbox's files are not copied: `verify --repair` writes
-    them again from the state."""
+    them again from the state. Nor are the copies of the CDC's reports (`reports/` beside the
+    state), which nothing writes again: copy that folder with the backups."""
     settings = ctx.obj.settings
     existing_state(settings)
     taken = store_location(settings).backup(dest, overwrite=overwrite)
     if fmt == "json":
         click.echo(json.dumps(_backup_fields(taken)))
-    else:
-        click.echo(_backup_line(taken))
+        return
+    click.echo(_backup_line(taken))
+    reports = settings.paths.state.parent / "reports"
+    if _holds_files(reports):
+        click.echo(
+            f"note: the copies of the CDC's reports in {reports} are not in the backup, and "
+            "nothing writes them again (`evidence` and a restore's `import-report` need "
+            "them): copy that folder with the backups"
+        )
+
+
+def _holds_files(folder: Path) -> bool:
+    """Whether `folder` holds a file (temporary ones, with a leading dot, aside)."""
+    try:
+        return any(not p.name.startswith(".") for p in folder.iterdir())
+    except OSError:  # none yet, or a folder this user may not list
+        return False
 
 
 @click.command("restore")
