@@ -37,6 +37,7 @@ from accrochage.streams.feedback import Feedback
 from accrochage.streams.flush import Flusher
 from accrochage.streams.ingest import Ingestor
 from accrochage.streams.log_source import LogSource
+from accrochage.streams.lost_state import refuse_lost_state
 from accrochage.streams.metrics import Metrics
 from accrochage.streams.operations import Operations
 from accrochage.streams.redecode import ContentDecoder
@@ -172,6 +173,8 @@ def build_core(
     """
     clock = clock or SystemClock()
     registry = registry_from(settings)
+    if not read_only:
+        refuse_lost_state(settings)
     store = open_store(settings, service=service, read_only=read_only)
     reference = ReferenceHolder(store.refdata())
     try:

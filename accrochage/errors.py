@@ -50,6 +50,13 @@ class ConfigError(AccrochageError):
     status = 500
 
 
+class StateLost(ConfigError):
+    """No state at `paths.state`, yet its outbox holds files a state wrote: a command that
+    would create an empty state, which knows none of those files, refuses to."""
+
+    code = "state_lost"
+
+
 class SchemaValidationError(AccrochageError):
     """An XML file does not pass the XSD gate."""
 

@@ -6,11 +6,13 @@ checked: 0 missing or altered", exit 0: the operator read that every file was fi
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
 
-from tests.test_cli_tracker import run
+from tests.test_cli_tracker import recent, run, write_jsonl
+from tests.test_service_process import cli
 from tests.test_tracker import write_config
 
 REFUSING = [
@@ -46,3 +48,30 @@ def test_a_command_that_does_not_create_the_state_refuses_a_missing_one(
     refused = run(config, *command, code=2)
     assert "paths.state" in refused.stderr and "does not exist" in refused.stderr
     assert not state.exists() and not state.with_name("state.db.write-lock").exists()
+
+
+@pytest.mark.parametrize("command", [("flush",), ("ingest", "EVENTS"), ("run",)], ids=" ".join)
+def test_no_empty_state_is_created_beside_an_outbox_of_files(
+    tmp_path: Path, command: tuple[str, ...]
+) -> None:
+    """The state lost, the outbox intact: the next command, or the service started again by
+    its supervisor, created an empty state that knew none of the files, deposited or not,
+    and set them aside as unknown (the recovery review). Refused, naming the restore."""
+    config = write_config(tmp_path)
+    events = write_jsonl(tmp_path / "e.jsonl", [recent("LOST-1")])
+    run(config, "ingest", str(events))
+    run(config, "flush", "--force")
+    state = tmp_path / "var" / "state.db"
+    for lost in state.parent.glob("state.db*"):
+        lost.unlink()
+    args = [str(events) if arg == "EVENTS" else arg for arg in command]
+    refused = cli(config, *args)  # a process of its own, bounded: a `run` that served would end
+    assert refused.returncode == 2, refused.stderr
+    assert "no state at" in refused.stderr and "yet the outbox" in refused.stderr
+    assert "accrochage restore BACKUP" in refused.stderr
+    assert not state.exists()
+
+    outbox = tmp_path / "var" / "outbox"
+    shutil.move(outbox, tmp_path / "old-outbox")  # a new state on purpose: the files moved away
+    run(config, "ingest", str(events))
+    assert state.exists()

@@ -12,6 +12,7 @@ from accrochage.settings import Settings
 from accrochage.state.base import Store
 from accrochage.streams.doctor_files import outbox_unusable
 from accrochage.streams.findings import Finding, Level
+from accrochage.streams.lost_state import first_outbox_file
 from accrochage.streams.schema_choice import unchosen_schema
 
 
@@ -44,13 +45,7 @@ def orphan_outbox_finding(settings: Settings) -> Finding | None:
     moved). "No state yet" alone let the next `ingest`, `flush` or service start create an
     empty state that knows none of those files, deposited or not, instead of a restore."""
     outbox = settings.paths.outbox
-    try:
-        first = next(
-            (p for pattern in ("*/*.xml", "*/*/*.xml") for p in sorted(outbox.glob(pattern))),
-            None,
-        )
-    except OSError:  # an outbox this user may not list: nothing to say of it
-        return None
+    first = first_outbox_file(outbox)
     if first is None:
         return None
     return Finding(
