@@ -94,7 +94,9 @@ def _schema_of(answer: Any) -> dict[str, Any]:
         return {"type": "object"}
     args = getattr(answer, "__args__", None)
     if args:
-        return {"oneOf": [_schema_of(a) for a in args]}
+        # anyOf, not oneOf: an empty page of records is both a RecordsPage and a
+        # PlatformRecordsPage, and oneOf refuses an answer that matches two alternatives.
+        return {"anyOf": [_schema_of(a) for a in args]}
     return {}
 
 
