@@ -14,6 +14,7 @@ from typing import Any
 from pydantic import BaseModel, TypeAdapter
 
 from accrochage.api import schemas as s
+from accrochage.api.connections import REFUSAL
 from accrochage.api.openapi import openapi, openapi_text
 from accrochage.api.route_table import ROUTES
 from accrochage.app import Core
@@ -212,3 +213,14 @@ def test_an_empty_page_of_records_matches_its_description() -> None:
             for status, answer in operation["responses"].items():
                 for content in answer["content"].values():
                     assert "oneOf" not in content["schema"], (method, path, status)
+
+
+def test_a_connection_refused_at_health_matches_its_description() -> None:
+    """Over the connection limits `/health` answers 503 in the error shape, which its
+    description (`Health` alone) refused, and with a `Retry-After` it did not name."""
+    head, body = REFUSAL.split(b"\r\n\r\n", 1)
+    assert head.startswith(b"HTTP/1.1 503 ") and b"Retry-After: " in head
+    valid(answer_of("get", "/health", 503), json.loads(body))
+    valid(answer_of("get", "/health", 503), {"status": "degraded", "reason": "x", "message": "y"})
+    described = openapi()["paths"]["/health"]["get"]["responses"]["503"]
+    assert "Retry-After" in described["headers"]

@@ -121,6 +121,7 @@ def openapi() -> dict[str, Any]:
             responses[str(status)] = {
                 "description": _phrase(status),
                 "content": {route.media: {"schema": _schema_of(answer)}},
+                **_headers(status),
             }
         for status in _errors_of(route):
             responses.setdefault(

@@ -161,7 +161,9 @@ ROUTES = (
         "get",
         "/health",
         "ok, or degraded (503) while the storage refuses writes",
-        {200: s.Health, 503: s.Health},
+        # 503 is also the error shape: too_many_connections refuses a connection before
+        # its request is read (`api/connections.py`), /health's as any other.
+        {200: s.Health, 503: s.Health | s.ErrorBody},
         who="open",
     ),
     Route(
