@@ -224,3 +224,11 @@ def test_a_connection_refused_at_health_matches_its_description() -> None:
     valid(answer_of("get", "/health", 503), {"status": "degraded", "reason": "x", "message": "y"})
     described = openapi()["paths"]["/health"]["get"]["responses"]["503"]
     assert "Retry-After" in described["headers"]
+
+
+def test_an_array_of_events_is_described_with_one_at_least() -> None:
+    """`[]` is a 400 (empty_array): the description took it for a valid body."""
+    for path in ("/events", "/check"):
+        body = openapi()["paths"][path]["post"]["requestBody"]["content"]["application/json"]
+        (array,) = [one for one in body["schema"]["oneOf"] if one.get("type") == "array"]
+        assert array["minItems"] == 1, path

@@ -145,7 +145,9 @@ def openapi() -> dict[str, Any]:
                 "required": True,
                 "content": {
                     "application/json": {
-                        "schema": {"oneOf": [event, {"type": "array", "items": event}]}
+                        "schema": {
+                            "oneOf": [event, {"type": "array", "items": event, "minItems": 1}]
+                        }
                     }
                 },
             }
