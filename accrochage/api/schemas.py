@@ -6,7 +6,7 @@ so the description cannot drift from what the routes return.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import ConfigDict
 
@@ -21,7 +21,16 @@ from accrochage.api.write_schemas import EventAnswer as EventAnswer
 from accrochage.api.write_schemas import EventAnswerInArray as EventAnswerInArray
 from accrochage.api.write_schemas import ProblemOut as ProblemOut
 from accrochage.api.write_schemas import RequestAnswerOut as RequestAnswerOut
-from accrochage.models.vocabulary import SupportWork
+from accrochage.models.deadline import Urgency
+from accrochage.models.vocabulary import (
+    BatchState,
+    CdcAction,
+    CdcReason,
+    RecordStatus,
+    RequestStatus,
+    SchemaVersion,
+    SupportWork,
+)
 
 
 class CorrectionRequestRef(Answer):
@@ -30,7 +39,7 @@ class CorrectionRequestRef(Answer):
     request_id: str
     deadline: str
     days_left: int
-    status: str
+    status: RequestStatus
 
 
 class PlatformRow(Answer):
@@ -39,7 +48,7 @@ class PlatformRow(Answer):
 
     record_id: str
     certifier: str | None
-    status: str
+    status: RecordStatus
     delivered_on: str | None
     deadline: str | None
     days_left: int | None
@@ -51,7 +60,7 @@ class PlatformRow(Answer):
     """The stored correction's errors: fix them in a new corrected event (or load newer
     reference data and `revalidate`); until then it is not sent."""
     revocation_pending: bool
-    cdc_reason: str | None
+    cdc_reason: CdcReason | None
     suppression_rejected: bool
     """The CDC refused the record's SUPPRESSION: it still holds the passage (retry)."""
     identity_procedure: bool
@@ -83,11 +92,11 @@ class BatchReport(Answer):
 class BatchRow(Answer):
     batch_id: str
     certifier: str
-    action: str
-    state: str
+    action: CdcAction
+    state: BatchState
     file: str | None
     file_name: str
-    schema_version: str
+    schema_version: SchemaVersion
     passages: int
     bytes: int | None
     sha256: str | None
@@ -109,8 +118,8 @@ class BatchDetail(BatchRow):
 
 class HistoryRow(Answer):
     at: str
-    from_status: str | None
-    to_status: str
+    from_status: RecordStatus | None
+    to_status: RecordStatus
     reason: str
     batch_id: str | None
     report: str | None
@@ -146,8 +155,8 @@ class PlatformRecordsPage(Answer):
 
 class PlatformHistoryRow(Answer):
     at: str
-    from_status: str | None
-    to_status: str
+    from_status: RecordStatus | None
+    to_status: RecordStatus
     batch_id: str | None
     event_id: str | None
 
@@ -163,7 +172,7 @@ class NextDeadline(Answer):
     certifier: str | None
     deadline: str
     days_left: int
-    urgency: str
+    urgency: Urgency
 
 
 class RequestCounts(Answer):
@@ -243,6 +252,6 @@ class UnusableList(Answer):
 
 
 class Health(Answer):
-    status: str
+    status: Literal["ok", "degraded"]
     reason: str | None = None
     message: str | None = None

@@ -12,6 +12,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from accrochage.models.vocabulary import RecordStatus, RequestSource, RequestStatus
+
 
 class Answer(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -39,7 +41,7 @@ class EventAnswer(Answer):
     403 refused to a scoped ingest token (its record untouched, the event kept as unusable)."""
 
     record_id: str | None
-    status: str | None
+    status: RecordStatus | None
     """The record's status after the event; null when it touched no record."""
     outcome: Literal[
         "created",
@@ -81,12 +83,12 @@ class CorrectionRequestOut(Answer):
     request_id: str
     record_id: str
     certifier: str | None
-    source: str
+    source: RequestSource
     received_on: str
     deadline: str
     days_left: int | None
     """Null once the request is closed: no deadline runs."""
-    status: str
+    status: RequestStatus
     answer: RequestAnswerOut | None
     at_risk: bool | None = None
     overdue: bool
