@@ -28,7 +28,9 @@ SENDER = web.RequestKey("sender", str)
 what one sender's share of the service is counted by."""
 OPEN_ROUTES = frozenset({("GET", "/health"), ("HEAD", "/health")})
 INGEST_ROUTES = frozenset({("POST", "/events"), ("POST", "/check")})
-PLATFORM_READS = frozenset({("GET", "/records"), ("GET", "/records/{record_id}")})
+PLATFORM_READS = frozenset(
+    {("GET", "/records"), ("GET", "/records/{record_id}"), ("GET", "/changes")}
+)
 """Routes a scoped ingest token may read, for its certifiers (by the route's pattern)."""
 DESCRIPTION = ("GET", "/openapi.json")
 """What every ingest token may read: the routes' description, no data."""
@@ -128,8 +130,8 @@ def auth_check(operator: SecretStr, ingest: Sequence[IngestToken]) -> Check:
                 403,
                 "forbidden",
                 "an ingest token may only POST /events and /check and GET /openapi.json (one "
-                "scoped to certifiers also GET /records and /records/{record_id}); use the "
-                "operator's api.token",
+                "scoped to certifiers also GET /records, /records/{record_id} and /changes); "
+                "use the operator's api.token",
             )
         response = error_response(
             401,

@@ -24,6 +24,7 @@ echo a value)."""
 DETAIL_FIELDS = tuple(name for name in s.PlatformRecord.model_fields if name != "history")
 HISTORY_FIELDS = tuple(s.PlatformHistoryRow.model_fields)
 """A history entry without its reason (a CDC rejection's reason quotes the CDC's message)."""
+CHANGE_FIELDS = tuple(s.PlatformChange.model_fields)
 
 
 def platform_row(row: dict[str, Any]) -> dict[str, Any]:
@@ -40,6 +41,16 @@ def platform_detail(detail: dict[str, Any], taken_version: int | None = None) ->
         {name: entry.get(name) for name in HISTORY_FIELDS}
         for entry in own_history(detail.get("history", []))
     ]
+    return shown
+
+
+def platform_change(row: dict[str, Any]) -> dict[str, Any]:
+    """A change (`GET /changes`) as a platform reads it: a history entry's fields with its
+    record's id and certifier; the taking of a record from another certifier shown as its
+    creation, as in `own_history` (the state leaves out the entries before it)."""
+    shown = {name: row.get(name) for name in CHANGE_FIELDS}
+    if str(row.get("reason") or "").startswith(TAKEN_OVER):
+        shown["from_status"] = None
     return shown
 
 

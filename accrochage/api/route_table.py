@@ -114,6 +114,24 @@ ROUTES = (
     ),
     Route(
         "get",
+        "/changes",
+        "Every change of the records (a history entry), in the order stored, after `after`: "
+        "a platform keeps `next_after` and asks again (at once while `more`); to a token "
+        "scoped to certifiers, their records' changes only, without free text "
+        "(PlatformChangesPage)",
+        {200: s.ChangesPage | s.PlatformChangesPage},
+        (
+            Param(
+                "after",
+                schema={"type": "integer", "minimum": 0},
+                description="the last change read (its seq, or next_after); default 0",
+            ),
+            Param("certifier", description="only this certifier's records"),
+            PAGING[0],
+        ),
+    ),
+    Route(
+        "get",
         "/batches",
         "Batches, newest first",
         {200: s.BatchList},

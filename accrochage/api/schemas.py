@@ -161,6 +161,36 @@ class PlatformHistoryRow(Answer):
     event_id: str | None
 
 
+class Change(HistoryRow):
+    """A record's change (`GET /changes`): its history entry, with the record it is of."""
+
+    seq: int
+    """The change's place in the order stored: send the last one read as `after`."""
+    record_id: str
+    certifier: str | None
+
+
+class ChangesPage(Answer):
+    changes: list[Change]
+    next_after: int
+    """What to send as `after` next time: the last change given, or as far as this request
+    looked (changes of other certifiers skipped)."""
+    more: bool
+    """Whether changes were stored after `next_after` already: ask again at once."""
+
+
+class PlatformChange(PlatformHistoryRow):
+    seq: int
+    record_id: str
+    certifier: str | None
+
+
+class PlatformChangesPage(Answer):
+    changes: list[PlatformChange]
+    next_after: int
+    more: bool
+
+
 class PlatformRecord(PlatformRow):
     accepted_batch_id: str | None
     version: int

@@ -24,6 +24,7 @@ from accrochage.api.auth import auth_check, scope_of, sender_of
 from accrochage.api.bodies import BODY_SECONDS, TooLarge, read_body
 from accrochage.api.browsers import same_site_check
 from accrochage.api.budgets import BUDGETS, EventBudgets
+from accrochage.api.changes import get_changes
 from accrochage.api.connections import CONNECTIONS
 from accrochage.api.context import (
     CONTEXT,
@@ -236,6 +237,7 @@ def build_app(context: ApiContext) -> web.Application:
     app.router.add_post("/check", post_check, expect_handler=events_body)
     app.router.add_get("/records", get_records)
     app.router.add_get("/records/{record_id}", get_record)
+    app.router.add_get("/changes", get_changes)
     app.router.add_get("/batches", get_batches)
     app.router.add_get("/batches/{batch_id}", get_batch)
     app.router.add_get("/summary", get_summary)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from datetime import date, datetime
 from pathlib import Path
 from typing import TypeVar
@@ -187,6 +187,16 @@ class Reader(PendingReads):
     def evidence_sources(self, record_id: str) -> EvidenceSources:
         """The batches that carried a record (oldest first) and the imported reports naming it
         (by their lists, or a whole-file rejection of one of those batches), oldest first."""
+
+    @abstractmethod
+    def changes(
+        self, after: int, limit: int, window: int, certifiers: Collection[str] | None
+    ) -> tuple[list[JsonRow], int, bool]:
+        """Up to `limit` changes of records (history entries, with `seq`, `record_id` and
+        `certifier`) after the change `after`, in the order stored, within `window` changes;
+        `certifiers`: of their records only, and of a record taken over from another
+        certifier only the entries since. With the change to read after next time, and
+        whether any was stored after it."""
 
     # -- correction requests ---------------------------------------------------------------
 

@@ -6,12 +6,13 @@ Each reader owns one read-only connection; it serves the CLI, the HTTP API and t
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from datetime import UTC, date, datetime, time
 from pathlib import Path
 from typing import TypeVar
 
 import accrochage.state.sqlite.alerts as alert_rows
+import accrochage.state.sqlite.changes as change_rows
 import accrochage.state.sqlite.correction_queries as open_requests
 import accrochage.state.sqlite.corrections as correction_rows
 from accrochage.models.batch import FrozenBatch, ReleasedFile
@@ -44,7 +45,7 @@ from accrochage.state.sqlite.health import schema_versions_written, store_health
 from accrochage.state.sqlite.observe import dashboard, observe
 from accrochage.state.sqlite.pending import PendingStatements
 from accrochage.state.sqlite.record_listing import iter_outstanding, outstanding
-from accrochage.state.sqlite.record_queries import record_detail, summary
+from accrochage.state.sqlite.record_queries import by_key, record_detail, summary
 from accrochage.state.sqlite.rows import (
     frozen_batch_from,
     in_chunks,
@@ -117,9 +118,14 @@ class SqliteReader(PendingStatements, Reader):
         # A record an open correction request keeps outstanding (CONTRACT §9) counts too.
         result["outstanding"] += open_requests.held_count(self._conn)
         result["correction_requests"] = open_requests.summary_part(self._conn, as_of, margin_days)
-        result["at_risk_by_certifier"] = _by_key(seen.at_risk)
-        result["overdue_by_certifier"] = _by_key(seen.overdue)
+        result["at_risk_by_certifier"] = by_key(seen.at_risk)
+        result["overdue_by_certifier"] = by_key(seen.overdue)
         return result
+
+    def changes(
+        self, after: int, limit: int, window: int, certifiers: Collection[str] | None
+    ) -> tuple[list[JsonRow], int, bool]:
+        return change_rows.changes(self._conn, after, limit, window, certifiers)
 
     def requests_of_another_certifier(self) -> list[tuple[str, str, str, str]]:
         return correction_rows.mismatched(self._conn)
@@ -283,12 +289,3 @@ class SqliteReader(PendingStatements, Reader):
             after=after,
             certifier=certifier,
         )
-
-
-def _by_key(counts: dict[str | None, int]) -> dict[str, int]:
-    """Per certifier, `?` for records that name none; zeros left out."""
-    found: dict[str, int] = {}
-    for certifier, n in counts.items():
-        if n:
-            found[certifier or "?"] = found.get(certifier or "?", 0) + n
-    return dict(sorted(found.items()))

@@ -160,3 +160,12 @@ def summary(
             )
         },
     }
+
+
+def by_key(counts: dict[str | None, int]) -> dict[str, int]:
+    """Per certifier, `?` for records that name none; zeros left out."""
+    found: dict[str, int] = {}
+    for certifier, n in counts.items():
+        if n:
+            found[certifier or "?"] = found.get(certifier or "?", 0) + n
+    return dict(sorted(found.items()))
