@@ -16,6 +16,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from contextlib import closing
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -210,16 +211,31 @@ def test_a_restored_backup_gives_back_the_records_and_the_files(
     outbox = folder / "var" / "outbox"
     files = {p.relative_to(outbox): p.read_bytes() for p in outbox.rglob("*.xml")}
     assert files, "the fixture wrote no file"
-    copy = Path(json.loads(run(state, "backup", str(tmp_path), "--format", "json").stdout)["path"])
+    taken = json.loads(run(state, "backup", str(tmp_path), "--format", "json").stdout)
+    copy = Path(taken["path"])
     shutil.rmtree(folder / "var")
     (folder / "var").mkdir()
     restored = json.loads(run(state, "restore", str(copy), "--format", "json").stdout)
     assert (restored["records"], restored["replaced"], restored["pending"]) == (2, None, [])
+    # From when the events must be sent again: the backup's last change, said by both.
+    assert restored["last_change"] == taken["last_change"] == last_change(copy)
     assert run(state, "verify", code=1).stdout.count("missing") >= 1
     run(state, "verify", "--repair")
     assert {p.relative_to(outbox): p.read_bytes() for p in outbox.rglob("*.xml")} == files
     rows = json.loads(run(state, "outstanding", "--format", "json").stdout)
     assert sorted(r["record_id"] for r in rows) == ["RO-1", "RO-2"]
+
+
+def last_change(db: Path) -> str:
+    with closing(sqlite3.connect(db)) as conn:
+        (at,) = conn.execute("SELECT at FROM history ORDER BY id DESC LIMIT 1").fetchone()
+    return str(at)
+
+
+def changes_of(db: Path, record_id: str) -> list[str]:
+    with closing(sqlite3.connect(db)) as conn:
+        rows = conn.execute("SELECT at FROM history WHERE record_id = ?", (record_id,))
+        return [str(at) for (at,) in rows]
 
 
 def test_upgrade_takes_a_backup_then_migrates(state: Path, tmp_path: Path) -> None:
@@ -345,8 +361,12 @@ def test_the_files_cut_after_the_backup_a_state_was_restored_from_are_set_aside(
     run(state, "ingest", str(later))
     run(state, "flush", "--force")
     (cut_since,) = set(outbox.glob("*/*.xml")) - before
+    stored_since = changes_of(folder / "var" / "state.db", "RL-1")
     said = run(state, "restore", str(copy)).stdout
     assert "next: accrochage verify --repair" in said
+    last = last_change(copy)
+    assert f"its last change of a record was stored at {last}: what was stored after" in said
+    assert stored_since and all(at >= last for at in stored_since), "the events to send again"
     run(state, "ingest", str(later))  # the README's restore: send the events again
     run(state, "flush", "--force")
     (recut,) = set(outbox.glob("*/*.xml")) - before - {cut_since}

@@ -50,14 +50,16 @@ def _backup_fields(taken: BackupTaken) -> dict[str, Any]:
         "records": taken.records,
         "batches": taken.batches,
         "migration": taken.migration,
+        "last_change": taken.last_change,
         "seconds": round(taken.seconds, 3),
     }
 
 
 def _backup_line(taken: BackupTaken) -> str:
+    last = "" if taken.last_change is None else f", last change {taken.last_change}"
     return (
         f"backup {taken.path}: {taken.bytes:,} bytes, {taken.records:,} record(s), "
-        f"{taken.batches:,} batch(es), schema {taken.migration}, checked, in "
+        f"{taken.batches:,} batch(es){last}, schema {taken.migration}, checked, in "
         f"{taken.seconds:.1f} s"
     )
 
@@ -115,6 +117,11 @@ def restore(ctx: click.Context, backup_file: Path, fmt: str) -> None:
     )
     if done.replaced is not None:
         click.echo(f"the state it replaced is kept as {done.replaced} (remove it once sure)")
+    if done.last_change is not None:
+        click.echo(
+            f"its last change of a record was stored at {done.last_change}: what was stored "
+            "after it is not in it (the events to send again are those sent since)"
+        )
     if done.pending:
         click.echo(
             f"the backup lacks {len(done.pending)} migration(s) of this version: the next "
@@ -144,6 +151,7 @@ def _restored_fields(done: Restored) -> dict[str, Any]:
         "records": done.records,
         "batches": done.batches,
         "migration": done.migration,
+        "last_change": done.last_change,
         "pending": list(done.pending),
         "seconds": round(done.seconds, 3),
         "next": list(RESTORE_NEXT),

@@ -245,6 +245,8 @@ class Restored:
     records: int
     batches: int
     migration: str | None
+    last_change: str | None
+    """When the backup's last change of a record was stored: what came after is not in it."""
     pending: tuple[str, ...]
     """The migrations of this version the backup lacks: the next writer applies them."""
     seconds: float
@@ -271,6 +273,8 @@ class BackupTaken:
     batches: int
     migration: str | None
     """The last schema migration applied to the copy: the version it restores to."""
+    last_change: str | None
+    """When its last change of a record was stored (None: it holds no record)."""
     seconds: float
 
 

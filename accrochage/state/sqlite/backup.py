@@ -113,6 +113,7 @@ def take_backup(state: Path, dest: Path, *, overwrite: bool = False) -> BackupTa
         records=taken[0],
         batches=taken[1],
         migration=taken[2],
+        last_change=taken[3],
         seconds=time.monotonic() - started,
     )
 
@@ -143,7 +144,7 @@ def sqlite_files(path: Path) -> list[Path]:
     return [path.with_name(path.name + end) for end in ("-journal", "-wal", "-shm")]
 
 
-def copy_checked(state: Path, partial: Path) -> tuple[int, int, str | None]:
+def copy_checked(state: Path, partial: Path) -> tuple[int, int, str | None, str | None]:
     try:
         source = connect(state, readonly=True)
     except sqlite3.Error as exc:
@@ -166,17 +167,22 @@ def copy_checked(state: Path, partial: Path) -> tuple[int, int, str | None]:
         source.close()
 
 
-def _settled(target: sqlite3.Connection, state: Path, partial: Path) -> tuple[int, int, str | None]:
-    """The copy on its own (no `-wal`), checked; its records, batches and last migration."""
+def _settled(
+    target: sqlite3.Connection, state: Path, partial: Path
+) -> tuple[int, int, str | None, str | None]:
+    """The copy on its own (no `-wal`), checked; its records, batches, last migration and
+    when its last change of a record was stored (what a restore does not have is after it)."""
     try:
         target.execute("PRAGMA journal_mode = DELETE")
         check_integrity(target, state)
         records = target.execute("SELECT count(*) FROM records").fetchone()[0]
         batches = target.execute("SELECT count(*) FROM batches").fetchone()[0]
         applied = [m.name for m in migrations.applied(Database(target))]
+        last = target.execute("SELECT at FROM history ORDER BY id DESC LIMIT 1").fetchone()
     except sqlite3.Error as exc:
         raise _backup_error(exc, state, partial) from None
-    return int(records), int(batches), applied[-1] if applied else None
+    change = None if last is None else str(last[0])
+    return int(records), int(batches), applied[-1] if applied else None, change
 
 
 def _backup_error(exc: sqlite3.Error, state: Path, partial: Path) -> StoreError:

@@ -57,7 +57,7 @@ def restore_backup(backup: Path, state: Path) -> Restored:
     sweep_abandoned(state.parent, _RESTORING)
     partial = state.with_name(f".{state.name}{_RESTORING}{os.getpid()}")
     try:
-        records, batches, migration = _copied(backup, partial)
+        records, batches, migration, last_change = _copied(backup, partial)
         pending = _pending(partial, backup)
         make_durable(partial)
         with HeldAlone(state, "restore"):
@@ -76,17 +76,19 @@ def restore_backup(backup: Path, state: Path) -> Restored:
         records=records,
         batches=batches,
         migration=migration,
+        last_change=last_change,
         pending=tuple(pending),
         seconds=time.monotonic() - started,
     )
 
 
-def _copied(backup: Path, partial: Path) -> tuple[int, int, str]:
-    """The backup copied beside the state and checked: its records, batches and schema."""
+def _copied(backup: Path, partial: Path) -> tuple[int, int, str, str | None]:
+    """The backup copied beside the state and checked: its records, batches, schema and
+    last change."""
     refused = f"the backup {backup} cannot be restored: it is no"
     again = "name a file `accrochage backup` wrote (the state is unchanged)"
     try:
-        records, batches, migration = copy_checked(backup, partial)
+        records, batches, migration, last_change = copy_checked(backup, partial)
     except StorageCorruptError:
         raise StoreError(
             f"{refused} readable SQLite database (damaged, or no backup); {again}"
@@ -95,7 +97,7 @@ def _copied(backup: Path, partial: Path) -> tuple[int, int, str]:
         raise StoreError(f"{refused} state of accrochage ({exc}); {again}") from None
     if migration is None:
         raise StoreError(f"{refused} state of accrochage (no migration applied); {again}")
-    return records, batches, migration
+    return records, batches, migration, last_change
 
 
 def _orphan_wal(state: Path) -> None:
