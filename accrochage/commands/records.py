@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from datetime import date
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
@@ -236,9 +237,28 @@ def batches(
     """List the batches, newest first, with their files and the CDC's reports."""
     if to_deposit:
         state = BatchState.WRITTEN.value
+    absent: list[Row] = []
     with core_from(ctx, reading=True) as core, core.store.reading() as reader:
         rows = reader.iter_batches(state=state, certifier=certifier)
+        if to_deposit:
+            rows = _noting_absent(rows, absent)
         echo_rows(rows, fmt, BATCH_FIELDS, BATCH_COLUMNS, batch_cell, "no batch")
+    for row in absent:
+        click.echo(
+            f"warning: the file of batch {row['batch_id']} is not at {row['file']}: do not "
+            "upload a copy from elsewhere (in deposited/ or done/, it was sent already); "
+            "`accrochage verify` says where it is and what to run",
+            err=True,
+        )
+
+
+def _noting_absent(rows: Iterable[Row], absent: list[Row]) -> Iterator[Row]:
+    """`rows`, each file to upload that is not where it is listed noted in `absent`: after a
+    restore, one deposited since the backup is `written` again, and listed where it was."""
+    for row in rows:
+        if row.get("file") and not Path(str(row["file"])).is_file():
+            absent.append(row)
+        yield row
 
 
 def register(group: click.Group) -> None:
