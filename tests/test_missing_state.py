@@ -75,3 +75,24 @@ def test_no_empty_state_is_created_beside_an_outbox_of_files(
     shutil.move(outbox, tmp_path / "old-outbox")  # a new state on purpose: the files moved away
     run(config, "ingest", str(events))
     assert state.exists()
+
+
+def test_an_empty_state_file_beside_an_outbox_of_files_is_a_lost_state(tmp_path: Path) -> None:
+    """A state file of no bytes (truncated, a copy cut short, a `touch`) is no database:
+    SQLite made it an empty state that knew none of the outbox's files, as for a missing one,
+    and `doctor` said to `upgrade` it, which did the same."""
+    config = write_config(tmp_path)
+    events = write_jsonl(tmp_path / "e.jsonl", [recent("LOST-2")])
+    run(config, "ingest", str(events))
+    run(config, "flush", "--force")
+    state = tmp_path / "var" / "state.db"
+    for lost in state.parent.glob("state.db-*"):
+        lost.unlink()
+    state.write_bytes(b"")
+    for command in (("ingest", str(events)), ("upgrade", "--no-backup")):
+        refused = run(config, *command, code=2)
+        assert "no state at" in refused.stderr and "yet the outbox" in refused.stderr
+        assert state.stat().st_size == 0
+    found = run(config, "doctor", code=1)
+    assert "yet the outbox" in found.stdout and "upgrade" not in found.stdout
+    assert state.stat().st_size == 0

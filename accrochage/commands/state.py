@@ -15,6 +15,7 @@ from accrochage.app import open_store, store_location
 from accrochage.commands.core import existing_state
 from accrochage.errors import StateNeedsMigration
 from accrochage.state.base import BackupTaken, Compacted, Restored
+from accrochage.streams.lost_state import refuse_lost_state
 
 FORMAT = click.option(
     "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True
@@ -217,6 +218,7 @@ def upgrade(
         raise click.UsageError("--overwrite replaces the --backup file: give --backup too")
     settings = ctx.obj.settings
     state = existing_state(settings)
+    refuse_lost_state(settings)  # a file of no bytes: no state, made an empty one here
     plan = store_location(settings).upgrade_plan()
     shown: dict[str, Any] = {"state": str(state), "applied": [], "backup": None}
     if not plan.pending:

@@ -44,6 +44,7 @@ from accrochage.streams.doctor_state import (
     writer_findings,
 )
 from accrochage.streams.findings import Finding, Level, needs_operator
+from accrochage.streams.lost_state import no_state
 from accrochage.streams.watch import Watch
 
 _NEVER = datetime(1970, 1, 1, tzinfo=UTC)
@@ -64,7 +65,7 @@ def diagnose(
     findings += config_findings(config) if config is not None else []
     findings += certifier_findings(settings)
     state = settings.paths.state
-    if not state.exists():
+    if no_state(state):
         findings.append(
             Finding(
                 "state",

@@ -22,13 +22,28 @@ def first_outbox_file(outbox: Path) -> Path | None:
         return None
 
 
+def no_state(state: Path) -> bool:
+    """Whether `paths.state` holds no database: no file, or one of no bytes (truncated, a
+    copy cut short, a `touch`), which SQLite would make an empty state, with no WAL beside it
+    that holds its commits (a state in WAL mode has its header page written at once)."""
+    try:
+        if state.stat().st_size > 0:
+            return False
+    except OSError:
+        return not state.exists()
+    try:
+        return state.with_name(state.name + "-wal").stat().st_size == 0
+    except OSError:
+        return True
+
+
 def refuse_lost_state(settings: Settings) -> None:
     """A writing command or a service would create an empty state where none is: refused
     when the outbox holds files a state wrote (the state lost, or `paths.state` changed), as
     the state created would know none of them, deposited or not, and set them aside as
     unknown. A supervisor restarting the service (`Restart=`) made that state at once."""
     state, outbox = settings.paths.state, settings.paths.outbox
-    if state.exists():
+    if not no_state(state):
         return
     first = first_outbox_file(outbox)
     if first is None:
