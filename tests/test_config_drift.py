@@ -109,3 +109,20 @@ async def test_a_running_service_says_its_configuration_changed(tmp_path: Path) 
         assert "accrochage_configuration_changed 1.0" in served
     finally:
         _reaped(service)
+
+
+def test_a_file_edited_while_the_service_started_is_told(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The settings are read first; the watch begins after the state is opened and checked
+    whole (`quick_check`: minutes on a large state). A file edited meanwhile was taken as
+    the one running: never told, the gauge at 0, until the next edit."""
+    config = write_config(tmp_path)
+    running = load_settings(config)
+    config.write_text(config.read_text(encoding="utf-8").replace(CODES, ADDED), encoding="utf-8")
+    metrics = Metrics()
+    watch = ConfigWatch(running, config, metrics)
+    with caplog.at_level(logging.INFO, logger="accrochage.service"):
+        assert watch.look() == Drift(sections=("certifiers",))
+    assert changed_gauge(metrics) == "1.0"
+    assert "changed since this service started (certifiers)" in caplog.text

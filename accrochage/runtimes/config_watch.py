@@ -22,14 +22,18 @@ class ConfigWatch:
         self.running = running
         self.source = source
         self.metrics = metrics
-        self._bytes = file_bytes(source)
+        # Not read here: the settings were read before the state was opened and checked
+        # whole (minutes on a large state); a file edited meanwhile is told at the first look.
+        self._bytes: bytes | None = None
+        self._looked = False
         self._said = Drift()
         metrics.configuration_changed(False)
 
     def look(self) -> Drift:
         now = file_bytes(self.source)
-        if now == self._bytes:
+        if self._looked and now == self._bytes:
             return self._said
+        self._looked = True
         self._bytes = now
         found = drift(self.running, self.source)
         self.metrics.configuration_changed(not found.none)
