@@ -329,3 +329,16 @@ def test_two_services_in_one_process_count_apart(tmp_path: Path) -> None:
     finally:
         first.close()
         second.close()
+
+
+def test_a_service_says_its_batching_tick(tmp_path: Path) -> None:
+    """AccrochageFlushStalled allows for it: with a tick of half an hour, a healthy batch cut
+    ends every 30 minutes, and a rule of a fixed 15 minutes fired between two of them."""
+    from accrochage.runtimes.embedded import scheduler_for
+
+    core, _ = make_core(tmp_path, batching={"tick": "30m"})
+    try:
+        scheduler_for(core)
+        assert total(scrape(core.metrics), "accrochage_batching_tick_seconds") == 1800
+    finally:
+        core.close()

@@ -81,6 +81,7 @@ def scheduler_for(
     (metrics, alert rules), the alert delivery; and a look at the configuration file the
     service was started with (`config`), edited or broken since."""
     tick = core.settings.batching.tick.total_seconds()
+    core.metrics.batching_tick(tick)
     return Scheduler(
         [
             dates_job(core.revalidator, core.clock, tick),

@@ -85,6 +85,12 @@ class Metrics:
             "When the flusher last ran to its end (Unix time).",
             registry=self.registry,
         )
+        self._batching_tick = Gauge(
+            "accrochage_batching_tick_seconds",
+            "batching.tick: the seconds between the end of one batch cut and the start of the "
+            "next (up to an hour), which a last flush's age allows for.",
+            registry=self.registry,
+        )
         self._last_watch = Gauge(
             "accrochage_last_watch_timestamp_seconds",
             "When the watch job last read the state and every listener heard it (the gauges, "
@@ -163,6 +169,9 @@ class Metrics:
 
     def count_batch_write(self, ok: bool) -> None:
         self._batch_writes.labels(BatchState.WRITTEN if ok else BatchState.FAILED).inc()
+
+    def batching_tick(self, seconds: float) -> None:
+        self._batching_tick.set(seconds)
 
     def flushed(self, at: datetime) -> None:
         """The flusher ran to its end at `at`."""
