@@ -342,3 +342,27 @@ def test_a_service_says_its_batching_tick(tmp_path: Path) -> None:
         assert total(scrape(core.metrics), "accrochage_batching_tick_seconds") == 1800
     finally:
         core.close()
+
+
+async def test_the_kafka_lag_is_not_shown_while_the_worker_holds_no_partition(
+    tmp_path: Path,
+) -> None:
+    """Its partitions taken away (a rebalance to another member), the worker kept its last
+    figure for ever: AccrochageKafkaUnreachable, which says it fires when the worker holds
+    none of the topic's partitions, stayed quiet on a worker that reads nothing."""
+    from accrochage.runtimes.kafka.lag import lag_job
+
+    async def highwaters() -> object:
+        return {LAG_TP: 5}
+
+    app = lag_app(highwaters)
+    core, _ = make_core(tmp_path)
+    try:
+        job = lag_job(app, core.store, "t", core.metrics)
+        await job.run()  # type: ignore[misc]
+        assert total(scrape(core.metrics), "accrochage_kafka_lag_messages", topic="t") == 5
+        app.consumer.assignment = lambda: set()
+        await job.run()  # type: ignore[misc]
+        assert scrape(core.metrics)["accrochage_kafka_lag_messages"] == []
+    finally:
+        core.close()

@@ -39,6 +39,9 @@ def lag_job(
             (tp for tp in consumer.assignment() if tp.topic == topic), key=lambda tp: tp.partition
         )
         if not assigned:
+            # None of the topic's partitions (a rebalance gave them to another member, or
+            # none yet): no figure, not the last one for ever (AccrochageKafkaUnreachable).
+            metrics.publish_lag({})
             return
         stored = await asyncio.to_thread(store.offsets, topic)
         asked = asyncio.ensure_future(consumer.highwaters(*assigned))
