@@ -8,6 +8,7 @@ records' changes only, each as `api/platform_view.py` shows a history entry (no 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection
 
 from aiohttp import web
@@ -18,10 +19,10 @@ from accrochage.api.context import read
 from accrochage.api.errors import ApiError
 from accrochage.api.platform_view import platform_change
 
+_MARK = re.compile(r"([0-9a-f]{8})\.([0-9]{1,18})")
 WINDOW = 20_000
 """The most changes one request looks through: a platform of few changes among a trusted
 third party's many reads `next_after` on, in bounded steps, with `more` set."""
-LAST = 999_999_999
 
 
 def certifiers_read(asked: str | None, scope: frozenset[str] | None) -> Collection[str] | None:
@@ -40,10 +41,41 @@ def certifiers_read(asked: str | None, scope: frozenset[str] | None) -> Collecti
 
 
 async def get_changes(request: web.Request) -> web.Response:
-    after = params.integer(request, "after", 0, LAST) or 0
+    mark = _mark(params.key(request, "after"))
     limit = params.page_size(request)
     scope = scope_of(request)
     certifiers = certifiers_read(params.key(request, "certifier"), scope)
-    rows, end, more = await read(request, lambda r: r.changes(after, limit, WINDOW, certifiers))
-    shown = rows if scope is None else [platform_change(row) for row in rows]
-    return web.json_response({"changes": shown, "next_after": end, "more": more})
+    after = 0 if mark is None else mark[1]
+    page = await read(request, lambda r: r.changes(after, limit, WINDOW, certifiers))
+    if mark is not None and mark[0] != page.epoch:
+        raise ApiError(
+            409,
+            "changes_restarted",
+            "the state was restored from a backup since this mark was given: changes stored "
+            "after the backup are gone, and new ones are numbered again. Read the records "
+            "again (GET /records?order=record_id), then the changes after details.after",
+            {"after": _cursor(page.epoch, page.last)},
+        )
+    shown = page.changes if scope is None else [platform_change(r) for r in page.changes]
+    return web.json_response(
+        {"changes": shown, "next_after": _cursor(page.epoch, page.end), "more": page.more}
+    )
+
+
+def _cursor(epoch: str, seq: int) -> str:
+    return f"{epoch}.{seq}"
+
+
+def _mark(given: str | None) -> tuple[str, int] | None:
+    """`after` as the epoch and change it names; None: from the first change."""
+    if given is None or given == "":
+        return None
+    found = _MARK.fullmatch(given)
+    if found is None:
+        raise ApiError(
+            400,
+            "bad_parameter",
+            "after: send a next_after of an earlier answer, unchanged (or leave it out to "
+            "read from the first change)",
+        )
+    return found.group(1), int(found.group(2))

@@ -118,13 +118,16 @@ ROUTES = (
         "Every change of the records (a history entry), in the order stored, after `after`: "
         "a platform keeps `next_after` and asks again (at once while `more`); to a token "
         "scoped to certifiers, their records' changes only, without free text "
-        "(PlatformChangesPage)",
-        {200: s.ChangesPage | s.PlatformChangesPage},
+        "(PlatformChangesPage). 409 changes_restarted: the state was restored from a backup "
+        "since `after` was given; read the records again, then the changes after the "
+        "error's details.after",
+        {200: s.ChangesPage | s.PlatformChangesPage, 409: s.ErrorBody},
         (
             Param(
                 "after",
-                schema={"type": "integer", "minimum": 0},
-                description="the last change read (its seq, or next_after); default 0",
+                schema={"type": "string", "pattern": "^[0-9a-f]{8}\\.[0-9]{1,18}$"},
+                description="the next_after of an earlier answer, unchanged; left out: from "
+                "the first change",
             ),
             Param("certifier", description="only this certifier's records"),
             PAGING[0],

@@ -172,9 +172,9 @@ class Change(HistoryRow):
 
 class ChangesPage(Answer):
     changes: list[Change]
-    next_after: int
-    """What to send as `after` next time: the last change given, or as far as this request
-    looked (changes of other certifiers skipped)."""
+    next_after: str
+    """What to send as `after` next time, unchanged: the last change given, or as far as
+    this request looked (changes of other certifiers skipped), in this state's numbering."""
     more: bool
     """Whether changes were stored after `next_after` already: ask again at once."""
 
@@ -187,7 +187,7 @@ class PlatformChange(PlatformHistoryRow):
 
 class PlatformChangesPage(Answer):
     changes: list[PlatformChange]
-    next_after: int
+    next_after: str
     more: bool
 
 

@@ -21,6 +21,7 @@ from accrochage.state.values import (
     AlertState,
     BackupTaken,
     BatchFile,
+    ChangesRead,
     Compacted,
     DashboardNumbers,
     DeadLetter,
@@ -191,12 +192,12 @@ class Reader(PendingReads):
     @abstractmethod
     def changes(
         self, after: int, limit: int, window: int, certifiers: Collection[str] | None
-    ) -> tuple[list[JsonRow], int, bool]:
+    ) -> ChangesRead:
         """Up to `limit` changes of records (history entries, with `seq`, `record_id` and
         `certifier`) after the change `after`, in the order stored, within `window` changes;
         `certifiers`: of their records only, and of a record taken over from another
-        certifier only the entries since. With the change to read after next time, and
-        whether any was stored after it."""
+        certifier only the entries since. With the change to read after next time, whether
+        any was stored after it, and the epoch of the numbering (a restore starts another)."""
 
     # -- correction requests ---------------------------------------------------------------
 

@@ -1,7 +1,8 @@
 """The records' changes in the order they were stored: the history, read by its id.
 
 History ids only grow (one writer at a time, no entry ever deleted): a reader that has read
-every change up to an id misses none by asking for those after it later. A scan covers at
+every change up to an id misses none by asking for those after it later, within one epoch
+(a restore starts another: `migrations/m260_changes_epoch.py`). A scan covers at
 most `window` ids, so that a token reading a certifier of few changes among many never makes
 one request read the whole history.
 """
@@ -12,7 +13,7 @@ import sqlite3
 from collections.abc import Collection
 
 from accrochage.models.lifecycle import TAKEN_OVER
-from accrochage.state.base import JsonRow
+from accrochage.state.values import ChangesRead
 
 _SELECT = (
     "SELECT h.id AS seq, h.record_id, r.certifier, h.at, h.from_status, h.to_status, "
@@ -34,11 +35,11 @@ def changes(
     limit: int,
     window: int,
     certifiers: Collection[str] | None,
-) -> tuple[list[JsonRow], int, bool]:
+) -> ChangesRead:
     """Up to `limit` changes after `after`, within `window` ids, of `certifiers`' records
     (None: every record; with certifiers, only the entries since a record became theirs);
-    the id to read after next time (the last change given, or the end of the scan); and
-    whether changes were stored after that one already."""
+    the id to read after next time (the last change given, or the end of the scan); whether
+    changes were stored after that one already; and the numbering's epoch (m260)."""
     top = conn.execute("SELECT coalesce(max(id), 0) FROM history").fetchone()[0]
     until = min(after + window, top)
     query, params = _SELECT, [after, until]
@@ -48,4 +49,7 @@ def changes(
         params += [*sorted(certifiers), len(TAKEN_OVER), TAKEN_OVER]
     rows = [dict(row) for row in conn.execute(query + " ORDER BY h.id LIMIT ?", [*params, limit])]
     end = rows[-1]["seq"] if len(rows) == limit else max(until, after)
-    return rows, end, top > end
+    (epoch,) = conn.execute(
+        "SELECT value FROM state_identity WHERE key = 'changes_epoch'"
+    ).fetchone()
+    return ChangesRead(rows, end, top > end, int(top), str(epoch))

@@ -58,7 +58,7 @@ from accrochage.state.sqlite.withdrawals import (
     refused_after_acceptance,
     undeposited_creations,
 )
-from accrochage.state.values import EvidenceSources, StoreHealth
+from accrochage.state.values import ChangesRead, EvidenceSources, StoreHealth
 
 T = TypeVar("T")
 
@@ -124,7 +124,7 @@ class SqliteReader(PendingStatements, Reader):
 
     def changes(
         self, after: int, limit: int, window: int, certifiers: Collection[str] | None
-    ) -> tuple[list[JsonRow], int, bool]:
+    ) -> ChangesRead:
         return change_rows.changes(self._conn, after, limit, window, certifiers)
 
     def requests_of_another_certifier(self) -> list[tuple[str, str, str, str]]:

@@ -12,6 +12,7 @@ copy takes the state's name, durably.
 from __future__ import annotations
 
 import os
+import secrets
 import sqlite3
 import time
 from contextlib import suppress
@@ -59,6 +60,7 @@ def restore_backup(backup: Path, state: Path) -> Restored:
     try:
         records, batches, migration, last_change = _copied(backup, partial)
         pending = _pending(partial, backup)
+        _new_changes_epoch(partial)
         make_durable(partial)
         with HeldAlone(state, "restore"):
             _checkpoint(state)
@@ -140,6 +142,24 @@ def _pending(copy: Path, backup: Path) -> list[str]:
         return pending_migrations(conn, backup)
     except sqlite3.Error as exc:
         raise storage_error(exc, backup, opening=True) from None
+    finally:
+        conn.close()
+
+
+def _new_changes_epoch(copy: Path) -> None:
+    """A new name for the restored state's numbering of changes (m260): the changes stored
+    after the backup are gone and new ones take their numbers again, so a platform's mark of
+    the old numbering (`GET /changes`) must be told. A backup older than m260 gets its first
+    epoch from the migration, new as well."""
+    conn = sqlite3.connect(copy, isolation_level=None)
+    try:
+        if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'state_identity'").fetchone():
+            conn.execute(
+                "UPDATE state_identity SET value = ? WHERE key = 'changes_epoch'",
+                (secrets.token_hex(4),),
+            )
+    except sqlite3.Error as exc:
+        raise storage_error(exc, copy) from None
     finally:
         conn.close()
 

@@ -22,6 +22,7 @@ from accrochage.state.sqlite.migrations import (  # noqa: F401  (each registers 
     m220_refused_dates,
     m230_unusable_certifier,
     m250_forgotten_unusable,
+    m260_changes_epoch,
 )
 from accrochage.state.sqlite.migrations.registry import latest_migration, migrations
 
