@@ -101,7 +101,7 @@ action never deposited."""
 
 
 _TAKEN_BACK = (
-    "SELECT b.batch_id, b.created_at FROM batches b CROSS JOIN records r "
+    "SELECT b.batch_id, b.created_at FROM batches b CROSS JOIN records r INDEXED BY records_batch "
     f"WHERE b.state IN ({', '.join('?' * len(SUPERSEDABLE))}) AND b.action = ? "
     "AND b.deposited_at IS NULL AND b.report_file IS NULL "
     "AND r.batch_id = b.batch_id AND r.status = ? AND r.correction_version IS NOT NULL "
@@ -110,7 +110,10 @@ _TAKEN_BACK = (
     "AND c.version = r.correction_version) = r.content_hash"
 )
 """SUPPRESSION files never deposited (few: found from the batches first) holding a record
-whose stored correction is the content the CDC holds."""
+whose stored correction is the content the CDC holds. Each batch's records are read by
+`records_batch`: left to the planner, `records_flagged` (status=?) was chosen, which read
+every flagged accepted record of the state once per SUPPRESSION file (44 files x 8,233
+records: 0.9 s at 1,000,000 records, in the write transaction of every batch-cut tick)."""
 
 
 _HELD_IN_FLIGHT = (

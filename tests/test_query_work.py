@@ -1,0 +1,104 @@
+"""The work of the state's queries the service runs on every tick, counted in SQLite's virtual
+machine steps (never timed): it follows what the query must read, not the whole state."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from accrochage.state.sqlite import SqliteStore
+from accrochage.state.sqlite.store import connect
+from accrochage.state.sqlite.withdrawals import to_supersede
+
+STAMP = "2026-11-02T10:00:00+01:00"
+STEPS = 100
+"""Steps between two calls of the progress handler: the unit of the counts below."""
+
+
+def _record(
+    record_id: str, status: str, batch_id: str | None, correction: int | None
+) -> dict[str, Any]:
+    return {
+        "record_id": record_id,
+        "certifier": "pix",
+        "code": "RS5875",
+        "status": status,
+        "outstanding": 0,
+        "version": 1,
+        "content_hash": f"hash-{record_id}",
+        "batch_id": batch_id,
+        "accepted_batch_id": batch_id,
+        "correction_version": correction,
+        "created_at": STAMP,
+        "updated_at": STAMP,
+    }
+
+
+def _batch(batch_id: str, action: str) -> dict[str, Any]:
+    return {
+        "batch_id": batch_id,
+        "certifier": "pix",
+        "created_at": STAMP,
+        "schema_version": "1.1.5",
+        "emitter_id_client": "03VML243",
+        "nature": "CERTIFICATEUR",
+        "certifier_id_client": "03VML243",
+        "id_contrat": "MCFCER000209",
+        "state": "written",
+        "passages": 1,
+        "file_name": f"03VML243_pix_20261102T100000_{batch_id}.xml",
+        "action": action,
+    }
+
+
+def _insert(conn: sqlite3.Connection, table: str, rows: list[dict[str, Any]]) -> None:
+    columns = list(rows[0])
+    conn.executemany(
+        f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",
+        [tuple(row[c] for c in columns) for row in rows],
+    )
+
+
+def _state(path: Path, suppressions: int, flagged: int) -> None:
+    """`flagged` accepted records with a correction, in CREATION files long reported, and
+    `suppressions` SUPPRESSION files never deposited, one record each."""
+    SqliteStore(path).close()
+    conn = sqlite3.connect(path, isolation_level=None)
+    records = [_record(f"F-{n:05d}", "accepted", f"old-{n // 100}", 2) for n in range(flagged)]
+    batches = [_batch(f"sup-{n}", "SUPPRESSION") for n in range(suppressions)]
+    records += [_record(f"S-{n:05d}", "accepted", f"sup-{n}", 2) for n in range(suppressions)]
+    _insert(conn, "records", records)
+    _insert(conn, "batches", batches)
+    conn.close()
+
+
+def _steps(path: Path, query: Callable[[sqlite3.Connection], Any]) -> int:
+    conn = connect(path, readonly=True)
+    counted = [0]
+
+    def count() -> int:
+        counted[0] += 1
+        return 0
+
+    conn.set_progress_handler(count, STEPS)
+    try:
+        query(conn)
+    finally:
+        conn.close()
+    return counted[0]
+
+
+def test_files_to_supersede_read_each_suppression_files_records_not_every_flagged_one(
+    tmp_path: Path,
+) -> None:
+    """Every batch-cut tick looks for SUPPRESSION files never deposited whose correction was
+    taken back, in a write transaction: its work must grow with those files' records, not
+    with those files times every flagged record of the state (0.9 s each tick at 1,000,000
+    records, 44 such files and 8,233 corrected accepted records)."""
+    few, many = tmp_path / "few.db", tmp_path / "many.db"
+    _state(few, suppressions=1, flagged=2000)
+    _state(many, suppressions=40, flagged=2000)
+    one, forty = _steps(few, to_supersede), _steps(many, to_supersede)
+    assert forty < 2 * one, (one, forty)
