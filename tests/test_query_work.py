@@ -3,12 +3,15 @@ machine steps (never timed): it follows what the query must read, not the whole 
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from accrochage.state.sqlite import SqliteStore
+from accrochage.state.sqlite.batch_queries import batch_detail, batches, batches_of_record
 from accrochage.state.sqlite.store import connect
 from accrochage.state.sqlite.withdrawals import to_supersede
 
@@ -102,3 +105,65 @@ def test_files_to_supersede_read_each_suppression_files_records_not_every_flagge
     _state(many, suppressions=40, flagged=2000)
     one, forty = _steps(few, to_supersede), _steps(many, to_supersede)
     assert forty < 2 * one, (one, forty)
+
+
+IMPORTED = "2026-11-09T12:00:00+01:00"
+"""When the reports below were imported: the `julianday` calls on it count the reports read."""
+
+
+def _reported_state(path: Path, batches: int) -> None:
+    """`batches` reported CREATION files, one record and one report each."""
+    SqliteStore(path).close()
+    conn = sqlite3.connect(path, isolation_level=None)
+    ids = [f"rep-{n:04d}" for n in range(batches)]
+    _insert(conn, "batches", [_batch(b, "CREATION") | {"state": "reported"} for b in ids])
+    _insert(
+        conn, "records", [_record(f"R-{n:04d}", "accepted", b, None) for n, b in enumerate(ids)]
+    )
+    conn.executemany(
+        "INSERT INTO batch_members VALUES (?, 'RS5875', ?, 1)",
+        [(b, f"R-{n:04d}") for n, b in enumerate(ids)],
+    )
+    conn.executemany(
+        "INSERT INTO reports VALUES (?, ?, NULL, NULL, ?, ?, ?)",
+        [
+            (f"sha-{b}", f"AR_{b}.xml", b, IMPORTED, json.dumps({"accepted": [f"R-{n:04d}"]}))
+            for n, b in enumerate(ids)
+        ],
+    )
+    conn.close()
+
+
+def _reports_read(path: Path, query: Callable[[sqlite3.Connection], Any]) -> tuple[int, Any]:
+    """How many reports `query` gathered (its `julianday` calls on their stamp), its answer."""
+    conn = connect(path, readonly=True)
+    read = [0]
+
+    def julianday(stamp: str | None) -> float | None:
+        if stamp is None:
+            return None
+        read[0] += stamp == IMPORTED
+        return datetime.fromisoformat(stamp).timestamp() / 86400 + 2440587.5
+
+    conn.create_function("julianday", 1, julianday, deterministic=True)
+    try:
+        answer = query(conn)
+    finally:
+        conn.close()
+    return read[0], answer
+
+
+def test_a_records_or_a_batchs_reports_are_read_alone(tmp_path: Path) -> None:
+    """`show` (GET /records/{id}), GET /batches/{id} and a page of GET /batches gather their
+    batches' reports, not every report of the state (140 ms each at 1,000,000 records)."""
+    path = tmp_path / "state.db"
+    _reported_state(path, batches=300)
+    read, carried = _reports_read(path, lambda conn: batches_of_record(conn, "R-0042"))
+    assert [b["report"]["accepted"] for b in carried] == [1]
+    assert read == 1
+    read, detail = _reports_read(path, lambda conn: batch_detail(conn, "rep-0007"))
+    assert detail is not None and detail["report"]["accepted"] == 1
+    assert read == 1
+    read, page = _reports_read(path, lambda conn: batches(conn, limit=10))
+    assert len(page) == 10 and all(b["report"]["accepted"] == 1 for b in page)
+    assert read == 10

@@ -12,15 +12,23 @@ from accrochage.models.vocabulary import BATCHES_TO_WRITE, BatchState, RecordSta
 from accrochage.state.queries import BatchKey
 from accrochage.state.sqlite.rows import frozen_batch_from
 
-_SELECT = """
+_WITH_REPORTS = """
 SELECT b.*, r.summaries AS report_summaries, r.imported_at AS report_imported_at
-FROM batches b
+FROM chosen b
 LEFT JOIN (
     SELECT batch_id, max(imported_at) AS imported_at,
       json_group_array(json_array(julianday(imported_at), rowid, json(summary))) AS summaries
-    FROM reports WHERE batch_id IS NOT NULL GROUP BY batch_id
+    FROM reports WHERE batch_id IN (SELECT batch_id FROM chosen) GROUP BY batch_id
 ) r ON r.batch_id = b.batch_id
 """
+
+
+def _with_reports(chosen: str) -> str:
+    """The batches `chosen` selects (`SELECT * FROM batches b ...`), each with its reports.
+    Only those batches' reports are gathered and their summaries parsed: grouped over every
+    report of the state, one record's `show` (GET /records/{id}) or a page of GET /batches
+    parsed a year of reports (140 ms, 13.7 MB of summaries, at 1,000,000 records)."""
+    return f"WITH chosen AS ({chosen}) {_WITH_REPORTS}"
 
 
 def report_counts(summaries: list[tuple[float, int, dict[str, Any]]]) -> tuple[int, int]:
@@ -102,15 +110,16 @@ def iter_batches(
         params.append(certifier)
     # Stamps carry their Paris offset, which changes with DST: order instants, not strings.
     order = "julianday(b.created_at) DESC, b.batch_id"
-    sql = f"{_SELECT} WHERE {' AND '.join(where)} ORDER BY {order}"
+    chosen = f"SELECT * FROM batches b WHERE {' AND '.join(where)} ORDER BY {order}"
     if limit is not None:
-        sql += f" LIMIT {int(limit)}"
-    for row in conn.execute(sql, params):
+        chosen += f" LIMIT {int(limit)}"
+    for row in conn.execute(f"{_with_reports(chosen)} ORDER BY {order}", params):
         yield present_batch(row)
 
 
 def batch_detail(conn: sqlite3.Connection, batch_id: str) -> dict[str, Any] | None:
-    row = conn.execute(f"{_SELECT} WHERE b.batch_id = ?", (batch_id,)).fetchone()
+    chosen = "SELECT * FROM batches b WHERE b.batch_id = ?"
+    row = conn.execute(_with_reports(chosen), (batch_id,)).fetchone()
     if row is None:
         return None
     detail = present_batch(row)
@@ -129,9 +138,11 @@ def batches_of_record(conn: sqlite3.Connection, record_id: str) -> list[dict[str
     return [
         present_batch(row)
         for row in conn.execute(
-            f"{_SELECT} WHERE b.batch_id IN "
-            "(SELECT batch_id FROM batch_members WHERE record_id = ?) "
-            "ORDER BY julianday(b.created_at), b.batch_id",
+            _with_reports(
+                "SELECT * FROM batches b WHERE b.batch_id IN "
+                "(SELECT batch_id FROM batch_members WHERE record_id = ?)"
+            )
+            + " ORDER BY julianday(b.created_at), b.batch_id",
             (record_id,),
         )
     ]
