@@ -210,3 +210,18 @@ def _parses(kind: type[date], value: str) -> bool:
 
 _DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
 _MOMENT = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}")
+
+
+@dataclass(frozen=True, slots=True)
+class ChangesRead:
+    """A page of the records' changes (`Reader.changes`)."""
+
+    changes: list[dict[str, Any]]
+    end: int
+    """The change to read after next time: the last one given, or as far as the scan went."""
+    more: bool
+    """Whether changes were stored after `end` already."""
+    last: int
+    """The last change stored (0: none yet)."""
+    epoch: str
+    """The name of the state's numbering of changes: a restore gives it another."""

@@ -288,18 +288,3 @@ class UpgradePlan:
     serving: int | None
     """The process serving the state (`run`, `worker`), perhaps of another version: the
     state is not migrated under it (-1: one is starting and has not said its pid yet)."""
-
-
-@dataclass(frozen=True, slots=True)
-class ChangesRead:
-    """A page of the records' changes (`Reader.changes`)."""
-
-    changes: list[dict[str, Any]]
-    end: int
-    """The change to read after next time: the last one given, or as far as the scan went."""
-    more: bool
-    """Whether changes were stored after `end` already."""
-    last: int
-    """The last change stored (0: none yet)."""
-    epoch: str
-    """The name of the state's numbering of changes: a restore gives it another."""

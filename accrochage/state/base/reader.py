@@ -15,13 +15,12 @@ from accrochage.models.scope import IdHolder
 from accrochage.models.vocabulary import BatchState
 from accrochage.state.base.service import ServiceGuard
 from accrochage.state.base.transaction import PendingReads
-from accrochage.state.queries import BatchKey, OutstandingQuery, RequestKey
+from accrochage.state.queries import BatchKey, ChangesRead, OutstandingQuery, RequestKey
 from accrochage.state.values import (
     AlertDelivery,
     AlertState,
     BackupTaken,
     BatchFile,
-    ChangesRead,
     Compacted,
     DashboardNumbers,
     DeadLetter,

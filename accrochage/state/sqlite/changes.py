@@ -13,7 +13,7 @@ import sqlite3
 from collections.abc import Collection
 
 from accrochage.models.lifecycle import TAKEN_OVER
-from accrochage.state.values import ChangesRead
+from accrochage.state.queries import ChangesRead
 
 _SELECT = (
     "SELECT h.id AS seq, h.record_id, r.certifier, h.at, h.from_status, h.to_status, "

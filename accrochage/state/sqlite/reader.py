@@ -31,7 +31,7 @@ from accrochage.state.base import (
     ReleasedBatch,
     StoredContent,
 )
-from accrochage.state.queries import BatchKey, OutstandingQuery, RequestKey
+from accrochage.state.queries import BatchKey, ChangesRead, OutstandingQuery, RequestKey
 from accrochage.state.sqlite.batch_queries import (
     batch_detail,
     batches,
@@ -58,7 +58,7 @@ from accrochage.state.sqlite.withdrawals import (
     refused_after_acceptance,
     undeposited_creations,
 )
-from accrochage.state.values import ChangesRead, EvidenceSources, StoreHealth
+from accrochage.state.values import EvidenceSources, StoreHealth
 
 T = TypeVar("T")
 
