@@ -23,6 +23,7 @@ from accrochage.state.sqlite.migrations import (  # noqa: F401  (each registers 
     m230_unusable_certifier,
     m250_forgotten_unusable,
     m260_changes_epoch,
+    m270_left_out_index,
 )
 from accrochage.state.sqlite.migrations.registry import latest_migration, migrations
 
