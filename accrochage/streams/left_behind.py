@@ -19,14 +19,13 @@ SENT_FOLDERS = (OUTBOX_FOLDERS[BatchState.DEPOSITED], OUTBOX_FOLDERS[BatchState.
 """The folders of files the CDC was given: only `deposited` and `import-report` move one there."""
 
 
-def deposited_since(sink: BatchSink, item: ReleasedBatch) -> str | None:
-    """Why a missing file is not put back: it is where only a later step puts it (a state
-    restored from an older backup). A `written` batch's file in `deposited/` or `done/`, put
-    back, would be uploaded twice; a `deposited` one's in `done/` had its report imported
-    since, to import again. None when the file is not there."""
+def deposited_since(item: ReleasedBatch, found: Path | None) -> str | None:
+    """Why a missing file, `found` elsewhere (`left_at`), is not put back: it is where only a
+    later step puts it (a state restored from an older backup). A `written` batch's file in
+    `deposited/` or `done/`, put back, would be uploaded twice; a `deposited` one's in `done/`
+    had its report imported since, to import again. None when the file is not there."""
     if item.state not in (BatchState.WRITTEN, BatchState.DEPOSITED):
         return None
-    found = sink.find(item.batch.certifier.key, item.file.path.name)
     if found is None or found.parent.name not in SENT_FOLDERS:
         return None
     if item.state is BatchState.DEPOSITED:

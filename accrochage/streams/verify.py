@@ -133,11 +133,11 @@ def _placed_now(tx: Transaction, listed: ReleasedBatch) -> ReleasedBatch | None:
 def _found_elsewhere(sink: BatchSink, item: ReleasedBatch, report: FlushReport) -> bool:
     """Whether a missing file was dealt with where it is: said when it was deposited since
     the state last recorded it, or moved back where the state has it."""
-    sent = deposited_since(sink, item)
+    found = left_at(sink, item)
+    sent = deposited_since(item, found)
     if sent is not None:
         report.notes.append(f"the file of batch {item.batch.batch_id} is {sent}")
         return True
-    found = sink.find(item.batch.certifier.key, item.file.path.name)
     if found is None:
         return False
     sink.move(found, item.file.path)
@@ -195,8 +195,9 @@ class OutboxVerifier:
                 problem = None if item is None else file_problem(item.file)
                 if item is None or problem is None:
                     continue
-            sent = deposited_since(self.sink, item) if problem == "missing" else None
-            left = left_at(self.sink, item) if problem == "missing" and sent is None else None
+            found = left_at(self.sink, item) if problem == "missing" else None
+            sent = deposited_since(item, found)
+            left = found if sent is None else None
             if left is not None:
                 problem = f"missing, left at {left}"
             error = self._repair(item, left) if repair and sent is None else sent
