@@ -8,6 +8,7 @@ import threading
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
+from enum import StrEnum
 
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
@@ -71,6 +72,18 @@ def by_label(counts: Mapping[str | None, int], certifiers: Iterable[str]) -> dic
     return out
 
 
+def by_label_and(
+    counts: Iterable[tuple[tuple[str | None, str], int]], keys: set[str], kinds: Iterable[StrEnum]
+) -> list[tuple[tuple[str, str], int]]:
+    """`by_label` for counts by certifier and a second word (a status, a batch state): every
+    configured certifier with every word, from 0."""
+    out = {(c, kind.value): 0 for c in sorted(keys) for kind in kinds}
+    for (certifier, kind), n in counts:
+        label = (certifier_label(certifier, keys), kind)
+        out[label] = out.get(label, 0) + n
+    return sorted(out.items())
+
+
 def _state_families(
     observation: Observation | None, certifiers: tuple[str, ...]
 ) -> Iterator[Metric]:
@@ -104,21 +117,15 @@ def _state_families(
     )
     if observation is not None:
         keys = set(certifiers)
-        per_status: dict[tuple[str, str], int] = {
-            (c, s.value): 0 for c in sorted(keys) for s in RecordStatus
-        }
-        for (certifier, status), n in observation.records.items():
-            label = (certifier_label(certifier, keys), status)
-            per_status[label] = per_status.get(label, 0) + n
-        for (certifier, status), n in sorted(per_status.items()):
-            records.add_metric([certifier, status], n)
+        for pair, n in by_label_and(observation.records.items(), keys, RecordStatus):
+            records.add_metric(list(pair), n)
         for certifier, n in by_label(observation.at_risk, keys).items():
             at_risk.add_metric([certifier], n)
         for certifier, n in by_label(observation.overdue, keys).items():
             overdue.add_metric([certifier], n)
         earliest: dict[str, float] = {}
-        for certifier, day in observation.next_deadline.items():
-            key = certifier_label(certifier, keys)
+        for owner, day in observation.next_deadline.items():
+            key = certifier_label(owner, keys)
             # The deadline day itself is on time: the record is late from the next midnight.
             stamp = datetime.combine(day + timedelta(days=1), time(), PARIS).timestamp()
             earliest[key] = min(stamp, earliest.get(key, stamp))
@@ -126,12 +133,6 @@ def _state_families(
             next_deadline.add_metric([certifier], stamp)
         for certifier, n in by_label(observation.correction_requests_open or {}, keys).items():
             corrections.add_metric([certifier], n)
-        per_state: dict[tuple[str, str], int] = {
-            (c, s.value): 0 for c in sorted(keys) for s in BatchState
-        }
-        for (certifier, state), n in observation.batches.items():
-            label = (certifier_label(certifier, keys), state)
-            per_state[label] = per_state.get(label, 0) + n
-        for (certifier, state), n in sorted(per_state.items()):
-            batches.add_metric([certifier, state], n)
+        for pair, n in by_label_and(observation.batches.items(), keys, BatchState):
+            batches.add_metric(list(pair), n)
     yield from (records, at_risk, overdue, next_deadline, corrections, batches)
