@@ -50,6 +50,15 @@ def test_a_command_that_does_not_create_the_state_refuses_a_missing_one(
     assert not state.exists() and not state.with_name("state.db.write-lock").exists()
 
 
+def files_written(tmp_path: Path, record_id: str) -> tuple[Path, Path, Path]:
+    """A state that wrote a file to the outbox: its configuration, its events, its path."""
+    config = write_config(tmp_path)
+    events = write_jsonl(tmp_path / "e.jsonl", [recent(record_id)])
+    run(config, "ingest", str(events))
+    run(config, "flush", "--force")
+    return config, events, tmp_path / "var" / "state.db"
+
+
 @pytest.mark.parametrize("command", [("flush",), ("ingest", "EVENTS"), ("run",)], ids=" ".join)
 def test_no_empty_state_is_created_beside_an_outbox_of_files(
     tmp_path: Path, command: tuple[str, ...]
@@ -57,11 +66,7 @@ def test_no_empty_state_is_created_beside_an_outbox_of_files(
     """The state lost, the outbox intact: the next command, or the service started again by
     its supervisor, created an empty state that knew none of the files, deposited or not,
     and set them aside as unknown (the recovery review). Refused, naming the restore."""
-    config = write_config(tmp_path)
-    events = write_jsonl(tmp_path / "e.jsonl", [recent("LOST-1")])
-    run(config, "ingest", str(events))
-    run(config, "flush", "--force")
-    state = tmp_path / "var" / "state.db"
+    config, events, state = files_written(tmp_path, "LOST-1")
     for lost in state.parent.glob("state.db*"):
         lost.unlink()
     args = [str(events) if arg == "EVENTS" else arg for arg in command]
@@ -81,11 +86,7 @@ def test_an_empty_state_file_beside_an_outbox_of_files_is_a_lost_state(tmp_path:
     """A state file of no bytes (truncated, a copy cut short, a `touch`) is no database:
     SQLite made it an empty state that knew none of the outbox's files, as for a missing one,
     and `doctor` said to `upgrade` it, which did the same."""
-    config = write_config(tmp_path)
-    events = write_jsonl(tmp_path / "e.jsonl", [recent("LOST-2")])
-    run(config, "ingest", str(events))
-    run(config, "flush", "--force")
-    state = tmp_path / "var" / "state.db"
+    config, events, state = files_written(tmp_path, "LOST-2")
     for lost in state.parent.glob("state.db-*"):
         lost.unlink()
     state.write_bytes(b"")
