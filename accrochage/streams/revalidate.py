@@ -10,12 +10,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 from accrochage.models.deadline import Clock, paris_today
 from accrochage.models.event import stored_payload
 from accrochage.models.problems import Problem
-from accrochage.models.record import IN_A_BATCH, TRUNCATED, Change, Record
+from accrochage.models.record import TRUNCATED, Change, Record
 from accrochage.models.reference import Reference
 from accrochage.models.registry import Registry
 from accrochage.models.revalidation import (
@@ -26,7 +25,6 @@ from accrochage.models.revalidation import (
 )
 from accrochage.models.vocabulary import Outcome, RecordStatus
 from accrochage.state.base import Store
-from accrochage.state.queries import OutstandingQuery
 from accrochage.streams.incoming import decode_ready
 from accrochage.streams.scheduler import Job, OnceADay
 
@@ -91,30 +89,19 @@ class Revalidator:
         self.clock = clock
         self.reference = reference
 
-    def _ids(
-        self,
-        statuses: tuple[RecordStatus, ...],
-        keep: Callable[[dict[str, Any]], bool],
-        certifier: str | None = None,
-    ) -> list[str]:
-        """The outstanding records of `statuses` that `keep` keeps."""
-        query = OutstandingQuery(
-            as_of=paris_today(self.clock), certifier=certifier, statuses=statuses, limit=None
-        )
-        with self.store.reading() as reader:
-            return [str(row["record_id"]) for row in reader.iter_outstanding(query) if keep(row)]
-
     def run(self, certifier: str | None = None, version: int = 0) -> RevalidationReport:
         """Every pending and invalid record, and every stored correction not sent yet."""
         reason = f"revalidated against reference data version {version}"
-        ids = self._ids((*REVALIDATED, *IN_A_BATCH), _to_check, certifier)
+        with self.store.reading() as reader:
+            ids = reader.to_revalidate(certifier, held_by_date=False)
         return self._check(ids, reason)
 
     def dates_come(self) -> RevalidationReport:
         """The records refused for a delivery date in the future, checked again: once that
         day has come they are valid (and have their deadline). Before, such a record stayed
         invalid until someone thought of `revalidate`, and slid into overdue."""
-        ids = self._ids((RecordStatus.INVALID, *IN_A_BATCH), _held_by_its_date)
+        with self.store.reading() as reader:
+            ids = reader.to_revalidate(None, held_by_date=True)
         return self._check(ids, "checked again: its delivery date has come")
 
     def _check(self, ids: list[str], reason: str) -> RevalidationReport:
@@ -154,23 +141,6 @@ class Revalidator:
                     report.changed.append(_revalidated(record, change.record, checked))
                 tx.save(changes)
         return report
-
-
-def _to_check(row: dict[str, Any]) -> bool:
-    """Pending and invalid records, and those in a batch with a stored correction."""
-    return row["status"] in REVALIDATED or bool(row["correction_pending"])
-
-
-def _held_by_its_date(row: dict[str, Any]) -> bool:
-    """Invalid records, and stored corrections of records in a batch, an error on
-    `delivered_on` holds back (a date in the future)."""
-    return _dated(row["errors"]) or bool(
-        row["correction_pending"] and _dated(row["correction_errors"])
-    )
-
-
-def _dated(errors: list[dict[str, str]]) -> bool:
-    return any(error["field"] == "delivered_on" for error in errors)
 
 
 class DatesCome(OnceADay):

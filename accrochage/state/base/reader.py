@@ -54,6 +54,11 @@ class Reader(PendingReads):
         """The same rows, yielded as they are read (a whole listing in flat memory)."""
 
     @abstractmethod
+    def to_revalidate(self, certifier: str | None, *, held_by_date: bool) -> list[str]:
+        """The ids of the pending and invalid records, and of those in a batch with a stored
+        correction (`held_by_date`: only those an error on their delivery date holds)."""
+
+    @abstractmethod
     def record_detail(self, record_id: str, as_of: date) -> JsonRow | None: ...
 
     @abstractmethod

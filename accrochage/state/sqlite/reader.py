@@ -46,6 +46,7 @@ from accrochage.state.sqlite.observe import dashboard, observe
 from accrochage.state.sqlite.pending import PendingStatements
 from accrochage.state.sqlite.record_listing import iter_outstanding, outstanding
 from accrochage.state.sqlite.record_queries import by_key, record_detail, summary
+from accrochage.state.sqlite.revalidation import to_revalidate
 from accrochage.state.sqlite.rows import (
     frozen_batch_from,
     in_chunks,
@@ -85,6 +86,9 @@ class SqliteReader(PendingStatements, Reader):
 
     def iter_outstanding(self, query: OutstandingQuery) -> Iterator[JsonRow]:
         return iter_outstanding(self._conn, query)
+
+    def to_revalidate(self, certifier: str | None, *, held_by_date: bool) -> list[str]:
+        return to_revalidate(self._conn, certifier, held_by_date)
 
     def record_detail(self, record_id: str, as_of: date) -> JsonRow | None:
         return record_detail(self._conn, record_id, as_of)
