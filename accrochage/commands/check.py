@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import textwrap
 
 import click
 
@@ -40,12 +41,12 @@ def check_events(ctx: click.Context, files: tuple[str, ...], encoding: str, fmt:
         open_store(settings, read_only=True) if settings.paths.state.exists() else None
     )
     reference = ReferenceHolder(store.refdata()).current() if store is not None else None
-    results: list[tuple[str | None, CheckResult]] = []
+    told = _JsonAnswers() if fmt == "json" else _TextAnswers()
     unread: list[InputError] = []
     try:
         for name in files:
             try:
-                _check_file(name, encoding, registry, clock, store, reference, results)
+                _check_file(name, encoding, registry, clock, store, reference, told)
             except InputError as problem:  # this file, not the next
                 unread.append(problem)
     except BaseException:  # a storage fault, Ctrl-C: the files not read are said too
@@ -54,9 +55,9 @@ def check_events(ctx: click.Context, files: tuple[str, ...], encoding: str, fmt:
     finally:
         if store is not None:
             store.close()
-    _print(results, fmt, skipped=store is None)
+    told.end(skipped=store is None)
     say_unread(unread)
-    if unread or any(not answer.valid for _, answer in results):
+    if unread or told.invalid:
         sys.exit(1)
 
 
@@ -67,27 +68,44 @@ def _check_file(
     clock: Clock,
     store: Store | None,
     reference: Reference | None,
-    into: list[tuple[str | None, CheckResult]],
+    told: _Answers,
 ) -> None:
-    """The answers of one file's events, appended as they come: those before a part of the
-    file that cannot be read are kept (as `ingest` stores them)."""
+    """The answers of one file's events, told as they come: those before a part of the file
+    that cannot be read are told too (as `ingest` stores them)."""
     stream = open_input(name)
     try:
         events = open_events(stream, escaped(name), encoding)
         for chunk in chunks(events.events, CHUNK):
             answers = check(chunk, registry, clock, store, reference)
-            into += [(i.source, a) for i, a in zip(chunk, answers, strict=True)]
+            for item, answer in zip(chunk, answers, strict=True):
+                told.add(item.source, answer)
     finally:
         if name != "-":
             stream.close()
 
 
-def _print(results: list[tuple[str | None, CheckResult]], fmt: str, *, skipped: bool) -> None:
-    if fmt == "json":
-        click.echo(json.dumps([a.as_dict() | {"source": s} for s, a in results], indent=1))
-        return
-    bad = [(s, a) for s, a in results if not a.valid]
-    for source, answer in results:
+class _Answers:
+    """Each answer written as it comes, never all held: a platform checks a file of 100,000
+    events (held, their answers took 240 MiB as JSON)."""
+
+    def __init__(self) -> None:
+        self.checked = self.invalid = self.warned = 0
+
+    def add(self, source: str | None, answer: CheckResult) -> None:
+        self.checked += 1
+        self.invalid += not answer.valid
+        self.warned += answer.valid and bool(answer.warnings)  # "N valid (W with warnings)"
+        self.tell(source, answer)
+
+    def tell(self, source: str | None, answer: CheckResult) -> None:
+        raise NotImplementedError
+
+    def end(self, *, skipped: bool) -> None:
+        raise NotImplementedError
+
+
+class _TextAnswers(_Answers):
+    def tell(self, source: str | None, answer: CheckResult) -> None:
         # Warnings too: counted and never shown, "1 with warnings" left the platform to
         # guess which event and what (a birth commune code the CDC's identity check rejects).
         for problem in answer.errors:
@@ -96,13 +114,27 @@ def _print(results: list[tuple[str | None, CheckResult]], fmt: str, *, skipped: 
             click.echo(
                 f"{source} {answer.record_id or '-'} warning: {problem.field}: {problem.message}"
             )
-    warned = sum(bool(a.warnings) for _, a in results if a.valid)  # "N valid (W with warnings)"
-    click.echo(
-        f"{len(results)} events checked: {len(results) - len(bad)} valid "
-        f"({warned} with warnings), {len(bad)} with errors; nothing stored"
-    )
-    if skipped:
-        click.echo(f"skipped (no state at paths.state): {', '.join(STATE_RULES)}")
+
+    def end(self, *, skipped: bool) -> None:
+        click.echo(
+            f"{self.checked} events checked: {self.checked - self.invalid} valid "
+            f"({self.warned} with warnings), {self.invalid} with errors; nothing stored"
+        )
+        if skipped:
+            click.echo(f"skipped (no state at paths.state): {', '.join(STATE_RULES)}")
+
+
+class _JsonAnswers(_Answers):
+    """One JSON array, as `json.dumps(answers, indent=1)` writes it; a run stopped by a fault
+    leaves it unclosed, never a whole-looking array of part of the answers."""
+
+    def tell(self, source: str | None, answer: CheckResult) -> None:
+        item = json.dumps(answer.as_dict() | {"source": source}, indent=1)
+        lead = "[\n" if self.checked == 1 else ",\n"
+        click.echo(lead + textwrap.indent(item, " "), nl=False)
+
+    def end(self, *, skipped: bool) -> None:
+        click.echo("\n]" if self.checked else "[]")
 
 
 def register(group: click.Group) -> None:
