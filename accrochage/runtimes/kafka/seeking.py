@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from faust.transport.drivers import aiokafka as faust_aiokafka
@@ -76,6 +76,8 @@ class SeekingConsumer(faust_aiokafka.Consumer):
     read_before: ReadBefore | None = None
     """Both set: each partition's log is checked against the record stored before its
     offset (`same_log.py`); either None: not checked."""
+    sole_member: Callable[[], Awaitable[None]] | None = None
+    """Set: run first at each assignment, to stop a worker sharing its group (`sole.py`)."""
 
     def _new_consumer_thread(self) -> faust_aiokafka.AIOKafkaConsumerThread:
         return CommittedReadingThread(self, loop=self.loop, beacon=self.beacon)
@@ -102,6 +104,8 @@ class SeekingConsumer(faust_aiokafka.Consumer):
             ) from None
 
     async def _seek_stored(self) -> None:
+        if (sole := type(self).sole_member) is not None:
+            await sole()
         await super().perform_seek()
         lookup = type(self).stored_offsets
         if lookup is None:
@@ -276,6 +280,7 @@ def seeking_transport(
     *,
     marks: StoredMarks | None = None,
     read_before: ReadBefore | None = None,
+    sole_member: Callable[[], Awaitable[None]] | None = None,
 ) -> Any:
     """A transport whose consumer resumes from `lookup`'s offsets and hands each fetch to
     `receive` (None: to faust's agents, event by event); `rewind`, `marks`, `read_before`: see
@@ -286,6 +291,7 @@ def seeking_transport(
         "rewind": staticmethod(rewind) if rewind else None,
         "stored_marks": staticmethod(marks) if marks else None,
         "read_before": staticmethod(read_before) if read_before else None,
+        "sole_member": staticmethod(sole_member) if sole_member else None,
     }
     consumer = type("BoundSeekingConsumer", (SeekingConsumer,), bound)
     return type("SeekingTransport", (faust_aiokafka.Transport,), {"Consumer": consumer})

@@ -39,6 +39,7 @@ from accrochage.runtimes.kafka.seeking import (
     StoredMarks,
     seeking_transport,
 )
+from accrochage.runtimes.kafka.sole import SoleMember, grace_for
 from accrochage.runtimes.kafka.unreadable import guard_fetches
 from accrochage.settings import KafkaSettings
 from accrochage.state.base import DeadLetter, Store
@@ -135,6 +136,9 @@ def build_worker(
         rewind,
         marks=marks,
         read_before=partial(read_records, kafka.bootstrap),
+        sole_member=SoleMember(
+            kafka.bootstrap, kafka.group, grace_for(kafka.session_timeout.total_seconds())
+        ),
     )
     topic = app.topic(
         kafka.topic,
