@@ -78,7 +78,8 @@ def send(ctx: click.Context, files: tuple[str, ...], topic: str | None) -> None:
     click.echo(json.dumps({"topic": target, "sent": total}))
     if too_large:
         click.echo(
-            f"error: {len(too_large)} event(s) over {MAX_EVENT_BYTES:,} bytes, more than Kafka "
+            f"error: {len(too_large)} event(s) over {MAX_EVENT_BYTES:,} bytes with their key, "
+            "more than Kafka "
             f"takes, not sent ({', '.join(too_large[:20])}{' ...' if len(too_large) > 20 else ''})"
             ": no valid event is that large (every field of the contract is bounded), check "
             "these lines; the other events were sent",

@@ -131,3 +131,43 @@ async def test_send_keys_events_on_a_real_broker(
     assert "no topic 'no.such.topic'" in nowhere.stderr, nowhere.stderr
     assert len(nowhere.stderr.strip().splitlines()) == 1, nowhere.stderr
     assert "Traceback" not in nowhere.stderr
+
+
+async def test_send_of_a_file_with_bad_lines_sends_the_others(
+    kafka_broker: KafkaEndpoint, tmp_path: Path
+) -> None:
+    """A `certifier` that is no UTF-8 text (a lone surrogate's escape) ended the file with a
+    traceback; one whose key and value together exceed what Kafka takes ended it with "does
+    the topic exist?". The first is sent without a key (the worker says what is wrong with
+    it), the second left out and named by its line; the other lines are sent."""
+    config = write_worker_config(tmp_path / "w", kafka_broker.bootstrap)
+    await kafka_broker.create_topic(config.topic, 4)
+    events = tmp_path / "bad.jsonl"
+    long_key = {"record_id": "B-3", "certifier": "k" * 600_000}
+    events.write_text(
+        json.dumps({"record_id": "B-1", "certifier": "pix"})
+        + '\n{"record_id": "B-2", "certifier": "\\ud800"}\n'
+        + json.dumps(long_key)
+        + "\nnot JSON at all\n\n"
+        + json.dumps({"record_id": "B-5", "certifier": "pix"})
+        + "\n",
+        encoding="utf-8",
+    )
+    sent = await asyncio.to_thread(_send, config.path, str(events))
+    assert "Traceback" not in sent.stderr, sent.stderr
+    assert sent.returncode == 1, sent.stderr
+    assert json.loads(sent.stdout) == {"topic": config.topic, "sent": 4}, sent.stdout
+    assert f"({events}:3)" in sent.stderr, sent.stderr
+    consumer = AIOKafkaConsumer(
+        config.topic, bootstrap_servers=kafka_broker.bootstrap, auto_offset_reset="earliest"
+    )
+    await consumer.start()
+    keys: dict[bytes, bytes | None] = {}
+    try:
+        async with asyncio.timeout(60):
+            while len(keys) < 4:
+                for batch in (await consumer.getmany(timeout_ms=500)).values():
+                    keys.update((m.value[:22], m.key) for m in batch)
+    finally:
+        await consumer.stop()
+    assert sorted(keys.values(), key=repr) == [None, None, b"pix", b"pix"], keys

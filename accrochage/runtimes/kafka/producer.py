@@ -40,7 +40,10 @@ def event_key(line: bytes, registry: Registry) -> bytes | None:
         return None
     certifier = payload.get("certifier")
     if isinstance(certifier, str):
-        return certifier.encode()
+        try:
+            return certifier.encode()
+        except UnicodeEncodeError:  # a lone surrogate's escape: no key is UTF-8 for it
+            return None
     certification = payload.get("certification")
     code = certification.get("code") if isinstance(certification, dict) else None
     if certifier is None and isinstance(code, str):
@@ -85,10 +88,11 @@ async def publish_lines(
             line = line.rstrip(b"\r\n")
             if not line.strip():
                 continue
-            if len(line) > MAX_EVENT_BYTES:
+            key = None if len(line) > MAX_EVENT_BYTES else event_key(line, registry)
+            if len(line) + len(key or b"") > MAX_EVENT_BYTES:  # the key is in the message too
                 done.too_large.append(number)
                 continue
-            batch.append(await producer.send(topic, line, key=event_key(line, registry)))
+            batch.append(await producer.send(topic, line, key=key))
             if len(batch) >= 1000:
                 for future in batch:
                     await future
