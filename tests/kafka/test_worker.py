@@ -172,6 +172,12 @@ async def test_worker_resumes_from_the_state_not_from_the_broker_offsets(
         await consumer.stop()
 
     await finished_by_a_worker(config, spec, sent, tmp_path / "worker.log", workers, why)
+    said = (tmp_path / "worker.log").read_text(encoding="utf-8")
+    for tp, offset in halfway.items():  # which offset won, and why, is said
+        assert (
+            f"resume {config.topic}[{tp.partition}] at stored offset 0, below the offset "
+            f"{offset} the consumer group committed" in said
+        ), said
 
 
 async def finished_by_a_worker(

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
+log = logging.getLogger("accrochage.kafka")
 READ_COMMITTED = "read_committed"
 
 
@@ -23,3 +25,23 @@ class CommittedReadingThread(faust_aiokafka.AIOKafkaConsumerThread):
         # setting faust does not pass through, short of copying its 60-line constructor.
         consumer._isolation_level = READ_COMMITTED
         return consumer
+
+
+def say_resume(topic: str, partition: int, offset: int, committed: int | None) -> None:
+    """Log where a partition resumes: the state's offset, whatever the group committed. A group
+    offset ahead of it (a state restored from a backup, or another state that read this group)
+    was not said: the events between were read again with no word of why."""
+    if committed is None or committed <= offset:
+        log.info("resume %s[%d] at stored offset %d", topic, partition, offset)
+        return
+    log.warning(
+        "resume %s[%d] at stored offset %d, below the offset %d the consumer group committed: "
+        "the state decides, offsets %d to %d are read again (this state was restored from a "
+        "backup, or another state read this group before it)",
+        topic,
+        partition,
+        offset,
+        committed,
+        offset,
+        committed - 1,
+    )

@@ -30,7 +30,7 @@ from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
 
 from accrochage.errors import AccrochageError
-from accrochage.runtimes.kafka.committed import CommittedReadingThread
+from accrochage.runtimes.kafka.committed import CommittedReadingThread, say_resume
 from accrochage.runtimes.kafka.draining import Receive, drain
 from accrochage.runtimes.kafka.same_log import ReadBefore, replaced
 
@@ -124,7 +124,7 @@ class SeekingConsumer(faust_aiokafka.Consumer):
             resume[tp] = self._within(tp, stored[tp], bounds.get(tp))
         await self._check_logs(stored, resume, bounds)
         for tp, offset in resume.items():
-            log.info("resume %s[%d] at stored offset %d", tp.topic, tp.partition, offset)
+            say_resume(tp.topic, tp.partition, offset, self._committed_offset.get(tp))
             await self.seek(tp, offset)
 
     async def _check_logs(
