@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaConnectionError, KafkaError, TopicAlreadyExistsError
@@ -39,6 +40,9 @@ async def ensure_topics(
                     log.info("created topics %s", ", ".join(t.name for t in missing))
                 except TopicAlreadyExistsError:
                     pass
+            found = {name: n for name, n in topics.items() if name in existing}
+            if found:
+                _say_other_counts(found, await admin.describe_topics(list(found)))
             return
         except KafkaConnectionError as exc:
             if asyncio.get_running_loop().time() > deadline:
@@ -58,3 +62,22 @@ async def ensure_topics(
             raise AccrochageError(f"cannot create the topics on {bootstrap}: {exc}") from None
         finally:
             await admin.close()
+
+
+def _say_other_counts(configured: dict[str, int], described: list[dict[str, Any]]) -> None:
+    """Warn of an existing topic whose partitions are not those configured: the topic's are
+    used (never changed here). Partitions added to a topic in use move keys, so a certifier's
+    revocation can be read before the delivery it names: the README says how to add them."""
+    for topic in described:
+        name, count = topic.get("topic"), len(topic.get("partitions") or ())
+        if name not in configured or topic.get("error_code") or count == configured[name]:
+            continue
+        log.warning(
+            "topic %s has %d partition(s) where %d are configured (kafka.partitions; 1 for "
+            "alerts.topic): the topic's are used, never changed by accrochage; configure %d "
+            'to say so, and read the README ("Adding partitions") before adding any',
+            name,
+            count,
+            configured[name],
+            count,
+        )

@@ -1,0 +1,27 @@
+"""The worker's topics, created or found: an existing topic keeps its partitions, and one whose
+count is not the configured one is said at start (adding partitions to a topic in use moves
+each certifier's events to another partition: README, "Adding partitions")."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+
+import pytest
+
+from accrochage.runtimes.kafka.admin import ensure_topics
+from tests.kafka.conftest import KafkaEndpoint
+
+
+async def test_a_topic_of_another_partition_count_is_said_and_kept(
+    kafka_broker: KafkaEndpoint, caplog: pytest.LogCaptureFixture
+) -> None:
+    topic = f"topics-{uuid.uuid4().hex[:10]}"
+    await kafka_broker.create_topic(topic, 2)
+    with caplog.at_level(logging.WARNING, logger="accrochage.kafka"):
+        await ensure_topics(kafka_broker.bootstrap, {topic: 2})
+        assert not caplog.records, "the configured count: nothing to say"
+        await ensure_topics(kafka_broker.bootstrap, {topic: 8})
+    (said,) = [r.getMessage() for r in caplog.records]
+    assert f"topic {topic} has 2 partition(s) where 8 are configured" in said
+    assert "configure 2" in said and "Adding partitions" in said
