@@ -237,7 +237,8 @@ def test_a_flush_does_not_put_back_to_upload_a_file_another_process_superseded(
     supersedes one (a record of it corrected) and moves it to superseded/. Found missing where
     the listing had it, the file is judged where the state says now: never moved back among
     the files to upload."""
-    from accrochage.streams import verify as verify_module
+    from accrochage.streams import put_back as verify_module
+    from accrochage.streams.outbox_watch import FolderWatch
 
     core, clock = make_core(tmp_path)
     other, _ = make_core(tmp_path, clock)
@@ -257,6 +258,7 @@ def test_a_flush_does_not_put_back_to_upload_a_file_another_process_superseded(
             return real(recorded)
 
         monkeypatch.setattr(verify_module, "is_missing", superseded_meanwhile)
+        core.flusher.folders = FolderWatch()  # its folder looked in, however long ago it changed
         report = FlushReport()
         core.flusher.rewrite_missing(report)
         monkeypatch.undo()
@@ -279,7 +281,7 @@ def test_a_file_written_again_while_another_process_supersedes_it_is_not_left_to
     render, outside any transaction; meanwhile the operator's `flush` supersedes the batch (a
     record of it corrected). The copy written again was left among the files to upload, and
     `flush` printed it as written, while `batches` said superseded."""
-    from accrochage.streams import verify as verify_module
+    from accrochage.streams import put_back as verify_module
 
     core, clock = make_core(tmp_path)
     other, _ = make_core(tmp_path, clock)

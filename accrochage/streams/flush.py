@@ -21,7 +21,7 @@ from accrochage.models.batch import FrozenBatch
 from accrochage.models.batch_life import cut_entry
 from accrochage.models.deadline import Clock, paris_today
 from accrochage.models.registry import Registry
-from accrochage.models.vocabulary import HEADER_SUPERSEDABLE, SUPERSEDABLE, SchemaVersion
+from accrochage.models.vocabulary import SchemaVersion
 from accrochage.sinks.base import BatchSink, Outcome, WriteFailed
 from accrochage.sinks.profiles import profile_for
 from accrochage.state.base import Store
@@ -34,12 +34,14 @@ from accrochage.streams.flush_report import (
     FlushReport,
     WrittenBatch,
 )
-from accrochage.streams.header_check import HeaderCheck, header_cause
+from accrochage.streams.header_check import HeaderCheck
 from accrochage.streams.late_copy import late_copy, put_late_copy
 from accrochage.streams.metrics import Metrics
+from accrochage.streams.outbox_watch import FolderWatch
+from accrochage.streams.put_back import put_back_missing
 from accrochage.streams.redecode import Decodes
-from accrochage.streams.verify import put_back_missing
-from accrochage.streams.withdraw import cut_suppressions, supersede_if_due
+from accrochage.streams.supersede_due import supersede_due
+from accrochage.streams.withdraw import cut_suppressions
 
 PASSAGE_SWEEP_SECONDS = 600
 """How often written passages are looked for among every pending record (those of records
@@ -73,6 +75,8 @@ class Flusher:
         self._swept_at: float | None = None
         self._headers = HeaderCheck()
         self.retries = FailedRetries()
+        self.folders = FolderWatch()
+        """The outbox folders whose placed files were all found: looked in again once changed."""
         self._stopping = threading.Event()
         self.storage_error: StoreError | None = None
         """Why the last flush could not store (a full disk, a damaged state); None once one
@@ -167,7 +171,7 @@ class Flusher:
         """
         now = self.clock.now().replace(microsecond=0)
         today = paris_today(self.clock)
-        self._supersede(report, now)
+        supersede_due(self.store, self.sink, self.registry, self.decode, self._headers, report, now)
         if profile_for(self.schema_version).action is not None:
             suppressions: list[CutBatch] = []
             with self.store.transaction() as tx:
@@ -192,31 +196,6 @@ class Flusher:
         with self.store.reading() as reader:
             groups = self._planner.groups_due(reader, now, today, force, report)
         return Plan(now, groups)
-
-    def _supersede(self, report: FlushReport, now: datetime) -> None:
-        with self.store.transaction() as tx:  # one read: the loop stays linear in the batches
-            due = tx.to_supersede()
-            changed, note = self._headers.due(tx.undeposited_creations(), self.registry)
-        if note is not None:
-            report.notes.append(note)
-        for batch_id in [*due, *(b for b in changed if b not in due)]:
-            states = HEADER_SUPERSEDABLE if batch_id in changed else SUPERSEDABLE
-            with self.store.transaction() as tx:
-                done, move = supersede_if_due(
-                    tx,
-                    batch_id,
-                    self.sink,
-                    self.decode,
-                    now,
-                    states,
-                    header_cause(changed, batch_id),
-                )
-            if done:
-                report.superseded.append(batch_id)
-                if batch_id in changed:
-                    report.header_changed[batch_id] = changed[batch_id]
-                self.sink.move_recorded([move] if move is not None else [], "superseded")
-        self._headers.applied = True
 
     def _sweep_due(self) -> bool:
         """True at most every `PASSAGE_SWEEP_SECONDS` (from the last sweep committed): a sweep
@@ -264,8 +243,8 @@ class Flusher:
 
     def rewrite_missing(self, report: FlushReport) -> None:
         """Put back in place every released file missing where the state says it is
-        (`streams/verify.put_back_missing`)."""
-        put_back_missing(self.store, self.sink, report, self.metrics)
+        (`streams/put_back.put_back_missing`)."""
+        put_back_missing(self.store, self.sink, report, self.metrics, self.folders)
 
     def _record(self, batch: FrozenBatch, outcome: Outcome, report: FlushReport) -> None:
         key = batch.certifier.key

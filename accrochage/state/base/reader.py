@@ -130,8 +130,15 @@ class Reader(PendingReads):
         """Batches cut but not written, or whose writing failed, oldest first."""
 
     @abstractmethod
-    def released_batches(self, states: Sequence[BatchState]) -> list[ReleasedBatch]:
-        """Batches in these states whose file was released (path, size, sha256), oldest first."""
+    def released_batches(
+        self, states: Sequence[BatchState], batch_ids: Sequence[str] | None = None
+    ) -> list[ReleasedBatch]:
+        """Batches in these states whose file was released (path, size, sha256), oldest first;
+        those of `batch_ids` only, when given."""
+
+    @abstractmethod
+    def placed_files(self, states: Sequence[BatchState]) -> list[tuple[str, str]]:
+        """(batch id, file path) of the batches in these states with a file, oldest first."""
 
     @abstractmethod
     def frozen_contents(self, batch_id: str) -> Iterator[StoredContent]:

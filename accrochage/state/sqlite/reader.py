@@ -15,7 +15,7 @@ import accrochage.state.sqlite.alerts as alert_rows
 import accrochage.state.sqlite.changes as change_rows
 import accrochage.state.sqlite.correction_queries as open_requests
 import accrochage.state.sqlite.corrections as correction_rows
-from accrochage.models.batch import FrozenBatch, ReleasedFile
+from accrochage.models.batch import FrozenBatch
 from accrochage.models.record import yields_id
 from accrochage.models.scope import IdHolder
 from accrochage.models.vocabulary import BatchState, RecordStatus
@@ -44,11 +44,11 @@ from accrochage.state.sqlite.evidence import evidence_sources
 from accrochage.state.sqlite.health import schema_versions_written, store_health
 from accrochage.state.sqlite.observe import dashboard, observe
 from accrochage.state.sqlite.pending import PendingStatements
+from accrochage.state.sqlite.placed import placed_files, released_batches
 from accrochage.state.sqlite.record_listing import iter_outstanding, outstanding
 from accrochage.state.sqlite.record_queries import by_key, record_detail, summary
 from accrochage.state.sqlite.revalidation import to_revalidate
 from accrochage.state.sqlite.rows import (
-    frozen_batch_from,
     in_chunks,
     placeholders,
     prepared_passage,
@@ -159,23 +159,13 @@ class SqliteReader(PendingStatements, Reader):
     def batches_to_write(self) -> list[FrozenBatch]:
         return batches_to_write(self._conn)
 
-    def released_batches(self, states: Sequence[BatchState]) -> list[ReleasedBatch]:
-        wanted = [BatchState(s).value for s in states]
-        if not wanted:
-            return []
-        rows = self._conn.execute(
-            f"SELECT * FROM batches WHERE state IN ({', '.join('?' * len(wanted))}) "
-            "AND file_path IS NOT NULL ORDER BY created_at, batch_id",
-            wanted,
-        )
-        return [
-            ReleasedBatch(
-                frozen_batch_from(row),
-                BatchState(row["state"]),
-                ReleasedFile(Path(row["file_path"]), row["passages"], row["bytes"], row["sha256"]),
-            )
-            for row in rows
-        ]
+    def released_batches(
+        self, states: Sequence[BatchState], batch_ids: Sequence[str] | None = None
+    ) -> list[ReleasedBatch]:
+        return released_batches(self._conn, states, batch_ids)
+
+    def placed_files(self, states: Sequence[BatchState]) -> list[tuple[str, str]]:
+        return placed_files(self._conn, states)
 
     def frozen_contents(self, batch_id: str) -> Iterator[StoredContent]:
         rows = self._conn.execute(
