@@ -21,6 +21,7 @@ from accrochage.state.sqlite.batch_queries import (
     batches_of_record,
     left_out,
 )
+from accrochage.state.sqlite.observe import dashboard
 from accrochage.state.sqlite.store import connect
 from accrochage.state.sqlite.withdrawals import to_supersede
 from tests.test_tracker import event, ingest, make_core
@@ -252,3 +253,26 @@ def test_the_records_checked_again_are_chosen_by_the_index_not_read_one_by_one(
     few = _revalidation_steps(tmp_path / "few", 100, monkeypatch)
     many = _revalidation_steps(tmp_path / "many", 3000, monkeypatch)
     assert few > 0 and many < 2 * few, (few, many)
+
+
+def _accepted_refused_none(path: Path, accepted: int) -> None:
+    """`accepted` records accepted by the CDC, none refused, and 10 rejected."""
+    SqliteStore(path).close()
+    conn = sqlite3.connect(path, isolation_level=None)
+    rows = [_record(f"A-{n:05d}", "accepted", f"old-{n // 100}", None) for n in range(accepted)]
+    rows += [_record(f"R-{n:05d}", "rejected", "old-0", None) for n in range(10)]
+    _insert(conn, "records", rows)
+    conn.close()
+
+
+def test_the_dashboards_reasons_read_the_rejected_and_refused_records_not_every_accepted_one(
+    tmp_path: Path,
+) -> None:
+    """An open dashboard refreshes every 30 s: its refused suppressions (none) were counted
+    by reading the row of every accepted record, 0.9 s each refresh at 1,000,000 records."""
+    few, many = tmp_path / "few.db", tmp_path / "many.db"
+    _accepted_refused_none(few, 100)
+    _accepted_refused_none(many, 5000)
+    today = datetime(2026, 12, 6, tzinfo=PARIS).date()
+    small, large = (_steps(p, lambda conn: dashboard(conn, today)) for p in (few, many))
+    assert large < 2 * small + 5, (small, large)

@@ -123,15 +123,15 @@ def observe(
 
 
 def _by_reason(
-    conn: sqlite3.Connection, where: str, status: RecordStatus
+    conn: sqlite3.Connection, index: str, where: str
 ) -> dict[tuple[str | None, str | None], int]:
-    """(certifier, cdc_reason) -> records matching `where` (its one parameter: `status`)."""
+    """(certifier, cdc_reason) -> records matching `where`, read from `index` alone: a partial
+    index of those records (m280), never the table row of every record of their status."""
     return {
         (certifier, reason): count
         for certifier, reason, count in conn.execute(
-            f"SELECT certifier, cdc_reason, count(*) FROM records WHERE {where} "
-            "GROUP BY certifier, cdc_reason",
-            (status.value,),
+            f"SELECT certifier, cdc_reason, count(*) FROM records INDEXED BY {index} "
+            f"WHERE {where} GROUP BY certifier, cdc_reason"
         )
     }
 
@@ -152,11 +152,11 @@ def dashboard(conn: sqlite3.Connection, as_of: date, limit: int = 50) -> Dashboa
             continue
         key = (held.certifier, held.day)
         deadlines[key] = deadlines.get(key, 0) + 1
-    rejections = _by_reason(conn, "status = ?", RecordStatus.REJECTED)
+    rejections = _by_reason(conn, "records_rejected_reason", f"status = '{RecordStatus.REJECTED}'")
     refused_suppressions = _by_reason(  # those held elsewhere wait for the CDC's support
         conn,
-        "status = ? AND suppression_rejected = 1 AND cdc_held_as IS NULL",
-        RecordStatus.ACCEPTED,
+        "records_refused_suppression",
+        f"suppression_rejected = 1 AND status = '{RecordStatus.ACCEPTED}' AND cdc_held_as IS NULL",
     )
     for_support = dict(
         conn.execute(f"SELECT certifier, count(*) FROM records WHERE {HELD_ELSEWHERE} GROUP BY 1")

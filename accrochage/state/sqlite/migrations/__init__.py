@@ -24,6 +24,7 @@ from accrochage.state.sqlite.migrations import (  # noqa: F401  (each registers 
     m250_forgotten_unusable,
     m260_changes_epoch,
     m270_left_out_index,
+    m280_reason_indexes,
 )
 from accrochage.state.sqlite.migrations.registry import latest_migration, migrations
 
