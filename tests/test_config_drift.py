@@ -70,6 +70,22 @@ def test_an_edited_then_broken_then_restored_file_is_told_once_each(
     assert said[2] == ("INFO", f"the configuration file {config} says again what this service runs")
 
 
+def test_a_file_with_several_wrong_settings_is_told_on_one_line(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Each wrong setting on a line of its own left them on continuation lines without time,
+    level or logger: `grep ERROR` in the service log, or a collector, lost which they were."""
+    config = write_config(tmp_path)
+    watch = ConfigWatch(load_settings(config), config, Metrics())
+    text = config.read_text(encoding="utf-8")
+    config.write_text(text.replace("[emitter]", "[emiter]") + "\n[batchin]\n", encoding="utf-8")
+    with caplog.at_level(logging.INFO, logger="accrochage.service"):
+        assert watch.look().error is not None
+    (said,) = [r.getMessage() for r in caplog.records]
+    assert "\n" not in said, said
+    assert "emiter" in said and "batchin" in said and "fix the file" in said
+
+
 def test_a_secret_changed_is_told_without_its_value(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

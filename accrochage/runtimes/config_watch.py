@@ -49,7 +49,7 @@ class ConfigWatch:
                 "the configuration it started with; it would not start again on this one: "
                 "fix the file (accrochage doctor reads it)",
                 self.source,
-                found.error,
+                one_line(found.error),
             )
         elif found.sections:
             log.warning(
@@ -60,6 +60,14 @@ class ConfigWatch:
             )
         else:
             log.info("the configuration file %s says again what this service runs", self.source)
+
+
+def one_line(error: str) -> str:
+    """A configuration error as one log line: `load_settings` lists each wrong setting on a
+    line of its own (for a terminal), and a log line's continuation lines come without time,
+    level or logger (a collector, `docker logs`, `grep ERROR` lose which settings are wrong)."""
+    lines = [line.strip() for line in error.splitlines() if line.strip()]
+    return " ".join(lines)
 
 
 def config_job(running: Settings, source: Path, metrics: Metrics) -> Job:
