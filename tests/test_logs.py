@@ -128,3 +128,13 @@ def test_a_child_process_keeps_library_debug_lines_out_too(
     said = capsys.readouterr().err
     assert NIR not in said
     assert "stored 2" in said
+
+
+def test_the_kafka_consumer_logs_under_the_project_name() -> None:
+    """Its class is made at run time by `type`: mode named its logger after the module of
+    the frame that made it, ABCMeta's, and the worker's log said `INFO abc [^--Bound...`."""
+    from accrochage.runtimes.kafka.seeking import seeking_transport
+
+    transport = seeking_transport(lambda topic: {})
+    assert transport.Consumer.logger.name == "accrochage.runtimes.kafka.seeking"
+    assert transport.__module__ == "accrochage.runtimes.kafka.seeking"

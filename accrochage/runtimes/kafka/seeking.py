@@ -286,6 +286,9 @@ def seeking_transport(
     `receive` (None: to faust's agents, event by event); `rewind`, `marks`, `read_before`: see
     `SeekingConsumer`."""
     bound = {
+        # A class made by `type` takes the module of the frame that made it: ABCMeta's, so
+        # mode named the consumer's logger "abc" ("INFO abc [^--BoundSeekingConsumer]: ...").
+        "__module__": __name__,
         "stored_offsets": lookup,
         "receive": staticmethod(receive) if receive else None,
         "rewind": staticmethod(rewind) if rewind else None,
@@ -294,4 +297,8 @@ def seeking_transport(
         "sole_member": staticmethod(sole_member) if sole_member else None,
     }
     consumer = type("BoundSeekingConsumer", (SeekingConsumer,), bound)
-    return type("SeekingTransport", (faust_aiokafka.Transport,), {"Consumer": consumer})
+    return type(
+        "SeekingTransport",
+        (faust_aiokafka.Transport,),
+        {"Consumer": consumer, "__module__": __name__},
+    )
