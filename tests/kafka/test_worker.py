@@ -209,6 +209,11 @@ async def test_worker_json_logs_are_json_lines_and_sighup_stops_it_gracefully(
     assert "Signal received: 1 (1)" in worker.text(), worker.tail()  # SIGHUP
     lines = [line for line in worker.text().splitlines() if line.strip()]
     assert lines
+    # The signal named, and the last line the worker's own, as `run`'s (faust's last line,
+    # "Closing event loop", came before the writer and the state were closed).
+    said = [json.loads(line)["message"] for line in lines]
+    assert "stopping (SIGHUP)" in said, worker.tail()
+    assert said[-1] == "accrochage worker stopped", worker.tail()
     for line in lines:
         assert isinstance(json.loads(line), dict), repr(line[:200])
 

@@ -188,6 +188,12 @@ class StoppingWorker(faust.Worker):
         if signal.SIGHUP not in ignored:
             self.loop.add_signal_handler(signal.SIGHUP, self._schedule_shutdown, signal.SIGHUP)
 
+    def _schedule_shutdown(self, signal: signal.Signals) -> None:
+        """The first stop signal named as `run` names it (faust says "Signal received: 15")."""
+        if not self._signal_stop_time:
+            log.info("stopping (%s)", signal.name)
+        super()._schedule_shutdown(signal)
+
 
 async def _unless_stopped(waited: Coroutine[Any, Any, None]) -> str | None:
     """`waited` (the topics' creation, which waits up to a minute for a broker still
@@ -261,6 +267,7 @@ def _run_bound(
     else:
         service = WriterService(core.ingestor, metrics=core.metrics)
         writer = InProcessWriter(service, log_source(settings))
+    code: int | str | None = None
     try:  # from here on, the writer process is ended whatever fails: left, it hung the exit
         app = compose_worker(
             core, writer, sock, reread_beyond_end=reread_beyond_end, config=config_path(config)
@@ -272,7 +279,13 @@ def _run_bound(
         # the start, tty or not: a log line (a JSON one too) came out mangled.
         runner.spinner = None
         runner.execute_from_commandline()
+    except SystemExit as exc:
+        code = exc.code
+        raise
     finally:
         writer.abandon_waits()  # a stop never waits for a command that holds the state
         writer.shutdown(wait=True)
         core.close()
+        # faust's last line is "Closing event loop", before the writer's end: `run`'s last
+        # words, said once everything is closed.
+        log.info("accrochage worker stopped%s", "" if not code else f" (exit {code})")
