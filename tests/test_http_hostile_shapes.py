@@ -378,3 +378,24 @@ async def test_an_error_before_the_app_is_not_cached_either(tmp_path: Path) -> N
     assert head.startswith((b"http/1.0 400", b"http/1.1 400"))
     assert b"cache-control: no-store" in head and b"x-content-type-options: nosniff" in head
     assert b"server: accrochage\r\n" in head and b"aiohttp" not in head
+
+
+@pytest.mark.parametrize(("logged", "lines"), [("all", 2), ("errors", 1), ("off", 0)])
+async def test_the_access_log_keeps_the_requests_api_access_log_says(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, logged: str, lines: int
+) -> None:
+    """A platform sending one event a request, Prometheus and a health probe made a line each:
+    `api.access_log = "errors"` keeps the answers of 400 and above, "off" none."""
+    caplog.set_level(logging.INFO, logger="aiohttp.access")
+    core = build_core(load_settings(write_config(tmp_path, api={"access_log": logged})))
+    try:
+        async with serving(build_service(core, timer=False)) as client:
+            for path, status in (("/health", 200), ("/nowhere", 404)):
+                async with client.get(path) as response:
+                    assert response.status == status
+    finally:
+        core.close()
+    said = [r.getMessage() for r in caplog.records if r.name == "aiohttp.access"]
+    assert len(said) == lines, said
+    if lines == 1:
+        assert '"GET /nowhere HTTP/1.1" 404' in said[0]

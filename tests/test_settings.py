@@ -61,6 +61,7 @@ SAMPLES: dict[str, dict[str, tuple[str, Any]]] = {
         "max_events_per_request": ("5", 5),
         "events_per_minute": ("600", 600),
         "body_timeout": ("90s", timedelta(seconds=90)),
+        "access_log": ("errors", "errors"),
     },
     "alerts": {
         "webhooks": ('["http://hooks.example/a"]', ["http://hooks.example/a"]),

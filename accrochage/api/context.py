@@ -24,6 +24,7 @@ from accrochage.errors import AccrochageError, StorageCorruptError, StoreError
 from accrochage.models.deadline import Clock, paris_today
 from accrochage.models.reference import Reference
 from accrochage.models.registry import Registry
+from accrochage.settings.api import AccessLogged
 from accrochage.state.base import Reader, Store
 from accrochage.streams.decoding import DecodePool
 from accrochage.streams.metrics import Metrics
@@ -58,6 +59,8 @@ class ApiContext:
     (None, or fewer than `POOL_MIN_EVENTS`: the writer's thread decodes them); the event
     loop only awaits it."""
     body_timeout_seconds: float = DEFAULT_BODY_SECONDS
+    access_log: AccessLogged = "all"
+    """The requests logged (`api.access_log`)."""
     """How long a request's body may take to arrive (`api.body_timeout`)."""
     decode_here: InlineDecoder | None = None
     """Decodes smaller requests in this process when the writer wants them decoded

@@ -40,12 +40,20 @@ log = logging.getLogger("accrochage.api")
 Handler = Callable[[BaseRequest], Awaitable[web.StreamResponse]]
 
 
+ACCESS_LOG = web.AppKey("access_log", str)
+"""The app's `api.access_log`: "all", "errors" or "off"."""
+
+
 class AccessLog(AbstractAccessLogger):
     """Address, method and path, status, size, duration: never a header (aiohttp's default
     logs the Referer and User-Agent, which a client fills as it likes), nor the query string
     (a token sent there by mistake, or whatever a client puts in it): its presence only."""
 
+    errors_only = False
+
     def log(self, request: BaseRequest, response: web.StreamResponse, time: float) -> None:
+        if self.errors_only and response.status < HTTPStatus.BAD_REQUEST:
+            return
         query = "?…" if request.query_string else ""
         self.logger.info(
             '%s "%s %s%s HTTP/%d.%d" %d %s %.6fs',
@@ -59,6 +67,12 @@ class AccessLog(AbstractAccessLogger):
             response.body_length,
             time,
         )
+
+
+class ErrorsAccessLog(AccessLog):
+    """The answers of status 400 and above only (`api.access_log = "errors"`)."""
+
+    errors_only = True
 
 
 def code_for(status: int) -> str:
@@ -196,7 +210,10 @@ class ApiRunner(web.AppRunner):
     __slots__ = ("_head_seconds", "_limits")
 
     def __init__(self, app: web.Application, **kwargs: Any) -> None:
-        kwargs.setdefault("access_log_class", AccessLog)
+        logged = app.get(ACCESS_LOG, "all")
+        if logged == "off":
+            kwargs["access_log"] = None
+        kwargs.setdefault("access_log_class", ErrorsAccessLog if logged == "errors" else AccessLog)
         kwargs["auto_decompress"] = False  # the handlers decode bodies (`api/bodies.py`)
         super().__init__(app, **kwargs)
         self._head_seconds = app.get(BODY_SECONDS, DEFAULT_HEAD_SECONDS)

@@ -51,6 +51,7 @@ from accrochage.api.intake import (
     senders_turn,
 )
 from accrochage.api.openapi import openapi
+from accrochage.api.protocol import ACCESS_LOG
 from accrochage.api.query_names import documented, known_query_names
 from accrochage.api.reads import (
     get_batch,
@@ -224,6 +225,7 @@ def build_app(context: ApiContext) -> web.Application:
     app[SERVER_ERROR_LINES] = LinesEvery(SERVER_ERRORS_LOGGED_EVERY)
     app[REFUSED_LINES] = RefusedLines()
     app[BODY_SECONDS] = context.body_timeout_seconds
+    app[ACCESS_LOG] = context.access_log
     app[CONNECTIONS] = context.connections
     app[LARGE_BODIES] = asyncio.Semaphore(1)
     app[SENDERS_TURNS] = {}

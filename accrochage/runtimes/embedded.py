@@ -56,6 +56,7 @@ def api_context(core: Core, writer: WriterService | EventWriter) -> ApiContext:
         max_body_bytes=api.max_body_bytes,
         max_events_per_request=api.max_events_per_request,
         body_timeout_seconds=api.body_timeout.total_seconds(),
+        access_log=api.access_log,
         reference=core.reference.current if core.reference is not None else None,
         summary_warnings=partial(refdata_warnings, core),
         decoder=core.decoder,

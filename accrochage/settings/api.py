@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from datetime import timedelta
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import (
     AfterValidator,
@@ -88,6 +88,8 @@ def _token_form(value: object) -> str:
     return "scoped" if isinstance(value, dict | ScopedIngestToken) else "token"
 
 
+AccessLogged = Literal["all", "errors", "off"]
+
 IngestTokenSetting = Annotated[
     Annotated[Token, Tag("token")] | Annotated[ScopedIngestToken, Tag("scoped")],
     Discriminator(_token_form),
@@ -121,6 +123,10 @@ class ApiSettings(BaseModel):
     """A body not whole by then is answered 408, and its connection closed after aiohttp's
     lingering read (at most 10 s): a client that sends headers and then nothing, or a
     trickle, holds no connection for long."""
+    access_log: AccessLogged = "all"
+    """The requests the log has a line of (`api/protocol.AccessLog`): "all"; "errors", the
+    answers of status 400 and above (a platform sending one event a request, Prometheus and a
+    health probe make a line each otherwise); "off"."""
 
     @property
     def ingest_scopes(self) -> tuple[tuple[SecretStr, frozenset[str] | None], ...]:
