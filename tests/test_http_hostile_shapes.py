@@ -17,15 +17,21 @@ from typing import Any
 
 import pytest
 import yarl
+from aiohttp import web
+from aiohttp.http_exceptions import TransferEncodingError
+from aiohttp.test_utils import make_mocked_request
 
 from accrochage.api import intake
+from accrochage.api.errors import CLIENT_ERROR_LINES, error_middleware
 from accrochage.api.link_groups import NOT_STORABLE, framed
+from accrochage.api.protocol import REFUSED_REQUESTS_LOGGED_EVERY
 from accrochage.api.writing import NotStorable
 from accrochage.app import Core, build_core
 from accrochage.models.decode import Decoded, Kind
 from accrochage.runtimes.embedded import build_service
 from accrochage.settings import load_settings
 from accrochage.streams.incoming import Incoming
+from accrochage.streams.log_lines import LinesEvery
 from tests.factories import revoked_event
 from tests.test_http import recent
 from tests.test_http_writer_process import rows, serving
@@ -399,3 +405,60 @@ async def test_the_access_log_keeps_the_requests_api_access_log_says(
     assert len(said) == lines, said
     if lines == 1:
         assert '"GET /nowhere HTTP/1.1" 404' in said[0]
+
+
+def _refused(port: int, request: bytes) -> bytes:
+    """The status line the service answers `request` with."""
+    with socket.create_connection(("127.0.0.1", port), timeout=WAIT) as sock:
+        sock.sendall(request)
+        answer = b""
+        while b"\r\n" not in answer:
+            got = sock.recv(4096)
+            if not got:
+                break
+            answer += got
+    return answer.split(b"\r\n", 1)[0]
+
+
+@pytest.mark.parametrize(
+    ("request_bytes", "said"),
+    [
+        (b"NOT HTTP AT ALL\r\n\r\n", "malformed request refused"),
+        (
+            b"POST /events HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\nZZZ\r\n{}\r\n0\r\n\r\n",
+            "malformed request refused (BadHttpMessage)",
+        ),
+    ],
+)
+async def test_refused_requests_in_a_loop_make_one_line_a_minute(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, request_bytes: bytes, said: str
+) -> None:
+    """A client sending malformed requests in a loop made an INFO line each: the log at the
+    pace of whoever reaches the port. One line a kind a minute, the next saying how many."""
+    caplog.set_level(logging.INFO, logger="accrochage.api")
+    async with short_body_timeout(tmp_path) as port:
+        for _ in range(5):
+            status = await asyncio.to_thread(_refused, port, request_bytes)
+            assert status.endswith(b" 400 Bad Request"), status
+    lines = [r.getMessage() for r in caplog.records if said in r.getMessage()]
+    assert len(lines) == 1, lines
+
+
+async def test_unreadable_bodies_make_one_line_a_minute(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A body the handler cannot read (its framing broken once it began reading it) is
+    answered 400 by the error middleware, one line a kind a minute as the malformed ones."""
+    caplog.set_level(logging.INFO, logger="accrochage.api")
+    app = web.Application()
+    app[CLIENT_ERROR_LINES] = LinesEvery(REFUSED_REQUESTS_LOGGED_EVERY)
+
+    async def broken(request: web.Request) -> web.StreamResponse:
+        raise TransferEncodingError("Not enough data for satisfy transfer length header.")
+
+    for _ in range(3):
+        answer = await error_middleware(make_mocked_request("POST", "/events", app=app), broken)
+        assert answer.status == 400
+    lines = [r.getMessage() for r in caplog.records if "unreadable body" in r.getMessage()]
+    assert lines == ["HTTP 400: unreadable body (TransferEncodingError)"]

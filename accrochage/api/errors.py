@@ -31,6 +31,8 @@ SERVER_ERRORS_LOGGED_EVERY = 10.0
 
 
 SERVER_ERROR_LINES = web.AppKey("server_error_lines", LinesEvery)
+CLIENT_ERROR_LINES = web.AppKey("client_error_lines", LinesEvery)
+"""Unreadable bodies' lines, by kind: once a minute at most (`REFUSED_REQUESTS_LOGGED_EVERY`)."""
 """One log line per 5xx code every `SERVER_ERRORS_LOGGED_EVERY` (`streams/log_lines.py`)."""
 
 
@@ -177,7 +179,11 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         response.headers["Allow"] = allowed
         return response
     except HttpProcessingError as exc:
-        log.info("HTTP 400: unreadable body (%s)", type(exc).__name__)
+        kind = type(exc).__name__
+        count = request.app[CLIENT_ERROR_LINES].due(kind)
+        if count is not None:
+            many = f" ({count} such since the last line)" if count > 1 else ""
+            log.info("HTTP 400: unreadable body (%s)%s", kind, many)
         return error_answer(unreadable_body())
     except AccrochageError as exc:
         if exc.status >= 500:

@@ -30,6 +30,7 @@ from accrochage.api.connections import (
     ConnectionLimits,
 )
 from accrochage.api.errors import error_response, shown_path
+from accrochage.streams.log_lines import LinesEvery
 
 DEFAULT_HEAD_SECONDS = DEFAULT_BODY_SECONDS
 FIRST_BYTE_SECONDS = 10.0
@@ -37,6 +38,10 @@ FIRST_BYTE_SECONDS = 10.0
 nothing (the head deadline, `api.body_timeout`, runs from its first byte on)."""
 
 log = logging.getLogger("accrochage.api")
+
+REFUSED_REQUESTS_LOGGED_EVERY = 60.0
+"""Seconds between two lines of one kind of request refused before the API (malformed, or
+its head too slow) or of an unreadable body: the rest counted into the next."""
 Handler = Callable[[BaseRequest], Awaitable[web.StreamResponse]]
 
 
@@ -146,10 +151,22 @@ class JsonErrorHandler(RequestHandler):
             if self._silent:
                 log.debug("HTTP: a connection sent nothing within %g s: closed", seconds)
             else:
-                log.info(
-                    "HTTP: no whole request head within %g s (api.body_timeout): closed", seconds
+                self._say(
+                    "late head",
+                    "HTTP: no whole request head within %g s (api.body_timeout): closed",
+                    seconds,
                 )
             self.force_close()
+
+    def _say(self, key: str, line: str, *args: object) -> None:
+        """`line` at INFO, once a minute at most for its `key` (a client sending malformed
+        requests, or trickling heads, in a loop makes no line each), saying how many since."""
+        lines: LinesEvery | None = getattr(self._manager, "lines", None)
+        count = 1 if lines is None else lines.due(key)
+        if count is None:
+            return
+        many = f" ({count} such since the last line)" if count > 1 else ""
+        log.info(line + "%s", *args, many)
 
     def log_exception(self, *args: Any, **kwargs: Any) -> None:
         """aiohttp's own exception logs, without the message nor the traceback's values."""
@@ -168,7 +185,8 @@ class JsonErrorHandler(RequestHandler):
         if status >= 500:
             log.error("HTTP %d before the request reached the API (%s)", status, _kind(exc))
         else:
-            log.info("HTTP %d: malformed request refused (%s)", status, _kind(exc))
+            kind = _kind(exc)
+            self._say(f"{status} {kind}", "HTTP %d: malformed request refused (%s)", status, kind)
         if request.writer is not None and request.writer.output_size > 0:
             raise ConnectionError("the response has started: cannot send an error response")
         reason = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else ""
@@ -198,6 +216,8 @@ class JsonErrorServer(Server):
     """How long a connection may take to send its first request's head."""
     count: ConnectionCount | None = None
     """The open connections, bounded (`api.max_connections`)."""
+    lines: LinesEvery | None = None
+    """The lines of refused requests, each kind once a minute at most."""
 
     def __call__(self) -> RequestHandler:
         return JsonErrorHandler(self, loop=self._loop, **self._kwargs)
@@ -226,6 +246,7 @@ class ApiRunner(web.AppRunner):
         assert isinstance(server, JsonErrorServer)
         server.head_seconds = self._head_seconds
         server.count = ConnectionCount(self._limits)
+        server.lines = LinesEvery(REFUSED_REQUESTS_LOGGED_EVERY)
         server.request_handler = _shaped(server.request_handler)
         return server
 

@@ -34,6 +34,7 @@ from accrochage.api.context import (
     on_reader_thread,
 )
 from accrochage.api.errors import (
+    CLIENT_ERROR_LINES,
     EVERY_ANSWER,
     SERVER_ERROR_LINES,
     SERVER_ERRORS_LOGGED_EVERY,
@@ -51,7 +52,7 @@ from accrochage.api.intake import (
     senders_turn,
 )
 from accrochage.api.openapi import openapi
-from accrochage.api.protocol import ACCESS_LOG
+from accrochage.api.protocol import ACCESS_LOG, REFUSED_REQUESTS_LOGGED_EVERY
 from accrochage.api.query_names import documented, known_query_names
 from accrochage.api.reads import (
     get_batch,
@@ -223,6 +224,7 @@ def build_app(context: ApiContext) -> web.Application:
     context.metrics.limits(budgets.senders)
     app[BUDGETS] = budgets
     app[SERVER_ERROR_LINES] = LinesEvery(SERVER_ERRORS_LOGGED_EVERY)
+    app[CLIENT_ERROR_LINES] = LinesEvery(REFUSED_REQUESTS_LOGGED_EVERY)
     app[REFUSED_LINES] = RefusedLines()
     app[BODY_SECONDS] = context.body_timeout_seconds
     app[ACCESS_LOG] = context.access_log
