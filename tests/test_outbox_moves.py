@@ -119,6 +119,21 @@ def test_a_kill_during_a_deposit_leaves_state_and_folders_in_agreement(
     assert_agree(config, "deposited", "deposited")
 
 
+def test_deposited_run_again_after_a_kill_moves_the_file_left_among_those_to_upload(
+    tmp_path: Path,
+) -> None:
+    """Killed between its commit and the move, `deposited` run again said "already recorded"
+    and left the file in the top folder, among those to upload (uploaded twice by a script
+    that sends what is there) until the next flush."""
+    config, batch = prepared(tmp_path)
+    name = Path(batch["file"]).name
+    killed = accrochage(config, "deposited", name, failpoint="deposited:recorded")
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    again = ok(config, "deposited", name)
+    assert "already recorded as deposited" in again and "interrupted run" in again
+    assert_agree(config, "deposited", "deposited")
+
+
 @pytest.mark.parametrize("point", ["reported:recorded", "reported:moved"])
 def test_a_kill_during_a_report_import_leaves_state_and_folders_in_agreement(
     tmp_path: Path, shared_dir: Path, point: str
