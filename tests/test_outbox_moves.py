@@ -152,6 +152,21 @@ def test_a_kill_during_a_report_import_leaves_state_and_folders_in_agreement(
     assert "already imported" in again, "the kill came after the report was recorded"
 
 
+def test_a_report_imported_again_after_a_kill_moves_the_file_left_among_those_to_upload(
+    tmp_path: Path, shared_dir: Path
+) -> None:
+    """Killed between its commit and the file's move, a report imported again said "already
+    imported: nothing changed" and left the file of the batch it settled (never marked
+    deposited) in the top folder, among those to upload, until the next flush."""
+    config, batch = prepared(tmp_path)
+    report = report_file(tmp_path, shared_dir, batch)
+    killed = accrochage(config, "import-report", str(report), failpoint="reported:recorded")
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    again = ok(config, "import-report", str(report))
+    assert "already imported" in again and "interrupted run" in again
+    assert_agree(config, "reported", "done")
+
+
 def test_a_report_imported_without_the_deposit_step_moves_the_file_to_done(
     tmp_path: Path, shared_dir: Path
 ) -> None:

@@ -5,12 +5,12 @@ from __future__ import annotations
 from datetime import datetime
 from pathlib import Path
 
-from accrochage.models.batch import BatchInfo
 from accrochage.models.batch_life import apply_deposited, suppression_deposited
 from accrochage.models.vocabulary import BatchState, CdcAction
 from accrochage.sinks.base import BatchSink
 from accrochage.state.base import Transaction
 from accrochage.streams.item_outcomes import ItemOutcome, refused
+from accrochage.streams.left_behind import left_in_earlier_place
 
 
 def deposit(
@@ -33,10 +33,10 @@ def deposit(
     assert batch is not None
     if batch.state is BatchState.DEPOSITED:
         said = f"batch {batch_id} already recorded as deposited"
-        return ItemOutcome(ref, True, said + _left_behind(sink, batch, moves))
+        return ItemOutcome(ref, True, said + left_in_earlier_place(sink, batch, moves))
     if batch.state is BatchState.REPORTED:
         said = f"batch {batch_id} already has the CDC's report"
-        return ItemOutcome(ref, True, said + _left_behind(sink, batch, moves))
+        return ItemOutcome(ref, True, said + left_in_earlier_place(sink, batch, moves))
     if batch.state is BatchState.SUPERSEDED and batch.file_path is None:
         return refused(ref, f"batch {batch_id} was superseded before its file was written")
     if batch.state is BatchState.SUPERSEDED:
@@ -72,20 +72,3 @@ def deposit(
             "check it is the one uploaded"
         )
     return ItemOutcome(ref, True, said)
-
-
-def _left_behind(sink: BatchSink, batch: BatchInfo, moves: list[tuple[Path, Path]]) -> str:
-    """The file of a batch already deposited, still in an earlier folder (among those to
-    upload: a run killed between its commit and the move), added to `moves`; what it says."""
-    recorded = batch.file_path
-    if recorded is None or recorded.is_file():
-        return ""
-    earlier = [BatchState.WRITTEN]
-    if batch.state is BatchState.REPORTED:
-        earlier.append(BatchState.DEPOSITED)
-    for state in earlier:
-        left = sink.place(batch.certifier, batch.file_name, state)
-        if left.is_file():
-            moves.append((left, recorded))
-            return f"; its file, left in {left.parent} by an interrupted run, moves to {recorded}"
-    return ""

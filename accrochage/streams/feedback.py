@@ -16,6 +16,7 @@ from accrochage.private_files import PRIVATE_MODE, fsync_directory
 from accrochage.sinks.base import BatchSink
 from accrochage.sinks.reports import ProcessingReport, parse_report, read_report_bytes
 from accrochage.state.base import ImportedReport, Store, Transaction
+from accrochage.streams.left_behind import move_left_behind
 from accrochage.streams.outcomes import OutcomeContext
 from accrochage.streams.redecode import Decodes
 from accrochage.streams.report_match import answered_batch, batches_named, unmatched_report
@@ -54,6 +55,8 @@ class Feedback:
         report = parse_report(data, source=str(path))
         kept = keep_copy(self.archive, data, path.name) if self.archive is not None else None
         summary = self.apply_report(report, data, path.name, batch_ref, by_id=by_id)
+        if summary.already_imported and summary.batch_id is not None:
+            summary.notes += move_left_behind(self.store, self.sink, summary.batch_id)
         if kept is not None:
             summary.kept_as = str(kept)
         return summary

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from accrochage.models.batch import OUTBOX_FOLDERS
+from accrochage.models.batch import OUTBOX_FOLDERS, BatchInfo
 from accrochage.models.vocabulary import BatchState
 from accrochage.sinks.base import BatchSink
-from accrochage.state.base import ReleasedBatch
+from accrochage.state.base import ReleasedBatch, Store
 
 SENT_FOLDERS = (OUTBOX_FOLDERS[BatchState.DEPOSITED], OUTBOX_FOLDERS[BatchState.REPORTED])
 """The folders of files the CDC was given: only `deposited` and `import-report` move one there."""
@@ -48,3 +48,36 @@ def deposited_since(item: ReleasedBatch, found: Path | None) -> str | None:
 def left_at(sink: BatchSink, item: ReleasedBatch) -> Path | None:
     """The missing file of `item` in another of its certifier's folders, or None."""
     return sink.find(item.batch.certifier.key, item.file.path.name)
+
+
+def left_in_earlier_place(sink: BatchSink, batch: BatchInfo, moves: list[tuple[Path, Path]]) -> str:
+    """The file of a batch already deposited or reported, still in a folder of an earlier
+    state (among those to upload: a run killed between its commit and the move), added to
+    `moves`; what the command says of it ("" when it is in place)."""
+    recorded = batch.file_path
+    if recorded is None or recorded.is_file():
+        return ""
+    earlier = [BatchState.WRITTEN]
+    if batch.state is BatchState.REPORTED:
+        earlier.append(BatchState.DEPOSITED)
+    for state in earlier:
+        left = sink.place(batch.certifier, batch.file_name, state)
+        if left.is_file():
+            moves.append((left, recorded))
+            return f"; its file, left in {left.parent} by an interrupted run, moves to {recorded}"
+    return ""
+
+
+def move_left_behind(store: Store, sink: BatchSink, batch_id: str) -> list[str]:
+    """A report imported again after a kill between its commit and the file's move: the file
+    of its batch (reported) moves to `done/` now; what the import says of it."""
+    moves: list[tuple[Path, Path]] = []
+    with store.transaction() as tx:
+        batch = tx.batch(batch_id)
+    if batch is None or batch.state is not BatchState.REPORTED:
+        return []
+    said = left_in_earlier_place(sink, batch, moves)
+    if not moves:
+        return []
+    sink.move_recorded(moves, "reported")
+    return [f"batch {batch_id}{said}"]
