@@ -347,6 +347,19 @@ def test_a_copy_of_a_deposited_file_among_those_to_upload_is_named_and_set_aside
     assert verifier.verify().ok
 
 
+def test_a_file_set_aside_by_a_killed_repair_is_not_set_aside_twice(core: Core) -> None:
+    """`--repair` killed between the link into unknown/ and the unlink of the file among
+    those to upload: run again, it set the same file aside a second time, as `-2`."""
+    top, kept = _deposited(core)
+    top.write_bytes(kept.read_bytes())
+    (top.parent / "unknown").mkdir()
+    os.link(top, top.parent / "unknown" / top.name)  # where the kill left it
+    (moved,) = OutboxVerifier(core.store, core.flusher.sink).verify(repair=True).strays
+    assert moved.set_aside_to == top.parent / "unknown" / top.name
+    assert [p.name for p in (top.parent / "unknown").iterdir()] == [top.name]
+    assert not top.exists()
+
+
 def test_files_the_state_is_about_to_record_or_move_are_not_strays(core: Core) -> None:
     """A file released before its batch is recorded written (a flush running), and a file
     recorded deposited but not moved yet (a kill in between: the next flush moves it), are

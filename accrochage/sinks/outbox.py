@@ -150,7 +150,8 @@ def files_to_upload(outbox: Path) -> list[tuple[str, Path]]:
 
 def set_aside(path: Path) -> Path:
     """Move `path` into its folder's `unknown/`, under a name no file there has (`-2`, ...):
-    atomic, durable, never over another file."""
+    atomic, durable, never over another file; a run killed between the link and the unlink
+    left it there already: that name is kept, not a second copy."""
     folder = path.parent / SET_ASIDE
     folder.mkdir(exist_ok=True)
     target, n = folder / path.name, 1
@@ -159,6 +160,8 @@ def set_aside(path: Path) -> Path:
             os.link(path, target)  # fails when the name is taken: nothing is overwritten
             break
         except FileExistsError:
+            if os.path.samefile(path, target):  # linked there by a run killed before unlink
+                break
             n += 1
             target = folder / f"{path.stem}-{n}{path.suffix}"
     path.unlink()
