@@ -10,8 +10,12 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import shutil
 import stat
+import subprocess
+import sys
+import time
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -309,3 +313,27 @@ def test_an_output_that_cannot_be_written_is_an_error(config: Path, tmp_path: Pa
     result = run(config, "evidence", TARGET, "-o", str(target), code=2)
     assert f"cannot write {target}" in result.stderr
     assert not target.parent.exists()
+
+
+def test_the_temporary_zips_of_killed_runs_are_swept(config: Path, tmp_path: Path) -> None:
+    """A run killed (kill -9, the OOM killer) left `.NAME.PID.partial`, personal data in it,
+    for ever; the next run with the same process id (a container's command starts with the
+    same one) failed with "File exists"."""
+    run(config, "ingest", str(write_jsonl(tmp_path / "a.jsonl", [event_of(TARGET)])))
+    target = tmp_path / "evidence.zip"
+    same_pid = tmp_path / f".evidence.zip.{os.getpid()}.partial"
+    same_pid.write_bytes(b"half a zip")
+    gone = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        text=True,
+        capture_output=True,
+        check=True,
+    )
+    dead = tmp_path / f".evidence.zip.{int(gone.stdout)}.partial"
+    dead.write_bytes(b"half a zip")
+    os.utime(dead, (time.time() - 3600, time.time() - 3600))
+    live = tmp_path / f".evidence.zip.{os.getppid()}.partial"  # a live process's: kept
+    live.write_bytes(b"being written")
+    run(config, "evidence", TARGET, "-o", str(target))
+    assert zipfile.is_zipfile(target)
+    assert sorted(target.parent.glob(".*partial")) == [live]

@@ -21,16 +21,20 @@ same fixed time, so that the same state gives the same bytes.
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import json
 import os
+import time
 import zipfile
+from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import Any
 
 from accrochage.errors import AccrochageError, NotFound
+from accrochage.lifeline import gone
 from accrochage.sinks.base import BatchSink
 from accrochage.sinks.evidence import find_passage, passage_document
 from accrochage.sinks.reports import read_report_bytes
@@ -198,9 +202,14 @@ def _entry_name(name: str) -> str:
     return base.lstrip(".").strip()
 
 
+ABANDONED_AFTER_SECONDS = 600
+"""A temporary zip of another process left this long is abandoned (`_sweep_partials`)."""
+
+
 def write_zip(target: Path, entries: dict[str, bytes]) -> None:
     """The entries, sorted, in a zip at `target`, mode 0600, replacing it atomically."""
     temporary = target.with_name(f".{target.name}.{os.getpid()}.partial")
+    _sweep_partials(target)
     descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
     try:
         with os.fdopen(descriptor, "wb") as out:
@@ -219,6 +228,22 @@ def write_zip(target: Path, entries: dict[str, bytes]) -> None:
         temporary.unlink(missing_ok=True)
         raise
     _sync_folder(target.parent)
+
+
+def _sweep_partials(target: Path) -> None:
+    """The temporary zips of `target` left by runs killed before they removed them (kill -9,
+    the OOM killer): they hold personal data, and one of this process's id (a container's
+    command starts with the same id) made the next run fail with "File exists". Another
+    process's, written to in the last ten minutes, is left alone (another host's?)."""
+    for found in target.parent.glob(f".{glob.escape(target.name)}.*.partial"):
+        pid = found.name[len(target.name) + 2 : -len(".partial")]
+        with suppress(OSError):
+            if pid.isdigit() and (int(pid) == os.getpid() or _abandoned(found, int(pid))):
+                found.unlink()
+
+
+def _abandoned(path: Path, pid: int) -> bool:
+    return gone(pid) and time.time() - path.stat().st_mtime > ABANDONED_AFTER_SECONDS
 
 
 def _sync_folder(folder: Path) -> None:
