@@ -14,6 +14,7 @@ replay a failure with ACCROCHAGE_CRASH_SEED=<seed>.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import io
 import json
@@ -637,3 +638,28 @@ def test_two_releases_of_one_batch_at_once_publish_the_complete_file(
     assert check_file(released.path, BUNDLED_XSD).passages == len(members)
     assert hashlib.sha256(released.path.read_bytes()).hexdigest() == released.sha256
     assert not leftover_partials(outbox), "the dead worker's temporary file was left"
+
+
+def test_a_full_disk_names_the_file_it_could_not_write(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A write that fails for want of space raises an OSError without a file name: the
+    batch's error said "No space left on device" without saying which disk or folder."""
+    settings, _, report = _cut(tmp_path, 40)
+    conn = connect_readonly(settings.paths.state)
+    try:
+        header, members = _frozen(conn, report.cut[0].batch_id)
+    finally:
+        conn.close()
+
+    def full_disk(*_args: Any, **_kwargs: Any) -> Any:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(outbox_module, "write_flux", full_disk)
+    with pytest.raises(OSError) as raised:
+        release(settings.paths.outbox, header, members, xsd=schema_path(header.profile))
+    assert raised.value.errno == errno.ENOSPC
+    assert str(settings.paths.outbox / header.certifier.key) in str(raised.value)
+    assert not leftover_partials(settings.paths.outbox) and not released_files(
+        settings.paths.outbox
+    )

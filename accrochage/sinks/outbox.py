@@ -78,10 +78,12 @@ def release_passages(
         os.replace(temporary, final)
         renamed = True
         fsync_directory(folder)
-    except BaseException:
+    except BaseException as exc:
         # Still ours until renamed: only the holder of the lock renames or removes it.
         if not renamed:
             temporary.unlink(missing_ok=True)
+        if isinstance(exc, OSError) and exc.filename is None:  # a write: "No space left"
+            raise OSError(exc.errno, exc.strerror, str(final)) from exc  # says where
         raise
     finally:
         os.close(fd)
