@@ -9,6 +9,7 @@ agreement: the file in exactly one place, the one `batches` gives, with its reco
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -19,8 +20,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 
+from accrochage.cli import main
 from accrochage.failpoints import VARIABLE
+from accrochage.streams import feedback
 from tests.test_cli_tracker import recent, write_jsonl
 from tests.test_tracker import NO_HOLDER, processed_report, write_config
 
@@ -175,3 +179,24 @@ def test_a_report_imported_without_the_deposit_step_moves_the_file_to_done(
     assert_agree(config, "reported", "done")
     out = ok(config, "deposited", Path(batch["file"]).name)
     assert "already has the CDC's report" in out
+
+
+def test_a_report_whose_copy_a_full_disk_refuses_is_said_and_not_applied(
+    tmp_path: Path, shared_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The copy of the report kept before it is applied failed for want of space: a
+    traceback, and its `.partial` left in reports/."""
+    config, batch = prepared(tmp_path)
+    report = report_file(tmp_path, shared_dir, batch)
+
+    def full_disk(_fd: int) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(feedback.os, "fsync", full_disk)
+    done = CliRunner().invoke(main, ["--config", str(config), "import-report", str(report)])
+    monkeypatch.undo()
+    assert done.exit_code == 1 and isinstance(done.exception, SystemExit | None), done.exception
+    assert "cannot keep a copy of the report accuse.xml" in done.stderr
+    assert "No space left on device" in done.stderr
+    assert only_batch(config)["state"] == "written", "nothing applied"
+    assert list((tmp_path / "var" / "reports").iterdir()) == []

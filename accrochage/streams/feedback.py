@@ -7,7 +7,7 @@ import os
 from datetime import datetime
 from pathlib import Path
 
-from accrochage.errors import AccrochageError
+from accrochage.errors import AccrochageError, StorageFullError
 from accrochage.models.batch import BatchInfo, ReleasedFile
 from accrochage.models.deadline import Clock
 from accrochage.models.record import AWAITING_REPORT
@@ -240,16 +240,24 @@ def kept_name(name: str) -> str:
 def keep_copy(folder: Path, data: bytes, name: str) -> Path:
     """The report's bytes under `folder`, named by its digest and name, written atomically;
     private as the files for the CDC are (a CDC message may quote what a passage held)."""
-    folder.mkdir(parents=True, exist_ok=True)
     target = folder / f"{hashlib.sha256(data).hexdigest()[:16]}_{kept_name(name)}"
     temporary = target.with_name(f".{target.name}.partial")
     flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC
-    with os.fdopen(os.open(temporary, flags, PRIVATE_MODE), "wb") as out:
-        out.write(data)
-        out.flush()
-        os.fsync(out.fileno())
-    os.replace(temporary, target)
-    fsync_directory(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with os.fdopen(os.open(temporary, flags, PRIVATE_MODE), "wb") as out:
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(temporary, target)
+        fsync_directory(folder)
+    except OSError as exc:  # a full disk: said, not a traceback; nothing applied yet
+        temporary.unlink(missing_ok=True)
+        raise StorageFullError(
+            f"cannot keep a copy of the report {name} in {folder} "
+            f"({exc.strerror or type(exc).__name__}): free space on that disk or make the "
+            "folder writable by this user, then import it again (nothing was applied)"
+        ) from None
     return target
 
 
