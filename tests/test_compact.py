@@ -8,6 +8,7 @@ them, alone on it, and leaves it as it was whenever it stops.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import signal
@@ -285,3 +286,26 @@ def test_doctor_points_a_low_disk_to_the_free_pages_compact_gives_back(
     assert room["level"] == "error" and "compact" not in room["message"]
     [state] = findings(shown, "state")
     assert " (0.0 MB of it free pages" in state["message"]
+
+
+def test_a_full_disk_keeps_neither_compact_nor_a_service_from_the_state_s_locks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a full disk the pid written into `<state>.lock` failed (ENOSPC): a traceback from
+    `compact`, the command run to give space back, and from a service restarting."""
+    db = tmp_path / "state.db"
+
+    def full_disk(_fd: int, _data: bytes) -> int:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "write", full_disk)
+    with HeldAlone(db, "compact"):
+        pass
+    lock = ServiceLock(db)
+    try:
+        assert lock.try_acquire()
+    finally:
+        lock.release()
+    monkeypatch.undo()
+    with HeldAlone(db, "compact"):  # nothing was left held
+        pass

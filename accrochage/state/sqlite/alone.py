@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 from accrochage.errors import StoreBusyError, StoreError
+from accrochage.state.sqlite.service_lock import write_pid
 from accrochage.state.sqlite.upgrade import service_lock_path
 from accrochage.state.sqlite.write_lock import WriteLock
 
@@ -39,7 +40,7 @@ class HeldAlone:
         # Its own pid where a service writes its own: a `run` started meanwhile, or a
         # command that finds the state held, names this process, not the last service's.
         os.ftruncate(self._service, 0)
-        os.write(self._service, f"{os.getpid()}\n".encode())
+        write_pid(self._service)
         try:
             self._write = WriteLock(self.state, 0.0)
             self._write_fd = self._write.acquire(0.0)

@@ -7,6 +7,7 @@ import fcntl
 import logging
 import os
 import time
+from contextlib import suppress
 from pathlib import Path
 
 from accrochage.errors import ServiceTaken, StoreError
@@ -38,7 +39,7 @@ class ServiceLock(ServiceGuard):
             os.close(fd)
             return False
         os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode())
+        write_pid(fd)
         self._fd = fd
         return True
 
@@ -77,3 +78,11 @@ class ServiceLock(ServiceGuard):
             f"{self.path.name}): one service per state; stop that one first (or wait for the "
             "restore or compact), or give this one a paths.state of its own"
         )
+
+
+def write_pid(fd: int) -> None:
+    """This process's id in the lock file it holds, for the messages of those it refuses. Only
+    that: a full disk (where `compact` is run, or a service restarts) refuses it, without a
+    traceback, and the lock is held all the same."""
+    with suppress(OSError):
+        os.write(fd, f"{os.getpid()}\n".encode())
