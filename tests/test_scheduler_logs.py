@@ -69,6 +69,7 @@ def test_a_failure_and_a_note_are_said_once_while_they_last(
     errors = [m for level, m in lines if level == "ERROR"]
     assert len(errors) == 2, lines  # at the first tick, and when it came back at the last
     assert errors[0].startswith("batch b-1: PermissionError") and "accrochage batches" in errors[0]
+    assert "tried again by itself after 60 s, then up to every 900 s" in errors[0]
     assert [m for level, m in lines if level == "WARNING"] == [NOTE]
     assert [m for level, m in lines if level == "INFO"] == ["wrote f1.xml (3 passages)"]
 

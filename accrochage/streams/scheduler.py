@@ -21,6 +21,7 @@ from typing import cast
 from accrochage.errors import StorageCorruptError, StorageFullError, StoreBusyError
 from accrochage.helper_main import HelperDied
 from accrochage.models.deadline import Clock, paris_today
+from accrochage.streams.failed_retries import FIRST_WAIT, LONGEST_WAIT
 from accrochage.streams.flush import Flusher
 from accrochage.streams.flush_report import FlushReport, superseded_why
 
@@ -168,7 +169,13 @@ def batch_cut_job(flusher: Flusher, every: float) -> Job:
         # Those held back between two tries still fail: not said again at the next try.
         failed += [f"batch {b}: {error}" for b, error in flusher.retries.held().items()]
         for line in failures.new(failed):
-            log.error("%s (said once while it lasts; `accrochage batches` lists it)", line)
+            log.error(
+                "%s (said once while it lasts; tried again by itself after %.0f s, then up to "
+                "every %.0f s, and at once by `accrochage flush`; `accrochage batches` lists it)",
+                line,
+                FIRST_WAIT,
+                LONGEST_WAIT,
+            )
         for line in notes.new(report.notes):
             log.warning("%s", line)
 
