@@ -378,3 +378,32 @@ def test_an_alertmanager_s_ends_at_is_five_minutes_of_elapsed_time_across_the_au
     assert later.isoformat() == "2026-10-25T02:03:00+01:00"
     summer = datetime(2026, 7, 1, 12, 0, tzinfo=PARIS)
     assert ahead(summer, timedelta(minutes=5)).isoformat() == "2026-07-01T12:05:00+02:00"
+
+
+def test_a_receiver_down_is_said_once_an_hour_and_said_back(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Tried every 5 minutes, a receiver down for a day made 288 warnings; and nothing said
+    when it took notices again."""
+    core, clock = make_core(tmp_path)
+    elapsed = [0.0]
+    try:
+        with receiver() as (url, sink):
+            at_risk(core)
+            watch_for(core).run()
+            sink.failing = 13
+            hook = Webhook(url, REPEAT)
+            deliverer = Deliverer(core.store, clock, [hook], seconds=lambda: elapsed[0])
+            with caplog.at_level(logging.INFO, logger="accrochage.alerts"):
+                for _ in range(13):  # an hour of tries, every 5 minutes
+                    assert deliverer.run() == 0
+                    clock.advance(timedelta(minutes=5))
+                    elapsed[0] += 300.0
+                assert deliverer.run() == 1
+        said = [(r.levelname, r.getMessage()) for r in caplog.records]
+        assert [level for level, _ in said] == ["WARNING", "WARNING", "INFO"], said
+        assert "retrying in 5s, then at most every 300s" in said[0][1]
+        assert "; 12 failures since the last such line" in said[1][1]
+        assert said[2][1] == f"alert receiver {hook.name} ({hook.where}) takes notices again"
+    finally:
+        core.close()

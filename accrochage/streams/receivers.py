@@ -35,6 +35,7 @@ from accrochage.streams.alerts import (
     labels,
     webhook_body,
 )
+from accrochage.streams.log_lines import LinesEvery
 from accrochage.streams.posting import ReceiverError, post_json
 from accrochage.streams.scheduler import Job
 
@@ -49,6 +50,9 @@ keeps the rest for the next run, and the receivers after it are served now. Befo
 alerts at 4.9 s each held every other receiver for eight minutes, beyond the five an
 Alertmanager keeps a firing alert without news."""
 MAX_BACKOFF = timedelta(minutes=5)
+FAILURES_LOGGED_EVERY = 3600.0
+"""Seconds between two lines of one receiver's failures: tried every `MAX_BACKOFF`, a
+receiver down for a day made 288 lines; the next line says how many failed since."""
 ALERTMANAGER_REPEAT = timedelta(minutes=1)
 ALERTMANAGER_AHEAD = timedelta(minutes=5)
 """`endsAt` of a firing alert sent to an Alertmanager: it resolves it if we stop sending."""
@@ -192,6 +196,7 @@ class Deliverer:
         """In UTC: two times of the Paris clock compare as read on the wall, and a back-off
         begun in the hour before the clocks go back ended an hour late."""
         self._backoff: dict[str, timedelta] = {}
+        self._failures = LinesEvery(FAILURES_LOGGED_EVERY, seconds)
         self._stopping = threading.Event()
         self.counted = counted
         """Told each notice sent or failed, by receiver name (the metrics): a receiver that
@@ -219,7 +224,7 @@ class Deliverer:
                 for s in states
                 if due(s, got.get((s.alertname, s.certifier)), receiver.repeat, now)
             ]
-            started, failed = self._seconds(), False
+            started, failed, sent_before = self._seconds(), False, sent
             for state in todo[:MAX_PER_RUN]:
                 if self._stopping.is_set():
                     return sent
@@ -242,7 +247,9 @@ class Deliverer:
                     break  # the rest at the next run (it answered: no back-off)
             if not failed:
                 self._retry_at.pop(receiver.name, None)
-                self._backoff.pop(receiver.name, None)
+                was_failing = self._backoff.pop(receiver.name, None) is not None
+                if was_failing and sent > sent_before:
+                    log.info("alert receiver %s (%s) takes notices again", *_named(receiver))
         return sent
 
     def _failed(self, receiver: Receiver, now: datetime, exc: Exception) -> None:
@@ -250,13 +257,23 @@ class Deliverer:
         backoff = min(self._backoff.get(name, timedelta(seconds=2.5)) * 2, MAX_BACKOFF)
         self._backoff[name] = backoff
         self._retry_at[name] = now.astimezone(UTC) + backoff
+        count = self._failures.due(name)
+        if count is None:
+            return
+        many = f"; {count} failures since the last such line" if count > 1 else ""
         log.warning(
-            "alert receiver %s (%s) failed (%s); retrying in %ds",
+            "alert receiver %s (%s) failed (%s); retrying in %ds, then at most every %ds%s",
             name,
             receiver.where,
             _why(exc),
             backoff.total_seconds(),
+            MAX_BACKOFF.total_seconds(),
+            many,
         )
+
+
+def _named(receiver: Receiver) -> tuple[str, str]:
+    return receiver.name, receiver.where
 
 
 def _why(exc: Exception) -> str:
