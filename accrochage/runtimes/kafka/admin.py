@@ -42,7 +42,7 @@ async def ensure_topics(
                     pass
             found = {name: n for name, n in topics.items() if name in existing}
             if found:
-                _say_other_counts(found, await admin.describe_topics(list(found)))
+                await _check_counts(admin, found)
             return
         except KafkaConnectionError as exc:
             if asyncio.get_running_loop().time() > deadline:
@@ -62,6 +62,23 @@ async def ensure_topics(
             raise AccrochageError(f"cannot create the topics on {bootstrap}: {exc}") from None
         finally:
             await admin.close()
+
+
+async def _check_counts(admin: AIOKafkaAdminClient, configured: dict[str, int]) -> None:
+    """The existing topics' partition counts compared with those configured: a warning only,
+    so a broker that does not describe them is said and the worker starts all the same (it
+    stopped, saying it could not create topics that exist)."""
+    try:
+        described = await admin.describe_topics(list(configured))
+    except KafkaError as exc:
+        log.warning(
+            "could not read the partition counts of %s (%s): not compared with those "
+            "configured this time",
+            ", ".join(configured),
+            type(exc).__name__,
+        )
+        return
+    _say_other_counts(configured, described)
 
 
 def _say_other_counts(configured: dict[str, int], described: list[dict[str, Any]]) -> None:
