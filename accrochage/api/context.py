@@ -59,9 +59,9 @@ class ApiContext:
     (None, or fewer than `POOL_MIN_EVENTS`: the writer's thread decodes them); the event
     loop only awaits it."""
     body_timeout_seconds: float = DEFAULT_BODY_SECONDS
+    """How long a request's body may take to arrive (`api.body_timeout`)."""
     access_log: AccessLogged = "all"
     """The requests logged (`api.access_log`)."""
-    """How long a request's body may take to arrive (`api.body_timeout`)."""
     decode_here: InlineDecoder | None = None
     """Decodes smaller requests in this process when the writer wants them decoded
     (`EventWriter.decodes_here`)."""

@@ -31,9 +31,9 @@ SERVER_ERRORS_LOGGED_EVERY = 10.0
 
 
 SERVER_ERROR_LINES = web.AppKey("server_error_lines", LinesEvery)
+"""One log line per 5xx code every `SERVER_ERRORS_LOGGED_EVERY` (`streams/log_lines.py`)."""
 CLIENT_ERROR_LINES = web.AppKey("client_error_lines", LinesEvery)
 """Unreadable bodies' lines, by kind: once a minute at most (`REFUSED_REQUESTS_LOGGED_EVERY`)."""
-"""One log line per 5xx code every `SERVER_ERRORS_LOGGED_EVERY` (`streams/log_lines.py`)."""
 
 
 class ApiError(AccrochageError):
