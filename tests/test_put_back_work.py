@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from accrochage.app import Core
+from accrochage.streams import outbox_watch
 from accrochage.streams.flush_report import FlushReport
 from accrochage.streams.outbox_watch import SETTLED_NS, FolderWatch
 from tests.test_tracker import event, ingest, make_core
@@ -101,5 +102,30 @@ def test_a_file_removed_after_its_folder_was_found_whole_is_written_again(
         assert [w.path for w in report.written] == [lost]
         assert lost.read_bytes() == original
         assert any("rewrote the missing file" in note for note in report.notes)
+    finally:
+        core.close()
+
+
+def test_a_file_removed_where_folder_times_stay_is_written_again_within_the_bound(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file system that keeps a folder's times when a file in it is removed (a FUSE mount of
+    an object store, a share with cached attributes): the missing file was never looked for
+    again while the service ran. Each folder is looked in at least every `LOOKED_AGAIN_NS`."""
+    core, files = _written(tmp_path, 4)
+    try:
+        frozen = {str(p.parent): outbox_watch.stamp_of(str(p.parent)) for p in files}
+        monkeypatch.setattr(outbox_watch, "stamp_of", lambda folder: frozen[folder])
+        now = [0]
+        core.flusher.folders = FolderWatch(lambda: time.time_ns() + 2 * SETTLED_NS, lambda: now[0])
+        assert not core.flusher.flush().written, "every file found"
+        lost = files[1]
+        lost.unlink()
+        now[0] += outbox_watch.LOOKED_AGAIN_NS // 2
+        assert not core.flusher.flush().written, "within the bound: its folder not looked in"
+        now[0] += outbox_watch.LOOKED_AGAIN_NS
+        report = core.flusher.flush()
+        assert [w.path for w in report.written] == [lost]
+        assert lost.exists()
     finally:
         core.close()

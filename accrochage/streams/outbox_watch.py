@@ -4,7 +4,8 @@ every file the state places in them was last found there.
 A file removed, renamed or replaced changes its folder's modification and change times (the
 change time cannot be set back by hand); a folder removed and made again is another inode. A
 folder with the same device, inode and times as when each of its files was found still holds
-them: one stat a folder (about 160 for a year's 4,079 files), not one a file, at every tick.
+them: one stat a folder (about 160 for a year's 4,079 files), not one a file, at every tick;
+and every `LOOKED_AGAIN_NS` each folder is looked in whatever its stamp says.
 """
 
 from __future__ import annotations
@@ -20,6 +21,12 @@ SETTLED_NS = 2_000_000_000
 """A folder changed less than this long before it was looked at may change again within the
 same tick of its file system's clock (a coarse one), leaving its times as they were: it is
 looked in again at the next tick, until it is older."""
+
+LOOKED_AGAIN_NS = 600 * 1_000_000_000
+"""How long a folder whose files were all found goes without being looked in, whatever its
+stamp: a file system that keeps a folder's times when a file in it is removed (a FUSE mount
+of an object store, a share whose attributes are cached) left a missing file unseen for as
+long as the service ran; now for ten minutes at most."""
 
 
 def folder_of(path: str) -> str:
@@ -38,9 +45,14 @@ def stamp_of(folder: str) -> Stamp | None:
 class FolderWatch:
     """The outbox folders whose every placed file was found there, with their stamps then."""
 
-    def __init__(self, wall_ns: Callable[[], int] = time.time_ns) -> None:
+    def __init__(
+        self,
+        wall_ns: Callable[[], int] = time.time_ns,
+        monotonic_ns: Callable[[], int] = time.monotonic_ns,
+    ) -> None:
         self._wall_ns = wall_ns
-        self._held: dict[str, tuple[Stamp, frozenset[str]]] = {}
+        self._monotonic_ns = monotonic_ns
+        self._held: dict[str, tuple[Stamp, frozenset[str], int]] = {}
 
     def to_look_in(self, placed: Sequence[tuple[str, str]]) -> dict[str, Stamp | None]:
         """The folders whose files must be looked for, each with its stamp taken now (before
@@ -49,10 +61,17 @@ class FolderWatch:
         for _, path in placed:
             paths.setdefault(folder_of(path), set()).add(path)
         look: dict[str, Stamp | None] = {}
+        oldest = self._monotonic_ns() - LOOKED_AGAIN_NS
         for folder, files in paths.items():
             stamp = stamp_of(folder)
             held = self._held.get(folder)
-            if stamp is None or held is None or held[0] != stamp or not files <= held[1]:
+            if (
+                stamp is None
+                or held is None
+                or held[0] != stamp
+                or not files <= held[1]
+                or held[2] <= oldest
+            ):
                 look[folder] = stamp
         return look
 
@@ -64,9 +83,9 @@ class FolderWatch:
         paths: dict[str, set[str]] = {}
         for _, path in placed:
             paths.setdefault(folder_of(path), set()).add(path)
-        settled = self._wall_ns() - SETTLED_NS
+        settled, now = self._wall_ns() - SETTLED_NS, self._monotonic_ns()
         for folder, stamp in looked.items():
             if stamp is None or folder in gone or max(stamp[2], stamp[3]) > settled:
                 self._held.pop(folder, None)
                 continue
-            self._held[folder] = (stamp, frozenset(paths.get(folder, ())))
+            self._held[folder] = (stamp, frozenset(paths.get(folder, ())), now)
