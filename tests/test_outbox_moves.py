@@ -200,3 +200,17 @@ def test_a_report_whose_copy_a_full_disk_refuses_is_said_and_not_applied(
     assert "No space left on device" in done.stderr
     assert only_batch(config)["state"] == "written", "nothing applied"
     assert list((tmp_path / "var" / "reports").iterdir()) == []
+
+
+def test_a_report_whose_copy_folder_is_no_folder_is_said_and_not_applied(
+    tmp_path: Path, shared_dir: Path
+) -> None:
+    """reports/ a file (or a folder this user may not search): the copy failed, and removing
+    its `.partial` under that path failed too, with a traceback in place of what to do."""
+    config, batch = prepared(tmp_path)
+    report = report_file(tmp_path, shared_dir, batch)
+    (tmp_path / "var" / "reports").write_bytes(b"not a folder")
+    done = CliRunner().invoke(main, ["--config", str(config), "import-report", str(report)])
+    assert done.exit_code == 1 and isinstance(done.exception, SystemExit | None), done.exception
+    assert "cannot keep a copy of the report accuse.xml" in done.stderr
+    assert only_batch(config)["state"] == "written", "nothing applied"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from contextlib import suppress
 from datetime import datetime
 from pathlib import Path
 
@@ -252,7 +253,8 @@ def keep_copy(folder: Path, data: bytes, name: str) -> Path:
         os.replace(temporary, target)
         fsync_directory(folder)
     except OSError as exc:  # a full disk: said, not a traceback; nothing applied yet
-        temporary.unlink(missing_ok=True)
+        with suppress(OSError):  # `folder` no folder, or one this user may not search
+            temporary.unlink(missing_ok=True)
         raise StorageFullError(
             f"cannot keep a copy of the report {name} in {folder} "
             f"({exc.strerror or type(exc).__name__}): free space on that disk or make the "
