@@ -103,11 +103,17 @@ async def test_a_second_worker_with_its_own_state_in_the_group_stops_and_reads_n
     assert progress(config).records == len(spec.valid), why
 
 
-async def test_the_group_is_not_checked_when_the_broker_does_not_say() -> None:
-    """A broker that does not answer is no reason to stop: the worker reads on, as before."""
+async def test_the_group_is_not_checked_when_the_broker_does_not_say(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A broker that does not answer is no reason to stop: the worker reads on, as before;
+    reading since, it is no newcomer when it learns of another member later (it stopped,
+    and the newcomer read on)."""
     sole = SoleMember("127.0.0.1:1", "group")
     await sole()  # nothing listens there: logged, not raised
-    assert sole.first, "a first description still to come"
+    monkeypatch.setattr(sole_module, "group_hosts", described(["/a", "/b"]))
+    await sole()  # no stop: an error said
+    assert "'group' (kafka.group) has 2 members" in caplog.text
 
 
 def described(*answers: list[str]) -> Callable[..., Awaitable[list[str]]]:

@@ -69,13 +69,14 @@ class SoleMember:
     """How long another member found at the first assignment is given to leave: a worker
     killed a moment ago stays a member until its session ends (`grace_for`)."""
     first: bool = True
-    """No description of the group read yet: another member found now joined first."""
+    """No assignment yet: another member found now joined first. A worker whose first look
+    failed (said in the log) reads on, and is no newcomer at the next assignment."""
 
     async def __call__(self) -> None:
+        first, self.first = self.first, False  # a worker reading since is not a newcomer
         hosts = await self._hosts()
         if hosts is None:
             return
-        first, self.first = self.first, False
         if first:
             hosts = await self._until_alone(hosts)
         if len(hosts) <= 1:
