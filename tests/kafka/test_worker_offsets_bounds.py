@@ -21,6 +21,7 @@ from aiokafka.errors import TopicAlreadyExistsError
 from faust.types import TP
 
 from accrochage.runtimes.kafka.compose import rewind
+from accrochage.runtimes.kafka.log_bounds import within as resumed_at
 from accrochage.runtimes.kafka.pending import EXIT_UNEXPECTED
 from accrochage.runtimes.kafka.same_log import Seen, replaced
 from accrochage.runtimes.kafka.seeking import OffsetsBeyondEnd, SeekingConsumer
@@ -199,7 +200,7 @@ def test_the_state_keeps_the_mark_of_the_last_record_stored(tmp_path: Path) -> N
 
 def within(offset: int, bounds: tuple[int, int] | None, rewind: object = None) -> int:
     bound = type("Bound", (SeekingConsumer,), {"rewind": rewind})
-    return bound.__new__(bound)._within(TOPIC_0, offset, bounds)
+    return resumed_at(TOPIC_0, offset, bounds, bound.__new__(bound)._replaced)
 
 
 def test_a_stored_offset_within_the_log_is_kept() -> None:

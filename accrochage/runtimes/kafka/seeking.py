@@ -32,6 +32,7 @@ from faust.types import TP
 from accrochage.errors import AccrochageError
 from accrochage.runtimes.kafka.committed import CommittedReadingThread, say_resume
 from accrochage.runtimes.kafka.draining import Receive, drain
+from accrochage.runtimes.kafka.log_bounds import within
 from accrochage.runtimes.kafka.same_log import ReadBefore, replaced
 
 log = logging.getLogger("accrochage.kafka")
@@ -121,7 +122,7 @@ class SeekingConsumer(faust_aiokafka.Consumer):
             # its start, never from the broker's committed offset (faust commits the offsets
             # of events received, which may never have reached the state).
             stored[tp] = offsets.get(tp.partition, 0)
-            resume[tp] = self._within(tp, stored[tp], bounds.get(tp))
+            resume[tp] = within(tp, stored[tp], bounds.get(tp), self._replaced)
         await self._check_logs(stored, resume, bounds)
         for tp, offset in resume.items():
             say_resume(tp.topic, tp.partition, offset, self._committed_offset.get(tp))
@@ -180,29 +181,6 @@ class SeekingConsumer(faust_aiokafka.Consumer):
             log.warning("could not read the partitions' first and last offsets (%s)", exc)
             return {}
         return {tp: (starts[tp], ends[tp]) for tp in assigned if tp in starts and tp in ends}
-
-    def _within(self, tp: TP, offset: int, bounds: tuple[int, int] | None) -> int:
-        if bounds is None:
-            return offset
-        start, end = bounds
-        where = f"{tp.topic}[{tp.partition}]"
-        if offset > end:
-            return self._replaced(
-                tp,
-                f"the state stored {where} up to offset {offset}, but the partition ends at "
-                f"{end}: the topic was deleted and created again, or the broker lost data",
-                start,
-            )
-        if offset < start:
-            log.error(
-                "%s: offsets %d to %d were deleted by the topic's retention before the worker "
-                "read them: those events never reached the state; have them sent again",
-                where,
-                offset,
-                start - 1,
-            )
-            return start
-        return offset
 
     def _replaced(self, tp: TP, said: str, start: int) -> int:
         """The offset to resume a partition whose log is not the one the state read: its
