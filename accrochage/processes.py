@@ -98,3 +98,15 @@ class ExitWatch:
         wait([self.process.sentinel], timeout)
         with self._lock:
             self.process.join(0)
+
+
+def exit_said(code: int | None) -> str:
+    """A process's exit code as its operator reads it: a signal by its name (-9: killed by
+    SIGKILL, the OOM killer's or an operator's kill -9)."""
+    if code is None or code >= 0:
+        return f"exit code {code}"
+    try:
+        name = signal.Signals(-code).name
+    except ValueError:
+        return f"exit code {code}"
+    return f"exit code {code}: killed by {name}"

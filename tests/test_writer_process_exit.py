@@ -145,14 +145,16 @@ def test_a_writer_process_that_dies_while_idle_is_said_at_once(tmp_path: Path) -
         assert died.wait(60), "nothing said of the writer's death"
     finally:
         writer.shutdown(wait=False)
-    assert said == ["the writer process ended (exit code -9)"]
+    assert said == ["the writer process ended (exit code -9: killed by SIGKILL)"]
 
     calm = ProcessWriter(
         partial(build_writer_parts, tmp_path / "accrochage.toml"), on_death=on_death
     )
     calm.submit([Incoming(json.dumps(event("D-1")).encode(), "k", 0, 1, b"pix")]).result(60)
     calm.shutdown()
-    assert said == ["the writer process ended (exit code -9)"], "a shutdown is no death"
+    assert said == ["the writer process ended (exit code -9: killed by SIGKILL)"], (
+        "a shutdown is no death"
+    )
 
 
 def test_every_step_of_a_stop_shares_one_deadline() -> None:

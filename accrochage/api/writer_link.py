@@ -58,7 +58,7 @@ from accrochage.errors import (
     rebuilt,
 )
 from accrochage.models.decode import parse_payload
-from accrochage.processes import ExitWatch, helper_context
+from accrochage.processes import ExitWatch, exit_said, helper_context
 from accrochage.streams.child_logs import parent_log_setup
 from accrochage.streams.incoming import Incoming, IngestResult
 from accrochage.streams.metrics import Metrics
@@ -142,7 +142,7 @@ class ProcessLink:
         except WriterUnavailable:
             await asyncio.to_thread(watch.join, 5)
             raise WriterUnavailable(
-                f"the writer process did not start (exit code {watch.exitcode}); see the log above"
+                f"the writer process did not start ({exit_said(watch.exitcode)}); see the log above"
             ) from None
         except StoreError:  # it could not open the state (busy, damaged): it says why
             await asyncio.to_thread(watch.join, 5)
@@ -224,7 +224,7 @@ class ProcessLink:
     def _log_exit(self) -> None:
         if self._exit is not None:
             self._exit.join(5)
-            log.error("the writer process's exit code: %s", self._exit.exitcode)
+            log.error("the writer process ended: %s", exit_said(self._exit.exitcode))
 
     @property
     def unavailable(self) -> WriterUnavailable | None:
@@ -234,7 +234,7 @@ class ProcessLink:
         if self._dead is None:
             return None
         code = None if self._exit is None else self._exit.exitcode
-        ended = "the writer process ended" + ("" if code is None else f" (exit code {code})")
+        ended = "the writer process ended" + ("" if code is None else f" ({exit_said(code)})")
         return WriterUnavailable(
             f"{ended}: nothing can be stored, and POST /events answers 503 until the service "
             "restarts. The service log says why it ended (the lines before 'the writer "

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from concurrent import futures
 from typing import Any
 
-from accrochage.processes import ExitWatch, helper_context
+from accrochage.processes import ExitWatch, exit_said, helper_context
 from accrochage.streams.child_logs import parent_log_setup
 from accrochage.streams.decoding import DecodePool
 from accrochage.streams.group_writers import STOP_SECONDS as STOP_SECONDS
@@ -155,7 +155,7 @@ class ProcessWriter:
                     return False
 
     def _death(self) -> str:
-        return f"the writer process ended (exit code {self._exit.exitcode})"
+        return f"the writer process ended ({exit_said(self._exit.exitcode)})"
 
     def _collect(self) -> None:
         """Each answer to the oldest group waiting; once the writer process is dead, the

@@ -241,4 +241,4 @@ async def test_a_worker_whose_writer_process_dies_stops_at_once(
     os.kill(int(said.group(1)), signal.SIGKILL)
     await asyncio.to_thread(worker.proc.wait, RUN_TIMEOUT)
     assert worker.proc.returncode == EXIT_UNEXPECTED, worker.tail()
-    assert "the writer process ended (exit code -9): stopping" in worker.text()
+    assert "the writer process ended (exit code -9: killed by SIGKILL): stopping" in worker.text()
