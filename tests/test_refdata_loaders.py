@@ -16,7 +16,7 @@ from accrochage.refdata.cog import load_cog
 from accrochage.refdata.france_competences import Export, load_export
 from accrochage.refdata.load import load_refdata, status
 from accrochage.refdata.sources import entry_name
-from accrochage.refdata.tables import clean
+from accrochage.refdata.tables import clean, rows
 from accrochage.state.sqlite import SqliteStore
 from tests.refdata_files import (
     CSV_DAY,
@@ -462,3 +462,13 @@ def test_elements_beside_the_fiches_are_skipped(tmp_path: Path) -> None:
     data = xml_export(["  <AUTRE><A>x</A></AUTRE>", xml_fiche("RS5001", end="01/01/2030")])
     (tmp_path / "export_fiches_RS_V4_1_2026-11-01.xml").write_bytes(data)
     assert list(by_code(load_export(tmp_path))) == ["RS5001"]
+
+
+def test_a_header_of_the_wrong_columns_is_quoted_on_one_line() -> None:
+    """A header cell holding a line break split the error's log line (the logs review): the
+    second part came without time or level, and could pass for a line of its own."""
+    data = b'"COM\nERROR forged";LIBELLE\n75056;Paris\n'
+    with pytest.raises(RefdataError) as raised:
+        list(rows(data, "v_commune.csv", ["COM", "LIBELLE"]))
+    said = str(raised.value)
+    assert "\n" not in said and "COM\\nERROR forged" in said

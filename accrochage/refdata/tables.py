@@ -15,6 +15,7 @@ from datetime import date
 from typing import Any
 
 from accrochage.errors import RefdataError
+from accrochage.models.problems import escaped
 
 MAX_FIELD_CHARS = 16 * 1024 * 1024
 """A field of the reference files at most (the csv module's default, 128 KiB, could refuse a
@@ -62,7 +63,7 @@ def rows(
         index = positions.get(column.upper())
         if index is None:
             raise RefdataError(
-                f"{name} has no column {column} (its columns: {', '.join(header)[:300]}): "
+                f"{name} has no column {column} (its columns: {escaped(', '.join(header)[:300])}): "
                 "is it the right file, as downloaded?"
             )
         wanted.append((column, index))
