@@ -33,6 +33,14 @@ def folder_of(path: str) -> str:
     return os.path.dirname(path)
 
 
+def _by_folder(placed: Iterable[tuple[str, str]]) -> dict[str, set[str]]:
+    """The placed files' paths, by folder."""
+    paths: dict[str, set[str]] = {}
+    for _, path in placed:
+        paths.setdefault(folder_of(path), set()).add(path)
+    return paths
+
+
 def stamp_of(folder: str) -> Stamp | None:
     """The folder's stamp, or None when it cannot be read (removed, a volume gone)."""
     try:
@@ -57,9 +65,7 @@ class FolderWatch:
     def to_look_in(self, placed: Sequence[tuple[str, str]]) -> dict[str, Stamp | None]:
         """The folders whose files must be looked for, each with its stamp taken now (before
         any file is): a folder unknown, changed since, or with a file placed in it since."""
-        paths: dict[str, set[str]] = {}
-        for _, path in placed:
-            paths.setdefault(folder_of(path), set()).add(path)
+        paths = _by_folder(placed)
         look: dict[str, Stamp | None] = {}
         oldest = self._monotonic_ns() - LOOKED_AGAIN_NS
         for folder, files in paths.items():
@@ -80,9 +86,7 @@ class FolderWatch:
     ) -> None:
         """Remember the folders `looked` in where every placed file was found (`gone`: the
         folders of the files missing), as they were before their files were looked for."""
-        paths: dict[str, set[str]] = {}
-        for _, path in placed:
-            paths.setdefault(folder_of(path), set()).add(path)
+        paths = _by_folder(placed)
         settled, now = self._wall_ns() - SETTLED_NS, self._monotonic_ns()
         for folder, stamp in looked.items():
             if stamp is None or folder in gone or max(stamp[2], stamp[3]) > settled:
