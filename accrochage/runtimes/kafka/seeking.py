@@ -125,7 +125,10 @@ class SeekingConsumer(faust_aiokafka.Consumer):
             resume[tp] = within(tp, stored[tp], bounds.get(tp), self._replaced)
         await self._check_logs(stored, resume, bounds)
         for tp, offset in resume.items():
-            say_resume(tp.topic, tp.partition, offset, self._committed_offset.get(tp))
+            # A partition read again from elsewhere than the stored offset was said already
+            # (`--reread-beyond-end`, retention): the group's offset ahead of it is its cause.
+            committed = self._committed_offset.get(tp) if offset == stored[tp] else None
+            say_resume(tp.topic, tp.partition, offset, committed)
             await self.seek(tp, offset)
 
     async def _check_logs(
