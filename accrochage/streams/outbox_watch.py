@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 
 Stamp = tuple[int, int, int, int]
 """A folder's device, inode, modification and change times (ns)."""
@@ -33,12 +34,21 @@ def folder_of(path: str) -> str:
     return os.path.dirname(path)
 
 
-def _by_folder(placed: Iterable[tuple[str, str]]) -> dict[str, set[str]]:
+def _by_folder(placed: Iterable[tuple[str, str]]) -> dict[str, frozenset[str]]:
     """The placed files' paths, by folder."""
     paths: dict[str, set[str]] = {}
     for _, path in placed:
         paths.setdefault(folder_of(path), set()).add(path)
-    return paths
+    return {folder: frozenset(files) for folder, files in paths.items()}
+
+
+@dataclass(frozen=True)
+class Look:
+    """The folders to look in at one tick, each with its stamp taken before any of its files
+    was looked for, and every folder's placed files then."""
+
+    stamps: dict[str, Stamp | None]
+    placed: dict[str, frozenset[str]]
 
 
 def stamp_of(folder: str) -> Stamp | None:
@@ -62,7 +72,7 @@ class FolderWatch:
         self._monotonic_ns = monotonic_ns
         self._held: dict[str, tuple[Stamp, frozenset[str], int]] = {}
 
-    def to_look_in(self, placed: Sequence[tuple[str, str]]) -> dict[str, Stamp | None]:
+    def to_look_in(self, placed: Iterable[tuple[str, str]]) -> Look:
         """The folders whose files must be looked for, each with its stamp taken now (before
         any file is): a folder unknown, changed since, or with a file placed in it since."""
         paths = _by_folder(placed)
@@ -79,17 +89,14 @@ class FolderWatch:
                 or held[2] <= oldest
             ):
                 look[folder] = stamp
-        return look
+        return Look(look, paths)
 
-    def all_found(
-        self, looked: dict[str, Stamp | None], placed: Iterable[tuple[str, str]], gone: set[str]
-    ) -> None:
+    def all_found(self, looked: Look, gone: set[str]) -> None:
         """Remember the folders `looked` in where every placed file was found (`gone`: the
         folders of the files missing), as they were before their files were looked for."""
-        paths = _by_folder(placed)
         settled, now = self._wall_ns() - SETTLED_NS, self._monotonic_ns()
-        for folder, stamp in looked.items():
+        for folder, stamp in looked.stamps.items():
             if stamp is None or folder in gone or max(stamp[2], stamp[3]) > settled:
                 self._held.pop(folder, None)
                 continue
-            self._held[folder] = (stamp, frozenset(paths.get(folder, ())), now)
+            self._held[folder] = (stamp, looked.placed.get(folder, frozenset()), now)

@@ -87,7 +87,7 @@ def put_back_missing(
     with store.reading() as reader:
         placed = reader.placed_files(PLACED)
         look = folders.to_look_in(placed)
-        ids = [batch_id for batch_id, path in placed if folder_of(path) in look]
+        ids = [batch_id for batch_id, path in placed if folder_of(path) in look.stamps]
         released = reader.released_batches(PLACED, ids) if ids else []
     gone: set[str] = set()
     for listed in released:
@@ -123,4 +123,4 @@ def put_back_missing(
                 item.file.sha256,
             )
         )
-    folders.all_found(look, placed, gone)
+    folders.all_found(look, gone)
