@@ -23,10 +23,11 @@ import pytest
 from click.testing import CliRunner
 
 from accrochage.cli import main
+from accrochage.errors import StorageFullError, StoreError
 from accrochage.failpoints import VARIABLE
 from accrochage.streams import feedback
 from tests.test_cli_tracker import recent, write_jsonl
-from tests.test_tracker import NO_HOLDER, processed_report, write_config
+from tests.test_tracker import NO_HOLDER, processed_report, replay, write_config
 
 FOLDERS = ("", "deposited", "done", "superseded")
 
@@ -156,19 +157,79 @@ def test_a_kill_during_a_report_import_leaves_state_and_folders_in_agreement(
     assert "already imported" in again, "the kill came after the report was recorded"
 
 
+def renamed_report(tmp_path: Path, shared_dir: Path) -> Path:
+    """A report of the three records whose nomFichier and idFlux name no file of ours (a file
+    renamed before its upload): matched by `--batch`, or applied `--by-id`."""
+    path = tmp_path / "renamed.xml"
+    path.write_bytes(
+        processed_report(
+            shared_dir,
+            file_name="renamed_before_upload.xml",
+            id_flux=None,
+            ok=["M-0", "M-1"],
+            ko={"M-2": NO_HOLDER},
+        )
+    )
+    return path
+
+
+@pytest.mark.parametrize("matched", ["by its file", "--batch", "--by-id"])
 def test_a_report_imported_again_after_a_kill_moves_the_file_left_among_those_to_upload(
-    tmp_path: Path, shared_dir: Path
+    tmp_path: Path, shared_dir: Path, matched: str
 ) -> None:
     """Killed between its commit and the file's move, a report imported again said "already
     imported: nothing changed" and left the file of the batch it settled (never marked
-    deposited) in the top folder, among those to upload, until the next flush."""
+    deposited) in the top folder, among those to upload, until the next flush: matched by
+    `--batch` or applied by id, the batch it settled was named nowhere the run again read.
+    (Applied by id, a report settles a deposited batch: a written one it supersedes.)"""
     config, batch = prepared(tmp_path)
-    report = report_file(tmp_path, shared_dir, batch)
-    killed = accrochage(config, "import-report", str(report), failpoint="reported:recorded")
+    if matched == "--by-id":
+        ok(config, "deposited", batch["batch_id"])
+    if matched == "by its file":
+        args = [str(report_file(tmp_path, shared_dir, batch))]
+    else:
+        ref = [batch["batch_id"]] if matched == "--batch" else []
+        args = [str(renamed_report(tmp_path, shared_dir)), matched, *ref]
+    killed = accrochage(config, "import-report", *args, failpoint="reported:recorded")
     assert killed.returncode == -signal.SIGKILL, killed.stderr
-    again = ok(config, "import-report", str(report))
+    again = ok(config, "import-report", *args)
     assert "already imported" in again and "interrupted run" in again
     assert_agree(config, "reported", "done")
+
+
+def test_a_report_imported_again_after_a_kill_moves_the_file_it_superseded(
+    tmp_path: Path, shared_dir: Path
+) -> None:
+    """A first file uploaded without `deposited`, a correction cut into a second file; the
+    first file's report settles the corrected record, so the second, written and never
+    deposited, is superseded. Killed before that file's move, the report imported again left
+    it among those to upload: a content the CDC must not receive."""
+    config = write_config(tmp_path)
+    events = [recent(f"M-{i}") for i in range(3)]
+    ok(config, "ingest", str(write_jsonl(tmp_path / "m.jsonl", events)))
+    ok(config, "flush", "--force")
+    first = only_batch(config)
+    corrected = replay(events[0])
+    corrected["score"] = "300"
+    ok(config, "ingest", str(write_jsonl(tmp_path / "c.jsonl", [corrected])))
+    ok(config, "flush", "--force")
+    batches = json.loads(ok(config, "batches", "--format", "json"))
+    (second,) = [b for b in batches if b["batch_id"] != first["batch_id"]]
+    assert second["state"] == "written" and Path(second["file"]).is_file()
+
+    report = report_file(tmp_path, shared_dir, first)
+    killed = accrochage(config, "import-report", str(report), failpoint="superseded:recorded")
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    outbox = tmp_path / "var" / "outbox"
+    name = Path(second["file"]).name
+    assert copies(outbox, name) == [outbox / "pix" / name], "killed before the move"
+
+    again = ok(config, "import-report", str(report))
+    assert "already imported" in again and "interrupted run" in again
+    listed = {b["batch_id"]: b for b in json.loads(ok(config, "batches", "--format", "json"))}
+    assert listed[second["batch_id"]]["state"] == "superseded"
+    assert copies(outbox, name) == [outbox / "pix" / "superseded" / name]
+    assert json.loads(ok(config, "batches", "--to-deposit", "--format", "json")) == []
 
 
 def test_a_report_imported_without_the_deposit_step_moves_the_file_to_done(
@@ -198,6 +259,7 @@ def test_a_report_whose_copy_a_full_disk_refuses_is_said_and_not_applied(
     assert done.exit_code == 1 and isinstance(done.exception, SystemExit | None), done.exception
     assert "cannot keep a copy of the report accuse.xml" in done.stderr
     assert "No space left on device" in done.stderr
+    assert "free space on that disk" in done.stderr
     assert only_batch(config)["state"] == "written", "nothing applied"
     assert list((tmp_path / "var" / "reports").iterdir()) == []
 
@@ -213,4 +275,17 @@ def test_a_report_whose_copy_folder_is_no_folder_is_said_and_not_applied(
     done = CliRunner().invoke(main, ["--config", str(config), "import-report", str(report)])
     assert done.exit_code == 1 and isinstance(done.exception, SystemExit | None), done.exception
     assert "cannot keep a copy of the report accuse.xml" in done.stderr
+    assert "a folder this user may write in" in done.stderr
+    assert "free space" not in done.stderr, "no disk is full: its remedy would mislead"
     assert only_batch(config)["state"] == "written", "nothing applied"
+
+
+def test_a_copy_that_fails_for_want_of_space_alone_is_a_full_disk(tmp_path: Path) -> None:
+    """`507 storage_full` only for a full disk or quota: a folder that cannot hold the copy is
+    the service's own fault (500), with its own remedy."""
+    (tmp_path / "reports").write_bytes(b"not a folder")
+    with pytest.raises(StoreError) as raised:
+        feedback.keep_copy(tmp_path / "reports", b"<report/>", "accuse.xml")
+    assert not isinstance(raised.value, StorageFullError) and raised.value.status == 500
+    full = feedback._not_kept(OSError(errno.EDQUOT, os.strerror(errno.EDQUOT)), "a.xml", tmp_path)
+    assert isinstance(full, StorageFullError) and full.status == 507

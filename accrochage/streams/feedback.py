@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 from contextlib import suppress
 from datetime import datetime
 from pathlib import Path
 
-from accrochage.errors import AccrochageError, StorageFullError
+from accrochage.errors import AccrochageError, StorageFullError, StoreError
 from accrochage.models.batch import BatchInfo, ReleasedFile
 from accrochage.models.deadline import Clock
 from accrochage.models.record import AWAITING_REPORT
@@ -56,8 +57,8 @@ class Feedback:
         report = parse_report(data, source=str(path))
         kept = keep_copy(self.archive, data, path.name) if self.archive is not None else None
         summary = self.apply_report(report, data, path.name, batch_ref, by_id=by_id)
-        if summary.already_imported and summary.batch_id is not None:
-            summary.notes += move_left_behind(self.store, self.sink, summary.batch_id)
+        if summary.already_imported:
+            summary.notes += move_left_behind(self.store, self.sink)
         if kept is not None:
             summary.kept_as = str(kept)
         return summary
@@ -252,15 +253,28 @@ def keep_copy(folder: Path, data: bytes, name: str) -> Path:
             os.fsync(out.fileno())
         os.replace(temporary, target)
         fsync_directory(folder)
-    except OSError as exc:  # a full disk: said, not a traceback; nothing applied yet
+    except OSError as exc:  # said, not a traceback; nothing applied yet
         with suppress(OSError):  # `folder` no folder, or one this user may not search
             temporary.unlink(missing_ok=True)
-        raise StorageFullError(
-            f"cannot keep a copy of the report {name} in {folder} "
-            f"({exc.strerror or type(exc).__name__}): free space on that disk or make the "
-            "folder writable by this user, then import it again (nothing was applied)"
-        ) from None
+        raise _not_kept(exc, name, folder) from None
     return target
+
+
+FULL_DISK = frozenset({errno.ENOSPC, errno.EDQUOT})
+
+
+def _not_kept(exc: OSError, name: str, folder: Path) -> StoreError:
+    """A full disk (507) apart from a folder that cannot hold the copy (500): each says its
+    own remedy."""
+    said = f"cannot keep a copy of the report {name} in {folder} ({exc.strerror or exc})"
+    if exc.errno in FULL_DISK:
+        return StorageFullError(
+            f"{said}: free space on that disk, then import it again (nothing was applied)"
+        )
+    return StoreError(
+        f"{said}: make that path (beside the state) a folder this user may write in, then "
+        "import it again (nothing was applied)"
+    )
 
 
 def _already_imported(name: str, batch_id: str | None, note: str) -> ImportSummary:

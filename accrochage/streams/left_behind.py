@@ -8,6 +8,7 @@ those to upload). `verify` and `flush` move it back, or say why not; never write
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from accrochage.models.batch import OUTBOX_FOLDERS, BatchInfo
@@ -51,9 +52,9 @@ def left_at(sink: BatchSink, item: ReleasedBatch) -> Path | None:
 
 
 def left_in_earlier_place(sink: BatchSink, batch: BatchInfo, moves: list[tuple[Path, Path]]) -> str:
-    """The file of a batch already deposited or reported, still in a folder of an earlier
-    state (among those to upload: a run killed between its commit and the move), added to
-    `moves`; what the command says of it ("" when it is in place)."""
+    """The file of a batch already deposited, reported or superseded, still in a folder of an
+    earlier state (among those to upload: a run killed between its commit and the move),
+    added to `moves`; what the command says of it ("" when it is in place)."""
     recorded = batch.file_path
     if recorded is None or recorded.is_file():
         return ""
@@ -68,16 +69,33 @@ def left_in_earlier_place(sink: BatchSink, batch: BatchInfo, moves: list[tuple[P
     return ""
 
 
-def move_left_behind(store: Store, sink: BatchSink, batch_id: str) -> list[str]:
-    """A report imported again after a kill between its commit and the file's move: the file
-    of its batch (reported) moves to `done/` now; what the import says of it."""
-    moves: list[tuple[Path, Path]] = []
-    with store.transaction() as tx:
-        batch = tx.batch(batch_id)
-    if batch is None or batch.state is not BatchState.REPORTED:
+LEFT_STATES = {BatchState.REPORTED: "reported", BatchState.SUPERSEDED: "superseded"}
+"""The states a report moves files to, each with its step's name (`BatchSink.move_recorded`)."""
+
+
+def move_left_behind(store: Store, sink: BatchSink) -> list[str]:
+    """A report imported again after a kill between its commit and its files' moves: every
+    reported or superseded batch's file still in an earlier folder (among those to upload)
+    moves where the state has it now; what the import says of each.
+
+    Every such file, not the report's batch alone: a report matched by `--batch`, applied by
+    id (the batches it settled) or that superseded files written since names them nowhere
+    the run again can read. One `stat` a file in those states, on a run again only."""
+    with store.reading() as reader:
+        placed = reader.placed_files(tuple(LEFT_STATES))
+    missing = [batch_id for batch_id, path in placed if not os.path.isfile(path)]
+    if not missing:
         return []
-    said = left_in_earlier_place(sink, batch, moves)
-    if not moves:
-        return []
-    sink.move_recorded(moves, "reported")
-    return [f"batch {batch_id}{said}"]
+    said: list[str] = []
+    moves: dict[BatchState, list[tuple[Path, Path]]] = {state: [] for state in LEFT_STATES}
+    with store.transaction() as tx:  # no other process records a move while it is judged
+        for batch_id in missing:
+            batch = tx.batch(batch_id)
+            if batch is None or batch.state not in LEFT_STATES:
+                continue
+            where = left_in_earlier_place(sink, batch, moves[batch.state])
+            said += [f"batch {batch_id}{where}"] if where else []
+    for state, step in LEFT_STATES.items():
+        if moves[state]:
+            sink.move_recorded(moves[state], step)
+    return said
