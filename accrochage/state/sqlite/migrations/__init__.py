@@ -25,6 +25,7 @@ from accrochage.state.sqlite.migrations import (  # noqa: F401  (each registers 
     m260_changes_epoch,
     m270_left_out_index,
     m280_reason_indexes,
+    m290_in_flight_index,
 )
 from accrochage.state.sqlite.migrations.registry import latest_migration, migrations
 
