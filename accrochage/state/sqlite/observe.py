@@ -42,6 +42,26 @@ def held_counts(held: open_requests.HeldDue, as_of: date, margin_days: int) -> t
     return 0, int(held.delivery_unknown or held.day <= as_of + timedelta(days=margin_days))
 
 
+_NEXT_DEADLINE = (
+    "SELECT deadline FROM records WHERE outstanding = 1 AND certifier IS ? "
+    f"AND deadline IS NOT NULL AND {open_requests.NOT_HELD} ORDER BY deadline LIMIT 1"
+)
+
+
+def _next_deadlines(
+    conn: sqlite3.Connection, certifiers: set[str | None]
+) -> dict[str | None, date]:
+    """Each certifier's nearest deadline, a seek in `records_outstanding_certifier` each: the
+    `min` grouped by certifier read every outstanding record (0.4 s at 1,000,000 records, at
+    each watch, summary and dashboard refresh)."""
+    found: dict[str | None, date] = {}
+    for certifier in certifiers:
+        first = conn.execute(_NEXT_DEADLINE, (certifier,)).fetchone()
+        if first is not None:
+            found[certifier] = date.fromisoformat(first[0])
+    return found
+
+
 def observe(
     conn: sqlite3.Connection, as_of: date, margin_days: int, unreported_before: datetime
 ) -> Observation:
@@ -71,14 +91,7 @@ def observe(
     unknown = unknown_deadlines(conn)
     for certifier, n in unknown.items():
         at_risk[certifier] = at_risk.get(certifier, 0) + n
-    next_deadline = {
-        certifier: date.fromisoformat(first)
-        for certifier, first in conn.execute(
-            "SELECT certifier, min(deadline) FROM records WHERE outstanding = 1 "
-            f"AND deadline IS NOT NULL AND {open_requests.NOT_HELD} GROUP BY certifier"
-        )
-        if first is not None
-    }
+    next_deadline = _next_deadlines(conn, {certifier for certifier, _ in records})
     for held in open_requests.held_due(conn):
         certifier, day = held.certifier, held.day
         late, risk = held_counts(held, as_of, margin_days)
