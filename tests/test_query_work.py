@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Callable
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,7 @@ from accrochage.state.sqlite.batch_queries import (
     batches_of_record,
     left_out,
 )
-from accrochage.state.sqlite.observe import dashboard
+from accrochage.state.sqlite.observe import _next_deadlines, dashboard
 from accrochage.state.sqlite.store import connect
 from accrochage.state.sqlite.withdrawals import to_supersede
 from tests.test_tracker import event, ingest, make_core
@@ -312,3 +312,32 @@ def test_the_dashboards_reasons_read_the_rejected_and_refused_records_not_every_
     today = datetime(2026, 12, 6, tzinfo=PARIS).date()
     small, large = (_steps(p, lambda conn: dashboard(conn, today)) for p in (few, many))
     assert large < 2 * small + 5, (small, large)
+
+
+def test_each_certifiers_nearest_deadline_is_a_seek_not_a_read_of_every_outstanding_record(
+    tmp_path: Path,
+) -> None:
+    """The watch, `summary` and the dashboard take each certifier's nearest deadline: a `min`
+    grouped by certifier read all 430,000 outstanding records at 1,000,000 (0.4 s)."""
+    steps = []
+    for outstanding in (100, 3000):
+        path = tmp_path / f"{outstanding}.db"
+        SqliteStore(path).close()
+        conn = sqlite3.connect(path, isolation_level=None)
+        _insert(
+            conn,
+            "records",
+            [
+                _record(f"O-{n:05d}", "pending", None, None)
+                | {"outstanding": 1, "deadline": f"2027-{n % 12 + 1:02d}-{n % 28 + 1:02d}"}
+                for n in range(outstanding)
+            ],
+        )
+        conn.close()
+        conn = connect(path, readonly=True)
+        try:
+            assert _next_deadlines(conn, {"pix", "school"}) == {"pix": date(2027, 1, 1)}
+        finally:
+            conn.close()
+        steps.append(_steps(path, lambda conn: _next_deadlines(conn, {"pix", "school"})))
+    assert steps[1] < 2 * steps[0] + 5, steps
