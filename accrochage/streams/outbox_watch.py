@@ -1,5 +1,6 @@
 """Which placed files the batch cut's tick must look for: those of the folders changed since
-every file the state places in them was last found there.
+every file the state places in them was last found there (or found nowhere, with nothing a
+tick can do for it: a reported file archived away from done/).
 
 A file removed, renamed or replaced changes its folder's modification and change times (the
 change time cannot be set back by hand); a folder removed and made again is another inode. A
@@ -92,8 +93,9 @@ class FolderWatch:
         return Look(look, paths)
 
     def all_found(self, looked: Look, gone: set[str]) -> None:
-        """Remember the folders `looked` in where every placed file was found (`gone`: the
-        folders of the files missing), as they were before their files were looked for."""
+        """Remember the folders `looked` in, as they were before their files were looked for,
+        but for those in `gone`: the folders of the missing files a tick dealt with, or must
+        look for again at the next one."""
         settled, now = self._wall_ns() - SETTLED_NS, self._monotonic_ns()
         for folder, stamp in looked.stamps.items():
             if stamp is None or folder in gone or max(stamp[2], stamp[3]) > settled:
