@@ -131,8 +131,9 @@ def test_a_file_removed_where_folder_times_stay_is_written_again_within_the_boun
         core.close()
 
 
+@pytest.mark.parametrize("archived", ["the files", "their folders"])
 def test_files_gone_from_done_cost_each_tick_their_folder_not_a_search_each(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, archived: str
 ) -> None:
     """Files of batches reported long ago, archived away from done/ by the operator: no tick
     can write them (`verify --repair` does), yet each tick searched every folder of their
@@ -147,6 +148,9 @@ def test_files_gone_from_done_cost_each_tick_their_folder_not_a_search_each(
         original = deposited[2].read_bytes()
         for path in deposited:
             path.unlink()  # archived elsewhere
+        if archived == "their folders":
+            for folder in {p.parent for p in deposited}:
+                folder.rmdir()
         now = [0]
         core.flusher.folders = FolderWatch(lambda: time.time_ns() + 2 * SETTLED_NS, lambda: now[0])
         first = FlushReport()

@@ -71,7 +71,7 @@ class FolderWatch:
     ) -> None:
         self._wall_ns = wall_ns
         self._monotonic_ns = monotonic_ns
-        self._held: dict[str, tuple[Stamp, frozenset[str], int]] = {}
+        self._held: dict[str, tuple[Stamp | None, frozenset[str], int]] = {}
 
     def to_look_in(self, placed: Iterable[tuple[str, str]]) -> Look:
         """The folders whose files must be looked for, each with its stamp taken now (before
@@ -82,23 +82,19 @@ class FolderWatch:
         for folder, files in paths.items():
             stamp = stamp_of(folder)
             held = self._held.get(folder)
-            if (
-                stamp is None
-                or held is None
-                or held[0] != stamp
-                or not files <= held[1]
-                or held[2] <= oldest
-            ):
+            if held is None or held[0] != stamp or not files <= held[1] or held[2] <= oldest:
                 look[folder] = stamp
         return Look(look, paths)
 
     def all_found(self, looked: Look, gone: set[str]) -> None:
         """Remember the folders `looked` in, as they were before their files were looked for,
         but for those in `gone`: the folders of the missing files a tick dealt with, or must
-        look for again at the next one."""
+        look for again at the next one. A folder that is no more (None: a done/ archived
+        whole) is remembered so too: made again, it has a stamp, and is looked in."""
         settled, now = self._wall_ns() - SETTLED_NS, self._monotonic_ns()
         for folder, stamp in looked.stamps.items():
-            if stamp is None or folder in gone or max(stamp[2], stamp[3]) > settled:
+            changing = stamp is not None and max(stamp[2], stamp[3]) > settled
+            if folder in gone or changing:
                 self._held.pop(folder, None)
                 continue
             self._held[folder] = (stamp, looked.placed.get(folder, frozenset()), now)
