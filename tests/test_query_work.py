@@ -212,6 +212,12 @@ def test_the_records_a_report_left_out_are_found_without_reading_every_accepted_
     few, many = tmp_path / "few.db", tmp_path / "many.db"
     _accepted_state(few, accepted=100)
     _accepted_state(many, accepted=3000)
+    _left_out_found_flat(few, many)
+
+
+def _left_out_found_flat(few: Path, many: Path) -> None:
+    """Both states' `left_out` finds the two of `_accepted_state`, `many`'s for about the
+    work of `few`'s."""
     for path in (few, many):
         conn = connect(path, readonly=True)
         try:
@@ -243,13 +249,7 @@ def test_the_records_a_report_left_out_are_found_without_reading_every_record_in
             ],
         )
         conn.close()
-        conn = connect(path, readonly=True)
-        try:
-            found = {(row["batch_id"], row["records"]) for row in left_out(conn)}
-        finally:
-            conn.close()
-        assert found == {("L1", 1), ("L2", 1)}
-    assert _steps(many, left_out) < 2 * _steps(few, left_out) + 5
+    _left_out_found_flat(few, many)
 
 
 def _revalidation_steps(directory: Path, in_batches: int, monkeypatch: pytest.MonkeyPatch) -> int:
