@@ -25,7 +25,7 @@ from click.testing import CliRunner
 from accrochage.cli import main
 from accrochage.errors import StorageFullError, StoreError
 from accrochage.failpoints import VARIABLE
-from accrochage.streams import feedback
+from accrochage.streams import report_copies
 from tests.test_cli_tracker import recent, write_jsonl
 from tests.test_tracker import NO_HOLDER, processed_report, replay, write_config
 
@@ -253,7 +253,7 @@ def test_a_report_whose_copy_a_full_disk_refuses_is_said_and_not_applied(
     def full_disk(_fd: int) -> None:
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    monkeypatch.setattr(feedback.os, "fsync", full_disk)
+    monkeypatch.setattr(report_copies.os, "fsync", full_disk)
     done = CliRunner().invoke(main, ["--config", str(config), "import-report", str(report)])
     monkeypatch.undo()
     assert done.exit_code == 1 and isinstance(done.exception, SystemExit | None), done.exception
@@ -285,7 +285,9 @@ def test_a_copy_that_fails_for_want_of_space_alone_is_a_full_disk(tmp_path: Path
     the service's own fault (500), with its own remedy."""
     (tmp_path / "reports").write_bytes(b"not a folder")
     with pytest.raises(StoreError) as raised:
-        feedback.keep_copy(tmp_path / "reports", b"<report/>", "accuse.xml")
+        report_copies.keep_copy(tmp_path / "reports", b"<report/>", "accuse.xml")
     assert not isinstance(raised.value, StorageFullError) and raised.value.status == 500
-    full = feedback._not_kept(OSError(errno.EDQUOT, os.strerror(errno.EDQUOT)), "a.xml", tmp_path)
+    full = report_copies.not_kept(
+        OSError(errno.EDQUOT, os.strerror(errno.EDQUOT)), "a.xml", tmp_path
+    )
     assert isinstance(full, StorageFullError) and full.status == 507

@@ -16,7 +16,7 @@ from accrochage.sinks.reports import (
     parse_report,
     read_report,
 )
-from accrochage.streams.feedback import kept_name
+from accrochage.streams.report_copies import kept_name
 
 STEP1 = "Aucun titulaire ne correspond aux critères obligatoires"
 STEP2 = (

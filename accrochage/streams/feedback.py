@@ -2,25 +2,22 @@
 
 from __future__ import annotations
 
-import errno
 import hashlib
-import os
-from contextlib import suppress
 from datetime import datetime
 from pathlib import Path
 
-from accrochage.errors import AccrochageError, StorageFullError, StoreError
+from accrochage.errors import AccrochageError
 from accrochage.models.batch import BatchInfo, ReleasedFile
 from accrochage.models.deadline import Clock
 from accrochage.models.record import AWAITING_REPORT
 from accrochage.models.vocabulary import BATCHES_TO_WRITE, RELEASED, BatchState
-from accrochage.private_files import PRIVATE_MODE, fsync_directory
 from accrochage.sinks.base import BatchSink
 from accrochage.sinks.reports import ProcessingReport, parse_report, read_report_bytes
 from accrochage.state.base import ImportedReport, Store, Transaction
 from accrochage.streams.left_behind import move_left_behind
 from accrochage.streams.outcomes import OutcomeContext
 from accrochage.streams.redecode import Decodes
+from accrochage.streams.report_copies import keep_copy
 from accrochage.streams.report_match import answered_batch, batches_named, unmatched_report
 from accrochage.streams.report_outcomes import ImportSummary, apply_outcomes, reject_file
 from accrochage.streams.verify import sha256_of
@@ -222,59 +219,6 @@ def _settled_batches(tx: Transaction, record_ids: list[str]) -> list[str]:
         if not any(r.status in AWAITING_REPORT for r in tx.records_in_batch(batch_id)):
             settled.append(batch_id)
     return settled
-
-
-KEPT_NAME_CHARACTERS = 100
-
-
-def kept_name(name: str) -> str:
-    """The report's name, safe in a path and at most `KEPT_NAME_CHARACTERS`, its extension
-    kept: cut from the end, a long portal name lost its `.xml` (`…_20261210`)."""
-    safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in name)
-    if len(safe) <= KEPT_NAME_CHARACTERS:
-        return safe
-    stem, dot, extension = safe.rpartition(".")
-    if not dot or len(extension) > 10:
-        return safe[:KEPT_NAME_CHARACTERS]
-    return f"{stem[: KEPT_NAME_CHARACTERS - len(extension) - 1]}.{extension}"
-
-
-def keep_copy(folder: Path, data: bytes, name: str) -> Path:
-    """The report's bytes under `folder`, named by its digest and name, written atomically;
-    private as the files for the CDC are (a CDC message may quote what a passage held)."""
-    target = folder / f"{hashlib.sha256(data).hexdigest()[:16]}_{kept_name(name)}"
-    temporary = target.with_name(f".{target.name}.partial")
-    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with os.fdopen(os.open(temporary, flags, PRIVATE_MODE), "wb") as out:
-            out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(temporary, target)
-        fsync_directory(folder)
-    except OSError as exc:  # said, not a traceback; nothing applied yet
-        with suppress(OSError):  # `folder` no folder, or one this user may not search
-            temporary.unlink(missing_ok=True)
-        raise _not_kept(exc, name, folder) from None
-    return target
-
-
-FULL_DISK = frozenset({errno.ENOSPC, errno.EDQUOT})
-
-
-def _not_kept(exc: OSError, name: str, folder: Path) -> StoreError:
-    """A full disk (507) apart from a folder that cannot hold the copy (500): each says its
-    own remedy."""
-    said = f"cannot keep a copy of the report {name} in {folder} ({exc.strerror or exc})"
-    if exc.errno in FULL_DISK:
-        return StorageFullError(
-            f"{said}: free space on that disk, then import it again (nothing was applied)"
-        )
-    return StoreError(
-        f"{said}: make that path (beside the state) a folder this user may write in, then "
-        "import it again (nothing was applied)"
-    )
 
 
 def _already_imported(name: str, batch_id: str | None, note: str) -> ImportSummary:
