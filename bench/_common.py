@@ -217,9 +217,9 @@ def proc_cpu_seconds(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def tree_cpu_seconds(pid: int) -> float | None:
-    """User + system CPU time of a process, its live descendants and its reaped children
-    (Linux, /proc): a service's worker processes count with it. None if it is gone."""
+def _process_table(pid: int) -> tuple[dict[int, int], dict[int, float]]:
+    """Every process's parent, and its own CPU seconds (the reaped children's added for `pid`
+    alone), from /proc (Linux)."""
     ticks = os.sysconf("SC_CLK_TCK")
     parents: dict[int, int] = {}
     times: dict[int, float] = {}
@@ -235,14 +235,29 @@ def tree_cpu_seconds(pid: int) -> float | None:
         own = int(fields[11]) + int(fields[12])
         reaped = int(fields[13]) + int(fields[14])
         times[child] = (own + (reaped if child == pid else 0)) / ticks
+    return parents, times
+
+
+def tree_cpu_by_process(pid: int) -> dict[int, tuple[int, int, float]]:
+    """pid -> (its parent, its depth under `pid`, its CPU seconds) for `pid` and its live
+    descendants; empty if `pid` is gone."""
+    parents, times = _process_table(pid)
     if pid not in times:
-        return None
-    total, frontier = 0.0, [pid]
+        return {}
+    found: dict[int, tuple[int, int, float]] = {}
+    frontier = [(pid, 0)]
     while frontier:
-        current = frontier.pop()
-        total += times.get(current, 0.0)
-        frontier.extend(c for c, parent in parents.items() if parent == current)
-    return total
+        current, depth = frontier.pop()
+        found[current] = (parents.get(current, 0), depth, times.get(current, 0.0))
+        frontier.extend((c, depth + 1) for c, parent in parents.items() if parent == current)
+    return found
+
+
+def tree_cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time of a process, its live descendants and its reaped children
+    (Linux, /proc): a service's worker processes count with it. None if it is gone."""
+    tree = tree_cpu_by_process(pid)
+    return sum(cpu for _, _, cpu in tree.values()) if tree else None
 
 
 def children_cpu_seconds() -> float:

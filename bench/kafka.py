@@ -10,10 +10,11 @@ same events go through `accrochage ingest FILE` (spawn to exit, its CPU seconds)
 `accrochage worker` consumes them into the state and writes every batch to XSD-checked files.
 The worker's store rate counts from its first stored record to its last (the state polled
 every 50 ms), its end-to-end figure to the last file written, and both have the CPU seconds
-of the worker's processes over that span (/proc); also given with its start-up (joining the
-group). R paired rounds (default 3, 1 with --quick), each an `ingest` then a worker on fresh
-states over the same topic: the ratio is the median of the rounds' ratios, the other
-figures the median round's. Targets: end to end >= 3,000 events/s; store rate >= 0.9x the
+of the worker's processes over that span (/proc; the store span's also by process: faust's,
+the writer, its decode processes, the render processes); also given with its start-up
+(joining the group). R paired rounds (default 3, 1 with --quick), each an `ingest` then a
+worker on fresh states over the same topic: the ratio is the median of the rounds' ratios,
+the other figures the median round's. Targets: end to end >= 3,000 events/s; store rate >= 0.9x the
 embedded ingest's (issue 13).
 """
 
@@ -54,6 +55,7 @@ from bench._common import (
     run_measured,
     scratch_dir,
     stop_measured,
+    tree_cpu_by_process,
     tree_cpu_seconds,
     write_config,
 )
@@ -137,6 +139,38 @@ class WorkerRun:
     """Every process of the worker over its whole run (start-up and shut-down included)."""
     processes: int
     peak_rss_mb: float
+    stored_cpu_by_role: dict[str, float]
+    """`stored_cpu` by the processes' roles (`roles`)."""
+
+
+Tree = dict[int, tuple[int, int, float]]
+"""pid -> (parent, depth under the worker, CPU seconds): `tree_cpu_by_process`."""
+
+
+def role(pid: int, tree: Tree) -> str:
+    """A worker process's role, from its place in the tree: faust's process at the top (the
+    consumer and the batch timer), a fork server under it; there, the writer process (the one
+    with processes of its own) and the render processes; under the writer, its decode
+    processes."""
+    _, depth, _ = tree[pid]
+    if depth == 0:
+        return "faust process (consumer, batch cut)"
+    if depth == 1:
+        return "fork server"
+    if depth == 2:
+        parents = {parent for parent, _, _ in tree.values()}
+        return "writer process (storing)" if pid in parents else "render processes"
+    return "decode processes"
+
+
+def cpu_by_role(before: Tree, after: Tree) -> dict[str, float]:
+    """The CPU seconds each role spent between two readings of the tree."""
+    spent: dict[str, float] = {}
+    for pid, (_, _, cpu) in after.items():
+        earlier = before.get(pid, (0, 0, 0.0))[2]
+        name = role(pid, after)
+        spent[name] = spent.get(name, 0.0) + cpu - earlier
+    return dict(sorted(spent.items(), key=lambda item: -item[1]))
 
 
 def kafka_config(folder: Path, bootstrap: str, topic: str) -> Path:
@@ -194,6 +228,8 @@ def run_worker(folder: Path, bootstrap: str, topic: str, count: int, timeout: fl
     )
     first = all_stored = None
     cpu_first = cpu_stored = cpu_done = None
+    tree_first: Tree = {}
+    tree_stored: Tree = {}
     try:
         pid = worker.pid
         while True:
@@ -201,9 +237,11 @@ def run_worker(folder: Path, bootstrap: str, topic: str, count: int, timeout: fl
                 raise BenchError(f"worker did not finish; see {folder / 'worker.log'}")
             stored, unwritten, written = progress(folder / "state.db")
             if stored and first is None:
-                first, cpu_first = time.perf_counter(), tree_cpu_seconds(pid)
+                first, tree_first = time.perf_counter(), tree_cpu_by_process(pid)
+                cpu_first = sum(cpu for _, _, cpu in tree_first.values()) if tree_first else None
             if stored >= count and all_stored is None:
-                all_stored, cpu_stored = time.perf_counter(), tree_cpu_seconds(pid)
+                all_stored, tree_stored = time.perf_counter(), tree_cpu_by_process(pid)
+                cpu_stored = sum(cpu for _, _, cpu in tree_stored.values()) if tree_stored else None
             if stored >= count and unwritten == 0 and written >= count:
                 done, cpu_done = time.perf_counter(), tree_cpu_seconds(pid)
                 break
@@ -225,6 +263,7 @@ def run_worker(folder: Path, bootstrap: str, topic: str, count: int, timeout: fl
         outcome["tree_cpu_seconds"],
         outcome["processes"],
         outcome["peak_rss_mb"],
+        cpu_by_role(tree_first, tree_stored),
     )
 
 
@@ -336,6 +375,16 @@ def main() -> None:
                 "which ingest does not do",
             )
         )
+    by_role = ", ".join(f"{name} {cpu:.1f} s" for name, cpu in worker.stored_cpu_by_role.items())
+    report.add(
+        info(
+            "  worker CPU while it stores, by process",
+            sum(worker.stored_cpu_by_role.values()),
+            "s",
+            f"the median round, by each process's place in the tree: {by_role}; `ingest` "
+            "decodes and stores alike, but cuts no batch and writes no file meanwhile",
+        )
+    )
     end_to_end = [count / w.end_to_end_s for _, w in runs]
     report.add(
         at_least(
