@@ -253,11 +253,15 @@ def tree_cpu_by_process(pid: int) -> dict[int, tuple[int, int, float]]:
     return found
 
 
+def tree_total(tree: dict[int, tuple[int, int, float]]) -> float | None:
+    """The CPU seconds of a `tree_cpu_by_process` reading; None for an empty one."""
+    return sum(cpu for _, _, cpu in tree.values()) if tree else None
+
+
 def tree_cpu_seconds(pid: int) -> float | None:
     """User + system CPU time of a process, its live descendants and its reaped children
     (Linux, /proc): a service's worker processes count with it. None if it is gone."""
-    tree = tree_cpu_by_process(pid)
-    return sum(cpu for _, _, cpu in tree.values()) if tree else None
+    return tree_total(tree_cpu_by_process(pid))
 
 
 def children_cpu_seconds() -> float:

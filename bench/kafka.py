@@ -57,6 +57,7 @@ from bench._common import (
     stop_measured,
     tree_cpu_by_process,
     tree_cpu_seconds,
+    tree_total,
     write_config,
 )
 
@@ -140,11 +141,11 @@ class WorkerRun:
     processes: int
     peak_rss_mb: float
     stored_cpu_by_role: dict[str, float]
-    """`stored_cpu` by the processes' roles (`roles`)."""
+    """`stored_cpu` by the processes' roles (`role`)."""
 
 
 Tree = dict[int, tuple[int, int, float]]
-"""pid -> (parent, depth under the worker, CPU seconds): `tree_cpu_by_process`."""
+"""pid -> (parent, depth under the worker, CPU seconds): `tree_cpu_by_process`'s reading."""
 
 
 def role(pid: int, tree: Tree) -> str:
@@ -238,10 +239,10 @@ def run_worker(folder: Path, bootstrap: str, topic: str, count: int, timeout: fl
             stored, unwritten, written = progress(folder / "state.db")
             if stored and first is None:
                 first, tree_first = time.perf_counter(), tree_cpu_by_process(pid)
-                cpu_first = sum(cpu for _, _, cpu in tree_first.values()) if tree_first else None
+                cpu_first = tree_total(tree_first)
             if stored >= count and all_stored is None:
                 all_stored, tree_stored = time.perf_counter(), tree_cpu_by_process(pid)
-                cpu_stored = sum(cpu for _, _, cpu in tree_stored.values()) if tree_stored else None
+                cpu_stored = tree_total(tree_stored)
             if stored >= count and unwritten == 0 and written >= count:
                 done, cpu_done = time.perf_counter(), tree_cpu_seconds(pid)
                 break
