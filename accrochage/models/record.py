@@ -26,6 +26,9 @@ NEVER_SENT = frozenset({Status.INVALID, Status.PENDING, Status.REJECTED, Status.
 EXCLUDABLE = frozenset({Status.INVALID, Status.PENDING, Status.REJECTED})
 IN_A_BATCH = frozenset({Status.BATCHED, Status.DEPOSITED, Status.ACCEPTED})
 AWAITING_REPORT = frozenset({Status.BATCHED, Status.DEPOSITED})
+SETTLED = frozenset({Status.ACCEPTED, Status.WITHDRAWN, Status.EXCLUDED})
+"""Outstanding only while a correction or a revocation is pending (`is_outstanding`); a
+record of any other status is always outstanding."""
 IDENTITY_REASONS = frozenset({CdcReason.IDENTITY_NOT_FOUND, CdcReason.IDENTITY_AMBIGUOUS})
 IDENTITY_PROCEDURE_AFTER = 2
 """Identity rejections after which a record needs the CDC's procedure (SPEC §8)."""
@@ -188,7 +191,7 @@ class Change:
 
 
 def is_outstanding(status: RecordStatus, correction: bool, revocation: bool) -> bool:
-    if status in (Status.ACCEPTED, Status.WITHDRAWN, Status.EXCLUDED):
+    if status in SETTLED:
         return correction or revocation
     return True
 

@@ -102,6 +102,10 @@ def held_due(conn: sqlite3.Connection, where: str = "1") -> list[HeldDue]:
     ]
 
 
+BY_RECORD_ID = "sqlite_autoindex_records_1"
+"""The primary key's index. The records an open request holds are read by their ids: SQLite
+chose a listing's status index instead, and read every accepted record for the few held
+(120 ms at 1,000,000 records)."""
 NOT_HELD = (
     f"NOT (record_id IN (SELECT record_id FROM correction_requests "
     f"WHERE status = '{_OPEN}' AND record_id IS NOT NULL) AND ({HELD}))"
@@ -151,7 +155,8 @@ def held_open(
             f"record_id IN ({placeholders(chunk)})",
         ]
         for row in conn.execute(
-            f"SELECT * FROM records WHERE {' AND '.join(clauses)}", [*params, *chunk]
+            f"SELECT * FROM records INDEXED BY {BY_RECORD_ID} WHERE {' AND '.join(clauses)}",
+            [*params, *chunk],
         ):
             shown = attach(present(row), opened, as_of)
             ref = shown["correction_request"]

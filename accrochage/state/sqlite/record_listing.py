@@ -12,6 +12,7 @@ from datetime import timedelta
 from typing import Any
 
 import accrochage.state.sqlite.correction_queries as open_requests
+import accrochage.state.sqlite.listing_plan as listing_plan
 from accrochage.models.vocabulary import RecordOrder, RecordStatus
 from accrochage.state.queries import OutstandingQuery, RecordKey, record_key, records_after
 from accrochage.state.sqlite.observe import UNKNOWN_DEADLINE
@@ -89,6 +90,15 @@ def _record_rows(
     matching row to return the first page. Nothing is held but the row at hand: memory stays
     flat in the answer's size.
     """
+    if listing_plan.planned(query):
+        yield from listing_plan.page(
+            conn,
+            query,
+            after,
+            lambda row: present(row, query.as_of),
+            also=open_requests.NOT_HELD if skip_held else None,
+        )
+        return
     where, params = _filters(query)
     limit = query.limit
     if skip_held:
