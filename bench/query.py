@@ -10,6 +10,8 @@ over 120 days around the day of the query; no content rows (the query does not r
 It is cached under the temporary folder, keyed by row count, and reused by later runs.
 `queries.outstanding(...)` is then timed in-process on a reader connection, against a bare
 `SELECT count(*) FROM records` in the same run. Target: median and p95 <= 200 ms.
+Pages of 100 records by status (`bench/query_pages.py`) too, each against SQLite's own
+choice of index in the same run; target 200 ms.
 
 Also (unless --no-cli; alone with --cli-only): `accrochage outstanding --format json` over the
 same state as a subprocess, one certifier's overdue records and every outstanding record,
@@ -56,6 +58,7 @@ from bench._common import (
     percentile,
     write_config,
 )
+from bench.query_pages import status_pages
 
 TARGET_MS = 200.0
 FORMAT = "v1"  # bump when the generated rows change, so that old caches are not reused
@@ -354,6 +357,7 @@ def main() -> None:
     walk_ms, walked = timed(runs, lambda: outstanding(reader, walk))
     query_plan = plan(reader, sql) if sql else []
     index_plan = plan(reader, index_order) if sql else []
+    pages, pages_ms = status_pages(reader, AS_OF, max(5, runs // 5), timed, TARGET_MS)
     reader.close()
     store.close()
 
@@ -421,9 +425,12 @@ def main() -> None:
             "plan: " + "; ".join(index_plan),
         )
     )
+    for metric in pages:
+        report.add(metric)
     report_cli(report, cli_runs, rows, built)
     report.details = {
         "cli": [vars(run) for run in cli_runs],
+        "status_pages_ms": pages_ms,
         "query_ms": query_ms,
         "count_ms": count_ms,
         "sql": sql,
