@@ -60,9 +60,12 @@ def attach(row: JsonRow, opened: dict[str, OpenRef], as_of: date) -> JsonRow:
 
 
 def _held(table: str) -> str:
+    """A record's open requests are read by its id: SQLite took the open requests' index and
+    read all of them for each record (quadratic: 23 ms a count at 429 open requests)."""
     return (
         f"{table}.outstanding = 0 OR {table}.deadline IS NULL "
         f"OR coalesce({table}.deadline > (SELECT min(o.deadline) FROM correction_requests o "
+        "INDEXED BY correction_requests_record "
         f"WHERE o.record_id = {table}.record_id AND o.status = '{_OPEN}'), 0)"
     )
 
