@@ -23,15 +23,32 @@ day, an open request on one or not: opening a request is no correction. One whos
 late counts overdue (`held_counts`)."""
 
 
-def unknown_deadlines(conn: sqlite3.Connection) -> dict[str | None, int]:
+def by_certifier(
+    conn: sqlite3.Connection, certifiers: set[str | None], where: str, params: tuple[str, ...] = ()
+) -> dict[str | None, int]:
+    """certifier -> its outstanding records matching `where` (on their deadline), but for
+    those an open request holds (`held_counts` counts them): a range of
+    `records_outstanding_certifier` each. Grouped by certifier, SQLite read the entry of every
+    outstanding record for each count (430,000 at 1,000,000 records; 80–160 ms a count at
+    each watch, summary and dashboard refresh)."""
+    sql = (
+        "SELECT count(*) FROM records INDEXED BY records_outstanding_certifier "
+        f"WHERE outstanding = 1 AND certifier IS ? AND {where} AND {open_requests.NOT_HELD}"
+    )
+    found: dict[str | None, int] = {}
+    for certifier in certifiers:
+        (count,) = conn.execute(sql, (certifier, *params)).fetchone()
+        if count:
+            found[certifier] = count
+    return found
+
+
+def unknown_deadlines(
+    conn: sqlite3.Connection, certifiers: set[str | None]
+) -> dict[str | None, int]:
     """certifier -> records whose deadline is due but unknown (`UNKNOWN_DEADLINE`), but for
     those an open request holds: `held_counts` counts them."""
-    return dict(
-        conn.execute(
-            f"SELECT certifier, count(*) FROM records WHERE {UNKNOWN_DEADLINE} "
-            f"AND {open_requests.NOT_HELD} GROUP BY certifier"
-        ).fetchall()
-    )
+    return by_certifier(conn, certifiers, "deadline IS NULL AND delivery_met = 0")
 
 
 def held_counts(held: open_requests.HeldDue, as_of: date, margin_days: int) -> tuple[int, int]:
@@ -73,25 +90,13 @@ def observe(
             "SELECT status, certifier, count(*) FROM records GROUP BY status, certifier"
         )
     }
-    overdue = dict(
-        conn.execute(
-            "SELECT certifier, count(*) FROM records WHERE outstanding = 1 AND deadline < ? "
-            f"AND {open_requests.NOT_HELD} GROUP BY certifier",
-            (today,),
-        ).fetchall()
-    )
-    at_risk = dict(
-        conn.execute(
-            "SELECT certifier, count(*) FROM records WHERE outstanding = 1 "
-            f"AND deadline >= ? AND deadline <= ? AND {open_requests.NOT_HELD} "
-            "GROUP BY certifier",
-            (today, margin_end),
-        ).fetchall()
-    )
-    unknown = unknown_deadlines(conn)
+    certifiers = {certifier for certifier, _ in records}
+    overdue = by_certifier(conn, certifiers, "deadline < ?", (today,))
+    at_risk = by_certifier(conn, certifiers, "deadline >= ? AND deadline <= ?", (today, margin_end))
+    unknown = unknown_deadlines(conn, certifiers)
     for certifier, n in unknown.items():
         at_risk[certifier] = at_risk.get(certifier, 0) + n
-    next_deadline = _next_deadlines(conn, {certifier for certifier, _ in records})
+    next_deadline = _next_deadlines(conn, certifiers)
     for held in open_requests.held_due(conn):
         certifier, day = held.certifier, held.day
         late, risk = held_counts(held, as_of, margin_days)
