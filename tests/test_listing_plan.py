@@ -22,11 +22,10 @@ from accrochage.state.queries import OutstandingQuery, records_cursor
 from accrochage.state.sqlite import SqliteStore
 from accrochage.state.sqlite.record_listing import outstanding
 from accrochage.state.sqlite.store import connect
+from tests.test_query_work import _steps as steps_of
 
 AS_OF = date(2026, 12, 6)
 STAMP = "2026-11-02T10:00:00+01:00"
-STEPS = 100
-"""Steps between two calls of the progress handler: the unit of the counts below."""
 CERTIFIERS = ("pix", "toeic", "voltaire")
 
 
@@ -149,20 +148,11 @@ def test_a_planned_listing_shows_what_sqlites_own_choice_shows_page_after_page(
 
 
 def _steps(path: Path, query: OutstandingQuery) -> int:
-    conn = connect(path, readonly=True)
-    counted = [0]
-
-    def count() -> int:
-        counted[0] += 1
-        return 0
-
-    conn.set_progress_handler(count, STEPS)
-    try:
-        shown = outstanding(conn, query)
-    finally:
-        conn.close()
+    """SQLite's steps for a page of `query`, which must be full."""
+    shown: list[dict[str, Any]] = []
+    steps = steps_of(path, lambda conn: shown.extend(outstanding(conn, query)))
     assert len(shown) == query.limit
-    return counted[0]
+    return steps
 
 
 def _spread(count: int, status: RecordStatus, prefix: str) -> list[dict[str, Any]]:
