@@ -221,3 +221,22 @@ def test_a_page_of_a_settled_status_by_deadline_reads_the_page_not_every_such_re
     query = OutstandingQuery(as_of=AS_OF, limit=100, statuses=("accepted",), only_outstanding=False)
     few, many = _flat(tmp_path, build, query)
     assert many < 2 * few, (few, many)
+
+
+def test_a_status_bunched_at_the_end_of_its_range_reads_a_budget_not_the_range(
+    tmp_path: Path,
+) -> None:
+    """The newest records (`pending`, due last) are as many as a dense part, but all at the
+    end of the outstanding records' range: read in deadline order from that range, the first
+    page read every record due before them. The range is read for a budget of entries (the
+    count's cap), the rest from the status index."""
+
+    def build(size: int) -> list[dict[str, Any]]:
+        newest = [
+            _record(f"P-{n:05d}", RecordStatus.PENDING, deadline="2028-01-01") for n in range(1500)
+        ]
+        return _spread(size, RecordStatus.BATCHED, "B") + newest
+
+    query = OutstandingQuery(as_of=AS_OF, limit=100, statuses=("pending",))
+    few, many = _flat(tmp_path, build, query)
+    assert many < 2 * few, (few, many)

@@ -21,8 +21,13 @@ So such a page is read as a few parts, each in the listing's order, merged:
   are counted first from a covering index, at most `cap` of them (1–5 ms at 1,000,000
   records). Fewer: SQLite reads them and sorts them (each row read, about 2 µs). As many:
   they are read in deadline order from the part's `outstanding` range until the page is
-  full. `cap` = √(`limit` × records) balances the two when the part's records spread evenly
-  over the deadlines; a part bunched at the end of its range reads more of it first.
+  full, within a budget of `cap` entries (`_windowed`: the rest from the status index).
+  `cap` = √(`limit` × records) balances the two plans.
+
+The parts follow `is_outstanding`, as the store writes the `outstanding` mark (from
+`Record.outstanding`; m060 set older rows right): a settled record is outstanding exactly when
+it is flagged, a record of another status always. A row whose mark disagreed (none the
+product writes) could be listed by one plan and left out by the other.
 """
 
 from __future__ import annotations
@@ -103,11 +108,13 @@ def page(
     counted: dict[Part, int] = {}
     streams = []
     for part in parts(query):
-        ranged = by_deadline and (
-            not part.statuses
-            or (cap is not None and _count(conn, part, query.certifier, cap, counted) >= cap)
+        dense = (
+            by_deadline
+            and cap is not None
+            and bool(part.statuses)
+            and _count(conn, part, query.certifier, cap, counted) >= cap
         )
-        rows = _rows(conn, part, ranged, query, also, after)
+        rows = _rows(conn, part, cap if dense else None, query, also, after)
         streams.append(present(row) for row in rows)
     key = record_key(query.order)
     return islice(heapq.merge(*streams, key=key), query.limit)
@@ -141,71 +148,121 @@ def _count(
     return found
 
 
+@dataclass(frozen=True)
+class Where:
+    terms: tuple[str, ...] = ()
+    params: tuple[Any, ...] = ()
+
+    def and_(self, term: str, *params: Any) -> Where:
+        return Where((*self.terms, term), (*self.params, *params))
+
+    def __and__(self, other: Where) -> Where:
+        return Where((*self.terms, *other.terms), (*self.params, *other.params))
+
+
 def _rows(
     conn: sqlite3.Connection,
     part: Part,
-    ranged: bool,
+    budget: int | None,
     query: OutstandingQuery,
     also: str | None,
     after: RecordKey | None,
 ) -> Iterator[sqlite3.Row]:
-    """The part's rows after `after` in the listing's order, at most `query.limit`; `ranged`:
-    read from the part's range of an index led by `outstanding`, in deadline order."""
-    terms: list[str] = [] if also is None else [also]
-    params: list[Any] = []
+    """The part's rows after `after` in the listing's order, at most `query.limit`. A part
+    without a status is its range of an index led by `outstanding`. A status part is read from
+    the status index and sorted; with a `budget` (deadline order, as many records as the
+    count's cap), from its range first, `_windowed`."""
+    own = Where() if also is None else Where((also,))
     if query.certifier is not None:
-        terms, params = [*terms, "certifier = ?"], [query.certifier]
+        own = own.and_("certifier = ?", query.certifier)
     if part.statuses:
-        terms, params = [*terms, _status_in(part.statuses)], [*params, *part.statuses]
+        own = own.and_(_status_in(part.statuses), *part.statuses)
     if part.flagged:
-        terms.append(FLAGGED)
-    if part.outstanding is not None and (ranged or not part.statuses):
-        terms, params = [*terms, "outstanding = ?"], [*params, part.outstanding]
-    elif part.outstanding == 0:
-        terms, params = [*terms, "+outstanding = 0"], params
+        own = own.and_(FLAGGED)
+    if part.outstanding is not None and not part.statuses:
+        own = own.and_("outstanding = ?", part.outstanding)
+    elif part.outstanding == 0:  # the settled statuses' others: no record in two parts
+        own = own.and_("+outstanding = 0").and_(f"NOT {FLAGGED}")
     limit = query.limit
     if query.order is RecordOrder.RECORD_ID:
         if after is not None:
-            terms, params = [*terms, "record_id > ?"], [*params, after[-1]]
-        yield from _select(conn, None, terms, params, "record_id", limit)
+            own = own.and_("record_id > ?", after[-1])
+        yield from _select(conn, None, own, "record_id", limit)
         return
-    index = None
-    if ranged:
-        index = (
-            "records_outstanding_certifier" if query.certifier else "records_outstanding_deadline"
-        )
+    index = "records_outstanding_certifier" if query.certifier else "records_outstanding_deadline"
+    segments = []
     undated_after = after is not None and after[0] is True
     if not undated_after:
-        dated, dated_params = [*terms, "deadline IS NOT NULL"], params
+        dated = Where(("deadline IS NOT NULL",))
         if after is not None:
-            dated, dated_params = (
-                [*dated, "(deadline, record_id) > (?, ?)"],
-                [
-                    *dated_params,
-                    *after[1:],
-                ],
-            )
-        yield from _select(conn, index, dated, dated_params, "deadline, record_id", limit)
-    undated, undated_params = [*terms, "deadline IS NULL"], params
+            dated = dated.and_("(deadline, record_id) > (?, ?)", *after[1:])
+        segments.append((dated, "deadline, record_id"))
+    undated = Where(("deadline IS NULL",))
     if undated_after and after is not None:
-        undated, undated_params = [*undated, "record_id > ?"], [*undated_params, after[-1]]
-    yield from _select(conn, index, undated, undated_params, "record_id", limit)
+        undated = undated.and_("record_id > ?", after[-1])
+    segments.append((undated, "record_id"))
+    for segment, order in segments:
+        if not part.statuses:
+            yield from _select(conn, index, own & segment, order, limit)
+        elif budget is None:
+            yield from _select(conn, None, own & segment, order, limit)
+        else:
+            assert part.outstanding is not None and limit is not None
+            span = Where(("outstanding = ?",), (part.outstanding,))
+            if query.certifier is not None:
+                span = span.and_("certifier = ?", query.certifier)
+            yield from _windowed(conn, index, span & segment, own & segment, order, limit, budget)
+
+
+def _windowed(
+    conn: sqlite3.Connection,
+    index: str,
+    span: Where,
+    own: Where,
+    order: str,
+    limit: int,
+    budget: int,
+) -> Iterator[sqlite3.Row]:
+    """The part's rows among the next `budget` entries of its range (`span`, in `order`),
+    then, if the page is not full, those after them from the status index, sorted: a part as
+    many as the cap but bunched at the end of its range (the newest pending records, the
+    invalid ones without a deadline) costs the budget more, not the whole range."""
+    bound = conn.execute(
+        f"SELECT {order} FROM records INDEXED BY {index} WHERE {_sql(span)} "
+        f"ORDER BY {order} LIMIT 1 OFFSET {int(budget) - 1}",
+        span.params,
+    ).fetchone()
+    window = span & own
+    keys = ", ".join("?" * len(order.split(",")))
+    if bound is not None:
+        window = window.and_(f"({order}) <= ({keys})", *bound)
+    found = 0
+    for row in _select(conn, index, window, order, limit):
+        found += 1
+        yield row
+    if bound is None or found >= limit:
+        return
+    rest = own.and_(f"({order}) > ({keys})", *bound)
+    yield from _select(conn, None, rest, order, limit - found)
 
 
 def _status_in(statuses: tuple[str, ...]) -> str:
     return f"status IN ({', '.join('?' * len(statuses))})"
 
 
+def _sql(where: Where) -> str:
+    return " AND ".join(where.terms) or "1 = 1"
+
+
 def _select(
     conn: sqlite3.Connection,
     index: str | None,
-    where: list[str],
-    params: list[Any],
+    where: Where,
     order: str,
     limit: int | None,
 ) -> Iterator[sqlite3.Row]:
     source = f"records INDEXED BY {index}" if index else "records"
-    sql = f"SELECT * FROM {source} WHERE {' AND '.join(where) or '1 = 1'} ORDER BY {order}"
+    sql = f"SELECT * FROM {source} WHERE {_sql(where)} ORDER BY {order}"
     if limit is not None:
         sql += f" LIMIT {int(limit)}"
-    return iter(conn.execute(sql, params))
+    return iter(conn.execute(sql, where.params))
