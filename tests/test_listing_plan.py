@@ -91,6 +91,14 @@ def _mixed_state(path: Path) -> None:
     _insert(path, records, held)
 
 
+@pytest.fixture(scope="module")
+def mixed_state(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One state for every listing compared (read only)."""
+    path = tmp_path_factory.mktemp("listing") / "state.db"
+    _mixed_state(path)
+    return path
+
+
 def _walk(conn: sqlite3.Connection, query: OutstandingQuery) -> list[tuple[Any, ...]]:
     """Every page of `query`, one after the other, by cursor."""
     shown: list[tuple[Any, ...]] = []
@@ -124,15 +132,13 @@ QUERIES = [
     "filters", QUERIES, ids=lambda f: ",".join(f"{k}={v}" for k, v in f.items())
 )
 def test_a_planned_listing_shows_what_sqlites_own_choice_shows_page_after_page(
-    tmp_path: Path,
+    mixed_state: Path,
     monkeypatch: pytest.MonkeyPatch,
     filters: dict[str, Any],
     order: RecordOrder,
     min_cap: int,
 ) -> None:
-    path = tmp_path / "state.db"
-    _mixed_state(path)
-    conn = connect(path, readonly=True)
+    conn = connect(mixed_state, readonly=True)
     try:
         query = OutstandingQuery(as_of=AS_OF, limit=7, order=order, **filters)
         monkeypatch.setattr(listing_plan, "MIN_CAP", min_cap)
