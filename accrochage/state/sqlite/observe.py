@@ -16,7 +16,8 @@ from accrochage.state.sqlite.withdrawals import HELD_ELSEWHERE
 
 _UNREPORTED = (BatchState.WRITTEN.value, BatchState.DEPOSITED.value)
 
-UNKNOWN_DEADLINE = "outstanding = 1 AND deadline IS NULL AND delivery_met = 0"
+DATE_UNKNOWN = "deadline IS NULL AND delivery_met = 0"
+UNKNOWN_DEADLINE = f"outstanding = 1 AND {DATE_UNKNOWN}"
 """Records whose delivery deadline is due but unknown: the delivery date of their content
 could not be read (an invalid event). They count as at risk, since the deadline could be any
 day, an open request on one or not: opening a request is no correction. One whose request is
@@ -48,7 +49,7 @@ def unknown_deadlines(
 ) -> dict[str | None, int]:
     """certifier -> records whose deadline is due but unknown (`UNKNOWN_DEADLINE`), but for
     those an open request holds: `held_counts` counts them."""
-    return by_certifier(conn, certifiers, "deadline IS NULL AND delivery_met = 0")
+    return by_certifier(conn, certifiers, DATE_UNKNOWN)
 
 
 def held_counts(held: open_requests.HeldDue, as_of: date, margin_days: int) -> tuple[int, int]:
@@ -154,14 +155,25 @@ def _by_reason(
     }
 
 
+_CHART_PARTS = (
+    ("records_outstanding_certifier", "deadline IS NOT NULL"),
+    ("records_outstanding_deadline", f"deadline IS NULL AND NOT ({DATE_UNKNOWN})"),
+)
+"""The chart's outstanding records but those of a deadline unknown (`UNKNOWN_DEADLINE`): the
+dated ones from an index alone, the undated ones from their range. In one query, the test of
+`delivery_met` (not in an index) sent SQLite to the row of every outstanding record: 0.3–0.8 s
+at 1,000,000 records, each 30 s while a dashboard is open."""
+
+
 def dashboard(conn: sqlite3.Connection, as_of: date, limit: int = 50) -> DashboardNumbers:
     """The chart's deadlines (a record counted once: one whose delivery date is unknown is in
     the observation's "date unknown" until its request is late), the rejections, the files."""
     deadlines = {
         (certifier, None if day is None else date.fromisoformat(day)): count
+        for index, which in _CHART_PARTS
         for certifier, day, count in conn.execute(
-            "SELECT certifier, deadline, count(*) FROM records WHERE outstanding = 1 "
-            f"AND {open_requests.NOT_HELD} AND NOT ({UNKNOWN_DEADLINE}) "
+            f"SELECT certifier, deadline, count(*) FROM records INDEXED BY {index} "
+            f"WHERE outstanding = 1 AND {which} AND {open_requests.NOT_HELD} "
             "GROUP BY certifier, deadline"
         )
     }
