@@ -76,6 +76,7 @@ def planned(query: OutstandingQuery) -> bool:
 
 
 def parts(query: OutstandingQuery) -> list[Part]:
+    """The parts a listing is read in (see the module's docstring)."""
     only_outstanding = query.only_outstanding
     named = sorted({RecordStatus(status) for status in query.statuses})
     if not only_outstanding and query.order is RecordOrder.RECORD_ID:
@@ -150,6 +151,8 @@ def _count(
 
 @dataclass(frozen=True)
 class Where:
+    """WHERE terms joined by AND, with their parameters in order."""
+
     terms: tuple[str, ...] = ()
     params: tuple[Any, ...] = ()
 

@@ -85,6 +85,8 @@ def _record_rows(
     """Records in `query.order` after `after`, rows as they are read. `skip_held`: without
     the records an open request holds (listed by `held_open`).
 
+    A listing filtered by status, certifier or being outstanding alone is read in the parts
+    `listing_plan` chooses; one filtered by reason, by a deadline or its absence as follows.
     In deadline order, dated and undated records are read by two queries so that each
     follows an index in its order: one query sorting on `deadline IS NULL` would sort every
     matching row to return the first page. Nothing is held but the row at hand: memory stays
