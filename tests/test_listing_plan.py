@@ -126,7 +126,11 @@ QUERIES = [
 ]
 
 
-@pytest.mark.parametrize("min_cap", [1, 10**9], ids=["ranged", "sorted"])
+@pytest.mark.parametrize(
+    ("min_cap", "records"),
+    [(1, None), (1, 1), (10**9, None)],
+    ids=["ranged", "budget-below-the-page", "sorted"],
+)
 @pytest.mark.parametrize("order", list(RecordOrder))
 @pytest.mark.parametrize(
     "filters", QUERIES, ids=lambda f: ",".join(f"{k}={v}" for k, v in f.items())
@@ -137,11 +141,14 @@ def test_a_planned_listing_shows_what_sqlites_own_choice_shows_page_after_page(
     filters: dict[str, Any],
     order: RecordOrder,
     min_cap: int,
+    records: int | None,
 ) -> None:
     conn = connect(mixed_state, readonly=True)
     try:
         query = OutstandingQuery(as_of=AS_OF, limit=7, order=order, **filters)
         monkeypatch.setattr(listing_plan, "MIN_CAP", min_cap)
+        if records is not None:  # a cap, so a budget, of 2 entries for pages of 7
+            monkeypatch.setattr(listing_plan, "_records", lambda conn: records)
         planned = _walk(conn, query)
         planned_whole = _walk(conn, replace(query, limit=None))
         monkeypatch.setattr(listing_plan, "planned", lambda query: False)
