@@ -126,29 +126,6 @@ def _records(conn: sqlite3.Connection) -> int:
     return int(conn.execute("SELECT coalesce(max(rowid), 0) FROM records").fetchone()[0])
 
 
-def _count(
-    conn: sqlite3.Connection,
-    part: Part,
-    certifier: str | None,
-    cap: int,
-    counted: dict[Part, int],
-) -> int:
-    """The part's records, at most `cap`, read from a covering index (the settled statuses'
-    records not outstanding: all of theirs, less their outstanding ones counted before)."""
-    terms, params = [_status_in(part.statuses)], list(part.statuses)
-    if certifier is not None:
-        terms, params = [*terms, "certifier = ?"], [*params, certifier]
-    if part.flagged:
-        terms = [*terms, FLAGGED]
-    held = 0
-    if not part.flagged and part.outstanding == 0:
-        held = counted.get(Part(part.statuses, 1, flagged=True), 0)
-    sql = f"SELECT count(*) FROM (SELECT 1 FROM records WHERE {' AND '.join(terms)} LIMIT ?)"
-    found = int(conn.execute(sql, [*params, cap + held]).fetchone()[0]) - held
-    counted[part] = found
-    return found
-
-
 @dataclass(frozen=True)
 class Where:
     """WHERE terms joined by AND, with their parameters in order."""
@@ -163,6 +140,38 @@ class Where:
         return Where((*self.terms, *other.terms), (*self.params, *other.params))
 
 
+def _named(part: Part, certifier: str | None) -> Where:
+    """The terms naming the part's records by certifier, status and flag: those the status
+    indexes answer (counted alike, read alike)."""
+    named = Where()
+    if certifier is not None:
+        named = named.and_("certifier = ?", certifier)
+    if part.statuses:
+        named = named.and_(_status_in(part.statuses), *part.statuses)
+    if part.flagged:
+        named = named.and_(FLAGGED)
+    return named
+
+
+def _count(
+    conn: sqlite3.Connection,
+    part: Part,
+    certifier: str | None,
+    cap: int,
+    counted: dict[Part, int],
+) -> int:
+    """The part's records, at most `cap`, read from a covering index (the settled statuses'
+    records not outstanding: all of theirs, less their outstanding ones counted before)."""
+    named = _named(part, certifier)
+    held = 0
+    if not part.flagged and part.outstanding == 0:
+        held = counted.get(Part(part.statuses, 1, flagged=True), 0)
+    sql = f"SELECT count(*) FROM (SELECT 1 FROM records WHERE {_sql(named)} LIMIT ?)"
+    found = int(conn.execute(sql, [*named.params, cap + held]).fetchone()[0]) - held
+    counted[part] = found
+    return found
+
+
 def _rows(
     conn: sqlite3.Connection,
     part: Part,
@@ -175,13 +184,7 @@ def _rows(
     without a status is its range of an index led by `outstanding`. A status part is read from
     the status index and sorted; with a `budget` (deadline order, as many records as the
     count's cap), from its range first, `_windowed`."""
-    own = Where() if also is None else Where((also,))
-    if query.certifier is not None:
-        own = own.and_("certifier = ?", query.certifier)
-    if part.statuses:
-        own = own.and_(_status_in(part.statuses), *part.statuses)
-    if part.flagged:
-        own = own.and_(FLAGGED)
+    own = (Where() if also is None else Where((also,))) & _named(part, query.certifier)
     if part.outstanding is not None and not part.statuses:
         own = own.and_("outstanding = ?", part.outstanding)
     elif part.outstanding == 0:  # the settled statuses' others: no record in two parts
