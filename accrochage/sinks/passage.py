@@ -11,6 +11,7 @@ which raises as it always did.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import date
 
 from lxml import etree
@@ -207,13 +208,14 @@ def fragment(element: _Element) -> bytes:
 
 def passage_bytes(event: DeliveredEvent, profile: SchemaProfile) -> bytes:
     """The passage's line in a file: the bytes lxml would serialise (`fragment`), and `\\n`."""
-    node = passage_nodes(event, profile)
-    out: list[str] = []
+    name, children = passage_nodes(event, profile)
+    assert isinstance(children, list), "a passage holds elements"
+    out: list[str] = [f"<cpf:{name}>"]
     try:
-        _write(node, out)
+        _write(children, out.append)
     except _NotXml:
         return fragment(passage_element(event, profile)) + b"\n"
-    out.append("\n")
+    out.append(f"</cpf:{name}>\n")
     return "".join(out).encode("utf-8")
 
 
@@ -221,24 +223,30 @@ class _NotXml(Exception):
     """A text lxml would refuse: lxml is left to say so."""
 
 
-def _write(node: Node, out: list[str]) -> None:
-    name, content = node
-    if isinstance(content, str):
-        out.append(f"<cpf:{name}>{_escaped(content)}</cpf:{name}>")
-    elif content is None:
-        out.append(f'<cpf:{name} xsi:nil="true"/>')
-    elif content:
-        out.append(f"<cpf:{name}>")
-        for child in content:
-            _write(child, out)
-        out.append(f"</cpf:{name}>")
-    else:
-        out.append(f"<cpf:{name}/>")
+def _write(children: list[Node], append: Callable[[str], None]) -> None:
+    """The children's elements, a string or two each. Ingest writes every event's passage:
+    one call per element holding elements, not per element."""
+    for name, content in children:
+        if isinstance(content, str):
+            append(f"<cpf:{name}>{_escaped(content)}</cpf:{name}>")
+        elif content is None:
+            append(f'<cpf:{name} xsi:nil="true"/>')
+        elif content:
+            append(f"<cpf:{name}>")
+            _write(content, append)
+            append(f"</cpf:{name}>")
+        else:
+            append(f"<cpf:{name}/>")
 
 
 def _escaped(text: str) -> str:
-    """Text as libxml2 writes it in an element (UTF-8 output): `&`, `<`, `>` and CR."""
-    if _NOT_XML.search(text) is not None:
+    """Text as libxml2 writes it in an element (UTF-8 output): `&`, `<`, `>` and CR.
+
+    A printable text holds none of `_NOT_XML` (controls, surrogates and non-characters are not
+    printable) and no CR: only the rare other one is searched.
+    """
+    printable = text.isprintable()
+    if not printable and _NOT_XML.search(text) is not None:
         raise _NotXml
     if "&" in text:
         text = text.replace("&", "&amp;")
@@ -246,7 +254,7 @@ def _escaped(text: str) -> str:
         text = text.replace("<", "&lt;")
     if ">" in text:
         text = text.replace(">", "&gt;")
-    if "\r" in text:
+    if not printable and "\r" in text:
         text = text.replace("\r", "&#13;")
     return text
 
