@@ -82,6 +82,8 @@ def under_any(field: str, paths: Set[str]) -> bool:
 def known(unknown: frozenset[str], *fields: str) -> bool:
     """Whether none of `fields` stands in for a value that failed (`models/partial.py`), nor
     lies within one that does: a rule reading such a field would judge the stand-in."""
+    if not unknown:
+        return True
     return not any(under_any(field, unknown) for field in fields)
 
 
