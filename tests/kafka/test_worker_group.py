@@ -13,15 +13,22 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
+from aiokafka import AIOKafkaConsumer
 
 from accrochage.runtimes.kafka import sole as sole_module
 from accrochage.runtimes.kafka.seeking import SEEK_SECONDS
 from accrochage.runtimes.kafka.sole import (
     DESCRIBE_SECONDS,
+    ELDEST_MARGIN,
     MAX_GRACE,
     GroupShared,
+    Member,
     SoleMember,
+    eldest,
     grace_for,
+    group_members,
+    member_client_id,
+    seniority,
 )
 from tests.kafka.conftest import KafkaEndpoint
 from tests.kafka.workers import (
@@ -31,6 +38,7 @@ from tests.kafka.workers import (
     free_port,
     progress,
     send,
+    unique,
     wait_until_done,
     write_events,
     write_worker_config,
@@ -111,19 +119,24 @@ async def test_the_group_is_not_checked_when_the_broker_does_not_say(
     and the newcomer read on)."""
     sole = SoleMember("127.0.0.1:1", "group")
     await sole()  # nothing listens there: logged, not raised
-    monkeypatch.setattr(sole_module, "group_hosts", described(["/a", "/b"]))
+    monkeypatch.setattr(sole_module, "group_members", described(hosts("/a", "/b")))
     await sole()  # no stop: an error said
     assert "'group' (kafka.group) has 2 members" in caplog.text
 
 
-def described(*answers: list[str]) -> Callable[..., Awaitable[list[str]]]:
-    """`group_hosts` answering each of `answers` in turn, then the last one for ever."""
+def hosts(*names: str) -> list[Member]:
+    """Members with these hosts, none of them a worker's client id."""
+    return [Member(f"faust-{i}", name) for i, name in enumerate(names)]
+
+
+def described(*answers: list[Member]) -> Callable[..., Awaitable[list[Member]]]:
+    """`group_members` answering each of `answers` in turn, then the last one for ever."""
     left = list(answers)
 
-    async def hosts(*_: object, **__: object) -> list[str]:
+    async def members(*_: object, **__: object) -> list[Member]:
         return left.pop(0) if len(left) > 1 else left[0]
 
-    return hosts
+    return members
 
 
 async def test_a_member_killed_while_it_joined_is_given_its_session_to_leave(
@@ -131,12 +144,12 @@ async def test_a_member_killed_while_it_joined_is_given_its_session_to_leave(
 ) -> None:
     """A worker killed as it joined is a member of the next generation until its session
     ends: the worker started after it waits for that, it does not stop."""
-    two, one = ["/10.0.0.1", "/10.0.0.1"], ["/10.0.0.1"]
+    two, one = hosts("/10.0.0.1", "/10.0.0.1"), hosts("/10.0.0.1")
     monkeypatch.setattr(sole_module, "POLL_SECONDS", 0.01)
-    monkeypatch.setattr(sole_module, "group_hosts", described(two, two, one))
+    monkeypatch.setattr(sole_module, "group_members", described(two, two, one))
     await SoleMember("broker", "group", grace=5.0)()
 
-    monkeypatch.setattr(sole_module, "group_hosts", described(two))
+    monkeypatch.setattr(sole_module, "group_members", described(two))
     with pytest.raises(GroupShared, match="has 2 members"):
         await SoleMember("broker", "group", grace=0.1)()
 
@@ -144,7 +157,7 @@ async def test_a_member_killed_while_it_joined_is_given_its_session_to_leave(
 async def test_a_worker_alone_first_reads_on_beside_a_newcomer(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    monkeypatch.setattr(sole_module, "group_hosts", described(["/a"], ["/a", "/b"]))
+    monkeypatch.setattr(sole_module, "group_members", described(hosts("/a"), hosts("/a", "/b")))
     sole = SoleMember("broker", "group", grace=5.0)
     await sole()
     await sole()  # no wait, no stop: an error said
@@ -152,5 +165,160 @@ async def test_a_worker_alone_first_reads_on_beside_a_newcomer(
 
 
 def test_the_grace_is_the_session_within_the_seek_s_bound() -> None:
+    """The eldest of workers started together waits twice the grace and a margin, each look
+    at the group bounded by DESCRIBE_SECONDS (the first, and one past the wait's end)."""
     assert grace_for(3.0) == 5.0
-    assert grace_for(1800.0) == MAX_GRACE < SEEK_SECONDS - DESCRIBE_SECONDS
+    assert grace_for(1800.0) == MAX_GRACE
+    assert DESCRIBE_SECONDS + 2 * MAX_GRACE + ELDEST_MARGIN + DESCRIBE_SECONDS < SEEK_SECONDS
+
+
+def test_workers_started_together_are_ordered_by_what_their_state_read_then_their_start() -> None:
+    read_more_later = member_client_id(1_200, 1_800_000_000.5)
+    read_less_sooner = member_client_id(300, 1_700_000_000.0)
+    fresh_sooner = member_client_id(0, 1_700_000_000.0)
+    fresh_later = member_client_id(0, 1_700_000_000.001)
+    order = sorted([fresh_later, read_less_sooner, fresh_sooner, read_more_later], key=seniority)
+    assert order == [read_more_later, read_less_sooner, fresh_sooner, fresh_later]
+    assert seniority(read_more_later)[:2] == (-1_200, 1_800_000_000_500)  # type: ignore[index]
+    assert member_client_id(0, 1.0) != member_client_id(0, 1.0)  # the tag tells them apart
+
+    def members(*ids: str) -> list[Member]:
+        return [Member(client_id, "/10.0.0.1") for client_id in ids]
+
+    assert eldest(read_more_later, members(read_more_later, fresh_sooner, read_less_sooner))
+    assert not eldest(fresh_sooner, members(read_more_later, fresh_sooner))
+    assert eldest(fresh_sooner, members(fresh_later, fresh_sooner))
+    # Another consumer, or a worker of an older version: no worker claims to come first.
+    assert not eldest(read_more_later, members(read_more_later, "faust-1.0"))
+    assert not eldest(read_more_later, members(fresh_sooner))  # not a member itself
+    assert not eldest(None, members(fresh_sooner))
+    assert seniority("accrochage-worker-12-abc-0011aabb") is None
+
+
+async def test_of_workers_started_together_the_eldest_waits_for_the_others_and_reads_on(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Both at their first assignment, each found the other and both stopped. The eldest
+    now waits past the grace, for the others to stop; the others stop, as before."""
+    elder, younger = member_client_id(500, 1_700_000_000.0), member_client_id(0, 1_600_000_000.0)
+    both = [Member(elder, "/10.0.0.1"), Member(younger, "/10.0.0.2")]
+    left = [Member(elder, "/10.0.0.1")]
+    monkeypatch.setattr(sole_module, "POLL_SECONDS", 0.01)
+    grace = 0.2
+    polls_past_grace = int(grace / 0.01) + 30  # the younger left well after the grace
+    monkeypatch.setattr(sole_module, "group_members", described(*[both] * polls_past_grace, left))
+    await SoleMember("broker", "group", grace, elder)()
+    assert "1 other worker(s) (hosts /10.0.0.2) joined the consumer group 'group'" in caplog.text
+    assert "waits for them to stop, and reads on" in caplog.text
+
+    monkeypatch.setattr(sole_module, "group_members", described(both))
+    with pytest.raises(GroupShared, match="has 2 members"):
+        await SoleMember("broker", "group", grace, younger)()
+
+
+async def test_the_eldest_stops_too_when_the_others_stay(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A younger member that does not leave (a worker already reading, which only logs) is
+    not waited for beyond the eldest's bound: the eldest stops, as a newcomer did before."""
+    elder, younger = member_client_id(500, 1.0), member_client_id(0, 2.0)
+    both = [Member(elder, "/10.0.0.1"), Member(younger, "/10.0.0.2")]
+    monkeypatch.setattr(sole_module, "POLL_SECONDS", 0.01)
+    monkeypatch.setattr(sole_module, "ELDEST_MARGIN", 0.05)
+    monkeypatch.setattr(sole_module, "group_members", described(both))
+    with pytest.raises(GroupShared, match="has 2 members"):
+        await SoleMember("broker", "group", 0.05, elder)()
+
+
+@pytest.mark.kafka
+async def test_the_broker_names_each_member_and_the_eldest_keeps_the_group(
+    kafka_broker: KafkaEndpoint,
+) -> None:
+    """Against the broker: two members of one group, each at its first assignment, each
+    checking the group with its own client id, as two workers started together do. The
+    younger stops (and leaves, as a stopping worker's consumer does); the eldest waits for
+    that past its grace, and reads on."""
+    topic, group = unique("together"), unique("together-group")
+    await kafka_broker.create_topic(topic, 2)
+    elder, younger = member_client_id(40, time.time()), member_client_id(0, time.time() - 60)
+    consumers = {
+        client_id: AIOKafkaConsumer(
+            topic,
+            bootstrap_servers=kafka_broker.bootstrap,
+            group_id=group,
+            client_id=client_id,
+            session_timeout_ms=6_000,
+            heartbeat_interval_ms=500,
+        )
+        for client_id in (elder, younger)
+    }
+    polls = []
+    try:
+        for consumer in consumers.values():
+            await consumer.start()
+            polls.append(asyncio.create_task(_poll(consumer)))
+        deadline = time.monotonic() + RUN_TIMEOUT
+        while {m.client_id for m in await group_members(kafka_broker.bootstrap, group)} != {
+            elder,
+            younger,
+        }:
+            assert time.monotonic() < deadline, "the two consumers never were members together"
+            await asyncio.sleep(0.2)
+
+        async def younger_stops() -> None:
+            with pytest.raises(GroupShared, match="has 2 members"):
+                await SoleMember(kafka_broker.bootstrap, group, 1.0, younger)()
+            await consumers[younger].stop()
+
+        await asyncio.gather(
+            SoleMember(kafka_broker.bootstrap, group, 1.0, elder)(), younger_stops()
+        )
+        (left,) = await group_members(kafka_broker.bootstrap, group)
+        assert left.client_id == elder
+    finally:
+        for poll in polls:
+            poll.cancel()
+        for consumer in consumers.values():
+            await consumer.stop()
+
+
+async def _poll(consumer: AIOKafkaConsumer) -> None:
+    """Keeps the consumer polling, as a worker does, so that it stays in its group."""
+    while True:
+        await consumer.getmany(timeout_ms=200)
+
+
+@pytest.mark.kafka
+async def test_workers_started_together_leave_one_of_them_reading(
+    kafka_broker: KafkaEndpoint, tmp_path: Path, kafka_seed: int, workers: list[Worker]
+) -> None:
+    """Two workers with states of their own started at the same moment both stopped (each
+    found the other at its first assignment). Now one stops having read nothing; the other
+    reads everything."""
+    why = f"(seed {kafka_seed}; replay with ACCROCHAGE_KAFKA_SEED={kafka_seed})"
+    config = write_worker_config(tmp_path / "first", kafka_broker.bootstrap)
+    other = another_state(config, tmp_path / "second")
+    spec = write_events(
+        tmp_path / "events.jsonl", config.settings(), kafka_seed, 300, invalid_ratio=0.0
+    )
+    pair = [Worker(config, tmp_path / "first.log"), Worker(other, tmp_path / "second.log")]
+    workers.extend(pair)
+    deadline = time.monotonic() + RUN_TIMEOUT
+    while all(worker.alive() for worker in pair):
+        assert time.monotonic() < deadline, "both workers read on:\n" + "\n".join(
+            worker.tail() for worker in pair
+        )
+        await asyncio.sleep(0.2)
+    await asyncio.sleep(1.0)  # the other one's stop, had both stopped
+    readers = [worker for worker in pair if worker.alive()]
+    assert len(readers) == 1, "both workers stopped:\n" + "\n".join(w.tail() for w in pair)
+    ((reader,), (stopped,)) = readers, [worker for worker in pair if not worker.alive()]
+    assert stopped.proc.returncode == 1, stopped.tail()
+    assert "this worker stops before it reads anything" in stopped.text(), stopped.tail()
+    assert progress(stopped.config).read == 0, f"the stopped worker read the topic {why}"
+    assert not released_files(stopped.config.outbox), "the stopped worker wrote files"
+    sent = await asyncio.to_thread(send, reader.config, spec.path, tmp_path / "send.log")
+    await asyncio.to_thread(
+        wait_until_done, reader.config, sent, RUN_TIMEOUT, alive=reader.alive, why=why
+    )
+    assert reader.stop() == 0, reader.tail()
+    await check_offsets(reader.config, sent, why)
+    assert progress(reader.config).records == len(spec.valid), why

@@ -13,12 +13,23 @@ another member there at its first assignment (for longer than a dead member's se
 `grace_for`) joined second: it stops, saying so, before it reads anything. A worker that was
 alone first logs an error naming the group and goes on with the partitions it keeps (the
 others are resumed from its state once the other one left).
+
+Workers started together both join at their first assignment: each found the other and both
+stopped, and under a restart policy they went on stopping each other. Each worker's client id
+(`member_client_id`) now says how far its state had read the topic when it started, and when:
+among members all at their first assignment, the one whose state had read the most (then the
+one started first) waits for the others to stop, and reads on: of workers started together,
+a fresh state never takes the topic from the state that read it. A worker found already
+reading is no newcomer: it keeps its partitions, and the eldest newcomer stops after its wait,
+as a newcomer did before.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import re
+import secrets
 from dataclasses import dataclass
 
 from aiokafka.admin import AIOKafkaAdminClient
@@ -32,20 +43,59 @@ DESCRIBE_SECONDS = 10.0
 """The longest the group's description is waited for; past it, the group is not checked that
 time (said in the log), as when the broker cannot give the partitions' bounds."""
 POLL_SECONDS = 0.5
-MAX_GRACE = 30.0
+MAX_GRACE = 15.0
 """The longest another member is given to leave at the first assignment: the seek that waits
-for it is bounded by `seeking.SEEK_SECONDS` (60 s). A session longer than this may leave a
-worker killed a moment ago in the group past it: the worker started then stops, and started
-again once that session ended, reads on."""
+for it, and for the eldest's second wait (`ELDEST_MARGIN`), is bounded by
+`seeking.SEEK_SECONDS` (60 s). A session longer than this may leave a worker killed a moment
+ago in the group past it: the worker started then stops, and started again once that session
+ended, reads on."""
+
+
+ELDEST_MARGIN = 5.0
+"""Beyond the others' grace, how long the eldest of workers started together waits for them
+to stop and leave the group."""
+_CLIENT_ID = re.compile(r"accrochage-worker-(\d{1,19})-(\d{13})-([0-9a-f]{8})")
 
 
 class GroupShared(AccrochageError):
     """Another consumer is a member of the worker's consumer group: it must not read on."""
 
 
-async def group_hosts(bootstrap: str, group: str, seconds: float = DESCRIBE_SECONDS) -> list[str]:
-    """The host of each member of `group`, as the broker knows them; raises `KafkaError`,
-    `TimeoutError` or `OSError` when the broker does not say."""
+@dataclass(frozen=True, slots=True)
+class Member:
+    client_id: str
+    host: str
+
+
+def member_client_id(read: int, started: float) -> str:
+    """A worker's client id: how far its state had read the topic at its start (the sum of
+    the stored next offsets), its start (ms since the epoch) and a random tag."""
+    return f"accrochage-worker-{read}-{round(started * 1000):013d}-{secrets.token_hex(4)}"
+
+
+def seniority(client_id: str) -> tuple[int, int, str] | None:
+    """The order of workers started together, least first: the most read, then the first
+    started; None: not a worker's client id (another consumer, an older version)."""
+    found = _CLIENT_ID.fullmatch(client_id)
+    if found is None:
+        return None
+    return (-int(found[1]), int(found[2]), found[3])
+
+
+def eldest(client_id: str | None, members: list[Member]) -> bool:
+    """Whether `client_id` comes first among `members`, every one of them a worker's."""
+    own = seniority(client_id) if client_id is not None else None
+    others = [seniority(m.client_id) for m in members if m.client_id != client_id]
+    if own is None or len(others) == len(members):  # not a member itself: nothing to claim
+        return False
+    return all(other is not None and own < other for other in others)
+
+
+async def group_members(
+    bootstrap: str, group: str, seconds: float = DESCRIBE_SECONDS
+) -> list[Member]:
+    """Each member of `group`, as the broker knows them; raises `KafkaError`, `TimeoutError`
+    or `OSError` when the broker does not say."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=int(seconds * 1000))
     try:
         async with asyncio.timeout(seconds):
@@ -56,7 +106,8 @@ async def group_hosts(bootstrap: str, group: str, seconds: float = DESCRIBE_SECO
     (described,) = response.groups  # error_code, group, state, protocol_type, protocol, members
     if described[0]:
         raise KafkaError(f"the broker answered error code {described[0]} for the group")
-    return [str(member[2]) for member in described[5]]  # member_id, client_id, client_host
+    # member_id, client_id, client_host, metadata, assignment
+    return [Member(str(member[1]), str(member[2])) for member in described[5]]
 
 
 @dataclass
@@ -68,23 +119,34 @@ class SoleMember:
     grace: float = 0.0
     """How long another member found at the first assignment is given to leave: a worker
     killed a moment ago stays a member until its session ends (`grace_for`)."""
+    client_id: str | None = None
+    """This worker's (`member_client_id`); None: it never claims to be the eldest."""
     first: bool = True
     """No assignment yet: another member found now joined first. A worker whose first look
     failed (said in the log) reads on, and is no newcomer at the next assignment."""
 
     async def __call__(self) -> None:
         first, self.first = self.first, False  # a worker reading since is not a newcomer
-        hosts = await self._hosts()
-        if hosts is None:
+        members = await self._members()
+        if members is None:
             return
         if first:
-            hosts = await self._until_alone(hosts)
-        if len(hosts) <= 1:
+            members = await self._until_alone(members, self.grace)
+            if len(members) > 1 and eldest(self.client_id, members):
+                log.warning(
+                    "%s joined the consumer group %r (kafka.group) with this worker: this "
+                    "one's state had read the most of kafka.topic (or it started first), so it "
+                    "waits for them to stop, and reads on",
+                    _others(members, self.client_id),
+                    self.group,
+                )
+                members = await self._until_alone(members, self.grace + ELDEST_MARGIN)
+        if len(members) <= 1:
             return
+        hosts = sorted(m.host for m in members)
         said = (
-            f"the consumer group {self.group!r} (kafka.group) has {len(hosts)} members (hosts "
-            f"{', '.join(sorted(hosts))}): another worker, with a state of its own, reads "
-            "kafka.topic"
+            f"the consumer group {self.group!r} (kafka.group) has {len(members)} members (hosts "
+            f"{', '.join(hosts)}): another worker, with a state of its own, reads kafka.topic"
         )
         if first:
             raise GroupShared(
@@ -100,21 +162,26 @@ class SoleMember:
             said,
         )
 
-    async def _hosts(self) -> list[str] | None:
+    async def _members(self) -> list[Member] | None:
         try:
-            return await group_hosts(self.bootstrap, self.group)
+            return await group_members(self.bootstrap, self.group)
         except (KafkaError, TimeoutError, OSError) as exc:
             log.warning("could not read who is in the consumer group (%s): not checked", exc)
             return None
 
-    async def _until_alone(self, hosts: list[str]) -> list[str]:
-        """The members once the others left, or those left after `grace`: a member killed
+    async def _until_alone(self, members: list[Member], seconds: float) -> list[Member]:
+        """The members once the others left, or those left after `seconds`: a member killed
         while it joined is part of the generation that follows, until its session ends."""
-        deadline = asyncio.get_running_loop().time() + self.grace
-        while len(hosts) > 1 and asyncio.get_running_loop().time() < deadline:
+        deadline = asyncio.get_running_loop().time() + seconds
+        while len(members) > 1 and asyncio.get_running_loop().time() < deadline:
             await asyncio.sleep(POLL_SECONDS)
-            hosts = await self._hosts() or hosts
-        return hosts
+            members = await self._members() or members
+        return members
+
+
+def _others(members: list[Member], client_id: str | None) -> str:
+    others = [m for m in members if m.client_id != client_id]
+    return f"{len(others)} other worker(s) (hosts {', '.join(sorted(m.host for m in others))})"
 
 
 def grace_for(session_timeout: float) -> float:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
@@ -39,7 +40,7 @@ from accrochage.runtimes.kafka.seeking import (
     StoredMarks,
     seeking_transport,
 )
-from accrochage.runtimes.kafka.sole import SoleMember, grace_for
+from accrochage.runtimes.kafka.sole import SoleMember, grace_for, member_client_id
 from accrochage.runtimes.kafka.unreadable import guard_fetches
 from accrochage.settings import KafkaSettings
 from accrochage.state.base import DeadLetter, Store
@@ -107,9 +108,11 @@ def build_worker(
     partition's log against `marks` (`same_log.py`); groups go to `writer`; a batch its
     client cannot read is an unusable event, not a stop (`guard_fetches`)."""
     guard_fetches()
+    client_id = member_client_id(sum(offsets(kafka.topic).values()), time.time())
     app = WorkerApp(
         kafka.group,
         broker=f"kafka://{kafka.bootstrap}",
+        broker_client_id=client_id,
         web_enabled=False,
         autodiscover=False,
         datadir=str(datadir),
@@ -137,7 +140,10 @@ def build_worker(
         marks=marks,
         read_before=partial(read_records, kafka.bootstrap),
         sole_member=SoleMember(
-            kafka.bootstrap, kafka.group, grace_for(kafka.session_timeout.total_seconds())
+            kafka.bootstrap,
+            kafka.group,
+            grace_for(kafka.session_timeout.total_seconds()),
+            client_id,
         ),
     )
     topic = app.topic(
