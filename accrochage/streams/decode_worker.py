@@ -81,16 +81,29 @@ def decode_lean(
     """Each event with its lean `decoded` value (its passage rendered in `passages`), or as
     it came when decoding it raised (`on_error` is told): it is decoded again where it is
     stored, and fails alone there."""
-    out: list[Incoming] = []
-    for item in items:
+    raws = [item.raw for item in items]
+    readies = _lean_readies(raws, registry, today, reference, passages, on_error)
+    return [with_decoded(item, ready) for item, ready in zip(items, readies, strict=True)]
+
+
+def _lean_readies(
+    raws: Sequence[bytes | str | dict[str, Any]],
+    registry: Registry,
+    today: date,
+    reference: Reference | None,
+    passages: SchemaProfile | None,
+    on_error: Callable[[Exception], None] | None = None,
+) -> list[Ready | None]:
+    out: list[Ready | None] = []
+    for raw in raws:
         try:
-            ready = lean(decode_ready(item.raw, registry, today, reference, passages))
+            ready = lean(decode_ready(raw, registry, today, reference, passages))
         except Exception as exc:
             if on_error is not None:
                 on_error(exc)
-            out.append(item)
+            out.append(None)
             continue
-        out.append(with_decoded(item, ready))
+        out.append(ready)
     return out
 
 
@@ -100,15 +113,13 @@ def decode_piece(
     version: int | None,
     passages: SchemaProfile | None = None,
 ) -> list[Ready | None]:
-    """In a decode process: `decode_lean` of the raw events, None for an event left as it
-    came."""
+    """In a decode process: the lean decoded value of each raw event (`decode_lean`), None
+    for one left as it came; the caller adds the problems found reading them
+    (`with_decoded`)."""
     worker = _WORKER
     assert worker is not None, "a decode process starts with start_worker"
     reference = _worker_reference(worker, version)
-    items = decode_lean(
-        [Incoming(raw) for raw in raws], worker.registry, today, reference, passages
-    )
-    return [item.decoded for item in items]
+    return _lean_readies(raws, worker.registry, today, reference, passages)
 
 
 def worker_started() -> bool:
