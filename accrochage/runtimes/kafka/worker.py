@@ -52,6 +52,10 @@ log = logging.getLogger("accrochage.kafka")
 GROUP_WAIT = 0.05
 """Seconds between the straggler timer's runs: a partial group waits at most about that."""
 FETCH_BYTES_PER_PARTITION = 8 * 1024 * 1024
+METADATA_MAX_AGE_MS = 30_000
+"""How often the consumer reads the topic's metadata again. Partitions added to the topic are
+read from then on (the group rebalances, and the new ones are read from their start): at
+faust's default of 5 minutes, events sent to them waited that long unread."""
 MAX_FETCH_RECORDS = GROUP_SIZE * MAX_IN_FLIGHT
 """Records one fetch hands over at most (`draining.py`): what the writer can take at once."""
 LETTER_ERRORS = (
@@ -125,6 +129,7 @@ def build_worker(
         # faust fetches 1 MiB per partition per round trip by default: with a few busy
         # partitions (one per certifier) that, not the processing, bounded the throughput.
         consumer_max_fetch_size=FETCH_BYTES_PER_PARTITION,
+        consumer_metadata_max_age_ms=METADATA_MAX_AGE_MS,
         broker_max_poll_records=MAX_FETCH_RECORDS,
         key_serializer="raw",
         value_serializer="raw",
