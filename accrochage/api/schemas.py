@@ -89,6 +89,12 @@ class BatchReport(Answer):
     file: str | None
 
 
+class BatchArchived(Answer):
+    archived_at: str
+    to: str | None
+    """The folder holding the file now; null: deleted."""
+
+
 class BatchRow(Answer):
     batch_id: str
     certifier: str
@@ -105,6 +111,8 @@ class BatchRow(Answer):
     deposited_at: str | None
     error: str | None
     report: BatchReport | None
+    archived: BatchArchived | None
+    """Its file archived away from the outbox (`accrochage archived`); null: not."""
 
 
 class BatchList(Answer):

@@ -1,5 +1,5 @@
-"""The operator's hand on records and files: deposited, retry, exclude, include, reinstate,
-support-applied, dismiss-unusable.
+"""The operator's hand on records and files: deposited, archived, retry, exclude, include,
+reinstate, support-applied, dismiss-unusable.
 
 Each item is answered on its own line; one refused item never stops the others; the exit
 code is 1 when any was refused.
@@ -10,6 +10,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 from datetime import date, datetime, time
+from pathlib import Path
 
 import click
 
@@ -51,6 +52,27 @@ def deposited(ctx: click.Context, refs: tuple[str, ...]) -> None:
     """
     with core_from(ctx, existing=True) as core:
         outcomes = core.operations.deposited(refs)
+    report(outcomes)
+
+
+@click.command()
+@click.argument("refs", nargs=-1, required=True)
+@click.option(
+    "--to",
+    type=click.Path(exists=True, file_okay=False, resolve_path=True, path_type=Path),
+    help="The folder the files were archived to (each checked there); without: deleted.",
+)
+@click.pass_context
+def archived(ctx: click.Context, refs: tuple[str, ...], to: Path | None) -> None:
+    """Record that these settled files left the outbox for good (the DPO's retention).
+
+    Only a reported batch's file (in done/) or a superseded one's: with --to, each must be
+    in that folder with the bytes released; without, deleted (in no outbox folder). `verify`
+    and the batch timer no longer look for them in the outbox; `evidence` reads them in the
+    archive. A REF is as for `deposited`.
+    """
+    with core_from(ctx, existing=True) as core:
+        outcomes = core.operations.archived(refs, to)
     report(outcomes)
 
 
@@ -254,6 +276,7 @@ def forget_dismissed(ctx: click.Context, dismissed_before: date | None) -> None:
 def register(group: click.Group) -> None:
     for command in (
         deposited,
+        archived,
         retry,
         exclude,
         include,

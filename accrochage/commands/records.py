@@ -56,6 +56,7 @@ BATCH_FIELDS = (
     "report",
     "file",
     "error",
+    "archived",
 )
 BATCH_COLUMNS = (
     "batch_id",
@@ -215,6 +216,10 @@ def batch_cell(row: Row, column: str) -> str:
     doctor send the operator here)."""
     if column == "file" and not row.get("file") and row.get("error"):
         return f"not written: {shorten(str(row['error']), 80)}"
+    archived = row.get("archived")
+    if column == "file" and archived:
+        to = archived["to"]
+        return f"archived to {to}" if to else f"deleted on {str(archived['archived_at'])[:10]}"
     if column == "report":
         report = row.get("report")
         return f"{report['accepted']} ok, {report['rejected']} ko" if report else ""

@@ -102,6 +102,20 @@ class BatchInfo:
     schema_version: SchemaVersion = SchemaVersion.V1_1_2
     cut_at: datetime | None = None
     """When it was cut: its members had been pending since then at least."""
+    archived: Archived | None = None
+    """Its file archived away from the outbox (`accrochage archived`); None: not."""
+    sha256: str | None = None
+    size: int | None = None
+    """Its file's, as released (None until written)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Archived:
+    """The operator's word that a settled batch's file left the outbox for good."""
+
+    at: datetime
+    to: Path | None
+    """The folder holding the file now; None: deleted."""
 
 
 @dataclass(frozen=True, slots=True)

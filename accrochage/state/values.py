@@ -8,7 +8,7 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
-from accrochage.models.batch import FrozenBatch, ReleasedFile
+from accrochage.models.batch import Archived, FrozenBatch, ReleasedFile
 from accrochage.models.problems import Problem
 from accrochage.models.record import PreparedPassage
 from accrochage.models.vocabulary import BatchState, CdcAction
@@ -185,6 +185,8 @@ class CarryingBatch:
     """Where its file is recorded now (None: never released)."""
     sha256: str | None
     size: int | None
+    archived: Archived | None = None
+    """Its file archived away from the outbox since (`accrochage archived`)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -117,14 +117,9 @@ def _passage(
     if batch.file_path is None and batch.sha256 is None:
         evidence.notes.append(f"{what}: no file was released for it (nothing was sent)")
         return
-    path = batch.file_path if batch.file_path is not None and batch.file_path.is_file() else None
-    path = path or sink.find(batch.certifier, batch.file_name)
+    path = _file_of(sink, batch)
     if path is None:
-        where = f" (recorded at {batch.file_path})" if batch.file_path is not None else ""
-        evidence.missing.append(
-            f"{entry}: the file {batch.file_name} of {what} is missing{where}, and is in none "
-            "of its certifier's outbox folders"
-        )
+        evidence.missing.append(f"{entry}: the file {batch.file_name} of {what} {_gone(batch)}")
         return
     try:
         found = find_passage(path, record_id)
@@ -155,6 +150,28 @@ def _passage(
     }
     entries[entry] = passage_document(found.passage, about)
     evidence.passages += 1
+
+
+def _file_of(sink: BatchSink, batch: CarryingBatch) -> Path | None:
+    """Where the batch's file is: in its archive when it was archived, else where the state
+    records it or in another of its certifier's outbox folders."""
+    if batch.archived is not None:
+        archived = batch.archived.to
+        held = None if archived is None else archived / batch.file_name
+        return held if held is not None and held.is_file() else None
+    path = batch.file_path if batch.file_path is not None and batch.file_path.is_file() else None
+    return path or sink.find(batch.certifier, batch.file_name)
+
+
+def _gone(batch: CarryingBatch) -> str:
+    archived = batch.archived
+    day = None if archived is None else archived.at.date().isoformat()
+    if archived is not None and archived.to is None:
+        return f"was deleted from the outbox on {day} (`accrochage archived`: the retention)"
+    if archived is not None:
+        return f"was archived to {archived.to} on {day}, and is not there now"
+    where = f" (recorded at {batch.file_path})" if batch.file_path is not None else ""
+    return f"is missing{where}, and is in none of its certifier's outbox folders"
 
 
 def _report(

@@ -40,6 +40,7 @@ from accrochage.models.vocabulary import (
 )
 from accrochage.models.withdrawal import apply_suppression_retry
 from accrochage.state.base import Transaction
+from accrochage.streams.archives import archive
 from accrochage.streams.chunked import Chunked
 from accrochage.streams.deposits import deposit
 from accrochage.streams.item_outcomes import (
@@ -67,6 +68,14 @@ class Operations(Chunked):
 
         return self._in_chunks(
             refs, lambda tx, one: [deposit(tx, self.sink, one[0], now, moves)], size=1, after=moved
+        )
+
+    def archived(self, refs: Sequence[str], to: Path | None) -> list[ItemOutcome]:
+        """Record that settled batches' files were archived to the folder `to`, or deleted
+        (`streams/archives.py`). A transaction a file."""
+        now = self._now()
+        return self._in_chunks(
+            refs, lambda tx, one: [archive(tx, self.sink, one[0], to, now)], size=1
         )
 
     def retry(self, record_ids: Sequence[str]) -> list[ItemOutcome]:

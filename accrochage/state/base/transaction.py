@@ -8,6 +8,7 @@ from datetime import date, datetime
 from pathlib import Path
 
 from accrochage.models.batch import (
+    Archived,
     BatchInfo,
     FrozenBatch,
     Member,
@@ -161,6 +162,11 @@ class Transaction(PendingReads):
     @abstractmethod
     def batch_deposited(self, batch_id: str, at: datetime, file: Path | None = None) -> None:
         """The file was uploaded; `file`: where it now lives (the outbox's `deposited/`)."""
+
+    @abstractmethod
+    def batch_archived(self, batch_id: str, archived: Archived) -> None:
+        """Its file left the outbox for good (`accrochage archived`): moved to an archive, or
+        deleted. It is no longer looked for there."""
 
     @abstractmethod
     def batch_reported(self, batch_id: str, file: Path | None) -> None:

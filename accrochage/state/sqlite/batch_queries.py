@@ -70,6 +70,11 @@ def present_batch(row: sqlite3.Row) -> dict[str, Any]:
         "deposited_at": row["deposited_at"],
         "error": row["error"],
         "report": report,
+        "archived": (
+            None
+            if row["archived_at"] is None
+            else {"archived_at": row["archived_at"], "to": row["archived_to"]}
+        ),
     }
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import accrochage.state.sqlite.withdrawals as withdrawals
 from accrochage.models.batch import (
+    Archived,
     BatchInfo,
     FrozenBatch,
     Member,
@@ -31,6 +32,7 @@ from accrochage.models.withdrawal import Sending
 from accrochage.state.sqlite.pending import PendingStatements
 from accrochage.state.sqlite.rows import (
     HISTORY_COLUMNS,
+    archived_from,
     history_values,
     placeholders,
     record_from,
@@ -178,7 +180,7 @@ class BatchStatements(PendingStatements):
     def batch(self, batch_id: str) -> BatchInfo | None:
         row = self._conn.execute(
             "SELECT batch_id, certifier, state, file_name, file_path, action, schema_version, "
-            "created_at FROM batches WHERE batch_id = ?",
+            "created_at, archived_at, archived_to, sha256, bytes FROM batches WHERE batch_id = ?",
             (batch_id,),
         ).fetchone()
         if row is None:
@@ -193,6 +195,16 @@ class BatchStatements(PendingStatements):
             CdcAction(row["action"]),
             SchemaVersion(row["schema_version"]),
             datetime.fromisoformat(row["created_at"]),
+            archived_from(row),
+            row["sha256"],
+            row["bytes"],
+        )
+
+    def batch_archived(self, batch_id: str, archived: Archived) -> None:
+        to = None if archived.to is None else str(archived.to)
+        self._conn.execute(
+            "UPDATE batches SET archived_at = ?, archived_to = ? WHERE batch_id = ?",
+            (stamp(archived.at), to, batch_id),
         )
 
     def batch_deposited(self, batch_id: str, at: datetime, file: Path | None = None) -> None:

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from accrochage.models.vocabulary import BatchState, CdcAction
+from accrochage.state.sqlite.rows import archived_from
 from accrochage.state.values import CarryingBatch, EvidenceSources, ReportNaming
 
 OUTCOME_LISTS = (
@@ -33,6 +34,7 @@ def evidence_sources(conn: sqlite3.Connection, record_id: str) -> EvidenceSource
             file_path=Path(row["file_path"]) if row["file_path"] else None,
             sha256=row["sha256"],
             size=row["bytes"],
+            archived=archived_from(row),
         )
         for row in conn.execute(
             "SELECT * FROM batches WHERE batch_id IN "

@@ -13,6 +13,8 @@ from accrochage.state.base import ReleasedBatch
 from accrochage.state.sqlite.rows import frozen_batch_from, in_chunks, placeholders
 
 _ORDER = "ORDER BY created_at, batch_id"
+_IN_THE_OUTBOX = "file_path IS NOT NULL AND archived_at IS NULL"
+"""A file the outbox holds: released, and not archived away since (m300)."""
 
 
 def placed_files(conn: sqlite3.Connection, states: Sequence[BatchState]) -> list[tuple[str, str]]:
@@ -23,7 +25,7 @@ def placed_files(conn: sqlite3.Connection, states: Sequence[BatchState]) -> list
         (batch_id, path)
         for batch_id, path in conn.execute(
             f"SELECT batch_id, file_path FROM batches WHERE state IN ({placeholders(wanted)}) "
-            f"AND file_path IS NOT NULL {_ORDER}",
+            f"AND {_IN_THE_OUTBOX} {_ORDER}",
             wanted,
         )
     ]
@@ -32,14 +34,12 @@ def placed_files(conn: sqlite3.Connection, states: Sequence[BatchState]) -> list
 def released_batches(
     conn: sqlite3.Connection, states: Sequence[BatchState], batch_ids: Sequence[str] | None
 ) -> list[ReleasedBatch]:
-    """The batches in `states` with a file (those of `batch_ids` only, when given), oldest
-    first."""
+    """The batches in `states` with a file in the outbox (those of `batch_ids` only, when
+    given), oldest first."""
     wanted = [BatchState(s).value for s in states]
     if not wanted:
         return []
-    select = (
-        f"SELECT * FROM batches WHERE state IN ({placeholders(wanted)}) AND file_path IS NOT NULL"
-    )
+    select = f"SELECT * FROM batches WHERE state IN ({placeholders(wanted)}) AND {_IN_THE_OUTBOX}"
     if batch_ids is None:
         rows = list(conn.execute(f"{select} {_ORDER}", wanted))
     else:

@@ -6,9 +6,10 @@ import json
 import sqlite3
 from collections.abc import Iterator, Sequence
 from datetime import date, datetime
+from pathlib import Path
 from typing import Any
 
-from accrochage.models.batch import FrozenBatch
+from accrochage.models.batch import Archived, FrozenBatch
 from accrochage.models.problems import Problem
 from accrochage.models.record import Content, HistoryEntry, PreparedPassage, Record
 from accrochage.models.registry import Certifier, Emitter
@@ -218,6 +219,14 @@ def frozen_batch_from(row: sqlite3.Row) -> FrozenBatch:
         action=CdcAction(row["action"]),
         sent_as=SchemaVersion(row["sent_as"]) if row["sent_as"] else None,
     )
+
+
+def archived_from(row: sqlite3.Row) -> Archived | None:
+    """A batch row's `Archived` (m300), None when its file was never archived."""
+    if row["archived_at"] is None:
+        return None
+    to = None if row["archived_to"] is None else Path(row["archived_to"])
+    return Archived(datetime.fromisoformat(row["archived_at"]), to)
 
 
 def placeholders(columns: Sequence[str]) -> str:

@@ -26,6 +26,7 @@ from accrochage.state.sqlite.migrations import (  # noqa: F401  (each registers 
     m270_left_out_index,
     m280_reason_indexes,
     m290_in_flight_index,
+    m300_archived_files,
 )
 from accrochage.state.sqlite.migrations.registry import latest_migration, migrations
 

@@ -1,0 +1,173 @@
+"""`accrochage archived REF... [--to DIR]`: the operator's word that a settled file left the
+outbox for good (a DPO's retention). Before it, a file archived away from `done/` was named
+missing for ever: `verify` exited 1, `evidence` said it was lost, and no command could record
+where it went. The word is checked against the disk; once kept, `verify` no longer looks for
+the file, and `evidence` reads it in its archive (or says when it was deleted)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from accrochage.app import build_core
+from accrochage.models.deadline import FixedClock
+from accrochage.settings import load_settings
+from accrochage.streams.flush_report import FlushReport
+from accrochage.streams.outbox_watch import FolderWatch
+from tests.test_cli_tracker import run, write_jsonl
+from tests.test_evidence import deposit_and_report, event_of, passage_ids
+from tests.test_tracker import NOW, write_config
+
+TARGET = "EV-TARGET"
+
+
+@pytest.fixture()
+def config(tmp_path: Path) -> Path:
+    return write_config(tmp_path)
+
+
+def reported(config: Path, tmp_path: Path, shared_dir: Path) -> dict[str, Any]:
+    """One file written, deposited and its report imported: the batch, its file in done/."""
+    run(config, "ingest", str(write_jsonl(tmp_path / "a.jsonl", [event_of(TARGET)])))
+    run(config, "flush", "--force")
+    deposit_and_report(config, shared_dir, tmp_path / "report.xml", [TARGET], {})
+    (now,) = json.loads(run(config, "batches", "--format", "json").stdout)
+    assert now["state"] == "reported" and "/done/" in now["file"], now
+    return dict(now)
+
+
+def archived_of(config: Path, batch_id: str) -> dict[str, Any] | None:
+    listed = json.loads(run(config, "batches", "--format", "json").stdout)
+    (batch,) = [b for b in listed if b["batch_id"] == batch_id]
+    value: dict[str, Any] | None = batch["archived"]
+    return value
+
+
+def test_a_file_archived_to_a_folder_is_recorded_there_and_no_longer_missing(
+    config: Path, tmp_path: Path, shared_dir: Path
+) -> None:
+    batch = reported(config, tmp_path, shared_dir)
+    done = Path(batch["file"])
+    archive = tmp_path / "archive-2026"
+    archive.mkdir()
+    shutil.move(done, archive / done.name)
+    missing = run(config, "verify", code=1)
+    assert f"{done}: missing" in missing.stderr
+
+    said = run(config, "archived", batch["batch_id"], "--to", str(archive))
+    assert f"its file recorded as archived to {archive}" in said.stdout
+    assert archived_of(config, batch["batch_id"])["to"] == str(archive)  # type: ignore[index]
+    clean = run(config, "verify")
+    assert "0 missing or altered" in clean.stdout
+
+    target = tmp_path / "evidence.zip"
+    run(config, "evidence", TARGET, "-o", str(target))
+    with zipfile.ZipFile(target) as bundle:
+        document = bundle.read(f"passages/{batch['batch_id']}.xml")
+        assert "missing.txt" not in bundle.namelist()
+    assert passage_ids(document) == [TARGET]
+    assert f"found at: {archive / done.name}".encode() in document
+
+    again = run(config, "archived", batch["batch_id"], "--to", str(archive))
+    assert "already recorded as archived" in again.stdout
+
+
+def test_a_file_deleted_under_the_retention_is_recorded_deleted(
+    config: Path, tmp_path: Path, shared_dir: Path
+) -> None:
+    batch = reported(config, tmp_path, shared_dir)
+    done = Path(batch["file"])
+    still = run(config, "archived", batch["batch_id"], code=1)
+    assert f"its file is still at {done}: delete it first" in still.stderr
+    assert archived_of(config, batch["batch_id"]) is None
+
+    done.unlink()
+    said = run(config, "archived", done.name)  # by the file's name, as `deposited`
+    assert "its file recorded as deleted" in said.stdout
+    recorded = archived_of(config, batch["batch_id"])
+    assert recorded is not None and recorded["to"] is None and recorded["archived_at"]
+    assert "0 missing or altered" in run(config, "verify").stdout
+
+    target = tmp_path / "evidence.zip"
+    incomplete = run(config, "evidence", TARGET, "-o", str(target), code=None)
+    with zipfile.ZipFile(target) as bundle:
+        lost = bundle.read("missing.txt").decode()
+    day = recorded["archived_at"][:10]
+    assert f"was deleted from the outbox on {day} (`accrochage archived`" in lost
+    assert "is missing" not in lost and incomplete.exit_code != 0
+
+
+def test_the_word_is_checked_against_the_disk(
+    config: Path, tmp_path: Path, shared_dir: Path
+) -> None:
+    batch = reported(config, tmp_path, shared_dir)
+    done = Path(batch["file"])
+    archive = tmp_path / "archive"
+    archive.mkdir()
+
+    absent = run(config, "archived", batch["batch_id"], "--to", str(archive), code=1)
+    assert f"{archive / done.name} cannot be read" in absent.stderr
+    (archive / done.name).write_bytes(done.read_bytes().replace(b"EV-TARGET", b"EV-TARGEX"))
+    altered = run(config, "archived", batch["batch_id"], "--to", str(archive), code=1)
+    assert "is not the file released" in altered.stderr
+    own = run(config, "archived", batch["batch_id"], "--to", str(done.parent), code=1)
+    assert "--to names the outbox's own folder" in own.stderr
+    assert archived_of(config, batch["batch_id"]) is None
+
+    shutil.copy2(done, archive / done.name)  # copied, not moved: said, and recorded
+    copied = run(config, "archived", batch["batch_id"], "--to", str(archive))
+    assert f"a copy is still at {done}" in copied.stdout
+    assert archived_of(config, batch["batch_id"]) is not None
+
+
+def test_a_file_still_needed_is_never_recorded_archived(config: Path, tmp_path: Path) -> None:
+    run(config, "ingest", str(write_jsonl(tmp_path / "a.jsonl", [event_of(TARGET)])))
+    run(config, "flush", "--force")
+    (batch,) = json.loads(run(config, "batches", "--format", "json").stdout)
+    Path(batch["file"]).unlink()
+    written = run(config, "archived", batch["batch_id"], code=1)
+    assert "is written: its file waits to be uploaded or for the CDC's report" in written.stderr
+    run(config, "flush")  # writes the missing file again: its records wait for it
+    run(config, "deposited", batch["batch_id"])
+    deposited = run(config, "archived", batch["batch_id"], code=1)
+    assert "is deposited: its file waits" in deposited.stderr
+    unknown = run(config, "archived", "no-such-batch", code=1)
+    assert "no batch has this id" in unknown.stderr
+    assert archived_of(config, batch["batch_id"]) is None
+
+
+def test_the_tick_no_longer_looks_for_a_file_recorded_archived(
+    config: Path, tmp_path: Path, shared_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The batch cut's tick looked again for a file deleted from done/ each time its folder
+    changed, or every 10 minutes, for ever; once recorded archived, never."""
+    batch = reported(config, tmp_path, shared_dir)
+    done = Path(batch["file"])
+    done.unlink()
+
+    def looks_for_it() -> int:
+        real, counted = os.stat, [0]
+
+        def counting(path: Any, *args: Any, **kwargs: Any) -> os.stat_result:
+            counted[0] += str(path) == str(done)
+            return real(path, *args, **kwargs)
+
+        core = build_core(load_settings(config), FixedClock(NOW))
+        try:
+            core.flusher.folders = FolderWatch()  # a first tick: every folder looked in
+            monkeypatch.setattr(os, "stat", counting)
+            core.flusher.rewrite_missing(FlushReport())
+            monkeypatch.undo()
+        finally:
+            core.close()
+        return counted[0]
+
+    assert looks_for_it() > 0
+    run(config, "archived", batch["batch_id"])
+    assert looks_for_it() == 0
