@@ -116,8 +116,8 @@ def test_the_word_is_checked_against_the_disk(
     (archive / done.name).write_bytes(done.read_bytes().replace(b"EV-TARGET", b"EV-TARGEX"))
     altered = run(config, "archived", batch["batch_id"], "--to", str(archive), code=1)
     assert "is not the file released" in altered.stderr
-    own = run(config, "archived", batch["batch_id"], "--to", str(done.parent), code=1)
-    assert "--to names the outbox's own folder" in own.stderr
+    own = run(config, "archived", batch["batch_id"], "--to", str(done.parent), code=2)
+    assert "is in the outbox" in own.stderr
     assert archived_of(config, batch["batch_id"]) is None
 
     shutil.copy2(done, archive / done.name)  # copied, not moved: said, and recorded
@@ -171,3 +171,65 @@ def test_the_tick_no_longer_looks_for_a_file_recorded_archived(
     assert looks_for_it() > 0
     run(config, "archived", batch["batch_id"])
     assert looks_for_it() == 0
+
+
+def test_a_copy_among_the_files_to_upload_is_named_and_never_recorded_away(
+    config: Path, tmp_path: Path, shared_dir: Path
+) -> None:
+    """A copy of an archived file put back among those to upload: nothing moves it any more,
+    so it must be named (`verify`) and never deposited again; archiving is refused while it
+    is there."""
+    batch = reported(config, tmp_path, shared_dir)
+    done = Path(batch["file"])
+    archive = tmp_path / "archive"
+    archive.mkdir()
+    shutil.move(done, archive / done.name)
+    to_upload = done.parent.parent / done.name
+    shutil.copy2(archive / done.name, to_upload)
+    refused = run(config, "archived", batch["batch_id"], "--to", str(archive), code=1)
+    assert f"a copy of its file is among those to upload ({to_upload})" in refused.stderr
+
+    to_upload.unlink()
+    run(config, "archived", batch["batch_id"], "--to", str(archive))
+    shutil.copy2(archive / done.name, to_upload)
+    named = run(config, "verify", code=1)
+    assert "archived away since (`accrochage archived`): do not deposit it again" in named.stderr
+    run(config, "verify", "--repair")
+    assert not to_upload.exists(), "set aside in unknown/"
+
+
+def test_an_archive_moved_since_is_recorded_again(
+    config: Path, tmp_path: Path, shared_dir: Path
+) -> None:
+    batch = reported(config, tmp_path, shared_dir)
+    done = Path(batch["file"])
+    first, then = tmp_path / "archive-1", tmp_path / "archive-2"
+    first.mkdir()
+    then.mkdir()
+    shutil.move(done, first / done.name)
+    run(config, "archived", batch["batch_id"], "--to", str(first))
+    shutil.move(first / done.name, then / done.name)
+    moved = run(config, "archived", batch["batch_id"], "--to", str(then))
+    assert f"recorded as archived to {then} (it was recorded at {first})" in moved.stdout
+    assert archived_of(config, batch["batch_id"])["to"] == str(then)  # type: ignore[index]
+    (then / done.name).unlink()
+    deleted = run(config, "archived", batch["batch_id"])
+    assert f"recorded as deleted (it was recorded at {then})" in deleted.stdout
+
+
+def test_a_superseded_file_is_archived_too(config: Path, tmp_path: Path) -> None:
+    """A file replaced before any deposit (superseded/) is never to be uploaded: archivable."""
+    first = event_of(TARGET)
+    run(config, "ingest", str(write_jsonl(tmp_path / "a.jsonl", [first])))
+    run(config, "flush", "--force")
+    corrected = event_of(TARGET)
+    corrected["holder"]["first_names"] = ["Autre"]
+    corrected["event_id"] = "corrected-1"
+    run(config, "ingest", str(write_jsonl(tmp_path / "b.jsonl", [corrected])))
+    run(config, "flush", "--force")
+    listed = json.loads(run(config, "batches", "--format", "json").stdout)
+    (superseded,) = [b for b in listed if b["state"] == "superseded"]
+    Path(superseded["file"]).unlink()
+    said = run(config, "archived", superseded["batch_id"])
+    assert "its file recorded as deleted" in said.stdout
+    assert "0 missing or altered" in run(config, "verify").stdout

@@ -7,6 +7,7 @@ code is 1 when any was refused.
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Sequence
 from datetime import date, datetime, time
@@ -71,6 +72,9 @@ def archived(ctx: click.Context, refs: tuple[str, ...], to: Path | None) -> None
     and the batch timer no longer look for them in the outbox; `evidence` reads them in the
     archive. A REF is as for `deposited`.
     """
+    outbox = Path(os.path.realpath(ctx.obj.settings.paths.outbox))
+    if to is not None and (to == outbox or outbox in to.parents):
+        raise click.UsageError(f"--to {to} is in the outbox ({outbox}): give the archive's folder")
     with core_from(ctx, existing=True) as core:
         outcomes = core.operations.archived(refs, to)
     report(outcomes)

@@ -86,6 +86,8 @@ class BatchFile:
     state: BatchState
     file_name: str
     path: Path | None
+    archived: bool = False
+    """Its file left the outbox for good (`accrochage archived`)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -42,7 +42,8 @@ def archive(
         return refused(ref, f"names {len(matching)} batches: give more of the id")
     batch = tx.batch(matching[0])
     assert batch is not None
-    if batch.archived is not None:
+    before = batch.archived
+    if before is not None and before.to == to:
         return ItemOutcome(ref, True, f"batch {batch.batch_id} already recorded as archived")
     if batch.state not in ARCHIVABLE or batch.file_path is None:
         return refused(ref, _still_needed(batch))
@@ -50,9 +51,10 @@ def archive(
     if problem is not None:
         return refused(ref, problem)
     tx.batch_archived(batch.batch_id, Archived(now, to))
-    if to is None:
-        return ItemOutcome(ref, True, f"batch {batch.batch_id}: its file recorded as deleted")
-    said = f"batch {batch.batch_id}: its file recorded as archived to {to}"
+    where = "deleted" if to is None else f"archived to {to}"
+    said = f"batch {batch.batch_id}: its file recorded as {where}"
+    if before is not None:
+        said += f" (it was recorded {'deleted' if before.to is None else f'at {before.to}'})"
     left = _in_the_outbox(sink, batch)
     if left is not None:
         said += f"; a copy is still at {left}: delete it when the retention says"
@@ -72,6 +74,12 @@ def _still_needed(batch: BatchInfo) -> str:
 
 def _not_archived(sink: BatchSink, batch: BatchInfo, to: Path | None) -> str | None:
     """Why the disk says otherwise, or None when the file is where the operator says."""
+    to_upload = sink.place(batch.certifier, batch.file_name, BatchState.WRITTEN)
+    if to_upload.exists():
+        return (
+            f"a copy of its file is among those to upload ({to_upload}): move it away first "
+            "(`accrochage verify --repair` sets it aside), so that it is not deposited again"
+        )
     if to is None:
         left = _in_the_outbox(sink, batch)
         if left is None:

@@ -153,12 +153,12 @@ def _passage(
 
 
 def _file_of(sink: BatchSink, batch: CarryingBatch) -> Path | None:
-    """Where the batch's file is: in its archive when it was archived, else where the state
-    records it or in another of its certifier's outbox folders."""
-    if batch.archived is not None:
-        archived = batch.archived.to
-        held = None if archived is None else archived / batch.file_name
-        return held if held is not None and held.is_file() else None
+    """Where the batch's file is: in its archive when it was archived there, else (a copy
+    left behind) where the state records it or in another of its certifier's outbox folders."""
+    archived = None if batch.archived is None else batch.archived.to
+    held = None if archived is None else archived / batch.file_name
+    if held is not None and held.is_file():
+        return held
     path = batch.file_path if batch.file_path is not None and batch.file_path.is_file() else None
     return path or sink.find(batch.certifier, batch.file_name)
 

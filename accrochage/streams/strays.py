@@ -46,6 +46,11 @@ def stray_reason(certifier: str, path: Path, known: dict[str, BatchFile]) -> str
     batch = mine[0]
     if batch.state in STILL_TO_UPLOAD:
         return None
+    if batch.archived:  # no flush moves it anywhere now
+        return (
+            f"a copy of a file {batch.state.value} and archived away since (`accrochage "
+            "archived`): do not deposit it again"
+        )
     if batch.path is None or not batch.path.is_file() or _same_file(batch.path, path):
         # Recorded elsewhere, not moved yet: the next flush moves it there. Or recorded
         # here by another spelling (a relative path of the first versions): itself.

@@ -157,7 +157,8 @@ class Reader(PendingReads):
 
     @abstractmethod
     def file_paths(self) -> list[tuple[str, str, BatchState, Path]]:
-        """(batch id, certifier key, state, recorded path) of every batch with a file."""
+        """(batch id, certifier key, state, recorded path) of every batch with a file in the
+        outbox (not archived away)."""
 
     @abstractmethod
     def batch_files(self, batch_ids: Sequence[str]) -> dict[str, BatchFile]:

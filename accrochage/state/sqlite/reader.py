@@ -184,20 +184,22 @@ class SqliteReader(PendingStatements, Reader):
             (row[0], row[1], BatchState(row[2]), Path(row[3]))
             for row in self._conn.execute(
                 "SELECT batch_id, certifier, state, file_path FROM batches "
-                "WHERE file_path IS NOT NULL"
+                "WHERE file_path IS NOT NULL AND archived_at IS NULL"
             )
         ]
 
     def batch_files(self, batch_ids: Sequence[str]) -> dict[str, BatchFile]:
         found: dict[str, BatchFile] = {}
         for chunk in in_chunks(batch_ids):
-            for batch_id, certifier, state, name, path in self._conn.execute(
-                "SELECT batch_id, certifier, state, file_name, file_path FROM batches "
-                f"WHERE batch_id IN ({placeholders(chunk)})",
+            for batch_id, certifier, state, name, path, archived in self._conn.execute(
+                "SELECT batch_id, certifier, state, file_name, file_path, archived_at "
+                f"FROM batches WHERE batch_id IN ({placeholders(chunk)})",
                 chunk,
             ):
                 recorded = None if path is None else Path(path)
-                found[batch_id] = BatchFile(certifier, BatchState(state), name, recorded)
+                found[batch_id] = BatchFile(
+                    certifier, BatchState(state), name, recorded, archived is not None
+                )
         return found
 
     def content_version_of(self, record_id: str, event_id: str) -> int | None:
