@@ -18,9 +18,10 @@ from aiokafka import AIOKafkaConsumer
 from accrochage.runtimes.kafka import sole as sole_module
 from accrochage.runtimes.kafka.seeking import SEEK_SECONDS
 from accrochage.runtimes.kafka.sole import (
+    CHECK_SECONDS,
     DESCRIBE_SECONDS,
-    ELDEST_MARGIN,
     MAX_GRACE,
+    TOGETHER_SECONDS,
     GroupShared,
     Member,
     SoleMember,
@@ -165,21 +166,44 @@ async def test_a_worker_alone_first_reads_on_beside_a_newcomer(
 
 
 def test_the_grace_is_the_session_within_the_seek_s_bound() -> None:
-    """The eldest of workers started together waits twice the grace and a margin, each look
-    at the group bounded by DESCRIBE_SECONDS (the first, and one past the wait's end)."""
     assert grace_for(3.0) == 5.0
     assert grace_for(1800.0) == MAX_GRACE
-    assert DESCRIBE_SECONDS + 2 * MAX_GRACE + ELDEST_MARGIN + DESCRIBE_SECONDS < SEEK_SECONDS
+    # The whole check, its last look at the group included (bounded by what is left), ends
+    # within CHECK_SECONDS; the seek's own work follows within SEEK_SECONDS.
+    assert CHECK_SECONDS + DESCRIBE_SECONDS <= SEEK_SECONDS
+
+
+async def test_the_whole_check_ends_within_its_bound_whatever_the_grace(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The eldest waited the grace, then the grace again and a margin, each look at the
+    group up to DESCRIBE_SECONDS past its wait: past the seek's bound, the worker stopped
+    saying the broker did not answer. One bound now holds the whole check: counted in looks
+    at the group (never timed), 0.3 s of 0.01 s polls where the grace alone is 100 s."""
+    elder, younger = member_client_id(500, 1_700_000_000.0), member_client_id(0, 1_700_000_001.0)
+    both = [Member(elder, "/10.0.0.1"), Member(younger, "/10.0.0.2")]
+    looks = [0]
+
+    async def members(*_: object, **__: object) -> list[Member]:
+        looks[0] += 1
+        return both
+
+    monkeypatch.setattr(sole_module, "POLL_SECONDS", 0.01)
+    monkeypatch.setattr(sole_module, "CHECK_SECONDS", 0.3)
+    monkeypatch.setattr(sole_module, "group_members", members)
+    with pytest.raises(GroupShared, match="has 2 members"):
+        await SoleMember("broker", "group", 100.0, elder)()
+    assert 1 < looks[0] <= 31
 
 
 def test_workers_started_together_are_ordered_by_what_their_state_read_then_their_start() -> None:
-    read_more_later = member_client_id(1_200, 1_800_000_000.5)
+    read_more_later = member_client_id(1_200, 1_700_000_030.5)
     read_less_sooner = member_client_id(300, 1_700_000_000.0)
     fresh_sooner = member_client_id(0, 1_700_000_000.0)
     fresh_later = member_client_id(0, 1_700_000_000.001)
     order = sorted([fresh_later, read_less_sooner, fresh_sooner, read_more_later], key=seniority)
     assert order == [read_more_later, read_less_sooner, fresh_sooner, fresh_later]
-    assert seniority(read_more_later)[:2] == (-1_200, 1_800_000_000_500)  # type: ignore[index]
+    assert seniority(read_more_later)[:2] == (-1_200, 1_700_000_030_500)  # type: ignore[index]
     assert member_client_id(0, 1.0) != member_client_id(0, 1.0)  # the tag tells them apart
 
     def members(*ids: str) -> list[Member]:
@@ -193,6 +217,9 @@ def test_workers_started_together_are_ordered_by_what_their_state_read_then_thei
     assert not eldest(read_more_later, members(fresh_sooner))  # not a member itself
     assert not eldest(None, members(fresh_sooner))
     assert seniority("accrochage-worker-12-abc-0011aabb") is None
+    # A worker started long before may be reading: it never leaves, so no one waits for it.
+    reading = member_client_id(0, 1_700_000_000.0 - TOGETHER_SECONDS - 1)
+    assert not eldest(read_more_later, members(read_more_later, reading))
 
 
 async def test_of_workers_started_together_the_eldest_waits_for_the_others_and_reads_on(
@@ -200,7 +227,7 @@ async def test_of_workers_started_together_the_eldest_waits_for_the_others_and_r
 ) -> None:
     """Both at their first assignment, each found the other and both stopped. The eldest
     now waits past the grace, for the others to stop; the others stop, as before."""
-    elder, younger = member_client_id(500, 1_700_000_000.0), member_client_id(0, 1_600_000_000.0)
+    elder, younger = member_client_id(500, 1_700_000_000.0), member_client_id(0, 1_699_999_990.0)
     both = [Member(elder, "/10.0.0.1"), Member(younger, "/10.0.0.2")]
     left = [Member(elder, "/10.0.0.1")]
     monkeypatch.setattr(sole_module, "POLL_SECONDS", 0.01)
@@ -208,8 +235,8 @@ async def test_of_workers_started_together_the_eldest_waits_for_the_others_and_r
     polls_past_grace = int(grace / 0.01) + 30  # the younger left well after the grace
     monkeypatch.setattr(sole_module, "group_members", described(*[both] * polls_past_grace, left))
     await SoleMember("broker", "group", grace, elder)()
-    assert "1 other worker(s) (hosts /10.0.0.2) joined the consumer group 'group'" in caplog.text
-    assert "waits for them to stop, and reads on" in caplog.text
+    said = "1 other worker(s) (hosts /10.0.0.2) started with this worker joined the consumer group"
+    assert f"{said} 'group'" in caplog.text and "so it waits for them to stop" in caplog.text
 
     monkeypatch.setattr(sole_module, "group_members", described(both))
     with pytest.raises(GroupShared, match="has 2 members"):
@@ -238,7 +265,7 @@ async def test_the_broker_names_each_member_and_the_eldest_keeps_the_group(
     that past its grace, and reads on."""
     topic, group = unique("together"), unique("together-group")
     await kafka_broker.create_topic(topic, 2)
-    elder, younger = member_client_id(40, time.time()), member_client_id(0, time.time() - 60)
+    elder, younger = member_client_id(40, time.time()), member_client_id(0, time.time() - 30)
     consumers = {
         client_id: AIOKafkaConsumer(
             topic,

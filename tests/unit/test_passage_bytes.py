@@ -127,3 +127,13 @@ def test_a_character_lxml_refuses_is_refused(code: int) -> None:
     event = _valid(delivered_event()).model_copy(update={"verbatim": f"ok{chr(code)}"})
     with pytest.raises(ValueError):
         passage_bytes(event, PROFILE)
+
+
+def test_a_printable_character_is_never_one_lxml_refuses_nor_a_carriage_return() -> None:
+    """`_escaped` searches `_NOT_XML` and CR in a text that is not printable only: that
+    shortcut holds for every character of Unicode (each piece of the test above is checked
+    whole, so a printable piece alone would not show it)."""
+    for code in range(sys.maxunicode + 1):
+        character = chr(code)
+        if character.isprintable():
+            assert passage._NOT_XML.search(character) is None and character != "\r", hex(code)

@@ -17,11 +17,11 @@ others are resumed from its state once the other one left).
 Workers started together both join at their first assignment: each found the other and both
 stopped, and under a restart policy they went on stopping each other. Each worker's client id
 (`member_client_id`) now says how far its state had read the topic when it started, and when:
-among members all at their first assignment, the one whose state had read the most (then the
-one started first) waits for the others to stop, and reads on: of workers started together,
-a fresh state never takes the topic from the state that read it. A worker found already
-reading is no newcomer: it keeps its partitions, and the eldest newcomer stops after its wait,
-as a newcomer did before.
+among members started within `TOGETHER_SECONDS` of each other, the one whose state had read
+the most (then the one started first) waits for the others to stop, and reads on: of workers
+started together, a fresh state never takes the topic from the state that read it. A member
+started earlier may be reading already, and a reading worker never leaves: no one claims the
+topic against it, and the newcomer stops, as before.
 """
 
 from __future__ import annotations
@@ -43,17 +43,21 @@ DESCRIBE_SECONDS = 10.0
 """The longest the group's description is waited for; past it, the group is not checked that
 time (said in the log), as when the broker cannot give the partitions' bounds."""
 POLL_SECONDS = 0.5
-MAX_GRACE = 15.0
-"""The longest another member is given to leave at the first assignment: the seek that waits
-for it, and for the eldest's second wait (`ELDEST_MARGIN`), is bounded by
-`seeking.SEEK_SECONDS` (60 s). A session longer than this may leave a worker killed a moment
-ago in the group past it: the worker started then stops, and started again once that session
-ended, reads on."""
-
-
+MAX_GRACE = 30.0
+"""The longest another member is given to leave at the first assignment. A session longer
+than this may leave a worker killed a moment ago in the group past it: the worker started
+then stops, and started again once that session ended, reads on."""
+CHECK_SECONDS = 45.0
+"""The longest the whole check of a first assignment takes, every wait and every look at
+the group included: the seek that runs it is bounded by `seeking.SEEK_SECONDS` (60 s), and
+its own work follows."""
 ELDEST_MARGIN = 5.0
 """Beyond the others' grace, how long the eldest of workers started together waits for them
-to stop and leave the group."""
+to stop and leave the group (within `CHECK_SECONDS`)."""
+TOGETHER_SECONDS = 60.0
+"""Workers whose starts are this close were started together (a deployment, a restart
+policy): only among them does the eldest claim the topic. A worker started earlier may be
+reading already, and a reading worker never leaves: the newcomer stops, as before."""
 _CLIENT_ID = re.compile(r"accrochage-worker-(\d{1,19})-(\d{13})-([0-9a-f]{8})")
 
 
@@ -83,12 +87,16 @@ def seniority(client_id: str) -> tuple[int, int, str] | None:
 
 
 def eldest(client_id: str | None, members: list[Member]) -> bool:
-    """Whether `client_id` comes first among `members`, every one of them a worker's."""
+    """Whether `client_id` comes first among `members`, every one of them a worker's started
+    within `TOGETHER_SECONDS` of it."""
     own = seniority(client_id) if client_id is not None else None
     others = [seniority(m.client_id) for m in members if m.client_id != client_id]
     if own is None or len(others) == len(members):  # not a member itself: nothing to claim
         return False
-    return all(other is not None and own < other for other in others)
+    window = TOGETHER_SECONDS * 1000
+    return all(
+        other is not None and own < other and abs(other[1] - own[1]) <= window for other in others
+    )
 
 
 async def group_members(
@@ -127,20 +135,23 @@ class SoleMember:
 
     async def __call__(self) -> None:
         first, self.first = self.first, False  # a worker reading since is not a newcomer
-        members = await self._members()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + CHECK_SECONDS
+        members = await self._members(deadline)
         if members is None:
             return
         if first:
-            members = await self._until_alone(members, self.grace)
+            members = await self._until_alone(members, loop.time() + self.grace, deadline)
             if len(members) > 1 and eldest(self.client_id, members):
                 log.warning(
-                    "%s joined the consumer group %r (kafka.group) with this worker: this "
-                    "one's state had read the most of kafka.topic (or it started first), so it "
-                    "waits for them to stop, and reads on",
+                    "%s started with this worker joined the consumer group %r (kafka.group): "
+                    "this one's state had read the most of kafka.topic (or it started first), "
+                    "so it waits for them to stop",
                     _others(members, self.client_id),
                     self.group,
                 )
-                members = await self._until_alone(members, self.grace + ELDEST_MARGIN)
+                until = loop.time() + self.grace + ELDEST_MARGIN
+                members = await self._until_alone(members, until, deadline)
         if len(members) <= 1:
             return
         hosts = sorted(m.host for m in members)
@@ -162,20 +173,28 @@ class SoleMember:
             said,
         )
 
-    async def _members(self) -> list[Member] | None:
+    async def _members(self, deadline: float) -> list[Member] | None:
+        """The group's members, waited for until `deadline` at most; None: not known."""
+        left = deadline - asyncio.get_running_loop().time()
         try:
-            return await group_members(self.bootstrap, self.group)
+            return await group_members(
+                self.bootstrap, self.group, max(0.1, min(DESCRIBE_SECONDS, left))
+            )
         except (KafkaError, TimeoutError, OSError) as exc:
             log.warning("could not read who is in the consumer group (%s): not checked", exc)
             return None
 
-    async def _until_alone(self, members: list[Member], seconds: float) -> list[Member]:
-        """The members once the others left, or those left after `seconds`: a member killed
-        while it joined is part of the generation that follows, until its session ends."""
-        deadline = asyncio.get_running_loop().time() + seconds
-        while len(members) > 1 and asyncio.get_running_loop().time() < deadline:
+    async def _until_alone(
+        self, members: list[Member], until: float, deadline: float
+    ) -> list[Member]:
+        """The members once the others left, or those left at `until` (or `deadline`, the
+        check's bound, if sooner): a member killed while it joined is part of the generation
+        that follows, until its session ends."""
+        loop = asyncio.get_running_loop()
+        end = min(until, deadline)
+        while len(members) > 1 and loop.time() + POLL_SECONDS < end:
             await asyncio.sleep(POLL_SECONDS)
-            members = await self._members() or members
+            members = await self._members(end) or members
         return members
 
 
