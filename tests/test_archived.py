@@ -42,6 +42,16 @@ def reported(config: Path, tmp_path: Path, shared_dir: Path) -> dict[str, Any]:
     return dict(now)
 
 
+def with_archive(
+    config: Path, tmp_path: Path, shared_dir: Path
+) -> tuple[dict[str, Any], Path, Path]:
+    """A reported batch, its file in done/, and an empty archive folder."""
+    batch = reported(config, tmp_path, shared_dir)
+    archive = tmp_path / "archive"
+    archive.mkdir()
+    return batch, Path(batch["file"]), archive
+
+
 def archived_of(config: Path, batch_id: str) -> dict[str, Any] | None:
     listed = json.loads(run(config, "batches", "--format", "json").stdout)
     (batch,) = [b for b in listed if b["batch_id"] == batch_id]
@@ -52,10 +62,7 @@ def archived_of(config: Path, batch_id: str) -> dict[str, Any] | None:
 def test_a_file_archived_to_a_folder_is_recorded_there_and_no_longer_missing(
     config: Path, tmp_path: Path, shared_dir: Path
 ) -> None:
-    batch = reported(config, tmp_path, shared_dir)
-    done = Path(batch["file"])
-    archive = tmp_path / "archive-2026"
-    archive.mkdir()
+    batch, done, archive = with_archive(config, tmp_path, shared_dir)
     shutil.move(done, archive / done.name)
     missing = run(config, "verify", code=1)
     assert f"{done}: missing" in missing.stderr
@@ -106,10 +113,7 @@ def test_a_file_deleted_under_the_retention_is_recorded_deleted(
 def test_the_word_is_checked_against_the_disk(
     config: Path, tmp_path: Path, shared_dir: Path
 ) -> None:
-    batch = reported(config, tmp_path, shared_dir)
-    done = Path(batch["file"])
-    archive = tmp_path / "archive"
-    archive.mkdir()
+    batch, done, archive = with_archive(config, tmp_path, shared_dir)
 
     absent = run(config, "archived", batch["batch_id"], "--to", str(archive), code=1)
     assert f"{archive / done.name} cannot be read" in absent.stderr
@@ -179,10 +183,7 @@ def test_a_copy_among_the_files_to_upload_is_named_and_never_recorded_away(
     """A copy of an archived file put back among those to upload: nothing moves it any more,
     so it must be named (`verify`) and never deposited again; archiving is refused while it
     is there."""
-    batch = reported(config, tmp_path, shared_dir)
-    done = Path(batch["file"])
-    archive = tmp_path / "archive"
-    archive.mkdir()
+    batch, done, archive = with_archive(config, tmp_path, shared_dir)
     shutil.move(done, archive / done.name)
     to_upload = done.parent.parent / done.name
     shutil.copy2(archive / done.name, to_upload)

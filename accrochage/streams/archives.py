@@ -19,6 +19,7 @@ from accrochage.models.batch import Archived, BatchInfo
 from accrochage.models.vocabulary import BatchState
 from accrochage.sinks.base import BatchSink
 from accrochage.state.base import Transaction
+from accrochage.streams.deposits import named_batch
 from accrochage.streams.item_outcomes import ItemOutcome, refused
 from accrochage.streams.verify import sha256_of
 
@@ -31,17 +32,9 @@ def archive(
 ) -> ItemOutcome:
     """Record that the file of the batch `ref` names was archived to the folder `to`, or
     deleted (`to` None); each refusal says why and what to do."""
-    matching = tx.batch_ids_matching(ref)
-    if not matching:
-        return refused(
-            ref,
-            "no batch has this id, id prefix (8 characters or more) or file name: see "
-            "`batches --state reported`",
-        )
-    if len(matching) > 1:
-        return refused(ref, f"names {len(matching)} batches: give more of the id")
-    batch = tx.batch(matching[0])
-    assert batch is not None
+    batch = named_batch(tx, ref, "batches --state reported")
+    if isinstance(batch, ItemOutcome):
+        return batch
     before = batch.archived
     if before is not None and before.to == to:
         return ItemOutcome(ref, True, f"batch {batch.batch_id} already recorded as archived")

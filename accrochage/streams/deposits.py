@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from pathlib import Path
 
+from accrochage.models.batch import BatchInfo
 from accrochage.models.batch_life import apply_deposited, suppression_deposited
 from accrochage.models.vocabulary import BatchState, CdcAction
 from accrochage.sinks.base import BatchSink
@@ -13,24 +14,33 @@ from accrochage.streams.item_outcomes import ItemOutcome, refused
 from accrochage.streams.left_behind import left_in_earlier_place
 
 
+def named_batch(tx: Transaction, ref: str, listing: str) -> BatchInfo | ItemOutcome:
+    """The one batch `ref` names (an id, an id prefix of 8 characters or more, a file name or
+    a path ending in it), or the refusal saying why not (`listing`: the command that lists
+    them)."""
+    matching = tx.batch_ids_matching(ref)
+    if not matching:
+        return refused(
+            ref,
+            f"no batch has this id, id prefix (8 characters or more) or file name: see `{listing}`",
+        )
+    if len(matching) > 1:
+        return refused(ref, f"names {len(matching)} batches: give more of the id")
+    batch = tx.batch(matching[0])
+    assert batch is not None
+    return batch
+
+
 def deposit(
     tx: Transaction, sink: BatchSink, ref: str, now: datetime, moves: list[tuple[Path, Path]]
 ) -> ItemOutcome:
     """Record that the file of the batch `ref` names was uploaded (`accrochage deposited`):
     its records `deposited`, its file moved to `deposited/` once the transaction commits
     (`moves`); each refusal says why and what to do."""
-    matching = tx.batch_ids_matching(ref)
-    if not matching:
-        return refused(
-            ref,
-            "no batch has this id, id prefix (8 characters or more) or file name: see "
-            "`batches --to-deposit`",
-        )
-    if len(matching) > 1:
-        return refused(ref, f"names {len(matching)} batches: give more of the id")
-    (batch_id,) = matching
-    batch = tx.batch(batch_id)
-    assert batch is not None
+    batch = named_batch(tx, ref, "batches --to-deposit")
+    if isinstance(batch, ItemOutcome):
+        return batch
+    batch_id = batch.batch_id
     if batch.state is BatchState.DEPOSITED:
         said = f"batch {batch_id} already recorded as deposited"
         return ItemOutcome(ref, True, said + left_in_earlier_place(sink, batch, moves))
