@@ -26,13 +26,12 @@ from accrochage.models.vocabulary import (
     BatchState,
     CdcAction,
     RecordStatus,
-    SchemaVersion,
 )
 from accrochage.models.withdrawal import Sending
 from accrochage.state.sqlite.pending import PendingStatements
 from accrochage.state.sqlite.rows import (
     HISTORY_COLUMNS,
-    archived_from,
+    batch_info_from,
     history_values,
     placeholders,
     record_from,
@@ -183,22 +182,7 @@ class BatchStatements(PendingStatements):
             "created_at, archived_at, archived_to, sha256, bytes FROM batches WHERE batch_id = ?",
             (batch_id,),
         ).fetchone()
-        if row is None:
-            return None
-        path = Path(row["file_path"]) if row["file_path"] else None
-        return BatchInfo(
-            row["batch_id"],
-            row["certifier"],
-            BatchState(row["state"]),
-            row["file_name"],
-            path,
-            CdcAction(row["action"]),
-            SchemaVersion(row["schema_version"]),
-            datetime.fromisoformat(row["created_at"]),
-            archived_from(row),
-            row["sha256"],
-            row["bytes"],
-        )
+        return None if row is None else batch_info_from(row)
 
     def batch_archived(self, batch_id: str, archived: Archived) -> None:
         to = None if archived.to is None else str(archived.to)

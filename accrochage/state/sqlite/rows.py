@@ -9,11 +9,17 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
-from accrochage.models.batch import Archived, FrozenBatch
+from accrochage.models.batch import Archived, BatchInfo, FrozenBatch
 from accrochage.models.problems import Problem
 from accrochage.models.record import Content, HistoryEntry, PreparedPassage, Record
 from accrochage.models.registry import Certifier, Emitter
-from accrochage.models.vocabulary import CdcAction, CdcReason, RecordStatus, SchemaVersion
+from accrochage.models.vocabulary import (
+    BatchState,
+    CdcAction,
+    CdcReason,
+    RecordStatus,
+    SchemaVersion,
+)
 
 RECORD_COLUMNS = (
     "record_id",
@@ -227,6 +233,22 @@ def archived_from(row: sqlite3.Row) -> Archived | None:
         return None
     to = None if row["archived_to"] is None else Path(row["archived_to"])
     return Archived(datetime.fromisoformat(row["archived_at"]), to)
+
+
+def batch_info_from(row: sqlite3.Row) -> BatchInfo:
+    return BatchInfo(
+        row["batch_id"],
+        row["certifier"],
+        BatchState(row["state"]),
+        row["file_name"],
+        Path(row["file_path"]) if row["file_path"] else None,
+        CdcAction(row["action"]),
+        SchemaVersion(row["schema_version"]),
+        datetime.fromisoformat(row["created_at"]),
+        archived_from(row),
+        row["sha256"],
+        row["bytes"],
+    )
 
 
 def placeholders(columns: Sequence[str]) -> str:
