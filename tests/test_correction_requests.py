@@ -23,7 +23,7 @@ from accrochage.cli import main
 from accrochage.commands.record_text import record_cell, request_steps
 from accrochage.errors import BadParameter
 from accrochage.models.corrections import RequestClosed, RequestClosure, RequestNotFound
-from accrochage.models.deadline import SystemClock, paris_today
+from accrochage.models.deadline import PARIS, FixedClock, SystemClock, paris_today
 from accrochage.models.problems import GIVEN_TWICE
 from accrochage.streams.doctor_files import requests_of_another_certifier_findings
 from accrochage.streams.receivers import Receiver, Webhook
@@ -849,3 +849,24 @@ def test_the_requests_one_certifier_owes(core: Core) -> None:
         for key in ("pix", "school", "nobody")
     }
     assert owed == {"pix": ["OW-1"], "school": ["OW-2", "OW-3"], "nobody": []}
+
+
+def test_a_request_dated_tomorrow_in_paris_is_today_overseas(tmp_path: Path) -> None:
+    """At 23:30 in Paris it is 02:30 the next day in La Réunion (and in New Caledonia from
+    14:00): an operator there entering the day a request arrived was refused as "in the
+    future". A day ahead of Paris is accepted with a warning (a mistyped day too would be:
+    its deadline counts from it); two days ahead are refused."""
+    evening = datetime(2026, 12, 1, 23, 30, tzinfo=PARIS)
+    core, _ = make_core(tmp_path, FixedClock(evening))
+    try:
+        ingest(core, event("OV-1"))
+        overseas = core.corrections.add("OV-1", date(2026, 12, 2))
+        assert overseas.request.deadline == date(2027, 3, 2)
+        (said,) = [w.message for w in overseas.warnings() if w.field == "received_on"]
+        assert "dated 2026-12-02, tomorrow in Paris" in said and "2027-03-02" in said
+        today = core.corrections.add("OV-1", date(2026, 12, 1), note="the same day in Paris")
+        assert not [w for w in today.warnings() if w.field == "received_on"]
+        with pytest.raises(BadParameter, match="in the future, even overseas"):
+            core.corrections.add("OV-1", date(2026, 12, 3))
+    finally:
+        core.close()

@@ -12,12 +12,12 @@ import re
 import unicodedata
 import uuid
 from dataclasses import dataclass, replace
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
 from accrochage.errors import Conflict, FieldError, NotFound
-from accrochage.models.deadline import days_left, deadline_for
+from accrochage.models.deadline import PARIS, days_left, deadline_for
 from accrochage.models.vocabulary import RequestSource, RequestStatus
 
 ID_PREFIX = "CR-"
@@ -120,6 +120,18 @@ def _one_writing(text: str) -> str:
     return unicodedata.normalize("NFC", text)
 
 
+OVERSEAS_AHEAD = timedelta(days=1)
+"""How far a request's day may be ahead of Paris's: in La Réunion or Mayotte (Paris + 2 or 3
+hours) it is tomorrow already late each evening, in New Caledonia (Paris + 10) from 14:00. An
+operator there entering the day a request arrived was refused as "in the future"."""
+
+
+def ahead_of_paris(request: CorrectionRequest) -> bool:
+    """Whether the request's day is after the Paris day it was opened on: the day overseas, or
+    a mistyped one (its deadline, a day late, counts from it)."""
+    return request.received_on > request.opened_at.astimezone(PARIS).date()
+
+
 def open_request(
     record_id: str,
     received_on: date,
@@ -137,10 +149,11 @@ def open_request(
             "record_id",
             "record_id must be the record's id (its idTechnique): 1 to 255 printable characters",
         )
-    if received_on > opened_at.date():
+    if received_on > opened_at.astimezone(PARIS).date() + OVERSEAS_AHEAD:
         raise FieldError(
             "received_on",
-            f"received_on {received_on} is in the future: give the day the request arrived",
+            f"received_on {received_on} is in the future, even overseas: give the day the "
+            "request arrived",
         )
     note = storable_text("note", (note or "").strip()) or None
     if note is not None and len(note) > MAX_NOTE:

@@ -18,6 +18,7 @@ from accrochage.models.corrections import (
     AnswerKind,
     CorrectionRequest,
     RequestNotFound,
+    ahead_of_paris,
     answer,
     open_request,
     to_json,
@@ -55,6 +56,15 @@ class Opened:
                     f"the tracker does not know record {request.record_id} yet: the request "
                     "attaches to it when its event arrives (check the id if it should be "
                     "known)",
+                )
+            )
+        if ahead_of_paris(request):
+            said.append(
+                Problem(
+                    "received_on",
+                    f"the request is dated {request.received_on}, tomorrow in Paris: right "
+                    "where that day has come already (an overseas certifier), else check the "
+                    f"day it was received (its deadline, {request.deadline}, counts from it)",
                 )
             )
         if self.delivered_after is not None:
