@@ -48,8 +48,11 @@ def test_ids_are_short_readable_and_unique() -> None:
 
 
 def test_opening_refuses_a_future_day_and_an_empty_record_id() -> None:
-    with pytest.raises(BadParameter, match="future"):
-        open_request("PX-1", date(2026, 12, 2), NOW)
+    """A day after Paris's is the day overseas (La Réunion, New Caledonia): accepted, with a
+    warning where the request is opened (`streams/corrections.Opened.warnings`)."""
+    assert open_request("PX-1", date(2026, 12, 2), NOW).received_on == date(2026, 12, 2)
+    with pytest.raises(BadParameter, match="future, even overseas"):
+        open_request("PX-1", date(2026, 12, 3), NOW)
     with pytest.raises(BadParameter, match="record_id"):
         open_request("  ", date(2026, 11, 2), NOW)
     blank = open_request(" PX-1 ", date(2026, 11, 2), NOW, note="  ", certifier="")
