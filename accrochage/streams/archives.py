@@ -21,6 +21,7 @@ from accrochage.sinks.base import BatchSink
 from accrochage.state.base import Transaction
 from accrochage.streams.deposits import named_batch
 from accrochage.streams.item_outcomes import ItemOutcome, refused
+from accrochage.streams.left_behind import in_the_outbox
 from accrochage.streams.verify import sha256_of
 
 ARCHIVABLE = (BatchState.REPORTED, BatchState.SUPERSEDED)
@@ -40,7 +41,8 @@ def archive(
         return ItemOutcome(ref, True, f"batch {batch.batch_id} already recorded as archived")
     if batch.state not in ARCHIVABLE or batch.file_path is None:
         return refused(ref, _still_needed(batch))
-    problem = _not_archived(sink, batch, to)
+    left = in_the_outbox(sink, batch.certifier, batch.file_name, batch.file_path)
+    problem = _not_archived(sink, batch, to, left)
     if problem is not None:
         return refused(ref, problem)
     tx.batch_archived(batch.batch_id, Archived(now, to))
@@ -48,7 +50,6 @@ def archive(
     said = f"batch {batch.batch_id}: its file recorded as {where}"
     if before is not None:
         said += f" (it was recorded {'deleted' if before.to is None else f'at {before.to}'})"
-    left = _in_the_outbox(sink, batch)
     if left is not None:
         said += f"; a copy is still at {left}: delete it when the retention says"
     return ItemOutcome(ref, True, said)
@@ -65,8 +66,11 @@ def _still_needed(batch: BatchInfo) -> str:
     return f"batch {batch.batch_id} is {batch.state}: its file is not settled yet"
 
 
-def _not_archived(sink: BatchSink, batch: BatchInfo, to: Path | None) -> str | None:
-    """Why the disk says otherwise, or None when the file is where the operator says."""
+def _not_archived(
+    sink: BatchSink, batch: BatchInfo, to: Path | None, left: Path | None
+) -> str | None:
+    """Why the disk says otherwise, or None when the file is where the operator says; `left`:
+    where the file still is in the outbox (`in_the_outbox`)."""
     to_upload = sink.place(batch.certifier, batch.file_name, BatchState.WRITTEN)
     if to_upload.exists():
         return (
@@ -74,7 +78,6 @@ def _not_archived(sink: BatchSink, batch: BatchInfo, to: Path | None) -> str | N
             "(`accrochage verify --repair` sets it aside), so that it is not deposited again"
         )
     if to is None:
-        left = _in_the_outbox(sink, batch)
         if left is None:
             return None
         return (
@@ -82,9 +85,6 @@ def _not_archived(sink: BatchSink, batch: BatchInfo, to: Path | None) -> str | N
             "only once it is done), or give --to the folder holding its archived copy"
         )
     held = to / batch.file_name
-    left = _in_the_outbox(sink, batch)
-    if left is not None and os.path.realpath(left) == os.path.realpath(held):
-        return f"--to names the outbox's own folder ({to}): give the archive's"
     try:
         size, digest = os.stat(held).st_size, sha256_of(held)
     except OSError as exc:
@@ -95,10 +95,3 @@ def _not_archived(sink: BatchSink, batch: BatchInfo, to: Path | None) -> str | N
             "another sha256): archive the file itself, unchanged"
         )
     return None
-
-
-def _in_the_outbox(sink: BatchSink, batch: BatchInfo) -> Path | None:
-    recorded = batch.file_path
-    if recorded is not None and recorded.exists():
-        return recorded
-    return sink.find(batch.certifier, batch.file_name)

@@ -40,6 +40,7 @@ from accrochage.sinks.evidence import find_passage, passage_document
 from accrochage.sinks.reports import read_report_bytes
 from accrochage.state.base import Store
 from accrochage.state.values import CarryingBatch, ReportNaming
+from accrochage.streams.left_behind import in_the_outbox
 
 ZIP_TIME = (1980, 1, 1, 0, 0, 0)
 """Every entry's time: the zip's bytes depend on the state only, not on when it was made."""
@@ -159,8 +160,7 @@ def _file_of(sink: BatchSink, batch: CarryingBatch) -> Path | None:
     held = None if archived is None else archived / batch.file_name
     if held is not None and held.is_file():
         return held
-    path = batch.file_path if batch.file_path is not None and batch.file_path.is_file() else None
-    return path or sink.find(batch.certifier, batch.file_name)
+    return in_the_outbox(sink, batch.certifier, batch.file_name, batch.file_path)
 
 
 def _gone(batch: CarryingBatch) -> str:

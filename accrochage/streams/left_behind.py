@@ -46,6 +46,16 @@ def deposited_since(item: ReleasedBatch, found: Path | None) -> str | None:
     )
 
 
+def in_the_outbox(
+    sink: BatchSink, certifier: str, file_name: str, recorded: Path | None
+) -> Path | None:
+    """Where a batch's file is in the outbox now: where the state records it, else in another
+    of its certifier's folders; None: in none."""
+    if recorded is not None and recorded.is_file():
+        return recorded
+    return sink.find(certifier, file_name)
+
+
 def left_at(sink: BatchSink, item: ReleasedBatch) -> Path | None:
     """The missing file of `item` in another of its certifier's folders, or None."""
     return sink.find(item.batch.certifier.key, item.file.path.name)
