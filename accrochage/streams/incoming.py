@@ -17,7 +17,8 @@ from accrochage.models.reference import Reference
 from accrochage.models.registry import Registry
 from accrochage.models.scope import Scope
 from accrochage.models.vocabulary import Outcome
-from accrochage.sinks.passage import passage_bytes, passage_size_bound
+from accrochage.sinks.passage import passage_bytes
+from accrochage.sinks.passage_size import passage_size_bound
 from accrochage.sinks.profiles import SchemaProfile
 
 NO_ROOM = StorageLowError.status

@@ -137,3 +137,15 @@ def test_a_printable_character_is_never_one_lxml_refuses_nor_a_carriage_return()
         character = chr(code)
         if character.isprintable():
             assert passage._NOT_XML.search(character) is None and character != "\r", hex(code)
+
+
+def test_an_element_left_empty_is_written_as_lxml_writes_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Validation never lets a passage's group be empty; the writer still writes one as lxml
+    does (`<cpf:x/>`), never as a start and an end tag."""
+    event = _valid(delivered_event()).model_copy(update={"holder": None, "cpf_file": None})
+    expected = _lxml(event, "1.1.5")
+    assert b"<cpf:identificationTitulaire/>" in expected
+    direct_only(monkeypatch)
+    assert passage_bytes(event, PROFILE) == expected
