@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -35,6 +36,9 @@ OFF_LOOP_BYTES = 256 * 1024
 LARGE_BODIES = web.AppKey("large_bodies", asyncio.Semaphore)
 SENDERS_TURNS = web.AppKey("senders_turns", dict)
 """Each sender's `asyncio.Semaphore(1)` for the bodies that may be large."""
+_ONE_OBJECT = re.compile(rb"[ \t\r\n]*\{")
+"""A body that starts as an object: one event, whatever follows (an array starts with `[`
+in every encoding JSON detects)."""
 
 
 def may_be_large(request: web.Request) -> bool:
@@ -79,6 +83,10 @@ def events_in(
             "empty_body",
             "the request has no body: send one event (a JSON object) or an array of events",
         )
+    if _ONE_OBJECT.match(body) is not None:
+        # Decoding parses it: parsed here too, only to learn it is no array, every
+        # single-event request's JSON was read twice in the serving process.
+        return [Incoming(body, source, scope=scope)], False
     try:
         parsed = loads_json(body)
     except RecursionError:
