@@ -84,8 +84,8 @@ def events_in(
             "the request has no body: send one event (a JSON object) or an array of events",
         )
     if _ONE_OBJECT.match(body) is not None:
-        # Decoding parses it: parsed here too, only to learn it is no array, every
-        # single-event request's JSON was read twice in the serving process.
+        # Decoding parses it. Parsing it here too, only to learn that it is no array, read
+        # every single-event request's JSON twice in the serving process.
         return [Incoming(body, source, scope=scope)], False
     try:
         parsed = loads_json(body)

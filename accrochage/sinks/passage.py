@@ -1,7 +1,7 @@
 """One valid event -> one CDC `passageCertification` element, XSD declaration order.
 
 The passage is described once (`describe`, element by element into an `Out`) and written
-two ways: as bytes directly (`passage_bytes`, what files hold: about a quarter of the CPU of
+two ways: as bytes directly (`passage_bytes`, what files hold: about a fifth of the CPU of
 building an lxml tree and serialising it) and as an lxml element (`passage_element`, for a
 caller that wants a tree). Both give the same bytes (tests compare them over every kind of
 event and every character); a value lxml would refuse (a control character, a surrogate) goes
