@@ -17,7 +17,7 @@ from enum import StrEnum
 from typing import Any
 
 from accrochage.errors import Conflict, FieldError, NotFound
-from accrochage.models.deadline import PARIS, days_left, deadline_for
+from accrochage.models.deadline import days_left, deadline_for, paris_day
 from accrochage.models.vocabulary import RequestSource, RequestStatus
 
 ID_PREFIX = "CR-"
@@ -129,7 +129,7 @@ operator there entering the day a request arrived was refused as "in the future"
 def ahead_of_paris(request: CorrectionRequest) -> bool:
     """Whether the request's day is after the Paris day it was opened on: the day overseas, or
     a mistyped one (its deadline, a day late, counts from it)."""
-    return request.received_on > request.opened_at.astimezone(PARIS).date()
+    return request.received_on > paris_day(request.opened_at)
 
 
 def open_request(
@@ -149,7 +149,7 @@ def open_request(
             "record_id",
             "record_id must be the record's id (its idTechnique): 1 to 255 printable characters",
         )
-    if received_on > opened_at.astimezone(PARIS).date() + OVERSEAS_AHEAD:
+    if received_on > paris_day(opened_at) + OVERSEAS_AHEAD:
         raise FieldError(
             "received_on",
             f"received_on {received_on} is in the future, even overseas: give the day the "

@@ -49,8 +49,13 @@ class FixedClock:
         self.current = self.current + delta
 
 
+def paris_day(moment: datetime) -> date:
+    """The day it is in Paris at `moment`: the day deadlines count in."""
+    return moment.astimezone(PARIS).date()
+
+
 def paris_today(clock: Clock) -> date:
-    return clock.now().astimezone(PARIS).date()
+    return paris_day(clock.now())
 
 
 def add_months(day: date, months: int) -> date:
