@@ -15,7 +15,7 @@ import gc
 
 YOUNG_THRESHOLD = 50_000
 """Above the objects a process holds in flight while it streams (tens of thousands in
-`ingest`'s main process); measured in bench/README.md (issue 13, session 8): 10,000 cost
+`ingest`'s main process); measured in bench/HISTORY.md (issue 13, session 8): 10,000 cost
 3.5 % more CPU end to end, 200,000 saved 2.4 % more and lets cyclic garbage wait longer."""
 
 

@@ -23,7 +23,7 @@ another sender's event may wait for, for each group ahead of it. Against 1,000 a
 event's storing CPU is the same (52.8 µs against 52.1 and 51.9), its bytes written 35 % more
 (11.7 KiB against 8.6; `python -m bench.writes --sizes 250,1000,2000`). Against 500, another
 platform's event waited twice as long behind a flood (114 ms against 60), the flooder no faster
-(`bench.fairness`, bench/README "A writer group's 250 events against 500")."""
+(`bench.fairness`, bench/HISTORY.md "A writer group's 250 events against 500")."""
 NOT_STORABLE = (
     "an event of this request is nested too deeply to be stored; none of the request's "
     "events were stored: flatten that event and send the request again"

@@ -87,7 +87,7 @@ class IngestSettings(Section):
     """Processes that decode and validate events while the writer stores (0: the writer's
     own process decodes). Two by default: decoding an event and writing its passage takes
     about 1.6 times the CPU of storing it, so one decode process left the writer idle a third
-    of a bulk `ingest` on two cores (bench/README.md, issue 13, session 18)."""
+    of a bulk `ingest` on two cores (bench/HISTORY.md, issue 13, session 18)."""
 
 
 class PathsSettings(Section):

@@ -135,7 +135,7 @@ def m050_contents_with_rowids(db: Database) -> None:
     WITHOUT ROWID, each content (~640 bytes of canonical JSON) went into the B-tree of its
     record id: a random leaf a content, split often (2.6 pages written per stored event, the
     most of any table). With rowids, contents are appended to the end of the table and only
-    the key's index takes a random page. Measured (bench/README.md, issue 13 session 7):
+    the key's index takes a random page. Measured (bench/HISTORY.md, issue 13 session 7):
     `ingest` -3.7 % CPU and wall, single-event HTTP requests +4 %/s. `INSERT OR REPLACE` keeps
     its meaning through the unique index.
 
