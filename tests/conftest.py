@@ -7,12 +7,31 @@ In CI (`CI=true`) a missing prerequisite is a failure; elsewhere the test is ski
 from __future__ import annotations
 
 import os
+import subprocess
 from pathlib import Path
 
 import pytest
 
+from tests.support.browser import chromium_path
+
 ROOT = Path(__file__).resolve().parent.parent
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+
+def pytest_report_header() -> str:
+    """The browser the UI tests drive: Debian's `chromium` is installed at its latest build,
+    which changes under the project (156.0.8078.129 drew text one pixel taller than the build
+    before it), so a run says which one it had."""
+    path = chromium_path()
+    if path is None:
+        return "chromium: not installed"
+    try:
+        found = subprocess.run(
+            [path, "--version"], capture_output=True, text=True, timeout=30, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"chromium: {path}, its version unknown ({exc})"
+    return f"chromium: {found.stdout.strip() or path}"
 
 
 def require(condition: bool, why: str) -> None:
