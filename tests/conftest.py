@@ -20,8 +20,8 @@ IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
 def pytest_report_header() -> str:
     """The browser the UI tests drive: Debian's `chromium` is installed at its latest build,
-    which changes under the project (156.0.8078.129 drew text one pixel taller than the build
-    before it), so a run says which one it had."""
+    which changes under the project (with 156.0.8078.129 a UI test's result changed
+    overnight), so a run says which one it had."""
     path = chromium_path()
     if path is None:
         return "chromium: not installed"

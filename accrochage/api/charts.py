@@ -10,9 +10,9 @@ WIDTH, HEIGHT = 720, 260
 LEFT, BOTTOM, TOP = 48, 40, 16
 LEGEND_STEP, LEGEND_LINE, LEGEND_CHAR = 120, 18, 8
 FONT_PX = 11
-"""The text size the layout is drawn for (the dashboard's stylesheet says the same), carried
-by the chart itself: without it a page without that stylesheet drew 16 px text, whose lines
-(19 px high in Chromium 156) ran into each other at `LEGEND_LINE`."""
+"""The text size the layout is drawn for, carried by the chart itself (the dashboard's
+stylesheet no longer says it a second time): without it a page without that stylesheet drew
+16 px text, whose lines (19 px high in Chromium 156) ran into each other at `LEGEND_LINE`."""
 
 
 def colour(index: int) -> str:

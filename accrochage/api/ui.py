@@ -54,7 +54,7 @@ body{font-family:system-ui,sans-serif;margin:1.5rem;color:#222}
 h1{font-size:1.4rem}h2{font-size:1.1rem;margin-top:1.6rem}
 table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:.25rem .5rem;text-align:right}
 th:first-child,td:first-child{text-align:left}.warn{color:#b35c00}.crit{color:#b00020}
-.axis,.legend,.total{font-size:11px;fill:#333}.muted{color:#777}
+.axis,.legend,.total{fill:#333}.muted{color:#777}
 """
 
 
