@@ -26,6 +26,12 @@ The issue's floor says "lxml render": the product now writes passages without bu
 trees (`sinks/passage.py`), so the same passages are also built as lxml trees, and the
 ratios on that floor are printed beside (for information: the targets are judged on the
 product's own render).
+Where end to end's CPU goes, for information: the floor's process also runs, bare, the two
+stages of the product that are not in the floor, `decode_lean` as `ingest` decodes and the
+XSD check `flush` makes of every file (on the same files, the check alone timed); each
+command's CPU is printed by process (its own, and its helpers: the fork server, the decode or
+render processes) beside the bare stages doing that process's share, with the CPU of a
+process that starts and does nothing (`accrochage --help`), which each command pays twice.
 Targets: ingest >= 5,000 events/s, end to end >= 2,500 events/s, peak RSS <= 250 MB each;
 issue 13: end-to-end wall <= the bare parse+validate+render's (one core), and the floor's CPU
 seconds >= 0.75 of end to end's.
@@ -61,6 +67,7 @@ from accrochage.commands.ingest import CHUNK
 from accrochage.generate import generate_events
 from accrochage.models.deadline import PARIS
 from accrochage.models.event import DeliveredEvent
+from accrochage.sinks.gate import check_file
 from accrochage.sinks.passage import fragment, passage_bytes, passage_element
 from accrochage.sinks.profiles import PROFILES
 from accrochage.sinks.render import FluxHeader, render_flux
@@ -97,8 +104,10 @@ TARGET_END_TO_END = 2_500
 TARGET_RSS_MB = 250.0
 MAX_RECORDS = 1000
 INGEST_CHUNK = CHUNK
-DECODE_STAGE = "decode, as ingest does"
 """Rows per transaction in the floor's SQLite stage (ingest's transaction size)."""
+DECODE_STAGE = "decode, as ingest does"
+CHECK_STAGE = "XSD check, as flush does"
+"""Stages run bare beside the floor, not in it: what `ingest` decodes, what `flush` checks."""
 TARGET_WALL_RATIO = 1.0
 """End to end wall time / the bare parse+validate+render's, on one core (issue 13)."""
 TARGET_FLOOR_RATIO = 0.75
@@ -244,6 +253,11 @@ def scenario_bare(
                     )
                     stats = render_flux(sink, head, events[first : first + MAX_RECORDS])
                     passages += stats.passages
+        # Not in the floor: the XSD check `flush` makes of every file before it is visible
+        # (`check_file`), on the same files written to disk; only the check is timed.
+        with tempfile.TemporaryDirectory(prefix="accrochage-bench-check-") as scratch:
+            checked = check_rendered(Path(scratch), by_certifier, certifiers, now, schema)
+        stages[CHECK_STAGE] = checked
         # The issue's floor says "lxml render": the renderer of its day, a tree per passage.
         # Measured beside the product's writer, on the same passages, to report both floors.
         every = [e for events in by_certifier.values() for e in events]
@@ -275,6 +289,32 @@ def scenario_bare(
             "passages": passages,
         }
     )
+
+
+def check_rendered(
+    scratch: Path,
+    by_certifier: dict[str, list[DeliveredEvent]],
+    certifiers: dict[str, Any],
+    now: datetime,
+    schema: str,
+) -> dict[str, float]:
+    """`check_file` on each file the bare render writes, timed alone (the stage's seconds and
+    CPU seconds); every file must pass with all its passages."""
+    profile = PROFILES[schema]
+    seconds = cpu = 0.0
+    passages = 0
+    path = scratch / "flux.xml"
+    for key, events in sorted(by_certifier.items()):
+        for first in range(0, len(events), MAX_RECORDS):
+            head = FluxHeader(f"check-{key}-{first}", now, EMITTER, certifiers[key], profile)
+            with path.open("wb") as sink:
+                render_flux(sink, head, events[first : first + MAX_RECORDS])
+            start, before = time.perf_counter(), cpu_seconds()
+            passages += check_file(path, profile.bundled_xsd).passages
+            seconds, cpu = seconds + time.perf_counter() - start, cpu + cpu_seconds() - before
+    if passages != sum(len(events) for events in by_certifier.values()):
+        raise BenchError(f"the XSD check counted {passages} passages")
+    return {"seconds": seconds, "cpu_seconds": cpu}
 
 
 def scenario_profile_cli(config: Path, *argv: str) -> None:
@@ -513,6 +553,90 @@ def report_floor(
     )
 
 
+def report_parts(report: Report, runs: list[Pipeline], floors: list[dict[str, Any]]) -> None:
+    """End to end's CPU seconds by command and process, each beside the stage run bare that
+    does its share of the work: what the product spends beyond its stages, and where."""
+    of = f"medians of {len(floors)}" if len(floors) > 1 else "one run"
+
+    def bare(name: str) -> float:
+        return median([float(f["stages"].get(name, {}).get("cpu_seconds", 0.0)) for f in floors])
+
+    def cpu(part: str) -> float:
+        return median([part_cpu(run, part) for run in runs])
+
+    decode, rows, render, check = (
+        bare(DECODE_STAGE),
+        bare("sqlite rows"),
+        bare("render"),
+        bare(CHECK_STAGE),
+    )
+    stages = decode + rows + render + check
+    whole = median([r.cpu_seconds for r in runs])
+    startup = median([float(f.get("startup_cpu_seconds", 0.0)) for f in floors])
+    report.add(
+        info(
+            "  ratio end-to-end CPU / its stages bare",
+            median([r.cpu_seconds / (stages or 1.0) for r in runs]),
+            "x",
+            f"{of}: {whole:.1f} CPU s against {decode:.1f} decode_lean + {rows:.1f} the same "
+            f"SQLite rows + {render:.1f} render + {check:.1f} the XSD check of the same files "
+            f"= {stages:.1f}, each on one core; without the check "
+            f"{whole / ((stages - check) or 1.0):.2f}x; the rest by process below",
+        )
+    )
+    parts = (
+        (
+            "ingest",
+            "main",
+            rows,
+            "reads the file, applies the record life, stores: against the "
+            f"same SQLite rows ({rows:.1f})",
+        ),
+        (
+            "ingest",
+            "helpers",
+            decode,
+            f"the fork server and the decode processes: against decode_lean ({decode:.1f})",
+        ),
+        ("flush", "main", 0.0, "the batch cut and the files' moves: no bare stage"),
+        (
+            "flush",
+            "helpers",
+            render + check,
+            "the fork server and the render processes: "
+            f"against render + XSD check ({render + check:.1f})",
+        ),
+    )
+    for command, process, against, what in parts:
+        spent = cpu(f"{command} {process}")
+        report.add(
+            info(
+                f"  {command}, {'main process' if process == 'main' else 'helper processes'} CPU",
+                spent,
+                "s",
+                f"{of}: {what}; {spent - against:+.1f} s",
+            )
+        )
+    report.add(
+        info(
+            "  start-up of one process",
+            startup,
+            "s",
+            "`accrochage --help`'s CPU, least of 3 a round: each command starts two such "
+            f"processes (itself, its fork server), {4 * startup:.1f} s of end to end",
+        )
+    )
+
+
+def part_cpu(run: Pipeline, part: str) -> float:
+    """'ingest main', 'flush helpers'...: a command's own process, or every other one."""
+    command, process = part.split()
+    measured = run.ingest if command == "ingest" else run.flush
+    if process == "main":
+        return measured.cpu_seconds
+    return measured.tree_cpu_seconds - measured.cpu_seconds
+
+
 def report_collected_floor(
     report: Report, runs: list[Pipeline], floors: list[dict[str, Any]]
 ) -> None:
@@ -532,6 +656,18 @@ def report_collected_floor(
             f"({', '.join(f'{x:.2f}' for x in wall)}); the targets are judged on the lines above",
         )
     )
+
+
+STARTUP_RUNS = 3
+
+
+def startup_cpu(cli: list[str], folder: Path, env: dict[str, str]) -> float:
+    """The CPU seconds of a command that starts and does nothing (`--help`), the least of
+    `STARTUP_RUNS`: the imports every process of the command line pays once."""
+    runs = [run_measured([*cli, "--help"], cwd=folder, env=env) for _ in range(STARTUP_RUNS)]
+    if any(run.returncode != 0 for run in runs):
+        raise BenchError(f"accrochage --help failed:\n{runs[-1].stderr[-2000:]}")
+    return min(run.cpu_seconds for run in runs)
 
 
 def details_of(run: Pipeline) -> dict[str, Any]:
@@ -610,6 +746,7 @@ def main() -> None:
             tries = [run_scenario(*floor, f"--rows-from={state}") for _ in range(FLOOR_RUNS)]
             floors.append(min(tries, key=lambda f: float(f["floor_cpu_seconds"])))
             floors[-1]["tries"] = [round(float(f["floor_cpu_seconds"]), 2) for f in tries]
+            floors[-1]["startup_cpu_seconds"] = startup_cpu(cli, folder, env)
             for version in versions:  # keep the disk small: the passages are counted
                 shutil.rmtree(folder / f"{version}-{round_number}" / "outbox", ignore_errors=True)
 
@@ -617,6 +754,7 @@ def main() -> None:
             label = f"[{version}] " if len(versions) > 1 else ""
             report_pipeline(report, runs[version], count, label)
         report_floor(report, runs[bare_schema], floors, count, bare_schema)
+        report_parts(report, runs[bare_schema], floors)
         report_collected_floor(report, runs[bare_schema], collected)
         last = middle(runs[bare_schema])
         if len(versions) > 1:
