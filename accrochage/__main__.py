@@ -1,3 +1,3 @@
-from accrochage.cli import entry
+from accrochage.launch import entry
 
 entry()

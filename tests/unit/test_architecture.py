@@ -32,6 +32,7 @@ LAYERS: list[set[str]] = [
     {"runtimes"},
     {"commands"},
     {"cli"},
+    {"launch"},
     {"__main__"},
 ]
 """From the ground up. A part imports its own modules and those of the layers below it."""

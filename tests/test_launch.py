@@ -1,0 +1,133 @@
+"""The console script starts the helpers' fork server before it imports the project, for the
+commands that start helpers, so that the two imports run at once (`accrochage/launch.py`)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from accrochage.app import ONE_OFF_DECODE_THRESHOLD
+from accrochage.generate import GeneratedCertifier, generate_events
+from accrochage.launch import INGEST_BYTES, starts_helpers
+from accrochage.models.deadline import SystemClock, paris_today
+from accrochage.settings import load_settings
+from tests.support.crash import child_env, write_config
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["run"],
+        ["worker"],
+        ["--config", "a.toml", "run", "--log-format", "json"],
+        ["--config=a.toml", "worker"],
+    ],
+)
+def test_a_service_starts_its_fork_server_first(argv: list[str]) -> None:
+    assert starts_helpers(argv)
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        [],
+        ["--version"],
+        ["run", "--help"],
+        ["--help"],
+        ["flush", "--force"],
+        ["outstanding", "--format", "json"],
+        ["--config", "run", "status"],  # "run" is the option's value, not the command
+        ["ingest", "-"],  # stdin: its size is unknown
+        ["ingest", "no-such-file.jsonl"],
+    ],
+)
+def test_other_command_lines_leave_it_to_the_first_helper(argv: list[str]) -> None:
+    assert not starts_helpers(argv)
+
+
+def test_ingest_starts_it_for_files_large_enough_for_its_decode_processes(
+    tmp_path: Path,
+) -> None:
+    small, large = tmp_path / "small.jsonl", tmp_path / "large.jsonl"
+    small.write_bytes(b"x" * (INGEST_BYTES - 1))
+    large.write_bytes(b"x" * INGEST_BYTES)
+    assert not starts_helpers(["ingest", str(small)])
+    assert not starts_helpers(["ingest", str(tmp_path)])  # a folder is no input
+    assert starts_helpers(["ingest", str(large)])
+    assert starts_helpers(["--config", "a.toml", "ingest", "--encoding", "utf-8", str(large)])
+    half = tmp_path / "half.jsonl"
+    half.write_bytes(b"x" * (INGEST_BYTES // 2))
+    assert starts_helpers(["ingest", str(small), str(half)])  # the files together
+
+
+def test_the_size_that_starts_it_holds_the_decode_threshold_in_small_events() -> None:
+    """A file of `INGEST_BYTES` holds `ONE_OFF_DECODE_THRESHOLD` events of 400 bytes: the
+    size follows the threshold if that moves."""
+    assert INGEST_BYTES == ONE_OFF_DECODE_THRESHOLD * 400
+
+
+PROBE = """
+import atexit, json, sys
+from accrochage import launch, processes
+
+started = processes.helper_context
+imported = []
+
+def recorded():
+    imported.append("accrochage.cli" in sys.modules)
+    return started()
+
+processes.helper_context = recorded
+atexit.register(lambda: print("PROBE " + json.dumps(imported), file=sys.stderr))
+sys.argv = ["accrochage", *sys.argv[1:]]
+launch.entry()
+"""
+"""The console script's entry, each start of the fork server (`helper_context`) recording
+whether the command line had been imported by then."""
+
+
+def _ingest(tmp_path: Path, count: int) -> tuple[list[bool], str]:
+    config = write_config(tmp_path, max_records=1000)
+    settings = load_settings(config)
+    certifiers = [GeneratedCertifier(c.key, c.certifications) for c in settings.certifiers]
+    events = tmp_path / "events.jsonl"
+    today = paris_today(SystemClock())
+    with events.open("w", encoding="utf-8") as out:
+        for event in generate_events(count, certifiers, today=today, seed=5):
+            out.write(json.dumps(event, ensure_ascii=False) + "\n")
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE, "--config", str(config), "ingest", str(events)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=child_env(),
+        cwd=tmp_path,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    probe = [line for line in done.stderr.splitlines() if line.startswith("PROBE ")]
+    assert len(probe) == 1, done.stderr[-3000:]
+    return json.loads(probe[0].removeprefix("PROBE ")), done.stdout
+
+
+def test_a_large_ingest_starts_the_fork_server_before_the_project_is_imported(
+    tmp_path: Path,
+) -> None:
+    imported, summary = _ingest(tmp_path, 1000)
+    assert os.path.getsize(tmp_path / "events.jsonl") >= INGEST_BYTES
+    assert imported[:1] == [False], "the fork server started after the project's import"
+    assert "accepted: 1000" in summary
+
+
+def test_a_small_ingest_starts_no_fork_server(tmp_path: Path) -> None:
+    """Fewer events than the decode threshold are decoded in the command's own process: no
+    helper, and so no fork server, at any time."""
+    imported, summary = _ingest(tmp_path, 20)
+    assert os.path.getsize(tmp_path / "events.jsonl") < INGEST_BYTES
+    assert imported == []
+    assert "accepted: 20" in summary
