@@ -375,3 +375,50 @@ def test_a_failed_batch_gone_from_the_state_is_no_longer_said_failing(
         assert core.flusher.retries.held() == {} and core.flusher.retries.waiting() == 0
     finally:
         core.close()
+
+
+def test_the_sink_hears_what_a_flush_will_write_before_the_first_cut(tmp_path: Path) -> None:
+    """The count comes before any cut, so a sink's helpers can start while the flush cuts."""
+    core, _ = make_core(tmp_path, batching={"max_records": 40})
+    steps: list[str] = []
+    core.flusher.sink.expect = lambda passages: steps.append(f"expect {passages}")  # type: ignore[method-assign]
+    try:
+        core.flusher.flush(report=FlushReport())  # nothing pending
+        assert all(r.accepted for r in ingest(core, *_events(150)))
+        report = FlushReport(on_cut=lambda cut: steps.append("cut"))
+        core.flusher.flush(force=True, report=report)
+    finally:
+        core.close()
+    assert report.ok and len(report.cut) == 4
+    assert steps == ["expect 0", "expect 150", "cut", "cut", "cut", "cut"]
+
+
+@pytest.mark.parametrize(
+    ("processes", "threshold", "passages", "starts"),
+    [
+        (2, 2000, 2000, True),
+        (2, 2000, 1999, False),  # a one-off flush renders these in its own process
+        (2, 0, 1, True),  # a service: any file goes to the render processes
+        (2, 0, 0, False),  # nothing to write
+        (0, 0, 5000, False),  # no render processes configured
+    ],
+)
+def test_the_outbox_starts_the_fork_server_only_for_its_render_processes(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    processes: int,
+    threshold: int,
+    passages: int,
+    starts: bool,
+) -> None:
+    core, _ = make_core(tmp_path)
+    started: list[bool] = []
+    monkeypatch.setattr(xml_outbox, "helper_context", lambda: started.append(True))
+    try:
+        sink = core.flusher.sink
+        assert isinstance(sink, XmlOutbox)
+        sink.render_processes, sink.pool_threshold = processes, threshold
+        sink.expect(passages)
+    finally:
+        core.close()
+    assert started == ([True] if starts else [])

@@ -44,6 +44,12 @@ class BatchSink(ABC):
     def passage_size(self, batch: FrozenBatch, content: StoredContent) -> int:
         """The exact bytes of one passage in this batch's file."""
 
+    def expect(self, passages: int) -> None:
+        """About `passages` passages will be written soon (what a flush plans, told before it
+        cuts): a sink whose writing needs helper processes may start what they need
+        meanwhile. A sink that needs none: nothing to do."""
+        return None
+
     @abstractmethod
     def write(self, batch: FrozenBatch) -> ReleasedFile:
         """Write, check and release one batch's file; raise when it cannot be released."""

@@ -59,7 +59,7 @@ class Planner:
     ) -> list[PlannedGroup]:
         """The groups to cut of every certifier due (or forced); a certifier no longer
         configured is noted in `report`, its records left pending."""
-        plan: list[PlannedGroup] = []
+        due: list[tuple[Certifier, str, int]] = []
         for stats in reads.pending_stats():
             certifier = self.registry.get(stats.certifier)
             if certifier is None:
@@ -71,12 +71,16 @@ class Planner:
             forced = is_forced(force, certifier.key)
             reason = "forced" if forced else due_reason(stats, now, today, self.limits)
             if reason is not None:
-                groups = self._groups(reads, certifier, now)
-                plan += [PlannedGroup(certifier, reason, group) for group in groups]
+                due.append((certifier, reason, stats.count))
             else:
                 report.not_due.append(
                     NotDue(certifier.key, stats.count, aged_at(stats, self.limits))
                 )
+        self.sink.expect(sum(count for _, _, count in due))
+        plan: list[PlannedGroup] = []
+        for certifier, reason, _ in due:
+            groups = self._groups(reads, certifier, now)
+            plan += [PlannedGroup(certifier, reason, group) for group in groups]
         return plan
 
     def _groups(
