@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import http.client
 import logging
 import math
 import socket
@@ -21,6 +22,7 @@ import pytest
 
 from accrochage.models.deadline import PARIS, FixedClock
 from accrochage.runtimes.watching import watch_for
+from accrochage.streams import posting
 from accrochage.streams.posting import ReceiverError, post_json
 from accrochage.streams.receivers import BUDGET_PER_RUN, Deliverer, Webhook, ahead, delivery_job
 from accrochage.streams.scheduler import Job, Scheduler
@@ -112,6 +114,49 @@ def test_a_trickling_receiver_holds_back_neither_the_others_nor_itself(tmp_path:
                 assert [b["status"] for b in sink.bodies()] == ["firing"]
             finally:
                 core.close()
+
+
+@contextmanager
+def silent() -> Iterator[str]:
+    """A receiver that reads the request and never answers a byte."""
+    server = socket.create_server(("127.0.0.1", 0))
+    done = threading.Event()
+
+    def serve() -> None:
+        server.settimeout(0.2)
+        while not done.is_set():
+            try:
+                client, _ = server.accept()
+            except TimeoutError:
+                continue
+            with client:
+                client.recv(65536)
+                done.wait(30)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.getsockname()[1]}/hook"
+    finally:
+        done.set()
+        thread.join(40)
+        server.close()
+
+
+def test_a_read_timing_out_before_the_watchdog_is_a_late_answer_too(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The socket's own timeout fired before the watchdog's thread on a loaded machine (CI,
+    7 December): the exchange failed with a bare `TimeoutError` instead of saying the answer
+    was late. The watchdog is held back here so that the socket's timeout always comes first."""
+
+    class Late(posting._Watchdog):
+        def __init__(self, connection: http.client.HTTPConnection, seconds: float) -> None:
+            super().__init__(connection, seconds + 30)
+
+    monkeypatch.setattr(posting, "_Watchdog", Late)
+    with silent() as url, pytest.raises(ReceiverError, match="no whole answer within 1 s"):
+        post_json(url, {"alert": 1}, timeout=1.0)
 
 
 def test_a_redirect_is_a_failure_retried_not_an_alert_delivered(tmp_path: Path) -> None:
