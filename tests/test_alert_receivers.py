@@ -34,8 +34,9 @@ REPEAT = timedelta(hours=6)
 
 
 @contextmanager
-def trickling() -> Iterator[str]:
-    """A receiver that answers a status line, then one header line a second, never ending."""
+def trickling(every: float | None = 1.0) -> Iterator[str]:
+    """A receiver that answers a status line, then one header line every `every` seconds,
+    never ending; with `every` None, one that reads the request and never answers a byte."""
     server = socket.create_server(("127.0.0.1", 0))
     done = threading.Event()
 
@@ -52,8 +53,11 @@ def trickling() -> Iterator[str]:
         with client:
             try:
                 client.recv(65536)
+                if every is None:
+                    done.wait(30)
+                    return
                 client.sendall(b"HTTP/1.1 200 OK\r\n")
-                while not done.wait(1.0):
+                while not done.wait(every):
                     client.sendall(b"X-Wait: 1\r\n")
             except OSError:
                 return
@@ -116,33 +120,6 @@ def test_a_trickling_receiver_holds_back_neither_the_others_nor_itself(tmp_path:
                 core.close()
 
 
-@contextmanager
-def silent() -> Iterator[str]:
-    """A receiver that reads the request and never answers a byte."""
-    server = socket.create_server(("127.0.0.1", 0))
-    done = threading.Event()
-
-    def serve() -> None:
-        server.settimeout(0.2)
-        while not done.is_set():
-            try:
-                client, _ = server.accept()
-            except TimeoutError:
-                continue
-            with client:
-                client.recv(65536)
-                done.wait(30)
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.getsockname()[1]}/hook"
-    finally:
-        done.set()
-        thread.join(40)
-        server.close()
-
-
 def test_a_read_timing_out_before_the_watchdog_is_a_late_answer_too(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -155,7 +132,10 @@ def test_a_read_timing_out_before_the_watchdog_is_a_late_answer_too(
             super().__init__(connection, seconds + 30)
 
     monkeypatch.setattr(posting, "_Watchdog", Late)
-    with silent() as url, pytest.raises(ReceiverError, match="no whole answer within 1 s"):
+    with (
+        trickling(every=None) as url,
+        pytest.raises(ReceiverError, match="no whole answer within 1 s"),
+    ):
         post_json(url, {"alert": 1}, timeout=1.0)
 
 
