@@ -394,13 +394,15 @@ def test_the_sink_hears_what_a_flush_will_write_before_the_first_cut(tmp_path: P
 
 
 @pytest.mark.parametrize(
-    ("processes", "threshold", "passages", "starts"),
+    ("processes", "threshold", "passages", "pool", "starts"),
     [
-        (2, 2000, 2000, True),
-        (2, 2000, 1999, False),  # a one-off flush renders these in its own process
-        (2, 0, 1, True),  # a service: any file goes to the render processes
-        (2, 0, 0, False),  # nothing to write
-        (0, 0, 5000, False),  # no render processes configured
+        (2, 2000, 2000, None, True),
+        (2, 2000, 1999, None, False),  # a one-off flush renders these in its own process
+        (2, 0, 1, None, True),  # a service: any file goes to the render processes
+        (2, 0, 0, None, False),  # nothing to write
+        (0, 0, 5000, None, False),  # no render processes configured
+        (2, 0, 500, "running", False),  # a service's later ticks: they run already
+        (2, 0, 500, "broken", True),  # the next write starts new ones
     ],
 )
 def test_the_outbox_starts_the_fork_server_only_for_its_render_processes(
@@ -409,6 +411,7 @@ def test_the_outbox_starts_the_fork_server_only_for_its_render_processes(
     processes: int,
     threshold: int,
     passages: int,
+    pool: str | None,
     starts: bool,
 ) -> None:
     core, _ = make_core(tmp_path)
@@ -418,6 +421,8 @@ def test_the_outbox_starts_the_fork_server_only_for_its_render_processes(
         sink = core.flusher.sink
         assert isinstance(sink, XmlOutbox)
         sink.render_processes, sink.pool_threshold = processes, threshold
+        if pool is not None:
+            sink._pool = Mock(broken=pool == "broken")
         sink.expect(passages)
     finally:
         core.close()

@@ -182,9 +182,15 @@ class XmlOutbox(BatchSink):
         """The render processes' fork server starts now when `write_many` will need them: its
         import of the project (about 0.7 s of CPU) then runs while the flush plans and cuts,
         not after the first batch is cut (a forced flush of 100,000 events: bench/HISTORY.md,
-        session 47). Idempotent: a running fork server is left as it is."""
-        if self.render_processes and passages > 0 and passages >= self.pool_threshold:
+        session 47). Nothing to do while the render processes run."""
+        running = self._pool is not None and not self._pool.broken
+        if passages > 0 and self._renders_in_processes(passages) and not running:
             helper_context()
+
+    def _renders_in_processes(self, passages: int) -> bool:
+        """Whether `passages` passages are written by the render processes (a one-off command
+        writes fewer than `pool_threshold` in its own process, see `write_many`)."""
+        return bool(self.render_processes) and passages >= self.pool_threshold
 
     def write_many(
         self, batches: Iterable[FrozenBatch], *, passages: int = 0
@@ -192,7 +198,7 @@ class XmlOutbox(BatchSink):
         """In the render processes (when there are enough passages to be worth starting them),
         each batch as soon as it comes; outcomes in the batches' order, each as soon as it and
         those before it are done."""
-        if not (self.render_processes and passages >= self.pool_threshold):
+        if not self._renders_in_processes(passages):
             yield from super().write_many(batches)
             return
         pool = self._render_pool()
