@@ -245,14 +245,10 @@ def scenario_bare(
                 rows = write_rows(Path(scratch) / "floor.db", *loaded)
         passages = 0
         with stage("render"), open("/dev/null", "wb") as sink:
-            for key, events in sorted(by_certifier.items()):
+            for events in by_certifier.values():
                 events.sort(key=lambda e: (e.certification.code, e.record_id))
-                for first in range(0, len(events), MAX_RECORDS):
-                    head = FluxHeader(
-                        f"bare-{key}-{first}", now, EMITTER, certifiers[key], PROFILES[schema]
-                    )
-                    stats = render_flux(sink, head, events[first : first + MAX_RECORDS])
-                    passages += stats.passages
+            for head, events in bare_files(by_certifier, certifiers, now, schema):
+                passages += render_flux(sink, head, events).passages
         # Not in the floor: the XSD check `flush` makes of every file before it is visible
         # (`check_file`), on the same files written to disk; only the check is timed.
         with tempfile.TemporaryDirectory(prefix="accrochage-bench-check-") as scratch:
@@ -291,6 +287,22 @@ def scenario_bare(
     )
 
 
+def bare_files(
+    by_certifier: dict[str, list[DeliveredEvent]],
+    certifiers: dict[str, Any],
+    now: datetime,
+    schema: str,
+) -> Iterator[tuple[FluxHeader, list[DeliveredEvent]]]:
+    """The bare render's files, certifier by certifier, `MAX_RECORDS` events a file in the
+    order the events are in: each file's header and events."""
+    for key, events in sorted(by_certifier.items()):
+        for first in range(0, len(events), MAX_RECORDS):
+            head = FluxHeader(
+                f"bare-{key}-{first}", now, EMITTER, certifiers[key], PROFILES[schema]
+            )
+            yield head, events[first : first + MAX_RECORDS]
+
+
 def check_rendered(
     scratch: Path,
     by_certifier: dict[str, list[DeliveredEvent]],
@@ -300,18 +312,16 @@ def check_rendered(
 ) -> dict[str, float]:
     """`check_file` on each file the bare render writes, timed alone (the stage's seconds and
     CPU seconds); every file must pass with all its passages."""
-    profile = PROFILES[schema]
+    xsd = PROFILES[schema].bundled_xsd
     seconds = cpu = 0.0
     passages = 0
     path = scratch / "flux.xml"
-    for key, events in sorted(by_certifier.items()):
-        for first in range(0, len(events), MAX_RECORDS):
-            head = FluxHeader(f"check-{key}-{first}", now, EMITTER, certifiers[key], profile)
-            with path.open("wb") as sink:
-                render_flux(sink, head, events[first : first + MAX_RECORDS])
-            start, before = time.perf_counter(), cpu_seconds()
-            passages += check_file(path, profile.bundled_xsd).passages
-            seconds, cpu = seconds + time.perf_counter() - start, cpu + cpu_seconds() - before
+    for head, events in bare_files(by_certifier, certifiers, now, schema):
+        with path.open("wb") as sink:
+            render_flux(sink, head, events)
+        start, before = time.perf_counter(), cpu_seconds()
+        passages += check_file(path, xsd).passages
+        seconds, cpu = seconds + time.perf_counter() - start, cpu + cpu_seconds() - before
     if passages != sum(len(events) for events in by_certifier.values()):
         raise BenchError(f"the XSD check counted {passages} passages")
     return {"seconds": seconds, "cpu_seconds": cpu}
@@ -561,8 +571,8 @@ def report_parts(report: Report, runs: list[Pipeline], floors: list[dict[str, An
     def bare(name: str) -> float:
         return median([float(f["stages"].get(name, {}).get("cpu_seconds", 0.0)) for f in floors])
 
-    def cpu(part: str) -> float:
-        return median([part_cpu(run, part) for run in runs])
+    def cpu(command: str, process: str) -> float:
+        return median([part_cpu(run, command, process) for run in runs])
 
     decode, rows, render, check = (
         bare(DECODE_STAGE),
@@ -608,7 +618,7 @@ def report_parts(report: Report, runs: list[Pipeline], floors: list[dict[str, An
         ),
     )
     for command, process, against, what in parts:
-        spent = cpu(f"{command} {process}")
+        spent = cpu(command, process)
         report.add(
             info(
                 f"  {command}, {'main process' if process == 'main' else 'helper processes'} CPU",
@@ -628,9 +638,9 @@ def report_parts(report: Report, runs: list[Pipeline], floors: list[dict[str, An
     )
 
 
-def part_cpu(run: Pipeline, part: str) -> float:
-    """'ingest main', 'flush helpers'...: a command's own process, or every other one."""
-    command, process = part.split()
+def part_cpu(run: Pipeline, command: str, process: str) -> float:
+    """The CPU of `command` ('ingest', 'flush'): its own process ('main'), or every other
+    one ('helpers')."""
     measured = run.ingest if command == "ingest" else run.flush
     if process == "main":
         return measured.cpu_seconds
