@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from datetime import date
 from functools import partial
 from pathlib import Path
-from typing import Any
 
 from accrochage.models.deadline import Clock, SystemClock
 from accrochage.models.reference import Reference
@@ -26,9 +25,9 @@ from accrochage.settings.registry import registry_from
 from accrochage.sinks.base import BatchSink
 from accrochage.sinks.profiles import profile_for
 from accrochage.sinks.xml_outbox import XmlOutbox
-from accrochage.state.base import RefdataStorage, Store, StoreLocation
+from accrochage.state.base import Store, StoreLocation
 from accrochage.state.sqlite import SqliteLocation, SqliteStore
-from accrochage.state.sqlite.refdata import SqliteRefdata
+from accrochage.state.sqlite.refdata import read_only_refdata
 from accrochage.state.sqlite.state_path import real_state_path
 from accrochage.streams.batching import BatchLimits
 from accrochage.streams.corrections import Corrections
@@ -236,15 +235,6 @@ def corrections_for(settings: Settings, store: Store, clock: Clock) -> Correctio
     return Corrections(store, clock, settings.batching.margin_days, keys)
 
 
-def _read_only() -> Any:
-    raise RuntimeError("a decode process only reads the reference data")
-
-
-def reading_refdata(state: Path) -> RefdataStorage:
-    """The state's reference data, read-only: what a decode process opens for itself."""
-    return SqliteRefdata(state, _read_only)
-
-
 def log_source(settings: Settings) -> LogSource:
     return LogSource(settings.kafka.topic, settings.kafka.rejected_topic)
 
@@ -263,7 +253,7 @@ def build_decode_pool(
         clock,
         reference,
         processes=settings.ingest.decode_processes,
-        refdata=partial(reading_refdata, settings.paths.state),
+        refdata=partial(read_only_refdata, settings.paths.state),
         threshold=threshold,
         passages=profile_for(settings.schema_.version),
     )

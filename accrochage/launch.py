@@ -8,7 +8,8 @@ thing, the two imports run at once on two cores: `ingest` of a file of 2,000 eve
 1.1 s instead of 1.8 (wall, medians of 8 alternating pairs; bench/HISTORY.md, session 47).
 
 Only the commands that start helpers in their common case ask for it: `run` and `worker`
-(their writer process), and `ingest` of files large enough for its decode processes. What
+(their writer process), and `ingest` of files large enough for its decode processes, whose
+fork server imports only what they run (`processes.DECODING`). What
 is read here is the command line alone, before any setting is known: a case it cannot see
 (events on stdin, `ingest.decode_processes = 0`) starts the fork server when the first
 helper is needed, as before, or once for nothing (one idle process, its import's CPU).
@@ -76,9 +77,10 @@ def _input_bytes(words: Sequence[str]) -> int:
 
 def entry() -> None:
     if starts_helpers(sys.argv[1:]):
-        from accrochage.processes import helper_context
+        from accrochage.processes import DECODING, PRELOAD, helper_context
 
-        helper_context()
+        command, _ = _command(sys.argv[1:])
+        helper_context(DECODING if command == "ingest" else PRELOAD)
     from accrochage.cli import entry as cli_entry
 
     cli_entry()

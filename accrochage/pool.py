@@ -30,7 +30,7 @@ from multiprocessing.reduction import ForkingPickler
 from typing import Any, TypeVar
 
 from accrochage.helper_main import HelperDied, RemoteTraceback, no_initializer, serve
-from accrochage.processes import helper_context
+from accrochage.processes import PRELOAD, helper_context
 
 __all__ = ["HelperDied", "HelperPool", "RemoteTraceback"]
 
@@ -57,7 +57,8 @@ class _Helper:
 
 class HelperPool:
     """`processes` helper processes started through the fork server, each running
-    `initializer(*initargs)` first; `submit` runs a function in the first free one.
+    `initializer(*initargs)` first; `submit` runs a function in the first free one. `preload`:
+    the modules its helpers run, for a fork server this pool is the first to start.
 
     Futures are failed or cancelled outside the pool's lock: their done-callbacks may call
     the pool again (a decode group's callback shuts a broken pool down)."""
@@ -70,6 +71,7 @@ class HelperPool:
         initargs: Sequence[Any] = (),
         name: str = "helper",
         task_seconds: float = TASK_SECONDS,
+        preload: Sequence[str] = PRELOAD,
     ) -> None:
         self.task_seconds = task_seconds
         self._tasks: queue.SimpleQueue[_Work | None] = queue.SimpleQueue()
@@ -79,7 +81,7 @@ class HelperPool:
         self._helpers: list[_Helper] = []
         try:
             for n in range(processes):
-                self._helpers.append(_start(initializer, tuple(initargs), f"{name}-{n}"))
+                self._helpers.append(_start(initializer, tuple(initargs), f"{name}-{n}", preload))
         except BaseException:
             for helper in self._helpers:
                 helper.process.kill()
@@ -225,8 +227,10 @@ class HelperPool:
                 taken.append(work)
 
 
-def _start(initializer: Callable[..., None], initargs: tuple[Any, ...], name: str) -> _Helper:
-    context = helper_context()
+def _start(
+    initializer: Callable[..., None], initargs: tuple[Any, ...], name: str, preload: Sequence[str]
+) -> _Helper:
+    context = helper_context(preload)
     mine, theirs = context.Pipe()
     process = context.Process(
         target=serve, args=(theirs, initializer, initargs), name=name, daemon=True

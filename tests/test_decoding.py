@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from accrochage.app import log_source, reading_refdata
+from accrochage.app import log_source
 from accrochage.app_writers import build_writer_parts
 from accrochage.cli import main
 from accrochage.commands.ingest import CHUNK
@@ -31,6 +31,7 @@ from accrochage.refdata.load import load_refdata
 from accrochage.refdata.memory import ReferenceHolder
 from accrochage.sinks.profiles import profile_for
 from accrochage.state.sqlite import SqliteStore
+from accrochage.state.sqlite.refdata import read_only_refdata
 from accrochage.streams.decoding import DecodeFailed, DecodePool, lean
 from accrochage.streams.incoming import Incoming, decode_ready
 from accrochage.streams.ingest import Ingestor
@@ -119,7 +120,7 @@ def pool_for(store: SqliteStore, holder: ReferenceHolder, clock: FixedClock) -> 
         clock,
         holder.current,
         processes=2,
-        refdata=partial(reading_refdata, store.path),
+        refdata=partial(read_only_refdata, store.path),
     )
 
 

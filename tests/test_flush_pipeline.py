@@ -416,7 +416,7 @@ def test_the_outbox_starts_the_fork_server_only_for_its_render_processes(
 ) -> None:
     core, _ = make_core(tmp_path)
     started: list[bool] = []
-    monkeypatch.setattr(xml_outbox, "helper_context", lambda: started.append(True))
+    monkeypatch.setattr(xml_outbox, "helper_context", lambda *preload: started.append(True))
     try:
         sink = core.flusher.sink
         assert isinstance(sink, XmlOutbox)

@@ -15,6 +15,7 @@ from accrochage.app import ONE_OFF_DECODE_THRESHOLD
 from accrochage.generate import GeneratedCertifier, generate_events
 from accrochage.launch import INGEST_BYTES, starts_helpers
 from accrochage.models.deadline import SystemClock, paris_today
+from accrochage.processes import DECODING
 from accrochage.settings import load_settings
 from tests.support.crash import child_env, write_config
 
@@ -78,9 +79,9 @@ from accrochage import launch, processes
 started = processes.helper_context
 imported = []
 
-def recorded():
-    imported.append("accrochage.cli" in sys.modules)
-    return started()
+def recorded(*args):
+    imported.append(["accrochage.cli" in sys.modules, list(*args)])
+    return started(*args)
 
 processes.helper_context = recorded
 atexit.register(lambda: print("PROBE " + json.dumps(imported), file=sys.stderr))
@@ -88,10 +89,10 @@ sys.argv = ["accrochage", *sys.argv[1:]]
 launch.entry()
 """
 """The console script's entry, each start of the fork server (`helper_context`) recording
-whether the command line had been imported by then."""
+whether the command line had been imported by then, and the preload it asked for."""
 
 
-def _ingest(tmp_path: Path, count: int) -> tuple[list[bool], str]:
+def _ingest(tmp_path: Path, count: int) -> tuple[list[list[object]], str]:
     config = write_config(tmp_path, max_records=1000)
     settings = load_settings(config)
     certifiers = [GeneratedCertifier(c.key, c.certifications) for c in settings.certifiers]
@@ -120,7 +121,9 @@ def test_a_large_ingest_starts_the_fork_server_before_the_project_is_imported(
 ) -> None:
     imported, summary = _ingest(tmp_path, 1000)
     assert os.path.getsize(tmp_path / "events.jsonl") >= INGEST_BYTES
-    assert imported[:1] == [False], "the fork server started after the project's import"
+    assert imported, "no fork server started"
+    assert imported[0][0] is False, "the fork server started after the project's import"
+    assert imported[0][1] == list(DECODING), "the fork server of decode processes only"
     assert "accepted: 1000" in summary
 
 

@@ -23,7 +23,7 @@ from accrochage.lifeline import exit_with, ignore_interrupt
 from accrochage.models.batch import OUTBOX_FOLDERS, FrozenBatch, ReleasedFile, outbox_place
 from accrochage.models.vocabulary import BatchState, SchemaVersion
 from accrochage.pool import HelperDied, HelperPool
-from accrochage.processes import helper_context
+from accrochage.processes import RENDERING, helper_context
 from accrochage.sinks.base import BatchSink, FileSizes, Outcome, outcome_of
 from accrochage.sinks.outbox import file_name, files_to_upload, move_released, set_aside
 from accrochage.sinks.profiles import profile_for
@@ -185,7 +185,7 @@ class XmlOutbox(BatchSink):
         session 47). Nothing to do while the render processes run."""
         running = self._pool is not None and not self._pool.broken
         if passages > 0 and self._renders_in_processes(passages) and not running:
-            helper_context()
+            helper_context(RENDERING)
 
     def _renders_in_processes(self, passages: int) -> bool:
         """Whether `passages` passages are written by the render processes (a one-off command
@@ -229,6 +229,7 @@ class XmlOutbox(BatchSink):
                 initializer=_start_render_process,
                 initargs=(os.getpid(),),
                 name="render",
+                preload=RENDERING,
             )
         return self._pool
 

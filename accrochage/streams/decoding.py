@@ -30,6 +30,7 @@ from accrochage.models.decode import parse_payload
 from accrochage.models.reference import Reference
 from accrochage.models.registry import Registry
 from accrochage.pool import HelperDied, HelperPool
+from accrochage.processes import DECODING
 from accrochage.refdata.memory import MemoryReference
 from accrochage.sinks.profiles import SchemaProfile
 from accrochage.streams.decode_worker import (
@@ -195,6 +196,7 @@ class DecodePool:
                     initializer=start_worker,
                     initargs=(os.getpid(), self.registry, self.refdata),
                     name="decode",
+                    preload=DECODING,
                 )
             return self._pool
 

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
-from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
 
 from accrochage import processes
 from accrochage.processes import ExitWatch, helper_context
@@ -29,10 +33,37 @@ WRITER_CODE = ("accrochage.app_writers", "accrochage.streams.writer_main")
 `partial(build_event_writer, ...)`, and the Kafka writer's `writer_main`."""
 
 
+FRESH = """
+import json, os, sys
+from concurrent.futures import ProcessPoolExecutor
+from accrochage.processes import helper_context
+from tests.unit import test_processes as probe
+with ProcessPoolExecutor(1, mp_context=helper_context()) as pool:
+    print(json.dumps([os.getpid(), pool.submit(getattr(probe, sys.argv[1])).result(timeout=120)]))
+"""
+"""Runs one of the functions above in a helper of a process whose fork server is started
+with the default preload (`PRELOAD`, a service's): this test process's own fork server was
+started by whichever test needed a helper first, with that helper's preload."""
+
+
+def _in_fresh_process(function: str) -> tuple[int, Any]:
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run(
+        [sys.executable, "-c", FRESH, function],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=root,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    starter, answer = json.loads(done.stdout.splitlines()[-1])
+    return starter, answer
+
+
 def test_a_helper_inherits_the_project_its_fork_server_imported() -> None:
-    with ProcessPoolExecutor(1, mp_context=helper_context()) as pool:
-        helper, imported_by, render_code = pool.submit(_where_imported).result(timeout=120)
-    assert helper != os.getpid()
+    starter, (helper, imported_by, render_code) = _in_fresh_process("_where_imported")
+    assert helper != starter
     assert imported_by != helper, "the helper imported the project again instead of inheriting"
     assert render_code, "a render process would import the outbox at its first batch"
 
@@ -41,8 +72,7 @@ def test_a_writer_process_inherits_what_it_builds_and_runs() -> None:
     """`build_writer_parts` and `build_event_writer` moved out of `app` (which the command
     line imports) to `app_writers` (which it does not): each writer process imported it, and
     `writer_main` with it, at its start."""
-    with ProcessPoolExecutor(1, mp_context=helper_context()) as pool:
-        found = pool.submit(_writer_code).result(timeout=120)
+    _, found = _in_fresh_process("_writer_code")
     assert found == list(WRITER_CODE)
 
 

@@ -87,6 +87,16 @@ def _date(value: str | None) -> date | None:
     return date.fromisoformat(value) if value else None
 
 
+def read_only_refdata(state: Path) -> RefdataStorage:
+    """The state's reference data, read-only: what a decode process opens for itself (named
+    here, where a decode process's fork server imports it: `processes.DECODING`)."""
+    return SqliteRefdata(state, _read_only)
+
+
+def _read_only() -> AbstractContextManager[SqliteTransaction]:
+    raise RuntimeError("a decode process only reads the reference data")
+
+
 class SqliteRefdata(RefdataStorage):
     def __init__(
         self, path: Path, transaction: Writing, conn: sqlite3.Connection | None = None
