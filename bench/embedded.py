@@ -594,6 +594,18 @@ def report_parts(report: Report, runs: list[Pipeline], floors: list[dict[str, An
             f"{whole / ((stages - check) or 1.0):.2f}x; the rest by process below",
         )
     )
+    paired = [r.cpu_seconds / (round_stages(f) or 1.0) for r, f in zip(runs, floors, strict=True)]
+    report.add(
+        info(
+            "  the same, the least of its rounds",
+            min(paired),
+            "x",
+            f"each round's end to end against its own stages bare "
+            f"({', '.join(f'{x:.2f}' for x in paired)}); a threshold judged on the least "
+            "fails only when every round is above it: a regression of the product raises "
+            "them all, the machine's noise seldom does (the line above mixes rounds' medians)",
+        )
+    )
     parts = (
         (
             "ingest",
@@ -636,6 +648,13 @@ def report_parts(report: Report, runs: list[Pipeline], floors: list[dict[str, An
             f"processes (itself, its fork server), {4 * startup:.1f} s of end to end",
         )
     )
+
+
+def round_stages(floor: dict[str, Any]) -> float:
+    """The CPU seconds of one round's stages run bare: those `report_parts` sets beside end
+    to end (decoding as ingest does, the same SQLite rows, the render, the XSD check)."""
+    names = (DECODE_STAGE, "sqlite rows", "render", CHECK_STAGE)
+    return sum(float(floor["stages"].get(name, {}).get("cpu_seconds", 0.0)) for name in names)
 
 
 def part_cpu(run: Pipeline, command: str, process: str) -> float:
