@@ -5,19 +5,15 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
 from accrochage.app import ONE_OFF_DECODE_THRESHOLD
-from accrochage.generate import GeneratedCertifier, generate_events
 from accrochage.launch import INGEST_BYTES, starts_helpers
-from accrochage.models.deadline import SystemClock, paris_today
 from accrochage.processes import DECODING
-from accrochage.settings import load_settings
-from tests.support.crash import child_env, write_config
+from tests.support.crash import finished, write_config, write_generated_events
 
 
 @pytest.mark.parametrize(
@@ -94,23 +90,9 @@ whether the command line had been imported by then, and the preload it asked for
 
 def _ingest(tmp_path: Path, count: int) -> tuple[list[list[object]], str]:
     config = write_config(tmp_path, max_records=1000)
-    settings = load_settings(config)
-    certifiers = [GeneratedCertifier(c.key, c.certifications) for c in settings.certifiers]
-    events = tmp_path / "events.jsonl"
-    today = paris_today(SystemClock())
-    with events.open("w", encoding="utf-8") as out:
-        for event in generate_events(count, certifiers, today=today, seed=5):
-            out.write(json.dumps(event, ensure_ascii=False) + "\n")
-    done = subprocess.run(
-        [sys.executable, "-c", PROBE, "--config", str(config), "ingest", str(events)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=child_env(),
-        cwd=tmp_path,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
+    events = write_generated_events(config, tmp_path / "events.jsonl", count, seed=5)
+    command = [sys.executable, "-c", PROBE, "--config", str(config), "ingest", str(events)]
+    done = finished(command, cwd=tmp_path)
     probe = [line for line in done.stderr.splitlines() if line.startswith("PROBE ")]
     assert len(probe) == 1, done.stderr[-3000:]
     return json.loads(probe[0].removeprefix("PROBE ")), done.stdout

@@ -9,18 +9,20 @@ started with the preload of the first helper it needs."""
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 from pathlib import Path
 
-from accrochage.generate import GeneratedCertifier, generate_events
-from accrochage.models.deadline import SystemClock, paris_today
 from accrochage.processes import DECODING, PRELOAD, RENDERING
 from accrochage.refdata.load import load_refdata
-from accrochage.settings import load_settings
 from accrochage.state.sqlite import SqliteStore
 from tests.refdata_files import cog_folder, fc, refdata_dir
-from tests.support.crash import child_env, cli_command, write_config
+from tests.support.crash import (
+    child_env,
+    cli_command,
+    finished,
+    write_config,
+    write_generated_events,
+)
 
 __all__ = ["refdata_dir"]
 
@@ -77,31 +79,12 @@ core.close()
 `flush` starts it), one render process writing every file, then the same questions."""
 
 
-def _events(config: Path, path: Path, count: int) -> Path:
-    settings = load_settings(config)
-    certifiers = [GeneratedCertifier(c.key, c.certifications) for c in settings.certifiers]
-    today = paris_today(SystemClock())
-    with path.open("w", encoding="utf-8") as out:
-        for event in generate_events(count, certifiers, today=today, seed=11):
-            out.write(json.dumps(event, ensure_ascii=False) + "\n")
-    return path
-
-
 def _probe(script: str, folder: Path, *args: str) -> dict[str, object]:
     env = child_env() | {
         "ACCROCHAGE_INGEST__DECODE_PROCESSES": "1",
         "ACCROCHAGE_BATCHING__RENDER_PROCESSES": "1",
     }
-    done = subprocess.run(
-        [sys.executable, "-c", script, *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=env,
-        cwd=folder,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
+    done = finished([sys.executable, "-c", script, *args], cwd=folder, env=env)
     answer: dict[str, object] = json.loads(done.stdout.splitlines()[-1])
     return answer
 
@@ -131,7 +114,7 @@ def test_a_decode_process_imports_nothing_its_fork_server_left_out(
         load_refdata(store.refdata(), fc(refdata_dir), cog_folder(tmp_path / "cog"))
     finally:
         store.close()
-    events = _events(config, tmp_path / "events.jsonl", 600)
+    events = write_generated_events(config, tmp_path / "events.jsonl", 600, seed=11)
     answer = _probe(DECODE_PROBE, tmp_path, str(config), str(events))
     assert answer["decoded"] == 600
     preloaded = answer["preloaded"]
@@ -143,17 +126,10 @@ def test_a_decode_process_imports_nothing_its_fork_server_left_out(
 
 def test_a_render_process_imports_nothing_its_fork_server_left_out(tmp_path: Path) -> None:
     config = write_config(tmp_path, max_records=1000)
-    events = _events(config, tmp_path / "events.jsonl", 2100)  # render processes from 2,000
-    stored = subprocess.run(
-        cli_command(config, "ingest", str(events)),
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=child_env(),
-        cwd=tmp_path,
-        check=False,
-    )
-    assert stored.returncode == 0, stored.stderr[-3000:]
+    events = write_generated_events(config, tmp_path / "events.jsonl", 2100, seed=11)
+    finished(
+        cli_command(config, "ingest", str(events)), cwd=tmp_path
+    )  # render processes from 2,000
     answer = _probe(RENDER_PROBE, tmp_path, str(config))
     files = answer["files"]
     assert isinstance(files, int) and files >= 3

@@ -23,6 +23,9 @@ from typing import Any
 
 from lxml import etree
 
+from accrochage.generate import GeneratedCertifier, generate_events
+from accrochage.models.deadline import SystemClock, paris_today
+from accrochage.settings import load_settings
 from accrochage.sinks.profiles import NAMESPACE
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -62,6 +65,34 @@ _MAIN = "import sys; from accrochage.cli import main; sys.exit(main())"
 def child_env() -> dict[str, str]:
     """The environment without ACCROCHAGE_* overrides, so only the test's config counts."""
     return {k: v for k, v in os.environ.items() if not k.startswith("ACCROCHAGE_")}
+
+
+def finished(
+    command: list[str], *, cwd: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """`command` run to its end (5 minutes at most), its output kept as text; it must exit 0."""
+    done = subprocess.run(
+        command,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=child_env() if env is None else env,
+        cwd=cwd,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done
+
+
+def write_generated_events(config: Path, path: Path, count: int, *, seed: int) -> Path:
+    """`count` generated events of the config's certifiers, one JSON line each, dated today."""
+    settings = load_settings(config)
+    certifiers = [GeneratedCertifier(c.key, c.certifications) for c in settings.certifiers]
+    today = paris_today(SystemClock())
+    with path.open("w", encoding="utf-8") as out:
+        for event in generate_events(count, certifiers, today=today, seed=seed):
+            out.write(json.dumps(event, ensure_ascii=False) + "\n")
+    return path
 
 
 @dataclass(frozen=True, slots=True)
