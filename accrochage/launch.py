@@ -9,10 +9,10 @@ thing, the two imports run at once on two cores: `ingest` of a file of 2,000 eve
 
 Only the commands that start helpers in their common case ask for it: `run` and `worker`
 (their writer process), and `ingest` of files large enough for its decode processes, whose
-fork server imports only what they run (`processes.DECODING`). What
-is read here is the command line alone, before any setting is known: a case it cannot see
-(events on stdin, `ingest.decode_processes = 0`) starts the fork server when the first
-helper is needed, as before, or once for nothing (one idle process, its import's CPU).
+fork server imports only what they run (`processes.DECODING`). What is read here is the
+command line alone, before any setting is known: a case it cannot see (events on stdin,
+`ingest.decode_processes = 0`) starts the fork server when the first helper is needed, as
+before, or once for nothing (one idle process, its import's CPU).
 """
 
 from __future__ import annotations
