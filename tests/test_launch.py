@@ -70,7 +70,7 @@ def test_the_size_that_starts_it_holds_the_decode_threshold_in_small_events() ->
 
 PROBE = """
 import atexit, json, sys
-from accrochage import launch, processes
+from accrochage import launch, pool, processes
 
 started = processes.helper_context
 imported = []
@@ -80,12 +80,14 @@ def recorded(*args):
     return started(*args)
 
 processes.helper_context = recorded
+pool.helper_context = recorded  # the decode processes' start, bound by name there
 atexit.register(lambda: print("PROBE " + json.dumps(imported), file=sys.stderr))
 sys.argv = ["accrochage", *sys.argv[1:]]
 launch.entry()
 """
 """The console script's entry, each start of the fork server (`helper_context`) recording
-whether the command line had been imported by then, and the preload it asked for."""
+whether the command line had been imported by then, and the preload it asked for: the
+launcher's, then the decode pool's."""
 
 
 def _ingest(tmp_path: Path, count: int) -> tuple[list[list[object]], str]:
@@ -106,6 +108,7 @@ def test_a_large_ingest_starts_the_fork_server_before_the_project_is_imported(
     assert imported, "no fork server started"
     assert imported[0][0] is False, "the fork server started after the project's import"
     assert imported[0][1] == list(DECODING), "the fork server of decode processes only"
+    assert imported[1:] == [[True, list(DECODING)]] * 2, "then the two decode processes"
     assert "accepted: 1000" in summary
 
 
