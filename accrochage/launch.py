@@ -34,15 +34,18 @@ VALUED = frozenset({"--config"})
 """The root group's options that take a value as the next word."""
 
 
-def starts_helpers(argv: Sequence[str]) -> bool:
-    """Whether the command line (without the program's name) names a command that starts
-    helper processes in its common case; an answer to `--help` or `--version` never does."""
+def helpers_command(argv: Sequence[str]) -> str | None:
+    """The command the command line (without the program's name) names when that command
+    starts helper processes in its common case; None otherwise, and for an answer to
+    `--help` or `--version`."""
     if "--help" in argv or "--version" in argv:
-        return False
+        return None
     command, rest = _command(argv)
     if command in ALWAYS:
-        return True
-    return command == "ingest" and _input_bytes(rest) >= INGEST_BYTES
+        return command
+    if command == "ingest" and _input_bytes(rest) >= INGEST_BYTES:
+        return command
+    return None
 
 
 def _command(argv: Sequence[str]) -> tuple[str | None, Sequence[str]]:
@@ -76,10 +79,10 @@ def _input_bytes(words: Sequence[str]) -> int:
 
 
 def entry() -> None:
-    if starts_helpers(sys.argv[1:]):
+    command = helpers_command(sys.argv[1:])
+    if command is not None:
         from accrochage.processes import DECODING, PRELOAD, helper_context
 
-        command, _ = _command(sys.argv[1:])
         helper_context(DECODING if command == "ingest" else PRELOAD)
     from accrochage.cli import entry as cli_entry
 
