@@ -22,6 +22,7 @@ from accrochage.generate import GeneratedCertifier, generate_events
 from accrochage.models.batch import FrozenBatch, ReleasedFile
 from accrochage.models.vocabulary import BatchState
 from accrochage.pool import HelperDied, HelperPool
+from accrochage.processes import RENDERING
 from accrochage.sinks import xml_outbox
 from accrochage.sinks.base import Outcome
 from accrochage.sinks.xml_outbox import RenderJob, XmlOutbox, release_batch
@@ -415,8 +416,8 @@ def test_the_outbox_starts_the_fork_server_only_for_its_render_processes(
     starts: bool,
 ) -> None:
     core, _ = make_core(tmp_path)
-    started: list[bool] = []
-    monkeypatch.setattr(xml_outbox, "helper_context", lambda *preload: started.append(True))
+    started: list[tuple[object, ...]] = []
+    monkeypatch.setattr(xml_outbox, "helper_context", lambda *args: started.append(args))
     try:
         sink = core.flusher.sink
         assert isinstance(sink, XmlOutbox)
@@ -426,4 +427,4 @@ def test_the_outbox_starts_the_fork_server_only_for_its_render_processes(
         sink.expect(passages)
     finally:
         core.close()
-    assert started == ([True] if starts else [])
+    assert started == ([(RENDERING,)] if starts else [])  # what the render processes run

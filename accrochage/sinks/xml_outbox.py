@@ -180,9 +180,10 @@ class XmlOutbox(BatchSink):
 
     def expect(self, passages: int) -> None:
         """The render processes' fork server starts now when `write_many` will need them: its
-        import of the project (about 0.7 s of CPU) then runs while the flush plans and cuts,
-        not after the first batch is cut (a forced flush of 100,000 events: bench/HISTORY.md,
-        session 47). Nothing to do while the render processes run."""
+        import of what they run (`processes.RENDERING`, about half a second of CPU) then runs
+        while the flush plans and cuts, not after the first batch is cut (a forced flush of
+        100,000 events: bench/HISTORY.md, session 47). Nothing to do while the render
+        processes run."""
         running = self._pool is not None and not self._pool.broken
         if passages > 0 and self._renders_in_processes(passages) and not running:
             helper_context(RENDERING)

@@ -5,15 +5,14 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 from typing import Any
 
 from accrochage import processes
 from accrochage.processes import ExitWatch, helper_context
+from tests.support.crash import ROOT, finished
 
 
 def _where_imported() -> tuple[int, int, bool]:
@@ -47,16 +46,7 @@ started by whichever test needed a helper first, with that helper's preload."""
 
 
 def _in_fresh_process(function: str) -> tuple[int, Any]:
-    root = Path(__file__).resolve().parents[2]
-    done = subprocess.run(
-        [sys.executable, "-c", FRESH, function],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=root,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
+    done = finished([sys.executable, "-c", FRESH, function], cwd=ROOT)
     starter, answer = json.loads(done.stdout.splitlines()[-1])
     return starter, answer
 
