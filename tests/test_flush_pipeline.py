@@ -7,6 +7,7 @@ import os
 import signal
 import sqlite3
 import time
+import uuid
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future
 from functools import partial
@@ -30,7 +31,7 @@ from accrochage.state.sqlite.reader import SqliteReader
 from accrochage.streams import verify
 from accrochage.streams.failed_retries import FIRST_WAIT, LONGEST_WAIT, FailedRetries
 from accrochage.streams.flush_report import FlushReport
-from tests.test_tracker import TODAY, event, ingest, make_core
+from tests.test_tracker import TODAY, event, ingest, make_core, rows
 
 GENERATED = [GeneratedCertifier("pix", ("RS5875", "RNCP37873"))]
 WAIT = 120.0
@@ -428,3 +429,37 @@ def test_the_outbox_starts_the_fork_server_only_for_its_render_processes(
     finally:
         core.close()
     assert started == ([(RENDERING,)] if starts else [])  # what the render processes run
+
+
+def test_each_member_cut_gets_one_history_entry_of_its_own_batch(tmp_path: Path) -> None:
+    """The store writes the cut's history itself (`MembersMoved`): each record taken gets one
+    entry, pending to batched, at the cut, naming its own batch; a record planned but
+    corrected before its batch was cut stays pending, and its history says nothing of it."""
+    core, clock = make_core(tmp_path, batching={"max_records": 40})
+    events = _events(80)
+    try:
+        assert all(r.accepted for r in ingest(core, *events))
+        plan = core.flusher.plan(FlushReport(), force=True)
+        corrected = dict(events[7], event_id=str(uuid.uuid4()), mention="MENTION_TRES_BIEN")
+        assert ingest(core, corrected)[0].accepted
+        report = FlushReport()
+        core.flusher.write_planned(plan, report)
+        entries = rows(
+            core,
+            "SELECT record_id, at, from_status, to_status, reason, batch_id, report, event_id "
+            "FROM history WHERE to_status = 'batched'",
+        )
+        members = rows(core, "SELECT record_id, batch_id FROM batch_members")
+        created = {r["batch_id"]: r["created_at"] for r in rows(core, "SELECT * FROM batches")}
+    finally:
+        core.close()
+    assert report.ok and len(report.cut) == 2
+    assert len(members) == 79 and events[7]["record_id"] not in {m["record_id"] for m in members}
+    assert sorted((e["record_id"], e["batch_id"]) for e in entries) == sorted(
+        (m["record_id"], m["batch_id"]) for m in members
+    )
+    reasons = {cut.batch_id: f"batch cut: {cut.reason}" for cut in report.cut}
+    for entry in entries:
+        assert entry["at"] == created[entry["batch_id"]] == clock.now().isoformat()
+        assert (entry["from_status"], entry["reason"]) == ("pending", reasons[entry["batch_id"]])
+        assert entry["report"] is None and entry["event_id"] is None

@@ -15,6 +15,7 @@ from accrochage.models.record import (
     IDENTITY_REASONS,
     Change,
     HistoryEntry,
+    MembersMoved,
     Record,
     Status,
 )
@@ -22,11 +23,10 @@ from accrochage.models.revocation import awaiting_withdrawal, without_correction
 from accrochage.models.vocabulary import Outcome
 
 
-def cut_entry(record_id: str, now: datetime, reason: str, batch_id: str) -> HistoryEntry:
-    """The history of a pending record taken into a batch (the store moves members in bulk)."""
-    return HistoryEntry(
-        record_id, now, Status.PENDING, Status.BATCHED, f"batch cut: {reason}", batch_id
-    )
+def cut_move(now: datetime, reason: str, batch_id: str) -> MembersMoved:
+    """The history of the pending records taken into a batch, one entry each (the store moves
+    members in bulk)."""
+    return MembersMoved(batch_id, now, Status.PENDING, Status.BATCHED, f"batch cut: {reason}")
 
 
 def apply_deposited(current: Record, batch_id: str, now: datetime) -> Change:

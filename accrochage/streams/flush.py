@@ -18,7 +18,7 @@ from itertools import chain
 from accrochage import failpoints
 from accrochage.errors import StorageCorruptError, StorageFullError, StoreError
 from accrochage.models.batch import FrozenBatch
-from accrochage.models.batch_life import cut_entry
+from accrochage.models.batch_life import cut_move
 from accrochage.models.deadline import Clock, paris_today
 from accrochage.models.registry import Registry
 from accrochage.models.vocabulary import SchemaVersion
@@ -233,8 +233,8 @@ class Flusher:
             if not still:
                 return None
             batch = self._planner.batch(batch_id, now, certifier, len(still))
-            history = (cut_entry(m.record_id, now, group.reason, batch.batch_id) for m in still)
-            tx.add_batch(batch, self.sink.file_name(batch), still, history)
+            tx.add_batch(batch, self.sink.file_name(batch), still, ())
+            tx.add_members_moved(cut_move(now, group.reason, batch.batch_id))
         return batch
 
     def write_unwritten(self, report: FlushReport) -> None:

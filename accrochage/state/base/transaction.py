@@ -17,7 +17,7 @@ from accrochage.models.batch import (
     Suppressible,
 )
 from accrochage.models.corrections import CorrectionRequest, RequestClosure
-from accrochage.models.record import Change, HistoryEntry, Record
+from accrochage.models.record import Change, HistoryEntry, MembersMoved, Record
 from accrochage.models.replay import TakenEvent
 from accrochage.models.withdrawal import Sending
 from accrochage.state.values import (
@@ -141,6 +141,11 @@ class Transaction(PendingReads):
         members of a SUPPRESSION are recorded as sent for withdrawal. The members of a
         creation must have been moved by `take_pending` in the same transaction (this does
         not move them: left pending, they would be cut into a second file)."""
+
+    @abstractmethod
+    def add_members_moved(self, moved: MembersMoved) -> None:
+        """Each member of `moved.batch_id` (added by `add_batch`) gets `moved`'s history
+        entry (`MembersMoved.entry`)."""
 
     @abstractmethod
     def batch_written(self, batch_id: str, file: ReleasedFile, at: datetime) -> bool:

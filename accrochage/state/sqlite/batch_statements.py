@@ -20,7 +20,7 @@ from accrochage.models.batch import (
     ReleasedFile,
     Suppressible,
 )
-from accrochage.models.record import HistoryEntry, Record
+from accrochage.models.record import HistoryEntry, MembersMoved, Record
 from accrochage.models.vocabulary import (
     BATCHES_TO_WRITE,
     BatchState,
@@ -33,6 +33,7 @@ from accrochage.state.sqlite.rows import (
     HISTORY_COLUMNS,
     batch_info_from,
     history_values,
+    members_moved_values,
     placeholders,
     record_from,
     stamp,
@@ -70,6 +71,14 @@ INSERT_HISTORY = (
 )
 
 
+_MEMBERS_MOVED = (
+    f"INSERT INTO history ({', '.join(HISTORY_COLUMNS)}) "
+    "SELECT record_id, ?, ?, ?, ?, batch_id, NULL, NULL FROM batch_members "
+    "WHERE batch_id = ? ORDER BY code, record_id"
+)
+"""One entry a member, written by SQLite: a cut of 30,000 members spent 40 % of its time
+building their entries in Python, the write lock held all along."""
+
 _TO_WRITE = ", ".join(f"'{state.value}'" for state in BATCHES_TO_WRITE)
 """The states a batch is written from: any other (superseded meanwhile) refuses the record."""
 
@@ -86,11 +95,12 @@ class BatchStatements(PendingStatements):
         # One statement moves and checks each member; the members moved are only looked up
         # when some were not (changed since the plan was read: the rare case).
         batched, pending = RecordStatus.BATCHED.value, RecordStatus.PENDING.value
+        stamped = stamp(at)
         moved = self._conn.executemany(
             "UPDATE records SET status = ?, batch_id = ?, pending_since = NULL, updated_at = ? "
             "WHERE record_id = ? AND version = ? AND status = ? AND certifier = ?",
             [
-                (batched, batch_id, stamp(at), m.record_id, m.version, pending, certifier)
+                (batched, batch_id, stamped, m.record_id, m.version, pending, certifier)
                 for m in members
             ],
         ).rowcount
@@ -141,6 +151,9 @@ class BatchStatements(PendingStatements):
             withdrawals.add_suppression_members(
                 self._conn, batch.batch_id, [m.record_id for m in members], created
             )
+
+    def add_members_moved(self, moved: MembersMoved) -> None:
+        self._conn.execute(_MEMBERS_MOVED, members_moved_values(moved))
 
     def batch_written(self, batch_id: str, file: ReleasedFile, at: datetime) -> bool:
         written = self._conn.execute(

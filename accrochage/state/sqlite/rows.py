@@ -11,7 +11,7 @@ from typing import Any
 
 from accrochage.models.batch import Archived, BatchInfo, FrozenBatch
 from accrochage.models.problems import Problem
-from accrochage.models.record import Content, HistoryEntry, PreparedPassage, Record
+from accrochage.models.record import Content, HistoryEntry, MembersMoved, PreparedPassage, Record
 from accrochage.models.registry import Certifier, Emitter
 from accrochage.models.vocabulary import (
     BatchState,
@@ -209,6 +209,18 @@ def history_values(entry: HistoryEntry) -> tuple[Any, ...]:
         entry.batch_id,
         entry.report,
         entry.event_id,
+    )
+
+
+def members_moved_values(moved: MembersMoved) -> tuple[Any, ...]:
+    """What `history_values` would give each member but its record id, and the batch to read
+    the members of (see `batch_statements._MEMBERS_MOVED`)."""
+    return (
+        stamp(moved.at),
+        moved.from_status.value,
+        moved.to_status.value,
+        moved.reason,
+        moved.batch_id,
     )
 
 
