@@ -233,8 +233,8 @@ class Flusher:
             if not still:
                 return None
             batch = self._planner.batch(batch_id, now, certifier, len(still))
-            tx.add_batch(batch, self.sink.file_name(batch), still, ())
-            tx.add_members_moved(cut_move(now, group.reason, batch.batch_id))
+            moved = cut_move(now, group.reason, batch.batch_id)
+            tx.add_batch(batch, self.sink.file_name(batch), still, moved)
         return batch
 
     def write_unwritten(self, report: FlushReport) -> None:

@@ -135,17 +135,13 @@ class Transaction(PendingReads):
         batch: FrozenBatch,
         file_name: str,
         members: Sequence[Member],
-        history: Iterable[HistoryEntry],
+        history: Iterable[HistoryEntry] | MembersMoved,
     ) -> None:
-        """Freeze a batch: its header, its members' content versions, their history; the
-        members of a SUPPRESSION are recorded as sent for withdrawal. The members of a
-        creation must have been moved by `take_pending` in the same transaction (this does
-        not move them: left pending, they would be cut into a second file)."""
-
-    @abstractmethod
-    def add_members_moved(self, moved: MembersMoved) -> None:
-        """Each member of `moved.batch_id` (added by `add_batch`) gets `moved`'s history
-        entry (`MembersMoved.entry`)."""
+        """Freeze a batch: its header, its members' content versions, their history (an
+        entry each, or one move for them all: a cut's); the members of a SUPPRESSION are
+        recorded as sent for withdrawal. The members of a creation must have been moved by
+        `take_pending` in the same transaction (this does not move them: left pending, they
+        would be cut into a second file)."""
 
     @abstractmethod
     def batch_written(self, batch_id: str, file: ReleasedFile, at: datetime) -> bool:

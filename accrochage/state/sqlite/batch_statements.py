@@ -28,6 +28,7 @@ from accrochage.models.vocabulary import (
     RecordStatus,
 )
 from accrochage.models.withdrawal import Sending
+from accrochage.state.sqlite.passage_statements import PassageStatements
 from accrochage.state.sqlite.pending import PendingStatements
 from accrochage.state.sqlite.rows import (
     HISTORY_COLUMNS,
@@ -39,24 +40,6 @@ from accrochage.state.sqlite.rows import (
     stamp,
 )
 
-_NEEDED_PASSAGE = (
-    "SELECT 1 FROM passages p WHERE EXISTS (SELECT 1 FROM records r WHERE "
-    "r.record_id = p.record_id AND r.version = p.version AND r.status = ?) LIMIT 1"
-)
-"""Read from the passages' side: pending records without a passage (decoded where they
-were stored) are never read."""
-_UNNEEDED_PASSAGES = (
-    "DELETE FROM passages WHERE rowid NOT IN (SELECT p.rowid FROM passages p JOIN records r "
-    "ON r.record_id = p.record_id AND r.version = p.version WHERE r.status = ?)"
-)
-_WRITTEN_PASSAGES = (
-    "DELETE FROM passages WHERE rowid IN (SELECT p.rowid FROM batch_members m "
-    "JOIN passages p ON p.record_id = m.record_id AND p.version = m.version "
-    "WHERE m.batch_id = ? AND NOT EXISTS (SELECT 1 FROM records r WHERE "
-    "r.record_id = p.record_id AND r.version = p.version AND r.status = ?))"
-)
-"""A written batch's passages, but those of members pending again with the same version (a
-superseded file's, cut again)."""
 MIN_PREFIX = 8
 """A batch id prefix names a batch from this many characters on."""
 WITH_VERSIONS = """
@@ -83,7 +66,7 @@ _TO_WRITE = ", ".join(f"'{state.value}'" for state in BATCHES_TO_WRITE)
 """The states a batch is written from: any other (superseded meanwhile) refuses the record."""
 
 
-class BatchStatements(PendingStatements):
+class BatchStatements(PassageStatements, PendingStatements):
     _conn: sqlite3.Connection
 
     def _add_history(self, entries: Iterable[HistoryEntry]) -> None:
@@ -119,7 +102,7 @@ class BatchStatements(PendingStatements):
         batch: FrozenBatch,
         file_name: str,
         members: Sequence[Member],
-        history: Iterable[HistoryEntry],
+        history: Iterable[HistoryEntry] | MembersMoved,
     ) -> None:
         created = stamp(batch.created_at)
         self._conn.execute(
@@ -146,14 +129,14 @@ class BatchStatements(PendingStatements):
             "INSERT INTO batch_members (batch_id, code, record_id, version) VALUES (?, ?, ?, ?)",
             [(batch.batch_id, m.code, m.record_id, m.version) for m in members],
         )
-        self._add_history(history)
+        if isinstance(history, MembersMoved):
+            self._conn.execute(_MEMBERS_MOVED, members_moved_values(history))
+        else:
+            self._add_history(history)
         if batch.action is CdcAction.SUPPRESSION:
             withdrawals.add_suppression_members(
                 self._conn, batch.batch_id, [m.record_id for m in members], created
             )
-
-    def add_members_moved(self, moved: MembersMoved) -> None:
-        self._conn.execute(_MEMBERS_MOVED, members_moved_values(moved))
 
     def batch_written(self, batch_id: str, file: ReleasedFile, at: datetime) -> bool:
         written = self._conn.execute(
@@ -162,17 +145,6 @@ class BatchStatements(PendingStatements):
             (BatchState.WRITTEN.value, str(file.path), file.sha256, file.size, stamp(at), batch_id),
         )
         return written.rowcount == 1
-
-    def forget_sent_passages(self, batch_ids: Sequence[str], *, sweep: bool = False) -> None:
-        if self._conn.execute(_NEEDED_PASSAGE, (RecordStatus.PENDING.value,)).fetchone() is None:
-            self._conn.execute("DELETE FROM passages")  # whole pages freed, none rewritten
-        elif sweep:  # reads every pending record and every passage
-            self._conn.execute(_UNNEEDED_PASSAGES, (RecordStatus.PENDING.value,))
-        else:  # reads the written batches' members only
-            self._conn.executemany(
-                _WRITTEN_PASSAGES,
-                [(batch_id, RecordStatus.PENDING.value) for batch_id in batch_ids],
-            )
 
     def batch_failed(self, batch_id: str, error: str) -> bool:
         failed = self._conn.execute(
