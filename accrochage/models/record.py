@@ -175,19 +175,14 @@ class HistoryEntry:
 @dataclass(frozen=True, slots=True)
 class MembersMoved:
     """The same transition for every member of a batch (a cut): the store writes each
-    member's `HistoryEntry` itself, in one statement, rather than receive thousands of them."""
+    member's history entry itself, in one statement, rather than receive thousands of them.
+    Each entry is the `HistoryEntry` of the member's record id with these fields."""
 
     batch_id: str
     at: datetime
     from_status: RecordStatus
     to_status: RecordStatus
     reason: str
-
-    def entry(self, record_id: str) -> HistoryEntry:
-        """The history entry a member of the batch gets."""
-        return HistoryEntry(
-            record_id, self.at, self.from_status, self.to_status, self.reason, self.batch_id
-        )
 
 
 @dataclass(slots=True)

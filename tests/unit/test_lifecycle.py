@@ -219,9 +219,9 @@ def test_a_withdrawn_record_with_a_stored_correction_stays_outstanding() -> None
 
 
 def test_a_cut_moves_a_pending_record_to_batched_in_its_history() -> None:
-    entry = cut_move(NOW, "forced", "B-9").entry(RECORD_ID)
-    assert (entry.from_status, entry.to_status, entry.batch_id) == (S.PENDING, S.BATCHED, "B-9")
-    assert (entry.record_id, entry.at, entry.reason) == (RECORD_ID, NOW, "batch cut: forced")
+    moved = cut_move(NOW, "forced", "B-9")
+    assert (moved.from_status, moved.to_status, moved.batch_id) == (S.PENDING, S.BATCHED, "B-9")
+    assert (moved.at, moved.reason) == (NOW, "batch cut: forced")
 
 
 def test_a_deposit_moves_the_batched_records_of_that_batch_only() -> None:
