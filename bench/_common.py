@@ -29,7 +29,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from accrochage.generate import GeneratedCertifier
+from accrochage.generate import GeneratedCertifier, generate_events
 from accrochage.models.deadline import PARIS
 from accrochage.models.registry import Certifier, Emitter, Registry
 
@@ -492,6 +492,22 @@ def registry() -> Registry:
 
 def generated_certifiers(certifiers: Sequence[Certifier] = CERTIFIERS) -> list[GeneratedCertifier]:
     return [GeneratedCertifier(c.key, sorted(c.certifications)) for c in certifiers]
+
+
+def write_events(
+    path: Path,
+    count: int,
+    seed: int = 3,
+    certifiers: Sequence[GeneratedCertifier] | None = None,
+) -> int:
+    """`count` generated events dated today, one JSON line each, of `certifiers` (default:
+    every certifier `write_config` configures); the file's size in bytes."""
+    chosen = generated_certifiers() if certifiers is None else certifiers
+    with path.open("w", encoding="utf-8") as out:
+        for event in generate_events(count, chosen, today=paris_today(), seed=seed):
+            out.write(json.dumps(event, ensure_ascii=False))
+            out.write("\n")
+    return path.stat().st_size
 
 
 def write_config(

@@ -17,16 +17,13 @@ this says how long, a member and projected to 200,000.
 from __future__ import annotations
 
 import contextlib
-import json
 import sqlite3
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from accrochage.app import build_core
-from accrochage.generate import generate_events
 from accrochage.settings import load_settings
 from accrochage.state.sqlite.connection import connect
 from accrochage.streams.flush_report import FlushReport
@@ -39,9 +36,10 @@ from bench._common import (
     finish,
     generated_certifiers,
     info,
-    paris_today,
+    run_measured,
     scratch_dir,
     write_config,
+    write_events,
 )
 
 CDC_MAX = 200_000
@@ -60,13 +58,11 @@ def stored_state(folder: Path, count: int) -> tuple[Path, str]:
     """A state holding `count` pending records of one certifier, and that certifier's key."""
     certifier = generated_certifiers()[0]
     events = folder / "events.jsonl"
-    with events.open("w", encoding="utf-8") as out:
-        for event in generate_events(count, [certifier], today=paris_today(), seed=21):
-            out.write(json.dumps(event, ensure_ascii=False) + "\n")
+    write_events(events, count, seed=21, certifiers=[certifier])
     (folder / "ingested").mkdir()
     config = write_config(folder / "ingested")
     command = [*accrochage_command(), "--config", str(config), "ingest", str(events)]
-    done = subprocess.run(command, cwd=folder, env=clean_env(), capture_output=True, text=True)
+    done = run_measured(command, cwd=folder, env=clean_env())
     if done.returncode != 0:
         raise BenchError(f"ingest failed ({done.returncode}):\n{done.stderr[-3000:]}")
     return folder / "ingested" / "state.db", certifier.key
@@ -83,9 +79,9 @@ def copied(state: Path, folder: Path) -> Path:
     return folder / "state.db"
 
 
-def product_cut(folder: Path, max_records: int) -> tuple[list[float], int]:
-    """Each write transaction's seconds while the state in `folder` is cut, and the batches."""
-    settings = load_settings(write_config(folder, max_records=max_records))
+def product_cut(state: Path, max_records: int) -> tuple[list[float], int]:
+    """Each write transaction's seconds while `state` is cut, and the batches cut."""
+    settings = load_settings(write_config(state.parent, max_records=max_records))
     core = build_core(settings)
     store = core.flusher.store
     original = store.transaction
@@ -134,12 +130,9 @@ def main() -> None:
     report = Report("cut", args.quick, {"events": count, "certifiers": 1})
     with scratch_dir("cut") as folder:
         state, certifier = stored_state(folder, count)
-        one = copied(state, folder / "one-batch")
-        copied(state, folder / "default")
-        bare_state = copied(state, folder / "bare")
-        held_one, batches_one = product_cut(one.parent, count)
-        held_default, batches_default = product_cut(folder / "default", 1000)
-        bare_seconds, moved = bare_cut(bare_state, certifier)
+        held_one, batches_one = product_cut(copied(state, folder / "one-batch"), count)
+        held_default, batches_default = product_cut(copied(state, folder / "default"), 1000)
+        bare_seconds, moved = bare_cut(copied(state, folder / "bare"), certifier)
     if batches_one != 1 or moved != count:
         raise BenchError(f"expected one batch of {count}: {batches_one} cut, {moved} moved bare")
     longest = max(held_one)

@@ -64,7 +64,6 @@ from typing import Any
 
 from accrochage import heap
 from accrochage.commands.ingest import CHUNK
-from accrochage.generate import generate_events
 from accrochage.models.deadline import PARIS
 from accrochage.models.event import DeliveredEvent
 from accrochage.sinks.gate import check_file
@@ -87,7 +86,6 @@ from bench._common import (
     cpu_seconds,
     emit_result,
     finish,
-    generated_certifiers,
     info,
     maybe_profile,
     median,
@@ -97,6 +95,7 @@ from bench._common import (
     run_scenario,
     scratch_dir,
     write_config,
+    write_events,
 )
 
 TARGET_INGEST = 5_000
@@ -118,15 +117,6 @@ DEFAULT_SCHEMA = "1.1.5"
 """The product's default (`schema.version`)."""
 TARGET_SCHEMA_RATIO = 1.05
 """1.1.5 (the default) within 5 % of 1.1.2, end to end."""
-
-
-def write_events(path: Path, count: int, seed: int = 3) -> int:
-    today = paris_today()
-    with path.open("w", encoding="utf-8") as out:
-        for event in generate_events(count, generated_certifiers(), today=today, seed=seed):
-            out.write(json.dumps(event, ensure_ascii=False))
-            out.write("\n")
-    return path.stat().st_size
 
 
 def count_passages(outbox: Path) -> tuple[int, int]:

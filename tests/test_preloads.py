@@ -126,10 +126,9 @@ def test_a_decode_process_imports_nothing_its_fork_server_left_out(
 
 def test_a_render_process_imports_nothing_its_fork_server_left_out(tmp_path: Path) -> None:
     config = write_config(tmp_path, max_records=1000)
+    # render processes from 2,000 passages
     events = write_generated_events(config, tmp_path / "events.jsonl", 2100, seed=11)
-    finished(
-        cli_command(config, "ingest", str(events)), cwd=tmp_path
-    )  # render processes from 2,000
+    finished(cli_command(config, "ingest", str(events)), cwd=tmp_path)
     answer = _probe(RENDER_PROBE, tmp_path, str(config))
     files = answer["files"]
     assert isinstance(files, int) and files >= 3
