@@ -3,29 +3,37 @@
     python -m bench.cut [--events N] [--quick] [--json]
 
 N generated events of one certifier (default 100,000; 2,000 with --quick) are stored by
-`accrochage ingest` into a fresh state, copied twice (SQLite's backup). Each copy is then cut
+`accrochage ingest` into a fresh state, copied (SQLite's backup). Each copy is then cut
 in-process, every pending record forced (`Flusher.cut`), with every write transaction timed
 from its start to its commit (the store's `transaction`, wrapped): the longest is the most a
 writer (the HTTP service's, the Kafka worker's) waits for a cut. Once with `max_records` = N
-(one batch of N members; the CDC takes up to 200,000 passages a file), once with the default
-1,000. Baseline in the same run, on the third copy: the cut's statements run bare in one
-transaction (the members moved, the batch's members and their history inserted, by SQL
-alone). No target: issue 13 asks that "the batch cut never holds the writer back for long";
-this says how long, a member and projected to 200,000.
+(one batch of N members, cut in parts of `CUT_PER_TRANSACTION`; the CDC takes up to 200,000
+passages a file), while a probe (another store on the state, as a service's writer) writes a
+row every 5 ms, each write timed; once the same with the whole batch in one transaction (the
+cut before session 50), the baseline of the probe's longest write; once with the default
+`max_records` of 1,000. Baseline of the cut's cost, on a last copy: the cut's statements
+run bare in one transaction (the members moved, the batch's members and their history
+inserted, by SQL alone), against the product's transactions together. No target: issue 13
+asks that "the batch cut never holds the writer back for long"; this says how long.
 """
 
 from __future__ import annotations
 
 import contextlib
 import sqlite3
+import statistics
+import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from accrochage.app import build_core
 from accrochage.settings import load_settings
+from accrochage.state.sqlite import SqliteStore
 from accrochage.state.sqlite.connection import connect
+from accrochage.streams import cut_group
 from accrochage.streams.flush_report import FlushReport
 from bench._common import (
     BenchError,
@@ -43,6 +51,7 @@ from bench._common import (
 )
 
 CDC_MAX = 200_000
+PROBE_EVERY = 0.005
 BARE_CUT = (
     "UPDATE records SET status = 'batched', batch_id = :batch, pending_since = NULL, "
     "updated_at = :at WHERE status = 'pending' AND certifier = :certifier",
@@ -79,8 +88,52 @@ def copied(state: Path, folder: Path) -> Path:
     return folder / "state.db"
 
 
-def product_cut(state: Path, max_records: int) -> tuple[list[float], int]:
-    """Each write transaction's seconds while `state` is cut, and the batches cut."""
+@dataclass
+class Cut:
+    held: list[float]
+    """Each write transaction of the cut, from its start to its commit (seconds)."""
+    batches: int
+    waits: list[float]
+    """Each write of the probe (another store writing every 5 ms) while the cut ran."""
+
+
+class WriterProbe:
+    """A writer of its own store on the state, as a service's writer (HTTP, Kafka) beside the
+    batch timer: a one-row write every `PROBE_EVERY` seconds, each timed from its start to its
+    commit, the wait for the cut's write lock included."""
+
+    def __init__(self, state: Path) -> None:
+        self.store = SqliteStore(state)
+        self.waits: list[float] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="bench-cut-probe")
+
+    def __enter__(self) -> WriterProbe:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.store.close()
+
+    def _run(self) -> None:
+        written = 0
+        while not self._stop.is_set():
+            start = time.perf_counter()
+            with self.store.transaction() as tx:
+                tx.save_offsets("bench-cut-probe", {0: written})
+            self.waits.append(time.perf_counter() - start)
+            written += 1
+            self._stop.wait(PROBE_EVERY)
+
+
+def product_cut(
+    state: Path, max_records: int, per_transaction: int | None = None, *, probe: bool = False
+) -> Cut:
+    """`state` cut, every pending record forced; `per_transaction`: members a transaction
+    instead of `CUT_PER_TRANSACTION` (the whole batch's number: the cut before session 50);
+    `probe`: with a `WriterProbe` writing while it is cut."""
     settings = load_settings(write_config(state.parent, max_records=max_records))
     core = build_core(settings)
     store = core.flusher.store
@@ -95,15 +148,22 @@ def product_cut(state: Path, max_records: int) -> tuple[list[float], int]:
         held.append(time.perf_counter() - start)
 
     store.transaction = timed  # type: ignore[method-assign]
+    part = cut_group.CUT_PER_TRANSACTION
+    cut_group.CUT_PER_TRANSACTION = per_transaction or part
+    waits: list[float] = []
     try:
         report = FlushReport()
-        core.flusher.cut(report, force=True)
+        with contextlib.ExitStack() as stack:
+            if probe:
+                waits = stack.enter_context(WriterProbe(state)).waits
+            core.flusher.cut(report, force=True)
     finally:
+        cut_group.CUT_PER_TRANSACTION = part
         store.transaction = original  # type: ignore[method-assign]
         core.close()
     if not report.ok:
         raise BenchError(f"the cut failed: {report}")
-    return held, len(report.cut)
+    return Cut(held, len(report.cut), waits)
 
 
 def bare_cut(state: Path, certifier: str) -> tuple[float, int]:
@@ -130,20 +190,49 @@ def main() -> None:
     report = Report("cut", args.quick, {"events": count, "certifiers": 1})
     with scratch_dir("cut") as folder:
         state, certifier = stored_state(folder, count)
-        held_one, batches_one = product_cut(copied(state, folder / "one-batch"), count)
-        held_default, batches_default = product_cut(copied(state, folder / "default"), 1000)
+        parts = product_cut(copied(state, folder / "parts"), count, probe=True)
+        whole = product_cut(copied(state, folder / "whole"), count, count, probe=True)
+        default = product_cut(copied(state, folder / "default"), 1000)
         bare_seconds, moved = bare_cut(copied(state, folder / "bare"), certifier)
-    if batches_one != 1 or moved != count:
-        raise BenchError(f"expected one batch of {count}: {batches_one} cut, {moved} moved bare")
-    longest = max(held_one)
-    per_member = longest / count * 1e6
+    if parts.batches != 1 or whole.batches != 1 or moved != count:
+        raise BenchError(f"expected one batch of {count}: {parts.batches}, {whole.batches} cut")
+    longest, together = max(parts.held), sum(parts.held)
+    per_member = together / count * 1e6
     report.add(
         info(
             "longest write transaction, one batch",
             longest * 1000,
             "ms",
-            f"{count:,} members, max_records = {count:,}: {per_member:.1f} µs a member, about "
-            f"{per_member * CDC_MAX / 1e6:.1f} s for the CDC's {CDC_MAX:,} passages a file",
+            f"{count:,} members, max_records = {count:,}, cut in parts of "
+            f"{cut_group.CUT_PER_TRANSACTION:,}: {len(parts.held)} write transactions, together "
+            f"{together * 1000:.0f} ms ({per_member:.1f} µs a member; about "
+            f"{per_member * CDC_MAX / 1e6:.1f} s in all for the CDC's {CDC_MAX:,} passages a file, "
+            "no writer waiting more than one part)",
+        )
+    )
+    report.add(
+        info(
+            "  a writer's longest write meanwhile",
+            max(parts.waits) * 1000,
+            "ms",
+            f"another store writing a row every {PROBE_EVERY * 1000:.0f} ms: {len(parts.waits)} "
+            f"writes, median {statistics.median(parts.waits) * 1000:.1f} ms",
+        )
+    )
+    report.add(
+        info(
+            "  baseline: the same cut in one transaction",
+            max(whole.held) * 1000,
+            "ms",
+            f"the cut before session 50; the writer's longest write meanwhile "
+            f"{max(whole.waits) * 1000:.0f} ms ({len(whole.waits)} writes)",
+        )
+    )
+    report.add(
+        info(
+            "ratio: a writer's longest wait, in parts / one transaction",
+            max(parts.waits) / max(whole.waits),
+            "x",
         )
     )
     report.add(
@@ -155,17 +244,25 @@ def main() -> None:
             f"history inserted by SQL alone ({bare_seconds / moved * 1e6:.1f} µs a member)",
         )
     )
-    report.add(info("ratio product / bare", longest / bare_seconds, "x"))
+    report.add(
+        info("ratio product (its transactions together) / bare", together / bare_seconds, "x")
+    )
     report.add(
         info(
             "longest write transaction, max_records 1,000",
-            max(held_default) * 1000,
+            max(default.held) * 1000,
             "ms",
-            f"{batches_default} batches, one transaction each; all the write transactions "
-            f"together {sum(held_default) * 1000:.0f} ms",
+            f"{default.batches} batches, one transaction each; all the write transactions "
+            f"together {sum(default.held) * 1000:.0f} ms",
         )
     )
-    report.details = {"held_one_batch": held_one, "held_default": held_default}
+    report.details = {
+        "held_parts": parts.held,
+        "held_whole": whole.held,
+        "held_default": default.held,
+        "probe_parts": parts.waits,
+        "probe_whole": whole.waits,
+    }
     finish(report, args.json)
 
 

@@ -515,6 +515,9 @@ def test_restore_is_refused_while_a_service_or_a_writer_holds_the_state(
         busy = run(state, "restore", str(copy), code=1)
     assert "another writer has held the state" in busy.stderr, busy.stderr
     assert "restore again once it is done (the state is unchanged)" in busy.stderr
+    with held(var / "state.db", cut=True):  # a flush between two parts of a batch it cuts
+        cutting = run(state, "restore", str(copy), code=1)
+    assert "another writer has held the state" in cutting.stderr, cutting.stderr
     assert untouched(var) == before and before[1] == [], "nothing moved"
 
 

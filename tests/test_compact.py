@@ -114,6 +114,9 @@ def test_compact_is_refused_while_a_service_or_a_writer_holds_the_state(tmp_path
         busy = run(config, "compact", code=1)
     assert "another writer has held the state" in busy.stderr, busy.stderr
     assert "compact again once it is done (the state is unchanged)" in busy.stderr
+    with held(db, cut=True):  # a flush between two parts of a batch it cuts
+        cutting = run(config, "compact", code=1)
+    assert "another writer has held the state" in cutting.stderr, cutting.stderr
     assert on_disk(db) == before
 
 

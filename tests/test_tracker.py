@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 from lxml import etree
 
+import accrochage.streams.flush as flush_module
 from accrochage.app import Core, build_core
 from accrochage.commands.records import batch_cell
 from accrochage.errors import AccrochageError
@@ -32,7 +33,6 @@ from accrochage.settings import load_settings
 from accrochage.sinks.profiles import NAMESPACE
 from accrochage.sinks.xml_outbox import RENDER_NICENESS, XmlOutbox
 from accrochage.state import queries
-from accrochage.streams.flush import Flusher
 from accrochage.streams.flush_report import FlushReport
 from accrochage.streams.incoming import Incoming, IngestResult
 from tests.factories import delivered_event, revoked_event
@@ -1288,15 +1288,15 @@ def test_a_change_between_the_plan_and_the_cut_is_left_for_the_next_tick(
     writer after the plan was read is not cut with its old content."""
     first = event("PLAN-1", score="100")
     ingest(core, first, event("PLAN-2"), event("PLAN-3"))
-    original = Flusher._cut_group
+    original = flush_module.cut_group
     fixed = replay(first)
     fixed["score"] = "200"
 
-    def another_writer_first(self: Flusher, *args: Any, **kwargs: Any) -> Any:
+    def another_writer_first(*args: Any, **kwargs: Any) -> Any:
         ingest(core, fixed, revoked_event(record_id="PLAN-3"))
-        return original(self, *args, **kwargs)
+        return original(*args, **kwargs)
 
-    monkeypatch.setattr(Flusher, "_cut_group", another_writer_first)
+    monkeypatch.setattr(flush_module, "cut_group", another_writer_first)
     (cut,) = core.flusher.flush(force=True).cut
     monkeypatch.undo()
     assert cut.passages == 1

@@ -37,6 +37,7 @@ from accrochage.state.base import WriteHolder
 from accrochage.state.sqlite import SqliteStore
 from accrochage.state.sqlite import connection as connection_module
 from accrochage.state.sqlite import store as store_module
+from accrochage.state.sqlite.cut_lock import SUFFIX as CUT_LOCK
 from accrochage.streams.incoming import Incoming, IngestResult
 from accrochage.streams.ingest import Ingestor
 from accrochage.streams.log_source import LogSource
@@ -118,17 +119,24 @@ def lock_of(state: Path) -> Path:
 
 @contextmanager
 def held(
-    state: Path, *, stopped: bool = False, sqlite_lock: bool = False, foreign: bool = False
+    state: Path,
+    *,
+    stopped: bool = False,
+    sqlite_lock: bool = False,
+    foreign: bool = False,
+    cut: bool = False,
 ) -> Iterator[subprocess.Popen[str]]:
     """A process holding `state`'s write lock (`sqlite_lock`: SQLite's own lock on the
     database instead; `foreign`: a program in a write transaction on it, without the write
-    lock; `stopped`: then stopped, as by Ctrl-Z)."""
+    lock; `cut`: the cut lock, as a flush between two parts of a batch it cuts; `stopped`:
+    then stopped, as by Ctrl-Z)."""
     if foreign:
         script = [FOREIGN_WRITER, str(state)]
     elif sqlite_lock:
         script = [SQLITE_HOLDER, str(state)]
     else:
-        script = [HOLDER, PERSONAL_FILE_NAME, str(lock_of(state))]
+        lock = state.with_name(state.name + CUT_LOCK) if cut else lock_of(state)
+        script = [HOLDER, PERSONAL_FILE_NAME, str(lock)]
     holder = subprocess.Popen(
         [sys.executable, "-c", *script],
         stdin=subprocess.PIPE,

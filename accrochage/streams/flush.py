@@ -10,15 +10,12 @@ from __future__ import annotations
 
 import threading
 import time
-import uuid
 from collections.abc import Iterator
-from datetime import datetime
 from itertools import chain
 
 from accrochage import failpoints
 from accrochage.errors import StorageCorruptError, StorageFullError, StoreError
 from accrochage.models.batch import FrozenBatch
-from accrochage.models.batch_life import cut_move
 from accrochage.models.deadline import Clock, paris_today
 from accrochage.models.registry import Registry
 from accrochage.models.vocabulary import SchemaVersion
@@ -26,8 +23,9 @@ from accrochage.sinks.base import BatchSink, Outcome, WriteFailed
 from accrochage.sinks.profiles import profile_for
 from accrochage.state.base import Store
 from accrochage.streams.batching import BatchLimits, Forced
+from accrochage.streams.cut_group import cut_group
 from accrochage.streams.failed_retries import FailedRetries
-from accrochage.streams.flush_plan import Plan, PlannedGroup, Planner
+from accrochage.streams.flush_plan import Plan, Planner
 from accrochage.streams.flush_report import (
     CutBatch,
     FailedBatch,
@@ -124,7 +122,7 @@ class Flusher:
 
     def write_planned(self, plan: Plan, report: FlushReport) -> None:
         """Cut what `plan` says and write every batch still to write (see `cut_and_write`)."""
-        with self.store.reading() as reader:
+        with self.store.cutting(), self.store.reading() as reader:
             waiting, again = self.retries.to_try(reader.batches_to_write())
         fault: list[BaseException] = []
         batches = chain(waiting, self._cut_planned(plan, report, fault), again)
@@ -165,8 +163,9 @@ class Flusher:
         worker's) waits at most one batch's worth of statements, whatever the backlog. The
         plan (who is due, which members, how they split) is read first, by a reader (reading
         every pending record takes no write lock); each batch is then cut in its own
-        transaction, keeping only the members still pending with the content version planned
-        (a correction or revocation stored meanwhile is cut at the next tick).
+        transaction (a large one in parts of their own: `streams/cut_group.py`), keeping only
+        the members still pending with the content version planned (a correction or
+        revocation stored meanwhile is cut at the next tick).
         `report.cut` lists only what was committed.
         """
         now = self.clock.now().replace(microsecond=0)
@@ -212,7 +211,7 @@ class Flusher:
             for group in plan.groups:
                 if self._stopping.is_set():
                     break
-                batch = self._cut_group(group, plan.now)
+                batch = cut_group(self.store, self._planner, group, plan.now, self._stopping)
                 if batch is not None:
                     report.add_cut(
                         CutBatch(batch.batch_id, batch.certifier.key, batch.passages, group.reason)
@@ -223,19 +222,6 @@ class Flusher:
             if fault is None:
                 raise
             fault.append(exc)
-
-    def _cut_group(self, group: PlannedGroup, now: datetime) -> FrozenBatch | None:
-        """One batch, in its own transaction, of the planned members still pending as planned."""
-        certifier = group.certifier
-        batch_id = str(uuid.uuid4())
-        with self.store.transaction() as tx:
-            still = tx.take_pending(certifier.key, group.members, batch_id, now)
-            if not still:
-                return None
-            batch = self._planner.batch(batch_id, now, certifier, len(still))
-            moved = cut_move(now, group.reason, batch.batch_id)
-            tx.add_batch(batch, self.sink.file_name(batch), still, moved)
-        return batch
 
     def write_unwritten(self, report: FlushReport) -> None:
         """Hand every batch cut but not written (or failed) to the sink; record each outcome."""

@@ -2,8 +2,9 @@
 
 Read by a reader, before any batch is cut (reading every pending record takes no write lock):
 each certifier due (or forced) gets the groups of members its files will hold, sized from the
-sink's envelope and each passage's exact size. `streams/flush.py` then cuts each planned
-group in a transaction of its own, from the batch `Planner.batch` frames.
+sink's envelope and each passage's exact size. `streams/cut_group.py` then cuts each
+planned group in a transaction of its own (a large one in parts), from the batch
+`Planner.batch` frames.
 """
 
 from __future__ import annotations

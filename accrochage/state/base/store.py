@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 
 from accrochage.errors import StoreError
@@ -25,6 +25,12 @@ class Store(ABC):
     @abstractmethod
     def transaction(self) -> AbstractContextManager[Transaction]:
         """A unit of work: commits at the end of the block, rolls back if it raises."""
+
+    def cutting(self) -> AbstractContextManager[None]:
+        """Held by a flusher across a batch cut in several transactions, and while it reads
+        the batches to write: no batch is written while it is still being cut
+        (`state/sqlite/cut_lock.py`). A store of one process and one flusher: nothing."""
+        return nullcontext()
 
     def reader(self) -> Reader:
         """A reader of its own for the caller to keep (and close)."""

@@ -144,6 +144,14 @@ class Transaction(PendingReads):
         would be cut into a second file)."""
 
     @abstractmethod
+    def extend_batch(
+        self, certifier: str, members: Sequence[Member], moved: MembersMoved
+    ) -> list[Member] | None:
+        """Add to `moved.batch_id`, a creation cut in several transactions, the next part of
+        its members: those still pending as planned are moved and added, with their history;
+        them, in order. None (nothing done) when the batch is no longer `cut` (superseded)."""
+
+    @abstractmethod
     def batch_written(self, batch_id: str, file: ReleasedFile, at: datetime) -> bool:
         """Record the batch's file; False when the batch is no longer to write (superseded
         while it was written, by another process): nothing is recorded then."""

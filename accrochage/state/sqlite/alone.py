@@ -1,5 +1,6 @@
-"""The state held by this process alone: the service's lock and the write lock, taken without
-waiting, for what must not run beside any other process (`restore`, `compact`)."""
+"""The state held by this process alone: the service's lock, the write lock and the cut lock,
+taken without waiting, for what must not run beside any other process (`restore`,
+`compact`): a flush cutting a batch in parts holds no write lock between two."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import os
 from pathlib import Path
 
 from accrochage.errors import StoreBusyError, StoreError
+from accrochage.state.sqlite.cut_lock import SUFFIX as CUT_LOCK
 from accrochage.state.sqlite.service_lock import write_pid
 from accrochage.state.sqlite.upgrade import service_lock_path
 from accrochage.state.sqlite.write_lock import WriteLock
@@ -21,8 +23,7 @@ class HeldAlone:
         self.state = state
         self.action = action
         self._service = -1
-        self._write: WriteLock | None = None
-        self._write_fd = -1
+        self._held: list[tuple[WriteLock, int]] = []
 
     def __enter__(self) -> None:
         path = service_lock_path(self.state)
@@ -42,8 +43,13 @@ class HeldAlone:
         os.ftruncate(self._service, 0)
         write_pid(self._service)
         try:
-            self._write = WriteLock(self.state, 0.0)
-            self._write_fd = self._write.acquire(0.0)
+            for suffix in (".write-lock", CUT_LOCK):
+                lock = WriteLock(self.state, 0.0, suffix=suffix)
+                try:
+                    self._held.append((lock, lock.acquire(0.0)))
+                except BaseException:
+                    lock.close()
+                    raise
         except StoreBusyError as exc:
             self._close()
             raise StoreError(
@@ -58,11 +64,10 @@ class HeldAlone:
         self._close()
 
     def _close(self) -> None:
-        if self._write is not None:
-            if self._write_fd >= 0:
-                self._write.release(self._write_fd)
-            self._write.close()
-            self._write = None
+        while self._held:
+            lock, fd = self._held.pop()
+            lock.release(fd)
+            lock.close()
         if self._service >= 0:
             os.close(self._service)
             self._service = -1

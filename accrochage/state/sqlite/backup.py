@@ -33,7 +33,16 @@ from accrochage.state.sqlite.connection import (
 from accrochage.state.sqlite.migrations import migrations
 from accrochage.state.values import BackupTaken
 
-_BESIDE_THE_STATE = ("", "-wal", "-shm", "-journal", ".lock", ".write-lock")
+_BESIDE_THE_STATE = (
+    "",
+    "-wal",
+    "-shm",
+    "-journal",
+    ".lock",
+    ".write-lock",
+    ".cut-lock",
+    ".refdata-lock",
+)
 """The state's own files: a backup never takes one of their names."""
 
 

@@ -6,9 +6,7 @@ subject; it runs on the transaction's connection.
 
 from __future__ import annotations
 
-import json
 import sqlite3
-from collections.abc import Iterable, Sequence
 from datetime import datetime
 from pathlib import Path
 
@@ -17,26 +15,21 @@ from accrochage.models.batch import (
     Archived,
     BatchInfo,
     FrozenBatch,
-    Member,
     ReleasedFile,
     Suppressible,
 )
-from accrochage.models.record import HistoryEntry, MembersMoved, Record
+from accrochage.models.record import Record
 from accrochage.models.vocabulary import (
     BATCHES_TO_WRITE,
     BatchState,
-    CdcAction,
     RecordStatus,
 )
 from accrochage.models.withdrawal import Sending
+from accrochage.state.sqlite.cut_statements import CutStatements
 from accrochage.state.sqlite.passage_statements import PassageStatements
 from accrochage.state.sqlite.pending import PendingStatements
 from accrochage.state.sqlite.rows import (
-    HISTORY_COLUMNS,
     batch_info_from,
-    history_values,
-    members_moved_values,
-    placeholders,
     record_from,
     stamp,
 )
@@ -50,114 +43,14 @@ SELECT r.*,
      WHERE c.record_id = r.record_id AND c.version = r.correction_version) AS correction_hash
 FROM records r
 """
-INSERT_HISTORY = (
-    f"INSERT INTO history ({', '.join(HISTORY_COLUMNS)}) VALUES ({placeholders(HISTORY_COLUMNS)})"
-)
 
-
-_TAKE_PENDING = (
-    "UPDATE records SET status = ?, batch_id = ?, pending_since = NULL, updated_at = ? "
-    "WHERE rowid IN (SELECT r.rowid FROM json_each(?) AS planned CROSS JOIN records AS r "
-    "ON r.record_id = planned.value ->> 0 WHERE r.version = planned.value ->> 1 "
-    "AND r.status = ? AND r.certifier = ?)"
-)
-"""The planned members, one JSON array of `[record_id, version]`, moved by one statement run
-once. Run once a member (`executemany`), each run opened the table and every index it changes
-again: a cut of 100,000 members held the write lock 1.43 s, against 1.22 (`python -m
-bench.cut`)."""
-
-_ADD_MEMBERS = (
-    "INSERT INTO batch_members (batch_id, code, record_id, version) "
-    "SELECT ?, value ->> 0, value ->> 1, value ->> 2 FROM json_each(?)"
-)
-"""The batch's members, one JSON array of `[code, record_id, version]`, in one statement (see
-`_TAKE_PENDING`)."""
-
-_MEMBERS_MOVED = (
-    f"INSERT INTO history ({', '.join(HISTORY_COLUMNS)}) "
-    "SELECT record_id, ?, ?, ?, ?, batch_id, NULL, NULL FROM batch_members "
-    "WHERE batch_id = ? ORDER BY code, record_id"
-)
-"""One entry a member, written by SQLite: a cut of 30,000 members spent 40 % of its time
-building their entries in Python, the write lock held all along."""
 
 _TO_WRITE = ", ".join(f"'{state.value}'" for state in BATCHES_TO_WRITE)
 """The states a batch is written from: any other (superseded meanwhile) refuses the record."""
 
 
-class BatchStatements(PassageStatements, PendingStatements):
+class BatchStatements(CutStatements, PassageStatements, PendingStatements):
     _conn: sqlite3.Connection
-
-    def _add_history(self, entries: Iterable[HistoryEntry]) -> None:
-        self._conn.executemany(INSERT_HISTORY, [history_values(e) for e in entries])
-
-    def take_pending(
-        self, certifier: str, members: Sequence[Member], batch_id: str, at: datetime
-    ) -> list[Member]:
-        # One statement moves and checks every member; the members moved are only looked up
-        # when some were not (changed since the plan was read: the rare case).
-        planned = json.dumps([[m.record_id, m.version] for m in members])
-        moved = self._conn.execute(
-            _TAKE_PENDING,
-            (
-                RecordStatus.BATCHED.value,
-                batch_id,
-                stamp(at),
-                planned,
-                RecordStatus.PENDING.value,
-                certifier,
-            ),
-        ).rowcount
-        if moved == len(members):
-            return list(members)
-        taken = {
-            record_id
-            for (record_id,) in self._conn.execute(
-                "SELECT record_id FROM records WHERE batch_id = ?", (batch_id,)
-            )
-        }
-        return [m for m in members if m.record_id in taken]
-
-    def add_batch(
-        self,
-        batch: FrozenBatch,
-        file_name: str,
-        members: Sequence[Member],
-        history: Iterable[HistoryEntry] | MembersMoved,
-    ) -> None:
-        created = stamp(batch.created_at)
-        self._conn.execute(
-            "INSERT INTO batches (batch_id, certifier, created_at, schema_version, "
-            "emitter_id_client, nature, certifier_id_client, id_contrat, state, passages, "
-            "file_name, action, sent_as) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                batch.batch_id,
-                batch.certifier.key,
-                created,
-                batch.schema_version.value,
-                batch.emitter.id_client,
-                batch.emitter.nature,
-                batch.certifier.id_client,
-                batch.certifier.id_contrat,
-                BatchState.CUT.value,
-                batch.passages,
-                file_name,
-                batch.action.value,
-                batch.sent_as.value if batch.sent_as is not None else None,
-            ),
-        )
-        self._conn.execute(
-            _ADD_MEMBERS,
-            (batch.batch_id, json.dumps([[m.code, m.record_id, m.version] for m in members])),
-        )
-        if isinstance(history, MembersMoved):
-            self._conn.execute(_MEMBERS_MOVED, members_moved_values(history))
-        else:
-            self._add_history(history)
-        if batch.action is CdcAction.SUPPRESSION:
-            withdrawals.add_suppression_members(
-                self._conn, batch.batch_id, [m.record_id for m in members], created
-            )
 
     def batch_written(self, batch_id: str, file: ReleasedFile, at: datetime) -> bool:
         written = self._conn.execute(

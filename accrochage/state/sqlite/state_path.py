@@ -1,11 +1,11 @@
 """The state database's own path, whatever name the configuration gives it.
 
 SQLite keeps a database's journal (`-wal`, `-shm`) beside the name it opens, and accrochage
-its locks (`.lock`, `.write-lock`, `.refdata-lock`) beside the state's: two names of one
-file must not mean two sets of them. A symbolic link is resolved, so every name shares the
-file's; a second hard link cannot be told apart from the file itself, and two processes
-writing through two such names corrupted the database in seconds (each with its own WAL, each
-holding "the" write lock): such a state is refused.
+its locks (`.lock`, `.write-lock`, `.cut-lock`, `.refdata-lock`) beside the state's: two
+names of one file must not mean two sets of them. A symbolic link is resolved, so every name
+shares the file's; a second hard link cannot be told apart from the file itself, and two
+processes writing through two such names corrupted the database in seconds (each with its
+own WAL, each holding "the" write lock): such a state is refused.
 """
 
 from __future__ import annotations

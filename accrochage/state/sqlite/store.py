@@ -13,7 +13,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import AbstractContextManager, contextmanager, nullcontext, suppress
 from pathlib import Path
 
 from sqlite_utils import Database
@@ -36,6 +36,7 @@ from accrochage.state.sqlite.connection import (
     storage_error,
     told_if_changed,
 )
+from accrochage.state.sqlite.cut_lock import CutLock
 from accrochage.state.sqlite.location import SqliteLocation
 from accrochage.state.sqlite.migrations import migrations
 from accrochage.state.sqlite.reader import SqliteReader
@@ -78,6 +79,7 @@ class SqliteStore(Store):
         self.location = SqliteLocation(path)
         self._lock = threading.RLock()
         self.read_only = read_only
+        self._cut_lock = CutLock(path, lock_wait_seconds)
         if read_only:
             self._write_lock = WriteLock(path, lock_wait_seconds, read_only=True)
             self._conn = self._open_reading(path, always_check)
@@ -180,6 +182,10 @@ class SqliteStore(Store):
 
     def stop_waiting(self) -> None:
         self._write_lock.interrupt()
+        self._cut_lock.interrupt()
+
+    def cutting(self) -> AbstractContextManager[None]:
+        return nullcontext() if self.read_only else self._cut_lock.held()
 
     @property
     def waiting_stopped(self) -> bool:
@@ -188,6 +194,7 @@ class SqliteStore(Store):
     def close(self) -> None:
         self._conn.close()
         self._write_lock.close()
+        self._cut_lock.close()
 
     @contextmanager
     def reading(self) -> Iterator[Reader]:

@@ -20,7 +20,8 @@ from accrochage.state.base import (
     ImportedReport,
     Transaction,
 )
-from accrochage.state.sqlite.batch_statements import INSERT_HISTORY, WITH_VERSIONS, BatchStatements
+from accrochage.state.sqlite.batch_statements import WITH_VERSIONS, BatchStatements
+from accrochage.state.sqlite.cut_statements import INSERT_HISTORY
 from accrochage.state.sqlite.rows import (
     CONTENT_COLUMNS,
     RECORD_COLUMNS,
