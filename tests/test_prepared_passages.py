@@ -24,7 +24,7 @@ from accrochage.sinks.xml_outbox import XmlOutbox
 from accrochage.state.sqlite import SqliteStore
 from accrochage.state.sqlite.transaction import SqliteTransaction
 from accrochage.streams import flush
-from accrochage.streams.flush_report import FlushReport
+from accrochage.streams.flush_report import FlushReport, WrittenBatch
 from tests.test_tracker import SCHEMA_1_1_2, write_config
 
 GENERATED = [
@@ -218,8 +218,9 @@ def test_a_flush_of_many_batches_drops_their_passages_a_few_batches_a_transactio
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A backlog's first flush reads every written member's passage: in short transactions
-    (a few batches each), so that other writers never wait for the whole of it."""
-    monkeypatch.setattr(flush, "FORGET_PER_TRANSACTION", 2)
+    (a few batches each, about `FORGET_PER_TRANSACTION` members), so that other writers never
+    wait for the whole of it."""
+    monkeypatch.setattr(flush, "FORGET_PER_TRANSACTION", 120)  # batches of 60: 2 a transaction
     chunks: list[list[str]] = []
     deleted: list[int] = []
     forget = SqliteTransaction.forget_sent_passages
@@ -352,6 +353,20 @@ def test_a_write_drops_its_batches_passages_and_a_sweep_the_ones_left_behind(
         core.close()
 
 
+def _written(batch_id: str, passages: int = 1) -> WrittenBatch:
+    return WrittenBatch(batch_id, "pix", Path(f"{batch_id}.xml"), passages, 100, "0" * 64)
+
+
+def test_written_batches_are_forgotten_in_groups_of_about_so_many_members() -> None:
+    """A batch of the CDC's 200,000 passages is forgotten alone, never with nine others
+    (2,000,000 members in one transaction, as when groups were of 10 batches)."""
+    sizes = {"a": 1_000, "b": 200_000, "c": 3_000, "d": 3_000, "e": 5_000, "f": 10}
+    written = [_written(batch_id, size) for batch_id, size in sizes.items()]
+    groups = [["a"], ["b"], ["c", "d"], ["e", "f"]]
+    assert list(flush.forget_groups(written, 10_000)) == groups
+    assert list(flush.forget_groups([], 10_000)) == []
+
+
 def test_a_flusher_sweeps_at_its_first_write_then_at_most_every_period(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -366,11 +381,11 @@ def test_a_flusher_sweeps_at_its_first_write_then_at_most_every_period(
     monkeypatch.setattr(SqliteTransaction, "forget_sent_passages", counted)
     try:
         flusher = core.flusher
-        flusher._forget_passages(["written-1"])
-        flusher._forget_passages(["written-2"])
+        flusher._forget_passages([_written("written-1")])
+        flusher._forget_passages([_written("written-2")])
         assert sweeps == [False, True, False]  # the sweep in a transaction of its own
         monkeypatch.setattr(flush, "PASSAGE_SWEEP_SECONDS", 0)
-        flusher._forget_passages(["written-3"])
+        flusher._forget_passages([_written("written-3")])
         assert sweeps[3:] == [False, True]
     finally:
         core.close()
