@@ -164,6 +164,30 @@ def test_a_batch_superseded_while_it_is_cut_takes_no_more_members(tmp_path: Path
     assert report.cut[0].passages == PART and pending == 100 - PART
 
 
+def test_a_stop_between_two_parts_writes_the_smaller_batch_whole(tmp_path: Path) -> None:
+    """A service being stopped does not wait for the rest of a large batch: the parts cut
+    make the batch, its file written whole, and the other records wait, pending."""
+    core, _ = make_core(tmp_path, batching={"max_records": 100})
+    stopping = threading.Event()
+
+    def stop_after_the_first_part(commit: int) -> None:
+        if _batched(core) == PART:
+            stopping.set()
+
+    try:
+        assert all(r.accepted for r in ingest(core, *_events(100)))
+        with after_each_commit(core, stop_after_the_first_part):
+            report = core.flusher.flush(force=True, stopping=stopping)
+        pending = rows(core, "SELECT count(*) AS n FROM records WHERE status = 'pending'")[0]["n"]
+        (batch,) = rows(core, "SELECT state, passages FROM batches")
+    finally:
+        core.close()
+    assert report.ok and report.cut[0].passages == PART == batch["passages"]
+    assert batch["state"] == "written" and pending == 100 - PART
+    (file,) = report.written
+    assert len(id_techniques(file.path)) == PART
+
+
 def test_another_flusher_writes_a_batch_only_once_it_is_cut_whole(tmp_path: Path) -> None:
     """A flusher of another process (here another store on the same state) that looks for
     batches to write while one is half cut waits for the cut lock: it writes the whole batch,
