@@ -13,7 +13,7 @@ from datetime import datetime
 
 from accrochage.models.decode import Decoded
 from accrochage.models.problems import Problem
-from accrochage.models.record import Change, HistoryEntry, Record, Status, moved
+from accrochage.models.record import Change, HistoryEntry, MembersMoved, Record, Status, moved
 from accrochage.models.record_deadline import delivery_deadline
 from accrochage.models.revocation import (
     awaiting_withdrawal,
@@ -108,11 +108,7 @@ def apply_superseded(
     waiting = since or now
     if current.status is not Status.BATCHED or current.batch_id != batch_id:
         return Change(Outcome.UNCHANGED)
-    why = (
-        "file superseded before any deposit"
-        if written
-        else "batch superseded before its file could be written"
-    ) + ("" if cause is None else f" ({cause})")
+    why = _superseded_why(written, cause)
     if current.revocation_pending:
         record = withdrawn(current, now)
         reason = f"{why}: it was revoked, so it is withdrawn"
@@ -126,6 +122,30 @@ def apply_superseded(
         record = replace(current, status=Status.PENDING, pending_since=waiting, updated_at=now)
         reason = f"{why}: cut again"
     return moved(current, replace(record, batch_id=None), now, reason, batch_id)
+
+
+def superseded_plain(
+    batch_id: str, now: datetime, *, written: bool = True, cause: str | None = None
+) -> MembersMoved:
+    """`apply_superseded` for every member waiting for nothing (batched in `batch_id`, neither
+    revoked nor corrected since: pending again with its content, `since` the batch was cut),
+    as one move: the store makes it for all of them in one statement. A batch of 20,000
+    members spent 2.9 s in Python, one record at a time, the write lock held."""
+    return MembersMoved(
+        batch_id,
+        now,
+        Status.BATCHED,
+        Status.PENDING,
+        f"{_superseded_why(written, cause)}: cut again",
+    )
+
+
+def _superseded_why(written: bool, cause: str | None) -> str:
+    return (
+        "file superseded before any deposit"
+        if written
+        else "batch superseded before its file could be written"
+    ) + ("" if cause is None else f" ({cause})")
 
 
 def apply_suppression_superseded(

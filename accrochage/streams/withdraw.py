@@ -29,6 +29,7 @@ from accrochage.models.withdrawal import (
     apply_superseded,
     apply_suppression_superseded,
     cut_suppression_entry,
+    superseded_plain,
 )
 from accrochage.sinks.base import BatchSink
 from accrochage.state.base import PendingReads, Transaction
@@ -85,8 +86,12 @@ def supersede_batch(
     `apply_superseded`). The move of its file to make once committed, if it has one."""
     info = tx.batch(batch_id)
     assert info is not None
+    if info.action is CdcAction.CREATION:
+        written = info.file_path is not None
+        plain = superseded_plain(batch_id, now, written=written, cause=cause)
+        tx.return_plain(plain, info.cut_at or now)
     changes = []
-    for record in tx.records_in_batch(batch_id):
+    for record in tx.records_in_batch(batch_id):  # the plain members returned: the others
         if info.action is CdcAction.SUPPRESSION:
             change = apply_suppression_superseded(record, batch_id, now, info.cut_at)
         else:

@@ -152,6 +152,12 @@ class Transaction(PendingReads):
         them, in order. None (nothing done) when the batch is no longer `cut` (superseded)."""
 
     @abstractmethod
+    def return_plain(self, moved: MembersMoved, pending_since: datetime, limit: int = -1) -> int:
+        """Make `moved` (`withdrawal.superseded_plain`) for the members batched in its batch
+        that wait for nothing (no revocation pending, no correction), `pending_since` then;
+        at most `limit` (-1: all), in code and record id order. How many were."""
+
+    @abstractmethod
     def batch_written(self, batch_id: str, file: ReleasedFile, at: datetime) -> bool:
         """Record the batch's file; False when the batch is no longer to write (superseded
         while it was written, by another process): nothing is recorded then."""

@@ -60,6 +60,23 @@ _PART_MOVED = (
 read from the part's own `[code, record_id, version]` array."""
 
 
+_PLAIN_MEMBERS = (
+    "SELECT rowid FROM records WHERE batch_id = ? AND status = ? AND revocation_pending = 0 "
+    "AND correction_version IS NULL ORDER BY code, record_id LIMIT ?"
+)
+_PLAIN_RETURNED = (
+    f"INSERT INTO history ({', '.join(HISTORY_COLUMNS)}) "
+    "SELECT record_id, ?, ?, ?, ?, batch_id, NULL, NULL FROM records "
+    f"WHERE rowid IN ({_PLAIN_MEMBERS}) ORDER BY code, record_id"
+)
+_RETURN_PLAIN = (
+    "UPDATE records SET status = ?, batch_id = NULL, pending_since = ?, updated_at = ? "
+    f"WHERE rowid IN ({_PLAIN_MEMBERS})"
+)
+"""A superseded batch's members that wait for nothing, back to pending (`return_plain`): their
+history entries first, then the move, each statement picking the same members."""
+
+
 class CutStatements:
     _conn: sqlite3.Connection
 
@@ -153,3 +170,13 @@ class CutStatements:
             "UPDATE batches SET passages = passages + ? WHERE batch_id = ?", (len(still), batch_id)
         )
         return still
+
+    def return_plain(self, moved: MembersMoved, pending_since: datetime, limit: int = -1) -> int:
+        batch_id, batched = moved.batch_id, RecordStatus.BATCHED.value
+        picked = (batch_id, batched, limit)
+        self._conn.execute(_PLAIN_RETURNED, (*members_moved_values(moved)[:4], *picked))
+        returned = self._conn.execute(
+            _RETURN_PLAIN,
+            (moved.to_status.value, stamp(pending_since), stamp(moved.at), *picked),
+        )
+        return returned.rowcount
