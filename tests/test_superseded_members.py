@@ -5,6 +5,9 @@ through it."""
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import uuid
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -12,13 +15,26 @@ from typing import Any
 
 import pytest
 
+import accrochage.streams.supersede_due as supersede_due_module
 import accrochage.streams.withdraw as withdraw_module
+from accrochage.app import Core
+from accrochage.failpoints import VARIABLE
 from accrochage.generate import GeneratedCertifier, generate_events
 from accrochage.models.batch import BatchInfo
+from accrochage.models.deadline import FixedClock
 from accrochage.models.record import Change, Record
 from accrochage.models.withdrawal import apply_superseded
 from accrochage.streams.flush_report import FlushReport
 from tests.factories import revoked_event
+from tests.support.crash import (
+    child_env,
+    cli_command,
+    finished,
+    query,
+    write_config,
+    write_generated_events,
+)
+from tests.test_cut_in_parts import after_each_commit
 from tests.test_tracker import TODAY, ingest, make_core, rows
 
 
@@ -26,10 +42,6 @@ def test_plain_members_go_back_as_the_model_says_by_one_statement(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     core, clock = make_core(tmp_path, batching={"max_records": 60})
-    events = list(
-        generate_events(50, [GeneratedCertifier("pix", ("RS5875",))], today=TODAY, seed=8)
-    )
-    corrected, revoked = events[10], events[20]
     through_python: list[str] = []
     original = withdraw_module.apply_superseded
 
@@ -38,19 +50,11 @@ def test_plain_members_go_back_as_the_model_says_by_one_statement(
         return original(record, *args, **kwargs)
 
     try:
-        assert all(r.accepted for r in ingest(core, *events))
-        (written,) = core.flusher.flush(force=True).written
-        clock.advance(timedelta(hours=2))  # pending again since the cut, not since now
-        fixed = dict(corrected, event_id=str(uuid.uuid4()), mention="MENTION_TRES_BIEN")
-        revocation = revoked_event(
-            event_id=str(uuid.uuid4()),
-            record_id=revoked["record_id"],
-            certification=revoked["certification"],
-        )
-        assert all(r.accepted for r in ingest(core, fixed, revocation))
+        batch_id, events = _written_batch_then_two_changes(core, clock)
+        corrected, revoked = events[10], events[20]
         with core.store.transaction() as tx:
-            before = tx.records_in_batch(written.batch_id)
-            info = tx.batch(written.batch_id)
+            before = tx.records_in_batch(batch_id)
+            info = tx.batch(batch_id)
         assert info is not None and len(before) == 50
         monkeypatch.setattr(withdraw_module, "apply_superseded", counted)
         report = FlushReport()
@@ -61,11 +65,11 @@ def test_plain_members_go_back_as_the_model_says_by_one_statement(
             core,
             "SELECT record_id, at, from_status, to_status, reason, batch_id, report, event_id "
             "FROM history WHERE batch_id = ? AND to_status != 'batched'",
-            written.batch_id,
+            batch_id,
         )
     finally:
         core.close()
-    assert report.superseded == [written.batch_id]
+    assert report.superseded == [batch_id]
     assert sorted(through_python) == sorted([corrected["record_id"], revoked["record_id"]])
     assert after[revoked["record_id"]].status.value == "withdrawn"
     assert (after[corrected["record_id"]].status.value, after[corrected["record_id"]].version) == (
@@ -86,7 +90,7 @@ def test_plain_members_go_back_as_the_model_says_by_one_statement(
             "from_status": "batched",
             "to_status": "pending",
             "reason": said.history.reason,
-            "batch_id": written.batch_id,
+            "batch_id": batch_id,
             "report": None,
             "event_id": None,
         }
@@ -96,3 +100,97 @@ def _expected(record: Record, info: BatchInfo, now: datetime) -> Change:
     change = apply_superseded(record, info.batch_id, now, None, info.cut_at, written=True)
     assert change.changed and change.history is not None
     return change
+
+
+def _written_batch_then_two_changes(
+    core: Core, clock: FixedClock
+) -> tuple[str, list[dict[str, Any]]]:
+    """50 records cut and written in one batch, then, two hours later (pending again since the
+    cut, not since now), the 11th corrected and the 21st revoked."""
+    events = list(
+        generate_events(50, [GeneratedCertifier("pix", ("RS5875",))], today=TODAY, seed=8)
+    )
+    assert all(r.accepted for r in ingest(core, *events))
+    (written,) = core.flusher.flush(force=True).written
+    clock.advance(timedelta(hours=2))
+    fixed = dict(events[10], event_id=str(uuid.uuid4()), mention="MENTION_TRES_BIEN")
+    revocation = revoked_event(
+        event_id=str(uuid.uuid4()),
+        record_id=events[20]["record_id"],
+        certification=events[20]["certification"],
+    )
+    assert all(r.accepted for r in ingest(core, fixed, revocation))
+    return written.batch_id, events
+
+
+def test_a_large_batch_is_superseded_in_parts_of_its_own_transaction_each(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(supersede_due_module, "SUPERSEDE_PER_TRANSACTION", 20)
+    core, clock = make_core(tmp_path, batching={"max_records": 60})
+    left: list[tuple[str, int]] = []
+
+    def batched_in_it(commit: int) -> None:
+        (state,) = rows(core, "SELECT state FROM batches WHERE batch_id = ?", batch_id)
+        n = rows(core, "SELECT count(*) AS n FROM records WHERE batch_id = ?", batch_id)[0]["n"]
+        left.append((state["state"], n))
+
+    try:
+        batch_id, _ = _written_batch_then_two_changes(core, clock)
+        report = FlushReport()
+        with after_each_commit(core, batched_in_it):
+            core.flusher.plan(report)
+        statuses = rows(core, "SELECT status, count(*) AS n FROM records GROUP BY status")
+    finally:
+        core.close()
+    assert report.superseded == [batch_id]
+    parts = [n for state, n in left if state == "superseded"]
+    assert parts[:3] == [30, 10, 0], left  # 20 plain, 20 plain, then 8 plain and the 2 others
+    assert {s["status"]: s["n"] for s in statuses} == {"pending": 49, "withdrawn": 1}
+
+
+SMALL_PARTS = (
+    "import sys; import accrochage.streams.supersede_due as due; "
+    "due.SUPERSEDE_PER_TRANSACTION = 20; from accrochage.cli import main; sys.exit(main())"
+)
+
+
+def test_a_flush_killed_between_two_parts_of_a_supersession_is_finished_by_the_next(
+    tmp_path: Path,
+) -> None:
+    config = write_config(tmp_path, max_records=200)
+    events = write_generated_events(config, tmp_path / "events.jsonl", 60, seed=4)
+    finished(cli_command(config, "ingest", str(events)), cwd=tmp_path)
+    finished(cli_command(config, "flush", "--force"), cwd=tmp_path)
+    state = tmp_path / "state.db"
+    first = json.loads(events.read_text().splitlines()[0])
+    (batch,) = query(
+        state, "SELECT batch_id FROM records WHERE record_id = ?", [first["record_id"]]
+    )
+    members = query(state, "SELECT count(*) AS n FROM records WHERE batch_id = ?", [batch[0]])
+    assert members[0]["n"] > 20, "the batch needs more than one part"
+    fixed = dict(first, event_id=str(uuid.uuid4()), mention="MENTION_TRES_BIEN")
+    (tmp_path / "fix.jsonl").write_text(json.dumps(fixed) + "\n")
+    finished(cli_command(config, "ingest", str(tmp_path / "fix.jsonl")), cwd=tmp_path)
+    killed = subprocess.run(
+        [sys.executable, "-c", SMALL_PARTS, "--config", str(config), "flush"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**child_env(), VARIABLE: "flush:supersede-part"},
+        cwd=tmp_path,
+        check=False,
+    )
+    assert killed.returncode == -9, killed.stderr[-3000:]
+    (half,) = query(state, "SELECT state FROM batches WHERE batch_id = ?", [batch[0]])
+    still = query(state, "SELECT count(*) AS n FROM records WHERE batch_id = ?", [batch[0]])
+    assert half["state"] == "superseded" and still[0]["n"] == members[0]["n"] - 20
+    finished(cli_command(config, "flush", "--force"), cwd=tmp_path)
+    left = query(state, "SELECT count(*) AS n FROM records WHERE batch_id = ?", [batch[0]])
+    assert left[0]["n"] == 0
+    placed = query(
+        state,
+        "SELECT count(*) AS n FROM records r JOIN batches b ON b.batch_id = r.batch_id "
+        "WHERE r.status = 'batched' AND b.state = 'written'",
+    )
+    assert placed[0]["n"] == 60, "every record is in a file to deposit again"

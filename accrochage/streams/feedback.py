@@ -164,7 +164,7 @@ class Feedback:
         again. The moves of their files, to make once committed."""
         moves = []
         for batch_id in batch_ids:
-            done, move = supersede_if_due(tx, batch_id, self.sink, self.decode, now)
+            done, move, _ = supersede_if_due(tx, batch_id, self.sink, self.decode, now)
             if done:
                 summary.notes.append(
                     f"batch {batch_id}, written and never deposited, carried records this "

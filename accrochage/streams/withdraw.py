@@ -21,9 +21,17 @@ from collections import defaultdict
 from collections.abc import Callable
 from datetime import date, datetime
 from pathlib import Path
+from typing import NamedTuple
 
 from accrochage.errors import RenderError
-from accrochage.models.batch import FrozenBatch, Member, PendingStats, SentAs, Suppressible
+from accrochage.models.batch import (
+    BatchInfo,
+    FrozenBatch,
+    Member,
+    PendingStats,
+    SentAs,
+    Suppressible,
+)
 from accrochage.models.vocabulary import SUPERSEDABLE, BatchState, CdcAction, SchemaVersion
 from accrochage.models.withdrawal import (
     apply_superseded,
@@ -52,6 +60,15 @@ Wait = Callable[[str, int, datetime], None]
 """Told of each certifier's records left to wait: its key, how many, when `max_delay` cuts them."""
 
 
+class Superseded(NamedTuple):
+    done: bool
+    """Superseded now (it was still to be)."""
+    move: SupersededMove | None
+    """The move of its file to make once committed, if it has one."""
+    whole: bool = True
+    """Every member gone back; False: plain members left to `return_members` (`plain_limit`)."""
+
+
 def supersede_if_due(
     tx: Transaction,
     batch_id: str,
@@ -60,18 +77,25 @@ def supersede_if_due(
     now: datetime,
     states: tuple[BatchState, ...] = SUPERSEDABLE,
     cause: str | None = None,
-) -> tuple[bool, SupersededMove | None]:
+    plain_limit: int = -1,
+) -> Superseded:
     """`batch_id`, listed by `tx.to_supersede()` (the out-of-date files never deposited, oldest
     first) in an earlier transaction, superseded if it is
-    still never deposited (an operator may have recorded its deposit meanwhile): whether it
-    was, and the move of its file to make once committed. A transaction a batch: a mass
-    correction may supersede hundreds, a tenth of a second each. `states`: those it may be
-    superseded in (a header changed supersedes a batch not written yet too); `cause`: why,
-    when not one of its records (its members' history says it)."""
+    still never deposited (an operator may have recorded its deposit meanwhile). A
+    transaction a batch: a mass correction may supersede hundreds, a tenth of a second each.
+    `states`: those it may be superseded in (a header changed supersedes a batch not written
+    yet too); `cause`: why, when not one of its records (its members' history says it);
+    `plain_limit`: as for `return_members`."""
     info = tx.batch(batch_id)
     if info is None or info.state not in states:
-        return False, None
-    return True, supersede_batch(tx, batch_id, sink, decode, now, cause)
+        return Superseded(False, None)
+    whole = return_members(tx, info, decode, now, cause, plain_limit)
+    target = None
+    if info.file_path is not None:
+        target = sink.place(info.certifier, info.file_name, BatchState.SUPERSEDED)
+    tx.batch_superseded(batch_id, target)
+    move = None if info.file_path is None or target is None else (info.file_path, target)
+    return Superseded(True, move, whole)
 
 
 def supersede_batch(
@@ -84,12 +108,29 @@ def supersede_batch(
 ) -> SupersededMove | None:
     """One batch never deposited superseded: each member goes back to be cut again (see
     `apply_superseded`). The move of its file to make once committed, if it has one."""
-    info = tx.batch(batch_id)
-    assert info is not None
+    return supersede_if_due(tx, batch_id, sink, decode, now, tuple(BatchState), cause).move
+
+
+def return_members(
+    tx: Transaction,
+    info: BatchInfo,
+    decode: Decodes,
+    now: datetime,
+    cause: str | None = None,
+    plain_limit: int = -1,
+) -> bool:
+    """The members of `info`, a batch superseded or being, back to be cut again: those that
+    wait for nothing by one statement (`superseded_plain`), the others (revoked, corrected)
+    through `apply_superseded`. `plain_limit`: at most so many plain members go back in
+    this transaction (-1: all), the others left batched in it (`streams/supersede_due.py`
+    returns them in transactions of their own); whether none is left."""
+    batch_id = info.batch_id
     if info.action is CdcAction.CREATION:
         written = info.file_path is not None
         plain = superseded_plain(batch_id, now, written=written, cause=cause)
-        tx.return_plain(plain, info.cut_at or now)
+        returned = tx.return_plain(plain, info.cut_at or now, plain_limit)
+        if 0 <= plain_limit <= returned:
+            return False
     changes = []
     for record in tx.records_in_batch(batch_id):  # the plain members returned: the others
         if info.action is CdcAction.SUPPRESSION:
@@ -110,11 +151,7 @@ def supersede_batch(
         if change.changed:
             changes.append(change)
     tx.save(changes)
-    target = None
-    if info.file_path is not None:
-        target = sink.place(info.certifier, info.file_name, BatchState.SUPERSEDED)
-    tx.batch_superseded(batch_id, target)
-    return None if info.file_path is None or target is None else (info.file_path, target)
+    return True
 
 
 def _stats(certifier: str, items: list[Suppressible], deadlines: dict[str, date]) -> PendingStats:

@@ -127,6 +127,9 @@ class BatchStatements(CutStatements, PassageStatements, PendingStatements):
     def to_supersede(self) -> list[str]:
         return withdrawals.to_supersede(self._conn)
 
+    def half_superseded(self) -> list[str]:
+        return withdrawals.half_superseded(self._conn)
+
     def undeposited_creations(self) -> list[FrozenBatch]:
         return withdrawals.undeposited_creations(self._conn)
 

@@ -151,6 +151,16 @@ def to_supersede(conn: sqlite3.Connection) -> list[str]:
     return [r[0] for r in rows]
 
 
+def half_superseded(conn: sqlite3.Connection) -> list[str]:
+    rows = conn.execute(
+        "SELECT batch_id FROM batches b WHERE state = ? AND action = ? AND EXISTS "
+        "(SELECT 1 FROM records r WHERE r.batch_id = b.batch_id AND r.status = ?) "
+        "ORDER BY created_at, batch_id",
+        (BatchState.SUPERSEDED.value, CdcAction.CREATION.value, RecordStatus.BATCHED.value),
+    )
+    return [row[0] for row in rows]
+
+
 def undeposited_creations(conn: sqlite3.Connection) -> list[FrozenBatch]:
     """CREATION batches cut, written (or failed), never deposited nor reported: what their
     headers say, to compare with the configuration."""
