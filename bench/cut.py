@@ -29,13 +29,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from accrochage.app import build_core
+from accrochage.app import Core, build_core
 from accrochage.settings import load_settings
 from accrochage.state.sqlite import SqliteStore
 from accrochage.state.sqlite.connection import connect
-from accrochage.streams import cut_group
+from accrochage.streams import cut_group, supersede_due
 from accrochage.streams.flush_report import FlushReport
 from bench._common import (
+    EMITTER,
     BenchError,
     Report,
     accrochage_command,
@@ -52,6 +53,8 @@ from bench._common import (
 
 CDC_MAX = 200_000
 PROBE_EVERY = 0.005
+OTHER_EMITTER = "03VML244"
+"""The emitter's `id_client` once the cut is made: every batch's header changed, superseded."""
 BARE_CUT = (
     "UPDATE records SET status = 'batched', batch_id = :batch, pending_since = NULL, "
     "updated_at = :at WHERE status = 'pending' AND certifier = :certifier",
@@ -128,14 +131,10 @@ class WriterProbe:
             self._stop.wait(PROBE_EVERY)
 
 
-def product_cut(
-    state: Path, max_records: int, per_transaction: int | None = None, *, probe: bool = False
-) -> Cut:
-    """`state` cut, every pending record forced; `per_transaction`: members a transaction
-    instead of `CUT_PER_TRANSACTION` (the whole batch's number: the cut before session 50);
-    `probe`: with a `WriterProbe` writing while it is cut."""
-    settings = load_settings(write_config(state.parent, max_records=max_records))
-    core = build_core(settings)
+@contextlib.contextmanager
+def measured(core: Core, state: Path, probe: bool) -> Iterator[tuple[list[float], list[float]]]:
+    """Each write transaction of `core`'s store timed from its start to its commit, and with
+    `probe`, a `WriterProbe`'s writes meanwhile: the two lists, filled as the block runs."""
     store = core.flusher.store
     original = store.transaction
     held: list[float] = []
@@ -148,22 +147,57 @@ def product_cut(
         held.append(time.perf_counter() - start)
 
     store.transaction = timed  # type: ignore[method-assign]
+    try:
+        if not probe:
+            yield held, []
+            return
+        with WriterProbe(state) as writer:
+            yield held, writer.waits
+    finally:
+        store.transaction = original  # type: ignore[method-assign]
+
+
+def product_cut(
+    state: Path, max_records: int, per_transaction: int | None = None, *, probe: bool = False
+) -> Cut:
+    """`state` cut, every pending record forced; `per_transaction`: members a transaction
+    instead of `CUT_PER_TRANSACTION` (the whole batch's number: the cut before session 50);
+    `probe`: with a `WriterProbe` writing while it is cut."""
+    core = build_core(load_settings(write_config(state.parent, max_records=max_records)))
     part = cut_group.CUT_PER_TRANSACTION
     cut_group.CUT_PER_TRANSACTION = per_transaction or part
-    waits: list[float] = []
+    report = FlushReport()
     try:
-        report = FlushReport()
-        with contextlib.ExitStack() as stack:
-            if probe:
-                waits = stack.enter_context(WriterProbe(state)).waits
+        with measured(core, state, probe) as (held, waits):
             core.flusher.cut(report, force=True)
     finally:
         cut_group.CUT_PER_TRANSACTION = part
-        store.transaction = original  # type: ignore[method-assign]
         core.close()
     if not report.ok:
         raise BenchError(f"the cut failed: {report}")
     return Cut(held, len(report.cut), waits)
+
+
+def product_supersede(state: Path, count: int, per_transaction: int | None = None) -> Cut:
+    """The batch cut in `state` superseded by the next flush's plan, its header changed (the
+    emitter's `id_client`), with a `WriterProbe`; `per_transaction`: members returned a
+    transaction instead of `SUPERSEDE_PER_TRANSACTION` (the whole batch's: one transaction)."""
+    config = write_config(state.parent, max_records=count)
+    text = config.read_text(encoding="utf-8")
+    config.write_text(text.replace(EMITTER.id_client, OTHER_EMITTER, 1), encoding="utf-8")
+    core = build_core(load_settings(config))
+    part = supersede_due.SUPERSEDE_PER_TRANSACTION
+    supersede_due.SUPERSEDE_PER_TRANSACTION = per_transaction or part
+    report = FlushReport()
+    try:
+        with measured(core, state, True) as (held, waits):
+            core.flusher.plan(report)
+    finally:
+        supersede_due.SUPERSEDE_PER_TRANSACTION = part
+        core.close()
+    if len(report.superseded) != 1:
+        raise BenchError(f"expected one batch superseded: {report.superseded}")
+    return Cut(held, len(report.superseded), waits)
 
 
 def bare_cut(state: Path, certifier: str) -> tuple[float, int]:
@@ -190,9 +224,12 @@ def main() -> None:
     report = Report("cut", args.quick, {"events": count, "certifiers": 1})
     with scratch_dir("cut") as folder:
         state, certifier = stored_state(folder, count)
-        parts = product_cut(copied(state, folder / "parts"), count, probe=True)
-        whole = product_cut(copied(state, folder / "whole"), count, count, probe=True)
+        parts_state, whole_state = copied(state, folder / "parts"), copied(state, folder / "whole")
+        parts = product_cut(parts_state, count, probe=True)
+        whole = product_cut(whole_state, count, count, probe=True)
         default = product_cut(copied(state, folder / "default"), 1000)
+        superseded = product_supersede(parts_state, count)
+        superseded_whole = product_supersede(whole_state, count, count)
         bare_seconds, moved = bare_cut(copied(state, folder / "bare"), certifier)
     if parts.batches != 1 or whole.batches != 1 or moved != count:
         raise BenchError(f"expected one batch of {count}: {parts.batches}, {whole.batches} cut")
@@ -237,6 +274,33 @@ def main() -> None:
     )
     report.add(
         info(
+            "supersession of that batch, longest write transaction",
+            max(superseded.held) * 1000,
+            "ms",
+            f"its header changed (the emitter's id_client): its {count:,} members back to "
+            f"pending in parts of {supersede_due.SUPERSEDE_PER_TRANSACTION:,}, "
+            f"{len(superseded.held)} write transactions together "
+            f"{sum(superseded.held) * 1000:.0f} ms; the probe's longest write meanwhile "
+            f"{max(superseded.waits) * 1000:.0f} ms ({len(superseded.waits)} writes)",
+        )
+    )
+    report.add(
+        info(
+            "  baseline: the same supersession in one transaction",
+            max(superseded_whole.held) * 1000,
+            "ms",
+            f"the probe's longest write meanwhile {max(superseded_whole.waits) * 1000:.0f} ms",
+        )
+    )
+    report.add(
+        info(
+            "ratio: a writer's longest wait, supersession in parts / one transaction",
+            max(superseded.waits) / max(superseded_whole.waits),
+            "x",
+        )
+    )
+    report.add(
+        info(
             "  baseline: the cut's statements bare",
             bare_seconds * 1000,
             "ms",
@@ -262,6 +326,8 @@ def main() -> None:
         "held_default": default.held,
         "probe_parts": parts.waits,
         "probe_whole": whole.waits,
+        "held_superseded": superseded.held,
+        "held_superseded_whole": superseded_whole.held,
     }
     finish(report, args.json)
 
