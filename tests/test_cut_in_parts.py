@@ -6,8 +6,6 @@ leaves a whole batch and pending records: every record once in one file."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -21,15 +19,14 @@ import pytest
 
 import accrochage.streams.cut_group as cut_group_module
 from accrochage.app import Core
-from accrochage.failpoints import VARIABLE
 from accrochage.generate import GeneratedCertifier, generate_events
 from accrochage.state.base import Transaction
 from accrochage.streams.flush_report import FlushReport
 from tests.support.crash import (
-    child_env,
     cli_command,
     finished,
     id_techniques,
+    killed_at,
     query,
     released_files,
     write_config,
@@ -237,26 +234,12 @@ def _waiting_for_a_lock() -> bool:
     return any(t.name == "write-lock-wait" for t in threading.enumerate())
 
 
-SMALL_PARTS = (
-    "import sys; import accrochage.streams.cut_group as cut; "
-    f"cut.CUT_PER_TRANSACTION = {PART}; from accrochage.cli import main; sys.exit(main())"
-)
-
-
 def test_a_flush_killed_between_two_parts_loses_and_repeats_no_record(tmp_path: Path) -> None:
     config = write_config(tmp_path, max_records=100)
     events = write_generated_events(config, tmp_path / "events.jsonl", 200, seed=3)
     finished(cli_command(config, "ingest", str(events)), cwd=tmp_path)
-    killed = subprocess.run(
-        [sys.executable, "-c", SMALL_PARTS, "--config", str(config), "flush", "--force"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**child_env(), VARIABLE: "flush:cut-part"},
-        cwd=tmp_path,
-        check=False,
-    )
-    assert killed.returncode == -9, killed.stderr[-3000:]
+    small_parts = {"accrochage.streams.cut_group.CUT_PER_TRANSACTION": PART}
+    killed_at("flush:cut-part", config, "flush", "--force", cwd=tmp_path, constants=small_parts)
     state = tmp_path / "state.db"
     (half,) = query(state, "SELECT batch_id, state, passages FROM batches")
     assert (half["state"], half["passages"]) == ("cut", 2 * PART)

@@ -6,8 +6,6 @@ through it."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import uuid
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -18,7 +16,6 @@ import pytest
 import accrochage.streams.supersede_due as supersede_due_module
 import accrochage.streams.withdraw as withdraw_module
 from accrochage.app import Core
-from accrochage.failpoints import VARIABLE
 from accrochage.generate import GeneratedCertifier, generate_events
 from accrochage.models.batch import BatchInfo
 from accrochage.models.deadline import FixedClock
@@ -27,9 +24,9 @@ from accrochage.models.withdrawal import apply_superseded
 from accrochage.streams.flush_report import FlushReport
 from tests.factories import revoked_event
 from tests.support.crash import (
-    child_env,
     cli_command,
     finished,
+    killed_at,
     query,
     write_config,
     write_generated_events,
@@ -149,12 +146,6 @@ def test_a_large_batch_is_superseded_in_parts_of_its_own_transaction_each(
     assert {s["status"]: s["n"] for s in statuses} == {"pending": 49, "withdrawn": 1}
 
 
-SMALL_PARTS = (
-    "import sys; import accrochage.streams.supersede_due as due; "
-    "due.SUPERSEDE_PER_TRANSACTION = 20; from accrochage.cli import main; sys.exit(main())"
-)
-
-
 def test_a_flush_killed_between_two_parts_of_a_supersession_is_finished_by_the_next(
     tmp_path: Path,
 ) -> None:
@@ -172,16 +163,8 @@ def test_a_flush_killed_between_two_parts_of_a_supersession_is_finished_by_the_n
     fixed = dict(first, event_id=str(uuid.uuid4()), mention="MENTION_TRES_BIEN")
     (tmp_path / "fix.jsonl").write_text(json.dumps(fixed) + "\n")
     finished(cli_command(config, "ingest", str(tmp_path / "fix.jsonl")), cwd=tmp_path)
-    killed = subprocess.run(
-        [sys.executable, "-c", SMALL_PARTS, "--config", str(config), "flush"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**child_env(), VARIABLE: "flush:supersede-part"},
-        cwd=tmp_path,
-        check=False,
-    )
-    assert killed.returncode == -9, killed.stderr[-3000:]
+    small_parts = {"accrochage.streams.supersede_due.SUPERSEDE_PER_TRANSACTION": 20}
+    killed_at("flush:supersede-part", config, "flush", cwd=tmp_path, constants=small_parts)
     (half,) = query(state, "SELECT state FROM batches WHERE batch_id = ?", [batch[0]])
     still = query(state, "SELECT count(*) AS n FROM records WHERE batch_id = ?", [batch[0]])
     assert half["state"] == "superseded" and still[0]["n"] == members[0]["n"] - 20

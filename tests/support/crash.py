@@ -23,6 +23,7 @@ from typing import Any
 
 from lxml import etree
 
+from accrochage import failpoints
 from accrochage.generate import GeneratedCertifier, generate_events
 from accrochage.models.deadline import SystemClock, paris_today
 from accrochage.settings import load_settings
@@ -60,6 +61,27 @@ def cli_command(config: Path, *args: str) -> list[str]:
 
 
 _MAIN = "import sys; from accrochage.cli import main; sys.exit(main())"
+
+
+def killed_at(
+    failpoint: str, config: Path, *args: str, cwd: Path, constants: dict[str, int]
+) -> None:
+    """The CLI run with module constants set (`{"accrochage.streams.cut_group.X": 30}`), until
+    SIGKILL at `failpoint` (`accrochage/failpoints.py`); it must die there."""
+    sets = "; ".join(
+        f"import {path.rsplit('.', 1)[0]}; {path} = {value}" for path, value in constants.items()
+    )
+    code = f"import sys; {sets}; from accrochage.cli import main; sys.exit(main())"
+    killed = subprocess.run(
+        [sys.executable, "-c", code, "--config", str(config), *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**child_env(), failpoints.VARIABLE: failpoint},
+        cwd=cwd,
+        check=False,
+    )
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
 
 
 def child_env() -> dict[str, str]:
