@@ -51,6 +51,7 @@ def cut_group(
         for part in parts:
             if stopping.is_set():
                 break
+            store.let_writers_in()
             with store.transaction() as tx:
                 added = tx.extend_batch(group.certifier.key, part, moved)
             if added is None:

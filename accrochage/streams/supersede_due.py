@@ -69,6 +69,7 @@ def finish_superseding(
     whole = False
     while not whole:
         failpoints.reached("flush:supersede-part")
+        store.let_writers_in()
         with store.transaction() as tx:
             info = tx.batch(batch_id)
             if info is None or info.state is not BatchState.SUPERSEDED:

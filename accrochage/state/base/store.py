@@ -85,6 +85,12 @@ class Store(ABC):
         free (a store whose writers never wait on each other: always)."""
         return None
 
+    def let_writers_in(self) -> None:
+        """Between two transactions of one long job (a batch cut or superseded in parts): a
+        writer that waited for the state takes it before the job's next transaction. A store
+        whose writers never wait: nothing to do."""
+        return None
+
     def stop_waiting(self) -> None:
         """Writes of this store no longer wait for another writer (a service being stopped):
         one waiting gives up now, later ones at once, each with `StoreBusyError`; a free
