@@ -63,7 +63,7 @@ class BatchOperations(ABC):
     def return_plain(self, moved: MembersMoved, pending_since: datetime, limit: int = -1) -> int:
         """Make `moved` (`withdrawal.superseded_plain`) for the members batched in its batch
         that wait for nothing (no revocation pending, no correction), `pending_since` then;
-        at most `limit` (-1: all), in code and record id order. How many were."""
+        at most `limit` (-1: all), in their rows' order. How many were."""
 
     @abstractmethod
     def batch_written(self, batch_id: str, file: ReleasedFile, at: datetime) -> bool:

@@ -62,12 +62,15 @@ read from the part's own `[code, record_id, version]` array."""
 
 _PLAIN_MEMBERS = (
     "SELECT rowid FROM records WHERE batch_id = ? AND status = ? AND revocation_pending = 0 "
-    "AND correction_version IS NULL ORDER BY code, record_id LIMIT ?"
+    "AND correction_version IS NULL ORDER BY rowid LIMIT ?"
 )
+"""In the order of the `records_batch` index, which sorts nothing: ordered by code, each part
+of a batch read and sorted every member still in it (a supersession in parts of 100,000
+members took 1.6 s against 1.07 in one transaction, `python -m bench.cut`)."""
 _PLAIN_RETURNED = (
     f"INSERT INTO history ({', '.join(HISTORY_COLUMNS)}) "
     "SELECT record_id, ?, ?, ?, ?, batch_id, NULL, NULL FROM records "
-    f"WHERE rowid IN ({_PLAIN_MEMBERS}) ORDER BY code, record_id"
+    f"WHERE rowid IN ({_PLAIN_MEMBERS}) ORDER BY rowid"
 )
 _RETURN_PLAIN = (
     "UPDATE records SET status = ?, batch_id = NULL, pending_since = ?, updated_at = ? "
