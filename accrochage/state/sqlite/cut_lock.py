@@ -4,7 +4,7 @@ A batch of more members than `streams.cut_group.CUT_PER_TRANSACTION` is cut in s
 transactions, so that the writer of a service (HTTP, Kafka) waits for one part at most, never
 for the whole batch. Between two of them the batch is in the state, `cut`, with part of its
 members. A flusher of another process that read it then would write its file without the
-rest, who would stay `batched` in a written batch: never sent. So the flusher cutting such a
+others, which would stay `batched` in a written batch: never sent. So the flusher cutting such a
 batch holds this lock from the batch's first transaction to its last, and every flusher holds
 it while it reads the batches to write. A flusher killed midway lets go with its death (the
 kernel's `flock`): what it had cut is a whole batch, whose file the next flush writes, and the

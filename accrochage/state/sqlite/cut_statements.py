@@ -1,6 +1,7 @@
 """The cut's statements of a unit of work: pending members moved into a batch, the batch
-frozen with its members and their history. A mixin of `SqliteTransaction` (transaction.py)
-beside `BatchStatements`, on the transaction's connection."""
+frozen with its members and their history, and a superseded batch's members returned. A mixin
+of `SqliteTransaction` (transaction.py) beside `BatchStatements`, on the transaction's
+connection."""
 
 from __future__ import annotations
 
