@@ -37,7 +37,7 @@ from accrochage.state.base import WriteHolder
 from accrochage.state.sqlite import SqliteStore
 from accrochage.state.sqlite import connection as connection_module
 from accrochage.state.sqlite import store as store_module
-from accrochage.state.sqlite.cut_lock import SUFFIX as CUT_LOCK
+from accrochage.state.sqlite.cut_lock import CutFileLock
 from accrochage.streams.incoming import Incoming, IngestResult
 from accrochage.streams.ingest import Ingestor
 from accrochage.streams.log_source import LogSource
@@ -135,7 +135,7 @@ def held(
     elif sqlite_lock:
         script = [SQLITE_HOLDER, str(state)]
     else:
-        lock = state.with_name(state.name + CUT_LOCK) if cut else lock_of(state)
+        lock = state.with_name(state.name + CutFileLock.SUFFIX) if cut else lock_of(state)
         script = [HOLDER, PERSONAL_FILE_NAME, str(lock)]
     holder = subprocess.Popen(
         [sys.executable, "-c", *script],

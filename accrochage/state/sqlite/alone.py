@@ -9,7 +9,7 @@ import os
 from pathlib import Path
 
 from accrochage.errors import StoreBusyError, StoreError
-from accrochage.state.sqlite.cut_lock import SUFFIX as CUT_LOCK
+from accrochage.state.sqlite.cut_lock import CutFileLock
 from accrochage.state.sqlite.service_lock import write_pid
 from accrochage.state.sqlite.upgrade import service_lock_path
 from accrochage.state.sqlite.write_lock import WriteLock
@@ -43,8 +43,8 @@ class HeldAlone:
         os.ftruncate(self._service, 0)
         write_pid(self._service)
         try:
-            for suffix in (".write-lock", CUT_LOCK):
-                lock = WriteLock(self.state, 0.0, suffix=suffix)
+            for kind in (WriteLock, CutFileLock):
+                lock = kind(self.state, 0.0)
                 try:
                     self._held.append((lock, lock.acquire(0.0)))
                 except BaseException:

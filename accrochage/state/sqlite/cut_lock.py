@@ -22,7 +22,11 @@ from pathlib import Path
 
 from accrochage.state.sqlite.write_lock import Holder, WriteLock, busy_error
 
-SUFFIX = ".cut-lock"
+
+class CutFileLock(WriteLock):
+    """The `flock` on `<state>.cut-lock`, waited for as the write lock's is."""
+
+    SUFFIX = ".cut-lock"
 
 
 class CutLock:
@@ -33,7 +37,7 @@ class CutLock:
         self.state = state
         self.wait_seconds = wait_seconds
         self._threads = threading.Lock()
-        self._lock: WriteLock | None = None
+        self._lock: CutFileLock | None = None
         self._interrupted = False
 
     @contextmanager
@@ -54,7 +58,7 @@ class CutLock:
 
     def _opened(self) -> WriteLock:
         if self._lock is None:
-            self._lock = WriteLock(self.state, self.wait_seconds, suffix=SUFFIX)
+            self._lock = CutFileLock(self.state, self.wait_seconds)
             if self._interrupted:
                 self._lock.interrupt()
         return self._lock

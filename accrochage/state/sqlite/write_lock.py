@@ -87,19 +87,15 @@ def _let_go(fd: int, *, locked: bool) -> None:
 class WriteLock:
     """`<state>.write-lock`, held by at most one writer of every process at a time."""
 
+    SUFFIX = ".write-lock"  # another lock taken the same way names another (`cut_lock.py`)
+
     def __init__(
-        self,
-        state: Path,
-        wait_seconds: float = DEFAULT_WAIT_SECONDS,
-        *,
-        read_only: bool = False,
-        suffix: str = ".write-lock",
+        self, state: Path, wait_seconds: float = DEFAULT_WAIT_SECONDS, *, read_only: bool = False
     ) -> None:
         """`read_only`: for a reader that only asks who holds the lock (`held`); it neither
-        creates the file nor takes the lock. `suffix`: another lock of the state's taken the
-        same way (`.cut-lock`, `store.SqliteStore.cutting`)."""
+        creates the file nor takes the lock."""
         self.state = state
-        self.path = state.with_name(state.name + suffix)
+        self.path = state.with_name(state.name + self.SUFFIX)
         self.wait_seconds = wait_seconds
         self.read_only = read_only
         self._fd = -1 if read_only else self._open()
