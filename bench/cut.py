@@ -227,7 +227,7 @@ def main() -> None:
         parts_state, whole_state = copied(state, folder / "parts"), copied(state, folder / "whole")
         parts = product_cut(parts_state, count, probe=True)
         whole = product_cut(whole_state, count, count, probe=True)
-        default = product_cut(copied(state, folder / "default"), 1000)
+        default = product_cut(copied(state, folder / "default"), 1000, probe=True)
         superseded = product_supersede(parts_state, count)
         superseded_whole = product_supersede(whole_state, count, count)
         bare_seconds, moved = bare_cut(copied(state, folder / "bare"), certifier)
@@ -317,13 +317,15 @@ def main() -> None:
             max(default.held) * 1000,
             "ms",
             f"{default.batches} batches, one transaction each; all the write transactions "
-            f"together {sum(default.held) * 1000:.0f} ms",
+            f"together {sum(default.held) * 1000:.0f} ms; the probe's longest write meanwhile "
+            f"{max(default.waits) * 1000:.0f} ms ({len(default.waits)} writes)",
         )
     )
     report.details = {
         "held_parts": parts.held,
         "held_whole": whole.held,
         "held_default": default.held,
+        "probe_default": default.waits,
         "probe_parts": parts.waits,
         "probe_whole": whole.waits,
         "held_superseded": superseded.held,
