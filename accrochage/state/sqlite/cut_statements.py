@@ -142,10 +142,7 @@ class CutStatements:
                 batch.sent_as.value if batch.sent_as is not None else None,
             ),
         )
-        self._conn.execute(
-            _ADD_MEMBERS,
-            (batch.batch_id, json.dumps([[m.code, m.record_id, m.version] for m in members])),
-        )
+        self._conn.execute(_ADD_MEMBERS, (batch.batch_id, _members_json(members)))
         if isinstance(history, MembersMoved):
             self._conn.execute(_MEMBERS_MOVED, members_moved_values(history))
         else:
@@ -167,7 +164,7 @@ class CutStatements:
         still = self.take_pending(certifier, members, batch_id, moved.at)
         if not still:
             return still
-        part = json.dumps([[m.code, m.record_id, m.version] for m in still])
+        part = _members_json(still)
         self._conn.execute(_ADD_MEMBERS, (batch_id, part))
         self._conn.execute(_PART_MOVED, (*members_moved_values(moved), part))
         self._conn.execute(
@@ -184,3 +181,8 @@ class CutStatements:
             (moved.to_status.value, stamp(pending_since), stamp(moved.at), *picked),
         )
         return returned.rowcount
+
+
+def _members_json(members: Sequence[Member]) -> str:
+    """The `[code, record_id, version]` array `_ADD_MEMBERS` and `_PART_MOVED` read."""
+    return json.dumps([[m.code, m.record_id, m.version] for m in members])
