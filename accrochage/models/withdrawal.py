@@ -34,11 +34,11 @@ class Sending:
 
 
 def cut_suppression_entry(
-    record: Record, now: datetime, reason: str, batch_id: str
+    record_id: str, revoked: bool, now: datetime, reason: str, batch_id: str
 ) -> HistoryEntry:
-    why = "revoked" if record.revocation_pending else "corrected"
+    why = "revoked" if revoked else "corrected"
     return HistoryEntry(
-        record.record_id,
+        record_id,
         now,
         Status.ACCEPTED,
         Status.ACCEPTED,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator, Sequence
+from datetime import date, datetime
 from itertools import chain
 
 from accrochage import failpoints
@@ -39,7 +40,7 @@ from accrochage.streams.outbox_watch import FolderWatch
 from accrochage.streams.put_back import put_back_missing
 from accrochage.streams.redecode import Decodes
 from accrochage.streams.supersede_due import supersede_due
-from accrochage.streams.withdraw import cut_suppressions
+from accrochage.streams.suppression_cut import cut_suppression, plan_suppressions
 
 PASSAGE_SWEEP_SECONDS = 600
 """How often written passages are looked for among every pending record (those of records
@@ -189,29 +190,47 @@ class Flusher:
         today = paris_today(self.clock)
         supersede_due(self.store, self.sink, self.registry, self.decode, self._headers, report, now)
         if profile_for(self.schema_version).action is not None:
-            suppressions: list[CutBatch] = []
-            with self.store.transaction() as tx:
-                report.notes += cut_suppressions(
-                    tx,
-                    self.sink,
-                    self.limits,
-                    self.schema_version,
-                    lambda key: self.registry.get(key) is not None,
-                    now,
-                    today,
-                    force=force,
-                    on_cut=lambda batch, n, why: suppressions.append(
-                        CutBatch(batch.batch_id, batch.certifier.key, n, why, batch.action)
-                    ),
-                    on_wait=report.withdrawals_wait,
-                )
-            for suppression in suppressions:
-                report.add_cut(suppression)
+            self._cut_suppressions(report, now, today, force)
         if self._stopping.is_set():
             return Plan(now, [])
         with self.store.reading() as reader:
             groups = self._planner.groups_due(reader, now, today, force, report)
         return Plan(now, groups)
+
+    def _cut_suppressions(
+        self, report: FlushReport, now: datetime, today: date, force: Forced
+    ) -> None:
+        """Cut the SUPPRESSION files due, planned by a reader, each in its own transactions
+        (`streams/suppression_cut.py`); their files are written with the batches to write."""
+        with self.store.reading() as reader:
+            plan = plan_suppressions(
+                reader,
+                self.sink,
+                self.limits,
+                self.schema_version,
+                lambda key: self.registry.get(key) is not None,
+                now,
+                today,
+                force=force,
+                on_wait=report.withdrawals_wait,
+            )
+        report.notes += plan.notes
+        for planned in plan.files:
+            if self._stopping.is_set():
+                break
+            batch = cut_suppression(
+                self.store, self.sink, self.schema_version, planned, now, self._stopping
+            )
+            if batch is not None:
+                report.add_cut(
+                    CutBatch(
+                        batch.batch_id,
+                        batch.certifier.key,
+                        batch.passages,
+                        planned.reason,
+                        batch.action,
+                    )
+                )
 
     def _sweep_due(self) -> bool:
         """True at most every `PASSAGE_SWEEP_SECONDS` (from the last sweep committed): a sweep

@@ -10,9 +10,11 @@ planned group in a transaction of its own (a large one in parts), from the batch
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
 
+from accrochage.errors import RenderError
 from accrochage.models.batch import FrozenBatch, Member
 from accrochage.models.registry import Certifier, Registry
 from accrochage.models.vocabulary import SchemaVersion
@@ -27,7 +29,6 @@ from accrochage.streams.batching import (
     is_forced,
 )
 from accrochage.streams.flush_report import FlushReport, NotDue
-from accrochage.streams.withdraw import exact_sizes
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,3 +105,21 @@ class Planner:
             self.schema_version,
             passages,
         )
+
+
+def exact_sizes(
+    reads: PendingReads, sink: BatchSink, batch: FrozenBatch
+) -> Callable[[Member], int]:
+    """The exact size of a member's passage in `batch`'s file (rendered from its content).
+
+    A content that cannot be rendered counts its size bound: its file fails when written,
+    naming the record, while every other record is cut (raised here, it failed the whole
+    cut, every record of every certifier, at each flush)."""
+
+    def size(member: Member) -> int:
+        try:
+            return sink.passage_size(batch, reads.content(member.record_id, member.version))
+        except RenderError:
+            return member.xml_bytes
+
+    return size

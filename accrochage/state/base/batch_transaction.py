@@ -14,7 +14,6 @@ from accrochage.models.batch import (
     FrozenBatch,
     Member,
     ReleasedFile,
-    Suppressible,
 )
 from accrochage.models.record import HistoryEntry, MembersMoved, Record
 from accrochage.models.withdrawal import Sending
@@ -107,9 +106,18 @@ class BatchOperations(ABC):
     # -- the CDC loop (CONTRACT §9) --------------------------------------------------------
 
     @abstractmethod
-    def suppressible(self) -> list[Suppressible]:
-        """Accepted records to withdraw (revoked, or with a valid correction), not yet in a
-        SUPPRESSION nor refused one, each with the passage as its CREATION batch sent it."""
+    def take_suppressible(
+        self, members: Sequence[Member], batch_id: str, at: datetime
+    ) -> dict[str, bool]:
+        """The planned SUPPRESSION members still to withdraw as planned (`suppressible`, the
+        version the CDC holds unchanged), moved into `batch_id`: whether each one taken is
+        revoked (rather than corrected), by record id."""
+
+    @abstractmethod
+    def add_to_batch(
+        self, batch_id: str, members: Sequence[Member], history: Iterable[HistoryEntry]
+    ) -> None:
+        """Members taken for a batch cut in parts, added to it with their history entries."""
 
     @abstractmethod
     def to_supersede(self) -> list[str]:

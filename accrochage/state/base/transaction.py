@@ -9,6 +9,7 @@ from datetime import date, datetime
 from accrochage.models.batch import (
     Member,
     PendingStats,
+    Suppressible,
 )
 from accrochage.models.corrections import CorrectionRequest, RequestClosure
 from accrochage.models.record import Change, Record
@@ -38,6 +39,15 @@ class PendingReads(ABC):
 
     @abstractmethod
     def content(self, record_id: str, version: int) -> StoredContent: ...
+
+    @abstractmethod
+    def suppressible(self) -> list[Suppressible]:
+        """Accepted records to withdraw (revoked, or with a valid correction), not yet in a
+        SUPPRESSION nor refused one, each with the passage as its CREATION batch sent it."""
+
+    @abstractmethod
+    def correction_deadlines(self, record_ids: Sequence[str]) -> dict[str, date]:
+        """The earliest deadline of each record's open requests (records with none absent)."""
 
 
 class Transaction(BatchOperations, PendingReads):
@@ -164,7 +174,3 @@ class Transaction(BatchOperations, PendingReads):
         opened before `at` and, for an accepted content version, no later than that content
         was stored (`version` None: a revoked record's accepted suppression closes them all).
         Each gets a history row on its record; the closed request ids are returned."""
-
-    @abstractmethod
-    def correction_deadlines(self, record_ids: Sequence[str]) -> dict[str, date]:
-        """The earliest deadline of each record's open requests (records with none absent)."""

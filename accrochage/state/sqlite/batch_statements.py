@@ -16,7 +16,6 @@ from accrochage.models.batch import (
     BatchInfo,
     FrozenBatch,
     ReleasedFile,
-    Suppressible,
 )
 from accrochage.models.record import Record
 from accrochage.models.vocabulary import (
@@ -120,9 +119,6 @@ class BatchStatements(CutStatements, PassageStatements, PendingStatements):
                 (batch_id,),
             )
         ]
-
-    def suppressible(self) -> list[Suppressible]:
-        return withdrawals.suppressible(self._conn)
 
     def to_supersede(self) -> list[str]:
         return withdrawals.to_supersede(self._conn)

@@ -13,7 +13,7 @@ from datetime import datetime
 import accrochage.state.sqlite.withdrawals as withdrawals
 from accrochage.models.batch import FrozenBatch, Member
 from accrochage.models.record import HistoryEntry, MembersMoved
-from accrochage.models.vocabulary import BatchState, CdcAction, RecordStatus
+from accrochage.models.vocabulary import BatchState, RecordStatus
 from accrochage.state.sqlite.rows import (
     HISTORY_COLUMNS,
     history_values,
@@ -147,10 +147,23 @@ class CutStatements:
             self._conn.execute(_MEMBERS_MOVED, members_moved_values(history))
         else:
             self._add_history(history)
-        if batch.action is CdcAction.SUPPRESSION:
-            withdrawals.add_suppression_members(
-                self._conn, batch.batch_id, [m.record_id for m in members], created
-            )
+
+    def _grow(self, batch_id: str, members: int) -> None:
+        self._conn.execute(
+            "UPDATE batches SET passages = passages + ? WHERE batch_id = ?", (members, batch_id)
+        )
+
+    def take_suppressible(
+        self, members: Sequence[Member], batch_id: str, at: datetime
+    ) -> dict[str, bool]:
+        return withdrawals.take_suppressible(self._conn, members, batch_id, stamp(at))
+
+    def add_to_batch(
+        self, batch_id: str, members: Sequence[Member], history: Iterable[HistoryEntry]
+    ) -> None:
+        self._conn.execute(_ADD_MEMBERS, (batch_id, _members_json(members)))
+        self._add_history(history)
+        self._grow(batch_id, len(members))
 
     def extend_batch(
         self, certifier: str, members: Sequence[Member], moved: MembersMoved
@@ -167,9 +180,7 @@ class CutStatements:
         part = _members_json(still)
         self._conn.execute(_ADD_MEMBERS, (batch_id, part))
         self._conn.execute(_PART_MOVED, (*members_moved_values(moved), part))
-        self._conn.execute(
-            "UPDATE batches SET passages = passages + ? WHERE batch_id = ?", (len(still), batch_id)
-        )
+        self._grow(batch_id, len(still))
         return still
 
     def return_plain(self, moved: MembersMoved, pending_since: datetime, limit: int = -1) -> int:

@@ -4,10 +4,13 @@ read without the write lock; each batch's cut checks its members again)."""
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Sequence
 from datetime import UTC, date, datetime
 
 import accrochage.state.sqlite.correction_queries as open_requests
-from accrochage.models.batch import Member, PendingStats
+import accrochage.state.sqlite.corrections as correction_rows
+import accrochage.state.sqlite.withdrawals as withdrawals
+from accrochage.models.batch import Member, PendingStats, Suppressible
 from accrochage.models.vocabulary import RecordStatus
 from accrochage.state.base import StoredContent
 from accrochage.state.sqlite.rows import prepared_passage
@@ -64,3 +67,9 @@ class PendingStatements:
             (record_id, version),
         ).fetchone()
         return StoredContent(payload, event_id, passage=prepared_passage(passage, schema))
+
+    def suppressible(self) -> list[Suppressible]:
+        return withdrawals.suppressible(self._conn)
+
+    def correction_deadlines(self, record_ids: Sequence[str]) -> dict[str, date]:
+        return correction_rows.open_deadlines(self._conn, record_ids)

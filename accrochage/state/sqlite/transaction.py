@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import date, datetime
+from datetime import datetime
 
 import accrochage.state.sqlite.alerts as alert_rows
 import accrochage.state.sqlite.corrections as correction_rows
@@ -226,6 +226,3 @@ class SqliteTransaction(BatchStatements, UnusableStatements, Transaction):
         self, closures: Sequence[RequestClosure], at: datetime, label: str
     ) -> list[str]:
         return correction_rows.close_requests(self._conn, closures, at, label)
-
-    def correction_deadlines(self, record_ids: Sequence[str]) -> dict[str, date]:
-        return correction_rows.open_deadlines(self._conn, record_ids)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -21,21 +23,37 @@ from accrochage.models.vocabulary import (
 from accrochage.models.withdrawal import Sending
 from accrochage.state.sqlite.rows import frozen_batch_from
 
-_SUPPRESSIBLE = """
+_TO_WITHDRAW = """r.status = 'accepted'
+  AND (r.correction_version IS NOT NULL OR r.revocation_pending = 1)
+  AND (r.revocation_pending = 1 OR r.correction_valid = 1)
+  AND r.suppression_rejected = 0
+  AND r.cdc_held_as IS NULL
+  AND r.batch_id = r.accepted_batch_id"""
+"""An accepted record `r` that a SUPPRESSION must withdraw and that none carries yet."""
+
+_SUPPRESSIBLE = f"""
 SELECT r.record_id, r.certifier, r.pending_since, r.updated_at, r.xml_bytes,
        m.version, m.code, b.emitter_id_client, b.nature, b.certifier_id_client, b.id_contrat,
        b.schema_version
 FROM records r
 JOIN batch_members m ON m.batch_id = r.accepted_batch_id AND m.record_id = r.record_id
 JOIN batches b ON b.batch_id = r.accepted_batch_id
-WHERE r.status = 'accepted'
-  AND (r.correction_version IS NOT NULL OR r.revocation_pending = 1)
-  AND (r.revocation_pending = 1 OR r.correction_valid = 1)
-  AND r.suppression_rejected = 0
-  AND r.cdc_held_as IS NULL
-  AND r.batch_id = r.accepted_batch_id
+WHERE {_TO_WITHDRAW}
 ORDER BY r.certifier, m.code, r.record_id
 """
+
+_TAKE_SUPPRESSIBLE = f"""
+UPDATE records SET batch_id = ?, pending_since = NULL, updated_at = ?
+WHERE rowid IN (
+  SELECT r.rowid FROM json_each(?) AS planned CROSS JOIN records AS r
+  ON r.record_id = planned.value ->> 0
+  JOIN batch_members m ON m.batch_id = r.accepted_batch_id AND m.record_id = r.record_id
+  WHERE m.version = planned.value ->> 1 AND {_TO_WITHDRAW}
+)
+RETURNING record_id, revocation_pending
+"""
+"""The planned members, one JSON array of `[record_id, version]`, still to withdraw with the
+version their CREATION sent: moved into the SUPPRESSION batch, where they stay `accepted`."""
 
 
 def suppressible(conn: sqlite3.Connection) -> list[Suppressible]:
@@ -219,14 +237,15 @@ def sendings(conn: sqlite3.Connection, record_id: str) -> list[Sending]:
     return [Sending(r[0], r[1], r[2]) for r in rows]
 
 
-def add_suppression_members(
-    conn: sqlite3.Connection, batch_id: str, record_ids: list[str], at: str
-) -> None:
+def take_suppressible(
+    conn: sqlite3.Connection, members: Sequence[Member], batch_id: str, at: str
+) -> dict[str, bool]:
     """Members of a SUPPRESSION stay `accepted`; their `batch_id` names it while in flight."""
-    conn.executemany(
-        "UPDATE records SET batch_id = ?, pending_since = NULL, updated_at = ? WHERE record_id = ?",
-        [(batch_id, at, record_id) for record_id in record_ids],
-    )
+    planned = json.dumps([[m.record_id, m.version] for m in members])
+    return {
+        record_id: bool(revoked)
+        for record_id, revoked in conn.execute(_TAKE_SUPPRESSIBLE, (batch_id, at, planned))
+    }
 
 
 def carried_hash(conn: sqlite3.Connection, batch_id: str, record_id: str) -> str | None:
