@@ -34,16 +34,17 @@ EXAMPLE_CONFIG = ROOT / "accrochage.example.toml"
 ID_TECHNIQUE = f"{{{NAMESPACE}}}idTechnique"
 
 
-def write_config(folder: Path, *, max_records: int) -> Path:
-    """The example configuration, with its state and outbox under `folder`, in schema 1.1.2:
-    the crash tests check every file against the CDC's official XSD, which is 1.1.2's."""
+def write_config(folder: Path, *, max_records: int, version: str = "1.1.2") -> Path:
+    """The example configuration, with its state and outbox under `folder`, in schema 1.1.2
+    unless told: the crash tests check every file against the CDC's official XSD, which is
+    1.1.2's (a SUPPRESSION needs 1.1.5)."""
     folder.mkdir(parents=True, exist_ok=True)
     text = EXAMPLE_CONFIG.read_text(encoding="utf-8")
     replacements = {
         r'(?m)^state = ".*?"': f"state = {json.dumps(str(folder / 'state.db'))}",
         r'(?m)^outbox = ".*?"': f"outbox = {json.dumps(str(folder / 'outbox'))}",
         r"(?m)^max_records = \d+": f"max_records = {max_records}",
-        r'(?m)^version = ".*?"': 'version = "1.1.2"',
+        r'(?m)^version = ".*?"': f"version = {json.dumps(version)}",
     }
     for pattern, value in replacements.items():
         text, count = re.subn(pattern, value, text)
