@@ -6,6 +6,9 @@ under the store's cut lock (`Store.cutting`: no other flusher reads it to write 
 is being cut). Each part takes only the members still pending with the content version
 planned (a correction or revocation stored meanwhile is cut at the next tick); a batch
 superseded between two parts takes no more.
+
+`cut_in_parts` is that loop for any batch: `cut_group` runs it for a CREATION batch,
+`suppression_cut.cut_suppression` for a SUPPRESSION file.
 """
 
 from __future__ import annotations
