@@ -65,6 +65,19 @@ def suppression_deposited(current: Record, batch_id: str, now: datetime) -> Chan
     return Change(Outcome.UNCHANGED, history=entry)
 
 
+ACCEPTED_BY_THE_CDC = "accepted by the CDC"
+
+
+def accepted_plain(batch_id: str, now: datetime, label: str, waiting: Status) -> MembersMoved:
+    """`apply_report` (then `accepted_as`) for every record of the reported batch `batch_id`,
+    in status `waiting`, that the report accepts in its PassagesOK and that waits for nothing
+    else (no correction stored, not revoked): accepted, its message, class and other
+    idTechnique cleared, its delivery met, as one move the store makes in one statement. A
+    report accepting 100,000 passages held the write lock 7.7 s, one record at a time in
+    Python."""
+    return MembersMoved(batch_id, now, waiting, Status.ACCEPTED, ACCEPTED_BY_THE_CDC, label)
+
+
 def accepted_as(current: Record, after: Record, held_as: str | None) -> Record:
     """`after`, what a CREATION's report (or a report applied by id) made of `current`, with
     the idTechnique the CDC said it holds the certification under (`held_under`, None when it
@@ -100,7 +113,7 @@ def apply_report(
     if current.status is target or current.status not in waiting:
         return Change(Outcome.UNCHANGED)
     after, revocation = target, current.revocation_pending
-    reason = "accepted by the CDC" if accepted else f"rejected by the CDC: {message}"
+    reason = ACCEPTED_BY_THE_CDC if accepted else f"rejected by the CDC: {message}"
     withdrawn = not accepted and revocation
     if withdrawn:
         # Revoked while in flight and never accepted: the CDC holds nothing to delete, and a

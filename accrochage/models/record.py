@@ -183,6 +183,8 @@ class MembersMoved:
     from_status: RecordStatus
     to_status: RecordStatus
     reason: str
+    report: str | None = None
+    """The report that made the move, as `HistoryEntry.report` names it."""
 
 
 @dataclass(slots=True)

@@ -71,6 +71,12 @@ class OutcomeContext:
             batch = self.tx.batch(record.batch_id)
         return batch is not None and profile_for(batch.schema_version).action is not None
 
+    @property
+    def answers_requests(self) -> bool:
+        """`closes_requests` for any record of the reported batch."""
+        batch = self.batch
+        return batch is not None and profile_for(batch.schema_version).action is not None
+
 
 def is_acceptance(ctx: OutcomeContext, verdict: Verdict) -> bool:
     """Whether the CDC did what the batch asked: "existe déjà" accepts a CREATION (the CDC

@@ -8,10 +8,11 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, TypeVar
 
 from accrochage.errors import AccrochageError
+from accrochage.models.batch_life import accepted_plain
 from accrochage.models.cdc import held_under
 from accrochage.models.corrections import RequestClosure
 from accrochage.models.operator import left_out_by
-from accrochage.models.record import Change, Record, Status
+from accrochage.models.record import AWAITING_REPORT, Change, Record, Status
 from accrochage.models.vocabulary import CdcAction
 from accrochage.sinks.reports import PassageOutcome, ProcessingReport
 from accrochage.streams.outcomes import (
@@ -95,6 +96,21 @@ def _left_out(ctx: OutcomeContext, batch_id: str, outcomes: Sequence[PassageOutc
     return left
 
 
+def _accepted_plain(ctx: OutcomeContext, outcomes: Sequence[PassageOutcome]) -> dict[str, int]:
+    """The records of a CREATION report's batch that its PassagesOK accept and that wait for
+    nothing else, accepted by SQL as `batch_life.accepted_plain` says: the content version of
+    each, by record id. A report applied by idTechnique, a SUPPRESSION's, and every other
+    outcome go through `apply_verdict`."""
+    if ctx.batch is None or ctx.suppression:
+        return {}
+    reported = [o.id_technique for o in outcomes if o.accepted and o.message is None]
+    accepted: dict[str, int] = {}
+    for waiting in AWAITING_REPORT if reported else ():
+        moved = accepted_plain(ctx.batch.batch_id, ctx.now, ctx.label, waiting)
+        accepted |= ctx.tx.accept_plain(moved, reported)
+    return accepted
+
+
 def _apply_chunk(
     ctx: OutcomeContext,
     outcomes: Sequence[PassageOutcome],
@@ -103,10 +119,18 @@ def _apply_chunk(
     closures: list[RequestClosure],
     left: set[str],
 ) -> None:
-    """Outcomes of distinct ids (`parse_report` merged them), applied and saved."""
-    current = ctx.tx.records([o.id_technique for o in outcomes])
+    """Outcomes of distinct ids (`parse_report` merged them), applied and saved: the plain
+    acceptances by SQL (`_accepted_plain`), the others through the record's life."""
+    plain = _accepted_plain(ctx, outcomes)
+    current = ctx.tx.records([o.id_technique for o in outcomes if o.id_technique not in plain])
     changes: list[Change] = []
     for outcome in outcomes:
+        version = plain.get(outcome.id_technique)
+        if version is not None:
+            summary.accepted.append(outcome.id_technique)
+            if ctx.answers_requests:
+                closures.append(RequestClosure(outcome.id_technique, version))
+            continue
         record = current.get(outcome.id_technique)
         if record is None:
             summary.unknown_ids.append(outcome.id_technique)

@@ -120,6 +120,13 @@ class BatchOperations(ABC):
         """Members taken for a batch cut in parts, added to it with their history entries."""
 
     @abstractmethod
+    def accept_plain(self, moved: MembersMoved, record_ids: Sequence[str]) -> dict[str, int]:
+        """Of `record_ids`, the records in `moved.batch_id` and status `moved.from_status`
+        that wait for nothing else (no correction stored, not revoked), accepted as
+        `batch_life.accepted_plain` says, with their history entries: the content version
+        each one accepted holds, by record id."""
+
+    @abstractmethod
     def to_supersede(self) -> list[str]:
         """CREATION batches written, never deposited nor reported, holding a record that was
         corrected or revoked since: their files are replaced before anyone uploads them."""

@@ -7,9 +7,11 @@ subject; it runs on the transaction's connection.
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 
+import accrochage.state.sqlite.acceptances as acceptances
 import accrochage.state.sqlite.withdrawals as withdrawals
 from accrochage.models.batch import (
     Archived,
@@ -17,7 +19,7 @@ from accrochage.models.batch import (
     FrozenBatch,
     ReleasedFile,
 )
-from accrochage.models.record import Record
+from accrochage.models.record import MembersMoved, Record
 from accrochage.models.vocabulary import (
     BATCHES_TO_WRITE,
     BatchState,
@@ -119,6 +121,9 @@ class BatchStatements(CutStatements, PassageStatements, PendingStatements):
                 (batch_id,),
             )
         ]
+
+    def accept_plain(self, moved: MembersMoved, record_ids: Sequence[str]) -> dict[str, int]:
+        return acceptances.accept_plain(self._conn, moved, record_ids)
 
     def to_supersede(self) -> list[str]:
         return withdrawals.to_supersede(self._conn)

@@ -1,0 +1,141 @@
+"""A CREATION report's plain acceptances (PassagesOK, records waiting for nothing else) are
+applied by SQL, as `models/batch_life.accepted_plain` says (issue 13: a report of 100,000
+passages held the write lock 7.7 s, one record at a time in Python); what they become is
+exactly what the record's life makes of them, and every other outcome still goes through it.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import uuid
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import accrochage.streams.report_outcomes as report_outcomes_module
+from accrochage.app import Core
+from accrochage.generate import GeneratedCertifier, generate_events
+from accrochage.models.batch_life import accepted_as, apply_report
+from accrochage.models.record import Record
+from accrochage.streams.flush_report import FlushReport
+from tests.factories import revoked_event
+from tests.test_cdc_loop import answer
+from tests.test_tracker import TODAY, ingest, make_core, rows
+
+GENERATED = [GeneratedCertifier("pix", ("RS5875", "RNCP37873"))]
+REJECTED = "Aucun titulaire ne correspond aux critères obligatoires"
+ALREADY = "Le passage certification existe déjà en base"
+
+
+def _written(core: Core, events: list[dict[str, Any]]) -> str:
+    assert all(r.accepted for r in ingest(core, *events))
+    report = core.flusher.flush(force=True, report=FlushReport())
+    (written,) = report.written
+    return written.batch_id
+
+
+def _expected(record: Record, batch_id: str, now: datetime, label: str) -> tuple[Record, Any]:
+    change = apply_report(
+        record, accepted=True, message=None, report_batch=batch_id, now=now, label=label
+    )
+    assert change.record is not None and change.history is not None
+    return accepted_as(record, change.record, None), change.history
+
+
+@pytest.mark.parametrize("deposited", [False, True], ids=["batched", "deposited"])
+def test_plain_acceptances_are_what_the_record_life_says_by_one_statement(
+    tmp_path: Path, shared_dir: Path, monkeypatch: pytest.MonkeyPatch, deposited: bool
+) -> None:
+    core, clock = make_core(tmp_path, batching={"max_records": 100})
+    through_python: list[str] = []
+    original = report_outcomes_module.apply_verdict
+
+    def counted(ctx: Any, record: Record, verdict: Any) -> Any:
+        through_python.append(record.record_id)
+        return original(ctx, record, verdict)
+
+    try:
+        events = list(generate_events(40, GENERATED, today=TODAY, seed=11))
+        ids = [e["record_id"] for e in events]
+        sent_again = ids[3]
+        first = _written(core, [e for e in events if e["record_id"] == sent_again])
+        answer(core, shared_dir, first, ko={sent_again: REJECTED})
+        core.operations.retry([sent_again])
+        requested = core.corrections.add(ids[5], date(2026, 11, 30)).request.request_id
+        clock.advance(timedelta(hours=1))
+        fixed = next(e for e in events if e["record_id"] == ids[5])
+        others = [e for e in events if e["record_id"] != sent_again]
+        assert ingest(core, dict(fixed, event_id=str(uuid.uuid4()), score="300"))[0].accepted
+        clock.advance(timedelta(hours=1))
+        batch_id = _written(core, others)
+        if deposited:
+            core.operations.deposited([batch_id])
+        revoked, corrected = events[10], events[11]
+        revocation = revoked_event(
+            record_id=revoked["record_id"],
+            event_id=str(uuid.uuid4()),
+            certification=revoked["certification"],
+        )
+        correction = dict(corrected, event_id=str(uuid.uuid4()), mention="MENTION_TRES_BIEN")
+        assert all(r.accepted for r in ingest(core, revocation, correction))
+        with sqlite3.connect(core.settings.paths.state) as conn:
+            # held under another idTechnique by an earlier answer: accepted under its own now
+            conn.execute("UPDATE records SET cdc_held_as = '1559735' WHERE record_id = ?", [ids[1]])
+        with core.store.transaction() as tx:
+            before = tx.records(ids)
+        assert before[sent_again].batch_id == batch_id and before[sent_again].cdc_message
+        monkeypatch.setattr(report_outcomes_module, "apply_verdict", counted)
+        summary = answer(
+            core,
+            shared_dir,
+            batch_id,
+            ok=[i for i in ids if i not in (ids[12], ids[13])],
+            ko={ids[12]: REJECTED, ids[13]: ALREADY},
+        )
+        with core.store.transaction() as tx:
+            after = tx.records(ids)
+        entries = {
+            e["record_id"]: e
+            for e in rows(
+                core,
+                "SELECT record_id, at, from_status, to_status, reason, batch_id, report, "
+                "event_id FROM history WHERE batch_id = ? AND report IS NOT NULL",
+                batch_id,
+            )
+        }
+        request = rows(
+            core, "SELECT status FROM correction_requests WHERE request_id = ?", requested
+        )
+        outstanding = {
+            r["record_id"]: r["outstanding"]
+            for r in rows(core, "SELECT record_id, outstanding FROM records")
+        }
+    finally:
+        core.close()
+    python_path = {revoked["record_id"], corrected["record_id"], ids[12], ids[13]}
+    assert sorted(through_python) == sorted(python_path)
+    assert sorted(summary.accepted) == sorted(i for i in ids if i != ids[12])
+    assert request == [{"status": "corrected"}]
+    label = entries[ids[12]]["report"]
+    assert label and entries.keys() == set(ids)
+    now = clock.now().replace(microsecond=0)
+    waiting = "deposited" if deposited else "batched"
+    for record_id in set(ids) - python_path:
+        record, history = _expected(before[record_id], batch_id, now, label)
+        assert after[record_id] == record
+        assert entries[record_id] == {
+            "record_id": record_id,
+            "at": now.isoformat(),
+            "from_status": waiting,
+            "to_status": "accepted",
+            "reason": history.reason,
+            "batch_id": batch_id,
+            "report": label,
+            "event_id": None,
+        }
+        assert outstanding[record_id] == int(record.outstanding) == 0
+    assert after[sent_again].cdc_message is None and after[sent_again].cdc_reason is None
+    assert before[ids[1]].cdc_held_as and after[ids[1]].cdc_held_as is None
+    assert not after[ids[0]].outstanding and after[ids[0]].delivery_met
