@@ -10,7 +10,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import sqlite3
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
@@ -226,3 +226,16 @@ def summary_part(conn: sqlite3.Connection, as_of: date, margin_days: int) -> Jso
             for certifier, (n, r, o) in sorted(per.items(), key=lambda kv: kv[0] or "?")
         },
     }
+
+
+def open_deadlines(conn: sqlite3.Connection, record_ids: Sequence[str]) -> dict[str, date]:
+    """The earliest deadline of each record's open requests (records without one are absent)."""
+    found: dict[str, date] = {}
+    for chunk in in_chunks(record_ids):
+        for record_id, first in conn.execute(
+            f"SELECT record_id, min(deadline) FROM correction_requests WHERE status = ? "
+            f"AND record_id IN ({placeholders(chunk)}) GROUP BY record_id",
+            [_OPEN, *chunk],
+        ):
+            found[record_id] = date.fromisoformat(first)
+    return found

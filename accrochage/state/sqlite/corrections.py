@@ -9,6 +9,7 @@ outstanding listing, the summary, the watch job) is in `correction_queries.py`.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Sequence
 from datetime import date, datetime
@@ -23,7 +24,7 @@ from accrochage.models.corrections import (
 )
 from accrochage.models.vocabulary import RequestSource, RequestStatus
 from accrochage.state.queries import RequestKey
-from accrochage.state.sqlite.rows import in_chunks, placeholders, stamp
+from accrochage.state.sqlite.rows import placeholders, stamp
 from accrochage.state.values import JsonRow
 
 COLUMNS = (
@@ -158,7 +159,10 @@ def close_requests(
     with DST).
     """
     closed: list[str] = []
+    with_open = _with_open_requests(conn, closures)
     for closure in closures:
+        if closure.record_id not in with_open:
+            continue
         rows = conn.execute(
             "SELECT * FROM correction_requests WHERE record_id = ? AND status = ? "
             "ORDER BY deadline, request_id",
@@ -198,6 +202,20 @@ def close_requests(
     return closed
 
 
+def _with_open_requests(conn: sqlite3.Connection, closures: Sequence[RequestClosure]) -> set[str]:
+    """Of the closures' records, those with an open request, in one statement: a report
+    accepting 100,000 passages looked each one up, 1.4 s of its transaction."""
+    record_ids = json.dumps([c.record_id for c in closures])
+    return {
+        record_id
+        for (record_id,) in conn.execute(
+            "SELECT DISTINCT q.record_id FROM json_each(?) AS c "
+            "CROSS JOIN correction_requests AS q ON q.record_id = c.value WHERE q.status = ?",
+            (record_ids, _OPEN),
+        )
+    }
+
+
 def _stored(
     conn: sqlite3.Connection, closure: RequestClosure
 ) -> tuple[datetime | None, str | None]:
@@ -209,19 +227,6 @@ def _stored(
         (closure.record_id, closure.version),
     ).fetchone()
     return (None, None) if row is None else (datetime.fromisoformat(row[0]), row[1])
-
-
-def open_deadlines(conn: sqlite3.Connection, record_ids: Sequence[str]) -> dict[str, date]:
-    """The earliest deadline of each record's open requests (records without one are absent)."""
-    found: dict[str, date] = {}
-    for chunk in in_chunks(record_ids):
-        for record_id, first in conn.execute(
-            f"SELECT record_id, min(deadline) FROM correction_requests WHERE status = ? "
-            f"AND record_id IN ({placeholders(chunk)}) GROUP BY record_id",
-            [_OPEN, *chunk],
-        ):
-            found[record_id] = date.fromisoformat(first)
-    return found
 
 
 # -- the read side ---------------------------------------------------------------------------

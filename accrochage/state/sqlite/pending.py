@@ -8,7 +8,6 @@ from collections.abc import Sequence
 from datetime import UTC, date, datetime
 
 import accrochage.state.sqlite.correction_queries as open_requests
-import accrochage.state.sqlite.corrections as correction_rows
 import accrochage.state.sqlite.withdrawals as withdrawals
 from accrochage.models.batch import Member, PendingStats, Suppressible
 from accrochage.models.vocabulary import RecordStatus
@@ -72,4 +71,4 @@ class PendingStatements:
         return withdrawals.suppressible(self._conn)
 
     def correction_deadlines(self, record_ids: Sequence[str]) -> dict[str, date]:
-        return correction_rows.open_deadlines(self._conn, record_ids)
+        return open_requests.open_deadlines(self._conn, record_ids)
