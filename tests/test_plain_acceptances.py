@@ -19,6 +19,7 @@ from accrochage.app import Core
 from accrochage.generate import GeneratedCertifier, generate_events
 from accrochage.models.batch_life import accepted_as, apply_report
 from accrochage.models.record import Record
+from accrochage.models.suppression_report import apply_suppression_report
 from accrochage.streams.flush_report import FlushReport
 from tests.factories import revoked_event
 from tests.test_cdc_loop import answer
@@ -42,6 +43,10 @@ def _expected(record: Record, batch_id: str, now: datetime, label: str) -> tuple
     )
     assert change.record is not None and change.history is not None
     return accepted_as(record, change.record, None), change.history
+
+
+def _request(core: Core, request_id: str) -> list[dict[str, Any]]:
+    return rows(core, "SELECT status FROM correction_requests WHERE request_id = ?", request_id)
 
 
 @pytest.mark.parametrize("deposited", [False, True], ids=["batched", "deposited"])
@@ -139,3 +144,110 @@ def test_plain_acceptances_are_what_the_record_life_says_by_one_statement(
     assert after[sent_again].cdc_message is None and after[sent_again].cdc_reason is None
     assert before[ids[1]].cdc_held_as and after[ids[1]].cdc_held_as is None
     assert not after[ids[0]].outstanding and after[ids[0]].delivery_met
+
+
+def test_a_suppression_s_revoked_records_are_withdrawn_as_the_record_life_says_by_one_statement(
+    tmp_path: Path, shared_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    core, clock = make_core(tmp_path, batching={"max_records": 100})
+    through_python: list[str] = []
+    original = report_outcomes_module.apply_verdict
+
+    def counted(ctx: Any, record: Record, verdict: Any) -> Any:
+        through_python.append(record.record_id)
+        return original(ctx, record, verdict)
+
+    try:
+        events = list(generate_events(30, GENERATED, today=TODAY, seed=12))
+        ids = [e["record_id"] for e in events]
+        created = _written(core, events)
+        answer(core, shared_dir, created, ok=ids)
+        clock.advance(timedelta(hours=1))
+        requested = core.corrections.add(ids[4], TODAY).request.request_id
+        corrections = [
+            dict(e, event_id=str(uuid.uuid4()), mention="MENTION_TRES_BIEN") for e in events[19:25]
+        ]
+        revocations = [
+            revoked_event(
+                record_id=e["record_id"],
+                event_id=str(uuid.uuid4()),
+                certification=e["certification"],
+            )
+            for e in events[:20]
+        ]
+        assert all(r.accepted for r in ingest(core, *corrections, *revocations))
+        withdrawal = _written(core, [])
+        with sqlite3.connect(core.settings.paths.state) as conn:
+            # fields the record's life clears on a withdrawal, whatever they held
+            for column, value, record_id in (
+                ("deadline", "2027-03-01", ids[5]),
+                ("suppression_rejected", 1, ids[6]),
+                ("cdc_message", REJECTED, ids[7]),
+            ):
+                update = f"UPDATE records SET {column} = ? WHERE record_id = ?"
+                conn.execute(update, [value, record_id])
+        with core.store.transaction() as tx:
+            before = tx.records(ids)
+        assert before[ids[19]].correction_version and before[ids[19]].revocation_pending
+        assert before[ids[5]].deadline and before[ids[6]].suppression_rejected
+        assert before[ids[7]].cdc_message
+        monkeypatch.setattr(report_outcomes_module, "apply_verdict", counted)
+        summary = answer(
+            core,
+            shared_dir,
+            withdrawal,
+            ok=[i for i in ids[:25] if i != ids[2]],
+            ko={ids[2]: REJECTED},
+        )
+        with core.store.transaction() as tx:
+            after = tx.records(ids)
+        entries = {
+            e["record_id"]: e
+            for e in rows(
+                core,
+                "SELECT record_id, at, from_status, to_status, reason, batch_id, report, "
+                "event_id FROM history WHERE batch_id = ? AND report IS NOT NULL",
+                withdrawal,
+            )
+        }
+        request = rows(
+            core, "SELECT status FROM correction_requests WHERE request_id = ?", requested
+        )
+        outstanding = {
+            r["record_id"]: r["outstanding"]
+            for r in rows(core, "SELECT record_id, outstanding FROM records")
+        }
+    finally:
+        core.close()
+    corrected_only = set(ids[20:25])
+    assert sorted(through_python) == sorted({*corrected_only, ids[2]})
+    assert sorted(summary.accepted) == sorted(i for i in ids[:25] if i != ids[2])
+    assert request == [{"status": "corrected"}]
+    label = entries[ids[2]]["report"]
+    assert label and entries.keys() == set(ids[:25])
+    now = clock.now().replace(microsecond=0)
+    for record_id in set(ids[:20]) - {ids[2]}:
+        change = apply_suppression_report(
+            before[record_id],
+            batch_id=withdrawal,
+            accepted=True,
+            message=None,
+            now=now,
+            label=label,
+            correction=None,
+        )
+        assert change.record is not None and change.history is not None
+        assert after[record_id] == change.record and after[record_id].status.value == "withdrawn"
+        assert outstanding[record_id] == int(change.record.outstanding) == 0
+        assert entries[record_id] == {
+            "record_id": record_id,
+            "at": now.isoformat(),
+            "from_status": "accepted",
+            "to_status": "withdrawn",
+            "reason": change.history.reason,
+            "batch_id": withdrawal,
+            "report": label,
+            "event_id": None,
+        }
+    assert after[ids[19]].correction_version is None
+    assert all(after[i].status.value == "pending" for i in corrected_only)

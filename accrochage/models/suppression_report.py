@@ -9,10 +9,21 @@ from datetime import datetime
 
 from accrochage.models.cdc import classify
 from accrochage.models.decode import Decoded
-from accrochage.models.record import Change, Record, Status, moved
+from accrochage.models.record import Change, MembersMoved, Record, Status, moved
 from accrochage.models.revocation import without_correction
 from accrochage.models.vocabulary import CdcReason, Outcome
 from accrochage.models.withdrawal import taken_back, with_correction
+
+SUPPRESSION_ACCEPTED = "SUPPRESSION accepted by the CDC"
+
+
+def withdrawn_plain(batch_id: str, now: datetime, label: str) -> MembersMoved:
+    """`apply_suppression_report` for every revoked record of the reported SUPPRESSION batch
+    `batch_id` that the report accepts in its PassagesOK: withdrawn (`_withdrawn`), as one
+    move the store makes in one statement. A corrected record sends its correction next, its
+    content decoded again: it goes through the record's life."""
+    reason = f"{SUPPRESSION_ACCEPTED}: withdrawn"
+    return MembersMoved(batch_id, now, Status.ACCEPTED, Status.WITHDRAWN, reason, label)
 
 
 def apply_suppression_report(
@@ -78,7 +89,7 @@ def _deleted(
     """The CDC deleted the passage a SUPPRESSION asked it to (`where`: which file, when not
     the record's own): a revoked record is withdrawn, a corrected one sends its correction
     next."""
-    said = f"SUPPRESSION accepted by the CDC{f' ({where})' if where else ''}"
+    said = f"{SUPPRESSION_ACCEPTED}{f' ({where})' if where else ''}"
     if current.revocation_pending or current.correction_version is None or correction is None:
         return moved(current, _withdrawn(current, now), now, f"{said}: withdrawn", batch_id, label)
     decoded, size = correction

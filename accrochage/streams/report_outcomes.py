@@ -13,6 +13,7 @@ from accrochage.models.cdc import held_under
 from accrochage.models.corrections import RequestClosure
 from accrochage.models.operator import left_out_by
 from accrochage.models.record import AWAITING_REPORT, Change, Record, Status
+from accrochage.models.suppression_report import withdrawn_plain
 from accrochage.models.vocabulary import CdcAction
 from accrochage.sinks.reports import PassageOutcome, ProcessingReport
 from accrochage.streams.outcomes import (
@@ -96,17 +97,24 @@ def _left_out(ctx: OutcomeContext, batch_id: str, outcomes: Sequence[PassageOutc
     return left
 
 
-def _accepted_plain(ctx: OutcomeContext, outcomes: Sequence[PassageOutcome]) -> dict[str, int]:
-    """The records of a CREATION report's batch that its PassagesOK accept and that wait for
-    nothing else, accepted by SQL as `batch_life.accepted_plain` says: the content version of
-    each, by record id. A report applied by idTechnique, a SUPPRESSION's, and every other
-    outcome go through `apply_verdict`."""
-    if ctx.batch is None or ctx.suppression:
-        return {}
+def _accepted_plain(
+    ctx: OutcomeContext, outcomes: Sequence[PassageOutcome]
+) -> dict[str, int | None]:
+    """The records of the reported batch that its PassagesOK accept and that wait for nothing
+    else, moved by SQL: a CREATION's accepted (`batch_life.accepted_plain`), with the content
+    version each holds; a SUPPRESSION's revoked ones withdrawn
+    (`suppression_report.withdrawn_plain`), with None. A report applied by idTechnique, and
+    every other outcome, go through `apply_verdict`."""
     reported = [o.id_technique for o in outcomes if o.accepted and o.message is None]
-    accepted: dict[str, int] = {}
-    for waiting in AWAITING_REPORT if reported else ():
-        moved = accepted_plain(ctx.batch.batch_id, ctx.now, ctx.label, waiting)
+    if ctx.batch is None or not reported:
+        return {}
+    batch_id = ctx.batch.batch_id
+    if ctx.suppression:
+        withdrawn = ctx.tx.withdraw_plain(withdrawn_plain(batch_id, ctx.now, ctx.label), reported)
+        return dict.fromkeys(withdrawn)
+    accepted: dict[str, int | None] = {}
+    for waiting in AWAITING_REPORT:
+        moved = accepted_plain(batch_id, ctx.now, ctx.label, waiting)
         accepted |= ctx.tx.accept_plain(moved, reported)
     return accepted
 
@@ -125,11 +133,10 @@ def _apply_chunk(
     current = ctx.tx.records([o.id_technique for o in outcomes if o.id_technique not in plain])
     changes: list[Change] = []
     for outcome in outcomes:
-        version = plain.get(outcome.id_technique)
-        if version is not None:
+        if outcome.id_technique in plain:
             summary.accepted.append(outcome.id_technique)
             if ctx.answers_requests:
-                closures.append(RequestClosure(outcome.id_technique, version))
+                closures.append(RequestClosure(outcome.id_technique, plain[outcome.id_technique]))
             continue
         record = current.get(outcome.id_technique)
         if record is None:

@@ -127,6 +127,12 @@ class BatchOperations(ABC):
         each one accepted holds, by record id."""
 
     @abstractmethod
+    def withdraw_plain(self, moved: MembersMoved, record_ids: Sequence[str]) -> list[str]:
+        """Of `record_ids`, the revoked records `accepted` in the SUPPRESSION batch
+        `moved.batch_id`, withdrawn as `suppression_report.withdrawn_plain` says, with their
+        history entries: their ids."""
+
+    @abstractmethod
     def to_supersede(self) -> list[str]:
         """CREATION batches written, never deposited nor reported, holding a record that was
         corrected or revoked since: their files are replaced before anyone uploads them."""

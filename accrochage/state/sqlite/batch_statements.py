@@ -125,6 +125,9 @@ class BatchStatements(CutStatements, PassageStatements, PendingStatements):
     def accept_plain(self, moved: MembersMoved, record_ids: Sequence[str]) -> dict[str, int]:
         return acceptances.accept_plain(self._conn, moved, record_ids)
 
+    def withdraw_plain(self, moved: MembersMoved, record_ids: Sequence[str]) -> list[str]:
+        return acceptances.withdraw_plain(self._conn, moved, record_ids)
+
     def to_supersede(self) -> list[str]:
         return withdrawals.to_supersede(self._conn)
 
