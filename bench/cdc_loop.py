@@ -1,5 +1,5 @@
-"""The CDC loop at the CDC's size: a report accepting every passage of a large file, then the
-SUPPRESSION of a mass revocation. How long each holds the write lock.
+"""The CDC loop at the CDC's size: a report accepting every passage of a large file, the
+SUPPRESSION of a mass revocation, and its report. How long each holds the write lock.
 
     python -m bench.cdc_loop [--events N] [--quick] [--json]
 
@@ -15,7 +15,9 @@ copied again; each copy is cut in-process (`Flusher.cut`, every record forced, `
 = N), with the probe: once with the SUPPRESSION file cut in parts of `CUT_PER_TRANSACTION`,
 once in one transaction, the baseline. Before session 51 the SUPPRESSION's plan (every
 record to withdraw read, the file split) was read and the file cut in one write transaction:
-longer than this baseline. No target: issue 13 asks that "the batch cut never holds the
+longer than this baseline. The file cut in parts is then written, and a report accepting
+every passage of it imported, as the product applies it (the revoked records withdrawn by
+SQL) and through the record's life, on two copies, with the probe. No target: issue 13 asks that "the batch cut never holds the
 writer back for long"; this says how long.
 """
 
@@ -119,6 +121,19 @@ def product_import(state: Path, report: Path, count: int, *, plain: bool = True)
     return Cut(held, 1, waits)
 
 
+def written_unwritten(state: Path, count: int) -> WrittenBatch:
+    """The one batch cut and not written in `state` (the SUPPRESSION file), written."""
+    core = build_core(load_settings(write_config(state.parent, max_records=count, schema=SCHEMA)))
+    report = FlushReport()
+    try:
+        core.flusher.write_unwritten(report)
+    finally:
+        core.close()
+    if not report.ok or len(report.written) != 1:
+        raise BenchError(f"expected one SUPPRESSION file written: {report}")
+    return report.written[0]
+
+
 def revoke(folder: Path, state: Path, count: int) -> None:
     """Every record revoked, by `accrochage ingest` of `folder/revocations.jsonl`."""
     config = write_config(state.parent, max_records=count, schema=SCHEMA)
@@ -162,11 +177,21 @@ def main() -> None:
         imported = product_import(state, accepted, count)
         imported_python = product_import(python_state, accepted, count, plain=False)
         revoke(folder, state, count)
-        parts = product_withdrawal(copied(state, folder / "parts"), count)
+        parts_state = copied(state, folder / "parts")
+        parts = product_withdrawal(parts_state, count)
         whole = product_withdrawal(copied(state, folder / "whole"), count, count)
-    add_import(report, count, imported, imported_python)
+        suppression = written_unwritten(parts_state, count)
+        withdrawn_report = folder / "withdrawn.xml"
+        accepted_report(withdrawn_report, suppression.path.name, suppression.batch_id, record_ids)
+        python_state = copied(parts_state, folder / "withdrawn-python")
+        withdrawn = product_import(parts_state, withdrawn_report, count)
+        withdrawn_python = product_import(python_state, withdrawn_report, count, plain=False)
+    add_import(report, "CREATION", "a report accepting", count, imported, imported_python)
     add_withdrawal(report, count, parts, whole)
+    add_import(report, "SUPPRESSION", "the report withdrawing", count, withdrawn, withdrawn_python)
     report.details = {
+        "held_withdrawn": withdrawn.held,
+        "held_withdrawn_python": withdrawn_python.held,
         "held_import": imported.held,
         "held_import_python": imported_python.held,
         "probe_import": imported.waits,
@@ -179,13 +204,15 @@ def main() -> None:
     finish(report, args.json)
 
 
-def add_import(report: Report, count: int, imported: Cut, baseline: Cut) -> None:
+def add_import(
+    report: Report, action: str, what: str, count: int, imported: Cut, baseline: Cut
+) -> None:
     report.add(
         info(
-            "report import, its write transaction",
+            f"{action} report import, its write transaction",
             max(imported.held) * 1000,
             "ms",
-            f"a report accepting {count:,} passages, one transaction; the probe's longest write "
+            f"{what} {count:,} passages, one transaction; the probe's longest write "
             f"meanwhile {max(imported.waits) * 1000:.0f} ms ({len(imported.waits)} writes)",
         )
     )
@@ -200,7 +227,7 @@ def add_import(report: Report, count: int, imported: Cut, baseline: Cut) -> None
     )
     report.add(
         info(
-            "ratio: a writer's longest wait, import / baseline",
+            f"ratio: a writer's longest wait, {action} import / baseline",
             max(imported.waits) / max(baseline.waits),
             "x",
         )
