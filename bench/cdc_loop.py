@@ -17,8 +17,8 @@ once in one transaction, the baseline. Before session 51 the SUPPRESSION's plan 
 record to withdraw read, the file split) was read and the file cut in one write transaction:
 longer than this baseline. The file cut in parts is then written, and a report accepting
 every passage of it imported, as the product applies it (the revoked records withdrawn by
-SQL) and through the record's life, on two copies, with the probe. No target: issue 13 asks that "the batch cut never holds the
-writer back for long"; this says how long.
+SQL) and through the record's life, on two copies, with the probe. No target: issue 13 asks
+that "the batch cut never holds the writer back for long"; this says how long.
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ from bench._common import (
     scratch_dir,
     write_config,
 )
-from bench.cut import Cut, copied, measured, stored_state
+from bench.cut import Cut, copied, measured, product_cut, stored_state
 
 SCHEMA = "1.1.5"
 """The first schema with SUPPRESSION files."""
@@ -147,20 +147,10 @@ def revoke(folder: Path, state: Path, count: int) -> None:
 def product_withdrawal(state: Path, count: int, per_transaction: int | None = None) -> Cut:
     """`state`'s records to withdraw cut into one SUPPRESSION file, with a `WriterProbe`;
     `per_transaction`: members a transaction instead of `CUT_PER_TRANSACTION`."""
-    config = write_config(state.parent, max_records=count, schema=SCHEMA)
-    core = build_core(load_settings(config))
-    part = cut_group.CUT_PER_TRANSACTION
-    cut_group.CUT_PER_TRANSACTION = per_transaction or part
-    report = FlushReport()
-    try:
-        with measured(core, state, True) as (held, waits):
-            core.flusher.cut(report, force=True)
-    finally:
-        cut_group.CUT_PER_TRANSACTION = part
-        core.close()
-    if [c.passages for c in report.cut] != [count]:
-        raise BenchError(f"expected one SUPPRESSION of {count}: {report.cut}")
-    return Cut(held, len(report.cut), waits)
+    cut = product_cut(state, count, per_transaction, probe=True, schema=SCHEMA)
+    if cut.batches != 1:
+        raise BenchError(f"expected one SUPPRESSION file: {cut.batches} cut")
+    return cut
 
 
 def main() -> None:

@@ -158,12 +158,19 @@ def measured(core: Core, state: Path, probe: bool) -> Iterator[tuple[list[float]
 
 
 def product_cut(
-    state: Path, max_records: int, per_transaction: int | None = None, *, probe: bool = False
+    state: Path,
+    max_records: int,
+    per_transaction: int | None = None,
+    *,
+    probe: bool = False,
+    schema: str = "1.1.2",
 ) -> Cut:
-    """`state` cut, every pending record forced; `per_transaction`: members a transaction
-    instead of `CUT_PER_TRANSACTION` (the whole batch's number: the cut before session 50);
-    `probe`: with a `WriterProbe` writing while it is cut."""
-    core = build_core(load_settings(write_config(state.parent, max_records=max_records)))
+    """`state` cut, every pending record forced (and every record to withdraw, in `schema`
+    1.1.5); `per_transaction`: members a transaction instead of `CUT_PER_TRANSACTION` (the
+    whole batch's number: the cut before session 50); `probe`: with a `WriterProbe` writing
+    while it is cut."""
+    config = write_config(state.parent, max_records=max_records, schema=schema)
+    core = build_core(load_settings(config))
     part = cut_group.CUT_PER_TRANSACTION
     cut_group.CUT_PER_TRANSACTION = per_transaction or part
     report = FlushReport()

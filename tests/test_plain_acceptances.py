@@ -45,15 +45,8 @@ def _expected(record: Record, batch_id: str, now: datetime, label: str) -> tuple
     return accepted_as(record, change.record, None), change.history
 
 
-def _request(core: Core, request_id: str) -> list[dict[str, Any]]:
-    return rows(core, "SELECT status FROM correction_requests WHERE request_id = ?", request_id)
-
-
-@pytest.mark.parametrize("deposited", [False, True], ids=["batched", "deposited"])
-def test_plain_acceptances_are_what_the_record_life_says_by_one_statement(
-    tmp_path: Path, shared_dir: Path, monkeypatch: pytest.MonkeyPatch, deposited: bool
-) -> None:
-    core, clock = make_core(tmp_path, batching={"max_records": 100})
+def _counted(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The ids of the records whose outcome goes through the record's life from now on."""
     through_python: list[str] = []
     original = report_outcomes_module.apply_verdict
 
@@ -61,6 +54,39 @@ def test_plain_acceptances_are_what_the_record_life_says_by_one_statement(
         through_python.append(record.record_id)
         return original(ctx, record, verdict)
 
+    monkeypatch.setattr(report_outcomes_module, "apply_verdict", counted)
+    return through_python
+
+
+def _seen(
+    core: Core, ids: list[str], batch_id: str, request_id: str
+) -> tuple[dict[str, Record], dict[str, dict[str, Any]], list[dict[str, Any]], dict[str, int]]:
+    """After the report: the records, the history entries it wrote for `batch_id` by record,
+    the request's status, and each record's `outstanding` column."""
+    with core.store.transaction() as tx:
+        after = tx.records(ids)
+    entries = {
+        e["record_id"]: e
+        for e in rows(
+            core,
+            "SELECT record_id, at, from_status, to_status, reason, batch_id, report, "
+            "event_id FROM history WHERE batch_id = ? AND report IS NOT NULL",
+            batch_id,
+        )
+    }
+    request = rows(core, "SELECT status FROM correction_requests WHERE request_id = ?", request_id)
+    outstanding = {
+        r["record_id"]: r["outstanding"]
+        for r in rows(core, "SELECT record_id, outstanding FROM records")
+    }
+    return after, entries, request, outstanding
+
+
+@pytest.mark.parametrize("deposited", [False, True], ids=["batched", "deposited"])
+def test_plain_acceptances_are_what_the_record_life_says_by_one_statement(
+    tmp_path: Path, shared_dir: Path, monkeypatch: pytest.MonkeyPatch, deposited: bool
+) -> None:
+    core, clock = make_core(tmp_path, batching={"max_records": 100})
     try:
         events = list(generate_events(40, GENERATED, today=TODAY, seed=11))
         ids = [e["record_id"] for e in events]
@@ -91,7 +117,7 @@ def test_plain_acceptances_are_what_the_record_life_says_by_one_statement(
         with core.store.transaction() as tx:
             before = tx.records(ids)
         assert before[sent_again].batch_id == batch_id and before[sent_again].cdc_message
-        monkeypatch.setattr(report_outcomes_module, "apply_verdict", counted)
+        through_python = _counted(monkeypatch)
         summary = answer(
             core,
             shared_dir,
@@ -99,24 +125,7 @@ def test_plain_acceptances_are_what_the_record_life_says_by_one_statement(
             ok=[i for i in ids if i not in (ids[12], ids[13])],
             ko={ids[12]: REJECTED, ids[13]: ALREADY},
         )
-        with core.store.transaction() as tx:
-            after = tx.records(ids)
-        entries = {
-            e["record_id"]: e
-            for e in rows(
-                core,
-                "SELECT record_id, at, from_status, to_status, reason, batch_id, report, "
-                "event_id FROM history WHERE batch_id = ? AND report IS NOT NULL",
-                batch_id,
-            )
-        }
-        request = rows(
-            core, "SELECT status FROM correction_requests WHERE request_id = ?", requested
-        )
-        outstanding = {
-            r["record_id"]: r["outstanding"]
-            for r in rows(core, "SELECT record_id, outstanding FROM records")
-        }
+        after, entries, request, outstanding = _seen(core, ids, batch_id, requested)
     finally:
         core.close()
     python_path = {revoked["record_id"], corrected["record_id"], ids[12], ids[13]}
@@ -150,13 +159,6 @@ def test_a_suppression_s_revoked_records_are_withdrawn_as_the_record_life_says_b
     tmp_path: Path, shared_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     core, clock = make_core(tmp_path, batching={"max_records": 100})
-    through_python: list[str] = []
-    original = report_outcomes_module.apply_verdict
-
-    def counted(ctx: Any, record: Record, verdict: Any) -> Any:
-        through_python.append(record.record_id)
-        return original(ctx, record, verdict)
-
     try:
         events = list(generate_events(30, GENERATED, today=TODAY, seed=12))
         ids = [e["record_id"] for e in events]
@@ -191,7 +193,7 @@ def test_a_suppression_s_revoked_records_are_withdrawn_as_the_record_life_says_b
         assert before[ids[19]].correction_version and before[ids[19]].revocation_pending
         assert before[ids[5]].deadline and before[ids[6]].suppression_rejected
         assert before[ids[7]].cdc_message
-        monkeypatch.setattr(report_outcomes_module, "apply_verdict", counted)
+        through_python = _counted(monkeypatch)
         summary = answer(
             core,
             shared_dir,
@@ -199,24 +201,7 @@ def test_a_suppression_s_revoked_records_are_withdrawn_as_the_record_life_says_b
             ok=[i for i in ids[:25] if i != ids[2]],
             ko={ids[2]: REJECTED},
         )
-        with core.store.transaction() as tx:
-            after = tx.records(ids)
-        entries = {
-            e["record_id"]: e
-            for e in rows(
-                core,
-                "SELECT record_id, at, from_status, to_status, reason, batch_id, report, "
-                "event_id FROM history WHERE batch_id = ? AND report IS NOT NULL",
-                withdrawal,
-            )
-        }
-        request = rows(
-            core, "SELECT status FROM correction_requests WHERE request_id = ?", requested
-        )
-        outstanding = {
-            r["record_id"]: r["outstanding"]
-            for r in rows(core, "SELECT record_id, outstanding FROM records")
-        }
+        after, entries, request, outstanding = _seen(core, ids, withdrawal, requested)
     finally:
         core.close()
     corrected_only = set(ids[20:25])

@@ -54,6 +54,13 @@ def _accepted(core: Core, shared_dir: Path, count: int) -> list[dict[str, Any]]:
     return events
 
 
+def _revoked(core: Core, shared_dir: Path, count: int) -> list[dict[str, Any]]:
+    """`count` events the CDC accepted, then revoked: to withdraw, in one SUPPRESSION."""
+    events = _accepted(core, shared_dir, count)
+    assert all(r.accepted for r in ingest(core, *(_revocation(e) for e in events)))
+    return events
+
+
 def _revocation(event: dict[str, Any]) -> dict[str, Any]:
     return revoked_event(
         record_id=event["record_id"],
@@ -86,8 +93,7 @@ def test_a_large_suppression_is_cut_in_parts_of_its_own_transaction_each(
     core, clock = make_core(tmp_path, batching={"max_records": 100})
     in_flight_after: list[int] = []
     try:
-        events = _accepted(core, shared_dir, 100)
-        ingest(core, *(_revocation(e) for e in events))
+        events = _revoked(core, shared_dir, 100)
         report = FlushReport()
         core.store.let_writers_in = lambda: in_flight_after.append(-1)  # type: ignore[method-assign]
         with after_each_commit(core, lambda _: in_flight_after.append(_in_suppressions(core))):
@@ -164,8 +170,7 @@ def test_a_suppression_superseded_while_it_is_cut_takes_no_more_members(
                 tx.batch_superseded(batch["batch_id"], None)
 
     try:
-        events = _accepted(core, shared_dir, 100)
-        ingest(core, *(_revocation(e) for e in events))
+        _revoked(core, shared_dir, 100)
         report = FlushReport()
         with after_each_commit(core, supersede_after_the_first_part):
             core.flusher.cut(report, force=True)
@@ -192,8 +197,7 @@ def test_a_stop_between_two_parts_writes_the_smaller_suppression_whole(
             stopping.set()
 
     try:
-        events = _accepted(core, shared_dir, 100)
-        ingest(core, *(_revocation(e) for e in events))
+        events = _revoked(core, shared_dir, 100)
         with after_each_commit(core, stop_after_the_first_part):
             stopped = core.flusher.flush(force=True, stopping=stopping)
         with core.store.reading() as reader:
@@ -230,8 +234,7 @@ def test_two_flushers_never_send_one_withdrawal_twice(tmp_path: Path, shared_dir
             cutting_after.start()
 
     try:
-        events = _accepted(cutting, shared_dir, 100)
-        ingest(cutting, *(_revocation(e) for e in events))
+        events = _revoked(cutting, shared_dir, 100)
         report = FlushReport()
         with after_each_commit(cutting, start_the_other_after_the_first_part):
             cutting.flusher.cut(report, force=True)
