@@ -69,13 +69,17 @@ class OutcomeContext:
         batch = self.batch
         if batch is None and record.batch_id is not None:
             batch = self.tx.batch(record.batch_id)
-        return batch is not None and profile_for(batch.schema_version).action is not None
+        return _corrects(batch)
 
     @property
     def answers_requests(self) -> bool:
         """`closes_requests` for any record of the reported batch."""
-        batch = self.batch
-        return batch is not None and profile_for(batch.schema_version).action is not None
+        return _corrects(self.batch)
+
+
+def _corrects(batch: BatchInfo | None) -> bool:
+    """Whether `batch` was cut in a version that corrects data after acceptance."""
+    return batch is not None and profile_for(batch.schema_version).action is not None
 
 
 def is_acceptance(ctx: OutcomeContext, verdict: Verdict) -> bool:

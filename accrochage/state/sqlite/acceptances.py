@@ -4,7 +4,7 @@
 The records a CREATION report accepts in its PassagesOK and that wait for nothing else, and
 the revoked records a SUPPRESSION report accepts, are moved by two statements (their history
 entries, then the records), where applying each through the record's life in Python held the
-write lock 7.9 s for a report of 100,000 passages. What they become is
+write lock about 8 s for a report of 100,000 passages. What they become is
 `models/batch_life.accepted_plain`'s and `models/suppression_report.withdrawn_plain`'s; every
 other outcome still goes through `apply_report` or `apply_suppression_report`.
 """
