@@ -222,15 +222,7 @@ class Flusher:
                 self.store, self.sink, self.schema_version, planned, now, self._stopping
             )
             if batch is not None:
-                report.add_cut(
-                    CutBatch(
-                        batch.batch_id,
-                        batch.certifier.key,
-                        batch.passages,
-                        planned.reason,
-                        batch.action,
-                    )
-                )
+                report.add_cut(CutBatch.of(batch, planned.reason))
 
     def _sweep_due(self) -> bool:
         """True at most every `PASSAGE_SWEEP_SECONDS` (from the last sweep committed): a sweep
@@ -249,9 +241,7 @@ class Flusher:
                     break
                 batch = cut_group(self.store, self._planner, group, plan.now, self._stopping)
                 if batch is not None:
-                    report.add_cut(
-                        CutBatch(batch.batch_id, batch.certifier.key, batch.passages, group.reason)
-                    )
+                    report.add_cut(CutBatch.of(batch, group.reason))
                     yield batch
             failpoints.reached("flush:cut")
         except (StoreError, OSError) as exc:

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+from accrochage.models.batch import FrozenBatch
 from accrochage.models.vocabulary import CdcAction
 
 
@@ -18,6 +19,10 @@ class CutBatch:
     passages: int
     reason: str
     action: CdcAction = CdcAction.CREATION
+
+    @classmethod
+    def of(cls, batch: FrozenBatch, reason: str) -> CutBatch:
+        return cls(batch.batch_id, batch.certifier.key, batch.passages, reason, batch.action)
 
 
 @dataclass(frozen=True, slots=True)

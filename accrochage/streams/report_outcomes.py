@@ -131,11 +131,12 @@ def _apply_chunk(
     acceptances by SQL (`_accepted_plain`), the others through the record's life."""
     plain = _accepted_plain(ctx, outcomes)
     current = ctx.tx.records([o.id_technique for o in outcomes if o.id_technique not in plain])
+    answers_requests = ctx.answers_requests
     changes: list[Change] = []
     for outcome in outcomes:
         if outcome.id_technique in plain:
             summary.accepted.append(outcome.id_technique)
-            if ctx.answers_requests:
+            if answers_requests:
                 closures.append(RequestClosure(outcome.id_technique, plain[outcome.id_technique]))
             continue
         record = current.get(outcome.id_technique)
