@@ -10,10 +10,13 @@ writer (the HTTP service's, the Kafka worker's) waits for a cut. Once with `max_
 (one batch of N members, cut in parts of `CUT_PER_TRANSACTION`; the CDC takes up to 200,000
 passages a file), while a probe (another store on the state, as a service's writer) writes a
 row every 5 ms, each write timed; once the same with the whole batch in one transaction (the
-cut before session 50), the baseline of the probe's longest write; once with the default
-`max_records` of 1,000. Baseline of the cut's cost, on a last copy: the cut's statements
-run bare in one transaction (the members moved, the batch's members and their history
-inserted, by SQL alone), against the product's transactions together. No target: issue 13
+cut before session 50), the baseline of the probe's longest write; once in parts with SQLite
+copying the WAL back inside the `COMMIT` that crosses its threshold, under the write lock (as
+before session 52; `state/sqlite/checkpoint.py`), the baseline of the probe's longest write
+for the checkpoints run outside it; once with the default `max_records` of 1,000. Baseline
+of the cut's cost, on a last copy: the cut's statements run bare in one transaction (the
+members moved, the batch's members and their history inserted, by SQL alone), against the
+product's transactions together. No target: issue 13
 asks that "the batch cut never holds the writer back for long"; this says how long.
 """
 
@@ -31,7 +34,7 @@ from typing import Any
 
 from accrochage.app import Core, build_core
 from accrochage.settings import load_settings
-from accrochage.state.sqlite import SqliteStore
+from accrochage.state.sqlite import SqliteStore, checkpoint
 from accrochage.state.sqlite.connection import connect
 from accrochage.streams import cut_group, supersede_due
 from accrochage.streams.flush_report import FlushReport
@@ -94,7 +97,8 @@ def copied(state: Path, folder: Path) -> Path:
 @dataclass
 class Cut:
     held: list[float]
-    """Each write transaction of the cut, from its start to its commit (seconds)."""
+    """Each write transaction of the cut, from its start to its commit and the copy of the
+    WAL that may follow it outside the write lock (seconds)."""
     batches: int
     waits: list[float]
     """Each write of the probe (another store writing every 5 ms) while the cut ran."""
@@ -155,6 +159,22 @@ def measured(core: Core, state: Path, probe: bool) -> Iterator[tuple[list[float]
             yield held, writer.waits
     finally:
         store.transaction = original  # type: ignore[method-assign]
+
+
+def _unreadable(index: checkpoint.WalIndex) -> checkpoint.WalFrames | None:
+    return None
+
+
+@contextlib.contextmanager
+def checkpoints_in_commit() -> Iterator[None]:
+    """Stores opened in the block leave the WAL's checkpoint to SQLite, inside the `COMMIT`
+    under the write lock, as a store does that cannot read the WAL's index."""
+    original = checkpoint.WalIndex.frames
+    setattr(checkpoint.WalIndex, "frames", _unreadable)  # noqa: B010
+    try:
+        yield
+    finally:
+        setattr(checkpoint.WalIndex, "frames", original)  # noqa: B010
 
 
 def product_cut(
@@ -235,10 +255,12 @@ def main() -> None:
         parts = product_cut(parts_state, count, probe=True)
         whole = product_cut(whole_state, count, count, probe=True)
         default = product_cut(copied(state, folder / "default"), 1000, probe=True)
+        with checkpoints_in_commit():
+            in_commit = product_cut(copied(state, folder / "in-commit"), count, probe=True)
         superseded = product_supersede(parts_state, count)
         superseded_whole = product_supersede(whole_state, count, count)
         bare_seconds, moved = bare_cut(copied(state, folder / "bare"), certifier)
-    if parts.batches != 1 or whole.batches != 1 or moved != count:
+    if parts.batches != 1 or whole.batches != 1 or in_commit.batches != 1 or moved != count:
         raise BenchError(f"expected one batch of {count}: {parts.batches}, {whole.batches} cut")
     longest, together = max(parts.held), sum(parts.held)
     per_member = together / count * 1e6
@@ -276,6 +298,23 @@ def main() -> None:
         info(
             "ratio: a writer's longest wait, in parts / one transaction",
             max(parts.waits) / max(whole.waits),
+            "x",
+        )
+    )
+    report.add(
+        info(
+            "  baseline: the same cut, SQLite checkpointing in the COMMIT",
+            max(in_commit.waits) * 1000,
+            "ms",
+            "the writer's longest write meanwhile, the WAL copied back under the write lock "
+            f"(before session 52); the cut's longest transaction {max(in_commit.held) * 1000:.0f} "
+            "ms",
+        )
+    )
+    report.add(
+        info(
+            "ratio: a writer's longest wait, checkpoints outside the write lock / in the COMMIT",
+            max(parts.waits) / max(in_commit.waits),
             "x",
         )
     )
@@ -335,6 +374,7 @@ def main() -> None:
         "probe_default": default.waits,
         "probe_parts": parts.waits,
         "probe_whole": whole.waits,
+        "probe_in_commit": in_commit.waits,
         "held_superseded": superseded.held,
         "held_superseded_whole": superseded_whole.held,
     }

@@ -25,6 +25,7 @@ from accrochage.state.base import (
     Store,
     WriteHolder,
 )
+from accrochage.state.sqlite.checkpoint import Checkpoints
 from accrochage.state.sqlite.connection import (
     BUSY_TIMEOUT_MS,
     QUICK_CHECK_MAX_BYTES,
@@ -96,6 +97,7 @@ class SqliteStore(Store):
         try:
             self._conn = self._open(path, always_check)
             self._file = file_identity(path)
+            self._checkpoints = Checkpoints(self._conn, path)
         except BaseException:
             self._write_lock.close()
             raise
@@ -254,6 +256,7 @@ class SqliteStore(Store):
             held = self._write_lock.acquire(max(0.0, deadline - time.monotonic()))
             try:
                 self._still_the_state()
+                self._checkpoints.before_begin()
                 self._conn.execute("BEGIN IMMEDIATE")
                 try:
                     yield SqliteTransaction(self._conn)
@@ -265,6 +268,7 @@ class SqliteStore(Store):
                 raise storage_error(exc, self.path) from None
             finally:
                 self._write_lock.release(held)
+            self._checkpoints.after_commit()
         finally:
             self._lock.release()
 
