@@ -6,6 +6,7 @@ from __future__ import annotations
 import gc
 import json
 import os
+import threading
 from collections.abc import Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from functools import partial
@@ -151,3 +152,59 @@ async def test_the_http_writer_process_collects_at_the_settled_threshold() -> No
     finally:
         await link.close()
     assert result.record_id == str(heap.YOUNG_THRESHOLD)
+
+
+class Cycle:
+    def __init__(self) -> None:
+        self.me = self
+
+
+def test_no_collection_runs_while_the_state_s_write_lock_is_held(tmp_path: Path) -> None:
+    """A full collection of a process holding a large batch's plan takes 40-80 ms; inside the
+    write lock every other process's writer waited for it. A write transaction allocating
+    far more than the young threshold runs no collection; the one that fell due runs once the
+    lock is free, and frees the cyclic garbage the transaction left."""
+    store = SqliteStore(tmp_path / "state.db")
+    starts: list[bool] = []
+
+    def seen(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            starts.append(store.write_holder() is not None)
+
+    threshold = gc.get_threshold()
+    gc.set_threshold(700, 10, 10)
+    gc.callbacks.append(seen)
+    try:
+        with store.transaction() as tx:
+            for _ in range(20_000):
+                Cycle()
+            tx.save_offsets("heap", {0: 1})
+        assert not any(starts)
+        kept = [[] for _ in range(1_000)]
+    finally:
+        gc.callbacks.remove(seen)
+        gc.set_threshold(*threshold)
+        store.close()
+    assert kept and starts and not any(starts)
+    assert not any(isinstance(o, Cycle) for o in gc.get_objects())
+    assert gc.isenabled()
+
+
+def test_collections_deferred_by_two_threads_resume_when_both_are_out() -> None:
+    first_in, second_out = threading.Event(), threading.Event()
+    inside: list[bool] = []
+
+    def other() -> None:
+        with heap.collections_deferred():
+            first_in.wait(10)
+        second_out.set()
+
+    thread = threading.Thread(target=other)
+    with heap.collections_deferred():
+        thread.start()
+        first_in.set()
+        second_out.wait(10)
+        inside.append(gc.isenabled())
+    thread.join(10)
+    assert inside == [False]
+    assert gc.isenabled()

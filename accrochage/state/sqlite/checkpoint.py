@@ -6,14 +6,14 @@ write lock through the copy and its fsync, and every other process's writer wait
 longest wait of a service's writer beside a batch cut in parts was that checkpoint (91-155 ms
 against 42-52 without, bench/HISTORY.md, session 51).
 
-Here a writer runs the same PASSIVE checkpoint itself, after its `COMMIT`, once it has let go
-of the write lock (`after_commit`): another process's writer goes on meanwhile, since a PASSIVE
-checkpoint never blocks writers. What they commit during the copy is left in the WAL, which
-SQLite starts over only from a transaction that begins with every frame copied; so the next
-writer copies that rest under the write lock before its `BEGIN` (`before_begin`), when it is
-small: a few of its pages, not ten thousand. SQLite's own checkpoint in the `COMMIT` stays, at
-`BACKSTOP_PAGES`, for a WAL that the writers cannot bring back (another program writing, a
-reader holding old pages).
+Here the writer whose transaction made the WAL long runs the same PASSIVE checkpoint itself,
+after its `COMMIT`, once it has let go of the write lock (`after_commit`): another process's
+writer goes on meanwhile, since a PASSIVE checkpoint never blocks writers. What they commit
+during the copy is left in the WAL, which SQLite starts over only from a transaction that
+begins with every frame copied; so the next writer copies that rest under the write lock
+before its `BEGIN` (`before_begin`), when it is small: a few of its pages, not ten thousand.
+SQLite's own checkpoint in the `COMMIT` stays, at `BACKSTOP_PAGES`, for a WAL that the
+writers cannot bring back (another program writing, a reader holding old pages).
 
 Python's `sqlite3` has no `wal_hook`, so the WAL's length is read from its index, the `-shm`
 file, whose header SQLite documents (https://www.sqlite.org/walformat.html, 2.2: `mxFrame`,
@@ -139,21 +139,29 @@ class Checkpoints:
         self._conn = conn
         self._state = state
         self._index = WalIndex(state)
+        self._log_before: int | None = None
         self.outside_lock = self._index.frames() is not None
         if self.outside_lock:
             conn.execute(f"PRAGMA wal_autocheckpoint = {BACKSTOP_PAGES}")
-
-    def after_commit(self) -> None:
-        """A PASSIVE checkpoint, outside the write lock, of a long WAL not all copied."""
-        frames = self._index.frames() if self.outside_lock else None
-        if frames is not None and frames.to_copy > 0:
-            self._checkpoint()
 
     def before_begin(self) -> None:
         """Under the write lock: the rest of a long WAL copied, when it is small, so that the
         transaction about to begin starts the WAL over."""
         frames = self._index.frames() if self.outside_lock else None
+        self._log_before = None if frames is None else frames.log
         if frames is not None and 0 < frames.to_copy <= REST_PAGES:
+            self._checkpoint()
+
+    def after_commit(self) -> None:
+        """Outside the write lock: a PASSIVE checkpoint of a long WAL not all copied, by the
+        writer whose transaction made it long. Another writer coming next leaves it to that
+        one: it would pay the copy in its own wait, which is what this module avoids. The
+        copy is everyone's once a second threshold's worth waits (its writer died before)."""
+        frames = self._index.frames() if self.outside_lock else None
+        if frames is None or frames.to_copy == 0:
+            return
+        made_long = self._log_before is None or self._log_before < CHECKPOINT_PAGES
+        if made_long or frames.to_copy >= 2 * CHECKPOINT_PAGES:
             self._checkpoint()
 
     def _checkpoint(self) -> None:

@@ -39,3 +39,26 @@ def real_state_path(configured: Path) -> Path:
             "then start again"
         )
     return real
+
+
+def file_identity(path: Path) -> tuple[int, int]:
+    """The device and inode of the file at `path`: which file the name holds now."""
+    found = os.stat(path)
+    return found.st_dev, found.st_ino
+
+
+def same_file(path: Path, identity: tuple[int, int]) -> bool:
+    try:
+        return file_identity(path) == identity
+    except OSError:
+        return False
+
+
+def replaced_error(path: Path) -> StoreError:
+    """A backup restored under a command that had the state open (`accrochage restore` waits
+    for no one's write lock between two transactions): its writes would go on into the state
+    set aside, reported as stored."""
+    return StoreError(
+        f"the state {path} was replaced (a backup restored) or removed since this "
+        "command opened it: nothing of this operation was stored; run the command again"
+    )

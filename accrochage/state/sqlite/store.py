@@ -19,6 +19,7 @@ from pathlib import Path
 from sqlite_utils import Database
 
 from accrochage.errors import StoreError
+from accrochage.heap import collections_deferred
 from accrochage.state.base import (
     Reader,
     RefdataStorage,
@@ -41,7 +42,12 @@ from accrochage.state.sqlite.cut_lock import CutLock
 from accrochage.state.sqlite.location import SqliteLocation
 from accrochage.state.sqlite.migrations import migrations
 from accrochage.state.sqlite.reader import SqliteReader
-from accrochage.state.sqlite.state_path import real_state_path
+from accrochage.state.sqlite.state_path import (
+    file_identity,
+    real_state_path,
+    replaced_error,
+    same_file,
+)
 from accrochage.state.sqlite.transaction import SqliteTransaction
 from accrochage.state.sqlite.upgrade import (
     needs_migration,
@@ -238,7 +244,8 @@ class SqliteStore(Store):
         would sleep up to 100 ms between retries; a service's writer behind a flush in
         another process lost half its time so), for at most `lock_wait_seconds` in all,
         the wait for this process's other threads included (`StoreBusyError` beyond).
-        Readers never take it.
+        Readers never take it. Inside it, the collector waits (`heap.collections_deferred`);
+        the WAL is copied back into the file after it (`checkpoint.py`).
 
         A full disk, a read-only or damaged database surfaces as `StorageFullError` or
         `StorageCorruptError`; nothing of the transaction is kept.
@@ -253,49 +260,35 @@ class SqliteStore(Store):
         if not self._lock.acquire(timeout=wait):
             raise busy_error(self.path, wait, Holder(os.getpid(), ""))
         try:
-            held = self._write_lock.acquire(max(0.0, deadline - time.monotonic()))
-            try:
-                self._still_the_state()
-                self._checkpoints.before_begin()
-                self._conn.execute("BEGIN IMMEDIATE")
+            with collections_deferred():  # from before the lock: entering it may collect
+                held = self._write_lock.acquire(max(0.0, deadline - time.monotonic()))
                 try:
-                    yield SqliteTransaction(self._conn)
-                    self._conn.execute("COMMIT")
-                except BaseException:
-                    self._rollback()
-                    raise
-            except sqlite3.Error as exc:
-                raise storage_error(exc, self.path) from None
-            finally:
-                self._write_lock.release(held)
+                    self._still_the_state()
+                    self._checkpoints.before_begin()
+                    self._conn.execute("BEGIN IMMEDIATE")
+                    try:
+                        yield SqliteTransaction(self._conn)
+                        self._conn.execute("COMMIT")
+                    except BaseException:
+                        self._rollback()
+                        raise
+                except sqlite3.Error as exc:
+                    raise storage_error(exc, self.path) from None
+                finally:
+                    self._write_lock.release(held)
             self._checkpoints.after_commit()
         finally:
             self._lock.release()
 
     def _still_the_state(self) -> None:
-        """Refuse to write once the file at `path` is no longer the one this store opened: a
-        backup restored under a command that had the state open (`accrochage restore` waits
-        for no one's write lock between two transactions). Its writes went on into the state
-        set aside, reported as stored; checked under the write lock, which `restore` holds
+        """Refuse to write once the file at `path` is no longer the one this store opened
+        (`state_path.replaced_error`); checked under the write lock, which `restore` holds
         while it swaps the files."""
-        try:
-            now = file_identity(self.path)
-        except OSError:
-            now = None
-        if now != self._file:
-            raise StoreError(
-                f"the state {self.path} was replaced (a backup restored) or removed since this "
-                "command opened it: nothing of this operation was stored; run the command again"
-            )
+        if not same_file(self.path, self._file):
+            raise replaced_error(self.path)
 
     def _rollback(self) -> None:
         """SQLite may already have rolled back (a full disk does): then there is nothing to do."""
         if self._conn.in_transaction:
             with suppress(sqlite3.Error):
                 self._conn.execute("ROLLBACK")
-
-
-def file_identity(path: Path) -> tuple[int, int]:
-    """The device and inode of the file at `path`: which file the name holds now."""
-    found = os.stat(path)
-    return found.st_dev, found.st_ino
