@@ -22,7 +22,8 @@ CHECKPOINT_PAGES = 10_000
 
 A page dirtied by many transactions between two checkpoints is copied once: ten times fewer
 checkpoints cut ingest's bytes written by about a fifth (measured: 8.2 -> 6.7 KiB per event),
-for a WAL of at most about 40 MiB. Durability is the WAL's, unchanged (`synchronous = FULL`).
+for a WAL of about 40 MiB. Durability is the WAL's, unchanged (`synchronous = FULL`). A store's
+writer runs that checkpoint once it has let go of the write lock (`checkpoint.py`).
 """
 WAL_SWITCH_PAUSE = 0.01
 """Seconds between two attempts at switching a fresh database to WAL (`_write_ahead`)."""
