@@ -163,25 +163,43 @@ def test_a_rest_committed_meanwhile_is_copied_under_the_lock_and_the_wal_starts_
     assert frames(store).log < THRESHOLD
 
 
-def test_the_copy_is_left_to_the_writer_that_made_the_wal_long(store: SqliteStore) -> None:
-    """A writer coming after the one whose commit made the WAL long does not copy it: it would
-    wait for the copy itself (a service's writer after a batch cut). Once a second threshold's
-    worth waits (that writer died before copying), any writer copies it, outside the lock."""
-    seen = traced_checkpoints(store)
+def left_long(store: SqliteStore) -> None:
+    """A WAL past the threshold and not copied, left by another writer (another program)."""
     other = connect(store.path)
     other.execute("PRAGMA wal_autocheckpoint = 0")
     other.execute("CREATE TABLE filler (x)")
     other.execute("BEGIN")
-    other.executemany("INSERT INTO filler VALUES (randomblob(3000))", [()] * (THRESHOLD + 5))
+    other.executemany("INSERT INTO filler VALUES (randomblob(3000))", [()] * (THRESHOLD + 2))
     other.execute("COMMIT")
     other.close()
-    assert THRESHOLD < frames(store).log < 2 * THRESHOLD
-    write_pages(store, "next", 1)
+    assert THRESHOLD < frames(store).log < THRESHOLD + THRESHOLD // 4
+
+
+def test_a_small_writer_leaves_the_copy_to_a_large_one(store: SqliteStore) -> None:
+    """A service's writer committing a few pages after a batch cut made the WAL long does not
+    copy it: it would wait for the copy itself. The next large transaction copies it."""
+    seen = traced_checkpoints(store)
+    left_long(store)
+    write_pages(store, "small", 1)
     assert seen == []
     assert frames(store).backfilled == 0
-    write_pages(store, "more", THRESHOLD)
+    write_pages(store, "large", THRESHOLD // 4 + 2)
     assert seen == [False]
     assert frames(store).backfilled == frames(store).log
+
+
+def test_a_small_writer_alone_copies_the_wal_a_little_later(store: SqliteStore) -> None:
+    seen = traced_checkpoints(store)
+    left_long(store)
+    for turn in range(THRESHOLD // 4 + 2):
+        write_pages(store, f"s{turn}", 1)
+        if seen:
+            break
+    assert seen == [False]
+    assert frames(store).log >= THRESHOLD + THRESHOLD // 4
+    assert frames(store).backfilled == frames(store).log
+    write_pages(store, "next", 1)
+    assert frames(store).log < THRESHOLD
 
 
 def test_writers_taking_turns_keep_the_wal_short(tmp_path: Path, small_wal: None) -> None:

@@ -6,9 +6,9 @@ write lock through the copy and its fsync, and every other process's writer wait
 longest wait of a service's writer beside a batch cut in parts was that checkpoint (91-155 ms
 against 42-52 without, bench/HISTORY.md, session 51).
 
-Here the writer whose transaction made the WAL long runs the same PASSIVE checkpoint itself,
-after its `COMMIT`, once it has let go of the write lock (`after_commit`): another process's
-writer goes on meanwhile, since a PASSIVE checkpoint never blocks writers. What they commit
+Here a writer with a large transaction runs the same PASSIVE checkpoint itself, after its
+`COMMIT`, once it has let go of the write lock (`after_commit`): another process's writer
+goes on meanwhile, since a PASSIVE checkpoint never blocks writers. What they commit
 during the copy is left in the WAL, which SQLite starts over only from a transaction that
 begins with every frame copied; so the next writer copies that rest under the write lock
 before its `BEGIN` (`before_begin`), when it is small: a few of its pages, not ten thousand.
@@ -153,16 +153,24 @@ class Checkpoints:
             self._checkpoint()
 
     def after_commit(self) -> None:
-        """Outside the write lock: a PASSIVE checkpoint of a long WAL not all copied, by the
-        writer whose transaction made it long. Another writer coming next leaves it to that
-        one: it would pay the copy in its own wait, which is what this module avoids. The
-        copy is everyone's once a second threshold's worth waits (its writer died before)."""
+        """Outside the write lock: a PASSIVE checkpoint of a long WAL not all copied, by a
+        writer whose transaction added `REST_PAGES` or more to it (a batch cut, `ingest`). A
+        small one (a service's writer, a few pages) would pay the copy in its own wait, which
+        is what this module avoids: it leaves the copy to a large one, unless the WAL grew
+        `REST_PAGES` past the threshold without one (a service writing alone)."""
         frames = self._index.frames() if self.outside_lock else None
         if frames is None or frames.to_copy == 0:
             return
-        made_long = self._log_before is None or self._log_before < CHECKPOINT_PAGES
-        if made_long or frames.to_copy >= 2 * CHECKPOINT_PAGES:
+        if self._added(frames.log) >= REST_PAGES or frames.to_copy >= CHECKPOINT_PAGES + REST_PAGES:
             self._checkpoint()
+
+    def _added(self, log: int) -> int:
+        """The frames this transaction added to the WAL (all of it, when SQLite started the
+        WAL over for it; unknown, as if many, when the index could not be read before)."""
+        before = self._log_before
+        if before is None or log < before:
+            return log
+        return log - before
 
     def _checkpoint(self) -> None:
         """Its failure is logged, not raised: the transactions before it are committed and
