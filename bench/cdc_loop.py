@@ -45,7 +45,8 @@ from bench._common import (
     scratch_dir,
     write_config,
 )
-from bench.cut import Cut, copied, measured, product_cut, stored_state
+from bench.cut import Cut, copied, product_cut, stored_state
+from bench.probe import measured
 
 SCHEMA = "1.1.5"
 """The first schema with SUPPRESSION files."""

@@ -22,19 +22,14 @@ asks that "the batch cut never holds the writer back for long"; this says how lo
 
 from __future__ import annotations
 
-import contextlib
 import sqlite3
 import statistics
-import threading
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from accrochage.app import Core, build_core
+from accrochage.app import build_core
 from accrochage.settings import load_settings
-from accrochage.state.sqlite import SqliteStore, checkpoint
 from accrochage.state.sqlite.connection import connect
 from accrochage.streams import cut_group, supersede_due
 from accrochage.streams.flush_report import FlushReport
@@ -53,9 +48,9 @@ from bench._common import (
     write_config,
     write_events,
 )
+from bench.probe import PROBE_EVERY, checkpoints_in_commit, measured
 
 CDC_MAX = 200_000
-PROBE_EVERY = 0.005
 OTHER_EMITTER = "03VML244"
 """The emitter's `id_client` once the cut is made: every batch's header changed, superseded."""
 BARE_CUT = (
@@ -102,79 +97,6 @@ class Cut:
     batches: int
     waits: list[float]
     """Each write of the probe (another store writing every 5 ms) while the cut ran."""
-
-
-class WriterProbe:
-    """A writer of its own store on the state, as a service's writer (HTTP, Kafka) beside the
-    batch timer: a one-row write every `PROBE_EVERY` seconds, each timed from its start to its
-    commit, the wait for the cut's write lock included."""
-
-    def __init__(self, state: Path) -> None:
-        self.store = SqliteStore(state)
-        self.waits: list[float] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="bench-cut-probe")
-
-    def __enter__(self) -> WriterProbe:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.store.close()
-
-    def _run(self) -> None:
-        written = 0
-        while not self._stop.is_set():
-            start = time.perf_counter()
-            with self.store.transaction() as tx:
-                tx.save_offsets("bench-cut-probe", {0: written})
-            self.waits.append(time.perf_counter() - start)
-            written += 1
-            self._stop.wait(PROBE_EVERY)
-
-
-@contextlib.contextmanager
-def measured(core: Core, state: Path, probe: bool) -> Iterator[tuple[list[float], list[float]]]:
-    """Each write transaction of `core`'s store timed from its start to its commit, and with
-    `probe`, a `WriterProbe`'s writes meanwhile: the two lists, filled as the block runs."""
-    store = core.flusher.store
-    original = store.transaction
-    held: list[float] = []
-
-    @contextlib.contextmanager
-    def timed() -> Iterator[Any]:
-        start = time.perf_counter()
-        with original() as tx:
-            yield tx
-        held.append(time.perf_counter() - start)
-
-    store.transaction = timed  # type: ignore[method-assign]
-    try:
-        if not probe:
-            yield held, []
-            return
-        with WriterProbe(state) as writer:
-            yield held, writer.waits
-    finally:
-        store.transaction = original  # type: ignore[method-assign]
-
-
-def _unreadable(index: checkpoint.WalIndex) -> checkpoint.WalFrames | None:
-    return None
-
-
-@contextlib.contextmanager
-def checkpoints_in_commit() -> Iterator[None]:
-    """Stores opened in the block leave the WAL's checkpoint to SQLite, inside the `COMMIT`
-    under the write lock, as a store does that cannot read the WAL's index."""
-    original = checkpoint.WalIndex.frames
-    setattr(checkpoint.WalIndex, "frames", _unreadable)  # noqa: B010
-    try:
-        yield
-    finally:
-        setattr(checkpoint.WalIndex, "frames", original)  # noqa: B010
 
 
 def product_cut(
