@@ -9,6 +9,7 @@ small rest, and the WAL still starts over as it did.
 from __future__ import annotations
 
 import logging
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -287,3 +288,46 @@ def test_reading_the_wal_index_keeps_this_process_s_locks_on_it(tmp_path: Path) 
     reader.rollback()
     reader.close()
     conn.close()
+
+
+KILLED_WRITER = """
+import os, signal, sys, threading, time
+from pathlib import Path
+from accrochage.state.sqlite import SqliteStore, checkpoint
+from accrochage.state.values import DeadLetter
+
+checkpoint.CHECKPOINT_PAGES, checkpoint.REST_PAGES = 200, 50
+delay = float(sys.argv[2])
+store = SqliteStore(Path(sys.argv[1]))
+
+def kill_soon(statement):
+    if "wal_checkpoint" in statement:  # traced once the COMMIT has returned
+        threading.Timer(delay, os.kill, (os.getpid(), signal.SIGKILL)).start()
+
+store._conn.set_trace_callback(kill_soon)
+with store.transaction() as tx:
+    tx.queue_dead_letters(DeadLetter("killed", None, "x" * 3000) for _ in range(3000))
+time.sleep(30)
+"""
+
+
+@pytest.mark.parametrize("delay", [0.0, 0.002, 0.01, 0.03])
+def test_a_writer_killed_while_it_copies_the_wal_loses_nothing(
+    tmp_path: Path, delay: float
+) -> None:
+    """kill -9 at some point of the copy that follows a commit (before it, in it, after it):
+    the state opens whole, with every row of the committed transaction."""
+    state = fresh_state(tmp_path / "state.db")
+    killed = subprocess.run(
+        [sys.executable, "-c", KILLED_WRITER, str(state), str(delay)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    opened = SqliteStore(state, always_check=True)
+    try:
+        with opened.reading() as reader:
+            assert len(reader.dead_letters(5000)) == 3000
+    finally:
+        opened.close()
