@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from accrochage.errors import StoreBusyError
 from accrochage.state.sqlite import SqliteStore
 from accrochage.state.sqlite import checkpoint as checkpoint_module
 from accrochage.state.sqlite.checkpoint import WalFrames, frames_in, wal_frames, wal_index_header
@@ -62,8 +63,8 @@ def frames(store: SqliteStore) -> WalFrames:
 
 
 def traced_checkpoints(store: SqliteStore) -> list[bool]:
-    """For each checkpoint the store's writer runs from now on: whether this process held the
-    state's write lock as it began, and whether another writer could take it then."""
+    """For each checkpoint the store's writer runs from now on: True when the state's write
+    lock was held as it began (another writer could not take it), False when it was free."""
     seen: list[bool] = []
 
     def trace(statement: str) -> None:
@@ -73,7 +74,7 @@ def traced_checkpoints(store: SqliteStore) -> list[bool]:
                 taken = other.acquire(0.0)
                 other.release(taken)
                 seen.append(False)
-            except Exception:
+            except StoreBusyError:
                 seen.append(True)
             finally:
                 other.close()
