@@ -21,7 +21,7 @@ import pytest
 from accrochage.errors import StoreBusyError
 from accrochage.state.sqlite import SqliteStore
 from accrochage.state.sqlite import checkpoint as checkpoint_module
-from accrochage.state.sqlite.checkpoint import WalFrames, frames_in, wal_frames, wal_index_header
+from accrochage.state.sqlite.checkpoint import WalFrames, WalIndex, frames_in, wal_frames
 from accrochage.state.sqlite.connection import CHECKPOINT_PAGES, connect
 from accrochage.state.sqlite.write_lock import WriteLock
 from accrochage.state.values import DeadLetter
@@ -111,7 +111,7 @@ def test_a_wal_index_that_is_not_sqlite_s_is_not_read(tmp_path: Path) -> None:
     assert wal_frames(state) is None  # no connection of this process has it open
     conn = connect(state)
     conn.execute("CREATE TABLE t (x)")
-    header = wal_index_header(state)
+    header = WalIndex(state).header()
     conn.close()
     assert header is not None and frames_in(header) is not None
     torn = bytearray(header)
@@ -140,6 +140,14 @@ def test_the_writer_copies_the_wal_once_it_let_go_of_the_write_lock(store: Sqlit
     assert seen == [False]
 
 
+def another_program(store: SqliteStore) -> sqlite3.Connection:
+    """A connection to the state that is no store: it never copies the WAL back itself."""
+    other = connect(store.path)
+    other.execute("PRAGMA wal_autocheckpoint = 0")
+    other.execute("CREATE TABLE filler (x)")
+    return other
+
+
 def test_a_rest_committed_meanwhile_is_copied_under_the_lock_and_the_wal_starts_over(
     store: SqliteStore,
 ) -> None:
@@ -147,9 +155,7 @@ def test_a_rest_committed_meanwhile_is_copied_under_the_lock_and_the_wal_starts_
     its `BEGIN`, under the write lock, so that its transaction starts the WAL over. Without it
     the WAL grew on while writers took turns."""
     seen = traced_checkpoints(store)
-    other = connect(store.path)
-    other.execute("PRAGMA wal_autocheckpoint = 0")
-    other.execute("CREATE TABLE filler (x)")
+    other = another_program(store)
     other.executemany("INSERT INTO filler VALUES (randomblob(3000))", [()] * THRESHOLD)
     other.execute("BEGIN IMMEDIATE")  # begun before the copy: its commit cannot start the WAL over
     other.execute("INSERT INTO filler VALUES (1)")
@@ -167,9 +173,7 @@ def test_a_rest_committed_meanwhile_is_copied_under_the_lock_and_the_wal_starts_
 
 def left_long(store: SqliteStore) -> None:
     """A WAL past the threshold and not copied, left by another writer (another program)."""
-    other = connect(store.path)
-    other.execute("PRAGMA wal_autocheckpoint = 0")
-    other.execute("CREATE TABLE filler (x)")
+    other = another_program(store)
     other.execute("BEGIN")
     other.executemany("INSERT INTO filler VALUES (randomblob(3000))", [()] * (THRESHOLD + 2))
     other.execute("COMMIT")

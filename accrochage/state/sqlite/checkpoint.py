@@ -69,10 +69,6 @@ def wal_frames(state: Path) -> WalFrames | None:
     return WalIndex(state).frames()
 
 
-def wal_index_header(state: Path) -> bytes | None:
-    return WalIndex(state).header()
-
-
 class WalIndex:
     """The state's `-shm`, read through the descriptor SQLite holds on it in this process.
 
