@@ -45,7 +45,8 @@ async def transaction(bootstrap: str, topic: str, values: list[bytes], *, commit
 async def produce_one(bootstrap: str, topic: str, value: bytes) -> int:
     """`value` sent on partition 0; its offset. The broker writes a transaction's markers
     after answering its end (KIP-98): a record sent next may land before the abort marker,
-    at offset 6 here rather than 7, and the test once failed on a fixed 8."""
+    at offset 6 here rather than 7, or before the commit marker too, at 5 (CI, session 52);
+    the test once failed on a fixed 8, then on 6. Five records come before it either way."""
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
     await producer.start()
     try:
@@ -73,5 +74,5 @@ async def test_only_what_producers_committed_is_stored(
     assert ids == {record_id(n) for n in (1, 2, 3, 6)}, "none of the aborted transaction"
     assert stored(config.state)[1] == [], "an aborted record is no unusable event either"
     (offset,) = stored_offsets(config.state, config.topic).values()
-    assert last >= 6 and offset == last + 1, "past the aborted records and the last one"
+    assert last >= 5 and offset == last + 1, "past the aborted records and the last one"
     assert worker.stop() == 0, worker.tail()
