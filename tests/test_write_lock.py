@@ -36,7 +36,7 @@ from accrochage.settings import load_settings
 from accrochage.state.base import WriteHolder
 from accrochage.state.sqlite import SqliteStore
 from accrochage.state.sqlite import connection as connection_module
-from accrochage.state.sqlite import store as store_module
+from accrochage.state.sqlite import opening as opening_module
 from accrochage.state.sqlite.cut_lock import CutFileLock
 from accrochage.streams.incoming import Incoming, IngestResult
 from accrochage.streams.ingest import Ingestor
@@ -303,7 +303,7 @@ def test_an_up_to_date_state_opens_without_waiting_for_the_holder(tmp_path: Path
 def test_a_state_to_migrate_waits_for_the_holder_then_gives_up(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(store_module, "MIGRATION_WAIT_SECONDS", 1.0)
+    monkeypatch.setattr(opening_module, "MIGRATION_WAIT_SECONDS", 1.0)
     state = tmp_path / "state.db"
     with held(state, stopped=True), pytest.raises(StoreBusyError) as caught:
         SqliteStore(state, lock_wait_seconds=1.0)
@@ -510,7 +510,7 @@ def test_a_state_locked_by_a_stopped_process_names_it_to_readers(
     paths.state`, naming no one."""
     state = tmp_path / "state.db"
     SqliteStore(state).close()
-    monkeypatch.setattr(store_module, "BUSY_TIMEOUT_MS", 1000)
+    monkeypatch.setattr(opening_module, "BUSY_TIMEOUT_MS", 1000)
     monkeypatch.setattr(connection_module, "BUSY_TIMEOUT_MS", 1000)
     with held(state, stopped=True, sqlite_lock=True) as holder:
         with pytest.raises(StoreBusyError) as raised:
@@ -529,7 +529,7 @@ def test_a_program_in_a_transaction_on_the_state_makes_writers_busy_not_failed(
     waiting. It is another process holding the state: busy (503 `state_busy`), try again."""
     state = tmp_path / "state.db"
     SqliteStore(state).close()
-    monkeypatch.setattr(store_module, "BUSY_TIMEOUT_MS", 1000)
+    monkeypatch.setattr(opening_module, "BUSY_TIMEOUT_MS", 1000)
     monkeypatch.setattr(connection_module, "BUSY_TIMEOUT_MS", 1000)
     store = SqliteStore(state)
     ingestor = Ingestor(store, registry(), FixedClock(NOW))

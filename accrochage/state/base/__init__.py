@@ -12,7 +12,7 @@ Reads go through readers that never wait for a writer.
 
 from accrochage.state.base.reader import Reader, StoreLocation
 from accrochage.state.base.service import ServiceGuard
-from accrochage.state.base.store import Store
+from accrochage.state.base.store import Store, WriteObserver, WriteTime
 from accrochage.state.base.transaction import PendingReads, Transaction
 from accrochage.state.refdata import REFDATA_KINDS, RefdataSource, RefdataStorage
 from accrochage.state.values import (
@@ -66,4 +66,6 @@ __all__ = [
     "UnusableEvent",
     "UpgradePlan",
     "WriteHolder",
+    "WriteObserver",
+    "WriteTime",
 ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
+from dataclasses import dataclass
 from pathlib import Path
 
 from accrochage.errors import StoreError
@@ -19,8 +20,27 @@ from accrochage.state.values import (
 )
 
 
+@dataclass(frozen=True, slots=True)
+class WriteTime:
+    """How one write transaction shared the state with the other writers, in seconds."""
+
+    waited: float
+    """From asking to write to holding the state: the time another writer (of this process or
+    another) kept it."""
+    held: float | None
+    """From holding the state to letting it go, the other writers waiting meanwhile; None
+    when it never held it (it gave up waiting: `StoreBusyError`)."""
+
+
+WriteObserver = Callable[[WriteTime], None]
+"""Told of each write transaction once it let go of the state (a metric, a buffer to ship);
+called in the writing thread, it must be quick and never raise."""
+
+
 class Store(ABC):
     location: StoreLocation
+    write_observer: WriteObserver | None = None
+    """Told of each write transaction's `WriteTime` (`observe_writes`); None: no one."""
 
     @abstractmethod
     def transaction(self) -> AbstractContextManager[Transaction]:
@@ -79,6 +99,11 @@ class Store(ABC):
                 for batch_id, certifier, state, recorded in reader.file_paths()
                 if (now := relocated(recorded, certifier, state, outbox)) is not None
             ]
+
+    def observe_writes(self, observer: WriteObserver | None) -> None:
+        """From now on, tell `observer` how long each write transaction waited for the state
+        and held it."""
+        self.write_observer = observer
 
     def write_holder(self) -> WriteHolder | None:
         """The writer holding the state now, of this process or another; None when it is

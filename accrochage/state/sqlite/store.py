@@ -7,7 +7,6 @@ other processes, `synchronous=FULL` so that an acknowledged event survives a pow
 
 from __future__ import annotations
 
-import logging
 import os
 import sqlite3
 import threading
@@ -16,8 +15,6 @@ from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext, suppress
 from pathlib import Path
 
-from sqlite_utils import Database
-
 from accrochage.errors import StoreError
 from accrochage.heap import collections_deferred
 from accrochage.state.base import (
@@ -25,22 +22,13 @@ from accrochage.state.base import (
     RefdataStorage,
     Store,
     WriteHolder,
+    WriteTime,
 )
 from accrochage.state.sqlite.checkpoint import Checkpoints
-from accrochage.state.sqlite.connection import (
-    BUSY_TIMEOUT_MS,
-    QUICK_CHECK_MAX_BYTES,
-    WAL_SWITCH_PAUSE,
-    check_integrity,
-    connect,
-    file_size,
-    is_busy,
-    storage_error,
-    told_if_changed,
-)
+from accrochage.state.sqlite.connection import connect, storage_error, told_if_changed
 from accrochage.state.sqlite.cut_lock import CutLock
 from accrochage.state.sqlite.location import SqliteLocation
-from accrochage.state.sqlite.migrations import migrations
+from accrochage.state.sqlite.opening import open_for_reading, open_for_writing
 from accrochage.state.sqlite.reader import SqliteReader
 from accrochage.state.sqlite.state_path import (
     file_identity,
@@ -49,11 +37,6 @@ from accrochage.state.sqlite.state_path import (
     same_file,
 )
 from accrochage.state.sqlite.transaction import SqliteTransaction
-from accrochage.state.sqlite.upgrade import (
-    needs_migration,
-    pending_migrations,
-    serving_pid,
-)
 from accrochage.state.sqlite.write_lock import (
     DEFAULT_WAIT_SECONDS,
     Holder,
@@ -62,11 +45,7 @@ from accrochage.state.sqlite.write_lock import (
     holder,
 )
 
-log = logging.getLogger("accrochage.state")
 LET_IN_SECONDS = 0.002
-MIGRATION_WAIT_SECONDS = 600.0
-"""How long opening a state that needs migrating waits for the write lock: another process
-may be migrating it (a table rebuilt at 5,000,000 records takes a minute or more)."""
 
 
 class SqliteStore(Store):
@@ -90,7 +69,7 @@ class SqliteStore(Store):
         self._cut_lock = CutLock(path, lock_wait_seconds)
         if read_only:
             self._write_lock = WriteLock(path, lock_wait_seconds, read_only=True)
-            self._conn = self._open_reading(path, always_check)
+            self._conn = open_for_reading(path, always_check)
             return
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -101,85 +80,12 @@ class SqliteStore(Store):
             ) from None
         self._write_lock = WriteLock(path, lock_wait_seconds)
         try:
-            self._conn = self._open(path, always_check)
+            self._conn = open_for_writing(path, always_check, self._write_lock)
             self._file = file_identity(path)
             self._checkpoints = Checkpoints(self._conn, path)
         except BaseException:
             self._write_lock.close()
             raise
-
-    def _open(self, path: Path, always_check: bool) -> sqlite3.Connection:
-        """Connect, check, migrate. The integrity check is a read (a snapshot of the WAL
-        database: writers go on meanwhile; it takes 30 s and more on a large state whose
-        pages are not cached); only migrating takes the write lock, so that processes started
-        together on a fresh state do not each try to create the tables, and an up-to-date
-        state is opened without waiting for anyone."""
-        deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
-        while True:
-            conn: sqlite3.Connection | None = None
-            try:
-                conn = connect(path)
-                if always_check or file_size(path) <= QUICK_CHECK_MAX_BYTES:
-                    check_integrity(conn, path)
-                pending = pending_migrations(conn, path)
-                if pending:
-                    serving = serving_pid(path)
-                    if serving is not None:
-                        raise needs_migration(path, pending, serving)
-                    self._migrate(conn)
-                return conn
-            except sqlite3.Error as exc:
-                if conn is not None:
-                    conn.close()
-                # A fresh state opened by several processes at once answers `database is
-                # locked` without the busy handler at more than one step: open it again.
-                if is_busy(exc) and time.monotonic() < deadline:
-                    time.sleep(WAL_SWITCH_PAUSE)
-                    continue
-                raise storage_error(exc, path, opening=True) from None
-            except BaseException:
-                if conn is not None:
-                    conn.close()
-                raise
-
-    def _open_reading(self, path: Path, always_check: bool) -> sqlite3.Connection:
-        """Connect read-only, check; a state to migrate is refused (`StateNeedsMigration`)."""
-        try:
-            conn = connect(path, readonly=True)
-        except sqlite3.Error as exc:
-            raise storage_error(exc, path, opening=True) from None
-        try:
-            if always_check or file_size(path) <= QUICK_CHECK_MAX_BYTES:
-                check_integrity(conn, path)
-            pending = pending_migrations(conn, path)
-            if pending:
-                raise needs_migration(path, pending, serving_pid(path))
-            return conn
-        except sqlite3.Error as exc:
-            conn.close()
-            raise storage_error(exc, path, opening=True) from None
-        except BaseException:
-            conn.close()
-            raise
-
-    def _migrate(self, conn: sqlite3.Connection) -> None:
-        """The pending migrations (none left when another process applied them meanwhile);
-        waiting up to `MIGRATION_WAIT_SECONDS` for another process migrating the same state."""
-        held = self._write_lock.acquire(max(self._write_lock.wait_seconds, MIGRATION_WAIT_SECONDS))
-        try:
-            db = Database(conn)
-            fresh = not migrations.applied(db)
-            pending = pending_migrations(conn, self.path)
-            migrations.apply(db)
-        finally:
-            self._write_lock.release(held)
-        if pending and not fresh:  # an upgrade leaves a trace in the service's log
-            log.info(
-                "migrated the state %s: %d migration(s) applied (%s)",
-                self.path,
-                len(pending),
-                ", ".join(pending),
-            )
 
     def write_holder(self) -> WriteHolder | None:
         if not self._write_lock.held():
@@ -245,7 +151,8 @@ class SqliteStore(Store):
         another process lost half its time so), for at most `lock_wait_seconds` in all,
         the wait for this process's other threads included (`StoreBusyError` beyond).
         Readers never take it. Inside it, the collector waits (`heap.collections_deferred`);
-        the WAL is copied back into the file after it (`checkpoint.py`).
+        the WAL is copied back into the file after it (`checkpoint.py`). The observer
+        (`observe_writes`) is told how long it waited and held the lock, once it let go.
 
         A full disk, a read-only or damaged database surfaces as `StorageFullError` or
         `StorageCorruptError`; nothing of the transaction is kept.
@@ -256,12 +163,18 @@ class SqliteStore(Store):
                 "does not write"
             )
         wait = self._write_lock.wait_seconds
-        deadline = time.monotonic() + wait
+        asked = time.monotonic()
         if not self._lock.acquire(timeout=wait):
+            self._tell(asked, None)
             raise busy_error(self.path, wait, Holder(os.getpid(), ""))
         try:
             with collections_deferred():  # from before the lock: entering it may collect
-                held = self._write_lock.acquire(max(0.0, deadline - time.monotonic()))
+                try:
+                    held = self._write_lock.acquire(max(0.0, asked + wait - time.monotonic()))
+                except BaseException:
+                    self._tell(asked, None)
+                    raise
+                taken = time.monotonic()
                 try:
                     self._still_the_state()
                     self._checkpoints.before_begin()
@@ -276,9 +189,21 @@ class SqliteStore(Store):
                     raise storage_error(exc, self.path) from None
                 finally:
                     self._write_lock.release(held)
+                    self._tell(asked, taken)
             self._checkpoints.after_commit()
         finally:
             self._lock.release()
+
+    def _tell(self, asked: float, taken: float | None) -> None:
+        """The write's `WriteTime` to the observer: asked for the state at `asked`, held it
+        from `taken` (None: never) to now."""
+        if self.write_observer is None:
+            return
+        now = time.monotonic()
+        if taken is None:
+            self.write_observer(WriteTime(now - asked, None))
+        else:
+            self.write_observer(WriteTime(taken - asked, now - taken))
 
     def _still_the_state(self) -> None:
         """Refuse to write once the file at `path` is no longer the one this store opened
