@@ -201,6 +201,8 @@ def build_core(
     )
     metrics = Metrics()
     metrics.watch_free_space(store.location.free_bytes, settings.state.keep_free_bytes)
+    metrics.watch_log_size(store.location.log_bytes)
+    store.observe_writes(metrics.write_observer("service"))
     return Core(
         settings=settings,
         store=store,

@@ -22,6 +22,7 @@ from accrochage.state.base import Store
 from accrochage.state.sqlite import SqliteStore
 from accrochage.state.sqlite.write_lock import DEFAULT_WAIT_SECONDS
 from accrochage.streams.ingest import Ingestor
+from accrochage.streams.write_times import WriteTimes
 from accrochage.streams.writer import WriterService
 from accrochage.streams.writer_main import WriterParts
 
@@ -72,7 +73,10 @@ def _following_writer(
 ) -> tuple[WriterService, Callable[[], Reference | None]]:
     """A writer process's writer service, its ingestor on the reference data the state holds:
     the main process's `refdata` job loads the files, this one follows the stored version
-    (checked every `check_every` seconds). Also what gives that reference data now."""
+    (checked every `check_every` seconds). Also what gives that reference data now. Its
+    store's write times go back with its answers (`streams/write_times.py`)."""
     reference = ReferenceHolder(store.refdata(), check_every=check_every)
     ingestor = Ingestor(store, registry, clock, reference.current, keep_free=keep_free)
-    return WriterService(ingestor), reference.current
+    times = WriteTimes()
+    store.observe_writes(times.add)
+    return WriterService(ingestor, write_times=times), reference.current

@@ -25,6 +25,7 @@ from accrochage.refdata.load import load_refdata
 from accrochage.settings import load_settings
 from accrochage.sinks.gate import check_file
 from accrochage.sinks.profiles import PROFILES
+from accrochage.streams import doctor_state
 from tests.factories import HOLDER_NIR
 from tests.refdata_files import fc, refdata_dir
 from tests.test_cdc_loop import accepted, answer, flush, only_written
@@ -257,6 +258,29 @@ def test_a_stopped_writer_holding_the_state_is_named_with_how_to_resume_it(
     shown = doctor_json(config, code=0)
     messages = [f["message"] for f in findings(shown, "state")]
     assert not [m for m in messages if "write lock" in m or "writing the state" in m]
+
+
+def test_a_write_ahead_log_that_cannot_start_over_is_named_with_how_to_find_its_reader(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past `LOG_GROWN_BYTES` (256 MiB, what a reader holding old pages lets it reach), doctor
+    says so; the threshold is lowered here under the -wal a service's writes leave."""
+    config = with_state(tmp_path, schema=SCHEMA_1_1_2)
+    core, _ = make_core(tmp_path, schema=SCHEMA_1_1_2)  # a writer: its -wal stays while open
+    try:
+        ingest(core, event("PX-1"))
+        wal = tmp_path / "var" / "state.db-wal"
+        size = wal.stat().st_size
+        shown = doctor_json(config, code=0)
+        assert not [f for f in findings(shown, "state") if "write-ahead" in f["message"]]
+        monkeypatch.setattr(doctor_state, "LOG_GROWN_BYTES", size - 1)
+        shown = doctor_json(config, code=1)
+    finally:
+        core.close()
+    [grown] = [f for f in findings(shown, "state") if "write-ahead" in f["message"]]
+    assert (grown["level"], grown["needs_operator"]) == ("warning", True)
+    assert f"{size / 1e6:.0f} MB" in grown["message"]
+    assert f"fuser -v {wal.with_name('state.db-shm').resolve()}" in grown["message"]
 
 
 def test_old_reference_data_needs_the_operator(tmp_path: Path, refdata_dir: Path) -> None:

@@ -107,6 +107,7 @@ class _ThresholdService:
     writer process collects at once it has built its service (the moment `settle` runs)."""
 
     storage_error = None
+    write_times = None
 
     def _answered(self, items: list[Incoming]) -> Future[list[IngestResult]]:
         done: Future[list[IngestResult]] = Future()

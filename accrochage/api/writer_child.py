@@ -3,7 +3,8 @@
 One thread: it waits for a group of events on its socket, takes every other group already
 there, stores them all in one transaction (`WriterService.store_now`: group commit, one
 failing event fails alone), then answers each group: its results, the storage failure of
-that transaction if any, and the outcome counts (the serving process serves `/metrics`).
+that transaction if any, the outcome counts and the write lock's times (the serving process
+serves `/metrics`).
 Groups that arrive while a transaction runs wait in the socket and go into the next one. No
 hand-off between threads: on a busy machine every wake-up costs a wait for a core.
 
@@ -97,13 +98,15 @@ def _storage(service: WriterService) -> tuple[str, str] | None:
 
 def _answer(service: WriterService, stored: Future[list[IngestResult]]) -> Any:
     error = stored.exception()
+    times = service.write_times.ship() if service.write_times is not None else []
     if error is None:
         results = stored.result()
-        return (True, results, _storage(service), metrics.tally(results))
+        return (True, results, _storage(service), metrics.tally(results), times)
     if not isinstance(error, StoreError):
         log.error("a group of events could not be stored (%s)", type(error).__name__)
-        return (False, ("internal_error", type(error).__name__, False), _storage(service), {})
-    return (False, (error.code, str(error), True), _storage(service), {})
+        failure = ("internal_error", type(error).__name__, False)
+        return (False, failure, _storage(service), {}, times)
+    return (False, (error.code, str(error), True), _storage(service), {}, times)
 
 
 def serve_writer(

@@ -62,6 +62,7 @@ from accrochage.processes import ExitWatch, exit_said, helper_context
 from accrochage.streams.child_logs import parent_log_setup
 from accrochage.streams.incoming import Incoming, IngestResult
 from accrochage.streams.metrics import Metrics
+from accrochage.streams.write_times import received
 
 log = logging.getLogger("accrochage.writer")
 IN_FLIGHT = 2
@@ -187,9 +188,11 @@ class ProcessLink:
             else:
                 self._ready.set_result(None)  # its first message: "ready"
             return
-        ok, payload, storage, counts = message
+        ok, payload, storage, counts, times = message
         group = self._sent.popleft()
         self.storage_error = _store_error(storage)
+        if self._metrics is not None:
+            self._metrics.count_write_times("writer", received(times))
         if ok:
             if self._metrics is not None:
                 self._metrics.count_events(counts)

@@ -39,6 +39,7 @@ from accrochage.streams.doctor_files import (
     room_findings,
 )
 from accrochage.streams.doctor_state import (
+    log_findings,
     state_findings,
     unmade_findings,
     writer_findings,
@@ -89,6 +90,7 @@ def diagnose(
             findings.remove(chosen)  # an "ok" beside the error that says it is not
         findings += held
         findings += writer_findings(store)
+        findings += log_findings(settings, store)
         findings += room_findings(settings, store)
         findings += refdata_findings(settings, store, clock)
         observation = _watch(settings, store, clock).observe()

@@ -15,6 +15,10 @@ from accrochage.streams.findings import Finding, Level
 from accrochage.streams.lost_state import first_outbox_file
 from accrochage.streams.schema_choice import unchosen_schema
 
+LOG_GROWN_BYTES = 256 * 1024 * 1024
+"""A `-wal` larger than this has not started over for long (about 45 MiB in steady use, cut
+back to 64 MiB after a large transaction); monitoring/rules.yml's alert uses the same."""
+
 
 def unmade_findings(settings: Settings) -> list[Finding]:
     """Before the first command creates them, whether the state and the outbox can be made
@@ -104,6 +108,29 @@ def privacy_findings(state: Path) -> list[Finding]:
             f"{', '.join(exposed)} in {state.parent} may be read by every user of this machine, "
             "and the state holds personal data: `chmod o-rwx` them (new states are created "
             "readable by their owner and group only)",
+            action=True,
+        )
+    ]
+
+
+def log_findings(settings: Settings, store: Store) -> list[Finding]:
+    """A write-ahead log that has not started over for long: a reader keeps old pages, and
+    every write makes it longer on the state's disk (`AccrochageStateLogGrowing` says it too,
+    from `accrochage_state_wal_bytes`)."""
+    size = store.location.log_bytes()
+    if size is None or size <= LOG_GROWN_BYTES:
+        return []
+    shm = Path(os.path.realpath(settings.paths.state))
+    return [
+        Finding(
+            "state",
+            Level.WARNING,
+            f"the state's write-ahead log is {size / 1e6:.0f} MB (about 45 in steady use): a "
+            "process keeps reading an old snapshot of the state (a backup under way, a long "
+            "export, a command stopped with Ctrl-Z), so it cannot start over and every write "
+            f"makes it longer; `fuser -v {shm.with_name(shm.name + '-shm')}` lists the "
+            "processes that have the state open: let the one that is not the service finish, "
+            "or end it",
             action=True,
         )
     ]

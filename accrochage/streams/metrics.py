@@ -20,10 +20,10 @@ from collections import Counter as Tally
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 
-from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from accrochage.models.vocabulary import BatchState, Outcome, RecordStatus
-from accrochage.state.base import Observation
+from accrochage.state.base import Observation, WriteObserver, WriteTime
 from accrochage.streams.incoming import IngestResult
 from accrochage.streams.state_metrics import StateCollector
 
@@ -38,6 +38,12 @@ EVENT_OUTCOMES: tuple[str, ...] = (
 """The `outcome` labels of `accrochage_events_total` (CONTRACT §10)."""
 BATCH_OUTCOMES: tuple[str, ...] = (BatchState.WRITTEN, BatchState.FAILED)
 DELIVERY_OUTCOMES = ("sent", "failed")
+WRITING_PROCESSES = ("service", "writer")
+"""The `process` labels of the write lock's histograms: the process that serves `/metrics`
+(its batch cuts, reports, corrections, alerts; a worker's events when it stores them itself)
+and its events' writer process."""
+LOCK_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+"""From a write alone (about a millisecond) to `state.lock_wait`'s default (30 s)."""
 
 
 def event_outcome(result: IngestResult) -> str | None:
@@ -117,6 +123,26 @@ class Metrics:
             "broken, since its start: restart it, or fix the file), else 0.",
             registry=self.registry,
         )
+        self._lock_wait = Histogram(
+            "accrochage_write_lock_wait_seconds",
+            "How long each write transaction waited for the state (another writer held it: a "
+            "batch cut, a report, a command), by process (service, writer); one that gave up "
+            "(503 state_busy) counts its whole wait.",
+            ["process"],
+            buckets=LOCK_BUCKETS,
+            registry=self.registry,
+        )
+        self._lock_held = Histogram(
+            "accrochage_write_lock_held_seconds",
+            "How long each write transaction held the state, every other writer waiting, by "
+            "process (service, writer).",
+            ["process"],
+            buckets=LOCK_BUCKETS,
+            registry=self.registry,
+        )
+        for process in WRITING_PROCESSES:
+            self._lock_wait.labels(process)
+            self._lock_held.labels(process)
         for outcome in EVENT_OUTCOMES:
             self._events.labels(outcome)
         for outcome in BATCH_OUTCOMES:
@@ -140,6 +166,36 @@ class Metrics:
             registry=self.registry,
         )
         kept.set(keep_free)
+
+    def write_observer(self, process: str) -> WriteObserver:
+        """What a store of `process` (`WRITING_PROCESSES`) tells its writes' times to."""
+        waited, held = self._lock_wait.labels(process), self._lock_held.labels(process)
+
+        def observe(time: WriteTime) -> None:
+            waited.observe(time.waited)
+            if time.held is not None:
+                held.observe(time.held)
+
+        return observe
+
+    def count_write_times(self, process: str, times: Iterable[WriteTime]) -> None:
+        """The times a writer process shipped with an answer (`streams/write_times.py`)."""
+        observe = self.write_observer(process)
+        for time in times:
+            observe(time)
+
+    def watch_log_size(self, log_bytes: Callable[[], int | None]) -> None:
+        """Serve the size of the state's write-ahead log (read at each scrape): an alert rule
+        sees a reader that keeps it from starting over."""
+        size = Gauge(
+            "accrochage_state_wal_bytes",
+            "Bytes of the state's write-ahead log (SQLite's -wal; read at each scrape; NaN: "
+            "unknown): about 45 MiB in steady use, cut back to 64 MiB after a large "
+            "transaction; larger for long, a reader keeps old pages (a long backup or query) "
+            "and it grows until that reader ends.",
+            registry=self.registry,
+        )
+        size.set_function(lambda: float("nan") if (n := log_bytes()) is None else float(n))
 
     def count_events(self, counts: Mapping[str, int]) -> None:
         """Add a stored group's tally (`tally`)."""

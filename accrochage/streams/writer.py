@@ -24,6 +24,7 @@ from accrochage.streams.incoming import Incoming, IngestResult
 from accrochage.streams.ingest import Ingestor
 from accrochage.streams.log_source import LogSource
 from accrochage.streams.metrics import Metrics, tally
+from accrochage.streams.write_times import WriteTimes
 
 log = logging.getLogger("accrochage.writer")
 MAX_GROUP = 2000
@@ -49,11 +50,18 @@ class _Submission:
 
 class WriterService:
     def __init__(
-        self, ingestor: Ingestor, *, metrics: Metrics | None = None, max_group: int = MAX_GROUP
+        self,
+        ingestor: Ingestor,
+        *,
+        metrics: Metrics | None = None,
+        max_group: int = MAX_GROUP,
+        write_times: WriteTimes | None = None,
     ) -> None:
         """`metrics`: where stored events are counted; None in a writer process, whose
-        tallies travel back with its answers to the process that serves `/metrics`."""
+        tallies travel back with its answers to the process that serves `/metrics`, with
+        `write_times`: the times its store's writes waited for the state and held it."""
         self._ingestor = ingestor
+        self.write_times = write_times
         self._metrics = metrics
         self._max_group = max_group
         self._queue: queue.SimpleQueue[_Submission | None] = queue.SimpleQueue()

@@ -99,15 +99,19 @@ def writer_main(
         target=_abandon_when, args=(abandon, parts.service), name="writer-abandon", daemon=True
     ).start()
 
+    times = parts.service.write_times
+
     def report(size: int, stored: futures.Future[Any]) -> None:
         error = stored.exception()
+        shipped = times.ship() if times is not None else []
         if error is not None:
-            results.put((False, f"{type(error).__name__}: {error}", {}))
+            results.put((False, f"{type(error).__name__}: {error}", {}, shipped))
             if not parts.service.abandoned:  # a group the stop left: the stop goes on
                 os._exit(EXIT_STORE_FAILED)
             return
-        # The counts travel with the result: the parent serves /metrics (streams/metrics.py).
-        results.put((True, size, metrics.tally(stored.result())))
+        # The counts and the write lock's times travel with the result: the parent serves
+        # /metrics (streams/metrics.py).
+        results.put((True, size, metrics.tally(stored.result()), shipped))
 
     try:
         if parts.decoder is not None:

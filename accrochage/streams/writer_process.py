@@ -30,10 +30,14 @@ from accrochage.streams.group_writers import InProcessWriter as InProcessWriter
 from accrochage.streams.group_writers import StopDeadline as StopDeadline
 from accrochage.streams.incoming import Incoming
 from accrochage.streams.metrics import Metrics
+from accrochage.streams.write_times import Shipped, received
 from accrochage.streams.writer_main import Wire, WriterParts, decode_group, to_wire, writer_main
 
 log = logging.getLogger("accrochage.writer")
 QUEUED_GROUPS = 4
+Answer = tuple[bool, Any, dict[str, int], Shipped]
+"""The writer process's answer to a group: stored or not, its size or the failure, its
+events' tally and the write lock's times since the last answer (`streams/write_times.py`)."""
 
 
 class ProcessWriter:
@@ -179,17 +183,19 @@ class ProcessWriter:
             if self._on_death is not None and not self._closing and not self._exit.is_alive():
                 self._on_death(self._death())
 
-    def _answered_already(self) -> tuple[bool, Any, dict[str, int]] | None:
+    def _answered_already(self) -> Answer | None:
         try:
-            answer: tuple[bool, Any, dict[str, int]] = self._results.get_nowait()
+            answer: Answer = self._results.get_nowait()
         except queue.Empty:
             return None
         return answer
 
-    def _settle(self, answer: tuple[bool, Any, dict[str, int]]) -> None:
-        ok, detail, counts = answer
+    def _settle(self, answer: Answer) -> None:
+        ok, detail, counts, times = answer
         with self._lock:
             done = self._waiting.popleft() if self._waiting else None
+        if self._metrics is not None:
+            self._metrics.count_write_times("writer", received(times))
         if done is None:
             log.error("the writer answered a group no one waits for")
         elif ok:

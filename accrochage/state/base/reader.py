@@ -262,6 +262,11 @@ class StoreLocation(ABC):
         store on no disk of its own)."""
         return None
 
+    def log_bytes(self) -> int | None:
+        """Bytes of the state's write-ahead log on the disk (0: none now); None when unknown
+        (a store that keeps none)."""
+        return None
+
     @abstractmethod
     def upgrade_plan(self) -> UpgradePlan:
         """The schema migrations this version would apply, and who serves the state; nothing

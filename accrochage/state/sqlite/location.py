@@ -56,3 +56,14 @@ class SqliteLocation(StoreLocation):
             return shutil.disk_usage(self.path.parent).free
         except OSError:  # the folder gone: the write that follows says so
             return None
+
+    def log_bytes(self) -> int | None:
+        """The `-wal`'s size: SQLite starts it over once its pages are copied back
+        (`checkpoint.py`), and cuts a longer one back to `WAL_KEPT_BYTES`; a reader that
+        keeps old pages (a long backup) lets it grow until it ends."""
+        try:
+            return self.path.with_name(self.path.name + "-wal").stat().st_size
+        except FileNotFoundError:  # the last connection closed took it away
+            return 0
+        except OSError:
+            return None
