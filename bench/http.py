@@ -20,7 +20,9 @@ the stopped service's database), and each baseline's table one body per request 
 answered, or the bench exits non-zero. Printed: requests/s of all four, the ratio of the
 service's to the trivial one's (target >= 0.3), to the durable one's and to the decoding
 one's, the decoding one's to the trivial one's, the CPU seconds of the service's processes
-per phase (/proc) and of the load generator. Target: >= 1,000 events/s.
+per phase (/proc) and of the load generator, and how much of each phase the service's writer
+process held the state (its `/metrics`: near 100 %, storing is the bound). Target: >= 1,000
+events/s.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ from subprocess import Popen
 from typing import Any
 
 import aiohttp
+from prometheus_client.parser import text_string_to_metric_families
 
 from accrochage.generate import generate_events
 from bench._common import (
@@ -371,6 +374,9 @@ class Load:
     seconds: float
     server_cpu: float | None
     generator_cpu: float
+    writer: dict[str, float] | None = None
+    """The service's events' writer process over the phase, from its `/metrics`: its
+    transactions, the seconds it held the state and waited for it (`writer_times`)."""
 
     @property
     def requests_per_s(self) -> float:
@@ -379,6 +385,25 @@ class Load:
     @property
     def events_per_s(self) -> float:
         return self.events / self.seconds
+
+
+WRITER_SERIES = {
+    "accrochage_write_lock_held_seconds_count": "transactions",
+    "accrochage_write_lock_held_seconds_sum": "held",
+    "accrochage_write_lock_wait_seconds_sum": "waited",
+}
+
+
+def writer_times(base: str) -> dict[str, float]:
+    """The events' writer process's write-lock series, as the service's `/metrics` says them."""
+    with urllib.request.urlopen(f"{base}/metrics", timeout=30) as response:
+        text = response.read().decode()
+    found = dict.fromkeys(WRITER_SERIES.values(), 0.0)
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.labels.get("process") == "writer" and sample.name in WRITER_SERIES:
+                found[WRITER_SERIES[sample.name]] = sample.value
+    return found
 
 
 def write_bodies(path: Path, payloads: Sequence[bytes]) -> Path:
@@ -640,10 +665,22 @@ def drive_server(
     port: int,
     args: argparse.Namespace,
     plan: Plan,
+    *,
+    writer: bool = False,
 ) -> tuple[list[Load], dict[str, Any]]:
-    """Start a server, run every phase of the plan against it, stop it."""
+    """Start a server, run every phase of the plan against it, stop it. `writer`: the server
+    is the service, whose writer process's times each phase reads from `/metrics`."""
     base = f"http://127.0.0.1:{port}"
-    load = wrk_load if args.generator == "wrk" else python_load
+    generate = wrk_load if args.generator == "wrk" else python_load
+
+    def load(*phase: Any) -> Load:
+        before = writer_times(base) if writer else None
+        done = generate(*phase)
+        if before is not None:
+            after = writer_times(base)
+            done.writer = {k: after[k] - before[k] for k in after}
+        return done
+
     arrays_requests = -(-plan.array_events // args.batch)
     with log.open("wb") as out:
         server = launch(command, cwd=cwd, env=clean_env(), stdout=out, stderr=out)
@@ -722,6 +759,28 @@ def _baseline_row(name: str, phases: list[Load], what: str) -> Metric:
     )
 
 
+def writer_row(phases: list[Load]) -> Metric:
+    """How much of each phase the writer process held the state: near 100 %, storing is the
+    bound; far below, the serving process (HTTP, decoding) is."""
+    shares = [p.writer["held"] / p.seconds for p in phases if p.writer]
+    if not shares:
+        return info("  writer process, state held", float("nan"), "%", "no /metrics figures")
+    writers = [p.writer for p in phases if p.writer]
+    transactions = sum(w["transactions"] for w in writers)
+    events = sum(p.events for p in phases if p.writer)
+    held = sum(w["held"] for w in writers)
+    waited = median([w["waited"] / p.seconds for p, w in zip(phases, writers, strict=True)])
+    return info(
+        "  writer process, state held",
+        100 * median(shares),
+        "%",
+        f"of each phase (median; {', '.join(f'{100 * s:.0f}' for s in shares)}), from the "
+        f"service's /metrics: {events / max(transactions, 1):.1f} events a transaction, "
+        f"{1e3 * held / max(transactions, 1):.2f} ms each; waiting for the state "
+        f"{100 * waited:.1f} % (the service's batch cut)",
+    )
+
+
 def cpu_text(seconds: float | None) -> str:
     return "?" if seconds is None else f"{seconds:.1f} s"
 
@@ -794,7 +853,7 @@ def main() -> None:
             service = [PYTHON, "-m", "bench.http", "--scenario=service", f"--config={config}"]
         log = folder / "service.log"
         where = ROOT if args.profile else folder
-        phases, service_run = drive_server(service, where, log, port, args, plan)
+        phases, service_run = drive_server(service, where, log, port, args, plan, writer=True)
         if args.profile:
             print(log.read_text(encoding="utf-8", errors="replace"), file=sys.stderr)
         records, invalid = count_records(folder / "state.db")
@@ -855,6 +914,7 @@ def main() -> None:
             f"load generator {median([p.generator_cpu for p in single]):.1f} s",
         )
     )
+    report.add(writer_row(single))
     report.add(
         info(
             "  baseline trivial server req/s",
