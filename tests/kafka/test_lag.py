@@ -20,6 +20,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from dateutil.relativedelta import relativedelta
 from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.samples import Sample
 
 from accrochage.models.deadline import SystemClock, paris_today
 from tests.kafka.conftest import KafkaEndpoint
@@ -43,17 +44,20 @@ ALERT_TIMEOUT = 60.0
 """The watch job and the delivery job run every tick (1 s here)."""
 
 
-async def lag(config: WorkerConfig) -> dict[int, float]:
+async def scraped(config: WorkerConfig) -> list[Sample]:
     async with (
         aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as http,
         http.get(f"http://{config.bind}/metrics") as response,
     ):
         assert response.status == 200, await response.text()
         text = await response.text()
+    return [s for family in text_string_to_metric_families(text) for s in family.samples]
+
+
+async def lag(config: WorkerConfig) -> dict[int, float]:
     return {
         int(s.labels["partition"]): s.value
-        for family in text_string_to_metric_families(text)
-        for s in family.samples
+        for s in await scraped(config)
         if s.name == "accrochage_kafka_lag_messages" and s.labels["topic"] == config.topic
     }
 
@@ -104,6 +108,18 @@ async def test_lag_is_zero_and_committed_offsets_are_the_stored_ones(
             break
         assert time.monotonic() < deadline, (seen_lag, seen_committed, stored, worker.tail())
         await asyncio.sleep(0.5)
+
+    # The writer process's transactions, whose times come back with its answers, and the
+    # batch cuts of faust's process; the state's -wal, as it is on the disk.
+    samples = await scraped(config)
+    writes = {
+        s.labels["process"]: s.value
+        for s in samples
+        if s.name == "accrochage_write_lock_held_seconds_count"
+    }
+    assert writes["writer"] >= 1 and writes["service"] >= 1, writes
+    [wal] = [s.value for s in samples if s.name == "accrochage_state_wal_bytes"]
+    assert wal > 0
 
     # A record due in five days: the worker publishes the alert to alerts.topic, keyed by
     # its fingerprint, from its delivery job (a thread) through faust's producer.
