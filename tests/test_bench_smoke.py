@@ -20,7 +20,7 @@ from tests.conftest import ROOT
     "bench",
     [
         *("validation", "render", "embedded", "http", "query"),
-        *("metrics", "watching", "refdata", "writes", "cut", "cdc_loop"),
+        *("metrics", "watching", "refdata", "writes", "cut", "cdc_loop", "beside"),
     ],
 )
 def test_benchmark_runs_at_smoke_size(bench: str) -> None:

@@ -262,6 +262,11 @@ class StoreLocation(ABC):
         store on no disk of its own)."""
         return None
 
+    def served_by(self) -> int | None:
+        """The process id of the service (`run`, `worker`) serving the state now, when it is
+        not this process; None when none does (a store no service holds: never)."""
+        return None
+
     def log_bytes(self) -> int | None:
         """Bytes of the state's write-ahead log on the disk (0: none now); None when unknown
         (a store that keeps none)."""

@@ -23,7 +23,7 @@ from accrochage.state.sqlite.connection import connect, storage_error
 from accrochage.state.sqlite.reader import SqliteReader
 from accrochage.state.sqlite.restore import restore_backup
 from accrochage.state.sqlite.service_lock import ServiceLock
-from accrochage.state.sqlite.upgrade import upgrade_plan
+from accrochage.state.sqlite.upgrade import serving_pid, upgrade_plan
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +56,9 @@ class SqliteLocation(StoreLocation):
             return shutil.disk_usage(self.path.parent).free
         except OSError:  # the folder gone: the write that follows says so
             return None
+
+    def served_by(self) -> int | None:
+        return serving_pid(self.path)
 
     def log_bytes(self) -> int | None:
         """The `-wal`'s size: SQLite starts it over once its pages are copied back
