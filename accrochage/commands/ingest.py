@@ -37,8 +37,8 @@ CHUNK = 2000
 SHARED_CHUNK = 500
 """Events a transaction while a service serves the state, another writer let in after each:
 its writer, storing a platform's event, waits for one such transaction at most rather than
-one of `CHUNK` (`bench.beside`: its 95th percentile about 80 ms against 185-230, `ingest`
-1.1-1.2x slower)."""
+one of `CHUNK` (`bench.beside`: its 95th percentile 65-83 ms against 199-232, `ingest`
+0.98-1.21x the time)."""
 
 
 def transaction_events(core: Core) -> int:
