@@ -1,15 +1,11 @@
 """`ingest` beside a service serving the state (`run`, `worker`) stores `SHARED_CHUNK` events
-a transaction, so that the service's writer, storing a platform's event, waits for one such
-transaction at most; with the state to itself, `CHUNK` (fewer commits)."""
+a transaction and lets another writer in after each, so that the service's writer, storing a
+platform's event, waits for one such transaction at most; with the state to itself, `CHUNK`
+(fewer commits)."""
 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-import textwrap
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -22,38 +18,8 @@ from accrochage.settings import load_settings
 from accrochage.state.sqlite import SqliteStore
 from accrochage.state.sqlite.location import SqliteLocation
 from accrochage.streams.ingest import Ingestor
+from tests.test_read_only_user import service_holding
 from tests.test_tracker import event, write_config
-
-SERVICE = textwrap.dedent(
-    """
-    import sys
-    from pathlib import Path
-    from accrochage.state.sqlite.service_lock import ServiceLock
-    ServiceLock(Path(sys.argv[1])).acquire_or_refuse()
-    print("serving", flush=True)
-    sys.stdin.read()
-    """
-)
-"""A service's hold on the state (its `<state>.lock`), until its standard input closes."""
-
-
-@contextmanager
-def serving(state: Path) -> Iterator[int]:
-    service = subprocess.Popen(
-        [sys.executable, "-c", SERVICE, str(state)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert service.stdout is not None and service.stdout.readline() == "serving\n"
-        yield service.pid
-    finally:
-        assert service.stdin is not None
-        service.stdin.close()
-        service.wait(30)
-        assert service.stdout is not None
-        service.stdout.close()
 
 
 def events_file(path: Path, prefix: str, count: int) -> Path:
@@ -75,18 +41,21 @@ def test_ingest_stores_smaller_transactions_while_a_service_serves_the_state(
         return storing(self, items, *args, **kwargs)
 
     monkeypatch.setattr(Ingestor, "ingest", counted)
+    let_in: list[int] = []
+    monkeypatch.setattr(SqliteStore, "let_writers_in", lambda self: let_in.append(len(groups)))
     count = 2 * SHARED_CHUNK + 200
     assert count <= CHUNK
     alone = events_file(tmp_path / "alone.jsonl", "A", count)
     done = CliRunner().invoke(main, ["--config", str(config), "ingest", str(alone)])
     assert done.exit_code == 0, done.output
-    assert groups == [count]  # one transaction
+    assert groups == [count] and let_in == []  # one transaction
     assert SqliteLocation(state).served_by() is None
     groups.clear()
     beside = events_file(tmp_path / "beside.jsonl", "B", count)
-    with serving(state) as pid:
+    with service_holding(state) as pid:
         assert SqliteLocation(state).served_by() == pid
         done = CliRunner().invoke(main, ["--config", str(config), "ingest", str(beside)])
     assert done.exit_code == 0, done.output
     assert groups == [SHARED_CHUNK, SHARED_CHUNK, 200]
+    assert let_in == [1, 2, 3]  # another writer let in after each transaction
     assert f"accepted: {count}" in done.output
