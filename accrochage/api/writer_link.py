@@ -62,7 +62,6 @@ from accrochage.processes import ExitWatch, exit_said, helper_context
 from accrochage.streams.child_logs import parent_log_setup
 from accrochage.streams.incoming import Incoming, IngestResult
 from accrochage.streams.metrics import Metrics
-from accrochage.streams.write_times import received
 
 log = logging.getLogger("accrochage.writer")
 IN_FLIGHT = 2
@@ -191,11 +190,10 @@ class ProcessLink:
         ok, payload, storage, counts, times = message
         group = self._sent.popleft()
         self.storage_error = _store_error(storage)
-        if self._metrics is not None:
-            self._metrics.count_write_times("writer", received(times))
+        if self._metrics is not None:  # a group not stored counts no event ({})
+            self._metrics.count_write_times("writer", times)
+            self._metrics.count_events(counts)
         if ok:
-            if self._metrics is not None:
-                self._metrics.count_events(counts)
             answer(group, payload)
         else:
             fail(group, _error(payload))

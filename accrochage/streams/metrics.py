@@ -26,6 +26,7 @@ from accrochage.models.vocabulary import BatchState, Outcome, RecordStatus
 from accrochage.state.base import Observation, WriteObserver, WriteTime
 from accrochage.streams.incoming import IngestResult
 from accrochage.streams.state_metrics import StateCollector
+from accrochage.streams.write_times import Shipped
 
 EVENT_OUTCOMES: tuple[str, ...] = (
     Outcome.CREATED,
@@ -178,11 +179,11 @@ class Metrics:
 
         return observe
 
-    def count_write_times(self, process: str, times: Iterable[WriteTime]) -> None:
+    def count_write_times(self, process: str, shipped: Shipped) -> None:
         """The times a writer process shipped with an answer (`streams/write_times.py`)."""
         observe = self.write_observer(process)
-        for time in times:
-            observe(time)
+        for waited, held in shipped:
+            observe(WriteTime(waited, held))
 
     def watch_log_size(self, log_bytes: Callable[[], int | None]) -> None:
         """Serve the size of the state's write-ahead log (read at each scrape): an alert rule

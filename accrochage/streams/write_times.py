@@ -44,7 +44,3 @@ class WriteTimes:
         if over:
             log.warning("%d write-lock time(s) were not counted: no answer took them", over)
         return times
-
-
-def received(shipped: Shipped) -> list[WriteTime]:
-    return [WriteTime(waited, held) for waited, held in shipped]

@@ -30,7 +30,7 @@ from accrochage.streams.group_writers import InProcessWriter as InProcessWriter
 from accrochage.streams.group_writers import StopDeadline as StopDeadline
 from accrochage.streams.incoming import Incoming
 from accrochage.streams.metrics import Metrics
-from accrochage.streams.write_times import Shipped, received
+from accrochage.streams.write_times import Shipped
 from accrochage.streams.writer_main import Wire, WriterParts, decode_group, to_wire, writer_main
 
 log = logging.getLogger("accrochage.writer")
@@ -195,7 +195,7 @@ class ProcessWriter:
         with self._lock:
             done = self._waiting.popleft() if self._waiting else None
         if self._metrics is not None:
-            self._metrics.count_write_times("writer", received(times))
+            self._metrics.count_write_times("writer", times)
         if done is None:
             log.error("the writer answered a group no one waits for")
         elif ok:
