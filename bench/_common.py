@@ -22,12 +22,15 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import Any
+
+from prometheus_client.parser import text_string_to_metric_families
 
 from accrochage.generate import GeneratedCertifier, generate_events
 from accrochage.models.deadline import PARIS
@@ -475,6 +478,27 @@ def scratch_dir(prefix: str, keep: bool = False) -> Iterator[Path]:
     finally:
         if not keep:
             shutil.rmtree(path, ignore_errors=True)
+
+
+LOCK_SERIES = {
+    "accrochage_write_lock_held_seconds_count": "transactions",
+    "accrochage_write_lock_held_seconds_sum": "held",
+    "accrochage_write_lock_wait_seconds_sum": "waited",
+}
+
+
+def lock_times(base: str) -> dict[str, dict[str, float]]:
+    """A service's write-lock series by process (`service`, `writer`), as its `/metrics` at
+    `base` says them: its transactions, the seconds they held the state and waited for it."""
+    with urllib.request.urlopen(f"{base}/metrics", timeout=30) as response:
+        text = response.read().decode()
+    found = {p: dict.fromkeys(LOCK_SERIES.values(), 0.0) for p in ("service", "writer")}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            process = sample.labels.get("process")
+            if process in found and sample.name in LOCK_SERIES:
+                found[process][LOCK_SERIES[sample.name]] = sample.value
+    return found
 
 
 # -- the domain ------------------------------------------------------------------------------

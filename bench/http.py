@@ -47,7 +47,6 @@ from subprocess import Popen
 from typing import Any
 
 import aiohttp
-from prometheus_client.parser import text_string_to_metric_families
 
 from accrochage.generate import generate_events
 from bench._common import (
@@ -67,6 +66,7 @@ from bench._common import (
     generated_certifiers,
     info,
     launch,
+    lock_times,
     median,
     paris_today,
     print_profile,
@@ -376,7 +376,7 @@ class Load:
     generator_cpu: float
     writer: dict[str, float] | None = None
     """The service's events' writer process over the phase, from its `/metrics`: its
-    transactions, the seconds it held the state and waited for it (`writer_times`)."""
+    transactions, the seconds it held the state and waited for it (`lock_times`)."""
 
     @property
     def requests_per_s(self) -> float:
@@ -385,25 +385,6 @@ class Load:
     @property
     def events_per_s(self) -> float:
         return self.events / self.seconds
-
-
-WRITER_SERIES = {
-    "accrochage_write_lock_held_seconds_count": "transactions",
-    "accrochage_write_lock_held_seconds_sum": "held",
-    "accrochage_write_lock_wait_seconds_sum": "waited",
-}
-
-
-def writer_times(base: str) -> dict[str, float]:
-    """The events' writer process's write-lock series, as the service's `/metrics` says them."""
-    with urllib.request.urlopen(f"{base}/metrics", timeout=30) as response:
-        text = response.read().decode()
-    found = dict.fromkeys(WRITER_SERIES.values(), 0.0)
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.labels.get("process") == "writer" and sample.name in WRITER_SERIES:
-                found[WRITER_SERIES[sample.name]] = sample.value
-    return found
 
 
 def write_bodies(path: Path, payloads: Sequence[bytes]) -> Path:
@@ -674,10 +655,10 @@ def drive_server(
     generate = wrk_load if args.generator == "wrk" else python_load
 
     def load(*phase: Any) -> Load:
-        before = writer_times(base) if writer else None
+        before = lock_times(base)["writer"] if writer else None
         done = generate(*phase)
         if before is not None:
-            after = writer_times(base)
+            after = lock_times(base)["writer"]
             done.writer = {k: after[k] - before[k] for k in after}
         return done
 

@@ -11,7 +11,9 @@ same events go through `accrochage ingest FILE` (spawn to exit, its CPU seconds)
 The worker's store rate counts from its first stored record to its last (the state polled
 every 50 ms), its end-to-end figure to the last file written, and both have the CPU seconds
 of the worker's processes over that span (/proc; the store span's also by process: faust's,
-the writer, its decode processes, the render processes); also given with its start-up
+the writer, its decode processes, the render processes, and from the worker's `/metrics` the
+share of it its writer process waited for the state and held it, and faust's process's batch
+cut held it); also given with its start-up
 (joining the group). R paired rounds (default 3, 1 with --quick), each an `ingest` then a
 worker on fresh states over the same topic: the ratio is the median of the rounds' ratios,
 the other figures the median round's. Targets: end to end >= 3,000 events/s; store rate >= 0.9x the
@@ -35,6 +37,7 @@ from pathlib import Path
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from accrochage.generate import generate_events
+from accrochage.settings import load_settings
 from bench._common import (
     PYTHON,
     ROOT,
@@ -50,6 +53,7 @@ from bench._common import (
     generated_certifiers,
     info,
     launch,
+    lock_times,
     median,
     paris_today,
     run_measured,
@@ -142,6 +146,9 @@ class WorkerRun:
     peak_rss_mb: float
     stored_cpu_by_role: dict[str, float]
     """`stored_cpu` by the processes' roles (`role`)."""
+    lock: dict[str, dict[str, float]]
+    """The write lock's series over the store span, by process (`lock_times`): the writer
+    process's transactions, faust's process's (the batch cut)."""
 
 
 Tree = dict[int, tuple[int, int, float]]
@@ -231,6 +238,9 @@ def run_worker(folder: Path, bootstrap: str, topic: str, count: int, timeout: fl
     cpu_first = cpu_stored = cpu_done = None
     tree_first: Tree = {}
     tree_stored: Tree = {}
+    base = f"http://{load_settings(config).api.bind}"
+    lock_first: dict[str, dict[str, float]] = {}
+    lock_stored: dict[str, dict[str, float]] = {}
     try:
         pid = worker.pid
         while True:
@@ -240,9 +250,11 @@ def run_worker(folder: Path, bootstrap: str, topic: str, count: int, timeout: fl
             if stored and first is None:
                 first, tree_first = time.perf_counter(), tree_cpu_by_process(pid)
                 cpu_first = tree_total(tree_first)
+                lock_first = lock_times(base)
             if stored >= count and all_stored is None:
                 all_stored, tree_stored = time.perf_counter(), tree_cpu_by_process(pid)
                 cpu_stored = tree_total(tree_stored)
+                lock_stored = lock_times(base)
             if stored >= count and unwritten == 0 and written >= count:
                 done, cpu_done = time.perf_counter(), tree_cpu_seconds(pid)
                 break
@@ -265,6 +277,10 @@ def run_worker(folder: Path, bootstrap: str, topic: str, count: int, timeout: fl
         outcome["processes"],
         outcome["peak_rss_mb"],
         cpu_by_role(tree_first, tree_stored),
+        {
+            process: {k: v - lock_first[process][k] for k, v in series.items()}
+            for process, series in lock_stored.items()
+        },
     )
 
 
@@ -384,6 +400,20 @@ def main() -> None:
             "s",
             f"the median round, by each process's place in the tree: {by_role}; `ingest` "
             "decodes and stores alike, but cuts no batch and writes no file meanwhile",
+        )
+    )
+    writer, service = worker.lock["writer"], worker.lock["service"]
+    report.add(
+        info(
+            "  the writer process waiting for the state",
+            100 * writer["waited"] / worker.stored_s,
+            "%",
+            f"the median round's store span (the worker's /metrics): it held the state "
+            f"{100 * writer['held'] / worker.stored_s:.0f} % in {writer['transactions']:,.0f} "
+            f"transactions, and faust's process (the batch cut) "
+            f"{100 * service['held'] / worker.stored_s:.0f} % in "
+            f"{service['transactions']:,.0f}; other rounds waiting "
+            f"{listed([100 * w.lock['writer']['waited'] / w.stored_s for _, w in runs], 1)} %",
         )
     )
     end_to_end = [count / w.end_to_end_s for _, w in runs]

@@ -148,6 +148,8 @@ def test_prometheus_says_when_accrochage_itself_is_down() -> None:
         "AccrochageAlertsUndelivered",
         "AccrochageConfigurationNotApplied",
         "AccrochageStorageLow",
+        "AccrochageStateLogGrowing",
+        "AccrochageEventsHeldBack",
         "AccrochageEventsRefused",
         "AccrochagePlatformRateLimited",
         "AccrochageKafkaUnreachable",
@@ -156,6 +158,7 @@ def test_prometheus_says_when_accrochage_itself_is_down() -> None:
     assert f'up{{job="{job["job_name"]}"}} == 0' in alerts["AccrochageDown"]["expr"]
     metrics = Metrics()
     metrics.watch_free_space(lambda: 1, 1)
+    metrics.watch_log_size(lambda: 1)
     metrics.publish_lag({("topic", 0): 0})  # the worker's, once its broker answers
     metrics.alert_receivers(["webhook:0123456789ab"])  # once a receiver is configured
     served = set()
