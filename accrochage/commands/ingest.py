@@ -191,12 +191,12 @@ def _ingest_file(core: Core, name: str, encoding: str, tally: IngestTally, scope
         tally.files.append(f"{shown}: {events.described}")
         scoped = (replace(e, scope=scope) for e in events.events) if scope else events.events
         with click.progressbar(length=size, label=shown, file=sys.stderr, hidden=not show) as bar:
-            size = transaction_events(core)
-            for chunk in _decoded(core, chunks(scoped, size)):
+            per_transaction = transaction_events(core)
+            for chunk in _decoded(core, chunks(scoped, per_transaction)):
                 with _counted_whole():
                     for item, result in zip(chunk, core.ingestor.ingest(chunk), strict=True):
                         tally.add(item, result)
-                if size == SHARED_CHUNK:
+                if per_transaction == SHARED_CHUNK:
                     core.store.let_writers_in()
                 if show:
                     bar.update(stream.tell() - bar.pos)
