@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
+import textwrap
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -260,27 +263,62 @@ def test_a_stopped_writer_holding_the_state_is_named_with_how_to_resume_it(
     assert not [m for m in messages if "write lock" in m or "writing the state" in m]
 
 
-def test_a_write_ahead_log_that_cannot_start_over_is_named_with_how_to_find_its_reader(
+READER = textwrap.dedent(
+    """
+    import sqlite3, sys
+    conn = sqlite3.connect(sys.argv[1], isolation_level=None)
+    conn.execute("BEGIN")
+    conn.execute("SELECT count(*) FROM records").fetchone()  # a snapshot, kept
+    print("reading", flush=True)
+    sys.stdin.read()
+    """
+)
+"""Another process reading the state (a backup under way), until its standard input closes."""
+
+
+def test_a_write_ahead_log_that_cannot_start_over_names_the_processes_reading_the_state(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Past `LOG_GROWN_BYTES` (256 MiB, what a reader holding old pages lets it reach), doctor
-    says so; the threshold is lowered here under the -wal a service's writes leave."""
+    names the other processes that have the state open, by pid; the threshold is lowered
+    here under the -wal a writer's commits leave."""
     config = with_state(tmp_path, schema=SCHEMA_1_1_2)
     core, _ = make_core(tmp_path, schema=SCHEMA_1_1_2)  # a writer: its -wal stays while open
+    state = tmp_path / "var" / "state.db"
+    reader = subprocess.Popen(
+        [sys.executable, "-c", READER, str(state)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
+        assert reader.stdout is not None and reader.stdout.readline() == "reading\n"
         ingest(core, event("PX-1"))
-        wal = tmp_path / "var" / "state.db-wal"
-        size = wal.stat().st_size
+        size = (tmp_path / "var" / "state.db-wal").stat().st_size
         shown = doctor_json(config, code=0)
         assert not [f for f in findings(shown, "state") if "write-ahead" in f["message"]]
         monkeypatch.setattr(doctor_state, "LOG_GROWN_BYTES", size - 1)
         shown = doctor_json(config, code=1)
+        [grown] = [f for f in findings(shown, "state") if "write-ahead" in f["message"]]
+        assert (grown["level"], grown["needs_operator"]) == ("warning", True)
+        assert f"{size / 1e6:.0f} MB" in grown["message"]
+        assert f"processes {reader.pid} have the state open" in grown["message"]
+        assert "ps -o args=" in grown["message"]
+        assert reader.stdin is not None
+        reader.stdin.close()
+        reader.wait(30)
+        # Only this process (the writer, doctor) has it open now: the next write cuts it back.
+        shown = doctor_json(config, code=0)
+        [gone] = [f for f in findings(shown, "state") if "write-ahead" in f["message"]]
+        assert gone["level"] == "ok" and "no other process has the state open" in gone["message"]
     finally:
+        if reader.poll() is None:
+            reader.kill()
+            reader.wait(30)
+        for pipe in (reader.stdin, reader.stdout):
+            if pipe is not None and not pipe.closed:
+                pipe.close()
         core.close()
-    [grown] = [f for f in findings(shown, "state") if "write-ahead" in f["message"]]
-    assert (grown["level"], grown["needs_operator"]) == ("warning", True)
-    assert f"{size / 1e6:.0f} MB" in grown["message"]
-    assert f"fuser -v {wal.with_name('state.db-shm').resolve()}" in grown["message"]
 
 
 def test_old_reference_data_needs_the_operator(tmp_path: Path, refdata_dir: Path) -> None:

@@ -116,20 +116,35 @@ def privacy_findings(state: Path) -> list[Finding]:
 def log_findings(settings: Settings, store: Store) -> list[Finding]:
     """A write-ahead log that has not started over for long: a reader keeps old pages, and
     every write makes it longer on the state's disk (`AccrochageStateLogGrowing` says it too,
-    from `accrochage_state_wal_bytes`)."""
+    from `accrochage_state_wal_bytes`). The processes that have the state open are named by
+    pid, never by their command line."""
     size = store.location.log_bytes()
     if size is None or size <= LOG_GROWN_BYTES:
         return []
-    shm = Path(os.path.realpath(settings.paths.state))
+    grown = f"the state's write-ahead log is {size / 1e6:.0f} MB (about 45 in steady use)"
+    found = store.location.openers()
+    if found == []:
+        return [
+            Finding(
+                "state",
+                Level.OK,
+                f"{grown}, and no other process has the state open now: the next write starts "
+                "it over and cuts it back",
+            )
+        ]
+    if found is None:
+        state = Path(os.path.realpath(settings.paths.state))
+        who = f"`fuser -v {state.with_name(state.name + '-shm')}` lists the processes"
+    else:
+        pids = ", ".join(str(p) for p in found)
+        who = f"processes {pids} have the state open (`ps -o args= -p PID` shows each)"
     return [
         Finding(
             "state",
             Level.WARNING,
-            f"the state's write-ahead log is {size / 1e6:.0f} MB (about 45 in steady use): a "
-            "process keeps reading an old snapshot of the state (a backup under way, a long "
-            "export, a command stopped with Ctrl-Z), so it cannot start over and every write "
-            f"makes it longer; `fuser -v {shm.with_name(shm.name + '-shm')}` lists the "
-            "processes that have the state open: let the one that is not the service finish, "
+            f"{grown}: a process keeps reading an old snapshot of the state (a backup under "
+            "way, a long export, a command stopped with Ctrl-Z), so it cannot start over and "
+            f"every write makes it longer; {who}: let the one that is not the service finish, "
             "or end it",
             action=True,
         )

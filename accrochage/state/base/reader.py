@@ -267,6 +267,11 @@ class StoreLocation(ABC):
         not this process; None when none does (a store no service holds: never)."""
         return None
 
+    def openers(self) -> list[int] | None:
+        """The processes other than this one that have the state open, by pid; None when
+        unknown."""
+        return None
+
     def log_bytes(self) -> int | None:
         """Bytes of the state's write-ahead log on the disk (0: none now); None when unknown
         (a store that keeps none)."""

@@ -20,6 +20,7 @@ from accrochage.state.base import (
 from accrochage.state.sqlite.backup import take_backup
 from accrochage.state.sqlite.compact import compact_state
 from accrochage.state.sqlite.connection import connect, storage_error
+from accrochage.state.sqlite.openers import openers
 from accrochage.state.sqlite.reader import SqliteReader
 from accrochage.state.sqlite.restore import restore_backup
 from accrochage.state.sqlite.service_lock import ServiceLock
@@ -59,6 +60,9 @@ class SqliteLocation(StoreLocation):
 
     def served_by(self) -> int | None:
         return serving_pid(self.path)
+
+    def openers(self) -> list[int] | None:
+        return openers(self.path)
 
     def log_bytes(self) -> int | None:
         """The `-wal`'s size: SQLite starts it over once its pages are copied back
