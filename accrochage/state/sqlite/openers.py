@@ -1,6 +1,7 @@
-"""Which processes have a SQLite state open, read from `/proc` (Linux): `doctor` names them
-when a reader keeps the state's `-wal` from starting over. Process ids only, never a command
-line (its file names may name people)."""
+"""Which processes have a file open, read from `/proc` (Linux): `doctor` names those that
+have the state open when a reader keeps its `-wal` from starting over, and the write lock
+names who holds it (`write_lock.py`). Process ids only, never a command line (its file
+names may name people)."""
 
 from __future__ import annotations
 
@@ -24,6 +25,15 @@ def openers(state: Path) -> list[int] | None:
         return None
     this = os.getpid()
     return sorted(p for p in pids if p != this and _holds(p, (shm.st_dev, shm.st_ino)))
+
+
+def has_open(pid: int, path: Path) -> bool:
+    """Whether process `pid` has `path` open (False when `/proc` does not say)."""
+    try:
+        found = os.stat(path)
+    except OSError:
+        return False
+    return _holds(pid, (found.st_dev, found.st_ino))
 
 
 def _holds(pid: int, file: tuple[int, int]) -> bool:

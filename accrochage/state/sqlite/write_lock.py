@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from accrochage.errors import StoreBusyError, StoreError
+from accrochage.state.sqlite.openers import has_open
 
 DEFAULT_WAIT_SECONDS = 30.0
 """SQLite's busy timeout here (`store.BUSY_TIMEOUT_MS`): what a writer waited before the lock."""
@@ -239,17 +240,9 @@ def _holders(paths: list[Path], kind: str) -> list[Holder]:
             continue
         locked = inodes.get(fields[5].rpartition(":")[2])
         pid = int(fields[4]) if fields[4].isdigit() else 0
-        if locked is not None and pid > 0 and pid not in found and _has_open(pid, locked):
+        if locked is not None and pid > 0 and pid not in found and has_open(pid, locked):
             found[pid] = Holder(pid, _state(pid))
     return list(found.values())
-
-
-def _has_open(pid: int, path: Path) -> bool:
-    folder = Path(f"/proc/{pid}/fd")
-    try:
-        return any(os.path.samefile(entry, path) for entry in folder.iterdir())
-    except OSError:
-        return False
 
 
 def _state(pid: int) -> str:
