@@ -41,12 +41,6 @@ one of `CHUNK` (`bench.beside`: its 95th percentile 65-83 ms against 199-232, `i
 0.98-1.21x the time)."""
 
 
-def transaction_events(core: Core) -> int:
-    """`SHARED_CHUNK` while a service serves the state (looked at once, as the file starts),
-    else `CHUNK`."""
-    return CHUNK if core.store.location.served_by() is None else SHARED_CHUNK
-
-
 def chunks(items: Iterable[Incoming], size: int) -> Iterator[list[Incoming]]:
     """`items` in lists of `size`. A file that stops being readable midway (`InputError`)
     gives the events read before it first, so that they are stored before the error stops
@@ -191,12 +185,12 @@ def _ingest_file(core: Core, name: str, encoding: str, tally: IngestTally, scope
         tally.files.append(f"{shown}: {events.described}")
         scoped = (replace(e, scope=scope) for e in events.events) if scope else events.events
         with click.progressbar(length=size, label=shown, file=sys.stderr, hidden=not show) as bar:
-            per_transaction = transaction_events(core)
-            for chunk in _decoded(core, chunks(scoped, per_transaction)):
+            served = core.store.location.served_by() is not None  # looked at once a file
+            for chunk in _decoded(core, chunks(scoped, SHARED_CHUNK if served else CHUNK)):
                 with _counted_whole():
                     for item, result in zip(chunk, core.ingestor.ingest(chunk), strict=True):
                         tally.add(item, result)
-                if per_transaction == SHARED_CHUNK:
+                if served:
                     core.store.let_writers_in()
                 if show:
                     bar.update(stream.tell() - bar.pos)

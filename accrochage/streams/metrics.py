@@ -141,9 +141,7 @@ class Metrics:
             buckets=LOCK_BUCKETS,
             registry=self.registry,
         )
-        for process in WRITING_PROCESSES:
-            self._lock_wait.labels(process)
-            self._lock_held.labels(process)
+        self._write_observers = {p: self.write_observer(p) for p in WRITING_PROCESSES}
         for outcome in EVENT_OUTCOMES:
             self._events.labels(outcome)
         for outcome in BATCH_OUTCOMES:
@@ -181,7 +179,7 @@ class Metrics:
 
     def count_write_times(self, process: str, shipped: Shipped) -> None:
         """The times a writer process shipped with an answer (`streams/write_times.py`)."""
-        observe = self.write_observer(process)
+        observe = self._write_observers[process]
         for waited, held in shipped:
             observe(WriteTime(waited, held))
 
