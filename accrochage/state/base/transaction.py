@@ -26,8 +26,9 @@ from accrochage.state.values import (
 
 
 class PendingReads(ABC):
-    """What planning a cut reads: a transaction reads it, and so does a reader, which plans
-    without holding the write lock (the cut checks each member again)."""
+    """What planning a cut or a revalidation reads: a transaction reads it, and so does a
+    reader, which plans without holding the write lock (the cut checks each member again, a
+    revalidation each record)."""
 
     @abstractmethod
     def pending_stats(self) -> list[PendingStats]:
@@ -39,6 +40,10 @@ class PendingReads(ABC):
 
     @abstractmethod
     def content(self, record_id: str, version: int) -> StoredContent: ...
+
+    @abstractmethod
+    def records(self, record_ids: Sequence[str]) -> dict[str, Record]:
+        """The current records of these ids (missing ids are absent from the answer)."""
 
     @abstractmethod
     def suppressible(self) -> list[Suppressible]:
@@ -54,10 +59,6 @@ class Transaction(BatchOperations, PendingReads):
     """One unit of work; every method runs inside it and commits (or not) with it."""
 
     # -- records ---------------------------------------------------------------------------
-
-    @abstractmethod
-    def records(self, record_ids: Sequence[str]) -> dict[str, Record]:
-        """The current records of these ids (missing ids are absent from the answer)."""
 
     @abstractmethod
     def versions_stored_by(self, record_id: str, event_id: str) -> list[tuple[int, str]]:

@@ -28,7 +28,7 @@ from accrochage.models.vocabulary import (
 from accrochage.models.withdrawal import Sending
 from accrochage.state.sqlite.cut_statements import CutStatements
 from accrochage.state.sqlite.passage_statements import PassageStatements
-from accrochage.state.sqlite.pending import PendingStatements
+from accrochage.state.sqlite.pending import WITH_VERSIONS, PendingStatements
 from accrochage.state.sqlite.rows import (
     batch_info_from,
     record_from,
@@ -37,13 +37,6 @@ from accrochage.state.sqlite.rows import (
 
 MIN_PREFIX = 8
 """A batch id prefix names a batch from this many characters on."""
-WITH_VERSIONS = """
-SELECT r.*,
-  (SELECT max(version) FROM contents c WHERE c.record_id = r.record_id) AS max_version,
-  (SELECT content_hash FROM contents c
-     WHERE c.record_id = r.record_id AND c.version = r.correction_version) AS correction_hash
-FROM records r
-"""
 
 
 _TO_WRITE = ", ".join(f"'{state.value}'" for state in BATCHES_TO_WRITE)

@@ -10,9 +10,19 @@ from datetime import UTC, date, datetime
 import accrochage.state.sqlite.correction_queries as open_requests
 import accrochage.state.sqlite.withdrawals as withdrawals
 from accrochage.models.batch import Member, PendingStats, Suppressible
+from accrochage.models.record import Record
 from accrochage.models.vocabulary import RecordStatus
 from accrochage.state.base import StoredContent
-from accrochage.state.sqlite.rows import prepared_passage
+from accrochage.state.sqlite.rows import in_chunks, placeholders, prepared_passage, record_from
+
+WITH_VERSIONS = """
+SELECT r.*,
+  (SELECT max(version) FROM contents c WHERE c.record_id = r.record_id) AS max_version,
+  (SELECT content_hash FROM contents c
+     WHERE c.record_id = r.record_id AND c.version = r.correction_version) AS correction_hash
+FROM records r
+"""
+_CURRENT = WITH_VERSIONS + "WHERE r.record_id IN ({marks})"
 
 
 def _earliest(own: str | None, held: date | None) -> date | None:
@@ -57,6 +67,13 @@ class PendingStatements:
                 (RecordStatus.PENDING.value, certifier),
             )
         ]
+
+    def records(self, record_ids: Sequence[str]) -> dict[str, Record]:
+        found: dict[str, Record] = {}
+        for chunk in in_chunks(record_ids):
+            for row in self._conn.execute(_CURRENT.format(marks=placeholders(chunk)), chunk):
+                found[row["record_id"]] = record_from(row)
+        return found
 
     def content(self, record_id: str, version: int) -> StoredContent:
         payload, event_id, passage, schema = self._conn.execute(

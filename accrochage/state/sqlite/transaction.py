@@ -11,7 +11,7 @@ import accrochage.state.sqlite.alerts as alert_rows
 import accrochage.state.sqlite.corrections as correction_rows
 from accrochage.models.batch import batch_ids_in
 from accrochage.models.corrections import CorrectionRequest, RequestClosure
-from accrochage.models.record import Change, Record
+from accrochage.models.record import Change
 from accrochage.models.replay import TakenEvent
 from accrochage.state.base import (
     AlertDelivery,
@@ -20,17 +20,15 @@ from accrochage.state.base import (
     ImportedReport,
     Transaction,
 )
-from accrochage.state.sqlite.batch_statements import WITH_VERSIONS, BatchStatements
+from accrochage.state.sqlite.batch_statements import BatchStatements
 from accrochage.state.sqlite.cut_statements import INSERT_HISTORY
 from accrochage.state.sqlite.rows import (
     CONTENT_COLUMNS,
     RECORD_COLUMNS,
     content_values,
     history_values,
-    in_chunks,
     passage_values,
     placeholders,
-    record_from,
     record_values,
     stamp,
 )
@@ -47,7 +45,6 @@ _INSERT_CONTENT = (
 _INSERT_PASSAGE = (
     "INSERT OR REPLACE INTO passages (record_id, version, schema_version, data) VALUES (?, ?, ?, ?)"
 )
-_CURRENT = WITH_VERSIONS + "WHERE r.record_id IN ({marks})"
 
 
 class SqliteTransaction(BatchStatements, UnusableStatements, Transaction):
@@ -55,13 +52,6 @@ class SqliteTransaction(BatchStatements, UnusableStatements, Transaction):
         self._conn = conn
 
     # -- records ---------------------------------------------------------------------------
-
-    def records(self, record_ids: Sequence[str]) -> dict[str, Record]:
-        found: dict[str, Record] = {}
-        for chunk in in_chunks(record_ids):
-            for row in self._conn.execute(_CURRENT.format(marks=placeholders(chunk)), chunk):
-                found[row["record_id"]] = record_from(row)
-        return found
 
     def versions_stored_by(self, record_id: str, event_id: str) -> list[tuple[int, str]]:
         return [
