@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import date, datetime
 
 from accrochage.models.deadline import Clock, paris_today
 from accrochage.models.event import stored_payload
@@ -24,13 +25,41 @@ from accrochage.models.revalidation import (
     correction_to_check,
 )
 from accrochage.models.vocabulary import Outcome, RecordStatus
-from accrochage.state.base import Store
-from accrochage.streams.incoming import decode_ready
+from accrochage.state.base import PendingReads, Store
+from accrochage.streams.incoming import Ready, decode_ready
 from accrochage.streams.scheduler import Job, OnceADay
 
 log = logging.getLogger("accrochage.revalidate")
 
 CHUNK = 500
+
+
+@dataclass(frozen=True, slots=True)
+class _Findings:
+    """What a stored event decoded again says, and no more: a chunk's decoded events held
+    until its write (their payloads, their models) cost the collector more than decoding
+    them."""
+
+    errors: list[Problem]
+    warnings: list[Problem]
+    delivered_on: date | None
+    size: int | None
+
+    @classmethod
+    def of(cls, ready: Ready) -> _Findings:
+        decoded, size = ready
+        return cls(decoded.errors, decoded.warnings, decoded.delivered_on, size)
+
+
+@dataclass(frozen=True, slots=True)
+class _Look:
+    """A record as read, and what to check of it decoded again."""
+
+    record: Record
+    content: bool | None
+    """True: its content is checked; False: its stored correction; None: nothing is."""
+    findings: _Findings | None
+    """None when nothing is checked, or the payload was too large to keep whole."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,40 +136,71 @@ class Revalidator:
     def _check(self, ids: list[str], reason: str) -> RevalidationReport:
         report = RevalidationReport()
         for start in range(0, len(ids), CHUNK):
-            with self.store.transaction() as tx:
-                changes: list[Change] = []
-                now = self.clock.now()
-                today = paris_today(self.clock)
-                for record in tx.records(ids[start : start + CHUNK]).values():
-                    checked = record.status in REVALIDATED
-                    if not checked and not correction_to_check(record):
-                        continue
-                    kept = record.version if checked else record.correction_version
-                    stored = tx.content(record.record_id, kept or record.version)
-                    payload = stored_payload(stored.payload, stored.event_id)
-                    if payload is None or TRUNCATED in payload:
-                        report.skipped += 1
-                        continue
-                    decoded, size = decode_ready(payload, self.registry, today, self.reference)
-                    report.checked += 1
-                    if checked:
-                        change = apply_revalidated(
-                            record,
-                            decoded.errors,
-                            decoded.warnings,
-                            now,
-                            reason,
-                            decoded.delivered_on,
-                            size,
-                        )
-                    else:
-                        change = apply_correction_revalidated(record, decoded.errors, now, reason)
-                    if change.outcome is Outcome.UNCHANGED or change.record is None:
-                        continue
-                    changes.append(change)
-                    report.changed.append(_revalidated(record, change.record, checked))
-                tx.save(changes)
+            if start:
+                self.store.let_writers_in()
+            self._check_chunk(ids[start : start + CHUNK], reason, report)
         return report
+
+    def _check_chunk(self, ids: list[str], reason: str, report: RevalidationReport) -> None:
+        """The records decoded again from a reader, without the write lock; then stored by a
+        write transaction that reads them again and decodes inside only those changed since.
+        Decoded inside, a chunk held the write lock about 75 ms (150 µs a record), and a
+        service's writer waited as long for each (`python -m bench.beside`)."""
+        today = paris_today(self.clock)
+        with self.store.reading() as reader:
+            looks = {
+                r.record_id: self._look(reader, r, today) for r in reader.records(ids).values()
+            }
+        with self.store.transaction() as tx:
+            now = self.clock.now()
+            changes: list[Change] = []
+            for record in tx.records(ids).values():
+                look = looks.get(record.record_id)
+                if look is None or look.record != record:
+                    look = self._look(tx, record, today)
+                change = self._apply(look, now, reason, report)
+                if change is not None:
+                    changes.append(change)
+            tx.save(changes)
+
+    def _look(self, source: PendingReads, record: Record, today: date) -> _Look:
+        """The record, and what to check of it decoded again."""
+        if record.status in REVALIDATED:
+            content, kept = True, record.version
+        elif correction_to_check(record):
+            content, kept = False, record.correction_version or record.version
+        else:
+            return _Look(record, None, None)
+        stored = source.content(record.record_id, kept)
+        payload = stored_payload(stored.payload, stored.event_id)
+        if payload is None or TRUNCATED in payload:
+            return _Look(record, content, None)
+        ready = decode_ready(payload, self.registry, today, self.reference)
+        return _Look(record, content, _Findings.of(ready))
+
+    @staticmethod
+    def _apply(
+        look: _Look, now: datetime, reason: str, report: RevalidationReport
+    ) -> Change | None:
+        """The change the findings make, counted in `report`; None when there is none."""
+        record = look.record
+        if look.content is None:
+            return None
+        found = look.findings
+        if found is None:
+            report.skipped += 1
+            return None
+        report.checked += 1
+        if look.content:
+            change = apply_revalidated(
+                record, found.errors, found.warnings, now, reason, found.delivered_on, found.size
+            )
+        else:
+            change = apply_correction_revalidated(record, found.errors, now, reason)
+        if change.outcome is Outcome.UNCHANGED or change.record is None:
+            return None
+        report.changed.append(_revalidated(record, change.record, look.content))
+        return change
 
 
 class DatesCome(OnceADay):
