@@ -1,4 +1,5 @@
-"""`accrochage ingest` beside a service: how long the service's writer waits meanwhile.
+"""`accrochage ingest` and `revalidate` beside a service: how long the service's writer
+waits meanwhile.
 
     python -m bench.beside [--events N] [--repeat R] [--quick] [--json]
 
@@ -12,6 +13,11 @@ Meanwhile a `WriterProbe` (`bench/probe.py`) writes a row every 5 ms in a proces
 as the service's writer storing a platform's event: its longest write and its 95th
 percentile, the wait for `ingest`'s transaction included, and `ingest`'s wall, in both; the
 ratios served / alone. Medians over R rounds (default 3). `ingest` must accept every event.
+
+Then, on the state of the first served round (N pending records), `accrochage revalidate`
+checks every record again, the same probe writing beside it; the baseline, in the same
+round: the same records checked by `bench.revalidate_inside`, each chunk decoded inside its
+write transaction (as `revalidate` did before session 54). Both must check every record.
 """
 
 from __future__ import annotations
@@ -25,7 +31,10 @@ from pathlib import Path
 
 from accrochage.commands.ingest import CHUNK, SHARED_CHUNK
 from accrochage.state.sqlite import SqliteStore
+from accrochage.streams import revalidate
 from bench._common import (
+    PYTHON,
+    ROOT,
     BenchError,
     Report,
     accrochage_command,
@@ -104,6 +113,28 @@ def ingest_once(folder: Path, events: Path, count: int, served: bool) -> Run:
     return Run(done.seconds, done.tree_cpu_seconds, probe.waits)
 
 
+def revalidate_once(folder: Path, count: int, command: list[str]) -> Run:
+    """`command` checking the `count` records of the state in `folder` again, the probe
+    writing beside it."""
+    with WriterProbe(folder / "state.db") as probe:
+        done = run_measured(command, cwd=ROOT, env=clean_env())
+    if done.returncode != 0 or f"{count} record(s) checked" not in done.stdout:
+        raise BenchError(f"revalidate did not check every record:\n{done.stdout}\n{done.stderr}")
+    return Run(done.seconds, done.tree_cpu_seconds, probe.waits)
+
+
+def revalidations(folder: Path, count: int, repeat: int) -> tuple[list[Run], list[Run]]:
+    """The product's `revalidate` and the baseline, `repeat` times each, on one state."""
+    config = str(folder / "accrochage.toml")
+    product = [*accrochage_command(), "--config", config, "revalidate"]
+    inside = [PYTHON, "-m", "bench.revalidate_inside", config]
+    runs: tuple[list[Run], list[Run]] = ([], [])
+    for _ in range(repeat):
+        runs[0].append(revalidate_once(folder, count, product))
+        runs[1].append(revalidate_once(folder, count, inside))
+    return runs
+
+
 def main() -> None:
     parser = base_parser(__doc__ or "")
     parser.add_argument("--events", type=int, help="events to ingest (default 100,000)")
@@ -120,6 +151,7 @@ def main() -> None:
         for round_ in range(repeat):
             served.append(ingest_once(folder / f"served-{round_}", events, count, True))
             alone.append(ingest_once(folder / f"alone-{round_}", events, count, False))
+        checked, inside = revalidations(folder / "served-0", count, repeat)
 
     def mid(runs: list[Run], what: str) -> float:
         return float(statistics.median(getattr(r, what) for r in runs))
@@ -179,6 +211,52 @@ def main() -> None:
             mid(served, "seconds") / mid(alone, "seconds"),
             "x",
             "the price of the shorter transactions, paid only beside a service",
+        )
+    )
+    report.add(
+        info(
+            "a service's writer beside revalidate, longest write",
+            mid(checked, "longest") * 1e3,
+            "ms",
+            f"`accrochage revalidate` of the {count:,} records, decoding from a reader, "
+            f"{revalidate.CHUNK} records a write transaction: medians of {repeat} "
+            f"({each(checked, 'longest')}); 95th percentile {mid(checked, 'p95') * 1e3:.1f} ms "
+            f"({each(checked, 'p95')})",
+        )
+    )
+    report.add(
+        info(
+            "  baseline: each chunk decoded inside its write transaction",
+            mid(inside, "longest") * 1e3,
+            "ms",
+            f"`bench.revalidate_inside`: medians ({each(inside, 'longest')}); 95th percentile "
+            f"{mid(inside, 'p95') * 1e3:.1f} ms ({each(inside, 'p95')})",
+        )
+    )
+    report.add(
+        info(
+            "ratio: the writer's longest write, revalidate / baseline",
+            mid(checked, "longest") / mid(inside, "longest"),
+            "x",
+            f"95th percentile {mid(checked, 'p95') / mid(inside, 'p95'):.3f}x",
+        )
+    )
+    report.add(
+        info(
+            "revalidate wall",
+            mid(checked, "seconds"),
+            "s",
+            f"{count / mid(checked, 'seconds'):,.0f} records/s ({each(checked, 'seconds', 1)} s); "
+            f"CPU {mid(checked, 'cpu_seconds'):.1f} s; baseline {mid(inside, 'seconds'):.2f} s "
+            f"({each(inside, 'seconds', 1)} s), CPU {mid(inside, 'cpu_seconds'):.1f} s",
+        )
+    )
+    report.add(
+        info(
+            "ratio: revalidate wall / baseline",
+            mid(checked, "seconds") / mid(inside, "seconds"),
+            "x",
+            "the price of reading each chunk twice (once without the write lock)",
         )
     )
     finish(report, args.json)
