@@ -30,6 +30,7 @@ from accrochage.state.sqlite import backup as backup_module
 from accrochage.state.sqlite.backup import destination
 from accrochage.state.sqlite.migrations import latest_migration
 from accrochage.streams.incoming import Incoming
+from tests.support.holding import holding
 from tests.test_cli_tracker import recent, run, write_jsonl
 from tests.test_read_only_user import (
     ROOT,
@@ -83,21 +84,10 @@ def test_a_backup_holds_the_commits_still_in_the_wal_and_stands_alone(
     """A writer keeps its commits in the `-wal` (no checkpoint): the copy holds them, in one
     file that opens without any `-wal` beside it, checked."""
     db = state.parent / "var" / "state.db"
-    writer = subprocess.Popen(
-        [sys.executable, "-c", WRITER_HOLDING_ITS_WAL, str(db)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert writer.stdout is not None and writer.stdout.readline() == "committed\n"
+    with holding(WRITER_HOLDING_ITS_WAL, str(db), ready="committed"):
         assert db.with_name("state.db-wal").stat().st_size > 0
         assert count(db, "_in_the_wal") == 3
         done = run(state, "backup", str(tmp_path / "copy.db"), "--format", "json")
-    finally:
-        assert writer.stdin is not None
-        writer.stdin.close()
-        writer.wait(30)
     taken = json.loads(done.stdout)
     copy = tmp_path / "copy.db"
     assert taken["path"] == str(copy) and taken["records"] == 2
@@ -568,20 +558,9 @@ def test_restore_moves_the_state_s_commits_into_the_file_it_sets_aside(
     the next restore deleted them. They are moved into the state's file first."""
     var = state.parent / "var"
     copy = Path(json.loads(run(state, "backup", str(tmp_path), "--format", "json").stdout)["path"])
-    writer = subprocess.Popen(
-        [sys.executable, "-c", WRITER_HOLDING_ITS_WAL, str(var / "state.db")],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert writer.stdout is not None and writer.stdout.readline() == "committed\n"
+    with holding(WRITER_HOLDING_ITS_WAL, str(var / "state.db"), ready="committed"):
         assert (var / "state.db-wal").stat().st_size > 0, "the commits sit in the -wal"
         run(state, "restore", str(copy))
-    finally:
-        assert writer.stdin is not None
-        writer.stdin.close()
-        writer.wait(30)
     (replaced,) = [p for p in var.iterdir() if p.name.endswith("Z") and ".replaced-" in p.name]
     alone = tmp_path / "alone.db"
     shutil.copyfile(replaced, alone)  # the file alone, without its -wal

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
 import textwrap
 from datetime import date
 from pathlib import Path
@@ -31,6 +29,7 @@ from accrochage.sinks.profiles import PROFILES
 from accrochage.streams import doctor_state
 from tests.factories import HOLDER_NIR
 from tests.refdata_files import fc, refdata_dir
+from tests.support.holding import holding
 from tests.test_cdc_loop import accepted, answer, flush, only_written
 from tests.test_cli_tracker import recent
 from tests.test_tracker import (
@@ -285,39 +284,27 @@ def test_a_write_ahead_log_that_cannot_start_over_names_the_processes_reading_th
     config = with_state(tmp_path, schema=SCHEMA_1_1_2)
     core, _ = make_core(tmp_path, schema=SCHEMA_1_1_2)  # a writer: its -wal stays while open
     state = tmp_path / "var" / "state.db"
-    reader = subprocess.Popen(
-        [sys.executable, "-c", READER, str(state)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
     try:
-        assert reader.stdout is not None and reader.stdout.readline() == "reading\n"
-        ingest(core, event("PX-1"))
-        size = (tmp_path / "var" / "state.db-wal").stat().st_size
-        shown = doctor_json(config, code=0)
-        assert not [f for f in findings(shown, "state") if "write-ahead" in f["message"]]
-        monkeypatch.setattr(doctor_state, "LOG_GROWN_BYTES", size - 1)
-        shown = doctor_json(config, code=1)
-        [grown] = [f for f in findings(shown, "state") if "write-ahead" in f["message"]]
-        assert (grown["level"], grown["needs_operator"]) == ("warning", True)
-        assert f"{size / 1e6:.0f} MB" in grown["message"]
-        assert f"processes {reader.pid} have the state open" in grown["message"]
-        assert "ps -o args=" in grown["message"]
-        assert reader.stdin is not None
-        reader.stdin.close()
-        reader.wait(30)
-        # Only this process (the writer, doctor) has it open now: the next write cuts it back.
-        shown = doctor_json(config, code=0)
-        [gone] = [f for f in findings(shown, "state") if "write-ahead" in f["message"]]
-        assert gone["level"] == "ok" and "no other process has the state open" in gone["message"]
+        with holding(READER, str(state), ready="reading") as reader:
+            ingest(core, event("PX-1"))
+            size = (tmp_path / "var" / "state.db-wal").stat().st_size
+            shown = doctor_json(config, code=0)
+            assert not [f for f in findings(shown, "state") if "write-ahead" in f["message"]]
+            monkeypatch.setattr(doctor_state, "LOG_GROWN_BYTES", size - 1)
+            shown = doctor_json(config, code=1)
+            [grown] = [f for f in findings(shown, "state") if "write-ahead" in f["message"]]
+            assert (grown["level"], grown["needs_operator"]) == ("warning", True)
+            assert f"{size / 1e6:.0f} MB" in grown["message"]
+            assert f"processes {reader.pid} have the state open" in grown["message"]
+            assert "ps -o args=" in grown["message"]
+            release(reader)
+            # Only this process (the writer, doctor) has it open now: the next write cuts it
+            # back.
+            shown = doctor_json(config, code=0)
+            [gone] = [f for f in findings(shown, "state") if "write-ahead" in f["message"]]
+            assert gone["level"] == "ok"
+            assert "no other process has the state open" in gone["message"]
     finally:
-        if reader.poll() is None:
-            reader.kill()
-            reader.wait(30)
-        for pipe in (reader.stdin, reader.stdout):
-            if pipe is not None and not pipe.closed:
-                pipe.close()
         core.close()
 
 

@@ -27,6 +27,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import require
+from tests.support.holding import holding
 from tests.test_cli_tracker import recent, run, write_jsonl
 from tests.test_tracker import write_config
 
@@ -273,19 +274,8 @@ SERVICE_HOLDER = (
 def service_holding(state_db: Path) -> Iterator[int]:
     """A process holding `<state>.lock` as a running service (`run`, `worker`) does, its
     pid written there; let go when the block ends."""
-    holder = subprocess.Popen(
-        [sys.executable, "-c", SERVICE_HOLDER, str(state_db.with_name(state_db.name + ".lock"))],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+    with holding(SERVICE_HOLDER, str(state_db.with_name(state_db.name + ".lock"))) as holder:
         yield holder.pid
-    finally:
-        assert holder.stdin is not None
-        holder.stdin.close()
-        holder.wait(30)
 
 
 def test_a_command_never_migrates_a_state_another_version_s_service_serves(state: Path) -> None:

@@ -45,6 +45,8 @@ from accrochage.streams.scheduler import Job, Scheduler
 from accrochage.streams.watch import Watch
 from accrochage.streams.writer import WriterService
 from tests.factories import delivered_event
+from tests.support.holding import BOUND, holding
+from tests.support.holding import let_go as release
 from tests.test_decoding import NOW, registry
 from tests.test_http import assert_error_shape
 from tests.test_http_writer_process import ANSWER_WITHIN, serving
@@ -109,8 +111,6 @@ FOREIGN_WRITER = textwrap.dedent(
 
 PERSONAL_FILE_NAME = "candidats_DUPONT_Jean_1987-03-02.csv"
 """On the holder's command line, as a file an operator ingests may be named."""
-BOUND = 30.0
-"""Seconds a wait in these tests may take before the test calls it a hang."""
 
 
 def lock_of(state: Path) -> Path:
@@ -137,33 +137,11 @@ def held(
     else:
         lock = state.with_name(state.name + CutFileLock.SUFFIX) if cut else lock_of(state)
         script = [HOLDER, PERSONAL_FILE_NAME, str(lock)]
-    holder = subprocess.Popen(
-        [sys.executable, "-c", *script],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+    with holding(*script) as holder:
         if stopped:
             os.kill(holder.pid, signal.SIGSTOP)
             until(lambda: process_state(holder.pid) == "T")
         yield holder
-    finally:
-        if holder.poll() is None:
-            os.kill(holder.pid, signal.SIGCONT)
-            holder.kill()
-            holder.wait(BOUND)
-        for pipe in (holder.stdin, holder.stdout):
-            if pipe is not None and not pipe.closed:
-                pipe.close()
-
-
-def release(holder: subprocess.Popen[str]) -> None:
-    """The holder lets go of the lock and ends."""
-    assert holder.stdin is not None
-    holder.stdin.close()
-    holder.wait(BOUND)
 
 
 def process_state(pid: int) -> str:
