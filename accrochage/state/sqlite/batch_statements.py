@@ -29,9 +29,9 @@ from accrochage.models.withdrawal import Sending
 from accrochage.state.sqlite.cut_statements import CutStatements
 from accrochage.state.sqlite.passage_statements import PassageStatements
 from accrochage.state.sqlite.pending import WITH_VERSIONS, PendingStatements
+from accrochage.state.sqlite.record_rows import record_from
 from accrochage.state.sqlite.rows import (
     batch_info_from,
-    record_from,
     stamp,
 )
 

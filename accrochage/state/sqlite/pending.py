@@ -13,7 +13,8 @@ from accrochage.models.batch import Member, PendingStats, Suppressible
 from accrochage.models.record import Record
 from accrochage.models.vocabulary import RecordStatus
 from accrochage.state.base import StoredContent
-from accrochage.state.sqlite.rows import in_chunks, placeholders, prepared_passage, record_from
+from accrochage.state.sqlite.record_rows import record_from
+from accrochage.state.sqlite.rows import in_chunks, placeholders, prepared_passage
 
 WITH_VERSIONS = """
 SELECT r.*,

@@ -1,57 +1,23 @@
-"""Typed values <-> SQLite rows: the only place that knows how a record is laid out in SQL."""
+"""Typed values <-> SQLite rows: contents, history, batches, passages, and the helpers of
+every statement (stamps, placeholders, chunks). A record's own row is `record_rows.py`'s."""
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from collections.abc import Iterator, Sequence
-from datetime import date, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from accrochage.models.batch import Archived, BatchInfo, FrozenBatch
-from accrochage.models.problems import Problem
-from accrochage.models.record import Content, HistoryEntry, MembersMoved, PreparedPassage, Record
+from accrochage.models.record import Content, HistoryEntry, MembersMoved, PreparedPassage
 from accrochage.models.registry import Certifier, Emitter
 from accrochage.models.vocabulary import (
     BatchState,
     CdcAction,
-    CdcReason,
-    RecordStatus,
     SchemaVersion,
 )
 
-RECORD_COLUMNS = (
-    "record_id",
-    "certifier",
-    "code",
-    "status",
-    "outstanding",
-    "version",
-    "content_hash",
-    "delivered_on",
-    "deadline",
-    "errors",
-    "warnings",
-    "xml_bytes",
-    "batch_id",
-    "pending_since",
-    "correction_version",
-    "revocation_pending",
-    "cdc_message",
-    "created_at",
-    "updated_at",
-    "cdc_reason",
-    "excluded_from",
-    "accepted_batch_id",
-    "suppression_rejected",
-    "correction_valid",
-    "identity_rejections",
-    "delivery_met",
-    "cdc_held_as",
-    "ever_valid",
-    "correction_errors",
-)
 CONTENT_COLUMNS = (
     "record_id",
     "version",
@@ -94,95 +60,6 @@ class _Stamps:
 
 
 stamp = _Stamps()
-
-
-def _day(value: date | None) -> str | None:
-    return value.isoformat() if value is not None else None
-
-
-def problems_json(problems: Sequence[Problem]) -> str:
-    if not problems:
-        return "[]"
-    return json.dumps([p.as_dict() for p in problems], ensure_ascii=False)
-
-
-def _problems(text: str) -> tuple[Problem, ...]:
-    if text == "[]":
-        return ()
-    return tuple(Problem(p["field"], p["message"]) for p in json.loads(text))
-
-
-def record_values(record: Record) -> tuple[Any, ...]:
-    return (
-        record.record_id,
-        record.certifier,
-        record.code,
-        record.status.value,
-        int(record.outstanding),
-        record.version,
-        record.content_hash,
-        _day(record.delivered_on),
-        _day(record.deadline),
-        problems_json(record.errors),
-        problems_json(record.warnings),
-        record.xml_bytes,
-        record.batch_id,
-        stamp(record.pending_since) if record.pending_since else None,
-        record.correction_version,
-        int(record.revocation_pending),
-        record.cdc_message,
-        stamp(record.created_at),
-        stamp(record.updated_at),
-        record.cdc_reason.value if record.cdc_reason is not None else None,
-        record.excluded_from.value if record.excluded_from is not None else None,
-        record.accepted_batch_id,
-        int(record.suppression_rejected),
-        None if record.correction_valid is None else int(record.correction_valid),
-        record.identity_rejections,
-        int(record.delivery_met),
-        record.cdc_held_as,
-        int(record.ever_valid),
-        problems_json(record.correction_errors) if record.correction_errors else None,
-    )
-
-
-def record_from(row: sqlite3.Row) -> Record:
-    """A record from a `records` row, with `max_version` and `correction_hash` if selected."""
-    keys = row.keys()
-    pending_since = row["pending_since"]
-    delivered_on, deadline = row["delivered_on"], row["deadline"]
-    return Record(
-        record_id=row["record_id"],
-        certifier=row["certifier"],
-        code=row["code"],
-        status=RecordStatus(row["status"]),
-        version=row["version"],
-        content_hash=row["content_hash"],
-        delivered_on=date.fromisoformat(delivered_on) if delivered_on else None,
-        deadline=date.fromisoformat(deadline) if deadline else None,
-        errors=_problems(row["errors"]),
-        warnings=_problems(row["warnings"]),
-        xml_bytes=row["xml_bytes"],
-        batch_id=row["batch_id"],
-        pending_since=datetime.fromisoformat(pending_since) if pending_since else None,
-        correction_version=row["correction_version"],
-        revocation_pending=bool(row["revocation_pending"]),
-        cdc_message=row["cdc_message"],
-        created_at=datetime.fromisoformat(row["created_at"]),
-        updated_at=datetime.fromisoformat(row["updated_at"]),
-        latest_version=row["max_version"] if "max_version" in keys else row["version"],
-        correction_hash=row["correction_hash"] if "correction_hash" in keys else None,
-        cdc_reason=CdcReason(row["cdc_reason"]) if row["cdc_reason"] else None,
-        excluded_from=RecordStatus(row["excluded_from"]) if row["excluded_from"] else None,
-        accepted_batch_id=row["accepted_batch_id"],
-        suppression_rejected=bool(row["suppression_rejected"]),
-        correction_valid=None if row["correction_valid"] is None else bool(row["correction_valid"]),
-        identity_rejections=row["identity_rejections"],
-        delivery_met=bool(row["delivery_met"]),
-        cdc_held_as=row["cdc_held_as"],
-        ever_valid=bool(row["ever_valid"]),
-        correction_errors=_problems(row["correction_errors"] or "[]"),
-    )
 
 
 def content_values(content: Content) -> tuple[Any, ...]:

@@ -22,14 +22,13 @@ from accrochage.state.base import (
 )
 from accrochage.state.sqlite.batch_statements import BatchStatements
 from accrochage.state.sqlite.cut_statements import INSERT_HISTORY
+from accrochage.state.sqlite.record_rows import RECORD_COLUMNS, record_values
 from accrochage.state.sqlite.rows import (
     CONTENT_COLUMNS,
-    RECORD_COLUMNS,
     content_values,
     history_values,
     passage_values,
     placeholders,
-    record_values,
     stamp,
 )
 from accrochage.state.sqlite.unusable_statements import UnusableStatements

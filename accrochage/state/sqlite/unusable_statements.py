@@ -8,7 +8,8 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 
-from accrochage.state.sqlite.rows import problems_json, stamp
+from accrochage.state.sqlite.record_rows import problems_json
+from accrochage.state.sqlite.rows import stamp
 from accrochage.state.sqlite.unusable_queries import sent_by
 from accrochage.state.values import UnusableEvent
 
