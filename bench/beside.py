@@ -96,30 +96,29 @@ def ingest_once(folder: Path, events: Path, count: int, served: bool) -> Run:
         if service.stdout.readline() != "serving\n":
             raise BenchError("the stand-in service did not take the state's service lock")
     try:
-        with WriterProbe(state) as probe:
-            done = run_measured(
-                [*accrochage_command(), "--config", str(config), "ingest", str(events)],
-                cwd=folder,
-                env=clean_env(),
-            )
+        command = [*accrochage_command(), "--config", str(config), "ingest", str(events)]
+        return probed(state, command, folder, f"accepted: {count}", "ingest")
     finally:
         if service is not None:
             assert service.stdin is not None and service.stdout is not None
             service.stdin.close()
             service.wait(PROBE_START_SECONDS)
             service.stdout.close()
-    if done.returncode != 0 or f"accepted: {count}" not in done.stdout:
-        raise BenchError(f"ingest did not accept every event:\n{done.stdout}\n{done.stderr}")
-    return Run(done.seconds, done.tree_cpu_seconds, probe.waits)
 
 
 def revalidate_once(folder: Path, count: int, command: list[str]) -> Run:
     """`command` checking the `count` records of the state in `folder` again, the probe
     writing beside it."""
-    with WriterProbe(folder / "state.db") as probe:
-        done = run_measured(command, cwd=ROOT, env=clean_env())
-    if done.returncode != 0 or f"{count} record(s) checked" not in done.stdout:
-        raise BenchError(f"revalidate did not check every record:\n{done.stdout}\n{done.stderr}")
+    return probed(folder / "state.db", command, ROOT, f"{count} record(s) checked", "revalidate")
+
+
+def probed(state: Path, command: list[str], cwd: Path, expected: str, name: str) -> Run:
+    """`command` run to its end from `cwd`, the probe writing in `state` beside it; a
+    `BenchError` unless it ends well and its output says `expected`."""
+    with WriterProbe(state) as probe:
+        done = run_measured(command, cwd=cwd, env=clean_env())
+    if done.returncode != 0 or expected not in done.stdout:
+        raise BenchError(f"{name} did not say {expected!r}:\n{done.stdout}\n{done.stderr}")
     return Run(done.seconds, done.tree_cpu_seconds, probe.waits)
 
 
