@@ -109,9 +109,9 @@ def _record_getter(columns: tuple[str, ...]) -> Callable[[sqlite3.Row], tuple[An
     columns are known: read by name, a row's 31 lookups were half of `record_from`'s time
     (about 8 µs of 17 a record)."""
     at = {name: index for index, name in enumerate(columns)}
-    own = operator.itemgetter(*(at[name] for name in RECORD_COLUMNS))
     if all(name in at for name in _VERSIONS):
         return operator.itemgetter(*(at[name] for name in (*RECORD_COLUMNS, *_VERSIONS)))
+    own = operator.itemgetter(*(at[name] for name in RECORD_COLUMNS))
     version = RECORD_COLUMNS.index("version")
 
     def padded(row: sqlite3.Row) -> tuple[Any, ...]:
